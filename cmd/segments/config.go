@@ -1,0 +1,100 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// config is every setting of the command, each a flag with an environment variable
+// and a default; flags win over the environment.
+type config struct {
+	addr        string
+	dataDir     string
+	databaseURL string
+	demo        bool
+	logFormat   string
+	batchWait   time.Duration
+	shutdown    time.Duration
+}
+
+// setting documents one setting for --help.
+type setting struct {
+	flag, env, def, usage string
+	commands              string // the commands that read it
+}
+
+var settings = []setting{
+	{"--addr", "SEGMENTS_ADDR", "127.0.0.1:8080", "address the server listens on", "serve"},
+	{"--data-dir", "SEGMENTS_DATA_DIR", "~/.local/share/segments (root: /var/lib/segments)", "where the embedded PostgreSQL keeps its data, when DATABASE_URL is not set", "all"},
+	{"", "DATABASE_URL", "(unset)", "PostgreSQL to use instead of the embedded one, e.g. postgres://user:pw@host/db", "all"},
+	{"--demo", "SEGMENTS_DEMO", "false", "load the demo workspace and print its API key", "serve"},
+	{"--log-format", "SEGMENTS_LOG_FORMAT", "text", "log format: text or json", "serve"},
+	{"--batch-wait", "SEGMENTS_BATCH_WAIT", "1ms", "how long a batch loader waits for sibling keys", "serve"},
+	{"--shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may run after SIGTERM", "serve"},
+}
+
+// flags registers the settings a command reads on fs, with defaults from the
+// environment.
+func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.dataDir, "data-dir", env("SEGMENTS_DATA_DIR", defaultDataDir(getenv)), "")
+	c.databaseURL = getenv("DATABASE_URL")
+	if !serve {
+		return
+	}
+	fs.StringVar(&c.addr, "addr", env("SEGMENTS_ADDR", "127.0.0.1:8080"), "")
+	fs.BoolVar(&c.demo, "demo", env("SEGMENTS_DEMO", "false") == "true", "")
+	fs.StringVar(&c.logFormat, "log-format", env("SEGMENTS_LOG_FORMAT", "text"), "")
+	wait, _ := time.ParseDuration(env("SEGMENTS_BATCH_WAIT", "1ms"))
+	fs.DurationVar(&c.batchWait, "batch-wait", wait, "")
+	grace, _ := time.ParseDuration(env("SEGMENTS_SHUTDOWN_TIMEOUT", "10s"))
+	fs.DurationVar(&c.shutdown, "shutdown-timeout", grace, "")
+}
+
+// defaultDataDir follows the XDG base directories. Root gets /var/lib/segments: the
+// embedded PostgreSQL then runs as the postgres OS user, which cannot enter /root.
+func defaultDataDir(getenv func(string) string) string {
+	if u, err := user.Current(); err == nil && u.Uid == "0" {
+		return "/var/lib/segments"
+	}
+	if d := getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "segments")
+	}
+	home := getenv("HOME")
+	if home == "" {
+		if u, err := user.Current(); err == nil {
+			home = u.HomeDir
+		}
+	}
+	return filepath.Join(home, ".local", "share", "segments")
+}
+
+func printSettings(w io.Writer, command string) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FLAG\tENVIRONMENT\tDEFAULT\tMEANING")
+	for _, s := range settings {
+		if s.commands != "all" && !strings.Contains(s.commands, command) {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", orDash(s.flag), s.env, s.def, s.usage)
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,21 @@
+// Command segments serves the Contacts & Segments GraphQL API and manages its
+// database. Run "segments help" for the commands and settings.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "segments:", err)
+		stop()
+		os.Exit(exitCode(err))
+	}
+}

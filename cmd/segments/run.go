@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/demo"
+	"github.com/segments/segments/internal/pgserver"
+	"github.com/segments/segments/internal/store"
+)
+
+const usage = `segments serves the Contacts & Segments GraphQL API.
+
+Usage:
+  segments serve [flags]              serve /graphql and the playground at /
+  segments workspace create NAME      create a workspace; prints its API key
+  segments seed                       create the demo workspace; prints an API key for it
+  segments migrate                    bring the database schema up to date
+  segments help [command]             show this help, or a command's settings
+
+Without DATABASE_URL, every command uses an embedded PostgreSQL started from the
+installed binaries, with its data under --data-dir; a running server's database is
+shared with the other commands.
+`
+
+// errUsage marks a mistake in the command line (exit code 2).
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+// run is the whole program, with its environment passed in so that tests can run it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command", errUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stdout, stderr)
+	case "workspace":
+		if len(rest) == 0 || rest[0] != "create" {
+			fmt.Fprint(stderr, usage)
+			return fmt.Errorf("%w: workspace needs a subcommand: create NAME", errUsage)
+		}
+		return createWorkspace(ctx, rest[1:], getenv, stdout, stderr)
+	case "seed":
+		return seed(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		if len(rest) > 0 {
+			fmt.Fprintf(stdout, "\nSettings of %s:\n", rest[0])
+			printSettings(stdout, rest[0])
+		}
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+// parse parses the flags of a command; --help prints its settings.
+func parse(command string, args []string, getenv func(string) string, stderr io.Writer, serve bool) (*config, []string, error) {
+	var cfg config
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.flags(fs, getenv, serve)
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "Usage: segments %s [flags]\n\nSettings:\n", command)
+		printSettings(stderr, command)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return &cfg, fs.Args(), nil
+}
+
+// openStore opens the database the command works on, migrated: DATABASE_URL when set,
+// else the embedded server in the data directory (started, or joined when another
+// process of ours runs it). close releases both.
+func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string) (s *store.Store, close func(), err error) {
+	url := cfg.databaseURL
+	stopDB := func() {}
+	if url == "" {
+		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: cfg.dataDir})
+		if err != nil {
+			return nil, nil, err
+		}
+		url = pg.URL("segments")
+		if pg.Owned() {
+			log.Info("embedded PostgreSQL started", "data_dir", cfg.dataDir, "port", pg.Port())
+		} else {
+			log.Info("embedded PostgreSQL already running, joined it", "data_dir", cfg.dataDir, "port", pg.Port())
+		}
+		stopDB = func() {
+			if err := pg.Stop(); err != nil {
+				log.Error("stop embedded PostgreSQL", "err", err)
+			}
+		}
+	}
+	s, err = store.Open(ctx, url, store.Options{AppName: app})
+	if err != nil {
+		stopDB()
+		return nil, nil, err
+	}
+	applied, err := s.Migrate(ctx)
+	if err != nil {
+		s.Close()
+		stopDB()
+		return nil, nil, err
+	}
+	for _, name := range applied {
+		log.Info("migration applied", "name", name)
+	}
+	return s, func() { s.Close(); stopDB() }, nil
+}
+
+func createWorkspace(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, rest, err := parse("workspace create", args, getenv, stderr, false)
+	if err != nil {
+		return err
+	}
+	name := strings.TrimSpace(strings.Join(rest, " "))
+	if name == "" {
+		return fmt.Errorf("%w: workspace create needs a NAME", errUsage)
+	}
+	log := newLogger(stderr, "text")
+	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	key, err := auth.NewKey()
+	if err != nil {
+		return err
+	}
+	ws, err := s.CreateWorkspace(ctx, name, store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix()})
+	if err != nil {
+		return err
+	}
+	log.Info("workspace created; its API key is on stdout and is shown only once", "workspace", ws.Name)
+	fmt.Fprintln(stdout, key)
+	return nil
+}
+
+func seed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, _, err := parse("seed", args, getenv, stderr, false)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, "text")
+	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	key, err := demo.Seed(ctx, s)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, key)
+	return nil
+}
+
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, _, err := parse("migrate", args, getenv, stderr, false)
+	if err != nil {
+		return err
+	}
+	_, closeStore, err := openStore(ctx, cfg, newLogger(stderr, "text"), "segments-cli")
+	if err != nil {
+		return err
+	}
+	closeStore()
+	fmt.Fprintln(stdout, "schema up to date")
+	return nil
+}
+
+func newLogger(w io.Writer, format string) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}

@@ -1,0 +1,95 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/segments/segments/graph/model"
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/requestid"
+)
+
+// Codes of top-level errors (extensions.code), following the names Apollo's tooling
+// knows. Mutations report input problems in their payload's userErrors instead.
+const (
+	codeBadUserInput = "BAD_USER_INPUT"
+	codeInternal     = "INTERNAL_SERVER_ERROR"
+	codeTimeout      = "TIMEOUT"
+)
+
+// payloadErrors splits the outcome of a mutation: input problems become userErrors
+// (with fields under "input"), anything else stays an error for the top level.
+func payloadErrors(err error) ([]*model.UserError, error) {
+	if err == nil {
+		return []*model.UserError{}, nil
+	}
+	errs := crm.UserErrors(err)
+	if errs == nil {
+		return nil, err
+	}
+	return userErrors(crm.Prefixed(errs, "input")), nil
+}
+
+func userErrors(errs []*crm.Error) []*model.UserError {
+	out := make([]*model.UserError, len(errs))
+	for i, e := range errs {
+		out[i] = &model.UserError{Field: e.Field, Message: e.Message, Code: model.UserErrorCode(e.Code)}
+	}
+	return out
+}
+
+// presentError is the one place errors become what clients see. Input problems in
+// queries (a bad cursor, a page size out of range) are BAD_USER_INPUT; errors gqlgen
+// made (validation, coercion) pass as they are; anything else is logged with the
+// request ID and shown only as an internal error, never with its details.
+func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		if errs := crm.UserErrors(err); errs != nil {
+			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
+			e.Message = crm.Errors(errs).Error()
+			e.Extensions = map[string]any{"code": codeBadUserInput}
+			if len(errs) == 1 && errs[0].Field != nil {
+				e.Extensions["argument"] = errs[0].Field[0]
+			}
+			return e
+		}
+		var gqlErr *gqlerror.Error
+		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
+			return gqlErr
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
+			e.Message = "the request took too long and was stopped"
+			e.Extensions = map[string]any{"code": codeTimeout}
+			return e
+		}
+		id := requestid.From(ctx)
+		if !errors.Is(err, context.Canceled) {
+			log.ErrorContext(ctx, "resolver failed", "err", err, "path", graphql.GetPath(ctx).String(), "request_id", id)
+		}
+		return internalError(ctx, id)
+	}
+}
+
+// recoverPanic turns a panic in a resolver into an internal error; the stack goes to
+// the log only.
+func recoverPanic(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		id := requestid.From(ctx)
+		log.ErrorContext(ctx, "resolver panicked", "panic", p, "stack", string(debug.Stack()), "request_id", id)
+		return internalError(ctx, id)
+	}
+}
+
+func internalError(ctx context.Context, id string) *gqlerror.Error {
+	return &gqlerror.Error{
+		Message:    "internal server error; quote request ID " + id + " when reporting it",
+		Path:       graphql.GetPath(ctx),
+		Extensions: map[string]any{"code": codeInternal, "requestId": id},
+	}
+}

@@ -1,0 +1,48 @@
+package graph
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/segments/segments/graph/generated"
+	"github.com/segments/segments/internal/loader"
+	"github.com/segments/segments/internal/store"
+)
+
+// Options configure the GraphQL handler.
+type Options struct {
+	// BatchWait is how long a loader waits for sibling keys; 0 means loader.DefaultWait.
+	BatchWait time.Duration
+}
+
+// NewHandler returns the GraphQL endpoint. It must be served behind auth.Require,
+// which tells it the workspace of each request.
+func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
+	srv := handler.New(generated.NewExecutableSchema(generated.Config{
+		Resolvers: &Resolver{Store: s, Log: log},
+	}))
+	srv.AddTransport(transport.Options{})
+	// GET serves queries only: gqlgen refuses mutations over GET.
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.Use(extension.Introspection{})
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	srv.SetErrorPresenter(presentError(log))
+	srv.SetRecoverFunc(recoverPanic(log))
+	// Each operation gets its own loaders, bound to its workspace.
+	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		ls := loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait, RootLookups: rootLookups(ctx)})
+		return next(loader.With(ctx, ls))
+	})
+	return srv
+}

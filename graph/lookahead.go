@@ -1,0 +1,67 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// selectsOnRows reports whether the selection of the connection being resolved asks
+// for field on its rows, through nodes or edges.node (fragments and @skip/@include
+// taken into account). A resolver that has just read a page uses it to fetch that
+// field for the whole page at once.
+func selectsOnRows(ctx context.Context, connType, edgeType, rowType, field string) bool {
+	opCtx := graphql.GetOperationContext(ctx)
+	fc := graphql.GetFieldContext(ctx)
+	has := func(sel ast.SelectionSet) bool {
+		for _, f := range graphql.CollectFields(opCtx, sel, []string{rowType}) {
+			if f.Name == field {
+				return true
+			}
+		}
+		return false
+	}
+	for _, f := range graphql.CollectFields(opCtx, fc.Field.Selections, []string{connType}) {
+		switch f.Name {
+		case "nodes":
+			if has(f.Selections) {
+				return true
+			}
+		case "edges":
+			for _, e := range graphql.CollectFields(opCtx, f.Selections, []string{edgeType}) {
+				if e.Name == "node" && has(e.Selections) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// inList reports whether the field being resolved belongs to an element of a list,
+// and so may have siblings that a loader can batch it with.
+func inList(ctx context.Context) bool {
+	for _, p := range graphql.GetPath(ctx) {
+		if _, ok := p.(ast.PathIndex); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// rootLookups counts the root fields of the operation that fetch one object by ID.
+func rootLookups(ctx context.Context) int {
+	opCtx := graphql.GetOperationContext(ctx)
+	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query {
+		return 0
+	}
+	n := 0
+	for _, f := range graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Query"}) {
+		switch f.Name {
+		case "node", "segment", "contact":
+			n++
+		}
+	}
+	return n
+}

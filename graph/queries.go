@@ -1,0 +1,160 @@
+package graph
+
+import (
+	"context"
+	"errors"
+
+	"github.com/segments/segments/graph/model"
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/loader"
+)
+
+func (r *Resolver) segments(ctx context.Context, search *string, order crm.SegmentOrder, args crm.PageArgs) (*model.SegmentConnection, error) {
+	term, err := crm.NormalizeSearch(search)
+	if err != nil {
+		return nil, err
+	}
+	ws := workspace(ctx).ID
+	q := crm.SegmentQuery{Search: term, Order: order}
+	page, err := r.Store.Segments(ctx, ws, q, args)
+	if err != nil {
+		return nil, err
+	}
+	return &model.SegmentConnection{Page: page, Count: func(ctx context.Context) (int, error) {
+		return r.Store.CountSegments(ctx, ws, q)
+	}}, nil
+}
+
+func (r *Resolver) contacts(ctx context.Context, search *string, segments crm.MembershipFilter, order crm.ContactOrder, args crm.PageArgs) (*model.ContactConnection, error) {
+	term, err := crm.NormalizeSearch(search)
+	if err != nil {
+		return nil, err
+	}
+	ws := workspace(ctx).ID
+	q := crm.ContactQuery{Search: term, Segments: segments, Order: order}
+	page, err := r.Store.Contacts(ctx, ws, q, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := prefetchSegments(ctx, page.Items); err != nil {
+		return nil, err
+	}
+	return &model.ContactConnection{Page: page, Count: func(ctx context.Context) (int, error) {
+		return r.Store.CountContacts(ctx, ws, q)
+	}}, nil
+}
+
+// segmentContacts resolves Segment.contacts. A segment alone (segment(id:), a
+// mutation's payload) reads its page directly; segments in a list load their pages
+// through a loader, one statement for all of them.
+func (r *Resolver) segmentContacts(ctx context.Context, seg *crm.Segment, search *string, order crm.ContactOrder, args crm.PageArgs) (*model.ContactConnection, error) {
+	if !inList(ctx) {
+		return r.contacts(ctx, search, crm.MembershipFilter{Any: []int64{seg.ID}}, order, args)
+	}
+	term, err := crm.NormalizeSearch(search)
+	if err != nil {
+		return nil, err
+	}
+	if err := args.Validate(); err != nil {
+		return nil, err
+	}
+	ls := loaders(ctx)
+	page, err := ls.ContactsOfSegment.Load(ctx, loader.SegmentPage{SegmentID: seg.ID, Page: loader.NewPageSpec(term, order, args)})
+	if err != nil {
+		return nil, err
+	}
+	return &model.ContactConnection{Page: page, Count: func(ctx context.Context) (int, error) {
+		if term == "" {
+			return int(seg.ContactCount), nil
+		}
+		return ls.ContactCountOfSegment.Load(ctx, loader.SegmentSearch{SegmentID: seg.ID, Search: term})
+	}}, nil
+}
+
+// prefetchSegments loads the segments of a page of contacts in one statement when the
+// query asks for them, so that Contact.segments never waits for a batch.
+func prefetchSegments(ctx context.Context, contacts []crm.Contact) error {
+	if !selectsOnRows(ctx, "ContactConnection", "ContactEdge", "Contact", "segments") {
+		return nil
+	}
+	ids := make([]int64, len(contacts))
+	for i, c := range contacts {
+		ids[i] = c.ID
+	}
+	return loaders(ctx).SegmentsOfContact.Prefetch(ctx, ids)
+}
+
+// lookup finds the object with a global ID; nil when this workspace has none.
+func (r *Resolver) lookup(ctx context.Context, id string) (model.Node, error) {
+	kind, n, err := globalid.Decode(id)
+	if err != nil {
+		return nil, nil // a malformed ID names nothing, like an unknown one
+	}
+	if kind == globalid.Workspace {
+		if ws := workspace(ctx); ws.ID == n {
+			return &ws, nil
+		}
+		return nil, nil
+	}
+	return loaders(ctx).Object.Load(ctx, loader.ObjectKey{Kind: kind, ID: n})
+}
+
+func lookupAs[T any](ctx context.Context, r *Resolver, kind globalid.Kind, id string) (T, error) {
+	var none T
+	if k, _, err := globalid.Decode(id); err != nil || k != kind {
+		return none, nil
+	}
+	obj, err := r.lookup(ctx, id)
+	if t, ok := obj.(T); ok {
+		return t, err
+	}
+	return none, err
+}
+
+// lookupMany finds up to MaxLookupIDs objects, with one statement per kind of object.
+func (r *Resolver) lookupMany(ctx context.Context, ids []string) ([]model.Node, error) {
+	if err := crm.CheckCount("ids", len(ids), crm.MaxLookupIDs); err != nil {
+		return nil, err
+	}
+	ws := workspace(ctx)
+	keys := make([]loader.ObjectKey, len(ids))
+	byKind := map[globalid.Kind][]int64{}
+	for i, id := range ids {
+		kind, n, err := globalid.Decode(id)
+		if err != nil {
+			continue
+		}
+		keys[i] = loader.ObjectKey{Kind: kind, ID: n}
+		byKind[kind] = append(byKind[kind], n)
+	}
+	found := map[loader.ObjectKey]model.Node{{Kind: globalid.Workspace, ID: ws.ID}: &ws}
+	if ids := byKind[globalid.Segment]; len(ids) > 0 {
+		segs, err := r.Store.SegmentsByID(ctx, ws.ID, ids)
+		if err != nil {
+			return nil, err
+		}
+		for id, s := range segs {
+			found[loader.ObjectKey{Kind: globalid.Segment, ID: id}] = &s
+		}
+	}
+	if ids := byKind[globalid.Contact]; len(ids) > 0 {
+		contacts, err := r.Store.ContactsByID(ctx, ws.ID, ids)
+		if err != nil {
+			return nil, err
+		}
+		for id, c := range contacts {
+			found[loader.ObjectKey{Kind: globalid.Contact, ID: id}] = &c
+		}
+	}
+	out := make([]model.Node, len(ids))
+	for i, k := range keys {
+		out[i] = found[k] // nil for unknown and malformed IDs
+	}
+	return out, nil
+}
+
+func isNotFound(err error) bool {
+	var e *crm.Error
+	return errors.As(err, &e) && e.Code == crm.CodeNotFound
+}

@@ -1,0 +1,61 @@
+// Package crm is the domain vocabulary of the segments service: workspaces, the
+// contacts they keep, and the segments that group those contacts.
+//
+// It imports only the standard library. Storage, transport and presentation live in
+// other packages and translate to and from these types.
+package crm
+
+import "time"
+
+// Limits of the API, enforced before anything is written.
+const (
+	MaxPageSize        = 100  // largest first/last of a connection
+	DefaultPageSize    = 20   // page size when neither first nor last is given
+	MaxBulkContacts    = 1000 // contacts per bulk mutation
+	MaxBulkSegments    = 100  // segments per bulk mutation
+	MaxFilterSegments  = 100  // segment IDs per membership filter list
+	MaxLookupIDs       = 100  // IDs per nodes(ids:) lookup
+	MaxSearchLength    = 200  // characters of a search term
+	MaxSegmentName     = 100  // characters of a segment name
+	MaxDescription     = 1000 // characters of a segment description
+	MaxContactName     = 255  // characters of a contact name
+	MaxEmail           = 320  // characters of an email address (RFC 3696)
+	MaxAttributesBytes = 16 << 10
+	MaxWorkspaceName   = 200
+)
+
+// A Workspace is one tenant: a business with its own contacts, segments and API keys.
+// Nothing in one workspace can see or reference anything in another.
+type Workspace struct {
+	ID        int64
+	Name      string
+	CreatedAt time.Time
+}
+
+// A Segment is a named group of contacts, such as "VIP Users". A contact can be in
+// many segments.
+type Segment struct {
+	WorkspaceID int64
+	ID          int64
+	Name        string
+	Description *string
+	// ContactCount is the number of contacts in the segment, maintained by the store
+	// in the same transaction as every membership change.
+	ContactCount int64
+	CreatedAt    time.Time
+	// UpdatedAt moves when the name, the description or the membership changes.
+	UpdatedAt time.Time
+}
+
+// A Contact is a person the business can message, identified by an E.164 phone
+// number that is unique within the workspace.
+type Contact struct {
+	WorkspaceID int64
+	ID          int64
+	Phone       string
+	Name        *string
+	Email       *string
+	Attributes  map[string]any
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}

@@ -1,0 +1,253 @@
+package crm
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// Optional is a value that may be absent from an input, as distinct from present and
+// empty: an update changes only the fields that are Set.
+type Optional[T any] struct {
+	Value T
+	Set   bool
+}
+
+// Some returns an Optional holding v.
+func Some[T any](v T) Optional[T] { return Optional[T]{Value: v, Set: true} }
+
+// NewSegment is the input that creates a segment, optionally with its first members.
+type NewSegment struct {
+	Name        string
+	Description *string
+	ContactIDs  []int64
+}
+
+// Normalize trims the texts and checks every rule, reporting all problems at once.
+func (s *NewSegment) Normalize() error {
+	var errs Errors
+	s.Name, errs = requiredText(errs, Path("name"), s.Name, MaxSegmentName)
+	s.Description, errs = optionalText(errs, Path("description"), s.Description, MaxDescription)
+	errs = checkCount(errs, Path("contactIds"), len(s.ContactIDs), MaxBulkContacts)
+	return errs.Err()
+}
+
+// SegmentPatch changes the fields of a segment that are Set. A Set Description of nil
+// clears it; a Set Name must not be nil.
+type SegmentPatch struct {
+	Name        Optional[*string]
+	Description Optional[*string]
+}
+
+// Normalize trims the texts and checks every rule, reporting all problems at once.
+func (p *SegmentPatch) Normalize() error {
+	var errs Errors
+	if p.Name.Set {
+		if p.Name.Value == nil {
+			errs = append(errs, Errorf(CodeBlank, Path("name"), "name cannot be null"))
+		} else {
+			var name string
+			name, errs = requiredText(errs, Path("name"), *p.Name.Value, MaxSegmentName)
+			p.Name.Value = &name
+		}
+	}
+	if p.Description.Set {
+		p.Description.Value, errs = optionalText(errs, Path("description"), p.Description.Value, MaxDescription)
+	}
+	return errs.Err()
+}
+
+// ContactInput is one contact of a bulk upsert, matched to an existing contact by its
+// phone number. Fields that are not Set keep their stored values (or stay empty for a
+// new contact). Attributes are merged key by key into the stored ones; a key set to
+// null is removed, and Attributes Set to a nil map removes them all.
+type ContactInput struct {
+	Phone string
+	ContactDetails
+}
+
+// ContactDetails are the fields of a contact besides its phone.
+type ContactDetails struct {
+	Name       Optional[*string]
+	Email      Optional[*string]
+	Attributes Optional[map[string]any]
+}
+
+// Normalize brings the phone into E.164, trims the texts and checks every rule.
+// Problems are reported with fields relative to the contact.
+func (c *ContactInput) Normalize() error {
+	var errs Errors
+	c.Phone, errs = phone(errs, Path("phone"), c.Phone)
+	errs = c.normalizeDetails(errs)
+	return errs.Err()
+}
+
+func (c *ContactDetails) normalizeDetails(errs Errors) Errors {
+	if c.Name.Set {
+		c.Name.Value, errs = optionalText(errs, Path("name"), c.Name.Value, MaxContactName)
+	}
+	if c.Email.Set {
+		c.Email.Value, errs = email(errs, Path("email"), c.Email.Value)
+	}
+	if c.Attributes.Set && c.Attributes.Value != nil {
+		errs = attributes(errs, Path("attributes"), c.Attributes.Value)
+	}
+	return errs
+}
+
+// ContactPatch changes the fields of one contact that are Set, with the same rules as
+// ContactInput; the phone may change too.
+type ContactPatch struct {
+	Phone Optional[*string]
+	ContactDetails
+}
+
+// Normalize brings the phone into E.164, trims the texts and checks every rule.
+func (p *ContactPatch) Normalize() error {
+	var errs Errors
+	if p.Phone.Set {
+		if p.Phone.Value == nil {
+			errs = append(errs, Errorf(CodeBlank, Path("phone"), "phone cannot be null"))
+		} else {
+			var e164 string
+			e164, errs = phone(errs, Path("phone"), *p.Phone.Value)
+			p.Phone.Value = &e164
+		}
+	}
+	errs = p.normalizeDetails(errs)
+	return errs.Err()
+}
+
+// NormalizePhone returns the E.164 form of a phone number written in international
+// format ("+91 98765 43210", "0091-98765-43210"). Numbers without a country code are
+// refused: the API cannot guess the country.
+func NormalizePhone(raw string) (string, error) {
+	e164, errs := phone(nil, Path("phone"), raw)
+	return e164, errs.Err()
+}
+
+// CheckBulk checks the sizes of the ID lists of a bulk membership change.
+func CheckBulk(contacts, segments int) error {
+	var errs Errors
+	errs = checkCount(errs, Path("contactIds"), contacts, MaxBulkContacts)
+	errs = checkCount(errs, Path("segmentIds"), segments, MaxBulkSegments)
+	return errs.Err()
+}
+
+// CheckCount checks that a list given as field has at most max elements.
+func CheckCount(field string, n, max int) error {
+	return checkCount(nil, Path(field), n, max).Err()
+}
+
+// NormalizeSearch trims a search term and checks its length. An empty result means
+// "no search".
+func NormalizeSearch(s *string) (string, error) {
+	if s == nil {
+		return "", nil
+	}
+	// Line breaks and tabs inside a term count as spaces; they separate the fields
+	// of the searched text.
+	term := strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		return r
+	}, *s))
+	if n := utf8.RuneCountInString(term); n > MaxSearchLength {
+		return "", Errorf(CodeTooLong, Path("search"), "search is %d characters long, the maximum is %d", n, MaxSearchLength)
+	}
+	if strings.ContainsRune(term, 0) {
+		return "", Errorf(CodeInvalid, Path("search"), "search contains a NUL character")
+	}
+	return term, nil
+}
+
+func checkCount(errs Errors, field []string, n, max int) Errors {
+	if n > max {
+		errs = append(errs, Errorf(CodeTooMany, field, "%d elements given, the maximum is %d", n, max))
+	}
+	return errs
+}
+
+func requiredText(errs Errors, field []string, s string, max int) (string, Errors) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return s, append(errs, Errorf(CodeBlank, field, "%s cannot be blank", field[len(field)-1]))
+	}
+	return s, checkText(errs, field, s, max)
+}
+
+// optionalText trims s; blank becomes nil, so an empty value and no value are the same.
+func optionalText(errs Errors, field []string, s *string, max int) (*string, Errors) {
+	if s == nil {
+		return nil, errs
+	}
+	t := strings.TrimSpace(*s)
+	if t == "" {
+		return nil, errs
+	}
+	return &t, checkText(errs, field, t, max)
+}
+
+func checkText(errs Errors, field []string, s string, max int) Errors {
+	if n := utf8.RuneCountInString(s); n > max {
+		return append(errs, Errorf(CodeTooLong, field, "%s is %d characters long, the maximum is %d", field[len(field)-1], n, max))
+	}
+	if strings.ContainsRune(s, 0) {
+		return append(errs, Errorf(CodeInvalid, field, "%s contains a NUL character", field[len(field)-1]))
+	}
+	return errs
+}
+
+func phone(errs Errors, field []string, raw string) (string, Errors) {
+	s := strings.TrimSpace(raw)
+	if s == "" {
+		return "", append(errs, Errorf(CodeBlank, field, "phone cannot be blank"))
+	}
+	if rest, ok := strings.CutPrefix(s, "00"); ok {
+		s = "+" + rest
+	}
+	if !strings.HasPrefix(s, "+") {
+		return raw, append(errs, Errorf(CodeInvalid, field, "phone %q has no country code: write it in international format, such as +919876543210", raw))
+	}
+	num, err := phonenumbers.Parse(s, "")
+	if err != nil || !phonenumbers.IsValidNumber(num) {
+		return raw, append(errs, Errorf(CodeInvalid, field, "phone %q is not a valid phone number", raw))
+	}
+	return phonenumbers.Format(num, phonenumbers.E164), errs
+}
+
+func email(errs Errors, field []string, s *string) (*string, Errors) {
+	t, errs := optionalText(errs, field, s, MaxEmail)
+	if t == nil {
+		return nil, errs
+	}
+	addr, err := mail.ParseAddress(*t)
+	if err != nil || addr.Address != *t || addr.Name != "" {
+		return t, append(errs, Errorf(CodeInvalid, field, "email %q is not a valid email address", *t))
+	}
+	return t, errs
+}
+
+func attributes(errs Errors, field []string, attrs map[string]any) Errors {
+	b, err := json.Marshal(attrs)
+	switch {
+	case err != nil:
+		return append(errs, Errorf(CodeInvalid, field, "attributes are not valid JSON: %v", err))
+	case len(b) > MaxAttributesBytes:
+		return append(errs, Errorf(CodeTooLong, field, "attributes take %d bytes as JSON, the maximum is %d", len(b), MaxAttributesBytes))
+	case bytes.Contains(b, []byte(`\u0000`)):
+		// PostgreSQL's jsonb cannot hold a NUL character.
+		return append(errs, Errorf(CodeInvalid, field, "attributes contain a NUL character"))
+	}
+	for k := range attrs {
+		if strings.TrimSpace(k) == "" {
+			return append(errs, Errorf(CodeBlank, field, "attribute names cannot be blank"))
+		}
+	}
+	return errs
+}

@@ -1,0 +1,67 @@
+// Package loader batches the lookups of one GraphQL request, so that the number of SQL
+// statements a request sends does not grow with the size of its pages.
+//
+// Each request gets its own Loaders, bound to its workspace (nothing is shared across
+// requests or tenants). Two ways fill them:
+//
+//   - Prefetch: a resolver that has just read a page, and whose selection asks for a
+//     field of the page's rows, fetches that field for the whole page at once and
+//     primes the loader. The rows' resolvers then find their values without waiting.
+//     This is the hot path (a contacts table with each contact's segments) and has no
+//     timer at all.
+//   - Load: anywhere else, graph-gophers/dataloader collects the keys that sibling
+//     resolvers ask for during a short wait (Options.Wait, about a millisecond) and
+//     fetches them in one batch.
+package loader
+
+import (
+	"context"
+	"time"
+
+	"github.com/graph-gophers/dataloader/v7"
+)
+
+// Loader loads values by key in batches. Keys missing from a fetch load as the zero V.
+type Loader[K comparable, V any] struct {
+	dl    *dataloader.Loader[K, V]
+	fetch func(context.Context, []K) (map[K]V, error)
+}
+
+func newLoader[K comparable, V any](wait time.Duration, capacity int, fetch func(context.Context, []K) (map[K]V, error)) *Loader[K, V] {
+	batch := func(ctx context.Context, keys []K) []*dataloader.Result[V] {
+		found, err := fetch(ctx, keys)
+		results := make([]*dataloader.Result[V], len(keys))
+		for i, k := range keys { // results in key order, as dataloader requires
+			results[i] = &dataloader.Result[V]{Data: found[k], Error: err}
+		}
+		return results
+	}
+	opts := []dataloader.Option[K, V]{dataloader.WithWait[K, V](wait)}
+	if capacity > 0 {
+		// A batch that holds every key the request will ask for goes out at once.
+		opts = append(opts, dataloader.WithBatchCapacity[K, V](capacity))
+	}
+	// The loader and its cache live and die with one request.
+	return &Loader[K, V]{dl: dataloader.NewBatchedLoader(batch, opts...), fetch: fetch}
+}
+
+// Load returns the value of key, batched with the keys its siblings load.
+func (l *Loader[K, V]) Load(ctx context.Context, key K) (V, error) {
+	return l.dl.Load(ctx, key)()
+}
+
+// Prefetch fetches the values of keys now, in one batch, so that later Loads of them
+// return at once.
+func (l *Loader[K, V]) Prefetch(ctx context.Context, keys []K) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	found, err := l.fetch(ctx, keys)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		l.dl.Prime(ctx, k, found[k])
+	}
+	return nil
+}

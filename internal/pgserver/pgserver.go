@@ -1,0 +1,373 @@
+// Package pgserver runs a private PostgreSQL server from the binaries installed on the
+// machine, so that the service and its tests need no database set up beforehand.
+//
+// The server keeps its files in one directory, listens on 127.0.0.1 only, and requires
+// a password that is generated on first start and kept next to the data. It lives as
+// long as the process that started it: the child is stopped on Stop, and the kernel
+// stops it if that process dies. A second process pointed at the same directory while
+// the server runs attaches to it instead of starting another.
+//
+// PostgreSQL refuses to run as root; when the caller is root, the server runs as the
+// "postgres" OS user and its data belongs to that user.
+package pgserver
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Superuser is the name of the role initdb creates.
+const Superuser = "segments"
+
+// Options configure Start.
+type Options struct {
+	// Dir holds the cluster (Dir/pgdata), its password and its log. It is created when
+	// missing and reused when it already holds a cluster.
+	Dir string
+	// Database is created on first start when missing. Empty means "segments".
+	Database string
+	// Ephemeral trades durability for speed (no fsync): for tests whose data is thrown
+	// away.
+	Ephemeral bool
+	// BinDir holds initdb and postgres. Empty means: $SEGMENTS_PG_BINDIR, else the
+	// newest /usr/lib/postgresql/*/bin, else $PATH.
+	BinDir string
+}
+
+// Server is a running PostgreSQL server.
+type Server struct {
+	dir      string
+	port     int
+	password string
+	cmd      *exec.Cmd // nil when attached to a server another process started
+	exited   chan error
+}
+
+// Start starts a server in opts.Dir, or attaches to the one already running there.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Database == "" {
+		opts.Database = "segments"
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := binDir(opts.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	runAs, err := osUser()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	s := &Server{dir: dir}
+	if s.password, err = ensureCluster(ctx, bin, dir, runAs); err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		if port, ok := runningPort(s.pgdata()); ok {
+			s.port = port
+			err = s.waitReady(ctx)
+		} else if err = s.start(bin, runAs, opts.Ephemeral); err == nil {
+			err = s.waitReady(ctx)
+		}
+		// Another process may have started a server in the meantime, or the port we
+		// picked was taken before postgres bound it: look again.
+		if err == nil || attempt == 3 || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	if err := s.ensureDatabase(ctx, opts.Database); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// URL returns the connection URL of database db for the superuser.
+func (s *Server) URL(db string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(Superuser, s.password),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
+		Path:     "/" + db,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// Port returns the TCP port the server listens on.
+func (s *Server) Port() int { return s.port }
+
+// Owned reports whether this process started the server (and Stop will stop it).
+func (s *Server) Owned() bool { return s.cmd != nil }
+
+// Stop stops the server if this process started it, with PostgreSQL's fast shutdown:
+// open transactions roll back, committed data stays.
+func (s *Server) Stop() error {
+	if s.cmd == nil {
+		return nil
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+	s.cmd = nil
+	return nil
+}
+
+func (s *Server) pgdata() string { return filepath.Join(s.dir, "pgdata") }
+
+func (s *Server) start(bin string, runAs *user.User, ephemeral bool) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(filepath.Join(s.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+	args := []string{
+		"-D", s.pgdata(),
+		"-p", strconv.Itoa(port),
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "unix_socket_directories=",
+		"-c", "max_connections=200",
+	}
+	if ephemeral {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: credential(runAs),
+		// The server goes when the process that started it goes, even on a crash.
+		Pdeathsig: syscall.SIGINT,
+		Setpgid:   true, // a Ctrl-C in the terminal is for us, not for postgres
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("pgserver: start postgres: %w", err)
+	}
+	s.cmd, s.port, s.exited = cmd, port, make(chan error, 1)
+	go func() { s.exited <- cmd.Wait() }()
+	return nil
+}
+
+func (s *Server) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		conn, err := pgx.Connect(ctx, s.URL("postgres"))
+		if err == nil {
+			return conn.Close(ctx)
+		}
+		select {
+		case <-s.exited:
+			s.cmd = nil
+			return fmt.Errorf("pgserver: postgres exited at start; see %s", filepath.Join(s.dir, "postgres.log"))
+		case <-ctx.Done():
+			return fmt.Errorf("pgserver: postgres not ready: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) ensureDatabase(ctx context.Context, db string) error {
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize())
+	var pgErr interface{ SQLState() string }
+	if errors.As(err, &pgErr) && pgErr.SQLState() == "42P04" { // created concurrently
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pgserver: create database %s: %w", db, err)
+	}
+	return nil
+}
+
+// ensureCluster runs initdb unless dir already holds a cluster, and returns the
+// superuser's password.
+func ensureCluster(ctx context.Context, bin, dir string, runAs *user.User) (string, error) {
+	pgdata := filepath.Join(dir, "pgdata")
+	pwPath := filepath.Join(dir, "password")
+	if _, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); err == nil {
+		pw, err := os.ReadFile(pwPath)
+		if err != nil {
+			return "", fmt.Errorf("pgserver: %s holds a cluster but its password is unreadable: %w", dir, err)
+		}
+		return strings.TrimSpace(string(pw)), nil
+	}
+	// A failed initdb leaves a partial directory behind; start over.
+	if err := os.RemoveAll(pgdata); err != nil {
+		return "", fmt.Errorf("pgserver: %w", err)
+	}
+	if err := os.Mkdir(pgdata, 0o700); err != nil {
+		return "", fmt.Errorf("pgserver: %w", err)
+	}
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return "", err
+	}
+	password := hex.EncodeToString(secret)
+	// initdb reads the password from a file it must be able to open as runAs.
+	pwFile := filepath.Join(dir, "initdb.pw")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("pgserver: %w", err)
+	}
+	if err := chown(runAs, pgdata, pwFile); err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
+		"-D", pgdata, "-U", Superuser, "--pwfile", pwFile,
+		"--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C.UTF-8")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: credential(runAs)}
+	out, err := cmd.CombinedOutput()
+	_ = os.Remove(pwFile)
+	if err != nil {
+		hint := ""
+		if runAs != nil {
+			hint = fmt.Sprintf(" (the postgres OS user must be able to reach %s)", dir)
+		}
+		return "", fmt.Errorf("pgserver: initdb failed%s: %w\n%s", hint, err, out)
+	}
+	if err := os.WriteFile(pwPath, []byte(password+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("pgserver: %w", err)
+	}
+	return password, nil
+}
+
+// runningPort reads the port of a live server from its postmaster.pid.
+func runningPort(pgdata string) (int, bool) {
+	f, err := os.Open(filepath.Join(pgdata, "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) < 4 {
+		return 0, false
+	}
+	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
+	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
+	if err1 != nil || err2 != nil || pid <= 0 {
+		return 0, false
+	}
+	// Signal 0 checks existence; EPERM means it exists but belongs to another user.
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return 0, false
+	}
+	return port, true
+}
+
+func binDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.Getenv("SEGMENTS_PG_BINDIR")
+	}
+	if dir != "" {
+		return dir, nil
+	}
+	if dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin"); len(dirs) > 0 {
+		sort.Slice(dirs, func(i, j int) bool { return pgMajor(dirs[i]) > pgMajor(dirs[j]) })
+		for _, d := range dirs {
+			if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+				return d, nil
+			}
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", errors.New("pgserver: no PostgreSQL binaries found (install PostgreSQL, set SEGMENTS_PG_BINDIR, or set DATABASE_URL)")
+}
+
+func pgMajor(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+// osUser returns the user to run PostgreSQL as: nil for the current user, or the
+// postgres OS user when the current user is root.
+func osUser() (*user.User, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: running as root needs the postgres OS user: %w", err)
+	}
+	return u, nil
+}
+
+func credential(u *user.User) *syscall.Credential {
+	if u == nil {
+		return nil
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+}
+
+func chown(u *user.User, paths ...string) error {
+	if u == nil {
+		return nil
+	}
+	c := credential(u)
+	for _, p := range paths {
+		if err := os.Chown(p, int(c.Uid), int(c.Gid)); err != nil {
+			return fmt.Errorf("pgserver: %w", err)
+		}
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pgserver: find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,88 @@
+// Package server is the HTTP shell of the service: its routes, and the middleware
+// every request passes through.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+
+	"github.com/segments/segments/graph"
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/requestid"
+	"github.com/segments/segments/internal/store"
+)
+
+// Config configures the routes.
+type Config struct {
+	// PlaygroundKey, when set, is filled into the playground's Authorization header:
+	// for the demo only, since the page then shows the key to whoever opens it.
+	PlaygroundKey string
+	// BatchWait is how long loaders wait for sibling keys; 0 means the default.
+	BatchWait time.Duration
+}
+
+// Handler returns the service's routes:
+//
+//	POST, GET /graphql  the GraphQL API (API key required)
+//	GET /               the GraphQL playground
+//	GET /livez          200 while the process runs
+//	GET /readyz         200 while the database answers, else 503
+func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", auth.Require(s, log, graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait})))
+	mux.Handle("GET /{$}", playgroundHandler(cfg.PlaygroundKey))
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.Ping(ctx); err != nil {
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return requestid.Middleware(accessLog(log, mux))
+}
+
+func playgroundHandler(key string) http.Handler {
+	header := "Bearer <your API key>"
+	if key != "" {
+		header = "Bearer " + key
+	}
+	return playground.Handler("segments", "/graphql",
+		playground.WithGraphiqlUiHeaders(map[string]string{"Authorization": header}),
+		playground.WithStoragePrefix("segments"))
+}
+
+// accessLog logs one line per request.
+func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("request_id", requestid.From(r.Context())))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

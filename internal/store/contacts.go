@@ -1,0 +1,492 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/segments/segments/internal/crm"
+)
+
+type contactRow struct {
+	bun.BaseModel `bun:"table:contacts,alias:c"`
+	crm.Contact
+	Probe bool `bun:"probe,scanonly"`
+}
+
+func (r contactRow) probe() bool { return r.Probe }
+
+// contactSearch is the text searched by ContactQuery.Search, as indexed by
+// contacts_search: the newlines keep a term from matching across fields.
+const contactSearch = `(coalesce(c.name, '') || E'\n' || c.phone || E'\n' || coalesce(c.email, ''))`
+
+var contactKeys = map[crm.ContactOrderField]sortKey{
+	crm.ContactsByCreatedAt: byCreatedAt,
+	crm.ContactsByUpdatedAt: byUpdatedAt,
+	crm.ContactsByName:      byContactName,
+}
+
+func contactKeyValue(c *crm.Contact, key sortKey) any {
+	switch key.name {
+	case byUpdatedAt.name:
+		return c.UpdatedAt
+	case byContactName.name:
+		if c.Name == nil {
+			return nil
+		}
+		return *c.Name
+	}
+	return c.CreatedAt
+}
+
+// Contacts returns one page of the contacts cq selects.
+func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, args crm.PageArgs) (Page[crm.Contact], error) {
+	key, ok := contactKeys[cq.Order.Field]
+	if !ok {
+		return Page[crm.Contact]{}, fmt.Errorf("store: unknown contact order %q", cq.Order.Field)
+	}
+	rows, next, prev, err := fetchPage(ctx, func(dst *[]contactRow) *bun.SelectQuery {
+		return s.contactQuery(dst, ws, cq)
+	}, pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args})
+	if err != nil {
+		return Page[crm.Contact]{}, err
+	}
+	return toPage(rows, next, prev, key, func(r *contactRow) (crm.Contact, any, int64) {
+		return r.Contact, contactKeyValue(&r.Contact, key), r.ID
+	}), nil
+}
+
+// CountContacts returns the number of contacts cq selects: with a membership filter,
+// the size of the deduplicated audience.
+func (s *Store) CountContacts(ctx context.Context, ws int64, cq crm.ContactQuery) (int, error) {
+	var n int
+	if cq.Search == "" && cq.Segments.Any != nil {
+		// The audience of a campaign: count distinct members straight from the
+		// memberships index, without visiting the contacts.
+		m := cq.Segments
+		q := s.db.NewSelect().
+			TableExpr("(SELECT DISTINCT contact_id FROM memberships WHERE workspace_id = ? AND segment_id = ANY(?)) AS a",
+				ws, pgdialect.Array(m.Any)).
+			ColumnExpr("count(*)")
+		for _, id := range unique(m.All) {
+			q = q.Where("EXISTS (SELECT 1 FROM memberships x WHERE x.workspace_id = ? AND x.segment_id = ? AND x.contact_id = a.contact_id)", ws, id)
+		}
+		if len(m.None) > 0 {
+			q = q.Where("NOT EXISTS (SELECT 1 FROM memberships x WHERE x.workspace_id = ? AND x.segment_id = ANY(?) AND x.contact_id = a.contact_id)", ws, pgdialect.Array(m.None))
+		}
+		err := q.Scan(ctx, &n)
+		return n, err
+	}
+	var rows []contactRow
+	n64, err := s.contactQuery(&rows, ws, cq).Count(ctx)
+	return int(n64), err
+}
+
+func (s *Store) contactQuery(dst *[]contactRow, ws int64, cq crm.ContactQuery) *bun.SelectQuery {
+	q := s.db.NewSelect().Model(dst).Where("c.workspace_id = ?", ws)
+	if cq.Search != "" {
+		q = q.Where(contactSearch+" ILIKE ?", likePattern(contactSearchTerm(cq.Search)))
+	}
+	const member = "EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = c.workspace_id AND m.contact_id = c.id AND "
+	m := cq.Segments
+	if m.Any != nil {
+		q = q.Where(member+"m.segment_id = ANY(?))", pgdialect.Array(m.Any))
+	}
+	for _, id := range unique(m.All) {
+		q = q.Where(member+"m.segment_id = ?)", id)
+	}
+	if len(m.None) > 0 {
+		q = q.Where("NOT "+member+"m.segment_id = ANY(?))", pgdialect.Array(m.None))
+	}
+	return q
+}
+
+// contactSearchTerm lets a phone number be found however it is written: a term made
+// of digits and phone punctuation ("+91 98765-43210") searches for its digits, which
+// is how the number is stored.
+func contactSearchTerm(term string) string {
+	digits := strings.Builder{}
+	for _, r := range term {
+		switch {
+		case r >= '0' && r <= '9':
+			digits.WriteRune(r)
+		case strings.ContainsRune("+-(). ", r):
+		default:
+			return term
+		}
+	}
+	if digits.Len() < 3 {
+		return term
+	}
+	return digits.String()
+}
+
+// ContactsByID returns the contacts with the given IDs that exist in the workspace.
+func (s *Store) ContactsByID(ctx context.Context, ws int64, ids []int64) (map[int64]crm.Contact, error) {
+	var rows []contactRow
+	err := s.db.NewSelect().Model(&rows).
+		Where("c.workspace_id = ? AND c.id = ANY(?)", ws, pgdialect.Array(ids)).
+		Scan(ctx)
+	out := make(map[int64]crm.Contact, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.Contact
+	}
+	return out, err
+}
+
+// ContactByPhone returns the contact with the phone number, written in any
+// international format, or a NOT_FOUND error.
+func (s *Store) ContactByPhone(ctx context.Context, ws int64, phone string) (crm.Contact, error) {
+	e164, err := crm.NormalizePhone(phone)
+	if err != nil {
+		return crm.Contact{}, err
+	}
+	var row contactRow
+	err = s.db.NewSelect().Model(&row).Where("c.workspace_id = ? AND c.phone = ?", ws, e164).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return crm.Contact{}, crm.Errorf(crm.CodeNotFound, crm.Path("phone"), "no contact with this phone")
+	}
+	return row.Contact, err
+}
+
+// Upserted is the outcome of UpsertContacts.
+type Upserted struct {
+	// Contacts are the stored contacts, one per input, in input order. Inputs with the
+	// same phone name the same contact.
+	Contacts []crm.Contact
+	Created  int // contacts that did not exist
+	Updated  int // existing contacts whose stored values changed
+}
+
+// UpsertContacts creates or updates contacts matched by phone, all or nothing. Inputs
+// with the same phone apply in order, as one contact. An existing contact whose
+// values would not change is not written, and its UpdatedAt stays.
+func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactInput) (Upserted, error) {
+	if len(in) > crm.MaxBulkContacts {
+		return Upserted{}, crm.Errorf(crm.CodeTooMany, crm.Path("contacts"), "%d contacts given, the maximum is %d", len(in), crm.MaxBulkContacts)
+	}
+	var errs crm.Errors
+	for i := range in {
+		if err := in[i].Normalize(); err != nil {
+			errs = append(errs, crm.Prefixed(crm.UserErrors(err), "contacts", fmt.Sprint(i))...)
+		}
+	}
+	if len(errs) > 0 {
+		return Upserted{}, errs
+	}
+	changes := mergeByPhone(in)
+	cols := upsertColumns(changes)
+
+	var out Upserted
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		byPhone := make(map[string]crm.Contact, len(changes))
+		// New contacts, in phone order so that concurrent upserts lock in one order.
+		var created []contactRow
+		err := tx.NewRaw(`
+			INSERT INTO contacts AS c (workspace_id, phone, name, email, attributes)
+			SELECT ?, u.phone, u.name, u.email, `+mergeAttributes("'{}'::jsonb")+`
+			FROM `+upsertSource+`
+			ORDER BY u.phone
+			ON CONFLICT (workspace_id, phone) DO NOTHING
+			RETURNING c.*`, append([]any{ws}, cols...)...).Scan(ctx, &created)
+		if err != nil {
+			return err
+		}
+		for _, r := range created {
+			byPhone[r.Phone] = r.Contact
+		}
+		// Existing contacts, written only where a value changes. The new values are
+		// computed from the row being updated, so concurrent merges are not lost.
+		newName := "CASE WHEN u.set_name THEN u.name ELSE c.name END"
+		newEmail := "CASE WHEN u.set_email THEN u.email ELSE c.email END"
+		newAttrs := mergeAttributes("c.attributes")
+		var updated []contactRow
+		if len(created) < len(changes) {
+			err = tx.NewRaw(`
+				UPDATE contacts AS c
+				SET name = `+newName+`, email = `+newEmail+`, attributes = `+newAttrs+`, updated_at = now()
+				FROM `+upsertSource+`
+				WHERE c.workspace_id = ? AND c.phone = u.phone
+				  AND (`+newName+`, `+newEmail+`, `+newAttrs+`) IS DISTINCT FROM (c.name, c.email, c.attributes)
+				RETURNING c.*`, append(cols, ws)...).Scan(ctx, &updated)
+			if err != nil {
+				return err
+			}
+		}
+		for _, r := range updated {
+			byPhone[r.Phone] = r.Contact
+		}
+		// The unchanged rest.
+		var rest []string
+		for _, c := range changes {
+			if _, ok := byPhone[c.phone]; !ok {
+				rest = append(rest, c.phone)
+			}
+		}
+		if len(rest) > 0 {
+			var unchanged []contactRow
+			err := tx.NewSelect().Model(&unchanged).
+				Where("c.workspace_id = ? AND c.phone = ANY(?)", ws, pgdialect.Array(rest)).
+				Scan(ctx)
+			if err != nil {
+				return err
+			}
+			for _, r := range unchanged {
+				byPhone[r.Phone] = r.Contact
+			}
+		}
+		out = Upserted{Contacts: make([]crm.Contact, len(in)), Created: len(created), Updated: len(updated)}
+		for i := range in {
+			out.Contacts[i] = byPhone[in[i].Phone]
+		}
+		return nil
+	})
+	return out, err
+}
+
+// upsertSource is the table of merged inputs that upsertColumns fills.
+const upsertSource = `unnest(?::text[], ?::text[], ?::text[], ?::bool[], ?::bool[], ?::bool[], ?::bool[], ?::jsonb[])
+	AS u(phone, name, email, set_name, set_email, set_attributes, clear_attributes, attributes)`
+
+// mergeAttributes is the SQL of old attributes with u's patch applied: keys given
+// replace, keys given as null are removed (JSON Merge Patch on the top level), and
+// clear_attributes starts from no attributes at all.
+func mergeAttributes(old string) string {
+	return `CASE WHEN u.set_attributes THEN
+		(CASE WHEN u.clear_attributes THEN '{}'::jsonb ELSE ` + old + ` END || u.attributes) -
+		ARRAY(SELECT e.key FROM jsonb_each(u.attributes) AS e WHERE jsonb_typeof(e.value) = 'null')
+		ELSE ` + old + ` END`
+}
+
+// contactChange is what one upsert does to one contact, inputs with the same phone
+// folded together.
+type contactChange struct {
+	phone       string
+	name, email crm.Optional[*string]
+	// The attributes change when setAttrs: from none at all when clearAttrs, else from
+	// the stored ones, with patch merged in.
+	setAttrs, clearAttrs bool
+	patch                map[string]any
+}
+
+func (c *contactChange) apply(d crm.ContactDetails) {
+	if d.Name.Set {
+		c.name = d.Name
+	}
+	if d.Email.Set {
+		c.email = d.Email
+	}
+	if !d.Attributes.Set {
+		return
+	}
+	c.setAttrs = true
+	if d.Attributes.Value == nil { // null: remove every attribute, then go on patching
+		c.clearAttrs, c.patch = true, map[string]any{}
+		return
+	}
+	if c.patch == nil {
+		c.patch = map[string]any{}
+	}
+	for k, v := range d.Attributes.Value {
+		c.patch[k] = v // a null stays, to remove the key from the stored ones
+	}
+}
+
+// mergeByPhone folds inputs with the same phone into one change, in input order, and
+// returns the changes in the order their phones first appear.
+func mergeByPhone(in []crm.ContactInput) []*contactChange {
+	byPhone := make(map[string]*contactChange, len(in))
+	var out []*contactChange
+	for _, c := range in {
+		ch, ok := byPhone[c.Phone]
+		if !ok {
+			ch = &contactChange{phone: c.Phone}
+			byPhone[c.Phone] = ch
+			out = append(out, ch)
+		}
+		ch.apply(c.ContactDetails)
+	}
+	return out
+}
+
+// upsertColumns returns the arrays of upsertSource, one element per change.
+func upsertColumns(changes []*contactChange) []any {
+	n := len(changes)
+	phones, attrs := make([]string, n), make([]string, n)
+	names, emails := make([]*string, n), make([]*string, n)
+	setName, setEmail, setAttrs, clearAttrs := make([]bool, n), make([]bool, n), make([]bool, n), make([]bool, n)
+	for i, c := range changes {
+		phones[i] = c.phone
+		names[i], setName[i] = c.name.Value, c.name.Set
+		emails[i], setEmail[i] = c.email.Value, c.email.Set
+		setAttrs[i], clearAttrs[i] = c.setAttrs, c.clearAttrs
+		attrs[i] = "{}"
+		if c.patch != nil {
+			b, _ := json.Marshal(c.patch) // checked by Normalize
+			attrs[i] = string(b)
+		}
+	}
+	return []any{pgdialect.Array(phones), pgdialect.Array(names), pgdialect.Array(emails),
+		pgdialect.Array(setName), pgdialect.Array(setEmail), pgdialect.Array(setAttrs), pgdialect.Array(clearAttrs),
+		pgdialect.Array(attrs)}
+}
+
+// UpdateContact changes the fields of a contact that the patch sets. UpdatedAt moves
+// only when a value actually changes.
+func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPatch) (crm.Contact, error) {
+	if err := p.Normalize(); err != nil {
+		return crm.Contact{}, err
+	}
+	phone := ""
+	if p.Phone.Set {
+		phone = *p.Phone.Value
+	}
+	change := &contactChange{}
+	change.apply(p.ContactDetails)
+	cols := upsertColumns([]*contactChange{change})
+	newPhone := "CASE WHEN ?::bool THEN ?::text ELSE c.phone END"
+	newName := "CASE WHEN u.set_name THEN u.name ELSE c.name END"
+	newEmail := "CASE WHEN u.set_email THEN u.email ELSE c.email END"
+	newAttrs := mergeAttributes("c.attributes")
+	var row contactRow
+	// Arguments in the order of the placeholders: newPhone twice, the source, the row.
+	args := append([]any{p.Phone.Set, phone, p.Phone.Set, phone}, cols...)
+	args = append(args, ws, id)
+	err := s.db.NewRaw(`
+		UPDATE contacts AS c
+		SET phone = `+newPhone+`, name = `+newName+`, email = `+newEmail+`, attributes = `+newAttrs+`,
+		    updated_at = CASE WHEN (`+newPhone+`, `+newName+`, `+newEmail+`, `+newAttrs+`)
+		        IS DISTINCT FROM (c.phone, c.name, c.email, c.attributes) THEN now() ELSE c.updated_at END
+		FROM `+upsertSource+`
+		WHERE c.workspace_id = ? AND c.id = ?
+		RETURNING c.*`, args...).Scan(ctx, &row)
+	switch {
+	case violates(err, "contacts_workspace_id_phone_key"):
+		return crm.Contact{}, crm.Errorf(crm.CodeTaken, crm.Path("phone"), "another contact has the phone %s", phone)
+	case errors.Is(err, sql.ErrNoRows):
+		return crm.Contact{}, crm.Errorf(crm.CodeNotFound, crm.Path("id"), "no contact with this ID")
+	}
+	return row.Contact, err
+}
+
+// DeletedContacts is the outcome of DeleteContacts.
+type DeletedContacts struct {
+	IDs []int64 // in request order, without repeats
+	// Segments are the segments the contacts were in, with their counts after the
+	// deletion.
+	Segments []crm.Segment
+}
+
+// DeleteContacts deletes contacts and their memberships, all or nothing: when any ID
+// names no contact of the workspace, nothing is deleted and the error names each one.
+func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64) (DeletedContacts, error) {
+	if len(ids) > crm.MaxBulkContacts {
+		return DeletedContacts{}, crm.Errorf(crm.CodeTooMany, crm.Path("ids"), "%d IDs given, the maximum is %d", len(ids), crm.MaxBulkContacts)
+	}
+	ids2 := unique(ids)
+	var out DeletedContacts
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		if err := checkContacts(ctx, tx, ws, "ids", ids, false); err != nil {
+			return err
+		}
+		// Lock the affected segments in id order before their counters change.
+		var affected []int64
+		err := tx.NewSelect().Table("segments").Column("id").
+			Where("workspace_id = ? AND id IN (SELECT segment_id FROM memberships WHERE workspace_id = ? AND contact_id = ANY(?))",
+				ws, ws, pgdialect.Array(ids2)).
+			OrderExpr("id").For("UPDATE").
+			Scan(ctx, &affected)
+		if err != nil {
+			return err
+		}
+		// Memberships first, in one statement: the counter trigger runs once, not once
+		// per contact as the cascade would.
+		if _, err := tx.NewDelete().Table("memberships").
+			Where("workspace_id = ? AND contact_id = ANY(?)", ws, pgdialect.Array(ids2)).
+			Exec(ctx); err != nil {
+			return err
+		}
+		if _, err := tx.NewDelete().Table("contacts").
+			Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(ids2)).
+			Exec(ctx); err != nil {
+			return err
+		}
+		segs, err := segmentsInOrder(ctx, tx, ws, affected)
+		out = DeletedContacts{IDs: ids2, Segments: segs}
+		return err
+	})
+	return out, err
+}
+
+// segmentContactRow is a contact of one segment in a batch of segments.
+type segmentContactRow struct {
+	contactRow `bun:",extend"`
+	SegmentID  int64 `bun:"segment_id,scanonly"`
+}
+
+// ContactsOfSegments returns the same page of the contacts of each of the segments,
+// in one statement: a lateral join runs the page query once per segment.
+func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []int64, search string, order crm.ContactOrder, args crm.PageArgs) (map[int64]Page[crm.Contact], error) {
+	key, ok := contactKeys[order.Field]
+	if !ok {
+		return nil, fmt.Errorf("store: unknown contact order %q", order.Field)
+	}
+	pq := pageQuery{alias: "c", key: key, dir: order.Direction, args: args}
+	var inner []contactRow
+	page, err := pageSelect(func(dst *[]contactRow) *bun.SelectQuery {
+		return s.contactQuery(dst, ws, crm.ContactQuery{Search: search}).
+			Where("EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = c.workspace_id AND m.segment_id = seg.id AND m.contact_id = c.id)")
+	}, &inner, pq)
+	if err != nil {
+		return nil, err
+	}
+	var rows []segmentContactRow
+	err = s.db.NewSelect().
+		TableExpr("unnest(?::bigint[]) AS seg(id)", pgdialect.Array(unique(segmentIDs))).
+		Join("CROSS JOIN LATERAL (?) AS c", page).
+		ColumnExpr("seg.id AS segment_id, c.*").
+		Scan(ctx, &rows)
+	if err != nil {
+		return nil, err
+	}
+	// Rows of one segment arrive together and in page order.
+	grouped := make(map[int64][]contactRow, len(segmentIDs))
+	for _, r := range rows {
+		grouped[r.SegmentID] = append(grouped[r.SegmentID], r.contactRow)
+	}
+	out := make(map[int64]Page[crm.Contact], len(segmentIDs))
+	for _, id := range segmentIDs {
+		rows, next, prev := splitPage(grouped[id], pq)
+		out[id] = toPage(rows, next, prev, key, func(r *contactRow) (crm.Contact, any, int64) {
+			return r.Contact, contactKeyValue(&r.Contact, key), r.ID
+		})
+	}
+	return out, nil
+}
+
+// CountContactsOfSegments returns, for each segment, the number of its contacts that
+// match search.
+func (s *Store) CountContactsOfSegments(ctx context.Context, ws int64, segmentIDs []int64, search string) (map[int64]int, error) {
+	var rows []struct {
+		SegmentID int64 `bun:"segment_id"`
+		N         int   `bun:"n"`
+	}
+	var dst []contactRow
+	err := s.contactQuery(&dst, ws, crm.ContactQuery{Search: search}).
+		Join("JOIN memberships AS m ON m.workspace_id = c.workspace_id AND m.contact_id = c.id").
+		Where("m.segment_id = ANY(?)", pgdialect.Array(unique(segmentIDs))).
+		ColumnExpr("m.segment_id, count(*) AS n").
+		GroupExpr("m.segment_id").
+		Scan(ctx, &rows)
+	out := make(map[int64]int, len(segmentIDs))
+	for _, r := range rows {
+		out[r.SegmentID] = r.N
+	}
+	return out, err
+}

@@ -1,0 +1,37 @@
+package store
+
+import (
+	"errors"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// SQLSTATE codes the store reacts to. Errors are told apart by code and constraint,
+// never by message text.
+const (
+	uniqueViolation      = "23505"
+	serializationFailure = "40001"
+	deadlockDetected     = "40P01"
+)
+
+// pgError returns the PostgreSQL error err carries, if any.
+func pgError(err error) *pgconn.PgError {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr
+	}
+	return nil
+}
+
+// violates reports whether err is a unique violation of the named constraint or index.
+func violates(err error, constraint string) bool {
+	pgErr := pgError(err)
+	return pgErr != nil && pgErr.Code == uniqueViolation && pgErr.ConstraintName == constraint
+}
+
+// retryable reports whether a transaction failed only because of a concurrent one and
+// can run again as it is.
+func retryable(err error) bool {
+	pgErr := pgError(err)
+	return pgErr != nil && (pgErr.Code == serializationFailure || pgErr.Code == deadlockDetected)
+}

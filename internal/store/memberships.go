@@ -1,0 +1,182 @@
+package store
+
+import (
+	"context"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/segments/segments/internal/crm"
+)
+
+// MembershipChange is the outcome of adding or removing contacts in segments.
+type MembershipChange struct {
+	// Segments are the segments named in the request, in request order without
+	// repeats, with their counts after the change.
+	Segments []crm.Segment
+	// Changed counts the memberships created (or removed); ones that already existed
+	// (or did not exist) are not counted.
+	Changed int
+}
+
+// AssignContactsToSegments puts every contact in every segment. It is all or nothing:
+// when any ID names nothing in the workspace, nothing changes and the error names each
+// one. Memberships that already exist are left alone.
+func (s *Store) AssignContactsToSegments(ctx context.Context, ws int64, contactIDs, segmentIDs []int64) (MembershipChange, error) {
+	return s.changeMemberships(ctx, ws, contactIDs, segmentIDs, insertMemberships)
+}
+
+// RemoveContactsFromSegments takes every contact out of every segment, with the same
+// all-or-nothing rule as AssignContactsToSegments.
+func (s *Store) RemoveContactsFromSegments(ctx context.Context, ws int64, contactIDs, segmentIDs []int64) (MembershipChange, error) {
+	return s.changeMemberships(ctx, ws, contactIDs, segmentIDs, deleteMemberships)
+}
+
+func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, segmentIDs []int64,
+	change func(context.Context, bun.Tx, int64, []int64, []int64) (int, error),
+) (MembershipChange, error) {
+	if err := crm.CheckBulk(len(contactIDs), len(segmentIDs)); err != nil {
+		return MembershipChange{}, err
+	}
+	var out MembershipChange
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		segErr := lockSegments(ctx, tx, ws, "segmentIds", segmentIDs)
+		conErr := checkContacts(ctx, tx, ws, "contactIds", contactIDs, true)
+		if errs := append(crm.UserErrors(conErr), crm.UserErrors(segErr)...); len(errs) > 0 {
+			return crm.Errors(errs)
+		}
+		if err := firstErr(segErr, conErr); err != nil {
+			return err
+		}
+		n, err := change(ctx, tx, ws, unique(segmentIDs), unique(contactIDs))
+		if err != nil {
+			return err
+		}
+		segs, err := segmentsInOrder(ctx, tx, ws, unique(segmentIDs))
+		out = MembershipChange{Segments: segs, Changed: n}
+		return err
+	})
+	return out, err
+}
+
+// lockSegments locks the segments in id order, the order every writer of counters
+// uses, and reports each ID that names no segment of the workspace.
+func lockSegments(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64) error {
+	var found []int64
+	err := tx.NewSelect().Table("segments").Column("id").
+		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(unique(ids))).
+		OrderExpr("id").For("UPDATE").
+		Scan(ctx, &found)
+	if err != nil {
+		return err
+	}
+	return missing(field, "segment", ids, found)
+}
+
+// checkContacts reports each ID that names no contact of the workspace. With lock, the
+// contacts found cannot be deleted until the transaction ends.
+func checkContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64, lock bool) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var found []int64
+	q := tx.NewSelect().Table("contacts").Column("id").
+		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(unique(ids)))
+	if lock {
+		q = q.For("KEY SHARE")
+	}
+	if err := q.Scan(ctx, &found); err != nil {
+		return err
+	}
+	return missing(field, "contact", ids, found)
+}
+
+// insertMemberships adds every contact to every segment in one statement; existing
+// memberships are skipped and not counted.
+func insertMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, contactIDs []int64) (int, error) {
+	if len(segmentIDs) == 0 || len(contactIDs) == 0 {
+		return 0, nil
+	}
+	res, err := tx.NewRaw(`
+		INSERT INTO memberships (workspace_id, segment_id, contact_id)
+		SELECT ?, s, c FROM unnest(?::bigint[]) AS s CROSS JOIN unnest(?::bigint[]) AS c
+		ON CONFLICT DO NOTHING`,
+		ws, pgdialect.Array(segmentIDs), pgdialect.Array(contactIDs)).Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func deleteMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, contactIDs []int64) (int, error) {
+	if len(segmentIDs) == 0 || len(contactIDs) == 0 {
+		return 0, nil
+	}
+	res, err := tx.NewDelete().Table("memberships").
+		Where("workspace_id = ? AND segment_id = ANY(?) AND contact_id = ANY(?)",
+			ws, pgdialect.Array(segmentIDs), pgdialect.Array(contactIDs)).
+		Exec(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// segmentsInOrder reads segments and returns them in the order of ids.
+func segmentsInOrder(ctx context.Context, tx bun.IDB, ws int64, ids []int64) ([]crm.Segment, error) {
+	var rows []segmentRow
+	err := tx.NewSelect().Model(&rows).
+		Where("s.workspace_id = ? AND s.id = ANY(?)", ws, pgdialect.Array(ids)).
+		Scan(ctx)
+	byID := make(map[int64]crm.Segment, len(rows))
+	for _, r := range rows {
+		byID[r.ID] = r.Segment
+	}
+	out := make([]crm.Segment, 0, len(ids))
+	for _, id := range ids {
+		if seg, ok := byID[id]; ok {
+			out = append(out, seg)
+		}
+	}
+	return out, err
+}
+
+// missing returns a NOT_FOUND error for each element of ids not in found, naming its
+// index in the request.
+func missing(field, what string, ids, found []int64) error {
+	have := make(map[int64]bool, len(found))
+	for _, id := range found {
+		have[id] = true
+	}
+	var errs crm.Errors
+	for i, id := range ids {
+		if !have[id] {
+			errs = append(errs, crm.Errorf(crm.CodeNotFound, crm.Path(field, i), "no %s with this ID", what))
+		}
+	}
+	return errs.Err()
+}
+
+// unique returns ids without repeats, in first-seen order.
+func unique(ids []int64) []int64 {
+	seen := make(map[int64]bool, len(ids))
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/uptrace/bun/migrate"
+
+	"github.com/segments/segments/internal/store/migrations"
+)
+
+// migrationLockKey is the advisory lock that serializes migrations when several
+// servers start at once.
+const migrationLockKey = 7264001
+
+// Migrate brings the schema up to date. It refuses a database that has migrations this
+// binary does not know: it was migrated by a newer version, whose schema this one must
+// not write to.
+func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+	ms := migrate.NewMigrations()
+	if err := ms.Discover(migrations.FS); err != nil {
+		return nil, fmt.Errorf("store: load migrations: %w", err)
+	}
+	m := migrate.NewMigrator(s.db, ms, migrate.WithMarkAppliedOnSuccess(true))
+
+	// A session-level advisory lock held on its own connection for the whole run: it is
+	// released even if this process dies, unlike Bun's lock table.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", migrationLockKey); err != nil {
+		return nil, fmt.Errorf("store: lock migrations: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?)", migrationLockKey)
+
+	if err := m.Init(ctx); err != nil {
+		return nil, fmt.Errorf("store: init migrations: %w", err)
+	}
+	if err := checkKnown(ctx, m, ms); err != nil {
+		return nil, err
+	}
+	group, err := m.Migrate(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: migrate: %w", err)
+	}
+	var applied []string
+	for _, mig := range group.Migrations {
+		applied = append(applied, mig.Name)
+	}
+	return applied, nil
+}
+
+// CheckSchema returns an error unless every migration this binary knows is applied and
+// the database has none it does not know.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	ms := migrate.NewMigrations()
+	if err := ms.Discover(migrations.FS); err != nil {
+		return err
+	}
+	m := migrate.NewMigrator(s.db, ms)
+	if err := checkKnown(ctx, m, ms); err != nil {
+		return err
+	}
+	status, err := m.MigrationsWithStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("store: read migrations: %w", err)
+	}
+	if pending := status.Unapplied(); len(pending) > 0 {
+		return fmt.Errorf("store: %d migration(s) not applied, first %s: run `segments migrate`", len(pending), pending[0].Name)
+	}
+	return nil
+}
+
+func checkKnown(ctx context.Context, m *migrate.Migrator, ms *migrate.Migrations) error {
+	applied, err := m.AppliedMigrations(ctx)
+	if err != nil {
+		return fmt.Errorf("store: read applied migrations: %w", err)
+	}
+	known := map[string]bool{}
+	for _, mig := range ms.Sorted() {
+		known[mig.Name] = true
+	}
+	var unknown []string
+	for _, mig := range applied {
+		if !known[mig.Name] {
+			unknown = append(unknown, mig.Name)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("store: the database has migrations this binary does not know (%s): it was migrated by a newer version; upgrade this binary", strings.Join(unknown, ", "))
+	}
+	return nil
+}

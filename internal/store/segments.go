@@ -1,0 +1,202 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/segments/segments/internal/crm"
+)
+
+type segmentRow struct {
+	bun.BaseModel `bun:"table:segments,alias:s"`
+	crm.Segment
+	Probe bool `bun:"probe,scanonly"`
+}
+
+func (r segmentRow) probe() bool { return r.Probe }
+
+// memberSegmentRow is a segment together with one of its contacts.
+type memberSegmentRow struct {
+	segmentRow `bun:",extend"`
+	ContactID  int64 `bun:"contact_id,scanonly"`
+}
+
+// segmentSearch is the text searched by SegmentQuery.Search, as indexed by
+// segments_search: the newline keeps a term from matching across name and description.
+const segmentSearch = `(s.name || E'\n' || coalesce(s.description, ''))`
+
+var segmentKeys = map[crm.SegmentOrderField]sortKey{
+	crm.SegmentsByCreatedAt:    byCreatedAt,
+	crm.SegmentsByUpdatedAt:    byUpdatedAt,
+	crm.SegmentsByName:         bySegmentName,
+	crm.SegmentsByContactCount: byContactCount,
+}
+
+func segmentKeyValue(s *crm.Segment, key sortKey) any {
+	switch key.name {
+	case byUpdatedAt.name:
+		return s.UpdatedAt
+	case bySegmentName.name:
+		return s.Name
+	case byContactCount.name:
+		return s.ContactCount
+	}
+	return s.CreatedAt
+}
+
+// Segments returns one page of the workspace's segments.
+func (s *Store) Segments(ctx context.Context, ws int64, sq crm.SegmentQuery, args crm.PageArgs) (Page[crm.Segment], error) {
+	key, ok := segmentKeys[sq.Order.Field]
+	if !ok {
+		return Page[crm.Segment]{}, fmt.Errorf("store: unknown segment order %q", sq.Order.Field)
+	}
+	rows, next, prev, err := fetchPage(ctx, func(dst *[]segmentRow) *bun.SelectQuery {
+		return s.segmentQuery(dst, ws, sq)
+	}, pageQuery{alias: "s", key: key, dir: sq.Order.Direction, args: args})
+	if err != nil {
+		return Page[crm.Segment]{}, err
+	}
+	return toPage(rows, next, prev, key, func(r *segmentRow) (crm.Segment, any, int64) {
+		return r.Segment, segmentKeyValue(&r.Segment, key), r.ID
+	}), nil
+}
+
+// CountSegments returns the number of segments sq selects.
+func (s *Store) CountSegments(ctx context.Context, ws int64, sq crm.SegmentQuery) (int, error) {
+	var rows []segmentRow
+	n, err := s.segmentQuery(&rows, ws, sq).Count(ctx)
+	return int(n), err
+}
+
+func (s *Store) segmentQuery(dst *[]segmentRow, ws int64, sq crm.SegmentQuery) *bun.SelectQuery {
+	q := s.db.NewSelect().Model(dst).Where("s.workspace_id = ?", ws)
+	if sq.Search != "" {
+		q = q.Where(segmentSearch+" ILIKE ?", likePattern(sq.Search))
+	}
+	return q
+}
+
+// SegmentsByID returns the segments with the given IDs that exist in the workspace.
+func (s *Store) SegmentsByID(ctx context.Context, ws int64, ids []int64) (map[int64]crm.Segment, error) {
+	var rows []segmentRow
+	err := s.db.NewSelect().Model(&rows).
+		Where("s.workspace_id = ? AND s.id = ANY(?)", ws, pgdialect.Array(ids)).
+		Scan(ctx)
+	out := make(map[int64]crm.Segment, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.Segment
+	}
+	return out, err
+}
+
+// Segment returns one segment, or a NOT_FOUND error.
+func (s *Store) Segment(ctx context.Context, ws, id int64) (crm.Segment, error) {
+	found, err := s.SegmentsByID(ctx, ws, []int64{id})
+	if err != nil {
+		return crm.Segment{}, err
+	}
+	seg, ok := found[id]
+	if !ok {
+		return crm.Segment{}, crm.Errorf(crm.CodeNotFound, crm.Path("id"), "no segment with this ID")
+	}
+	return seg, nil
+}
+
+// SegmentsOfContacts returns, for each of the given contacts, the segments it is in,
+// ordered by name.
+func (s *Store) SegmentsOfContacts(ctx context.Context, ws int64, contactIDs []int64) (map[int64][]crm.Segment, error) {
+	var rows []memberSegmentRow
+	err := s.db.NewSelect().Model(&rows).
+		ColumnExpr("s.*, m.contact_id").
+		Join("JOIN memberships AS m ON m.workspace_id = s.workspace_id AND m.segment_id = s.id").
+		Where("m.workspace_id = ? AND m.contact_id = ANY(?)", ws, pgdialect.Array(contactIDs)).
+		OrderExpr("m.contact_id, lower(s.name), s.id").
+		Scan(ctx)
+	out := make(map[int64][]crm.Segment, len(contactIDs))
+	for _, r := range rows {
+		out[r.ContactID] = append(out[r.ContactID], r.Segment)
+	}
+	return out, err
+}
+
+// CreateSegment creates a segment with its first members, all or nothing.
+func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) (crm.Segment, error) {
+	if err := in.Normalize(); err != nil {
+		return crm.Segment{}, err
+	}
+	contactIDs := unique(in.ContactIDs)
+	var created crm.Segment
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		row := segmentRow{Segment: crm.Segment{WorkspaceID: ws, Name: in.Name, Description: in.Description}}
+		_, err := tx.NewInsert().Model(&row).
+			Column("workspace_id", "name", "description").
+			Returning("*").
+			Exec(ctx)
+		if violates(err, "segments_name") {
+			return crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", in.Name)
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkContacts(ctx, tx, ws, "contactIds", in.ContactIDs, true); err != nil {
+			return err
+		}
+		if _, err := insertMemberships(ctx, tx, ws, []int64{row.ID}, contactIDs); err != nil {
+			return err
+		}
+		err = tx.NewSelect().Model(&row).Where("s.workspace_id = ? AND s.id = ?", ws, row.ID).Scan(ctx)
+		created = row.Segment
+		return err
+	})
+	return created, err
+}
+
+// UpdateSegment changes the fields of a segment that the patch sets. UpdatedAt moves
+// only when a value actually changes.
+func (s *Store) UpdateSegment(ctx context.Context, ws, id int64, p crm.SegmentPatch) (crm.Segment, error) {
+	if err := p.Normalize(); err != nil {
+		return crm.Segment{}, err
+	}
+	name, desc := bun.Safe("s.name"), bun.Safe("s.description")
+	var newName, newDesc any = name, desc
+	if p.Name.Set {
+		newName = *p.Name.Value
+	}
+	if p.Description.Set {
+		newDesc = p.Description.Value
+	}
+	var row segmentRow
+	err := s.db.NewUpdate().Model(&row).
+		Set("name = ?", newName).
+		Set("description = ?", newDesc).
+		Set("updated_at = CASE WHEN (s.name, s.description) IS DISTINCT FROM (?::text, ?::text) THEN now() ELSE s.updated_at END", newName, newDesc).
+		Where("s.workspace_id = ? AND s.id = ?", ws, id).
+		Returning("*").
+		Scan(ctx)
+	switch {
+	case violates(err, "segments_name"):
+		return crm.Segment{}, crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", *p.Name.Value)
+	case errors.Is(err, sql.ErrNoRows):
+		return crm.Segment{}, crm.Errorf(crm.CodeNotFound, crm.Path("id"), "no segment with this ID")
+	}
+	return row.Segment, err
+}
+
+// DeleteSegment deletes a segment; its contacts stay.
+func (s *Store) DeleteSegment(ctx context.Context, ws, id int64) error {
+	res, err := s.db.NewDelete().Model((*segmentRow)(nil)).
+		Where("s.workspace_id = ? AND s.id = ?", ws, id).
+		Exec(ctx)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return crm.Errorf(crm.CodeNotFound, crm.Path("id"), "no segment with this ID")
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+// Package storetest gives tests a real, migrated PostgreSQL database.
+//
+// With DATABASE_URL set, tests create their databases on that server. Otherwise the
+// first test that asks starts a private server (package pgserver) in a temporary
+// directory; Main stops it when the tests end. Tests of one process share one migrated
+// database and keep out of each other's way through workspaces, exactly as tenants do.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/pgserver"
+	"github.com/segments/segments/internal/store"
+)
+
+var (
+	mu      sync.Mutex
+	server  *pgserver.Server
+	tempDir string
+	adminDB string // URL of a database on the server, to create others from
+	shared  *store.Store
+	dbs     []string // databases created, dropped by Main
+)
+
+// Main runs the tests of a package and then stops what they started. Call it from
+// TestMain: os.Exit(storetest.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	mu.Lock()
+	defer mu.Unlock()
+	if shared != nil {
+		shared.Close()
+	}
+	if server == nil && len(dbs) > 0 {
+		dropDatabases() // on a server we did not start
+	}
+	if server != nil {
+		_ = server.Stop()
+		os.RemoveAll(tempDir)
+	}
+	return code
+}
+
+// Store returns the store on the database shared by this process's tests.
+func Store(tb testing.TB) *store.Store {
+	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if shared != nil {
+		return shared
+	}
+	url := newDatabase(tb)
+	s, err := store.Open(context.Background(), url, store.Options{MaxConns: 10, AppName: "storetest"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := s.Migrate(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	shared = s
+	return s
+}
+
+// Database returns the URL of a new, empty database: for tests of migrations and of
+// start-up.
+func Database(tb testing.TB) string {
+	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	return newDatabase(tb)
+}
+
+// Workspace creates a new workspace and returns it with its API key.
+func Workspace(tb testing.TB, s *store.Store) (crm.Workspace, auth.Key) {
+	tb.Helper()
+	key, err := auth.NewKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ws, err := s.CreateWorkspace(context.Background(), "test "+tb.Name(), store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ws, key
+}
+
+func newDatabase(tb testing.TB) string {
+	tb.Helper()
+	ctx := context.Background()
+	if adminDB == "" {
+		if env := os.Getenv("DATABASE_URL"); env != "" {
+			adminDB = env
+		} else {
+			dir, err := os.MkdirTemp("", "segments-test-")
+			if err != nil {
+				tb.Fatal(err)
+			}
+			// As root, the server runs as the postgres OS user, which must reach the directory.
+			if err := os.Chmod(dir, 0o755); err != nil {
+				tb.Fatal(err)
+			}
+			srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir + "/db", Ephemeral: true})
+			if err != nil {
+				os.RemoveAll(dir)
+				tb.Fatal(err)
+			}
+			server, tempDir, adminDB = srv, dir, srv.URL("segments")
+		}
+	}
+	conn, err := pgx.Connect(ctx, adminDB)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	suffix := make([]byte, 6)
+	_, _ = rand.Read(suffix)
+	name := fmt.Sprintf("segments_test_%d_%s", os.Getpid(), hex.EncodeToString(suffix))
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		tb.Fatal(err)
+	}
+	dbs = append(dbs, name)
+	u, err := url.Parse(adminDB)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func dropDatabases() {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, adminDB)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	for _, name := range dbs {
+		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	}
+}
