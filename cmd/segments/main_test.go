@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+
+// env returns a getenv that knows only vars.
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// syncBuffer is a bytes.Buffer safe to read while run writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// start runs "segments serve" until the test ends, and returns its base URL.
+func start(t *testing.T, getenv func(string) string, args ...string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var stdout, stderr syncBuffer
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--addr", addr}, args...), getenv, &stdout, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve returned %v\n%s", err, stderr.String())
+		}
+	})
+	url := "http://" + addr
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(url + "/livez")
+		if err == nil {
+			res.Body.Close()
+			return url
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not come up\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// workspaceName asks the API which workspace key acts for.
+func workspaceName(t *testing.T, url, key string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/graphql", strings.NewReader(`{"query":"{ workspace { name } }"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		Data struct {
+			Workspace struct{ Name string } `json:"workspace"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Data.Workspace.Name
+}
+
+// newWorkspace runs "segments workspace create" and returns its stdout, which must
+// be the key alone.
+func newWorkspace(t *testing.T, getenv func(string) string, name string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"workspace", "create", name}, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("workspace create: %v\n%s", err, stderr.String())
+	}
+	key := strings.TrimSuffix(stdout.String(), "\n")
+	if strings.Contains(key, "\n") {
+		t.Fatalf("stdout holds more than the key: %q", stdout.String())
+	}
+	if _, err := auth.ParseKey(key); err != nil {
+		t.Fatalf("stdout %q is not an API key: %v", key, err)
+	}
+	return key
+}
+
+func TestServeWithDatabaseURL(t *testing.T) {
+	getenv := env(map[string]string{"DATABASE_URL": storetest.Database(t)})
+	url := start(t, getenv)
+	// A workspace created while the server runs works at once.
+	key := newWorkspace(t, getenv, "Acme Retail")
+	if got := workspaceName(t, url, key); got != "Acme Retail" {
+		t.Fatalf("workspace %q, want Acme Retail", got)
+	}
+	res, err := http.Get(url + "/readyz")
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("readyz: %v %v", res, err)
+	}
+	res, err = http.Get(url + "/")
+	if err != nil || res.StatusCode != http.StatusOK || !strings.Contains(res.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("playground: %v %v", res, err)
+	}
+}
+
+func TestServeWithEmbeddedDatabase(t *testing.T) {
+	// Not t.TempDir: as root, the embedded server runs as the postgres OS user, which
+	// must be able to reach the directory.
+	dir, err := os.MkdirTemp("", "segments-cmd-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	getenv := env(map[string]string{"SEGMENTS_DATA_DIR": filepath.Join(dir, "data")})
+
+	// Before any server: the command starts the database itself, and stops it after.
+	first := newWorkspace(t, getenv, "First")
+	url := start(t, getenv, "--demo")
+	// While the server runs: the command joins the server's database.
+	second := newWorkspace(t, getenv, "Second")
+	for key, want := range map[string]string{first: "First", second: "Second"} {
+		if got := workspaceName(t, url, key); got != want {
+			t.Fatalf("workspace %q, want %q", got, want)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"seed"}, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("seed: %v\n%s", err, stderr.String())
+	}
+	if got := workspaceName(t, url, strings.TrimSpace(stdout.String())); got != "Demo" {
+		t.Fatalf("seed key acts for %q, want Demo", got)
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	dbURL := storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": dbURL})
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"migrate"}, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, stderr.String())
+	}
+	// A newer version of the service migrated this database further.
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(),
+		"INSERT INTO bun_migrations (name, group_id, migrated_at) VALUES ('29991231000000_future', 99, now())"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"migrate"}, {"serve", "--addr", freeAddr(t)}, {"workspace", "create", "X"}} {
+		err := run(context.Background(), args, getenv, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "newer version") {
+			t.Errorf("%v: got %v, want a refusal naming the newer version", args, err)
+		}
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"workspace"}, {"workspace", "create"}, {"serve", "--no-such-flag"}} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), args, env(nil), &stdout, &stderr)
+		if !errors.Is(err, errUsage) || exitCode(err) != 2 {
+			t.Errorf("%v: got %v, want a usage error", args, err)
+		}
+	}
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"help", "serve"}, env(nil), &stdout, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"DATABASE_URL", "SEGMENTS_ADDR", "--data-dir"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("help serve does not mention %s:\n%s", want, stdout.String())
+		}
+	}
+}

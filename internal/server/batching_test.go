@@ -1,0 +1,169 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+)
+
+// TestStatementsDoNotGrowWithPageSize proves there is no N+1: every query shape sends
+// the same number of SQL statements for a page of 5 as for a page of 100.
+func TestStatementsDoNotGrowWithPageSize(t *testing.T) {
+	a := newAPI(t)
+	ids := a.addContacts(phones(10_000, 100)...)
+	var segs []string
+	for i := range 100 {
+		// Every contact is in several segments, every segment has contacts.
+		segs = append(segs, a.addSegment(fmt.Sprintf("Segment %03d", i), ids[i%50:i%50+5]...))
+	}
+	a.do(`mutation($c: [ID!]!, $s: [ID!]!) { assignContactsToSegments(input: {contactIds: $c, segmentIds: $s}) { assignedCount } }`,
+		map[string]any{"c": ids, "s": segs[:3]}, nil)
+
+	shapes := []struct {
+		name  string
+		query string
+	}{
+		{"segment list with counts", `query($n: Int) { segments(first: $n) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id name contactCount createdAt } } } }`},
+		{"contacts with their segments (nodes)", `query($n: Int) { contacts(first: $n) { nodes { id phone segments { id name contactCount } } } }`},
+		{"contacts with their segments (edges)", `query($n: Int) { contacts(first: $n) { edges { node { id segments { name } } } } }`},
+		{"contacts backward with fragments", `query($n: Int) { contacts(last: $n) { ...page } } fragment page on ContactConnection { edges { node { ...c } } } fragment c on Contact { segments { name } }`},
+		{"segments with their contacts", `query($n: Int) { segments(first: $n) { nodes { contactCount contacts(first: 3) { totalCount nodes { id segments { name } } } } } }`},
+		{"segments with searched contacts", `query($n: Int) { segments(first: $n) { edges { node { contacts(first: 2, search: "98") { totalCount edges { node { phone } } } } } } }`},
+		{"segment members with their segments", `query($n: Int, $s: ID!) { segment(id: $s) { contacts(first: $n) { nodes { segments { name } } } } }`},
+		{"audience", `query($n: Int, $s: [ID!]) { contacts(first: $n, filter: {segments: {any: $s}}) { totalCount nodes { id segments { id } } } }`},
+		{"nodes", `query($n: Int, $ids: [ID!]!) { nodes(ids: $ids) { id ... on Contact { segments { name } } } contacts(first: $n) { nodes { id } } }`},
+	}
+	for _, shape := range shapes {
+		t.Run(shape.name, func(t *testing.T) {
+			count := func(n int) int64 {
+				a.do(shape.query, map[string]any{"n": n, "s": segs[0], "ids": ids[:n]}, nil)
+				return a.statements.N()
+			}
+			small, large := count(5), count(100)
+			if small != large {
+				t.Fatalf("%d statements for a page of 5, %d for a page of 100", small, large)
+			}
+			if large > 8 {
+				t.Errorf("%d statements for one request; expected a handful", large)
+			}
+			t.Logf("%d statements", large)
+		})
+	}
+}
+
+// TestRootLookupsAreBatched proves that several node lookups at the root of one query
+// go out as one statement per kind of object.
+func TestRootLookupsAreBatched(t *testing.T) {
+	a := newAPI(t)
+	ids := a.addContacts(phones(11_000, 3)...)
+	seg := a.addSegment("One", ids...)
+	var out map[string]*struct {
+		ID string `json:"id"`
+	}
+	a.do(`query($a: ID!, $b: ID!, $c: ID!, $s: ID!) {
+		a: node(id: $a) { id } b: node(id: $b) { id } c: contact(id: $c) { id } s: segment(id: $s) { id } }`,
+		map[string]any{"a": ids[0], "b": ids[1], "c": ids[2], "s": seg}, &out)
+	for _, k := range []string{"a", "b", "c", "s"} {
+		if out[k] == nil {
+			t.Fatalf("%s not found: %+v", k, out)
+		}
+	}
+	// One for the API key, one for the contacts, one for the segment.
+	if n := a.statements.N(); n != 3 {
+		t.Fatalf("%d statements, want 3", n)
+	}
+}
+
+// TestBatchedSegmentPagesMatchSinglePages checks that the pages a loader reads for many
+// segments at once (one lateral join) are exactly the pages read one segment at a time.
+func TestBatchedSegmentPagesMatchSinglePages(t *testing.T) {
+	a := newAPI(t)
+	ids := a.addContacts(phones(12_000, 30)...)
+	// Segments of 0, 1, 4, 9, ... members, so that pages are empty, short and full.
+	var segs []string
+	for i := range 6 {
+		segs = append(segs, a.addSegment(fmt.Sprintf("Batch %d", i), ids[:i*i]...))
+	}
+	type page struct {
+		TotalCount int `json:"totalCount"`
+		PageInfo   struct {
+			HasNextPage     bool    `json:"hasNextPage"`
+			HasPreviousPage bool    `json:"hasPreviousPage"`
+			StartCursor     *string `json:"startCursor"`
+			EndCursor       *string `json:"endCursor"`
+		} `json:"pageInfo"`
+		Edges []struct {
+			Cursor string `json:"cursor"`
+			Node   struct {
+				ID string `json:"id"`
+			} `json:"node"`
+		} `json:"edges"`
+	}
+	const pageFields = `totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id } }`
+	// A cursor into the contacts' default order works for any segment's contacts.
+	var all struct {
+		Contacts struct {
+			Edges []struct {
+				Cursor string `json:"cursor"`
+			} `json:"edges"`
+		} `json:"contacts"`
+	}
+	a.do(`{ contacts(first: 100) { edges { cursor } } }`, nil, &all)
+	mid := all.Contacts.Edges[len(all.Contacts.Edges)-5].Cursor
+	for _, args := range []string{
+		`first: 3`,
+		`last: 2`,
+		`first: 2, after: "` + mid + `"`,
+		`last: 3, before: "` + mid + `"`,
+		`first: 4, orderBy: {field: NAME, direction: ASC}`,
+		`first: 2, search: "9801200000"`,
+	} {
+		t.Run(args, func(t *testing.T) {
+			var batched struct {
+				Nodes []struct {
+					ID       string `json:"id"`
+					Contacts page   `json:"contacts"`
+				} `json:"nodes"`
+			}
+			var list struct {
+				Segments struct {
+					Nodes []struct {
+						ID       string `json:"id"`
+						Contacts page   `json:"contacts"`
+					} `json:"nodes"`
+				} `json:"segments"`
+			}
+			a.do(`query($ids: [ID!]!) { nodes(ids: $ids) { ... on Segment { id contacts(`+args+`) { `+pageFields+` } } } }`,
+				map[string]any{"ids": segs}, &batched)
+			a.do(`{ segments(first: 100) { nodes { id contacts(`+args+`) { `+pageFields+` } } } }`, nil, &list)
+			for i, seg := range segs {
+				var single struct {
+					Segment struct {
+						Contacts page `json:"contacts"`
+					} `json:"segment"`
+				}
+				a.do(`query($id: ID!) { segment(id: $id) { contacts(`+args+`) { `+pageFields+` } } }`, map[string]any{"id": seg}, &single)
+				want := asJSON(t, single.Segment.Contacts)
+				if got := asJSON(t, batched.Nodes[i].Contacts); got != want {
+					t.Errorf("segment %d through nodes:\n got %s\nwant %s", i, got, want)
+				}
+				for _, n := range list.Segments.Nodes {
+					if n.ID == seg {
+						if got := asJSON(t, n.Contacts); got != want {
+							t.Errorf("segment %d through segments:\n got %s\nwant %s", i, got, want)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func asJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
