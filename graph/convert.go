@@ -71,12 +71,11 @@ func membershipFilter(f *model.ContactFilter) (crm.MembershipFilter, error) {
 		if list.ids == nil {
 			continue
 		}
-		field := "filter.segments." + list.name
-		if err := crm.CheckCount(field, len(list.ids), crm.MaxFilterSegments); err != nil {
-			return out, err
+		if err := crm.CheckCount(list.name, len(list.ids), crm.MaxFilterSegments); err != nil {
+			return out, crm.Errors(crm.Prefixed(crm.UserErrors(err), "filter", "segments"))
 		}
-		ids, bad := decodeIDs(globalid.Segment, field, list.ids)
-		*list.dst, errs = ids, append(errs, bad...)
+		ids, bad := decodeIDs(globalid.Segment, list.name, list.ids)
+		*list.dst, errs = ids, append(errs, crm.Prefixed(bad, "filter", "segments")...)
 	}
 	return out, errs.Err()
 }

@@ -50,11 +50,13 @@ func userErrors(errs []*crm.Error) []*model.UserError {
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		if errs := crm.UserErrors(err); errs != nil {
+			// The first problem; field paths are relative to the field's arguments.
 			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
-			e.Message = crm.Errors(errs).Error()
+			e.Message = errs[0].Message
 			e.Extensions = map[string]any{"code": codeBadUserInput}
-			if len(errs) == 1 && errs[0].Field != nil {
-				e.Extensions["argument"] = errs[0].Field[0]
+			if f := errs[0].Field; f != nil {
+				e.Extensions["argument"] = f[0]
+				e.Extensions["field"] = f
 			}
 			return e
 		}
