@@ -63,7 +63,7 @@ func (r *mutationResolver) DeleteSegment(ctx context.Context, input model.Delete
 }
 
 func (r *mutationResolver) AssignContactsToSegments(ctx context.Context, input model.AssignContactsToSegmentsInput) (*model.AssignContactsToSegmentsPayload, error) {
-	contactIDs, segmentIDs, err := decodeBulk(input.ContactIds, input.SegmentIds)
+	contactIDs, segmentIDs, err := r.decodeBulk(ctx, input.ContactIds, input.SegmentIds)
 	if err == nil {
 		var res store.MembershipChange
 		res, err = r.Store.AssignContactsToSegments(ctx, workspace(ctx).ID, contactIDs, segmentIDs)
@@ -76,7 +76,7 @@ func (r *mutationResolver) AssignContactsToSegments(ctx context.Context, input m
 }
 
 func (r *mutationResolver) RemoveContactsFromSegments(ctx context.Context, input model.RemoveContactsFromSegmentsInput) (*model.RemoveContactsFromSegmentsPayload, error) {
-	contactIDs, segmentIDs, err := decodeBulk(input.ContactIds, input.SegmentIds)
+	contactIDs, segmentIDs, err := r.decodeBulk(ctx, input.ContactIds, input.SegmentIds)
 	if err == nil {
 		var res store.MembershipChange
 		res, err = r.Store.RemoveContactsFromSegments(ctx, workspace(ctx).ID, contactIDs, segmentIDs)
