@@ -1,56 +1,55 @@
 package graph
 
 import (
-	"context"
+	"errors"
+	"strings"
 
 	"github.com/segments/segments/graph/model"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
 )
 
-// decodeBulk checks the list sizes of a bulk membership change, then decodes its IDs,
-// reporting every malformed one. The change is then refused; so that the caller learns
-// about every bad element at once, the well-formed IDs that name nothing in the
-// workspace are reported too, as the store would have reported them.
-func (r *Resolver) decodeBulk(ctx context.Context, contacts, segments []string) (contactIDs, segmentIDs []int64, err error) {
+// decodeBulk checks the list sizes of a bulk membership change, then decodes its IDs.
+// Malformed IDs decode as 0 and come back as INVALID problems, to be merged with the
+// store's refusal by withDecodeErrors.
+func decodeBulk(contacts, segments []string) (contactIDs, segmentIDs []int64, invalid crm.Errors, err error) {
 	if err := crm.CheckBulk(len(contacts), len(segments)); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	contactIDs, conErrs := decodeIDs(globalid.Contact, "contactIds", contacts)
 	segmentIDs, segErrs := decodeIDs(globalid.Segment, "segmentIds", segments)
-	if len(conErrs)+len(segErrs) == 0 {
-		return contactIDs, segmentIDs, nil
+	return contactIDs, segmentIDs, append(conErrs, segErrs...), nil
+}
+
+// withDecodeErrors completes the store's answer to a change whose input held
+// malformed IDs. They reach the store as 0, which names nothing, so the store refuses
+// the change and reports them as NOT_FOUND along with every other problem it finds;
+// here each of those becomes the INVALID problem found while decoding. So one round
+// trip reports every bad element at once, and a change with a malformed ID never
+// applies.
+func withDecodeErrors(err error, invalid crm.Errors) error {
+	if len(invalid) == 0 {
+		return err
 	}
-	ws := workspace(ctx).ID
-	contactsFound, err := r.Store.ContactsByID(ctx, ws, contactIDs)
-	if err != nil {
-		return nil, nil, err
-	}
-	segmentsFound, err := r.Store.SegmentsByID(ctx, ws, segmentIDs)
-	if err != nil {
-		return nil, nil, err
-	}
-	var errs crm.Errors
-	for _, list := range []struct {
-		field, what string
-		ids         []int64
-		invalid     crm.Errors
-		found       func(int64) bool
-	}{
-		{"contactIds", "contact", contactIDs, conErrs, func(id int64) bool { _, ok := contactsFound[id]; return ok }},
-		{"segmentIds", "segment", segmentIDs, segErrs, func(id int64) bool { _, ok := segmentsFound[id]; return ok }},
-	} {
-		invalid := list.invalid // in index order, one per ID decoded as 0
-		for i, id := range list.ids {
-			switch {
-			case id == 0: // malformed or of another type
-				errs, invalid = append(errs, invalid[0]), invalid[1:]
-			case !list.found(id):
-				errs = append(errs, crm.Errorf(crm.CodeNotFound, crm.Path(list.field, i), "no %s with this ID", list.what))
-			}
+	refusal := crm.UserErrors(err)
+	if refusal == nil {
+		if err == nil { // the store accepted an ID of 0: a broken invariant, not bad input
+			err = errors.New("a change with malformed IDs was not refused")
 		}
+		return err
 	}
-	return nil, nil, errs
+	byPath := make(map[string]*crm.Error, len(invalid))
+	for _, e := range invalid {
+		byPath[strings.Join(e.Field, ".")] = e
+	}
+	out := make(crm.Errors, len(refusal))
+	for i, e := range refusal {
+		if d, ok := byPath[strings.Join(e.Field, ".")]; ok && e.Code == crm.CodeNotFound {
+			e = d
+		}
+		out[i] = e
+	}
+	return out
 }
 
 // The payloads of refused mutations: userErrors for input problems, a top-level error

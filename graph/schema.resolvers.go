@@ -28,12 +28,9 @@ func (r *mutationResolver) CreateSegment(ctx context.Context, input model.Create
 	if err := crm.CheckCount("contactIds", len(input.ContactIds), crm.MaxBulkContacts); err != nil {
 		return createSegmentFailed(err)
 	}
-	contactIDs, errs := decodeIDs(globalid.Contact, "contactIds", input.ContactIds)
-	if errs != nil {
-		return createSegmentFailed(errs)
-	}
+	contactIDs, invalid := decodeIDs(globalid.Contact, "contactIds", input.ContactIds)
 	seg, err := r.Store.CreateSegment(ctx, workspace(ctx).ID, crm.NewSegment{Name: input.Name, Description: input.Description, ContactIDs: contactIDs})
-	if err != nil {
+	if err = withDecodeErrors(err, invalid); err != nil {
 		return createSegmentFailed(err)
 	}
 	return &model.CreateSegmentPayload{Segment: &seg, UserErrors: []*model.UserError{}}, nil
@@ -63,11 +60,11 @@ func (r *mutationResolver) DeleteSegment(ctx context.Context, input model.Delete
 }
 
 func (r *mutationResolver) AssignContactsToSegments(ctx context.Context, input model.AssignContactsToSegmentsInput) (*model.AssignContactsToSegmentsPayload, error) {
-	contactIDs, segmentIDs, err := r.decodeBulk(ctx, input.ContactIds, input.SegmentIds)
+	contactIDs, segmentIDs, invalid, err := decodeBulk(input.ContactIds, input.SegmentIds)
 	if err == nil {
 		var res store.MembershipChange
 		res, err = r.Store.AssignContactsToSegments(ctx, workspace(ctx).ID, contactIDs, segmentIDs)
-		if err == nil {
+		if err = withDecodeErrors(err, invalid); err == nil {
 			return &model.AssignContactsToSegmentsPayload{Segments: pointers(res.Segments), AssignedCount: res.Changed, UserErrors: []*model.UserError{}}, nil
 		}
 	}
@@ -76,11 +73,11 @@ func (r *mutationResolver) AssignContactsToSegments(ctx context.Context, input m
 }
 
 func (r *mutationResolver) RemoveContactsFromSegments(ctx context.Context, input model.RemoveContactsFromSegmentsInput) (*model.RemoveContactsFromSegmentsPayload, error) {
-	contactIDs, segmentIDs, err := r.decodeBulk(ctx, input.ContactIds, input.SegmentIds)
+	contactIDs, segmentIDs, invalid, err := decodeBulk(input.ContactIds, input.SegmentIds)
 	if err == nil {
 		var res store.MembershipChange
 		res, err = r.Store.RemoveContactsFromSegments(ctx, workspace(ctx).ID, contactIDs, segmentIDs)
-		if err == nil {
+		if err = withDecodeErrors(err, invalid); err == nil {
 			return &model.RemoveContactsFromSegmentsPayload{Segments: pointers(res.Segments), RemovedCount: res.Changed, UserErrors: []*model.UserError{}}, nil
 		}
 	}
@@ -122,12 +119,9 @@ func (r *mutationResolver) DeleteContacts(ctx context.Context, input model.Delet
 	if err := crm.CheckCount("ids", len(input.Ids), crm.MaxBulkContacts); err != nil {
 		return failed(err)
 	}
-	ids, errs := decodeIDs(globalid.Contact, "ids", input.Ids)
-	if errs != nil {
-		return failed(errs)
-	}
+	ids, invalid := decodeIDs(globalid.Contact, "ids", input.Ids)
 	res, err := r.Store.DeleteContacts(ctx, workspace(ctx).ID, ids)
-	if err != nil {
+	if err = withDecodeErrors(err, invalid); err != nil {
 		return failed(err)
 	}
 	deleted := make([]string, len(res.IDs))

@@ -389,6 +389,10 @@ func TestCreateSegment(t *testing.T) {
 			[]wantUserError{userErrAt("INVALID", "input", "contactIds", "0")}},
 		{"several bad contacts", map[string]any{"name": "New", "contactIds": []string{absentID(globalid.Contact, 1), ids[0], otherContact}},
 			[]wantUserError{userErrAt("NOT_FOUND", "input", "contactIds", "0"), userErrAt("NOT_FOUND", "input", "contactIds", "2")}},
+		{"every problem named", map[string]any{"name": "vip users", "description": long(1001), "contactIds": []string{"C_!!", ids[0], absentID(globalid.Contact, 1)}},
+			[]wantUserError{userErrAt("TOO_LONG", "input", "description"), userErrAt("INVALID", "input", "contactIds", "0"), userErrAt("NOT_FOUND", "input", "contactIds", "2")}},
+		{"name taken and contacts unknown or malformed", map[string]any{"name": "Existing", "contactIds": []string{otherContact, ids[1], segID}},
+			[]wantUserError{userErrAt("TAKEN", "input", "name"), userErrAt("NOT_FOUND", "input", "contactIds", "0"), userErrAt("INVALID", "input", "contactIds", "2")}},
 		{"1001 contacts", map[string]any{"name": "New", "contactIds": append(absentIDs(globalid.Contact, 1000), ids[0])},
 			[]wantUserError{userErrAt("TOO_MANY", "input", "contactIds")}},
 	}
@@ -1623,6 +1627,8 @@ func TestDeleteContacts(t *testing.T) {
 		{"segment ID", []string{ids[0], s0}, []wantUserError{userErrAt("INVALID", "input", "ids", "1")}},
 		{"every bad ID named", []string{absentID(globalid.Contact, 1), ids[2], foreign, absentID(globalid.Contact, 2)},
 			[]wantUserError{userErrAt("NOT_FOUND", "input", "ids", "0"), userErrAt("NOT_FOUND", "input", "ids", "2"), userErrAt("NOT_FOUND", "input", "ids", "3")}},
+		{"malformed and unknown IDs named", []string{"nope", ids[2], foreign, s1},
+			[]wantUserError{userErrAt("INVALID", "input", "ids", "0"), userErrAt("NOT_FOUND", "input", "ids", "2"), userErrAt("INVALID", "input", "ids", "3")}},
 		{"1001 IDs", append(absentIDs(globalid.Contact, 1000), ids[0]), []wantUserError{userErrAt("TOO_MANY", "input", "ids")}},
 	}
 	for _, tc := range refusals {

@@ -126,25 +126,37 @@ func (s *Store) SegmentsOfContacts(ctx context.Context, ws int64, contactIDs []i
 
 // CreateSegment creates a segment with its first members, all or nothing.
 func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) (crm.Segment, error) {
-	if err := in.Normalize(); err != nil {
-		return crm.Segment{}, err
+	inputErr := in.Normalize()
+	if len(in.ContactIDs) > crm.MaxBulkContacts {
+		return crm.Segment{}, inputErr
 	}
 	contactIDs := unique(in.ContactIDs)
 	var created crm.Segment
 	err := s.inTx(ctx, func(tx bun.Tx) error {
+		// The contacts first, so that a refusal names every problem at once: a bad
+		// name or description, a taken name (which aborts the transaction) and every
+		// unknown contact.
+		conErr := checkContacts(ctx, tx, ws, "contactIds", in.ContactIDs, true)
+		if conErr != nil && crm.UserErrors(conErr) == nil {
+			return conErr
+		}
+		if inputErr != nil {
+			return append(crm.Errors(crm.UserErrors(inputErr)), crm.UserErrors(conErr)...)
+		}
 		row := segmentRow{Segment: crm.Segment{WorkspaceID: ws, Name: in.Name, Description: in.Description}}
 		_, err := tx.NewInsert().Model(&row).
 			Column("workspace_id", "name", "description").
 			Returning("*").
 			Exec(ctx)
 		if violates(err, "segments_name") {
-			return crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", in.Name)
+			taken := crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", in.Name)
+			return append(crm.Errors{taken}, crm.UserErrors(conErr)...)
 		}
 		if err != nil {
 			return err
 		}
-		if err := checkContacts(ctx, tx, ws, "contactIds", in.ContactIDs, true); err != nil {
-			return err
+		if conErr != nil {
+			return conErr
 		}
 		if _, err := insertMemberships(ctx, tx, ws, []int64{row.ID}, contactIDs); err != nil {
 			return err
