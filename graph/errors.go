@@ -20,7 +20,13 @@ const (
 	codeBadUserInput = "BAD_USER_INPUT"
 	codeInternal     = "INTERNAL_SERVER_ERROR"
 	codeTimeout      = "TIMEOUT"
+	codeUnavailable  = "UNAVAILABLE"
 )
+
+// ErrShuttingDown is the cause with which a server shutting down cancels the requests
+// still running at the end of its grace period: they are reported as UNAVAILABLE,
+// which a client may retry (against another instance, or after the restart).
+var ErrShuttingDown = errors.New("the server is shutting down")
 
 // payloadErrors splits the outcome of a mutation: input problems become userErrors
 // (with fields under "input"), anything else stays an error for the top level.
@@ -68,6 +74,12 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
 			e.Message = "the request took too long and was stopped"
 			e.Extensions = map[string]any{"code": codeTimeout}
+			return e
+		}
+		if errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), ErrShuttingDown) {
+			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
+			e.Message = "the server is shutting down; retry the request"
+			e.Extensions = map[string]any{"code": codeUnavailable}
 			return e
 		}
 		id := requestid.From(ctx)

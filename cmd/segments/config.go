@@ -21,6 +21,13 @@ type config struct {
 	logFormat   string
 	batchWait   time.Duration
 	shutdown    time.Duration
+	drainDelay  time.Duration
+	// timeouts
+	request         time.Duration
+	statement       time.Duration
+	idleTransaction time.Duration
+	// envErr is the first environment variable that did not parse.
+	envErr error
 }
 
 // setting documents one setting for --help.
@@ -36,7 +43,11 @@ var settings = []setting{
 	{"--demo", "SEGMENTS_DEMO", "false", "load the demo workspace and print its API key", "serve"},
 	{"--log-format", "SEGMENTS_LOG_FORMAT", "text", "log format: text or json", "serve"},
 	{"--batch-wait", "SEGMENTS_BATCH_WAIT", "1ms", "how long a batch loader waits for sibling keys", "serve"},
-	{"--shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may run after SIGTERM", "serve"},
+	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes", "serve"},
+	{"--statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s", "PostgreSQL statement_timeout of the application's role (0: leave as is)", "all"},
+	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the application's role (0: leave as is)", "all"},
+	{"--drain-delay", "SEGMENTS_DRAIN_DELAY", "0s", "after SIGTERM, how long /readyz reports 503 while requests are still accepted (set it above your load balancer's probe period)", "serve"},
+	{"--shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s", "after draining, how long requests in flight may run before they are cancelled", "serve"},
 }
 
 // flags registers the settings a command reads on fs, with defaults from the
@@ -48,18 +59,27 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 		}
 		return def
 	}
+	duration := func(p *time.Duration, name, envName, def string) {
+		d, err := time.ParseDuration(env(envName, def))
+		if err != nil && c.envErr == nil {
+			c.envErr = fmt.Errorf("%s: %w", envName, err)
+		}
+		fs.DurationVar(p, name, d, "")
+	}
 	fs.StringVar(&c.dataDir, "data-dir", env("SEGMENTS_DATA_DIR", defaultDataDir(getenv)), "")
 	c.databaseURL = getenv("DATABASE_URL")
+	duration(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s")
+	duration(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s")
 	if !serve {
 		return
 	}
 	fs.StringVar(&c.addr, "addr", env("SEGMENTS_ADDR", "127.0.0.1:8080"), "")
 	fs.BoolVar(&c.demo, "demo", env("SEGMENTS_DEMO", "false") == "true", "")
 	fs.StringVar(&c.logFormat, "log-format", env("SEGMENTS_LOG_FORMAT", "text"), "")
-	wait, _ := time.ParseDuration(env("SEGMENTS_BATCH_WAIT", "1ms"))
-	fs.DurationVar(&c.batchWait, "batch-wait", wait, "")
-	grace, _ := time.ParseDuration(env("SEGMENTS_SHUTDOWN_TIMEOUT", "10s"))
-	fs.DurationVar(&c.shutdown, "shutdown-timeout", grace, "")
+	duration(&c.batchWait, "batch-wait", "SEGMENTS_BATCH_WAIT", "1ms")
+	duration(&c.request, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s")
+	duration(&c.drainDelay, "drain-delay", "SEGMENTS_DRAIN_DELAY", "0s")
+	duration(&c.shutdown, "shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s")
 }
 
 // defaultDataDir follows the XDG base directories. Root gets /var/lib/segments: the

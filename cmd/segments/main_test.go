@@ -20,7 +20,18 @@ import (
 	"github.com/segments/segments/internal/store/storetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+func TestMain(m *testing.M) {
+	// Tests that need a real process of the command (signals, exit codes) run this
+	// test binary again as the command itself.
+	if os.Getenv(asCommand) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(storetest.Main(m))
+}
+
+// asCommand, set to 1 in the environment, makes the test binary act as the command.
+const asCommand = "SEGMENTS_TEST_AS_COMMAND"
 
 // env returns a getenv that knows only vars.
 func env(vars map[string]string) func(string) string {

@@ -22,6 +22,7 @@ Usage:
   segments workspace create NAME      create a workspace; prints its API key
   segments seed                       create the demo workspace; prints an API key for it
   segments migrate                    bring the database schema up to date
+  segments check [--repair]           find (and repair) segment counts that drifted
   segments help [command]             show this help, or a command's settings
 
 Without DATABASE_URL, every command uses an embedded PostgreSQL started from the
@@ -35,6 +36,9 @@ var errUsage = errors.New("usage")
 func exitCode(err error) int {
 	if errors.Is(err, errUsage) {
 		return 2
+	}
+	if errors.Is(err, errDrift) {
+		return 3
 	}
 	return 1
 }
@@ -59,10 +63,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return seed(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, rest, getenv, stdout, stderr)
+	case "check":
+		return check(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		if len(rest) > 0 {
-			fmt.Fprintf(stdout, "\nSettings of %s:\n", rest[0])
+			fmt.Fprintf(stdout, "\n%s", commandHelp[rest[0]])
+			fmt.Fprintf(stdout, "Settings of %s:\n", rest[0])
 			printSettings(stdout, rest[0])
 		}
 		return nil
@@ -71,14 +78,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 }
 
-// parse parses the flags of a command; --help prints its settings.
-func parse(command string, args []string, getenv func(string) string, stderr io.Writer, serve bool) (*config, []string, error) {
+// commandHelp describes the commands whose help says more than their settings.
+var commandHelp = map[string]string{"check": checkHelp}
+
+// parse parses the flags of a command; --help prints its settings. extra registers
+// flags of the command's own, beyond the settings (such as check --repair).
+func parse(command string, args []string, getenv func(string) string, stderr io.Writer, serve bool, extra ...func(*flag.FlagSet)) (*config, []string, error) {
 	var cfg config
 	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfg.flags(fs, getenv, serve)
-	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "Usage: segments %s [flags]\n\nSettings:\n", command)
+	for _, f := range extra {
+		f(fs)
+	}
+	err := fs.Parse(args)
+	if err == nil {
+		err = cfg.envErr
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "Usage: segments %s [flags]\n\n%sSettings:\n", command, commandHelp[command])
 		printSettings(stderr, command)
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, nil, err
@@ -111,7 +129,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string) (
 			}
 		}
 	}
-	s, err = store.Open(ctx, url, store.Options{AppName: app})
+	s, err = store.Open(ctx, url, store.Options{AppName: app, StatementTimeout: cfg.statement, IdleInTransactionTimeout: cfg.idleTransaction})
 	if err != nil {
 		stopDB()
 		return nil, nil, err

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/segments/segments/graph"
 	"github.com/segments/segments/internal/demo"
 	"github.com/segments/segments/internal/server"
 )
@@ -39,8 +41,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	// Requests run under their own base context, not ctx: a shutdown lets them finish,
+	// and cancels them (rolling back their transactions) only when the grace period
+	// is over.
+	requests, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelRequests(nil)
+	draining := make(chan struct{})
 	srv := &http.Server{
-		Handler:           server.Handler(s, log, server.Config{PlaygroundKey: playgroundKey, BatchWait: cfg.batchWait}),
+		Handler: server.Handler(s, log, server.Config{
+			PlaygroundKey:  playgroundKey,
+			BatchWait:      cfg.batchWait,
+			RequestTimeout: cfg.request,
+			Draining:       draining,
+		}),
+		BaseContext:       func(net.Listener) context.Context { return requests },
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
@@ -53,14 +67,37 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing requests in flight", "timeout", cfg.shutdown)
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdown)
+	return shutdown(srv, errc, draining, cancelRequests, cfg, log)
+}
+
+// shutdown stops the server in three steps: /readyz turns 503 while requests are still
+// accepted (drain delay), then the listener closes and requests in flight finish (the
+// grace period), then any still running are cancelled, which rolls their transactions
+// back, and get a moment to answer.
+func shutdown(srv *http.Server, errc <-chan error, draining chan<- struct{}, cancelRequests context.CancelCauseFunc, cfg *config, log *slog.Logger) error {
+	close(draining)
+	log.Info("shutting down: draining", "drain_delay", cfg.drainDelay, "grace", cfg.shutdown)
+	time.Sleep(cfg.drainDelay)
+
+	grace, cancel := context.WithTimeout(context.Background(), cfg.shutdown)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	err := srv.Shutdown(grace)
+	if errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("shutting down: grace period over, cancelling the requests still running")
+		cancelRequests(graph.ErrShuttingDown)
+		last, cancel := context.WithTimeout(context.Background(), cancelledRequestsGrace)
+		defer cancel()
+		if err = srv.Shutdown(last); err != nil {
+			srv.Close()
+		}
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	log.Info("shut down")
 	return nil
 }
+
+// cancelledRequestsGrace is how long cancelled requests have to answer: enough for
+// PostgreSQL to cancel their statements and roll back.
+const cancelledRequestsGrace = time.Second

@@ -37,13 +37,22 @@ type api struct {
 // newAPI starts a server and creates a workspace to act for.
 func newAPI(t testing.TB) *api {
 	t.Helper()
+	return newAPIWith(t, server.Config{})
+}
+
+// newAPIWith is newAPI with a server configured by cfg.
+func newAPIWith(t testing.TB, cfg server.Config) *api {
+	t.Helper()
 	s := storetest.Store(t)
 	ws, key := storetest.Workspace(t, s)
 	a := &api{t: t, key: key, ws: ws, store: s}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// A long batch wait keeps batching deterministic under the race detector; the
 	// prefetched paths do not wait at all.
-	h := server.Handler(s, log, server.Config{BatchWait: 50 * time.Millisecond})
+	if cfg.BatchWait == 0 {
+		cfg.BatchWait = 50 * time.Millisecond
+	}
+	h := server.Handler(s, log, cfg)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &store.StatementCounter{}
 		a.statements = c

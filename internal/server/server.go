@@ -23,6 +23,14 @@ type Config struct {
 	PlaygroundKey string
 	// BatchWait is how long loaders wait for sibling keys; 0 means the default.
 	BatchWait time.Duration
+	// RequestTimeout bounds each GraphQL request; when it passes, the request's SQL is
+	// cancelled on the database too and the client gets a TIMEOUT error. 0 means no
+	// deadline.
+	RequestTimeout time.Duration
+	// Draining, once closed, turns /readyz to 503 while requests are still served: the
+	// first step of a graceful shutdown, so that load balancers stop sending traffic
+	// before the listener closes.
+	Draining <-chan struct{}
 }
 
 // Handler returns the service's routes:
@@ -33,13 +41,21 @@ type Config struct {
 //	GET /readyz         200 while the database answers, else 503
 func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", auth.Require(s, log, graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait})))
+	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait})
+	mux.Handle("/graphql", withTimeout(cfg.RequestTimeout, auth.Require(s, log, api)))
 	mux.Handle("GET /{$}", playgroundHandler(cfg.PlaygroundKey))
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		select {
+		case <-cfg.Draining:
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		default:
+		}
+		// Short, so that a database cut shows within a probe period or two.
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		if err := s.Ping(ctx); err != nil {
 			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
@@ -48,6 +64,20 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	return requestid.Middleware(accessLog(log, mux))
+}
+
+// withTimeout gives each request a deadline. The store's SQL runs under the request's
+// context, so the database stops working on it when the deadline passes or the client
+// goes away.
+func withTimeout(d time.Duration, next http.Handler) http.Handler {
+	if d <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 func playgroundHandler(key string) http.Handler {

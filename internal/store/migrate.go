@@ -24,17 +24,19 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	}
 	m := migrate.NewMigrator(s.db, ms, migrate.WithMarkAppliedOnSuccess(true))
 
-	// A session-level advisory lock held on its own connection for the whole run: it is
-	// released even if this process dies, unlike Bun's lock table.
-	conn, err := s.db.Conn(ctx)
+	// The lock is a transaction-level advisory lock in a transaction of its own, open
+	// for the whole run: it is released when this process dies, unlike Bun's lock
+	// table, and it also holds through PgBouncer in transaction mode, which keeps a
+	// transaction on one server connection (a session-level lock would stay behind on
+	// whichever server connection took it).
+	lock, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", migrationLockKey); err != nil {
 		return nil, fmt.Errorf("store: lock migrations: %w", err)
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?)", migrationLockKey)
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0; SELECT pg_advisory_xact_lock(?)", migrationLockKey); err != nil {
+		return nil, fmt.Errorf("store: lock migrations: %w", err)
+	}
 
 	if err := m.Init(ctx); err != nil {
 		return nil, fmt.Errorf("store: init migrations: %w", err)

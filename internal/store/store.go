@@ -10,6 +10,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,14 @@ type Options struct {
 	MaxConns int
 	// AppName is reported to PostgreSQL as application_name (pg_stat_activity).
 	AppName string
+	// StatementTimeout and IdleInTransactionTimeout, when positive, become the
+	// defaults of the connecting role in this database (ALTER ROLE ... IN DATABASE ...
+	// SET), so that they hold for every session, also through PgBouncer, which does
+	// not pass such settings from a client. They are the database's own backstop
+	// behind the request deadline: a statement nobody waits for any more, or a
+	// transaction its client forgot, cannot hold locks and a connection for long.
+	StatementTimeout         time.Duration
+	IdleInTransactionTimeout time.Duration
 }
 
 // Open connects to the database at url. It does not migrate: call Migrate.
@@ -47,6 +56,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.AppName != "" {
 		cfg.RuntimeParams["application_name"] = opts.AppName
 	}
+	if err := configureRole(ctx, cfg, opts); err != nil {
+		return nil, err
+	}
 	sqldb := stdlib.OpenDB(*cfg)
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 20
@@ -62,6 +74,37 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
 	return &Store{db: db}, nil
+}
+
+// configureRole sets the role's session defaults before the pool opens its first
+// connection, so that every connection of the pool has them.
+func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error {
+	var sets []string
+	for _, s := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"statement_timeout", opts.StatementTimeout},
+		{"idle_in_transaction_session_timeout", opts.IdleInTransactionTimeout},
+	} {
+		if s.d > 0 {
+			sets = append(sets, fmt.Sprintf(
+				"EXECUTE format('ALTER ROLE %%I IN DATABASE %%I SET %s = %d', current_user, current_database());",
+				s.name, s.d.Milliseconds()))
+		}
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("store: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "DO $$ BEGIN "+strings.Join(sets, " ")+" END $$"); err != nil {
+		return fmt.Errorf("store: set the role's timeouts: %w", err)
+	}
+	return nil
 }
 
 // Close closes the connection pool.

@@ -1,0 +1,75 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// TestRoleTimeouts: the timeouts given to Open hold for every connection of the pool,
+// as the role's defaults in the database: a statement running past statement_timeout
+// is stopped, a transaction left idle past idle_in_transaction_session_timeout ends
+// with its session, and the pool goes on serving.
+func TestRoleTimeouts(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	s, err := store.Open(ctx, url, store.Options{StatementTimeout: 300 * time.Millisecond, IdleInTransactionTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db := s.DB()
+
+	// Every connection has the settings, not only the first.
+	conns := make([]interface{ Close() error }, 0, 3)
+	for range 3 {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var st, idle string
+		if err := c.QueryRowContext(ctx, "SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')").Scan(&st, &idle); err != nil {
+			t.Fatal(err)
+		}
+		if st != "300ms" || idle != "500ms" {
+			t.Errorf("statement_timeout %s, idle_in_transaction_session_timeout %s; want 300ms, 500ms", st, idle)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+
+	start := time.Now()
+	_, err = db.ExecContext(ctx, "SELECT pg_sleep(5)")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+		t.Errorf("a 5 s statement: %v, want query_canceled (57014)", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the statement was stopped after %v, want about 300 ms", took)
+	}
+
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the client forgets its transaction
+	if _, err := tx.ExecContext(ctx, "SELECT 1"); err == nil {
+		t.Error("a transaction idle for 1 s still works, want it ended after 500 ms")
+	}
+	_ = tx.Rollback()
+
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("the pool after the timeouts: %v", err)
+	}
+}
