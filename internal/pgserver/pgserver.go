@@ -46,6 +46,9 @@ type Options struct {
 	// Ephemeral trades durability for speed (no fsync): for tests whose data is thrown
 	// away.
 	Ephemeral bool
+	// Port is the TCP port to listen on; 0 picks a free one. A fixed port lets a
+	// restarted server keep its address.
+	Port int
 	// BinDir holds initdb and postgres. Empty means: $SEGMENTS_PG_BINDIR, else the
 	// newest /usr/lib/postgresql/*/bin, else $PATH.
 	BinDir string
@@ -88,7 +91,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if port, ok := runningPort(s.pgdata()); ok {
 			s.port = port
 			err = s.waitReady(ctx)
-		} else if err = s.start(bin, runAs, opts.Ephemeral); err == nil {
+		} else if err = s.start(bin, runAs, opts.Port, opts.Ephemeral); err == nil {
 			err = s.waitReady(ctx)
 		}
 		// Another process may have started a server in the meantime, or the port we
@@ -145,10 +148,12 @@ func (s *Server) Stop() error {
 
 func (s *Server) pgdata() string { return filepath.Join(s.dir, "pgdata") }
 
-func (s *Server) start(bin string, runAs *user.User, ephemeral bool) error {
-	port, err := freePort()
-	if err != nil {
-		return err
+func (s *Server) start(bin string, runAs *user.User, port int, ephemeral bool) error {
+	var err error
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return err
+		}
 	}
 	logFile, err := os.OpenFile(filepath.Join(s.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -1,0 +1,331 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/pgserver"
+	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// faultyDB is a PostgreSQL server of the test's own, reached through a TCP proxy that
+// the test can cut, and that the test can restart.
+type faultyDB struct {
+	dir   string
+	pg    *pgserver.Server
+	proxy *toxiproxy.Proxy
+	url   string // through the proxy
+}
+
+func newFaultyDB(t *testing.T) *faultyDB {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "segments-faults-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As root, the server runs as the postgres OS user, which must reach the directory.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := &faultyDB{dir: dir}
+	t.Cleanup(func() {
+		if f.proxy != nil {
+			f.proxy.Stop()
+		}
+		if f.pg != nil {
+			f.pg.Stop()
+		}
+		os.RemoveAll(dir)
+	})
+	f.start(t, 0)
+	logger := zerolog.Nop()
+	f.proxy = toxiproxy.NewProxy(toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), logger), "postgres",
+		"127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", f.pg.Port()))
+	f.proxy.Logger = &logger
+	if err := f.proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(f.pg.URL("segments"))
+	u.Host = f.proxy.Listen
+	f.url = u.String()
+	return f
+}
+
+func (f *faultyDB) start(t *testing.T, port int) {
+	t.Helper()
+	pg, err := pgserver.Start(context.Background(), pgserver.Options{Dir: f.dir, Port: port, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.pg = pg
+}
+
+// restart stops PostgreSQL (fast shutdown: sessions end, open transactions roll back)
+// and starts it again on the same port after down.
+func (f *faultyDB) restart(t *testing.T, down time.Duration) {
+	t.Helper()
+	port := f.pg.Port()
+	if err := f.pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(down)
+	f.start(t, port)
+}
+
+// window is a span of time in which requests may fail.
+type window struct{ from, to time.Time }
+
+// probe is one answer of a health endpoint.
+type probe struct {
+	at     time.Time
+	status int
+}
+
+// TestDatabaseCutAndRestart runs steady traffic (reads and bulk assignments) while the
+// database connection is cut for 3 s, and then while PostgreSQL restarts. The process
+// goes on; /livez stays 200; /readyz turns 503 within 2 s of each fault and 200
+// within 5 s of the database's return; requests fail only inside the fault windows;
+// every bulk assignment is applied whole or reported failed (and then applied whole or
+// not at all); every counter stays exact.
+func TestDatabaseCutAndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault injection takes about 20 s")
+	}
+	db := newFaultyDB(t)
+	ctx := context.Background()
+	s, err := store.Open(ctx, db.url, store.Options{MaxConns: 10, AppName: "faults"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ws, key := storetest.Workspace(t, s)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := httptest.NewServer(server.Handler(s, log, server.Config{RequestTimeout: 2 * time.Second}))
+	defer srv.Close()
+	a := &api{t: t, url: srv.URL, key: key, ws: ws, store: s}
+
+	const batch = 5
+	var contacts []string
+	for i := range 3 {
+		contacts = append(contacts, a.addContacts(phones(900_000+i*1000, 1000)...)...)
+	}
+	segs := []string{a.addSegment("A"), a.addSegment("B"), a.addSegment("C")}
+
+	type mutation struct {
+		contacts []string
+		ok       bool
+	}
+	var (
+		mu        sync.Mutex
+		mutations []mutation
+		failures  []time.Time // when each failed request was sent and answered
+		requests  atomic.Int64
+		nextBatch atomic.Int64
+		probes    = map[string][]probe{}
+	)
+	failed := func(sent time.Time) {
+		mu.Lock()
+		failures = append(failures, sent, time.Now())
+		mu.Unlock()
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &api{t: t, url: srv.URL, key: key}
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(15 * time.Millisecond):
+				}
+				sent := time.Now()
+				requests.Add(1)
+				if w%2 == 0 { // readers
+					res, err := c.postWith(ctx, `{ segments(first: 10) { nodes { contactCount } } contacts(first: 20) { nodes { id segments { id } } } }`, nil)
+					if err != nil || res.Status != http.StatusOK || len(res.Errors) > 0 {
+						failed(sent)
+					}
+					continue
+				}
+				i := int(nextBatch.Add(1)) - 1
+				if (i+1)*batch > len(contacts) {
+					continue
+				}
+				m := mutation{contacts: contacts[i*batch : (i+1)*batch]}
+				res, err := c.postWith(ctx, assignCountDoc, assignVars(m.contacts, segs...))
+				m.ok = err == nil && res.Status == http.StatusOK && len(res.Errors) == 0 && strings.Contains(string(res.Data), `"assignedCount":15`)
+				if !m.ok {
+					failed(sent)
+				}
+				mu.Lock()
+				mutations = append(mutations, m)
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, path := range []string{"/livez", "/readyz"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				p := probe{at: time.Now()}
+				if res, err := client.Get(srv.URL + path); err == nil {
+					p.status = res.StatusCode
+					res.Body.Close()
+				}
+				mu.Lock()
+				probes[path] = append(probes[path], p)
+				mu.Unlock()
+			}
+		}()
+	}
+
+	time.Sleep(2 * time.Second)
+	cut := time.Now()
+	db.proxy.Stop() // closes every connection and refuses new ones
+	time.Sleep(3 * time.Second)
+	if err := db.proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restored := time.Now()
+	time.Sleep(3 * time.Second)
+	down := time.Now()
+	db.restart(t, time.Second)
+	up := time.Now()
+	time.Sleep(4 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	// The fault windows: from the fault until the database has been back for the
+	// readiness delay. A request in flight when a fault starts may fail too.
+	// A request may fail when it was answered after the fault began, and was sent
+	// before the database had been back for a second.
+	const settle = time.Second
+	faults := []window{{cut, restored.Add(settle)}, {down, up.Add(settle)}}
+	var lastFailure [2]time.Duration
+	for i := 0; i < len(failures); i += 2 {
+		sent, answered := failures[i], failures[i+1]
+		inside := false
+		for k, w := range faults {
+			if answered.After(w.from) && sent.Before(w.to) {
+				inside = true
+				lastFailure[k] = max(lastFailure[k], sent.Sub(w.to.Add(-settle)))
+			}
+		}
+		if !inside {
+			t.Errorf("a request sent at +%v (answered +%v) failed outside the fault windows", sent.Sub(cut), answered.Sub(cut))
+		}
+	}
+	t.Logf("%d requests, %d failed; cut at +0, restored +%v, restart +%v..+%v; the last failed request was sent %v after the connection returned, %v after the restart",
+		requests.Load(), len(failures)/2, restored.Sub(cut), down.Sub(cut), up.Sub(cut), lastFailure[0], lastFailure[1])
+
+	for _, p := range probes["/livez"] {
+		if p.status != http.StatusOK {
+			t.Errorf("/livez answered %d at +%v", p.status, p.at.Sub(cut))
+		}
+	}
+	ready := probes["/readyz"]
+	sort.Slice(ready, func(i, j int) bool { return ready[i].at.Before(ready[j].at) })
+	// firstAfter returns when /readyz first answered as wanted after from.
+	firstAfter := func(from time.Time, ok func(int) bool) time.Duration {
+		for _, p := range ready {
+			if p.at.After(from) && ok(p.status) {
+				return p.at.Sub(from)
+			}
+		}
+		return time.Hour
+	}
+	unready := func(s int) bool { return s != http.StatusOK }
+	isReady := func(s int) bool { return s == http.StatusOK }
+	for _, c := range []struct {
+		what  string
+		took  time.Duration
+		limit time.Duration
+	}{
+		{"/readyz 503 after the cut", firstAfter(cut, unready), 2 * time.Second},
+		{"/readyz 200 after the connection returned", firstAfter(restored, isReady), 5 * time.Second},
+		{"/readyz 503 after PostgreSQL stopped", firstAfter(down, unready), 2 * time.Second},
+		{"/readyz 200 after PostgreSQL restarted", firstAfter(up, isReady), 5 * time.Second},
+	} {
+		t.Logf("%s: %v", c.what, c.took)
+		if c.took > c.limit {
+			t.Errorf("%s took %v, want within %v", c.what, c.took, c.limit)
+		}
+	}
+
+	// Whole or nothing, per mutation.
+	var applied, refused, unknown int
+	for _, m := range mutations {
+		var n int
+		if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM memberships WHERE workspace_id = $1 AND contact_id = ANY($2)",
+			ws.ID, rowIDs(t, m.contacts)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case n == batch*len(segs) && m.ok:
+			applied++
+		case n == batch*len(segs):
+			unknown++ // committed, but the answer was lost in the fault
+		case n == 0 && !m.ok:
+			refused++
+		default:
+			t.Errorf("assignment (reported ok: %v) applied %d of %d memberships", m.ok, n, batch*len(segs))
+		}
+	}
+	t.Logf("bulk assignments: %d applied, %d failed and not applied, %d failed after committing", applied, refused, unknown)
+	if applied == 0 || refused == 0 {
+		t.Errorf("the traffic did not exercise both outcomes: %d applied, %d failed", applied, refused)
+	}
+	var drift int
+	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM segments s WHERE s.workspace_id = $1 AND s.contact_count <>
+		(SELECT count(*) FROM memberships m WHERE m.workspace_id = s.workspace_id AND m.segment_id = s.id)`, ws.ID).Scan(&drift); err != nil {
+		t.Fatal(err)
+	}
+	if drift != 0 {
+		t.Errorf("%d segments' contactCount differs from their memberships", drift)
+	}
+}
+
+// rowIDs decodes contacts' global IDs.
+func rowIDs(t *testing.T, ids []string) []int64 {
+	t.Helper()
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		n, err := globalid.DecodeAs(globalid.Contact, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = n
+	}
+	return out
+}
