@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run test generate check-generated lint bench clean
+.PHONY: all build run test test-pgbouncer generate check-generated lint bench clean
 
 all: test build
 
@@ -17,6 +17,12 @@ run:
 # (which start their own PostgreSQL) under the race detector.
 test: lint check-generated
 	$(GO) test -race -count=1 ./...
+	$(MAKE) test-pgbouncer
+
+# The integration suites again, through a PgBouncer in transaction pooling mode
+# (Debian's pgbouncer package), which the tests start in front of their PostgreSQL.
+test-pgbouncer:
+	SEGMENTS_TEST_PGBOUNCER=1 $(GO) test -race -count=1 ./internal/server/ ./internal/store/ ./cmd/segments/
 
 generate:
 	$(GO) generate ./...

@@ -241,6 +241,12 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 				byPhone[r.Phone] = r.Contact
 			}
 		}
+		// A contact that existed at the INSERT (which then left it alone) and was
+		// deleted by a concurrent transaction before the UPDATE or SELECT: run again,
+		// and it will be created.
+		if len(byPhone) < len(changes) {
+			return errConcurrentChange
+		}
 		out = Upserted{Contacts: make([]crm.Contact, len(in)), Created: len(created), Updated: len(updated)}
 		for i := range in {
 			out.Contacts[i] = byPhone[in[i].Phone]

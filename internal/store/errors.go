@@ -29,9 +29,16 @@ func violates(err error, constraint string) bool {
 	return pgErr != nil && pgErr.Code == uniqueViolation && pgErr.ConstraintName == constraint
 }
 
+// errConcurrentChange is how a transaction reports that a concurrent one changed what
+// it read between two of its statements, so that it must run again.
+var errConcurrentChange = errors.New("store: changed concurrently")
+
 // retryable reports whether a transaction failed only because of a concurrent one and
 // can run again as it is.
 func retryable(err error) bool {
+	if errors.Is(err, errConcurrentChange) {
+		return true
+	}
 	pgErr := pgError(err)
 	return pgErr != nil && (pgErr.Code == serializationFailure || pgErr.Code == deadlockDetected)
 }

@@ -79,7 +79,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 // configureRole sets the role's session defaults before the pool opens its first
 // connection, so that every connection of the pool has them.
 func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error {
-	var sets []string
+	var sets, now []string
 	for _, s := range []struct {
 		name string
 		d    time.Duration
@@ -91,6 +91,7 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 			sets = append(sets, fmt.Sprintf(
 				"EXECUTE format('ALTER ROLE %%I IN DATABASE %%I SET %s = %d', current_user, current_database());",
 				s.name, s.d.Milliseconds()))
+			now = append(now, fmt.Sprintf("SET %s = %d;", s.name, s.d.Milliseconds()))
 		}
 	}
 	if len(sets) == 0 {
@@ -101,7 +102,11 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 		return fmt.Errorf("store: connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "DO $$ BEGIN "+strings.Join(sets, " ")+" END $$"); err != nil {
+	// A role's defaults reach only sessions that start after the change. Through
+	// PgBouncer this session's server connection stays open and serves the pool next,
+	// so it gets the values now too. (A bouncer's older server connections get them
+	// when it reconnects them: server_lifetime, or RECONNECT on its console.)
+	if _, err := conn.Exec(ctx, "DO $$ BEGIN "+strings.Join(sets, " ")+" END $$; "+strings.Join(now, " ")); err != nil {
 		return fmt.Errorf("store: set the role's timeouts: %w", err)
 	}
 	return nil

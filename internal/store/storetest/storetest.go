@@ -2,7 +2,9 @@
 //
 // With DATABASE_URL set, tests create their databases on that server. Otherwise the
 // first test that asks starts a private server (package pgserver) in a temporary
-// directory; Main stops it when the tests end. Tests of one process share one migrated
+// directory; Main stops it when the tests end. With SEGMENTS_TEST_PGBOUNCER=1 as
+// well, tests reach that server through a PgBouncer in transaction mode: the whole
+// suite then proves the service works behind one. Tests of one process share one migrated
 // database and keep out of each other's way through workspaces, exactly as tenants do.
 package storetest
 
@@ -29,6 +31,7 @@ var (
 	server  *pgserver.Server
 	tempDir string
 	adminDB string // URL of a database on the server, to create others from
+	bouncer *pgserver.Bouncer
 	shared  *store.Store
 	dbs     []string // databases created, dropped by Main
 )
@@ -44,6 +47,9 @@ func Main(m *testing.M) int {
 	}
 	if server == nil && len(dbs) > 0 {
 		dropDatabases() // on a server we did not start
+	}
+	if bouncer != nil {
+		bouncer.Stop()
 	}
 	if server != nil {
 		_ = server.Stop()
@@ -116,6 +122,11 @@ func newDatabase(tb testing.TB) string {
 				tb.Fatal(err)
 			}
 			server, tempDir, adminDB = srv, dir, srv.URL("segments")
+			if ThroughPgBouncer() {
+				if bouncer, err = srv.StartBouncer(ctx, dir+"/bouncer"); err != nil {
+					tb.Fatal(err)
+				}
+			}
 		}
 	}
 	conn, err := pgx.Connect(ctx, adminDB)
@@ -130,12 +141,21 @@ func newDatabase(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	dbs = append(dbs, name)
+	if bouncer != nil {
+		return bouncer.URL(name)
+	}
 	u, err := url.Parse(adminDB)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// ThroughPgBouncer reports whether tests reach PostgreSQL through PgBouncer: tests
+// that inspect the server's sessions (pg_stat_activity) see the bouncer's then.
+func ThroughPgBouncer() bool {
+	return os.Getenv("SEGMENTS_TEST_PGBOUNCER") == "1" && os.Getenv("DATABASE_URL") == ""
 }
 
 func dropDatabases() {
