@@ -44,8 +44,8 @@ var settings = []setting{
 	{"--log-format", "SEGMENTS_LOG_FORMAT", "text", "log format: text or json", "serve"},
 	{"--batch-wait", "SEGMENTS_BATCH_WAIT", "1ms", "how long a batch loader waits for sibling keys", "serve"},
 	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes", "serve"},
-	{"--statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s", "PostgreSQL statement_timeout of the application's role (0: leave as is)", "all"},
-	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the application's role (0: leave as is)", "all"},
+	{"--statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s", "PostgreSQL statement_timeout of the application's role (0: leave as is)", "serve"},
+	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the application's role (0: leave as is)", "serve"},
 	{"--drain-delay", "SEGMENTS_DRAIN_DELAY", "0s", "after SIGTERM, how long /readyz reports 503 while requests are still accepted (set it above your load balancer's probe period)", "serve"},
 	{"--shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s", "after draining, how long requests in flight may run before they are cancelled", "serve"},
 }
@@ -68,11 +68,13 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	}
 	fs.StringVar(&c.dataDir, "data-dir", env("SEGMENTS_DATA_DIR", defaultDataDir(getenv)), "")
 	c.databaseURL = getenv("DATABASE_URL")
-	duration(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s")
-	duration(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s")
 	if !serve {
 		return
 	}
+	// Only the server sets the role's timeouts: an administrative command run with
+	// other values must not change them under the running servers.
+	duration(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s")
+	duration(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s")
 	fs.StringVar(&c.addr, "addr", env("SEGMENTS_ADDR", "127.0.0.1:8080"), "")
 	fs.BoolVar(&c.demo, "demo", env("SEGMENTS_DEMO", "false") == "true", "")
 	fs.StringVar(&c.logFormat, "log-format", env("SEGMENTS_LOG_FORMAT", "text"), "")

@@ -37,7 +37,7 @@ func TestStatementsDoNotGrowWithPageSize(t *testing.T) {
 		t.Run(shape.name, func(t *testing.T) {
 			count := func(n int) int64 {
 				a.do(shape.query, map[string]any{"n": n, "s": segs[0], "ids": ids[:n]}, nil)
-				return a.statements.N()
+				return a.statements()
 			}
 			small, large := count(5), count(100)
 			if small != large {
@@ -69,7 +69,7 @@ func TestRootLookupsAreBatched(t *testing.T) {
 		}
 	}
 	// One for the API key, one for the contacts, one for the segment.
-	if n := a.statements.N(); n != 3 {
+	if n := a.statements(); n != 3 {
 		t.Fatalf("%d statements, want 3", n)
 	}
 }

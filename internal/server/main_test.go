@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,9 +31,12 @@ type api struct {
 	key   auth.Key
 	ws    crm.Workspace
 	store *store.Store
-	// statements counts the SQL statements of the last request.
-	statements *store.StatementCounter
+	// last counts the SQL statements of the last request (see statements).
+	last *atomic.Pointer[store.StatementCounter]
 }
+
+// statements returns the number of SQL statements the last request sent.
+func (a *api) statements() int64 { return a.last.Load().N() }
 
 // newAPI starts a server and creates a workspace to act for.
 func newAPI(t testing.TB) *api {
@@ -45,7 +49,7 @@ func newAPIWith(t testing.TB, cfg server.Config) *api {
 	t.Helper()
 	s := storetest.Store(t)
 	ws, key := storetest.Workspace(t, s)
-	a := &api{t: t, key: key, ws: ws, store: s}
+	a := &api{t: t, key: key, ws: ws, store: s, last: &atomic.Pointer[store.StatementCounter]{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// A long batch wait keeps batching deterministic under the race detector; the
 	// prefetched paths do not wait at all.
@@ -55,7 +59,7 @@ func newAPIWith(t testing.TB, cfg server.Config) *api {
 	h := server.Handler(s, log, cfg)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &store.StatementCounter{}
-		a.statements = c
+		a.last.Store(c)
 		h.ServeHTTP(w, r.WithContext(store.WithStatementCounter(r.Context(), c)))
 	}))
 	t.Cleanup(srv.Close)

@@ -16,5 +16,5 @@ func TestSmokeAPI(t *testing.T) {
 	if out.Segments.TotalCount != 1 || out.Segments.Nodes[0].ID != seg || out.Segments.Nodes[0].ContactCount != 2 {
 		t.Fatalf("%+v", out)
 	}
-	t.Logf("statements: %d", a.statements.N())
+	t.Logf("statements: %d", a.statements())
 }

@@ -200,15 +200,21 @@ func (s *Store) UpdateSegment(ctx context.Context, ws, id int64, p crm.SegmentPa
 }
 
 // DeleteSegment deletes a segment; its contacts stay.
+//
+// It runs in inTx, to be retried: the cascade to the segment's memberships can
+// deadlock with a DeleteContacts whose own cascade reaches this segment's counter out
+// of lock order (a membership assigned after it locked its segments).
 func (s *Store) DeleteSegment(ctx context.Context, ws, id int64) error {
-	res, err := s.db.NewDelete().Model((*segmentRow)(nil)).
-		Where("s.workspace_id = ? AND s.id = ?", ws, id).
-		Exec(ctx)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return crm.Errorf(crm.CodeNotFound, crm.Path("id"), "no segment with this ID")
-	}
-	return nil
+	return s.inTx(ctx, func(tx bun.Tx) error {
+		res, err := tx.NewDelete().Model((*segmentRow)(nil)).
+			Where("s.workspace_id = ? AND s.id = ?", ws, id).
+			Exec(ctx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return crm.Errorf(crm.CodeNotFound, crm.Path("id"), "no segment with this ID")
+		}
+		return nil
+	})
 }

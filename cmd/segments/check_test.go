@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// TestCheck runs "segments check" on the demo workspace with two counters corrupted by
+// hand: it reports both with their stored and real counts and exits 3, --repair
+// repairs them and exits 0, and the next check is clean. A disabled counter trigger
+// is reported, and fails the check even with --repair.
+func TestCheck(t *testing.T) {
+	ctx := context.Background()
+	dbURL := storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": dbURL})
+	runCheck := func(args ...string) (string, error) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		err := run(ctx, append([]string{"check"}, args...), getenv, &stdout, &stderr)
+		if err != nil && exitCode(err) != 3 {
+			t.Fatalf("check %v: %v\n%s", args, err, stderr.String())
+		}
+		return stdout.String(), err
+	}
+
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, []string{"seed"}, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("seed: %v\n%s", err, stderr.String())
+	}
+	if out, err := runCheck(); err != nil || !strings.Contains(out, "no drift") {
+		t.Fatalf("check of a fresh database: %v\n%s", err, out)
+	}
+
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The lines a check prints for the two segments corrupted below.
+	var want []string
+	for _, c := range []struct {
+		name  string
+		count string // the corrupted counter, from the real one n
+	}{{"VIP Users", "n + 5"}, {"Beta Testers", "0"}} {
+		var ws, id, n, stored int64
+		err := conn.QueryRow(ctx, `
+			UPDATE segments s SET contact_count = `+strings.ReplaceAll(c.count, "n", "s.contact_count")+`
+			WHERE name = $1 RETURNING workspace_id, id, (SELECT count(*) FROM memberships m WHERE m.segment_id = s.id), contact_count`,
+			c.name).Scan(&ws, &id, &n, &stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf(`workspace %d "Demo", segment %s %q: contact_count %d, memberships %d (%+d)`,
+			ws, globalid.Encode(globalid.Segment, id), c.name, stored, n, stored-n))
+	}
+
+	// Check: both reported, in segment order, nothing changed, exit code 3.
+	for range 2 {
+		out, err := runCheck()
+		if !errors.Is(err, errDrift) || exitCode(err) != 3 {
+			t.Fatalf("check with drift returned %v, want exit code 3", err)
+		}
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if len(lines) != 3 || lines[0] != "drift: "+want[0] || lines[1] != "drift: "+want[1] ||
+			lines[2] != `2 segment counters drifted; run "segments check --repair" to repair` {
+			t.Fatalf("check printed:\n%s\nwant drift lines\n%s", out, strings.Join(want, "\n"))
+		}
+	}
+
+	// Repair: the same two, exit code 0; then clean.
+	out, err := runCheck("--repair")
+	if err != nil {
+		t.Fatalf("check --repair: %v\n%s", err, out)
+	}
+	if out != "repaired: "+want[0]+"\nrepaired: "+want[1]+"\n2 segment counters repaired\n" {
+		t.Fatalf("check --repair printed:\n%s", out)
+	}
+	if out, err := runCheck(); err != nil || out != "no drift: every segment's contact_count equals its memberships\n" {
+		t.Fatalf("check after repair: %v\n%s", err, out)
+	}
+	if out, err := runCheck("--repair"); err != nil || out != "0 segment counters repaired\n" {
+		t.Fatalf("second repair: %v\n%s", err, out)
+	}
+
+	// A disabled trigger cannot be repaired by recounting: reported, exit code 3.
+	exec("ALTER TABLE memberships DISABLE TRIGGER memberships_count_deleted")
+	out, err = runCheck("--repair")
+	if !errors.Is(err, errDrift) || !strings.Contains(out, "broken: trigger memberships_count_deleted on memberships is disabled") {
+		t.Fatalf("check --repair with a disabled trigger: %v\n%s", err, out)
+	}
+	exec("ALTER TABLE memberships ENABLE TRIGGER memberships_count_deleted")
+	if out, err := runCheck(); err != nil {
+		t.Fatalf("check after enabling the trigger: %v\n%s", err, out)
+	}
+}
+
+func TestCheckUsage(t *testing.T) {
+	for _, args := range [][]string{{"check", "now"}, {"check", "--fix"}} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), args, env(nil), &stdout, &stderr)
+		if !errors.Is(err, errUsage) || exitCode(err) != 2 {
+			t.Errorf("%v: got %v, want a usage error", args, err)
+		}
+	}
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"help", "check"}, env(nil), &stdout, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"segments check [--repair]", "--repair", "status 3", "DATABASE_URL"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("help check does not mention %s:\n%s", want, stdout.String())
+		}
+	}
+}

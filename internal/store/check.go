@@ -1,0 +1,175 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+)
+
+// The consistency check of the derived data, over all workspaces: the one thing the
+// schema cannot enforce by itself is segments.contact_count, which the membership
+// triggers maintain. Everything else it would make sense to look for is already
+// impossible:
+//
+//   - a membership whose contact or segment belongs to another workspace: memberships
+//     reference segments and contacts by (workspace_id, id), so both must be rows of
+//     the membership's own workspace;
+//   - a membership of a deleted contact or segment: both foreign keys cascade;
+//   - a negative counter: CHECK (contact_count >= 0).
+//
+// Counters drift only when membership rows change without the triggers firing (a
+// trigger disabled by hand, a restore with session_replication_role = replica or
+// pg_restore --disable-triggers, rows written by hand with the triggers off) or when a
+// counter is written directly. CountTriggerProblems finds the first cause, CheckCounts
+// the damage, RepairCounts repairs it.
+
+// CountDrift is a segment whose stored contact_count differs from the number of its
+// memberships.
+type CountDrift struct {
+	WorkspaceID   int64  `bun:"workspace_id"`
+	WorkspaceName string `bun:"workspace_name"`
+	SegmentID     int64  `bun:"segment_id"`
+	SegmentName   string `bun:"segment_name"`
+	Stored        int64  `bun:"stored"` // contact_count as stored (before a repair)
+	Actual        int64  `bun:"actual"` // the number of memberships
+}
+
+// countDriftSQL finds every drifting segment in one pass over memberships: one
+// snapshot, so a counter and the memberships it counts are read as of the same
+// committed state, and a writer in the middle of a change is never reported as drift
+// (its counter update commits together with its memberships).
+const countDriftSQL = `
+	SELECT s.workspace_id, w.name AS workspace_name, s.id AS segment_id, s.name AS segment_name,
+	       s.contact_count AS stored, coalesce(m.n, 0) AS actual
+	FROM segments s
+	JOIN workspaces w ON w.id = s.workspace_id
+	LEFT JOIN (SELECT workspace_id, segment_id, count(*) AS n FROM memberships GROUP BY 1, 2) m
+	       ON m.workspace_id = s.workspace_id AND m.segment_id = s.id
+	WHERE s.contact_count <> coalesce(m.n, 0)
+	ORDER BY s.workspace_id, s.id`
+
+// CheckCounts returns every segment, of any workspace, whose contact_count differs
+// from the number of its memberships, by workspace and segment. It only reads, takes
+// no locks, and is safe while the API serves writes.
+func (s *Store) CheckCounts(ctx context.Context) ([]CountDrift, error) {
+	var drift []CountDrift
+	if err := s.db.NewRaw(countDriftSQL).Scan(ctx, &drift); err != nil {
+		return nil, fmt.Errorf("store: check counts: %w", err)
+	}
+	return drift, nil
+}
+
+// RepairCounts sets the contact_count of every drifting segment to the number of its
+// memberships, in one transaction, and returns what it repaired (Stored is the value
+// it replaced). It is safe while the API serves writes:
+//
+//   - It locks the drifting segments FOR UPDATE in id order, the order in which every
+//     writer locks the segments whose counters it changes (ids come from one sequence,
+//     so id order across workspaces agrees with each workspace's order); a deadlock
+//     with a writer that cascades into counters out of order is retried by inTx.
+//   - It counts only after it holds the locks, in a statement of its own (READ
+//     COMMITTED: a new snapshot). A writer that had changed those segments has
+//     committed by then, so its memberships are counted; one that changes them later
+//     waits for the lock and then adds its difference to the repaired value. Counting
+//     in the UPDATE that waits for the lock would use a snapshot from before the wait
+//     and lose the waited-for change.
+//   - It writes only segments that still drift under the lock: one repaired in the
+//     meantime is left alone, and one that started to drift after the first look is
+//     left to the next run.
+//
+// A repair moves updated_at, like every other change of contact_count (the membership
+// triggers move it too): the count clients see changes, and a client that syncs
+// segments by updatedAt must see the corrected count.
+func (s *Store) RepairCounts(ctx context.Context) ([]CountDrift, error) {
+	var repaired []CountDrift
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		repaired = nil
+		var found []CountDrift
+		if err := tx.NewRaw(countDriftSQL).Scan(ctx, &found); err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			return nil
+		}
+		wss, ids := make([]int64, len(found)), make([]int64, len(found))
+		for i, d := range found {
+			wss[i], ids[i] = d.WorkspaceID, d.SegmentID
+		}
+		// (workspace_id, id) pairs, so that the primary key finds the rows.
+		var locked []int64
+		err := tx.NewSelect().Table("segments").Column("id").
+			Where("(workspace_id, id) IN (SELECT * FROM unnest(?::bigint[], ?::bigint[]))",
+				pgdialect.Array(wss), pgdialect.Array(ids)).
+			OrderExpr("id").For("UPDATE").
+			Scan(ctx, &locked)
+		if err != nil || len(locked) == 0 {
+			return err
+		}
+		return tx.NewRaw(`
+			WITH actual AS (
+				SELECT s.workspace_id, s.id, s.contact_count AS stored,
+				       (SELECT count(*) FROM memberships m WHERE m.workspace_id = s.workspace_id AND m.segment_id = s.id) AS n
+				FROM segments s
+				WHERE (s.workspace_id, s.id) IN (SELECT * FROM unnest(?::bigint[], ?::bigint[]))
+			)
+			UPDATE segments s
+			SET contact_count = a.n, updated_at = now()
+			FROM actual a, workspaces w
+			WHERE s.workspace_id = a.workspace_id AND s.id = a.id AND a.stored <> a.n
+			  AND w.id = s.workspace_id
+			RETURNING s.workspace_id, w.name AS workspace_name, s.id AS segment_id, s.name AS segment_name,
+			          a.stored, a.n AS actual`,
+			pgdialect.Array(wss), pgdialect.Array(ids)).Scan(ctx, &repaired)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: repair counts: %w", err)
+	}
+	sortDrift(repaired)
+	return repaired, nil
+}
+
+// counterTriggers are the triggers on memberships that keep contact_count exact.
+var counterTriggers = []string{"memberships_count_inserted", "memberships_count_deleted"}
+
+// CountTriggerProblems reports each trigger that maintains contact_count and is
+// missing or does not fire in ordinary sessions. With one of them off, every
+// membership change makes counters drift again, so a repair would not last.
+func (s *Store) CountTriggerProblems(ctx context.Context) ([]string, error) {
+	var rows []struct {
+		Name    string `bun:"name"`
+		Enabled string `bun:"enabled"` // pg_trigger.tgenabled; '' when missing
+	}
+	err := s.db.NewRaw(`
+		SELECT t.name, coalesce(tg.tgenabled::text, '') AS enabled
+		FROM unnest(?::text[]) WITH ORDINALITY AS t(name, i)
+		LEFT JOIN pg_trigger tg ON tg.tgrelid = 'memberships'::regclass AND tg.tgname = t.name
+		ORDER BY t.i`, pgdialect.Array(counterTriggers)).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: check counter triggers: %w", err)
+	}
+	var problems []string
+	for _, r := range rows {
+		switch r.Enabled {
+		case "O", "A": // fires in origin sessions (the default), or always
+		case "":
+			problems = append(problems, fmt.Sprintf("trigger %s on memberships is missing", r.Name))
+		case "D":
+			problems = append(problems, fmt.Sprintf("trigger %s on memberships is disabled", r.Name))
+		default: // "R": fires only with session_replication_role = replica
+			problems = append(problems, fmt.Sprintf("trigger %s on memberships fires only in replica sessions", r.Name))
+		}
+	}
+	return problems, nil
+}
+
+// sortDrift orders drift by workspace and segment, as CheckCounts returns it
+// (UPDATE ... RETURNING has no order).
+func sortDrift(d []CountDrift) {
+	slices.SortFunc(d, func(a, b CountDrift) int {
+		return cmp.Or(cmp.Compare(a.WorkspaceID, b.WorkspaceID), cmp.Compare(a.SegmentID, b.SegmentID))
+	})
+}

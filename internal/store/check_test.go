@@ -1,0 +1,308 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// fixture is a workspace with contacts and segments of known sizes.
+type fixture struct {
+	ws       crm.Workspace
+	contacts []int64
+	segments map[string]int64 // by name
+}
+
+// newFixture creates a workspace whose segments hold the first n contacts, for each
+// name: n of sizes.
+func newFixture(t *testing.T, s *store.Store, phoneBase int, sizes map[string]int) fixture {
+	t.Helper()
+	ctx := context.Background()
+	ws, _ := storetest.Workspace(t, s)
+	in := make([]crm.ContactInput, 10)
+	for i := range in {
+		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9197%08d", phoneBase+i)}
+	}
+	up, err := s.UpsertContacts(ctx, ws.ID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fixture{ws: ws, segments: map[string]int64{}}
+	for _, c := range up.Contacts {
+		f.contacts = append(f.contacts, c.ID)
+	}
+	for name, n := range sizes {
+		seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: name, ContactIDs: f.contacts[:n]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.segments[name] = seg.ID
+	}
+	return f
+}
+
+// segmentRows returns the workspace's segment rows as JSON, counters and timestamps
+// included: equal results mean nothing changed.
+func segmentRows(t *testing.T, s *store.Store, ws int64) string {
+	t.Helper()
+	var out string
+	err := s.DB().QueryRowContext(context.Background(),
+		"SELECT coalesce(json_agg(s ORDER BY s.id), '[]')::text FROM segments s WHERE s.workspace_id = $1", ws).Scan(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func setCounter(t *testing.T, s *store.Store, ws, segment, value int64) {
+	t.Helper()
+	res, err := s.DB().ExecContext(context.Background(),
+		"UPDATE segments SET contact_count = $3 WHERE workspace_id = $1 AND id = $2", ws, segment, value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("corrupted %d rows, want 1", n)
+	}
+}
+
+// TestCheckAndRepairCounts corrupts two counters of one workspace by hand, and checks
+// that CheckCounts reports exactly those, with the stored and the real count, that
+// RepairCounts repairs exactly those, and that everything else stays as it was.
+func TestCheckAndRepairCounts(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	mine := newFixture(t, s, 10_000, map[string]int{"Alpha": 3, "Beta": 2, "Empty": 0})
+	other := newFixture(t, s, 10_100, map[string]int{"Alpha": 4, "Gamma": 1})
+
+	if drift, err := s.CheckCounts(ctx); err != nil || len(drift) != 0 {
+		t.Fatalf("before any corruption: drift %+v, %v", drift, err)
+	}
+	otherBefore := segmentRows(t, s, other.ws.ID)
+	byID := func() map[int64]crm.Segment {
+		segs, err := s.SegmentsByID(ctx, mine.ws.ID, []int64{mine.segments["Alpha"], mine.segments["Beta"], mine.segments["Empty"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return segs
+	}
+	before := byID()
+
+	alpha, empty := mine.segments["Alpha"], mine.segments["Empty"]
+	setCounter(t, s, mine.ws.ID, alpha, 7)
+	setCounter(t, s, mine.ws.ID, empty, 2) // no memberships at all: counted as 0
+	want := []store.CountDrift{
+		{WorkspaceID: mine.ws.ID, WorkspaceName: mine.ws.Name, SegmentID: alpha, SegmentName: "Alpha", Stored: 7, Actual: 3},
+		{WorkspaceID: mine.ws.ID, WorkspaceName: mine.ws.Name, SegmentID: empty, SegmentName: "Empty", Stored: 2, Actual: 0},
+	}
+	slices.SortFunc(want, func(a, b store.CountDrift) int { return int(a.SegmentID - b.SegmentID) })
+
+	// Checking reports and changes nothing.
+	for range 2 {
+		drift, err := s.CheckCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(drift, want) {
+			t.Fatalf("check:\n got  %+v\n want %+v", drift, want)
+		}
+	}
+
+	repaired, err := s.RepairCounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(repaired, want) {
+		t.Fatalf("repair:\n got  %+v\n want %+v", repaired, want)
+	}
+	after := byID()
+	for name, n := range map[string]int64{"Alpha": 3, "Beta": 2, "Empty": 0} {
+		if got := after[mine.segments[name]].ContactCount; got != n {
+			t.Errorf("%s: contactCount %d after repair, want %d", name, got, n)
+		}
+	}
+	// A repaired counter moves updated_at, like every change of a count; an untouched
+	// segment keeps it.
+	for _, id := range []int64{alpha, empty} {
+		if !after[id].UpdatedAt.After(before[id].UpdatedAt) {
+			t.Errorf("segment %d: updated_at %v did not move from %v", id, after[id].UpdatedAt, before[id].UpdatedAt)
+		}
+	}
+	if beta := mine.segments["Beta"]; after[beta] != before[beta] {
+		t.Errorf("Beta changed: %+v -> %+v", before[beta], after[beta])
+	}
+	if got := segmentRows(t, s, other.ws.ID); got != otherBefore {
+		t.Errorf("the other workspace changed:\nbefore %s\nafter  %s", otherBefore, got)
+	}
+
+	// Clean again, and a repair with nothing to do writes nothing.
+	if drift, err := s.CheckCounts(ctx); err != nil || len(drift) != 0 {
+		t.Fatalf("after repair: drift %+v, %v", drift, err)
+	}
+	mineAfter := segmentRows(t, s, mine.ws.ID)
+	if repaired, err := s.RepairCounts(ctx); err != nil || len(repaired) != 0 {
+		t.Fatalf("second repair: %+v, %v", repaired, err)
+	}
+	if got := segmentRows(t, s, mine.ws.ID); got != mineAfter {
+		t.Errorf("a repair with nothing to repair changed the workspace:\nbefore %s\nafter  %s", mineAfter, got)
+	}
+}
+
+// TestRepairCountsWhileWriting repairs a corrupted counter while writers keep
+// changing the memberships of that segment and its neighbours: the repair must not
+// lose a concurrent change, and a check during the writes must never report drift
+// that is not there (a writer in the middle of a change is not drift).
+func TestRepairCountsWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	in := make([]crm.ContactInput, 200)
+	for i := range in {
+		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9197%08d", 20_000+i)}
+	}
+	up, err := s.UpsertContacts(ctx, ws.ID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contacts := make([]int64, len(up.Contacts))
+	for i, c := range up.Contacts {
+		contacts[i] = c.ID
+	}
+	var segments []int64
+	for i := range 4 {
+		seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: fmt.Sprintf("S%d", i), ContactIDs: contacts[:50*i]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		segments = append(segments, seg.ID)
+	}
+	const offset = 1000
+	corrupted := segments[2]
+	setCounter(t, s, ws.ID, corrupted, 100+offset)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 11))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				cs := make([]int64, 1+rng.IntN(40))
+				for i := range cs {
+					cs[i] = contacts[rng.IntN(len(contacts))]
+				}
+				ss := []int64{segments[rng.IntN(len(segments))], corrupted}
+				var err error
+				if rng.IntN(2) == 0 {
+					_, err = s.RemoveContactsFromSegments(ctx, ws.ID, cs, ss)
+				} else {
+					_, err = s.AssignContactsToSegments(ctx, ws.ID, cs, ss)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+
+	// While they write: repairs and checks, until the corruption has been repaired
+	// and at least a few more rounds have run.
+	var fixed []store.CountDrift
+	for round := 0; round < 5 || len(fixed) == 0; round++ {
+		time.Sleep(30 * time.Millisecond)
+		repaired, err := s.RepairCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fixed = append(fixed, repaired...)
+		drift, err := s.CheckCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(drift) > 0 {
+			t.Errorf("round %d: check during writes reports %+v", round, drift)
+		}
+		if round > 200 {
+			t.Fatal("nothing repaired")
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	// Exactly the corrupted counter was repaired, once, by exactly the corruption:
+	// the writers' changes count in both the stored and the real number.
+	if len(fixed) != 1 || fixed[0].SegmentID != corrupted || fixed[0].Stored-fixed[0].Actual != offset {
+		t.Fatalf("repaired %+v, want segment %d off by %d", fixed, corrupted, offset)
+	}
+	checkCounts(t, s, ws.ID)
+	if drift, err := s.CheckCounts(ctx); err != nil || len(drift) != 0 {
+		t.Fatalf("after the writers: drift %+v, %v", drift, err)
+	}
+}
+
+// TestCountTriggerProblems turns the counter triggers off in the ways a restore or an
+// operator can, on a database of its own, and checks that each is reported, and that
+// a membership change with a trigger off is found as drift.
+func TestCountTriggerProblems(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	problems := func(want ...string) {
+		t.Helper()
+		got, err := s.CountTriggerProblems(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("problems:\n got  %q\n want %q", got, want)
+		}
+	}
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := s.DB().ExecContext(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	problems()
+
+	f := newFixture(t, s, 30_000, map[string]int{"Alpha": 2})
+	exec("ALTER TABLE memberships DISABLE TRIGGER memberships_count_inserted")
+	problems("trigger memberships_count_inserted on memberships is disabled")
+	if _, err := s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts[2:5], []int64{f.segments["Alpha"]}); err != nil {
+		t.Fatal(err)
+	}
+	drift, err := s.CheckCounts(ctx)
+	if err != nil || len(drift) != 1 || drift[0].Stored != 2 || drift[0].Actual != 5 {
+		t.Fatalf("drift %+v, %v; want Alpha stored 2, actual 5", drift, err)
+	}
+
+	exec("ALTER TABLE memberships ENABLE REPLICA TRIGGER memberships_count_inserted")
+	problems("trigger memberships_count_inserted on memberships fires only in replica sessions")
+	exec("ALTER TABLE memberships ENABLE ALWAYS TRIGGER memberships_count_inserted")
+	exec("DROP TRIGGER memberships_count_deleted ON memberships")
+	problems("trigger memberships_count_deleted on memberships is missing")
+}
