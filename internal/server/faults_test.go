@@ -121,7 +121,7 @@ func TestDatabaseCutAndRestart(t *testing.T) {
 	}
 	ws, key := storetest.Workspace(t, s)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httptest.NewServer(server.Handler(s, log, server.Config{RequestTimeout: 2 * time.Second}))
+	srv := httptest.NewServer(server.Handler(s, log, server.Config{RequestTimeout: 5 * time.Second}))
 	defer srv.Close()
 	a := &api{t: t, url: srv.URL, key: key, ws: ws, store: s}
 

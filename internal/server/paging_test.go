@@ -1433,7 +1433,7 @@ func TestContactFilter(t *testing.T) {
 
 // TestContactFilterRefused proves that a membership filter with a malformed ID, an ID
 // of another type, or more than 100 IDs in a list is refused with a top-level
-// BAD_USER_INPUT error naming filter, and that 100 IDs are accepted in any and none.
+// BAD_USER_INPUT error naming filter, and that 100 IDs are accepted in any, all and none.
 func TestContactFilterRefused(t *testing.T) {
 	a := newAPI(t)
 	cs := a.addContacts(phones(72_000, 2)...)
@@ -1458,11 +1458,10 @@ func TestContactFilterRefused(t *testing.T) {
 				t.Errorf("%s %q: refused naming %q with message %q; want filter named", key, ids[len(ids)-1], arg, msg)
 			}
 		}
-		if key == "all" {
-			continue // see TestContactFilterAllOfManySegments
-		}
+		// 99 of the IDs name no segment: any keeps the members of the one that does,
+		// all keeps nobody (those are empty segments), none drops its members.
 		p := contactsList.page(a, map[string]any{"first": 5, "filter": map[string]any{"segments": map[string]any{key: hundred}}})
-		wantLen := map[string]int{"any": 2, "none": 0}[key]
+		wantLen := map[string]int{"any": 2, "all": 0, "none": 0}[key]
 		if len(p.Edges) != wantLen || p.TotalCount != wantLen {
 			t.Errorf("%s of 100 IDs: %d contacts, totalCount %d; want %d", key, len(p.Edges), p.TotalCount, wantLen)
 		}
@@ -1534,7 +1533,6 @@ func TestContactSegments(t *testing.T) {
 // of another type whose ordering has the same name: a segment's cursor where contacts
 // are paged, and a contact's cursor where segments are paged.
 func TestCursorOfAnotherListRefused(t *testing.T) {
-	t.Skip("bug: cursors do not name their list, so Query.contacts accepts a cursor of Query.segments (and the other way round) when the orderings share a name (CREATED_AT, UPDATED_AT, NAME), and returns a page positioned by a segment's values and row ID")
 	a := newAPI(t)
 	cs := a.addContacts(phones(74_000, 3)...)
 	seg := a.addSegment("another list", cs...)
@@ -1555,7 +1553,6 @@ func TestCursorOfAnotherListRefused(t *testing.T) {
 // TestTamperedCursorValuesRefused proves that a cursor whose value PostgreSQL cannot
 // take is refused as a bad cursor, not failed as an internal error.
 func TestTamperedCursorValuesRefused(t *testing.T) {
-	t.Skip("bug: a cursor whose value decodes but PostgreSQL rejects (a NUL in a name, the year 0000) fails with INTERNAL_SERVER_ERROR and an error log instead of BAD_USER_INPUT")
 	a := newAPI(t)
 	a.addSegment("tampered", a.addContacts(phones(75_000, 2)...)...)
 	for _, tc := range []struct {
@@ -1578,7 +1575,6 @@ func TestTamperedCursorValuesRefused(t *testing.T) {
 // punctuation still finds the names and emails that contain it as written, and only
 // those, as the schema promises ("contains this text").
 func TestContactSearchMatchesTextWithDigits(t *testing.T) {
-	t.Skip(`bug: a search made of digits and phone punctuation is reduced to its digits for every field, so "12-34" misses the name "Flat 12-34" but finds "Room 1234", and "2024.01" misses john.2024.01@x.io`)
 	a := newAPI(t)
 	ids := map[string]string{
 		"flat":  a.listAddContact("+919800000001", listText("Flat 12-34"), nil),
@@ -1595,7 +1591,6 @@ func TestContactSearchMatchesTextWithDigits(t *testing.T) {
 // TestContactFilterAllOfManySegments proves that a filter with all of 100 segments,
 // the documented maximum, is answered promptly even in a workspace of two contacts.
 func TestContactFilterAllOfManySegments(t *testing.T) {
-	t.Skip("bug: all of n segments becomes n correlated EXISTS conditions; PostgreSQL takes seconds to plan 100 of them (about 1.3 s per statement, page and totalCount each), whatever the workspace's size")
 	a := newAPI(t)
 	cs := a.addContacts(phones(76_000, 2)...)
 	seg := a.addSegment("every", cs...)

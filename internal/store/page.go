@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 
@@ -24,42 +26,77 @@ type Page[T any] struct {
 	HasPreviousPage bool
 }
 
-// sortKey is one ordering of a table: rows sort by parts (SQL over the column, %[1]s
+// sortKey is one ordering of a list: rows sort by parts (SQL over the column, %[1]s
 // standing for it), then by id. A cursor keeps the column's raw value and the id, and
 // the same parts are applied to both sides of the comparison, so a cursor never
 // depends on Go reproducing what PostgreSQL computes (lower(), collations).
 // Each ordering has an index on (workspace_id, parts..., id).
 type sortKey struct {
-	name   string // written into cursors: a cursor fits only the ordering that made it
+	// list and name are written into cursors: a cursor fits only the list and the
+	// ordering that made it.
+	list   listKind
+	name   string
 	column string
-	cast   string // SQL type of the column
+	cast   string // SQL type of the column: timestamptz, bigint or text
 	parts  []string
 	// nullable columns have null cursor values.
 	nullable bool
+	// maxLen is the most characters a text value has: the API's limit for the column.
+	maxLen int
 }
 
+// listKind names the rows a list pages through, in its cursors.
+type listKind string
+
+// The kinds of list. Query.contacts and Segment.contacts share contactList: they
+// page through the same rows (contacts) in the same orderings over the same
+// columns, so a position in one is a valid position in the other (a segment's
+// contacts are a subset of the workspace's), and Segment.contacts of segment(id:) is
+// read through the same store method as Query.contacts anyway. Segments and contacts
+// never share cursors, even for orderings of the same name.
+const (
+	contactList listKind = "c"
+	segmentList listKind = "s"
+)
+
+// The orderings of each list.
 var (
-	byCreatedAt    = sortKey{name: "created_at", column: "created_at", cast: "timestamptz", parts: []string{"%[1]s"}}
-	byUpdatedAt    = sortKey{name: "updated_at", column: "updated_at", cast: "timestamptz", parts: []string{"%[1]s"}}
-	byContactCount = sortKey{name: "contact_count", column: "contact_count", cast: "bigint", parts: []string{"%[1]s"}}
-	bySegmentName  = sortKey{name: "name", column: "name", cast: "text", parts: []string{"lower(%[1]s)"}}
+	segmentsByCreatedAt    = sortKey{list: segmentList, name: "created_at", column: "created_at", cast: "timestamptz", parts: []string{"%[1]s"}}
+	segmentsByUpdatedAt    = sortKey{list: segmentList, name: "updated_at", column: "updated_at", cast: "timestamptz", parts: []string{"%[1]s"}}
+	segmentsByContactCount = sortKey{list: segmentList, name: "contact_count", column: "contact_count", cast: "bigint", parts: []string{"%[1]s"}}
+	segmentsByName         = sortKey{list: segmentList, name: "name", column: "name", cast: "text", maxLen: crm.MaxSegmentName,
+		parts: []string{"lower(%[1]s)"}}
+
+	contactsByCreatedAt = sortKey{list: contactList, name: "created_at", column: "created_at", cast: "timestamptz", parts: []string{"%[1]s"}}
+	contactsByUpdatedAt = sortKey{list: contactList, name: "updated_at", column: "updated_at", cast: "timestamptz", parts: []string{"%[1]s"}}
 	// Contact names may be null: named contacts come first (ascending), ignoring case.
-	byContactName = sortKey{name: "name", column: "name", cast: "text", nullable: true,
+	contactsByName = sortKey{list: contactList, name: "name", column: "name", cast: "text", nullable: true, maxLen: crm.MaxContactName,
 		parts: []string{"(%[1]s IS NULL)", "coalesce(lower(%[1]s), '')"}}
 )
 
-// cursor is the decoded content of an opaque cursor.
+// cursor is the decoded content of an opaque cursor: base64url of compact JSON such as
+// {"l":"c","k":"created_at","v":"2026-11-28T09:30:00.123456Z","i":42}.
 type cursor struct {
-	Key   string `json:"k"`
-	Value any    `json:"v"`
-	ID    int64  `json:"i"`
+	List  listKind `json:"l"`
+	Key   string   `json:"k"`
+	Value any      `json:"v"`
+	ID    int64    `json:"i"`
 }
+
+// The range of timestamps a cursor may hold: years 1 to 9999, which RFC 3339 can write
+// and PostgreSQL's timestamptz holds (its own range is wider). The store passes times
+// to PostgreSQL as ISO dates, and PostgreSQL has no year 0: Go's year 0 would fail
+// there.
+var (
+	minCursorTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxCursorTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
+)
 
 func encodeCursor(key sortKey, value any, id int64) string {
 	if t, ok := value.(time.Time); ok {
 		value = t.UTC().Format(time.RFC3339Nano)
 	}
-	b, err := json.Marshal(cursor{Key: key.name, Value: value, ID: id})
+	b, err := json.Marshal(cursor{List: key.list, Key: key.name, Value: value, ID: id})
 	if err != nil {
 		panic(fmt.Sprintf("store: encode cursor: %v", err)) // values are strings, numbers and nil
 	}
@@ -67,43 +104,71 @@ func encodeCursor(key sortKey, value any, id int64) string {
 }
 
 // decodeCursor reads the cursor given as argument arg and checks that it fits key.
+// Every value is checked as strictly as encodeCursor writes it, so that whatever a
+// client sends, PostgreSQL never sees a value it rejects: a cursor is either one this
+// list could have returned or a BAD_USER_INPUT naming arg, never an internal error.
 func decodeCursor(arg, s string, key sortKey) (cursor, error) {
 	bad := func(why string) error {
 		return crm.Errorf(crm.CodeInvalid, crm.Path(arg), "%s is not a valid cursor for this list: %s", arg, why)
 	}
+	notOurs := bad("it is not one this API returned")
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return cursor{}, bad("it is not one this API returned")
+		return cursor{}, notOurs
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
+	dec.DisallowUnknownFields()
 	var c cursor
 	if err := dec.Decode(&c); err != nil || c.ID <= 0 || dec.More() {
-		return cursor{}, bad("it is not one this API returned")
+		return cursor{}, notOurs
 	}
 	if c.Key != key.name {
 		return cursor{}, bad("it was made for another orderBy")
 	}
-	ok := false
-	switch v := c.Value.(type) {
+	v, ok := key.parseValue(c.Value)
+	if !ok {
+		return cursor{}, notOurs
+	}
+	c.Value = v
+	// The list last: another list's ordering of the same name has values of the same
+	// type, and a tampered value is refused for what it is, whatever list it names.
+	if c.List != key.list {
+		return cursor{}, bad("it was made for another list")
+	}
+	return c, nil
+}
+
+// parseValue checks a cursor's decoded JSON value against the ordering's column and
+// returns it as the store passes it to PostgreSQL.
+func (key sortKey) parseValue(v any) (any, bool) {
+	switch v := v.(type) {
 	case nil:
-		ok = key.nullable
+		return nil, key.nullable
 	case string:
 		switch key.cast {
 		case "text":
-			ok = true
+			// PostgreSQL's text holds no NUL and only valid UTF-8; the API stores at
+			// most maxLen characters.
+			ok := utf8.ValidString(v) && !strings.ContainsRune(v, 0) && utf8.RuneCountInString(v) <= key.maxLen
+			return v, ok
 		case "timestamptz":
+			// Exactly as encodeCursor writes it: RFC 3339 in UTC, at most microseconds
+			// (PostgreSQL's precision), within the range both sides can write.
 			t, err := time.Parse(time.RFC3339Nano, v)
-			c.Value, ok = t, err == nil
+			ok := err == nil && t.UTC().Format(time.RFC3339Nano) == v && t.Nanosecond()%1000 == 0 &&
+				!t.Before(minCursorTime) && !t.After(maxCursorTime)
+			return t, ok
 		}
 	case json.Number:
-		n, err := v.Int64()
-		c.Value, ok = n, err == nil && key.cast == "bigint"
+		if key.cast != "bigint" {
+			return nil, false
+		}
+		// Counts: a non-negative integer written in its shortest form.
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		return n, err == nil && n >= 0 && strconv.FormatInt(n, 10) == string(v)
 	}
-	if !ok {
-		return cursor{}, bad("it is not one this API returned")
-	}
-	return c, nil
+	return nil, false
 }
 
 // pageQuery describes one page of a list.

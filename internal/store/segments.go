@@ -31,19 +31,19 @@ type memberSegmentRow struct {
 const segmentSearch = `(s.name || E'\n' || coalesce(s.description, ''))`
 
 var segmentKeys = map[crm.SegmentOrderField]sortKey{
-	crm.SegmentsByCreatedAt:    byCreatedAt,
-	crm.SegmentsByUpdatedAt:    byUpdatedAt,
-	crm.SegmentsByName:         bySegmentName,
-	crm.SegmentsByContactCount: byContactCount,
+	crm.SegmentsByCreatedAt:    segmentsByCreatedAt,
+	crm.SegmentsByUpdatedAt:    segmentsByUpdatedAt,
+	crm.SegmentsByName:         segmentsByName,
+	crm.SegmentsByContactCount: segmentsByContactCount,
 }
 
 func segmentKeyValue(s *crm.Segment, key sortKey) any {
 	switch key.name {
-	case byUpdatedAt.name:
+	case segmentsByUpdatedAt.name:
 		return s.UpdatedAt
-	case bySegmentName.name:
+	case segmentsByName.name:
 		return s.Name
-	case byContactCount.name:
+	case segmentsByContactCount.name:
 		return s.ContactCount
 	}
 	return s.CreatedAt

@@ -1,0 +1,146 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// TestMembershipFilterAll proves the set semantics of MembershipFilter.All for lists
+// short and long (the store writes lists of more than four segments as one aggregate
+// instead of one EXISTS per segment): pages and counts equal the sets computed here,
+// with repeated IDs, IDs of no segment and of another workspace's segment (an empty
+// segment: nobody is in all), and together with Any, None and a search.
+func TestMembershipFilterAll(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	other, _ := storetest.Workspace(t, s)
+
+	const nContacts, nSegments = 24, 8
+	in := make([]crm.ContactInput, nContacts)
+	for i := range in {
+		name := fmt.Sprintf("even %d", i)
+		if i%2 == 1 {
+			name = fmt.Sprintf("odd %d", i)
+		}
+		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9198%08d", 81_000+i), ContactDetails: crm.ContactDetails{Name: crm.Some(&name)}}
+	}
+	up, err := s.UpsertContacts(ctx, ws.ID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contacts := make([]int64, nContacts) // in ID order, which is creation order
+	odd := map[int64]bool{}
+	for i, c := range up.Contacts {
+		contacts[i] = c.ID
+		odd[c.ID] = i%2 == 1
+	}
+	// Segment k holds each contact with probability 3/4, so that long lists still
+	// have members in common; segment 0 holds everyone.
+	rng := rand.New(rand.NewPCG(1, 2))
+	segs := make([]int64, nSegments)
+	members := map[int64]map[int64]bool{}
+	for k := range segs {
+		var ids []int64
+		for _, c := range contacts {
+			if k == 0 || rng.IntN(4) > 0 {
+				ids = append(ids, c)
+			}
+		}
+		seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: fmt.Sprintf("S%d", k), ContactIDs: ids})
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs[k] = seg.ID
+		members[seg.ID] = map[int64]bool{}
+		for _, c := range ids {
+			members[seg.ID][c] = true
+		}
+	}
+	otherUp, err := s.UpsertContacts(ctx, other.ID, []crm.ContactInput{{Phone: "+919800081999"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSeg, err := s.CreateSegment(ctx, other.ID, crm.NewSegment{Name: "other", ContactIDs: []int64{otherUp.Contacts[0].ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const unknown = int64(1) << 50
+
+	in1 := func(c int64, list []int64) bool {
+		return slices.ContainsFunc(list, func(seg int64) bool { return members[seg][c] })
+	}
+	want := func(f crm.MembershipFilter, onlyOdd bool) []int64 {
+		out := []int64{}
+		for _, c := range contacts {
+			if f.Any != nil && !in1(c, f.Any) {
+				continue
+			}
+			if slices.ContainsFunc(f.All, func(seg int64) bool { return !members[seg][c] }) {
+				continue
+			}
+			if in1(c, f.None) || (onlyOdd && !odd[c]) {
+				continue
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+
+	alls := [][]int64{
+		nil,
+		{},
+		{segs[0]},
+		{segs[1], segs[2]},
+		{segs[1], segs[1], segs[2], segs[2], segs[3], segs[3]}, // three segments
+		{segs[0], segs[1], segs[2], segs[3]},
+		{segs[0], segs[1], segs[2], segs[3], segs[4]},
+		{segs[1], segs[2], segs[3], segs[4], segs[5], segs[1]}, // five segments
+		segs[1:],
+		segs,
+		{segs[0], unknown},
+		{segs[0], otherSeg.ID},
+		append(slices.Clone(segs), unknown),
+		append(slices.Clone(segs), otherSeg.ID),
+		{unknown, unknown + 1, unknown + 2, unknown + 3, unknown + 4},
+	}
+	anys := [][]int64{nil, {segs[0]}, {segs[6], segs[7]}, {unknown}}
+	nones := [][]int64{nil, {segs[7]}, {segs[5], otherSeg.ID}}
+	for _, all := range alls {
+		for _, anyIDs := range anys {
+			for _, none := range nones {
+				for _, search := range []string{"", "odd"} {
+					f := crm.MembershipFilter{Any: anyIDs, All: all, None: none}
+					cq := crm.ContactQuery{Search: search, Segments: f, Order: crm.ContactOrder{Field: crm.ContactsByCreatedAt, Direction: crm.Asc}}
+					what := fmt.Sprintf("any %v, all %v, none %v, search %q", anyIDs, all, none, search)
+					first := 100
+					p, err := s.Contacts(ctx, ws.ID, cq, crm.PageArgs{First: &first})
+					if err != nil {
+						t.Fatalf("%s: %v", what, err)
+					}
+					got := []int64{}
+					for _, c := range p.Items {
+						got = append(got, c.ID)
+					}
+					w := want(f, search != "")
+					if !slices.Equal(got, w) {
+						t.Errorf("%s: page %v, want %v", what, got, w)
+					}
+					n, err := s.CountContacts(ctx, ws.ID, cq)
+					if err != nil {
+						t.Fatalf("%s: count: %v", what, err)
+					}
+					if n != len(w) {
+						t.Errorf("%s: count %d, want %d", what, n, len(w))
+					}
+				}
+			}
+		}
+	}
+}
