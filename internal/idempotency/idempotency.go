@@ -1,0 +1,394 @@
+// Package idempotency makes API requests safe to retry: a client that sends a POST
+// with an "Idempotency-Key" header may send it again, as often and as concurrently as
+// it likes: it runs until it gets a definitive answer, once, and every copy gets that
+// answer.
+//
+// The rules, per workspace (keys of different workspaces never meet):
+//
+//   - Without the header, or on any method but POST, nothing changes.
+//   - A key is 1 to 255 visible ASCII characters (0x21-0x7E), sent once; anything
+//     else is refused with 400 and extensions.code INVALID_IDEMPOTENCY_KEY, and
+//     nothing runs. A UUID is a good key.
+//   - The first request with a key claims it and runs. Its response is stored when it
+//     is a definitive answer: HTTP 200 without a top-level error whose code is
+//     TIMEOUT, INTERNAL_SERVER_ERROR, UNAVAILABLE or SERVICE_UNAVAILABLE (transient
+//     failures), FORBIDDEN (the credential may not run it: another credential of the
+//     workspace may, with the same key) or PERSISTED_QUERY_NOT_FOUND (the client
+//     resends it with the full query). A mutation refused with userErrors is
+//     definitive, and stored too; so is a query.
+//   - A later request with the key and a byte-identical body gets the stored response,
+//     same status and byte-identical body, with "Idempotent-Replayed: true", and runs
+//     nothing. A request that arrives while the first still runs waits for its answer
+//     (polling the store, 10 ms growing to 100 ms, for as long as its own deadline
+//     lets it; when that ends first: 409 IDEMPOTENCY_KEY_IN_PROGRESS, retry later).
+//   - The same key with a different body is refused with 422 and
+//     IDEMPOTENCY_KEY_REUSED, and nothing runs. When the keys cannot be read (the
+//     database is down), the answer is 503 SERVICE_UNAVAILABLE and nothing runs either.
+//   - When the first request's answer is not stored (a transient failure, say), its
+//     claim is released and the next request with the key runs again. The mutations of
+//     this API converge (assigning, removing, upserting or deleting again leaves the
+//     same state), so a retry after a failure reaches the requested state.
+//   - A claim is a lease (Options.Lease, 1 minute): if the process running the first
+//     request dies, a retry after the lease takes the key over and runs. The lease
+//     must outlast the request deadline, so that a live request is never taken over.
+//   - Keys are kept at least 24 hours (Options.Retention), then forgotten: the same key
+//     then runs again. Expired keys are deleted by the requests themselves: at most
+//     once a minute, the request that claimed a key deletes up to 1,000 expired ones
+//     after it answered, and the next request goes on at once while a batch comes back
+//     full. No background goroutine, nothing to start or stop.
+//
+// The claim, the stored response and the release are single statements of their own,
+// outside the transaction of the request, so a request waiting for another holds no
+// lock and no connection. The price is a narrow window: a request that committed its
+// changes and died before storing its response runs again when retried after its
+// lease; that retry converges to the same state, but its answer describes the second
+// run (createSegment, for one, answers TAKEN).
+package idempotency
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/store"
+)
+
+// Header names.
+const (
+	HeaderKey      = "Idempotency-Key"
+	HeaderReplayed = "Idempotent-Replayed"
+)
+
+// Codes (extensions.code) of the refusals of this package.
+const (
+	CodeInvalidKey = "INVALID_IDEMPOTENCY_KEY"
+	CodeKeyReused  = "IDEMPOTENCY_KEY_REUSED"
+	CodeInProgress = "IDEMPOTENCY_KEY_IN_PROGRESS"
+	CodeTooLarge   = "REQUEST_TOO_LARGE"
+)
+
+// MaxKeyLength is the length limit of a key, in bytes.
+const MaxKeyLength = 255
+
+// unstoredCodes are the top-level error codes of answers that are not stored, so
+// that the next request with the key runs again: transient failures (graph/errors.go,
+// auth), refusals of the credential rather than of the request (graph/authorize.go),
+// and gqlgen's automatic persisted queries, whose clients resend the same key with
+// the full query.
+var unstoredCodes = map[string]bool{
+	"TIMEOUT":                   true,
+	"INTERNAL_SERVER_ERROR":     true,
+	"UNAVAILABLE":               true,
+	"SERVICE_UNAVAILABLE":       true,
+	"FORBIDDEN":                 true,
+	"PERSISTED_QUERY_NOT_FOUND": true,
+}
+
+// Store keeps the keys; *store.Store is one.
+type Store interface {
+	ClaimIdempotencyKey(ctx context.Context, ws int64, key string, hash []byte, lease time.Duration) (store.IdempotencyClaim, error)
+	IdempotencyKey(ctx context.Context, ws int64, key string, hash []byte) (store.IdempotencyClaim, error)
+	FinishIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte, res store.StoredResponse) error
+	ReleaseIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte) error
+	DeleteExpiredIdempotencyKeys(ctx context.Context, olderThan time.Duration, limit int) (int, error)
+}
+
+// Options tune the middleware; zero values mean the defaults.
+type Options struct {
+	// Lease is how long a claim holds before a retry may take the key over: longer
+	// than any request runs (the request deadline). Default 1 minute.
+	Lease time.Duration
+	// Retention is how long keys are kept at least. Default 24 hours.
+	Retention time.Duration
+	// CleanupEvery is how often at most expired keys are deleted. Default 1 minute.
+	CleanupEvery time.Duration
+	// CleanupBatch is how many expired keys one cleanup deletes at most. Default 1,000.
+	CleanupBatch int
+	// MaxBodyBytes bounds the body of a request with a key (it is read whole to be
+	// hashed). Default 8 MiB.
+	MaxBodyBytes int64
+	// PollMin and PollMax bound the pause between two looks at a key another request
+	// holds; it doubles from PollMin to PollMax. Defaults 10 ms and 100 ms.
+	PollMin, PollMax time.Duration
+}
+
+func (o *Options) defaults() {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	set(&o.Lease, time.Minute)
+	set(&o.Retention, 24*time.Hour)
+	set(&o.CleanupEvery, time.Minute)
+	set(&o.PollMin, 10*time.Millisecond)
+	set(&o.PollMax, 100*time.Millisecond)
+	if o.CleanupBatch <= 0 {
+		o.CleanupBatch = 1000
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 8 << 20
+	}
+}
+
+// storeTimeout bounds the statements that store or release a response: they run
+// after the request's own context may have ended (its deadline passed, its client
+// left), since a claim left behind would make retries wait for its lease.
+const storeTimeout = 5 * time.Second
+
+type middleware struct {
+	store Store
+	log   *slog.Logger
+	opts  Options
+	next  http.Handler
+	// nextCleanup is when (Unix nanoseconds) expired keys may be deleted next.
+	nextCleanup atomic.Int64
+}
+
+// Middleware makes POST requests with an Idempotency-Key header idempotent (see the
+// package documentation). It must run behind auth.Require: keys belong to the
+// request's workspace.
+func Middleware(s Store, log *slog.Logger, opts Options) func(http.Handler) http.Handler {
+	opts.defaults()
+	return func(next http.Handler) http.Handler {
+		return &middleware{store: s, log: log, opts: opts, next: next}
+	}
+}
+
+func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	values, present := r.Header[HeaderKey]
+	if r.Method != http.MethodPost || !present {
+		m.next.ServeHTTP(w, r)
+		return
+	}
+	if len(values) != 1 {
+		auth.WriteError(w, http.StatusBadRequest, CodeInvalidKey, "send one Idempotency-Key header, not several")
+		return
+	}
+	key := values[0]
+	if !ValidKey(key) {
+		auth.WriteError(w, http.StatusBadRequest, CodeInvalidKey,
+			"invalid Idempotency-Key: it must be 1 to 255 visible ASCII characters, such as a UUID")
+		return
+	}
+	ws, ok := auth.WorkspaceFrom(r.Context())
+	if !ok {
+		m.log.ErrorContext(r.Context(), "idempotency: no workspace in the request context: the middleware must run behind auth.Require")
+		auth.WriteError(w, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "internal server error")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.opts.MaxBodyBytes))
+	if err != nil {
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			auth.WriteError(w, http.StatusRequestEntityTooLarge, CodeTooLarge,
+				"the request body is larger than "+strconv.FormatInt(m.opts.MaxBodyBytes, 10)+" bytes")
+			return
+		}
+		auth.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "could not read the request body")
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	sum := sha256.Sum256(body)
+	hash := sum[:]
+
+	ctx := r.Context()
+	claim, err := m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
+	pause := m.opts.PollMin
+	waited := false
+	for {
+		if err != nil {
+			switch {
+			case ctx.Err() != nil && waited:
+				m.inProgress(w)
+				return
+			case ctx.Err() != nil:
+				auth.WriteError(w, http.StatusServiceUnavailable, "TIMEOUT", "the request took too long and was stopped before it ran")
+				return
+			}
+			m.log.ErrorContext(ctx, "idempotency: store", "err", err)
+			auth.WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the service is unavailable, try again shortly")
+			return
+		}
+		switch claim.State {
+		case store.IdempotencyClaimed:
+			if claim.TookOver {
+				m.log.WarnContext(ctx, "idempotency: took over a key whose request did not finish within its lease",
+					"workspace_id", ws.ID, "key", key)
+			}
+			m.execute(w, r, ws.ID, key, claim.Owner)
+			return
+		case store.IdempotencyDone:
+			replay(w, claim.Response)
+			return
+		case store.IdempotencyMismatch:
+			auth.WriteError(w, http.StatusUnprocessableEntity, CodeKeyReused,
+				"this Idempotency-Key was already used with a different request body; use a new key for a new request")
+			return
+		case store.IdempotencyFree:
+			claim, err = m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
+		default: // in progress: wait for the holder's answer
+			select {
+			case <-ctx.Done():
+				m.inProgress(w)
+				return
+			case <-time.After(pause):
+			}
+			pause, waited = min(2*pause, m.opts.PollMax), true
+			claim, err = m.store.IdempotencyKey(ctx, ws.ID, key, hash)
+		}
+	}
+}
+
+func (m *middleware) inProgress(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	auth.WriteError(w, http.StatusConflict, CodeInProgress,
+		"a request with this Idempotency-Key is still in progress; retry it later")
+}
+
+// execute runs the request that holds the key, stores its response when it is
+// definitive and releases the key otherwise, then answers.
+func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, key string, owner []byte) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
+	defer cancel()
+	rec := &recorder{header: http.Header{}}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				m.release(ctx, ws, key, owner)
+				panic(p)
+			}
+		}()
+		m.next.ServeHTTP(rec, r)
+	}()
+	res := store.StoredResponse{Status: rec.statusCode(), ContentType: rec.header.Get("Content-Type"), Body: rec.body.Bytes()}
+	if definitive(res) {
+		if err := m.store.FinishIdempotencyKey(ctx, ws, key, owner, res); err != nil {
+			// The request applied; a retry after the release runs it again, which
+			// converges.
+			m.log.ErrorContext(ctx, "idempotency: store the response", "err", err, "workspace_id", ws, "key", key)
+			m.release(ctx, ws, key, owner)
+		}
+	} else {
+		m.release(ctx, ws, key, owner)
+	}
+
+	for k, v := range rec.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(res.Status)
+	w.Write(res.Body)
+
+	m.cleanup(ctx, w)
+}
+
+func (m *middleware) release(ctx context.Context, ws int64, key string, owner []byte) {
+	err := m.store.ReleaseIdempotencyKey(ctx, ws, key, owner)
+	if err != nil && !errors.Is(err, store.ErrIdempotencyClaimLost) {
+		// The claim stays until its lease runs out; retries wait until then.
+		m.log.ErrorContext(ctx, "idempotency: release a key", "err", err, "workspace_id", ws, "key", key)
+	}
+}
+
+// cleanup deletes expired keys when it is time to, after the response went out. One
+// request per CleanupEvery wins the compare-and-swap; while a batch comes back full,
+// the next request deletes the next batch.
+func (m *middleware) cleanup(ctx context.Context, w http.ResponseWriter) {
+	now := time.Now().UnixNano()
+	next := m.nextCleanup.Load()
+	if now < next || !m.nextCleanup.CompareAndSwap(next, now+int64(m.opts.CleanupEvery)) {
+		return
+	}
+	_ = http.NewResponseController(w).Flush()
+	n, err := m.store.DeleteExpiredIdempotencyKeys(ctx, m.opts.Retention, m.opts.CleanupBatch)
+	if err != nil {
+		m.log.WarnContext(ctx, "idempotency: delete expired keys", "err", err)
+		return
+	}
+	if n >= m.opts.CleanupBatch {
+		m.nextCleanup.Store(0)
+	}
+}
+
+func replay(w http.ResponseWriter, res store.StoredResponse) {
+	if res.ContentType != "" {
+		w.Header().Set("Content-Type", res.ContentType)
+	}
+	w.Header().Set(HeaderReplayed, "true")
+	w.WriteHeader(res.Status)
+	w.Write(res.Body)
+}
+
+// definitive reports whether a response is the request's final answer, to be replayed
+// to retries: HTTP 200 without a top-level error that a retry could cure
+// (unstoredCodes).
+func definitive(res store.StoredResponse) bool {
+	if res.Status != http.StatusOK {
+		return false
+	}
+	var doc struct {
+		Errors []struct {
+			Extensions map[string]any `json:"extensions"`
+		} `json:"errors"`
+	}
+	if err := json.Unmarshal(res.Body, &doc); err != nil {
+		return false
+	}
+	for _, e := range doc.Errors {
+		if code, _ := e.Extensions["code"].(string); unstoredCodes[code] {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidKey reports whether s is a valid idempotency key: 1 to 255 visible ASCII
+// characters.
+func ValidKey(s string) bool {
+	if len(s) == 0 || len(s) > MaxKeyLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// recorder holds a response until it is known whether to store it.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(p)
+}
+
+func (r *recorder) statusCode() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}

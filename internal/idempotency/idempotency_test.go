@@ -1,0 +1,171 @@
+package idempotency
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store"
+)
+
+func TestValidKey(t *testing.T) {
+	for key, want := range map[string]bool{
+		"":                                     false,
+		"a":                                    true,
+		strings.Repeat("k", 255):               true,
+		strings.Repeat("k", 256):               false,
+		"550e8400-e29b-41d4-a716-446655440000": true,
+		"!~":                                   true,
+		"a b":                                  false,
+		"a\tb":                                 false,
+		"a\x00b":                               false,
+		"a\x7fb":                               false,
+		"clé":                                  false,
+	} {
+		if got := ValidKey(key); got != want {
+			t.Errorf("ValidKey(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
+
+func TestDefinitive(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		body   string
+		want   bool
+	}{
+		{200, `{"data":{"createSegment":{"segment":null,"userErrors":[{"code":"TAKEN"}]}}}`, true},
+		{200, `{"errors":[{"message":"bad cursor","extensions":{"code":"BAD_USER_INPUT"}}],"data":null}`, true},
+		{200, `{"errors":[{"message":"slow","extensions":{"code":"TIMEOUT"}}],"data":null}`, false},
+		{200, `{"errors":[{"message":"x","extensions":{"code":"INTERNAL_SERVER_ERROR","requestId":"r"}}],"data":{"a":null}}`, false},
+		{200, `{"errors":[{"message":"x","extensions":{"code":"UNAVAILABLE"}}],"data":null}`, false},
+		{200, `{"errors":[{"message":"PersistedQueryNotFound","extensions":{"code":"PERSISTED_QUERY_NOT_FOUND"}}]}`, false},
+		{200, `{"errors":[{"message":"read only","extensions":{"code":"FORBIDDEN"}}]}`, false},
+		{200, `{"errors":[{"message":"no code"}],"data":null}`, true},
+		{200, `not json`, false},
+		{200, ``, false},
+		{422, `{"errors":[{"message":"invalid","extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}]}`, false},
+		{500, `{}`, false},
+	} {
+		if got := definitive(store.StoredResponse{Status: c.status, Body: []byte(c.body)}); got != c.want {
+			t.Errorf("definitive(%d %s) = %v, want %v", c.status, c.body, got, c.want)
+		}
+	}
+}
+
+// panicStore fails the test when the middleware touches the store.
+type panicStore struct{ Store }
+
+// TestMiddlewarePassesWithoutKey: without the header, or on GET, the handler runs as
+// it is and the store is never asked.
+func TestMiddlewarePassesWithoutKey(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ran := 0
+	h := Middleware(panicStore{}, log, Options{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ran++
+		w.Write([]byte(`{"data":{}}`))
+	}))
+	for _, req := range []*http.Request{
+		httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(`{}`)),
+		withKey(httptest.NewRequest(http.MethodGet, "/graphql?query={a}", nil), "k"),
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 || rec.Header().Get(HeaderReplayed) != "" {
+			t.Errorf("%s: %d %v", req.Method, rec.Code, rec.Header())
+		}
+	}
+	if ran != 2 {
+		t.Errorf("handler ran %d times, want 2", ran)
+	}
+}
+
+// TestMiddlewareRefusals: invalid keys, a missing workspace and an oversized body are
+// refused before the store or the handler are reached.
+func TestMiddlewareRefusals(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := Middleware(panicStore{}, log, Options{MaxBodyBytes: 10})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("the handler ran")
+	}))
+	ws := crm.Workspace{ID: 1}
+	for _, c := range []struct {
+		name   string
+		req    *http.Request
+		status int
+		code   string
+	}{
+		{"empty key", withWorkspace(withKey(post(`{}`), ""), ws), 400, CodeInvalidKey},
+		{"control character", withWorkspace(withKey(post(`{}`), "a\x01"), ws), 400, CodeInvalidKey},
+		{"two keys", withWorkspace(withKey(withKey(post(`{}`), "a"), "b"), ws), 400, CodeInvalidKey},
+		{"no workspace", withKey(post(`{}`), "k"), 500, "INTERNAL_SERVER_ERROR"},
+		{"body too large", withWorkspace(withKey(post(`{"query":"mutation"}`), "k"), ws), 413, CodeTooLarge},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, c.req)
+		if rec.Code != c.status || !strings.Contains(rec.Body.String(), `"code":"`+c.code+`"`) {
+			t.Errorf("%s: %d %s; want %d %s", c.name, rec.Code, rec.Body, c.status, c.code)
+		}
+	}
+}
+
+func post(body string) *http.Request {
+	return httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(body))
+}
+
+func withKey(r *http.Request, key string) *http.Request {
+	r.Header.Add(HeaderKey, key)
+	return r
+}
+
+func withWorkspace(r *http.Request, ws crm.Workspace) *http.Request {
+	return r.WithContext(auth.WithWorkspace(r.Context(), ws))
+}
+
+// flakyStore is a store whose claims succeed and whose finish fails: the answer still
+// reaches the client, and the claim is released for a retry.
+type flakyStore struct {
+	Store
+	released int
+}
+
+func (f *flakyStore) ClaimIdempotencyKey(context.Context, int64, string, []byte, time.Duration) (store.IdempotencyClaim, error) {
+	return store.IdempotencyClaim{State: store.IdempotencyClaimed, Owner: []byte("o")}, nil
+}
+
+func (f *flakyStore) FinishIdempotencyKey(context.Context, int64, string, []byte, store.StoredResponse) error {
+	return io.ErrUnexpectedEOF
+}
+
+func (f *flakyStore) ReleaseIdempotencyKey(context.Context, int64, string, []byte) error {
+	f.released++
+	return nil
+}
+
+func (f *flakyStore) DeleteExpiredIdempotencyKeys(context.Context, time.Duration, int) (int, error) {
+	return 0, nil
+}
+
+func TestFinishFailureReleases(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := &flakyStore{}
+	h := Middleware(s, log, Options{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"data":{"echo":` + string(body) + `}}`))
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, withWorkspace(withKey(post(`{"a":1}`), "k"), crm.Workspace{ID: 1}))
+	if rec.Code != 200 || rec.Body.String() != `{"data":{"echo":{"a":1}}}` || rec.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("answer %d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+	if s.released != 1 {
+		t.Errorf("released %d times, want 1", s.released)
+	}
+}

@@ -1,0 +1,237 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Idempotency keys: the store's half of package idempotency. A key is claimed by the
+// one request that executes it, then either finished (its response stored for
+// replay) or released (deleted, so that a retry executes again). Each method is one
+// statement outside any transaction of the request it guards, so a claim holds no
+// lock and no connection while the request runs; a lease stands in for the lock.
+
+// IdempotencyState is what a request finds under its idempotency key.
+type IdempotencyState int
+
+const (
+	// IdempotencyClaimed: the caller now holds the key and must execute its request,
+	// then FinishIdempotencyKey or ReleaseIdempotencyKey with the claim's Owner.
+	IdempotencyClaimed IdempotencyState = iota + 1
+	// IdempotencyFree: nobody holds the key (it is unknown, was released, or its
+	// holder's lease ran out): ClaimIdempotencyKey it. Only IdempotencyKey says so.
+	IdempotencyFree
+	// IdempotencyInProgress: another request with the same body holds the key and its
+	// lease still runs: wait for its response.
+	IdempotencyInProgress
+	// IdempotencyDone: the key's response is stored: replay it.
+	IdempotencyDone
+	// IdempotencyMismatch: the key belongs to a request with another body.
+	IdempotencyMismatch
+)
+
+func (s IdempotencyState) String() string {
+	switch s {
+	case IdempotencyClaimed:
+		return "claimed"
+	case IdempotencyFree:
+		return "free"
+	case IdempotencyInProgress:
+		return "in progress"
+	case IdempotencyDone:
+		return "done"
+	case IdempotencyMismatch:
+		return "mismatch"
+	}
+	return fmt.Sprintf("IdempotencyState(%d)", int(s))
+}
+
+// IdempotencyClaim is the outcome of claiming or looking up an idempotency key.
+type IdempotencyClaim struct {
+	State IdempotencyState
+	// Owner identifies the claim (IdempotencyClaimed): only its holder can finish or
+	// release it, so a request whose lease ran out cannot overwrite or drop the claim
+	// of the retry that took over.
+	Owner []byte
+	// TookOver reports (IdempotencyClaimed) that the key was held by a request whose
+	// lease ran out: it may have applied its changes before it died.
+	TookOver bool
+	// Response is the stored response (IdempotencyDone).
+	Response StoredResponse
+}
+
+// StoredResponse is an HTTP response kept for replay.
+type StoredResponse struct {
+	Status      int
+	ContentType string
+	Body        []byte
+}
+
+// ErrIdempotencyClaimLost means the caller no longer holds the key it finishes or
+// releases: its lease ran out and another request took the key over.
+var ErrIdempotencyClaimLost = errors.New("store: the idempotency key is no longer held by this request")
+
+// idempotencyRow is a key's row as the claim and the lookup read it.
+type idempotencyRow struct {
+	Claimed     bool    `bun:"claimed"`
+	TookOver    bool    `bun:"took_over"`
+	RequestHash []byte  `bun:"request_hash"`
+	Expired     bool    `bun:"expired"`
+	Status      *int    `bun:"status"`
+	ContentType *string `bun:"content_type"`
+	Body        []byte  `bun:"body"`
+}
+
+func (r idempotencyRow) claim(hash, owner []byte) IdempotencyClaim {
+	switch {
+	case r.Claimed:
+		return IdempotencyClaim{State: IdempotencyClaimed, Owner: owner, TookOver: r.TookOver}
+	case !bytes.Equal(r.RequestHash, hash):
+		return IdempotencyClaim{State: IdempotencyMismatch}
+	case r.Status != nil:
+		res := StoredResponse{Status: *r.Status, Body: r.Body}
+		if r.ContentType != nil {
+			res.ContentType = *r.ContentType
+		}
+		return IdempotencyClaim{State: IdempotencyDone, Response: res}
+	case r.Expired:
+		return IdempotencyClaim{State: IdempotencyFree}
+	}
+	return IdempotencyClaim{State: IdempotencyInProgress}
+}
+
+// claimSQL claims a key in one statement. The insert takes an unknown key; on a
+// conflict, the update takes over only a claim in progress whose lease ran out and
+// whose request had the same body. When it took nothing, the second branch reads the
+// row that stopped it.
+//
+// That read uses the statement's snapshot: when the conflicting row was committed by
+// a concurrent statement after this one started (the insert waited for it), the read
+// finds nothing, and the claim runs again.
+const claimSQL = `
+	WITH claimed AS (
+		INSERT INTO idempotency_keys AS k (workspace_id, key, request_hash, owner, locked_until)
+		VALUES (?, ?, ?, ?, now() + ? * interval '1 microsecond')
+		ON CONFLICT (workspace_id, key) DO UPDATE
+		   SET owner = excluded.owner, locked_until = excluded.locked_until, created_at = now()
+		 WHERE k.status IS NULL AND k.locked_until <= now() AND k.request_hash = excluded.request_hash
+		RETURNING NOT (xmax = 0) AS took_over
+	)
+	SELECT true AS claimed, took_over, NULL::bytea AS request_hash, false AS expired,
+	       NULL::int AS status, NULL::text AS content_type, NULL::bytea AS body
+	FROM claimed
+	UNION ALL
+	SELECT false, false, k.request_hash, k.status IS NULL AND k.locked_until <= now(),
+	       k.status, k.content_type, k.body
+	FROM idempotency_keys AS k
+	WHERE k.workspace_id = ? AND k.key = ? AND NOT EXISTS (SELECT FROM claimed)`
+
+// ClaimIdempotencyKey claims key for the request whose body hashes to hash, for lease:
+// IdempotencyClaimed when the caller now holds it (the key was unknown, or its
+// holder's lease ran out), else IdempotencyInProgress, IdempotencyDone or
+// IdempotencyMismatch as the key's row stands.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, ws int64, key string, hash []byte, lease time.Duration) (IdempotencyClaim, error) {
+	owner := make([]byte, 16)
+	if _, err := rand.Read(owner); err != nil {
+		return IdempotencyClaim{}, err
+	}
+	for range 3 {
+		var rows []idempotencyRow
+		err := s.db.NewRaw(claimSQL, ws, key, hash, owner, lease.Microseconds(), ws, key).Scan(ctx, &rows)
+		if err != nil {
+			return IdempotencyClaim{}, fmt.Errorf("store: claim idempotency key: %w", err)
+		}
+		if len(rows) == 1 {
+			c := rows[0].claim(hash, owner)
+			if c.State == IdempotencyFree {
+				// The lease ran out between the insert's check and the read: try again.
+				continue
+			}
+			return c, nil
+		}
+	}
+	// The row keeps changing under the claim (committed, released, re-claimed by
+	// others): the caller waits and looks again.
+	return IdempotencyClaim{State: IdempotencyInProgress}, nil
+}
+
+// IdempotencyKey looks key up for the request whose body hashes to hash, without
+// claiming it: IdempotencyFree when it can be claimed, else IdempotencyInProgress,
+// IdempotencyDone or IdempotencyMismatch. Requests waiting for another's response poll
+// with it: a read, which neither locks nor writes the row.
+func (s *Store) IdempotencyKey(ctx context.Context, ws int64, key string, hash []byte) (IdempotencyClaim, error) {
+	var rows []idempotencyRow
+	err := s.db.NewRaw(`
+		SELECT k.request_hash, k.status IS NULL AND k.locked_until <= now() AS expired,
+		       k.status, k.content_type, k.body
+		FROM idempotency_keys AS k
+		WHERE k.workspace_id = ? AND k.key = ?`, ws, key).Scan(ctx, &rows)
+	if err != nil {
+		return IdempotencyClaim{}, fmt.Errorf("store: look up idempotency key: %w", err)
+	}
+	if len(rows) == 0 {
+		return IdempotencyClaim{State: IdempotencyFree}, nil
+	}
+	return rows[0].claim(hash, nil), nil
+}
+
+// FinishIdempotencyKey stores the response of the request holding key (owner is its
+// claim's Owner), to be replayed to every later request with the key. It returns
+// ErrIdempotencyClaimLost when the caller no longer holds the key.
+func (s *Store) FinishIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte, res StoredResponse) error {
+	body := res.Body
+	if body == nil {
+		body = []byte{}
+	}
+	r, err := s.db.NewRaw(`
+		UPDATE idempotency_keys
+		SET status = ?, content_type = ?, body = ?, owner = NULL, locked_until = NULL
+		WHERE workspace_id = ? AND key = ? AND owner = ?`,
+		res.Status, res.ContentType, body, ws, key, owner).Exec(ctx)
+	return claimChanged(r, err, "finish")
+}
+
+// ReleaseIdempotencyKey deletes the claim of the request holding key, so that the
+// next request with the key executes again. It returns ErrIdempotencyClaimLost when
+// the caller no longer holds the key.
+func (s *Store) ReleaseIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte) error {
+	r, err := s.db.NewRaw(`DELETE FROM idempotency_keys WHERE workspace_id = ? AND key = ? AND owner = ?`,
+		ws, key, owner).Exec(ctx)
+	return claimChanged(r, err, "release")
+}
+
+func claimChanged(r sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("store: %s idempotency key: %w", what, err)
+	}
+	if n, err := r.RowsAffected(); err != nil {
+		return fmt.Errorf("store: %s idempotency key: %w", what, err)
+	} else if n == 0 {
+		return ErrIdempotencyClaimLost
+	}
+	return nil
+}
+
+// DeleteExpiredIdempotencyKeys deletes up to limit keys, of any workspace, claimed
+// more than olderThan ago, oldest first, and returns how many it deleted: fewer than
+// limit means none is left. Keeping each call bounded keeps it short, however many
+// keys expired at once.
+func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, olderThan time.Duration, limit int) (int, error) {
+	r, err := s.db.NewRaw(`
+		DELETE FROM idempotency_keys
+		WHERE (workspace_id, key) IN (
+			SELECT workspace_id, key FROM idempotency_keys
+			WHERE created_at < now() - ? * interval '1 microsecond'
+			ORDER BY created_at
+			LIMIT ?)`, olderThan.Microseconds(), limit).Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: delete expired idempotency keys: %w", err)
+	}
+	n, err := r.RowsAffected()
+	return int(n), err
+}
