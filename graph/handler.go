@@ -14,6 +14,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/segments/segments/graph/generated"
+	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/loader"
 	"github.com/segments/segments/internal/store"
 )
@@ -22,6 +23,14 @@ import (
 type Options struct {
 	// BatchWait is how long a loader waits for sibling keys; 0 means loader.DefaultWait.
 	BatchWait time.Duration
+	// Limits bound what one request may ask for; zero fields take limits.Defaults.
+	Limits limits.Limits
+	// Throttle charges requests their cost; nil never throttles (limits.Unlimited).
+	Throttle limits.Throttle
+	// ThrottleBucket names the bucket a request is charged to; nil: WorkspaceBucket.
+	ThrottleBucket func(context.Context) string
+	// Introspection says who may introspect the schema; "" is IntrospectionOn.
+	Introspection Introspection
 }
 
 // NewHandler returns the GraphQL endpoint. It must be served behind auth.Require,
@@ -35,14 +44,15 @@ func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	useLimits(srv, log, opts) // limits, cost, throttle, introspection, no suggestions (limits.go)
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
+	srv.Use(authorizeWrites{}) // read-only principals: every mutation is FORBIDDEN (authorize.go)
 	// Each operation gets its own loaders, bound to its workspace.
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		ls := loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait, RootLookups: rootLookups(ctx)})
 		return next(loader.With(ctx, ls))
 	})
-	return srv
+	return refusalStatus(srv)
 }

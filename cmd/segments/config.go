@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/segments/segments/internal/limits"
 )
 
 // config is every setting of the command, each a flag with an environment variable
@@ -26,6 +28,12 @@ type config struct {
 	request         time.Duration
 	statement       time.Duration
 	idleTransaction time.Duration
+	// dashboard sessions (JWT)
+	jwtIssuer, jwtAudience, jwtJWKSURL, jwtSecret, jwtAlgorithms, jwtWorkspaceClaim string
+	jwtJWKSMinRefresh                                                               time.Duration
+	// request limits and what the API shows of itself (limits.go)
+	limits                    limits.Limits
+	introspection, playground string
 	// envErr is the first environment variable that did not parse.
 	envErr error
 }
@@ -48,6 +56,26 @@ var settings = []setting{
 	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the application's role (0: leave as is)", "serve"},
 	{"--drain-delay", "SEGMENTS_DRAIN_DELAY", "0s", "after SIGTERM, how long /readyz reports 503 while requests are still accepted (set it above your load balancer's probe period)", "serve"},
 	{"--shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s", "after draining, how long requests in flight may run before they are cancelled", "serve"},
+	{"--jwt-issuer", "SEGMENTS_JWT_ISSUER", "(unset: sessions off)", "dashboard sessions: the iss that session JWTs must carry; with a JWKS URL or an HS256 secret, /graphql accepts them besides API keys", "serve"},
+	{"--jwt-audience", "SEGMENTS_JWT_AUDIENCE", "(unset)", "the accepted aud of session JWTs, comma-separated (needed with --jwt-issuer)", "serve"},
+	{"--jwt-jwks-url", "SEGMENTS_JWT_JWKS_URL", "(unset)", "where the issuer publishes its RS256/ES256 public keys (https; http only on localhost)", "serve"},
+	{"--jwt-hs256-secret", "SEGMENTS_JWT_HS256_SECRET", "(unset)", "shared secret of HS256 session JWTs, at least 32 bytes (prefer the environment variable: flags show in ps)", "serve"},
+	{"--jwt-algorithms", "SEGMENTS_JWT_ALGORITHMS", "RS256,ES256 with a JWKS URL, HS256 with a secret", "accepted alg values of session JWTs, comma-separated: RS256, ES256, HS256", "serve"},
+	{"--jwt-workspace-claim", "SEGMENTS_JWT_WORKSPACE_CLAIM", "workspace", "the claim of session JWTs holding the workspace's ID as the API shows it (W_...)", "serve"},
+	{"--jwt-jwks-min-refresh", "SEGMENTS_JWT_JWKS_MIN_REFRESH", "1m", "least time between two fetches of the JWKS that tokens with unknown key IDs cause", "serve"},
+	{"--max-body-bytes", "SEGMENTS_MAX_BODY_BYTES", "262144", "largest request body (and GET query string), in bytes: 413 REQUEST_TOO_LARGE beyond", "serve"},
+	{"--max-tokens", "SEGMENTS_MAX_TOKENS", "10000", "most lexical tokens of a GraphQL document, counted before it is parsed", "serve"},
+	{"--max-selections", "SEGMENTS_MAX_SELECTIONS", "2000", "most selections of a document, each fragment counted at every spread", "serve"},
+	{"--max-depth", "SEGMENTS_MAX_DEPTH", "15", "deepest nesting of fields", "serve"},
+	{"--max-aliases", "SEGMENTS_MAX_ALIASES", "50", "most aliased fields of a document", "serve"},
+	{"--max-directives", "SEGMENTS_MAX_DIRECTIVES", "50", "most directives of a document", "serve"},
+	{"--max-root-fields", "SEGMENTS_MAX_ROOT_FIELDS", "20", "most fields at the top of an operation", "serve"},
+	{"--max-fragments", "SEGMENTS_MAX_FRAGMENTS", "100", "most named fragments of a document", "serve"},
+	{"--max-repeated-fields", "SEGMENTS_MAX_REPEATED_FIELDS", "50", "most times one field (response name) may be selected at one place", "serve"},
+	{"--max-list-items", "SEGMENTS_MAX_LIST_ITEMS", "10000", "longest list in a request's variables or values", "serve"},
+	{"--max-cost", "SEGMENTS_MAX_COST", "1000", "highest cost of one operation (extensions.cost.requestedQueryCost): MAX_COST_EXCEEDED beyond", "serve"},
+	{"--introspection", "SEGMENTS_INTROSPECTION", "on", "who may introspect the schema: on, off, or sessions (dashboard sessions only, not API keys); use off or sessions in production", "serve"},
+	{"--playground", "SEGMENTS_PLAYGROUND", "on", "serve the GraphQL playground at /: on or off; use off in production", "serve"},
 }
 
 // flags registers the settings a command reads on fs, with defaults from the
@@ -82,6 +110,14 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	duration(&c.request, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s")
 	duration(&c.drainDelay, "drain-delay", "SEGMENTS_DRAIN_DELAY", "0s")
 	duration(&c.shutdown, "shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s")
+	fs.StringVar(&c.jwtIssuer, "jwt-issuer", env("SEGMENTS_JWT_ISSUER", ""), "")
+	fs.StringVar(&c.jwtAudience, "jwt-audience", env("SEGMENTS_JWT_AUDIENCE", ""), "")
+	fs.StringVar(&c.jwtJWKSURL, "jwt-jwks-url", env("SEGMENTS_JWT_JWKS_URL", ""), "")
+	fs.StringVar(&c.jwtSecret, "jwt-hs256-secret", env("SEGMENTS_JWT_HS256_SECRET", ""), "")
+	fs.StringVar(&c.jwtAlgorithms, "jwt-algorithms", env("SEGMENTS_JWT_ALGORITHMS", ""), "")
+	fs.StringVar(&c.jwtWorkspaceClaim, "jwt-workspace-claim", env("SEGMENTS_JWT_WORKSPACE_CLAIM", "workspace"), "")
+	duration(&c.jwtJWKSMinRefresh, "jwt-jwks-min-refresh", "SEGMENTS_JWT_JWKS_MIN_REFRESH", "1m")
+	c.limitFlags(fs, env) // limits.go
 }
 
 // defaultDataDir follows the XDG base directories. Root gets /var/lib/segments: the

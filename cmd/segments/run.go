@@ -11,6 +11,7 @@ import (
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/demo"
+	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/pgserver"
 	"github.com/segments/segments/internal/store"
 )
@@ -20,9 +21,12 @@ const usage = `segments serves the Contacts & Segments GraphQL API.
 Usage:
   segments serve [flags]              serve /graphql and the playground at /
   segments workspace create NAME      create a workspace; prints its API key
+  segments keys list|create|rotate|revoke ...
+                                      manage a workspace's API keys (segments help keys)
   segments seed                       create the demo workspace; prints an API key for it
   segments migrate                    bring the database schema up to date
   segments check [--repair]           find (and repair) segment counts that drifted
+  segments bench-data [flags]         create a workspace with the benchmark dataset; prints its API key
   segments help [command]             show this help, or a command's settings
 
 Without DATABASE_URL, every command uses an embedded PostgreSQL started from the
@@ -59,12 +63,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("%w: workspace needs a subcommand: create NAME", errUsage)
 		}
 		return createWorkspace(ctx, rest[1:], getenv, stdout, stderr)
+	case "keys":
+		return keys(ctx, rest, getenv, stdout, stderr)
 	case "seed":
 		return seed(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, rest, getenv, stdout, stderr)
 	case "check":
 		return check(ctx, rest, getenv, stdout, stderr)
+	case "bench-data":
+		return benchData(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		if len(rest) > 0 {
@@ -169,7 +177,7 @@ func createWorkspace(ctx context.Context, args []string, getenv func(string) str
 	if err != nil {
 		return err
 	}
-	log.Info("workspace created; its API key is on stdout and is shown only once", "workspace", ws.Name)
+	log.Info("workspace created; its API key (read_write) is on stdout and is shown only once", "workspace", ws.Name, "id", globalid.Encode(globalid.Workspace, ws.ID))
 	fmt.Fprintln(stdout, key)
 	return nil
 }

@@ -21,6 +21,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := newLogger(stderr, cfg.logFormat)
+	sessions, err := cfg.jwtVerifier(log)
+	if err != nil {
+		return err
+	}
 	s, closeStore, err := openStore(ctx, cfg, log, "segments")
 	if err != nil {
 		return err
@@ -53,6 +57,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			BatchWait:      cfg.batchWait,
 			RequestTimeout: cfg.request,
 			Draining:       draining,
+			JWT:            sessions,
+			Limits:         cfg.limits,
+			Introspection:  graph.Introspection(cfg.introspection),
+			NoPlayground:   cfg.playground == "off",
 		}),
 		BaseContext:       func(net.Listener) context.Context { return requests },
 		ReadHeaderTimeout: 10 * time.Second,

@@ -11,16 +11,19 @@ import (
 	"github.com/segments/segments/internal/crm"
 )
 
-// Workspaces finds the workspace an API key belongs to.
+// Workspaces finds the workspace of a credential.
 type Workspaces interface {
-	// WorkspaceByKey returns a *crm.Error with CodeNotFound for an unknown or revoked
-	// key.
-	WorkspaceByKey(ctx context.Context, keyHash []byte) (crm.Workspace, error)
+	// AuthenticateKey returns the workspace and the key whose hash is keyHash, for a
+	// key that works (not revoked, not expired), or a *crm.Error with CodeNotFound.
+	AuthenticateKey(ctx context.Context, keyHash []byte) (crm.Workspace, crm.APIKey, error)
+	// Workspace returns a workspace by ID, or a *crm.Error with CodeNotFound.
+	Workspace(ctx context.Context, id int64) (crm.Workspace, error)
 }
 
 type workspaceKey struct{}
 
-// WithWorkspace returns a context acting for ws.
+// WithWorkspace returns a context acting for ws. It carries no Principal: prefer
+// WithPrincipal.
 func WithWorkspace(ctx context.Context, ws crm.Workspace) context.Context {
 	return context.WithValue(ctx, workspaceKey{}, ws)
 }
@@ -31,34 +34,110 @@ func WorkspaceFrom(ctx context.Context) (crm.Workspace, bool) {
 	return ws, ok
 }
 
-// Require lets a request through only with a valid API key in
-// "Authorization: Bearer <key>", and puts the key's workspace in its context. Any other
-// request gets 401 with a GraphQL error whose extensions.code is UNAUTHENTICATED.
-func Require(workspaces Workspaces, log *slog.Logger, next http.Handler) http.Handler {
+// An Option configures Require.
+type Option func(*authenticator)
+
+// WithJWT makes Require accept dashboard sessions checked by v as well as API keys;
+// a nil v leaves them off.
+func WithJWT(v *JWTVerifier) Option {
+	return func(a *authenticator) { a.jwt = v }
+}
+
+type authenticator struct {
+	workspaces Workspaces
+	log        *slog.Logger
+	jwt        *JWTVerifier
+}
+
+// Require lets a request through only with a valid credential in
+// "Authorization: Bearer <credential>", and puts its Principal (and workspace) in the
+// request's context. The credential is an API key ("seg_...", checked against its
+// checksum before the database is asked) or, WithJWT, a dashboard session token; the
+// two are told apart by their shape (JWTs have dots) before any cryptography. Any
+// other request gets 401 with a GraphQL error whose extensions.code is
+// UNAUTHENTICATED, and nothing behind Require runs.
+func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ...Option) http.Handler {
+	a := &authenticator{workspaces: workspaces, log: log}
+	for _, o := range opts {
+		o(a)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := bearer(r.Header.Get("Authorization"))
 		if !ok {
 			unauthenticated(w, "missing API key: send it as \"Authorization: Bearer <key>\"")
 			return
 		}
-		key, err := ParseKey(token)
-		if err != nil {
-			unauthenticated(w, "invalid API key")
-			return
+		var p Principal
+		var err error
+		if looksLikeJWT(token) {
+			p, err = a.session(r.Context(), token)
+		} else {
+			p, err = a.apiKey(r.Context(), token)
 		}
-		ws, err := workspaces.WorkspaceByKey(r.Context(), key.Hash())
-		var notFound *crm.Error
+		var refusal *refusal
 		switch {
-		case errors.As(err, &notFound) && notFound.Code == crm.CodeNotFound:
-			unauthenticated(w, "invalid API key")
+		case errors.As(err, &refusal):
+			unauthenticated(w, refusal.msg)
+			return
+		case errors.Is(err, ErrKeysUnavailable):
+			WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the session could not be checked, try again shortly")
 			return
 		case err != nil:
-			log.ErrorContext(r.Context(), "authenticate", "err", err)
+			a.log.ErrorContext(r.Context(), "authenticate", "err", err)
 			WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the service is unavailable, try again shortly")
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithWorkspace(r.Context(), ws)))
+		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 	})
+}
+
+// refusal is a credential that is not accepted: 401 with msg.
+type refusal struct{ msg string }
+
+func (r *refusal) Error() string { return r.msg }
+
+func (a *authenticator) apiKey(ctx context.Context, token string) (Principal, error) {
+	key, err := ParseKey(token)
+	if err != nil {
+		return Principal{}, &refusal{"invalid API key"}
+	}
+	ws, k, err := a.workspaces.AuthenticateKey(ctx, key.Hash())
+	if isNotFound(err) {
+		return Principal{}, &refusal{"invalid API key"}
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{Workspace: ws, Kind: KindAPIKey, KeyID: k.ID, Scope: k.Scope}, nil
+}
+
+func (a *authenticator) session(ctx context.Context, token string) (Principal, error) {
+	if a.jwt == nil {
+		return Principal{}, &refusal{"invalid API key"}
+	}
+	s, err := a.jwt.Verify(token)
+	switch {
+	case errors.Is(err, ErrTokenExpired):
+		return Principal{}, &refusal{"the session has expired"}
+	case errors.Is(err, ErrKeysUnavailable):
+		return Principal{}, err
+	case err != nil:
+		a.log.DebugContext(ctx, "token refused", "err", err)
+		return Principal{}, &refusal{"invalid session token"}
+	}
+	ws, err := a.workspaces.Workspace(ctx, s.Workspace)
+	if isNotFound(err) {
+		return Principal{}, &refusal{"invalid session token"}
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{Workspace: ws, Kind: KindUser, Subject: s.Subject, Scope: s.Scope}, nil
+}
+
+func isNotFound(err error) bool {
+	var e *crm.Error
+	return errors.As(err, &e) && e.Code == crm.CodeNotFound
 }
 
 func bearer(header string) (string, bool) {

@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -133,6 +135,7 @@ func TestDatabaseCutAndRestart(t *testing.T) {
 	segs := []string{a.addSegment("A"), a.addSegment("B"), a.addSegment("C")}
 
 	type mutation struct {
+		key      string // Idempotency-Key
 		contacts []string
 		ok       bool
 	}
@@ -176,8 +179,8 @@ func TestDatabaseCutAndRestart(t *testing.T) {
 				if (i+1)*batch > len(contacts) {
 					continue
 				}
-				m := mutation{contacts: contacts[i*batch : (i+1)*batch]}
-				res, err := c.postWith(ctx, assignCountDoc, assignVars(m.contacts, segs...))
+				m := mutation{key: fmt.Sprintf("fault-%d", i), contacts: contacts[i*batch : (i+1)*batch]}
+				res, err := c.postKeyed(ctx, m.key, assignCountDoc, assignVars(m.contacts, segs...))
 				m.ok = err == nil && res.Status == http.StatusOK && len(res.Errors) == 0 && strings.Contains(string(res.Data), `"assignedCount":15`)
 				if !m.ok {
 					failed(sent)
@@ -306,6 +309,40 @@ func TestDatabaseCutAndRestart(t *testing.T) {
 	if applied == 0 || refused == 0 {
 		t.Errorf("the traffic did not exercise both outcomes: %d applied, %d failed", applied, refused)
 	}
+	// A retry with the same Idempotency-Key, once the database is back, converges:
+	// the assignment applies if it had not, and is not applied twice if it had.
+	retried, inProgress := 0, 0
+	for _, m := range mutations {
+		if m.ok {
+			continue
+		}
+		retried++
+		// A claim whose release the fault prevented holds until its lease ends
+		// (deadline + 5 s): the answer is 409 with Retry-After meanwhile.
+		var res response
+		var err error
+		for start := time.Now(); ; {
+			res, err = a.postKeyed(ctx, m.key, assignCountDoc, assignVars(m.contacts, segs...))
+			if err != nil || res.Status != http.StatusConflict || time.Since(start) > 15*time.Second {
+				break
+			}
+			inProgress++
+			time.Sleep(time.Second)
+		}
+		if err != nil || res.Status != http.StatusOK || len(res.Errors) > 0 {
+			t.Fatalf("retry of a failed assignment: %v, status %d, %+v", err, res.Status, res.Errors)
+		}
+		var n int
+		if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM memberships WHERE workspace_id = $1 AND contact_id = ANY($2)",
+			ws.ID, rowIDs(t, m.contacts)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != batch*len(segs) {
+			t.Errorf("after its retry, an assignment has %d of %d memberships", n, batch*len(segs))
+		}
+	}
+	t.Logf("%d failed assignments retried with their Idempotency-Key: all converged (%d retries answered 409 in progress first)", retried, inProgress)
+
 	var drift int
 	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM segments s WHERE s.workspace_id = $1 AND s.contact_count <>
 		(SELECT count(*) FROM memberships m WHERE m.workspace_id = s.workspace_id AND m.segment_id = s.id)`, ws.ID).Scan(&drift); err != nil {
@@ -328,4 +365,21 @@ func rowIDs(t *testing.T, ids []string) []int64 {
 		out[i] = n
 	}
 	return out
+}
+
+// postKeyed is postWith with an Idempotency-Key header.
+func (a *api) postKeyed(ctx context.Context, key, query string, vars map[string]any) (response, error) {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+string(a.key))
+	req.Header.Set("Idempotency-Key", key)
+	var out response
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return out, err
+	}
+	defer res.Body.Close()
+	out.Status = res.StatusCode
+	return out, json.NewDecoder(res.Body).Decode(&out)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
@@ -55,6 +56,13 @@ func newAPIWith(t testing.TB, cfg server.Config) *api {
 	// prefetched paths do not wait at all.
 	if cfg.BatchWait == 0 {
 		cfg.BatchWait = 50 * time.Millisecond
+	}
+	// The functional suites read whole workspaces in one request (100 segments of 100
+	// contacts) and batch dozens of aliased lists in one operation: past the production
+	// caps on cost, aliases and root fields, which limits_test.go tests with
+	// limits.Defaults.
+	if cfg.Limits == (limits.Limits{}) {
+		cfg.Limits = limits.Limits{MaxCost: 100_000, MaxAliases: 1_000, MaxRootFields: 1_000}
 	}
 	h := server.Handler(s, log, cfg)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/segments/segments/graph"
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/idempotency"
+	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/requestid"
 	"github.com/segments/segments/internal/store"
 )
@@ -31,19 +33,37 @@ type Config struct {
 	// first step of a graceful shutdown, so that load balancers stop sending traffic
 	// before the listener closes.
 	Draining <-chan struct{}
+	// JWT, when set, makes /graphql accept the dashboard session tokens it verifies,
+	// besides API keys (see auth.NewJWTVerifier).
+	JWT *auth.JWTVerifier
+	// Limits bound what one request may ask for (see limits.Limits): the size of its
+	// body here (limitRequestSize), the rest in the GraphQL handler. Zero fields take
+	// limits.Defaults.
+	Limits limits.Limits
+	// Throttle charges each GraphQL request its cost; nil never throttles.
+	Throttle limits.Throttle
+	// ThrottleBucket names the bucket a request is charged to; nil: one per workspace.
+	ThrottleBucket func(context.Context) string
+	// Introspection says who may introspect the schema: on ("" too), off, or
+	// sessions (dashboard sessions only, not API keys).
+	Introspection graph.Introspection
+	// NoPlayground turns the playground at / off (404).
+	NoPlayground bool
 }
 
 // Handler returns the service's routes:
 //
 //	POST, GET /graphql  the GraphQL API (API key required)
-//	GET /               the GraphQL playground
+//	GET /               the GraphQL playground (unless NoPlayground)
 //	GET /livez          200 while the process runs
 //	GET /readyz         200 while the database answers, else 503
 func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	mux := http.NewServeMux()
-	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait})
-	mux.Handle("/graphql", withTimeout(cfg.RequestTimeout, auth.Require(s, log, api)))
-	mux.Handle("GET /{$}", playgroundHandler(cfg.PlaygroundKey))
+	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait, Limits: cfg.Limits, Throttle: cfg.Throttle, ThrottleBucket: cfg.ThrottleBucket, Introspection: cfg.Introspection})
+	mux.Handle("/graphql", withTimeout(cfg.RequestTimeout, auth.Require(s, log, idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(api), auth.WithJWT(cfg.JWT))))
+	if !cfg.NoPlayground {
+		mux.Handle("GET /{$}", playgroundHandler(cfg.PlaygroundKey))
+	}
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -63,7 +83,18 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
-	return requestid.Middleware(accessLog(log, mux))
+	return requestid.Middleware(accessLog(log, limitRequestSize(cfg.Limits.WithDefaults().MaxBodyBytes, mux)))
+}
+
+// claimLease is how long an Idempotency-Key stays claimed by a request whose answer
+// was neither stored nor released (its process died, or the database was cut when it
+// tried): a request cannot run past its deadline, so a retry may take the key over a
+// few seconds after it. Without a deadline, the idempotency package's default.
+func claimLease(deadline time.Duration) time.Duration {
+	if deadline <= 0 {
+		return 0
+	}
+	return deadline + 5*time.Second
 }
 
 // withTimeout gives each request a deadline. The store's SQL runs under the request's

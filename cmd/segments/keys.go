@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/store"
+)
+
+const keysHelp = `Partner API keys of a workspace:
+
+  segments keys list WORKSPACE
+      every key of the workspace: ID, name, prefix, scope, created, expires, last used
+      (to within a minute), revoked
+  segments keys create WORKSPACE [--scope read|read_write] [--expires-in DURATION] [--name TEXT]
+      a new key, printed alone on stdout and shown only once; --scope defaults to read
+      (queries only), --expires-in to never
+  segments keys rotate KEY_ID [--grace DURATION]
+      a new key (printed alone on stdout) with the old key's name and scope, and as
+      long a lifetime; the old key keeps working for --grace (default 24h, 0: stops
+      at once) and can then be left to expire
+  segments keys revoke KEY_ID
+      the key stops working at once
+
+WORKSPACE is the workspace's ID as the API shows it (W_...) or its name; a name that
+several workspaces share is refused: use the ID. KEY_ID is the number in the ID
+column of "keys list". DURATION is Go's (90m, 36h) or a number of days (90d). Times
+are shown in UTC.
+
+`
+
+func init() {
+	for _, c := range []string{"keys", "keys list", "keys create", "keys rotate", "keys revoke"} {
+		commandHelp[c] = keysHelp
+	}
+}
+
+// DefaultRotationGrace is how long a rotated key keeps working by default.
+const DefaultRotationGrace = 24 * time.Hour
+
+func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage, "\n", keysHelp)
+		return fmt.Errorf("%w: keys needs a subcommand: list, create, rotate or revoke", errUsage)
+	}
+	switch args[0] {
+	case "list":
+		return listKeys(ctx, args[1:], getenv, stdout, stderr)
+	case "create":
+		return createKey(ctx, args[1:], getenv, stdout, stderr)
+	case "rotate":
+		return rotateKey(ctx, args[1:], getenv, stdout, stderr)
+	case "revoke":
+		return revokeKey(ctx, args[1:], getenv, stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage, "\n", keysHelp)
+	return fmt.Errorf("%w: unknown keys subcommand %q", errUsage, args[0])
+}
+
+func listKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, rest, err := parse("keys list", interspersed(args), getenv, stderr, false)
+	if err != nil {
+		return err
+	}
+	name, err := oneWorkspace("keys list", rest)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, "text")
+	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	ws, err := findWorkspace(ctx, s, name)
+	if err != nil {
+		return err
+	}
+	ks, err := s.APIKeys(ctx, ws.ID)
+	if err != nil {
+		return err
+	}
+	log.Info("API keys", "workspace", ws.Name, "id", globalid.Encode(globalid.Workspace, ws.ID), "keys", len(ks))
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPE\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+	for _, k := range ks {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(k.Name), k.Prefix, k.Scope,
+			showTime(&k.CreatedAt), showTime(k.ExpiresAt), showTime(k.LastUsedAt), showTime(k.RevokedAt))
+	}
+	return tw.Flush()
+}
+
+func createKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var scope, expiresIn, name string
+	cfg, rest, err := parse("keys create", interspersed(args), getenv, stderr, false, func(fs *flag.FlagSet) {
+		fs.StringVar(&scope, "scope", string(crm.ScopeRead), "")
+		fs.StringVar(&expiresIn, "expires-in", "", "")
+		fs.StringVar(&name, "name", "", "")
+	})
+	if err != nil {
+		return err
+	}
+	wsName, err := oneWorkspace("keys create", rest)
+	if err != nil {
+		return err
+	}
+	sc, ok := crm.ParseScope(scope)
+	if !ok {
+		return fmt.Errorf("%w: --scope must be read or read_write, not %q", errUsage, scope)
+	}
+	var lifetime time.Duration
+	if expiresIn != "" {
+		if lifetime, err = parseDays(expiresIn); err != nil || lifetime <= 0 {
+			return fmt.Errorf("%w: --expires-in must be a positive duration such as 90d or 12h, not %q", errUsage, expiresIn)
+		}
+	}
+	name = strings.TrimSpace(name)
+	if len([]rune(name)) > 200 {
+		return fmt.Errorf("%w: --name is longer than 200 characters", errUsage)
+	}
+	log := newLogger(stderr, "text")
+	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	ws, err := findWorkspace(ctx, s, wsName)
+	if err != nil {
+		return err
+	}
+	key, err := auth.NewKey()
+	if err != nil {
+		return err
+	}
+	k, err := s.CreateAPIKey(ctx, ws.ID, store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix(), Name: name, Scope: sc, ExpiresIn: lifetime})
+	if err != nil {
+		return err
+	}
+	log.Info("API key created; it is on stdout and is shown only once",
+		"workspace", ws.Name, "key_id", k.ID, "scope", k.Scope, "expires", showTime(k.ExpiresAt))
+	fmt.Fprintln(stdout, key)
+	return nil
+}
+
+func rotateKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var grace string
+	cfg, rest, err := parse("keys rotate", interspersed(args), getenv, stderr, false, func(fs *flag.FlagSet) {
+		fs.StringVar(&grace, "grace", DefaultRotationGrace.String(), "")
+	})
+	if err != nil {
+		return err
+	}
+	id, err := keyID("keys rotate", rest)
+	if err != nil {
+		return err
+	}
+	g, err := parseDays(grace)
+	if err != nil || g < 0 {
+		return fmt.Errorf("%w: --grace must be a duration such as 24h, 7d or 0, not %q", errUsage, grace)
+	}
+	log := newLogger(stderr, "text")
+	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	key, err := auth.NewKey()
+	if err != nil {
+		return err
+	}
+	old, added, err := s.RotateAPIKey(ctx, id, g, store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix()})
+	if err != nil {
+		return err
+	}
+	log.Info("API key rotated; the new key is on stdout and is shown only once",
+		"old_key_id", old.ID, "old_key_works_until", showTime(old.ExpiresAt),
+		"new_key_id", added.ID, "scope", added.Scope, "expires", showTime(added.ExpiresAt))
+	fmt.Fprintln(stdout, key)
+	return nil
+}
+
+func revokeKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, rest, err := parse("keys revoke", interspersed(args), getenv, stderr, false)
+	if err != nil {
+		return err
+	}
+	id, err := keyID("keys revoke", rest)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, "text")
+	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	k, err := s.RevokeAPIKey(ctx, id)
+	if err != nil {
+		return err
+	}
+	log.Info("API key revoked: it no longer works", "key_id", k.ID, "prefix", k.Prefix, "revoked", showTime(k.RevokedAt))
+	return nil
+}
+
+// interspersed moves the flags of args before the other arguments, so that
+// "keys create Acme --scope read" parses like "keys create --scope read Acme". Every
+// flag of the keys commands takes a value, but -h and --help.
+func interspersed(args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			rest = append(rest, args[i+1:]...)
+			i = len(args)
+		case len(a) > 1 && a[0] == '-':
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") && name != "h" && name != "help" && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(append(flags, "--"), rest...)
+}
+
+// oneWorkspace returns the WORKSPACE argument; a name may come in several words, as
+// with "workspace create".
+func oneWorkspace(command string, rest []string) (string, error) {
+	name := strings.TrimSpace(strings.Join(rest, " "))
+	if name == "" {
+		return "", fmt.Errorf("%w: %s needs a WORKSPACE (its W_... ID or its name)", errUsage, command)
+	}
+	return name, nil
+}
+
+func keyID(command string, rest []string) (int64, error) {
+	if len(rest) != 1 {
+		return 0, fmt.Errorf("%w: %s needs one KEY_ID (the ID column of keys list)", errUsage, command)
+	}
+	id, err := strconv.ParseInt(rest[0], 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w: KEY_ID must be a key's number from keys list, not %q", errUsage, rest[0])
+	}
+	return id, nil
+}
+
+// findWorkspace finds a workspace by its global ID (W_...) or, failing that, by its
+// name, which must then be unambiguous.
+func findWorkspace(ctx context.Context, s *store.Store, arg string) (crm.Workspace, error) {
+	if id, err := globalid.DecodeAs(globalid.Workspace, arg); err == nil {
+		ws, err := s.Workspace(ctx, id)
+		var e *crm.Error
+		if !errors.As(err, &e) || e.Code != crm.CodeNotFound {
+			return ws, err
+		}
+	}
+	wss, err := s.WorkspacesByName(ctx, arg, 3)
+	if err != nil {
+		return crm.Workspace{}, err
+	}
+	switch len(wss) {
+	case 0:
+		return crm.Workspace{}, fmt.Errorf("no workspace has the ID or the name %q", arg)
+	case 1:
+		return wss[0], nil
+	}
+	ids := make([]string, len(wss))
+	for i, ws := range wss {
+		ids[i] = globalid.Encode(globalid.Workspace, ws.ID)
+	}
+	return crm.Workspace{}, fmt.Errorf("several workspaces are named %q (%s...): name one by its ID", arg, strings.Join(ids, ", "))
+}
+
+// parseDays parses a Go duration, or a whole number of days such as "90d".
+func parseDays(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.ParseInt(n, 10, 32)
+		if err != nil || days > 100*365 {
+			return 0, fmt.Errorf("bad number of days %q", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func showTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// cli runs the command and returns its stdout and stderr.
+func cli(getenv func(string) string, args ...string) (string, string, error) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), args, getenv, &stdout, &stderr)
+	return stdout.String(), stderr.String(), err
+}
+
+// printedKey runs a command that must print a key alone on stdout.
+func printedKey(t *testing.T, getenv func(string) string, args ...string) string {
+	t.Helper()
+	stdout, stderr, err := cli(getenv, args...)
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, stderr)
+	}
+	key := strings.TrimSuffix(stdout, "\n")
+	if _, err := auth.ParseKey(key); err != nil || strings.Contains(key, "\n") {
+		t.Fatalf("%v: stdout %q is not a key alone", args, stdout)
+	}
+	return key
+}
+
+// gqlCode sends a request with a bearer credential and returns the HTTP status and the
+// first error's code ("" when none), and the data.
+func gqlCode(t *testing.T, url, credential, query string) (int, string, json.RawMessage) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"query": query})
+	req, _ := http.NewRequest(http.MethodPost, url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+credential)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		Data   json.RawMessage
+		Errors []struct{ Extensions struct{ Code string } }
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	code := ""
+	if len(out.Errors) > 0 {
+		code = out.Errors[0].Extensions.Code
+	}
+	return res.StatusCode, code, out.Data
+}
+
+const (
+	readQuery   = `{ workspace { id name } }`
+	writeQuery  = `mutation { createSegment(input: {name: "From the CLI test"}) { segment { id } } }`
+	writeQuery2 = `mutation { createSegment(input: {name: "From a rotated key"}) { segment { id } } }`
+)
+
+// listRows runs keys list and returns its rows by key ID, each its columns.
+func listRows(t *testing.T, getenv func(string) string, workspace string) map[string][]string {
+	t.Helper()
+	stdout, stderr, err := cli(getenv, "keys", "list", workspace)
+	if err != nil {
+		t.Fatalf("keys list: %v\n%s", err, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if want := "ID NAME PREFIX SCOPE CREATED EXPIRES LAST USED REVOKED"; strings.Join(strings.Fields(lines[0]), " ") != want {
+		t.Fatalf("header %q", lines[0])
+	}
+	// Columns start where the header's do.
+	header := lines[0]
+	var starts []int
+	for _, name := range []string{"ID", "NAME", "PREFIX", "SCOPE", "CREATED", "EXPIRES", "LAST USED", "REVOKED"} {
+		starts = append(starts, strings.Index(header, name))
+	}
+	rows := map[string][]string{}
+	for _, l := range lines[1:] {
+		var cols []string
+		for i, s := range starts {
+			end := len(l)
+			if i+1 < len(starts) {
+				end = starts[i+1]
+			}
+			cols = append(cols, strings.TrimSpace(l[s:end]))
+		}
+		rows[cols[0]] = cols
+	}
+	return rows
+}
+
+// TestKeysCommands proves the key commands end to end against a running server:
+// create (scope, expiry, name; the key alone on stdout), list, rotate with a grace
+// period, revoke; and how a workspace is named (name or W_ ID, ambiguity refused).
+func TestKeysCommands(t *testing.T) {
+	getenv := env(map[string]string{"DATABASE_URL": storetest.Database(t)})
+	owner := newWorkspace(t, getenv, "Acme Retail")
+	url := start(t, getenv)
+	if status, code, _ := gqlCode(t, url, owner, writeQuery); status != 200 || code != "" {
+		t.Fatalf("workspace create's key cannot write: %d %s", status, code)
+	}
+
+	reader := printedKey(t, getenv, "keys", "create", "Acme Retail", "--scope", "read", "--name", "BI export", "--expires-in", "30d")
+	if status, code, _ := gqlCode(t, url, reader, readQuery); status != 200 || code != "" {
+		t.Errorf("read key, query: %d %s", status, code)
+	}
+	if status, code, _ := gqlCode(t, url, reader, writeQuery); status != 200 || code != "FORBIDDEN" {
+		t.Errorf("read key, mutation: %d %s, want 200 FORBIDDEN", status, code)
+	}
+	byDefault := printedKey(t, getenv, "keys", "create", "--name=Default scope", "Acme", "Retail")
+	if _, code, _ := gqlCode(t, url, byDefault, writeQuery); code != "FORBIDDEN" {
+		t.Errorf("a key made without --scope can write (%s): the default must be read", code)
+	}
+	writer := printedKey(t, getenv, "keys", "create", "Acme Retail", "--scope=read_write")
+	if _, code, _ := gqlCode(t, url, writer, writeQuery2); code != "" {
+		t.Errorf("read_write key, mutation: %s", code)
+	}
+
+	rows := listRows(t, getenv, "Acme Retail")
+	if len(rows) != 4 {
+		t.Fatalf("%d keys listed, want 4: %v", len(rows), rows)
+	}
+	var readerID, writerID string
+	for id, r := range rows {
+		switch {
+		case r[1] == "BI export":
+			readerID = id
+			if r[3] != "read" || r[5] == "-" || r[6] == "-" || r[7] != "-" || r[2] != reader[:10] {
+				t.Errorf("reader row %q", r)
+			}
+			if exp, err := time.Parse(time.RFC3339, r[5]); err != nil || time.Until(exp) < 29*24*time.Hour {
+				t.Errorf("reader expires %q", r[5])
+			}
+		case r[2] == writer[:10]:
+			writerID = id
+			if r[3] != "read_write" || r[5] != "-" || r[1] != "-" {
+				t.Errorf("writer row %q", r)
+			}
+		case r[2] == owner[:10]:
+			if r[3] != "read_write" || r[6] == "-" {
+				t.Errorf("owner row %q", r)
+			}
+		}
+	}
+	if readerID == "" || writerID == "" {
+		t.Fatalf("rows %v", rows)
+	}
+
+	// Rotation: the old key works during the grace period, next to the new one.
+	rotated := printedKey(t, getenv, "keys", "rotate", readerID, "--grace", "1h")
+	for _, k := range []string{reader, rotated} {
+		if status, code, _ := gqlCode(t, url, k, readQuery); status != 200 || code != "" {
+			t.Errorf("after rotation, %s...: %d %s", k[:10], status, code)
+		}
+	}
+	if _, code, _ := gqlCode(t, url, rotated, writeQuery); code != "FORBIDDEN" {
+		t.Errorf("the rotated read key writes: %s", code)
+	}
+	rows = listRows(t, getenv, "Acme Retail")
+	if exp, err := time.Parse(time.RFC3339, rows[readerID][5]); err != nil || time.Until(exp) > time.Hour || time.Until(exp) < 58*time.Minute {
+		t.Errorf("rotated key expires %q, want in an hour", rows[readerID][5])
+	}
+	if _, stderr, err := cli(getenv, "keys", "rotate", readerID); err == nil || errors.Is(err, errUsage) || !strings.Contains(err.Error(), "already rotated") {
+		t.Errorf("rotating twice: %v\n%s", err, stderr)
+	}
+	// Without grace the old key stops at once.
+	writer2 := printedKey(t, getenv, "keys", "rotate", writerID, "--grace", "0")
+	if status, _, _ := gqlCode(t, url, writer, readQuery); status != http.StatusUnauthorized {
+		t.Errorf("rotated without grace, old key: %d", status)
+	}
+	if _, code, _ := gqlCode(t, url, writer2, readQuery); code != "" {
+		t.Errorf("new key: %s", code)
+	}
+
+	// Revocation takes effect on the next request.
+	if _, stderr, err := cli(getenv, "keys", "revoke", readerID); err != nil {
+		t.Fatalf("revoke: %v\n%s", err, stderr)
+	}
+	if status, code, _ := gqlCode(t, url, reader, readQuery); status != http.StatusUnauthorized || code != "UNAUTHENTICATED" {
+		t.Errorf("revoked key: %d %s", status, code)
+	}
+	if rows := listRows(t, getenv, "Acme Retail"); rows[readerID][7] == "-" {
+		t.Errorf("revoked key listed as %q", rows[readerID])
+	}
+
+	// Workspaces by ID; a shared name is refused.
+	_, _, data := gqlCode(t, url, owner, readQuery)
+	var ws struct{ Workspace struct{ ID string } }
+	if err := json.Unmarshal(data, &ws); err != nil || !strings.HasPrefix(ws.Workspace.ID, "W_") {
+		t.Fatalf("workspace %s: %v", data, err)
+	}
+	newWorkspace(t, getenv, "Acme Retail")
+	if _, _, err := cli(getenv, "keys", "list", "Acme Retail"); err == nil || !strings.Contains(err.Error(), "several workspaces") {
+		t.Errorf("ambiguous name: %v", err)
+	}
+	if rows := listRows(t, getenv, ws.Workspace.ID); len(rows) != 6 {
+		t.Errorf("by ID: %d keys, want 6", len(rows))
+	}
+	if _, _, err := cli(getenv, "keys", "create", "No Such Workspace"); err == nil || errors.Is(err, errUsage) {
+		t.Errorf("unknown workspace: %v", err)
+	}
+	if _, _, err := cli(getenv, "keys", "revoke", "999999999"); err == nil || errors.Is(err, errUsage) {
+		t.Errorf("unknown key: %v", err)
+	}
+}
+
+func TestKeysUsage(t *testing.T) {
+	getenv := env(nil)
+	for _, args := range [][]string{
+		{"keys"},
+		{"keys", "frobnicate"},
+		{"keys", "list"},
+		{"keys", "create"},
+		{"keys", "create", "Acme", "--scope", "admin"},
+		{"keys", "create", "Acme", "--expires-in", "-1h"},
+		{"keys", "create", "Acme", "--expires-in", "soon"},
+		{"keys", "create", "Acme", "--name", strings.Repeat("n", 201)},
+		{"keys", "rotate"},
+		{"keys", "rotate", "abc"},
+		{"keys", "rotate", "0"},
+		{"keys", "rotate", "1", "--grace", "-1s"},
+		{"keys", "rotate", "1", "--grace", "later"},
+		{"keys", "revoke", "1", "2"},
+		{"keys", "revoke", "--no-such-flag", "1"},
+	} {
+		_, _, err := cli(getenv, args...)
+		if !errors.Is(err, errUsage) || exitCode(err) != 2 {
+			t.Errorf("%v: got %v, want a usage error", args, err)
+		}
+	}
+	stdout, _, err := cli(getenv, "help", "keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"keys list WORKSPACE", "keys rotate KEY_ID [--grace DURATION]", "W_", "--data-dir"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("help keys does not mention %q:\n%s", want, stdout)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{{"90d", 90 * 24 * time.Hour}, {"36h", 36 * time.Hour}, {"0", 0}, {"1d", 24 * time.Hour}} {
+		if got, err := parseDays(tc.in); err != nil || got != tc.want {
+			t.Errorf("parseDays(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+}
+
+// TestServeSessions proves the --jwt-* settings reach the server: with an issuer,
+// audience and HS256 secret from the environment and a custom workspace claim, a
+// dashboard token acts for its workspace; settings that make no sense stop serve
+// before it starts.
+func TestServeSessions(t *testing.T) {
+	secret := "a shared secret of at least 32 bytes, for the test"
+	vars := map[string]string{
+		"DATABASE_URL":                 storetest.Database(t),
+		"SEGMENTS_JWT_ISSUER":          "https://login.example.com/",
+		"SEGMENTS_JWT_AUDIENCE":        "dashboard, segments-api",
+		"SEGMENTS_JWT_HS256_SECRET":    secret,
+		"SEGMENTS_JWT_WORKSPACE_CLAIM": "https://segments.example/workspace",
+	}
+	getenv := env(vars)
+	key := newWorkspace(t, getenv, "Session Retail")
+	url := start(t, getenv)
+	_, _, data := gqlCode(t, url, key, readQuery)
+	var ws struct{ Workspace struct{ ID, Name string } }
+	if err := json.Unmarshal(data, &ws); err != nil {
+		t.Fatal(err)
+	}
+	token := func(claims jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	claims := jwt.MapClaims{
+		"iss": "https://login.example.com/", "aud": "segments-api", "exp": time.Now().Add(time.Minute).Unix(),
+		"https://segments.example/workspace": ws.Workspace.ID, "scope": "read_write",
+	}
+	status, code, data := gqlCode(t, url, token(claims), readQuery)
+	if status != 200 || code != "" || !strings.Contains(string(data), "Session Retail") {
+		t.Errorf("session: %d %s %s", status, code, data)
+	}
+	if status, code, _ := gqlCode(t, url, token(claims), writeQuery); status != 200 || code != "" {
+		t.Errorf("session with read_write, mutation: %d %s", status, code)
+	}
+	delete(claims, "https://segments.example/workspace")
+	claims["workspace"] = ws.Workspace.ID
+	if status, code, _ := gqlCode(t, url, token(claims), readQuery); status != http.StatusUnauthorized || code != "UNAUTHENTICATED" {
+		t.Errorf("workspace in the default claim: %d %s, want 401", status, code)
+	}
+
+	for name, args := range map[string][]string{
+		"issuer without audience":  {"--jwt-issuer", "https://i.example/", "--jwt-hs256-secret", secret},
+		"short secret":             {"--jwt-issuer", "i", "--jwt-audience", "a", "--jwt-hs256-secret", "short"},
+		"RS256 without JWKS":       {"--jwt-issuer", "i", "--jwt-audience", "a", "--jwt-hs256-secret", secret, "--jwt-algorithms", "RS256"},
+		"alg none":                 {"--jwt-issuer", "i", "--jwt-audience", "a", "--jwt-hs256-secret", secret, "--jwt-algorithms", "none"},
+		"JWKS over http":           {"--jwt-issuer", "i", "--jwt-audience", "a", "--jwt-jwks-url", "http://login.example.com/jwks"},
+		"secret without an issuer": {"--jwt-hs256-secret", secret},
+		"bad refresh interval":     {"--jwt-jwks-min-refresh", "often"},
+	} {
+		_, stderr, err := cli(env(map[string]string{"DATABASE_URL": vars["DATABASE_URL"]}), append([]string{"serve", "--addr", freeAddr(t)}, args...)...)
+		if !errors.Is(err, errUsage) {
+			t.Errorf("%s: got %v, want a usage error\n%s", name, err, stderr)
+		}
+	}
+
+	stdout, _, err := cli(env(nil), "help", "serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--jwt-issuer", "SEGMENTS_JWT_AUDIENCE", "--jwt-jwks-url", "SEGMENTS_JWT_HS256_SECRET",
+		"--jwt-algorithms", "--jwt-workspace-claim", "--jwt-jwks-min-refresh"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("help serve does not mention %s", want)
+		}
+	}
+}

@@ -1,0 +1,319 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
+	"github.com/vektah/gqlparser/v2/validator/core"
+	"github.com/vektah/gqlparser/v2/validator/rules"
+
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/limits"
+)
+
+// Introspection says who may introspect the schema (__schema, __type; __typename is
+// always allowed).
+type Introspection string
+
+// The introspection settings.
+const (
+	// IntrospectionOn lets every request introspect (the default, also for "").
+	IntrospectionOn Introspection = "on"
+	// IntrospectionOff refuses introspection to every request.
+	IntrospectionOff Introspection = "off"
+	// IntrospectionSessions lets dashboard sessions (JWT) introspect, not API keys.
+	IntrospectionSessions Introspection = "sessions"
+)
+
+// The refusals of limits are protocol errors: gqlgen answers them without data and
+// with a 4xx status (which refusalStatus sets precisely).
+func init() {
+	for _, code := range limits.Codes {
+		errcode.RegisterErrorType(code, errcode.KindProtocol)
+	}
+}
+
+// limitable is what useLimits configures: a *handler.Server (or, in tests, an
+// executor behind an adapter).
+type limitable interface {
+	Use(graphql.HandlerExtension)
+	SetDisableSuggestion(bool)
+	SetValidationRulesFn(func() *rules.Rules)
+}
+
+// useLimits installs the limits of opts.Limits, the cost model with its throttle,
+// the introspection setting, and validation rules that suggest nothing. It must be
+// installed after the APQ extension, so that it sees the query APQ looked up.
+func useLimits(srv limitable, log *slog.Logger, opts Options) {
+	// Both: the executor swaps two of the five rules back to their suggesting
+	// versions unless suggestions are disabled.
+	srv.SetDisableSuggestion(true)
+	srv.SetValidationRulesFn(rulesWithoutSuggestions)
+	ext := &limitsExtension{
+		limits:        opts.Limits.WithDefaults(),
+		throttle:      opts.Throttle,
+		bucket:        opts.ThrottleBucket,
+		introspection: opts.Introspection,
+		log:           log,
+		checked:       lru.New[struct{}](1000),
+	}
+	if ext.throttle == nil {
+		ext.throttle = limits.Unlimited{Capacity: ext.limits.MaxCost}
+	}
+	if ext.bucket == nil {
+		ext.bucket = WorkspaceBucket
+	}
+	srv.Use(ext)
+}
+
+// rulesWithoutSuggestions are gqlparser's rules, with the five that answer "Did you
+// mean ...?" (unknown fields, arguments, types, enum values and input fields, and
+// sub-selections of scalars) replaced by their versions without suggestions: the
+// suggestions would disclose the schema where introspection is off.
+func rulesWithoutSuggestions() *rules.Rules {
+	r := rules.NewDefaultRules()
+	for _, rule := range []struct {
+		name        string
+		replacement core.Rule
+	}{
+		{"FieldsOnCorrectType", rules.FieldsOnCorrectTypeRuleWithoutSuggestions},
+		{"KnownArgumentNames", rules.KnownArgumentNamesRuleWithoutSuggestions},
+		{"KnownTypeNames", rules.KnownTypeNamesRuleWithoutSuggestions},
+		{"ScalarLeafs", rules.ScalarLeafsRuleWithoutSuggestions},
+		{"ValuesOfCorrectType", rules.ValuesOfCorrectTypeRuleWithoutSuggestions},
+	} {
+		r.RemoveRule(rule.name)
+		r.AddRule(rule.replacement.Name, rule.replacement.RuleFunc)
+	}
+	return r
+}
+
+// WorkspaceBucket is the default throttle bucket: one per workspace.
+func WorkspaceBucket(ctx context.Context) string {
+	if ws, ok := auth.WorkspaceFrom(ctx); ok {
+		return "workspace:" + strconv.FormatInt(ws.ID, 10)
+	}
+	return "anonymous"
+}
+
+// costKey is where the cost report of an operation waits, in its stats, for its
+// response.
+const costKey = "limits.cost"
+
+// limitsExtension refuses requests over the limits before anything runs:
+//
+//   - before parsing (MutateOperationParameters): variables' lists, then the tokens,
+//     then, on its own parse of the document, the selections, depth, aliases,
+//     directives, root fields, fragments and repeated fields (limits.Check). All of
+//     it is linear, and it runs before gqlparser's validation, which is not;
+//   - after validation (MutateOperationContext): introspection, then the cost, then
+//     the throttle.
+//
+// Every costed response reports extensions.cost (InterceptResponse).
+type limitsExtension struct {
+	limits        limits.Limits
+	throttle      limits.Throttle
+	bucket        func(context.Context) string
+	introspection Introspection
+	log           *slog.Logger
+	schema        *ast.Schema
+	// checked holds the documents that passed limits.Check, so that a document sent
+	// again is not parsed twice (gqlgen's own cache holds the parsed document).
+	checked *lru.LRU[struct{}]
+}
+
+var (
+	_ graphql.HandlerExtension          = (*limitsExtension)(nil)
+	_ graphql.OperationParameterMutator = (*limitsExtension)(nil)
+	_ graphql.OperationContextMutator   = (*limitsExtension)(nil)
+	_ graphql.ResponseInterceptor       = (*limitsExtension)(nil)
+)
+
+func (e *limitsExtension) ExtensionName() string { return "Limits" }
+
+func (e *limitsExtension) Validate(es graphql.ExecutableSchema) error {
+	e.schema = es.Schema()
+	return nil
+}
+
+func (e *limitsExtension) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if err := limits.CheckVariables(p.Variables, e.limits.MaxListItems); err != nil {
+		return refuse(ctx, err, http.StatusBadRequest)
+	}
+	if _, ok := e.checked.Get(ctx, p.Query); ok {
+		return nil
+	}
+	if _, err := limits.CountTokens(p.Query, e.limits.MaxTokens); err != nil {
+		return refuse(ctx, err, http.StatusBadRequest)
+	}
+	doc, err := parser.ParseQuery(&ast.Source{Input: p.Query})
+	if err != nil {
+		return nil // gqlgen parses it again and reports the error as usual
+	}
+	if err := limits.Check(doc, e.limits); err != nil {
+		return refuse(ctx, err, http.StatusBadRequest)
+	}
+	e.checked.Add(ctx, p.Query, struct{}{})
+	return nil
+}
+
+func (e *limitsExtension) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	op := opCtx.Operation
+	opCtx.DisableIntrospection = !e.mayIntrospect(ctx)
+	if opCtx.DisableIntrospection && introspects(opCtx) {
+		return refuse(ctx, &limits.Error{Code: limits.CodeIntrospectionDisabled,
+			Message: "introspection is disabled on this server"}, http.StatusBadRequest)
+	}
+	if op.Operation != ast.Query {
+		if ref := refusalFrom(ctx); ref != nil && ref.method == http.MethodGet {
+			return nil // gqlgen refuses it next; nothing is charged
+		}
+		if p, ok := auth.PrincipalFrom(ctx); !ok || !p.CanWrite() {
+			return nil // authorizeWrites refuses it; nothing is charged
+		}
+	}
+	cost := limits.Cost(e.schema, op, opCtx.Variables, e.limits)
+	report := &limits.Report{RequestedQueryCost: cost}
+	opCtx.Stats.SetExtension(costKey, report)
+	if cost > e.limits.MaxCost && e.limits.MaxCost >= 0 {
+		return refuse(ctx, &limits.Error{Code: limits.CodeMaxCost, Limit: e.limits.MaxCost,
+			Message: fmt.Sprintf("the operation costs %d, more than the maximum of %d: ask for smaller pages (first, last) or fewer fields",
+				cost, e.limits.MaxCost)}, http.StatusBadRequest)
+	}
+	status, err := e.throttle.Take(ctx, e.bucket(ctx), cost)
+	switch {
+	case errors.Is(err, limits.ErrThrottled):
+		report.ThrottleStatus = &status
+		e.retryAfter(ctx, cost, status)
+		return refuse(ctx, &limits.Error{Code: limits.CodeThrottled,
+			Message: fmt.Sprintf("throttled: the operation costs %d and %d points are available, restoring %g per second",
+				cost, status.CurrentlyAvailable, status.RestoreRate)}, http.StatusTooManyRequests)
+	case err != nil:
+		// The throttle is down: serve, within MaxCost, rather than fail every request.
+		e.log.WarnContext(ctx, "throttle unavailable, request served unthrottled", "err", err)
+	default:
+		report.ThrottleStatus = &status
+	}
+	report.ActualQueryCost = cost
+	return nil
+}
+
+func (e *limitsExtension) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	if graphql.HasOperationContext(ctx) {
+		if r, ok := graphql.GetOperationContext(ctx).Stats.GetExtension(costKey).(*limits.Report); ok {
+			graphql.RegisterExtension(ctx, "cost", r)
+		}
+	}
+	return next(ctx)
+}
+
+func (e *limitsExtension) mayIntrospect(ctx context.Context) bool {
+	switch e.introspection {
+	case IntrospectionOff:
+		return false
+	case IntrospectionSessions:
+		p, ok := auth.PrincipalFrom(ctx)
+		return ok && p.Kind == auth.KindUser
+	}
+	return true
+}
+
+// retryAfter sets the Retry-After of a throttled request: when the bucket will hold
+// cost points again.
+func (e *limitsExtension) retryAfter(ctx context.Context, cost int, s limits.Status) {
+	ref := refusalFrom(ctx)
+	if ref == nil || s.RestoreRate <= 0 {
+		return
+	}
+	secs := math.Ceil(float64(cost-s.CurrentlyAvailable) / s.RestoreRate)
+	ref.retryAfter = strconv.Itoa(int(min(max(secs, 1), 3600)))
+}
+
+// introspects reports whether the operation selects __schema or __type.
+func introspects(opCtx *graphql.OperationContext) bool {
+	if opCtx.Operation.Operation != ast.Query {
+		return false
+	}
+	for _, f := range graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Query"}) {
+		if f.Name == "__schema" || f.Name == "__type" {
+			return true
+		}
+	}
+	return false
+}
+
+// refusal is how the extension sets the HTTP status of the requests it refuses:
+// gqlgen answers protocol errors with 422 (or 400, by the Accept header); refusals of
+// limits are always 400, and throttled requests 429.
+type refusal struct {
+	method     string
+	status     int
+	retryAfter string
+}
+
+type refusalKey struct{}
+
+func refusalFrom(ctx context.Context) *refusal {
+	r, _ := ctx.Value(refusalKey{}).(*refusal)
+	return r
+}
+
+// refuse returns err as the request's only error, with status as its HTTP status.
+func refuse(ctx context.Context, err *limits.Error, status int) *gqlerror.Error {
+	if ref := refusalFrom(ctx); ref != nil && err.Code != limits.CodeValidationFailed {
+		ref.status = status
+	}
+	ext := map[string]any{"code": err.Code}
+	if err.Limit > 0 {
+		ext["limit"] = err.Limit
+	}
+	return &gqlerror.Error{Message: err.Message, Extensions: ext}
+}
+
+// refusalStatus serves next with the status its refusals set.
+func refusalStatus(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ref := &refusal{method: r.Method}
+		next.ServeHTTP(&refusalWriter{ResponseWriter: w, ref: ref}, r.WithContext(context.WithValue(r.Context(), refusalKey{}, ref)))
+	})
+}
+
+type refusalWriter struct {
+	http.ResponseWriter
+	ref   *refusal
+	wrote bool
+}
+
+func (w *refusalWriter) WriteHeader(status int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	if w.ref.status != 0 {
+		status = w.ref.status
+		if w.ref.retryAfter != "" {
+			w.Header().Set("Retry-After", w.ref.retryAfter)
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *refusalWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *refusalWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,234 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/executor"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator/rules"
+
+	"github.com/segments/segments/graph/generated"
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/limits/limitstest"
+)
+
+// cpuBound is where a corpus document fails the test: far above the ~50 ms of one
+// core that any document takes without the race detector, so that a loaded machine
+// does not make the test flaky, and far below the seconds the documents took before
+// the limits.
+const cpuBound = 250 * time.Millisecond
+
+// execAdapter lets useLimits configure a bare executor as it configures the handler.
+type execAdapter struct{ *executor.Executor }
+
+func (a execAdapter) SetValidationRulesFn(f func() *rules.Rules) { a.SetDefaultRulesFn(f) }
+
+// newExecutor is the GraphQL executor of NewHandler, without a store or transports:
+// CreateOperationContext on it is exactly what accepts or refuses a request before
+// execution (limits, parsing, validation, cost).
+func newExecutor(opts Options) *executor.Executor {
+	exec := executor.New(generated.NewExecutableSchema(generated.Config{Resolvers: &Resolver{}}))
+	useLimits(execAdapter{exec}, slog.New(slog.DiscardHandler), opts)
+	return exec
+}
+
+// writerContext acts for a workspace with a read-write API key.
+func writerContext() context.Context {
+	return auth.WithPrincipal(graphql.StartOperationTrace(context.Background()), auth.Principal{
+		Workspace: crm.Workspace{ID: 1}, Kind: auth.KindAPIKey, Scope: crm.ScopeReadWrite})
+}
+
+// decide runs the request up to execution and returns its errors.
+func decide(exec *executor.Executor, doc limitstest.Doc) gqlerror.List {
+	_, errs := exec.CreateOperationContext(writerContext(), &graphql.RawParams{Query: doc.Query, Variables: doc.Variables})
+	return errs
+}
+
+// cpuTime is the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// measure returns the least CPU time of a few decisions on doc, each by a new
+// executor (so that nothing is cached), and the errors of the last.
+func measure(doc limitstest.Doc) (time.Duration, gqlerror.List) {
+	best := time.Duration(1<<63 - 1)
+	var errs gqlerror.List
+	for range 3 {
+		exec := newExecutor(Options{})
+		runtime.GC()
+		start := cpuTime()
+		errs = decide(exec, doc)
+		best = min(best, cpuTime()-start)
+	}
+	return best, errs
+}
+
+func code(errs gqlerror.List) string {
+	if len(errs) == 0 {
+		return ""
+	}
+	c, _ := errs[0].Extensions["code"].(string)
+	return c
+}
+
+// TestAdversarialCorpusIsDecidedQuickly proves that every document of the corpus
+// (each as large as the body cap allows, or the largest the limits accept of the
+// shapes validation is slowest on) is accepted or refused, with the expected code,
+// within cpuBound of CPU, and reports each one's time. Validation of the documents
+// the limits refuse took up to seconds each: they must be refused before it.
+func TestAdversarialCorpusIsDecidedQuickly(t *testing.T) {
+	var worst time.Duration
+	var worstName string
+	for _, doc := range limitstest.Adversarial(limits.Defaults) {
+		cpu, errs := measure(doc)
+		got := code(errs)
+		t.Logf("%7.2f ms  %7d B  %-28s %s", float64(cpu)/float64(time.Millisecond), len(doc.Query), got, doc.Name)
+		if cpu > worst {
+			worst, worstName = cpu, doc.Name
+		}
+		if cpu > cpuBound {
+			t.Errorf("%s: %v of CPU, more than %v", doc.Name, cpu, cpuBound)
+		}
+		switch {
+		case doc.Code != "" && got != doc.Code:
+			t.Errorf("%s: code %q, want %q (%v)", doc.Name, got, doc.Code, first(errs))
+		case doc.Code == "" && slices.Contains(limitsCodes(), got):
+			t.Errorf("%s: refused by the limits with %q: %v", doc.Name, got, first(errs))
+		case doc.Code == "" && doc.Valid && len(errs) > 0:
+			t.Errorf("%s: want it valid, got %v", doc.Name, first(errs))
+		case doc.Code == "" && !doc.Valid && len(errs) == 0:
+			t.Errorf("%s: accepted, want a parse or validation error", doc.Name)
+		}
+	}
+	t.Logf("worst: %.2f ms (%s)", float64(worst)/float64(time.Millisecond), worstName)
+}
+
+func limitsCodes() []string {
+	return []string{"MAX_TOKENS_EXCEEDED", "MAX_SELECTIONS_EXCEEDED", "MAX_DEPTH_EXCEEDED", "MAX_ALIASES_EXCEEDED",
+		"MAX_DIRECTIVES_EXCEEDED", "MAX_ROOT_FIELDS_EXCEEDED", "MAX_FRAGMENTS_EXCEEDED", "MAX_REPEATED_FIELDS_EXCEEDED",
+		"MAX_LIST_ITEMS_EXCEEDED", "MAX_COST_EXCEEDED"}
+}
+
+// BenchmarkAdversarialCorpus reports the time of each corpus document's decision
+// (ns/op) by an executor without a query cache.
+func BenchmarkAdversarialCorpus(b *testing.B) {
+	for i, doc := range limitstest.Adversarial(limits.Defaults) {
+		b.Run(fmt.Sprintf("%02d %s", i, doc.Name), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				exec := newExecutor(Options{})
+				b.StartTimer()
+				decide(exec, doc)
+			}
+		})
+	}
+}
+
+// first is the first of errs, for messages.
+func first(errs gqlerror.List) *gqlerror.Error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs[0]
+}
+
+// introspectionQuery is what GraphiQL (graphql-js 16's getIntrospectionQuery, every
+// option on) sends to learn the schema, with nine levels of ofType.
+const introspectionQuery = `query IntrospectionQuery {
+  __schema {
+    description
+    queryType { name kind }
+    mutationType { name kind }
+    subscriptionType { name kind }
+    types { ...FullType }
+    directives {
+      name description isRepeatable locations
+      args(includeDeprecated: true) { ...InputValue }
+    }
+  }
+}
+fragment FullType on __Type {
+  kind name description specifiedByURL isOneOf
+  fields(includeDeprecated: true) {
+    name description
+    args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef }
+    isDeprecated deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description
+  type { ...TypeRef }
+  defaultValue isDeprecated deprecationReason
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
+}`
+
+// TestIntrospectionWithinLimits proves that the playground's introspection query
+// passes the default limits, cheaply.
+func TestIntrospectionWithinLimits(t *testing.T) {
+	exec := newExecutor(Options{})
+	opCtx, errs := exec.CreateOperationContext(writerContext(), &graphql.RawParams{Query: introspectionQuery})
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	r, _ := opCtx.Stats.GetExtension(costKey).(*limits.Report)
+	if r == nil || r.RequestedQueryCost > 100 {
+		t.Fatalf("cost %+v", r)
+	}
+	t.Logf("the introspection query costs %d", r.RequestedQueryCost)
+}
+
+// TestIntrospectionSetting proves who may introspect under each setting: everyone
+// (on, the default), nobody (off), dashboard sessions only (sessions); __typename is
+// always allowed.
+func TestIntrospectionSetting(t *testing.T) {
+	as := func(kind auth.Kind) context.Context {
+		return auth.WithPrincipal(graphql.StartOperationTrace(context.Background()), auth.Principal{
+			Workspace: crm.Workspace{ID: 1}, Kind: kind, Scope: crm.ScopeRead})
+	}
+	for _, tc := range []struct {
+		setting      Introspection
+		apiKey, user bool
+	}{
+		{"", true, true},
+		{IntrospectionOn, true, true},
+		{IntrospectionOff, false, false},
+		{IntrospectionSessions, false, true},
+	} {
+		exec := newExecutor(Options{Introspection: tc.setting})
+		for kind, allowed := range map[auth.Kind]bool{auth.KindAPIKey: tc.apiKey, auth.KindUser: tc.user} {
+			for _, q := range []string{`{ __schema { queryType { name } } }`, `{ __type(name: "Contact") { name } }`} {
+				_, errs := exec.CreateOperationContext(as(kind), &graphql.RawParams{Query: q})
+				if allowed != (errs == nil) || (errs != nil && code(errs) != limits.CodeIntrospectionDisabled) {
+					t.Errorf("%q, %s, %s: %v", tc.setting, kind, q, errs)
+				}
+			}
+			if _, errs := exec.CreateOperationContext(as(kind), &graphql.RawParams{Query: `{ __typename }`}); errs != nil {
+				t.Errorf("%q, %s, __typename: %v", tc.setting, kind, errs)
+			}
+		}
+	}
+}

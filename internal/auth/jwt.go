@@ -1,0 +1,267 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/globalid"
+)
+
+// Defaults and limits of dashboard sessions.
+const (
+	// DefaultWorkspaceClaim is the claim that names a token's workspace.
+	DefaultWorkspaceClaim = "workspace"
+	// DefaultJWKSMinRefresh is the least time between two fetches of the issuer's keys
+	// that tokens with unknown key IDs cause.
+	DefaultJWKSMinRefresh = time.Minute
+	// ClockSkew is the leeway of the time claims: a token is accepted up to this long
+	// after its exp, and from this long before its nbf and iat.
+	ClockSkew = 30 * time.Second
+	// minHS256Secret is the shortest shared secret: as long as the hash (RFC 7518
+	// section 3.2).
+	minHS256Secret = 32
+)
+
+// The signing algorithms a verifier can accept.
+var jwtAlgorithms = []string{"RS256", "ES256", "HS256"}
+
+// Errors of JWT verification, as the middleware tells them apart.
+var (
+	// ErrTokenExpired: the token was valid but its exp passed.
+	ErrTokenExpired = errors.New("auth: the token has expired")
+	// ErrInvalidToken: anything else wrong with a token.
+	ErrInvalidToken = errors.New("auth: invalid token")
+	// ErrKeysUnavailable: the token could not be checked because the issuer's keys
+	// could not be fetched.
+	ErrKeysUnavailable = errKeysUnavailable
+)
+
+// JWTConfig configures dashboard sessions: JWTs signed by one issuer, with RS256 or
+// ES256 keys from its JWKS URL, or HS256 with a shared secret.
+type JWTConfig struct {
+	// Issuer is the required "iss". Sessions are off when Issuer, JWKSURL and
+	// HS256Secret are all empty.
+	Issuer string
+	// Audience lists the accepted "aud" values: a token must name at least one.
+	Audience []string
+	// JWKSURL is where the issuer publishes its public keys (https, or http for
+	// localhost); needed for RS256 and ES256.
+	JWKSURL string
+	// HS256Secret is the shared secret of HS256 tokens, at least 32 bytes.
+	HS256Secret []byte
+	// Algorithms are the accepted "alg" values: a subset of RS256, ES256 and HS256.
+	// Empty means every algorithm the key sources allow (RS256 and ES256 with a JWKS
+	// URL, HS256 with a secret).
+	Algorithms []string
+	// WorkspaceClaim names the claim that holds the workspace's global ID (W_...);
+	// empty means DefaultWorkspaceClaim.
+	WorkspaceClaim string
+	// JWKSMinRefresh is the least time between two fetches of the key set; 0 means
+	// DefaultJWKSMinRefresh.
+	JWKSMinRefresh time.Duration
+	// Client fetches the key set; nil means http.DefaultClient (each fetch has its own
+	// 5 s timeout).
+	Client *http.Client
+	// Now is the clock; nil means time.Now. For tests.
+	Now func() time.Time
+	// Log receives failures to fetch the key set; nil discards them.
+	Log *slog.Logger
+}
+
+// Enabled reports whether the configuration asks for dashboard sessions at all.
+func (c JWTConfig) Enabled() bool {
+	return c.Issuer != "" || c.JWKSURL != "" || len(c.HS256Secret) > 0
+}
+
+// JWTVerifier checks dashboard session tokens. It is safe for concurrent use.
+type JWTVerifier struct {
+	parser         *jwt.Parser
+	algorithms     []string
+	secret         []byte
+	keys           *jwks
+	workspaceClaim string
+}
+
+// NewJWTVerifier checks cfg and returns its verifier, or nil when cfg does not enable
+// sessions.
+func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	if cfg.Issuer == "" {
+		return nil, errors.New("JWT sessions need an issuer")
+	}
+	if len(cfg.Audience) == 0 || slices.Contains(cfg.Audience, "") {
+		return nil, errors.New("JWT sessions need an audience")
+	}
+	if cfg.JWKSURL == "" && len(cfg.HS256Secret) == 0 {
+		return nil, errors.New("JWT sessions need a JWKS URL or an HS256 secret")
+	}
+	if len(cfg.HS256Secret) > 0 && len(cfg.HS256Secret) < minHS256Secret {
+		return nil, fmt.Errorf("the HS256 secret must be at least %d bytes", minHS256Secret)
+	}
+	if cfg.JWKSURL != "" {
+		u, err := url.Parse(cfg.JWKSURL)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+			return nil, fmt.Errorf("the JWKS URL %q must be an https URL (http only on localhost)", cfg.JWKSURL)
+		}
+	}
+	algs := cfg.Algorithms
+	if len(algs) == 0 {
+		if cfg.JWKSURL != "" {
+			algs = append(algs, "RS256", "ES256")
+		}
+		if len(cfg.HS256Secret) > 0 {
+			algs = append(algs, "HS256")
+		}
+	}
+	for _, a := range algs {
+		switch {
+		case !slices.Contains(jwtAlgorithms, a):
+			return nil, fmt.Errorf("unsupported JWT algorithm %q: use RS256, ES256 or HS256", a)
+		case a == "HS256" && len(cfg.HS256Secret) == 0:
+			return nil, errors.New("the HS256 algorithm needs an HS256 secret")
+		case a != "HS256" && cfg.JWKSURL == "":
+			return nil, fmt.Errorf("the %s algorithm needs a JWKS URL", a)
+		}
+	}
+	if cfg.WorkspaceClaim == "" {
+		cfg.WorkspaceClaim = DefaultWorkspaceClaim
+	}
+	if cfg.JWKSMinRefresh <= 0 {
+		cfg.JWKSMinRefresh = DefaultJWKSMinRefresh
+	}
+	if cfg.Client == nil {
+		cfg.Client = http.DefaultClient
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	v := &JWTVerifier{
+		parser: jwt.NewParser(
+			jwt.WithValidMethods(algs),
+			jwt.WithIssuer(cfg.Issuer),
+			jwt.WithAudience(cfg.Audience...),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(ClockSkew),
+			jwt.WithTimeFunc(cfg.Now),
+			jwt.WithStrictDecoding(),
+		),
+		algorithms:     algs,
+		secret:         cfg.HS256Secret,
+		workspaceClaim: cfg.WorkspaceClaim,
+	}
+	if cfg.JWKSURL != "" {
+		v.keys = &jwks{
+			url: cfg.JWKSURL, client: cfg.Client, minRefresh: cfg.JWKSMinRefresh,
+			maxAge: max(jwksMaxAge, cfg.JWKSMinRefresh), now: cfg.Now, log: cfg.Log,
+		}
+	}
+	return v, nil
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+// Session is what a verified token says.
+type Session struct {
+	// Workspace is the ID of the workspace the token names (not yet looked up).
+	Workspace int64
+	// Subject is the token's "sub", possibly empty.
+	Subject string
+	// Scope is crm.ScopeReadWrite when the token's "scope" claim lists read_write,
+	// crm.ScopeRead otherwise.
+	Scope crm.Scope
+}
+
+// Verify checks a token: its shape first (no cryptography for a malformed one), then
+// its algorithm, signature, issuer, audience, times and workspace claim. Errors:
+// ErrTokenExpired, ErrKeysUnavailable, or ErrInvalidToken for anything else (wrapping
+// the cause).
+func (v *JWTVerifier) Verify(token string) (Session, error) {
+	h, err := preparseJWT(token)
+	if err != nil {
+		return Session{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if !slices.Contains(v.algorithms, h.Alg) {
+		return Session{}, fmt.Errorf("%w: algorithm %q not accepted", ErrInvalidToken, h.Alg)
+	}
+	claims := jwt.MapClaims{}
+	_, err = v.parser.ParseWithClaims(token, claims, v.keyFunc)
+	switch {
+	case errors.Is(err, errKeysUnavailable):
+		return Session{}, ErrKeysUnavailable
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Session{}, ErrTokenExpired
+	case err != nil:
+		return Session{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	gid, ok := claims[v.workspaceClaim].(string)
+	if !ok {
+		return Session{}, fmt.Errorf("%w: no %q claim", ErrInvalidToken, v.workspaceClaim)
+	}
+	ws, err := globalid.DecodeAs(globalid.Workspace, gid)
+	if err != nil {
+		return Session{}, fmt.Errorf("%w: claim %q is not a workspace ID", ErrInvalidToken, v.workspaceClaim)
+	}
+	s := Session{Workspace: ws, Scope: tokenScope(claims["scope"])}
+	if sub, ok := claims["sub"].(string); ok {
+		s.Subject = sub
+	}
+	return s, nil
+}
+
+// keyFunc returns the key that must have signed the token: the shared secret for
+// HS256 (never a public key: no algorithm confusion), the issuer's key with the
+// token's kid for RS256 and ES256.
+func (v *JWTVerifier) keyFunc(t *jwt.Token) (any, error) {
+	switch alg := t.Method.Alg(); alg {
+	case "HS256":
+		if len(v.secret) == 0 {
+			return nil, errUnknownKey
+		}
+		return v.secret, nil
+	case "RS256", "ES256":
+		if v.keys == nil {
+			return nil, errUnknownKey
+		}
+		kid, _ := t.Header["kid"].(string)
+		return v.keys.key(kid, alg)
+	}
+	return nil, errUnknownKey
+}
+
+// tokenScope reads the OAuth "scope" claim (RFC 8693: space-separated; an array of
+// strings is accepted too). Only read_write in it allows writing.
+func tokenScope(claim any) crm.Scope {
+	var scopes []string
+	switch c := claim.(type) {
+	case string:
+		scopes = strings.Fields(c)
+	case []any:
+		for _, s := range c {
+			if s, ok := s.(string); ok {
+				scopes = append(scopes, s)
+			}
+		}
+	}
+	if slices.Contains(scopes, string(crm.ScopeReadWrite)) {
+		return crm.ScopeReadWrite
+	}
+	return crm.ScopeRead
+}

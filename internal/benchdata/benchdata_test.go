@@ -1,0 +1,157 @@
+package benchdata_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/segments/segments/internal/benchdata"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+
+func TestSizes(t *testing.T) {
+	for _, o := range []benchdata.Options{
+		{},
+		{Contacts: 50_000},
+		{Contacts: 2000, Segments: 30, Memberships: 9000, BigSegments: 3, BigSize: 1000},
+		{Contacts: 100, Segments: 5, Memberships: 30, BigSegments: 1, BigSize: 10},
+	} {
+		o = o.Fill()
+		if err := o.Check(); err != nil {
+			t.Fatalf("%+v: %v", o, err)
+		}
+		sizes := o.Sizes()
+		sum := 0
+		for k, n := range sizes {
+			sum += n
+			if k < o.BigSegments && n != o.BigSize {
+				t.Errorf("%+v: big segment %d has %d members", o, k, n)
+			}
+			if k >= o.BigSegments && (n > o.BigSize/2+1 || n < 0) {
+				t.Errorf("%+v: segment %d has %d members, more than half a big one", o, k, n)
+			}
+		}
+		if sum != o.Memberships {
+			t.Errorf("%+v: sizes sum to %d, want %d", o, sum, o.Memberships)
+		}
+		// Skewed: the tail is smaller than the head.
+		if n := len(sizes); n > o.BigSegments+10 && sizes[o.BigSegments] <= sizes[n-1] {
+			t.Errorf("%+v: no skew: first %d, last %d", o, sizes[o.BigSegments], sizes[n-1])
+		}
+	}
+	if err := (benchdata.Options{Contacts: 10, Segments: 2, Memberships: 100, BigSegments: 1, BigSize: 10}).Check(); err == nil {
+		t.Error("100 memberships in 2 segments of 10 contacts: no error")
+	}
+}
+
+// TestLoad loads a small dataset twice and checks what segments check checks (no
+// drift, counter triggers on), that every index and constraint is back exactly as
+// migrated, and that the same options give the same rows.
+func TestLoad(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	defs := func() []string {
+		t.Helper()
+		rows, err := s.DB().QueryContext(ctx, `
+			SELECT 'index ' || indexrelid::regclass::text || ': ' || pg_get_indexdef(indexrelid) FROM pg_index
+			WHERE indrelid IN ('contacts'::regclass, 'memberships'::regclass, 'segments'::regclass)
+			UNION ALL
+			SELECT 'constraint ' || conname || ' on ' || conrelid::regclass::text || ': ' || pg_get_constraintdef(oid) || ' ' || convalidated
+			FROM pg_constraint WHERE conrelid IN ('contacts'::regclass, 'memberships'::regclass, 'segments'::regclass)
+			UNION ALL
+			SELECT 'trigger ' || tgname || ': ' || tgenabled::text FROM pg_trigger
+			WHERE tgrelid = 'memberships'::regclass AND NOT tgisinternal
+			ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, d)
+		}
+		return out
+	}
+	before := defs()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	o := benchdata.Options{Workspace: "bench test", Contacts: 3000, Segments: 40, Memberships: 12_000, BigSegments: 3, BigSize: 900, Seed: 7}
+	res1, err := benchdata.Load(ctx, s, o, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2, err := benchdata.Load(ctx, s, o, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := defs(); !slices.Equal(before, after) {
+		t.Fatalf("indexes, constraints or triggers changed:\nbefore %q\nafter  %q", before, after)
+	}
+	if problems, err := s.CountTriggerProblems(ctx); err != nil || len(problems) > 0 {
+		t.Fatalf("counter triggers: %v %v", problems, err)
+	}
+	if drift, err := s.CheckCounts(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("drift after the load: %+v %v", drift, err)
+	}
+	if res1.Memberships != o.Memberships {
+		t.Fatalf("%d memberships loaded, want %d", res1.Memberships, o.Memberships)
+	}
+	// Deterministic: both loads hold the same rows, up to their IDs.
+	digest := func(res benchdata.Result) [3]string {
+		t.Helper()
+		var d [3]string
+		for i, q := range []string{
+			`SELECT md5(string_agg(concat_ws('|', id - $2, phone, name, email, attributes::text, created_at, updated_at), ',' ORDER BY id)) FROM contacts WHERE workspace_id = $1 AND $2 > 0`,
+			`SELECT md5(string_agg(concat_ws('|', id - $2, name, description, contact_count, created_at), ',' ORDER BY id)) FROM segments WHERE workspace_id = $1 AND $2 > 0`,
+			`SELECT md5(string_agg(concat_ws('|', segment_id - $2, contact_id - $3), ',' ORDER BY segment_id, contact_id)) FROM memberships WHERE workspace_id = $1`,
+		} {
+			args := []any{res.Workspace.ID, res.FirstContactID}
+			if i == 1 {
+				args[1] = res.SegmentIDs[0]
+			}
+			if i == 2 {
+				args = append(args[:1], res.SegmentIDs[0], res.FirstContactID)
+			}
+			if err := s.DB().QueryRowContext(ctx, q, args...).Scan(&d[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	if d1, d2 := digest(res1), digest(res2); d1 != d2 {
+		t.Fatalf("two loads with the same options differ: %v vs %v", d1, d2)
+	}
+	// The API works on the loaded data, and its writes keep counting.
+	seg := res1.SegmentIDs[len(res1.SegmentIDs)-1]
+	var before1 int64
+	if err := s.DB().QueryRowContext(ctx, "SELECT contact_count FROM segments WHERE id = $1", seg).Scan(&before1); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for i := range 50 {
+		ids = append(ids, res1.FirstContactID+int64(i))
+	}
+	ch, err := s.AssignContactsToSegments(ctx, res1.Workspace.ID, ids, []int64{seg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ch.Segments[0].ContactCount; got != before1+int64(ch.Changed) || ch.Changed == 0 {
+		t.Fatalf("count after assigning %d: %d, was %d", ch.Changed, got, before1)
+	}
+	if drift, err := s.CheckCounts(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("drift after an API write: %+v %v", drift, err)
+	}
+
+	found, err := benchdata.Find(ctx, s.DB(), "bench test")
+	if err != nil || found.WorkspaceID != res2.Workspace.ID || found.Contacts != o.Contacts || found.Memberships != int64(o.Memberships) {
+		t.Fatalf("Find: %+v %v", found, err)
+	}
+}

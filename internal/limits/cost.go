@@ -1,0 +1,215 @@
+package limits
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// Cost returns what running op costs, in the spirit of GitHub's and Shopify's cost
+// models: an upper bound of the objects it reads, before it runs. op must belong to a
+// validated document (its fields know their definitions) and vars are the request's
+// coerced variables.
+//
+// The rules:
+//
+//   - A field of a scalar or enum type (id, name, totalCount, __typename) costs 0.
+//   - A field of an object, interface or union type costs 1, plus its selection.
+//   - A connection (a field with a first or last argument) costs 1 plus its
+//     selection, in which the list fields (edges, nodes) count once per item of the
+//     page: first or last, else l.DefaultPageSize, at most l.MaxPageSize (a larger
+//     page is refused by the connection itself before it reads anything).
+//     contacts(first: 50) { nodes { id } } costs 1 + 50 × 1 = 51; the same with
+//     edges { node { id } } costs 1 + 50 × (1 + 1) = 101.
+//   - Another list field with a list argument (nodes(ids:)) counts its selection
+//     once per element of the argument; other lists (Contact.segments) once: each is
+//     read in one batch for all its parents.
+//   - A mutation field costs l.MutationCost, plus one per l.ItemsPerCostPoint items in
+//     the lists of its input, plus its payload's selection.
+//   - Fields left out by @skip or @include cost nothing. Selections on different
+//     types (... on Contact, ... on Segment) all count: an upper bound.
+//
+// Named fragments are costed once per page size they are spread under, so Cost is
+// linear in the size of the document. The result saturates at 2^40.
+func Cost(schema *ast.Schema, op *ast.OperationDefinition, vars map[string]any, l Limits) int {
+	c := &coster{schema: schema, vars: vars, l: l, memo: map[fragmentCost]int{}, busy: map[*ast.FragmentDefinition]bool{}}
+	return c.selectionSet(op.SelectionSet, 1)
+}
+
+type fragmentCost struct {
+	def   *ast.FragmentDefinition
+	items int
+}
+
+type coster struct {
+	schema *ast.Schema
+	vars   map[string]any
+	l      Limits
+	memo   map[fragmentCost]int
+	busy   map[*ast.FragmentDefinition]bool
+}
+
+// selectionSet costs ss, whose list fields count items times (the page size, when
+// ss is the selection of a connection).
+func (c *coster) selectionSet(ss ast.SelectionSet, items int) int {
+	total := 0
+	for _, sel := range ss {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if c.skipped(s.Directives) {
+				continue
+			}
+			total = add(total, c.field(s, items))
+		case *ast.InlineFragment:
+			if c.skipped(s.Directives) {
+				continue
+			}
+			total = add(total, c.selectionSet(s.SelectionSet, items))
+		case *ast.FragmentSpread:
+			if c.skipped(s.Directives) || s.Definition == nil || c.skipped(s.Definition.Directives) {
+				continue
+			}
+			key := fragmentCost{s.Definition, items}
+			cost, ok := c.memo[key]
+			if !ok {
+				if c.busy[s.Definition] { // a cycle: validation refuses it first
+					continue
+				}
+				c.busy[s.Definition] = true
+				cost = c.selectionSet(s.Definition.SelectionSet, items)
+				c.busy[s.Definition] = false
+				c.memo[key] = cost
+			}
+			total = add(total, cost)
+		}
+	}
+	return total
+}
+
+func (c *coster) field(f *ast.Field, items int) int {
+	def := f.Definition
+	if def == nil {
+		return 0
+	}
+	t := c.schema.Types[def.Type.Name()]
+	if t == nil || t.Kind == ast.Scalar || t.Kind == ast.Enum {
+		return 0
+	}
+	var args map[string]any
+	if len(f.Arguments) > 0 {
+		args = f.ArgumentMap(c.vars)
+	}
+	cost := 1
+	if m := c.schema.Mutation; m != nil && f.ObjectDefinition != nil && f.ObjectDefinition.Name == m.Name {
+		cost = add(c.l.MutationCost, listItems(args)/max(c.l.ItemsPerCostPoint, 1))
+	}
+	sub := 1
+	each := 1
+	switch {
+	case def.Arguments.ForName("first") != nil || def.Arguments.ForName("last") != nil:
+		sub = c.pageSize(args)
+	case def.Type.Elem != nil:
+		for _, a := range def.Arguments {
+			if a.Type.Elem != nil {
+				each = max(each, length(args[a.Name]))
+			}
+		}
+	}
+	cost = add(cost, mul(each, c.selectionSet(f.SelectionSet, sub)))
+	if def.Type.Elem != nil {
+		cost = mul(cost, items)
+	}
+	return cost
+}
+
+// pageSize is the number of items a connection's page holds at most.
+func (c *coster) pageSize(args map[string]any) int {
+	n := -1
+	for _, name := range []string{"first", "last"} {
+		if v, ok := integer(args[name]); ok {
+			n = max(n, v)
+		}
+	}
+	if n < 0 {
+		n = c.l.DefaultPageSize
+	}
+	return min(max(n, 1), max(c.l.MaxPageSize, 1))
+}
+
+// skipped reports whether @skip or @include leave a selection out.
+func (c *coster) skipped(ds ast.DirectiveList) bool {
+	for _, d := range ds {
+		if d.Name != "skip" && d.Name != "include" {
+			continue
+		}
+		a := d.Arguments.ForName("if")
+		if a == nil {
+			continue
+		}
+		v, err := a.Value.Value(c.vars)
+		if b, ok := v.(bool); err == nil && ok && b == (d.Name == "skip") {
+			return true
+		}
+	}
+	return false
+}
+
+// length is the number of elements of a list value (0 for anything else).
+func length(v any) int {
+	if l, ok := v.([]any); ok {
+		return len(l)
+	}
+	return 0
+}
+
+// listItems counts the elements of every list in v, at any depth.
+func listItems(v any) int {
+	n := 0
+	switch v := v.(type) {
+	case []any:
+		n = len(v)
+		for _, e := range v {
+			n = add(n, listItems(e))
+		}
+	case map[string]any:
+		for _, e := range v {
+			n = add(n, listItems(e))
+		}
+	}
+	return n
+}
+
+// integer reads an Int argument, from a literal or a coerced variable.
+func integer(v any) (int, bool) {
+	switch v := v.(type) {
+	case int:
+		return v, true
+	case int32:
+		return int(v), true
+	case int64:
+		return clamp(float64(v)), true
+	case float64:
+		return clamp(v), true
+	case json.Number:
+		f, err := strconv.ParseFloat(string(v), 64)
+		return clamp(f), err == nil
+	case string:
+		f, err := strconv.ParseFloat(v, 64)
+		return clamp(f), err == nil
+	}
+	return 0, false
+}
+
+func clamp(f float64) int {
+	switch {
+	case math.IsNaN(f):
+		return 0
+	case f > math.MaxInt32:
+		return math.MaxInt32
+	case f < math.MinInt32:
+		return math.MinInt32
+	}
+	return int(f)
+}

@@ -1,0 +1,367 @@
+package limits_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
+	"github.com/vektah/gqlparser/v2/validator"
+	"github.com/vektah/gqlparser/v2/validator/core"
+	"github.com/vektah/gqlparser/v2/validator/rules"
+
+	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/limits/limitstest"
+)
+
+var schema = sync.OnceValue(func() *ast.Schema {
+	b, err := os.ReadFile("../../schema.graphqls")
+	if err != nil {
+		panic(err)
+	}
+	s, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphqls", Input: string(b)})
+	if err != nil {
+		panic(err)
+	}
+	return s
+})
+
+var defaults = limits.Defaults.WithDefaults()
+
+// with returns the default limits changed by f.
+func with(f func(*limits.Limits)) limits.Limits {
+	l := defaults
+	f(&l)
+	return l
+}
+
+// check runs what the handler runs before validation: the tokens, then Check.
+func check(t *testing.T, q string, l limits.Limits) *limits.Error {
+	t.Helper()
+	if _, err := limits.CountTokens(q, l.MaxTokens); err != nil {
+		return err
+	}
+	doc, err := parser.ParseQuery(&ast.Source{Input: q})
+	if err != nil {
+		t.Fatalf("parse %q: %v", q, err)
+	}
+	return limits.Check(doc, l)
+}
+
+func TestWithDefaults(t *testing.T) {
+	if got := (limits.Limits{}).WithDefaults(); got != limits.Defaults {
+		t.Errorf("zero limits: %+v, want the defaults %+v", got, limits.Defaults)
+	}
+	l := limits.Limits{MaxDepth: 3, MaxCost: -1}.WithDefaults()
+	if l.MaxDepth != 3 || l.MaxCost != -1 || l.MaxTokens != limits.Defaults.MaxTokens {
+		t.Errorf("set fields must stay: %+v", l)
+	}
+}
+
+// TestCheckRefusesEachCap proves that each cap refuses a document one over it, with
+// its code and its limit, and accepts the document at it.
+func TestCheckRefusesEachCap(t *testing.T) {
+	depth := func(n int) string { // n levels of fields: contact, n-2 more, id
+		path := []string{"segments", "contacts", "nodes"}
+		var b strings.Builder
+		for i := range n - 2 {
+			b.WriteString(path[i%3] + " { ")
+		}
+		return `{ contact(id: "C_AQ") { ` + b.String() + "id" + strings.Repeat(" }", n-2) + " } }"
+	}
+	for _, tc := range []struct {
+		name     string
+		l        limits.Limits
+		over, at string
+		code     string
+	}{
+		{"tokens", with(func(l *limits.Limits) { l.MaxTokens = 6 }),
+			"{ workspace { id } } # 7", "{ workspace { id } }", limits.CodeMaxTokens},
+		{"selections", with(func(l *limits.Limits) { l.MaxSelections = 3 }),
+			"{ workspace { id name createdAt } }", "{ workspace { id name } }", limits.CodeMaxSelections},
+		{"selections, a fragment counting at each spread", with(func(l *limits.Limits) { l.MaxSelections = 7 }),
+			"{ a: workspace { ...W } b: workspace { ...W } } fragment W on Workspace { id name }",
+			"{ a: workspace { ...W } b: workspace { id } } fragment W on Workspace { id name }", limits.CodeMaxSelections},
+		{"selections, over the operations of a document", with(func(l *limits.Limits) { l.MaxSelections = 3 }),
+			"query A { workspace { id } } query B { workspace { id } }", "query A { workspace { id } } query B { __typename }", limits.CodeMaxSelections},
+		{"selections, of an unused fragment", with(func(l *limits.Limits) { l.MaxSelections = 3 }),
+			"{ __typename } fragment W on Workspace { id name createdAt }", "{ __typename } fragment W on Workspace { id name }", limits.CodeMaxSelections},
+		{"depth", defaults, depth(16), depth(15), limits.CodeMaxDepth},
+		{"depth through fragments", with(func(l *limits.Limits) { l.MaxDepth = 3 }),
+			`{ contact(id: "C_AQ") { ...C } } fragment C on Contact { segments { contacts { totalCount } } }`,
+			`{ contact(id: "C_AQ") { ...C } } fragment C on Contact { segments { id } }`, limits.CodeMaxDepth},
+		{"aliases", with(func(l *limits.Limits) { l.MaxAliases = 2 }),
+			"{ workspace { a: id b: name c: createdAt id: id } }", "{ workspace { a: id b: name id: id } }", limits.CodeMaxAliases},
+		{"directives", with(func(l *limits.Limits) { l.MaxDirectives = 2 }),
+			"query @a { workspace @b { id @c } }", "query { workspace @b { id @c } }", limits.CodeMaxDirectives},
+		{"root fields", with(func(l *limits.Limits) { l.MaxRootFields = 2 }),
+			"{ workspace { id } ... { a: workspace { id } } ...Q } fragment Q on Query { __typename }",
+			"{ workspace { id } ...Q } fragment Q on Query { __typename }", limits.CodeMaxRootFields},
+		{"fragments", with(func(l *limits.Limits) { l.MaxFragments = 1 }),
+			"{ ...A } fragment A on Query { ...B } fragment B on Query { __typename }",
+			"{ ...A } fragment A on Query { __typename }", limits.CodeMaxFragments},
+		{"repeated fields", with(func(l *limits.Limits) { l.MaxRepeatedFields = 2 }),
+			"{ workspace { id id ... { id } } }", "{ workspace { id ... { id } } }", limits.CodeMaxRepeatedFields},
+		{"repeated fields at one path", with(func(l *limits.Limits) { l.MaxRepeatedFields = 2 }),
+			"{ workspace { id } workspace { id } ... { workspace { id } } }", "{ workspace { id } workspace { id } }", limits.CodeMaxRepeatedFields},
+		{"repeated fields through fragments", with(func(l *limits.Limits) { l.MaxRepeatedFields = 2 }),
+			"{ workspace { id ...A ...B } } fragment A on Workspace { id } fragment B on Workspace { id name }",
+			"{ workspace { ...A ...B } } fragment A on Workspace { id } fragment B on Workspace { id name }", limits.CodeMaxRepeatedFields},
+		{"list items", with(func(l *limits.Limits) { l.MaxListItems = 2 }),
+			`{ nodes(ids: ["a", "b", "c"]) { id } }`, `{ nodes(ids: ["a", "b"]) { id } }`, limits.CodeMaxListItems},
+		{"list items, nested", with(func(l *limits.Limits) { l.MaxListItems = 2 }),
+			`{ contacts(filter: {segments: {any: ["a", "b", "c"]}}) { totalCount } }`, `{ contacts(filter: {segments: {any: ["a", "b"]}}) { totalCount } }`, limits.CodeMaxListItems},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := check(t, tc.over, tc.l)
+			if err == nil || err.Code != tc.code {
+				t.Fatalf("over: %v, want %s", err, tc.code)
+			}
+			if err.Limit <= 0 || !strings.Contains(err.Message, "maximum") {
+				t.Errorf("over: limit %d, message %q", err.Limit, err.Message)
+			}
+			if err := check(t, tc.at, tc.l); err != nil {
+				t.Errorf("at the cap: %v", err)
+			}
+		})
+	}
+}
+
+// TestCheckRefusesFragmentCycles proves that a cycle of fragments, which would make
+// a naive walker loop forever, is refused as invalid.
+func TestCheckRefusesFragmentCycles(t *testing.T) {
+	for _, q := range []string{
+		`{ ...A } fragment A on Query { ...A }`,
+		`{ ...A } fragment A on Query { __typename ...B } fragment B on Query { ... { ...A } }`,
+		`{ __typename } fragment A on Query { ...B } fragment B on Query { ...A }`, // unused
+		`{ workspace { ...W } } fragment W on Workspace { id ...X } fragment X on Workspace { ...W }`,
+	} {
+		if err := check(t, q, defaults); err == nil || err.Code != limits.CodeValidationFailed {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestCheckIgnoresWhatValidationReports: unknown fragments and duplicate names are
+// left to validation, which names them better; they must not crash the walk.
+func TestCheckIgnoresWhatValidationReports(t *testing.T) {
+	for _, q := range []string{
+		`{ ...Nowhere }`,
+		`{ ...A } fragment A on Query { __typename } fragment A on Query { workspace { id } }`,
+		`{ a } { b }`,
+		`query A { __typename } query A { __typename }`,
+	} {
+		if err := check(t, q, defaults); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestCheckIsLinear proves that with every cap off, a fragment bomb (each fragment
+// spreading the next twice, 2^60 fields once expanded) is tallied in microseconds
+// and saturates instead of overflowing.
+func TestCheckIsLinear(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{ ...F0 } ")
+	for i := range 60 {
+		fmt.Fprintf(&b, "fragment F%d on Query { ...F%d ...F%d } ", i, i+1, i+1)
+	}
+	b.WriteString("fragment F60 on Query { workspace { id } }")
+	off := limits.Limits{MaxTokens: -1, MaxSelections: -1, MaxDepth: -1, MaxAliases: -1, MaxDirectives: -1,
+		MaxRootFields: -1, MaxFragments: -1, MaxRepeatedFields: -1, MaxListItems: -1}
+	start := time.Now()
+	if err := check(t, b.String(), off); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("a 61-fragment bomb took %v", d)
+	}
+	// With the caps on, it stops at the first one exceeded.
+	if err := check(t, b.String(), defaults); err == nil {
+		t.Error("the bomb passed the default limits")
+	}
+}
+
+func TestCountTokens(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		want int
+	}{
+		{"", 0},
+		{"{ a }", 3},
+		{"# comment\n{ a }", 4},
+		{`{ a(b: "c", d: [1, 2]) }`, 14},
+		{"{ a } \"unterminated", 3},
+	} {
+		if n, err := limits.CountTokens(tc.q, -1); n != tc.want || err != nil {
+			t.Errorf("CountTokens(%q) = %d, %v; want %d", tc.q, n, err, tc.want)
+		}
+	}
+	if n, err := limits.CountTokens(strings.Repeat("a ", 1_000_000), 10); err == nil || err.Code != limits.CodeMaxTokens || n != 11 {
+		t.Errorf("stops at the first token over the cap: %d, %v", n, err)
+	}
+}
+
+func TestCheckVariables(t *testing.T) {
+	list := func(n int) []any { return make([]any, n) }
+	for _, tc := range []struct {
+		vars map[string]any
+		ok   bool
+	}{
+		{map[string]any{"ids": list(3)}, true},
+		{map[string]any{"ids": list(4)}, false},
+		{map[string]any{"in": map[string]any{"contacts": []any{map[string]any{"tags": list(4)}}}}, false},
+		{map[string]any{"in": []any{list(3), list(3)}}, true},
+		{map[string]any{"s": strings.Repeat("x", 10_000)}, true},
+	} {
+		if err := limits.CheckVariables(tc.vars, 3); (err == nil) != tc.ok || (err != nil && err.Code != limits.CodeMaxListItems) {
+			t.Errorf("%v: %v", tc.vars, err)
+		}
+	}
+}
+
+// cost validates q against the schema and costs its operation.
+func cost(t *testing.T, q string, vars map[string]any) int {
+	t.Helper()
+	doc, errs := gqlparser.LoadQuery(schema(), q)
+	if errs != nil {
+		t.Fatalf("%s: %v", q, errs)
+	}
+	op := doc.Operations[0]
+	vals, err := validator.VariableValues(schema(), op, vars)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return limits.Cost(schema(), op, vals, defaults)
+}
+
+// TestCost proves the cost rules on examples (see limits.Cost).
+func TestCost(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		vars map[string]any
+		want int
+	}{
+		{`{ __typename }`, nil, 0},
+		{`{ workspace { id name } }`, nil, 1},
+		{`{ contacts(first: 50) { nodes { id } } }`, nil, 51},
+		{`{ contacts(first: 50) { edges { cursor node { id } } } }`, nil, 101},
+		{`{ contacts(last: 3) { nodes { id segments { id } } } }`, nil, 7},
+		{`{ contacts { nodes { id } } }`, nil, 21}, // the default page size, 20
+		{`{ contacts(first: 100) { totalCount pageInfo { hasNextPage } } }`, nil, 2},
+		{`{ contacts(first: 1000) { nodes { id } } }`, nil, 101}, // refused by the connection; costs at most a full page
+		{`query($n: Int) { contacts(first: $n) { nodes { id } } }`, map[string]any{"n": 5}, 6},
+		{`query($n: Int) { contacts(first: $n) { nodes { id } } }`, nil, 21},
+		{`{ segments(first: 10) { nodes { contacts(first: 10) { nodes { id segments { id } } } } } }`, nil, 1 + 10*(1+1+10*(1+1))},
+		{`{ nodes(ids: ["a", "b", "c"]) { id } }`, nil, 1},
+		{`{ nodes(ids: ["a", "b", "c"]) { ... on Contact { segments { id } } } }`, nil, 1 + 3},
+		{`query($ids: [ID!]!) { nodes(ids: $ids) { ... on Segment { contacts(first: 10) { nodes { id } } } } }`, map[string]any{"ids": []any{"a", "b"}}, 1 + 2*11},
+		{`query($s: Boolean!) { workspace @skip(if: $s) { id } contacts @include(if: false) { nodes { id } } }`, map[string]any{"s": true}, 0},
+		{`query($s: Boolean!) { workspace @skip(if: $s) { id } }`, map[string]any{"s": false}, 1},
+		{`{ a: contacts(first: 2) { ...C } b: contacts(first: 30) { ...C } } fragment C on ContactConnection { nodes { id } }`, nil, 3 + 31},
+		{`mutation { deleteSegment(input: {id: "S_AQ"}) { deletedSegmentId } }`, nil, 10},
+		{`mutation { createSegment(input: {name: "x"}) { segment { id } userErrors { code } } }`, nil, 12},
+		{`mutation($in: AssignContactsToSegmentsInput!) { assignContactsToSegments(input: $in) { assignedCount } }`,
+			map[string]any{"in": map[string]any{"contactIds": ids(1000), "segmentIds": ids(100)}}, 10 + 11},
+	} {
+		if got := cost(t, tc.q, tc.vars); got != tc.want {
+			t.Errorf("%s %v: cost %d, want %d", tc.q, tc.vars, got, tc.want)
+		}
+	}
+}
+
+func ids(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = "C_AQ"
+	}
+	return out
+}
+
+// TestCostIsLinear proves that a fragment bomb that passes validation (validation
+// remembers fragment pairs) is costed at once, and saturates.
+func TestCostIsLinear(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{ ...F0 } ")
+	for i := range 50 {
+		fmt.Fprintf(&b, "fragment F%d on Query { ...F%d ...F%d } ", i, i+1, i+1)
+	}
+	b.WriteString("fragment F50 on Query { contacts(first: 100) { nodes { id } } }")
+	start := time.Now()
+	got := cost(t, b.String(), nil)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("took %v", d)
+	}
+	if got != 1<<40 {
+		t.Errorf("cost %d, want it saturated at 2^40", got)
+	}
+}
+
+// noSuggestions are the validation rules of the server (graph.rulesWithoutSuggestions).
+func noSuggestions() *rules.Rules {
+	r := rules.NewDefaultRules()
+	for name, rule := range map[string]core.Rule{
+		"FieldsOnCorrectType": rules.FieldsOnCorrectTypeRuleWithoutSuggestions,
+		"KnownArgumentNames":  rules.KnownArgumentNamesRuleWithoutSuggestions,
+		"KnownTypeNames":      rules.KnownTypeNamesRuleWithoutSuggestions,
+		"ScalarLeafs":         rules.ScalarLeafsRuleWithoutSuggestions,
+		"ValuesOfCorrectType": rules.ValuesOfCorrectTypeRuleWithoutSuggestions,
+	} {
+		r.RemoveRule(name)
+		r.AddRule(rule.Name, rule.RuleFunc)
+	}
+	return r
+}
+
+// FuzzCheck proves that the walkers neither panic nor hang on any document: the
+// token count, Check, and, for documents that pass Check and validation, Cost. Its
+// seeds are the adversarial corpus, replayed by every go test.
+func FuzzCheck(f *testing.F) {
+	for _, doc := range limitstest.Adversarial(defaults) {
+		f.Add(doc.Query)
+	}
+	for _, q := range []string{
+		`{ workspace { id } }`,
+		`query($n: Int = 3) { contacts(first: $n) { edges { node { ...C } } } } fragment C on Contact { id segments { id } }`,
+		`mutation { upsertContacts(input: {contacts: [{phone: "+919800000000"}]}) { contacts { id } } }`,
+		`{ node(id: "C_AQ") { ... on Contact { id } ... on Segment { contacts @skip(if: true) { totalCount } } } }`,
+	} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		start := time.Now()
+		defer func() {
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("took %v", d)
+			}
+		}()
+		if _, err := limits.CountTokens(q, defaults.MaxTokens); err != nil {
+			return
+		}
+		doc, perr := parser.ParseQuery(&ast.Source{Input: q})
+		if perr != nil {
+			return
+		}
+		if err := limits.Check(doc, defaults); err != nil {
+			if err.Code == "" || err.Message == "" {
+				t.Fatalf("refusal without code or message: %+v", err)
+			}
+			return
+		}
+		// Validated as the server validates: without suggestions, which compute edit
+		// distances to every name of the schema.
+		if errs := validator.ValidateWithRules(schema(), doc, noSuggestions()); errs != nil {
+			return
+		}
+		for _, op := range doc.Operations {
+			if c := limits.Cost(schema(), op, nil, defaults); c < 0 {
+				t.Fatalf("negative cost %d", c)
+			}
+		}
+	})
+}

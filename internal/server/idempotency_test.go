@@ -1,0 +1,609 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segments/segments/internal/server"
+)
+
+// idemBody is the JSON body of a GraphQL request: the bytes an Idempotency-Key is
+// bound to.
+func idemBody(query string, vars map[string]any) []byte {
+	b, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// idemSend posts body with the Idempotency-Key header set to keys (none: no header)
+// under ctx, without failing the test: it may run off the test's goroutine.
+func (a *api) idemSend(ctx context.Context, body []byte, keys ...string) (rawResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		return rawResponse{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+string(a.key))
+	for _, k := range keys {
+		req.Header.Add("Idempotency-Key", k)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return rawResponse{}, err
+	}
+	defer res.Body.Close()
+	out := rawResponse{status: res.StatusCode, header: res.Header}
+	if out.body, err = io.ReadAll(res.Body); err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(out.body, &out.decoded); err != nil {
+		return out, errors.New("decode " + string(out.body) + ": " + err.Error())
+	}
+	return out, nil
+}
+
+// idemPost is idemSend on the test's goroutine, failing the test on a transport error.
+func (a *api) idemPost(body []byte, keys ...string) rawResponse {
+	a.t.Helper()
+	res, err := a.idemSend(context.Background(), body, keys...)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return res
+}
+
+// replayed reports whether the response is a replay.
+func (r rawResponse) replayed() bool { return r.header.Get("Idempotent-Replayed") == "true" }
+
+// payload decodes the one field of the response's data into dst.
+func (r rawResponse) payload(t testing.TB, dst any) {
+	t.Helper()
+	if r.status != http.StatusOK || len(r.decoded.Errors) > 0 {
+		t.Fatalf("status %d, body %s", r.status, r.body)
+	}
+	var out map[string]json.RawMessage
+	if err := json.Unmarshal(r.decoded.Data, &out); err != nil || len(out) != 1 {
+		t.Fatalf("data %s: %v", r.decoded.Data, err)
+	}
+	for _, raw := range out {
+		if err := json.Unmarshal(raw, dst); err != nil {
+			t.Fatalf("decode %s: %v", raw, err)
+		}
+	}
+}
+
+// sameAs fails the test unless r answers exactly like first, as a replay.
+func (r rawResponse) sameAs(t testing.TB, first rawResponse) {
+	t.Helper()
+	if !r.replayed() {
+		t.Errorf("no Idempotent-Replayed: true on a replay (status %d, body %s)", r.status, r.body)
+	}
+	if r.status != first.status || !bytes.Equal(r.body, first.body) {
+		t.Errorf("replay differs:\nfirst  %d %s\nreplay %d %s", first.status, first.body, r.status, r.body)
+	}
+	if got, want := r.header.Get("Content-Type"), first.header.Get("Content-Type"); got != want {
+		t.Errorf("replay has Content-Type %q, the first answer %q", got, want)
+	}
+}
+
+// refusedWith fails the test unless r is a refusal with status and code.
+func (r rawResponse) refusedWith(t testing.TB, status int, code string) {
+	t.Helper()
+	if r.status != status || len(r.decoded.Errors) != 1 || r.decoded.Errors[0].Extensions["code"] != code {
+		t.Fatalf("status %d, body %s; want %d with %s", r.status, r.body, status, code)
+	}
+	if r.decoded.Errors[0].Message == "" {
+		t.Errorf("refusal %s without a message", code)
+	}
+}
+
+// idemRow describes the stored row of an idempotency key: "" when there is none,
+// "in progress", or "done <status>".
+func (a *api) idemRow(key string) string {
+	a.t.Helper()
+	var s string
+	err := a.store.DB().QueryRowContext(context.Background(), `
+		SELECT coalesce((SELECT CASE WHEN status IS NULL THEN 'in progress' ELSE 'done ' || status END
+		                 FROM idempotency_keys WHERE workspace_id = $1 AND key = $2), '')`, a.ws.ID, key).Scan(&s)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return s
+}
+
+func newKey() string { return rand.Text() }
+
+// TestIdempotentReplay: a mutation sent again with its key applies once; every replay
+// answers with the same status and byte-identical body, marked Idempotent-Replayed,
+// and runs nothing but the key's lookup.
+func TestIdempotentReplay(t *testing.T) {
+	a := newAPI(t)
+	c := mutClient{a}
+	contacts := a.addContacts(phones(900_000, 5)...)
+	seg := a.addSegment("Replayed")
+
+	assign := idemBody(assignDoc, map[string]any{"in": map[string]any{"contactIds": contacts, "segmentIds": []string{seg}}})
+	key := newKey()
+	first := a.idemPost(assign, key)
+	if first.replayed() {
+		t.Error("the first answer is marked as a replay")
+	}
+	var p membershipPayload
+	first.payload(t, &p)
+	if p.AssignedCount != 5 {
+		t.Fatalf("assignedCount %d, want 5", p.AssignedCount)
+	}
+	if got := a.idemRow(key); got != "done 200" {
+		t.Fatalf("key stored as %q, want done 200", got)
+	}
+	// Someone else removes the memberships: a re-execution would assign 5 again.
+	c.remove(contacts, []string{seg})
+	for range 3 {
+		a.idemPost(assign, key).sameAs(t, first)
+		// The API key's lookup and the idempotency key's: the mutation did not run.
+		if n := a.statements(); n != 2 {
+			t.Errorf("a replay sent %d SQL statements, want 2", n)
+		}
+	}
+	c.checkCount(seg, 0)
+
+	// createSegment replayed returns the segment it created, not TAKEN.
+	create := idemBody(createSegmentDoc, map[string]any{"in": map[string]any{"name": "Festival Buyers", "contactIds": contacts[:2]}})
+	key = newKey()
+	first = a.idemPost(create, key)
+	var sp segmentPayload
+	first.payload(t, &sp)
+	if sp.Segment == nil || len(sp.UserErrors) > 0 || sp.Segment.ContactCount != 2 {
+		t.Fatalf("createSegment: %s", first.body)
+	}
+	for range 3 {
+		again := a.idemPost(create, key)
+		again.sameAs(t, first)
+		var rp segmentPayload
+		again.payload(t, &rp)
+		if len(rp.UserErrors) > 0 {
+			t.Errorf("replayed createSegment answers %v", rp.UserErrors)
+		}
+	}
+	var n int
+	if err := a.store.DB().QueryRowContext(context.Background(),
+		"SELECT count(*) FROM segments WHERE workspace_id = $1 AND name = 'Festival Buyers'", a.ws.ID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("%d segments named Festival Buyers, want 1", n)
+	}
+	c.checkCount(sp.Segment.ID, 2)
+}
+
+// TestIdempotentConcurrentReplays: 100 identical requests with one key at once apply
+// once: one of them runs, the others wait for its answer (polling, without holding a
+// connection) and replay it byte for byte.
+func TestIdempotentConcurrentReplays(t *testing.T) {
+	a := newAPI(t)
+	c := mutClient{a}
+	entries := make([]map[string]any, 5)
+	for i, p := range phones(910_000, 5) {
+		entries[i] = map[string]any{"phone": p, "name": "Concurrent " + itoa(i)}
+	}
+	body := idemBody(upsertContactsDoc, map[string]any{"in": map[string]any{"contacts": entries}})
+	key := newKey()
+
+	const n = 100
+	results := make([]rawResponse, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = a.idemSend(context.Background(), body, key)
+		})
+	}
+	began := time.Now()
+	close(start)
+	wg.Wait()
+	took := time.Since(began)
+
+	executed := 0
+	var ran rawResponse
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		if !r.replayed() {
+			executed++
+			ran = r
+		}
+	}
+	if executed != 1 {
+		t.Fatalf("%d of %d requests ran, want 1", executed, n)
+	}
+	for _, r := range results {
+		if r.status != ran.status || !bytes.Equal(r.body, ran.body) {
+			t.Fatalf("answers differ:\n%d %s\n%d %s", ran.status, ran.body, r.status, r.body)
+		}
+	}
+	var p upsertPayload
+	ran.payload(t, &p)
+	if p.CreatedCount != 5 || p.UpdatedCount != 0 {
+		t.Errorf("createdCount %d, updatedCount %d; want 5, 0", p.CreatedCount, p.UpdatedCount)
+	}
+	if got := c.contactCount(); got != 5 {
+		t.Errorf("%d contacts, want 5", got)
+	}
+	t.Logf("%d concurrent requests with one key answered in %v", n, took)
+}
+
+// TestDuplicateWaitsForTheFirst: requests arriving while the first with their key
+// still runs wait for it and replay its answer, rather than running too; waiting, they
+// hold no database connection (more of them wait than the pool has connections, and
+// other requests are served at once).
+func TestDuplicateWaitsForTheFirst(t *testing.T) {
+	a := newAPI(t)
+	contacts := a.addContacts(phones(920_000, 10)...)
+	seg := lockSegment(t, a, "Locked")
+	body := idemBody(assignCountDoc, assignVars(contacts, seg.id))
+	key := newKey()
+
+	type result struct {
+		r   rawResponse
+		err error
+	}
+	const duplicates = 25 // the tests' pool has 10 connections
+	firstc, dupc := make(chan result, 1), make(chan result, duplicates)
+	go func() {
+		r, err := a.idemSend(context.Background(), body, key)
+		firstc <- result{r, err}
+	}()
+	seg.waitBlocked(t, a, 1, 5*time.Second)
+	for range duplicates {
+		go func() {
+			r, err := a.idemSend(context.Background(), body, key)
+			dupc <- result{r, err}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if blocked := seg.blocked(t, a); blocked != 1 {
+		t.Errorf("%d statements wait for the lock, want 1: a duplicate ran", blocked)
+	}
+	select {
+	case r := <-dupc:
+		t.Fatalf("a duplicate answered before the first: %d %s", r.r.status, r.r.body)
+	default:
+	}
+	// Were the duplicates holding connections, this query would wait for the lock's
+	// release, which comes only after it.
+	qctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if res, err := a.postWith(qctx, `{ segments { totalCount } }`, nil); err != nil || len(res.Errors) > 0 {
+		t.Fatalf("a query while duplicates wait: %v %+v (after %v): they hold connections", err, res.Errors, time.Since(start))
+	}
+	t.Logf("a query while %d duplicates wait took %v", duplicates, time.Since(start))
+	seg.release()
+	first := <-firstc
+	if first.err != nil {
+		t.Fatal(first.err)
+	}
+	if first.r.replayed() {
+		t.Error("the first answer is marked as a replay")
+	}
+	for range duplicates {
+		d := <-dupc
+		if d.err != nil {
+			t.Fatal(d.err)
+		}
+		d.r.sameAs(t, first.r)
+	}
+	var p membershipPayload
+	first.r.payload(t, &p)
+	if p.AssignedCount != 10 {
+		t.Errorf("assignedCount %d, want 10", p.AssignedCount)
+	}
+	mutClient{a}.checkCount(seg.id, 10)
+}
+
+// TestIdempotencyKeyReused: the same key with another body is refused with 422
+// IDEMPOTENCY_KEY_REUSED, and nothing of that request applies; the first answer is
+// still replayed to its own body.
+func TestIdempotencyKeyReused(t *testing.T) {
+	a := newAPI(t)
+	c := mutClient{a}
+	upsert := func(phone string) []byte {
+		return idemBody(upsertContactsDoc, map[string]any{"in": map[string]any{"contacts": []map[string]any{{"phone": phone}}}})
+	}
+	key := newKey()
+	first := a.idemPost(upsert("+919800000001"), key)
+	var p upsertPayload
+	first.payload(t, &p)
+	if p.CreatedCount != 1 {
+		t.Fatalf("createdCount %d, want 1", p.CreatedCount)
+	}
+	before := c.dbState()
+	a.idemPost(upsert("+919800000002"), key).refusedWith(t, http.StatusUnprocessableEntity, "IDEMPOTENCY_KEY_REUSED")
+	// The same request in other bytes is another request, too.
+	a.idemPost(append(upsert("+919800000001"), ' '), key).refusedWith(t, http.StatusUnprocessableEntity, "IDEMPOTENCY_KEY_REUSED")
+	c.unchanged(before)
+	a.idemPost(upsert("+919800000001"), key).sameAs(t, first)
+}
+
+// TestIdempotencyKeysPerWorkspace: keys belong to a workspace: the same key with the
+// same body applies once in each.
+func TestIdempotencyKeysPerWorkspace(t *testing.T) {
+	a := newAPI(t)
+	b := a.as(t)
+	body := idemBody(upsertContactsDoc, map[string]any{"in": map[string]any{"contacts": []map[string]any{{"phone": "+919800000003"}}}})
+	key := newKey()
+	firsts := map[*api]rawResponse{}
+	for _, cl := range []*api{a, b} {
+		r := cl.idemPost(body, key)
+		firsts[cl] = r
+		if r.replayed() {
+			t.Errorf("workspace %d got another workspace's answer", cl.ws.ID)
+		}
+		var p upsertPayload
+		r.payload(t, &p)
+		if p.CreatedCount != 1 {
+			t.Errorf("workspace %d: createdCount %d, want 1", cl.ws.ID, p.CreatedCount)
+		}
+		if got := (mutClient{cl}).contactCount(); got != 1 {
+			t.Errorf("workspace %d has %d contacts, want 1", cl.ws.ID, got)
+		}
+	}
+	for _, cl := range []*api{a, b} {
+		cl.idemPost(body, key).sameAs(t, firsts[cl])
+	}
+}
+
+// TestInvalidIdempotencyKeys: a key that is empty, too long, not visible ASCII or sent
+// twice is refused with 400 INVALID_IDEMPOTENCY_KEY before anything runs.
+func TestInvalidIdempotencyKeys(t *testing.T) {
+	a := newAPI(t)
+	c := mutClient{a}
+	body := idemBody(upsertContactsDoc, map[string]any{"in": map[string]any{"contacts": []map[string]any{{"phone": "+919800000004"}}}})
+	before := c.dbState()
+	for name, keys := range map[string][]string{
+		"empty":          {""},
+		"256 characters": {strings.Repeat("k", 256)},
+		"tab":            {"a\tb"},
+		"space":          {"a b"},
+		"not ASCII":      {"clé"},
+		"two headers":    {"one", "two"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, err := a.idemSend(context.Background(), body, keys...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.refusedWith(t, http.StatusBadRequest, "INVALID_IDEMPOTENCY_KEY")
+		})
+	}
+	c.unchanged(before)
+	var n int
+	if err := a.store.DB().QueryRowContext(context.Background(),
+		"SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1", a.ws.ID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d keys stored after refusals, want 0", n)
+	}
+	// The longest key, and every visible ASCII character, are fine.
+	for _, key := range []string{strings.Repeat("k", 255), "!\"#$%&'()*+,-./0-9:;<=>?@A-Z[\\]^_`a-z{|}~"} {
+		var p upsertPayload
+		a.idemPost(body, key).payload(t, &p)
+		if a.idemRow(key) != "done 200" {
+			t.Errorf("key %q not stored", key)
+		}
+	}
+}
+
+// TestNoIdempotencyKeyUnchanged: without the header (or with it on a GET) requests run
+// as always: every copy runs, nothing is stored or marked.
+func TestNoIdempotencyKeyUnchanged(t *testing.T) {
+	a := newAPI(t)
+	create := idemBody(createSegmentDoc, map[string]any{"in": map[string]any{"name": "Twice", "contactIds": []string{}}})
+	first, second := a.idemPost(create), a.idemPost(create)
+	if first.replayed() || second.replayed() {
+		t.Error("an answer without a key is marked as a replay")
+	}
+	var p1, p2 segmentPayload
+	first.payload(t, &p1)
+	second.payload(t, &p2)
+	if len(p1.UserErrors) != 0 || len(p2.UserErrors) != 1 || p2.UserErrors[0].Code != "TAKEN" {
+		t.Errorf("without a key the second createSegment must run and answer TAKEN: %s / %s", first.body, second.body)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, a.url+"/graphql?query="+url.QueryEscape("{ segments { totalCount } }"), nil)
+	req.Header.Set("Authorization", "Bearer "+string(a.key))
+	req.Header.Set("Idempotency-Key", "get-key")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("GET with a key: status %d, replayed %q", res.StatusCode, res.Header.Get("Idempotent-Replayed"))
+	}
+	if got := a.idemRow("get-key"); got != "" {
+		t.Errorf("a GET stored its key: %s", got)
+	}
+}
+
+// TestRefusedMutationReplayed: a mutation refused with userErrors is a definitive
+// answer: it is stored and replayed, even when running it again would now succeed.
+func TestRefusedMutationReplayed(t *testing.T) {
+	a := newAPI(t)
+	c := mutClient{a}
+	taken := a.addSegment("Taken")
+	create := idemBody(createSegmentDoc, map[string]any{"in": map[string]any{"name": "Taken", "contactIds": []string{}}})
+	key := newKey()
+	first := a.idemPost(create, key)
+	var p segmentPayload
+	first.payload(t, &p)
+	if len(p.UserErrors) != 1 || p.UserErrors[0].Code != "TAKEN" {
+		t.Fatalf("want TAKEN: %s", first.body)
+	}
+	if got := a.idemRow(key); got != "done 200" {
+		t.Fatalf("refusal stored as %q, want done 200", got)
+	}
+	c.deleteSegment(taken)
+	a.idemPost(create, key).sameAs(t, first)
+	var n int
+	if err := a.store.DB().QueryRowContext(context.Background(),
+		"SELECT count(*) FROM segments WHERE workspace_id = $1", a.ws.ID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d segments after the replayed refusal, want 0", n)
+	}
+}
+
+// idemClaim inserts a claim in progress for body under key, as a request that is
+// running (lease in the future) or died (lease in the past) leaves it.
+func (a *api) idemClaim(key string, body []byte, lease time.Duration) {
+	a.t.Helper()
+	hash := sha256.Sum256(body)
+	_, err := a.store.DB().ExecContext(context.Background(), `
+		INSERT INTO idempotency_keys (workspace_id, key, request_hash, owner, locked_until)
+		VALUES ($1, $2, $3, uuid_send(gen_random_uuid()), now() + $4 * interval '1 millisecond')`,
+		a.ws.ID, key, hash[:], lease.Milliseconds())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// TestDeadClaimTakenOver: a claim whose request died (its lease ran out) is taken
+// over by the next request with the key, which runs and applies.
+func TestDeadClaimTakenOver(t *testing.T) {
+	a := newAPI(t)
+	contacts := a.addContacts(phones(930_000, 4)...)
+	seg := a.addSegment("Orphaned")
+	body := idemBody(assignCountDoc, assignVars(contacts, seg))
+	key := newKey()
+	a.idemClaim(key, body, -time.Second)
+
+	r := a.idemPost(body, key)
+	if r.replayed() {
+		t.Errorf("the takeover is marked as a replay: %s", r.body)
+	}
+	var p struct{ AssignedCount int }
+	r.payload(t, &p)
+	if p.AssignedCount != 4 {
+		t.Errorf("assignedCount %d, want 4", p.AssignedCount)
+	}
+	mutClient{a}.checkCount(seg, 4)
+	a.idemPost(body, key).sameAs(t, r)
+}
+
+// TestLiveClaimWaitBounded: a request whose key another request holds (lease still
+// running) waits no longer than its own deadline, then answers 409
+// IDEMPOTENCY_KEY_IN_PROGRESS with Retry-After, having run nothing.
+func TestLiveClaimWaitBounded(t *testing.T) {
+	a := newAPIWith(t, server.Config{RequestTimeout: 400 * time.Millisecond})
+	contacts := a.addContacts(phones(940_000, 3)...)
+	seg := a.addSegment("Busy")
+	body := idemBody(assignCountDoc, assignVars(contacts, seg))
+	key := newKey()
+	a.idemClaim(key, body, time.Minute)
+
+	start := time.Now()
+	r := a.idemPost(body, key)
+	took := time.Since(start)
+	r.refusedWith(t, http.StatusConflict, "IDEMPOTENCY_KEY_IN_PROGRESS")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	if took < 400*time.Millisecond || took > 5*time.Second {
+		t.Errorf("answered after %v, want soon after the 400 ms deadline", took)
+	}
+	mutClient{a}.checkCount(seg, 0)
+	// Another body under the held key is refused at once.
+	a.idemPost(idemBody(assignCountDoc, assignVars(contacts[:1], seg)), key).refusedWith(t, http.StatusUnprocessableEntity, "IDEMPOTENCY_KEY_REUSED")
+}
+
+// TestTransientFailureNotStored: an attempt that fails for real (its deadline passes
+// while it waits for a lock, or its client gives up) stores nothing: its claim is
+// released, and the retry with the same key runs and applies.
+func TestTransientFailureNotStored(t *testing.T) {
+	t.Run("timeout", func(t *testing.T) {
+		a := newAPIWith(t, server.Config{RequestTimeout: 500 * time.Millisecond})
+		contacts := a.addContacts(phones(950_000, 10)...)
+		seg := lockSegment(t, a, "Locked")
+		body := idemBody(assignCountDoc, assignVars(contacts, seg.id))
+		key := newKey()
+
+		failed := a.idemPost(body, key)
+		if len(failed.decoded.Errors) == 0 || failed.decoded.Errors[0].Extensions["code"] != "TIMEOUT" {
+			t.Fatalf("first attempt: %d %s; want TIMEOUT", failed.status, failed.body)
+		}
+		if got := a.idemRow(key); got != "" {
+			t.Fatalf("the failed attempt left the key %s", got)
+		}
+		seg.waitBlocked(t, a, 0, 5*time.Second)
+		seg.release()
+
+		retry := a.idemPost(body, key)
+		if retry.replayed() {
+			t.Fatalf("the retry replayed the failure: %s", retry.body)
+		}
+		var p struct{ AssignedCount int }
+		retry.payload(t, &p)
+		if p.AssignedCount != 10 {
+			t.Errorf("assignedCount %d, want 10", p.AssignedCount)
+		}
+		mutClient{a}.checkCount(seg.id, 10)
+		a.idemPost(body, key).sameAs(t, retry)
+	})
+
+	t.Run("client gone", func(t *testing.T) {
+		a := newAPI(t)
+		contacts := a.addContacts(phones(960_000, 10)...)
+		seg := lockSegment(t, a, "Locked")
+		body := idemBody(assignCountDoc, assignVars(contacts, seg.id))
+		key := newKey()
+
+		ctx, giveUp := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := a.idemSend(ctx, body, key)
+			errc <- err
+		}()
+		seg.waitBlocked(t, a, 1, 5*time.Second)
+		giveUp()
+		if err := <-errc; err == nil {
+			t.Fatal("the request answered although its client gave up")
+		}
+		seg.waitBlocked(t, a, 0, 5*time.Second)
+		seg.release()
+
+		// The server releases the key once the failed attempt returns; a retry
+		// arriving before that waits for it, then runs.
+		retry := a.idemPost(body, key)
+		if retry.replayed() {
+			t.Fatalf("the retry replayed the failure: %s", retry.body)
+		}
+		var p struct{ AssignedCount int }
+		retry.payload(t, &p)
+		if p.AssignedCount != 10 {
+			t.Errorf("assignedCount %d, want 10", p.AssignedCount)
+		}
+		mutClient{a}.checkCount(seg.id, 10)
+		if got := a.idemRow(key); got != "done 200" {
+			t.Errorf("key stored as %q, want done 200", got)
+		}
+	})
+}
