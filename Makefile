@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run test test-pgbouncer generate check-generated lint bench clean
+.PHONY: all build run test test-pgbouncer generate check-generated lint bench bench-data bench-go clean
 
 all: test build
 
@@ -37,7 +37,26 @@ lint:
 	  test -z "$$unformatted" || { echo "gofmt needed: $$unformatted"; exit 1; }
 	$(GO) vet ./...
 
-bench:
+# The benchmark dataset (issue #5): a new workspace with 1M contacts, 1,000 segments and
+# 5M memberships in the embedded PostgreSQL (or DATABASE_URL); prints its API key.
+# Other sizes: make bench-data BENCH_DATA_FLAGS="--contacts 50000"
+bench-data:
+	$(GO) run ./cmd/segments bench-data $(BENCH_DATA_FLAGS)
+
+# The benchmark suite (issue #5, cmd/segbench): each workload against our server,
+# PostGraphile (bench/postgraphile, installed from its lockfile) and pgbench running
+# our SQL, on one dataset in a PostgreSQL of its own (/var/lib/segments-bench, or
+# DATABASE_URL); results in bench/results/. Takes about an hour at full size; not part
+# of make test. Smaller: make bench BENCH_FLAGS="--contacts 50000 --reps 1"
+bench: bench/postgraphile/node_modules/.installed
+	$(GO) run ./cmd/segbench $(BENCH_FLAGS)
+
+bench/postgraphile/node_modules/.installed: bench/postgraphile/package.json bench/postgraphile/package-lock.json
+	cd bench/postgraphile && npm ci --no-audit --no-fund
+	touch $@
+
+# The Go benchmarks (the handler on W1 and W3, internal/server/bench_test.go).
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:

@@ -1,0 +1,45 @@
+// PostGraphile 5, the peer that `make bench` (cmd/segbench) measures our API against.
+// It serves the same tables of the same database (schema public) with the same
+// indexes, plus the bulk-assignment function of schema segbench (created by segbench),
+// since PostGraphile has no bulk mutation of its own.
+//
+//   DATABASE_URL=postgres://... PORT=5678 POOL=8 node server.mjs
+//
+// Many-to-many fields come from @graphile-contrib/pg-many-to-many, filters (search,
+// membership conditions) from postgraphile-plugin-connection-filter.
+import { createServer } from "node:http";
+import { postgraphile } from "postgraphile";
+import { grafserv } from "postgraphile/grafserv/node";
+import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
+import { makePgService } from "postgraphile/adaptors/pg";
+import { PgManyToManyPreset } from "@graphile-contrib/pg-many-to-many";
+import { PostGraphileConnectionFilterPreset } from "postgraphile-plugin-connection-filter";
+
+const port = Number(process.env.PORT || 5678);
+const preset = {
+  extends: [PostGraphileAmberPreset, PgManyToManyPreset, PostGraphileConnectionFilterPreset],
+  pgServices: [
+    makePgService({
+      connectionString: process.env.DATABASE_URL,
+      schemas: ["public", "segbench"],
+      // No statement timeout: the database role may carry our server's (15 s), which is
+      // our product's setting, not PostGraphile's (W7 runs one 1M-row statement).
+      poolConfig: { max: Number(process.env.POOL || 8), options: "-c statement_timeout=0" },
+    }),
+  ],
+  schema: {
+    connectionFilterRelations: true,
+    connectionFilterComputedColumns: true,
+  },
+  grafserv: { port, graphqlPath: "/graphql", graphiql: false, watch: false },
+  grafast: { explain: false },
+};
+
+const pgl = postgraphile(preset);
+const serv = pgl.createServ(grafserv);
+const server = createServer();
+server.keepAliveTimeout = 120_000;
+serv.addTo(server).then(() => {
+  server.listen(port, "127.0.0.1", () => console.log(`PostGraphile listening on http://127.0.0.1:${port}/graphql`));
+}).catch((e) => { console.error(e); process.exit(1); });
+process.on("SIGTERM", () => { server.close(); pgl.release().then(() => process.exit(0)); });

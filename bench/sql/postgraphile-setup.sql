@@ -1,0 +1,40 @@
+-- What PostGraphile needs beyond the tables, in its own schema "segbench" (cmd/segbench
+-- runs this before it starts PostGraphile; nothing in schema public changes).
+--
+-- Search: PostGraphile's filters work on single columns, and only on indexed ones, while
+-- our trigram indexes cover expressions (name, phone and email together). These
+-- computed columns are exactly those expressions: inlinable SQL functions that the
+-- planner expands into the indexed expression, so PostGraphile's search uses the same
+-- trigram indexes as ours.
+CREATE SCHEMA IF NOT EXISTS segbench;
+
+CREATE OR REPLACE FUNCTION segbench.contacts_search_text(c public.contacts) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(c.name, '') || E'\n' || c.phone || E'\n' || coalesce(c.email, '') $$;
+COMMENT ON FUNCTION segbench.contacts_search_text(public.contacts) IS E'@filterable';
+
+CREATE OR REPLACE FUNCTION segbench.segments_search_text(s public.segments) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT s.name || E'\n' || coalesce(s.description, '') $$;
+COMMENT ON FUNCTION segbench.segments_search_text(public.segments) IS E'@filterable';
+
+-- Bulk assignment: PostGraphile has no bulk mutation (createMembership inserts one
+-- row per mutation field). A volatile function becomes a mutation: this one does what
+-- our assignContactsToSegments does in SQL, minus our validation (unknown IDs fail on
+-- the foreign keys instead of being reported each): lock the segments in id order
+-- (as every counter writer does), then one INSERT ... SELECT of the cross product.
+CREATE OR REPLACE FUNCTION segbench.assign_contacts_to_segments(workspace_id bigint, contact_ids bigint[], segment_ids bigint[])
+    RETURNS integer LANGUAGE plpgsql VOLATILE
+    AS $$
+DECLARE n integer;
+BEGIN
+    PERFORM 1 FROM public.segments s
+     WHERE s.workspace_id = assign_contacts_to_segments.workspace_id AND s.id = ANY(segment_ids)
+     ORDER BY s.id FOR UPDATE;
+    INSERT INTO public.memberships (workspace_id, segment_id, contact_id)
+    SELECT assign_contacts_to_segments.workspace_id, s, c
+      FROM unnest(segment_ids) AS s CROSS JOIN unnest(contact_ids) AS c
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// step is one run at one offered rate.
+type step struct {
+	Rate       float64 `json:"rate"`       // offered, requests per second
+	Throughput float64 `json:"throughput"` // successful requests per second
+	Requests   int     `json:"requests"`
+	Errors     int     `json:"errors"`
+	P50        float64 `json:"p50_ms"`
+	P99        float64 `json:"p99_ms"`
+	FirstError string  `json:"first_error,omitempty"`
+}
+
+func (s step) pass(slo time.Duration) bool {
+	return s.Errors == 0 && s.Requests > 0 && s.P99 <= float64(slo)/float64(time.Millisecond)
+}
+
+// runner runs one contender's workload at a given rate for a given time, open-model:
+// requests start on schedule whether or not earlier ones have answered, and latency
+// counts from the scheduled start.
+type runner interface {
+	run(ctx context.Context, rate float64, d time.Duration) (step, error)
+}
+
+// httpRunner drives a GraphQL server with vegeta.
+type httpRunner struct {
+	url    string
+	header http.Header
+	mu     sync.Mutex
+	next   func() []byte // the body of the next request
+}
+
+func (h *httpRunner) run(ctx context.Context, rate float64, d time.Duration) (step, error) {
+	tr := func(t *vegeta.Target) error {
+		h.mu.Lock()
+		body := h.next()
+		h.mu.Unlock()
+		t.Method, t.URL, t.Body, t.Header = http.MethodPost, h.url, body, h.header
+		return nil
+	}
+	att := vegeta.NewAttacker(vegeta.Timeout(15*time.Second), vegeta.KeepAlive(true), vegeta.Connections(10000), vegeta.MaxBody(-1))
+	pacer := vegeta.ConstantPacer{Freq: max(1, int(math.Round(rate*10))), Per: 10 * time.Second}
+	var lat []time.Duration
+	s := step{Rate: rate}
+	start := time.Now()
+	for res := range att.Attack(tr, pacer, d, "") {
+		if ctx.Err() != nil {
+			att.Stop()
+		}
+		s.Requests++
+		lat = append(lat, res.Latency)
+		bad := ""
+		switch {
+		case res.Error != "":
+			bad = res.Error
+		case res.Code != http.StatusOK:
+			bad = fmt.Sprintf("HTTP %d: %.200s", res.Code, res.Body)
+		case bytes.Contains(res.Body, []byte(`"errors"`)), bytes.Contains(res.Body, []byte(`"userErrors":[{`)):
+			bad = fmt.Sprintf("%.300s", res.Body)
+		}
+		if bad != "" {
+			s.Errors++
+			if s.FirstError == "" {
+				s.FirstError = bad
+			}
+		}
+	}
+	elapsed := max(d, time.Since(start))
+	s.Throughput = float64(s.Requests-s.Errors) / elapsed.Seconds()
+	s.P50, s.P99 = quantileMs(lat, 0.50), quantileMs(lat, 0.99)
+	return s, ctx.Err()
+}
+
+func quantileMs(lat []time.Duration, q float64) float64 {
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	i := int(math.Ceil(q*float64(len(lat)))) - 1
+	return float64(lat[max(0, i)]) / float64(time.Millisecond)
+}
+
+// pgbenchRunner runs SQL scripts with pgbench: the SQL floor.
+type pgbenchRunner struct {
+	bin     string
+	env     []string // PGHOST, PGPORT, ...
+	clients int
+	scripts []string // script files, chosen at random with equal weight
+	dir     string   // for logs
+}
+
+func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) (step, error) {
+	logDir, err := os.MkdirTemp(p.dir, "pgbench-")
+	if err != nil {
+		return step{}, err
+	}
+	defer os.RemoveAll(logDir)
+	secs := max(1, int(math.Round(d.Seconds())))
+	args := []string{"-n", "-M", "simple", "-c", strconv.Itoa(p.clients), "-j", strconv.Itoa(min(p.clients, 2)),
+		"-R", strconv.FormatFloat(rate, 'f', 1, 64), "-T", strconv.Itoa(secs), "-l", "--log-prefix", filepath.Join(logDir, "log")}
+	for _, s := range p.scripts {
+		args = append(args, "-f", s+"@1")
+	}
+	cmd := exec.CommandContext(ctx, p.bin, args...)
+	cmd.Env = append(os.Environ(), p.env...)
+	out, err := cmd.CombinedOutput()
+	s := step{Rate: rate}
+	if err != nil {
+		s.Errors, s.FirstError = 1, fmt.Sprintf("pgbench: %v: %.500s", err, out)
+	}
+	if m := regexpFind(string(out), "number of failed transactions: "); m != "" {
+		if n, _ := strconv.Atoi(strings.Fields(m)[0]); n > 0 {
+			s.Errors += n
+			if s.FirstError == "" {
+				s.FirstError = "pgbench: " + strings.TrimSpace(firstLineOf(m))
+			}
+		}
+	}
+	// Per-transaction log lines: client_id transaction_no time script_no time_epoch
+	// time_us [schedule_lag]; time (µs) counts from the scheduled start under -R.
+	files, _ := filepath.Glob(filepath.Join(logDir, "log*"))
+	var lat []time.Duration
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			fl := strings.Fields(sc.Text())
+			if len(fl) < 3 {
+				continue
+			}
+			if fl[2] == "failed" || fl[2] == "skipped" {
+				s.Errors++
+				continue
+			}
+			us, err := strconv.ParseInt(fl[2], 10, 64)
+			if err == nil {
+				lat = append(lat, time.Duration(us)*time.Microsecond)
+			}
+		}
+		fh.Close()
+	}
+	s.Requests = len(lat) + s.Errors
+	s.Throughput = float64(len(lat)) / float64(secs)
+	s.P50, s.P99 = quantileMs(lat, 0.50), quantileMs(lat, 0.99)
+	return s, ctx.Err()
+}
+
+func regexpFind(s, prefix string) string {
+	i := strings.Index(s, prefix)
+	if i < 0 {
+		return ""
+	}
+	return s[i+len(prefix):]
+}
+
+func firstLineOf(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// search finds the highest rate a runner sustains within the SLO (p99 ≤ slo, no
+// errors): it doubles the rate from start until a step fails (or halves it until one
+// passes), then bisects (geometrically) until the passing and failing rates are
+// within 10%. It returns the passing step with the highest throughput.
+func search(ctx context.Context, r runner, start float64, d, slo time.Duration, maxSteps int, logf func(string, ...any)) (best step, steps []step, err error) {
+	lo, hi := 0.0, math.Inf(1)
+	rate := start
+	for range maxSteps {
+		s, err := r.run(ctx, rate, d)
+		if err != nil {
+			return best, steps, err
+		}
+		steps = append(steps, s)
+		ok := s.pass(slo)
+		logf("    rate %7.1f/s: %7.1f ok/s, p50 %6.2f ms, p99 %7.2f ms, %d errors %s", rate, s.Throughput, s.P50, s.P99, s.Errors, map[bool]string{true: "pass", false: "FAIL"}[ok])
+		if ok {
+			lo = rate
+			if s.Throughput > best.Throughput {
+				best = s
+			}
+		} else {
+			hi = rate
+			if s.FirstError != "" {
+				logf("      first error: %.300s", s.FirstError)
+			}
+		}
+		switch {
+		case math.IsInf(hi, 1):
+			rate *= 2
+		case lo == 0:
+			rate /= 2
+			if rate < 0.5 {
+				return best, steps, nil
+			}
+		case hi/lo <= 1.1:
+			return best, steps, nil
+		default:
+			rate = math.Sqrt(lo * hi)
+		}
+	}
+	return best, steps, nil
+}

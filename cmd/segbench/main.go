@@ -1,0 +1,828 @@
+// Command segbench is the benchmark of issue #5 (make bench): in one run, on one
+// dataset in one PostgreSQL, it drives each workload against
+//
+//   - ours: the segments API (its HTTP handler in a child process, as "segments
+//     serve" runs it),
+//   - postgraphile: PostGraphile 5 serving the same tables (bench/postgraphile),
+//   - sql: pgbench running the exact SQL our server sends for the same requests (the
+//     floor), captured by a recording proxy between our server and PostgreSQL,
+//
+// with the same pool size, warmed up, in alternating order, several times, and writes
+// the medians (with min and max) to bench/results as JSON, Markdown and an SVG chart.
+//
+// It is a development tool, not part of the product (only cmd/segments is). Load is
+// open-model (vegeta as a library; pgbench --rate): requests start on schedule, so
+// latency near saturation is not understated.
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/benchdata"
+	"github.com/segments/segments/internal/pgserver"
+	"github.com/segments/segments/internal/store"
+)
+
+type config struct {
+	dataDir, out, node, pgbench, setupSQL, note, only string
+	contacts                                          int
+	seed                                              uint64
+	pool, reps, maxSteps                              int
+	stepDur, warmup, fixedDur, slo                    time.Duration
+	fresh                                             bool
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "_serve-ours" {
+		if err := serveOurs(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	var c config
+	flag.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "embedded PostgreSQL of the benchmark (unless DATABASE_URL is set)")
+	flag.StringVar(&c.out, "out", "bench/results", "where the results go")
+	flag.StringVar(&c.node, "node", "bench/postgraphile/node_modules/.bin/node", "Node.js ≥ 22 (installed by npm ci in bench/postgraphile)")
+	flag.StringVar(&c.pgbench, "pgbench", findPgbench(), "pgbench")
+	flag.StringVar(&c.setupSQL, "postgraphile-sql", "bench/sql/postgraphile-setup.sql", "what PostGraphile needs beyond the tables")
+	flag.StringVar(&c.note, "note", "", "a note for the report, such as that the machine was shared")
+	flag.StringVar(&c.only, "workloads", "W1,W2,W3,W4,W5,W6,W7,W8", "workloads to run")
+	flag.IntVar(&c.contacts, "contacts", 1_000_000, "dataset size (segments 1,000; memberships 5 per contact; 10 big segments of contacts/10)")
+	flag.Uint64Var(&c.seed, "seed", 1, "dataset and request seed")
+	flag.BoolVar(&c.fresh, "fresh", false, "load a new dataset even if one of this size exists (times the load)")
+	flag.IntVar(&c.pool, "pool", 8, "database connections of each contender (pgbench clients)")
+	flag.IntVar(&c.reps, "reps", 3, "alternating repetitions of each workload")
+	flag.IntVar(&c.maxSteps, "max-steps", 10, "rate steps of one SLO search")
+	flag.DurationVar(&c.stepDur, "step", 3*time.Second, "duration of one rate step")
+	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up before each contender's runs")
+	flag.DurationVar(&c.fixedDur, "fixed", 5*time.Second, "duration of the fixed-rate run")
+	flag.DurationVar(&c.slo, "slo", 50*time.Millisecond, "p99 latency of the SLO")
+	flag.Parse()
+
+	for _, p := range []*string{&c.node, &c.setupSQL, &c.out} {
+		if abs, err := filepath.Abs(*p); err == nil {
+			*p = abs
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, c); err != nil {
+		fmt.Fprintln(os.Stderr, "segbench:", err)
+		os.Exit(1)
+	}
+}
+
+func defaultDataDir() string {
+	if u, err := user.Current(); err == nil && u.Uid == "0" {
+		return "/var/lib/segments-bench"
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "segments-bench")
+}
+
+func findPgbench() string {
+	if p, err := exec.LookPath("pgbench"); err == nil {
+		return p
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
+	if len(dirs) > 0 {
+		return dirs[len(dirs)-1]
+	}
+	return "pgbench"
+}
+
+// The contenders.
+const (
+	ours = "ours"
+	pgl  = "postgraphile"
+	flr  = "sql"
+)
+
+var contenders = []string{ours, pgl, flr}
+
+// fixedRates is the rate of each workload's fixed-rate run (p50/p99, CPU per
+// request): 100/s where every contender can serve it, lower for the heavy ones (an
+// audience count reads 300,000 memberships at full size).
+var fixedRates = map[string]float64{"W1": 100, "W2": 100, "W3": 100, "W4": 100, "W5": 100, "W6": 20, "W8": 2}
+
+type bench struct {
+	c       config
+	log     func(string, ...any)
+	url     string
+	pgdata  string
+	pm      int // postmaster PID, 0 when PostgreSQL is not ours to watch
+	s       *store.Store
+	db      *sql.DB
+	d       *dataset
+	key     auth.Key
+	tmp     string
+	servers map[string]*proc
+
+	scripts    map[string][]string // pgbench scripts of each read workload
+	w6Template string
+	sqlOf      map[string]string // one request's SQL per workload, for the report
+	stmts      map[string]map[string]float64
+	rep        *report
+}
+
+func run(ctx context.Context, c config) error {
+	start := time.Now()
+	b := &bench{c: c, servers: map[string]*proc{}, scripts: map[string][]string{}, sqlOf: map[string]string{},
+		stmts: map[string]map[string]float64{ours: {}, pgl: {}, flr: {}}}
+	b.log = func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) }
+	var err error
+	if b.tmp, err = os.MkdirTemp("", "segbench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.tmp)
+	os.Chmod(b.tmp, 0o755)
+	if err := os.MkdirAll(c.out, 0o755); err != nil {
+		return err
+	}
+
+	// The database.
+	b.url = os.Getenv("DATABASE_URL")
+	if b.url == "" {
+		if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
+			return err
+		}
+		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: c.dataDir})
+		if err != nil {
+			return err
+		}
+		defer pg.Stop()
+		b.url = pg.URL("segments")
+		b.pgdata = filepath.Join(c.dataDir, "pgdata")
+		b.pm = postmasterPID(b.pgdata)
+		b.log("embedded PostgreSQL in %s (port %d, postmaster %d)", c.dataDir, pg.Port(), b.pm)
+	} else {
+		b.log("DATABASE_URL set: PostgreSQL CPU is not measured (not a local process of ours)")
+	}
+	if b.s, err = store.Open(ctx, b.url, store.Options{MaxConns: 4, AppName: "segbench"}); err != nil {
+		return err
+	}
+	defer b.s.Close()
+	b.db = b.s.DB()
+	if _, err := b.s.Migrate(ctx); err != nil {
+		return err
+	}
+
+	// The dataset: loaded once per size, reused by later runs unless --fresh.
+	o := benchdata.Options{Workspace: fmt.Sprintf("bench %d", c.contacts), Contacts: c.contacts, Seed: c.seed}.Fill()
+	b.rep = newReport(c, o)
+	info, err := benchdata.Find(ctx, b.db, o.Workspace)
+	if c.fresh || errors.Is(err, sql.ErrNoRows) || (err == nil && (info.Contacts != o.Contacts || info.Memberships < int64(o.Memberships))) {
+		b.log("loading the dataset: %d contacts, %d segments, %d memberships", o.Contacts, o.Segments, o.Memberships)
+		res, err := benchdata.Load(ctx, b.s, o, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		if err != nil {
+			return err
+		}
+		b.rep.Dataset.LoadSeconds = res.Elapsed.Seconds()
+		for _, p := range res.Phases {
+			b.rep.Dataset.LoadPhases = append(b.rep.Dataset.LoadPhases, loadPhase{p.Name, p.Elapsed.Seconds()})
+		}
+		if info, err = benchdata.Find(ctx, b.db, o.Workspace); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	} else {
+		b.log("reusing the dataset of workspace %d (%d contacts, %d memberships); --fresh reloads it", info.WorkspaceID, info.Contacts, info.Memberships)
+		b.rep.Dataset.Reused = true
+	}
+	b.rep.Dataset.Contacts, b.rep.Dataset.Segments, b.rep.Dataset.Memberships = info.Contacts, info.Segments, info.Memberships
+	if b.key, err = auth.NewKey(); err != nil {
+		return err
+	}
+	if err := b.s.AddAPIKey(ctx, info.WorkspaceID, store.NewAPIKey{Hash: b.key.Hash(), Prefix: b.key.Prefix(), Name: "segbench"}); err != nil {
+		return err
+	}
+	setup, err := os.ReadFile(c.setupSQL)
+	if err != nil {
+		return err
+	}
+	if _, err := b.db.ExecContext(ctx, string(setup)); err != nil {
+		return fmt.Errorf("postgraphile setup: %w", err)
+	}
+	if _, err := b.db.ExecContext(ctx, "VACUUM ANALYZE segments, contacts, memberships"); err != nil {
+		return err
+	}
+	if b.d, err = loadDataset(ctx, b.db, info.WorkspaceID, c.seed); err != nil {
+		return err
+	}
+	b.versions(ctx)
+
+	// Capture: every request once through the recording proxy, which checks that
+	// every contender answers it without errors, counts statements, and gives the
+	// SQL floor its scripts.
+	if err := b.capture(ctx); err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+
+	// The measured servers, straight on the database.
+	if err := b.startServers(ctx, b.url, b.url, "run"); err != nil {
+		return err
+	}
+	defer b.stopServers()
+
+	for _, w := range strings.Split(c.only, ",") {
+		w = strings.TrimSpace(w)
+		if w == "W7" {
+			if err := b.bulk(ctx); err != nil {
+				return fmt.Errorf("W7: %w", err)
+			}
+		} else if err := b.workload(ctx, w); err != nil {
+			return fmt.Errorf("%s: %w", w, err)
+		}
+		if err := b.rep.write(c.out); err != nil { // after each workload: partial results survive
+			return err
+		}
+	}
+	b.rep.Meta.Seconds = time.Since(start).Seconds()
+	if err := b.rep.write(c.out); err != nil {
+		return err
+	}
+	b.log("done in %s: %s", time.Since(start).Round(time.Second), filepath.Join(c.out, "results.md"))
+	return nil
+}
+
+// startServers starts our server and PostGraphile on database url.
+func (b *bench) startServers(ctx context.Context, dbURL, pglURL, tag string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	addr := freeAddr()
+	p, err := startProc(ctx, ours, exec.Command(self, "_serve-ours", dbURL, addr, strconv.Itoa(b.c.pool)),
+		"http://"+addr+"/graphql", filepath.Join(b.tmp, "ours-"+tag+".log"))
+	if err != nil {
+		return err
+	}
+	b.servers[ours] = p
+	addr = freeAddr()
+	_, port, _ := strings.Cut(addr, ":")
+	node := exec.Command(b.c.node, "server.mjs")
+	node.Dir = filepath.Dir(filepath.Dir(filepath.Dir(b.c.node))) // bench/postgraphile
+	node.Env = append(os.Environ(), "DATABASE_URL="+pglURL, "PORT="+port, "POOL="+strconv.Itoa(b.c.pool), "NODE_ENV=production")
+	p, err = startProc(ctx, pgl, node, "http://"+addr+"/graphql", filepath.Join(b.tmp, "postgraphile-"+tag+".log"))
+	if err != nil {
+		b.stopServers()
+		return err
+	}
+	b.servers[pgl] = p
+	return nil
+}
+
+func (b *bench) stopServers() {
+	for k, p := range b.servers {
+		p.stop()
+		delete(b.servers, k)
+	}
+}
+
+// post sends one GraphQL request to a server and returns its body; a response with
+// errors is an error.
+func (b *bench) post(c string, body []byte) ([]byte, error) {
+	req, _ := http.NewRequest(http.MethodPost, b.servers[c].url, bytes.NewReader(body))
+	req.Header = b.header(c)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	out, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || bytes.Contains(out, []byte(`"errors"`)) || bytes.Contains(out, []byte(`"userErrors":[{`)) {
+		return out, fmt.Errorf("%s answered %d: %.500s\nto %.300s", c, res.StatusCode, out, body)
+	}
+	return out, nil
+}
+
+func (b *bench) header(c string) http.Header {
+	h := http.Header{"Content-Type": {"application/json"}}
+	if c == ours {
+		h.Set("Authorization", "Bearer "+string(b.key))
+	}
+	return h
+}
+
+var readWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W8"}
+
+func (b *bench) capture(ctx context.Context) error {
+	u, err := url.Parse(b.url)
+	if err != nil {
+		return err
+	}
+	// One recording proxy per server, so that each statement is counted for its
+	// sender.
+	proxy, err := startProxy(u.Host)
+	if err != nil {
+		return err
+	}
+	defer proxy.close()
+	pglProxy, err := startProxy(u.Host)
+	if err != nil {
+		return err
+	}
+	defer pglProxy.close()
+	pu, gu := *u, *u
+	pu.Host, gu.Host = proxy.addr(), pglProxy.addr()
+	if err := b.startServers(ctx, pu.String(), gu.String(), "capture"); err != nil {
+		return err
+	}
+	defer b.stopServers()
+	// PostGraphile's cursors, to start its pages where ours start.
+	out, err := b.post(pgl, gql(`query($ws: BigInt!) { allContacts(first: 1, condition: {workspaceId: $ws}, orderBy: [CREATED_AT_DESC]) { edges { cursor } } }`,
+		map[string]any{"ws": strconv.FormatInt(b.d.ws, 10)}))
+	if err != nil {
+		return err
+	}
+	var cur struct {
+		Data struct {
+			AllContacts struct{ Edges []struct{ Cursor string } }
+		}
+	}
+	json.Unmarshal(out, &cur)
+	if len(cur.Data.AllContacts.Edges) == 0 {
+		return fmt.Errorf("no PostGraphile cursor in %s", out)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(cur.Data.AllContacts.Edges[0].Cursor)
+	if err := json.Unmarshal(raw, &b.d.pglCursor); err != nil || len(b.d.pglCursor) != 4 {
+		return fmt.Errorf("PostGraphile cursor %s is not [order, created_at, workspace, id]", raw)
+	}
+	proxy.take()
+	pglProxy.take()
+
+	for _, w := range readWorkloads {
+		if !b.selected(w) {
+			continue
+		}
+		dir := filepath.Join(b.tmp, "sql", w)
+		os.MkdirAll(dir, 0o755)
+		var nOurs, nPgl int
+		for i, v := range b.d.readVariants(w) {
+			if _, err := b.post(ours, v.ours); err != nil {
+				return err
+			}
+			st := proxy.take()
+			nOurs += len(st)
+			script := strings.Join(st, ";\n") + ";\n"
+			f := filepath.Join(dir, fmt.Sprintf("%03d.sql", i))
+			if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
+				return err
+			}
+			b.scripts[w] = append(b.scripts[w], f)
+			if i == 0 {
+				b.sqlOf[w] = script
+			}
+			if _, err := b.post(pgl, v.pgl); err != nil {
+				return err
+			}
+			nPgl += len(pglProxy.take())
+		}
+		b.stmts[ours][w] = float64(nOurs) / variants
+		b.stmts[pgl][w] = float64(nPgl) / variants
+		b.stmts[flr][w] = float64(nOurs) / variants
+		b.log("capture %s: %.2f statements per request (ours), %.2f (PostGraphile)", w, b.stmts[ours][w], b.stmts[pgl][w])
+	}
+
+	if b.selected("W6") || b.selected("W7") {
+		scratch, drop, err := b.scratch(ctx, w6Scratch)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		// W6: one request with known IDs, turned into a pgbench template.
+		cs, ss := b.d.assignIDs(0, 0, scratch, w6Contacts, w6Segments)
+		v := b.d.assignRequest(cs, ss)
+		if _, err := b.post(ours, v.ours); err != nil {
+			return err
+		}
+		st := proxy.take()
+		b.sqlOf["W6"] = strings.Join(st, ";\n") + ";\n"
+		tmpl := b.sqlOf["W6"]
+		for _, a := range []struct {
+			ids []int64
+			v   string
+		}{{cs, "c"}, {ss, "s"}} {
+			lit, vars := arrayLiteral(a.ids, ""), arrayLiteral(a.ids, a.v)
+			if !strings.Contains(tmpl, lit) {
+				return fmt.Errorf("W6: the captured SQL holds no array %s:\n%s", lit, tmpl)
+			}
+			tmpl = strings.ReplaceAll(tmpl, lit, vars)
+		}
+		b.w6Template = tmpl
+		b.stmts[ours]["W6"], b.stmts[flr]["W6"] = float64(len(st)), float64(len(st))
+		cs, ss = b.d.assignIDs(1, 1, scratch, w6Contacts, w6Segments)
+		if _, err := b.post(pgl, b.d.assignRequest(cs, ss).pgl); err != nil {
+			return err
+		}
+		b.stmts[pgl]["W6"] = float64(len(pglProxy.take()))
+		b.log("capture W6: %.0f statements per request (ours), %.0f (PostGraphile)", b.stmts[ours]["W6"], b.stmts[pgl]["W6"])
+		// W7: the SQL of one of our ten 1,000 × 100 requests.
+		if b.selected("W7") && b.d.contacts >= 10_000 {
+			cs, ss := b.d.assignIDs(2, 0, scratch, 1000, 100)
+			if _, err := b.post(ours, b.d.assignRequest(cs, ss).ours); err != nil {
+				return err
+			}
+			st := proxy.take()
+			b.stmts[ours]["W7"] = float64(len(st))
+			b.sqlOf["W7"] = abbreviate(strings.Join(st, ";\n") + ";\n")
+			cs, ss = b.d.assignIDs(3, 0, scratch, 1000, 100)
+			if _, err := b.post(pgl, b.d.assignRequest(cs, ss).pgl); err != nil {
+				return err
+			}
+			b.stmts[pgl]["W7"] = float64(len(pglProxy.take()))
+		}
+	}
+	// The SQL of each workload, as the repository keeps it (bench/sql).
+	for w, s := range b.sqlOf {
+		os.WriteFile(filepath.Join(filepath.Dir(b.c.setupSQL), w+".sql"), []byte(sqlHeader(w)+s), 0o644)
+	}
+	return nil
+}
+
+func sqlHeader(w string) string {
+	return fmt.Sprintf("-- %s: %s. The statements our server sent for one request, in order,\n"+
+		"-- recorded by cmd/segbench (make bench) on its last run; pgbench replays them as the SQL floor.\n", w, workloadTitles[w])
+}
+
+// abbreviate shortens long ID arrays in SQL for the report.
+func abbreviate(s string) string {
+	var out strings.Builder
+	for {
+		i := strings.Index(s, "'{")
+		if i < 0 {
+			out.WriteString(s)
+			return out.String()
+		}
+		j := strings.Index(s[i:], "}'")
+		if j < 0 {
+			out.WriteString(s)
+			return out.String()
+		}
+		lit := s[i : i+j+2]
+		if n := strings.Count(lit, ","); n > 20 {
+			parts := strings.Split(lit[2:len(lit)-2], ",")
+			lit = fmt.Sprintf("'{%s,%s,%s, … (%d in all) …,%s}'", parts[0], parts[1], parts[2], n+1, parts[n])
+		}
+		out.WriteString(s[:i] + lit)
+		s = s[i+j+2:]
+	}
+}
+
+// arrayLiteral is an ID array as Bun writes it into SQL, '{1,2,3}', or with pgbench
+// variables instead of the IDs, '{:c0,:c1,:c2}'.
+func arrayLiteral(ids []int64, v string) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		if v == "" {
+			parts[i] = strconv.FormatInt(id, 10)
+		} else {
+			parts[i] = ":" + v + strconv.Itoa(i)
+		}
+	}
+	return "'{" + strings.Join(parts, ",") + "}'"
+}
+
+func (b *bench) selected(w string) bool {
+	for _, x := range strings.Split(b.c.only, ",") {
+		if strings.TrimSpace(x) == w {
+			return true
+		}
+	}
+	return false
+}
+
+// scratch creates n empty segments with consecutive IDs for a write workload, and
+// returns a function that deletes them with their memberships and vacuums, so that
+// the dataset stays as loaded.
+func (b *bench) scratch(ctx context.Context, n int) ([]int64, func(), error) {
+	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
+	rows, err := b.db.QueryContext(ctx, `INSERT INTO segments (workspace_id, name, description)
+		SELECT $1, 'segbench scratch ' || $2 || ' ' || g, 'made and deleted by segbench' FROM generate_series(1, $3) AS g
+		RETURNING id`, b.d.ws, tag, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	drop := func() {
+		if _, err := b.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM segments WHERE workspace_id = $1 AND id = ANY($2)`, b.d.ws, ids); err != nil {
+			b.log("delete scratch segments: %v", err)
+		}
+		if _, err := b.db.ExecContext(context.WithoutCancel(ctx), `VACUUM segments, memberships`); err != nil {
+			b.log("vacuum: %v", err)
+		}
+	}
+	slicesSort(ids)
+	if len(ids) != n || ids[n-1]-ids[0] != int64(n-1) {
+		drop()
+		return nil, nil, fmt.Errorf("scratch segments are not consecutive: %d..%d", ids[0], ids[len(ids)-1])
+	}
+	return ids, drop, nil
+}
+
+// runnerFor returns contender c's runner of workload w, and what to do after its runs.
+func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, func(), error) {
+	rng := rand.New(rand.NewPCG(b.c.seed+uint64(rep), uint64(len(c))))
+	noop := func() {}
+	if w != "W6" {
+		if c == flr {
+			return b.pgbench(b.scripts[w]), noop, nil
+		}
+		vs := b.d.readVariants(w)
+		return &httpRunner{url: b.servers[c].url, header: b.header(c), next: func() []byte {
+			v := vs[rng.IntN(len(vs))]
+			if c == ours {
+				return v.ours
+			}
+			return v.pgl
+		}}, noop, nil
+	}
+	scratch, drop, err := b.scratch(ctx, w6Scratch)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c == flr {
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "\\set r random(0, %d)\n\\set q random(0, %d)\n", b.d.contacts-1, w6Scratch-1)
+		for k := range w6Contacts {
+			fmt.Fprintf(&sb, "\\set c%d %d + (:r + %d) %% %d\n", k, b.d.firstContact, k*contactStep, b.d.contacts)
+		}
+		for k := range w6Segments {
+			fmt.Fprintf(&sb, "\\set s%d %d + (:q + %d) %% %d\n", k, scratch[0], k*segmentStep, w6Scratch)
+		}
+		sb.WriteString(b.w6Template)
+		f := filepath.Join(b.tmp, fmt.Sprintf("w6-%d.sql", rep))
+		if err := os.WriteFile(f, []byte(sb.String()), 0o644); err != nil {
+			drop()
+			return nil, nil, err
+		}
+		return b.pgbench([]string{f}), drop, nil
+	}
+	return &httpRunner{url: b.servers[c].url, header: b.header(c), next: func() []byte {
+		cs, ss := b.d.assignIDs(rng.IntN(b.d.contacts), rng.IntN(w6Scratch), scratch, w6Contacts, w6Segments)
+		v := b.d.assignRequest(cs, ss)
+		if c == ours {
+			return v.ours
+		}
+		return v.pgl
+	}}, drop, nil
+}
+
+func (b *bench) pgbench(scripts []string) runner {
+	u, _ := url.Parse(b.url)
+	pw, _ := u.User.Password()
+	env := []string{"PGHOST=" + u.Hostname(), "PGPORT=" + u.Port(), "PGUSER=" + u.User.Username(), "PGPASSWORD=" + pw,
+		"PGDATABASE=" + strings.TrimPrefix(u.Path, "/"), "PGSSLMODE=" + cmpOr(u.Query().Get("sslmode"), "prefer"), "PGAPPNAME=segbench-pgbench"}
+	return &pgbenchRunner{bin: b.c.pgbench, env: env, clients: b.c.pool, scripts: scripts, dir: b.tmp}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// workload runs one rate-driven workload: for each repetition, each contender in
+// turn (the order rotating), a warm-up, a fixed-rate run (latency, CPU per request)
+// and an SLO search (max throughput).
+func (b *bench) workload(ctx context.Context, w string) error {
+	fixed, ok := fixedRates[w]
+	if !ok {
+		return fmt.Errorf("unknown workload")
+	}
+	wr := b.rep.workload(w)
+	wr.FixedRate = fixed
+	wr.SQL = b.sqlOf[w]
+	start := map[string]float64{ours: fixed, pgl: fixed, flr: fixed}
+	for rep := range b.c.reps {
+		for i := range contenders {
+			c := contenders[(i+rep)%len(contenders)]
+			b.log("%s rep %d: %s", w, rep+1, c)
+			r, done, err := b.runnerFor(ctx, w, c, rep)
+			if err != nil {
+				return err
+			}
+			var rr repResult
+			if _, err := r.run(ctx, fixed, b.c.warmup); err != nil {
+				done()
+				return err
+			}
+			srv0, pg0 := b.serverCPU(c), treeCPU(b.pm)
+			fx, err := r.run(ctx, fixed, b.c.fixedDur)
+			srv1, pg1 := b.serverCPU(c), treeCPU(b.pm)
+			if err != nil {
+				done()
+				return err
+			}
+			rr.Fixed = fx
+			if ok := fx.Requests - fx.Errors; ok > 0 {
+				rr.ServerCPUms = float64(srv1-srv0) / float64(time.Millisecond) / float64(ok)
+				if b.pm != 0 {
+					rr.PGCPUms = float64(pg1-pg0) / float64(time.Millisecond) / float64(ok)
+				}
+			}
+			b.log("  fixed %.0f/s: p50 %.2f ms, p99 %.2f ms, %d errors, CPU/request %.3f ms server + %.3f ms PostgreSQL",
+				fixed, fx.P50, fx.P99, fx.Errors, rr.ServerCPUms, rr.PGCPUms)
+			best, steps, err := search(ctx, r, start[c], b.c.stepDur, b.c.slo, b.c.maxSteps, b.log)
+			done()
+			if err != nil {
+				return err
+			}
+			rr.Max, rr.Steps = best, steps
+			if best.Rate > 0 {
+				start[c] = best.Rate
+			}
+			if p := b.servers[c]; p != nil && c != flr {
+				rr.RSSMiB, rr.PeakRSSMiB = rss(p.pid())
+			}
+			b.log("  max within SLO: %.1f req/s", best.Throughput)
+			wr.add(c, rr)
+		}
+	}
+	for c, m := range b.stmts {
+		if n, ok := m[w]; ok {
+			wr.contender(c).Statements = n
+		}
+	}
+	wr.summarize()
+	return nil
+}
+
+func (b *bench) serverCPU(c string) time.Duration {
+	if p := b.servers[c]; p != nil && c != flr {
+		return cpuTime(p.pid())
+	}
+	return 0
+}
+
+// bulk runs W7: one assignment of 10,000 contacts to 100 segments (1M new pairs),
+// into 100 new segments each time. Our API takes at most 1,000 × 100 per request, so
+// ours sends ten such requests back to back; PostGraphile sends one request (its bulk
+// function has no limit); the floor runs the same INSERT as one statement, and also
+// the SQL of our ten requests, each as one transaction, over one connection.
+func (b *bench) bulk(ctx context.Context) error {
+	if b.d.contacts < 10_000 {
+		return fmt.Errorf("needs at least 10,000 contacts")
+	}
+	wr := b.rep.workload("W7")
+	wr.SQL = b.sqlOf["W7"]
+	conn, err := pgx.Connect(ctx, b.url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "SET statement_timeout = 0"); err != nil {
+		return err
+	}
+	kinds := []string{ours, pgl, flr, flrOurs}
+	for rep := range b.c.reps {
+		for i := range kinds {
+			k := kinds[(i+rep)%len(kinds)]
+			scratch, drop, err := b.scratch(ctx, 100)
+			if err != nil {
+				return err
+			}
+			cs, _ := b.d.assignIDs(rep*7+i, 0, scratch, 10_000, 0)
+			srv0, pg0 := b.serverCPU(k), treeCPU(b.pm)
+			t0 := time.Now()
+			switch k {
+			case ours:
+				for j := 0; j < 10 && err == nil; j++ {
+					_, err = b.post(ours, b.d.assignRequest(cs[j*1000:(j+1)*1000], scratch).ours)
+				}
+			case pgl:
+				_, err = b.post(pgl, b.d.assignRequest(cs, scratch).pgl)
+			case flr:
+				_, err = conn.Exec(ctx, `INSERT INTO memberships (workspace_id, segment_id, contact_id)
+					SELECT $1, s, c FROM unnest($2::bigint[]) AS s CROSS JOIN unnest($3::bigint[]) AS c
+					ON CONFLICT DO NOTHING`, pgx.QueryExecModeSimpleProtocol, b.d.ws, scratch, cs)
+			case flrOurs:
+				for j := 0; j < 10 && err == nil; j++ {
+					err = b.replayOurs(ctx, conn, cs[j*1000:(j+1)*1000], scratch)
+				}
+			}
+			wall := time.Since(t0)
+			srv1, pg1 := b.serverCPU(k), treeCPU(b.pm)
+			var n int64
+			if err == nil {
+				err = b.db.QueryRowContext(ctx, `SELECT count(*) FROM memberships WHERE workspace_id = $1 AND segment_id = ANY($2)`, b.d.ws, scratch).Scan(&n)
+			}
+			drop()
+			if err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			if n != 1_000_000 {
+				return fmt.Errorf("%s made %d memberships, want 1,000,000", k, n)
+			}
+			rr := repResult{WallSeconds: wall.Seconds(), ServerCPUms: float64(srv1-srv0) / float64(time.Millisecond)}
+			if b.pm != 0 {
+				rr.PGCPUms = float64(pg1-pg0) / float64(time.Millisecond)
+			}
+			if p := b.servers[k]; p != nil {
+				rr.RSSMiB, rr.PeakRSSMiB = rss(p.pid())
+			}
+			b.log("W7 rep %d: %s %.2f s (CPU: %.0f ms server, %.0f ms PostgreSQL)", rep+1, k, wall.Seconds(), rr.ServerCPUms, rr.PGCPUms)
+			wr.add(k, rr)
+		}
+	}
+	for c, m := range b.stmts {
+		if n, ok := m["W7"]; ok {
+			wr.contender(c).Statements = n
+		}
+	}
+	wr.contender(flrOurs).Statements = b.stmts[ours]["W7"] - 1 // without the API key lookup
+	wr.contender(flr).Statements = 1
+	wr.summarize()
+	return nil
+}
+
+// flrOurs is W7's second floor: the SQL of our ten requests, replayed.
+const flrOurs = "sql (our 10 transactions)"
+
+// replayOurs sends the SQL our server sends for one 1,000 × 100 assignment, with
+// these IDs, over conn (simple protocol, as our server does), without the request's
+// API key lookup.
+func (b *bench) replayOurs(ctx context.Context, conn *pgx.Conn, cs, ss []int64) error {
+	tmpl := b.w6Template // the statements are those of W6, with larger arrays
+	var stmts []string
+	for _, s := range strings.Split(tmpl, ";\n") {
+		s = strings.TrimSpace(s)
+		if s == "" || strings.Contains(s, "api_keys") {
+			continue
+		}
+		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Contacts), "c"), arrayLiteral(cs, ""))
+		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Segments), "s"), arrayLiteral(ss, ""))
+		stmts = append(stmts, s)
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s, pgx.QueryExecModeSimpleProtocol); err != nil {
+			conn.Exec(ctx, "ROLLBACK", pgx.QueryExecModeSimpleProtocol)
+			return fmt.Errorf("%s: %w", firstLineOf(s), err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) versions(ctx context.Context) {
+	m := &b.rep.Meta
+	m.Go = runtime.Version()
+	b.db.QueryRowContext(ctx, "SHOW server_version").Scan(&m.PostgreSQL)
+	b.db.QueryRowContext(ctx, "SHOW shared_buffers").Scan(&m.SharedBuffers)
+	if out, err := exec.Command(b.c.node, "--version").Output(); err == nil {
+		m.Node = strings.TrimSpace(string(out))
+	}
+	if raw, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(b.c.node))), "node_modules/postgraphile/package.json")); err == nil {
+		var p struct{ Version string }
+		json.Unmarshal(raw, &p)
+		m.PostGraphile = p.Version
+	}
+	if out, err := exec.Command(b.c.pgbench, "--version").Output(); err == nil {
+		m.Pgbench = strings.TrimSpace(string(out))
+	}
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				_, m.CPU, _ = strings.Cut(l, ": ")
+				break
+			}
+		}
+	}
+	m.Cores = runtime.NumCPU()
+	if raw, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvgAtStart = strings.Join(strings.Fields(string(raw))[:3], " ")
+	}
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/store"
+)
+
+// clockTicks is the kernel's USER_HZ, the unit of CPU times in /proc: 100 on Linux.
+const clockTicks = 100
+
+// cpuTime returns the CPU time a process used, user and system, with its reaped
+// children's.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: fields count from after its ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime (fields 14-17)
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// parentOf returns a process's parent.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+// treeCPU returns the CPU time of a process and all its descendants, living or
+// reaped: PostgreSQL's postmaster and its backends.
+func treeCPU(root int) time.Duration {
+	if root == 0 {
+		return 0
+	}
+	total := cpuTime(root)
+	entries, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		children[parentOf(pid)] = append(children[parentOf(pid)], pid)
+	}
+	var walk func(int)
+	walk = func(p int) {
+		for _, c := range children[p] {
+			total += cpuTime(c)
+			walk(c)
+		}
+	}
+	walk(root)
+	return total
+}
+
+// rss returns a process's resident set and its peak, in MiB.
+func rss(pid int) (cur, peak float64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		switch k {
+		case "VmRSS":
+			cur = kb / 1024
+		case "VmHWM":
+			peak = kb / 1024
+		}
+	}
+	return cur, peak
+}
+
+// postmasterPID reads the PID of the server whose data directory is pgdata.
+func postmasterPID(pgdata string) int {
+	b, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	return pid
+}
+
+// proc is a server process the benchmark started.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	url  string // its GraphQL endpoint
+	done chan struct{}
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// stop ends the process (by its PID) and waits for it.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// startProc starts a server process and waits until its GraphQL endpoint answers.
+func startProc(ctx context.Context, name string, cmd *exec.Cmd, url string, logPath string) (*proc, error) {
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, url: url, done: make(chan struct{})}
+	go func() { cmd.Wait(); lf.Close(); close(p.done) }()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		res, err := http.Post(url, "application/json", strings.NewReader(`{"query":"{ __typename }"}`))
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode < 500 {
+				return p, nil
+			}
+		}
+		select {
+		case <-p.done:
+			b, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("%s exited at start:\n%s", name, b)
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("%s did not come up; see %s", name, logPath)
+		}
+	}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// serveOurs is the child process that serves our API for the benchmark: the same
+// handler and settings as "segments serve" (1 ms batch wait, 10 s request deadline,
+// 15 s role timeouts, one access-log line per request), with the benchmark's pool
+// size, which serve does not expose.
+func serveOurs(args []string) error {
+	if len(args) != 3 {
+		return fmt.Errorf("usage: segbench _serve-ours DATABASE_URL ADDR POOL")
+	}
+	pool, _ := strconv.Atoi(args[2])
+	ctx := context.Background()
+	s, err := store.Open(ctx, args[0], store.Options{MaxConns: pool, AppName: "segments",
+		StatementTimeout: 15 * time.Second, IdleInTransactionTimeout: 15 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := &http.Server{
+		Addr:              args[1],
+		Handler:           server.Handler(s, log, server.Config{BatchWait: time.Millisecond, RequestTimeout: 10 * time.Second}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	return srv.ListenAndServe()
+}

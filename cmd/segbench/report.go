@@ -1,0 +1,424 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/segments/segments/internal/benchdata"
+)
+
+func slicesSort(ids []int64) { slices.Sort(ids) }
+
+type report struct {
+	Meta     meta              `json:"meta"`
+	Dataset  datasetInfo       `json:"dataset"`
+	Config   map[string]any    `json:"config"`
+	Order    []string          `json:"workload_order"`
+	Results  map[string]*wlRep `json:"workloads"`
+	Ratios   []ratio           `json:"ratios"`
+	Warnings []string          `json:"warnings,omitempty"`
+}
+
+type meta struct {
+	Date           string  `json:"date"`
+	Note           string  `json:"note,omitempty"`
+	CPU            string  `json:"cpu"`
+	Cores          int     `json:"cores"`
+	LoadAvgAtStart string  `json:"load_average_at_start"`
+	Go             string  `json:"go"`
+	PostgreSQL     string  `json:"postgresql"`
+	SharedBuffers  string  `json:"shared_buffers"`
+	Node           string  `json:"node"`
+	PostGraphile   string  `json:"postgraphile"`
+	Pgbench        string  `json:"pgbench"`
+	Seconds        float64 `json:"seconds"`
+}
+
+type datasetInfo struct {
+	Options     benchdata.Options `json:"options"`
+	Contacts    int               `json:"contacts"`
+	Segments    int               `json:"segments"`
+	Memberships int64             `json:"memberships"`
+	Reused      bool              `json:"reused"`
+	LoadSeconds float64           `json:"load_seconds,omitempty"`
+	LoadPhases  []loadPhase       `json:"load_phases,omitempty"`
+}
+
+type loadPhase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// repResult is one contender's measurements in one repetition.
+type repResult struct {
+	Fixed       step    `json:"fixed_rate"`
+	Max         step    `json:"max_within_slo"`
+	Steps       []step  `json:"steps,omitempty"`
+	ServerCPUms float64 `json:"server_cpu_ms"` // per request (W7: per run)
+	PGCPUms     float64 `json:"postgres_cpu_ms"`
+	RSSMiB      float64 `json:"rss_mib,omitempty"`
+	PeakRSSMiB  float64 `json:"peak_rss_mib,omitempty"`
+	WallSeconds float64 `json:"wall_seconds,omitempty"` // W7
+}
+
+// stat is a median with its range over the repetitions.
+type stat struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+func statOf(xs []float64) stat {
+	if len(xs) == 0 {
+		return stat{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stat{Median: m, Min: s[0], Max: s[len(s)-1]}
+}
+
+type contenderRep struct {
+	Reps          []repResult `json:"reps"`
+	MaxThroughput stat        `json:"max_throughput_rps"`
+	P50           stat        `json:"p50_ms"`
+	P99           stat        `json:"p99_ms"`
+	FixedErrors   int         `json:"fixed_rate_errors"`
+	ServerCPUms   stat        `json:"server_cpu_ms_per_request"`
+	PGCPUms       stat        `json:"postgres_cpu_ms_per_request"`
+	TotalCPUms    stat        `json:"total_cpu_ms_per_request"`
+	RSSMiB        stat        `json:"rss_mib"`
+	PeakRSSMiB    float64     `json:"peak_rss_mib"`
+	WallSeconds   stat        `json:"wall_seconds"`
+	Statements    float64     `json:"statements_per_request"`
+}
+
+type wlRep struct {
+	ID         string                   `json:"id"`
+	Title      string                   `json:"title"`
+	FixedRate  float64                  `json:"fixed_rate,omitempty"`
+	Contenders map[string]*contenderRep `json:"contenders"`
+	SQL        string                   `json:"sql"`
+}
+
+type ratio struct {
+	Workload string  `json:"workload"`
+	Name     string  `json:"name"`
+	Value    float64 `json:"value"`
+	Min      float64 `json:"min"`
+	Max      float64 `json:"max"`
+	Target   string  `json:"target"`
+	// Goal is the target as a number the value must reach (at least; at most when
+	// AtMost), 0 when the target is only to report.
+	Goal   float64 `json:"goal,omitempty"`
+	AtMost bool    `json:"at_most,omitempty"`
+	Met    *bool   `json:"met,omitempty"`
+}
+
+func newReport(c config, o benchdata.Options) *report {
+	return &report{
+		Meta:    meta{Date: time.Now().UTC().Format(time.RFC3339), Note: c.note},
+		Dataset: datasetInfo{Options: o},
+		Config: map[string]any{"pool": c.pool, "reps": c.reps, "step_seconds": c.stepDur.Seconds(), "warmup_seconds": c.warmup.Seconds(),
+			"fixed_seconds": c.fixedDur.Seconds(), "slo_p99_ms": float64(c.slo) / 1e6, "fixed_rates": fixedRates, "variants": variants},
+		Results: map[string]*wlRep{},
+	}
+}
+
+func (r *report) workload(w string) *wlRep {
+	if x, ok := r.Results[w]; ok {
+		return x
+	}
+	x := &wlRep{ID: w, Title: workloadTitles[w], Contenders: map[string]*contenderRep{}}
+	r.Results[w] = x
+	r.Order = append(r.Order, w)
+	return x
+}
+
+func (w *wlRep) contender(c string) *contenderRep {
+	if x, ok := w.Contenders[c]; ok {
+		return x
+	}
+	x := &contenderRep{}
+	w.Contenders[c] = x
+	return x
+}
+
+func (w *wlRep) add(c string, rr repResult) {
+	x := w.contender(c)
+	x.Reps = append(x.Reps, rr)
+}
+
+func (w *wlRep) summarize() {
+	for _, x := range w.Contenders {
+		var mx, p50, p99, srv, pg, tot, rssv, wall []float64
+		x.FixedErrors = 0
+		for _, r := range x.Reps {
+			mx = append(mx, r.Max.Throughput)
+			p50 = append(p50, r.Fixed.P50)
+			p99 = append(p99, r.Fixed.P99)
+			x.FixedErrors += r.Fixed.Errors
+			srv = append(srv, r.ServerCPUms)
+			pg = append(pg, r.PGCPUms)
+			tot = append(tot, r.ServerCPUms+r.PGCPUms)
+			rssv = append(rssv, r.RSSMiB)
+			wall = append(wall, r.WallSeconds)
+			x.PeakRSSMiB = math.Max(x.PeakRSSMiB, r.PeakRSSMiB)
+		}
+		x.MaxThroughput, x.P50, x.P99 = statOf(mx), statOf(p50), statOf(p99)
+		x.ServerCPUms, x.PGCPUms, x.TotalCPUms = statOf(srv), statOf(pg), statOf(tot)
+		x.RSSMiB, x.WallSeconds = statOf(rssv), statOf(wall)
+	}
+}
+
+// ratioOf divides two contenders' medians; min and max pair the repetitions.
+func ratioOf(a, b []float64) (v, lo, hi float64) {
+	sa, sb := statOf(a), statOf(b)
+	if sb.Median == 0 {
+		return math.Inf(1), math.Inf(1), math.Inf(1)
+	}
+	v = sa.Median / sb.Median
+	lo, hi = math.Inf(1), 0
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			lo, hi = math.Min(lo, a[i]/b[i]), math.Max(hi, a[i]/b[i])
+		}
+	}
+	return v, lo, hi
+}
+
+func (r *report) computeRatios() {
+	r.Ratios = nil
+	get := func(w, c string, f func(repResult) float64) []float64 {
+		x := r.Results[w]
+		if x == nil || x.Contenders[c] == nil {
+			return nil
+		}
+		var out []float64
+		for _, rr := range x.Contenders[c].Reps {
+			out = append(out, f(rr))
+		}
+		return out
+	}
+	tp := func(rr repResult) float64 { return rr.Max.Throughput }
+	cpu := func(rr repResult) float64 { return rr.ServerCPUms + rr.PGCPUms }
+	wall := func(rr repResult) float64 { return rr.WallSeconds }
+	add := func(w, name, target string, goal float64, atMost bool, a, b []float64) {
+		if len(a) == 0 || len(b) == 0 {
+			return
+		}
+		if statOf(a).Median == 0 && statOf(b).Median == 0 {
+			return // neither sustained any rate within the SLO
+		}
+		v, lo, hi := ratioOf(a, b)
+		rt := ratio{Workload: w, Name: name, Value: v, Min: lo, Max: hi, Target: target, Goal: goal, AtMost: atMost}
+		if goal > 0 {
+			met := v >= goal
+			if atMost {
+				met = v <= goal
+			}
+			rt.Met = &met
+		}
+		r.Ratios = append(r.Ratios, rt)
+	}
+	pgTarget := map[string]float64{"W1": 2, "W3": 3, "W4": 10, "W5": 10, "W6": 1}
+	floorTarget := map[string]float64{"W3": 0.5, "W4": 0.8, "W5": 0.8, "W6": 0.8}
+	for _, w := range r.Order {
+		if w == "W7" {
+			add(w, "wall time ours / PostGraphile", "≤ 1×", 1, true, get(w, ours, wall), get(w, pgl, wall))
+			add(w, "wall time ours / raw statement", "≤ 1.1×", 1.1, true, get(w, ours, wall), get(w, flr, wall))
+			add(w, "wall time ours / our SQL replayed", "report", 0, false, get(w, ours, wall), get(w, flrOurs, wall))
+			continue
+		}
+		t := "report"
+		if g := pgTarget[w]; g > 0 {
+			t = fmt.Sprintf("≥ %g×", g)
+		}
+		add(w, "throughput ours / PostGraphile", t, pgTarget[w], false, get(w, ours, tp), get(w, pgl, tp))
+		t = "report"
+		if g := floorTarget[w]; g > 0 {
+			t = fmt.Sprintf("≥ %g×", g)
+		}
+		add(w, "throughput ours / SQL floor", t, floorTarget[w], false, get(w, ours, tp), get(w, flr, tp))
+		if w == "W6" {
+			add(w, "CPU per request ours / PostGraphile", "< 1×", 1, true, get(w, ours, cpu), get(w, pgl, cpu))
+		}
+	}
+}
+
+func (r *report) write(dir string) error {
+	r.computeRatios()
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(r.markdown()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "ratios.svg"), []byte(r.svg()), 0o644)
+}
+
+func f1(s stat) string {
+	if s.Max == 0 && s.Median == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%s (%s–%s)", num(s.Median), num(s.Min), num(s.Max))
+}
+
+func num(v float64) string {
+	switch {
+	case math.IsInf(v, 0) || math.IsNaN(v):
+		return "∞"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}
+
+func (r *report) markdown() string {
+	var s strings.Builder
+	m := r.Meta
+	fmt.Fprintf(&s, "# Benchmark: ours vs PostGraphile vs the SQL floor\n\n")
+	fmt.Fprintf(&s, "Run %s by `make bench` (cmd/segbench), %s.", m.Date, durationText(m.Seconds))
+	if m.Note != "" {
+		fmt.Fprintf(&s, " **%s**", m.Note)
+	}
+	fmt.Fprintf(&s, "\n\nMachine: %d cores (%s), load average at start %s. Go %s, PostgreSQL %s (shared_buffers %s), "+
+		"PostGraphile %s on Node %s, %s. The load generator (vegeta, open model) runs on the same cores.\n\n",
+		m.Cores, m.CPU, m.LoadAvgAtStart, m.Go, m.PostgreSQL, m.SharedBuffers, m.PostGraphile, m.Node, m.Pgbench)
+	d := r.Dataset
+	fmt.Fprintf(&s, "Dataset: %d contacts, %d segments, %d memberships (ten segments of %d, the rest skewed), seed %d",
+		d.Contacts, d.Segments, d.Memberships, d.Options.BigSize, d.Options.Seed)
+	if d.Reused {
+		s.WriteString("; loaded by an earlier run.\n\n")
+	} else {
+		fmt.Fprintf(&s, "; loaded in %.1f s (`segments bench-data`: COPY, indexes and constraints after, counters backfilled, VACUUM ANALYZE).\n\n", d.LoadSeconds)
+	}
+	fmt.Fprintf(&s, "Each contender has %v database connections; each workload ran %v times per contender, the contenders' order rotating; "+
+		"each time a %gs warm-up, a %gs run at the fixed rate, then an SLO search (p99 ≤ %g ms and no errors; %gs steps, "+
+		"doubling then bisecting to within 10%%). Numbers are medians (min–max).\n\n",
+		r.Config["pool"], r.Config["reps"], r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"])
+
+	s.WriteString("## Ratios against the targets\n\n| workload | ratio | measured | target | met |\n|---|---|---|---|---|\n")
+	for _, rt := range r.Ratios {
+		met := ""
+		if rt.Met != nil {
+			met = map[bool]string{true: "yes", false: "**no**"}[*rt.Met]
+		}
+		fmt.Fprintf(&s, "| %s | %s | %s× (%s–%s) | %s | %s |\n", rt.Workload, rt.Name, num(rt.Value), num(rt.Min), num(rt.Max), rt.Target, met)
+	}
+	s.WriteString("\n![ratios](ratios.svg)\n\n")
+
+	s.WriteString("## Per workload\n\nMax throughput: requests per second within the SLO. Latency and CPU: at the fixed rate " +
+		"(CPU per successful request, from /proc: our server or Node, plus every PostgreSQL process). Statements: SQL " +
+		"statements per request, counted by a recording proxy. RSS: the server process after its runs.\n\n")
+	s.WriteString("| workload | contender | max req/s | p50 ms | p99 ms | CPU ms/req server + PostgreSQL | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|\n")
+	for _, w := range r.Order {
+		x := r.Results[w]
+		if w == "W7" {
+			continue
+		}
+		for _, c := range contenders {
+			cr := x.Contenders[c]
+			if cr == nil {
+				continue
+			}
+			errs := ""
+			if cr.FixedErrors > 0 {
+				errs = fmt.Sprintf(" (%d errors)", cr.FixedErrors)
+			}
+			fmt.Fprintf(&s, "| %s %s @ %g/s | %s | %s | %s | %s%s | %s + %s | %s | %s |\n", w, x.Title, x.FixedRate, c,
+				f1(cr.MaxThroughput), f1(cr.P50), f1(cr.P99), errs, num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
+				num(cr.Statements), rssText(cr))
+		}
+	}
+	if x := r.Results["W7"]; x != nil {
+		s.WriteString("\n### W7: one bulk assignment of 10,000 contacts × 100 segments (1M new pairs)\n\n" +
+			"Our API accepts at most 1,000 contacts × 100 segments per request (the product limit, unchanged), so ours is ten " +
+			"such requests back to back; PostGraphile sends one request to its bulk function; the floor is the same INSERT as " +
+			"one raw statement, and the SQL of our ten requests replayed over one connection.\n\n" +
+			"| contender | wall s | CPU ms server + PostgreSQL | statements |\n|---|---|---|---|\n")
+		for _, c := range []string{ours, pgl, flr, flrOurs} {
+			if cr := x.Contenders[c]; cr != nil {
+				fmt.Fprintf(&s, "| %s | %s | %s + %s | %s |\n", c, f1(cr.WallSeconds), num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median), num(cr.Statements))
+			}
+		}
+	}
+	s.WriteString("\n## The SQL our server sends, per workload\n\nOne request each (the floor replays these; bench/sql holds them).\n\n")
+	for _, w := range r.Order {
+		if sq := r.Results[w].SQL; sq != "" {
+			fmt.Fprintf(&s, "### %s: %s\n\n```sql\n%s```\n\n", w, r.Results[w].Title, sq)
+		}
+	}
+	return s.String()
+}
+
+func rssText(c *contenderRep) string {
+	if c.RSSMiB.Median == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f (peak %.0f)", c.RSSMiB.Median, c.PeakRSSMiB)
+}
+
+func durationText(sec float64) string {
+	if sec == 0 {
+		return "in progress"
+	}
+	return "taking " + (time.Duration(sec) * time.Second).String()
+}
+
+// svg draws the ratios as horizontal bars on a log scale, with the target of each.
+func (r *report) svg() string {
+	const w, rowH, left, right, top = 900, 34, 330, 40, 50
+	h := top + rowH*len(r.Ratios) + 50
+	lo, hi := 0.01, 100.0
+	x := func(v float64) float64 {
+		v = math.Min(math.Max(v, lo), hi)
+		return left + (math.Log10(v)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))*float64(w-left-right)
+	}
+	var s strings.Builder
+	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="13">`+"\n", w, h)
+	fmt.Fprintf(&s, `<rect width="100%%" height="100%%" fill="white"/><text x="10" y="24" font-size="16" font-weight="bold">Ours relative to PostGraphile and to the SQL floor (log scale; | = target)</text>`+"\n")
+	for _, t := range []float64{0.01, 0.1, 1, 10, 100} {
+		fmt.Fprintf(&s, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/><text x="%.1f" y="%d" text-anchor="middle" fill="#666">%g×</text>`+"\n",
+			x(t), top-8, x(t), h-40, x(t), h-24, t)
+	}
+	for i, rt := range r.Ratios {
+		y := top + i*rowH
+		color := "#4a7bd0"
+		if rt.Met != nil {
+			color = map[bool]string{true: "#3a9a4a", false: "#d0503a"}[*rt.Met]
+		}
+		fmt.Fprintf(&s, `<text x="%d" y="%d" text-anchor="end">%s %s</text>`+"\n", left-8, y+18, rt.Workload, escape(rt.Name))
+		x0, x1 := x(1), x(rt.Value)
+		fmt.Fprintf(&s, `<rect x="%.1f" y="%d" width="%.1f" height="20" fill="%s"/>`+"\n", math.Min(x0, x1), y+4, math.Max(1, math.Abs(x1-x0)), color)
+		fmt.Fprintf(&s, `<text x="%.1f" y="%d" fill="#222">%s×</text>`+"\n", math.Max(x0, x1)+4, y+18, num(rt.Value))
+		if rt.Goal > 0 {
+			fmt.Fprintf(&s, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="black" stroke-width="2"/>`+"\n", x(rt.Goal), y, x(rt.Goal), y+28)
+		}
+	}
+	fmt.Fprintf(&s, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#888"/>`+"\n", x(1), top-8, x(1), h-40)
+	s.WriteString("</svg>\n")
+	return s.String()
+}
+
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}

@@ -1,0 +1,132 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/server"
+)
+
+// The handler's hot paths, for regressions (go test -run '^$' -bench . ./internal/server/,
+// or make bench-go): W1 and W3 of the benchmark suite (make bench), on a modest
+// dataset of 2,000 contacts in 60 segments, through the real HTTP handler and a real
+// PostgreSQL. Each reports allocations and the SQL statements per request, which
+// must not grow with the page size.
+
+const (
+	benchContacts = 2000
+	benchSegments = 60
+)
+
+// benchAPI returns a server with the benchmark workspace, filled once per process.
+func benchAPI(b *testing.B) *api {
+	b.Helper()
+	a := newAPIWith(b, server.Config{BatchWait: time.Millisecond})
+	ctx := context.Background()
+	var ids []int64
+	for len(ids) < benchContacts {
+		in := make([]crm.ContactInput, 0, crm.MaxBulkContacts)
+		for i := len(ids); i < benchContacts && len(in) < cap(in); i++ {
+			name := fmt.Sprintf("Contact %d", i)
+			in = append(in, crm.ContactInput{Phone: fmt.Sprintf("+9198%08d", i), ContactDetails: crm.ContactDetails{
+				Name: crm.Some(&name), Attributes: crm.Some(map[string]any{"city": "Pune", "n": i}),
+			}})
+		}
+		res, err := a.store.UpsertContacts(ctx, a.ws.ID, in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range res.Contacts {
+			ids = append(ids, c.ID)
+		}
+	}
+	for k := range benchSegments {
+		desc := "segment for the benchmark"
+		seg, err := a.store.CreateSegment(ctx, a.ws.ID, crm.NewSegment{Name: fmt.Sprintf("Segment %02d", k), Description: &desc})
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Every contact is in about 5 segments.
+		var members []int64
+		for i, id := range ids {
+			if (i*7+k*13)%benchSegments < 5 {
+				members = append(members, id)
+			}
+		}
+		for len(members) > 0 {
+			n := min(len(members), crm.MaxBulkContacts)
+			if _, err := a.store.AssignContactsToSegments(ctx, a.ws.ID, members[:n], []int64{seg.ID}); err != nil {
+				b.Fatal(err)
+			}
+			members = members[n:]
+		}
+	}
+	return a
+}
+
+// benchPost sends body b.N times and checks the answers.
+func benchPost(b *testing.B, a *api, bodies [][]byte) {
+	b.Helper()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	send := func(body []byte) {
+		req, _ := http.NewRequest(http.MethodPost, a.url+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+string(a.key))
+		res, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || bytes.Contains(out, []byte(`"errors"`)) {
+			b.Fatalf("status %d: %s", res.StatusCode, out)
+		}
+	}
+	send(bodies[0]) // warm: query cache, connections
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		send(bodies[i%len(bodies)])
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(a.statements()), "stmts/op")
+}
+
+func gqlBody(query string, vars map[string]any) []byte {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	return body
+}
+
+// BenchmarkW1SegmentPage is the dashboard's segment list: 50 segments, newest first,
+// with their counts.
+func BenchmarkW1SegmentPage(b *testing.B) {
+	a := benchAPI(b)
+	benchPost(b, a, [][]byte{gqlBody(`{ segments(first: 50) { nodes { id name description contactCount createdAt } pageInfo { hasNextPage endCursor } } }`, nil)})
+}
+
+// BenchmarkW3ContactsPage is the contacts table: 50 contacts after a cursor, each
+// with its segments. The cursors are those of real pages, taken once.
+func BenchmarkW3ContactsPage(b *testing.B) {
+	a := benchAPI(b)
+	const q = `query($after: String) { contacts(first: 50, after: $after) { edges { cursor node { id name phone email attributes segments { id name } } } pageInfo { hasNextPage endCursor } } }`
+	var bodies [][]byte
+	var after any
+	for range benchContacts / 50 / 2 {
+		var out struct {
+			Contacts struct {
+				PageInfo struct{ EndCursor string } `json:"pageInfo"`
+			} `json:"contacts"`
+		}
+		bodies = append(bodies, gqlBody(q, map[string]any{"after": after}))
+		a.do(q, map[string]any{"after": after}, &out)
+		after = out.Contacts.PageInfo.EndCursor
+	}
+	benchPost(b, a, bodies)
+}
