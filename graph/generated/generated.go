@@ -900,29 +900,29 @@ An object with a globally unique ID. Any such object can be fetched again with
 ` + "`" + `node(id:)` + "`" + `. IDs are opaque: store and compare them, never build or decode them.
 """
 interface Node {
-  "The object's globally unique, opaque ID."
+  """The object's globally unique, opaque ID."""
   id: ID!
 }
 
-"Where a page of a connection sits in the whole list, for fetching the next or previous page."
+"""Where a page of a connection sits in the whole list, for fetching the next or previous page."""
 type PageInfo {
-  "Whether more items follow the page: fetch them with ` + "`" + `first` + "`" + ` and ` + "`" + `after: endCursor` + "`" + `."
+  """Whether more items follow the page: fetch them with ` + "`" + `first` + "`" + ` and ` + "`" + `after: endCursor` + "`" + `."""
   hasNextPage: Boolean!
-  "Whether items precede the page: fetch them with ` + "`" + `last` + "`" + ` and ` + "`" + `before: startCursor` + "`" + `."
+  """Whether items precede the page: fetch them with ` + "`" + `last` + "`" + ` and ` + "`" + `before: startCursor` + "`" + `."""
   hasPreviousPage: Boolean!
-  "The cursor of the page's first item; null when the page is empty."
+  """The cursor of the page's first item; null when the page is empty."""
   startCursor: String
-  "The cursor of the page's last item; null when the page is empty."
+  """The cursor of the page's last item; null when the page is empty."""
   endCursor: String
 }
 
-"A workspace: one business, with its own contacts, segments and API keys."
+"""A workspace: one business, with its own contacts, segments and API keys."""
 type Workspace implements Node {
-  "The workspace's globally unique, opaque ID."
+  """The workspace's globally unique, opaque ID."""
   id: ID!
-  "The workspace's name."
+  """The workspace's name."""
   name: String!
-  "When the workspace was created."
+  """When the workspace was created."""
   createdAt: DateTime!
 }
 
@@ -931,85 +931,85 @@ A named group of contacts, such as "VIP Users" or "Festival Buyers", that broadc
 and automation flows target. A contact can be in many segments.
 """
 type Segment implements Node {
-  "The segment's globally unique, opaque ID."
+  """The segment's globally unique, opaque ID."""
   id: ID!
-  "The segment's name, unique in the workspace regardless of case."
+  """The segment's name, unique in the workspace regardless of case."""
   name: String!
-  "What the segment is for; null when not given."
+  """What the segment is for; null when not given."""
   description: String
-  "The exact number of contacts in the segment, up to date after every committed change."
+  """The exact number of contacts in the segment, up to date after every committed change."""
   contactCount: Int!
   """
   The contacts in the segment, newest first unless ` + "`" + `orderBy` + "`" + ` says otherwise.
   Without ` + "`" + `search` + "`" + `, ` + "`" + `totalCount` + "`" + ` equals ` + "`" + `contactCount` + "`" + `.
   """
   contacts(
-    "Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `."
+    """Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `."""
     first: Int
-    "Returns contacts after this cursor."
+    """Returns contacts after this cursor."""
     after: String
-    "Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `."
+    """Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `."""
     last: Int
-    "Returns contacts before this cursor."
+    """Returns contacts before this cursor."""
     before: String
-    "Keeps contacts whose name, phone or email contains this text, ignoring case."
+    """Keeps contacts whose name, phone or email contains this text, ignoring case."""
     search: String
-    "The order of the contacts; newest first by default."
+    """The order of the contacts; newest first by default."""
     orderBy: ContactOrder
   ): ContactConnection!
-  "When the segment was created."
+  """When the segment was created."""
   createdAt: DateTime!
-  "When the segment's name, description or membership last changed."
+  """When the segment's name, description or membership last changed."""
   updatedAt: DateTime!
 }
 
-"A person the business can message on WhatsApp, identified by a phone number unique in the workspace."
+"""A person the business can message on WhatsApp, identified by a phone number unique in the workspace."""
 type Contact implements Node {
-  "The contact's globally unique, opaque ID."
+  """The contact's globally unique, opaque ID."""
   id: ID!
-  "The phone number in E.164 format, such as ` + "`" + `+919876543210` + "`" + `."
+  """The phone number in E.164 format, such as ` + "`" + `+919876543210` + "`" + `."""
   phone: String!
-  "The contact's name; null when not known."
+  """The contact's name; null when not known."""
   name: String
-  "The contact's email address; null when not known."
+  """The contact's email address; null when not known."""
   email: String
-  "Custom attributes, such as city or language, as a JSON object; ` + "`" + `{}` + "`" + ` when there are none."
+  """Custom attributes, such as city or language, as a JSON object; ` + "`" + `{}` + "`" + ` when there are none."""
   attributes: JSON!
-  "Every segment the contact is in, ordered by name."
+  """Every segment the contact is in, ordered by name."""
   segments: [Segment!]!
-  "When the contact was created."
+  """When the contact was created."""
   createdAt: DateTime!
-  "When one of the contact's own fields last changed (not its segments)."
+  """When one of the contact's own fields last changed (not its segments)."""
   updatedAt: DateTime!
 }
 
-"A page of segments."
+"""A page of segments."""
 type SegmentConnection {
-  "The segments of the page, each with its cursor."
+  """The segments of the page, each with its cursor."""
   edges: [SegmentEdge!]!
-  "The segments of the page, for when cursors are not needed."
+  """The segments of the page, for when cursors are not needed."""
   nodes: [Segment!]!
-  "Where the page sits in the whole list."
+  """Where the page sits in the whole list."""
   pageInfo: PageInfo!
-  "The number of segments in the whole list, over all pages. Counted only when asked for."
+  """The number of segments in the whole list, over all pages. Counted only when asked for."""
   totalCount: Int!
 }
 
-"A segment in a page, with its position."
+"""A segment in a page, with its position."""
 type SegmentEdge {
-  "The segment's position, for ` + "`" + `after` + "`" + ` and ` + "`" + `before` + "`" + `."
+  """The segment's position, for ` + "`" + `after` + "`" + ` and ` + "`" + `before` + "`" + `."""
   cursor: String!
-  "The segment."
+  """The segment."""
   node: Segment!
 }
 
-"A page of contacts."
+"""A page of contacts."""
 type ContactConnection {
-  "The contacts of the page, each with its cursor."
+  """The contacts of the page, each with its cursor."""
   edges: [ContactEdge!]!
-  "The contacts of the page, for when cursors are not needed."
+  """The contacts of the page, for when cursors are not needed."""
   nodes: [Contact!]!
-  "Where the page sits in the whole list."
+  """Where the page sits in the whole list."""
   pageInfo: PageInfo!
   """
   The number of contacts in the whole list, over all pages, deduplicated: with a
@@ -1018,63 +1018,63 @@ type ContactConnection {
   totalCount: Int!
 }
 
-"A contact in a page, with its position."
+"""A contact in a page, with its position."""
 type ContactEdge {
-  "The contact's position, for ` + "`" + `after` + "`" + ` and ` + "`" + `before` + "`" + `."
+  """The contact's position, for ` + "`" + `after` + "`" + ` and ` + "`" + `before` + "`" + `."""
   cursor: String!
-  "The contact."
+  """The contact."""
   node: Contact!
 }
 
-"A sort direction."
+"""A sort direction."""
 enum OrderDirection {
-  "Smallest first: oldest, A to Z, fewest."
+  """Smallest first: oldest, A to Z, fewest."""
   ASC
-  "Largest first: newest, Z to A, most."
+  """Largest first: newest, Z to A, most."""
   DESC
 }
 
-"How to order segments. Ties are broken by creation order."
+"""How to order segments. Ties are broken by creation order."""
 input SegmentOrder {
-  "The field to order by."
+  """The field to order by."""
   field: SegmentOrderField!
-  "The direction to order in."
+  """The direction to order in."""
   direction: OrderDirection!
 }
 
-"A field segments can be ordered by."
+"""A field segments can be ordered by."""
 enum SegmentOrderField {
-  "When the segment was created."
+  """When the segment was created."""
   CREATED_AT
-  "When the segment last changed."
+  """When the segment last changed."""
   UPDATED_AT
-  "The segment's name, ignoring case."
+  """The segment's name, ignoring case."""
   NAME
-  "The number of contacts in the segment."
+  """The number of contacts in the segment."""
   CONTACT_COUNT
 }
 
-"How to order contacts. Ties are broken by creation order."
+"""How to order contacts. Ties are broken by creation order."""
 input ContactOrder {
-  "The field to order by."
+  """The field to order by."""
   field: ContactOrderField!
-  "The direction to order in."
+  """The direction to order in."""
   direction: OrderDirection!
 }
 
-"A field contacts can be ordered by."
+"""A field contacts can be ordered by."""
 enum ContactOrderField {
-  "When the contact was created."
+  """When the contact was created."""
   CREATED_AT
-  "When the contact last changed."
+  """When the contact last changed."""
   UPDATED_AT
-  "The contact's name, ignoring case; contacts without a name come last in ascending order."
+  """The contact's name, ignoring case; contacts without a name come last in ascending order."""
   NAME
 }
 
-"Conditions on contacts; all given conditions must hold."
+"""Conditions on contacts; all given conditions must hold."""
 input ContactFilter {
-  "Keeps contacts by the segments they are in."
+  """Keeps contacts by the segments they are in."""
   segments: SegmentMembershipFilter
 }
 
@@ -1085,47 +1085,62 @@ once, however many of the segments it is in. IDs that name no segment of the
 workspace stand for an empty segment.
 """
 input SegmentMembershipFilter {
-  "Keeps contacts in at least one of these segments (at most 100). An empty list keeps nobody."
+  """Keeps contacts in at least one of these segments (at most 100). An empty list keeps nobody."""
   any: [ID!]
-  "Keeps contacts in every one of these segments (at most 100)."
+  """Keeps contacts in every one of these segments (at most 100)."""
   all: [ID!]
-  "Drops contacts in any of these segments (at most 100)."
+  """Drops contacts in any of these segments (at most 100)."""
   none: [ID!]
 }
 
-"The queries of the API."
+"""The queries of the API."""
 type Query {
-  "Fetches any object by its ID; null when no object of this workspace has it."
-  node("The object's ID." id: ID!): Node
+  """Fetches any object by its ID; null when no object of this workspace has it."""
+  node(
+    """The object's ID."""
+    id: ID!
+  ): Node
   """
   Fetches up to 100 objects by their IDs, in the order of ` + "`" + `ids` + "`" + `; null for each ID that
   names no object of this workspace.
   """
-  nodes("The objects' IDs." ids: [ID!]!): [Node]!
-  "The workspace the request acts for."
+  nodes(
+    """The objects' IDs."""
+    ids: [ID!]!
+  ): [Node]!
+  """The workspace the request acts for."""
   workspace: Workspace!
-  "Fetches a segment by its ID; null when the workspace has no such segment."
-  segment("The segment's ID." id: ID!): Segment
-  "Fetches a contact by its ID; null when the workspace has no such contact."
-  contact("The contact's ID." id: ID!): Contact
+  """Fetches a segment by its ID; null when the workspace has no such segment."""
+  segment(
+    """The segment's ID."""
+    id: ID!
+  ): Segment
+  """Fetches a contact by its ID; null when the workspace has no such contact."""
+  contact(
+    """The contact's ID."""
+    id: ID!
+  ): Contact
   """
   Fetches a contact by its phone number, in any international format
   (` + "`" + `+91 98765 43210` + "`" + `); null when the workspace has no such contact.
   """
-  contactByPhone("The phone number, with its country code." phone: String!): Contact
-  "The workspace's segments, newest first unless ` + "`" + `orderBy` + "`" + ` says otherwise."
+  contactByPhone(
+    """The phone number, with its country code."""
+    phone: String!
+  ): Contact
+  """The workspace's segments, newest first unless ` + "`" + `orderBy` + "`" + ` says otherwise."""
   segments(
-    "Returns the first n segments (1 to 100) after ` + "`" + `after` + "`" + `."
+    """Returns the first n segments (1 to 100) after ` + "`" + `after` + "`" + `."""
     first: Int
-    "Returns segments after this cursor."
+    """Returns segments after this cursor."""
     after: String
-    "Returns the last n segments (1 to 100) before ` + "`" + `before` + "`" + `."
+    """Returns the last n segments (1 to 100) before ` + "`" + `before` + "`" + `."""
     last: Int
-    "Returns segments before this cursor."
+    """Returns segments before this cursor."""
     before: String
-    "Keeps segments whose name or description contains this text, ignoring case."
+    """Keeps segments whose name or description contains this text, ignoring case."""
     search: String
-    "The order of the segments; newest first by default."
+    """The order of the segments; newest first by default."""
     orderBy: SegmentOrder
   ): SegmentConnection!
   """
@@ -1133,66 +1148,75 @@ type Query {
   ` + "`" + `filter` + "`" + `, a campaign audience; its ` + "`" + `totalCount` + "`" + ` is the audience size.
   """
   contacts(
-    "Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `."
+    """Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `."""
     first: Int
-    "Returns contacts after this cursor."
+    """Returns contacts after this cursor."""
     after: String
-    "Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `."
+    """Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `."""
     last: Int
-    "Returns contacts before this cursor."
+    """Returns contacts before this cursor."""
     before: String
-    "Keeps contacts whose name, phone or email contains this text, ignoring case."
+    """Keeps contacts whose name, phone or email contains this text, ignoring case."""
     search: String
-    "Keeps contacts that meet these conditions."
+    """Keeps contacts that meet these conditions."""
     filter: ContactFilter
-    "The order of the contacts; newest first by default."
+    """The order of the contacts; newest first by default."""
     orderBy: ContactOrder
   ): ContactConnection!
 }
 
-"What is wrong with a mutation's input. The mutation changed nothing."
+"""What is wrong with a mutation's input. The mutation changed nothing."""
 type UserError {
   """
   The path of the offending input value, such as ` + "`" + `["input", "contactIds", "3"]` + "`" + `; null
   when the problem is not with one value.
   """
   field: [String!]
-  "A human-readable explanation."
+  """A human-readable explanation."""
   message: String!
-  "The kind of problem, for code to act on."
+  """The kind of problem, for code to act on."""
   code: UserErrorCode!
 }
 
-"The kinds of problem a mutation's input can have."
+"""The kinds of problem a mutation's input can have."""
 enum UserErrorCode {
-  "A required value is empty."
+  """A required value is empty."""
   BLANK
-  "A value is malformed, out of range, or of the wrong kind (such as a contact ID where a segment ID belongs)."
+  """A value is malformed, out of range, or of the wrong kind (such as a contact ID where a segment ID belongs)."""
   INVALID
-  "An ID names nothing in this workspace."
+  """An ID names nothing in this workspace."""
   NOT_FOUND
-  "A value that must be unique in the workspace is already used."
+  """A value that must be unique in the workspace is already used."""
   TAKEN
-  "A text is longer than allowed."
+  """A text is longer than allowed."""
   TOO_LONG
-  "A list has more elements than allowed."
+  """A list has more elements than allowed."""
   TOO_MANY
 }
 
-"The mutations of the API. Each either applies whole or, with ` + "`" + `userErrors` + "`" + `, not at all."
+"""The mutations of the API. Each either applies whole or, with ` + "`" + `userErrors` + "`" + `, not at all."""
 type Mutation {
-  "Creates a segment, optionally with its first contacts."
-  createSegment("The new segment." input: CreateSegmentInput!): CreateSegmentPayload!
-  "Renames a segment or changes its description."
-  updateSegment("The changes." input: UpdateSegmentInput!): UpdateSegmentPayload!
-  "Deletes a segment. Its contacts stay."
-  deleteSegment("The segment to delete." input: DeleteSegmentInput!): DeleteSegmentPayload!
+  """Creates a segment, optionally with its first contacts."""
+  createSegment(
+    """The new segment."""
+    input: CreateSegmentInput!
+  ): CreateSegmentPayload!
+  """Renames a segment or changes its description."""
+  updateSegment(
+    """The changes."""
+    input: UpdateSegmentInput!
+  ): UpdateSegmentPayload!
+  """Deletes a segment. Its contacts stay."""
+  deleteSegment(
+    """The segment to delete."""
+    input: DeleteSegmentInput!
+  ): DeleteSegmentPayload!
   """
   Adds every given contact to every given segment (up to 1,000 contacts and 100
   segments). Contacts already in a segment stay as they are and are not counted.
   """
   assignContactsToSegments(
-    "The contacts and the segments."
+    """The contacts and the segments."""
     input: AssignContactsToSegmentsInput!
   ): AssignContactsToSegmentsPayload!
   """
@@ -1200,113 +1224,122 @@ type Mutation {
   segments). Contacts not in a segment are not counted.
   """
   removeContactsFromSegments(
-    "The contacts and the segments."
+    """The contacts and the segments."""
     input: RemoveContactsFromSegmentsInput!
   ): RemoveContactsFromSegmentsPayload!
   """
   Creates or updates up to 1,000 contacts, matched by phone number: a phone the
   workspace knows updates that contact, never duplicates it.
   """
-  upsertContacts("The contacts." input: UpsertContactsInput!): UpsertContactsPayload!
-  "Changes a contact's fields."
-  updateContact("The changes." input: UpdateContactInput!): UpdateContactPayload!
-  "Deletes up to 1,000 contacts and takes them out of their segments."
-  deleteContacts("The contacts to delete." input: DeleteContactsInput!): DeleteContactsPayload!
+  upsertContacts(
+    """The contacts."""
+    input: UpsertContactsInput!
+  ): UpsertContactsPayload!
+  """Changes a contact's fields."""
+  updateContact(
+    """The changes."""
+    input: UpdateContactInput!
+  ): UpdateContactPayload!
+  """Deletes up to 1,000 contacts and takes them out of their segments."""
+  deleteContacts(
+    """The contacts to delete."""
+    input: DeleteContactsInput!
+  ): DeleteContactsPayload!
 }
 
-"The input of ` + "`" + `createSegment` + "`" + `."
+"""The input of ` + "`" + `createSegment` + "`" + `."""
 input CreateSegmentInput {
-  "The name, 1 to 100 characters, unique in the workspace regardless of case."
+  """The name, 1 to 100 characters, unique in the workspace regardless of case."""
   name: String!
-  "What the segment is for, up to 1,000 characters."
+  """What the segment is for, up to 1,000 characters."""
   description: String
-  "Contacts to put in the segment at once (at most 1,000)."
+  """Contacts to put in the segment at once (at most 1,000)."""
   contactIds: [ID!]
 }
 
-"The result of ` + "`" + `createSegment` + "`" + `."
+"""The result of ` + "`" + `createSegment` + "`" + `."""
 type CreateSegmentPayload {
-  "The new segment; null when ` + "`" + `userErrors` + "`" + ` is not empty."
+  """The new segment; null when ` + "`" + `userErrors` + "`" + ` is not empty."""
   segment: Segment
-  "What is wrong with the input; empty on success."
+  """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
 
-"The input of ` + "`" + `updateSegment` + "`" + `. Fields left out keep their values."
+"""The input of ` + "`" + `updateSegment` + "`" + `. Fields left out keep their values."""
 input UpdateSegmentInput {
-  "The segment to change."
+  """The segment to change."""
   id: ID!
-  "The new name, 1 to 100 characters, unique in the workspace regardless of case."
+  """The new name, 1 to 100 characters, unique in the workspace regardless of case."""
   name: String
-  "The new description, up to 1,000 characters; null or empty removes it."
+  """The new description, up to 1,000 characters; null or empty removes it."""
   description: String
 }
 
-"The result of ` + "`" + `updateSegment` + "`" + `."
+"""The result of ` + "`" + `updateSegment` + "`" + `."""
 type UpdateSegmentPayload {
-  "The segment after the change; null when ` + "`" + `userErrors` + "`" + ` is not empty."
+  """The segment after the change; null when ` + "`" + `userErrors` + "`" + ` is not empty."""
   segment: Segment
-  "What is wrong with the input; empty on success."
+  """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
 
-"The input of ` + "`" + `deleteSegment` + "`" + `."
+"""The input of ` + "`" + `deleteSegment` + "`" + `."""
 input DeleteSegmentInput {
-  "The segment to delete."
+  """The segment to delete."""
   id: ID!
 }
 
-"The result of ` + "`" + `deleteSegment` + "`" + `."
+"""The result of ` + "`" + `deleteSegment` + "`" + `."""
 type DeleteSegmentPayload {
-  "The ID of the deleted segment; null when ` + "`" + `userErrors` + "`" + ` is not empty."
+  """The ID of the deleted segment; null when ` + "`" + `userErrors` + "`" + ` is not empty."""
   deletedSegmentId: ID
-  "What is wrong with the input; empty on success."
+  """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
 
-"The input of ` + "`" + `assignContactsToSegments` + "`" + `."
+"""The input of ` + "`" + `assignContactsToSegments` + "`" + `."""
 input AssignContactsToSegmentsInput {
-  "The contacts to add (at most 1,000). Repeats count once."
+  """The contacts to add (at most 1,000). Repeats count once."""
   contactIds: [ID!]!
-  "The segments to add them to (at most 100). Repeats count once."
+  """The segments to add them to (at most 100). Repeats count once."""
   segmentIds: [ID!]!
 }
 
-"The result of ` + "`" + `assignContactsToSegments` + "`" + `."
+"""The result of ` + "`" + `assignContactsToSegments` + "`" + `."""
 type AssignContactsToSegmentsPayload {
-  "The segments of the input, in input order, with their new counts; empty when ` + "`" + `userErrors` + "`" + ` is not."
+  """The segments of the input, in input order, with their new counts; empty when ` + "`" + `userErrors` + "`" + ` is not."""
   segments: [Segment!]!
-  "The number of memberships created; memberships that already existed are not counted."
+  """The number of memberships created; memberships that already existed are not counted."""
   assignedCount: Int!
-  "What is wrong with the input; empty on success."
+  """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
 
-"The input of ` + "`" + `removeContactsFromSegments` + "`" + `."
+"""The input of ` + "`" + `removeContactsFromSegments` + "`" + `."""
 input RemoveContactsFromSegmentsInput {
-  "The contacts to remove (at most 1,000). Repeats count once."
+  """The contacts to remove (at most 1,000). Repeats count once."""
   contactIds: [ID!]!
-  "The segments to remove them from (at most 100). Repeats count once."
+  """The segments to remove them from (at most 100). Repeats count once."""
   segmentIds: [ID!]!
 }
 
-"The result of ` + "`" + `removeContactsFromSegments` + "`" + `."
+"""The result of ` + "`" + `removeContactsFromSegments` + "`" + `."""
 type RemoveContactsFromSegmentsPayload {
-  "The segments of the input, in input order, with their new counts; empty when ` + "`" + `userErrors` + "`" + ` is not."
+  """The segments of the input, in input order, with their new counts; empty when ` + "`" + `userErrors` + "`" + ` is not."""
   segments: [Segment!]!
-  "The number of memberships removed; contacts that were not in a segment are not counted."
+  """The number of memberships removed; contacts that were not in a segment are not counted."""
   removedCount: Int!
-  "What is wrong with the input; empty on success."
+  """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
 
-"A contact to create or update, matched by phone number. Fields left out keep their values."
+"""A contact to create or update, matched by phone number. Fields left out keep their values."""
 input ContactInput {
-  "The phone number with its country code, in any international format (` + "`" + `+91 98765 43210` + "`" + `); stored in E.164."
+  """The phone number with its country code, in any international format (` + "`" + `+91 98765 43210` + "`" + `); stored in E.164."""
   phone: String!
-  "The name, up to 255 characters; null or empty removes it."
+  """The name, up to 255 characters; null or empty removes it."""
   name: String
-  "The email address; null or empty removes it."
+  """The email address; null or empty removes it."""
   email: String
   """
   Attributes to merge into the stored ones (a JSON object of at most 16 KB): each key
@@ -1315,59 +1348,59 @@ input ContactInput {
   attributes: JSON
 }
 
-"The input of ` + "`" + `upsertContacts` + "`" + `."
+"""The input of ` + "`" + `upsertContacts` + "`" + `."""
 input UpsertContactsInput {
-  "The contacts (at most 1,000). Entries with the same phone apply in order, to one contact."
+  """The contacts (at most 1,000). Entries with the same phone apply in order, to one contact."""
   contacts: [ContactInput!]!
 }
 
-"The result of ` + "`" + `upsertContacts` + "`" + `."
+"""The result of ` + "`" + `upsertContacts` + "`" + `."""
 type UpsertContactsPayload {
-  "The stored contacts, one per input entry and in input order; empty when ` + "`" + `userErrors` + "`" + ` is not."
+  """The stored contacts, one per input entry and in input order; empty when ` + "`" + `userErrors` + "`" + ` is not."""
   contacts: [Contact!]!
-  "The number of contacts created."
+  """The number of contacts created."""
   createdCount: Int!
-  "The number of existing contacts whose values changed."
+  """The number of existing contacts whose values changed."""
   updatedCount: Int!
-  "What is wrong with the input; empty on success."
+  """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
 
-"The input of ` + "`" + `updateContact` + "`" + `. Fields left out keep their values."
+"""The input of ` + "`" + `updateContact` + "`" + `. Fields left out keep their values."""
 input UpdateContactInput {
-  "The contact to change."
+  """The contact to change."""
   id: ID!
-  "The new phone number with its country code; no other contact may have it."
+  """The new phone number with its country code; no other contact may have it."""
   phone: String
-  "The new name, up to 255 characters; null or empty removes it."
+  """The new name, up to 255 characters; null or empty removes it."""
   name: String
-  "The new email address; null or empty removes it."
+  """The new email address; null or empty removes it."""
   email: String
-  "Attributes to merge into the stored ones; a key given as null is removed."
+  """Attributes to merge into the stored ones; a key given as null is removed."""
   attributes: JSON
 }
 
-"The result of ` + "`" + `updateContact` + "`" + `."
+"""The result of ` + "`" + `updateContact` + "`" + `."""
 type UpdateContactPayload {
-  "The contact after the change; null when ` + "`" + `userErrors` + "`" + ` is not empty."
+  """The contact after the change; null when ` + "`" + `userErrors` + "`" + ` is not empty."""
   contact: Contact
-  "What is wrong with the input; empty on success."
+  """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
 
-"The input of ` + "`" + `deleteContacts` + "`" + `."
+"""The input of ` + "`" + `deleteContacts` + "`" + `."""
 input DeleteContactsInput {
-  "The contacts to delete (at most 1,000)."
+  """The contacts to delete (at most 1,000)."""
   ids: [ID!]!
 }
 
-"The result of ` + "`" + `deleteContacts` + "`" + `."
+"""The result of ` + "`" + `deleteContacts` + "`" + `."""
 type DeleteContactsPayload {
-  "The IDs of the deleted contacts, in input order; empty when ` + "`" + `userErrors` + "`" + ` is not."
+  """The IDs of the deleted contacts, in input order; empty when ` + "`" + `userErrors` + "`" + ` is not."""
   deletedContactIds: [ID!]!
-  "The segments the deleted contacts were in, with their new counts."
+  """The segments the deleted contacts were in, with their new counts."""
   segments: [Segment!]!
-  "What is wrong with the input; empty on success."
+  """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
 `, BuiltIn: false},
