@@ -1,0 +1,329 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/segments/segments/internal/auth"
+)
+
+// The media types of GraphQL over HTTP
+// (https://graphql.github.io/graphql-over-http/draft/).
+const (
+	// MediaTypeJSON is the legacy response type, and the only request body type.
+	MediaTypeJSON = "application/json"
+	// MediaTypeGraphQLResponse is the response type whose HTTP status tells a
+	// request error (4xx, no data) from an executed request (200).
+	MediaTypeGraphQLResponse = "application/graphql-response+json"
+)
+
+// AllowedMethods is the Allow header of the GraphQL endpoint's 405 answers.
+const AllowedMethods = "GET, POST"
+
+// Codes (extensions.code) of requests refused before any GraphQL is parsed.
+const (
+	// CodeBadRequest: the request is not well-formed GraphQL over HTTP (the body is not
+	// a JSON object, a parameter has the wrong type, there is no query).
+	CodeBadRequest = "BAD_REQUEST"
+	// CodeMethodNotAllowed: a method other than GET and POST, or a mutation over GET.
+	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
+	// CodeUnsupportedMediaType: a POST whose body is not application/json (UTF-8).
+	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
+	// CodeNotAcceptable: the Accept header allows neither response media type.
+	CodeNotAcceptable = "NOT_ACCEPTABLE"
+)
+
+// Precheck refuses what the GraphQL endpoint never serves, from the request line and
+// headers alone: a method other than GET and POST (405 with Allow), a POST body that
+// is not application/json in UTF-8 (415), a WebSocket handshake (400), an Accept
+// header that allows neither application/graphql-response+json nor
+// application/json (406). It writes the refusal and returns false, or returns the
+// media type of the response. The server runs it before authentication, so that
+// these refusals cost nothing; the transport runs it again, so that the handler is
+// correct on its own.
+func Precheck(w http.ResponseWriter, r *http.Request) (mediaType string, ok bool) {
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPost:
+		if !jsonContentType(r.Header.Get("Content-Type")) {
+			w.Header().Set("Accept-Post", MediaTypeJSON+"; charset=utf-8")
+			auth.WriteError(w, http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,
+				"send the request body as application/json (UTF-8)")
+			return "", false
+		}
+	default:
+		w.Header().Set("Allow", AllowedMethods)
+		auth.WriteError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+			"the GraphQL endpoint serves GET (queries) and POST")
+		return "", false
+	}
+	if strings.Contains(strings.ToLower(r.Header.Get("Upgrade")), "websocket") {
+		// No GraphQL over WebSocket here: a handshake must not pass as a plain request.
+		auth.WriteError(w, http.StatusBadRequest, CodeBadRequest,
+			"this endpoint does not upgrade to WebSocket: send GraphQL over GET or POST")
+		return "", false
+	}
+	mediaType, ok = ResponseMediaType(r.Header.Get("Accept"))
+	if !ok {
+		auth.WriteError(w, http.StatusNotAcceptable, CodeNotAcceptable,
+			"accept "+MediaTypeGraphQLResponse+" or "+MediaTypeJSON)
+		return "", false
+	}
+	return mediaType, true
+}
+
+// jsonContentType reports whether a request's Content-Type is application/json,
+// without a charset or with UTF-8.
+func jsonContentType(v string) bool {
+	mt, params, err := mime.ParseMediaType(v)
+	if err != nil || mt != MediaTypeJSON {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || utf8Charset(cs)
+}
+
+func utf8Charset(cs string) bool {
+	return strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
+}
+
+// ResponseMediaType negotiates the response media type from an Accept header, as
+// RFC 9110 says: each of the two types gets the quality of the most specific range
+// that matches it; the higher quality wins; on a tie, the type the client named
+// first, and application/json when only wildcards matched (so */* and a missing
+// Accept get application/json, as the spec asks). A range with a charset other than
+// UTF-8 matches nothing. ok is false when neither type is acceptable.
+func ResponseMediaType(accept string) (mediaType string, ok bool) {
+	if strings.TrimSpace(accept) == "" {
+		return MediaTypeJSON, true
+	}
+	type match struct {
+		q           float64
+		specificity int // 3: the type itself, 2: application/*, 1: */*
+		pos         int
+	}
+	var best [2]match // by ours' index
+	ours := [2]string{MediaTypeGraphQLResponse, MediaTypeJSON}
+	for pos, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, has := params["q"]; has {
+			if q, err = strconv.ParseFloat(v, 64); err != nil || q < 0 || q > 1 {
+				continue
+			}
+		}
+		if cs, has := params["charset"]; has && !utf8Charset(cs) {
+			continue
+		}
+		for i, t := range ours {
+			s := 0
+			switch mt {
+			case t:
+				s = 3
+			case "application/*":
+				s = 2
+			case "*/*":
+				s = 1
+			}
+			if s > best[i].specificity {
+				best[i] = match{q: q, specificity: s, pos: pos}
+			}
+		}
+	}
+	g, j := best[0], best[1]
+	switch {
+	case g.q <= 0 && j.q <= 0:
+		return "", false
+	case g.q != j.q:
+		if g.q > j.q {
+			return MediaTypeGraphQLResponse, true
+		}
+		return MediaTypeJSON, true
+	case g.specificity == 3 && (j.specificity < 3 || g.pos < j.pos):
+		return MediaTypeGraphQLResponse, true
+	}
+	return MediaTypeJSON, true
+}
+
+// httpTransport is GraphQL over HTTP as its spec says, in place of gqlgen's GET and
+// POST transports, which answer 200 with "data": null or 422 where the spec wants
+// 400 without data, and accept parameters of the wrong types:
+//
+//   - POST with a JSON object {query, operationName, variables, extensions}; GET with
+//     the same as URL parameters (variables and extensions as JSON). Each is of its
+//     type or null; anything else, or no query (unless a persisted query's hash is
+//     sent), is 400 BAD_REQUEST.
+//   - GET runs queries only: a mutation is 405 with "Allow: POST", before it runs.
+//   - A request that fails before execution (parse, validation, variable coercion,
+//     an unknown persisted query) answers without "data": 400 for
+//     application/graphql-response+json, 200 for application/json. A refusal of
+//     limits sets its own status (refusalStatus).
+//   - An executed request is 200 with its data, whatever its errors.
+type httpTransport struct{}
+
+var _ graphql.Transport = httpTransport{}
+
+// Supports takes every request: the transport answers the ones it does not serve.
+func (httpTransport) Supports(*http.Request) bool { return true }
+
+func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	mediaType, ok := Precheck(w, r)
+	if !ok {
+		return
+	}
+	start := graphql.Now()
+	params, err := readParams(r)
+	if err != nil {
+		writeResponse(w, mediaType, http.StatusBadRequest, &graphql.Response{Errors: gqlerror.List{{
+			Message: err.Error(), Extensions: map[string]any{"code": CodeBadRequest},
+		}}}, false)
+		return
+	}
+	params.Headers = r.Header
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+
+	ctx := r.Context()
+	opCtx, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		status := http.StatusOK
+		if mediaType == MediaTypeGraphQLResponse {
+			status = http.StatusBadRequest
+		}
+		writeResponse(w, mediaType, status, exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs), false)
+		return
+	}
+	if r.Method == http.MethodGet && opCtx.Operation.Operation != ast.Query {
+		// Before anything runs: GET must be safe (and is what caches and prefetches send).
+		w.Header().Set("Allow", http.MethodPost)
+		writeResponse(w, mediaType, http.StatusMethodNotAllowed, &graphql.Response{Errors: gqlerror.List{{
+			Message:    "GET requests run queries only: send a " + string(opCtx.Operation.Operation) + " with POST",
+			Extensions: map[string]any{"code": CodeMethodNotAllowed},
+		}}}, false)
+		return
+	}
+	responses, ctx := exec.DispatchOperation(ctx, opCtx)
+	writeResponse(w, mediaType, http.StatusOK, responses(ctx), true)
+}
+
+// readParams reads the GraphQL request of r: the JSON body of a POST, or the URL
+// parameters of a GET.
+func readParams(r *http.Request) (*graphql.RawParams, error) {
+	p := &graphql.RawParams{}
+	if r.Method == http.MethodGet {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return nil, errors.New("the URL parameters are malformed")
+		}
+		p.Query, p.OperationName = q.Get("query"), q.Get("operationName")
+		for _, f := range []struct {
+			name string
+			dst  *map[string]any
+		}{{"variables", &p.Variables}, {"extensions", &p.Extensions}} {
+			if v := q.Get(f.name); v != "" {
+				if err := decodeObject(json.RawMessage(v), f.dst); err != nil {
+					return nil, errors.New(f.name + " must be a JSON object")
+				}
+			}
+		}
+	} else {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, errors.New("could not read the request body")
+		}
+		var fields map[string]json.RawMessage
+		if err := decodeStrict(body, &fields); err != nil || fields == nil {
+			return nil, errors.New("the request body must be a JSON object with a query")
+		}
+		for _, f := range []struct {
+			name string
+			dst  *string
+		}{{"query", &p.Query}, {"operationName", &p.OperationName}} {
+			if v, has := fields[f.name]; has && !isNull(v) {
+				if err := json.Unmarshal(v, f.dst); err != nil {
+					return nil, errors.New(f.name + " must be a string")
+				}
+			}
+		}
+		for _, f := range []struct {
+			name string
+			dst  *map[string]any
+		}{{"variables", &p.Variables}, {"extensions", &p.Extensions}} {
+			if v, has := fields[f.name]; has {
+				if err := decodeObject(v, f.dst); err != nil {
+					return nil, errors.New(f.name + " must be a JSON object")
+				}
+			}
+		}
+	}
+	// Without a query, only a persisted query's hash can say what to run.
+	if _, persisted := p.Extensions["persistedQuery"]; p.Query == "" && !persisted {
+		return nil, errors.New("the request has no query")
+	}
+	return p, nil
+}
+
+// decodeObject decodes a JSON object (or null) into dst, numbers as json.Number so
+// that large integers survive, as gqlgen's own transports do.
+func decodeObject(v json.RawMessage, dst *map[string]any) error {
+	if isNull(v) {
+		return nil
+	}
+	if t := bytes.TrimSpace(v); len(t) == 0 || t[0] != '{' {
+		return errors.New("not an object")
+	}
+	return decodeStrict(v, dst)
+}
+
+// decodeStrict decodes one JSON value and refuses anything after it.
+func decodeStrict(b []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(dst); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
+
+// writeResponse writes a GraphQL response as mediaType. Without withData the
+// response has no "data" entry at all (the spec's request errors), where gqlgen's
+// Response would say "data": null.
+func writeResponse(w http.ResponseWriter, mediaType string, status int, resp *graphql.Response, withData bool) {
+	var body []byte
+	var err error
+	if withData {
+		body, err = json.Marshal(resp)
+	} else {
+		body, err = json.Marshal(struct {
+			Errors     gqlerror.List  `json:"errors"`
+			Extensions map[string]any `json:"extensions,omitempty"`
+		}{resp.Errors, resp.Extensions})
+	}
+	if err != nil {
+		// Only a resolver's value can fail to marshal; gqlgen marshalled it already.
+		status, body = http.StatusInternalServerError, []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"`+codeInternal+`"}}]}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", mediaType+"; charset=utf-8")
+	h.Add("Vary", "Accept")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,116 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/segments/segments/graph/generated"
+)
+
+// TestResponseMediaType proves the Accept negotiation: refusals first (406), then
+// qualities, specificity and the client's order.
+func TestResponseMediaType(t *testing.T) {
+	const gr, js = MediaTypeGraphQLResponse, MediaTypeJSON
+	for _, tc := range []struct {
+		accept string
+		want   string // "" is 406
+	}{
+		{"text/html", ""},
+		{"application/xml, text/*", ""},
+		{"application/json;q=0", ""},
+		{"application/json; charset=latin1", ""},
+		{"application/graphql-response+json;q=0, application/json;q=0", ""},
+		{"*/*;q=0", ""},
+		{"application/json;q=oops", ""},
+		{"", js},
+		{"*/*", js},
+		{"application/*", js},
+		{"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", js},
+		{"application/json", js},
+		{"application/json; charset=utf-8", js},
+		{"application/json; charset=UTF8", js},
+		{"application/graphql-response+json", gr},
+		{"application/graphql-response+json, application/json", gr},
+		{"application/json, application/graphql-response+json", js},
+		{"application/graphql-response+json,application/json;q=0.9", gr}, // Apollo Client
+		{"application/graphql-response+json;q=0.5, application/json", js},
+		{"application/json;q=0, */*", gr},
+		{"*/*, application/graphql-response+json", gr},
+		{"application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed", gr}, // urql
+	} {
+		got, ok := ResponseMediaType(tc.accept)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("Accept %q: %q %v, want %q", tc.accept, got, ok, tc.want)
+		}
+	}
+}
+
+// TestCaches proves that the caches NewHandler installs are on: a document sent again
+// is the parsed document of the first request (neither parsed nor validated again),
+// and a persisted query round-trips by its hash alone.
+func TestCaches(t *testing.T) {
+	srv := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: &Resolver{}}))
+	srv.AddTransport(httpTransport{})
+	useCaches(srv)
+	var docs []*ast.QueryDocument
+	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		docs = append(docs, graphql.GetOperationContext(ctx).Doc)
+		return next(ctx)
+	})
+	post := func(body map[string]any) (int, map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		var out map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		return rec.Code, out
+	}
+
+	// Without the cache each request would parse its own document.
+	q := `{ __typename }`
+	post(map[string]any{"query": q})
+	post(map[string]any{"query": q})
+	post(map[string]any{"query": `{ t: __typename }`})
+	if len(docs) != 3 || docs[0] != docs[1] || docs[1] == docs[2] {
+		t.Fatalf("documents %p, want the first two the same and the third another", docs)
+	}
+
+	// Automatic persisted queries: unknown hash, then hash and query, then hash alone.
+	doc := `query Persisted { __typename }`
+	sum := sha256.Sum256([]byte(doc))
+	ext := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}
+	status, out := post(map[string]any{"extensions": ext})
+	if errs, _ := out["errors"].([]any); status != http.StatusOK || len(errs) != 1 ||
+		errs[0].(map[string]any)["extensions"].(map[string]any)["code"] != "PERSISTED_QUERY_NOT_FOUND" {
+		t.Fatalf("unknown hash: %d %v", status, out)
+	}
+	if _, has := out["data"]; has {
+		t.Errorf("unknown hash answered with data: %v", out)
+	}
+	for _, body := range []map[string]any{{"query": doc, "extensions": ext}, {"extensions": ext}} {
+		status, out := post(body)
+		if status != http.StatusOK || out["errors"] != nil || out["data"].(map[string]any)["__typename"] != "Query" {
+			t.Fatalf("%v: %d %v", body, status, out)
+		}
+	}
+	// A wrong hash for a query is refused, not stored under the wrong hash.
+	bad := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(make([]byte, 32))}}
+	if status, out := post(map[string]any{"query": doc, "extensions": bad}); status != http.StatusOK || out["errors"] == nil || out["data"] != nil {
+		t.Fatalf("wrong hash: %d %v", status, out)
+	}
+}
