@@ -1,0 +1,515 @@
+// Command partner is a partner's integration with the segments API, written the way a
+// partner would write it: the Go standard library only, with its own small GraphQL
+// client (client.go). It syncs contacts from a CSV file into a workspace and exports
+// them back:
+//
+//	go run ./examples/partner sync examples/partner/contacts.csv
+//	go run ./examples/partner export > contacts.csv
+//
+// The endpoint and the API key come from -endpoint and -key, or SEGMENTS_ENDPOINT and
+// SEGMENTS_API_KEY. sync needs a read_write key (segments keys create WORKSPACE
+// --scope read_write); export works with a read key.
+//
+// The CSV file has a header line: phone,name,email,city,segments, where segments
+// holds segment names separated by ";"; an empty cell clears the field (the city is
+// kept in the contact's attributes). sync creates the segments the workspace
+// lacks, upserts the contacts by phone in chunks of up to 1,000 (an invalid row is
+// reported and left out, the rest of its chunk sent again), and adds each contact to
+// its segments, contacts with the same segments in one call.
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// The limits of the API (README, "Rules clients can rely on").
+const (
+	maxContactsPerMutation = 1000
+	maxIDsPerList          = 100
+	maxPageSize            = 100
+)
+
+// run is the program: it returns the exit status (0 done, 1 failed, 2 bad usage).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("partner", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	endpoint := fs.String("endpoint", or(getenv("SEGMENTS_ENDPOINT"), "http://127.0.0.1:8080/graphql"), "the API's URL (SEGMENTS_ENDPOINT)")
+	key := fs.String("key", getenv("SEGMENTS_API_KEY"), "the API key (SEGMENTS_API_KEY)")
+	chunk := fs.Int("chunk", maxContactsPerMutation, "contacts per mutation, at most 1000")
+	attempts := fs.Int("attempts", 6, "attempts per request, retries included")
+	backoff := fs.Duration("backoff", 500*time.Millisecond, "wait before the first retry; doubles at each retry")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: partner [flags] sync FILE.csv | export")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *key == "" || *chunk < 1 || *chunk > maxContactsPerMutation || fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	c := &Client{Endpoint: *endpoint, Key: *key, Attempts: *attempts, Backoff: *backoff, MaxBackoff: 30 * time.Second,
+		Retried: func(attempt int, wait time.Duration, cause error) {
+			fmt.Fprintf(stderr, "retry %d in %v: %v\n", attempt, wait.Round(time.Millisecond), cause)
+		}}
+	var err error
+	switch cmd := fs.Arg(0); {
+	case cmd == "sync" && fs.NArg() == 2:
+		err = syncFile(ctx, c, fs.Arg(1), *chunk, stdout, stderr)
+	case cmd == "export" && fs.NArg() == 1:
+		err = export(ctx, c, stdout, stderr)
+	default:
+		fs.Usage()
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "partner:", err)
+		return 1
+	}
+	return 0
+}
+
+// row is a line of the CSV file.
+type row struct {
+	line     int
+	phone    string
+	name     string
+	email    string
+	city     string
+	segments []string
+}
+
+func syncFile(ctx context.Context, c *Client, path string, chunk int, stdout, stderr io.Writer) error {
+	rows, err := readCSV(path)
+	if err != nil {
+		return err
+	}
+	segmentIDs, created, err := ensureSegments(ctx, c, rows)
+	if err != nil {
+		return err
+	}
+	contactIDs, stats, err := upsert(ctx, c, rows, chunk, stderr)
+	if err != nil {
+		return err
+	}
+	added, err := assign(ctx, c, rows, contactIDs, segmentIDs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "contacts: %d created, %d updated, %d skipped\n", stats.created, stats.updated, stats.skipped)
+	fmt.Fprintf(stdout, "segments: %d created\n", created)
+	fmt.Fprintf(stdout, "memberships: %d added\n", added)
+	return printCounts(ctx, c, segmentIDs, stdout)
+}
+
+func readCSV(path string) ([]row, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = 5
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if strings.Join(header, ",") != "phone,name,email,city,segments" {
+		return nil, fmt.Errorf("%s: the header must be phone,name,email,city,segments", path)
+	}
+	var rows []row
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		line, _ := r.FieldPos(0)
+		var segs []string
+		for s := range strings.SplitSeq(rec[4], ";") {
+			if s = strings.TrimSpace(s); s != "" {
+				segs = append(segs, s)
+			}
+		}
+		rows = append(rows, row{line: line, phone: rec[0], name: rec[1], email: rec[2], city: rec[3], segments: segs})
+	}
+}
+
+// userError is an element of a mutation payload's userErrors.
+type userError struct {
+	Field   []string `json:"field"`
+	Message string   `json:"message"`
+	Code    string   `json:"code"`
+}
+
+// payloadError is a mutation refused with userErrors: nothing of it applied.
+type payloadError []userError
+
+func (p payloadError) Error() string {
+	msgs := make([]string, len(p))
+	for i, e := range p {
+		msgs[i] = fmt.Sprintf("%s at %s: %s", e.Code, strings.Join(e.Field, "."), e.Message)
+	}
+	return "refused: " + strings.Join(msgs, "; ")
+}
+
+const segmentsQuery = `query Segments($after: String) {
+  segments(first: 100, after: $after, orderBy: {field: CREATED_AT, direction: ASC}) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id name }
+  }
+}`
+
+// allSegments pages through the workspace's segments and maps their names, in lower
+// case (names are unique regardless of case), to their IDs.
+func allSegments(ctx context.Context, c *Client) (map[string]string, error) {
+	ids := map[string]string{}
+	var after *string
+	for {
+		var out struct {
+			Segments struct {
+				PageInfo struct {
+					HasNextPage bool    `json:"hasNextPage"`
+					EndCursor   *string `json:"endCursor"`
+				} `json:"pageInfo"`
+				Nodes []struct{ ID, Name string } `json:"nodes"`
+			} `json:"segments"`
+		}
+		if err := c.Query(ctx, segmentsQuery, map[string]any{"after": after}, &out); err != nil {
+			return nil, err
+		}
+		for _, s := range out.Segments.Nodes {
+			ids[strings.ToLower(s.Name)] = s.ID
+		}
+		if !out.Segments.PageInfo.HasNextPage {
+			return ids, nil
+		}
+		after = out.Segments.PageInfo.EndCursor
+	}
+}
+
+const createSegmentMutation = `mutation CreateSegment($input: CreateSegmentInput!) {
+  createSegment(input: $input) {
+    segment { id name }
+    userErrors { field message code }
+  }
+}`
+
+// ensureSegments returns the IDs of the segments the rows name, by lower-case name,
+// creating those the workspace lacks.
+func ensureSegments(ctx context.Context, c *Client, rows []row) (map[string]string, int, error) {
+	ids, err := allSegments(ctx, c)
+	if err != nil {
+		return nil, 0, err
+	}
+	created := 0
+	for _, r := range rows {
+		for _, name := range r.segments {
+			if ids[strings.ToLower(name)] != "" {
+				continue
+			}
+			var out struct {
+				CreateSegment struct {
+					Segment    *struct{ ID, Name string } `json:"segment"`
+					UserErrors payloadError               `json:"userErrors"`
+				} `json:"createSegment"`
+			}
+			in := map[string]any{"name": name, "description": "Synced by the partner example"}
+			if err := c.Mutate(ctx, createSegmentMutation, map[string]any{"input": in}, &out); err != nil {
+				return nil, 0, err
+			}
+			switch errs := out.CreateSegment.UserErrors; {
+			case len(errs) == 1 && errs[0].Code == "TAKEN":
+				// Someone created it meanwhile: use theirs.
+				if ids, err = allSegments(ctx, c); err != nil {
+					return nil, 0, err
+				}
+			case len(errs) > 0:
+				return nil, 0, fmt.Errorf("line %d: segment %q: %w", r.line, name, errs)
+			default:
+				ids[strings.ToLower(name)] = out.CreateSegment.Segment.ID
+				created++
+			}
+		}
+	}
+	return ids, created, nil
+}
+
+const upsertMutation = `mutation UpsertContacts($input: UpsertContactsInput!) {
+  upsertContacts(input: $input) {
+    createdCount
+    updatedCount
+    contacts { id }
+    userErrors { field message code }
+  }
+}`
+
+type upsertStats struct{ created, updated, skipped int }
+
+// upsert creates or updates the rows' contacts, chunk rows per mutation, and returns
+// the contact ID of each row ("" for a row left out). A mutation with userErrors
+// changed nothing: the rows its errors point at (["input", "contacts", "7", ...])
+// are reported and left out, and the rest of the chunk is sent again.
+func upsert(ctx context.Context, c *Client, rows []row, chunk int, stderr io.Writer) ([]string, upsertStats, error) {
+	ids := make([]string, len(rows))
+	var stats upsertStats
+	for start := 0; start < len(rows); start += chunk {
+		batch := make([]int, 0, chunk) // indexes into rows
+		for i := start; i < min(start+chunk, len(rows)); i++ {
+			batch = append(batch, i)
+		}
+		for len(batch) > 0 {
+			contacts := make([]map[string]any, len(batch))
+			for j, i := range batch {
+				r := rows[i]
+				contacts[j] = map[string]any{"phone": r.phone, "name": r.name, "email": r.email,
+					"attributes": map[string]any{"city": nullIfEmpty(r.city)}}
+			}
+			var out struct {
+				UpsertContacts struct {
+					CreatedCount int                   `json:"createdCount"`
+					UpdatedCount int                   `json:"updatedCount"`
+					Contacts     []struct{ ID string } `json:"contacts"`
+					UserErrors   payloadError          `json:"userErrors"`
+				} `json:"upsertContacts"`
+			}
+			if err := c.Mutate(ctx, upsertMutation, map[string]any{"input": map[string]any{"contacts": contacts}}, &out); err != nil {
+				return nil, stats, err
+			}
+			p := out.UpsertContacts
+			if len(p.UserErrors) == 0 {
+				for j, i := range batch {
+					ids[i] = p.Contacts[j].ID
+				}
+				stats.created += p.CreatedCount
+				stats.updated += p.UpdatedCount
+				break
+			}
+			bad := map[int]bool{}
+			for _, e := range p.UserErrors {
+				j, ok := contactIndex(e.Field)
+				if !ok || j >= len(batch) {
+					return nil, stats, p.UserErrors // not about one row: nothing to leave out
+				}
+				if !bad[j] {
+					fmt.Fprintf(stderr, "line %d: skipped: %s (%s)\n", rows[batch[j]].line, e.Message, e.Code)
+				}
+				bad[j] = true
+			}
+			stats.skipped += len(bad)
+			kept := batch[:0:0]
+			for j, i := range batch {
+				if !bad[j] {
+					kept = append(kept, i)
+				}
+			}
+			batch = kept
+		}
+	}
+	return ids, stats, nil
+}
+
+// contactIndex returns the index of the input entry a userError's field points at.
+func contactIndex(field []string) (int, bool) {
+	if len(field) < 3 || field[0] != "input" || field[1] != "contacts" {
+		return 0, false
+	}
+	j, err := strconv.Atoi(field[2])
+	return j, err == nil
+}
+
+const assignMutation = `mutation Assign($input: AssignContactsToSegmentsInput!) {
+  assignContactsToSegments(input: $input) {
+    assignedCount
+    userErrors { field message code }
+  }
+}`
+
+// assign adds each row's contact to the row's segments. Contacts with the same set of
+// segments go together, up to 1,000 contacts per call. Assigning is safe to repeat:
+// memberships that exist are kept and not counted.
+func assign(ctx context.Context, c *Client, rows []row, contactIDs []string, segmentIDs map[string]string) (int, error) {
+	groups := map[string][]string{} // sorted segment IDs, joined -> contact IDs
+	var order []string
+	for i, r := range rows {
+		if contactIDs[i] == "" || len(r.segments) == 0 {
+			continue
+		}
+		var segs []string
+		for _, name := range r.segments {
+			segs = append(segs, segmentIDs[strings.ToLower(name)])
+		}
+		slices.Sort(segs)
+		k := strings.Join(slices.Compact(segs), ",")
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], contactIDs[i])
+	}
+	added := 0
+	for _, k := range order {
+		contacts := groups[k]
+		for start := 0; start < len(contacts); start += maxContactsPerMutation {
+			var out struct {
+				AssignContactsToSegments struct {
+					AssignedCount int          `json:"assignedCount"`
+					UserErrors    payloadError `json:"userErrors"`
+				} `json:"assignContactsToSegments"`
+			}
+			in := map[string]any{
+				"contactIds": contacts[start:min(start+maxContactsPerMutation, len(contacts))],
+				"segmentIds": strings.Split(k, ","),
+			}
+			if err := c.Mutate(ctx, assignMutation, map[string]any{"input": in}, &out); err != nil {
+				return added, err
+			}
+			if errs := out.AssignContactsToSegments.UserErrors; len(errs) > 0 {
+				return added, errs
+			}
+			added += out.AssignContactsToSegments.AssignedCount
+		}
+	}
+	return added, nil
+}
+
+const countsQuery = `query Counts($ids: [ID!]!) {
+  nodes(ids: $ids) { ... on Segment { name contactCount } }
+}`
+
+// printCounts prints the name and size of the given segments, by name.
+func printCounts(ctx context.Context, c *Client, segmentIDs map[string]string, stdout io.Writer) error {
+	ids := make([]string, 0, len(segmentIDs))
+	for _, id := range segmentIDs {
+		ids = append(ids, id)
+	}
+	type segment struct {
+		Name         string `json:"name"`
+		ContactCount int    `json:"contactCount"`
+	}
+	var all []segment
+	for start := 0; start < len(ids); start += maxIDsPerList {
+		var out struct {
+			Nodes []*segment `json:"nodes"`
+		}
+		if err := c.Query(ctx, countsQuery, map[string]any{"ids": ids[start:min(start+maxIDsPerList, len(ids))]}, &out); err != nil {
+			return err
+		}
+		for _, s := range out.Nodes {
+			if s != nil {
+				all = append(all, *s)
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b segment) int { return strings.Compare(a.Name, b.Name) })
+	for _, s := range all {
+		fmt.Fprintf(stdout, "%s: %d contacts\n", s.Name, s.ContactCount)
+	}
+	return nil
+}
+
+const contactsQuery = `query Contacts($first: Int!, $after: String) {
+  contacts(first: $first, after: $after, orderBy: {field: CREATED_AT, direction: ASC}) {
+    pageInfo { hasNextPage endCursor }
+    nodes { phone name email attributes segments { name } }
+  }
+}`
+
+// export writes every contact of the workspace as CSV, in the format sync reads,
+// paging through them 100 at a time. The cursors stay valid while other clients add
+// and remove contacts: nothing is skipped or repeated.
+func export(ctx context.Context, c *Client, stdout, stderr io.Writer) error {
+	w := csv.NewWriter(stdout)
+	if err := w.Write([]string{"phone", "name", "email", "city", "segments"}); err != nil {
+		return err
+	}
+	n := 0
+	var after *string
+	for {
+		var out struct {
+			Contacts struct {
+				PageInfo struct {
+					HasNextPage bool    `json:"hasNextPage"`
+					EndCursor   *string `json:"endCursor"`
+				} `json:"pageInfo"`
+				Nodes []struct {
+					Phone      string          `json:"phone"`
+					Name       *string         `json:"name"`
+					Email      *string         `json:"email"`
+					Attributes json.RawMessage `json:"attributes"`
+					Segments   []struct {
+						Name string `json:"name"`
+					} `json:"segments"`
+				} `json:"nodes"`
+			} `json:"contacts"`
+		}
+		if err := c.Query(ctx, contactsQuery, map[string]any{"first": maxPageSize, "after": after}, &out); err != nil {
+			return err
+		}
+		for _, ct := range out.Contacts.Nodes {
+			var attrs struct {
+				City string `json:"city"`
+			}
+			_ = json.Unmarshal(ct.Attributes, &attrs) // a non-string city is left out
+			names := make([]string, len(ct.Segments))
+			for i, s := range ct.Segments {
+				names[i] = s.Name
+			}
+			if err := w.Write([]string{ct.Phone, deref(ct.Name), deref(ct.Email), attrs.City, strings.Join(names, ";")}); err != nil {
+				return err
+			}
+			n++
+		}
+		if !out.Contacts.PageInfo.HasNextPage {
+			break
+		}
+		after = out.Contacts.PageInfo.EndCursor
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "exported %d contacts\n", n)
+	return nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// nullIfEmpty maps an empty CSV cell to null, which removes the attribute.
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// The example runs against the real server (its HTTP handler on a real PostgreSQL),
+// behind a proxy that injects the failures a partner meets in production.
+
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+
+// env is a server, a workspace on it and its read_write key.
+type env struct {
+	url   string
+	s     *store.Store
+	ws    crm.Workspace
+	key   auth.Key
+	proxy *faults
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	s := storetest.Store(t)
+	ws, key := storetest.Workspace(t, s)
+	h := server.Handler(s, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{})
+	f := &faults{next: h, seen: map[string]int{}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return &env{url: srv.URL + "/graphql", s: s, ws: ws, key: key, proxy: f}
+}
+
+// faults passes requests to the server, except that it answers the request numbered
+// in unavailable with a proxy's 503 (Retry-After: 1, a body that is not JSON),
+// answers the ones in throttled with the API's 429 THROTTLED, and loses the answer of
+// the first mutation whose body contains lose, twice: the server runs it, the
+// client's connection is closed before any answer. (Twice, because Go's transport
+// itself retries a request with an Idempotency-Key once when a reused connection
+// closes before answering.)
+type faults struct {
+	next        http.Handler
+	mu          sync.Mutex
+	n           int
+	unavailable map[int]bool
+	throttled   map[int]bool
+	lose        string
+	lost        string         // the Idempotency-Key of the lost answer
+	seen        map[string]int // requests per Idempotency-Key
+	replayed    int            // answers replayed by the server
+}
+
+func (f *faults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	f.mu.Lock()
+	f.n++
+	n := f.n
+	key := r.Header.Get("Idempotency-Key")
+	if key != "" {
+		f.seen[key]++
+	}
+	lose := f.lose != "" && key != "" && (f.lost == "" && bytes.Contains(body, []byte(f.lose)) || key == f.lost && f.seen[key] <= 2)
+	if lose {
+		f.lost = key
+	}
+	f.mu.Unlock()
+	switch {
+	case f.unavailable[n]:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "upstream connect error", http.StatusServiceUnavailable)
+		return
+	case f.throttled[n]:
+		w.Header().Set("Retry-After", "0")
+		auth.WriteError(w, http.StatusTooManyRequests, "THROTTLED", "throttled: the operation costs 21 and 3 points are available, restoring 50 per second")
+		return
+	case lose:
+		rec := httptest.NewRecorder()
+		f.next.ServeHTTP(rec, r)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	}
+	rec := &replayRecorder{ResponseWriter: w}
+	f.next.ServeHTTP(rec, r)
+	if rec.replayed {
+		f.mu.Lock()
+		f.replayed++
+		f.mu.Unlock()
+	}
+}
+
+type replayRecorder struct {
+	http.ResponseWriter
+	replayed bool
+}
+
+func (r *replayRecorder) WriteHeader(status int) {
+	r.replayed = r.Header().Get("Idempotent-Replayed") == "true"
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// run runs the example with the given arguments and environment.
+func (e *env) run(t *testing.T, key auth.Key, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	getenv := func(name string) string {
+		switch name {
+		case "SEGMENTS_ENDPOINT":
+			return e.url
+		case "SEGMENTS_API_KEY":
+			return string(key)
+		}
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code = run(ctx, append([]string{"-backoff", "20ms"}, args...), getenv, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// counts returns the workspace's contacts and each segment's size, from the
+// memberships themselves (not the counters), by segment name; it fails the test when
+// a counter differs.
+func (e *env) counts(t *testing.T) (int, map[string]int) {
+	t.Helper()
+	ctx := context.Background()
+	var contacts int
+	if err := e.s.DB().QueryRowContext(ctx, "SELECT count(*) FROM contacts WHERE workspace_id = $1", e.ws.ID).Scan(&contacts); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := e.s.DB().QueryContext(ctx, `SELECT s.name, s.contact_count, count(m.contact_id)
+		FROM segments s LEFT JOIN memberships m ON m.workspace_id = s.workspace_id AND m.segment_id = s.id
+		WHERE s.workspace_id = $1 GROUP BY s.workspace_id, s.id`, e.ws.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	sizes := map[string]int{}
+	for rows.Next() {
+		var name string
+		var counter, real int
+		if err := rows.Scan(&name, &counter, &real); err != nil {
+			t.Fatal(err)
+		}
+		if counter != real {
+			t.Errorf("segment %q: contactCount %d, %d memberships", name, counter, real)
+		}
+		sizes[name] = real
+	}
+	return contacts, sizes
+}
+
+func (e *env) readOnlyKey(t *testing.T) auth.Key {
+	t.Helper()
+	key, err := auth.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.CreateAPIKey(context.Background(), e.ws.ID, store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix(), Scope: crm.ScopeRead}); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func TestRefusals(t *testing.T) {
+	e := newEnv(t)
+	if code, _, stderr := e.run(t, ""); code != 2 || !strings.Contains(stderr, "usage") {
+		t.Errorf("without a key: exit %d, %q; want 2 and the usage", code, stderr)
+	}
+	if code, _, _ := e.run(t, e.key, "-chunk", "1001", "sync", "contacts.csv"); code != 2 {
+		t.Errorf("chunk over the limit: exit %d, want 2", code)
+	}
+	// A wrong key is refused at once: retrying would not help.
+	wrong, _ := auth.NewKey()
+	code, stdout, stderr := e.run(t, wrong, "sync", "contacts.csv")
+	if code != 1 || !strings.Contains(stderr, "invalid API key (HTTP 401, UNAUTHENTICATED)") || strings.Contains(stderr, "retry") || stdout != "" {
+		t.Errorf("wrong key: exit %d, stdout %q, stderr %q; want 1 and UNAUTHENTICATED without retries", code, stdout, stderr)
+	}
+	// A read key may export but not sync.
+	ro := e.readOnlyKey(t)
+	code, _, stderr = e.run(t, ro, "sync", "contacts.csv")
+	if code != 1 || !strings.Contains(stderr, "FORBIDDEN") || strings.Contains(stderr, "retry") {
+		t.Errorf("read key: exit %d, stderr %q; want 1 and FORBIDDEN without retries", code, stderr)
+	}
+	if n, sizes := e.counts(t); n != 0 || len(sizes) != 0 {
+		t.Errorf("refused syncs changed the workspace: %d contacts, segments %v", n, sizes)
+	}
+	if code, stdout, _ := e.run(t, ro, "export"); code != 0 || stdout != "phone,name,email,city,segments\n" {
+		t.Errorf("export with a read key: exit %d, %q", code, stdout)
+	}
+}
+
+// TestSync syncs the sample file through a 503, a 429 and a lost answer, then again.
+func TestSync(t *testing.T) {
+	e := newEnv(t)
+	e.proxy.unavailable = map[int]bool{1: true}
+	e.proxy.throttled = map[int]bool{3: true}
+	e.proxy.lose = "upsertContacts"
+	start := time.Now()
+	code, stdout, stderr := e.run(t, e.key, "sync", "contacts.csv")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	want := `contacts: 4 created, 0 updated, 1 skipped
+segments: 2 created
+memberships: 4 added
+Festival Buyers: 2 contacts
+VIP Users: 2 contacts
+`
+	if stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
+	}
+	if !strings.Contains(stderr, "line 6: skipped: ") || !strings.Contains(stderr, "(INVALID)") {
+		t.Errorf("stderr does not report line 6, the invalid phone:\n%s", stderr)
+	}
+	for _, cause := range []string{"HTTP 503", "THROTTLED", "network: "} {
+		if !strings.Contains(stderr, cause) {
+			t.Errorf("no retry after %s:\n%s", cause, stderr)
+		}
+	}
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("took %v: the Retry-After of 1 s was not honoured", took)
+	}
+	// The upsert whose answer was lost ran once: its retries, with the same key, got
+	// the stored answer.
+	if e.proxy.lost == "" || e.proxy.seen[e.proxy.lost] != 3 || e.proxy.replayed != 1 {
+		t.Errorf("lost answer's key sent %d times, %d replays; want 3 and 1", e.proxy.seen[e.proxy.lost], e.proxy.replayed)
+	}
+	n, sizes := e.counts(t)
+	if n != 4 || sizes["VIP Users"] != 2 || sizes["Festival Buyers"] != 2 || len(sizes) != 2 {
+		t.Errorf("%d contacts, segments %v; want 4, VIP Users 2, Festival Buyers 2", n, sizes)
+	}
+
+	// Again: nothing changes.
+	e.proxy.lose = ""
+	code, stdout, _ = e.run(t, e.key, "sync", "contacts.csv")
+	want = `contacts: 0 created, 0 updated, 1 skipped
+segments: 0 created
+memberships: 0 added
+Festival Buyers: 2 contacts
+VIP Users: 2 contacts
+`
+	if code != 0 || stdout != want {
+		t.Errorf("second sync: exit %d, stdout:\n%s\nwant:\n%s", code, stdout, want)
+	}
+	if n2, sizes2 := e.counts(t); n2 != n || fmt.Sprint(sizes2) != fmt.Sprint(sizes) {
+		t.Errorf("second sync changed the workspace: %d contacts, %v", n2, sizes2)
+	}
+}
+
+// TestSyncLargeAndExport syncs 2,345 contacts in chunks of 1,000 and exports them over
+// 24 pages.
+func TestSyncLargeAndExport(t *testing.T) {
+	e := newEnv(t)
+	const n = 2345
+	var b strings.Builder
+	b.WriteString("phone,name,email,city,segments\n")
+	segs := []string{"", "Gold", "Gold;Silver", "Silver;Bronze;Gold"}
+	want := map[string]int{}
+	for i := range n {
+		s := segs[i%len(segs)]
+		for name := range strings.SplitSeq(s, ";") {
+			if name != "" {
+				want[name]++
+			}
+		}
+		fmt.Fprintf(&b, "+9198%08d,Contact %d,c%d@example.com,Pune,%s\n", i, i, i, s)
+	}
+	path := filepath.Join(t.TempDir(), "many.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := e.run(t, e.key, "sync", path)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	wantOut := fmt.Sprintf("contacts: %d created, 0 updated, 0 skipped\nsegments: 3 created\nmemberships: %d added\nBronze: %d contacts\nGold: %d contacts\nSilver: %d contacts\n",
+		n, want["Gold"]+want["Silver"]+want["Bronze"], want["Bronze"], want["Gold"], want["Silver"])
+	if stdout != wantOut {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, wantOut)
+	}
+	got, sizes := e.counts(t)
+	if got != n || fmt.Sprint(sizes) != fmt.Sprint(want) {
+		t.Errorf("%d contacts, segments %v; want %d, %v", got, sizes, n, want)
+	}
+	// 3 upserts of at most 1,000 contacts, 3 groups of segments: 2,345 contacts would
+	// not fit in one request.
+	mutations := 0
+	for range e.proxy.seen {
+		mutations++
+	}
+	if mutations != 3+3+3 {
+		t.Errorf("%d mutations, want 9 (3 segments, 3 upsert chunks, 3 assignments)", mutations)
+	}
+
+	code, stdout, stderr = e.run(t, e.readOnlyKey(t), "export")
+	if code != 0 || !strings.Contains(stderr, fmt.Sprintf("exported %d contacts", n)) {
+		t.Fatalf("export: exit %d, %s", code, stderr)
+	}
+	recs, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != n+1 {
+		t.Fatalf("%d lines, want %d", len(recs), n+1)
+	}
+	for i, rec := range recs[1:] {
+		s := segs[i%len(segs)]
+		sorted := strings.Split(s, ";")
+		if s == "" {
+			sorted = nil
+		}
+		wantRec := fmt.Sprintf("+9198%08d|Contact %d|c%d@example.com|Pune|%s", i, i, i, sortedNames(sorted))
+		if got := strings.Join(rec, "|"); got != wantRec {
+			t.Fatalf("line %d: %s, want %s", i+2, got, wantRec)
+		}
+	}
+}
+
+// sortedNames joins names in the order the API lists a contact's segments: by name.
+func sortedNames(names []string) string {
+	out := append([]string(nil), names...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return strings.Join(out, ";")
+}
