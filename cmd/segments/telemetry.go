@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/telemetry"
+)
+
+// telemetryFlags registers the observability settings. The OTLP ones take the
+// standard OpenTelemetry variables, so that a deployment configured for other
+// services works unchanged.
+func (c *config) telemetryFlags(fs *flag.FlagSet, env func(name, def string) string) {
+	fs.StringVar(&c.metricsAddr, "metrics-addr", env("SEGMENTS_METRICS_ADDR", ""), "")
+	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", env("OTEL_EXPORTER_OTLP_ENDPOINT", ""), "")
+	c.otlpTracesEndpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	c.otlpProtocol = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env("OTEL_EXPORTER_OTLP_PROTOCOL", ""))
+	c.otelDisabled = strings.EqualFold(env("OTEL_SDK_DISABLED", ""), "true") ||
+		strings.EqualFold(env("OTEL_TRACES_EXPORTER", ""), "none")
+}
+
+// tracing returns the tracer provider of the settings, nil when tracing is off, and
+// the function that flushes its last spans.
+func (c *config) tracing(ctx context.Context, log *slog.Logger) (trace.TracerProvider, func(), error) {
+	opts := telemetry.TracingOptions{Endpoint: c.otlpEndpoint, TracesEndpoint: c.otlpTracesEndpoint, Protocol: c.otlpProtocol}
+	if !opts.Enabled() || c.otelDisabled {
+		return nil, func() {}, nil
+	}
+	tp, err := telemetry.NewTracerProvider(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The exporter's failures (collector down) reach the log, not stderr in another
+	// format.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
+	log.Info("tracing on", "otlp_endpoint", firstNonEmpty(opts.TracesEndpoint, opts.Endpoint))
+	return tp, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(ctx); err != nil {
+			log.Warn("tracing: flush the last spans", "err", err)
+		}
+	}, nil
+}
+
+// metrics returns the server's metrics and, with --metrics-addr, starts the listener
+// that serves them instead of the API's; its stop function closes it. With
+// --metrics-addr=off, there are none.
+func (c *config) metrics(s *store.Store, log *slog.Logger) (m *telemetry.Metrics, onAPI bool, stop func(), err error) {
+	switch c.metricsAddr {
+	case "off":
+		return nil, false, func() {}, nil
+	case "":
+		return telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB()}), true, func() {}, nil
+	}
+	m = telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB()})
+	ln, err := net.Listen("tcp", c.metricsAddr)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener", "err", err)
+		}
+	}()
+	log.Info("serving /metrics", "addr", ln.Addr().String())
+	return m, false, func() { srv.Close() }, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

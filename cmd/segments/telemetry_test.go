@@ -1,0 +1,101 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// get returns the status and body of GET url.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(body)
+}
+
+// TestServeObservability proves the observability settings reach the server: /metrics
+// on the API's listener by default, on its own with --metrics-addr, and spans sent to
+// the OTLP endpoint of the standard variable.
+func TestServeObservability(t *testing.T) {
+	db := storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": db})
+	key := newWorkspace(t, getenv, "Observed Retail")
+
+	// Refused at start: settings that cannot work.
+	for name, c := range map[string]struct {
+		vars map[string]string
+		args []string
+	}{
+		"endpoint without a scheme": {nil, []string{"--otlp-endpoint", "collector:4318"}},
+		"gRPC":                      {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, nil},
+		"traces endpoint not a URL": {map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "nowhere"}, nil},
+	} {
+		vars := map[string]string{"DATABASE_URL": db}
+		for k, v := range c.vars {
+			vars[k] = v
+		}
+		_, stderr, err := cli(env(vars), append([]string{"serve", "--addr", freeAddr(t)}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), "tracing") {
+			t.Errorf("%s: got %v, want a tracing error\n%s", name, err, stderr)
+		}
+	}
+
+	t.Run("metrics on the API listener", func(t *testing.T) {
+		url := start(t, getenv)
+		workspaceName(t, url, key)
+		status, body := get(t, url+"/metrics")
+		if status != http.StatusOK || !strings.Contains(body, "segments_db_pool_open_connections") ||
+			!strings.Contains(body, `segments_requests_total{operation="anonymous",outcome="ok"} 1`) {
+			t.Fatalf("GET /metrics: %d\n%s", status, body)
+		}
+	})
+
+	t.Run("metrics on their own listener", func(t *testing.T) {
+		maddr := freeAddr(t)
+		url := start(t, getenv, "--metrics-addr", maddr)
+		if status, _ := get(t, url+"/metrics"); status != http.StatusNotFound {
+			t.Fatalf("GET /metrics on the API's listener: %d, want 404", status)
+		}
+		if status, body := get(t, "http://"+maddr+"/metrics"); status != http.StatusOK || !strings.Contains(body, "segments_db_pool_open_connections") {
+			t.Fatalf("GET /metrics on --metrics-addr: %d\n%s", status, body)
+		}
+	})
+
+	t.Run("metrics off", func(t *testing.T) {
+		url := start(t, getenv, "--metrics-addr", "off")
+		if status, _ := get(t, url+"/metrics"); status != http.StatusNotFound {
+			t.Fatalf("GET /metrics: %d, want 404", status)
+		}
+	})
+
+	var mu sync.Mutex
+	var exports []string
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.Contains(string(body), "POST /graphql") && strings.Contains(string(body), "Query.workspace") {
+			exports = append(exports, r.Method+" "+r.URL.Path)
+		}
+	}))
+	defer receiver.Close()
+	t.Run("tracing", func(t *testing.T) {
+		url := start(t, env(map[string]string{"DATABASE_URL": db, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.URL}))
+		workspaceName(t, url, key)
+	}) // serve stopped: its last spans are flushed
+	mu.Lock()
+	defer mu.Unlock()
+	if len(exports) != 1 || exports[0] != "POST /v1/traces" {
+		t.Fatalf("the OTLP receiver got %q, want the request's spans once", exports)
+	}
+}

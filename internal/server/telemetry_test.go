@@ -1,0 +1,558 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/requestid"
+	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+	"github.com/segments/segments/internal/telemetry"
+)
+
+// observed is a server with its metrics, its log and, when asked, its spans.
+type observed struct {
+	*api
+	metrics *telemetry.Metrics
+	log     *syncBuffer
+	spans   *tracetest.SpanRecorder
+}
+
+// observedOptions say how newObserved builds the server.
+type observedOptions struct {
+	maxOperations int
+	limits        limits.Limits
+	tracing       bool
+	throttle      limits.Throttle
+	// count puts a statement counter around the handler, as newAPIWith does, so that
+	// a.statements() tells the true number of each request's statements.
+	count bool
+}
+
+// newObserved starts the real handler on a real PostgreSQL with metrics, a JSON log
+// into a buffer and, with opts.tracing, an in-memory span recorder.
+func newObserved(t *testing.T, opts observedOptions) *observed {
+	t.Helper()
+	s := storetest.Store(t)
+	ws, key := storetest.Workspace(t, s)
+	o := &observed{
+		api:     &api{t: t, key: key, ws: ws, store: s, last: &atomic.Pointer[store.StatementCounter]{}},
+		metrics: telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB(), MaxOperations: opts.maxOperations}),
+		log:     &syncBuffer{},
+	}
+	if opts.limits == (limits.Limits{}) {
+		opts.limits = limits.Limits{MaxCost: 100_000}
+	}
+	cfg := server.Config{BatchWait: time.Millisecond, Limits: opts.limits, Metrics: o.metrics, Throttle: opts.throttle}
+	if opts.tracing {
+		o.spans = tracetest.NewSpanRecorder()
+		cfg.Tracing = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.spans))
+	}
+	h := server.Handler(s, slog.New(slog.NewJSONHandler(o.log, nil)), cfg)
+	if opts.count {
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c := &store.StatementCounter{}
+			o.last.Store(c)
+			inner.ServeHTTP(w, r.WithContext(store.WithStatementCounter(r.Context(), c)))
+		})
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	o.url = srv.URL
+	return o
+}
+
+// syncBuffer is a buffer the server writes its log to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the JSON log lines written so far.
+func (b *syncBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// eventually retries check until it passes or 5 seconds pass: the server records a
+// request just after its response is written.
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// scrape reads /metrics as Prometheus does.
+func (o *observed) scrape() map[string]*dto.MetricFamily {
+	o.t.Helper()
+	res, err := http.Get(o.url + "/metrics")
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		o.t.Fatalf("GET /metrics: %d", res.StatusCode)
+	}
+	var p expfmt.TextParser
+	fams, err := p.TextToMetricFamilies(res.Body)
+	if err != nil {
+		o.t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// metric returns the series of family name with exactly the given labels, or nil.
+func metric(fams map[string]*dto.MetricFamily, name string, labels ...string) *dto.Metric {
+	f := fams[name]
+	if f == nil {
+		return nil
+	}
+	for _, m := range f.Metric {
+		if len(m.Label)*2 != len(labels) {
+			continue
+		}
+		match := true
+		for _, l := range m.Label {
+			found := false
+			for i := 0; i < len(labels); i += 2 {
+				if labels[i] == l.GetName() && labels[i+1] == l.GetValue() {
+					found = true
+				}
+			}
+			match = match && found
+		}
+		if match {
+			return m
+		}
+	}
+	return nil
+}
+
+// counter returns the value of a counter series, 0 when it does not exist yet.
+func counter(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	if m := metric(fams, name, labels...); m != nil {
+		return m.GetCounter().GetValue()
+	}
+	return 0
+}
+
+// histogram returns the count and sum of a histogram series, 0 when it does not exist.
+func histogram(fams map[string]*dto.MetricFamily, name string, labels ...string) (uint64, float64) {
+	if m := metric(fams, name, labels...); m != nil {
+		return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+	}
+	return 0, 0
+}
+
+const namedQuery = `query SegmentCount { segments(first: 5) { totalCount nodes { name } } }`
+
+func TestMetricsMoveWithRequests(t *testing.T) {
+	o := newObserved(t, observedOptions{count: true, limits: limits.Limits{MaxCost: 50}})
+	op := []string{"operation", "SegmentCount", "outcome", "ok"}
+
+	// Nothing is counted before a request.
+	before := o.scrape()
+	if v := counter(before, "segments_requests_total", op...); v != 0 {
+		t.Fatalf("requests before any: %v", v)
+	}
+	if n, _ := histogram(before, "segments_request_duration_seconds", "operation", "SegmentCount"); n != 0 {
+		t.Fatalf("durations before any request: %d", n)
+	}
+	stmtCount0, stmtSum0 := histogram(before, "segments_sql_statements_per_request")
+
+	var wantStatements int64
+	for i := 1; i <= 2; i++ {
+		o.do(namedQuery, nil, nil)
+		wantStatements += o.statements()
+		eventually(t, "the request is counted", func() error {
+			fams := o.scrape()
+			if v := counter(fams, "segments_requests_total", op...); v != float64(i) {
+				return fmt.Errorf("segments_requests_total%v = %v, want %d", op, v, i)
+			}
+			if n, sum := histogram(fams, "segments_request_duration_seconds", "operation", "SegmentCount"); n != uint64(i) || sum <= 0 {
+				return fmt.Errorf("duration histogram: count %d sum %v, want count %d", n, sum, i)
+			}
+			n, sum := histogram(fams, "segments_sql_statements_per_request")
+			if n != stmtCount0+uint64(i) || sum-stmtSum0 != float64(wantStatements) {
+				return fmt.Errorf("statements histogram: count %d (was %d), sum %v (was %v), want %d more statements",
+					n, stmtCount0, sum, stmtSum0, wantStatements)
+			}
+			return nil
+		})
+	}
+	if wantStatements < 2 {
+		t.Fatalf("the requests sent %d statements: the counter counts nothing", wantStatements)
+	}
+
+	// A request without a key is a rejection, before any operation is known.
+	anonymous := *o.api
+	anonymous.key = ""
+	anonymous.fails("UNAUTHENTICATED", namedQuery, nil)
+	eventually(t, "the 401 is counted", func() error {
+		fams := o.scrape()
+		if n, _ := histogram(fams, "segments_sql_statements_per_request"); n != stmtCount0+2 {
+			return fmt.Errorf("statements observed for a refused request: count %d, want %d", n, stmtCount0+2)
+		}
+		if v := counter(fams, "segments_rejections_total", "code", "UNAUTHENTICATED"); v != 1 {
+			return fmt.Errorf("rejections{UNAUTHENTICATED} = %v, want 1", v)
+		}
+		if v := counter(fams, "segments_requests_total", "operation", "unknown", "outcome", "UNAUTHENTICATED"); v != 1 {
+			return fmt.Errorf("requests{unknown, UNAUTHENTICATED} = %v, want 1", v)
+		}
+		return nil
+	})
+
+	// An operation over the cost limit is refused after validation: its name is known.
+	o.fails(limits.CodeMaxCost, `query Expensive { segments(first: 100) { nodes { contacts(first: 100) { totalCount } } } }`, nil)
+	eventually(t, "the limit refusal is counted", func() error {
+		fams := o.scrape()
+		if v := counter(fams, "segments_rejections_total", "code", limits.CodeMaxCost); v != 1 {
+			return fmt.Errorf("rejections{%s} = %v, want 1", limits.CodeMaxCost, v)
+		}
+		if v := counter(fams, "segments_requests_total", "operation", "Expensive", "outcome", limits.CodeMaxCost); v != 1 {
+			return fmt.Errorf("requests{Expensive, %s} = %v, want 1", limits.CodeMaxCost, v)
+		}
+		return nil
+	})
+	// A rate-limited request.
+	throttled := newObserved(t, observedOptions{throttle: emptyBucket{}})
+	throttled.fails(limits.CodeThrottled, namedQuery, nil)
+	eventually(t, "the throttled request is counted", func() error {
+		fams := throttled.scrape()
+		if v := counter(fams, "segments_rejections_total", "code", limits.CodeThrottled); v != 1 {
+			return fmt.Errorf("rejections{%s} = %v, want 1", limits.CodeThrottled, v)
+		}
+		if v := counter(fams, "segments_requests_total", "operation", "SegmentCount", "outcome", limits.CodeThrottled); v != 1 {
+			return fmt.Errorf("requests{SegmentCount, %s} = %v, want 1", limits.CodeThrottled, v)
+		}
+		return nil
+	})
+
+	// Successful requests are no rejections.
+	fams := o.scrape()
+	if v := counter(fams, "segments_rejections_total", "code", "ok"); v != 0 {
+		t.Fatalf("rejections{ok} = %v", v)
+	}
+
+	// The pool and the runtime are there too.
+	if m := metric(fams, "segments_db_pool_max_open_connections"); m == nil || m.GetGauge().GetValue() != 10 {
+		t.Fatalf("segments_db_pool_max_open_connections = %v, want the store's 10", m)
+	}
+	if m := metric(fams, "segments_db_pool_open_connections"); m == nil || m.GetGauge().GetValue() < 1 {
+		t.Fatalf("segments_db_pool_open_connections = %v, want at least 1", m)
+	}
+	for _, name := range []string{"segments_db_pool_in_use_connections", "segments_db_pool_idle_connections",
+		"segments_db_pool_wait_count_total", "segments_db_pool_wait_duration_seconds_total", "go_goroutines", "process_cpu_seconds_total"} {
+		if fams[name] == nil {
+			t.Errorf("no %s", name)
+		}
+	}
+}
+
+// emptyBucket is a rate limit whose bucket is always empty.
+type emptyBucket struct{}
+
+func (emptyBucket) Take(context.Context, string, int) (limits.Status, error) {
+	return limits.Status{MaximumAvailable: 10, RestoreRate: 1}, limits.ErrThrottled
+}
+
+func TestOperationLabelIsBounded(t *testing.T) {
+	o := newObserved(t, observedOptions{maxOperations: 2})
+	for _, name := range []string{"First", "Second", "Third", "Fourth", "First"} {
+		o.do(`query `+name+` { segments(first: 1) { totalCount } }`, nil, nil)
+	}
+	o.do(`{ segments(first: 1) { totalCount } }`, nil, nil)
+	o.fails("GRAPHQL_PARSE_FAILED", `query Broken {`, nil)
+	eventually(t, "the labels", func() error {
+		fams := o.scrape()
+		for _, c := range []struct {
+			op, outcome string
+			want        float64
+		}{
+			{"First", "ok", 2}, {"Second", "ok", 1}, {"other", "ok", 2}, {"Third", "ok", 0}, {"Fourth", "ok", 0},
+			{"anonymous", "ok", 1}, {"unknown", "GRAPHQL_PARSE_FAILED", 1}, {"Broken", "GRAPHQL_PARSE_FAILED", 0},
+		} {
+			if v := counter(fams, "segments_requests_total", "operation", c.op, "outcome", c.outcome); v != c.want {
+				return fmt.Errorf("requests{%s, %s} = %v, want %v", c.op, c.outcome, v, c.want)
+			}
+		}
+		if v := counter(fams, "segments_rejections_total", "code", "GRAPHQL_PARSE_FAILED"); v != 1 {
+			return fmt.Errorf("rejections{GRAPHQL_PARSE_FAILED} = %v, want 1", v)
+		}
+		if v := counter(fams, "segments_rejections_total", "code", "ok"); v != 0 {
+			return fmt.Errorf("rejections{ok} = %v, want 0", v)
+		}
+		if v := counter(fams, "segments_operation_names_overflow_total"); v != 2 {
+			return fmt.Errorf("overflow = %v, want 2", v)
+		}
+		return nil
+	})
+}
+
+func TestAccessLogFields(t *testing.T) {
+	o := newObserved(t, observedOptions{})
+	line := func(requestID string) (map[string]any, error) {
+		for _, l := range o.log.lines(t) {
+			if l["msg"] == "request" && l["request_id"] == requestID {
+				return l, nil
+			}
+		}
+		return nil, fmt.Errorf("no log line with request_id %q", requestID)
+	}
+	send := func(key string) string {
+		body, _ := json.Marshal(map[string]any{"query": namedQuery})
+		req, _ := http.NewRequest(http.MethodPost, o.url+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		id := res.Header.Get(requestid.Header)
+		if id == "" {
+			t.Fatal("no request ID")
+		}
+		return id
+	}
+
+	// Refused before GraphQL: no operation, no workspace, the code of the refusal.
+	id := send("")
+	var got map[string]any
+	eventually(t, "the 401's log line", func() (err error) { got, err = line(id); return err })
+	for k, want := range map[string]any{"path": "/graphql", "status": float64(401), "outcome": "UNAUTHENTICATED", "sql_statements": float64(0)} {
+		if got[k] != want {
+			t.Errorf("401 line: %s = %v, want %v (%v)", k, got[k], want, got)
+		}
+	}
+	for _, k := range []string{"operation", "workspace"} {
+		if v, ok := got[k]; ok {
+			t.Errorf("401 line has %s = %v", k, v)
+		}
+	}
+
+	id = send(string(o.key))
+	eventually(t, "the request's log line", func() (err error) { got, err = line(id); return err })
+	for k, want := range map[string]any{
+		"method": "POST", "path": "/graphql", "status": float64(200), "outcome": "ok",
+		"operation": "SegmentCount", "operation_type": "query",
+		"workspace": globalid.Encode(globalid.Workspace, o.ws.ID),
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v (%v)", k, got[k], want, got)
+		}
+	}
+	if n, _ := got["sql_statements"].(float64); n < 1 {
+		t.Errorf("sql_statements = %v, want the statements it sent", got["sql_statements"])
+	}
+	if d, _ := got["duration"].(float64); d <= 0 {
+		t.Errorf("duration = %v", got["duration"])
+	}
+}
+
+func TestTracesChainRequestResolverAndSQL(t *testing.T) {
+	o := newObserved(t, observedOptions{tracing: true})
+	// The caller's trace continues: traceparent names its trace and span.
+	const traceID, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	body, _ := json.Marshal(map[string]any{"query": namedQuery})
+	req, _ := http.NewRequest(http.MethodPost, o.url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+string(o.key))
+	req.Header.Set("traceparent", "00-"+traceID+"-"+callerSpan+"-01")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+
+	var spans []sdktrace.ReadOnlySpan
+	var request sdktrace.ReadOnlySpan
+	eventually(t, "the request span", func() error {
+		spans = o.spans.Ended()
+		for _, s := range spans {
+			if s.Name() == "POST /graphql" {
+				request = s
+				return nil
+			}
+		}
+		return fmt.Errorf("no request span among %d", len(spans))
+	})
+	if request.SpanKind() != trace.SpanKindServer || request.Parent().SpanID().String() != callerSpan ||
+		request.SpanContext().TraceID().String() != traceID {
+		t.Fatalf("request span %s: kind %v, parent %s, trace %s; want a server span under the caller's",
+			request.Name(), request.SpanKind(), request.Parent().SpanID(), request.SpanContext().TraceID())
+	}
+	attrs := map[string]string{}
+	for _, a := range request.Attributes() {
+		attrs[string(a.Key)] = a.Value.Emit()
+	}
+	for k, want := range map[string]string{"graphql.operation.name": "SegmentCount", "http.response.status_code": "200",
+		"segments.workspace": globalid.Encode(globalid.Workspace, o.ws.ID)} {
+		if attrs[k] != want {
+			t.Errorf("request span: %s = %q, want %q", k, attrs[k], want)
+		}
+	}
+
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		byID[s.SpanContext().SpanID()] = s
+	}
+	var resolver sdktrace.ReadOnlySpan
+	var sqlUnderResolver, sqlUnderRequest int
+	for _, s := range spans {
+		switch {
+		case s.Name() == "Query.segments":
+			resolver = s
+		case strings.HasPrefix(s.Name(), "Segment.") || strings.HasPrefix(s.Name(), "SegmentConnection."):
+			// Fields read from a struct have no resolver of their own: no span.
+			if s.Name() == "Segment.name" {
+				t.Errorf("span for the trivial field %s", s.Name())
+			}
+		}
+	}
+	if resolver == nil {
+		t.Fatalf("no Query.segments span among %v", names(spans))
+	}
+	if resolver.Parent().SpanID() != request.SpanContext().SpanID() {
+		t.Fatalf("Query.segments's parent is %s, want the request span", resolver.Parent().SpanID())
+	}
+	for _, s := range spans {
+		if s.InstrumentationScope().Name != "github.com/segments/segments/internal/store" {
+			continue
+		}
+		if s.SpanKind() != trace.SpanKindClient || s.SpanContext().TraceID() != request.SpanContext().TraceID() {
+			t.Errorf("SQL span %s: kind %v, trace %s", s.Name(), s.SpanKind(), s.SpanContext().TraceID())
+		}
+		// Walk up to the request: an SQL span is under a resolver or the request itself.
+		switch p := s.Parent().SpanID(); {
+		case p == request.SpanContext().SpanID():
+			sqlUnderRequest++ // authentication
+		case under(byID, s, resolver.SpanContext().SpanID()):
+			sqlUnderResolver++
+		}
+	}
+	if sqlUnderResolver == 0 {
+		t.Errorf("no SQL span under Query.segments: %v", names(spans))
+	}
+	if sqlUnderRequest == 0 {
+		t.Errorf("no SQL span (the key lookup) under the request span: %v", names(spans))
+	}
+}
+
+// under reports whether s descends from the span id.
+func under(byID map[trace.SpanID]sdktrace.ReadOnlySpan, s sdktrace.ReadOnlySpan, id trace.SpanID) bool {
+	for p := s.Parent().SpanID(); p.IsValid(); {
+		if p == id {
+			return true
+		}
+		parent, ok := byID[p]
+		if !ok {
+			return false
+		}
+		p = parent.Parent().SpanID()
+	}
+	return false
+}
+
+func names(spans []sdktrace.ReadOnlySpan) []string {
+	out := make([]string, len(spans))
+	for i, s := range spans {
+		out[i] = s.InstrumentationScope().Name + ":" + s.Name()
+	}
+	return out
+}
+
+// BenchmarkTelemetry measures what the observability costs a request (the dashboard's
+// segment list, W1, on 50 segments), through the real handler and PostgreSQL:
+// without metrics, with metrics, and with metrics and tracing (every span sampled,
+// none exported). Compare ns/op and allocs/op of the three.
+func BenchmarkTelemetry(b *testing.B) {
+	s := storetest.Store(b)
+	ws, key := storetest.Workspace(b, s)
+	for i := range 50 {
+		if _, err := s.CreateSegment(context.Background(), ws.ID, crm.NewSegment{Name: fmt.Sprintf("Segment %02d", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	body := gqlBody(`{ segments(first: 50) { nodes { id name description contactCount createdAt } pageInfo { hasNextPage endCursor } } }`, nil)
+	for _, c := range []struct {
+		name             string
+		metrics, tracing bool
+	}{{"off", false, false}, {"metrics", true, false}, {"metrics+tracing", true, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			cfg := server.Config{BatchWait: time.Millisecond, Limits: limits.Limits{MaxCost: 100_000}}
+			if c.metrics {
+				cfg.Metrics = telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB()})
+			}
+			if c.tracing {
+				tp := sdktrace.NewTracerProvider()
+				b.Cleanup(func() { tp.Shutdown(context.Background()) })
+				cfg.Tracing = tp
+			}
+			h := server.Handler(s, slog.New(slog.NewJSONHandler(io.Discard, nil)), cfg)
+			a := &api{t: b, key: key, ws: ws, store: s, last: &atomic.Pointer[store.StatementCounter]{}}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c := &store.StatementCounter{}
+				a.last.Store(c)
+				h.ServeHTTP(w, r.WithContext(store.WithStatementCounter(r.Context(), c)))
+			}))
+			defer srv.Close()
+			a.url = srv.URL
+			benchPost(b, a, [][]byte{body})
+		})
+	}
+}

@@ -1,0 +1,90 @@
+// Package telemetry observes the requests the server answers: the record each request
+// fills on its way through the layers (Request), the Prometheus metrics (Metrics) and
+// the OpenTelemetry traces (Tracing).
+//
+// The HTTP middleware starts a Request and puts it in the context; the layers that
+// learn something about the request write it there (the workspace after
+// authentication, the GraphQL operation and the code of its first error after
+// execution); the middleware reads it back when the response is written, for the log
+// line, the metrics and the request's span.
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/segments/segments/internal/store"
+)
+
+// Request is what the layers of one request tell the telemetry. It is filled by the
+// goroutine serving the request and read by it once the handler returned, so it needs
+// no lock.
+type Request struct {
+	// Operation is the name of the GraphQL operation, "" when unnamed; OperationType
+	// is query or mutation, "" when no valid operation was found.
+	Operation, OperationType string
+	// Workspace is the workspace the request acts for, 0 before authentication.
+	Workspace int64
+	// Code is the extensions.code of the first error of the response, "" without
+	// errors.
+	Code string
+	// Executed is true once the operation ran (its response has data); a request
+	// answered without is a refusal.
+	Executed bool
+
+	counter *store.StatementCounter
+	own     store.StatementCounter
+	base    int64
+}
+
+type requestKey struct{}
+
+// Begin starts the record of a request and returns it with a context that carries it,
+// and that counts the request's SQL statements. A statement counter already in ctx
+// (a test's) keeps counting: the record counts the statements from now on.
+func Begin(ctx context.Context) (context.Context, *Request) {
+	r := &Request{}
+	if c := store.StatementCounterFrom(ctx); c != nil {
+		r.counter, r.base = c, c.N()
+	} else {
+		r.counter = &r.own
+		ctx = store.WithStatementCounter(ctx, r.counter)
+	}
+	return context.WithValue(ctx, requestKey{}, r), r
+}
+
+// From returns the record of the request of ctx, or nil outside of one.
+func From(ctx context.Context) *Request {
+	r, _ := ctx.Value(requestKey{}).(*Request)
+	return r
+}
+
+// Statements returns the number of SQL statements the request has sent so far (0 for
+// a record not made by Begin).
+func (r *Request) Statements() int64 {
+	if r.counter == nil {
+		return 0
+	}
+	return r.counter.N() - r.base
+}
+
+// Operated reports whether the request reached a valid GraphQL operation.
+func (r *Request) Operated() bool { return r.OperationType != "" }
+
+// CodeFromBody returns the extensions.code of the first error of a GraphQL-shaped
+// response body, "" when it has none or does not parse. The middleware reads it from
+// the refusals written before GraphQL runs (authentication, body size, rate limits,
+// idempotency), whose code no GraphQL hook sees.
+func CodeFromBody(body []byte) string {
+	var res struct {
+		Errors []struct {
+			Extensions struct {
+				Code string `json:"code"`
+			} `json:"extensions"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(body, &res) != nil || len(res.Errors) == 0 {
+		return ""
+	}
+	return res.Errors[0].Extensions.Code
+}
