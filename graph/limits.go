@@ -2,6 +2,8 @@ package graph
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,7 +74,7 @@ func useLimits(srv limitable, log *slog.Logger, opts Options) {
 		ext.throttle = limits.Unlimited{Capacity: ext.limits.MaxCost}
 	}
 	if ext.bucket == nil {
-		ext.bucket = WorkspaceBucket
+		ext.bucket = PrincipalBucket
 	}
 	srv.Use(ext)
 }
@@ -99,7 +101,31 @@ func rulesWithoutSuggestions() *rules.Rules {
 	return r
 }
 
-// WorkspaceBucket is the default throttle bucket: one per workspace.
+// PrincipalBucket is the default throttle bucket: one per API key
+// ("workspace:1/key:7") and one per dashboard user of a workspace
+// ("workspace:1/user:<sub>"), so that a partner's noisy integration spends its own
+// budget, not its workspace's dashboard users'. A context without a principal gets
+// its workspace's bucket (WorkspaceBucket).
+func PrincipalBucket(ctx context.Context) string {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return WorkspaceBucket(ctx)
+	}
+	ws := "workspace:" + strconv.FormatInt(p.Workspace.ID, 10)
+	if p.Kind == auth.KindUser {
+		// A subject is the issuer's choice and may be long: a long one is hashed, so
+		// that bucket names stay short (the rate limiter's table caps them).
+		if len(p.Subject) > 100 {
+			sum := sha256.Sum256([]byte(p.Subject))
+			return ws + "/user#" + hex.EncodeToString(sum[:16])
+		}
+		return ws + "/user:" + p.Subject
+	}
+	return ws + "/key:" + strconv.FormatInt(p.KeyID, 10)
+}
+
+// WorkspaceBucket is a throttle bucket per workspace, shared by all its keys and
+// users.
 func WorkspaceBucket(ctx context.Context) string {
 	if ws, ok := auth.WorkspaceFrom(ctx); ok {
 		return "workspace:" + strconv.FormatInt(ws.ID, 10)
@@ -177,7 +203,7 @@ func (e *limitsExtension) MutateOperationContext(ctx context.Context, opCtx *gra
 	}
 	if op.Operation != ast.Query {
 		if ref := refusalFrom(ctx); ref != nil && ref.method == http.MethodGet {
-			return nil // gqlgen refuses it next; nothing is charged
+			return nil // the transport refuses it next (405); nothing is charged
 		}
 		if p, ok := auth.PrincipalFrom(ctx); !ok || !p.CanWrite() {
 			return nil // authorizeWrites refuses it; nothing is charged
@@ -233,10 +259,13 @@ func (e *limitsExtension) mayIntrospect(ctx context.Context) bool {
 // cost points again.
 func (e *limitsExtension) retryAfter(ctx context.Context, cost int, s limits.Status) {
 	ref := refusalFrom(ctx)
-	if ref == nil || s.RestoreRate <= 0 {
+	if ref == nil || (s.RestoreRate <= 0 && s.Wait <= 0) {
 		return
 	}
-	secs := math.Ceil(float64(cost-s.CurrentlyAvailable) / s.RestoreRate)
+	secs := math.Ceil(s.Wait.Seconds())
+	if s.Wait <= 0 {
+		secs = math.Ceil(float64(cost-s.CurrentlyAvailable) / s.RestoreRate)
+	}
 	ref.retryAfter = strconv.Itoa(int(min(max(secs, 1), 3600)))
 }
 
@@ -254,8 +283,9 @@ func introspects(opCtx *graphql.OperationContext) bool {
 }
 
 // refusal is how the extension sets the HTTP status of the requests it refuses:
-// gqlgen answers protocol errors with 422 (or 400, by the Accept header); refusals of
-// limits are always 400, and throttled requests 429.
+// the transport answers requests that fail before execution with 200 or 400, by the
+// Accept header (transport.go); refusals of limits are always 400, and throttled
+// requests 429.
 type refusal struct {
 	method     string
 	status     int

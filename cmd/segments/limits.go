@@ -1,13 +1,31 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/store"
+)
+
+// The rate limit's defaults, in the spirit of Shopify's (a bucket of points refilled
+// at 5% of its size a second) but with a bucket of ten maximal requests instead of
+// one: no single request within --max-cost is ever refused for its size alone, a
+// dashboard page load (a few requests of 20 to 200 points) or a partner's burst of
+// bulk mutations (about 20 points per 1,000 contacts) passes at once, and a caller
+// who keeps going is held to 500 points a second, for instance about 5 pages of 50
+// contacts with their segments (101 points each), or 20,000 contacts synced, per
+// second.
+const (
+	defaultRateCapacity = 10_000
+	defaultRateRestore  = 500.0
 )
 
 // limitFlags registers the limit settings on fs, with defaults from env. A limit of 0
@@ -35,6 +53,17 @@ func (c *config) limitFlags(fs *flag.FlagSet, env func(name, def string) string)
 	integer(&c.limits.MaxRepeatedFields, "max-repeated-fields", "SEGMENTS_MAX_REPEATED_FIELDS", d.MaxRepeatedFields)
 	integer(&c.limits.MaxListItems, "max-list-items", "SEGMENTS_MAX_LIST_ITEMS", d.MaxListItems)
 	integer(&c.limits.MaxCost, "max-cost", "SEGMENTS_MAX_COST", d.MaxCost)
+	// Rate limiting: 0 turns it off (no -1 here).
+	rateCapacity := envInt("SEGMENTS_RATE_LIMIT_CAPACITY", defaultRateCapacity)
+	if rateCapacity < 0 && c.envErr == nil {
+		c.envErr = errors.New("SEGMENTS_RATE_LIMIT_CAPACITY: want a whole number, 0 for no rate limiting")
+	}
+	fs.IntVar(&c.rateCapacity, "rate-limit-capacity", int(rateCapacity), "")
+	rate, err := strconv.ParseFloat(env("SEGMENTS_RATE_LIMIT_RESTORE_RATE", strconv.FormatFloat(defaultRateRestore, 'g', -1, 64)), 64)
+	if err != nil && c.envErr == nil {
+		c.envErr = fmt.Errorf("SEGMENTS_RATE_LIMIT_RESTORE_RATE: want points per second: %w", err)
+	}
+	fs.Float64Var(&c.rateRestore, "rate-limit-restore-rate", rate, "")
 	choice := func(p *string, flagName, envName, def string, allowed ...string) {
 		check := func(v string) error {
 			if !slices.Contains(allowed, v) {
@@ -56,4 +85,34 @@ func (c *config) limitFlags(fs *flag.FlagSet, env func(name, def string) string)
 	}
 	choice(&c.introspection, "introspection", "SEGMENTS_INTROSPECTION", "on", "on", "off", "sessions")
 	choice(&c.playground, "playground", "SEGMENTS_PLAYGROUND", "on", "on", "off")
+}
+
+// checkRateLimit refuses rate-limit settings that cannot work.
+func (c *config) checkRateLimit() error {
+	if c.rateCapacity == 0 {
+		return nil
+	}
+	if c.rateCapacity < 0 || !(c.rateRestore > 0) || math.IsInf(c.rateRestore, 0) {
+		return fmt.Errorf("%w: --rate-limit-capacity must be positive (0: off) and --rate-limit-restore-rate a positive number of points per second", errUsage)
+	}
+	if maxCost := c.limits.WithDefaults().MaxCost; maxCost > c.rateCapacity {
+		return fmt.Errorf("%w: --rate-limit-capacity (%d) is below --max-cost (%d): requests costing more than a bucket holds could never run", errUsage, c.rateCapacity, maxCost)
+	}
+	return nil
+}
+
+// throttle returns the rate limiter of the settings: token buckets in s's database,
+// one per API key and one per dashboard user, or nil when rate limiting is off.
+func (c *config) throttle(s *store.Store) (limits.Throttle, error) {
+	if err := c.checkRateLimit(); err != nil || c.rateCapacity == 0 {
+		return nil, err
+	}
+	return store.NewRateLimiter(s, store.RateLimiterOptions{
+		Capacity:    c.rateCapacity,
+		RestoreRate: c.rateRestore,
+		Workspace: func(ctx context.Context) (int64, bool) {
+			ws, ok := auth.WorkspaceFrom(ctx)
+			return ws.ID, ok
+		},
+	})
 }

@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // A Throttle rate-limits requests by their cost: each request takes its cost in
@@ -33,6 +34,10 @@ type Status struct {
 	CurrentlyAvailable int `json:"currentlyAvailable"`
 	// RestoreRate is how many points it regains per second.
 	RestoreRate float64 `json:"restoreRate"`
+	// Wait, when a Take is refused, is how long until the bucket holds the cost
+	// again, if nothing else takes from it (0: compute it from the other fields).
+	// Responses show it as the Retry-After header, not in the status.
+	Wait time.Duration `json:"-"`
 }
 
 // Unlimited is the Throttle that never throttles: its buckets are always full.

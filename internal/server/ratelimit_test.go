@@ -1,0 +1,429 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// pgThrottle returns a rate limiter on the tests' database, as serve builds it (as
+// the application's role, under row-level security) but with a long timeout: a busy
+// test machine's slow connection set-up would make it fail open
+// (TestRateLimitFailsOpen tests that).
+func pgThrottle(t testing.TB, capacity int, rate float64) *store.RateLimiter {
+	t.Helper()
+	l, err := store.NewRateLimiter(storetest.AppStore(t), store.RateLimiterOptions{
+		Capacity: capacity, RestoreRate: rate, Timeout: 10 * time.Second,
+		Workspace: func(ctx context.Context) (int64, bool) {
+			ws, ok := auth.WorkspaceFrom(ctx)
+			return ws.ID, ok
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// The costs of the requests these tests send (limits.Cost).
+const (
+	query101 = `{ segments(first: 100) { nodes { id } } }` // 1 + 100 × 1
+	query11  = `{ segments(first: 10) { nodes { id } } }`  // 1 + 10 × 1
+)
+
+// query909 costs 9 × 101.
+var query909 = func() string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 9 {
+		fmt.Fprintf(&b, " s%d: segments(first: 100) { nodes { id } }", i)
+	}
+	return b.String() + " }"
+}()
+
+// charged checks a request that ran: 200, no errors, cost charged, and a bucket of
+// capacity points holding from left to left+slack.
+func (r reply) charged(t testing.TB, cost, capacity, left, slack int) {
+	t.Helper()
+	if r.status != http.StatusOK || len(r.res.Errors) > 0 {
+		t.Fatalf("status %d: %.300s", r.status, r.body)
+	}
+	if r.cost == nil || r.cost.RequestedQueryCost != cost || r.cost.ActualQueryCost != cost || r.cost.ThrottleStatus == nil {
+		t.Fatalf("cost %s, want %d charged", r.body, cost)
+	}
+	if st := r.cost.ThrottleStatus; st.MaximumAvailable != capacity || st.CurrentlyAvailable < left || st.CurrentlyAvailable > left+slack {
+		t.Fatalf("throttleStatus %+v, want %d of %d available (+%d)", *st, left, capacity, slack)
+	}
+}
+
+// throttled checks a request refused by its bucket: 429 THROTTLED, nothing charged,
+// the bucket's status, and a Retry-After in whole seconds between minWait and
+// maxWait.
+func (r reply) throttled(t testing.TB, cost, minWait, maxWait int) *limits.Status {
+	t.Helper()
+	r.refused(t, http.StatusTooManyRequests, limits.CodeThrottled)
+	if r.cost == nil || r.cost.RequestedQueryCost != cost || r.cost.ActualQueryCost != 0 || r.cost.ThrottleStatus == nil {
+		t.Fatalf("cost %s, want %d requested, nothing charged", r.body, cost)
+	}
+	wait, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if err != nil || wait < minWait || wait > maxWait {
+		t.Fatalf("Retry-After %q, want %d to %d seconds", r.header.Get("Retry-After"), minWait, maxWait)
+	}
+	return r.cost.ThrottleStatus
+}
+
+// TestRateLimited proves, through the real handler and the PostgreSQL token
+// buckets, that a request its bucket cannot pay for is refused with 429, THROTTLED,
+// a Retry-After in seconds (rounded up) and the bucket's status, and that nothing of
+// it runs: no SQL beyond authentication's and the bucket's, no mutation applied. The
+// requests that ran report the bucket's points exactly.
+func TestRateLimited(t *testing.T) {
+	const capacity, rate = 1000, 1.0
+	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults})
+	start := time.Now()
+	base := a.baseline() // costs 1: { segments { totalCount } }
+	slack := func() int { return int(time.Since(start).Seconds()*rate) + 1 }
+	left := capacity - 1
+	for range 9 {
+		left -= 101
+		a.query(query101, nil).charged(t, 101, capacity, left, slack())
+	}
+	// 90 left: a mutation costing 10 + 1 + 101 is refused and creates nothing.
+	mutation := `mutation { createSegment(input: {name: "Throttled"}) { segment { id contacts(first: 100) { nodes { id } } } } }`
+	r := a.query(mutation, nil)
+	st := r.throttled(t, 112, 112-left-slack(), 112-left)
+	if st.MaximumAvailable != capacity || st.RestoreRate != rate || st.CurrentlyAvailable < left || st.CurrentlyAvailable > left+slack() {
+		t.Errorf("throttleStatus %+v, want %d of %d, %g/s", *st, left, capacity, rate)
+	}
+	if n := a.statements(); n != base {
+		t.Errorf("a throttled request sent %d SQL statements, want %d (authentication and the bucket)", n, base)
+	}
+	a.query(query101, nil).throttled(t, 101, 101-left-slack(), 101-left)
+	if n := a.statements(); n > base {
+		t.Errorf("a throttled request sent %d SQL statements, want at most %d", n, base)
+	}
+	// What the bucket holds still runs: 11 of the 90 points.
+	left -= 11
+	a.query(query11, nil).charged(t, 11, capacity, left, slack())
+	var out struct {
+		Segments struct {
+			TotalCount int `json:"totalCount"`
+		} `json:"segments"`
+	}
+	a.do(`{ segments { totalCount } }`, nil, &out)
+	if out.Segments.TotalCount != 0 {
+		t.Errorf("%d segments created by a throttled mutation", out.Segments.TotalCount)
+	}
+}
+
+// TestRateLimitRefills proves that a throttled client that waits for Retry-After
+// gets through, and that an idle bucket refills to its capacity and no further.
+func TestRateLimitRefills(t *testing.T) {
+	const capacity, rate = 1000, 500.0
+	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults})
+	a.query(query909, nil).charged(t, 909, capacity, 91, 50)
+	r := a.query(query909, nil)
+	r.throttled(t, 909, 1, 2) // (909 - 91) / 500 a second: 1.6 s, rounded up
+	wait, _ := strconv.Atoi(r.header.Get("Retry-After"))
+	time.Sleep(time.Duration(wait) * time.Second)
+	a.query(query909, nil).charged(t, 909, capacity, 0, 91)
+	// Idle for 3 s, it holds 1,000, not 1,500 and more.
+	time.Sleep(3 * time.Second)
+	a.query(query11, nil).charged(t, 11, capacity, capacity-11, 0)
+}
+
+// TestRateLimitSharedByServers proves that two servers (two handlers, each with its
+// own rate limiter, as two instances would have) on one database charge one budget.
+func TestRateLimitSharedByServers(t *testing.T) {
+	const capacity, rate = 1000, 1.0
+	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults})
+	srv := httptest.NewServer(server.Handler(a.app, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults}))
+	t.Cleanup(srv.Close)
+	b := *a
+	b.url = srv.URL
+
+	a.query(query909, nil).charged(t, 909, capacity, 91, 3)
+	st := b.query(query101, nil).throttled(t, 101, 5, 10)
+	if st.CurrentlyAvailable < 91 || st.CurrentlyAvailable > 94 {
+		t.Errorf("the second server sees %d points, want the first one's 91", st.CurrentlyAvailable)
+	}
+	b.query(query11, nil).charged(t, 11, capacity, 80, 4)
+	a.query(query11, nil).charged(t, 11, capacity, 69, 5)
+}
+
+// TestRateLimitPerKeyAndUser proves that buckets are per API key and per dashboard
+// user, not per workspace: a key that spent its budget holds back neither another key
+// of its workspace nor the workspace's users, and one user neither another user.
+func TestRateLimitPerKeyAndUser(t *testing.T) {
+	const capacity, rate = 1000, 1.0
+	secret := []byte("a shared secret of at least 32 bytes, for HS256")
+	v, err := auth.NewJWTVerifier(auth.JWTConfig{Issuer: "https://login.example.com/", Audience: []string{"segments-api"}, HS256Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults, JWT: v})
+	key2, err := auth.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.store.AddAPIKey(context.Background(), a.ws.ID, store.NewAPIKey{Hash: key2.Hash(), Prefix: key2.Prefix()}); err != nil {
+		t.Fatal(err)
+	}
+	as := func(credential string) *api {
+		c := *a
+		c.key = auth.Key(credential)
+		return &c
+	}
+	user := func(sub string) *api {
+		now := time.Now()
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"iss": "https://login.example.com/", "aud": "segments-api", "sub": sub,
+			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+			"workspace": globalid.Encode(globalid.Workspace, a.ws.ID),
+		}).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return as(tok)
+	}
+
+	a.query(query909, nil).charged(t, 909, capacity, 91, 3)
+	a.query(query909, nil).throttled(t, 909, 800, 820)
+	as(string(key2)).query(query909, nil).charged(t, 909, capacity, 91, 3)
+	asha, vikram := user("asha"), user("vikram")
+	asha.query(query909, nil).charged(t, 909, capacity, 91, 3)
+	asha.query(query101, nil).throttled(t, 101, 5, 10)
+	// Another token of the same user: the same bucket.
+	user("asha").query(query101, nil).throttled(t, 101, 5, 10)
+	vikram.query(query909, nil).charged(t, 909, capacity, 91, 3)
+	// A subject of any length has its bucket (long ones are hashed into its name).
+	long := user(strings.Repeat("a very long subject ", 50))
+	long.query(query909, nil).charged(t, 909, capacity, 91, 3)
+	long.query(query101, nil).throttled(t, 101, 5, 10)
+}
+
+// TestNoisyKeyDoesNotSlowOthers proves that a key hammering the API from several
+// connections at once is throttled while another key of the same workspace is never
+// throttled and keeps its latency, and reports that latency with and without the
+// noise.
+func TestNoisyKeyDoesNotSlowOthers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures latency under load")
+	}
+	const capacity, rate = 1000, 100.0
+	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults})
+	quietKey, err := auth.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.store.AddAPIKey(context.Background(), a.ws.ID, store.NewAPIKey{Hash: quietKey.Hash(), Prefix: quietKey.Prefix()}); err != nil {
+		t.Fatal(err)
+	}
+	quiet := *a
+	quiet.key = quietKey
+	a.addContacts("+919800000001", "+919800000002")
+
+	// The quiet key's requests, one after another: 40 of 3 points each, 160 times in
+	// all, well within its bucket (1,000 points, 100 more a second).
+	measure := func() (p50, p95 time.Duration) {
+		var ds []time.Duration
+		for range 40 {
+			start := time.Now()
+			r := quiet.query(`{ segments(first: 2) { nodes { id } } }`, nil)
+			ds = append(ds, time.Since(start))
+			if r.status != http.StatusOK || len(r.res.Errors) > 0 {
+				t.Fatalf("the quiet key: %d %.300s", r.status, r.body)
+			}
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2], ds[len(ds)*95/100]
+	}
+	measure() // warm up
+	calm50, calm95 := measure()
+
+	// The noisy key: 4 connections sending 101-point requests, each every pace (0:
+	// as fast as they are answered).
+	type counts struct{ ok, throttled, other atomic.Int64 }
+	noise := func(pace time.Duration) (p50, p95 time.Duration, c *counts) {
+		c = &counts{}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(pace):
+					}
+					switch a.status(query101) {
+					case http.StatusOK:
+						c.ok.Add(1)
+					case http.StatusTooManyRequests:
+						c.throttled.Add(1)
+					default:
+						c.other.Add(1)
+					}
+				}
+			})
+		}
+		time.Sleep(300 * time.Millisecond) // the noisy bucket runs dry
+		p50, p95 = measure()
+		close(stop)
+		wg.Wait()
+		return p50, p95, c
+	}
+	// 400 requests a second, 400 times the key's budget (100 points a second).
+	paced50, paced95, paced := noise(10 * time.Millisecond)
+	flat50, flat95, flat := noise(0)
+
+	t.Logf("quiet key: p50 %v p95 %v alone; beside the noisy key at 400 requests a second: p50 %v p95 %v (%d served, %d throttled); "+
+		"beside it flat out: p50 %v p95 %v (%d served, %d throttled)",
+		calm50, calm95, paced50, paced95, paced.ok.Load(), paced.throttled.Load(), flat50, flat95, flat.ok.Load(), flat.throttled.Load())
+	for _, c := range []*counts{paced, flat} {
+		if c.other.Load() > 0 {
+			t.Errorf("%d noisy requests neither served nor throttled", c.other.Load())
+		}
+		if c.throttled.Load() == 0 {
+			t.Errorf("the noisy key was never throttled (%d served)", c.ok.Load())
+		}
+	}
+	// Served at most its budget: a full bucket and the refill while it ran.
+	if served, max := paced.ok.Load()+flat.ok.Load(), int64(capacity+5*rate)/101; served > max {
+		t.Errorf("the noisy key got %d requests of 101 points served, more than its budget of %d", served, max)
+	}
+	// Waiting behind the noisy key's bucket would show as tens of milliseconds (the
+	// bounds leave room for a shared machine's load changing between the runs). Flat
+	// out, the noise also takes the test machine's two cores from the in-process
+	// server (measured: p50 15 to 20 ms under the race detector), so that bound only
+	// catches the quiet key queueing behind the noisy one.
+	if paced50 > 3*calm50+15*time.Millisecond {
+		t.Errorf("the quiet key slowed from p50 %v to %v beside the noisy key", calm50, paced50)
+	}
+	if flat50 > 10*calm50+50*time.Millisecond {
+		t.Errorf("the quiet key slowed from p50 %v to %v beside the noisy key flat out", calm50, flat50)
+	}
+}
+
+// status POSTs a GraphQL request and returns its HTTP status (0 when it got no
+// answer): for goroutines, which must not call t.Fatal.
+func (a *api) status(q string) int {
+	body, _ := json.Marshal(map[string]any{"query": q})
+	req, _ := http.NewRequest(http.MethodPost, a.url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+string(a.key))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer res.Body.Close()
+	io.Copy(io.Discard, res.Body)
+	return res.StatusCode
+}
+
+// TestRateLimitFailsOpen proves what happens when the buckets' database is slow or
+// broken: the request is served, unthrottled (throttleStatus null) but within the
+// per-request limits, after at most the limiter's timeout, and the failure is
+// logged, not shown.
+func TestRateLimitFailsOpen(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 4, AppName: "ratelimit_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ws, key := storetest.Workspace(t, s)
+	l, err := store.NewRateLimiter(s, store.RateLimiterOptions{Capacity: 1000, RestoreRate: 1, Timeout: 200 * time.Millisecond,
+		Workspace: func(ctx context.Context) (int64, bool) {
+			ws, ok := auth.WorkspaceFrom(ctx)
+			return ws.ID, ok
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log lockedLog
+	srv := httptest.NewServer(server.Handler(s, slog.New(slog.NewTextHandler(&log, nil)), server.Config{Throttle: l, Limits: limits.Defaults}))
+	t.Cleanup(srv.Close)
+	a := &api{t: t, url: srv.URL, key: key}
+	// 899 points left: the 909-point requests below would be throttled if the
+	// database answered.
+	a.query(query101, nil).charged(t, 101, 1000, 899, 2)
+
+	servedUnthrottled := func(what string, within time.Duration) {
+		t.Helper()
+		start := time.Now()
+		r := a.query(query909, nil)
+		if d := time.Since(start); d > within {
+			t.Errorf("%s: answered after %v", what, d)
+		}
+		if r.status != http.StatusOK || len(r.res.Errors) > 0 || r.cost == nil || r.cost.ActualQueryCost != 909 || r.cost.ThrottleStatus != nil {
+			t.Errorf("%s: %d %.300s", what, r.status, r.body)
+		}
+		if l := leaked(r.body); l != "" {
+			t.Errorf("%s: the response shows %q", what, l)
+		}
+	}
+	// Slow: another transaction holds the bucket's row.
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(fmt.Sprintf(`SELECT 1 FROM rate_limit_buckets WHERE workspace_id = %d FOR UPDATE`, ws.ID)); err != nil {
+		t.Fatal(err)
+	}
+	servedUnthrottled("a locked bucket", time.Second)
+	tx.Rollback()
+	// Broken: the table is gone.
+	if _, err := s.DB().ExecContext(ctx, `ALTER TABLE rate_limit_buckets RENAME TO rate_limit_buckets_gone`); err != nil {
+		t.Fatal(err)
+	}
+	servedUnthrottled("a missing table", time.Second)
+	if !strings.Contains(log.String(), "throttle unavailable") {
+		t.Errorf("the failures are not logged:\n%s", log.String())
+	}
+}
+
+// BenchmarkRateLimitOverhead measures what the PostgreSQL rate limiter adds to a
+// request (the dashboard's segment list on a small workspace), against the
+// unlimited throttle of the tests and of make bench.
+func BenchmarkRateLimitOverhead(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		throttle limits.Throttle
+	}{{"unlimited", nil}, {"postgres", pgThrottle(b, 1<<30, 1<<30)}} {
+		b.Run(tc.name, func(b *testing.B) {
+			a := newAPIWith(b, server.Config{BatchWait: time.Millisecond, KeyCacheTTL: 2 * time.Second, Throttle: tc.throttle, Limits: limits.Defaults})
+			a.addContacts("+919800000001", "+919800000002")
+			for b.Loop() {
+				if a.status(`{ segments(first: 20) { nodes { id name contactCount } } }`) != http.StatusOK {
+					b.Fatal("not served")
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,262 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// wsKey carries the workspace in the tests' contexts, as auth does in the server's.
+type wsKey struct{}
+
+func inWorkspace(ws int64) context.Context {
+	return context.WithValue(context.Background(), wsKey{}, ws)
+}
+
+func workspaceOf(ctx context.Context) (int64, bool) {
+	ws, ok := ctx.Value(wsKey{}).(int64)
+	return ws, ok
+}
+
+func newLimiter(t *testing.T, s *store.Store, capacity int, rate float64) *store.RateLimiter {
+	t.Helper()
+	// A long timeout: these tests are about the buckets, not a busy machine's
+	// connection set-up (TestRateLimiterBucketsDoNotContend tests the timeout).
+	l, err := store.NewRateLimiter(s, store.RateLimiterOptions{Capacity: capacity, RestoreRate: rate, Workspace: workspaceOf, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// take calls Take and checks whether it was granted and the points left (±1, for
+// the refill while the test runs).
+func take(t *testing.T, l *store.RateLimiter, ctx context.Context, bucket string, cost int, granted bool, left int) limits.Status {
+	t.Helper()
+	st, err := l.Take(ctx, bucket, cost)
+	if granted && err != nil || !granted && !errors.Is(err, limits.ErrThrottled) {
+		t.Fatalf("take %d from %s: %v, want granted=%v", cost, bucket, err, granted)
+	}
+	if st.CurrentlyAvailable < left-1 || st.CurrentlyAvailable > left+1 {
+		t.Fatalf("take %d from %s: %d left, want %d", cost, bucket, st.CurrentlyAvailable, left)
+	}
+	return st
+}
+
+// TestRateLimiterRefused proves what a bucket refuses: settings that cannot work, a
+// request without a workspace, a cost over what the bucket holds (taking nothing,
+// with the wait until it would hold it), and that buckets of different keys and
+// workspaces are separate.
+func TestRateLimiterRefused(t *testing.T) {
+	s := storetest.Store(t)
+	for _, opts := range []store.RateLimiterOptions{
+		{Capacity: 0, RestoreRate: 1, Workspace: workspaceOf},
+		{Capacity: 10, RestoreRate: 0, Workspace: workspaceOf},
+		{Capacity: 10, RestoreRate: -1, Workspace: workspaceOf},
+		{Capacity: 10, RestoreRate: 1},
+	} {
+		if _, err := store.NewRateLimiter(s, opts); err == nil {
+			t.Errorf("%+v: no error", opts)
+		}
+	}
+	l := newLimiter(t, s, 100, 10)
+	if _, err := l.Take(context.Background(), "key:1", 1); err == nil || errors.Is(err, limits.ErrThrottled) {
+		t.Errorf("no workspace: %v, want a failure", err)
+	}
+
+	ws, _ := storetest.Workspace(t, s)
+	ctx := inWorkspace(ws.ID)
+	// More than a full bucket holds: refused, nothing taken.
+	st := take(t, l, ctx, "key:1", 101, false, 100)
+	if st.MaximumAvailable != 100 || st.RestoreRate != 10 {
+		t.Errorf("status %+v", st)
+	}
+	take(t, l, ctx, "key:1", 60, true, 40)
+	st = take(t, l, ctx, "key:1", 50, false, 40)
+	// 10 points short at 10 a second: about a second (less the refill since).
+	if st.Wait <= 800*time.Millisecond || st.Wait > time.Second {
+		t.Errorf("wait %v, want about 1s", st.Wait)
+	}
+	take(t, l, ctx, "key:1", 30, true, 10)
+	// Another key, the same key name in another workspace: full buckets.
+	take(t, l, ctx, "key:2", 100, true, 0)
+	other, _ := storetest.Workspace(t, s)
+	take(t, l, inWorkspace(other.ID), "key:1", 100, true, 0)
+	// A cost of 0 reports the status and takes nothing.
+	take(t, l, ctx, "key:1", 0, true, 10)
+	take(t, l, ctx, "key:1", 0, true, 10)
+}
+
+// TestRateLimiterRefills proves that a bucket regains RestoreRate points a second, up
+// to its capacity and no further, and that a refusal remembered by the instance
+// lasts no longer than the database's would.
+func TestRateLimiterRefills(t *testing.T) {
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	ctx := inWorkspace(ws.ID)
+	l := newLimiter(t, s, 100, 50)
+	take(t, l, ctx, "user:asha", 100, true, 0)
+	st := take(t, l, ctx, "user:asha", 20, false, 0)
+	// Refused again without asking the database (the refusal is remembered)...
+	c := &store.StatementCounter{}
+	take(t, l, store.WithStatementCounter(ctx, c), "user:asha", 20, false, 0)
+	if c.N() != 0 {
+		t.Errorf("a remembered refusal sent %d statements", c.N())
+	}
+	// ...until the wait is over: 20 points at 50 a second take 0.4 s.
+	time.Sleep(st.Wait + 20*time.Millisecond)
+	st, err := l.Take(store.WithStatementCounter(ctx, c), "user:asha", 20)
+	if err != nil || c.N() != 1 || st.CurrentlyAvailable > 2 {
+		t.Errorf("after the wait: %+v %v, %d statements", st, err, c.N())
+	}
+	// A full bucket stays full: 100, not 100 + the time idle × 50.
+	time.Sleep(2500 * time.Millisecond)
+	take(t, l, ctx, "user:asha", 0, true, 100)
+	take(t, l, ctx, "user:asha", 100, true, 0)
+}
+
+// TestRateLimiterSharedByInstances proves that two instances (two stores, each with
+// its own pool, on one database) charge the same buckets, and that concurrent
+// charges are exact: of 40 concurrent requests of 10 points on a bucket of 100, 10
+// pass, across both instances.
+func TestRateLimiterSharedByInstances(t *testing.T) {
+	url := storetest.Database(t)
+	open := func() *store.Store {
+		s, err := store.Open(context.Background(), url, store.Options{MaxConns: 8, AppName: "ratelimit_test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s1, s2 := open(), open()
+	ws, _ := storetest.Workspace(t, s1)
+	ctx := inWorkspace(ws.ID)
+	// A restore rate so low that nothing refills while the test runs.
+	l1, l2 := newLimiter(t, s1, 100, 0.001), newLimiter(t, s2, 100, 0.001)
+	take(t, l1, ctx, "key:1", 60, true, 40)
+	take(t, l2, ctx, "key:1", 60, false, 40)
+	take(t, l2, ctx, "key:1", 40, true, 0)
+	take(t, l1, ctx, "key:1", 1, false, 0)
+
+	var granted, refused atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			l := l1
+			if i%2 == 1 {
+				l = l2
+			}
+			_, err := l.Take(ctx, "key:2", 10)
+			switch {
+			case err == nil:
+				granted.Add(1)
+			case errors.Is(err, limits.ErrThrottled):
+				refused.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if granted.Load() != 10 || refused.Load() != 30 {
+		t.Errorf("%d granted, %d refused; want 10 and 30", granted.Load(), refused.Load())
+	}
+}
+
+// TestRateLimiterBucketsDoNotContend proves that a bucket locked by a slow charge
+// (here, a transaction holding its row) delays no other bucket, and that a charge
+// which cannot reach its row within the timeout fails (the server then serves the
+// request unthrottled) rather than waiting.
+func TestRateLimiterBucketsDoNotContend(t *testing.T) {
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	ctx := inWorkspace(ws.ID)
+	l, err := store.NewRateLimiter(s, store.RateLimiterOptions{Capacity: 100, RestoreRate: 10, Workspace: workspaceOf, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	take(t, l, ctx, "key:noisy", 1, true, 99)
+	take(t, l, ctx, "key:quiet", 1, true, 99)
+
+	tx, err := s.DB().BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(fmt.Sprintf(`SELECT 1 FROM rate_limit_buckets WHERE workspace_id = %d AND bucket = 'key:noisy' FOR UPDATE`, ws.ID)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	take(t, l, ctx, "key:quiet", 1, true, 98)
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("another bucket took %v while the noisy one was locked", d)
+	}
+	start = time.Now()
+	if _, err := l.Take(ctx, "key:noisy", 1); err == nil || errors.Is(err, limits.ErrThrottled) {
+		t.Errorf("the locked bucket: %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the locked bucket failed after %v, want about 300ms", d)
+	}
+}
+
+// BenchmarkRateLimiterTake measures one charge: the statement's round trip on a
+// bucket's row, as every request pays it.
+func BenchmarkRateLimiterTake(b *testing.B) {
+	s := storetest.Store(b)
+	ws, _ := storetest.Workspace(b, s)
+	ctx := inWorkspace(ws.ID)
+	l, err := store.NewRateLimiter(s, store.RateLimiterOptions{Capacity: 1 << 30, RestoreRate: 1 << 30, Workspace: workspaceOf})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := l.Take(ctx, "key:1", 11); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestRateLimiterUnderRowLevelSecurity proves that the limiter works as the
+// application's role, which row-level security holds to one workspace: its statement
+// sets the bucket's workspace itself, so it needs no workspace from its context, and
+// the role still sees no other workspace's buckets.
+func TestRateLimiterUnderRowLevelSecurity(t *testing.T) {
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	ws, _ := storetest.Workspace(t, owner)
+	other, _ := storetest.Workspace(t, owner)
+	l := newLimiter(t, app, 100, 0.001)
+	take(t, l, inWorkspace(ws.ID), "key:1", 60, true, 40)
+	take(t, l, inWorkspace(ws.ID), "key:1", 60, false, 40)
+	take(t, l, inWorkspace(other.ID), "key:1", 70, true, 30)
+
+	count := func(s *store.Store, ctx context.Context) int {
+		t.Helper()
+		var n int
+		if err := s.DB().QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM rate_limit_buckets WHERE workspace_id IN (%d, %d)`, ws.ID, other.ID)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(owner, context.Background()); n != 2 {
+		t.Errorf("the owner sees %d buckets, want 2", n)
+	}
+	if n := count(app, context.Background()); n != 0 {
+		t.Errorf("the application's role sees %d buckets without a workspace, want 0", n)
+	}
+	if n := count(app, store.WithWorkspace(context.Background(), ws.ID)); n != 1 {
+		t.Errorf("the application's role sees %d buckets in one workspace, want 1", n)
+	}
+}
