@@ -37,7 +37,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/crm"
@@ -227,7 +226,9 @@ func Load(ctx context.Context, s *store.Store, o Options, log *slog.Logger) (Res
 	}
 	defer conn.Close()
 	err = conn.Raw(func(dc any) error {
-		pc := dc.(*stdlib.Conn).Conn()
+		// The pool's connections are pgx's (possibly wrapped by the store, which keeps
+		// Conn): COPY needs pgx itself.
+		pc := dc.(interface{ Conn() *pgx.Conn }).Conn()
 		return pgx.BeginTxFunc(ctx, pc, pgx.TxOptions{}, func(tx pgx.Tx) error {
 			return load(ctx, tx, ws.ID, o, &res, phase)
 		})

@@ -25,9 +25,13 @@ type Bouncer struct {
 	exited chan error
 }
 
+// Login is a role and its password.
+type Login struct{ User, Password string }
+
 // StartBouncer starts PgBouncer (found on $PATH or in /usr/sbin) with its files in
-// dir, in front of s. It stops when Stop is called or this process ends.
-func (s *Server) StartBouncer(ctx context.Context, dir string) (*Bouncer, error) {
+// dir, in front of s. Its auth file knows the superuser and the logins given (such as
+// the application's role). It stops when Stop is called or this process ends.
+func (s *Server) StartBouncer(ctx context.Context, dir string, logins ...Login) (*Bouncer, error) {
 	bin, err := exec.LookPath("pgbouncer")
 	if err != nil {
 		if _, statErr := os.Stat("/usr/sbin/pgbouncer"); statErr != nil {
@@ -52,8 +56,12 @@ func (s *Server) StartBouncer(ctx context.Context, dir string) (*Bouncer, error)
 	}
 	users := filepath.Join(dir, "userlist.txt")
 	ini := filepath.Join(dir, "pgbouncer.ini")
+	userlist := fmt.Sprintf("%q %q\n", Superuser, s.password)
+	for _, l := range logins {
+		userlist += fmt.Sprintf("%q %q\n", l.User, l.Password)
+	}
 	files := map[string]string{
-		users: fmt.Sprintf("%q %q\n", Superuser, s.password),
+		users: userlist,
 		ini: fmt.Sprintf(`[databases]
 * = host=127.0.0.1 port=%d
 

@@ -4,6 +4,9 @@
 // Every method acts for one workspace, passed explicitly, and every statement filters
 // by it: another workspace's rows are invisible, exactly like rows that do not exist.
 // Input problems come back as *crm.Error or crm.Errors and leave the database unchanged.
+//
+// Connected as AppRole, PostgreSQL's row-level security also holds every statement to
+// the workspace of its context (tenant.go).
 package store
 
 import (
@@ -39,6 +42,11 @@ type Options struct {
 	// transaction its client forgot, cannot hold locks and a connection for long.
 	StatementTimeout         time.Duration
 	IdleInTransactionTimeout time.Duration
+	// Tenant returns the workspace whose rows the statements of a context may see,
+	// for contexts without WithWorkspace: the server's finds the authenticated
+	// workspace. Connected as AppRole, a statement without a workspace sees no tenant
+	// row (see tenant.go).
+	Tenant func(context.Context) (int64, bool)
 }
 
 // Open connects to the database at url. It does not migrate: call Migrate.
@@ -59,7 +67,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err := configureRole(ctx, cfg, opts); err != nil {
 		return nil, err
 	}
-	sqldb := stdlib.OpenDB(*cfg)
+	// Each statement carries its context's workspace for row-level security.
+	sqldb := sql.OpenDB(tenantConnector{Connector: stdlib.GetConnector(*cfg), tenant: opts.Tenant})
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 20
 	}
@@ -69,6 +78,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 
 	db := bun.NewDB(sqldb, pgdialect.New())
 	db.AddQueryHook(statementCounter{})
+	db.AddQueryHook(tracingHook{}) // spans only under a recording span (tracing.go)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
@@ -129,7 +139,9 @@ const txAttempts = 3
 // inTx runs fn in a transaction that commits when fn returns nil and rolls back
 // otherwise, so a refused input changes nothing. A transaction that fails only because
 // of a concurrent one runs again, a bounded number of times; fn must therefore not
-// keep state across attempts.
+// keep state across attempts. Each of its statements starts with SET LOCAL
+// app.workspace_id when ctx carries a workspace (tenant.go): the transaction is
+// scoped for row-level security from its first statement on, without a round trip.
 func (s *Store) inTx(ctx context.Context, fn func(tx bun.Tx) error) error {
 	var err error
 	for range txAttempts {
@@ -153,6 +165,12 @@ type counterKey struct{}
 // WithStatementCounter returns a context whose statements are counted by c.
 func WithStatementCounter(ctx context.Context, c *StatementCounter) context.Context {
 	return context.WithValue(ctx, counterKey{}, c)
+}
+
+// StatementCounterFrom returns the counter of ctx, or nil.
+func StatementCounterFrom(ctx context.Context) *StatementCounter {
+	c, _ := ctx.Value(counterKey{}).(*StatementCounter)
+	return c
 }
 
 // statementCounter is the Bun query hook that feeds StatementCounter.

@@ -32,7 +32,9 @@ func (s *Store) CreateWorkspace(ctx context.Context, name string, key NewAPIKey)
 
 // Workspace returns a workspace, or a NOT_FOUND error.
 func (s *Store) Workspace(ctx context.Context, id int64) (crm.Workspace, error) {
-	return s.workspaceWhere(ctx, "w.id = ?", id)
+	// A dashboard session names its workspace before it acts for it: the lookup is
+	// scoped to that workspace for row-level security.
+	return s.workspaceWhere(WithWorkspace(ctx, id), "w.id = ?", id)
 }
 
 // WorkspaceByName returns the oldest workspace with the name, or a NOT_FOUND error.

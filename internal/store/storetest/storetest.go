@@ -33,7 +33,11 @@ var (
 	adminDB string // URL of a database on the server, to create others from
 	bouncer *pgserver.Bouncer
 	shared  *store.Store
-	dbs     []string // databases created, dropped by Main
+	// sharedURL is the shared database's URL (through the bouncer when there is one);
+	// app connects to it as store.AppRole.
+	sharedURL string
+	app       *store.Store
+	dbs       []string // databases created, dropped by Main
 )
 
 // Main runs the tests of a package and then stops what they started. Call it from
@@ -42,6 +46,9 @@ func Main(m *testing.M) int {
 	code := m.Run()
 	mu.Lock()
 	defer mu.Unlock()
+	if app != nil {
+		app.Close()
+	}
 	if shared != nil {
 		shared.Close()
 	}
@@ -74,8 +81,44 @@ func Store(tb testing.TB) *store.Store {
 	if _, err := s.Migrate(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	shared = s
+	shared, sharedURL = s, url
 	return s
+}
+
+// AppStore returns a store on the same database as Store, connected as the
+// application's role (store.AppRole), which row-level security holds to one
+// workspace: the one of the statement's context (store.WithWorkspace), or else the
+// workspace authenticated by package auth (auth.WorkspaceFrom), as in the server.
+func AppStore(tb testing.TB) *store.Store {
+	tb.Helper()
+	Store(tb)
+	mu.Lock()
+	defer mu.Unlock()
+	if app != nil {
+		return app
+	}
+	ctx := context.Background()
+	url, err := store.AppURL(ctx, sharedURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := store.Open(ctx, url, store.Options{MaxConns: 10, AppName: "storetest-app", Tenant: AuthTenant})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.CheckAppRole(ctx); err != nil {
+		s.Close()
+		tb.Fatal(err)
+	}
+	app = s
+	return s
+}
+
+// AuthTenant is the store.Options.Tenant of a server: the workspace package auth
+// authenticated.
+func AuthTenant(ctx context.Context) (int64, bool) {
+	ws, ok := auth.WorkspaceFrom(ctx)
+	return ws.ID, ok
 }
 
 // Database returns the URL of a new, empty database: for tests of migrations and of
@@ -123,7 +166,11 @@ func newDatabase(tb testing.TB) string {
 			}
 			server, tempDir, adminDB = srv, dir, srv.URL("segments")
 			if ThroughPgBouncer() {
-				if bouncer, err = srv.StartBouncer(ctx, dir+"/bouncer"); err != nil {
+				// The bouncer must know the application's role too.
+				u, _ := url.Parse(adminDB)
+				pw, _ := u.User.Password()
+				appLogin := pgserver.Login{User: store.AppRole, Password: store.AppPassword(pw)}
+				if bouncer, err = srv.StartBouncer(ctx, dir+"/bouncer", appLogin); err != nil {
 					tb.Fatal(err)
 				}
 			}

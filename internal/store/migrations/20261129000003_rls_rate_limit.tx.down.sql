@@ -1,0 +1,2 @@
+DROP POLICY workspace_isolation ON rate_limit_buckets;
+ALTER TABLE rate_limit_buckets DISABLE ROW LEVEL SECURITY;

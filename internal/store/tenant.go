@@ -1,0 +1,345 @@
+package store
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// Row-level security is the backstop behind the store's own scoping: the server
+// connects as AppRole, which is no superuser, cannot bypass row-level security and
+// owns no table, and every tenant table has a policy that shows and accepts only the
+// rows of the workspace in the setting app.workspace_id (migration
+// 20261129000001_rls). A statement whose context carries a workspace (WithWorkspace,
+// or Options.Tenant) is sent as
+//
+//	SET LOCAL app.workspace_id = '42'; <statement>
+//
+// in one simple-protocol message: PostgreSQL runs the statements of one message in one
+// implicit transaction, so the setting holds for exactly that statement (or, inside an
+// explicit transaction, until it ends) and never outlives it: safe with a connection
+// pool and with PgBouncer in transaction mode. It costs no round trip. A statement
+// without a workspace sees no tenant row at all.
+
+// AppRole is the role the server's queries run as: subject to row-level security.
+// Migrations create it (without login) and grant it what the API needs; AppURL gives
+// it a login.
+const AppRole = "segments_app"
+
+type tenantKey struct{}
+
+// WithWorkspace returns a context whose statements may see and write workspace ws's
+// rows only (when the store connects as AppRole). It wins over Options.Tenant.
+func WithWorkspace(ctx context.Context, ws int64) context.Context {
+	return context.WithValue(ctx, tenantKey{}, ws)
+}
+
+// tenantOf returns the workspace the statements of ctx act for.
+func tenantOf(ctx context.Context, hook func(context.Context) (int64, bool)) (int64, bool) {
+	if ws, ok := ctx.Value(tenantKey{}).(int64); ok {
+		return ws, true
+	}
+	if hook != nil {
+		return hook(ctx)
+	}
+	return 0, false
+}
+
+func tenantPrefix(ws int64) string {
+	return "SET LOCAL app.workspace_id = '" + strconv.FormatInt(ws, 10) + "'; "
+}
+
+// tenantConnector opens pgx connections whose statements carry their context's
+// workspace.
+type tenantConnector struct {
+	driver.Connector
+	tenant func(context.Context) (int64, bool)
+}
+
+func (c tenantConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &tenantConn{pgxConn: conn.(*stdlib.Conn), tenant: c.tenant}, nil
+}
+
+// tenantConn is a pgx database/sql connection that prefixes each statement with its
+// workspace. Everything else is pgx's.
+type tenantConn struct {
+	*pgxConn
+	tenant func(context.Context) (int64, bool)
+}
+
+// pgxConn names the embedded connection so that its own Conn method (the *pgx.Conn,
+// which COPY needs through sql.Conn.Raw) stays promoted.
+type pgxConn = stdlib.Conn
+
+var errTenantArgs = errors.New("store: a statement with a workspace must not take driver arguments (Bun interpolates them)")
+
+func (c *tenantConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	ws, ok := tenantOf(ctx, c.tenant)
+	if !ok {
+		return c.pgxConn.ExecContext(ctx, query, args)
+	}
+	if len(args) > 0 {
+		return nil, errTenantArgs
+	}
+	// pgx runs every statement of the message and reports the last one's rows.
+	return c.pgxConn.ExecContext(ctx, tenantPrefix(ws)+query, nil)
+}
+
+func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	ws, ok := tenantOf(ctx, c.tenant)
+	if !ok {
+		return c.pgxConn.QueryContext(ctx, query, args)
+	}
+	if len(args) > 0 {
+		return nil, errTenantArgs
+	}
+	conn := c.pgxConn.Conn()
+	if conn.IsClosed() {
+		return nil, driver.ErrBadConn
+	}
+	// pgx's Query would read only the first result, the SET's: read the message's
+	// results here and hand the statement's to database/sql.
+	mrr := conn.PgConn().Exec(ctx, tenantPrefix(ws)+query)
+	fail := func() (driver.Rows, error) {
+		err := mrr.Close()
+		if err == nil {
+			err = errors.New("store: no result")
+		}
+		if pgconn.SafeToRetry(err) {
+			return nil, driver.ErrBadConn
+		}
+		return nil, err
+	}
+	if !mrr.NextResult() {
+		return fail()
+	}
+	if _, err := mrr.ResultReader().Close(); err != nil {
+		return fail()
+	}
+	if !mrr.NextResult() {
+		return fail()
+	}
+	r := &tenantRows{rows: pgx.RowsFromResultReader(conn.TypeMap(), mrr.ResultReader()), mrr: mrr, m: conn.TypeMap()}
+	// database/sql asks for the columns before the first row; reading it now also
+	// surfaces the statement's error here, as pgx's stdlib does.
+	r.more = r.rows.Next()
+	if err := r.rows.Err(); err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// tenantRows are the rows of one statement of a message; values reach database/sql
+// as pgx's stdlib gives them.
+type tenantRows struct {
+	rows    pgx.Rows
+	mrr     *pgconn.MultiResultReader
+	m       *pgtype.Map
+	more    bool
+	started bool
+	cols    []string
+	conv    []func([]byte) (driver.Value, error)
+}
+
+func (r *tenantRows) Columns() []string {
+	if r.cols == nil {
+		fds := r.rows.FieldDescriptions()
+		r.cols = make([]string, len(fds))
+		for i, fd := range fds {
+			r.cols[i] = fd.Name
+		}
+	}
+	return r.cols
+}
+
+func (r *tenantRows) Close() error {
+	r.rows.Close()
+	err := r.rows.Err()
+	if mErr := r.mrr.Close(); err == nil {
+		err = mErr
+	}
+	return err
+}
+
+func (r *tenantRows) Next(dest []driver.Value) error {
+	if r.conv == nil {
+		r.conv = valueConverters(r.m, r.rows.FieldDescriptions())
+	}
+	if r.started {
+		r.more = r.rows.Next()
+	}
+	r.started = true
+	if !r.more {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	for i, raw := range r.rows.RawValues() {
+		if raw == nil {
+			dest[i] = nil
+			continue
+		}
+		v, err := r.conv[i](raw)
+		if err != nil {
+			return fmt.Errorf("convert field %d failed: %w", i, err)
+		}
+		dest[i] = v
+	}
+	return nil
+}
+
+// valueConverters turn raw column values into the driver.Values pgx's stdlib gives
+// database/sql for the same types (its Rows.Next), so that scanning behaves alike
+// with and without a workspace.
+func valueConverters(m *pgtype.Map, fds []pgconn.FieldDescription) []func([]byte) (driver.Value, error) {
+	out := make([]func([]byte) (driver.Value, error), len(fds))
+	for i, fd := range fds {
+		oid, format := fd.DataTypeOID, fd.Format
+		switch oid {
+		case pgtype.BoolOID:
+			out[i] = scanAs[bool](m, oid, format, func(d bool) (driver.Value, error) { return d, nil })
+		case pgtype.ByteaOID, pgtype.JSONOID, pgtype.JSONBOID, pgtype.XMLOID:
+			out[i] = scanAs[[]byte](m, oid, format, func(d []byte) (driver.Value, error) { return d, nil })
+		case pgtype.CIDOID, pgtype.OIDOID, pgtype.XIDOID:
+			out[i] = scanAs[pgtype.Uint32](m, oid, format, pgtype.Uint32.Value)
+		case pgtype.DateOID:
+			out[i] = scanAs[pgtype.Date](m, oid, format, pgtype.Date.Value)
+		case pgtype.Float4OID:
+			out[i] = scanAs[float32](m, oid, format, func(d float32) (driver.Value, error) { return float64(d), nil })
+		case pgtype.Float8OID:
+			out[i] = scanAs[float64](m, oid, format, func(d float64) (driver.Value, error) { return d, nil })
+		case pgtype.Int2OID:
+			out[i] = scanAs[int16](m, oid, format, func(d int16) (driver.Value, error) { return int64(d), nil })
+		case pgtype.Int4OID:
+			out[i] = scanAs[int32](m, oid, format, func(d int32) (driver.Value, error) { return int64(d), nil })
+		case pgtype.Int8OID:
+			out[i] = scanAs[int64](m, oid, format, func(d int64) (driver.Value, error) { return d, nil })
+		case pgtype.TimestampOID:
+			out[i] = scanAs[pgtype.Timestamp](m, oid, format, pgtype.Timestamp.Value)
+		case pgtype.TimestamptzOID:
+			out[i] = scanAs[pgtype.Timestamptz](m, oid, format, pgtype.Timestamptz.Value)
+		default:
+			out[i] = scanAs[string](m, oid, format, func(d string) (driver.Value, error) { return d, nil })
+		}
+	}
+	return out
+}
+
+func scanAs[T any](m *pgtype.Map, oid uint32, format int16, value func(T) (driver.Value, error)) func([]byte) (driver.Value, error) {
+	var d T
+	plan := m.PlanScan(oid, format, &d)
+	return func(src []byte) (driver.Value, error) {
+		if err := plan.Scan(src, &d); err != nil {
+			return nil, err
+		}
+		return value(d)
+	}
+}
+
+// AppPassword is the password AppURL gives AppRole on a server whose owner role has
+// ownerPassword: derived from it, so that every server instance finds the same one
+// without storing it anywhere.
+func AppPassword(ownerPassword string) string {
+	mac := hmac.New(sha256.New, []byte(ownerPassword))
+	mac.Write([]byte("segments row-level security role " + AppRole))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// AppURL returns the URL to connect to ownerURL's database as AppRole, making sure
+// the role can log in with AppPassword of the owner's password (setting it when it
+// cannot: this needs the owner to be a superuser or have CREATEROLE). An owner URL
+// without a password cannot be derived from: give the server the app URL instead.
+func AppURL(ctx context.Context, ownerURL string) (string, error) {
+	cfg, err := pgx.ParseConfig(ownerURL)
+	if err != nil {
+		return "", fmt.Errorf("store: parse database URL: %w", err)
+	}
+	if cfg.Password == "" {
+		return "", errors.New("store: the database URL has no password to derive the application role's from: set the application's database URL (a role without superuser, BYPASSRLS or tables, granted " + AppRole + ")")
+	}
+	password := AppPassword(cfg.Password)
+	appURL, err := withLogin(ownerURL, AppRole, password)
+	if err != nil {
+		return "", err
+	}
+	if conn, err := pgx.Connect(ctx, appURL); err == nil {
+		return appURL, conn.Close(ctx)
+	}
+	owner, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return "", fmt.Errorf("store: connect: %w", err)
+	}
+	defer owner.Close(context.WithoutCancel(ctx))
+	// Several servers may start at once: ALTER ROLE of one role by two sessions can
+	// fail with "tuple concurrently updated"; the next attempt finds it done.
+	for attempt := 0; ; attempt++ {
+		_, err = owner.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN
+			CREATE ROLE %[1]s NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+		EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+		END $$; ALTER ROLE %[1]s LOGIN PASSWORD %[2]s`, pgx.Identifier{AppRole}.Sanitize(), quoteLiteral(password)))
+		if err == nil || attempt == 4 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: give role %s a login: %w", AppRole, err)
+	}
+	return appURL, nil
+}
+
+// withLogin returns dbURL (a URL or a key=value string) with another user and password.
+func withLogin(dbURL, user, password string) (string, error) {
+	if strings.HasPrefix(dbURL, "postgres://") || strings.HasPrefix(dbURL, "postgresql://") {
+		u, err := url.Parse(dbURL)
+		if err != nil {
+			return "", fmt.Errorf("store: parse database URL: %w", err)
+		}
+		u.User = url.UserPassword(user, password)
+		return u.String(), nil
+	}
+	return dbURL + " user=" + user + " password=" + password, nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// CheckAppRole returns an error unless the store's role is subject to row-level
+// security: not a superuser, without BYPASSRLS, owning no table of the database.
+func (s *Store) CheckAppRole(ctx context.Context) error {
+	var super, bypass bool
+	var owned int
+	err := s.db.QueryRowContext(ctx, `SELECT r.rolsuper, r.rolbypassrls,
+		(SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f'))
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&super, &bypass, &owned)
+	switch {
+	case err != nil:
+		return fmt.Errorf("store: check the application's role: %w", err)
+	case super:
+		return errors.New("store: the application's role is a superuser, which row-level security does not hold back")
+	case bypass:
+		return errors.New("store: the application's role has BYPASSRLS")
+	case owned > 0:
+		return fmt.Errorf("store: the application's role owns %d tables, whose row-level security does not hold for their owner", owned)
+	}
+	return nil
+}

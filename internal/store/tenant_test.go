@@ -1,0 +1,363 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// TestAppRoleIsHeldBackByRLS proves what row-level security needs of the server's
+// role: it is no superuser, cannot bypass RLS and owns no table; the owner's store,
+// which is all three, is refused by the same check.
+func TestAppRoleIsHeldBackByRLS(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	if err := owner.CheckAppRole(ctx); err == nil {
+		t.Fatal("the owner's role passes CheckAppRole")
+	}
+	var user string
+	var super, bypass bool
+	var owned int
+	err := app.DB().QueryRowContext(ctx, `SELECT current_user, r.rolsuper, r.rolbypassrls,
+		(SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid)
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&user, &super, &bypass, &owned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != store.AppRole || super || bypass || owned != 0 {
+		t.Fatalf("app role %s: superuser %v, bypassrls %v, owns %d relations", user, super, bypass, owned)
+	}
+	if err := app.CheckAppRole(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEveryTenantTableHasRLS lists the tables holding tenant rows (a workspace_id
+// column, and workspaces) without row-level security or without a policy: none.
+func TestEveryTenantTableHasRLS(t *testing.T) {
+	var missing []string
+	rows, err := storetest.Store(t).DB().QueryContext(context.Background(), `
+		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+		  AND (c.relname = 'workspaces' OR EXISTS (SELECT FROM pg_attribute a
+		       WHERE a.attrelid = c.oid AND a.attname = 'workspace_id' AND NOT a.attisdropped))
+		  AND (NOT c.relrowsecurity OR NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid))
+		ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		missing = append(missing, name)
+	}
+	if len(missing) > 0 {
+		t.Fatalf("tenant tables without row-level security: %v", missing)
+	}
+}
+
+// tenantTables are the tables with workspace rows the server's role may read.
+var tenantTables = []string{"segments", "contacts", "memberships", "idempotency_keys", "rate_limit_buckets"}
+
+// TestRLSHoldsStatementsToTheirWorkspace proves the backstop below the store's own
+// scoping, with raw SQL that forgets every workspace condition: as the server's role,
+// a statement acting for A reads, changes and deletes only A's rows, cannot write a
+// row of B, and a statement acting for nobody sees no tenant row at all; the setting
+// ends with the statement's transaction and never stays on a pooled connection.
+func TestRLSHoldsStatementsToTheirWorkspace(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	a, _ := storetest.Workspace(t, owner)
+	b, _ := storetest.Workspace(t, owner)
+	for i, ws := range []crm.Workspace{a, b} {
+		seedWorkspace(t, owner, ws.ID, 700_000+i*10)
+	}
+	bBefore := ownerCounts(t, owner, b.ID)
+	asA := store.WithWorkspace(ctx, a.ID)
+	db := app.DB()
+
+	// Nobody: no tenant row, in any table; the workspaces too.
+	for _, table := range append(tenantTables, "workspaces") {
+		if n := count(t, db, ctx, "SELECT count(*) FROM "+table); n != 0 {
+			t.Errorf("without a workspace, %s shows %d rows", table, n)
+		}
+	}
+	// Credentials are not the API's to read at all.
+	_, err := db.ExecContext(asA, "SELECT * FROM api_keys")
+	if code := sqlState(err); code != "42501" {
+		t.Errorf("reading api_keys: %v (SQLSTATE %s), want permission denied", err, code)
+	}
+
+	// A: only A's rows, also when asking for B's by name.
+	for _, table := range tenantTables {
+		if n := count(t, db, asA, fmt.Sprintf("SELECT count(*) FROM %s WHERE workspace_id <> %d", table, a.ID)); n != 0 {
+			t.Errorf("acting for A, %s shows %d rows of other workspaces", table, n)
+		}
+	}
+	if n := count(t, db, asA, "SELECT count(*) FROM workspaces"); n != 1 {
+		t.Errorf("acting for A, %d workspaces are visible", n)
+	}
+	if n := count(t, db, asA, "SELECT count(*) FROM contacts"); n != 3 {
+		t.Errorf("acting for A, %d contacts are visible, want A's 3", n)
+	}
+
+	// Writes: B's rows cannot be changed, deleted or added to.
+	res, err := db.ExecContext(asA, fmt.Sprintf("UPDATE contacts SET name = 'taken' WHERE workspace_id = %d", b.ID))
+	if n, _ := rowsAffected(res, err); n != 0 || err != nil {
+		t.Errorf("acting for A, updating B's contacts: %d rows, %v", n, err)
+	}
+	res, err = db.ExecContext(asA, "DELETE FROM memberships")
+	if n, _ := rowsAffected(res, err); n != 3 || err != nil { // A's own 3
+		t.Errorf("acting for A, deleting every membership: %d rows, %v; want A's 3", n, err)
+	}
+	_, err = db.ExecContext(asA, fmt.Sprintf("INSERT INTO segments (workspace_id, name) VALUES (%d, 'planted')", b.ID))
+	if code := sqlState(err); code != "42501" {
+		t.Errorf("acting for A, inserting a segment of B: %v (SQLSTATE %s), want a policy violation", err, code)
+	}
+	_, err = db.ExecContext(asA, fmt.Sprintf("UPDATE segments SET workspace_id = %d", b.ID))
+	if code := sqlState(err); code != "42501" {
+		t.Errorf("acting for A, moving A's segments to B: %v (SQLSTATE %s), want a policy violation", err, code)
+	}
+	if after := ownerCounts(t, owner, b.ID); after != bBefore {
+		t.Errorf("B's rows changed: %s, then %s", bBefore, after)
+	}
+
+	// The setting lasts for the statement's transaction only: on the same
+	// connection, the next statement acting for nobody sees nothing.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var n int
+	if err := conn.QueryRowContext(asA, "SELECT count(*) FROM contacts").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("acting for A on one connection: %d contacts, %v", n, err)
+	}
+	var setting sql.NullString
+	if err := conn.QueryRowContext(ctx, "SELECT current_setting('app.workspace_id', true)").Scan(&setting); err != nil {
+		t.Fatal(err)
+	}
+	if setting.String != "" {
+		t.Errorf("after the statement, app.workspace_id is still %q", setting.String)
+	}
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM contacts").Scan(&n); err != nil || n != 0 {
+		t.Errorf("next statement for nobody on the same connection: %d contacts, %v", n, err)
+	}
+
+	// In an explicit transaction every statement is scoped, the first one too.
+	tx, err := db.BeginTx(asA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(asA, "SELECT count(*) FROM contacts").Scan(&n); err != nil || n != 3 {
+		t.Errorf("in a transaction for A: %d contacts, %v", n, err)
+	}
+	if err := tx.QueryRowContext(asA, fmt.Sprintf("SELECT count(*) FROM contacts WHERE workspace_id = %d", b.ID)).Scan(&n); err != nil || n != 0 {
+		t.Errorf("in a transaction for A: %d of B's contacts, %v", n, err)
+	}
+
+	// Driver arguments cannot carry a workspace prefix: refused rather than sent
+	// unscoped.
+	if _, err := db.ExecContext(asA, "SELECT $1::int", 1); err == nil {
+		t.Error("a statement with a workspace and driver arguments ran")
+	}
+}
+
+// TestAppRoleAuthenticatesAndSweeps proves the two statements that cross workspaces
+// on purpose work as the server's role, through their SECURITY DEFINER functions:
+// finding a key by its hash, and sweeping expired idempotency keys of all workspaces.
+func TestAppRoleAuthenticatesAndSweeps(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	a, key := storetest.Workspace(t, owner)
+	b, _ := storetest.Workspace(t, owner)
+	if _, _, err := app.AuthenticateKey(ctx, []byte("no such hash")); !isCode(err, crm.CodeNotFound) {
+		t.Fatalf("unknown key: %v", err)
+	}
+	ws, k, err := app.AuthenticateKey(ctx, key.Hash())
+	if err != nil || ws.ID != a.ID || ws.Name != a.Name || k.WorkspaceID != a.ID {
+		t.Fatalf("authenticate as the app role: %+v %+v %v", ws, k, err)
+	}
+	if got, err := app.Workspace(ctx, b.ID); err != nil || got.Name != b.Name {
+		t.Fatalf("a session's workspace, looked up as the app role: %+v %v", got, err)
+	}
+
+	for _, ws := range []int64{a.ID, b.ID} {
+		if _, err := owner.DB().ExecContext(ctx, `INSERT INTO idempotency_keys
+			(workspace_id, key, request_hash, status, content_type, body, created_at)
+			VALUES ($1, 'old', '\x00', 200, 'application/json', '{}', now() - interval '2 hours')`, ws); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := app.DeleteExpiredIdempotencyKeys(ctx, time.Hour, 1000); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := owner.DB().QueryRowContext(ctx, "SELECT count(*) FROM idempotency_keys WHERE workspace_id IN ($1, $2)", a.ID, b.ID).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Fatalf("%d expired keys left after the sweep", left)
+	}
+}
+
+// seedWorkspace gives ws 3 contacts, 2 segments and 3 memberships, an idempotency
+// key and a rate-limit bucket.
+func seedWorkspace(t *testing.T, s *store.Store, ws int64, phoneBase int) {
+	t.Helper()
+	ctx := context.Background()
+	var in []crm.ContactInput
+	for i := range 3 {
+		in = append(in, crm.ContactInput{Phone: fmt.Sprintf("+9198%08d", phoneBase+i)})
+	}
+	up, err := s.UpsertContacts(ctx, ws, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		seg, err := s.CreateSegment(ctx, ws, crm.NewSegment{Name: fmt.Sprintf("Segment %d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, c := range up.Contacts[:i+1] {
+			ids = append(ids, c.ID)
+		}
+		if _, err := s.AssignContactsToSegments(ctx, ws, ids, []int64{seg.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.ClaimIdempotencyKey(ctx, ws, "seed", []byte{1}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, `INSERT INTO rate_limit_buckets (workspace_id, bucket, tokens, updated_at, granted)
+		VALUES ($1, 'seed', 1, now(), true)`, ws); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ownerCounts summarizes ws's rows as the owner sees them.
+func ownerCounts(t *testing.T, s *store.Store, ws int64) string {
+	t.Helper()
+	out := ""
+	for _, table := range tenantTables {
+		var sum string
+		err := s.DB().QueryRowContext(context.Background(), fmt.Sprintf(
+			"SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM %s t WHERE workspace_id = $1", table), ws).Scan(&sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out += table + "=" + sum + " "
+	}
+	return out
+}
+
+func count(t *testing.T, db *sql.DB, ctx context.Context, q string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRowContext(ctx, q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func rowsAffected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return -1, err
+	}
+	return res.RowsAffected()
+}
+
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+func isCode(err error, code crm.Code) bool {
+	var e *crm.Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// TestRLSKeepsConditionsOnTheirIndexes proves that, as the server's role, searches
+// and the NAME order of contacts are still answered from their indexes. Under
+// row-level security PostgreSQL may use a query's condition in an index only when
+// its functions are leakproof (and coalesce never is): a search would otherwise read
+// every contact of the workspace.
+func TestRLSKeepsConditionsOnTheirIndexes(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	var leaky int
+	if err := owner.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_proc WHERE NOT proleakproof AND oid IN
+		('textcat(text,text)'::regprocedure, 'texticlike(text,text)'::regprocedure, 'lower(text)'::regprocedure)`).Scan(&leaky); err != nil {
+		t.Fatal(err)
+	}
+	if leaky > 0 {
+		t.Skip("the database's owner is not a superuser: the functions could not be declared leakproof (see migration 20261129000001_rls)")
+	}
+	ws, _ := storetest.Workspace(t, owner)
+	// Enough rows that an index is worth more than reading the workspace.
+	if _, err := owner.DB().ExecContext(ctx, fmt.Sprintf(`
+		INSERT INTO contacts (workspace_id, phone, name, email)
+		SELECT %[1]d, '+9197' || lpad(g::text, 8, '0'), 'Name ' || md5(g::text), md5(g::text) || '@example.com' FROM generate_series(1, 5000) g;
+		INSERT INTO segments (workspace_id, name, description) SELECT %[1]d, 'Segment ' || md5(g::text), 'about ' || g FROM generate_series(1, 3000) g;
+		ANALYZE contacts; ANALYZE segments`, ws.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, query, index string }{
+		{"contact search", fmt.Sprintf(`SELECT c.id FROM contacts c WHERE c.workspace_id = %d AND %s ILIKE '%%zq9x%%'`, ws.ID, store.ContactSearchExpr), "contacts_search"},
+		{"segment search", fmt.Sprintf(`SELECT s.id FROM segments s WHERE s.workspace_id = %d AND %s ILIKE '%%zq9x%%'`, ws.ID, store.SegmentSearchExpr), "segments_search"},
+		{"contacts by name", fmt.Sprintf(`SELECT c.id FROM contacts c WHERE c.workspace_id = %d AND ((c.name IS NULL), %s, c.id) > (false, 'abc', 0)
+			ORDER BY (c.name IS NULL), %[2]s, c.id LIMIT 5`, ws.ID, fmt.Sprintf(store.ContactNameOrderExpr, "c.name")), "contacts_name"},
+	} {
+		// Small tables are read whole when allowed: forbid that, and make filtering
+		// rows dear, so that the plan shows which conditions an index can take.
+		tx, err := app.DB().BeginTx(store.WithWorkspace(ctx, ws.ID), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asWS := store.WithWorkspace(ctx, ws.ID)
+		if _, err := tx.ExecContext(asWS, "SET LOCAL enable_seqscan = off; SET LOCAL cpu_operator_cost = 1"); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := tx.QueryContext(asWS, "EXPLAIN "+c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan string
+		for rows.Next() {
+			var l string
+			if err := rows.Scan(&l); err != nil {
+				t.Fatal(err)
+			}
+			plan += l + "\n"
+		}
+		// The index conditions, which may span lines (the expressions hold newlines).
+		var cond string
+		for _, part := range strings.Split(plan, "Index Cond:")[1:] {
+			node, _, _ := strings.Cut(part, "->")
+			cond += node
+		}
+		rows.Close()
+		tx.Rollback()
+		if !strings.Contains(plan, c.index) || !(strings.Contains(cond, "~~*") || strings.Contains(cond, "ROW(")) {
+			t.Errorf("%s: as the app role the condition is not on %s:\n%s", c.name, c.index, plan)
+		}
+	}
+}
