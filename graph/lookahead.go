@@ -65,3 +65,17 @@ func rootLookups(ctx context.Context) int {
 	}
 	return n
 }
+
+// countOnly reports whether the selection of the connection being resolved (of
+// GraphQL type connType) asks for nothing but totalCount (and __typename): an
+// audience count then needs no page of rows.
+func countOnly(ctx context.Context, connType string) bool {
+	opCtx := graphql.GetOperationContext(ctx)
+	fields := graphql.CollectFields(opCtx, graphql.GetFieldContext(ctx).Field.Selections, []string{connType})
+	for _, f := range fields {
+		if f.Name != "totalCount" && f.Name != "__typename" {
+			return false
+		}
+	}
+	return len(fields) > 0
+}

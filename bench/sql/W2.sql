@@ -1,16 +1,3 @@
 -- W2: segment search. The statements our server sent for one request, in order,
 -- recorded by cmd/segbench (make bench) on its last run; pgbench replays them as the SQL floor.
-WITH k AS (
-		    SELECT workspace_id, id, prefix, name, scope, expires_at, last_used_at, revoked_at, replaced_by, created_at
-		      FROM api_keys
-		     WHERE key_hash = '\x654773c35d14c9a4d50bcafa94a873d62e0fed413c5d9ab59dc3ba6d914004c4' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-		     LIMIT 1
-		), used AS (
-		    UPDATE api_keys AS u SET last_used_at = now()
-		      FROM k
-		     WHERE u.workspace_id = k.workspace_id AND u.id = k.id
-		       AND (u.last_used_at IS NULL OR u.last_used_at < now() - 60000000::bigint * interval '1 microsecond')
-		)
-		SELECT k.*, w.name AS workspace_name, w.created_at AS workspace_created_at
-		  FROM k JOIN workspaces AS w ON w.id = k.workspace_id;
-SELECT s.*, false AS probe FROM "segments" AS "s" WHERE (s.workspace_id = 1) AND ((s.name || E'\n' || coalesce(s.description, '')) ILIKE '%buyers%') ORDER BY s.created_at DESC, s.id DESC LIMIT 51;
+SELECT s.*, false AS probe FROM "segments" AS "s" WHERE (s.workspace_id = 1) AND ((s.name || E'\n' || (CASE WHEN s.description IS NULL THEN '' ELSE s.description END)) ILIKE '%buyers%') ORDER BY s.created_at DESC, s.id DESC LIMIT 51;

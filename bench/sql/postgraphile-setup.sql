@@ -5,17 +5,19 @@
 -- our trigram indexes cover expressions (name, phone and email together). These
 -- computed columns are exactly those expressions: inlinable SQL functions that the
 -- planner expands into the indexed expression, so PostGraphile's search uses the same
--- trigram indexes as ours.
+-- trigram indexes as ours. They must match the indexes' expressions exactly (CASE,
+-- not coalesce, since migration 20261129000001_rls): otherwise PostGraphile's search
+-- scans the whole table.
 CREATE SCHEMA IF NOT EXISTS segbench;
 
 CREATE OR REPLACE FUNCTION segbench.contacts_search_text(c public.contacts) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT coalesce(c.name, '') || E'\n' || c.phone || E'\n' || coalesce(c.email, '') $$;
+    AS $$ SELECT (CASE WHEN c.name IS NULL THEN '' ELSE c.name END) || E'\n' || c.phone || E'\n' || (CASE WHEN c.email IS NULL THEN '' ELSE c.email END) $$;
 COMMENT ON FUNCTION segbench.contacts_search_text(public.contacts) IS E'@filterable';
 
 CREATE OR REPLACE FUNCTION segbench.segments_search_text(s public.segments) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT s.name || E'\n' || coalesce(s.description, '') $$;
+    AS $$ SELECT s.name || E'\n' || (CASE WHEN s.description IS NULL THEN '' ELSE s.description END) $$;
 COMMENT ON FUNCTION segbench.segments_search_text(public.segments) IS E'@filterable';
 
 -- Bulk assignment: PostGraphile has no bulk mutation (createMembership inserts one

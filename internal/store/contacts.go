@@ -22,9 +22,35 @@ type contactRow struct {
 
 func (r contactRow) probe() bool { return r.Probe }
 
+func (r *contactRow) dest(col string) any {
+	switch col {
+	case "workspace_id":
+		return &r.WorkspaceID
+	case "id":
+		return &r.ID
+	case "phone":
+		return &r.Phone
+	case "name":
+		return &r.Name
+	case "email":
+		return &r.Email
+	case "attributes":
+		return jsonObject{&r.Attributes}
+	case "created_at":
+		return &r.CreatedAt
+	case "updated_at":
+		return &r.UpdatedAt
+	case "probe":
+		return &r.Probe
+	}
+	return nil
+}
+
 // contactSearch is the text searched by ContactQuery.Search, as indexed by
 // contacts_search: the newlines keep a term from matching across fields.
-const contactSearch = `(coalesce(c.name, '') || E'\n' || c.phone || E'\n' || coalesce(c.email, ''))`
+// (CASE, not coalesce: PostgreSQL counts coalesce as leaky, which would keep this
+// condition off the index under row-level security; see migration 20261129000001_rls.)
+const contactSearch = `((CASE WHEN c.name IS NULL THEN '' ELSE c.name END) || E'\n' || c.phone || E'\n' || (CASE WHEN c.email IS NULL THEN '' ELSE c.email END))`
 
 var contactKeys = map[crm.ContactOrderField]sortKey{
 	crm.ContactsByCreatedAt: contactsByCreatedAt,

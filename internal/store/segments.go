@@ -20,15 +20,32 @@ type segmentRow struct {
 
 func (r segmentRow) probe() bool { return r.Probe }
 
-// memberSegmentRow is a segment together with one of its contacts.
-type memberSegmentRow struct {
-	segmentRow `bun:",extend"`
-	ContactID  int64 `bun:"contact_id,scanonly"`
+func (r *segmentRow) dest(col string) any {
+	switch col {
+	case "workspace_id":
+		return &r.WorkspaceID
+	case "id":
+		return &r.ID
+	case "name":
+		return &r.Name
+	case "description":
+		return &r.Description
+	case "contact_count":
+		return &r.ContactCount
+	case "created_at":
+		return &r.CreatedAt
+	case "updated_at":
+		return &r.UpdatedAt
+	case "probe":
+		return &r.Probe
+	}
+	return nil
 }
 
 // segmentSearch is the text searched by SegmentQuery.Search, as indexed by
 // segments_search: the newline keeps a term from matching across name and description.
-const segmentSearch = `(s.name || E'\n' || coalesce(s.description, ''))`
+// (CASE, not coalesce, for row-level security: see contactSearch.)
+const segmentSearch = `(s.name || E'\n' || (CASE WHEN s.description IS NULL THEN '' ELSE s.description END))`
 
 var segmentKeys = map[crm.SegmentOrderField]sortKey{
 	crm.SegmentsByCreatedAt:    segmentsByCreatedAt,
@@ -110,18 +127,48 @@ func (s *Store) Segment(ctx context.Context, ws, id int64) (crm.Segment, error) 
 // SegmentsOfContacts returns, for each of the given contacts, the segments it is in,
 // ordered by name.
 func (s *Store) SegmentsOfContacts(ctx context.Context, ws int64, contactIDs []int64) (map[int64][]crm.Segment, error) {
-	var rows []memberSegmentRow
-	err := s.db.NewSelect().Model(&rows).
-		ColumnExpr("s.*, m.contact_id").
-		Join("JOIN memberships AS m ON m.workspace_id = s.workspace_id AND m.segment_id = s.id").
-		Where("m.workspace_id = ? AND m.contact_id = ANY(?)", ws, pgdialect.Array(contactIDs)).
-		OrderExpr("m.contact_id, lower(s.name), s.id").
-		Scan(ctx)
-	out := make(map[int64][]crm.Segment, len(contactIDs))
-	for _, r := range rows {
-		out[r.ContactID] = append(out[r.ContactID], r.Segment)
+	// Scanned by hand, not through a Bun model: this is the contacts table's hot path
+	// (a page of 50 contacts brings about 250 rows), where Bun's reflection per column
+	// took about a tenth of the CPU of the handler's benchmark (W3).
+	rows, err := s.db.QueryContext(ctx, `SELECT m.contact_id, s.id, s.name, s.description, s.contact_count, s.created_at, s.updated_at
+		FROM segments AS s JOIN memberships AS m ON m.workspace_id = s.workspace_id AND m.segment_id = s.id
+		WHERE m.workspace_id = ? AND m.contact_id = ANY(?)
+		ORDER BY m.contact_id, lower(s.name), s.id`, ws, pgdialect.Array(contactIDs))
+	if err != nil {
+		return nil, err
 	}
-	return out, err
+	defer rows.Close()
+	// The rows come contact by contact: each contact's segments are a run of one
+	// array, not a slice grown row by row.
+	all := make([]crm.Segment, 0, 8*len(contactIDs))
+	var contacts []int64 // the contact of each row
+	for rows.Next() {
+		var contact int64
+		var seg crm.Segment
+		var desc sql.NullString
+		if err := rows.Scan(&contact, &seg.ID, &seg.Name, &desc, &seg.ContactCount, &seg.CreatedAt, &seg.UpdatedAt); err != nil {
+			return nil, err
+		}
+		seg.WorkspaceID = ws
+		if desc.Valid {
+			seg.Description = &desc.String
+		}
+		all = append(all, seg)
+		contacts = append(contacts, contact)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make(map[int64][]crm.Segment, len(contactIDs))
+	for start := 0; start < len(all); {
+		end := start + 1
+		for end < len(all) && contacts[end] == contacts[start] {
+			end++
+		}
+		out[contacts[start]] = all[start:end:end] // full: an append copies
+		start = end
+	}
+	return out, nil
 }
 
 // CreateSegment creates a segment with its first members, all or nothing.

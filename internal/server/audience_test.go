@@ -1,0 +1,69 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/globalid"
+)
+
+// TestAudienceCountReadsNoPage proves that a connection asked for its totalCount alone
+// (a campaign's audience) reads the count and no page: one statement after the key's,
+// whatever the filter; that the count is the deduplicated audience; and that the
+// page's arguments are still checked, so that skipping the page never turns a refusal
+// into an answer.
+func TestAudienceCountReadsNoPage(t *testing.T) {
+	a := newAPI(t)
+	ctx := context.Background()
+	var ids []int64
+	in := make([]crm.ContactInput, 6)
+	for i := range in {
+		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9197%08d", i)}
+	}
+	res, err := a.store.UpsertContacts(ctx, a.ws.ID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.Contacts {
+		ids = append(ids, c.ID)
+	}
+	seg := func(name string, members ...int64) string {
+		t.Helper()
+		s, err := a.store.CreateSegment(ctx, a.ws.ID, crm.NewSegment{Name: name, ContactIDs: members})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return globalid.Encode(globalid.Segment, s.ID)
+	}
+	s1 := seg("One", ids[0], ids[1], ids[2])
+	s2 := seg("Two", ids[2], ids[3], ids[4])
+	none := seg("None", ids[1], ids[5])
+
+	const countQ = `query($f: ContactFilter, $first: Int, $after: String) { contacts(filter: $f, first: $first, after: $after) { __typename totalCount } }`
+	filter := map[string]any{"segments": map[string]any{"any": []string{s1, s2}, "none": []string{none}}}
+
+	// Refusals first: bad page arguments are refused as before.
+	a.fails("BAD_USER_INPUT", countQ, map[string]any{"f": filter, "first": 0})
+	a.fails("BAD_USER_INPUT", countQ, map[string]any{"f": filter, "after": "not-a-cursor"})
+
+	var out struct {
+		Contacts struct {
+			TotalCount int `json:"totalCount"`
+		} `json:"contacts"`
+	}
+	a.do(countQ, map[string]any{"f": filter}, &out)
+	// Any of One and Two: contacts 0 to 4, 2 once; none of None: without 1.
+	if out.Contacts.TotalCount != 4 {
+		t.Errorf("audience %d, want 4", out.Contacts.TotalCount)
+	}
+	if n := a.statements(); n != 2 {
+		t.Errorf("%d statements, want 2: the key's and the count", n)
+	}
+	// With rows selected too, the page is read as well.
+	a.do(`query($f: ContactFilter) { contacts(filter: $f) { totalCount nodes { id } } }`, map[string]any{"f": filter}, nil)
+	if n := a.statements(); n != 3 {
+		t.Errorf("%d statements, want 3: the key's, the page and the count", n)
+	}
+}
