@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run test test-pgbouncer generate check-generated lint bench bench-data bench-go clean
+.PHONY: playground check-playground all build run test test-pgbouncer generate check-generated lint schema-check bench bench-data bench-go clean
 
 all: test build
 
@@ -15,7 +15,7 @@ run:
 
 # Everything CI checks: formatting, vet, generated code up to date, and the tests
 # (which start their own PostgreSQL) under the race detector.
-test: lint check-generated
+test: lint check-generated schema-check check-playground tools/graphql-http-audit/node_modules/.installed internal/server/testdata/dashboard/node_modules/.installed
 	$(GO) test -race -count=1 ./...
 	$(MAKE) test-pgbouncer
 
@@ -31,6 +31,52 @@ generate:
 check-generated: generate
 	@git diff --exit-code -- graph go.mod go.sum || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git ls-files --others --exclude-standard -- graph)" || { git ls-files --others --exclude-standard -- graph; echo "generated files are not in git"; exit 1; }
+
+# The schema checks (issue #6, tools/schema, README "Schema checks"): @graphql-eslint with
+# the schema-recommended and relay rules on schema.graphqls; graphql-inspector's diff
+# against the previous main, where a breaking change fails unless
+# tools/schema/intentional-breaking-changes.txt lists it; relay-compiler on the dashboard's
+# operations in examples/relay. About 3 s once the packages are installed.
+schema-check: tools/schema/node_modules/.installed
+	tools/schema/node_modules/.bin/eslint -c tools/schema/eslint.config.js --max-warnings 0 schema.graphqls
+	node tools/schema/breaking-changes.mjs
+	@# relay-compiler takes a schema only from a *.graphql file; its artifacts are thrown away.
+	rm -rf tools/schema/.relay && mkdir -p tools/schema/.relay/__generated__
+	cp schema.graphqls tools/schema/.relay/schema.graphql
+	cd tools/schema && node_modules/.bin/relay-compiler relay.config.json
+
+tools/schema/node_modules/.installed: tools/schema/package.json tools/schema/package-lock.json
+	cd tools/schema && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The playground (issue #6, internal/playground): GraphiQL built by Vite from
+# internal/playground/ui into internal/playground/dist, which is committed and embedded
+# in the binary, so that go build and go run need no Node. Rebuild after changing ui/.
+playground: internal/playground/ui/node_modules/.installed
+	cd internal/playground/ui && npm run --silent build -- --logLevel warn
+
+internal/playground/ui/node_modules/.installed: internal/playground/ui/package.json internal/playground/ui/package-lock.json
+	cd internal/playground/ui && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Rebuild the playground from its lockfile and fail if the committed build differs: the
+# build is reproducible, so dist/ is exactly what ui/ makes.
+check-playground: playground
+	@git diff --exit-code --stat -- internal/playground/dist || { echo "internal/playground/dist is stale: run 'make playground' and commit"; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard -- internal/playground/dist)" || { git ls-files --others --exclude-standard -- internal/playground/dist; echo "playground build files are not in git"; exit 1; }
+
+# The GraphQL over HTTP audit (issue #6): graphql-http's serverAudits, pinned by
+# tools/graphql-http-audit/package-lock.json, which internal/server's
+# TestGraphQLHTTPAudit runs against the real server (README "GraphQL over HTTP").
+tools/graphql-http-audit/node_modules/.installed: tools/graphql-http-audit/package.json tools/graphql-http-audit/package-lock.json
+	cd tools/graphql-http-audit && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Apollo Client and urql, pinned by its package-lock.json, with which internal/server's
+# TestReadmeDashboardCaches runs the README's dashboard snippets against the real server.
+internal/server/testdata/dashboard/node_modules/.installed: internal/server/testdata/dashboard/package.json internal/server/testdata/dashboard/package-lock.json
+	cd internal/server/testdata/dashboard && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

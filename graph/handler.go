@@ -8,10 +8,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
-	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/segments/segments/graph/generated"
 	"github.com/segments/segments/internal/limits"
@@ -27,10 +24,12 @@ type Options struct {
 	Limits limits.Limits
 	// Throttle charges requests their cost; nil never throttles (limits.Unlimited).
 	Throttle limits.Throttle
-	// ThrottleBucket names the bucket a request is charged to; nil: WorkspaceBucket.
+	// ThrottleBucket names the bucket a request is charged to; nil: PrincipalBucket.
 	ThrottleBucket func(context.Context) string
 	// Introspection says who may introspect the schema; "" is IntrospectionOn.
 	Introspection Introspection
+	// Tracing, when set, gives each resolver a span (under the request's); nil: none.
+	Tracing trace.TracerProvider
 }
 
 // NewHandler returns the GraphQL endpoint. It must be served behind auth.Require,
@@ -39,16 +38,15 @@ func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
 	srv := handler.New(generated.NewExecutableSchema(generated.Config{
 		Resolvers: &Resolver{Store: s, Log: log},
 	}))
-	srv.AddTransport(transport.Options{})
-	// GET serves queries only: gqlgen refuses mutations over GET.
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	// GraphQL over HTTP as its spec says (transport.go): GET (queries only) and POST,
+	// in place of gqlgen's transports.
+	srv.AddTransport(httpTransport{})
+	useCaches(srv)            // the parsed-query cache and automatic persisted queries (caches.go)
 	useLimits(srv, log, opts) // limits, cost, throttle, introspection, no suggestions (limits.go)
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
 	srv.Use(authorizeWrites{}) // read-only principals: every mutation is FORBIDDEN (authorize.go)
+	useTelemetry(srv, opts)    // operation and outcome for logs and metrics, resolver spans (telemetry.go)
 	// Each operation gets its own loaders, bound to its workspace.
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		ls := loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait, RootLookups: rootLookups(ctx)})

@@ -19,9 +19,15 @@ type config struct {
 	addr        string
 	dataDir     string
 	databaseURL string
+
+	// appDatabaseURL is how the server's requests connect (appstore.go); ownerURL is
+	// the database openStore opened, DATABASE_URL's or the embedded one's.
+	appDatabaseURL, ownerURL string
+
 	demo        bool
 	logFormat   string
 	batchWait   time.Duration
+	keyCacheTTL time.Duration
 	shutdown    time.Duration
 	drainDelay  time.Duration
 	// timeouts
@@ -34,6 +40,13 @@ type config struct {
 	// request limits and what the API shows of itself (limits.go)
 	limits                    limits.Limits
 	introspection, playground string
+	// cost-based rate limiting (limits.go): bucket capacity (0: off) and refill
+	rateCapacity int
+	rateRestore  float64
+	// observability (telemetry.go): the /metrics listener, the OTLP trace exporter
+	metricsAddr                                    string
+	otlpEndpoint, otlpTracesEndpoint, otlpProtocol string
+	otelDisabled                                   bool
 	// envErr is the first environment variable that did not parse.
 	envErr error
 }
@@ -48,9 +61,11 @@ var settings = []setting{
 	{"--addr", "SEGMENTS_ADDR", "127.0.0.1:8080", "address the server listens on", "serve"},
 	{"--data-dir", "SEGMENTS_DATA_DIR", "~/.local/share/segments (root: /var/lib/segments)", "where the embedded PostgreSQL keeps its data, when DATABASE_URL is not set", "all"},
 	{"", "DATABASE_URL", "(unset)", "PostgreSQL to use instead of the embedded one, e.g. postgres://user:pw@host/db", "all"},
+	{"", "SEGMENTS_APP_DATABASE_URL", "(unset: DATABASE_URL's database as role segments_app)", "how the server's requests connect: a role that is no superuser, has no BYPASSRLS and owns no table, granted segments_app, so that row-level security holds it to each request's workspace", "serve"},
 	{"--demo", "SEGMENTS_DEMO", "false", "load the demo workspace and print its API key", "serve"},
 	{"--log-format", "SEGMENTS_LOG_FORMAT", "text", "log format: text or json", "serve"},
 	{"--batch-wait", "SEGMENTS_BATCH_WAIT", "1ms", "how long a batch loader waits for sibling keys", "serve"},
+	{"--key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", "2s", "how long an accepted API key is remembered without asking the database: a revoked key stops working within it (0: ask on every request)", "serve"},
 	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes", "serve"},
 	{"--statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s", "PostgreSQL statement_timeout of the application's role (0: leave as is)", "serve"},
 	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the application's role (0: leave as is)", "serve"},
@@ -74,8 +89,13 @@ var settings = []setting{
 	{"--max-repeated-fields", "SEGMENTS_MAX_REPEATED_FIELDS", "50", "most times one field (response name) may be selected at one place", "serve"},
 	{"--max-list-items", "SEGMENTS_MAX_LIST_ITEMS", "10000", "longest list in a request's variables or values", "serve"},
 	{"--max-cost", "SEGMENTS_MAX_COST", "1000", "highest cost of one operation (extensions.cost.requestedQueryCost): MAX_COST_EXCEEDED beyond", "serve"},
+	{"--rate-limit-capacity", "SEGMENTS_RATE_LIMIT_CAPACITY", "10000", "points of each rate-limit bucket (one per API key, one per dashboard user), shared by all instances through PostgreSQL: a request costs its extensions.cost.requestedQueryCost, THROTTLED (429) when its bucket holds less; at least --max-cost; 0 turns rate limiting off", "serve"},
+	{"--rate-limit-restore-rate", "SEGMENTS_RATE_LIMIT_RESTORE_RATE", "500", "points a rate-limit bucket regains per second", "serve"},
 	{"--introspection", "SEGMENTS_INTROSPECTION", "on", "who may introspect the schema: on, off, or sessions (dashboard sessions only, not API keys); use off or sessions in production", "serve"},
 	{"--playground", "SEGMENTS_PLAYGROUND", "on", "serve the GraphQL playground at /: on or off; use off in production", "serve"},
+	{"--metrics-addr", "SEGMENTS_METRICS_ADDR", "(unset: /metrics on --addr)", "address of a separate listener serving only /metrics (Prometheus), which then leaves the API's listener; off: no /metrics", "serve"},
+	{"--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "(unset: tracing off)", "OTLP/HTTP receiver of the traces, e.g. http://collector:4318 (/v1/traces is appended); the other OTEL_* variables apply (headers, sampler, service name)", "serve"},
+	{"", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "(unset)", "full URL of the OTLP/HTTP traces receiver; wins over the endpoint above, and turns tracing on too", "serve"},
 }
 
 // flags registers the settings a command reads on fs, with defaults from the
@@ -99,6 +119,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	if !serve {
 		return
 	}
+	c.appDatabaseURL = getenv("SEGMENTS_APP_DATABASE_URL")
 	// Only the server sets the role's timeouts: an administrative command run with
 	// other values must not change them under the running servers.
 	duration(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s")
@@ -107,6 +128,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	fs.BoolVar(&c.demo, "demo", env("SEGMENTS_DEMO", "false") == "true", "")
 	fs.StringVar(&c.logFormat, "log-format", env("SEGMENTS_LOG_FORMAT", "text"), "")
 	duration(&c.batchWait, "batch-wait", "SEGMENTS_BATCH_WAIT", "1ms")
+	duration(&c.keyCacheTTL, "key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", "2s")
 	duration(&c.request, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s")
 	duration(&c.drainDelay, "drain-delay", "SEGMENTS_DRAIN_DELAY", "0s")
 	duration(&c.shutdown, "shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s")
@@ -117,7 +139,8 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	fs.StringVar(&c.jwtAlgorithms, "jwt-algorithms", env("SEGMENTS_JWT_ALGORITHMS", ""), "")
 	fs.StringVar(&c.jwtWorkspaceClaim, "jwt-workspace-claim", env("SEGMENTS_JWT_WORKSPACE_CLAIM", "workspace"), "")
 	duration(&c.jwtJWKSMinRefresh, "jwt-jwks-min-refresh", "SEGMENTS_JWT_JWKS_MIN_REFRESH", "1m")
-	c.limitFlags(fs, env) // limits.go
+	c.limitFlags(fs, env)     // limits.go
+	c.telemetryFlags(fs, env) // telemetry.go
 }
 
 // defaultDataDir follows the XDG base directories. Root gets /var/lib/segments: the

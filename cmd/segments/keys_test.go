@@ -106,7 +106,9 @@ func listRows(t *testing.T, getenv func(string) string, workspace string) map[st
 // create (scope, expiry, name; the key alone on stdout), list, rotate with a grace
 // period, revoke; and how a workspace is named (name or W_ ID, ambiguity refused).
 func TestKeysCommands(t *testing.T) {
-	getenv := env(map[string]string{"DATABASE_URL": storetest.Database(t)})
+	// Without the key cache, so that revocation shows on the very next request (the
+	// cache's delay is tested in internal/auth).
+	getenv := env(map[string]string{"DATABASE_URL": storetest.Database(t), "SEGMENTS_KEY_CACHE_TTL": "0"})
 	owner := newWorkspace(t, getenv, "Acme Retail")
 	url := start(t, getenv)
 	if status, code, _ := gqlCode(t, url, owner, writeQuery); status != 200 || code != "" {

@@ -48,7 +48,12 @@ func exitCode(err error) int {
 }
 
 // run is the whole program, with its environment passed in so that tests can run it.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	defer func() {
+		if errors.Is(err, flag.ErrHelp) {
+			err = nil // "COMMAND --help" printed the command's settings: that is success
+		}
+	}()
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("%w: no command", errUsage)
@@ -119,6 +124,7 @@ func parse(command string, args []string, getenv func(string) string, stderr io.
 // process of ours runs it). close releases both.
 func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string) (s *store.Store, close func(), err error) {
 	url := cfg.databaseURL
+	cfg.ownerURL = url
 	stopDB := func() {}
 	if url == "" {
 		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: cfg.dataDir})
@@ -126,6 +132,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string) (
 			return nil, nil, err
 		}
 		url = pg.URL("segments")
+		cfg.ownerURL = url // for openAppStore
 		if pg.Owned() {
 			log.Info("embedded PostgreSQL started", "data_dir", cfg.dataDir, "port", pg.Port())
 		} else {

@@ -25,11 +25,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	if err := cfg.checkRateLimit(); err != nil {
+		return err
+	}
 	s, closeStore, err := openStore(ctx, cfg, log, "segments")
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	app, closeApp, err := openAppStore(ctx, cfg, log) // requests run as a role held back by row-level security
+	if err != nil {
+		return err
+	}
+	defer closeApp()
+	throttle, err := cfg.throttle(app) // limits.go: PostgreSQL token buckets, or nil
+	if err != nil {
+		return err
+	}
+	metrics, metricsOnAPI, stopMetrics, err := cfg.metrics(app, log) // telemetry.go: the pool of the requests
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	tracing, flushTraces, err := cfg.tracing(ctx, log) // telemetry.go: nil when off
+	if err != nil {
+		return err
+	}
+	defer flushTraces()
 
 	var playgroundKey string
 	if cfg.demo {
@@ -52,15 +74,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer cancelRequests(nil)
 	draining := make(chan struct{})
 	srv := &http.Server{
-		Handler: server.Handler(s, log, server.Config{
+		Handler: server.Handler(app, log, server.Config{
 			PlaygroundKey:  playgroundKey,
 			BatchWait:      cfg.batchWait,
+			KeyCacheTTL:    cfg.keyCacheTTL,
 			RequestTimeout: cfg.request,
 			Draining:       draining,
 			JWT:            sessions,
 			Limits:         cfg.limits,
+			Throttle:       throttle,
 			Introspection:  graph.Introspection(cfg.introspection),
 			NoPlayground:   cfg.playground == "off",
+			Metrics:        metrics,
+			NoMetricsRoute: !metricsOnAPI,
+			Tracing:        tracing,
 		}),
 		BaseContext:       func(net.Listener) context.Context { return requests },
 		ReadHeaderTimeout: 10 * time.Second,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/segments/segments/internal/crm"
 )
@@ -47,6 +48,7 @@ type authenticator struct {
 	workspaces Workspaces
 	log        *slog.Logger
 	jwt        *JWTVerifier
+	keys       *keyCache // nil: every request asks the database (WithKeyCache)
 }
 
 // Require lets a request through only with a valid credential in
@@ -101,14 +103,25 @@ func (a *authenticator) apiKey(ctx context.Context, token string) (Principal, er
 	if err != nil {
 		return Principal{}, &refusal{"invalid API key"}
 	}
-	ws, k, err := a.workspaces.AuthenticateKey(ctx, key.Hash())
+	hash := key.Hash()
+	now := time.Now()
+	if a.keys != nil {
+		if p, ok := a.keys.get(hash, now); ok {
+			return p, nil
+		}
+	}
+	ws, k, err := a.workspaces.AuthenticateKey(ctx, hash)
 	if isNotFound(err) {
 		return Principal{}, &refusal{"invalid API key"}
 	}
 	if err != nil {
 		return Principal{}, err
 	}
-	return Principal{Workspace: ws, Kind: KindAPIKey, KeyID: k.ID, Scope: k.Scope}, nil
+	p := Principal{Workspace: ws, Kind: KindAPIKey, KeyID: k.ID, Scope: k.Scope}
+	if a.keys != nil {
+		a.keys.put(hash, p, k.ExpiresAt, now)
+	}
+	return p, nil
 }
 
 func (a *authenticator) session(ctx context.Context, token string) (Principal, error) {

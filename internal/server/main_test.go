@@ -31,7 +31,10 @@ type api struct {
 	url   string
 	key   auth.Key
 	ws    crm.Workspace
-	store *store.Store
+	store *store.Store // the database as its owner sees it, to set up and inspect
+	// app is the store the server runs on: as the application's role, which
+	// row-level security holds to each request's workspace.
+	app *store.Store
 	// last counts the SQL statements of the last request (see statements).
 	last *atomic.Pointer[store.StatementCounter]
 }
@@ -50,7 +53,7 @@ func newAPIWith(t testing.TB, cfg server.Config) *api {
 	t.Helper()
 	s := storetest.Store(t)
 	ws, key := storetest.Workspace(t, s)
-	a := &api{t: t, key: key, ws: ws, store: s, last: &atomic.Pointer[store.StatementCounter]{}}
+	a := &api{t: t, key: key, ws: ws, store: s, app: storetest.AppStore(t), last: &atomic.Pointer[store.StatementCounter]{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// A long batch wait keeps batching deterministic under the race detector; the
 	// prefetched paths do not wait at all.
@@ -64,7 +67,7 @@ func newAPIWith(t testing.TB, cfg server.Config) *api {
 	if cfg.Limits == (limits.Limits{}) {
 		cfg.Limits = limits.Limits{MaxCost: 100_000, MaxAliases: 1_000, MaxRootFields: 1_000}
 	}
-	h := server.Handler(s, log, cfg)
+	h := server.Handler(a.app, log, cfg)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &store.StatementCounter{}
 		a.last.Store(c)

@@ -8,19 +8,22 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/segments/segments/graph"
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/idempotency"
 	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/playground"
 	"github.com/segments/segments/internal/requestid"
 	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 // Config configures the routes.
 type Config struct {
-	// PlaygroundKey, when set, is filled into the playground's Authorization header:
+	// PlaygroundKey, when set, is filled into the playground's API key field:
 	// for the demo only, since the page then shows the key to whoever opens it.
 	PlaygroundKey string
 	// BatchWait is how long loaders wait for sibling keys; 0 means the default.
@@ -42,27 +45,46 @@ type Config struct {
 	Limits limits.Limits
 	// Throttle charges each GraphQL request its cost; nil never throttles.
 	Throttle limits.Throttle
-	// ThrottleBucket names the bucket a request is charged to; nil: one per workspace.
+	// ThrottleBucket names the bucket a request is charged to; nil: one per API key
+	// and one per dashboard user (graph.PrincipalBucket).
 	ThrottleBucket func(context.Context) string
 	// Introspection says who may introspect the schema: on ("" too), off, or
 	// sessions (dashboard sessions only, not API keys).
 	Introspection graph.Introspection
-	// NoPlayground turns the playground at / off (404).
+	// NoPlayground turns the playground at / and its assets off (404).
 	NoPlayground bool
+	// KeyCacheTTL, when positive, is how long an accepted API key is remembered
+	// (auth.WithKeyCache): a revoked key stops working within it. 0: every request
+	// looks its key up.
+	KeyCacheTTL time.Duration
+	// Metrics, when set, count every GraphQL request, and are served at /metrics
+	// unless NoMetricsRoute (the binary's --metrics-addr serves them elsewhere).
+	Metrics        *telemetry.Metrics
+	NoMetricsRoute bool
+	// Tracing, when set, gives each request, resolver and SQL statement a span; nil
+	// is off, at no cost.
+	Tracing trace.TracerProvider
 }
 
 // Handler returns the service's routes:
 //
 //	POST, GET /graphql  the GraphQL API (API key required)
-//	GET /               the GraphQL playground (unless NoPlayground)
+//	GET /               the GraphQL playground (unless NoPlayground), served with its
+//	                    assets (GET /playground/assets/...) from the binary
 //	GET /livez          200 while the process runs
 //	GET /readyz         200 while the database answers, else 503
+//	GET /metrics        Prometheus metrics (with Metrics, unless NoMetricsRoute)
 func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	mux := http.NewServeMux()
-	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait, Limits: cfg.Limits, Throttle: cfg.Throttle, ThrottleBucket: cfg.ThrottleBucket, Introspection: cfg.Introspection})
-	mux.Handle("/graphql", withTimeout(cfg.RequestTimeout, auth.Require(s, log, idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(api), auth.WithJWT(cfg.JWT))))
+	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait, Limits: cfg.Limits, Throttle: cfg.Throttle, ThrottleBucket: cfg.ThrottleBucket, Introspection: cfg.Introspection, Tracing: cfg.Tracing})
+	mux.Handle("/graphql", graphQLHTTP(withTimeout(cfg.RequestTimeout, auth.Require(s, log, noteWorkspace(idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(api)), auth.WithJWT(cfg.JWT), auth.WithKeyCache(cfg.KeyCacheTTL)))))
 	if !cfg.NoPlayground {
-		mux.Handle("GET /{$}", playgroundHandler(cfg.PlaygroundKey))
+		pg := playground.Handler(playground.Options{Endpoint: "/graphql", APIKey: cfg.PlaygroundKey})
+		mux.Handle("GET /{$}", pg)
+		mux.Handle("GET "+playground.AssetPrefix, pg)
+	}
+	if cfg.Metrics != nil && !cfg.NoMetricsRoute {
+		mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	}
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -83,7 +105,7 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
-	return requestid.Middleware(accessLog(log, limitRequestSize(cfg.Limits.WithDefaults().MaxBodyBytes, mux)))
+	return requestid.Middleware(accessLog(log, cfg.Metrics, telemetry.NewTracer(cfg.Tracing), limitRequestSize(cfg.Limits.WithDefaults().MaxBodyBytes, mux)))
 }
 
 // claimLease is how long an Idempotency-Key stays claimed by a request whose answer
@@ -111,39 +133,102 @@ func withTimeout(d time.Duration, next http.Handler) http.Handler {
 	})
 }
 
-func playgroundHandler(key string) http.Handler {
-	header := "Bearer <your API key>"
-	if key != "" {
-		header = "Bearer " + key
-	}
-	return playground.Handler("segments", "/graphql",
-		playground.WithGraphiqlUiHeaders(map[string]string{"Authorization": header}),
-		playground.WithStoragePrefix("segments"))
-}
-
-// accessLog logs one line per request.
-func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+// accessLog logs one line per request. It starts the request's telemetry record
+// (telemetry.Begin), which the layers below fill, and with it, for GraphQL requests,
+// records the request in metrics (nil: none); with a tracer (nil: none) each request
+// gets a span.
+func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.Tracer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		ctx, rec := telemetry.Begin(r.Context())
+		var span trace.Span
+		if tracer != nil {
+			ctx, span = tracer.Start(ctx, r, route(r.URL.Path))
+		}
+		sr := &statusRecorder{ResponseWriter: w, status: http.StatusOK, rec: rec}
+		next.ServeHTTP(sr, r.WithContext(ctx))
+		d := time.Since(start)
+		if rec.Code == "" && sr.body != nil {
+			rec.Code = telemetry.CodeFromBody(sr.body)
+		}
+		id := requestid.From(ctx)
+		if span != nil {
+			telemetry.End(span, rec, sr.status, id)
+		}
+		graphQL := r.URL.Path == "/graphql"
+		if metrics != nil && graphQL {
+			metrics.Observe(rec, sr.status, d)
+		}
+		if !log.Enabled(ctx, slog.LevelInfo) {
+			return
+		}
+		attrs := make([]slog.Attr, 0, 11)
+		attrs = append(attrs,
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("request_id", requestid.From(r.Context())))
+			slog.Int("status", sr.status),
+			slog.Duration("duration", d),
+			slog.String("request_id", id))
+		if graphQL {
+			if rec.Operated() {
+				attrs = append(attrs, slog.String("operation_type", rec.OperationType), slog.String("operation", rec.Operation))
+			}
+			if rec.Workspace != 0 {
+				attrs = append(attrs, slog.String("workspace", globalid.Encode(globalid.Workspace, rec.Workspace)))
+			}
+			attrs = append(attrs,
+				slog.Int64("sql_statements", rec.Statements()),
+				slog.String("outcome", telemetry.Outcome(rec.Code, sr.status)))
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 	})
 }
+
+// route names the route of path for span names, from a bounded set.
+func route(path string) string {
+	switch path {
+	case "/graphql", "/", "/livez", "/readyz", "/metrics":
+		return path
+	}
+	return "unmatched"
+}
+
+// noteWorkspace writes the workspace of the request, which auth.Require just put in
+// its context, in its telemetry record: also for the requests refused before GraphQL
+// runs (idempotency).
+func noteWorkspace(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec := telemetry.From(r.Context()); rec != nil {
+			if ws, ok := auth.WorkspaceFrom(r.Context()); ok {
+				rec.Workspace = ws.ID
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// maxSniff is how much of an error response's body statusRecorder keeps.
+const maxSniff = 4096
 
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	rec    *telemetry.Request
+	// body is the start of an error response (4xx, 5xx) whose code no layer reported
+	// in rec: a refusal written before GraphQL runs, whose code it tells.
+	body []byte
 }
 
 func (r *statusRecorder) WriteHeader(status int) {
 	r.status = status
 	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status >= 400 && r.rec.Code == "" && len(r.body) < maxSniff {
+		r.body = append(r.body, b[:min(len(b), maxSniff-len(r.body))]...)
+	}
+	return r.ResponseWriter.Write(b)
 }
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
