@@ -8,6 +8,7 @@ import './playground.css';
 import { createElement as h, StrictMode, useEffect, useMemo, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { GraphiQL } from 'graphiql';
+import { parse } from 'graphql';
 
 // The server's config for this page (endpoint, and the demo key in `serve --demo`),
 // HTML-escaped into a meta tag: no inline script, so the CSP can forbid them all.
@@ -54,6 +55,22 @@ function initialKey() {
   }
 }
 
+// withCurrentOperationName drops an operationName the document does not define.
+// Right after a tab switch, GraphiQL 5.4 can send the previous tab's operation name
+// with the new tab's document, which the server rightly refuses; with one operation in
+// the document, no name is needed.
+function withCurrentOperationName(params) {
+  if (!params.operationName) return params;
+  let ops;
+  try {
+    ops = parse(params.query).definitions.filter((d) => d.kind === 'OperationDefinition');
+  } catch {
+    return params; // let the server report the syntax error
+  }
+  if (ops.some((d) => d.name && d.name.value === params.operationName)) return params;
+  return ops.length === 1 ? { ...params, operationName: undefined } : params;
+}
+
 function makeFetcher(key) {
   return async (params, opts) => {
     const typed = Object.keys((opts && opts.headers) || {}).some((k) => k.toLowerCase() === 'authorization');
@@ -66,6 +83,7 @@ function makeFetcher(key) {
       Accept: 'application/graphql-response+json, application/json;q=0.9',
     };
     if (key) headers.Authorization = `Bearer ${key}`;
+    params = withCurrentOperationName(params);
     // Headers typed into GraphiQL's headers editor win over the key field.
     Object.assign(headers, (opts && opts.headers) || {});
     const res = await fetch(endpoint, {
