@@ -38,7 +38,10 @@ type config struct {
 	jwtIssuer, jwtAudience, jwtJWKSURL, jwtSecret, jwtAlgorithms, jwtWorkspaceClaim string
 	jwtJWKSMinRefresh                                                               time.Duration
 	// request limits and what the API shows of itself (limits.go)
-	limits                    limits.Limits
+	limits limits.Limits
+	// environment is development or production: it picks the defaults of
+	// introspection and playground (applyEnvironment).
+	environment               string
 	introspection, playground string
 	// cost-based rate limiting (limits.go): bucket capacity (0: off) and refill
 	rateCapacity int
@@ -91,8 +94,9 @@ var settings = []setting{
 	{"--max-cost", "SEGMENTS_MAX_COST", "1000", "highest cost of one operation (extensions.cost.requestedQueryCost): MAX_COST_EXCEEDED beyond", "serve"},
 	{"--rate-limit-capacity", "SEGMENTS_RATE_LIMIT_CAPACITY", "10000", "points of each rate-limit bucket (one per API key, one per dashboard user), shared by all instances through PostgreSQL: a request costs its extensions.cost.requestedQueryCost, THROTTLED (429) when its bucket holds less; at least --max-cost; 0 turns rate limiting off", "serve"},
 	{"--rate-limit-restore-rate", "SEGMENTS_RATE_LIMIT_RESTORE_RATE", "500", "points a rate-limit bucket regains per second", "serve"},
-	{"--introspection", "SEGMENTS_INTROSPECTION", "on", "who may introspect the schema: on, off, or sessions (dashboard sessions only, not API keys); use off or sessions in production", "serve"},
-	{"--playground", "SEGMENTS_PLAYGROUND", "on", "serve the GraphQL playground at /: on or off; use off in production", "serve"},
+	{"--env", "SEGMENTS_ENV", "development", "development or production: picks the defaults of --introspection and --playground", "serve"},
+	{"--introspection", "SEGMENTS_INTROSPECTION", "on (production: sessions)", "who may introspect the schema: on, off, or sessions (dashboard sessions only, not API keys)", "serve"},
+	{"--playground", "SEGMENTS_PLAYGROUND", "on (production: off)", "serve the GraphQL playground at /: on or off", "serve"},
 	{"--metrics-addr", "SEGMENTS_METRICS_ADDR", "(unset: /metrics on --addr)", "address of a separate listener serving only /metrics (Prometheus), which then leaves the API's listener; off: no /metrics", "serve"},
 	{"--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "(unset: tracing off)", "OTLP/HTTP receiver of the traces, e.g. http://collector:4318 (/v1/traces is appended); the other OTEL_* variables apply (headers, sampler, service name)", "serve"},
 	{"", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "(unset)", "full URL of the OTLP/HTTP traces receiver; wins over the endpoint above, and turns tracing on too", "serve"},

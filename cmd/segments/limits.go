@@ -72,7 +72,8 @@ func (c *config) limitFlags(fs *flag.FlagSet, env func(name, def string) string)
 			return nil
 		}
 		*p = env(envName, def)
-		if err := check(*p); err != nil && c.envErr == nil {
+		if *p == "" { // no default of its own: set by applyEnvironment
+		} else if err := check(*p); err != nil && c.envErr == nil {
 			c.envErr = fmt.Errorf("%s: %w", envName, err)
 		}
 		fs.Func(flagName, "", func(v string) error {
@@ -83,8 +84,23 @@ func (c *config) limitFlags(fs *flag.FlagSet, env func(name, def string) string)
 			return nil
 		})
 	}
-	choice(&c.introspection, "introspection", "SEGMENTS_INTROSPECTION", "on", "on", "off", "sessions")
-	choice(&c.playground, "playground", "SEGMENTS_PLAYGROUND", "on", "on", "off")
+	choice(&c.environment, "env", "SEGMENTS_ENV", "development", "development", "production")
+	choice(&c.introspection, "introspection", "SEGMENTS_INTROSPECTION", "", "on", "off", "sessions")
+	choice(&c.playground, "playground", "SEGMENTS_PLAYGROUND", "", "on", "off")
+}
+
+// applyEnvironment gives the settings that depend on the environment (--env) the
+// value it implies, unless they were set: in development the schema and the
+// playground are open to explore; in production introspection is for dashboard
+// sessions only (not API keys) and there is no playground.
+func (c *config) applyEnvironment() {
+	production := c.environment == "production"
+	if c.introspection == "" {
+		c.introspection = map[bool]string{false: "on", true: "sessions"}[production]
+	}
+	if c.playground == "" {
+		c.playground = map[bool]string{false: "on", true: "off"}[production]
+	}
 }
 
 // checkRateLimit refuses rate-limit settings that cannot work.

@@ -29,10 +29,31 @@ func TestLimitSettings(t *testing.T) {
 	if l.MaxDepth != 3 || l.MaxCost != -1 || l.MaxAliases != 7 || l.MaxBodyBytes != 1024 || cfg.introspection != "sessions" || cfg.playground != "off" {
 		t.Errorf("got %+v %s %s", l, cfg.introspection, cfg.playground)
 	}
+	// Production closes introspection to API keys and the playground, unless told.
+	for _, tc := range []struct {
+		args                      []string
+		env                       map[string]string
+		introspection, playground string
+	}{
+		{nil, map[string]string{"SEGMENTS_ENV": "production"}, "sessions", "off"},
+		{[]string{"--env", "production"}, nil, "sessions", "off"},
+		{[]string{"--env", "production", "--playground", "on"}, map[string]string{"SEGMENTS_INTROSPECTION": "on"}, "on", "on"},
+		{[]string{"--env", "development"}, map[string]string{"SEGMENTS_ENV": "production"}, "on", "on"},
+	} {
+		cfg, _, err := parse("serve", tc.args, env(tc.env), io.Discard, true)
+		if err != nil {
+			t.Errorf("%v %v: %v", tc.args, tc.env, err)
+			continue
+		}
+		if cfg.introspection != tc.introspection || cfg.playground != tc.playground {
+			t.Errorf("%v %v: introspection %q playground %q, want %q %q", tc.args, tc.env, cfg.introspection, cfg.playground, tc.introspection, tc.playground)
+		}
+	}
 	for _, tc := range []struct {
 		args []string
 		env  map[string]string
 	}{
+		{[]string{"--env", "staging"}, nil},
 		{[]string{"--introspection", "yes"}, nil},
 		{[]string{"--playground", "sessions"}, nil},
 		{[]string{"--max-tokens", "many"}, nil},

@@ -108,6 +108,7 @@ func parse(command string, args []string, getenv func(string) string, stderr io.
 	if err == nil {
 		err = cfg.envErr
 	}
+	cfg.applyEnvironment()
 	if err != nil {
 		fmt.Fprintf(stderr, "Usage: segments %s [flags]\n\n%sSettings:\n", command, commandHelp[command])
 		printSettings(stderr, command)
