@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
 )
@@ -181,7 +182,7 @@ func freeAddr() string {
 }
 
 // serveOurs is the child process that serves our API for the benchmark: the same
-// handler and settings as "segments serve" (1 ms batch wait, 10 s request deadline,
+// handler, role and settings as "segments serve" (1 ms batch wait, 10 s request deadline,
 // 15 s role timeouts, one access-log line per request), with the benchmark's pool
 // size, which serve does not expose.
 func serveOurs(args []string) error {
@@ -190,8 +191,17 @@ func serveOurs(args []string) error {
 	}
 	pool, _ := strconv.Atoi(args[2])
 	ctx := context.Background()
-	s, err := store.Open(ctx, args[0], store.Options{MaxConns: pool, AppName: "segments",
-		StatementTimeout: 15 * time.Second, IdleInTransactionTimeout: 15 * time.Second})
+	// As serve does: requests run as the application's role, under row-level security.
+	url, err := store.AppURL(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	s, err := store.Open(ctx, url, store.Options{MaxConns: pool, AppName: "segments",
+		StatementTimeout: 15 * time.Second, IdleInTransactionTimeout: 15 * time.Second,
+		Tenant: func(ctx context.Context) (int64, bool) {
+			ws, ok := auth.WorkspaceFrom(ctx)
+			return ws.ID, ok
+		}})
 	if err != nil {
 		return err
 	}
