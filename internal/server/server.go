@@ -77,7 +77,14 @@ type Config struct {
 func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait, Limits: cfg.Limits, Throttle: cfg.Throttle, ThrottleBucket: cfg.ThrottleBucket, Introspection: cfg.Introspection, Tracing: cfg.Tracing})
-	mux.Handle("/graphql", graphQLHTTP(withTimeout(cfg.RequestTimeout, auth.Require(s, log, noteWorkspace(idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(api)), auth.WithJWT(cfg.JWT), auth.WithKeyCache(cfg.KeyCacheTTL)))))
+	// /graphql, innermost first: replays of an Idempotency-Key answer without running
+	// the API; they and everything below need the caller's workspace (auth), which the
+	// telemetry record learns at once; the deadline covers authentication's SQL too;
+	// the GraphQL-over-HTTP checks refuse malformed requests before any of it.
+	var gql http.Handler = idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(api)
+	gql = auth.Require(s, log, noteWorkspace(gql), auth.WithJWT(cfg.JWT), auth.WithKeyCache(cfg.KeyCacheTTL))
+	gql = withTimeout(cfg.RequestTimeout, gql)
+	mux.Handle("/graphql", graphQLHTTP(gql))
 	if !cfg.NoPlayground {
 		pg := playground.Handler(playground.Options{Endpoint: "/graphql", APIKey: cfg.PlaygroundKey})
 		mux.Handle("GET /{$}", pg)
