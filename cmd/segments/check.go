@@ -12,14 +12,15 @@ import (
 )
 
 // checkHelp describes the check command for "segments help check".
-const checkHelp = `segments check [--repair] compares every segment's contact count, in all
-workspaces, with the memberships it counts. It prints one line per segment whose
-count has drifted and a summary, and exits with status 3 when it found drift.
-It also reports a counter trigger that is missing or disabled (status 3 too: the
-counts would drift again).
+const checkHelp = `segments check [--repair] compares every segment's contact count and audience
+bitmaps, in all workspaces, with the memberships they are derived from. It prints
+one line per segment whose count or bitmaps have drifted and a summary, and exits
+with status 3 when it found drift. It also reports a membership trigger that is
+missing or disabled (status 3 too: they would drift again).
 
-  --repair   set each drifted count to the real number of memberships, in one
-             transaction, and exit 0; safe while the server runs and writes
+  --repair   set each drifted count to the real number of memberships and rebuild
+             each drifted segment's bitmaps, in one transaction each, and exit 0;
+             safe while the server runs and writes
 
 `
 
@@ -43,19 +44,26 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer closeStore()
 
-	problems, err := s.CountTriggerProblems(ctx)
+	problems, err := s.TriggerProblems(ctx)
 	if err != nil {
 		return err
 	}
 	for _, p := range problems {
-		fmt.Fprintf(stdout, "broken: %s; counts drift with every membership change\n", p)
+		fmt.Fprintf(stdout, "broken: %s; counts or bitmaps drift with every membership change\n", p)
 	}
 
 	var drift []store.CountDrift
+	var bitmapDrift []store.BitmapDrift
 	if repair {
 		drift, err = s.RepairCounts(ctx)
+		if err == nil {
+			bitmapDrift, err = s.RepairBitmaps(ctx)
+		}
 	} else {
 		drift, err = s.CheckCounts(ctx)
+		if err == nil {
+			bitmapDrift, err = s.CheckBitmaps(ctx)
+		}
 	}
 	if err != nil {
 		return err
@@ -69,22 +77,35 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 			verb, d.WorkspaceID, d.WorkspaceName, globalid.Encode(globalid.Segment, d.SegmentID), d.SegmentName,
 			d.Stored, d.Actual, d.Stored-d.Actual)
 	}
+	for _, d := range bitmapDrift {
+		fmt.Fprintf(stdout, "%s: workspace %d %q, segment %s %q: %d bitmap chunk(s) differ from the memberships\n",
+			verb, d.WorkspaceID, d.WorkspaceName, globalid.Encode(globalid.Segment, d.SegmentID), d.SegmentName, d.Chunks)
+	}
 
+	found := len(drift) + len(bitmapDrift)
+	what := fmt.Sprintf("%s and %s", countersOf(len(drift)), bitmapsOf(len(bitmapDrift)))
 	switch {
 	case repair:
-		fmt.Fprintf(stdout, "%s repaired\n", countersOf(len(drift)))
-	case len(drift) > 0:
-		fmt.Fprintf(stdout, "%s drifted; run \"segments check --repair\" to repair\n", countersOf(len(drift)))
+		fmt.Fprintf(stdout, "%s repaired\n", what)
+	case found > 0:
+		fmt.Fprintf(stdout, "%s drifted; run \"segments check --repair\" to repair\n", what)
 	default:
-		fmt.Fprintln(stdout, "no drift: every segment's contact_count equals its memberships")
+		fmt.Fprintln(stdout, "no drift: every segment's contact_count and bitmaps equal its memberships")
 	}
 	switch {
 	case len(problems) > 0:
-		return fmt.Errorf("%w: %d counter trigger(s) missing or disabled", errDrift, len(problems))
-	case len(drift) > 0 && !repair:
-		return fmt.Errorf("%w: %s drifted", errDrift, countersOf(len(drift)))
+		return fmt.Errorf("%w: %d membership trigger(s) missing or disabled", errDrift, len(problems))
+	case found > 0 && !repair:
+		return fmt.Errorf("%w: %s drifted", errDrift, what)
 	}
 	return nil
+}
+
+func bitmapsOf(n int) string {
+	if n == 1 {
+		return "1 segment's bitmaps"
+	}
+	return fmt.Sprintf("%d segments' bitmaps", n)
 }
 
 func countersOf(n int) string {

@@ -14,9 +14,10 @@ import (
 	"github.com/segments/segments/internal/store/storetest"
 )
 
-// TestCheck runs "segments check" on the demo workspace with two counters corrupted by
-// hand: it reports both with their stored and real counts and exits 3, --repair
-// repairs them and exits 0, and the next check is clean. A disabled counter trigger
+// TestCheck runs "segments check" on the demo workspace with two counters and one
+// segment's bitmaps corrupted by hand: it reports the counters with their stored and
+// real counts and the bitmaps with the number of chunks that differ, and exits 3,
+// --repair repairs them and exits 0, and the next check is clean. A disabled counter trigger
 // is reported, and fails the check even with --repair.
 func TestCheck(t *testing.T) {
 	ctx := context.Background()
@@ -69,31 +70,43 @@ func TestCheck(t *testing.T) {
 			ws, globalid.Encode(globalid.Segment, id), c.name, stored, n, stored-n))
 	}
 
-	// Check: both reported, in segment order, nothing changed, exit code 3.
+	// The bitmaps of "Festival Buyers" vanish.
+	var ws, id, chunks int64
+	err = conn.QueryRow(ctx, `
+		WITH s AS (SELECT workspace_id, id FROM segments WHERE name = 'Festival Buyers'),
+		     gone AS (DELETE FROM segment_bitmaps b USING s WHERE b.workspace_id = s.workspace_id AND b.segment_id = s.id RETURNING b.*)
+		SELECT s.workspace_id, s.id, (SELECT count(*) FROM gone) FROM s`).Scan(&ws, &id, &chunks)
+	if err != nil || chunks == 0 {
+		t.Fatalf("corrupting bitmaps: %v, %d chunks", err, chunks)
+	}
+	want = append(want, fmt.Sprintf(`workspace %d "Demo", segment %s "Festival Buyers": %d bitmap chunk(s) differ from the memberships`,
+		ws, globalid.Encode(globalid.Segment, id), chunks))
+
+	// Check: all reported, in segment order, nothing changed, exit code 3.
 	for range 2 {
 		out, err := runCheck()
 		if !errors.Is(err, errDrift) || exitCode(err) != 3 {
 			t.Fatalf("check with drift returned %v, want exit code 3", err)
 		}
 		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-		if len(lines) != 3 || lines[0] != "drift: "+want[0] || lines[1] != "drift: "+want[1] ||
-			lines[2] != `2 segment counters drifted; run "segments check --repair" to repair` {
+		if len(lines) != 4 || lines[0] != "drift: "+want[0] || lines[1] != "drift: "+want[1] || lines[2] != "drift: "+want[2] ||
+			lines[3] != `2 segment counters and 1 segment's bitmaps drifted; run "segments check --repair" to repair` {
 			t.Fatalf("check printed:\n%s\nwant drift lines\n%s", out, strings.Join(want, "\n"))
 		}
 	}
 
-	// Repair: the same two, exit code 0; then clean.
+	// Repair: the same three, exit code 0; then clean.
 	out, err := runCheck("--repair")
 	if err != nil {
 		t.Fatalf("check --repair: %v\n%s", err, out)
 	}
-	if out != "repaired: "+want[0]+"\nrepaired: "+want[1]+"\n2 segment counters repaired\n" {
+	if out != "repaired: "+want[0]+"\nrepaired: "+want[1]+"\nrepaired: "+want[2]+"\n2 segment counters and 1 segment's bitmaps repaired\n" {
 		t.Fatalf("check --repair printed:\n%s", out)
 	}
-	if out, err := runCheck(); err != nil || out != "no drift: every segment's contact_count equals its memberships\n" {
+	if out, err := runCheck(); err != nil || out != "no drift: every segment's contact_count and bitmaps equal its memberships\n" {
 		t.Fatalf("check after repair: %v\n%s", err, out)
 	}
-	if out, err := runCheck("--repair"); err != nil || out != "0 segment counters repaired\n" {
+	if out, err := runCheck("--repair"); err != nil || out != "0 segment counters and 0 segments' bitmaps repaired\n" {
 		t.Fatalf("second repair: %v\n%s", err, out)
 	}
 

@@ -9,13 +9,14 @@
 // package is the one exception, and it is a development tool, not part of the API: a
 // bulk loader works beneath the store's invariants on purpose. In one transaction it
 // takes the three tenant tables' locks, drops the secondary indexes and constraints of
-// contacts and memberships and disables the counter trigger that maintains
-// segments.contact_count, loads the rows with COPY, then recreates every index and
-// constraint from the definitions it read from the catalog before dropping them (so
-// the workspace-leading keys stay exactly as migrated), re-enables the trigger,
-// backfills contact_count from the memberships, and commits. Since all of that is one
-// transaction holding ACCESS EXCLUSIVE locks, no other session can change memberships
-// while the trigger is off (no other workspace's counters can drift), and a failed
+// contacts and memberships and disables the insert triggers that maintain
+// segments.contact_count and segment_bitmaps, loads the rows with COPY, then recreates
+// every index and constraint from the definitions it read from the catalog before
+// dropping them (so the workspace-leading keys stay exactly as migrated), re-enables
+// the triggers, backfills contact_count and the bitmaps from the memberships, and
+// commits. Since all of that is one transaction holding ACCESS EXCLUSIVE locks, no
+// other session can change memberships while the triggers are off (no other
+// workspace's counters or bitmaps can drift), and a failed
 // load leaves nothing behind: triggers, indexes and constraints are back as they were.
 // A VACUUM ANALYZE after the commit sets the visibility map (index-only scans) and the
 // planner statistics, as a long-lived database would have them.
@@ -258,9 +259,9 @@ type droppable struct {
 // load. Segments keeps its own: a thousand rows.
 var tablesLoaded = []string{"contacts", "memberships"}
 
-// counterTrigger is the trigger that counts inserted memberships; the load backfills
-// the counts instead.
-const counterTrigger = "memberships_count_inserted"
+// insertTriggers are the triggers that derive data from inserted memberships (the
+// segments' contact_count and bitmaps); the load backfills both instead, once.
+var insertTriggers = []string{"memberships_count_inserted", "memberships_bitmaps_inserted"}
 
 func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phase func(string, time.Time)) error {
 	exec := func(sql string, args ...any) error {
@@ -336,10 +337,12 @@ func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phas
 			return err
 		}
 	}
-	if err := exec("ALTER TABLE memberships DISABLE TRIGGER " + counterTrigger); err != nil {
-		return err
+	for _, t := range insertTriggers {
+		if err := exec("ALTER TABLE memberships DISABLE TRIGGER " + t); err != nil {
+			return err
+		}
 	}
-	phase(fmt.Sprintf("drop %d indexes and constraints, disable the counter trigger", len(drops)), t0)
+	phase(fmt.Sprintf("drop %d indexes and constraints, disable the membership triggers", len(drops)), t0)
 
 	// IDs: reserve a block of each sequence (nothing else inserts while we hold the
 	// locks), so that the generator knows every ID and memberships can be written in
@@ -400,17 +403,26 @@ func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phas
 		phase("recreate "+d.name, t0)
 	}
 	t0 = time.Now()
-	if err := exec("ALTER TABLE memberships ENABLE TRIGGER " + counterTrigger); err != nil {
-		return err
+	for _, t := range insertTriggers {
+		if err := exec("ALTER TABLE memberships ENABLE TRIGGER " + t); err != nil {
+			return err
+		}
 	}
-	// The counters, from the rows themselves.
+	// The counters and the bitmaps, from the rows themselves.
 	if err := exec(`
 		UPDATE segments s SET contact_count = m.n
 		FROM (SELECT segment_id, count(*) AS n FROM memberships WHERE workspace_id = $1 GROUP BY segment_id) m
 		WHERE s.workspace_id = $1 AND s.id = m.segment_id`, ws); err != nil {
 		return err
 	}
-	phase("enable the counter trigger, backfill contact_count", t0)
+	if err := exec(`
+		INSERT INTO segment_bitmaps (workspace_id, segment_id, chunk, bits)
+		SELECT $1, c.segment_id, c.chunk, c.bits
+		FROM (SELECT array_agg(segment_id) AS s, array_agg(contact_id) AS c FROM memberships WHERE workspace_id = $1) m,
+		     segment_bitmap_chunks(m.s, m.c) c`, ws); err != nil {
+		return err
+	}
+	phase("enable the membership triggers, backfill contact_count and the segment bitmaps", t0)
 	return nil
 }
 

@@ -50,8 +50,8 @@ func TestSizes(t *testing.T) {
 }
 
 // TestLoad loads a small dataset twice and checks what segments check checks (no
-// drift, counter triggers on), that every index and constraint is back exactly as
-// migrated, and that the same options give the same rows.
+// drift of counters or bitmaps, membership triggers on), that every index and
+// constraint is back exactly as migrated, and that the same options give the same rows.
 func TestLoad(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.Store(t)
@@ -95,11 +95,14 @@ func TestLoad(t *testing.T) {
 	if after := defs(); !slices.Equal(before, after) {
 		t.Fatalf("indexes, constraints or triggers changed:\nbefore %q\nafter  %q", before, after)
 	}
-	if problems, err := s.CountTriggerProblems(ctx); err != nil || len(problems) > 0 {
+	if problems, err := s.TriggerProblems(ctx); err != nil || len(problems) > 0 {
 		t.Fatalf("counter triggers: %v %v", problems, err)
 	}
 	if drift, err := s.CheckCounts(ctx); err != nil || len(drift) > 0 {
 		t.Fatalf("drift after the load: %+v %v", drift, err)
+	}
+	if drift, err := s.CheckBitmaps(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("bitmaps differ from the memberships after the load: %+v %v", drift, err)
 	}
 	if res1.Memberships != o.Memberships {
 		t.Fatalf("%d memberships loaded, want %d", res1.Memberships, o.Memberships)

@@ -10,9 +10,9 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
-// The consistency check of the derived data, over all workspaces: the one thing the
-// schema cannot enforce by itself is segments.contact_count, which the membership
-// triggers maintain. Everything else it would make sense to look for is already
+// The consistency check of the derived data, over all workspaces: the things the
+// schema cannot enforce by itself are segments.contact_count and segment_bitmaps,
+// which the membership triggers maintain. Everything else it would make sense to look for is already
 // impossible:
 //
 //   - a membership whose contact or segment belongs to another workspace: memberships
@@ -24,8 +24,8 @@ import (
 // Counters drift only when membership rows change without the triggers firing (a
 // trigger disabled by hand, a restore with session_replication_role = replica or
 // pg_restore --disable-triggers, rows written by hand with the triggers off) or when a
-// counter is written directly. CountTriggerProblems finds the first cause, CheckCounts
-// the damage, RepairCounts repairs it.
+// counter is written directly. TriggerProblems finds the first cause, CheckCounts and
+// CheckBitmaps the damage, RepairCounts and RepairBitmaps repair it.
 
 // CountDrift is a segment whose stored contact_count differs from the number of its
 // memberships.
@@ -132,13 +132,18 @@ func (s *Store) RepairCounts(ctx context.Context) ([]CountDrift, error) {
 	return repaired, nil
 }
 
-// counterTriggers are the triggers on memberships that keep contact_count exact.
-var counterTriggers = []string{"memberships_count_inserted", "memberships_count_deleted"}
+// derivedTriggers are the triggers on memberships that keep contact_count and
+// segment_bitmaps exact.
+var derivedTriggers = []string{
+	"memberships_count_inserted", "memberships_count_deleted",
+	"memberships_bitmaps_inserted", "memberships_bitmaps_deleted",
+}
 
-// CountTriggerProblems reports each trigger that maintains contact_count and is
-// missing or does not fire in ordinary sessions. With one of them off, every
-// membership change makes counters drift again, so a repair would not last.
-func (s *Store) CountTriggerProblems(ctx context.Context) ([]string, error) {
+// TriggerProblems reports each trigger that maintains contact_count or
+// segment_bitmaps and is missing or does not fire in ordinary sessions. With one of
+// them off, every membership change makes counters or bitmaps drift again, so a repair
+// would not last.
+func (s *Store) TriggerProblems(ctx context.Context) ([]string, error) {
 	var rows []struct {
 		Name    string `bun:"name"`
 		Enabled string `bun:"enabled"` // pg_trigger.tgenabled; '' when missing
@@ -147,9 +152,9 @@ func (s *Store) CountTriggerProblems(ctx context.Context) ([]string, error) {
 		SELECT t.name, coalesce(tg.tgenabled::text, '') AS enabled
 		FROM unnest(?::text[]) WITH ORDINALITY AS t(name, i)
 		LEFT JOIN pg_trigger tg ON tg.tgrelid = 'memberships'::regclass AND tg.tgname = t.name
-		ORDER BY t.i`, pgdialect.Array(counterTriggers)).Scan(ctx, &rows)
+		ORDER BY t.i`, pgdialect.Array(derivedTriggers)).Scan(ctx, &rows)
 	if err != nil {
-		return nil, fmt.Errorf("store: check counter triggers: %w", err)
+		return nil, fmt.Errorf("store: check membership triggers: %w", err)
 	}
 	var problems []string
 	for _, r := range rows {
@@ -172,4 +177,116 @@ func sortDrift(d []CountDrift) {
 	slices.SortFunc(d, func(a, b CountDrift) int {
 		return cmp.Or(cmp.Compare(a.WorkspaceID, b.WorkspaceID), cmp.Compare(a.SegmentID, b.SegmentID))
 	})
+}
+
+// BitmapDrift is a segment whose bitmaps (segment_bitmaps) differ from its memberships.
+type BitmapDrift struct {
+	WorkspaceID   int64  `bun:"workspace_id"`
+	WorkspaceName string `bun:"workspace_name"`
+	SegmentID     int64  `bun:"segment_id"`
+	SegmentName   string `bun:"segment_name"`
+	Chunks        int64  `bun:"chunks"` // chunks that differ (before a repair)
+}
+
+// bitmapDriftSQL rebuilds the bitmaps from the memberships, with the function the
+// triggers use, and compares them chunk by chunk with the stored ones (a stored chunk
+// of zeros is drift too: the triggers delete those). One statement, one snapshot, as
+// for the counters. The first argument, when not NULL, restricts it to the segments
+// given as (workspace_id, segment_id) pairs by the next two. Memberships are passed to
+// segment_bitmap_chunks one segment at a time, so no array grows past the largest
+// segment. About 1 µs per membership.
+const bitmapDriftSQL = `
+	WITH listed AS (
+		SELECT * FROM unnest(?::bigint[], ?::bigint[]) AS l(workspace_id, segment_id)
+	), actual AS (
+		SELECT m.workspace_id, c.segment_id, c.chunk, c.bits
+		FROM (SELECT workspace_id, array_agg(segment_id) AS s, array_agg(contact_id) AS c
+		      FROM memberships
+		      WHERE ? OR (workspace_id, segment_id) IN (SELECT * FROM listed)
+		      GROUP BY workspace_id, segment_id) m,
+		     segment_bitmap_chunks(m.s, m.c) c
+	), stored AS (
+		SELECT workspace_id, segment_id, chunk, bits FROM segment_bitmaps
+		WHERE ? OR (workspace_id, segment_id) IN (SELECT * FROM listed)
+	), diff AS (
+		SELECT coalesce(a.workspace_id, b.workspace_id) AS workspace_id,
+		       coalesce(a.segment_id, b.segment_id) AS segment_id, count(*) AS chunks
+		FROM actual a
+		FULL JOIN stored b ON a.workspace_id = b.workspace_id AND a.segment_id = b.segment_id AND a.chunk = b.chunk
+		WHERE a.bits IS DISTINCT FROM b.bits
+		GROUP BY 1, 2
+	)
+	SELECT d.workspace_id, w.name AS workspace_name, d.segment_id, s.name AS segment_name, d.chunks
+	FROM diff d
+	JOIN segments s ON s.workspace_id = d.workspace_id AND s.id = d.segment_id
+	JOIN workspaces w ON w.id = d.workspace_id
+	ORDER BY d.workspace_id, d.segment_id`
+
+// bitmapDrift runs bitmapDriftSQL on db, over every segment when wss is nil.
+func bitmapDrift(ctx context.Context, db bun.IDB, wss, ids []int64) ([]BitmapDrift, error) {
+	var drift []BitmapDrift
+	everything := wss == nil
+	err := db.NewRaw(bitmapDriftSQL, pgdialect.Array(wss), pgdialect.Array(ids), everything, everything).Scan(ctx, &drift)
+	return drift, err
+}
+
+// CheckBitmaps returns every segment, of any workspace, whose bitmaps differ from its
+// memberships, by workspace and segment. It only reads, takes no locks, and is safe
+// while the API serves writes.
+func (s *Store) CheckBitmaps(ctx context.Context) ([]BitmapDrift, error) {
+	drift, err := bitmapDrift(ctx, s.db, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: check bitmaps: %w", err)
+	}
+	return drift, nil
+}
+
+// RepairBitmaps rebuilds the bitmaps of every drifting segment from its memberships,
+// in one transaction, and returns what it repaired. Like RepairCounts, it is safe
+// while the API serves writes: it locks the drifting segments in id order (the order
+// of every writer), then looks again under the lock and rebuilds only the segments
+// that still drift.
+func (s *Store) RepairBitmaps(ctx context.Context) ([]BitmapDrift, error) {
+	var repaired []BitmapDrift
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		found, err := bitmapDrift(ctx, tx, nil, nil)
+		if err != nil || len(found) == 0 {
+			return err
+		}
+		wss, ids := make([]int64, len(found)), make([]int64, len(found))
+		for i, d := range found {
+			wss[i], ids[i] = d.WorkspaceID, d.SegmentID
+		}
+		err = tx.NewRaw(`SELECT id FROM segments
+			WHERE (workspace_id, id) IN (SELECT * FROM unnest(?::bigint[], ?::bigint[]))
+			ORDER BY id FOR UPDATE`, pgdialect.Array(wss), pgdialect.Array(ids)).Scan(ctx, new([]int64))
+		if err != nil {
+			return err
+		}
+		if repaired, err = bitmapDrift(ctx, tx, wss, ids); err != nil || len(repaired) == 0 {
+			return err
+		}
+		wss, ids = wss[:0], ids[:0]
+		for _, d := range repaired {
+			wss, ids = append(wss, d.WorkspaceID), append(ids, d.SegmentID)
+		}
+		listed := []any{pgdialect.Array(wss), pgdialect.Array(ids)}
+		if _, err := tx.NewRaw(`DELETE FROM segment_bitmaps
+			WHERE (workspace_id, segment_id) IN (SELECT * FROM unnest(?::bigint[], ?::bigint[]))`, listed...).Exec(ctx); err != nil {
+			return err
+		}
+		_, err = tx.NewRaw(`
+			INSERT INTO segment_bitmaps (workspace_id, segment_id, chunk, bits)
+			SELECT m.workspace_id, c.segment_id, c.chunk, c.bits
+			FROM (SELECT workspace_id, array_agg(segment_id) AS s, array_agg(contact_id) AS c
+			      FROM memberships
+			      WHERE (workspace_id, segment_id) IN (SELECT * FROM unnest(?::bigint[], ?::bigint[]))
+			      GROUP BY workspace_id, segment_id) m,
+			     segment_bitmap_chunks(m.s, m.c) c`, listed...).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: repair bitmaps: %w", err)
+	}
+	return repaired, nil
 }

@@ -258,10 +258,10 @@ func TestRepairCountsWhileWriting(t *testing.T) {
 	}
 }
 
-// TestCountTriggerProblems turns the counter triggers off in the ways a restore or an
+// TestTriggerProblems turns the counter triggers off in the ways a restore or an
 // operator can, on a database of its own, and checks that each is reported, and that
 // a membership change with a trigger off is found as drift.
-func TestCountTriggerProblems(t *testing.T) {
+func TestTriggerProblems(t *testing.T) {
 	ctx := context.Background()
 	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 2})
 	if err != nil {
@@ -273,7 +273,7 @@ func TestCountTriggerProblems(t *testing.T) {
 	}
 	problems := func(want ...string) {
 		t.Helper()
-		got, err := s.CountTriggerProblems(ctx)
+		got, err := s.TriggerProblems(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -298,6 +298,28 @@ func TestCountTriggerProblems(t *testing.T) {
 	drift, err := s.CheckCounts(ctx)
 	if err != nil || len(drift) != 1 || drift[0].Stored != 2 || drift[0].Actual != 5 {
 		t.Fatalf("drift %+v, %v; want Alpha stored 2, actual 5", drift, err)
+	}
+
+	exec("ALTER TABLE memberships DISABLE TRIGGER memberships_bitmaps_deleted")
+	problems("trigger memberships_count_inserted on memberships is disabled",
+		"trigger memberships_bitmaps_deleted on memberships is disabled")
+	if _, err := s.RemoveContactsFromSegments(ctx, f.ws.ID, f.contacts[:1], []int64{f.segments["Alpha"]}); err != nil {
+		t.Fatal(err)
+	}
+	bitmaps, err := s.CheckBitmaps(ctx)
+	if err != nil || len(bitmaps) != 1 || bitmaps[0].SegmentID != f.segments["Alpha"] {
+		t.Fatalf("bitmap drift %+v, %v; want Alpha", bitmaps, err)
+	}
+	exec("ALTER TABLE memberships ENABLE TRIGGER memberships_bitmaps_deleted")
+	if repaired, err := s.RepairBitmaps(ctx); err != nil || len(repaired) != 1 || repaired[0].SegmentID != f.segments["Alpha"] {
+		t.Fatalf("repaired %+v, %v; want Alpha", repaired, err)
+	}
+	if bitmaps, err := s.CheckBitmaps(ctx); err != nil || len(bitmaps) != 0 {
+		t.Fatalf("bitmap drift after the repair: %+v, %v", bitmaps, err)
+	}
+	n, err := s.CountContacts(ctx, f.ws.ID, crm.ContactQuery{Segments: crm.MembershipFilter{Any: []int64{f.segments["Alpha"]}}})
+	if err != nil || n != 4 {
+		t.Fatalf("audience of Alpha after the repair: %d, %v; want 4", n, err)
 	}
 
 	exec("ALTER TABLE memberships ENABLE REPLICA TRIGGER memberships_count_inserted")

@@ -13,8 +13,8 @@ import (
 )
 
 // TestCountsStayExactUnderConcurrentWriters runs writers that assign, remove and delete
-// on overlapping contacts and segments at once, then checks every counter against the
-// memberships it counts.
+// on overlapping contacts and segments at once, then checks every counter and every
+// segment's bitmaps against the memberships they are derived from.
 func TestCountsStayExactUnderConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.Store(t)
@@ -89,6 +89,9 @@ func TestCountsStayExactUnderConcurrentWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCounts(t, s, ws.ID)
+	if drift, err := s.CheckBitmaps(ctx); err != nil || len(drift) > 0 {
+		t.Errorf("bitmaps drifted from the memberships: %+v %v", drift, err)
+	}
 }
 
 func checkCounts(t *testing.T, s *store.Store, ws int64) {
