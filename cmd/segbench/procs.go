@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -183,7 +184,7 @@ func freeAddr() string {
 
 // serveOurs is the child process that serves our API for the benchmark: the same
 // handler, role and settings as "segments serve" (1 ms batch wait, 10 s request deadline,
-// 15 s role timeouts, one access-log line per request), with the benchmark's pool
+// 15 s role timeouts, GC target, one access-log line per request), with the benchmark's pool
 // size, which serve does not expose.
 func serveOurs(args []string) error {
 	if len(args) != 3 {
@@ -191,6 +192,9 @@ func serveOurs(args []string) error {
 	}
 	pool, _ := strconv.Atoi(args[2])
 	ctx := context.Background()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(server.GCPercent)
+	}
 	// As serve does: requests run as the application's role, under row-level security.
 	url, err := store.AppURL(ctx, args[0])
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/segments/segments/graph"
@@ -21,6 +22,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := newLogger(stderr, cfg.logFormat)
+	if cfg.goGC == "" {
+		debug.SetGCPercent(server.GCPercent)
+	}
 	sessions, err := cfg.jwtVerifier(log)
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
@@ -29,7 +31,11 @@ const (
 // benchAPI returns a server with the benchmark workspace, filled once per process.
 func benchAPI(b *testing.B) *api {
 	b.Helper()
-	// The production defaults of the settings that matter here (cmd/segments).
+	// The production defaults of the settings that matter here (cmd/segments),
+	// the garbage collector's target included.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(server.GCPercent)
+	}
 	a := newAPIWith(b, server.Config{BatchWait: time.Millisecond, KeyCacheTTL: 2 * time.Second})
 	ctx := context.Background()
 	var ids []int64
