@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -111,5 +112,61 @@ func checkCounts(t *testing.T, s *store.Store, ws int64) {
 		if counter != real {
 			t.Errorf("segment %d: contact_count %d, memberships %d", id, counter, real)
 		}
+	}
+}
+
+// TestAssignRacingContactDeletion deletes a contact in a transaction of its own that
+// commits only after an assignment that names it has checked it (and found it) and is
+// waiting at its insert: the assignment must then run again and refuse with NOT_FOUND
+// for that contact, with nothing changed, rather than fail or add the others.
+func TestAssignRacingContactDeletion(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	f := newFixture(t, s, 40_000, map[string]int{"Race": 0})
+	seg, victim := f.segments["Race"], f.contacts[3]
+	before := segmentRows(t, s, f.ws.ID)
+
+	del, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer del.Rollback()
+	if _, err := del.ExecContext(ctx, "DELETE FROM contacts WHERE workspace_id = $1 AND id = $2", f.ws.ID, victim); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts, []int64{seg})
+		done <- err
+	}()
+	// The assignment waits for the deleting transaction's row lock, at its insert's
+	// foreign key check: only then does the deletion commit.
+	for waiting := false; !waiting; {
+		select {
+		case err := <-done:
+			t.Fatalf("the assignment finished before the deletion committed: %v", err)
+		default:
+		}
+		err := s.DB().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO memberships%')`).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := del.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	err = <-done
+	errs := crm.UserErrors(err)
+	if len(errs) != 1 || errs[0].Code != crm.CodeNotFound || strings.Join(errs[0].Field, ".") != "contactIds.3" {
+		t.Fatalf("assignment racing a deletion returned %v, want NOT_FOUND for contactIds[3]", err)
+	}
+	var n int
+	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM memberships WHERE workspace_id = $1 AND segment_id = $2", f.ws.ID, seg).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d memberships after the refusal (%v), want 0", n, err)
+	}
+	if after := segmentRows(t, s, f.ws.ID); after != before {
+		t.Fatalf("segments changed by a refused assignment:\n%s\n%s", before, after)
 	}
 }

@@ -501,7 +501,7 @@ func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64) (Dele
 	ids2 := unique(ids)
 	var out DeletedContacts
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		if err := checkContacts(ctx, tx, ws, "ids", ids, false); err != nil {
+		if err := checkContacts(ctx, tx, ws, "ids", ids); err != nil {
 			return err
 		}
 		// Lock the affected segments in id order before their counters change.

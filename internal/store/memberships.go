@@ -41,7 +41,7 @@ func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, seg
 	var out MembershipChange
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		segErr := lockSegments(ctx, tx, ws, "segmentIds", segmentIDs)
-		conErr := checkContacts(ctx, tx, ws, "contactIds", contactIDs, true)
+		conErr := checkContacts(ctx, tx, ws, "contactIds", contactIDs)
 		if errs := append(crm.UserErrors(conErr), crm.UserErrors(segErr)...); len(errs) > 0 {
 			return crm.Errors(errs)
 		}
@@ -73,26 +73,30 @@ func lockSegments(ctx context.Context, tx bun.Tx, ws int64, field string, ids []
 	return missing(field, "segment", ids, found)
 }
 
-// checkContacts reports each ID that names no contact of the workspace. With lock, the
-// contacts found cannot be deleted until the transaction ends.
-func checkContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64, lock bool) error {
+// checkContacts reports each ID that names no contact of the workspace. It takes no
+// lock: a contact deleted between this check and insertMemberships fails the insert's
+// foreign key check (which locks the contacts it finds, FOR KEY SHARE, so that they
+// stay until the transaction ends), and the transaction then runs again and reports
+// the contact here. Locking them here as well cost PostgreSQL about 10% of an
+// assignment of 100 contacts to 10 segments (a lock record per contact).
+func checkContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	var found []int64
-	q := tx.NewSelect().Table("contacts").Column("id").
-		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(unique(ids)))
-	if lock {
-		q = q.For("KEY SHARE")
-	}
-	if err := q.Scan(ctx, &found); err != nil {
+	err := tx.NewSelect().Table("contacts").Column("id").
+		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(unique(ids))).
+		Scan(ctx, &found)
+	if err != nil {
 		return err
 	}
 	return missing(field, "contact", ids, found)
 }
 
 // insertMemberships adds every contact to every segment in one statement; existing
-// memberships are skipped and not counted.
+// memberships are skipped and not counted. The callers hold the segments' locks, so a
+// foreign key violation can only be a contact deleted since checkContacts saw it:
+// errConcurrentChange, to run the transaction again.
 func insertMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, contactIDs []int64) (int, error) {
 	if len(segmentIDs) == 0 || len(contactIDs) == 0 {
 		return 0, nil
@@ -102,6 +106,9 @@ func insertMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, con
 		SELECT ?, s, c FROM unnest(?::bigint[]) AS s CROSS JOIN unnest(?::bigint[]) AS c
 		ON CONFLICT DO NOTHING`,
 		ws, pgdialect.Array(segmentIDs), pgdialect.Array(contactIDs)).Exec(ctx)
+	if pgErr := pgError(err); pgErr != nil && pgErr.Code == foreignKeyViolation {
+		return 0, errConcurrentChange
+	}
 	if err != nil {
 		return 0, err
 	}
