@@ -301,6 +301,42 @@ func decodeStrict(b []byte, dst any) error {
 	return nil
 }
 
+// marshalResponse writes resp as json.Marshal does, except for data: gqlgen wrote it
+// already, as compact JSON, and json.Marshal would scan and copy it once more to
+// validate and compact it (4-5% of the CPU of a page of 50 segments or contacts). One
+// difference remains: <, > and & in strings of data stay as they are instead of
+// becoming \u003c, \u003e and \u0026, which is the same JSON. Responses of
+// incremental delivery (label, path, hasNext), which this API does not use, go
+// through json.Marshal.
+func marshalResponse(resp *graphql.Response) ([]byte, error) {
+	if resp.Label != "" || resp.Path != nil || resp.HasNext != nil {
+		return json.Marshal(resp)
+	}
+	b := make([]byte, 0, len(resp.Data)+256)
+	b = append(b, '{')
+	if len(resp.Errors) > 0 {
+		errs, err := json.Marshal(resp.Errors)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(b, `"errors":`...), errs...), ',')
+	}
+	b = append(b, `"data":`...)
+	if resp.Data == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, resp.Data...)
+	}
+	if len(resp.Extensions) > 0 {
+		ext, err := json.Marshal(resp.Extensions)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(b, `,"extensions":`...), ext...)
+	}
+	return append(b, '}'), nil
+}
+
 func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
 
 // writeResponse writes a GraphQL response as mediaType. Without withData the
@@ -310,7 +346,7 @@ func writeResponse(w http.ResponseWriter, mediaType string, status int, resp *gr
 	var body []byte
 	var err error
 	if withData {
-		body, err = json.Marshal(resp)
+		body, err = marshalResponse(resp)
 	} else {
 		body, err = json.Marshal(struct {
 			Errors     gqlerror.List  `json:"errors"`

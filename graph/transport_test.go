@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/segments/segments/graph/generated"
 )
@@ -112,5 +114,37 @@ func TestCaches(t *testing.T) {
 	bad := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(make([]byte, 32))}}
 	if status, out := post(map[string]any{"query": doc, "extensions": bad}); status != http.StatusOK || out["errors"] == nil || out["data"] != nil {
 		t.Fatalf("wrong hash: %d %v", status, out)
+	}
+}
+
+// TestMarshalResponse proves that marshalResponse writes what json.Marshal writes for
+// every shape of response (data alone, null, errors, extensions, incremental
+// delivery), byte for byte when no string holds <, > or &, and the same JSON when one
+// does.
+func TestMarshalResponse(t *testing.T) {
+	hasNext := true
+	for _, resp := range []*graphql.Response{
+		{Data: json.RawMessage(`{"segments":{"nodes":[{"id":"S_1","name":"VIP"}]}}`)},
+		{},
+		{Data: json.RawMessage(`null`), Errors: gqlerror.List{{Message: "no", Extensions: map[string]any{"code": "NOT_FOUND"}}}},
+		{Data: json.RawMessage(`{"a":1}`), Extensions: map[string]any{"cost": map[string]any{"requestedQueryCost": 3}}},
+		{Data: json.RawMessage(`{"a":1}`), Errors: gqlerror.List{{Message: "x"}}, Extensions: map[string]any{"b": 2}},
+		{Data: json.RawMessage(`{"a":1}`), Label: "l", HasNext: &hasNext},
+	} {
+		got, err := marshalResponse(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(resp)
+		if !bytes.Equal(got, want) {
+			t.Errorf("marshalResponse wrote\n%s\njson.Marshal writes\n%s", got, want)
+		}
+	}
+	resp := &graphql.Response{Data: json.RawMessage(`{"name":"Tom & Jerry <3"}`)}
+	got, _ := marshalResponse(resp)
+	want, _ := json.Marshal(resp)
+	var a, b any
+	if json.Unmarshal(got, &a) != nil || json.Unmarshal(want, &b) != nil || !reflect.DeepEqual(a, b) {
+		t.Errorf("marshalResponse wrote %s, not the JSON of %s", got, want)
 	}
 }
