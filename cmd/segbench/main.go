@@ -230,7 +230,7 @@ func run(ctx context.Context, c config) error {
 	if _, err := b.db.ExecContext(ctx, string(setup)); err != nil {
 		return fmt.Errorf("postgraphile setup: %w", err)
 	}
-	if _, err := b.db.ExecContext(ctx, "VACUUM ANALYZE segments, contacts, memberships"); err != nil {
+	if _, err := b.db.ExecContext(ctx, "VACUUM ANALYZE segments, contacts, memberships, segment_bitmaps"); err != nil {
 		return err
 	}
 	if b.d, err = loadDataset(ctx, b.db, info.WorkspaceID, c.seed); err != nil {

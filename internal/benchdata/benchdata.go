@@ -240,7 +240,7 @@ func Load(ctx context.Context, s *store.Store, o Options, log *slog.Logger) (Res
 	t0 := time.Now()
 	// Outside the transaction: VACUUM cannot run in one. It sets the visibility map,
 	// so index-only scans skip the heap, and gathers the planner's statistics.
-	if _, err := conn.ExecContext(ctx, "VACUUM (ANALYZE) segments, contacts, memberships"); err != nil {
+	if _, err := conn.ExecContext(ctx, "VACUUM (ANALYZE) segments, contacts, memberships, segment_bitmaps"); err != nil {
 		return Result{}, fmt.Errorf("benchdata: vacuum: %w", err)
 	}
 	phase("vacuum analyze", t0)
