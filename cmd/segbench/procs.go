@@ -69,11 +69,21 @@ func treeCPU(root int) time.Duration {
 		if err != nil {
 			continue
 		}
-		children[parentOf(pid)] = append(children[parentOf(pid)], pid)
+		// Read once: a process that exits in between reads as a child of 0, and
+		// reading twice once mixed that list (PID 1 among it) into a real parent's,
+		// making a cycle (a stack overflow in a benchmark run).
+		if parent := parentOf(pid); parent != 0 {
+			children[parent] = append(children[parent], pid)
+		}
 	}
+	seen := map[int]bool{root: true}
 	var walk func(int)
 	walk = func(p int) {
 		for _, c := range children[p] {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
 			total += cpuTime(c)
 			walk(c)
 		}
