@@ -50,6 +50,7 @@ import (
 
 type config struct {
 	dataDir, out, node, pgbench, setupSQL, note, only string
+	sharedBuffers                                     string
 	contacts                                          int
 	seed                                              uint64
 	pool, reps, maxSteps                              int
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&c.pgbench, "pgbench", findPgbench(), "pgbench")
 	flag.StringVar(&c.setupSQL, "postgraphile-sql", "bench/sql/postgraphile-setup.sql", "what PostGraphile needs beyond the tables")
 	flag.StringVar(&c.note, "note", "", "a note for the report, such as that the machine was shared")
+	flag.StringVar(&c.sharedBuffers, "shared-buffers", "2GB", "shared_buffers of the embedded PostgreSQL: large enough for the whole dataset, which is prewarmed into it")
 	flag.StringVar(&c.only, "workloads", "W1,W2,W3,W4,W5,W6,W7,W8", "workloads to run")
 	flag.IntVar(&c.contacts, "contacts", 1_000_000, "dataset size (segments 1,000; memberships 5 per contact; 10 big segments of contacts/10)")
 	flag.Uint64Var(&c.seed, "seed", 1, "dataset and request seed")
@@ -172,7 +174,7 @@ func run(ctx context.Context, c config) error {
 		if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
 			return err
 		}
-		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: c.dataDir})
+		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: c.dataDir, Settings: []string{"shared_buffers=" + c.sharedBuffers}})
 		if err != nil {
 			return err
 		}
@@ -233,6 +235,24 @@ func run(ctx context.Context, c config) error {
 	if _, err := b.db.ExecContext(ctx, "VACUUM ANALYZE segments, contacts, memberships, segment_bitmaps"); err != nil {
 		return err
 	}
+	// Warm: every table and index in PostgreSQL's own buffers before any contender
+	// runs. This machine's kernel reclaims page cache that has gone cold (DAMON), so
+	// the first workload to touch a table after a few minutes otherwise read it from
+	// disk, with stalls of a second that fell on whichever contender came first.
+	// (In a schema of its own: PostGraphile would serve its functions from public.)
+	_, err = b.db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS segbench_tools;
+		CREATE EXTENSION IF NOT EXISTS pg_prewarm SCHEMA segbench_tools`)
+	if err != nil {
+		return fmt.Errorf("pg_prewarm (PostgreSQL's contrib): %w", err)
+	}
+	var blocks int64
+	err = b.db.QueryRowContext(ctx, `
+		SELECT sum(segbench_tools.pg_prewarm(c.oid)) FROM pg_class c
+		WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i')`).Scan(&blocks)
+	if err != nil {
+		return fmt.Errorf("prewarm: %w", err)
+	}
+	b.log("prewarmed %d MiB of tables and indexes", blocks*8/1024)
 	if b.d, err = loadDataset(ctx, b.db, info.WorkspaceID, c.seed); err != nil {
 		return err
 	}

@@ -52,6 +52,10 @@ type Options struct {
 	// BinDir holds initdb and postgres. Empty means: $SEGMENTS_PG_BINDIR, else the
 	// newest /usr/lib/postgresql/*/bin, else $PATH.
 	BinDir string
+	// Settings are further server settings, each "name=value" (postgres -c), such as
+	// "shared_buffers=2GB". They apply when this process starts the server, not when
+	// it attaches to one already running.
+	Settings []string
 }
 
 // Server is a running PostgreSQL server.
@@ -91,7 +95,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if port, ok := runningPort(s.pgdata()); ok {
 			s.port = port
 			err = s.waitReady(ctx)
-		} else if err = s.start(bin, runAs, opts.Port, opts.Ephemeral); err == nil {
+		} else if err = s.start(bin, runAs, opts); err == nil {
 			err = s.waitReady(ctx)
 		}
 		// Another process may have started a server in the meantime, or the port we
@@ -148,8 +152,9 @@ func (s *Server) Stop() error {
 
 func (s *Server) pgdata() string { return filepath.Join(s.dir, "pgdata") }
 
-func (s *Server) start(bin string, runAs *user.User, port int, ephemeral bool) error {
+func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 	var err error
+	port := opts.Port
 	if port == 0 {
 		if port, err = freePort(); err != nil {
 			return err
@@ -167,8 +172,11 @@ func (s *Server) start(bin string, runAs *user.User, port int, ephemeral bool) e
 		"-c", "unix_socket_directories=",
 		"-c", "max_connections=200",
 	}
-	if ephemeral {
+	if opts.Ephemeral {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	for _, setting := range opts.Settings {
+		args = append(args, "-c", setting)
 	}
 	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
