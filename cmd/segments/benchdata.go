@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/segments/segments/internal/benchdata"
 	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/store"
 )
 
 // benchDataHelp describes the bench-data command for "segments help bench-data".
@@ -55,20 +57,16 @@ func benchData(ctx context.Context, args []string, getenv func(string) string, s
 	if err := o.Check(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	log := newLogger(stderr, "text")
-	s, closeStore, err := openStore(ctx, cfg, log, "segments-bench-data")
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	res, err := benchdata.Load(ctx, s, o, log)
-	if err != nil {
-		return err
-	}
-	log.Info("bench-data loaded; the workspace's API key is on stdout",
-		"workspace", res.Workspace.Name, "id", globalid.Encode(globalid.Workspace, res.Workspace.ID),
-		"contacts", o.Contacts, "segments", o.Segments, "memberships", res.Memberships,
-		"elapsed", res.Elapsed.Round(time.Millisecond))
-	fmt.Fprintln(stdout, res.Key)
-	return nil
+	return withStore(ctx, cfg, stderr, "segments-bench-data", func(s *store.Store, log *slog.Logger) error {
+		res, err := benchdata.Load(ctx, s, o, log)
+		if err != nil {
+			return err
+		}
+		log.Info("bench-data loaded; the workspace's API key is on stdout",
+			"workspace", res.Workspace.Name, "id", globalid.Encode(globalid.Workspace, res.Workspace.ID),
+			"contacts", o.Contacts, "segments", o.Segments, "memberships", res.Memberships,
+			"elapsed", res.Elapsed.Round(time.Millisecond))
+		fmt.Fprintln(stdout, res.Key)
+		return nil
+	})
 }

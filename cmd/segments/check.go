@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/store"
@@ -38,12 +39,14 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	if len(rest) > 0 {
 		return fmt.Errorf("%w: check takes no arguments, got %q", errUsage, rest)
 	}
-	s, closeStore, err := openStore(ctx, cfg, newLogger(stderr, "text"), "segments-check")
-	if err != nil {
-		return err
-	}
-	defer closeStore()
+	return withStore(ctx, cfg, stderr, "segments-check", func(s *store.Store, _ *slog.Logger) error {
+		return checkStore(ctx, s, repair, stdout)
+	})
+}
 
+// checkStore does what check does, on s: reports (or repairs) drift and broken
+// triggers.
+func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writer) error {
 	problems, err := s.TriggerProblems(ctx)
 	if err != nil {
 		return err

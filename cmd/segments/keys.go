@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -76,28 +77,24 @@ func listKeys(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, "text")
-	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	ws, err := findWorkspace(ctx, s, name)
-	if err != nil {
-		return err
-	}
-	ks, err := s.APIKeys(ctx, ws.ID)
-	if err != nil {
-		return err
-	}
-	log.Info("API keys", "workspace", ws.Name, "id", globalid.Encode(globalid.Workspace, ws.ID), "keys", len(ks))
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPE\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
-	for _, k := range ks {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(k.Name), k.Prefix, k.Scope,
-			showTime(&k.CreatedAt), showTime(k.ExpiresAt), showTime(k.LastUsedAt), showTime(k.RevokedAt))
-	}
-	return tw.Flush()
+	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, log *slog.Logger) error {
+		ws, err := findWorkspace(ctx, s, name)
+		if err != nil {
+			return err
+		}
+		ks, err := s.APIKeys(ctx, ws.ID)
+		if err != nil {
+			return err
+		}
+		log.Info("API keys", "workspace", ws.Name, "id", globalid.Encode(globalid.Workspace, ws.ID), "keys", len(ks))
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPE\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+		for _, k := range ks {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(k.Name), k.Prefix, k.Scope,
+				showTime(&k.CreatedAt), showTime(k.ExpiresAt), showTime(k.LastUsedAt), showTime(k.RevokedAt))
+		}
+		return tw.Flush()
+	})
 }
 
 func createKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -128,28 +125,24 @@ func createKey(ctx context.Context, args []string, getenv func(string) string, s
 	if len([]rune(name)) > 200 {
 		return fmt.Errorf("%w: --name is longer than 200 characters", errUsage)
 	}
-	log := newLogger(stderr, "text")
-	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	ws, err := findWorkspace(ctx, s, wsName)
-	if err != nil {
-		return err
-	}
-	key, err := auth.NewKey()
-	if err != nil {
-		return err
-	}
-	k, err := s.CreateAPIKey(ctx, ws.ID, store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix(), Name: name, Scope: sc, ExpiresIn: lifetime})
-	if err != nil {
-		return err
-	}
-	log.Info("API key created; it is on stdout and is shown only once",
-		"workspace", ws.Name, "key_id", k.ID, "scope", k.Scope, "expires", showTime(k.ExpiresAt))
-	fmt.Fprintln(stdout, key)
-	return nil
+	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, log *slog.Logger) error {
+		ws, err := findWorkspace(ctx, s, wsName)
+		if err != nil {
+			return err
+		}
+		key, err := auth.NewKey()
+		if err != nil {
+			return err
+		}
+		k, err := s.CreateAPIKey(ctx, ws.ID, store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix(), Name: name, Scope: sc, ExpiresIn: lifetime})
+		if err != nil {
+			return err
+		}
+		log.Info("API key created; it is on stdout and is shown only once",
+			"workspace", ws.Name, "key_id", k.ID, "scope", k.Scope, "expires", showTime(k.ExpiresAt))
+		fmt.Fprintln(stdout, key)
+		return nil
+	})
 }
 
 func rotateKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -168,25 +161,21 @@ func rotateKey(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil || g < 0 {
 		return fmt.Errorf("%w: --grace must be a duration such as 24h, 7d or 0, not %q", errUsage, grace)
 	}
-	log := newLogger(stderr, "text")
-	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	key, err := auth.NewKey()
-	if err != nil {
-		return err
-	}
-	old, added, err := s.RotateAPIKey(ctx, id, g, store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix()})
-	if err != nil {
-		return err
-	}
-	log.Info("API key rotated; the new key is on stdout and is shown only once",
-		"old_key_id", old.ID, "old_key_works_until", showTime(old.ExpiresAt),
-		"new_key_id", added.ID, "scope", added.Scope, "expires", showTime(added.ExpiresAt))
-	fmt.Fprintln(stdout, key)
-	return nil
+	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, log *slog.Logger) error {
+		key, err := auth.NewKey()
+		if err != nil {
+			return err
+		}
+		old, added, err := s.RotateAPIKey(ctx, id, g, store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix()})
+		if err != nil {
+			return err
+		}
+		log.Info("API key rotated; the new key is on stdout and is shown only once",
+			"old_key_id", old.ID, "old_key_works_until", showTime(old.ExpiresAt),
+			"new_key_id", added.ID, "scope", added.Scope, "expires", showTime(added.ExpiresAt))
+		fmt.Fprintln(stdout, key)
+		return nil
+	})
 }
 
 func revokeKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -198,18 +187,14 @@ func revokeKey(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, "text")
-	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	k, err := s.RevokeAPIKey(ctx, id)
-	if err != nil {
-		return err
-	}
-	log.Info("API key revoked: it no longer works", "key_id", k.ID, "prefix", k.Prefix, "revoked", showTime(k.RevokedAt))
-	return nil
+	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, log *slog.Logger) error {
+		k, err := s.RevokeAPIKey(ctx, id)
+		if err != nil {
+			return err
+		}
+		log.Info("API key revoked: it no longer works", "key_id", k.ID, "prefix", k.Prefix, "revoked", showTime(k.RevokedAt))
+		return nil
+	})
 }
 
 // interspersed moves the flags of args before the other arguments, so that

@@ -162,6 +162,19 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string) (
 	return s, func() { s.Close(); stopDB() }, nil
 }
 
+// withStore runs fn with the database (openStore, as application app) and a text
+// logger on stderr, and closes the database after it: the frame of every command but
+// serve.
+func withStore(ctx context.Context, cfg *config, stderr io.Writer, app string, fn func(s *store.Store, log *slog.Logger) error) error {
+	log := newLogger(stderr, "text")
+	s, closeStore, err := openStore(ctx, cfg, log, app)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	return fn(s, log)
+}
+
 func createWorkspace(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, rest, err := parse("workspace create", args, getenv, stderr, false)
 	if err != nil {
@@ -171,23 +184,19 @@ func createWorkspace(ctx context.Context, args []string, getenv func(string) str
 	if name == "" {
 		return fmt.Errorf("%w: workspace create needs a NAME", errUsage)
 	}
-	log := newLogger(stderr, "text")
-	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	key, err := auth.NewKey()
-	if err != nil {
-		return err
-	}
-	ws, err := s.CreateWorkspace(ctx, name, store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix()})
-	if err != nil {
-		return err
-	}
-	log.Info("workspace created; its API key (read_write) is on stdout and is shown only once", "workspace", ws.Name, "id", globalid.Encode(globalid.Workspace, ws.ID))
-	fmt.Fprintln(stdout, key)
-	return nil
+	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, log *slog.Logger) error {
+		key, err := auth.NewKey()
+		if err != nil {
+			return err
+		}
+		ws, err := s.CreateWorkspace(ctx, name, store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix()})
+		if err != nil {
+			return err
+		}
+		log.Info("workspace created; its API key (read_write) is on stdout and is shown only once", "workspace", ws.Name, "id", globalid.Encode(globalid.Workspace, ws.ID))
+		fmt.Fprintln(stdout, key)
+		return nil
+	})
 }
 
 func seed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -195,18 +204,14 @@ func seed(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, "text")
-	s, closeStore, err := openStore(ctx, cfg, log, "segments-cli")
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	key, err := demo.Seed(ctx, s)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, key)
-	return nil
+	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, _ *slog.Logger) error {
+		key, err := demo.Seed(ctx, s)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, key)
+		return nil
+	})
 }
 
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -214,13 +219,10 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	_, closeStore, err := openStore(ctx, cfg, newLogger(stderr, "text"), "segments-cli")
-	if err != nil {
-		return err
-	}
-	closeStore()
-	fmt.Fprintln(stdout, "schema up to date")
-	return nil
+	return withStore(ctx, cfg, stderr, "segments-cli", func(*store.Store, *slog.Logger) error {
+		fmt.Fprintln(stdout, "schema up to date")
+		return nil
+	})
 }
 
 func newLogger(w io.Writer, format string) *slog.Logger {
