@@ -137,6 +137,7 @@ type bench struct {
 	c       config
 	log     func(string, ...any)
 	url     string
+	appURL  string // the database as our server's role (row-level security), for pgbench
 	pgdata  string
 	pm      int // postmaster PID, 0 when PostgreSQL is not ours to watch
 	s       *store.Store
@@ -265,6 +266,11 @@ func run(ctx context.Context, c config) error {
 		return fmt.Errorf("capture: %w", err)
 	}
 
+	// The SQL floor runs as the role our server's requests run as, under the same
+	// row-level security policies.
+	if b.appURL, err = store.AppURL(ctx, b.url); err != nil {
+		return err
+	}
 	// The measured servers, straight on the database.
 	if err := b.startServers(ctx, b.url, b.url, "run"); err != nil {
 		return err
@@ -411,7 +417,7 @@ func (b *bench) capture(ctx context.Context) error {
 			}
 			st := proxy.take()
 			nOurs += len(st)
-			script := strings.Join(st, ";\n") + ";\n"
+			script := pgbenchScript(st)
 			f := filepath.Join(dir, fmt.Sprintf("%03d.sql", i))
 			if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
 				return err
@@ -444,7 +450,7 @@ func (b *bench) capture(ctx context.Context) error {
 			return err
 		}
 		st := proxy.take()
-		b.sqlOf["W6"] = strings.Join(st, ";\n") + ";\n"
+		b.sqlOf["W6"] = pgbenchScript(st)
 		tmpl := b.sqlOf["W6"]
 		for _, a := range []struct {
 			ids []int64
@@ -622,11 +628,31 @@ func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, fu
 }
 
 func (b *bench) pgbench(scripts []string) runner {
-	u, _ := url.Parse(b.url)
+	u, _ := url.Parse(b.appURL)
 	pw, _ := u.User.Password()
 	env := []string{"PGHOST=" + u.Hostname(), "PGPORT=" + u.Port(), "PGUSER=" + u.User.Username(), "PGPASSWORD=" + pw,
 		"PGDATABASE=" + strings.TrimPrefix(u.Path, "/"), "PGSSLMODE=" + cmpOr(u.Query().Get("sslmode"), "prefer"), "PGAPPNAME=segbench-pgbench"}
 	return &pgbenchRunner{bin: b.c.pgbench, env: env, clients: b.c.pool, scripts: scripts, dir: b.tmp}
+}
+
+// pgbenchScript turns the statements our server sent for one request into a pgbench
+// script that sends them the same way: one query message each. pgbench ends a
+// command at every semicolon, so the semicolon after the row-level security prefix
+// that the server sends in the same message as its statement (store/tenant.go) is
+// written \; (pgbench's "same message"). Split, the SET LOCAL ran alone, outside any
+// transaction (a warning, written to the log, per statement) and cost the floor a
+// round trip per statement.
+func pgbenchScript(statements []string) string {
+	var sb strings.Builder
+	for _, st := range statements {
+		if rest, ok := strings.CutPrefix(st, "SET LOCAL app.workspace_id = "); ok {
+			if setting, stmt, ok := strings.Cut(rest, "; "); ok {
+				st = "SET LOCAL app.workspace_id = " + setting + "\\; " + stmt
+			}
+		}
+		sb.WriteString(st + ";\n")
+	}
+	return sb.String()
 }
 
 func cmpOr(a, b string) string {
