@@ -57,7 +57,12 @@ func (h *httpRunner) run(ctx context.Context, rate float64, d time.Duration) (st
 		t.Method, t.URL, t.Body, t.Header = http.MethodPost, h.url, body, h.header
 		return nil
 	}
-	att := vegeta.NewAttacker(vegeta.Timeout(15*time.Second), vegeta.KeepAlive(true), vegeta.Connections(10000), vegeta.MaxBody(-1))
+	// A transport of its own, whose connections are closed after the run: an
+	// attacker's idle connections otherwise outlive it, and an overloaded step opens
+	// thousands of them (a run once ran out of file descriptors this way).
+	transport := &http.Transport{MaxIdleConnsPerHost: 10000, DisableCompression: true}
+	defer transport.CloseIdleConnections()
+	att := vegeta.NewAttacker(vegeta.Client(&http.Client{Transport: transport, Timeout: 15 * time.Second}), vegeta.MaxBody(-1))
 	pacer := vegeta.ConstantPacer{Freq: max(1, int(math.Round(rate*10))), Per: 10 * time.Second}
 	var lat []time.Duration
 	s := step{Rate: rate}
