@@ -70,20 +70,24 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
 			return gqlErr
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
+		// An error after the request's context ended is that end, whatever form it
+		// took on the way: PostgreSQL's "canceling statement due to user request"
+		// for a statement the store cancelled, or the context's own error.
+		ended := ctx.Err()
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ended, context.DeadlineExceeded) {
 			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
 			e.Message = "the request took too long and was stopped"
 			e.Extensions = map[string]any{"code": codeTimeout}
 			return e
 		}
-		if errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), ErrShuttingDown) {
+		if (errors.Is(err, context.Canceled) || ended != nil) && errors.Is(context.Cause(ctx), ErrShuttingDown) {
 			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
 			e.Message = "the server is shutting down; retry the request"
 			e.Extensions = map[string]any{"code": codeUnavailable}
 			return e
 		}
 		id := requestid.From(ctx)
-		if !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, context.Canceled) && ended == nil {
 			log.ErrorContext(ctx, "resolver failed", "err", err, "path", graphql.GetPath(ctx).String(), "request_id", id)
 		}
 		return internalError(ctx, id)

@@ -826,7 +826,8 @@ func (b *bench) replayOurs(ctx context.Context, conn *pgx.Conn, cs, ss []int64) 
 	tmpl := b.w6Template // the statements are those of W6, with larger arrays
 	var stmts []string
 	for _, s := range strings.Split(tmpl, ";\n") {
-		s = strings.TrimSpace(s)
+		// As our server sends it: pgbench's \; (pgbenchScript) back to a semicolon.
+		s = strings.ReplaceAll(strings.TrimSpace(s), "\\;", ";")
 		if s == "" || strings.Contains(s, "api_keys") {
 			continue
 		}

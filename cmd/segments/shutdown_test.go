@@ -243,14 +243,22 @@ func (f *shutdownFixture) waitFor(t *testing.T, what string, ok func(int) bool, 
 }
 
 // sessionsLeft counts the server's sessions still open in the database.
+// sessionsLeft returns how many sessions of the server remain, waiting up to a second
+// for them to go: a backend ends a moment after its client closed the connection.
 func (f *shutdownFixture) sessionsLeft(t *testing.T) int {
 	t.Helper()
-	var n int
-	if err := f.db.QueryRow(context.Background(),
-		"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segments'").Scan(&n); err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(time.Second)
+	for {
+		var n int
+		if err := f.db.QueryRow(context.Background(),
+			"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segments'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return n
 }
 
 func status(url string) (int, error) {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -60,6 +62,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// preparing it: no statement cache churn, no generic plans that ignore the trigram
 	// indexes, and it works behind PgBouncer in transaction mode.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	// A cancelled context (a client gone, a request's deadline, the end of a
+	// shutdown's grace period) cancels the statement on the server, with a cancel
+	// request. pgx's default only closes the socket, which a backend waiting for a
+	// lock or busy in a statement notices only when it next writes to it: until then
+	// it kept its locks and its connection slot, after the server process had even
+	// exited. The socket is closed anyway if the cancel is not answered in a second.
+	cfg.BuildContextWatcherHandler = func(pgConn *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pgConn, DeadlineDelay: time.Second}
+	}
 	cfg.RuntimeParams["timezone"] = "UTC"
 	if opts.AppName != "" {
 		cfg.RuntimeParams["application_name"] = opts.AppName
