@@ -71,8 +71,8 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return gqlErr
 		}
 		// An error after the request's context ended is that end, whatever form it
-		// took on the way: PostgreSQL's "canceling statement due to user request"
-		// for a statement the store cancelled, or the context's own error.
+		// took on the way: the context's own error, or the error of a statement whose
+		// connection was closed under it (pgx's "conn closed", a driver.ErrBadConn).
 		ended := ctx.Err()
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ended, context.DeadlineExceeded) {
 			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)

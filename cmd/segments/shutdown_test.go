@@ -242,12 +242,13 @@ func (f *shutdownFixture) waitFor(t *testing.T, what string, ok func(int) bool, 
 	}
 }
 
-// sessionsLeft counts the server's sessions still open in the database.
-// sessionsLeft returns how many sessions of the server remain, waiting up to a second
-// for them to go: a backend ends a moment after its client closed the connection.
+// sessionsLeft returns how many sessions of the server remain, waiting up to three
+// seconds for them to go: a backend busy or waiting for a lock notices that its
+// client closed the connection within client_connection_check_interval (1 s, set by
+// the store), then ends.
 func (f *shutdownFixture) sessionsLeft(t *testing.T) int {
 	t.Helper()
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(3 * time.Second)
 	for {
 		var n int
 		if err := f.db.QueryRow(context.Background(),
