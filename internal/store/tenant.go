@@ -282,14 +282,26 @@ func AppURL(ctx context.Context, ownerURL string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if conn, err := pgx.Connect(ctx, appURL); err == nil {
-		return appURL, conn.Close(ctx)
-	}
 	owner, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return "", fmt.Errorf("store: connect: %w", err)
 	}
 	defer owner.Close(context.WithoutCancel(ctx))
+	// Try the role's login only when it has one: through PgBouncer a failed login
+	// makes the bouncer wait server_login_retry (15 s) before it tries that pool's
+	// server login again, after the password is set.
+	// (Simple protocol: PgBouncer in transaction mode knows no prepared statements.)
+	var canLogin bool
+	err = owner.QueryRow(ctx, "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+		pgx.QueryExecModeSimpleProtocol, AppRole).Scan(&canLogin)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("store: look up role %s: %w", AppRole, err)
+	}
+	if canLogin {
+		if conn, err := pgx.Connect(ctx, appURL); err == nil {
+			return appURL, conn.Close(ctx)
+		}
+	}
 	// Several servers may start at once: ALTER ROLE of one role by two sessions can
 	// fail with "tuple concurrently updated"; the next attempt finds it done.
 	for attempt := 0; ; attempt++ {
