@@ -82,6 +82,7 @@ func start(t *testing.T, getenv func(string) string, args ...string) string {
 		}
 		select {
 		case err := <-done:
+			done <- nil // for the cleanup, which waits for serve to return
 			t.Fatalf("serve exited early: %v\n%s", err, stderr.String())
 		default:
 		}
