@@ -226,8 +226,10 @@ func serveOurs(args []string) error {
 		// No Throttle: rate limiting is off, as with serve --rate-limit-capacity 0. The
 		// workloads drive one key at thousands of points a second, far past serve's
 		// default budget (500 a second per key), and measure the API, not the limiter.
-		// The other settings are serve's defaults (the key cache: --key-cache-ttl 2s).
-		Handler:           server.Handler(s, log, server.Config{BatchWait: time.Millisecond, RequestTimeout: 10 * time.Second, KeyCacheTTL: 2 * time.Second}),
+		// The other settings are serve's defaults (the key cache: --key-cache-ttl 2s;
+		// admission: twice the pool running, as serve's 40 for its pool of 20).
+		Handler: server.Handler(s, log, server.Config{BatchWait: time.Millisecond, RequestTimeout: 10 * time.Second,
+			KeyCacheTTL: 2 * time.Second, MaxRunning: 2 * pool}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}

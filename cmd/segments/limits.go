@@ -12,6 +12,7 @@ import (
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
 )
 
@@ -53,6 +54,8 @@ func (c *config) limitFlags(fs *flag.FlagSet, env func(name, def string) string)
 	integer(&c.limits.MaxRepeatedFields, "max-repeated-fields", "SEGMENTS_MAX_REPEATED_FIELDS", d.MaxRepeatedFields)
 	integer(&c.limits.MaxListItems, "max-list-items", "SEGMENTS_MAX_LIST_ITEMS", d.MaxListItems)
 	integer(&c.limits.MaxCost, "max-cost", "SEGMENTS_MAX_COST", d.MaxCost)
+	integer(&c.maxRunning, "max-running-requests", "SEGMENTS_MAX_RUNNING_REQUESTS", server.DefaultMaxRunning)
+	integer(&c.maxWaiting, "max-waiting-requests", "SEGMENTS_MAX_WAITING_REQUESTS", server.DefaultMaxWaiting)
 	// Rate limiting: 0 turns it off (no -1 here).
 	rateCapacity := envInt("SEGMENTS_RATE_LIMIT_CAPACITY", defaultRateCapacity)
 	if rateCapacity < 0 && c.envErr == nil {

@@ -86,6 +86,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Draining:       draining,
 			JWT:            sessions,
 			Limits:         cfg.limits,
+			MaxRunning:     cfg.maxRunning,
+			MaxWaiting:     cfg.maxWaiting,
 			Throttle:       throttle,
 			Introspection:  graph.Introspection(cfg.introspection),
 			NoPlayground:   cfg.playground == "off",

@@ -74,7 +74,20 @@ type Config struct {
 	// Tracing, when set, gives each request, resolver and SQL statement a span; nil
 	// is off, at no cost.
 	Tracing trace.TracerProvider
+	// MaxRunning bounds how many GraphQL requests run at once, and MaxWaiting how
+	// many more wait for them (first come, first served, until their deadline);
+	// beyond, requests get 503 SERVICE_UNAVAILABLE with Retry-After at once (see
+	// admit). 0 takes DefaultMaxRunning and DefaultMaxWaiting, -1 is no limit.
+	MaxRunning, MaxWaiting int
 }
+
+// DefaultMaxRunning is twice the store's default pool of 20 connections: requests
+// beyond it would only wait for a connection, holding their memory. DefaultMaxWaiting
+// is about a second or two of the server's throughput on a 2-core machine.
+const (
+	DefaultMaxRunning = 40
+	DefaultMaxWaiting = 1000
+)
 
 // Handler returns the service's routes:
 //
@@ -89,10 +102,12 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait, Limits: cfg.Limits, Throttle: cfg.Throttle, ThrottleBucket: cfg.ThrottleBucket, Introspection: cfg.Introspection, Tracing: cfg.Tracing})
 	// /graphql, innermost first: replays of an Idempotency-Key answer without running
 	// the API; they and everything below need the caller's workspace (auth), which the
-	// telemetry record learns at once; the deadline covers authentication's SQL too;
+	// telemetry record learns at once; admission bounds the requests past this point,
+	// authentication's SQL included; the deadline covers the wait for admission too;
 	// the GraphQL-over-HTTP checks refuse malformed requests before any of it.
 	var gql http.Handler = idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(api)
 	gql = auth.Require(s, log, noteWorkspace(gql), auth.WithJWT(cfg.JWT), auth.WithKeyCache(cfg.KeyCacheTTL))
+	gql = admit(orDefault(cfg.MaxRunning, DefaultMaxRunning), orDefault(cfg.MaxWaiting, DefaultMaxWaiting), gql)
 	gql = withTimeout(cfg.RequestTimeout, gql)
 	mux.Handle("/graphql", graphQLHTTP(gql))
 	if !cfg.NoPlayground {
@@ -123,6 +138,14 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	return requestid.Middleware(accessLog(log, cfg.Metrics, telemetry.NewTracer(cfg.Tracing), limitRequestSize(cfg.Limits.WithDefaults().MaxBodyBytes, mux)))
+}
+
+// orDefault returns v, or def when v is 0.
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 // claimLease is how long an Idempotency-Key stays claimed by a request whose answer
