@@ -106,7 +106,7 @@ var settings = []setting{
 	{"--metrics-addr", "SEGMENTS_METRICS_ADDR", "(unset: /metrics on --addr)", "address of a separate listener serving only /metrics (Prometheus), which then leaves the API's listener; off: no /metrics", "serve"},
 	{"--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "(unset: tracing off)", "OTLP/HTTP receiver of the traces, e.g. http://collector:4318 (/v1/traces is appended); the other OTEL_* variables apply (headers, sampler, service name)", "serve"},
 	{"", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "(unset)", "full URL of the OTLP/HTTP traces receiver; wins over the endpoint above, and turns tracing on too", "serve"},
-	{"", "GOGC", "(unset: 400)", "Go's garbage collector target, in percent of the live heap; the server uses 400, not Go's 100: about a quarter less CPU per large page for a heap a few times larger (under overload much larger: set GOMEMLIMIT too)", "serve"},
+	{"", "GOGC", "(unset: 400)", "Go's garbage collector target, in percent of the live heap; the server uses 400, not Go's 100: about a quarter less CPU per large page for a heap a few times larger (tens of MB; admission bounds it under overload)", "serve"},
 }
 
 // flags registers the settings a command reads on fs, with defaults from the
