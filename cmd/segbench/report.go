@@ -216,8 +216,10 @@ func (r *report) computeRatios() {
 		if len(a) == 0 || len(b) == 0 {
 			return
 		}
-		if statOf(a).Median == 0 && statOf(b).Median == 0 {
-			return // neither sustained any rate within the SLO
+		if statOf(b).Median == 0 {
+			// The other sustained no rate within the SLO (PostGraphile on W8): the
+			// ratio is unbounded, and the per-workload table says so.
+			return
 		}
 		v, lo, hi := ratioOf(a, b)
 		rt := ratio{Workload: w, Name: name, Value: v, Min: lo, Max: hi, Target: target, Goal: goal, AtMost: atMost}
