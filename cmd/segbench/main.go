@@ -218,15 +218,13 @@ func run(ctx context.Context, c config) error {
 	} else {
 		// An interrupted run leaves its write workloads' scratch segments behind (W7's
 		// with a million memberships): the dataset is as loaded only without them.
-		res, err := b.db.ExecContext(ctx, `DELETE FROM segments WHERE workspace_id = $1 AND name LIKE 'segbench scratch %'`, info.WorkspaceID)
+		// (The VACUUM ANALYZE below, before the contenders start, cleans up after it.)
+		res, err := b.db.ExecContext(ctx, `DELETE FROM segments WHERE workspace_id = $1 AND starts_with(name, $2)`, info.WorkspaceID, scratchPrefix)
 		if err != nil {
 			return fmt.Errorf("delete scratch segments of an earlier run: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
 			b.log("deleted %d scratch segments an interrupted run left", n)
-			if _, err := b.db.ExecContext(ctx, `VACUUM ANALYZE segments, memberships, segment_bitmaps`); err != nil {
-				return err
-			}
 			if info, err = benchdata.Find(ctx, b.db, o.Workspace); err != nil {
 				return err
 			}
@@ -560,14 +558,17 @@ func (b *bench) selected(w string) bool {
 	return false
 }
 
+// scratchPrefix starts the names of the segments scratch makes.
+const scratchPrefix = "segbench scratch "
+
 // scratch creates n empty segments with consecutive IDs for a write workload, and
 // returns a function that deletes them with their memberships and vacuums, so that
 // the dataset stays as loaded.
 func (b *bench) scratch(ctx context.Context, n int) ([]int64, func(), error) {
 	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rows, err := b.db.QueryContext(ctx, `INSERT INTO segments (workspace_id, name, description)
-		SELECT $1, 'segbench scratch ' || $2 || ' ' || g, 'made and deleted by segbench' FROM generate_series(1, $3) AS g
-		RETURNING id`, b.d.ws, tag, n)
+		SELECT $1, $2 || ' ' || g, 'made and deleted by segbench' FROM generate_series(1, $3) AS g
+		RETURNING id`, b.d.ws, scratchPrefix+tag, n)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -28,6 +28,7 @@ func openAppStore(ctx context.Context, cfg *config, log *slog.Logger) (*store.St
 		AppName:                  "segments",
 		StatementTimeout:         cfg.statement,
 		IdleInTransactionTimeout: cfg.idleTransaction,
+		ClientCheckInterval:      store.ClientCheckInterval,
 		Tenant: func(ctx context.Context) (int64, bool) {
 			ws, ok := auth.WorkspaceFrom(ctx)
 			return ws.ID, ok

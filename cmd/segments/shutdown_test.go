@@ -242,24 +242,13 @@ func (f *shutdownFixture) waitFor(t *testing.T, what string, ok func(int) bool, 
 	}
 }
 
-// sessionsLeft returns how many sessions of the server remain, waiting up to three
-// seconds for them to go: a backend busy or waiting for a lock notices that its
-// client closed the connection within client_connection_check_interval (1 s, set by
-// the store), then ends.
-func (f *shutdownFixture) sessionsLeft(t *testing.T) int {
+// waitSessionsGone waits until no session of the server is left in the database: a
+// backend busy or waiting for a lock notices that its client closed the connection
+// within client_connection_check_interval (1 s, set by the store), then ends.
+func (f *shutdownFixture) waitSessionsGone(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		var n int
-		if err := f.db.QueryRow(context.Background(),
-			"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segments'").Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 || time.Now().After(deadline) {
-			return n
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	f.waitFor(t, "sessions of the server left after it exited", func(n int) bool { return n == 0 },
+		"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segments'")
 }
 
 func status(url string) (int, error) {
@@ -354,9 +343,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if count != inFlight*5 || real != inFlight*5 {
 		t.Errorf("Held: contactCount %d, memberships %d, want %d", count, real, inFlight*5)
 	}
-	if n := f.sessionsLeft(t); n != 0 {
-		t.Errorf("%d sessions of the server left after it exited", n)
-	}
+	f.waitSessionsGone(t)
 }
 
 // TestShutdownCancelsRequestsAfterGrace: requests still running when the grace period
@@ -397,7 +384,5 @@ func TestShutdownCancelsRequestsAfterGrace(t *testing.T) {
 	if real != 0 {
 		t.Errorf("%d memberships applied by cancelled requests", real)
 	}
-	if n := f.sessionsLeft(t); n != 0 {
-		t.Errorf("%d sessions of the server left after it exited", n)
-	}
+	f.waitSessionsGone(t)
 }

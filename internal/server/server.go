@@ -3,6 +3,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -107,7 +108,7 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	// the GraphQL-over-HTTP checks refuse malformed requests before any of it.
 	var gql http.Handler = idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(api)
 	gql = auth.Require(s, log, noteWorkspace(gql), auth.WithJWT(cfg.JWT), auth.WithKeyCache(cfg.KeyCacheTTL))
-	gql = admit(orDefault(cfg.MaxRunning, DefaultMaxRunning), orDefault(cfg.MaxWaiting, DefaultMaxWaiting), gql)
+	gql = admit(cmp.Or(cfg.MaxRunning, DefaultMaxRunning), cmp.Or(cfg.MaxWaiting, DefaultMaxWaiting), gql)
 	gql = withTimeout(cfg.RequestTimeout, gql)
 	mux.Handle("/graphql", graphQLHTTP(gql))
 	if !cfg.NoPlayground {
@@ -138,14 +139,6 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	return requestid.Middleware(accessLog(log, cfg.Metrics, telemetry.NewTracer(cfg.Tracing), limitRequestSize(cfg.Limits.WithDefaults().MaxBodyBytes, mux)))
-}
-
-// orDefault returns v, or def when v is 0.
-func orDefault(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // claimLease is how long an Idempotency-Key stays claimed by a request whose answer

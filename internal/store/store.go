@@ -42,6 +42,18 @@ type Options struct {
 	// transaction its client forgot, cannot hold locks and a connection for long.
 	StatementTimeout         time.Duration
 	IdleInTransactionTimeout time.Duration
+	// ClientCheckInterval, when positive, becomes the role's
+	// client_connection_check_interval the same way: how often a backend busy in a
+	// statement, or waiting for a lock, checks that its client is still connected. A
+	// cancelled context (a client gone, a request's deadline, the end of a shutdown's
+	// grace period) makes pgx close the connection's socket; without the check the
+	// backend notices only when it next writes to the socket, and until then keeps
+	// its locks and its connection slot, even after our process has exited. Through
+	// PgBouncer the bouncer closes its server connection when its client's goes, so
+	// the check works there too. (pgx's alternative, a cancel request, makes
+	// PgBouncer 1.18, Debian 12's, exit with "server in bad state" (pgbouncer#822,
+	// fixed in later releases): it did in our PgBouncer test suite.)
+	ClientCheckInterval time.Duration
 	// Tenant returns the workspace whose rows the statements of a context may see,
 	// for contexts without WithWorkspace: the server's finds the authenticated
 	// workspace. Connected as AppRole, a statement without a workspace sees no tenant
@@ -86,17 +98,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
-// clientCheckInterval is how often a backend busy in a statement, or waiting for a
-// lock, checks that its client is still connected (client_connection_check_interval).
-// A cancelled context (a client gone, a request's deadline, the end of a shutdown's
-// grace period) makes pgx close the connection's socket; without the check the
-// backend notices only when it next writes to the socket, and until then keeps its
-// locks and its connection slot, even after our process has exited. Through
-// PgBouncer the bouncer closes its server connection when its client's goes, so the
-// check works there too. (pgx's alternative, a cancel request, makes PgBouncer 1.18,
-// Debian 12's, exit with "server in bad state" (pgbouncer#822, fixed in later
-// releases): it did in our PgBouncer test suite.)
-const clientCheckInterval = time.Second
+// ClientCheckInterval is the Options.ClientCheckInterval of a store that serves
+// requests: a statement whose client went away stops within a second.
+const ClientCheckInterval = time.Second
 
 // configureRole sets the role's session defaults before the pool opens its first
 // connection, so that every connection of the pool has them.
@@ -108,7 +112,7 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 	}{
 		{"statement_timeout", opts.StatementTimeout},
 		{"idle_in_transaction_session_timeout", opts.IdleInTransactionTimeout},
-		{"client_connection_check_interval", clientCheckInterval},
+		{"client_connection_check_interval", opts.ClientCheckInterval},
 	} {
 		if s.d > 0 {
 			sets = append(sets, fmt.Sprintf(
@@ -116,6 +120,9 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 				s.name, s.d.Milliseconds()))
 			now = append(now, fmt.Sprintf("SET %s = %d;", s.name, s.d.Milliseconds()))
 		}
+	}
+	if len(sets) == 0 {
+		return nil
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

@@ -102,7 +102,7 @@ func AppStore(tb testing.TB) *store.Store {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := store.Open(ctx, url, store.Options{MaxConns: 10, AppName: "storetest-app", Tenant: AuthTenant})
+	s, err := store.Open(ctx, url, store.Options{MaxConns: 10, AppName: "storetest-app", Tenant: AuthTenant, ClientCheckInterval: store.ClientCheckInterval})
 	if err != nil {
 		tb.Fatal(err)
 	}
