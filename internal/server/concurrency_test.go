@@ -35,8 +35,7 @@ const (
 // contacts that they all assign, remove and delete at once, replenished by
 // createSegment and upsertContacts. It checks that:
 //
-//   - no request fails with a top-level error: a deadlock or serialization failure is
-//     retried inside the store and never reaches the client;
+//   - no request fails with a top-level error, and PostgreSQL detects no deadlock;
 //   - a refusal is only ever NOT_FOUND for an ID that a concurrent request deleted,
 //     and a refused mutation changed nothing. Each worker proves the latter with rows
 //     only it touches: a private contact that goes into every assign and remove (the
@@ -98,8 +97,7 @@ func TestCountsStayExactUnderConcurrentRequests(t *testing.T) {
 		t.FailNow()
 	}
 
-	// The op mix, and the retries the store made: every retry follows a deadlock that
-	// PostgreSQL detected (READ COMMITTED has no serialization failures).
+	// The op mix.
 	stats := map[string]*[2]int{}
 	done := 0
 	for _, w := range workers {
@@ -121,7 +119,12 @@ func TestCountsStayExactUnderConcurrentRequests(t *testing.T) {
 	}
 	t.Logf("%d ops by %d workers in %v (%.0f ops/s): %s", concOps, concWorkers, elapsed.Round(time.Millisecond),
 		float64(concOps)/elapsed.Seconds(), strings.Join(mix, ", "))
-	t.Logf("deadlocks detected by PostgreSQL, each retried by the store: %d", deadlocks(c)-deadlocksBefore)
+	// The store retries a transaction that PostgreSQL broke off in a deadlock, but
+	// only after deadlock_timeout (a second): its writers lock in one order and meet
+	// none (before they did, this load met 4 to 15 and, once, a request failed).
+	if n := deadlocks(c) - deadlocksBefore; n != 0 {
+		t.Errorf("PostgreSQL detected %d deadlocks, want none", n)
+	}
 
 	// Refusals named only IDs that are gone, and refused mutations changed nothing.
 	for _, w := range workers {

@@ -116,9 +116,9 @@ func checkCounts(t *testing.T, s *store.Store, ws int64) {
 }
 
 // TestAssignRacingContactDeletion deletes a contact in a transaction of its own that
-// commits only after an assignment that names it has checked it (and found it) and is
-// waiting at its insert: the assignment must then run again and refuse with NOT_FOUND
-// for that contact, with nothing changed, rather than fail or add the others.
+// commits only after an assignment that names it waits for it, at the lock of its
+// contacts: the assignment must then refuse with NOT_FOUND for that contact, with
+// nothing changed, rather than fail or add the others.
 func TestAssignRacingContactDeletion(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.Store(t)
@@ -140,8 +140,8 @@ func TestAssignRacingContactDeletion(t *testing.T) {
 		_, err := s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts, []int64{seg})
 		done <- err
 	}()
-	// The assignment waits for the deleting transaction's row lock, at its insert's
-	// foreign key check: only then does the deletion commit.
+	// The assignment waits for the deleting transaction's row lock: only then does the
+	// deletion commit.
 	for waiting := false; !waiting; {
 		select {
 		case err := <-done:
@@ -149,7 +149,7 @@ func TestAssignRacingContactDeletion(t *testing.T) {
 		default:
 		}
 		err := s.DB().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO memberships%')`).Scan(&waiting)
+			WHERE wait_event_type = 'Lock' AND query LIKE '%FROM "contacts"%FOR KEY SHARE%')`).Scan(&waiting)
 		if err != nil {
 			t.Fatal(err)
 		}

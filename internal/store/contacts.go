@@ -501,10 +501,11 @@ func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64) (Dele
 	ids2 := unique(ids)
 	var out DeletedContacts
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		if err := checkContacts(ctx, tx, ws, "ids", ids); err != nil {
+		// The contacts first (see lockContacts): locked, they gain no memberships, so
+		// the segments whose counters change are known before they are locked.
+		if err := lockContacts(ctx, tx, ws, "ids", ids, deletingContacts); err != nil {
 			return err
 		}
-		// Lock the affected segments in id order before their counters change.
 		var affected []int64
 		err := tx.NewSelect().Table("segments").Column("id").
 			Where("workspace_id = ? AND id IN (SELECT segment_id FROM memberships WHERE workspace_id = ? AND contact_id = ANY(?))",

@@ -10,7 +10,6 @@ import (
 // never by message text.
 const (
 	uniqueViolation      = "23505"
-	foreignKeyViolation  = "23503"
 	serializationFailure = "40001"
 	deadlockDetected     = "40P01"
 )

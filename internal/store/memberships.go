@@ -40,8 +40,8 @@ func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, seg
 	}
 	var out MembershipChange
 	err := s.inTx(ctx, func(tx bun.Tx) error {
+		conErr := lockContacts(ctx, tx, ws, "contactIds", contactIDs, keepContacts)
 		segErr := lockSegments(ctx, tx, ws, "segmentIds", segmentIDs)
-		conErr := checkContacts(ctx, tx, ws, "contactIds", contactIDs)
 		if errs := append(crm.UserErrors(conErr), crm.UserErrors(segErr)...); len(errs) > 0 {
 			return crm.Errors(errs)
 		}
@@ -59,8 +59,8 @@ func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, seg
 	return out, err
 }
 
-// lockSegments locks the segments in id order, the order every writer of counters
-// uses, and reports each ID that names no segment of the workspace.
+// lockSegments locks the segments FOR UPDATE in id order and reports each ID that
+// names no segment of the workspace. Callers lock the contacts first (lockContacts).
 func lockSegments(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64) error {
 	var found []int64
 	err := tx.NewSelect().Table("segments").Column("id").
@@ -73,19 +73,34 @@ func lockSegments(ctx context.Context, tx bun.Tx, ws int64, field string, ids []
 	return missing(field, "segment", ids, found)
 }
 
-// checkContacts reports each ID that names no contact of the workspace. It takes no
-// lock: a contact deleted between this check and insertMemberships fails the insert's
-// foreign key check (which locks the contacts it finds, FOR KEY SHARE, so that they
-// stay until the transaction ends), and the transaction then runs again and reports
-// the contact here. Locking them here as well cost PostgreSQL about 10% of an
-// assignment of 100 contacts to 10 segments (a lock record per contact).
-func checkContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64) error {
+// Contact lock strengths for lockContacts.
+const (
+	// keepContacts keeps the contacts from being deleted (or their IDs changed) until
+	// the transaction ends, and lets them be updated: what adding and removing
+	// memberships needs. It is the lock the memberships' foreign key check takes.
+	keepContacts = "KEY SHARE"
+	// deletingContacts is the lock of a transaction that deletes them.
+	deletingContacts = "UPDATE"
+)
+
+// lockContacts locks the contacts in id order with the given strength and reports
+// each ID that names no contact of the workspace (also one deleted by a transaction
+// it waited for).
+//
+// Every writer of memberships locks what it changes in one order, so that none waits
+// for another that waits for it (a deadlock, which PostgreSQL detects only after
+// deadlock_timeout, a second, and the store then retries): first the contacts, then
+// the segments whose counters change (lockSegments), each in id order. The foreign key
+// checks of an insert lock contacts in the order of insertion, so an insert that took
+// these locks first would deadlock with a deletion of the same contacts.
+func lockContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64, strength string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	var found []int64
 	err := tx.NewSelect().Table("contacts").Column("id").
 		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(unique(ids))).
+		OrderExpr("id").For(strength).
 		Scan(ctx, &found)
 	if err != nil {
 		return err
@@ -94,9 +109,8 @@ func checkContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids [
 }
 
 // insertMemberships adds every contact to every segment in one statement; existing
-// memberships are skipped and not counted. The callers hold the segments' locks, so a
-// foreign key violation can only be a contact deleted since checkContacts saw it:
-// errConcurrentChange, to run the transaction again.
+// memberships are skipped and not counted. The callers hold the contacts' and the
+// segments' locks, so the foreign key checks find every row they check.
 func insertMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, contactIDs []int64) (int, error) {
 	if len(segmentIDs) == 0 || len(contactIDs) == 0 {
 		return 0, nil
@@ -106,9 +120,6 @@ func insertMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, con
 		SELECT ?, s, c FROM unnest(?::bigint[]) AS s CROSS JOIN unnest(?::bigint[]) AS c
 		ON CONFLICT DO NOTHING`,
 		ws, pgdialect.Array(segmentIDs), pgdialect.Array(contactIDs)).Exec(ctx)
-	if pgErr := pgError(err); pgErr != nil && pgErr.Code == foreignKeyViolation {
-		return 0, errConcurrentChange
-	}
 	if err != nil {
 		return 0, err
 	}

@@ -183,7 +183,7 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 		// The contacts first, so that a refusal names every problem at once: a bad
 		// name or description, a taken name (which aborts the transaction) and every
 		// unknown contact.
-		conErr := checkContacts(ctx, tx, ws, "contactIds", in.ContactIDs)
+		conErr := lockContacts(ctx, tx, ws, "contactIds", in.ContactIDs, keepContacts)
 		if conErr != nil && crm.UserErrors(conErr) == nil {
 			return conErr
 		}
