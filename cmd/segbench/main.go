@@ -147,11 +147,13 @@ type bench struct {
 	tmp     string
 	servers map[string]*proc
 
-	scripts    map[string][]string // pgbench scripts of each read workload
-	w6Template string
-	sqlOf      map[string]string // one request's SQL per workload, for the report
-	stmts      map[string]map[string]float64
-	rep        *report
+	scripts map[string][]string // pgbench scripts of each read workload
+	// w6Statements are the statements of one W6 request, its ID arrays made pgbench
+	// variables: :c0 to :c99 and :s0 to :s9.
+	w6Statements []string
+	sqlOf        map[string]string // one request's SQL per workload, for the report
+	stmts        map[string]map[string]float64
+	rep          *report
 }
 
 func run(ctx context.Context, c config) error {
@@ -464,18 +466,19 @@ func (b *bench) capture(ctx context.Context) error {
 		}
 		st := proxy.take()
 		b.sqlOf["W6"] = pgbenchScript(st)
-		tmpl := b.sqlOf["W6"]
+		b.w6Statements = st
 		for _, a := range []struct {
 			ids []int64
 			v   string
 		}{{cs, "c"}, {ss, "s"}} {
 			lit, vars := arrayLiteral(a.ids, ""), arrayLiteral(a.ids, a.v)
-			if !strings.Contains(tmpl, lit) {
-				return fmt.Errorf("W6: the captured SQL holds no array %s:\n%s", lit, tmpl)
+			if !strings.Contains(b.sqlOf["W6"], lit) {
+				return fmt.Errorf("W6: the captured SQL holds no array %s:\n%s", lit, b.sqlOf["W6"])
 			}
-			tmpl = strings.ReplaceAll(tmpl, lit, vars)
+			for i := range b.w6Statements {
+				b.w6Statements[i] = strings.ReplaceAll(b.w6Statements[i], lit, vars)
+			}
 		}
-		b.w6Template = tmpl
 		b.stmts[ours]["W6"], b.stmts[flr]["W6"] = float64(len(st)), float64(len(st))
 		cs, ss = b.d.assignIDs(1, 1, scratch, w6Contacts, w6Segments)
 		if _, err := b.post(pgl, b.d.assignRequest(cs, ss).pgl); err != nil {
@@ -499,9 +502,15 @@ func (b *bench) capture(ctx context.Context) error {
 			b.stmts[pgl]["W7"] = float64(len(pglProxy.take()))
 		}
 	}
-	// The SQL of each workload, as the repository keeps it (bench/sql).
+	// The SQL of each workload, beside the report that shows it.
+	dir := filepath.Join(b.c.out, "sql")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	for w, s := range b.sqlOf {
-		os.WriteFile(filepath.Join(filepath.Dir(b.c.setupSQL), w+".sql"), []byte(sqlHeader(w)+s), 0o644)
+		if err := os.WriteFile(filepath.Join(dir, w+".sql"), []byte(sqlHeader(w)+s), 0o644); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -625,7 +634,7 @@ func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, fu
 		for k := range w6Segments {
 			fmt.Fprintf(&sb, "\\set s%d %d + (:q + %d) %% %d\n", k, scratch[0], k*segmentStep, w6Scratch)
 		}
-		sb.WriteString(b.w6Template)
+		sb.WriteString(pgbenchScript(b.w6Statements))
 		f := filepath.Join(b.tmp, fmt.Sprintf("w6-%d.sql", rep))
 		if err := os.WriteFile(f, []byte(sb.String()), 0o644); err != nil {
 			drop()
@@ -839,12 +848,10 @@ const flrOurs = "sql (our 10 transactions)"
 // these IDs, over conn (simple protocol, as our server does), without the request's
 // API key lookup.
 func (b *bench) replayOurs(ctx context.Context, conn *pgx.Conn, cs, ss []int64) error {
-	tmpl := b.w6Template // the statements are those of W6, with larger arrays
+	// The statements are those of W6, with larger arrays.
 	var stmts []string
-	for _, s := range strings.Split(tmpl, ";\n") {
-		// As our server sends it: pgbench's \; (pgbenchScript) back to a semicolon.
-		s = strings.ReplaceAll(strings.TrimSpace(s), "\\;", ";")
-		if s == "" || strings.Contains(s, "api_keys") {
+	for _, s := range b.w6Statements {
+		if strings.Contains(s, "api_keys") {
 			continue
 		}
 		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Contacts), "c"), arrayLiteral(cs, ""))

@@ -363,7 +363,7 @@ func (r *report) markdown() string {
 			}
 		}
 	}
-	s.WriteString("\n## The SQL our server sends, per workload\n\nOne request each (the floor replays these; bench/sql holds them).\n\n")
+	s.WriteString("\n## The SQL our server sends, per workload\n\nOne request each (the floor replays these; sql/ beside this report holds them).\n\n")
 	for _, w := range r.Order {
 		if sq := r.Results[w].SQL; sq != "" {
 			fmt.Fprintf(&s, "### %s: %s\n\n```sql\n%s```\n\n", w, r.Results[w].Title, sq)
