@@ -90,9 +90,9 @@ const (
 // Every writer of memberships locks what it changes in one order, so that none waits
 // for another that waits for it (a deadlock, which PostgreSQL detects only after
 // deadlock_timeout, a second, and the store then retries): first the contacts, then
-// the segments whose counters change (lockSegments), each in id order. The foreign key
-// checks of an insert lock contacts in the order of insertion, so an insert that took
-// these locks first would deadlock with a deletion of the same contacts.
+// the segments whose counters change (lockSegments), each in id order. An insert's
+// foreign key checks lock its contacts too, but after the segments and in the order of
+// insertion: left to them, assignments deadlocked with deletions of the same contacts.
 func lockContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64, strength string) error {
 	if len(ids) == 0 {
 		return nil
