@@ -15,10 +15,6 @@ import (
 	"github.com/segments/segments/internal/store"
 )
 
-func (r *contactResolver) ID(ctx context.Context, obj *crm.Contact) (string, error) {
-	return globalid.Encode(globalid.Contact, obj.ID), nil
-}
-
 func (r *contactResolver) Segments(ctx context.Context, obj *crm.Contact) ([]*crm.Segment, error) {
 	segs, err := loaders(ctx).SegmentsOfContact.Load(ctx, obj.ID)
 	return pointers(segs), err
@@ -175,16 +171,8 @@ func (r *queryResolver) Contacts(ctx context.Context, first *int, after *string,
 	return r.contacts(ctx, search, segments, contactOrder(orderBy), pageArgs(first, after, last, before))
 }
 
-func (r *segmentResolver) ID(ctx context.Context, obj *crm.Segment) (string, error) {
-	return globalid.Encode(globalid.Segment, obj.ID), nil
-}
-
 func (r *segmentResolver) Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error) {
 	return r.segmentContacts(ctx, obj, search, contactOrder(orderBy), pageArgs(first, after, last, before))
-}
-
-func (r *workspaceResolver) ID(ctx context.Context, obj *crm.Workspace) (string, error) {
-	return globalid.Encode(globalid.Workspace, obj.ID), nil
 }
 
 func (r *Resolver) Contact() generated.ContactResolver { return &contactResolver{r} }
@@ -195,12 +183,9 @@ func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) Segment() generated.SegmentResolver { return &segmentResolver{r} }
 
-func (r *Resolver) Workspace() generated.WorkspaceResolver { return &workspaceResolver{r} }
-
 type (
-	contactResolver   struct{ *Resolver }
-	mutationResolver  struct{ *Resolver }
-	queryResolver     struct{ *Resolver }
-	segmentResolver   struct{ *Resolver }
-	workspaceResolver struct{ *Resolver }
+	contactResolver  struct{ *Resolver }
+	mutationResolver struct{ *Resolver }
+	queryResolver    struct{ *Resolver }
+	segmentResolver  struct{ *Resolver }
 )

@@ -34,7 +34,6 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Segment() SegmentResolver
-	Workspace() WorkspaceResolver
 }
 
 type DirectiveRoot struct {
@@ -51,7 +50,7 @@ type ComplexityRoot struct {
 		Attributes func(childComplexity int) int
 		CreatedAt  func(childComplexity int) int
 		Email      func(childComplexity int) int
-		ID         func(childComplexity int) int
+		GlobalID   func(childComplexity int) int
 		Name       func(childComplexity int) int
 		Phone      func(childComplexity int) int
 		Segments   func(childComplexity int) int
@@ -126,7 +125,7 @@ type ComplexityRoot struct {
 		Contacts     func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) int
 		CreatedAt    func(childComplexity int) int
 		Description  func(childComplexity int) int
-		ID           func(childComplexity int) int
+		GlobalID     func(childComplexity int) int
 		Name         func(childComplexity int) int
 		UpdatedAt    func(childComplexity int) int
 	}
@@ -168,7 +167,7 @@ type ComplexityRoot struct {
 
 	Workspace struct {
 		CreatedAt func(childComplexity int) int
-		ID        func(childComplexity int) int
+		GlobalID  func(childComplexity int) int
 		Name      func(childComplexity int) int
 	}
 }
@@ -178,8 +177,6 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type ContactResolver interface {
-	ID(ctx context.Context, obj *crm.Contact) (string, error)
-
 	Segments(ctx context.Context, obj *crm.Contact) ([]*crm.Segment, error)
 }
 type MutationResolver interface {
@@ -203,12 +200,7 @@ type QueryResolver interface {
 	Contacts(ctx context.Context, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) (*model.ContactConnection, error)
 }
 type SegmentResolver interface {
-	ID(ctx context.Context, obj *crm.Segment) (string, error)
-
 	Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error)
-}
-type WorkspaceResolver interface {
-	ID(ctx context.Context, obj *crm.Workspace) (string, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -267,11 +259,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Contact.Email(childComplexity), true
 	case "Contact.id":
-		if e.ComplexityRoot.Contact.ID == nil {
+		if e.ComplexityRoot.Contact.GlobalID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Contact.ID(childComplexity), true
+		return e.ComplexityRoot.Contact.GlobalID(childComplexity), true
 	case "Contact.name":
 		if e.ComplexityRoot.Contact.Name == nil {
 			break
@@ -628,11 +620,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Segment.Description(childComplexity), true
 	case "Segment.id":
-		if e.ComplexityRoot.Segment.ID == nil {
+		if e.ComplexityRoot.Segment.GlobalID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Segment.ID(childComplexity), true
+		return e.ComplexityRoot.Segment.GlobalID(childComplexity), true
 	case "Segment.name":
 		if e.ComplexityRoot.Segment.Name == nil {
 			break
@@ -761,11 +753,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Workspace.CreatedAt(childComplexity), true
 	case "Workspace.id":
-		if e.ComplexityRoot.Workspace.ID == nil {
+		if e.ComplexityRoot.Workspace.GlobalID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Workspace.ID(childComplexity), true
+		return e.ComplexityRoot.Workspace.GlobalID(childComplexity), true
 	case "Workspace.name":
 		if e.ComplexityRoot.Workspace.Name == nil {
 			break
@@ -2281,7 +2273,7 @@ func (ec *executionContext) _Contact_id(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_Contact_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Contact().ID(ctx, obj)
+			return obj.GlobalID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -2292,7 +2284,7 @@ func (ec *executionContext) _Contact_id(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Contact_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Contact", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Contact", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Contact_phone(ctx context.Context, field graphql.CollectedField, obj *crm.Contact) (ret graphql.Marshaler) {
@@ -3801,7 +3793,7 @@ func (ec *executionContext) _Segment_id(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_Segment_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Segment().ID(ctx, obj)
+			return obj.GlobalID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3812,7 +3804,7 @@ func (ec *executionContext) _Segment_id(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Segment_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Segment", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Segment", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Segment_name(ctx context.Context, field graphql.CollectedField, obj *crm.Segment) (ret graphql.Marshaler) {
@@ -4464,7 +4456,7 @@ func (ec *executionContext) _Workspace_id(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Workspace_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Workspace().ID(ctx, obj)
+			return obj.GlobalID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -4475,7 +4467,7 @@ func (ec *executionContext) _Workspace_id(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_Workspace_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Workspace", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Workspace", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Workspace_name(ctx context.Context, field graphql.CollectedField, obj *crm.Workspace) (ret graphql.Marshaler) {
@@ -6359,11 +6351,10 @@ func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Contact")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Contact_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Contact_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "phone":
 			out.Values[i] = ec._Contact_phone(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -6916,11 +6907,10 @@ func (ec *executionContext) _Segment(ctx context.Context, sel ast.SelectionSet, 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Segment")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Segment_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Segment_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "name":
 			out.Values[i] = ec._Segment_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -7235,20 +7225,19 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Workspace")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Workspace_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Workspace_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "name":
 			out.Values[i] = ec._Workspace_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "createdAt":
 			out.Values[i] = ec._Workspace_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

@@ -1,11 +1,16 @@
 // Package crm is the domain vocabulary of the segments service: workspaces, the
 // contacts they keep, and the segments that group those contacts.
 //
-// It imports only the standard library. Storage, transport and presentation live in
-// other packages and translate to and from these types.
+// Storage, transport and presentation live in other packages and translate to and
+// from these types; it imports only the standard library, phone number parsing and
+// globalid (the IDs the API shows for its objects).
 package crm
 
-import "time"
+import (
+	"time"
+
+	"github.com/segments/segments/internal/globalid"
+)
 
 // Limits of the API, enforced before anything is written.
 const (
@@ -59,3 +64,12 @@ type Contact struct {
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 }
+
+// GlobalID is the workspace's ID as the API shows it: opaque, and telling its type.
+func (w *Workspace) GlobalID() string { return globalid.Encode(globalid.Workspace, w.ID) }
+
+// GlobalID is the segment's ID as the API shows it: opaque, and telling its type.
+func (s *Segment) GlobalID() string { return globalid.Encode(globalid.Segment, s.ID) }
+
+// GlobalID is the contact's ID as the API shows it: opaque, and telling its type.
+func (c *Contact) GlobalID() string { return globalid.Encode(globalid.Contact, c.ID) }
