@@ -670,10 +670,8 @@ func (b *bench) pgbench(scripts []string) runner {
 func pgbenchScript(statements []string) string {
 	var sb strings.Builder
 	for _, st := range statements {
-		if rest, ok := strings.CutPrefix(st, "SET LOCAL app.workspace_id = "); ok {
-			if setting, stmt, ok := strings.Cut(rest, "; "); ok {
-				st = "SET LOCAL app.workspace_id = " + setting + "\\; " + stmt
-			}
+		if setting, stmt, ok := store.CutTenantPrefix(st); ok {
+			st = setting + "\\; " + stmt
 		}
 		sb.WriteString(st + ";\n")
 	}

@@ -59,8 +59,27 @@ func tenantOf(ctx context.Context, hook func(context.Context) (int64, bool)) (in
 	return 0, false
 }
 
+// tenantSetting starts every statement sent for a workspace.
+const tenantSetting = "SET LOCAL app.workspace_id = "
+
 func tenantPrefix(ws int64) string {
-	return "SET LOCAL app.workspace_id = '" + strconv.FormatInt(ws, 10) + "'; "
+	return tenantSetting + "'" + strconv.FormatInt(ws, 10) + "'; "
+}
+
+// CutTenantPrefix splits a statement as the store sends it for a workspace into the
+// setting that scopes it (without its semicolon) and the statement itself; ok is false
+// for a statement sent without a workspace. It is for tools that replay the store's
+// SQL, such as cmd/segbench, so that they need not know the prefix.
+func CutTenantPrefix(sent string) (setting, stmt string, ok bool) {
+	rest, ok := strings.CutPrefix(sent, tenantSetting)
+	if !ok {
+		return "", sent, false
+	}
+	value, stmt, ok := strings.Cut(rest, "; ")
+	if !ok {
+		return "", sent, false
+	}
+	return tenantSetting + value, stmt, true
 }
 
 // tenantConnector opens pgx connections whose statements carry their context's
