@@ -424,7 +424,9 @@ func (b *bench) capture(ctx context.Context) error {
 			continue
 		}
 		dir := filepath.Join(b.tmp, "sql", w)
-		os.MkdirAll(dir, 0o755)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
 		var nOurs, nPgl int
 		for i, v := range b.d.readVariants(w) {
 			if _, err := b.post(ours, v.ours); err != nil {
