@@ -82,11 +82,11 @@ type Config struct {
 	MaxRunning, MaxWaiting int
 }
 
-// DefaultMaxRunning is twice the store's default pool of 20 connections: requests
-// beyond it would only wait for a connection, holding their memory. DefaultMaxWaiting
-// is about a second or two of the server's throughput on a 2-core machine.
+// DefaultMaxRunning is twice the store's default pool: requests beyond it would only
+// wait for a connection, holding their memory. DefaultMaxWaiting is about a second or
+// two of the server's throughput on a 2-core machine.
 const (
-	DefaultMaxRunning = 40
+	DefaultMaxRunning = 2 * store.DefaultMaxConns
 	DefaultMaxWaiting = 1000
 )
 

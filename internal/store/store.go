@@ -28,9 +28,12 @@ type Store struct {
 	db *bun.DB
 }
 
+// DefaultMaxConns is the pool size of a store whose Options.MaxConns is 0.
+const DefaultMaxConns = 20
+
 // Options tune the connection pool.
 type Options struct {
-	// MaxConns caps open connections; 0 means 20.
+	// MaxConns caps open connections; 0 means DefaultMaxConns.
 	MaxConns int
 	// AppName is reported to PostgreSQL as application_name (pg_stat_activity).
 	AppName string
@@ -82,7 +85,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// Each statement carries its context's workspace for row-level security.
 	sqldb := sql.OpenDB(tenantConnector{Connector: stdlib.GetConnector(*cfg), tenant: opts.Tenant})
 	if opts.MaxConns <= 0 {
-		opts.MaxConns = 20
+		opts.MaxConns = DefaultMaxConns
 	}
 	sqldb.SetMaxOpenConns(opts.MaxConns)
 	sqldb.SetMaxIdleConns(opts.MaxConns)
