@@ -19,7 +19,7 @@ import (
 // only two; more requests admitted than that gain no throughput, only wait for a
 // connection while holding their parsed documents, resolvers and buffers. Under an
 // open-model overload (the benchmark's SLO search at several times the server's
-// capacity) that grew the process to up to 1.9 GB. A waiting request here holds
+// capacity) that grew the process to 0.9-1.9 GB. A waiting request here holds
 // little more than its goroutine and unread body. Requests wait before
 // authentication, whose key lookup is SQL too. A negative running admits every
 // request; a negative waiting lets any number wait.
