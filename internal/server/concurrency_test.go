@@ -19,6 +19,7 @@ import (
 
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/store/storetest"
 )
 
 // The load of TestCountsStayExactUnderConcurrentRequests.
@@ -71,7 +72,7 @@ func TestCountsStayExactUnderConcurrentRequests(t *testing.T) {
 	}
 	members := c.addContacts(phones(610_000, concWorkers)...)
 	victims := c.addContacts(phones(620_000, concWorkers*concVictims)...)
-	deadlocksBefore := deadlocks(c)
+	deadlocksBefore := storetest.Deadlocks(t, c.store)
 
 	var next atomic.Int64 // ops handed out
 	var newPhones atomic.Int64
@@ -122,7 +123,7 @@ func TestCountsStayExactUnderConcurrentRequests(t *testing.T) {
 	// The store retries a transaction that PostgreSQL broke off in a deadlock, but
 	// only after deadlock_timeout (a second): its writers lock in one order and meet
 	// none (before they did, this load met 4 to 15 and, once, a request failed).
-	if n := deadlocks(c) - deadlocksBefore; n != 0 {
+	if n := storetest.Deadlocks(t, c.store) - deadlocksBefore; n != 0 {
 		t.Errorf("PostgreSQL detected %d deadlocks, want none", n)
 	}
 
@@ -542,32 +543,6 @@ func realCounts(c mutClient) map[string]int {
 		c.t.Fatal(err)
 	}
 	return out
-}
-
-// deadlocks returns the number of deadlocks PostgreSQL has detected in the database.
-// A busy backend reports its statistics at most once a second, and an idle one may
-// hold them back for up to 10 s, but every backend reports them when it exits: so the
-// pool's idle connections are closed first.
-func deadlocks(c mutClient) int64 {
-	c.t.Helper()
-	db := c.store.DB()
-	db.SetMaxIdleConns(0)
-	db.SetMaxIdleConns(db.Stats().MaxOpenConnections)
-	var n int64
-	var last int64 = -1
-	// Until the number stops moving: the backends exit in their own time.
-	for range 20 {
-		if err := db.QueryRowContext(context.Background(),
-			"SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").Scan(&n); err != nil {
-			c.t.Fatal(err)
-		}
-		if n == last {
-			break
-		}
-		last = n
-		time.Sleep(100 * time.Millisecond)
-	}
-	return n
 }
 
 func sum(m map[string]int) int {

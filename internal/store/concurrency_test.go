@@ -170,3 +170,79 @@ func TestAssignRacingContactDeletion(t *testing.T) {
 		t.Fatalf("segments changed by a refused assignment:\n%s\n%s", before, after)
 	}
 }
+
+// TestUpsertsAndDeletionsLockInOneOrder runs bulk upserts that change the same
+// existing contacts, each listing them in an order of its own, beside deletions of
+// some of them. Every writer locks contacts in id order (see lockContacts), so
+// PostgreSQL meets no deadlock; the store would retry one, but only after
+// deadlock_timeout, a second.
+func TestUpsertsAndDeletionsLockInOneOrder(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+
+	phones := make([]string, 200)
+	for i := range phones {
+		phones[i] = fmt.Sprintf("+9197%08d", 70_000+i)
+	}
+	var mu sync.Mutex // guards ids
+	ids := map[string]int64{}
+	upsert := func(phones []string, name string) error {
+		in := make([]crm.ContactInput, len(phones))
+		for i, p := range phones {
+			in[i] = crm.ContactInput{Phone: p, ContactDetails: crm.ContactDetails{Name: crm.Some(&name)}}
+		}
+		up, err := s.UpsertContacts(ctx, ws.ID, in)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range up.Contacts {
+			ids[c.Phone] = c.ID
+		}
+		return err
+	}
+	if err := upsert(phones, "first"); err != nil {
+		t.Fatal(err)
+	}
+	before := storetest.Deadlocks(t, s)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for w := range 6 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 11))
+			for op := range 30 {
+				var picked []string
+				for _, i := range rng.Perm(len(phones))[:60] {
+					picked = append(picked, phones[i])
+				}
+				var err error
+				if w%3 == 2 {
+					// A deletion of 20 of them (a contact deleted since is refused as
+					// NOT_FOUND, with nothing changed).
+					mu.Lock()
+					var del []int64
+					for _, p := range picked[:20] {
+						del = append(del, ids[p])
+					}
+					mu.Unlock()
+					_, err = s.DeleteContacts(ctx, ws.ID, del)
+				} else {
+					// An update of 60 (creating again those deleted).
+					err = upsert(picked, fmt.Sprintf("w%d op%d", w, op))
+				}
+				if err != nil && crm.UserErrors(err) == nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := storetest.Deadlocks(t, s) - before; n != 0 {
+		t.Errorf("PostgreSQL detected %d deadlocks, want none", n)
+	}
+}

@@ -288,6 +288,9 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 
 	var out Upserted
 	err := s.inTx(ctx, func(tx bun.Tx) error {
+		if err := lockContactsByPhone(ctx, tx, ws, changes); err != nil {
+			return err
+		}
 		byPhone := make(map[string]crm.Contact, len(changes))
 		// New contacts, in phone order so that concurrent upserts lock in one order.
 		var created []contactRow
@@ -344,9 +347,9 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 				byPhone[r.Phone] = r.Contact
 			}
 		}
-		// A contact that existed at the INSERT (which then left it alone) and was
-		// deleted by a concurrent transaction before the UPDATE or SELECT: run again,
-		// and it will be created.
+		// A contact that another upsert created after the lock above, found by the
+		// INSERT (which then left it alone), and that a concurrent transaction deleted
+		// before the UPDATE or SELECT: run again, and it will be created.
 		if len(byPhone) < len(changes) {
 			return errConcurrentChange
 		}
@@ -357,6 +360,24 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 		return nil
 	})
 	return out, err
+}
+
+// lockContactsByPhone locks the workspace's existing contacts with these phones, in id
+// order, as every writer of contacts does (see lockContacts). Locked before anything
+// is written, none of them can be deleted by a concurrent transaction before the
+// upsert updates it; one deleted while this waited is no longer found, and the
+// upsert creates it again. Left to the UPDATE, the rows were locked in the order of
+// its join, and an upsert deadlocked with a deletion of the same contacts.
+func lockContactsByPhone(ctx context.Context, tx bun.Tx, ws int64, changes []*contactChange) error {
+	phones := make([]string, len(changes))
+	for i, c := range changes {
+		phones[i] = c.phone
+	}
+	_, err := tx.NewSelect().Table("contacts").Column("id").
+		Where("workspace_id = ? AND phone = ANY(?)", ws, pgdialect.Array(phones)).
+		OrderExpr("id").For(updatingContacts).
+		Exec(ctx)
+	return err
 }
 
 // upsertSource is the table of merged inputs that upsertColumns fills.

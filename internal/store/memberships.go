@@ -79,6 +79,9 @@ const (
 	// the transaction ends, and lets them be updated: what adding and removing
 	// memberships needs. It is the lock the memberships' foreign key check takes.
 	keepContacts = "KEY SHARE"
+	// updatingContacts is the lock of a transaction that changes their details
+	// (UpsertContacts), which conflicts with a deletion but not with keepContacts.
+	updatingContacts = "NO KEY UPDATE"
 	// deletingContacts is the lock of a transaction that deletes them.
 	deletingContacts = "UPDATE"
 )
@@ -93,6 +96,8 @@ const (
 // the segments whose counters change (lockSegments), each in id order. An insert's
 // foreign key checks lock its contacts too, but after the segments and in the order of
 // insertion: left to them, assignments deadlocked with deletions of the same contacts.
+// UpsertContacts, which finds its contacts by phone, locks them in id order as well
+// (lockContactsByPhone), before it writes any.
 func lockContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64, strength string) error {
 	if len(ids) == 0 {
 		return nil

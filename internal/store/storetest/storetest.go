@@ -17,6 +17,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -119,6 +120,33 @@ func AppStore(tb testing.TB) *store.Store {
 func AuthTenant(ctx context.Context) (int64, bool) {
 	ws, ok := auth.WorkspaceFrom(ctx)
 	return ws.ID, ok
+}
+
+// Deadlocks returns the number of deadlocks PostgreSQL has detected in s's database,
+// for tests that check that concurrent writers lock in one order. A busy backend
+// reports its statistics at most once a second, and an idle one may hold them back for
+// up to 10 s, but every backend reports them when it exits: so the pool's idle
+// connections are closed first.
+func Deadlocks(tb testing.TB, s *store.Store) int64 {
+	tb.Helper()
+	db := s.DB()
+	db.SetMaxIdleConns(0)
+	db.SetMaxIdleConns(db.Stats().MaxOpenConnections)
+	var n int64
+	var last int64 = -1
+	// Until the number stops moving: the backends exit in their own time.
+	for range 20 {
+		if err := db.QueryRowContext(context.Background(),
+			"SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").Scan(&n); err != nil {
+			tb.Fatal(err)
+		}
+		if n == last {
+			break
+		}
+		last = n
+		time.Sleep(100 * time.Millisecond)
+	}
+	return n
 }
 
 // Database returns the URL of a new, empty database: for tests of migrations and of
