@@ -177,7 +177,10 @@ func run(ctx context.Context, c config) error {
 		if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
 			return err
 		}
-		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: c.dataDir, Settings: []string{"shared_buffers=" + c.sharedBuffers}})
+		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: c.dataDir, Settings: []string{"shared_buffers=" + c.sharedBuffers,
+			// Checkpoints only where scratch asks for one, between contenders' runs:
+			// otherwise whoever's write run met one paid for the others' WAL.
+			"max_wal_size=16GB", "checkpoint_timeout=1h"}})
 		if err != nil {
 			return err
 		}
@@ -590,11 +593,16 @@ func (b *bench) scratch(ctx context.Context, n int) ([]int64, func(), error) {
 		ids = append(ids, id)
 	}
 	rows.Close()
+	// Each contender's write run starts right after a checkpoint, so that none of them
+	// pays for the flushing, or the full-page images, that another's run left due.
+	if _, err := b.db.ExecContext(ctx, "CHECKPOINT"); err != nil {
+		b.log("checkpoint: %v (write runs may meet one of PostgreSQL's own)", err)
+	}
 	drop := func() {
 		if _, err := b.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM segments WHERE workspace_id = $1 AND id = ANY($2)`, b.d.ws, ids); err != nil {
 			b.log("delete scratch segments: %v", err)
 		}
-		if _, err := b.db.ExecContext(context.WithoutCancel(ctx), `VACUUM segments, memberships`); err != nil {
+		if _, err := b.db.ExecContext(context.WithoutCancel(ctx), `VACUUM segments, memberships, segment_bitmaps`); err != nil {
 			b.log("vacuum: %v", err)
 		}
 	}
