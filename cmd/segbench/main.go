@@ -667,7 +667,11 @@ func (b *bench) pgbench(scripts []string) runner {
 	pw, _ := u.User.Password()
 	env := []string{"PGHOST=" + u.Hostname(), "PGPORT=" + u.Port(), "PGUSER=" + u.User.Username(), "PGPASSWORD=" + pw,
 		"PGDATABASE=" + strings.TrimPrefix(u.Path, "/"), "PGSSLMODE=" + cmpOr(u.Query().Get("sslmode"), "prefer"), "PGAPPNAME=segbench-pgbench"}
-	return &pgbenchRunner{bin: b.c.pgbench, env: env, clients: b.c.pool, scripts: scripts, dir: b.tmp}
+	r := &pgbenchRunner{bin: b.c.pgbench, env: env, clients: b.c.pool, scripts: scripts, dir: b.tmp}
+	if b.pm != 0 {
+		r.pgCPU = func() time.Duration { return treeCPU(b.pm) }
+	}
+	return r
 }
 
 // pgbenchScript turns the statements our server sent for one request into a pgbench
@@ -733,6 +737,9 @@ func (b *bench) workload(ctx context.Context, w string) error {
 				if b.pm != 0 {
 					rr.PGCPUms = float64(pg1-pg0) / float64(time.Millisecond) / float64(ok)
 				}
+			}
+			if fx.pgCPUFor > 0 { // measured by the runner, without its warm-up
+				rr.PGCPUms = float64(fx.pgCPU) / float64(time.Millisecond) / float64(fx.pgCPUFor)
 			}
 			b.log("  fixed %.0f/s: p50 %.2f ms, p99 %.2f ms, %d errors, CPU/request %.3f ms server + %.3f ms PostgreSQL",
 				fixed, fx.P50, fx.P99, fx.Errors, rr.ServerCPUms, rr.PGCPUms)

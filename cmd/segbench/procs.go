@@ -28,6 +28,12 @@ const clockTicks = 100
 // cpuTime returns the CPU time a process used, user and system, with its reaped
 // children's.
 func cpuTime(pid int) time.Duration {
+	return statTicks(pid, 11, 12, 13, 14) // utime stime cutime cstime (fields 14-17)
+}
+
+// statTicks sums fields of /proc/PID/stat that count clock ticks, numbered from
+// the state field (field 3) as 0, as a duration.
+func statTicks(pid int, fields ...int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
@@ -36,7 +42,7 @@ func cpuTime(pid int) time.Duration {
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	var ticks int64
-	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime (fields 14-17)
+	for _, i := range fields {
 		n, _ := strconv.ParseInt(f[i], 10, 64)
 		ticks += n
 	}
@@ -55,13 +61,35 @@ func parentOf(pid int) int {
 	return ppid
 }
 
+// singleThreadedCPU is cpuTime for a process of one thread, such as PostgreSQL's:
+// its own time to the nanosecond (/proc/PID/schedstat, the time the scheduler ran
+// it), its reaped children's in ticks. In ticks alone, the eight backends of a 5-s
+// run at 100/s measured ±0.2 ms of CPU per request.
+func singleThreadedCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	if err != nil {
+		return cpuTime(pid)
+	}
+	f := strings.Fields(string(b))
+	ns, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return cpuTime(pid)
+	}
+	return time.Duration(ns) + reapedCPU(pid)
+}
+
+// reapedCPU returns the CPU time of a process's reaped children, user and system.
+func reapedCPU(pid int) time.Duration {
+	return statTicks(pid, 13, 14) // cutime cstime (fields 16-17)
+}
+
 // treeCPU returns the CPU time of a process and all its descendants, living or
-// reaped: PostgreSQL's postmaster and its backends.
+// reaped: PostgreSQL's postmaster and its backends, each of one thread.
 func treeCPU(root int) time.Duration {
 	if root == 0 {
 		return 0
 	}
-	total := cpuTime(root)
+	total := singleThreadedCPU(root)
 	entries, _ := os.ReadDir("/proc")
 	children := map[int][]int{}
 	for _, e := range entries {
@@ -84,7 +112,7 @@ func treeCPU(root int) time.Duration {
 				continue
 			}
 			seen[c] = true
-			total += cpuTime(c)
+			total += singleThreadedCPU(c)
 			walk(c)
 		}
 	}
