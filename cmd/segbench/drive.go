@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -101,6 +102,12 @@ func (h *httpRunner) run(ctx context.Context, rate float64, d time.Duration) (st
 	return s, ctx.Err()
 }
 
+// narrowMiss reports whether a failed step missed the SLO only by its tail: no
+// errors, and a p99 within twice the SLO.
+func narrowMiss(s step, slo time.Duration) bool {
+	return s.Errors == 0 && s.Requests > 0 && s.P99 <= 2*float64(slo)/float64(time.Millisecond)
+}
+
 func quantileMs(lat []time.Duration, q float64) float64 {
 	if len(lat) == 0 {
 		return 0
@@ -121,13 +128,18 @@ type pgbenchRunner struct {
 	pgCPU func() time.Duration
 }
 
-// pgbenchWarmup is the start of each pgbench run that is not measured. Every run
-// is a new pgbench with new connections, and a new backend's first transaction
-// loads its catalog caches: on this machine 11-27 ms where the next ones take 1-3.
-// Eight clients' first transactions are 1.6% of a 5-s run at 100/s, so they were
-// its p99, and the floor failed the SLO at rates it sustains with ease; the servers'
-// pooled connections are warm.
-const pgbenchWarmup = time.Second
+// pgbenchWarmup is the start of a pgbench run at this rate that is not measured.
+// Every run is a new pgbench with new connections, and a new backend's first
+// transaction loads its catalog caches: on this machine 11-27 ms where the next ones
+// take 1-3. Eight clients' first transactions are 1.6% of a 5-s run at 100/s, so
+// they were its p99, and the floor failed the SLO at rates it sustains with ease;
+// the servers' pooled connections are warm. The warm-up lasts a second, or as long
+// as each client takes to run about three transactions at low rates (at most 10 s);
+// measure also leaves out each client's first transaction, should it come later.
+func pgbenchWarmup(rate float64, clients int) time.Duration {
+	secs := math.Ceil(3 * float64(clients) / max(rate, 0.1))
+	return time.Duration(min(max(secs, 1), 10)) * time.Second
+}
 
 func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) (step, error) {
 	logDir, err := os.MkdirTemp(p.dir, "pgbench-")
@@ -136,8 +148,9 @@ func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) 
 	}
 	defer os.RemoveAll(logDir)
 	secs := max(1, int(math.Round(d.Seconds())))
+	warm := pgbenchWarmup(rate, p.clients)
 	args := []string{"-n", "-M", "simple", "-c", strconv.Itoa(p.clients), "-j", strconv.Itoa(min(p.clients, 2)),
-		"-R", strconv.FormatFloat(rate, 'f', 1, 64), "-T", strconv.Itoa(int(pgbenchWarmup/time.Second) + secs),
+		"-R", strconv.FormatFloat(rate, 'f', 1, 64), "-T", strconv.Itoa(int(warm/time.Second) + secs),
 		"-l", "--log-prefix", filepath.Join(logDir, "log")}
 	for _, s := range p.scripts {
 		args = append(args, "-f", s+"@1")
@@ -156,9 +169,9 @@ func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) 
 	if err = cmd.Start(); err == nil {
 		if p.pgCPU != nil {
 			t0 := time.Now()
-			if sleepCtx(ctx, pgbenchWarmup) {
+			if sleepCtx(ctx, warm) {
 				cpu0, from = p.pgCPU(), time.Now()
-				if sleepCtx(ctx, time.Until(t0.Add(pgbenchWarmup+time.Duration(secs)*time.Second))) {
+				if sleepCtx(ctx, time.Until(t0.Add(warm+time.Duration(secs)*time.Second))) {
 					s.pgCPU, to = p.pgCPU()-cpu0, time.Now()
 				}
 			}
@@ -176,60 +189,84 @@ func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) 
 			}
 		}
 	}
-	// Per-transaction log lines: client_id transaction_no time script_no time_epoch
-	// time_us [schedule_lag], where time (µs) counts from the scheduled start under -R
-	// and time_epoch.time_us is when the transaction completed.
-	type tx struct {
-		scheduled, done time.Time
-		latency         time.Duration
-		failed          bool
-	}
-	var txs []tx
+	var txs []pgbenchTx
 	files, _ := filepath.Glob(filepath.Join(logDir, "log*"))
 	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
+		if fh, err := os.Open(f); err == nil {
+			txs = append(txs, readPgbenchLog(fh)...)
+			fh.Close()
+		}
+	}
+	s.measure(txs, warm, time.Duration(secs)*time.Second)
+	if !to.IsZero() {
+		s.pgCPUFor = completedBetween(txs, from, to)
+	}
+	return s, ctx.Err()
+}
+
+// pgbenchTx is one transaction of pgbench's per-transaction log.
+type pgbenchTx struct {
+	client, n       int // the client, and its transaction's number
+	scheduled, done time.Time
+	latency         time.Duration // from the scheduled start
+	failed          bool
+}
+
+// readPgbenchLog reads pgbench's per-transaction log (-l). Its lines are client_id
+// transaction_no time script_no time_epoch time_us [schedule_lag], where time (µs)
+// counts from the scheduled start under -R (or says "failed" or "skipped") and
+// time_epoch.time_us is when the transaction completed.
+func readPgbenchLog(r io.Reader) []pgbenchTx {
+	var txs []pgbenchTx
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		fl := strings.Fields(sc.Text())
+		if len(fl) < 6 {
 			continue
 		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			fl := strings.Fields(sc.Text())
-			if len(fl) < 6 {
-				continue
-			}
-			sec, err1 := strconv.ParseInt(fl[4], 10, 64)
-			usec, err2 := strconv.ParseInt(fl[5], 10, 64)
-			if err1 != nil || err2 != nil {
-				continue
-			}
-			t := tx{done: time.Unix(sec, usec*1000), failed: fl[2] == "failed" || fl[2] == "skipped"}
-			if !t.failed {
-				us, err := strconv.ParseInt(fl[2], 10, 64)
-				if err != nil {
-					continue
-				}
-				t.latency = time.Duration(us) * time.Microsecond
-			}
-			t.scheduled = t.done.Add(-t.latency)
-			txs = append(txs, t)
+		sec, err1 := strconv.ParseInt(fl[4], 10, 64)
+		usec, err2 := strconv.ParseInt(fl[5], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
 		}
-		fh.Close()
+		client, err1 := strconv.Atoi(fl[0])
+		n, err2 := strconv.Atoi(fl[1])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		t := pgbenchTx{client: client, n: n, done: time.Unix(sec, usec*1000), failed: fl[2] == "failed" || fl[2] == "skipped"}
+		if !t.failed {
+			us, err := strconv.ParseInt(fl[2], 10, 64)
+			if err != nil {
+				continue
+			}
+			t.latency = time.Duration(us) * time.Microsecond
+		}
+		t.scheduled = t.done.Add(-t.latency)
+		txs = append(txs, t)
 	}
-	// Measured: what was scheduled after the warm-up, by pgbench's own schedule.
+	return txs
+}
+
+// measure fills s from the transactions scheduled after the first warm of the run
+// (by pgbench's own schedule), which lasted d beyond it, except each client's
+// first; failures elsewhere in the run (pgbench's summary) are already in s.Errors.
+func (s *step) measure(txs []pgbenchTx, warm, d time.Duration) {
 	var start time.Time
+	first := map[int]int{} // client -> number of its first transaction
 	for _, t := range txs {
 		if start.IsZero() || t.scheduled.Before(start) {
 			start = t.scheduled
 		}
+		if n, ok := first[t.client]; !ok || t.n < n {
+			first[t.client] = t.n
+		}
 	}
-	cutoff := start.Add(pgbenchWarmup)
+	cutoff := start.Add(warm)
 	var lat []time.Duration
 	for _, t := range txs {
-		if !to.IsZero() && !t.failed && !t.done.Before(from) && t.done.Before(to) {
-			s.pgCPUFor++
-		}
 		switch {
-		case t.scheduled.Before(cutoff):
+		case t.scheduled.Before(cutoff), t.n == first[t.client]:
 		case t.failed:
 			s.Errors++
 		default:
@@ -237,9 +274,20 @@ func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) 
 		}
 	}
 	s.Requests = len(lat) + s.Errors
-	s.Throughput = float64(len(lat)) / float64(secs)
+	s.Throughput = float64(len(lat)) / d.Seconds()
 	s.P50, s.P99 = quantileMs(lat, 0.50), quantileMs(lat, 0.99)
-	return s, ctx.Err()
+}
+
+// completedBetween counts the transactions that completed, without failing, in
+// [from, to).
+func completedBetween(txs []pgbenchTx, from, to time.Time) int {
+	n := 0
+	for _, t := range txs {
+		if !t.failed && !t.done.Before(from) && t.done.Before(to) {
+			n++
+		}
+	}
+	return n
 }
 
 // sleepCtx waits for d, or less if ctx ends first; it reports whether ctx is
@@ -274,17 +322,33 @@ func firstLineOf(s string) string {
 // errors): it doubles the rate from start until a step fails (or halves it until one
 // passes), then bisects (geometrically) until the passing and failing rates are
 // within 10%. It returns the passing step with the highest throughput.
+//
+// A step that fails narrowly (no errors, p99 at most twice the SLO) runs once more,
+// and the rate fails only if that fails too: its p99 is the third-slowest of a few
+// hundred requests, so a single stall of this VM (the kernel reclaiming memory, a
+// collection) decided a search (W3 once stopped at 92/s after a p99 of 50.6 ms at
+// 100/s, the rate its fixed run had just sustained with a p99 of 14 ms).
 func search(ctx context.Context, r runner, start float64, d, slo time.Duration, maxSteps int, logf func(string, ...any)) (best step, steps []step, err error) {
 	lo, hi := 0.0, math.Inf(1)
 	rate := start
 	for range maxSteps {
-		s, err := r.run(ctx, rate, d)
-		if err != nil {
-			return best, steps, err
+		var s step
+		var ok bool
+		for try := range 2 {
+			if s, err = r.run(ctx, rate, d); err != nil {
+				return best, steps, err
+			}
+			steps = append(steps, s)
+			ok = s.pass(slo)
+			again := ""
+			if try == 0 && !ok && narrowMiss(s, slo) {
+				again = ", once more"
+			}
+			logf("    rate %7.1f/s: %7.1f ok/s, p50 %6.2f ms, p99 %7.2f ms, %d errors %s%s", rate, s.Throughput, s.P50, s.P99, s.Errors, map[bool]string{true: "pass", false: "FAIL"}[ok], again)
+			if again == "" {
+				break
+			}
 		}
-		steps = append(steps, s)
-		ok := s.pass(slo)
-		logf("    rate %7.1f/s: %7.1f ok/s, p50 %6.2f ms, p99 %7.2f ms, %d errors %s", rate, s.Throughput, s.P50, s.P99, s.Errors, map[bool]string{true: "pass", false: "FAIL"}[ok])
 		if ok {
 			lo = rate
 			if s.Throughput > best.Throughput {

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pgbenchLine is a line of pgbench's per-transaction log for a transaction that
+// completed at done after latency from its scheduled start.
+func pgbenchLine(client, n int, latency time.Duration, done time.Time) string {
+	return fmt.Sprintf("%d %d %d 0 %d %d %d", client, n, latency.Microseconds(), done.Unix(), done.Nanosecond()/1000, 0)
+}
+
+func TestReadPgbenchLog(t *testing.T) {
+	done := time.Date(2026, 11, 29, 17, 0, 0, 250_000_000, time.UTC)
+	log := strings.Join([]string{
+		pgbenchLine(3, 0, 1500*time.Microsecond, done),
+		"3 1 failed 0 1796490000 250000",
+		"3 2 skipped 0 1796490000 250000",
+		"garbage",
+		"",
+	}, "\n")
+	txs := readPgbenchLog(strings.NewReader(log))
+	if len(txs) != 3 {
+		t.Fatalf("read %d transactions, want 3: %+v", len(txs), txs)
+	}
+	if got := txs[0]; got.failed || got.latency != 1500*time.Microsecond || !got.done.Equal(done) || !got.scheduled.Equal(done.Add(-1500*time.Microsecond)) {
+		t.Errorf("first transaction read as %+v", got)
+	}
+	if !txs[1].failed || !txs[2].failed {
+		t.Errorf("failed and skipped transactions read as %+v and %+v", txs[1], txs[2])
+	}
+}
+
+// TestMeasureLeavesOutTheWarmup runs what pgbench logs for a run whose eight new
+// connections each take 25 ms over their first transaction, and a ninth that starts
+// late: they are left out of the step, which measures the 500 after the warm-up.
+func TestMeasureLeavesOutTheWarmup(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 17, 0, 0, 0, time.UTC)
+	var lines []string
+	for c := range 8 {
+		at := t0.Add(time.Duration(c) * time.Millisecond)
+		lines = append(lines, pgbenchLine(c, 0, 25*time.Millisecond, at.Add(25*time.Millisecond)))
+		// A second slow one in the warm-up, left out by time alone.
+		at = at.Add(500 * time.Millisecond)
+		lines = append(lines, pgbenchLine(c, 1, 20*time.Millisecond, at.Add(20*time.Millisecond)))
+	}
+	for i := range 500 { // 100/s for 5 s after the warm-up second
+		at := t0.Add(time.Second + time.Duration(i)*10*time.Millisecond)
+		lines = append(lines, pgbenchLine(i%8, 2+i/8, time.Millisecond+time.Duration(i%10)*100*time.Microsecond, at.Add(time.Millisecond)))
+	}
+	lines = append(lines, "2 99 failed 0 "+fmt.Sprint(t0.Add(3*time.Second).Unix())+" 0")
+	// A ninth client whose first transaction came after the warm-up: left out too.
+	lines = append(lines, pgbenchLine(8, 0, 30*time.Millisecond, t0.Add(4500*time.Millisecond)))
+	txs := readPgbenchLog(strings.NewReader(strings.Join(lines, "\n")))
+
+	var s step
+	s.measure(txs, time.Second, 5*time.Second)
+	if s.Requests != 501 || s.Errors != 1 {
+		t.Errorf("measured %d requests, %d errors; want 501, 1", s.Requests, s.Errors)
+	}
+	if s.Throughput != 100 {
+		t.Errorf("throughput %.1f/s, want 100", s.Throughput)
+	}
+	if s.P99 >= 2 || s.P50 < 1 {
+		t.Errorf("p50 %.2f ms, p99 %.2f ms: the warm-up's 25 ms are in", s.P50, s.P99)
+	}
+
+	// Without the warm-up, its slow second transactions are the p99.
+	var all step
+	all.measure(txs, 0, 6*time.Second)
+	if all.P99 < 20 {
+		t.Errorf("without a warm-up, p99 %.2f ms, want the 20 ms of the warm-up's second transactions", all.P99)
+	}
+
+	for _, c := range []struct {
+		rate float64
+		want time.Duration
+	}{{100, time.Second}, {20, 2 * time.Second}, {2, 10 * time.Second}, {0, 10 * time.Second}} {
+		if got := pgbenchWarmup(c.rate, 8); got != c.want {
+			t.Errorf("warm-up at %.0f/s with 8 clients: %v, want %v", c.rate, got, c.want)
+		}
+	}
+
+	if n := completedBetween(txs, t0.Add(2*time.Second), t0.Add(3*time.Second)); n != 100 {
+		t.Errorf("%d transactions completed in the third second, want 100", n)
+	}
+}
+
+// fakeRunner sustains rates up to capacity (p99 5 ms) and fails above it (p99
+// 80 ms, within twice the SLO of 50 ms, or with errors above twice the capacity);
+// the first run at stallAt meets a stall (p99 60 ms).
+type fakeRunner struct {
+	capacity, stallAt float64
+	stalled           bool
+	runs              []float64
+}
+
+func (f *fakeRunner) run(_ context.Context, rate float64, _ time.Duration) (step, error) {
+	f.runs = append(f.runs, rate)
+	s := step{Rate: rate, Requests: 300, Throughput: rate, P50: 2, P99: 5}
+	switch {
+	case rate == f.stallAt && !f.stalled:
+		f.stalled, s.P99 = true, 60
+	case rate > 2*f.capacity:
+		s.Errors, s.P99 = 10, 900
+	case rate > f.capacity:
+		s.P99 = 80
+	}
+	return s, nil
+}
+
+func TestSearchRunsANarrowMissAgain(t *testing.T) {
+	f := &fakeRunner{capacity: 150, stallAt: 100}
+	best, steps, err := search(context.Background(), f, 100, time.Second, 50*time.Millisecond, 10, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 (stall), 100 again (pass), 200 (narrow miss), 200 again, then bisection.
+	if best.Rate < 140 || best.Rate > 150 {
+		t.Errorf("best rate %.1f/s, want within 10%% below the capacity of 150/s (runs %v)", best.Rate, f.runs)
+	}
+	if len(f.runs) < 2 || f.runs[0] != 100 || f.runs[1] != 100 {
+		t.Errorf("runs %v: the stalled step at 100/s was not run again", f.runs)
+	}
+	if len(steps) != len(f.runs) {
+		t.Errorf("%d steps reported for %d runs", len(steps), len(f.runs))
+	}
+
+	// An overloaded step (errors) is not run again.
+	f = &fakeRunner{capacity: 10}
+	if _, _, err := search(context.Background(), f, 100, time.Second, 50*time.Millisecond, 3, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	if f.runs[0] != 100 || f.runs[1] != 50 {
+		t.Errorf("runs %v: the overloaded step at 100/s was run again", f.runs)
+	}
+}
