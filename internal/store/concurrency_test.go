@@ -54,44 +54,49 @@ func TestCountsStayExactUnderConcurrentWriters(t *testing.T) {
 		}
 		return out
 	}
+	runWriters(t, 8, 60, 7, func(w, op int, rng *rand.Rand) error {
+		cs, ss := sample(rng, contacts, 1+rng.IntN(60)), sample(rng, segments, 1+rng.IntN(4))
+		switch {
+		case op%10 == 9: // delete a few contacts
+			_, err := s.DeleteContacts(ctx, ws.ID, sample(rng, contacts, 2))
+			return err
+		case rng.IntN(3) == 0:
+			_, err := s.RemoveContactsFromSegments(ctx, ws.ID, cs, ss)
+			return err
+		default:
+			_, err := s.AssignContactsToSegments(ctx, ws.ID, cs, ss)
+			return err
+		}
+	})
+	checkCounts(t, s, ws.ID)
+	if drift, err := s.CheckBitmaps(ctx); err != nil || len(drift) > 0 {
+		t.Errorf("bitmaps drifted from the memberships: %+v %v", drift, err)
+	}
+}
+
+// runWriters runs ops operations in each of workers goroutines at once, each with a
+// random source of its own (seeded by seed and the worker). A refusal (a user error,
+// such as NOT_FOUND for a contact another worker deleted, with nothing changed) is an
+// expected outcome; any other error stops its worker and fails the test.
+func runWriters(t *testing.T, workers, ops int, seed uint64, op func(w, op int, rng *rand.Rand) error) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 7))
-			for op := range 60 {
-				cs, ss := sample(rng, contacts, 1+rng.IntN(60)), sample(rng, segments, 1+rng.IntN(4))
-				var err error
-				switch op % 10 {
-				case 9: // delete a few contacts
-					ids := sample(rng, contacts, 2)
-					_, err = s.DeleteContacts(ctx, ws.ID, ids)
-				default:
-					if rng.IntN(3) == 0 {
-						_, err = s.RemoveContactsFromSegments(ctx, ws.ID, cs, ss)
-					} else {
-						_, err = s.AssignContactsToSegments(ctx, ws.ID, cs, ss)
-					}
-				}
-				// Another writer may have deleted a contact we picked: that is refused
-				// as NOT_FOUND, with nothing changed.
-				if err != nil && crm.UserErrors(err) == nil {
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), seed))
+			for i := range ops {
+				if err := op(w, i, rng); err != nil && crm.UserErrors(err) == nil {
 					errs <- err
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
-	}
-	checkCounts(t, s, ws.ID)
-	if drift, err := s.CheckBitmaps(ctx); err != nil || len(drift) > 0 {
-		t.Errorf("bitmaps drifted from the memberships: %+v %v", drift, err)
 	}
 }
 
@@ -205,43 +210,25 @@ func TestUpsertsAndDeletionsLockInOneOrder(t *testing.T) {
 	}
 	before := storetest.Deadlocks(t, s)
 
-	var wg sync.WaitGroup
-	errs := make(chan error, 6)
-	for w := range 6 {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 11))
-			for op := range 30 {
-				var picked []string
-				for _, i := range rng.Perm(len(phones))[:60] {
-					picked = append(picked, phones[i])
-				}
-				var err error
-				if w%3 == 2 {
-					// A deletion of 20 of them (a contact deleted since is refused as
-					// NOT_FOUND, with nothing changed).
-					mu.Lock()
-					var del []int64
-					for _, p := range picked[:20] {
-						del = append(del, ids[p])
-					}
-					mu.Unlock()
-					_, err = s.DeleteContacts(ctx, ws.ID, del)
-				} else {
-					// An update of 60 (creating again those deleted).
-					err = upsert(picked, fmt.Sprintf("w%d op%d", w, op))
-				}
-				if err != nil && crm.UserErrors(err) == nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	runWriters(t, 6, 30, 11, func(w, op int, rng *rand.Rand) error {
+		var picked []string
+		for _, i := range rng.Perm(len(phones))[:60] {
+			picked = append(picked, phones[i])
+		}
+		if w%3 != 2 {
+			// An update of 60 (creating again those deleted).
+			return upsert(picked, fmt.Sprintf("w%d op%d", w, op))
+		}
+		// A deletion of 20 of them.
+		mu.Lock()
+		var del []int64
+		for _, p := range picked[:20] {
+			del = append(del, ids[p])
+		}
+		mu.Unlock()
+		_, err := s.DeleteContacts(ctx, ws.ID, del)
+		return err
+	})
 	if n := storetest.Deadlocks(t, s) - before; n != 0 {
 		t.Errorf("PostgreSQL detected %d deadlocks, want none", n)
 	}
