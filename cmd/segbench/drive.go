@@ -29,6 +29,7 @@ type step struct {
 	P50        float64 `json:"p50_ms"`
 	P99        float64 `json:"p99_ms"`
 	FirstError string  `json:"first_error,omitempty"`
+	Clients    int     `json:"clients,omitempty"` // pgbench's (the floor's); the servers' pools choose their own
 	// pgCPU is PostgreSQL's CPU time while the step was measured, with the count of
 	// requests that completed meanwhile, from a runner that measures them itself
 	// (pgbenchRunner, whose warm-up is part of its run); zero from the others, whose
@@ -121,11 +122,55 @@ func quantileMs(lat []time.Duration, q float64) float64 {
 type pgbenchRunner struct {
 	bin     string
 	env     []string // PGHOST, PGPORT, ...
-	clients int
+	clients int      // the pool size: the most clients a run uses
+	// share is the share of its time a client may be busy at the offered rate
+	// (clientsFor); zero runs every run with the pool size.
+	share   float64
 	scripts []string // script files, chosen at random with equal weight
 	dir     string   // for logs
 	// pgCPU, when set, returns PostgreSQL's CPU time so far (treeCPU).
 	pgCPU func() time.Duration
+	// service is the shortest median latency of this runner's runs so far (each
+	// client's first transaction left out): about one transaction's own time,
+	// without queueing (zero before the first run).
+	service time.Duration
+}
+
+// clientsFor is the number of pgbench clients of a run at this rate: as many as the
+// offered load keeps busy p.share of the time or more, at least one, at most the
+// pool size, which the first run (before any latency is known) uses. pgbench's
+// clients take turns at the schedule, so at a low rate all eight backends went cold
+// between their transactions (W8 at 2/s: 6.7-9.1 ms of PostgreSQL CPU per request
+// with eight clients, 4.0-5.8 with one, measured), while the servers' pools
+// (database/sql and node-postgres both hand out the most recently used idle
+// connection) keep one or two connections busy and hot. At a share of 5%, one
+// client waits behind another for at most about 5% of transactions, so the floor's
+// latency is not one of queueing either.
+func (p *pgbenchRunner) clientsFor(rate float64) int {
+	if p.service <= 0 || p.share <= 0 {
+		return p.clients
+	}
+	busy := rate * p.service.Seconds() / p.share
+	return min(p.clients, max(1, int(math.Ceil(busy))))
+}
+
+// observe learns the service time from the median latency of a run's transactions,
+// its warm-up's included (W8's warm-up at 2/s is most of its run), except each
+// client's first.
+func (p *pgbenchRunner) observe(txs []pgbenchTx) {
+	first := firstOfEachClient(txs)
+	var lat []time.Duration
+	for _, t := range txs {
+		if !t.failed && t.n != first[t.client] {
+			lat = append(lat, t.latency)
+		}
+	}
+	if len(lat) == 0 {
+		return
+	}
+	if d := time.Duration(quantileMs(lat, 0.5) * float64(time.Millisecond)); p.service <= 0 || d < p.service {
+		p.service = d
+	}
 }
 
 // pgbenchWarmup is the start of a pgbench run at this rate that is not measured.
@@ -148,8 +193,9 @@ func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) 
 	}
 	defer os.RemoveAll(logDir)
 	secs := max(1, int(math.Round(d.Seconds())))
-	warm := pgbenchWarmup(rate, p.clients)
-	args := []string{"-n", "-M", "simple", "-c", strconv.Itoa(p.clients), "-j", strconv.Itoa(min(p.clients, 2)),
+	clients := p.clientsFor(rate)
+	warm := pgbenchWarmup(rate, clients)
+	args := []string{"-n", "-M", "simple", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)),
 		"-R", strconv.FormatFloat(rate, 'f', 1, 64), "-T", strconv.Itoa(int(warm/time.Second) + secs),
 		"-l", "--log-prefix", filepath.Join(logDir, "log")}
 	for _, s := range p.scripts {
@@ -159,21 +205,22 @@ func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) 
 	cmd.Env = append(os.Environ(), p.env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	s := step{Rate: rate}
-	// PostgreSQL's CPU from the end of the warm-up to the end of the run by our
-	// clock, for the requests that completed in between. pgbench's clock starts
-	// once its clients have connected, a little later, so both ends fall inside its
-	// run, while its backends live: none exits (and is counted in ticks) meanwhile.
+	s := step{Rate: rate, Clients: clients}
+	// The run is measured from the end of the warm-up by our clock for secs. pgbench's
+	// clock starts once its clients have connected, a little later, so the window
+	// falls inside its run (whose first transaction may come much later at a low
+	// rate: the window cannot start from it). PostgreSQL's CPU is read over the same
+	// window, for the requests that completed in it, while pgbench's backends live:
+	// none exits (and is counted in ticks) meanwhile.
+	t0 := time.Now()
+	from, to := t0.Add(warm), t0.Add(warm+time.Duration(secs)*time.Second)
 	var cpu0 time.Duration
-	var from, to time.Time
+	var cpuFrom, cpuTo time.Time
 	if err = cmd.Start(); err == nil {
-		if p.pgCPU != nil {
-			t0 := time.Now()
-			if sleepCtx(ctx, warm) {
-				cpu0, from = p.pgCPU(), time.Now()
-				if sleepCtx(ctx, time.Until(t0.Add(warm+time.Duration(secs)*time.Second))) {
-					s.pgCPU, to = p.pgCPU()-cpu0, time.Now()
-				}
+		if p.pgCPU != nil && sleepCtx(ctx, time.Until(from)) {
+			cpu0, cpuFrom = p.pgCPU(), time.Now()
+			if sleepCtx(ctx, time.Until(to)) {
+				s.pgCPU, cpuTo = p.pgCPU()-cpu0, time.Now()
 			}
 		}
 		err = cmd.Wait()
@@ -197,10 +244,11 @@ func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) 
 			fh.Close()
 		}
 	}
-	s.measure(txs, warm, time.Duration(secs)*time.Second)
-	if !to.IsZero() {
-		s.pgCPUFor = completedBetween(txs, from, to)
+	s.measure(txs, from, to)
+	if !cpuTo.IsZero() {
+		s.pgCPUFor = completedBetween(txs, cpuFrom, cpuTo)
 	}
+	p.observe(txs)
 	return s, ctx.Err()
 }
 
@@ -248,25 +296,15 @@ func readPgbenchLog(r io.Reader) []pgbenchTx {
 	return txs
 }
 
-// measure fills s from the transactions scheduled after the first warm of the run
-// (by pgbench's own schedule), which lasted d beyond it, except each client's
-// first; failures elsewhere in the run (pgbench's summary) are already in s.Errors.
-func (s *step) measure(txs []pgbenchTx, warm, d time.Duration) {
-	var start time.Time
-	first := map[int]int{} // client -> number of its first transaction
-	for _, t := range txs {
-		if start.IsZero() || t.scheduled.Before(start) {
-			start = t.scheduled
-		}
-		if n, ok := first[t.client]; !ok || t.n < n {
-			first[t.client] = t.n
-		}
-	}
-	cutoff := start.Add(warm)
+// measure fills s from the transactions scheduled in [from, to), except each
+// client's first; failures elsewhere in the run (pgbench's summary) are already
+// in s.Errors.
+func (s *step) measure(txs []pgbenchTx, from, to time.Time) {
+	first := firstOfEachClient(txs)
 	var lat []time.Duration
 	for _, t := range txs {
 		switch {
-		case t.scheduled.Before(cutoff), t.n == first[t.client]:
+		case t.scheduled.Before(from), !t.scheduled.Before(to), t.n == first[t.client]:
 		case t.failed:
 			s.Errors++
 		default:
@@ -274,8 +312,19 @@ func (s *step) measure(txs []pgbenchTx, warm, d time.Duration) {
 		}
 	}
 	s.Requests = len(lat) + s.Errors
-	s.Throughput = float64(len(lat)) / d.Seconds()
+	s.Throughput = float64(len(lat)) / to.Sub(from).Seconds()
 	s.P50, s.P99 = quantileMs(lat, 0.50), quantileMs(lat, 0.99)
+}
+
+// firstOfEachClient maps each client to the number of its first transaction.
+func firstOfEachClient(txs []pgbenchTx) map[int]int {
+	first := map[int]int{}
+	for _, t := range txs {
+		if n, ok := first[t.client]; !ok || t.n < n {
+			first[t.client] = t.n
+		}
+	}
+	return first
 }
 
 // completedBetween counts the transactions that completed, without failing, in

@@ -36,8 +36,9 @@ func TestReadPgbenchLog(t *testing.T) {
 }
 
 // TestMeasureLeavesOutTheWarmup runs what pgbench logs for a run whose eight new
-// connections each take 25 ms over their first transaction, and a ninth that starts
-// late: they are left out of the step, which measures the 500 after the warm-up.
+// connections each take 25 ms over their first transaction, a ninth that starts
+// late, and one after the window: they are left out of the step, which measures the
+// 500 after the warm-up.
 func TestMeasureLeavesOutTheWarmup(t *testing.T) {
 	t0 := time.Date(2026, 11, 29, 17, 0, 0, 0, time.UTC)
 	var lines []string
@@ -55,10 +56,12 @@ func TestMeasureLeavesOutTheWarmup(t *testing.T) {
 	lines = append(lines, "2 99 failed 0 "+fmt.Sprint(t0.Add(3*time.Second).Unix())+" 0")
 	// A ninth client whose first transaction came after the warm-up: left out too.
 	lines = append(lines, pgbenchLine(8, 0, 30*time.Millisecond, t0.Add(4500*time.Millisecond)))
+	// One scheduled after the window: pgbench's clock started later than ours.
+	lines = append(lines, pgbenchLine(3, 200, time.Millisecond, t0.Add(6*time.Second+time.Millisecond)))
 	txs := readPgbenchLog(strings.NewReader(strings.Join(lines, "\n")))
 
 	var s step
-	s.measure(txs, time.Second, 5*time.Second)
+	s.measure(txs, t0.Add(time.Second), t0.Add(6*time.Second))
 	if s.Requests != 501 || s.Errors != 1 {
 		t.Errorf("measured %d requests, %d errors; want 501, 1", s.Requests, s.Errors)
 	}
@@ -71,7 +74,7 @@ func TestMeasureLeavesOutTheWarmup(t *testing.T) {
 
 	// Without the warm-up, its slow second transactions are the p99.
 	var all step
-	all.measure(txs, 0, 6*time.Second)
+	all.measure(txs, t0, t0.Add(6*time.Second))
 	if all.P99 < 20 {
 		t.Errorf("without a warm-up, p99 %.2f ms, want the 20 ms of the warm-up's second transactions", all.P99)
 	}
@@ -137,5 +140,54 @@ func TestSearchRunsANarrowMissAgain(t *testing.T) {
 	}
 	if f.runs[0] != 100 || f.runs[1] != 50 {
 		t.Errorf("runs %v: the overloaded step at 100/s was run again", f.runs)
+	}
+}
+
+// TestClientsFollowTheLoad: the floor's pgbench uses its whole pool until it knows a
+// transaction's time, then as many clients as the offered load keeps busy.
+func TestClientsFollowTheLoad(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 17, 0, 0, 0, time.UTC)
+	// A run of 8 clients whose first transactions take 25 ms and the next ones lat.
+	run := func(lat time.Duration, failed bool) []pgbenchTx {
+		var lines []string
+		for c := range 8 {
+			for n := range 3 {
+				d := lat
+				if n == 0 {
+					d = 25 * time.Millisecond
+				}
+				l := pgbenchLine(c, n, d, t0.Add(time.Duration(n)*time.Second+d))
+				if failed && n > 0 {
+					l = fmt.Sprintf("%d %d failed 0 %d 0", c, n, t0.Unix())
+				}
+				lines = append(lines, l)
+			}
+		}
+		return readPgbenchLog(strings.NewReader(strings.Join(lines, "\n")))
+	}
+	p := &pgbenchRunner{clients: 8, share: 0.05}
+	if got := p.clientsFor(2); got != 8 {
+		t.Errorf("%d clients before any run, want the pool's 8", got)
+	}
+	p.observe(run(5*time.Millisecond, false)) // W8: 5 ms, the first transactions left out
+	for _, c := range []struct {
+		rate float64
+		want int
+	}{{2, 1}, {20, 2}, {100, 8}, {10_000, 8}} {
+		if got := p.clientsFor(c.rate); got != c.want {
+			t.Errorf("service 5 ms at %.0f/s: %d clients, want %d", c.rate, got, c.want)
+		}
+	}
+	// An overloaded run (queueing, or only failures) does not raise the estimate;
+	// a faster one lowers it.
+	p.observe(run(900*time.Millisecond, false))
+	p.observe(run(0, true))
+	p.observe(run(1200*time.Microsecond, false))
+	if got := p.clientsFor(100); got != 3 {
+		t.Errorf("service 1.2 ms at 100/s: %d clients, want 3", got)
+	}
+	p.share = 0
+	if got := p.clientsFor(2); got != 8 {
+		t.Errorf("%d clients with a share of 0, want the pool's 8", got)
 	}
 }

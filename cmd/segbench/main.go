@@ -54,6 +54,7 @@ type config struct {
 	contacts                                          int
 	seed                                              uint64
 	pool, reps, maxSteps                              int
+	clientShare                                       float64
 	stepDur, warmup, fixedDur, slo                    time.Duration
 	fresh                                             bool
 }
@@ -78,7 +79,8 @@ func main() {
 	flag.IntVar(&c.contacts, "contacts", 1_000_000, "dataset size (segments 1,000; memberships 5 per contact; 10 big segments of contacts/10)")
 	flag.Uint64Var(&c.seed, "seed", 1, "dataset and request seed")
 	flag.BoolVar(&c.fresh, "fresh", false, "load a new dataset even if one of this size exists (times the load)")
-	flag.IntVar(&c.pool, "pool", 8, "database connections of each contender (pgbench clients)")
+	flag.IntVar(&c.pool, "pool", 8, "database connections of each contender (pgbench clients at most)")
+	flag.Float64Var(&c.clientShare, "client-share", 0.05, "share of its time a pgbench client may be busy at the offered rate: pgbench uses as many clients as that takes, up to -pool (0: always -pool)")
 	flag.IntVar(&c.reps, "reps", 3, "alternating repetitions of each workload")
 	flag.IntVar(&c.maxSteps, "max-steps", 10, "rate steps of one SLO search")
 	flag.DurationVar(&c.stepDur, "step", 3*time.Second, "duration of one rate step")
@@ -667,7 +669,7 @@ func (b *bench) pgbench(scripts []string) runner {
 	pw, _ := u.User.Password()
 	env := []string{"PGHOST=" + u.Hostname(), "PGPORT=" + u.Port(), "PGUSER=" + u.User.Username(), "PGPASSWORD=" + pw,
 		"PGDATABASE=" + strings.TrimPrefix(u.Path, "/"), "PGSSLMODE=" + cmpOr(u.Query().Get("sslmode"), "prefer"), "PGAPPNAME=segbench-pgbench"}
-	r := &pgbenchRunner{bin: b.c.pgbench, env: env, clients: b.c.pool, scripts: scripts, dir: b.tmp}
+	r := &pgbenchRunner{bin: b.c.pgbench, env: env, clients: b.c.pool, share: b.c.clientShare, scripts: scripts, dir: b.tmp}
 	if b.pm != 0 {
 		r.pgCPU = func() time.Duration { return treeCPU(b.pm) }
 	}
@@ -741,8 +743,12 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			if fx.pgCPUFor > 0 { // measured by the runner, without its warm-up
 				rr.PGCPUms = float64(fx.pgCPU) / float64(time.Millisecond) / float64(fx.pgCPUFor)
 			}
-			b.log("  fixed %.0f/s: p50 %.2f ms, p99 %.2f ms, %d errors, CPU/request %.3f ms server + %.3f ms PostgreSQL",
-				fixed, fx.P50, fx.P99, fx.Errors, rr.ServerCPUms, rr.PGCPUms)
+			clients := ""
+			if fx.Clients > 0 {
+				clients = fmt.Sprintf(" (%d pgbench clients)", fx.Clients)
+			}
+			b.log("  fixed %.0f/s%s: p50 %.2f ms, p99 %.2f ms, %d errors, CPU/request %.3f ms server + %.3f ms PostgreSQL",
+				fixed, clients, fx.P50, fx.P99, fx.Errors, rr.ServerCPUms, rr.PGCPUms)
 			best, steps, err := search(ctx, r, start[c], b.c.stepDur, b.c.slo, b.c.maxSteps, b.log)
 			done()
 			if err != nil {

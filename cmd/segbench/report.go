@@ -128,7 +128,7 @@ func newReport(c config, o benchdata.Options) *report {
 	return &report{
 		Meta:    meta{Date: time.Now().UTC().Format(time.RFC3339), Note: c.note},
 		Dataset: datasetInfo{Options: o},
-		Config: map[string]any{"pool": c.pool, "reps": c.reps, "step_seconds": c.stepDur.Seconds(), "warmup_seconds": c.warmup.Seconds(),
+		Config: map[string]any{"pool": c.pool, "pgbench_client_share": c.clientShare, "reps": c.reps, "step_seconds": c.stepDur.Seconds(), "warmup_seconds": c.warmup.Seconds(),
 			"fixed_seconds": c.fixedDur.Seconds(), "slo_p99_ms": float64(c.slo) / 1e6, "fixed_rates": fixedRates, "variants": variants},
 		Results: map[string]*wlRep{},
 	}
@@ -313,7 +313,8 @@ func (r *report) markdown() string {
 	} else {
 		fmt.Fprintf(&s, "; loaded in %.1f s (`segments bench-data`: COPY, indexes and constraints after, counters backfilled, VACUUM ANALYZE).\n\n", d.LoadSeconds)
 	}
-	fmt.Fprintf(&s, "Each contender has %v database connections; each workload ran %v times per contender, the contenders' order rotating; "+
+	fmt.Fprintf(&s, "Each contender has %v database connections (pgbench at most as many clients: as many as the offered load keeps busy 5%% of the time, "+
+		"since its clients take turns at the schedule where the servers' pools reuse their most recent connection); each workload ran %v times per contender, the contenders' order rotating; "+
 		"each time a %gs warm-up, a %gs run at the fixed rate, then an SLO search (p99 ≤ %g ms and no errors; %gs steps, "+
 		"doubling then bisecting to within 10%%). Numbers are medians (min–max).\n\n",
 		r.Config["pool"], r.Config["reps"], r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"])
