@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/segments/segments/internal/benchdata"
 )
 
 // pgbenchLine is a line of pgbench's per-transaction log for a transaction that
@@ -189,5 +191,15 @@ func TestClientsFollowTheLoad(t *testing.T) {
 	p.share = 0
 	if got := p.clientsFor(2); got != 8 {
 		t.Errorf("%d clients with a share of 0, want the pool's 8", got)
+	}
+}
+
+// TestReportSaysTheFloorsClients: the report states the client rule it ran with.
+func TestReportSaysTheFloorsClients(t *testing.T) {
+	for share, want := range map[float64]string{0.05: "keeps busy 5% of the time", 0: "pgbench as many clients"} {
+		r := newReport(config{pool: 8, clientShare: share, reps: 3}, benchdata.Options{})
+		if md := r.markdown(); !strings.Contains(md, want) {
+			t.Errorf("share %g: the report does not say %q", share, want)
+		}
 	}
 }

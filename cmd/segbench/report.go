@@ -313,11 +313,15 @@ func (r *report) markdown() string {
 	} else {
 		fmt.Fprintf(&s, "; loaded in %.1f s (`segments bench-data`: COPY, indexes and constraints after, counters backfilled, VACUUM ANALYZE).\n\n", d.LoadSeconds)
 	}
-	fmt.Fprintf(&s, "Each contender has %v database connections (pgbench at most as many clients: as many as the offered load keeps busy 5%% of the time, "+
-		"since its clients take turns at the schedule where the servers' pools reuse their most recent connection); each workload ran %v times per contender, the contenders' order rotating; "+
+	clients := "pgbench as many clients"
+	if share, _ := r.Config["pgbench_client_share"].(float64); share > 0 {
+		clients = fmt.Sprintf("pgbench at most as many clients: as many as the offered load keeps busy %g%% of the time, "+
+			"since its clients take turns at the schedule where the servers' pools reuse their most recent connection", 100*share)
+	}
+	fmt.Fprintf(&s, "Each contender has %v database connections (%s); each workload ran %v times per contender, the contenders' order rotating; "+
 		"each time a %gs warm-up, a %gs run at the fixed rate, then an SLO search (p99 ≤ %g ms and no errors; %gs steps, "+
 		"doubling then bisecting to within 10%%). Numbers are medians (min–max).\n\n",
-		r.Config["pool"], r.Config["reps"], r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"])
+		r.Config["pool"], clients, r.Config["reps"], r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"])
 
 	s.WriteString("## Ratios against the targets\n\n| workload | ratio | measured | target | met |\n|---|---|---|---|---|\n")
 	for _, rt := range r.Ratios {
