@@ -154,3 +154,11 @@ func BenchmarkW3ContactsPage(b *testing.B) {
 	}
 	benchPost(b, a, bodies)
 }
+
+// BenchmarkW4RareSearch is a contact search for a term no contact has: next to no
+// rows, so it measures what every request costs (HTTP, parsing, validation, the
+// middleware, one statement) rather than the page.
+func BenchmarkW4RareSearch(b *testing.B) {
+	a := benchAPI(b)
+	benchPost(b, a, [][]byte{gqlBody(`query($t: String!) { contacts(first: 50, search: $t) { nodes { id name phone email } pageInfo { hasNextPage endCursor } } }`, map[string]any{"t": "qzxv"})})
+}
