@@ -3,7 +3,7 @@
 // arguments, call the store, and shape its answers.
 package graph
 
-//go:generate go tool gqlgen generate
+//go:generate go run github.com/segments/segments/cmd/graphgen
 
 import (
 	"context"
