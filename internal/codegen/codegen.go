@@ -46,25 +46,19 @@ func (Plugin) GenerateCode(data *codegen.Data) error {
 // fields gqlgen's executor resolves in goroutines of their own.
 func ConcurrentFields(data *codegen.Data) map[string][]string {
 	out := map[string][]string{}
-	byType := map[string]map[string]bool{}
 	for _, o := range data.Objects {
 		for _, f := range o.Fields {
 			if f.IsConcurrent() {
 				out[o.Name] = append(out[o.Name], f.Name)
-				if byType[o.Name] == nil {
-					byType[o.Name] = map[string]bool{}
-				}
-				byType[o.Name][f.Name] = true
 			}
 		}
 	}
 	for name, i := range data.Interfaces {
 		for _, f := range i.Fields {
-			for _, impl := range i.Implementors {
-				if byType[impl.Name][f.Name] {
-					out[name] = append(out[name], f.Name)
-					break
-				}
+			if slices.ContainsFunc(i.Implementors, func(impl codegen.InterfaceImplementor) bool {
+				return slices.Contains(out[impl.Name], f.Name)
+			}) {
+				out[name] = append(out[name], f.Name)
 			}
 		}
 	}
