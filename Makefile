@@ -101,7 +101,7 @@ bench/postgraphile/node_modules/.installed: bench/postgraphile/package.json benc
 	cd bench/postgraphile && npm ci --no-audit --no-fund
 	touch $@
 
-# The Go benchmarks (the handler on W1 and W3, internal/server/bench_test.go).
+# The Go benchmarks (the handler on W1, W3 and W4, internal/server/bench_test.go).
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
