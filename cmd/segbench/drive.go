@@ -156,9 +156,8 @@ func (p *pgbenchRunner) clientsFor(rate float64) int {
 
 // observe learns the service time from the median latency of a run's transactions,
 // its warm-up's included (W8's warm-up at 2/s is most of its run), except each
-// client's first.
-func (p *pgbenchRunner) observe(txs []pgbenchTx) {
-	first := firstOfEachClient(txs)
+// client's first (first: firstOfEachClient of txs).
+func (p *pgbenchRunner) observe(txs []pgbenchTx, first map[int]int) {
 	var lat []time.Duration
 	for _, t := range txs {
 		if !t.failed && t.n != first[t.client] {
@@ -244,11 +243,12 @@ func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) 
 			fh.Close()
 		}
 	}
-	s.measure(txs, from, to)
+	first := firstOfEachClient(txs)
+	s.measure(txs, first, from, to)
 	if !cpuTo.IsZero() {
 		s.pgCPUFor = completedBetween(txs, cpuFrom, cpuTo)
 	}
-	p.observe(txs)
+	p.observe(txs, first)
 	return s, ctx.Err()
 }
 
@@ -297,10 +297,9 @@ func readPgbenchLog(r io.Reader) []pgbenchTx {
 }
 
 // measure fills s from the transactions scheduled in [from, to), except each
-// client's first; failures elsewhere in the run (pgbench's summary) are already
-// in s.Errors.
-func (s *step) measure(txs []pgbenchTx, from, to time.Time) {
-	first := firstOfEachClient(txs)
+// client's first (first: firstOfEachClient of txs); failures elsewhere in the run
+// (pgbench's summary) are already in s.Errors.
+func (s *step) measure(txs []pgbenchTx, first map[int]int, from, to time.Time) {
 	var lat []time.Duration
 	for _, t := range txs {
 		switch {

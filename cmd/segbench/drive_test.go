@@ -63,7 +63,7 @@ func TestMeasureLeavesOutTheWarmup(t *testing.T) {
 	txs := readPgbenchLog(strings.NewReader(strings.Join(lines, "\n")))
 
 	var s step
-	s.measure(txs, t0.Add(time.Second), t0.Add(6*time.Second))
+	s.measure(txs, firstOfEachClient(txs), t0.Add(time.Second), t0.Add(6*time.Second))
 	if s.Requests != 501 || s.Errors != 1 {
 		t.Errorf("measured %d requests, %d errors; want 501, 1", s.Requests, s.Errors)
 	}
@@ -76,7 +76,7 @@ func TestMeasureLeavesOutTheWarmup(t *testing.T) {
 
 	// Without the warm-up, its slow second transactions are the p99.
 	var all step
-	all.measure(txs, t0, t0.Add(6*time.Second))
+	all.measure(txs, firstOfEachClient(txs), t0, t0.Add(6*time.Second))
 	if all.P99 < 20 {
 		t.Errorf("without a warm-up, p99 %.2f ms, want the 20 ms of the warm-up's second transactions", all.P99)
 	}
@@ -168,10 +168,11 @@ func TestClientsFollowTheLoad(t *testing.T) {
 		return readPgbenchLog(strings.NewReader(strings.Join(lines, "\n")))
 	}
 	p := &pgbenchRunner{clients: 8, share: 0.05}
+	observe := func(txs []pgbenchTx) { p.observe(txs, firstOfEachClient(txs)) }
 	if got := p.clientsFor(2); got != 8 {
 		t.Errorf("%d clients before any run, want the pool's 8", got)
 	}
-	p.observe(run(5*time.Millisecond, false)) // W8: 5 ms, the first transactions left out
+	observe(run(5*time.Millisecond, false)) // W8: 5 ms, the first transactions left out
 	for _, c := range []struct {
 		rate float64
 		want int
@@ -182,9 +183,9 @@ func TestClientsFollowTheLoad(t *testing.T) {
 	}
 	// An overloaded run (queueing, or only failures) does not raise the estimate;
 	// a faster one lowers it.
-	p.observe(run(900*time.Millisecond, false))
-	p.observe(run(0, true))
-	p.observe(run(1200*time.Microsecond, false))
+	observe(run(900*time.Millisecond, false))
+	observe(run(0, true))
+	observe(run(1200*time.Microsecond, false))
 	if got := p.clientsFor(100); got != 3 {
 		t.Errorf("service 1.2 ms at 100/s: %d clients, want 3", got)
 	}
