@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/segments/segments/graph/lists"
 	"github.com/segments/segments/graph/model"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
@@ -82,7 +83,8 @@ func (r *Resolver) segmentContacts(ctx context.Context, seg *crm.Segment, search
 }
 
 // prefetchSegments loads the segments of a page of contacts in one statement when the
-// query asks for them, so that Contact.segments never waits for a batch.
+// query asks for them, so that Contact.segments never waits for a batch, and the
+// page's edges and nodes need no goroutine each to batch it.
 func prefetchSegments(ctx context.Context, contacts []crm.Contact) error {
 	if !selectsOnRows(ctx, "ContactConnection", "ContactEdge", "Contact", "segments") {
 		return nil
@@ -91,7 +93,11 @@ func prefetchSegments(ctx context.Context, contacts []crm.Contact) error {
 	for i, c := range contacts {
 		ids[i] = c.ID
 	}
-	return loaders(ctx).SegmentsOfContact.Prefetch(ctx, ids)
+	if err := loaders(ctx).SegmentsOfContact.Prefetch(ctx, ids); err != nil {
+		return err
+	}
+	lists.Preloaded(ctx, "segments")
+	return nil
 }
 
 // lookup finds the object with a global ID; nil when this workspace has none.

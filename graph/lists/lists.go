@@ -12,12 +12,19 @@
 // (W1) and 20-30% on the contacts page (W3) in make bench, and its throughput within
 // the SLO up by a fifth to a third.
 //
+// A resolver can go further: one that has just read a page of a connection and
+// loaded a field of all its rows at once (a contacts page and each contact's
+// segments) says so with Preloaded, and the connection's edges and nodes are then
+// marshalled in place too, since no row's resolver of that field will wait for a batch.
+//
 // cmd/graphgen rewrites the generated executor to call Marshal instead, with the
 // table of the fields gqlgen resolves concurrently (Fields).
 package lists
 
 import (
 	"context"
+	"slices"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -33,18 +40,44 @@ type Fields map[string]map[string]bool
 // that gqlgen resolves concurrently. A field whose parent type the validator did not
 // record counts as concurrent, so that a doubt never costs a batch.
 func (f Fields) Concurrent(sel ast.SelectionSet) bool {
+	return f.concurrent(sel, rows{})
+}
+
+// rows locates, in a selection being walked, the fields of a connection's rows that
+// are preloaded: path is the field names that lead from the selection to the rows
+// (none: the selection is the rows'), fields the preloaded fields. The zero rows
+// preloads nothing.
+type rows struct {
+	path   []string
+	fields []string
+}
+
+// concurrent is Concurrent where the fields of r are not concurrent.
+func (f Fields) concurrent(sel ast.SelectionSet, r rows) bool {
 	for _, s := range sel {
 		switch s := s.(type) {
 		case *ast.Field:
-			if s.ObjectDefinition == nil || f[s.ObjectDefinition.Name][s.Name] || f.Concurrent(s.SelectionSet) {
+			if s.ObjectDefinition == nil {
+				return true
+			}
+			under := rows{} // below a row's field, or off the path to the rows: nothing preloaded
+			switch {
+			case len(r.path) == 0 && slices.Contains(r.fields, s.Name):
+				// preloaded for every row: its resolver answers without waiting
+			case f[s.ObjectDefinition.Name][s.Name]:
+				return true
+			case len(r.path) > 0 && s.Name == r.path[0]:
+				under = rows{r.path[1:], r.fields}
+			}
+			if f.concurrent(s.SelectionSet, under) {
 				return true
 			}
 		case *ast.InlineFragment:
-			if f.Concurrent(s.SelectionSet) {
+			if f.concurrent(s.SelectionSet, r) {
 				return true
 			}
 		case *ast.FragmentSpread:
-			if s.Definition == nil || f.Concurrent(s.Definition.SelectionSet) {
+			if s.Definition == nil || f.concurrent(s.Definition.SelectionSet, r) {
 				return true
 			}
 		}
@@ -58,8 +91,11 @@ func (f Fields) Concurrent(sel ast.SelectionSet) bool {
 // calling goroutine. Either way each element gets its own field context (its index
 // in the path), and a panic in one element nulls that element and is reported as
 // its error, as gqlgen's executor does.
+//
+// A list that is the edges or nodes of a connection whose resolver called Preloaded
+// is walked with those fields of its rows counted as not concurrent.
 func Marshal(ctx context.Context, fields Fields, sel ast.SelectionSet, n int, marshal func(ctx context.Context, i int) graphql.Marshaler) graphql.Array {
-	if n > 1 && fields.Concurrent(sel) {
+	if n > 1 && !inPlace(ctx, fields, sel) {
 		return graphql.MarshalSliceConcurrently(ctx, n, 0, false, marshal)
 	}
 	ret := make(graphql.Array, n)
@@ -67,6 +103,17 @@ func Marshal(ctx context.Context, fields Fields, sel ast.SelectionSet, n int, ma
 		ret[i] = marshalOne(ctx, i, marshal)
 	}
 	return ret
+}
+
+// inPlace reports whether the elements of the list being marshalled in ctx, selected
+// with sel, can be marshalled one after the other: no field under them is resolved
+// concurrently, or none but the fields their connection preloaded for its rows.
+func inPlace(ctx context.Context, fields Fields, sel ast.SelectionSet) bool {
+	if !fields.Concurrent(sel) {
+		return true
+	}
+	r, ok := preloadedRows(ctx)
+	return ok && !fields.concurrent(sel, r)
 }
 
 // marshalOne marshals element i on the calling goroutine, as
@@ -80,4 +127,65 @@ func marshalOne(ctx context.Context, i int, marshal func(ctx context.Context, i 
 		}
 	}()
 	return marshal(ctx, i)
+}
+
+// Preloads records, for one operation, which fields of which connections' rows their
+// resolvers have loaded already.
+type Preloads struct {
+	mu sync.Mutex
+	// byConnection holds, per field context of a connection field, the names of the
+	// fields preloaded for its rows.
+	byConnection map[*graphql.FieldContext][]string
+}
+
+type preloadsKey struct{}
+
+// WithPreloads returns a context for one operation in which resolvers can call
+// Preloaded. Without it Preloaded does nothing, and every list whose selection
+// reaches a concurrent field keeps its goroutines.
+func WithPreloads(ctx context.Context) context.Context {
+	return context.WithValue(ctx, preloadsKey{}, &Preloads{})
+}
+
+// Preloaded notes, from the resolver of a connection field (the field in ctx), that
+// the field named field of every row of the page it returns is loaded already, so
+// that resolving it waits for no batch: the connection's edges and nodes need no
+// goroutine per element for it. The rows of a connection are its nodes and the node
+// of each of its edges (GraphQL Cursor Connections). Only a resolver that has loaded
+// the field for all its rows may call it: a row left out would wait for its batch
+// once per element instead of once for all.
+func Preloaded(ctx context.Context, field string) {
+	p, _ := ctx.Value(preloadsKey{}).(*Preloads)
+	fc := graphql.GetFieldContext(ctx)
+	if p == nil || fc == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byConnection == nil {
+		p.byConnection = map[*graphql.FieldContext][]string{}
+	}
+	p.byConnection[fc] = append(p.byConnection[fc], field)
+}
+
+// preloadedRows returns where the preloaded fields of the rows are in the selection of
+// the list being marshalled in ctx: ok is false when the list is not the edges or
+// nodes of a connection that preloaded any.
+func preloadedRows(ctx context.Context) (r rows, ok bool) {
+	p, _ := ctx.Value(preloadsKey{}).(*Preloads)
+	fc := graphql.GetFieldContext(ctx)
+	if p == nil || fc == nil || fc.Parent == nil {
+		return rows{}, false
+	}
+	switch fc.Field.Name {
+	case "nodes":
+	case "edges":
+		r.path = []string{"node"}
+	default:
+		return rows{}, false
+	}
+	p.mu.Lock()
+	r.fields = p.byConnection[fc.Parent]
+	p.mu.Unlock()
+	return r, len(r.fields) > 0
 }

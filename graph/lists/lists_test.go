@@ -19,15 +19,17 @@ import (
 )
 
 const schema = `
-type Query { items: [Item!]! named: [Named!]! }
+type Query { items: [Item!]! named: [Named!]! conn: Conn! }
+type Conn { edges: [Edge!]! nodes: [Item!]! items: [Item!]! }
+type Edge { cursor: String! node: Item! previous: Item slow: String! }
 interface Named { name: String! slow: String! }
 type Item implements Named { name: String! slow: String! child: Item }
 type Other implements Named { name: String! slow: String! }
 `
 
-// fields is the table cmd/graphgen would write for schema if Item.slow had a
-// resolver: Named.slow is in it through Item.
-var fields = lists.Fields{"Item": {"slow": true}, "Named": {"slow": true}}
+// fields is the table cmd/graphgen would write for schema if Item.slow and Edge.slow
+// had resolvers: Named.slow is in it through Item.
+var fields = lists.Fields{"Item": {"slow": true}, "Named": {"slow": true}, "Edge": {"slow": true}}
 
 // selectionOf returns the selection under the root field of query, validated
 // against schema (which records each field's parent type, as gqlgen's executor has it).
@@ -39,6 +41,67 @@ func selectionOf(t *testing.T, query string) ast.SelectionSet {
 		t.Fatalf("%s: %v", query, errs)
 	}
 	return doc.Operations[0].SelectionSet[0].(*ast.Field).SelectionSet
+}
+
+// listOf returns the selection under the list field of conn in query, validated
+// against schema.
+func listOf(t *testing.T, query string) ast.SelectionSet {
+	t.Helper()
+	conn := selectionOf(t, query)
+	return conn[0].(*ast.Field).SelectionSet
+}
+
+// withField returns ctx inside the field named name, as gqlgen's executor has it.
+func withField(ctx context.Context, name string) context.Context {
+	return graphql.WithFieldContext(ctx, &graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Name: name}}})
+}
+
+// A connection whose resolver preloaded a field of its rows has its edges and nodes
+// marshalled in place when that field of the rows is all that needs a goroutine;
+// the same field of any other object still does.
+func TestInPlaceWherePreloaded(t *testing.T) {
+	ctx := lists.WithPreloads(context.Background())
+	conn := withField(ctx, "conn")
+	lists.Preloaded(conn, "slow")
+	for _, c := range []struct {
+		query string
+		want  bool
+	}{
+		{`{ conn { nodes { slow } } }`, true},
+		{`{ conn { nodes { name slow child { name } } } }`, true},
+		{`{ conn { edges { cursor node { slow } } } }`, true},
+		{`{ conn { edges { node { ...F } } } } fragment F on Item { slow }`, true},
+		{`{ conn { edges { ...E } } } fragment E on Edge { node { slow } }`, true},
+		{`{ conn { edges { ... on Edge { node { ... on Item { slow } } } } } }`, true},
+		{`{ conn { nodes { child { slow } } } }`, false}, // another item's: not preloaded
+		{`{ conn { edges { node { child { slow } } } } }`, false},
+		{`{ conn { edges { node { slow child { slow } } } } }`, false},
+		{`{ conn { edges { previous { slow } } } }`, false},  // an item, not the row
+		{`{ conn { edges { slow node { slow } } } }`, false}, // the edge's own slow
+	} {
+		sel := listOf(t, c.query)
+		list := strings.Fields(c.query)[3] // edges or nodes
+		if got := lists.InPlace(withField(conn, list), fields, sel); got != c.want {
+			t.Errorf("%s: in place = %v, want %v", c.query, got, c.want)
+		}
+	}
+
+	preloaded := listOf(t, `{ conn { nodes { slow } } }`)
+	other := withField(ctx, "conn")
+	lists.Preloaded(other, "name")
+	bare := withField(context.Background(), "conn")
+	lists.Preloaded(bare, "slow") // no WithPreloads: nothing to record it in
+	for name, ctx := range map[string]context.Context{
+		"a list of the connection, not its rows":                 withField(conn, "items"),
+		"the nodes of a connection that preloaded another field": withField(other, "nodes"),
+		"the nodes of a connection that preloaded nothing":       withField(withField(ctx, "conn"), "nodes"),
+		"an operation without preloads":                          withField(bare, "nodes"),
+		"a list at the root":                                     withField(ctx, "nodes"),
+	} {
+		if lists.InPlace(ctx, fields, preloaded) {
+			t.Errorf("%s: in place, want concurrent", name)
+		}
+	}
 }
 
 func TestConcurrent(t *testing.T) {

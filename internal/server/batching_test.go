@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -47,6 +48,44 @@ func TestStatementsDoNotGrowWithPageSize(t *testing.T) {
 				t.Errorf("%d statements for one request; expected a handful", large)
 			}
 			t.Logf("%d statements", large)
+		})
+	}
+}
+
+// TestGoroutinesDoNotGrowWithPageSizeWherePreloaded proves that a page of contacts
+// whose segments were fetched with the page is marshalled without a goroutine per
+// contact: nothing under its rows waits for a batch, so one would only cost CPU
+// (graph/lists). Where rows do wait (segments with their contacts), the goroutines
+// stay, which TestStatementsDoNotGrowWithPageSize proves by its statement counts.
+func TestGoroutinesDoNotGrowWithPageSizeWherePreloaded(t *testing.T) {
+	a := newAPI(t)
+	ids := a.addContacts(phones(12_000, 100)...)
+	seg := a.addSegment("All", ids...)
+	a.addSegment("Some", ids[:50]...)
+
+	for name, query := range map[string]string{
+		"nodes":               `query($n: Int) { contacts(first: $n) { nodes { id segments { id name } } } }`,
+		"edges":               `query($n: Int) { contacts(first: $n) { pageInfo { hasNextPage } edges { cursor node { id segments { name } } } } }`,
+		"fragments":           `query($n: Int) { contacts(last: $n) { ...page } } fragment page on ContactConnection { edges { node { ...c } } } fragment c on Contact { segments { name } }`,
+		"a segment's members": `query($n: Int, $s: ID!) { segment(id: $s) { contacts(first: $n) { nodes { segments { name } } } } }`,
+		"audience":            `query($n: Int, $s: [ID!]) { contacts(first: $n, filter: {segments: {any: $s}}) { totalCount nodes { id segments { id } } } }`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			// The fewest of three tries, after a warm-up: other goroutines of the
+			// process (a new connection's, the pool's) only ever add.
+			spawned := func(n int) uint64 {
+				fewest := uint64(math.MaxUint64)
+				for range 4 {
+					a.do(query, map[string]any{"n": n, "s": seg}, nil)
+					fewest = min(fewest, a.goroutines())
+				}
+				return fewest
+			}
+			small, large := spawned(5), spawned(100)
+			t.Logf("goroutines per request: %d for a page of 5, %d for a page of 100", small, large)
+			if large > small+10 {
+				t.Errorf("a page of 100 started %d goroutines, a page of 5 %d: some grow with the page", large, small)
+			}
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime/metrics"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,10 +38,25 @@ type api struct {
 	app *store.Store
 	// last counts the SQL statements of the last request (see statements).
 	last *atomic.Pointer[store.StatementCounter]
+	// spawned counts the goroutines the process started while the server handled the
+	// last request (see goroutines).
+	spawned *atomic.Uint64
 }
 
 // statements returns the number of SQL statements the last request sent.
 func (a *api) statements() int64 { return a.last.Load().N() }
+
+// goroutines returns the number of goroutines the process started while the server
+// handled the last request: the server's own, and any another test running at the
+// same time started.
+func (a *api) goroutines() uint64 { return a.spawned.Load() }
+
+// goroutinesCreated reads the number of goroutines the process has started.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
 
 // newAPI starts a server and creates a workspace to act for.
 func newAPI(t testing.TB) *api {
@@ -53,7 +69,7 @@ func newAPIWith(t testing.TB, cfg server.Config) *api {
 	t.Helper()
 	s := storetest.Store(t)
 	ws, key := storetest.Workspace(t, s)
-	a := &api{t: t, key: key, ws: ws, store: s, app: storetest.AppStore(t), last: &atomic.Pointer[store.StatementCounter]{}}
+	a := &api{t: t, key: key, ws: ws, store: s, app: storetest.AppStore(t), last: &atomic.Pointer[store.StatementCounter]{}, spawned: &atomic.Uint64{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// A long batch wait keeps batching deterministic under the race detector; the
 	// prefetched paths do not wait at all.
@@ -71,7 +87,9 @@ func newAPIWith(t testing.TB, cfg server.Config) *api {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &store.StatementCounter{}
 		a.last.Store(c)
+		before := goroutinesCreated()
 		h.ServeHTTP(w, r.WithContext(store.WithStatementCounter(r.Context(), c)))
+		a.spawned.Store(goroutinesCreated() - before)
 	}))
 	t.Cleanup(srv.Close)
 	a.url = srv.URL

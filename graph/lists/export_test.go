@@ -1,0 +1,4 @@
+package lists
+
+// InPlace exposes inPlace to the tests.
+var InPlace = inPlace
