@@ -10,8 +10,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/segments/segments/graph/execution"
 	"github.com/segments/segments/graph/generated"
-	"github.com/segments/segments/graph/lists"
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/loader"
 	"github.com/segments/segments/internal/store"
@@ -49,10 +49,10 @@ func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
 	srv.Use(authorizeWrites{}) // read-only principals: every mutation is FORBIDDEN (authorize.go)
 	useTelemetry(srv, opts)    // operation and outcome for logs and metrics, resolver spans (telemetry.go)
 	// Each operation gets its own loaders, bound to its workspace, and its own record
-	// of the rows they have preloaded (graph/lists).
+	// of the rows they have preloaded (graph/execution).
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		ls := loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait, RootLookups: rootLookups(ctx)})
-		return next(lists.WithPreloads(loader.With(ctx, ls)))
+		return next(execution.WithPreloads(loader.With(ctx, ls)))
 	})
 	return refusalStatus(srv)
 }

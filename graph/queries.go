@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/segments/segments/graph/lists"
+	"github.com/segments/segments/graph/execution"
 	"github.com/segments/segments/graph/model"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
@@ -96,7 +96,7 @@ func prefetchSegments(ctx context.Context, contacts []crm.Contact) error {
 	if err := loaders(ctx).SegmentsOfContact.Prefetch(ctx, ids); err != nil {
 		return err
 	}
-	lists.Preloaded(ctx, "segments")
+	execution.Preloaded(ctx, "segments")
 	return nil
 }
 

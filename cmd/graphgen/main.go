@@ -1,6 +1,7 @@
 // Command graphgen generates the GraphQL executor and models (graph/generated,
-// graph/model) from gqlgen.yml: gqlgen's generate, with the project's change to how
-// the executor marshals lists (internal/codegen). `go generate ./...` runs it.
+// graph/model) from gqlgen.yml: gqlgen's generate, with the project's changes to how
+// the executor marshals lists and collects fields (internal/codegen, graph/execution).
+// `go generate ./...` runs it.
 package main
 
 import (

@@ -55,7 +55,7 @@ func TestStatementsDoNotGrowWithPageSize(t *testing.T) {
 // TestGoroutinesDoNotGrowWithPageSizeWherePreloaded proves that a page of contacts
 // whose segments were fetched with the page is marshalled without a goroutine per
 // contact: nothing under its rows waits for a batch, so one would only cost CPU
-// (graph/lists). Where rows do wait (segments with their contacts), the goroutines
+// (graph/execution). Where rows do wait (segments with their contacts), the goroutines
 // stay, which TestStatementsDoNotGrowWithPageSize proves by its statement counts.
 func TestGoroutinesDoNotGrowWithPageSizeWherePreloaded(t *testing.T) {
 	a := newAPI(t)

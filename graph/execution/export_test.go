@@ -1,4 +1,4 @@
-package lists
+package execution
 
 // InPlace exposes inPlace to the tests.
 var InPlace = inPlace

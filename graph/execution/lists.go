@@ -1,25 +1,21 @@
-// Package lists marshals the lists of a GraphQL response for gqlgen's generated
-// executor, with a goroutine per element only where one can help.
-//
-// gqlgen marshals the elements of every list of objects in goroutines of their own
-// (graphql.MarshalSliceConcurrently). That is what lets the resolvers of sibling
-// elements wait on a dataloader together, so that a page of 50 contacts loads their
-// segments in one statement, not 50. But where the selection under a list reaches no
-// resolver at all (a contact's segments with their ids and names; the segment list's
-// names and counts), each element is plain data already in memory: its goroutine
-// only costs the spawn, the stack growth and a wake-up of another core. Marshalling
-// those in place took our server's CPU per request down by 10-15% on the segment list
-// (W1) and 20-30% on the contacts page (W3) in make bench, and its throughput within
-// the SLO up by a fifth to a third.
+package execution
+
+// Lists: gqlgen marshals the elements of every list of objects in goroutines of
+// their own (graphql.MarshalSliceConcurrently). That is what lets the resolvers of
+// sibling elements wait on a dataloader together, so that a page of 50 contacts loads
+// their segments in one statement, not 50. But where the selection under a list
+// reaches no resolver at all (a contact's segments with their ids and names; the
+// segment list's names and counts), each element is plain data already in memory:
+// its goroutine only costs the spawn, the stack growth and a wake-up of another core.
+// Marshalling those in place took our server's CPU per request down by 10-15% on the
+// segment list (W1) and 20-30% on the contacts page (W3) in make bench, and its
+// throughput within the SLO up by a fifth to a third.
 //
 // A resolver can go further: one that has just read a page of a connection and
 // loaded a field of all its rows at once (a contacts page and each contact's
 // segments) says so with Preloaded, and the connection's edges and nodes are then
-// marshalled in place too, since no row's resolver of that field will wait for a batch.
-//
-// cmd/graphgen rewrites the generated executor to call Marshal instead, with the
-// table of the fields gqlgen resolves concurrently (Fields).
-package lists
+// marshalled in place too, since no row's resolver of that field will wait for a
+// batch: a further 25-30% of our server's CPU per W3 request.
 
 import (
 	"context"
@@ -85,7 +81,7 @@ func (f Fields) concurrent(sel ast.SelectionSet, r rows) bool {
 	return false
 }
 
-// Marshal marshals the n elements of a list whose elements are selected with sel:
+// MarshalList marshals the n elements of a list whose elements are selected with sel:
 // as gqlgen does, in a goroutine per element, when the selection reaches a field
 // that fields resolves concurrently; otherwise one element after the other on the
 // calling goroutine. Either way each element gets its own field context (its index
@@ -94,7 +90,7 @@ func (f Fields) concurrent(sel ast.SelectionSet, r rows) bool {
 //
 // A list that is the edges or nodes of a connection whose resolver called Preloaded
 // is walked with those fields of its rows counted as not concurrent.
-func Marshal(ctx context.Context, fields Fields, sel ast.SelectionSet, n int, marshal func(ctx context.Context, i int) graphql.Marshaler) graphql.Array {
+func MarshalList(ctx context.Context, fields Fields, sel ast.SelectionSet, n int, marshal func(ctx context.Context, i int) graphql.Marshaler) graphql.Array {
 	if n > 1 && !inPlace(ctx, fields, sel) {
 		return graphql.MarshalSliceConcurrently(ctx, n, 0, false, marshal)
 	}

@@ -1,4 +1,4 @@
-package lists_test
+package execution_test
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/segments/segments/graph/lists"
+	"github.com/segments/segments/graph/execution"
 )
 
 const schema = `
@@ -29,7 +29,7 @@ type Other implements Named { name: String! slow: String! }
 
 // fields is the table cmd/graphgen would write for schema if Item.slow and Edge.slow
 // had resolvers: Named.slow is in it through Item.
-var fields = lists.Fields{"Item": {"slow": true}, "Named": {"slow": true}, "Edge": {"slow": true}}
+var fields = execution.Fields{"Item": {"slow": true}, "Named": {"slow": true}, "Edge": {"slow": true}}
 
 // selectionOf returns the selection under the root field of query, validated
 // against schema (which records each field's parent type, as gqlgen's executor has it).
@@ -60,9 +60,9 @@ func withField(ctx context.Context, name string) context.Context {
 // marshalled in place when that field of the rows is all that needs a goroutine;
 // the same field of any other object still does.
 func TestInPlaceWherePreloaded(t *testing.T) {
-	ctx := lists.WithPreloads(context.Background())
+	ctx := execution.WithPreloads(context.Background())
 	conn := withField(ctx, "conn")
-	lists.Preloaded(conn, "slow")
+	execution.Preloaded(conn, "slow")
 	for _, c := range []struct {
 		query string
 		want  bool
@@ -81,16 +81,16 @@ func TestInPlaceWherePreloaded(t *testing.T) {
 	} {
 		sel := listOf(t, c.query)
 		list := strings.Fields(c.query)[3] // edges or nodes
-		if got := lists.InPlace(withField(conn, list), fields, sel); got != c.want {
+		if got := execution.InPlace(withField(conn, list), fields, sel); got != c.want {
 			t.Errorf("%s: in place = %v, want %v", c.query, got, c.want)
 		}
 	}
 
 	preloaded := listOf(t, `{ conn { nodes { slow } } }`)
 	other := withField(ctx, "conn")
-	lists.Preloaded(other, "name")
+	execution.Preloaded(other, "name")
 	bare := withField(context.Background(), "conn")
-	lists.Preloaded(bare, "slow") // no WithPreloads: nothing to record it in
+	execution.Preloaded(bare, "slow") // no WithPreloads: nothing to record it in
 	for name, ctx := range map[string]context.Context{
 		"a list of the connection, not its rows":                 withField(conn, "items"),
 		"the nodes of a connection that preloaded another field": withField(other, "nodes"),
@@ -98,7 +98,7 @@ func TestInPlaceWherePreloaded(t *testing.T) {
 		"an operation without preloads":                          withField(bare, "nodes"),
 		"a list at the root":                                     withField(ctx, "nodes"),
 	} {
-		if lists.InPlace(ctx, fields, preloaded) {
+		if execution.InPlace(ctx, fields, preloaded) {
 			t.Errorf("%s: in place, want concurrent", name)
 		}
 	}
@@ -151,7 +151,7 @@ func TestMarshalInPlace(t *testing.T) {
 	ctx := responseContext()
 	sel := selectionOf(t, `{ items { name } }`)
 	var order []int
-	got := lists.Marshal(ctx, fields, sel, 4, func(ctx context.Context, i int) graphql.Marshaler {
+	got := execution.MarshalList(ctx, fields, sel, 4, func(ctx context.Context, i int) graphql.Marshaler {
 		order = append(order, i) // no lock: a second goroutine would be a race (go test -race)
 		if fc := graphql.GetFieldContext(ctx); fc.Index == nil || *fc.Index != i {
 			t.Errorf("element %d: field context index %v", i, fc.Index)
@@ -184,7 +184,7 @@ func TestMarshalConcurrentlyWhereNeeded(t *testing.T) {
 	started.Add(n)
 	all := make(chan struct{})
 	go func() { started.Wait(); close(all) }()
-	got := lists.Marshal(ctx, fields, sel, n, func(ctx context.Context, i int) graphql.Marshaler {
+	got := execution.MarshalList(ctx, fields, sel, n, func(ctx context.Context, i int) graphql.Marshaler {
 		started.Done()
 		select {
 		case <-all:

@@ -6,12 +6,12 @@ import (
 	"context"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/segments/segments/graph/lists"
+	"github.com/segments/segments/graph/execution"
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // concurrentFields are the fields this executor resolves in goroutines of their own.
-var concurrentFields = lists.Fields{
+var concurrentFields = execution.Fields{
 	"Contact":           {"segments": true},
 	"ContactConnection": {"totalCount": true},
 	"Query":             {"contact": true, "contactByPhone": true, "contacts": true, "node": true, "nodes": true, "segment": true, "segments": true, "workspace": true},
@@ -21,5 +21,11 @@ var concurrentFields = lists.Fields{
 
 // marshalList marshals a list's elements, concurrently only where that can help.
 func marshalList(ctx context.Context, sel ast.SelectionSet, n int, marshal func(ctx context.Context, i int) graphql.Marshaler) graphql.Array {
-	return lists.Marshal(ctx, concurrentFields, sel, n, marshal)
+	return execution.MarshalList(ctx, concurrentFields, sel, n, marshal)
+}
+
+// collectFields collects an object's fields as gqlgen does, with every @defer
+// inlined: this API answers each operation in one response.
+func collectFields(oc *graphql.OperationContext, sel ast.SelectionSet, satisfies []string) []graphql.CollectedField {
+	return execution.InlineDefers(graphql.CollectFields(oc, sel, satisfies))
 }
