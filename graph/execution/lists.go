@@ -125,9 +125,9 @@ func marshalOne(ctx context.Context, i int, marshal func(ctx context.Context, i 
 	return marshal(ctx, i)
 }
 
-// Preloads records, for one operation, which fields of which connections' rows their
+// preloads records, for one operation, which fields of which connections' rows their
 // resolvers have loaded already.
-type Preloads struct {
+type preloads struct {
 	mu sync.Mutex
 	// byConnection holds, per field context of a connection field, the names of the
 	// fields preloaded for its rows.
@@ -140,7 +140,7 @@ type preloadsKey struct{}
 // Preloaded. Without it Preloaded does nothing, and every list whose selection
 // reaches a concurrent field keeps its goroutines.
 func WithPreloads(ctx context.Context) context.Context {
-	return context.WithValue(ctx, preloadsKey{}, &Preloads{})
+	return context.WithValue(ctx, preloadsKey{}, &preloads{})
 }
 
 // Preloaded notes, from the resolver of a connection field (the field in ctx), that
@@ -151,7 +151,7 @@ func WithPreloads(ctx context.Context) context.Context {
 // the field for all its rows may call it: a row left out would wait for its batch
 // once per element instead of once for all.
 func Preloaded(ctx context.Context, field string) {
-	p, _ := ctx.Value(preloadsKey{}).(*Preloads)
+	p, _ := ctx.Value(preloadsKey{}).(*preloads)
 	fc := graphql.GetFieldContext(ctx)
 	if p == nil || fc == nil {
 		return
@@ -164,11 +164,14 @@ func Preloaded(ctx context.Context, field string) {
 	p.byConnection[fc] = append(p.byConnection[fc], field)
 }
 
+// edgeToRow is the path from a connection's edge to its row.
+var edgeToRow = []string{"node"}
+
 // preloadedRows returns where the preloaded fields of the rows are in the selection of
 // the list being marshalled in ctx: ok is false when the list is not the edges or
 // nodes of a connection that preloaded any.
 func preloadedRows(ctx context.Context) (r rows, ok bool) {
-	p, _ := ctx.Value(preloadsKey{}).(*Preloads)
+	p, _ := ctx.Value(preloadsKey{}).(*preloads)
 	fc := graphql.GetFieldContext(ctx)
 	if p == nil || fc == nil || fc.Parent == nil {
 		return rows{}, false
@@ -176,7 +179,7 @@ func preloadedRows(ctx context.Context) (r rows, ok bool) {
 	switch fc.Field.Name {
 	case "nodes":
 	case "edges":
-		r.path = []string{"node"}
+		r.path = edgeToRow
 	default:
 		return rows{}, false
 	}

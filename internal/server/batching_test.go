@@ -71,8 +71,8 @@ func TestGoroutinesDoNotGrowWithPageSizeWherePreloaded(t *testing.T) {
 		"audience":            `query($n: Int, $s: [ID!]) { contacts(first: $n, filter: {segments: {any: $s}}) { totalCount nodes { id segments { id } } } }`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			// The fewest of three tries, after a warm-up: other goroutines of the
-			// process (a new connection's, the pool's) only ever add.
+			// The fewest of four tries: other goroutines of the process (a new
+			// connection's, the pool's) only ever add.
 			spawned := func(n int) uint64 {
 				fewest := uint64(math.MaxUint64)
 				for range 4 {

@@ -47,8 +47,8 @@ type api struct {
 func (a *api) statements() int64 { return a.last.Load().N() }
 
 // goroutines returns the number of goroutines the process started while the server
-// handled the last request: the server's own, and any another test running at the
-// same time started.
+// handled the last request: the server's own, and any that another test running at
+// the same time started.
 func (a *api) goroutines() uint64 { return a.spawned.Load() }
 
 // goroutinesCreated reads the number of goroutines the process has started.
