@@ -123,46 +123,50 @@ func collectFields(oc *graphql.OperationContext, sel ast.SelectionSet, satisfies
 // in some way this rewrite does not know.
 type rewrite struct{ old, new, what string }
 
-// rewrites are RewriteExec's changes, for the executor of gqlgen v0.17.98 with
-// exec.worker_limit 0 and the panic handler on: its list marshalling, and its objects'
-// field collection and @defer group (which, with no field deferred, would stay empty).
-var rewrites = []rewrite{
-	{
+// The changes RewriteExec makes, to the executor of gqlgen v0.17.98 with
+// exec.worker_limit 0 and the panic handler on.
+var (
+	// listsRewrite marshals every list of objects through marshalList.
+	listsRewrite = rewrite{
 		old:  "graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {",
 		new:  "marshalList(ctx, sel, len(v), func(ctx context.Context, i int) graphql.Marshaler {",
 		what: "graphql.MarshalSliceConcurrently(",
-	},
-	{
+	}
+	// fieldsRewrite collects every object's fields through collectFields (@defer
+	// inlined).
+	fieldsRewrite = rewrite{
 		old:  "fields := graphql.CollectFields(ec.OperationContext, sel, ",
 		new:  "fields := collectFields(ec.OperationContext, sel, ",
 		what: "graphql.CollectFields(",
-	},
-	{
+	}
+	// groupRewrite drops every object's @defer group, which with no field deferred
+	// would stay empty.
+	groupRewrite = rewrite{
 		old:  "deferred := graphql.NewDeferredGroup(ctx)",
 		new:  "var deferred graphql.DeferredGroup",
 		what: "graphql.NewDeferredGroup(",
-	},
-}
+	}
+	rewrites = []rewrite{listsRewrite, fieldsRewrite, groupRewrite}
+)
 
 // RewriteExec returns the executor's source with its list marshalling and field
 // collection pointed at ExecutionFile's functions. It fails if the executor does any
 // of it in a way it does not know (a newer gqlgen, or a changed worker_limit or
-// omit_panic_handler), or collects fields somewhere it does not then skip the @defer
-// group, so that such a change is noticed at generation, not lost.
+// omit_panic_handler), or if its objects do not each collect their fields and make
+// a @defer group once, so that such a change is noticed at generation, not lost.
 func RewriteExec(src []byte) ([]byte, error) {
-	counts := make([]int, len(rewrites))
-	for i, r := range rewrites {
-		counts[i] = bytes.Count(src, []byte(r.old))
-		if counts[i] == 0 {
+	for _, r := range rewrites {
+		n := bytes.Count(src, []byte(r.old))
+		if n == 0 {
 			return nil, fmt.Errorf("the executor has no %q: gqlgen's executor changed; review graph/execution", r.old)
 		}
-		if all := bytes.Count(src, []byte(r.what)); all != counts[i] {
-			return nil, fmt.Errorf("the executor calls %s in %d places this rewrite does not know (a newer gqlgen, exec.worker_limit or omit_panic_handler?)", r.what, all-counts[i])
+		if all := bytes.Count(src, []byte(r.what)); all != n {
+			return nil, fmt.Errorf("the executor calls %s in %d places this rewrite does not know (a newer gqlgen, exec.worker_limit or omit_panic_handler?)", r.what, all-n)
 		}
 	}
-	// Every object that collects its fields with @defer inlined must skip its group.
-	if counts[1] != counts[2] {
-		return nil, fmt.Errorf("the executor collects fields in %d objects and makes @defer groups in %d: review graph/execution", counts[1], counts[2])
+	// A group may only go where its object's fields come with @defer inlined.
+	if objects, groups := bytes.Count(src, []byte(fieldsRewrite.old)), bytes.Count(src, []byte(groupRewrite.old)); objects != groups {
+		return nil, fmt.Errorf("the executor collects fields in %d objects and makes @defer groups in %d: review graph/execution", objects, groups)
 	}
 	for _, r := range rewrites {
 		src = bytes.ReplaceAll(src, []byte(r.old), []byte(r.new))

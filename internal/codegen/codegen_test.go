@@ -9,17 +9,17 @@ import (
 
 // exec is the shape of the code gqlgen v0.17.98 generates for a list and an object.
 var exec = `func (ec *executionContext) marshalNItem(ctx context.Context, sel ast.SelectionSet, v []*Item) graphql.Marshaler {
-	ret := ` + rewrites[0].old + `
+	ret := ` + listsRewrite.old + `
 		return ec.marshalItem(ctx, sel, v[i])
 	})
 	return ret
 }
 
 func (ec *executionContext) _Item(ctx context.Context, sel ast.SelectionSet, obj *Item) graphql.Marshaler {
-	` + rewrites[1].old + `itemImplementors)
+	` + fieldsRewrite.old + `itemImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	` + rewrites[2].old + `
+	` + groupRewrite.old + `
 	out.Dispatch(ctx)
 	return out
 }
@@ -51,9 +51,9 @@ func TestRewriteExec(t *testing.T) {
 	for name, src := range map[string]string{
 		"no executor":                        "package generated\n",
 		"a worker limit":                     exec + strings.Replace(exec, "len(v), 0, false", "len(v), 8, false", 1),
-		"no list marshalling":                strings.Replace(exec, rewrites[0].old, "nil", 1),
+		"no list marshalling":                strings.Replace(exec, listsRewrite.old, "nil", 1),
 		"fields collected elsewhere":         exec + "func f() { graphql.CollectFields(ec.OperationContext, other, nil) }\n",
-		"an object without its @defer group": exec + strings.Replace(strings.Replace(exec, rewrites[0].old, "", 1), rewrites[2].old, "", 1),
+		"an object without its @defer group": exec + strings.Replace(strings.Replace(exec, listsRewrite.old, "", 1), groupRewrite.old, "", 1),
 	} {
 		if _, err := RewriteExec([]byte(src)); err == nil {
 			t.Errorf("%s: no error", name)
