@@ -383,8 +383,8 @@ var readWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W8"}
 // Statements our server sends only after a pause, not per request: the lookup of an
 // API key, which it remembers for 2 s (serve's --key-cache-ttl), and pgx's ping of a
 // pooled connection idle for over a second. Whether a captured request sends them
-// depends only on when it came (in the measured runs, at tens to thousands of
-// requests a second, next to none do), so the captured SQL, and with it the
+// depends only on when it came (in the measured runs, at 20 to thousands of requests
+// a second, one request in 40 or fewer), so the captured SQL, and with it the
 // statement counts and the floor's scripts, leaves them out.
 const (
 	keyLookup = "SELECT * FROM segments_authenticate_key("
