@@ -3,10 +3,18 @@
 // writes the other half into it. Two changes, both for things gqlgen offers no
 // setting for:
 //
-//   - Lists (lists.go): the elements of a list are marshalled with a goroutine each
-//     only where that can help, that is where a resolver under them may wait for a
-//     dataloader's batch (MarshalList, with the table of concurrently resolved
-//     Fields the generator writes, and what resolvers report with Preloaded).
+//   - Lists (lists.go): gqlgen marshals the elements of every list of objects in
+//     goroutines of their own, so that resolvers of sibling elements can wait on a
+//     dataloader together (a page of 50 contacts loads their segments in one
+//     statement, not 50). Where no resolver under the elements can wait (the
+//     segment list's names and counts; a contacts page whose segments its resolver
+//     fetched with the page and reported with Preloaded), a goroutine only costs its
+//     spawn, stack growth and a wake-up of the other core, and MarshalList marshals
+//     the elements one after the other (with the table of concurrently resolved
+//     Fields the generator writes). In make bench that took our server's CPU per
+//     request down 10-15% on the segment list (W1), and 20-30% twice on the
+//     contacts page (W3): once for the segments under each contact, once for the
+//     contacts themselves.
 //   - @defer (defer.go): gqlparser's schema declares @defer and gqlgen defers
 //     fields for it, but this API answers every operation in one response, with no
 //     incremental delivery to carry deferred fields later: they came back null,

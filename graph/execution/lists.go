@@ -1,22 +1,5 @@
 package execution
 
-// Lists: gqlgen marshals the elements of every list of objects in goroutines of
-// their own (graphql.MarshalSliceConcurrently). That is what lets the resolvers of
-// sibling elements wait on a dataloader together, so that a page of 50 contacts loads
-// their segments in one statement, not 50. But where the selection under a list
-// reaches no resolver at all (a contact's segments with their ids and names; the
-// segment list's names and counts), each element is plain data already in memory:
-// its goroutine only costs the spawn, the stack growth and a wake-up of another core.
-// Marshalling those in place took our server's CPU per request down by 10-15% on the
-// segment list (W1) and 20-30% on the contacts page (W3) in make bench, and its
-// throughput within the SLO up by a fifth to a third.
-//
-// A resolver can go further: one that has just read a page of a connection and
-// loaded a field of all its rows at once (a contacts page and each contact's
-// segments) says so with Preloaded, and the connection's edges and nodes are then
-// marshalled in place too, since no row's resolver of that field will wait for a
-// batch: a further 25-30% of our server's CPU per W3 request.
-
 import (
 	"context"
 	"slices"
@@ -105,11 +88,7 @@ func MarshalList(ctx context.Context, fields Fields, sel ast.SelectionSet, n int
 // with sel, can be marshalled one after the other: no field under them is resolved
 // concurrently, or none but the fields their connection preloaded for its rows.
 func inPlace(ctx context.Context, fields Fields, sel ast.SelectionSet) bool {
-	if !fields.Concurrent(sel) {
-		return true
-	}
-	r, ok := preloadedRows(ctx)
-	return ok && !fields.concurrent(sel, r)
+	return !fields.concurrent(sel, preloadedRows(ctx))
 }
 
 // marshalOne marshals element i on the calling goroutine, as
@@ -168,23 +147,27 @@ func Preloaded(ctx context.Context, field string) {
 var edgeToRow = []string{"node"}
 
 // preloadedRows returns where the preloaded fields of the rows are in the selection of
-// the list being marshalled in ctx: ok is false when the list is not the edges or
+// the list being marshalled in ctx: the zero rows when the list is not the edges or
 // nodes of a connection that preloaded any.
-func preloadedRows(ctx context.Context) (r rows, ok bool) {
-	p, _ := ctx.Value(preloadsKey{}).(*preloads)
+func preloadedRows(ctx context.Context) rows {
 	fc := graphql.GetFieldContext(ctx)
-	if p == nil || fc == nil || fc.Parent == nil {
-		return rows{}, false
+	if fc == nil || fc.Parent == nil {
+		return rows{}
 	}
+	var r rows
 	switch fc.Field.Name {
 	case "nodes":
 	case "edges":
 		r.path = edgeToRow
-	default:
-		return rows{}, false
+	default: // not a connection's rows: no lock, no lookup
+		return rows{}
+	}
+	p, _ := ctx.Value(preloadsKey{}).(*preloads)
+	if p == nil {
+		return rows{}
 	}
 	p.mu.Lock()
 	r.fields = p.byConnection[fc.Parent]
 	p.mu.Unlock()
-	return r, len(r.fields) > 0
+	return r
 }
