@@ -41,6 +41,13 @@ func TestStatementsDoNotGrowWithPageSize(t *testing.T) {
 				return a.statements()
 			}
 			small, large := count(5), count(100)
+			// A loader's batch goes out a wait after its first key: on a loaded
+			// machine (CI, the race detector, other packages' tests) a sibling can
+			// miss it and go out in a second batch. That only ever adds a statement,
+			// and an N+1 adds one to every try, so the fewest of a few tries tells.
+			for try := 0; small != large && try < 3; try++ {
+				small, large = min(small, count(5)), min(large, count(100))
+			}
 			if small != large {
 				t.Fatalf("%d statements for a page of 5, %d for a page of 100", small, large)
 			}
