@@ -25,7 +25,9 @@ type telemetryServer interface {
 // the metrics and the request span; also for requests refused before execution
 // (limits, throttle, validation), whose responses pass here too. With opts.Tracing,
 // every field that has a resolver of its own gets a span; fields read from a struct
-// get none, and with tracing off no field middleware is installed at all.
+// get none, and with tracing off no field middleware is installed at all. (The
+// executor does not pass a leaf read from its object through field middleware at
+// all: internal/codegen's rewriteLeaves.)
 func useTelemetry(srv telemetryServer, opts Options) {
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		res := next(ctx)
