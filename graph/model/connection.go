@@ -19,7 +19,7 @@ type SegmentConnection struct {
 func (c *SegmentConnection) Edges() []*SegmentEdge {
 	edges := make([]*SegmentEdge, len(c.Page.Items))
 	for i := range c.Page.Items {
-		edges[i] = &SegmentEdge{Cursor: c.Page.Cursors[i], Node: &c.Page.Items[i]}
+		edges[i] = &SegmentEdge{Node: &c.Page.Items[i], page: &c.Page, i: i}
 	}
 	return edges
 }
@@ -29,7 +29,7 @@ func (c *SegmentConnection) Nodes() []*crm.Segment { return pointers(c.Page.Item
 
 // PageInfo returns the page's position.
 func (c *SegmentConnection) PageInfo() *PageInfo {
-	return pageInfo(c.Page.Cursors, c.Page.HasNextPage, c.Page.HasPreviousPage)
+	return pageInfo(len(c.Page.Items), c.Page.Cursor, c.Page.HasNextPage, c.Page.HasPreviousPage)
 }
 
 // TotalCount counts the segments of all pages.
@@ -37,9 +37,13 @@ func (c *SegmentConnection) TotalCount(ctx context.Context) (int, error) { retur
 
 // SegmentEdge is a segment with its cursor.
 type SegmentEdge struct {
-	Cursor string
-	Node   *crm.Segment
+	Node *crm.Segment
+	page *store.Page[crm.Segment]
+	i    int // Node's index in page
 }
+
+// Cursor returns the segment's cursor, written when asked for.
+func (e *SegmentEdge) Cursor() string { return e.page.Cursor(e.i) }
 
 // ContactConnection is a page of contacts. Its total is counted only when asked for.
 type ContactConnection struct {
@@ -51,7 +55,7 @@ type ContactConnection struct {
 func (c *ContactConnection) Edges() []*ContactEdge {
 	edges := make([]*ContactEdge, len(c.Page.Items))
 	for i := range c.Page.Items {
-		edges[i] = &ContactEdge{Cursor: c.Page.Cursors[i], Node: &c.Page.Items[i]}
+		edges[i] = &ContactEdge{Node: &c.Page.Items[i], page: &c.Page, i: i}
 	}
 	return edges
 }
@@ -61,7 +65,7 @@ func (c *ContactConnection) Nodes() []*crm.Contact { return pointers(c.Page.Item
 
 // PageInfo returns the page's position.
 func (c *ContactConnection) PageInfo() *PageInfo {
-	return pageInfo(c.Page.Cursors, c.Page.HasNextPage, c.Page.HasPreviousPage)
+	return pageInfo(len(c.Page.Items), c.Page.Cursor, c.Page.HasNextPage, c.Page.HasPreviousPage)
 }
 
 // TotalCount counts the contacts of all pages.
@@ -69,9 +73,13 @@ func (c *ContactConnection) TotalCount(ctx context.Context) (int, error) { retur
 
 // ContactEdge is a contact with its cursor.
 type ContactEdge struct {
-	Cursor string
-	Node   *crm.Contact
+	Node *crm.Contact
+	page *store.Page[crm.Contact]
+	i    int // Node's index in page
 }
+
+// Cursor returns the contact's cursor, written when asked for.
+func (e *ContactEdge) Cursor() string { return e.page.Cursor(e.i) }
 
 // PageInfo is the position of a page in its list.
 type PageInfo struct {
@@ -81,10 +89,12 @@ type PageInfo struct {
 	EndCursor       *string
 }
 
-func pageInfo(cursors []string, hasNext, hasPrev bool) *PageInfo {
+// pageInfo is the position of a page of n items, whose cursors cursor writes.
+func pageInfo(n int, cursor func(i int) string, hasNext, hasPrev bool) *PageInfo {
 	p := &PageInfo{HasNextPage: hasNext, HasPreviousPage: hasPrev}
-	if n := len(cursors); n > 0 {
-		p.StartCursor, p.EndCursor = &cursors[0], &cursors[n-1]
+	if n > 0 {
+		start, end := cursor(0), cursor(n-1)
+		p.StartCursor, p.EndCursor = &start, &end
 	}
 	return p
 }

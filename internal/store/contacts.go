@@ -72,6 +72,12 @@ func contactKeyValue(c *crm.Contact, key sortKey) any {
 	return c.CreatedAt
 }
 
+// contactPage turns fetched rows into a page of contacts in the order of key.
+func contactPage(rows []contactRow, hasNext, hasPrev bool, key sortKey) Page[crm.Contact] {
+	return toPage(rows, hasNext, hasPrev, key, func(r *contactRow) crm.Contact { return r.Contact },
+		func(c *crm.Contact) (any, int64) { return contactKeyValue(c, key), c.ID })
+}
+
 // Contacts returns one page of the contacts cq selects.
 func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, args crm.PageArgs) (Page[crm.Contact], error) {
 	key, ok := contactKeys[cq.Order.Field]
@@ -84,9 +90,7 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 	if err != nil {
 		return Page[crm.Contact]{}, err
 	}
-	return toPage(rows, next, prev, key, func(r *contactRow) (crm.Contact, any, int64) {
-		return r.Contact, contactKeyValue(&r.Contact, key), r.ID
-	}), nil
+	return contactPage(rows, next, prev, key), nil
 }
 
 // CountContacts returns the number of contacts cq selects: with a membership filter,
@@ -594,9 +598,7 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 	out := make(map[int64]Page[crm.Contact], len(segmentIDs))
 	for _, id := range segmentIDs {
 		rows, next, prev := splitPage(grouped[id], pq)
-		out[id] = toPage(rows, next, prev, key, func(r *contactRow) (crm.Contact, any, int64) {
-			return r.Contact, contactKeyValue(&r.Contact, key), r.ID
-		})
+		out[id] = contactPage(rows, next, prev, key)
 	}
 	return out, nil
 }

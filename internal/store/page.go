@@ -19,12 +19,17 @@ import (
 
 // Page is one page of a keyset-paginated list, in the requested order.
 type Page[T any] struct {
-	Items []T
-	// Cursors[i] is the opaque position of Items[i], for after and before.
-	Cursors         []string
+	Items           []T
 	HasNextPage     bool
 	HasPreviousPage bool
+	// cursor writes the cursor of Items[i]. A cursor costs a JSON encoding and a
+	// base64 one, and a page read for its nodes needs two at most (pageInfo's start
+	// and end), so cursors are written when asked for.
+	cursor func(i int) string
 }
+
+// Cursor returns the opaque position of Items[i], for after and before.
+func (p Page[T]) Cursor(i int) string { return p.cursor(i) }
 
 // sortKey is one ordering of a list: rows sort by parts (SQL over the column, %[1]s
 // standing for it), then by id. A cursor keeps the column's raw value and the id, and
@@ -373,20 +378,22 @@ func splitPage[R probed](all []R, pq pageQuery) (rows []R, hasNext, hasPrev bool
 	return rows, more, probeFound
 }
 
-// toPage turns fetched rows into a Page, with a cursor per row.
-func toPage[R any, T any](rows []R, hasNext, hasPrev bool, key sortKey, item func(*R) (T, any, int64)) Page[T] {
-	p := Page[T]{
-		Items:           make([]T, len(rows)),
-		Cursors:         make([]string, len(rows)),
+// toPage turns fetched rows into a Page of their items. An item's cursor is written
+// from its position: its value of the sort key, and its id.
+func toPage[R any, T any](rows []R, hasNext, hasPrev bool, key sortKey, item func(*R) T, position func(*T) (any, int64)) Page[T] {
+	items := make([]T, len(rows))
+	for i := range rows {
+		items[i] = item(&rows[i])
+	}
+	return Page[T]{
+		Items:           items,
 		HasNextPage:     hasNext,
 		HasPreviousPage: hasPrev,
+		cursor: func(i int) string {
+			value, id := position(&items[i])
+			return encodeCursor(key, value, id)
+		},
 	}
-	for i := range rows {
-		v, keyValue, id := item(&rows[i])
-		p.Items[i] = v
-		p.Cursors[i] = encodeCursor(key, keyValue, id)
-	}
-	return p
 }
 
 // likePattern turns a search term into an ILIKE pattern matching it as a substring:

@@ -78,9 +78,8 @@ func (s *Store) Segments(ctx context.Context, ws int64, sq crm.SegmentQuery, arg
 	if err != nil {
 		return Page[crm.Segment]{}, err
 	}
-	return toPage(rows, next, prev, key, func(r *segmentRow) (crm.Segment, any, int64) {
-		return r.Segment, segmentKeyValue(&r.Segment, key), r.ID
-	}), nil
+	return toPage(rows, next, prev, key, func(r *segmentRow) crm.Segment { return r.Segment },
+		func(s *crm.Segment) (any, int64) { return segmentKeyValue(s, key), s.ID }), nil
 }
 
 // CountSegments returns the number of segments sq selects.
