@@ -158,9 +158,9 @@ var (
 // leafTemplate is the function gqlgen writes for a field that reads its value from
 // its object (a struct field, or a method without arguments), with no resolver and
 // no directive: a field context, a context holding it, the field middleware, panic
-// recovery and five closures, some nine allocations and a quarter of a microsecond
-// for every id, name and count of every object of a response. The upper-case words
-// are what varies.
+// recovery and five closures, some nine allocations and, with the garbage they make,
+// about half a microsecond for every id, name and count of every object of a
+// response (W3 has 800). The upper-case words are what varies.
 const leafTemplate = `func (ec *executionContext) FUNC(ctx context.Context, field graphql.CollectedField, obj OBJECT) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -241,13 +241,11 @@ func rewriteLeaves(src []byte) ([]byte, int) {
 			return fn
 		}
 		n++
-		header, body, _ := bytes.Cut(fn, []byte("\n"))
-		direct := "return ec." + marshal + "(ctx, field.Selections, " + group("VALUE") + ")"
+		header, gqlgenBody, _ := bytes.Cut(fn, []byte("\n"))
 		if cond == "" {
-			return []byte(string(header) + "\n\t" + direct + "\n}\n")
+			return fmt.Appendf(nil, "%s\n\treturn ec.%s(ctx, field.Selections, %s)\n}\n", header, marshal, group("VALUE"))
 		}
-		direct = "return ec." + marshal + "(ctx, field.Selections, v)"
-		return []byte(string(header) + "\n\tif v := " + group("VALUE") + "; " + cond + " {\n\t\t" + direct + "\n\t}\n" + string(body))
+		return fmt.Appendf(nil, "%s\n\tif v := %s; %s {\n\t\treturn ec.%s(ctx, field.Selections, v)\n\t}\n%s", header, group("VALUE"), cond, marshal, gqlgenBody)
 	})
 	return out, n
 }
