@@ -29,7 +29,7 @@ func (c *SegmentConnection) Nodes() []*crm.Segment { return pointers(c.Page.Item
 
 // PageInfo returns the page's position.
 func (c *SegmentConnection) PageInfo() *PageInfo {
-	return pageInfo(len(c.Page.Items), c.Page.Cursor, c.Page.HasNextPage, c.Page.HasPreviousPage)
+	return pageInfo(&c.Page)
 }
 
 // TotalCount counts the segments of all pages.
@@ -65,7 +65,7 @@ func (c *ContactConnection) Nodes() []*crm.Contact { return pointers(c.Page.Item
 
 // PageInfo returns the page's position.
 func (c *ContactConnection) PageInfo() *PageInfo {
-	return pageInfo(len(c.Page.Items), c.Page.Cursor, c.Page.HasNextPage, c.Page.HasPreviousPage)
+	return pageInfo(&c.Page)
 }
 
 // TotalCount counts the contacts of all pages.
@@ -89,14 +89,14 @@ type PageInfo struct {
 	EndCursor       *string
 }
 
-// pageInfo is the position of a page of n items, whose cursors cursor writes.
-func pageInfo(n int, cursor func(i int) string, hasNext, hasPrev bool) *PageInfo {
-	p := &PageInfo{HasNextPage: hasNext, HasPreviousPage: hasPrev}
-	if n > 0 {
-		start, end := cursor(0), cursor(n-1)
-		p.StartCursor, p.EndCursor = &start, &end
+// pageInfo is the position of page p in its list.
+func pageInfo[T any](p *store.Page[T]) *PageInfo {
+	info := &PageInfo{HasNextPage: p.HasNextPage, HasPreviousPage: p.HasPreviousPage}
+	if n := len(p.Items); n > 0 {
+		start, end := p.Cursor(0), p.Cursor(n-1)
+		info.StartCursor, info.EndCursor = &start, &end
 	}
-	return p
+	return info
 }
 
 func pointers[T any](items []T) []*T {
