@@ -1,6 +1,6 @@
 // Package execution is the run-time half of this project's changes to gqlgen's
 // generated executor; internal/codegen, which cmd/graphgen runs at `go generate`,
-// writes the other half into it. Two changes, both for things gqlgen offers no
+// writes the other half into it. Three changes, all for things gqlgen offers no
 // setting for:
 //
 //   - Lists (lists.go): gqlgen marshals the elements of every list of objects in
@@ -21,4 +21,9 @@
 //     with no error. The executor now collects an object's fields with every
 //     @defer inlined (InlineDefers), as the incremental delivery proposal lets a
 //     server do, so deferred fields arrive in the one response.
+//   - Objects (object.go): gqlgen's field set, as it writes an object, builds a
+//     map of the names written and copies every field, to guard against a name
+//     its field collection never repeats. Object writes the same bytes with a scan
+//     of the names before: a fifth of the segment list's allocations (W1: 2,140 to
+//     1,726 per request) and a sixth of the contacts page's (W3: 11,963 to 9,999).
 package execution

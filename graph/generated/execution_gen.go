@@ -29,3 +29,9 @@ func marshalList(ctx context.Context, sel ast.SelectionSet, n int, marshal func(
 func collectFields(oc *graphql.OperationContext, sel ast.SelectionSet, satisfies []string) []graphql.CollectedField {
 	return execution.InlineDefers(graphql.CollectFields(oc, sel, satisfies))
 }
+
+// object is the marshaler of a resolved object: its fields written as gqlgen's
+// field set writes them, with less garbage.
+func object(fields []graphql.CollectedField, out *graphql.FieldSet) graphql.Marshaler {
+	return execution.Object(fields, out)
+}

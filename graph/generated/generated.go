@@ -5666,7 +5666,7 @@ func (ec *executionContext) _AssignContactsToSegmentsPayload(ctx context.Context
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var contactImplementors = []string{"Contact", "Node"}
@@ -5735,7 +5735,7 @@ func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var contactConnectionImplementors = []string{"ContactConnection"}
@@ -5784,7 +5784,7 @@ func (ec *executionContext) _ContactConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var contactEdgeImplementors = []string{"ContactEdge"}
@@ -5822,7 +5822,7 @@ func (ec *executionContext) _ContactEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var createSegmentPayloadImplementors = []string{"CreateSegmentPayload"}
@@ -5860,7 +5860,7 @@ func (ec *executionContext) _CreateSegmentPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var deleteContactsPayloadImplementors = []string{"DeleteContactsPayload"}
@@ -5903,7 +5903,7 @@ func (ec *executionContext) _DeleteContactsPayload(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var deleteSegmentPayloadImplementors = []string{"DeleteSegmentPayload"}
@@ -5941,7 +5941,7 @@ func (ec *executionContext) _DeleteSegmentPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var mutationImplementors = []string{"Mutation"}
@@ -6033,7 +6033,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
@@ -6081,7 +6081,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var queryImplementors = []string{"Query"}
@@ -6179,7 +6179,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var removeContactsFromSegmentsPayloadImplementors = []string{"RemoveContactsFromSegmentsPayload"}
@@ -6222,7 +6222,7 @@ func (ec *executionContext) _RemoveContactsFromSegmentsPayload(ctx context.Conte
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var segmentImplementors = []string{"Segment", "Node"}
@@ -6286,7 +6286,7 @@ func (ec *executionContext) _Segment(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var segmentConnectionImplementors = []string{"SegmentConnection"}
@@ -6335,7 +6335,7 @@ func (ec *executionContext) _SegmentConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var segmentEdgeImplementors = []string{"SegmentEdge"}
@@ -6373,7 +6373,7 @@ func (ec *executionContext) _SegmentEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var updateContactPayloadImplementors = []string{"UpdateContactPayload"}
@@ -6411,7 +6411,7 @@ func (ec *executionContext) _UpdateContactPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var updateSegmentPayloadImplementors = []string{"UpdateSegmentPayload"}
@@ -6449,7 +6449,7 @@ func (ec *executionContext) _UpdateSegmentPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var upsertContactsPayloadImplementors = []string{"UpsertContactsPayload"}
@@ -6497,7 +6497,7 @@ func (ec *executionContext) _UpsertContactsPayload(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var userErrorImplementors = []string{"UserError"}
@@ -6540,7 +6540,7 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var workspaceImplementors = []string{"Workspace", "Node"}
@@ -6583,7 +6583,7 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -6636,7 +6636,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
@@ -6684,7 +6684,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var __FieldImplementors = []string{"__Field"}
@@ -6742,7 +6742,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
@@ -6800,7 +6800,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var __SchemaImplementors = []string{"__Schema"}
@@ -6858,7 +6858,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 var __TypeImplementors = []string{"__Type"}
@@ -6941,7 +6941,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return object(fields, out)
 }
 
 // endregion **************************** object.gotpl ****************************

@@ -1,10 +1,10 @@
 // Package codegen is this project's addition to gqlgen's code generation: it points
 // the generated executor at graph/execution, which marshals lists with a goroutine
-// per element only where the selection reaches a concurrently resolved field, and
-// inlines @defer (see that package for why); and it has the leaves read from their
-// objects (an id, a name, a count) marshalled directly, without the field context,
-// middleware and closures gqlgen sets up for every field (rewriteLeaves). cmd/graphgen
-// runs gqlgen with it.
+// per element only where the selection reaches a concurrently resolved field,
+// inlines @defer and writes objects with less garbage (see that package for why);
+// and it has the leaves read from their objects (an id, a name, a count) marshalled
+// directly, without the field context, middleware and closures gqlgen sets up for
+// every field (rewriteLeaves). cmd/graphgen runs gqlgen with it.
 //
 // gqlgen offers no setting for any of it, and its plugins run before the executor is
 // written, so the change is made in two steps: the Plugin writes the table of
@@ -120,6 +120,12 @@ func marshalList(ctx context.Context, sel ast.SelectionSet, n int, marshal func(
 func collectFields(oc *graphql.OperationContext, sel ast.SelectionSet, satisfies []string) []graphql.CollectedField {
 	return execution.InlineDefers(graphql.CollectFields(oc, sel, satisfies))
 }
+
+// object is the marshaler of a resolved object: its fields written as gqlgen's
+// field set writes them, with less garbage.
+func object(fields []graphql.CollectedField, out *graphql.FieldSet) graphql.Marshaler {
+	return execution.Object(fields, out)
+}
 `)
 	return format.Source(b.Bytes())
 }
@@ -152,7 +158,14 @@ var (
 		new:  "var deferred graphql.DeferredGroup",
 		what: "graphql.NewDeferredGroup(",
 	}
-	rewrites = []rewrite{listsRewrite, fieldsRewrite, groupRewrite}
+	// objectRewrite has every object written through object, which needs its
+	// collected fields (gqlgen's field set keeps them unexported).
+	objectRewrite = rewrite{
+		old:  "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn out\n}\n",
+		new:  "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn object(fields, out)\n}\n",
+		what: "graphql.NewFieldSet(",
+	}
+	rewrites = []rewrite{listsRewrite, fieldsRewrite, groupRewrite, objectRewrite}
 )
 
 // leafTemplate is the function gqlgen writes for a field that reads its value from
@@ -250,11 +263,12 @@ func rewriteLeaves(src []byte) ([]byte, int) {
 	return out, n
 }
 
-// RewriteExec returns the executor's source with its list marshalling and field
-// collection pointed at ExecutionFile's functions, and its leaves rewritten
-// (rewriteLeaves). It fails if the executor does any of it in a way it does not know
-// (a newer gqlgen, or a changed worker_limit or omit_panic_handler), if its objects
-// do not each collect their fields and make a @defer group once, or if it has no leaf
+// RewriteExec returns the executor's source with its list marshalling, field
+// collection and objects pointed at ExecutionFile's functions, and its leaves
+// rewritten (rewriteLeaves). It fails if the executor does any of it in a way it does
+// not know (a newer gqlgen, or a changed worker_limit or omit_panic_handler), if its
+// objects do not each collect their fields, make a @defer group and a field set of
+// them, and return it, once, or if it has no leaf
 // in the form rewriteLeaves knows, so that such a change is noticed at generation,
 // not lost.
 func RewriteExec(src []byte) ([]byte, error) {
@@ -267,9 +281,14 @@ func RewriteExec(src []byte) ([]byte, error) {
 			return nil, fmt.Errorf("the executor calls %s in %d places this rewrite does not know (a newer gqlgen, exec.worker_limit or omit_panic_handler?)", r.what, all-n)
 		}
 	}
-	// A group may only go where its object's fields come with @defer inlined.
-	if objects, groups := bytes.Count(src, []byte(fieldsRewrite.old)), bytes.Count(src, []byte(groupRewrite.old)); objects != groups {
+	// A group may only go where its object's fields come with @defer inlined, and
+	// an object written by object must have its field set made from fields.
+	objects := bytes.Count(src, []byte(fieldsRewrite.old))
+	if groups := bytes.Count(src, []byte(groupRewrite.old)); objects != groups {
 		return nil, fmt.Errorf("the executor collects fields in %d objects and makes @defer groups in %d: review graph/execution", objects, groups)
+	}
+	if sets, returned := bytes.Count(src, []byte("out := graphql.NewFieldSet(fields)\n")), bytes.Count(src, []byte(objectRewrite.old)); sets != objects || returned != objects {
+		return nil, fmt.Errorf("the executor collects fields in %d objects, makes %d field sets of them and returns %d in the form this rewrite knows: review graph/execution", objects, sets, returned)
 	}
 	for _, r := range rewrites {
 		src = bytes.ReplaceAll(src, []byte(r.old), []byte(r.new))

@@ -24,9 +24,13 @@ func (ec *executionContext) _Item(ctx context.Context, sel ast.SelectionSet, obj
 	out := graphql.NewFieldSet(fields)
 	` + groupRewrite.old + `
 	out.Dispatch(ctx)
-	return out
-}
-`
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+` + objectRewrite.old
 
 // leaf is leafTemplate filled in, and the field context of a leaf or an object.
 func leaf(fn, value, typ, marshal string, scalar bool) (function, fieldContext string) {
@@ -100,6 +104,7 @@ func TestRewriteExec(t *testing.T) {
 		"marshalList(ctx, sel, len(v), func",
 		"fields := collectFields(ec.OperationContext, sel, itemImplementors)",
 		"var deferred graphql.DeferredGroup",
+		"\treturn object(fields, out)\n}\n",
 	} {
 		if !strings.Contains(string(got), s) {
 			t.Errorf("rewritten without %q", s)
@@ -115,6 +120,9 @@ func TestRewriteExec(t *testing.T) {
 		"no list marshalling":                strings.Replace(exec, listsRewrite.old, "nil", 1),
 		"fields collected elsewhere":         exec + "func f() { graphql.CollectFields(ec.OperationContext, other, nil) }\n",
 		"an object without its @defer group": exec + strings.Replace(strings.Replace(exec, listsRewrite.old, "", 1), groupRewrite.old, "", 1),
+		"an object returned another way":     strings.Replace(exec, "\treturn out\n", "\treturn &out\n", 1),
+		"a field set of other fields":        strings.Replace(exec, "graphql.NewFieldSet(fields)", "graphql.NewFieldSet(fields[1:])", 1),
+		"a field set made elsewhere":         exec + "func f() { graphql.NewFieldSet(nil) }\n",
 	} {
 		if _, err := RewriteExec([]byte(src)); err == nil {
 			t.Errorf("%s: no error", name)
@@ -135,7 +143,7 @@ func TestExecutionSource(t *testing.T) {
 	if !strings.Contains(s, `"Contact": {"segments": true, "a": true},`) || strings.Index(s, `"Contact"`) > strings.Index(s, `"Segment"`) {
 		t.Errorf("table not as given, sorted by type:\n%s", s)
 	}
-	for _, f := range []string{"func marshalList(", "func collectFields("} {
+	for _, f := range []string{"func marshalList(", "func collectFields(", "func object("} {
 		if !strings.Contains(s, f) {
 			t.Errorf("no %s in:\n%s", f, s)
 		}
