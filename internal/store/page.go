@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 
 	"github.com/segments/segments/internal/crm"
@@ -243,37 +244,32 @@ func fetchPage[R probed](ctx context.Context, newQuery func(dst *[]R) *bun.Selec
 }
 
 // columnScanner is a row type that scans itself: dest returns where the column
-// named col goes (a pointer for database/sql's Scan), or nil for a column it does
-// not hold. The pages of the dashboard's hot paths scan this way rather than
-// through Bun's model reflection, which took most of the store's CPU on them.
+// named col goes (a pointer pgx can scan into), or nil for a column it does not
+// hold. The pages of the dashboard's hot paths scan this way, through pgx
+// (queryDirect), rather than through Bun's model reflection, which took most of the
+// store's CPU on them.
 type columnScanner interface{ dest(col string) any }
 
 // scanRows runs q and scans its rows into Rs, through their columnScanner.
 func scanRows[R any](ctx context.Context, q *bun.SelectQuery, capacity int) ([]R, error) {
-	rows, err := q.Rows(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
+	query, err := q.AppendQuery(q.DB().QueryGen(), nil)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]R, 0, capacity)
-	dests := make([]any, len(cols))
-	for rows.Next() {
+	var dests []any
+	err = queryDirect(ctx, q.DB(), string(query), func(row pgx.Rows) error {
+		if dests == nil {
+			dests = make([]any, len(row.FieldDescriptions()))
+		}
 		out = append(out, *new(R))
 		r := any(&out[len(out)-1]).(columnScanner)
-		for i, c := range cols {
-			if dests[i] = r.dest(c); dests[i] == nil {
-				dests[i] = new(any) // a column the row type does not know
-			}
+		for i, fd := range row.FieldDescriptions() {
+			dests[i] = r.dest(fd.Name) // nil, a column the row type does not know, is skipped
 		}
-		if err := rows.Scan(dests...); err != nil {
-			return nil, err
-		}
-	}
-	return out, rows.Err()
+		return row.Scan(dests...)
+	})
+	return out, err
 }
 
 // jsonObject scans a JSON object column into a map, as Bun does (numbers as

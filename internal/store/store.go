@@ -92,8 +92,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
 
 	db := bun.NewDB(sqldb, pgdialect.New())
-	db.AddQueryHook(statementCounter{})
-	db.AddQueryHook(tracingHook{}) // spans only under a recording span (tracing.go)
+	for _, h := range queryHooks {
+		db.AddQueryHook(h)
+	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)

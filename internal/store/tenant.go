@@ -136,8 +136,28 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 	}
 	// pgx's Query would read only the first result, the SET's: read the message's
 	// results here and hand the statement's to database/sql.
-	mrr := conn.PgConn().Exec(ctx, tenantPrefix(ws)+query)
-	fail := func() (driver.Rows, error) {
+	mrr, err := c.exec(ctx, tenantPrefix(ws), query)
+	if err != nil {
+		return nil, err
+	}
+	r := &tenantRows{rows: pgx.RowsFromResultReader(conn.TypeMap(), mrr.ResultReader()), mrr: mrr, m: conn.TypeMap()}
+	// database/sql asks for the columns before the first row; reading it now also
+	// surfaces the statement's error here, as pgx's stdlib does.
+	r.more = r.rows.Next()
+	if err := r.rows.Err(); err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// exec sends query after prefix (a workspace's setting, or nothing) in one message
+// and returns the reader of the message's results at the statement's. An error that
+// left the connection as it was is driver.ErrBadConn, for database/sql to try
+// another connection.
+func (c *tenantConn) exec(ctx context.Context, prefix, query string) (*pgconn.MultiResultReader, error) {
+	mrr := c.pgxConn.Conn().PgConn().Exec(ctx, prefix+query)
+	fail := func() (*pgconn.MultiResultReader, error) {
 		err := mrr.Close()
 		if err == nil {
 			err = errors.New("store: no result")
@@ -150,21 +170,15 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 	if !mrr.NextResult() {
 		return fail()
 	}
-	if _, err := mrr.ResultReader().Close(); err != nil {
-		return fail()
+	if prefix != "" {
+		if _, err := mrr.ResultReader().Close(); err != nil {
+			return fail()
+		}
+		if !mrr.NextResult() {
+			return fail()
+		}
 	}
-	if !mrr.NextResult() {
-		return fail()
-	}
-	r := &tenantRows{rows: pgx.RowsFromResultReader(conn.TypeMap(), mrr.ResultReader()), mrr: mrr, m: conn.TypeMap()}
-	// database/sql asks for the columns before the first row; reading it now also
-	// surfaces the statement's error here, as pgx's stdlib does.
-	r.more = r.rows.Next()
-	if err := r.rows.Err(); err != nil {
-		_ = r.Close()
-		return nil, err
-	}
-	return r, nil
+	return mrr, nil
 }
 
 // tenantRows are the rows of one statement of a message; values reach database/sql
