@@ -140,10 +140,14 @@ func (s *Store) SegmentsOfContacts(ctx context.Context, ws int64, contactIDs []i
 	// array, not a slice grown row by row.
 	all := make([]crm.Segment, 0, 8*len(contactIDs))
 	var contacts []int64 // the contact of each row
+	// One row's values, scanned into and copied out, rather than new ones (and a
+	// slice of destinations) on the heap for each row.
+	var contact int64
+	var seg crm.Segment
+	dests := []any{&contact, &seg.ID, &seg.Name, &seg.Description, &seg.ContactCount, &seg.CreatedAt, &seg.UpdatedAt}
 	err := queryDirect(ctx, s.db, query, func(row pgx.Rows) error {
-		var contact int64
-		seg := crm.Segment{WorkspaceID: ws}
-		if err := row.Scan(&contact, &seg.ID, &seg.Name, &seg.Description, &seg.ContactCount, &seg.CreatedAt, &seg.UpdatedAt); err != nil {
+		seg = crm.Segment{WorkspaceID: ws}
+		if err := row.Scan(dests...); err != nil {
 			return err
 		}
 		all = append(all, seg)
