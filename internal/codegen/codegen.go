@@ -225,7 +225,7 @@ var leafMarshalers = map[string]string{
 	"marshalNBoolean2bool":       "",
 	"marshalNInt2int":            "",
 	"marshalNInt2int64":          "",
-	"marshalNDateTime2timeᚐTime": "!v.IsZero()", // graphql.MarshalTime: zero is null
+	"marshalNDateTime2timeᚐTime": "!v.IsZero()", // scalar.MarshalDateTime: zero is null
 	"marshalNJSON2map":           "v != nil",
 }
 

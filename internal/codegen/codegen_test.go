@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/segments/segments/graph/scalar"
 )
 
 // exec is the shape of the code gqlgen v0.17.98 generates for a list and an object.
@@ -160,7 +162,7 @@ func TestLeafMarshalers(t *testing.T) {
 		"marshalNBoolean2bool":       graphql.MarshalBoolean(false),
 		"marshalNInt2int":            graphql.MarshalInt(0),
 		"marshalNInt2int64":          graphql.MarshalInt64(0),
-		"marshalNDateTime2timeᚐTime": graphql.MarshalTime(time.Unix(0, 0)),
+		"marshalNDateTime2timeᚐTime": scalar.MarshalDateTime(time.Unix(0, 0)),
 		"marshalNJSON2map":           graphql.MarshalMap(map[string]any{}),
 	} {
 		if _, ok := leafMarshalers[name]; !ok {
@@ -173,7 +175,7 @@ func TestLeafMarshalers(t *testing.T) {
 	if len(leafMarshalers) != 7 {
 		t.Errorf("leafMarshalers has %d entries, this test checks 7", len(leafMarshalers))
 	}
-	if graphql.MarshalTime(time.Time{}) != graphql.Null {
+	if scalar.MarshalDateTime(time.Time{}) != graphql.Null {
 		t.Error("the zero time is no longer null: marshalNDateTime2timeᚐTime's condition is not needed")
 	}
 }

@@ -1,0 +1,51 @@
+package scalar_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/segments/segments/graph/scalar"
+)
+
+// A DateTime is written as gqlgen's graphql.MarshalTime writes it, into a buffer (as
+// responses are) and into any other writer.
+func TestMarshalDateTimeWritesWhatGqlgenWrites(t *testing.T) {
+	ist := time.FixedZone("IST", 5*3600+1800)
+	for _, tm := range []time.Time{
+		time.Date(2026, 11, 30, 5, 4, 3, 0, time.UTC),
+		time.Date(2026, 11, 30, 5, 4, 3, 123456789, time.UTC),
+		time.Date(1999, 1, 2, 3, 4, 5, 6000, ist),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), // five-digit year
+	} {
+		var want bytes.Buffer
+		graphql.MarshalTime(tm).MarshalGQL(&want)
+		var got bytes.Buffer
+		got.WriteString("prefix,")
+		scalar.MarshalDateTime(tm).MarshalGQL(&got)
+		if got.String() != "prefix,"+want.String() {
+			t.Errorf("%v: wrote %s into a buffer, gqlgen writes %s", tm, got.String(), want.String())
+		}
+		var other strings.Builder
+		scalar.MarshalDateTime(tm).MarshalGQL(&other)
+		if other.String() != want.String() {
+			t.Errorf("%v: wrote %s into a strings.Builder, gqlgen writes %s", tm, other.String(), want.String())
+		}
+	}
+	if scalar.MarshalDateTime(time.Time{}) != graphql.Null {
+		t.Error("the zero time is not null")
+	}
+}
+
+func TestUnmarshalDateTime(t *testing.T) {
+	got, err := scalar.UnmarshalDateTime("2026-11-30T05:04:03.5+05:30")
+	if err != nil || !got.Equal(time.Date(2026, 11, 30, 5, 4, 3, 500000000, time.FixedZone("", 5*3600+1800))) {
+		t.Errorf("got %v, %v", got, err)
+	}
+	if _, err := scalar.UnmarshalDateTime("30/11/2026"); err == nil {
+		t.Error("a date not in RFC 3339 was accepted")
+	}
+}
