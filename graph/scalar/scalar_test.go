@@ -2,6 +2,7 @@ package scalar_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,36 @@ func TestUnmarshalDateTime(t *testing.T) {
 	}
 	if _, err := scalar.UnmarshalDateTime("30/11/2026"); err == nil {
 		t.Error("a date not in RFC 3339 was accepted")
+	}
+}
+
+// JSON text is written compacted, as it is otherwise: keys in its order, numbers
+// exact, strings untouched.
+func TestMarshalRawJSON(t *testing.T) {
+	const stored = `{"n": 9007199254740993, "city": "Pune", "tags": ["a", "<b>"], "nested": {"x": 1.50, "y": null}}`
+	const want = `{"n":9007199254740993,"city":"Pune","tags":["a","<b>"],"nested":{"x":1.50,"y":null}}`
+	var buf bytes.Buffer
+	buf.WriteString("prefix,")
+	scalar.MarshalRawJSON(json.RawMessage(stored)).MarshalGQL(&buf)
+	if buf.String() != "prefix,"+want {
+		t.Errorf("wrote %s into a buffer, want %s", buf.String(), want)
+	}
+	var other strings.Builder
+	scalar.MarshalRawJSON(json.RawMessage(stored)).MarshalGQL(&other)
+	if other.String() != want {
+		t.Errorf("wrote %s into a strings.Builder, want %s", other.String(), want)
+	}
+	// Not JSON (jsonb never gives that): written as it is, and nothing else.
+	buf.Reset()
+	scalar.MarshalRawJSON(json.RawMessage(`{"a": `)).MarshalGQL(&buf)
+	if buf.String() != `{"a": ` {
+		t.Errorf("wrote %q for text that is not JSON", buf.String())
+	}
+	if scalar.MarshalRawJSON(nil) != graphql.Null {
+		t.Error("nil is not null")
+	}
+	got, err := scalar.UnmarshalRawJSON(map[string]any{"a": json.Number("12345678901234567890")})
+	if err != nil || string(got) != `{"a":12345678901234567890}` {
+		t.Errorf("unmarshalled %s, %v", got, err)
 	}
 }

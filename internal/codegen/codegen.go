@@ -220,13 +220,13 @@ var leafField = func() *regexp.Regexp {
 // out are, and those still take gqlgen's way. The marshal functions of nullable
 // leaves (marshalO, one value) report nothing and need no entry.
 var leafMarshalers = map[string]string{
-	"marshalNString2string":      "",
-	"marshalNID2string":          "",
-	"marshalNBoolean2bool":       "",
-	"marshalNInt2int":            "",
-	"marshalNInt2int64":          "",
-	"marshalNDateTime2timeᚐTime": "!v.IsZero()", // scalar.MarshalDateTime: zero is null
-	"marshalNJSON2map":           "v != nil",
+	"marshalNString2string":                 "",
+	"marshalNID2string":                     "",
+	"marshalNBoolean2bool":                  "",
+	"marshalNInt2int":                       "",
+	"marshalNInt2int64":                     "",
+	"marshalNDateTime2timeᚐTime":            "!v.IsZero()", // scalar.MarshalDateTime: zero is null
+	"marshalNJSON2encodingᚋjsonᚐRawMessage": "v != nil",    // scalar.MarshalRawJSON: nil is null
 }
 
 // rewriteLeaves rewrites every leafTemplate whose field is a leaf (a scalar or enum,

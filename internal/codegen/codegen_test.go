@@ -1,6 +1,7 @@
 package codegen
 
 import (
+	"encoding/json"
 	"go/parser"
 	"go/token"
 	"strings"
@@ -157,13 +158,13 @@ func TestExecutionSource(t *testing.T) {
 // the field's context to report), and the values their conditions leave out are.
 func TestLeafMarshalers(t *testing.T) {
 	for name, m := range map[string]graphql.Marshaler{
-		"marshalNString2string":      graphql.MarshalString(""),
-		"marshalNID2string":          graphql.MarshalID(""),
-		"marshalNBoolean2bool":       graphql.MarshalBoolean(false),
-		"marshalNInt2int":            graphql.MarshalInt(0),
-		"marshalNInt2int64":          graphql.MarshalInt64(0),
-		"marshalNDateTime2timeᚐTime": scalar.MarshalDateTime(time.Unix(0, 0)),
-		"marshalNJSON2map":           graphql.MarshalMap(map[string]any{}),
+		"marshalNString2string":                 graphql.MarshalString(""),
+		"marshalNID2string":                     graphql.MarshalID(""),
+		"marshalNBoolean2bool":                  graphql.MarshalBoolean(false),
+		"marshalNInt2int":                       graphql.MarshalInt(0),
+		"marshalNInt2int64":                     graphql.MarshalInt64(0),
+		"marshalNDateTime2timeᚐTime":            scalar.MarshalDateTime(time.Unix(0, 0)),
+		"marshalNJSON2encodingᚋjsonᚐRawMessage": scalar.MarshalRawJSON(json.RawMessage("{}")),
 	} {
 		if _, ok := leafMarshalers[name]; !ok {
 			t.Errorf("%s is not in leafMarshalers", name)
@@ -177,5 +178,8 @@ func TestLeafMarshalers(t *testing.T) {
 	}
 	if scalar.MarshalDateTime(time.Time{}) != graphql.Null {
 		t.Error("the zero time is no longer null: marshalNDateTime2timeᚐTime's condition is not needed")
+	}
+	if scalar.MarshalRawJSON(nil) != graphql.Null {
+		t.Error("nil JSON is no longer null: marshalNJSON2encodingᚋjsonᚐRawMessage's condition is not needed")
 	}
 }

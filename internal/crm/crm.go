@@ -7,6 +7,7 @@
 package crm
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/segments/segments/internal/globalid"
@@ -60,9 +61,12 @@ type Contact struct {
 	Phone       string
 	Name        *string
 	Email       *string
-	Attributes  map[string]any
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Attributes is a JSON object as PostgreSQL keeps it (jsonb), handed to the API
+	// as it is: numbers exact (a float64 would round integers past 2^53), keys in
+	// jsonb's order (shorter first).
+	Attributes json.RawMessage
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // GlobalID is the workspace's ID as the API shows it: opaque, and telling its type.

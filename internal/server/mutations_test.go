@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -1232,6 +1233,22 @@ func TestUpsertContacts(t *testing.T) {
 		bare := c.upsert(map[string]any{"phone": "+919811111112"})
 		if b := bare.Contacts[0]; b.Name != nil || b.Email != nil || len(b.Attributes) != 0 || b.Attributes == nil {
 			t.Errorf("bare contact %+v", b)
+		}
+	})
+
+	// Attributes come back as they were given: an integer past 2^53 (a partner's
+	// order number) exact, where a float64 would round it, and a decimal as written,
+	// from the mutation and from a page.
+	t.Run("attribute numbers are exact", func(t *testing.T) {
+		c := c.on(t)
+		attrs := map[string]any{"orderId": json.Number("9007199254740993"), "score": json.Number("1.50")}
+		res := c.post(upsertContactsDoc, map[string]any{"in": map[string]any{"contacts": []any{
+			map[string]any{"phone": "+919811111113", "attributes": attrs}}}})
+		page := c.post(`{ contacts(first: 1, search: "+919811111113") { nodes { attributes } } }`, nil)
+		for name, data := range map[string]json.RawMessage{"upsertContacts": res.Data, "contacts": page.Data} {
+			if !bytes.Contains(data, []byte(`"orderId":9007199254740993`)) || !bytes.Contains(data, []byte(`"score":1.50`)) {
+				t.Errorf("%s: attributes not exact: %s", name, data)
+			}
 		}
 	})
 

@@ -36,7 +36,7 @@ func (r *contactRow) dest(col string) any {
 	case "email":
 		return &r.Email
 	case "attributes":
-		return jsonObject{&r.Attributes}
+		return (*[]byte)(&r.Attributes) // pgx copies the JSON's text
 	case "created_at":
 		return &r.CreatedAt
 	case "updated_at":

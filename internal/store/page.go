@@ -272,26 +272,6 @@ func scanRows[R any](ctx context.Context, q *bun.SelectQuery, capacity int) ([]R
 	return out, err
 }
 
-// jsonObject scans a JSON object column into a map, as Bun does (numbers as
-// float64).
-type jsonObject struct{ dst *map[string]any }
-
-func (j jsonObject) Scan(src any) error {
-	var b []byte
-	switch v := src.(type) {
-	case nil:
-		*j.dst = nil
-		return nil
-	case []byte:
-		b = v
-	case string:
-		b = []byte(v)
-	default:
-		return fmt.Errorf("store: cannot scan %T as a JSON object", src)
-	}
-	return json.Unmarshal(b, j.dst)
-}
-
 // pageSelect returns the one statement that reads a page: the page itself (one row
 // more than asked, to learn whether another page follows) and, when the page starts
 // from a cursor, a probe row from the far side of that cursor (UNION ALL) that says
