@@ -30,10 +30,12 @@ var queryHooks = []bun.QueryHook{
 // queryDirect sends query, complete SQL as Bun writes it (arguments interpolated),
 // for ctx's workspace on a connection of db's pool, and calls scan for each row of
 // its result, which scans it with pgx's Scan into typed destinations (a *string,
-// *int64, *time.Time, **string for a nullable column, a sql.Scanner). Like database/sql, it tries again on another connection when the one
-// it got turns out broken before the statement reached the server.
-func queryDirect(ctx context.Context, db *bun.DB, query string, scan func(pgx.Rows) error) (err error) {
-	event := &bun.QueryEvent{DB: db, Query: query, QueryTemplate: query, StartTime: time.Now()}
+// *int64, *time.Time, **string for a nullable column, a sql.Scanner). q is the Bun
+// query that wrote it, if one did: the hooks name the statement after it. Like
+// database/sql, queryDirect tries again on another connection when the one it got
+// turns out broken before the statement reached the server.
+func queryDirect(ctx context.Context, db *bun.DB, q bun.Query, query string, scan func(pgx.Rows) error) (err error) {
+	event := &bun.QueryEvent{DB: db, IQuery: q, Query: query, QueryTemplate: query, StartTime: time.Now()}
 	for _, h := range queryHooks {
 		ctx = h.BeforeQuery(ctx, event)
 	}

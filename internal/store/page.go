@@ -258,7 +258,7 @@ func scanRows[R any](ctx context.Context, q *bun.SelectQuery, capacity int) ([]R
 	}
 	out := make([]R, 0, capacity)
 	var dests []any
-	err = queryDirect(ctx, q.DB(), string(query), func(row pgx.Rows) error {
+	err = queryDirect(ctx, q.DB(), q, string(query), func(row pgx.Rows) error {
 		if dests == nil {
 			dests = make([]any, len(row.FieldDescriptions()))
 		}

@@ -145,7 +145,7 @@ func (s *Store) SegmentsOfContacts(ctx context.Context, ws int64, contactIDs []i
 	var contact int64
 	var seg crm.Segment
 	dests := []any{&contact, &seg.ID, &seg.Name, &seg.Description, &seg.ContactCount, &seg.CreatedAt, &seg.UpdatedAt}
-	err := queryDirect(ctx, s.db, query, func(row pgx.Rows) error {
+	err := queryDirect(ctx, s.db, nil, query, func(row pgx.Rows) error {
 		seg = crm.Segment{WorkspaceID: ws}
 		if err := row.Scan(dests...); err != nil {
 			return err
