@@ -17,7 +17,7 @@ import (
 // nanoseconds as a JSON string, the zero time as null. gqlgen's formats the time
 // into one string and quotes it into another; this one writes the time straight
 // into the response: one allocation where gqlgen's takes three, for every date of
-// every object (a page of 50 segments has 100).
+// every object (a page of 50 segments with both of theirs has 100).
 func MarshalDateTime(t time.Time) graphql.Marshaler {
 	if t.IsZero() {
 		return graphql.Null
