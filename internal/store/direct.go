@@ -72,10 +72,6 @@ func queryOnce(ctx context.Context, db *bun.DB, query string, scan func(pgx.Rows
 // queryEach sends query, prefixed with ctx's workspace, and calls scan for each row
 // of its result.
 func (c *tenantConn) queryEach(ctx context.Context, query string, scan func(pgx.Rows) error) error {
-	conn := c.pgxConn.Conn()
-	if conn.IsClosed() {
-		return driver.ErrBadConn
-	}
 	var prefix string
 	if ws, ok := tenantOf(ctx, c.tenant); ok {
 		prefix = tenantPrefix(ws)
@@ -84,7 +80,7 @@ func (c *tenantConn) queryEach(ctx context.Context, query string, scan func(pgx.
 	if err != nil {
 		return err
 	}
-	rows := pgx.RowsFromResultReader(conn.TypeMap(), mrr.ResultReader())
+	rows := pgx.RowsFromResultReader(c.pgxConn.Conn().TypeMap(), mrr.ResultReader())
 	for rows.Next() {
 		if err = scan(rows); err != nil {
 			break

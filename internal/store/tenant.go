@@ -130,16 +130,13 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 	if len(args) > 0 {
 		return nil, errTenantArgs
 	}
-	conn := c.pgxConn.Conn()
-	if conn.IsClosed() {
-		return nil, driver.ErrBadConn
-	}
 	// pgx's Query would read only the first result, the SET's: read the message's
 	// results here and hand the statement's to database/sql.
 	mrr, err := c.exec(ctx, tenantPrefix(ws), query)
 	if err != nil {
 		return nil, err
 	}
+	conn := c.pgxConn.Conn()
 	r := &tenantRows{rows: pgx.RowsFromResultReader(conn.TypeMap(), mrr.ResultReader()), mrr: mrr, m: conn.TypeMap()}
 	// database/sql asks for the columns before the first row; reading it now also
 	// surfaces the statement's error here, as pgx's stdlib does.
@@ -154,9 +151,13 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 // exec sends query after prefix (a workspace's setting, or nothing) in one message
 // and returns the reader of the message's results at the statement's. An error that
 // left the connection as it was is driver.ErrBadConn, for database/sql to try
-// another connection.
+// another connection, as it is for a connection found closed before sending.
 func (c *tenantConn) exec(ctx context.Context, prefix, query string) (*pgconn.MultiResultReader, error) {
-	mrr := c.pgxConn.Conn().PgConn().Exec(ctx, prefix+query)
+	conn := c.pgxConn.Conn()
+	if conn.IsClosed() {
+		return nil, driver.ErrBadConn
+	}
+	mrr := conn.PgConn().Exec(ctx, prefix+query)
 	fail := func() (*pgconn.MultiResultReader, error) {
 		err := mrr.Close()
 		if err == nil {
