@@ -29,10 +29,12 @@ func TestAdmitWaitEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	rec := httptest.NewRecorder()
-	begin := time.Now()
+	// Against the deadline itself, not a clock read after the context was made: a
+	// loaded machine can take milliseconds between the two.
+	deadline, _ := ctx.Deadline()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/graphql", nil).WithContext(ctx))
-	if waited := time.Since(begin); waited < 100*time.Millisecond {
-		t.Errorf("refused after %v, before its deadline", waited)
+	if early := time.Until(deadline); early > 0 {
+		t.Errorf("refused %v before its deadline", early)
 	}
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
 		!strings.Contains(rec.Body.String(), `"code":"SERVICE_UNAVAILABLE"`) {
