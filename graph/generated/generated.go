@@ -985,7 +985,10 @@ type SegmentConnection {
   nodes: [Segment!]!
   """Where the page sits in the whole list."""
   pageInfo: PageInfo!
-  """The number of segments in the whole list, over all pages. Counted only when asked for."""
+  """
+  The number of segments in the whole list, over all pages. Counted only when asked
+  for, and by no query of its own when a page read without a cursor holds them all.
+  """
   totalCount: Int!
 }
 
@@ -1007,7 +1010,8 @@ type ContactConnection {
   pageInfo: PageInfo!
   """
   The number of contacts in the whole list, over all pages, deduplicated: with a
-  segment filter, the exact audience size. Counted only when asked for.
+  segment filter, the exact audience size. Counted only when asked for, and by no
+  query of its own when a page read without a cursor holds them all.
   """
   totalCount: Int!
 }

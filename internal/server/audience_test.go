@@ -61,9 +61,15 @@ func TestAudienceCountReadsNoPage(t *testing.T) {
 	if n := a.statements(); n != 2 {
 		t.Errorf("%d statements, want 2: the key's and the count", n)
 	}
-	// With rows selected too, the page is read as well.
-	a.do(`query($f: ContactFilter) { contacts(filter: $f) { totalCount nodes { id } } }`, map[string]any{"f": filter}, nil)
-	if n := a.statements(); n != 3 {
-		t.Errorf("%d statements, want 3: the key's, the page and the count", n)
+	// With rows selected too, the page is read as well, and counted apart unless it
+	// holds the whole audience.
+	const pageQ = `query($f: ContactFilter, $first: Int) { contacts(filter: $f, first: $first) { totalCount nodes { id } } }`
+	a.do(pageQ, map[string]any{"f": filter, "first": 2}, &out)
+	if n := a.statements(); n != 3 || out.Contacts.TotalCount != 4 {
+		t.Errorf("a page of 2: %d statements, audience %d; want 3 (the key's, the page and the count), 4", n, out.Contacts.TotalCount)
+	}
+	a.do(pageQ, map[string]any{"f": filter, "first": 4}, &out)
+	if n := a.statements(); n != 2 || out.Contacts.TotalCount != 4 {
+		t.Errorf("a page of all 4: %d statements, audience %d; want 2 (the key's and the page), 4", n, out.Contacts.TotalCount)
 	}
 }

@@ -1016,6 +1016,61 @@ func TestDefaultPageSize(t *testing.T) {
 	}
 }
 
+// TestTotalCountOfAWholePage checks that a page read without a cursor that holds the
+// whole list gives its totalCount without a statement of its own (a search with fewer
+// matches than a page: the dashboard's search box), and that every other page (cut
+// short, or read from a cursor) still counts the list with one. Each list, read with
+// and without totalCount, in both directions; the totals themselves are checked by
+// every walk of this file.
+func TestTotalCountOfAWholePage(t *testing.T) {
+	a := newAPI(t)
+	seg := a.addSegment("whole 0", a.addContacts(phones(54_000, 3)...)...)
+	a.addSegment("whole 1")
+	a.addSegment("whole 2")
+	// Searches that find exactly the three items of each list (a segment's contacts
+	// are counted from its contactCount without a search, so these lists search).
+	search := map[string]string{segmentsList.name: "whole", contactsList.name: "9198000540"}
+	for _, c := range segmentContactsLists(seg) {
+		search[c.name] = "9198000540"
+	}
+	for _, c := range append([]listConn{segmentsList, contactsList}, segmentContactsLists(seg)...) {
+		t.Run(c.name, func(t *testing.T) {
+			a := a.listOn(t)
+			uncounted := c
+			uncounted.doc = strings.Replace(c.doc, "totalCount ", "", 1)
+			// statements returns what a page costs with totalCount beyond what it
+			// costs without, and checks the total.
+			statements := func(vars map[string]any) int64 {
+				vars["search"] = search[c.name]
+				uncounted.page(a, vars)
+				without := a.statements()
+				if p := c.page(a, vars); p.TotalCount != 3 {
+					t.Errorf("%v: totalCount %d, want 3", vars, p.TotalCount)
+				}
+				return a.statements() - without
+			}
+			for _, size := range []string{"first", "last"} {
+				if extra := statements(map[string]any{size: 3}); extra != 0 {
+					t.Errorf("%s: 3, the whole list: %d statements more for totalCount, want none", size, extra)
+				}
+				if extra := statements(map[string]any{size: 2}); extra != 1 {
+					t.Errorf("%s: 2 of 3: %d statements more for totalCount, want 1", size, extra)
+				}
+			}
+			// Any cursor: a page read from one may hold the rest of the list, but
+			// not that nothing lies beyond the cursor.
+			for _, cursor := range c.cursorsOf(a, map[string]any{"search": search[c.name]}) {
+				for _, arg := range []string{"after", "before"} {
+					if extra := statements(map[string]any{arg: cursor}); extra != 1 {
+						t.Errorf("%s a cursor: %d statements more for totalCount, want 1", arg, extra)
+					}
+				}
+				break
+			}
+		})
+	}
+}
+
 // searchCase is a search and the names of the objects it must find.
 type searchCase struct {
 	search string

@@ -73,8 +73,8 @@ func contactKeyValue(c *crm.Contact, key sortKey) any {
 }
 
 // contactPage turns fetched rows into a page of contacts in the order of key.
-func contactPage(rows []contactRow, hasNext, hasPrev bool, key sortKey) Page[crm.Contact] {
-	return toPage(rows, hasNext, hasPrev, key, func(r *contactRow) crm.Contact { return r.Contact },
+func contactPage(rows []contactRow, nav pageNav, key sortKey) Page[crm.Contact] {
+	return toPage(rows, nav, key, func(r *contactRow) crm.Contact { return r.Contact },
 		func(c *crm.Contact) (any, int64) { return contactKeyValue(c, key), c.ID })
 }
 
@@ -84,13 +84,13 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 	if !ok {
 		return Page[crm.Contact]{}, fmt.Errorf("store: unknown contact order %q", cq.Order.Field)
 	}
-	rows, next, prev, err := fetchPage(ctx, func(dst *[]contactRow) *bun.SelectQuery {
+	rows, nav, err := fetchPage(ctx, func(dst *[]contactRow) *bun.SelectQuery {
 		return s.contactQuery(dst, ws, cq)
 	}, pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args})
 	if err != nil {
 		return Page[crm.Contact]{}, err
 	}
-	return contactPage(rows, next, prev, key), nil
+	return contactPage(rows, nav, key), nil
 }
 
 // CountContacts returns the number of contacts cq selects: with a membership filter,
@@ -597,8 +597,8 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 	}
 	out := make(map[int64]Page[crm.Contact], len(segmentIDs))
 	for _, id := range segmentIDs {
-		rows, next, prev := splitPage(grouped[id], pq)
-		out[id] = contactPage(rows, next, prev, key)
+		rows, nav := splitPage(grouped[id], pq)
+		out[id] = contactPage(rows, nav, key)
 	}
 	return out, nil
 }

@@ -23,6 +23,8 @@ type Page[T any] struct {
 	Items           []T
 	HasNextPage     bool
 	HasPreviousPage bool
+	// whole: Items is the entire list (see Total).
+	whole bool
 	// cursor writes the cursor of Items[i]. A cursor costs a JSON encoding and a
 	// base64 one, and a page read for its nodes needs two at most (pageInfo's start
 	// and end), so cursors are written when asked for.
@@ -31,6 +33,24 @@ type Page[T any] struct {
 
 // Cursor returns the opaque position of Items[i], for after and before.
 func (p Page[T]) Cursor(i int) string { return p.cursor(i) }
+
+// Total returns the number of items in the whole list when the page holds all of
+// it: read from neither cursor, with no page before or after it. A search that
+// finds fewer items than a page holds then needs no statement to count them, and
+// the count is the page's own, read in the same snapshot.
+func (p Page[T]) Total() (n int, known bool) {
+	if !p.whole {
+		return 0, false
+	}
+	return len(p.Items), true
+}
+
+// pageNav is where a page read by pageSelect lies in its list.
+type pageNav struct {
+	hasNext, hasPrev bool
+	// whole: the page is the entire list.
+	whole bool
+}
 
 // sortKey is one ordering of a list: rows sort by parts (SQL over the column, %[1]s
 // standing for it), then by id. A cursor keeps the column's raw value and the id, and
@@ -225,11 +245,11 @@ type probed interface{ probe() bool }
 
 // fetchPage reads one page. newQuery returns a fresh query that selects the filtered
 // rows into dst; fetchPage adds the keyset conditions, the order and the limit.
-func fetchPage[R probed](ctx context.Context, newQuery func(dst *[]R) *bun.SelectQuery, pq pageQuery) (rows []R, hasNext, hasPrev bool, err error) {
+func fetchPage[R probed](ctx context.Context, newQuery func(dst *[]R) *bun.SelectQuery, pq pageQuery) ([]R, pageNav, error) {
 	var all []R
 	q, err := pageSelect(newQuery, &all, pq)
 	if err != nil {
-		return nil, false, false, err
+		return nil, pageNav{}, err
 	}
 	if _, ok := any(new(R)).(columnScanner); ok {
 		all, err = scanRows[R](ctx, q, pq.args.Size()+2)
@@ -237,10 +257,10 @@ func fetchPage[R probed](ctx context.Context, newQuery func(dst *[]R) *bun.Selec
 		err = q.Scan(ctx, &all)
 	}
 	if err != nil {
-		return nil, false, false, err
+		return nil, pageNav{}, err
 	}
-	rows, hasNext, hasPrev = splitPage(all, pq)
-	return rows, hasNext, hasPrev, nil
+	rows, nav := splitPage(all, pq)
+	return rows, nav, nil
 }
 
 // columnScanner is a row type that scans itself: dest returns where the column
@@ -331,10 +351,10 @@ func pageSelect[R any](newQuery func(dst *[]R) *bun.SelectQuery, dst *[]R, pq pa
 }
 
 // splitPage takes the rows pageSelect read, in any order of page rows and probe, and
-// returns the page in the requested order with its neighbours.
-func splitPage[R probed](all []R, pq pageQuery) (rows []R, hasNext, hasPrev bool) {
+// returns the page in the requested order with where it lies.
+func splitPage[R probed](all []R, pq pageQuery) ([]R, pageNav) {
 	var probeFound bool
-	rows = make([]R, 0, len(all))
+	rows := make([]R, 0, len(all))
 	for _, r := range all {
 		if r.probe() {
 			probeFound = true
@@ -347,24 +367,29 @@ func splitPage[R probed](all []R, pq pageQuery) (rows []R, hasNext, hasPrev bool
 	if more {
 		rows = rows[:size]
 	}
+	nav := pageNav{hasNext: more, hasPrev: probeFound}
 	if pq.args.Backward() {
 		slices.Reverse(rows)
-		return rows, probeFound, more
+		nav = pageNav{hasNext: probeFound, hasPrev: more}
 	}
-	return rows, more, probeFound
+	// Read from neither cursor, a page starts at one end of the list; it reads a
+	// row more than it holds, so unless it was cut short it reached the other end.
+	nav.whole = pq.args.After == nil && pq.args.Before == nil && !more
+	return rows, nav
 }
 
 // toPage turns fetched rows into a Page of their items. An item's cursor is written
 // from its position: its value of the sort key, and its id.
-func toPage[R any, T any](rows []R, hasNext, hasPrev bool, key sortKey, item func(*R) T, position func(*T) (any, int64)) Page[T] {
+func toPage[R any, T any](rows []R, nav pageNav, key sortKey, item func(*R) T, position func(*T) (any, int64)) Page[T] {
 	items := make([]T, len(rows))
 	for i := range rows {
 		items[i] = item(&rows[i])
 	}
 	return Page[T]{
 		Items:           items,
-		HasNextPage:     hasNext,
-		HasPreviousPage: hasPrev,
+		HasNextPage:     nav.hasNext,
+		HasPreviousPage: nav.hasPrev,
+		whole:           nav.whole,
 		cursor: func(i int) string {
 			value, id := position(&items[i])
 			return encodeCursor(key, value, id)

@@ -73,13 +73,13 @@ func (s *Store) Segments(ctx context.Context, ws int64, sq crm.SegmentQuery, arg
 	if !ok {
 		return Page[crm.Segment]{}, fmt.Errorf("store: unknown segment order %q", sq.Order.Field)
 	}
-	rows, next, prev, err := fetchPage(ctx, func(dst *[]segmentRow) *bun.SelectQuery {
+	rows, nav, err := fetchPage(ctx, func(dst *[]segmentRow) *bun.SelectQuery {
 		return s.segmentQuery(dst, ws, sq)
 	}, pageQuery{alias: "s", key: key, dir: sq.Order.Direction, args: args})
 	if err != nil {
 		return Page[crm.Segment]{}, err
 	}
-	return toPage(rows, next, prev, key, func(r *segmentRow) crm.Segment { return r.Segment },
+	return toPage(rows, nav, key, func(r *segmentRow) crm.Segment { return r.Segment },
 		func(s *crm.Segment) (any, int64) { return segmentKeyValue(s, key), s.ID }), nil
 }
 
