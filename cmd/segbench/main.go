@@ -696,16 +696,16 @@ func (b *bench) pgbench(scripts []string) runner {
 
 // pgbenchScript turns the statements our server sent for one request into a pgbench
 // script that sends them the same way: one query message each. pgbench ends a
-// command at every semicolon, so the semicolon after the row-level security prefix
-// that the server sends in the same message as its statement (store/tenant.go) is
-// written \; (pgbench's "same message"). Split, the SET LOCAL ran alone, outside any
-// transaction (a warning, written to the log, per statement) and cost the floor a
-// round trip per statement.
+// command at every semicolon, so the semicolons after the settings (row-level
+// security's, a search's) that the server sends in the same message as its
+// statement (store/tenant.go) are written \; (pgbench's "same message"). Split, a
+// SET LOCAL ran alone, outside any transaction (a warning, written to the log, per
+// statement) and cost the floor a round trip per statement.
 func pgbenchScript(statements []string) string {
 	var sb strings.Builder
 	for _, st := range statements {
-		if setting, stmt, ok := store.CutTenantPrefix(st); ok {
-			st = setting + "\\; " + stmt
+		if settings, stmt, ok := store.CutTenantPrefix(st); ok {
+			st = strings.Join(append(settings, stmt), "\\; ")
 		}
 		sb.WriteString(st + ";\n")
 	}

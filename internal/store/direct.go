@@ -73,10 +73,11 @@ func queryOnce(ctx context.Context, db *bun.DB, query string, scan func(pgx.Rows
 // of its result.
 func (c *tenantConn) queryEach(ctx context.Context, query string, scan func(pgx.Rows) error) error {
 	var prefix string
+	var settings int
 	if ws, ok := tenantOf(ctx, c.tenant); ok {
-		prefix = tenantPrefix(ws)
+		prefix, settings = tenantPrefix(ctx, ws)
 	}
-	mrr, err := c.exec(ctx, prefix, query)
+	mrr, err := c.exec(ctx, prefix, settings, query)
 	if err != nil {
 		return err
 	}

@@ -10,3 +10,7 @@ const (
 // ContactNameOrderExpr is the expression of the contacts' NAME order past its
 // null-first part.
 var ContactNameOrderExpr = contactsByName.parts[1]
+
+// ForSearch marks a context's statements as searches for term, for the test of the
+// setting that goes with them (tenant_test.go).
+var ForSearch = forSearch

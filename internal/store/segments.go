@@ -73,6 +73,7 @@ func (s *Store) Segments(ctx context.Context, ws int64, sq crm.SegmentQuery, arg
 	if !ok {
 		return Page[crm.Segment]{}, fmt.Errorf("store: unknown segment order %q", sq.Order.Field)
 	}
+	ctx = forSearch(ctx, sq.Search)
 	rows, nav, err := fetchPage(ctx, func(dst *[]segmentRow) *bun.SelectQuery {
 		return s.segmentQuery(dst, ws, sq)
 	}, pageQuery{alias: "s", key: key, dir: sq.Order.Direction, args: args})
@@ -85,6 +86,7 @@ func (s *Store) Segments(ctx context.Context, ws int64, sq crm.SegmentQuery, arg
 
 // CountSegments returns the number of segments sq selects.
 func (s *Store) CountSegments(ctx context.Context, ws int64, sq crm.SegmentQuery) (int, error) {
+	ctx = forSearch(ctx, sq.Search)
 	var rows []segmentRow
 	n, err := s.segmentQuery(&rows, ws, sq).Count(ctx)
 	return int(n), err

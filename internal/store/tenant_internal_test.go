@@ -1,19 +1,34 @@
 package store
 
-import "testing"
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+)
 
 // TestCutTenantPrefix checks that CutTenantPrefix takes apart what tenantPrefix puts
-// together, and leaves a statement sent without a workspace alone.
+// together, for a statement and for a search, and leaves a statement sent without a
+// workspace alone.
 func TestCutTenantPrefix(t *testing.T) {
 	const stmt = "SELECT 1; SELECT 2"
-	setting, got, ok := CutTenantPrefix(tenantPrefix(42) + stmt)
-	if !ok || setting != "SET LOCAL app.workspace_id = '42'" || got != stmt {
-		t.Errorf("CutTenantPrefix(prefixed) = %q, %q, %v", setting, got, ok)
+	for _, c := range []struct {
+		ctx  context.Context
+		want []string
+	}{
+		{context.Background(), []string{"SET LOCAL app.workspace_id = '42'"}},
+		{forSearch(context.Background(), "buyers"), []string{"SET LOCAL app.workspace_id = '42'", "SET LOCAL enable_seqscan = off"}},
+	} {
+		prefix, n := tenantPrefix(c.ctx, 42)
+		settings, got, ok := CutTenantPrefix(prefix + stmt)
+		if !ok || !slices.Equal(settings, c.want) || got != stmt || n != len(c.want) {
+			t.Errorf("CutTenantPrefix(prefixed) = %q, %q, %v (%d settings sent); want %q", settings, got, ok, n, c.want)
+		}
+		if strings.Join(append(settings, got), "; ") != prefix+stmt {
+			t.Errorf("settings and statement do not make the statement sent again")
+		}
 	}
-	if setting+"; "+got != tenantPrefix(42)+stmt {
-		t.Errorf("setting and statement do not make the statement sent again")
-	}
-	if setting, got, ok := CutTenantPrefix(stmt); ok || setting != "" || got != stmt {
-		t.Errorf("CutTenantPrefix(unprefixed) = %q, %q, %v", setting, got, ok)
+	if settings, got, ok := CutTenantPrefix(stmt); ok || settings != nil || got != stmt {
+		t.Errorf("CutTenantPrefix(unprefixed) = %q, %q, %v", settings, got, ok)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -174,6 +175,49 @@ func TestRLSHoldsStatementsToTheirWorkspace(t *testing.T) {
 	// unscoped.
 	if _, err := db.ExecContext(asA, "SELECT $1::int", 1); err == nil {
 		t.Error("a statement with a workspace and driver arguments ran")
+	}
+}
+
+// TestSearchSettingLastsOneStatement checks that the statement of a search by
+// trigrams (a term of three characters or more) is planned without sequential scans
+// (store.forSearch), and that the setting ends with it: the next statement on the
+// same connection is planned as usual.
+func TestSearchSettingLastsOneStatement(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	ws, _ := storetest.Workspace(t, owner)
+	asWS := store.WithWorkspace(ctx, ws.ID)
+	conn, err := app.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, c := range []struct {
+		what string
+		ctx  context.Context
+		want string
+	}{
+		{"a search", store.ForSearch(asWS, "buyers"), "off"},
+		{"the next statement", asWS, "on"},
+		{"a search of two characters", store.ForSearch(asWS, "bü"), "on"},
+		{"a search of three", store.ForSearch(asWS, "büy"), "off"},
+	} {
+		var seqscan, workspace string
+		err := conn.QueryRowContext(c.ctx, "SELECT current_setting('enable_seqscan'), current_setting('app.workspace_id')").Scan(&seqscan, &workspace)
+		if err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		if seqscan != c.want || workspace != strconv.FormatInt(ws.ID, 10) {
+			t.Errorf("%s: enable_seqscan %s, app.workspace_id %s; want %s, %d", c.what, seqscan, workspace, c.want, ws.ID)
+		}
+	}
+	// Through Exec too (database/sql's path for statements without rows).
+	if _, err := conn.ExecContext(store.ForSearch(asWS, "buyers"), "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	var seqscan string
+	if err := conn.QueryRowContext(asWS, "SELECT current_setting('enable_seqscan')").Scan(&seqscan); err != nil || seqscan != "on" {
+		t.Errorf("after a search's Exec: enable_seqscan %s, %v; want on", seqscan, err)
 	}
 }
 
