@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -214,4 +215,61 @@ func asJSON(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestPageSegmentsMatchEachContacts checks the segments of a page of contacts, which
+// one statement reads for the whole page (a row per segment, with its contacts of
+// the page): every contact has exactly its own segments, each whole (the fields a
+// segment alone shows), in name order ignoring case, and a contact in none has none.
+// The same contacts read one at a time (contact(id:)) agree.
+func TestPageSegmentsMatchEachContacts(t *testing.T) {
+	a := newAPI(t)
+	ids := a.addContacts(phones(13_000, 16)...)
+	// Names out of order and of mixed case; contact i is in segment j when bit j of
+	// i is set: every combination of the four, contact 0 in none.
+	names := []string{"delta", "Alpha", "charlie", "Bravo"}
+	segs := make([]string, len(names))
+	for j, name := range names {
+		var members []string
+		for i, id := range ids {
+			if i>>j&1 == 1 {
+				members = append(members, id)
+			}
+		}
+		segs[j] = a.addSegment(name, members...)
+	}
+	byName := []int{1, 3, 2, 0} // Alpha, Bravo, charlie, delta
+	var whole struct {
+		Nodes []segment `json:"nodes"`
+	}
+	a.do(`query($ids: [ID!]!) { nodes(ids: $ids) { ... on Segment { `+segmentFields+` } } }`, map[string]any{"ids": segs}, &whole)
+
+	var page struct {
+		Contacts struct {
+			Nodes []contact `json:"nodes"`
+		} `json:"contacts"`
+	}
+	a.do(`{ contacts(first: 20) { nodes { id segments { `+segmentFields+` } } } }`, nil, &page)
+	if len(page.Contacts.Nodes) != len(ids) {
+		t.Fatalf("%d contacts, want %d", len(page.Contacts.Nodes), len(ids))
+	}
+	for _, got := range page.Contacts.Nodes {
+		i := slices.Index(ids, got.ID)
+		want := []segment{}
+		for _, j := range byName {
+			if i>>j&1 == 1 {
+				want = append(want, whole.Nodes[j])
+			}
+		}
+		if asJSON(t, got.Segments) != asJSON(t, want) {
+			t.Errorf("contact %d: segments\n got %s\nwant %s", i, asJSON(t, got.Segments), asJSON(t, want))
+		}
+		var alone struct {
+			Contact contact `json:"contact"`
+		}
+		a.do(`query($id: ID!) { contact(id: $id) { segments { `+segmentFields+` } } }`, map[string]any{"id": got.ID}, &alone)
+		if asJSON(t, alone.Contact.Segments) != asJSON(t, want) {
+			t.Errorf("contact %d alone: segments\n got %s\nwant %s", i, asJSON(t, alone.Contact.Segments), asJSON(t, want))
+		}
+	}
 }

@@ -67,11 +67,13 @@ const tenantSetting = "SET LOCAL app.workspace_id = "
 // trigrams (forSearch).
 const searchSetting = "SET LOCAL enable_seqscan = off"
 
+// searchKey marks a context of forSearch.
 type searchKey struct{}
 
 // forSearch returns a context whose statements search for term: when the term has
 // three characters or more, they are sent with sequential scans disabled, for the
-// statement only, like the workspace's setting. PostgreSQL costs an ILIKE as one
+// statement only (inside a transaction, until it ends), like the workspace's
+// setting. PostgreSQL costs an ILIKE as one
 // cheap operator per row, but on every row it lowercases the row's text before
 // matching: for such a term in a workspace's 1,000 segments (the benchmark's dataset)
 // it planned to read all of them and match each, 0.8-1.9 ms a page by term, where the
