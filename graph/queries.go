@@ -9,6 +9,7 @@ import (
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/loader"
+	"github.com/segments/segments/internal/store"
 )
 
 func (r *Resolver) segments(ctx context.Context, search *string, order crm.SegmentOrder, args crm.PageArgs) (*model.SegmentConnection, error) {
@@ -22,9 +23,19 @@ func (r *Resolver) segments(ctx context.Context, search *string, order crm.Segme
 	if err != nil {
 		return nil, err
 	}
-	return &model.SegmentConnection{Page: page, Count: func(ctx context.Context) (int, error) {
+	return &model.SegmentConnection{Page: page, Count: countUnlessWhole(page, func(ctx context.Context) (int, error) {
 		return r.Store.CountSegments(ctx, ws, q)
-	}}, nil
+	})}, nil
+}
+
+// countUnlessWhole returns count, unless page holds its whole list: then the page's
+// length is the total, and no statement need count it again (a search with fewer
+// matches than a page, the dashboard's search box).
+func countUnlessWhole[T any](page store.Page[T], count func(context.Context) (int, error)) func(context.Context) (int, error) {
+	if n, ok := page.Total(); ok {
+		return func(context.Context) (int, error) { return n, nil }
+	}
+	return count
 }
 
 func (r *Resolver) contacts(ctx context.Context, search *string, segments crm.MembershipFilter, order crm.ContactOrder, args crm.PageArgs) (*model.ContactConnection, error) {
@@ -52,7 +63,7 @@ func (r *Resolver) contacts(ctx context.Context, search *string, segments crm.Me
 	if err := prefetchSegments(ctx, page.Items); err != nil {
 		return nil, err
 	}
-	return &model.ContactConnection{Page: page, Count: count}, nil
+	return &model.ContactConnection{Page: page, Count: countUnlessWhole(page, count)}, nil
 }
 
 // segmentContacts resolves Segment.contacts. A segment alone (segment(id:), a
@@ -74,12 +85,15 @@ func (r *Resolver) segmentContacts(ctx context.Context, seg *crm.Segment, search
 	if err != nil {
 		return nil, err
 	}
-	return &model.ContactConnection{Page: page, Count: func(ctx context.Context) (int, error) {
-		if term == "" {
-			return int(seg.ContactCount), nil
-		}
+	// Without a search, the total is the segment's contactCount, the very value
+	// the response shows beside it.
+	count := countUnlessWhole(page, func(ctx context.Context) (int, error) {
 		return ls.ContactCountOfSegment.Load(ctx, loader.SegmentSearch{SegmentID: seg.ID, Search: term})
-	}}, nil
+	})
+	if term == "" {
+		count = func(context.Context) (int, error) { return int(seg.ContactCount), nil }
+	}
+	return &model.ContactConnection{Page: page, Count: count}, nil
 }
 
 // prefetchSegments loads the segments of a page of contacts in one statement when the

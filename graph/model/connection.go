@@ -9,8 +9,7 @@ import (
 	"github.com/segments/segments/internal/store"
 )
 
-// SegmentConnection is a page of segments. Its total is counted only when asked for,
-// and only when the page does not hold them all.
+// SegmentConnection is a page of segments. Its total is counted only when asked for.
 type SegmentConnection struct {
 	Page  store.Page[crm.Segment]
 	Count func(context.Context) (int, error)
@@ -33,14 +32,8 @@ func (c *SegmentConnection) PageInfo() *PageInfo {
 	return pageInfo(&c.Page)
 }
 
-// TotalCount counts the segments of all pages: a page that holds them all has
-// counted them already.
-func (c *SegmentConnection) TotalCount(ctx context.Context) (int, error) {
-	if n, ok := c.Page.Total(); ok {
-		return n, nil
-	}
-	return c.Count(ctx)
-}
+// TotalCount counts the segments of all pages.
+func (c *SegmentConnection) TotalCount(ctx context.Context) (int, error) { return c.Count(ctx) }
 
 // SegmentEdge is a segment with its cursor.
 type SegmentEdge struct {
@@ -52,8 +45,7 @@ type SegmentEdge struct {
 // Cursor returns the segment's cursor, written when asked for.
 func (e *SegmentEdge) Cursor() string { return e.page.Cursor(e.i) }
 
-// ContactConnection is a page of contacts. Its total is counted only when asked for,
-// and only when the page does not hold them all.
+// ContactConnection is a page of contacts. Its total is counted only when asked for.
 type ContactConnection struct {
 	Page  store.Page[crm.Contact]
 	Count func(context.Context) (int, error)
@@ -76,14 +68,8 @@ func (c *ContactConnection) PageInfo() *PageInfo {
 	return pageInfo(&c.Page)
 }
 
-// TotalCount counts the contacts of all pages: a page that holds them all has
-// counted them already.
-func (c *ContactConnection) TotalCount(ctx context.Context) (int, error) {
-	if n, ok := c.Page.Total(); ok {
-		return n, nil
-	}
-	return c.Count(ctx)
-}
+// TotalCount counts the contacts of all pages.
+func (c *ContactConnection) TotalCount(ctx context.Context) (int, error) { return c.Count(ctx) }
 
 // ContactEdge is a contact with its cursor.
 type ContactEdge struct {
