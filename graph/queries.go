@@ -87,11 +87,11 @@ func (r *Resolver) segmentContacts(ctx context.Context, seg *crm.Segment, search
 	}
 	// Without a search, the total is the segment's contactCount, the very value
 	// the response shows beside it.
-	count := countUnlessWhole(page, func(ctx context.Context) (int, error) {
-		return ls.ContactCountOfSegment.Load(ctx, loader.SegmentSearch{SegmentID: seg.ID, Search: term})
-	})
-	if term == "" {
-		count = func(context.Context) (int, error) { return int(seg.ContactCount), nil }
+	count := func(context.Context) (int, error) { return int(seg.ContactCount), nil }
+	if term != "" {
+		count = countUnlessWhole(page, func(ctx context.Context) (int, error) {
+			return ls.ContactCountOfSegment.Load(ctx, loader.SegmentSearch{SegmentID: seg.ID, Search: term})
+		})
 	}
 	return &model.ContactConnection{Page: page, Count: count}, nil
 }
