@@ -146,10 +146,12 @@ func (s *Store) countAudience(ctx context.Context, ws int64, f crm.MembershipFil
 }
 
 func (s *Store) contactQuery(dst *[]contactRow, ws int64, cq crm.ContactQuery) *bun.SelectQuery {
-	q := s.db.NewSelect().Model(dst).Where("c.workspace_id = ?", ws)
-	if cq.Search != "" {
+	q := s.db.NewSelect().Model(dst)
+	if cq.Search == "" {
+		q = q.Where("c.workspace_id = ?", ws)
+	} else {
 		cond, args := contactSearchCond(cq.Search)
-		q = q.Where(cond, args...)
+		q = q.Where(s.searchWorkspace("contacts", "c", ws), ws).Where(cond, args...)
 	}
 	return whereMembership(q, ws, cq.Segments, "c.id")
 }

@@ -1,5 +1,7 @@
 package store
 
+import "github.com/segments/segments/internal/crm"
+
 // The indexed expressions, for the test that proves row-level security leaves them
 // on their indexes (tenant_test.go).
 const (
@@ -14,3 +16,22 @@ var ContactNameOrderExpr = contactsByName.parts[1]
 // ForSearch marks a context's statements as searches for term, for the test of the
 // setting that goes with them (tenant_test.go).
 var ForSearch = forSearch
+
+// LearnLargeWorkspaces has s learn the large workspaces of its database now, for the
+// test of how searches name their workspace (large_test.go).
+func LearnLargeWorkspaces(s *Store) {
+	s.loadLarge(s.large.known.Load())
+	s.large.loadings.Wait()
+}
+
+// IsLarge reports whether s takes workspace ws for most of table (large.go).
+func IsLarge(s *Store, table string, ws int64) bool { return s.isLarge(table, ws) }
+
+// SearchSQL returns the statements of a contact search and a segment search for term
+// in workspace ws, as s writes them.
+func SearchSQL(s *Store, ws int64, term string) (contacts, segments string) {
+	var c []contactRow
+	var sg []segmentRow
+	return s.contactQuery(&c, ws, crm.ContactQuery{Search: term}).String(),
+		s.segmentQuery(&sg, ws, crm.SegmentQuery{Search: term}).String()
+}

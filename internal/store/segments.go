@@ -95,9 +95,11 @@ func (s *Store) CountSegments(ctx context.Context, ws int64, sq crm.SegmentQuery
 }
 
 func (s *Store) segmentQuery(dst *[]segmentRow, ws int64, sq crm.SegmentQuery) *bun.SelectQuery {
-	q := s.db.NewSelect().Model(dst).Where("s.workspace_id = ?", ws)
-	if sq.Search != "" {
-		q = q.Where(segmentSearch+" ILIKE ?", likePattern(sq.Search))
+	q := s.db.NewSelect().Model(dst)
+	if sq.Search == "" {
+		q = q.Where("s.workspace_id = ?", ws)
+	} else {
+		q = q.Where(s.searchWorkspace("segments", "s", ws), ws).Where(segmentSearch+" ILIKE ?", likePattern(sq.Search))
 	}
 	return q
 }

@@ -25,7 +25,8 @@ import (
 
 // Store is the CRM's data, safe for concurrent use.
 type Store struct {
-	db *bun.DB
+	db    *bun.DB
+	large largeTables // the workspaces that are most of a searched table (large.go)
 }
 
 // DefaultMaxConns is the pool size of a store whose Options.MaxConns is 0.
@@ -144,7 +145,10 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 }
 
 // Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.large.loadings.Wait()
+	return s.db.Close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

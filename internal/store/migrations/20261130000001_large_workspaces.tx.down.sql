@@ -1,0 +1,1 @@
+DROP FUNCTION segments_large_workspaces(float8);
