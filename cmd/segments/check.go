@@ -14,14 +14,15 @@ import (
 
 // checkHelp describes the check command for "segments help check".
 const checkHelp = `segments check [--repair] compares every segment's contact count and audience
-bitmaps, in all workspaces, with the memberships they are derived from. It prints
-one line per segment whose count or bitmaps have drifted and a summary, and exits
-with status 3 when it found drift. It also reports a membership trigger that is
-missing or disabled (status 3 too: they would drift again).
+bitmaps, in all workspaces, with the memberships they are derived from, and every
+workspace's contact count with its contacts. It prints one line per segment or
+workspace whose count or bitmaps have drifted and a summary, and exits with status
+3 when it found drift. It also reports a trigger that maintains them and is missing
+or disabled (status 3 too: they would drift again).
 
-  --repair   set each drifted count to the real number of memberships and rebuild
-             each drifted segment's bitmaps, in one transaction each, and exit 0;
-             safe while the server runs and writes
+  --repair   set each drifted count to the real number of memberships or contacts
+             and rebuild each drifted segment's bitmaps, in one transaction each, and
+             exit 0; safe while the server runs and writes
 
 `
 
@@ -52,20 +53,27 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 		return err
 	}
 	for _, p := range problems {
-		fmt.Fprintf(stdout, "broken: %s; counts or bitmaps drift with every membership change\n", p)
+		fmt.Fprintf(stdout, "broken: %s; counts or bitmaps drift with every change\n", p)
 	}
 
 	var drift []store.CountDrift
 	var bitmapDrift []store.BitmapDrift
+	var contactDrift []store.ContactCountDrift
 	if repair {
 		drift, err = s.RepairCounts(ctx)
 		if err == nil {
 			bitmapDrift, err = s.RepairBitmaps(ctx)
 		}
+		if err == nil {
+			contactDrift, err = s.RepairContactCounts(ctx)
+		}
 	} else {
 		drift, err = s.CheckCounts(ctx)
 		if err == nil {
 			bitmapDrift, err = s.CheckBitmaps(ctx)
+		}
+		if err == nil {
+			contactDrift, err = s.CheckContactCounts(ctx)
 		}
 	}
 	if err != nil {
@@ -85,19 +93,24 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 			verb, d.WorkspaceID, d.WorkspaceName, globalid.Encode(globalid.Segment, d.SegmentID), d.SegmentName, d.Chunks)
 	}
 
-	found := len(drift) + len(bitmapDrift)
-	what := fmt.Sprintf("%s and %s", countersOf(len(drift)), bitmapsOf(len(bitmapDrift)))
+	for _, d := range contactDrift {
+		fmt.Fprintf(stdout, "%s: workspace %d %q: contact count %d, contacts %d (%+d)\n",
+			verb, d.WorkspaceID, d.WorkspaceName, d.Stored, d.Actual, d.Stored-d.Actual)
+	}
+
+	found := len(drift) + len(bitmapDrift) + len(contactDrift)
+	what := fmt.Sprintf("%s, %s and %s", countersOf(len(drift)), bitmapsOf(len(bitmapDrift)), workspaceCountsOf(len(contactDrift)))
 	switch {
 	case repair:
 		fmt.Fprintf(stdout, "%s repaired\n", what)
 	case found > 0:
 		fmt.Fprintf(stdout, "%s drifted; run \"segments check --repair\" to repair\n", what)
 	default:
-		fmt.Fprintln(stdout, "no drift: every segment's contact_count and bitmaps equal its memberships")
+		fmt.Fprintln(stdout, "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts")
 	}
 	switch {
 	case len(problems) > 0:
-		return fmt.Errorf("%w: %d membership trigger(s) missing or disabled", errDrift, len(problems))
+		return fmt.Errorf("%w: %d trigger(s) missing or disabled", errDrift, len(problems))
 	case found > 0 && !repair:
 		return fmt.Errorf("%w: %s drifted", errDrift, what)
 	}
@@ -109,6 +122,13 @@ func bitmapsOf(n int) string {
 		return "1 segment's bitmaps"
 	}
 	return fmt.Sprintf("%d segments' bitmaps", n)
+}
+
+func workspaceCountsOf(n int) string {
+	if n == 1 {
+		return "1 workspace's contact count"
+	}
+	return fmt.Sprintf("%d workspaces' contact counts", n)
 }
 
 func countersOf(n int) string {

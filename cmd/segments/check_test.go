@@ -14,9 +14,10 @@ import (
 	"github.com/segments/segments/internal/store/storetest"
 )
 
-// TestCheck runs "segments check" on the demo workspace with two counters and one
-// segment's bitmaps corrupted by hand: it reports the counters with their stored and
-// real counts and the bitmaps with the number of chunks that differ, and exits 3,
+// TestCheck runs "segments check" on the demo workspace with two counters, one
+// segment's bitmaps and the workspace's contact count corrupted by hand: it reports
+// the counters with their stored and real counts, the bitmaps with the number of
+// chunks that differ, and the contact count with its stored and real count, and exits 3,
 // --repair repairs them and exits 0, and the next check is clean. A disabled counter trigger
 // is reported, and fails the check even with --repair.
 func TestCheck(t *testing.T) {
@@ -82,6 +83,16 @@ func TestCheck(t *testing.T) {
 	want = append(want, fmt.Sprintf(`workspace %d "Demo", segment %s "Festival Buyers": %d bitmap chunk(s) differ from the memberships`,
 		ws, globalid.Encode(globalid.Segment, id), chunks))
 
+	// The workspace's contact count is 3 too many.
+	var contacts int64
+	if err := conn.QueryRow(ctx, `
+		WITH bumped AS (INSERT INTO contact_counts AS c (workspace_id, slot, n) VALUES ($1, 7, 3)
+		                ON CONFLICT (workspace_id, slot) DO UPDATE SET n = c.n + 3 RETURNING 1)
+		SELECT count(*) FROM contacts, bumped WHERE workspace_id = $1`, ws).Scan(&contacts); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, fmt.Sprintf(`workspace %d "Demo": contact count %d, contacts %d (+3)`, ws, contacts+3, contacts))
+
 	// Check: all reported, in segment order, nothing changed, exit code 3.
 	for range 2 {
 		out, err := runCheck()
@@ -89,24 +100,26 @@ func TestCheck(t *testing.T) {
 			t.Fatalf("check with drift returned %v, want exit code 3", err)
 		}
 		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-		if len(lines) != 4 || lines[0] != "drift: "+want[0] || lines[1] != "drift: "+want[1] || lines[2] != "drift: "+want[2] ||
-			lines[3] != `2 segment counters and 1 segment's bitmaps drifted; run "segments check --repair" to repair` {
+		if len(lines) != 5 || lines[0] != "drift: "+want[0] || lines[1] != "drift: "+want[1] || lines[2] != "drift: "+want[2] ||
+			lines[3] != "drift: "+want[3] ||
+			lines[4] != `2 segment counters, 1 segment's bitmaps and 1 workspace's contact count drifted; run "segments check --repair" to repair` {
 			t.Fatalf("check printed:\n%s\nwant drift lines\n%s", out, strings.Join(want, "\n"))
 		}
 	}
 
-	// Repair: the same three, exit code 0; then clean.
+	// Repair: the same four, exit code 0; then clean.
 	out, err := runCheck("--repair")
 	if err != nil {
 		t.Fatalf("check --repair: %v\n%s", err, out)
 	}
-	if out != "repaired: "+want[0]+"\nrepaired: "+want[1]+"\nrepaired: "+want[2]+"\n2 segment counters and 1 segment's bitmaps repaired\n" {
+	if out != "repaired: "+want[0]+"\nrepaired: "+want[1]+"\nrepaired: "+want[2]+"\nrepaired: "+want[3]+
+		"\n2 segment counters, 1 segment's bitmaps and 1 workspace's contact count repaired\n" {
 		t.Fatalf("check --repair printed:\n%s", out)
 	}
-	if out, err := runCheck(); err != nil || out != "no drift: every segment's contact_count and bitmaps equal its memberships\n" {
+	if out, err := runCheck(); err != nil || out != "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts\n" {
 		t.Fatalf("check after repair: %v\n%s", err, out)
 	}
-	if out, err := runCheck("--repair"); err != nil || out != "0 segment counters and 0 segments' bitmaps repaired\n" {
+	if out, err := runCheck("--repair"); err != nil || out != "0 segment counters, 0 segments' bitmaps and 0 workspaces' contact counts repaired\n" {
 		t.Fatalf("second repair: %v\n%s", err, out)
 	}
 

@@ -10,13 +10,14 @@
 // bulk loader works beneath the store's invariants on purpose. In one transaction it
 // takes the three tenant tables' locks, drops the secondary indexes and constraints of
 // contacts and memberships and disables the insert triggers that maintain
-// segments.contact_count and segment_bitmaps, loads the rows with COPY, then recreates
-// every index and constraint from the definitions it read from the catalog before
-// dropping them (so the workspace-leading keys stay exactly as migrated), re-enables
-// the triggers, backfills contact_count and the bitmaps from the memberships, and
-// commits. Since all of that is one transaction holding ACCESS EXCLUSIVE locks, no
-// other session can change memberships while the triggers are off (no other
-// workspace's counters or bitmaps can drift), and a failed
+// segments.contact_count, segment_bitmaps and contact_counts, loads the rows with COPY,
+// then recreates every index and constraint from the definitions it read from the
+// catalog before dropping them (so the workspace-leading keys stay exactly as
+// migrated), re-enables the triggers, backfills contact_count and the bitmaps from the
+// memberships and contact_counts from the contacts, and commits. Since all of that is
+// one transaction holding ACCESS EXCLUSIVE locks, no other session can change contacts
+// or memberships while the triggers are off (no other workspace's counters or bitmaps
+// can drift), and a failed
 // load leaves nothing behind: triggers, indexes and constraints are back as they were.
 // A VACUUM ANALYZE after the commit sets the visibility map (index-only scans) and the
 // planner statistics, as a long-lived database would have them.
@@ -259,9 +260,15 @@ type droppable struct {
 // load. Segments keeps its own: a thousand rows.
 var tablesLoaded = []string{"contacts", "memberships"}
 
-// insertTriggers are the triggers that derive data from inserted memberships (the
-// segments' contact_count and bitmaps); the load backfills both instead, once.
-var insertTriggers = []string{"memberships_count_inserted", "memberships_bitmaps_inserted"}
+// insertTriggers are the triggers that derive data from inserted rows (the segments'
+// contact_count and bitmaps from memberships, the workspace's contact_counts from
+// contacts), by table; the load backfills all three instead, once. (A statement-level
+// trigger would also keep a copy of the million rows the COPY inserts, its transition
+// table.)
+var insertTriggers = [][2]string{
+	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_bitmaps_inserted"},
+	{"contacts", "contacts_count_inserted"},
+}
 
 func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phase func(string, time.Time)) error {
 	exec := func(sql string, args ...any) error {
@@ -338,11 +345,11 @@ func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phas
 		}
 	}
 	for _, t := range insertTriggers {
-		if err := exec("ALTER TABLE memberships DISABLE TRIGGER " + t); err != nil {
+		if err := exec("ALTER TABLE " + t[0] + " DISABLE TRIGGER " + t[1]); err != nil {
 			return err
 		}
 	}
-	phase(fmt.Sprintf("drop %d indexes and constraints, disable the membership triggers", len(drops)), t0)
+	phase(fmt.Sprintf("drop %d indexes and constraints, disable the insert triggers", len(drops)), t0)
 
 	// IDs: reserve a block of each sequence (nothing else inserts while we hold the
 	// locks), so that the generator knows every ID and memberships can be written in
@@ -404,11 +411,15 @@ func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phas
 	}
 	t0 = time.Now()
 	for _, t := range insertTriggers {
-		if err := exec("ALTER TABLE memberships ENABLE TRIGGER " + t); err != nil {
+		if err := exec("ALTER TABLE " + t[0] + " ENABLE TRIGGER " + t[1]); err != nil {
 			return err
 		}
 	}
 	// The counters and the bitmaps, from the rows themselves.
+	if err := exec(`INSERT INTO contact_counts (workspace_id, slot, n)
+		SELECT $1::bigint, 0, count(*) FROM contacts WHERE workspace_id = $1`, ws); err != nil {
+		return err
+	}
 	if err := exec(`
 		UPDATE segments s SET contact_count = m.n
 		FROM (SELECT segment_id, count(*) AS n FROM memberships WHERE workspace_id = $1 GROUP BY segment_id) m
@@ -422,7 +433,7 @@ func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phas
 		     segment_bitmap_chunks(m.s, m.c) c`, ws); err != nil {
 		return err
 	}
-	phase("enable the membership triggers, backfill contact_count and the segment bitmaps", t0)
+	phase("enable the insert triggers, backfill the counters and the segment bitmaps", t0)
 	return nil
 }
 

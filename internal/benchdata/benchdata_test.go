@@ -50,7 +50,7 @@ func TestSizes(t *testing.T) {
 }
 
 // TestLoad loads a small dataset twice and checks what segments check checks (no
-// drift of counters or bitmaps, membership triggers on), that every index and
+// drift of counters or bitmaps, counter triggers on), that every index and
 // constraint is back exactly as migrated, and that the same options give the same rows.
 func TestLoad(t *testing.T) {
 	ctx := context.Background()
@@ -65,7 +65,7 @@ func TestLoad(t *testing.T) {
 			FROM pg_constraint WHERE conrelid IN ('contacts'::regclass, 'memberships'::regclass, 'segments'::regclass)
 			UNION ALL
 			SELECT 'trigger ' || tgname || ': ' || tgenabled::text FROM pg_trigger
-			WHERE tgrelid = 'memberships'::regclass AND NOT tgisinternal
+			WHERE tgrelid IN ('contacts'::regclass, 'memberships'::regclass) AND NOT tgisinternal
 			ORDER BY 1`)
 		if err != nil {
 			t.Fatal(err)
@@ -103,6 +103,9 @@ func TestLoad(t *testing.T) {
 	}
 	if drift, err := s.CheckBitmaps(ctx); err != nil || len(drift) > 0 {
 		t.Fatalf("bitmaps differ from the memberships after the load: %+v %v", drift, err)
+	}
+	if drift, err := s.CheckContactCounts(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("contact counts differ from the contacts after the load: %+v %v", drift, err)
 	}
 	if res1.Memberships != o.Memberships {
 		t.Fatalf("%d memberships loaded, want %d", res1.Memberships, o.Memberships)

@@ -44,7 +44,8 @@ const (
 //     deleteContacts (it must survive a refusal), the unique name of every
 //     createSegment (a refused one must not exist);
 //   - at the end every segment's contactCount, read through the API, is the number of
-//     its memberships, and store.CheckCounts and CheckBitmaps find no drift anywhere.
+//     its memberships, and store.CheckCounts, CheckBitmaps and CheckContactCounts
+//     find no drift anywhere.
 func TestCountsStayExactUnderConcurrentRequests(t *testing.T) {
 	a := newAPI(t)
 	// The workers talk to a handler of their own, whose log (server errors with their
@@ -192,6 +193,9 @@ func TestCountsStayExactUnderConcurrentRequests(t *testing.T) {
 	}
 	if drift, err := a.store.CheckBitmaps(context.Background()); err != nil || len(drift) > 0 {
 		t.Errorf("CheckBitmaps reports drift: %+v %v", drift, err)
+	}
+	if drift, err := a.store.CheckContactCounts(context.Background()); err != nil || len(drift) > 0 {
+		t.Errorf("CheckContactCounts reports drift: %+v %v", drift, err)
 	}
 	t.Logf("%d segments at the end (%d of them in the pool), %d memberships", len(real), len(pool.segments), sum(real))
 }

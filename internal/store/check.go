@@ -12,7 +12,8 @@ import (
 
 // The consistency check of the derived data, over all workspaces: the things the
 // schema cannot enforce by itself are segments.contact_count and segment_bitmaps,
-// which the membership triggers maintain. Everything else it would make sense to look for is already
+// which the membership triggers maintain, and contact_counts, which the contacts'
+// triggers maintain. Everything else it would make sense to look for is already
 // impossible:
 //
 //   - a membership whose contact or segment belongs to another workspace: memberships
@@ -132,43 +133,122 @@ func (s *Store) RepairCounts(ctx context.Context) ([]CountDrift, error) {
 	return repaired, nil
 }
 
+// derivedTrigger is a trigger that keeps derived data exact.
+type derivedTrigger struct{ table, name string }
+
 // derivedTriggers are the triggers on memberships that keep contact_count and
-// segment_bitmaps exact.
-var derivedTriggers = []string{
-	"memberships_count_inserted", "memberships_count_deleted",
-	"memberships_bitmaps_inserted", "memberships_bitmaps_deleted",
+// segment_bitmaps exact, and those on contacts that keep contact_counts exact.
+var derivedTriggers = []derivedTrigger{
+	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_count_deleted"},
+	{"memberships", "memberships_bitmaps_inserted"}, {"memberships", "memberships_bitmaps_deleted"},
+	{"contacts", "contacts_count_inserted"}, {"contacts", "contacts_count_deleted"},
 }
 
-// TriggerProblems reports each trigger that maintains contact_count or
-// segment_bitmaps and is missing or does not fire in ordinary sessions. With one of
-// them off, every membership change makes counters or bitmaps drift again, so a repair
-// would not last.
+// TriggerProblems reports each trigger that maintains contact_count, segment_bitmaps
+// or contact_counts and is missing or does not fire in ordinary sessions. With one of
+// them off, every change of memberships or contacts makes counters or bitmaps drift
+// again, so a repair would not last.
 func (s *Store) TriggerProblems(ctx context.Context) ([]string, error) {
+	tables, names := make([]string, len(derivedTriggers)), make([]string, len(derivedTriggers))
+	for i, t := range derivedTriggers {
+		tables[i], names[i] = t.table, t.name
+	}
 	var rows []struct {
+		Table   string `bun:"tbl"`
 		Name    string `bun:"name"`
 		Enabled string `bun:"enabled"` // pg_trigger.tgenabled; '' when missing
 	}
 	err := s.db.NewRaw(`
-		SELECT t.name, coalesce(tg.tgenabled::text, '') AS enabled
-		FROM unnest(?::text[]) WITH ORDINALITY AS t(name, i)
-		LEFT JOIN pg_trigger tg ON tg.tgrelid = 'memberships'::regclass AND tg.tgname = t.name
-		ORDER BY t.i`, pgdialect.Array(derivedTriggers)).Scan(ctx, &rows)
+		SELECT t.tbl, t.name, coalesce(tg.tgenabled::text, '') AS enabled
+		FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS t(tbl, name, i)
+		LEFT JOIN pg_trigger tg ON tg.tgrelid = t.tbl::regclass AND tg.tgname = t.name
+		ORDER BY t.i`, pgdialect.Array(tables), pgdialect.Array(names)).Scan(ctx, &rows)
 	if err != nil {
-		return nil, fmt.Errorf("store: check membership triggers: %w", err)
+		return nil, fmt.Errorf("store: check triggers: %w", err)
 	}
 	var problems []string
 	for _, r := range rows {
 		switch r.Enabled {
 		case "O", "A": // fires in origin sessions (the default), or always
 		case "":
-			problems = append(problems, fmt.Sprintf("trigger %s on memberships is missing", r.Name))
+			problems = append(problems, fmt.Sprintf("trigger %s on %s is missing", r.Name, r.Table))
 		case "D":
-			problems = append(problems, fmt.Sprintf("trigger %s on memberships is disabled", r.Name))
+			problems = append(problems, fmt.Sprintf("trigger %s on %s is disabled", r.Name, r.Table))
 		default: // "R": fires only with session_replication_role = replica
-			problems = append(problems, fmt.Sprintf("trigger %s on memberships fires only in replica sessions", r.Name))
+			problems = append(problems, fmt.Sprintf("trigger %s on %s fires only in replica sessions", r.Name, r.Table))
 		}
 	}
 	return problems, nil
+}
+
+// ContactCountDrift is a workspace whose contact_counts add up to another number than
+// its contacts.
+type ContactCountDrift struct {
+	WorkspaceID   int64  `bun:"workspace_id"`
+	WorkspaceName string `bun:"workspace_name"`
+	Stored        int64  `bun:"stored"` // the sum of its contact_counts (before a repair)
+	Actual        int64  `bun:"actual"` // the number of its contacts
+}
+
+// contactCountDriftSQL finds every workspace whose counters drifted, in one snapshot
+// like countDriftSQL.
+const contactCountDriftSQL = `
+	SELECT w.id AS workspace_id, w.name AS workspace_name, coalesce(cc.n, 0) AS stored, coalesce(c.n, 0) AS actual
+	FROM workspaces w
+	LEFT JOIN (SELECT workspace_id, sum(n) AS n FROM contact_counts GROUP BY 1) cc ON cc.workspace_id = w.id
+	LEFT JOIN (SELECT workspace_id, count(*) AS n FROM contacts GROUP BY 1) c ON c.workspace_id = w.id
+	WHERE coalesce(cc.n, 0) <> coalesce(c.n, 0)
+	ORDER BY w.id`
+
+// CheckContactCounts returns every workspace whose contact_counts differ from the
+// number of its contacts, by workspace. It only reads, takes no locks, and is safe
+// while the API serves writes.
+func (s *Store) CheckContactCounts(ctx context.Context) ([]ContactCountDrift, error) {
+	var drift []ContactCountDrift
+	if err := s.db.NewRaw(contactCountDriftSQL).Scan(ctx, &drift); err != nil {
+		return nil, fmt.Errorf("store: check contact counts: %w", err)
+	}
+	return drift, nil
+}
+
+// RepairContactCounts replaces the counters of every drifting workspace with one
+// holding the number of its contacts, in one transaction, and returns what it
+// repaired (Stored is the sum it replaced). It is safe while the API serves writes:
+// when it finds drift, it locks contact_counts against writers (EXCLUSIVE: every
+// insert and delete of contacts waits at its trigger, after a writer that already
+// passed it has committed), then looks again in a statement of its own (a new
+// snapshot, which counts every committed contact and sees every committed counter),
+// and repairs what still drifts. A writer waiting at its trigger adds its change to
+// the repaired value when the repair commits.
+func (s *Store) RepairContactCounts(ctx context.Context) ([]ContactCountDrift, error) {
+	var repaired []ContactCountDrift
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		repaired = nil
+		var found []ContactCountDrift
+		if err := tx.NewRaw(contactCountDriftSQL).Scan(ctx, &found); err != nil || len(found) == 0 {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "LOCK TABLE contact_counts IN EXCLUSIVE MODE"); err != nil {
+			return err
+		}
+		if err := tx.NewRaw(contactCountDriftSQL).Scan(ctx, &repaired); err != nil || len(repaired) == 0 {
+			return err
+		}
+		wss, ns := make([]int64, len(repaired)), make([]int64, len(repaired))
+		for i, d := range repaired {
+			wss[i], ns[i] = d.WorkspaceID, d.Actual
+		}
+		if _, err := tx.NewRaw("DELETE FROM contact_counts WHERE workspace_id = ANY(?)", pgdialect.Array(wss)).Exec(ctx); err != nil {
+			return err
+		}
+		_, err := tx.NewRaw("INSERT INTO contact_counts (workspace_id, slot, n) SELECT w, 0, n FROM unnest(?::bigint[], ?::bigint[]) AS r(w, n)",
+			pgdialect.Array(wss), pgdialect.Array(ns)).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: repair contact counts: %w", err)
+	}
+	return repaired, nil
 }
 
 // sortDrift orders drift by workspace and segment, as CheckCounts returns it

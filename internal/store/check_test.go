@@ -322,6 +322,17 @@ func TestTriggerProblems(t *testing.T) {
 		t.Fatalf("audience of Alpha after the repair: %d, %v; want 4", n, err)
 	}
 
+	exec("ALTER TABLE contacts DISABLE TRIGGER contacts_count_deleted")
+	problems("trigger memberships_count_inserted on memberships is disabled",
+		"trigger contacts_count_deleted on contacts is disabled")
+	if _, err := s.DeleteContacts(ctx, f.ws.ID, f.contacts[9:]); err != nil {
+		t.Fatal(err)
+	}
+	if drift, err := s.CheckContactCounts(ctx); err != nil || len(drift) != 1 || drift[0].Stored != 10 || drift[0].Actual != 9 {
+		t.Fatalf("contact count drift %+v, %v; want stored 10, actual 9", drift, err)
+	}
+	exec("ALTER TABLE contacts ENABLE TRIGGER contacts_count_deleted")
+
 	exec("ALTER TABLE memberships ENABLE REPLICA TRIGGER memberships_count_inserted")
 	problems("trigger memberships_count_inserted on memberships fires only in replica sessions")
 	exec("ALTER TABLE memberships ENABLE ALWAYS TRIGGER memberships_count_inserted")

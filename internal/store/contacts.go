@@ -94,14 +94,46 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 }
 
 // CountContacts returns the number of contacts cq selects: with a membership filter,
-// the size of the deduplicated audience.
+// the size of the deduplicated audience. The workspace's whole list is counted by
+// its counters (contact_counts), a filter of segments by their bitmaps, and a search
+// by reading its matches.
 func (s *Store) CountContacts(ctx context.Context, ws int64, cq crm.ContactQuery) (int, error) {
-	if cq.Search == "" && (cq.Segments.Any != nil || len(cq.Segments.All) > 0) {
-		return s.countAudience(ctx, ws, cq.Segments)
+	if cq.Search == "" {
+		switch f := cq.Segments; {
+		case f.Any != nil || len(f.All) > 0:
+			return s.countAudience(ctx, ws, f)
+		case len(f.None) == 0:
+			return s.countAllContacts(ctx, ws)
+		default:
+			return s.countAllBut(ctx, ws, f.None)
+		}
 	}
 	var rows []contactRow
 	n, err := s.contactQuery(&rows, ws, cq).Count(ctx)
 	return int(n), err
+}
+
+// allContactsSQL is the number of a workspace's contacts, the sum of its counters
+// (migration 20261130000002_contact_counts): a few rows, where counting the contacts
+// reads an index entry per contact.
+const allContactsSQL = `SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?`
+
+// countAllContacts returns the number of the workspace's contacts.
+func (s *Store) countAllContacts(ctx context.Context, ws int64) (int, error) {
+	var n int
+	err := s.db.NewRaw(allContactsSQL, ws).Scan(ctx, &n)
+	return n, err
+}
+
+// countAllBut returns the number of the workspace's contacts in none of the segments
+// ("everybody but the unsubscribed"): its number of contacts less the audience of any
+// of them, in one statement (one snapshot), from the counters and the bitmaps rather
+// than by reading every contact.
+func (s *Store) countAllBut(ctx context.Context, ws int64, none []int64) (int, error) {
+	var n int
+	err := s.db.NewRaw("SELECT ("+allContactsSQL+") - ("+audienceSQL+")",
+		append([]any{ws}, audienceArgs(ws, crm.MembershipFilter{Any: none})...)...).Scan(ctx, &n)
+	return n, err
 }
 
 // audienceSQL counts a membership filter's audience from the segments' bitmaps
@@ -128,21 +160,27 @@ const audienceSQL = `
 	WHERE (a IS NOT NULL OR NOT ?) AND nl = ?`
 
 // countAudience counts the contacts that membership filter f selects, when it has an
-// Any or an All list (a None list alone is "everybody but", which is counted from the
-// contacts). All is deduplicated first: its chunks must appear once per listed segment.
+// Any or an All list (a None list alone is "everybody but": countAllBut). All is
+// deduplicated first: its chunks must appear once per listed segment.
 func (s *Store) countAudience(ctx context.Context, ws int64, f crm.MembershipFilter) (int, error) {
+	var n int
+	err := s.db.NewRaw(audienceSQL, audienceArgs(ws, f)...).Scan(ctx, &n)
+	return n, err
+}
+
+// audienceArgs are the arguments of audienceSQL for filter f of workspace ws.
+func audienceArgs(ws int64, f crm.MembershipFilter) []any {
 	all := unique(f.All)
 	anyIDs := f.Any
 	if anyIDs == nil {
 		anyIDs = []int64{}
 	}
 	listed := slices.Concat(anyIDs, all, f.None)
-	var n int
-	err := s.db.NewRaw(audienceSQL,
+	return []any{
 		pgdialect.Array(anyIDs), pgdialect.Array(all), pgdialect.Array(all), pgdialect.Array(f.None),
 		ws, pgdialect.Array(listed),
-		f.Any != nil, len(all)).Scan(ctx, &n)
-	return n, err
+		f.Any != nil, len(all),
+	}
 }
 
 func (s *Store) contactQuery(dst *[]contactRow, ws int64, cq crm.ContactQuery) *bun.SelectQuery {

@@ -111,7 +111,7 @@ func TestMembershipFilterAll(t *testing.T) {
 		{unknown, unknown + 1, unknown + 2, unknown + 3, unknown + 4},
 	}
 	anys := [][]int64{nil, {segs[0]}, {segs[6], segs[7]}, {unknown}}
-	nones := [][]int64{nil, {segs[7]}, {segs[5], otherSeg.ID}}
+	nones := [][]int64{nil, {segs[7]}, {segs[5], otherSeg.ID}, {segs[6], segs[7], segs[6], unknown}}
 	for _, all := range alls {
 		for _, anyIDs := range anys {
 			for _, none := range nones {
