@@ -100,7 +100,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	s.learnLarge(ctx)
+	return s, nil
 }
 
 // ClientCheckInterval is the Options.ClientCheckInterval of a store that serves
