@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -90,7 +91,7 @@ func TestSearchesNameTheirWorkspaceToTheIndex(t *testing.T) {
 		} {
 			// Forbid reading the table, or an index in order, and make filtering rows dear,
 			// so that the plan shows which conditions the trigram index can take.
-			cond := indexCond(t, owner, "SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off; SET LOCAL cpu_operator_cost = 10", c.sql, c.index)
+			cond, _ := indexCond(t, ctx, owner.DB(), "SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off; SET LOCAL cpu_operator_cost = 10", c.sql, c.index)
 			keyed := strings.Contains(cond, "workspace_id =")
 			if keyed != (ws == small.ID) {
 				t.Errorf("%s of the workspace of %d contacts: the index takes the workspace: %v, want %v\n%s\nIndex Cond: %s",
@@ -120,12 +121,13 @@ func TestSearchesNameTheirWorkspaceToTheIndex(t *testing.T) {
 	}
 }
 
-// indexCond returns the index conditions on index of the plan of query, planned
-// after the settings, which may span lines (the indexed expressions hold newlines).
-func indexCond(t *testing.T, s *store.Store, settings, query, index string) string {
+// indexCond returns the index conditions on index in the plan of query, planned on db
+// after settings in one transaction, and the whole plan. Conditions may span lines
+// (the indexed expressions hold newlines). It fails the test when index is not in
+// the plan.
+func indexCond(t *testing.T, ctx context.Context, db *sql.DB, settings, query, index string) (cond, plan string) {
 	t.Helper()
-	ctx := context.Background()
-	tx, err := s.DB().BeginTx(ctx, nil)
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +140,6 @@ func indexCond(t *testing.T, s *store.Store, settings, query, index string) stri
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var plan string
 	for rows.Next() {
 		var l string
 		if err := rows.Scan(&l); err != nil {
@@ -146,9 +147,8 @@ func indexCond(t *testing.T, s *store.Store, settings, query, index string) stri
 		}
 		plan += l + "\n"
 	}
-	var cond string
 	for _, node := range strings.Split(plan, "->") {
-		if strings.Contains(node, "on "+index) {
+		if strings.Contains(node, " on "+index+" ") || strings.Contains(node, " using "+index+" ") {
 			_, c, _ := strings.Cut(node, "Index Cond:")
 			cond += c
 		}
@@ -156,5 +156,5 @@ func indexCond(t *testing.T, s *store.Store, settings, query, index string) stri
 	if cond == "" {
 		t.Fatalf("%s is not in the plan:\n%s", index, plan)
 	}
-	return cond
+	return cond, plan
 }
