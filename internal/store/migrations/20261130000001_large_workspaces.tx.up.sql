@@ -1,9 +1,9 @@
 -- segments_large_workspaces lists the workspaces that hold at least min_share of the
 -- rows of contacts or of segments, the tables searched by trigrams, by ANALYZE's
 -- statistics (pg_stats' most common values of workspace_id). The store asks it now
--- and then to choose how a search names its workspace (store/shares.go): the
+-- and then to choose how a search names its workspace (internal/store/large.go): the
 -- trigram indexes lead with the workspace, which narrows a search to the workspace's
--- own matches unless the workspace is most of the table.
+-- own matches unless the workspace holds half of the table or more.
 --
 -- It runs as its owner because under row-level security pg_stats shows the
 -- application's role nothing of these tables. It tells shares of rows, never rows:
