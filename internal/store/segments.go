@@ -140,16 +140,14 @@ func (s *Store) SegmentsOfContacts(ctx context.Context, ws int64, contactIDs []i
 	// lower(name) rather than 170, 10-20% more of PostgreSQL's time for the
 	// statement (pgbench). The contacts come as the array's text ("{1,2,3}"), which
 	// pgx would otherwise decode element by element, an allocation each; string_agg
-	// instead of array_agg took PostgreSQL half as long again.
+	// instead of array_agg took PostgreSQL half as long again. The query is the
+	// function segments_of_contacts (migration 20261130000003), whose plan PostgreSQL
+	// keeps for the session rather than planning each page's contacts again.
 	// Scanned by hand through pgx (queryDirect), not through a Bun model: this is the
 	// contacts table's hot path, where Bun's reflection per column took about a tenth
 	// of the CPU of the handler's benchmark (W3), and database/sql's boxing of each
 	// value an eighth of its allocations.
-	query := s.db.QueryGen().FormatQuery(`SELECT m.contacts, s.id, s.name, s.description, s.contact_count, s.created_at, s.updated_at
-		FROM (SELECT segment_id, array_agg(contact_id)::text AS contacts FROM memberships
-			WHERE workspace_id = ? AND contact_id = ANY(?) GROUP BY segment_id) AS m
-		JOIN segments AS s ON s.workspace_id = ? AND s.id = m.segment_id
-		ORDER BY lower(s.name), s.id`, ws, pgdialect.Array(contactIDs), ws)
+	query := s.db.QueryGen().FormatQuery(`SELECT contacts, id, name, description, contact_count, created_at, updated_at FROM segments_of_contacts(?::bigint, ?::bigint[])`, ws, pgdialect.Array(contactIDs))
 	type membership struct {
 		segment int // index in segs
 		contact int64

@@ -115,6 +115,19 @@ func TestRLSHoldsStatementsToTheirWorkspace(t *testing.T) {
 		t.Errorf("acting for A, %d contacts are visible, want A's 3", n)
 	}
 
+	// The store's functions run as the caller, under the same policies: the
+	// segments of B's contacts, asked for by B's IDs, are not A's to see.
+	var bContacts string
+	if err := owner.DB().QueryRowContext(ctx, "SELECT array_agg(id)::text FROM contacts WHERE workspace_id = $1", b.ID).Scan(&bContacts); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, asA, fmt.Sprintf("SELECT count(*) FROM segments_of_contacts(%d, '%s')", b.ID, bContacts)); n != 0 {
+		t.Errorf("acting for A, segments_of_contacts shows %d segments of B's contacts", n)
+	}
+	if n := count(t, db, asA, fmt.Sprintf("SELECT count(*) FROM segments_of_contacts(%d, (SELECT array_agg(id) FROM contacts))", a.ID)); n != 2 {
+		t.Errorf("acting for A, segments_of_contacts shows %d segments of A's contacts, want 2", n)
+	}
+
 	// Writes: B's rows cannot be changed, deleted or added to.
 	res, err := db.ExecContext(asA, fmt.Sprintf("UPDATE contacts SET name = 'taken' WHERE workspace_id = %d", b.ID))
 	if n, _ := rowsAffected(res, err); n != 0 || err != nil {

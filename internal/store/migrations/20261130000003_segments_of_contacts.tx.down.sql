@@ -1,0 +1,1 @@
+DROP FUNCTION segments_of_contacts(bigint, bigint[]);
