@@ -1,8 +1,4 @@
 -- W3: contacts page (50) with each contact's segments, random cursors. The statements our server sent for one request, in order,
 -- recorded by cmd/segbench (make bench) on its last run; pgbench replays them as the SQL floor.
 SET LOCAL app.workspace_id = '1'\; (SELECT c.*, false AS probe FROM "contacts" AS "c" WHERE (c.workspace_id = 1) AND ((c.created_at, c.id) < ('2024-07-03 11:51:00+00:00'::timestamptz, 531343)) ORDER BY c.created_at DESC, c.id DESC LIMIT 51) UNION ALL (SELECT c.*, true AS probe FROM "contacts" AS "c" WHERE (c.workspace_id = 1) AND ((c.created_at, c.id) >= ('2024-07-03 11:51:00+00:00'::timestamptz, 531343)) ORDER BY c.created_at ASC, c.id ASC LIMIT 1);
-SET LOCAL app.workspace_id = '1'\; SELECT m.contacts, s.id, s.name, s.description, s.contact_count, s.created_at, s.updated_at
-		FROM (SELECT segment_id, array_agg(contact_id)::text AS contacts FROM memberships
-			WHERE workspace_id = 1 AND contact_id = ANY('{531342,531341,531340,531339,531338,531337,531336,531335,531334,531333,531332,531331,531330,531329,531328,531327,531326,531325,531324,531323,531322,531321,531320,531319,531318,531317,531316,531315,531314,531313,531312,531311,531310,531309,531308,531307,531306,531305,531304,531303,531302,531301,531300,531299,531298,531297,531296,531295,531294,531293}') GROUP BY segment_id) AS m
-		JOIN segments AS s ON s.workspace_id = 1 AND s.id = m.segment_id
-		ORDER BY lower(s.name), s.id;
+SET LOCAL app.workspace_id = '1'\; SELECT contacts, id, name, description, contact_count, created_at, updated_at FROM segments_of_contacts(1::bigint, '{531342,531341,531340,531339,531338,531337,531336,531335,531334,531333,531332,531331,531330,531329,531328,531327,531326,531325,531324,531323,531322,531321,531320,531319,531318,531317,531316,531315,531314,531313,531312,531311,531310,531309,531308,531307,531306,531305,531304,531303,531302,531301,531300,531299,531298,531297,531296,531295,531294,531293}'::bigint[]);
