@@ -17,7 +17,10 @@ import (
 
 func (r *contactResolver) Segments(ctx context.Context, obj *crm.Contact) ([]*crm.Segment, error) {
 	segs, err := loaders(ctx).SegmentsOfContact.Load(ctx, obj.ID)
-	return pointers(segs), err
+	if segs == nil {
+		segs = []*crm.Segment{} // in no segment: an empty list, not null
+	}
+	return segs, err
 }
 
 func (r *mutationResolver) CreateSegment(ctx context.Context, input model.CreateSegmentInput) (*model.CreateSegmentPayload, error) {

@@ -25,7 +25,7 @@ type Options struct {
 // Loaders are the batch loaders of one request, for one workspace.
 type Loaders struct {
 	// SegmentsOfContact loads the segments a contact is in, ordered by name.
-	SegmentsOfContact *Loader[int64, []crm.Segment]
+	SegmentsOfContact *Loader[int64, []*crm.Segment]
 	// ContactsOfSegment loads a page of a segment's contacts.
 	ContactsOfSegment *Loader[SegmentPage, store.Page[crm.Contact]]
 	// ContactCountOfSegment counts the contacts of a segment that match a search.
@@ -105,7 +105,7 @@ func New(s *store.Store, ws int64, opts Options) *Loaders {
 		wait = DefaultWait
 	}
 	return &Loaders{
-		SegmentsOfContact: newLoader(wait, 0, func(ctx context.Context, ids []int64) (map[int64][]crm.Segment, error) {
+		SegmentsOfContact: newLoader(wait, 0, func(ctx context.Context, ids []int64) (map[int64][]*crm.Segment, error) {
 			return s.SegmentsOfContacts(ctx, ws, ids)
 		}),
 		ContactsOfSegment: newLoader(wait, 0, func(ctx context.Context, keys []SegmentPage) (map[SegmentPage]store.Page[crm.Contact], error) {
