@@ -16,11 +16,7 @@ import (
 )
 
 func (r *contactResolver) Segments(ctx context.Context, obj *crm.Contact) ([]*crm.Segment, error) {
-	segs, err := loaders(ctx).SegmentsOfContact.Load(ctx, obj.ID)
-	if segs == nil {
-		segs = []*crm.Segment{} // in no segment: an empty list, not null
-	}
-	return segs, err
+	return loaders(ctx).SegmentsOfContact.Load(ctx, obj.ID)
 }
 
 func (r *mutationResolver) CreateSegment(ctx context.Context, input model.CreateSegmentInput) (*model.CreateSegmentPayload, error) {

@@ -869,6 +869,11 @@ func TestAssignContactsToSegments(t *testing.T) {
 		if ct := c.contact(ids[3]); len(ct.Segments) != 0 {
 			t.Errorf("unassigned contact in %v", idsOf(ct.Segments))
 		}
+		// In no segment is an empty list, not null: the loader has no entry for it.
+		res := c.post(`query($id: ID!) { contact(id: $id) { segments { id } } }`, map[string]any{"id": ids[3]})
+		if want := `{"contact":{"segments":[]}}`; string(res.Data) != want || len(res.Errors) > 0 {
+			t.Errorf("unassigned contact: %s %+v, want %s", res.Data, res.Errors, want)
+		}
 	})
 
 	t.Run("again is a no-op", func(t *testing.T) {
