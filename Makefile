@@ -17,6 +17,9 @@ run:
 # (which start their own PostgreSQL) under the race detector.
 test: lint check-generated schema-check check-playground tools/graphql-http-audit/node_modules/.installed internal/server/testdata/dashboard/node_modules/.installed
 	$(GO) test -race -count=1 ./...
+	# Every benchmark once, so that none rots between runs of make bench-go (each
+	# checks its answers).
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
 	$(MAKE) test-pgbouncer
 
 # The integration suites again, through a PgBouncer in transaction pooling mode
@@ -101,7 +104,7 @@ bench/postgraphile/node_modules/.installed: bench/postgraphile/package.json benc
 	cd bench/postgraphile && npm ci --no-audit --no-fund
 	touch $@
 
-# The Go benchmarks (the handler on W1, W3 and W4, internal/server/bench_test.go).
+# The Go benchmarks (the handler on W1, W3, W4 and W6, internal/server/bench_test.go).
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 

@@ -14,14 +14,15 @@ import (
 	"time"
 
 	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/server"
 )
 
 // The handler's hot paths, for regressions (go test -run '^$' -bench . ./internal/server/,
-// or make bench-go): W1 and W3 of the benchmark suite (make bench), on a modest
-// dataset of 2,000 contacts in 60 segments, through the real HTTP handler and a real
-// PostgreSQL. Each reports allocations and the SQL statements per request, which
-// must not grow with the page size.
+// or make bench-go): W1, W3, W4 and W6 of the benchmark suite (make bench), on a
+// modest dataset of 2,000 contacts in 60 segments, through the real HTTP handler and
+// a real PostgreSQL. Each reports allocations and the SQL statements per request,
+// which must not grow with the page size.
 
 const (
 	benchContacts = 2000
@@ -79,8 +80,9 @@ func benchAPI(b *testing.B) *api {
 	return a
 }
 
-// benchPost sends body b.N times and checks the answers.
-func benchPost(b *testing.B, a *api, bodies [][]byte) {
+// benchPost sends bodies in turn, first to warm up and then b.N times, checks the
+// answers, and returns how many requests it sent.
+func benchPost(b *testing.B, a *api, bodies [][]byte) int {
 	b.Helper()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	send := func(body []byte) {
@@ -102,9 +104,9 @@ func benchPost(b *testing.B, a *api, bodies [][]byte) {
 	b.ResetTimer()
 	cpu := processCPU()
 	n := 0
-	for i := 0; b.Loop(); i++ {
-		send(bodies[i%len(bodies)])
+	for b.Loop() {
 		n++
+		send(bodies[n%len(bodies)])
 	}
 	cpu = processCPU() - cpu
 	b.StopTimer()
@@ -112,6 +114,7 @@ func benchPost(b *testing.B, a *api, bodies [][]byte) {
 	// The CPU this process (server and client, not PostgreSQL) spent per request:
 	// steadier than ns/op on a shared machine.
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(max(n, 1)), "cpu-ns/op")
+	return n + 1
 }
 
 // processCPU is the user and system CPU time this process has used.
@@ -161,4 +164,53 @@ func BenchmarkW3ContactsPage(b *testing.B) {
 func BenchmarkW4RareSearch(b *testing.B) {
 	a := benchAPI(b)
 	benchPost(b, a, [][]byte{gqlBody(`query($t: String!) { contacts(first: 50, search: $t) { nodes { id name phone email } pageInfo { hasNextPage endCursor } } }`, map[string]any{"t": "qzxv"})})
+}
+
+// BenchmarkW6Assign is a bulk assignment of 100 contacts to 10 segments, every
+// request new memberships (so at most 2,000 requests: -benchtime 2000x), as a
+// partner's sync sends them.
+func BenchmarkW6Assign(b *testing.B) {
+	a := benchAPI(b)
+	ctx := context.Background()
+	ids := func(kind globalid.Kind, query string, args ...any) []string {
+		rows, err := a.store.DB().QueryContext(ctx, query, args...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				b.Fatal(err)
+			}
+			out = append(out, globalid.Encode(kind, id))
+		}
+		return out
+	}
+	contacts := ids(globalid.Contact, `SELECT id FROM contacts WHERE workspace_id = $1 ORDER BY id`, a.ws.ID)
+	segments := ids(globalid.Segment, `INSERT INTO segments (workspace_id, name)
+		SELECT $1, 'W6 scratch ' || g FROM generate_series(1, 1000) AS g RETURNING id`, a.ws.ID)
+	const q = `mutation($in: AssignContactsToSegmentsInput!) { assignContactsToSegments(input: $in) { assignedCount userErrors { field message code } } }`
+	var bodies [][]byte
+	for s := 0; s+10 <= len(segments); s += 10 {
+		for c := 0; c+100 <= len(contacts); c += 100 {
+			bodies = append(bodies, gqlBody(q, map[string]any{"in": map[string]any{
+				"contactIds": contacts[c : c+100], "segmentIds": segments[s : s+10]}}))
+		}
+	}
+	sent := benchPost(b, a, bodies)
+	if sent > len(bodies) {
+		b.Fatalf("%d requests, but only %d make new memberships: use -benchtime %dx or less", sent, len(bodies), len(bodies)-1)
+	}
+	// Every request made its 1,000 memberships.
+	var made int
+	if err := a.store.DB().QueryRowContext(ctx, `SELECT count(*) FROM memberships m JOIN segments s
+		ON s.workspace_id = m.workspace_id AND s.id = m.segment_id
+		WHERE m.workspace_id = $1 AND s.name LIKE 'W6 scratch %'`, a.ws.ID).Scan(&made); err != nil {
+		b.Fatal(err)
+	}
+	if made != sent*1000 {
+		b.Fatalf("%d memberships made by %d requests, want %d", made, sent, sent*1000)
+	}
 }
