@@ -222,7 +222,7 @@ func freeAddr() string {
 
 // serveOurs is the child process that serves our API for the benchmark: the same
 // handler, role and settings as "segments serve" (1 ms batch wait, 10 s request deadline,
-// 15 s role timeouts, GC target, one access-log line per request), with the benchmark's pool
+// 15 s role timeouts, serial plans, GC target, one access-log line per request), with the benchmark's pool
 // size, which serve does not expose.
 func serveOurs(args []string) error {
 	if len(args) != 3 {
@@ -239,7 +239,7 @@ func serveOurs(args []string) error {
 		return err
 	}
 	s, err := store.Open(ctx, url, store.Options{MaxConns: pool, AppName: "segments",
-		StatementTimeout: 15 * time.Second, IdleInTransactionTimeout: 15 * time.Second, ClientCheckInterval: store.ClientCheckInterval,
+		StatementTimeout: 15 * time.Second, IdleInTransactionTimeout: 15 * time.Second, ClientCheckInterval: store.ClientCheckInterval, SerialPlans: true,
 		Tenant: func(ctx context.Context) (int64, bool) {
 			ws, ok := auth.WorkspaceFrom(ctx)
 			return ws.ID, ok

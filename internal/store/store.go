@@ -58,6 +58,14 @@ type Options struct {
 	// PgBouncer 1.18, Debian 12's, exit with "server in bad state" (pgbouncer#822,
 	// fixed in later releases): it did in our PgBouncer test suite.)
 	ClientCheckInterval time.Duration
+	// SerialPlans, when set, makes max_parallel_workers_per_gather 0 the role's
+	// default the same way: PostgreSQL then plans every statement without parallel
+	// workers. The API's statements read a page or a count; starting workers cost
+	// more than they could save (20-50 ms to launch two on a 2-core machine, where
+	// the page they served took 1 ms), and the planner chose them for exactly the
+	// pages it misjudged (a walk of the contacts for the members of a segment it
+	// took for larger than it was).
+	SerialPlans bool
 	// Tenant returns the workspace whose rows the statements of a context may see,
 	// for contexts without WithWorkspace: the server's finds the authenticated
 	// workspace. Connected as AppRole, a statement without a workspace sees no tenant
@@ -113,6 +121,12 @@ const ClientCheckInterval = time.Second
 // connection, so that every connection of the pool has them.
 func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error {
 	var sets, now []string
+	set := func(name string, value int64) {
+		sets = append(sets, fmt.Sprintf(
+			"EXECUTE format('ALTER ROLE %%I IN DATABASE %%I SET %s = %d', current_user, current_database());",
+			name, value))
+		now = append(now, fmt.Sprintf("SET %s = %d;", name, value))
+	}
 	for _, s := range []struct {
 		name string
 		d    time.Duration
@@ -122,11 +136,11 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 		{"client_connection_check_interval", opts.ClientCheckInterval},
 	} {
 		if s.d > 0 {
-			sets = append(sets, fmt.Sprintf(
-				"EXECUTE format('ALTER ROLE %%I IN DATABASE %%I SET %s = %d', current_user, current_database());",
-				s.name, s.d.Milliseconds()))
-			now = append(now, fmt.Sprintf("SET %s = %d;", s.name, s.d.Milliseconds()))
+			set(s.name, s.d.Milliseconds())
 		}
+	}
+	if opts.SerialPlans {
+		set("max_parallel_workers_per_gather", 0)
 	}
 	if len(sets) == 0 {
 		return nil

@@ -13,13 +13,14 @@ import (
 )
 
 // TestRoleTimeouts: the timeouts given to Open hold for every connection of the pool,
-// as the role's defaults in the database: a statement running past statement_timeout
-// is stopped, a transaction left idle past idle_in_transaction_session_timeout ends
-// with its session, and the pool goes on serving.
+// as the role's defaults in the database (and so do serial plans): a statement
+// running past statement_timeout is stopped, a transaction left idle past
+// idle_in_transaction_session_timeout ends with its session, and the pool goes on
+// serving.
 func TestRoleTimeouts(t *testing.T) {
 	ctx := context.Background()
 	url := storetest.Database(t)
-	s, err := store.Open(ctx, url, store.Options{StatementTimeout: 300 * time.Millisecond, IdleInTransactionTimeout: 500 * time.Millisecond})
+	s, err := store.Open(ctx, url, store.Options{StatementTimeout: 300 * time.Millisecond, IdleInTransactionTimeout: 500 * time.Millisecond, SerialPlans: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,12 +35,12 @@ func TestRoleTimeouts(t *testing.T) {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
-		var st, idle string
-		if err := c.QueryRowContext(ctx, "SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')").Scan(&st, &idle); err != nil {
+		var st, idle, workers string
+		if err := c.QueryRowContext(ctx, "SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout'), current_setting('max_parallel_workers_per_gather')").Scan(&st, &idle, &workers); err != nil {
 			t.Fatal(err)
 		}
-		if st != "300ms" || idle != "500ms" {
-			t.Errorf("statement_timeout %s, idle_in_transaction_session_timeout %s; want 300ms, 500ms", st, idle)
+		if st != "300ms" || idle != "500ms" || workers != "0" {
+			t.Errorf("statement_timeout %s, idle_in_transaction_session_timeout %s, max_parallel_workers_per_gather %s; want 300ms, 500ms, 0", st, idle, workers)
 		}
 	}
 	for _, c := range conns {

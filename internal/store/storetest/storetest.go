@@ -103,7 +103,7 @@ func AppStore(tb testing.TB) *store.Store {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := store.Open(ctx, url, store.Options{MaxConns: 10, AppName: "storetest-app", Tenant: AuthTenant, ClientCheckInterval: store.ClientCheckInterval})
+	s, err := store.Open(ctx, url, store.Options{MaxConns: 10, AppName: "storetest-app", Tenant: AuthTenant, ClientCheckInterval: store.ClientCheckInterval, SerialPlans: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
