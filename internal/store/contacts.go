@@ -84,13 +84,67 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 	if !ok {
 		return Page[crm.Contact]{}, fmt.Errorf("store: unknown contact order %q", cq.Order.Field)
 	}
-	rows, nav, err := fetchPage(ctx, func(dst *[]contactRow) *bun.SelectQuery {
-		return s.contactQuery(dst, ws, cq)
-	}, pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args})
+	pq := pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args}
+	var all []contactRow
+	q, err := s.contactsPageSelect(&all, ws, cq, pq)
+	if err != nil {
+		return Page[crm.Contact]{}, err
+	}
+	rows, nav, err := runPage(ctx, q, &all, pq)
 	if err != nil {
 		return Page[crm.Contact]{}, err
 	}
 	return contactPage(rows, nav, key), nil
+}
+
+// A page of the members of segments (Segment.contacts; a page of an audience with an
+// Any list) can be read two ways, and each is far the cheaper in some cases.
+// Walking the contacts in the page's order and keeping the members reads about
+// limit × N / k contacts, for k members among the workspace's N, when the members
+// are spread evenly over the order; they are not, and at 1M contacts the walks read
+// about ten times that. Reading the members first and sorting them reads k. At 1M
+// contacts, warm (EXPLAIN ANALYZE, pages of 50): a segment of 890 members, 245 ms
+// walking and 4 ms members first; 8,991 members, 73 and 31 ms; 18,166, 62 and 58;
+// 50,000, 1.4 and 116; 100,000, 1.0 and 200. So a page's statement holds both
+// ways, and PostgreSQL reads the members first when k² ≤ membersFirstFactor ×
+// limit × N, k and N from the counters (segments.contact_count,
+// contact_counts), which the statement reads itself.
+const membersFirstFactor = 10
+
+// membersFirstCond is the condition of reading a page of members first, for the
+// segments that segments (SQL: "ANY(?)" with the IDs, or a column such as
+// "seg.id") names. Its placeholders take the workspace, [the IDs,] the factor
+// times the page's limit, and the workspace again.
+func membersFirstCond(segments string) string {
+	return "(SELECT coalesce(sum(s.contact_count), 0) FROM segments s WHERE s.workspace_id = ? AND s.id = " + segments + ")::float8 ^ 2" +
+		" <= ?::float8 * (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8"
+}
+
+// membersOf is the condition that the contact c is a member of the segments that
+// segments names (as in membersFirstCond), written for reading the members first:
+// their IDs become the keys of a scan of the contacts' primary key. Its
+// placeholders take the workspace[ and the IDs].
+func membersOf(segments string) string {
+	return "c.id = ANY(ARRAY(SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = " + segments + "))"
+}
+
+// contactsPageSelect returns the statement of a page of the contacts cq selects: with
+// an Any list of segments, one that reads the members first or walks the contacts,
+// whichever is cheaper (see membersFirstFactor).
+func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
+	walk := func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }
+	if cq.Segments.Any == nil {
+		return pageSelect(walk, dst, pq)
+	}
+	ids := pgdialect.Array(cq.Segments.Any)
+	membersFirst := func(dst *[]contactRow) *bun.SelectQuery {
+		rest := cq
+		rest.Segments.Any = nil
+		return s.contactQuery(dst, ws, rest).Where(membersOf("ANY(?)"), ws, ids)
+	}
+	limit := pq.args.Size() + 1
+	return pageSelectEither(membersFirst, walk, membersFirstCond("ANY(?)"),
+		[]any{ws, ids, membersFirstFactor * limit, ws}, dst, pq)
 }
 
 // CountContacts returns the number of contacts cq selects: with a membership filter,
@@ -614,10 +668,13 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 	}
 	pq := pageQuery{alias: "c", key: key, dir: order.Direction, args: args}
 	var inner []contactRow
-	page, err := pageSelect(func(dst *[]contactRow) *bun.SelectQuery {
+	// Each segment's page is read the cheaper way for its size (membersFirstFactor).
+	page, err := pageSelectEither(func(dst *[]contactRow) *bun.SelectQuery {
+		return s.contactQuery(dst, ws, crm.ContactQuery{Search: search}).Where(membersOf("seg.id"), ws)
+	}, func(dst *[]contactRow) *bun.SelectQuery {
 		return s.contactQuery(dst, ws, crm.ContactQuery{Search: search}).
 			Where("EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = c.workspace_id AND m.segment_id = seg.id AND m.contact_id = c.id)")
-	}, &inner, pq)
+	}, membersFirstCond("seg.id"), []any{ws, membersFirstFactor * (pq.args.Size() + 1), ws}, &inner, pq)
 	if err != nil {
 		return nil, err
 	}

@@ -35,3 +35,18 @@ func SearchSQL(s *Store, ws int64, term string) (contacts, segments string) {
 	return s.contactQuery(&c, ws, crm.ContactQuery{Search: term}).String(),
 		s.segmentQuery(&sg, ws, crm.SegmentQuery{Search: term}).String()
 }
+
+// ContactsPageSQL returns the statement of a page of contacts, as s writes it, for
+// the test of how a page of members is read (membersfirst_test.go).
+func ContactsPageSQL(s *Store, ws int64, cq crm.ContactQuery, args crm.PageArgs) (string, error) {
+	key, ok := contactKeys[cq.Order.Field]
+	if !ok {
+		key = contactsByCreatedAt
+	}
+	var dst []contactRow
+	q, err := s.contactsPageSelect(&dst, ws, cq, pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args})
+	if err != nil {
+		return "", err
+	}
+	return q.String(), nil
+}

@@ -251,15 +251,22 @@ func fetchPage[R probed](ctx context.Context, newQuery func(dst *[]R) *bun.Selec
 	if err != nil {
 		return nil, pageNav{}, err
 	}
+	return runPage(ctx, q, &all, pq)
+}
+
+// runPage runs q, a statement of pageSelect or pageSelectEither that selects into
+// all, and returns the page it read.
+func runPage[R probed](ctx context.Context, q *bun.SelectQuery, all *[]R, pq pageQuery) ([]R, pageNav, error) {
+	var err error
 	if _, ok := any(new(R)).(columnScanner); ok {
-		all, err = scanRows[R](ctx, q, pq.args.Size()+2)
+		*all, err = scanRows[R](ctx, q, pq.args.Size()+2)
 	} else {
-		err = q.Scan(ctx, &all)
+		err = q.Scan(ctx, all)
 	}
 	if err != nil {
 		return nil, pageNav{}, err
 	}
-	rows, nav := splitPage(all, pq)
+	rows, nav := splitPage(*all, pq)
 	return rows, nav, nil
 }
 
@@ -348,6 +355,24 @@ func pageSelect[R any](newQuery func(dst *[]R) *bun.SelectQuery, dst *[]R, pq pa
 		q = q.UnionAll(pq.orderBy(probe, !walkDesc).Limit(1))
 	}
 	return q, nil
+}
+
+// pageSelectEither returns the statement of a page that two queries select alike,
+// each the cheaper way to read it in some cases: the page of first when cond holds,
+// of second otherwise. cond must name no column of the paged rows (and never be
+// null): the planner then gates each branch on it, PostgreSQL decides once as the
+// statement starts, or once per outer row in a lateral subquery, and never starts
+// the other branch.
+func pageSelectEither[R any](first, second func(dst *[]R) *bun.SelectQuery, cond string, condArgs []any, dst *[]R, pq pageQuery) (*bun.SelectQuery, error) {
+	a, err := pageSelect(func(dst *[]R) *bun.SelectQuery { return first(dst).Where(cond, condArgs...) }, dst, pq)
+	if err != nil {
+		return nil, err
+	}
+	b, err := pageSelect(func(dst *[]R) *bun.SelectQuery { return second(dst).Where("NOT ("+cond+")", condArgs...) }, dst, pq)
+	if err != nil {
+		return nil, err
+	}
+	return a.UnionAll(b), nil
 }
 
 // splitPage takes the rows pageSelect read, in any order of page rows and probe, and

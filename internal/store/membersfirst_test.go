@@ -1,0 +1,203 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// TestMembersPagesReadTheCheaperWay: a page of the members of a segment small
+// against its workspace is read members first, one of a large segment by walking
+// the contacts in the page's order (store.membersFirstFactor), and both ways give
+// the same pages: forward to the end and backward, in two orders, for a segment
+// alone (Segment.contacts, an audience's Any list) and in a batch of segments (a
+// list of segments with their contacts).
+func TestMembersPagesReadTheCheaperWay(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	ws, _ := storetest.Workspace(t, owner)
+	// 3,000 contacts created a second apart, with names in another order; "small"
+	// holds 20 of them, "large" 2,500. For pages of 50 the members come first up to
+	// sqrt(10 × 51 × 3,000) = 1,237 members.
+	var small, large int64
+	err := owner.DB().QueryRowContext(ctx, fmt.Sprintf(`
+		WITH c AS (
+			INSERT INTO contacts (workspace_id, phone, name, created_at, updated_at)
+			SELECT %[1]d, '+9199' || lpad(g::text, 8, '0'), 'Name ' || lpad(((g * 7919) %% 3000)::text, 4, '0'),
+			       timestamptz '2026-01-01' + g * interval '1 second', timestamptz '2026-01-01'
+			FROM generate_series(1, 3000) AS g
+			RETURNING id, phone
+		), s AS (
+			INSERT INTO segments (workspace_id, name) VALUES (%[1]d, 'small'), (%[1]d, 'large') RETURNING id, name
+		), m AS (
+			INSERT INTO memberships (workspace_id, segment_id, contact_id)
+			SELECT %[1]d, s.id, c.id FROM c, s
+			WHERE (s.name = 'small' AND right(c.phone, 8)::int %% 150 = 0)
+			   OR (s.name = 'large' AND right(c.phone, 8)::int %% 6 <> 0)
+		)
+		SELECT (SELECT id FROM s WHERE name = 'small'), (SELECT id FROM s WHERE name = 'large')`, ws.ID)).Scan(&small, &large)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The oracle: the members in each order, by a query of their own.
+	members := func(seg int64, orderBy string) []int64 {
+		rows, err := owner.DB().QueryContext(ctx, `SELECT c.id FROM contacts c JOIN memberships m
+			ON m.workspace_id = c.workspace_id AND m.contact_id = c.id
+			WHERE m.workspace_id = $1 AND m.segment_id = $2 ORDER BY `+orderBy, ws.ID, seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	orders := []struct {
+		order   crm.ContactOrder
+		orderBy string
+	}{
+		{crm.DefaultContactOrder, "c.created_at DESC, c.id DESC"},
+		{crm.ContactOrder{Field: crm.ContactsByName, Direction: crm.Asc}, "lower(c.name), c.id"},
+	}
+	actx := store.WithWorkspace(ctx, ws.ID)
+	ids := func(p store.Page[crm.Contact]) []int64 {
+		out := make([]int64, len(p.Items))
+		for i, c := range p.Items {
+			out[i] = c.ID
+		}
+		return out
+	}
+	ptr := func(n int) *int { return &n }
+
+	for _, seg := range []struct {
+		name         string
+		id           int64
+		size         int
+		membersFirst bool
+	}{{"small", small, 20, true}, {"large", large, 2500, false}} {
+		for _, o := range orders {
+			want := members(seg.id, o.orderBy)
+			if len(want) != seg.size {
+				t.Fatalf("%s has %d members, want %d", seg.name, len(want), seg.size)
+			}
+			cq := crm.ContactQuery{Segments: crm.MembershipFilter{Any: []int64{seg.id}}, Order: o.order}
+
+			// Which way PostgreSQL read the first page: the members-first branch
+			// comes first in the statement, the walk second.
+			sql, err := store.ContactsPageSQL(app, ws.ID, cq, crm.PageArgs{First: ptr(50)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, walk := branchesRun(t, actx, app, sql)
+			if first != seg.membersFirst || walk == seg.membersFirst {
+				t.Errorf("%s by %s: members first ran %v, the walk %v; want members first %v", seg.name, o.orderBy, first, walk, seg.membersFirst)
+			}
+
+			// Forward to the end, 50 at a time.
+			var got []int64
+			var after *string
+			for pages := 0; ; pages++ {
+				p, err := app.Contacts(actx, ws.ID, cq, crm.PageArgs{First: ptr(50), After: after})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, ids(p)...)
+				if p.HasPreviousPage != (after != nil) {
+					t.Fatalf("%s by %s, page %d: hasPreviousPage %v", seg.name, o.orderBy, pages, p.HasPreviousPage)
+				}
+				if !p.HasNextPage {
+					break
+				}
+				c := p.Cursor(len(p.Items) - 1)
+				after = &c
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s by %s: paged forward %d contacts %v..., want %d %v...", seg.name, o.orderBy, len(got), head(got), len(want), head(want))
+			}
+
+			// Backward: the 7 before the 15th.
+			p, err := app.Contacts(actx, ws.ID, cq, crm.PageArgs{First: ptr(15)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := p.Cursor(14)
+			p, err = app.Contacts(actx, ws.ID, cq, crm.PageArgs{Last: ptr(7), Before: &before})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids(p), want[7:14]) || !p.HasPreviousPage || !p.HasNextPage {
+				t.Errorf("%s by %s: last 7 before the 15th: %v (previous %v, next %v), want %v (true, true)",
+					seg.name, o.orderBy, ids(p), p.HasPreviousPage, p.HasNextPage, want[7:14])
+			}
+		}
+	}
+
+	// In a batch, each segment's page is read its own way, with the same result.
+	for _, o := range orders {
+		pages, err := app.ContactsOfSegments(actx, ws.ID, []int64{small, large}, "", o.order, crm.PageArgs{First: ptr(10)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, seg := range []int64{small, large} {
+			want := members(seg, o.orderBy)
+			p := pages[seg]
+			if !slices.Equal(ids(p), want[:10]) || !p.HasNextPage {
+				t.Errorf("batch by %s, segment %d: %v (next %v), want %v (true)", o.orderBy, seg, ids(p), p.HasNextPage, want[:10])
+			}
+			after := p.Cursor(9)
+			next, err := app.ContactsOfSegments(actx, ws.ID, []int64{small, large}, "", o.order, crm.PageArgs{First: ptr(10), After: &after})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(next[seg]); !slices.Equal(got, want[10:20]) || !next[seg].HasPreviousPage {
+				t.Errorf("batch by %s, segment %d after the 10th: %v (previous %v), want %v (true)", o.orderBy, seg, got, next[seg].HasPreviousPage, want[10:20])
+			}
+		}
+	}
+}
+
+// branchesRun runs EXPLAIN ANALYZE of a statement of store.pageSelectEither and
+// reports whether each of its two branches read the contacts.
+func branchesRun(t *testing.T, ctx context.Context, s *store.Store, sql string) (first, second bool) {
+	t.Helper()
+	var raw []byte
+	if err := s.DB().QueryRowContext(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+sql).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	type node struct {
+		NodeType     string  `json:"Node Type"`
+		RelationName string  `json:"Relation Name"`
+		ActualLoops  float64 `json:"Actual Loops"`
+		Plans        []node  `json:"Plans"`
+	}
+	var plans []struct{ Plan node }
+	if err := json.Unmarshal(raw, &plans); err != nil {
+		t.Fatal(err)
+	}
+	var readsContacts func(n node) bool
+	readsContacts = func(n node) bool {
+		if n.RelationName == "contacts" && n.ActualLoops > 0 {
+			return true
+		}
+		return slices.ContainsFunc(n.Plans, readsContacts)
+	}
+	top := plans[0].Plan
+	if top.NodeType != "Append" || len(top.Plans) != 2 {
+		t.Fatalf("the statement's plan is a %s of %d, want an Append of 2:\n%s", top.NodeType, len(top.Plans), raw)
+	}
+	return readsContacts(top.Plans[0]), readsContacts(top.Plans[1])
+}
+
+func head(ids []int64) []int64 { return ids[:min(len(ids), 5)] }
