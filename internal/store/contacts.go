@@ -98,53 +98,94 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 }
 
 // A page of the members of segments (Segment.contacts; a page of an audience with an
-// Any list) can be read two ways, and each is far the cheaper in some cases.
+// Any or All list) can be read two ways, and each is far the cheaper in some cases.
 // Walking the contacts in the page's order and keeping the members reads about
 // limit × N / k contacts, for k members among the workspace's N, when the members
 // are spread evenly over the order; they are not, and at 1M contacts the walks read
 // about ten times that. Reading the members first and sorting them reads k. At 1M
-// contacts, warm (EXPLAIN ANALYZE, pages of 50): a segment of 890 members, 245 ms
-// walking and 4 ms members first; 8,991 members, 73 and 31 ms; 18,166, 62 and 58;
-// 50,000, 1.4 and 116; 100,000, 1.0 and 200. So a page's statement holds both
-// ways, and PostgreSQL reads the members first when k² ≤ membersFirstFactor ×
-// limit × N, k and N from the counters (segments.contact_count,
-// contact_counts), which the statement reads itself.
+// contacts, warm (EXPLAIN ANALYZE, pages of 50), walking as PostgreSQL planned it
+// (with parallel workers) and members first: a segment of 10 members, 1,308 and 1.1
+// ms; 890, 245 and 4; 8,991, 73 and 31; 18,166, 62 and 54; 50,000, 1.4 and 116;
+// 100,000, 1.0 and 200. So a page's statement holds both ways, and PostgreSQL reads
+// the members first when k² ≤ membersFirstFactor × limit × N, k and N from the
+// counters (segments.contact_count, contact_counts), which the statement reads
+// itself.
 const membersFirstFactor = 10
 
-// membersFirstCond is the condition of reading a page of members first, for the
-// segments that segments (SQL: "ANY(?)" with the IDs, or a column such as
-// "seg.id") names. Its placeholders take the workspace, [the IDs,] the factor
-// times the page's limit, and the workspace again.
-func membersFirstCond(segments string) string {
-	return "(SELECT coalesce(sum(s.contact_count), 0) FROM segments s WHERE s.workspace_id = ? AND s.id = " + segments + ")::float8 ^ 2" +
-		" <= ?::float8 * (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8"
+// membersFirst is how a page reads its members first: the condition of doing so
+// (gate) and the condition that a contact c is a candidate (members), with their
+// arguments. The candidates are the members of the filter's Any segments, or else
+// of the smallest of its All segments; the rest of the filter then narrows them.
+type membersFirst struct {
+	gate, members        string
+	gateArgs, memberArgs []any
 }
 
-// membersOf is the condition that the contact c is a member of the segments that
-// segments names (as in membersFirstCond), written for reading the members first:
-// their IDs become the keys of a scan of the contacts' primary key. Its
-// placeholders take the workspace[ and the IDs].
+// membersFirstOf returns how a page of limit rows (the page and the row after it)
+// of filter f reads its members first; ok is false when f lists no segments to
+// start from (only None).
+func membersFirstOf(ws int64, f crm.MembershipFilter, limit int) (mf membersFirst, ok bool) {
+	switch {
+	case f.Any != nil:
+		ids := pgdialect.Array(f.Any)
+		return membersFirst{
+			gate:       membersFirstGate(segmentsSize("sum", "ANY(?)")),
+			gateArgs:   []any{ws, ids, membersFirstFactor * limit, ws},
+			members:    membersOf("ANY(?)"),
+			memberArgs: []any{ws, ids},
+		}, true
+	case len(f.All) > 0:
+		ids := pgdialect.Array(unique(f.All))
+		smallest := "(SELECT s.id FROM segments s WHERE s.workspace_id = ? AND s.id = ANY(?) ORDER BY s.contact_count, s.id LIMIT 1)"
+		return membersFirst{
+			gate:       membersFirstGate(segmentsSize("min", "ANY(?)")),
+			gateArgs:   []any{ws, ids, membersFirstFactor * limit, ws},
+			members:    membersOf(smallest),
+			memberArgs: []any{ws, ws, ids},
+		}, true
+	}
+	return membersFirst{}, false
+}
+
+// membersFirstGate is the condition of reading a page's members first, k² ≤
+// membersFirstFactor × limit × N, for the number of candidates k that the SQL size
+// computes. Its placeholders take size's own, then the factor times the limit, and
+// the workspace (whose counters give N).
+func membersFirstGate(size string) string {
+	return "(" + size + ")::float8 ^ 2 <= ?::float8 * (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8"
+}
+
+// segmentsSize is the SQL of the sum (agg "sum") or the least (agg "min") of the
+// numbers of members of the segments that segments names (as in membersOf). Its
+// first placeholder takes the workspace; segments' own follow.
+func segmentsSize(agg, segments string) string {
+	return "SELECT coalesce(" + agg + "(s.contact_count), 0) FROM segments s WHERE s.workspace_id = ? AND s.id = " + segments
+}
+
+// membersOf is the condition that the contact c is a member of the segment or
+// segments that segments (SQL: "ANY(?)" of IDs, a scalar subquery, a column such as
+// "seg.id") names, written for reading the members first: their IDs become the keys
+// of a scan of the contacts' primary key. Its first placeholder takes the
+// workspace; segments' own follow.
 func membersOf(segments string) string {
 	return "c.id = ANY(ARRAY(SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = " + segments + "))"
 }
 
 // contactsPageSelect returns the statement of a page of the contacts cq selects: with
-// an Any list of segments, one that reads the members first or walks the contacts,
-// whichever is cheaper (see membersFirstFactor).
+// a list of segments to start from, one that reads the members first or walks the
+// contacts, whichever is cheaper (see membersFirstFactor).
 func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
 	walk := func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }
-	if cq.Segments.Any == nil {
+	mf, ok := membersFirstOf(ws, cq.Segments, pq.args.Size()+1)
+	if !ok {
 		return pageSelect(walk, dst, pq)
 	}
-	ids := pgdialect.Array(cq.Segments.Any)
-	membersFirst := func(dst *[]contactRow) *bun.SelectQuery {
+	first := func(dst *[]contactRow) *bun.SelectQuery {
 		rest := cq
-		rest.Segments.Any = nil
-		return s.contactQuery(dst, ws, rest).Where(membersOf("ANY(?)"), ws, ids)
+		rest.Segments.Any = nil // the candidates are exactly the Any segments' members
+		return s.contactQuery(dst, ws, rest).Where(mf.members, mf.memberArgs...)
 	}
-	limit := pq.args.Size() + 1
-	return pageSelectEither(membersFirst, walk, membersFirstCond("ANY(?)"),
-		[]any{ws, ids, membersFirstFactor * limit, ws}, dst, pq)
+	return pageSelectEither(first, walk, mf.gate, mf.gateArgs, dst, pq)
 }
 
 // CountContacts returns the number of contacts cq selects: with a membership filter,
@@ -674,7 +715,7 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 	}, func(dst *[]contactRow) *bun.SelectQuery {
 		return s.contactQuery(dst, ws, crm.ContactQuery{Search: search}).
 			Where("EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = c.workspace_id AND m.segment_id = seg.id AND m.contact_id = c.id)")
-	}, membersFirstCond("seg.id"), []any{ws, membersFirstFactor * (pq.args.Size() + 1), ws}, &inner, pq)
+	}, membersFirstGate(segmentsSize("sum", "seg.id")), []any{ws, membersFirstFactor * (pq.args.Size() + 1), ws}, &inner, pq)
 	if err != nil {
 		return nil, err
 	}

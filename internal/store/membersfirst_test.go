@@ -16,16 +16,18 @@ import (
 // against its workspace is read members first, one of a large segment by walking
 // the contacts in the page's order (store.membersFirstFactor), and both ways give
 // the same pages: forward to the end and backward, in two orders, for a segment
-// alone (Segment.contacts, an audience's Any list) and in a batch of segments (a
-// list of segments with their contacts).
+// alone (Segment.contacts, an audience's Any list), for an All list (from its
+// smallest segment) and in a batch of segments (a list of segments with their
+// contacts).
 func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 	ctx := context.Background()
 	owner, app := storetest.Store(t), storetest.AppStore(t)
 	ws, _ := storetest.Workspace(t, owner)
-	// 3,000 contacts created a second apart, with names in another order; "small"
-	// holds 20 of them, "large" 2,500. For pages of 50 the members come first up to
+	// 3,000 contacts created a second apart, with names in another order; "large"
+	// holds 2,500 of them, "small" 20, all of them also in "large", and "mixed" 30,
+	// 20 of them in "large". For pages of 50 the members come first up to
 	// sqrt(10 × 51 × 3,000) = 1,237 members.
-	var small, large int64
+	var small, large, mixed int64
 	err := owner.DB().QueryRowContext(ctx, fmt.Sprintf(`
 		WITH c AS (
 			INSERT INTO contacts (workspace_id, phone, name, created_at, updated_at)
@@ -34,22 +36,26 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 			FROM generate_series(1, 3000) AS g
 			RETURNING id, phone
 		), s AS (
-			INSERT INTO segments (workspace_id, name) VALUES (%[1]d, 'small'), (%[1]d, 'large') RETURNING id, name
+			INSERT INTO segments (workspace_id, name) VALUES (%[1]d, 'small'), (%[1]d, 'large'), (%[1]d, 'mixed') RETURNING id, name
 		), m AS (
 			INSERT INTO memberships (workspace_id, segment_id, contact_id)
 			SELECT %[1]d, s.id, c.id FROM c, s
-			WHERE (s.name = 'small' AND right(c.phone, 8)::int %% 150 = 0)
+			WHERE (s.name = 'small' AND right(c.phone, 8)::int %% 150 = 1)
 			   OR (s.name = 'large' AND right(c.phone, 8)::int %% 6 <> 0)
+			   OR (s.name = 'mixed' AND right(c.phone, 8)::int %% 100 = 6)
 		)
-		SELECT (SELECT id FROM s WHERE name = 'small'), (SELECT id FROM s WHERE name = 'large')`, ws.ID)).Scan(&small, &large)
+		SELECT (SELECT id FROM s WHERE name = 'small'), (SELECT id FROM s WHERE name = 'large'), (SELECT id FROM s WHERE name = 'mixed')`,
+		ws.ID)).Scan(&small, &large, &mixed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The oracle: the members in each order, by a query of their own.
-	members := func(seg int64, orderBy string) []int64 {
-		rows, err := owner.DB().QueryContext(ctx, `SELECT c.id FROM contacts c JOIN memberships m
-			ON m.workspace_id = c.workspace_id AND m.contact_id = c.id
-			WHERE m.workspace_id = $1 AND m.segment_id = $2 ORDER BY `+orderBy, ws.ID, seg)
+	// The oracle: the contacts in need of the segments segs (or more), in each order,
+	// by a query of their own.
+	inSegments := func(segs []int64, need int, orderBy string) []int64 {
+		rows, err := owner.DB().QueryContext(ctx, `SELECT c.id FROM contacts c WHERE c.workspace_id = $1
+			AND (SELECT count(*) FROM memberships m WHERE m.workspace_id = c.workspace_id AND m.contact_id = c.id
+			     AND m.segment_id = ANY($2)) >= $3
+			ORDER BY `+orderBy, ws.ID, segs, need)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,18 +87,30 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 	}
 	ptr := func(n int) *int { return &n }
 
+	members := func(seg int64, orderBy string) []int64 { return inSegments([]int64{seg}, 1, orderBy) }
 	for _, seg := range []struct {
 		name         string
-		id           int64
+		filter       crm.MembershipFilter
 		size         int
 		membersFirst bool
-	}{{"small", small, 20, true}, {"large", large, 2500, false}} {
+	}{
+		{"any small", crm.MembershipFilter{Any: []int64{small}}, 20, true},
+		{"any large", crm.MembershipFilter{Any: []int64{large}}, 2500, false},
+		{"all of small and large", crm.MembershipFilter{All: []int64{large, small}}, 20, true},
+		{"all of mixed and large", crm.MembershipFilter{All: []int64{large, mixed}}, 20, true},
+		{"all of large", crm.MembershipFilter{All: []int64{large}}, 2500, false},
+	} {
 		for _, o := range orders {
-			want := members(seg.id, o.orderBy)
+			var want []int64
+			if seg.filter.Any != nil {
+				want = inSegments(seg.filter.Any, 1, o.orderBy)
+			} else {
+				want = inSegments(seg.filter.All, len(seg.filter.All), o.orderBy)
+			}
 			if len(want) != seg.size {
 				t.Fatalf("%s has %d members, want %d", seg.name, len(want), seg.size)
 			}
-			cq := crm.ContactQuery{Segments: crm.MembershipFilter{Any: []int64{seg.id}}, Order: o.order}
+			cq := crm.ContactQuery{Segments: seg.filter, Order: o.order}
 
 			// Which way PostgreSQL read the first page: the members-first branch
 			// comes first in the statement, the walk second.
