@@ -57,7 +57,7 @@ func TestLoad(t *testing.T) {
 	s := storetest.Store(t)
 	defs := func() []string {
 		t.Helper()
-		rows, err := s.DB().QueryContext(ctx, `
+		return storetest.Column[string](t, s.DB(), `
 			SELECT 'index ' || indexrelid::regclass::text || ': ' || pg_get_indexdef(indexrelid) FROM pg_index
 			WHERE indrelid IN ('contacts'::regclass, 'memberships'::regclass, 'segments'::regclass)
 			UNION ALL
@@ -67,19 +67,6 @@ func TestLoad(t *testing.T) {
 			SELECT 'trigger ' || tgname || ': ' || tgenabled::text FROM pg_trigger
 			WHERE tgrelid IN ('contacts'::regclass, 'memberships'::regclass) AND NOT tgisinternal
 			ORDER BY 1`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var out []string
-		for rows.Next() {
-			var d string
-			if err := rows.Scan(&d); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, d)
-		}
-		return out
 	}
 	before := defs()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

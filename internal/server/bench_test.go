@@ -16,6 +16,7 @@ import (
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/store/storetest"
 )
 
 // The handler's hot paths, for regressions (go test -run '^$' -bench . ./internal/server/,
@@ -173,17 +174,8 @@ func BenchmarkW6Assign(b *testing.B) {
 	a := benchAPI(b)
 	ctx := context.Background()
 	ids := func(kind globalid.Kind, query string, args ...any) []string {
-		rows, err := a.store.DB().QueryContext(ctx, query, args...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer rows.Close()
 		var out []string
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				b.Fatal(err)
-			}
+		for _, id := range storetest.Column[int64](b, a.store.DB(), query, args...) {
 			out = append(out, globalid.Encode(kind, id))
 		}
 		return out

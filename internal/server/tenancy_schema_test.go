@@ -20,6 +20,7 @@ import (
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
 )
 
 // TestCrossTenantFromSchema calls every field of Query and Mutation, as the schema
@@ -524,21 +525,9 @@ func tenantChecksums(t *testing.T, s *store.Store, ws int64) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	db := s.DB() // the owner's view, which row-level security does not filter
-	rows, err := db.QueryContext(ctx, `SELECT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+	tables := storetest.Column[string](t, db, `SELECT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE a.attname = 'workspace_id' AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND n.nspname = current_schema()`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	rows.Close()
 	sort.Strings(tables)
 	out := map[string]string{}
 	for _, table := range append(tables, "workspaces") {

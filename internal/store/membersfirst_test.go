@@ -52,23 +52,10 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 	// The oracle: the contacts in need of the segments segs (or more), in each order,
 	// by a query of their own.
 	inSegments := func(segs []int64, need int, orderBy string) []int64 {
-		rows, err := owner.DB().QueryContext(ctx, `SELECT c.id FROM contacts c WHERE c.workspace_id = $1
+		return storetest.Column[int64](t, owner.DB(), `SELECT c.id FROM contacts c WHERE c.workspace_id = $1
 			AND (SELECT count(*) FROM memberships m WHERE m.workspace_id = c.workspace_id AND m.contact_id = c.id
 			     AND m.segment_id = ANY($2)) >= $3
 			ORDER BY `+orderBy, ws.ID, segs, need)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, id)
-		}
-		return ids
 	}
 	orders := []struct {
 		order   crm.ContactOrder

@@ -11,6 +11,7 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"net/url"
@@ -243,4 +244,27 @@ func dropDatabases() {
 	for _, name := range dbs {
 		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	}
+}
+
+// Column returns the first column of every row that query returns on db, in order,
+// failing the test on any error.
+func Column[T any](tb testing.TB, db *sql.DB, query string, args ...any) []T {
+	tb.Helper()
+	rows, err := db.QueryContext(context.Background(), query, args...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }
