@@ -100,17 +100,18 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 // A page of the members of segments (Segment.contacts; a page of an audience with an
 // Any or All list) can be read two ways, and each is far the cheaper in some cases.
 // Walking the contacts in the page's order and keeping the members reads about
-// limit × N / k contacts, for k members among the workspace's N, when the members
-// are spread evenly over the order; they are not, and at 1M contacts the walks read
-// about ten times that. Reading the members first and sorting them reads k. At 1M
-// contacts, warm (EXPLAIN ANALYZE, pages of 50), walking as PostgreSQL planned it
-// (with parallel workers) and members first: a segment of 10 members, 1,308 and 1.1
-// ms; 890, 245 and 4; 8,991, 73 and 31; 18,166, 62 and 54; 50,000, 1.4 and 116;
-// 100,000, 1.0 and 200. So a page's statement holds both ways, and PostgreSQL reads
-// the members first when k² ≤ membersFirstFactor × limit × N, k and N from the
-// counters (segments.contact_count, contact_counts), which the statement reads
-// itself.
-const membersFirstFactor = 10
+// limit × N / k contacts, for k members among the workspace's N spread over the
+// order (the benchmark's are: the walks read 0.7-1.3 times that), about 2 µs each.
+// Reading the members first and sorting them reads k, about 4 µs each. At 1M
+// contacts (EXPLAIN ANALYZE, warm, pages of 50, serial plans), walking and members
+// first: 890 members, 118 and 4-6 ms; 1,783, 62 and 8-10; 4,473, 30 and 21; 8,991,
+// 8.6 and 30-38; 18,166, 4.1 and 54-65; 50,000, 1.5 and 116. So a page's statement
+// holds both ways, and PostgreSQL reads the members first when k² ≤
+// membersFirstFactor × limit × N (7,100 members at 1M contacts for pages of 50),
+// k and N from the counters (segments.contact_count, contact_counts), which the
+// statement reads itself. The factor leans to members first, whose cost k bounds,
+// where a walk past clustered members could read the whole list.
+const membersFirstFactor = 1
 
 // membersFirst is how a page reads its members first: the condition of doing so
 // (gate) and the condition that a contact c is a candidate (members), with their
@@ -171,11 +172,29 @@ func membersOf(segments string) string {
 	return "c.id = ANY(ARRAY(SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = " + segments + "))"
 }
 
+// walkedMembers is the condition that the contact c is a member of the segments that
+// segments names (as in membersOf), written for walking the contacts: a subplan per
+// contact (OFFSET 0 keeps PostgreSQL from turning it into a join), so that the walk
+// branch of a page walks. Made a join, the planner could drive it from the
+// memberships for a segment it takes for small, which is the other branch's way,
+// done slower (7 µs a member). Its first placeholder takes the workspace;
+// segments' own follow.
+func walkedMembers(segments string) string {
+	return "EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = ? AND m.contact_id = c.id AND m.segment_id = " + segments + " OFFSET 0)"
+}
+
 // contactsPageSelect returns the statement of a page of the contacts cq selects: with
 // a list of segments to start from, one that reads the members first or walks the
 // contacts, whichever is cheaper (see membersFirstFactor).
 func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
-	walk := func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }
+	walk := func(dst *[]contactRow) *bun.SelectQuery {
+		if cq.Segments.Any == nil {
+			return s.contactQuery(dst, ws, cq)
+		}
+		rest := cq
+		rest.Segments.Any = nil
+		return s.contactQuery(dst, ws, rest).Where(walkedMembers("ANY(?)"), ws, pgdialect.Array(cq.Segments.Any))
+	}
 	mf, ok := membersFirstOf(ws, cq.Segments, pq.args.Size()+1)
 	if !ok {
 		return pageSelect(walk, dst, pq)
@@ -713,8 +732,7 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 	page, err := pageSelectEither(func(dst *[]contactRow) *bun.SelectQuery {
 		return s.contactQuery(dst, ws, crm.ContactQuery{Search: search}).Where(membersOf("seg.id"), ws)
 	}, func(dst *[]contactRow) *bun.SelectQuery {
-		return s.contactQuery(dst, ws, crm.ContactQuery{Search: search}).
-			Where("EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = c.workspace_id AND m.segment_id = seg.id AND m.contact_id = c.id)")
+		return s.contactQuery(dst, ws, crm.ContactQuery{Search: search}).Where(walkedMembers("seg.id"), ws)
 	}, membersFirstGate(segmentsSize("sum", "seg.id")), []any{ws, membersFirstFactor * (pq.args.Size() + 1), ws}, &inner, pq)
 	if err != nil {
 		return nil, err

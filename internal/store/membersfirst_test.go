@@ -26,7 +26,7 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 	// 3,000 contacts created a second apart, with names in another order; "large"
 	// holds 2,500 of them, "small" 20, all of them also in "large", and "mixed" 30,
 	// 20 of them in "large". For pages of 50 the members come first up to
-	// sqrt(10 × 51 × 3,000) = 1,237 members.
+	// sqrt(51 × 3,000) = 391 members, for pages of 10 up to 181.
 	var small, large, mixed int64
 	err := owner.DB().QueryRowContext(ctx, fmt.Sprintf(`
 		WITH c AS (
