@@ -76,7 +76,7 @@ func main() {
 	flag.StringVar(&c.setupSQL, "postgraphile-sql", "bench/sql/postgraphile-setup.sql", "what PostGraphile needs beyond the tables")
 	flag.StringVar(&c.note, "note", "", "a note for the report, such as that the machine was shared")
 	flag.StringVar(&c.sharedBuffers, "shared-buffers", "2GB", "shared_buffers of the embedded PostgreSQL: large enough for the whole dataset, which is prewarmed into it")
-	flag.StringVar(&c.only, "workloads", "W1,W2,W3,W4,W5,W6,W7,W8", "workloads to run")
+	flag.StringVar(&c.only, "workloads", "W1,W2,W3,W4,W5,W6,W7,W8,W9", "workloads to run")
 	flag.IntVar(&c.contacts, "contacts", 1_000_000, "dataset size (segments 1,000; memberships 5 per contact; 10 big segments of contacts/10)")
 	flag.Uint64Var(&c.seed, "seed", 1, "dataset and request seed")
 	flag.BoolVar(&c.fresh, "fresh", false, "load a new dataset even if one of this size exists (times the load)")
@@ -134,7 +134,7 @@ var contenders = []string{ours, pgl, flr}
 // fixedRates is the rate of each workload's fixed-rate run (p50/p99, CPU per
 // request): 100/s where every contender can serve it, lower for the heavy ones (an
 // audience count reads 300,000 memberships at full size).
-var fixedRates = map[string]float64{"W1": 100, "W2": 100, "W3": 100, "W4": 100, "W5": 100, "W6": 20, "W8": 2}
+var fixedRates = map[string]float64{"W1": 100, "W2": 100, "W3": 100, "W4": 100, "W5": 100, "W6": 20, "W8": 2, "W9": 100}
 
 type bench struct {
 	c       config
@@ -378,7 +378,7 @@ func (b *bench) header(c string) http.Header {
 	return h
 }
 
-var readWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W8"}
+var readWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W8", "W9"}
 
 // Statements our server sends only after a pause, not per request: the lookup of an
 // API key, which it remembers for 2 s (serve's --key-cache-ttl), pgx's ping of a

@@ -20,6 +20,7 @@ type dataset struct {
 	firstContact int64
 	contacts     int
 	big          []int64  // the ten largest segments
+	sized        []int64  // segments of every size, smallest first (W9)
 	rareTerms    []string // terms that each find about one contact
 	segTerms     []string // terms that find a handful of segments
 	cursors      []position
@@ -54,6 +55,21 @@ func loadDataset(ctx context.Context, db *sql.DB, ws int64, seed uint64) (*datas
 	if len(d.big) < 4 {
 		return nil, fmt.Errorf("the dataset has %d segments; W8 needs 4", len(d.big))
 	}
+	// W9's segments: of the segments by size, every nth, so that their sizes run
+	// from the smallest to the largest as the dataset's do.
+	rows, err = db.QueryContext(ctx, `SELECT id FROM (
+		SELECT id, row_number() OVER (ORDER BY contact_count, id) AS r, count(*) OVER () AS n
+		FROM segments WHERE workspace_id = $1) s
+		WHERE (r - 1) % greatest(n / $2, 1) = 0 ORDER BY r LIMIT $2`, ws, variants)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		d.sized = append(d.sized, id)
+	}
+	rows.Close()
 	rng := rand.New(rand.NewPCG(seed, 5))
 	// Random contacts: their positions (W3 cursors) and the tags of their emails
 	// (W4, W5: rare terms; the generator makes each tag unique).
@@ -153,6 +169,16 @@ func (d *dataset) readVariants(w string) []pair {
 				gql(`query($ws: BigInt!, $t: String!) { allContacts(first: 50, condition: {workspaceId: $ws}, orderBy: [CREATED_AT_DESC], filter: {searchText: {includesInsensitive: $t}}) { `+total+`nodes { id name phone email } pageInfo { hasNextPage endCursor } } }`,
 					map[string]any{"ws": ws, "t": t}),
 			}
+		case "W9":
+			// The dashboard's page of a segment: its 50 newest contacts, for
+			// segments of every size.
+			seg := d.sized[i%len(d.sized)]
+			out[i] = pair{
+				gql(`query($id: ID!) { segment(id: $id) { contacts(first: 50) { nodes { id name phone email } pageInfo { hasNextPage endCursor } } } }`,
+					map[string]any{"id": sid(seg)}),
+				gql(`query($ws: BigInt!, $seg: BigInt!) { allContacts(first: 50, condition: {workspaceId: $ws}, orderBy: [CREATED_AT_DESC], filter: {membershipsByWorkspaceIdAndContactId: {some: {segmentId: {equalTo: $seg}}}}) { nodes { id name phone email } pageInfo { hasNextPage endCursor } } }`,
+					map[string]any{"ws": ws, "seg": strconv.FormatInt(seg, 10)}),
+			}
 		case "W8":
 			// A campaign audience: contacts in any of 3 big segments but not in a 4th.
 			perm := rand.New(rand.NewPCG(uint64(i), 8)).Perm(len(d.big))
@@ -221,4 +247,5 @@ var workloadTitles = map[string]string{
 	"W6": "assign 100 contacts × 10 segments",
 	"W7": "bulk assignment 10,000 × 100 (1M pairs)",
 	"W8": "audience count: any 3 big segments, none 1",
+	"W9": "segment page: 50 newest contacts of a segment, segments of every size",
 }
