@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -59,7 +60,24 @@ func (b *syncBuffer) String() string {
 // start runs "segments serve" until the test ends, and returns its base URL.
 func start(t *testing.T, getenv func(string) string, args ...string) string {
 	t.Helper()
-	addr := freeAddr(t)
+	// freeAddr's port is free when it returns, not when serve listens: another
+	// test's process (a PgBouncer, a database) may take it in between. Serve then
+	// exits at once; try another port.
+	for attempt := 1; ; attempt++ {
+		url, err := startAt(t, freeAddr(t), getenv, args...)
+		if err == nil {
+			return url
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 3 {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startAt runs serve on addr until the test ends and returns its URL, or the error
+// of a serve that exited before it answered.
+func startAt(t *testing.T, addr string, getenv func(string) string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var stdout, stderr syncBuffer
@@ -78,12 +96,12 @@ func start(t *testing.T, getenv func(string) string, args ...string) string {
 		res, err := http.Get(url + "/livez")
 		if err == nil {
 			res.Body.Close()
-			return url
+			return url, nil
 		}
 		select {
 		case err := <-done:
 			done <- nil // for the cleanup, which waits for serve to return
-			t.Fatalf("serve exited early: %v\n%s", err, stderr.String())
+			return "", fmt.Errorf("serve exited early: %v\n%s", err, stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
