@@ -42,34 +42,23 @@ func loadDataset(ctx context.Context, db *sql.DB, ws int64, seed uint64) (*datas
 		Scan(&d.firstContact, &d.contacts); err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, `SELECT id FROM segments WHERE workspace_id = $1 ORDER BY contact_count DESC, id LIMIT 10`, ws)
+	var err error
+	d.big, err = queryIDs(ctx, db, `SELECT id FROM segments WHERE workspace_id = $1 ORDER BY contact_count DESC, id LIMIT 10`, ws)
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var id int64
-		rows.Scan(&id)
-		d.big = append(d.big, id)
-	}
-	rows.Close()
 	if len(d.big) < 4 {
 		return nil, fmt.Errorf("the dataset has %d segments; W8 needs 4", len(d.big))
 	}
 	// W9's segments: of the segments by size, every nth, so that their sizes run
 	// from the smallest to the largest as the dataset's do.
-	rows, err = db.QueryContext(ctx, `SELECT id FROM (
+	d.sized, err = queryIDs(ctx, db, `SELECT id FROM (
 		SELECT id, row_number() OVER (ORDER BY contact_count, id) AS r, count(*) OVER () AS n
 		FROM segments WHERE workspace_id = $1) s
 		WHERE (r - 1) % greatest(n / $2, 1) = 0 ORDER BY r LIMIT $2`, ws, variants)
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var id int64
-		rows.Scan(&id)
-		d.sized = append(d.sized, id)
-	}
-	rows.Close()
 	rng := rand.New(rand.NewPCG(seed, 5))
 	// Random contacts: their positions (W3 cursors) and the tags of their emails
 	// (W4, W5: rare terms; the generator makes each tag unique).
@@ -92,6 +81,24 @@ func loadDataset(ctx context.Context, db *sql.DB, ws int64, seed uint64) (*datas
 	}
 	d.segTerms = []string{"buyers", "loyal", "subscri", "pune", "vip", "dormant visitors", "readers", "festival", "mumbai", "leads"}
 	return d, nil
+}
+
+// queryIDs returns the IDs that query selects, in order.
+func queryIDs(ctx context.Context, db *sql.DB, query string, args ...any) ([]int64, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // gql is a GraphQL request body.
