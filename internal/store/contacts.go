@@ -97,29 +97,14 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 	return contactPage(rows, nav, key), nil
 }
 
-// A page of the members of segments (Segment.contacts; a page of an audience with an
-// Any or All list) can be read two ways, and each is far the cheaper in some cases.
-// Walking the contacts in the page's order and keeping the members reads about
-// limit × N / k contacts, for k members among the workspace's N spread over the
-// order (the benchmark's are: the walks read 0.7-1.3 times that), about 2 µs each.
-// Reading the members first and sorting them reads k, about 4 µs each. At 1M
-// contacts (EXPLAIN ANALYZE, warm, pages of 50, serial plans), walking and members
-// first: 890 members, 118 and 4-6 ms; 1,783, 62 and 8-10; 4,473, 30 and 21; 8,991,
-// 8.6 and 30-38; 18,166, 4.1 and 54-65; 50,000, 1.5 and 116. So a page's statement
-// holds both ways, and PostgreSQL reads the members first when k² ≤
-// membersFirstFactor × limit × N (7,100 members at 1M contacts for pages of 50),
-// k and N from the counters (segments.contact_count, contact_counts), which the
-// statement reads itself. The factor leans to members first, whose cost k bounds,
-// where a walk past clustered members could read the whole list.
-const membersFirstFactor = 1
-
 // membersFirst is how a page reads its members first: the condition of doing so
-// (gate) and the condition that a contact c is a candidate (members), with their
-// arguments. The candidates are the members of the filter's Any segments, or else
-// of the smallest of its All segments; the rest of the filter then narrows them.
+// (gate), the most rows a walk reads before it gives up (limit), and the condition
+// that a contact c is a candidate (members), with their arguments. The candidates
+// are the members of the filter's Any segments, or else of the smallest of its All
+// segments; the rest of the filter then narrows them.
 type membersFirst struct {
-	gate, members        string
-	gateArgs, memberArgs []any
+	gate, limit, members            string
+	gateArgs, limitArgs, memberArgs []any
 }
 
 // membersFirstOf returns how a page of limit rows (the page and the row after it)
@@ -132,6 +117,8 @@ func membersFirstOf(ws int64, f crm.MembershipFilter, limit int) (mf membersFirs
 		return membersFirst{
 			gate:       membersFirstGate(segmentsSize("sum", "ANY(?)")),
 			gateArgs:   []any{ws, ids, membersFirstFactor * limit, ws},
+			limit:      walkLimit(segmentsSize("max", "ANY(?)")),
+			limitArgs:  []any{walkLimitFactor * limit, ws, ws, ids},
 			members:    membersOf("ANY(?)"),
 			memberArgs: []any{ws, ids},
 		}, true
@@ -141,6 +128,8 @@ func membersFirstOf(ws int64, f crm.MembershipFilter, limit int) (mf membersFirs
 		return membersFirst{
 			gate:       membersFirstGate(segmentsSize("min", "ANY(?)")),
 			gateArgs:   []any{ws, ids, membersFirstFactor * limit, ws},
+			limit:      walkLimit(segmentsSize("min", "ANY(?)")),
+			limitArgs:  []any{walkLimitFactor * limit, ws, ws, ids},
 			members:    membersOf(smallest),
 			memberArgs: []any{ws, ws, ids},
 		}, true
@@ -156,8 +145,16 @@ func membersFirstGate(size string) string {
 	return "(" + size + ")::float8 ^ 2 <= ?::float8 * (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8"
 }
 
+// walkLimit is the SQL of the most rows a walk reads, walkLimitFactor × limit × N /
+// k, for the number of members k that the SQL size computes. Its placeholders take
+// the factor times the limit, the workspace (whose counters give N), then size's own.
+func walkLimit(size string) string {
+	return "ceil(?::float8 * (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8 / greatest((" + size + ")::float8, 1))::bigint"
+}
+
 // segmentsSize is the SQL of the sum (agg "sum") or the least (agg "min") of the
-// numbers of members of the segments that segments names (as in membersOf). Its
+// numbers of members of the segments that segments names (as in membersOf); "max",
+// the largest. Its
 // first placeholder takes the workspace; segments' own follow.
 func segmentsSize(agg, segments string) string {
 	return "SELECT coalesce(" + agg + "(s.contact_count), 0) FROM segments s WHERE s.workspace_id = ? AND s.id = " + segments
@@ -187,24 +184,28 @@ func walkedMembers(segments string) string {
 // a list of segments to start from, one that reads the members first or walks the
 // contacts, whichever is cheaper (see membersFirstFactor).
 func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
-	walk := func(dst *[]contactRow) *bun.SelectQuery {
-		if cq.Segments.Any == nil {
-			return s.contactQuery(dst, ws, cq)
-		}
-		rest := cq
-		rest.Segments.Any = nil
-		return s.contactQuery(dst, ws, rest).Where(walkedMembers("ANY(?)"), ws, pgdialect.Array(cq.Segments.Any))
-	}
 	mf, ok := membersFirstOf(ws, cq.Segments, pq.args.Size()+1)
 	if !ok {
-		return pageSelect(walk, dst, pq)
+		return pageSelect(func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }, dst, pq)
 	}
-	first := func(dst *[]contactRow) *bun.SelectQuery {
-		rest := cq
-		rest.Segments.Any = nil // the candidates are exactly the Any segments' members
-		return s.contactQuery(dst, ws, rest).Where(mf.members, mf.memberArgs...)
-	}
-	return pageSelectEither(first, walk, mf.gate, mf.gateArgs, dst, pq)
+	rest := cq.Segments
+	rest.Any = nil // the candidates are exactly the Any segments' members
+	return twoWayPageSelect(twoWayPage[contactRow]{
+		list: func(dst *[]contactRow) *bun.SelectQuery {
+			return s.contactQuery(dst, ws, crm.ContactQuery{Search: cq.Search})
+		},
+		walked: func(q *bun.SelectQuery) *bun.SelectQuery {
+			if cq.Segments.Any != nil {
+				q = q.Where(walkedMembers("ANY(?)"), ws, pgdialect.Array(cq.Segments.Any))
+			}
+			return whereMembership(q, ws, rest, "c.id")
+		},
+		first: func(q *bun.SelectQuery) *bun.SelectQuery {
+			return whereMembership(q.Where(mf.members, mf.memberArgs...), ws, rest, "c.id")
+		},
+		gate: mf.gate, gateArgs: mf.gateArgs,
+		limit: mf.limit, limitArgs: mf.limitArgs,
+	}, dst, pq)
 }
 
 // CountContacts returns the number of contacts cq selects: with a membership filter,
@@ -729,11 +730,16 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 	pq := pageQuery{alias: "c", key: key, dir: order.Direction, args: args}
 	var inner []contactRow
 	// Each segment's page is read the cheaper way for its size (membersFirstFactor).
-	page, err := pageSelectEither(func(dst *[]contactRow) *bun.SelectQuery {
-		return s.contactQuery(dst, ws, crm.ContactQuery{Search: search}).Where(membersOf("seg.id"), ws)
-	}, func(dst *[]contactRow) *bun.SelectQuery {
-		return s.contactQuery(dst, ws, crm.ContactQuery{Search: search}).Where(walkedMembers("seg.id"), ws)
-	}, membersFirstGate(segmentsSize("sum", "seg.id")), []any{ws, membersFirstFactor * (pq.args.Size() + 1), ws}, &inner, pq)
+	limit := pq.args.Size() + 1
+	page, err := twoWayPageSelect(twoWayPage[contactRow]{
+		list: func(dst *[]contactRow) *bun.SelectQuery {
+			return s.contactQuery(dst, ws, crm.ContactQuery{Search: search})
+		},
+		walked: func(q *bun.SelectQuery) *bun.SelectQuery { return q.Where(walkedMembers("seg.id"), ws) },
+		first:  func(q *bun.SelectQuery) *bun.SelectQuery { return q.Where(membersOf("seg.id"), ws) },
+		gate:   membersFirstGate(segmentsSize("sum", "seg.id")), gateArgs: []any{ws, membersFirstFactor * limit, ws},
+		limit: walkLimit(segmentsSize("max", "seg.id")), limitArgs: []any{walkLimitFactor * limit, ws, ws},
+	}, &inner, pq)
 	if err != nil {
 		return nil, err
 	}

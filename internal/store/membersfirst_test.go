@@ -14,20 +14,24 @@ import (
 
 // TestMembersPagesReadTheCheaperWay: a page of the members of a segment small
 // against its workspace is read members first, one of a large segment by walking
-// the contacts in the page's order (store.membersFirstFactor), and both ways give
-// the same pages: forward to the end and backward, in two orders, for a segment
-// alone (Segment.contacts, an audience's Any list), for an All list (from its
-// smallest segment) and in a batch of segments (a list of segments with their
-// contacts).
+// the contacts in the page's order (store.membersFirstFactor), unless the walk finds
+// too few members within its limit, when the members are read first after all
+// (store.walkLimitFactor); and every way gives the same pages: forward to the end
+// and backward, in two orders, for a segment alone (Segment.contacts, an audience's
+// Any list), for an All list (from its smallest segment) and in a batch of segments
+// (a list of segments with their contacts).
 func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 	ctx := context.Background()
 	owner, app := storetest.Store(t), storetest.AppStore(t)
 	ws, _ := storetest.Workspace(t, owner)
 	// 3,000 contacts created a second apart, with names in another order; "large"
-	// holds 2,500 of them, "small" 20, all of them also in "large", and "mixed" 30,
-	// 20 of them in "large". For pages of 50 the members come first up to
-	// sqrt(51 × 3,000) = 391 members, for pages of 10 up to 181.
-	var small, large, mixed int64
+	// holds 2,500 of them, "small" 20, all of them also in "large", "mixed" 30, 20
+	// of them in "large", and "old" the 600 created first. For pages of 50 the
+	// members come first up to sqrt(51 × 3,000) = 391 members, for pages of 10 up
+	// to 181; a walk for "old" reads at most 4 × 51 × 3,000 / 600 = 1,020 contacts
+	// (220 for pages of 10), and newest first it meets the first of them after
+	// 2,400.
+	var small, large, mixed, old int64
 	err := owner.DB().QueryRowContext(ctx, fmt.Sprintf(`
 		WITH c AS (
 			INSERT INTO contacts (workspace_id, phone, name, created_at, updated_at)
@@ -36,16 +40,18 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 			FROM generate_series(1, 3000) AS g
 			RETURNING id, phone
 		), s AS (
-			INSERT INTO segments (workspace_id, name) VALUES (%[1]d, 'small'), (%[1]d, 'large'), (%[1]d, 'mixed') RETURNING id, name
+			INSERT INTO segments (workspace_id, name) VALUES (%[1]d, 'small'), (%[1]d, 'large'), (%[1]d, 'mixed'), (%[1]d, 'old') RETURNING id, name
 		), m AS (
 			INSERT INTO memberships (workspace_id, segment_id, contact_id)
 			SELECT %[1]d, s.id, c.id FROM c, s
 			WHERE (s.name = 'small' AND right(c.phone, 8)::int %% 150 = 1)
 			   OR (s.name = 'large' AND right(c.phone, 8)::int %% 6 <> 0)
 			   OR (s.name = 'mixed' AND right(c.phone, 8)::int %% 100 = 6)
+			   OR (s.name = 'old' AND right(c.phone, 8)::int <= 600)
 		)
-		SELECT (SELECT id FROM s WHERE name = 'small'), (SELECT id FROM s WHERE name = 'large'), (SELECT id FROM s WHERE name = 'mixed')`,
-		ws.ID)).Scan(&small, &large, &mixed)
+		SELECT (SELECT id FROM s WHERE name = 'small'), (SELECT id FROM s WHERE name = 'large'),
+		       (SELECT id FROM s WHERE name = 'mixed'), (SELECT id FROM s WHERE name = 'old')`,
+		ws.ID)).Scan(&small, &large, &mixed, &old)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,19 +81,27 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 	ptr := func(n int) *int { return &n }
 
 	members := func(seg int64, orderBy string) []int64 { return inSegments([]int64{seg}, 1, orderBy) }
+	// How the first page is read, newest first and by name.
+	const (
+		membersFirst         = "members first"
+		walk                 = "walk"
+		walkThenMembersFirst = "walk, then members first"
+	)
 	for _, seg := range []struct {
-		name         string
-		filter       crm.MembershipFilter
-		size         int
-		membersFirst bool
+		name   string
+		filter crm.MembershipFilter
+		size   int
+		ways   [2]string
 	}{
-		{"any small", crm.MembershipFilter{Any: []int64{small}}, 20, true},
-		{"any large", crm.MembershipFilter{Any: []int64{large}}, 2500, false},
-		{"all of small and large", crm.MembershipFilter{All: []int64{large, small}}, 20, true},
-		{"all of mixed and large", crm.MembershipFilter{All: []int64{large, mixed}}, 20, true},
-		{"all of large", crm.MembershipFilter{All: []int64{large}}, 2500, false},
+		{"any small", crm.MembershipFilter{Any: []int64{small}}, 20, [2]string{membersFirst, membersFirst}},
+		{"any large", crm.MembershipFilter{Any: []int64{large}}, 2500, [2]string{walk, walk}},
+		{"all of small and large", crm.MembershipFilter{All: []int64{large, small}}, 20, [2]string{membersFirst, membersFirst}},
+		{"all of mixed and large", crm.MembershipFilter{All: []int64{large, mixed}}, 20, [2]string{membersFirst, membersFirst}},
+		{"all of large", crm.MembershipFilter{All: []int64{large}}, 2500, [2]string{walk, walk}},
+		{"any old", crm.MembershipFilter{Any: []int64{old}}, 600, [2]string{walkThenMembersFirst, walk}},
+		{"all of old and large", crm.MembershipFilter{All: []int64{large, old}}, 500, [2]string{walkThenMembersFirst, walk}},
 	} {
-		for _, o := range orders {
+		for i, o := range orders {
 			var want []int64
 			if seg.filter.Any != nil {
 				want = inSegments(seg.filter.Any, 1, o.orderBy)
@@ -99,15 +113,13 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 			}
 			cq := crm.ContactQuery{Segments: seg.filter, Order: o.order}
 
-			// Which way PostgreSQL read the first page: the members-first branch
-			// comes first in the statement, the walk second.
+			// Which way PostgreSQL read the first page.
 			sql, err := store.ContactsPageSQL(app, ws.ID, cq, crm.PageArgs{First: ptr(50)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			first, walk := branchesRun(t, actx, app, sql)
-			if first != seg.membersFirst || walk == seg.membersFirst {
-				t.Errorf("%s by %s: members first ran %v, the walk %v; want members first %v", seg.name, o.orderBy, first, walk, seg.membersFirst)
+			if way := wayRun(t, actx, app, sql); way != seg.ways[i] {
+				t.Errorf("%s by %s: read by %s, want %s", seg.name, o.orderBy, way, seg.ways[i])
 			}
 
 			// Forward to the end, 50 at a time.
@@ -151,18 +163,19 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 
 	// In a batch, each segment's page is read its own way, with the same result.
 	for _, o := range orders {
-		pages, err := app.ContactsOfSegments(actx, ws.ID, []int64{small, large}, "", o.order, crm.PageArgs{First: ptr(10)})
+		batch := []int64{small, large, old}
+		pages, err := app.ContactsOfSegments(actx, ws.ID, batch, "", o.order, crm.PageArgs{First: ptr(10)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, seg := range []int64{small, large} {
+		for _, seg := range batch {
 			want := members(seg, o.orderBy)
 			p := pages[seg]
 			if !slices.Equal(ids(p), want[:10]) || !p.HasNextPage {
 				t.Errorf("batch by %s, segment %d: %v (next %v), want %v (true)", o.orderBy, seg, ids(p), p.HasNextPage, want[:10])
 			}
 			after := p.Cursor(9)
-			next, err := app.ContactsOfSegments(actx, ws.ID, []int64{small, large}, "", o.order, crm.PageArgs{First: ptr(10), After: &after})
+			next, err := app.ContactsOfSegments(actx, ws.ID, batch, "", o.order, crm.PageArgs{First: ptr(10), After: &after})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,9 +186,12 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 	}
 }
 
-// branchesRun runs EXPLAIN ANALYZE of a statement of store.pageSelectEither and
-// reports whether each of its two branches read the contacts.
-func branchesRun(t *testing.T, ctx context.Context, s *store.Store, sql string) (first, second bool) {
+// wayRun runs EXPLAIN ANALYZE of a statement of a page of members without a cursor
+// and returns the way PostgreSQL read it: "walk" when its walk (the CTE walk) read
+// contacts and the page was its, "members first" when the members-first branch (an
+// Append member) read them and the walk did not, "walk, then members first" when
+// both did.
+func wayRun(t *testing.T, ctx context.Context, s *store.Store, sql string) string {
 	t.Helper()
 	var raw []byte
 	if err := s.DB().QueryRowContext(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+sql).Scan(&raw); err != nil {
@@ -183,6 +199,8 @@ func branchesRun(t *testing.T, ctx context.Context, s *store.Store, sql string) 
 	}
 	type node struct {
 		NodeType     string  `json:"Node Type"`
+		Relationship string  `json:"Parent Relationship"`
+		SubplanName  string  `json:"Subplan Name"`
 		RelationName string  `json:"Relation Name"`
 		ActualLoops  float64 `json:"Actual Loops"`
 		Plans        []node  `json:"Plans"`
@@ -198,11 +216,31 @@ func branchesRun(t *testing.T, ctx context.Context, s *store.Store, sql string) 
 		}
 		return slices.ContainsFunc(n.Plans, readsContacts)
 	}
-	top := plans[0].Plan
-	if top.NodeType != "Append" || len(top.Plans) != 2 {
-		t.Fatalf("the statement's plan is a %s of %d, want an Append of 2:\n%s", top.NodeType, len(top.Plans), raw)
+	var walked, first bool
+	var visit func(n node)
+	visit = func(n node) {
+		for _, c := range n.Plans {
+			switch {
+			case c.SubplanName == "CTE walk":
+				walked = readsContacts(c)
+			case c.Relationship == "Member":
+				first = first || readsContacts(c)
+			default:
+				visit(c)
+			}
+		}
 	}
-	return readsContacts(top.Plans[0]), readsContacts(top.Plans[1])
+	visit(plans[0].Plan)
+	switch {
+	case walked && first:
+		return "walk, then members first"
+	case walked:
+		return "walk"
+	case first:
+		return "members first"
+	}
+	t.Fatalf("neither way read contacts:\n%s", raw)
+	return ""
 }
 
 func head(ids []int64) []int64 { return ids[:min(len(ids), 5)] }

@@ -203,6 +203,17 @@ type pageQuery struct {
 	key   sortKey
 	dir   crm.Direction
 	args  crm.PageArgs
+	// columns is the SQL list of the columns a page selects of its rows; empty: all
+	// of them (alias.*).
+	columns string
+}
+
+// selectList returns the SQL list of the columns a page selects.
+func (pq pageQuery) selectList() string {
+	if pq.columns != "" {
+		return pq.columns
+	}
+	return pq.alias + ".*"
 }
 
 // keyExprs returns the SQL of the sort key over the given column reference.
@@ -304,75 +315,92 @@ func scanRows[R any](ctx context.Context, q *bun.SelectQuery, capacity int) ([]R
 // from a cursor, a probe row from the far side of that cursor (UNION ALL) that says
 // whether a page lies beyond it.
 func pageSelect[R any](newQuery func(dst *[]R) *bun.SelectQuery, dst *[]R, pq pageQuery) (*bun.SelectQuery, error) {
-	if err := pq.args.Validate(); err != nil {
+	b, err := pq.bounds()
+	if err != nil {
 		return nil, err
 	}
-	var after, before *cursor
-	if pq.args.After != nil {
-		c, err := decodeCursor("after", *pq.args.After, pq.key)
-		if err != nil {
-			return nil, err
-		}
-		after = &c
-	}
-	if pq.args.Before != nil {
-		c, err := decodeCursor("before", *pq.args.Before, pq.key)
-		if err != nil {
-			return nil, err
-		}
-		before = &c
-	}
-
-	// "Later" means later in the requested order: greater keys when ascending.
-	later, earlier := ">", "<"
-	if pq.dir == crm.Desc {
-		later, earlier = "<", ">"
-	}
-	backward := pq.args.Backward()
-	// A forward page walks the requested order; a backward page walks it in reverse
-	// from its end, and splitPage flips it.
-	walkDesc := (pq.dir == crm.Desc) != backward
-
-	q := newQuery(dst).ColumnExpr(pq.alias + ".*").ColumnExpr("false AS probe")
-	if after != nil {
-		cond, args := pq.compare(later, after)
-		q = q.Where(cond, args...)
-	}
-	if before != nil {
-		cond, args := pq.compare(earlier, before)
-		q = q.Where(cond, args...)
-	}
-	q = pq.orderBy(q, walkDesc).Limit(int64(pq.args.Size() + 1))
-
-	start, beyond := after, earlier+"="
-	if backward {
-		start, beyond = before, later+"="
-	}
-	if start != nil {
-		var unused []R
-		cond, args := pq.compare(beyond, start)
-		probe := newQuery(&unused).ColumnExpr(pq.alias+".*").ColumnExpr("true AS probe").Where(cond, args...)
-		q = q.UnionAll(pq.orderBy(probe, !walkDesc).Limit(1))
+	q := b.page(newQuery(dst))
+	if probe := pageProbe(b, newQuery); probe != nil {
+		q = q.UnionAll(probe)
 	}
 	return q, nil
 }
 
-// pageSelectEither returns the statement of a page that two queries select alike,
-// each the cheaper way to read it in some cases: the page of first when cond holds,
-// of second otherwise. cond must name no column of the paged rows (and never be
-// null): the planner then gates each branch on it, PostgreSQL decides once as the
-// statement starts, or once per outer row in a lateral subquery, and never starts
-// the other branch.
-func pageSelectEither[R any](first, second func(dst *[]R) *bun.SelectQuery, cond string, condArgs []any, dst *[]R, pq pageQuery) (*bun.SelectQuery, error) {
-	a, err := pageSelect(func(dst *[]R) *bun.SelectQuery { return first(dst).Where(cond, condArgs...) }, dst, pq)
-	if err != nil {
-		return nil, err
+// pageBounds is where a page lies in its list: its cursors, decoded, and the
+// direction it reads its list in.
+type pageBounds struct {
+	pq            pageQuery
+	after, before *cursor
+	// later and earlier are the comparisons of "later" and "earlier" in the
+	// requested order: greater keys when ascending.
+	later, earlier string
+	// walkDesc: the page reads its list in descending order of the key. A forward
+	// page walks the requested order; a backward page walks it in reverse from its
+	// end, and splitPage flips it.
+	walkDesc bool
+}
+
+// bounds checks the page's arguments and decodes its cursors.
+func (pq pageQuery) bounds() (pageBounds, error) {
+	if err := pq.args.Validate(); err != nil {
+		return pageBounds{}, err
 	}
-	b, err := pageSelect(func(dst *[]R) *bun.SelectQuery { return second(dst).Where("NOT ("+cond+")", condArgs...) }, dst, pq)
-	if err != nil {
-		return nil, err
+	b := pageBounds{pq: pq, later: ">", earlier: "<"}
+	if pq.args.After != nil {
+		c, err := decodeCursor("after", *pq.args.After, pq.key)
+		if err != nil {
+			return pageBounds{}, err
+		}
+		b.after = &c
 	}
-	return a.UnionAll(b), nil
+	if pq.args.Before != nil {
+		c, err := decodeCursor("before", *pq.args.Before, pq.key)
+		if err != nil {
+			return pageBounds{}, err
+		}
+		b.before = &c
+	}
+	if pq.dir == crm.Desc {
+		b.later, b.earlier = "<", ">"
+	}
+	b.walkDesc = (pq.dir == crm.Desc) != pq.args.Backward()
+	return b, nil
+}
+
+// within adds the conditions of lying between the page's cursors.
+func (b pageBounds) within(q *bun.SelectQuery) *bun.SelectQuery {
+	if b.after != nil {
+		cond, args := b.pq.compare(b.later, b.after)
+		q = q.Where(cond, args...)
+	}
+	if b.before != nil {
+		cond, args := b.pq.compare(b.earlier, b.before)
+		q = q.Where(cond, args...)
+	}
+	return q
+}
+
+// page makes q, which selects the filtered rows, select the page's rows: between
+// the cursors, in the order walked, one more than the page holds.
+func (b pageBounds) page(q *bun.SelectQuery) *bun.SelectQuery {
+	q = b.within(q.ColumnExpr(b.pq.selectList()).ColumnExpr("false AS probe"))
+	return b.pq.orderBy(q, b.walkDesc).Limit(int64(b.pq.args.Size() + 1))
+}
+
+// pageProbe returns the probe of pageSelect, read from a fresh query of newQuery, or
+// nil when the page starts at an end of its list.
+func pageProbe[R any](b pageBounds, newQuery func(dst *[]R) *bun.SelectQuery) *bun.SelectQuery {
+	start, beyond := b.after, b.earlier+"="
+	if b.pq.args.Backward() {
+		start, beyond = b.before, b.later+"="
+	}
+	if start == nil {
+		return nil
+	}
+	var unused []R
+	cond, args := b.pq.compare(beyond, start)
+	probe := newQuery(&unused).ColumnExpr(b.pq.selectList()).ColumnExpr("true AS probe").Where(cond, args...)
+	return b.pq.orderBy(probe, !b.walkDesc).Limit(1)
 }
 
 // splitPage takes the rows pageSelect read, in any order of page rows and probe, and
