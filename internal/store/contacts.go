@@ -97,67 +97,56 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 	return contactPage(rows, nav, key), nil
 }
 
-// membersFirst is how a page reads its members first: the condition of doing so
-// (gate), the most rows a walk reads before it gives up (limit), and the condition
-// that a contact c is a candidate (members), with their arguments. The candidates
-// are the members of the filter's Any segments, or else of the smallest of its All
-// segments; the rest of the filter then narrows them.
+// membersFirst is how a page of a membership filter reads its members first: the
+// SQL of the sizes that choose the way (twoWayPage.sizes) and the condition that a
+// contact c is a candidate (members), with their arguments, and the factor of the
+// choice. The candidates are the members of the filter's Any segments, or else of
+// the smallest of its All segments; the rest of the filter then narrows them. An
+// Any list's walk may hash its members (walkedAnyMembers); an All list's tests the
+// filter as whereMembership writes it.
 type membersFirst struct {
-	gate, limit, members            string
-	gateArgs, limitArgs, memberArgs []any
+	sizes, members        string
+	sizesArgs, memberArgs []any
+	firstFactor           float64
+	hashed                bool
 }
 
-// membersFirstOf returns how a page of limit rows (the page and the row after it)
-// of filter f reads its members first; ok is false when f lists no segments to
-// start from (only None).
-func membersFirstOf(ws int64, f crm.MembershipFilter, limit int) (mf membersFirst, ok bool) {
+// membersFirstOf returns how a page of filter f reads its members first; ok is false
+// when f lists no segments to start from (only None).
+func membersFirstOf(ws int64, f crm.MembershipFilter) (mf membersFirst, ok bool) {
 	switch {
 	case f.Any != nil:
 		ids := pgdialect.Array(f.Any)
 		return membersFirst{
-			gate:       membersFirstGate(segmentsSize("sum", "ANY(?)")),
-			gateArgs:   []any{ws, ids, membersFirstFactor * limit, ws},
-			limit:      walkLimit(segmentsSize("max", "ANY(?)")),
-			limitArgs:  []any{walkLimitFactor * limit, ws, ws, ids},
-			members:    membersOf("ANY(?)"),
-			memberArgs: []any{ws, ids},
+			sizes:       segmentsSizes("sum", "max", "ANY(?)"),
+			sizesArgs:   []any{ws, ws, ids},
+			firstFactor: 1.0 / membersFirstHashedDivisor,
+			hashed:      true,
+			members:     membersOf("ANY(?)"),
+			memberArgs:  []any{ws, ids},
 		}, true
 	case len(f.All) > 0:
 		ids := pgdialect.Array(unique(f.All))
 		smallest := "(SELECT s.id FROM segments s WHERE s.workspace_id = ? AND s.id = ANY(?) ORDER BY s.contact_count, s.id LIMIT 1)"
 		return membersFirst{
-			gate:       membersFirstGate(segmentsSize("min", "ANY(?)")),
-			gateArgs:   []any{ws, ids, membersFirstFactor * limit, ws},
-			limit:      walkLimit(segmentsSize("min", "ANY(?)")),
-			limitArgs:  []any{walkLimitFactor * limit, ws, ws, ids},
-			members:    membersOf(smallest),
-			memberArgs: []any{ws, ws, ids},
+			sizes:       segmentsSizes("min", "min", "ANY(?)"),
+			sizesArgs:   []any{ws, ws, ids},
+			firstFactor: membersFirstFactor,
+			members:     membersOf(smallest),
+			memberArgs:  []any{ws, ws, ids},
 		}, true
 	}
 	return membersFirst{}, false
 }
 
-// membersFirstGate is the condition of reading a page's members first, k² ≤
-// membersFirstFactor × limit × N, for the number of candidates k that the SQL size
-// computes. Its placeholders take size's own, then the factor times the limit, and
-// the workspace (whose counters give N).
-func membersFirstGate(size string) string {
-	return "(" + size + ")::float8 ^ 2 <= ?::float8 * (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8"
-}
-
-// walkLimit is the SQL of the most rows a walk reads, walkLimitFactor × limit × N /
-// k, for the number of members k that the SQL size computes. Its placeholders take
-// the factor times the limit, the workspace (whose counters give N), then size's own.
-func walkLimit(size string) string {
-	return "ceil(?::float8 * (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8 / greatest((" + size + ")::float8, 1))::bigint"
-}
-
-// segmentsSize is the SQL of the sum (agg "sum") or the least (agg "min") of the
-// numbers of members of the segments that segments names (as in membersOf); "max",
-// the largest. Its
-// first placeholder takes the workspace; segments' own follow.
-func segmentsSize(agg, segments string) string {
-	return "SELECT coalesce(" + agg + "(s.contact_count), 0) FROM segments s WHERE s.workspace_id = ? AND s.id = " + segments
+// segmentsSizes is the SQL of the sizes of twoWayPage for the segments that segments
+// names (as in membersOf): k and k_walk the aggregates agg and aggWalk ("sum",
+// "min", "max") of their numbers of members, n the workspace's contacts. Its
+// placeholders take the workspace twice, then segments' own.
+func segmentsSizes(agg, aggWalk, segments string) string {
+	return "SELECT coalesce(" + agg + "(s.contact_count), 0)::float8 AS k, coalesce(" + aggWalk + "(s.contact_count), 0)::float8 AS k_walk," +
+		" (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8 AS n" +
+		" FROM segments s WHERE s.workspace_id = ? AND s.id = " + segments
 }
 
 // membersOf is the condition that the contact c is a member of the segment or
@@ -180,32 +169,52 @@ func walkedMembers(segments string) string {
 	return "EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = ? AND m.contact_id = c.id AND m.segment_id = " + segments + " OFFSET 0)"
 }
 
+// walkedAnyMembers returns the condition that the contact c is a member of any of
+// the segments ids, for the walk of a page of twoWayPageSelect, with its arguments:
+// the members hashed once (a hashed subplan: the IN inside CASE is not made a join)
+// when hashMembers holds, else walkedMembers, a lookup per contact.
+func walkedAnyMembers(ws int64, ids any) (string, []any) {
+	return "CASE WHEN " + hashMembers +
+			" THEN c.id IN (SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = ANY(?))" +
+			" ELSE " + walkedMembers("ANY(?)") + " END",
+		[]any{ws, ids, ws, ids}
+}
+
 // contactsPageSelect returns the statement of a page of the contacts cq selects: with
 // a list of segments to start from, one that reads the members first or walks the
 // contacts, whichever is cheaper (see membersFirstFactor).
 func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
-	mf, ok := membersFirstOf(ws, cq.Segments, pq.args.Size()+1)
+	mf, ok := membersFirstOf(ws, cq.Segments)
 	if !ok {
 		return pageSelect(func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }, dst, pq)
 	}
 	rest := cq.Segments
 	rest.Any = nil // the candidates are exactly the Any segments' members
-	return twoWayPageSelect(twoWayPage[contactRow]{
+	p := twoWayPage[contactRow]{
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: cq.Search})
 		},
-		walked: func(q *bun.SelectQuery) *bun.SelectQuery {
-			if cq.Segments.Any != nil {
-				q = q.Where(walkedMembers("ANY(?)"), ws, pgdialect.Array(cq.Segments.Any))
+		walked: func(q *bun.SelectQuery, hashable bool) *bun.SelectQuery {
+			switch ids := pgdialect.Array(cq.Segments.Any); {
+			case cq.Segments.Any == nil:
+			case hashable:
+				cond, args := walkedAnyMembers(ws, ids)
+				q = q.Where(cond, args...)
+			default:
+				q = q.Where(walkedMembers("ANY(?)"), ws, ids)
 			}
 			return whereMembership(q, ws, rest, "c.id")
 		},
 		first: func(q *bun.SelectQuery) *bun.SelectQuery {
 			return whereMembership(q.Where(mf.members, mf.memberArgs...), ws, rest, "c.id")
 		},
-		gate: mf.gate, gateArgs: mf.gateArgs,
-		limit: mf.limit, limitArgs: mf.limitArgs,
-	}, dst, pq)
+		sizes: mf.sizes, sizesArgs: mf.sizesArgs,
+		firstFactor: mf.firstFactor,
+	}
+	if mf.hashed {
+		p.hashFactor = hashedWalkFactor
+	}
+	return twoWayPageSelect(p, dst, pq)
 }
 
 // CountContacts returns the number of contacts cq selects: with a membership filter,
@@ -729,16 +738,17 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 	}
 	pq := pageQuery{alias: "c", key: key, dir: order.Direction, args: args}
 	var inner []contactRow
-	// Each segment's page is read the cheaper way for its size (membersFirstFactor).
-	limit := pq.args.Size() + 1
+	// Each segment's page is read the cheaper way for its size (membersFirstFactor):
+	// a walk looks its rows up, as it would have to build a hash of each segment's
+	// members.
 	page, err := twoWayPageSelect(twoWayPage[contactRow]{
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: search})
 		},
-		walked: func(q *bun.SelectQuery) *bun.SelectQuery { return q.Where(walkedMembers("seg.id"), ws) },
+		walked: func(q *bun.SelectQuery, _ bool) *bun.SelectQuery { return q.Where(walkedMembers("seg.id"), ws) },
 		first:  func(q *bun.SelectQuery) *bun.SelectQuery { return q.Where(membersOf("seg.id"), ws) },
-		gate:   membersFirstGate(segmentsSize("sum", "seg.id")), gateArgs: []any{ws, membersFirstFactor * limit, ws},
-		limit: walkLimit(segmentsSize("max", "seg.id")), limitArgs: []any{walkLimitFactor * limit, ws, ws},
+		sizes:  segmentsSizes("sum", "sum", "seg.id"), sizesArgs: []any{ws, ws},
+		firstFactor: membersFirstFactor,
 	}, &inner, pq)
 	if err != nil {
 		return nil, err

@@ -9,19 +9,33 @@ import (
 )
 
 // A page of the members of segments (Segment.contacts; a page of an audience with an
-// Any or All list) can be read two ways, and each is far the cheaper in some cases.
-// Walking the contacts in the page's order and keeping the members reads about
-// limit × N / k contacts, for k members among the workspace's N spread over the
-// order (the benchmark's are: the walks read 0.7-1.3 times that), about 2 µs each.
-// Reading the members first and sorting them reads k, about 4 µs each. At 1M
-// contacts (EXPLAIN ANALYZE, warm, pages of 50, serial plans), walking and members
-// first: 890 members, 118 and 4-6 ms; 1,783, 62 and 8-10; 4,473, 30 and 21; 8,991,
-// 8.6 and 30-38; 18,166, 4.1 and 54-65; 50,000, 1.5 and 116. So a page's statement
-// holds both ways, and PostgreSQL reads the members first when k² ≤
-// membersFirstFactor × limit × N (7,100 members at 1M contacts for pages of 50),
-// k and N from the counters (segments.contact_count, contact_counts), which the
-// statement reads itself.
-const membersFirstFactor = 1
+// Any or All list) can be read three ways, and each is far the cheapest in some
+// cases. For k members among the workspace's N contacts, spread over the page's
+// order (the benchmark's are: walks read 0.7-1.3 times the estimate):
+//
+//   - reading the members first, then the contacts by primary key, and sorting
+//     them costs about 6-8 µs a member;
+//   - walking the contacts in the page's order reads about limit × N / k of them,
+//     and looking each up in the memberships' primary key costs about 2.6 µs;
+//   - walking them after hashing the members (an Any list only: the hash is built
+//     once per statement, not per segment of a batch) costs about 0.45 µs a member
+//     and 0.3 µs a contact walked.
+//
+// At 1M contacts, pages of 50 (psql, warm, the three alone; looked up, hashed,
+// members first, in ms): 1,798 members 111, 14, 15; 4,496 37, 8, 33; 8,991 15-19,
+// 7, 58; 18,166 5.5, 7-10, 73; 24,726 8.6, 15, 139; 50,000 4.4, 27, 235; 100,000
+// 2, 41, 265. So a page's statement holds the ways, and chooses by k² against
+// limit × N, k and N from the counters (segments.contact_count, contact_counts),
+// which the statement reads itself: an Any list's members come first when k² ≤
+// limit × N / membersFirstHashedDivisor (1,790 members at 1M contacts), are hashed
+// when k² ≤ hashedWalkFactor × limit × N (14,300), and looked up beyond; where there
+// is no hashed walk (an All list; each segment of a batch), the members come first
+// when k² ≤ membersFirstFactor × limit × N (7,100).
+const (
+	membersFirstFactor        = 1
+	membersFirstHashedDivisor = 16
+	hashedWalkFactor          = 4
+)
 
 // A walk costs what the estimate says only when the members are spread over the
 // order. Members that cluster far from where the walk starts (a segment of contacts
@@ -30,29 +44,40 @@ const membersFirstFactor = 1
 // at most walkLimitFactor times the rows the estimate gives (for k the largest
 // segment of an Any list, which its union holds at least), and when that does not
 // fill the page the statement reads the members first instead, whose cost k bounds:
-// 115 and 250 ms for those two segments. Members spread over the order fill the page
-// well within the limit.
+// 118 and 350 ms end to end for those two segments. Members spread over the order
+// fill the page well within the limit.
 const walkLimitFactor = 4
 
 // twoWayPage is a page of the members of segments that its statement reads either
-// way (see membersFirstFactor and walkLimitFactor).
+// by walking list or by reading the members first (see membersFirstFactor and
+// walkLimitFactor).
 type twoWayPage[R any] struct {
 	// list selects the rows before the membership condition: the workspace's
 	// contacts, or those a search finds.
 	list func(dst *[]R) *bun.SelectQuery
-	// walked adds the membership condition as a walk tests it on each row; first
-	// adds it as reading the members first does, from the candidates.
-	walked, first func(q *bun.SelectQuery) *bun.SelectQuery
-	// gate is the SQL condition of reading the members first from the start, and
-	// limit the SQL (bigint) of the most rows of list a walk reads; neither may
-	// name a column of the paged rows.
-	gate, limit         string
-	gateArgs, limitArgs []any
+	// walked adds the membership condition as a walk tests it on each row: when
+	// hashable, it may test the hashed members instead, if hashMembers holds.
+	walked func(q *bun.SelectQuery, hashable bool) *bun.SelectQuery
+	// first adds the membership condition as reading the members first does, from
+	// the candidates.
+	first func(q *bun.SelectQuery) *bun.SelectQuery
+	// sizes is the SQL of one row of float8 columns that choose the way: k, the
+	// number of candidates; k_walk, the number of members a walk's limit counts on;
+	// n, the length of list. It may name no column of the paged rows.
+	sizes     string
+	sizesArgs []any
+	// The members come first when k² ≤ firstFactor × limit × n; hashMembers holds
+	// when k² ≤ hashFactor × limit × n.
+	firstFactor, hashFactor float64
 }
+
+// hashMembers is the condition, in a statement of twoWayPageSelect, that a walk
+// tests the hashed members (see hashedWalkFactor).
+const hashMembers = "(SELECT hash_members FROM walk_plan)"
 
 // twoWayPageSelect returns the statement of the page p describes:
 //
-//	WITH walk_plan AS (SELECT gate AS members_first, limit AS walk_limit),
+//	WITH walk_plan AS (SELECT members_first, hash_members, walk_limit FROM sizes),
 //	     walk AS (the page of the first walk_limit rows of list that walked keeps,
 //	              unless members_first),
 //	     walk_choice AS (SELECT members_first, or the walk filled no page and
@@ -70,35 +95,45 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		return nil, err
 	}
 	db := p.list(dst).DB()
-	// Every branch selects the same columns by name: the walk's rows carry their
-	// sort keys too (below).
+	// Every branch selects the same columns, by name.
 	pq.columns = columnsOf[R](db, pq.alias)
 	b.pq = pq
-	plan := db.NewSelect().
-		ColumnExpr("("+p.gate+") AS members_first", p.gateArgs...).
-		ColumnExpr("("+p.limit+") AS walk_limit", p.limitArgs...)
+	limit := float64(pq.args.Size() + 1)
+	plan := db.NewSelect().TableExpr("("+p.sizes+") AS sizes", p.sizesArgs...).
+		ColumnExpr("k ^ 2 <= ? * n AS members_first", p.firstFactor*limit).
+		ColumnExpr("k ^ 2 <= ? * n AS hash_members", p.hashFactor*limit).
+		ColumnExpr("ceil(? * n / greatest(k_walk, 1))::bigint AS walk_limit", walkLimitFactor*limit)
 
 	// The walk reads list in the page's order, at most walk_limit rows, then keeps
-	// the members. The rows carry their sort keys as columns (sort_1, ...), so that
-	// the outer query's order is the inner one's, which PostgreSQL then keeps
-	// without sorting: ordered by expressions over the subquery's columns (the
-	// NAME order's lower()), it would sort every row the walk read.
-	inner := b.within(p.list(dst).ColumnExpr(pq.alias + ".*"))
-	for i, e := range pq.keyExprs(pq.alias + "." + pq.key.column) {
-		inner = inner.ColumnExpr(fmt.Sprintf("%s AS sort_%d", e, i+1))
-	}
-	inner = pq.orderBy(inner.Where("NOT (SELECT members_first FROM walk_plan)"), b.walkDesc)
-	// Bun writes no LIMIT of an expression: it follows the inner query's ORDER BY.
-	walk := p.walked(db.NewSelect().TableExpr("(? LIMIT (SELECT walk_limit FROM walk_plan)) AS "+pq.alias, inner)).
-		ColumnExpr(pq.columns).ColumnExpr("false AS probe")
+	// the members, and reads the rows of the page's members last. It reads each
+	// row's ID and sort keys alone (from the order's index, without the row where
+	// the index holds them), which costs a walk of thousands of rows a fraction of
+	// what whole rows would. The keys are columns (sort_1, ...) so that the outer
+	// query's order is the inner one's, which PostgreSQL then keeps without sorting:
+	// ordered by expressions over the subquery's columns (the NAME order's lower()),
+	// it would sort every row the walk read.
 	dir := " ASC"
 	if b.walkDesc {
 		dir = " DESC"
 	}
-	for i := range pq.key.parts {
-		walk = walk.OrderExpr(fmt.Sprintf("%s.sort_%d%s", pq.alias, i+1, dir))
+	ordered := func(q *bun.SelectQuery, alias string) *bun.SelectQuery {
+		for i := range pq.key.parts {
+			q = q.OrderExpr(fmt.Sprintf("%s.sort_%d%s", alias, i+1, dir))
+		}
+		return q.OrderExpr(alias + ".id" + dir)
 	}
-	walk = walk.OrderExpr(pq.alias + ".id" + dir).Limit(int64(pq.args.Size() + 1))
+	keys := pq.alias + ".id"
+	for i, e := range pq.keyExprs(pq.alias + "." + pq.key.column) {
+		keys += fmt.Sprintf(", %s AS sort_%d", e, i+1)
+	}
+	inner := b.within(p.list(dst).ColumnExpr(keys)).Where("NOT (SELECT members_first FROM walk_plan)")
+	inner = pq.orderBy(inner, b.walkDesc)
+	// Bun writes no LIMIT of an expression: it follows the inner query's ORDER BY.
+	walked := p.walked(db.NewSelect().TableExpr("(? LIMIT (SELECT walk_limit FROM walk_plan)) AS "+pq.alias, inner), true).
+		ColumnExpr(pq.alias + ".*")
+	walked = ordered(walked, pq.alias).Limit(int64(pq.args.Size() + 1))
+	walk := ordered(p.list(dst).Join("JOIN (?) AS walked ON walked.id = "+pq.alias+".id", walked), "walked").
+		ColumnExpr(pq.columns).ColumnExpr("false AS probe")
 
 	// The walk stopped at its limit when list holds walk_limit rows within the
 	// cursors: rows of the list it never read may be members.
@@ -110,9 +145,9 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 
 	const membersFirst = "(SELECT members_first FROM walk_choice)"
 	page := db.NewSelect().TableExpr("walk").ColumnExpr("walk.*").Where("NOT " + membersFirst)
-	// The walk's probe walks from the cursor without a limit: a cursor of this list
-	// finds its own row, a member, at once.
-	if probe := pageProbe(b, func(dst *[]R) *bun.SelectQuery { return p.walked(p.list(dst)).Where("NOT " + membersFirst) }); probe != nil {
+	// The walk's probe walks from the cursor without a limit, looking each row up: a
+	// cursor of this list finds its own row, a member, at once.
+	if probe := pageProbe(b, func(dst *[]R) *bun.SelectQuery { return p.walked(p.list(dst), false).Where("NOT " + membersFirst) }); probe != nil {
 		page = page.UnionAll(probe)
 	}
 	first := func(dst *[]R) *bun.SelectQuery { return p.first(p.list(dst)).Where(membersFirst) }
