@@ -99,16 +99,15 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 
 // membersFirst is how a page of a membership filter reads its members first: the
 // SQL of the sizes that choose the way (twoWayPage.sizes) and the condition that a
-// contact c is a candidate (members), with their arguments, and the factor of the
-// choice. The candidates are the members of the filter's Any segments, or else of
-// the smallest of its All segments; the rest of the filter then narrows them. An
-// Any list's walk may hash its members (walkedAnyMembers); an All list's tests the
-// filter as whereMembership writes it.
+// contact c is a candidate (members), with their arguments, and the factors of the
+// choice (twoWayPage's). The candidates are the members of the filter's Any
+// segments, or else of the smallest of its All segments; the rest of the filter
+// then narrows them. An Any list's walk may hash its members (walkedAnyMembers); an
+// All list's tests the filter as whereMembership writes it.
 type membersFirst struct {
-	sizes, members        string
-	sizesArgs, memberArgs []any
-	firstFactor           float64
-	hashed                bool
+	sizes, members          string
+	sizesArgs, memberArgs   []any
+	firstFactor, hashFactor float64
 }
 
 // membersFirstOf returns how a page of filter f reads its members first; ok is false
@@ -121,7 +120,7 @@ func membersFirstOf(ws int64, f crm.MembershipFilter) (mf membersFirst, ok bool)
 			sizes:       segmentsSizes("sum", "max", "ANY(?)"),
 			sizesArgs:   []any{ws, ws, ids},
 			firstFactor: 1.0 / membersFirstHashedDivisor,
-			hashed:      true,
+			hashFactor:  hashedWalkFactor,
 			members:     membersOf("ANY(?)"),
 			memberArgs:  []any{ws, ids},
 		}, true
@@ -190,18 +189,19 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 	}
 	rest := cq.Segments
 	rest.Any = nil // the candidates are exactly the Any segments' members
-	p := twoWayPage[contactRow]{
+	return twoWayPageSelect(twoWayPage[contactRow]{
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: cq.Search})
 		},
 		walked: func(q *bun.SelectQuery, hashable bool) *bun.SelectQuery {
-			switch ids := pgdialect.Array(cq.Segments.Any); {
-			case cq.Segments.Any == nil:
-			case hashable:
-				cond, args := walkedAnyMembers(ws, ids)
-				q = q.Where(cond, args...)
-			default:
-				q = q.Where(walkedMembers("ANY(?)"), ws, ids)
+			if cq.Segments.Any != nil {
+				ids := pgdialect.Array(cq.Segments.Any)
+				if hashable {
+					cond, args := walkedAnyMembers(ws, ids)
+					q = q.Where(cond, args...)
+				} else {
+					q = q.Where(walkedMembers("ANY(?)"), ws, ids)
+				}
 			}
 			return whereMembership(q, ws, rest, "c.id")
 		},
@@ -209,12 +209,8 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 			return whereMembership(q.Where(mf.members, mf.memberArgs...), ws, rest, "c.id")
 		},
 		sizes: mf.sizes, sizesArgs: mf.sizesArgs,
-		firstFactor: mf.firstFactor,
-	}
-	if mf.hashed {
-		p.hashFactor = hashedWalkFactor
-	}
-	return twoWayPageSelect(p, dst, pq)
+		firstFactor: mf.firstFactor, hashFactor: mf.hashFactor,
+	}, dst, pq)
 }
 
 // CountContacts returns the number of contacts cq selects: with a membership filter,
@@ -738,9 +734,9 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 	}
 	pq := pageQuery{alias: "c", key: key, dir: order.Direction, args: args}
 	var inner []contactRow
-	// Each segment's page is read the cheaper way for its size (membersFirstFactor):
-	// a walk looks its rows up, as it would have to build a hash of each segment's
-	// members.
+	// Each segment's page is read the cheaper way for its size (membersFirstFactor).
+	// Its walk looks each row up: a hash of the members would be built again for
+	// every segment of the batch.
 	page, err := twoWayPageSelect(twoWayPage[contactRow]{
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: search})
