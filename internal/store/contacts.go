@@ -97,47 +97,6 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 	return contactPage(rows, nav, key), nil
 }
 
-// membersFirst is how a page of a membership filter reads its members first: the
-// SQL of the sizes that choose the way (twoWayPage.sizes) and the condition that a
-// contact c is a candidate (members), with their arguments, and the factors of the
-// choice (twoWayPage's). The candidates are the members of the filter's Any
-// segments, or else of the smallest of its All segments; the rest of the filter
-// then narrows them. An Any list's walk may hash its members (walkedAnyMembers); an
-// All list's tests the filter as whereMembership writes it.
-type membersFirst struct {
-	sizes, members          string
-	sizesArgs, memberArgs   []any
-	firstFactor, hashFactor float64
-}
-
-// membersFirstOf returns how a page of filter f reads its members first; ok is false
-// when f lists no segments to start from (only None).
-func membersFirstOf(ws int64, f crm.MembershipFilter) (mf membersFirst, ok bool) {
-	switch {
-	case f.Any != nil:
-		ids := pgdialect.Array(f.Any)
-		return membersFirst{
-			sizes:       segmentsSizes("sum", "max", "ANY(?)"),
-			sizesArgs:   []any{ws, ws, ids},
-			firstFactor: 1.0 / membersFirstHashedDivisor,
-			hashFactor:  hashedWalkFactor,
-			members:     membersOf("ANY(?)"),
-			memberArgs:  []any{ws, ids},
-		}, true
-	case len(f.All) > 0:
-		ids := pgdialect.Array(unique(f.All))
-		smallest := "(SELECT s.id FROM segments s WHERE s.workspace_id = ? AND s.id = ANY(?) ORDER BY s.contact_count, s.id LIMIT 1)"
-		return membersFirst{
-			sizes:       segmentsSizes("min", "min", "ANY(?)"),
-			sizesArgs:   []any{ws, ws, ids},
-			firstFactor: membersFirstFactor,
-			members:     membersOf(smallest),
-			memberArgs:  []any{ws, ws, ids},
-		}, true
-	}
-	return membersFirst{}, false
-}
-
 // segmentsSizes is the SQL of the sizes of twoWayPage for the segments that segments
 // names (as in membersOf): k and k_walk the aggregates agg and aggWalk ("sum",
 // "min", "max") of their numbers of members, n the workspace's contacts. Its
@@ -187,21 +146,25 @@ func walkedAnyMembers(ws int64, ids any) (string, []any) {
 
 // contactsPageSelect returns the statement of a page of the contacts cq selects: with
 // a list of segments to start from, one that reads the members first or walks the
-// contacts, whichever is cheaper (see membersFirstFactor).
+// contacts, whichever is cheaper (see membersFirstFactor). The candidates of
+// reading the members first are the members of the filter's Any segments, or else
+// of the smallest of its All segments; the rest of the filter then narrows them. An
+// Any list's walk may hash its members (walkedAnyMembers); an All list's tests the
+// filter as whereMembership writes it.
 func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
-	mf, ok := membersFirstOf(ws, cq.Segments)
-	if !ok {
+	f := cq.Segments
+	if f.Any == nil && len(f.All) == 0 { // only None: no segments to start from
 		return pageSelect(func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }, dst, pq)
 	}
-	rest := cq.Segments
+	rest := f
 	rest.Any = nil // the candidates are exactly the Any segments' members
-	return twoWayPageSelect(twoWayPage[contactRow]{
+	p := twoWayPage[contactRow]{
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: cq.Search})
 		},
 		walked: func(q *bun.SelectQuery, hashable bool) *bun.SelectQuery {
-			if cq.Segments.Any != nil {
-				ids := pgdialect.Array(cq.Segments.Any)
+			if f.Any != nil {
+				ids := pgdialect.Array(f.Any)
 				if hashable {
 					cond, args := walkedAnyMembers(ws, ids)
 					q = q.Where(cond, args...)
@@ -211,12 +174,25 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 			}
 			return whereMembership(q, ws, rest, "c.id")
 		},
-		first: func(q *bun.SelectQuery) *bun.SelectQuery {
-			return whereMembership(q.Where(mf.members, mf.memberArgs...), ws, rest, "c.id")
-		},
-		sizes: mf.sizes, sizesArgs: mf.sizesArgs,
-		firstFactor: mf.firstFactor, hashFactor: mf.hashFactor,
-	}, dst, pq)
+	}
+	var members string
+	var memberArgs []any
+	if f.Any != nil {
+		ids := pgdialect.Array(f.Any)
+		p.sizes, p.sizesArgs = segmentsSizes("sum", "max", "ANY(?)"), []any{ws, ws, ids}
+		p.firstFactor, p.hashFactor = 1.0/membersFirstHashedDivisor, hashedWalkFactor
+		members, memberArgs = membersOf("ANY(?)"), []any{ws, ids}
+	} else {
+		ids := pgdialect.Array(unique(f.All))
+		smallest := "(SELECT s.id FROM segments s WHERE s.workspace_id = ? AND s.id = ANY(?) ORDER BY s.contact_count, s.id LIMIT 1)"
+		p.sizes, p.sizesArgs = segmentsSizes("min", "min", "ANY(?)"), []any{ws, ws, ids}
+		p.firstFactor = membersFirstFactor
+		members, memberArgs = membersOf(smallest), []any{ws, ws, ids}
+	}
+	p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
+		return whereMembership(q.Where(members, memberArgs...), ws, rest, "c.id")
+	}
+	return twoWayPageSelect(p, dst, pq)
 }
 
 // CountContacts returns the number of contacts cq selects: with a membership filter,

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"fmt"
 	"reflect"
 	"strings"
 
@@ -90,14 +89,13 @@ const hashMembers = "(SELECT hash_members FROM walk_plan)"
 // false: the walk, when the members come first; the members, when the walk filled
 // the page.
 func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.SelectQuery, error) {
+	// Every branch selects the same columns, by name.
+	db := p.list(dst).DB()
+	pq.columns = columnsOf[R](db, pq.alias)
 	b, err := pq.bounds()
 	if err != nil {
 		return nil, err
 	}
-	db := p.list(dst).DB()
-	// Every branch selects the same columns, by name.
-	pq.columns = columnsOf[R](db, pq.alias)
-	b.pq = pq
 	limit := float64(pq.args.Size() + 1)
 	plan := db.NewSelect().TableExpr("("+p.sizes+") AS sizes", p.sizesArgs...).
 		ColumnExpr("k ^ 2 <= ? * n AS members_first", p.firstFactor*limit).
@@ -108,31 +106,14 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	// the members, and reads the rows of the page's members last. It reads each
 	// row's ID and sort keys alone (from the order's index, without the row where
 	// the index holds them), which costs a walk of thousands of rows a fraction of
-	// what whole rows would. The keys are columns (sort_1, ...) so that the outer
-	// query's order is the inner one's, which PostgreSQL then keeps without sorting:
-	// ordered by expressions over the subquery's columns (the NAME order's lower()),
-	// it would sort every row the walk read.
-	dir := " ASC"
-	if b.walkDesc {
-		dir = " DESC"
-	}
-	ordered := func(q *bun.SelectQuery, alias string) *bun.SelectQuery {
-		for i := range pq.key.parts {
-			q = q.OrderExpr(fmt.Sprintf("%s.sort_%d%s", alias, i+1, dir))
-		}
-		return q.OrderExpr(alias + ".id" + dir)
-	}
-	keys := pq.alias + ".id"
-	for i, e := range pq.keyExprs(pq.alias + "." + pq.key.column) {
-		keys += fmt.Sprintf(", %s AS sort_%d", e, i+1)
-	}
-	inner := b.within(p.list(dst).ColumnExpr(keys)).Where("NOT (SELECT members_first FROM walk_plan)")
+	// what whole rows would.
+	inner := b.within(p.list(dst).ColumnExpr(pq.sortColumns())).Where("NOT (SELECT members_first FROM walk_plan)")
 	inner = pq.orderBy(inner, b.walkDesc)
 	// Bun writes no LIMIT of an expression: it follows the inner query's ORDER BY.
 	walked := p.walked(db.NewSelect().TableExpr("(? LIMIT (SELECT walk_limit FROM walk_plan)) AS "+pq.alias, inner), true).
 		ColumnExpr(pq.alias + ".*")
-	walked = ordered(walked, pq.alias).Limit(int64(pq.args.Size() + 1))
-	walk := ordered(p.list(dst).Join("JOIN (?) AS walked ON walked.id = "+pq.alias+".id", walked), "walked").
+	walked = pq.orderBySorted(walked, pq.alias, b.walkDesc).Limit(int64(pq.args.Size() + 1))
+	walk := pq.orderBySorted(p.list(dst).Join("JOIN (?) AS walked ON walked.id = "+pq.alias+".id", walked), "walked", b.walkDesc).
 		ColumnExpr(pq.columns).ColumnExpr("false AS probe")
 
 	// The walk stopped at its limit when list holds walk_limit rows within the

@@ -241,14 +241,40 @@ func (pq pageQuery) compare(op string, c *cursor) (string, []any) {
 }
 
 func (pq pageQuery) orderBy(q *bun.SelectQuery, desc bool) *bun.SelectQuery {
-	dir := " ASC"
-	if desc {
-		dir = " DESC"
-	}
 	for _, e := range append(pq.keyExprs(pq.alias+"."+pq.key.column), pq.alias+".id") {
-		q = q.OrderExpr(e + dir)
+		q = q.OrderExpr(e + direction(desc))
 	}
 	return q
+}
+
+// sortColumns returns the SQL list of the paged rows' id and sort key, the key's
+// parts as columns sort_1, sort_2, ..., for a subquery that orderBySorted orders
+// the rows of.
+func (pq pageQuery) sortColumns() string {
+	cols := pq.alias + ".id"
+	for i, e := range pq.keyExprs(pq.alias + "." + pq.key.column) {
+		cols += fmt.Sprintf(", %s AS sort_%d", e, i+1)
+	}
+	return cols
+}
+
+// orderBySorted orders q by the columns of sortColumns of the rows aliased alias.
+// Ordered by them, an outer query keeps its subquery's order without sorting, where
+// expressions over the subquery's columns (the NAME order's lower()) would sort every
+// row.
+func (pq pageQuery) orderBySorted(q *bun.SelectQuery, alias string, desc bool) *bun.SelectQuery {
+	for i := range pq.key.parts {
+		q = q.OrderExpr(fmt.Sprintf("%s.sort_%d%s", alias, i+1, direction(desc)))
+	}
+	return q.OrderExpr(alias + ".id" + direction(desc))
+}
+
+// direction returns the SQL of an ascending or descending order.
+func direction(desc bool) string {
+	if desc {
+		return " DESC"
+	}
+	return " ASC"
 }
 
 // probed is a row type that carries the probe flag of pageSelect.
