@@ -1,19 +1,22 @@
 -- What PostGraphile needs beyond the tables, in its own schema "segbench" (cmd/segbench
 -- runs this before it starts PostGraphile; nothing in schema public changes).
 --
--- Search: PostGraphile's filters work on single columns, and only on indexed ones, while
--- our trigram indexes cover expressions (name, phone and email together). These
--- computed columns are exactly those expressions: inlinable SQL functions that the
--- planner expands into the indexed expression, so PostGraphile's search uses the same
--- trigram indexes as ours. They must match the indexes' expressions exactly (CASE,
--- not coalesce, since migration 20261129000001_rls): otherwise PostGraphile's search
--- scans the whole table.
+-- Search: PostGraphile's filters work on single columns, and only on those an index
+-- leads with, while our trigram indexes lead with the workspace. These computed
+-- columns are inlinable SQL functions that the planner expands into the indexed
+-- expression (segments) or column (contacts: search_text, since migration
+-- 20261130000004), so PostGraphile's search uses the same trigram indexes as ours.
+-- They must match the indexes exactly (CASE, not coalesce, since migration
+-- 20261129000001_rls): otherwise PostGraphile's search scans the whole table. The
+-- contacts' is named "search" (a filter field `search`), as the column itself is
+-- already PostGraphile's `searchText`.
 CREATE SCHEMA IF NOT EXISTS segbench;
 
-CREATE OR REPLACE FUNCTION segbench.contacts_search_text(c public.contacts) RETURNS text
+DROP FUNCTION IF EXISTS segbench.contacts_search_text(public.contacts);
+CREATE OR REPLACE FUNCTION segbench.contacts_search(c public.contacts) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT (CASE WHEN c.name IS NULL THEN '' ELSE c.name END) || E'\n' || c.phone || E'\n' || (CASE WHEN c.email IS NULL THEN '' ELSE c.email END) $$;
-COMMENT ON FUNCTION segbench.contacts_search_text(public.contacts) IS E'@filterable';
+    AS $$ SELECT c.search_text $$;
+COMMENT ON FUNCTION segbench.contacts_search(public.contacts) IS E'@filterable';
 
 CREATE OR REPLACE FUNCTION segbench.segments_search_text(s public.segments) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE

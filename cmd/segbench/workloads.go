@@ -173,7 +173,7 @@ func (d *dataset) readVariants(w string) []pair {
 			out[i] = pair{
 				gql(`query($t: String!) { contacts(first: 50, search: $t) { `+total+`nodes { id name phone email } pageInfo { hasNextPage endCursor } } }`,
 					map[string]any{"t": t}),
-				gql(`query($ws: BigInt!, $t: String!) { allContacts(first: 50, condition: {workspaceId: $ws}, orderBy: [CREATED_AT_DESC], filter: {searchText: {includesInsensitive: $t}}) { `+total+`nodes { id name phone email } pageInfo { hasNextPage endCursor } } }`,
+				gql(`query($ws: BigInt!, $t: String!) { allContacts(first: 50, condition: {workspaceId: $ws}, orderBy: [CREATED_AT_DESC], filter: {search: {includesInsensitive: $t}}) { `+total+`nodes { id name phone email } pageInfo { hasNextPage endCursor } } }`,
 					map[string]any{"ws": ws, "t": t}),
 			}
 		case "W9":

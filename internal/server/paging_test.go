@@ -1222,6 +1222,7 @@ func TestContactsSearch(t *testing.T) {
 		{"backslash", "+919877778888", `back\slash`, ""},
 		{"marks", "+919888889999", "Marks", ""}, // would match k\s if \ escaped
 		{"nobody", "+919899990000", "", ""},
+		{"élodie", "+919812345678", "Élodie Durand", "ELODIE@Durand.fr"},
 	} {
 		var name, email *string
 		if c.name != "" {
@@ -1243,6 +1244,10 @@ func TestContactsSearch(t *testing.T) {
 		{"example.com", []string{"priya k", "rahul", "priya email"}},
 		{"EXAMPLE", []string{"priya k", "rahul", "priya email"}},
 		{"rahul@example", []string{"rahul"}},
+		// Case is ignored beyond ASCII, in the pattern and in the text.
+		{"élodie", []string{"élodie"}},
+		{"ÉLODIE", []string{"élodie"}},
+		{"elodie@", []string{"élodie"}},
 		{"%", []string{"50%"}},
 		{"0%", []string{"50%"}},
 		{"_", []string{"a_b"}},

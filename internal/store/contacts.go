@@ -47,11 +47,13 @@ func (r *contactRow) dest(col string) any {
 	return nil
 }
 
-// contactSearch is the text searched by ContactQuery.Search, as indexed by
-// contacts_search: the newlines keep a term from matching across fields.
-// (CASE, not coalesce: PostgreSQL counts coalesce as leaky, which would keep this
-// condition off the index under row-level security; see migration 20261129000001_rls.)
-const contactSearch = `((CASE WHEN c.name IS NULL THEN '' ELSE c.name END) || E'\n' || c.phone || E'\n' || (CASE WHEN c.email IS NULL THEN '' ELSE c.email END))`
+// contactSearch is the text searched by ContactQuery.Search, indexed by
+// contacts_search: the name, phone and email, joined by newlines (which keep a term
+// from matching across fields) and lowercased, kept by PostgreSQL with the row
+// (migration 20261130000004_contact_search_text). A search matches it with LIKE and
+// a lowercased pattern (contactSearchCond), which is what ILIKE does, without
+// lowercasing every row it tests.
+const contactSearch = `c.search_text`
 
 var contactKeys = map[crm.ContactOrderField]sortKey{
 	crm.ContactsByCreatedAt: contactsByCreatedAt,
@@ -352,9 +354,12 @@ func whereMembership(q *bun.SelectQuery, ws int64, f crm.MembershipFilter, conta
 // (contacts_search, a BitmapOr of two index scans); the phone alone rechecks the
 // second. A term of digits alone needs only the first: the phone is part of the text.
 func contactSearchCond(term string) (string, []any) {
-	cond, args := contactSearch+" ILIKE ?", []any{likePattern(term)}
+	// lower() in SQL, not in Go: the pattern must be lowercased as PostgreSQL
+	// lowercased the text. On a constant it is computed once, while planning, so the
+	// index sees a plain pattern. Digits need no lowering.
+	cond, args := contactSearch+" LIKE lower(?)", []any{likePattern(term)}
 	if digits, ok := phoneDigits(term); ok && digits != term {
-		cond = "(" + cond + " OR (" + contactSearch + " ILIKE ? AND c.phone LIKE ?))"
+		cond = "(" + cond + " OR (" + contactSearch + " LIKE ? AND c.phone LIKE ?))"
 		args = append(args, likePattern(digits), likePattern(digits))
 	}
 	return cond, args
@@ -446,7 +451,7 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 			FROM `+upsertSource+`
 			ORDER BY u.phone
 			ON CONFLICT (workspace_id, phone) DO NOTHING
-			RETURNING c.*`, append([]any{ws}, cols...)...).Scan(ctx, &created)
+			RETURNING `+columnsOf[contactRow](s.db, "c"), append([]any{ws}, cols...)...).Scan(ctx, &created)
 		if err != nil {
 			return err
 		}
@@ -466,7 +471,7 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 				FROM `+upsertSource+`
 				WHERE c.workspace_id = ? AND c.phone = u.phone
 				  AND (`+newName+`, `+newEmail+`, `+newAttrs+`) IS DISTINCT FROM (c.name, c.email, c.attributes)
-				RETURNING c.*`, append(cols, ws)...).Scan(ctx, &updated)
+				RETURNING `+columnsOf[contactRow](s.db, "c"), append(cols, ws)...).Scan(ctx, &updated)
 			if err != nil {
 				return err
 			}
@@ -641,7 +646,7 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 		        IS DISTINCT FROM (c.phone, c.name, c.email, c.attributes) THEN now() ELSE c.updated_at END
 		FROM `+upsertSource+`
 		WHERE c.workspace_id = ? AND c.id = ?
-		RETURNING c.*`, args...).Scan(ctx, &row)
+		RETURNING `+columnsOf[contactRow](s.db, "c"), args...).Scan(ctx, &row)
 	switch {
 	case violates(err, "contacts_workspace_id_phone_key"):
 		return crm.Contact{}, crm.Errorf(crm.CodeTaken, crm.Path("phone"), "another contact has the phone %s", phone)

@@ -97,7 +97,7 @@ var (
 	contactsByUpdatedAt = sortKey{list: contactList, name: "updated_at", column: "updated_at", cast: "timestamptz", parts: []string{"%[1]s"}}
 	// Contact names may be null: named contacts come first (ascending), ignoring case.
 	contactsByName = sortKey{list: contactList, name: "name", column: "name", cast: "text", nullable: true, maxLen: crm.MaxContactName,
-		parts: []string{"(%[1]s IS NULL)", "(CASE WHEN %[1]s IS NULL THEN '' ELSE lower(%[1]s) END)"}} // CASE: see contactSearch
+		parts: []string{"(%[1]s IS NULL)", "(CASE WHEN %[1]s IS NULL THEN '' ELSE lower(%[1]s) END)"}} // CASE, not coalesce: see migration 20261129000001_rls
 )
 
 // cursor is the decoded content of an opaque cursor: base64url of compact JSON such as

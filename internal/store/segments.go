@@ -47,7 +47,8 @@ func (r *segmentRow) dest(col string) any {
 
 // segmentSearch is the text searched by SegmentQuery.Search, as indexed by
 // segments_search: the newline keeps a term from matching across name and description.
-// (CASE, not coalesce, for row-level security: see contactSearch.)
+// (CASE, not coalesce: PostgreSQL counts coalesce as leaky, which would keep this
+// condition off the index under row-level security; see migration 20261129000001_rls.)
 const segmentSearch = `(s.name || E'\n' || (CASE WHEN s.description IS NULL THEN '' ELSE s.description END))`
 
 var segmentKeys = map[crm.SegmentOrderField]sortKey{
