@@ -29,7 +29,10 @@ import (
 // limit × N / membersFirstHashedDivisor (1,790 members at 1M contacts), are hashed
 // when k² ≤ hashedWalkFactor × limit × N (14,300), and looked up beyond; where there
 // is no hashed walk (an All list; each segment of a batch), the members come first
-// when k² ≤ membersFirstFactor × limit × N (7,100).
+// when k² ≤ membersFirstFactor × limit × N (7,100). Where the rest of a filter may
+// keep few of the candidates (an All list of two or more, a None list), k² is
+// k × a: members first reads the k candidates, a walk limit × N / a contacts for an
+// audience of a (twoWayPage.sizes).
 const (
 	membersFirstFactor        = 1
 	membersFirstHashedDivisor = 16
@@ -61,12 +64,16 @@ type twoWayPage[R any] struct {
 	// the candidates.
 	first func(q *bun.SelectQuery) *bun.SelectQuery
 	// sizes is the SQL of one row of float8 columns that choose the way: k, the
-	// number of candidates; k_walk, the number of members a walk's limit counts on;
-	// n, the length of list. It may name no column of the paged rows.
+	// number of candidates (what reading the members first reads); a, the number of
+	// rows the walk looks for (what sets how far it walks: k, or the audience where
+	// the rest of the filter may keep few candidates); k_walk, the number of members
+	// a walk's limit counts on; n, the length of list. It may name no column of the
+	// paged rows.
 	sizes     string
 	sizesArgs []any
-	// The members come first when k² ≤ firstFactor × limit × n; hashMembers holds
-	// when k² ≤ hashFactor × limit × n.
+	// The members come first when k × a ≤ firstFactor × limit × n; hashMembers
+	// holds when k × a ≤ hashFactor × limit × n. (Members first reads k rows, a
+	// walk limit × n / a.)
 	firstFactor, hashFactor float64
 }
 
@@ -98,8 +105,8 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	}
 	limit := float64(pq.args.Size() + 1)
 	plan := db.NewSelect().TableExpr("("+p.sizes+") AS sizes", p.sizesArgs...).
-		ColumnExpr("k ^ 2 <= ? * n AS members_first", p.firstFactor*limit).
-		ColumnExpr("k ^ 2 <= ? * n AS hash_members", p.hashFactor*limit).
+		ColumnExpr("k * a <= ? * n AS members_first", p.firstFactor*limit).
+		ColumnExpr("k * a <= ? * n AS hash_members", p.hashFactor*limit).
 		ColumnExpr("ceil(? * n / greatest(k_walk, 1))::bigint AS walk_limit", walkLimitFactor*limit)
 
 	// The walk reads list in the page's order, at most walk_limit rows, then keeps
