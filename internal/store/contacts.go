@@ -202,6 +202,7 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 	}
 	var members string
 	var memberArgs []any
+	counted := false // whether p.sizes counts the audience
 	all := unique(f.All)
 	switch {
 	case f.Any != nil:
@@ -222,10 +223,11 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 		p.firstFactor = membersFirstFactor
 		members, memberArgs = allMembersFirst(ws, all)
 		restFirst.All = nil
+		counted = true
 	}
 	// The rest of the filter may keep few of the candidates: the walk then looks for
 	// what it keeps.
-	if counted := f.Any == nil && len(all) > 1; !counted && (len(f.None) > 0 || (f.Any != nil && len(all) > 0)) {
+	if narrowed := len(f.None) > 0 || (f.Any != nil && len(all) > 0); narrowed && !counted {
 		p.sizes, p.sizesArgs = audienceSizes(p.sizes, p.sizesArgs, "sizes.k", ws, f)
 	}
 	p.first = func(q *bun.SelectQuery) *bun.SelectQuery {

@@ -30,9 +30,9 @@ import (
 // when k² ≤ hashedWalkFactor × limit × N (14,300), and looked up beyond; where there
 // is no hashed walk (an All list; each segment of a batch), the members come first
 // when k² ≤ membersFirstFactor × limit × N (7,100). Where the rest of a filter may
-// keep few of the candidates (an All list of two or more, a None list), k² is
-// k × a: members first reads the k candidates, a walk limit × N / a contacts for an
-// audience of a (twoWayPage.sizes).
+// keep few of the candidates (an All list of two or more, a None list, Any with
+// All), k² is k × a: members first reads the k candidates, a walk limit × N / a
+// contacts for an audience of a (twoWayPage.sizes).
 const (
 	membersFirstFactor        = 1
 	membersFirstHashedDivisor = 16
