@@ -43,7 +43,8 @@ const (
 // order. Members that cluster far from where the walk starts (a segment of contacts
 // imported a year ago, paged newest first) make it read up to the whole list: 2.3-3.7
 // s for segments of 20,000 and 100,000 such members at 1M contacts. So a walk reads
-// at most walkLimitFactor times the rows the estimate gives (for k the largest
+// at most walkLimitFactor times the rows the estimate gives (for k_walk of
+// twoWayPage.sizes: the audience where the statement counts it, else the largest
 // segment of an Any list, which its union holds at least), and when that does not
 // fill the page the statement reads the members first instead, whose cost k bounds:
 // 118 and 350 ms end to end for those two segments. Members spread over the order
