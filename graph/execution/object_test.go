@@ -13,7 +13,8 @@ import (
 
 // Object writes what gqlgen's field set writes for the same fields and values:
 // every response name once, in order, with its value; also where a name repeats,
-// among a few fields and among more than the scan covers.
+// among a few fields and among more than the scan covers, and for objects of more
+// fields than it holds inline.
 func TestObjectWritesWhatAFieldSetWrites(t *testing.T) {
 	many := make([]string, 40)
 	for i := range many {
@@ -22,6 +23,8 @@ func TestObjectWritesWhatAFieldSetWrites(t *testing.T) {
 	for name, aliases := range map[string][]string{
 		"one":           {"id"},
 		"several":       {"id", "name", "contactCount", "createdAt"},
+		"eight":         {"a", "b", "c", "d", "e", "f", "g", "h"},
+		"nine":          {"a", "b", "c", "d", "e", "f", "g", "h", "i"},
 		"typename":      {"__typename", "id"},
 		"a repeat":      {"id", "name", "id"},
 		"repeats first": {"a", "a", "b", "a"},
@@ -33,6 +36,7 @@ func TestObjectWritesWhatAFieldSetWrites(t *testing.T) {
 				fields[i] = graphql.CollectedField{Field: &ast.Field{Alias: a, Name: a}}
 			}
 			out := graphql.NewFieldSet(fields)
+			obj := execution.NewObject(fields)
 			for i := range out.Values {
 				switch i % 3 {
 				case 0:
@@ -43,9 +47,10 @@ func TestObjectWritesWhatAFieldSetWrites(t *testing.T) {
 					out.Values[i] = graphql.Null
 				}
 			}
+			copy(obj.Values, out.Values)
 			var want, got bytes.Buffer
 			out.MarshalGQL(&want)
-			execution.Object(fields, out).MarshalGQL(&got)
+			obj.MarshalGQL(&got)
 			if got.String() != want.String() {
 				t.Errorf("Object wrote\n%s\nthe field set writes\n%s", &got, &want)
 			}

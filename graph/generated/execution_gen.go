@@ -30,8 +30,14 @@ func collectFields(oc *graphql.OperationContext, sel ast.SelectionSet, satisfies
 	return execution.InlineDefers(graphql.CollectFields(oc, sel, satisfies))
 }
 
-// object is the marshaler of a resolved object: its fields written as gqlgen's
-// field set writes them, with less garbage.
-func object(fields []graphql.CollectedField, out *graphql.FieldSet) graphql.Marshaler {
-	return execution.Object(fields, out)
+// stringField and optionalStringField marshal a string field of an object from its
+// address, allocating nothing.
+func stringField(p *string) graphql.Marshaler { return execution.String(p) }
+
+func optionalStringField(p *string) graphql.Marshaler { return execution.OptionalString(p) }
+
+// newObject is the field set of an object being resolved, and its marshaler: its
+// fields written as gqlgen's field set writes them, with less garbage.
+func newObject(fields []graphql.CollectedField) *execution.Object {
+	return execution.NewObject(fields)
 }

@@ -2262,21 +2262,21 @@ func (ec *executionContext) fieldContext_Contact_id(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Contact_phone(ctx context.Context, field graphql.CollectedField, obj *crm.Contact) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Phone)
+	return stringField(&obj.Phone)
 }
 func (ec *executionContext) fieldContext_Contact_phone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
 }
 
 func (ec *executionContext) _Contact_name(ctx context.Context, field graphql.CollectedField, obj *crm.Contact) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Name)
+	return optionalStringField(obj.Name)
 }
 func (ec *executionContext) fieldContext_Contact_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
 }
 
 func (ec *executionContext) _Contact_email(ctx context.Context, field graphql.CollectedField, obj *crm.Contact) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Email)
+	return optionalStringField(obj.Email)
 }
 func (ec *executionContext) fieldContext_Contact_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Contact", field, false, false, "String")
@@ -3107,14 +3107,14 @@ func (ec *executionContext) fieldContext_PageInfo_hasPreviousPage(_ context.Cont
 }
 
 func (ec *executionContext) _PageInfo_startCursor(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.StartCursor)
+	return optionalStringField(obj.StartCursor)
 }
 func (ec *executionContext) fieldContext_PageInfo_startCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
 }
 
 func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.EndCursor)
+	return optionalStringField(obj.EndCursor)
 }
 func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
@@ -3615,14 +3615,14 @@ func (ec *executionContext) fieldContext_Segment_id(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Segment_name(ctx context.Context, field graphql.CollectedField, obj *crm.Segment) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return stringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext_Segment_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Segment", field, false, false, "String")
 }
 
 func (ec *executionContext) _Segment_description(ctx context.Context, field graphql.CollectedField, obj *crm.Segment) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Description)
+	return optionalStringField(obj.Description)
 }
 func (ec *executionContext) fieldContext_Segment_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Segment", field, false, false, "String")
@@ -4119,7 +4119,7 @@ func (ec *executionContext) fieldContext_UserError_field(_ context.Context, fiel
 }
 
 func (ec *executionContext) _UserError_message(ctx context.Context, field graphql.CollectedField, obj *model.UserError) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Message)
+	return stringField(&obj.Message)
 }
 func (ec *executionContext) fieldContext_UserError_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserError", field, false, false, "String")
@@ -4156,7 +4156,7 @@ func (ec *executionContext) fieldContext_Workspace_id(_ context.Context, field g
 }
 
 func (ec *executionContext) _Workspace_name(ctx context.Context, field graphql.CollectedField, obj *crm.Workspace) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return stringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext_Workspace_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Workspace", field, false, false, "String")
@@ -4189,7 +4189,7 @@ func (ec *executionContext) fieldContext_Workspace_createdAt(_ context.Context, 
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return stringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___Directive_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__Directive", field, false, false, "String")
@@ -4277,7 +4277,7 @@ func (ec *executionContext) fieldContext___Directive_args(ctx context.Context, f
 }
 
 func (ec *executionContext) ___EnumValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.EnumValue) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return stringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___EnumValue_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__EnumValue", field, false, false, "String")
@@ -4305,7 +4305,7 @@ func (ec *executionContext) fieldContext___EnumValue_deprecationReason(_ context
 }
 
 func (ec *executionContext) ___Field_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return stringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___Field_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__Field", field, false, false, "String")
@@ -4409,7 +4409,7 @@ func (ec *executionContext) fieldContext___Field_deprecationReason(_ context.Con
 }
 
 func (ec *executionContext) ___InputValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	return stringField(&obj.Name)
 }
 func (ec *executionContext) fieldContext___InputValue_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__InputValue", field, false, false, "String")
@@ -4455,7 +4455,7 @@ func (ec *executionContext) fieldContext___InputValue_type(_ context.Context, fi
 }
 
 func (ec *executionContext) ___InputValue_defaultValue(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.DefaultValue)
+	return optionalStringField(obj.DefaultValue)
 }
 func (ec *executionContext) fieldContext___InputValue_defaultValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("__InputValue", field, false, false, "String")
@@ -5637,7 +5637,7 @@ var assignContactsToSegmentsPayloadImplementors = []string{"AssignContactsToSegm
 func (ec *executionContext) _AssignContactsToSegmentsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AssignContactsToSegmentsPayload) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, assignContactsToSegmentsPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -5672,7 +5672,7 @@ func (ec *executionContext) _AssignContactsToSegmentsPayload(ctx context.Context
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var contactImplementors = []string{"Contact", "Node"}
@@ -5680,7 +5680,7 @@ var contactImplementors = []string{"Contact", "Node"}
 func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, obj *crm.Contact) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, contactImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -5741,7 +5741,7 @@ func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var contactConnectionImplementors = []string{"ContactConnection"}
@@ -5749,7 +5749,7 @@ var contactConnectionImplementors = []string{"ContactConnection"}
 func (ec *executionContext) _ContactConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ContactConnection) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, contactConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -5790,7 +5790,7 @@ func (ec *executionContext) _ContactConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var contactEdgeImplementors = []string{"ContactEdge"}
@@ -5798,7 +5798,7 @@ var contactEdgeImplementors = []string{"ContactEdge"}
 func (ec *executionContext) _ContactEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ContactEdge) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, contactEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -5828,7 +5828,7 @@ func (ec *executionContext) _ContactEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var createSegmentPayloadImplementors = []string{"CreateSegmentPayload"}
@@ -5836,7 +5836,7 @@ var createSegmentPayloadImplementors = []string{"CreateSegmentPayload"}
 func (ec *executionContext) _CreateSegmentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateSegmentPayload) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, createSegmentPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -5866,7 +5866,7 @@ func (ec *executionContext) _CreateSegmentPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var deleteContactsPayloadImplementors = []string{"DeleteContactsPayload"}
@@ -5874,7 +5874,7 @@ var deleteContactsPayloadImplementors = []string{"DeleteContactsPayload"}
 func (ec *executionContext) _DeleteContactsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteContactsPayload) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, deleteContactsPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -5909,7 +5909,7 @@ func (ec *executionContext) _DeleteContactsPayload(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var deleteSegmentPayloadImplementors = []string{"DeleteSegmentPayload"}
@@ -5917,7 +5917,7 @@ var deleteSegmentPayloadImplementors = []string{"DeleteSegmentPayload"}
 func (ec *executionContext) _DeleteSegmentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteSegmentPayload) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, deleteSegmentPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -5947,7 +5947,7 @@ func (ec *executionContext) _DeleteSegmentPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var mutationImplementors = []string{"Mutation"}
@@ -5958,7 +5958,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		Object: "Mutation",
 	})
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
@@ -6039,7 +6039,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
@@ -6047,7 +6047,7 @@ var pageInfoImplementors = []string{"PageInfo"}
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *model.PageInfo) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, pageInfoImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6087,7 +6087,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var queryImplementors = []string{"Query"}
@@ -6098,7 +6098,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		Object: "Query",
 	})
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
@@ -6185,7 +6185,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var removeContactsFromSegmentsPayloadImplementors = []string{"RemoveContactsFromSegmentsPayload"}
@@ -6193,7 +6193,7 @@ var removeContactsFromSegmentsPayloadImplementors = []string{"RemoveContactsFrom
 func (ec *executionContext) _RemoveContactsFromSegmentsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RemoveContactsFromSegmentsPayload) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, removeContactsFromSegmentsPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6228,7 +6228,7 @@ func (ec *executionContext) _RemoveContactsFromSegmentsPayload(ctx context.Conte
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var segmentImplementors = []string{"Segment", "Node"}
@@ -6236,7 +6236,7 @@ var segmentImplementors = []string{"Segment", "Node"}
 func (ec *executionContext) _Segment(ctx context.Context, sel ast.SelectionSet, obj *crm.Segment) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, segmentImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6292,7 +6292,7 @@ func (ec *executionContext) _Segment(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var segmentConnectionImplementors = []string{"SegmentConnection"}
@@ -6300,7 +6300,7 @@ var segmentConnectionImplementors = []string{"SegmentConnection"}
 func (ec *executionContext) _SegmentConnection(ctx context.Context, sel ast.SelectionSet, obj *model.SegmentConnection) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, segmentConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6341,7 +6341,7 @@ func (ec *executionContext) _SegmentConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var segmentEdgeImplementors = []string{"SegmentEdge"}
@@ -6349,7 +6349,7 @@ var segmentEdgeImplementors = []string{"SegmentEdge"}
 func (ec *executionContext) _SegmentEdge(ctx context.Context, sel ast.SelectionSet, obj *model.SegmentEdge) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, segmentEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6379,7 +6379,7 @@ func (ec *executionContext) _SegmentEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var updateContactPayloadImplementors = []string{"UpdateContactPayload"}
@@ -6387,7 +6387,7 @@ var updateContactPayloadImplementors = []string{"UpdateContactPayload"}
 func (ec *executionContext) _UpdateContactPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateContactPayload) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, updateContactPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6417,7 +6417,7 @@ func (ec *executionContext) _UpdateContactPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var updateSegmentPayloadImplementors = []string{"UpdateSegmentPayload"}
@@ -6425,7 +6425,7 @@ var updateSegmentPayloadImplementors = []string{"UpdateSegmentPayload"}
 func (ec *executionContext) _UpdateSegmentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateSegmentPayload) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, updateSegmentPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6455,7 +6455,7 @@ func (ec *executionContext) _UpdateSegmentPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var upsertContactsPayloadImplementors = []string{"UpsertContactsPayload"}
@@ -6463,7 +6463,7 @@ var upsertContactsPayloadImplementors = []string{"UpsertContactsPayload"}
 func (ec *executionContext) _UpsertContactsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpsertContactsPayload) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, upsertContactsPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6503,7 +6503,7 @@ func (ec *executionContext) _UpsertContactsPayload(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var userErrorImplementors = []string{"UserError"}
@@ -6511,7 +6511,7 @@ var userErrorImplementors = []string{"UserError"}
 func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet, obj *model.UserError) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, userErrorImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6546,7 +6546,7 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var workspaceImplementors = []string{"Workspace", "Node"}
@@ -6554,7 +6554,7 @@ var workspaceImplementors = []string{"Workspace", "Node"}
 func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet, obj *crm.Workspace) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, workspaceImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6589,7 +6589,7 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -6597,7 +6597,7 @@ var __DirectiveImplementors = []string{"__Directive"}
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, __DirectiveImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6642,7 +6642,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
@@ -6650,7 +6650,7 @@ var __EnumValueImplementors = []string{"__EnumValue"}
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, __EnumValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6690,7 +6690,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var __FieldImplementors = []string{"__Field"}
@@ -6698,7 +6698,7 @@ var __FieldImplementors = []string{"__Field"}
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, __FieldImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6748,7 +6748,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
@@ -6756,7 +6756,7 @@ var __InputValueImplementors = []string{"__InputValue"}
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, __InputValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6806,7 +6806,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var __SchemaImplementors = []string{"__Schema"}
@@ -6814,7 +6814,7 @@ var __SchemaImplementors = []string{"__Schema"}
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, __SchemaImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6864,7 +6864,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 var __TypeImplementors = []string{"__Type"}
@@ -6872,7 +6872,7 @@ var __TypeImplementors = []string{"__Type"}
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
 	fields := collectFields(ec.OperationContext, sel, __TypeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObject(fields)
 	var deferred graphql.DeferredGroup
 	for i, field := range fields {
 		switch field.Name {
@@ -6947,7 +6947,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return object(fields, out)
+	return out
 }
 
 // endregion **************************** object.gotpl ****************************

@@ -121,10 +121,16 @@ func collectFields(oc *graphql.OperationContext, sel ast.SelectionSet, satisfies
 	return execution.InlineDefers(graphql.CollectFields(oc, sel, satisfies))
 }
 
-// object is the marshaler of a resolved object: its fields written as gqlgen's
-// field set writes them, with less garbage.
-func object(fields []graphql.CollectedField, out *graphql.FieldSet) graphql.Marshaler {
-	return execution.Object(fields, out)
+// stringField and optionalStringField marshal a string field of an object from its
+// address, allocating nothing.
+func stringField(p *string) graphql.Marshaler { return execution.String(p) }
+
+func optionalStringField(p *string) graphql.Marshaler { return execution.OptionalString(p) }
+
+// newObject is the field set of an object being resolved, and its marshaler: its
+// fields written as gqlgen's field set writes them, with less garbage.
+func newObject(fields []graphql.CollectedField) *execution.Object {
+	return execution.NewObject(fields)
 }
 `)
 	return format.Source(b.Bytes())
@@ -158,15 +164,20 @@ var (
 		new:  "var deferred graphql.DeferredGroup",
 		what: "graphql.NewDeferredGroup(",
 	}
-	// objectRewrite has every object written through object, which needs its
-	// collected fields (gqlgen's field set keeps them unexported).
+	// objectRewrite has every object resolved into, and written by, an
+	// execution.Object, made from its collected fields (gqlgen's field set keeps
+	// them unexported). The object is still returned as out (objectReturn).
 	objectRewrite = rewrite{
-		old:  "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn out\n}\n",
-		new:  "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn object(fields, out)\n}\n",
+		old:  "out := graphql.NewFieldSet(fields)\n",
+		new:  "out := newObject(fields)\n",
 		what: "graphql.NewFieldSet(",
 	}
 	rewrites = []rewrite{listsRewrite, fieldsRewrite, groupRewrite, objectRewrite}
 )
+
+// objectReturn is how each of the executor's objects returns its field set, and so,
+// after objectRewrite, its execution.Object.
+const objectReturn = "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn out\n}\n"
 
 // leafTemplate is the function gqlgen writes for a field that reads its value from
 // its object (a struct field, or a method without arguments), with no resolver and
@@ -229,9 +240,20 @@ var leafMarshalers = map[string]string{
 	"marshalNJSON2encodingᚋjsonᚐRawMessage": "v != nil",    // scalar.MarshalRawJSON: nil is null
 }
 
+// stringLeaves are the marshal functions of string leaves that, for a value that is
+// a field of its object (not a method's result), are replaced by ExecutionFile's
+// function given here (a format of the value), which marshals the field from its
+// address: gqlgen's allocate a closure over every string.
+var stringLeaves = map[string]string{
+	"marshalNString2string":  "stringField(&%s)",
+	"marshalOString2ᚖstring": "optionalStringField(%s)",
+}
+
 // rewriteLeaves rewrites every leafTemplate whose field is a leaf (a scalar or enum,
 // by its field context) and whose marshal function needs no field context
-// (leafMarshalers, or a nullable leaf's) to marshal the value directly. Nothing it
+// (leafMarshalers, or a nullable leaf's) to marshal the value directly, and a
+// string that is a field of its object from the field's address (stringLeaves),
+// which the marshaler reads when the response is written. Nothing it
 // skips is observable from a response: the field context is read only by marshal
 // functions reporting a null (see leafMarshalers), by field middleware (this
 // server's only one, resolver spans, passes fields without a resolver by) and by
@@ -255,6 +277,9 @@ func rewriteLeaves(src []byte) ([]byte, int) {
 		}
 		n++
 		header, gqlgenBody, _ := bytes.Cut(fn, []byte("\n"))
+		if f, ok := stringLeaves[marshal]; ok && !strings.HasSuffix(group("VALUE"), ")") {
+			return fmt.Appendf(nil, "%s\n\treturn "+f+"\n}\n", header, group("VALUE"))
+		}
 		if cond == "" {
 			return fmt.Appendf(nil, "%s\n\treturn ec.%s(ctx, field.Selections, %s)\n}\n", header, marshal, group("VALUE"))
 		}
@@ -282,12 +307,12 @@ func RewriteExec(src []byte) ([]byte, error) {
 		}
 	}
 	// A group may only go where its object's fields come with @defer inlined, and
-	// an object written by object must have its field set made from fields.
+	// each object's field set must be made from its fields and returned.
 	objects := bytes.Count(src, []byte(fieldsRewrite.old))
 	if groups := bytes.Count(src, []byte(groupRewrite.old)); objects != groups {
 		return nil, fmt.Errorf("the executor collects fields in %d objects and makes @defer groups in %d: review graph/execution", objects, groups)
 	}
-	if sets, returned := bytes.Count(src, []byte("out := graphql.NewFieldSet(fields)\n")), bytes.Count(src, []byte(objectRewrite.old)); sets != objects || returned != objects {
+	if sets, returned := bytes.Count(src, []byte(objectRewrite.old)), bytes.Count(src, []byte(objectReturn)); sets != objects || returned != objects {
 		return nil, fmt.Errorf("the executor collects fields in %d objects, makes %d field sets of them and returns %d in the form this rewrite knows: review graph/execution", objects, sets, returned)
 	}
 	for _, r := range rewrites {

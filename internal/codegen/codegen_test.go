@@ -24,8 +24,7 @@ var exec = `func (ec *executionContext) marshalNItem(ctx context.Context, sel as
 func (ec *executionContext) _Item(ctx context.Context, sel ast.SelectionSet, obj *Item) graphql.Marshaler {
 	` + fieldsRewrite.old + `itemImplementors)
 
-	out := graphql.NewFieldSet(fields)
-	` + groupRewrite.old + `
+	` + objectRewrite.old + `	` + groupRewrite.old + `
 	out.Dispatch(ctx)
 	if out.Invalids > 0 {
 		return graphql.Null
@@ -33,7 +32,7 @@ func (ec *executionContext) _Item(ctx context.Context, sel ast.SelectionSet, obj
 
 	if n := len(deferred.Defers); n > 0 {
 		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
-` + objectRewrite.old
+` + objectReturn
 
 // leaf is leafTemplate filled in, and the field context of a leaf or an object.
 func leaf(fn, value, typ, marshal string, scalar bool) (function, fieldContext string) {
@@ -54,6 +53,7 @@ func leafSource(fn, value, typ, marshal string, scalar bool) string {
 // leaves are the fields TestRewriteExec rewrites (or not), as gqlgen writes them.
 var leaves = leafSource("_Item_name", "obj.Name", "string", "marshalNString2string", true) +
 	leafSource("_Item_id", "obj.GlobalID()", "string", "marshalNID2string", true) +
+	leafSource("_Item_label", "obj.Label()", "string", "marshalNString2string", true) +
 	leafSource("_Item_note", "obj.Note", "*string", "marshalOString2ᚖstring", true) +
 	leafSource("_Item_createdAt", "obj.CreatedAt", "time.Time", "marshalNDateTime2timeᚐTime", true) +
 	leafSource("_Item_kind", "obj.Kind", "model.Kind", "marshalNKind2modelᚐKind", true) +
@@ -66,12 +66,14 @@ func TestRewriteExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The leaves whose marshal function needs no field context read their value
-	// directly; the zero time still takes gqlgen's way (it is marshalled to null, an
+	// directly, string fields from their address (a method's string by value); the
+	// zero time still takes gqlgen's way (it is marshalled to null, an
 	// error at the field's path); an enum, a list and an object keep gqlgen's way.
 	for fn, want := range map[string]string{
-		"_Item_name":      "\treturn ec.marshalNString2string(ctx, field.Selections, obj.Name)\n}\n",
+		"_Item_name":      "\treturn stringField(&obj.Name)\n}\n",
+		"_Item_label":     "\treturn ec.marshalNString2string(ctx, field.Selections, obj.Label())\n}\n",
 		"_Item_id":        "\treturn ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())\n}\n",
-		"_Item_note":      "\treturn ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Note)\n}\n",
+		"_Item_note":      "\treturn optionalStringField(obj.Note)\n}\n",
 		"_Item_createdAt": "\tif v := obj.CreatedAt; !v.IsZero() {\n\t\treturn ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, v)\n\t}\n\treturn graphql.ResolveField(\n",
 		"_Item_kind":      "\treturn graphql.ResolveField(\n",
 		"_Item_tags":      "\treturn graphql.ResolveField(\n",
@@ -96,7 +98,7 @@ func TestRewriteExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	header, _, _ := strings.Cut(name, "\n")
-	want := exec + header + "\n\treturn ec.marshalNString2string(ctx, field.Selections, obj.Name)\n}\n" + nameContext
+	want := exec + header + "\n\treturn stringField(&obj.Name)\n}\n" + nameContext
 	for _, r := range rewrites {
 		want = strings.Replace(want, r.old, r.new, 1)
 	}
@@ -107,7 +109,7 @@ func TestRewriteExec(t *testing.T) {
 		"marshalList(ctx, sel, len(v), func",
 		"fields := collectFields(ec.OperationContext, sel, itemImplementors)",
 		"var deferred graphql.DeferredGroup",
-		"\treturn object(fields, out)\n}\n",
+		"out := newObject(fields)\n",
 	} {
 		if !strings.Contains(string(got), s) {
 			t.Errorf("rewritten without %q", s)
@@ -146,7 +148,7 @@ func TestExecutionSource(t *testing.T) {
 	if !strings.Contains(s, `"Contact": {"segments": true, "a": true},`) || strings.Index(s, `"Contact"`) > strings.Index(s, `"Segment"`) {
 		t.Errorf("table not as given, sorted by type:\n%s", s)
 	}
-	for _, f := range []string{"func marshalList(", "func collectFields(", "func object("} {
+	for _, f := range []string{"func marshalList(", "func collectFields(", "func newObject("} {
 		if !strings.Contains(s, f) {
 			t.Errorf("no %s in:\n%s", f, s)
 		}
