@@ -5,6 +5,7 @@ package store
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,45 @@ func TestCursorRoundTrip(t *testing.T) {
 		}
 		if c.ID != 42 {
 			t.Errorf("%s %s: id %d", tc.key.list, tc.key.name, c.ID)
+		}
+	}
+}
+
+// TestCursorIsTheJSONOfItsFields proves that encodeCursor, which appends its JSON by
+// hand, writes what json.Marshal writes for the cursor (times as RFC 3339 in UTC):
+// strings that need no escape, and those that do, included.
+func TestCursorIsTheJSONOfItsFields(t *testing.T) {
+	ist := time.FixedZone("IST", 19800)
+	for _, tc := range []struct {
+		key   sortKey
+		value any
+	}{
+		{contactsByCreatedAt, time.Date(2026, 11, 28, 9, 30, 0, 123456000, time.UTC)},
+		{contactsByUpdatedAt, time.Date(2026, 11, 28, 15, 0, 0, 0, ist)},
+		{segmentsByCreatedAt, minCursorTime},
+		{segmentsByUpdatedAt, maxCursorTime},
+		{segmentsByContactCount, int64(0)},
+		{segmentsByContactCount, int64(-1 << 63)},
+		{segmentsByName, "VIP Users 2026"},
+		{segmentsByName, ""},
+		{contactsByName, nil},
+		{contactsByName, `quote " backslash \ tab	`},
+		{contactsByName, "a<b"},
+		{contactsByName, "a>b"},
+		{contactsByName, "a&b"},
+		{contactsByName, "Élodie ✓ \u2028 \xff"},
+		{contactsByName, "\x00\x1f\x7f"},
+	} {
+		value := tc.value
+		if tm, ok := value.(time.Time); ok {
+			value = tm.UTC().Format(time.RFC3339Nano)
+		}
+		j, err := json.Marshal(cursor{List: tc.key.list, Key: tc.key.name, Value: value, ID: 9007199254740993})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := encodeCursor(tc.key, tc.value, 9007199254740993), rawCursor(string(j)); got != want {
+			t.Errorf("%s %#v: cursor %s, want %s (%s)", tc.key.name, tc.value, got, want, j)
 		}
 	}
 }
