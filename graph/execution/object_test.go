@@ -2,6 +2,7 @@ package execution_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
 
@@ -55,5 +56,48 @@ func TestObjectWritesWhatAFieldSetWrites(t *testing.T) {
 				t.Errorf("Object wrote\n%s\nthe field set writes\n%s", &got, &want)
 			}
 		})
+	}
+}
+
+// Object's ResolveConcurrently, which stands in for the field set's, marks the
+// object invalid as gqlgen does: a null in a non-null field, the required null a
+// nullable field's failed child leaves, and a recovered panic (reported, and null)
+// in a non-null field; a null in a nullable field leaves it valid.
+func TestObjectResolveConcurrently(t *testing.T) {
+	oc := &graphql.OperationContext{RecoverFunc: func(_ context.Context, err any) error { return fmt.Errorf("panic: %v", err) }}
+	ctx := graphql.WithResponseContext(context.Background(), graphql.DefaultErrorPresenter, nil)
+	value := func(m graphql.Marshaler) func(context.Context) graphql.Marshaler {
+		return func(context.Context) graphql.Marshaler { return m }
+	}
+	panics := func(context.Context) graphql.Marshaler { panic("boom") }
+	for _, tc := range []struct {
+		name    string
+		nonNull bool
+		resolve func(context.Context) graphql.Marshaler
+		invalid bool
+	}{
+		{"a value", true, value(graphql.MarshalString("x")), false},
+		{"null, non-null", true, value(graphql.Null), true},
+		{"null, nullable", false, value(graphql.Null), false},
+		{"required null, nullable", false, value(graphql.RequiredNull), true},
+		{"a panic, non-null", true, panics, true},
+		{"a panic, nullable", false, panics, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fields := []graphql.CollectedField{{Field: &ast.Field{Alias: "a", Name: "a"}}, {Field: &ast.Field{Alias: "b", Name: "b"}}}
+			obj := execution.NewObject(fields)
+			obj.Values[0] = graphql.MarshalString("first")
+			obj.ResolveConcurrently(oc, nil, 1, true, tc.nonNull, tc.resolve)
+			obj.Dispatch(ctx)
+			if got := obj.Invalids > 0; got != tc.invalid {
+				t.Errorf("invalid %v, want %v", got, tc.invalid)
+			}
+			if obj.Values[1] == nil {
+				t.Error("the field's value was not stored")
+			}
+		})
+	}
+	if errs := graphql.GetErrors(ctx); len(errs) != 2 {
+		t.Errorf("%d errors reported, want one per panic: %v", len(errs), errs)
 	}
 }
