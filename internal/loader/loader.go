@@ -6,7 +6,8 @@
 //
 //   - Prefetch: a resolver that has just read a page, and whose selection asks for a
 //     field of the page's rows, fetches that field for the whole page at once and
-//     primes the loader. The rows' resolvers then find their values without waiting.
+//     keeps the values in the loader. The rows' resolvers then find them without
+//     waiting, and without dataloader.
 //     This is the hot path (a contacts table with each contact's segments) and has no
 //     timer at all.
 //   - Load: anywhere else, graph-gophers/dataloader collects the keys that sibling

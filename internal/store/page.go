@@ -123,6 +123,8 @@ var (
 // page's edges each have one (json.Marshal's reflection cost a contacts page of 50
 // edges 80 µs).
 func encodeCursor(key sortKey, value any, id int64) string {
+	// The names are cursor's JSON tags, which decodeCursor reads; the test
+	// TestCursorIsTheJSONOfItsFields holds the two together.
 	var buf [128]byte
 	b := append(buf[:0], `{"l":"`...)
 	b = append(b, key.list...) // the lists and orderings' names need no escape
