@@ -36,6 +36,9 @@ func stringField(p *string) graphql.Marshaler { return execution.String(p) }
 
 func optionalStringField(p *string) graphql.Marshaler { return execution.OptionalString(p) }
 
+// globalIDField marshals an object's global ID, appending it into the response.
+func globalIDField[T execution.IDAppender](obj T) graphql.Marshaler { return execution.GlobalID(obj) }
+
 // newObject is the field set of an object being resolved, and its marshaler: its
 // fields written as gqlgen's field set writes them, with less garbage.
 func newObject(fields []graphql.CollectedField) *execution.Object {

@@ -2255,7 +2255,7 @@ func (ec *executionContext) fieldContext_AssignContactsToSegmentsPayload_userErr
 }
 
 func (ec *executionContext) _Contact_id(ctx context.Context, field graphql.CollectedField, obj *crm.Contact) (ret graphql.Marshaler) {
-	return ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())
+	return globalIDField(obj)
 }
 func (ec *executionContext) fieldContext_Contact_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Contact", field, true, false, "ID")
@@ -3608,7 +3608,7 @@ func (ec *executionContext) fieldContext_RemoveContactsFromSegmentsPayload_userE
 }
 
 func (ec *executionContext) _Segment_id(ctx context.Context, field graphql.CollectedField, obj *crm.Segment) (ret graphql.Marshaler) {
-	return ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())
+	return globalIDField(obj)
 }
 func (ec *executionContext) fieldContext_Segment_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Segment", field, true, false, "ID")
@@ -4149,7 +4149,7 @@ func (ec *executionContext) fieldContext_UserError_code(_ context.Context, field
 }
 
 func (ec *executionContext) _Workspace_id(ctx context.Context, field graphql.CollectedField, obj *crm.Workspace) (ret graphql.Marshaler) {
-	return ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())
+	return globalIDField(obj)
 }
 func (ec *executionContext) fieldContext_Workspace_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Workspace", field, true, false, "ID")

@@ -127,6 +127,9 @@ func stringField(p *string) graphql.Marshaler { return execution.String(p) }
 
 func optionalStringField(p *string) graphql.Marshaler { return execution.OptionalString(p) }
 
+// globalIDField marshals an object's global ID, appending it into the response.
+func globalIDField[T execution.IDAppender](obj T) graphql.Marshaler { return execution.GlobalID(obj) }
+
 // newObject is the field set of an object being resolved, and its marshaler: its
 // fields written as gqlgen's field set writes them, with less garbage.
 func newObject(fields []graphql.CollectedField) *execution.Object {
@@ -249,11 +252,20 @@ var stringLeaves = map[string]string{
 	"marshalOString2ᚖstring": "optionalStringField(%s)",
 }
 
+// methodLeaves are the leaves read from a method of their object that are replaced
+// by ExecutionFile's function given, by marshal function and value: a global ID
+// appended straight into the response (execution.GlobalID: the object's
+// AppendGlobalID), where gqlgen makes a string of it and a closure over that.
+var methodLeaves = map[[2]string]string{
+	{"marshalNID2string", "obj.GlobalID()"}: "globalIDField(obj)",
+}
+
 // rewriteLeaves rewrites every leafTemplate whose field is a leaf (a scalar or enum,
 // by its field context) and whose marshal function needs no field context
-// (leafMarshalers, or a nullable leaf's) to marshal the value directly, and a
-// string that is a field of its object from the field's address (stringLeaves),
-// which the marshaler reads when the response is written. Nothing it
+// (leafMarshalers, or a nullable leaf's) to marshal the value directly, a string
+// that is a field of its object from the field's address (stringLeaves), which the
+// marshaler reads when the response is written, and a global ID from its object
+// (methodLeaves). Nothing it
 // skips is observable from a response: the field context is read only by marshal
 // functions reporting a null (see leafMarshalers), by field middleware (this
 // server's only one, resolver spans, passes fields without a resolver by) and by
@@ -279,6 +291,9 @@ func rewriteLeaves(src []byte) ([]byte, int) {
 		header, gqlgenBody, _ := bytes.Cut(fn, []byte("\n"))
 		if f, ok := stringLeaves[marshal]; ok && !strings.HasSuffix(group("VALUE"), ")") {
 			return fmt.Appendf(nil, "%s\n\treturn "+f+"\n}\n", header, group("VALUE"))
+		}
+		if f, ok := methodLeaves[[2]string{marshal, group("VALUE")}]; ok {
+			return fmt.Appendf(nil, "%s\n\treturn %s\n}\n", header, f)
 		}
 		if cond == "" {
 			return fmt.Appendf(nil, "%s\n\treturn ec.%s(ctx, field.Selections, %s)\n}\n", header, marshal, group("VALUE"))

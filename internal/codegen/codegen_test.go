@@ -53,6 +53,7 @@ func leafSource(fn, value, typ, marshal string, scalar bool) string {
 // leaves are the fields TestRewriteExec rewrites (or not), as gqlgen writes them.
 var leaves = leafSource("_Item_name", "obj.Name", "string", "marshalNString2string", true) +
 	leafSource("_Item_id", "obj.GlobalID()", "string", "marshalNID2string", true) +
+	leafSource("_Item_key", "obj.Key()", "string", "marshalNID2string", true) +
 	leafSource("_Item_label", "obj.Label()", "string", "marshalNString2string", true) +
 	leafSource("_Item_note", "obj.Note", "*string", "marshalOString2ᚖstring", true) +
 	leafSource("_Item_createdAt", "obj.CreatedAt", "time.Time", "marshalNDateTime2timeᚐTime", true) +
@@ -66,13 +67,15 @@ func TestRewriteExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The leaves whose marshal function needs no field context read their value
-	// directly, string fields from their address (a method's string by value); the
+	// directly, string fields from their address (a method's string by value), a
+	// global ID from its object (any other method's ID by value); the
 	// zero time still takes gqlgen's way (it is marshalled to null, an
 	// error at the field's path); an enum, a list and an object keep gqlgen's way.
 	for fn, want := range map[string]string{
 		"_Item_name":      "\treturn stringField(&obj.Name)\n}\n",
 		"_Item_label":     "\treturn ec.marshalNString2string(ctx, field.Selections, obj.Label())\n}\n",
-		"_Item_id":        "\treturn ec.marshalNID2string(ctx, field.Selections, obj.GlobalID())\n}\n",
+		"_Item_id":        "\treturn globalIDField(obj)\n}\n",
+		"_Item_key":       "\treturn ec.marshalNID2string(ctx, field.Selections, obj.Key())\n}\n",
 		"_Item_note":      "\treturn optionalStringField(obj.Note)\n}\n",
 		"_Item_createdAt": "\tif v := obj.CreatedAt; !v.IsZero() {\n\t\treturn ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, v)\n\t}\n\treturn graphql.ResolveField(\n",
 		"_Item_kind":      "\treturn graphql.ResolveField(\n",
@@ -148,7 +151,7 @@ func TestExecutionSource(t *testing.T) {
 	if !strings.Contains(s, `"Contact": {"segments": true, "a": true},`) || strings.Index(s, `"Contact"`) > strings.Index(s, `"Segment"`) {
 		t.Errorf("table not as given, sorted by type:\n%s", s)
 	}
-	for _, f := range []string{"func marshalList(", "func collectFields(", "func newObject("} {
+	for _, f := range []string{"func marshalList(", "func collectFields(", "func newObject(", "func globalIDField["} {
 		if !strings.Contains(s, f) {
 			t.Errorf("no %s in:\n%s", f, s)
 		}

@@ -72,8 +72,23 @@ type Contact struct {
 // GlobalID is the workspace's ID as the API shows it: opaque, and telling its type.
 func (w *Workspace) GlobalID() string { return globalid.Encode(globalid.Workspace, w.ID) }
 
+// AppendGlobalID appends GlobalID to b, for a response written without the string.
+func (w *Workspace) AppendGlobalID(b []byte) []byte {
+	return globalid.Append(b, globalid.Workspace, w.ID)
+}
+
 // GlobalID is the segment's ID as the API shows it: opaque, and telling its type.
 func (s *Segment) GlobalID() string { return globalid.Encode(globalid.Segment, s.ID) }
 
+// AppendGlobalID appends GlobalID to b, for a response written without the string.
+func (s *Segment) AppendGlobalID(b []byte) []byte {
+	return globalid.Append(b, globalid.Segment, s.ID)
+}
+
 // GlobalID is the contact's ID as the API shows it: opaque, and telling its type.
 func (c *Contact) GlobalID() string { return globalid.Encode(globalid.Contact, c.ID) }
+
+// AppendGlobalID appends GlobalID to b, for a response written without the string.
+func (c *Contact) AppendGlobalID(b []byte) []byte {
+	return globalid.Append(b, globalid.Contact, c.ID)
+}

@@ -28,9 +28,23 @@ var (
 
 // Encode returns the global ID of object n of kind k.
 func Encode(k Kind, n int64) string {
-	var buf [binary.MaxVarintLen64]byte
-	l := binary.PutUvarint(buf[:], uint64(n))
-	return string(k) + "_" + base64.RawURLEncoding.EncodeToString(buf[:l])
+	var buf [maxLen]byte
+	return string(Append(buf[:0], k, n))
+}
+
+// maxLen is the length of the longest ID: a kind letter, "_" and the unpadded
+// base64 of the longest varint (6 bits a character).
+const maxLen = 2 + (binary.MaxVarintLen64*8+5)/6
+
+// Append appends the global ID of object n of kind k to dst, as Encode spells it,
+// and returns the extended slice: an ID written into a response's buffer is not
+// made a string first.
+func Append(dst []byte, k Kind, n int64) []byte {
+	var varint [binary.MaxVarintLen64]byte
+	l := binary.PutUvarint(varint[:], uint64(n))
+	dst = append(dst, k...)
+	dst = append(dst, '_')
+	return base64.RawURLEncoding.AppendEncode(dst, varint[:l])
 }
 
 // Decode returns the kind and number of a global ID. Every ID has exactly one spelling:

@@ -1,6 +1,8 @@
 package globalid
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"math"
 	"testing"
@@ -53,4 +55,22 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode(%q) = %s, %d but that encodes as %q", id, k, n, Encode(k, n))
 		}
 	})
+}
+
+// TestAppendSpelling checks Append and Encode against the spelling written out (the
+// kind, "_", the unpadded URL base64 of the number's varint), and that Encode's
+// buffer holds the longest ID (that of a uint64 past int64's, 10 varint bytes).
+func TestAppendSpelling(t *testing.T) {
+	for _, n := range []int64{1, 127, 128, 300, 1 << 32, math.MaxInt64, -1} {
+		want := "S_" + base64.RawURLEncoding.EncodeToString(binary.AppendUvarint(nil, uint64(n)))
+		if got := string(Append([]byte("x"), Segment, n)); got != "x"+want {
+			t.Errorf("Append(x, S, %d) = %q, want %q", n, got, "x"+want)
+		}
+		if got := Encode(Segment, n); got != want {
+			t.Errorf("Encode(S, %d) = %q, want %q", n, got, want)
+		}
+		if got := testing.AllocsPerRun(10, func() { _ = Encode(Contact, n) }); got > 1 {
+			t.Errorf("Encode(C, %d) made %v allocations, want 1 (its string)", n, got)
+		}
+	}
 }
