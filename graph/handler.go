@@ -48,11 +48,12 @@ func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
 	srv.SetRecoverFunc(recoverPanic(log))
 	srv.Use(authorizeWrites{}) // read-only principals: every mutation is FORBIDDEN (authorize.go)
 	useTelemetry(srv, opts)    // operation and outcome for logs and metrics, resolver spans (telemetry.go)
-	// Each operation gets its own loaders, bound to its workspace, and its own record
-	// of the rows they have preloaded (graph/execution).
+	// Each operation gets its own loaders, bound to its workspace, and its own
+	// executor state: the rows they have preloaded, the fields collected for its
+	// objects (graph/execution).
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		ls := loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait, RootLookups: rootLookups(ctx)})
-		return next(execution.WithPreloads(loader.With(ctx, ls)))
+		return next(execution.WithOperation(loader.With(ctx, ls)))
 	})
 	return refusalStatus(srv)
 }

@@ -110,22 +110,33 @@ func marshalOne(ctx context.Context, i int, marshal func(ctx context.Context, i 
 	return marshal(ctx, i)
 }
 
-// preloads records, for one operation, which fields of which connections' rows their
-// resolvers have loaded already.
-type preloads struct {
+// operation is what the executor keeps for one operation (WithOperation): which
+// fields of which connections' rows their resolvers have loaded already, and the
+// fields collected for its objects (fields.go).
+type operation struct {
 	mu sync.Mutex
-	// byConnection holds, per field context of a connection field, the names of the
+	// preloaded holds, per field context of a connection field, the names of the
 	// fields preloaded for its rows.
-	byConnection map[*graphql.FieldContext][]string
+	preloaded map[*graphql.FieldContext][]string
+	// collected holds the fields collected per selection and type.
+	collected map[collectKey][]graphql.CollectedField
 }
 
-type preloadsKey struct{}
+type operationKey struct{}
 
-// WithPreloads returns a context for one operation in which resolvers can call
-// Preloaded. Without it Preloaded does nothing, and every list whose selection
-// reaches a concurrent field keeps its goroutines.
-func WithPreloads(ctx context.Context) context.Context {
-	return context.WithValue(ctx, preloadsKey{}, &preloads{})
+// WithOperation returns a context for one operation in which resolvers can call
+// Preloaded and the fields of its objects are collected once per selection and type
+// (CollectFields). Without it Preloaded does nothing, every list whose selection
+// reaches a concurrent field keeps its goroutines, and every object's fields are
+// looked up in gqlgen's cache.
+func WithOperation(ctx context.Context) context.Context {
+	return context.WithValue(ctx, operationKey{}, &operation{})
+}
+
+// operationOf returns the operation of ctx, nil outside one.
+func operationOf(ctx context.Context) *operation {
+	op, _ := ctx.Value(operationKey{}).(*operation)
+	return op
 }
 
 // Preloaded notes, from the resolver of a connection field (the field in ctx), that
@@ -136,17 +147,17 @@ func WithPreloads(ctx context.Context) context.Context {
 // the field for all its rows may call it: a row left out would wait for its batch
 // once per element instead of once for all.
 func Preloaded(ctx context.Context, field string) {
-	p, _ := ctx.Value(preloadsKey{}).(*preloads)
+	op := operationOf(ctx)
 	fc := graphql.GetFieldContext(ctx)
-	if p == nil || fc == nil {
+	if op == nil || fc == nil {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.byConnection == nil {
-		p.byConnection = map[*graphql.FieldContext][]string{}
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.preloaded == nil {
+		op.preloaded = map[*graphql.FieldContext][]string{}
 	}
-	p.byConnection[fc] = append(p.byConnection[fc], field)
+	op.preloaded[fc] = append(op.preloaded[fc], field)
 }
 
 // edgeToRow is the path from a connection's edge to its row.
@@ -168,12 +179,12 @@ func preloadedRows(ctx context.Context) rows {
 	default: // not a connection's rows: no lock, no lookup
 		return rows{}
 	}
-	p, _ := ctx.Value(preloadsKey{}).(*preloads)
-	if p == nil {
+	op := operationOf(ctx)
+	if op == nil {
 		return rows{}
 	}
-	p.mu.Lock()
-	r.fields = p.byConnection[fc.Parent]
-	p.mu.Unlock()
+	op.mu.Lock()
+	r.fields = op.preloaded[fc.Parent]
+	op.mu.Unlock()
 	return r
 }

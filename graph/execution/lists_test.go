@@ -60,7 +60,7 @@ func withField(ctx context.Context, name string) context.Context {
 // marshalled in place when that field of the rows is all that needs a goroutine;
 // the same field of any other object still does.
 func TestInPlaceWherePreloaded(t *testing.T) {
-	ctx := execution.WithPreloads(context.Background())
+	ctx := execution.WithOperation(context.Background())
 	conn := withField(ctx, "conn")
 	execution.Preloaded(conn, "slow")
 	for _, c := range []struct {
@@ -90,7 +90,7 @@ func TestInPlaceWherePreloaded(t *testing.T) {
 	other := withField(ctx, "conn")
 	execution.Preloaded(other, "name")
 	bare := withField(context.Background(), "conn")
-	execution.Preloaded(bare, "slow") // no WithPreloads: nothing to record it in
+	execution.Preloaded(bare, "slow") // no WithOperation: nothing to record it in
 	for name, ctx := range map[string]context.Context{
 		"a list of the connection, not its rows":                 withField(conn, "items"),
 		"the nodes of a connection that preloaded another field": withField(other, "nodes"),

@@ -25,9 +25,10 @@ func marshalList(ctx context.Context, sel ast.SelectionSet, n int, marshal func(
 }
 
 // collectFields collects an object's fields as gqlgen does, with every @defer
-// inlined: this API answers each operation in one response.
-func collectFields(oc *graphql.OperationContext, sel ast.SelectionSet, satisfies []string) []graphql.CollectedField {
-	return execution.InlineDefers(graphql.CollectFields(oc, sel, satisfies))
+// inlined (this API answers each operation in one response), once per operation,
+// selection and type.
+func collectFields(ctx context.Context, oc *graphql.OperationContext, sel ast.SelectionSet, satisfies []string) []graphql.CollectedField {
+	return execution.CollectFields(ctx, oc, sel, satisfies)
 }
 
 // stringField and optionalStringField marshal a string field of an object from its

@@ -5635,7 +5635,7 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 var assignContactsToSegmentsPayloadImplementors = []string{"AssignContactsToSegmentsPayload"}
 
 func (ec *executionContext) _AssignContactsToSegmentsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AssignContactsToSegmentsPayload) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, assignContactsToSegmentsPayloadImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, assignContactsToSegmentsPayloadImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -5678,7 +5678,7 @@ func (ec *executionContext) _AssignContactsToSegmentsPayload(ctx context.Context
 var contactImplementors = []string{"Contact", "Node"}
 
 func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, obj *crm.Contact) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, contactImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, contactImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -5747,7 +5747,7 @@ func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, 
 var contactConnectionImplementors = []string{"ContactConnection"}
 
 func (ec *executionContext) _ContactConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ContactConnection) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, contactConnectionImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, contactConnectionImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -5796,7 +5796,7 @@ func (ec *executionContext) _ContactConnection(ctx context.Context, sel ast.Sele
 var contactEdgeImplementors = []string{"ContactEdge"}
 
 func (ec *executionContext) _ContactEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ContactEdge) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, contactEdgeImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, contactEdgeImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -5834,7 +5834,7 @@ func (ec *executionContext) _ContactEdge(ctx context.Context, sel ast.SelectionS
 var createSegmentPayloadImplementors = []string{"CreateSegmentPayload"}
 
 func (ec *executionContext) _CreateSegmentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateSegmentPayload) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, createSegmentPayloadImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, createSegmentPayloadImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -5872,7 +5872,7 @@ func (ec *executionContext) _CreateSegmentPayload(ctx context.Context, sel ast.S
 var deleteContactsPayloadImplementors = []string{"DeleteContactsPayload"}
 
 func (ec *executionContext) _DeleteContactsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteContactsPayload) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, deleteContactsPayloadImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, deleteContactsPayloadImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -5915,7 +5915,7 @@ func (ec *executionContext) _DeleteContactsPayload(ctx context.Context, sel ast.
 var deleteSegmentPayloadImplementors = []string{"DeleteSegmentPayload"}
 
 func (ec *executionContext) _DeleteSegmentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteSegmentPayload) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, deleteSegmentPayloadImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, deleteSegmentPayloadImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -5953,7 +5953,7 @@ func (ec *executionContext) _DeleteSegmentPayload(ctx context.Context, sel ast.S
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, mutationImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, mutationImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Mutation",
 	})
@@ -6045,7 +6045,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 var pageInfoImplementors = []string{"PageInfo"}
 
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *model.PageInfo) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, pageInfoImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, pageInfoImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6093,7 +6093,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, queryImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, queryImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Query",
 	})
@@ -6191,7 +6191,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 var removeContactsFromSegmentsPayloadImplementors = []string{"RemoveContactsFromSegmentsPayload"}
 
 func (ec *executionContext) _RemoveContactsFromSegmentsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RemoveContactsFromSegmentsPayload) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, removeContactsFromSegmentsPayloadImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, removeContactsFromSegmentsPayloadImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6234,7 +6234,7 @@ func (ec *executionContext) _RemoveContactsFromSegmentsPayload(ctx context.Conte
 var segmentImplementors = []string{"Segment", "Node"}
 
 func (ec *executionContext) _Segment(ctx context.Context, sel ast.SelectionSet, obj *crm.Segment) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, segmentImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, segmentImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6298,7 +6298,7 @@ func (ec *executionContext) _Segment(ctx context.Context, sel ast.SelectionSet, 
 var segmentConnectionImplementors = []string{"SegmentConnection"}
 
 func (ec *executionContext) _SegmentConnection(ctx context.Context, sel ast.SelectionSet, obj *model.SegmentConnection) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, segmentConnectionImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, segmentConnectionImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6347,7 +6347,7 @@ func (ec *executionContext) _SegmentConnection(ctx context.Context, sel ast.Sele
 var segmentEdgeImplementors = []string{"SegmentEdge"}
 
 func (ec *executionContext) _SegmentEdge(ctx context.Context, sel ast.SelectionSet, obj *model.SegmentEdge) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, segmentEdgeImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, segmentEdgeImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6385,7 +6385,7 @@ func (ec *executionContext) _SegmentEdge(ctx context.Context, sel ast.SelectionS
 var updateContactPayloadImplementors = []string{"UpdateContactPayload"}
 
 func (ec *executionContext) _UpdateContactPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateContactPayload) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, updateContactPayloadImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, updateContactPayloadImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6423,7 +6423,7 @@ func (ec *executionContext) _UpdateContactPayload(ctx context.Context, sel ast.S
 var updateSegmentPayloadImplementors = []string{"UpdateSegmentPayload"}
 
 func (ec *executionContext) _UpdateSegmentPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateSegmentPayload) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, updateSegmentPayloadImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, updateSegmentPayloadImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6461,7 +6461,7 @@ func (ec *executionContext) _UpdateSegmentPayload(ctx context.Context, sel ast.S
 var upsertContactsPayloadImplementors = []string{"UpsertContactsPayload"}
 
 func (ec *executionContext) _UpsertContactsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpsertContactsPayload) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, upsertContactsPayloadImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, upsertContactsPayloadImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6509,7 +6509,7 @@ func (ec *executionContext) _UpsertContactsPayload(ctx context.Context, sel ast.
 var userErrorImplementors = []string{"UserError"}
 
 func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet, obj *model.UserError) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, userErrorImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, userErrorImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6552,7 +6552,7 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 var workspaceImplementors = []string{"Workspace", "Node"}
 
 func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet, obj *crm.Workspace) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, workspaceImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, workspaceImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6595,7 +6595,7 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 var __DirectiveImplementors = []string{"__Directive"}
 
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, __DirectiveImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, __DirectiveImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6648,7 +6648,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 var __EnumValueImplementors = []string{"__EnumValue"}
 
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, __EnumValueImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, __EnumValueImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6696,7 +6696,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 var __FieldImplementors = []string{"__Field"}
 
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, __FieldImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, __FieldImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6754,7 +6754,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 var __InputValueImplementors = []string{"__InputValue"}
 
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, __InputValueImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, __InputValueImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6812,7 +6812,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 var __SchemaImplementors = []string{"__Schema"}
 
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, __SchemaImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, __SchemaImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup
@@ -6870,7 +6870,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 var __TypeImplementors = []string{"__Type"}
 
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
-	fields := collectFields(ec.OperationContext, sel, __TypeImplementors)
+	fields := collectFields(ctx, ec.OperationContext, sel, __TypeImplementors)
 
 	out := newObject(fields)
 	var deferred graphql.DeferredGroup

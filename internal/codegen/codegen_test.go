@@ -110,7 +110,7 @@ func TestRewriteExec(t *testing.T) {
 	}
 	for _, s := range []string{
 		"marshalList(ctx, sel, len(v), func",
-		"fields := collectFields(ec.OperationContext, sel, itemImplementors)",
+		"fields := collectFields(ctx, ec.OperationContext, sel, itemImplementors)",
 		"var deferred graphql.DeferredGroup",
 		"out := newObject(fields)\n",
 	} {
