@@ -78,16 +78,56 @@ func MarshalList(ctx context.Context, fields Fields, sel ast.SelectionSet, n int
 		return graphql.MarshalSliceConcurrently(ctx, n, 0, false, marshal)
 	}
 	ret := make(graphql.Array, n)
-	// The elements' field contexts and indexes in one allocation each, where
-	// gqlgen makes two for every element.
-	fcs := make([]graphql.FieldContext, n)
-	index := make([]int, n)
-	for i := range n {
-		index[i] = i
-		fcs[i].Index = &index[i]
-		ret[i] = marshalOne(graphql.WithFieldContext(ctx, &fcs[i]), i, marshal)
+	// The elements' contexts in one allocation, where gqlgen makes three for every
+	// element (its field context, its index and a context holding them).
+	parent := graphql.GetFieldContext(ctx)
+	elements := make([]element, n)
+	for i := range elements {
+		e := &elements[i]
+		e.Context, e.index = ctx, i
+		e.fc = graphql.FieldContext{Parent: parent, Index: &e.index}
+		ret[i] = marshalOne(e, i, marshal)
 	}
 	return ret
+}
+
+// element is the context of one element of a list marshalled in place: the list's
+// context, with the element's field context, which it answers gqlgen's key
+// (fieldContextKey) with itself, as the context graphql.WithFieldContext would
+// make for it does.
+type element struct {
+	context.Context // the list's
+	fc              graphql.FieldContext
+	index           int
+}
+
+// Value returns the element's field context for gqlgen's key, and what the list's
+// context holds for any other.
+func (e *element) Value(key any) any {
+	if key == fieldContextKey {
+		return &e.fc
+	}
+	return e.Context.Value(key)
+}
+
+// fieldContextKey is the key gqlgen keeps a field context under in a context, which
+// it does not export: the key graphql.GetFieldContext asks a context for.
+// TestListElementContexts checks that an element's context answers it.
+var fieldContextKey = func() any {
+	var k keyCatcher
+	graphql.GetFieldContext(&k)
+	return k.key
+}()
+
+// keyCatcher is a context that remembers the key it was asked for last.
+type keyCatcher struct {
+	context.Context // nil: only Value is called
+	key             any
+}
+
+func (k *keyCatcher) Value(key any) any {
+	k.key = key
+	return nil
 }
 
 // inPlace reports whether the elements of the list being marshalled in ctx, selected

@@ -197,3 +197,46 @@ func TestMarshalConcurrentlyWhereNeeded(t *testing.T) {
 		t.Errorf("list = %s", s)
 	}
 }
+
+// The context of an element marshalled in place is the list's with the element's
+// field context, as graphql.WithFieldContext would make it: under the list's field
+// context, at the element's path, found in the contexts made from it; every other
+// value, and the cancellation, are the list's. It costs no allocation per element.
+func TestListElementContexts(t *testing.T) {
+	type requestKey struct{}
+	request, cancel := context.WithCancel(context.WithValue(responseContext(), requestKey{}, "request"))
+	defer cancel()
+	list := graphql.WithFieldContext(request, &graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Name: "items", Alias: "all"}}})
+	sel := selectionOf(t, `{ items { name } }`)
+	var seen int
+	execution.MarshalList(list, fields, sel, 3, func(ctx context.Context, i int) graphql.Marshaler {
+		seen++
+		fc := graphql.GetFieldContext(ctx)
+		if fc == nil || fc.Parent != graphql.GetFieldContext(list) || *fc.Index != i {
+			t.Errorf("element %d: field context %+v, want index %d under the list's", i, fc, i)
+		}
+		if got, want := graphql.GetPath(ctx).String(), fmt.Sprintf("all[%d]", i); got != want {
+			t.Errorf("element %d: path %s, want %s", i, got, want)
+		}
+		if ctx.Value(requestKey{}) != "request" || ctx.Done() != request.Done() {
+			t.Errorf("element %d: the request's value or cancellation lost", i)
+		}
+		child, stop := context.WithTimeout(ctx, time.Minute)
+		defer stop()
+		if graphql.GetFieldContext(child) != fc {
+			t.Errorf("element %d: a context made from the element's lost its field context", i)
+		}
+		return graphql.Null
+	})
+	if seen != 3 {
+		t.Fatalf("%d elements marshalled, want 3", seen)
+	}
+	allocs := func(n int) float64 {
+		return testing.AllocsPerRun(20, func() {
+			execution.MarshalList(list, fields, sel, n, func(context.Context, int) graphql.Marshaler { return graphql.Null })
+		})
+	}
+	if two, fifty := allocs(2), allocs(50); fifty != two {
+		t.Errorf("%v allocations for 50 elements, %v for 2: want as many", fifty, two)
+	}
+}
