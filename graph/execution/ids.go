@@ -15,8 +15,10 @@ type IDAppender interface {
 // GlobalID returns the marshaler of the ID of obj, a resolved object (a pointer: the
 // marshaler is then a struct of one pointer, which an interface holds without
 // allocating). It writes what graphql.MarshalID writes of the ID's string, appending
-// the ID straight into the response's buffer: for each ID of a response, gqlgen's way
-// makes the string (two allocations) and the closure over it.
+// the ID straight into the response's buffer: gqlgen's way makes, for each ID of a
+// response, the string and a closure over it (three allocations an ID, with the
+// string as globalid.Encode made it then: 900 on a contacts page of 50 with their
+// segments).
 func GlobalID[T IDAppender](obj T) graphql.Marshaler { return globalID[T]{obj} }
 
 type globalID[T IDAppender] struct{ obj T }
