@@ -11,10 +11,10 @@
 //     fetched with the page and reported with Preloaded), a goroutine only costs its
 //     spawn, stack growth and a wake-up of the other core, and MarshalList marshals
 //     the elements one after the other (with the table of concurrently resolved
-//     Fields the generator writes), their contexts allocated together. In make bench that took our server's CPU per
-//     request down 10-15% on the segment list (W1), and 20-30% twice on the
-//     contacts page (W3): once for the segments under each contact, once for the
-//     contacts themselves.
+//     Fields the generator writes), their contexts allocated together. In make
+//     bench that took our server's CPU per request down 10-15% on the segment list
+//     (W1), and 20-30% twice on the contacts page (W3): once for the segments
+//     under each contact, once for the contacts themselves.
 //   - @defer (defer.go): gqlparser's schema declares @defer and gqlgen defers
 //     fields for it, but this API answers every operation in one response, with no
 //     incremental delivery to carry deferred fields later: they came back null,

@@ -22,8 +22,9 @@ type collectKey struct {
 // collected once per selection set and type, as gqlgen caches them, but looked up
 // without an allocation: gqlgen's lookup takes the selection set's address through
 // reflect.ValueOf, which boxes the slice on the heap, for every object of a
-// response (350 on a contacts page of 50 with their segments). The objects of a list share their selection and type, so all but the
-// first find their fields here.
+// response (350 on a contacts page of 50 with their segments). The objects of a
+// list share their selection and type, so all but the first find their fields
+// here.
 func CollectFields(ctx context.Context, oc *graphql.OperationContext, sel ast.SelectionSet, satisfies []string) []graphql.CollectedField {
 	op := operationOf(ctx)
 	if op == nil || len(sel) == 0 || len(satisfies) == 0 {
