@@ -15,8 +15,9 @@ import (
 //
 // How long they take is measured by make bench (W7 is ten such requests), not
 // asserted here: under -race, beside the other packages' tests on 2 cores, the
-// assignment took 4.4 s alone and passed the serve command's default deadline (10 s)
-// once in make test (2026-12-01). The deadline here only stops a request gone wrong.
+// assignment took 4.4 s alone, and once in make test (2026-12-01) ran past the serve
+// command's default deadline (10 s). The deadline here only stops a request gone
+// wrong.
 func TestLargestBulkAssignment(t *testing.T) {
 	const deadline = time.Minute
 	a := newAPIWith(t, server.Config{RequestTimeout: deadline})
