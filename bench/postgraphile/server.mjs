@@ -14,10 +14,34 @@ import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { makePgService } from "postgraphile/adaptors/pg";
 import { PgManyToManyPreset } from "@graphile-contrib/pg-many-to-many";
 import { PostGraphileConnectionFilterPreset } from "postgraphile-plugin-connection-filter";
+import { jsonPgSmartTags } from "postgraphile/utils";
 
 const port = Number(process.env.PORT || 5678);
+
+// PostGraphile reads relations from foreign keys. Since our migration
+// 20261201000001_membership_references, triggers check the memberships' references once
+// per statement instead of two foreign keys once per row: the same two keys, declared
+// here as smart tags, give PostGraphile the relations it had (and pg-many-to-many its
+// Contact.segments and Segment.contacts), with the tables left as they are.
+const membershipKeys = jsonPgSmartTags({
+  version: 1,
+  config: {
+    class: {
+      memberships: {
+        tags: {
+          foreignKey: [
+            "(workspace_id, segment_id) references segments (workspace_id, id)",
+            "(workspace_id, contact_id) references contacts (workspace_id, id)",
+          ],
+        },
+      },
+    },
+  },
+});
+
 const preset = {
   extends: [PostGraphileAmberPreset, PgManyToManyPreset, PostGraphileConnectionFilterPreset],
+  plugins: [membershipKeys],
   pgServices: [
     makePgService({
       connectionString: process.env.DATABASE_URL,

@@ -53,7 +53,7 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 		return err
 	}
 	for _, p := range problems {
-		fmt.Fprintf(stdout, "broken: %s; counts or bitmaps drift with every change\n", p)
+		fmt.Fprintf(stdout, "broken: %s; counts, bitmaps or memberships' references go wrong with every change\n", p)
 	}
 
 	var drift []store.CountDrift

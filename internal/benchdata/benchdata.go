@@ -10,7 +10,8 @@
 // bulk loader works beneath the store's invariants on purpose. In one transaction it
 // takes the three tenant tables' locks, drops the secondary indexes and constraints of
 // contacts and memberships and disables the insert triggers that maintain
-// segments.contact_count, segment_bitmaps and contact_counts, loads the rows with COPY,
+// segments.contact_count, segment_bitmaps and contact_counts and check memberships'
+// references, loads the rows with COPY,
 // then recreates every index and constraint from the definitions it read from the
 // catalog before dropping them (so the workspace-leading keys stay exactly as
 // migrated), re-enables the triggers, backfills contact_count and the bitmaps from the
@@ -262,12 +263,16 @@ var tablesLoaded = []string{"contacts", "memberships"}
 
 // insertTriggers are the triggers that derive data from inserted rows (the segments'
 // contact_count and bitmaps from memberships, the workspace's contact_counts from
-// contacts), by table; the load backfills all three instead, once. (A statement-level
+// contacts), by table, and the memberships' reference check; the load backfills the
+// three derived ones instead, once. (A statement-level
 // trigger would also keep a copy of the million rows the COPY inserts, its transition
 // table.)
 var insertTriggers = [][2]string{
 	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_bitmaps_inserted"},
 	{"contacts", "contacts_count_inserted"},
+	// The memberships' reference check would lock every loaded contact; the load
+	// makes each membership from a contact and a segment it has just written.
+	{"memberships", "memberships_a_references_inserted"},
 }
 
 func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phase func(string, time.Time)) error {

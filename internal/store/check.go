@@ -19,7 +19,11 @@ import (
 //   - a membership whose contact or segment belongs to another workspace: memberships
 //     reference segments and contacts by (workspace_id, id), so both must be rows of
 //     the membership's own workspace;
-//   - a membership of a deleted contact or segment: both foreign keys cascade;
+//   - a membership of a deleted contact or segment: deleting contacts or segments
+//     deletes their memberships, and inserting a membership checks and locks its
+//     contact and segment (the reference triggers of migration
+//     20261201000001_membership_references, which replaced per-row foreign keys;
+//     TriggerProblems reports them off like the counters' own);
 //   - a negative counter: CHECK (contact_count >= 0).
 //
 // Counters drift only when membership rows change without the triggers firing (a
@@ -133,21 +137,26 @@ func (s *Store) RepairCounts(ctx context.Context) ([]CountDrift, error) {
 	return repaired, nil
 }
 
-// derivedTrigger is a trigger that keeps derived data exact.
+// derivedTrigger is a trigger that keeps derived data exact or references whole.
 type derivedTrigger struct{ table, name string }
 
 // derivedTriggers are the triggers on memberships that keep contact_count and
-// segment_bitmaps exact, and those on contacts that keep contact_counts exact.
+// segment_bitmaps exact, and those on contacts that keep contact_counts exact; then
+// those that keep memberships referring to contacts and segments that exist.
 var derivedTriggers = []derivedTrigger{
 	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_count_deleted"},
 	{"memberships", "memberships_bitmaps_inserted"}, {"memberships", "memberships_bitmaps_deleted"},
 	{"contacts", "contacts_count_inserted"}, {"contacts", "contacts_count_deleted"},
+	{"memberships", "memberships_a_references_inserted"}, {"memberships", "memberships_a_references_updated"},
+	{"contacts", "contacts_memberships_deleted"}, {"segments", "segments_memberships_deleted"},
+	{"contacts", "contacts_keys_kept"}, {"segments", "segments_keys_kept"},
 }
 
 // TriggerProblems reports each trigger that maintains contact_count, segment_bitmaps
-// or contact_counts and is missing or does not fire in ordinary sessions. With one of
-// them off, every change of memberships or contacts makes counters or bitmaps drift
-// again, so a repair would not last.
+// or contact_counts, or memberships' references, and is missing or does not fire in
+// ordinary sessions. With one of them off, every change of memberships or contacts
+// makes counters or bitmaps drift again, so a repair would not last, or leaves
+// memberships of contacts or segments that do not exist.
 func (s *Store) TriggerProblems(ctx context.Context) ([]string, error) {
 	tables, names := make([]string, len(derivedTriggers)), make([]string, len(derivedTriggers))
 	for i, t := range derivedTriggers {

@@ -77,7 +77,8 @@ func lockSegments(ctx context.Context, tx bun.Tx, ws int64, field string, ids []
 const (
 	// keepContacts keeps the contacts from being deleted (or their IDs changed) until
 	// the transaction ends, and lets them be updated: what adding and removing
-	// memberships needs. It is the lock the memberships' foreign key check takes.
+	// memberships needs. It is the lock the memberships' reference check takes
+	// (migration 20261201000001_membership_references).
 	keepContacts = "KEY SHARE"
 	// updatingContacts is the lock of a transaction that changes their details
 	// (UpsertContacts), which conflicts with a deletion but not with keepContacts.
@@ -94,8 +95,9 @@ const (
 // for another that waits for it (a deadlock, which PostgreSQL detects only after
 // deadlock_timeout, a second, and the store then retries): first the contacts, then
 // the segments whose counters change (lockSegments), each in id order. An insert's
-// foreign key checks lock its contacts too, but after the segments and in the order of
-// insertion: left to them, assignments deadlocked with deletions of the same contacts.
+// reference check locks its contacts too, but only after the insert, the segments'
+// counters included: left to it, assignments would deadlock with deletions of the same
+// contacts (as they did when foreign keys checked each row).
 // UpsertContacts, which finds its contacts by phone, locks them in id order as well
 // (lockContactsByPhone), before it writes any.
 func lockContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64, strength string) error {
@@ -115,7 +117,8 @@ func lockContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []
 
 // insertMemberships adds every contact to every segment in one statement; existing
 // memberships are skipped and not counted. The callers hold the contacts' and the
-// segments' locks, so the foreign key checks find every row they check.
+// segments' locks, so the statement's reference check finds every row it checks
+// locked by its own transaction already.
 func insertMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, contactIDs []int64) (int, error) {
 	if len(segmentIDs) == 0 || len(contactIDs) == 0 {
 		return 0, nil

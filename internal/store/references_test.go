@@ -1,0 +1,263 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// The memberships' references are checked by statement-level triggers, not foreign
+// keys (migration 20261201000001_membership_references). These tests write SQL by
+// hand, beneath the store, since the store itself validates every ID before it
+// writes: what they prove is that the database still refuses what the foreign keys
+// refused, and still cascades what they cascaded.
+
+// TestMembershipReferencesChecked inserts and updates memberships that name a contact
+// or segment that does not exist or belongs to another workspace, as the owner
+// (beneath row-level security) and as the server's role: each statement fails with
+// SQLSTATE 23503, as a foreign key violation did, and leaves nothing behind.
+func TestMembershipReferencesChecked(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	f := newFixture(t, owner, 41_000, map[string]int{"Alpha": 2})
+	other := newFixture(t, owner, 41_100, map[string]int{"Beta": 1})
+	seg, contact := f.segments["Alpha"], f.contacts[5]
+	before := ownerCounts(t, owner, f.ws.ID) + ownerCounts(t, owner, other.ws.ID)
+
+	refused := []struct {
+		name, sql, want string
+	}{
+		{"unknown contact", fmt.Sprintf("INSERT INTO memberships VALUES (%d, %d, %d)", f.ws.ID, seg, 1<<40),
+			fmt.Sprintf("contact %d", int64(1)<<40)},
+		{"another workspace's contact", fmt.Sprintf("INSERT INTO memberships VALUES (%d, %d, %d)", f.ws.ID, seg, other.contacts[0]),
+			fmt.Sprintf("contact %d", other.contacts[0])},
+		{"unknown segment", fmt.Sprintf("INSERT INTO memberships VALUES (%d, %d, %d)", f.ws.ID, 1<<40, contact),
+			fmt.Sprintf("segment %d", int64(1)<<40)},
+		{"another workspace's segment", fmt.Sprintf("INSERT INTO memberships VALUES (%d, %d, %d)", f.ws.ID, other.segments["Beta"], contact),
+			fmt.Sprintf("segment %d", other.segments["Beta"])},
+		{"one bad row among good ones", fmt.Sprintf("INSERT INTO memberships SELECT %d, %d, c FROM unnest('{%d,%d,%d}'::bigint[]) c",
+			f.ws.ID, seg, f.contacts[6], other.contacts[1], f.contacts[7]), fmt.Sprintf("contact %d", other.contacts[1])},
+		{"a membership moved to an unknown contact", fmt.Sprintf("UPDATE memberships SET contact_id = %d WHERE workspace_id = %d AND segment_id = %d AND contact_id = %d",
+			1<<41, f.ws.ID, seg, f.contacts[0]), fmt.Sprintf("contact %d", int64(1)<<41)},
+	}
+	for _, as := range []struct {
+		name string
+		db   *sql.DB
+		ctx  context.Context
+	}{{"owner", owner.DB(), ctx}, {"app role", app.DB(), store.WithWorkspace(ctx, f.ws.ID)}} {
+		for _, tc := range refused {
+			_, err := as.db.ExecContext(as.ctx, tc.sql)
+			if sqlState(err) != "23503" || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s, %s: %v (SQLSTATE %q), want a foreign key violation naming %s", as.name, tc.name, err, sqlState(err), tc.want)
+			}
+		}
+	}
+	// A contact's or a segment's key no longer changes once memberships may refer to it.
+	for _, q := range []string{
+		fmt.Sprintf("UPDATE contacts SET workspace_id = %d WHERE workspace_id = %d AND id = %d", other.ws.ID, f.ws.ID, f.contacts[0]),
+		fmt.Sprintf("UPDATE segments SET workspace_id = %d WHERE workspace_id = %d AND id = %d", other.ws.ID, f.ws.ID, seg),
+		fmt.Sprintf("UPDATE contacts SET id = DEFAULT WHERE workspace_id = %d AND id = %d", f.ws.ID, f.contacts[0]),
+	} {
+		if _, err := owner.DB().ExecContext(ctx, q); sqlState(err) != "23503" {
+			t.Errorf("%s: %v (SQLSTATE %q), want a foreign key violation", q, err, sqlState(err))
+		}
+	}
+	if after := ownerCounts(t, owner, f.ws.ID) + ownerCounts(t, owner, other.ws.ID); after != before {
+		t.Errorf("refused statements changed rows:\n before %s\n after  %s", before, after)
+	}
+
+	// What the store writes passes, and so does a good row written by hand.
+	if _, err := app.DB().ExecContext(store.WithWorkspace(ctx, f.ws.ID),
+		fmt.Sprintf("INSERT INTO memberships VALUES (%d, %d, %d)", f.ws.ID, seg, contact)); err != nil {
+		t.Fatal(err)
+	}
+	checkDerived(t, owner, f.ws.ID)
+}
+
+// TestMembershipsFollowDeletions deletes contacts, a segment and a whole workspace
+// with SQL of their own: their memberships go with them, as the foreign keys'
+// cascades took them, and every counter and bitmap follows.
+func TestMembershipsFollowDeletions(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	f := newFixture(t, owner, 41_200, map[string]int{"Alpha": 6, "Beta": 4, "Gamma": 10})
+	other := newFixture(t, owner, 41_300, map[string]int{"Alpha": 3})
+	memberships := func(ws int64, where string) int {
+		return count(t, owner.DB(), ctx, fmt.Sprintf("SELECT count(*) FROM memberships WHERE workspace_id = %d AND %s", ws, where))
+	}
+
+	// Two contacts, in one statement, through the server's role.
+	asF := store.WithWorkspace(ctx, f.ws.ID)
+	gone := fmt.Sprintf("contact_id IN (%d, %d)", f.contacts[1], f.contacts[2])
+	if n := memberships(f.ws.ID, gone); n != 6 {
+		t.Fatalf("%d memberships of the two contacts before, want 6", n)
+	}
+	if _, err := app.DB().ExecContext(asF, fmt.Sprintf("DELETE FROM contacts WHERE id IN (%d, %d)", f.contacts[1], f.contacts[2])); err != nil {
+		t.Fatal(err)
+	}
+	if n := memberships(f.ws.ID, gone); n != 0 {
+		t.Errorf("%d memberships of deleted contacts remain", n)
+	}
+	checkDerived(t, owner, f.ws.ID)
+
+	// A segment.
+	beta := fmt.Sprintf("segment_id = %d", f.segments["Beta"])
+	if _, err := app.DB().ExecContext(asF, "DELETE FROM segments WHERE "+strings.Replace(beta, "segment_id", "id", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := memberships(f.ws.ID, beta); n != 0 {
+		t.Errorf("%d memberships of a deleted segment remain", n)
+	}
+	if n := count(t, owner.DB(), ctx, fmt.Sprintf("SELECT count(*) FROM segment_bitmaps WHERE workspace_id = %d AND %s", f.ws.ID, beta)); n != 0 {
+		t.Errorf("%d bitmap chunks of a deleted segment remain", n)
+	}
+	checkDerived(t, owner, f.ws.ID)
+	if n := memberships(f.ws.ID, "true"); n != 6-2+10-2 {
+		t.Errorf("%d memberships left in the workspace, want Alpha's 4 and Gamma's 8", n)
+	}
+
+	// The whole workspace, as an operator would (the owner; workspaces cascade to
+	// contacts and segments by foreign keys, and those to memberships by the triggers).
+	if _, err := owner.DB().ExecContext(ctx, "DELETE FROM workspaces WHERE id = $1", f.ws.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := memberships(f.ws.ID, "true"); n != 0 {
+		t.Errorf("%d memberships of a deleted workspace remain", n)
+	}
+	// The other workspace kept everything.
+	if n := memberships(other.ws.ID, "true"); n != 3 {
+		t.Errorf("the other workspace has %d memberships, want 3", n)
+	}
+	checkDerived(t, owner, other.ws.ID)
+}
+
+// TestMembershipInsertRacingDeletion runs an insert of memberships, written by hand
+// without the store's locks, against the deletion of their contact, both ways round,
+// as the foreign keys' row locks made them safe: no membership outlives its contact.
+func TestMembershipInsertRacingDeletion(t *testing.T) {
+	ctx := context.Background()
+	owner := storetest.Store(t)
+	f := newFixture(t, owner, 41_400, map[string]int{"Alpha": 0})
+	seg := f.segments["Alpha"]
+	insert := func(tx *sql.Tx, contact int64) error {
+		_, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO memberships VALUES (%d, %d, %d)", f.ws.ID, seg, contact))
+		return err
+	}
+	deleteContact := func(tx *sql.Tx, contact int64) error {
+		_, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM contacts WHERE workspace_id = %d AND id = %d", f.ws.ID, contact))
+		return err
+	}
+	// waitFor returns once some session waits for a lock in a statement that
+	// contains marker, and fails the test if none does within ten seconds (the
+	// statement did not wait: it took no lock that conflicts).
+	waitFor := func(marker string, done <-chan error) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for waiting := false; !waiting; {
+			select {
+			case err := <-done:
+				t.Fatalf("%s... finished without waiting for the other transaction: %v", marker, err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s... did not wait for the other transaction", marker)
+			}
+			err := owner.DB().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+				WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%')`, marker).Scan(&waiting)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	begin := func() *sql.Tx {
+		tx, err := owner.DB().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tx.Rollback() })
+		return tx
+	}
+
+	// The deletion first: the insert's check waits for it, then finds the contact gone.
+	victim := f.contacts[0]
+	del := begin()
+	if err := deleteContact(del, victim); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ins := begin()
+		err := insert(ins, victim)
+		if err == nil {
+			err = ins.Commit()
+		}
+		done <- err
+	}()
+	waitFor("INSERT INTO memberships", done)
+	if err := del.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; sqlState(err) != "23503" {
+		t.Errorf("insert after a deletion of its contact: %v, want a foreign key violation", err)
+	}
+
+	// The insert first: the deletion waits for its lock, then deletes what it committed.
+	victim = f.contacts[1]
+	ins := begin()
+	if err := insert(ins, victim); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		del := begin()
+		err := deleteContact(del, victim)
+		if err == nil {
+			err = del.Commit()
+		}
+		done <- err
+	}()
+	waitFor("DELETE FROM contacts", done)
+	if err := ins.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("deletion after an insert: %v", err)
+	}
+	if n := count(t, owner.DB(), ctx, fmt.Sprintf("SELECT count(*) FROM memberships WHERE workspace_id = %d", f.ws.ID)); n != 0 {
+		t.Errorf("%d memberships outlived their contacts", n)
+	}
+	checkDerived(t, owner, f.ws.ID)
+}
+
+// checkDerived fails unless every segment of the workspace counts its memberships in
+// contact_count and has exactly their bits set in its bitmaps.
+func checkDerived(t *testing.T, s *store.Store, ws int64) {
+	t.Helper()
+	rows, err := s.DB().QueryContext(context.Background(), `
+		SELECT s.name, s.contact_count,
+		       (SELECT count(*) FROM memberships m WHERE m.workspace_id = s.workspace_id AND m.segment_id = s.id),
+		       (SELECT coalesce(sum(bit_count(b.bits)), 0) FROM segment_bitmaps b WHERE b.workspace_id = s.workspace_id AND b.segment_id = s.id)
+		FROM segments s WHERE s.workspace_id = $1 ORDER BY s.id`, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var stored, members, bits int64
+		if err := rows.Scan(&name, &stored, &members, &bits); err != nil {
+			t.Fatal(err)
+		}
+		if stored != members || bits != members {
+			t.Errorf("segment %s: contact_count %d, bits %d, memberships %d", name, stored, bits, members)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
