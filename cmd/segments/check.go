@@ -15,14 +15,16 @@ import (
 // checkHelp describes the check command for "segments help check".
 const checkHelp = `segments check [--repair] compares every segment's contact count and audience
 bitmaps, in all workspaces, with the memberships they are derived from, and every
-workspace's contact count with its contacts. It prints one line per segment or
-workspace whose count or bitmaps have drifted and a summary, and exits with status
-3 when it found drift. It also reports a trigger that maintains them and is missing
-or disabled (status 3 too: they would drift again).
+workspace's contact count with its contacts, and looks for memberships of contacts
+or segments that do not exist. It prints one line per segment or workspace whose
+count or bitmaps have drifted or that has such memberships, and a summary, and exits
+with status 3 when it found any. It also reports a trigger that maintains them and
+is missing or disabled (status 3 too: they would drift again).
 
-  --repair   set each drifted count to the real number of memberships or contacts
-             and rebuild each drifted segment's bitmaps, in one transaction each, and
-             exit 0; safe while the server runs and writes
+  --repair   delete memberships of missing contacts or segments, set each drifted
+             count to the real number of memberships or contacts and rebuild each
+             drifted segment's bitmaps, in one transaction each, and exit 0; safe
+             while the server runs and writes
 
 `
 
@@ -56,11 +58,16 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 		fmt.Fprintf(stdout, "broken: %s; counts, bitmaps or memberships' references go wrong with every change\n", p)
 	}
 
+	var orphans []store.Orphans
 	var drift []store.CountDrift
 	var bitmapDrift []store.BitmapDrift
 	var contactDrift []store.ContactCountDrift
 	if repair {
-		drift, err = s.RepairCounts(ctx)
+		// Orphans first: deleting them corrects the counters and bitmaps they were in.
+		orphans, err = s.RepairOrphans(ctx)
+		if err == nil {
+			drift, err = s.RepairCounts(ctx)
+		}
 		if err == nil {
 			bitmapDrift, err = s.RepairBitmaps(ctx)
 		}
@@ -68,7 +75,10 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 			contactDrift, err = s.RepairContactCounts(ctx)
 		}
 	} else {
-		drift, err = s.CheckCounts(ctx)
+		orphans, err = s.CheckOrphans(ctx)
+		if err == nil {
+			drift, err = s.CheckCounts(ctx)
+		}
 		if err == nil {
 			bitmapDrift, err = s.CheckBitmaps(ctx)
 		}
@@ -82,6 +92,10 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	verb := "drift"
 	if repair {
 		verb = "repaired"
+	}
+	for _, o := range orphans {
+		fmt.Fprintf(stdout, "%s: workspace %d %q: %d membership(s) of a contact or segment that does not exist\n",
+			verb, o.WorkspaceID, o.WorkspaceName, o.Memberships)
 	}
 	for _, d := range drift {
 		fmt.Fprintf(stdout, "%s: workspace %d %q, segment %s %q: contact_count %d, memberships %d (%+d)\n",
@@ -98,15 +112,18 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 			verb, d.WorkspaceID, d.WorkspaceName, d.Stored, d.Actual, d.Stored-d.Actual)
 	}
 
-	found := len(drift) + len(bitmapDrift) + len(contactDrift)
+	found := len(orphans) + len(drift) + len(bitmapDrift) + len(contactDrift)
 	what := fmt.Sprintf("%s, %s and %s", countersOf(len(drift)), bitmapsOf(len(bitmapDrift)), workspaceCountsOf(len(contactDrift)))
+	if len(orphans) > 0 { // named only when there are some: they need triggers turned off to exist
+		what = fmt.Sprintf("%s, %s", orphansOf(len(orphans)), what)
+	}
 	switch {
 	case repair:
 		fmt.Fprintf(stdout, "%s repaired\n", what)
 	case found > 0:
 		fmt.Fprintf(stdout, "%s drifted; run \"segments check --repair\" to repair\n", what)
 	default:
-		fmt.Fprintln(stdout, "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts")
+		fmt.Fprintln(stdout, "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts; every membership's contact and segment exist")
 	}
 	switch {
 	case len(problems) > 0:
@@ -115,6 +132,13 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 		return fmt.Errorf("%w: %s drifted", errDrift, what)
 	}
 	return nil
+}
+
+func orphansOf(n int) string {
+	if n == 1 {
+		return "1 workspace's memberships of missing contacts or segments"
+	}
+	return fmt.Sprintf("%d workspaces' memberships of missing contacts or segments", n)
 }
 
 func bitmapsOf(n int) string {

@@ -19,7 +19,8 @@ import (
 // the counters with their stored and real counts, the bitmaps with the number of
 // chunks that differ, and the contact count with its stored and real count, and exits 3,
 // --repair repairs them and exits 0, and the next check is clean. A disabled counter trigger
-// is reported, and fails the check even with --repair.
+// is reported, and fails the check even with --repair. Memberships left behind by a
+// contact deleted with their cascade off are reported, and deleted by --repair.
 func TestCheck(t *testing.T) {
 	ctx := context.Background()
 	dbURL := storetest.Database(t)
@@ -116,7 +117,7 @@ func TestCheck(t *testing.T) {
 		"\n2 segment counters, 1 segment's bitmaps and 1 workspace's contact count repaired\n" {
 		t.Fatalf("check --repair printed:\n%s", out)
 	}
-	if out, err := runCheck(); err != nil || out != "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts\n" {
+	if out, err := runCheck(); err != nil || out != "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts; every membership's contact and segment exist\n" {
 		t.Fatalf("check after repair: %v\n%s", err, out)
 	}
 	if out, err := runCheck("--repair"); err != nil || out != "0 segment counters, 0 segments' bitmaps and 0 workspaces' contact counts repaired\n" {
@@ -132,6 +133,31 @@ func TestCheck(t *testing.T) {
 	exec("ALTER TABLE memberships ENABLE TRIGGER memberships_count_deleted")
 	if out, err := runCheck(); err != nil {
 		t.Fatalf("check after enabling the trigger: %v\n%s", err, out)
+	}
+
+	// A contact deleted with the memberships' cascade off leaves its memberships
+	// behind: reported by workspace, deleted by --repair with the counters they were
+	// in corrected, and the next check is clean.
+	var orphans int64
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE contact_id = (SELECT min(contact_id) FROM memberships)`).Scan(&orphans); err != nil || orphans == 0 {
+		t.Fatalf("memberships of the first contact: %d, %v", orphans, err)
+	}
+	exec(`BEGIN;
+		ALTER TABLE contacts DISABLE TRIGGER contacts_memberships_deleted;
+		DELETE FROM contacts WHERE id = (SELECT min(contact_id) FROM memberships);
+		ALTER TABLE contacts ENABLE TRIGGER contacts_memberships_deleted;
+		COMMIT`)
+	orphanLine := fmt.Sprintf(`workspace %d "Demo": %d membership(s) of a contact or segment that does not exist`, ws, orphans)
+	out, err = runCheck()
+	if exitCode(err) != 3 || out != "drift: "+orphanLine+"\n1 workspace's memberships of missing contacts or segments, "+
+		"0 segment counters, 0 segments' bitmaps and 0 workspaces' contact counts drifted; run \"segments check --repair\" to repair\n" {
+		t.Fatalf("check with orphaned memberships: %v\n%s", err, out)
+	}
+	if out, err := runCheck("--repair"); err != nil || !strings.HasPrefix(out, "repaired: "+orphanLine+"\n") {
+		t.Fatalf("check --repair with orphaned memberships: %v\n%s", err, out)
+	}
+	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
+		t.Fatalf("check after deleting the orphaned memberships: %v\n%s", err, out)
 	}
 }
 

@@ -379,3 +379,53 @@ func (s *Store) RepairBitmaps(ctx context.Context) ([]BitmapDrift, error) {
 	}
 	return repaired, nil
 }
+
+// Orphans is a workspace that has memberships of a contact or segment that does not
+// exist. Only rows changed with the reference triggers off leave them behind
+// (TriggerProblems reports those triggers): with them on, a membership's contact and
+// segment are checked when it is written and its deletion follows theirs.
+type Orphans struct {
+	WorkspaceID   int64  `bun:"workspace_id"`
+	WorkspaceName string `bun:"workspace_name"` // "" when the workspace is gone too
+	Memberships   int64  `bun:"memberships"`
+}
+
+// orphaned is the condition on memberships m of an orphaned membership.
+const orphaned = `(NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = m.workspace_id AND c.id = m.contact_id)
+	OR NOT EXISTS (SELECT 1 FROM segments s WHERE s.workspace_id = m.workspace_id AND s.id = m.segment_id))`
+
+// CheckOrphans returns each workspace with orphaned memberships and how many, by
+// workspace. It only reads and is safe while the API serves writes.
+func (s *Store) CheckOrphans(ctx context.Context) ([]Orphans, error) {
+	var found []Orphans
+	err := s.db.NewRaw(`
+		SELECT m.workspace_id, coalesce(w.name, '') AS workspace_name, count(*) AS memberships
+		FROM memberships m LEFT JOIN workspaces w ON w.id = m.workspace_id
+		WHERE `+orphaned+`
+		GROUP BY 1, 2 ORDER BY 1`).Scan(ctx, &found)
+	if err != nil {
+		return nil, fmt.Errorf("store: check orphaned memberships: %w", err)
+	}
+	return found, nil
+}
+
+// RepairOrphans deletes every orphaned membership, in one transaction, and returns
+// what it deleted by workspace. The memberships' delete triggers take them out of the
+// counters and bitmaps of the segments that still exist, so it runs before
+// RepairCounts and RepairBitmaps. A deadlock with a writer (the counters' updates
+// lock segments in the order of the deleted rows) is retried by inTx.
+func (s *Store) RepairOrphans(ctx context.Context) ([]Orphans, error) {
+	var deleted []Orphans
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		deleted = nil
+		return tx.NewRaw(`
+			WITH gone AS (DELETE FROM memberships m WHERE `+orphaned+` RETURNING m.workspace_id)
+			SELECT g.workspace_id, coalesce(w.name, '') AS workspace_name, count(*) AS memberships
+			FROM gone g LEFT JOIN workspaces w ON w.id = g.workspace_id
+			GROUP BY 1, 2 ORDER BY 1`).Scan(ctx, &deleted)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: repair orphaned memberships: %w", err)
+	}
+	return deleted, nil
+}

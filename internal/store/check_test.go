@@ -260,7 +260,9 @@ func TestRepairCountsWhileWriting(t *testing.T) {
 
 // TestTriggerProblems turns the counter triggers off in the ways a restore or an
 // operator can, on a database of its own, and checks that each is reported, and that
-// a membership change with a trigger off is found as drift.
+// a membership change with a trigger off is found as drift; and that a segment
+// deleted with the memberships' cascade off leaves orphans that CheckOrphans finds
+// and RepairOrphans deletes.
 func TestTriggerProblems(t *testing.T) {
 	ctx := context.Background()
 	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 2})
@@ -332,6 +334,28 @@ func TestTriggerProblems(t *testing.T) {
 		t.Fatalf("contact count drift %+v, %v; want stored 10, actual 9", drift, err)
 	}
 	exec("ALTER TABLE contacts ENABLE TRIGGER contacts_count_deleted")
+
+	// With the memberships' cascade off, a deleted segment leaves its memberships.
+	exec("ALTER TABLE segments DISABLE TRIGGER segments_memberships_deleted")
+	problems("trigger memberships_count_inserted on memberships is disabled",
+		"trigger segments_memberships_deleted on segments is disabled")
+	beta, err := s.CreateSegment(ctx, f.ws.ID, crm.NewSegment{Name: "Beta", ContactIDs: f.contacts[:3]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSegment(ctx, f.ws.ID, beta.ID); err != nil {
+		t.Fatal(err)
+	}
+	exec("ALTER TABLE segments ENABLE TRIGGER segments_memberships_deleted")
+	if orphans, err := s.CheckOrphans(ctx); err != nil || len(orphans) != 1 || orphans[0].WorkspaceID != f.ws.ID || orphans[0].Memberships != 3 {
+		t.Fatalf("orphans %+v, %v; want the workspace's 3", orphans, err)
+	}
+	if deleted, err := s.RepairOrphans(ctx); err != nil || len(deleted) != 1 || deleted[0].Memberships != 3 {
+		t.Fatalf("deleted orphans %+v, %v; want 3", deleted, err)
+	}
+	if orphans, err := s.CheckOrphans(ctx); err != nil || len(orphans) != 0 {
+		t.Fatalf("orphans after the repair: %+v, %v", orphans, err)
+	}
 
 	exec("ALTER TABLE memberships ENABLE REPLICA TRIGGER memberships_count_inserted")
 	problems("trigger memberships_count_inserted on memberships fires only in replica sessions")

@@ -104,17 +104,18 @@ CREATE TRIGGER segments_memberships_deleted AFTER DELETE ON segments
 -- The foreign keys also refused to change the key of a contact or segment that
 -- memberships referenced. Nothing changes those keys (ids are identities, the store
 -- never sets them or workspace_id), so a change is refused outright. Only an UPDATE
--- that names one of the two columns fires it.
+-- that names one of the two columns fires it. AFTER, not BEFORE: row-level security
+-- refuses a move to another workspace first, with its own error (42501).
 CREATE FUNCTION membership_keys_kept() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'the workspace_id and id of % % cannot change: memberships reference them', TG_TABLE_NAME, OLD.id
+    RAISE EXCEPTION 'the workspace_id and id of % % cannot change: memberships may refer to them', TG_TABLE_NAME, OLD.id
         USING ERRCODE = 'foreign_key_violation', TABLE = TG_TABLE_NAME;
 END $$;
 
-CREATE TRIGGER contacts_keys_kept BEFORE UPDATE OF workspace_id, id ON contacts
+CREATE TRIGGER contacts_keys_kept AFTER UPDATE OF workspace_id, id ON contacts
     FOR EACH ROW WHEN (NEW.workspace_id <> OLD.workspace_id OR NEW.id <> OLD.id)
     EXECUTE FUNCTION membership_keys_kept();
 
-CREATE TRIGGER segments_keys_kept BEFORE UPDATE OF workspace_id, id ON segments
+CREATE TRIGGER segments_keys_kept AFTER UPDATE OF workspace_id, id ON segments
     FOR EACH ROW WHEN (NEW.workspace_id <> OLD.workspace_id OR NEW.id <> OLD.id)
     EXECUTE FUNCTION membership_keys_kept();
