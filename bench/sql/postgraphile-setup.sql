@@ -26,8 +26,9 @@ COMMENT ON FUNCTION segbench.segments_search_text(public.segments) IS E'@filtera
 -- Bulk assignment: PostGraphile has no bulk mutation (createMembership inserts one
 -- row per mutation field). A volatile function becomes a mutation: this one does what
 -- our assignContactsToSegments does in SQL, minus our validation (unknown IDs fail on
--- the memberships' reference check instead of being reported each): lock the segments in id order
--- (as every counter writer does), then one INSERT ... SELECT of the cross product.
+-- the memberships' reference check instead of being reported each): lock the segments
+-- in id order (as every counter writer does), then one INSERT ... SELECT of the cross
+-- product.
 CREATE OR REPLACE FUNCTION segbench.assign_contacts_to_segments(workspace_id bigint, contact_ids bigint[], segment_ids bigint[])
     RETURNS integer LANGUAGE plpgsql VOLATILE
     AS $$

@@ -11,17 +11,16 @@
 // takes the three tenant tables' locks, drops the secondary indexes and constraints of
 // contacts and memberships and disables the insert triggers that maintain
 // segments.contact_count, segment_bitmaps and contact_counts and check memberships'
-// references, loads the rows with COPY,
-// then recreates every index and constraint from the definitions it read from the
-// catalog before dropping them (so the workspace-leading keys stay exactly as
-// migrated), re-enables the triggers, backfills contact_count and the bitmaps from the
-// memberships and contact_counts from the contacts, and commits. Since all of that is
-// one transaction holding ACCESS EXCLUSIVE locks, no other session can change contacts
-// or memberships while the triggers are off (no other workspace's counters or bitmaps
-// can drift), and a failed
-// load leaves nothing behind: triggers, indexes and constraints are back as they were.
-// A VACUUM ANALYZE after the commit sets the visibility map (index-only scans) and the
-// planner statistics, as a long-lived database would have them.
+// references, loads the rows with COPY, then recreates every index and constraint from
+// the definitions it read from the catalog before dropping them (so the
+// workspace-leading keys stay exactly as migrated), re-enables the triggers, backfills
+// contact_count and the bitmaps from the memberships and contact_counts from the
+// contacts, and commits. Since all of that is one transaction holding ACCESS EXCLUSIVE
+// locks, no other session can change contacts or memberships while the triggers are off
+// (no other workspace's counters or bitmaps can drift), and a failed load leaves
+// nothing behind: triggers, indexes and constraints are back as they were. A VACUUM
+// ANALYZE after the commit sets the visibility map (index-only scans) and the planner
+// statistics, as a long-lived database would have them.
 //
 // The load blocks every other writer and reader of those tables while it runs (about a
 // minute at the default size on 2 cores): run it on a benchmark database, not on one
@@ -264,9 +263,8 @@ var tablesLoaded = []string{"contacts", "memberships"}
 // insertTriggers are the triggers that derive data from inserted rows (the segments'
 // contact_count and bitmaps from memberships, the workspace's contact_counts from
 // contacts), by table, and the memberships' reference check; the load backfills the
-// three derived ones instead, once. (A statement-level
-// trigger would also keep a copy of the million rows the COPY inserts, its transition
-// table.)
+// three derived ones instead, once. (A statement-level trigger would also keep a copy
+// of the million rows the COPY inserts, its transition table.)
 var insertTriggers = [][2]string{
 	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_bitmaps_inserted"},
 	{"contacts", "contacts_count_inserted"},

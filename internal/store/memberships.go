@@ -94,10 +94,11 @@ const (
 // Every writer of memberships locks what it changes in one order, so that none waits
 // for another that waits for it (a deadlock, which PostgreSQL detects only after
 // deadlock_timeout, a second, and the store then retries): first the contacts, then
-// the segments whose counters change (lockSegments), each in id order. An insert's
-// reference check locks its contacts too, but only after the insert, the segments'
-// counters included: left to it, assignments would deadlock with deletions of the same
-// contacts (as they did when foreign keys checked each row).
+// the segments whose counters change (lockSegments), each in id order. The memberships'
+// reference check locks the contacts again after the insert, which changes nothing by
+// then; the foreign keys it replaced locked them row by row, after the segments and in
+// the order of insertion, and left to them, assignments deadlocked with deletions of
+// the same contacts.
 // UpsertContacts, which finds its contacts by phone, locks them in id order as well
 // (lockContactsByPhone), before it writes any.
 func lockContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64, strength string) error {

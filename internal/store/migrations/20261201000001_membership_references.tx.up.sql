@@ -1,9 +1,10 @@
 -- Memberships' references checked once per statement instead of once per row (issue
 -- #5, W6 and W7). The two foreign keys of 20261128000001_init checked every inserted
 -- membership on its own: one lookup of the contact and one of the segment, each a
--- query of its own with a row lock, about 15 µs a row. An assignment of 1,000 contacts
--- to 100 segments took 4.7-5.4 s with them and 2.2-2.7 s without them (psql, the
--- benchmark's 1M contacts, the store's locks taken first, alternating runs).
+-- query of its own with a row lock, about 15 µs a row. The insert of an assignment of
+-- 1,000 contacts to 100 segments took 3.2-3.8 s with them, 1.6-2.4 s with the check
+-- below instead (46 ms of it the check) and 1.4-2.2 s with neither (psql, the
+-- benchmark's 1M contacts, the store's locks taken first, the three alternating).
 --
 -- The triggers below keep what the foreign keys guaranteed:
 --   - a membership references a contact and a segment of its own workspace: after each
