@@ -137,13 +137,13 @@ func (s *Store) RepairCounts(ctx context.Context) ([]CountDrift, error) {
 	return repaired, nil
 }
 
-// derivedTrigger is a trigger that keeps derived data exact or references whole.
-type derivedTrigger struct{ table, name string }
+// maintainedTrigger is a trigger that keeps derived data exact or references whole.
+type maintainedTrigger struct{ table, name string }
 
-// derivedTriggers are the triggers on memberships that keep contact_count and
+// maintainedTriggers are the triggers on memberships that keep contact_count and
 // segment_bitmaps exact, and those on contacts that keep contact_counts exact; then
 // those that keep memberships referring to contacts and segments that exist.
-var derivedTriggers = []derivedTrigger{
+var maintainedTriggers = []maintainedTrigger{
 	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_count_deleted"},
 	{"memberships", "memberships_bitmaps_inserted"}, {"memberships", "memberships_bitmaps_deleted"},
 	{"contacts", "contacts_count_inserted"}, {"contacts", "contacts_count_deleted"},
@@ -158,8 +158,8 @@ var derivedTriggers = []derivedTrigger{
 // makes counters or bitmaps drift again, so a repair would not last, or leaves
 // memberships of contacts or segments that do not exist.
 func (s *Store) TriggerProblems(ctx context.Context) ([]string, error) {
-	tables, names := make([]string, len(derivedTriggers)), make([]string, len(derivedTriggers))
-	for i, t := range derivedTriggers {
+	tables, names := make([]string, len(maintainedTriggers)), make([]string, len(maintainedTriggers))
+	for i, t := range maintainedTriggers {
 		tables[i], names[i] = t.table, t.name
 	}
 	var rows []struct {
@@ -394,15 +394,19 @@ type Orphans struct {
 const orphaned = `(NOT EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = m.workspace_id AND c.id = m.contact_id)
 	OR NOT EXISTS (SELECT 1 FROM segments s WHERE s.workspace_id = m.workspace_id AND s.id = m.segment_id))`
 
+// orphansByWorkspace counts the workspace_id column of rows by workspace, as Orphans.
+func orphansByWorkspace(rows string) string {
+	return `SELECT o.workspace_id, coalesce(w.name, '') AS workspace_name, count(*) AS memberships
+		FROM ` + rows + ` o LEFT JOIN workspaces w ON w.id = o.workspace_id
+		GROUP BY 1, 2 ORDER BY 1`
+}
+
 // CheckOrphans returns each workspace with orphaned memberships and how many, by
 // workspace. It only reads and is safe while the API serves writes.
 func (s *Store) CheckOrphans(ctx context.Context) ([]Orphans, error) {
 	var found []Orphans
-	err := s.db.NewRaw(`
-		SELECT m.workspace_id, coalesce(w.name, '') AS workspace_name, count(*) AS memberships
-		FROM memberships m LEFT JOIN workspaces w ON w.id = m.workspace_id
-		WHERE `+orphaned+`
-		GROUP BY 1, 2 ORDER BY 1`).Scan(ctx, &found)
+	err := s.db.NewRaw(orphansByWorkspace(`(SELECT m.workspace_id FROM memberships m WHERE `+orphaned+`)`)).
+		Scan(ctx, &found)
 	if err != nil {
 		return nil, fmt.Errorf("store: check orphaned memberships: %w", err)
 	}
@@ -418,11 +422,8 @@ func (s *Store) RepairOrphans(ctx context.Context) ([]Orphans, error) {
 	var deleted []Orphans
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		deleted = nil
-		return tx.NewRaw(`
-			WITH gone AS (DELETE FROM memberships m WHERE `+orphaned+` RETURNING m.workspace_id)
-			SELECT g.workspace_id, coalesce(w.name, '') AS workspace_name, count(*) AS memberships
-			FROM gone g LEFT JOIN workspaces w ON w.id = g.workspace_id
-			GROUP BY 1, 2 ORDER BY 1`).Scan(ctx, &deleted)
+		return tx.NewRaw(`WITH gone AS (DELETE FROM memberships m WHERE `+orphaned+` RETURNING m.workspace_id) `+
+			orphansByWorkspace("gone")).Scan(ctx, &deleted)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: repair orphaned memberships: %w", err)

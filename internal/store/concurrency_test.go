@@ -2,11 +2,13 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
@@ -147,18 +149,7 @@ func TestAssignRacingContactDeletion(t *testing.T) {
 	}()
 	// The assignment waits for the deleting transaction's row lock: only then does the
 	// deletion commit.
-	for waiting := false; !waiting; {
-		select {
-		case err := <-done:
-			t.Fatalf("the assignment finished before the deletion committed: %v", err)
-		default:
-		}
-		err := s.DB().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND query LIKE '%FROM "contacts"%FOR KEY SHARE%')`).Scan(&waiting)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitForLock(t, s.DB(), `FROM "contacts"%FOR KEY SHARE`, done)
 	if err := del.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -231,5 +222,29 @@ func TestUpsertsAndDeletionsLockInOneOrder(t *testing.T) {
 	})
 	if n := storetest.Deadlocks(t, s) - before; n != 0 {
 		t.Errorf("PostgreSQL detected %d deadlocks, want none", n)
+	}
+}
+
+// waitForLock returns once some session waits for a lock in a statement that matches
+// the LIKE pattern %marker%. It fails the test if the statement, whose outcome done
+// carries, finishes first, or if none waits within ten seconds: either way it took no
+// lock that conflicts.
+func waitForLock(t *testing.T, db *sql.DB, marker string, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for waiting := false; !waiting; {
+		select {
+		case err := <-done:
+			t.Fatalf("%s... finished without waiting for the other transaction: %v", marker, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s... did not wait for the other transaction", marker)
+		}
+		err := db.QueryRowContext(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%')`, marker).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
@@ -153,28 +152,6 @@ func TestMembershipInsertRacingDeletion(t *testing.T) {
 		_, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM contacts WHERE workspace_id = %d AND id = %d", f.ws.ID, contact))
 		return err
 	}
-	// waitFor returns once some session waits for a lock in a statement that
-	// contains marker, and fails the test if none does within ten seconds (the
-	// statement did not wait: it took no lock that conflicts).
-	waitFor := func(marker string, done <-chan error) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for waiting := false; !waiting; {
-			select {
-			case err := <-done:
-				t.Fatalf("%s... finished without waiting for the other transaction: %v", marker, err)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s... did not wait for the other transaction", marker)
-			}
-			err := owner.DB().QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-				WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%')`, marker).Scan(&waiting)
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	begin := func() *sql.Tx {
 		tx, err := owner.DB().BeginTx(ctx, nil)
 		if err != nil {
@@ -183,6 +160,23 @@ func TestMembershipInsertRacingDeletion(t *testing.T) {
 		t.Cleanup(func() { tx.Rollback() })
 		return tx
 	}
+	// inTx runs change in a transaction of its own on another goroutine and sends
+	// the outcome, its commit's included, on the channel it returns.
+	inTx := func(change func(*sql.Tx, int64) error, contact int64) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			tx, err := owner.DB().BeginTx(ctx, nil)
+			if err == nil {
+				if err = change(tx, contact); err == nil {
+					err = tx.Commit()
+				} else {
+					tx.Rollback()
+				}
+			}
+			done <- err
+		}()
+		return done
+	}
 
 	// The deletion first: the insert's check waits for it, then finds the contact gone.
 	victim := f.contacts[0]
@@ -190,16 +184,8 @@ func TestMembershipInsertRacingDeletion(t *testing.T) {
 	if err := deleteContact(del, victim); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		ins := begin()
-		err := insert(ins, victim)
-		if err == nil {
-			err = ins.Commit()
-		}
-		done <- err
-	}()
-	waitFor("INSERT INTO memberships", done)
+	done := inTx(insert, victim)
+	waitForLock(t, owner.DB(), "INSERT INTO memberships", done)
 	if err := del.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -213,15 +199,8 @@ func TestMembershipInsertRacingDeletion(t *testing.T) {
 	if err := insert(ins, victim); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		del := begin()
-		err := deleteContact(del, victim)
-		if err == nil {
-			err = del.Commit()
-		}
-		done <- err
-	}()
-	waitFor("DELETE FROM contacts", done)
+	done = inTx(deleteContact, victim)
+	waitForLock(t, owner.DB(), "DELETE FROM contacts", done)
 	if err := ins.Commit(); err != nil {
 		t.Fatal(err)
 	}
