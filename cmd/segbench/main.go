@@ -496,11 +496,13 @@ func (b *bench) capture(ctx context.Context) error {
 		st := steadyState(proxy.take())
 		b.sqlOf["W6"] = pgbenchScript(st)
 		b.w6Statements = st
+		// Our server sends its arrays sorted; the template's variables c0.. and s0..
+		// hold the IDs in ascending order (runnerFor).
 		for _, a := range []struct {
 			ids []int64
 			v   string
 		}{{cs, "c"}, {ss, "s"}} {
-			lit, vars := arrayLiteral(a.ids, ""), arrayLiteral(a.ids, a.v)
+			lit, vars := arrayLiteral(slices.Sorted(slices.Values(a.ids)), ""), arrayLiteral(a.ids, a.v)
 			if !strings.Contains(b.sqlOf["W6"], lit) {
 				return fmt.Errorf("W6: the captured SQL holds no array %s:\n%s", lit, b.sqlOf["W6"])
 			}
@@ -661,12 +663,18 @@ func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, fu
 	}
 	if c == flr {
 		var sb strings.Builder
+		// The IDs of assignIDs, in ascending order as our server sends them: the
+		// i-th smallest of first + (r + k*step) mod n, k < len, is the one at
+		// k = (w + i) mod len, w being the first k that wraps around n (the IDs
+		// wrap once at most while len*step <= n, as with the benchmark's dataset).
 		fmt.Fprintf(&sb, "\\set r random(0, %d)\n\\set q random(0, %d)\n", b.d.contacts-1, w6Scratch-1)
-		for k := range w6Contacts {
-			fmt.Fprintf(&sb, "\\set c%d %d + (:r + %d) %% %d\n", k, b.d.firstContact, k*contactStep, b.d.contacts)
+		fmt.Fprintf(&sb, "\\set wr least(%d, (%d - :r + %d) / %d)\n", w6Contacts, b.d.contacts, contactStep-1, contactStep)
+		fmt.Fprintf(&sb, "\\set wq least(%d, (%d - :q + %d) / %d)\n", w6Segments, w6Scratch, segmentStep-1, segmentStep)
+		for i := range w6Contacts {
+			fmt.Fprintf(&sb, "\\set c%d %d + (:r + ((:wr + %d) %% %d) * %d) %% %d\n", i, b.d.firstContact, i, w6Contacts, contactStep, b.d.contacts)
 		}
-		for k := range w6Segments {
-			fmt.Fprintf(&sb, "\\set s%d %d + (:q + %d) %% %d\n", k, scratch[0], k*segmentStep, w6Scratch)
+		for i := range w6Segments {
+			fmt.Fprintf(&sb, "\\set s%d %d + (:q + ((:wq + %d) %% %d) * %d) %% %d\n", i, scratch[0], i, w6Segments, segmentStep, w6Scratch)
 		}
 		sb.WriteString(pgbenchScript(b.w6Statements))
 		f := filepath.Join(b.tmp, fmt.Sprintf("w6-%d.sql", rep))
@@ -897,8 +905,8 @@ func (b *bench) replayOurs(ctx context.Context, conn *pgx.Conn, cs, ss []int64) 
 		if strings.Contains(s, "segments_authenticate_key") { // the API key lookup (store/apikeys.go)
 			continue
 		}
-		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Contacts), "c"), arrayLiteral(cs, ""))
-		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Segments), "s"), arrayLiteral(ss, ""))
+		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Contacts), "c"), arrayLiteral(slices.Sorted(slices.Values(cs)), ""))
+		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Segments), "s"), arrayLiteral(slices.Sorted(slices.Values(ss)), ""))
 		stmts = append(stmts, s)
 	}
 	for _, s := range stmts {

@@ -167,6 +167,54 @@ func TestAssignRacingContactDeletion(t *testing.T) {
 	}
 }
 
+// TestAssignRacingAnUnlockedWriter adds a membership in a transaction that, unlike
+// the store's writers, takes no lock of its segment (triggers off, as SQL by hand
+// could), and commits it only once an assignment of the same pair waits for it. The
+// assignment found no such membership when it started and inserts without ON
+// CONFLICT (insertMemberships), so its insert fails on the primary key: it must run
+// again and add the others, not fail.
+func TestAssignRacingAnUnlockedWriter(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	f := newFixture(t, s, 40_600, map[string]int{"Race": 0})
+	seg, taken := f.segments["Race"], f.contacts[2]
+
+	raw, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Rollback()
+	if _, err := raw.ExecContext(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(ctx, "INSERT INTO memberships VALUES ($1, $2, $3)", f.ws.ID, seg, taken); err != nil {
+		t.Fatal(err)
+	}
+
+	type outcome struct {
+		change store.MembershipChange
+		err    error
+	}
+	done, errs := make(chan outcome, 1), make(chan error, 1)
+	go func() {
+		ch, err := s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts[:5], []int64{seg})
+		done <- outcome{ch, err}
+		errs <- err
+	}()
+	waitForLock(t, s.DB(), "INSERT INTO memberships", errs)
+	if err := raw.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil || got.change.Changed != 4 {
+		t.Fatalf("assignment racing an unlocked writer: changed %d, %v; want 4 added, no error", got.change.Changed, got.err)
+	}
+	var n int
+	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM memberships WHERE workspace_id = $1 AND segment_id = $2", f.ws.ID, seg).Scan(&n); err != nil || n != 5 {
+		t.Fatalf("%d memberships (%v), want 5", n, err)
+	}
+}
+
 // TestUpsertsAndDeletionsLockInOneOrder runs bulk upserts that change the same
 // existing contacts, each listing them in an order of its own, beside deletions of
 // some of them. Every writer locks contacts in id order (see lockContacts), so

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -48,7 +49,7 @@ func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, seg
 		if err := firstErr(segErr, conErr); err != nil {
 			return err
 		}
-		n, err := change(ctx, tx, ws, unique(segmentIDs), unique(contactIDs))
+		n, err := change(ctx, tx, ws, sortedUnique(segmentIDs), sortedUnique(contactIDs))
 		if err != nil {
 			return err
 		}
@@ -64,7 +65,7 @@ func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, seg
 func lockSegments(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64) error {
 	var found []int64
 	err := tx.NewSelect().Table("segments").Column("id").
-		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(unique(ids))).
+		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(sortedUnique(ids))).
 		OrderExpr("id").For("UPDATE").
 		Scan(ctx, &found)
 	if err != nil {
@@ -107,7 +108,7 @@ func lockContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []
 	}
 	var found []int64
 	err := tx.NewSelect().Table("contacts").Column("id").
-		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(unique(ids))).
+		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(sortedUnique(ids))).
 		OrderExpr("id").For(strength).
 		Scan(ctx, &found)
 	if err != nil {
@@ -120,15 +121,51 @@ func lockContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []
 // memberships are skipped and not counted. The callers hold the contacts' and the
 // segments' locks, so the statement's reference check finds every row it checks
 // locked by its own transaction already.
+//
+// It is the costliest statement of the API (a 1,000 × 100 request writes 100,000 rows
+// and two index entries each), and two things make it ~25% cheaper than the plain
+// INSERT ... ON CONFLICT DO NOTHING of the same pairs (measured on the benchmark's
+// 1M-contact database; README, "How fast it is"):
+//   - The pairs are inserted in index order, segment by segment with the contacts
+//     ascending (the callers pass both sorted), so that consecutive index insertions
+//     land on the same pages instead of on a random one each.
+//   - Memberships that exist already are found first, through each contact's own
+//     index entries (a few per contact, where ON CONFLICT probes the index once per
+//     pair), and left out, so the rows are inserted without ON CONFLICT's speculative
+//     insertion. Holding the segments' locks, the transaction is the only API writer
+//     of these segments, so nothing adds one of the pairs in between. A writer that
+//     takes no lock (SQL by hand) makes the insert fail on the primary key instead,
+//     and the transaction runs again (errConcurrentChange).
+//
+// Each contact's memberships are read from memberships_contact, and only those in the
+// range of the segments' IDs (new segments, the usual target of a bulk assignment,
+// have the highest). The range is written as a row comparison, which only that index
+// can use: written on segment_id, it let PostgreSQL scan the primary key's range of
+// the segments (which it has no statistics for when they are new) once per contact,
+// 4.2 s instead of 8 ms for the second 1,000 contacts of W7. The equality keeps
+// the estimate of rows per contact right; OFFSET 0 keeps the list of segments out of
+// the index condition, where it would be probed once per segment and contact.
 func insertMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, contactIDs []int64) (int, error) {
 	if len(segmentIDs) == 0 || len(contactIDs) == 0 {
 		return 0, nil
 	}
 	res, err := tx.NewRaw(`
+		WITH span AS (SELECT min(s) AS lowest, max(s) AS highest FROM unnest(?1::bigint[]) AS s),
+		existing AS MATERIALIZED (
+			SELECT m.segment_id, m.contact_id
+			  FROM span, unnest(?2::bigint[]) AS c(id)
+			 CROSS JOIN LATERAL (SELECT segment_id, contact_id FROM memberships
+			                      WHERE workspace_id = ?0 AND contact_id = c.id
+			                        AND (contact_id, segment_id) BETWEEN (c.id, span.lowest) AND (c.id, span.highest)
+			                     OFFSET 0) AS m
+			 WHERE m.segment_id = ANY(?1::bigint[]))
 		INSERT INTO memberships (workspace_id, segment_id, contact_id)
-		SELECT ?, s, c FROM unnest(?::bigint[]) AS s CROSS JOIN unnest(?::bigint[]) AS c
-		ON CONFLICT DO NOTHING`,
+		SELECT ?0, s, c FROM unnest(?1::bigint[]) AS s CROSS JOIN unnest(?2::bigint[]) AS c
+		 WHERE NOT EXISTS (SELECT FROM existing e WHERE e.segment_id = s AND e.contact_id = c)`,
 		ws, pgdialect.Array(segmentIDs), pgdialect.Array(contactIDs)).Exec(ctx)
+	if violates(err, "memberships_pkey") {
+		return 0, errConcurrentChange
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -155,7 +192,7 @@ func deleteMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, con
 func segmentsInOrder(ctx context.Context, tx bun.IDB, ws int64, ids []int64) ([]crm.Segment, error) {
 	var rows []segmentRow
 	err := tx.NewSelect().Model(&rows).
-		Where("s.workspace_id = ? AND s.id = ANY(?)", ws, pgdialect.Array(ids)).
+		Where("s.workspace_id = ? AND s.id = ANY(?)", ws, pgdialect.Array(sortedUnique(ids))).
 		Scan(ctx)
 	byID := make(map[int64]crm.Segment, len(rows))
 	for _, r := range rows {
@@ -197,6 +234,14 @@ func unique(ids []int64) []int64 {
 		}
 	}
 	return out
+}
+
+// sortedUnique returns ids in ascending order without repeats, in a new slice: the
+// order in which the store locks and writes rows.
+func sortedUnique(ids []int64) []int64 {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func firstErr(errs ...error) error {

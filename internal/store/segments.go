@@ -201,7 +201,7 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 	if len(in.ContactIDs) > crm.MaxBulkContacts {
 		return crm.Segment{}, inputErr
 	}
-	contactIDs := unique(in.ContactIDs)
+	contactIDs := sortedUnique(in.ContactIDs)
 	var created crm.Segment
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		// The contacts first, so that a refusal names every problem at once: a bad
