@@ -191,23 +191,19 @@ func TestAssignRacingAnUnlockedWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	type outcome struct {
-		change store.MembershipChange
-		err    error
-	}
-	done, errs := make(chan outcome, 1), make(chan error, 1)
+	var got store.MembershipChange // written before done is sent on
+	done := make(chan error, 1)
 	go func() {
-		ch, err := s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts[:5], []int64{seg})
-		done <- outcome{ch, err}
-		errs <- err
+		var err error
+		got, err = s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts[:5], []int64{seg})
+		done <- err
 	}()
-	waitForLock(t, s.DB(), "INSERT INTO memberships", errs)
+	waitForLock(t, s.DB(), "INSERT INTO memberships", done)
 	if err := raw.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	got := <-done
-	if got.err != nil || got.change.Changed != 4 {
-		t.Fatalf("assignment racing an unlocked writer: changed %d, %v; want 4 added, no error", got.change.Changed, got.err)
+	if err := <-done; err != nil || got.Changed != 4 {
+		t.Fatalf("assignment racing an unlocked writer: changed %d, %v; want 4 added, no error", got.Changed, err)
 	}
 	var n int
 	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM memberships WHERE workspace_id = $1 AND segment_id = $2", f.ws.ID, seg).Scan(&n); err != nil || n != 5 {

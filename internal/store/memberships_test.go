@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/segments/segments/internal/crm"
@@ -31,7 +32,8 @@ func TestAssignSkipsExistingMemberships(t *testing.T) {
 	between := segment("Between", c)
 	last := segment("Last", c[5:6])
 
-	got, err := s.AssignContactsToSegments(ctx, f.ws.ID, append(c[:len(c):len(c)], c[0]), []int64{last, first, last})
+	withRepeat := append(slices.Clone(c), c[0])
+	got, err := s.AssignContactsToSegments(ctx, f.ws.ID, withRepeat, []int64{last, first, last})
 	if err != nil {
 		t.Fatal(err)
 	}
