@@ -502,7 +502,7 @@ func (b *bench) capture(ctx context.Context) error {
 			ids []int64
 			v   string
 		}{{cs, "c"}, {ss, "s"}} {
-			lit, vars := arrayLiteral(slices.Sorted(slices.Values(a.ids)), ""), arrayLiteral(a.ids, a.v)
+			lit, vars := sentLiteral(a.ids), arrayLiteral(a.ids, a.v)
 			if !strings.Contains(b.sqlOf["W6"], lit) {
 				return fmt.Errorf("W6: the captured SQL holds no array %s:\n%s", lit, b.sqlOf["W6"])
 			}
@@ -587,6 +587,12 @@ func arrayLiteral(ids []int64, v string) string {
 		}
 	}
 	return "'{" + strings.Join(parts, ",") + "}'"
+}
+
+// sentLiteral is the array literal of ids as our server sends it in SQL: sorted, since
+// the store locks and writes rows in ID order (store.sortedUnique).
+func sentLiteral(ids []int64) string {
+	return arrayLiteral(slices.Sorted(slices.Values(ids)), "")
 }
 
 func (b *bench) selected(w string) bool {
@@ -905,8 +911,8 @@ func (b *bench) replayOurs(ctx context.Context, conn *pgx.Conn, cs, ss []int64) 
 		if strings.Contains(s, "segments_authenticate_key") { // the API key lookup (store/apikeys.go)
 			continue
 		}
-		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Contacts), "c"), arrayLiteral(slices.Sorted(slices.Values(cs)), ""))
-		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Segments), "s"), arrayLiteral(slices.Sorted(slices.Values(ss)), ""))
+		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Contacts), "c"), sentLiteral(cs))
+		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Segments), "s"), sentLiteral(ss))
 		stmts = append(stmts, s)
 	}
 	for _, s := range stmts {
