@@ -50,3 +50,12 @@ func ContactsPageSQL(s *Store, ws int64, cq crm.ContactQuery, args crm.PageArgs)
 	}
 	return q.String(), nil
 }
+
+// MembershipsSQL returns the statements that add and remove the memberships of
+// contacts in segments, as s writes them, for the test of their plans
+// (memberships_test.go).
+func MembershipsSQL(s *Store, ws int64, contacts, segments []int64) (insert, remove string) {
+	segs, cons := sortedUnique(segments), sortedUnique(contacts)
+	return membershipsQuery(s.db, insertMembershipsSQL, ws, segs, cons).String(),
+		membershipsQuery(s.db, deleteMembershipsSQL, ws, segs, cons).String()
+}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -56,4 +58,87 @@ func TestAssignSkipsExistingMemberships(t *testing.T) {
 		t.Errorf("assigning again: changed %d, %v; want 0", again.Changed, err)
 	}
 	checkDerived(t, s, f.ws.ID)
+}
+
+// TestRemoveOnlyNamedMemberships removes contacts from segments they are partly in,
+// named out of order and twice, beside a segment between them in ID order that is
+// not named. The store finds the memberships to delete as it finds the existing ones
+// of an assignment (through each contact's index entries in the range of the
+// segments' IDs) and deletes them by their row addresses (deleteMemberships).
+func TestRemoveOnlyNamedMemberships(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	f := newFixture(t, s, 40_800, nil)
+	c := f.contacts
+	segment := func(name string, members []int64) int64 {
+		seg, err := s.CreateSegment(ctx, f.ws.ID, crm.NewSegment{Name: name, ContactIDs: members})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seg.ID
+	}
+	// Created in this order, so first < between < last.
+	first := segment("First", c[:4])
+	between := segment("Between", c)
+	last := segment("Last", c[5:6])
+
+	// c[2] and c[3] are in First, c[5] in Last, c[4] and c[6] in neither.
+	named := []int64{c[6], c[2], c[5], c[3], c[4], c[2]}
+	got, err := s.RemoveContactsFromSegments(ctx, f.ws.ID, named, []int64{last, first, last})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Changed != 3 {
+		t.Errorf("removed %d memberships, want 3", got.Changed)
+	}
+	if len(got.Segments) != 2 || got.Segments[0].ID != last || got.Segments[0].ContactCount != 0 ||
+		got.Segments[1].ID != first || got.Segments[1].ContactCount != 2 {
+		t.Errorf("segments %+v, want Last with 0 contacts, then First with 2", got.Segments)
+	}
+	for seg, want := range map[int64][]int64{first: c[:2], between: c, last: nil} {
+		q := `SELECT contact_id FROM memberships WHERE workspace_id = $1 AND segment_id = $2 ORDER BY contact_id`
+		if members := storetest.Column[int64](t, s.DB(), q, f.ws.ID, seg); !slices.Equal(members, want) {
+			t.Errorf("segment %d has members %v, want %v", seg, members, want)
+		}
+	}
+	checkDerived(t, s, f.ws.ID)
+
+	again, err := s.RemoveContactsFromSegments(ctx, f.ws.ID, named, []int64{first, between, last})
+	if err != nil || again.Changed != 5 {
+		t.Errorf("removing again from all three: removed %d, %v; want the 5 of Between", again.Changed, err)
+	}
+	checkDerived(t, s, f.ws.ID)
+}
+
+// TestMembershipStatementPlans plans the statements that add and remove memberships
+// for a request of 1,000 contacts and 100 segments, as the app role, in a workspace
+// whose memberships are worth an index. Both must find a request's memberships
+// through each contact's entries in memberships_contact and never read the table
+// whole: a removal written on both ID lists was planned as a sequential scan of every
+// workspace's memberships, 0.6-1.8 s at the benchmark's 6M (existingMemberships).
+func TestMembershipStatementPlans(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	ws, _ := storetest.Workspace(t, owner)
+	if _, err := owner.DB().ExecContext(ctx, fmt.Sprintf(`
+		INSERT INTO contacts (workspace_id, phone) SELECT %[1]d, '+9196' || lpad(g::text, 8, '0') FROM generate_series(1, 2000) g;
+		INSERT INTO segments (workspace_id, name) SELECT %[1]d, 'Plan ' || g FROM generate_series(1, 100) g;
+		INSERT INTO memberships (workspace_id, segment_id, contact_id)
+		SELECT %[1]d, s.id, c.id FROM segments s JOIN contacts c ON c.workspace_id = s.workspace_id AND (c.id + s.id) %% 10 = 0
+		 WHERE s.workspace_id = %[1]d;
+		ANALYZE contacts; ANALYZE segments; ANALYZE memberships`, ws.ID)); err != nil {
+		t.Fatal(err)
+	}
+	contacts := storetest.Column[int64](t, owner.DB(), `SELECT id FROM contacts WHERE workspace_id = $1 ORDER BY id DESC LIMIT 1000`, ws.ID)
+	segments := storetest.Column[int64](t, owner.DB(), `SELECT id FROM segments WHERE workspace_id = $1`, ws.ID)
+	insert, remove := store.MembershipsSQL(app, ws.ID, contacts, segments)
+	for _, c := range []struct{ name, sql, node string }{
+		{"insert", insert, "Insert on memberships"},
+		{"remove", remove, "Tid Scan on memberships"},
+	} {
+		_, plan := indexCond(t, store.WithWorkspace(ctx, ws.ID), app.DB(), "SELECT 1", c.sql, "memberships_contact")
+		if !strings.Contains(plan, c.node) || strings.Contains(plan, "Seq Scan on memberships") {
+			t.Errorf("%s: want %q and no sequential scan of memberships:\n%s", c.name, c.node, plan)
+		}
+	}
 }
