@@ -239,7 +239,7 @@ func serveOurs(args []string) error {
 		return err
 	}
 	s, err := store.Open(ctx, url, store.Options{MaxConns: pool, AppName: "segments",
-		StatementTimeout: 15 * time.Second, IdleInTransactionTimeout: 15 * time.Second, ClientCheckInterval: store.ClientCheckInterval, SerialPlans: true,
+		StatementTimeout: 15 * time.Second, IdleInTransactionTimeout: 15 * time.Second, ClientCheckInterval: store.ClientCheckInterval, SerialPlans: true, NoJIT: true,
 		Tenant: func(ctx context.Context) (int64, bool) {
 			ws, ok := auth.WorkspaceFrom(ctx)
 			return ws.ID, ok

@@ -30,6 +30,7 @@ func openAppStore(ctx context.Context, cfg *config, log *slog.Logger) (*store.St
 		IdleInTransactionTimeout: cfg.idleTransaction,
 		ClientCheckInterval:      store.ClientCheckInterval,
 		SerialPlans:              true,
+		NoJIT:                    true,
 		Tenant: func(ctx context.Context) (int64, bool) {
 			ws, ok := auth.WorkspaceFrom(ctx)
 			return ws.ID, ok

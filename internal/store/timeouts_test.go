@@ -20,7 +20,7 @@ import (
 func TestRoleTimeouts(t *testing.T) {
 	ctx := context.Background()
 	url := storetest.Database(t)
-	s, err := store.Open(ctx, url, store.Options{StatementTimeout: 300 * time.Millisecond, IdleInTransactionTimeout: 500 * time.Millisecond, SerialPlans: true})
+	s, err := store.Open(ctx, url, store.Options{StatementTimeout: 300 * time.Millisecond, IdleInTransactionTimeout: 500 * time.Millisecond, SerialPlans: true, NoJIT: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,12 +35,12 @@ func TestRoleTimeouts(t *testing.T) {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
-		var st, idle, workers string
-		if err := c.QueryRowContext(ctx, "SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout'), current_setting('max_parallel_workers_per_gather')").Scan(&st, &idle, &workers); err != nil {
+		var st, idle, workers, jit string
+		if err := c.QueryRowContext(ctx, "SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout'), current_setting('max_parallel_workers_per_gather'), current_setting('jit')").Scan(&st, &idle, &workers, &jit); err != nil {
 			t.Fatal(err)
 		}
-		if st != "300ms" || idle != "500ms" || workers != "0" {
-			t.Errorf("statement_timeout %s, idle_in_transaction_session_timeout %s, max_parallel_workers_per_gather %s; want 300ms, 500ms, 0", st, idle, workers)
+		if st != "300ms" || idle != "500ms" || workers != "0" || jit != "off" {
+			t.Errorf("statement_timeout %s, idle_in_transaction_session_timeout %s, max_parallel_workers_per_gather %s, jit %s; want 300ms, 500ms, 0, off", st, idle, workers, jit)
 		}
 	}
 	for _, c := range conns {

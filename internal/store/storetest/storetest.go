@@ -104,7 +104,7 @@ func AppStore(tb testing.TB) *store.Store {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := store.Open(ctx, url, store.Options{MaxConns: 10, AppName: "storetest-app", Tenant: AuthTenant, ClientCheckInterval: store.ClientCheckInterval, SerialPlans: true})
+	s, err := store.Open(ctx, url, store.Options{MaxConns: 10, AppName: "storetest-app", Tenant: AuthTenant, ClientCheckInterval: store.ClientCheckInterval, SerialPlans: true, NoJIT: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
