@@ -373,20 +373,47 @@ func (s *Store) contactQuery(dst *[]contactRow, ws int64, cq crm.ContactQuery) *
 const maxAllJoins = 4
 
 // allMembers is the SQL of the IDs of the contacts in every one of the segments all
-// (distinct IDs), with its arguments: among the memberships in any of them, the
-// contacts that have len(all) (a membership is unique per segment and contact).
-// An ID that names no segment of the workspace has no memberships, so nobody
-// reaches len(all): an empty segment, as the API promises. The cost is bounded by
-// the listed segments' memberships, read from the primary key. The first condition,
-// on the segments alone, is a one-time filter: when a segment is missing (deleted
-// since the audience was saved), no membership is read.
+// (distinct IDs, more than maxAllJoins), with its arguments. It reads them one of two
+// ways, chosen in the statement by how many there are (its audience, counted from the
+// bitmaps as audience counts are), against the memberships that the listed segments
+// hold (their counters):
+//   - from the segments' bitmaps (migration 20261129000004_segment_bitmaps): the
+//     chunks that every segment has are ANDed, and the bits set in the result become
+//     contact IDs (bit i of chunk c is contact c<<15 + i), a 64-bit word at a time,
+//     then a byte at a time for the words that are not zero, each byte's set bits
+//     looked up in a table of the 256 values. That costs about 10-15 µs a contact
+//     found and little else;
+//   - from the memberships, counting per contact those of the listed segments, which
+//     costs 0.6-1.4 µs a membership, whatever the result.
+//
+// So the bitmaps serve when the contacts found are fewer than a tenth
+// (bitmapFoundCost) of the memberships. At 1M contacts (psql): five segments of
+// 100,000 that share 6 contacts took 0.63-0.70 s counted, and take 12-18 ms; five of
+// 20,000 that share all of them 94-99 ms, counted as before; ten of 100,000 that share
+// none 0.07-0.13 s. The first condition of each way is a one-time filter, so only the
+// way chosen runs. An ID that names no segment of the workspace has no chunks and no
+// memberships, so no contact is in all of them: an empty segment, as the API promises.
 func allMembers(ws int64, all []int64) (string, []any) {
-	return "SELECT ma.contact_id FROM memberships ma" +
-			" WHERE (SELECT count(*) FROM segments sa WHERE sa.workspace_id = ? AND sa.id = ANY(?)) = ?" +
-			" AND ma.workspace_id = ? AND ma.segment_id = ANY(?)" +
+	ids := pgdialect.Array(all)
+	return "WITH g AS MATERIALIZED (SELECT chunk, bit_and(bits) AS bits FROM segment_bitmaps" +
+			"        WHERE workspace_id = ? AND segment_id = ANY(?) GROUP BY chunk HAVING count(*) = ?)," +
+			" way AS (SELECT (SELECT coalesce(sum(bit_count(bits)), 0) FROM g) * ? <=" +
+			"        (SELECT coalesce(sum(contact_count), 0) FROM segments WHERE workspace_id = ? AND id = ANY(?)) AS bitmaps)" +
+			" SELECT (g.chunk << 15) + w.i * 64 + y.k * 8 + p.b AS contact_id FROM g" +
+			" CROSS JOIN LATERAL (SELECT i, substring(g.bits FROM i * 64 + 1 FOR 64)::bigint AS word FROM generate_series(0, 511) AS i) AS w" +
+			" CROSS JOIN LATERAL (SELECT k, (w.word >> (56 - 8 * k)) & 255 AS byte FROM generate_series(0, 7) AS k) AS y" +
+			" JOIN (SELECT v, b FROM generate_series(0, 255) AS v, generate_series(0, 7) AS b WHERE (v >> (7 - b)) & 1 = 1) AS p ON p.v = y.byte" +
+			" WHERE (SELECT bitmaps FROM way) AND w.word <> 0 AND y.byte <> 0" +
+			" UNION ALL" +
+			" SELECT ma.contact_id FROM memberships ma" +
+			" WHERE NOT (SELECT bitmaps FROM way) AND ma.workspace_id = ? AND ma.segment_id = ANY(?)" +
 			" GROUP BY ma.contact_id HAVING count(*) = ?",
-		[]any{ws, pgdialect.Array(all), len(all), ws, pgdialect.Array(all), len(all)}
+		[]any{ws, ids, len(all), bitmapFoundCost, ws, ids, ws, ids, len(all)}
 }
+
+// bitmapFoundCost is what finding a contact in the bitmaps costs (allMembers), in
+// memberships counted.
+const bitmapFoundCost = 10
 
 // whereMembership adds the conditions of the membership filter f of workspace ws on
 // the contact whose ID is the SQL expression contact (such as "c.id"). It is the one

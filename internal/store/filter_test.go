@@ -144,3 +144,78 @@ func TestMembershipFilterAll(t *testing.T) {
 		}
 	}
 }
+
+// TestAllOfManySegmentsAcrossChunks checks the IDs that a list of more than four
+// All segments finds (allMembers) for contacts whose IDs sit on the edges of the
+// bitmaps' bytes, 64-bit words and 32,768-contact chunks, both ways: from the
+// bitmaps, when the contacts in all of them are few against the segments'
+// memberships, and by counting memberships, when they are not. IDs from 2^33 up
+// stay clear of the contacts other tests make.
+func TestAllOfManySegmentsAcrossChunks(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	const base = int64(1) << 33 // a chunk's first contact
+	var inAll []int64
+	for _, off := range []int64{0, 1, 7, 8, 63, 64, 511, 512, 32767, 32768, 32769, 65535, 65536, 98303} {
+		inAll = append(inAll, base+off)
+	}
+	var fillers []int64 // each in four of the five segments
+	for j := range int64(60) {
+		fillers = append(fillers, base+100_000+j*1_013)
+	}
+	if _, err := s.DB().ExecContext(ctx, `INSERT INTO contacts (workspace_id, id, phone) OVERRIDING SYSTEM VALUE
+		SELECT $1, id, '+9195' || lpad((id - $2)::text, 8, '0') FROM unnest($3::bigint[]) AS id`,
+		ws.ID, base, pgArray(append(slices.Clone(inAll), fillers...))); err != nil {
+		t.Fatal(err)
+	}
+	segments := func(name string, withFillers bool) []int64 {
+		ids := make([]int64, 5)
+		for k := range ids {
+			seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: fmt.Sprintf("%s %d", name, k), ContactIDs: inAll})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[k] = seg.ID
+			var some []int64
+			for j, c := range fillers {
+				if withFillers && j%5 != k {
+					some = append(some, c)
+				}
+			}
+			if len(some) > 0 {
+				if _, err := s.AssignContactsToSegments(ctx, ws.ID, some, []int64{seg.ID}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return ids
+	}
+	for _, c := range []struct {
+		name string
+		segs []int64
+	}{
+		// 14 found, 5 × (14 + 48) memberships: found from the bitmaps.
+		{"bitmaps", segments("Wide", true)},
+		// 14 found, 5 × 14 memberships: found by counting the memberships.
+		{"counted", segments("Narrow", false)},
+	} {
+		first := 100
+		cq := crm.ContactQuery{Segments: crm.MembershipFilter{All: c.segs}, Order: crm.DefaultContactOrder}
+		page, err := s.Contacts(ctx, ws.ID, cq, crm.PageArgs{First: &first})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, contact := range page.Items {
+			got = append(got, contact.ID)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, inAll) {
+			t.Errorf("%s: the contacts in all five are %v, want %v", c.name, got, inAll)
+		}
+		if n, err := s.CountContacts(ctx, ws.ID, cq); err != nil || n != len(inAll) {
+			t.Errorf("%s: counted %d, %v; want %d", c.name, n, err, len(inAll))
+		}
+	}
+}
