@@ -22,17 +22,7 @@ func TestAssignSkipsExistingMemberships(t *testing.T) {
 	s := storetest.Store(t)
 	f := newFixture(t, s, 40_700, nil)
 	c := f.contacts
-	segment := func(name string, members []int64) int64 {
-		seg, err := s.CreateSegment(ctx, f.ws.ID, crm.NewSegment{Name: name, ContactIDs: members})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return seg.ID
-	}
-	// Created in this order, so first < between < last.
-	first := segment("First", c[:4])
-	between := segment("Between", c)
-	last := segment("Last", c[5:6])
+	first, between, last := rangeSegments(t, s, f)
 
 	withRepeat := append(slices.Clone(c), c[0])
 	got, err := s.AssignContactsToSegments(ctx, f.ws.ID, withRepeat, []int64{last, first, last})
@@ -60,6 +50,24 @@ func TestAssignSkipsExistingMemberships(t *testing.T) {
 	checkDerived(t, s, f.ws.ID)
 }
 
+// rangeSegments makes three segments in f's workspace, created in this order so that
+// their IDs ascend: First with f's first four contacts, Between with all ten, and
+// Last with the sixth. Tests name First and Last; Between lies in their ID range, where
+// the store reads each contact's memberships (existingMemberships), and must be left
+// alone.
+func rangeSegments(t *testing.T, s *store.Store, f fixture) (first, between, last int64) {
+	t.Helper()
+	segment := func(name string, members []int64) int64 {
+		seg, err := s.CreateSegment(context.Background(), f.ws.ID, crm.NewSegment{Name: name, ContactIDs: members})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seg.ID
+	}
+	c := f.contacts
+	return segment("First", c[:4]), segment("Between", c), segment("Last", c[5:6])
+}
+
 // TestRemoveOnlyNamedMemberships removes contacts from segments they are partly in,
 // named out of order and twice, beside a segment between them in ID order that is
 // not named. The store finds the memberships to delete as it finds the existing ones
@@ -70,17 +78,7 @@ func TestRemoveOnlyNamedMemberships(t *testing.T) {
 	s := storetest.Store(t)
 	f := newFixture(t, s, 40_800, nil)
 	c := f.contacts
-	segment := func(name string, members []int64) int64 {
-		seg, err := s.CreateSegment(ctx, f.ws.ID, crm.NewSegment{Name: name, ContactIDs: members})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return seg.ID
-	}
-	// Created in this order, so first < between < last.
-	first := segment("First", c[:4])
-	between := segment("Between", c)
-	last := segment("Last", c[5:6])
+	first, between, last := rangeSegments(t, s, f)
 
 	// c[2] and c[3] are in First, c[5] in Last, c[4] and c[6] in neither.
 	named := []int64{c[6], c[2], c[5], c[3], c[4], c[2]}
