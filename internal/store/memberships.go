@@ -129,7 +129,7 @@ func lockContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []
 // memberships once the pairs outnumber what the planner expects to read by scanning:
 // for a removal of 1,000 contacts from 100 segments on the benchmark's database (1M
 // contacts, 6M memberships), a sequential scan of 0.6-1.8 s to delete a few hundred
-// rows, where this takes 30 ms (psql, both alternating). Only the entries in the range
+// rows, where this takes 30-53 ms (psql, both alternating). Only the entries in the range
 // of the segments' IDs are read (new segments, the usual target of a bulk assignment,
 // have the highest). The range is written as a row comparison, which only that index
 // can use: written on segment_id, it let PostgreSQL scan the primary key's range of
