@@ -126,10 +126,8 @@ func lockContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []
 // Each contact's memberships are read from memberships_contact, a few index entries per
 // contact, where a condition on both lists (segment_id = ANY(?1) AND contact_id =
 // ANY(?2)) is probed once per pair, or planned as a scan of every workspace's
-// memberships once the pairs outnumber what the planner expects to read by scanning:
-// for a removal of 1,000 contacts from 100 segments on the benchmark's database (1M
-// contacts, 6M memberships), a sequential scan of 0.6-1.8 s to delete a few hundred
-// rows, where this takes 30-53 ms (psql, both alternating). Only the entries in the range
+// memberships once the pairs outnumber what the planner expects to read by scanning
+// (deleteMemberships has the measurements). Only the entries in the range
 // of the segments' IDs are read (new segments, the usual target of a bulk assignment,
 // have the highest). The range is written as a row comparison, which only that index
 // can use: written on segment_id, it let PostgreSQL scan the primary key's range of
