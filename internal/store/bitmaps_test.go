@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -87,4 +89,79 @@ func pgArray(ids []int64) string {
 		s[i] = strconv.FormatInt(id, 10)
 	}
 	return "{" + strings.Join(s, ",") + "}"
+}
+
+// contactsWithIDs adds contacts with the given IDs to workspace ws, so that a test can
+// place them on the edges of the bitmaps' bytes, words and chunks.
+func contactsWithIDs(t *testing.T, s *store.Store, ws int64, ids []int64) {
+	t.Helper()
+	if _, err := s.DB().ExecContext(context.Background(), `INSERT INTO contacts (workspace_id, id, phone) OVERRIDING SYSTEM VALUE
+		SELECT $1, id, '+9' || lpad((id % 100000000000)::text, 11, '0') FROM unnest($2::bigint[]) AS id`,
+		ws, pgArray(ids)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBitmapsFollowDeletes checks the bitmaps' delete trigger: one statement that
+// removes memberships of two workspaces, some chunks keeping members and others left
+// empty, then a deletion of contacts through the store. After each, the stored chunks
+// are exactly those rebuilt from the memberships (CheckBitmaps: an emptied chunk must
+// be deleted, not kept as zeros), and each segment has the chunks expected.
+func TestBitmapsFollowDeletes(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	const chunk = 32768
+	base := int64(1) << 34 // a chunk's first contact
+	ws, _ := storetest.Workspace(t, s)
+	other, _ := storetest.Workspace(t, s)
+	a, b, c, d := base+1, base+2, base+chunk+5, base+3*chunk
+	e, f := base+10*chunk+7, base+10*chunk+8
+	contactsWithIDs(t, s, ws.ID, []int64{a, b, c, d})
+	contactsWithIDs(t, s, other.ID, []int64{e, f})
+	segment := func(ws int64, name string, members ...int64) int64 {
+		seg, err := s.CreateSegment(ctx, ws, crm.NewSegment{Name: name, ContactIDs: members})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seg.ID
+	}
+	s1 := segment(ws.ID, "One", a, b, c, d)
+	s2 := segment(ws.ID, "Two", a, c)
+	s3 := segment(other.ID, "Three", e, f)
+
+	names := map[int64]string{s1: "One", s2: "Two", s3: "Three"}
+	check := func(step string, chunks map[int64][]int64) {
+		t.Helper()
+		drift, err := s.CheckBitmaps(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dr := range drift {
+			if dr.WorkspaceID == ws.ID || dr.WorkspaceID == other.ID {
+				t.Errorf("%s: segment %s: %d chunks differ from its memberships", step, dr.SegmentName, dr.Chunks)
+			}
+		}
+		for seg, want := range chunks {
+			got := storetest.Column[int64](t, s.DB(), `SELECT chunk FROM segment_bitmaps WHERE segment_id = $1 ORDER BY chunk`, seg)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: segment %s has chunks %v, want %v", step, names[seg], got, want)
+			}
+		}
+	}
+	x := base / chunk
+	check("before", map[int64][]int64{s1: {x, x + 1, x + 3}, s2: {x, x + 1}, s3: {x + 10}})
+
+	// One statement over both workspaces, as the owner's SQL may be: One keeps b in
+	// chunk x and d, loses chunk x+1; Two loses both its chunks; Three keeps f.
+	if _, err := s.DB().ExecContext(ctx, `DELETE FROM memberships
+		WHERE (segment_id, contact_id) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))`,
+		pgArray([]int64{s1, s1, s2, s2, s3}), pgArray([]int64{a, c, a, c, e})); err != nil {
+		t.Fatal(err)
+	}
+	check("after the memberships' delete", map[int64][]int64{s1: {x, x + 3}, s2: nil, s3: {x + 10}})
+
+	if _, err := s.DeleteContacts(ctx, ws.ID, []int64{b}); err != nil {
+		t.Fatal(err)
+	}
+	check("after the contact's delete", map[int64][]int64{s1: {x + 3}, s2: nil, s3: {x + 10}})
 }

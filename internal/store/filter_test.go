@@ -164,11 +164,7 @@ func TestAllOfManySegmentsAcrossChunks(t *testing.T) {
 	for j := range int64(60) {
 		fillers = append(fillers, base+100_000+j*1_013)
 	}
-	if _, err := s.DB().ExecContext(ctx, `INSERT INTO contacts (workspace_id, id, phone) OVERRIDING SYSTEM VALUE
-		SELECT $1, id, '+9195' || lpad((id - $2)::text, 8, '0') FROM unnest($3::bigint[]) AS id`,
-		ws.ID, base, pgArray(append(slices.Clone(inAll), fillers...))); err != nil {
-		t.Fatal(err)
-	}
+	contactsWithIDs(t, s, ws.ID, append(slices.Clone(inAll), fillers...))
 	segments := func(name string, withFillers bool) []int64 {
 		ids := make([]int64, 5)
 		for k := range ids {
