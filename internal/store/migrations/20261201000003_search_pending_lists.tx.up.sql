@@ -1,0 +1,21 @@
+-- The trigram indexes keep short pending lists (issue #5). A GIN index adds the
+-- entries of new and updated rows to a pending list, which every search reads in full
+-- and which the writer that takes it past gin_pending_list_limit (4 MB by default)
+-- merges into the index. A contact's update is never HOT (updated_at is indexed), nor
+-- is a segment's counter update (contact_count and updated_at are), so partners'
+-- syncs and every assignment fill these lists. Measured at 1M contacts:
+--
+-- - contacts_search, 4 MB: a contact search (the benchmark's W4 statement) took
+--   0.37 ms with the list empty and 5.5 ms with it full; during a sync of
+--   1,000-contact upserts, 3.8-3.9 ms on average. One update of 50 contacts in about
+--   92 merged the list: 140-490 ms.
+-- - contacts_search, 256 kB: searches during the same sync 0.85-0.89 ms on average;
+--   the merge at most 47 ms. The upserts cost the same (166-307 ms on average against
+--   167-298; their slowest 204-387 ms against 353-396).
+-- - segments_search: one counter update of 10 segments in about 360 took 40-72 ms
+--   with 4 MB (merging), at most 11 ms with 256 kB; on average 1.29-1.32 ms either way.
+--
+-- fastupdate = off, which has no list, made updating the index four times dearer
+-- (50 contacts: 23 ms against 5.4-7.7).
+ALTER INDEX contacts_search SET (gin_pending_list_limit = 256);
+ALTER INDEX segments_search SET (gin_pending_list_limit = 256);

@@ -1,0 +1,53 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// TestSearchIndexesKeepShortPendingLists checks that the trigram indexes merge their
+// pending lists at 256 kB (migration 20261201000003), so that no search reads more
+// and no writer merges more: after new contacts and segment updates that add about
+// ten times that much, each list holds at most 32 pages of 8 kB (pgstatginindex, from
+// contrib's pgstattuple). With GIN's default of 4 MB, the lists would hold it all.
+func TestSearchIndexesKeepShortPendingLists(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	if _, err := s.DB().ExecContext(ctx, "CREATE EXTENSION IF NOT EXISTS pgstattuple"); err != nil {
+		t.Skipf("pgstattuple (PostgreSQL's contrib) reads the pending lists: %v", err)
+	}
+	ws, _ := storetest.Workspace(t, s)
+	for _, step := range []struct{ index, sql string }{
+		// 3,000 contacts: about 2.5 MB of trigram entries.
+		{"contacts_search", `INSERT INTO contacts (workspace_id, phone, name, email)
+			SELECT $1, '+9188' || lpad(g::text, 8, '0'), 'Pending list ' || g, 'pending.list.' || g || '@example.com'
+			FROM generate_series(1, 3000) AS g`},
+		// 30 segments updated 100 times, as counters are: about 3 MB.
+		{"segments_search", `WITH made AS (
+				INSERT INTO segments (workspace_id, name, description)
+				SELECT $1, 'Pending list ' || g, 'A segment whose updates fill the pending list' FROM generate_series(1, 30) AS g
+				RETURNING id
+			) SELECT count(*) FROM made`},
+	} {
+		if _, err := s.DB().ExecContext(ctx, step.sql, ws.ID); err != nil {
+			t.Fatal(err)
+		}
+		if step.index == "segments_search" {
+			for range 100 {
+				// Not HOT: updated_at is indexed, so every index gets the new version.
+				if _, err := s.DB().ExecContext(ctx, `UPDATE segments SET updated_at = clock_timestamp() WHERE workspace_id = $1`, ws.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var pages int
+		if err := s.DB().QueryRowContext(ctx, `SELECT pending_pages FROM pgstatginindex($1::regclass)`, step.index).Scan(&pages); err != nil {
+			t.Fatal(err)
+		}
+		if pages > 32 {
+			t.Errorf("%s: %d pending pages, want at most 32 (256 kB)", step.index, pages)
+		}
+	}
+}
