@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -227,7 +228,7 @@ func run(ctx context.Context, c config) error {
 		// An interrupted run leaves its write workloads' scratch segments behind (W7's
 		// with a million memberships): the dataset is as loaded only without them.
 		// (The VACUUM ANALYZE below, before the contenders start, cleans up after it.)
-		res, err := b.db.ExecContext(ctx, `DELETE FROM segments WHERE workspace_id = $1 AND starts_with(name, $2)`, info.WorkspaceID, scratchPrefix)
+		res, err := execLong(ctx, b.db, `DELETE FROM segments WHERE workspace_id = $1 AND starts_with(name, $2)`, info.WorkspaceID, scratchPrefix)
 		if err != nil {
 			return fmt.Errorf("delete scratch segments of an earlier run: %w", err)
 		}
@@ -254,7 +255,7 @@ func run(ctx context.Context, c config) error {
 	if _, err := b.db.ExecContext(ctx, string(setup)); err != nil {
 		return fmt.Errorf("postgraphile setup: %w", err)
 	}
-	if _, err := b.db.ExecContext(ctx, "VACUUM ANALYZE segments, contacts, memberships, segment_bitmaps"); err != nil {
+	if _, err := execLong(ctx, b.db, "VACUUM ANALYZE segments, contacts, memberships, segment_bitmaps"); err != nil {
 		return err
 	}
 	// Warm: every table and index in PostgreSQL's own buffers before any contender
@@ -607,6 +608,28 @@ func (b *bench) selected(w string) bool {
 // scratchPrefix starts the names of the segments scratch makes.
 const scratchPrefix = "segbench scratch "
 
+// execLong runs one of the benchmark's own maintenance statements (deleting a run's
+// scratch segments, VACUUM) without a statement timeout. Every segments command gives
+// the owner's role one in the database (15 s by default: store.Options), and the
+// scratch memberships of a fast W6 run (a million and more) take longer to delete.
+// The connection gets its timeout back after the statement.
+func execLong(ctx context.Context, db *sql.DB, query string, args ...any) (sql.Result, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET statement_timeout = 0"); err != nil {
+		return nil, err
+	}
+	res, err := conn.ExecContext(ctx, query, args...)
+	if _, resetErr := conn.ExecContext(context.WithoutCancel(ctx), "RESET statement_timeout"); resetErr != nil {
+		// Not back in the pool with no timeout: closed instead.
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return res, err
+}
+
 // scratch creates n empty segments with consecutive IDs for a write workload, and
 // returns a function that deletes them with their memberships and vacuums, so that
 // the dataset stays as loaded.
@@ -631,10 +654,10 @@ func (b *bench) scratch(ctx context.Context, n int) ([]int64, func(), error) {
 		b.log("checkpoint: %v (write runs may meet one of PostgreSQL's own)", err)
 	}
 	drop := func() {
-		if _, err := b.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM segments WHERE workspace_id = $1 AND id = ANY($2)`, b.d.ws, ids); err != nil {
+		if _, err := execLong(context.WithoutCancel(ctx), b.db, `DELETE FROM segments WHERE workspace_id = $1 AND id = ANY($2)`, b.d.ws, ids); err != nil {
 			b.log("delete scratch segments: %v", err)
 		}
-		if _, err := b.db.ExecContext(context.WithoutCancel(ctx), `VACUUM segments, memberships, segment_bitmaps`); err != nil {
+		if _, err := execLong(context.WithoutCancel(ctx), b.db, `VACUUM segments, memberships, segment_bitmaps`); err != nil {
 			b.log("vacuum: %v", err)
 		}
 	}
