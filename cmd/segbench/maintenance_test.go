@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"database/sql"
-	"os"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/segments/segments/internal/store/storetest"
 )
-
-func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
 // TestExecLongOutlastsTheRoleTimeout checks that the benchmark's maintenance
 // statements run past the statement timeout that segments commands give the owner's

@@ -283,16 +283,10 @@ func TestTriggerProblems(t *testing.T) {
 			t.Errorf("problems:\n got  %q\n want %q", got, want)
 		}
 	}
-	exec := func(sql string) {
-		t.Helper()
-		if _, err := s.DB().ExecContext(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
-	}
 	problems()
 
 	f := newFixture(t, s, 30_000, map[string]int{"Alpha": 2})
-	exec("ALTER TABLE memberships DISABLE TRIGGER memberships_count_inserted")
+	storetest.Exec(t, s.DB(), "ALTER TABLE memberships DISABLE TRIGGER memberships_count_inserted")
 	problems("trigger memberships_count_inserted on memberships is disabled")
 	if _, err := s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts[2:5], []int64{f.segments["Alpha"]}); err != nil {
 		t.Fatal(err)
@@ -302,7 +296,7 @@ func TestTriggerProblems(t *testing.T) {
 		t.Fatalf("drift %+v, %v; want Alpha stored 2, actual 5", drift, err)
 	}
 
-	exec("ALTER TABLE memberships DISABLE TRIGGER memberships_bitmaps_deleted")
+	storetest.Exec(t, s.DB(), "ALTER TABLE memberships DISABLE TRIGGER memberships_bitmaps_deleted")
 	problems("trigger memberships_count_inserted on memberships is disabled",
 		"trigger memberships_bitmaps_deleted on memberships is disabled")
 	if _, err := s.RemoveContactsFromSegments(ctx, f.ws.ID, f.contacts[:1], []int64{f.segments["Alpha"]}); err != nil {
@@ -312,7 +306,7 @@ func TestTriggerProblems(t *testing.T) {
 	if err != nil || len(bitmaps) != 1 || bitmaps[0].SegmentID != f.segments["Alpha"] {
 		t.Fatalf("bitmap drift %+v, %v; want Alpha", bitmaps, err)
 	}
-	exec("ALTER TABLE memberships ENABLE TRIGGER memberships_bitmaps_deleted")
+	storetest.Exec(t, s.DB(), "ALTER TABLE memberships ENABLE TRIGGER memberships_bitmaps_deleted")
 	if repaired, err := s.RepairBitmaps(ctx); err != nil || len(repaired) != 1 || repaired[0].SegmentID != f.segments["Alpha"] {
 		t.Fatalf("repaired %+v, %v; want Alpha", repaired, err)
 	}
@@ -324,7 +318,7 @@ func TestTriggerProblems(t *testing.T) {
 		t.Fatalf("audience of Alpha after the repair: %d, %v; want 4", n, err)
 	}
 
-	exec("ALTER TABLE contacts DISABLE TRIGGER contacts_count_deleted")
+	storetest.Exec(t, s.DB(), "ALTER TABLE contacts DISABLE TRIGGER contacts_count_deleted")
 	problems("trigger memberships_count_inserted on memberships is disabled",
 		"trigger contacts_count_deleted on contacts is disabled")
 	if _, err := s.DeleteContacts(ctx, f.ws.ID, f.contacts[9:]); err != nil {
@@ -333,10 +327,10 @@ func TestTriggerProblems(t *testing.T) {
 	if drift, err := s.CheckContactCounts(ctx); err != nil || len(drift) != 1 || drift[0].Stored != 10 || drift[0].Actual != 9 {
 		t.Fatalf("contact count drift %+v, %v; want stored 10, actual 9", drift, err)
 	}
-	exec("ALTER TABLE contacts ENABLE TRIGGER contacts_count_deleted")
+	storetest.Exec(t, s.DB(), "ALTER TABLE contacts ENABLE TRIGGER contacts_count_deleted")
 
 	// With the memberships' cascade off, a deleted segment leaves its memberships.
-	exec("ALTER TABLE segments DISABLE TRIGGER segments_memberships_deleted")
+	storetest.Exec(t, s.DB(), "ALTER TABLE segments DISABLE TRIGGER segments_memberships_deleted")
 	problems("trigger memberships_count_inserted on memberships is disabled",
 		"trigger segments_memberships_deleted on segments is disabled")
 	beta, err := s.CreateSegment(ctx, f.ws.ID, crm.NewSegment{Name: "Beta", ContactIDs: f.contacts[:3]})
@@ -346,7 +340,7 @@ func TestTriggerProblems(t *testing.T) {
 	if err := s.DeleteSegment(ctx, f.ws.ID, beta.ID); err != nil {
 		t.Fatal(err)
 	}
-	exec("ALTER TABLE segments ENABLE TRIGGER segments_memberships_deleted")
+	storetest.Exec(t, s.DB(), "ALTER TABLE segments ENABLE TRIGGER segments_memberships_deleted")
 	if orphans, err := s.CheckOrphans(ctx); err != nil || len(orphans) != 1 || orphans[0].WorkspaceID != f.ws.ID || orphans[0].Memberships != 3 {
 		t.Fatalf("orphans %+v, %v; want the workspace's 3", orphans, err)
 	}
@@ -357,9 +351,9 @@ func TestTriggerProblems(t *testing.T) {
 		t.Fatalf("orphans after the repair: %+v, %v", orphans, err)
 	}
 
-	exec("ALTER TABLE memberships ENABLE REPLICA TRIGGER memberships_count_inserted")
+	storetest.Exec(t, s.DB(), "ALTER TABLE memberships ENABLE REPLICA TRIGGER memberships_count_inserted")
 	problems("trigger memberships_count_inserted on memberships fires only in replica sessions")
-	exec("ALTER TABLE memberships ENABLE ALWAYS TRIGGER memberships_count_inserted")
-	exec("DROP TRIGGER memberships_count_deleted ON memberships")
+	storetest.Exec(t, s.DB(), "ALTER TABLE memberships ENABLE ALWAYS TRIGGER memberships_count_inserted")
+	storetest.Exec(t, s.DB(), "DROP TRIGGER memberships_count_deleted ON memberships")
 	problems("trigger memberships_count_deleted on memberships is missing")
 }

@@ -61,12 +61,6 @@ func TestContactCountsFollowEveryChange(t *testing.T) {
 		}
 		return n, actual
 	}
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := s.DB().ExecContext(ctx, sql, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	if n, actual := counted(ws.ID); n != 0 || actual != 0 {
 		t.Fatalf("a new workspace counts %d contacts (has %d), want 0", n, actual)
@@ -87,7 +81,7 @@ func TestContactCountsFollowEveryChange(t *testing.T) {
 	// The count is read from the counters: corrupt them and the API says so, until
 	// the repair.
 	const offset = 1000
-	exec(`INSERT INTO contact_counts AS c (workspace_id, slot, n) VALUES ($1, 7, $2)
+	storetest.Exec(t, s.DB(), `INSERT INTO contact_counts AS c (workspace_id, slot, n) VALUES ($1, 7, $2)
 		ON CONFLICT (workspace_id, slot) DO UPDATE SET n = c.n + excluded.n`, ws.ID, offset)
 	if n, actual := counted(ws.ID); n != actual+offset {
 		t.Fatalf("with the counters off by %d: counted %d, has %d", offset, n, actual)
@@ -173,7 +167,7 @@ func TestContactCountsFollowEveryChange(t *testing.T) {
 	}
 
 	// Deleting a workspace deletes its contacts and its counters, and nothing else's.
-	exec("DELETE FROM workspaces WHERE id = $1", other.ID)
+	storetest.Exec(t, s.DB(), "DELETE FROM workspaces WHERE id = $1", other.ID)
 	var left int
 	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM contact_counts WHERE workspace_id = $1", other.ID).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d counters left of a deleted workspace, %v", left, err)

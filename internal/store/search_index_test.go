@@ -19,12 +19,6 @@ func TestSearchIndexesKeepShortPendingLists(t *testing.T) {
 		t.Skipf("pgstattuple (PostgreSQL's contrib) reads the pending lists: %v", err)
 	}
 	ws, _ := storetest.Workspace(t, s)
-	exec := func(query string) {
-		t.Helper()
-		if _, err := s.DB().ExecContext(ctx, query, ws.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
 	checkPending := func(index string) {
 		t.Helper()
 		var pages int
@@ -37,17 +31,17 @@ func TestSearchIndexesKeepShortPendingLists(t *testing.T) {
 	}
 
 	// 3,000 contacts: about 2.4 MB of trigram entries.
-	exec(`INSERT INTO contacts (workspace_id, phone, name, email)
+	storetest.Exec(t, s.DB(), `INSERT INTO contacts (workspace_id, phone, name, email)
 		SELECT $1, '+9188' || lpad(g::text, 8, '0'), 'Pending list ' || g, 'pending.list.' || g || '@example.com'
-		FROM generate_series(1, 3000) AS g`)
+		FROM generate_series(1, 3000) AS g`, ws.ID)
 	checkPending("contacts_search")
 
 	// 30 segments updated 100 times, as their counters are: about 3 MB. Not HOT
 	// updates: updated_at is indexed, so every index gets each new version.
-	exec(`INSERT INTO segments (workspace_id, name, description)
-		SELECT $1, 'Pending list ' || g, 'A segment whose updates fill the pending list' FROM generate_series(1, 30) AS g`)
+	storetest.Exec(t, s.DB(), `INSERT INTO segments (workspace_id, name, description)
+		SELECT $1, 'Pending list ' || g, 'A segment whose updates fill the pending list' FROM generate_series(1, 30) AS g`, ws.ID)
 	for range 100 {
-		exec(`UPDATE segments SET updated_at = clock_timestamp() WHERE workspace_id = $1`)
+		storetest.Exec(t, s.DB(), `UPDATE segments SET updated_at = clock_timestamp() WHERE workspace_id = $1`, ws.ID)
 	}
 	checkPending("segments_search")
 }

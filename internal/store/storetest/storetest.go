@@ -246,6 +246,14 @@ func dropDatabases() {
 	}
 }
 
+// Exec runs query on db, failing the test on an error.
+func Exec(tb testing.TB, db *sql.DB, query string, args ...any) {
+	tb.Helper()
+	if _, err := db.ExecContext(context.Background(), query, args...); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // Column returns the first column of every row that query returns on db, in order,
 // failing the test on any error.
 func Column[T any](tb testing.TB, db *sql.DB, query string, args ...any) []T {
