@@ -36,6 +36,12 @@ import (
 // Superuser is the name of the role initdb creates.
 const Superuser = "segments"
 
+// TempFileLimit is the server's default temp_file_limit: the most temporary file
+// space (sorts, hashes) one session may hold. PostgreSQL sets no limit, and a single
+// misplanned statement once filled a 60 GB disk in minutes; the largest temporary
+// files of a full benchmark run stay far below this. Options.Settings can override it.
+const TempFileLimit = "4GB"
+
 // Options configure Start.
 type Options struct {
 	// Dir holds the cluster (Dir/pgdata), its password and its log. It is created when
@@ -53,8 +59,9 @@ type Options struct {
 	// newest /usr/lib/postgresql/*/bin, else $PATH.
 	BinDir string
 	// Settings are further server settings, each "name=value" (postgres -c), such as
-	// "shared_buffers=2GB". They apply when this process starts the server, not when
-	// it attaches to one already running.
+	// "shared_buffers=2GB"; they override this package's defaults (TempFileLimit).
+	// They apply when this process starts the server, not when it attaches to one
+	// already running.
 	Settings []string
 }
 
@@ -171,6 +178,7 @@ func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "unix_socket_directories=",
 		"-c", "max_connections=200",
+		"-c", "temp_file_limit=" + TempFileLimit,
 	}
 	if opts.Ephemeral {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")

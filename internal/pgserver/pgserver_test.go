@@ -2,28 +2,20 @@ package pgserver_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/segments/segments/internal/pgserver"
 )
 
 func TestStartReuseAttachStop(t *testing.T) {
 	ctx := context.Background()
-	// Not t.TempDir: its parent is private to this user, and as root the server runs
-	// as the postgres OS user, which must be able to reach the directory.
-	base, err := os.MkdirTemp("", "pgserver-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(base, "db")
+	dir := serverDir(t)
 	first, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Database: "app", Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +37,7 @@ func TestStartReuseAttachStop(t *testing.T) {
 	if err := second.Stop(); err != nil { // a no-op for a server it does not own
 		t.Fatal(err)
 	}
-	if got := readInt(t, first.URL("app"), "SELECT v FROM kept"); got != 42 {
+	if got := queryOne[int](t, first.URL("app"), "SELECT v FROM kept"); got != 42 {
 		t.Fatalf("got %d, want 42", got)
 	}
 	if err := first.Stop(); err != nil {
@@ -61,9 +53,56 @@ func TestStartReuseAttachStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = again.Stop() })
-	if got := readInt(t, again.URL("app"), "SELECT v FROM kept"); got != 42 {
+	if got := queryOne[int](t, again.URL("app"), "SELECT v FROM kept"); got != 42 {
 		t.Fatalf("after restart got %d, want 42", got)
 	}
+}
+
+func TestTempFileLimit(t *testing.T) {
+	ctx := context.Background()
+	byDefault, err := pgserver.Start(ctx, pgserver.Options{Dir: serverDir(t), Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = byDefault.Stop() })
+	if got := queryOne[string](t, byDefault.URL("segments"), "SHOW temp_file_limit"); got != pgserver.TempFileLimit {
+		t.Fatalf("temp_file_limit = %s, want %s", got, pgserver.TempFileLimit)
+	}
+
+	// A setting given by the caller wins, and the limit stops a statement whose
+	// temporary files outgrow it (a sort of 1M rows needs about 30 MB).
+	limited, err := pgserver.Start(ctx, pgserver.Options{Dir: serverDir(t), Ephemeral: true,
+		Settings: []string{"temp_file_limit=1MB"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = limited.Stop() })
+	conn, err := pgx.Connect(ctx, limited.URL("segments"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "SELECT count(*) FROM (SELECT g FROM generate_series(1, 1000000) g ORDER BY random()) s")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "53400" {
+		t.Fatalf("a sort beyond temp_file_limit: got %v, want SQLSTATE 53400 (configuration_limit_exceeded)", err)
+	}
+}
+
+// serverDir returns a fresh directory for a server, removed when the test ends.
+func serverDir(t *testing.T) string {
+	t.Helper()
+	// Not t.TempDir: its parent is private to this user, and as root the server runs
+	// as the postgres OS user, which must be able to reach the directory.
+	base, err := os.MkdirTemp("", "pgserver-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(base, "db")
 }
 
 func write(t *testing.T, url, sql string) {
@@ -78,14 +117,15 @@ func write(t *testing.T, url, sql string) {
 	}
 }
 
-func readInt(t *testing.T, url, sql string) int {
+// queryOne returns the single value that sql selects.
+func queryOne[T any](t *testing.T, url, sql string) T {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	var v int
+	var v T
 	if err := conn.QueryRow(context.Background(), sql).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
