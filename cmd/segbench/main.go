@@ -77,7 +77,7 @@ func main() {
 	flag.StringVar(&c.setupSQL, "postgraphile-sql", "bench/sql/postgraphile-setup.sql", "what PostGraphile needs beyond the tables")
 	flag.StringVar(&c.note, "note", "", "a note for the report, such as that the machine was shared")
 	flag.StringVar(&c.sharedBuffers, "shared-buffers", "2GB", "shared_buffers of the embedded PostgreSQL: large enough for the whole dataset, which is prewarmed into it")
-	flag.StringVar(&c.only, "workloads", "W1,W2,W3,W4,W5,W6,W7,W8,W9", "workloads to run")
+	flag.StringVar(&c.only, "workloads", "W1,W2,W3,W4,W5,W6,W7,W8,W9,W10", "workloads to run")
 	flag.IntVar(&c.contacts, "contacts", 1_000_000, "dataset size (segments 1,000; memberships 5 per contact; 10 big segments of contacts/10)")
 	flag.Uint64Var(&c.seed, "seed", 1, "dataset and request seed")
 	flag.BoolVar(&c.fresh, "fresh", false, "load a new dataset even if one of this size exists (times the load)")
@@ -135,7 +135,7 @@ var contenders = []string{ours, pgl, flr}
 // fixedRates is the rate of each workload's fixed-rate run (p50/p99, CPU per
 // request): 100/s where every contender can serve it, lower for the heavy ones (an
 // audience count reads 300,000 memberships at full size).
-var fixedRates = map[string]float64{"W1": 100, "W2": 100, "W3": 100, "W4": 100, "W5": 100, "W6": 20, "W8": 2, "W9": 100}
+var fixedRates = map[string]float64{"W1": 100, "W2": 100, "W3": 100, "W4": 100, "W5": 100, "W6": 20, "W8": 2, "W9": 100, "W10": 100}
 
 type bench struct {
 	c       config
@@ -379,7 +379,7 @@ func (b *bench) header(c string) http.Header {
 	return h
 }
 
-var readWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W8", "W9"}
+var readWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W8", "W9", "W10"}
 
 // Statements our server sends only after a pause, not per request: the lookup of an
 // API key, which it remembers for 2 s (serve's --key-cache-ttl), pgx's ping of a
@@ -672,10 +672,15 @@ func (b *bench) scratch(ctx context.Context, n int) ([]int64, func(), error) {
 // runnerFor returns contender c's runner of workload w, and what to do after its runs.
 func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, func(), error) {
 	rng := rand.New(rand.NewPCG(b.c.seed+uint64(rep), uint64(len(c))))
-	noop := func() {}
 	if w != "W6" {
+		done := func() {}
+		if w == "W10" {
+			// The same updates for every contender of a repetition.
+			stop := startSync(ctx, b.db, b.d.ws, b.d.firstContact, b.d.contacts, b.c.seed+uint64(rep))
+			done = func() { b.endSync(ctx, stop) }
+		}
 		if c == flr {
-			return b.pgbench(b.scripts[w]), noop, nil
+			return b.pgbench(b.scripts[w]), done, nil
 		}
 		vs := b.d.readVariants(w)
 		return &httpRunner{url: b.servers[c].url, header: b.header(c), next: func() []byte {
@@ -684,7 +689,7 @@ func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, fu
 				return v.ours
 			}
 			return v.pgl
-		}}, noop, nil
+		}}, done, nil
 	}
 	scratch, drop, err := b.scratch(ctx, w6Scratch)
 	if err != nil {
@@ -721,6 +726,22 @@ func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, fu
 		}
 		return v.pgl
 	}}, drop, nil
+}
+
+// endSync stops W10's sync, logs what it did, and vacuums the contacts, so that the
+// next contender starts, as this one did, with no dead rows and an empty pending list.
+func (b *bench) endSync(ctx context.Context, stop func() (syncStats, error)) {
+	st, err := stop()
+	if err != nil {
+		b.log("  sync: %v", err)
+	}
+	if st.Updates > 0 {
+		b.log("  sync: %d contacts updated, %.1f ms per UPDATE of %d", st.Updates*syncBatch,
+			float64(st.Busy)/float64(time.Millisecond)/float64(st.Updates), syncBatch)
+	}
+	if _, err := execLong(context.WithoutCancel(ctx), b.db, "VACUUM contacts"); err != nil {
+		b.log("  vacuum: %v", err)
+	}
 }
 
 func (b *bench) pgbench(scripts []string) runner {

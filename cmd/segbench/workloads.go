@@ -165,7 +165,7 @@ func (d *dataset) readVariants(w string) []pair {
 				gql(`query($ws: BigInt!, $after: Cursor) { allContacts(first: 50, after: $after, condition: {workspaceId: $ws}, orderBy: [CREATED_AT_DESC]) { edges { cursor node { id name phone email attributes membershipsByWorkspaceIdAndContactId { nodes { segmentByWorkspaceIdAndSegmentId { id name } } } } } pageInfo { hasNextPage endCursor } } }`,
 					map[string]any{"ws": ws, "after": d.pglCursorAt(p)}),
 			}
-		case "W4", "W5":
+		case "W4", "W5", "W10":
 			t, total := d.rareTerms[i], ""
 			if w == "W5" {
 				total = "totalCount "
@@ -246,13 +246,14 @@ func (d *dataset) assignRequest(cs, ss []int64) pair {
 
 // workloadTitles describe the workloads for the report.
 var workloadTitles = map[string]string{
-	"W1": "segment list page (50, with contactCount)",
-	"W2": "segment search",
-	"W3": "contacts page (50) with each contact's segments, random cursors",
-	"W4": "contact search, rare terms",
-	"W5": "W4 with totalCount",
-	"W6": "assign 100 contacts × 10 segments",
-	"W7": "bulk assignment 10,000 × 100 (1M pairs)",
-	"W8": "audience count: any 3 big segments, none 1",
-	"W9": "segment page: 50 newest contacts of a segment, segments of every size",
+	"W1":  "segment list page (50, with contactCount)",
+	"W2":  "segment search",
+	"W3":  "contacts page (50) with each contact's segments, random cursors",
+	"W4":  "contact search, rare terms",
+	"W5":  "W4 with totalCount",
+	"W6":  "assign 100 contacts × 10 segments",
+	"W7":  "bulk assignment 10,000 × 100 (1M pairs)",
+	"W8":  "audience count: any 3 big segments, none 1",
+	"W9":  "segment page: 50 newest contacts of a segment, segments of every size",
+	"W10": "W4 during a sync: contact search while 500 contacts a second are updated",
 }
