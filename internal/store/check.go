@@ -142,7 +142,8 @@ type maintainedTrigger struct{ table, name string }
 
 // maintainedTriggers are the triggers on memberships that keep contact_count and
 // segment_bitmaps exact, and those on contacts that keep contact_counts exact; then
-// those that keep memberships referring to contacts and segments that exist.
+// those that keep memberships referring to contacts and segments that exist; then
+// those that do both for TRUNCATE.
 var maintainedTriggers = []maintainedTrigger{
 	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_count_deleted"},
 	{"memberships", "memberships_bitmaps_inserted"}, {"memberships", "memberships_bitmaps_deleted"},
@@ -150,6 +151,7 @@ var maintainedTriggers = []maintainedTrigger{
 	{"memberships", "memberships_a_references_inserted"}, {"memberships", "memberships_a_references_updated"},
 	{"contacts", "contacts_memberships_deleted"}, {"segments", "segments_memberships_deleted"},
 	{"contacts", "contacts_keys_kept"}, {"segments", "segments_keys_kept"},
+	{"memberships", "memberships_truncated"}, {"contacts", "contacts_truncated"}, {"segments", "segments_truncated"},
 }
 
 // TriggerProblems reports each trigger that maintains contact_count, segment_bitmaps
