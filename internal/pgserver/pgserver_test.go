@@ -58,6 +58,8 @@ func TestStartReuseAttachStop(t *testing.T) {
 	}
 }
 
+// TestTempFileLimit checks that a started server limits each session's temporary
+// files by default, and that a limit the caller sets wins and stops a statement.
 func TestTempFileLimit(t *testing.T) {
 	ctx := context.Background()
 	byDefault, err := pgserver.Start(ctx, pgserver.Options{Dir: serverDir(t), Ephemeral: true})
