@@ -151,7 +151,8 @@ var maintainedTriggers = []maintainedTrigger{
 	{"memberships", "memberships_a_references_inserted"}, {"memberships", "memberships_a_references_updated"},
 	{"contacts", "contacts_memberships_deleted"}, {"segments", "segments_memberships_deleted"},
 	{"contacts", "contacts_keys_kept"}, {"segments", "segments_keys_kept"},
-	{"memberships", "memberships_truncated"}, {"contacts", "contacts_truncated"}, {"segments", "segments_truncated"},
+	{"memberships", "memberships_truncated"}, {"contacts", "contacts_count_truncated"},
+	{"contacts", "contacts_memberships_truncated"}, {"segments", "segments_memberships_truncated"},
 }
 
 // TriggerProblems reports each trigger that maintains contact_count, segment_bitmaps

@@ -1,6 +1,7 @@
-DROP TRIGGER segments_truncated ON segments;
-DROP TRIGGER contacts_truncated ON contacts;
+DROP TRIGGER segments_memberships_truncated ON segments;
+DROP TRIGGER contacts_memberships_truncated ON contacts;
+DROP TRIGGER contacts_count_truncated ON contacts;
 DROP TRIGGER memberships_truncated ON memberships;
-DROP FUNCTION segments_truncated();
-DROP FUNCTION contacts_truncated();
+DROP FUNCTION referrers_memberships_truncated();
+DROP FUNCTION contacts_count_truncated();
 DROP FUNCTION memberships_truncated();

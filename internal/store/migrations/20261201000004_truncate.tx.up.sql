@@ -14,6 +14,7 @@
 -- millions, are truncated only when rows are left: when the same command named them
 -- too, it has emptied them already (AFTER triggers fire once every table is empty).
 
+-- The counters and bitmaps derived from the memberships.
 CREATE FUNCTION memberships_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE segments SET contact_count = 0, updated_at = now() WHERE contact_count <> 0;
@@ -21,16 +22,23 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION contacts_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE TRIGGER memberships_truncated AFTER TRUNCATE ON memberships
+    FOR EACH STATEMENT EXECUTE FUNCTION memberships_truncated();
+
+-- The contacts' counts (beside contacts_count_inserted and contacts_count_deleted).
+CREATE FUNCTION contacts_count_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM contact_counts;
-    IF EXISTS (SELECT FROM memberships) THEN
-        TRUNCATE memberships; -- memberships_truncated resets the segments' counters
-    END IF;
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION segments_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE TRIGGER contacts_count_truncated AFTER TRUNCATE ON contacts
+    FOR EACH STATEMENT EXECUTE FUNCTION contacts_count_truncated();
+
+-- The memberships of truncated contacts or segments (beside
+-- contacts_memberships_deleted and segments_memberships_deleted, the cascade);
+-- memberships_truncated then resets the segments' counters and bitmaps.
+CREATE FUNCTION referrers_memberships_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT FROM memberships) THEN
         TRUNCATE memberships;
@@ -38,9 +46,7 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER memberships_truncated AFTER TRUNCATE ON memberships
-    FOR EACH STATEMENT EXECUTE FUNCTION memberships_truncated();
-CREATE TRIGGER contacts_truncated AFTER TRUNCATE ON contacts
-    FOR EACH STATEMENT EXECUTE FUNCTION contacts_truncated();
-CREATE TRIGGER segments_truncated AFTER TRUNCATE ON segments
-    FOR EACH STATEMENT EXECUTE FUNCTION segments_truncated();
+CREATE TRIGGER contacts_memberships_truncated AFTER TRUNCATE ON contacts
+    FOR EACH STATEMENT EXECUTE FUNCTION referrers_memberships_truncated();
+CREATE TRIGGER segments_memberships_truncated AFTER TRUNCATE ON segments
+    FOR EACH STATEMENT EXECUTE FUNCTION referrers_memberships_truncated();
