@@ -676,7 +676,7 @@ func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, fu
 		done := func() {}
 		if w == "W10" {
 			// The same updates for every contender of a repetition.
-			stop := startSync(ctx, b.db, b.d.ws, b.d.firstContact, b.d.contacts, b.c.seed+uint64(rep))
+			stop := startSync(ctx, b.db, b.d, b.c.seed+uint64(rep))
 			done = func() { b.endSync(ctx, stop) }
 		}
 		if c == flr {

@@ -28,11 +28,11 @@ type syncStats struct {
 	Busy    time.Duration // their time in all
 }
 
-// startSync starts updating syncBatch random contacts of workspace ws every
+// startSync starts updating syncBatch random contacts of the dataset every
 // syncInterval, over db, until the returned stop is called; stop returns what the
 // sync did, and its first error. An UPDATE that takes longer than syncInterval delays
 // the next one: the sync never queues behind itself.
-func startSync(ctx context.Context, db *sql.DB, ws, firstContact int64, contacts int, seed uint64) (stop func() (syncStats, error)) {
+func startSync(ctx context.Context, db *sql.DB, d *dataset, seed uint64) (stop func() (syncStats, error)) {
 	ctx, cancel := context.WithCancel(ctx)
 	type result struct {
 		st  syncStats
@@ -47,10 +47,10 @@ func startSync(ctx context.Context, db *sql.DB, ws, firstContact int64, contacts
 		defer tick.Stop()
 		for {
 			for i := range ids {
-				ids[i] = firstContact + int64(rng.IntN(contacts))
+				ids[i] = d.firstContact + int64(rng.IntN(d.contacts))
 			}
 			t0 := time.Now()
-			_, err := db.ExecContext(ctx, `UPDATE contacts SET updated_at = now() WHERE workspace_id = $1 AND id = ANY($2)`, ws, ids)
+			_, err := db.ExecContext(ctx, `UPDATE contacts SET updated_at = now() WHERE workspace_id = $1 AND id = ANY($2)`, d.ws, ids)
 			if ctx.Err() != nil { // stopped, perhaps mid-statement
 				done <- result{st, nil}
 				return

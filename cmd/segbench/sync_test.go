@@ -22,13 +22,14 @@ func TestSyncKeepsItsRateAndStops(t *testing.T) {
 			SELECT $1, $2 || lpad(g::text, 6, '0'), '2026-01-01', '2026-01-01' FROM generate_series(1, 1000) g`,
 			ws, fmt.Sprintf("+91%d", 7+i))
 	}
-	first := storetest.Column[int64](t, db, `SELECT min(id) FROM contacts WHERE workspace_id = $1`, synced.ID)[0]
+	d := &dataset{ws: synced.ID, contacts: 1000,
+		firstContact: storetest.Column[int64](t, db, `SELECT min(id) FROM contacts WHERE workspace_id = $1`, synced.ID)[0]}
 	updated := func(ws int64) int {
 		return storetest.Column[int](t, db, `SELECT count(*) FROM contacts WHERE workspace_id = $1 AND updated_at > '2026-01-01'`, ws)[0]
 	}
 
 	const ran = 5 * syncInterval
-	stop := startSync(ctx, db, synced.ID, first, 1000, 1)
+	stop := startSync(ctx, db, d, 1)
 	time.Sleep(ran)
 	st, err := stop()
 	if err != nil {
