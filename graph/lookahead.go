@@ -67,13 +67,13 @@ func rootLookups(ctx context.Context) int {
 }
 
 // countOnly reports whether the selection of the connection being resolved (of
-// GraphQL type connType) asks for nothing but totalCount (and __typename): an
-// audience count then needs no page of rows.
+// GraphQL type connType) asks for nothing but its counts (totalCount, count, and
+// __typename): an audience count then needs no page of rows.
 func countOnly(ctx context.Context, connType string) bool {
 	opCtx := graphql.GetOperationContext(ctx)
 	fields := graphql.CollectFields(opCtx, graphql.GetFieldContext(ctx).Field.Selections, []string{connType})
 	for _, f := range fields {
-		if f.Name != "totalCount" && f.Name != "__typename" {
+		if f.Name != "totalCount" && f.Name != "count" && f.Name != "__typename" {
 			return false
 		}
 	}

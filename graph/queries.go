@@ -23,19 +23,20 @@ func (r *Resolver) segments(ctx context.Context, search *string, order crm.Segme
 	if err != nil {
 		return nil, err
 	}
-	return &model.SegmentConnection{Page: page, Count: countUnlessWhole(page, func(ctx context.Context) (int, error) {
-		return r.Store.CountSegments(ctx, ws, q)
+	return &model.SegmentConnection{Page: page, Counter: countUnlessWhole(page, model.Counter{
+		Exact: func(ctx context.Context) (int, error) { return r.Store.CountSegments(ctx, ws, q) },
+		UpTo:  func(ctx context.Context, limit int) (int, error) { return r.Store.CountSegmentsUpTo(ctx, ws, q, limit) },
 	})}, nil
 }
 
-// countUnlessWhole returns count, unless page holds its whole list: then the page's
+// countUnlessWhole returns c, unless page holds its whole list: then the page's
 // length is the total, and no statement need count it again (a search with fewer
 // matches than a page, the dashboard's search box).
-func countUnlessWhole[T any](page store.Page[T], count func(context.Context) (int, error)) func(context.Context) (int, error) {
+func countUnlessWhole[T any](page store.Page[T], c model.Counter) model.Counter {
 	if n, ok := page.Total(); ok {
-		return func(context.Context) (int, error) { return n, nil }
+		return model.Counter{Exact: func(context.Context) (int, error) { return n, nil }}
 	}
-	return count
+	return c
 }
 
 func (r *Resolver) contacts(ctx context.Context, search *string, segments crm.MembershipFilter, order crm.ContactOrder, args crm.PageArgs) (*model.ContactConnection, error) {
@@ -45,8 +46,9 @@ func (r *Resolver) contacts(ctx context.Context, search *string, segments crm.Me
 	}
 	ws := workspace(ctx).ID
 	q := crm.ContactQuery{Search: term, Segments: segments, Order: order}
-	count := func(ctx context.Context) (int, error) {
-		return r.Store.CountContacts(ctx, ws, q)
+	count := model.Counter{
+		Exact: func(ctx context.Context) (int, error) { return r.Store.CountContacts(ctx, ws, q) },
+		UpTo:  func(ctx context.Context, limit int) (int, error) { return r.Store.CountContactsUpTo(ctx, ws, q, limit) },
 	}
 	// A count alone (a campaign's audience) reads no page. Cursors are checked by
 	// the page's reading, so a request with one reads it anyway.
@@ -54,7 +56,7 @@ func (r *Resolver) contacts(ctx context.Context, search *string, segments crm.Me
 		if err := args.Validate(); err != nil {
 			return nil, err
 		}
-		return &model.ContactConnection{Count: count}, nil
+		return &model.ContactConnection{Counter: count}, nil
 	}
 	page, err := r.Store.Contacts(ctx, ws, q, args)
 	if err != nil {
@@ -63,7 +65,7 @@ func (r *Resolver) contacts(ctx context.Context, search *string, segments crm.Me
 	if err := prefetchSegments(ctx, page.Items); err != nil {
 		return nil, err
 	}
-	return &model.ContactConnection{Page: page, Count: countUnlessWhole(page, count)}, nil
+	return &model.ContactConnection{Page: page, Counter: countUnlessWhole(page, count)}, nil
 }
 
 // segmentContacts resolves Segment.contacts. A segment alone (segment(id:), a
@@ -86,14 +88,15 @@ func (r *Resolver) segmentContacts(ctx context.Context, seg *crm.Segment, search
 		return nil, err
 	}
 	// Without a search, the total is the segment's contactCount, the very value
-	// the response shows beside it.
-	count := func(context.Context) (int, error) { return int(seg.ContactCount), nil }
+	// the response shows beside it. With one, the segments of the list are counted
+	// together, exactly (count's limit is applied to the exact number).
+	count := model.Counter{Exact: func(context.Context) (int, error) { return int(seg.ContactCount), nil }}
 	if term != "" {
-		count = countUnlessWhole(page, func(ctx context.Context) (int, error) {
+		count = countUnlessWhole(page, model.Counter{Exact: func(ctx context.Context) (int, error) {
 			return ls.ContactCountOfSegment.Load(ctx, loader.SegmentSearch{SegmentID: seg.ID, Search: term})
-		})
+		}})
 	}
-	return &model.ContactConnection{Page: page, Count: count}, nil
+	return &model.ContactConnection{Page: page, Counter: count}, nil
 }
 
 // prefetchSegments loads the segments of a page of contacts in one statement when the

@@ -13,10 +13,10 @@ import (
 // concurrentFields are the fields this executor resolves in goroutines of their own.
 var concurrentFields = execution.Fields{
 	"Contact":           {"segments": true},
-	"ContactConnection": {"totalCount": true},
+	"ContactConnection": {"count": true, "totalCount": true},
 	"Query":             {"contact": true, "contactByPhone": true, "contacts": true, "node": true, "nodes": true, "segment": true, "segments": true, "workspace": true},
 	"Segment":           {"contacts": true},
-	"SegmentConnection": {"totalCount": true},
+	"SegmentConnection": {"count": true, "totalCount": true},
 }
 
 // marshalList marshals a list's elements, concurrently only where that can help.

@@ -60,6 +60,7 @@ type ComplexityRoot struct {
 	}
 
 	ContactConnection struct {
+		Count      func(childComplexity int, limit int) int
 		Edges      func(childComplexity int) int
 		Nodes      func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
@@ -69,6 +70,11 @@ type ComplexityRoot struct {
 	ContactEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	Count struct {
+		Count     func(childComplexity int) int
+		Precision func(childComplexity int) int
 	}
 
 	CreateSegmentPayload struct {
@@ -133,6 +139,7 @@ type ComplexityRoot struct {
 	}
 
 	SegmentConnection struct {
+		Count      func(childComplexity int, limit int) int
 		Edges      func(childComplexity int) int
 		Nodes      func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
@@ -291,6 +298,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Contact.UpdatedAt(childComplexity), true
 
+	case "ContactConnection.count":
+		if e.ComplexityRoot.ContactConnection.Count == nil {
+			break
+		}
+
+		args, err := ec.field_ContactConnection_count_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.ContactConnection.Count(childComplexity, args["limit"].(int)), true
 	case "ContactConnection.edges":
 		if e.ComplexityRoot.ContactConnection.Edges == nil {
 			break
@@ -328,6 +346,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ContactEdge.Node(childComplexity), true
+
+	case "Count.count":
+		if e.ComplexityRoot.Count.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Count.Count(childComplexity), true
+	case "Count.precision":
+		if e.ComplexityRoot.Count.Precision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Count.Precision(childComplexity), true
 
 	case "CreateSegmentPayload.segment":
 		if e.ComplexityRoot.CreateSegmentPayload.Segment == nil {
@@ -640,6 +671,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Segment.UpdatedAt(childComplexity), true
 
+	case "SegmentConnection.count":
+		if e.ComplexityRoot.SegmentConnection.Count == nil {
+			break
+		}
+
+		args, err := ec.field_SegmentConnection_count_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.SegmentConnection.Count(childComplexity, args["limit"].(int)), true
 	case "SegmentConnection.edges":
 		if e.ComplexityRoot.SegmentConnection.Edges == nil {
 			break
@@ -910,6 +952,27 @@ type PageInfo {
   endCursor: String
 }
 
+"""
+A number of items counted up to a limit, as a connection's ` + "`" + `count` + "`" + ` gives it: exact
+when there are no more than the limit, else the limit itself, marked ` + "`" + `AT_LEAST` + "`" + `.
+"""
+type Count {
+  """The number of items, or the limit when there are more (see ` + "`" + `precision` + "`" + `)."""
+  # Shopify's shape (Count { count precision }), which clients know, over the rule.
+  # eslint-disable-next-line @graphql-eslint/no-typename-prefix
+  count: Int!
+  """Whether ` + "`" + `count` + "`" + ` is the exact number or, at the limit, a lower bound."""
+  precision: CountPrecision!
+}
+
+"""How exact a ` + "`" + `Count` + "`" + ` is."""
+enum CountPrecision {
+  """` + "`" + `count` + "`" + ` is the exact number of items."""
+  EXACT
+  """There are more items than ` + "`" + `count` + "`" + `: counting stopped at the limit asked for."""
+  AT_LEAST
+}
+
 """A workspace: one business, with its own contacts, segments and API keys."""
 type Workspace implements Node {
   """The workspace's globally unique, opaque ID."""
@@ -990,6 +1053,15 @@ type SegmentConnection {
   for, and by no query of its own when a page read without a cursor holds them all.
   """
   totalCount: Int!
+  """
+  The number of segments in the whole list, counted up to ` + "`" + `limit` + "`" + `: exact when there
+  are at most ` + "`" + `limit` + "`" + `, else ` + "`" + `limit` + "`" + ` marked ` + "`" + `AT_LEAST` + "`" + ` ("10,000+"). Counted only when
+  asked for, like ` + "`" + `totalCount` + "`" + `.
+  """
+  count(
+    """Where counting stops: 1 to 100,000."""
+    limit: Int = 10000
+  ): Count!
 }
 
 """A segment in a page, with its position."""
@@ -1014,6 +1086,18 @@ type ContactConnection {
   query of its own when a page read without a cursor holds them all.
   """
   totalCount: Int!
+  """
+  The number of contacts in the whole list, counted up to ` + "`" + `limit` + "`" + `: exact when there
+  are at most ` + "`" + `limit` + "`" + `, else ` + "`" + `limit` + "`" + ` marked ` + "`" + `AT_LEAST` + "`" + `. For a search box's "10,000+
+  matches": a search stops reading its matches at the limit, where ` + "`" + `totalCount` + "`" + `
+  reads them all (at 1M contacts, a term 300,000 of them match: under 10 ms against
+  about 200). A segment filter's audience is counted exactly either way, and capped.
+  Counted only when asked for, like ` + "`" + `totalCount` + "`" + `.
+  """
+  count(
+    """Where counting stops: 1 to 100,000."""
+    limit: Int = 10000
+  ): Count!
 }
 
 """A contact in a page, with its position."""
@@ -1453,6 +1537,8 @@ func (ec *executionContext) childFields_ContactConnection(ctx context.Context, f
 		return ec.fieldContext_ContactConnection_pageInfo(ctx, field)
 	case "totalCount":
 		return ec.fieldContext_ContactConnection_totalCount(ctx, field)
+	case "count":
+		return ec.fieldContext_ContactConnection_count(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ContactConnection", field.Name)
 }
@@ -1465,6 +1551,16 @@ func (ec *executionContext) childFields_ContactEdge(ctx context.Context, field g
 		return ec.fieldContext_ContactEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ContactEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Count(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "count":
+		return ec.fieldContext_Count_count(ctx, field)
+	case "precision":
+		return ec.fieldContext_Count_precision(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Count", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateSegmentPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1555,6 +1651,8 @@ func (ec *executionContext) childFields_SegmentConnection(ctx context.Context, f
 		return ec.fieldContext_SegmentConnection_pageInfo(ctx, field)
 	case "totalCount":
 		return ec.fieldContext_SegmentConnection_totalCount(ctx, field)
+	case "count":
+		return ec.fieldContext_SegmentConnection_count(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SegmentConnection", field.Name)
 }
@@ -1742,6 +1840,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 // endregion ************************** internal!.gotpl ***************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_ContactConnection_count_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "limit",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalOInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["limit"] = arg0
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_assignContactsToSegments_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -2052,6 +2164,20 @@ func (ec *executionContext) field_Query_segments_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["orderBy"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_SegmentConnection_count_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "limit",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalOInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["limit"] = arg0
 	return args, nil
 }
 
@@ -2511,6 +2637,50 @@ func (ec *executionContext) fieldContext_ContactConnection_totalCount(_ context.
 	return graphql.NewScalarFieldContext("ContactConnection", field, true, false, "Int")
 }
 
+func (ec *executionContext) _ContactConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.ContactConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactConnection_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return obj.Count(ctx, fc.Args["limit"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Count) graphql.Marshaler {
+			return ec.marshalNCount2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactConnection_count(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ContactConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Count(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_ContactConnection_count_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ContactEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ContactEdge) (ret graphql.Marshaler) {
 	return ec.marshalNString2string(ctx, field.Selections, obj.Cursor())
 }
@@ -2548,6 +2718,36 @@ func (ec *executionContext) fieldContext_ContactEdge_node(_ context.Context, fie
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Count_count(ctx context.Context, field graphql.CollectedField, obj *model.Count) (ret graphql.Marshaler) {
+	return ec.marshalNInt2int(ctx, field.Selections, obj.Count)
+}
+func (ec *executionContext) fieldContext_Count_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Count", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Count_precision(ctx context.Context, field graphql.CollectedField, obj *model.Count) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Count_precision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Precision, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CountPrecision) graphql.Marshaler {
+			return ec.marshalNCountPrecision2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCountPrecision(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Count_precision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Count", field, false, false, "CountPrecision")
 }
 
 func (ec *executionContext) _CreateSegmentPayload_segment(ctx context.Context, field graphql.CollectedField, obj *model.CreateSegmentPayload) (ret graphql.Marshaler) {
@@ -3848,6 +4048,50 @@ func (ec *executionContext) _SegmentConnection_totalCount(ctx context.Context, f
 }
 func (ec *executionContext) fieldContext_SegmentConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("SegmentConnection", field, true, false, "Int")
+}
+
+func (ec *executionContext) _SegmentConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.SegmentConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SegmentConnection_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return obj.Count(ctx, fc.Args["limit"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Count) graphql.Marshaler {
+			return ec.marshalNCount2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SegmentConnection_count(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SegmentConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Count(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_SegmentConnection_count_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _SegmentEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SegmentEdge) (ret graphql.Marshaler) {
@@ -5776,6 +6020,12 @@ func (ec *executionContext) _ContactConnection(ctx context.Context, sel ast.Sele
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ContactConnection_totalCount(ctx, field, obj)
 				})
+		case "count":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ContactConnection_count(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -5811,6 +6061,44 @@ func (ec *executionContext) _ContactEdge(ctx context.Context, sel ast.SelectionS
 			}
 		case "node":
 			out.Values[i] = ec._ContactEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var countImplementors = []string{"Count"}
+
+func (ec *executionContext) _Count(ctx context.Context, sel ast.SelectionSet, obj *model.Count) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, countImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Count")
+		case "count":
+			out.Values[i] = ec._Count_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "precision":
+			out.Values[i] = ec._Count_precision(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -6326,6 +6614,12 @@ func (ec *executionContext) _SegmentConnection(ctx context.Context, sel ast.Sele
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._SegmentConnection_totalCount(ctx, field, obj)
+				})
+		case "count":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SegmentConnection_count(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -7066,6 +7360,24 @@ func (ec *executionContext) marshalNContactOrderField2githubᚗcomᚋsegmentsᚋ
 	return v
 }
 
+func (ec *executionContext) marshalNCount2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCount(ctx context.Context, sel ast.SelectionSet, v *model.Count) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Count!")
+		return graphql.Null
+	}
+	return ec._Count(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCountPrecision2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCountPrecision(ctx context.Context, v any) (model.CountPrecision, error) {
+	var res model.CountPrecision
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCountPrecision2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCountPrecision(ctx context.Context, sel ast.SelectionSet, v model.CountPrecision) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNCreateSegmentInput2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCreateSegmentInput(ctx context.Context, v any) (model.CreateSegmentInput, error) {
 	res, err := ec.unmarshalInputCreateSegmentInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -7655,6 +7967,18 @@ func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.Se
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalID(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOInt2int(ctx context.Context, v any) (int, error) {
+	res, err := graphql.UnmarshalInt(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOInt2int(ctx context.Context, sel ast.SelectionSet, v int) graphql.Marshaler {
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalInt(v)
 	return res
 }
 

@@ -9,10 +9,38 @@ import (
 	"github.com/segments/segments/internal/store"
 )
 
+// Counter counts the whole list of a connection, when asked for.
+type Counter struct {
+	// Exact counts the whole list.
+	Exact func(context.Context) (int, error)
+	// UpTo counts the list up to a limit: the number of items if it is at most
+	// limit, else any number above it. Nil when Exact is as cheap.
+	UpTo func(ctx context.Context, limit int) (int, error)
+}
+
+// upTo returns the number of items counted up to limit, and whether it is exact.
+func (c Counter) upTo(ctx context.Context, limit int) (*Count, error) {
+	if err := crm.CheckCountLimit(limit); err != nil {
+		return nil, err
+	}
+	count := c.UpTo
+	if count == nil {
+		count = func(ctx context.Context, _ int) (int, error) { return c.Exact(ctx) }
+	}
+	n, err := count(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return &Count{Count: limit, Precision: CountPrecisionAtLeast}, nil
+	}
+	return &Count{Count: n, Precision: CountPrecisionExact}, nil
+}
+
 // SegmentConnection is a page of segments. Its total is counted only when asked for.
 type SegmentConnection struct {
-	Page  store.Page[crm.Segment]
-	Count func(context.Context) (int, error)
+	Page    store.Page[crm.Segment]
+	Counter Counter
 }
 
 // Edges returns the segments with their cursors.
@@ -33,7 +61,12 @@ func (c *SegmentConnection) PageInfo() *PageInfo {
 }
 
 // TotalCount counts the segments of all pages.
-func (c *SegmentConnection) TotalCount(ctx context.Context) (int, error) { return c.Count(ctx) }
+func (c *SegmentConnection) TotalCount(ctx context.Context) (int, error) { return c.Counter.Exact(ctx) }
+
+// Count counts the segments of all pages up to limit.
+func (c *SegmentConnection) Count(ctx context.Context, limit int) (*Count, error) {
+	return c.Counter.upTo(ctx, limit)
+}
 
 // SegmentEdge is a segment with its cursor.
 type SegmentEdge struct {
@@ -47,8 +80,8 @@ func (e *SegmentEdge) Cursor() string { return e.page.Cursor(e.i) }
 
 // ContactConnection is a page of contacts. Its total is counted only when asked for.
 type ContactConnection struct {
-	Page  store.Page[crm.Contact]
-	Count func(context.Context) (int, error)
+	Page    store.Page[crm.Contact]
+	Counter Counter
 }
 
 // Edges returns the contacts with their cursors.
@@ -69,7 +102,12 @@ func (c *ContactConnection) PageInfo() *PageInfo {
 }
 
 // TotalCount counts the contacts of all pages.
-func (c *ContactConnection) TotalCount(ctx context.Context) (int, error) { return c.Count(ctx) }
+func (c *ContactConnection) TotalCount(ctx context.Context) (int, error) { return c.Counter.Exact(ctx) }
+
+// Count counts the contacts of all pages up to limit.
+func (c *ContactConnection) Count(ctx context.Context, limit int) (*Count, error) {
+	return c.Counter.upTo(ctx, limit)
+}
 
 // ContactEdge is a contact with its cursor.
 type ContactEdge struct {

@@ -57,6 +57,15 @@ type ContactOrder struct {
 	Direction OrderDirection `json:"direction"`
 }
 
+// A number of items counted up to a limit, as a connection's `count` gives it: exact
+// when there are no more than the limit, else the limit itself, marked `AT_LEAST`.
+type Count struct {
+	// The number of items, or the limit when there are more (see `precision`).
+	Count int `json:"count"`
+	// Whether `count` is the exact number or, at the limit, a lower bound.
+	Precision CountPrecision `json:"precision"`
+}
+
 // The input of `createSegment`.
 type CreateSegmentInput struct {
 	// The name, 1 to 100 characters, unique in the workspace regardless of case.
@@ -277,6 +286,64 @@ func (e *ContactOrderField) UnmarshalJSON(b []byte) error {
 }
 
 func (e ContactOrderField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How exact a `Count` is.
+type CountPrecision string
+
+const (
+	// `count` is the exact number of items.
+	CountPrecisionExact CountPrecision = "EXACT"
+	// There are more items than `count`: counting stopped at the limit asked for.
+	CountPrecisionAtLeast CountPrecision = "AT_LEAST"
+)
+
+var AllCountPrecision = []CountPrecision{
+	CountPrecisionExact,
+	CountPrecisionAtLeast,
+}
+
+func (e CountPrecision) IsValid() bool {
+	switch e {
+	case CountPrecisionExact, CountPrecisionAtLeast:
+		return true
+	}
+	return false
+}
+
+func (e CountPrecision) String() string {
+	return string(e)
+}
+
+func (e *CountPrecision) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CountPrecision(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CountPrecision", str)
+	}
+	return nil
+}
+
+func (e CountPrecision) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CountPrecision) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CountPrecision) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

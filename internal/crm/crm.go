@@ -15,17 +15,18 @@ import (
 
 // Limits of the API, enforced before anything is written.
 const (
-	MaxPageSize        = 100  // largest first/last of a connection
-	DefaultPageSize    = 20   // page size when neither first nor last is given
-	MaxBulkContacts    = 1000 // contacts per bulk mutation
-	MaxBulkSegments    = 100  // segments per bulk mutation
-	MaxFilterSegments  = 100  // segment IDs per membership filter list
-	MaxLookupIDs       = 100  // IDs per nodes(ids:) lookup
-	MaxSearchLength    = 200  // characters of a search term
-	MaxSegmentName     = 100  // characters of a segment name
-	MaxDescription     = 1000 // characters of a segment description
-	MaxContactName     = 255  // characters of a contact name
-	MaxEmail           = 320  // characters of an email address (RFC 3696)
+	MaxPageSize        = 100     // largest first/last of a connection
+	DefaultPageSize    = 20      // page size when neither first nor last is given
+	MaxCountLimit      = 100_000 // largest limit of a connection's count
+	MaxBulkContacts    = 1000    // contacts per bulk mutation
+	MaxBulkSegments    = 100     // segments per bulk mutation
+	MaxFilterSegments  = 100     // segment IDs per membership filter list
+	MaxLookupIDs       = 100     // IDs per nodes(ids:) lookup
+	MaxSearchLength    = 200     // characters of a search term
+	MaxSegmentName     = 100     // characters of a segment name
+	MaxDescription     = 1000    // characters of a segment description
+	MaxContactName     = 255     // characters of a contact name
+	MaxEmail           = 320     // characters of an email address (RFC 3696)
 	MaxAttributesBytes = 16 << 10
 	MaxWorkspaceName   = 200
 )

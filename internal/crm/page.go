@@ -27,6 +27,15 @@ func (p PageArgs) Validate() error {
 	return nil
 }
 
+// CheckCountLimit checks the limit of a connection's count, 1..MaxCountLimit:
+// refused, never clamped, like a page size.
+func CheckCountLimit(limit int) error {
+	if limit < 1 || limit > MaxCountLimit {
+		return Errorf(CodeInvalid, Path("limit"), "limit must be between 1 and %d, got %d", MaxCountLimit, limit)
+	}
+	return nil
+}
+
 // Backward reports whether the page is counted from its end (last/before).
 func (p PageArgs) Backward() bool {
 	return p.Last != nil || (p.First == nil && p.Before != nil && p.After == nil)

@@ -73,7 +73,8 @@ func segmentContactsLists(segmentID string) []listConn {
 
 // listPage is one page of a connection, as the tests read it.
 type listPage struct {
-	TotalCount int `json:"totalCount"`
+	TotalCount int        `json:"totalCount"`
+	UpTo       *countUpTo `json:"upTo"` // count(limit:), where a document asks for it as upTo
 	PageInfo   struct {
 		HasNextPage     bool    `json:"hasNextPage"`
 		HasPreviousPage bool    `json:"hasPreviousPage"`
@@ -89,6 +90,12 @@ type listPage struct {
 	Nodes []struct {
 		ID string `json:"id"`
 	} `json:"nodes"`
+}
+
+// countUpTo is a connection's count(limit:).
+type countUpTo struct {
+	Count     int    `json:"count"`
+	Precision string `json:"precision"`
 }
 
 // ids returns the IDs of the page's items, in page order.
@@ -1068,6 +1075,92 @@ func TestTotalCountOfAWholePage(t *testing.T) {
 				break
 			}
 		})
+	}
+}
+
+// TestCountUpToALimit checks count(limit:) on every connection, for a list of 12:
+// exact up to the limit, the limit marked AT_LEAST beyond it, 10,000 by default, and
+// limits out of 1..100,000 refused; the same whether the page read holds the whole
+// list or not; one statement more than the page without it, as for totalCount, and
+// none where a page read without a cursor holds the whole list; and a segment
+// filter's audience, counted without a page, capped too.
+func TestCountUpToALimit(t *testing.T) {
+	a := newAPI(t)
+	contacts := a.addContacts(phones(55_000, 12)...)
+	seg := a.addSegment("upto 0", contacts...)
+	for i := 1; i < 12; i++ {
+		a.addSegment(fmt.Sprintf("upto %d", i))
+	}
+	search := map[string]string{segmentsList.name: "upto", contactsList.name: "919800055"}
+	for _, c := range segmentContactsLists(seg) {
+		search[c.name] = "919800055"
+	}
+	for _, c := range append([]listConn{segmentsList, contactsList}, segmentContactsLists(seg)...) {
+		t.Run(c.name, func(t *testing.T) {
+			a := a.listOn(t)
+			counted, uncounted := c, c
+			counted.doc = strings.Replace(strings.Replace(c.doc, "totalCount ", "upTo: count(limit: $limit) { count precision } ", 1),
+				listVarDefs, listVarDefs+", $limit: Int", 1)
+			uncounted.doc = strings.Replace(c.doc, "totalCount ", "", 1)
+			for _, first := range []int{5, 12} { // part of the list, the whole list
+				for _, tc := range []struct {
+					limit any // nil: the default
+					want  countUpTo
+				}{
+					{1, countUpTo{1, "AT_LEAST"}},
+					{11, countUpTo{11, "AT_LEAST"}},
+					{12, countUpTo{12, "EXACT"}},
+					{13, countUpTo{12, "EXACT"}},
+					{nil, countUpTo{12, "EXACT"}},
+					{100_000, countUpTo{12, "EXACT"}},
+				} {
+					vars := map[string]any{"first": first, "search": search[c.name]}
+					uncounted.page(a, vars)
+					without := a.statements()
+					if tc.limit != nil {
+						vars["limit"] = tc.limit
+					}
+					p := counted.page(a, vars)
+					if p.UpTo == nil || *p.UpTo != tc.want {
+						t.Errorf("first %d, limit %v: count %+v, want %+v", first, tc.limit, p.UpTo, tc.want)
+					}
+					want := int64(1)
+					if first == 12 {
+						want = 0 // the page is the whole list
+					}
+					if extra := a.statements() - without; extra != want {
+						t.Errorf("first %d, limit %v: %d statements more for count, want %d", first, tc.limit, extra, want)
+					}
+				}
+			}
+			for _, limit := range []int{0, -1, 100_001} {
+				msg, arg := counted.refused(a, map[string]any{"first": 5, "search": search[c.name], "limit": limit})
+				if arg != "limit" || !strings.Contains(msg, "between 1 and 100000") {
+					t.Errorf("limit %d: refused with %q naming %q, want the limit's range naming limit", limit, msg, arg)
+				}
+			}
+		})
+	}
+
+	// An audience counted alone, as a campaign's preview does: no page is read, and
+	// its count (from the segments' bitmaps) is capped like any other.
+	const audience = `query($any: [ID!], $limit: Int) { contacts(filter: {segments: {any: $any}}) { upTo: count(limit: $limit) { count precision } } }`
+	const total = `query($any: [ID!]) { contacts(filter: {segments: {any: $any}}) { totalCount } }`
+	a.do(total, map[string]any{"any": []string{seg}}, nil)
+	totalStatements := a.statements()
+	for limit, want := range map[int]countUpTo{5: {5, "AT_LEAST"}, 12: {12, "EXACT"}} {
+		var got struct {
+			Contacts struct {
+				UpTo countUpTo `json:"upTo"`
+			} `json:"contacts"`
+		}
+		a.do(audience, map[string]any{"any": []string{seg}, "limit": limit}, &got)
+		if got.Contacts.UpTo != want {
+			t.Errorf("audience up to %d: %+v, want %+v", limit, got.Contacts.UpTo, want)
+		}
+		if n := a.statements(); n != totalStatements {
+			t.Errorf("audience up to %d: %d statements, want %d as for its totalCount alone", limit, n, totalStatements)
+		}
 	}
 }
 

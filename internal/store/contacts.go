@@ -281,6 +281,20 @@ func (s *Store) CountContacts(ctx context.Context, ws int64, cq crm.ContactQuery
 	return int(n), err
 }
 
+// CountContactsUpTo returns the number of contacts cq selects if it is at most
+// limit, else a number above limit: a search stops reading its matches after
+// limit+1 of them, where CountContacts reads them all (at 1M contacts, psql: "ra",
+// 296,331 matches, 7.5-7.9 ms up to 10,000 against 214-226 ms; "gmail", 214,387,
+// 10.6-11.5 against 132-133). Without a search the count costs little whatever its
+// size (the counters, an audience's bitmaps), so it is CountContacts'.
+func (s *Store) CountContactsUpTo(ctx context.Context, ws int64, cq crm.ContactQuery, limit int) (int, error) {
+	if cq.Search == "" {
+		return s.CountContacts(ctx, ws, cq)
+	}
+	var rows []contactRow
+	return s.countUpTo(ctx, s.contactQuery(&rows, ws, cq), limit)
+}
+
 // allContactsSQL is the number of a workspace's contacts, the sum of its counters
 // (migration 20261130000002_contact_counts): a few rows, where counting the contacts
 // reads an index entry per contact.

@@ -15,7 +15,8 @@ import (
 // short and long (the store writes lists of more than four segments as one aggregate
 // instead of one EXISTS per segment): pages and counts equal the sets computed here,
 // with repeated IDs, IDs of no segment and of another workspace's segment (an empty
-// segment: nobody is in all), and together with Any, None and a search.
+// segment: nobody is in all), and together with Any, None and a search. Counts up to
+// a limit (CountContactsUpTo) agree with them around the limit.
 func TestMembershipFilterAll(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.Store(t)
@@ -138,6 +139,25 @@ func TestMembershipFilterAll(t *testing.T) {
 					}
 					if n != len(w) {
 						t.Errorf("%s: count %d, want %d", what, n, len(w))
+					}
+					// Up to a limit: exact to it, above it beyond, and a search stops
+					// reading its matches at limit+1 (which, below len(w)-1, is not the
+					// exact count).
+					for _, limit := range []int{1, len(w) / 2, len(w) - 1, len(w), len(w) + 1} {
+						if limit < 1 {
+							continue
+						}
+						n, err := s.CountContactsUpTo(ctx, ws.ID, cq, limit)
+						switch {
+						case err != nil:
+							t.Fatalf("%s: count up to %d: %v", what, limit, err)
+						case len(w) <= limit && n != len(w):
+							t.Errorf("%s: count up to %d: %d, want %d", what, limit, n, len(w))
+						case len(w) > limit && n <= limit:
+							t.Errorf("%s: count up to %d: %d, want more than %d (there are %d)", what, limit, n, limit, len(w))
+						case len(w) > limit && search != "" && n != limit+1:
+							t.Errorf("%s: count up to %d: %d, want %d: a search stops at the limit", what, limit, n, limit+1)
+						}
 					}
 				}
 			}

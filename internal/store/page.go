@@ -528,3 +528,14 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 func likePattern(term string) string {
 	return "%" + likeEscaper.Replace(term) + "%"
 }
+
+// countUpTo counts the rows q selects, reading at most limit+1 of them: the result
+// is the number of rows if it is at most limit, else limit+1.
+func (s *Store) countUpTo(ctx context.Context, q *bun.SelectQuery, limit int) (int, error) {
+	var n int
+	err := s.db.NewSelect().
+		TableExpr("(?) AS counted", q.ColumnExpr("1").Limit(int64(limit)+1)).
+		ColumnExpr("count(*)").
+		Scan(ctx, &n)
+	return n, err
+}

@@ -95,6 +95,13 @@ func (s *Store) CountSegments(ctx context.Context, ws int64, sq crm.SegmentQuery
 	return int(n), err
 }
 
+// CountSegmentsUpTo returns the number of segments sq selects if it is at most
+// limit, else a number above limit, reading no more than limit+1 of them.
+func (s *Store) CountSegmentsUpTo(ctx context.Context, ws int64, sq crm.SegmentQuery, limit int) (int, error) {
+	var rows []segmentRow
+	return s.countUpTo(forSearch(ctx, sq.Search), s.segmentQuery(&rows, ws, sq), limit)
+}
+
 func (s *Store) segmentQuery(dst *[]segmentRow, ws int64, sq crm.SegmentQuery) *bun.SelectQuery {
 	q := s.db.NewSelect().Model(dst)
 	if sq.Search == "" {

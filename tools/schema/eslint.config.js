@@ -31,11 +31,11 @@ export default [
       ],
 
       // Types without an identity of their own: a connection, an edge and PageInfo describe
-      // a page; a payload is the one-off result of a mutation; a UserError is a message.
-      // Everything with an identity implements Node with `id: ID!`.
+      // a page; a payload is the one-off result of a mutation; a UserError is a message; a
+      // Count is a number. Everything with an identity implements Node with `id: ID!`.
       '@graphql-eslint/strict-id-in-types': [
         'error',
-        { exceptions: { types: ['PageInfo', 'UserError'], suffixes: ['Connection', 'Edge', 'Payload'] } },
+        { exceptions: { types: ['Count', 'PageInfo', 'UserError'], suffixes: ['Connection', 'Edge', 'Payload'] } },
       ],
 
       // listTypeCanWrapOnlyEdgeType is off, the rule's other checks stay: the contract
