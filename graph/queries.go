@@ -89,17 +89,12 @@ func (r *Resolver) segmentContacts(ctx context.Context, seg *crm.Segment, search
 	}
 	// Without a search, the total is the segment's contactCount, the very value
 	// the response shows beside it. With one, the segments of the list are counted
-	// together.
+	// together, exactly (count's limit is applied to the exact number).
 	count := model.Counter{Exact: func(context.Context) (int, error) { return int(seg.ContactCount), nil }}
 	if term != "" {
-		count = countUnlessWhole(page, model.Counter{
-			Exact: func(ctx context.Context) (int, error) {
-				return ls.ContactCountOfSegment.Load(ctx, loader.SegmentSearch{SegmentID: seg.ID, Search: term})
-			},
-			UpTo: func(ctx context.Context, limit int) (int, error) {
-				return ls.ContactCountOfSegment.Load(ctx, loader.SegmentSearch{SegmentID: seg.ID, Search: term, Limit: limit})
-			},
-		})
+		count = countUnlessWhole(page, model.Counter{Exact: func(ctx context.Context) (int, error) {
+			return ls.ContactCountOfSegment.Load(ctx, loader.SegmentSearch{SegmentID: seg.ID, Search: term})
+		}})
 	}
 	return &model.ContactConnection{Page: page, Counter: count}, nil
 }

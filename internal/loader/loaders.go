@@ -86,12 +86,10 @@ func (p PageSpec) Args() crm.PageArgs {
 	return a
 }
 
-// SegmentSearch names the contacts of a segment that match a search, counted
-// exactly, or up to Limit when it is not 0 (store.CountContactsOfSegmentsUpTo).
+// SegmentSearch names the contacts of a segment that match a search.
 type SegmentSearch struct {
 	SegmentID int64
 	Search    string
-	Limit     int
 }
 
 // ObjectKey names an object by its kind and number.
@@ -124,24 +122,14 @@ func New(s *store.Store, ws int64, opts Options) *Loaders {
 			return out, nil
 		}),
 		ContactCountOfSegment: newLoader(wait, 0, func(ctx context.Context, keys []SegmentSearch) (map[SegmentSearch]int, error) {
-			type count struct {
-				search string
-				limit  int
-			}
 			out := make(map[SegmentSearch]int, len(keys))
-			for c, ids := range groupBy(keys, func(k SegmentSearch) (count, int64) { return count{k.Search, k.Limit}, k.SegmentID }) {
-				var counts map[int64]int
-				var err error
-				if c.limit == 0 {
-					counts, err = s.CountContactsOfSegments(ctx, ws, ids, c.search)
-				} else {
-					counts, err = s.CountContactsOfSegmentsUpTo(ctx, ws, ids, c.search, c.limit)
-				}
+			for search, ids := range groupBy(keys, func(k SegmentSearch) (string, int64) { return k.Search, k.SegmentID }) {
+				counts, err := s.CountContactsOfSegments(ctx, ws, ids, search)
 				if err != nil {
 					return nil, err
 				}
 				for _, id := range ids {
-					out[SegmentSearch{SegmentID: id, Search: c.search, Limit: c.limit}] = counts[id]
+					out[SegmentSearch{SegmentID: id, Search: search}] = counts[id]
 				}
 			}
 			return out, nil

@@ -869,25 +869,13 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 	return out, nil
 }
 
-// segmentCount is a number of contacts of one segment in a batch of segments.
-type segmentCount struct {
-	SegmentID int64 `bun:"segment_id"`
-	N         int   `bun:"n"`
-}
-
-// bySegment returns counts by segment.
-func bySegment(counts []segmentCount) map[int64]int {
-	out := make(map[int64]int, len(counts))
-	for _, c := range counts {
-		out[c.SegmentID] = c.N
-	}
-	return out
-}
-
 // CountContactsOfSegments returns, for each segment, the number of its contacts that
 // match search.
 func (s *Store) CountContactsOfSegments(ctx context.Context, ws int64, segmentIDs []int64, search string) (map[int64]int, error) {
-	var rows []segmentCount
+	var rows []struct {
+		SegmentID int64 `bun:"segment_id"`
+		N         int   `bun:"n"`
+	}
 	var dst []contactRow
 	err := s.contactQuery(&dst, ws, crm.ContactQuery{Search: search}).
 		Join("JOIN memberships AS m ON m.workspace_id = c.workspace_id AND m.contact_id = c.id").
@@ -895,25 +883,9 @@ func (s *Store) CountContactsOfSegments(ctx context.Context, ws int64, segmentID
 		ColumnExpr("m.segment_id, count(*) AS n").
 		GroupExpr("m.segment_id").
 		Scan(ctx, &rows)
-	return bySegment(rows), err
-}
-
-// CountContactsOfSegmentsUpTo is CountContactsOfSegments counting up to a limit, as
-// CountContactsUpTo does: for each segment, the number of its contacts that match
-// search if it is at most limit, else limit+1, read in one statement, each
-// segment's count stopping at limit+1 matches.
-func (s *Store) CountContactsOfSegmentsUpTo(ctx context.Context, ws int64, segmentIDs []int64, search string, limit int) (map[int64]int, error) {
-	var rows []segmentCount
-	var dst []contactRow
-	matches := s.contactQuery(&dst, ws, crm.ContactQuery{Search: search}).
-		Join("JOIN memberships AS m ON m.workspace_id = c.workspace_id AND m.contact_id = c.id").
-		Where("m.segment_id = seg.id").
-		ColumnExpr("1").
-		Limit(int64(limit) + 1)
-	err := s.db.NewSelect().
-		TableExpr("unnest(?::bigint[]) AS seg(id)", pgdialect.Array(unique(segmentIDs))).
-		ColumnExpr("seg.id AS segment_id").
-		ColumnExpr("(SELECT count(*) FROM (?) AS counted) AS n", matches).
-		Scan(ctx, &rows)
-	return bySegment(rows), err
+	out := make(map[int64]int, len(segmentIDs))
+	for _, r := range rows {
+		out[r.SegmentID] = r.N
+	}
+	return out, err
 }
