@@ -89,7 +89,10 @@ func (r *Resolver) segmentContacts(ctx context.Context, seg *crm.Segment, search
 	}
 	// Without a search, the total is the segment's contactCount, the very value
 	// the response shows beside it. With one, the segments of the list are counted
-	// together, exactly (count's limit is applied to the exact number).
+	// together, exactly, and count's limit caps that: a count up to the limit per
+	// segment would run the search once per segment, where the exact count joins
+	// its matches to the memberships once (50 segments at 1M contacts, up to
+	// 10,000: 2.1-3.3 s against 0.27-1.2 s).
 	count := model.Counter{Exact: func(context.Context) (int, error) { return int(seg.ContactCount), nil }}
 	if term != "" {
 		count = countUnlessWhole(page, model.Counter{Exact: func(ctx context.Context) (int, error) {

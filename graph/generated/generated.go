@@ -1091,8 +1091,9 @@ type ContactConnection {
   are at most ` + "`" + `limit` + "`" + `, else ` + "`" + `limit` + "`" + ` marked ` + "`" + `AT_LEAST` + "`" + `. For a search box's "10,000+
   matches": a search stops reading its matches at the limit, where ` + "`" + `totalCount` + "`" + `
   reads them all (at 1M contacts, a term 300,000 of them match: under 10 ms against
-  about 200). A segment filter's audience is counted exactly either way, and capped.
-  Counted only when asked for, like ` + "`" + `totalCount` + "`" + `.
+  about 200). A segment filter's audience is counted exactly either way, and capped;
+  so are the searches of the contacts of segments read in a list, which are counted
+  together. Counted only when asked for, like ` + "`" + `totalCount` + "`" + `.
   """
   count(
     """Where counting stops: 1 to 100,000."""
