@@ -71,6 +71,19 @@ func segmentContactsLists(segmentID string) []listConn {
 	}}
 }
 
+// searchedLists returns every connection under test, Segment.contacts of segment seg
+// among them, with the search each is given: segmentTerm for the segments,
+// contactTerm for each list of contacts.
+func searchedLists(seg, segmentTerm, contactTerm string) ([]listConn, map[string]string) {
+	lists := append([]listConn{segmentsList, contactsList}, segmentContactsLists(seg)...)
+	search := map[string]string{}
+	for _, c := range lists {
+		search[c.name] = contactTerm
+	}
+	search[segmentsList.name] = segmentTerm
+	return lists, search
+}
+
 // listPage is one page of a connection, as the tests read it.
 type listPage struct {
 	TotalCount int        `json:"totalCount"`
@@ -1036,11 +1049,8 @@ func TestTotalCountOfAWholePage(t *testing.T) {
 	a.addSegment("whole 2")
 	// Searches that find exactly the three items of each list (a segment's contacts
 	// are counted from its contactCount without a search, so these lists search).
-	search := map[string]string{segmentsList.name: "whole", contactsList.name: "9198000540"}
-	for _, c := range segmentContactsLists(seg) {
-		search[c.name] = "9198000540"
-	}
-	for _, c := range append([]listConn{segmentsList, contactsList}, segmentContactsLists(seg)...) {
+	lists, search := searchedLists(seg, "whole", "9198000540")
+	for _, c := range lists {
 		t.Run(c.name, func(t *testing.T) {
 			a := a.listOn(t)
 			uncounted := c
@@ -1091,11 +1101,8 @@ func TestCountUpToALimit(t *testing.T) {
 	for i := 1; i < 12; i++ {
 		a.addSegment(fmt.Sprintf("upto %d", i))
 	}
-	search := map[string]string{segmentsList.name: "upto", contactsList.name: "919800055"}
-	for _, c := range segmentContactsLists(seg) {
-		search[c.name] = "919800055"
-	}
-	for _, c := range append([]listConn{segmentsList, contactsList}, segmentContactsLists(seg)...) {
+	lists, search := searchedLists(seg, "upto", "919800055")
+	for _, c := range lists {
 		t.Run(c.name, func(t *testing.T) {
 			a := a.listOn(t)
 			counted, uncounted := c, c
