@@ -32,8 +32,12 @@ type syncStats struct {
 // syncInterval, over db, until the returned stop is called; stop returns what the
 // sync did, and its first error. An UPDATE that takes longer than syncInterval delays
 // the next one: the sync never queues behind itself.
+//
+// stop waits for an UPDATE in flight to finish rather than cancel it: a cancelled
+// statement returns at once on the client but may still commit on the server (the
+// cancel request is asynchronous), and so change contacts after stop returned.
 func startSync(ctx context.Context, db *sql.DB, d *dataset, seed uint64) (stop func() (syncStats, error)) {
-	ctx, cancel := context.WithCancel(ctx)
+	stopped, cancel := context.WithCancel(ctx)
 	type result struct {
 		st  syncStats
 		err error
@@ -51,10 +55,6 @@ func startSync(ctx context.Context, db *sql.DB, d *dataset, seed uint64) (stop f
 			}
 			t0 := time.Now()
 			_, err := db.ExecContext(ctx, `UPDATE contacts SET updated_at = now() WHERE workspace_id = $1 AND id = ANY($2)`, d.ws, ids)
-			if ctx.Err() != nil { // stopped, perhaps mid-statement
-				done <- result{st, nil}
-				return
-			}
 			if err != nil {
 				done <- result{st, err}
 				return
@@ -62,7 +62,7 @@ func startSync(ctx context.Context, db *sql.DB, d *dataset, seed uint64) (stop f
 			st.Updates++
 			st.Busy += time.Since(t0)
 			select {
-			case <-ctx.Done():
+			case <-stopped.Done():
 				done <- result{st, nil}
 				return
 			case <-tick.C:
