@@ -3,19 +3,18 @@ package pgserver_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/segments/segments/internal/pgserver"
+	"github.com/segments/segments/internal/store/storetest"
 )
 
 func TestStartReuseAttachStop(t *testing.T) {
 	ctx := context.Background()
-	dir := serverDir(t)
+	dir := storetest.ServerDir(t)
 	first, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Database: "app", Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +61,7 @@ func TestStartReuseAttachStop(t *testing.T) {
 // files by default, and that a limit the caller sets wins and stops a statement.
 func TestTempFileLimit(t *testing.T) {
 	ctx := context.Background()
-	byDefault, err := pgserver.Start(ctx, pgserver.Options{Dir: serverDir(t), Ephemeral: true})
+	byDefault, err := pgserver.Start(ctx, pgserver.Options{Dir: storetest.ServerDir(t), Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +72,7 @@ func TestTempFileLimit(t *testing.T) {
 
 	// A setting given by the caller wins, and the limit stops a statement whose
 	// temporary files outgrow it (a sort of 1M rows needs about 30 MB).
-	limited, err := pgserver.Start(ctx, pgserver.Options{Dir: serverDir(t), Ephemeral: true,
+	limited, err := pgserver.Start(ctx, pgserver.Options{Dir: storetest.ServerDir(t), Ephemeral: true,
 		Settings: []string{"temp_file_limit=1MB"}})
 	if err != nil {
 		t.Fatal(err)
@@ -89,22 +88,6 @@ func TestTempFileLimit(t *testing.T) {
 	if !errors.As(err, &pgErr) || pgErr.Code != "53400" {
 		t.Fatalf("a sort beyond temp_file_limit: got %v, want SQLSTATE 53400 (configuration_limit_exceeded)", err)
 	}
-}
-
-// serverDir returns a fresh directory for a server, removed when the test ends.
-func serverDir(t *testing.T) string {
-	t.Helper()
-	// Not t.TempDir: its parent is private to this user, and as root the server runs
-	// as the postgres OS user, which must be able to reach the directory.
-	base, err := os.MkdirTemp("", "pgserver-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(base, "db")
 }
 
 func write(t *testing.T, url, sql string) {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -39,15 +38,7 @@ type faultyDB struct {
 
 func newFaultyDB(t *testing.T) *faultyDB {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "segments-faults-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// As root, the server runs as the postgres OS user, which must reach the directory.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f := &faultyDB{dir: dir}
+	f := &faultyDB{dir: storetest.ServerDir(t)}
 	t.Cleanup(func() {
 		if f.proxy != nil {
 			f.proxy.Stop()
@@ -55,7 +46,6 @@ func newFaultyDB(t *testing.T) *faultyDB {
 		if f.pg != nil {
 			f.pg.Stop()
 		}
-		os.RemoveAll(dir)
 	})
 	f.start(t, 0)
 	logger := zerolog.Nop()

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -157,6 +158,23 @@ func Database(tb testing.TB) string {
 	mu.Lock()
 	defer mu.Unlock()
 	return newDatabase(tb)
+}
+
+// ServerDir returns the path of a directory, not yet created, for a PostgreSQL server
+// of the test's own (pgserver.Options.Dir), removed when the test ends. Not
+// t.TempDir: as root, the server runs as the postgres OS user, which must be able to
+// reach it.
+func ServerDir(tb testing.TB) string {
+	tb.Helper()
+	base, err := os.MkdirTemp("", "segments-server-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	return filepath.Join(base, "db")
 }
 
 // Workspace creates a new workspace and returns it with its API key.
