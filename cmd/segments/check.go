@@ -19,7 +19,9 @@ workspace's contact count with its contacts, and looks for memberships of contac
 or segments that do not exist. It prints one line per segment or workspace whose
 count or bitmaps have drifted or that has such memberships, and a summary, and exits
 with status 3 when it found any. It also reports a trigger that maintains them and
-is missing or disabled (status 3 too: they would drift again).
+is missing or disabled (status 3 too: they would drift again). It warns, on stderr,
+of PostgreSQL settings that leave the database unsafe, such as an unlimited
+temp_file_limit (the exit status does not change: a superuser sets them).
 
   --repair   delete memberships of missing contacts or segments, set each drifted
              count to the real number of memberships or contacts and rebuild each
@@ -42,7 +44,8 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	if len(rest) > 0 {
 		return fmt.Errorf("%w: check takes no arguments, got %q", errUsage, rest)
 	}
-	return withStore(ctx, cfg, stderr, "segments-check", func(s *store.Store, _ *slog.Logger) error {
+	return withStore(ctx, cfg, stderr, "segments-check", func(s *store.Store, log *slog.Logger) error {
+		warnSettings(ctx, s, log)
 		return checkStore(ctx, s, repair, stdout)
 	})
 }

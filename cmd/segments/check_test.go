@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/pgserver"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -177,5 +178,50 @@ func TestCheckUsage(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help check does not mention %s:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// TestWarnsOfUnlimitedTempFiles runs serve and check on a PostgreSQL whose
+// temp_file_limit is PostgreSQL's default, unlimited: both warn, with the fix, and go
+// on. With a limit, they do not warn.
+func TestWarnsOfUnlimitedTempFiles(t *testing.T) {
+	ctx := context.Background()
+	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: storetest.ServerDir(t), Ephemeral: true,
+		Settings: []string{"temp_file_limit=-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Stop() })
+	getenv := env(map[string]string{"DATABASE_URL": pg.URL("segments")})
+	const warning = `msg="unsafe PostgreSQL setting" name=temp_file_limit value=-1`
+
+	_, stderr, err := cli(getenv, "check")
+	if err != nil || !strings.Contains(stderr, warning) {
+		t.Fatalf("check with temp_file_limit unlimited: %v; want a warning on stderr:\n%s", err, stderr)
+	}
+	if _, log := startLogged(t, getenv); !strings.Contains(log.String(), warning) {
+		t.Fatalf("serve with temp_file_limit unlimited logged no warning:\n%s", log.String())
+	}
+
+	if fix := "ALTER SYSTEM SET temp_file_limit = '4GB'; SELECT pg_reload_conf();"; !strings.Contains(stderr, fix) {
+		t.Fatalf("the warning does not give the fix %q:\n%s", fix, stderr)
+	}
+
+	// With a limit, as a superuser sets it (the embedded server's owner is one). Not
+	// with the warning's ALTER SYSTEM: this server has temp_file_limit on its command
+	// line, which a database's setting overrides and the configuration files do not.
+	conn, err := pgx.Connect(ctx, pg.URL("segments"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "ALTER DATABASE segments SET temp_file_limit = '4GB'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := cli(getenv, "check"); err != nil || strings.Contains(stderr, "unsafe") {
+		t.Fatalf("check with temp_file_limit set: %v\n%s", err, stderr)
+	}
+	if _, log := startLogged(t, getenv); strings.Contains(log.String(), "unsafe") {
+		t.Fatalf("serve with temp_file_limit set warned:\n%s", log.String())
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -60,13 +59,20 @@ func (b *syncBuffer) String() string {
 // start runs "segments serve" until the test ends, and returns its base URL.
 func start(t *testing.T, getenv func(string) string, args ...string) string {
 	t.Helper()
+	url, _ := startLogged(t, getenv, args...)
+	return url
+}
+
+// startLogged is start that also returns what serve writes to stderr, its log.
+func startLogged(t *testing.T, getenv func(string) string, args ...string) (string, *syncBuffer) {
+	t.Helper()
 	// freeAddr's port is free when it returns, not when serve listens: another
 	// test's process (a PgBouncer, a database) may take it in between. Serve then
 	// exits at once; try another port.
 	for attempt := 1; ; attempt++ {
-		url, err := startAt(t, freeAddr(t), getenv, args...)
+		url, stderr, err := startAt(t, freeAddr(t), getenv, args...)
 		if err == nil {
-			return url
+			return url, stderr
 		}
 		if !strings.Contains(err.Error(), "address already in use") || attempt == 3 {
 			t.Fatal(err)
@@ -74,9 +80,9 @@ func start(t *testing.T, getenv func(string) string, args ...string) string {
 	}
 }
 
-// startAt runs serve on addr until the test ends and returns its URL, or the error
-// of a serve that exited before it answered.
-func startAt(t *testing.T, addr string, getenv func(string) string, args ...string) (string, error) {
+// startAt runs serve on addr until the test ends and returns its URL and its stderr,
+// or the error of a serve that exited before it answered.
+func startAt(t *testing.T, addr string, getenv func(string) string, args ...string) (string, *syncBuffer, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -96,12 +102,12 @@ func startAt(t *testing.T, addr string, getenv func(string) string, args ...stri
 		res, err := http.Get(url + "/livez")
 		if err == nil {
 			res.Body.Close()
-			return url, nil
+			return url, &stderr, nil
 		}
 		select {
 		case err := <-done:
 			done <- nil // for the cleanup, which waits for serve to return
-			return "", fmt.Errorf("serve exited early: %v\n%s", err, stderr.String())
+			return "", nil, fmt.Errorf("serve exited early: %v\n%s", err, stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -180,17 +186,7 @@ func TestServeWithDatabaseURL(t *testing.T) {
 }
 
 func TestServeWithEmbeddedDatabase(t *testing.T) {
-	// Not t.TempDir: as root, the embedded server runs as the postgres OS user, which
-	// must be able to reach the directory.
-	dir, err := os.MkdirTemp("", "segments-cmd-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	getenv := env(map[string]string{"SEGMENTS_DATA_DIR": filepath.Join(dir, "data")})
+	getenv := env(map[string]string{"SEGMENTS_DATA_DIR": storetest.ServerDir(t)})
 
 	// Before any server: the command starts the database itself, and stops it after.
 	first := newWorkspace(t, getenv, "First")

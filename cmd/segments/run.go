@@ -162,6 +162,20 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string) (
 	return s, func() { s.Close(); stopDB() }, nil
 }
 
+// warnSettings logs the settings of PostgreSQL that leave it unsafe
+// (store.SettingWarnings). The command goes on: they are the database operator's to
+// change, and a superuser's.
+func warnSettings(ctx context.Context, s *store.Store, log *slog.Logger) {
+	warnings, err := s.SettingWarnings(ctx)
+	if err != nil {
+		log.Warn("could not read PostgreSQL's settings", "err", err)
+		return
+	}
+	for _, w := range warnings {
+		log.Warn("unsafe PostgreSQL setting", "name", w.Name, "value", w.Value, "why", w.Why, "fix", w.Fix)
+	}
+}
+
 // withStore runs fn with the database (openStore, as application app) and a text
 // logger on stderr, and closes the database after it: the frame of every command but
 // serve.

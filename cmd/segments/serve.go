@@ -37,6 +37,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer closeStore()
+	warnSettings(ctx, s, log)
 	app, closeApp, err := openAppStore(ctx, cfg, log) // requests run as a role held back by row-level security
 	if err != nil {
 		return err
