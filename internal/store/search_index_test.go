@@ -2,8 +2,10 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
+	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -44,4 +46,43 @@ func TestSearchIndexesKeepShortPendingLists(t *testing.T) {
 		storetest.Exec(t, s.DB(), `UPDATE segments SET updated_at = clock_timestamp() WHERE workspace_id = $1`, ws.ID)
 	}
 	checkPending("segments_search")
+}
+
+// TestSearchStatisticsSeeTwoCharacterTerms checks the statistics of
+// contacts.search_text (migration 20261202000001): the planner estimates a
+// two-character term that 0.5% of the contacts hold at about that, not at its floor
+// of 0.01%, for which it read every contact instead of walking a page's order. The
+// contacts are few enough for ANALYZE to read them all, and the term's are the 150
+// that sort right after the first: between two of the entries of a default histogram
+// of 100, so that none of those would match, but across five of 1,000.
+func TestSearchStatisticsSeeTwoCharacterTerms(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db := s.DB()
+	ws, _ := storetest.Workspace(t, s)
+	// search_text starts with the lowercased name: "a", 150 times "b zz ...", then "c ...".
+	storetest.Exec(t, db, `INSERT INTO contacts (workspace_id, phone, name)
+		SELECT $1, '+9177' || lpad(g::text, 8, '0'),
+		       CASE WHEN g = 0 THEN 'A' WHEN g <= 150 THEN 'B zz ' || g ELSE 'C ' || g END
+		FROM generate_series(0, 29999) AS g`, ws.ID)
+	storetest.Exec(t, db, `ANALYZE contacts`)
+	var plan []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		}
+	}
+	raw := storetest.Column[[]byte](t, db, `EXPLAIN (FORMAT JSON) SELECT 1 FROM contacts c WHERE c.search_text LIKE '%zz%'`)[0]
+	if err := json.Unmarshal(raw, &plan); err != nil || len(plan) != 1 {
+		t.Fatalf("EXPLAIN: %v\n%s", err, raw)
+	}
+	if est := plan[0].Plan.Rows; est < 50 || est > 450 {
+		t.Errorf("a term of 150 of 30,000 contacts estimated at %.0f rows, want about 150", est)
+	}
 }
