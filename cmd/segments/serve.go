@@ -37,12 +37,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer closeStore()
-	warnSettings(ctx, s, log)
 	app, closeApp, err := openAppStore(ctx, cfg, log) // requests run as a role held back by row-level security
 	if err != nil {
 		return err
 	}
 	defer closeApp()
+	warnSettings(ctx, app, log)        // as the requests' sessions see them
 	throttle, err := cfg.throttle(app) // limits.go: PostgreSQL token buckets, or nil
 	if err != nil {
 		return err
