@@ -617,14 +617,7 @@ func internalError(t *testing.T, r reply, status int, log *lockedLog, detail str
 // as a generic error with a request ID, its text only in the log.
 func TestInternalErrorsDoNotLeak(t *testing.T) {
 	// A database of the test's own, whose schema the test breaks.
-	s, err := store.Open(context.Background(), storetest.Database(t), store.Options{MaxConns: 4, AppName: "limits_test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := s.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.NewStore(t, store.Options{MaxConns: 4, AppName: "limits_test"})
 	_, key := storetest.Workspace(t, s)
 	var log lockedLog
 	srv := httptest.NewServer(server.Handler(s, slog.New(slog.NewTextHandler(&log, nil)), server.Config{}))

@@ -349,14 +349,7 @@ func (a *api) status(q string) int {
 // logged, not shown.
 func TestRateLimitFailsOpen(t *testing.T) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 4, AppName: "ratelimit_test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.NewStore(t, store.Options{MaxConns: 4, AppName: "ratelimit_test"})
 	ws, key := storetest.Workspace(t, s)
 	l, err := store.NewRateLimiter(s, store.RateLimiterOptions{Capacity: 1000, RestoreRate: 1, Timeout: 200 * time.Millisecond,
 		Workspace: func(ctx context.Context) (int64, bool) {

@@ -265,14 +265,7 @@ func TestRepairCountsWhileWriting(t *testing.T) {
 // and RepairOrphans deletes.
 func TestTriggerProblems(t *testing.T) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.NewStore(t, store.Options{MaxConns: 2})
 	problems := func(want ...string) {
 		t.Helper()
 		got, err := s.TriggerProblems(ctx)

@@ -22,14 +22,7 @@ import (
 // of its own, since the check looks at every workspace.
 func TestContactCountsFollowEveryChange(t *testing.T) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.NewStore(t, store.Options{MaxConns: 8})
 	ws, _ := storetest.Workspace(t, s)
 	other, _ := storetest.Workspace(t, s)
 	upsert := func(ws int64, from, n int) []int64 {

@@ -56,15 +56,7 @@ func TestSearchIndexesKeepShortPendingLists(t *testing.T) {
 // that sort right after the first: between two of the entries of a default histogram
 // of 100, so that none of those would match, but across five of 1,000.
 func TestSearchStatisticsSeeTwoCharacterTerms(t *testing.T) {
-	ctx := context.Background()
-	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.NewStore(t, store.Options{MaxConns: 2})
 	db := s.DB()
 	ws, _ := storetest.Workspace(t, s)
 	// search_text starts with the lowercased name: "a", 150 times "b zz ...", then "c ...".

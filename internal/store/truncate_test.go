@@ -14,14 +14,7 @@ import (
 // count or bitmap drifted, and no membership outlived its contact or segment.
 func TestTruncateKeepsDerivedDataExact(t *testing.T) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 2, AppName: "truncate-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.NewStore(t, store.Options{MaxConns: 2, AppName: "truncate-test"})
 	for _, truncate := range []string{
 		"TRUNCATE memberships",
 		"TRUNCATE contacts",

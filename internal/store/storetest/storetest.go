@@ -88,6 +88,23 @@ func Store(tb testing.TB) *store.Store {
 	return s
 }
 
+// NewStore returns a store on a new database of the test's own (Database), migrated,
+// and closes it when the test ends: for tests that look at every workspace, or change
+// the schema or the statistics, which the shared database (Store) must not see.
+func NewStore(tb testing.TB, opts store.Options) *store.Store {
+	tb.Helper()
+	ctx := context.Background()
+	s, err := store.Open(ctx, Database(tb), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	if _, err := s.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 // AppStore returns a store on the same database as Store, connected as the
 // application's role (store.AppRole), which row-level security holds to one
 // workspace: the one of the statement's context (store.WithWorkspace), or else the
