@@ -17,8 +17,8 @@ type SettingWarning struct {
 // SettingWarnings returns the settings of the server that leave it unsafe, or none.
 // It checks what the application cannot set for itself: the timeouts are its role's
 // settings, which Open sets, but temp_file_limit is a superuser setting, whose default
-// is no limit. The embedded server sets it (pgserver); an
-// operator's own PostgreSQL may not.
+// is no limit. The embedded server sets it (pgserver); an operator's own PostgreSQL
+// may not.
 func (s *Store) SettingWarnings(ctx context.Context) ([]SettingWarning, error) {
 	var tempFileLimit string
 	if err := s.db.NewRaw(`SELECT current_setting('temp_file_limit')`).Scan(ctx, &tempFileLimit); err != nil {

@@ -183,15 +183,26 @@ func Database(tb testing.TB) string {
 // reach it.
 func ServerDir(tb testing.TB) string {
 	tb.Helper()
-	base, err := os.MkdirTemp("", "segments-server-")
+	base, err := reachableTempDir("segments-server-")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		tb.Fatal(err)
-	}
 	return filepath.Join(base, "db")
+}
+
+// reachableTempDir makes a new temporary directory that the postgres OS user can
+// reach, as a server started as root runs as that user.
+func reachableTempDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
 }
 
 // Workspace creates a new workspace and returns it with its API key.
@@ -215,12 +226,8 @@ func newDatabase(tb testing.TB) string {
 		if env := os.Getenv("DATABASE_URL"); env != "" {
 			adminDB = env
 		} else {
-			dir, err := os.MkdirTemp("", "segments-test-")
+			dir, err := reachableTempDir("segments-test-")
 			if err != nil {
-				tb.Fatal(err)
-			}
-			// As root, the server runs as the postgres OS user, which must reach the directory.
-			if err := os.Chmod(dir, 0o755); err != nil {
 				tb.Fatal(err)
 			}
 			srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir + "/db", Ephemeral: true})
