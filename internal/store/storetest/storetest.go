@@ -93,8 +93,32 @@ func Store(tb testing.TB) *store.Store {
 // the schema or the statistics, which the shared database (Store) must not see.
 func NewStore(tb testing.TB, opts store.Options) *store.Store {
 	tb.Helper()
+	return newMigratedStore(tb, Database(tb), opts)
+}
+
+// NewStores returns a store on a new database of the test's own, as NewStore does,
+// and one on the same database connected as the application's role (as AppStore),
+// both opened with opts and closed when the test ends.
+func NewStores(tb testing.TB, opts store.Options) (owner, app *store.Store) {
+	tb.Helper()
 	ctx := context.Background()
-	s, err := store.Open(ctx, Database(tb), opts)
+	url := Database(tb)
+	owner = newMigratedStore(tb, url, opts)
+	appURL, err := store.AppURL(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if app, err = store.Open(ctx, appURL, opts); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { app.Close() })
+	return owner, app
+}
+
+func newMigratedStore(tb testing.TB, url string, opts store.Options) *store.Store {
+	tb.Helper()
+	ctx := context.Background()
+	s, err := store.Open(ctx, url, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
