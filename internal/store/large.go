@@ -87,7 +87,7 @@ func (s *Store) isLarge(table string, ws int64) bool {
 
 // learnLarge asks the database for its large workspaces and waits for the answer.
 func (s *Store) learnLarge(ctx context.Context) {
-	if set, err := s.queryLarge(ctx); err == nil {
+	if set, err := s.queryStatistics(ctx); err == nil {
 		s.large.known.Store(&largeWorkspaces{at: time.Now(), set: set})
 	}
 }
@@ -106,7 +106,7 @@ func (s *Store) loadLarge(prev *largeWorkspaces) {
 		defer s.large.loading.Store(false)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		set, err := s.queryLarge(ctx)
+		set, err := s.queryStatistics(ctx)
 		if err != nil {
 			set = nil
 			if prev != nil {
@@ -116,6 +116,22 @@ func (s *Store) loadLarge(prev *largeWorkspaces) {
 		s.large.known.Store(&largeWorkspaces{at: time.Now(), set: set})
 	}()
 }
+
+// queryStatistics brings the statistics the store keeps up to date: it has the
+// database copy a new histogram of the contacts' search text for the estimates of
+// name-sorted searches (namesearch.go), and returns the large workspaces.
+func (s *Store) queryStatistics(ctx context.Context) (map[tableWorkspace]bool, error) {
+	// A copy that fails (a database in recovery cannot write) leaves the last one,
+	// or none, where the walks read nameWalkFactor rows a page row: it only chooses
+	// between two plans of the same search.
+	_, _ = s.db.ExecContext(ctx, sampleContactSearch)
+	return s.queryLarge(ctx)
+}
+
+// sampleContactSearch has the database copy the histogram of the contacts' search
+// text, when contacts were analyzed since its last copy (migration
+// 20261202000002_contact_search_sample).
+const sampleContactSearch = "SELECT segments_sample_contact_search()"
 
 // queryLarge returns the workspaces that hold at least largeShare of a searched
 // table's rows (migration 20261130000001_large_workspaces).

@@ -294,11 +294,17 @@ func (pq pageQuery) orderBy(q *bun.SelectQuery, desc bool) *bun.SelectQuery {
 // parts as columns sort_1, sort_2, ..., for a subquery that orderBySorted orders
 // the rows of.
 func (pq pageQuery) sortColumns() string {
-	cols := pq.alias + ".id"
+	return pq.alias + ".id, " + pq.sortKeyColumns()
+}
+
+// sortKeyColumns returns the SQL list of the sort key's parts as columns sort_1,
+// sort_2, ... (sortColumns without the id).
+func (pq pageQuery) sortKeyColumns() string {
+	cols := make([]string, 0, len(pq.key.parts))
 	for i, e := range pq.keyExprs(pq.alias + "." + pq.key.column) {
-		cols += fmt.Sprintf(", %s AS sort_%d", e, i+1)
+		cols = append(cols, fmt.Sprintf("%s AS sort_%d", e, i+1))
 	}
-	return cols
+	return strings.Join(cols, ", ")
 }
 
 // orderBySorted orders q by the columns of sortColumns of the rows aliased alias.

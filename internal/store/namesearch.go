@@ -1,0 +1,177 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/uptrace/bun"
+
+	"github.com/segments/segments/internal/crm"
+)
+
+// A page of a contact search sorted by name.
+//
+// PostgreSQL reads a page of a search one of two ways: it walks the contacts in the
+// page's order and tests each, or it finds all the matches (the trigram index) and
+// sorts them. It walks when it estimates that many contacts match, taking them for
+// spread evenly over the order, so that the page fills after a few thousand rows.
+// In the NAME order they are not: a term is nearly always part of a name, and names
+// that share a part sort together. At 1M contacts, "vikram" (25,072 matches, the
+// first names "Vikram ...", which sort late) read 887,589 contacts for its first
+// page: 1.1 s through the API, where sorting its matches takes 36-67 ms. Each of
+// the 40 first names of the benchmark's data took 0.2-1.1 s.
+//
+// So a search sorted by name walks at most as many contacts as PostgreSQL estimates
+// it matches, and when that does not fill the page, the statement sorts the matches
+// instead. Either way costs about a contact's read per row (a walk 1.2-1.3 µs a
+// contact, sorting the matches 1.4-2.7 µs a match, psql at 1M contacts), so as far as
+// the estimate holds, a page costs at most about twice the cheaper way, whatever the
+// order of the matches: the rule of renting skis until their price is spent. Where PostgreSQL
+// would not walk (the walk estimated to read more contacts than match: rare terms),
+// the statement sorts the matches at once. The estimate is the planner's own
+// (migration 20261202000002_contact_search_sample); without one, as before contacts
+// are first analyzed, the walk reads nameWalkFactor contacts per row of the page.
+//
+// A page of members of segments bounds its walk by four times the rows the estimate
+// gives instead (walkLimitFactor), which suits members clustered by date. For
+// names it made a surname slower than before: in the benchmark's data (40 first
+// names) a surname's contacts come in runs of about 1,000, 24,000 rows apart, and
+// "sharma" fills its first page only after 21,157 rows, where four times its
+// estimate is 4,744. 80 ms instead of 38; the bound by matches gives 42.
+
+// nameWalkFactor is how many contacts a walk of a name-sorted search reads per row of
+// its page when there is no estimate of its matches: 2,040 for a page of 50, 2-4 ms
+// at 1M contacts.
+const nameWalkFactor = 40
+
+// walksBoundedByName reports whether a page of the contacts cq selects is read by
+// nameSearchPageSelect: a search sorted by name whose term the trigram index can look
+// up, of all the contacts or those in none of some segments. (A filter that starts
+// from segments reads a page its own way: twoWayPageSelect.) A shorter term has no
+// cheaper way than the walk: the alternative is reading every contact.
+func walksBoundedByName(cq crm.ContactQuery) bool {
+	return cq.Order.Field == crm.ContactsByName && cq.Search != "" && hasTrigram(cq.Search) &&
+		cq.Segments.Any == nil && len(cq.Segments.All) == 0
+}
+
+// hasTrigram reports whether term holds three letters or digits in a row (with the
+// marks that write many Indian names' vowels), which makes a LIKE pattern of it one
+// that pg_trgm's index can look up. (pg_trgm also takes some shorter words next to
+// spaces; for those, the store walks as PostgreSQL chooses.)
+func hasTrigram(term string) bool {
+	run := 0
+	for _, r := range term {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) {
+			run++
+			if run == 3 {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
+}
+
+// nameSearchPageSelect returns the statement of a page of the contacts of workspace
+// ws that the search of cq finds, sorted by name (walksBoundedByName):
+//
+//	WITH walk_plan AS (SELECT walk_limit, n: the rows the walk may read, and the
+//	                   workspace's contacts),
+//	     walk AS (the page's rows among the first walk_limit contacts of the order
+//	              within the cursors),
+//	     walk_short AS (SELECT the walk filled no page and stopped at its limit)
+//	SELECT page.* FROM (the walk's page, unless walk_short;
+//	                    the probe of the page;
+//	                    the page of the matches, sorted, if walk_short) AS page
+//
+// PostgreSQL never starts a branch whose one-time condition is false: it sorts the
+// matches only when the walk fell short. The matches are read in a subquery with
+// OFFSET 0, which keeps the page's order and limit out of it, so that PostgreSQL
+// finds them all (the trigram index) rather than walking again.
+func (s *Store) nameSearchPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
+	db := s.db
+	pq.columns = columnsOf[contactRow](db, pq.alias)
+	b, err := pq.bounds()
+	if err != nil {
+		return nil, err
+	}
+	size := pq.args.Size()
+	limit := float64(size + 1)
+	cond, condArgs := contactSearchCond(cq.Search)
+
+	// The walk is worth it when it should fill the page (limit / share rows) before
+	// it has read as many rows as there are matches (share × n), as PostgreSQL
+	// reckons. (OFFSET 0: computed once, not once per mention in walk_limit; the
+	// share costs 0.3 ms.)
+	var altPattern *string
+	if digits, ok := phoneDigits(cq.Search); ok && digits != cq.Search {
+		p := likePattern(digits)
+		altPattern = &p
+	}
+	plan := db.NewSelect().
+		TableExpr("(SELECT segments_contact_search_share(lower(?), ?) AS share,"+
+			" (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8 AS n OFFSET 0) AS sizes",
+			likePattern(cq.Search), altPattern, ws).
+		ColumnExpr("(CASE WHEN share IS NULL THEN ?"+
+			" WHEN share * share * n <= ? THEN 0"+
+			" ELSE ceil(share * n) END)::bigint AS walk_limit",
+			nameWalkFactor*limit, limit).
+		ColumnExpr("n")
+
+	contacts := func(q *bun.SelectQuery) *bun.SelectQuery {
+		return q.TableExpr("contacts AS "+pq.alias).Where(pq.alias+".workspace_id = ?", ws)
+	}
+	// The walk: the order's index, the first walk_limit rows alone, each tested. (It
+	// reads whole rows: reading the ID, text and key alone and the page's rows last,
+	// as twoWayPageSelect does, cost a walk of 21,000 rows 14-17% less, but a walk
+	// that fills its page from 225 rows, the common case, 0.6-1.1 ms more.)
+	scanned := pq.orderBy(b.within(contacts(db.NewSelect()).
+		ColumnExpr(pq.columns+", "+contactSearch+", "+pq.sortKeyColumns())), b.walkDesc)
+	// Bun writes no LIMIT of an expression: it follows the inner query's ORDER BY.
+	walk := db.NewSelect().TableExpr("(? LIMIT (SELECT walk_limit FROM walk_plan)) AS "+pq.alias, scanned).
+		ColumnExpr(pq.columns+", "+sortKeyNames(pq)).Where(cond, condArgs...)
+	walk = pq.orderBySorted(whereMembership(walk, ws, cq.Segments, pq.alias+".id"), pq.alias, b.walkDesc).
+		Limit(int64(size + 1))
+
+	// The walk fell short when it found no more than a page and the list holds
+	// walk_limit rows within the cursors: rows it never read may match. Without a
+	// cursor, the list is all the workspace's contacts, which walk_plan counted.
+	listed := "(SELECT n FROM walk_plan)"
+	var listedArgs []any
+	if b.after != nil || b.before != nil {
+		listed = "(SELECT count(*) FROM (? LIMIT (SELECT walk_limit FROM walk_plan)) AS listed)"
+		listedArgs = []any{pq.orderBy(b.within(contacts(db.NewSelect()).ColumnExpr("1")), b.walkDesc)}
+	}
+	short := db.NewSelect().
+		ColumnExpr("(SELECT count(*) FROM walk) <= ? AND "+listed+" >= (SELECT walk_limit FROM walk_plan) AS v",
+			append([]any{size}, listedArgs...)...)
+	const walkShort = "(SELECT v FROM walk_short)"
+
+	page := pq.orderBySorted(db.NewSelect().TableExpr("walk AS "+pq.alias).
+		ColumnExpr(pq.columns).ColumnExpr("false AS probe").Where("NOT "+walkShort), pq.alias, b.walkDesc)
+	if probe := pageProbe(b, func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }); probe != nil {
+		page = page.UnionAll(probe)
+	}
+	var unused []contactRow
+	matches := b.within(s.contactQuery(&unused, ws, cq).ColumnExpr(pq.columns + ", " + pq.sortKeyColumns()))
+	// Bun writes no OFFSET 0.
+	sorted := pq.orderBySorted(db.NewSelect().TableExpr("(? OFFSET 0) AS "+pq.alias, matches).
+		ColumnExpr(pq.columns).ColumnExpr("false AS probe").Where(walkShort), pq.alias, b.walkDesc).
+		Limit(int64(size + 1))
+	page = page.UnionAll(sorted)
+	// The union in a subquery: Bun writes a query's WITH inside the parentheses of
+	// its first UNION member, where the others would not see it.
+	return db.NewSelect().With("walk_plan", plan).With("walk", walk).With("walk_short", short).
+		TableExpr("(?) AS page", page).ColumnExpr("page.*"), nil
+}
+
+// sortKeyNames returns the SQL list of the columns of sortKeyColumns, by name.
+func sortKeyNames(pq pageQuery) string {
+	names := make([]string, len(pq.key.parts))
+	for i := range names {
+		names[i] = fmt.Sprintf("%s.sort_%d", pq.alias, i+1)
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,221 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// TestNameSortedSearchesBoundTheirWalk proves how a page of a search sorted by name is
+// read (namesearch.go), in a workspace of 3,000 contacts:
+//   - "zeta" is in the names of the 600 contacts that sort last, and in the emails of
+//     30 unnamed ones, which sort after them. Walking the order from the start, as
+//     PostgreSQL plans it, reads 2,400 contacts before the first match; the page
+//     walks at most as many as the estimate of its matches (630), then sorts them;
+//   - "spread" is in every fourth contact's email: the walk fills the page;
+//   - "qx9k" is in three: the page sorts the matches without walking.
+//
+// Every page, forward and backward, of 7 and of 50, in both directions, and of the
+// contacts in none of a segment, must be what sorting all the matches gives, before
+// contacts are analyzed (no estimate: the walk reads 40 rows a page row) and after.
+func TestNameSortedSearchesBoundTheirWalk(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.NewStores(t, store.Options{MaxConns: 2})
+	db := owner.DB()
+	ws, _ := storetest.Workspace(t, owner)
+	storetest.Exec(t, db, `INSERT INTO contacts (workspace_id, phone, name, email)
+		SELECT $1, '+9177' || lpad(g::text, 8, '0'),
+		       CASE WHEN g % 50 = 1 THEN NULL WHEN g >= 2400 THEN 'Zeta ' || lpad(g::text, 4, '0') ELSE 'Name ' || lpad(g::text, 4, '0') END,
+		       CASE WHEN g % 100 = 1 THEN 'zeta.' WHEN g % 4 = 0 THEN 'spread.' WHEN g IN (5, 1505, 2905) THEN 'qx9k.' ELSE '' END || 'c' || g || '@example.com'
+		FROM generate_series(0, 2999) AS g`, ws.ID)
+	seg, err := owner.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "some zeta"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inSeg := storetest.Column[int64](t, db, `SELECT id FROM contacts WHERE workspace_id = $1 AND name LIKE 'Zeta %' AND right(phone, 1) IN ('3', '7')`, ws.ID)
+	if _, err := owner.AssignContactsToSegments(ctx, ws.ID, inSeg, []int64{seg.ID}); err != nil {
+		t.Fatal(err)
+	}
+
+	wctx := store.WithWorkspace(ctx, ws.ID)
+
+	orderExpr := fmt.Sprintf(store.ContactNameOrderExpr, "name")
+	queries := []crm.ContactQuery{{Search: "zeta"}, {Search: "spread"}, {Search: "qx9k"}, {Search: "zeta", Segments: crm.MembershipFilter{None: []int64{seg.ID}}}}
+	checkPages := func(stage string) {
+		for _, q := range queries {
+			for _, dir := range []crm.Direction{crm.Asc, crm.Desc} {
+				q.Order = crm.ContactOrder{Field: crm.ContactsByName, Direction: dir}
+				want := storetest.Column[int64](t, db, fmt.Sprintf(`SELECT id FROM contacts c
+					WHERE workspace_id = $1 AND search_text LIKE '%%' || $2 || '%%'
+					  AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.contact_id = c.id AND m.segment_id = ANY($3))
+					ORDER BY (name IS NULL) %[2]s, %[1]s %[2]s, id %[2]s`, orderExpr, dir), ws.ID, q.Search, append([]int64{0}, q.Segments.None...))
+				for _, size := range []int{7, 50} {
+					name := fmt.Sprintf("%s: %q none %v %s, pages of %d", stage, q.Search, q.Segments.None, dir, size)
+					if got := allPages(t, wctx, app, ws.ID, q, size, false); !slices.Equal(got, want) {
+						t.Errorf("%s, forward: %d contacts %v..., want %d %v...", name, len(got), head(got), len(want), head(want))
+					}
+					if got := allPages(t, wctx, app, ws.ID, q, size, true); !slices.Equal(got, want) {
+						t.Errorf("%s, backward: %d contacts %v..., want %d %v...", name, len(got), head(got), len(want), head(want))
+					}
+				}
+			}
+		}
+	}
+	checkPages("without statistics")
+
+	storetest.Exec(t, db, "ANALYZE contacts")
+	store.LearnLargeWorkspaces(app) // and the copy of the histogram
+	checkPages("with statistics")
+	// The copy holds every workspace's contacts: the application's role reads shares
+	// of it, never the copy.
+	if _, err := app.DB().ExecContext(wctx, "SELECT bound FROM contact_search_sample"); err == nil {
+		t.Error("the application's role reads contact_search_sample")
+	}
+	var share float64
+	if err := app.DB().QueryRowContext(wctx, "SELECT segments_contact_search_share('%zeta%', NULL)").Scan(&share); err != nil || share < 0.15 || share > 0.3 {
+		t.Errorf("the share of \"zeta\" is %v, %v; want about 0.21", share, err)
+	}
+
+	// How the first page of 50 is read, by EXPLAIN ANALYZE.
+	first := 50
+	for _, c := range []struct {
+		term             string
+		walkMin, walkMax float64 // contacts the walk reads
+		sorted           bool    // the matches were sorted
+	}{
+		{"zeta", 1, 650, true}, // at most its estimated matches, 630 or so
+		{"spread", 1, 400, false},
+		{"qx9k", 0, 0, true},
+	} {
+		query, err := store.ContactsPageSQL(app, ws.ID, crm.ContactQuery{Search: c.term, Order: crm.ContactOrder{Field: crm.ContactsByName, Direction: crm.Asc}}, crm.PageArgs{First: &first})
+		if err != nil {
+			t.Fatal(err)
+		}
+		walked, read := nameSearchWay(t, ctx, db, query)
+		if sorted := read > walked; walked < c.walkMin || walked > c.walkMax || sorted != c.sorted {
+			t.Errorf("%q: the walk read %.0f contacts (%.0f to %.0f), the statement %.0f: sorted the matches: %v, want %v\n%s",
+				c.term, walked, c.walkMin, c.walkMax, read, sorted, c.sorted, query)
+		}
+	}
+	// The data is what the test needs: walking the order as PostgreSQL plans it reads
+	// the 2,400 contacts before the first "zeta".
+	var plan []struct {
+		Plan map[string]any
+	}
+	raw := storetest.Column[[]byte](t, db, fmt.Sprintf(`EXPLAIN (ANALYZE, FORMAT JSON) SELECT c.id FROM contacts c
+		WHERE c.workspace_id = %d AND c.search_text LIKE '%%zeta%%' ORDER BY (c.name IS NULL), %s, c.id LIMIT 51`, ws.ID, fmt.Sprintf(store.ContactNameOrderExpr, "c.name")))[0]
+	if err := json.Unmarshal(raw, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if read := contactsRead(plan[0].Plan); read < 2400 {
+		t.Errorf("PostgreSQL's own plan read %.0f contacts for the first page of \"zeta\", want 2,400 or more: the data no longer clusters\n%s", read, raw)
+	}
+}
+
+// allPages reads every page of the contacts q selects in workspace ws, of size
+// contacts, from the first forward (or the last backward), and returns their IDs in
+// the list's order. It checks each page's hasNextPage and hasPreviousPage.
+func allPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, q crm.ContactQuery, size int, backward bool) []int64 {
+	t.Helper()
+	var ids []int64
+	args := crm.PageArgs{First: &size}
+	if backward {
+		args = crm.PageArgs{Last: &size}
+	}
+	for range 1000 {
+		page, err := s.Contacts(ctx, ws, q, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]int64, len(page.Items))
+		for i, c := range page.Items {
+			got[i] = c.ID
+		}
+		more, started := page.HasNextPage, args.After != nil
+		if backward {
+			ids = append(got, ids...)
+			more, started = page.HasPreviousPage, args.Before != nil
+		} else {
+			ids = append(ids, got...)
+		}
+		if back := map[bool]bool{false: page.HasPreviousPage, true: page.HasNextPage}[backward]; back != started {
+			t.Fatalf("%q %s: a page %s the list says it has a page behind it: %v", q.Search, q.Order.Direction, map[bool]string{true: "past the start of", false: "at the start of"}[started], back)
+		}
+		if !more {
+			return ids
+		}
+		if len(page.Items) != size {
+			t.Fatalf("%q %s: a page of %d with a page after it", q.Search, q.Order.Direction, len(page.Items))
+		}
+		if backward {
+			c := page.Cursor(0)
+			args = crm.PageArgs{Last: &size, Before: &c}
+		} else {
+			c := page.Cursor(len(page.Items) - 1)
+			args = crm.PageArgs{First: &size, After: &c}
+		}
+	}
+	t.Fatal("more than 1,000 pages")
+	return nil
+}
+
+// nameSearchWay runs EXPLAIN ANALYZE of a statement of nameSearchPageSelect without a
+// cursor and returns how many contacts its walk (the CTE walk) read, and how many
+// the whole statement read: more when it sorted the matches.
+func nameSearchWay(t *testing.T, ctx context.Context, db *sql.DB, query string) (walked, read float64) {
+	t.Helper()
+	var raw []byte
+	if err := db.QueryRowContext(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+query).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	var plan []struct{ Plan map[string]any }
+	if err := json.Unmarshal(raw, &plan); err != nil {
+		t.Fatal(err)
+	}
+	var visit func(n map[string]any)
+	visit = func(n map[string]any) {
+		if n["Subplan Name"] == "CTE walk" {
+			walked = contactsRead(n)
+			return
+		}
+		for _, c := range children(n) {
+			visit(c)
+		}
+	}
+	visit(plan[0].Plan)
+	return walked, contactsRead(plan[0].Plan)
+}
+
+// contactsRead returns how many rows of contacts the plan node n and its children
+// read, by EXPLAIN ANALYZE: the rows each scan of contacts returned and those its
+// filters removed.
+func contactsRead(n map[string]any) float64 {
+	read := 0.0
+	if n["Relation Name"] == "contacts" {
+		num := func(k string) float64 { f, _ := n[k].(float64); return f }
+		read = (num("Actual Rows") + num("Rows Removed by Filter") + num("Rows Removed by Index Recheck")) * num("Actual Loops")
+	}
+	for _, c := range children(n) {
+		read += contactsRead(c)
+	}
+	return read
+}
+
+// children returns the child nodes of the plan node n.
+func children(n map[string]any) []map[string]any {
+	plans, _ := n["Plans"].([]any)
+	out := make([]map[string]any, 0, len(plans))
+	for _, p := range plans {
+		if m, ok := p.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
