@@ -25,6 +25,9 @@ DECLARE
     analyzed timestamptz := (SELECT greatest(last_analyze, last_autoanalyze) FROM pg_stat_all_tables
                               WHERE relid = 'contacts'::regclass);
 BEGIN
+    -- One copy at a time (servers ask on their own), readers not blocked: the table
+    -- holds one histogram.
+    LOCK TABLE contact_search_sample IN SHARE ROW EXCLUSIVE MODE;
     IF EXISTS (SELECT 1 FROM contact_search_sample WHERE analyzed_at IS NOT DISTINCT FROM analyzed) THEN
         RETURN;
     END IF;
