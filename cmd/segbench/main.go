@@ -386,10 +386,10 @@ var readWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W8", "W9", "W10"}
 // pooled connection idle for over a second, and the store's questions for its
 // statistics (the large workspaces, and the copy of the histogram of the contacts'
 // search text), asked in the background once a minute at most (store/large.go).
-// Whether a captured request sends them
-// depends only on when it came (in the measured runs, at 20 to thousands of requests
-// a second, one request in 40 or fewer), so the captured SQL, and with it the
-// statement counts and the floor's scripts, leaves them out.
+// Whether a captured request sends them depends only on when it came (in the
+// measured runs, at 20 to thousands of requests a second, one request in 40 or
+// fewer), so the captured SQL, and with it the statement counts and the floor's
+// scripts, leaves them out.
 const (
 	keyLookup    = "SELECT * FROM segments_authenticate_key("
 	idlePing     = "-- ping"

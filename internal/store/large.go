@@ -85,7 +85,8 @@ func (s *Store) isLarge(table string, ws int64) bool {
 	return known != nil && known.set[tableWorkspace{table, ws}]
 }
 
-// learnLarge asks the database for its large workspaces and waits for the answer.
+// learnLarge asks the database for its large workspaces (with the rest of the
+// statistics: queryStatistics) and waits for the answer.
 func (s *Store) learnLarge(ctx context.Context) {
 	if set, err := s.queryStatistics(ctx); err == nil {
 		s.large.known.Store(&largeWorkspaces{at: time.Now(), set: set})
