@@ -190,6 +190,7 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: cq.Search})
 		},
+		search: cq.Search,
 		walked: func(q *bun.SelectQuery, hashable bool) *bun.SelectQuery {
 			if f.Any != nil {
 				ids := pgdialect.Array(f.Any)
@@ -842,6 +843,7 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: search})
 		},
+		search: search,
 		walked: func(q *bun.SelectQuery, _ bool) *bun.SelectQuery { return q.Where(walkedMembers("seg.id"), ws) },
 		first:  func(q *bun.SelectQuery) *bun.SelectQuery { return q.Where(membersOf("seg.id"), ws) },
 		sizes:  segmentsSizes("sum", "sum", "seg.id"), sizesArgs: []any{ws, ws},

@@ -105,15 +105,11 @@ func (s *Store) nameSearchPageSelect(dst *[]contactRow, ws int64, cq crm.Contact
 	// it has read as many rows as there are matches (share × n), as PostgreSQL
 	// reckons. (OFFSET 0: computed once, not once per mention in walk_limit; the
 	// share costs 0.3 ms.)
-	var altPattern *string
-	if digits, ok := phoneDigits(cq.Search); ok && digits != cq.Search {
-		p := likePattern(digits)
-		altPattern = &p
-	}
+	share, shareArgs := searchShare(cq.Search)
 	plan := db.NewSelect().
-		TableExpr("(SELECT segments_contact_search_share(lower(?), ?) AS share,"+
+		TableExpr("(SELECT "+share+" AS share,"+
 			" (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8 AS n OFFSET 0) AS sizes",
-			likePattern(cq.Search), altPattern, ws).
+			append(shareArgs, ws)...).
 		ColumnExpr("(CASE WHEN share IS NULL THEN ?"+
 			" WHEN share * share * n <= ? THEN 0"+
 			" ELSE ceil(share * n) END)::bigint AS walk_limit",
@@ -165,6 +161,18 @@ func (s *Store) nameSearchPageSelect(dst *[]contactRow, ws int64, cq crm.Contact
 	// its first UNION member, where the others would not see it.
 	return db.NewSelect().With("walk_plan", plan).With("walk", walk).With("walk_short", short).
 		TableExpr("(?) AS page", page).ColumnExpr("page.*"), nil
+}
+
+// searchShare returns the SQL of the share of the contacts that a search for term
+// matches, as PostgreSQL's planner estimates it, or null without an estimate
+// (migration 20261202000002_contact_search_sample), with its arguments.
+func searchShare(term string) (string, []any) {
+	var alt *string
+	if digits, ok := phoneDigits(term); ok && digits != term {
+		p := likePattern(digits)
+		alt = &p
+	}
+	return "segments_contact_search_share(lower(?), ?)", []any{likePattern(term), alt}
 }
 
 // sortKeyNames returns the SQL list of the columns of sortKeyColumns, by name.

@@ -14,7 +14,7 @@ import (
 )
 
 // TestNameSortedSearchesBoundTheirWalk proves how a page of a search sorted by name is
-// read (namesearch.go), in a workspace of 3,000 contacts:
+// read (namesearch.go), in the workspace of searchedWorkspace:
 //   - "zeta" is in the names of the 600 contacts that sort last, and in the emails of
 //     30 unnamed ones, which sort after them. Walking the order from the start, as
 //     PostgreSQL plans it, reads 2,400 contacts before the first match; the page
@@ -27,14 +27,8 @@ import (
 // contacts are analyzed (no estimate: the walk reads 40 rows a page row) and after.
 func TestNameSortedSearchesBoundTheirWalk(t *testing.T) {
 	ctx := context.Background()
-	owner, app := storetest.NewStores(t, store.Options{MaxConns: 2})
+	owner, app, ws := searchedWorkspace(t)
 	db := owner.DB()
-	ws, _ := storetest.Workspace(t, owner)
-	storetest.Exec(t, db, `INSERT INTO contacts (workspace_id, phone, name, email)
-		SELECT $1, '+9177' || lpad(g::text, 8, '0'),
-		       CASE WHEN g % 50 = 1 THEN NULL WHEN g >= 2400 THEN 'Zeta ' || lpad(g::text, 4, '0') ELSE 'Name ' || lpad(g::text, 4, '0') END,
-		       CASE WHEN g % 100 = 1 THEN 'zeta.' WHEN g % 4 = 0 THEN 'spread.' WHEN g IN (5, 1505, 2905) THEN 'qx9k.' ELSE '' END || 'c' || g || '@example.com'
-		FROM generate_series(0, 2999) AS g`, ws.ID)
 	seg, err := owner.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "some zeta"})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +37,6 @@ func TestNameSortedSearchesBoundTheirWalk(t *testing.T) {
 	if _, err := owner.AssignContactsToSegments(ctx, ws.ID, inSeg, []int64{seg.ID}); err != nil {
 		t.Fatal(err)
 	}
-
 	wctx := store.WithWorkspace(ctx, ws.ID)
 
 	orderExpr := fmt.Sprintf(store.ContactNameOrderExpr, "name")
@@ -116,6 +109,64 @@ func TestNameSortedSearchesBoundTheirWalk(t *testing.T) {
 	}
 	if read := contactsRead(plan[0].Plan); read < 2400 {
 		t.Errorf("PostgreSQL's own plan read %.0f contacts for the first page of \"zeta\", want 2,400 or more: the data no longer clusters\n%s", read, raw)
+	}
+}
+
+// searchedWorkspace returns a store on a database of the test's own, one as the
+// application's role, and a workspace of 3,000 contacts: "zeta" is in the names of
+// the 600 contacts that sort last by name (2,400 to 2,999) and in the emails of 30
+// unnamed ones (every 100th from 1), "spread" in every fourth contact's email, and
+// "qx9k" in three.
+func searchedWorkspace(t *testing.T) (owner, app *store.Store, ws crm.Workspace) {
+	t.Helper()
+	owner, app = storetest.NewStores(t, store.Options{MaxConns: 2})
+	ws, _ = storetest.Workspace(t, owner)
+	storetest.Exec(t, owner.DB(), `INSERT INTO contacts (workspace_id, phone, name, email)
+		SELECT $1, '+9177' || lpad(g::text, 8, '0'),
+		       CASE WHEN g % 50 = 1 THEN NULL WHEN g >= 2400 THEN 'Zeta ' || lpad(g::text, 4, '0') ELSE 'Name ' || lpad(g::text, 4, '0') END,
+		       CASE WHEN g % 100 = 1 THEN 'zeta.' WHEN g % 4 = 0 THEN 'spread.' WHEN g IN (5, 1505, 2905) THEN 'qx9k.' ELSE '' END || 'c' || g || '@example.com'
+		FROM generate_series(0, 2999) AS g`, ws.ID)
+	return owner, app, ws
+}
+
+// TestSegmentPagesWeighTheirSearch proves that a page of a segment's members weighs a
+// walk of a search's list by the search's share (twoWayPageSelect), in the
+// workspace of searchedWorkspace, analyzed, and a segment of 150 of its contacts.
+// Unsearched, members first would read them for up to sqrt(51 × 3,000 / 16) = 98
+// members, so the page walks (hashed). A walk of "zeta"'s list reads about 1 / 0.21
+// contacts per match: 150 × 150 × 0.21 ≤ 51 × 3,000 / 16, and the 150 members are
+// fewer than a quarter of its 630 matches, so the members come first. A walk of
+// "qx9k"'s list reads its 3 matches (the trigram index), so it walks, and does not
+// hash the members. Each page is what sorting the searched members gives.
+func TestSegmentPagesWeighTheirSearch(t *testing.T) {
+	ctx := context.Background()
+	owner, app, ws := searchedWorkspace(t)
+	db := owner.DB()
+	wctx := store.WithWorkspace(ctx, ws.ID)
+	twentieth, err := owner.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "a twentieth"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := storetest.Column[int64](t, db, `SELECT id FROM contacts WHERE workspace_id = $1 AND right(phone, 2)::int % 20 = 7`, ws.ID)
+	if _, err := owner.AssignContactsToSegments(ctx, ws.ID, members, []int64{twentieth.ID}); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Exec(t, db, "ANALYZE contacts, memberships")
+	store.LearnLargeWorkspaces(app) // and the copy of the histogram
+	first := 50
+	for _, c := range []struct{ term, way string }{{"", "hashed walk"}, {"zeta", "members first"}, {"qx9k", "walk"}} {
+		q := crm.ContactQuery{Search: c.term, Order: crm.DefaultContactOrder, Segments: crm.MembershipFilter{Any: []int64{twentieth.ID}}}
+		query, err := store.ContactsPageSQL(app, ws.ID, q, crm.PageArgs{First: &first})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if way := wayRun(t, ctx, owner, query); way != c.way {
+			t.Errorf("the segment of %d searched for %q: read by %s, want %s", len(members), c.term, way, c.way)
+		}
+		if got, want := allPages(t, wctx, app, ws.ID, q, 50, false), storetest.Column[int64](t, db, `SELECT c.id FROM contacts c JOIN memberships m ON m.contact_id = c.id
+			WHERE m.segment_id = $1 AND c.search_text LIKE '%' || $2 || '%' ORDER BY c.created_at DESC, c.id DESC`, twentieth.ID, c.term); !slices.Equal(got, want) {
+			t.Errorf("the segment searched for %q: %v..., want %v...", c.term, head(got), head(want))
+		}
 	}
 }
 
