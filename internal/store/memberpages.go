@@ -129,7 +129,9 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	searched, membersVsMatches, hashVsMatches := "1", "true", "true"
 	if p.search != "" {
 		share, args := searchShare(p.search)
-		plan = plan.TableExpr("(SELECT coalesce("+share+", 1) AS share OFFSET 0) AS search", args...)
+		// A scalar subquery in a subquery kept whole (OFFSET 0): computed once per
+		// statement, not once per mention or per segment of a batch.
+		plan = plan.TableExpr("(SELECT (SELECT coalesce("+share+", 1)) AS share OFFSET 0) AS search", args...)
 		searched = "search.share"
 		membersVsMatches = fmt.Sprintf("k * %d <= search.share * n", membersPerMatch)
 		hashVsMatches = fmt.Sprintf("k <= %g * search.share * n", p.hashFactor)
