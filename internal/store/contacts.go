@@ -178,7 +178,7 @@ func walkedAnyMembers(ws int64, ids any) (string, []any) {
 func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
 	f := cq.Segments
 	if walksBoundedByName(cq) {
-		return s.nameSearchPageSelect(dst, ws, cq, pq)
+		return s.nameSearchPageSelect(ws, cq, pq)
 	}
 	if f.Any == nil && len(f.All) == 0 { // only None: no segments to start from
 		return pageSelect(func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }, dst, pq)

@@ -19,19 +19,23 @@ import (
 // In the NAME order they are not: a term is nearly always part of a name, and names
 // that share a part sort together. At 1M contacts, "vikram" (25,072 matches, the
 // first names "Vikram ...", which sort late) read 887,589 contacts for its first
-// page: 1.1 s through the API, where sorting its matches takes 36-67 ms. Each of
-// the 40 first names of the benchmark's data took 0.2-1.1 s.
+// page: 1.1-1.7 s through the API, where sorting its matches takes 36-67 ms. The 40
+// first names of the benchmark's data took up to 1.7 s (median 0.66 s).
 //
 // So a search sorted by name walks at most as many contacts as PostgreSQL estimates
 // it matches, and when that does not fill the page, the statement sorts the matches
 // instead. Either way costs about a contact's read per row (a walk 1.2-1.3 µs a
-// contact, sorting the matches 1.4-2.7 µs a match, psql at 1M contacts), so as far as
-// the estimate holds, a page costs at most about twice the cheaper way, whatever the
-// order of the matches: the rule of renting skis until their price is spent. Where PostgreSQL
-// would not walk (the walk estimated to read more contacts than match: rare terms),
-// the statement sorts the matches at once. The estimate is the planner's own
-// (migration 20261202000002_contact_search_sample); without one, as before contacts
-// are first analyzed, the walk reads nameWalkFactor contacts per row of the page.
+// contact, sorting the matches 1.4-2.7 µs a match, psql at 1M contacts), so as far
+// as the estimate holds, a page costs at most about twice the cheaper way, whatever
+// the order of the matches: the rule of renting skis until their price is spent.
+// Where PostgreSQL would not walk (the walk estimated to read more contacts than
+// match: rare terms), the statement sorts the matches at once. The first names now
+// take up to 0.23 s (median 96 ms), the surnames 3.4 ms more (median), other terms
+// 1.1-1.4 ms more: the larger statement's planning, and the estimate.
+//
+// The estimate is the planner's own (migration 20261202000002_contact_search_sample);
+// without one, as before contacts are first analyzed, the walk reads nameWalkFactor
+// contacts per row of the page.
 //
 // A page of members of segments bounds its walk by four times the rows the estimate
 // gives instead (walkLimitFactor), which suits members clustered by date. For
@@ -90,7 +94,7 @@ func hasTrigram(term string) bool {
 // matches only when the walk fell short. The matches are read in a subquery with
 // OFFSET 0, which keeps the page's order and limit out of it, so that PostgreSQL
 // finds them all (the trigram index) rather than walking again.
-func (s *Store) nameSearchPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
+func (s *Store) nameSearchPageSelect(ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
 	db := s.db
 	pq.columns = columnsOf[contactRow](db, pq.alias)
 	b, err := pq.bounds()
