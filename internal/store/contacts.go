@@ -473,11 +473,34 @@ func contactSearchCond(term string) (string, []any) {
 	// lowercased the text. On a constant it is computed once, while planning, so the
 	// index sees a plain pattern. Digits need no lowering.
 	cond, args := contactSearch+" LIKE lower(?)", []any{likePattern(term)}
-	if digits, ok := phoneDigits(term); ok && digits != term {
+	if phone, ok := phonePattern(term); ok {
 		cond = "(" + cond + " OR (" + contactSearch + " LIKE ? AND c.phone LIKE ?))"
-		args = append(args, likePattern(digits), likePattern(digits))
+		args = append(args, phone, phone)
 	}
 	return cond, args
+}
+
+// phonePattern returns the LIKE pattern of the second alternative of
+// contactSearchCond: the digits of a term that may be a phone number written another
+// way, when they differ from the term.
+func phonePattern(term string) (string, bool) {
+	if digits, ok := phoneDigits(term); ok && digits != term {
+		return likePattern(digits), true
+	}
+	return "", false
+}
+
+// searchShare returns the SQL of the share of the contacts that contactSearchCond
+// finds for term, as PostgreSQL's planner estimates it, or null without an estimate
+// (migration 20261202000002_contact_search_sample), with its arguments. The pages
+// of name-sorted searches (namesearch.go) and of segments' members
+// (twoWayPageSelect) choose their way by it.
+func searchShare(term string) (string, []any) {
+	var alt *string
+	if phone, ok := phonePattern(term); ok {
+		alt = &phone
+	}
+	return "segments_contact_search_share(lower(?), ?)", []any{likePattern(term), alt}
 }
 
 // phoneDigits returns the digits of a term made only of digits and phone punctuation

@@ -17,10 +17,11 @@ var ContactNameOrderExpr = contactsByName.parts[1]
 // setting that goes with them (tenant_test.go).
 var ForSearch = forSearch
 
-// LearnLargeWorkspaces has s learn the large workspaces of its database now, for the
-// test of how searches name their workspace (large_test.go).
-func LearnLargeWorkspaces(s *Store) {
-	s.loadLarge(s.large.known.Load())
+// LearnStatistics has s bring its statistics up to date now (the large workspaces,
+// and the copy of the search histogram), for the tests of how searches name their
+// workspace (large_test.go) and choose their way (namesearch_test.go).
+func LearnStatistics(s *Store) {
+	s.loadStatistics(s.large.known.Load())
 	s.large.loadings.Wait()
 }
 

@@ -80,24 +80,24 @@ func (s *Store) searchWorkspace(table, alias string, ws int64) string {
 func (s *Store) isLarge(table string, ws int64) bool {
 	known := s.large.known.Load()
 	if known == nil || time.Since(known.at) > largeWorkspacesTTL {
-		s.loadLarge(known)
+		s.loadStatistics(known)
 	}
 	return known != nil && known.set[tableWorkspace{table, ws}]
 }
 
-// learnLarge asks the database for its large workspaces (with the rest of the
-// statistics: queryStatistics) and waits for the answer.
-func (s *Store) learnLarge(ctx context.Context) {
+// learnStatistics brings the store's statistics up to date (queryStatistics: the
+// large workspaces, and the copy of the search histogram) and waits for the answer.
+func (s *Store) learnStatistics(ctx context.Context) {
 	if set, err := s.queryStatistics(ctx); err == nil {
 		s.large.known.Store(&largeWorkspaces{at: time.Now(), set: set})
 	}
 }
 
-// loadLarge asks the database for its large workspaces in a goroutine of its own,
-// unless one is already asking. On failure the store goes on with what it knew
+// loadStatistics brings the store's statistics up to date (queryStatistics) in a
+// goroutine of its own, unless one is already at it. On failure the store goes on with what it knew
 // (prev), until the next try a largeWorkspacesTTL later: the answer only chooses
 // between two plans of the same search.
-func (s *Store) loadLarge(prev *largeWorkspaces) {
+func (s *Store) loadStatistics(prev *largeWorkspaces) {
 	if !s.large.loading.CompareAndSwap(false, true) {
 		return
 	}

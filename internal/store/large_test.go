@@ -74,7 +74,7 @@ func TestSearchesNameTheirWorkspaceToTheIndex(t *testing.T) {
 		if store.IsLarge(s, "contacts", large.ID) {
 			t.Fatal("a workspace is large before the store has asked")
 		}
-		store.LearnLargeWorkspaces(s)
+		store.LearnStatistics(s)
 		for _, table := range []string{"contacts", "segments"} {
 			if !store.IsLarge(s, table, large.ID) || store.IsLarge(s, table, small.ID) {
 				t.Errorf("%s: large %v, small %v; want true, false", table,

@@ -167,18 +167,6 @@ func (s *Store) nameSearchPageSelect(ws int64, cq crm.ContactQuery, pq pageQuery
 		TableExpr("(?) AS page", page).ColumnExpr("page.*"), nil
 }
 
-// searchShare returns the SQL of the share of the contacts that a search for term
-// matches, as PostgreSQL's planner estimates it, or null without an estimate
-// (migration 20261202000002_contact_search_sample), with its arguments.
-func searchShare(term string) (string, []any) {
-	var alt *string
-	if digits, ok := phoneDigits(term); ok && digits != term {
-		p := likePattern(digits)
-		alt = &p
-	}
-	return "segments_contact_search_share(lower(?), ?)", []any{likePattern(term), alt}
-}
-
 // sortKeyNames returns the SQL list of the columns of sortKeyColumns, by name.
 func sortKeyNames(pq pageQuery) string {
 	names := make([]string, len(pq.key.parts))

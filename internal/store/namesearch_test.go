@@ -64,7 +64,7 @@ func TestNameSortedSearchesBoundTheirWalk(t *testing.T) {
 	checkPages("without statistics")
 
 	storetest.Exec(t, db, "ANALYZE contacts")
-	store.LearnLargeWorkspaces(app) // and the copy of the histogram
+	store.LearnStatistics(app)
 	checkPages("with statistics")
 	// The copy holds every workspace's contacts: the application's role reads shares
 	// of it, never the copy.
@@ -152,7 +152,7 @@ func TestSegmentPagesWeighTheirSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.Exec(t, db, "ANALYZE contacts, memberships")
-	store.LearnLargeWorkspaces(app) // and the copy of the histogram
+	store.LearnStatistics(app)
 	first := 50
 	for _, c := range []struct{ term, way string }{{"", "hashed walk"}, {"zeta", "members first"}, {"qx9k", "walk"}} {
 		q := crm.ContactQuery{Search: c.term, Order: crm.DefaultContactOrder, Segments: crm.MembershipFilter{Any: []int64{twentieth.ID}}}

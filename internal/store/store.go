@@ -119,7 +119,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
 	s := &Store{db: db}
-	s.learnLarge(ctx)
+	s.learnStatistics(ctx)
 	return s, nil
 }
 
