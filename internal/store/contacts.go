@@ -190,7 +190,8 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: cq.Search})
 		},
-		search: cq.Search,
+		search:   cq.Search,
+		contacts: func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, crm.ContactQuery{}) },
 		walked: func(q *bun.SelectQuery, hashable bool) *bun.SelectQuery {
 			if f.Any != nil {
 				ids := pgdialect.Array(f.Any)

@@ -62,15 +62,43 @@ const membersPerMatch = 4
 // fill the page well within the limit.
 const walkLimitFactor = 4
 
+// A walk of a search's list counts contacts read, not rows of the list: where the
+// matches cluster in the page's order, as a name's matches do in the NAME order (see
+// nameSearchPageSelect), the list's first rows may lie far into it. At 1M contacts,
+// "vikram" in a segment of 100,000 members sorted by name read 887,000 contacts
+// before its first match (1.2-1.45 s, and as long in segments of 9,000-100,000). So
+// a search's walk reads at most walkLimitFactor times the contacts the estimate gives
+// (limit × n / (k_walk × share)), and no more than the way it falls back on costs:
+// reading the members first when they are fewer than the matches by
+// membersPerMatch, else reading the matches first (matchContacts). Where
+// that bound is below the estimate (a rare term, or a small segment, where
+// PostgreSQL reads the list from the trigram index anyway), the statement skips the
+// walk.
+//
+// matchContacts is what reading a match first costs (about 3.4 µs: its row from
+// the trigram index, the sort), in contacts walked (1.2-1.5 µs each), at 1M contacts.
+// A bound of one contact per match made walks that fill their page a little past
+// their estimate (spread matches, newest first) fall short: 13 → 67 ms.
+const matchContacts = 2.5
+
+// Reading the matches first sorts the list's rows (the trigram index, then a sort of
+// their IDs and sort keys) and tests each in order for membership until the page
+// fills: limit × n / k tests, not one per match.
+
 // twoWayPage is a page of the members of segments that its statement reads either
 // by walking list or by reading the members first (see membersFirstFactor and
-// walkLimitFactor).
+// walkLimitFactor), or, with a search, by reading its matches first.
 type twoWayPage[R any] struct {
 	// list selects the rows before the membership condition: the workspace's
 	// contacts, or those a search finds.
 	list func(dst *[]R) *bun.SelectQuery
-	// search is the term of list's search, if any.
-	search string
+	// search is the term of list's search, if any, and contacts selects the rows
+	// it searches: list without its search. Without contacts, a search's walk reads
+	// list, bounded in its rows, and falls back on the members first, never the
+	// matches: a batch of segments would sort them once per segment (a batch of 50
+	// segments, 5 contacts each, "sharma" sorted by name: 1.0 → 4.7 s).
+	search   string
+	contacts func(dst *[]R) *bun.SelectQuery
 	// walked adds the membership condition as a walk tests it on each row: when
 	// hashable, it may test the hashed members instead, if hashMembers holds.
 	walked func(q *bun.SelectQuery, hashable bool) *bun.SelectQuery
@@ -97,13 +125,19 @@ const hashMembers = "(SELECT hash_members FROM walk_plan)"
 
 // twoWayPageSelect returns the statement of the page p describes:
 //
-//	WITH walk_plan AS (SELECT members_first, hash_members, walk_limit FROM sizes),
-//	     walk AS (the page of the first walk_limit rows of list that walked keeps,
-//	              unless members_first),
+//	WITH walk_plan AS (SELECT members_first, hash_members, walk_limit, n,
+//	                   members_then: whether a walk that falls short reads the
+//	                   members first, else the matches, FROM sizes),
+//	     walk AS (the page of the first walk_limit rows of list, or with a search
+//	              of the contacts it searches, that walked keeps, unless
+//	              members_first),
 //	     walk_choice AS (SELECT members_first, or the walk filled no page and
-//	                     stopped at its limit)
-//	SELECT page.* FROM (the walk's page, and its probe, unless walk_choice;
-//	                    the page of first, and its probe, if walk_choice) AS page
+//	                     stopped at its limit, and members_then;
+//	                     matches_first: the walk fell short, not members_then)
+//	SELECT page.* FROM (the walk's page, unless walk_choice;
+//	                    its probe, unless members_first;
+//	                    the page of first, and its probe, if members_first;
+//	                    the page of the matches, if matches_first) AS page
 //
 // PostgreSQL evaluates each condition once, as the statement starts (or once per
 // outer row in a lateral subquery), and never starts a branch whose condition is
@@ -118,52 +152,81 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		return nil, err
 	}
 	limit := float64(pq.args.Size() + 1)
-	plan := db.NewSelect().TableExpr("("+p.sizes+") AS sizes", p.sizesArgs...)
-	// A walk of a search's list reads 1 / share contacts per row of the list (when
-	// PostgreSQL walks the order's index and tests each), where members first reads
-	// k members, searched or not: so the search's share weighs the walk's side. But
-	// PostgreSQL reads a rare term's list from the trigram index, share × n
-	// matches, and that bounds the walk too: members come first only when they are
-	// fewer than the matches by membersPerMatch, and are hashed only when they are
-	// fewer than hashFactor times the matches (as against the rows walked).
-	searched, membersVsMatches, hashVsMatches := "1", "true", "true"
-	if p.search != "" {
+	// A batch reads no matches first (twoWayPage.contacts).
+	readsMatches := p.search != "" && p.contacts != nil
+	plan := db.NewSelect().TableExpr("("+p.sizes+") AS sizes", p.sizesArgs...).ColumnExpr("n")
+	if p.search == "" {
+		plan = plan.ColumnExpr("k * a <= ? * n AS members_first", p.firstFactor*limit).
+			ColumnExpr("k * a <= ? * n AS hash_members", p.hashFactor*limit)
+	} else {
+		// A walk of a search's list reads 1 / share contacts per row of the list,
+		// where members first reads k members, searched or not: so the search's share
+		// weighs the walk's side. But PostgreSQL reads a rare term's list from the
+		// trigram index, share × n matches, and that bounds the walk too: members come
+		// first only when they are fewer than the matches by membersPerMatch, and are
+		// hashed only when they are fewer than hashFactor times the matches (as
+		// against the rows walked).
 		share, args := searchShare(p.search)
 		// A scalar subquery in a subquery kept whole (OFFSET 0): computed once per
 		// statement, not once per mention or per segment of a batch.
-		plan = plan.TableExpr("(SELECT (SELECT coalesce("+share+", 1)) AS share OFFSET 0) AS search", args...)
-		searched = "search.share"
-		membersVsMatches = fmt.Sprintf("k * %d <= search.share * n", membersPerMatch)
-		hashVsMatches = fmt.Sprintf("k <= %g * search.share * n", p.hashFactor)
+		plan = plan.TableExpr("(SELECT (SELECT coalesce("+share+", 1)) AS share OFFSET 0) AS search", args...).
+			ColumnExpr("k * a * share <= ? * n AND k * ? <= share * n AS members_first", p.firstFactor*limit, membersPerMatch).
+			ColumnExpr("k * a * share <= ? * n AND k <= ? * share * n AS hash_members", p.hashFactor*limit, p.hashFactor)
 	}
-	plan = plan.ColumnExpr("k * a * "+searched+" <= ? * n AND "+membersVsMatches+" AS members_first", p.firstFactor*limit).
-		ColumnExpr("k * a * "+searched+" <= ? * n AND "+hashVsMatches+" AS hash_members", p.hashFactor*limit).
-		ColumnExpr("ceil(? * n / greatest(k_walk, 1))::bigint AS walk_limit", walkLimitFactor*limit)
+	if readsMatches {
+		// The walk's bound, in contacts: walkLimitFactor times the estimate, and no
+		// more than its fallback costs (matchContacts per match, membersPerMatch
+		// matches per member); none when the estimate is past that. Written without
+		// dividing by share, which may be 0.
+		fallback := fmt.Sprintf("%g * least(share * n, k * %d)", matchContacts, membersPerMatch)
+		plan = plan.ColumnExpr("k * ? <= share * n AS members_then", membersPerMatch).
+			ColumnExpr("(CASE WHEN ? * n >= "+fallback+" * greatest(k_walk, 1) * share THEN 0"+
+				" ELSE ceil(least(? * n / (greatest(k_walk, 1) * share), "+fallback+")) END)::bigint AS walk_limit",
+				limit, walkLimitFactor*limit)
+	} else {
+		plan = plan.ColumnExpr("ceil(? * n / greatest(k_walk, 1))::bigint AS walk_limit", walkLimitFactor*limit).
+			ColumnExpr("true AS members_then")
+	}
 
 	// The walk reads list in the page's order, at most walk_limit rows, then keeps
 	// the members, and reads the rows of the page's members last. It reads each
 	// row's ID and sort keys alone (from the order's index, without the row where
 	// the index holds them), which costs a walk of thousands of rows a fraction of
-	// what whole rows would.
-	inner := b.within(p.list(dst).ColumnExpr(pq.sortColumns())).Where("NOT (SELECT members_first FROM walk_plan)")
+	// what whole rows would. A search's walk reads the contacts it searches, and
+	// tests the search on each.
+	walkedList, walkedCols := p.list, pq.sortColumns()
+	if readsMatches {
+		walkedList, walkedCols = p.contacts, walkedCols+", "+contactSearch+", "+pq.alias+".phone"
+	}
+	inner := b.within(walkedList(dst).ColumnExpr(walkedCols)).Where("NOT (SELECT members_first FROM walk_plan)")
 	inner = pq.orderBy(inner, b.walkDesc)
 	// Bun writes no LIMIT of an expression: it follows the inner query's ORDER BY.
-	walked := p.walked(db.NewSelect().TableExpr("(? LIMIT (SELECT walk_limit FROM walk_plan)) AS "+pq.alias, inner), true).
-		ColumnExpr(pq.alias + ".*")
-	walked = pq.orderBySorted(walked, pq.alias, b.walkDesc).Limit(int64(pq.args.Size() + 1))
-	walk := pq.orderBySorted(p.list(dst).Join("JOIN (?) AS walked ON walked.id = "+pq.alias+".id", walked), "walked", b.walkDesc).
-		ColumnExpr(pq.columns).ColumnExpr("false AS probe")
+	walked := db.NewSelect().TableExpr("(? LIMIT (SELECT walk_limit FROM walk_plan)) AS "+pq.alias, inner).
+		ColumnExpr(pq.alias + ".id, " + sortKeyNames(pq))
+	if readsMatches {
+		cond, args := contactSearchCond(p.search)
+		walked = walked.Where(cond, args...)
+	}
+	walked = pq.orderBySorted(p.walked(walked, true), pq.alias, b.walkDesc).Limit(int64(pq.args.Size() + 1))
+	walk := pageOf(p.list(dst), walked, pq, b)
 
-	// The walk stopped at its limit when list holds walk_limit rows within the
-	// cursors: rows of the list it never read may be members.
+	// The walk stopped at its limit when the rows it walks number walk_limit within
+	// the cursors: rows of the list it never read may be members. Without a cursor
+	// and with a search, those rows are the workspace's n contacts.
 	var unused []R
-	listed := b.within(p.list(&unused).ColumnExpr("1"))
+	listed := "(SELECT count(*) FROM (? LIMIT (SELECT walk_limit FROM walk_plan)) AS listed)"
+	listedArgs := []any{b.within(walkedList(&unused).ColumnExpr("1"))}
+	if readsMatches && b.after == nil && b.before == nil {
+		listed, listedArgs = "n", nil
+	}
+	short := fmt.Sprintf("((SELECT count(*) FROM walk) <= %d AND %s >= walk_limit)", pq.args.Size(), listed)
 	choice := db.NewSelect().TableExpr("walk_plan").
-		ColumnExpr("members_first OR ((SELECT count(*) FROM walk) <= ? AND (SELECT count(*) FROM (? LIMIT (SELECT walk_limit FROM walk_plan)) AS listed) = walk_limit) AS members_first",
-			pq.args.Size(), listed)
+		ColumnExpr("members_first OR (members_then AND "+short+") AS members_first", listedArgs...).
+		ColumnExpr("NOT members_then AND NOT members_first AND "+short+" AS matches_first", listedArgs...)
 
 	const membersFirst = "(SELECT members_first FROM walk_choice)"
-	page := db.NewSelect().TableExpr("walk").ColumnExpr("walk.*").Where("NOT " + membersFirst)
+	const matchesFirst = "(SELECT matches_first FROM walk_choice)"
+	page := db.NewSelect().TableExpr("walk").ColumnExpr("walk.*").Where("NOT " + membersFirst).Where("NOT " + matchesFirst)
 	// The walk's probe walks from the cursor without a limit, looking each row up: a
 	// cursor of this list finds its own row, a member, at once.
 	if probe := pageProbe(b, func(dst *[]R) *bun.SelectQuery { return p.walked(p.list(dst), false).Where("NOT " + membersFirst) }); probe != nil {
@@ -174,10 +237,29 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	if probe := pageProbe(b, first); probe != nil {
 		page = page.UnionAll(probe)
 	}
+	if readsMatches {
+		// The matches sorted whole (OFFSET 0 keeps the page's limit out of their
+		// subquery, so that PostgreSQL reads them from the trigram index rather than
+		// walking the order's index again), then tested in order.
+		sorted := pq.orderBy(b.within(p.list(&unused).ColumnExpr(pq.sortColumns())), b.walkDesc)
+		tested := p.walked(db.NewSelect().TableExpr("(? OFFSET 0) AS "+pq.alias, sorted), true).
+			ColumnExpr(pq.alias + ".id, " + sortKeyNames(pq))
+		tested = pq.orderBySorted(tested, pq.alias, b.walkDesc).Limit(int64(pq.args.Size() + 1))
+		// The condition on the branch, above its join with list, which may start
+		// from list's side.
+		page = page.UnionAll(pageOf(p.list(dst), tested, pq, b).Where(matchesFirst))
+	}
 	// The union in a subquery: Bun writes a query's WITH inside the parentheses of
 	// its first UNION member, where the others would not see it.
 	return db.NewSelect().With("walk_plan", plan).With("walk", walk).With("walk_choice", choice).
 		TableExpr("(?) AS page", page).ColumnExpr("page.*"), nil
+}
+
+// pageOf returns the page's rows of list whose IDs ids selects, with the sort keys
+// of sortKeyNames, in the page's order: a page whose IDs a walk chose.
+func pageOf(list, ids *bun.SelectQuery, pq pageQuery, b pageBounds) *bun.SelectQuery {
+	return pq.orderBySorted(list.Join("JOIN (?) AS walked ON walked.id = "+pq.alias+".id", ids), "walked", b.walkDesc).
+		ColumnExpr(pq.columns).ColumnExpr("false AS probe")
 }
 
 // columnsOf returns the SQL list of the columns that rows of type R hold, of the

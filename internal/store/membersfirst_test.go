@@ -221,8 +221,11 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 // wayRun runs EXPLAIN ANALYZE of a statement of a page of members without a cursor
 // and returns the way PostgreSQL read it: "walk" when its walk (the CTE walk) read
 // contacts and the page was its, "hashed walk" when that walk tested a hashed
-// subplan, "members first" when the members-first branch (an Append member) read
-// them and the walk did not, and "... then members first" when both did.
+// subplan, "members first" when the members-first branch read them and the walk did
+// not, "matches first" when a search's matches-first branch did, and "... then
+// members first" or "... then matches first" when the walk and a branch did. The
+// branches are the members of the page's Append, in the statement's order: the
+// walk's page, members first's, matches first's (twoWayPageSelect).
 func wayRun(t *testing.T, ctx context.Context, s *store.Store, sql string) string {
 	t.Helper()
 	var raw []byte
@@ -262,7 +265,8 @@ func wayRun(t *testing.T, ctx context.Context, s *store.Store, sql string) strin
 		}
 		return ran || (hashedNames[n.SubplanName] && n.ActualLoops > 0)
 	}
-	var walked, hashed, first bool
+	var walked, hashed bool
+	var branches []bool // whether each member of the page's Append read contacts
 	var visit func(n node)
 	visit = func(n node) {
 		for _, c := range n.Plans {
@@ -270,24 +274,30 @@ func wayRun(t *testing.T, ctx context.Context, s *store.Store, sql string) strin
 			case c.SubplanName == "CTE walk":
 				walked, hashed = readsContacts(c), hashedRan(c)
 			case c.Relationship == "Member":
-				first = first || readsContacts(c)
+				branches = append(branches, readsContacts(c))
 			default:
 				visit(c)
 			}
 		}
 	}
 	visit(plans[0].Plan)
+	first := ""
+	for i, name := range []string{1: "members first", 2: "matches first"} {
+		if i < len(branches) && branches[i] {
+			first = name
+		}
+	}
 	way := "walk"
 	if hashed {
 		way = "hashed walk"
 	}
 	switch {
-	case walked && first:
-		return way + ", then members first"
+	case walked && first != "":
+		return way + ", then " + first
 	case walked:
 		return way
-	case first:
-		return "members first"
+	case first != "":
+		return first
 	}
 	t.Fatalf("neither way read contacts:\n%s", raw)
 	return ""

@@ -135,9 +135,9 @@ func searchedWorkspace(t *testing.T) (owner, app *store.Store, ws crm.Workspace)
 // Unsearched, members first would read them for up to sqrt(51 × 3,000 / 16) = 98
 // members, so the page walks (hashed). A walk of "zeta"'s list reads about 1 / 0.21
 // contacts per match: 150 × 150 × 0.21 ≤ 51 × 3,000 / 16, and the 150 members are
-// fewer than a quarter of its 630 matches, so the members come first. A walk of
-// "qx9k"'s list reads its 3 matches (the trigram index), so it walks, and does not
-// hash the members. Each page is what sorting the searched members gives.
+// fewer than a quarter of its 630 matches, so the members come first. "qx9k" has 3
+// matches, fewer than a walk is estimated to read, so they come first. Each page is
+// what sorting the searched members gives.
 func TestSegmentPagesWeighTheirSearch(t *testing.T) {
 	ctx := context.Background()
 	owner, app, ws := searchedWorkspace(t)
@@ -154,7 +154,7 @@ func TestSegmentPagesWeighTheirSearch(t *testing.T) {
 	storetest.Exec(t, db, "ANALYZE contacts, memberships")
 	store.LearnStatistics(app)
 	first := 50
-	for _, c := range []struct{ term, way string }{{"", "hashed walk"}, {"zeta", "members first"}, {"qx9k", "walk"}} {
+	for _, c := range []struct{ term, way string }{{"", "hashed walk"}, {"zeta", "members first"}, {"qx9k", "matches first"}} {
 		q := crm.ContactQuery{Search: c.term, Order: crm.DefaultContactOrder, Segments: crm.MembershipFilter{Any: []int64{twentieth.ID}}}
 		query, err := store.ContactsPageSQL(app, ws.ID, q, crm.PageArgs{First: &first})
 		if err != nil {
@@ -166,6 +166,82 @@ func TestSegmentPagesWeighTheirSearch(t *testing.T) {
 		if got, want := allPages(t, wctx, app, ws.ID, q, 50, false), storetest.Column[int64](t, db, `SELECT c.id FROM contacts c JOIN memberships m ON m.contact_id = c.id
 			WHERE m.segment_id = $1 AND c.search_text LIKE '%' || $2 || '%' ORDER BY c.created_at DESC, c.id DESC`, twentieth.ID, c.term); !slices.Equal(got, want) {
 			t.Errorf("the segment searched for %q: %v..., want %v...", c.term, head(got), head(want))
+		}
+	}
+}
+
+// TestSegmentSearchesBoundTheirWalk proves that a search's walk of a segment's page
+// counts the contacts it reads, not its matches (twoWayPageSelect), in the workspace
+// of searchedWorkspace, analyzed, and a segment of every other contact (1,500,
+// hashed by the walk). Sorted by name, "zeta"'s matches all lie past the first 2,400
+// contacts: its walk reads at most as many contacts as it has matches (about 630),
+// falls short, and the matches come first (sorted, then tested for membership).
+// "spread" fills its page from the walk; "qx9k" (3 matches) reads its matches first
+// without walking. Every
+// page, forward and backward, of 7 and of 50, in both directions, as a filter and as
+// a batch of segments (ContactsOfSegments), is what sorting the searched members
+// gives.
+func TestSegmentSearchesBoundTheirWalk(t *testing.T) {
+	ctx := context.Background()
+	owner, app, ws := searchedWorkspace(t)
+	db := owner.DB()
+	wctx := store.WithWorkspace(ctx, ws.ID)
+	half, err := owner.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "every other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := storetest.Column[int64](t, db, `SELECT id FROM contacts WHERE workspace_id = $1 AND right(phone, 1)::int % 2 = 0`, ws.ID)
+	for chunk := range slices.Chunk(members, 1000) { // the most one assignment takes
+		if _, err := owner.AssignContactsToSegments(ctx, ws.ID, chunk, []int64{half.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storetest.Exec(t, db, "ANALYZE contacts, memberships")
+	store.LearnStatistics(app)
+
+	orderExpr := fmt.Sprintf(store.ContactNameOrderExpr, "c.name")
+	first := 50
+	for _, c := range []struct {
+		term string
+		dir  crm.Direction
+		way  string
+	}{
+		{"zeta", crm.Asc, "walk, then matches first"}, // no match walked: the hash never built
+		{"zeta", crm.Desc, "hashed walk"},             // the unnamed, then the Zetas, come first
+		{"spread", crm.Asc, "hashed walk"},
+		{"qx9k", crm.Asc, "matches first"},
+	} {
+		order := crm.ContactOrder{Field: crm.ContactsByName, Direction: c.dir}
+		q := crm.ContactQuery{Search: c.term, Order: order, Segments: crm.MembershipFilter{Any: []int64{half.ID}}}
+		query, err := store.ContactsPageSQL(app, ws.ID, q, crm.PageArgs{First: &first})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if way := wayRun(t, ctx, owner, query); way != c.way {
+			t.Errorf("the segment searched for %q %s: read by %s, want %s", c.term, c.dir, way, c.way)
+		}
+		want := storetest.Column[int64](t, db, fmt.Sprintf(`SELECT c.id FROM contacts c JOIN memberships m ON m.contact_id = c.id
+			WHERE m.segment_id = $1 AND c.search_text LIKE '%%' || $2 || '%%'
+			ORDER BY (c.name IS NULL) %[2]s, %[1]s %[2]s, c.id %[2]s`, orderExpr, c.dir), half.ID, c.term)
+		for _, size := range []int{7, 50} {
+			if got := allPages(t, wctx, app, ws.ID, q, size, false); !slices.Equal(got, want) {
+				t.Errorf("%q %s, pages of %d forward: %d contacts %v..., want %d %v...", c.term, c.dir, size, len(got), head(got), len(want), head(want))
+			}
+			if got := allPages(t, wctx, app, ws.ID, q, size, true); !slices.Equal(got, want) {
+				t.Errorf("%q %s, pages of %d backward: %d contacts %v..., want %d %v...", c.term, c.dir, size, len(got), head(got), len(want), head(want))
+			}
+		}
+		// A batch of segments reads each segment's page the same way.
+		pages, err := app.ContactsOfSegments(wctx, ws.ID, []int64{half.ID}, c.term, order, crm.PageArgs{First: &first})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]int64, 0, first)
+		for _, contact := range pages[half.ID].Items {
+			got = append(got, contact.ID)
+		}
+		if w := want[:min(len(want), first)]; !slices.Equal(got, w) {
+			t.Errorf("%q %s in a batch: %v..., want %v...", c.term, c.dir, head(got), head(w))
 		}
 	}
 }
