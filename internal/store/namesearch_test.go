@@ -129,6 +129,27 @@ func searchedWorkspace(t *testing.T) (owner, app *store.Store, ws crm.Workspace)
 	return owner, app, ws
 }
 
+// searchedSegment makes a segment of the contacts of workspace ws that the SQL
+// condition cond selects, then analyzes contacts and memberships and has app learn
+// the statistics, and returns the segment and its members.
+func searchedSegment(t *testing.T, owner, app *store.Store, ws int64, cond string) (crm.Segment, []int64) {
+	t.Helper()
+	ctx := context.Background()
+	seg, err := owner.CreateSegment(ctx, ws, crm.NewSegment{Name: "searched: " + cond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := storetest.Column[int64](t, owner.DB(), `SELECT id FROM contacts WHERE workspace_id = $1 AND `+cond, ws)
+	for chunk := range slices.Chunk(members, 1000) { // the most one assignment takes
+		if _, err := owner.AssignContactsToSegments(ctx, ws, chunk, []int64{seg.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storetest.Exec(t, owner.DB(), "ANALYZE contacts, memberships")
+	store.LearnStatistics(app)
+	return seg, members
+}
+
 // TestSegmentPagesWeighTheirSearch proves that a page of a segment's members weighs a
 // walk of a search's list by the search's share (twoWayPageSelect), in the
 // workspace of searchedWorkspace, analyzed, and a segment of 150 of its contacts.
@@ -143,16 +164,7 @@ func TestSegmentPagesWeighTheirSearch(t *testing.T) {
 	owner, app, ws := searchedWorkspace(t)
 	db := owner.DB()
 	wctx := store.WithWorkspace(ctx, ws.ID)
-	twentieth, err := owner.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "a twentieth"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	members := storetest.Column[int64](t, db, `SELECT id FROM contacts WHERE workspace_id = $1 AND right(phone, 2)::int % 20 = 7`, ws.ID)
-	if _, err := owner.AssignContactsToSegments(ctx, ws.ID, members, []int64{twentieth.ID}); err != nil {
-		t.Fatal(err)
-	}
-	storetest.Exec(t, db, "ANALYZE contacts, memberships")
-	store.LearnStatistics(app)
+	twentieth, members := searchedSegment(t, owner, app, ws.ID, "right(phone, 2)::int % 20 = 7")
 	first := 50
 	for _, c := range []struct{ term, way string }{{"", "hashed walk"}, {"zeta", "members first"}, {"qx9k", "matches first"}} {
 		q := crm.ContactQuery{Search: c.term, Order: crm.DefaultContactOrder, Segments: crm.MembershipFilter{Any: []int64{twentieth.ID}}}
@@ -186,18 +198,7 @@ func TestSegmentSearchesBoundTheirWalk(t *testing.T) {
 	owner, app, ws := searchedWorkspace(t)
 	db := owner.DB()
 	wctx := store.WithWorkspace(ctx, ws.ID)
-	half, err := owner.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "every other"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	members := storetest.Column[int64](t, db, `SELECT id FROM contacts WHERE workspace_id = $1 AND right(phone, 1)::int % 2 = 0`, ws.ID)
-	for chunk := range slices.Chunk(members, 1000) { // the most one assignment takes
-		if _, err := owner.AssignContactsToSegments(ctx, ws.ID, chunk, []int64{half.ID}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	storetest.Exec(t, db, "ANALYZE contacts, memberships")
-	store.LearnStatistics(app)
+	half, _ := searchedSegment(t, owner, app, ws.ID, "right(phone, 1)::int % 2 = 0")
 
 	orderExpr := fmt.Sprintf(store.ContactNameOrderExpr, "c.name")
 	first := 50
