@@ -125,14 +125,15 @@ const hashMembers = "(SELECT hash_members FROM walk_plan)"
 
 // twoWayPageSelect returns the statement of the page p describes:
 //
-//	WITH walk_plan AS (SELECT members_first, hash_members, walk_limit, n,
-//	                   members_then: whether a walk that falls short reads the
-//	                   members first, else the matches, FROM sizes),
+//	WITH walk_plan AS (SELECT members_first, hash_members, walk_limit, n, and
+//	                   with a search's matches, members_then: whether a walk that
+//	                   falls short reads the members first, else the matches,
+//	                   FROM sizes),
 //	     walk AS (the page of the first walk_limit rows of list, or with a search
 //	              of the contacts it searches, that walked keeps, unless
 //	              members_first),
 //	     walk_choice AS (SELECT members_first, or the walk filled no page and
-//	                     stopped at its limit, and members_then;
+//	                     stopped at its limit (and members_then);
 //	                     matches_first: the walk fell short, not members_then)
 //	SELECT page.* FROM (the walk's page, unless walk_choice;
 //	                    its probe, unless members_first;
@@ -184,8 +185,7 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 				" ELSE ceil(least(? * n / (greatest(k_walk, 1) * share), "+fallback+")) END)::bigint AS walk_limit",
 				limit, walkLimitFactor*limit)
 	} else {
-		plan = plan.ColumnExpr("ceil(? * n / greatest(k_walk, 1))::bigint AS walk_limit", walkLimitFactor*limit).
-			ColumnExpr("true AS members_then")
+		plan = plan.ColumnExpr("ceil(? * n / greatest(k_walk, 1))::bigint AS walk_limit", walkLimitFactor*limit)
 	}
 
 	// The walk reads list in the page's order, at most walk_limit rows, then keeps
@@ -220,13 +220,17 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		listed, listedArgs = "n", nil
 	}
 	short := fmt.Sprintf("((SELECT count(*) FROM walk) <= %d AND %s >= walk_limit)", pq.args.Size(), listed)
-	choice := db.NewSelect().TableExpr("walk_plan").
-		ColumnExpr("members_first OR (members_then AND "+short+") AS members_first", listedArgs...).
-		ColumnExpr("NOT members_then AND NOT members_first AND "+short+" AS matches_first", listedArgs...)
-
 	const membersFirst = "(SELECT members_first FROM walk_choice)"
 	const matchesFirst = "(SELECT matches_first FROM walk_choice)"
-	page := db.NewSelect().TableExpr("walk").ColumnExpr("walk.*").Where("NOT " + membersFirst).Where("NOT " + matchesFirst)
+	choice := db.NewSelect().TableExpr("walk_plan")
+	page := db.NewSelect().TableExpr("walk").ColumnExpr("walk.*").Where("NOT " + membersFirst)
+	if readsMatches {
+		choice = choice.ColumnExpr("members_first OR (members_then AND "+short+") AS members_first", listedArgs...).
+			ColumnExpr("NOT members_then AND NOT members_first AND "+short+" AS matches_first", listedArgs...)
+		page = page.Where("NOT " + matchesFirst)
+	} else {
+		choice = choice.ColumnExpr("members_first OR "+short+" AS members_first", listedArgs...)
+	}
 	// The walk's probe walks from the cursor without a limit, looking each row up: a
 	// cursor of this list finds its own row, a member, at once.
 	if probe := pageProbe(b, func(dst *[]R) *bun.SelectQuery { return p.walked(p.list(dst), false).Where("NOT " + membersFirst) }); probe != nil {
