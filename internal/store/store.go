@@ -127,6 +127,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 // requests: a statement whose client went away stops within a second.
 const ClientCheckInterval = time.Second
 
+// roleDefaultsLockKey is the advisory lock that serializes configureRole when
+// several servers start at once (migrationLockKey's neighbour).
+const roleDefaultsLockKey = 7264002
+
 // configureRole sets the role's session defaults before the pool opens its first
 // connection, so that every connection of the pool has them.
 func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error {
@@ -166,8 +170,12 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 	// A role's defaults reach only sessions that start after the change. Through
 	// PgBouncer this session's server connection stays open and serves the pool next,
 	// so it gets the values now too. (A bouncer's older server connections get them
-	// when it reconnects them: server_lifetime, or RECONNECT on its console.)
-	if _, err := conn.Exec(ctx, "DO $$ BEGIN "+strings.Join(sets, " ")+" END $$; "+strings.Join(now, " ")); err != nil {
+	// when it reconnects them: server_lifetime, or RECONNECT on its console.) Servers
+	// that start at once take turns: two ALTER ROLEs of one role's settings at a time
+	// fail ("tuple concurrently updated"), and the server that lost would not start.
+	// The lock is the statement's transaction's.
+	if _, err := conn.Exec(ctx, fmt.Sprintf("DO $$ BEGIN PERFORM pg_advisory_xact_lock(%d); ", roleDefaultsLockKey)+
+		strings.Join(sets, " ")+" END $$; "+strings.Join(now, " ")); err != nil {
 		return fmt.Errorf("store: set the role's session defaults: %w", err)
 	}
 	return nil

@@ -74,3 +74,31 @@ func TestRoleTimeouts(t *testing.T) {
 		t.Errorf("the pool after the timeouts: %v", err)
 	}
 }
+
+// TestServersStartAtOnce: stores that open at once, as the servers of one deployment
+// do, each set the role's defaults (configureRole), and all of them open. Two ALTER
+// ROLEs of one role's settings at a time fail with "tuple concurrently updated"
+// unless they take turns.
+func TestServersStartAtOnce(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	const servers = 8
+	errs := make(chan error, servers)
+	start := make(chan struct{})
+	for range servers {
+		go func() {
+			<-start
+			s, err := store.Open(ctx, url, store.Options{MaxConns: 1, StatementTimeout: time.Minute, SerialPlans: true, NoJIT: true})
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		}()
+	}
+	close(start)
+	for range servers {
+		if err := <-errs; err != nil {
+			t.Errorf("a server that started with others: %v", err)
+		}
+	}
+}
