@@ -60,3 +60,12 @@ func MembershipsSQL(s *Store, ws int64, contacts, segments []int64) (insert, rem
 	return membershipsQuery(s.db, insertMembershipsSQL, ws, segs, cons).String(),
 		membershipsQuery(s.db, deleteMembershipsSQL, ws, segs, cons).String()
 }
+
+// ContactsOfSegmentsSQL returns the statement of ContactsOfSegments, as s writes it.
+func ContactsOfSegmentsSQL(s *Store, ws int64, segmentIDs []int64, search string, order crm.ContactOrder, args crm.PageArgs) (string, error) {
+	q, _, err := s.contactsOfSegmentsSelect(ws, segmentIDs, search, order, args)
+	if err != nil {
+		return "", err
+	}
+	return q.String(), nil
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/segments/segments/internal/crm"
@@ -245,6 +246,99 @@ func TestSegmentSearchesBoundTheirWalk(t *testing.T) {
 			t.Errorf("%q %s in a batch: %v..., want %v...", c.term, c.dir, head(got), head(w))
 		}
 	}
+}
+
+// TestSegmentBatchesReadTheirMatchesFirst proves how a batch of segments' first pages
+// of a search sorted by name is read (segmentPagesByMatches), in the workspace of
+// searchedWorkspace, analyzed: "zeta" has about 630 matches. A batch of every other
+// contact (1,500) and a segment of 30 reads the matches first; a batch of two
+// segments of 30 (60 members, fewer than the matches) reads each segment's page
+// (lateral). "gmail" matches no contact. Every first and last page, of 7 and of 50,
+// in both directions, is what sorting each segment's searched members gives.
+func TestSegmentBatchesReadTheirMatchesFirst(t *testing.T) {
+	ctx := context.Background()
+	owner, app, ws := searchedWorkspace(t)
+	db := owner.DB()
+	wctx := store.WithWorkspace(ctx, ws.ID)
+	half, _ := searchedSegment(t, owner, app, ws.ID, "right(phone, 1)::int % 2 = 0")
+	small, _ := searchedSegment(t, owner, app, ws.ID, "right(phone, 2)::int = 40")
+	other, _ := searchedSegment(t, owner, app, ws.ID, "right(phone, 2)::int = 41")
+	orderExpr := fmt.Sprintf(store.ContactNameOrderExpr, "c.name")
+	for _, c := range []struct {
+		batch     []int64
+		term, way string
+	}{
+		{[]int64{half.ID, small.ID}, "zeta", "matches first"},
+		{[]int64{small.ID, other.ID}, "zeta", "lateral"},
+		{[]int64{half.ID, small.ID}, "gmail", "matches first"},
+	} {
+		for _, dir := range []crm.Direction{crm.Asc, crm.Desc} {
+			order := crm.ContactOrder{Field: crm.ContactsByName, Direction: dir}
+			for _, size := range []int{7, 50} {
+				for _, args := range []crm.PageArgs{{First: &size}, {Last: &size}} {
+					name := fmt.Sprintf("%q %s, first %v last %v", c.term, dir, args.First != nil, args.Last != nil)
+					query, err := store.ContactsOfSegmentsSQL(app, ws.ID, c.batch, c.term, order, args)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if way := batchWay(t, ctx, owner, query); way != c.way {
+						t.Errorf("%s: the batch %v read by %s, want %s", name, c.batch, way, c.way)
+					}
+					pages, err := app.ContactsOfSegments(wctx, ws.ID, c.batch, c.term, order, args)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, seg := range c.batch {
+						all := storetest.Column[int64](t, db, fmt.Sprintf(`SELECT c.id FROM contacts c JOIN memberships m ON m.contact_id = c.id
+							WHERE m.segment_id = $1 AND c.search_text LIKE '%%' || $2 || '%%'
+							ORDER BY (c.name IS NULL) %[2]s, %[1]s %[2]s, c.id %[2]s`, orderExpr, dir), seg, c.term)
+						want := all[:min(len(all), size)]
+						if args.Last != nil {
+							want = all[max(len(all)-size, 0):]
+						}
+						page := pages[seg]
+						got := make([]int64, 0, size)
+						for _, contact := range page.Items {
+							got = append(got, contact.ID)
+						}
+						more := map[bool]bool{true: page.HasPreviousPage, false: page.HasNextPage}[args.Last != nil]
+						if !slices.Equal(got, want) || more != (len(all) > size) {
+							t.Errorf("%s, segment %d: %v... (more: %v), want %v... of %d", name, seg, head(got), more, head(want), len(all))
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// batchWay runs EXPLAIN ANALYZE of a statement of ContactsOfSegments and returns how
+// it read its pages: "matches first" when its ranking of the matches ran, "lateral"
+// when it did not.
+func batchWay(t *testing.T, ctx context.Context, s *store.Store, sql string) string {
+	t.Helper()
+	rows, err := s.DB().QueryContext(ctx, "EXPLAIN (ANALYZE) "+sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	way := ""
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(line, "WindowAgg") {
+			way = map[bool]string{true: "lateral", false: "matches first"}[strings.Contains(line, "never executed")]
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if way == "" {
+		t.Fatalf("no ranking of the matches in the plan of %s", sql)
+	}
+	return way
 }
 
 // allPages reads every page of the contacts q selects in workspace ws, of size

@@ -312,10 +312,17 @@ func (pq pageQuery) sortKeyColumns() string {
 // expressions over the subquery's columns (the NAME order's lower()) would sort every
 // row.
 func (pq pageQuery) orderBySorted(q *bun.SelectQuery, alias string, desc bool) *bun.SelectQuery {
+	return q.OrderExpr(pq.sortedOrder(alias, desc))
+}
+
+// sortedOrder returns the SQL of orderBySorted's order, as a window's ORDER BY takes
+// it.
+func (pq pageQuery) sortedOrder(alias string, desc bool) string {
+	parts := make([]string, 0, len(pq.key.parts)+1)
 	for i := range pq.key.parts {
-		q = q.OrderExpr(fmt.Sprintf("%s.sort_%d%s", alias, i+1, direction(desc)))
+		parts = append(parts, fmt.Sprintf("%s.sort_%d%s", alias, i+1, direction(desc)))
 	}
-	return q.OrderExpr(alias + ".id" + direction(desc))
+	return strings.Join(append(parts, alias+".id"+direction(desc)), ", ")
 }
 
 // direction returns the SQL of an ascending or descending order.
