@@ -106,7 +106,7 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 func segmentsSizes(agg, aggWalk, segments string) string {
 	return "SELECT coalesce(" + agg + "(s.contact_count), 0)::float8 AS k, coalesce(" + agg + "(s.contact_count), 0)::float8 AS a," +
 		" coalesce(" + aggWalk + "(s.contact_count), 0)::float8 AS k_walk," +
-		" (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8 AS n" +
+		" (" + allContactsSQL + ")::float8 AS n" +
 		" FROM segments s WHERE s.workspace_id = ? AND s.id = " + segments
 }
 
@@ -940,7 +940,7 @@ func (s *Store) segmentPagesByMatches(ws int64, ids any, search string, pq pageQ
 	}
 	share, shareArgs := searchShare(search)
 	plan := db.NewSelect().
-		TableExpr("(SELECT coalesce("+share+", 1) * (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?) AS m OFFSET 0) AS matches",
+		TableExpr("(SELECT coalesce("+share+", 1) * ("+allContactsSQL+") AS m OFFSET 0) AS matches",
 			append(shareArgs, ws)...).
 		ColumnExpr("m <= ? AND m <= (SELECT coalesce(sum(contact_count), 0) FROM segments WHERE workspace_id = ? AND id = ANY(?)) AS by_matches",
 			batchMatchesLimit, ws, ids)

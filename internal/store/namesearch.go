@@ -112,7 +112,7 @@ func (s *Store) nameSearchPageSelect(ws int64, cq crm.ContactQuery, pq pageQuery
 	share, shareArgs := searchShare(cq.Search)
 	plan := db.NewSelect().
 		TableExpr("(SELECT "+share+" AS share,"+
-			" (SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?)::float8 AS n OFFSET 0) AS sizes",
+			" ("+allContactsSQL+")::float8 AS n OFFSET 0) AS sizes",
 			append(shareArgs, ws)...).
 		ColumnExpr("(CASE WHEN share IS NULL THEN ?"+
 			" WHEN share * share * n <= ? THEN 0"+
