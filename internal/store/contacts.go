@@ -177,8 +177,8 @@ func walkedAnyMembers(ws int64, ids any) (string, []any) {
 // (audienceSizes).
 func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
 	f := cq.Segments
-	if walksBoundedByName(cq) {
-		return s.nameSearchPageSelect(ws, cq, pq)
+	if walksBounded(cq) {
+		return s.searchPageSelect(ws, cq, pq)
 	}
 	if f.Any == nil && len(f.All) == 0 { // only None: no segments to start from
 		return pageSelect(func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }, dst, pq)
@@ -494,7 +494,7 @@ func phonePattern(term string) (string, bool) {
 // searchShare returns the SQL of the share of the contacts that contactSearchCond
 // finds for term, as PostgreSQL's planner estimates it, or null without an estimate
 // (migration 20261202000002_contact_search_sample), with its arguments. The pages
-// of name-sorted searches (namesearch.go) and of segments' members
+// of searches (searchpages.go) and of segments' members
 // (twoWayPageSelect) choose their way by it.
 func searchShare(term string) (string, []any) {
 	var alt *string
@@ -927,7 +927,7 @@ const batchMatchesLimit = 100_000
 // (searchShare) than the members of the batch's segments and than
 // batchMatchesLimit.
 //
-// Sorted by name, a term's matches lie together (see nameSearchPageSelect). Each
+// Sorted by name, a term's matches lie together (see searchpages.go). Each
 // segment's walk of the search's list reads every contact before them, and the
 // statement sorts all the matches once instead. At 1M contacts, the first 5 contacts
 // of each of the 50 largest segments searched for "vikram" ran past the request's

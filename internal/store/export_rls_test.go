@@ -19,7 +19,7 @@ var ForSearch = forSearch
 
 // LearnStatistics has s bring its statistics up to date now (the large workspaces,
 // and the copy of the search histogram), for the tests of how searches name their
-// workspace (large_test.go) and choose their way (namesearch_test.go).
+// workspace (large_test.go) and choose their way (searchpages_test.go).
 func LearnStatistics(s *Store) {
 	s.loadStatistics(s.large.known.Load())
 	s.large.loadings.Wait()

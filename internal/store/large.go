@@ -120,10 +120,10 @@ func (s *Store) loadStatistics(prev *largeWorkspaces) {
 
 // queryStatistics brings the statistics the store keeps up to date: it has the
 // database copy a new histogram of the contacts' search text for the estimates of
-// name-sorted searches (namesearch.go), and returns the large workspaces.
+// searches (searchpages.go), and returns the large workspaces.
 func (s *Store) queryStatistics(ctx context.Context) (map[tableWorkspace]bool, error) {
 	// A copy that fails (a database in recovery cannot write) leaves the last one,
-	// or none, where the walks read nameWalkFactor rows a page row: it only chooses
+	// or none, where the walks read searchWalkFactor rows a page row: it only chooses
 	// between two plans of the same search.
 	_, _ = s.db.ExecContext(ctx, sampleContactSearch)
 	return s.queryLarge(ctx)

@@ -64,7 +64,7 @@ const walkLimitFactor = 4
 
 // A walk of a search's list counts contacts read, not rows of the list: where the
 // matches cluster in the page's order, as a name's matches do in the NAME order (see
-// nameSearchPageSelect), the list's first rows may lie far into it. At 1M contacts,
+// searchpages.go), the list's first rows may lie far into it. At 1M contacts,
 // "vikram" in a segment of 100,000 members sorted by name read 887,000 contacts
 // before its first match (1.2-1.45 s, and as long in segments of 9,000-100,000). So
 // a search's walk reads at most walkLimitFactor times the contacts the estimate gives

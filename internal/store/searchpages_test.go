@@ -14,19 +14,21 @@ import (
 	"github.com/segments/segments/internal/store/storetest"
 )
 
-// TestNameSortedSearchesBoundTheirWalk proves how a page of a search sorted by name is
-// read (namesearch.go), in the workspace of searchedWorkspace:
-//   - "zeta" is in the names of the 600 contacts that sort last, and in the emails of
-//     30 unnamed ones, which sort after them. Walking the order from the start, as
-//     PostgreSQL plans it, reads 2,400 contacts before the first match; the page
-//     walks at most as many as the estimate of its matches (630), then sorts them;
+// TestSearchesBoundTheirWalk proves how a page of a search is read (searchpages.go),
+// in the workspace of searchedWorkspace:
+//   - "zeta" is in the names of the 600 contacts that sort last by name and were
+//     created last, and in the emails of 30 unnamed ones (every 100th). Walking the
+//     order as PostgreSQL plans it, by name or oldest first, reads 2,400 contacts
+//     before it has a page; the page walks at most as many as the estimate of its
+//     matches (630), then sorts them;
 //   - "spread" is in every fourth contact's email: the walk fills the page;
 //   - "qx9k" is in three: the page sorts the matches without walking.
 //
-// Every page, forward and backward, of 7 and of 50, in both directions, and of the
-// contacts in none of a segment, must be what sorting all the matches gives, before
-// contacts are analyzed (no estimate: the walk reads 40 rows a page row) and after.
-func TestNameSortedSearchesBoundTheirWalk(t *testing.T) {
+// Every page, forward and backward, of 7 and of 50, in both directions, by name and
+// by creation, and of the contacts in none of a segment, must be what sorting all the
+// matches gives, before contacts are analyzed (no estimate: the walk reads 40 rows a
+// page row) and after.
+func TestSearchesBoundTheirWalk(t *testing.T) {
 	ctx := context.Background()
 	owner, app, ws := searchedWorkspace(t)
 	db := owner.DB()
@@ -40,23 +42,29 @@ func TestNameSortedSearchesBoundTheirWalk(t *testing.T) {
 	}
 	wctx := store.WithWorkspace(ctx, ws.ID)
 
-	orderExpr := fmt.Sprintf(store.ContactNameOrderExpr, "name")
+	// The SQL order of each field, in a direction (%[1]s).
+	orders := map[crm.ContactOrderField]string{
+		crm.ContactsByName:      "(name IS NULL) %[1]s, " + fmt.Sprintf(store.ContactNameOrderExpr, "name") + " %[1]s, id %[1]s",
+		crm.ContactsByCreatedAt: "created_at %[1]s, id %[1]s",
+	}
 	queries := []crm.ContactQuery{{Search: "zeta"}, {Search: "spread"}, {Search: "qx9k"}, {Search: "zeta", Segments: crm.MembershipFilter{None: []int64{seg.ID}}}}
 	checkPages := func(stage string) {
 		for _, q := range queries {
-			for _, dir := range []crm.Direction{crm.Asc, crm.Desc} {
-				q.Order = crm.ContactOrder{Field: crm.ContactsByName, Direction: dir}
-				want := storetest.Column[int64](t, db, fmt.Sprintf(`SELECT id FROM contacts c
-					WHERE workspace_id = $1 AND search_text LIKE '%%' || $2 || '%%'
-					  AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.contact_id = c.id AND m.segment_id = ANY($3))
-					ORDER BY (name IS NULL) %[2]s, %[1]s %[2]s, id %[2]s`, orderExpr, dir), ws.ID, q.Search, append([]int64{0}, q.Segments.None...))
-				for _, size := range []int{7, 50} {
-					name := fmt.Sprintf("%s: %q none %v %s, pages of %d", stage, q.Search, q.Segments.None, dir, size)
-					if got := allPages(t, wctx, app, ws.ID, q, size, false); !slices.Equal(got, want) {
-						t.Errorf("%s, forward: %d contacts %v..., want %d %v...", name, len(got), head(got), len(want), head(want))
-					}
-					if got := allPages(t, wctx, app, ws.ID, q, size, true); !slices.Equal(got, want) {
-						t.Errorf("%s, backward: %d contacts %v..., want %d %v...", name, len(got), head(got), len(want), head(want))
+			for field, orderSQL := range orders {
+				for _, dir := range []crm.Direction{crm.Asc, crm.Desc} {
+					q.Order = crm.ContactOrder{Field: field, Direction: dir}
+					want := storetest.Column[int64](t, db, `SELECT id FROM contacts c
+						WHERE workspace_id = $1 AND search_text LIKE '%' || $2 || '%'
+						  AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.contact_id = c.id AND m.segment_id = ANY($3))
+						ORDER BY `+fmt.Sprintf(orderSQL, dir), ws.ID, q.Search, append([]int64{0}, q.Segments.None...))
+					for _, size := range []int{7, 50} {
+						name := fmt.Sprintf("%s: %q none %v %s %s, pages of %d", stage, q.Search, q.Segments.None, field, dir, size)
+						if got := allPages(t, wctx, app, ws.ID, q, size, false); !slices.Equal(got, want) {
+							t.Errorf("%s, forward: %d contacts %v..., want %d %v...", name, len(got), head(got), len(want), head(want))
+						}
+						if got := allPages(t, wctx, app, ws.ID, q, size, true); !slices.Equal(got, want) {
+							t.Errorf("%s, backward: %d contacts %v..., want %d %v...", name, len(got), head(got), len(want), head(want))
+						}
 					}
 				}
 			}
@@ -79,37 +87,46 @@ func TestNameSortedSearchesBoundTheirWalk(t *testing.T) {
 
 	// How the first page of 50 is read, by EXPLAIN ANALYZE.
 	first := 50
+	byName := crm.ContactOrder{Field: crm.ContactsByName, Direction: crm.Asc}
+	oldestFirst := crm.ContactOrder{Field: crm.ContactsByCreatedAt, Direction: crm.Asc}
 	for _, c := range []struct {
 		term             string
+		order            crm.ContactOrder
 		walkMin, walkMax float64 // contacts the walk reads
 		sorted           bool    // the matches were sorted
 	}{
-		{"zeta", 1, 650, true}, // at most its estimated matches, 630 or so
-		{"spread", 1, 400, false},
-		{"qx9k", 0, 0, true},
+		{"zeta", byName, 1, 650, true}, // at most its estimated matches, 630 or so
+		{"zeta", oldestFirst, 1, 650, true},
+		{"zeta", crm.DefaultContactOrder, 1, 100, false}, // the newest are Zetas
+		{"spread", byName, 1, 400, false},
+		{"spread", oldestFirst, 1, 400, false},
+		{"qx9k", byName, 0, 0, true},
+		{"qx9k", crm.DefaultContactOrder, 0, 0, true},
 	} {
-		query, err := store.ContactsPageSQL(app, ws.ID, crm.ContactQuery{Search: c.term, Order: crm.ContactOrder{Field: crm.ContactsByName, Direction: crm.Asc}}, crm.PageArgs{First: &first})
+		query, err := store.ContactsPageSQL(app, ws.ID, crm.ContactQuery{Search: c.term, Order: c.order}, crm.PageArgs{First: &first})
 		if err != nil {
 			t.Fatal(err)
 		}
-		walked, read := nameSearchWay(t, ctx, db, query)
+		walked, read := searchWay(t, ctx, db, query)
 		if sorted := read > walked; walked < c.walkMin || walked > c.walkMax || sorted != c.sorted {
-			t.Errorf("%q: the walk read %.0f contacts (%.0f to %.0f), the statement %.0f: sorted the matches: %v, want %v\n%s",
-				c.term, walked, c.walkMin, c.walkMax, read, sorted, c.sorted, query)
+			t.Errorf("%q %v: the walk read %.0f contacts (%.0f to %.0f), the statement %.0f: sorted the matches: %v, want %v\n%s",
+				c.term, c.order, walked, c.walkMin, c.walkMax, read, sorted, c.sorted, query)
 		}
 	}
 	// The data is what the test needs: walking the order as PostgreSQL plans it reads
-	// the 2,400 contacts before the first "zeta".
-	var plan []struct {
-		Plan map[string]any
-	}
-	raw := storetest.Column[[]byte](t, db, fmt.Sprintf(`EXPLAIN (ANALYZE, FORMAT JSON) SELECT c.id FROM contacts c
-		WHERE c.workspace_id = %d AND c.search_text LIKE '%%zeta%%' ORDER BY (c.name IS NULL), %s, c.id LIMIT 51`, ws.ID, fmt.Sprintf(store.ContactNameOrderExpr, "c.name")))[0]
-	if err := json.Unmarshal(raw, &plan); err != nil {
-		t.Fatal(err)
-	}
-	if read := contactsRead(plan[0].Plan); read < 2400 {
-		t.Errorf("PostgreSQL's own plan read %.0f contacts for the first page of \"zeta\", want 2,400 or more: the data no longer clusters\n%s", read, raw)
+	// the 2,400 contacts before the 600 "zeta", by name and oldest first.
+	for _, order := range []string{fmt.Sprintf("(c.name IS NULL), %s, c.id", fmt.Sprintf(store.ContactNameOrderExpr, "c.name")), "c.created_at, c.id"} {
+		var plan []struct {
+			Plan map[string]any
+		}
+		raw := storetest.Column[[]byte](t, db, fmt.Sprintf(`EXPLAIN (ANALYZE, FORMAT JSON) SELECT c.id FROM contacts c
+			WHERE c.workspace_id = %d AND c.search_text LIKE '%%zeta%%' ORDER BY %s LIMIT 51`, ws.ID, order))[0]
+		if err := json.Unmarshal(raw, &plan); err != nil {
+			t.Fatal(err)
+		}
+		if read := contactsRead(plan[0].Plan); read < 2400 {
+			t.Errorf("PostgreSQL's own plan read %.0f contacts for the first page of \"zeta\" by %s, want 2,400 or more: the data no longer clusters\n%s", read, order, raw)
+		}
 	}
 }
 
@@ -388,10 +405,10 @@ func allPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, q crm
 	return nil
 }
 
-// nameSearchWay runs EXPLAIN ANALYZE of a statement of nameSearchPageSelect without a
+// searchWay runs EXPLAIN ANALYZE of a statement of searchPageSelect without a
 // cursor and returns how many contacts its walk (the CTE walk) read, and how many
 // the whole statement read: more when it sorted the matches.
-func nameSearchWay(t *testing.T, ctx context.Context, db *sql.DB, query string) (walked, read float64) {
+func searchWay(t *testing.T, ctx context.Context, db *sql.DB, query string) (walked, read float64) {
 	t.Helper()
 	var raw []byte
 	if err := db.QueryRowContext(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+query).Scan(&raw); err != nil {

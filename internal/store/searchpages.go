@@ -10,31 +10,37 @@ import (
 	"github.com/segments/segments/internal/crm"
 )
 
-// A page of a contact search sorted by name.
+// A page of a contact search.
 //
 // PostgreSQL reads a page of a search one of two ways: it walks the contacts in the
 // page's order and tests each, or it finds all the matches (the trigram index) and
 // sorts them. It walks when it estimates that many contacts match, taking them for
 // spread evenly over the order, so that the page fills after a few thousand rows.
-// In the NAME order they are not: a term is nearly always part of a name, and names
-// that share a part sort together. At 1M contacts, "vikram" (25,072 matches, the
-// first names "Vikram ...", which sort late) read 887,589 contacts for its first
-// page: 1.1-1.7 s through the API, where sorting its matches takes 36-67 ms. The 40
-// first names of the benchmark's data took up to 1.7 s (median 0.66 s).
+// Often they are not:
+//   - In the NAME order, a term is nearly always part of a name, and names that
+//     share a part sort together. At 1M contacts, "vikram" (25,072 matches, the first
+//     names "Vikram ...", which sort late) read 887,589 contacts for its first page:
+//     1.1-1.7 s through the API, where sorting its matches takes 36-67 ms. The 40
+//     first names of the benchmark's data took up to 1.7 s (median 0.66 s).
+//   - In the date orders, contacts that came together share terms: an import from
+//     one source, one company's domain, one campaign's tag. At 1M contacts, the
+//     oldest 300 given one email domain, newest first, read the 999,700 newer
+//     contacts for their page: 266 ms by pgbench (250-420 ms through the API for
+//     300 to 3,000 such contacts), where sorting the matches takes 2 ms.
 //
-// So a search sorted by name walks at most as many contacts as PostgreSQL estimates
-// it matches, and when that does not fill the page, the statement sorts the matches
-// instead. Either way costs about a contact's read per row (a walk 1.2-1.3 µs a
-// contact, sorting the matches 1.4-2.7 µs a match, psql at 1M contacts), so as far
-// as the estimate holds, a page costs at most about twice the cheaper way, whatever
-// the order of the matches: the rule of renting skis until their price is spent.
-// Where PostgreSQL would not walk (the walk estimated to read more contacts than
-// match: rare terms), the statement sorts the matches at once. The first names now
-// take up to 0.23 s (median 96 ms), the surnames 3.4 ms more (median), other terms
+// So a search walks at most as many contacts as PostgreSQL estimates it matches, and
+// when that does not fill the page, the statement sorts the matches instead. Either
+// way costs about a contact's read per row (a walk 1.2-1.3 µs a contact, sorting the
+// matches 1.4-2.7 µs a match, psql at 1M contacts), so as far as the estimate holds,
+// a page costs at most about twice the cheaper way, whatever the order of the
+// matches: the rule of renting skis until their price is spent. Where PostgreSQL
+// would not walk (the walk estimated to read more contacts than match: rare terms),
+// the statement sorts the matches at once. Sorted by name, the first names now take
+// up to 0.23 s (median 96 ms), the surnames 3.4 ms more (median), other terms
 // 1.1-1.4 ms more: the larger statement's planning, and the estimate.
 //
 // The estimate is the planner's own (migration 20261202000002_contact_search_sample);
-// without one, as before contacts are first analyzed, the walk reads nameWalkFactor
+// without one, as before contacts are first analyzed, the walk reads searchWalkFactor
 // contacts per row of the page.
 //
 // A page of members of segments bounds its walk by four times the rows the estimate
@@ -44,19 +50,18 @@ import (
 // "sharma" fills its first page only after 21,157 rows, where four times its
 // estimate is 4,744. 80 ms instead of 38; the bound by matches gives 42.
 
-// nameWalkFactor is how many contacts a walk of a name-sorted search reads per row of
-// its page when there is no estimate of its matches: 2,040 for a page of 50, 2-4 ms
-// at 1M contacts.
-const nameWalkFactor = 40
+// searchWalkFactor is how many contacts the walk of a search reads per row of its
+// page when there is no estimate of its matches: 2,040 for a page of 50, 2-4 ms at 1M
+// contacts.
+const searchWalkFactor = 40
 
-// walksBoundedByName reports whether a page of the contacts cq selects is read by
-// nameSearchPageSelect: a search sorted by name whose term the trigram index can look
-// up, of all the contacts or those in none of some segments. (A filter that starts
+// walksBounded reports whether a page of the contacts cq selects is read by
+// searchPageSelect: a search whose term the trigram index can look up, of all the
+// contacts or those in none of some segments, in any order. (A filter that starts
 // from segments reads a page its own way: twoWayPageSelect.) A shorter term has no
 // cheaper way than the walk: the alternative is reading every contact.
-func walksBoundedByName(cq crm.ContactQuery) bool {
-	return cq.Order.Field == crm.ContactsByName && cq.Search != "" && hasTrigram(cq.Search) &&
-		cq.Segments.Any == nil && len(cq.Segments.All) == 0
+func walksBounded(cq crm.ContactQuery) bool {
+	return cq.Search != "" && hasTrigram(cq.Search) && cq.Segments.Any == nil && len(cq.Segments.All) == 0
 }
 
 // hasTrigram reports whether term holds three letters or digits in a row (with the
@@ -78,8 +83,8 @@ func hasTrigram(term string) bool {
 	return false
 }
 
-// nameSearchPageSelect returns the statement of a page of the contacts of workspace
-// ws that the search of cq finds, sorted by name (walksBoundedByName):
+// searchPageSelect returns the statement of a page of the contacts of workspace ws
+// that the search of cq finds (walksBounded):
 //
 //	WITH walk_plan AS (SELECT walk_limit, n: the rows the walk may read, and the
 //	                   workspace's contacts),
@@ -94,7 +99,7 @@ func hasTrigram(term string) bool {
 // matches only when the walk fell short. The matches are read in a subquery with
 // OFFSET 0, which keeps the page's order and limit out of it, so that PostgreSQL
 // finds them all (the trigram index) rather than walking again.
-func (s *Store) nameSearchPageSelect(ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
+func (s *Store) searchPageSelect(ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
 	db := s.db
 	pq.columns = columnsOf[contactRow](db, pq.alias)
 	b, err := pq.bounds()
@@ -117,7 +122,7 @@ func (s *Store) nameSearchPageSelect(ws int64, cq crm.ContactQuery, pq pageQuery
 		ColumnExpr("(CASE WHEN share IS NULL THEN ?"+
 			" WHEN share * share * n <= ? THEN 0"+
 			" ELSE ceil(share * n) END)::bigint AS walk_limit",
-			nameWalkFactor*limit, limit).
+			searchWalkFactor*limit, limit).
 		ColumnExpr("n")
 
 	contacts := func(q *bun.SelectQuery) *bun.SelectQuery {
