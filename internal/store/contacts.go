@@ -177,7 +177,9 @@ func walkedAnyMembers(ws int64, ids any) (string, []any) {
 // (audienceSizes).
 func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
 	f := cq.Segments
-	if walksBounded(cq) {
+	// A term that no contact of the search histogram holds is estimated rare, and
+	// PostgreSQL's own plan sorts its matches, as searchPageSelect would.
+	if walksBounded(cq) && s.statistics().sample.mayHold(cq.Search) {
 		return s.searchPageSelect(ws, cq, pq)
 	}
 	if f.Any == nil && len(f.All) == 0 { // only None: no segments to start from

@@ -21,8 +21,8 @@ var ForSearch = forSearch
 // and the copy of the search histogram), for the tests of how searches name their
 // workspace (large_test.go) and choose their way (searchpages_test.go).
 func LearnStatistics(s *Store) {
-	s.loadStatistics(s.large.known.Load())
-	s.large.loadings.Wait()
+	s.loadStatistics(s.stats.known.Load())
+	s.stats.loadings.Wait()
 }
 
 // IsLarge reports whether s takes workspace ws for most of table (large.go).

@@ -3,9 +3,6 @@ package store
 import (
 	"context"
 	"strconv"
-	"sync"
-	"sync/atomic"
-	"time"
 )
 
 // How a search names its workspace.
@@ -35,30 +32,6 @@ import (
 // table leave the workspace out of the trigram index.
 const largeShare = 0.5
 
-// largeWorkspacesTTL is how long the store goes by what it last learned of the
-// large workspaces. They change only when ANALYZE (autovacuum's, after a tenth of a
-// table has changed) gives PostgreSQL new statistics.
-const largeWorkspacesTTL = time.Minute
-
-// largeWorkspaces are the workspaces that hold at least largeShare of the rows of a
-// searched table (by table name), as PostgreSQL's statistics had them at a time.
-type largeWorkspaces struct {
-	at  time.Time
-	set map[tableWorkspace]bool
-}
-
-type tableWorkspace struct {
-	table string
-	ws    int64
-}
-
-// largeTables tracks the large workspaces of the store's database.
-type largeTables struct {
-	known    atomic.Pointer[largeWorkspaces]
-	loading  atomic.Bool
-	loadings sync.WaitGroup
-}
-
 // searchWorkspace returns the condition that holds a search of table, under alias,
 // to workspace ws (its placeholder takes ws): one the table's trigram index can take,
 // unless ws holds half of the table or more.
@@ -69,70 +42,17 @@ func (s *Store) searchWorkspace(table, alias string, ws int64) string {
 	return alias + ".workspace_id = ?::bigint"
 }
 
+type tableWorkspace struct {
+	table string
+	ws    int64
+}
+
 // isLarge reports whether workspace ws holds at least largeShare of table's rows, by
-// what the store last learned. When that is older than largeWorkspacesTTL, or there
-// is none yet, it learns again in the background: no request waits for it, or sends
-// a statement more for it. Until the first answer, no workspace is large.
-//
-// Open asks first, so that a server's first searches are already written as they
-// will be (and a benchmark that records them records what the server sends from then
-// on); a database not migrated yet has no answer, and the first search asks again.
+// what the store last learned (statistics.go). Until the first answer, no workspace
+// is large.
 func (s *Store) isLarge(table string, ws int64) bool {
-	known := s.large.known.Load()
-	if known == nil || time.Since(known.at) > largeWorkspacesTTL {
-		s.loadStatistics(known)
-	}
-	return known != nil && known.set[tableWorkspace{table, ws}]
+	return s.statistics().large[tableWorkspace{table, ws}]
 }
-
-// learnStatistics brings the store's statistics up to date (queryStatistics: the
-// large workspaces, and the copy of the search histogram) and waits for the answer.
-func (s *Store) learnStatistics(ctx context.Context) {
-	if set, err := s.queryStatistics(ctx); err == nil {
-		s.large.known.Store(&largeWorkspaces{at: time.Now(), set: set})
-	}
-}
-
-// loadStatistics brings the store's statistics up to date (queryStatistics) in a
-// goroutine of its own, unless one is already at it. On failure the store goes on with what it knew
-// (prev), until the next try a largeWorkspacesTTL later: the answer only chooses
-// between two plans of the same search.
-func (s *Store) loadStatistics(prev *largeWorkspaces) {
-	if !s.large.loading.CompareAndSwap(false, true) {
-		return
-	}
-	s.large.loadings.Add(1)
-	go func() {
-		defer s.large.loadings.Done()
-		defer s.large.loading.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		set, err := s.queryStatistics(ctx)
-		if err != nil {
-			set = nil
-			if prev != nil {
-				set = prev.set
-			}
-		}
-		s.large.known.Store(&largeWorkspaces{at: time.Now(), set: set})
-	}()
-}
-
-// queryStatistics brings the statistics the store keeps up to date: it has the
-// database copy a new histogram of the contacts' search text for the estimates of
-// searches (searchpages.go), and returns the large workspaces.
-func (s *Store) queryStatistics(ctx context.Context) (map[tableWorkspace]bool, error) {
-	// A copy that fails (a database in recovery cannot write) leaves the last one,
-	// or none, where the walks read searchWalkFactor rows a page row: it only chooses
-	// between two plans of the same search.
-	_, _ = s.db.ExecContext(ctx, sampleContactSearch)
-	return s.queryLarge(ctx)
-}
-
-// sampleContactSearch has the database copy the histogram of the contacts' search
-// text, when contacts were analyzed since its last copy (migration
-// 20261202000002_contact_search_sample).
-const sampleContactSearch = "SELECT segments_sample_contact_search()"
 
 // queryLarge returns the workspaces that hold at least largeShare of a searched
 // table's rows (migration 20261130000001_large_workspaces).

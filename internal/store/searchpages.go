@@ -24,9 +24,9 @@ import (
 //     first names of the benchmark's data took up to 1.7 s (median 0.66 s).
 //   - In the date orders, contacts that came together share terms: an import from
 //     one source, one company's domain, one campaign's tag. At 1M contacts, the
-//     oldest 300 given one email domain, newest first, read the 999,700 newer
-//     contacts for their page: 266 ms by pgbench (250-420 ms through the API for
-//     300 to 3,000 such contacts), where sorting the matches takes 2 ms.
+//     oldest 300 or 1,000 given one email domain, newest first, read the 999,000
+//     newer contacts for their page: 245-400 ms through the API, where sorting the
+//     matches takes 2 ms (266 ms and 2.3 by pgbench).
 //
 // So a search walks at most as many contacts as PostgreSQL estimates it matches, and
 // when that does not fill the page, the statement sorts the matches instead. Either
@@ -35,9 +35,14 @@ import (
 // a page costs at most about twice the cheaper way, whatever the order of the
 // matches: the rule of renting skis until their price is spent. Where PostgreSQL
 // would not walk (the walk estimated to read more contacts than match: rare terms),
-// the statement sorts the matches at once. Sorted by name, the first names now take
-// up to 0.23 s (median 96 ms), the surnames 3.4 ms more (median), other terms
-// 1.1-1.4 ms more: the larger statement's planning, and the estimate.
+// the statement sorts the matches at once, and a term that the estimate's sample
+// holds none of gets PostgreSQL's plain statement (searchsample.go), which does the
+// same. Through the API (first page of 50, median of 7): sorted by name, the first
+// names take up to 0.23 s (median 96 ms; up to 1.7 s before), the surnames 3.4 ms
+// more (median); newest first, the domains above take 7-12 ms, and the 65 first
+// names and surnames of the benchmark's data 1.1 ms more (median 4.0 → 5.0 ms):
+// the share's 0.2 ms and the larger statement's planning. Rare terms cost what they
+// did (the plain statement), by name 1-2 ms less.
 //
 // The estimate is the planner's own (migration 20261202000002_contact_search_sample);
 // without one, as before contacts are first analyzed, the walk reads searchWalkFactor

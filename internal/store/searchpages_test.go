@@ -22,7 +22,9 @@ import (
 //     before it has a page; the page walks at most as many as the estimate of its
 //     matches (630), then sorts them;
 //   - "spread" is in every fourth contact's email: the walk fills the page;
-//   - "qx9k" is in three: the page sorts the matches without walking.
+//   - "qx9k" is in three: the page sorts the matches without walking;
+//   - "wqzx" is in none: once the store knows the histogram's trigrams, it sends the
+//     plain statement, whose plan sorts the matches (searchsample.go).
 //
 // Every page, forward and backward, of 7 and of 50, in both directions, by name and
 // by creation, and of the contacts in none of a segment, must be what sorting all the
@@ -47,7 +49,7 @@ func TestSearchesBoundTheirWalk(t *testing.T) {
 		crm.ContactsByName:      "(name IS NULL) %[1]s, " + fmt.Sprintf(store.ContactNameOrderExpr, "name") + " %[1]s, id %[1]s",
 		crm.ContactsByCreatedAt: "created_at %[1]s, id %[1]s",
 	}
-	queries := []crm.ContactQuery{{Search: "zeta"}, {Search: "spread"}, {Search: "qx9k"}, {Search: "zeta", Segments: crm.MembershipFilter{None: []int64{seg.ID}}}}
+	queries := []crm.ContactQuery{{Search: "zeta"}, {Search: "spread"}, {Search: "qx9k"}, {Search: "wqzx"}, {Search: "zeta", Segments: crm.MembershipFilter{None: []int64{seg.ID}}}}
 	checkPages := func(stage string) {
 		for _, q := range queries {
 			for field, orderSQL := range orders {
@@ -70,10 +72,28 @@ func TestSearchesBoundTheirWalk(t *testing.T) {
 			}
 		}
 	}
+	// Which statement a first page of 50 gets: the bounded walk's, or the plain one.
+	first := 50
+	checkStatements := func(stage string, want map[string]bool) {
+		for term, bounded := range want {
+			query, err := store.ContactsPageSQL(app, ws.ID, crm.ContactQuery{Search: term, Order: crm.DefaultContactOrder}, crm.PageArgs{First: &first})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(query, "walk_plan"); got != bounded {
+				t.Errorf("%s: %q gets the bounded walk: %v, want %v\n%s", stage, term, got, bounded, query)
+			}
+		}
+	}
+	// Without a copy of the histogram, the store cannot tell a rare term.
+	checkStatements("without statistics", map[string]bool{"zeta": true, "wqzx": true})
 	checkPages("without statistics")
 
 	storetest.Exec(t, db, "ANALYZE contacts")
 	store.LearnStatistics(app)
+	// "wqzx" is in no contact, so in no entry of the histogram: PostgreSQL estimates it
+	// rare, and its own plan sorts the matches.
+	checkStatements("with statistics", map[string]bool{"zeta": true, "spread": true, "wqzx": false})
 	checkPages("with statistics")
 	// The copy holds every workspace's contacts: the application's role reads shares
 	// of it, never the copy.
@@ -86,7 +106,6 @@ func TestSearchesBoundTheirWalk(t *testing.T) {
 	}
 
 	// How the first page of 50 is read, by EXPLAIN ANALYZE.
-	first := 50
 	byName := crm.ContactOrder{Field: crm.ContactsByName, Direction: crm.Asc}
 	oldestFirst := crm.ContactOrder{Field: crm.ContactsByCreatedAt, Direction: crm.Asc}
 	for _, c := range []struct {

@@ -27,7 +27,7 @@ import (
 // Store is the CRM's data, safe for concurrent use.
 type Store struct {
 	db    *bun.DB
-	large largeTables // the workspaces that are most of a searched table (large.go)
+	stats learnedStatistics // what PostgreSQL's statistics tell the plans (statistics.go)
 }
 
 // DefaultMaxConns is the pool size of a store whose Options.MaxConns is 0.
@@ -183,7 +183,7 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 
 // Close closes the connection pool.
 func (s *Store) Close() error {
-	s.large.loadings.Wait()
+	s.stats.loadings.Wait()
 	return s.db.Close()
 }
 

@@ -1,0 +1,1 @@
+DROP FUNCTION segments_contact_search_trigrams(timestamptz);

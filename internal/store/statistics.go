@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// statisticsTTL is how long the store goes by what it last learned of the
+// database's statistics. They change only when ANALYZE (autovacuum's, after a tenth
+// of a table has changed) gives PostgreSQL new ones.
+const statisticsTTL = time.Minute
+
+// statistics is what the store learned of PostgreSQL's statistics at a time: the
+// workspaces that hold at least largeShare of the rows of a searched table (by table
+// name: large.go), and the trigrams of the search histogram (searchsample.go). They
+// choose between plans of the same statement, never its rows.
+type statistics struct {
+	at     time.Time
+	large  map[tableWorkspace]bool
+	sample searchSample
+}
+
+// learnedStatistics holds the store's statistics and their reloading.
+type learnedStatistics struct {
+	known    atomic.Pointer[statistics]
+	loading  atomic.Bool
+	loadings sync.WaitGroup
+}
+
+// statistics returns what the store last learned of the statistics (nothing before
+// the first answer). When that is older than statisticsTTL, or there is none yet, it
+// learns again in the background: no request waits for it, or sends a statement more
+// for it.
+//
+// Open asks first, so that a server's first searches are already written as they
+// will be (and a benchmark that records them records what the server sends from then
+// on); a database not migrated yet has no answer, and the first search asks again.
+func (s *Store) statistics() *statistics {
+	known := s.stats.known.Load()
+	if known == nil || time.Since(known.at) > statisticsTTL {
+		s.loadStatistics(known)
+	}
+	if known == nil {
+		return &statistics{}
+	}
+	return known
+}
+
+// learnStatistics brings the store's statistics up to date (queryStatistics) and
+// waits for the answer.
+func (s *Store) learnStatistics(ctx context.Context) {
+	if stats, err := s.queryStatistics(ctx, s.stats.known.Load()); err == nil {
+		s.stats.known.Store(stats)
+	}
+}
+
+// loadStatistics brings the store's statistics up to date (queryStatistics) in a
+// goroutine of its own, unless one is already at it. On failure the store goes on
+// with what it knew (prev), until the next try a statisticsTTL later.
+func (s *Store) loadStatistics(prev *statistics) {
+	if !s.stats.loading.CompareAndSwap(false, true) {
+		return
+	}
+	s.stats.loadings.Add(1)
+	go func() {
+		defer s.stats.loadings.Done()
+		defer s.stats.loading.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stats, err := s.queryStatistics(ctx, prev)
+		if err != nil {
+			stats = &statistics{at: time.Now()}
+			if prev != nil {
+				stats.large, stats.sample = prev.large, prev.sample
+			}
+		}
+		s.stats.known.Store(stats)
+	}()
+}
+
+// queryStatistics brings the statistics the store keeps up to date: it has the
+// database copy a new histogram of the contacts' search text for the estimates of
+// searches (searchpages.go), and returns the large workspaces and the copy's
+// trigrams (sent again only when the copy is not prev's).
+func (s *Store) queryStatistics(ctx context.Context, prev *statistics) (*statistics, error) {
+	// A copy that fails (a database in recovery cannot write) leaves the last one,
+	// or none, where the walks read searchWalkFactor rows a page row: it only chooses
+	// between two plans of the same search.
+	_, _ = s.db.ExecContext(ctx, sampleContactSearch)
+	large, err := s.queryLarge(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var known searchSample
+	if prev != nil {
+		known = prev.sample
+	}
+	sample, err := s.querySearchSample(ctx, known)
+	if err != nil {
+		return nil, err
+	}
+	return &statistics{at: time.Now(), large: large, sample: sample}, nil
+}
+
+// sampleContactSearch has the database copy the histogram of the contacts' search
+// text, when contacts were analyzed since its last copy (migration
+// 20261202000002_contact_search_sample).
+const sampleContactSearch = "SELECT segments_sample_contact_search()"
