@@ -177,13 +177,18 @@ func walkedAnyMembers(ws int64, ids any) (string, []any) {
 // (audienceSizes).
 func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
 	f := cq.Segments
-	// A term that no contact of the search histogram holds is estimated rare, and
-	// PostgreSQL's own plan sorts its matches, as searchPageSelect would.
-	if walksBounded(cq) && s.statistics().sample.mayHold(cq.Search) {
+	plain := func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }
+	// A term that no entry of the search histogram holds has a share of 0: each way
+	// below would read its matches first, and so does PostgreSQL's own plan of the
+	// plain statement, which estimates it rare (searchsample.go).
+	if cq.Search != "" && !s.statistics().sample.mayHold(cq.Search) {
+		return pageSelect(plain, dst, pq)
+	}
+	if walksBounded(cq) {
 		return s.searchPageSelect(ws, cq, pq)
 	}
 	if f.Any == nil && len(f.All) == 0 { // only None: no segments to start from
-		return pageSelect(func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }, dst, pq)
+		return pageSelect(plain, dst, pq)
 	}
 	rest := f
 	rest.Any = nil // the candidates are exactly the Any segments' members

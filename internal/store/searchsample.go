@@ -11,23 +11,32 @@ import (
 
 // Which search terms are rare, told without a statement.
 //
-// A page of a search (searchPageSelect) estimates the share of the contacts its term
-// matches in its statement (searchShare: the share of the 1,000 entries of
-// search_text's histogram that hold the term) and chooses by it how far to walk the
-// page's order before it sorts the matches. That costs a rare term 2.3 ms through the
-// API at 1M contacts (4.0 → 6.3 ms for an email tag): the share, 0.2 ms, and the
-// planning of the larger statement. A rare term's share is 0: no entry holds it, and
-// the page sorts its matches at once, which PostgreSQL's own plan of the plain
+// A page of a search estimates in its statement the share of the contacts its term
+// matches (searchShare: the share of the 1,000 entries of search_text's histogram
+// that hold the term), and chooses its way by it: how far to walk the page's order
+// before it sorts the matches (searchPageSelect), or, for a page of segments'
+// members, whether to walk, read the members first, or read the matches first
+// (twoWayPageSelect). A rare term's share is 0: no entry holds it, and either
+// statement reads its matches first, which PostgreSQL's own plan of the plain
 // statement does too (it estimates such a term at its floor of 0.01% of the rows).
+// Through the API at 1M contacts, an email tag newest first took 4.0 ms with the
+// plain statement and 6.3 with the larger one (the share, 0.2 ms, and the larger
+// statement's planning); in a segment of 100,000, 7 ms, where the plain one takes
+// 4.7.
 //
 // A term with a trigram that no entry holds is held by none. So the store keeps the
 // set of the entries' trigrams (migration 20261202000003_contact_search_trigrams;
 // 4,454 of the 46,656 possible at 1M contacts), learned with its other statistics,
-// and sends such a term the plain statement. It cuts trigrams as three ASCII
-// letters or digits in a row: what a term's trigrams are is then the same in Go and
-// in SQL, whatever the database's locale, and a term whose other characters the set
-// cannot tell about may only be sent the larger statement, never the plain one
-// wrongly. Either way the page is the same; only its cost differs.
+// and sends such a term the plain statement (contactsPageSelect). It cuts trigrams
+// as three ASCII letters or digits in a row: what a term's trigrams are is then the
+// same in Go and in SQL, whatever the database's locale, and a term whose other
+// characters the set cannot tell about may only be sent the larger statement,
+// never the plain one wrongly. Either way the page is the same; only its cost
+// differs.
+//
+// The copy is as old as PostgreSQL's own statistics, and at most statisticsTTL
+// older: a term that became common since (an import) is sent the plain statement
+// until the store learns the new copy, as it was before the store bounded walks.
 
 // trigramSet is a set of trigrams of three ASCII lowercase letters or digits, a bit
 // each.
