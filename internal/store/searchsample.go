@@ -69,6 +69,7 @@ func trigrams(s string, yield func(int)) {
 	}
 }
 
+// add puts trigram, three characters as trigrams cuts them, in t.
 func (t *trigramSet) add(trigram string) {
 	trigrams(trigram, func(i int) { t[i/64] |= 1 << (i % 64) })
 }
