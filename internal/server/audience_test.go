@@ -13,7 +13,9 @@ import (
 // (a campaign's audience) reads the count and no page: one statement after the key's,
 // whatever the filter; that the count is the deduplicated audience; and that the
 // page's arguments are still checked, so that skipping the page never turns a refusal
-// into an answer.
+// into an answer. With a page, the count comes from the page's statement where that
+// counts the audience anyway, and a segment's contacts are counted by its
+// contactCount.
 func TestAudienceCountReadsNoPage(t *testing.T) {
 	a := newAPI(t)
 	ctx := context.Background()
@@ -61,15 +63,63 @@ func TestAudienceCountReadsNoPage(t *testing.T) {
 	if n := a.statements(); n != 2 {
 		t.Errorf("%d statements, want 2: the key's and the count", n)
 	}
-	// With rows selected too, the page is read as well, and counted apart unless it
-	// holds the whole audience.
-	const pageQ = `query($f: ContactFilter, $first: Int) { contacts(filter: $f, first: $first) { totalCount nodes { id } } }`
-	a.do(pageQ, map[string]any{"f": filter, "first": 2}, &out)
-	if n := a.statements(); n != 3 || out.Contacts.TotalCount != 4 {
-		t.Errorf("a page of 2: %d statements, audience %d; want 3 (the key's, the page and the count), 4", n, out.Contacts.TotalCount)
+	// With rows selected too, the page is read as well. Its statement counts an
+	// audience that the None list narrows (to know how far its walk goes), and
+	// returns that count, from any page.
+	const pageQ = `query($f: ContactFilter, $first: Int, $after: String) { contacts(filter: $f, first: $first, after: $after) {
+		totalCount nodes { id } pageInfo { endCursor } } }`
+	var page struct {
+		Contacts struct {
+			TotalCount int `json:"totalCount"`
+			Nodes      []struct{ ID string }
+			PageInfo   struct{ EndCursor string } `json:"pageInfo"`
+		} `json:"contacts"`
 	}
-	a.do(pageQ, map[string]any{"f": filter, "first": 4}, &out)
-	if n := a.statements(); n != 2 || out.Contacts.TotalCount != 4 {
-		t.Errorf("a page of all 4: %d statements, audience %d; want 2 (the key's and the page), 4", n, out.Contacts.TotalCount)
+	a.do(pageQ, map[string]any{"f": filter, "first": 2}, &page)
+	if n := a.statements(); n != 2 || page.Contacts.TotalCount != 4 {
+		t.Errorf("a page of 2: %d statements, audience %d; want 2 (the key's and the page, which counts), 4", n, page.Contacts.TotalCount)
+	}
+	a.do(pageQ, map[string]any{"f": filter, "first": 1, "after": page.Contacts.PageInfo.EndCursor}, &page)
+	if n := a.statements(); n != 2 || page.Contacts.TotalCount != 4 || len(page.Contacts.Nodes) != 1 {
+		t.Errorf("a page of 1 after 2: %d statements, audience %d, %d nodes; want 2, 4, 1", n, page.Contacts.TotalCount, len(page.Contacts.Nodes))
+	}
+	// An Any list alone needs no count to read its page: the audience is counted
+	// apart, unless the page holds all of it.
+	anyOnly := map[string]any{"segments": map[string]any{"any": []string{s1, s2}}}
+	a.do(pageQ, map[string]any{"f": anyOnly, "first": 2}, &out)
+	if n := a.statements(); n != 3 || out.Contacts.TotalCount != 5 {
+		t.Errorf("any, a page of 2: %d statements, audience %d; want 3 (the key's, the page and the count), 5", n, out.Contacts.TotalCount)
+	}
+	a.do(pageQ, map[string]any{"f": anyOnly, "first": 5}, &out)
+	if n := a.statements(); n != 2 || out.Contacts.TotalCount != 5 {
+		t.Errorf("any, a page of all 5: %d statements, audience %d; want 2 (the key's and the page), 5", n, out.Contacts.TotalCount)
+	}
+
+	// A segment's own contacts number its contactCount, read with it: no statement
+	// counts them, with a page or without.
+	const segQ = `query($id: ID!, $first: Int, $nodes: Boolean!) { segment(id: $id) { contactCount contacts(first: $first) { totalCount count { count precision } nodes @include(if: $nodes) { id } } } }`
+	var one struct {
+		Segment struct {
+			ContactCount int `json:"contactCount"`
+			Contacts     struct {
+				TotalCount int `json:"totalCount"`
+				Count      struct {
+					Count     int
+					Precision string
+				}
+				Nodes []struct{ ID string }
+			}
+		}
+	}
+	for _, nodes := range []bool{false, true} {
+		a.do(segQ, map[string]any{"id": s1, "first": 2, "nodes": nodes}, &one)
+		c := one.Segment.Contacts
+		want := int64(2) // the key's and the segment's
+		if nodes {
+			want = 3 // and the page
+		}
+		if n := a.statements(); n != want || one.Segment.ContactCount != 3 || c.TotalCount != 3 || c.Count.Count != 3 || c.Count.Precision != "EXACT" || (nodes && len(c.Nodes) != 2) {
+			t.Errorf("segment One, nodes %v: %d statements, %+v; want %d statements, 3 contacts, a page of 2", nodes, n, one.Segment, want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
@@ -19,6 +20,9 @@ type contactRow struct {
 	bun.BaseModel `bun:"table:contacts,alias:c"`
 	crm.Contact
 	Probe bool `bun:"probe,scanonly"`
+	// Total is the number of contacts the page's whole list holds, when its
+	// statement counted them (twoWayPage.counts).
+	Total pgtype.Int8 `bun:"-"`
 }
 
 func (r contactRow) probe() bool { return r.Probe }
@@ -43,6 +47,8 @@ func (r *contactRow) dest(col string) any {
 		return &r.UpdatedAt
 	case "probe":
 		return &r.Probe
+	case "total":
+		return &r.Total
 	}
 	return nil
 }
@@ -76,8 +82,12 @@ func contactKeyValue(c *crm.Contact, key sortKey) any {
 
 // contactPage turns fetched rows into a page of contacts in the order of key.
 func contactPage(rows []contactRow, nav pageNav, key sortKey) Page[crm.Contact] {
-	return toPage(rows, nav, key, func(r *contactRow) crm.Contact { return r.Contact },
+	p := toPage(rows, nav, key, func(r *contactRow) crm.Contact { return r.Contact },
 		func(c *crm.Contact) (any, int64) { return contactKeyValue(c, key), c.ID })
+	if len(rows) > 0 && rows[0].Total.Valid {
+		p.counted, p.total = true, int(rows[0].Total.Int64)
+	}
+	return p
 }
 
 // Contacts returns one page of the contacts cq selects.
@@ -174,7 +184,7 @@ func walkedAnyMembers(ws int64, ids any) (string, []any) {
 // Any list's walk may hash its members (walkedAnyMembers); an All list's tests the
 // filter as whereMembership writes it. Where the rest of the filter may keep few
 // candidates, the statement counts the audience to know how far a walk goes
-// (audienceSizes).
+// (audienceSizes), and without a search returns it as the page's Total.
 func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
 	f := cq.Segments
 	plain := func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }
@@ -214,7 +224,7 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 	}
 	var members string
 	var memberArgs []any
-	counted := false // whether p.sizes counts the audience
+	counted := false // whether p.sizes counts the audience (audienceSizes)
 	all := unique(f.All)
 	switch {
 	case f.Any != nil:
@@ -241,7 +251,10 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 	// what it keeps.
 	if narrowed := len(f.None) > 0 || (f.Any != nil && len(all) > 0); narrowed && !counted {
 		p.sizes, p.sizesArgs = audienceSizes(p.sizes, p.sizesArgs, "sizes.k", ws, f)
+		counted = true
 	}
+	// Without a search, the audience counted is the whole list: the page returns it.
+	p.counts = counted && cq.Search == ""
 	p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
 		return whereMembership(q.Where(members, memberArgs...), ws, restFirst, "c.id")
 	}

@@ -16,7 +16,8 @@ import (
 // instead of one EXISTS per segment): pages and counts equal the sets computed here,
 // with repeated IDs, IDs of no segment and of another workspace's segment (an empty
 // segment: nobody is in all), and together with Any, None and a search. Counts up to
-// a limit (CountContactsUpTo) agree with them around the limit.
+// a limit (CountContactsUpTo) agree with them around the limit, and so do the totals
+// that pages of 5 know (Page.Total).
 func TestMembershipFilterAll(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.Store(t)
@@ -139,6 +140,35 @@ func TestMembershipFilterAll(t *testing.T) {
 					}
 					if n != len(w) {
 						t.Errorf("%s: count %d, want %d", what, n, len(w))
+					}
+					// Pages of 5, forward: the total a page's statement knows is the
+					// count. An unsearched audience that None narrows is counted by
+					// every page's statement.
+					got = []int64{}
+					for after := (*string)(nil); ; {
+						five := 5
+						p, err := s.Contacts(ctx, ws.ID, cq, crm.PageArgs{First: &five, After: after})
+						if err != nil {
+							t.Fatalf("%s: page of 5 after %d: %v", what, len(got), err)
+						}
+						total, known := p.Total()
+						switch {
+						case known && total != len(w):
+							t.Errorf("%s: page of 5 after %d: total %d, want %d", what, len(got), total, len(w))
+						case !known && search == "" && anyIDs != nil && none != nil && len(p.Items) > 0:
+							t.Errorf("%s: page of 5 after %d: total unknown, want it counted", what, len(got))
+						}
+						for _, c := range p.Items {
+							got = append(got, c.ID)
+						}
+						if !p.HasNextPage {
+							break
+						}
+						end := p.Cursor(len(p.Items) - 1)
+						after = &end
+					}
+					if !slices.Equal(got, w) {
+						t.Errorf("%s: pages of 5 %v, want %v", what, got, w)
 					}
 					// Up to a limit: exact to it, above it beyond, and a search stops
 					// reading its matches at limit+1 (which, below len(w)-1, is not the

@@ -117,6 +117,11 @@ type twoWayPage[R any] struct {
 	// holds when k × a ≤ hashFactor × limit × n. (Members first reads k rows, a
 	// walk limit × n / a.)
 	firstFactor, hashFactor float64
+	// counts is whether sizes' a is the exact number of rows the page's whole list
+	// holds (an unsearched filter's audience, audienceSizes): the statement then
+	// returns it with every row, as total, and the list needs no statement of its
+	// own to count it.
+	counts bool
 }
 
 // hashMembers is the condition, in a statement of twoWayPageSelect, that a walk
@@ -135,7 +140,7 @@ const hashMembers = "(SELECT hash_members FROM walk_plan)"
 //	     walk_choice AS (SELECT members_first, or the walk filled no page and
 //	                     stopped at its limit (and members_then);
 //	                     matches_first: the walk fell short, not members_then)
-//	SELECT page.* FROM (the walk's page, unless walk_choice;
+//	SELECT page.*, (with counts) the plan's total FROM (the walk's page, unless walk_choice;
 //	                    its probe, unless members_first;
 //	                    the page of first, and its probe, if members_first;
 //	                    the page of the matches, if matches_first) AS page
@@ -156,6 +161,9 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	// A batch reads no matches first (twoWayPage.contacts).
 	readsMatches := p.search != "" && p.contacts != nil
 	plan := db.NewSelect().TableExpr("("+p.sizes+") AS sizes", p.sizesArgs...).ColumnExpr("n")
+	if p.counts {
+		plan = plan.ColumnExpr("a AS total")
+	}
 	if p.search == "" {
 		plan = plan.ColumnExpr("k * a <= ? * n AS members_first", p.firstFactor*limit).
 			ColumnExpr("k * a <= ? * n AS hash_members", p.hashFactor*limit)
@@ -255,8 +263,12 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	}
 	// The union in a subquery: Bun writes a query's WITH inside the parentheses of
 	// its first UNION member, where the others would not see it.
-	return db.NewSelect().With("walk_plan", plan).With("walk", walk).With("walk_choice", choice).
-		TableExpr("(?) AS page", page).ColumnExpr("page.*"), nil
+	q := db.NewSelect().With("walk_plan", plan).With("walk", walk).With("walk_choice", choice).
+		TableExpr("(?) AS page", page).ColumnExpr("page.*")
+	if p.counts {
+		q = q.ColumnExpr("(SELECT total FROM walk_plan)::int8 AS total")
+	}
+	return q, nil
 }
 
 // pageOf returns the page's rows of list whose IDs ids selects, with the sort keys

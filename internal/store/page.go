@@ -25,6 +25,9 @@ type Page[T any] struct {
 	HasPreviousPage bool
 	// whole: Items is the entire list (see Total).
 	whole bool
+	// counted: the page's statement counted the entire list too, total items.
+	counted bool
+	total   int
 	// cursor writes the cursor of Items[i]. A cursor costs a JSON encoding and a
 	// base64 one, and a page read for its nodes needs two at most (pageInfo's start
 	// and end), so cursors are written when asked for.
@@ -34,15 +37,19 @@ type Page[T any] struct {
 // Cursor returns the opaque position of Items[i], for after and before.
 func (p Page[T]) Cursor(i int) string { return p.cursor(i) }
 
-// Total returns the number of items in the whole list when the page holds all of
-// it: read from neither cursor, with no page before or after it. A search that
-// finds fewer items than a page holds then needs no statement to count them, and
-// the count is the page's own, read in the same snapshot.
+// Total returns the number of items in the whole list when the page's statement
+// knows it: when the page holds all of it (read from neither cursor, with no page
+// before or after it), or when the statement counted the list to choose its way (a
+// campaign's audience: any of some segments but none of others). The list then
+// needs no statement to count it, and the count is read in the page's snapshot.
 func (p Page[T]) Total() (n int, known bool) {
-	if !p.whole {
-		return 0, false
+	switch {
+	case p.whole:
+		return len(p.Items), true
+	case p.counted:
+		return p.total, true
 	}
-	return len(p.Items), true
+	return 0, false
 }
 
 // pageNav is where a page read by pageSelect lies in its list.
