@@ -288,10 +288,13 @@ func allMembersFirst(ws int64, all []int64) (string, []any) {
 
 // CountContacts returns the number of contacts cq selects: with a membership filter,
 // the size of the deduplicated audience. The workspace's whole list is counted by
-// its counters (contact_counts), a filter of segments by their bitmaps, and a search
-// by reading its matches.
+// its counters (contact_counts), the members of one segment by its contact_count, a
+// filter of segments by their bitmaps, and a search by reading its matches.
 func (s *Store) CountContacts(ctx context.Context, ws int64, cq crm.ContactQuery) (int, error) {
 	if cq.Search == "" {
+		if seg, ok := onlySegment(cq.Segments); ok {
+			return s.countMembers(ctx, ws, seg)
+		}
 		switch f := cq.Segments; {
 		case f.Any != nil || len(f.All) > 0:
 			return s.countAudience(ctx, ws, f)
@@ -318,6 +321,31 @@ func (s *Store) CountContactsUpTo(ctx context.Context, ws int64, cq crm.ContactQ
 	}
 	var rows []contactRow
 	return s.countUpTo(ctx, s.contactQuery(&rows, ws, cq), limit)
+}
+
+// onlySegment returns the segment whose members alone filter f selects (any of one
+// segment, or all of one), if there is one.
+func onlySegment(f crm.MembershipFilter) (int64, bool) {
+	if len(f.None) > 0 {
+		return 0, false
+	}
+	all := unique(f.All)
+	switch {
+	case len(f.Any) == 1 && len(all) == 0:
+		return f.Any[0], true
+	case f.Any == nil && len(all) == 1:
+		return all[0], true
+	}
+	return 0, false
+}
+
+// countMembers returns the number of members of the workspace's segment seg (0 for
+// a segment it does not have): its contact_count, one row, where the bitmaps are read
+// chunk by chunk (a segment of 100,000 at 1M contacts: 31 rows of 4 kB).
+func (s *Store) countMembers(ctx context.Context, ws, seg int64) (int, error) {
+	var n int
+	err := s.db.NewRaw(`SELECT coalesce((SELECT contact_count FROM segments WHERE workspace_id = ? AND id = ?), 0)`, ws, seg).Scan(ctx, &n)
+	return n, err
 }
 
 // allContactsSQL is the number of a workspace's contacts, the sum of its counters

@@ -265,3 +265,58 @@ func TestAllOfManySegmentsAcrossChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestOneSegmentIsCountedByItsCounter proves that the audience of one segment alone
+// (any of it, or all of it, however often listed) is read from its contact_count, not
+// counted from the bitmaps: with the counter made wrong, the count says so, and a
+// filter of more than the segment still counts from the bitmaps.
+func TestOneSegmentIsCountedByItsCounter(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	other, _ := storetest.Workspace(t, s)
+	up, err := s.UpsertContacts(ctx, ws.ID, []crm.ContactInput{{Phone: "+919800082001"}, {Phone: "+919800082002"}, {Phone: "+919800082003"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []int64{up.Contacts[0].ID, up.Contacts[1].ID, up.Contacts[2].ID}
+	seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "three", ContactIDs: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "one", ContactIDs: ids[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(f crm.MembershipFilter) int {
+		t.Helper()
+		n, err := s.CountContacts(ctx, ws.ID, crm.ContactQuery{Segments: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const wrong = 1000
+	storetest.Exec(t, s.DB(), `UPDATE segments SET contact_count = $1 WHERE id = $2`, wrong, seg.ID)
+	for _, f := range []crm.MembershipFilter{{Any: []int64{seg.ID}}, {All: []int64{seg.ID}}, {All: []int64{seg.ID, seg.ID}}} {
+		if n := count(f); n != wrong {
+			t.Errorf("%+v: %d, want the counter's %d", f, n, wrong)
+		}
+	}
+	for f, want := range map[*crm.MembershipFilter]int{
+		{Any: []int64{seg.ID}, None: []int64{one.ID}}: 2,
+		{Any: []int64{seg.ID, one.ID}}:                3,
+		{Any: []int64{seg.ID}, All: []int64{seg.ID}}:  3,
+	} {
+		if n := count(*f); n != want {
+			t.Errorf("%+v: %d, want %d, from the bitmaps", *f, n, want)
+		}
+	}
+	// Another workspace's segment, or none, has no members here.
+	if n, err := s.CountContacts(ctx, other.ID, crm.ContactQuery{Segments: crm.MembershipFilter{Any: []int64{seg.ID}}}); err != nil || n != 0 {
+		t.Errorf("another workspace's segment: %d, %v; want 0", n, err)
+	}
+	if n := count(crm.MembershipFilter{All: []int64{1 << 50}}); n != 0 {
+		t.Errorf("a segment that does not exist: %d, want 0", n)
+	}
+}
