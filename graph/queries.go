@@ -44,6 +44,12 @@ func (r *Resolver) contacts(ctx context.Context, search *string, segments crm.Me
 	if err != nil {
 		return nil, err
 	}
+	return r.contactsOf(ctx, term, segments, order, args)
+}
+
+// contactsOf resolves a page of the contacts that term (normalized) and segments
+// select.
+func (r *Resolver) contactsOf(ctx context.Context, term string, segments crm.MembershipFilter, order crm.ContactOrder, args crm.PageArgs) (*model.ContactConnection, error) {
 	ws := workspace(ctx).ID
 	q := crm.ContactQuery{Search: term, Segments: segments, Order: order}
 	count := model.Counter{
@@ -77,7 +83,7 @@ func (r *Resolver) segmentContacts(ctx context.Context, seg *crm.Segment, search
 		return nil, err
 	}
 	if !inList(ctx) {
-		conn, err := r.contacts(ctx, search, crm.MembershipFilter{Any: []int64{seg.ID}}, order, args)
+		conn, err := r.contactsOf(ctx, term, crm.MembershipFilter{Any: []int64{seg.ID}}, order, args)
 		if err == nil && term == "" {
 			conn.Counter = memberCount(seg)
 		}

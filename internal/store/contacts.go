@@ -85,7 +85,7 @@ func contactPage(rows []contactRow, nav pageNav, key sortKey) Page[crm.Contact] 
 	p := toPage(rows, nav, key, func(r *contactRow) crm.Contact { return r.Contact },
 		func(c *crm.Contact) (any, int64) { return contactKeyValue(c, key), c.ID })
 	if len(rows) > 0 && rows[0].Total.Valid {
-		p.counted, p.total = true, int(rows[0].Total.Int64)
+		p.total, p.totalKnown = int(rows[0].Total.Int64), true
 	}
 	return p
 }

@@ -23,11 +23,9 @@ type Page[T any] struct {
 	Items           []T
 	HasNextPage     bool
 	HasPreviousPage bool
-	// whole: Items is the entire list (see Total).
-	whole bool
-	// counted: the page's statement counted the entire list too, total items.
-	counted bool
-	total   int
+	// total is the number of items in the entire list, when totalKnown (see Total).
+	total      int
+	totalKnown bool
 	// cursor writes the cursor of Items[i]. A cursor costs a JSON encoding and a
 	// base64 one, and a page read for its nodes needs two at most (pageInfo's start
 	// and end), so cursors are written when asked for.
@@ -42,15 +40,7 @@ func (p Page[T]) Cursor(i int) string { return p.cursor(i) }
 // before or after it), or when the statement counted the list to choose its way (a
 // campaign's audience: any of some segments but none of others). The list then
 // needs no statement to count it, and the count is read in the page's snapshot.
-func (p Page[T]) Total() (n int, known bool) {
-	switch {
-	case p.whole:
-		return len(p.Items), true
-	case p.counted:
-		return p.total, true
-	}
-	return 0, false
-}
+func (p Page[T]) Total() (n int, known bool) { return p.total, p.totalKnown }
 
 // pageNav is where a page read by pageSelect lies in its list.
 type pageNav struct {
@@ -531,7 +521,8 @@ func toPage[R any, T any](rows []R, nav pageNav, key sortKey, item func(*R) T, p
 		Items:           items,
 		HasNextPage:     nav.hasNext,
 		HasPreviousPage: nav.hasPrev,
-		whole:           nav.whole,
+		total:           len(items),
+		totalKnown:      nav.whole,
 		cursor: func(i int) string {
 			value, id := position(&items[i])
 			return encodeCursor(key, value, id)
