@@ -88,6 +88,9 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 	}{
 		{crm.DefaultContactOrder, "c.created_at DESC, c.id DESC"},
 		{crm.ContactOrder{Field: crm.ContactsByName, Direction: crm.Asc}, "lower(c.name), c.id"},
+		// Every contact has the same updated_at: the order is the IDs', read from the
+		// primary key (store.keyedMembersFirst) where members come first.
+		{crm.ContactOrder{Field: crm.ContactsByUpdatedAt, Direction: crm.Asc}, "c.updated_at, c.id"},
 	}
 	actx := store.WithWorkspace(ctx, ws.ID)
 	ids := func(p store.Page[crm.Contact]) []int64 {
@@ -102,9 +105,9 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 	members := func(seg int64, orderBy string) []int64 {
 		return inAudience(crm.MembershipFilter{Any: []int64{seg}}, orderBy)
 	}
-	// How the first page is read, newest first and by name. An Any list's members
-	// come first up to sqrt(51 × 3,000 / 16) = 97 members and are hashed up to
-	// sqrt(4 × 51 × 3,000) = 782.
+	// How the first page is read, newest first, by name and by updated_at. An Any
+	// list's members come first up to sqrt(51 × 3,000 / 16) = 97 members and are
+	// hashed up to sqrt(4 × 51 × 3,000) = 782.
 	const (
 		membersFirst               = "members first"
 		walk                       = "walk"
@@ -116,27 +119,27 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 		name   string
 		filter crm.MembershipFilter
 		size   int
-		ways   [2]string
+		ways   [3]string
 	}{
-		{"any small", crm.MembershipFilter{Any: []int64{small}}, 20, [2]string{membersFirst, membersFirst}},
-		{"any large", crm.MembershipFilter{Any: []int64{large}}, 2500, [2]string{walk, walk}},
-		{"all of small and large", crm.MembershipFilter{All: []int64{large, small}}, 20, [2]string{membersFirst, membersFirst}},
-		{"all of mixed and large", crm.MembershipFilter{All: []int64{large, mixed}}, 20, [2]string{membersFirst, membersFirst}},
-		{"all of large", crm.MembershipFilter{All: []int64{large}}, 2500, [2]string{walk, walk}},
-		{"any old", crm.MembershipFilter{Any: []int64{old}}, 600, [2]string{hashedWalkThenMembersFirst, hashedWalk}},
-		{"any of small and mixed", crm.MembershipFilter{Any: []int64{small, mixed}}, 50, [2]string{membersFirst, membersFirst}},
-		{"any of old and small", crm.MembershipFilter{Any: []int64{old, small}}, 616, [2]string{hashedWalkThenMembersFirst, hashedWalk}},
-		{"all of old and large", crm.MembershipFilter{All: []int64{large, old}}, 500, [2]string{walkThenMembersFirst, walk}},
+		{"any small", crm.MembershipFilter{Any: []int64{small}}, 20, [3]string{membersFirst, membersFirst, membersFirst}},
+		{"any large", crm.MembershipFilter{Any: []int64{large}}, 2500, [3]string{walk, walk, walk}},
+		{"all of small and large", crm.MembershipFilter{All: []int64{large, small}}, 20, [3]string{membersFirst, membersFirst, membersFirst}},
+		{"all of mixed and large", crm.MembershipFilter{All: []int64{large, mixed}}, 20, [3]string{membersFirst, membersFirst, membersFirst}},
+		{"all of large", crm.MembershipFilter{All: []int64{large}}, 2500, [3]string{walk, walk, walk}},
+		{"any old", crm.MembershipFilter{Any: []int64{old}}, 600, [3]string{hashedWalkThenMembersFirst, hashedWalk, hashedWalk}},
+		{"any of small and mixed", crm.MembershipFilter{Any: []int64{small, mixed}}, 50, [3]string{membersFirst, membersFirst, membersFirst}},
+		{"any of old and small", crm.MembershipFilter{Any: []int64{old, small}}, 616, [3]string{hashedWalkThenMembersFirst, hashedWalk, hashedWalk}},
+		{"all of old and large", crm.MembershipFilter{All: []int64{large, old}}, 500, [3]string{walkThenMembersFirst, walk, walk}},
 		// An audience that keeps few of its candidates: the statement counts it, and
 		// reads an All list's members first from the memberships alone (264 member
 		// reads' worth: 214 contacts, 3,214 memberships merged), or walks as far as
 		// the audience needs (a limit of 4 × 51 × 3,000 / 214 = 2,860 contacts where
 		// the 1,500 of "halves" would give 408, and newest first 715 fill the page).
-		{"all of halves and oddplus", crm.MembershipFilter{All: []int64{halves, oddplus}}, 214, [2]string{membersFirst, membersFirst}},
-		{"all of large and halves", crm.MembershipFilter{All: []int64{large, halves}}, 1000, [2]string{walk, walk}},
-		{"all of five", crm.MembershipFilter{All: []int64{large, halves, quarters, oddplus, most}}, 72, [2]string{membersFirst, membersFirst}},
-		{"any of large, none of halves", crm.MembershipFilter{Any: []int64{large}, None: []int64{halves}}, 1500, [2]string{walk, walk}},
-		{"any of halves, all of oddplus", crm.MembershipFilter{Any: []int64{halves}, All: []int64{oddplus}}, 214, [2]string{hashedWalk, hashedWalk}},
+		{"all of halves and oddplus", crm.MembershipFilter{All: []int64{halves, oddplus}}, 214, [3]string{membersFirst, membersFirst, membersFirst}},
+		{"all of large and halves", crm.MembershipFilter{All: []int64{large, halves}}, 1000, [3]string{walk, walk, walk}},
+		{"all of five", crm.MembershipFilter{All: []int64{large, halves, quarters, oddplus, most}}, 72, [3]string{membersFirst, membersFirst, membersFirst}},
+		{"any of large, none of halves", crm.MembershipFilter{Any: []int64{large}, None: []int64{halves}}, 1500, [3]string{walk, walk, walk}},
+		{"any of halves, all of oddplus", crm.MembershipFilter{Any: []int64{halves}, All: []int64{oddplus}}, 214, [3]string{hashedWalk, hashedWalk, hashedWalk}},
 	} {
 		for i, o := range orders {
 			want := inAudience(seg.filter, o.orderBy)
@@ -216,6 +219,134 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMembersFirstReadsTheKeyAlone: a page of a small segment's members in a date
+// order, read members first, finds the members' IDs and dates in the contacts'
+// primary key alone (an index-only scan without heap fetches, under row-level
+// security) and reads the rows of the page alone, and so does the probe of a page
+// after a cursor (store.keyedMembersFirst). By name, which the key does not hold,
+// it reads every member's row.
+func TestMembersFirstReadsTheKeyAlone(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	ws, _ := storetest.Workspace(t, owner)
+	var seg int64
+	err := owner.DB().QueryRowContext(ctx, fmt.Sprintf(`
+		WITH c AS (
+			INSERT INTO contacts (workspace_id, phone, name, created_at, updated_at)
+			SELECT %[1]d, '+9198' || lpad(g::text, 8, '0'), 'Name ' || g,
+			       timestamptz '2026-01-01' + g * interval '1 minute', timestamptz '2026-02-01' - g * interval '1 minute'
+			FROM generate_series(1, 2000) AS g
+			RETURNING id, phone
+		), s AS (
+			INSERT INTO segments (workspace_id, name) VALUES (%[1]d, 'few') RETURNING id
+		), m AS (
+			INSERT INTO memberships (workspace_id, segment_id, contact_id)
+			SELECT %[1]d, s.id, c.id FROM c, s WHERE right(c.phone, 8)::int %% 70 = 0
+		)
+		SELECT id FROM s`, ws.ID)).Scan(&seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The visibility map, which an index-only scan needs to skip the heap, is set by
+	// VACUUM (autovacuum's, in production).
+	if _, err := owner.DB().ExecContext(ctx, "VACUUM ANALYZE contacts, memberships"); err != nil {
+		t.Fatal(err)
+	}
+	const members = 28 // 70, 140, ..., 1960
+	actx := store.WithWorkspace(ctx, ws.ID)
+	ptr := func(n int) *int { return &n }
+	for _, o := range []crm.ContactOrder{
+		crm.DefaultContactOrder,
+		{Field: crm.ContactsByUpdatedAt, Direction: crm.Asc},
+		{Field: crm.ContactsByName, Direction: crm.Asc},
+	} {
+		cq := crm.ContactQuery{Segments: crm.MembershipFilter{Any: []int64{seg}}, Order: o}
+		first, err := app.Contacts(actx, ws.ID, cq, crm.PageArgs{First: ptr(10)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := first.Cursor(9)
+		for _, page := range []struct {
+			name    string
+			args    crm.PageArgs
+			keyRows float64 // the page's members, at least
+			rows    float64 // the page's, and with a cursor its probe's
+		}{
+			{"the first page", crm.PageArgs{First: ptr(50)}, members, members},
+			// The probe's member may come from the key or a walk of the order's index
+			// from the cursor, as the planner likes.
+			{"the page after the 10th", crm.PageArgs{First: ptr(50), After: &after}, members - 10, members - 10 + 1},
+		} {
+			sql, err := store.ContactsPageSQL(app, ws.ID, cq, page.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if page.args.After == nil { // wayRun reads the branches of a page without a cursor
+				if way := wayRun(t, actx, app, sql); way != "members first" {
+					t.Fatalf("%s by %s: read by %s, want members first", page.name, o.Field, way)
+				}
+			}
+			r := contactReads(t, actx, app, sql)
+			if o.Field == crm.ContactsByName {
+				if r.keyRows != 0 || r.rows < page.rows {
+					t.Errorf("%s by %s: %v IDs from the key, %v rows read, want 0 and at least %v", page.name, o.Field, r.keyRows, r.rows, page.rows)
+				}
+				continue
+			}
+			// Each member's ID once: from the page's side of the cursor or the probe's.
+			if r.keyRows < page.keyRows || r.keyRows > members || r.rows != page.rows {
+				t.Errorf("%s by %s: %v IDs from the key, %v rows read; want %v to %d, %v\n%s",
+					page.name, o.Field, r.keyRows, r.rows, page.keyRows, members, page.rows, r.plan)
+			}
+		}
+	}
+}
+
+// contactReads says how a statement read the contacts, from EXPLAIN ANALYZE: the
+// rows its index-only scans of the primary key returned and their heap fetches,
+// and the rows read from the table itself.
+type contactReadCounts struct {
+	keyRows, rows float64
+	plan          string // the plan, for messages
+}
+
+func contactReads(t *testing.T, ctx context.Context, s *store.Store, sql string) contactReadCounts {
+	t.Helper()
+	var raw []byte
+	if err := s.DB().QueryRowContext(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+sql).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	type node struct {
+		NodeType     string  `json:"Node Type"`
+		RelationName string  `json:"Relation Name"`
+		IndexName    string  `json:"Index Name"`
+		ActualRows   float64 `json:"Actual Rows"`
+		ActualLoops  float64 `json:"Actual Loops"`
+		Plans        []node  `json:"Plans"`
+	}
+	var plans []struct{ Plan node }
+	if err := json.Unmarshal(raw, &plans); err != nil {
+		t.Fatal(err)
+	}
+	r := contactReadCounts{plan: string(raw)}
+	var visit func(n node)
+	visit = func(n node) {
+		if n.RelationName == "contacts" {
+			switch {
+			case n.NodeType == "Index Only Scan" && n.IndexName == "contacts_pkey":
+				r.keyRows += n.ActualRows * n.ActualLoops
+			case n.NodeType != "Index Only Scan" && n.NodeType != "Bitmap Index Scan":
+				r.rows += n.ActualRows * n.ActualLoops
+			}
+		}
+		for _, c := range n.Plans {
+			visit(c)
+		}
+	}
+	visit(plans[0].Plan)
+	return r
 }
 
 // wayRun runs EXPLAIN ANALYZE of a statement of a page of members without a cursor

@@ -66,6 +66,9 @@ type sortKey struct {
 	nullable bool
 	// maxLen is the most characters a text value has: the API's limit for the column.
 	maxLen int
+	// inPrimaryKey: the table's primary key holds the column (INCLUDE), so that the
+	// IDs and sort keys of rows found by primary key come from the key alone.
+	inPrimaryKey bool
 }
 
 // listKind names the rows a list pages through, in its cursors.
@@ -90,8 +93,9 @@ var (
 	segmentsByName         = sortKey{list: segmentList, name: "name", column: "name", cast: "text", maxLen: crm.MaxSegmentName,
 		parts: []string{"lower(%[1]s)"}}
 
-	contactsByCreatedAt = sortKey{list: contactList, name: "created_at", column: "created_at", cast: "timestamptz", parts: []string{"%[1]s"}}
-	contactsByUpdatedAt = sortKey{list: contactList, name: "updated_at", column: "updated_at", cast: "timestamptz", parts: []string{"%[1]s"}}
+	// The contacts' primary key includes both dates (migration 20261202000004).
+	contactsByCreatedAt = sortKey{list: contactList, name: "created_at", column: "created_at", cast: "timestamptz", parts: []string{"%[1]s"}, inPrimaryKey: true}
+	contactsByUpdatedAt = sortKey{list: contactList, name: "updated_at", column: "updated_at", cast: "timestamptz", parts: []string{"%[1]s"}, inPrimaryKey: true}
 	// Contact names may be null: named contacts come first (ascending), ignoring case.
 	contactsByName = sortKey{list: contactList, name: "name", column: "name", cast: "text", nullable: true, maxLen: crm.MaxContactName,
 		parts: []string{"(%[1]s IS NULL)", "(CASE WHEN %[1]s IS NULL THEN '' ELSE lower(%[1]s) END)"}} // CASE, not coalesce: see migration 20261129000001_rls
@@ -469,17 +473,28 @@ func (b pageBounds) page(q *bun.SelectQuery) *bun.SelectQuery {
 // pageProbe returns the probe of pageSelect, read from a fresh query of newQuery, or
 // nil when the page starts at an end of its list.
 func pageProbe[R any](b pageBounds, newQuery func(dst *[]R) *bun.SelectQuery) *bun.SelectQuery {
-	start, beyond := b.after, b.earlier+"="
-	if b.pq.args.Backward() {
-		start, beyond = b.before, b.later+"="
-	}
-	if start == nil {
+	cond, args, ok := b.beyond()
+	if !ok {
 		return nil
 	}
 	var unused []R
-	cond, args := b.pq.compare(beyond, start)
 	probe := newQuery(&unused).ColumnExpr(b.pq.selectList()).ColumnExpr("true AS probe").Where(cond, args...)
 	return b.pq.orderBy(probe, !b.walkDesc).Limit(1)
+}
+
+// beyond returns the condition that a row lies on the far side of the cursor the
+// page starts from, where its probe looks; ok is false when the page starts at an
+// end of its list and has no probe.
+func (b pageBounds) beyond() (cond string, args []any, ok bool) {
+	start, op := b.after, b.earlier+"="
+	if b.pq.args.Backward() {
+		start, op = b.before, b.later+"="
+	}
+	if start == nil {
+		return "", nil, false
+	}
+	cond, args = b.pq.compare(op, start)
+	return cond, args, true
 }
 
 // splitPage takes the rows pageSelect read, in any order of page rows and probe, and
