@@ -18,7 +18,8 @@ import (
 // the contacts in the page's order (store.membersFirstFactor), unless the walk finds
 // too few members within its limit, when the members are read first after all
 // (store.walkLimitFactor); and every way gives the same pages: forward to the end
-// and backward, in two orders, for a segment alone (Segment.contacts, an audience's
+// and backward, in three orders (by name, and two whose members first come from the
+// primary key: store.keyedMembersFirst), for a segment alone (Segment.contacts, an audience's
 // Any list), for All lists, for audiences that keep few of their candidates (All,
 // None, Any with All: the statement counts the audience) and in a batch of segments
 // (a list of segments with their contacts).
