@@ -305,9 +305,9 @@ func TestMembersFirstReadsTheKeyAlone(t *testing.T) {
 	}
 }
 
-// contactReads says how a statement read the contacts, from EXPLAIN ANALYZE: the
-// rows its index-only scans of the primary key returned and their heap fetches,
-// and the rows read from the table itself.
+// contactReadCounts says how a statement read the contacts, by EXPLAIN ANALYZE: the
+// rows its index-only scans of the primary key returned, and the rows it read from
+// the table itself.
 type contactReadCounts struct {
 	keyRows, rows float64
 	plan          string // the plan, for messages
@@ -315,38 +315,25 @@ type contactReadCounts struct {
 
 func contactReads(t *testing.T, ctx context.Context, s *store.Store, sql string) contactReadCounts {
 	t.Helper()
-	var raw []byte
-	if err := s.DB().QueryRowContext(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+sql).Scan(&raw); err != nil {
-		t.Fatal(err)
-	}
-	type node struct {
-		NodeType     string  `json:"Node Type"`
-		RelationName string  `json:"Relation Name"`
-		IndexName    string  `json:"Index Name"`
-		ActualRows   float64 `json:"Actual Rows"`
-		ActualLoops  float64 `json:"Actual Loops"`
-		Plans        []node  `json:"Plans"`
-	}
-	var plans []struct{ Plan node }
-	if err := json.Unmarshal(raw, &plans); err != nil {
-		t.Fatal(err)
-	}
+	plan, raw := explainAnalyze(t, ctx, s.DB(), sql)
 	r := contactReadCounts{plan: string(raw)}
-	var visit func(n node)
-	visit = func(n node) {
-		if n.RelationName == "contacts" {
+	var visit func(n map[string]any)
+	visit = func(n map[string]any) {
+		if n["Relation Name"] == "contacts" {
+			rows, _ := n["Actual Rows"].(float64)
+			loops, _ := n["Actual Loops"].(float64)
 			switch {
-			case n.NodeType == "Index Only Scan" && n.IndexName == "contacts_pkey":
-				r.keyRows += n.ActualRows * n.ActualLoops
-			case n.NodeType != "Index Only Scan" && n.NodeType != "Bitmap Index Scan":
-				r.rows += n.ActualRows * n.ActualLoops
+			case n["Node Type"] == "Index Only Scan" && n["Index Name"] == "contacts_pkey":
+				r.keyRows += rows * loops
+			case n["Node Type"] != "Index Only Scan":
+				r.rows += rows * loops
 			}
 		}
-		for _, c := range n.Plans {
+		for _, c := range children(n) {
 			visit(c)
 		}
 	}
-	visit(plans[0].Plan)
+	visit(plan)
 	return r
 }
 

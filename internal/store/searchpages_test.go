@@ -443,14 +443,7 @@ func allPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, q crm
 // the whole statement read: more when it sorted the matches.
 func searchWay(t *testing.T, ctx context.Context, db *sql.DB, query string) (walked, read float64) {
 	t.Helper()
-	var raw []byte
-	if err := db.QueryRowContext(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+query).Scan(&raw); err != nil {
-		t.Fatal(err)
-	}
-	var plan []struct{ Plan map[string]any }
-	if err := json.Unmarshal(raw, &plan); err != nil {
-		t.Fatal(err)
-	}
+	plan, _ := explainAnalyze(t, ctx, db, query)
 	var visit func(n map[string]any)
 	visit = func(n map[string]any) {
 		if n["Subplan Name"] == "CTE walk" {
@@ -461,8 +454,23 @@ func searchWay(t *testing.T, ctx context.Context, db *sql.DB, query string) (wal
 			visit(c)
 		}
 	}
-	visit(plan[0].Plan)
-	return walked, contactsRead(plan[0].Plan)
+	visit(plan)
+	return walked, contactsRead(plan)
+}
+
+// explainAnalyze runs EXPLAIN (ANALYZE, FORMAT JSON) of query and returns the root
+// node of its plan, and the JSON for messages.
+func explainAnalyze(t *testing.T, ctx context.Context, db *sql.DB, query string) (map[string]any, []byte) {
+	t.Helper()
+	var raw []byte
+	if err := db.QueryRowContext(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+query).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	var plan []struct{ Plan map[string]any }
+	if err := json.Unmarshal(raw, &plan); err != nil {
+		t.Fatal(err)
+	}
+	return plan[0].Plan, raw
 }
 
 // contactsRead returns how many rows of contacts the plan node n and its children
