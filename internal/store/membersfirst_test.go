@@ -224,8 +224,8 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 
 // TestMembersFirstReadsTheKeyAlone: a page of a small segment's members in a date
 // order, read members first, finds the members' IDs and dates in the contacts'
-// primary key alone (an index-only scan without heap fetches, under row-level
-// security) and reads the rows of the page alone, and so does the probe of a page
+// primary key alone (the plan's index-only scan, under row-level security) and
+// reads the rows of the page alone, and so does the probe of a page
 // after a cursor (store.keyedMembersFirst). By name, which the key does not hold,
 // it reads every member's row.
 func TestMembersFirstReadsTheKeyAlone(t *testing.T) {
@@ -250,8 +250,10 @@ func TestMembersFirstReadsTheKeyAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The visibility map, which an index-only scan needs to skip the heap, is set by
-	// VACUUM (autovacuum's, in production).
+	// Statistics, as autovacuum would gather them. This VACUUM was seen to leave the
+	// visibility map unset (its removable cutoff stayed at the insert, for reasons
+	// not found), and an index-only scan then reads the heap too: the test asserts
+	// the plan's index-only scan, not that it skips the heap.
 	if _, err := owner.DB().ExecContext(ctx, "VACUUM ANALYZE contacts, memberships"); err != nil {
 		t.Fatal(err)
 	}
