@@ -19,10 +19,10 @@ import (
 // too few members within its limit, when the members are read first after all
 // (store.walkLimitFactor); and every way gives the same pages: forward to the end
 // and backward, in three orders (by name, and two whose members first come from the
-// primary key: store.keyedMembersFirst), for a segment alone (Segment.contacts, an audience's
-// Any list), for All lists, for audiences that keep few of their candidates (All,
-// None, Any with All: the statement counts the audience) and in a batch of segments
-// (a list of segments with their contacts).
+// primary key: store.keyedMembersFirst), for a segment alone (Segment.contacts, an
+// audience's Any list), for All lists, for audiences that keep few of their
+// candidates (All, None, Any with All: the statement counts the audience) and in a
+// batch of segments (a list of segments with their contacts).
 func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 	ctx := context.Background()
 	owner, app := storetest.Store(t), storetest.AppStore(t)
@@ -225,9 +225,9 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 // TestMembersFirstReadsTheKeyAlone: a page of a small segment's members in a date
 // order, read members first, finds the members' IDs and dates in the contacts'
 // primary key alone (the plan's index-only scan, under row-level security) and
-// reads the rows of the page alone, and so does the probe of a page
-// after a cursor (store.keyedMembersFirst). By name, which the key does not hold,
-// it reads every member's row.
+// reads the rows of the page alone, and so does the probe of a page after a cursor
+// (store.keyedMembersFirst). By name, which the key does not hold, it reads the
+// members' rows.
 func TestMembersFirstReadsTheKeyAlone(t *testing.T) {
 	ctx := context.Background()
 	owner, app := storetest.Store(t), storetest.AppStore(t)
