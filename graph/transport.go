@@ -15,6 +15,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/segments/segments/graph/execution"
 	"github.com/segments/segments/internal/auth"
 )
 
@@ -216,7 +217,10 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, opCtx)
-	writeResponse(w, mediaType, http.StatusOK, responses(ctx), true)
+	resp := responses(ctx)
+	writeResponse(w, mediaType, http.StatusOK, resp, true)
+	// Written: the buffer of its data serves a later response.
+	execution.ReleaseData(resp.Data)
 }
 
 // readParams reads the GraphQL request of r: the JSON body of a POST, or the URL
@@ -308,33 +312,35 @@ func decodeStrict(b []byte, dst any) error {
 // becoming \u003c, \u003e and \u0026, which is the same JSON. Responses of
 // incremental delivery (label, path, hasNext), which this API does not use, go
 // through json.Marshal.
-func marshalResponse(resp *graphql.Response) ([]byte, error) {
+//
+// The response is the three parts in order: what precedes data, data itself (not
+// copied: a page of 50 contacts with their segments is 25 kB), and what follows it.
+func marshalResponse(resp *graphql.Response) (head, data, tail []byte, err error) {
 	if resp.Label != "" || resp.Path != nil || resp.HasNext != nil {
-		return json.Marshal(resp)
+		head, err = json.Marshal(resp)
+		return head, nil, nil, err
 	}
-	b := make([]byte, 0, len(resp.Data)+256)
-	b = append(b, '{')
+	head = append(make([]byte, 0, 64), '{')
 	if len(resp.Errors) > 0 {
 		errs, err := json.Marshal(resp.Errors)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
-		b = append(append(append(b, `"errors":`...), errs...), ',')
+		head = append(append(append(head, `"errors":`...), errs...), ',')
 	}
-	b = append(b, `"data":`...)
-	if resp.Data == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, resp.Data...)
+	head = append(head, `"data":`...)
+	data = resp.Data
+	if data == nil {
+		data = []byte("null")
 	}
 	if len(resp.Extensions) > 0 {
 		ext, err := json.Marshal(resp.Extensions)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
-		b = append(append(b, `,"extensions":`...), ext...)
+		tail = append(append(tail, `,"extensions":`...), ext...)
 	}
-	return append(b, '}'), nil
+	return head, data, append(tail, '}'), nil
 }
 
 func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
@@ -343,23 +349,31 @@ func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null
 // response has no "data" entry at all (the spec's request errors), where gqlgen's
 // Response would say "data": null.
 func writeResponse(w http.ResponseWriter, mediaType string, status int, resp *graphql.Response, withData bool) {
-	var body []byte
+	var head, data, tail []byte
 	var err error
 	if withData {
-		body, err = marshalResponse(resp)
+		head, data, tail, err = marshalResponse(resp)
 	} else {
-		body, err = json.Marshal(struct {
+		head, err = json.Marshal(struct {
 			Errors     gqlerror.List  `json:"errors"`
 			Extensions map[string]any `json:"extensions,omitempty"`
 		}{resp.Errors, resp.Extensions})
 	}
 	if err != nil {
 		// Only a resolver's value can fail to marshal; gqlgen marshalled it already.
-		status, body = http.StatusInternalServerError, []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"`+codeInternal+`"}}]}`)
+		status, head, data, tail = http.StatusInternalServerError, []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"`+codeInternal+`"}}]}`), nil, nil
 	}
 	h := w.Header()
 	h.Set("Content-Type", mediaType+"; charset=utf-8")
 	h.Add("Vary", "Accept")
+	// Without it net/http sends a body of over 2 kB in chunks, its length unsaid.
+	h.Set("Content-Length", strconv.Itoa(len(head)+len(data)+len(tail)))
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	for _, part := range [...][]byte{head, data, tail} {
+		if len(part) > 0 {
+			if _, err := w.Write(part); err != nil {
+				return
+			}
+		}
+	}
 }

@@ -3,6 +3,7 @@
 package generated
 
 import (
+	"bytes"
 	"context"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -45,3 +46,7 @@ func globalIDField[T execution.IDAppender](obj T) graphql.Marshaler { return exe
 func newObject(fields []graphql.CollectedField) *execution.Object {
 	return execution.NewObject(fields)
 }
+
+// responseData is the buffer an operation's data is written into: a pooled one,
+// which the transport gives back once the response is written.
+func responseData() *bytes.Buffer { return execution.DataBuffer() }

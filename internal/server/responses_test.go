@@ -1,0 +1,85 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+)
+
+// TestResponsesKeepTheirOwnData sends requests whose responses differ in content
+// and size from 8 concurrent clients, and checks that every response is, byte for
+// byte, the one the same request got alone, with its length given in Content-Length
+// rather than sent in chunks. A response's data is written into a pooled buffer that
+// the next response reuses once this one is written (execution.DataBuffer): a buffer
+// given back too early would carry another response's bytes.
+func TestResponsesKeepTheirOwnData(t *testing.T) {
+	a := newAPI(t)
+	contacts := a.addContacts(phones(700_000, 60)...)
+	const q = `query($id: ID!) { segment(id: $id) { id name contacts(first: 100) { nodes { id phone } } } }`
+	var bodies [][]byte
+	for i, n := range []int{0, 1, 7, 25, 60} {
+		// Names of different lengths, so that no two responses are the same size.
+		id := a.addSegment(fmt.Sprintf("Segment %d %s", i, bytes.Repeat([]byte("x"), i*13)), contacts[:n]...)
+		body, _ := json.Marshal(map[string]any{"query": q, "variables": map[string]any{"id": id}})
+		bodies = append(bodies, body)
+	}
+	// Two mutations' payloads too, which are written the same way (a rename to the
+	// name the segment has changes nothing, and answers the same each time).
+	rename, _ := json.Marshal(map[string]any{
+		"query":     `mutation($in: UpdateSegmentInput!) { updateSegment(input: $in) { segment { id name contactCount } userErrors { code } } }`,
+		"variables": map[string]any{"in": map[string]any{"id": a.addSegment("Renamed", contacts[:3]...), "name": "Renamed"}},
+	})
+	bodies = append(bodies, rename)
+
+	post := func(body []byte) (*http.Response, []byte, error) {
+		req, _ := http.NewRequest(http.MethodPost, a.url+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+string(a.key))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer res.Body.Close()
+		out, err := io.ReadAll(res.Body)
+		return res, out, err
+	}
+	want := make([][]byte, len(bodies))
+	for i, body := range bodies {
+		res, out, err := post(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != http.StatusOK || bytes.Contains(out, []byte(`"errors"`)) {
+			t.Fatalf("status %d: %s", res.StatusCode, out)
+		}
+		want[i] = out
+	}
+
+	const clients, requests = 8, 60
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for r := range requests {
+				i := (c*7 + r*3) % len(bodies)
+				res, got, err := post(bodies[i])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !bytes.Equal(got, want[i]) {
+					t.Errorf("request %d answered\n%s\nwhere alone it answered\n%s", i, got, want[i])
+					return
+				}
+				if res.ContentLength != int64(len(got)) || len(res.TransferEncoding) > 0 {
+					t.Errorf("request %d: Content-Length %d, Transfer-Encoding %v, for a body of %d bytes", i, res.ContentLength, res.TransferEncoding, len(got))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
