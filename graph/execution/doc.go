@@ -1,6 +1,6 @@
 // Package execution is the run-time half of this project's changes to gqlgen's
 // generated executor; internal/codegen, which cmd/graphgen runs at `go generate`,
-// writes the other half into it. Five changes, all for things gqlgen offers no
+// writes the other half into it. Six changes, all for things gqlgen offers no
 // setting for:
 //
 //   - Lists (lists.go): gqlgen marshals the elements of every list of objects in
@@ -39,6 +39,11 @@
 //   - Collected fields (fields.go): gqlgen looks up an object's fields in its
 //     cache with a key it allocates for every object; CollectFields keeps them
 //     in the operation (WithOperation), looked up without one.
+//   - Data buffers (data.go): gqlgen writes each operation's data into a new
+//     buffer, grown by doubling to the response's size. The executor takes one
+//     from a pool instead (DataBuffer), and the transport gives it back once the
+//     response is written (ReleaseData): W3 421 to 324 kB allocated a request
+//     (with the transport writing the data without a copy), W1 116 to 91.
 //
 // With the element contexts, the IDs and the collected fields, W1 went from 1,044
 // to 795 allocations a request and W3 from 4,359 to 2,763.
