@@ -1,9 +1,6 @@
 package execution
 
-import (
-	"bytes"
-	"sync"
-)
+import "sync"
 
 // A response's data is written into a buffer from dataBuffers, and the buffer goes
 // back once the response is written (ReleaseData). A new buffer per response grows
@@ -15,15 +12,16 @@ var dataBuffers sync.Pool
 // collector rather than kept: one large response must not keep its buffer alive.
 const maxPooledData = 256 << 10
 
-// DataBuffer returns an empty buffer for a response's data.
-func DataBuffer() *bytes.Buffer {
+// DataBuffer returns an empty buffer for a response's data: a slice of length 0,
+// with room for an earlier response's when the pool has one.
+func DataBuffer() []byte {
 	if p, ok := dataBuffers.Get().(*[]byte); ok {
-		return bytes.NewBuffer((*p)[:0])
+		return (*p)[:0]
 	}
-	return new(bytes.Buffer)
+	return nil
 }
 
-// ReleaseData gives data, a response's data as a DataBuffer held it, back to the
+// ReleaseData gives data, a response's data written into a DataBuffer, back to the
 // pool, once it is written: nothing may use data afterwards.
 func ReleaseData(data []byte) {
 	if cap(data) == 0 || cap(data) > maxPooledData {

@@ -3,7 +3,6 @@
 package generated
 
 import (
-	"bytes"
 	"context"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -47,6 +46,6 @@ func newObject(fields []graphql.CollectedField) *execution.Object {
 	return execution.NewObject(fields)
 }
 
-// responseData is the buffer an operation's data is written into: a pooled one,
+// responseData is the room an operation's data is written into: a pooled buffer,
 // which the transport gives back once the response is written.
-func responseData() *bytes.Buffer { return execution.DataBuffer() }
+func responseData() []byte { return execution.DataBuffer() }

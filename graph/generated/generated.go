@@ -3,6 +3,7 @@
 package generated
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -855,7 +856,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 					return nil
 				}
 			}
-			buf := responseData()
+			buf := bytes.NewBuffer(responseData())
 			data.MarshalGQL(buf)
 			response.Data = buf.Bytes()
 			if atomic.LoadInt32(&ec.Deferred) > 0 {
@@ -873,7 +874,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			first = false
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
-			buf := responseData()
+			buf := bytes.NewBuffer(responseData())
 			data.MarshalGQL(buf)
 
 			return &graphql.Response{

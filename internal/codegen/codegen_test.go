@@ -13,13 +13,9 @@ import (
 	"github.com/segments/segments/graph/scalar"
 )
 
-// exec is the shape of the code gqlgen v0.17.98 generates for its imports, an
-// operation's data, a list and an object.
-var exec = `import (
-` + dataImport + `	"context"
-)
-
-func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
+// exec is the shape of the code gqlgen v0.17.98 generates for an operation's data,
+// a list and an object.
+var exec = `func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	return func(ctx context.Context) *graphql.Response {
 		{
 			` + dataRewrite.old + `
@@ -119,7 +115,6 @@ func TestRewriteExec(t *testing.T) {
 	for _, r := range rewrites {
 		want = strings.Replace(want, r.old, r.new, 1)
 	}
-	want = strings.Replace(want, dataImport, "", 1)
 	if string(got) != want {
 		t.Errorf("rewritten:\n%s\nwant:\n%s", got, want)
 	}
@@ -128,8 +123,7 @@ func TestRewriteExec(t *testing.T) {
 		"fields := collectFields(ctx, ec.OperationContext, sel, itemImplementors)",
 		"var deferred graphql.DeferredGroup",
 		"out := newObject(fields)\n",
-		"buf := responseData()\n\t\t\tdata.MarshalGQL(buf)\n",
-		"import (\n\t\"context\"\n)\n",
+		"buf := bytes.NewBuffer(responseData())\n\t\t\tdata.MarshalGQL(buf)\n",
 	} {
 		if !strings.Contains(string(got), s) {
 			t.Errorf("rewritten without %q", s)
@@ -149,7 +143,6 @@ func TestRewriteExec(t *testing.T) {
 		"a field set of other fields":        strings.Replace(exec, "graphql.NewFieldSet(fields)", "graphql.NewFieldSet(fields[1:])", 1),
 		"a field set made elsewhere":         exec + "func f() { graphql.NewFieldSet(nil) }\n",
 		"data written elsewhere":             exec + "func f() { var b bytes.Buffer }\n",
-		"package bytes used elsewhere":       exec + "func f() { bytes.Equal(nil, nil) }\n",
 	} {
 		if _, err := RewriteExec([]byte(src)); err == nil {
 			t.Errorf("%s: no error", name)
