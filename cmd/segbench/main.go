@@ -242,6 +242,12 @@ func run(ctx context.Context, c config) error {
 		b.rep.Dataset.Reused = true
 	}
 	b.rep.Dataset.Contacts, b.rep.Dataset.Segments, b.rep.Dataset.Memberships = info.Contacts, info.Segments, info.Memberships
+	if b.rep.Dataset.OtherContacts, err = otherContacts(ctx, b.db, info.WorkspaceID); err != nil {
+		return err
+	} else if n := b.rep.Dataset.OtherContacts; n > 0 {
+		b.log("WARNING: the database also holds %d contacts of other workspaces (a dataset of `segments bench-data` in this data directory?): "+
+			"every table and index is larger than the dataset's; the report says so", n)
+	}
 	if b.key, err = auth.NewKey(); err != nil {
 		return err
 	}
@@ -269,9 +275,11 @@ func run(ctx context.Context, c config) error {
 		return fmt.Errorf("pg_prewarm (PostgreSQL's contrib): %w", err)
 	}
 	var blocks int64
-	err = b.db.QueryRowContext(ctx, `
-		SELECT sum(segbench_tools.pg_prewarm(c.oid)) FROM pg_class c
-		WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i')`).Scan(&blocks)
+	err = withoutTimeout(ctx, b.db, func(conn *sql.Conn) error {
+		return conn.QueryRowContext(ctx, `
+			SELECT sum(segbench_tools.pg_prewarm(c.oid)) FROM pg_class c
+			WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i')`).Scan(&blocks)
+	})
 	if err != nil {
 		return fmt.Errorf("prewarm: %w", err)
 	}
@@ -613,25 +621,37 @@ func (b *bench) selected(w string) bool {
 const scratchPrefix = "segbench scratch "
 
 // execLong runs one of the benchmark's own maintenance statements (deleting a run's
-// scratch segments, VACUUM) without a statement timeout. Every segments command gives
-// the owner's role one in the database (15 s by default: store.Options), and the
-// scratch memberships of a fast W6 run (a million and more) take longer to delete.
-// The connection gets its timeout back after the statement.
+// scratch segments, VACUUM) without a statement timeout (withoutTimeout).
 func execLong(ctx context.Context, db *sql.DB, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := withoutTimeout(ctx, db, func(conn *sql.Conn) (err error) {
+		res, err = conn.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// withoutTimeout runs f on a connection without a statement timeout. Every segments
+// command gives the owner's role one in the database (15 s by default:
+// store.Options), and the benchmark's maintenance outlasts it: the scratch
+// memberships of a fast W6 run (a million and more) take longer to delete, and the
+// prewarm reads gigabytes from a cold disk. The connection gets its timeout back
+// after f.
+func withoutTimeout(ctx context.Context, db *sql.DB, f func(*sql.Conn) error) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "SET statement_timeout = 0"); err != nil {
-		return nil, err
+		return err
 	}
-	res, err := conn.ExecContext(ctx, query, args...)
+	err = f(conn)
 	if _, resetErr := conn.ExecContext(context.WithoutCancel(ctx), "RESET statement_timeout"); resetErr != nil {
 		// Not back in the pool with no timeout: closed instead.
 		conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
-	return res, err
+	return err
 }
 
 // scratch creates n empty segments with consecutive IDs for a write workload, and
@@ -1004,4 +1024,14 @@ func (b *bench) versions(ctx context.Context) {
 	if raw, err := os.ReadFile("/proc/loadavg"); err == nil {
 		m.LoadAvgAtStart = strings.Join(strings.Fields(string(raw))[:3], " ")
 	}
+}
+
+// otherContacts counts the contacts of workspaces other than ws. The benchmark
+// measures one workspace alone in its tables; a workspace of `segments bench-data`,
+// which names its workspace otherwise, loaded into the same data directory doubles
+// every table and index without any run noticing.
+func otherContacts(ctx context.Context, db *sql.DB, ws int64) (int64, error) {
+	var n int64
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE workspace_id <> $1`, ws).Scan(&n)
+	return n, err
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/segments/segments/internal/benchdata"
+	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -42,5 +45,40 @@ func TestExecLongOutlastsTheRoleTimeout(t *testing.T) {
 	}
 	if timeout != "100ms" {
 		t.Errorf("statement_timeout after execLong: %s, want 100ms", timeout)
+	}
+}
+
+// TestOtherContactsAreReported: a run finds the contacts of workspaces other than
+// its dataset's in the tables it measures (a dataset `segments bench-data` loaded
+// into the same data directory doubles them), and its report says so.
+func TestOtherContactsAreReported(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bench, _ := storetest.Workspace(t, s)
+	other, _ := storetest.Workspace(t, s)
+	for ws, n := range map[int64]int{bench.ID: 30, other.ID: 20} {
+		storetest.Exec(t, s.DB(), `INSERT INTO contacts (workspace_id, phone)
+			SELECT $1, '+91' || $1 || lpad(g::text, 6, '0') FROM generate_series(1, $2) g`, ws, n)
+	}
+	for ws, want := range map[int64]int64{bench.ID: 20, other.ID: 30} {
+		if n, err := otherContacts(ctx, s.DB(), ws); err != nil || n != want {
+			t.Errorf("workspace %d: %d other contacts (%v), want %d", ws, n, err, want)
+		}
+	}
+	const warning = "also holds 20 contacts of other workspaces"
+	r := newReport(config{pool: 8, reps: 3}, benchdata.Options{})
+	if md := r.markdown(); strings.Contains(md, "contacts of other workspaces") {
+		t.Error("the report of a database of one workspace warns of others")
+	}
+	r.Dataset.OtherContacts = 20
+	if md := r.markdown(); !strings.Contains(md, warning) {
+		t.Errorf("the report does not say %q", warning)
 	}
 }
