@@ -49,7 +49,7 @@ type datasetInfo struct {
 	LoadSeconds float64           `json:"load_seconds,omitempty"`
 	LoadPhases  []loadPhase       `json:"load_phases,omitempty"`
 	// OtherContacts are the contacts of other workspaces in the same tables, which
-	// make every table and index larger than the dataset's (checkDataset).
+	// make every table and index larger than the dataset's (otherContacts).
 	OtherContacts int64 `json:"other_contacts,omitempty"`
 }
 
