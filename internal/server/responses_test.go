@@ -27,8 +27,8 @@ func TestResponsesKeepTheirOwnData(t *testing.T) {
 		body, _ := json.Marshal(map[string]any{"query": q, "variables": map[string]any{"id": id}})
 		bodies = append(bodies, body)
 	}
-	// Two mutations' payloads too, which are written the same way (a rename to the
-	// name the segment has changes nothing, and answers the same each time).
+	// A mutation's payload too, which is written the same way (a rename to the name
+	// the segment has changes nothing, and answers the same each time).
 	rename, _ := json.Marshal(map[string]any{
 		"query":     `mutation($in: UpdateSegmentInput!) { updateSegment(input: $in) { segment { id name contactCount } userErrors { code } } }`,
 		"variables": map[string]any{"in": map[string]any{"id": a.addSegment("Renamed", contacts[:3]...), "name": "Renamed"}},
