@@ -85,11 +85,31 @@ func reapedCPU(pid int) time.Duration {
 
 // treeCPU returns the CPU time of a process and all its descendants, living or
 // reaped: PostgreSQL's postmaster and its backends, each of one thread.
+//
+// A backend that is reaped while the tree is read moves from the living, where the
+// scan may not have reached it yet, into its parent's reaped time, which was read
+// already: read once, the tree lost all of that backend's CPU (a connection that
+// closed during a sample took its seconds with it, and a workload's PostgreSQL CPU
+// came out below zero). So the tree is read again until the root's reaped time is
+// the same after the scan as before it.
 func treeCPU(root int) time.Duration {
 	if root == 0 {
 		return 0
 	}
-	total := singleThreadedCPU(root)
+	var total time.Duration
+	for range 10 {
+		before := reapedCPU(root)
+		total = singleThreadedCPU(root) + descendantsCPU(root)
+		if reapedCPU(root) == before {
+			break
+		}
+	}
+	return total
+}
+
+// descendantsCPU returns the CPU time of the descendants of root that are living
+// (zombies included), each with its own reaped children's.
+func descendantsCPU(root int) time.Duration {
 	entries, _ := os.ReadDir("/proc")
 	children := map[int][]int{}
 	for _, e := range entries {
@@ -104,6 +124,7 @@ func treeCPU(root int) time.Duration {
 			children[parent] = append(children[parent], pid)
 		}
 	}
+	var total time.Duration
 	seen := map[int]bool{root: true}
 	var walk func(int)
 	walk = func(p int) {
