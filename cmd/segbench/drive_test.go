@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	neturl "net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segments/segments/internal/benchdata"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
 )
 
 // pgbenchLine is a line of pgbench's per-transaction log for a transaction that
@@ -220,5 +224,52 @@ func TestCaptureKeepsTheSteadyState(t *testing.T) {
 	})
 	if len(st) != 3 || st[0] != "begin" || st[2] != "commit" {
 		t.Errorf("statements = %q, want begin, the select, commit", st)
+	}
+}
+
+// TestCaptureLeavesOutTheStatistics: what a store sends to learn the database's
+// statistics, as it opens and then once a minute, is no request's own SQL, so a
+// captured request leaves it out, however the store asks. (The copy's trigrams,
+// asked since migration 20261202000003, were once captured with W10's request, and
+// the floor replayed them at every request.)
+func TestCaptureLeavesOutTheStatistics(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	s, err := store.Open(ctx, url, store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Contacts analyzed, so that the database has a histogram to copy and its trigrams
+	// to send.
+	ws, _ := storetest.Workspace(t, s)
+	storetest.Exec(t, s.DB(), `INSERT INTO contacts (workspace_id, phone, name)
+		SELECT $1, '+91' || lpad(g::text, 8, '0'), 'Contact ' || g FROM generate_series(1, 500) g`, ws.ID)
+	storetest.Exec(t, s.DB(), `ANALYZE contacts`)
+
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := startProxy(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.close()
+	u.Host = proxy.addr()
+	recorded, err := store.Open(ctx, u.String(), store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded.Close()
+	sent := proxy.take()
+	if len(sent) == 0 {
+		t.Fatal("the store sent nothing as it opened: the test records nothing")
+	}
+	if st := steadyState(slices.Clone(sent)); len(st) > 0 {
+		t.Errorf("statements of the store's statistics kept as a request's: %q (of %q)", st, sent)
 	}
 }
