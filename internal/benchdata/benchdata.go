@@ -417,10 +417,10 @@ func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phas
 	// database that already holds a dataset plans this workspace on the others'
 	// statistics, which know none of its rows: the UPDATE of the segments' counts
 	// below then ran the memberships' aggregate once per segment (195 s for 1M
-	// memberships beside 2M contacts; under 1 s with them). ANALYZE in the
-	// transaction samples its own uncommitted rows. Not contacts: only a count of
-	// this workspace's reads them, and their ANALYZE takes seconds (the search
-	// expression's statistics).
+	// memberships beside 2M contacts; the whole backfill 3-5 s with them). ANALYZE
+	// in the transaction samples its own uncommitted rows. Not contacts: only a
+	// count of this workspace's reads them, and their ANALYZE takes seconds
+	// (search_text's statistics target of 1,000 samples 300,000 rows).
 	if err := exec("ANALYZE segments, memberships"); err != nil {
 		return err
 	}
