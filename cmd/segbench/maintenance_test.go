@@ -53,14 +53,7 @@ func TestExecLongOutlastsTheRoleTimeout(t *testing.T) {
 // into the same data directory doubles them), and its report says so.
 func TestOtherContactsAreReported(t *testing.T) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.NewStore(t, store.Options{MaxConns: 2})
 	bench, _ := storetest.Workspace(t, s)
 	other, _ := storetest.Workspace(t, s)
 	for ws, n := range map[int64]int{bench.ID: 30, other.ID: 20} {
