@@ -23,7 +23,7 @@ The load is a bulk load (COPY, indexes and constraints rebuilt after it, counter
 backfilled) in one transaction that locks the contacts, segments and memberships
 tables of the whole database until it commits (about a minute at the default size
 into an empty database; the indexes are rebuilt over every workspace's rows, so 200,000
-contacts beside 2,000,000 took two): use a database that serves no traffic.
+contacts beside 2,000,000 took two minutes): use a database that serves no traffic.
 
   --workspace NAME      name of the workspace to create (default "Bench")
   --contacts N          contacts (default 1000000)
