@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -218,6 +219,13 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	}
 	responses, ctx := exec.DispatchOperation(ctx, opCtx)
 	resp := responses(ctx)
+	if resp == nil {
+		// gqlgen's executor runs nothing for a request whose context ended before
+		// execution (a deadline spent waiting for admission, the key lookup or the
+		// throttle), and answers nil: answer as a resolver stopped by that end would
+		// (TIMEOUT), not with a nil response.
+		resp = exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), gqlerror.List{gqlerror.Wrap(context.Cause(ctx))})
+	}
 	writeResponse(w, mediaType, http.StatusOK, resp, true)
 	// Written: the buffer of its data serves a later response.
 	execution.ReleaseData(resp.Data)

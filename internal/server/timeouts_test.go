@@ -5,11 +5,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/server"
 )
 
@@ -174,5 +177,49 @@ func TestRequestDeadline(t *testing.T) {
 	a.do(assignCountDoc, assignVars(contacts, seg.id), &out)
 	if got := out.AssignContactsToSegments.AssignedCount; got != 10 {
 		t.Errorf("assignedCount %d after the timed-out attempt, want 10", got)
+	}
+}
+
+// stallingThrottle is a throttle whose next Take, once armed, answers only when the
+// request's context has ended, as the database-backed one does when its statement
+// cannot get a connection in time; the request is then served unthrottled (the
+// throttle fails open), with no time left. Other Takes grant at once.
+type stallingThrottle struct{ armed atomic.Bool }
+
+func (s *stallingThrottle) Take(ctx context.Context, _ string, _ int) (limits.Status, error) {
+	if !s.armed.Swap(false) {
+		return limits.Status{}, nil
+	}
+	<-ctx.Done()
+	return limits.Status{}, fmt.Errorf("throttle: %w", ctx.Err())
+}
+
+// TestDeadlineBeforeExecution: a request whose deadline passes after validation and
+// before execution (here in the throttle) is answered 200 with TIMEOUT and null data,
+// having run nothing. gqlgen's executor returns no response at all for such a request,
+// which the transport once marshalled as nil: a panic, answered 500
+// INTERNAL_SERVER_ERROR (seen under load, with requests that had waited for
+// admission).
+func TestDeadlineBeforeExecution(t *testing.T) {
+	throttle := &stallingThrottle{}
+	a := newAPIWith(t, server.Config{RequestTimeout: 300 * time.Millisecond, Throttle: throttle})
+	contacts := a.addContacts(phones(820_000, 3)...)
+	seg := a.addSegment("Not yet assigned")
+
+	throttle.armed.Store(true)
+	res, err := a.postWith(context.Background(), assignCountDoc, assignVars(contacts, seg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != http.StatusOK || len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "TIMEOUT" || string(res.Data) != "null" {
+		t.Fatalf("status %d, data %s, errors %+v: want 200, null data and one TIMEOUT", res.Status, res.Data, res.Errors)
+	}
+	// Nothing ran: the same assignment, sent again, makes all three memberships.
+	var out struct {
+		AssignContactsToSegments struct{ AssignedCount int } `json:"assignContactsToSegments"`
+	}
+	a.do(assignCountDoc, assignVars(contacts, seg), &out)
+	if got := out.AssignContactsToSegments.AssignedCount; got != 3 {
+		t.Errorf("assignedCount %d after the request that timed out before running, want 3", got)
 	}
 }
