@@ -56,6 +56,8 @@ func (c *config) limitFlags(fs *flag.FlagSet, env func(name, def string) string)
 	integer(&c.limits.MaxCost, "max-cost", "SEGMENTS_MAX_COST", d.MaxCost)
 	integer(&c.maxRunning, "max-running-requests", "SEGMENTS_MAX_RUNNING_REQUESTS", server.DefaultMaxRunning)
 	integer(&c.maxWaiting, "max-waiting-requests", "SEGMENTS_MAX_WAITING_REQUESTS", server.DefaultMaxWaiting)
+	integer(&c.maxRunningPerCaller, "max-running-per-caller", "SEGMENTS_MAX_RUNNING_PER_CALLER", server.DefaultMaxRunningPerCaller)
+	integer(&c.maxWaitingPerCaller, "max-waiting-per-caller", "SEGMENTS_MAX_WAITING_PER_CALLER", server.DefaultMaxWaitingPerCaller)
 	// Rate limiting: 0 turns it off (no -1 here).
 	rateCapacity := envInt("SEGMENTS_RATE_LIMIT_CAPACITY", defaultRateCapacity)
 	if rateCapacity < 0 && c.envErr == nil {

@@ -56,7 +56,7 @@ func (e *Error) Error() string {
 func (e *Error) Temporary() bool {
 	switch e.Code {
 	case "TIMEOUT", "UNAVAILABLE", "SERVICE_UNAVAILABLE", "INTERNAL_SERVER_ERROR",
-		"THROTTLED", "IDEMPOTENCY_KEY_IN_PROGRESS":
+		"THROTTLED", "TOO_MANY_CONCURRENT_REQUESTS", "IDEMPOTENCY_KEY_IN_PROGRESS":
 		return true
 	}
 	switch e.Status {

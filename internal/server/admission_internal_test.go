@@ -60,3 +60,63 @@ func TestAdmitWaitEnds(t *testing.T) {
 		t.Errorf("after the slot freed: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestAdmitPerCallerWaitEnds: a caller's request waiting for its slot is refused with
+// 429 and Retry-After when its deadline passes, and gets no answer when its client
+// goes; callers are counted apart; and a caller's gate is gone once none of its
+// requests is in flight, so that idle callers hold no memory.
+func TestAdmitPerCallerWaitEnds(t *testing.T) {
+	type callerKey struct{}
+	started, release := make(chan struct{}), make(chan struct{})
+	h := admitPerCaller(1, 5, func(ctx context.Context) string { return ctx.Value(callerKey{}).(string) },
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			started <- struct{}{}
+			<-release
+		}))
+	request := func(ctx context.Context, caller string) *http.Request {
+		return httptest.NewRequest(http.MethodPost, "/graphql", nil).WithContext(context.WithValue(ctx, callerKey{}, caller))
+	}
+	running := make(chan *httptest.ResponseRecorder, 2)
+	for _, caller := range []string{"key:1", "key:2"} {
+		go func() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, request(context.Background(), caller))
+			running <- rec
+		}()
+		<-started // one request of each caller runs: callers are counted apart
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, request(ctx, "key:1"))
+	if early := time.Until(deadline); early > 0 {
+		t.Errorf("refused %v before its deadline", early)
+	}
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "1" ||
+		!strings.Contains(rec.Body.String(), `"code":"TOO_MANY_CONCURRENT_REQUESTS"`) {
+		t.Errorf("deadline while waiting: %d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+
+	ctx, giveUp := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, giveUp)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, request(ctx, "key:1"))
+	if rec.Body.Len() != 0 || rec.Header().Get("Retry-After") != "" {
+		t.Errorf("client gone while waiting: answered %d %s", rec.Code, rec.Body)
+	}
+
+	for range 2 {
+		release <- struct{}{}
+		if rec := <-running; rec.Code != http.StatusOK {
+			t.Errorf("a running request: %d", rec.Code)
+		}
+	}
+	c := h.(*callerAdmission)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.gates); n != 0 {
+		t.Errorf("%d callers still have a gate with no request in flight", n)
+	}
+}

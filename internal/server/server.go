@@ -80,6 +80,12 @@ type Config struct {
 	// beyond, requests get 503 SERVICE_UNAVAILABLE with Retry-After at once (see
 	// admit). 0 takes DefaultMaxRunning and DefaultMaxWaiting, -1 is no limit.
 	MaxRunning, MaxWaiting int
+	// MaxRunningPerCaller bounds how many GraphQL requests of one caller (an API key,
+	// a dashboard user: ThrottleBucket's names) run at once, and MaxWaitingPerCaller
+	// how many more of its requests wait for them; beyond, its requests get 429
+	// TOO_MANY_CONCURRENT_REQUESTS with Retry-After at once (see admitPerCaller). 0
+	// takes DefaultMaxRunningPerCaller and DefaultMaxWaitingPerCaller, -1 is no limit.
+	MaxRunningPerCaller, MaxWaitingPerCaller int
 }
 
 // DefaultMaxRunning is twice the store's default pool: requests beyond it would only
@@ -88,6 +94,15 @@ type Config struct {
 const (
 	DefaultMaxRunning = 2 * store.DefaultMaxConns
 	DefaultMaxWaiting = 1000
+)
+
+// DefaultMaxRunningPerCaller is twice the cores of the machine it was measured on:
+// as many of one caller's slow requests as keep the cores busy, a fifth of the
+// store's default pool. DefaultMaxWaitingPerCaller lets a dashboard page's burst of
+// queries wait rather than fail.
+const (
+	DefaultMaxRunningPerCaller = 4
+	DefaultMaxWaitingPerCaller = 8
 )
 
 // Handler returns the service's routes:
@@ -101,12 +116,19 @@ const (
 func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait, Limits: cfg.Limits, Throttle: cfg.Throttle, ThrottleBucket: cfg.ThrottleBucket, Introspection: cfg.Introspection, Tracing: cfg.Tracing})
-	// /graphql, innermost first: replays of an Idempotency-Key answer without running
-	// the API; they and everything below need the caller's workspace (auth), which the
-	// telemetry record learns at once; admission bounds the requests past this point,
+	// /graphql, innermost first: each caller's requests that run the API are bounded
+	// (admitPerCaller); replays of an Idempotency-Key answer without running it, and
+	// copies waiting for the first's answer are not counted; they and everything
+	// below need the caller (auth), whose workspace the telemetry record learns at
+	// once; admission bounds the requests past this point,
 	// authentication's SQL included; the deadline covers the wait for admission too;
 	// the GraphQL-over-HTTP checks refuse malformed requests before any of it.
-	var gql http.Handler = idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(api)
+	caller := cfg.ThrottleBucket
+	if caller == nil {
+		caller = graph.PrincipalBucket
+	}
+	var gql http.Handler = admitPerCaller(cmp.Or(cfg.MaxRunningPerCaller, DefaultMaxRunningPerCaller), cmp.Or(cfg.MaxWaitingPerCaller, DefaultMaxWaitingPerCaller), caller, api)
+	gql = idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(gql)
 	gql = auth.Require(s, log, noteWorkspace(gql), auth.WithJWT(cfg.JWT), auth.WithKeyCache(cfg.KeyCacheTTL))
 	gql = admit(cmp.Or(cfg.MaxRunning, DefaultMaxRunning), cmp.Or(cfg.MaxWaiting, DefaultMaxWaiting), gql)
 	gql = withTimeout(cfg.RequestTimeout, gql)
