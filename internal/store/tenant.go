@@ -144,6 +144,16 @@ type tenantConn struct {
 // which COPY needs through sql.Conn.Raw) stays promoted.
 type pgxConn = stdlib.Conn
 
+// IsValid tells database/sql, as it takes a connection back, whether to keep it: not
+// once pgx has closed it, as it does when a statement's context ends while the
+// statement runs. pgx's own connection does not say, so database/sql kept such
+// connections and handed them to the next requests, whose check found them dead
+// (driver.ErrBadConn); after three in a row, under a wave of timeouts, a request failed
+// with that error (INTERNAL_SERVER_ERROR).
+func (c *tenantConn) IsValid() bool { return !c.Conn().IsClosed() }
+
+var _ driver.Validator = (*tenantConn)(nil)
+
 var errTenantArgs = errors.New("store: a statement with a workspace must not take driver arguments (Bun interpolates them)")
 
 func (c *tenantConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/segments/segments/internal/crm"
@@ -390,5 +391,42 @@ func TestRLSKeepsConditionsOnTheirIndexes(t *testing.T) {
 		if !strings.Contains(cond, "~~") && !strings.Contains(cond, "ROW(") { // LIKE or ILIKE
 			t.Errorf("%s: as the app role the condition is not on %s:\n%s", c.name, c.index, plan)
 		}
+	}
+}
+
+// TestClosedConnectionLeavesThePool: a connection that pgx closed because its
+// statement's context ended while the statement ran is dropped as it goes back to the
+// pool, not kept for the next request to find dead.
+func TestClosedConnectionLeavesThePool(t *testing.T) {
+	s := storetest.NewStore(t, store.Options{})
+	db := s.DB()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := db.Stats().OpenConnections
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err = conn.ExecContext(short, "SELECT pg_sleep(5)")
+	cancel()
+	if err == nil {
+		t.Fatal("a 5 s statement finished within its context's 100 ms")
+	}
+	var closed bool
+	if err := conn.Raw(func(dc any) error {
+		closed = dc.(interface{ Conn() *pgx.Conn }).Conn().IsClosed()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !closed {
+		t.Fatal("pgx kept the connection whose statement's context ended: the test proves nothing")
+	}
+	conn.Close()
+	if got := db.Stats().OpenConnections; got != open-1 {
+		t.Errorf("%d connections open after the closed one went back, want %d: the pool kept it", got, open-1)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		t.Errorf("the next use of the pool: %v", err)
 	}
 }
