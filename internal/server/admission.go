@@ -101,11 +101,12 @@ const codeTooManyConcurrent = "TOO_MANY_CONCURRENT_REQUESTS"
 // Why: the rate limit prices a request before it runs, by what it may read, and
 // some requests cost the database far more than their price. At a million contacts,
 // { contacts(search: "zz") { totalCount } } costs 1 point and 0.35-1.5 s of
-// PostgreSQL, since no index narrows a two-letter term. One API key sending 40 of
-// them at once took every connection of the pool: another key's dashboard pages
-// then took 7.6 s at the median, and half of them failed. Held to 4 at a time, the
-// same key gets as many counts done (the cores were the limit, not the
-// concurrency), and the other's pages take 8 ms instead of 4.5.
+// PostgreSQL, since no index narrows a two-letter term. One API key keeping 40 of
+// them in flight took every connection of the pool: another key's dashboard pages
+// then took 6.0 s at the median, and a third of them failed. Held to 4 running, the
+// counting key got more done (228 counts in 30 s instead of 26: the cores were its
+// limit, not its concurrency), and the other's pages took 8.8 ms at the median (4.7
+// with no other load). Measured with the benchmark's dataset on 2 cores.
 //
 // A caller's waiting requests hold their place in admit's bound, which comes first
 // (authentication, which names the caller, comes after it). A negative running lets
