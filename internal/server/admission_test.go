@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -36,6 +37,61 @@ func TestAdmissionPerCaller(t *testing.T) {
 			t.Errorf("another key while the first was at its bound: %d %s", r.status, r.body)
 		}
 	})
+}
+
+// TestOneCallerCannotTakeThePool: with the default bounds, one key's requests stuck
+// in the database (waiting for a row lock, as slow statements hold their
+// connections) hold at most DefaultMaxRunningPerCaller of the pool's connections:
+// another key of the workspace is answered at once. Without the bound, 16 stuck
+// requests would hold all 10 connections of the test's pool, and the other key would
+// wait for them. Of the 16, 4 run, 8 wait and 4 are refused at once.
+func TestOneCallerCannotTakeThePool(t *testing.T) {
+	a := newAPIWith(t, server.Config{})
+	other, _ := a.withKey(t, store.NewAPIKey{Name: "Dashboard backend"})
+	contacts := a.addContacts(phones(980_000, 3)...)
+	seg := lockSegment(t, a, "Locked")
+
+	const sent = 16
+	replies := make(chan reply, sent)
+	for range sent {
+		go func() { replies <- a.query(assignCountDoc, assignVars(contacts, seg.id)) }()
+	}
+	// Stuck: waiting for a lock, the holder's or (queued behind it) another's.
+	stuck := func() int {
+		var n int
+		if err := a.store.DB().QueryRowContext(context.Background(),
+			"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for deadline := time.Now().Add(5 * time.Second); stuck() < server.DefaultMaxRunningPerCaller; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of one key's requests stuck after 5 s, want %d", stuck(), server.DefaultMaxRunningPerCaller)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // room for more to get stuck, were they let through
+	if n := stuck(); n != server.DefaultMaxRunningPerCaller {
+		t.Fatalf("%d of one key's requests hold a connection, stuck, want %d", n, server.DefaultMaxRunningPerCaller)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := other.postWith(ctx, `{ segments { totalCount } }`, nil)
+	if err != nil || res.Status != http.StatusOK || len(res.Errors) != 0 {
+		t.Fatalf("another key while the first had %d requests in flight: %v, %d %+v", sent, err, res.Status, res.Errors)
+	}
+	t.Logf("the other key answered in %v", time.Since(start))
+
+	seg.release()
+	statuses := map[int]int{}
+	for range sent {
+		statuses[(<-replies).status]++
+	}
+	refused := sent - server.DefaultMaxRunningPerCaller - server.DefaultMaxWaitingPerCaller
+	if statuses[http.StatusOK] != sent-refused || statuses[http.StatusTooManyRequests] != refused {
+		t.Errorf("statuses %v, want %d × 200 (running, then waiting) and %d × 429", statuses, sent-refused, refused)
+	}
 }
 
 // overflow drives a bound of one running request and one waiting through a's
