@@ -235,14 +235,7 @@ func TestCaptureKeepsTheSteadyState(t *testing.T) {
 func TestCaptureLeavesOutTheStatistics(t *testing.T) {
 	ctx := context.Background()
 	url := storetest.Database(t)
-	s, err := store.Open(ctx, url, store.Options{MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
 	// Contacts analyzed, so that the database has a histogram to copy and its trigrams
 	// to send.
 	ws, _ := storetest.Workspace(t, s)

@@ -103,14 +103,7 @@ func TestDatabaseCutAndRestart(t *testing.T) {
 	}
 	db := newFaultyDB(t)
 	ctx := context.Background()
-	s, err := store.Open(ctx, db.url, store.Options{MaxConns: 10, AppName: "faults"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.MigratedStore(t, db.url, store.Options{MaxConns: 10, AppName: "faults"})
 	ws, key := storetest.Workspace(t, s)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewServer(server.Handler(s, log, server.Config{RequestTimeout: 5 * time.Second}))

@@ -21,14 +21,7 @@ import (
 func TestSearchesNameTheirWorkspaceToTheIndex(t *testing.T) {
 	ctx := context.Background()
 	url := storetest.Database(t)
-	owner, err := store.Open(ctx, url, store.Options{MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer owner.Close()
-	if _, err := owner.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	owner := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
 	appURL, err := store.AppURL(ctx, url)
 	if err != nil {
 		t.Fatal(err)

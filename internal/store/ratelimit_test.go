@@ -129,18 +129,8 @@ func TestRateLimiterRefills(t *testing.T) {
 // pass, across both instances.
 func TestRateLimiterSharedByInstances(t *testing.T) {
 	url := storetest.Database(t)
-	open := func() *store.Store {
-		s, err := store.Open(context.Background(), url, store.Options{MaxConns: 8, AppName: "ratelimit_test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if _, err := s.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	s1, s2 := open(), open()
+	opts := store.Options{MaxConns: 8, AppName: "ratelimit_test"}
+	s1, s2 := storetest.MigratedStore(t, url, opts), storetest.MigratedStore(t, url, opts)
 	ws, _ := storetest.Workspace(t, s1)
 	ctx := inWorkspace(ws.ID)
 	// A restore rate so low that nothing refills while the test runs.

@@ -93,7 +93,7 @@ func Store(tb testing.TB) *store.Store {
 // the schema or the statistics, which the shared database (Store) must not see.
 func NewStore(tb testing.TB, opts store.Options) *store.Store {
 	tb.Helper()
-	return newMigratedStore(tb, Database(tb), opts)
+	return MigratedStore(tb, Database(tb), opts)
 }
 
 // NewStores returns a store on a new database of the test's own, as NewStore does,
@@ -103,7 +103,7 @@ func NewStores(tb testing.TB, opts store.Options) (owner, app *store.Store) {
 	tb.Helper()
 	ctx := context.Background()
 	url := Database(tb)
-	owner = newMigratedStore(tb, url, opts)
+	owner = MigratedStore(tb, url, opts)
 	appURL, err := store.AppURL(ctx, url)
 	if err != nil {
 		tb.Fatal(err)
@@ -115,7 +115,11 @@ func NewStores(tb testing.TB, opts store.Options) (owner, app *store.Store) {
 	return owner, app
 }
 
-func newMigratedStore(tb testing.TB, url string, opts store.Options) *store.Store {
+// MigratedStore returns a store on the database at url, opened with opts and
+// migrated, and closes it when the test ends: for tests that need the database's URL
+// too (a second store on it, a proxy in front of it), with Database or a server of
+// their own.
+func MigratedStore(tb testing.TB, url string, opts store.Options) *store.Store {
 	tb.Helper()
 	ctx := context.Background()
 	s, err := store.Open(ctx, url, opts)
