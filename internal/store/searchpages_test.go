@@ -458,12 +458,12 @@ func searchWay(t *testing.T, ctx context.Context, db *sql.DB, query string) (wal
 	return walked, contactsRead(plan)
 }
 
-// explainAnalyze runs EXPLAIN (ANALYZE, FORMAT JSON) of query and returns the root
-// node of its plan, and the JSON for messages.
+// explainAnalyze runs EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) of query and returns
+// the root node of its plan, and the JSON for messages.
 func explainAnalyze(t *testing.T, ctx context.Context, db *sql.DB, query string) (map[string]any, []byte) {
 	t.Helper()
 	var raw []byte
-	if err := db.QueryRowContext(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+query).Scan(&raw); err != nil {
+	if err := db.QueryRowContext(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+query).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
 	var plan []struct{ Plan map[string]any }
