@@ -275,12 +275,14 @@ func serveOurs(args []string) error {
 		// No Throttle: rate limiting is off, as with serve --rate-limit-capacity 0. The
 		// workloads drive one key at thousands of points a second, far past serve's
 		// default budget (500 a second per key), and measure the API, not the limiter.
-		// For the same reason no bound per caller (serve --max-running-per-caller -1):
-		// the one key has as many requests in flight as the offered load makes.
+		// For the same reason no bound per caller or workspace (serve
+		// --max-running-per-caller -1 --max-running-per-workspace -1): the one key of
+		// the one workspace has as many requests in flight as the offered load makes.
 		// The other settings are serve's defaults (the key cache: --key-cache-ttl 2s;
 		// admission: twice the pool running, as serve's 40 for its pool of 20).
 		Handler: server.Handler(s, log, server.Config{BatchWait: time.Millisecond, RequestTimeout: 10 * time.Second,
-			KeyCacheTTL: 2 * time.Second, MaxRunning: 2 * pool, MaxRunningPerCaller: -1}),
+			KeyCacheTTL: 2 * time.Second, MaxRunning: 2 * pool,
+			MaxRunningPerCaller: -1, MaxRunningPerWorkspace: -1}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}

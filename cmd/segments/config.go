@@ -40,9 +40,10 @@ type config struct {
 	// request limits and what the API shows of itself (limits.go)
 	limits limits.Limits
 	// admission (limits.go): requests running at once, and waiting for them; the
-	// same for each caller
-	maxRunning, maxWaiting                   int
-	maxRunningPerCaller, maxWaitingPerCaller int
+	// same for each caller, and for each workspace
+	maxRunning, maxWaiting                         int
+	maxRunningPerCaller, maxWaitingPerCaller       int
+	maxRunningPerWorkspace, maxWaitingPerWorkspace int
 	// environment is development or production: it picks the defaults of
 	// introspection and playground (applyEnvironment).
 	environment               string
@@ -102,6 +103,8 @@ var settings = []setting{
 	{"--max-waiting-requests", "SEGMENTS_MAX_WAITING_REQUESTS", "1000", "most requests waiting for a running one to finish, first come, first served, until their deadline: 503 SERVICE_UNAVAILABLE with Retry-After beyond", "serve"},
 	{"--max-running-per-caller", "SEGMENTS_MAX_RUNNING_PER_CALLER", "4", "most GraphQL requests of one caller (an API key, a dashboard user) running at once, so that no caller's slow requests take the whole database pool", "serve"},
 	{"--max-waiting-per-caller", "SEGMENTS_MAX_WAITING_PER_CALLER", "8", "most requests of one caller waiting for its running ones, until their deadline: 429 TOO_MANY_CONCURRENT_REQUESTS with Retry-After beyond", "serve"},
+	{"--max-running-per-workspace", "SEGMENTS_MAX_RUNNING_PER_WORKSPACE", "8", "most GraphQL requests of one workspace (all of its API keys and users) running at once, so that no workspace takes the database pool from the others", "serve"},
+	{"--max-waiting-per-workspace", "SEGMENTS_MAX_WAITING_PER_WORKSPACE", "100", "most requests of one workspace waiting for its running ones, until their deadline: 429 TOO_MANY_CONCURRENT_REQUESTS with Retry-After beyond", "serve"},
 	{"--rate-limit-capacity", "SEGMENTS_RATE_LIMIT_CAPACITY", "10000", "points of each rate-limit bucket (one per API key, one per dashboard user), shared by all instances through PostgreSQL: a request costs its extensions.cost.requestedQueryCost, THROTTLED (429) when its bucket holds less; at least --max-cost; 0 turns rate limiting off", "serve"},
 	{"--rate-limit-restore-rate", "SEGMENTS_RATE_LIMIT_RESTORE_RATE", "500", "points a rate-limit bucket regains per second", "serve"},
 	{"--env", "SEGMENTS_ENV", "development", "development or production: picks the defaults of --introspection and --playground", "serve"},

@@ -267,8 +267,9 @@ func status(url string) (int, error) {
 // leaving no session behind.
 func TestGracefulShutdown(t *testing.T) {
 	// The one key's eight assignments in flight, and its query while they wait, run
-	// at once: no bound per caller.
-	f := newShutdownFixture(t, "--drain-delay", "1s", "--shutdown-timeout", "20s", "--max-running-per-caller", "-1")
+	// at once: no bound per caller or workspace.
+	f := newShutdownFixture(t, "--drain-delay", "1s", "--shutdown-timeout", "20s",
+		"--max-running-per-caller", "-1", "--max-running-per-workspace", "-1")
 	release := f.holdSegment(t)
 	const inFlight = 8
 	results := f.startAssignments(t, inFlight)

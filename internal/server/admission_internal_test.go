@@ -113,10 +113,61 @@ func TestAdmitPerCallerWaitEnds(t *testing.T) {
 			t.Errorf("a running request: %d", rec.Code)
 		}
 	}
-	c := h.(*callerAdmission)
+	c := h.(*keyedAdmission)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n := len(c.gates); n != 0 {
 		t.Errorf("%d callers still have a gate with no request in flight", n)
+	}
+}
+
+// TestWaitingYieldsTheServersPlace: a request waiting for its caller's turn
+// (admitPerCaller) gives up its place among admit's running requests, so that another
+// caller's request runs meanwhile where it would have been refused; and takes a place
+// back when its turn comes.
+func TestWaitingYieldsTheServersPlace(t *testing.T) {
+	type callerKey struct{}
+	started, release := make(chan string), make(chan struct{})
+	// Two running and none waiting: a's first request and b's fill it.
+	h := admit(2, 0, admitPerCaller(1, 5, func(ctx context.Context) string { return ctx.Value(callerKey{}).(string) },
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			started <- r.Context().Value(callerKey{}).(string)
+			<-release
+		})))
+	send := func(caller string) <-chan int {
+		code := make(chan int, 1)
+		go func() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/graphql", nil).WithContext(context.WithValue(context.Background(), callerKey{}, caller)))
+			code <- rec.Code
+		}()
+		return code
+	}
+	first := send("a")
+	<-started
+	second := send("a") // waits for a's turn
+	time.Sleep(50 * time.Millisecond)
+	other := send("b")
+	select {
+	case c := <-started:
+		if c != "b" {
+			t.Fatalf("%s ran while a's first request held its turn", c)
+		}
+	case code := <-other:
+		t.Fatalf("another caller, while a's second request waited for a's turn: %d, want it run", code)
+	}
+	// a's first ends: its second takes a's turn and the place it left.
+	release <- struct{}{}
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("a's first: %d", code)
+	}
+	if c := <-started; c != "a" {
+		t.Fatalf("%s ran, want a's second", c)
+	}
+	for range 2 {
+		release <- struct{}{}
+	}
+	if a, b := <-second, <-other; a != http.StatusOK || b != http.StatusOK {
+		t.Errorf("a's second and b: %d %d", a, b)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
 )
@@ -39,6 +41,28 @@ func TestAdmissionPerCaller(t *testing.T) {
 	})
 }
 
+// TestAdmissionPerWorkspace: past MaxRunningPerWorkspace, a workspace's requests wait
+// for its running ones, whichever of its keys sent them; past MaxWaitingPerWorkspace
+// too, they are refused at once with 429 TOO_MANY_CONCURRENT_REQUESTS and
+// Retry-After, having run nothing: another key of the workspace is refused too,
+// while another workspace is served as usual; the waiting one runs when the
+// workspace's slot frees.
+func TestAdmissionPerWorkspace(t *testing.T) {
+	a := newAPIWith(t, server.Config{MaxRunningPerWorkspace: 1, MaxWaitingPerWorkspace: 1})
+	sameWorkspace, _ := a.withKey(t, store.NewAPIKey{Name: "Another integration"})
+	otherWorkspace := a.as(t)
+	overflow(t, a, http.StatusTooManyRequests, "TOO_MANY_CONCURRENT_REQUESTS", func() {
+		r := sameWorkspace.query(`{ segments { totalCount } }`, nil)
+		r.refused(t, http.StatusTooManyRequests, "TOO_MANY_CONCURRENT_REQUESTS")
+		if !strings.Contains(r.body, "workspace") {
+			t.Errorf("another key of the workspace refused for another reason: %s", r.body)
+		}
+		if r := otherWorkspace.query(`{ segments { totalCount } }`, nil); r.status != http.StatusOK || len(r.res.Errors) != 0 {
+			t.Errorf("another workspace while the first was at its bound: %d %s", r.status, r.body)
+		}
+	})
+}
+
 // TestOneCallerCannotTakeThePool: with the default bounds, one key's requests stuck
 // in the database (waiting for a row lock, as slow statements hold their
 // connections) hold at most DefaultMaxRunningPerCaller of the pool's connections:
@@ -48,13 +72,55 @@ func TestAdmissionPerCaller(t *testing.T) {
 func TestOneCallerCannotTakeThePool(t *testing.T) {
 	a := newAPIWith(t, server.Config{})
 	other, _ := a.withKey(t, store.NewAPIKey{Name: "Dashboard backend"})
+	const sent = 16
+	release, replies := holdConnections(t, a, []*api{a}, sent, server.DefaultMaxRunningPerCaller, other)
+	release()
+	statuses := map[int]int{}
+	for range sent {
+		statuses[(<-replies).status]++
+	}
+	refused := sent - server.DefaultMaxRunningPerCaller - server.DefaultMaxWaitingPerCaller
+	if statuses[http.StatusOK] != sent-refused || statuses[http.StatusTooManyRequests] != refused {
+		t.Errorf("statuses %v, want %d × 200 (running, then waiting) and %d × 429", statuses, sent-refused, refused)
+	}
+}
+
+// TestOneWorkspaceCannotTakeThePool: with the default bounds, three keys of one
+// workspace, each with 8 requests stuck in the database, hold at most
+// DefaultMaxRunningPerWorkspace of the pool's connections (each key's bound would let
+// 12 through): another workspace is answered at once. All 24 complete once released:
+// 8 ran, 4 waited for the workspace and 12 for their key.
+func TestOneWorkspaceCannotTakeThePool(t *testing.T) {
+	a := newAPIWith(t, server.Config{})
+	clients := []*api{a}
+	for _, name := range []string{"Sync", "Importer"} {
+		c, _ := a.withKey(t, store.NewAPIKey{Name: name, Scope: crm.ScopeReadWrite})
+		clients = append(clients, c)
+	}
+	const each = 8
+	release, replies := holdConnections(t, a, clients, each, server.DefaultMaxRunningPerWorkspace, a.as(t))
+	release()
+	for range each * len(clients) {
+		if r := <-replies; r.status != http.StatusOK || len(r.res.Errors) != 0 {
+			t.Errorf("a stuck assignment, released: %d %s", r.status, r.body)
+		}
+	}
+}
+
+// holdConnections has each of clients (of a's workspace) send n assignments that get
+// stuck on a segment's row lock, as slow statements hold their connections; checks
+// that want of them hold a connection, and no more even after a while; and that
+// other, meanwhile, is answered at once. It returns the lock's release and the
+// assignments' replies to come.
+func holdConnections(t *testing.T, a *api, clients []*api, n, want int, other *api) (release func(), replies <-chan reply) {
+	t.Helper()
 	contacts := a.addContacts(phones(980_000, 3)...)
 	seg := lockSegment(t, a, "Locked")
-
-	const sent = 16
-	replies := make(chan reply, sent)
-	for range sent {
-		go func() { replies <- a.query(assignCountDoc, assignVars(contacts, seg.id)) }()
+	out := make(chan reply, n*len(clients))
+	for _, c := range clients {
+		for range n {
+			go func() { out <- c.query(assignCountDoc, assignVars(contacts, seg.id)) }()
+		}
 	}
 	// Stuck: waiting for a lock, the holder's or (queued behind it) another's.
 	stuck := func() int {
@@ -65,33 +131,24 @@ func TestOneCallerCannotTakeThePool(t *testing.T) {
 		}
 		return n
 	}
-	for deadline := time.Now().Add(5 * time.Second); stuck() < server.DefaultMaxRunningPerCaller; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); stuck() < want; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of one key's requests stuck after 5 s, want %d", stuck(), server.DefaultMaxRunningPerCaller)
+			t.Fatalf("%d requests stuck after 5 s, want %d", stuck(), want)
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // room for more to get stuck, were they let through
-	if n := stuck(); n != server.DefaultMaxRunningPerCaller {
-		t.Fatalf("%d of one key's requests hold a connection, stuck, want %d", n, server.DefaultMaxRunningPerCaller)
+	if got := stuck(); got != want {
+		t.Fatalf("%d of the %d requests sent hold a connection, stuck, want %d", got, n*len(clients), want)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
 	res, err := other.postWith(ctx, `{ segments { totalCount } }`, nil)
 	if err != nil || res.Status != http.StatusOK || len(res.Errors) != 0 {
-		t.Fatalf("another key while the first had %d requests in flight: %v, %d %+v", sent, err, res.Status, res.Errors)
+		t.Fatalf("another caller while %d requests were in flight: %v, %d %+v", n*len(clients), err, res.Status, res.Errors)
 	}
-	t.Logf("the other key answered in %v", time.Since(start))
-
-	seg.release()
-	statuses := map[int]int{}
-	for range sent {
-		statuses[(<-replies).status]++
-	}
-	refused := sent - server.DefaultMaxRunningPerCaller - server.DefaultMaxWaitingPerCaller
-	if statuses[http.StatusOK] != sent-refused || statuses[http.StatusTooManyRequests] != refused {
-		t.Errorf("statuses %v, want %d × 200 (running, then waiting) and %d × 429", statuses, sent-refused, refused)
-	}
+	t.Logf("the other caller answered in %v", time.Since(start))
+	return seg.release, out
 }
 
 // overflow drives a bound of one running request and one waiting through a's

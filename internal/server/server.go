@@ -86,6 +86,11 @@ type Config struct {
 	// TOO_MANY_CONCURRENT_REQUESTS with Retry-After at once (see admitPerCaller). 0
 	// takes DefaultMaxRunningPerCaller and DefaultMaxWaitingPerCaller, -1 is no limit.
 	MaxRunningPerCaller, MaxWaitingPerCaller int
+	// MaxRunningPerWorkspace bounds how many GraphQL requests of one workspace (all of
+	// its callers) run at once, and MaxWaitingPerWorkspace how many more of them wait,
+	// as MaxRunningPerCaller does for a caller (see admitPerWorkspace). 0 takes
+	// DefaultMaxRunningPerWorkspace and DefaultMaxWaitingPerWorkspace, -1 is no limit.
+	MaxRunningPerWorkspace, MaxWaitingPerWorkspace int
 }
 
 // DefaultMaxRunning is twice the store's default pool: requests beyond it would only
@@ -105,6 +110,15 @@ const (
 	DefaultMaxWaitingPerCaller = 8
 )
 
+// DefaultMaxRunningPerWorkspace is two callers' worth: two fifths of the store's
+// default pool, the rest left to the other workspaces. DefaultMaxWaitingPerWorkspace
+// lets the dashboards of a dozen users, each page a burst of queries, wait rather
+// than fail.
+const (
+	DefaultMaxRunningPerWorkspace = 2 * DefaultMaxRunningPerCaller
+	DefaultMaxWaitingPerWorkspace = 100
+)
+
 // Handler returns the service's routes:
 //
 //	POST, GET /graphql  the GraphQL API (API key required)
@@ -116,8 +130,10 @@ const (
 func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait, Limits: cfg.Limits, Throttle: cfg.Throttle, ThrottleBucket: cfg.ThrottleBucket, Introspection: cfg.Introspection, Tracing: cfg.Tracing})
-	// /graphql, innermost first: each caller's requests that run the API are bounded
-	// (admitPerCaller); replays of an Idempotency-Key answer without running it, and
+	// /graphql, innermost first: each workspace's requests that run the API are
+	// bounded (admitPerWorkspace), and each caller's (admitPerCaller) before them, so
+	// that a caller's requests waiting for their turn hold no room of the
+	// workspace's; replays of an Idempotency-Key answer without running it, and
 	// copies waiting for the first's answer are not counted; they and everything
 	// below need the caller (auth), whose workspace the telemetry record learns at
 	// once; admission bounds the requests past this point,
@@ -127,7 +143,8 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	if caller == nil {
 		caller = graph.PrincipalBucket
 	}
-	var gql http.Handler = admitPerCaller(cmp.Or(cfg.MaxRunningPerCaller, DefaultMaxRunningPerCaller), cmp.Or(cfg.MaxWaitingPerCaller, DefaultMaxWaitingPerCaller), caller, api)
+	var gql http.Handler = admitPerWorkspace(cmp.Or(cfg.MaxRunningPerWorkspace, DefaultMaxRunningPerWorkspace), cmp.Or(cfg.MaxWaitingPerWorkspace, DefaultMaxWaitingPerWorkspace), api)
+	gql = admitPerCaller(cmp.Or(cfg.MaxRunningPerCaller, DefaultMaxRunningPerCaller), cmp.Or(cfg.MaxWaitingPerCaller, DefaultMaxWaitingPerCaller), caller, gql)
 	gql = idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(gql)
 	gql = auth.Require(s, log, noteWorkspace(gql), auth.WithJWT(cfg.JWT), auth.WithKeyCache(cfg.KeyCacheTTL))
 	gql = admit(cmp.Or(cfg.MaxRunning, DefaultMaxRunning), cmp.Or(cfg.MaxWaiting, DefaultMaxWaiting), gql)

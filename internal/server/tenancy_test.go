@@ -254,8 +254,9 @@ func TestEachRequestActsForItsWorkspace(t *testing.T) {
 	t.Run("concurrent requests", func(t *testing.T) {
 		// A server of its own: the test server records each request's statement
 		// counter in the shared client, which concurrent requests would race on. All
-		// 20 requests of each key run at once: no bound per caller.
-		srv := httptest.NewServer(server.Handler(a.store, slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{MaxRunningPerCaller: -1}))
+		// 20 requests of each key run at once: no bound per caller or workspace.
+		srv := httptest.NewServer(server.Handler(a.store, slog.New(slog.NewTextHandler(io.Discard, nil)),
+			server.Config{MaxRunningPerCaller: -1, MaxRunningPerWorkspace: -1}))
 		defer srv.Close()
 		var wg sync.WaitGroup
 		errs := make(chan error, 100)
