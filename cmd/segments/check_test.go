@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/segments/segments/internal/globalid"
-	"github.com/segments/segments/internal/pgserver"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -186,12 +185,7 @@ func TestCheckUsage(t *testing.T) {
 // on. With a limit, they do not warn.
 func TestWarnsOfUnlimitedTempFiles(t *testing.T) {
 	ctx := context.Background()
-	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: storetest.ServerDir(t), Ephemeral: true,
-		Settings: []string{"temp_file_limit=-1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Stop() })
+	pg := storetest.Server(t, "temp_file_limit=-1")
 	getenv := env(map[string]string{"DATABASE_URL": pg.URL("segments")})
 	const warning = `msg="unsafe PostgreSQL setting" name=temp_file_limit value=-1`
 

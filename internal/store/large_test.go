@@ -21,16 +21,11 @@ import (
 func TestSearchesNameTheirWorkspaceToTheIndex(t *testing.T) {
 	ctx := context.Background()
 	url := storetest.Database(t)
-	owner := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
+	owner, app := storetest.MigratedStores(t, url, store.Options{MaxConns: 2})
 	appURL, err := store.AppURL(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := store.Open(ctx, appURL, store.Options{MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
 
 	large, _ := storetest.Workspace(t, owner)
 	small, _ := storetest.Workspace(t, owner)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segments/segments/internal/pgserver"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
@@ -23,23 +22,8 @@ func TestStatisticsLearnNewWorkspaces(t *testing.T) {
 	ctx := context.Background()
 	// A server of the test's own: autovacuum looks at the tables every second, not
 	// every minute.
-	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: storetest.ServerDir(t), Ephemeral: true,
-		Settings: []string{"autovacuum_naptime=1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Stop() })
-	url := pg.URL("segments")
-	owner := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
-	appURL, err := store.AppURL(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := store.Open(ctx, appURL, store.Options{MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	pg := storetest.Server(t, "autovacuum_naptime=1")
+	owner, app := storetest.MigratedStores(t, pg.URL("segments"), store.Options{MaxConns: 2})
 
 	// members fills workspace ws with contacts and segments, each contact in every
 	// step-th segment.

@@ -101,8 +101,15 @@ func NewStore(tb testing.TB, opts store.Options) *store.Store {
 // both opened with opts and closed when the test ends.
 func NewStores(tb testing.TB, opts store.Options) (owner, app *store.Store) {
 	tb.Helper()
+	return MigratedStores(tb, Database(tb), opts)
+}
+
+// MigratedStores returns MigratedStore's store on the database at url, and one on the
+// same database connected as the application's role, both opened with opts and closed
+// when the test ends.
+func MigratedStores(tb testing.TB, url string, opts store.Options) (owner, app *store.Store) {
+	tb.Helper()
 	ctx := context.Background()
-	url := Database(tb)
 	owner = MigratedStore(tb, url, opts)
 	appURL, err := store.AppURL(ctx, url)
 	if err != nil {
@@ -203,6 +210,19 @@ func Database(tb testing.TB) string {
 	mu.Lock()
 	defer mu.Unlock()
 	return newDatabase(tb)
+}
+
+// Server starts a PostgreSQL server of the test's own, without durability
+// (pgserver.Options.Ephemeral) and with settings (pgserver.Options.Settings), and
+// stops it when the test ends: for tests of server settings.
+func Server(tb testing.TB, settings ...string) *pgserver.Server {
+	tb.Helper()
+	pg, err := pgserver.Start(context.Background(), pgserver.Options{Dir: ServerDir(tb), Ephemeral: true, Settings: settings})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = pg.Stop() })
+	return pg
 }
 
 // ServerDir returns the path of a directory, not yet created, for a PostgreSQL server
