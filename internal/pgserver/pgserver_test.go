@@ -61,23 +61,14 @@ func TestStartReuseAttachStop(t *testing.T) {
 // files by default, and that a limit the caller sets wins and stops a statement.
 func TestTempFileLimit(t *testing.T) {
 	ctx := context.Background()
-	byDefault, err := pgserver.Start(ctx, pgserver.Options{Dir: storetest.ServerDir(t), Ephemeral: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = byDefault.Stop() })
+	byDefault := storetest.Server(t)
 	if got := queryOne[string](t, byDefault.URL("segments"), "SHOW temp_file_limit"); got != pgserver.TempFileLimit {
 		t.Fatalf("temp_file_limit = %s, want %s", got, pgserver.TempFileLimit)
 	}
 
 	// A setting given by the caller wins, and the limit stops a statement whose
 	// temporary files outgrow it (a sort of 1M rows needs about 30 MB).
-	limited, err := pgserver.Start(ctx, pgserver.Options{Dir: storetest.ServerDir(t), Ephemeral: true,
-		Settings: []string{"temp_file_limit=1MB"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = limited.Stop() })
+	limited := storetest.Server(t, "temp_file_limit=1MB")
 	conn, err := pgx.Connect(ctx, limited.URL("segments"))
 	if err != nil {
 		t.Fatal(err)

@@ -122,22 +122,9 @@ func holdConnections(t *testing.T, a *api, clients []*api, n, want int, other *a
 			go func() { out <- c.query(assignCountDoc, assignVars(contacts, seg.id)) }()
 		}
 	}
-	// Stuck: waiting for a lock, the holder's or (queued behind it) another's.
-	stuck := func() int {
-		var n int
-		if err := a.store.DB().QueryRowContext(context.Background(),
-			"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	for deadline := time.Now().Add(5 * time.Second); stuck() < want; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests stuck after 5 s, want %d", stuck(), want)
-		}
-	}
+	seg.waitQueued(t, a, want, 5*time.Second)
 	time.Sleep(300 * time.Millisecond) // room for more to get stuck, were they let through
-	if got := stuck(); got != want {
+	if got := seg.queued(t, a); got != want {
 		t.Fatalf("%d of the %d requests sent hold a connection, stuck, want %d", got, n*len(clients), want)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -66,18 +66,45 @@ func (l *lockedSegment) blocked(t *testing.T, a *api) int {
 	return n
 }
 
+// queued counts the backends of the database waiting for a lock: for the holder's,
+// or, queued behind its first waiter, for that waiter's turn (pg_blocking_pids names
+// only the waiter ahead of them).
+func (l *lockedSegment) queued(t *testing.T, a *api) int {
+	t.Helper()
+	var n int
+	if err := a.store.DB().QueryRowContext(context.Background(),
+		"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // waitBlocked polls until want backends wait for the lock, for up to d, and returns
 // how long that took.
 func (l *lockedSegment) waitBlocked(t *testing.T, a *api, want int, d time.Duration) time.Duration {
 	t.Helper()
+	return waitCount(t, "backends wait for the lock", want, d, func() int { return l.blocked(t, a) })
+}
+
+// waitQueued polls until want backends wait for the lock or behind its waiters (queued),
+// for up to d.
+func (l *lockedSegment) waitQueued(t *testing.T, a *api, want int, d time.Duration) {
+	t.Helper()
+	waitCount(t, "backends wait for the lock or behind its waiters", want, d, func() int { return l.queued(t, a) })
+}
+
+// waitCount polls count until it returns want, for up to d, and returns how long that
+// took; what names what it counts, for the failure.
+func waitCount(t *testing.T, what string, want int, d time.Duration, count func() int) time.Duration {
+	t.Helper()
 	start := time.Now()
 	for {
-		n := l.blocked(t, a)
+		n := count()
 		if n == want {
 			return time.Since(start)
 		}
 		if time.Since(start) > d {
-			t.Fatalf("%d backends wait for the lock after %v, want %d", n, d, want)
+			t.Fatalf("%d %s after %v, want %d", n, what, d, want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
