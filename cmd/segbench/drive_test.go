@@ -210,13 +210,15 @@ func TestReportSaysTheFloorsClients(t *testing.T) {
 }
 
 // A captured request's statements leave out the lookup of its API key, the ping of
-// an idle connection and the questions for the store's statistics, which our server
-// sends after a pause, not per request: as recorded in a capture.
+// an idle connection, the questions for the store's statistics and its analyses of
+// new workspaces, which our server sends after a pause or in the background, not per
+// request: as recorded in a capture.
 func TestCaptureKeepsTheSteadyState(t *testing.T) {
 	st := steadyState([]string{
 		"-- ping",
 		"SELECT segments_sample_contact_search()",
-		"SELECT table_name, workspace_id FROM segments_large_workspaces(0.5)",
+		"SELECT table_name, workspace_id, share, planned_rows, analyzed_at FROM segments_workspace_rows()",
+		`SELECT segments_analyze_workspaces('{"contacts"}')`,
 		`SELECT * FROM segments_authenticate_key('\x0b32e4029e2741b2ef78157585d941968b8cadb496416c8f95051c91ea093aab', 60000000)`,
 		"begin",
 		`SET LOCAL app.workspace_id = '1'; SELECT "id" FROM "contacts" WHERE (workspace_id = 1 AND id = ANY('{1,2}')) ORDER BY id FOR KEY SHARE`,

@@ -697,6 +697,9 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 		}
 		return nil
 	})
+	if err == nil {
+		s.noteWritten("contacts", ws, out.Created)
+	}
 	return out, err
 }
 

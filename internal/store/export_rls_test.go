@@ -69,3 +69,7 @@ func ContactsOfSegmentsSQL(s *Store, ws int64, segmentIDs []int64, search string
 	}
 	return q.String(), nil
 }
+
+// WaitAnalyzed waits until s has no analysis of new workspaces to run, nor
+// statistics to learn (analyze.go).
+func WaitAnalyzed(s *Store) { s.stats.loadings.Wait() }

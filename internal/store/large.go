@@ -2,7 +2,7 @@ package store
 
 import (
 	"context"
-	"strconv"
+	"database/sql"
 )
 
 // How a search names its workspace.
@@ -54,22 +54,37 @@ func (s *Store) isLarge(table string, ws int64) bool {
 	return s.statistics().large[tableWorkspace{table, ws}]
 }
 
-// queryLarge returns the workspaces that hold at least largeShare of a searched
-// table's rows (migration 20261130000001_large_workspaces).
-func (s *Store) queryLarge(ctx context.Context) (map[tableWorkspace]bool, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT table_name, workspace_id FROM segments_large_workspaces("+
-		strconv.FormatFloat(largeShare, 'g', -1, 64)+")")
+// queryWorkspaceRows returns what the planner expects of each workspace's rows
+// (migration 20261203000001_store_analyzes_new_workspaces), and the workspaces that
+// hold at least largeShare of a table's rows.
+func (s *Store) queryWorkspaceRows(ctx context.Context) (workspaceRows, map[tableWorkspace]bool, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT table_name, workspace_id, share, planned_rows, analyzed_at FROM segments_workspace_rows()")
 	if err != nil {
-		return nil, err
+		return workspaceRows{}, nil, err
 	}
 	defer rows.Close()
-	set := map[tableWorkspace]bool{}
+	planned := newWorkspaceRows()
+	large := map[tableWorkspace]bool{}
 	for rows.Next() {
-		var k tableWorkspace
-		if err := rows.Scan(&k.table, &k.ws); err != nil {
-			return nil, err
+		var (
+			table      string
+			ws         sql.NullInt64
+			share, n   float64
+			analyzedAt sql.NullTime
+		)
+		if err := rows.Scan(&table, &ws, &share, &n, &analyzedAt); err != nil {
+			return workspaceRows{}, nil, err
 		}
-		set[k] = true
+		planned.analyzedAt[table] = analyzedAt.Time
+		if !ws.Valid {
+			planned.other[table] = n
+			continue
+		}
+		k := tableWorkspace{table, ws.Int64}
+		planned.common[k] = n
+		if share >= largeShare {
+			large[k] = true
+		}
 	}
-	return set, rows.Err()
+	return planned, large, rows.Err()
 }

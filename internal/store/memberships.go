@@ -24,7 +24,11 @@ type MembershipChange struct {
 // when any ID names nothing in the workspace, nothing changes and the error names each
 // one. Memberships that already exist are left alone.
 func (s *Store) AssignContactsToSegments(ctx context.Context, ws int64, contactIDs, segmentIDs []int64) (MembershipChange, error) {
-	return s.changeMemberships(ctx, ws, contactIDs, segmentIDs, insertMemberships)
+	out, err := s.changeMemberships(ctx, ws, contactIDs, segmentIDs, insertMemberships)
+	if err == nil {
+		s.noteWritten("memberships", ws, out.Changed)
+	}
+	return out, err
 }
 
 // RemoveContactsFromSegments takes every contact out of every segment, with the same

@@ -2,10 +2,12 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
@@ -19,51 +21,28 @@ import (
 // segments. With PostgreSQL's default thresholds, autovacuum waits for 20,050
 // changed rows here, and the test fails.
 func TestStatisticsLearnNewWorkspaces(t *testing.T) {
-	ctx := context.Background()
 	// A server of the test's own: autovacuum looks at the tables every second, not
 	// every minute.
 	pg := storetest.Server(t, "autovacuum_naptime=1")
 	owner, app := storetest.MigratedStores(t, pg.URL("segments"), store.Options{MaxConns: 2})
-
-	// members fills workspace ws with contacts and segments, each contact in every
-	// step-th segment.
-	members := func(ws int64, contacts, segments, step int) {
-		t.Helper()
-		storetest.Exec(t, owner.DB(), fmt.Sprintf(`
-			INSERT INTO contacts (workspace_id, phone)
-			SELECT %[1]d, '+91%[1]d' || lpad(g::text, 8, '0') FROM generate_series(1, %[2]d) g;
-			INSERT INTO segments (workspace_id, name) SELECT %[1]d, 'Segment ' || g FROM generate_series(1, %[3]d) g;
-			INSERT INTO memberships (workspace_id, segment_id, contact_id)
-			SELECT %[1]d, s.id, c.id FROM segments s, contacts c
-			 WHERE s.workspace_id = %[1]d AND c.workspace_id = %[1]d AND (s.id + c.id) %% %[4]d = 0`,
-			ws, contacts, segments, step))
-	}
 	analyzed := func() int64 {
 		t.Helper()
 		return storetest.Column[int64](t, owner.DB(), `SELECT autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'memberships'`)[0]
 	}
 
 	large, _ := storetest.Workspace(t, owner)
-	members(large.ID, 20_000, 1_000, 100)
+	fillWorkspace(t, owner, large.ID, 20_000, 1_000, 100)
 	storetest.Exec(t, owner.DB(), "ANALYZE memberships; ANALYZE contacts; ANALYZE segments")
 
 	// The new workspace, while autovacuum leaves the memberships alone.
 	storetest.Exec(t, owner.DB(), "ALTER TABLE memberships SET (autovacuum_enabled = off)")
 	small, _ := storetest.Workspace(t, owner)
 	const smallMemberships = 500 * 30
-	members(small.ID, 500, 30, 1)
+	fillWorkspace(t, owner, small.ID, 500, 30, 1)
 	// buffers is how many buffers query costs, as the server's role.
-	buffers := func(query string) float64 {
-		t.Helper()
-		plan, _ := explainAnalyze(t, store.WithWorkspace(ctx, small.ID), app.DB(), query)
-		hit, _ := plan["Shared Hit Blocks"].(float64)
-		got, _ := plan["Shared Read Blocks"].(float64)
-		return hit + got
-	}
-	page := fmt.Sprintf("SELECT * FROM segments_of_contacts(%d, (SELECT array_agg(id) FROM (SELECT id FROM contacts WHERE workspace_id = %[1]d ORDER BY id LIMIT 50) AS page))", small.ID)
 	// Misplanned, the segments of a page of contacts read every membership of the
 	// workspace again for each segment.
-	misplanned := buffers(page)
+	misplanned := segmentsPageBuffers(t, app, small.ID)
 
 	before := analyzed()
 	storetest.Exec(t, owner.DB(), "ALTER TABLE memberships RESET (autovacuum_enabled)")
@@ -73,9 +52,154 @@ func TestStatisticsLearnNewWorkspaces(t *testing.T) {
 		}
 	}
 	// 50 contacts in 30 segments: 1,500 memberships, found by key.
-	planned := buffers(page)
+	planned := segmentsPageBuffers(t, app, small.ID)
 	t.Logf("the segments of a page of 50 contacts: %.0f buffers before the workspace was analyzed, %.0f after", misplanned, planned)
 	if planned*5 > misplanned {
 		t.Errorf("analyzed, the segments of a page of 50 contacts cost %.0f buffers, against %.0f before; want at most a fifth", planned, misplanned)
+	}
+}
+
+// fillWorkspace fills workspace ws, as the owner (as a migration or an import by SQL
+// would: the store does not see these writes), with contacts and segments, each
+// contact in every step-th segment.
+func fillWorkspace(t *testing.T, owner *store.Store, ws int64, contacts, segments, step int) {
+	t.Helper()
+	storetest.Exec(t, owner.DB(), fmt.Sprintf(`
+		INSERT INTO contacts (workspace_id, phone)
+		SELECT %[1]d, '+91%[1]d' || lpad(g::text, 8, '0') FROM generate_series(1, %[2]d) g;
+		INSERT INTO segments (workspace_id, name) SELECT %[1]d, 'Segment ' || g FROM generate_series(1, %[3]d) g;
+		INSERT INTO memberships (workspace_id, segment_id, contact_id)
+		SELECT %[1]d, s.id, c.id FROM segments s, contacts c
+		 WHERE s.workspace_id = %[1]d AND c.workspace_id = %[1]d AND (s.id + c.id) %% %[4]d = 0`,
+		ws, contacts, segments, step))
+}
+
+// segmentsPageBuffers returns how many buffers the segments of workspace ws's first
+// page of 50 contacts cost, as app's role: misplanned, the page reads every
+// membership of the workspace again for each of its segments.
+func segmentsPageBuffers(t *testing.T, app *store.Store, ws int64) float64 {
+	t.Helper()
+	plan, _ := explainAnalyze(t, store.WithWorkspace(context.Background(), ws), app.DB(), fmt.Sprintf(
+		"SELECT * FROM segments_of_contacts(%d, (SELECT array_agg(id) FROM (SELECT id FROM contacts WHERE workspace_id = %[1]d ORDER BY id LIMIT 50) AS page))", ws))
+	hit, _ := plan["Shared Hit Blocks"].(float64)
+	got, _ := plan["Shared Read Blocks"].(float64)
+	return hit + got
+}
+
+// TestStoreAnalyzesNewWorkspaces proves that the store has a new workspace analyzed
+// as soon as it has written enough of its rows, without waiting for autovacuum
+// (analyze.go): with autovacuum off, a new workspace's 15,000 memberships written
+// through the store are in the planner's statistics once the store is done, and a
+// workspace that came in by SQL at the same time benefits too. Writes into a
+// workspace the statistics know leave the analyses to autovacuum. Without the
+// store's analysis, nothing analyzes the memberships here, and the test fails.
+func TestStoreAnalyzesNewWorkspaces(t *testing.T) {
+	ctx := context.Background()
+	// Commits flushed at once (storetest.Server's are not), so that VACUUM can mark
+	// the rows it finds visible to all.
+	pg := storetest.Server(t, "autovacuum=off", "synchronous_commit=on")
+	owner, app := storetest.MigratedStores(t, pg.URL("segments"), store.Options{MaxConns: 2})
+	// analyses is how many times table was analyzed other than by autovacuum.
+	analyses := func(table string) int64 {
+		t.Helper()
+		return storetest.Column[int64](t, owner.DB(), `SELECT analyze_count FROM pg_stat_user_tables WHERE relname = $1`, table)[0]
+	}
+	// planned is the rows the planner expects of workspace ws's memberships.
+	planned := func(ws int64) float64 {
+		t.Helper()
+		var raw []byte
+		if err := owner.DB().QueryRowContext(ctx, fmt.Sprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM memberships WHERE workspace_id = %d", ws)).Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		var plan []struct {
+			Plan struct {
+				Rows float64 `json:"Plan Rows"`
+			}
+		}
+		if err := json.Unmarshal(raw, &plan); err != nil {
+			t.Fatal(err)
+		}
+		return plan[0].Plan.Rows
+	}
+
+	large, _ := storetest.Workspace(t, owner)
+	fillWorkspace(t, owner, large.ID, 20_000, 1_000, 100)
+	storetest.Exec(t, owner.DB(), "ANALYZE memberships; ANALYZE contacts; ANALYZE segments")
+	store.LearnStatistics(app)
+
+	// Writes into the large workspace, which the statistics know, are left to
+	// autovacuum: 2,000 new memberships of 200,000 analyze nothing.
+	before := analyses("memberships")
+	contactIDs := storetest.Column[int64](t, owner.DB(), `SELECT id FROM contacts WHERE workspace_id = $1 ORDER BY id LIMIT 1000`, large.ID)
+	segmentIDs := storetest.Column[int64](t, owner.DB(), `SELECT id FROM segments WHERE workspace_id = $1 ORDER BY id DESC LIMIT 2`, large.ID)
+	if _, err := app.AssignContactsToSegments(store.WithWorkspace(ctx, large.ID), large.ID, contactIDs, segmentIDs); err != nil {
+		t.Fatal(err)
+	}
+	store.WaitAnalyzed(app)
+	if n := analyses("memberships") - before; n != 0 {
+		t.Errorf("the store analyzed the memberships %d times after writes into a workspace the statistics know", n)
+	}
+
+	// A workspace imported by SQL, which the store does not see, is misplanned. (Its
+	// memberships vacuumed, so that its index-only scans read no table: only the plan
+	// tells the buffers before and after apart.)
+	imported, _ := storetest.Workspace(t, owner)
+	fillWorkspace(t, owner, imported.ID, 1000, 30, 1)
+	storetest.Exec(t, owner.DB(), "VACUUM memberships")
+	misplanned := segmentsPageBuffers(t, app, imported.ID)
+
+	// A new business's import through the API: 4,000 contacts, 500 of them in 30
+	// segments. Its first 1,000 contacts are analyzed at once; the next 3,000 after
+	// analyzeSpacing (5 s). Its memberships, written meanwhile, do not wait for the
+	// contacts' turn.
+	fresh, _ := storetest.Workspace(t, owner)
+	wctx := store.WithWorkspace(ctx, fresh.ID)
+	contactIDs = contactIDs[:0]
+	for b := range 4 {
+		in := make([]crm.ContactInput, crm.MaxBulkContacts)
+		for i := range in {
+			in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9170%08d", b*len(in)+i)}
+		}
+		up, err := app.UpsertContacts(wctx, fresh.ID, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range up.Contacts {
+			contactIDs = append(contactIDs, c.ID)
+		}
+	}
+	segmentIDs = segmentIDs[:0]
+	for i := range 30 {
+		seg, err := app.CreateSegment(wctx, fresh.ID, crm.NewSegment{Name: fmt.Sprintf("Segment %d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		segmentIDs = append(segmentIDs, seg.ID)
+	}
+	if planned(fresh.ID) > 1 {
+		t.Fatalf("before its memberships, the new workspace is planned at %.0f memberships: want 1, or the test proves nothing", planned(fresh.ID))
+	}
+	before, contactsBefore := analyses("memberships"), analyses("contacts")
+	if _, err := app.AssignContactsToSegments(wctx, fresh.ID, contactIDs[:500], segmentIDs); err != nil {
+		t.Fatal(err)
+	}
+	store.WaitAnalyzed(app)
+	if n := analyses("memberships") - before; n != 1 {
+		t.Errorf("the store analyzed the memberships %d times after a new workspace's 15,000: want once", n)
+	}
+	if n := analyses("contacts") - contactsBefore; n != 1 {
+		t.Errorf("the store analyzed the contacts %d times after the memberships: want once more, for the workspace's last 3,000", n)
+	}
+	if order := storetest.Column[string](t, owner.DB(), `SELECT relname FROM pg_stat_user_tables
+		WHERE relname IN ('contacts', 'memberships') ORDER BY last_analyze`); order[0] != "memberships" {
+		t.Errorf("analyzed in the order %s; want the memberships first: they do not wait for the contacts' turn", order)
+	}
+	if got := planned(fresh.ID); got < 15_000/2 || got > 15_000*2 {
+		t.Errorf("after the store's analysis, the new workspace's 15,000 memberships are planned at %.0f", got)
+	}
+	analyzed := segmentsPageBuffers(t, app, imported.ID)
+	t.Logf("the segments of a page of 50 contacts: %.0f buffers before the store's analysis, %.0f after", misplanned, analyzed)
+	if analyzed*5 > misplanned {
+		t.Errorf("analyzed, the segments of a page of 50 contacts cost %.0f buffers, against %.0f before; want at most a fifth", analyzed, misplanned)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,8 +27,11 @@ import (
 
 // Store is the CRM's data, safe for concurrent use.
 type Store struct {
-	db    *bun.DB
-	stats learnedStatistics // what PostgreSQL's statistics tell the plans (statistics.go)
+	db        *bun.DB
+	stats     learnedStatistics // what PostgreSQL's statistics tell the plans (statistics.go)
+	analyzer  analyzer          // when to analyze a new workspace's rows (analyze.go)
+	closed    chan struct{}     // closed by Close: the background work stops
+	closeOnce sync.Once
 }
 
 // DefaultMaxConns is the pool size of a store whose Options.MaxConns is 0.
@@ -118,7 +122,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, closed: make(chan struct{})}
 	s.learnStatistics(ctx)
 	return s, nil
 }
@@ -181,8 +185,9 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 	return nil
 }
 
-// Close closes the connection pool.
+// Close stops the store's background work and closes the connection pool.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
 	s.stats.loadings.Wait()
 	return s.db.Close()
 }
