@@ -18,16 +18,17 @@ import (
 // memberships again for each of its segments or contacts. Autovacuum analyzes a table
 // after 5,000 changed rows (migration 20261202000005), but at most once a minute, so
 // a business that imports its contacts and opens its audience right after is served
-// by those plans: at 5,000 contacts beside 1M, 31-300 ms pages where 6-10 ms are
-// due. The store counts the rows it writes into each workspace's contacts and
+// by those plans: at 5,000 contacts beside 1M, pages of 6-200 ms where 4-7 ms are
+// due (README). The store counts the rows it writes into each workspace's contacts and
 // memberships since the table was last analyzed; once they are at least
 // analyzeMinRows and analyzeUnderestimate times what the statistics expect of the
 // workspace, it has PostgreSQL analyze the table's workspace_id (0.7-1.2 s at 1M
 // contacts and 5M memberships, in the background) and learns the statistics again.
 //
 // A workspace that keeps growing is analyzed again each time it has tripled, a
-// handful of times in its life; a workspace the statistics know is left to
-// autovacuum. Each store counts only its own writes: with several servers, a
+// handful of times in its life, also one that the statistics cannot hold among the
+// workspaces they know by name (the 100 most common); a workspace they know is left
+// to autovacuum. Each store counts only its own writes: with several servers, a
 // workspace's writes shared among them reach the thresholds later.
 
 const (
@@ -38,6 +39,9 @@ const (
 	// workspace the store must have written into it since the table was last
 	// analyzed before it analyzes.
 	analyzeUnderestimate = 2
+	// analyzeGrowth is how many times the rows it had when it last called for an
+	// analysis a workspace must have before it calls for another.
+	analyzeGrowth = 3
 	// analyzeSpacing is the least time between two analyses of a table by one
 	// store, so that many new workspaces at once cost PostgreSQL at most about a
 	// fifth of a core for each table.
@@ -72,11 +76,17 @@ func (r workspaceRows) planned(table string, ws int64) float64 {
 type analyzer struct {
 	mu      sync.Mutex
 	since   map[string]time.Time // the analysis of each table that the counts follow
-	written map[tableWorkspace]float64
+	written map[tableWorkspace]*workspaceWrites
 	pending map[string]bool // tables to analyze
 	running bool
 	wake    chan struct{}        // a table became pending while analyze waits
 	last    map[string]time.Time // when each table's last analysis ended
+}
+
+// workspaceWrites is what the store wrote into one workspace's table.
+type workspaceWrites struct {
+	rows      float64 // new rows since the counts began
+	triggered float64 // rows when they last called for an analysis
 }
 
 // noteWritten records that n new rows of workspace ws are in table, and has the
@@ -90,19 +100,32 @@ func (s *Store) noteWritten(table string, ws int64, n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.written == nil {
-		a.since, a.written, a.pending, a.last = map[string]time.Time{}, map[tableWorkspace]float64{}, map[string]bool{}, map[string]time.Time{}
+		a.since, a.written, a.pending, a.last = map[string]time.Time{}, map[tableWorkspace]*workspaceWrites{}, map[string]bool{}, map[string]time.Time{}
 		a.wake = make(chan struct{}, 1)
 	}
 	if at := rows.analyzedAt[table]; !at.Equal(a.since[table]) {
-		// Analyzed since the counts began: they start again.
+		// Analyzed since the counts began: they start again for the workspaces the
+		// statistics now hold among their most common. The others' counts go on:
+		// the statistics still take them for any other workspace, which a table of
+		// many workspaces may do whatever their size (only the 100 most common are
+		// held), and analyzing again would not change that until they have grown.
 		a.since[table] = at
-		maps.DeleteFunc(a.written, func(k tableWorkspace, _ float64) bool { return k.table == table })
+		maps.DeleteFunc(a.written, func(k tableWorkspace, _ *workspaceWrites) bool {
+			_, common := rows.common[k]
+			return k.table == table && common
+		})
 	}
 	k := tableWorkspace{table, ws}
-	a.written[k] += float64(n)
-	if w := a.written[k]; w < analyzeMinRows || w < analyzeUnderestimate*rows.planned(table, ws) {
+	w := a.written[k]
+	if w == nil {
+		w = &workspaceWrites{}
+		a.written[k] = w
+	}
+	w.rows += float64(n)
+	if w.rows < analyzeMinRows || w.rows < analyzeUnderestimate*rows.planned(table, ws) || w.rows < analyzeGrowth*w.triggered {
 		return
 	}
+	w.triggered = w.rows
 	a.pending[table] = true
 	if !a.running {
 		a.running = true
@@ -118,9 +141,9 @@ func (s *Store) noteWritten(table string, ws int64, n int) {
 
 // analyze runs the pending analyses until there are none, each table's at most
 // once per analyzeSpacing, and learns the statistics each made. It stops when the
-// store closes. A failed analysis (the table was being vacuumed or analyzed by
-// autovacuum: the function waits 100 ms for its lock) leaves the counts as they
-// were, so the next write into the workspace tries again.
+// store closes. An analysis that found its table locked (autovacuum vacuuming or
+// analyzing it: the function waits 100 ms for the lock) is tried again a spacing
+// later; one that failed otherwise is left to autovacuum.
 func (s *Store) analyze() {
 	defer s.stats.loadings.Done()
 	a := &s.analyzer
@@ -158,9 +181,14 @@ func (s *Store) analyze() {
 			s.learnStatistics(ctx)
 		}
 		cancel()
+		pgErr := pgError(err)
+		locked := pgErr != nil && pgErr.Code == lockNotAvailable
 		a.mu.Lock()
 		for _, table := range ready {
 			a.last[table] = time.Now()
+			if locked {
+				a.pending[table] = true
+			}
 		}
 		a.mu.Unlock()
 	}

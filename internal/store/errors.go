@@ -12,6 +12,7 @@ const (
 	uniqueViolation      = "23505"
 	serializationFailure = "40001"
 	deadlockDetected     = "40P01"
+	lockNotAvailable     = "55P03" // lock_timeout
 )
 
 // pgError returns the PostgreSQL error err carries, if any.
