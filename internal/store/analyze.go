@@ -83,6 +83,16 @@ type analyzer struct {
 	last    map[string]time.Time // when each table's last analysis ended
 }
 
+func newAnalyzer() analyzer {
+	return analyzer{
+		since:   map[string]time.Time{},
+		written: map[tableWorkspace]*workspaceWrites{},
+		pending: map[string]bool{},
+		wake:    make(chan struct{}, 1),
+		last:    map[string]time.Time{},
+	}
+}
+
 // workspaceWrites is what the store wrote into one workspace's table.
 type workspaceWrites struct {
 	rows      float64 // new rows since the counts began
@@ -99,10 +109,6 @@ func (s *Store) noteWritten(table string, ws int64, n int) {
 	a := &s.analyzer
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.written == nil {
-		a.since, a.written, a.pending, a.last = map[string]time.Time{}, map[tableWorkspace]*workspaceWrites{}, map[string]bool{}, map[string]time.Time{}
-		a.wake = make(chan struct{}, 1)
-	}
 	if at := rows.analyzedAt[table]; !at.Equal(a.since[table]) {
 		// Analyzed since the counts began: they start again for the workspaces the
 		// statistics now hold among their most common. The others' counts go on:
@@ -129,8 +135,7 @@ func (s *Store) noteWritten(table string, ws int64, n int) {
 	a.pending[table] = true
 	if !a.running {
 		a.running = true
-		s.stats.loadings.Add(1)
-		go s.analyze()
+		s.goBackground(s.analyze)
 		return
 	}
 	select { // wake the analyses from waiting for another table's turn
@@ -140,12 +145,11 @@ func (s *Store) noteWritten(table string, ws int64, n int) {
 }
 
 // analyze runs the pending analyses until there are none, each table's at most
-// once per analyzeSpacing, and learns the statistics each made. It stops when the
-// store closes. An analysis that found its table locked (autovacuum vacuuming or
+// once per analyzeSpacing, and learns the statistics each made. It stops when ctx,
+// the store's background, ends. An analysis that found its table locked (autovacuum vacuuming or
 // analyzing it: the function waits 100 ms for the lock) is tried again a spacing
 // later; one that failed otherwise is left to autovacuum.
-func (s *Store) analyze() {
-	defer s.stats.loadings.Done()
+func (s *Store) analyze(ctx context.Context) {
 	a := &s.analyzer
 	for {
 		a.mu.Lock()
@@ -167,7 +171,7 @@ func (s *Store) analyze() {
 		a.mu.Unlock()
 		if len(ready) == 0 {
 			select {
-			case <-s.closed:
+			case <-ctx.Done():
 				return
 			case <-a.wake:
 			case <-time.After(wait):
@@ -175,10 +179,10 @@ func (s *Store) analyze() {
 			continue
 		}
 		slices.Sort(ready)
-		ctx, cancel := context.WithTimeout(context.Background(), analyzeTimeout)
-		_, err := s.db.ExecContext(ctx, "SELECT segments_analyze_workspaces(?)", pgdialect.Array(ready))
+		analysisCtx, cancel := context.WithTimeout(ctx, analyzeTimeout)
+		_, err := s.db.ExecContext(analysisCtx, "SELECT segments_analyze_workspaces(?)", pgdialect.Array(ready))
 		if err == nil {
-			s.learnStatistics(ctx)
+			s.learnStatistics(analysisCtx)
 		}
 		cancel()
 		pgErr := pgError(err)

@@ -22,7 +22,7 @@ var ForSearch = forSearch
 // workspace (large_test.go) and choose their way (searchpages_test.go).
 func LearnStatistics(s *Store) {
 	s.loadStatistics(s.stats.known.Load())
-	s.stats.loadings.Wait()
+	s.background.running.Wait()
 }
 
 // IsLarge reports whether s takes workspace ws for most of table (large.go).
@@ -72,4 +72,4 @@ func ContactsOfSegmentsSQL(s *Store, ws int64, segmentIDs []int64, search string
 
 // WaitAnalyzed waits until s has no analysis of new workspaces to run, nor
 // statistics to learn (analyze.go).
-func WaitAnalyzed(s *Store) { s.stats.loadings.Wait() }
+func WaitAnalyzed(s *Store) { s.background.running.Wait() }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -26,9 +25,8 @@ type statistics struct {
 
 // learnedStatistics holds the store's statistics and their reloading.
 type learnedStatistics struct {
-	known    atomic.Pointer[statistics]
-	loading  atomic.Bool
-	loadings sync.WaitGroup
+	known   atomic.Pointer[statistics]
+	loading atomic.Bool
 }
 
 // statistics returns what the store last learned of the statistics (nothing before
@@ -65,11 +63,9 @@ func (s *Store) loadStatistics(prev *statistics) {
 	if !s.stats.loading.CompareAndSwap(false, true) {
 		return
 	}
-	s.stats.loadings.Add(1)
-	go func() {
-		defer s.stats.loadings.Done()
+	s.goBackground(func(ctx context.Context) {
 		defer s.stats.loading.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		stats, err := s.queryStatistics(ctx, prev)
 		if err != nil {
@@ -79,7 +75,7 @@ func (s *Store) loadStatistics(prev *statistics) {
 			}
 		}
 		s.stats.known.Store(stats)
-	}()
+	})
 }
 
 // queryStatistics brings the statistics the store keeps up to date: it has the

@@ -27,11 +27,36 @@ import (
 
 // Store is the CRM's data, safe for concurrent use.
 type Store struct {
-	db        *bun.DB
-	stats     learnedStatistics // what PostgreSQL's statistics tell the plans (statistics.go)
-	analyzer  analyzer          // when to analyze a new workspace's rows (analyze.go)
-	closed    chan struct{}     // closed by Close: the background work stops
-	closeOnce sync.Once
+	db         *bun.DB
+	stats      learnedStatistics // what PostgreSQL's statistics tell the plans (statistics.go)
+	analyzer   analyzer          // when to analyze a new workspace's rows (analyze.go)
+	background background        // the work no request waits for
+}
+
+// background runs the store's work that no request waits for (learning the
+// statistics, analyzing new workspaces) in goroutines that Close stops and waits for.
+type background struct {
+	ctx     context.Context // canceled by Close
+	stop    context.CancelFunc
+	mu      sync.Mutex // orders starting work before Close's wait
+	stopped bool
+	running sync.WaitGroup
+}
+
+// goBackground runs f with the store's background context in a goroutine of its own,
+// unless the store is closed.
+func (s *Store) goBackground(f func(ctx context.Context)) {
+	b := &s.background
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return
+	}
+	b.running.Add(1)
+	go func() {
+		defer b.running.Done()
+		f(b.ctx)
+	}()
 }
 
 // DefaultMaxConns is the pool size of a store whose Options.MaxConns is 0.
@@ -122,7 +147,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
-	s := &Store{db: db, closed: make(chan struct{})}
+	s := &Store{db: db, analyzer: newAnalyzer()}
+	s.background.ctx, s.background.stop = context.WithCancel(context.Background())
 	s.learnStatistics(ctx)
 	return s, nil
 }
@@ -187,8 +213,12 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 
 // Close stops the store's background work and closes the connection pool.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { close(s.closed) })
-	s.stats.loadings.Wait()
+	b := &s.background
+	b.mu.Lock()
+	b.stopped = true
+	b.mu.Unlock()
+	b.stop()
+	b.running.Wait()
 	return s.db.Close()
 }
 
