@@ -129,6 +129,15 @@ type twoWayPage[R any] struct {
 // tests the hashed members (see hashedWalkFactor).
 const hashMembers = "(SELECT hash_members FROM walk_plan)"
 
+// walkedRows and candidateRows are, in a statement of twoWayPageSelect, about how
+// many rows its walk and its reading the members first test the rest of a
+// membership filter on (whereMembership): the walk's estimate (its limit over
+// walkLimitFactor), and k.
+var (
+	walkedRows    = fmt.Sprintf("((SELECT walk_limit FROM walk_plan) / %d)", walkLimitFactor)
+	candidateRows = "(SELECT k FROM walk_plan)"
+)
+
 // twoWayPageSelect returns the statement of the page p describes:
 //
 //	WITH walk_plan AS (SELECT members_first, hash_members, walk_limit, n, and
@@ -163,7 +172,7 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	limit := float64(pq.args.Size() + 1)
 	// A batch reads no matches first (twoWayPage.contacts).
 	readsMatches := p.search != "" && p.contacts != nil
-	plan := db.NewSelect().TableExpr("("+p.sizes+") AS sizes", p.sizesArgs...).ColumnExpr("n")
+	plan := db.NewSelect().TableExpr("("+p.sizes+") AS sizes", p.sizesArgs...).ColumnExpr("n, k")
 	if p.counts {
 		plan = plan.ColumnExpr("a AS total")
 	}
