@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -145,7 +146,8 @@ func (s *Store) searchPageSelect(ws int64, cq crm.ContactQuery, pq pageQuery) (*
 	// Bun writes no LIMIT of an expression: it follows the inner query's ORDER BY.
 	walk := db.NewSelect().TableExpr("(? LIMIT (SELECT walk_limit FROM walk_plan)) AS "+pq.alias, scanned).
 		ColumnExpr(pq.columns+", "+sortKeyNames(pq)).Where(cond, condArgs...)
-	walk = pq.orderBySorted(whereMembership(walk, ws, cq.Segments, pq.alias+".id", "(SELECT walk_limit FROM walk_plan)"), pq.alias, b.walkDesc).
+	// None is tested on the rows the search keeps: about a page of them.
+	walk = pq.orderBySorted(whereMembership(walk, ws, cq.Segments, pq.alias+".id", strconv.Itoa(size+1)), pq.alias, b.walkDesc).
 		Limit(int64(size + 1))
 
 	// The walk fell short when it found no more than a page and the list holds
