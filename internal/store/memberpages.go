@@ -44,7 +44,10 @@ import (
 const (
 	membersFirstFactor        = 1
 	membersFirstHashedDivisor = 16
-	hashedWalkFactor          = 4
+	// hashedWalkFactor also chooses how a page tests the rest of its filter
+	// (testedMembers): a segment's members hashed when they are at most this many
+	// times the rows tested, each looked up beyond.
+	hashedWalkFactor = 4
 )
 
 // membersPerMatch is what reading a member first costs (6-8 µs), in matches of a
