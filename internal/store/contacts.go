@@ -236,7 +236,7 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 					q = q.Where(walkedMembers("ANY(?)"), ws, ids)
 				}
 			}
-			tested := "0" // the probe: a lookup per row, until one is kept
+			tested := testedUntilKept // the probe
 			if hashable {
 				tested = walkedRows
 			}
@@ -447,7 +447,7 @@ func (s *Store) contactQuery(dst *[]contactRow, ws int64, cq crm.ContactQuery) *
 		cond, args := contactSearchCond(cq.Search)
 		q = q.Where(s.searchWorkspace("contacts", "c", ws), ws).Where(cond, args...)
 	}
-	return whereMembership(q, ws, cq.Segments, "c.id", "")
+	return whereMembership(q, ws, cq.Segments, "c.id", joinsPlanned)
 }
 
 // maxAllJoins is the longest MembershipFilter.All that whereMembership writes as one
@@ -512,19 +512,17 @@ const bitmapFoundCost = 10
 // tested is, for a page's statement, the SQL of about how many rows it tests the
 // filter on (a walk's estimate, the candidates of reading the members first): each
 // condition is then testedMembers, whose cost the rows and the members set rather
-// than PostgreSQL's statistics, and with "0" (rows tested until one is kept, as a
-// page's probe does) a lookup per row. Without it (""), as for counts, which read
-// their rows whole, PostgreSQL plans the conditions as joins.
+// than PostgreSQL's statistics. With testedUntilKept, a lookup per row; with
+// joinsPlanned, PostgreSQL plans the conditions as joins.
 func whereMembership(q *bun.SelectQuery, ws int64, f crm.MembershipFilter, contact, tested string) *bun.SelectQuery {
 	member := func(ids any) (string, []any) {
 		switch tested {
-		case "0":
+		case joinsPlanned:
+			return "EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = ? AND m.contact_id = " + contact + " AND m.segment_id = ANY(?))", []any{ws, ids}
+		case testedUntilKept:
 			return walkedMembersOf(contact, "ANY(?)"), []any{ws, ids}
-		case "":
-		default:
-			return testedMembers(ws, ids, contact, tested)
 		}
-		return "EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = ? AND m.contact_id = " + contact + " AND m.segment_id = ANY(?))", []any{ws, ids}
+		return testedMembers(ws, ids, contact, tested)
 	}
 	if f.Any != nil {
 		cond, args := member(pgdialect.Array(f.Any))
@@ -546,6 +544,15 @@ func whereMembership(q *bun.SelectQuery, ws int64, f crm.MembershipFilter, conta
 	}
 	return q
 }
+
+// The tested of whereMembership that are not a number of rows.
+const (
+	// joinsPlanned: a count, or a page of a rare term's matches, which reads its
+	// rows whole, where PostgreSQL's hash joins are right.
+	joinsPlanned = ""
+	// testedUntilKept: rows tested until one is kept, as a page's probe does.
+	testedUntilKept = "0"
+)
 
 // testedMembers returns the condition that contact (SQL, such as "c.id") is a
 // member of any of the segments ids, for a page's statement that tests it on about
