@@ -53,20 +53,26 @@ const (
 // workspaceRows is what PostgreSQL's statistics expect of the workspaces' rows, by
 // table (migration 20261203000001_store_analyzes_new_workspaces).
 type workspaceRows struct {
-	common     map[tableWorkspace]float64 // the most common workspaces' rows
-	other      map[string]float64         // the rows of any other workspace
-	analyzedAt map[string]time.Time       // when the table was last analyzed
+	common     map[tableWorkspace]commonWorkspace // the most common workspaces
+	other      map[string]float64                 // the rows of any other workspace
+	analyzedAt map[string]time.Time               // when the table was last analyzed
+}
+
+// commonWorkspace is what the statistics hold of one of a table's most common
+// workspaces: its share of the table's rows, and those rows.
+type commonWorkspace struct {
+	share, rows float64
 }
 
 func newWorkspaceRows() workspaceRows {
-	return workspaceRows{common: map[tableWorkspace]float64{}, other: map[string]float64{}, analyzedAt: map[string]time.Time{}}
+	return workspaceRows{common: map[tableWorkspace]commonWorkspace{}, other: map[string]float64{}, analyzedAt: map[string]time.Time{}}
 }
 
 // planned returns the rows the planner expects of workspace ws in table: none for a
 // table never analyzed.
 func (r workspaceRows) planned(table string, ws int64) float64 {
-	if n, ok := r.common[tableWorkspace{table, ws}]; ok {
-		return n
+	if w, ok := r.common[tableWorkspace{table, ws}]; ok {
+		return w.rows
 	}
 	return r.other[table]
 }

@@ -51,20 +51,19 @@ type tableWorkspace struct {
 // what the store last learned (statistics.go). Until the first answer, no workspace
 // is large.
 func (s *Store) isLarge(table string, ws int64) bool {
-	return s.statistics().large[tableWorkspace{table, ws}]
+	return s.statistics().rows.common[tableWorkspace{table, ws}].share >= largeShare
 }
 
-// queryWorkspaceRows returns what the planner expects of each workspace's rows
-// (migration 20261203000001_store_analyzes_new_workspaces), and the workspaces that
-// hold at least largeShare of a table's rows.
-func (s *Store) queryWorkspaceRows(ctx context.Context) (workspaceRows, map[tableWorkspace]bool, error) {
+// queryWorkspaceRows returns what the planner expects of each workspace's rows, and
+// the most common workspaces' shares (migration
+// 20261203000001_store_analyzes_new_workspaces).
+func (s *Store) queryWorkspaceRows(ctx context.Context) (workspaceRows, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT table_name, workspace_id, share, planned_rows, analyzed_at FROM segments_workspace_rows()")
 	if err != nil {
-		return workspaceRows{}, nil, err
+		return workspaceRows{}, err
 	}
 	defer rows.Close()
 	planned := newWorkspaceRows()
-	large := map[tableWorkspace]bool{}
 	for rows.Next() {
 		var (
 			table      string
@@ -73,18 +72,14 @@ func (s *Store) queryWorkspaceRows(ctx context.Context) (workspaceRows, map[tabl
 			analyzedAt sql.NullTime
 		)
 		if err := rows.Scan(&table, &ws, &share, &n, &analyzedAt); err != nil {
-			return workspaceRows{}, nil, err
+			return workspaceRows{}, err
 		}
 		planned.analyzedAt[table] = analyzedAt.Time
 		if !ws.Valid {
 			planned.other[table] = n
 			continue
 		}
-		k := tableWorkspace{table, ws.Int64}
-		planned.common[k] = n
-		if share >= largeShare {
-			large[k] = true
-		}
+		planned.common[tableWorkspace{table, ws.Int64}] = commonWorkspace{share: share, rows: n}
 	}
-	return planned, large, rows.Err()
+	return planned, rows.Err()
 }

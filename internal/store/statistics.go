@@ -12,13 +12,12 @@ import (
 const statisticsTTL = time.Minute
 
 // statistics is what the store learned of PostgreSQL's statistics at a time: the
-// workspaces that hold at least largeShare of the rows of a searched table (by table
-// name: large.go), the rows the planner expects of each workspace (analyze.go), and
-// the trigrams of the search histogram (searchsample.go). They choose between plans
-// of the same statement, and when to analyze, never a statement's rows.
+// rows the planner expects of each workspace, and the most common workspaces' shares
+// of each table (analyze.go; the large workspaces of large.go), and the trigrams of
+// the search histogram (searchsample.go). They choose between plans of the same
+// statement, and when to analyze, never a statement's rows.
 type statistics struct {
 	at     time.Time
-	large  map[tableWorkspace]bool
 	rows   workspaceRows
 	sample searchSample
 }
@@ -71,7 +70,7 @@ func (s *Store) loadStatistics(prev *statistics) {
 		if err != nil {
 			stats = &statistics{at: time.Now()}
 			if prev != nil {
-				stats.large, stats.rows, stats.sample = prev.large, prev.rows, prev.sample
+				stats.rows, stats.sample = prev.rows, prev.sample
 			}
 		}
 		s.stats.known.Store(stats)
@@ -80,15 +79,14 @@ func (s *Store) loadStatistics(prev *statistics) {
 
 // queryStatistics brings the statistics the store keeps up to date: it has the
 // database copy a new histogram of the contacts' search text for the estimates of
-// searches (searchpages.go), and returns the workspaces' planned rows, the large
-// workspaces among them, and the copy's trigrams (sent again only when the copy is
-// not prev's).
+// searches (searchpages.go), and returns the workspaces' planned rows and shares,
+// and the copy's trigrams (sent again only when the copy is not prev's).
 func (s *Store) queryStatistics(ctx context.Context, prev *statistics) (*statistics, error) {
 	// A copy that fails (a database in recovery cannot write) leaves the last one,
 	// or none, where the walks read searchWalkFactor rows a page row: it only chooses
 	// between two plans of the same search.
 	_, _ = s.db.ExecContext(ctx, sampleContactSearch)
-	rows, large, err := s.queryWorkspaceRows(ctx)
+	rows, err := s.queryWorkspaceRows(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +98,7 @@ func (s *Store) queryStatistics(ctx context.Context, prev *statistics) (*statist
 	if err != nil {
 		return nil, err
 	}
-	return &statistics{at: time.Now(), large: large, rows: rows, sample: sample}, nil
+	return &statistics{at: time.Now(), rows: rows, sample: sample}, nil
 }
 
 // sampleContactSearch has the database copy the histogram of the contacts' search
