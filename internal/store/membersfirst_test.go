@@ -448,29 +448,15 @@ func TestPagesTestSegmentsTheStatisticsDoNotKnow(t *testing.T) {
 	// is planned as 10 members.
 	fillWorkspace(t, owner, ws.ID, 5_000, 20_000, 500)
 	storetest.Exec(t, owner.DB(), "VACUUM ANALYZE contacts, memberships, segments")
-	ids := storetest.Column[int64](t, owner.DB(), "SELECT id FROM contacts WHERE workspace_id = $1 ORDER BY id", ws.ID)
 	wctx := store.WithWorkspace(ctx, ws.ID)
-	segment := func(name string, in func(i int) bool) int64 {
-		seg, err := app.CreateSegment(wctx, ws.ID, crm.NewSegment{Name: name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var members []int64
-		for i, id := range ids {
-			if in(i) {
-				members = append(members, id)
-			}
-		}
-		for chunk := range slices.Chunk(members, 1000) {
-			if _, err := app.AssignContactsToSegments(wctx, ws.ID, chunk, []int64{seg.ID}); err != nil {
-				t.Fatal(err)
-			}
-		}
+	// Made through the store, after the analysis.
+	segment := func(name, cond string) int64 {
+		seg, _ := segmentWhere(t, owner, ws.ID, name, cond)
 		return seg.ID
 	}
-	a := segment("A", func(i int) bool { return i%5 != 0 })                 // 4,000
-	n := segment("N", func(i int) bool { return i%5 != 1 })                 // 4,000, 3,000 of them in A
-	s := segment("S", func(i int) bool { return i%100 == 1 || i%100 == 2 }) // 100, 50 of them in N
+	a := segment("A", "id % 5 <> 0")        // 4,000
+	n := segment("N", "id % 5 <> 1")        // 4,000, 3,000 of them in A
+	s := segment("S", "id % 100 IN (1, 2)") // 100, 50 of them in N
 	if got := plannedRows(t, owner, "memberships", ws.ID); got < 150_000 {
 		t.Fatalf("the workspace is planned as %.0f memberships; want the 200,000 analyzed", got)
 	}

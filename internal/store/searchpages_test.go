@@ -171,19 +171,27 @@ func searchedWorkspace(t *testing.T) (owner, app *store.Store, ws crm.Workspace)
 // the statistics, and returns the segment and its members.
 func searchedSegment(t *testing.T, owner, app *store.Store, ws int64, cond string) (crm.Segment, []int64) {
 	t.Helper()
+	seg, members := segmentWhere(t, owner, ws, "searched: "+cond, cond)
+	storetest.Exec(t, owner.DB(), "ANALYZE contacts, memberships")
+	store.LearnStatistics(app)
+	return seg, members
+}
+
+// segmentWhere makes a segment named name of the contacts of workspace ws that the
+// SQL condition cond selects, through s, and returns it and its members.
+func segmentWhere(t *testing.T, s *store.Store, ws int64, name, cond string) (crm.Segment, []int64) {
+	t.Helper()
 	ctx := context.Background()
-	seg, err := owner.CreateSegment(ctx, ws, crm.NewSegment{Name: "searched: " + cond})
+	seg, err := s.CreateSegment(ctx, ws, crm.NewSegment{Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	members := storetest.Column[int64](t, owner.DB(), `SELECT id FROM contacts WHERE workspace_id = $1 AND `+cond, ws)
+	members := storetest.Column[int64](t, s.DB(), `SELECT id FROM contacts WHERE workspace_id = $1 AND `+cond, ws)
 	for chunk := range slices.Chunk(members, 1000) { // the most one assignment takes
-		if _, err := owner.AssignContactsToSegments(ctx, ws, chunk, []int64{seg.ID}); err != nil {
+		if _, err := s.AssignContactsToSegments(ctx, ws, chunk, []int64{seg.ID}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	storetest.Exec(t, owner.DB(), "ANALYZE contacts, memberships")
-	store.LearnStatistics(app)
 	return seg, members
 }
 
