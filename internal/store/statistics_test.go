@@ -139,17 +139,7 @@ func TestStoreAnalyzesNewWorkspaces(t *testing.T) {
 	wctx := store.WithWorkspace(ctx, fresh.ID)
 	contactIDs = contactIDs[:0]
 	for b := range 4 {
-		in := make([]crm.ContactInput, crm.MaxBulkContacts)
-		for i := range in {
-			in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9170%08d", b*len(in)+i)}
-		}
-		up, err := app.UpsertContacts(wctx, fresh.ID, in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range up.Contacts {
-			contactIDs = append(contactIDs, c.ID)
-		}
+		contactIDs = append(contactIDs, upsertNumbered(t, app, fresh.ID, b*crm.MaxBulkContacts)...)
 	}
 	segmentIDs = segmentIDs[:0]
 	for i := range 30 {
@@ -185,6 +175,25 @@ func TestStoreAnalyzesNewWorkspaces(t *testing.T) {
 	if analyzed*5 > misplanned {
 		t.Errorf("analyzed, the segments of a page of 50 contacts cost %.0f buffers, against %.0f before; want at most a fifth", analyzed, misplanned)
 	}
+}
+
+// upsertNumbered creates, through s, the most contacts one upsert takes
+// (crm.MaxBulkContacts) in workspace ws, numbered from first, and returns their IDs.
+func upsertNumbered(t *testing.T, s *store.Store, ws int64, first int) []int64 {
+	t.Helper()
+	in := make([]crm.ContactInput, crm.MaxBulkContacts)
+	for i := range in {
+		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9170%08d", first+i)}
+	}
+	up, err := s.UpsertContacts(store.WithWorkspace(context.Background(), ws), ws, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]int64, len(up.Contacts))
+	for i, c := range up.Contacts {
+		ids[i] = c.ID
+	}
+	return ids
 }
 
 // storeAnalyses is how many times table was analyzed other than by autovacuum.
@@ -231,13 +240,7 @@ func TestStoreAnalyzesWorkspacesTheStatisticsCannotHold(t *testing.T) {
 	var got []int64
 	for b := range 3 {
 		before := storeAnalyses(t, owner, "contacts")
-		in := make([]crm.ContactInput, crm.MaxBulkContacts)
-		for i := range in {
-			in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9170%08d", b*len(in)+i)}
-		}
-		if _, err := app.UpsertContacts(store.WithWorkspace(context.Background(), ws.ID), ws.ID, in); err != nil {
-			t.Fatal(err)
-		}
+		upsertNumbered(t, app, ws.ID, b*crm.MaxBulkContacts)
 		store.WaitAnalyzed(app)
 		got = append(got, storeAnalyses(t, owner, "contacts")-before)
 	}
@@ -267,13 +270,7 @@ func TestStoreAnalysisWaitsOutALock(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := storeAnalyses(t, owner, "contacts")
-	in := make([]crm.ContactInput, crm.MaxBulkContacts)
-	for i := range in {
-		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9170%08d", i)}
-	}
-	if _, err := app.UpsertContacts(store.WithWorkspace(ctx, ws.ID), ws.ID, in); err != nil {
-		t.Fatal(err)
-	}
+	upsertNumbered(t, app, ws.ID, 0)
 	time.Sleep(time.Second) // the store's first try, which finds the lock
 	if n := storeAnalyses(t, owner, "contacts") - before; n != 0 {
 		t.Fatalf("the contacts were analyzed %d times while locked", n)
