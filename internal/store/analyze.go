@@ -152,9 +152,9 @@ func (s *Store) noteWritten(table string, ws int64, n int) {
 
 // analyze runs the pending analyses until there are none, each table's at most
 // once per analyzeSpacing, and learns the statistics each made. It stops when ctx,
-// the store's background, ends. An analysis that found its table locked (autovacuum vacuuming or
-// analyzing it: the function waits 100 ms for the lock) is tried again a spacing
-// later; one that failed otherwise is left to autovacuum.
+// the store's background, ends. An analysis that found its table locked
+// (autovacuum vacuuming or analyzing it: the function waits 100 ms for the lock) is
+// tried again a spacing later; one that failed otherwise is left to autovacuum.
 func (s *Store) analyze(ctx context.Context) {
 	a := &s.analyzer
 	for {
