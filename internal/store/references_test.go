@@ -240,3 +240,75 @@ func checkDerived(t *testing.T, s *store.Store, ws int64) {
 		t.Fatal(err)
 	}
 }
+
+// TestMembershipReferencesCheckedByKey proves that the check of an insert's
+// references reads the contacts and segments the insert names, not its workspace's,
+// in every plan PostgreSQL may keep for it (migration 20261203000003). The check's
+// plans turn generic after five calls, and a generic plan expects the average
+// workspace: beside 300 businesses of 3 contacts in one segment, the one here of
+// 5,000 contacts in 2,000 segments had all of them read to check an insert of 10
+// contacts into 2 segments.
+func TestMembershipReferencesCheckedByKey(t *testing.T) {
+	ctx := context.Background()
+	pg := storetest.Server(t, "autovacuum=off")
+	owner, app := storetest.MigratedStores(t, pg.URL("segments"), store.Options{MaxConns: 2})
+	large, _ := storetest.Workspace(t, owner)
+	fillWorkspace(t, owner, large.ID, 5_000, 2_000, 1<<40) // no memberships
+	for range 300 {
+		small, _ := storetest.Workspace(t, owner)
+		fillWorkspace(t, owner, small.ID, 3, 1, 1)
+	}
+	storetest.Exec(t, owner.DB(), "VACUUM ANALYZE memberships, contacts, segments")
+	contacts := storetest.Column[int64](t, owner.DB(), `SELECT id FROM contacts WHERE workspace_id = $1 ORDER BY id LIMIT 70`, large.ID)
+	segments := storetest.Column[int64](t, owner.DB(), `SELECT id FROM segments WHERE workspace_id = $1 ORDER BY id LIMIT 2`, large.ID)
+	insert := func(contacts []int64) string {
+		return fmt.Sprintf("INSERT INTO memberships (workspace_id, segment_id, contact_id) SELECT %d, s, c FROM unnest('%s'::bigint[]) s, unnest('%s'::bigint[]) c",
+			large.ID, pgArray(segments), pgArray(contacts))
+	}
+
+	wctx := store.WithWorkspace(ctx, large.ID)
+	// rowsRead returns the rows of contacts and of segments that an insert of 10
+	// contacts into 2 segments read (the transaction's own statistics), after six
+	// others in the same session, with the check's plans made as planCacheMode says.
+	// The inserts are rolled back.
+	rowsRead := func(planCacheMode string) (contactRows, segmentRows int64) {
+		t.Helper()
+		tx, err := app.DB().BeginTx(wctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		read := func() (c, s int64) {
+			t.Helper()
+			err := tx.QueryRowContext(wctx, `SELECT
+				(SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'contacts'),
+				(SELECT idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'segments')`).Scan(&c, &s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c, s
+		}
+		if _, err := tx.ExecContext(wctx, "SET LOCAL plan_cache_mode = "+planCacheMode); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= 6; i++ {
+			if _, err := tx.ExecContext(wctx, insert(contacts[10*i:10*i+10])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, s := read()
+		if _, err := tx.ExecContext(wctx, insert(contacts[:10])); err != nil {
+			t.Fatal(err)
+		}
+		contactRows, segmentRows = read()
+		return contactRows - c, segmentRows - s
+	}
+	for _, mode := range []string{"force_custom_plan", "auto", "force_generic_plan"} {
+		c, s := rowsRead(mode)
+		t.Logf("plan_cache_mode %s: %d rows of contacts and %d of segments read to check 10 contacts and 2 segments", mode, c, s)
+		// The segments' counters and bitmaps read their segments again, by key.
+		if c > 10 || s > 3*2 {
+			t.Errorf("plan_cache_mode %s: the check of 10 contacts and 2 segments read %d contacts and %d segments", mode, c, s)
+		}
+	}
+}
