@@ -111,11 +111,12 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 }
 
 // segmentsSizes is the SQL of the sizes of twoWayPage for the segments that segments
-// names (as in membersOf): k and a the aggregate agg ("sum", "min", "max") of their
+// names (as in membersOf): k, a and h the aggregate agg ("sum", "min", "max") of their
 // numbers of members, k_walk aggWalk's, n the workspace's contacts. Its
 // placeholders take the workspace twice, then segments' own.
 func segmentsSizes(agg, aggWalk, segments string) string {
 	return "SELECT coalesce(" + agg + "(s.contact_count), 0)::float8 AS k, coalesce(" + agg + "(s.contact_count), 0)::float8 AS a," +
+		" coalesce(" + agg + "(s.contact_count), 0)::float8 AS h," +
 		" coalesce(" + aggWalk + "(s.contact_count), 0)::float8 AS k_walk," +
 		" (" + allContactsSQL + ")::float8 AS n" +
 		" FROM segments s WHERE s.workspace_id = ? AND s.id = " + segments
@@ -129,7 +130,7 @@ func segmentsSizes(agg, aggWalk, segments string) string {
 // contacts that share 9,938 gave a walk limit of 2,040 contacts where filling a page
 // takes about 5,100, so the walk gave up and read the 100,000 members first (0.53 s).
 func audienceSizes(sizes string, args []any, k string, ws int64, f crm.MembershipFilter) (string, []any) {
-	return "SELECT " + k + " AS k, audience.n AS a, audience.n AS k_walk, sizes.n FROM (" + sizes + ") AS sizes," +
+	return "SELECT " + k + " AS k, audience.n AS a, sizes.h, audience.n AS k_walk, sizes.n FROM (" + sizes + ") AS sizes," +
 			" (SELECT (" + audienceSQL + ")::float8 AS n OFFSET 0) AS audience", // OFFSET 0: counted once, not per use
 		append(args, audienceArgs(ws, f)...)
 }
@@ -191,7 +192,8 @@ func walkedAnyMembers(ws int64, ids any) (string, []any) {
 // contacts, whichever is cheaper (see membersFirstFactor). The candidates of
 // reading the members first are the members of the filter's Any segments, or of its
 // one All segment, or the contacts in all of its All segments, found in the
-// memberships alone (allMembersFirst); the rest of the filter then narrows them. An
+// memberships alone (allMembersFirst), or with both lists those of the list with
+// fewer members (anyOrAllFirst); the rest of the filter then narrows them. An
 // Any list's walk may hash its members (walkedAnyMembers); an All list's tests the
 // filter as whereMembership writes it. Where the rest of the filter may keep few
 // candidates, the statement counts the audience to know how far a walk goes
@@ -253,6 +255,16 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 		p.sizes, p.sizesArgs = segmentsSizes("sum", "max", "ANY(?)"), []any{ws, ws, ids}
 		p.firstFactor, p.hashFactor = 1.0/membersFirstHashedDivisor, hashedWalkFactor
 		members, memberArgs = membersOf("ANY(?)"), []any{ws, ids}
+		if len(all) > 0 {
+			// The candidates are those of the list with the fewer members: the Any
+			// segments', or the contacts in all the All segments.
+			p.sizes, p.sizesArgs = fewerCandidates(p.sizes, p.sizesArgs, ws, all)
+			first := anyOrAllFirst(ws, f.Any, all)
+			p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
+				q = q.Where(first.members.sql, first.members.args...).Where(first.rest.sql, first.rest.args...)
+				return whereMembership(q, ws, crm.MembershipFilter{None: f.None}, "c.id", candidateRows)
+			}
+		}
 	case len(all) == 1:
 		p.sizes, p.sizesArgs = segmentsSizes("sum", "sum", "?"), []any{ws, ws, all[0]}
 		p.firstFactor = membersFirstFactor
@@ -276,34 +288,94 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 	}
 	// Without a search, the audience counted is the whole list: the page returns it.
 	p.counts = counted && cq.Search == ""
-	p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
-		return whereMembership(q.Where(members, memberArgs...), ws, restFirst, "c.id", candidateRows)
+	if p.first == nil {
+		p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
+			return whereMembership(q.Where(members, memberArgs...), ws, restFirst, "c.id", candidateRows)
+		}
 	}
 	return twoWayPageSelect(p, dst, pq)
+}
+
+// fewerCandidates returns the sizes of a page of an Any list with an All list
+// (sizes, with its arguments, segmentsSizes of the Any segments), whose k is the
+// fewer of the Any segments' members and the least All segment's: the candidates
+// anyOrAllFirst reads. A walk still hashes the Any segments' members (h).
+func fewerCandidates(sizes string, args []any, ws int64, all []int64) (string, []any) {
+	return "SELECT least(anys.k, alls.k) AS k, anys.a, anys.h, anys.k_walk, anys.n FROM (" + sizes + ") AS anys," +
+			" (SELECT coalesce(min(s.contact_count), 0)::float8 AS k FROM segments s WHERE s.workspace_id = ? AND s.id = ANY(?)) AS alls",
+		append(args, ws, pgdialect.Array(all))
+}
+
+// sqlCond is a condition and its arguments.
+type sqlCond struct {
+	sql  string
+	args []any
+}
+
+// membersFirst is how a page reads its members first: the condition on the contact c
+// that makes the candidates, and the rest of the filter as tested on them.
+type membersFirst struct{ members, rest sqlCond }
+
+// anyOrAllFirst returns how a page of the members of any of the segments anyIDs and
+// all of the segments all reads its members first: from the list whose candidates
+// are fewer, by the segments' counters, once per statement (anyListFirst). The Any
+// segments' members are tested for the All list on their rows, as before; the
+// contacts in all the All segments are tested for the Any list in the memberships,
+// a lookup each, before any row is read: they are fewer than the Any segments'
+// members, and may be many more than the audience. The Any list's members were
+// always the candidates: at 1M contacts, a page of any of a segment of 100,000 and
+// all of one of 4,972 read the 100,000 (or walked the contacts, hashing them).
+func anyOrAllFirst(ws int64, anyIDs, all []int64) membersFirst {
+	anyFirst, anyFirstArgs := anyListFirst(ws, anyIDs, all)
+	allSub, allArgs := allMembersOf(ws, all)
+	members := sqlCond{
+		"c.id = ANY(CASE WHEN " + anyFirst + " THEN ARRAY(SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = ANY(?))" +
+			" ELSE ARRAY(SELECT a.contact_id FROM (" + allSub + ") AS a WHERE " + walkedMembersOf("a.contact_id", "ANY(?)") + ") END)",
+		slices.Concat(anyFirstArgs, []any{ws, pgdialect.Array(anyIDs)}, allArgs, []any{ws, pgdialect.Array(anyIDs)}),
+	}
+	allTested := andConds(membershipConds(ws, crm.MembershipFilter{All: all}, "c.id", candidateRows))
+	rest := sqlCond{"CASE WHEN " + anyFirst + " THEN " + allTested.sql + " ELSE true END", slices.Concat(anyFirstArgs, allTested.args)}
+	return membersFirst{members, rest}
+}
+
+// anyListFirst is the SQL of whether the Any segments anyIDs have no more members
+// than the least of the All segments all, by their counters, with its arguments: a
+// scalar subquery, computed once per statement.
+func anyListFirst(ws int64, anyIDs, all []int64) (string, []any) {
+	return "(SELECT (SELECT coalesce(sum(s.contact_count), 0) FROM segments s WHERE s.workspace_id = ? AND s.id = ANY(?))" +
+			" <= (SELECT coalesce(min(s.contact_count), 0) FROM segments s WHERE s.workspace_id = ? AND s.id = ANY(?)))",
+		[]any{ws, pgdialect.Array(anyIDs), ws, pgdialect.Array(all)}
 }
 
 // allMembersFirst is the condition that the contact c is in every one of the
 // segments all (two or more), with its arguments, written for reading the members
 // first: the contacts in all of them are found in the memberships' primary key
-// alone, and only they are read. Up to maxAllJoins segments, their memberships are
-// joined on the contact (PostgreSQL merges the segments' contact IDs, which the key
-// holds in order, or looks the members of a small segment up in the others); more
-// are aggregated (allMembers). Reading the members of the smallest segment and
-// testing the others on each cost 6-8 µs a member: at 1M contacts, four segments of
-// 100,000 that share 118 members took 0.4 s, merged 48 ms.
+// alone (allMembersOf), and only they are read.
 func allMembersFirst(ws int64, all []int64) (string, []any) {
+	sub, args := allMembersOf(ws, all)
+	return "c.id = ANY(ARRAY(" + sub + "))", args
+}
+
+// allMembersOf is the SQL of the IDs of the contacts in every one of the segments
+// all (one or more, distinct), with its arguments. Up to maxAllJoins segments, their
+// memberships are joined on the contact (PostgreSQL merges the segments' contact
+// IDs, which the key holds in order, or looks the members of a small segment up in
+// the others); more are aggregated (allMembers). Reading the members of the
+// smallest segment and testing the others on each cost 6-8 µs a member: at 1M
+// contacts, four segments of 100,000 that share 118 members took 0.4 s, merged 48
+// ms.
+func allMembersOf(ws int64, all []int64) (string, []any) {
 	if len(all) > maxAllJoins {
-		sub, args := allMembers(ws, all)
-		return "c.id = ANY(ARRAY(" + sub + "))", args
+		return allMembers(ws, all)
 	}
 	var b strings.Builder
 	var args []any
-	b.WriteString("c.id = ANY(ARRAY(SELECT m0.contact_id FROM memberships m0")
+	b.WriteString("SELECT m0.contact_id FROM memberships m0")
 	for i, id := range all[1:] {
 		fmt.Fprintf(&b, " JOIN memberships m%[1]d ON m%[1]d.workspace_id = m0.workspace_id AND m%[1]d.contact_id = m0.contact_id AND m%[1]d.segment_id = ?", i+1)
 		args = append(args, id)
 	}
-	b.WriteString(" WHERE m0.workspace_id = ? AND m0.segment_id = ?))")
+	b.WriteString(" WHERE m0.workspace_id = ? AND m0.segment_id = ?")
 	return b.String(), append(args, ws, all[0])
 }
 
@@ -515,34 +587,56 @@ const bitmapFoundCost = 10
 // than PostgreSQL's statistics. With testedUntilKept, a lookup per row; with
 // joinsPlanned, PostgreSQL plans the conditions as joins.
 func whereMembership(q *bun.SelectQuery, ws int64, f crm.MembershipFilter, contact, tested string) *bun.SelectQuery {
-	member := func(ids any) (string, []any) {
+	for _, c := range membershipConds(ws, f, contact, tested) {
+		q = q.Where(c.sql, c.args...)
+	}
+	return q
+}
+
+// membershipConds returns the conditions that whereMembership adds.
+func membershipConds(ws int64, f crm.MembershipFilter, contact, tested string) []sqlCond {
+	member := func(ids any) sqlCond {
 		switch tested {
 		case joinsPlanned:
-			return "EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = ? AND m.contact_id = " + contact + " AND m.segment_id = ANY(?))", []any{ws, ids}
+			return sqlCond{"EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = ? AND m.contact_id = " + contact + " AND m.segment_id = ANY(?))", []any{ws, ids}}
 		case testedUntilKept:
-			return walkedMembersOf(contact, "ANY(?)"), []any{ws, ids}
+			return sqlCond{walkedMembersOf(contact, "ANY(?)"), []any{ws, ids}}
 		}
-		return testedMembers(ws, ids, contact, tested)
+		cond, args := testedMembers(ws, ids, contact, tested)
+		return sqlCond{cond, args}
 	}
+	var conds []sqlCond
 	if f.Any != nil {
-		cond, args := member(pgdialect.Array(f.Any))
-		q = q.Where(cond, args...)
+		conds = append(conds, member(pgdialect.Array(f.Any)))
 	}
 	switch all := unique(f.All); {
 	case len(all) > maxAllJoins:
 		sub, args := allMembers(ws, all)
-		q = q.Where(contact+" IN ("+sub+")", args...)
+		conds = append(conds, sqlCond{contact + " IN (" + sub + ")", args})
 	default:
 		for _, id := range all {
-			cond, args := member(pgdialect.Array([]int64{id}))
-			q = q.Where(cond, args...)
+			conds = append(conds, member(pgdialect.Array([]int64{id})))
 		}
 	}
 	if len(f.None) > 0 {
-		cond, args := member(pgdialect.Array(f.None))
-		q = q.Where("NOT ("+cond+")", args...)
+		c := member(pgdialect.Array(f.None))
+		conds = append(conds, sqlCond{"NOT (" + c.sql + ")", c.args})
 	}
-	return q
+	return conds
+}
+
+// andConds is the conjunction of conds: true when there are none.
+func andConds(conds []sqlCond) sqlCond {
+	if len(conds) == 0 {
+		return sqlCond{"true", nil}
+	}
+	var sqls []string
+	var args []any
+	for _, c := range conds {
+		sqls = append(sqls, "("+c.sql+")")
+		args = append(args, c.args...)
+	}
+	return sqlCond{strings.Join(sqls, " AND "), args}
 }
 
 // The tested of whereMembership that are not a number of rows.

@@ -112,13 +112,14 @@ type twoWayPage[R any] struct {
 	// sizes is the SQL of one row of float8 columns that choose the way: k, the
 	// number of candidates (what reading the members first reads); a, the number of
 	// rows the walk looks for (what sets how far it walks: k, or the audience where
-	// the rest of the filter may keep few candidates); k_walk, the number of members
-	// a walk's limit counts on; n, the length of list. It may name no column of the
-	// paged rows.
+	// the rest of the filter may keep few candidates); h, the number of members a
+	// walk hashes (k, unless the candidates come from another list); k_walk, the
+	// number of members a walk's limit counts on; n, the length of list. It may
+	// name no column of the paged rows.
 	sizes     string
 	sizesArgs []any
 	// The members come first when k × a ≤ firstFactor × limit × n; hashMembers
-	// holds when k × a ≤ hashFactor × limit × n. (Members first reads k rows, a
+	// holds when h × a ≤ hashFactor × limit × n. (Members first reads k rows, a
 	// walk limit × n / a.)
 	firstFactor, hashFactor float64
 	// counts is whether sizes' a is the exact number of rows the page's whole list
@@ -181,7 +182,7 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	}
 	if p.search == "" {
 		plan = plan.ColumnExpr("k * a <= ? * n AS members_first", p.firstFactor*limit).
-			ColumnExpr("k * a <= ? * n AS hash_members", p.hashFactor*limit)
+			ColumnExpr("h * a <= ? * n AS hash_members", p.hashFactor*limit)
 	} else {
 		// A walk of a search's list reads 1 / share contacts per row of the list,
 		// where members first reads k members, searched or not: so the search's share
@@ -195,7 +196,7 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		// statement, not once per mention or per segment of a batch.
 		plan = plan.TableExpr("(SELECT (SELECT coalesce("+share+", 1)) AS share OFFSET 0) AS search", args...).
 			ColumnExpr("k * a * share <= ? * n AND k * ? <= share * n AS members_first", p.firstFactor*limit, membersPerMatch).
-			ColumnExpr("k * a * share <= ? * n AND k <= ? * share * n AS hash_members", p.hashFactor*limit, p.hashFactor)
+			ColumnExpr("h * a * share <= ? * n AND h <= ? * share * n AS hash_members", p.hashFactor*limit, p.hashFactor)
 	}
 	if readsMatches {
 		// The walk's bound, in contacts: walkLimitFactor times the estimate, and no

@@ -144,6 +144,14 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 		{"all of five", crm.MembershipFilter{All: []int64{large, halves, quarters, oddplus, most}}, 72, [3]string{membersFirst, membersFirst, membersFirst}},
 		{"any of large, none of halves", crm.MembershipFilter{Any: []int64{large}, None: []int64{halves}}, 1500, [3]string{walk, walk, walk}},
 		{"any of halves, all of oddplus", crm.MembershipFilter{Any: []int64{halves}, All: []int64{oddplus}}, 214, [3]string{hashedWalk, hashedWalk, hashedWalk}},
+		// Any with All: the candidates are the members of the list with fewer,
+		// small's 20 or mixed's 30 rather than large's 2,500 or halves' 1,500, each
+		// then tested for the other list (store.anyOrAllFirst).
+		{"any of small, all of large", crm.MembershipFilter{Any: []int64{small}, All: []int64{large}}, 20, [3]string{membersFirst, membersFirst, membersFirst}},
+		{"any of large, all of small", crm.MembershipFilter{Any: []int64{large}, All: []int64{small}}, 20, [3]string{membersFirst, membersFirst, membersFirst}},
+		{"any of halves, all of mixed", crm.MembershipFilter{Any: []int64{halves}, All: []int64{mixed}}, 30, [3]string{membersFirst, membersFirst, membersFirst}},
+		{"any of large, all of mixed and halves", crm.MembershipFilter{Any: []int64{large}, All: []int64{mixed, halves}}, 20, [3]string{membersFirst, membersFirst, membersFirst}},
+		{"any of large, all of small, none of old", crm.MembershipFilter{Any: []int64{large}, All: []int64{small}, None: []int64{old}}, 16, [3]string{membersFirst, membersFirst, membersFirst}},
 	} {
 		for i, o := range orders {
 			want := inAudience(seg.filter, o.orderBy)
