@@ -259,9 +259,9 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 			// The candidates are those of the list with the fewer members: the Any
 			// segments', or the contacts in all the All segments.
 			p.sizes, p.sizesArgs = fewerCandidates(p.sizes, p.sizesArgs, ws, all)
-			first := anyOrAllFirst(ws, f.Any, all)
+			candidates, tested := anyOrAllFirst(ws, f.Any, all)
 			p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
-				q = q.Where(first.members.sql, first.members.args...).Where(first.rest.sql, first.rest.args...)
+				q = q.Where(candidates.sql, candidates.args...).Where(tested.sql, tested.args...)
 				return whereMembership(q, ws, crm.MembershipFilter{None: f.None}, "c.id", candidateRows)
 			}
 		}
@@ -312,30 +312,28 @@ type sqlCond struct {
 	args []any
 }
 
-// membersFirst is how a page reads its members first: the condition on the contact c
-// that makes the candidates, and the rest of the filter as tested on them.
-type membersFirst struct{ members, rest sqlCond }
-
 // anyOrAllFirst returns how a page of the members of any of the segments anyIDs and
-// all of the segments all reads its members first: from the list whose candidates
-// are fewer, by the segments' counters, once per statement (anyListFirst). The Any
+// all of the segments all reads its members first: the condition on the contact c
+// that makes its candidates, and the rest of the two lists as tested on them. The
+// candidates are those of the list with fewer, by the segments' counters, once per
+// statement (anyListFirst). The Any
 // segments' members are tested for the All list on their rows, as before; the
 // contacts in all the All segments are tested for the Any list in the memberships,
 // a lookup each, before any row is read: they are fewer than the Any segments'
 // members, and may be many more than the audience. The Any list's members were
 // always the candidates: at 1M contacts, a page of any of a segment of 100,000 and
 // all of one of 4,972 read the 100,000 (or walked the contacts, hashing them).
-func anyOrAllFirst(ws int64, anyIDs, all []int64) membersFirst {
+func anyOrAllFirst(ws int64, anyIDs, all []int64) (candidates, rest sqlCond) {
 	anyFirst, anyFirstArgs := anyListFirst(ws, anyIDs, all)
 	allSub, allArgs := allMembersOf(ws, all)
-	members := sqlCond{
+	candidates = sqlCond{
 		"c.id = ANY(CASE WHEN " + anyFirst + " THEN ARRAY(SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = ANY(?))" +
 			" ELSE ARRAY(SELECT a.contact_id FROM (" + allSub + ") AS a WHERE " + walkedMembersOf("a.contact_id", "ANY(?)") + ") END)",
 		slices.Concat(anyFirstArgs, []any{ws, pgdialect.Array(anyIDs)}, allArgs, []any{ws, pgdialect.Array(anyIDs)}),
 	}
 	allTested := andConds(membershipConds(ws, crm.MembershipFilter{All: all}, "c.id", candidateRows))
-	rest := sqlCond{"CASE WHEN " + anyFirst + " THEN " + allTested.sql + " ELSE true END", slices.Concat(anyFirstArgs, allTested.args)}
-	return membersFirst{members, rest}
+	rest = sqlCond{"CASE WHEN " + anyFirst + " THEN " + allTested.sql + " ELSE true END", slices.Concat(anyFirstArgs, allTested.args)}
+	return candidates, rest
 }
 
 // anyListFirst is the SQL of whether the Any segments anyIDs have no more members

@@ -466,9 +466,14 @@ func searchWay(t *testing.T, ctx context.Context, db *sql.DB, query string) (wal
 	return walked, contactsRead(plan)
 }
 
+// rowQuerier is a pool or one of its sessions (*sql.DB, *sql.Conn, *sql.Tx).
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // explainAnalyze runs EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) of query and returns
 // the root node of its plan, and the JSON for messages.
-func explainAnalyze(t *testing.T, ctx context.Context, db *sql.DB, query string) (map[string]any, []byte) {
+func explainAnalyze(t *testing.T, ctx context.Context, db rowQuerier, query string) (map[string]any, []byte) {
 	t.Helper()
 	var raw []byte
 	if err := db.QueryRowContext(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+query).Scan(&raw); err != nil {

@@ -98,20 +98,10 @@ func TestSegmentsOfAPageReadThePageMemberships(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var raw []byte
-		if err := conn.QueryRowContext(wctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+page).Scan(&raw); err != nil {
-			t.Fatal(err)
-		}
-		var plan []struct {
-			Plan struct {
-				Hit  float64 `json:"Shared Hit Blocks"`
-				Read float64 `json:"Shared Read Blocks"`
-			}
-		}
-		if err := json.Unmarshal(raw, &plan); err != nil {
-			t.Fatal(err)
-		}
-		return plan[0].Plan.Hit + plan[0].Plan.Read
+		plan, _ := explainAnalyze(t, wctx, conn, page)
+		hit, _ := plan["Shared Hit Blocks"].(float64)
+		read, _ := plan["Shared Read Blocks"].(float64)
+		return hit + read
 	}
 	custom := buffers("force_custom_plan")
 	for _, mode := range []string{"auto", "force_generic_plan"} {
