@@ -254,10 +254,7 @@ func TestMembershipReferencesCheckedByKey(t *testing.T) {
 	owner, app := storetest.MigratedStores(t, pg.URL("segments"), store.Options{MaxConns: 2})
 	large, _ := storetest.Workspace(t, owner)
 	fillWorkspace(t, owner, large.ID, 5_000, 2_000, 1<<40) // no memberships
-	for range 300 {
-		small, _ := storetest.Workspace(t, owner)
-		fillWorkspace(t, owner, small.ID, 3, 1, 1)
-	}
+	fillSmallWorkspaces(t, owner, 300, 3, 1, 1)
 	storetest.Exec(t, owner.DB(), "VACUUM ANALYZE memberships, contacts, segments")
 	contacts := storetest.Column[int64](t, owner.DB(), `SELECT id FROM contacts WHERE workspace_id = $1 ORDER BY id LIMIT 70`, large.ID)
 	segments := storetest.Column[int64](t, owner.DB(), `SELECT id FROM segments WHERE workspace_id = $1 ORDER BY id LIMIT 2`, large.ID)
