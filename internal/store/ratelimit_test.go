@@ -202,6 +202,41 @@ func TestRateLimiterBucketsDoNotContend(t *testing.T) {
 	}
 }
 
+// TestRateLimiterChargesWhileThePoolIsBusy proves that the limiter charges on
+// connections of its own: with every connection of the store's pool held (by
+// requests counting a large workspace, say), a charge still answers at once, grants
+// what the bucket holds and refuses the rest, where on the pool it would wait for a
+// connection past its timeout and the request be served unthrottled.
+func TestRateLimiterChargesWhileThePoolIsBusy(t *testing.T) {
+	s := storetest.NewStore(t, store.Options{MaxConns: 2, AppName: "ratelimit_test"})
+	ws, _ := storetest.Workspace(t, s)
+	ctx := inWorkspace(ws.ID)
+	l, err := store.NewRateLimiter(s, store.RateLimiterOptions{Capacity: 100, RestoreRate: 1, Workspace: workspaceOf, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		conn, err := s.DB().Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+	}
+	start := time.Now()
+	take(t, l, ctx, "key:busy", 60, true, 40)
+	take(t, l, ctx, "key:busy", 60, false, 40)
+	take(t, l, ctx, "key:other", 60, true, 40)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("three charges took %v with the store's pool busy", d)
+	}
+	// The pool is still the requests': it is no larger for the limiter's.
+	busy, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.DB().PingContext(busy); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a third connection of a pool of two: %v, want to wait", err)
+	}
+}
+
 // BenchmarkRateLimiterTake measures one charge: the statement's round trip on a
 // bucket's row, as every request pays it.
 func BenchmarkRateLimiterTake(b *testing.B) {

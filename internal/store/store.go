@@ -12,6 +12,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strconv"
 	"strings"
@@ -28,6 +29,8 @@ import (
 // Store is the CRM's data, safe for concurrent use.
 type Store struct {
 	db         *bun.DB
+	connector  driver.Connector  // db's, from which ownPool opens pools of its own
+	pools      ownPools          // those pools, which Close closes
 	stats      learnedStatistics // what PostgreSQL's statistics tell the plans (statistics.go)
 	analyzer   analyzer          // when to analyze a new workspace's rows (analyze.go)
 	background background        // the work no request waits for
@@ -57,6 +60,12 @@ func (s *Store) goBackground(f func(ctx context.Context)) {
 		defer b.running.Done()
 		f(b.ctx)
 	}()
+}
+
+// ownPools are the connection pools opened by Store.ownPool.
+type ownPools struct {
+	mu    sync.Mutex
+	pools []*bun.DB
 }
 
 // DefaultMaxConns is the pool size of a store whose Options.MaxConns is 0.
@@ -131,26 +140,43 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	// Each statement carries its context's workspace for row-level security.
-	sqldb := sql.OpenDB(tenantConnector{Connector: stdlib.GetConnector(*cfg), tenant: opts.Tenant})
+	connector := tenantConnector{Connector: stdlib.GetConnector(*cfg), tenant: opts.Tenant}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
-	sqldb.SetMaxOpenConns(opts.MaxConns)
-	sqldb.SetMaxIdleConns(opts.MaxConns)
-	sqldb.SetConnMaxIdleTime(5 * time.Minute)
-
-	db := bun.NewDB(sqldb, pgdialect.New())
-	for _, h := range queryHooks {
-		db.AddQueryHook(h)
-	}
+	db := newPool(connector, opts.MaxConns)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
-	s := &Store{db: db, analyzer: newAnalyzer()}
+	s := &Store{db: db, connector: connector, analyzer: newAnalyzer()}
 	s.background.ctx, s.background.stop = context.WithCancel(context.Background())
 	s.learnStatistics(ctx)
 	return s, nil
+}
+
+// newPool returns a pool of at most n connections of connector, which keeps them
+// open while idle up to five minutes, and runs the store's query hooks.
+func newPool(connector driver.Connector, n int) *bun.DB {
+	sqldb := sql.OpenDB(connector)
+	sqldb.SetMaxOpenConns(n)
+	sqldb.SetMaxIdleConns(n)
+	sqldb.SetConnMaxIdleTime(5 * time.Minute)
+	db := bun.NewDB(sqldb, pgdialect.New())
+	for _, h := range queryHooks {
+		db.AddQueryHook(h)
+	}
+	return db
+}
+
+// ownPool returns a pool of at most n connections of the store's, its own: for work
+// that must not wait behind the requests for the store's pool. Close closes it.
+func (s *Store) ownPool(n int) *bun.DB {
+	db := newPool(s.connector, n)
+	s.pools.mu.Lock()
+	defer s.pools.mu.Unlock()
+	s.pools.pools = append(s.pools.pools, db)
+	return db
 }
 
 // ClientCheckInterval is the Options.ClientCheckInterval of a store that serves
@@ -219,6 +245,11 @@ func (s *Store) Close() error {
 	b.mu.Unlock()
 	b.stop()
 	b.running.Wait()
+	s.pools.mu.Lock()
+	defer s.pools.mu.Unlock()
+	for _, db := range s.pools.pools {
+		db.Close()
+	}
 	return s.db.Close()
 }
 
