@@ -53,7 +53,7 @@ import (
 type config struct {
 	dataDir, out, node, pgbench, setupSQL, note, only string
 	sharedBuffers                                     string
-	contacts                                          int
+	contacts, neighbours                              int
 	seed                                              uint64
 	pool, reps, maxSteps                              int
 	clientShare                                       float64
@@ -80,6 +80,7 @@ func main() {
 	flag.StringVar(&c.only, "workloads", "W1,W2,W3,W4,W5,W6,W7,W8,W9,W10", "workloads to run")
 	flag.IntVar(&c.contacts, "contacts", 1_000_000, "dataset size (segments 1,000; memberships 5 per contact; 10 big segments of contacts/10)")
 	flag.Uint64Var(&c.seed, "seed", 1, "dataset and request seed")
+	flag.IntVar(&c.neighbours, "neighbours", 0, "small workspaces beside the dataset's (150 contacts, 10 segments, 300 memberships each), as a service of many businesses holds them: loaded once, kept by later runs (0: none are added)")
 	flag.BoolVar(&c.fresh, "fresh", false, "load a new dataset even if one of this size exists (times the load)")
 	flag.IntVar(&c.pool, "pool", 8, "database connections of each contender (pgbench clients at most)")
 	flag.Float64Var(&c.clientShare, "client-share", 0.05, "share of its time a pgbench client may be busy at the offered rate: pgbench uses as many clients as that takes, up to -pool (0: always -pool)")
@@ -242,9 +243,17 @@ func run(ctx context.Context, c config) error {
 		b.rep.Dataset.Reused = true
 	}
 	b.rep.Dataset.Contacts, b.rep.Dataset.Segments, b.rep.Dataset.Memberships = info.Contacts, info.Segments, info.Memberships
+	if c.neighbours > 0 {
+		loaded, err := benchdata.LoadNeighbours(ctx, b.s, c.neighbours, c.seed, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		if err != nil {
+			return err
+		}
+		b.log("%d neighbour workspaces beside the dataset's (%d loaded now)", c.neighbours, loaded)
+		b.rep.Dataset.Neighbours = c.neighbours
+	}
 	if b.rep.Dataset.OtherContacts, err = otherContacts(ctx, b.db, info.WorkspaceID); err != nil {
 		return err
-	} else if n := b.rep.Dataset.OtherContacts; n > 0 {
+	} else if n := b.rep.Dataset.unexpectedContacts(); n > 0 {
 		b.log("WARNING: the database also holds %d contacts of other workspaces (a dataset of `segments bench-data` in this data directory?): "+
 			"every table and index is larger than the dataset's; the report says so", n)
 	}

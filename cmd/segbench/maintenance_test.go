@@ -50,7 +50,9 @@ func TestExecLongOutlastsTheRoleTimeout(t *testing.T) {
 
 // TestOtherContactsAreReported: a run finds the contacts of workspaces other than
 // its dataset's in the tables it measures (a dataset `segments bench-data` loaded
-// into the same data directory doubles them), and its report says so.
+// into the same data directory doubles them), and its report says so; of the small
+// workspaces asked for (--neighbours) it says that they are there, and warns only of
+// contacts beyond theirs.
 func TestOtherContactsAreReported(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.NewStore(t, store.Options{MaxConns: 2})
@@ -73,5 +75,15 @@ func TestOtherContactsAreReported(t *testing.T) {
 	r.Dataset.OtherContacts = 20
 	if md := r.markdown(); !strings.Contains(md, warning) {
 		t.Errorf("the report does not say %q", warning)
+	}
+	// Neighbours asked for (--neighbours) are said, and only contacts beyond theirs
+	// warned of.
+	r.Dataset.Neighbours, r.Dataset.OtherContacts = 2, int64(2*benchdata.Neighbour.Contacts)
+	if md := r.markdown(); strings.Contains(md, "contacts of other workspaces") || !strings.Contains(md, "Beside it, 2 small workspaces") {
+		t.Errorf("the report of a database of the dataset and 2 neighbours:\n%s", md)
+	}
+	r.Dataset.OtherContacts += 20
+	if md := r.markdown(); !strings.Contains(md, warning) {
+		t.Errorf("the report does not say %q beside the neighbours", warning)
 	}
 }

@@ -51,6 +51,14 @@ type datasetInfo struct {
 	// OtherContacts are the contacts of other workspaces in the same tables, which
 	// make every table and index larger than the dataset's (otherContacts).
 	OtherContacts int64 `json:"other_contacts,omitempty"`
+	// Neighbours are the small workspaces asked for beside the dataset's
+	// (--neighbours, benchdata.LoadNeighbours), whose contacts OtherContacts counts too.
+	Neighbours int `json:"neighbours,omitempty"`
+}
+
+// unexpectedContacts are the other workspaces' contacts beyond the neighbours'.
+func (d datasetInfo) unexpectedContacts() int64 {
+	return d.OtherContacts - int64(d.Neighbours*benchdata.Neighbour.Contacts)
 }
 
 type loadPhase struct {
@@ -316,9 +324,15 @@ func (r *report) markdown() string {
 	} else {
 		fmt.Fprintf(&s, "; loaded in %.1f s (`segments bench-data`: COPY, indexes and constraints after, counters backfilled, VACUUM ANALYZE).\n\n", d.LoadSeconds)
 	}
-	if d.OtherContacts > 0 {
+	if d.Neighbours > 0 {
+		n := benchdata.Neighbour.Fill()
+		fmt.Fprintf(&s, "**Beside it, %d small workspaces** (`--neighbours`; %d contacts, %d segments and %d memberships each), as a service of many businesses holds them: "+
+			"PostgreSQL's statistics see the dataset's workspace as one of many, and the plans it keeps without knowing the workspace expect a small one.\n\n",
+			d.Neighbours, n.Contacts, n.Segments, n.Memberships)
+	}
+	if n := d.unexpectedContacts(); n > 0 {
 		fmt.Fprintf(&s, "**The database also holds %d contacts of other workspaces**: every table and index is larger than the dataset's, "+
-			"so these numbers are not those of the one-workspace database the benchmark describes.\n\n", d.OtherContacts)
+			"so these numbers are not those of the one-workspace database the benchmark describes.\n\n", n)
 	}
 	clients := "pgbench as many clients"
 	if share, _ := r.Config["pgbench_client_share"].(float64); share > 0 {

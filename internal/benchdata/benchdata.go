@@ -35,6 +35,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -227,13 +228,8 @@ func Load(ctx context.Context, s *store.Store, o Options, log *slog.Logger) (Res
 		return Result{}, err
 	}
 	defer conn.Close()
-	err = conn.Raw(func(dc any) error {
-		// The pool's connections are pgx's (possibly wrapped by the store, which keeps
-		// Conn): COPY needs pgx itself.
-		pc := dc.(interface{ Conn() *pgx.Conn }).Conn()
-		return pgx.BeginTxFunc(ctx, pc, pgx.TxOptions{}, func(tx pgx.Tx) error {
-			return load(ctx, tx, ws.ID, o, &res, phase)
-		})
+	err = inPgxTx(ctx, conn, func(tx pgx.Tx) error {
+		return load(ctx, tx, ws.ID, o, &res, phase)
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("benchdata: %w", err)
@@ -247,6 +243,108 @@ func Load(ctx context.Context, s *store.Store, o Options, log *slog.Logger) (Res
 	phase("vacuum analyze", t0)
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// inPgxTx runs fn in a transaction of conn's pgx connection, which commits when fn
+// returns nil and rolls back otherwise.
+func inPgxTx(ctx context.Context, conn *sql.Conn, fn func(pgx.Tx) error) error {
+	return conn.Raw(func(dc any) error {
+		// The pool's connections are pgx's (possibly wrapped by the store, which keeps
+		// Conn): COPY needs pgx itself.
+		pc := dc.(interface{ Conn() *pgx.Conn }).Conn()
+		return pgx.BeginTxFunc(ctx, pc, pgx.TxOptions{}, fn)
+	})
+}
+
+// NeighbourPrefix starts the names of the workspaces LoadNeighbours adds: "Neighbour
+// 1", "Neighbour 2", ...
+const NeighbourPrefix = "Neighbour "
+
+// Neighbour is the dataset of each workspace LoadNeighbours adds, a small business:
+// 150 contacts, 10 segments (one of 60 members) and 300 memberships.
+var Neighbour = Options{Contacts: 150, Segments: 10, Memberships: 300, BigSegments: 1, BigSize: 60}
+
+// LoadNeighbours makes the database hold n small workspaces (NeighbourPrefix 1 to n,
+// each the Neighbour dataset, seeded by seed and its number) beside the others. It
+// loads those it does not hold yet and returns how many it loaded.
+//
+// Why: a service of many businesses keeps them all in the same tables. PostgreSQL's
+// statistics then see a large workspace as one of many, and the plans it keeps
+// without knowing the workspace (PL/pgSQL's generic plans) expect the average one,
+// which is small. A database of the benchmark's workspace alone is its own average:
+// two statements that read a large workspace's every row in such a database never
+// showed there (migrations 20261203000002 and 20261203000003).
+//
+// Each neighbour is written as the API writes, with the tables' triggers on, in a
+// transaction of its own; a VACUUM ANALYZE follows. 2,000 neighbours take about a
+// minute.
+func LoadNeighbours(ctx context.Context, s *store.Store, n int, seed uint64, log *slog.Logger) (int, error) {
+	if n <= 0 {
+		return 0, nil
+	}
+	start := time.Now()
+	held, err := neighbours(ctx, s.DB())
+	if err != nil {
+		return 0, err
+	}
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	loaded := 0
+	for k := 1; k <= n; k++ {
+		name := NeighbourPrefix + strconv.Itoa(k)
+		if held[name] {
+			continue
+		}
+		o := Neighbour
+		o.Workspace, o.Seed = name, seed<<20+uint64(k)
+		key, err := auth.NewKey()
+		if err != nil {
+			return loaded, err
+		}
+		ws, err := s.CreateWorkspace(ctx, name, store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix(), Name: "bench-data"})
+		if err != nil {
+			return loaded, err
+		}
+		err = inPgxTx(ctx, conn, func(tx pgx.Tx) error {
+			return copyRows(ctx, tx, ws.ID, o.Fill(), &Result{}, func(string, time.Time) {})
+		})
+		if err != nil {
+			return loaded, fmt.Errorf("benchdata: neighbour %d: %w", k, err)
+		}
+		if loaded++; loaded%500 == 0 {
+			log.Info("bench-data: neighbours", "loaded", loaded, "elapsed", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	if loaded == 0 {
+		return 0, nil
+	}
+	if _, err := conn.ExecContext(ctx, "VACUUM (ANALYZE) segments, contacts, memberships, segment_bitmaps"); err != nil {
+		return loaded, fmt.Errorf("benchdata: vacuum: %w", err)
+	}
+	log.Info("bench-data: neighbours loaded", "loaded", loaded, "held", n, "elapsed", time.Since(start).Round(time.Millisecond))
+	return loaded, nil
+}
+
+// neighbours returns the names of the neighbours (LoadNeighbours) db holds.
+func neighbours(ctx context.Context, db *sql.DB) (map[string]bool, error) {
+	rows, err := db.QueryContext(ctx, `SELECT name FROM workspaces w
+		WHERE starts_with(name, $1) AND EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = w.id)`, NeighbourPrefix)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	held := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		held[name] = true
+	}
+	return held, rows.Err()
 }
 
 // droppable is an index or constraint Load drops during the load and recreates after.
@@ -354,50 +452,9 @@ func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phas
 	}
 	phase(fmt.Sprintf("drop %d indexes and constraints, disable the insert triggers", len(drops)), t0)
 
-	// IDs: reserve a block of each sequence (nothing else inserts while we hold the
-	// locks), so that the generator knows every ID and memberships can be written in
-	// primary-key order.
-	reserve := func(table string, n int) (int64, error) {
-		var first int64
-		err := tx.QueryRow(ctx, `SELECT setval(pg_get_serial_sequence($1, 'id'), nextval(pg_get_serial_sequence($1, 'id')) + $2 - 1) - $2 + 1`,
-			table, n).Scan(&first)
-		return first, err
-	}
-	firstSegment, err := reserve("segments", o.Segments)
-	if err != nil {
+	if err := copyRows(ctx, tx, ws, o, res, phase); err != nil {
 		return err
 	}
-	firstContact, err := reserve("contacts", o.Contacts)
-	if err != nil {
-		return err
-	}
-	res.FirstContactID = firstContact
-	res.SegmentIDs = make([]int64, o.Segments)
-	for i := range res.SegmentIDs {
-		res.SegmentIDs[i] = firstSegment + int64(i)
-	}
-	g := newGenerator(o, ws, firstContact, firstSegment)
-
-	t0 = time.Now()
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"segments"},
-		[]string{"workspace_id", "id", "name", "description", "contact_count", "created_at", "updated_at"},
-		g.segments()); err != nil {
-		return fmt.Errorf("copy segments: %w", err)
-	}
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"contacts"},
-		[]string{"workspace_id", "id", "phone", "name", "email", "attributes", "created_at", "updated_at"},
-		g.contacts())
-	if err != nil {
-		return fmt.Errorf("copy contacts: %w", err)
-	}
-	phase(fmt.Sprintf("copy %d segments and %d contacts", o.Segments, n), t0)
-	t0 = time.Now()
-	n, err = tx.CopyFrom(ctx, pgx.Identifier{"memberships"}, []string{"workspace_id", "segment_id", "contact_id"}, g.memberships())
-	if err != nil {
-		return fmt.Errorf("copy memberships: %w", err)
-	}
-	res.Memberships = int(n)
-	phase(fmt.Sprintf("copy %d memberships", n), t0)
 
 	// Recreate, in the reverse order: keys before the foreign keys that need them.
 	for i := len(drops) - 1; i >= 0; i-- {
@@ -450,6 +507,58 @@ func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phas
 		return err
 	}
 	phase("enable the insert triggers, backfill the counters and the segment bitmaps", t0)
+	return nil
+}
+
+// copyRows writes o's rows into workspace ws with COPY, its segments, contacts and
+// memberships, with IDs it reserves from their sequences, and notes them in res; phase
+// times its steps. The tables' triggers do what they are set to: Load
+// disables the insert triggers and backfills once, LoadNeighbours leaves them on.
+func copyRows(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phase func(string, time.Time)) error {
+	// IDs: reserve a block of each sequence (nothing else inserts: Load holds the
+	// tables' locks, and a benchmark database serves nothing else), so that the
+	// generator knows every ID and memberships can be written in primary-key order.
+	reserve := func(table string, n int) (int64, error) {
+		var first int64
+		err := tx.QueryRow(ctx, `SELECT setval(pg_get_serial_sequence($1, 'id'), nextval(pg_get_serial_sequence($1, 'id')) + $2 - 1) - $2 + 1`,
+			table, n).Scan(&first)
+		return first, err
+	}
+	firstSegment, err := reserve("segments", o.Segments)
+	if err != nil {
+		return err
+	}
+	firstContact, err := reserve("contacts", o.Contacts)
+	if err != nil {
+		return err
+	}
+	res.FirstContactID = firstContact
+	res.SegmentIDs = make([]int64, o.Segments)
+	for i := range res.SegmentIDs {
+		res.SegmentIDs[i] = firstSegment + int64(i)
+	}
+	g := newGenerator(o, ws, firstContact, firstSegment)
+
+	t0 := time.Now()
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"segments"},
+		[]string{"workspace_id", "id", "name", "description", "contact_count", "created_at", "updated_at"},
+		g.segments()); err != nil {
+		return fmt.Errorf("copy segments: %w", err)
+	}
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"contacts"},
+		[]string{"workspace_id", "id", "phone", "name", "email", "attributes", "created_at", "updated_at"},
+		g.contacts())
+	if err != nil {
+		return fmt.Errorf("copy contacts: %w", err)
+	}
+	phase(fmt.Sprintf("copy %d segments and %d contacts", o.Segments, n), t0)
+	t0 = time.Now()
+	n, err = tx.CopyFrom(ctx, pgx.Identifier{"memberships"}, []string{"workspace_id", "segment_id", "contact_id"}, g.memberships())
+	if err != nil {
+		return fmt.Errorf("copy memberships: %w", err)
+	}
+	res.Memberships = int(n)
+	phase(fmt.Sprintf("copy %d memberships", n), t0)
 	return nil
 }
 

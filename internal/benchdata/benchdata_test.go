@@ -2,6 +2,7 @@ package benchdata_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/segments/segments/internal/benchdata"
+	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -146,5 +148,68 @@ func TestLoad(t *testing.T) {
 	found, err := benchdata.Find(ctx, s.DB(), "bench test")
 	if err != nil || found.WorkspaceID != res2.Workspace.ID || found.Contacts != o.Contacts || found.Memberships != int64(o.Memberships) {
 		t.Fatalf("Find: %+v %v", found, err)
+	}
+}
+
+// TestLoadNeighbours loads small workspaces beside a dataset, then more of them, and
+// checks that each holds the Neighbour dataset with its counters and bitmaps kept by
+// the triggers, that each has data of its own, and that those already there are
+// kept rather than loaded again.
+func TestLoadNeighbours(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.NewStore(t, store.Options{MaxConns: 2})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	o := benchdata.Options{Workspace: "bench test", Contacts: 1000, Segments: 20, Memberships: 3000, BigSegments: 2, BigSize: 300, Seed: 7}
+	if _, err := benchdata.Load(ctx, s, o, log); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct{ n, loaded int }{{3, 3}, {5, 2}, {5, 0}} {
+		if loaded, err := benchdata.LoadNeighbours(ctx, s, step.n, 1, log); err != nil || loaded != step.loaded {
+			t.Fatalf("LoadNeighbours(%d): %d loaded (%v), want %d", step.n, loaded, err, step.loaded)
+		}
+	}
+	type held struct {
+		contacts, segments, memberships, counted int64
+		names                                    string
+	}
+	rows := storetest.Column[string](t, s.DB(), `
+		SELECT concat_ws(' ', w.name,
+		       (SELECT count(*) FROM contacts c WHERE c.workspace_id = w.id),
+		       (SELECT count(*) FROM segments g WHERE g.workspace_id = w.id),
+		       (SELECT count(*) FROM memberships m WHERE m.workspace_id = w.id),
+		       (SELECT sum(contact_count) FROM segments g WHERE g.workspace_id = w.id),
+		       (SELECT md5(string_agg(name, ',' ORDER BY id)) FROM contacts c WHERE c.workspace_id = w.id))
+		  FROM workspaces w WHERE starts_with(w.name, $1) ORDER BY w.id`, benchdata.NeighbourPrefix)
+	if len(rows) != 5 {
+		t.Fatalf("%d neighbours, want 5: %q", len(rows), rows)
+	}
+	n := benchdata.Neighbour.Fill()
+	digests := map[string]bool{}
+	for k, row := range rows {
+		var h held
+		var name1, name2 string
+		if _, err := fmt.Sscan(row, &name1, &name2, &h.contacts, &h.segments, &h.memberships, &h.counted, &h.names); err != nil {
+			t.Fatalf("%q: %v", row, err)
+		}
+		if want := fmt.Sprintf("Neighbour %d", k+1); name1+" "+name2 != want ||
+			h.contacts != int64(n.Contacts) || h.segments != int64(n.Segments) || h.memberships != int64(n.Memberships) || h.counted != h.memberships {
+			t.Errorf("%s: %+v, want %s with %d contacts, %d segments and %d memberships, all counted", name1+" "+name2, h, want, n.Contacts, n.Segments, n.Memberships)
+		}
+		digests[h.names] = true
+	}
+	if len(digests) != len(rows) {
+		t.Errorf("the neighbours' contacts are named alike: %d kinds in %d", len(digests), len(rows))
+	}
+	if drift, err := s.CheckCounts(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("drift after the neighbours: %+v %v", drift, err)
+	}
+	if drift, err := s.CheckBitmaps(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("bitmaps differ from the memberships: %+v %v", drift, err)
+	}
+	if drift, err := s.CheckContactCounts(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("contact counts differ from the contacts: %+v %v", drift, err)
+	}
+	if found, err := benchdata.Find(ctx, s.DB(), "bench test"); err != nil || found.Contacts != o.Contacts {
+		t.Fatalf("Find after the neighbours: %+v %v", found, err)
 	}
 }
