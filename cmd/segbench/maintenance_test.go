@@ -87,3 +87,21 @@ func TestOtherContactsAreReported(t *testing.T) {
 		t.Errorf("the report does not say %q beside the neighbours", warning)
 	}
 }
+
+// TestNeighboursLeaveW8Out: a run beside neighbours (--neighbours) refuses W8, whose
+// PostGraphile count does not finish there, and a negative number of neighbours.
+func TestNeighboursLeaveW8Out(t *testing.T) {
+	for _, tc := range []struct {
+		c  config
+		ok bool
+	}{
+		{config{only: "W1,W8,W9"}, true},
+		{config{only: "W1,W3,W4", neighbours: 2000}, true},
+		{config{only: "W1,W8", neighbours: 2000}, false},
+		{config{only: "W1", neighbours: -1}, false},
+	} {
+		if err := tc.c.check(); (err == nil) != tc.ok {
+			t.Errorf("%+v: %v, want ok=%v", tc.c, err, tc.ok)
+		}
+	}
+}
