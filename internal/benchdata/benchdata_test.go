@@ -87,15 +87,7 @@ func TestLoad(t *testing.T) {
 	if problems, err := s.TriggerProblems(ctx); err != nil || len(problems) > 0 {
 		t.Fatalf("counter triggers: %v %v", problems, err)
 	}
-	if drift, err := s.CheckCounts(ctx); err != nil || len(drift) > 0 {
-		t.Fatalf("drift after the load: %+v %v", drift, err)
-	}
-	if drift, err := s.CheckBitmaps(ctx); err != nil || len(drift) > 0 {
-		t.Fatalf("bitmaps differ from the memberships after the load: %+v %v", drift, err)
-	}
-	if drift, err := s.CheckContactCounts(ctx); err != nil || len(drift) > 0 {
-		t.Fatalf("contact counts differ from the contacts after the load: %+v %v", drift, err)
-	}
+	checkDerived(t, s, "the load")
 	if res1.Memberships != o.Memberships {
 		t.Fatalf("%d memberships loaded, want %d", res1.Memberships, o.Memberships)
 	}
@@ -141,9 +133,7 @@ func TestLoad(t *testing.T) {
 	if got := ch.Segments[0].ContactCount; got != before1+int64(ch.Changed) || ch.Changed == 0 {
 		t.Fatalf("count after assigning %d: %d, was %d", ch.Changed, got, before1)
 	}
-	if drift, err := s.CheckCounts(ctx); err != nil || len(drift) > 0 {
-		t.Fatalf("drift after an API write: %+v %v", drift, err)
-	}
+	checkDerived(t, s, "an API write")
 
 	found, err := benchdata.Find(ctx, s.DB(), "bench test")
 	if err != nil || found.WorkspaceID != res2.Workspace.ID || found.Contacts != o.Contacts || found.Memberships != int64(o.Memberships) {
@@ -200,16 +190,25 @@ func TestLoadNeighbours(t *testing.T) {
 	if len(digests) != len(rows) {
 		t.Errorf("the neighbours' contacts are named alike: %d kinds in %d", len(digests), len(rows))
 	}
-	if drift, err := s.CheckCounts(ctx); err != nil || len(drift) > 0 {
-		t.Fatalf("drift after the neighbours: %+v %v", drift, err)
-	}
-	if drift, err := s.CheckBitmaps(ctx); err != nil || len(drift) > 0 {
-		t.Fatalf("bitmaps differ from the memberships: %+v %v", drift, err)
-	}
-	if drift, err := s.CheckContactCounts(ctx); err != nil || len(drift) > 0 {
-		t.Fatalf("contact counts differ from the contacts: %+v %v", drift, err)
-	}
+	checkDerived(t, s, "the neighbours")
 	if found, err := benchdata.Find(ctx, s.DB(), "bench test"); err != nil || found.Contacts != o.Contacts {
 		t.Fatalf("Find after the neighbours: %+v %v", found, err)
+	}
+}
+
+// checkDerived fails the test unless what the database derives from the rows (the
+// segments' counters, their bitmaps, the workspaces' contact counts) agrees with
+// them after what (a step of the test).
+func checkDerived(t *testing.T, s *store.Store, after string) {
+	t.Helper()
+	ctx := context.Background()
+	if drift, err := s.CheckCounts(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("drift after %s: %+v %v", after, drift, err)
+	}
+	if drift, err := s.CheckBitmaps(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("bitmaps differ from the memberships after %s: %+v %v", after, drift, err)
+	}
+	if drift, err := s.CheckContactCounts(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("contact counts differ from the contacts after %s: %+v %v", after, drift, err)
 	}
 }
