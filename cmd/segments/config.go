@@ -44,6 +44,9 @@ type config struct {
 	maxRunning, maxWaiting                         int
 	maxRunningPerCaller, maxWaitingPerCaller       int
 	maxRunningPerWorkspace, maxWaitingPerWorkspace int
+	// reservedForUsersPerWorkspace: of the workspace's places, those its API keys
+	// cannot take
+	reservedForUsersPerWorkspace int
 	// environment is development or production: it picks the defaults of
 	// introspection and playground (applyEnvironment).
 	environment               string
@@ -105,6 +108,7 @@ var settings = []setting{
 	{"--max-waiting-per-caller", "SEGMENTS_MAX_WAITING_PER_CALLER", "8", "most requests of one caller waiting for its running ones, until their deadline: 429 TOO_MANY_CONCURRENT_REQUESTS with Retry-After beyond", "serve"},
 	{"--max-running-per-workspace", "SEGMENTS_MAX_RUNNING_PER_WORKSPACE", "8", "most GraphQL requests of one workspace (all of its API keys and users) running at once, so that no workspace takes the database pool from the others", "serve"},
 	{"--max-waiting-per-workspace", "SEGMENTS_MAX_WAITING_PER_WORKSPACE", "100", "most requests of one workspace waiting for its running ones, until their deadline: 429 TOO_MANY_CONCURRENT_REQUESTS with Retry-After beyond", "serve"},
+	{"--reserved-for-users-per-workspace", "SEGMENTS_RESERVED_FOR_USERS_PER_WORKSPACE", "2", "of --max-running-per-workspace, the places only the workspace's dashboard users may take (with sessions on): its API keys together run at most the rest, so that its integrations cannot take its dashboard's; -1 keeps none", "serve"},
 	{"--rate-limit-capacity", "SEGMENTS_RATE_LIMIT_CAPACITY", "10000", "points of each rate-limit bucket (one per API key, one per dashboard user), shared by all instances through PostgreSQL: a request costs its extensions.cost.requestedQueryCost, THROTTLED (429) when its bucket holds less; at least --max-cost; 0 turns rate limiting off", "serve"},
 	{"--rate-limit-restore-rate", "SEGMENTS_RATE_LIMIT_RESTORE_RATE", "500", "points a rate-limit bucket regains per second", "serve"},
 	{"--env", "SEGMENTS_ENV", "development", "development or production: picks the defaults of --introspection and --playground", "serve"},

@@ -60,6 +60,7 @@ func (c *config) limitFlags(fs *flag.FlagSet, env func(name, def string) string)
 	integer(&c.maxWaitingPerCaller, "max-waiting-per-caller", "SEGMENTS_MAX_WAITING_PER_CALLER", server.DefaultMaxWaitingPerCaller)
 	integer(&c.maxRunningPerWorkspace, "max-running-per-workspace", "SEGMENTS_MAX_RUNNING_PER_WORKSPACE", server.DefaultMaxRunningPerWorkspace)
 	integer(&c.maxWaitingPerWorkspace, "max-waiting-per-workspace", "SEGMENTS_MAX_WAITING_PER_WORKSPACE", server.DefaultMaxWaitingPerWorkspace)
+	integer(&c.reservedForUsersPerWorkspace, "reserved-for-users-per-workspace", "SEGMENTS_RESERVED_FOR_USERS_PER_WORKSPACE", server.DefaultReservedForUsersPerWorkspace)
 	// Rate limiting: 0 turns it off (no -1 here).
 	rateCapacity := envInt("SEGMENTS_RATE_LIMIT_CAPACITY", defaultRateCapacity)
 	if rateCapacity < 0 && c.envErr == nil {

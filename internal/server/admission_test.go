@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
@@ -101,6 +103,26 @@ func TestOneWorkspaceCannotTakeThePool(t *testing.T) {
 	release, replies := holdConnections(t, a, clients, each, server.DefaultMaxRunningPerWorkspace, a.as(t))
 	release()
 	for range each * len(clients) {
+		if r := <-replies; r.status != http.StatusOK || len(r.res.Errors) != 0 {
+			t.Errorf("a stuck assignment, released: %d %s", r.status, r.body)
+		}
+	}
+}
+
+// TestWorkspaceKeepsPlacesForItsUsers: with sessions on, a workspace's API keys
+// together run at most its bound less the places kept for its dashboard users. With
+// the keys' requests stuck in the database, 2 of the bound's 3 hold a connection and
+// the others wait, while a user of the workspace is answered at once. Without the
+// reserve, the keys held all 3 places and the user waited for them. (Without
+// sessions nothing is kept: TestOneWorkspaceCannotTakeThePool's keys hold the whole
+// default bound.)
+func TestWorkspaceKeepsPlacesForItsUsers(t *testing.T) {
+	s := newSessionAPIWith(t, nil, server.Config{MaxRunningPerCaller: -1, MaxRunningPerWorkspace: 3, ReservedForUsersPerWorkspace: 1})
+	user := s.bearer(t, sign(t, jwt.SigningMethodRS256, sessKeys().rsa, "rsa-1", s.claims()))
+	const sent = 4
+	release, replies := holdConnections(t, s.api, []*api{s.api}, sent, 2, user)
+	release()
+	for range sent {
 		if r := <-replies; r.status != http.StatusOK || len(r.res.Errors) != 0 {
 			t.Errorf("a stuck assignment, released: %d %s", r.status, r.body)
 		}

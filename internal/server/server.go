@@ -91,6 +91,13 @@ type Config struct {
 	// as MaxRunningPerCaller does for a caller (see admitPerWorkspace). 0 takes
 	// DefaultMaxRunningPerWorkspace and DefaultMaxWaitingPerWorkspace, -1 is no limit.
 	MaxRunningPerWorkspace, MaxWaitingPerWorkspace int
+	// ReservedForUsersPerWorkspace is how many of MaxRunningPerWorkspace's places
+	// only the workspace's dashboard users may take: its API keys together run at
+	// most the rest, and wait for them as for the workspace's (see
+	// admitKeysPerWorkspace). Only with JWT, since without sessions there are no
+	// users to keep them for. 0 takes DefaultReservedForUsersPerWorkspace, -1 keeps
+	// none.
+	ReservedForUsersPerWorkspace int
 }
 
 // DefaultMaxRunning is twice the store's default pool: requests beyond it would only
@@ -119,6 +126,20 @@ const (
 	DefaultMaxWaitingPerWorkspace = 100
 )
 
+// DefaultReservedForUsersPerWorkspace keeps a quarter of a workspace's default places
+// for its dashboard users: two of its pages at once, whatever its integrations send.
+const DefaultReservedForUsersPerWorkspace = 2
+
+// keysPerWorkspace is the bound of admitKeysPerWorkspace: the workspace's bound less
+// the places kept for its users, at least one; -1 (no bound of their own) when the
+// workspace is unbounded, nothing is kept, or there are no users (no sessions).
+func keysPerWorkspace(workspace, reserved int, sessions bool) int {
+	if workspace < 0 || reserved <= 0 || !sessions {
+		return -1
+	}
+	return max(1, workspace-reserved)
+}
+
 // Handler returns the service's routes:
 //
 //	POST, GET /graphql  the GraphQL API (API key required)
@@ -131,9 +152,9 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait, Limits: cfg.Limits, Throttle: cfg.Throttle, ThrottleBucket: cfg.ThrottleBucket, Introspection: cfg.Introspection, Tracing: cfg.Tracing})
 	// /graphql, innermost first: each workspace's requests that run the API are
-	// bounded (admitPerWorkspace), and each caller's (admitPerCaller) before them, so
-	// that a caller's requests waiting for their turn hold no room of the
-	// workspace's; replays of an Idempotency-Key answer without running it, and
+	// bounded (admitPerWorkspace), its API keys' together before them
+	// (admitKeysPerWorkspace), and each caller's (admitPerCaller) before those, so
+	// that requests waiting for their turn hold no room of the workspace's; replays of an Idempotency-Key answer without running it, and
 	// copies waiting for the first's answer are not counted; they and everything
 	// below need the caller (auth), whose workspace the telemetry record learns at
 	// once; admission bounds the requests past this point,
@@ -143,7 +164,9 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	if caller == nil {
 		caller = graph.PrincipalBucket
 	}
-	var gql http.Handler = admitPerWorkspace(cmp.Or(cfg.MaxRunningPerWorkspace, DefaultMaxRunningPerWorkspace), cmp.Or(cfg.MaxWaitingPerWorkspace, DefaultMaxWaitingPerWorkspace), api)
+	wsRunning, wsWaiting := cmp.Or(cfg.MaxRunningPerWorkspace, DefaultMaxRunningPerWorkspace), cmp.Or(cfg.MaxWaitingPerWorkspace, DefaultMaxWaitingPerWorkspace)
+	var gql http.Handler = admitPerWorkspace(wsRunning, wsWaiting, api)
+	gql = admitKeysPerWorkspace(keysPerWorkspace(wsRunning, cmp.Or(cfg.ReservedForUsersPerWorkspace, DefaultReservedForUsersPerWorkspace), cfg.JWT != nil), wsWaiting, gql)
 	gql = admitPerCaller(cmp.Or(cfg.MaxRunningPerCaller, DefaultMaxRunningPerCaller), cmp.Or(cfg.MaxWaitingPerCaller, DefaultMaxWaitingPerCaller), caller, gql)
 	gql = idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(gql)
 	gql = auth.Require(s, log, noteWorkspace(gql), auth.WithJWT(cfg.JWT), auth.WithKeyCache(cfg.KeyCacheTTL))

@@ -122,22 +122,30 @@ type sessAPI struct {
 // RSA key "rsa-1" and the EC key "ec-1"; change adjusts the verifier's settings.
 func newSessionAPI(t testing.TB, change func(*auth.JWTConfig)) *sessAPI {
 	t.Helper()
+	return newSessionAPIWith(t, change, server.Config{})
+}
+
+// newSessionAPIWith is newSessionAPI with a server configured by cfg, whose JWT it
+// sets.
+func newSessionAPIWith(t testing.TB, change func(*auth.JWTConfig), cfg server.Config) *sessAPI {
+	t.Helper()
 	keys := sessKeys()
 	iss := newIssuerServer(t)
 	iss.publish(map[string]any{"rsa-1": &keys.rsa.PublicKey, "ec-1": &keys.ec.PublicKey})
 	clock := &sessClock{}
-	cfg := auth.JWTConfig{
+	jwtCfg := auth.JWTConfig{
 		Issuer: sessIssuer, Audience: []string{sessAudience}, JWKSURL: iss.url,
 		JWKSMinRefresh: time.Minute, Now: clock.Now,
 	}
 	if change != nil {
-		change(&cfg)
+		change(&jwtCfg)
 	}
-	v, err := auth.NewJWTVerifier(cfg)
+	v, err := auth.NewJWTVerifier(jwtCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &sessAPI{api: newAPIWith(t, server.Config{JWT: v}), iss: iss, clock: clock}
+	cfg.JWT = v
+	return &sessAPI{api: newAPIWith(t, cfg), iss: iss, clock: clock}
 }
 
 // claims returns valid claims for the client's workspace, at the verifier's time.
