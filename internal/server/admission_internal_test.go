@@ -171,3 +171,26 @@ func TestWaitingYieldsTheServersPlace(t *testing.T) {
 		t.Errorf("a's second and b: %d %d", a, b)
 	}
 }
+
+// TestKeysPerWorkspace: the API keys of a workspace run at most its bound less the
+// places kept for its users, at least one, and have no bound of their own when
+// nothing is kept for users: no sessions, no reserve, or no workspace bound.
+func TestKeysPerWorkspace(t *testing.T) {
+	for _, c := range []struct {
+		workspace, reserved int
+		sessions            bool
+		want                int
+	}{
+		{8, 2, true, 6},
+		{3, 1, true, 2},
+		{8, 8, true, 1},
+		{8, 20, true, 1},
+		{8, 2, false, -1},
+		{8, -1, true, -1},
+		{-1, 2, true, -1},
+	} {
+		if got := keysPerWorkspace(c.workspace, c.reserved, c.sessions); got != c.want {
+			t.Errorf("keysPerWorkspace(%d, %d, %v) = %d, want %d", c.workspace, c.reserved, c.sessions, got, c.want)
+		}
+	}
+}
