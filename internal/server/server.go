@@ -151,15 +151,15 @@ func keysPerWorkspace(workspace, reserved int, sessions bool) int {
 func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait, Limits: cfg.Limits, Throttle: cfg.Throttle, ThrottleBucket: cfg.ThrottleBucket, Introspection: cfg.Introspection, Tracing: cfg.Tracing})
-	// /graphql, innermost first: each workspace's requests that run the API are
-	// bounded (admitPerWorkspace), its API keys' together before them
-	// (admitKeysPerWorkspace), and each caller's (admitPerCaller) before those, so
-	// that requests waiting for their turn hold no room of the workspace's; replays of an Idempotency-Key answer without running it, and
-	// copies waiting for the first's answer are not counted; they and everything
-	// below need the caller (auth), whose workspace the telemetry record learns at
-	// once; admission bounds the requests past this point,
-	// authentication's SQL included; the deadline covers the wait for admission too;
-	// the GraphQL-over-HTTP checks refuse malformed requests before any of it.
+	// /graphql, innermost first: each workspace's requests that run the API are bounded
+	// (admitPerWorkspace), its API keys' together before them (admitKeysPerWorkspace), and
+	// each caller's (admitPerCaller) before those, so that requests waiting for their turn
+	// hold no room of the workspace's; replays of an Idempotency-Key answer without
+	// running it, and copies waiting for the first's answer are not counted; they and
+	// everything below need the caller (auth), whose workspace the telemetry record learns
+	// at once; admission bounds the requests past this point, authentication's SQL
+	// included; the deadline covers the wait for admission too; the GraphQL-over-HTTP
+	// checks refuse malformed requests before any of it.
 	caller := cfg.ThrottleBucket
 	if caller == nil {
 		caller = graph.PrincipalBucket

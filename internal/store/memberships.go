@@ -225,10 +225,11 @@ func insertMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, con
 // (TestRemovalFromAWorkspaceTheStatisticsDoNotKnow). Joined, the addresses are looked
 // up one by one (a Tid Scan for each, as the list was: 0.48-0.58 s listed and
 // 0.50-0.54 s joined on the benchmark's database) or hashed against the workspace's
-// rows when it is taken for a few (0.51 s instead of 53-57). The callers hold the segments' locks, so
-// only SQL by hand can change these rows in between: a row it deleted is skipped, and
-// so is one it updated (the API never updates memberships), which a delete by key
-// would have followed to its new version.
+// rows when it is taken for a few (0.51 s instead of 53-57).
+//
+// The callers hold the segments' locks, so only SQL by hand can change these rows in
+// between: a row it deleted is skipped, and so is one it updated (the API never
+// updates memberships), which a delete by key would have followed to its new version.
 func deleteMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, contactIDs []int64) (int, error) {
 	if len(segmentIDs) == 0 || len(contactIDs) == 0 {
 		return 0, nil
