@@ -203,3 +203,38 @@ func (s *Store) analyze(ctx context.Context) {
 		a.mu.Unlock()
 	}
 }
+
+// plannedAtScale reports whether PostgreSQL plans workspace ws's contacts and
+// memberships at about their size: the statistics of both tables hold the
+// workspace among their most common, and the store has not written into either
+// since as many rows again as they expect (analyzeUnderestimate). Otherwise the
+// planner may take the workspace for a few rows (any other workspace is the average
+// of the rest): a business whose import came after the last analysis, among many
+// small ones, or that a statement of the store's would call for (noteWritten); or
+// any workspace, until the store first learned the statistics. Its statements are
+// then written in forms that cost what they read whatever the plan (see
+// allMembersOf and candidatesIn), where their fastest forms are fast only when the
+// planner knows their rows.
+func (s *Store) plannedAtScale(ws int64) bool {
+	rows := s.statistics().rows
+	for _, table := range []string{"contacts", "memberships"} {
+		w, ok := rows.common[tableWorkspace{table, ws}]
+		if !ok || s.analyzer.writtenSince(table, ws, rows.analyzedAt[table]) >= analyzeUnderestimate*w.rows {
+			return false
+		}
+	}
+	return true
+}
+
+// writtenSince returns the rows the store wrote into workspace ws's table since the
+// table's analysis at analyzedAt: none when its counts began before that analysis,
+// which saw them.
+func (a *analyzer) writtenSince(table string, ws int64, analyzedAt time.Time) float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	w := a.written[tableWorkspace{table, ws}]
+	if w == nil || !a.since[table].Equal(analyzedAt) {
+		return 0
+	}
+	return w.rows
+}

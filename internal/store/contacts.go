@@ -142,11 +142,41 @@ const mergedPerMember = 64
 
 // membersOf is the condition that the contact c is a member of the segment or
 // segments that segments (SQL: "ANY(?)" of IDs, a scalar subquery, a column such as
-// "seg.id") names, written for reading the members first: their IDs become the keys
-// of a scan of the contacts' primary key. Its first placeholder takes the
-// workspace; segments' own follow.
+// "seg.id") names, written for reading the members first: their IDs (memberIDs)
+// become the keys of a scan of the contacts' primary key. Its first placeholder
+// takes the workspace; segments' own follow.
 func membersOf(segments string) string {
-	return "c.id = ANY(ARRAY(SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = " + segments + "))"
+	return "c.id = ANY(" + memberIDs(segments) + ")"
+}
+
+// memberIDs is the SQL array of the IDs of the members of the segments that segments
+// names (as in membersOf), with a contact in several of them once per segment. Its
+// first placeholder takes the workspace; segments' own follow.
+func memberIDs(segments string) string {
+	return "ARRAY(SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = " + segments + ")"
+}
+
+// contactsIn returns q, a query of workspace ws's contacts c, restricted to those
+// whose IDs the SQL array ids holds (its placeholders take args), read by their
+// primary key: the candidates of reading the members first. Where PostgreSQL plans
+// the workspace at its size (atScale, plannedAtScale), the IDs are the keys of a
+// scan of the key (membersOf's condition). Where it does not, it may take the
+// workspace's contacts for a few rows and read them all in the page's order, testing
+// each against the whole array (only a constant array is hashed): 40,000 candidates
+// in a workspace of 200,000 contacts that came after the last analysis ran past 60
+// s. So there the contacts are looked up one candidate at a time, in a lateral
+// subquery kept whole (OFFSET 0), which PostgreSQL can only run as a lookup of its
+// key per candidate. That costs what the key's scan does (at 1M contacts, pages of
+// segments of 1,500 and 6,000 members: 7.4-7.6 and 26 ms, against 9.4-9.7 and 23-33),
+// but the key's scan stays the form the benchmarks measured.
+func contactsIn(q *bun.SelectQuery, ws int64, ids string, args []any, atScale bool) *bun.SelectQuery {
+	if atScale {
+		return q.Where("c.id = ANY("+ids+")", args...)
+	}
+	// DISTINCT: an Any list's contact may be in several of its segments.
+	return q.ModelTableExpr("(SELECT DISTINCT id FROM unnest("+ids+") AS u(id)) AS candidate"+
+		" CROSS JOIN LATERAL (SELECT * FROM contacts WHERE workspace_id = ? AND id = candidate.id OFFSET 0) AS c",
+		append(slices.Clone(args), ws)...)
 }
 
 // walkedMembers is the condition that the contact c is a member of the segments that
@@ -222,9 +252,13 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 	rest := f
 	rest.Any = nil // the candidates are exactly the Any segments' members
 	restFirst := rest
+	atScale := s.plannedAtScale(ws)
 	p := twoWayPage[contactRow]{
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: cq.Search})
+		},
+		lookUp: func(q *bun.SelectQuery, ids string, args []any) *bun.SelectQuery {
+			return contactsIn(q, ws, ids, args, atScale)
 		},
 		search:   cq.Search,
 		contacts: func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, crm.ContactQuery{}) },
@@ -254,21 +288,21 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 		ids := pgdialect.Array(f.Any)
 		p.sizes, p.sizesArgs = segmentsSizes("sum", "max", "ANY(?)"), []any{ws, ws, ids}
 		p.firstFactor, p.hashFactor = 1.0/membersFirstHashedDivisor, hashedWalkFactor
-		members, memberArgs = membersOf("ANY(?)"), []any{ws, ids}
+		members, memberArgs = memberIDs("ANY(?)"), []any{ws, ids}
 		if len(all) > 0 {
 			// The candidates are those of the list with the fewer members: the Any
 			// segments', or the contacts in all the All segments.
 			p.sizes, p.sizesArgs = fewerCandidates(p.sizes, p.sizesArgs, ws, all)
-			candidates, tested := anyOrAllFirst(ws, f.Any, all)
+			candidates, tested := anyOrAllFirst(ws, f.Any, all, atScale)
 			p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
-				q = q.Where(candidates.sql, candidates.args...).Where(tested.sql, tested.args...)
+				q = contactsIn(q, ws, candidates.sql, candidates.args, atScale).Where(tested.sql, tested.args...)
 				return whereMembership(q, ws, crm.MembershipFilter{None: f.None}, "c.id", candidateRows)
 			}
 		}
 	case len(all) == 1:
 		p.sizes, p.sizesArgs = segmentsSizes("sum", "sum", "?"), []any{ws, ws, all[0]}
 		p.firstFactor = membersFirstFactor
-		members, memberArgs = membersOf("?"), []any{ws, all[0]}
+		members, memberArgs = memberIDs("?"), []any{ws, all[0]}
 	default:
 		// Members first reads the memberships of every segment of the list, then
 		// the contacts in all of them, the audience (before None).
@@ -276,7 +310,7 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 		k := fmt.Sprintf("audience.n + sizes.k / %d", mergedPerMember)
 		p.sizes, p.sizesArgs = audienceSizes(sizes, args, k, ws, f)
 		p.firstFactor = membersFirstFactor
-		members, memberArgs = allMembersFirst(ws, all)
+		members, memberArgs = allMembersIDs(ws, all, atScale)
 		restFirst.All = nil
 		counted = true
 	}
@@ -290,7 +324,7 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 	p.counts = counted && cq.Search == ""
 	if p.first == nil {
 		p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
-			return whereMembership(q.Where(members, memberArgs...), ws, restFirst, "c.id", candidateRows)
+			return whereMembership(contactsIn(q, ws, members, memberArgs, atScale), ws, restFirst, "c.id", candidateRows)
 		}
 	}
 	return twoWayPageSelect(p, dst, pq)
@@ -313,8 +347,8 @@ type sqlCond struct {
 }
 
 // anyOrAllFirst returns how a page of the members of any of the segments anyIDs and
-// all of the segments all reads its members first: the condition on the contact c
-// that makes its candidates, and the rest of the two lists as tested on them. The
+// all of the segments all reads its members first: the SQL array of its candidates
+// (for contactsIn), and the rest of the two lists as tested on them. The
 // candidates are those of the list with fewer, by the segments' counters, once per
 // statement (anyListFirst). The Any
 // segments' members are tested for the All list on their rows, as before; the
@@ -323,11 +357,11 @@ type sqlCond struct {
 // members, and may be many more than the audience. The Any list's members were
 // always the candidates: at 1M contacts, a page of any of a segment of 100,000 and
 // all of one of 4,972 read the 100,000 (or walked the contacts, hashing them).
-func anyOrAllFirst(ws int64, anyIDs, all []int64) (candidates, rest sqlCond) {
+func anyOrAllFirst(ws int64, anyIDs, all []int64, atScale bool) (candidates, rest sqlCond) {
 	anyFirst, anyFirstArgs := anyListFirst(ws, anyIDs, all)
-	allSub, allArgs := allMembersOf(ws, all)
+	allSub, allArgs := allMembersOf(ws, all, atScale)
 	candidates = sqlCond{
-		"c.id = ANY(CASE WHEN " + anyFirst + " THEN ARRAY(SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = ANY(?))" +
+		"(CASE WHEN " + anyFirst + " THEN " + memberIDs("ANY(?)") +
 			" ELSE ARRAY(SELECT a.contact_id FROM (" + allSub + ") AS a WHERE " + walkedMembersOf("a.contact_id", "ANY(?)") + ") END)",
 		slices.Concat(anyFirstArgs, []any{ws, pgdialect.Array(anyIDs)}, allArgs, []any{ws, pgdialect.Array(anyIDs)}),
 	}
@@ -345,29 +379,46 @@ func anyListFirst(ws int64, anyIDs, all []int64) (string, []any) {
 		[]any{ws, pgdialect.Array(anyIDs), ws, pgdialect.Array(all)}
 }
 
-// allMembersFirst is the condition that the contact c is in every one of the
-// segments all (two or more), with its arguments, written for reading the members
-// first: the contacts in all of them are found in the memberships' primary key
-// alone (allMembersOf), and only they are read.
-func allMembersFirst(ws int64, all []int64) (string, []any) {
-	sub, args := allMembersOf(ws, all)
-	return "c.id = ANY(ARRAY(" + sub + "))", args
+// allMembersIDs is the SQL array of the IDs of the contacts in every one of the
+// segments all (two or more), with its arguments, for reading the members first
+// (contactsIn): they are found in the memberships' primary key alone
+// (allMembersOf), and only their rows are read.
+func allMembersIDs(ws int64, all []int64, atScale bool) (string, []any) {
+	sub, args := allMembersOf(ws, all, atScale)
+	return "ARRAY(" + sub + ")", args
 }
 
 // allMembersOf is the SQL of the IDs of the contacts in every one of the segments
 // all (one or more, distinct), with its arguments. Up to maxAllJoins segments, their
-// memberships are joined on the contact (PostgreSQL merges the segments' contact
-// IDs, which the key holds in order, or looks the members of a small segment up in
-// the others); more are aggregated (allMembers). Reading the members of the
-// smallest segment and testing the others on each cost 6-8 µs a member: at 1M
-// contacts, four segments of 100,000 that share 118 members took 0.4 s, merged 48
-// ms.
-func allMembersOf(ws int64, all []int64) (string, []any) {
+// memberships are joined on the contact where PostgreSQL plans the workspace at its
+// size (atScale, plannedAtScale): it merges the segments' contact IDs, which the key
+// holds in order, or looks the members of a small segment up in the others. Reading
+// the members of the smallest segment and testing the others on each cost 6-8 µs a
+// member: at 1M contacts, four segments of 100,000 that share 118 members took 0.4
+// s, merged 48 ms. Where it does not, it could take each segment for one member and
+// join them in a nested loop that reads the second segment again for each member of
+// the first: two segments of 40,000 in a workspace loaded after the last analysis,
+// beside 3,300 small ones, ran past 60 s. So there they intersect (INTERSECT, a
+// hash of the first segment's members that the others probe, never a nested loop):
+// 0.2 s there, and 98-107 ms where the merge takes 33 ms (two segments of 100,000
+// at 1M contacts), 160-180 against 38 ms for four. More than maxAllJoins segments
+// are aggregated (allMembers).
+func allMembersOf(ws int64, all []int64, atScale bool) (string, []any) {
 	if len(all) > maxAllJoins {
 		return allMembers(ws, all)
 	}
 	var b strings.Builder
 	var args []any
+	if !atScale {
+		for i, id := range all {
+			if i > 0 {
+				b.WriteString(" INTERSECT ")
+			}
+			b.WriteString("SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = ?")
+			args = append(args, ws, id)
+		}
+		return b.String(), args
+	}
 	b.WriteString("SELECT m0.contact_id FROM memberships m0")
 	for i, id := range all[1:] {
 		fmt.Fprintf(&b, " JOIN memberships m%[1]d ON m%[1]d.workspace_id = m0.workspace_id AND m%[1]d.contact_id = m0.contact_id AND m%[1]d.segment_id = ?", i+1)
@@ -1101,8 +1152,11 @@ func (s *Store) contactsOfSegmentsSelect(ws int64, segmentIDs []int64, search st
 		},
 		search: search,
 		walked: func(q *bun.SelectQuery, _ bool) *bun.SelectQuery { return q.Where(walkedMembers("seg.id"), ws) },
-		first:  func(q *bun.SelectQuery) *bun.SelectQuery { return q.Where(membersOf("seg.id"), ws) },
-		sizes:  segmentsSizes("sum", "sum", "seg.id"), sizesArgs: []any{ws, ws},
+		// The key's scan whatever the statistics (see contactsIn): where they took
+		// a workspace of 200,000 contacts for a few, its segments' pages still took
+		// 4-7 ms.
+		first: func(q *bun.SelectQuery) *bun.SelectQuery { return q.Where(membersOf("seg.id"), ws) },
+		sizes: segmentsSizes("sum", "sum", "seg.id"), sizesArgs: []any{ws, ws},
 		firstFactor: membersFirstFactor,
 	}, &inner, pq)
 	if err != nil {
