@@ -111,7 +111,7 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 }
 
 // segmentsSizes is the SQL of the sizes of twoWayPage for the segments that segments
-// names (as in membersOf): k, a and h the aggregate agg ("sum", "min", "max") of their
+// names (as in memberIDs): k, a and h the aggregate agg ("sum", "min", "max") of their
 // numbers of members, k_walk aggWalk's, n the workspace's contacts. Its
 // placeholders take the workspace twice, then segments' own.
 func segmentsSizes(agg, aggWalk, segments string) string {
@@ -140,18 +140,11 @@ func audienceSizes(sizes string, args []any, k string, ws int64, f crm.Membershi
 // 0.12 µs a membership, 7 µs a contact, at 1M contacts.
 const mergedPerMember = 64
 
-// membersOf is the condition that the contact c is a member of the segment or
-// segments that segments (SQL: "ANY(?)" of IDs, a scalar subquery, a column such as
-// "seg.id") names, written for reading the members first: their IDs (memberIDs)
-// become the keys of a scan of the contacts' primary key. Its first placeholder
-// takes the workspace; segments' own follow.
-func membersOf(segments string) string {
-	return "c.id = ANY(" + memberIDs(segments) + ")"
-}
-
-// memberIDs is the SQL array of the IDs of the members of the segments that segments
-// names (as in membersOf), with a contact in several of them once per segment. Its
-// first placeholder takes the workspace; segments' own follow.
+// memberIDs is the SQL array of the IDs of the members of the segment or segments
+// that segments (SQL: "ANY(?)" of IDs, a scalar subquery, a column such as "seg.id")
+// names, with a contact in several of them once per segment: the candidates of
+// reading the members first (contactsIn). Its first placeholder takes the
+// workspace; segments' own follow.
 func memberIDs(segments string) string {
 	return "ARRAY(SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = " + segments + ")"
 }
@@ -160,15 +153,15 @@ func memberIDs(segments string) string {
 // whose IDs the SQL array ids holds (its placeholders take args), read by their
 // primary key: the candidates of reading the members first. Where PostgreSQL plans
 // the workspace at its size (atScale, plannedAtScale), the IDs are the keys of a
-// scan of the key (membersOf's condition). Where it does not, it may take the
-// workspace's contacts for a few rows and read them all in the page's order, testing
-// each against the whole array (only a constant array is hashed): 40,000 candidates
-// in a workspace of 200,000 contacts that came after the last analysis ran past 60
-// s. So there the contacts are looked up one candidate at a time, in a lateral
-// subquery kept whole (OFFSET 0), which PostgreSQL can only run as a lookup of its
-// key per candidate. That costs what the key's scan does (at 1M contacts, pages of
-// segments of 1,500 and 6,000 members: 7.4-7.6 and 26 ms, against 9.4-9.7 and 23-33),
-// but the key's scan stays the form the benchmarks measured.
+// scan of the primary key. Where it does not, it may take the workspace's contacts
+// for a few rows and read them all in the page's order, testing each against the
+// whole array (only a constant array is hashed): 40,000 candidates in a workspace
+// of 200,000 contacts that came after the last analysis ran past 60 s. So there
+// the contacts are looked up one candidate at a time, in a lateral subquery kept
+// whole (OFFSET 0), which PostgreSQL can only run as a lookup of its key per
+// candidate. That costs about what the key's scan does (at 1M contacts, pages of
+// segments of 1,500 and 6,000 members: 7.4-7.6 and 26 ms, against 9.4-9.7 and
+// 23-33), but the key's scan stays the form the benchmarks measured.
 func contactsIn(q *bun.SelectQuery, ws int64, ids string, args []any, atScale bool) *bun.SelectQuery {
 	if atScale {
 		return q.Where("c.id = ANY("+ids+")", args...)
@@ -180,7 +173,7 @@ func contactsIn(q *bun.SelectQuery, ws int64, ids string, args []any, atScale bo
 }
 
 // walkedMembers is the condition that the contact c is a member of the segments that
-// segments names (as in membersOf), written for walking the contacts: a subplan per
+// segments names (as in memberIDs), written for walking the contacts: a subplan per
 // contact (OFFSET 0 keeps PostgreSQL from turning it into a join), so that the walk
 // branch of a page walks. Made a join, the planner could drive it from the
 // memberships for a segment it takes for small, which is the other branch's way,
@@ -1146,16 +1139,19 @@ func (s *Store) contactsOfSegmentsSelect(ws int64, segmentIDs []int64, search st
 	// Each segment's page is read the cheaper way for its size (membersFirstFactor).
 	// Its walk looks each row up: a hash of the members would be built again for
 	// every segment of the batch.
+	atScale := s.plannedAtScale(ws)
 	page, err := twoWayPageSelect(twoWayPage[contactRow]{
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: search})
 		},
 		search: search,
 		walked: func(q *bun.SelectQuery, _ bool) *bun.SelectQuery { return q.Where(walkedMembers("seg.id"), ws) },
-		// The key's scan whatever the statistics (see contactsIn): where they took
-		// a workspace of 200,000 contacts for a few, its segments' pages still took
-		// 4-7 ms.
-		first: func(q *bun.SelectQuery) *bun.SelectQuery { return q.Where(membersOf("seg.id"), ws) },
+		first: func(q *bun.SelectQuery) *bun.SelectQuery {
+			return contactsIn(q, ws, memberIDs("seg.id"), []any{ws}, atScale)
+		},
+		lookUp: func(q *bun.SelectQuery, ids string, args []any) *bun.SelectQuery {
+			return contactsIn(q, ws, ids, args, atScale)
+		},
 		sizes: segmentsSizes("sum", "sum", "seg.id"), sizesArgs: []any{ws, ws},
 		firstFactor: membersFirstFactor,
 	}, &inner, pq)

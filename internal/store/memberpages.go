@@ -321,9 +321,9 @@ func keyedMembersFirst[R any](db *bun.DB, p twoWayPage[R], dst *[]R, pq pageQuer
 		// Aliased as the paged rows, for the cursors' conditions and the order.
 		return db.NewSelect().TableExpr("member_keys AS " + pq.alias).ColumnExpr(pq.alias + ".id")
 	}
-	// The rows of the IDs that ids selects, by primary key (twoWayPage.lookUp): a
-	// scan of the key by an array of them (as membersOf's), which the planner keeps
-	// for any size of table, where a join may hash the workspace's contacts.
+	// The rows of the IDs that ids selects, by primary key (twoWayPage.lookUp, else a
+	// scan of the key by an array of them), which the planner keeps for any size of
+	// table, where a join may hash the workspace's contacts.
 	rowsOf := func(ids *bun.SelectQuery) func(dst *[]R) *bun.SelectQuery {
 		return func(dst *[]R) *bun.SelectQuery {
 			if p.lookUp != nil {
