@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
@@ -107,6 +110,67 @@ func TestSegmentsOfAPageReadThePageMemberships(t *testing.T) {
 		if got > 2*custom {
 			t.Errorf("plan_cache_mode %s: the segments of a page of 50 contacts cost %.0f buffers, against %.0f planned for the page; want at most twice", mode, got, custom)
 		}
+	}
+}
+
+// TestSegmentsOfAPageInAWorkspaceTheStatisticsDoNotKnow proves that the segments of
+// a page of contacts are looked up one by one in a workspace that the statistics
+// take for a few rows, as they take any workspace whose import came after the last
+// ANALYZE beside many small ones (segments_of_contacts, migration 20261203000004).
+// Joined by the planner there, the page's memberships were grouped again for each of
+// the workspace's 1,000 segments, a nested loop whose join filter kept one segment
+// in a thousand. The test reads the plan PostgreSQL ran inside the function, which
+// auto_explain sends it as notices, and wants no join filter in it and every segment
+// of the page.
+func TestSegmentsOfAPageInAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	owner, _ := storetest.MigratedStores(t, url, store.Options{MaxConns: 2})
+	storetest.Exec(t, owner.DB(), `ALTER TABLE memberships SET (autovacuum_enabled = off);
+		ALTER TABLE contacts SET (autovacuum_enabled = off); ALTER TABLE segments SET (autovacuum_enabled = off)`)
+	fillSmallWorkspaces(t, owner, 3300, 3, 1, 1)
+	storetest.Exec(t, owner.DB(), "ANALYZE memberships; ANALYZE contacts; ANALYZE segments")
+	ws, _ := storetest.Workspace(t, owner)
+	fillWorkspace(t, owner, ws.ID, 2_000, 1_000, 20) // each contact in 50 segments
+	if rows := plannedRows(t, owner, "memberships", ws.ID); rows > 10 {
+		t.Fatalf("the statistics take the workspace for %g memberships, want a few (it has 100,000)", rows)
+	}
+
+	var notices []string
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Message) }
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;
+		SET auto_explain.log_nested_statements = on; SET auto_explain.log_analyze = on;
+		SET auto_explain.log_level = notice`); err != nil {
+		t.Fatal(err)
+	}
+	page := fmt.Sprintf("SELECT count(*) FROM segments_of_contacts(%d, (SELECT array_agg(id) FROM (SELECT id FROM contacts WHERE workspace_id = %[1]d ORDER BY id DESC LIMIT 50) AS page))", ws.ID)
+	var segments int
+	if err := conn.QueryRow(ctx, page).Scan(&segments); err != nil {
+		t.Fatal(err)
+	}
+	if segments != 1000 {
+		t.Errorf("the page's contacts are in %d segments; want all 1,000", segments)
+	}
+	var plan string
+	for _, n := range notices {
+		if strings.Contains(n, "Query Text: SELECT m.contacts") {
+			plan = n
+		}
+	}
+	if plan == "" {
+		t.Fatalf("no plan of the function's query among the notices: %q", notices)
+	}
+	if strings.Contains(plan, "Join Filter") {
+		t.Errorf("the page's segments are joined, not looked up:\n%s", plan)
 	}
 }
 
