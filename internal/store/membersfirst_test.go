@@ -523,11 +523,7 @@ func TestPagesTestSegmentsTheStatisticsDoNotKnow(t *testing.T) {
 // first pages.
 func TestMembersFirstInAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
 	ctx := context.Background()
-	owner, app := storetest.MigratedStores(t, storetest.Database(t), store.Options{MaxConns: 2})
-	storetest.Exec(t, owner.DB(), "ALTER TABLE memberships SET (autovacuum_enabled = off); ALTER TABLE contacts SET (autovacuum_enabled = off)")
-	fillSmallWorkspaces(t, owner, 3300, 3, 1, 1)
-	storetest.Exec(t, owner.DB(), "ANALYZE memberships; ANALYZE contacts")
-	ws, _ := storetest.Workspace(t, owner)
+	_, owner, app, ws := newWorkspaceAfterAnalysis(t)
 	fillWorkspace(t, owner, ws.ID, 20_000, 0, 1)
 	// A: the even contacts; B: the odd ones and every 400th, 50 of them in A; S:
 	// every 100th, 100 of them in A.

@@ -162,12 +162,7 @@ func TestMembershipStatementPlans(t *testing.T) {
 // statistics do take the workspace for a few rows before it removes anything.
 func TestRemovalFromAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
 	ctx := context.Background()
-	owner, app := storetest.MigratedStores(t, storetest.Database(t), store.Options{MaxConns: 2})
-	// Many small workspaces, analyzed; autovacuum kept from learning the large one.
-	storetest.Exec(t, owner.DB(), "ALTER TABLE memberships SET (autovacuum_enabled = off)")
-	fillSmallWorkspaces(t, owner, 3300, 3, 1, 1)
-	storetest.Exec(t, owner.DB(), "ANALYZE memberships")
-	ws, _ := storetest.Workspace(t, owner)
+	_, owner, app, ws := newWorkspaceAfterAnalysis(t)
 	fillWorkspace(t, owner, ws.ID, 1000, 100, 1)
 	if rows := plannedRows(t, owner, "memberships", ws.ID); rows > 10 {
 		t.Fatalf("the statistics take the workspace for %g memberships, want a few (it has 100,000)", rows)

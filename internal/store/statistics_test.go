@@ -124,13 +124,7 @@ func TestSegmentsOfAPageReadThePageMemberships(t *testing.T) {
 // of the page.
 func TestSegmentsOfAPageInAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
 	ctx := context.Background()
-	url := storetest.Database(t)
-	owner, _ := storetest.MigratedStores(t, url, store.Options{MaxConns: 2})
-	storetest.Exec(t, owner.DB(), `ALTER TABLE memberships SET (autovacuum_enabled = off);
-		ALTER TABLE contacts SET (autovacuum_enabled = off); ALTER TABLE segments SET (autovacuum_enabled = off)`)
-	fillSmallWorkspaces(t, owner, 3300, 3, 1, 1)
-	storetest.Exec(t, owner.DB(), "ANALYZE memberships; ANALYZE contacts; ANALYZE segments")
-	ws, _ := storetest.Workspace(t, owner)
+	url, owner, _, ws := newWorkspaceAfterAnalysis(t)
 	fillWorkspace(t, owner, ws.ID, 2_000, 1_000, 20) // each contact in 50 segments
 	if rows := plannedRows(t, owner, "memberships", ws.ID); rows > 10 {
 		t.Fatalf("the statistics take the workspace for %g memberships, want a few (it has 100,000)", rows)
@@ -205,6 +199,23 @@ func fillSmallWorkspaces(t *testing.T, owner *store.Store, n, contacts, segments
 		SELECT s.workspace_id, s.id, c.id FROM workspaces w
 		  JOIN segments s ON s.workspace_id = w.id JOIN contacts c ON c.workspace_id = w.id
 		 WHERE w.name LIKE 'Small %%' AND (s.id + c.id) %% %d = 0`, step))
+}
+
+// newWorkspaceAfterAnalysis returns stores of a database of their own, its URL, and
+// a new workspace the statistics have not seen, beside 3,300 small workspaces that
+// they have (fillSmallWorkspaces, analyzed), with autovacuum kept from learning the
+// new one: they take it for a few rows, as they take any business whose import came
+// after the last ANALYZE, whatever it holds.
+func newWorkspaceAfterAnalysis(t *testing.T) (url string, owner, app *store.Store, ws crm.Workspace) {
+	t.Helper()
+	url = storetest.Database(t)
+	owner, app = storetest.MigratedStores(t, url, store.Options{MaxConns: 2})
+	storetest.Exec(t, owner.DB(), `ALTER TABLE memberships SET (autovacuum_enabled = off);
+		ALTER TABLE contacts SET (autovacuum_enabled = off); ALTER TABLE segments SET (autovacuum_enabled = off)`)
+	fillSmallWorkspaces(t, owner, 3300, 3, 1, 1)
+	storetest.Exec(t, owner.DB(), "ANALYZE memberships; ANALYZE contacts; ANALYZE segments")
+	ws, _ = storetest.Workspace(t, owner)
+	return url, owner, app, ws
 }
 
 // TestStoreAnalyzesNewWorkspaces proves that the store has a new workspace analyzed
