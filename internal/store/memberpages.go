@@ -111,7 +111,6 @@ type twoWayPage[R any] struct {
 	first func(q *bun.SelectQuery) *bun.SelectQuery
 	// lookUp restricts q, a query of list, to the rows whose IDs the SQL array ids
 	// holds (its placeholders take args), read by their primary key (contactsIn).
-	// Without it, the IDs are the keys of a scan of the primary key.
 	lookUp func(q *bun.SelectQuery, ids string, args []any) *bun.SelectQuery
 	// sizes is the SQL of one row of float8 columns that choose the way: k, the
 	// number of candidates (what reading the members first reads); a, the number of
@@ -321,15 +320,11 @@ func keyedMembersFirst[R any](db *bun.DB, p twoWayPage[R], dst *[]R, pq pageQuer
 		// Aliased as the paged rows, for the cursors' conditions and the order.
 		return db.NewSelect().TableExpr("member_keys AS " + pq.alias).ColumnExpr(pq.alias + ".id")
 	}
-	// The rows of the IDs that ids selects, by primary key (twoWayPage.lookUp, else a
-	// scan of the key by an array of them), which the planner keeps for any size of
-	// table, where a join may hash the workspace's contacts.
+	// The rows of the IDs that ids selects, by primary key (twoWayPage.lookUp), as
+	// the members' were, where a join may hash the workspace's contacts.
 	rowsOf := func(ids *bun.SelectQuery) func(dst *[]R) *bun.SelectQuery {
 		return func(dst *[]R) *bun.SelectQuery {
-			if p.lookUp != nil {
-				return p.lookUp(p.list(dst), "ARRAY(?)", []any{ids}).Where(cond)
-			}
-			return p.list(dst).Where(pq.alias+".id = ANY(ARRAY(?))", ids).Where(cond)
+			return p.lookUp(p.list(dst), "ARRAY(?)", []any{ids}).Where(cond)
 		}
 	}
 	page := pq.orderBy(b.within(keys()), b.walkDesc).Limit(int64(pq.args.Size() + 1))
