@@ -201,6 +201,32 @@ func fillSmallWorkspaces(t *testing.T, owner *store.Store, n, contacts, segments
 		 WHERE w.name LIKE 'Small %%' AND (s.id + c.id) %% %d = 0`, step))
 }
 
+// TestSegmentsPlannedAsTheyAre proves that PostgreSQL plans the memberships of one
+// segment of one workspace as the segment holds them, not as the product of the
+// workspace's share and the segment's (migration 20261203000005): here, beside 3,300
+// small workspaces and nine more like it, a workspace of 10,000 memberships holds a
+// tenth of the table, and without the statistics of the dependency its segments of
+// 2,000 are planned as a tenth of that. The 50 segments of 2,000 are all among the
+// statistics' most common segments; any other would be planned as the average of
+// the rest, with or without them.
+func TestSegmentsPlannedAsTheyAre(t *testing.T) {
+	_, owner, _, ws := newWorkspaceAfterAnalysis(t)
+	for range 9 {
+		other, _ := storetest.Workspace(t, owner)
+		fillWorkspace(t, owner, other.ID, 2_000, 5, 1)
+	}
+	fillWorkspace(t, owner, ws.ID, 2_000, 5, 1) // 5 segments of 2,000
+	storetest.Exec(t, owner.DB(), "ANALYZE memberships")
+	segments := storetest.Column[int64](t, owner.DB(), "SELECT id FROM segments WHERE workspace_id = $1 ORDER BY id", ws.ID)
+	for _, seg := range segments {
+		got := plannedRowsWhere(t, owner, "memberships", fmt.Sprintf("workspace_id = %d AND segment_id = %d", ws.ID, seg))
+		if got < 1_000 || got > 4_000 {
+			t.Errorf("segment %d of 2,000 members is planned as %.0f; want 1,000-4,000", seg, got)
+
+		}
+	}
+}
+
 // newWorkspaceAfterAnalysis returns stores of a database of their own, its URL, and
 // a new workspace the statistics have not seen, beside 3,300 small workspaces that
 // they have (fillSmallWorkspaces, analyzed), with autovacuum kept from learning the
@@ -330,8 +356,15 @@ func storeAnalyses(t *testing.T, owner *store.Store, table string) int64 {
 // plannedRows is the rows the planner expects of workspace ws in table.
 func plannedRows(t *testing.T, owner *store.Store, table string, ws int64) float64 {
 	t.Helper()
+	return plannedRowsWhere(t, owner, table, fmt.Sprintf("workspace_id = %d", ws))
+}
+
+// plannedRowsWhere is the rows the planner expects of table's rows that meet the
+// SQL condition cond.
+func plannedRowsWhere(t *testing.T, owner *store.Store, table, cond string) float64 {
+	t.Helper()
 	var raw []byte
-	if err := owner.DB().QueryRowContext(context.Background(), fmt.Sprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s WHERE workspace_id = %d", table, ws)).Scan(&raw); err != nil {
+	if err := owner.DB().QueryRowContext(context.Background(), fmt.Sprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s WHERE %s", table, cond)).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
 	var plan []struct {

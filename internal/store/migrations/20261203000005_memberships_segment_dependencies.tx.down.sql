@@ -1,0 +1,1 @@
+DROP STATISTICS IF EXISTS memberships_segment_workspace;
