@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -149,6 +150,41 @@ func TestMembershipStatementPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestAssignmentToAWorkspaceTheStatisticsDoNotKnow assigns 1,000 contacts to a
+// segment in a workspace whose 20,000 contacts came after the last ANALYZE, beside
+// many small workspaces: the statistics take it for one row. The check of the
+// assignment's references (memberships_references_checked) looks each contact up by
+// (workspace_id, id). Planned by PL/pgSQL for that workspace, "workspace_id = ?"
+// alone costs as little as both columns, and PostgreSQL may take either: where it
+// took the workspace alone (1M contacts loaded by SQL), each lookup scanned the
+// workspace, and 1,783 contacts ran past two minutes. The test reads the plan the
+// trigger ran (explainingConn): a generic plan's lookup, by both columns, for any
+// workspace (migration 20261203000006).
+func TestAssignmentToAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
+	ctx := context.Background()
+	url, owner, _, ws := newWorkspaceAfterAnalysis(t)
+	fillWorkspace(t, owner, ws.ID, 20_000, 1, 1<<30) // one segment, no members yet
+	if rows := plannedRows(t, owner, "contacts", ws.ID); rows > 10 {
+		t.Fatalf("the statistics take the workspace for %g contacts, want a few (it has 20,000)", rows)
+	}
+	conn, plans := explainingConn(t, url)
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO memberships (workspace_id, segment_id, contact_id)
+		SELECT %[1]d, s.id, c.id FROM segments s, (SELECT id FROM contacts WHERE workspace_id = %[1]d ORDER BY id LIMIT 1000) c
+		 WHERE s.workspace_id = %[1]d`, ws.ID)); err != nil {
+		t.Fatal(err)
+	}
+	plan := planOf(t, plans(), "LATERAL (SELECT FROM contacts c")
+	if !lookedUpByBothColumns.MatchString(plan) {
+		t.Errorf("the check's lookup of a contact is not by both columns for any workspace:\n%s", plan)
+	}
+	checkDerived(t, owner, ws.ID)
+}
+
+// lookedUpByBothColumns finds, in the plan of the check of an assignment's
+// contacts, their lookup by both columns of the primary key, planned for any
+// workspace (its value a parameter, not a constant).
+var lookedUpByBothColumns = regexp.MustCompile(`Index Cond: \(\(workspace_id = \$\d+\) AND \(id = i\.id\)\)`)
 
 // TestRemovalFromAWorkspaceTheStatisticsDoNotKnow removes 1,000 contacts from 100
 // segments (100,000 memberships) in a workspace that got them after the last ANALYZE,

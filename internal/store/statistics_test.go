@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,22 +131,7 @@ func TestSegmentsOfAPageInAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
 		t.Fatalf("the statistics take the workspace for %g memberships, want a few (it has 100,000)", rows)
 	}
 
-	var notices []string
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Message) }
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;
-		SET auto_explain.log_nested_statements = on; SET auto_explain.log_analyze = on;
-		SET auto_explain.log_level = notice`); err != nil {
-		t.Fatal(err)
-	}
+	conn, plans := explainingConn(t, url)
 	page := fmt.Sprintf("SELECT count(*) FROM segments_of_contacts(%d, (SELECT array_agg(id) FROM (SELECT id FROM contacts WHERE workspace_id = %[1]d ORDER BY id DESC LIMIT 50) AS page))", ws.ID)
 	var segments int
 	if err := conn.QueryRow(ctx, page).Scan(&segments); err != nil {
@@ -154,18 +140,58 @@ func TestSegmentsOfAPageInAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
 	if segments != 1000 {
 		t.Errorf("the page's contacts are in %d segments; want all 1,000", segments)
 	}
-	var plan string
-	for _, n := range notices {
-		if strings.Contains(n, "Query Text: SELECT m.contacts") {
-			plan = n
-		}
-	}
-	if plan == "" {
-		t.Fatalf("no plan of the function's query among the notices: %q", notices)
-	}
+	plan := planOf(t, plans(), "Query Text: SELECT m.contacts")
 	if strings.Contains(plan, "Join Filter") {
 		t.Errorf("the page's segments are joined, not looked up:\n%s", plan)
 	}
+}
+
+// explainingConn opens a connection of its own to url, on which auto_explain sends
+// the plan of every statement, those that functions and triggers run included, as a
+// notice: plans returns those received so far. It shows what EXPLAIN cannot, the
+// plans PL/pgSQL made inside a function.
+func explainingConn(t *testing.T, url string) (conn *pgx.Conn, plans func() []string) {
+	t.Helper()
+	ctx := context.Background()
+	var mu sync.Mutex
+	var notices []string
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		defer mu.Unlock()
+		notices = append(notices, n.Message)
+	}
+	conn, err = pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	if _, err := conn.Exec(ctx, `LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;
+		SET auto_explain.log_nested_statements = on; SET auto_explain.log_analyze = on;
+		SET auto_explain.log_level = notice`); err != nil {
+		t.Fatal(err)
+	}
+	return conn, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(notices)
+	}
+}
+
+// planOf returns the last of plans (explainingConn's) that holds fragment, of its
+// statement's text.
+func planOf(t *testing.T, plans []string, fragment string) string {
+	t.Helper()
+	for _, p := range slices.Backward(plans) {
+		if strings.Contains(p, fragment) {
+			return p
+		}
+	}
+	t.Fatalf("no plan holds %q among %q", fragment, plans)
+	return ""
 }
 
 // fillWorkspace fills workspace ws, as the owner (as a migration or an import by SQL
