@@ -213,7 +213,7 @@ func (s *Store) analyze(ctx context.Context) {
 // small ones, or that a statement of the store's would call for (noteWritten); or
 // any workspace, until the store first learned the statistics. Its statements are
 // then written in forms that cost what they read whatever the plan (see
-// allMembersOf and candidatesIn), where their fastest forms are fast only when the
+// allMembersOf and contactsIn), where their fastest forms are fast only when the
 // planner knows their rows.
 func (s *Store) plannedAtScale(ws int64) bool {
 	rows := s.statistics().rows

@@ -136,7 +136,7 @@ func audienceSizes(sizes string, args []any, k string, ws int64, f crm.Membershi
 }
 
 // mergedPerMember is how many memberships reading an All list's members first
-// (allMembersFirst) merges in the time it reads one of the contacts they leave:
+// (allMembersIDs) merges in the time it reads one of the contacts they leave:
 // 0.12 µs a membership, 7 µs a contact, at 1M contacts.
 const mergedPerMember = 64
 
@@ -215,7 +215,7 @@ func walkedAnyMembers(ws int64, ids any) (string, []any) {
 // contacts, whichever is cheaper (see membersFirstFactor). The candidates of
 // reading the members first are the members of the filter's Any segments, or of its
 // one All segment, or the contacts in all of its All segments, found in the
-// memberships alone (allMembersFirst), or with both lists those of the list with
+// memberships alone (allMembersIDs), or with both lists those of the list with
 // fewer members (anyOrAllFirst); the rest of the filter then narrows them. An
 // Any list's walk may hash its members (walkedAnyMembers); an All list's tests the
 // filter as whereMembership writes it. Where the rest of the filter may keep few
