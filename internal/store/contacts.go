@@ -99,7 +99,7 @@ func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, arg
 	}
 	pq := pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args}
 	var all []contactRow
-	q, err := s.contactsPageSelect(&all, ws, cq, pq)
+	q, err := s.contactsPageSelect(&all, s.workspaceArg(ws), cq, pq)
 	if err != nil {
 		return Page[crm.Contact]{}, err
 	}
@@ -129,7 +129,7 @@ func segmentsSizes(agg, aggWalk, segments string) string {
 // number can overstate by far: an All list of two segments of 100,000 members at 1M
 // contacts that share 9,938 gave a walk limit of 2,040 contacts where filling a page
 // takes about 5,100, so the walk gave up and read the 100,000 members first (0.53 s).
-func audienceSizes(sizes string, args []any, k string, ws int64, f crm.MembershipFilter) (string, []any) {
+func audienceSizes(sizes string, args []any, k string, ws workspaceArg, f crm.MembershipFilter) (string, []any) {
 	return "SELECT " + k + " AS k, audience.n AS a, sizes.h, audience.n AS k_walk, sizes.n FROM (" + sizes + ") AS sizes," +
 			" (SELECT (" + audienceSQL + ")::float8 AS n OFFSET 0) AS audience", // OFFSET 0: counted once, not per use
 		append(args, audienceArgs(ws, f)...)
@@ -152,7 +152,7 @@ func memberIDs(segments string) string {
 // contactsIn returns q, a query of workspace ws's contacts c, restricted to those
 // whose IDs the SQL array ids holds (its placeholders take args), read by their
 // primary key: the candidates of reading the members first. Where PostgreSQL plans
-// the workspace at its size (atScale, plannedAtScale), the IDs are the keys of a
+// the workspace at its size (ws.atScale, plannedAtScale), the IDs are the keys of a
 // scan of the primary key. Where it does not, it may take the workspace's contacts
 // for a few rows and read them all in the page's order, testing each against the
 // whole array (only a constant array is hashed): 40,000 candidates in a workspace
@@ -162,8 +162,8 @@ func memberIDs(segments string) string {
 // candidate. That costs about what the key's scan does (at 1M contacts, pages of
 // segments of 1,500 and 6,000 members: 7.4-7.6 and 26 ms, against 9.4-9.7 and
 // 23-33), but the key's scan stays the form the benchmarks measured.
-func contactsIn(q *bun.SelectQuery, ws int64, ids string, args []any, atScale bool) *bun.SelectQuery {
-	if atScale {
+func contactsIn(q *bun.SelectQuery, ws workspaceArg, ids string, args []any) *bun.SelectQuery {
+	if ws.atScale {
 		return q.Where("c.id = ANY("+ids+")", args...)
 	}
 	// DISTINCT: an Any list's contact may be in several of its segments.
@@ -205,7 +205,7 @@ func hashedMembers(contact string) string {
 // taken for a large one; refused, the subplan scans the members again for every
 // contact walked (ten segments taken for 1M memberships: 3.7 s, against 0.5 s
 // hashed). An unnest is expected to return 100 rows, always hashed.
-func walkedAnyMembers(ws int64, ids any) (string, []any) {
+func walkedAnyMembers(ws workspaceArg, ids any) (string, []any) {
 	return "CASE WHEN " + hashMembers + " THEN " + hashedMembers("c.id") + " ELSE " + walkedMembers("ANY(?)") + " END",
 		[]any{ws, ids, ws, ids}
 }
@@ -221,7 +221,7 @@ func walkedAnyMembers(ws int64, ids any) (string, []any) {
 // filter as whereMembership writes it. Where the rest of the filter may keep few
 // candidates, the statement counts the audience to know how far a walk goes
 // (audienceSizes), and without a search returns it as the page's Total.
-func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
+func (s *Store) contactsPageSelect(dst *[]contactRow, ws workspaceArg, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
 	f := cq.Segments
 	plain := func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, cq) }
 	// A term that no entry of the search histogram holds has a share of 0: each way
@@ -245,13 +245,12 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 	rest := f
 	rest.Any = nil // the candidates are exactly the Any segments' members
 	restFirst := rest
-	atScale := s.plannedAtScale(ws)
 	p := twoWayPage[contactRow]{
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: cq.Search})
 		},
 		lookUp: func(q *bun.SelectQuery, ids string, args []any) *bun.SelectQuery {
-			return contactsIn(q, ws, ids, args, atScale)
+			return contactsIn(q, ws, ids, args)
 		},
 		search:   cq.Search,
 		contacts: func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, crm.ContactQuery{}) },
@@ -286,9 +285,9 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 			// The candidates are those of the list with the fewer members: the Any
 			// segments', or the contacts in all the All segments.
 			p.sizes, p.sizesArgs = fewerCandidates(p.sizes, p.sizesArgs, ws, all)
-			candidates, tested := anyOrAllFirst(ws, f.Any, all, atScale)
+			candidates, tested := anyOrAllFirst(ws, f.Any, all)
 			p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
-				q = contactsIn(q, ws, candidates.sql, candidates.args, atScale).Where(tested.sql, tested.args...)
+				q = contactsIn(q, ws, candidates.sql, candidates.args).Where(tested.sql, tested.args...)
 				return whereMembership(q, ws, crm.MembershipFilter{None: f.None}, "c.id", candidateRows)
 			}
 		}
@@ -303,7 +302,7 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 		k := fmt.Sprintf("audience.n + sizes.k / %d", mergedPerMember)
 		p.sizes, p.sizesArgs = audienceSizes(sizes, args, k, ws, f)
 		p.firstFactor = membersFirstFactor
-		members, memberArgs = allMembersIDs(ws, all, atScale)
+		members, memberArgs = allMembersIDs(ws, all)
 		restFirst.All = nil
 		counted = true
 	}
@@ -317,7 +316,7 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 	p.counts = counted && cq.Search == ""
 	if p.first == nil {
 		p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
-			return whereMembership(contactsIn(q, ws, members, memberArgs, atScale), ws, restFirst, "c.id", candidateRows)
+			return whereMembership(contactsIn(q, ws, members, memberArgs), ws, restFirst, "c.id", candidateRows)
 		}
 	}
 	return twoWayPageSelect(p, dst, pq)
@@ -327,7 +326,7 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws int64, cq crm.ContactQu
 // (sizes, with its arguments, segmentsSizes of the Any segments), whose k is the
 // fewer of the Any segments' members and the least All segment's: the candidates
 // anyOrAllFirst reads. A walk still hashes the Any segments' members (h).
-func fewerCandidates(sizes string, args []any, ws int64, all []int64) (string, []any) {
+func fewerCandidates(sizes string, args []any, ws workspaceArg, all []int64) (string, []any) {
 	return "SELECT least(anys.k, alls.k) AS k, anys.a, anys.h, anys.k_walk, anys.n FROM (" + sizes + ") AS anys," +
 			" (SELECT coalesce(min(s.contact_count), 0)::float8 AS k FROM segments s WHERE s.workspace_id = ? AND s.id = ANY(?)) AS alls",
 		append(args, ws, pgdialect.Array(all))
@@ -350,9 +349,9 @@ type sqlCond struct {
 // members, and may be many more than the audience. The Any list's members were
 // always the candidates: at 1M contacts, a page of any of a segment of 100,000 and
 // all of one of 4,972 read the 100,000 (or walked the contacts, hashing them).
-func anyOrAllFirst(ws int64, anyIDs, all []int64, atScale bool) (candidates, rest sqlCond) {
+func anyOrAllFirst(ws workspaceArg, anyIDs, all []int64) (candidates, rest sqlCond) {
 	anyFirst, anyFirstArgs := anyListFirst(ws, anyIDs, all)
-	allSub, allArgs := allMembersOf(ws, all, atScale)
+	allSub, allArgs := allMembersOf(ws, all)
 	candidates = sqlCond{
 		"(CASE WHEN " + anyFirst + " THEN " + memberIDs("ANY(?)") +
 			" ELSE ARRAY(SELECT a.contact_id FROM (" + allSub + ") AS a WHERE " + walkedMembersOf("a.contact_id", "ANY(?)") + ") END)",
@@ -366,7 +365,7 @@ func anyOrAllFirst(ws int64, anyIDs, all []int64, atScale bool) (candidates, res
 // anyListFirst is the SQL of whether the Any segments anyIDs have no more members
 // than the least of the All segments all, by their counters, with its arguments: a
 // scalar subquery, computed once per statement.
-func anyListFirst(ws int64, anyIDs, all []int64) (string, []any) {
+func anyListFirst(ws workspaceArg, anyIDs, all []int64) (string, []any) {
 	return "(SELECT (SELECT coalesce(sum(s.contact_count), 0) FROM segments s WHERE s.workspace_id = ? AND s.id = ANY(?))" +
 			" <= (SELECT coalesce(min(s.contact_count), 0) FROM segments s WHERE s.workspace_id = ? AND s.id = ANY(?)))",
 		[]any{ws, pgdialect.Array(anyIDs), ws, pgdialect.Array(all)}
@@ -376,15 +375,15 @@ func anyListFirst(ws int64, anyIDs, all []int64) (string, []any) {
 // segments all (two or more), with its arguments, for reading the members first
 // (contactsIn): they are found in the memberships' primary key alone
 // (allMembersOf), and only their rows are read.
-func allMembersIDs(ws int64, all []int64, atScale bool) (string, []any) {
-	sub, args := allMembersOf(ws, all, atScale)
+func allMembersIDs(ws workspaceArg, all []int64) (string, []any) {
+	sub, args := allMembersOf(ws, all)
 	return "ARRAY(" + sub + ")", args
 }
 
 // allMembersOf is the SQL of the IDs of the contacts in every one of the segments
 // all (one or more, distinct), with its arguments. Up to maxAllJoins segments, their
 // memberships are joined on the contact where PostgreSQL plans the workspace at its
-// size (atScale, plannedAtScale): it merges the segments' contact IDs, which the key
+// size (ws.atScale, plannedAtScale): it merges the segments' contact IDs, which the key
 // holds in order, or looks the members of a small segment up in the others. Reading
 // the members of the smallest segment and testing the others on each cost 6-8 µs a
 // member: at 1M contacts, four segments of 100,000 that share 118 members took 0.4
@@ -396,13 +395,13 @@ func allMembersIDs(ws int64, all []int64, atScale bool) (string, []any) {
 // 0.2 s there, and 98-107 ms where the merge takes 33 ms (two segments of 100,000
 // at 1M contacts), 160-180 against 38 ms for four. More than maxAllJoins segments
 // are aggregated (allMembers).
-func allMembersOf(ws int64, all []int64, atScale bool) (string, []any) {
+func allMembersOf(ws workspaceArg, all []int64) (string, []any) {
 	if len(all) > maxAllJoins {
 		return allMembers(ws, all)
 	}
 	var b strings.Builder
 	var args []any
-	if !atScale {
+	if !ws.atScale {
 		for i, id := range all {
 			if i > 0 {
 				b.WriteString(" INTERSECT ")
@@ -426,6 +425,11 @@ func allMembersOf(ws int64, all []int64, atScale bool) (string, []any) {
 // its counters (contact_counts), the members of one segment by its contact_count, a
 // filter of segments by their bitmaps, and a search by reading its matches.
 func (s *Store) CountContacts(ctx context.Context, ws int64, cq crm.ContactQuery) (int, error) {
+	return s.countContacts(ctx, s.workspaceArg(ws), cq)
+}
+
+// countContacts is CountContacts in workspace ws.
+func (s *Store) countContacts(ctx context.Context, ws workspaceArg, cq crm.ContactQuery) (int, error) {
 	if cq.Search == "" {
 		if seg, ok := onlySegment(cq.Segments); ok {
 			return s.countMembers(ctx, ws, seg)
@@ -451,11 +455,12 @@ func (s *Store) CountContacts(ctx context.Context, ws int64, cq crm.ContactQuery
 // 10.6-11.5 against 132-133). Without a search the count costs little whatever its
 // size (the counters, an audience's bitmaps), so it is CountContacts'.
 func (s *Store) CountContactsUpTo(ctx context.Context, ws int64, cq crm.ContactQuery, limit int) (int, error) {
+	w := s.workspaceArg(ws)
 	if cq.Search == "" {
-		return s.CountContacts(ctx, ws, cq)
+		return s.countContacts(ctx, w, cq)
 	}
 	var rows []contactRow
-	return s.countUpTo(ctx, s.contactQuery(&rows, ws, cq), limit)
+	return s.countUpTo(ctx, s.contactQuery(&rows, w, cq), limit)
 }
 
 // onlySegment returns the segment whose members alone filter f selects (any of one
@@ -477,7 +482,7 @@ func onlySegment(f crm.MembershipFilter) (int64, bool) {
 // countMembers returns the number of members of the workspace's segment seg (0 for
 // a segment it does not have): its contact_count, one row, where the bitmaps are read
 // chunk by chunk (a segment of 100,000 at 1M contacts: 31 rows of 4 kB).
-func (s *Store) countMembers(ctx context.Context, ws, seg int64) (int, error) {
+func (s *Store) countMembers(ctx context.Context, ws workspaceArg, seg int64) (int, error) {
 	var n int
 	err := s.db.NewRaw(`SELECT coalesce((SELECT contact_count FROM segments WHERE workspace_id = ? AND id = ?), 0)`, ws, seg).Scan(ctx, &n)
 	return n, err
@@ -489,7 +494,7 @@ func (s *Store) countMembers(ctx context.Context, ws, seg int64) (int, error) {
 const allContactsSQL = `SELECT coalesce(sum(n), 0) FROM contact_counts WHERE workspace_id = ?`
 
 // countAllContacts returns the number of the workspace's contacts.
-func (s *Store) countAllContacts(ctx context.Context, ws int64) (int, error) {
+func (s *Store) countAllContacts(ctx context.Context, ws workspaceArg) (int, error) {
 	var n int
 	err := s.db.NewRaw(allContactsSQL, ws).Scan(ctx, &n)
 	return n, err
@@ -499,7 +504,7 @@ func (s *Store) countAllContacts(ctx context.Context, ws int64) (int, error) {
 // ("everybody but the unsubscribed"): its number of contacts less the audience of any
 // of them, in one statement (one snapshot), from the counters and the bitmaps rather
 // than by reading every contact.
-func (s *Store) countAllBut(ctx context.Context, ws int64, none []int64) (int, error) {
+func (s *Store) countAllBut(ctx context.Context, ws workspaceArg, none []int64) (int, error) {
 	var n int
 	err := s.db.NewRaw("SELECT ("+allContactsSQL+") - ("+audienceSQL+")",
 		append([]any{ws}, audienceArgs(ws, crm.MembershipFilter{Any: none})...)...).Scan(ctx, &n)
@@ -532,14 +537,14 @@ const audienceSQL = `
 // countAudience counts the contacts that membership filter f selects, when it has an
 // Any or an All list (a None list alone is "everybody but": countAllBut). All is
 // deduplicated first: its chunks must appear once per listed segment.
-func (s *Store) countAudience(ctx context.Context, ws int64, f crm.MembershipFilter) (int, error) {
+func (s *Store) countAudience(ctx context.Context, ws workspaceArg, f crm.MembershipFilter) (int, error) {
 	var n int
 	err := s.db.NewRaw(audienceSQL, audienceArgs(ws, f)...).Scan(ctx, &n)
 	return n, err
 }
 
 // audienceArgs are the arguments of audienceSQL for filter f of workspace ws.
-func audienceArgs(ws int64, f crm.MembershipFilter) []any {
+func audienceArgs(ws workspaceArg, f crm.MembershipFilter) []any {
 	all := unique(f.All)
 	anyIDs := f.Any
 	if anyIDs == nil {
@@ -553,13 +558,14 @@ func audienceArgs(ws int64, f crm.MembershipFilter) []any {
 	}
 }
 
-func (s *Store) contactQuery(dst *[]contactRow, ws int64, cq crm.ContactQuery) *bun.SelectQuery {
+func (s *Store) contactQuery(dst *[]contactRow, ws workspaceArg, cq crm.ContactQuery) *bun.SelectQuery {
 	q := s.db.NewSelect().Model(dst)
 	if cq.Search == "" {
 		q = q.Where("c.workspace_id = ?", ws)
 	} else {
 		cond, args := contactSearchCond(cq.Search)
-		q = q.Where(s.searchWorkspace("contacts", "c", ws), ws).Where(cond, args...)
+		wsCond, wsArg := s.searchWorkspace("contacts", "c", ws)
+		q = q.Where(wsCond, wsArg).Where(cond, args...)
 	}
 	return whereMembership(q, ws, cq.Segments, "c.id", joinsPlanned)
 }
@@ -595,7 +601,7 @@ const maxAllJoins = 4
 // none 0.07-0.13 s. The first condition of each way is a one-time filter, so only the
 // way chosen runs. An ID that names no segment of the workspace has no chunks and no
 // memberships, so no contact is in all of them: an empty segment, as the API promises.
-func allMembers(ws int64, all []int64) (string, []any) {
+func allMembers(ws workspaceArg, all []int64) (string, []any) {
 	ids := pgdialect.Array(all)
 	return "WITH g AS MATERIALIZED (SELECT chunk, bit_and(bits) AS bits FROM segment_bitmaps" +
 			"        WHERE workspace_id = ? AND segment_id = ANY(?) GROUP BY chunk HAVING count(*) = ?)," +
@@ -628,7 +634,7 @@ const bitmapFoundCost = 10
 // condition is then testedMembers, whose cost the rows and the members set rather
 // than PostgreSQL's statistics. With testedUntilKept, a lookup per row; with
 // joinsPlanned, PostgreSQL plans the conditions as joins.
-func whereMembership(q *bun.SelectQuery, ws int64, f crm.MembershipFilter, contact, tested string) *bun.SelectQuery {
+func whereMembership(q *bun.SelectQuery, ws workspaceArg, f crm.MembershipFilter, contact, tested string) *bun.SelectQuery {
 	for _, c := range membershipConds(ws, f, contact, tested) {
 		q = q.Where(c.sql, c.args...)
 	}
@@ -636,7 +642,7 @@ func whereMembership(q *bun.SelectQuery, ws int64, f crm.MembershipFilter, conta
 }
 
 // membershipConds returns the conditions that whereMembership adds.
-func membershipConds(ws int64, f crm.MembershipFilter, contact, tested string) []sqlCond {
+func membershipConds(ws workspaceArg, f crm.MembershipFilter, contact, tested string) []sqlCond {
 	member := func(ids any) sqlCond {
 		switch tested {
 		case joinsPlanned:
@@ -702,7 +708,7 @@ const (
 // a new segment, or any among many small ones, is planned so. A page of a segment
 // of 4,000 members but not of another of 4,000, at 5,000 contacts, read 800,000
 // memberships (60 ms; TestPagesTestSegmentsTheStatisticsDoNotKnow).
-func testedMembers(ws int64, ids any, contact, tested string) (string, []any) {
+func testedMembers(ws workspaceArg, ids any, contact, tested string) (string, []any) {
 	// The choice in a scalar subquery: made once per statement, not per row.
 	return fmt.Sprintf("CASE WHEN (SELECT coalesce(sum(s.contact_count), 0) <= %d * %s FROM segments s WHERE s.workspace_id = ? AND s.id = ANY(?))"+
 			" THEN %s ELSE %s END", hashedWalkFactor, tested, hashedMembers(contact), walkedMembersOf(contact, "ANY(?)")),
@@ -773,7 +779,7 @@ func phoneDigits(term string) (string, bool) {
 func (s *Store) ContactsByID(ctx context.Context, ws int64, ids []int64) (map[int64]crm.Contact, error) {
 	var rows []contactRow
 	err := s.db.NewSelect().Model(&rows).
-		Where("c.workspace_id = ? AND c.id = ANY(?)", ws, pgdialect.Array(ids)).
+		Where("c.workspace_id = ? AND c.id = ANY(?)", s.workspaceArg(ws), pgdialect.Array(ids)).
 		Scan(ctx)
 	out := make(map[int64]crm.Contact, len(rows))
 	for _, r := range rows {
@@ -790,7 +796,7 @@ func (s *Store) ContactByPhone(ctx context.Context, ws int64, phone string) (crm
 		return crm.Contact{}, err
 	}
 	var row contactRow
-	err = s.db.NewSelect().Model(&row).Where("c.workspace_id = ? AND c.phone = ?", ws, e164).Scan(ctx)
+	err = s.db.NewSelect().Model(&row).Where("c.workspace_id = ? AND c.phone = ?", s.workspaceArg(ws), e164).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return crm.Contact{}, crm.Errorf(crm.CodeNotFound, crm.Path("phone"), "no contact with this phone")
 	}
@@ -826,8 +832,9 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 	cols := upsertColumns(changes)
 
 	var out Upserted
+	w := s.workspaceArg(ws)
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		if err := lockContactsByPhone(ctx, tx, ws, changes); err != nil {
+		if err := lockContactsByPhone(ctx, tx, w, changes); err != nil {
 			return err
 		}
 		byPhone := make(map[string]crm.Contact, len(changes))
@@ -859,7 +866,7 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 				FROM `+upsertSource+`
 				WHERE c.workspace_id = ? AND c.phone = u.phone
 				  AND (`+newName+`, `+newEmail+`, `+newAttrs+`) IS DISTINCT FROM (c.name, c.email, c.attributes)
-				RETURNING `+columnsOf[contactRow](s.db, "c"), append(cols, ws)...).Scan(ctx, &updated)
+				RETURNING `+columnsOf[contactRow](s.db, "c"), append(cols, w)...).Scan(ctx, &updated)
 			if err != nil {
 				return err
 			}
@@ -877,7 +884,7 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 		if len(rest) > 0 {
 			var unchanged []contactRow
 			err := tx.NewSelect().Model(&unchanged).
-				Where("c.workspace_id = ? AND c.phone = ANY(?)", ws, pgdialect.Array(rest)).
+				Where("c.workspace_id = ? AND c.phone = ANY(?)", w, pgdialect.Array(rest)).
 				Scan(ctx)
 			if err != nil {
 				return err
@@ -910,7 +917,7 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 // upsert updates it; one deleted while this waited is no longer found, and the
 // upsert creates it again. Left to the UPDATE, the rows were locked in the order of
 // its join, and an upsert deadlocked with a deletion of the same contacts.
-func lockContactsByPhone(ctx context.Context, tx bun.Tx, ws int64, changes []*contactChange) error {
+func lockContactsByPhone(ctx context.Context, tx bun.Tx, ws workspaceArg, changes []*contactChange) error {
 	phones := make([]string, len(changes))
 	for i, c := range changes {
 		phones[i] = c.phone
@@ -1029,7 +1036,7 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 	var row contactRow
 	// Arguments in the order of the placeholders: newPhone twice, the source, the row.
 	args := append([]any{p.Phone.Set, phone, p.Phone.Set, phone}, cols...)
-	args = append(args, ws, id)
+	args = append(args, s.workspaceArg(ws), id)
 	err := s.db.NewRaw(`
 		UPDATE contacts AS c
 		SET phone = `+newPhone+`, name = `+newName+`, email = `+newEmail+`, attributes = `+newAttrs+`,
@@ -1063,16 +1070,17 @@ func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64) (Dele
 	}
 	ids2 := unique(ids)
 	var out DeletedContacts
+	w := s.workspaceArg(ws)
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		// The contacts first (see lockContacts): locked, they gain no memberships, so
 		// the segments whose counters change are known before they are locked.
-		if err := lockContacts(ctx, tx, ws, "ids", ids, deletingContacts); err != nil {
+		if err := lockContacts(ctx, tx, w, "ids", ids, deletingContacts); err != nil {
 			return err
 		}
 		var affected []int64
 		err := tx.NewSelect().Table("segments").Column("id").
 			Where("workspace_id = ? AND id IN (SELECT segment_id FROM memberships WHERE workspace_id = ? AND contact_id = ANY(?))",
-				ws, ws, pgdialect.Array(ids2)).
+				w, w, pgdialect.Array(ids2)).
 			OrderExpr("id").For("UPDATE").
 			Scan(ctx, &affected)
 		if err != nil {
@@ -1081,16 +1089,16 @@ func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64) (Dele
 		// Memberships first, in one statement: the counter trigger runs once, not once
 		// per contact as the cascade would.
 		if _, err := tx.NewDelete().Table("memberships").
-			Where("workspace_id = ? AND contact_id = ANY(?)", ws, pgdialect.Array(ids2)).
+			Where("workspace_id = ? AND contact_id = ANY(?)", w, pgdialect.Array(ids2)).
 			Exec(ctx); err != nil {
 			return err
 		}
 		if _, err := tx.NewDelete().Table("contacts").
-			Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(ids2)).
+			Where("workspace_id = ? AND id = ANY(?)", w, pgdialect.Array(ids2)).
 			Exec(ctx); err != nil {
 			return err
 		}
-		segs, err := segmentsInOrder(ctx, tx, ws, affected)
+		segs, err := segmentsInOrder(ctx, tx, w, affected)
 		out = DeletedContacts{IDs: ids2, Segments: segs}
 		return err
 	})
@@ -1106,7 +1114,7 @@ type segmentContactRow struct {
 // ContactsOfSegments returns the same page of the contacts of each of the segments,
 // in one statement: a lateral join runs the page query once per segment.
 func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []int64, search string, order crm.ContactOrder, args crm.PageArgs) (map[int64]Page[crm.Contact], error) {
-	q, pq, err := s.contactsOfSegmentsSelect(ws, segmentIDs, search, order, args)
+	q, pq, err := s.contactsOfSegmentsSelect(s.workspaceArg(ws), segmentIDs, search, order, args)
 	if err != nil {
 		return nil, err
 	}
@@ -1129,7 +1137,7 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 
 // contactsOfSegmentsSelect returns the statement of ContactsOfSegments, and the
 // page's query.
-func (s *Store) contactsOfSegmentsSelect(ws int64, segmentIDs []int64, search string, order crm.ContactOrder, args crm.PageArgs) (*bun.SelectQuery, pageQuery, error) {
+func (s *Store) contactsOfSegmentsSelect(ws workspaceArg, segmentIDs []int64, search string, order crm.ContactOrder, args crm.PageArgs) (*bun.SelectQuery, pageQuery, error) {
 	key, ok := contactKeys[order.Field]
 	if !ok {
 		return nil, pageQuery{}, fmt.Errorf("store: unknown contact order %q", order.Field)
@@ -1139,7 +1147,6 @@ func (s *Store) contactsOfSegmentsSelect(ws int64, segmentIDs []int64, search st
 	// Each segment's page is read the cheaper way for its size (membersFirstFactor).
 	// Its walk looks each row up: a hash of the members would be built again for
 	// every segment of the batch.
-	atScale := s.plannedAtScale(ws)
 	page, err := twoWayPageSelect(twoWayPage[contactRow]{
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: search})
@@ -1147,10 +1154,10 @@ func (s *Store) contactsOfSegmentsSelect(ws int64, segmentIDs []int64, search st
 		search: search,
 		walked: func(q *bun.SelectQuery, _ bool) *bun.SelectQuery { return q.Where(walkedMembers("seg.id"), ws) },
 		first: func(q *bun.SelectQuery) *bun.SelectQuery {
-			return contactsIn(q, ws, memberIDs("seg.id"), []any{ws}, atScale)
+			return contactsIn(q, ws, memberIDs("seg.id"), []any{ws})
 		},
 		lookUp: func(q *bun.SelectQuery, ids string, args []any) *bun.SelectQuery {
-			return contactsIn(q, ws, ids, args, atScale)
+			return contactsIn(q, ws, ids, args)
 		},
 		sizes: segmentsSizes("sum", "sum", "seg.id"), sizesArgs: []any{ws, ws},
 		firstFactor: membersFirstFactor,
@@ -1190,7 +1197,7 @@ const batchMatchesLimit = 100_000
 // statement sorts all the matches once instead. At 1M contacts, the first 5 contacts
 // of each of the 50 largest segments searched for "vikram" ran past the request's
 // timeout (10 s).
-func (s *Store) segmentPagesByMatches(ws int64, ids any, search string, pq pageQuery, lateral *bun.SelectQuery) (*bun.SelectQuery, error) {
+func (s *Store) segmentPagesByMatches(ws workspaceArg, ids any, search string, pq pageQuery, lateral *bun.SelectQuery) (*bun.SelectQuery, error) {
 	db := s.db
 	b, err := pq.bounds()
 	if err != nil {
@@ -1236,7 +1243,7 @@ func (s *Store) CountContactsOfSegments(ctx context.Context, ws int64, segmentID
 		N         int   `bun:"n"`
 	}
 	var dst []contactRow
-	err := s.contactQuery(&dst, ws, crm.ContactQuery{Search: search}).
+	err := s.contactQuery(&dst, s.workspaceArg(ws), crm.ContactQuery{Search: search}).
 		Join("JOIN memberships AS m ON m.workspace_id = c.workspace_id AND m.contact_id = c.id").
 		Where("m.segment_id = ANY(?)", pgdialect.Array(unique(segmentIDs))).
 		ColumnExpr("m.segment_id, count(*) AS n").

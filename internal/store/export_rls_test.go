@@ -33,7 +33,7 @@ func IsLarge(s *Store, table string, ws int64) bool { return s.isLarge(table, ws
 func SearchSQL(s *Store, ws int64, term string) (contacts, segments string) {
 	var c []contactRow
 	var sg []segmentRow
-	return s.contactQuery(&c, ws, crm.ContactQuery{Search: term}).String(),
+	return s.contactQuery(&c, s.workspaceArg(ws), crm.ContactQuery{Search: term}).String(),
 		s.segmentQuery(&sg, ws, crm.SegmentQuery{Search: term}).String()
 }
 
@@ -45,7 +45,7 @@ func ContactsPageSQL(s *Store, ws int64, cq crm.ContactQuery, args crm.PageArgs)
 		key = contactsByCreatedAt
 	}
 	var dst []contactRow
-	q, err := s.contactsPageSelect(&dst, ws, cq, pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args})
+	q, err := s.contactsPageSelect(&dst, s.workspaceArg(ws), cq, pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args})
 	if err != nil {
 		return "", err
 	}
@@ -56,14 +56,14 @@ func ContactsPageSQL(s *Store, ws int64, cq crm.ContactQuery, args crm.PageArgs)
 // contacts in segments, as s writes them, for the test of their plans
 // (memberships_test.go).
 func MembershipsSQL(s *Store, ws int64, contacts, segments []int64) (insert, remove string) {
-	segs, cons := sortedUnique(segments), sortedUnique(contacts)
-	return membershipsQuery(s.db, insertMembershipsSQL, ws, segs, cons).String(),
-		membershipsQuery(s.db, deleteMembershipsSQL, ws, segs, cons).String()
+	segs, cons, w := sortedUnique(segments), sortedUnique(contacts), s.workspaceArg(ws)
+	return membershipsQuery(s.db, insertMembershipsSQL, w, segs, cons).String(),
+		membershipsQuery(s.db, deleteMembershipsSQL, w, segs, cons).String()
 }
 
 // ContactsOfSegmentsSQL returns the statement of ContactsOfSegments, as s writes it.
 func ContactsOfSegmentsSQL(s *Store, ws int64, segmentIDs []int64, search string, order crm.ContactOrder, args crm.PageArgs) (string, error) {
-	q, _, err := s.contactsOfSegmentsSelect(ws, segmentIDs, search, order, args)
+	q, _, err := s.contactsOfSegmentsSelect(s.workspaceArg(ws), segmentIDs, search, order, args)
 	if err != nil {
 		return "", err
 	}

@@ -33,13 +33,16 @@ import (
 const largeShare = 0.5
 
 // searchWorkspace returns the condition that holds a search of table, under alias,
-// to workspace ws (its placeholder takes ws): one the table's trigram index can take,
-// unless ws holds half of the table or more.
-func (s *Store) searchWorkspace(table, alias string, ws int64) string {
-	if s.isLarge(table, ws) {
-		return alias + ".workspace_id = ?"
+// to workspace ws, with its argument: one the table's trigram index can take, unless
+// ws holds half of the table or more. Such a workspace is among the table's most
+// common, so it is named by its constant, whatever the other table's statistics say
+// (workspacearg.go): the trigram index takes `workspace_id = (SELECT 2::bigint)` as
+// it takes the bigint.
+func (s *Store) searchWorkspace(table, alias string, ws workspaceArg) (string, any) {
+	if s.isLarge(table, ws.id) {
+		return alias + ".workspace_id = ?", ws.id
 	}
-	return alias + ".workspace_id = ?::bigint"
+	return alias + ".workspace_id = ?::bigint", ws
 }
 
 type tableWorkspace struct {

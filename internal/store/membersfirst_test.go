@@ -522,8 +522,42 @@ func TestPagesTestSegmentsTheStatisticsDoNotKnow(t *testing.T) {
 // workspace (store.allMembersOf, store.contactsIn); and so must a batch of segments'
 // first pages.
 func TestMembersFirstInAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
-	ctx := context.Background()
 	_, owner, app, ws := newWorkspaceAfterAnalysis(t)
+	checkMembersFirstUnknown(t, owner, app, ws, false)
+}
+
+// TestMembersFirstInAWorkspaceBesideALargeOne reads the pages of
+// TestMembersFirstInAWorkspaceTheStatisticsDoNotKnow in a workspace loaded after the
+// last ANALYZE beside one large workspace that ANALYZE saw, as a business imported
+// by SQL into the benchmark's database. There the statistics take the new workspace
+// for one row, where any index that leads with workspace_id costs the same as the
+// one a lookup needs, and the average workspace, which its statements are planned
+// as (workspacearg.go), for thousands of rows. No page may read the new workspace's
+// contacts or memberships by the workspace alone: in a workspace of 1M contacts
+// loaded that way, a page of the members of one segment ran past 120 s.
+func TestMembersFirstInAWorkspaceBesideALargeOne(t *testing.T) {
+	url := storetest.Database(t)
+	owner, app := storetest.MigratedStores(t, url, store.Options{MaxConns: 2})
+	storetest.Exec(t, owner.DB(), `ALTER TABLE memberships SET (autovacuum_enabled = off);
+		ALTER TABLE contacts SET (autovacuum_enabled = off); ALTER TABLE segments SET (autovacuum_enabled = off)`)
+	large, _ := storetest.Workspace(t, owner)
+	fillWorkspace(t, owner, large.ID, 20_000, 10, 2)
+	storetest.Exec(t, owner.DB(), "ANALYZE memberships; ANALYZE contacts; ANALYZE segments")
+	store.LearnStatistics(app)
+	ws, _ := storetest.Workspace(t, owner)
+	checkMembersFirstUnknown(t, owner, app, ws, true)
+}
+
+// checkMembersFirstUnknown fills workspace ws, which the statistics do not know, and
+// checks its pages (TestMembersFirstInAWorkspaceTheStatisticsDoNotKnow). With
+// lookups, no page may read its contacts or memberships by the workspace alone
+// (workspaceScans). Beside thousands of small workspaces, the average workspace
+// that the statements are planned as is small too, and a segment's members may be
+// read that way, once per statement: linear in the workspace, where those above were
+// quadratic.
+func checkMembersFirstUnknown(t *testing.T, owner, app *store.Store, ws crm.Workspace, lookups bool) {
+	t.Helper()
+	ctx := context.Background()
 	fillWorkspace(t, owner, ws.ID, 20_000, 0, 1)
 	// A: the even contacts; B: the odd ones and every 400th, 50 of them in A; S:
 	// every 100th, 100 of them in A.
@@ -582,6 +616,7 @@ func TestMembersFirstInAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
 		if rows := rowsFlowed(plan); rows > 100_000 {
 			t.Errorf("%s: %.0f rows through the plan; want at most 100,000 (its segments hold 20,250 memberships)\n%s", tc.name, rows, raw)
 		}
+		checkLookups(t, tc.name, plan, raw, lookups)
 		if m := listTested.FindString(string(raw)); m != "" {
 			t.Errorf("%s: the contacts are tested against the whole array of candidates (%s):\n%s", tc.name, m, raw)
 		}
@@ -614,12 +649,55 @@ func TestMembersFirstInAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, raw := explainAnalyze(t, wctx, app.DB(), sql)
+		plan, raw := explainAnalyze(t, wctx, app.DB(), sql)
 		if m := listTested.FindString(string(raw)); m != "" {
 			t.Errorf("%s: the contacts are tested against the whole array of candidates (%s):\n%s", name, m, raw)
 		}
+		checkLookups(t, name, plan, raw, lookups)
 	}
 }
+
+// checkLookups fails the test when a page's plan (of a workspace of 20,000 contacts
+// in segments of up to 10,000, above) reads more of its contacts or memberships
+// than a few passes over the workspace, or with lookups, reads them by the
+// workspace alone and tests the key it looks for on each row. PostgreSQL plans that where it takes
+// the workspace for one row, where every index that leads with workspace_id costs
+// the same (workspacearg.go): each contact or segment looked up is then a scan of
+// the whole workspace.
+func checkLookups(t *testing.T, name string, plan map[string]any, raw []byte, lookups bool) {
+	t.Helper()
+	for _, table := range []string{"contacts", "memberships"} {
+		if read := rowsRead(plan, table); read > 100_000 {
+			t.Errorf("%s: %.0f rows of %s read; want at most 100,000\n%s", name, read, table, raw)
+		}
+	}
+	if scans := workspaceScans(plan); lookups && len(scans) > 0 {
+		t.Errorf("%s: read by the workspace alone, testing each row: %q\n%s", name, scans, raw)
+	}
+}
+
+// workspaceScans returns the scans of contacts and memberships in the plan node n and
+// its children whose index condition is the workspace alone and whose filter tests a
+// key of another index (a contact's ID, a membership's contact or segment), as
+// "table: filter".
+func workspaceScans(n map[string]any) []string {
+	var scans []string
+	table, _ := n["Relation Name"].(string)
+	cond, _ := n["Index Cond"].(string)
+	filter, _ := n["Filter"].(string)
+	if (table == "contacts" || table == "memberships") && workspaceAlone.MatchString(cond) && keyTested.MatchString(filter) {
+		scans = append(scans, table+": "+filter)
+	}
+	for _, c := range children(n) {
+		scans = append(scans, workspaceScans(c)...)
+	}
+	return scans
+}
+
+var (
+	workspaceAlone = regexp.MustCompile(`^\(workspace_id = [^()]*\)$`)
+	keyTested      = regexp.MustCompile(`^\(\(?(id|contact_id|segment_id) = `)
+)
 
 // listTested finds, in a plan, a filter that tests the contacts' IDs against an
 // array computed while the statement runs, searched from end to end for each row.

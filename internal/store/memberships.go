@@ -38,26 +38,27 @@ func (s *Store) RemoveContactsFromSegments(ctx context.Context, ws int64, contac
 }
 
 func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, segmentIDs []int64,
-	change func(context.Context, bun.Tx, int64, []int64, []int64) (int, error),
+	change func(context.Context, bun.Tx, workspaceArg, []int64, []int64) (int, error),
 ) (MembershipChange, error) {
 	if err := crm.CheckBulk(len(contactIDs), len(segmentIDs)); err != nil {
 		return MembershipChange{}, err
 	}
 	var out MembershipChange
+	w := s.workspaceArg(ws)
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		conErr := lockContacts(ctx, tx, ws, "contactIds", contactIDs, keepContacts)
-		segErr := lockSegments(ctx, tx, ws, "segmentIds", segmentIDs)
+		conErr := lockContacts(ctx, tx, w, "contactIds", contactIDs, keepContacts)
+		segErr := lockSegments(ctx, tx, w, "segmentIds", segmentIDs)
 		if errs := append(crm.UserErrors(conErr), crm.UserErrors(segErr)...); len(errs) > 0 {
 			return crm.Errors(errs)
 		}
 		if err := firstErr(segErr, conErr); err != nil {
 			return err
 		}
-		n, err := change(ctx, tx, ws, sortedUnique(segmentIDs), sortedUnique(contactIDs))
+		n, err := change(ctx, tx, w, sortedUnique(segmentIDs), sortedUnique(contactIDs))
 		if err != nil {
 			return err
 		}
-		segs, err := segmentsInOrder(ctx, tx, ws, unique(segmentIDs))
+		segs, err := segmentsInOrder(ctx, tx, w, unique(segmentIDs))
 		out = MembershipChange{Segments: segs, Changed: n}
 		return err
 	})
@@ -66,7 +67,7 @@ func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, seg
 
 // lockSegments locks the segments FOR UPDATE in id order and reports each ID that
 // names no segment of the workspace. Callers lock the contacts first (lockContacts).
-func lockSegments(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64) error {
+func lockSegments(ctx context.Context, tx bun.Tx, ws workspaceArg, field string, ids []int64) error {
 	var found []int64
 	err := tx.NewSelect().Table("segments").Column("id").
 		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(sortedUnique(ids))).
@@ -106,7 +107,7 @@ const (
 // the same contacts.
 // UpsertContacts, which finds its contacts by phone, locks them in id order as well
 // (lockContactsByPhone), before it writes any.
-func lockContacts(ctx context.Context, tx bun.Tx, ws int64, field string, ids []int64, strength string) error {
+func lockContacts(ctx context.Context, tx bun.Tx, ws workspaceArg, field string, ids []int64, strength string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -168,7 +169,7 @@ var (
 
 // membershipsQuery is one of the statements above for the pairs of segmentIDs and
 // contactIDs (sorted).
-func membershipsQuery(db bun.IDB, statement string, ws int64, segmentIDs, contactIDs []int64) *bun.RawQuery {
+func membershipsQuery(db bun.IDB, statement string, ws workspaceArg, segmentIDs, contactIDs []int64) *bun.RawQuery {
 	return db.NewRaw(statement, ws, pgdialect.Array(segmentIDs), pgdialect.Array(contactIDs))
 }
 
@@ -191,7 +192,7 @@ func membershipsQuery(db bun.IDB, statement string, ws int64, segmentIDs, contac
 //     segments, so nothing adds one of the pairs in between. A writer that takes no
 //     lock (SQL by hand) makes the insert fail on the primary key instead, and the
 //     transaction runs again (errConcurrentChange).
-func insertMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, contactIDs []int64) (int, error) {
+func insertMemberships(ctx context.Context, tx bun.Tx, ws workspaceArg, segmentIDs, contactIDs []int64) (int, error) {
 	if len(segmentIDs) == 0 || len(contactIDs) == 0 {
 		return 0, nil
 	}
@@ -230,7 +231,7 @@ func insertMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, con
 // The callers hold the segments' locks, so only SQL by hand can change these rows in
 // between: a row it deleted is skipped, and so is one it updated (the API never
 // updates memberships), which a delete by key would have followed to its new version.
-func deleteMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, contactIDs []int64) (int, error) {
+func deleteMemberships(ctx context.Context, tx bun.Tx, ws workspaceArg, segmentIDs, contactIDs []int64) (int, error) {
 	if len(segmentIDs) == 0 || len(contactIDs) == 0 {
 		return 0, nil
 	}
@@ -243,7 +244,7 @@ func deleteMemberships(ctx context.Context, tx bun.Tx, ws int64, segmentIDs, con
 }
 
 // segmentsInOrder reads segments and returns them in the order of ids.
-func segmentsInOrder(ctx context.Context, tx bun.IDB, ws int64, ids []int64) ([]crm.Segment, error) {
+func segmentsInOrder(ctx context.Context, tx bun.IDB, ws workspaceArg, ids []int64) ([]crm.Segment, error) {
 	var rows []segmentRow
 	err := tx.NewSelect().Model(&rows).
 		Where("s.workspace_id = ? AND s.id = ANY(?)", ws, pgdialect.Array(sortedUnique(ids))).

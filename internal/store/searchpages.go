@@ -108,7 +108,7 @@ func hasTrigram(term string) bool {
 // matches only when the walk fell short. The matches are read in a subquery with
 // OFFSET 0, which keeps the page's order and limit out of it, so that PostgreSQL
 // finds them all (the trigram index) rather than walking again.
-func (s *Store) searchPageSelect(ws int64, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
+func (s *Store) searchPageSelect(ws workspaceArg, cq crm.ContactQuery, pq pageQuery) (*bun.SelectQuery, error) {
 	db := s.db
 	pq.columns = columnsOf[contactRow](db, pq.alias)
 	b, err := pq.bounds()

@@ -489,14 +489,18 @@ func explainAnalyze(t *testing.T, ctx context.Context, db rowQuerier, query stri
 // contactsRead returns how many rows of contacts the plan node n and its children
 // read, by EXPLAIN ANALYZE: the rows each scan of contacts returned and those its
 // filters removed.
-func contactsRead(n map[string]any) float64 {
+func contactsRead(n map[string]any) float64 { return rowsRead(n, "contacts") }
+
+// rowsRead returns how many rows of table the plan node n and its children read
+// (contactsRead).
+func rowsRead(n map[string]any, table string) float64 {
 	read := 0.0
-	if n["Relation Name"] == "contacts" {
+	if n["Relation Name"] == table {
 		num := func(k string) float64 { f, _ := n[k].(float64); return f }
 		read = (num("Actual Rows") + num("Rows Removed by Filter") + num("Rows Removed by Index Recheck")) * num("Actual Loops")
 	}
 	for _, c := range children(n) {
-		read += contactsRead(c)
+		read += rowsRead(c, table)
 	}
 	return read
 }

@@ -104,10 +104,12 @@ func (s *Store) CountSegmentsUpTo(ctx context.Context, ws int64, sq crm.SegmentQ
 
 func (s *Store) segmentQuery(dst *[]segmentRow, ws int64, sq crm.SegmentQuery) *bun.SelectQuery {
 	q := s.db.NewSelect().Model(dst)
+	w := s.workspaceArg(ws)
 	if sq.Search == "" {
-		q = q.Where("s.workspace_id = ?", ws)
+		q = q.Where("s.workspace_id = ?", w)
 	} else {
-		q = q.Where(s.searchWorkspace("segments", "s", ws), ws).Where(segmentSearch+" ILIKE ?", likePattern(sq.Search))
+		cond, arg := s.searchWorkspace("segments", "s", w)
+		q = q.Where(cond, arg).Where(segmentSearch+" ILIKE ?", likePattern(sq.Search))
 	}
 	return q
 }
@@ -210,11 +212,12 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 	}
 	contactIDs := sortedUnique(in.ContactIDs)
 	var created crm.Segment
+	w := s.workspaceArg(ws)
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		// The contacts first, so that a refusal names every problem at once: a bad
 		// name or description, a taken name (which aborts the transaction) and every
 		// unknown contact.
-		conErr := lockContacts(ctx, tx, ws, "contactIds", in.ContactIDs, keepContacts)
+		conErr := lockContacts(ctx, tx, w, "contactIds", in.ContactIDs, keepContacts)
 		if conErr != nil && crm.UserErrors(conErr) == nil {
 			return conErr
 		}
@@ -236,7 +239,7 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 		if conErr != nil {
 			return conErr
 		}
-		if _, err := insertMemberships(ctx, tx, ws, []int64{row.ID}, contactIDs); err != nil {
+		if _, err := insertMemberships(ctx, tx, w, []int64{row.ID}, contactIDs); err != nil {
 			return err
 		}
 		err = tx.NewSelect().Model(&row).Where("s.workspace_id = ? AND s.id = ?", ws, row.ID).Scan(ctx)
