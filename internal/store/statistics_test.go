@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -144,7 +145,17 @@ func TestSegmentsOfAPageInAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
 	if strings.Contains(plan, "Join Filter") {
 		t.Errorf("the page's segments are joined, not looked up:\n%s", plan)
 	}
+	if !membershipsLookedUpByContact.MatchString(plan) {
+		t.Errorf("the page's memberships are not looked up by both columns for any workspace:\n%s", plan)
+	}
 }
+
+// membershipsLookedUpByContact finds, in the plan of segments_of_contacts, its lookup
+// of each contact's memberships by both columns of memberships_contact, planned for
+// any workspace (migration 20261203000007). Planned for one the statistics take for
+// a row, the function read memberships_pkey by the workspace alone and filtered on
+// the contact: all of the workspace's memberships for each contact of the page.
+var membershipsLookedUpByContact = regexp.MustCompile(`Index Cond: \(\(workspace_id = \$\d+\) AND \(contact_id = `)
 
 // explainingConn opens a connection of its own to url, on which auto_explain sends
 // the plan of every statement, those that functions and triggers run included, as a

@@ -1,0 +1,1 @@
+ALTER FUNCTION segments_of_contacts(bigint, bigint[]) RESET plan_cache_mode;

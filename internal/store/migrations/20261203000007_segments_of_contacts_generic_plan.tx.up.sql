@@ -1,0 +1,16 @@
+-- The segments of a page's contacts are looked up for any workspace, not for the one
+-- at hand (as migration 20261203000006 did for the check of an assignment).
+--
+-- segments_of_contacts looks each contact's memberships up by (workspace_id,
+-- contact_id). PL/pgSQL plans its statement for the call's workspace, and one that the
+-- statistics take for one row (its rows came after the last ANALYZE) makes every index
+-- that leads with workspace_id as cheap as the other: PostgreSQL took memberships_pkey
+-- (workspace, segment, contact), the smaller, with contact_id as a filter, which reads
+-- all of the workspace's memberships for each contact. A contacts page of 50 in a
+-- workspace of 1M contacts and 5M memberships loaded by SQL took 6.3-8.4 s (1.2M
+-- buffers). A generic plan knows the workspace as the average one, never one row, and
+-- takes memberships_contact, both columns: the same page, a few milliseconds. The
+-- statement's shape cannot change with the plan (each lookup is a lateral subquery
+-- kept whole by OFFSET 0), and a generic plan is made once per session rather than
+-- on every call.
+ALTER FUNCTION segments_of_contacts(bigint, bigint[]) SET plan_cache_mode = force_generic_plan;
