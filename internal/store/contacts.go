@@ -285,9 +285,10 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws workspaceArg, cq crm.Co
 			// The candidates are those of the list with the fewer members: the Any
 			// segments', or the contacts in all the All segments.
 			p.sizes, p.sizesArgs = fewerCandidates(p.sizes, p.sizesArgs, ws, all)
-			candidates, tested := anyOrAllFirst(ws, f.Any, all)
-			p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
-				q = contactsIn(q, ws, candidates.sql, candidates.args).Where(tested.sql, tested.args...)
+			var tested sqlCond
+			p.candidates, tested = anyOrAllFirst(ws, f.Any, all)
+			p.narrowed = func(q *bun.SelectQuery) *bun.SelectQuery {
+				q = q.Where(tested.sql, tested.args...)
 				return whereMembership(q, ws, crm.MembershipFilter{None: f.None}, "c.id", candidateRows)
 			}
 		}
@@ -314,9 +315,10 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws workspaceArg, cq crm.Co
 	}
 	// Without a search, the audience counted is the whole list: the page returns it.
 	p.counts = counted && cq.Search == ""
-	if p.first == nil {
-		p.first = func(q *bun.SelectQuery) *bun.SelectQuery {
-			return whereMembership(contactsIn(q, ws, members, memberArgs), ws, restFirst, "c.id", candidateRows)
+	if p.candidates.sql == "" {
+		p.candidates = sqlCond{members, memberArgs}
+		p.narrowed = func(q *bun.SelectQuery) *bun.SelectQuery {
+			return whereMembership(q, ws, restFirst, "c.id", candidateRows)
 		}
 	}
 	return twoWayPageSelect(p, dst, pq)
@@ -340,7 +342,7 @@ type sqlCond struct {
 
 // anyOrAllFirst returns how a page of the members of any of the segments anyIDs and
 // all of the segments all reads its members first: the SQL array of its candidates
-// (for contactsIn), and the rest of the two lists as tested on them. The
+// (twoWayPage.candidates), and the rest of the two lists as tested on them. The
 // candidates are those of the list with fewer, by the segments' counters, once per
 // statement (anyListFirst). The Any
 // segments' members are tested for the All list on their rows, as before; the
@@ -1151,11 +1153,9 @@ func (s *Store) contactsOfSegmentsSelect(ws workspaceArg, segmentIDs []int64, se
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: search})
 		},
-		search: search,
-		walked: func(q *bun.SelectQuery, _ bool) *bun.SelectQuery { return q.Where(walkedMembers("seg.id"), ws) },
-		first: func(q *bun.SelectQuery) *bun.SelectQuery {
-			return contactsIn(q, ws, memberIDs("seg.id"), []any{ws})
-		},
+		search:     search,
+		walked:     func(q *bun.SelectQuery, _ bool) *bun.SelectQuery { return q.Where(walkedMembers("seg.id"), ws) },
+		candidates: sqlCond{memberIDs("seg.id"), []any{ws}},
 		lookUp: func(q *bun.SelectQuery, ids string, args []any) *bun.SelectQuery {
 			return contactsIn(q, ws, ids, args)
 		},

@@ -106,11 +106,14 @@ type twoWayPage[R any] struct {
 	// walked adds the membership condition as a walk tests it on each row: when
 	// hashable, it may test the hashed members instead, if hashMembers holds.
 	walked func(q *bun.SelectQuery, hashable bool) *bun.SelectQuery
-	// first adds the membership condition as reading the members first does, from
-	// the candidates.
-	first func(q *bun.SelectQuery) *bun.SelectQuery
+	// candidates is the SQL array of the IDs that reading the members first reads
+	// (such as memberIDs), with its arguments, and narrowed, if set, adds the rest
+	// of the membership condition on their rows.
+	candidates sqlCond
+	narrowed   func(q *bun.SelectQuery) *bun.SelectQuery
 	// lookUp restricts q, a query of list, to the rows whose IDs the SQL array ids
-	// holds (its placeholders take args), read by their primary key (contactsIn).
+	// holds (its placeholders take args), read by their primary key (contactsIn):
+	// the candidates, and the rows of a page of their keys (keyedMembersFirst).
 	lookUp func(q *bun.SelectQuery, ids string, args []any) *bun.SelectQuery
 	// sizes is the SQL of one row of float8 columns that choose the way: k, the
 	// number of candidates (what reading the members first reads); a, the number of
@@ -271,7 +274,7 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 			page = page.UnionAll(branch)
 		}
 	} else {
-		first := func(dst *[]R) *bun.SelectQuery { return p.first(p.list(dst)).Where(membersFirst) }
+		first := func(dst *[]R) *bun.SelectQuery { return p.membersFirst(dst).Where(membersFirst) }
 		page = page.UnionAll(b.page(first(dst)))
 		if probe := pageProbe(b, first); probe != nil {
 			page = page.UnionAll(probe)
@@ -294,13 +297,23 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	q := db.NewSelect().With("walk_plan", plan).With("walk", walk).With("walk_choice", choice)
 	if keyed {
 		var unused []R
-		q = q.With("member_keys", p.first(p.list(&unused)).ColumnExpr(pq.alias+".id, "+pq.alias+"."+pq.key.column))
+		q = q.With("member_keys", p.membersFirst(&unused).ColumnExpr(pq.alias+".id, "+pq.alias+"."+pq.key.column))
 	}
 	q = q.TableExpr("(?) AS page", page).ColumnExpr("page.*")
 	if p.counts {
 		q = q.ColumnExpr("(SELECT total FROM walk_plan)::int8 AS total")
 	}
 	return q, nil
+}
+
+// membersFirst selects the rows of p's list that reading the members first keeps:
+// the candidates, looked up, then narrowed.
+func (p twoWayPage[R]) membersFirst(dst *[]R) *bun.SelectQuery {
+	q := p.lookUp(p.list(dst), p.candidates.sql, p.candidates.args)
+	if p.narrowed != nil {
+		q = p.narrowed(q)
+	}
+	return q
 }
 
 // keyedMembersFirst returns the members-first branch of twoWayPageSelect, and its
