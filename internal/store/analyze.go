@@ -30,6 +30,13 @@ import (
 // workspaces they know by name (the 100 most common); a workspace they know is left
 // to autovacuum. Each store counts only its own writes: with several servers, a
 // workspace's writes shared among them reach the thresholds later.
+//
+// Rows the store did not write (a restore, a load by SQL, another server's writes)
+// it finds from the counters the triggers keep exact, each time it learns the
+// statistics (once a minute): a workspace whose counters hold as many rows as the
+// same thresholds want has its table analyzed too (noteCounted, migration
+// 20261203000009). Without that, such a workspace waited for autovacuum, and with
+// autovacuum late or off, forever.
 
 const (
 	// analyzeMinRows is how many rows a workspace gets in a table before the store
@@ -83,6 +90,9 @@ type analyzer struct {
 	mu      sync.Mutex
 	since   map[string]time.Time // the analysis of each table that the counts follow
 	written map[tableWorkspace]*workspaceWrites
+	// counted is the rows of each workspace by the counters when they last called
+	// for an analysis of its table (noteCounted).
+	counted map[tableWorkspace]float64
 	pending map[string]bool // tables to analyze
 	running bool
 	wake    chan struct{}        // a table became pending while analyze waits
@@ -93,6 +103,7 @@ func newAnalyzer() analyzer {
 	return analyzer{
 		since:   map[string]time.Time{},
 		written: map[tableWorkspace]*workspaceWrites{},
+		counted: map[tableWorkspace]float64{},
 		pending: map[string]bool{},
 		wake:    make(chan struct{}, 1),
 		last:    map[string]time.Time{},
@@ -138,6 +149,15 @@ func (s *Store) noteWritten(table string, ws int64, n int) {
 		return
 	}
 	w.triggered = w.rows
+	// The counters hold at least as many rows: they need not call for this one.
+	a.counted[k] = max(a.counted[k], w.rows)
+	s.callForAnalysis(table)
+}
+
+// callForAnalysis has table analyzed, in the background (analyze). The caller holds
+// the analyzer's mutex.
+func (s *Store) callForAnalysis(table string) {
+	a := &s.analyzer
 	a.pending[table] = true
 	if !a.running {
 		a.running = true
@@ -148,6 +168,46 @@ func (s *Store) noteWritten(table string, ws int64, n int) {
 	case a.wake <- struct{}{}:
 	default:
 	}
+}
+
+// noteCounted has each table analyzed whose statistics (rows) underestimate a
+// workspace by the counters (counted, the workspaces of analyzeMinRows rows or more):
+// the workspace holds analyzeUnderestimate times the rows they expect, and
+// analyzeGrowth times what it held when the counters last called for an analysis
+// of it (so that a workspace the statistics cannot name is analyzed again only once
+// it has grown, not every minute).
+func (s *Store) noteCounted(rows workspaceRows, counted map[tableWorkspace]float64) {
+	a := &s.analyzer
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, n := range counted {
+		if n < analyzeMinRows || n < analyzeUnderestimate*rows.planned(k.table, k.ws) || n < analyzeGrowth*a.counted[k] {
+			continue
+		}
+		a.counted[k] = n
+		s.callForAnalysis(k.table)
+	}
+}
+
+// queryWorkspaceCounts returns the rows of the workspaces that hold at least
+// analyzeMinRows contacts or memberships, by their counters (migration
+// 20261203000009_store_counts_workspaces).
+func (s *Store) queryWorkspaceCounts(ctx context.Context) (map[tableWorkspace]float64, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT table_name, workspace_id, counted FROM segments_workspace_counts(?)", float64(analyzeMinRows))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	counted := map[tableWorkspace]float64{}
+	for rows.Next() {
+		var k tableWorkspace
+		var n float64
+		if err := rows.Scan(&k.table, &k.ws, &n); err != nil {
+			return nil, err
+		}
+		counted[k] = n
+	}
+	return counted, rows.Err()
 }
 
 // analyze runs the pending analyses until there are none, each table's at most

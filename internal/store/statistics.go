@@ -79,8 +79,9 @@ func (s *Store) loadStatistics(prev *statistics) {
 
 // queryStatistics brings the statistics the store keeps up to date: it has the
 // database copy a new histogram of the contacts' search text for the estimates of
-// searches (searchpages.go), and returns the workspaces' planned rows and shares,
-// and the copy's trigrams (sent again only when the copy is not prev's).
+// searches (searchpages.go), has the tables analyzed whose statistics underestimate
+// a workspace's counters (noteCounted), and returns the workspaces' planned rows and
+// shares, and the copy's trigrams (sent again only when the copy is not prev's).
 func (s *Store) queryStatistics(ctx context.Context, prev *statistics) (*statistics, error) {
 	// A copy that fails (a database in recovery cannot write) leaves the last one,
 	// or none, where the walks read searchWalkFactor rows a page row: it only chooses
@@ -89,6 +90,11 @@ func (s *Store) queryStatistics(ctx context.Context, prev *statistics) (*statist
 	rows, err := s.queryWorkspaceRows(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// The workspaces the statistics underestimate, by the counters, are analyzed
+	// (noteCounted); the statistics learned now are those from before.
+	if counted, err := s.queryWorkspaceCounts(ctx); err == nil {
+		s.noteCounted(rows, counted)
 	}
 	var known searchSample
 	if prev != nil {

@@ -1,0 +1,1 @@
+DROP FUNCTION segments_workspace_counts(float8);
