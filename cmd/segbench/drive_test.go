@@ -218,6 +218,7 @@ func TestCaptureKeepsTheSteadyState(t *testing.T) {
 		"-- ping",
 		"SELECT segments_sample_contact_search()",
 		"SELECT table_name, workspace_id, share, planned_rows, analyzed_at FROM segments_workspace_rows()",
+		"SELECT table_name, workspace_id, counted FROM segments_workspace_counts(1000)",
 		`SELECT segments_analyze_workspaces('{"contacts"}')`,
 		`SELECT * FROM segments_authenticate_key('\x0b32e4029e2741b2ef78157585d941968b8cadb496416c8f95051c91ea093aab', 60000000)`,
 		"begin",
