@@ -271,10 +271,11 @@ func (s *Store) analyze(ctx context.Context) {
 // planner may take the workspace for a few rows (any other workspace is the average
 // of the rest): a business whose import came after the last analysis, among many
 // small ones, or that a statement of the store's would call for (noteWritten); or
-// any workspace, until the store first learned the statistics. Its statements are
-// then written in forms that cost what they read whatever the plan (see
-// allMembersOf and contactsIn), where their fastest forms are fast only when the
-// planner knows their rows.
+// any workspace, until the store first learned the statistics. Its statements then
+// name it as PostgreSQL plans the average workspace (workspaceArg), and are written
+// in forms that cost what they read whatever the plan (see allMembersOf and
+// contactsIn), where their fastest forms are fast only when the planner knows
+// their rows.
 func (s *Store) plannedAtScale(ws int64) bool {
 	rows := s.statistics().rows
 	for _, table := range []string{"contacts", "memberships"} {

@@ -538,8 +538,7 @@ func TestMembersFirstInAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
 func TestMembersFirstInAWorkspaceBesideALargeOne(t *testing.T) {
 	url := storetest.Database(t)
 	owner, app := storetest.MigratedStores(t, url, store.Options{MaxConns: 2})
-	storetest.Exec(t, owner.DB(), `ALTER TABLE memberships SET (autovacuum_enabled = off);
-		ALTER TABLE contacts SET (autovacuum_enabled = off); ALTER TABLE segments SET (autovacuum_enabled = off)`)
+	autovacuumOff(t, owner)
 	large, _ := storetest.Workspace(t, owner)
 	fillWorkspace(t, owner, large.ID, 20_000, 10, 2)
 	storetest.Exec(t, owner.DB(), "ANALYZE memberships; ANALYZE contacts; ANALYZE segments")

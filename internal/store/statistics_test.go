@@ -273,12 +273,19 @@ func newWorkspaceAfterAnalysis(t *testing.T) (url string, owner, app *store.Stor
 	t.Helper()
 	url = storetest.Database(t)
 	owner, app = storetest.MigratedStores(t, url, store.Options{MaxConns: 2})
-	storetest.Exec(t, owner.DB(), `ALTER TABLE memberships SET (autovacuum_enabled = off);
-		ALTER TABLE contacts SET (autovacuum_enabled = off); ALTER TABLE segments SET (autovacuum_enabled = off)`)
+	autovacuumOff(t, owner)
 	fillSmallWorkspaces(t, owner, 3300, 3, 1, 1)
 	storetest.Exec(t, owner.DB(), "ANALYZE memberships; ANALYZE contacts; ANALYZE segments")
 	ws, _ = storetest.Workspace(t, owner)
 	return url, owner, app, ws
+}
+
+// autovacuumOff keeps autovacuum from analyzing the tables whose statistics a test
+// sets up: only the test's ANALYZE, and the store's, change them.
+func autovacuumOff(t *testing.T, owner *store.Store) {
+	t.Helper()
+	storetest.Exec(t, owner.DB(), `ALTER TABLE memberships SET (autovacuum_enabled = off);
+		ALTER TABLE contacts SET (autovacuum_enabled = off); ALTER TABLE segments SET (autovacuum_enabled = off)`)
 }
 
 // TestStoreAnalyzesNewWorkspaces proves that the store has a new workspace analyzed
