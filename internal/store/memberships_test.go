@@ -2,10 +2,10 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,7 +196,8 @@ func TestRemovalClearsBitsByLookup(t *testing.T) {
 	storetest.Exec(t, owner.DB(), "ANALYZE segment_bitmaps")
 	fillWorkspace(t, owner, ws.ID, 2_000, 500, 10) // 500 segments of 200, a chunk each
 	conn, plans := explainingConn(t, url)
-	if _, err := conn.Exec(ctx, fmt.Sprintf(`SET ROLE segments_app; SET app.workspace_id = '%d'`, ws.ID)); err != nil {
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`SET auto_explain.log_format = json;
+		SET ROLE segments_app; SET app.workspace_id = '%d'`, ws.ID)); err != nil {
 		t.Fatal(err)
 	}
 	var removed int
@@ -209,24 +210,22 @@ func TestRemovalClearsBitsByLookup(t *testing.T) {
 	if removed == 0 {
 		t.Fatal("nothing removed: the test proves nothing")
 	}
-	read := 0
+	read := 0.0
 	for _, p := range plans() {
-		for _, m := range bitmapsRead.FindAllStringSubmatch(p, -1) {
-			rows, _ := strconv.Atoi(m[1])
-			loops, _ := strconv.Atoi(m[2])
-			read += rows * loops
+		// A notice is "duration: … plan:" and the plan as JSON.
+		var explained struct{ Plan map[string]any }
+		if err := json.Unmarshal([]byte(p[strings.Index(p, "{"):]), &explained); err != nil {
+			t.Fatalf("%v: %s", err, p)
 		}
+		read += rowsRead(explained.Plan, "segment_bitmaps")
 	}
 	// The 10 segments' chunks, each read once to be updated and perhaps once more
 	// to be deleted.
 	if read == 0 || read > 20 {
-		t.Errorf("the removal of %d memberships from 10 segments of a chunk each read %d bitmap chunks; want 10 to 20", removed, read)
+		t.Errorf("the removal of %d memberships from 10 segments of a chunk each read %.0f bitmap chunks; want 10 to 20", removed, read)
 	}
 	checkDerived(t, owner, ws.ID)
 }
-
-// bitmapsRead finds, in a plan, the rows and loops of a scan of segment_bitmaps.
-var bitmapsRead = regexp.MustCompile(`Scan (?:Backward )?(?:using \w+ )?on segment_bitmaps \w*.*\(actual time=[\d.]+ rows=(\d+) loops=(\d+)\)`)
 
 // lookedUpByBothColumns finds, in the plan of the check of an assignment's
 // contacts, their lookup by both columns of the primary key, planned for any
