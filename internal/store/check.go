@@ -143,7 +143,8 @@ type maintainedTrigger struct{ table, name string }
 // maintainedTriggers are the triggers on memberships that keep contact_count and
 // segment_bitmaps exact, and those on contacts that keep contact_counts exact; then
 // those that keep memberships referring to contacts and segments that exist; then
-// those that do both for TRUNCATE.
+// those that do both for TRUNCATE; then those that version the workspaces' segment
+// catalogs (catalog.go).
 var maintainedTriggers = []maintainedTrigger{
 	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_count_deleted"},
 	{"memberships", "memberships_bitmaps_inserted"}, {"memberships", "memberships_bitmaps_deleted"},
@@ -153,10 +154,13 @@ var maintainedTriggers = []maintainedTrigger{
 	{"contacts", "contacts_keys_kept"}, {"segments", "segments_keys_kept"},
 	{"memberships", "memberships_truncated"}, {"contacts", "contacts_count_truncated"},
 	{"contacts", "contacts_memberships_truncated"}, {"segments", "segments_memberships_truncated"},
+	{"segments", "segments_catalog_inserted"}, {"segments", "segments_catalog_deleted"},
+	{"segments", "segments_catalog_updated"}, {"segments", "segments_catalog_truncated"},
 }
 
 // TriggerProblems reports each trigger that maintains contact_count, segment_bitmaps
-// or contact_counts, or memberships' references, and is missing or does not fire in
+// or contact_counts, memberships' references or the catalogs' versions, and is
+// missing or does not fire in
 // ordinary sessions. With one of them off, every change of memberships or contacts
 // makes counters or bitmaps drift again, so a repair would not last, or leaves
 // memberships of contacts or segments that do not exist.

@@ -52,6 +52,25 @@ func ContactsPageSQL(s *Store, ws int64, cq crm.ContactQuery, args crm.PageArgs)
 	return q.String(), nil
 }
 
+// MembershipsOfContactsSQL returns the statement that reads the memberships of a
+// page of contacts for their segments from the catalog (catalog.go), as s writes it.
+func MembershipsOfContactsSQL(s *Store, ws int64, contactIDs []int64) string {
+	return s.membershipsOfContactsSQL(ws, contactIDs)
+}
+
+// CatalogMaxSegments is the most segments a catalog holds.
+const CatalogMaxSegments = catalogMaxSegments
+
+// CatalogHeld says what s holds of workspace ws's segment catalog: its version,
+// its segments, and whether it had too many to hold; held is false when s holds none.
+func CatalogHeld(s *Store, ws int64) (version int64, segments int, large, held bool) {
+	cat := s.catalogs.get(ws)
+	if cat == nil {
+		return 0, 0, false, false
+	}
+	return cat.version, len(cat.segments), cat.large, true
+}
+
 // MembershipsSQL returns the statements that add and remove the memberships of
 // contacts in segments, as s writes them, for the test of their plans
 // (memberships_test.go).

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -654,6 +656,37 @@ func checkMembersFirstUnknown(t *testing.T, owner, app *store.Store, ws crm.Work
 		}
 		checkLookups(t, name, plan, raw, lookups)
 	}
+
+	// The segments of a page of contacts, from the workspace's catalog: the page's
+	// memberships looked up by their contacts.
+	pageIDs := storetest.Column[int64](t, owner.DB(), "SELECT id FROM contacts WHERE workspace_id = $1 ORDER BY id DESC LIMIT 50", ws.ID)
+	fromCatalog, err := app.CatalogSegmentsOfContacts(wctx, ws.ID, pageIDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := app.SegmentsOfContacts(wctx, ws.ID, pageIDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := segmentNames(fromCatalog), segmentNames(whole); got != want {
+		t.Errorf("the segments of a page from the catalog: %s; want %s", got, want)
+	}
+	sql := store.MembershipsOfContactsSQL(app, ws.ID, pageIDs)
+	plan, raw := explainAnalyze(t, wctx, app.DB(), sql)
+	checkLookups(t, "the memberships of a page", plan, raw, lookups)
+}
+
+// segmentNames writes each contact's segments by name, the contacts in ID order.
+func segmentNames(segs map[int64][]*crm.Segment) string {
+	var b strings.Builder
+	for _, c := range slices.Sorted(maps.Keys(segs)) {
+		fmt.Fprintf(&b, "%d:", c)
+		for _, s := range segs[c] {
+			fmt.Fprintf(&b, " %s", s.Name)
+		}
+		b.WriteString("; ")
+	}
+	return b.String()
 }
 
 // checkLookups fails the test when a page's plan (of a workspace of 20,000 contacts

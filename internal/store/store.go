@@ -33,6 +33,7 @@ type Store struct {
 	pools      ownPools          // those pools, which Close closes
 	stats      learnedStatistics // what PostgreSQL's statistics tell the plans (statistics.go)
 	analyzer   analyzer          // when to analyze a new workspace's rows (analyze.go)
+	catalogs   catalogs          // the workspaces' segment catalogs (catalog.go)
 	background background        // the work no request waits for
 }
 

@@ -1,0 +1,10 @@
+DROP TRIGGER segments_catalog_truncated ON segments;
+DROP TRIGGER segments_catalog_updated ON segments;
+DROP TRIGGER segments_catalog_deleted ON segments;
+DROP TRIGGER segments_catalog_inserted ON segments;
+DROP FUNCTION segments_catalog_truncated();
+DROP FUNCTION segments_catalog_updated();
+DROP FUNCTION segments_catalog_deleted();
+DROP FUNCTION segments_catalog_inserted();
+DROP FUNCTION segment_catalog_bump(bigint[]);
+DROP TABLE segment_catalog_versions;
