@@ -7,36 +7,35 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
-// selectsOnRows reports whether the selection of the connection being resolved asks
-// for field on its rows, through nodes or edges.node (fragments and @skip/@include
-// taken into account). A resolver that has just read a page uses it to fetch that
-// field for the whole page at once.
-func selectsOnRows(ctx context.Context, connType, edgeType, rowType, field string) bool {
+// fieldOnRows returns the fields named field that the selection of the connection
+// being resolved asks for on its rows, through nodes or edges.node (fragments and
+// @skip/@include taken into account): none, one, or one per way of reaching the rows
+// that selects it. A resolver that has just read a page uses it to fetch that field
+// for the whole page at once.
+func fieldOnRows(ctx context.Context, connType, edgeType, rowType, field string) []graphql.CollectedField {
 	opCtx := graphql.GetOperationContext(ctx)
 	fc := graphql.GetFieldContext(ctx)
-	has := func(sel ast.SelectionSet) bool {
+	var found []graphql.CollectedField
+	collect := func(sel ast.SelectionSet) {
 		for _, f := range graphql.CollectFields(opCtx, sel, []string{rowType}) {
 			if f.Name == field {
-				return true
+				found = append(found, f)
 			}
 		}
-		return false
 	}
 	for _, f := range graphql.CollectFields(opCtx, fc.Field.Selections, []string{connType}) {
 		switch f.Name {
 		case "nodes":
-			if has(f.Selections) {
-				return true
-			}
+			collect(f.Selections)
 		case "edges":
 			for _, e := range graphql.CollectFields(opCtx, f.Selections, []string{edgeType}) {
-				if e.Name == "node" && has(e.Selections) {
-					return true
+				if e.Name == "node" {
+					collect(e.Selections)
 				}
 			}
 		}
 	}
-	return false
+	return found
 }
 
 // inList reports whether the field being resolved belongs to an element of a list,

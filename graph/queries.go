@@ -3,6 +3,10 @@ package graph
 import (
 	"context"
 	"errors"
+	"slices"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/segments/segments/graph/execution"
 	"github.com/segments/segments/graph/model"
@@ -123,18 +127,52 @@ func memberCount(seg *crm.Segment) model.Counter {
 // query asks for them, so that Contact.segments never waits for a batch, and the
 // page's edges and nodes need no goroutine each to batch it.
 func prefetchSegments(ctx context.Context, contacts []crm.Contact) error {
-	if !selectsOnRows(ctx, "ContactConnection", "ContactEdge", "Contact", "segments") {
+	fields := fieldOnRows(ctx, "ContactConnection", "ContactEdge", "Contact", "segments")
+	if len(fields) == 0 {
 		return nil
 	}
 	ids := make([]int64, len(contacts))
 	for i, c := range contacts {
 		ids[i] = c.ID
 	}
-	if err := loaders(ctx).SegmentsOfContact.Prefetch(ctx, ids); err != nil {
-		return err
+	var prefetched []*loader.Loader[int64, []*crm.Segment]
+	for _, f := range fields {
+		l := segmentsLoader(ctx, f.Selections)
+		if slices.Contains(prefetched, l) {
+			continue
+		}
+		if err := l.Prefetch(ctx, ids); err != nil {
+			return err
+		}
+		prefetched = append(prefetched, l)
 	}
 	execution.Preloaded(ctx, "segments")
 	return nil
+}
+
+// segmentType is what a Segment satisfies, for collecting the fields selected of one.
+var segmentType = []string{"Segment", "Node"}
+
+// catalogFields are the fields of Segment that its workspace's segment catalog holds
+// (store.CatalogSegmentsOfContacts): all but those the memberships change.
+var catalogFields = map[string]bool{"id": true, "name": true, "description": true, "createdAt": true, "__typename": true}
+
+// segmentsLoader returns the loader of the segments of a contact selected with sel:
+// the catalog's when sel asks for no field outside it (the contacts table's names),
+// else the one that reads the segments whole.
+func segmentsLoader(ctx context.Context, sel ast.SelectionSet) *loader.Loader[int64, []*crm.Segment] {
+	ls := loaders(ctx)
+	for _, f := range execution.CollectFields(ctx, graphql.GetOperationContext(ctx), sel, segmentType) {
+		if !catalogFields[f.Name] {
+			return ls.SegmentsOfContact
+		}
+	}
+	return ls.CatalogSegmentsOfContact
+}
+
+// segmentsOfContact resolves Contact.segments.
+func segmentsOfContact(ctx context.Context, contactID int64) ([]*crm.Segment, error) {
+	return segmentsLoader(ctx, graphql.GetFieldContext(ctx).Field.Selections).Load(ctx, contactID)
 }
 
 // lookup finds the object with a global ID; nil when this workspace has none.

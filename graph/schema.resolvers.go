@@ -16,7 +16,7 @@ import (
 )
 
 func (r *contactResolver) Segments(ctx context.Context, obj *crm.Contact) ([]*crm.Segment, error) {
-	return loaders(ctx).SegmentsOfContact.Load(ctx, obj.ID)
+	return segmentsOfContact(ctx, obj.ID)
 }
 
 func (r *mutationResolver) CreateSegment(ctx context.Context, input model.CreateSegmentInput) (*model.CreateSegmentPayload, error) {

@@ -26,6 +26,9 @@ type Options struct {
 type Loaders struct {
 	// SegmentsOfContact loads the segments a contact is in, ordered by name.
 	SegmentsOfContact *Loader[int64, []*crm.Segment]
+	// CatalogSegmentsOfContact loads the same from the workspace's segment catalog,
+	// without their contactCount and updatedAt (store.CatalogSegmentsOfContacts).
+	CatalogSegmentsOfContact *Loader[int64, []*crm.Segment]
 	// ContactsOfSegment loads a page of a segment's contacts.
 	ContactsOfSegment *Loader[SegmentPage, store.Page[crm.Contact]]
 	// ContactCountOfSegment counts the contacts of a segment that match a search.
@@ -107,6 +110,9 @@ func New(s *store.Store, ws int64, opts Options) *Loaders {
 	return &Loaders{
 		SegmentsOfContact: newLoader(wait, 0, func(ctx context.Context, ids []int64) (map[int64][]*crm.Segment, error) {
 			return s.SegmentsOfContacts(ctx, ws, ids)
+		}),
+		CatalogSegmentsOfContact: newLoader(wait, 0, func(ctx context.Context, ids []int64) (map[int64][]*crm.Segment, error) {
+			return s.CatalogSegmentsOfContacts(ctx, ws, ids)
 		}),
 		ContactsOfSegment: newLoader(wait, 0, func(ctx context.Context, keys []SegmentPage) (map[SegmentPage]store.Page[crm.Contact], error) {
 			out := make(map[SegmentPage]store.Page[crm.Contact], len(keys))
