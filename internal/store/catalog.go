@@ -26,8 +26,8 @@ import (
 // with the segments, a page of 50 contacts looked up its 170 segments by key and
 // sorted them: 1.14 ms of PostgreSQL's 1.6 ms for the page (pgbench, the benchmark's
 // dataset). The store keeps each workspace's catalog in memory instead, and reads the
-// page's memberships with the catalog's version (0.32 ms): only a newer version
-// than the one held reads the catalog again. The version comes from the database
+// page's memberships with the catalog's version (0.35 ms): only a newer version
+// than the one held, or a minute's age, reads the catalog again. The version comes from the database
 // with every page, so a change made through another server, or by SQL, shows at the
 // next page of every server.
 
@@ -86,7 +86,9 @@ func (c *catalogs) get(ws int64) *segmentCatalog {
 }
 
 // put holds cat for its workspace, unless a catalog of a newer version is held
-// already (read meanwhile by a concurrent request), and returns the one held.
+// already, read meanwhile by a concurrent request, and returns the one held. A newer
+// version read before cat was (a restore brought back older versions) gives way:
+// kept, it would be read again at every page and never replaced.
 func (c *catalogs) put(cat *segmentCatalog) *segmentCatalog {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -95,7 +97,7 @@ func (c *catalogs) put(cat *segmentCatalog) *segmentCatalog {
 	}
 	if e, ok := c.byWorkspace[cat.ws]; ok {
 		held := e.Value.(*segmentCatalog)
-		if held.version > cat.version {
+		if held.version > cat.version && !held.checked.Before(cat.checked) {
 			return held
 		}
 		c.held -= len(held.segments)

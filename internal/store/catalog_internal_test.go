@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/segments/segments/internal/crm"
 )
@@ -54,4 +55,16 @@ func TestCatalogsKeepTheRecentWithinCapacity(t *testing.T) {
 	}
 	c.put(catalog(4, 1, 20))
 	check("larger than the capacity alone", "4@1 (20 segments)")
+
+	// Versions gone back (a restore): a read of the older version made after the
+	// newer one was read replaces it.
+	restored := catalog(4, 1, 2)
+	restored.checked = time.Now()
+	newer := catalog(4, 9, 2)
+	newer.checked = restored.checked.Add(-time.Minute)
+	c.put(newer)
+	if got := c.put(restored); got != restored {
+		t.Errorf("a read after a restore: put returned version %d; want the read, 1", got.version)
+	}
+	check("after a restore", "4@1 (2 segments)")
 }
