@@ -68,14 +68,45 @@ func (r *Resolver) contactsOf(ctx context.Context, term string, segments crm.Mem
 		}
 		return &model.ContactConnection{Counter: count}, nil
 	}
-	page, err := r.Store.Contacts(ctx, ws, q, args)
+	page, err := r.contactsPage(ctx, ws, q, args)
 	if err != nil {
 		return nil, err
 	}
-	if err := prefetchSegments(ctx, page.Items); err != nil {
-		return nil, err
-	}
 	return &model.ContactConnection{Page: page, Counter: countUnlessKnown(page, count)}, nil
+}
+
+// contactsPage reads a page of the contacts q selects, with the segments its rows
+// ask for: read with the page where the catalog holds every field asked of them
+// (the contacts table), and by the other loaders (contactCount, updatedAt) right
+// after it, all contacts in one statement.
+func (r *Resolver) contactsPage(ctx context.Context, ws int64, q crm.ContactQuery, args crm.PageArgs) (store.Page[crm.Contact], error) {
+	need := rowSegmentsLoaders(ctx)
+	if len(need) == 0 {
+		return r.Store.Contacts(ctx, ws, q, args)
+	}
+	var page store.Page[crm.Contact]
+	if catalog := loaders(ctx).CatalogSegmentsOfContact; slices.Contains(need, catalog) {
+		need = slices.DeleteFunc(need, func(l *loader.Loader[int64, []*crm.Segment]) bool { return l == catalog })
+		p, segments, err := r.Store.ContactsWithCatalogSegments(ctx, ws, q, args)
+		if err != nil {
+			return p, err
+		}
+		page = p
+		catalog.Prime(crm.ContactIDs(page.Items), segments)
+	} else {
+		p, err := r.Store.Contacts(ctx, ws, q, args)
+		if err != nil {
+			return p, err
+		}
+		page = p
+	}
+	for _, l := range need {
+		if err := l.Prefetch(ctx, crm.ContactIDs(page.Items)); err != nil {
+			return page, err
+		}
+	}
+	execution.Preloaded(ctx, "segments")
+	return page, nil
 }
 
 // segmentContacts resolves Segment.contacts. A segment alone (segment(id:), a
@@ -123,31 +154,17 @@ func memberCount(seg *crm.Segment) model.Counter {
 	return model.Counter{Exact: func(context.Context) (int, error) { return int(seg.ContactCount), nil }}
 }
 
-// prefetchSegments loads the segments of a page of contacts in one statement when the
-// query asks for them, so that Contact.segments never waits for a batch, and the
-// page's edges and nodes need no goroutine each to batch it.
-func prefetchSegments(ctx context.Context, contacts []crm.Contact) error {
-	fields := fieldOnRows(ctx, "ContactConnection", "ContactEdge", "Contact", "segments")
-	if len(fields) == 0 {
-		return nil
-	}
-	ids := make([]int64, len(contacts))
-	for i, c := range contacts {
-		ids[i] = c.ID
-	}
-	var prefetched []*loader.Loader[int64, []*crm.Segment]
-	for _, f := range fields {
-		l := segmentsLoader(ctx, f.Selections)
-		if slices.Contains(prefetched, l) {
-			continue
+// rowSegmentsLoaders returns the loaders that the segments fields selected on the
+// rows of the connection being resolved need (segmentsLoader), each once: none when
+// no row's segments are asked for.
+func rowSegmentsLoaders(ctx context.Context) []*loader.Loader[int64, []*crm.Segment] {
+	var need []*loader.Loader[int64, []*crm.Segment]
+	for _, f := range fieldOnRows(ctx, "ContactConnection", "ContactEdge", "Contact", "segments") {
+		if l := segmentsLoader(ctx, f.Selections); !slices.Contains(need, l) {
+			need = append(need, l)
 		}
-		if err := l.Prefetch(ctx, ids); err != nil {
-			return err
-		}
-		prefetched = append(prefetched, l)
 	}
-	execution.Preloaded(ctx, "segments")
-	return nil
+	return need
 }
 
 // segmentType is what a Segment satisfies, for collecting the fields selected of one.

@@ -70,6 +70,15 @@ type Contact struct {
 	UpdatedAt  time.Time
 }
 
+// ContactIDs returns the IDs of contacts, in their order.
+func ContactIDs(contacts []Contact) []int64 {
+	ids := make([]int64, len(contacts))
+	for i, c := range contacts {
+		ids[i] = c.ID
+	}
+	return ids
+}
+
 // GlobalID is the workspace's ID as the API shows it: opaque, and telling its type.
 func (w *Workspace) GlobalID() string { return globalid.Encode(globalid.Workspace, w.ID) }
 

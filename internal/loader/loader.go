@@ -75,6 +75,14 @@ func (l *Loader[K, V]) Prefetch(ctx context.Context, keys []K) error {
 	if err != nil {
 		return err
 	}
+	l.Prime(keys, found)
+	return nil
+}
+
+// Prime holds the values of keys that found holds, fetched elsewhere (as the loader's
+// fetch would have fetched them: a key missing from found has the zero V), so that
+// later Loads of them return at once.
+func (l *Loader[K, V]) Prime(keys []K, found map[K]V) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.prefetched == nil {
@@ -83,5 +91,4 @@ func (l *Loader[K, V]) Prefetch(ctx context.Context, keys []K) error {
 	for _, k := range keys {
 		l.prefetched[k] = found[k]
 	}
-	return nil
 }

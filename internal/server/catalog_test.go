@@ -15,7 +15,8 @@ import (
 // query asks only for what the catalog holds (store.CatalogSegmentsOfContacts), show
 // every change at the next request: a rename that changes their order, a new
 // description, a new segment, a deleted one, and a rename by SQL that no server
-// made. A second read of an unchanged catalog sends no statement for it. A query that
+// made. The page's statement reads the memberships, and a second read of an
+// unchanged catalog sends no statement for it. A query that
 // asks for contactCount or updatedAt reads the segments whole, current after every
 // assignment.
 func TestContactSegmentsFollowEveryCatalogChange(t *testing.T) {
@@ -68,8 +69,10 @@ func TestContactSegmentsFollowEveryCatalogChange(t *testing.T) {
 	check("first read", []string{"Alpha", "bravo"}, []string{"Alpha", "bravo"}, []string{"Alpha"})
 	first := a.statements() - bare
 	check("second read", []string{"Alpha", "bravo"}, []string{"Alpha", "bravo"}, []string{"Alpha"})
-	if again := a.statements() - bare; first != 2 || again != 1 {
-		t.Errorf("the segments of the page took %d statements at the first read, %d at the second; want 2 (the memberships, the catalog), then 1", first, again)
+	// The page's statement reads the memberships too: the segments cost a
+	// statement only when the catalog is read.
+	if again := a.statements() - bare; first != 1 || again != 0 {
+		t.Errorf("the segments of the page took %d statements more than the bare page at the first read, %d at the second; want 1 (the catalog), then 0", first, again)
 	}
 
 	update := func(id string, fields string) {

@@ -1,14 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"container/list"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/segments/segments/internal/crm"
@@ -26,8 +29,10 @@ import (
 // with the segments, a page of 50 contacts looked up its 170 segments by key and
 // sorted them: 1.14 ms of PostgreSQL's 1.6 ms for the page (pgbench, the benchmark's
 // dataset). The store keeps each workspace's catalog in memory instead, and reads the
-// page's memberships with the catalog's version (0.35 ms): only a newer version
-// than the one held, or a minute's age, reads the catalog again. The version comes from the database
+// page's memberships with the catalog's version, in the page's own statement
+// (ContactsWithCatalogSegments) or in one of their own (CatalogSegmentsOfContacts,
+// 0.35 ms): only a newer version than the one held, or a minute's age, reads the
+// catalog again. The version comes from the database
 // with every page, so a change made through another server, or by SQL, shows at the
 // next page of every server.
 
@@ -128,14 +133,118 @@ func (s *Store) CatalogSegmentsOfContacts(ctx context.Context, ws int64, contact
 		return s.SegmentsOfContacts(ctx, ws, contactIDs)
 	}
 	version, memberships, err := s.membershipsOfContacts(ctx, ws, contactIDs)
-	if err != nil || len(memberships) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	return s.catalogSegments(ctx, ws, cat, version, memberships, contactIDs)
+}
+
+// ContactsWithCatalogSegments returns one page of the contacts cq selects, as
+// Contacts does, with the segments of each of its contacts, as
+// CatalogSegmentsOfContacts does, in one statement where the two take two: the
+// page's statement reads each contact's segment IDs and the catalog's version too.
+// The contacts table of the dashboard, 50 contacts with their segments by name:
+// 0.56 ms of PostgreSQL and pgbench per page, against 0.75 for the two statements
+// (pgbench, 1M contacts).
+func (s *Store) ContactsWithCatalogSegments(ctx context.Context, ws int64, cq crm.ContactQuery, args crm.PageArgs) (Page[crm.Contact], map[int64][]*crm.Segment, error) {
+	cat := s.catalogs.get(ws)
+	if cat != nil && cat.large && !cat.old() {
+		page, err := s.Contacts(ctx, ws, cq, args)
+		if err != nil {
+			return page, nil, err
+		}
+		segments, err := s.SegmentsOfContacts(ctx, ws, crm.ContactIDs(page.Items))
+		return page, segments, err
+	}
+	page, rows, err := s.contactRows(ctx, ws, cq, args, s.withSegmentIDs(ws))
+	if err != nil || len(rows) == 0 {
+		return page, nil, err
+	}
+	var memberships []membership
+	for _, r := range rows {
+		for _, seg := range r.SegmentIDs {
+			memberships = append(memberships, membership{contact: r.ID, segment: seg})
+		}
+	}
+	segments, err := s.catalogSegments(ctx, ws, cat, rows[0].CatalogVersion, memberships, crm.ContactIDs(page.Items))
+	return page, segments, err
+}
+
+// withSegmentIDs returns the statement of a page of workspace ws's contacts with the
+// segment IDs of each of its rows (segment_ids, an idList) and the version of the
+// workspace's catalog (catalog_version, from an InitPlan: in the page's snapshot),
+// given the statement of the page. Each contact's segments are a lookup by both
+// columns of memberships_contact, made for the rows the page returns (and the row
+// past its end, and the probe), never for the rows it reads on the way.
+func (s *Store) withSegmentIDs(ws int64) func(page *bun.SelectQuery) *bun.SelectQuery {
+	w := s.workspaceArg(ws)
+	return func(page *bun.SelectQuery) *bun.SelectQuery {
+		return s.db.NewSelect().TableExpr("(?) AS p", page).ColumnExpr("p.*").
+			ColumnExpr("coalesce((SELECT version FROM segment_catalog_versions WHERE workspace_id = ?), 0) AS catalog_version", w).
+			ColumnExpr("ARRAY(SELECT x.segment_id FROM memberships AS x WHERE x.workspace_id = ? AND x.contact_id = p.id)::text AS segment_ids", w)
+	}
+}
+
+// idList is the text of a bigint[] ({1,2,3}), cast to text in the statement so that
+// pgx hands it over unconverted (pgtype.BytesScanner): its own decoding of an array
+// makes a string of every element, and a string of the whole through sql.Scanner,
+// 1,150 allocations for the segment IDs of a page of 50 contacts.
+type idList []int64
+
+// ScanBytes implements pgtype.BytesScanner.
+func (l *idList) ScanBytes(text []byte) error {
+	if text == nil {
+		*l = nil
+		return nil
+	}
+	if len(text) < 2 || text[0] != '{' || text[len(text)-1] != '}' {
+		return fmt.Errorf("store: %q is not the text of a bigint[]", text)
+	}
+	text = text[1 : len(text)-1]
+	ids := make(idList, 0, bytes.Count(text, comma)+1)
+	for len(text) > 0 {
+		field, rest, _ := bytes.Cut(text, comma)
+		id, err := parseID(field)
+		if err != nil {
+			return fmt.Errorf("store: the bigint[] {%s}: %w", text, err)
+		}
+		ids, text = append(ids, id), rest
+	}
+	*l = ids
+	return nil
+}
+
+var comma = []byte{','}
+
+// parseID parses a positive decimal int64, as strconv.ParseInt would without a
+// string to parse.
+func parseID(digits []byte) (int64, error) {
+	if len(digits) == 0 || len(digits) > 18 {
+		return 0, fmt.Errorf("%q is not an ID", digits)
+	}
+	var id int64
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0, fmt.Errorf("%q is not an ID", digits)
+		}
+		id = id*10 + int64(d-'0')
+	}
+	return id, nil
+}
+
+// catalogSegments returns, for each of the given contacts, its segments among
+// memberships (read at the catalog's version), from the catalog held (cat, nil if
+// none), or from one read again when that one is older or too old.
+func (s *Store) catalogSegments(ctx context.Context, ws int64, cat *segmentCatalog, version int64, memberships []membership, contactIDs []int64) (map[int64][]*crm.Segment, error) {
+	if len(memberships) == 0 {
+		return nil, nil
 	}
 	for reread := false; ; reread = true {
 		// Another version than the memberships': one of the two is older, and a
 		// catalog newer than its memberships is as good (it may lack a segment
 		// deleted since, whose memberships are gone too).
 		if reread || cat == nil || cat.version < version || cat.old() {
+			var err error
 			if cat, err = s.readCatalog(ctx, ws); err != nil {
 				return nil, err
 			}

@@ -24,6 +24,11 @@ type contactRow struct {
 	// Total is the number of contacts the page's whole list holds, when its
 	// statement counted them (twoWayPage.counts).
 	Total pgtype.Int8 `bun:"-"`
+	// SegmentIDs and CatalogVersion are the contact's segments, unordered, and the
+	// version of its workspace's segment catalog, when its page was read with them
+	// (ContactsWithCatalogSegments).
+	SegmentIDs     idList `bun:"-"`
+	CatalogVersion int64  `bun:"-"`
 }
 
 func (r contactRow) probe() bool { return r.Probe }
@@ -50,6 +55,10 @@ func (r *contactRow) dest(col string) any {
 		return &r.Probe
 	case "total":
 		return &r.Total
+	case "segment_ids":
+		return &r.SegmentIDs
+	case "catalog_version":
+		return &r.CatalogVersion
 	}
 	return nil
 }
@@ -93,21 +102,32 @@ func contactPage(rows []contactRow, nav pageNav, key sortKey) Page[crm.Contact] 
 
 // Contacts returns one page of the contacts cq selects.
 func (s *Store) Contacts(ctx context.Context, ws int64, cq crm.ContactQuery, args crm.PageArgs) (Page[crm.Contact], error) {
+	page, _, err := s.contactRows(ctx, ws, cq, args, nil)
+	return page, err
+}
+
+// contactRows reads one page of the contacts cq selects, and returns it with its
+// rows. with, if not nil, returns the statement that reads the page with more
+// columns, given the statement of the page.
+func (s *Store) contactRows(ctx context.Context, ws int64, cq crm.ContactQuery, args crm.PageArgs, with func(page *bun.SelectQuery) *bun.SelectQuery) (Page[crm.Contact], []contactRow, error) {
 	key, ok := contactKeys[cq.Order.Field]
 	if !ok {
-		return Page[crm.Contact]{}, fmt.Errorf("store: unknown contact order %q", cq.Order.Field)
+		return Page[crm.Contact]{}, nil, fmt.Errorf("store: unknown contact order %q", cq.Order.Field)
 	}
 	pq := pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args}
 	var all []contactRow
 	q, err := s.contactsPageSelect(&all, s.workspaceArg(ws), cq, pq)
 	if err != nil {
-		return Page[crm.Contact]{}, err
+		return Page[crm.Contact]{}, nil, err
+	}
+	if with != nil {
+		q = with(q)
 	}
 	rows, nav, err := runPage(ctx, q, &all, pq)
 	if err != nil {
-		return Page[crm.Contact]{}, err
+		return Page[crm.Contact]{}, nil, err
 	}
-	return contactPage(rows, nav, key), nil
+	return contactPage(rows, nav, key), rows, nil
 }
 
 // segmentsSizes is the SQL of the sizes of twoWayPage for the segments that segments

@@ -58,6 +58,21 @@ func MembershipsOfContactsSQL(s *Store, ws int64, contactIDs []int64) string {
 	return s.membershipsOfContactsSQL(ws, contactIDs)
 }
 
+// ContactsWithSegmentsSQL returns the statement of a page of contacts with each
+// contact's segment IDs (ContactsWithCatalogSegments), as s writes it.
+func ContactsWithSegmentsSQL(s *Store, ws int64, cq crm.ContactQuery, args crm.PageArgs) (string, error) {
+	key, ok := contactKeys[cq.Order.Field]
+	if !ok {
+		key = contactsByCreatedAt
+	}
+	var dst []contactRow
+	q, err := s.contactsPageSelect(&dst, s.workspaceArg(ws), cq, pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args})
+	if err != nil {
+		return "", err
+	}
+	return s.withSegmentIDs(ws)(q).String(), nil
+}
+
 // CatalogMaxSegments is the most segments a catalog holds.
 const CatalogMaxSegments = catalogMaxSegments
 

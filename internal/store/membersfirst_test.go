@@ -674,6 +674,26 @@ func checkMembersFirstUnknown(t *testing.T, owner, app *store.Store, ws crm.Work
 	sql := store.MembershipsOfContactsSQL(app, ws.ID, pageIDs)
 	plan, raw := explainAnalyze(t, wctx, app.DB(), sql)
 	checkLookups(t, "the memberships of a page", plan, raw, lookups)
+
+	// The same page read with its memberships, in one statement (the contacts table).
+	fifty := 50
+	byID := crm.ContactQuery{Order: crm.ContactOrder{Field: crm.ContactsByCreatedAt, Direction: crm.Desc}}
+	page, withPage, err := app.ContactsWithCatalogSegments(wctx, ws.ID, byID, crm.PageArgs{First: &fifty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err = app.SegmentsOfContacts(wctx, ws.ID, crm.ContactIDs(page.Items))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := segmentNames(withPage), segmentNames(whole); got != want {
+		t.Errorf("the segments of a page read with it: %s; want %s", got, want)
+	}
+	if sql, err = store.ContactsWithSegmentsSQL(app, ws.ID, byID, crm.PageArgs{First: &fifty}); err != nil {
+		t.Fatal(err)
+	}
+	plan, raw = explainAnalyze(t, wctx, app.DB(), sql)
+	checkLookups(t, "a page with its memberships", plan, raw, lookups)
 }
 
 // segmentNames writes each contact's segments by name, the contacts in ID order.
