@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/segments/segments/internal/benchdata"
+	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
@@ -267,5 +268,51 @@ func TestCaptureLeavesOutTheStatistics(t *testing.T) {
 	}
 	if st := steadyState(slices.Clone(sent)); len(st) > 0 {
 		t.Errorf("statements of the store's statistics kept as a request's: %q (of %q)", st, sent)
+	}
+}
+
+// TestCaptureLeavesOutTheCatalog: the store reads a workspace's segment catalog at
+// its first page with segments and once a minute after, not per request, so a
+// captured request leaves that statement out and keeps the page's own.
+func TestCaptureLeavesOutTheCatalog(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	s := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
+	ws, _ := storetest.Workspace(t, s)
+	storetest.Exec(t, s.DB(), `WITH c AS (INSERT INTO contacts (workspace_id, phone) VALUES ($1, '+911234567890') RETURNING id),
+		g AS (INSERT INTO segments (workspace_id, name) VALUES ($1, 'VIP') RETURNING id)
+		INSERT INTO memberships (workspace_id, segment_id, contact_id) SELECT $1, g.id, c.id FROM c, g`, ws.ID)
+
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := startProxy(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.close()
+	u.Host = proxy.addr()
+	recorded, err := store.Open(ctx, u.String(), store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recorded.Close()
+	wctx := store.WithWorkspace(ctx, ws.ID)
+	first := 1
+	var pages [][]string
+	for range 2 {
+		proxy.take()
+		page, segs, err := recorded.ContactsWithCatalogSegments(wctx, ws.ID, crm.ContactQuery{Order: crm.DefaultContactOrder}, crm.PageArgs{First: &first})
+		if err != nil || len(page.Items) != 1 || len(segs[page.Items[0].ID]) != 1 {
+			t.Fatalf("the page: %+v, its segments %v, %v", page.Items, segs, err)
+		}
+		pages = append(pages, proxy.take())
+	}
+	if len(pages[0]) != 2 || len(pages[1]) != 1 {
+		t.Fatalf("statements of the first page %q, of the second %q: want the page and the catalog, then the page", pages[0], pages[1])
+	}
+	if st := steadyState(slices.Clone(pages[0])); !slices.Equal(st, pages[1]) {
+		t.Errorf("the first page's steady state %q; want the second page's %q", st, pages[1])
 	}
 }

@@ -427,7 +427,9 @@ var readWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W8", "W9", "W10"}
 // statistics (the rows planned for each workspace, the copy of the histogram of the
 // contacts' search text and its trigrams, the workspaces' sizes by their counters),
 // asked in the background once a minute at most (store/statistics.go), and its
-// analyses of new workspaces (store/analyze.go).
+// analyses of new workspaces (store/analyze.go), and its reading of a workspace's
+// segment catalog, at a workspace's first page and once a minute after
+// (store/catalog.go).
 // Whether a captured request sends them depends only on when it came (in the
 // measured runs, at 20 to thousands of requests a second, one request in 40 or
 // fewer), so the captured SQL, and with it the statement counts and the floor's
@@ -440,16 +442,27 @@ const (
 	searchSample = "SELECT segments_sample_contact_search()"
 	trigrams     = "SELECT analyzed_at, trigrams FROM segments_contact_search_trigrams("
 	analysis     = "SELECT segments_analyze_workspaces("
+	catalogRead  = "SELECT v.version, coalesce(g.id, 0), coalesce(g.name, ''), g.description"
 )
 
 // steadyState returns the statements of a captured request of ours without those
 // it sent only because of a pause before it (keyLookup, idlePing, rowsLookup,
-// countsLookup, searchSample, trigrams) or in the background (analysis).
+// countsLookup, searchSample, trigrams, catalogRead) or in the background
+// (analysis).
 func steadyState(st []string) []string {
 	return slices.DeleteFunc(st, func(s string) bool {
 		return strings.HasPrefix(s, keyLookup) || s == idlePing || s == rowsLookup || strings.HasPrefix(s, countsLookup) ||
-			s == searchSample || strings.HasPrefix(s, trigrams) || strings.HasPrefix(s, analysis)
+			s == searchSample || strings.HasPrefix(s, trigrams) || strings.HasPrefix(s, analysis) || strings.HasPrefix(tenantStatement(s), catalogRead)
 	})
+}
+
+// tenantStatement returns a statement sent for a workspace without the setting of the
+// workspace that goes before it (store/tenant.go).
+func tenantStatement(s string) string {
+	if set, statement, ok := strings.Cut(s, "; "); ok && strings.HasPrefix(set, "SET LOCAL app.workspace_id = ") {
+		return statement
+	}
+	return s
 }
 
 func (b *bench) capture(ctx context.Context) error {
