@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -253,6 +254,15 @@ func serveOurs(args []string) error {
 	ctx := context.Background()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(server.GCPercent)
+	}
+	// To profile our server under a workload's load: SEGBENCH_PPROF=127.0.0.1:6061,
+	// then go tool pprof http://127.0.0.1:6061/debug/pprof/profile?seconds=20 while
+	// the workload runs. Its own listener, so the API's handler is as serve's.
+	if addr := os.Getenv("SEGBENCH_PPROF"); addr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go func() { fmt.Fprintln(os.Stderr, http.ListenAndServe(addr, mux)) }()
 	}
 	// As serve does: requests run as the application's role, under row-level security.
 	url, err := store.AppURL(ctx, args[0])
