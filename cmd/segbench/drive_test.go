@@ -237,7 +237,6 @@ func TestCaptureKeepsTheSteadyState(t *testing.T) {
 // asked since migration 20261202000003, were once captured with W10's request, and
 // the floor replayed them at every request.)
 func TestCaptureLeavesOutTheStatistics(t *testing.T) {
-	ctx := context.Background()
 	url := storetest.Database(t)
 	s := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
 	// Contacts analyzed, so that the database has a histogram to copy and its trigrams
@@ -247,20 +246,7 @@ func TestCaptureLeavesOutTheStatistics(t *testing.T) {
 		SELECT $1, '+91' || lpad(g::text, 8, '0'), 'Contact ' || g FROM generate_series(1, 500) g`, ws.ID)
 	storetest.Exec(t, s.DB(), `ANALYZE contacts`)
 
-	u, err := neturl.Parse(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := startProxy(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.close()
-	u.Host = proxy.addr()
-	recorded, err := store.Open(ctx, u.String(), store.Options{MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	recorded, proxy := recordedStore(t, url)
 	recorded.Close()
 	sent := proxy.take()
 	if len(sent) == 0 {
@@ -283,20 +269,7 @@ func TestCaptureLeavesOutTheCatalog(t *testing.T) {
 		g AS (INSERT INTO segments (workspace_id, name) VALUES ($1, 'VIP') RETURNING id)
 		INSERT INTO memberships (workspace_id, segment_id, contact_id) SELECT $1, g.id, c.id FROM c, g`, ws.ID)
 
-	u, err := neturl.Parse(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := startProxy(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.close()
-	u.Host = proxy.addr()
-	recorded, err := store.Open(ctx, u.String(), store.Options{MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	recorded, proxy := recordedStore(t, url)
 	defer recorded.Close()
 	wctx := store.WithWorkspace(ctx, ws.ID)
 	first := 1
@@ -315,4 +288,25 @@ func TestCaptureLeavesOutTheCatalog(t *testing.T) {
 	if st := steadyState(slices.Clone(pages[0])); !slices.Equal(st, pages[1]) {
 		t.Errorf("the first page's steady state %q; want the second page's %q", st, pages[1])
 	}
+}
+
+// recordedStore opens a store on the database at url through a recording proxy,
+// which the test's end closes.
+func recordedStore(t *testing.T, url string) (*store.Store, *sqlProxy) {
+	t.Helper()
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := startProxy(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.close)
+	u.Host = proxy.addr()
+	s, err := store.Open(context.Background(), u.String(), store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, proxy
 }

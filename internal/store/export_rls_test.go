@@ -1,6 +1,10 @@
 package store
 
-import "github.com/segments/segments/internal/crm"
+import (
+	"github.com/uptrace/bun"
+
+	"github.com/segments/segments/internal/crm"
+)
 
 // The indexed expressions, for the test that proves row-level security leaves them
 // on their indexes (tenant_test.go).
@@ -40,16 +44,21 @@ func SearchSQL(s *Store, ws int64, term string) (contacts, segments string) {
 // ContactsPageSQL returns the statement of a page of contacts, as s writes it, for
 // the test of how a page of members is read (membersfirst_test.go).
 func ContactsPageSQL(s *Store, ws int64, cq crm.ContactQuery, args crm.PageArgs) (string, error) {
+	q, err := contactsPageQuery(s, ws, cq, args)
+	if err != nil {
+		return "", err
+	}
+	return q.String(), nil
+}
+
+// contactsPageQuery is the query of ContactsPageSQL.
+func contactsPageQuery(s *Store, ws int64, cq crm.ContactQuery, args crm.PageArgs) (*bun.SelectQuery, error) {
 	key, ok := contactKeys[cq.Order.Field]
 	if !ok {
 		key = contactsByCreatedAt
 	}
 	var dst []contactRow
-	q, err := s.contactsPageSelect(&dst, s.workspaceArg(ws), cq, pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args})
-	if err != nil {
-		return "", err
-	}
-	return q.String(), nil
+	return s.contactsPageSelect(&dst, s.workspaceArg(ws), cq, pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args})
 }
 
 // MembershipsOfContactsSQL returns the statement that reads the memberships of a
@@ -61,12 +70,7 @@ func MembershipsOfContactsSQL(s *Store, ws int64, contactIDs []int64) string {
 // ContactsWithSegmentsSQL returns the statement of a page of contacts with each
 // contact's segment IDs (ContactsWithCatalogSegments), as s writes it.
 func ContactsWithSegmentsSQL(s *Store, ws int64, cq crm.ContactQuery, args crm.PageArgs) (string, error) {
-	key, ok := contactKeys[cq.Order.Field]
-	if !ok {
-		key = contactsByCreatedAt
-	}
-	var dst []contactRow
-	q, err := s.contactsPageSelect(&dst, s.workspaceArg(ws), cq, pageQuery{alias: "c", key: key, dir: cq.Order.Direction, args: args})
+	q, err := contactsPageQuery(s, ws, cq, args)
 	if err != nil {
 		return "", err
 	}
