@@ -84,24 +84,23 @@ func (r *Resolver) contactsPage(ctx context.Context, ws int64, q crm.ContactQuer
 	if len(need) == 0 {
 		return r.Store.Contacts(ctx, ws, q, args)
 	}
+	catalog := loaders(ctx).CatalogSegmentsOfContact
 	var page store.Page[crm.Contact]
-	if catalog := loaders(ctx).CatalogSegmentsOfContact; slices.Contains(need, catalog) {
-		need = slices.DeleteFunc(need, func(l *loader.Loader[int64, []*crm.Segment]) bool { return l == catalog })
-		p, segments, err := r.Store.ContactsWithCatalogSegments(ctx, ws, q, args)
-		if err != nil {
-			return p, err
-		}
-		page = p
-		catalog.Prime(crm.ContactIDs(page.Items), segments)
+	var segments map[int64][]*crm.Segment // the catalog's, read with the page
+	var err error
+	if slices.Contains(need, catalog) {
+		page, segments, err = r.Store.ContactsWithCatalogSegments(ctx, ws, q, args)
 	} else {
-		p, err := r.Store.Contacts(ctx, ws, q, args)
-		if err != nil {
-			return p, err
-		}
-		page = p
+		page, err = r.Store.Contacts(ctx, ws, q, args)
 	}
+	if err != nil {
+		return page, err
+	}
+	ids := crm.ContactIDs(page.Items)
 	for _, l := range need {
-		if err := l.Prefetch(ctx, crm.ContactIDs(page.Items)); err != nil {
+		if l == catalog {
+			l.Prime(ids, segments)
+		} else if err := l.Prefetch(ctx, ids); err != nil {
 			return page, err
 		}
 	}
