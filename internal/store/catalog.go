@@ -5,7 +5,9 @@ import (
 	"cmp"
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -129,7 +131,7 @@ func (c *catalogs) put(cat *segmentCatalog) *segmentCatalog {
 // by requests: read, never change.
 func (s *Store) CatalogSegmentsOfContacts(ctx context.Context, ws int64, contactIDs []int64) (map[int64][]*crm.Segment, error) {
 	cat := s.catalogs.get(ws)
-	if cat != nil && cat.large && !cat.old() {
+	if cat.tooLarge() {
 		return s.SegmentsOfContacts(ctx, ws, contactIDs)
 	}
 	version, memberships, err := s.membershipsOfContacts(ctx, ws, contactIDs)
@@ -148,7 +150,7 @@ func (s *Store) CatalogSegmentsOfContacts(ctx context.Context, ws int64, contact
 // (pgbench, 1M contacts).
 func (s *Store) ContactsWithCatalogSegments(ctx context.Context, ws int64, cq crm.ContactQuery, args crm.PageArgs) (Page[crm.Contact], map[int64][]*crm.Segment, error) {
 	cat := s.catalogs.get(ws)
-	if cat != nil && cat.large && !cat.old() {
+	if cat.tooLarge() {
 		page, err := s.Contacts(ctx, ws, cq, args)
 		if err != nil {
 			return page, nil, err
@@ -160,7 +162,11 @@ func (s *Store) ContactsWithCatalogSegments(ctx context.Context, ws int64, cq cr
 	if err != nil || len(rows) == 0 {
 		return page, nil, err
 	}
-	var memberships []membership
+	n := 0
+	for _, r := range rows {
+		n += len(r.SegmentIDs)
+	}
+	memberships := make([]membership, 0, n)
 	for _, r := range rows {
 		for _, seg := range r.SegmentIDs {
 			memberships = append(memberships, membership{contact: r.ID, segment: seg})
@@ -216,16 +222,19 @@ func (l *idList) ScanBytes(text []byte) error {
 
 var comma = []byte{','}
 
-// parseID parses a positive decimal int64, as strconv.ParseInt would without a
-// string to parse.
+// parseID parses a non-negative decimal int64, as strconv.ParseInt would without
+// a string to make of it.
 func parseID(digits []byte) (int64, error) {
-	if len(digits) == 0 || len(digits) > 18 {
-		return 0, fmt.Errorf("%q is not an ID", digits)
+	if len(digits) == 0 {
+		return 0, errors.New("an empty ID")
 	}
 	var id int64
 	for _, d := range digits {
 		if d < '0' || d > '9' {
 			return 0, fmt.Errorf("%q is not an ID", digits)
+		}
+		if id > (math.MaxInt64-int64(d-'0'))/10 {
+			return 0, fmt.Errorf("%q is out of an ID's range", digits)
 		}
 		id = id*10 + int64(d-'0')
 	}
@@ -261,6 +270,10 @@ func (s *Store) catalogSegments(ctx context.Context, ws int64, cat *segmentCatal
 		}
 	}
 }
+
+// tooLarge says whether cat, if held (not nil), says its workspace has too many
+// segments for a catalog, and is recent enough to be believed.
+func (cat *segmentCatalog) tooLarge() bool { return cat != nil && cat.large && !cat.old() }
 
 // old says whether cat is older than catalogMaxAge.
 func (cat *segmentCatalog) old() bool { return time.Since(cat.checked) > catalogMaxAge }

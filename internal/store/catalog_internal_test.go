@@ -68,3 +68,29 @@ func TestCatalogsKeepTheRecentWithinCapacity(t *testing.T) {
 	}
 	check("after a restore", "4@1 (2 segments)")
 }
+
+// TestIDListScansTheTextOfAnArray: the text of a bigint[] as PostgreSQL writes it,
+// to the last int64, and nothing else.
+func TestIDListScansTheTextOfAnArray(t *testing.T) {
+	for text, want := range map[string]string{
+		"{}":                      "[]",
+		"{7}":                     "[7]",
+		"{1,22,333}":              "[1 22 333]",
+		"{9223372036854775807,0}": "[9223372036854775807 0]",
+	} {
+		var l idList
+		if err := l.ScanBytes([]byte(text)); err != nil || fmt.Sprint([]int64(l)) != want {
+			t.Errorf("%s: %v, %v; want %s", text, []int64(l), err, want)
+		}
+	}
+	for _, text := range []string{"", "{", "1,2", "{1,,2}", "{1,a}", "{-1}", "{9223372036854775808}", "{NULL}"} {
+		var l idList
+		if err := l.ScanBytes([]byte(text)); err == nil {
+			t.Errorf("%q: scanned as %v; want an error", text, []int64(l))
+		}
+	}
+	var l idList = idList{1}
+	if err := l.ScanBytes(nil); err != nil || l != nil {
+		t.Errorf("NULL: %v, %v; want nil", l, err)
+	}
+}
