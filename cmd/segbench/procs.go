@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 // clockTicks is the kernel's USER_HZ, the unit of CPU times in /proc: 100 on Linux.
@@ -257,12 +257,13 @@ func serveOurs(args []string) error {
 	}
 	// To profile our server under a workload's load: SEGBENCH_PPROF=127.0.0.1:6061,
 	// then go tool pprof http://127.0.0.1:6061/debug/pprof/profile?seconds=20 while
-	// the workload runs. Its own listener, so the API's handler is as serve's.
+	// the workload runs. Its own listener, as serve's --debug-addr, so the API's
+	// handler is as serve's.
 	if addr := os.Getenv("SEGBENCH_PPROF"); addr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		go func() { fmt.Fprintln(os.Stderr, http.ListenAndServe(addr, mux)) }()
+		if err := telemetry.LoopbackAddr(addr); err != nil {
+			return fmt.Errorf("SEGBENCH_PPROF: %w", err)
+		}
+		go func() { fmt.Fprintln(os.Stderr, http.ListenAndServe(addr, telemetry.ProfilingHandler())) }()
 	}
 	// As serve does: requests run as the application's role, under row-level security.
 	url, err := store.AppURL(ctx, args[0])

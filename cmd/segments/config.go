@@ -54,8 +54,9 @@ type config struct {
 	// cost-based rate limiting (limits.go): bucket capacity (0: off) and refill
 	rateCapacity int
 	rateRestore  float64
-	// observability (telemetry.go): the /metrics listener, the OTLP trace exporter
-	metricsAddr                                    string
+	// observability (telemetry.go): the /metrics listener, the OTLP trace exporter,
+	// the profiles' listener
+	metricsAddr, debugAddr                         string
 	otlpEndpoint, otlpTracesEndpoint, otlpProtocol string
 	otelDisabled                                   bool
 	// goGC is GOGC: when empty, serve sets server.GCPercent.
@@ -115,6 +116,7 @@ var settings = []setting{
 	{"--introspection", "SEGMENTS_INTROSPECTION", "on (production: sessions)", "who may introspect the schema: on, off, or sessions (dashboard sessions only, not API keys)", "serve"},
 	{"--playground", "SEGMENTS_PLAYGROUND", "on (production: off)", "serve the GraphQL playground at /: on or off", "serve"},
 	{"--metrics-addr", "SEGMENTS_METRICS_ADDR", "(unset: /metrics on --addr)", "address of a separate listener serving only /metrics (Prometheus), which then leaves the API's listener; off: no /metrics", "serve"},
+	{"--debug-addr", "SEGMENTS_DEBUG_ADDR", "(unset: off)", "loopback address (127.0.0.1:6060, localhost:6060, [::1]:6060) of a listener serving Go's profiles at /debug/pprof/ (go tool pprof), to profile the server under real load; any other address is refused at start", "serve"},
 	{"--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "(unset: tracing off)", "OTLP/HTTP receiver of the traces, e.g. http://collector:4318 (/v1/traces is appended); the other OTEL_* variables apply (headers, sampler, service name)", "serve"},
 	{"", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "(unset)", "full URL of the OTLP/HTTP traces receiver; wins over the endpoint above, and turns tracing on too", "serve"},
 	{"", "GOGC", "(unset: 400)", "Go's garbage collector target, in percent of the live heap; the server uses 400, not Go's 100: about a quarter less CPU per large page for a heap a few times larger (tens of MB; admission bounds it under overload)", "serve"},

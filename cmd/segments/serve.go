@@ -57,6 +57,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer flushTraces()
+	stopProfiling, err := cfg.profiling(log) // telemetry.go: none without --debug-addr
+	if err != nil {
+		return err
+	}
+	defer stopProfiling()
 
 	var playgroundKey string
 	if cfg.demo {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 // services works unchanged.
 func (c *config) telemetryFlags(fs *flag.FlagSet, env func(name, def string) string) {
 	fs.StringVar(&c.metricsAddr, "metrics-addr", env("SEGMENTS_METRICS_ADDR", ""), "")
+	fs.StringVar(&c.debugAddr, "debug-addr", env("SEGMENTS_DEBUG_ADDR", ""), "")
 	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", env("OTEL_EXPORTER_OTLP_ENDPOINT", ""), "")
 	c.otlpTracesEndpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 	c.otlpProtocol = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env("OTEL_EXPORTER_OTLP_PROTOCOL", ""))
@@ -78,6 +80,30 @@ func (c *config) metrics(s *store.Store, log *slog.Logger) (m *telemetry.Metrics
 	}()
 	log.Info("serving /metrics", "addr", ln.Addr().String())
 	return m, false, func() { srv.Close() }, nil
+}
+
+// profiling starts, with --debug-addr, the listener that serves Go's profiles
+// (/debug/pprof/) on a loopback address; its stop function closes it. Without
+// --debug-addr there is none.
+func (c *config) profiling(log *slog.Logger) (stop func(), err error) {
+	if c.debugAddr == "" {
+		return func() {}, nil
+	}
+	if err := telemetry.LoopbackAddr(c.debugAddr); err != nil {
+		return nil, fmt.Errorf("--debug-addr: %w", err)
+	}
+	ln, err := net.Listen("tcp", c.debugAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-addr: %w", err)
+	}
+	srv := &http.Server{Handler: telemetry.ProfilingHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("profiling listener", "err", err)
+		}
+	}()
+	log.Info("serving Go's profiles at /debug/pprof/", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
 
 func firstNonEmpty(s ...string) string {

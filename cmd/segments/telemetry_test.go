@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -75,6 +76,39 @@ func TestServeObservability(t *testing.T) {
 		url := start(t, getenv, "--metrics-addr", "off")
 		if status, _ := get(t, url+"/metrics"); status != http.StatusNotFound {
 			t.Fatalf("GET /metrics: %d, want 404", status)
+		}
+	})
+
+	t.Run("profiles on a loopback listener", func(t *testing.T) {
+		daddr := freeAddr(t)
+		url := start(t, getenv, "--debug-addr", daddr)
+		workspaceName(t, url, key)
+		if status, _ := get(t, url+"/debug/pprof/"); status != http.StatusNotFound {
+			t.Fatalf("GET /debug/pprof/ on the API's listener: %d, want 404", status)
+		}
+		if status, body := get(t, "http://"+daddr+"/debug/pprof/"); status != http.StatusOK || !strings.Contains(body, "goroutine") {
+			t.Fatalf("GET /debug/pprof/ on --debug-addr: %d\n%s", status, body)
+		}
+		// A profile of this process: the goroutines serving the API among them.
+		if status, body := get(t, "http://"+daddr+"/debug/pprof/goroutine?debug=1"); status != http.StatusOK || !strings.Contains(body, "net/http.(*Server).Serve") {
+			t.Fatalf("GET /debug/pprof/goroutine?debug=1: %d\n%s", status, body)
+		}
+	})
+
+	t.Run("no profiles by default", func(t *testing.T) {
+		url := start(t, getenv)
+		if status, _ := get(t, url+"/debug/pprof/"); status != http.StatusNotFound {
+			t.Fatalf("GET /debug/pprof/ on the API's listener: %d, want 404", status)
+		}
+	})
+
+	t.Run("profiles refused on other interfaces", func(t *testing.T) {
+		_, port, _ := net.SplitHostPort(freeAddr(t))
+		for _, addr := range []string{":" + port, "0.0.0.0:" + port, "[::]:" + port, "192.0.2.1:" + port} {
+			_, stderr, err := cli(getenv, "serve", "--addr", freeAddr(t), "--debug-addr", addr)
+			if err == nil || !strings.Contains(err.Error(), "--debug-addr") || !strings.Contains(err.Error(), "not a loopback address") {
+				t.Errorf("--debug-addr %s: got %v, want it refused as not loopback\n%s", addr, err, stderr)
+			}
 		}
 	})
 
