@@ -22,6 +22,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := newLogger(stderr, cfg.logFormat)
+	// First, before any work: a refused --debug-addr opens nothing, and the start
+	// itself can be profiled.
+	stopProfiling, err := cfg.profiling(log) // telemetry.go: none without --debug-addr
+	if err != nil {
+		return err
+	}
+	defer stopProfiling()
 	if cfg.goGC == "" {
 		debug.SetGCPercent(server.GCPercent)
 	}
@@ -57,11 +64,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer flushTraces()
-	stopProfiling, err := cfg.profiling(log) // telemetry.go: none without --debug-addr
-	if err != nil {
-		return err
-	}
-	defer stopProfiling()
 
 	var playgroundKey string
 	if cfg.demo {

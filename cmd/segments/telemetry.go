@@ -66,20 +66,12 @@ func (c *config) metrics(s *store.Store, log *slog.Logger) (m *telemetry.Metrics
 		return telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB()}), true, func() {}, nil
 	}
 	m = telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB()})
-	ln, err := net.Listen("tcp", c.metricsAddr)
-	if err != nil {
-		return nil, false, nil, err
-	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics listener", "err", err)
-		}
-	}()
-	log.Info("serving /metrics", "addr", ln.Addr().String())
-	return m, false, func() { srv.Close() }, nil
+	if stop, err = serveAside(c.metricsAddr, mux, "/metrics", log); err != nil {
+		return nil, false, nil, err
+	}
+	return m, false, stop, nil
 }
 
 // profiling starts, with --debug-addr, the listener that serves Go's profiles
@@ -92,17 +84,26 @@ func (c *config) profiling(log *slog.Logger) (stop func(), err error) {
 	if err := telemetry.LoopbackAddr(c.debugAddr); err != nil {
 		return nil, fmt.Errorf("--debug-addr: %w", err)
 	}
-	ln, err := net.Listen("tcp", c.debugAddr)
-	if err != nil {
+	if stop, err = serveAside(c.debugAddr, telemetry.ProfilingHandler(), "/debug/pprof/", log); err != nil {
 		return nil, fmt.Errorf("--debug-addr: %w", err)
 	}
-	srv := &http.Server{Handler: telemetry.ProfilingHandler(), ReadHeaderTimeout: 10 * time.Second}
+	return stop, nil
+}
+
+// serveAside serves h on a listener of its own at addr, beside the API's, until
+// stop closes it; what names what it serves in the log.
+func serveAside(addr string, h http.Handler, what string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("profiling listener", "err", err)
+			log.Error("listener of "+what, "err", err)
 		}
 	}()
-	log.Info("serving Go's profiles at /debug/pprof/", "addr", ln.Addr().String())
+	log.Info("serving "+what, "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
 }
 

@@ -89,7 +89,7 @@ func TestServeObservability(t *testing.T) {
 		if status, body := get(t, "http://"+daddr+"/debug/pprof/"); status != http.StatusOK || !strings.Contains(body, "goroutine") {
 			t.Fatalf("GET /debug/pprof/ on --debug-addr: %d\n%s", status, body)
 		}
-		// A profile of this process: the goroutines serving the API among them.
+		// A profile of this very process: its HTTP servers' goroutines.
 		if status, body := get(t, "http://"+daddr+"/debug/pprof/goroutine?debug=1"); status != http.StatusOK || !strings.Contains(body, "net/http.(*Server).Serve") {
 			t.Fatalf("GET /debug/pprof/goroutine?debug=1: %d\n%s", status, body)
 		}
