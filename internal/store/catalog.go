@@ -350,35 +350,50 @@ func (s *Store) readCatalog(ctx context.Context, ws int64) (*segmentCatalog, err
 
 // segmentsOf returns each contact's segments among memberships, in name order, and
 // whether the catalog held all of them.
+//
+// The page's statements read each contact's memberships together, so each contact's
+// are sorted on their own, an insertion sort of its five or so: one sort of the
+// page's 250 by contact and rank cost 2.5% of a W3 request's CPU at saturation.
+// Memberships not grouped by contact are grouped first.
 func (cat *segmentCatalog) segmentsOf(memberships []membership) (map[int64][]*crm.Segment, bool) {
-	type ranked struct {
-		contact int64
-		entry   catalogEntry
+	type run struct {
+		contact  int64
+		from, to int // the contact's entries in found
 	}
-	found := make([]ranked, 0, len(memberships))
-	counts := map[int64]int{} // segments per contact
-	for _, m := range memberships {
-		e, ok := cat.segments[m.segment]
-		if !ok {
-			continue
+	found := make([]catalogEntry, 0, len(memberships))
+	var runs []run
+	for i := 0; i < len(memberships); {
+		contact, from := memberships[i].contact, len(found)
+		for ; i < len(memberships) && memberships[i].contact == contact; i++ {
+			e, ok := cat.segments[memberships[i].segment]
+			if !ok {
+				continue
+			}
+			found = append(found, e)
+			j := len(found) - 1
+			for ; j > from && found[j-1].rank > e.rank; j-- {
+				found[j] = found[j-1]
+			}
+			found[j] = e
 		}
-		found = append(found, ranked{m.contact, e})
-		counts[m.contact]++
+		if len(found) > from {
+			runs = append(runs, run{contact, from, len(found)})
+		}
 	}
-	slices.SortFunc(found, func(a, b ranked) int {
-		return cmp.Or(cmp.Compare(a.contact, b.contact), cmp.Compare(a.entry.rank, b.entry.rank))
-	})
-	// Each contact's segments are a window of one array, full (len = cap), so
-	// that an append copies.
+	// Each contact's segments are a window of one array, full (len = cap), so that
+	// an append copies.
 	all := make([]*crm.Segment, len(found))
-	for i, r := range found {
-		all[i] = r.entry.segment
+	for i, e := range found {
+		all[i] = e.segment
 	}
-	out := make(map[int64][]*crm.Segment, len(counts))
-	for i := 0; i < len(found); {
-		n := counts[found[i].contact]
-		out[found[i].contact] = all[i : i+n : i+n]
-		i += n
+	out := make(map[int64][]*crm.Segment, len(runs))
+	for _, r := range runs {
+		if _, twice := out[r.contact]; twice {
+			grouped := slices.Clone(memberships)
+			slices.SortStableFunc(grouped, func(a, b membership) int { return cmp.Compare(a.contact, b.contact) })
+			return cat.segmentsOf(grouped)
+		}
+		out[r.contact] = all[r.from:r.to:r.to]
 	}
 	return out, len(found) == len(memberships)
 }

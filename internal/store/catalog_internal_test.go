@@ -94,3 +94,66 @@ func TestIDListScansTheTextOfAnArray(t *testing.T) {
 		t.Errorf("NULL: %v, %v; want nil", l, err)
 	}
 }
+
+// TestSegmentsOfInNameOrder: each contact's segments come in the catalog's order
+// (rank), whatever the order of its memberships, grouped by contact or not; a
+// segment the catalog lacks is left out and said so; each contact's slice is full,
+// so that appending to it copies rather than writing over the next contact's.
+func TestSegmentsOfInNameOrder(t *testing.T) {
+	// Segment i's rank is 10-i: segment 9 comes first.
+	cat := &segmentCatalog{segments: map[int64]catalogEntry{}}
+	for i := int64(1); i <= 9; i++ {
+		cat.segments[i] = catalogEntry{segment: &crm.Segment{ID: i}, rank: int(10 - i)}
+	}
+	ids := func(segs []*crm.Segment) []int64 {
+		out := []int64{}
+		for _, s := range segs {
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name        string
+		memberships []membership
+		want        string // contact: segment IDs, by contact
+		complete    bool
+	}{
+		{"grouped", []membership{{1, 3}, {1, 7}, {1, 5}, {2, 1}, {3, 2}, {3, 9}}, "map[1:[7 5 3] 2:[1] 3:[9 2]]", true},
+		{"not grouped", []membership{{1, 3}, {2, 1}, {1, 7}, {3, 2}, {2, 8}, {1, 5}}, "map[1:[7 5 3] 2:[8 1] 3:[2]]", true},
+		{"a segment unknown", []membership{{1, 4}, {1, 42}, {1, 6}, {2, 42}}, "map[1:[6 4]]", false},
+		{"none", nil, "map[]", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, complete := cat.segmentsOf(tc.memberships)
+			byContact := map[int64][]int64{}
+			for c, segs := range got {
+				byContact[c] = ids(segs)
+				if len(segs) != cap(segs) {
+					t.Errorf("contact %d: %d segments in a slice of capacity %d; want it full", c, len(segs), cap(segs))
+				}
+			}
+			if s := fmt.Sprint(byContact); s != tc.want || complete != tc.complete {
+				t.Errorf("segmentsOf(%v) = %s, complete %v; want %s, %v", tc.memberships, s, complete, tc.want, tc.complete)
+			}
+		})
+	}
+}
+
+// BenchmarkSegmentsOf: the segments of a W3 page, 50 contacts of five memberships
+// each among a catalog of 1,000 segments.
+func BenchmarkSegmentsOf(b *testing.B) {
+	cat := &segmentCatalog{segments: map[int64]catalogEntry{}}
+	for i := range int64(1000) {
+		cat.segments[i] = catalogEntry{segment: &crm.Segment{ID: i}, rank: int((i * 617) % 1000)}
+	}
+	var memberships []membership
+	for c := range int64(50) {
+		for k := range int64(5) {
+			memberships = append(memberships, membership{contact: c, segment: (c*131 + k*211) % 1000})
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		cat.segmentsOf(memberships)
+	}
+}
