@@ -5,6 +5,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/segments/segments/internal/store"
 )
 
 // fieldOnRows returns the fields named field that the selection of the connection
@@ -77,4 +79,17 @@ func countOnly(ctx context.Context, connType string) bool {
 		}
 	}
 	return len(fields) > 0
+}
+
+// segmentsBack says whether the payload being resolved (of GraphQL type payloadType)
+// asks for its segments, fragments and @skip/@include taken into account: a change
+// of memberships reads them back only then (store.SegmentsBack).
+func segmentsBack(ctx context.Context, payloadType string) store.SegmentsBack {
+	opCtx := graphql.GetOperationContext(ctx)
+	for _, f := range graphql.CollectFields(opCtx, graphql.GetFieldContext(ctx).Field.Selections, []string{payloadType}) {
+		if f.Name == "segments" {
+			return store.WithSegments
+		}
+	}
+	return store.WithoutSegments
 }

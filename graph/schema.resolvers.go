@@ -58,7 +58,7 @@ func (r *mutationResolver) AssignContactsToSegments(ctx context.Context, input m
 	contactIDs, segmentIDs, invalid, err := decodeBulk(input.ContactIds, input.SegmentIds)
 	if err == nil {
 		var res store.MembershipChange
-		res, err = r.Store.AssignContactsToSegments(ctx, workspace(ctx).ID, contactIDs, segmentIDs)
+		res, err = r.Store.AssignContactsToSegments(ctx, workspace(ctx).ID, contactIDs, segmentIDs, segmentsBack(ctx, "AssignContactsToSegmentsPayload"))
 		if err = withDecodeErrors(err, invalid); err == nil {
 			return &model.AssignContactsToSegmentsPayload{Segments: pointers(res.Segments), AssignedCount: res.Changed, UserErrors: []*model.UserError{}}, nil
 		}
@@ -71,7 +71,7 @@ func (r *mutationResolver) RemoveContactsFromSegments(ctx context.Context, input
 	contactIDs, segmentIDs, invalid, err := decodeBulk(input.ContactIds, input.SegmentIds)
 	if err == nil {
 		var res store.MembershipChange
-		res, err = r.Store.RemoveContactsFromSegments(ctx, workspace(ctx).ID, contactIDs, segmentIDs)
+		res, err = r.Store.RemoveContactsFromSegments(ctx, workspace(ctx).ID, contactIDs, segmentIDs, segmentsBack(ctx, "RemoveContactsFromSegmentsPayload"))
 		if err = withDecodeErrors(err, invalid); err == nil {
 			return &model.RemoveContactsFromSegmentsPayload{Segments: pointers(res.Segments), RemovedCount: res.Changed, UserErrors: []*model.UserError{}}, nil
 		}

@@ -1390,7 +1390,10 @@ input AssignContactsToSegmentsInput {
 
 """The result of ` + "`" + `assignContactsToSegments` + "`" + `."""
 type AssignContactsToSegmentsPayload {
-  """The segments of the input, in input order, with their new counts; empty when ` + "`" + `userErrors` + "`" + ` is not."""
+  """
+  The segments of the input, in input order, with their new counts; empty when ` + "`" + `userErrors` + "`" + ` is not.
+  Reading them back costs the change a statement: leave them out when the count is all you need.
+  """
   segments: [Segment!]!
   """The number of memberships created; memberships that already existed are not counted."""
   assignedCount: Int!
@@ -1408,7 +1411,10 @@ input RemoveContactsFromSegmentsInput {
 
 """The result of ` + "`" + `removeContactsFromSegments` + "`" + `."""
 type RemoveContactsFromSegmentsPayload {
-  """The segments of the input, in input order, with their new counts; empty when ` + "`" + `userErrors` + "`" + ` is not."""
+  """
+  The segments of the input, in input order, with their new counts; empty when ` + "`" + `userErrors` + "`" + ` is not.
+  Reading them back costs the change a statement: leave them out when the count is all you need.
+  """
   segments: [Segment!]!
   """The number of memberships removed; contacts that were not in a segment are not counted."""
   removedCount: Int!

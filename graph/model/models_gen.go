@@ -23,6 +23,7 @@ type AssignContactsToSegmentsInput struct {
 // The result of `assignContactsToSegments`.
 type AssignContactsToSegmentsPayload struct {
 	// The segments of the input, in input order, with their new counts; empty when `userErrors` is not.
+	// Reading them back costs the change a statement: leave them out when the count is all you need.
 	Segments []*crm.Segment `json:"segments"`
 	// The number of memberships created; memberships that already existed are not counted.
 	AssignedCount int `json:"assignedCount"`
@@ -133,6 +134,7 @@ type RemoveContactsFromSegmentsInput struct {
 // The result of `removeContactsFromSegments`.
 type RemoveContactsFromSegmentsPayload struct {
 	// The segments of the input, in input order, with their new counts; empty when `userErrors` is not.
+	// Reading them back costs the change a statement: leave them out when the count is all you need.
 	Segments []*crm.Segment `json:"segments"`
 	// The number of memberships removed; contacts that were not in a segment are not counted.
 	RemovedCount int `json:"removedCount"`

@@ -126,7 +126,7 @@ func TestLoad(t *testing.T) {
 	for i := range 50 {
 		ids = append(ids, res1.FirstContactID+int64(i))
 	}
-	ch, err := s.AssignContactsToSegments(ctx, res1.Workspace.ID, ids, []int64{seg})
+	ch, err := s.AssignContactsToSegments(ctx, res1.Workspace.ID, ids, []int64{seg}, store.WithSegments)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,7 @@ func fill(ctx context.Context, s *store.Store, ws int64) error {
 		}
 		for len(members) > 0 {
 			n := min(len(members), crm.MaxBulkContacts)
-			if _, err := s.AssignContactsToSegments(ctx, ws, members[:n], []int64{created.ID}); err != nil {
+			if _, err := s.AssignContactsToSegments(ctx, ws, members[:n], []int64{created.ID}, store.WithSegments); err != nil {
 				return fmt.Errorf("demo: members of %s: %w", seg.name, err)
 			}
 			members = members[n:]

@@ -16,6 +16,7 @@ import (
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -72,7 +73,7 @@ func benchAPI(b *testing.B) *api {
 		}
 		for len(members) > 0 {
 			n := min(len(members), crm.MaxBulkContacts)
-			if _, err := a.store.AssignContactsToSegments(ctx, a.ws.ID, members[:n], []int64{seg.ID}); err != nil {
+			if _, err := a.store.AssignContactsToSegments(ctx, a.ws.ID, members[:n], []int64{seg.ID}, store.WithSegments); err != nil {
 				b.Fatal(err)
 			}
 			members = members[n:]

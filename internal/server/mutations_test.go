@@ -1022,6 +1022,76 @@ func TestRemoveContactsFromSegments(t *testing.T) {
 	})
 }
 
+// TestMembershipChangesReadSegmentsWhenAsked: assigning and removing read the
+// segments back (a statement of their own) only when the payload selects them,
+// through a fragment or not, and not when @include leaves them out; the change is
+// the same either way.
+func TestMembershipChangesReadSegmentsWhenAsked(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	ids := c.addContacts(phones(160_000, 4)...)
+	seg := c.addSegment("Synced")
+	const (
+		assignCounted = `mutation($in: AssignContactsToSegmentsInput!) { assignContactsToSegments(input: $in) { assignedCount userErrors { code } } }`
+		removeCounted = `mutation($in: RemoveContactsFromSegmentsInput!) { removeContactsFromSegments(input: $in) { removedCount userErrors { code } } }`
+	)
+	// change runs doc on contacts and returns the statements it sent and its payload.
+	change := func(t *testing.T, doc string, vars map[string]any, contacts []string) (int64, membershipPayload) {
+		t.Helper()
+		vars["in"] = map[string]any{"contactIds": contacts, "segmentIds": []string{seg}}
+		res := c.post(doc, vars)
+		var out map[string]membershipPayload
+		if err := json.Unmarshal(res.Data, &out); len(res.Errors) > 0 || err != nil || len(out) != 1 {
+			t.Fatalf("%s: %s %+v %v", doc, res.Data, res.Errors, err)
+		}
+		for _, p := range out {
+			checkUserErrors(t, p.UserErrors)
+			return c.statements(), p
+		}
+		return 0, membershipPayload{}
+	}
+	withSegments, p := change(t, assignDoc, map[string]any{}, ids[:1])
+	if p.AssignedCount != 1 || len(p.Segments) != 1 || p.Segments[0].ContactCount != 1 {
+		t.Fatalf("with segments: %+v; want 1 assigned, the segment with 1 contact", p)
+	}
+	for _, tc := range []struct {
+		name, doc string
+		vars      map[string]any
+		segments  bool
+	}{
+		{"counted", assignCounted, map[string]any{}, false},
+		{"in a fragment", `mutation($in: AssignContactsToSegmentsInput!) { assignContactsToSegments(input: $in) { ...P } }
+			fragment P on AssignContactsToSegmentsPayload { assignedCount segments { contactCount } userErrors { code } }`, map[string]any{}, true},
+		{"left out by @include", `mutation($in: AssignContactsToSegmentsInput!, $more: Boolean!) { assignContactsToSegments(input: $in) {
+			assignedCount segments @include(if: $more) { contactCount } userErrors { code } } }`, map[string]any{"more": false}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.on(t)
+			c.post(removeCounted, map[string]any{"in": map[string]any{"contactIds": ids[1:], "segmentIds": []string{seg}}})
+			n, p := change(t, tc.doc, tc.vars, ids[1:])
+			want := withSegments - 1
+			if tc.segments {
+				want = withSegments
+				if len(p.Segments) != 1 || p.Segments[0].ContactCount != 4 {
+					t.Errorf("segments %+v; want the segment with its 4 contacts", p.Segments)
+				}
+			}
+			if n != want {
+				t.Errorf("%d statements; want %d (%d with segments)", n, want, withSegments)
+			}
+			if all := slices.Sorted(slices.Values(ids)); p.AssignedCount != 3 || !slices.Equal(c.members(seg), all) {
+				t.Errorf("assignedCount %d, members %v; want 3, all four contacts", p.AssignedCount, c.members(seg))
+			}
+		})
+	}
+	t.Run("removal counted", func(t *testing.T) {
+		c := c.on(t)
+		n, p := change(t, removeCounted, map[string]any{}, ids[1:])
+		if n != withSegments-1 || p.RemovedCount != 3 || len(c.members(seg)) != 1 {
+			t.Errorf("%d statements, removedCount %d, %d members left; want %d, 3, 1", n, p.RemovedCount, len(c.members(seg)), withSegments-1)
+		}
+	})
+}
+
 // TestMembershipMaximum proves that one call takes exactly 1,000 contacts and 100
 // segments, and refuses one more of either without changing anything.
 func TestMembershipMaximum(t *testing.T) {

@@ -207,9 +207,9 @@ func TestRepairCountsWhileWriting(t *testing.T) {
 				ss := []int64{segments[rng.IntN(len(segments))], corrupted}
 				var err error
 				if rng.IntN(2) == 0 {
-					_, err = s.RemoveContactsFromSegments(ctx, ws.ID, cs, ss)
+					_, err = s.RemoveContactsFromSegments(ctx, ws.ID, cs, ss, store.WithSegments)
 				} else {
-					_, err = s.AssignContactsToSegments(ctx, ws.ID, cs, ss)
+					_, err = s.AssignContactsToSegments(ctx, ws.ID, cs, ss, store.WithSegments)
 				}
 				if err != nil {
 					errs <- err
@@ -281,7 +281,7 @@ func TestTriggerProblems(t *testing.T) {
 	f := newFixture(t, s, 30_000, map[string]int{"Alpha": 2})
 	storetest.Exec(t, s.DB(), "ALTER TABLE memberships DISABLE TRIGGER memberships_count_inserted")
 	problems("trigger memberships_count_inserted on memberships is disabled")
-	if _, err := s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts[2:5], []int64{f.segments["Alpha"]}); err != nil {
+	if _, err := s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts[2:5], []int64{f.segments["Alpha"]}, store.WithSegments); err != nil {
 		t.Fatal(err)
 	}
 	drift, err := s.CheckCounts(ctx)
@@ -292,7 +292,7 @@ func TestTriggerProblems(t *testing.T) {
 	storetest.Exec(t, s.DB(), "ALTER TABLE memberships DISABLE TRIGGER memberships_bitmaps_deleted")
 	problems("trigger memberships_count_inserted on memberships is disabled",
 		"trigger memberships_bitmaps_deleted on memberships is disabled")
-	if _, err := s.RemoveContactsFromSegments(ctx, f.ws.ID, f.contacts[:1], []int64{f.segments["Alpha"]}); err != nil {
+	if _, err := s.RemoveContactsFromSegments(ctx, f.ws.ID, f.contacts[:1], []int64{f.segments["Alpha"]}, store.WithSegments); err != nil {
 		t.Fatal(err)
 	}
 	bitmaps, err := s.CheckBitmaps(ctx)

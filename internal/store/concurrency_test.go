@@ -63,10 +63,10 @@ func TestCountsStayExactUnderConcurrentWriters(t *testing.T) {
 			_, err := s.DeleteContacts(ctx, ws.ID, sample(rng, contacts, 2))
 			return err
 		case rng.IntN(3) == 0:
-			_, err := s.RemoveContactsFromSegments(ctx, ws.ID, cs, ss)
+			_, err := s.RemoveContactsFromSegments(ctx, ws.ID, cs, ss, store.WithSegments)
 			return err
 		default:
-			_, err := s.AssignContactsToSegments(ctx, ws.ID, cs, ss)
+			_, err := s.AssignContactsToSegments(ctx, ws.ID, cs, ss, store.WithSegments)
 			return err
 		}
 	})
@@ -144,7 +144,7 @@ func TestAssignRacingContactDeletion(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts, []int64{seg})
+		_, err := s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts, []int64{seg}, store.WithSegments)
 		done <- err
 	}()
 	// The assignment waits for the deleting transaction's row lock: only then does the
@@ -195,7 +195,7 @@ func TestAssignRacingAnUnlockedWriter(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		var err error
-		got, err = s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts[:5], []int64{seg})
+		got, err = s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts[:5], []int64{seg}, store.WithSegments)
 		done <- err
 	}()
 	waitForLock(t, s.DB(), "INSERT INTO memberships", done)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -230,7 +231,7 @@ func TestAllOfManySegmentsAcrossChunks(t *testing.T) {
 				}
 			}
 			if len(some) > 0 {
-				if _, err := s.AssignContactsToSegments(ctx, ws.ID, some, []int64{seg.ID}); err != nil {
+				if _, err := s.AssignContactsToSegments(ctx, ws.ID, some, []int64{seg.ID}, store.WithSegments); err != nil {
 					t.Fatal(err)
 				}
 			}

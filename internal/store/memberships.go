@@ -13,18 +13,35 @@ import (
 // MembershipChange is the outcome of adding or removing contacts in segments.
 type MembershipChange struct {
 	// Segments are the segments named in the request, in request order without
-	// repeats, with their counts after the change.
+	// repeats, with their counts after the change (none unless WithSegments).
 	Segments []crm.Segment
 	// Changed counts the memberships created (or removed); ones that already existed
 	// (or did not exist) are not counted.
 	Changed int
 }
 
+// SegmentsBack says whether a change of memberships reads its segments back, with
+// their counts after the change, into MembershipChange.Segments.
+//
+// Reading them is a statement of its own, after the change, in its transaction:
+// 0.3-0.8 ms of PostgreSQL for ten segments beside the 15-20 ms of W6's insert
+// (measured statement by statement, one connection, 1M contacts), and a round trip.
+// A caller that wants only the number changed (a partner's sync asks for
+// assignedCount and userErrors) goes without.
+type SegmentsBack bool
+
+const (
+	// WithSegments reads the segments back.
+	WithSegments SegmentsBack = true
+	// WithoutSegments leaves MembershipChange.Segments empty.
+	WithoutSegments SegmentsBack = false
+)
+
 // AssignContactsToSegments puts every contact in every segment. It is all or nothing:
 // when any ID names nothing in the workspace, nothing changes and the error names each
 // one. Memberships that already exist are left alone.
-func (s *Store) AssignContactsToSegments(ctx context.Context, ws int64, contactIDs, segmentIDs []int64) (MembershipChange, error) {
-	out, err := s.changeMemberships(ctx, ws, contactIDs, segmentIDs, insertMemberships)
+func (s *Store) AssignContactsToSegments(ctx context.Context, ws int64, contactIDs, segmentIDs []int64, back SegmentsBack) (MembershipChange, error) {
+	out, err := s.changeMemberships(ctx, ws, contactIDs, segmentIDs, back, insertMemberships)
 	if err == nil {
 		s.noteWritten("memberships", ws, out.Changed)
 	}
@@ -33,11 +50,11 @@ func (s *Store) AssignContactsToSegments(ctx context.Context, ws int64, contactI
 
 // RemoveContactsFromSegments takes every contact out of every segment, with the same
 // all-or-nothing rule as AssignContactsToSegments.
-func (s *Store) RemoveContactsFromSegments(ctx context.Context, ws int64, contactIDs, segmentIDs []int64) (MembershipChange, error) {
-	return s.changeMemberships(ctx, ws, contactIDs, segmentIDs, deleteMemberships)
+func (s *Store) RemoveContactsFromSegments(ctx context.Context, ws int64, contactIDs, segmentIDs []int64, back SegmentsBack) (MembershipChange, error) {
+	return s.changeMemberships(ctx, ws, contactIDs, segmentIDs, back, deleteMemberships)
 }
 
-func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, segmentIDs []int64,
+func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, segmentIDs []int64, back SegmentsBack,
 	change func(context.Context, bun.Tx, workspaceArg, []int64, []int64) (int, error),
 ) (MembershipChange, error) {
 	if err := crm.CheckBulk(len(contactIDs), len(segmentIDs)); err != nil {
@@ -58,8 +75,10 @@ func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, seg
 		if err != nil {
 			return err
 		}
-		segs, err := segmentsInOrder(ctx, tx, w, unique(segmentIDs))
-		out = MembershipChange{Segments: segs, Changed: n}
+		out = MembershipChange{Changed: n}
+		if back {
+			out.Segments, err = segmentsInOrder(ctx, tx, w, unique(segmentIDs))
+		}
 		return err
 	})
 	return out, err

@@ -27,7 +27,7 @@ func TestAssignSkipsExistingMemberships(t *testing.T) {
 	c := f.contacts
 
 	withRepeat := append(slices.Clone(c), c[0])
-	got, err := s.AssignContactsToSegments(ctx, f.ws.ID, withRepeat, []int64{last, first, last})
+	got, err := s.AssignContactsToSegments(ctx, f.ws.ID, withRepeat, []int64{last, first, last}, store.WithSegments)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,9 +45,9 @@ func TestAssignSkipsExistingMemberships(t *testing.T) {
 	}
 	checkDerived(t, s, f.ws.ID)
 
-	again, err := s.AssignContactsToSegments(ctx, f.ws.ID, c, []int64{first, between, last})
-	if err != nil || again.Changed != 0 {
-		t.Errorf("assigning again: changed %d, %v; want 0", again.Changed, err)
+	again, err := s.AssignContactsToSegments(ctx, f.ws.ID, c, []int64{first, between, last}, store.WithoutSegments)
+	if err != nil || again.Changed != 0 || again.Segments != nil {
+		t.Errorf("assigning again without segments: changed %d, segments %+v, %v; want 0, none", again.Changed, again.Segments, err)
 	}
 	checkDerived(t, s, f.ws.ID)
 }
@@ -84,7 +84,7 @@ func TestRemoveOnlyNamedMemberships(t *testing.T) {
 
 	// c[2] and c[3] are in First, c[5] in Last, c[4] and c[6] in neither.
 	named := []int64{c[6], c[2], c[5], c[3], c[4], c[2]}
-	got, err := s.RemoveContactsFromSegments(ctx, f.ws.ID, named, []int64{last, first, last})
+	got, err := s.RemoveContactsFromSegments(ctx, f.ws.ID, named, []int64{last, first, last}, store.WithSegments)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestRemoveOnlyNamedMemberships(t *testing.T) {
 	}
 	checkDerived(t, s, f.ws.ID)
 
-	again, err := s.RemoveContactsFromSegments(ctx, f.ws.ID, named, []int64{first, between, last})
+	again, err := s.RemoveContactsFromSegments(ctx, f.ws.ID, named, []int64{first, between, last}, store.WithSegments)
 	if err != nil || again.Changed != 5 {
 		t.Errorf("removing again from all three: removed %d, %v; want the 5 of Between", again.Changed, err)
 	}
@@ -261,7 +261,7 @@ func TestRemovalFromAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
 	// And it runs: all 100,000 go, within a deadline far above its half second.
 	dctx, cancel := context.WithTimeout(wctx, 20*time.Second)
 	defer cancel()
-	out, err := app.RemoveContactsFromSegments(dctx, ws.ID, contacts, segments)
+	out, err := app.RemoveContactsFromSegments(dctx, ws.ID, contacts, segments, store.WithSegments)
 	if err != nil || out.Changed != 100_000 {
 		t.Fatalf("removed %d, %v; want 100,000", out.Changed, err)
 	}

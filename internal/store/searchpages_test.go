@@ -39,7 +39,7 @@ func TestSearchesBoundTheirWalk(t *testing.T) {
 		t.Fatal(err)
 	}
 	inSeg := storetest.Column[int64](t, db, `SELECT id FROM contacts WHERE workspace_id = $1 AND name LIKE 'Zeta %' AND right(phone, 1) IN ('3', '7')`, ws.ID)
-	if _, err := owner.AssignContactsToSegments(ctx, ws.ID, inSeg, []int64{seg.ID}); err != nil {
+	if _, err := owner.AssignContactsToSegments(ctx, ws.ID, inSeg, []int64{seg.ID}, store.WithSegments); err != nil {
 		t.Fatal(err)
 	}
 	wctx := store.WithWorkspace(ctx, ws.ID)
@@ -188,7 +188,7 @@ func segmentWhere(t *testing.T, s *store.Store, ws int64, name, cond string) (cr
 	}
 	members := storetest.Column[int64](t, s.DB(), `SELECT id FROM contacts WHERE workspace_id = $1 AND `+cond, ws)
 	for chunk := range slices.Chunk(members, 1000) { // the most one assignment takes
-		if _, err := s.AssignContactsToSegments(ctx, ws, chunk, []int64{seg.ID}); err != nil {
+		if _, err := s.AssignContactsToSegments(ctx, ws, chunk, []int64{seg.ID}, store.WithSegments); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -215,7 +215,7 @@ func TestSegmentPagesWeighTheirSearch(t *testing.T) {
 	// A member that came after the statistics: no entry of the histogram holds "wqzx".
 	late := storetest.Column[int64](t, db, `INSERT INTO contacts (workspace_id, phone, email)
 		VALUES ($1, '+917799999907', 'wqzx@example.com') RETURNING id`, ws.ID)
-	if _, err := owner.AssignContactsToSegments(ctx, ws.ID, late, []int64{twentieth.ID}); err != nil {
+	if _, err := owner.AssignContactsToSegments(ctx, ws.ID, late, []int64{twentieth.ID}, store.WithSegments); err != nil {
 		t.Fatal(err)
 	}
 	first := 50

@@ -311,7 +311,7 @@ func TestStoreAnalyzesNewWorkspaces(t *testing.T) {
 	before := analyses("memberships")
 	contactIDs := storetest.Column[int64](t, owner.DB(), `SELECT id FROM contacts WHERE workspace_id = $1 ORDER BY id LIMIT 1000`, large.ID)
 	segmentIDs := storetest.Column[int64](t, owner.DB(), `SELECT id FROM segments WHERE workspace_id = $1 ORDER BY id DESC LIMIT 2`, large.ID)
-	if _, err := app.AssignContactsToSegments(store.WithWorkspace(ctx, large.ID), large.ID, contactIDs, segmentIDs); err != nil {
+	if _, err := app.AssignContactsToSegments(store.WithWorkspace(ctx, large.ID), large.ID, contactIDs, segmentIDs, store.WithSegments); err != nil {
 		t.Fatal(err)
 	}
 	store.WaitAnalyzed(app)
@@ -341,7 +341,7 @@ func TestStoreAnalyzesNewWorkspaces(t *testing.T) {
 		t.Fatalf("before its memberships, the new workspace is planned at %.0f memberships: want 1, or the test proves nothing", planned(fresh.ID))
 	}
 	before, contactsBefore := analyses("memberships"), analyses("contacts")
-	if _, err := app.AssignContactsToSegments(wctx, fresh.ID, contactIDs[:500], segmentIDs); err != nil {
+	if _, err := app.AssignContactsToSegments(wctx, fresh.ID, contactIDs[:500], segmentIDs, store.WithSegments); err != nil {
 		t.Fatal(err)
 	}
 	store.WaitAnalyzed(app)

@@ -295,7 +295,7 @@ func seedWorkspace(t *testing.T, s *store.Store, ws int64, phoneBase int) {
 		for _, c := range up.Contacts[:i+1] {
 			ids = append(ids, c.ID)
 		}
-		if _, err := s.AssignContactsToSegments(ctx, ws, ids, []int64{seg.ID}); err != nil {
+		if _, err := s.AssignContactsToSegments(ctx, ws, ids, []int64{seg.ID}, store.WithSegments); err != nil {
 			t.Fatal(err)
 		}
 	}
