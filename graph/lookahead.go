@@ -82,8 +82,9 @@ func countOnly(ctx context.Context, connType string) bool {
 }
 
 // segmentsBack says whether the payload being resolved (of GraphQL type payloadType)
-// asks for its segments, fragments and @skip/@include taken into account: a change
-// of memberships reads them back only then (store.SegmentsBack).
+// asks for its segments, fragments and @skip/@include taken into account: a bulk
+// change (assigning, removing, deleting contacts) reads them back only then
+// (store.SegmentsBack).
 func segmentsBack(ctx context.Context, payloadType string) store.SegmentsBack {
 	opCtx := graphql.GetOperationContext(ctx)
 	for _, f := range graphql.CollectFields(opCtx, graphql.GetFieldContext(ctx).Field.Selections, []string{payloadType}) {

@@ -115,7 +115,7 @@ func (r *mutationResolver) DeleteContacts(ctx context.Context, input model.Delet
 		return failed(err)
 	}
 	ids, invalid := decodeIDs(globalid.Contact, "ids", input.Ids)
-	res, err := r.Store.DeleteContacts(ctx, workspace(ctx).ID, ids)
+	res, err := r.Store.DeleteContacts(ctx, workspace(ctx).ID, ids, segmentsBack(ctx, "DeleteContactsPayload"))
 	if err = withDecodeErrors(err, invalid); err != nil {
 		return failed(err)
 	}

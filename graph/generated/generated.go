@@ -1487,7 +1487,10 @@ input DeleteContactsInput {
 type DeleteContactsPayload {
   """The IDs of the deleted contacts, in input order; empty when ` + "`" + `userErrors` + "`" + ` is not."""
   deletedContactIds: [ID!]!
-  """The segments the deleted contacts were in, with their new counts."""
+  """
+  The segments the deleted contacts were in, with their new counts.
+  Reading them back costs the deletion a statement: leave them out when the IDs are all you need.
+  """
   segments: [Segment!]!
   """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!

@@ -96,6 +96,7 @@ type DeleteContactsPayload struct {
 	// The IDs of the deleted contacts, in input order; empty when `userErrors` is not.
 	DeletedContactIds []string `json:"deletedContactIds"`
 	// The segments the deleted contacts were in, with their new counts.
+	// Reading them back costs the deletion a statement: leave them out when the IDs are all you need.
 	Segments []*crm.Segment `json:"segments"`
 	// What is wrong with the input; empty on success.
 	UserErrors []*UserError `json:"userErrors"`

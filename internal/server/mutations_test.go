@@ -1022,11 +1022,11 @@ func TestRemoveContactsFromSegments(t *testing.T) {
 	})
 }
 
-// TestMembershipChangesReadSegmentsWhenAsked: assigning and removing read the
-// segments back (a statement of their own) only when the payload selects them,
-// through a fragment or not, and not when @include leaves them out; the change is
-// the same either way.
-func TestMembershipChangesReadSegmentsWhenAsked(t *testing.T) {
+// TestBulkChangesReadSegmentsWhenAsked: assigning, removing and deleting contacts
+// read the segments back (a statement of their own) only when the payload selects
+// them, through a fragment or not, and not when @include leaves them out; the change
+// is the same either way.
+func TestBulkChangesReadSegmentsWhenAsked(t *testing.T) {
 	c := mutClient{newAPI(t)}
 	ids := c.addContacts(phones(160_000, 4)...)
 	seg := c.addSegment("Synced")
@@ -1088,6 +1088,28 @@ func TestMembershipChangesReadSegmentsWhenAsked(t *testing.T) {
 		n, p := change(t, removeCounted, map[string]any{}, ids[1:])
 		if n != withSegments-1 || p.RemovedCount != 3 || len(c.members(seg)) != 1 {
 			t.Errorf("%d statements, removedCount %d, %d members left; want %d, 3, 1", n, p.RemovedCount, len(c.members(seg)), withSegments-1)
+		}
+	})
+	t.Run("deletion", func(t *testing.T) {
+		c := c.on(t)
+		p := c.deleteContacts(ids[0])
+		checkUserErrors(t, p.UserErrors)
+		withSegments := c.statements()
+		if len(p.Segments) != 1 || p.Segments[0].ContactCount != 0 {
+			t.Errorf("segments %+v; want the segment, now empty", p.Segments)
+		}
+		var out struct {
+			DeleteContacts deleteContactsPayload `json:"deleteContacts"`
+		}
+		c.do(`mutation($in: DeleteContactsInput!) { deleteContacts(input: $in) { deletedContactIds userErrors { code } } }`,
+			map[string]any{"in": map[string]any{"ids": ids[1:2]}}, &out)
+		checkUserErrors(t, out.DeleteContacts.UserErrors)
+		if n := c.statements(); n != withSegments-1 || !slices.Equal(out.DeleteContacts.DeletedContactIDs, ids[1:2]) {
+			t.Errorf("%d statements, deleted %v; want %d, one fewer than with segments, and %v", n, out.DeleteContacts.DeletedContactIDs, withSegments-1, ids[1:2])
+		}
+		var left int
+		if err := c.store.DB().QueryRow("SELECT count(*) FROM contacts WHERE workspace_id = $1", c.ws.ID).Scan(&left); err != nil || left != 2 {
+			t.Errorf("%d contacts left, %v; want 2", left, err)
 		}
 	})
 }

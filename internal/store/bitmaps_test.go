@@ -160,7 +160,7 @@ func TestBitmapsFollowDeletes(t *testing.T) {
 	}
 	check("after the memberships' delete", map[int64][]int64{s1: {x, x + 3}, s2: nil, s3: {x + 10}})
 
-	if _, err := s.DeleteContacts(ctx, ws.ID, []int64{b}); err != nil {
+	if _, err := s.DeleteContacts(ctx, ws.ID, []int64{b}, store.WithSegments); err != nil {
 		t.Fatal(err)
 	}
 	check("after the contact's delete", map[int64][]int64{s1: {x + 3}, s2: nil, s3: {x + 10}})

@@ -317,7 +317,7 @@ func TestTriggerProblems(t *testing.T) {
 	storetest.Exec(t, s.DB(), "ALTER TABLE contacts DISABLE TRIGGER contacts_count_deleted")
 	problems("trigger memberships_count_inserted on memberships is disabled",
 		"trigger contacts_count_deleted on contacts is disabled")
-	if _, err := s.DeleteContacts(ctx, f.ws.ID, f.contacts[9:]); err != nil {
+	if _, err := s.DeleteContacts(ctx, f.ws.ID, f.contacts[9:], store.WithSegments); err != nil {
 		t.Fatal(err)
 	}
 	if drift, err := s.CheckContactCounts(ctx); err != nil || len(drift) != 1 || drift[0].Stored != 10 || drift[0].Actual != 9 {

@@ -60,7 +60,7 @@ func TestCountsStayExactUnderConcurrentWriters(t *testing.T) {
 		cs, ss := sample(rng, contacts, 1+rng.IntN(60)), sample(rng, segments, 1+rng.IntN(4))
 		switch {
 		case op%10 == 9: // delete a few contacts
-			_, err := s.DeleteContacts(ctx, ws.ID, sample(rng, contacts, 2))
+			_, err := s.DeleteContacts(ctx, ws.ID, sample(rng, contacts, 2), store.WithSegments)
 			return err
 		case rng.IntN(3) == 0:
 			_, err := s.RemoveContactsFromSegments(ctx, ws.ID, cs, ss, store.WithSegments)
@@ -261,7 +261,7 @@ func TestUpsertsAndDeletionsLockInOneOrder(t *testing.T) {
 			del = append(del, ids[p])
 		}
 		mu.Unlock()
-		_, err := s.DeleteContacts(ctx, ws.ID, del)
+		_, err := s.DeleteContacts(ctx, ws.ID, del, store.WithSegments)
 		return err
 	})
 	if n := storetest.Deadlocks(t, s) - before; n != 0 {

@@ -61,7 +61,7 @@ func TestContactCountsFollowEveryChange(t *testing.T) {
 	ids := upsert(ws.ID, 0, 30)
 	upsert(other.ID, 0, 5)
 	upsert(ws.ID, 20, 20) // 10 existing phones, 10 new
-	if _, err := s.DeleteContacts(ctx, ws.ID, ids[:4]); err != nil {
+	if _, err := s.DeleteContacts(ctx, ws.ID, ids[:4], store.WithSegments); err != nil {
 		t.Fatal(err)
 	}
 	if n, actual := counted(ws.ID); n != 36 || actual != 36 {
@@ -118,7 +118,7 @@ func TestContactCountsFollowEveryChange(t *testing.T) {
 						}
 					}
 					if len(del) > 0 {
-						_, err = s.DeleteContacts(ctx, ws.ID, del)
+						_, err = s.DeleteContacts(ctx, ws.ID, del, store.WithSegments)
 					}
 				}
 				if err != nil {

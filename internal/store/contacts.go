@@ -1080,13 +1080,13 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 type DeletedContacts struct {
 	IDs []int64 // in request order, without repeats
 	// Segments are the segments the contacts were in, with their counts after the
-	// deletion.
+	// deletion (none unless WithSegments).
 	Segments []crm.Segment
 }
 
 // DeleteContacts deletes contacts and their memberships, all or nothing: when any ID
 // names no contact of the workspace, nothing is deleted and the error names each one.
-func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64) (DeletedContacts, error) {
+func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64, back SegmentsBack) (DeletedContacts, error) {
 	if len(ids) > crm.MaxBulkContacts {
 		return DeletedContacts{}, crm.Errorf(crm.CodeTooMany, crm.Path("ids"), "%d IDs given, the maximum is %d", len(ids), crm.MaxBulkContacts)
 	}
@@ -1120,8 +1120,10 @@ func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64) (Dele
 			Exec(ctx); err != nil {
 			return err
 		}
-		segs, err := segmentsInOrder(ctx, tx, w, affected)
-		out = DeletedContacts{IDs: ids2, Segments: segs}
+		out = DeletedContacts{IDs: ids2}
+		if back {
+			out.Segments, err = segmentsInOrder(ctx, tx, w, affected)
+		}
 		return err
 	})
 	return out, err
