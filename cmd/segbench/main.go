@@ -172,6 +172,13 @@ func (c config) check() error {
 		return errors.New("--neighbours with W8: PostGraphile's W8 count ran for over 12 minutes beside 2,000 neighbours " +
 			"before it was cancelled (1.4 s in the dataset's database alone); leave W8 out (--workloads)")
 	}
+	// Said before the dataset is loaded and the servers start, not after: on a fresh
+	// machine segbench run directly (not by make bench) met the missing Node.js only
+	// when it started PostGraphile, a minute or more in.
+	if st, err := os.Stat(c.node); err != nil || st.IsDir() {
+		return fmt.Errorf("no Node.js at %s (--node): `make bench/postgraphile/node_modules/.installed` installs it and "+
+			"PostGraphile (npm ci in bench/postgraphile), as `make bench` does", c.node)
+	}
 	return nil
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"database/sql"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -88,17 +90,24 @@ func TestOtherContactsAreReported(t *testing.T) {
 	}
 }
 
-// TestNeighboursLeaveW8Out: a run beside neighbours (--neighbours) refuses W8, whose
-// PostGraphile count does not finish there, and a negative number of neighbours.
-func TestNeighboursLeaveW8Out(t *testing.T) {
+// TestSettingsRefused: a run beside neighbours (--neighbours) refuses W8, whose
+// PostGraphile count does not finish there, and a negative number of neighbours; a
+// run without Node.js where --node says is refused before it starts.
+func TestSettingsRefused(t *testing.T) {
+	node := filepath.Join(t.TempDir(), "node")
+	if err := os.WriteFile(node, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		c  config
 		ok bool
 	}{
-		{config{only: "W1,W8,W9"}, true},
-		{config{only: "W1,W3,W4", neighbours: 2000}, true},
-		{config{only: "W1,W8", neighbours: 2000}, false},
-		{config{only: "W1", neighbours: -1}, false},
+		{config{only: "W1,W8,W9", node: node}, true},
+		{config{only: "W1,W3,W4", neighbours: 2000, node: node}, true},
+		{config{only: "W1,W8", neighbours: 2000, node: node}, false},
+		{config{only: "W1", neighbours: -1, node: node}, false},
+		{config{only: "W1", node: node + "-not-installed"}, false},
+		{config{only: "W1", node: filepath.Dir(node)}, false},
 	} {
 		if err := tc.c.check(); (err == nil) != tc.ok {
 			t.Errorf("%+v: %v, want ok=%v", tc.c, err, tc.ok)
