@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/segments/segments/internal/store/storetest"
 )
@@ -105,9 +107,15 @@ func TestServeObservability(t *testing.T) {
 	t.Run("profiles refused on other interfaces", func(t *testing.T) {
 		_, port, _ := net.SplitHostPort(freeAddr(t))
 		for _, addr := range []string{":" + port, "0.0.0.0:" + port, "[::]:" + port, "192.0.2.1:" + port} {
-			_, stderr, err := cli(getenv, "serve", "--addr", freeAddr(t), "--debug-addr", addr)
+			// Refused, serve returns at once; accepted, it would serve until the
+			// context ends, and then return no error, which fails the test (rather
+			// than the test waiting forever).
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			var stderr strings.Builder
+			err := run(ctx, []string{"serve", "--addr", freeAddr(t), "--debug-addr", addr}, getenv, io.Discard, &stderr)
+			cancel()
 			if err == nil || !strings.Contains(err.Error(), "--debug-addr") || !strings.Contains(err.Error(), "not a loopback address") {
-				t.Errorf("--debug-addr %s: got %v, want it refused as not loopback\n%s", addr, err, stderr)
+				t.Errorf("--debug-addr %s: got %v, want it refused as not loopback\n%s", addr, err, stderr.String())
 			}
 		}
 	})
