@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	neturl "net/url"
 	"slices"
 	"strings"
@@ -206,6 +207,41 @@ func TestReportSaysTheFloorsClients(t *testing.T) {
 		r := newReport(config{pool: 8, clientShare: share, reps: 3}, benchdata.Options{})
 		if md := r.markdown(); !strings.Contains(md, want) {
 			t.Errorf("share %g: the report does not say %q", share, want)
+		}
+	}
+}
+
+// TestReportComparesABase: with --base, the other build is one more contender, with
+// its own rows and its ratios to ours; without it, there are neither.
+func TestReportComparesABase(t *testing.T) {
+	for _, withBase := range []bool{false, true} {
+		c := config{pool: 8, reps: 2}
+		if withBase {
+			c.base = "/tmp/segbench-base"
+		}
+		r := newReport(c, benchdata.Options{})
+		wr := r.workload("W3")
+		throughput := map[string][]float64{ours: {1000, 1100}, pgl: {300, 310}, flr: {2500, 2600}, base: {800, 1000}}
+		for _, who := range c.contenders() {
+			for _, tp := range throughput[who] {
+				wr.add(who, repResult{Max: step{Throughput: tp}, ServerCPUms: 1, PGCPUms: 1})
+			}
+		}
+		wr.summarize()
+		r.computeRatios()
+		var got *ratio
+		for i, rt := range r.Ratios {
+			if rt.Name == "throughput ours / base" {
+				got = &r.Ratios[i]
+			}
+		}
+		md := r.markdown()
+		hasRow := strings.Contains(md, "| base |")
+		switch {
+		case !withBase && (got != nil || hasRow):
+			t.Errorf("without --base: ratio %+v, a base row %v; want neither", got, hasRow)
+		case withBase && (got == nil || math.Abs(got.Value-1050.0/900) > 1e-9 || got.Min != 1.1 || got.Max != 1.25 || !hasRow):
+			t.Errorf("with --base: ratio %+v, a base row %v; want 1.167× (1.1-1.25) and a row", got, hasRow)
 		}
 	}
 }

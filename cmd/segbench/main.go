@@ -52,6 +52,7 @@ import (
 
 type config struct {
 	dataDir, out, node, pgbench, setupSQL, note, only string
+	base                                              string // --base: another build's segbench
 	sharedBuffers                                     string
 	contacts, neighbours                              int
 	seed                                              uint64
@@ -81,6 +82,8 @@ func main() {
 	flag.IntVar(&c.contacts, "contacts", 1_000_000, "dataset size (segments 1,000; memberships 5 per contact; 10 big segments of contacts/10)")
 	flag.Uint64Var(&c.seed, "seed", 1, "dataset and request seed")
 	flag.IntVar(&c.neighbours, "neighbours", 0, "small workspaces beside the dataset's (150 contacts, 10 segments, 300 memberships each), as a service of many businesses holds them: loaded once, kept by later runs (0: none are added); not with W8")
+	flag.StringVar(&c.base, "base", "", "a segbench binary built from another commit (git worktree add, go build ./cmd/segbench): "+
+		"its server is one more contender, \"base\", on this run's dataset and migrations, for an A/B of two builds of ours in one run")
 	flag.BoolVar(&c.fresh, "fresh", false, "load a new dataset even if one of this size exists (times the load)")
 	flag.IntVar(&c.pool, "pool", 8, "database connections of each contender (pgbench clients at most)")
 	flag.Float64Var(&c.clientShare, "client-share", 0.05, "share of its time a pgbench client may be busy at the offered rate: pgbench uses as many clients as that takes, up to -pool (0: always -pool)")
@@ -131,7 +134,19 @@ const (
 	flr  = "sql"
 )
 
-var contenders = []string{ours, pgl, flr}
+// base is our server as the binary of --base serves it: another build of ours.
+const base = "base"
+
+// contenders returns the contenders of a run: ours, PostGraphile and the SQL floor,
+// and base with --base. An A/B of two builds on this machine has to be run this way,
+// in one run, their repetitions alternating: two runs minutes apart differed by more
+// (the floor's W3 2,428 and 1,588 req/s in one run) than most changes make.
+func (c config) contenders() []string {
+	if c.base == "" {
+		return []string{ours, pgl, flr}
+	}
+	return []string{ours, pgl, flr, base}
+}
 
 // fixedRates is the rate of each workload's fixed-rate run (p50/p99, CPU per
 // request): 100/s where every contender can serve it, lower for the heavy ones (an
@@ -178,6 +193,9 @@ func (c config) check() error {
 	if st, err := os.Stat(c.node); err != nil || st.IsDir() {
 		return fmt.Errorf("no Node.js at %s (--node): `make bench/postgraphile/node_modules/.installed` installs it and "+
 			"PostGraphile (npm ci in bench/postgraphile), as `make bench` does", c.node)
+	}
+	if st, err := os.Stat(c.base); c.base != "" && (err != nil || st.IsDir()) {
+		return fmt.Errorf("--base %s: no such program (a segbench binary of another build)", c.base)
 	}
 	return nil
 }
@@ -339,6 +357,9 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer b.stopServers()
+	if err := b.startBase(ctx); err != nil {
+		return err
+	}
 
 	for _, w := range strings.Split(c.only, ",") {
 		w = strings.TrimSpace(w)
@@ -388,6 +409,23 @@ func (b *bench) startServers(ctx context.Context, dbURL, pglURL, tag string) err
 	return nil
 }
 
+// startBase starts the server of --base, if any, on the database: its own binary's
+// _serve-ours, whose arguments have not changed since the harness had it.
+func (b *bench) startBase(ctx context.Context) error {
+	if b.c.base == "" {
+		return nil
+	}
+	addr := freeAddr()
+	p, err := startProc(ctx, base, exec.Command(b.c.base, "_serve-ours", b.url, addr, strconv.Itoa(b.c.pool)),
+		"http://"+addr+"/graphql", filepath.Join(b.tmp, "base.log"))
+	if err != nil {
+		return err
+	}
+	b.servers[base] = p
+	b.log("base: %s serves our API beside this build's", b.c.base)
+	return nil
+}
+
 func (b *bench) stopServers() {
 	for k, p := range b.servers {
 		p.stop()
@@ -420,7 +458,7 @@ func (b *bench) post(c string, body []byte) ([]byte, error) {
 
 func (b *bench) header(c string) http.Header {
 	h := http.Header{"Content-Type": {"application/json"}}
-	if c == ours {
+	if c == ours || c == base {
 		h.Set("Authorization", "Bearer "+string(b.key))
 	}
 	return h
@@ -767,7 +805,7 @@ func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, fu
 		vs := b.d.readVariants(w)
 		return &httpRunner{url: b.servers[c].url, header: b.header(c), next: func() []byte {
 			v := vs[rng.IntN(len(vs))]
-			if c == ours {
+			if c == ours || c == base {
 				return v.ours
 			}
 			return v.pgl
@@ -803,7 +841,7 @@ func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, fu
 	return &httpRunner{url: b.servers[c].url, header: b.header(c), next: func() []byte {
 		cs, ss := b.d.assignIDs(rng.IntN(b.d.contacts), rng.IntN(w6Scratch), scratch, w6Contacts, w6Segments)
 		v := b.d.assignRequest(cs, ss)
-		if c == ours {
+		if c == ours || c == base {
 			return v.ours
 		}
 		return v.pgl
@@ -874,7 +912,11 @@ func (b *bench) workload(ctx context.Context, w string) error {
 	wr := b.rep.workload(w)
 	wr.FixedRate = fixed
 	wr.SQL = b.sqlOf[w]
-	start := map[string]float64{ours: fixed, pgl: fixed, flr: fixed}
+	start := map[string]float64{}
+	contenders := b.c.contenders()
+	for _, c := range contenders {
+		start[c] = fixed
+	}
 	for rep := range b.c.reps {
 		for i := range contenders {
 			c := contenders[(i+rep)%len(contenders)]
@@ -967,6 +1009,9 @@ func (b *bench) bulk(ctx context.Context) error {
 		return err
 	}
 	kinds := []string{ours, pgl, flr, flrOurs}
+	if b.c.base != "" {
+		kinds = append(kinds, base)
+	}
 	for rep := range b.c.reps {
 		for i := range kinds {
 			k := kinds[(i+rep)%len(kinds)]
@@ -978,9 +1023,9 @@ func (b *bench) bulk(ctx context.Context) error {
 			srv0, pg0 := b.serverCPU(k), treeCPU(b.pm)
 			t0 := time.Now()
 			switch k {
-			case ours:
+			case ours, base:
 				for j := 0; j < 10 && err == nil; j++ {
-					_, err = b.post(ours, b.d.assignRequest(cs[j*1000:(j+1)*1000], scratch).ours)
+					_, err = b.post(k, b.d.assignRequest(cs[j*1000:(j+1)*1000], scratch).ours)
 				}
 			case pgl:
 				_, err = b.post(pgl, b.d.assignRequest(cs, scratch).pgl)

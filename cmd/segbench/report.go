@@ -16,13 +16,14 @@ import (
 func slicesSort(ids []int64) { slices.Sort(ids) }
 
 type report struct {
-	Meta     meta              `json:"meta"`
-	Dataset  datasetInfo       `json:"dataset"`
-	Config   map[string]any    `json:"config"`
-	Order    []string          `json:"workload_order"`
-	Results  map[string]*wlRep `json:"workloads"`
-	Ratios   []ratio           `json:"ratios"`
-	Warnings []string          `json:"warnings,omitempty"`
+	Meta       meta              `json:"meta"`
+	Contenders []string          `json:"contenders"`
+	Dataset    datasetInfo       `json:"dataset"`
+	Config     map[string]any    `json:"config"`
+	Order      []string          `json:"workload_order"`
+	Results    map[string]*wlRep `json:"workloads"`
+	Ratios     []ratio           `json:"ratios"`
+	Warnings   []string          `json:"warnings,omitempty"`
 }
 
 type meta struct {
@@ -137,8 +138,9 @@ type ratio struct {
 
 func newReport(c config, o benchdata.Options) *report {
 	return &report{
-		Meta:    meta{Date: time.Now().UTC().Format(time.RFC3339), Note: c.note},
-		Dataset: datasetInfo{Options: o},
+		Meta:       meta{Date: time.Now().UTC().Format(time.RFC3339), Note: c.note},
+		Contenders: c.contenders(),
+		Dataset:    datasetInfo{Options: o},
 		Config: map[string]any{"pool": c.pool, "pgbench_client_share": c.clientShare, "reps": c.reps, "step_seconds": c.stepDur.Seconds(), "warmup_seconds": c.warmup.Seconds(),
 			"fixed_seconds": c.fixedDur.Seconds(), "slo_p99_ms": float64(c.slo) / 1e6, "fixed_rates": fixedRates, "variants": variants},
 		Results: map[string]*wlRep{},
@@ -250,6 +252,7 @@ func (r *report) computeRatios() {
 			add(w, "wall time ours / PostGraphile", "≤ 1×", 1, true, get(w, ours, wall), get(w, pgl, wall))
 			add(w, "wall time ours / raw statement", "≤ 1.1×", 1.1, true, get(w, ours, wall), get(w, flr, wall))
 			add(w, "wall time ours / our SQL replayed", "report", 0, false, get(w, ours, wall), get(w, flrOurs, wall))
+			add(w, "wall time ours / base", "report", 0, false, get(w, ours, wall), get(w, base, wall))
 			continue
 		}
 		t := "report"
@@ -265,6 +268,9 @@ func (r *report) computeRatios() {
 		if w == "W6" {
 			add(w, "CPU per request ours / PostGraphile", "< 1×", 1, true, get(w, ours, cpu), get(w, pgl, cpu))
 		}
+		// With --base: this build against the other, each the same way (none without).
+		add(w, "throughput ours / base", "report", 0, false, get(w, ours, tp), get(w, base, tp))
+		add(w, "CPU per request ours / base", "report", 0, false, get(w, ours, cpu), get(w, base, cpu))
 	}
 }
 
@@ -363,7 +369,7 @@ func (r *report) markdown() string {
 		if w == "W7" {
 			continue
 		}
-		for _, c := range contenders {
+		for _, c := range r.Contenders {
 			cr := x.Contenders[c]
 			if cr == nil {
 				continue
@@ -374,7 +380,7 @@ func (r *report) markdown() string {
 			}
 			fmt.Fprintf(&s, "| %s %s @ %g/s | %s | %s | %s | %s%s | %s + %s | %s | %s |\n", w, x.Title, x.FixedRate, c,
 				f1(cr.MaxThroughput), f1(cr.P50), f1(cr.P99), errs, num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
-				num(cr.Statements), rssText(cr))
+				statementsText(cr.Statements), rssText(cr))
 		}
 	}
 	if x := r.Results["W7"]; x != nil {
@@ -383,9 +389,9 @@ func (r *report) markdown() string {
 			"such requests back to back; PostGraphile sends one request to its bulk function; the floor is the same INSERT as " +
 			"one raw statement, and the SQL of our ten requests replayed over one connection.\n\n" +
 			"| contender | wall s | CPU ms server + PostgreSQL | statements |\n|---|---|---|---|\n")
-		for _, c := range []string{ours, pgl, flr, flrOurs} {
+		for _, c := range []string{ours, pgl, flr, flrOurs, base} {
 			if cr := x.Contenders[c]; cr != nil {
-				fmt.Fprintf(&s, "| %s | %s | %s + %s | %s |\n", c, f1(cr.WallSeconds), num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median), num(cr.Statements))
+				fmt.Fprintf(&s, "| %s | %s | %s + %s | %s |\n", c, f1(cr.WallSeconds), num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median), statementsText(cr.Statements))
 			}
 		}
 	}
@@ -396,6 +402,15 @@ func (r *report) markdown() string {
 		}
 	}
 	return s.String()
+}
+
+// statementsText is a contender's statements per request, "–" where none were
+// counted (the build of --base is not captured).
+func statementsText(n float64) string {
+	if n == 0 {
+		return "–"
+	}
+	return num(n)
 }
 
 func rssText(c *contenderRep) string {
