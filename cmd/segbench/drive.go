@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"math"
@@ -423,4 +424,85 @@ func search(ctx context.Context, r runner, start float64, d, slo time.Duration, 
 		}
 	}
 	return best, steps, nil
+}
+
+// poolRunner replays SQL over a pool of connections, open-model, as a server's pool
+// runs it: each request takes the most recently used idle connection (database/sql
+// hands them out so, as node-postgres does), so at a low rate one or two backends
+// stay busy and hot. It is W6's floor. pgbench's clients take turns at the schedule:
+// with the eight that the client rule gave W6 (at 20/s and 25-45 ms a transaction),
+// each ran a transaction every 0.4 s on a backend gone cold, and spent 41-45 ms of
+// PostgreSQL CPU a request where our server spent 26-33 on the same statements.
+type poolRunner struct {
+	db *sql.DB // at most the benchmark's pool size of connections, simple protocol
+	mu sync.Mutex
+	// next returns the statements of the next request, one transaction (begin to
+	// commit), each sent as one query message.
+	next func() []string
+}
+
+func (p *poolRunner) run(ctx context.Context, rate float64, d time.Duration) (step, error) {
+	n := max(1, int(math.Round(rate*d.Seconds())))
+	interval := time.Duration(float64(time.Second) / rate)
+	type outcome struct {
+		latency time.Duration
+		err     error
+	}
+	outcomes := make(chan outcome, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		due := start.Add(time.Duration(i) * interval)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Until(due)):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		p.mu.Lock()
+		statements := p.next()
+		p.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := replay(ctx, p.db, statements)
+			outcomes <- outcome{time.Since(due), err} // latency from the scheduled start
+		}()
+	}
+	wg.Wait()
+	close(outcomes)
+	s := step{Rate: rate}
+	var lat []time.Duration
+	for o := range outcomes {
+		s.Requests++
+		lat = append(lat, o.latency)
+		if o.err != nil {
+			s.Errors++
+			if s.FirstError == "" {
+				s.FirstError = o.err.Error()
+			}
+		}
+	}
+	elapsed := max(d, time.Since(start))
+	s.Throughput = float64(s.Requests-s.Errors) / elapsed.Seconds()
+	s.P50, s.P99 = quantileMs(lat, 0.50), quantileMs(lat, 0.99)
+	return s, ctx.Err()
+}
+
+// replay sends statements, one transaction, over one connection of db, and rolls it
+// back on the first error.
+func replay(ctx context.Context, db *sql.DB, statements []string) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for _, s := range statements {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+			return fmt.Errorf("%s: %w", firstLineOf(s), err)
+		}
+	}
+	return nil
 }

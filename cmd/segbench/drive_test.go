@@ -346,3 +346,42 @@ func recordedStore(t *testing.T, url string) (*store.Store, *sqlProxy) {
 	}
 	return s, proxy
 }
+
+// TestPoolRunnerReusesTheRecentConnection: W6's floor replays each request's
+// statements as one transaction over a pool, open-model, at the offered rate; at a
+// rate its transactions leave the pool mostly idle, they all run on the connection
+// used last, as a server's pool runs them (pgbench's clients took turns); a failing
+// request is an error of the step and is rolled back, and the next ones run.
+func TestPoolRunnerReusesTheRecentConnection(t *testing.T) {
+	url := storetest.Database(t)
+	db, err := floorPool(url, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.Exec(t, db, `CREATE TABLE seen (pid int, n int)`)
+	fail := 0
+	p := &poolRunner{db: db, next: func() []string {
+		fail++
+		last := "SELECT 1"
+		if fail == 10 {
+			last = "SELECT 1/0" // division by zero
+		}
+		return []string{"begin", "INSERT INTO seen SELECT pg_backend_pid(), 1; SELECT pg_sleep(0.002)", last, "commit"}
+	}}
+	s, err := p.run(context.Background(), 50, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Requests != 50 || s.Errors != 1 || !strings.Contains(s.FirstError, "division by zero") {
+		t.Errorf("%d requests, %d errors (%q); want 50, the tenth's division by zero", s.Requests, s.Errors, s.FirstError)
+	}
+	if s.P50 < 2 || s.P50 > 40 || s.Throughput < 40 {
+		t.Errorf("p50 %.1f ms, %.1f req/s; want a few ms, about 49 a second", s.P50, s.Throughput)
+	}
+	rows := storetest.Column[int64](t, db, `SELECT count(*) FROM seen`)
+	pids := storetest.Column[int64](t, db, `SELECT count(DISTINCT pid) FROM seen`)
+	if rows[0] != 49 || pids[0] > 2 {
+		t.Errorf("%d rows from %d connections; want the 49 committed, from one or two", rows[0], pids[0])
+	}
+}

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/benchdata"
@@ -154,18 +155,20 @@ func (c config) contenders() []string {
 var fixedRates = map[string]float64{"W1": 100, "W2": 100, "W3": 100, "W4": 100, "W5": 100, "W6": 20, "W8": 2, "W9": 100, "W10": 100}
 
 type bench struct {
-	c       config
-	log     func(string, ...any)
-	url     string
-	appURL  string // the database as our server's role (row-level security), for pgbench
-	pgdata  string
-	pm      int // postmaster PID, 0 when PostgreSQL is not ours to watch
-	s       *store.Store
-	db      *sql.DB
-	d       *dataset
-	key     auth.Key
-	tmp     string
-	servers map[string]*proc
+	c      config
+	log    func(string, ...any)
+	url    string
+	appURL string // the database as our server's role (row-level security), for pgbench
+	// floorPool is the same, a pool of the benchmark's size for W6's floor (poolRunner).
+	floorPool *sql.DB
+	pgdata    string
+	pm        int // postmaster PID, 0 when PostgreSQL is not ours to watch
+	s         *store.Store
+	db        *sql.DB
+	d         *dataset
+	key       auth.Key
+	tmp       string
+	servers   map[string]*proc
 
 	scripts map[string][]string // pgbench scripts of each read workload
 	// w6Statements are the statements of one W6 request, its ID arrays made pgbench
@@ -352,6 +355,10 @@ func run(ctx context.Context, c config) error {
 	if b.appURL, err = store.AppURL(ctx, b.url); err != nil {
 		return err
 	}
+	if b.floorPool, err = floorPool(b.appURL, b.c.pool); err != nil {
+		return err
+	}
+	defer b.floorPool.Close()
 	// The measured servers, straight on the database.
 	if err := b.startServers(ctx, b.url, b.url, "run"); err != nil {
 		return err
@@ -816,27 +823,11 @@ func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, fu
 		return nil, nil, err
 	}
 	if c == flr {
-		var sb strings.Builder
-		// The IDs of assignIDs, in ascending order as our server sends them: the
-		// i-th smallest of first + (r + k*step) mod n, k < len, is the one at
-		// k = (w + i) mod len, w being the first k that wraps around n (the IDs
-		// wrap once at most while len*step <= n, as with the benchmark's dataset).
-		fmt.Fprintf(&sb, "\\set r random(0, %d)\n\\set q random(0, %d)\n", b.d.contacts-1, w6Scratch-1)
-		fmt.Fprintf(&sb, "\\set wr least(%d, (%d - :r + %d) / %d)\n", w6Contacts, b.d.contacts, contactStep-1, contactStep)
-		fmt.Fprintf(&sb, "\\set wq least(%d, (%d - :q + %d) / %d)\n", w6Segments, w6Scratch, segmentStep-1, segmentStep)
-		for i := range w6Contacts {
-			fmt.Fprintf(&sb, "\\set c%d %d + (:r + ((:wr + %d) %% %d) * %d) %% %d\n", i, b.d.firstContact, i, w6Contacts, contactStep, b.d.contacts)
-		}
-		for i := range w6Segments {
-			fmt.Fprintf(&sb, "\\set s%d %d + (:q + ((:wq + %d) %% %d) * %d) %% %d\n", i, scratch[0], i, w6Segments, segmentStep, w6Scratch)
-		}
-		sb.WriteString(pgbenchScript(b.w6Statements))
-		f := filepath.Join(b.tmp, fmt.Sprintf("w6-%d.sql", rep))
-		if err := os.WriteFile(f, []byte(sb.String()), 0o644); err != nil {
-			drop()
-			return nil, nil, err
-		}
-		return b.pgbench([]string{f}), drop, nil
+		// Our statements for the same IDs as the servers', over a pool (poolRunner).
+		return &poolRunner{db: b.floorPool, next: func() []string {
+			cs, ss := b.d.assignIDs(rng.IntN(b.d.contacts), rng.IntN(w6Scratch), scratch, w6Contacts, w6Segments)
+			return b.ourStatements(cs, ss)
+		}}, drop, nil
 	}
 	return &httpRunner{url: b.servers[c].url, header: b.header(c), next: func() []byte {
 		cs, ss := b.d.assignIDs(rng.IntN(b.d.contacts), rng.IntN(w6Scratch), scratch, w6Contacts, w6Segments)
@@ -1076,11 +1067,36 @@ func (b *bench) bulk(ctx context.Context) error {
 // flrOurs is W7's second floor: the SQL of our ten requests, replayed.
 const flrOurs = "sql (our 10 transactions)"
 
+// floorPool opens a pool of at most n connections to dbURL that sends each statement
+// as its own query message (the simple protocol), as our server does.
+func floorPool(dbURL string, n int) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	return db, nil
+}
+
 // replayOurs sends the SQL our server sends for one 1,000 × 100 assignment, with
-// these IDs, over conn (simple protocol, as our server does), without the request's
-// API key lookup.
+// these IDs, over conn (simple protocol, as our server does).
 func (b *bench) replayOurs(ctx context.Context, conn *pgx.Conn, cs, ss []int64) error {
-	// The statements are those of W6, with larger arrays.
+	for _, s := range b.ourStatements(cs, ss) {
+		if _, err := conn.Exec(ctx, s, pgx.QueryExecModeSimpleProtocol); err != nil {
+			conn.Exec(ctx, "ROLLBACK", pgx.QueryExecModeSimpleProtocol)
+			return fmt.Errorf("%s: %w", firstLineOf(s), err)
+		}
+	}
+	return nil
+}
+
+// ourStatements returns the statements our server sends to assign contacts cs to
+// segments ss (those of W6's capture, with these arrays), without the request's API
+// key lookup.
+func (b *bench) ourStatements(cs, ss []int64) []string {
 	var stmts []string
 	for _, s := range b.w6Statements {
 		if strings.Contains(s, "segments_authenticate_key") { // the API key lookup (store/apikeys.go)
@@ -1090,13 +1106,7 @@ func (b *bench) replayOurs(ctx context.Context, conn *pgx.Conn, cs, ss []int64) 
 		s = strings.ReplaceAll(s, arrayLiteral(make([]int64, w6Segments), "s"), sentLiteral(ss))
 		stmts = append(stmts, s)
 	}
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s, pgx.QueryExecModeSimpleProtocol); err != nil {
-			conn.Exec(ctx, "ROLLBACK", pgx.QueryExecModeSimpleProtocol)
-			return fmt.Errorf("%s: %w", firstLineOf(s), err)
-		}
-	}
-	return nil
+	return stmts
 }
 
 func (b *bench) versions(ctx context.Context) {
