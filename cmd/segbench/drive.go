@@ -92,16 +92,27 @@ func (h *httpRunner) run(ctx context.Context, rate float64, d time.Duration) (st
 			bad = fmt.Sprintf("%.300s", res.Body)
 		}
 		if bad != "" {
-			s.Errors++
-			if s.FirstError == "" {
-				s.FirstError = bad
-			}
+			s.failed(bad)
 		}
 	}
+	s.fromLatencies(lat, d, start)
+	return s, ctx.Err()
+}
+
+// failed counts a request that failed, keeping the first one's reason.
+func (s *step) failed(reason string) {
+	s.Errors++
+	if s.FirstError == "" {
+		s.FirstError = reason
+	}
+}
+
+// fromLatencies sets s's throughput and latencies from its requests' latencies,
+// over the time since start, at least d.
+func (s *step) fromLatencies(lat []time.Duration, d time.Duration, start time.Time) {
 	elapsed := max(d, time.Since(start))
 	s.Throughput = float64(s.Requests-s.Errors) / elapsed.Seconds()
 	s.P50, s.P99 = quantileMs(lat, 0.50), quantileMs(lat, 0.99)
-	return s, ctx.Err()
 }
 
 // narrowMiss reports whether a failed step missed the SLO only by its tail: no
@@ -478,15 +489,10 @@ func (p *poolRunner) run(ctx context.Context, rate float64, d time.Duration) (st
 		s.Requests++
 		lat = append(lat, o.latency)
 		if o.err != nil {
-			s.Errors++
-			if s.FirstError == "" {
-				s.FirstError = o.err.Error()
-			}
+			s.failed(o.err.Error())
 		}
 	}
-	elapsed := max(d, time.Since(start))
-	s.Throughput = float64(s.Requests-s.Errors) / elapsed.Seconds()
-	s.P50, s.P99 = quantileMs(lat, 0.50), quantileMs(lat, 0.99)
+	s.fromLatencies(lat, d, start)
 	return s, ctx.Err()
 }
 

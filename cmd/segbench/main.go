@@ -249,7 +249,7 @@ func run(ctx context.Context, c config) error {
 	b.db = b.s.DB()
 	if b.pm != 0 {
 		// A run stopped while W6 was measured left autovacuum paused (pauseAutovacuum).
-		b.pauseAutovacuum(ctx, false)
+		b.setAutovacuum(ctx, true)
 	}
 	if _, err := b.s.Migrate(ctx); err != nil {
 		return err
@@ -937,7 +937,7 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			}
 			resume := func() {}
 			if w == "W6" {
-				resume = b.pauseAutovacuum(ctx, true)
+				resume = b.pauseAutovacuum(ctx)
 			}
 			av0 := b.autovacuums(ctx)
 			srv0, pg0 := b.serverCPU(c), treeCPU(b.pm)
@@ -992,42 +992,43 @@ func (b *bench) workload(ctx context.Context, w string) error {
 	return nil
 }
 
-// pauseAutovacuum (pause true) keeps autovacuum from starting while W6's CPU per
-// request is measured, waits (up to 30 s) for the vacuums and analyses running to
-// end, and returns what lets it start again; pause false lets it start. Every contender's W6 writes as many memberships,
-// past the 5,000 changed rows at which autovacuum analyzes them; an analysis of the 5M
-// memberships costs about a second of CPU, and whichever contender's 5-s run it fell
-// into spent up to 13 ms more of PostgreSQL's CPU a request (22.7 and 35.4 ms for the
-// floor in two repetitions of one run, the second with five autovacuum runs ending in
-// it). Autovacuum catches up in the SLO search that follows. Only for the embedded
+// pauseAutovacuum keeps autovacuum from starting while W6's CPU per request is
+// measured, waits (up to 30 s) for the vacuums and analyses running to end, and
+// returns what lets it start again.
+//
+// Every contender's W6 writes as many memberships, past the 5,000 changed rows at
+// which autovacuum analyzes them; an analysis of the 5M memberships costs about a
+// second of CPU, and whichever contender's 5-s run it fell into spent up to 13 ms
+// more of PostgreSQL's CPU a request (22.7 and 35.4 ms for the floor in two
+// repetitions of one run, the second with five autovacuum runs ending in it).
+// Autovacuum catches up in the SLO search that follows. Only for the embedded
 // PostgreSQL: a server given by DATABASE_URL is not the benchmark's to reconfigure.
-func (b *bench) pauseAutovacuum(ctx context.Context, pause bool) (resume func()) {
+func (b *bench) pauseAutovacuum(ctx context.Context) (resume func()) {
 	if b.pm == 0 {
 		return func() {}
 	}
-	// ALTER SYSTEM runs alone, outside a transaction; the reload applies it.
-	set := func(ctx context.Context, paused bool) {
-		stmt := "ALTER SYSTEM RESET autovacuum"
-		if paused {
-			stmt = "ALTER SYSTEM SET autovacuum = off"
-		}
-		if _, err := b.db.ExecContext(ctx, stmt); err != nil {
-			b.log("  %s: %v", stmt, err)
-		} else if _, err := b.db.ExecContext(ctx, "SELECT pg_reload_conf()"); err != nil {
-			b.log("  reload after %s: %v", stmt, err)
-		}
-	}
-	set(ctx, pause)
-	if !pause {
-		return func() {}
-	}
+	b.setAutovacuum(ctx, false)
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		var running int
 		if err := b.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'`).Scan(&running); err != nil || running == 0 {
 			break
 		}
 	}
-	return func() { set(context.WithoutCancel(ctx), false) }
+	return func() { b.setAutovacuum(context.WithoutCancel(ctx), true) }
+}
+
+// setAutovacuum turns autovacuum off, or back to the server's setting, with ALTER
+// SYSTEM (which runs alone, outside a transaction) and a reload.
+func (b *bench) setAutovacuum(ctx context.Context, on bool) {
+	stmt := "ALTER SYSTEM SET autovacuum = off"
+	if on {
+		stmt = "ALTER SYSTEM RESET autovacuum"
+	}
+	if _, err := b.db.ExecContext(ctx, stmt); err != nil {
+		b.log("  %s: %v", stmt, err)
+	} else if _, err := b.db.ExecContext(ctx, "SELECT pg_reload_conf()"); err != nil {
+		b.log("  reload after %s: %v", stmt, err)
+	}
 }
 
 // autovacuums returns how many vacuums and analyses autovacuum has ended, of every
