@@ -442,8 +442,8 @@ func search(ctx context.Context, r runner, start float64, d, slo time.Duration, 
 // hands them out so, as node-postgres does), so at a low rate one or two backends
 // stay busy and hot. It is W6's floor. pgbench's clients take turns at the schedule:
 // with the eight that the client rule gave W6 (at 20/s and 25-45 ms a transaction),
-// each ran a transaction every 0.4 s on a backend gone cold, and spent 41-45 ms of
-// PostgreSQL CPU a request where our server spent 26-33 on the same statements.
+// each ran a transaction every 0.4 s on a backend gone cold, and spent 29-48 ms of
+// PostgreSQL CPU a request where our server spent 20-33 on the same statements.
 type poolRunner struct {
 	db *sql.DB // at most the benchmark's pool size of connections, simple protocol
 	mu sync.Mutex
@@ -477,7 +477,7 @@ func (p *poolRunner) run(ctx context.Context, rate float64, d time.Duration) (st
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := replay(ctx, p.db, statements)
+			err := replayOn(ctx, p.db, statements)
 			outcomes <- outcome{time.Since(due), err} // latency from the scheduled start
 		}()
 	}
@@ -496,19 +496,27 @@ func (p *poolRunner) run(ctx context.Context, rate float64, d time.Duration) (st
 	return s, ctx.Err()
 }
 
-// replay sends statements, one transaction, over one connection of db, and rolls it
-// back on the first error.
-func replay(ctx context.Context, db *sql.DB, statements []string) error {
+// replay sends statements, one transaction, through exec (each as one query
+// message), and rolls it back on the first error.
+func replay(ctx context.Context, exec func(context.Context, string) error, statements []string) error {
+	for _, s := range statements {
+		if err := exec(ctx, s); err != nil {
+			_ = exec(context.WithoutCancel(ctx), "ROLLBACK")
+			return fmt.Errorf("%s: %w", firstLineOf(s), err)
+		}
+	}
+	return nil
+}
+
+// replayOn runs replay on one connection of db.
+func replayOn(ctx context.Context, db *sql.DB, statements []string) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	for _, s := range statements {
-		if _, err := conn.ExecContext(ctx, s); err != nil {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-			return fmt.Errorf("%s: %w", firstLineOf(s), err)
-		}
-	}
-	return nil
+	return replay(ctx, func(ctx context.Context, s string) error {
+		_, err := conn.ExecContext(ctx, s)
+		return err
+	}, statements)
 }

@@ -1155,13 +1155,10 @@ func floorPool(dbURL string, n int) (*sql.DB, error) {
 // replayOurs sends the SQL our server sends for one 1,000 × 100 assignment, with
 // these IDs, over conn (simple protocol, as our server does).
 func (b *bench) replayOurs(ctx context.Context, conn *pgx.Conn, cs, ss []int64) error {
-	for _, s := range b.ourStatements(cs, ss) {
-		if _, err := conn.Exec(ctx, s, pgx.QueryExecModeSimpleProtocol); err != nil {
-			conn.Exec(ctx, "ROLLBACK", pgx.QueryExecModeSimpleProtocol)
-			return fmt.Errorf("%s: %w", firstLineOf(s), err)
-		}
-	}
-	return nil
+	return replay(ctx, func(ctx context.Context, s string) error {
+		_, err := conn.Exec(ctx, s, pgx.QueryExecModeSimpleProtocol)
+		return err
+	}, b.ourStatements(cs, ss))
 }
 
 // ourStatements returns the statements our server sends to assign contacts cs to

@@ -202,9 +202,9 @@ func (d *dataset) readVariants(w string) []pair {
 	return out
 }
 
-// Writes. W6 adds 100 contacts to 10 segments; each request draws them from a random
-// r by the formulas below, which the pgbench script computes the same way, so every
-// request adds new memberships (to scratch segments made for the run and deleted
+// Writes. W6 adds 100 contacts to 10 segments; each request, the floor's replay
+// included, draws them from a random r by the formulas below, so every request adds
+// new memberships (to scratch segments made for the run and deleted
 // after it, so that the dataset stays as loaded).
 const (
 	w6Contacts  = 100
