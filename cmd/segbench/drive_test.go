@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	neturl "net/url"
 	"slices"
@@ -243,6 +245,95 @@ func TestReportComparesABase(t *testing.T) {
 		case withBase && (got == nil || math.Abs(got.Value-1050.0/900) > 1e-9 || got.Min != 1.1 || got.Max != 1.25 || !hasRow):
 			t.Errorf("with --base: ratio %+v, a base row %v; want 1.167× (1.1-1.25) and a row", got, hasRow)
 		}
+	}
+}
+
+// TestReportJudgesTheOtherTargets: the report judges the issue's targets beside the
+// ratios (p50 at 100 req/s within 1 ms of the floor's on W1 and W3, W8 under 50 ms,
+// statements constant in page size) as it judges the ratios, met or not.
+func TestReportJudgesTheOtherTargets(t *testing.T) {
+	r := newReport(config{pool: 8, reps: 2}, benchdata.Options{})
+	r.Dataset.Memberships = 5_000_000
+	p50 := map[string]map[string][]float64{
+		"W1": {ours: {1.7, 1.8}, flr: {0.7, 0.9}}, // 0.95 ms: met
+		"W3": {ours: {2.8, 3.0}, flr: {1.7, 1.8}}, // 1.15 ms: missed
+		"W8": {ours: {4, 5}, flr: {5, 6}},
+	}
+	p99 := map[string]float64{"W1": 3, "W3": 5, "W8": 49}
+	for _, w := range []string{"W1", "W3", "W8", "W9"} {
+		wr := r.workload(w)
+		wr.FixedRate = fixedRates[w]
+		for _, c := range []string{ours, flr} {
+			for _, v := range append(p50[w][c], 0, 0)[:2] {
+				wr.add(c, repResult{Fixed: step{P50: v, P99: p99[w]}})
+			}
+		}
+		wr.summarize()
+	}
+	r.Results["W3"].StatementsByPageSize = map[int]float64{1: 1, 10: 1, 50: 1, 100: 1}
+	r.Results["W9"].StatementsByPageSize = map[int]float64{1: 2, 10: 2, 50: 2, 100: 3}
+	r.computeChecks()
+
+	type want struct {
+		w         string
+		value     float64
+		lo, hi    float64
+		met       bool
+		nameHolds string
+	}
+	wants := []want{
+		{"W1", 0.95, 0.9, 1.0, true, "p50 at 100/s"},
+		{"W3", 1.15, 1.1, 1.2, false, "p50 at 100/s"},
+		{"W8", 49, 49, 49, true, "5M memberships"},
+		{"W3", 1, 1, 1, true, "first: 1, 10, 50 and 100"},
+		{"W9", 3, 2, 3, false, "first: 1, 10, 50 and 100"},
+	}
+	if len(r.Checks) != len(wants) {
+		t.Fatalf("checks %+v; want %d", r.Checks, len(wants))
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	for i, w := range wants {
+		c := r.Checks[i]
+		if c.Workload != w.w || !near(c.Value, w.value) || !near(c.Min, w.lo) || !near(c.Max, w.hi) || c.Met != w.met || !strings.Contains(c.Name, w.nameHolds) {
+			t.Errorf("check %d = %+v; want %+v", i, c, w)
+		}
+	}
+	md := r.markdown()
+	for _, row := range []string{
+		"| W3 | p50 at 100/s, ours − SQL floor | 1.150 (1.100–1.200) ms | ≤ 1 ms | **no** |",
+		"| W9 | statements per request at first: 1, 10, 50 and 100 | 2.00–3.00 | the same at every size | **no** |",
+		"| W3 | statements per request at first: 1, 10, 50 and 100 | 1.00 | the same at every size | yes |",
+	} {
+		if !strings.Contains(md, row) {
+			t.Errorf("the report has no row %q:\n%s", row, md)
+		}
+	}
+}
+
+// TestStatementsByPageSize: the capture sends a workload's request at each page
+// size, with its page of 50 made that size, and counts what each sends; a request
+// with no page (W8's count) is left out.
+func TestStatementsByPageSize(t *testing.T) {
+	request := gql(`query { segments(first: 50) { nodes { id } } }`, nil)
+	var sent []string
+	by, err := statementsByPageSize(request, func(body []byte) ([]string, error) {
+		sent = append(sent, string(body))
+		// An N+1 server: one statement for the page and one per item.
+		var n int
+		fmt.Sscanf(string(body[bytes.Index(body, []byte("first: "))+len("first: "):]), "%d", &n)
+		return make([]string, 1+n), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[int]float64{1: 2, 10: 11, 50: 51, 100: 101}; !maps.Equal(by, want) {
+		t.Errorf("statements by page size %v; want %v (sent %q)", by, want, sent)
+	}
+	if by, err := statementsByPageSize(gql(`query { contacts { totalCount } }`, nil), func([]byte) ([]string, error) {
+		t.Error("a request with no page was sent")
+		return nil, nil
+	}); by != nil || err != nil {
+		t.Errorf("a request with no page: %v, %v; want neither", by, err)
 	}
 }
 

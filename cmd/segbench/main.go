@@ -176,6 +176,7 @@ type bench struct {
 	w6Statements []string
 	sqlOf        map[string]string // one request's SQL per workload, for the report
 	stmts        map[string]map[string]float64
+	stmtsByPage  map[string]map[int]float64 // ours, per read workload (statementsByPageSize)
 	rep          *report
 }
 
@@ -209,7 +210,7 @@ func run(ctx context.Context, c config) error {
 	}
 	start := time.Now()
 	b := &bench{c: c, servers: map[string]*proc{}, scripts: map[string][]string{}, sqlOf: map[string]string{},
-		stmts: map[string]map[string]float64{ours: {}, pgl: {}, flr: {}}}
+		stmts: map[string]map[string]float64{ours: {}, pgl: {}, flr: {}}, stmtsByPage: map[string]map[int]float64{}}
 	b.log = func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) }
 	var err error
 	if b.tmp, err = os.MkdirTemp("", "segbench-"); err != nil {
@@ -521,6 +522,26 @@ func tenantStatement(s string) string {
 	return s
 }
 
+// statementsByPageSize sends a workload's request again at each of pageSizes, its
+// "first: 50" made "first: N", and counts the statements that send says each one
+// cost: the "statements per request constant in page size", measured where
+// the benchmark measures the rest. Nil for a request with no page of 50 (W8).
+func statementsByPageSize(request []byte, send func([]byte) ([]string, error)) (map[int]float64, error) {
+	const page = "first: 50"
+	if !bytes.Contains(request, []byte(page)) {
+		return nil, nil
+	}
+	by := map[int]float64{}
+	for _, n := range pageSizes {
+		st, err := send(bytes.Replace(request, []byte(page), fmt.Appendf(nil, "first: %d", n), 1))
+		if err != nil {
+			return nil, fmt.Errorf("at first: %d: %w", n, err)
+		}
+		by[n] = float64(len(st))
+	}
+	return by, nil
+}
+
 func (b *bench) capture(ctx context.Context) error {
 	u, err := url.Parse(b.url)
 	if err != nil {
@@ -575,7 +596,8 @@ func (b *bench) capture(ctx context.Context) error {
 			return err
 		}
 		var nOurs, nPgl int
-		for i, v := range b.d.readVariants(w) {
+		vs := b.d.readVariants(w)
+		for i, v := range vs {
 			if _, err := b.post(ours, v.ours); err != nil {
 				return err
 			}
@@ -599,6 +621,19 @@ func (b *bench) capture(ctx context.Context) error {
 		b.stmts[pgl][w] = float64(nPgl) / variants
 		b.stmts[flr][w] = float64(nOurs) / variants
 		b.log("capture %s: %.2f statements per request (ours), %.2f (PostGraphile)", w, b.stmts[ours][w], b.stmts[pgl][w])
+		by, err := statementsByPageSize(vs[0].ours, func(body []byte) ([]string, error) {
+			if _, err := b.post(ours, body); err != nil {
+				return nil, err
+			}
+			return steadyState(proxy.take()), nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", w, err)
+		}
+		if by != nil {
+			b.stmtsByPage[w] = by
+			b.log("capture %s: statements per request at first: %s: %v", w, sizesText(by), by)
+		}
 	}
 
 	if b.selected("W6") || b.selected("W7") {
@@ -917,6 +952,7 @@ func (b *bench) workload(ctx context.Context, w string) error {
 	wr := b.rep.workload(w)
 	wr.FixedRate = fixed
 	wr.SQL = b.sqlOf[w]
+	wr.StatementsByPageSize = b.stmtsByPage[w]
 	start := map[string]float64{}
 	contenders := b.c.contenders()
 	for _, c := range contenders {
