@@ -310,6 +310,29 @@ func TestReportJudgesTheOtherTargets(t *testing.T) {
 	}
 }
 
+// TestReportGivesWALPerRequest: the per-workload table gives each contender's WAL
+// per request (W7's table, per run in MB), and "–" where PostgreSQL's CPU and WAL
+// were not measured (a PostgreSQL that is not segbench's own).
+func TestReportGivesWALPerRequest(t *testing.T) {
+	r := newReport(config{pool: 8, reps: 2}, benchdata.Options{})
+	w6 := r.workload("W6")
+	w6.FixedRate = 20
+	for _, kB := range []float64{1300, 1400} {
+		w6.add(ours, repResult{PGCPUms: 20, WALkB: kB})
+		w6.add(pgl, repResult{WALkB: kB}) // as if not measured
+	}
+	w6.summarize()
+	w7 := r.workload("W7")
+	w7.add(ours, repResult{WallSeconds: 12, PGCPUms: 12000, WALkB: 370 * 1024})
+	w7.summarize()
+	md := r.markdown()
+	for _, want := range []string{"| ours | – | – | – | 0.000 + 20.0 | 1350 |", "| postgraphile | – | – | – | 0.000 + 0.000 | – |", "| ours | 12.0 (12.0–12.0) | 0.000 + 12000 | 370 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report has no %q:\n%s", want, md)
+		}
+	}
+}
+
 // TestStatementsByPageSize: the capture sends a workload's request at each page
 // size, with its page of 50 made that size, and counts what each sends; a request
 // with no page (W8's count) is left out.

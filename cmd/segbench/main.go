@@ -976,9 +976,11 @@ func (b *bench) workload(ctx context.Context, w string) error {
 				resume = b.pauseAutovacuum(ctx)
 			}
 			av0 := b.autovacuums(ctx)
+			wal0 := b.walPosition(ctx)
 			srv0, pg0 := b.serverCPU(c), treeCPU(b.pm)
 			fx, err := r.run(ctx, fixed, b.c.fixedDur)
 			srv1, pg1 := b.serverCPU(c), treeCPU(b.pm)
+			wal1 := b.walPosition(ctx)
 			resume()
 			if err != nil {
 				done()
@@ -992,6 +994,7 @@ func (b *bench) workload(ctx context.Context, w string) error {
 				rr.ServerCPUms = float64(srv1-srv0) / float64(time.Millisecond) / float64(ok)
 				if b.pm != 0 {
 					rr.PGCPUms = float64(pg1-pg0) / float64(time.Millisecond) / float64(ok)
+					rr.WALkB = (wal1 - wal0) / 1024 / float64(ok)
 				}
 			}
 			if fx.pgCPUFor > 0 { // measured by the runner, without its warm-up
@@ -1001,8 +1004,8 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			if fx.Clients > 0 {
 				clients = fmt.Sprintf(" (%d pgbench clients)", fx.Clients)
 			}
-			b.log("  fixed %.0f/s%s: p50 %.2f ms, p99 %.2f ms, %d errors, CPU/request %.3f ms server + %.3f ms PostgreSQL",
-				fixed, clients, fx.P50, fx.P99, fx.Errors, rr.ServerCPUms, rr.PGCPUms)
+			b.log("  fixed %.0f/s%s: p50 %.2f ms, p99 %.2f ms, %d errors, CPU/request %.3f ms server + %.3f ms PostgreSQL, WAL/request %.1f kB",
+				fixed, clients, fx.P50, fx.P99, fx.Errors, rr.ServerCPUms, rr.PGCPUms, rr.WALkB)
 			best, steps, err := search(ctx, r, start[c], b.c.stepDur, b.c.slo, b.c.maxSteps, b.log)
 			done()
 			if err != nil {
@@ -1076,6 +1079,18 @@ func (b *bench) autovacuums(ctx context.Context) int64 {
 	return n
 }
 
+// walPosition is how many bytes of WAL PostgreSQL has written so far, exactly
+// (pg_stat_wal's counts reach it up to a second late, backend by backend): over a
+// measured run, the WAL the run wrote, which the report gives per request where the
+// PostgreSQL is segbench's own (b.pm), as its CPU. A write's WAL is most of its cost
+// that is not CPU, and the same work written differently shows in it: W7's one
+// INSERT ... ON CONFLICT wrote about 460 MB, our ten requests about 370.
+func (b *bench) walPosition(ctx context.Context) float64 {
+	var pos float64
+	b.db.QueryRowContext(ctx, `SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8`).Scan(&pos)
+	return pos
+}
+
 func (b *bench) serverCPU(c string) time.Duration {
 	if p := b.servers[c]; p != nil && c != flr {
 		return cpuTime(p.pid())
@@ -1118,6 +1133,7 @@ func (b *bench) bulk(ctx context.Context) error {
 				return err
 			}
 			cs, _ := b.d.assignIDs(rep*7+i, 0, scratch, 10_000, 0)
+			wal0 := b.walPosition(ctx)
 			srv0, pg0 := b.serverCPU(k), treeCPU(b.pm)
 			t0 := time.Now()
 			switch k {
@@ -1138,6 +1154,7 @@ func (b *bench) bulk(ctx context.Context) error {
 			}
 			wall := time.Since(t0)
 			srv1, pg1 := b.serverCPU(k), treeCPU(b.pm)
+			wal1 := b.walPosition(ctx)
 			var n int64
 			if err == nil {
 				err = b.db.QueryRowContext(ctx, `SELECT count(*) FROM memberships WHERE workspace_id = $1 AND segment_id = ANY($2)`, b.d.ws, scratch).Scan(&n)
@@ -1152,11 +1169,12 @@ func (b *bench) bulk(ctx context.Context) error {
 			rr := repResult{WallSeconds: wall.Seconds(), ServerCPUms: float64(srv1-srv0) / float64(time.Millisecond)}
 			if b.pm != 0 {
 				rr.PGCPUms = float64(pg1-pg0) / float64(time.Millisecond)
+				rr.WALkB = (wal1 - wal0) / 1024
 			}
 			if p := b.servers[k]; p != nil {
 				rr.RSSMiB, rr.PeakRSSMiB = rss(p.pid())
 			}
-			b.log("W7 rep %d: %s %.2f s (CPU: %.0f ms server, %.0f ms PostgreSQL)", rep+1, k, wall.Seconds(), rr.ServerCPUms, rr.PGCPUms)
+			b.log("W7 rep %d: %s %.2f s (CPU: %.0f ms server, %.0f ms PostgreSQL; WAL %.0f MB)", rep+1, k, wall.Seconds(), rr.ServerCPUms, rr.PGCPUms, rr.WALkB/1024)
 			wr.add(k, rr)
 		}
 	}

@@ -114,3 +114,43 @@ func TestSettingsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestWALPositionCountsWrites: the WAL a run wrote, by the difference of the
+// database's WAL positions around it, holds what the run's writes logged (at least
+// their rows' bytes) and nothing for a run that only reads.
+func TestWALPositionCountsWrites(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", storetest.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b := &bench{db: db}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE wal_test (id int, filler text)`); err != nil {
+		t.Fatal(err)
+	}
+	before := b.walPosition(ctx)
+	if before <= 0 {
+		t.Fatalf("WAL position %v: not read", before)
+	}
+	// 1,000 rows of 1 kB: at least 1 MB of WAL.
+	if _, err := db.ExecContext(ctx, `INSERT INTO wal_test SELECT g, repeat('x', 1024) FROM generate_series(1, 1000) g`); err != nil {
+		t.Fatal(err)
+	}
+	written := b.walPosition(ctx)
+	if written-before < 1000*1024 {
+		t.Errorf("WAL written by 1 MB of rows: %.0f bytes; want at least 1,024,000", written-before)
+	}
+	// A read logs nothing (the first read of new rows may log their hint bits, with
+	// checksums on: it is left out).
+	if _, err := db.ExecContext(ctx, `SELECT count(*) FROM wal_test`); err != nil {
+		t.Fatal(err)
+	}
+	written = b.walPosition(ctx)
+	if _, err := db.ExecContext(ctx, `SELECT count(*) FROM wal_test`); err != nil {
+		t.Fatal(err)
+	}
+	if read := b.walPosition(ctx) - written; read > 8192 {
+		t.Errorf("WAL written by a read: %.0f bytes; want next to none", read)
+	}
+}

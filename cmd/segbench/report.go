@@ -78,6 +78,7 @@ type repResult struct {
 	Steps       []step  `json:"steps,omitempty"`
 	ServerCPUms float64 `json:"server_cpu_ms"` // per request (W7: per run)
 	PGCPUms     float64 `json:"postgres_cpu_ms"`
+	WALkB       float64 `json:"wal_kb,omitempty"` // WAL written per request (W7: per run), walPosition
 	RSSMiB      float64 `json:"rss_mib,omitempty"`
 	PeakRSSMiB  float64 `json:"peak_rss_mib,omitempty"`
 	WallSeconds float64 `json:"wall_seconds,omitempty"` // W7
@@ -111,6 +112,7 @@ type contenderRep struct {
 	FixedErrors   int         `json:"fixed_rate_errors"`
 	ServerCPUms   stat        `json:"server_cpu_ms_per_request"`
 	PGCPUms       stat        `json:"postgres_cpu_ms_per_request"`
+	WALkB         stat        `json:"wal_kb_per_request"`
 	TotalCPUms    stat        `json:"total_cpu_ms_per_request"`
 	RSSMiB        stat        `json:"rss_mib"`
 	PeakRSSMiB    float64     `json:"peak_rss_mib"`
@@ -196,7 +198,7 @@ func (w *wlRep) add(c string, rr repResult) {
 
 func (w *wlRep) summarize() {
 	for _, x := range w.Contenders {
-		var mx, p50, p99, srv, pg, tot, rssv, wall []float64
+		var mx, p50, p99, srv, pg, tot, walkB, rssv, wall []float64
 		x.FixedErrors = 0
 		for _, r := range x.Reps {
 			mx = append(mx, r.Max.Throughput)
@@ -206,12 +208,13 @@ func (w *wlRep) summarize() {
 			srv = append(srv, r.ServerCPUms)
 			pg = append(pg, r.PGCPUms)
 			tot = append(tot, r.ServerCPUms+r.PGCPUms)
+			walkB = append(walkB, r.WALkB)
 			rssv = append(rssv, r.RSSMiB)
 			wall = append(wall, r.WallSeconds)
 			x.PeakRSSMiB = math.Max(x.PeakRSSMiB, r.PeakRSSMiB)
 		}
 		x.MaxThroughput, x.P50, x.P99 = statOf(mx), statOf(p50), statOf(p99)
-		x.ServerCPUms, x.PGCPUms, x.TotalCPUms = statOf(srv), statOf(pg), statOf(tot)
+		x.ServerCPUms, x.PGCPUms, x.TotalCPUms, x.WALkB = statOf(srv), statOf(pg), statOf(tot), statOf(walkB)
 		x.RSSMiB, x.WallSeconds = statOf(rssv), statOf(wall)
 	}
 }
@@ -464,8 +467,9 @@ func (r *report) markdown() string {
 
 	s.WriteString("## Per workload\n\nMax throughput: requests per second within the SLO. Latency and CPU: at the fixed rate " +
 		"(CPU per successful request, from /proc: our server or Node, plus every PostgreSQL process). Statements: SQL " +
-		"statements per request, counted by a recording proxy. RSS: the server process after its runs.\n\n")
-	s.WriteString("| workload | contender | max req/s | p50 ms | p99 ms | CPU ms/req server + PostgreSQL | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|\n")
+		"statements per request, counted by a recording proxy. WAL: what PostgreSQL wrote to its log per successful request " +
+		"at the fixed rate, by its WAL position (the whole database's). RSS: the server process after its runs.\n\n")
+	s.WriteString("| workload | contender | max req/s | p50 ms | p99 ms | CPU ms/req server + PostgreSQL | WAL kB/req | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Order {
 		x := r.Results[w]
 		if w == "W7" {
@@ -480,9 +484,9 @@ func (r *report) markdown() string {
 			if cr.FixedErrors > 0 {
 				errs = fmt.Sprintf(" (%d errors)", cr.FixedErrors)
 			}
-			fmt.Fprintf(&s, "| %s %s @ %g/s | %s | %s | %s | %s%s | %s + %s | %s | %s |\n", w, x.Title, x.FixedRate, c,
+			fmt.Fprintf(&s, "| %s %s @ %g/s | %s | %s | %s | %s%s | %s + %s | %s | %s | %s |\n", w, x.Title, x.FixedRate, c,
 				f1(cr.MaxThroughput), f1(cr.P50), f1(cr.P99), errs, num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
-				statementsText(cr.Statements), rssText(cr))
+				walText(cr, 1), statementsText(cr.Statements), rssText(cr))
 		}
 	}
 	if x := r.Results["W7"]; x != nil {
@@ -490,10 +494,11 @@ func (r *report) markdown() string {
 			"Our API accepts at most 1,000 contacts × 100 segments per request (the product limit, unchanged), so ours is ten " +
 			"such requests back to back; PostGraphile sends one request to its bulk function; the floor is the same INSERT as " +
 			"one raw statement, and the SQL of our ten requests replayed over one connection.\n\n" +
-			"| contender | wall s | CPU ms server + PostgreSQL | statements |\n|---|---|---|---|\n")
+			"| contender | wall s | CPU ms server + PostgreSQL | WAL MB | statements |\n|---|---|---|---|---|\n")
 		for _, c := range []string{ours, pgl, flr, flrOurs, base} {
 			if cr := x.Contenders[c]; cr != nil {
-				fmt.Fprintf(&s, "| %s | %s | %s + %s | %s |\n", c, f1(cr.WallSeconds), num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median), statementsText(cr.Statements))
+				fmt.Fprintf(&s, "| %s | %s | %s + %s | %s | %s |\n", c, f1(cr.WallSeconds), num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
+					walText(cr, 1024), statementsText(cr.Statements))
 			}
 		}
 	}
@@ -504,6 +509,15 @@ func (r *report) markdown() string {
 		}
 	}
 	return s.String()
+}
+
+// walText is a contender's WAL in kB divided by per (1024: MB), "–" where it was
+// not measured: with PostgreSQL's CPU, only on segbench's own PostgreSQL.
+func walText(c *contenderRep, per float64) string {
+	if c.PGCPUms.Max == 0 {
+		return "–"
+	}
+	return num(c.WALkB.Median / per)
 }
 
 // statementsText is a contender's statements per request, "–" where none were
