@@ -2,9 +2,9 @@
 -- recorded by cmd/segbench (make bench) on its last run; pgbench replays them as the SQL floor.
 begin;
 SET LOCAL app.workspace_id = '1'; SELECT "id" FROM "contacts" WHERE (workspace_id = 1 AND id = ANY('{3,399,1304, … (1000 in all) …,999098}')) ORDER BY id FOR KEY SHARE;
-SET LOCAL app.workspace_id = '1'; SELECT "id" FROM "segments" WHERE (workspace_id = 1 AND id = ANY('{55001,55008,55015, … (100 in all) …,55694}')) ORDER BY id FOR UPDATE;
+SET LOCAL app.workspace_id = '1'; SELECT "id" FROM "segments" WHERE (workspace_id = 1 AND id = ANY('{77401,77408,77415, … (100 in all) …,78094}')) ORDER BY id FOR UPDATE;
 SET LOCAL app.workspace_id = '1'; WITH
-	span AS (SELECT min(s) AS lowest, max(s) AS highest FROM unnest('{55001,55008,55015, … (100 in all) …,55694}'::bigint[]) AS s),
+	span AS (SELECT min(s) AS lowest, max(s) AS highest FROM unnest('{77401,77408,77415, … (100 in all) …,78094}'::bigint[]) AS s),
 	existing AS MATERIALIZED (
 		SELECT m.*
 		  FROM span, unnest('{3,399,1304, … (1000 in all) …,999098}'::bigint[]) AS c(id)
@@ -12,8 +12,8 @@ SET LOCAL app.workspace_id = '1'; WITH
 		                      WHERE workspace_id = 1 AND contact_id = c.id
 		                        AND (contact_id, segment_id) BETWEEN (c.id, span.lowest) AND (c.id, span.highest)
 		                     OFFSET 0) AS m
-		 WHERE m.segment_id = ANY('{55001,55008,55015, … (100 in all) …,55694}'::bigint[]))
+		 WHERE m.segment_id = ANY('{77401,77408,77415, … (100 in all) …,78094}'::bigint[]))
 	INSERT INTO memberships (workspace_id, segment_id, contact_id)
-	SELECT 1, s, c FROM unnest('{55001,55008,55015, … (100 in all) …,55694}'::bigint[]) AS s CROSS JOIN unnest('{3,399,1304, … (1000 in all) …,999098}'::bigint[]) AS c
+	SELECT 1, s, c FROM unnest('{77401,77408,77415, … (100 in all) …,78094}'::bigint[]) AS s CROSS JOIN unnest('{3,399,1304, … (1000 in all) …,999098}'::bigint[]) AS c
 	 WHERE NOT EXISTS (SELECT FROM existing e WHERE e.segment_id = s AND e.contact_id = c);
 commit;
