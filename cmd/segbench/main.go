@@ -1079,8 +1079,11 @@ func (b *bench) autovacuums(ctx context.Context) int64 {
 	return n
 }
 
-// walPosition is how many bytes of WAL PostgreSQL has written so far, exactly
-// (pg_stat_wal's counts reach it up to a second late, backend by backend): over a
+// walPosition is how many bytes of WAL PostgreSQL has logged so far, exactly: its
+// insert position, which moves as a statement logs, where the write position waits
+// for a commit's flush (with synchronous_commit off, as in the tests' server, for the
+// WAL writer), and pg_stat_wal's counts reach it up to a second late, backend by
+// backend. Over a
 // measured run, the WAL the run wrote, which the report gives per request where the
 // PostgreSQL is segbench's own (b.pm), as its CPU. A write's WAL is most of its cost
 // that is not CPU, and the same work written differently shows in it: W7's one
@@ -1088,7 +1091,7 @@ func (b *bench) autovacuums(ctx context.Context) int64 {
 // pg_stat_wal instead, the same runs had read 460 and 370).
 func (b *bench) walPosition(ctx context.Context) float64 {
 	var pos float64
-	b.db.QueryRowContext(ctx, `SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8`).Scan(&pos)
+	b.db.QueryRowContext(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::float8`).Scan(&pos)
 	return pos
 }
 

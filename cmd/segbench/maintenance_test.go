@@ -21,11 +21,7 @@ import (
 // its timeout again afterwards.
 func TestExecLongOutlastsTheRoleTimeout(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("pgx", storetest.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDatabase(t)
 	if _, err := db.ExecContext(ctx, `DO $$ BEGIN
 		EXECUTE format('ALTER ROLE %I IN DATABASE %I SET statement_timeout = 100', current_user, current_database());
 		END $$`); err != nil {
@@ -120,11 +116,7 @@ func TestSettingsRefused(t *testing.T) {
 // their rows' bytes) and nothing for a run that only reads.
 func TestWALPositionCountsWrites(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("pgx", storetest.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDatabase(t)
 	b := &bench{db: db}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE wal_test (id int, filler text)`); err != nil {
 		t.Fatal(err)
@@ -153,4 +145,16 @@ func TestWALPositionCountsWrites(t *testing.T) {
 	if read := b.walPosition(ctx) - written; read > 8192 {
 		t.Errorf("WAL written by a read: %.0f bytes; want next to none", read)
 	}
+}
+
+// openDatabase opens a database of the test's own, as the owner, closed at the
+// test's end.
+func openDatabase(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", storetest.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
