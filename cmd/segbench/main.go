@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -994,7 +995,7 @@ func (b *bench) workload(ctx context.Context, w string) error {
 				rr.ServerCPUms = float64(srv1-srv0) / float64(time.Millisecond) / float64(ok)
 				if b.pm != 0 {
 					rr.PGCPUms = float64(pg1-pg0) / float64(time.Millisecond) / float64(ok)
-					rr.WALkB = (wal1 - wal0) / 1024 / float64(ok)
+					rr.WALkB = walWritten(wal0, wal1, ok)
 				}
 			}
 			if fx.pgCPUFor > 0 { // measured by the runner, without its warm-up
@@ -1080,19 +1081,28 @@ func (b *bench) autovacuums(ctx context.Context) int64 {
 }
 
 // walPosition is how many bytes of WAL PostgreSQL has logged so far, exactly: its
-// insert position, which moves as a statement logs, where the write position waits
-// for a commit's flush (with synchronous_commit off, as in the tests' server, for the
-// WAL writer), and pg_stat_wal's counts reach it up to a second late, backend by
-// backend. Over a
-// measured run, the WAL the run wrote, which the report gives per request where the
-// PostgreSQL is segbench's own (b.pm), as its CPU. A write's WAL is most of its cost
-// that is not CPU, and the same work written differently shows in it: W7's one
-// INSERT ... ON CONFLICT wrote 413 MB, our ten requests 395 (sampled from
-// pg_stat_wal instead, the same runs had read 460 and 370).
+// insert position, which moves as a statement logs (the write position waits for a
+// commit's flush, and pg_stat_wal's counts come up to a second late, backend by
+// backend); NaN when it cannot be read. Over a measured run, the WAL the run wrote,
+// which the report gives per request where the PostgreSQL is segbench's own (b.pm),
+// as its CPU. A write's WAL is most of its cost that is not CPU, and the same work
+// written differently shows in it: W7's one INSERT ... ON CONFLICT wrote 413 MB, our
+// ten requests 395 (sampled from pg_stat_wal instead, the same runs read 460 and 370).
 func (b *bench) walPosition(ctx context.Context) float64 {
 	var pos float64
-	b.db.QueryRowContext(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::float8`).Scan(&pos)
+	if err := b.db.QueryRowContext(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::float8`).Scan(&pos); err != nil {
+		return math.NaN()
+	}
 	return pos
+}
+
+// walWritten is the WAL between two positions in kB, divided by n, and 0 where
+// either position was not read.
+func walWritten(from, to float64, n int) float64 {
+	if math.IsNaN(from) || math.IsNaN(to) {
+		return 0
+	}
+	return (to - from) / 1024 / float64(n)
 }
 
 func (b *bench) serverCPU(c string) time.Duration {
@@ -1173,7 +1183,7 @@ func (b *bench) bulk(ctx context.Context) error {
 			rr := repResult{WallSeconds: wall.Seconds(), ServerCPUms: float64(srv1-srv0) / float64(time.Millisecond)}
 			if b.pm != 0 {
 				rr.PGCPUms = float64(pg1-pg0) / float64(time.Millisecond)
-				rr.WALkB = (wal1 - wal0) / 1024
+				rr.WALkB = walWritten(wal0, wal1, 1)
 			}
 			if p := b.servers[k]; p != nil {
 				rr.RSSMiB, rr.PeakRSSMiB = rss(p.pid())

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,6 +142,10 @@ func TestWALPositionCountsWrites(t *testing.T) {
 	written = b.walPosition(ctx)
 	if _, err := db.ExecContext(ctx, `SELECT count(*) FROM wal_test`); err != nil {
 		t.Fatal(err)
+	}
+	// A position that could not be read gives no WAL, not the distance from zero.
+	if w := walWritten(math.NaN(), written, 1); w != 0 {
+		t.Errorf("WAL from an unread position: %v kB; want 0", w)
 	}
 	if read := b.walPosition(ctx) - written; read > 8192 {
 		t.Errorf("WAL written by a read: %.0f bytes; want next to none", read)

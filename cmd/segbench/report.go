@@ -442,7 +442,7 @@ func (r *report) markdown() string {
 	for _, rt := range r.Ratios {
 		met := ""
 		if rt.Met != nil {
-			met = map[bool]string{true: "yes", false: "**no**"}[*rt.Met]
+			met = metText(*rt.Met)
 		}
 		fmt.Fprintf(&s, "| %s | %s | %s× (%s–%s) | %s | %s |\n", rt.Workload, rt.Name, num(rt.Value), num(rt.Min), num(rt.Max), rt.Target, met)
 	}
@@ -460,7 +460,7 @@ func (r *report) markdown() string {
 					v = num(c.Max)
 				}
 			}
-			fmt.Fprintf(&s, "| %s | %s | %s | %s | %s |\n", c.Workload, c.Name, v, c.Target, map[bool]string{true: "yes", false: "**no**"}[c.Met])
+			fmt.Fprintf(&s, "| %s | %s | %s | %s | %s |\n", c.Workload, c.Name, v, c.Target, metText(c.Met))
 		}
 	}
 	s.WriteString("\n![ratios](ratios.svg)\n\n")
@@ -518,6 +518,14 @@ func walText(c *contenderRep, per float64) string {
 		return "–"
 	}
 	return num(c.WALkB.Median / per)
+}
+
+// metText is a target's verdict as the report's tables write it.
+func metText(met bool) string {
+	if met {
+		return "yes"
+	}
+	return "**no**"
 }
 
 // statementsText is a contender's statements per request, "–" where none were
