@@ -987,8 +987,8 @@ func (b *bench) workload(ctx context.Context, w string) error {
 				done()
 				return err
 			}
-			if n := b.autovacuums(ctx) - av0; n > 0 {
-				b.log("  autovacuum ended %d vacuums or analyses during the fixed-rate run: its CPU is in this run's PostgreSQL CPU", n)
+			if av1 := b.autovacuums(ctx); av0 >= 0 && av1 > av0 {
+				b.log("  autovacuum ended %d vacuums or analyses during the fixed-rate run: its CPU is in this run's PostgreSQL CPU", av1-av0)
 			}
 			rr.Fixed = fx
 			if ok := fx.Requests - fx.Errors; ok > 0 {
@@ -1073,10 +1073,12 @@ func (b *bench) setAutovacuum(ctx context.Context, on bool) {
 
 // autovacuums returns how many vacuums and analyses autovacuum has ended, of every
 // table (PostgreSQL counts one when it ends), for the log to say when one ended in a
-// measured run.
+// measured run; -1 when it cannot be read.
 func (b *bench) autovacuums(ctx context.Context) int64 {
 	var n int64
-	b.db.QueryRowContext(ctx, `SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_all_tables`).Scan(&n)
+	if err := b.db.QueryRowContext(ctx, `SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_all_tables`).Scan(&n); err != nil {
+		return -1
+	}
 	return n
 }
 
@@ -1087,7 +1089,8 @@ func (b *bench) autovacuums(ctx context.Context) int64 {
 // which the report gives per request where the PostgreSQL is segbench's own (b.pm),
 // as its CPU. A write's WAL is most of its cost that is not CPU, and the same work
 // written differently shows in it: W7's one INSERT ... ON CONFLICT wrote 413 MB, our
-// ten requests 395 (sampled from pg_stat_wal instead, the same runs read 460 and 370).
+// ten requests 396 (medians of three; sampled from pg_stat_wal instead, the runs
+// before read 460 and 370).
 func (b *bench) walPosition(ctx context.Context) float64 {
 	var pos float64
 	if err := b.db.QueryRowContext(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::float8`).Scan(&pos); err != nil {
