@@ -372,12 +372,11 @@ func TestCaptureKeepsTheSteadyState(t *testing.T) {
 		"SELECT table_name, workspace_id, counted FROM segments_workspace_counts(1000)",
 		`SELECT segments_analyze_workspaces('{"contacts"}')`,
 		`SELECT * FROM segments_authenticate_key('\x0b32e4029e2741b2ef78157585d941968b8cadb496416c8f95051c91ea093aab', 60000000)`,
-		"begin",
-		`SET LOCAL app.workspace_id = '1'; SELECT "id" FROM "contacts" WHERE (workspace_id = 1 AND id = ANY('{1,2}')) ORDER BY id FOR KEY SHARE`,
-		"commit",
+		`BEGIN; SET LOCAL app.workspace_id = '1'; SELECT "id" FROM "contacts" WHERE (workspace_id = 1 AND id = ANY('{1,2}')) ORDER BY id FOR KEY SHARE`,
+		"COMMIT",
 	})
-	if len(st) != 3 || st[0] != "begin" || st[2] != "commit" {
-		t.Errorf("statements = %q, want begin, the select, commit", st)
+	if len(st) != 2 || !strings.HasPrefix(st[0], "BEGIN; ") || st[1] != "COMMIT" {
+		t.Errorf("statements = %q, want the select with its BEGIN, COMMIT", st)
 	}
 }
 

@@ -514,10 +514,10 @@ func steadyState(st []string) []string {
 	})
 }
 
-// tenantStatement returns a statement sent for a workspace without the setting of the
-// workspace that goes before it (store/tenant.go).
+// tenantStatement returns a statement sent for a workspace without what goes before
+// it in its message (store.CutTenantPrefix).
 func tenantStatement(s string) string {
-	if set, statement, ok := strings.Cut(s, "; "); ok && strings.HasPrefix(set, "SET LOCAL app.workspace_id = ") {
+	if _, statement, ok := store.CutTenantPrefix(s); ok {
 		return statement
 	}
 	return s

@@ -13,6 +13,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -262,20 +263,23 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 func (s *Store) DB() *sql.DB { return s.db.DB }
 
 // txAttempts bounds how often a transaction runs when concurrent ones make it fail
-// (deadlock, serialization failure).
+// (deadlock, serialization failure), or its connection turns out broken.
 const txAttempts = 3
 
 // inTx runs fn in a transaction that commits when fn returns nil and rolls back
 // otherwise, so a refused input changes nothing. A transaction that fails only because
 // of a concurrent one runs again, a bounded number of times; fn must therefore not
-// keep state across attempts. Each of its statements starts with SET LOCAL
+// keep state across attempts. So does one whose statement found its pooled connection
+// broken before anything reached the server (driver.ErrBadConn): its BEGIN travels
+// with that statement (tenant.go), so database/sql, which tries BEGIN again on another
+// connection, no longer sees the broken one first. Each of its statements starts with SET LOCAL
 // app.workspace_id when ctx carries a workspace (tenant.go): the transaction is
 // scoped for row-level security from its first statement on, without a round trip.
 func (s *Store) inTx(ctx context.Context, fn func(tx bun.Tx) error) error {
 	var err error
 	for range txAttempts {
 		err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(tx) })
-		if !retryable(err) || ctx.Err() != nil {
+		if !(retryable(err) || errors.Is(err, driver.ErrBadConn)) || ctx.Err() != nil {
 			return err
 		}
 	}

@@ -8,8 +8,8 @@ import (
 )
 
 // TestCutTenantPrefix checks that CutTenantPrefix takes apart what tenantPrefix puts
-// together, for a statement and for a search, and leaves a statement sent without a
-// workspace alone.
+// together, for a statement and for a search, each also as a transaction's first with
+// its BEGIN, and leaves a statement sent without a workspace alone.
 func TestCutTenantPrefix(t *testing.T) {
 	const stmt = "SELECT 1; SELECT 2"
 	for _, c := range []struct {
@@ -18,8 +18,14 @@ func TestCutTenantPrefix(t *testing.T) {
 	}{
 		{context.Background(), []string{"SET LOCAL app.workspace_id = '42'"}},
 		{forSearch(context.Background(), "buyers"), []string{"SET LOCAL app.workspace_id = '42'", "SET LOCAL enable_seqscan = off"}},
+		{context.Background(), []string{"BEGIN", "SET LOCAL app.workspace_id = '42'"}},
+		{forSearch(context.Background(), "buyers"), []string{"BEGIN ISOLATION LEVEL SERIALIZABLE", "SET LOCAL app.workspace_id = '42'", "SET LOCAL enable_seqscan = off"}},
 	} {
 		prefix, n := tenantPrefix(c.ctx, 42)
+		if begin := c.want[0]; strings.HasPrefix(begin, "BEGIN") {
+			// A transaction's first statement (tenantConn.takeBegin).
+			prefix, n = begin+"; "+prefix, n+1
+		}
 		settings, got, ok := CutTenantPrefix(prefix + stmt)
 		if !ok || !slices.Equal(settings, c.want) || got != stmt || n != len(c.want) {
 			t.Errorf("CutTenantPrefix(prefixed) = %q, %q, %v (%d settings sent); want %q", settings, got, ok, n, c.want)
@@ -28,7 +34,9 @@ func TestCutTenantPrefix(t *testing.T) {
 			t.Errorf("settings and statement do not make the statement sent again")
 		}
 	}
-	if settings, got, ok := CutTenantPrefix(stmt); ok || settings != nil || got != stmt {
-		t.Errorf("CutTenantPrefix(unprefixed) = %q, %q, %v", settings, got, ok)
+	for _, sent := range []string{stmt, "BEGIN; " + stmt, "BEGIN"} {
+		if settings, got, ok := CutTenantPrefix(sent); ok || settings != nil || got != sent {
+			t.Errorf("CutTenantPrefix(%q) = %q, %q, %v; want it unprefixed", sent, settings, got, ok)
+		}
 	}
 }

@@ -430,3 +430,169 @@ func TestClosedConnectionLeavesThePool(t *testing.T) {
 		t.Errorf("the next use of the pool: %v", err)
 	}
 }
+
+// TestTransactionBeginsWithItsFirstStatement: a transaction's BEGIN reaches
+// PostgreSQL in the message of its first statement, not in a round trip of its own
+// (tenant.go), and the transaction is as whole as with a BEGIN of its own: its
+// statements share one transaction, COMMIT keeps what they wrote and ROLLBACK does
+// not, a failed first statement fails the transaction, its isolation and access mode
+// are those asked for, and a transaction that sends no statement sends nothing.
+// current_query() is the text of the message a statement came in.
+func TestTransactionBeginsWithItsFirstStatement(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	ws, _ := storetest.Workspace(t, owner)
+	asWS := store.WithWorkspace(ctx, ws.ID)
+	db := app.DB()
+	prefix := fmt.Sprintf("SET LOCAL app.workspace_id = '%d'; ", ws.ID)
+	segments := func(t *testing.T, name string) int {
+		return count(t, db, asWS, fmt.Sprintf("SELECT count(*) FROM segments WHERE name = '%s'", name))
+	}
+	// sent runs a statement in tx and returns the message it came in, and its transaction.
+	sent := func(t *testing.T, tx *sql.Tx, statement string) (message string, txid int64) {
+		t.Helper()
+		if err := tx.QueryRowContext(asWS, statement).Scan(&message, &txid); err != nil {
+			t.Fatalf("%s: %v", statement, err)
+		}
+		return message, txid
+	}
+
+	t.Run("commit", func(t *testing.T) {
+		tx, err := db.BeginTx(asWS, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const first = "SELECT current_query(), txid_current()"
+		msg, txid := sent(t, tx, first)
+		if want := "BEGIN; " + prefix + first; msg != want {
+			t.Errorf("the first statement came in %q; want %q", msg, want)
+		}
+		insert := fmt.Sprintf("INSERT INTO segments (workspace_id, name) VALUES (%d, 'committed') RETURNING current_query(), txid_current()", ws.ID)
+		msg, txid2 := sent(t, tx, insert)
+		if msg != prefix+insert || txid2 != txid {
+			t.Errorf("the second statement came in %q, in transaction %d; want %q, in %d", msg, txid2, prefix+insert, txid)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if n := segments(t, "committed"); n != 1 {
+			t.Errorf("%d segments after COMMIT; want 1", n)
+		}
+	})
+
+	t.Run("rollback", func(t *testing.T) {
+		tx, err := db.BeginTx(asWS, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(asWS, fmt.Sprintf("INSERT INTO segments (workspace_id, name) VALUES (%d, 'rolled back')", ws.ID)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		if n := segments(t, "rolled back"); n != 0 {
+			t.Errorf("%d segments after ROLLBACK; want 0", n)
+		}
+	})
+
+	t.Run("a failed first statement", func(t *testing.T) {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		tx, err := conn.BeginTx(asWS, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(asWS, "SELECT 1/0"); sqlState(err) != "22012" {
+			t.Fatalf("SELECT 1/0: %v; want division_by_zero", err)
+		}
+		// PostgreSQL refuses the transaction's next statement: BEGIN did run.
+		if _, err := tx.ExecContext(asWS, "SELECT 1"); sqlState(err) != "25P02" {
+			t.Errorf("the statement after the failed one: %v; want in_failed_sql_transaction", err)
+		}
+		if err := tx.Commit(); !errors.Is(err, pgx.ErrTxCommitRollback) {
+			t.Errorf("COMMIT of the failed transaction: %v; want %v", err, pgx.ErrTxCommitRollback)
+		}
+		// The connection is left outside any transaction: a statement's transaction
+		// starts with it.
+		var status string
+		if err := conn.QueryRowContext(asWS, "SELECT CASE WHEN now() = statement_timestamp() THEN 'outside' ELSE 'inside' END").Scan(&status); err != nil || status != "outside" {
+			t.Errorf("a statement after the failed transaction ran %s a transaction (%v)", status, err)
+		}
+	})
+
+	t.Run("isolation and access mode", func(t *testing.T) {
+		tx, err := db.BeginTx(asWS, &sql.TxOptions{Isolation: sql.LevelSerializable, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		var msg, isolation, readOnly string
+		err = tx.QueryRowContext(asWS, "SELECT current_query(), current_setting('transaction_isolation'), current_setting('transaction_read_only')").Scan(&msg, &isolation, &readOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(msg, "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY; "+prefix) || isolation != "serializable" || readOnly != "on" {
+			t.Errorf("came in %q, isolation %s, read only %s; want serializable, on", msg, isolation, readOnly)
+		}
+		if _, err := db.BeginTx(asWS, &sql.TxOptions{Isolation: sql.LevelLinearizable}); err == nil {
+			t.Error("a linearizable transaction began; PostgreSQL has none")
+		}
+	})
+
+	t.Run("a first statement with arguments", func(t *testing.T) {
+		// Only statements without a workspace take driver arguments: BEGIN goes first,
+		// in a message of its own.
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		var msg string
+		var txid, txid2 int64
+		if err := tx.QueryRowContext(ctx, "SELECT current_query(), txid_current() WHERE $1::int = 1", 1).Scan(&msg, &txid); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(msg, "BEGIN") {
+			t.Errorf("a statement with arguments came in %q", msg)
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT txid_current()").Scan(&txid2); err != nil || txid2 != txid {
+			t.Errorf("the next statement ran in transaction %d (%v); want %d", txid2, err, txid)
+		}
+	})
+
+	t.Run("no statement", func(t *testing.T) {
+		if storetest.ThroughPgBouncer() {
+			t.Skip("PgBouncer may give the connection's next statement another backend")
+		}
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var pid int
+		if err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		for _, end := range []func(*sql.Tx) error{(*sql.Tx).Commit, (*sql.Tx).Rollback} {
+			tx, err := conn.BeginTx(asWS, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := end(tx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The backend's last message is still the one before the two transactions.
+		var last string
+		if err := owner.DB().QueryRowContext(ctx, "SELECT query FROM pg_stat_activity WHERE pid = $1", pid).Scan(&last); err != nil {
+			t.Fatal(err)
+		}
+		if last != "SELECT pg_backend_pid()" {
+			t.Errorf("the backend's last message was %q after two empty transactions; want none sent", last)
+		}
+	})
+}
