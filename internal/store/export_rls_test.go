@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+
 	"github.com/uptrace/bun"
 
 	"github.com/segments/segments/internal/crm"
@@ -111,3 +113,7 @@ func ContactsOfSegmentsSQL(s *Store, ws int64, segmentIDs []int64, search string
 // WaitAnalyzed waits until s has no analysis of new workspaces to run, nor
 // statistics to learn (analyze.go).
 func WaitAnalyzed(s *Store) { s.background.running.Wait() }
+
+// InTx runs fn in a transaction of s as the store's writes do (inTx), for the test of
+// a transaction whose connection turns out broken (tenant_test.go).
+func InTx(s *Store, ctx context.Context, fn func(bun.Tx) error) error { return s.inTx(ctx, fn) }

@@ -270,9 +270,9 @@ const txAttempts = 3
 // otherwise, so a refused input changes nothing. A transaction that fails only because
 // of a concurrent one runs again, a bounded number of times; fn must therefore not
 // keep state across attempts. So does one whose statement found its pooled connection
-// broken before anything reached the server (driver.ErrBadConn): its BEGIN travels
-// with that statement (tenant.go), so database/sql, which tries BEGIN again on another
-// connection, no longer sees the broken one first. Each of its statements starts with SET LOCAL
+// broken before anything reached the server (driver.ErrBadConn; BEGIN goes with the
+// first statement, tenant.go): database/sql drops that connection, and the next
+// attempt gets another. Each of its statements starts with SET LOCAL
 // app.workspace_id when ctx carries a workspace (tenant.go): the transaction is
 // scoped for row-level security from its first statement on, without a round trip.
 func (s *Store) inTx(ctx context.Context, fn func(tx bun.Tx) error) error {

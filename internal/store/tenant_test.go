@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/uptrace/bun"
 
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
@@ -595,4 +596,41 @@ func TestTransactionBeginsWithItsFirstStatement(t *testing.T) {
 			t.Errorf("the backend's last message was %q after two empty transactions; want none sent", last)
 		}
 	})
+}
+
+// TestTransactionOnABrokenConnectionRunsAgain: a pooled connection whose socket broke
+// without pgx noticing fails its transaction's first statement before anything
+// reaches the server, BEGIN included (it goes with that statement); the store runs
+// the transaction again on another connection. (With BEGIN in a message of its own,
+// pgx's BeginTx failed with a plain error there, which database/sql does not retry.)
+func TestTransactionOnABrokenConnectionRunsAgain(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	storetest.MigratedStore(t, url, store.Options{}) // migrations need two connections
+	// A pool of one connection: the broken one is the one the transaction gets.
+	s, err := store.Open(ctx, url, store.Options{MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	asWS := store.WithWorkspace(ctx, 1)
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Raw(func(dc any) error {
+		return dc.(interface{ Conn() *pgx.Conn }).Conn().PgConn().Conn().Close()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // back to the pool, which cannot tell
+	attempts := 0
+	err = store.InTx(s, asWS, func(tx bun.Tx) error {
+		attempts++
+		var workspace string
+		return tx.QueryRowContext(asWS, "SELECT current_setting('app.workspace_id')").Scan(&workspace)
+	})
+	if err != nil || attempts != 2 {
+		t.Errorf("the transaction ran %d times and returned %v; want twice, the second on a new connection, and no error", attempts, err)
+	}
 }
