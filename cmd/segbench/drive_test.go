@@ -498,3 +498,29 @@ func TestPoolRunnerReusesTheRecentConnection(t *testing.T) {
 		t.Errorf("%d rows from %d connections; want the 49 committed, from one or two", rows[0], pids[0])
 	}
 }
+
+// TestW6RunsMoreRepetitions: W6 runs --w6-reps times (its CPU per request, a target,
+// varies from minute to minute by more than the contenders differ), the others --reps
+// times, and the report says so when W6 is in it.
+func TestW6RunsMoreRepetitions(t *testing.T) {
+	c := config{pool: 8, reps: 3, w6Reps: 7}
+	if got := c.repsOf("W6"); got != 7 {
+		t.Errorf("W6 runs %d times, want 7", got)
+	}
+	if got := c.repsOf("W3"); got != 3 {
+		t.Errorf("W3 runs %d times, want 3", got)
+	}
+	if got := (config{reps: 3}).repsOf("W6"); got != 3 {
+		t.Errorf("with --w6-reps 0, W6 runs %d times, want --reps' 3", got)
+	}
+	const said = "W6 7 times"
+	r := newReport(c, benchdata.Options{})
+	r.workload("W3")
+	if md := r.markdown(); strings.Contains(md, said) {
+		t.Errorf("a report without W6 says %q", said)
+	}
+	r.workload("W6")
+	if md := r.markdown(); !strings.Contains(md, "each workload ran 3 times per contender ("+said) {
+		t.Errorf("the report does not say %q:\n%s", said, md)
+	}
+}

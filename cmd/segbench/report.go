@@ -166,7 +166,7 @@ func newReport(c config, o benchdata.Options) *report {
 		Meta:       meta{Date: time.Now().UTC().Format(time.RFC3339), Note: c.note},
 		Contenders: c.contenders(),
 		Dataset:    datasetInfo{Options: o},
-		Config: map[string]any{"pool": c.pool, "pgbench_client_share": c.clientShare, "reps": c.reps, "step_seconds": c.stepDur.Seconds(), "warmup_seconds": c.warmup.Seconds(),
+		Config: map[string]any{"pool": c.pool, "pgbench_client_share": c.clientShare, "reps": c.reps, "w6_reps": c.repsOf("W6"), "step_seconds": c.stepDur.Seconds(), "warmup_seconds": c.warmup.Seconds(),
 			"fixed_seconds": c.fixedDur.Seconds(), "slo_p99_ms": float64(c.slo) / 1e6, "fixed_rates": fixedRates, "variants": variants},
 		Results: map[string]*wlRep{},
 	}
@@ -433,10 +433,14 @@ func (r *report) markdown() string {
 		clients = fmt.Sprintf("pgbench at most as many clients: as many as the offered load keeps busy %g%% of the time, "+
 			"since its clients take turns at the schedule where the servers' pools reuse their most recent connection", 100*share)
 	}
-	fmt.Fprintf(&s, "Each contender has %v database connections (%s); each workload ran %v times per contender, the contenders' order rotating; "+
+	reps := fmt.Sprintf("%v times per contender", r.Config["reps"])
+	if w6, ok := r.Config["w6_reps"]; ok && w6 != r.Config["reps"] && r.Results["W6"] != nil {
+		reps += fmt.Sprintf(" (W6 %v times: its CPU per request varies from minute to minute by more than what tells the contenders apart)", w6)
+	}
+	fmt.Fprintf(&s, "Each contender has %v database connections (%s); each workload ran %s, the contenders' order rotating; "+
 		"each time a %gs warm-up, a %gs run at the fixed rate, then an SLO search (p99 ≤ %g ms and no errors; %gs steps, "+
 		"doubling then bisecting to within 10%%). Numbers are medians (min–max).\n\n",
-		r.Config["pool"], clients, r.Config["reps"], r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"])
+		r.Config["pool"], clients, reps, r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"])
 
 	s.WriteString("## Ratios against the targets\n\n| workload | ratio | measured | target | met |\n|---|---|---|---|---|\n")
 	for _, rt := range r.Ratios {
