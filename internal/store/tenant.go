@@ -324,9 +324,9 @@ func (tx tenantTx) Rollback() error {
 	if _, err := conn.Exec(tx.ctx, "ROLLBACK"); err != nil {
 		// The connection's state is unknown: it is closed at once, without a goodbye
 		// (as pgx does), and the server rolls the transaction back.
-		closed, close := context.WithCancel(context.Background())
-		close()
-		_ = conn.PgConn().Close(closed)
+		now, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = conn.PgConn().Close(now)
 		return err
 	}
 	return nil
