@@ -183,7 +183,6 @@ type bench struct {
 	rep          *report
 }
 
-// check refuses settings that cannot give a result.
 // repsOf returns how many repetitions workload w runs: W6 more (--w6-reps), as its
 // CPU per request varies from minute to minute by more than what tells the
 // contenders apart (bench/README.md).
@@ -194,6 +193,7 @@ func (c config) repsOf(w string) int {
 	return c.reps
 }
 
+// check refuses settings that cannot give a result.
 func (c config) check() error {
 	switch {
 	case c.neighbours < 0:
