@@ -470,8 +470,9 @@ func (r *report) markdown() string {
 	s.WriteString("\n![ratios](ratios.svg)\n\n")
 
 	s.WriteString("## Per workload\n\nMax throughput: requests per second within the SLO. Latency and CPU: at the fixed rate " +
-		"(CPU per successful request, from /proc: our server or Node, plus every PostgreSQL process). Statements: SQL " +
-		"statements per request, counted by a recording proxy. WAL: what PostgreSQL wrote to its log per successful request " +
+		"(CPU per successful request, from /proc: our server or Node, plus every PostgreSQL process). Statements: the SQL " +
+		"messages per request, counted by a recording proxy: a round trip each, which may hold several statements (ours send " +
+		"each with its workspace's setting, and a transaction's first with its BEGIN). WAL: what PostgreSQL wrote to its log per successful request " +
 		"at the fixed rate, by its WAL insert position (the whole database's). RSS: the server process after its runs.\n\n")
 	s.WriteString("| workload | contender | max req/s | p50 ms | p99 ms | CPU ms/req server + PostgreSQL | WAL kB/req | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Order {
