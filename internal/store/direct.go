@@ -75,7 +75,7 @@ func (c *tenantConn) queryEach(ctx context.Context, query string, scan func(pgx.
 	var prefix string
 	var settings int
 	if ws, ok := tenantOf(ctx, c.tenant); ok {
-		prefix, settings = tenantPrefix(ctx, ws)
+		prefix, settings = c.messagePrefix(ctx, ws)
 	}
 	mrr, err := c.exec(ctx, prefix, settings, query)
 	if err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql/driver"
 	"errors"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -34,10 +35,11 @@ func violates(err error, constraint string) bool {
 // it read between two of its statements, so that it must run again.
 var errConcurrentChange = errors.New("store: changed concurrently")
 
-// retryable reports whether a transaction failed only because of a concurrent one and
-// can run again as it is.
+// retryable reports whether a transaction failed only because of a concurrent one, or
+// of a pooled connection found broken before its statement reached the server
+// (driver.ErrBadConn: nothing of the transaction ran), and can run again as it is.
 func retryable(err error) bool {
-	if errors.Is(err, errConcurrentChange) {
+	if errors.Is(err, errConcurrentChange) || errors.Is(err, driver.ErrBadConn) {
 		return true
 	}
 	pgErr := pgError(err)

@@ -13,7 +13,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -279,7 +278,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx bun.Tx) error) error {
 	var err error
 	for range txAttempts {
 		err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(tx) })
-		if !(retryable(err) || errors.Is(err, driver.ErrBadConn)) || ctx.Err() != nil {
+		if !retryable(err) || ctx.Err() != nil {
 			return err
 		}
 	}

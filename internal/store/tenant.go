@@ -182,8 +182,8 @@ func (c *tenantConn) ExecContext(ctx context.Context, query string, args []drive
 		return nil, errTenantArgs
 	}
 	// pgx runs every statement of the message and reports the last one's rows.
-	prefix, _ := tenantPrefix(ctx, ws)
-	return c.pgxConn.ExecContext(ctx, c.takeBegin()+prefix+query, nil)
+	prefix, _ := c.messagePrefix(ctx, ws)
+	return c.pgxConn.ExecContext(ctx, prefix+query, nil)
 }
 
 func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
@@ -199,10 +199,7 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 	}
 	// pgx's Query would read only the first result, the SET's: read the message's
 	// results here and hand the statement's to database/sql.
-	prefix, settings := tenantPrefix(ctx, ws)
-	if begin := c.takeBegin(); begin != "" {
-		prefix, settings = begin+prefix, settings+1
-	}
+	prefix, settings := c.messagePrefix(ctx, ws)
 	mrr, err := c.exec(ctx, prefix, settings, query)
 	if err != nil {
 		return nil, err
@@ -272,6 +269,17 @@ func (c *tenantConn) takeBegin() string {
 	begin := c.begin + "; "
 	c.begin = ""
 	return begin
+}
+
+// messagePrefix returns what a statement for workspace ws is sent after in its
+// message, and how many results that has: the open transaction's BEGIN when the
+// statement is its first (takeBegin), then the settings (tenantPrefix).
+func (c *tenantConn) messagePrefix(ctx context.Context, ws int64) (prefix string, results int) {
+	prefix, results = tenantPrefix(ctx, ws)
+	if begin := c.takeBegin(); begin != "" {
+		return begin + prefix, results + 1
+	}
+	return prefix, results
 }
 
 // sendBegin sends the open transaction's BEGIN in a message of its own, if it has not
