@@ -28,8 +28,12 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	// for the whole run: it is released when this process dies, unlike Bun's lock
 	// table, and it also holds through PgBouncer in transaction mode, which keeps a
 	// transaction on one server connection (a session-level lock would stay behind on
-	// whichever server connection took it).
-	lock, err := s.db.BeginTx(ctx, nil)
+	// whichever server connection took it). Its connection is one of its own, outside
+	// the store's pool, so that a store of one connection migrates too: that one runs
+	// the migrations while this one holds the lock.
+	lockDB := newPool(s.connector, 1)
+	defer lockDB.Close()
+	lock, err := lockDB.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: lock migrations: %w", err)
 	}

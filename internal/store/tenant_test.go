@@ -606,13 +606,8 @@ func TestTransactionBeginsWithItsFirstStatement(t *testing.T) {
 func TestTransactionOnABrokenConnectionRunsAgain(t *testing.T) {
 	ctx := context.Background()
 	url := storetest.Database(t)
-	storetest.MigratedStore(t, url, store.Options{}) // migrations need two connections
 	// A pool of one connection: the broken one is the one the transaction gets.
-	s, err := store.Open(ctx, url, store.Options{MaxConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := storetest.MigratedStore(t, url, store.Options{MaxConns: 1})
 	asWS := store.WithWorkspace(ctx, 1)
 	conn, err := s.DB().Conn(ctx)
 	if err != nil {
