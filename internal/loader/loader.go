@@ -25,8 +25,14 @@ import (
 
 // Loader loads values by key in batches. Keys missing from a fetch load as the zero V.
 type Loader[K comparable, V any] struct {
-	dl    *dataloader.Loader[K, V]
-	fetch func(context.Context, []K) (map[K]V, error)
+	fetch    func(context.Context, []K) (map[K]V, error)
+	wait     time.Duration
+	capacity int
+	// dl is made by the first Load that needs it: most requests use one or two of
+	// their loaders, or none (a segment list), and a dataloader's cache, options and
+	// their closures cost allocations to make.
+	once sync.Once
+	dl   *dataloader.Loader[K, V]
 
 	// prefetched holds the values Prefetch fetched. Load answers from it without
 	// dataloader, which for a key it has cached still makes a channel, a thunk
@@ -35,22 +41,32 @@ type Loader[K comparable, V any] struct {
 	prefetched map[K]V
 }
 
+// newLoader returns a loader whose Loads fetch with fetch, the keys of sibling
+// resolvers batched for up to wait, and at most capacity a batch (0: any number).
 func newLoader[K comparable, V any](wait time.Duration, capacity int, fetch func(context.Context, []K) (map[K]V, error)) *Loader[K, V] {
-	batch := func(ctx context.Context, keys []K) []*dataloader.Result[V] {
-		found, err := fetch(ctx, keys)
-		results := make([]*dataloader.Result[V], len(keys))
-		for i, k := range keys { // results in key order, as dataloader requires
-			results[i] = &dataloader.Result[V]{Data: found[k], Error: err}
+	return &Loader[K, V]{fetch: fetch, wait: wait, capacity: capacity}
+}
+
+// batcher returns l's dataloader, which it makes at its first call.
+func (l *Loader[K, V]) batcher() *dataloader.Loader[K, V] {
+	l.once.Do(func() {
+		batch := func(ctx context.Context, keys []K) []*dataloader.Result[V] {
+			found, err := l.fetch(ctx, keys)
+			results := make([]*dataloader.Result[V], len(keys))
+			for i, k := range keys { // results in key order, as dataloader requires
+				results[i] = &dataloader.Result[V]{Data: found[k], Error: err}
+			}
+			return results
 		}
-		return results
-	}
-	opts := []dataloader.Option[K, V]{dataloader.WithWait[K, V](wait)}
-	if capacity > 0 {
-		// A batch that holds every key the request will ask for goes out at once.
-		opts = append(opts, dataloader.WithBatchCapacity[K, V](capacity))
-	}
-	// The loader and its cache live and die with one request.
-	return &Loader[K, V]{dl: dataloader.NewBatchedLoader(batch, opts...), fetch: fetch}
+		opts := []dataloader.Option[K, V]{dataloader.WithWait[K, V](l.wait)}
+		if l.capacity > 0 {
+			// A batch that holds every key the request will ask for goes out at once.
+			opts = append(opts, dataloader.WithBatchCapacity[K, V](l.capacity))
+		}
+		// The loader and its cache live and die with one request.
+		l.dl = dataloader.NewBatchedLoader(batch, opts...)
+	})
+	return l.dl
 }
 
 // Load returns the value of key: prefetched, or batched with the keys its siblings
@@ -62,7 +78,7 @@ func (l *Loader[K, V]) Load(ctx context.Context, key K) (V, error) {
 	if ok {
 		return v, nil
 	}
-	return l.dl.Load(ctx, key)()
+	return l.batcher().Load(ctx, key)()
 }
 
 // Prefetch fetches the values of keys now, in one batch, so that later Loads of them
