@@ -12,7 +12,9 @@ import (
 func TestLoadsOfSiblingsShareABatch(t *testing.T) {
 	var mu sync.Mutex
 	var batches [][]int64
-	l := newLoader(20*time.Millisecond, 0, func(_ context.Context, keys []int64) (map[int64]int64, error) {
+	// A batch goes out when it holds all ten keys, or after a wait long enough that
+	// no scheduling on a busy machine splits them.
+	l := newLoader(10*time.Second, 10, func(_ context.Context, keys []int64) (map[int64]int64, error) {
 		mu.Lock()
 		batches = append(batches, append([]int64(nil), keys...))
 		mu.Unlock()
