@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -162,4 +163,54 @@ func openDatabase(t *testing.T) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// checkpointCounter is a runner that reads, at each run, how many checkpoints
+// PostgreSQL was asked for so far, and passes every rate below capacity.
+type checkpointCounter struct {
+	t        *testing.T
+	db       *sql.DB
+	capacity float64
+	counts   []int64
+}
+
+func (c *checkpointCounter) run(ctx context.Context, rate float64, _ time.Duration) (step, error) {
+	var n int64
+	if err := c.db.QueryRowContext(ctx, `SELECT checkpoints_req FROM pg_stat_bgwriter`).Scan(&n); err != nil {
+		c.t.Fatal(err)
+	}
+	c.counts = append(c.counts, n)
+	s := step{Rate: rate, Requests: 100, Throughput: rate, P50: 2, P99: 5}
+	if rate > c.capacity {
+		s.P99 = 500
+	}
+	return s, nil
+}
+
+// TestSearchStepsStartAfterACheckpoint: W6's search (afterCheckpoint) runs every
+// step right after a checkpoint of its own, and a search without it makes none.
+func TestSearchStepsStartAfterACheckpoint(t *testing.T) {
+	ctx := context.Background()
+	db := openDatabase(t)
+	b := &bench{db: db, log: t.Logf}
+	c := &checkpointCounter{t: t, db: db, capacity: 30}
+	if _, _, err := search(ctx, afterCheckpoint{c, b}, 20, time.Second, 50*time.Millisecond, 5, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.counts) != 5 {
+		t.Fatalf("%d steps, want 5", len(c.counts))
+	}
+	for i := 1; i < len(c.counts); i++ {
+		if c.counts[i] <= c.counts[i-1] {
+			t.Errorf("step %d started without a checkpoint since step %d (checkpoints asked for: %v)", i+1, i, c.counts)
+		}
+	}
+
+	c.counts = nil
+	if _, _, err := search(ctx, c, 20, time.Second, 50*time.Millisecond, 3, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	if last := c.counts[len(c.counts)-1]; last != c.counts[0] {
+		t.Errorf("checkpoints asked for during a plain search: %v", c.counts)
+	}
 }

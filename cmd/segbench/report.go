@@ -167,7 +167,8 @@ func newReport(c config, o benchdata.Options) *report {
 		Contenders: c.contenders(),
 		Dataset:    datasetInfo{Options: o},
 		Config: map[string]any{"pool": c.pool, "pgbench_client_share": c.clientShare, "reps": c.reps, "w6_reps": c.repsOf("W6"), "step_seconds": c.stepDur.Seconds(), "warmup_seconds": c.warmup.Seconds(),
-			"fixed_seconds": c.fixedDur.Seconds(), "slo_p99_ms": float64(c.slo) / 1e6, "fixed_rates": fixedRates, "variants": variants},
+			"fixed_seconds": c.fixedDur.Seconds(), "slo_p99_ms": float64(c.slo) / 1e6, "fixed_rates": fixedRates, "variants": variants,
+			"w6_steps_after_checkpoint": true},
 		Results: map[string]*wlRep{},
 	}
 }
@@ -437,10 +438,14 @@ func (r *report) markdown() string {
 	if w6, ok := r.Config["w6_reps"]; ok && w6 != r.Config["reps"] && r.Results["W6"] != nil {
 		reps += fmt.Sprintf(" (W6 %v times: its CPU per request varies from minute to minute by more than what tells the contenders apart)", w6)
 	}
+	w6Steps := ""
+	if after, _ := r.Config["w6_steps_after_checkpoint"].(bool); after && r.Results["W6"] != nil {
+		w6Steps = "; W6's steps each start right after a checkpoint, as its warm-up does"
+	}
 	fmt.Fprintf(&s, "Each contender has %v database connections (%s); each workload ran %s, the contenders' order rotating; "+
 		"each time a %gs warm-up, a %gs run at the fixed rate, then an SLO search (p99 ≤ %g ms and no errors; %gs steps, "+
-		"doubling then bisecting to within 10%%). Numbers are medians (min–max).\n\n",
-		r.Config["pool"], clients, reps, r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"])
+		"doubling then bisecting to within 10%%%s). Numbers are medians (min–max).\n\n",
+		r.Config["pool"], clients, reps, r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"], w6Steps)
 
 	s.WriteString("## Ratios against the targets\n\n| workload | ratio | measured | target | met |\n|---|---|---|---|---|\n")
 	for _, rt := range r.Ratios {
