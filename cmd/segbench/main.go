@@ -865,7 +865,8 @@ func (b *bench) checkpoint(ctx context.Context) {
 }
 
 // afterCheckpoint runs each of its runner's runs right after a checkpoint: W6's
-// search, so that every rate it tries meets the WAL as its fixed-rate run does.
+// search, so that every rate it tries meets the WAL as its warm-up and fixed-rate
+// run do (they follow the scratch segments' checkpoint, 0 and 2 s after it).
 //
 // After a checkpoint, the first change to a page logs the whole page
 // (full_page_writes), and a W6 request's 1,000 new memberships change pages all over
