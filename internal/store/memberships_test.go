@@ -267,3 +267,81 @@ func TestRemovalFromAWorkspaceTheStatisticsDoNotKnow(t *testing.T) {
 	}
 	checkDerived(t, owner, ws.ID)
 }
+
+// TestCountersCountBeforeThePolicy assigns 2,000 contacts to 10 segments, removes
+// them, and deletes the contacts, as the application does it (its role, under
+// row-level security), and reads the plans of the triggers that keep the counters.
+// Each joins its transition table's counts to a table under the policy on
+// workspace_id, and PostgreSQL carries the policy's test over the join: asked of
+// the transition table, it runs once for every changed row and takes them for 0.5%
+// of their number. The memberships' counter then sorted a bulk assignment's 100,000
+// rows on disk where it hashes them in memory: 40-60 ms a request instead of 15,
+// 0.35-0.45 s of W7's ten requests. The counters now count first (migration
+// 20261205000001), and the test finds no transition table filtered by the policy.
+func TestCountersCountBeforeThePolicy(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	owner, _ := storetest.MigratedStores(t, url, store.Options{MaxConns: 2})
+	ws, _ := storetest.Workspace(t, owner)
+	fillWorkspace(t, owner, ws.ID, 2_000, 10, 1<<30) // no memberships yet
+	conn, plans := explainingConn(t, url)
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`SET auto_explain.log_format = json;
+		SET ROLE segments_app; SET app.workspace_id = '%d'`, ws.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []string{
+		`INSERT INTO memberships (workspace_id, segment_id, contact_id)
+		 SELECT %[1]d, s.id, c.id FROM segments s, contacts c WHERE s.workspace_id = %[1]d AND c.workspace_id = %[1]d`,
+		`DELETE FROM memberships WHERE workspace_id = %[1]d
+		   AND segment_id IN (SELECT id FROM segments WHERE workspace_id = %[1]d ORDER BY id LIMIT 5)`,
+		`DELETE FROM contacts WHERE workspace_id = %[1]d`,
+	} {
+		if _, err := conn.Exec(ctx, fmt.Sprintf(step, ws.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The memberships' counter after the assignment, and after the removal and the
+	// contacts' cascade; the contacts' after their delete.
+	counters := map[string]bool{"contact_count +": false, "contact_count -": false, "INSERT INTO contact_counts": false}
+	for _, p := range plans() {
+		var explained struct {
+			Query string `json:"Query Text"`
+			Plan  map[string]any
+		}
+		if err := json.Unmarshal([]byte(p[strings.Index(p, "{"):]), &explained); err != nil {
+			t.Fatalf("%v: %s", err, p)
+		}
+		counter := false
+		for fragment := range counters {
+			if strings.Contains(explained.Query, fragment) {
+				counters[fragment], counter = true, true
+			}
+		}
+		if !counter {
+			continue
+		}
+		for _, scan := range nodesOf(explained.Plan, "Named Tuplestore Scan") {
+			if scan["Filter"] != nil {
+				t.Errorf("a counter tests each of its %v changed rows (%v):\n%s", scan["Actual Rows"], scan["Filter"], explained.Query)
+			}
+		}
+	}
+	for fragment, seen := range counters {
+		if !seen {
+			t.Errorf("no plan of the counter's statement %q", fragment)
+		}
+	}
+	checkDerived(t, owner, ws.ID)
+}
+
+// nodesOf returns the nodes of plan n of the given type.
+func nodesOf(n map[string]any, nodeType string) []map[string]any {
+	var found []map[string]any
+	if n["Node Type"] == nodeType {
+		found = append(found, n)
+	}
+	for _, c := range children(n) {
+		found = append(found, nodesOf(c, nodeType)...)
+	}
+	return found
+}
