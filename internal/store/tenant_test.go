@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -627,5 +628,77 @@ func TestTransactionOnABrokenConnectionRunsAgain(t *testing.T) {
 	})
 	if err != nil || attempts != 2 {
 		t.Errorf("the transaction ran %d times and returned %v; want twice, the second on a new connection, and no error", attempts, err)
+	}
+}
+
+// TestPolicyChecksNewRowsOncePerStatement inserts contacts, a segment and
+// memberships as the server's role and reads the plans: the policies' check of new
+// rows reads the workspace setting once per statement (an InitPlan run once), not
+// once per row, which cost 0.15 µs a row (150-190 ms of a 1M-row insert; W7 writes
+// 1M memberships). The check still refuses another workspace's rows, and every row
+// of a statement acting for nobody.
+func TestPolicyChecksNewRowsOncePerStatement(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	a, _ := storetest.Workspace(t, owner)
+	b, _ := storetest.Workspace(t, owner)
+	seedWorkspace(t, owner, b.ID, 720_000)
+	asA := store.WithWorkspace(ctx, a.ID)
+	tx, err := app.DB().BeginTx(asA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, insert := range []struct {
+		table string
+		rows  float64
+		sql   string
+	}{
+		{"contacts", 1000, `INSERT INTO contacts (workspace_id, phone) SELECT %d, '+9197' || lpad(g::text, 8, '0') FROM generate_series(1, 1000) g`},
+		{"segments", 10, `INSERT INTO segments (workspace_id, name) SELECT %d, 'Checked ' || g FROM generate_series(1, 10) g`},
+		{"memberships", 10_000, `INSERT INTO memberships (workspace_id, segment_id, contact_id) SELECT s.workspace_id, s.id, c.id FROM segments s JOIN contacts c USING (workspace_id) WHERE s.workspace_id = %d`},
+	} {
+		var raw string
+		if err := tx.QueryRowContext(asA, "EXPLAIN (ANALYZE, FORMAT JSON) "+fmt.Sprintf(insert.sql, a.ID)).Scan(&raw); err != nil {
+			t.Fatalf("%s: %v", insert.table, err)
+		}
+		var explained []struct{ Plan map[string]any }
+		if err := json.Unmarshal([]byte(raw), &explained); err != nil {
+			t.Fatal(err)
+		}
+		modify := explained[0].Plan
+		checks := 0
+		for _, c := range children(modify) {
+			if c["Parent Relationship"] == "InitPlan" && c["Actual Loops"] == 1.0 {
+				checks++
+			}
+		}
+		inserted := 0.0
+		for _, c := range children(modify) {
+			if c["Parent Relationship"] == "Outer" {
+				inserted = c["Actual Rows"].(float64)
+			}
+		}
+		if inserted != insert.rows || checks != 1 {
+			t.Errorf("inserting %.0f %s (want %.0f): %d checks of the workspace run once (want 1):\n%s", inserted, insert.table, insert.rows, checks, raw)
+		}
+	}
+
+	segB := count(t, owner.DB(), ctx, fmt.Sprintf("SELECT min(id) FROM segments WHERE workspace_id = %d", b.ID))
+	contactB := count(t, owner.DB(), ctx, fmt.Sprintf("SELECT min(id) FROM contacts WHERE workspace_id = %d", b.ID))
+	for _, refused := range []struct {
+		who string
+		ctx context.Context
+		sql string
+	}{
+		{"A, a contact of B", asA, fmt.Sprintf("INSERT INTO contacts (workspace_id, phone) VALUES (%d, '+919700000001')", b.ID)},
+		{"A, a membership of B", asA, fmt.Sprintf("INSERT INTO memberships (workspace_id, segment_id, contact_id) VALUES (%d, %d, %d)", b.ID, segB, contactB)},
+		{"nobody, a contact of A", ctx, fmt.Sprintf("INSERT INTO contacts (workspace_id, phone) VALUES (%d, '+919700000002')", a.ID)},
+		{"nobody, a segment of A", ctx, fmt.Sprintf("INSERT INTO segments (workspace_id, name) VALUES (%d, 'planted')", a.ID)},
+	} {
+		_, err := app.DB().ExecContext(refused.ctx, refused.sql)
+		if code := sqlState(err); code != "42501" {
+			t.Errorf("acting for %s: %v (SQLSTATE %s), want a policy violation", refused.who, err, code)
+		}
 	}
 }
