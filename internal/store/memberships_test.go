@@ -212,12 +212,8 @@ func TestRemovalClearsBitsByLookup(t *testing.T) {
 	}
 	read := 0.0
 	for _, p := range plans() {
-		// A notice is "duration: … plan:" and the plan as JSON.
-		var explained struct{ Plan map[string]any }
-		if err := json.Unmarshal([]byte(p[strings.Index(p, "{"):]), &explained); err != nil {
-			t.Fatalf("%v: %s", err, p)
-		}
-		read += rowsRead(explained.Plan, "segment_bitmaps")
+		_, plan := autoExplained(t, p)
+		read += rowsRead(plan, "segment_bitmaps")
 	}
 	// The 10 segments' chunks, each read once to be updated and perhaps once more
 	// to be deleted.
@@ -304,29 +300,23 @@ func TestCountersCountBeforeThePolicy(t *testing.T) {
 	// contacts' cascade; the contacts' after their delete.
 	counters := map[string]bool{"contact_count +": false, "contact_count -": false, "INSERT INTO contact_counts": false}
 	for _, p := range plans() {
-		var explained struct {
-			Query string `json:"Query Text"`
-			Plan  map[string]any
-		}
-		if err := json.Unmarshal([]byte(p[strings.Index(p, "{"):]), &explained); err != nil {
-			t.Fatalf("%v: %s", err, p)
-		}
+		query, plan := autoExplained(t, p)
 		counter := false
 		for fragment := range counters {
-			if strings.Contains(explained.Query, fragment) {
+			if strings.Contains(query, fragment) {
 				counters[fragment], counter = true, true
 			}
 		}
 		if !counter {
 			continue
 		}
-		scans := nodesOf(explained.Plan, "Named Tuplestore Scan")
+		scans := nodesOf(plan, "Named Tuplestore Scan")
 		if len(scans) == 0 {
-			t.Errorf("a counter's plan reads no transition table:\n%s", explained.Query)
+			t.Errorf("a counter's plan reads no transition table:\n%s", query)
 		}
 		for _, scan := range scans {
 			if scan["Filter"] != nil {
-				t.Errorf("a counter tests each of its %v changed rows (%v):\n%s", scan["Actual Rows"], scan["Filter"], explained.Query)
+				t.Errorf("a counter tests each of its %v changed rows (%v):\n%s", scan["Actual Rows"], scan["Filter"], query)
 			}
 		}
 	}
@@ -348,4 +338,18 @@ func nodesOf(n map[string]any, nodeType string) []map[string]any {
 		found = append(found, nodesOf(c, nodeType)...)
 	}
 	return found
+}
+
+// autoExplained reads a notice of auto_explain in JSON ("duration: … plan:" and the
+// plan): the statement and its plan.
+func autoExplained(t *testing.T, notice string) (query string, plan map[string]any) {
+	t.Helper()
+	var explained struct {
+		Query string `json:"Query Text"`
+		Plan  map[string]any
+	}
+	if err := json.Unmarshal([]byte(notice[strings.Index(notice, "{"):]), &explained); err != nil {
+		t.Fatalf("%v: %s", err, notice)
+	}
+	return explained.Query, explained.Plan
 }
