@@ -667,16 +667,15 @@ func TestPolicyChecksNewRowsOncePerStatement(t *testing.T) {
 			t.Fatal(err)
 		}
 		modify := explained[0].Plan
-		checks := 0
+		checks, inserted := 0, 0.0
 		for _, c := range children(modify) {
-			if c["Parent Relationship"] == "InitPlan" && c["Actual Loops"] == 1.0 {
-				checks++
-			}
-		}
-		inserted := 0.0
-		for _, c := range children(modify) {
-			if c["Parent Relationship"] == "Outer" {
-				inserted = c["Actual Rows"].(float64)
+			switch c["Parent Relationship"] {
+			case "InitPlan":
+				if c["Actual Loops"] == 1.0 {
+					checks++
+				}
+			case "Outer":
+				inserted, _ = c["Actual Rows"].(float64)
 			}
 		}
 		if inserted != insert.rows || checks != 1 {
