@@ -35,6 +35,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -771,4 +772,70 @@ type Info struct {
 	FirstContactID int64
 	Segments       int
 	Memberships    int64
+}
+
+// Verify reports how the dataset found as in differs from what Load makes of o: the
+// number of contacts, and each segment's ID, name and member count (segments.contact_count,
+// which the memberships' triggers keep exact). It returns nil when they all match.
+//
+// A benchmark that reuses a dataset measures whatever is in it: a segment a lab made
+// and did not delete lands on the first page of the segment list (the newest first),
+// and its report would still describe the dataset as loaded.
+func Verify(ctx context.Context, db *sql.DB, in Info, o Options) error {
+	o = o.Fill()
+	var diffs []string
+	if in.Contacts != o.Contacts {
+		diffs = append(diffs, fmt.Sprintf("%d contacts, not %d", in.Contacts, o.Contacts))
+	}
+	rows, err := db.QueryContext(ctx, `SELECT id, name, contact_count FROM segments WHERE workspace_id = $1 ORDER BY id`, in.WorkspaceID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	sizes := o.Sizes()
+	const shown = 5 // differences named one by one; the rest are counted
+	var first, others int64
+	k := 0
+	for ; rows.Next(); k++ {
+		var (
+			id, members int64
+			name        string
+		)
+		if err := rows.Scan(&id, &name, &members); err != nil {
+			return err
+		}
+		if k == 0 {
+			first = id
+		}
+		var diff string
+		switch {
+		case k >= o.Segments:
+			diff = fmt.Sprintf("segment %d (%q, %d members) is not one of the dataset's", id, name, members)
+		case id != first+int64(k) || name != SegmentName(k, o.BigSegments):
+			diff = fmt.Sprintf("segment %d (%q) is not the dataset's segment %d (%q)", id, name, first+int64(k), SegmentName(k, o.BigSegments))
+		case members != int64(sizes[k]):
+			diff = fmt.Sprintf("segment %d (%q) has %d members, not %d", id, name, members, sizes[k])
+		}
+		if diff == "" {
+			continue
+		}
+		if len(diffs) < shown {
+			diffs = append(diffs, diff)
+		} else {
+			others++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if k != o.Segments {
+		diffs = slices.Insert(diffs, 0, fmt.Sprintf("%d segments, not %d", k, o.Segments))
+	}
+	if others > 0 {
+		diffs = append(diffs, fmt.Sprintf("and %d more differences", others))
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("benchdata: the dataset of workspace %d is not as loaded: %s", in.WorkspaceID, strings.Join(diffs, "; "))
 }

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/segments/segments/internal/benchdata"
+	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
@@ -211,4 +213,78 @@ func checkDerived(t *testing.T, s *store.Store, after string) {
 	if drift, err := s.CheckContactCounts(ctx); err != nil || len(drift) > 0 {
 		t.Fatalf("contact counts differ from the contacts after %s: %+v %v", after, drift, err)
 	}
+}
+
+// TestVerify changes a loaded dataset the ways a lab or an interrupted run can, and
+// checks that Verify names each change, and that it finds the dataset as loaded again
+// once the change is undone.
+func TestVerify(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	o := benchdata.Options{Workspace: "bench verify", Contacts: 2000, Segments: 30, Memberships: 6000, BigSegments: 2, BigSize: 600, Seed: 3}
+	res, err := benchdata.Load(ctx, s, o, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := res.Workspace.ID
+	verify := func(step string, want ...string) {
+		t.Helper()
+		in, err := benchdata.Find(ctx, s.DB(), o.Workspace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = benchdata.Verify(ctx, s.DB(), in, o)
+		if len(want) == 0 {
+			if err != nil {
+				t.Fatalf("%s: %v", step, err)
+			}
+			return
+		}
+		if err == nil {
+			t.Fatalf("%s: the dataset is as loaded, says Verify", step)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not say %q", step, err, w)
+			}
+		}
+	}
+	verify("the load")
+
+	lab, err := s.CreateSegment(ctx, ws, crm.NewSegment{Name: "lab 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	contacts := []int64{res.FirstContactID, res.FirstContactID + 1, res.FirstContactID + 2}
+	if _, err := s.AssignContactsToSegments(ctx, ws, contacts, []int64{lab.ID}, store.WithoutSegments); err != nil {
+		t.Fatal(err)
+	}
+	verify("a segment added", "31 segments, not 30", fmt.Sprintf(`segment %d ("lab 1", 3 members) is not one of the dataset's`, lab.ID))
+	if err := s.DeleteSegment(ctx, ws, lab.ID); err != nil {
+		t.Fatal(err)
+	}
+	verify("the segment deleted")
+
+	small := res.SegmentIDs[len(res.SegmentIDs)-1]
+	before := o.Fill().Sizes()[len(res.SegmentIDs)-1]
+	member := storetest.Column[int64](t, s.DB(), `SELECT contact_id FROM memberships WHERE segment_id = $1 LIMIT 1`, small)
+	if _, err := s.RemoveContactsFromSegments(ctx, ws, member, []int64{small}, store.WithoutSegments); err != nil {
+		t.Fatal(err)
+	}
+	verify("a member removed", fmt.Sprintf("segment %d (%q) has %d members, not %d", small, benchdata.SegmentName(len(res.SegmentIDs)-1, o.BigSegments), before-1, before))
+	if _, err := s.AssignContactsToSegments(ctx, ws, member, []int64{small}, store.WithoutSegments); err != nil {
+		t.Fatal(err)
+	}
+	verify("the member back")
+
+	up, err := s.UpsertContacts(ctx, ws, []crm.ContactInput{{Phone: "+919999000001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify("a contact added", "2001 contacts, not 2000")
+	if _, err := s.DeleteContacts(ctx, ws, []int64{up.Contacts[0].ID}, store.WithoutSegments); err != nil {
+		t.Fatal(err)
+	}
+	verify("the contact deleted")
 }
