@@ -71,9 +71,7 @@ func TestCountsStayExactUnderConcurrentWriters(t *testing.T) {
 		}
 	})
 	checkCounts(t, s, ws.ID)
-	if drift, err := s.CheckBitmaps(ctx); err != nil || len(drift) > 0 {
-		t.Errorf("bitmaps drifted from the memberships: %+v %v", drift, err)
-	}
+	checkBitmaps(t, s, ws.ID)
 }
 
 // runWriters runs ops operations in each of workers goroutines at once, each with a
@@ -99,6 +97,22 @@ func runWriters(t *testing.T, workers, ops int, seed uint64, op func(w, op int, 
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// checkBitmaps fails the test when a segment of workspace ws has bitmaps other than
+// those of its memberships. (Other workspaces of the shared database may drift on
+// purpose: TestAssignRacingAnUnlockedWriter adds a membership with the triggers off.)
+func checkBitmaps(t *testing.T, s *store.Store, ws int64) {
+	t.Helper()
+	drift, err := s.CheckBitmaps(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range drift {
+		if d.WorkspaceID == ws {
+			t.Errorf("bitmaps drifted from the memberships: %+v", d)
+		}
 	}
 }
 
@@ -291,4 +305,151 @@ func waitForLock(t *testing.T, db *sql.DB, marker string, done <-chan error) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// pendingAssignment opens a transaction that holds what an assignment to seg holds
+// until it commits: the segment locked FOR KEY SHARE and, when contact is not 0, the
+// contact's new membership (the counter's row lock on the segment, the bitmaps' chunk).
+func pendingAssignment(t *testing.T, s *store.Store, ws, seg, contact int64) *sql.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM segments WHERE workspace_id = $1 AND id = $2 FOR KEY SHARE", ws, seg); err != nil {
+		t.Fatal(err)
+	}
+	if contact != 0 {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO memberships VALUES ($1, $2, $3)", ws, seg, contact); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tx
+}
+
+// TestAssignmentsToASegmentRunAtOnce holds an assignment to a segment open, and
+// starts another assignment to it: the second must get as far as its insert, where it
+// waits for the bitmaps' chunk the first holds, rather than wait at the segment's
+// lock before it inserts anything (as it did when assignments locked their segments
+// FOR UPDATE). Once the first commits, the second adds its contacts, and the counter
+// and the bitmaps hold both.
+func TestAssignmentsToASegmentRunAtOnce(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	f := newFixture(t, s, 41_200, map[string]int{"Shared": 0})
+	seg := f.segments["Shared"]
+	first := pendingAssignment(t, s, f.ws.ID, seg, f.contacts[0])
+
+	var got store.MembershipChange // written before done is sent on
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		got, err = s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts[1:6], []int64{seg}, store.WithSegments)
+		done <- err
+	}()
+	waitForLock(t, s.DB(), "INSERT INTO memberships", done)
+	if err := first.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || got.Changed != 5 || got.Segments[0].ContactCount != 6 {
+		t.Fatalf("second assignment: changed %d, count %d, %v; want 5 added, a count of 6", got.Changed, got.Segments[0].ContactCount, err)
+	}
+	checkCounts(t, s, f.ws.ID)
+	checkBitmaps(t, s, f.ws.ID)
+}
+
+// TestRemovalsWaitForAssignments holds an assignment to a segment open, before its
+// insert, and starts a removal from the segment: the removal must wait at the
+// segment's lock, before it deletes anything. The bitmaps' removal trigger relies on
+// it: it decides between clearing a chunk's bits and deleting the chunk on the chunk
+// as its statement found it, and must not meet one that an assignment changes.
+func TestRemovalsWaitForAssignments(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	f := newFixture(t, s, 41_300, map[string]int{"Shared": 4})
+	seg := f.segments["Shared"]
+	assigning := pendingAssignment(t, s, f.ws.ID, seg, 0)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.RemoveContactsFromSegments(ctx, f.ws.ID, f.contacts[:2], []int64{seg}, store.WithSegments)
+		done <- err
+	}()
+	waitForLock(t, s.DB(), `FROM "segments"%FOR UPDATE`, done)
+	if _, err := assigning.ExecContext(ctx, "INSERT INTO memberships VALUES ($1, $2, $3)", f.ws.ID, seg, f.contacts[5]); err != nil {
+		t.Fatal(err)
+	}
+	if err := assigning.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, s, f.ws.ID)
+	checkBitmaps(t, s, f.ws.ID)
+}
+
+// TestConcurrentAssignmentsLockInOneOrder runs assignments of contacts spread over
+// four of the bitmaps' chunks to overlapping segments, from eight connections at once.
+// They share segments, and some of them chunks, and lock what they share in one order
+// (chunks, then segments; migration 20261205000003), so PostgreSQL meets no deadlock;
+// the store would retry one, but only after deadlock_timeout, a second. Two that add
+// the same pair run again (insertMemberships). The counters and the bitmaps end exact.
+func TestConcurrentAssignmentsLockInOneOrder(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.NewStore(t, store.Options{MaxConns: 10})
+	ws, _ := storetest.Workspace(t, s)
+	var contacts []int64
+	for chunk := range 4 {
+		// A chunk holds 32,768 contact IDs (segment_bitmap_chunks: contact >> 15).
+		if chunk > 0 {
+			storetest.Exec(t, s.DB(), fmt.Sprintf("SELECT setval(pg_get_serial_sequence('contacts', 'id'), %d)", chunk<<15))
+		}
+		in := make([]crm.ContactInput, 40)
+		for i := range in {
+			in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9196%08d", chunk*100+i)}
+		}
+		up, err := s.UpsertContacts(ctx, ws.ID, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range up.Contacts {
+			contacts = append(contacts, c.ID)
+		}
+	}
+	var segments []int64
+	for i := range 6 {
+		seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: fmt.Sprintf("S%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		segments = append(segments, seg.ID)
+	}
+	before := storetest.Deadlocks(t, s)
+	runWriters(t, 8, 120, 13, func(w, op int, rng *rand.Rand) error {
+		// Most of them from one chunk: assignments that share segments but no chunk
+		// reach the counters without having waited for each other.
+		from := contacts
+		if op%4 != 0 {
+			chunk := rng.IntN(4)
+			from = contacts[chunk*40 : (chunk+1)*40]
+		}
+		cs := make([]int64, 1+rng.IntN(20))
+		for i := range cs {
+			cs[i] = from[rng.IntN(len(from))]
+		}
+		ss := make([]int64, 2+rng.IntN(3))
+		for i := range ss {
+			ss[i] = segments[rng.IntN(len(segments))]
+		}
+		_, err := s.AssignContactsToSegments(ctx, ws.ID, cs, ss, store.WithSegments)
+		return err
+	})
+	if n := storetest.Deadlocks(t, s) - before; n != 0 {
+		t.Errorf("PostgreSQL detected %d deadlocks, want none", n)
+	}
+	checkCounts(t, s, ws.ID)
+	checkBitmaps(t, s, ws.ID)
 }

@@ -303,8 +303,10 @@ func TestMembershipReferencesCheckedByKey(t *testing.T) {
 	for _, mode := range []string{"force_custom_plan", "auto", "force_generic_plan"} {
 		c, s := rowsRead(mode)
 		t.Logf("plan_cache_mode %s: %d rows of contacts and %d of segments read to check 10 contacts and 2 segments", mode, c, s)
-		// The segments' counters and bitmaps read their segments again, by key.
-		if c > 10 || s > 3*2 {
+		// The check and the triggers after it read the segments again, by key: 3 rows
+		// a segment, 4 since the counter locks them in id order before it adds to
+		// them (migration 20261205000003).
+		if c > 10 || s > 4*2 {
 			t.Errorf("plan_cache_mode %s: the check of 10 contacts and 2 segments read %d contacts and %d segments", mode, c, s)
 		}
 	}
