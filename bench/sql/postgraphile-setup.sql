@@ -27,8 +27,10 @@ COMMENT ON FUNCTION segbench.segments_search_text(public.segments) IS E'@filtera
 -- row per mutation field). A volatile function becomes a mutation: this one does what
 -- our assignContactsToSegments does in SQL, minus our validation (unknown IDs fail on
 -- the memberships' reference check instead of being reported each): lock the segments
--- in id order (as every counter writer does), then one INSERT ... SELECT of the cross
--- product.
+-- in id order FOR KEY SHARE, as our assignments do since migration 20261205000003
+-- (concurrent assignments to a segment insert at once; they meet at its chunks and
+-- its counter, which the triggers lock in order), then one INSERT ... SELECT of the
+-- cross product.
 CREATE OR REPLACE FUNCTION segbench.assign_contacts_to_segments(workspace_id bigint, contact_ids bigint[], segment_ids bigint[])
     RETURNS integer LANGUAGE plpgsql VOLATILE
     AS $$
@@ -36,7 +38,7 @@ DECLARE n integer;
 BEGIN
     PERFORM 1 FROM public.segments s
      WHERE s.workspace_id = assign_contacts_to_segments.workspace_id AND s.id = ANY(segment_ids)
-     ORDER BY s.id FOR UPDATE;
+     ORDER BY s.id FOR KEY SHARE;
     INSERT INTO public.memberships (workspace_id, segment_id, contact_id)
     SELECT assign_contacts_to_segments.workspace_id, s, c
       FROM unnest(segment_ids) AS s CROSS JOIN unnest(contact_ids) AS c
