@@ -492,10 +492,14 @@ func TestPoolRunnerReusesTheRecentConnection(t *testing.T) {
 	if s.P50 < 2 || s.P50 > 40 || s.Throughput < 40 {
 		t.Errorf("p50 %.1f ms, %.1f req/s; want a few ms, about 49 a second", s.P50, s.Throughput)
 	}
+	// Mostly on one connection: taking turns, as pgbench's clients did, would spread
+	// them about 6 a connection. (Not all on one: on a loaded machine, such as under
+	// make test's -race with other packages' tests, a transaction can outlast the 20
+	// ms to the next, which then takes another connection; 4 were seen.)
 	rows := storetest.Column[int64](t, db, `SELECT count(*) FROM seen`)
-	pids := storetest.Column[int64](t, db, `SELECT count(DISTINCT pid) FROM seen`)
-	if rows[0] != 49 || pids[0] > 2 {
-		t.Errorf("%d rows from %d connections; want the 49 committed, from one or two", rows[0], pids[0])
+	most := storetest.Column[int64](t, db, `SELECT count(*) FROM seen GROUP BY pid ORDER BY 1 DESC LIMIT 1`)
+	if rows[0] != 49 || most[0] < 40 {
+		t.Errorf("%d rows, %d of them from the connection used most; want the 49 committed, at least 40 on one", rows[0], most[0])
 	}
 }
 
