@@ -35,14 +35,7 @@ func TestCountsStayExactUnderConcurrentWriters(t *testing.T) {
 	for i, c := range up.Contacts {
 		contacts[i] = c.ID
 	}
-	var segments []int64
-	for i := range 8 {
-		seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: fmt.Sprintf("S%d", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		segments = append(segments, seg.ID)
-	}
+	segments := newSegments(t, s, ws.ID, 8)
 
 	var mu sync.Mutex // guards the lists of what still exists
 	sample := func(rng *rand.Rand, from []int64, n int) []int64 {
@@ -98,6 +91,21 @@ func runWriters(t *testing.T, workers, ops int, seed uint64, op func(w, op int, 
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// newSegments creates n empty segments named S0, S1, … in workspace ws and returns
+// their IDs.
+func newSegments(t *testing.T, s *store.Store, ws int64, n int) []int64 {
+	t.Helper()
+	ids := make([]int64, n)
+	for i := range ids {
+		seg, err := s.CreateSegment(context.Background(), ws, crm.NewSegment{Name: fmt.Sprintf("S%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = seg.ID
+	}
+	return ids
 }
 
 // checkBitmaps fails the test when a segment of workspace ws has bitmaps other than
@@ -419,14 +427,7 @@ func TestConcurrentAssignmentsLockInOneOrder(t *testing.T) {
 			contacts = append(contacts, c.ID)
 		}
 	}
-	var segments []int64
-	for i := range 6 {
-		seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: fmt.Sprintf("S%d", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		segments = append(segments, seg.ID)
-	}
+	segments := newSegments(t, s, ws.ID, 6)
 	before := storetest.Deadlocks(t, s)
 	runWriters(t, 8, 120, 13, func(w, op int, rng *rand.Rand) error {
 		// Most of them from one chunk: assignments that share segments but no chunk
