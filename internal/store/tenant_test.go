@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -658,15 +657,7 @@ func TestPolicyChecksNewRowsOncePerStatement(t *testing.T) {
 		{"segments", 10, `INSERT INTO segments (workspace_id, name) SELECT %d, 'Checked ' || g FROM generate_series(1, 10) g`},
 		{"memberships", 10_000, `INSERT INTO memberships (workspace_id, segment_id, contact_id) SELECT s.workspace_id, s.id, c.id FROM segments s JOIN contacts c USING (workspace_id) WHERE s.workspace_id = %d`},
 	} {
-		var raw string
-		if err := tx.QueryRowContext(asA, "EXPLAIN (ANALYZE, FORMAT JSON) "+fmt.Sprintf(insert.sql, a.ID)).Scan(&raw); err != nil {
-			t.Fatalf("%s: %v", insert.table, err)
-		}
-		var explained []struct{ Plan map[string]any }
-		if err := json.Unmarshal([]byte(raw), &explained); err != nil {
-			t.Fatal(err)
-		}
-		modify := explained[0].Plan
+		modify, raw := explainAnalyze(t, asA, tx, fmt.Sprintf(insert.sql, a.ID))
 		checks, inserted := 0, 0.0
 		for _, c := range children(modify) {
 			switch c["Parent Relationship"] {
