@@ -37,6 +37,11 @@ type step struct {
 	// caller measures around the run.
 	pgCPU    time.Duration
 	pgCPUFor int
+	// The machine's stalls while the step ran (machineWatch, when the runner is
+	// watched): its longest pause, and its disk's worst mean time per write over
+	// 100 ms.
+	PauseMs        float64 `json:"machine_pause_ms,omitempty"`
+	DiskMsPerWrite float64 `json:"disk_ms_per_write,omitempty"`
 }
 
 func (s step) pass(slo time.Duration) bool {
@@ -119,6 +124,27 @@ func (s *step) fromLatencies(lat []time.Duration, d time.Duration, start time.Ti
 // errors, and a p99 within twice the SLO.
 func narrowMiss(s step, slo time.Duration) bool {
 	return s.Errors == 0 && s.Requests > 0 && s.P99 <= 2*float64(slo)/float64(time.Millisecond)
+}
+
+// paused reports whether the whole machine paused for longer than the SLO while s ran.
+func paused(s step, slo time.Duration) bool {
+	return s.PauseMs > ms(slo)
+}
+
+// stalls describes, for a step's log line, the machine's stalls that the step met:
+// a pause over 20 ms (enough to push a W6 request of 30 ms past the SLO; under
+// load, a late wake-up of 20-40 ms may also be the CPU's queue), and 100 ms in
+// which the disk's writes took over 5 ms each (0.3 to 1 ms is usual; in the lab's
+// stalls, 5 to 25).
+func (s step) stalls() string {
+	var out string
+	if s.PauseMs > 20 {
+		out += fmt.Sprintf(" (the machine paused %.0f ms)", s.PauseMs)
+	}
+	if s.DiskMsPerWrite > 5 {
+		out += fmt.Sprintf(" (disk writes %.0f ms each)", s.DiskMsPerWrite)
+	}
+	return out
 }
 
 func quantileMs(lat []time.Duration, q float64) float64 {
@@ -387,7 +413,10 @@ func firstLineOf(s string) string {
 // and the rate fails only if that fails too: its p99 is the third-slowest of a few
 // hundred requests, so a single stall of this VM (the kernel reclaiming memory, a
 // collection) decided a search (W3 once stopped at 92/s after a p99 of 50.6 ms at
-// 100/s, the rate its fixed run had just sustained with a p99 of 14 ms).
+// 100/s, the rate its fixed run had just sustained with a p99 of 14 ms). So does a
+// step during which the whole machine paused for longer than the SLO (machineWatch),
+// however it failed: no contender ran meanwhile, and the requests that fell due
+// answered late by the pause.
 func search(ctx context.Context, r runner, start float64, d, slo time.Duration, maxSteps int, logf func(string, ...any)) (best step, steps []step, err error) {
 	lo, hi := 0.0, math.Inf(1)
 	rate := start
@@ -401,10 +430,10 @@ func search(ctx context.Context, r runner, start float64, d, slo time.Duration, 
 			steps = append(steps, s)
 			ok = s.pass(slo)
 			again := ""
-			if try == 0 && !ok && narrowMiss(s, slo) {
+			if try == 0 && !ok && (narrowMiss(s, slo) || paused(s, slo)) {
 				again = ", once more"
 			}
-			logf("    rate %7.1f/s: %7.1f ok/s, p50 %6.2f ms, p99 %7.2f ms, %d errors %s%s", rate, s.Throughput, s.P50, s.P99, s.Errors, map[bool]string{true: "pass", false: "FAIL"}[ok], again)
+			logf("    rate %7.1f/s: %7.1f ok/s, p50 %6.2f ms, p99 %7.2f ms, %d errors %s%s%s", rate, s.Throughput, s.P50, s.P99, s.Errors, map[bool]string{true: "pass", false: "FAIL"}[ok], s.stalls(), again)
 			if again == "" {
 				break
 			}

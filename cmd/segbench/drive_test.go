@@ -105,11 +105,12 @@ func TestMeasureLeavesOutTheWarmup(t *testing.T) {
 
 // fakeRunner sustains rates up to capacity (p99 5 ms) and fails above it (p99
 // 80 ms, within twice the SLO of 50 ms, or with errors above twice the capacity);
-// the first run at stallAt meets a stall (p99 60 ms).
+// the first run at stallAt meets a stall (p99 60 ms), the first at pauseAt a pause
+// of the whole machine (2.2 s, as a lab saw).
 type fakeRunner struct {
-	capacity, stallAt float64
-	stalled           bool
-	runs              []float64
+	capacity, stallAt, pauseAt float64
+	stalled, paused            bool
+	runs                       []float64
 }
 
 func (f *fakeRunner) run(_ context.Context, rate float64, _ time.Duration) (step, error) {
@@ -118,6 +119,8 @@ func (f *fakeRunner) run(_ context.Context, rate float64, _ time.Duration) (step
 	switch {
 	case rate == f.stallAt && !f.stalled:
 		f.stalled, s.P99 = true, 60
+	case rate == f.pauseAt && !f.paused:
+		f.paused, s.P99, s.PauseMs = true, 2300, 2200
 	case rate > 2*f.capacity:
 		s.Errors, s.P99 = 10, 900
 	case rate > f.capacity:
@@ -151,6 +154,44 @@ func TestSearchRunsANarrowMissAgain(t *testing.T) {
 	if f.runs[0] != 100 || f.runs[1] != 50 {
 		t.Errorf("runs %v: the overloaded step at 100/s was run again", f.runs)
 	}
+}
+
+// TestSearchRunsAPausedStepAgain: a step during which the whole machine paused runs
+// again, however far it missed; one that missed as far without a pause does not.
+func TestSearchRunsAPausedStepAgain(t *testing.T) {
+	f := &fakeRunner{capacity: 150, pauseAt: 100}
+	best, _, err := search(context.Background(), f, 100, time.Second, 50*time.Millisecond, 10, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.runs) < 2 || f.runs[0] != 100 || f.runs[1] != 100 {
+		t.Errorf("runs %v: the paused step at 100/s was not run again", f.runs)
+	}
+	if best.Rate < 140 || best.Rate > 150 {
+		t.Errorf("best rate %.1f/s, want within 10%% below the capacity of 150/s (runs %v)", best.Rate, f.runs)
+	}
+
+	// The same miss without the pause fails the rate at once: the search halves it.
+	f = &fakeRunner{capacity: 150}
+	slow := runnerFunc(func(ctx context.Context, rate float64, d time.Duration) (step, error) {
+		s, err := f.run(ctx, rate, d)
+		if len(f.runs) == 1 {
+			s.P99 = 2300
+		}
+		return s, err
+	})
+	if _, _, err := search(context.Background(), slow, 100, time.Second, 50*time.Millisecond, 2, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.runs) != 2 || f.runs[1] != 50 {
+		t.Errorf("runs %v: want 100/s once, then 50/s", f.runs)
+	}
+}
+
+type runnerFunc func(ctx context.Context, rate float64, d time.Duration) (step, error)
+
+func (f runnerFunc) run(ctx context.Context, rate float64, d time.Duration) (step, error) {
+	return f(ctx, rate, d)
 }
 
 // TestClientsFollowTheLoad: the floor's pgbench uses its whole pool until it knows a

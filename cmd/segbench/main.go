@@ -181,6 +181,7 @@ type bench struct {
 	stmts        map[string]map[string]float64
 	stmtsByPage  map[string]map[int]float64 // ours, per read workload (statementsByPageSize)
 	rep          *report
+	machine      *machineWatch // the machine's pauses and disk stalls, for the steps' logs
 }
 
 // repsOf returns how many repetitions workload w runs: W6 more (--w6-reps), as its
@@ -256,6 +257,7 @@ func run(ctx context.Context, c config) error {
 	} else {
 		b.log("DATABASE_URL set: PostgreSQL CPU is not measured (not a local process of ours)")
 	}
+	b.machine = watchMachine(ctx, b.pgdata)
 	if b.s, err = store.Open(ctx, b.url, store.Options{MaxConns: 4, AppName: "segbench"}); err != nil {
 		return err
 	}
@@ -1015,6 +1017,7 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			if err != nil {
 				return err
 			}
+			r = watched{r, b.machine}
 			var rr repResult
 			if _, err := r.run(ctx, fixed, b.c.warmup); err != nil {
 				done()
@@ -1053,8 +1056,8 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			if fx.Clients > 0 {
 				clients = fmt.Sprintf(" (%d pgbench clients)", fx.Clients)
 			}
-			b.log("  fixed %.0f/s%s: p50 %.2f ms, p99 %.2f ms, %d errors, CPU/request %.3f ms server + %.3f ms PostgreSQL, WAL/request %.1f kB",
-				fixed, clients, fx.P50, fx.P99, fx.Errors, rr.ServerCPUms, rr.PGCPUms, rr.WALkB)
+			b.log("  fixed %.0f/s%s: p50 %.2f ms, p99 %.2f ms, %d errors, CPU/request %.3f ms server + %.3f ms PostgreSQL, WAL/request %.1f kB%s",
+				fixed, clients, fx.P50, fx.P99, fx.Errors, rr.ServerCPUms, rr.PGCPUms, rr.WALkB, fx.stalls())
 			searched := r
 			if w == "W6" {
 				searched = afterCheckpoint{r, b}

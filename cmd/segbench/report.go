@@ -446,6 +446,7 @@ func (r *report) markdown() string {
 		"each time a %gs warm-up, a %gs run at the fixed rate, then an SLO search (p99 ≤ %g ms and no errors; %gs steps, "+
 		"doubling then bisecting to within 10%%%s). Numbers are medians (min–max).\n\n",
 		r.Config["pool"], clients, reps, r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"], w6Steps)
+	s.WriteString(r.stallsText())
 
 	s.WriteString("## Ratios against the targets\n\n| workload | ratio | measured | target | met |\n|---|---|---|---|---|\n")
 	for _, rt := range r.Ratios {
@@ -519,6 +520,47 @@ func (r *report) markdown() string {
 		}
 	}
 	return s.String()
+}
+
+// stallsText says how many of each workload's failed SLO steps met a stall of the
+// machine (machineWatch), so that a reader can tell those from a contender's own
+// tail, and how many steps ran again after a pause longer than the SLO (search).
+func (r *report) stallsText() string {
+	sloMs, _ := r.Config["slo_p99_ms"].(float64)
+	slo := time.Duration(sloMs * float64(time.Millisecond))
+	var parts []string
+	for _, w := range r.Order {
+		var failed, stalled, again int
+		for _, c := range r.Results[w].Contenders {
+			for _, rr := range c.Reps {
+				for _, st := range rr.Steps {
+					if paused(st, slo) {
+						again++
+					}
+					if !st.pass(slo) {
+						failed++
+						if st.stalls() != "" {
+							stalled++
+						}
+					}
+				}
+			}
+		}
+		if failed > 0 {
+			part := fmt.Sprintf("%s %d of %d", w, stalled, failed)
+			if again > 0 {
+				part += fmt.Sprintf(" (%d run again)", again)
+			}
+			parts = append(parts, part)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "The machine's stalls: segbench watches for pauses of the whole machine (a goroutine that sleeps 5 ms at a time " +
+		"wakes late) and for its disk's writes taking long (the mean over any 100 ms, /proc/diskstats), and a step during " +
+		"which the machine paused for longer than the SLO runs again. Failed steps that met a pause over 20 ms or writes over " +
+		"5 ms each: " + strings.Join(parts, ", ") + ".\n\n"
 }
 
 // walText is a contender's WAL in kB divided by per (1024: MB), "–" where it was
