@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -567,5 +568,40 @@ func TestW6RunsMoreRepetitions(t *testing.T) {
 	r.workload("W6")
 	if md := r.markdown(); !strings.Contains(md, "each workload ran 3 times per contender ("+said) {
 		t.Errorf("the report does not say %q:\n%s", said, md)
+	}
+}
+
+// TestRatioRangeShowsUnboundedReps: a repetition in which the other contender
+// sustained no rate within the SLO, and ours did, makes the range's top unbounded,
+// so that the median ratio (of the medians) stays within the range the report
+// writes beside it (W6's run at 15408cc wrote "4.55× (2.42–3.16)").
+func TestRatioRangeShowsUnboundedReps(t *testing.T) {
+	r := newReport(config{pool: 8, reps: 3}, benchdata.Options{})
+	wr := r.workload("W6")
+	for _, tp := range []float64{6.4, 3.2, 4.6} {
+		wr.add(ours, repResult{Max: step{Throughput: tp}, ServerCPUms: 3, PGCPUms: 30})
+	}
+	for _, tp := range []float64{2.7, 1.0, 0} {
+		wr.add(flr, repResult{Max: step{Throughput: tp}, PGCPUms: 30})
+	}
+	wr.summarize()
+	r.computeRatios()
+	var got *ratio
+	for i, rt := range r.Ratios {
+		if rt.Name == "throughput ours / SQL floor" {
+			got = &r.Ratios[i]
+		}
+	}
+	if got == nil {
+		t.Fatalf("no ratio to the floor in %+v", r.Ratios)
+	}
+	if got.Unbounded != 1 || got.Min > 2.4 || got.Max != 3.2 {
+		t.Errorf("ratio %+v: want min 2.37, max 3.2 and one unbounded repetition", *got)
+	}
+	if md := r.markdown(); !strings.Contains(md, "| W6 | throughput ours / SQL floor | 4.60× (2.37–∞) |") {
+		t.Errorf("the report does not write the range's top as ∞:\n%s", md)
+	}
+	if _, err := json.Marshal(r); err != nil {
+		t.Errorf("the report does not encode: %v", err)
 	}
 }

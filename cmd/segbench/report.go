@@ -143,6 +143,10 @@ type ratio struct {
 	Goal   float64 `json:"goal,omitempty"`
 	AtMost bool    `json:"at_most,omitempty"`
 	Met    *bool   `json:"met,omitempty"`
+	// Unbounded counts the repetitions whose ratio has no bound: the other
+	// contender sustained no rate within the SLO where ours did. Max leaves them
+	// out (JSON has no infinity); the report writes the range's top as ∞.
+	Unbounded int `json:"unbounded_reps,omitempty"`
 }
 
 // check is one of the issue's targets beside the ratios: a latency in
@@ -221,19 +225,22 @@ func (w *wlRep) summarize() {
 }
 
 // ratioOf divides two contenders' medians; min and max pair the repetitions.
-func ratioOf(a, b []float64) (v, lo, hi float64) {
+func ratioOf(a, b []float64) (v, lo, hi float64, unbounded int) {
 	sa, sb := statOf(a), statOf(b)
 	if sb.Median == 0 {
-		return math.Inf(1), math.Inf(1), math.Inf(1)
+		return math.Inf(1), math.Inf(1), math.Inf(1), 0
 	}
 	v = sa.Median / sb.Median
 	lo, hi = math.Inf(1), 0
 	for i := range min(len(a), len(b)) {
-		if b[i] > 0 {
+		switch {
+		case b[i] > 0:
 			lo, hi = math.Min(lo, a[i]/b[i]), math.Max(hi, a[i]/b[i])
+		case a[i] > 0:
+			unbounded++
 		}
 	}
-	return v, lo, hi
+	return v, lo, hi, unbounded
 }
 
 func (r *report) computeRatios() {
@@ -261,8 +268,8 @@ func (r *report) computeRatios() {
 			// ratio is unbounded, and the per-workload table says so.
 			return
 		}
-		v, lo, hi := ratioOf(a, b)
-		rt := ratio{Workload: w, Name: name, Value: v, Min: lo, Max: hi, Target: target, Goal: goal, AtMost: atMost}
+		v, lo, hi, unbounded := ratioOf(a, b)
+		rt := ratio{Workload: w, Name: name, Value: v, Min: lo, Max: hi, Target: target, Goal: goal, AtMost: atMost, Unbounded: unbounded}
 		if goal > 0 {
 			met := v >= goal
 			if atMost {
@@ -454,7 +461,11 @@ func (r *report) markdown() string {
 		if rt.Met != nil {
 			met = metText(*rt.Met)
 		}
-		fmt.Fprintf(&s, "| %s | %s | %s× (%s–%s) | %s | %s |\n", rt.Workload, rt.Name, num(rt.Value), num(rt.Min), num(rt.Max), rt.Target, met)
+		top := num(rt.Max)
+		if rt.Unbounded > 0 {
+			top = "∞"
+		}
+		fmt.Fprintf(&s, "| %s | %s | %s× (%s–%s) | %s | %s |\n", rt.Workload, rt.Name, num(rt.Value), num(rt.Min), top, rt.Target, met)
 	}
 	if len(r.Checks) > 0 {
 		s.WriteString("\n## The issue's other targets\n\nLatencies at the fixed rate, medians (min–max; a difference's pair the " +
