@@ -605,3 +605,17 @@ func TestRatioRangeShowsUnboundedReps(t *testing.T) {
 		t.Errorf("the report does not encode: %v", err)
 	}
 }
+
+// TestW6RequestsRarelyShareSegments pins what the README says of W6's segments (and
+// a closing note once got wrong, from a lab that drew them from 100): two requests
+// share one with probability 19/1000, and the report says so.
+func TestW6RequestsRarelyShareSegments(t *testing.T) {
+	if got := w6SharedSegments(); got != 0.019 {
+		t.Errorf("two W6 requests share a segment with probability %.4f, want 0.019", got)
+	}
+	r := newReport(config{pool: 8, reps: 1}, benchdata.Options{})
+	r.workload("W6")
+	if md, want := r.markdown(), "W6 gives each request 100 contacts, 7919 apart from a random first, and 10 of 1000 segments made for the run, 7 apart from a random first: two requests share a segment with probability 0.019."; !strings.Contains(md, want) {
+		t.Errorf("the report does not say %q", want)
+	}
+}

@@ -453,6 +453,11 @@ func (r *report) markdown() string {
 		"each time a %gs warm-up, a %gs run at the fixed rate, then an SLO search (p99 ≤ %g ms and no errors; %gs steps, "+
 		"doubling then bisecting to within 10%%%s). Numbers are medians (min–max).\n\n",
 		r.Config["pool"], clients, reps, r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"], w6Steps)
+	if r.Results["W6"] != nil {
+		fmt.Fprintf(&s, "W6 gives each request %d contacts, %d apart from a random first, and %d of %d segments made for the run, %d apart "+
+			"from a random first: two requests share a segment with probability %.3f.\n\n",
+			w6Contacts, contactStep, w6Segments, w6Scratch, segmentStep, w6SharedSegments())
+	}
 	s.WriteString(r.stallsText())
 
 	s.WriteString("## Ratios against the targets\n\n| workload | ratio | measured | target | met |\n|---|---|---|---|---|\n")

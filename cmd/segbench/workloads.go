@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -225,6 +226,27 @@ func (d *dataset) assignIDs(r, q int, scratch []int64, nContacts, nSegments int)
 		ss[k] = scratch[(q+k*segmentStep)%len(scratch)]
 	}
 	return cs, ss
+}
+
+// w6SharedSegments is the probability that two W6 requests share a segment, by
+// assignIDs' own formula: each starts at a random one of the w6Scratch segments and
+// takes w6Segments of them segmentStep apart. Concurrent requests that share one
+// meet at its row lock and its bitmaps' chunks; W6 makes them rare.
+func w6SharedSegments() float64 {
+	scratch := make([]int64, w6Scratch)
+	for i := range scratch {
+		scratch[i] = int64(i)
+	}
+	d := &dataset{contacts: 1}
+	_, first := d.assignIDs(0, 0, scratch, 1, w6Segments)
+	shared := 0
+	for q := range w6Scratch {
+		_, ss := d.assignIDs(0, q, scratch, 1, w6Segments)
+		if slices.ContainsFunc(ss, func(s int64) bool { return slices.Contains(first, s) }) {
+			shared++
+		}
+	}
+	return float64(shared) / w6Scratch
 }
 
 func (d *dataset) assignRequest(cs, ss []int64) pair {
