@@ -187,6 +187,23 @@ func TestSearchRunsAPausedStepAgain(t *testing.T) {
 	if len(f.runs) != 2 || f.runs[1] != 50 {
 		t.Errorf("runs %v: want 100/s once, then 50/s", f.runs)
 	}
+
+	// Nor does a step past saturation (its p50 over the SLO), where the watch wakes
+	// late behind the load generator.
+	f = &fakeRunner{capacity: 150}
+	saturated := runnerFunc(func(ctx context.Context, rate float64, d time.Duration) (step, error) {
+		s, err := f.run(ctx, rate, d)
+		if len(f.runs) == 1 {
+			s.P50, s.P99, s.PauseMs = 400, 900, 97
+		}
+		return s, err
+	})
+	if _, _, err := search(context.Background(), saturated, 100, time.Second, 50*time.Millisecond, 2, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.runs) != 2 || f.runs[1] != 50 {
+		t.Errorf("runs %v: want 100/s once, then 50/s", f.runs)
+	}
 }
 
 type runnerFunc func(ctx context.Context, rate float64, d time.Duration) (step, error)

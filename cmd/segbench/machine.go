@@ -7,8 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // machineWatch watches this machine, while the contenders run, for stalls that hold
@@ -164,15 +165,12 @@ func parseDiskstats(text, device string) (diskCounters, bool) {
 
 // deviceOf returns the major:minor of the disk that holds dir, "" if unknown.
 func deviceOf(dir string) string {
-	var st syscall.Stat_t
-	if dir == "" || syscall.Stat(dir, &st) != nil {
+	var st unix.Stat_t
+	if dir == "" || unix.Stat(dir, &st) != nil {
 		return ""
 	}
-	dev := uint64(st.Dev)
-	major := (dev>>8)&0xfff | (dev>>32)&^0xfff
-	minor := dev&0xff | (dev>>12)&^0xff
-	if major == 0 { // tmpfs, overlay: no disk of its own
+	if unix.Major(st.Dev) == 0 { // tmpfs, overlay: no disk of its own
 		return ""
 	}
-	return fmt.Sprintf("%d:%d", major, minor)
+	return fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
 }

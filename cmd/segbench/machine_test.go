@@ -118,6 +118,7 @@ func TestReportCountsTheMachinesStalls(t *testing.T) {
 		{Rate: 80, Requests: 240, P99: 320, DiskMsPerWrite: 30},            // failed, the disk
 		{Rate: 60, Requests: 180, P99: 70, DiskMsPerWrite: 2},              // failed, no stall
 		{Rate: 50, Requests: 150, P99: 40, DiskMsPerWrite: 12},             // passed despite the disk
+		{Rate: 200, Requests: 600, P50: 400, P99: 900, PauseMs: 97},        // saturated: neither counted nor run again
 		{Rate: 45, Requests: 135, P99: 60, DiskMsPerWrite: 4, PauseMs: 15}, // failed, no stall
 	}})
 	wr.add(pgl, repResult{Steps: []step{{Rate: 40, Requests: 120, P99: 20}}})

@@ -948,7 +948,7 @@ func (b *bench) endSync(ctx context.Context, stop func() (syncStats, error)) {
 	}
 	if st.Updates > 0 {
 		b.log("  sync: %d contacts updated, %.1f ms per UPDATE of %d", st.Updates*syncBatch,
-			float64(st.Busy)/float64(time.Millisecond)/float64(st.Updates), syncBatch)
+			ms(st.Busy)/float64(st.Updates), syncBatch)
 	}
 	if _, err := execLong(context.WithoutCancel(ctx), b.db, "VACUUM contacts"); err != nil {
 		b.log("  vacuum: %v", err)
@@ -1043,14 +1043,14 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			}
 			rr.Fixed = fx
 			if ok := fx.Requests - fx.Errors; ok > 0 {
-				rr.ServerCPUms = float64(srv1-srv0) / float64(time.Millisecond) / float64(ok)
+				rr.ServerCPUms = ms(srv1-srv0) / float64(ok)
 				if b.pm != 0 {
-					rr.PGCPUms = float64(pg1-pg0) / float64(time.Millisecond) / float64(ok)
+					rr.PGCPUms = ms(pg1-pg0) / float64(ok)
 					rr.WALkB = walWritten(wal0, wal1, ok)
 				}
 			}
 			if fx.pgCPUFor > 0 { // measured by the runner, without its warm-up
-				rr.PGCPUms = float64(fx.pgCPU) / float64(time.Millisecond) / float64(fx.pgCPUFor)
+				rr.PGCPUms = ms(fx.pgCPU) / float64(fx.pgCPUFor)
 			}
 			clients := ""
 			if fx.Clients > 0 {
@@ -1238,9 +1238,9 @@ func (b *bench) bulk(ctx context.Context) error {
 			if n != 1_000_000 {
 				return fmt.Errorf("%s made %d memberships, want 1,000,000", k, n)
 			}
-			rr := repResult{WallSeconds: wall.Seconds(), ServerCPUms: float64(srv1-srv0) / float64(time.Millisecond)}
+			rr := repResult{WallSeconds: wall.Seconds(), ServerCPUms: ms(srv1 - srv0)}
 			if b.pm != 0 {
-				rr.PGCPUms = float64(pg1-pg0) / float64(time.Millisecond)
+				rr.PGCPUms = ms(pg1 - pg0)
 				rr.WALkB = walWritten(wal0, wal1, 1)
 			}
 			if p := b.servers[k]; p != nil {
