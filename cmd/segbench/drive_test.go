@@ -290,12 +290,7 @@ func TestReportComparesABase(t *testing.T) {
 		}
 		wr.summarize()
 		r.computeRatios()
-		var got *ratio
-		for i, rt := range r.Ratios {
-			if rt.Name == "throughput ours / base" {
-				got = &r.Ratios[i]
-			}
-		}
+		got := ratioNamed(r, "throughput ours / base")
 		md := r.markdown()
 		hasRow := strings.Contains(md, "| base |")
 		switch {
@@ -554,11 +549,13 @@ func TestPoolRunnerReusesTheRecentConnection(t *testing.T) {
 	// Mostly on one connection: taking turns, as pgbench's clients did, would spread
 	// them about 6 a connection. (Not all on one: on a loaded machine, such as under
 	// make test's -race with other packages' tests, a transaction can outlast the 20
-	// ms to the next, which then takes another connection; 4 were seen.)
+	// ms to the next, which then takes another connection; 4 were seen, and once only
+	// 36 of the 49 on the connection used most. Half of them on one still tells a
+	// pool from turns.)
 	rows := storetest.Column[int64](t, db, `SELECT count(*) FROM seen`)
 	most := storetest.Column[int64](t, db, `SELECT count(*) FROM seen GROUP BY pid ORDER BY 1 DESC LIMIT 1`)
-	if rows[0] != 49 || most[0] < 40 {
-		t.Errorf("%d rows, %d of them from the connection used most; want the 49 committed, at least 40 on one", rows[0], most[0])
+	if rows[0] != 49 || most[0] < 25 {
+		t.Errorf("%d rows, %d of them from the connection used most; want the 49 committed, at least 25 on one", rows[0], most[0])
 	}
 }
 
@@ -603,12 +600,7 @@ func TestRatioRangeShowsUnboundedReps(t *testing.T) {
 	}
 	wr.summarize()
 	r.computeRatios()
-	var got *ratio
-	for i, rt := range r.Ratios {
-		if rt.Name == "throughput ours / SQL floor" {
-			got = &r.Ratios[i]
-		}
-	}
+	got := ratioNamed(r, "throughput ours / SQL floor")
 	if got == nil {
 		t.Fatalf("no ratio to the floor in %+v", r.Ratios)
 	}
@@ -635,4 +627,14 @@ func TestW6RequestsRarelyShareSegments(t *testing.T) {
 	if md, want := r.markdown(), "W6 gives each request 100 contacts, 7919 apart from a random first, and 10 of 1000 segments made for the run, 7 apart from a random first: two requests share a segment with probability 0.019."; !strings.Contains(md, want) {
 		t.Errorf("the report does not say %q", want)
 	}
+}
+
+// ratioNamed returns the report's ratio of that name, nil if it has none.
+func ratioNamed(r *report, name string) *ratio {
+	for i := range r.Ratios {
+		if r.Ratios[i].Name == name {
+			return &r.Ratios[i]
+		}
+	}
+	return nil
 }
