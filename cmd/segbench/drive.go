@@ -150,6 +150,9 @@ func (s step) stalls() string {
 	return out
 }
 
+// ms is d in milliseconds, as the report writes times.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
 func quantileMs(lat []time.Duration, q float64) float64 {
 	if len(lat) == 0 {
 		return 0
