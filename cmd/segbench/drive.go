@@ -132,19 +132,36 @@ func narrowMiss(s step, slo time.Duration) bool {
 // the run that showed it (2026-12-05 09:37), its goroutine waiting behind
 // vegeta's in segbench's own process, and such steps fail on their p50.
 func paused(s step, slo time.Duration) bool {
-	return s.PauseMs > ms(slo) && s.P50 <= ms(slo)
+	return s.failedOnTail(slo) && s.PauseMs > ms(slo)
 }
 
-// stalls describes, for a step's log line, the machine's stalls that the step met:
-// a late wake-up of the watch over 20 ms (a pause of that length pushes a W6
-// request of 30 ms past the SLO), and 100 ms in which the disk's writes took over
-// 5 ms each (0.3 to 1 ms is usual; in the lab's stalls, 5 to 25).
+// failedOnTail reports whether s failed the SLO with its p50 within it: on its
+// slowest requests, not past saturation.
+func (s step) failedOnTail(slo time.Duration) bool {
+	return !s.pass(slo) && s.P50 <= ms(slo)
+}
+
+// What a step's log line and the report call a stall of the machine: a late
+// wake-up of the watch over lateWakeMs (a pause of that length pushes a W6 request
+// of 30 ms past the SLO), and 100 ms in which the disk's writes took over
+// slowWriteMs each (0.3 to 1 ms is usual; in the lab's stalls, 5 to 25).
+const (
+	lateWakeMs  = 20
+	slowWriteMs = 5
+)
+
+// metStall reports whether s met a stall of the machine.
+func (s step) metStall() bool {
+	return s.PauseMs > lateWakeMs || s.DiskMsPerWrite > slowWriteMs
+}
+
+// stalls describes, for a step's log line, the machine's stalls that the step met.
 func (s step) stalls() string {
 	var out string
-	if s.PauseMs > 20 {
+	if s.PauseMs > lateWakeMs {
 		out += fmt.Sprintf(" (the watch woke %.0f ms late)", s.PauseMs)
 	}
-	if s.DiskMsPerWrite > 5 {
+	if s.DiskMsPerWrite > slowWriteMs {
 		out += fmt.Sprintf(" (disk writes %.0f ms each)", s.DiskMsPerWrite)
 	}
 	return out

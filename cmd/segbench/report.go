@@ -555,9 +555,9 @@ func (r *report) stallsText() string {
 					if paused(st, slo) {
 						again++
 					}
-					if !st.pass(slo) && st.P50 <= sloMs {
+					if st.failedOnTail(slo) {
 						failed++
-						if st.stalls() != "" {
+						if st.metStall() {
 							stalled++
 						}
 					}
@@ -575,11 +575,11 @@ func (r *report) stallsText() string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return "The machine's stalls: segbench watches for pauses of the whole machine (a goroutine that sleeps 5 ms at a time " +
-		"wakes late; under load, also by the CPU's queue) and for its disk's writes taking long (the mean over any 100 ms, " +
-		"/proc/diskstats), and a step that failed on its tail while the machine paused for longer than the SLO runs again. " +
-		"Steps that failed on their tail (p50 within the SLO), and of those the ones that met a late wake-up over 20 ms or " +
-		"writes over 5 ms each: " + strings.Join(parts, ", ") + ".\n\n"
+	return fmt.Sprintf("The machine's stalls: segbench watches for pauses of the whole machine (a goroutine that sleeps 5 ms at a time "+
+		"wakes late; under load, also by the CPU's queue) and for its disk's writes taking long (the mean over any 100 ms, "+
+		"/proc/diskstats), and a step that failed on its tail while the machine paused for longer than the SLO runs again. "+
+		"Steps that failed on their tail (p50 within the SLO), and of those the ones that met a late wake-up over %d ms or "+
+		"writes over %d ms each: %s.\n\n", lateWakeMs, slowWriteMs, strings.Join(parts, ", "))
 }
 
 // walText is a contender's WAL in kB divided by per (1024: MB), "–" where it was
