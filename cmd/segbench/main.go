@@ -1012,13 +1012,16 @@ func (b *bench) workload(ctx context.Context, w string) error {
 	for rep := range b.c.repsOf(w) {
 		for i := range contenders {
 			c := contenders[(i+rep)%len(contenders)]
-			b.log("%s rep %d: %s", w, rep+1, c)
+			var rr repResult
+			if err := b.probe(ctx, &rr); err != nil {
+				return err
+			}
+			b.log("%s rep %d: %s (machine: %s)", w, rep+1, c, rr.Speed)
 			r, done, err := b.runnerFor(ctx, w, c, rep)
 			if err != nil {
 				return err
 			}
 			r = watched{r, b.machine}
-			var rr repResult
 			if _, err := r.run(ctx, fixed, b.c.warmup); err != nil {
 				done()
 				return err
@@ -1204,6 +1207,11 @@ func (b *bench) bulk(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			var rr repResult
+			if err := b.probe(ctx, &rr); err != nil {
+				drop()
+				return err
+			}
 			cs, _ := b.d.assignIDs(rep*7+i, 0, scratch, 10_000, 0)
 			wal0 := b.walPosition(ctx)
 			srv0, pg0 := b.serverCPU(k), treeCPU(b.pm)
@@ -1238,7 +1246,7 @@ func (b *bench) bulk(ctx context.Context) error {
 			if n != 1_000_000 {
 				return fmt.Errorf("%s made %d memberships, want 1,000,000", k, n)
 			}
-			rr := repResult{WallSeconds: wall.Seconds(), ServerCPUms: ms(srv1 - srv0)}
+			rr.WallSeconds, rr.ServerCPUms = wall.Seconds(), ms(srv1-srv0)
 			if b.pm != 0 {
 				rr.PGCPUms = ms(pg1 - pg0)
 				rr.WALkB = walWritten(wal0, wal1, 1)
@@ -1246,7 +1254,7 @@ func (b *bench) bulk(ctx context.Context) error {
 			if p := b.servers[k]; p != nil {
 				rr.RSSMiB, rr.PeakRSSMiB = rss(p.pid())
 			}
-			b.log("W7 rep %d: %s %.2f s (CPU: %.0f ms server, %.0f ms PostgreSQL; WAL %.0f MB)", rep+1, k, wall.Seconds(), rr.ServerCPUms, rr.PGCPUms, rr.WALkB/1024)
+			b.log("W7 rep %d: %s %.2f s (CPU: %.0f ms server, %.0f ms PostgreSQL; WAL %.0f MB; machine: %s)", rep+1, k, wall.Seconds(), rr.ServerCPUms, rr.PGCPUms, rr.WALkB/1024, rr.Speed)
 			wr.add(k, rr)
 		}
 	}

@@ -82,6 +82,8 @@ type repResult struct {
 	RSSMiB      float64 `json:"rss_mib,omitempty"`
 	PeakRSSMiB  float64 `json:"peak_rss_mib,omitempty"`
 	WallSeconds float64 `json:"wall_seconds,omitempty"` // W7
+	// Speed is the machine's, measured right before the run (probeSpeed).
+	Speed *speed `json:"machine_speed,omitempty"`
 }
 
 // stat is a median with its range over the repetitions.

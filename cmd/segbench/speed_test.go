@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// TestProbeSpeedOnPostgreSQL runs the probe on a real PostgreSQL: both measures
+// taken, and the connection it used handed back to the pool as it found it, since
+// the contenders' floors and segbench's own statements run on the same pool after
+// it (a connection left without JIT or parallel workers would run them otherwise
+// than the contenders' do).
+func TestProbeSpeedOnPostgreSQL(t *testing.T) {
+	db, err := sql.Open("pgx", storetest.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1) // the probe's connection is the one asked after it
+	ctx := context.Background()
+	var jit, workers string
+	if err := db.QueryRowContext(ctx, "SELECT current_setting('jit'), current_setting('max_parallel_workers_per_gather')").Scan(&jit, &workers); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := probeSpeed(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 170 and 100 ms on the 2-core VM; well above any clock's resolution,
+	// and far below a second unless the probe does more than it says.
+	if sp.PostgresMs < 20 || sp.PostgresMs > 10_000 || sp.GoMs < 5 || sp.GoMs > 10_000 {
+		t.Errorf("probe measured %+v", sp)
+	}
+	var jitAfter, workersAfter string
+	if err := db.QueryRowContext(ctx, "SELECT current_setting('jit'), current_setting('max_parallel_workers_per_gather')").Scan(&jitAfter, &workersAfter); err != nil {
+		t.Fatal(err)
+	}
+	if jitAfter != jit || workersAfter != workers {
+		t.Errorf("after the probe the pool's connection has jit %s, max_parallel_workers_per_gather %s; before it %s, %s", jitAfter, workersAfter, jit, workers)
+	}
+}
+
+// TestMedianOfTakesTheMiddleRun: a probe's one slow run (a pause of the machine)
+// or fast one does not move its measure.
+func TestMedianOfTakesTheMiddleRun(t *testing.T) {
+	sleeps := []time.Duration{10 * time.Millisecond, 300 * time.Millisecond, 60 * time.Millisecond}
+	i := 0
+	got, err := medianOf(func() error {
+		time.Sleep(sleeps[i])
+		i++
+		return nil
+	})
+	if err != nil || i != speedRuns {
+		t.Fatalf("ran %d times, error %v", i, err)
+	}
+	if got < 60 || got >= 300 {
+		t.Errorf("median of runs of 10, 300 and 60 ms: %.1f ms", got)
+	}
+}
