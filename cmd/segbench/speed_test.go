@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -59,5 +60,38 @@ func TestMedianOfTakesTheMiddleRun(t *testing.T) {
 	}
 	if got < 60 || got >= 300 {
 		t.Errorf("median of runs of 10, 300 and 60 ms: %.1f ms", got)
+	}
+}
+
+// TestSpeedStatementWritesNothing: the probe's statement measures the CPU, not the
+// disk. Its first form kept its series in a tuplestore that spilled 14 MB to a
+// temporary file, and took 160-290 ms by the disk's state.
+func TestSpeedStatementWritesNothing(t *testing.T) {
+	db, err := sql.Open("pgx", storetest.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var plan string
+	if err := db.QueryRowContext(context.Background(), "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+speedStatement).Scan(&plan); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []struct {
+		Plan map[string]any
+	}
+	if err := json.Unmarshal([]byte(plan), &nodes); err != nil || len(nodes) != 1 {
+		t.Fatalf("plan %s: %v", plan, err)
+	}
+	var temp func(n map[string]any) float64
+	temp = func(n map[string]any) float64 {
+		w, _ := n["Temp Written Blocks"].(float64)
+		children, _ := n["Plans"].([]any)
+		for _, c := range children {
+			w += temp(c.(map[string]any))
+		}
+		return w
+	}
+	if w := temp(nodes[0].Plan); w > 0 {
+		t.Errorf("the probe's statement wrote %.0f temporary blocks: %s", w, plan)
 	}
 }
