@@ -120,6 +120,9 @@ type contenderRep struct {
 	PeakRSSMiB    float64     `json:"peak_rss_mib"`
 	WallSeconds   stat        `json:"wall_seconds"`
 	Statements    float64     `json:"statements_per_request"`
+	// The machine's speed before the contender's runs (repResult.Speed).
+	MachinePostgresMs stat `json:"machine_postgres_ms"`
+	MachineGoMs       stat `json:"machine_go_ms"`
 }
 
 type wlRep struct {
@@ -205,7 +208,7 @@ func (w *wlRep) add(c string, rr repResult) {
 
 func (w *wlRep) summarize() {
 	for _, x := range w.Contenders {
-		var mx, p50, p99, srv, pg, tot, walkB, rssv, wall []float64
+		var mx, p50, p99, srv, pg, tot, walkB, rssv, wall, speedPG, speedGo []float64
 		x.FixedErrors = 0
 		for _, r := range x.Reps {
 			mx = append(mx, r.Max.Throughput)
@@ -219,10 +222,14 @@ func (w *wlRep) summarize() {
 			rssv = append(rssv, r.RSSMiB)
 			wall = append(wall, r.WallSeconds)
 			x.PeakRSSMiB = math.Max(x.PeakRSSMiB, r.PeakRSSMiB)
+			if r.Speed != nil {
+				speedPG, speedGo = append(speedPG, r.Speed.PostgresMs), append(speedGo, r.Speed.GoMs)
+			}
 		}
 		x.MaxThroughput, x.P50, x.P99 = statOf(mx), statOf(p50), statOf(p99)
 		x.ServerCPUms, x.PGCPUms, x.TotalCPUms, x.WALkB = statOf(srv), statOf(pg), statOf(tot), statOf(walkB)
 		x.RSSMiB, x.WallSeconds = statOf(rssv), statOf(wall)
+		x.MachinePostgresMs, x.MachineGoMs = statOf(speedPG), statOf(speedGo)
 	}
 }
 
@@ -461,6 +468,10 @@ func (r *report) markdown() string {
 			w6Contacts, contactStep, w6Segments, w6Scratch, segmentStep, w6SharedSegments())
 	}
 	s.WriteString(r.stallsText())
+	if pg, goMs := r.machineSpeed(); pg.Median > 0 {
+		fmt.Fprintf(&s, "The machine's speed before each contender's run (\"The machine's speed\", below): PostgreSQL's fixed statement "+
+			"%s ms, Go's fixed sort %s ms.\n\n", f1(pg), f1(goMs))
+	}
 
 	s.WriteString("## Ratios against the targets\n\n| workload | ratio | measured | target | met |\n|---|---|---|---|---|\n")
 	for _, rt := range r.Ratios {
@@ -531,6 +542,7 @@ func (r *report) markdown() string {
 			}
 		}
 	}
+	s.WriteString(r.speedText())
 	s.WriteString("\n## The SQL our server sends, per workload\n\nOne request each (the floor replays these; sql/ beside this report holds them).\n\n")
 	for _, w := range r.Order {
 		if sq := r.Results[w].SQL; sq != "" {
@@ -661,4 +673,51 @@ func (r *report) svg() string {
 
 func escape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// machineSpeed is the machine's speed over the whole run: the probes before every
+// contender's run of every workload.
+func (r *report) machineSpeed() (postgresMs, goMs stat) {
+	var pg, gos []float64
+	for _, w := range r.Order {
+		for _, c := range r.Results[w].Contenders {
+			for _, rr := range c.Reps {
+				if rr.Speed != nil {
+					pg, gos = append(pg, rr.Speed.PostgresMs), append(gos, rr.Speed.GoMs)
+				}
+			}
+		}
+	}
+	return statOf(pg), statOf(gos)
+}
+
+// speedText is the report's section on the machine's speed, per workload and
+// contender: what tells a slow day, or a slow quarter of an hour for one
+// contender, from a slow build.
+func (r *report) speedText() string {
+	if pg, _ := r.machineSpeed(); pg.Median == 0 {
+		return ""
+	}
+	var s strings.Builder
+	s.WriteString("\n## The machine's speed\n\nBefore each contender's run, on the otherwise idle machine, segbench timed " +
+		"the same work in PostgreSQL (a million rows made and hashed into 1,000 groups, in one backend) and in Go " +
+		"(sorting 2^20 integers), medians of three: milliseconds, medians over the repetitions (min–max), PostgreSQL's / Go's. " +
+		"Compare them with another run's before comparing its numbers: this VM's speed changes by the hour.\n\n| workload |")
+	for _, c := range r.Contenders {
+		s.WriteString(" " + c + " |")
+	}
+	s.WriteString("\n|---|" + strings.Repeat("---|", len(r.Contenders)) + "\n")
+	for _, w := range r.Order {
+		fmt.Fprintf(&s, "| %s |", w)
+		for _, c := range r.Contenders {
+			cr := r.Results[w].Contenders[c]
+			if cr == nil || cr.MachinePostgresMs.Median == 0 {
+				s.WriteString(" – |")
+				continue
+			}
+			fmt.Fprintf(&s, " %s / %s |", f1(cr.MachinePostgresMs), f1(cr.MachineGoMs))
+		}
+		s.WriteString("\n")
+	}
+	return s.String()
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/segments/segments/internal/benchdata"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -93,5 +95,32 @@ func TestSpeedStatementWritesNothing(t *testing.T) {
 	}
 	if w := temp(nodes[0].Plan); w > 0 {
 		t.Errorf("the probe's statement wrote %.0f temporary blocks: %s", w, plan)
+	}
+}
+
+// TestReportShowsTheMachinesSpeed: the report states the machine's speed over the
+// run and per workload and contender, so that a slow quarter of an hour for one
+// contender shows beside its numbers; a run without probes says nothing of it.
+func TestReportShowsTheMachinesSpeed(t *testing.T) {
+	r := newReport(config{pool: 8, reps: 1, slo: 50 * time.Millisecond}, benchdata.Options{})
+	w1 := r.workload("W1")
+	w1.add(ours, repResult{Speed: &speed{PostgresMs: 110, GoMs: 100}})
+	w1.add(ours, repResult{Speed: &speed{PostgresMs: 170, GoMs: 130}})
+	w1.add(ours, repResult{Speed: &speed{PostgresMs: 120, GoMs: 90}})
+	w1.add(pgl, repResult{Speed: &speed{PostgresMs: 150, GoMs: 95}})
+	w1.add(flr, repResult{}) // a run from before the probe
+	w1.summarize()
+	md := r.markdown()
+	for _, want := range []string{
+		"PostgreSQL's fixed statement 135 (110–170) ms, Go's fixed sort 97.5 (90.0–130) ms.",
+		"| workload | ours | postgraphile | sql |",
+		"| W1 | 120 (110–170) / 100 (90.0–130) | 150 (150–150) / 95.0 (95.0–95.0) | – |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report does not say %q:\n%s", want, md)
+		}
+	}
+	if md := newReport(config{pool: 8, reps: 1, slo: 50 * time.Millisecond}, benchdata.Options{}).markdown(); strings.Contains(md, "speed") {
+		t.Error("a report without probes speaks of the machine's speed")
 	}
 }
