@@ -122,9 +122,7 @@ func TestReportCountsTheMachinesStalls(t *testing.T) {
 		{Rate: 45, Requests: 135, P99: 60, DiskMsPerWrite: 4, PauseMs: 15}, // failed, no stall
 	}})
 	wr.add(pgl, repResult{Steps: []step{{Rate: 40, Requests: 120, P99: 20}}})
-	if md, want := r.markdown(), "5 ms each: W6 2 of 4 (1 run again)."; !strings.Contains(md, want) {
-		t.Errorf("the report does not say %q:\n%s", want, md)
-	}
+	reportSays(t, r, "5 ms each: W6 2 of 4 (1 run again).")
 	if md := newReport(config{pool: 8, reps: 1, slo: 50 * time.Millisecond}, benchdata.Options{}).markdown(); strings.Contains(md, "stalls") {
 		t.Error("a report without steps speaks of stalls")
 	}

@@ -405,11 +405,13 @@ func num(v float64) string {
 	switch {
 	case math.IsInf(v, 0) || math.IsNaN(v):
 		return "∞"
-	case v >= 100:
+	// Each threshold where the next precision's rounding reaches it: 99.98 is
+	// "100", not "100.0".
+	case v >= 99.95:
 		return fmt.Sprintf("%.0f", v)
-	case v >= 10:
+	case v >= 9.995:
 		return fmt.Sprintf("%.1f", v)
-	case v >= 1:
+	case v >= 0.9995:
 		return fmt.Sprintf("%.2f", v)
 	default:
 		return fmt.Sprintf("%.3f", v)
