@@ -14,14 +14,16 @@ import (
 // the median of a few runs. This VM's speed changes by the hour and by the minute
 // (a W6 request took 18.7-19.8 ms of PostgreSQL's CPU one morning, 25-28 ms that
 // afternoon, for every contender alike), and a run's numbers say nothing of it
-// without a measure of the machine taken beside them.
+// without a measure of the machine taken beside them. It labels a run; it does not
+// correct one: over 15 W6 runs it followed the PostgreSQL CPU per request of the
+// run after it only loosely (correlation 0.22; bench/README.md).
 type speed struct {
 	PostgresMs float64 `json:"postgres_ms"` // speedStatement, median of speedRuns
 	GoMs       float64 `json:"go_ms"`       // sorting speedSortLen int64s, median of speedRuns
 }
 
 // speedStatement is PostgreSQL's fixed work: a million rows made, hashed into 1,000
-// groups and summed, in one backend (100-160 ms on this VM). It reads no table, so
+// groups and summed, in one backend (98-185 ms on this VM in the first full run). It reads no table, so
 // the dataset and the buffers' state do not change it, and writes nothing: the
 // series is made in the select list (ProjectSet), where generate_series in FROM
 // keeps its million rows in a tuplestore, which spilled 14 MB to a temporary file
@@ -43,10 +45,12 @@ func probeSpeed(ctx context.Context, db *sql.DB) (speed, error) {
 		return speed{}, err
 	}
 	defer conn.Close()
-	// One backend, no JIT: the same plan on every machine and run.
+	// One backend, no JIT: the same plan on every machine and run. Reset before the
+	// connection goes back to the pool, whatever happens in between.
 	if _, err := conn.ExecContext(ctx, "SET max_parallel_workers_per_gather = 0; SET jit = off"); err != nil {
 		return speed{}, err
 	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET max_parallel_workers_per_gather; RESET jit")
 	pg, err := medianOf(func() error {
 		var n int64
 		return conn.QueryRowContext(ctx, speedStatement).Scan(&n)
@@ -54,7 +58,6 @@ func probeSpeed(ctx context.Context, db *sql.DB) (speed, error) {
 	if err != nil {
 		return speed{}, err
 	}
-	_, _ = conn.ExecContext(context.WithoutCancel(ctx), "RESET max_parallel_workers_per_gather; RESET jit")
 	xs := make([]int64, speedSortLen)
 	goMs, _ := medianOf(func() error {
 		rng := rand.New(rand.NewPCG(1, 2))
