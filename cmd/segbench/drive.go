@@ -123,7 +123,7 @@ func (s *step) fromLatencies(lat []time.Duration, d time.Duration, start time.Ti
 // narrowMiss reports whether a failed step missed the SLO only by its tail: no
 // errors, and a p99 within twice the SLO.
 func narrowMiss(s step, slo time.Duration) bool {
-	return s.Errors == 0 && s.Requests > 0 && s.P99 <= 2*ms(slo)
+	return s.pass(2 * slo)
 }
 
 // paused reports whether s failed on its tail (its p50 within the SLO) while the

@@ -30,9 +30,9 @@ import (
 // The watch measures both: how late its wake-ups were at worst, and the disk's
 // worst mean time per write (or cache flush) over any 100 ms, read from
 // /proc/diskstats for the disk of PostgreSQL's data directory. A wake-up is also
-// late by the CPU's queue: past saturation, by 20-100 ms (see paused). Idle, the machine paused for 153 and 195 ms in
-// five minutes. In a W6-only run of seven, 14 of W6's 138 failed steps met either
-// (bench/README.md says what failed the others).
+// late by the CPU's queue: past saturation, by 20-100 ms (see paused). Idle, the
+// machine paused for 153 and 195 ms in five minutes. In a W6-only run of seven, 14
+// of W6's 138 failed steps met either (bench/README.md says what failed the others).
 type machineWatch struct {
 	mu      sync.Mutex
 	pause   time.Duration // the most a wake-up came late since the last take

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segments/segments/internal/benchdata"
-	"github.com/segments/segments/internal/store/storetest"
 )
 
 // TestProbeSpeedOnPostgreSQL runs the probe on a real PostgreSQL: both measures
@@ -18,11 +16,7 @@ import (
 // it (a connection left without JIT or parallel workers would run them otherwise
 // than the contenders' do).
 func TestProbeSpeedOnPostgreSQL(t *testing.T) {
-	db, err := sql.Open("pgx", storetest.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDatabase(t)
 	db.SetMaxOpenConns(1) // the probe's connection is the one asked after it
 	ctx := context.Background()
 	var jit, workers string
@@ -69,11 +63,7 @@ func TestMedianOfTakesTheMiddleRun(t *testing.T) {
 // disk. Its first form kept its series in a tuplestore that spilled 14 MB to a
 // temporary file, and took 160-290 ms by the disk's state.
 func TestSpeedStatementWritesNothing(t *testing.T) {
-	db, err := sql.Open("pgx", storetest.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDatabase(t)
 	var plan string
 	if err := db.QueryRowContext(context.Background(), "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+speedStatement).Scan(&plan); err != nil {
 		t.Fatal(err)
