@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	neturl "net/url"
 	"slices"
 	"strings"
@@ -17,18 +20,24 @@ import (
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 // pgbenchLine is a line of pgbench's per-transaction log for a transaction that
-// completed at done after latency from its scheduled start.
+// completed at done after latency from its scheduled start, started on schedule.
 func pgbenchLine(client, n int, latency time.Duration, done time.Time) string {
-	return fmt.Sprintf("%d %d %d 0 %d %d %d", client, n, latency.Microseconds(), done.Unix(), done.Nanosecond()/1000, 0)
+	return pgbenchLagLine(client, n, latency, 0, done)
+}
+
+// pgbenchLagLine is pgbenchLine for a transaction that started lag late.
+func pgbenchLagLine(client, n int, latency, lag time.Duration, done time.Time) string {
+	return fmt.Sprintf("%d %d %d 0 %d %d %d", client, n, latency.Microseconds(), done.Unix(), done.Nanosecond()/1000, lag.Microseconds())
 }
 
 func TestReadPgbenchLog(t *testing.T) {
 	done := time.Date(2026, 11, 29, 17, 0, 0, 250_000_000, time.UTC)
 	log := strings.Join([]string{
-		pgbenchLine(3, 0, 1500*time.Microsecond, done),
+		pgbenchLagLine(3, 0, 1500*time.Microsecond, 400*time.Microsecond, done),
 		"3 1 failed 0 1796490000 250000",
 		"3 2 skipped 0 1796490000 250000",
 		"garbage",
@@ -38,11 +47,73 @@ func TestReadPgbenchLog(t *testing.T) {
 	if len(txs) != 3 {
 		t.Fatalf("read %d transactions, want 3: %+v", len(txs), txs)
 	}
-	if got := txs[0]; got.failed || got.latency != 1500*time.Microsecond || !got.done.Equal(done) || !got.scheduled.Equal(done.Add(-1500*time.Microsecond)) {
+	if got := txs[0]; got.failed || got.latency != 1500*time.Microsecond || got.lag != 400*time.Microsecond ||
+		!got.done.Equal(done) || !got.scheduled.Equal(done.Add(-1500*time.Microsecond)) {
 		t.Errorf("first transaction read as %+v", got)
 	}
 	if !txs[1].failed || !txs[2].failed {
 		t.Errorf("failed and skipped transactions read as %+v and %+v", txs[1], txs[2])
+	}
+}
+
+// TestLatencyCountsFromTheSchedule: every runner's latencies count from each
+// request's scheduled start, how late it was sent included, and its p50 from the
+// send leaves that out: pgbench's log says both; vegeta's results time the send,
+// and sendLag finds its schedule.
+func TestLatencyCountsFromTheSchedule(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 14, 0, 0, 0, time.UTC)
+	var lines []string
+	for i := range 100 { // 3 ms from the schedule, 2 of them late, so 1 from the send
+		at := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		lines = append(lines, pgbenchLagLine(0, i+1, 3*time.Millisecond, 2*time.Millisecond, at.Add(3*time.Millisecond)))
+	}
+	txs := readPgbenchLog(strings.NewReader(strings.Join(lines, "\n")))
+	var s step
+	s.measure(txs, map[int]int{0: 0}, t0, t0.Add(time.Second))
+	if s.Requests != 100 || s.P50 != 3 || s.P99 != 3 || s.SentP50 != 1 || s.LagP50 != 2 || s.LagP99 != 2 {
+		t.Errorf("pgbench: %d requests, p50 %.2f, p99 %.2f, from the send %.2f, late %.2f / %.2f ms; want 100, 3, 3, 1, 2 / 2",
+			s.Requests, s.P50, s.P99, s.SentP50, s.LagP50, s.LagP99)
+	}
+
+	start := t0
+	interval := 10 * time.Millisecond
+	for _, c := range []struct {
+		seq  uint64
+		sent time.Time
+		want time.Duration
+	}{
+		{0, start.Add(13 * time.Millisecond), 3 * time.Millisecond}, // the first is due an interval after the start
+		{4, start.Add(50 * time.Millisecond), 0},
+		{4, start.Add(49 * time.Millisecond), 0}, // began a moment after start: early by that much at most
+		{9, start.Add(300 * time.Millisecond), 200 * time.Millisecond},
+	} {
+		if got := sendLag(start, interval, &vegeta.Result{Seq: c.seq, Timestamp: c.sent}); got != c.want {
+			t.Errorf("vegeta's request %d sent at +%v: %v late, want %v", c.seq, c.sent.Sub(start), got, c.want)
+		}
+	}
+}
+
+// TestHTTPRunnerCountsFromTheSchedule drives a server that answers at once: each
+// request's latency is its time from the send plus how late vegeta sent it, which
+// is never nothing (its pacer's sleep and the hand-over to a worker), so the p50
+// from the schedule exceeds the p50 from the send.
+func TestHTTPRunnerCountsFromTheSchedule(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = w.Write([]byte(`{"data":{}}`))
+	}))
+	defer srv.Close()
+	h := &httpRunner{url: srv.URL, next: func() []byte { return []byte(`{"query":"{ __typename }"}`) }}
+	s, err := h.run(context.Background(), 100, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Requests < 90 || s.Errors != 0 {
+		t.Fatalf("%d requests, %d errors (%s); want about 100, none", s.Requests, s.Errors, s.FirstError)
+	}
+	if s.SentP50 <= 0 || s.P50 <= s.SentP50 || s.LagP50 <= 0 || s.LagP99 < s.LagP50 {
+		t.Errorf("p50 %.3f ms from the schedule, %.3f from the send, sent late p50 %.3f p99 %.3f; want the first over the second, and some lateness",
+			s.P50, s.SentP50, s.LagP50, s.LagP99)
 	}
 }
 
@@ -319,7 +390,10 @@ func TestReportJudgesTheOtherTargets(t *testing.T) {
 		wr.FixedRate = fixedRates[w]
 		for _, c := range []string{ours, flr} {
 			for _, v := range append(p50[w][c], 0, 0)[:2] {
-				wr.add(c, repResult{Fixed: step{P50: v, P99: p99[w]}})
+				// The p50s above are from the send; from the schedule, ours were sent
+				// 0.6 ms late, the floor's 0.2, which the target leaves out.
+				late := map[string]float64{ours: 0.6, flr: 0.2}[c]
+				wr.add(c, repResult{Fixed: step{P50: v + late, SentP50: v, P99: p99[w]}})
 			}
 		}
 		wr.summarize()
@@ -336,8 +410,8 @@ func TestReportJudgesTheOtherTargets(t *testing.T) {
 		nameHolds string
 	}
 	wants := []want{
-		{"W1", 0.95, 0.9, 1.0, true, "p50 at 100/s"},
-		{"W3", 1.15, 1.1, 1.2, false, "p50 at 100/s"},
+		{"W1", 0.95, 0.9, 1.0, true, "p50 at 100/s from the send"},
+		{"W3", 1.15, 1.1, 1.2, false, "p50 at 100/s from the send"},
 		{"W8", 49, 49, 49, true, "5M memberships"},
 		{"W3", 1, 1, 1, true, "first: 1, 10, 50 and 100"},
 		{"W9", 3, 2, 3, false, "first: 1, 10, 50 and 100"},
@@ -353,7 +427,7 @@ func TestReportJudgesTheOtherTargets(t *testing.T) {
 		}
 	}
 	reportSays(t, r,
-		"| W3 | p50 at 100/s, ours − SQL floor | 1.150 (1.100–1.200) ms | ≤ 1 ms | **no** |",
+		"| W3 | p50 at 100/s from the send, ours − SQL floor | 1.150 (1.100–1.200) ms | ≤ 1 ms | **no** |",
 		"| W9 | statements per request at first: 1, 10, 50 and 100 | 2.00–3.00 | the same at every size | **no** |",
 		"| W3 | statements per request at first: 1, 10, 50 and 100 | 1.00 | the same at every size | yes |")
 }
@@ -373,7 +447,7 @@ func TestReportGivesWALPerRequest(t *testing.T) {
 	w7 := r.workload("W7")
 	w7.add(ours, repResult{WallSeconds: 12, PGCPUms: 12000, WALkB: 370 * 1024})
 	w7.summarize()
-	reportSays(t, r, "| ours | – | – | – | 0.000 + 20.0 | 1350 |", "| postgraphile | – | – | – | 0.000 + 0.000 | – |", "| ours | 12.0 (12.0–12.0) | 0.000 + 12000 | 370 |")
+	reportSays(t, r, "| ours | – | – | – | – | 0.000 + 20.0 | 1350 |", "| postgraphile | – | – | – | – | 0.000 + 0.000 | – |", "| ours | 12.0 (12.0–12.0) | 0.000 + 12000 | 370 |")
 }
 
 // TestStatementsByPageSize: the capture sends a workload's request at each page
@@ -534,6 +608,10 @@ func TestPoolRunnerReusesTheRecentConnection(t *testing.T) {
 	}
 	if s.P50 < 2 || s.P50 > 40 || s.Throughput < 40 {
 		t.Errorf("p50 %.1f ms, %.1f req/s; want a few ms, about 49 a second", s.P50, s.Throughput)
+	}
+	if s.SentP50 < 2 || s.SentP50 > s.P50 || s.LagP99 < s.LagP50 || s.LagP50 < 0 {
+		t.Errorf("p50 %.2f ms from the send (%.2f from the schedule), sent late p50 %.2f p99 %.2f ms; want at least the 2 ms sleep, no more than from the schedule",
+			s.SentP50, s.P50, s.LagP50, s.LagP99)
 	}
 	// Mostly on one connection: taking turns, as pgbench's clients did, would spread
 	// them about 6 a connection. (Not all on one: on a loaded machine, such as under

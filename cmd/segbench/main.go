@@ -1059,8 +1059,8 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			if fx.Clients > 0 {
 				clients = fmt.Sprintf(" (%d pgbench clients)", fx.Clients)
 			}
-			b.log("  fixed %.0f/s%s: p50 %.2f ms, p99 %.2f ms, %d errors, CPU/request %.3f ms server + %.3f ms PostgreSQL, WAL/request %.1f kB%s",
-				fixed, clients, fx.P50, fx.P99, fx.Errors, rr.ServerCPUms, rr.PGCPUms, rr.WALkB, fx.stalls())
+			b.log("  fixed %.0f/s%s: p50 %.2f ms (%.2f from the send), p99 %.2f ms, %d errors, sent late p50 %.2f ms, p99 %.2f ms, CPU/request %.3f ms server + %.3f ms PostgreSQL, WAL/request %.1f kB%s",
+				fixed, clients, fx.P50, fx.SentP50, fx.P99, fx.Errors, fx.LagP50, fx.LagP99, rr.ServerCPUms, rr.PGCPUms, rr.WALkB, fx.stalls())
 			searched := r
 			if w == "W6" {
 				searched = afterCheckpoint{r, b}

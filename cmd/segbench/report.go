@@ -111,6 +111,7 @@ type contenderRep struct {
 	MaxThroughput stat        `json:"max_throughput_rps"`
 	P50           stat        `json:"p50_ms"`
 	P99           stat        `json:"p99_ms"`
+	SentP50       stat        `json:"sent_p50_ms"` // from the send (step.SentP50)
 	FixedErrors   int         `json:"fixed_rate_errors"`
 	ServerCPUms   stat        `json:"server_cpu_ms_per_request"`
 	PGCPUms       stat        `json:"postgres_cpu_ms_per_request"`
@@ -208,12 +209,13 @@ func (w *wlRep) add(c string, rr repResult) {
 
 func (w *wlRep) summarize() {
 	for _, x := range w.Contenders {
-		var mx, p50, p99, srv, pg, tot, walkB, rssv, wall, speedPG, speedGo []float64
+		var mx, p50, p99, sentP50, srv, pg, tot, walkB, rssv, wall, speedPG, speedGo []float64
 		x.FixedErrors = 0
 		for _, r := range x.Reps {
 			mx = append(mx, r.Max.Throughput)
 			p50 = append(p50, r.Fixed.P50)
 			p99 = append(p99, r.Fixed.P99)
+			sentP50 = append(sentP50, r.Fixed.SentP50)
 			x.FixedErrors += r.Fixed.Errors
 			srv = append(srv, r.ServerCPUms)
 			pg = append(pg, r.PGCPUms)
@@ -226,7 +228,7 @@ func (w *wlRep) summarize() {
 				speedPG, speedGo = append(speedPG, r.Speed.PostgresMs), append(speedGo, r.Speed.GoMs)
 			}
 		}
-		x.MaxThroughput, x.P50, x.P99 = statOf(mx), statOf(p50), statOf(p99)
+		x.MaxThroughput, x.P50, x.P99, x.SentP50 = statOf(mx), statOf(p50), statOf(p99), statOf(sentP50)
 		x.ServerCPUms, x.PGCPUms, x.TotalCPUms, x.WALkB = statOf(srv), statOf(pg), statOf(tot), statOf(walkB)
 		x.RSSMiB, x.WallSeconds = statOf(rssv), statOf(wall)
 		x.MachinePostgresMs, x.MachineGoMs = statOf(speedPG), statOf(speedGo)
@@ -320,7 +322,10 @@ func (r *report) computeRatios() {
 // computeChecks judges the issue's targets that are not ratios: p50 at 100 req/s
 // within 1 ms of the floor's on W1 and W3 (min and max pair the repetitions), W8
 // under 50 ms (its p99 at the fixed rate), and statements per request constant in
-// page size.
+// page size. The p50s are from the send: the target is about what a request costs
+// the contender (no batching timer), and on an idle machine how late each load
+// generator sends a request is its own clock's (vegeta's p50 0.6 ms late at 100
+// req/s, Go's timers waking to the millisecond; pgbench's 0.2).
 func (r *report) computeChecks() {
 	r.Checks = nil
 	for _, w := range []string{"W1", "W3"} {
@@ -329,10 +334,10 @@ func (r *report) computeChecks() {
 			continue
 		}
 		o, f := x.Contenders[ours], x.Contenders[flr]
-		c := check{Workload: w, Name: fmt.Sprintf("p50 at %g/s, ours − SQL floor", x.FixedRate), Unit: "ms", Target: "≤ 1 ms",
-			Value: o.P50.Median - f.P50.Median, Min: math.Inf(1), Max: math.Inf(-1)}
+		c := check{Workload: w, Name: fmt.Sprintf("p50 at %g/s from the send, ours − SQL floor", x.FixedRate), Unit: "ms", Target: "≤ 1 ms",
+			Value: o.SentP50.Median - f.SentP50.Median, Min: math.Inf(1), Max: math.Inf(-1)}
 		for i := range min(len(o.Reps), len(f.Reps)) {
-			d := o.Reps[i].Fixed.P50 - f.Reps[i].Fixed.P50
+			d := o.Reps[i].Fixed.SentP50 - f.Reps[i].Fixed.SentP50
 			c.Min, c.Max = math.Min(c.Min, d), math.Max(c.Max, d)
 		}
 		c.Met = c.Value <= 1
@@ -506,12 +511,13 @@ func (r *report) markdown() string {
 	}
 	s.WriteString("\n![ratios](ratios.svg)\n\n")
 
-	s.WriteString("## Per workload\n\nMax throughput: requests per second within the SLO. Latency and CPU: at the fixed rate " +
-		"(CPU per successful request, from /proc: our server or Node, plus every PostgreSQL process). Statements: the SQL " +
+	s.WriteString("## Per workload\n\nMax throughput: requests per second within the SLO. Latency and CPU: at the fixed rate. " +
+		"Latency counts from each request's scheduled start, as the SLO's does; the p50 from the send leaves out how late the load " +
+		"generator sent each request. CPU per successful request, from /proc: our server or Node, plus every PostgreSQL process. Statements: the SQL " +
 		"messages per request, counted by a recording proxy: a round trip each, which may hold several statements (ours send " +
 		"each with its workspace's setting, and a transaction's first with its BEGIN). WAL: what PostgreSQL wrote to its log per successful request " +
 		"at the fixed rate, by its WAL insert position (the whole database's). RSS: the server process after its runs.\n\n")
-	s.WriteString("| workload | contender | max req/s | p50 ms | p99 ms | CPU ms/req server + PostgreSQL | WAL kB/req | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n")
+	s.WriteString("| workload | contender | max req/s | p50 ms | p50 from the send ms | p99 ms | CPU ms/req server + PostgreSQL | WAL kB/req | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Order {
 		x := r.Results[w]
 		if w == "W7" {
@@ -526,8 +532,8 @@ func (r *report) markdown() string {
 			if cr.FixedErrors > 0 {
 				errs = fmt.Sprintf(" (%d errors)", cr.FixedErrors)
 			}
-			fmt.Fprintf(&s, "| %s %s @ %g/s | %s | %s | %s | %s%s | %s + %s | %s | %s | %s |\n", w, x.Title, x.FixedRate, c,
-				f1(cr.MaxThroughput), f1(cr.P50), f1(cr.P99), errs, num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
+			fmt.Fprintf(&s, "| %s %s @ %g/s | %s | %s | %s | %s | %s%s | %s + %s | %s | %s | %s |\n", w, x.Title, x.FixedRate, c,
+				f1(cr.MaxThroughput), f1(cr.P50), f1(cr.SentP50), f1(cr.P99), errs, num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
 				walText(cr, 1), statementsText(cr.Statements), rssText(cr))
 		}
 	}
