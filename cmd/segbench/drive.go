@@ -86,7 +86,7 @@ func (h *httpRunner) run(ctx context.Context, rate float64, d time.Duration) (st
 	att := vegeta.NewAttacker(vegeta.Client(&http.Client{Transport: transport, Timeout: 15 * time.Second}), vegeta.MaxBody(-1))
 	pacer := vegeta.ConstantPacer{Freq: max(1, int(math.Round(rate*10))), Per: 10 * time.Second}
 	interval := pacer.Per / time.Duration(pacer.Freq)
-	var lat, sent, lags []time.Duration
+	var ts timings
 	s := step{Rate: rate}
 	start := time.Now()
 	for res := range att.Attack(tr, pacer, d, "") {
@@ -94,8 +94,7 @@ func (h *httpRunner) run(ctx context.Context, rate float64, d time.Duration) (st
 			att.Stop()
 		}
 		s.Requests++
-		lag := sendLag(start, interval, res)
-		lat, sent, lags = append(lat, lag+res.Latency), append(sent, res.Latency), append(lags, lag)
+		ts.add(sendLag(start, interval, res), res.Latency)
 		bad := ""
 		switch {
 		case res.Error != "":
@@ -109,8 +108,7 @@ func (h *httpRunner) run(ctx context.Context, rate float64, d time.Duration) (st
 			s.failed(bad)
 		}
 	}
-	s.fromLatencies(lat, d, start)
-	s.fromSends(sent, lags)
+	s.fromTimings(ts, d, start)
 	return s, ctx.Err()
 }
 
@@ -133,20 +131,31 @@ func (s *step) failed(reason string) {
 	}
 }
 
-// fromLatencies sets s's throughput and latencies from its requests' latencies
-// (from their scheduled starts), over the time since start, at least d.
-func (s *step) fromLatencies(lat []time.Duration, d time.Duration, start time.Time) {
-	elapsed := max(d, time.Since(start))
-	s.Throughput = float64(s.Requests-s.Errors) / elapsed.Seconds()
-	s.P50, s.P99 = quantileMs(lat, 0.50), quantileMs(lat, 0.99)
+// timings are a step's requests' latencies, each from its scheduled start: how late
+// it was sent, plus its time from the send.
+type timings struct {
+	latency, sent, lag []time.Duration
 }
 
-// fromSends sets s's latency from the send (SentP50) and the load generator's
-// lateness (LagP50, LagP99) from its requests' latencies from their sends and how
-// late they were sent.
-func (s *step) fromSends(sent, lags []time.Duration) {
-	s.SentP50 = quantileMs(sent, 0.50)
-	s.LagP50, s.LagP99 = quantileMs(lags, 0.50), quantileMs(lags, 0.99)
+func (t *timings) add(lag, fromSend time.Duration) {
+	t.latency = append(t.latency, lag+fromSend)
+	t.sent = append(t.sent, fromSend)
+	t.lag = append(t.lag, lag)
+}
+
+// setLatencies sets s's latencies from ts.
+func (s *step) setLatencies(ts timings) {
+	s.P50, s.P99 = quantileMs(ts.latency, 0.50), quantileMs(ts.latency, 0.99)
+	s.SentP50 = quantileMs(ts.sent, 0.50)
+	s.LagP50, s.LagP99 = quantileMs(ts.lag, 0.50), quantileMs(ts.lag, 0.99)
+}
+
+// fromTimings sets s's throughput over the time since start, at least d, and its
+// latencies from ts.
+func (s *step) fromTimings(ts timings, d time.Duration, start time.Time) {
+	elapsed := max(d, time.Since(start))
+	s.Throughput = float64(s.Requests-s.Errors) / elapsed.Seconds()
+	s.setLatencies(ts)
 }
 
 // narrowMiss reports whether a failed step missed the SLO only by its tail: no
@@ -397,20 +406,19 @@ func readPgbenchLog(r io.Reader) []pgbenchTx {
 // client's first (first: firstOfEachClient of txs); failures elsewhere in the run
 // (pgbench's summary) are already in s.Errors.
 func (s *step) measure(txs []pgbenchTx, first map[int]int, from, to time.Time) {
-	var lat, sent, lags []time.Duration
+	var ts timings
 	for _, t := range txs {
 		switch {
 		case t.scheduled.Before(from), !t.scheduled.Before(to), t.n == first[t.client]:
 		case t.failed:
 			s.Errors++
 		default:
-			lat, sent, lags = append(lat, t.latency), append(sent, t.latency-t.lag), append(lags, t.lag)
+			ts.add(t.lag, t.latency-t.lag)
 		}
 	}
-	s.Requests = len(lat) + s.Errors
-	s.Throughput = float64(len(lat)) / to.Sub(from).Seconds()
-	s.P50, s.P99 = quantileMs(lat, 0.50), quantileMs(lat, 0.99)
-	s.fromSends(sent, lags)
+	s.Requests = len(ts.latency) + s.Errors
+	s.Throughput = float64(len(ts.latency)) / to.Sub(from).Seconds()
+	s.setLatencies(ts)
 }
 
 // firstOfEachClient maps each client to the number of its first transaction.
@@ -544,8 +552,8 @@ func (p *poolRunner) run(ctx context.Context, rate float64, d time.Duration) (st
 	n := max(1, int(math.Round(rate*d.Seconds())))
 	interval := time.Duration(float64(time.Second) / rate)
 	type outcome struct {
-		latency, lag time.Duration // from the scheduled start; to the send
-		err          error
+		lag, fromSend time.Duration
+		err           error
 	}
 	outcomes := make(chan outcome, n)
 	var wg sync.WaitGroup
@@ -567,22 +575,21 @@ func (p *poolRunner) run(ctx context.Context, rate float64, d time.Duration) (st
 			defer wg.Done()
 			sentAt := time.Now()
 			err := replayOn(ctx, p.db, statements)
-			outcomes <- outcome{time.Since(due), sentAt.Sub(due), err}
+			outcomes <- outcome{sentAt.Sub(due), time.Since(sentAt), err}
 		}()
 	}
 	wg.Wait()
 	close(outcomes)
 	s := step{Rate: rate}
-	var lat, sent, lags []time.Duration
+	var ts timings
 	for o := range outcomes {
 		s.Requests++
-		lat, sent, lags = append(lat, o.latency), append(sent, o.latency-o.lag), append(lags, o.lag)
+		ts.add(o.lag, o.fromSend)
 		if o.err != nil {
 			s.failed(o.err.Error())
 		}
 	}
-	s.fromLatencies(lat, d, start)
-	s.fromSends(sent, lags)
+	s.fromTimings(ts, d, start)
 	return s, ctx.Err()
 }
 
