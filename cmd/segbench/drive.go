@@ -131,21 +131,28 @@ func (s *step) failed(reason string) {
 	}
 }
 
-// timings are a step's requests' latencies, each from its scheduled start: how late
-// it was sent, plus its time from the send.
+// timings are a step's requests' times: how late each was sent, and its time from
+// the send. Its latency, from its scheduled start, is the two added.
 type timings struct {
-	latency, sent, lag []time.Duration
+	sent, lag []time.Duration
 }
 
 func (t *timings) add(lag, fromSend time.Duration) {
-	t.latency = append(t.latency, lag+fromSend)
 	t.sent = append(t.sent, fromSend)
 	t.lag = append(t.lag, lag)
 }
 
+// len is the number of requests timed.
+func (t *timings) len() int { return len(t.sent) }
+
 // setLatencies sets s's latencies from ts.
 func (s *step) setLatencies(ts timings) {
-	s.P50, s.P99 = quantileMs(ts.latency, 0.50), quantileMs(ts.latency, 0.99)
+	latency := make([]time.Duration, ts.len())
+	for i := range latency {
+		latency[i] = ts.lag[i] + ts.sent[i]
+	}
+	s.P50, s.P99 = quantileMs(latency, 0.50), quantileMs(latency, 0.99)
+	// quantileMs sorts its list: the sums are taken first.
 	s.SentP50 = quantileMs(ts.sent, 0.50)
 	s.LagP50, s.LagP99 = quantileMs(ts.lag, 0.50), quantileMs(ts.lag, 0.99)
 }
@@ -416,8 +423,8 @@ func (s *step) measure(txs []pgbenchTx, first map[int]int, from, to time.Time) {
 			ts.add(t.lag, t.latency-t.lag)
 		}
 	}
-	s.Requests = len(ts.latency) + s.Errors
-	s.Throughput = float64(len(ts.latency)) / to.Sub(from).Seconds()
+	s.Requests = ts.len() + s.Errors
+	s.Throughput = float64(ts.len()) / to.Sub(from).Seconds()
 	s.setLatencies(ts)
 }
 

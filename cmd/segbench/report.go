@@ -495,7 +495,8 @@ func (r *report) markdown() string {
 	if len(r.Checks) > 0 {
 		s.WriteString("\n## The issue's other targets\n\nLatencies at the fixed rate, medians (min–max; a difference's pair the " +
 			"repetitions). The p50s against the floor's count from each request's send, not its scheduled start (the table per " +
-			"workload has both): on an idle machine, how late a request is sent is its load generator's clock's, not the contender's. Statements: what our server sent for the workload's first request with its page of 50 made each " +
+			"workload has both): on an idle machine, how late a request is sent is its load generator's clock's, not the " +
+			"contender's. Statements: what our server sent for the workload's first request with its page of 50 made each " +
 			"size, counted by the recording proxy.\n\n| workload | what | measured | target | met |\n|---|---|---|---|---|\n")
 		for _, c := range r.Checks {
 			// Milliseconds to the microsecond, so that a difference just over 1 ms does
