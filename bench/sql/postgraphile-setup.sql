@@ -46,3 +46,25 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
+
+-- Contact sync (W11): PostGraphile has no upsert (createContact inserts one row per
+-- mutation field, and fails on a phone the workspace has). This function does in one
+-- statement what our upsertContacts does in SQL, minus our validation (phones are
+-- not brought into E.164 or checked) and minus writing only what changes: one
+-- INSERT ... ON CONFLICT of the contacts in phone order (the order our upsert locks
+-- them in), whose update keeps the name and email not given and merges the
+-- attributes given into the stored ones.
+CREATE OR REPLACE FUNCTION segbench.upsert_contacts(workspace_id bigint, contacts jsonb)
+    RETURNS SETOF public.contacts LANGUAGE sql VOLATILE
+    AS $$
+    INSERT INTO public.contacts AS c (workspace_id, phone, name, email, attributes)
+    SELECT upsert_contacts.workspace_id, x.phone, x.name, x.email, coalesce(x.attributes, '{}')
+      FROM jsonb_to_recordset(contacts) AS x(phone text, name text, email text, attributes jsonb)
+     ORDER BY x.phone
+    ON CONFLICT (workspace_id, phone) DO UPDATE
+       SET name = coalesce(excluded.name, c.name),
+           email = coalesce(excluded.email, c.email),
+           attributes = c.attributes || excluded.attributes,
+           updated_at = now()
+    RETURNING c.*
+$$;

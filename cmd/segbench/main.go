@@ -80,7 +80,7 @@ func main() {
 	flag.StringVar(&c.setupSQL, "postgraphile-sql", "bench/sql/postgraphile-setup.sql", "what PostGraphile needs beyond the tables")
 	flag.StringVar(&c.note, "note", "", "a note for the report, such as that the machine was shared")
 	flag.StringVar(&c.sharedBuffers, "shared-buffers", "2GB", "shared_buffers of the embedded PostgreSQL: large enough for the whole dataset, which is prewarmed into it")
-	flag.StringVar(&c.only, "workloads", "W1,W2,W3,W4,W5,W6,W7,W8,W9,W10", "workloads to run")
+	flag.StringVar(&c.only, "workloads", "W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11", "workloads to run")
 	flag.IntVar(&c.contacts, "contacts", 1_000_000, "dataset size (segments 1,000; memberships 5 per contact; 10 big segments of contacts/10)")
 	flag.Uint64Var(&c.seed, "seed", 1, "dataset and request seed")
 	flag.IntVar(&c.neighbours, "neighbours", 0, "small workspaces beside the dataset's (150 contacts, 10 segments, 300 memberships each), as a service of many businesses holds them: loaded once, kept by later runs (0: none are added); not with W8")
@@ -177,11 +177,13 @@ type bench struct {
 	// w6Statements are the statements of one W6 request, its ID arrays made pgbench
 	// variables: :c0 to :c99 and :s0 to :s9.
 	w6Statements []string
-	sqlOf        map[string]string // one request's SQL per workload, for the report
-	stmts        map[string]map[string]float64
-	stmtsByPage  map[string]map[int]float64 // ours, per read workload (statementsByPageSize)
-	rep          *report
-	machine      *machineWatch // the machine's pauses and disk stalls, for the steps' logs
+	// w11Statements are the statements of each of W11's requests, in order.
+	w11Statements [][]string
+	sqlOf         map[string]string // one request's SQL per workload, for the report
+	stmts         map[string]map[string]float64
+	stmtsByPage   map[string]map[int]float64 // ours, per read workload (statementsByPageSize)
+	rep           *report
+	machine       *machineWatch // the machine's pauses and disk stalls, for the steps' logs
 }
 
 // repsOf returns how many repetitions workload w runs: W6 more (--w6-reps), as its
@@ -292,14 +294,22 @@ func run(ctx context.Context, c config) error {
 		return err
 	} else {
 		// An interrupted run leaves its write workloads' scratch segments behind (W7's
-		// with a million memberships): the dataset is as loaded only without them.
+		// with a million memberships), and W11's scratch contacts: the dataset is as
+		// loaded only without them.
 		// (The VACUUM ANALYZE below, before the contenders start, cleans up after it.)
 		res, err := execLong(ctx, b.db, `DELETE FROM segments WHERE workspace_id = $1 AND starts_with(name, $2)`, info.WorkspaceID, scratchPrefix)
 		if err != nil {
 			return fmt.Errorf("delete scratch segments of an earlier run: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			b.log("deleted %d scratch segments an interrupted run left", n)
+		n, _ := res.RowsAffected()
+		// And W11's scratch contacts.
+		if res, err = execLong(ctx, b.db, `DELETE FROM contacts WHERE workspace_id = $1 AND phone >= $2 AND phone < $3`,
+			info.WorkspaceID, upsertPhonePrefix, upsertPhoneEnd); err != nil {
+			return fmt.Errorf("delete scratch contacts of an earlier run: %w", err)
+		}
+		nc, _ := res.RowsAffected()
+		if n > 0 || nc > 0 {
+			b.log("deleted %d scratch segments and %d scratch contacts an interrupted run left", n, nc)
 			if info, err = benchdata.Find(ctx, b.db, o.Workspace); err != nil {
 				return err
 			}
@@ -395,11 +405,16 @@ func run(ctx context.Context, c config) error {
 
 	for _, w := range strings.Split(c.only, ",") {
 		w = strings.TrimSpace(w)
-		if w == "W7" {
-			if err := b.bulk(ctx); err != nil {
-				return fmt.Errorf("W7: %w", err)
-			}
-		} else if err := b.workload(ctx, w); err != nil {
+		var err error
+		switch w {
+		case "W7":
+			err = b.bulk(ctx)
+		case "W11":
+			err = b.upserts(ctx)
+		default:
+			err = b.workload(ctx, w)
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", w, err)
 		}
 		if err := b.rep.write(c.out); err != nil { // after each workload: partial results survive
@@ -706,6 +721,11 @@ func (b *bench) capture(ctx context.Context) error {
 				return err
 			}
 			b.stmts[pgl]["W7"] = float64(len(pglProxy.take()))
+		}
+	}
+	if b.selected("W11") {
+		if err := b.captureUpserts(ctx, proxy.take, pglProxy.take); err != nil {
+			return fmt.Errorf("W11: %w", err)
 		}
 	}
 	// The SQL of each workload, beside the report that shows it.

@@ -76,12 +76,12 @@ type repResult struct {
 	Fixed       step    `json:"fixed_rate"`
 	Max         step    `json:"max_within_slo"`
 	Steps       []step  `json:"steps,omitempty"`
-	ServerCPUms float64 `json:"server_cpu_ms"` // per request (W7: per run)
+	ServerCPUms float64 `json:"server_cpu_ms"` // per request (W7, W11: per run)
 	PGCPUms     float64 `json:"postgres_cpu_ms"`
-	WALkB       float64 `json:"wal_kb,omitempty"` // WAL written per request (W7: per run), walPosition
+	WALkB       float64 `json:"wal_kb,omitempty"` // WAL written per request (W7, W11: per run), walPosition
 	RSSMiB      float64 `json:"rss_mib,omitempty"`
 	PeakRSSMiB  float64 `json:"peak_rss_mib,omitempty"`
-	WallSeconds float64 `json:"wall_seconds,omitempty"` // W7
+	WallSeconds float64 `json:"wall_seconds,omitempty"` // W7, W11
 	// Speed is the machine's, measured right before the run (probeSpeed).
 	Speed *speed `json:"machine_speed,omitempty"`
 }
@@ -297,6 +297,12 @@ func (r *report) computeRatios() {
 			add(w, "wall time ours / PostGraphile", "≤ 1×", 1, true, get(w, ours, wall), get(w, pgl, wall))
 			add(w, "wall time ours / raw statement", "≤ 1.1×", 1.1, true, get(w, ours, wall), get(w, flr, wall))
 			add(w, "wall time ours / our SQL replayed", "report", 0, false, get(w, ours, wall), get(w, flrOurs, wall))
+			add(w, "wall time ours / base", "report", 0, false, get(w, ours, wall), get(w, base, wall))
+			continue
+		}
+		if w == "W11" {
+			add(w, "wall time ours / PostGraphile", "report", 0, false, get(w, ours, wall), get(w, pgl, wall))
+			add(w, "wall time ours / SQL floor", "report", 0, false, get(w, ours, wall), get(w, flr, wall))
 			add(w, "wall time ours / base", "report", 0, false, get(w, ours, wall), get(w, base, wall))
 			continue
 		}
@@ -522,7 +528,7 @@ func (r *report) markdown() string {
 	s.WriteString("| workload | contender | max req/s | p50 ms | p50 from the send ms | p99 ms | CPU ms/req server + PostgreSQL | WAL kB/req | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Order {
 		x := r.Results[w]
-		if w == "W7" {
+		if w == "W7" || w == "W11" { // timed whole, below
 			continue
 		}
 		for _, c := range r.Contenders {
@@ -548,6 +554,24 @@ func (r *report) markdown() string {
 		for _, c := range []string{ours, pgl, flr, flrOurs, base} {
 			if cr := x.Contenders[c]; cr != nil {
 				fmt.Fprintf(&s, "| %s | %s | %s + %s | %s | %s |\n", c, f1(cr.WallSeconds), num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
+					walText(cr, 1024), statementsText(cr.Statements))
+			}
+		}
+	}
+	if x := r.Results["W11"]; x != nil {
+		fmt.Fprintf(&s, "\n### W11: a contact sync, %d upsertContacts of 1,000 contacts (%d new and %d changed each)\n\n"+
+			"Ours sends the %d requests back to back; PostGraphile, which has no upsert, the same contacts to a function of "+
+			"one INSERT ... ON CONFLICT that neither validates phones nor skips unchanged rows (bench/sql/postgraphile-setup.sql); "+
+			"the floor replays the SQL of our %d requests over one connection, as our server's role.\n\n"+
+			"| contender | wall s | contacts/s | CPU ms server + PostgreSQL | WAL MB | statements/request |\n|---|---|---|---|---|---|\n",
+			upsertRequests, upsertBatch/2, upsertBatch/2, upsertRequests, upsertRequests)
+		for _, c := range []string{ours, pgl, flr, base} {
+			if cr := x.Contenders[c]; cr != nil {
+				rate := "–"
+				if cr.WallSeconds.Median > 0 {
+					rate = num(upsertRequests * upsertBatch / cr.WallSeconds.Median)
+				}
+				fmt.Fprintf(&s, "| %s | %s | %s | %s + %s | %s | %s |\n", c, f1(cr.WallSeconds), rate, num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
 					walText(cr, 1024), statementsText(cr.Statements))
 			}
 		}

@@ -278,4 +278,5 @@ var workloadTitles = map[string]string{
 	"W8":  "audience count: any 3 big segments, none 1",
 	"W9":  "segment page: 50 newest contacts of a segment, segments of every size",
 	"W10": "W4 during a sync: contact search while 500 contacts a second are updated",
+	"W11": "contact sync: 20 upserts of 1,000 contacts, 500 new and 500 changed each",
 }
