@@ -86,6 +86,14 @@ func (c *ContactInput) Normalize() error {
 	return errs.Err()
 }
 
+// NormalizeKnown is Normalize for a contact whose phone, exactly as given, a contact
+// of its workspace has. Stored phones are in E.164 and were checked against their
+// numbering plans when stored; checking one again, most of Normalize's time (15-20 µs
+// a phone), would give it back unchanged, so only the other fields are checked.
+func (c *ContactInput) NormalizeKnown() error {
+	return c.normalizeDetails(nil).Err()
+}
+
 func (c *ContactDetails) normalizeDetails(errs Errors) Errors {
 	if c.Name.Set {
 		c.Name.Value, errs = optionalText(errs, Path("name"), c.Name.Value, MaxContactName)

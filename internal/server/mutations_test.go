@@ -1281,6 +1281,35 @@ func TestUpsertContactsRefused(t *testing.T) {
 	}
 }
 
+// A phone given exactly as a contact of the workspace has it is that contact's, and
+// is not checked against its numbering plan again (most of an upsert's CPU, and a
+// sync sends back the phones it was given): a stored phone that the plan rejects, as
+// one stored before a change of the plans could be, is still updated by it. Given
+// in any other form, or by another workspace, it is checked as any phone is.
+func TestUpsertContactsKnownPhones(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	const legacy = "+9112345" // E.164 in form (the table's check) but too short for India
+	if _, err := c.store.DB().Exec(`INSERT INTO contacts (workspace_id, phone, name) VALUES ($1, $2, 'Legacy')`, c.ws.ID, legacy); err != nil {
+		t.Fatal(err)
+	}
+	p := c.upsert(map[string]any{"phone": legacy, "attributes": map[string]any{"tier": "gold"}}, map[string]any{"phone": "+919800000009"})
+	checkUserErrors(t, p.UserErrors)
+	if len(p.Contacts) != 2 || p.Contacts[0].Phone != legacy || p.Contacts[0].Name == nil || *p.Contacts[0].Name != "Legacy" || p.Contacts[0].Attributes["tier"] != "gold" ||
+		p.CreatedCount != 1 || p.UpdatedCount != 1 {
+		t.Errorf("upsert of the stored phone and a new one: %+v, created %d, updated %d; want Legacy updated, one created", p.Contacts, p.CreatedCount, p.UpdatedCount)
+	}
+	for name, c := range map[string]mutClient{"in another form": c.on(t), "by another workspace": {c.as(t)}} {
+		phone := legacy
+		if name == "in another form" {
+			phone = "+91 12345"
+		}
+		before := c.dbState()
+		p := c.upsert(map[string]any{"phone": phone, "name": "Other"})
+		checkUserErrors(t, p.UserErrors, userErrAt("INVALID", "input", "contacts", "0", "phone"))
+		c.unchanged(before)
+	}
+}
+
 // TestUpsertContacts covers what an accepted upsert does: phone normalization,
 // matching by phone, field semantics, attribute merging, and the counts.
 func TestUpsertContacts(t *testing.T) {
