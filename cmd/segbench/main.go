@@ -1227,66 +1227,94 @@ func (b *bench) bulk(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			var rr repResult
-			if err := b.probe(ctx, &rr); err != nil {
-				drop()
-				return err
-			}
 			cs, _ := b.d.assignIDs(rep*7+i, 0, scratch, 10_000, 0)
-			wal0 := b.walPosition(ctx)
-			srv0, pg0 := b.serverCPU(k), treeCPU(b.pm)
-			t0 := time.Now()
-			switch k {
-			case ours, base:
-				for j := 0; j < 10 && err == nil; j++ {
-					_, err = b.post(k, b.d.assignRequest(cs[j*1000:(j+1)*1000], scratch).ours)
-				}
-			case pgl:
-				_, err = b.post(pgl, b.d.assignRequest(cs, scratch).pgl)
-			case flr:
-				_, err = conn.Exec(ctx, `INSERT INTO memberships (workspace_id, segment_id, contact_id)
+			run := func() (err error) {
+				switch k {
+				case ours, base:
+					for j := 0; j < 10 && err == nil; j++ {
+						_, err = b.post(k, b.d.assignRequest(cs[j*1000:(j+1)*1000], scratch).ours)
+					}
+				case pgl:
+					_, err = b.post(pgl, b.d.assignRequest(cs, scratch).pgl)
+				case flr:
+					_, err = conn.Exec(ctx, `INSERT INTO memberships (workspace_id, segment_id, contact_id)
 					SELECT $1, s, c FROM unnest($2::bigint[]) AS s CROSS JOIN unnest($3::bigint[]) AS c
 					ON CONFLICT DO NOTHING`, pgx.QueryExecModeSimpleProtocol, b.d.ws, scratch, cs)
-			case flrOurs:
-				for j := 0; j < 10 && err == nil; j++ {
-					err = b.replayOurs(ctx, conn, cs[j*1000:(j+1)*1000], scratch)
+				case flrOurs:
+					for j := 0; j < 10 && err == nil; j++ {
+						err = b.replayOurs(ctx, conn, cs[j*1000:(j+1)*1000], scratch)
+					}
 				}
+				return err
 			}
-			wall := time.Since(t0)
-			srv1, pg1 := b.serverCPU(k), treeCPU(b.pm)
-			wal1 := b.walPosition(ctx)
-			var n int64
-			if err == nil {
-				err = b.db.QueryRowContext(ctx, `SELECT count(*) FROM memberships WHERE workspace_id = $1 AND segment_id = ANY($2)`, b.d.ws, scratch).Scan(&n)
+			check := func() error {
+				var n int64
+				if err := b.db.QueryRowContext(ctx, `SELECT count(*) FROM memberships WHERE workspace_id = $1 AND segment_id = ANY($2)`, b.d.ws, scratch).Scan(&n); err != nil {
+					return err
+				}
+				if n != 1_000_000 {
+					return fmt.Errorf("made %d memberships, want 1,000,000", n)
+				}
+				return nil
 			}
-			drop()
-			if err != nil {
-				return fmt.Errorf("%s: %w", k, err)
+			if err := b.timedWhole(ctx, wr, k, rep, run, check, drop); err != nil {
+				return err
 			}
-			if n != 1_000_000 {
-				return fmt.Errorf("%s made %d memberships, want 1,000,000", k, n)
-			}
-			rr.WallSeconds, rr.ServerCPUms = wall.Seconds(), ms(srv1-srv0)
-			if b.pm != 0 {
-				rr.PGCPUms = ms(pg1 - pg0)
-				rr.WALkB = walWritten(wal0, wal1, 1)
-			}
-			if p := b.servers[k]; p != nil {
-				rr.RSSMiB, rr.PeakRSSMiB = rss(p.pid())
-			}
-			b.log("W7 rep %d: %s %.2f s (CPU: %.0f ms server, %.0f ms PostgreSQL; WAL %.0f MB; machine: %s)", rep+1, k, wall.Seconds(), rr.ServerCPUms, rr.PGCPUms, rr.WALkB/1024, rr.Speed)
-			wr.add(k, rr)
 		}
 	}
-	for c, m := range b.stmts {
-		if n, ok := m["W7"]; ok {
-			wr.contender(c).Statements = n
-		}
-	}
+	b.setStatements(wr)
 	wr.contender(flrOurs).Statements = b.stmts[ours]["W7"] - 1 // without the API key lookup
 	wr.contender(flr).Statements = 1
 	wr.summarize()
 	return nil
+}
+
+// timedWhole runs one contender's run of a workload timed whole (W7, W11): the
+// machine's speed first (probe), then run, with the wall time, the server's and
+// PostgreSQL's CPU and the WAL it took; then check, and cleanup whatever happened.
+// It adds the result to wr.
+func (b *bench) timedWhole(ctx context.Context, wr *wlRep, k string, rep int, run, check func() error, cleanup func()) error {
+	var rr repResult
+	if err := b.probe(ctx, &rr); err != nil {
+		cleanup()
+		return err
+	}
+	wal0 := b.walPosition(ctx)
+	srv0, pg0 := b.serverCPU(k), treeCPU(b.pm)
+	t0 := time.Now()
+	err := run()
+	wall := time.Since(t0)
+	srv1, pg1 := b.serverCPU(k), treeCPU(b.pm)
+	wal1 := b.walPosition(ctx)
+	if err == nil {
+		err = check()
+	}
+	cleanup()
+	if err != nil {
+		return fmt.Errorf("%s: %w", k, err)
+	}
+	rr.WallSeconds, rr.ServerCPUms = wall.Seconds(), ms(srv1-srv0)
+	if b.pm != 0 {
+		rr.PGCPUms = ms(pg1 - pg0)
+		rr.WALkB = walWritten(wal0, wal1, 1)
+	}
+	if p := b.servers[k]; p != nil {
+		rr.RSSMiB, rr.PeakRSSMiB = rss(p.pid())
+	}
+	b.log("%s rep %d: %s %.2f s (CPU: %.0f ms server, %.0f ms PostgreSQL; WAL %.0f MB; machine: %s)",
+		wr.ID, rep+1, k, wall.Seconds(), rr.ServerCPUms, rr.PGCPUms, rr.WALkB/1024, rr.Speed)
+	wr.add(k, rr)
+	return nil
+}
+
+// setStatements gives each contender of wr the statements per request the capture
+// counted.
+func (b *bench) setStatements(wr *wlRep) {
+	for c, m := range b.stmts {
+		if n, ok := m[wr.ID]; ok {
+			wr.contender(c).Statements = n
+		}
+	}
 }
 
 // flrOurs is W7's second floor: the SQL of our ten requests, replayed.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // W11 is a partner's contact sync: upsertRequests requests of upsertContacts, each of
@@ -128,51 +127,25 @@ func (b *bench) upserts(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			var rr repResult
-			if err := b.probe(ctx, &rr); err != nil {
-				drop()
+			run := func() (err error) {
+				for j := 0; j < upsertRequests && err == nil; j++ {
+					switch k {
+					case ours, base:
+						_, err = b.post(k, reqs[j].ours)
+					case pgl:
+						_, err = b.post(pgl, reqs[j].pgl)
+					case flr:
+						err = replayOn(ctx, b.floorPool, b.w11Statements[j])
+					}
+				}
 				return err
 			}
-			wal0 := b.walPosition(ctx)
-			srv0, pg0 := b.serverCPU(k), treeCPU(b.pm)
-			t0 := time.Now()
-			for j := 0; j < upsertRequests && err == nil; j++ {
-				switch k {
-				case ours, base:
-					_, err = b.post(k, reqs[j].ours)
-				case pgl:
-					_, err = b.post(pgl, reqs[j].pgl)
-				case flr:
-					err = replayOn(ctx, b.floorPool, b.w11Statements[j])
-				}
+			if err := b.timedWhole(ctx, wr, k, rep, run, func() error { return b.upsertCheck(ctx) }, drop); err != nil {
+				return err
 			}
-			wall := time.Since(t0)
-			srv1, pg1 := b.serverCPU(k), treeCPU(b.pm)
-			wal1 := b.walPosition(ctx)
-			if err == nil {
-				err = b.upsertCheck(ctx)
-			}
-			drop()
-			if err != nil {
-				return fmt.Errorf("%s: %w", k, err)
-			}
-			rr.WallSeconds, rr.ServerCPUms = wall.Seconds(), ms(srv1-srv0)
-			if b.pm != 0 {
-				rr.PGCPUms = ms(pg1 - pg0)
-				rr.WALkB = walWritten(wal0, wal1, 1)
-			}
-			if p := b.servers[k]; p != nil {
-				rr.RSSMiB, rr.PeakRSSMiB = rss(p.pid())
-			}
-			b.log("W11 rep %d: %s %.2f s (CPU: %.0f ms server, %.0f ms PostgreSQL; WAL %.0f MB; machine: %s)", rep+1, k, wall.Seconds(), rr.ServerCPUms, rr.PGCPUms, rr.WALkB/1024, rr.Speed)
-			wr.add(k, rr)
 		}
 	}
-	for c, m := range b.stmts {
-		if n, ok := m["W11"]; ok {
-			wr.contender(c).Statements = n
-		}
-	}
+	b.setStatements(wr)
 	wr.summarize()
 	return nil
 }
