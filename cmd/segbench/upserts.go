@@ -58,9 +58,9 @@ func (d *dataset) upsertRequest(j int) pair {
 
 // upsertScratch creates the scratch contacts the first request changes, and writes a
 // checkpoint, as scratch does for the assignments (run deletes those of an
-// interrupted run at its start). Its drop deletes the scratch contacts and vacuums contacts, index
-// entries included (INDEX_CLEANUP ON: the 10,500 rows dead, about 2% of the table's
-// pages, are near the threshold under which VACUUM skips the indexes).
+// interrupted run at its start). Its drop deletes the scratch contacts and vacuums
+// contacts, index entries included (INDEX_CLEANUP ON: the 10,500 rows dead, about 2%
+// of the table's pages, are near the threshold under which VACUUM skips the indexes).
 func (b *bench) upsertScratch(ctx context.Context) (drop func(), err error) {
 	drop = func() {
 		ctx := context.WithoutCancel(ctx)

@@ -25,8 +25,9 @@ import (
 // The handler's hot paths, for regressions (go test -run '^$' -bench . ./internal/server/,
 // or make bench-go): W1, W3, W4 and W6 of the benchmark suite (make bench), and a
 // partner's sync of contacts (BenchmarkSyncContacts), on a modest dataset of 2,000
-// contacts in 60 segments, through the real HTTP handler and a real PostgreSQL. Each reports allocations and the SQL statements per request,
-// which must not grow with the page size.
+// contacts in 60 segments, through the real HTTP handler and a real PostgreSQL. Each
+// reports allocations and the SQL statements per request, which must not grow with
+// the page size.
 
 const (
 	benchContacts = 2000
