@@ -51,7 +51,7 @@ END $$;
 -- mutation field, and fails on a phone the workspace has). This function does in one
 -- statement what our upsertContacts does in SQL, minus our validation (phones are
 -- not brought into E.164 or checked) and minus writing only what changes: one
--- INSERT ... ON CONFLICT of the contacts in phone order (the order our upsert locks
+-- INSERT ... ON CONFLICT of the contacts in phone order (the order our upsert inserts
 -- them in), whose update keeps the name and email not given and merges the
 -- attributes given into the stored ones.
 CREATE OR REPLACE FUNCTION segbench.upsert_contacts(workspace_id bigint, contacts jsonb)
