@@ -302,12 +302,10 @@ func run(ctx context.Context, c config) error {
 			return fmt.Errorf("delete scratch segments of an earlier run: %w", err)
 		}
 		n, _ := res.RowsAffected()
-		// And W11's scratch contacts.
-		if res, err = execLong(ctx, b.db, `DELETE FROM contacts WHERE workspace_id = $1 AND phone >= $2 AND phone < $3`,
-			info.WorkspaceID, upsertPhonePrefix, upsertPhoneEnd); err != nil {
+		nc, err := deleteUpsertScratch(ctx, b.db, info.WorkspaceID)
+		if err != nil {
 			return fmt.Errorf("delete scratch contacts of an earlier run: %w", err)
 		}
-		nc, _ := res.RowsAffected()
 		if n > 0 || nc > 0 {
 			b.log("deleted %d scratch segments and %d scratch contacts an interrupted run left", n, nc)
 			if info, err = benchdata.Find(ctx, b.db, o.Workspace); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ const (
 	upsertRequests    = 20
 	upsertBatch       = 1000
 	upsertPhonePrefix = "+9197"
+	upsertPhoneEnd    = "+9198" // the first phone past the scratch range, in text order
 )
 
 // upsertPhone is the phone of the i-th scratch contact.
@@ -64,8 +66,7 @@ func (d *dataset) upsertRequest(j int) pair {
 func (b *bench) upsertScratch(ctx context.Context) (drop func(), err error) {
 	drop = func() {
 		ctx := context.WithoutCancel(ctx)
-		if _, err := execLong(ctx, b.db, `DELETE FROM contacts WHERE workspace_id = $1 AND phone >= $2 AND phone < $3`,
-			b.d.ws, upsertPhonePrefix, upsertPhoneEnd); err != nil {
+		if _, err := deleteUpsertScratch(ctx, b.db, b.d.ws); err != nil {
 			b.log("delete scratch contacts: %v", err)
 		}
 		if _, err := execLong(ctx, b.db, "VACUUM (ANALYZE, INDEX_CLEANUP ON) contacts"); err != nil {
@@ -83,8 +84,16 @@ func (b *bench) upsertScratch(ctx context.Context) (drop func(), err error) {
 	return drop, nil
 }
 
-// upsertPhoneEnd is the first phone past the scratch range, in text order.
-const upsertPhoneEnd = "+9198"
+// deleteUpsertScratch deletes the workspace's scratch contacts and says how many
+// there were.
+func deleteUpsertScratch(ctx context.Context, db *sql.DB, ws int64) (int64, error) {
+	res, err := execLong(ctx, db, `DELETE FROM contacts WHERE workspace_id = $1 AND phone >= $2 AND phone < $3`,
+		ws, upsertPhonePrefix, upsertPhoneEnd)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
 
 // upsertCheck checks what a W11 run left: every scratch contact there, each changed
 // one (all but the last request's new ones) on the "pro" plan.
