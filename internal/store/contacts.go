@@ -1012,11 +1012,17 @@ func (c *contactChange) apply(d crm.ContactDetails) {
 // against its numbering plan (crm.ContactInput.Normalize) was half our server's CPU
 // on a partner's sync (W11 of the benchmark) where this lookup costs one indexed
 // statement. It runs before the upsert's transaction: a known contact deleted in
-// between is created again with the phone it had.
+// between is created again with the phone it had. Only phones in the form every
+// stored phone has are looked up, and none at all when no phone has it.
 func (s *Store) knownPhones(ctx context.Context, ws int64, in []crm.ContactInput) (map[string]bool, error) {
-	phones := make([]string, len(in))
+	var phones []string
 	for i := range in {
-		phones[i] = in[i].Phone
+		if storable(in[i].Phone) {
+			phones = append(phones, in[i].Phone)
+		}
+	}
+	if len(phones) == 0 {
+		return nil, nil
 	}
 	var found []string
 	if err := s.db.NewRaw(`SELECT phone FROM contacts WHERE workspace_id = ? AND phone = ANY(?)`,
@@ -1028,6 +1034,20 @@ func (s *Store) knownPhones(ctx context.Context, ws int64, in []crm.ContactInput
 		known[p] = true
 	}
 	return known, nil
+}
+
+// storable reports whether phone, exactly as given, has the form the contacts table
+// checks every phone for (E.164: "+", then 7 to 15 digits, the first not 0).
+func storable(phone string) bool {
+	if len(phone) < 8 || len(phone) > 16 || phone[0] != '+' || phone[1] == '0' {
+		return false
+	}
+	for _, c := range []byte(phone[1:]) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // mergeByPhone folds inputs with the same phone into one change, in input order, and
