@@ -133,7 +133,8 @@ func TestRateLimiterRefills(t *testing.T) {
 	s := storetest.Store(t)
 	ws, _ := storetest.Workspace(t, s)
 	ctx := inWorkspace(ws.ID)
-	l, ch := newLimiter(t, s, 100, 50), newCharges(t)
+	const rate = 50
+	l, ch := newLimiter(t, s, 100, rate), newCharges(t)
 	ch.take(l, ctx, "user:asha", 100, true, 0)
 	refused := time.Now()
 	st := ch.take(l, ctx, "user:asha", 20, false, 0)
@@ -149,7 +150,7 @@ func TestRateLimiterRefills(t *testing.T) {
 	wait := st.Wait
 	time.Sleep(wait + 20*time.Millisecond)
 	st, err := l.Take(store.WithStatementCounter(ctx, c), "user:asha", 20)
-	most := int(math.Ceil((time.Since(refused)-wait).Seconds()*50)) + 1
+	most := int(math.Ceil((time.Since(refused)-wait).Seconds()*rate)) + 1
 	if err != nil || c.N() != 1 || st.CurrentlyAvailable > most {
 		t.Errorf("after the wait: %+v %v, %d statements; want at most %d left", st, err, c.N(), most)
 	}
