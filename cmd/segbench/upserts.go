@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -46,9 +47,7 @@ func (d *dataset) upsertRequest(j int) pair {
 	for i := range upsertBatch / 2 {
 		c := cf + i
 		in = append(in, map[string]any{"phone": upsertPhone(c), "name": fmt.Sprintf("Synced %d", c), "attributes": map[string]any{"plan": "pro"}})
-		n := nf + i
-		in = append(in, map[string]any{"phone": upsertPhone(n), "name": fmt.Sprintf("Synced %d", n), "email": fmt.Sprintf("synced%d@example.com", n),
-			"attributes": map[string]any{"source": "sync", "plan": "free"}})
+		in = append(in, upsertCreated(nf+i))
 	}
 	return pair{
 		gql(`mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { contacts { id } createdCount updatedCount userErrors { field message code } } }`,
@@ -56,6 +55,13 @@ func (d *dataset) upsertRequest(j int) pair {
 		gql(`mutation($in: SegbenchUpsertContactsInput!) { segbenchUpsertContacts(input: $in) { result { id } } }`,
 			map[string]any{"in": map[string]any{"workspaceId": strconv.FormatInt(d.ws, 10), "contacts": in}}),
 	}
+}
+
+// upsertCreated is scratch contact i as the request that creates it sends it (and
+// as upsertScratch makes those the first request changes).
+func upsertCreated(i int) map[string]any {
+	return map[string]any{"phone": upsertPhone(i), "name": fmt.Sprintf("Synced %d", i), "email": fmt.Sprintf("synced%d@example.com", i),
+		"attributes": map[string]any{"source": "sync", "plan": "free"}}
 }
 
 // upsertScratch creates the scratch contacts the first request changes, and writes a
@@ -73,10 +79,18 @@ func (b *bench) upsertScratch(ctx context.Context) (drop func(), err error) {
 			b.log("vacuum: %v", err)
 		}
 	}
+	var made []map[string]any
 	from, to := upsertChanged(0)
+	for i := from; i < to; i++ {
+		made = append(made, upsertCreated(i))
+	}
+	js, err := json.Marshal(made)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := b.db.ExecContext(ctx, `INSERT INTO contacts (workspace_id, phone, name, email, attributes)
-		SELECT $1, $2 || lpad(g::text, 8, '0'), 'Synced ' || g, 'synced' || g || '@example.com', '{"source": "sync", "plan": "free"}'
-		FROM generate_series($3::int, $4::int - 1) AS g`, b.d.ws, upsertPhonePrefix, from, to); err != nil {
+		SELECT $1, x.phone, x.name, x.email, x.attributes
+		FROM jsonb_to_recordset($2::jsonb) AS x(phone text, name text, email text, attributes jsonb)`, b.d.ws, string(js)); err != nil {
 		drop()
 		return nil, err
 	}
