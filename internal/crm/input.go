@@ -6,8 +6,6 @@ import (
 	"net/mail"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/nyaruka/phonenumbers"
 )
 
 // Optional is a value that may be absent from an input, as distinct from present and
@@ -88,8 +86,8 @@ func (c *ContactInput) Normalize() error {
 
 // NormalizeKnown is Normalize for a contact whose phone, exactly as given, a contact
 // of its workspace has. Stored phones are in E.164 and were checked against their
-// numbering plans when stored; checking one again, most of Normalize's time (15-20 µs
-// a phone), would give it back unchanged, so only the other fields are checked.
+// numbering plans when stored: the phone is the contact's even if the plans have
+// changed since, so only the other fields are checked.
 func (c *ContactInput) NormalizeKnown() error {
 	return c.normalizeDetails(nil).Err()
 }
@@ -222,11 +220,11 @@ func phone(errs Errors, field []string, raw string) (string, Errors) {
 	if !strings.HasPrefix(s, "+") {
 		return raw, append(errs, Errorf(CodeInvalid, field, "phone %q has no country code: write it in international format, such as +919876543210", raw))
 	}
-	num, err := phonenumbers.Parse(s, "")
-	if err != nil || !phonenumbers.IsValidNumber(num) {
+	e164, ok := e164(s)
+	if !ok {
 		return raw, append(errs, Errorf(CodeInvalid, field, "phone %q is not a valid phone number", raw))
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), errs
+	return e164, errs
 }
 
 func email(errs Errors, field []string, s *string) (*string, Errors) {

@@ -1008,16 +1008,16 @@ func (c *contactChange) apply(d crm.ContactDetails) {
 }
 
 // knownPhones returns the phones of in, exactly as given, that contacts of the
-// workspace have. A sync sends back the phones it was given, and checking a phone
-// against its numbering plan (crm.ContactInput.Normalize) was half our server's CPU
-// on a partner's sync (W11 of the benchmark) where this lookup costs one indexed
-// statement. It runs before the upsert's transaction: a known contact deleted in
-// between is created again with the phone it had. Only phones in the form every
-// stored phone has are looked up, and none at all when no phone has it.
+// workspace have: a sync sends back the phones it was given, and a stored phone is
+// its contact's even where the numbering plans have changed since it was checked
+// (crm.ContactInput.NormalizeKnown). It runs before the upsert's transaction: a known
+// contact deleted in between is created again with the phone it had. Only phones in
+// the form every stored phone has are looked up, and none at all when no phone has
+// it.
 func (s *Store) knownPhones(ctx context.Context, ws int64, in []crm.ContactInput) (map[string]bool, error) {
 	var phones []string
 	for i := range in {
-		if storable(in[i].Phone) {
+		if crm.InE164Form(in[i].Phone) {
 			phones = append(phones, in[i].Phone)
 		}
 	}
@@ -1034,20 +1034,6 @@ func (s *Store) knownPhones(ctx context.Context, ws int64, in []crm.ContactInput
 		known[p] = true
 	}
 	return known, nil
-}
-
-// storable reports whether phone, exactly as given, has the form the contacts table
-// checks every phone for (E.164: "+", then 7 to 15 digits, the first not 0).
-func storable(phone string) bool {
-	if len(phone) < 8 || len(phone) > 16 || phone[0] != '+' || phone[1] == '0' {
-		return false
-	}
-	for _, c := range []byte(phone[1:]) {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // mergeByPhone folds inputs with the same phone into one change, in input order, and

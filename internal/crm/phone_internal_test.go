@@ -1,0 +1,126 @@
+package crm
+
+import (
+	"maps"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// viaLibphonenumber is what e164 answers: libphonenumber's parse, check and format.
+func viaLibphonenumber(phone string) (string, bool) {
+	num, err := phonenumbers.Parse(phone, "")
+	if err != nil || !phonenumbers.IsValidNumber(num) {
+		return "", false
+	}
+	return phonenumbers.Format(num, phonenumbers.E164), true
+}
+
+// TestValidE164IsLibphonenumbers checks e164 against libphonenumber on numbers of
+// every calling code: each region's example of each type of number, the example with
+// its last digit changed, a digit short and a digit long, with the region's national
+// prefix or a 0 before it, and random digits after each calling code. Where
+// validE164 is sure, it must give libphonenumber's answer, and it must be sure of
+// most valid numbers (else the test proves nothing about it).
+func TestValidE164IsLibphonenumbers(t *testing.T) {
+	var phones []string
+	add := func(cc int, national string) {
+		if p := "+" + strconv.Itoa(cc) + national; InE164Form(p) {
+			phones = append(phones, p)
+		}
+	}
+	types := []phonenumbers.PhoneNumberType{phonenumbers.FIXED_LINE, phonenumbers.MOBILE, phonenumbers.TOLL_FREE,
+		phonenumbers.PREMIUM_RATE, phonenumbers.SHARED_COST, phonenumbers.VOIP, phonenumbers.PERSONAL_NUMBER,
+		phonenumbers.PAGER, phonenumbers.UAN, phonenumbers.VOICEMAIL}
+	rng := rand.New(rand.NewPCG(1, 2))
+	codes := phonenumbers.GetSupportedCallingCodes()
+	for cc := range phonenumbers.GetSupportedGlobalNetworkCallingCodes() {
+		codes[cc] = true
+	}
+	for _, cc := range slices.Sorted(maps.Keys(codes)) {
+		var examples []*phonenumbers.PhoneNumber
+		for _, region := range phonenumbers.GetRegionCodesForCountryCode(cc) {
+			if region == nonGeographicRegion {
+				examples = append(examples, phonenumbers.GetExampleNumberForNonGeoEntity(cc))
+				continue
+			}
+			ndd := phonenumbers.GetNddPrefixForRegion(region, true)
+			for _, typ := range types {
+				ex := phonenumbers.GetExampleNumberForType(region, typ)
+				examples = append(examples, ex)
+				if ex != nil && ndd != "" {
+					add(cc, ndd+phonenumbers.GetNationalSignificantNumber(ex))
+				}
+			}
+		}
+		for _, ex := range examples {
+			if ex == nil {
+				continue
+			}
+			national := phonenumbers.GetNationalSignificantNumber(ex)
+			add(cc, national)
+			add(cc, "0"+national)
+			add(cc, national[:len(national)-1])
+			add(cc, national+"7")
+			for d := range 10 {
+				add(cc, national[:len(national)-1]+strconv.Itoa(d))
+			}
+		}
+		for range 20 {
+			national := make([]byte, 4+rng.IntN(9))
+			for i := range national {
+				national[i] = byte('0' + rng.IntN(10))
+			}
+			add(cc, string(national))
+		}
+	}
+	slices.Sort(phones)
+	phones = slices.Compact(phones)
+
+	var sure, valid, sureOfValid int
+	for _, p := range phones {
+		want, wantOK := viaLibphonenumber(p)
+		got, ok := e164(p)
+		if got != want || ok != wantOK {
+			t.Errorf("e164(%q) = %q, %v; libphonenumber says %q, %v", p, got, ok, want, wantOK)
+		}
+		_, isSure := validE164(p)
+		if isSure {
+			sure++
+		}
+		if wantOK {
+			valid++
+			if isSure {
+				sureOfValid++
+			}
+		}
+	}
+	t.Logf("%d phones of %d calling codes, %d valid; validE164 sure of %d, of %d valid ones", len(phones), len(codes), valid, sure, sureOfValid)
+	if valid < 1000 || sureOfValid < valid*3/4 {
+		t.Errorf("validE164 was sure of %d of %d valid phones, want at least three quarters of at least 1,000", sureOfValid, valid)
+	}
+	for _, p := range []string{"+919876543210", "+14155552671", "+447911123456"} {
+		if valid, sure := validE164(p); !valid || !sure {
+			t.Errorf("validE164(%q) = %v, %v, want true, true", p, valid, sure)
+		}
+	}
+}
+
+// InE164Form must say yes exactly where the contacts table's check does (migration
+// 20261128000001_init: phone ~ '^\+[1-9][0-9]{6,14}$').
+func TestInE164FormIsTheTableCheck(t *testing.T) {
+	check := regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	for _, p := range []string{
+		"", "+", "+9", "+912345", "+9123456", "+91234567", "+919876543210", "+123456789012345", "+1234567890123456",
+		"+0123456789", "919876543210", "+91 98765 43210", "+91-9876543210", "0091987654321", "+９１９８７６５４３２１０",
+		"+91987654321a", " +919876543210", "+919876543210 ", "++919876543210",
+	} {
+		if got, want := InE164Form(p), check.MatchString(p); got != want {
+			t.Errorf("InE164Form(%q) = %v, the table's check says %v", p, got, want)
+		}
+	}
+}
