@@ -863,20 +863,21 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 
 	var out Upserted
 	w := s.workspaceArg(ws)
-	err = s.inTx(ctx, func(tx bun.Tx) error {
+	// The rows the statements return (up to 1,000 each) are read through pgx
+	// (scanRowsOn): through Bun's reflection, they were a fifth of the request's CPU.
+	err = s.inTxOn(ctx, func(tx bun.Tx, conn *sql.Conn) error {
 		if err := lockContactsByPhone(ctx, tx, w, changes); err != nil {
 			return err
 		}
 		byPhone := make(map[string]crm.Contact, len(changes))
 		// New contacts, in phone order so that concurrent upserts lock in one order.
-		var created []contactRow
-		err := tx.NewRaw(`
+		created, err := scanRowsOn[contactRow](ctx, conn, tx.NewRaw(`
 			INSERT INTO contacts AS c (workspace_id, phone, name, email, attributes)
 			SELECT ?, u.phone, u.name, u.email, `+mergeAttributes("'{}'::jsonb")+`
 			FROM `+upsertSource+`
 			ORDER BY u.phone
 			ON CONFLICT (workspace_id, phone) DO NOTHING
-			RETURNING `+columnsOf[contactRow](s.db, "c"), append([]any{ws}, cols...)...).Scan(ctx, &created)
+			RETURNING `+columnsOf[contactRow](s.db, "c"), append([]any{ws}, cols...)...), len(changes))
 		if err != nil {
 			return err
 		}
@@ -890,13 +891,13 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 		newAttrs := mergeAttributes("c.attributes")
 		var updated []contactRow
 		if len(created) < len(changes) {
-			err = tx.NewRaw(`
+			updated, err = scanRowsOn[contactRow](ctx, conn, tx.NewRaw(`
 				UPDATE contacts AS c
 				SET name = `+newName+`, email = `+newEmail+`, attributes = `+newAttrs+`, updated_at = now()
 				FROM `+upsertSource+`
 				WHERE c.workspace_id = ? AND c.phone = u.phone
 				  AND (`+newName+`, `+newEmail+`, `+newAttrs+`) IS DISTINCT FROM (c.name, c.email, c.attributes)
-				RETURNING `+columnsOf[contactRow](s.db, "c"), append(cols, w)...).Scan(ctx, &updated)
+				RETURNING `+columnsOf[contactRow](s.db, "c"), append(cols, w)...), len(changes)-len(created))
 			if err != nil {
 				return err
 			}
@@ -912,10 +913,8 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 			}
 		}
 		if len(rest) > 0 {
-			var unchanged []contactRow
-			err := tx.NewSelect().Model(&unchanged).
-				Where("c.workspace_id = ? AND c.phone = ANY(?)", w, pgdialect.Array(rest)).
-				Scan(ctx)
+			unchanged, err := scanRowsOn[contactRow](ctx, conn, tx.NewSelect().Model((*contactRow)(nil)).
+				Where("c.workspace_id = ? AND c.phone = ANY(?)", w, pgdialect.Array(rest)), len(rest))
 			if err != nil {
 				return err
 			}

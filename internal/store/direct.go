@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -34,7 +35,28 @@ var queryHooks = []bun.QueryHook{
 // query that wrote it, if one did: the hooks name the statement after it. Like
 // database/sql, queryDirect tries again on another connection when the one it got
 // turns out broken before the statement reached the server.
-func queryDirect(ctx context.Context, db *bun.DB, q bun.Query, query string, scan func(pgx.Rows) error) (err error) {
+func queryDirect(ctx context.Context, db *bun.DB, q bun.Query, query string, scan func(pgx.Rows) error) error {
+	return withQueryHooks(ctx, db, q, query, func(ctx context.Context) error {
+		for attempt := 0; ; attempt++ {
+			err := queryOnce(ctx, db, query, scan)
+			if !errors.Is(err, driver.ErrBadConn) || attempt == 2 {
+				return err
+			}
+		}
+	})
+}
+
+// queryDirectOn is queryDirect on conn, a connection the caller holds: the one its
+// transaction is open on (inTxOn). A transaction cannot move to another connection,
+// so it is not tried again.
+func queryDirectOn(ctx context.Context, db *bun.DB, conn *sql.Conn, q bun.Query, query string, scan func(pgx.Rows) error) error {
+	return withQueryHooks(ctx, db, q, query, func(ctx context.Context) error {
+		return queryOn(ctx, conn, query, scan)
+	})
+}
+
+// withQueryHooks runs send, which sends query, between the query hooks.
+func withQueryHooks(ctx context.Context, db *bun.DB, q bun.Query, query string, send func(context.Context) error) (err error) {
 	event := &bun.QueryEvent{DB: db, IQuery: q, Query: query, QueryTemplate: query, StartTime: time.Now()}
 	for _, h := range queryHooks {
 		ctx = h.BeforeQuery(ctx, event)
@@ -45,21 +67,21 @@ func queryDirect(ctx context.Context, db *bun.DB, q bun.Query, query string, sca
 			queryHooks[i].AfterQuery(ctx, event)
 		}
 	}()
-	for attempt := 0; ; attempt++ {
-		err = queryOnce(ctx, db, query, scan)
-		if !errors.Is(err, driver.ErrBadConn) || attempt == 2 {
-			return err
-		}
-	}
+	return send(ctx)
 }
 
-// queryOnce is one attempt of queryDirect, on one connection.
+// queryOnce is one attempt of queryDirect, on one connection of the pool.
 func queryOnce(ctx context.Context, db *bun.DB, query string, scan func(pgx.Rows) error) error {
 	conn, err := db.DB.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	return queryOn(ctx, conn, query, scan)
+}
+
+// queryOn sends query on conn and scans its rows.
+func queryOn(ctx context.Context, conn *sql.Conn, query string, scan func(pgx.Rows) error) error {
 	return conn.Raw(func(dc any) error {
 		c, ok := dc.(*tenantConn)
 		if !ok {

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -373,13 +374,25 @@ type columnScanner interface{ dest(col string) any }
 
 // scanRows runs q and scans its rows into Rs, through their columnScanner.
 func scanRows[R any](ctx context.Context, q *bun.SelectQuery, capacity int) ([]R, error) {
+	return scanRowsOn[R](ctx, nil, q, capacity)
+}
+
+// builtQuery is a Bun query that knows its database: a select, a raw statement.
+type builtQuery interface {
+	bun.Query
+	DB() *bun.DB
+}
+
+// scanRowsOn is scanRows on conn, a connection with a transaction open (inTxOn), or
+// on one of the pool when conn is nil.
+func scanRowsOn[R any](ctx context.Context, conn *sql.Conn, q builtQuery, capacity int) ([]R, error) {
 	query, err := q.AppendQuery(q.DB().QueryGen(), nil)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]R, 0, capacity)
 	var dests []any
-	err = queryDirect(ctx, q.DB(), q, string(query), func(row pgx.Rows) error {
+	scan := func(row pgx.Rows) error {
 		if dests == nil {
 			dests = make([]any, len(row.FieldDescriptions()))
 		}
@@ -389,7 +402,12 @@ func scanRows[R any](ctx context.Context, q *bun.SelectQuery, capacity int) ([]R
 			dests[i] = r.dest(fd.Name) // nil, a column the row type does not know, is skipped
 		}
 		return row.Scan(dests...)
-	})
+	}
+	if conn != nil {
+		err = queryDirectOn(ctx, q.DB(), conn, q, string(query), scan)
+	} else {
+		err = queryDirect(ctx, q.DB(), q, string(query), scan)
+	}
 	return out, err
 }
 
