@@ -1281,22 +1281,36 @@ func TestUpsertContactsRefused(t *testing.T) {
 	}
 }
 
-// A phone given exactly as a contact of the workspace has it is that contact's, and
-// is not checked against its numbering plan again (most of an upsert's CPU, and a
-// sync sends back the phones it was given): a stored phone that the plan rejects, as
-// one stored before a change of the plans could be, is still updated by it. Given
-// in any other form, or by another workspace, it is checked as any phone is.
+// A phone given exactly as a contact of the workspace has it is that contact's (a
+// sync sends back the phones it was given), even where its numbering plan, changed
+// since it was stored, rejects it or would write it otherwise: such a stored phone is
+// still updated by it. Given in any other form, or by another workspace, it is
+// checked as any phone is. Only such doubtful phones are looked up: an upsert of
+// valid phones sends as many statements as one of phones that cannot be stored as
+// given.
 func TestUpsertContactsKnownPhones(t *testing.T) {
 	c := mutClient{newAPI(t)}
-	const legacy = "+9112345" // E.164 in form (the table's check) but too short for India
-	if _, err := c.store.DB().Exec(`INSERT INTO contacts (workspace_id, phone, name) VALUES ($1, $2, 'Legacy')`, c.ws.ID, legacy); err != nil {
-		t.Fatal(err)
+	const legacy = "+9112345"         // E.164 in form (the table's check) but too short for India
+	const prefixed = "+4407911123456" // the plan would strip the UK's national prefix: +447911123456
+	for _, phone := range []string{legacy, prefixed} {
+		if _, err := c.store.DB().Exec(`INSERT INTO contacts (workspace_id, phone, name) VALUES ($1, $2, 'Legacy')`, c.ws.ID, phone); err != nil {
+			t.Fatal(err)
+		}
 	}
-	p := c.upsert(map[string]any{"phone": legacy, "attributes": map[string]any{"tier": "gold"}}, map[string]any{"phone": "+919800000009"})
+	p := c.upsert(map[string]any{"phone": legacy, "attributes": map[string]any{"tier": "gold"}}, map[string]any{"phone": "+919800000009"},
+		map[string]any{"phone": prefixed, "attributes": map[string]any{"tier": "silver"}})
 	checkUserErrors(t, p.UserErrors)
-	if len(p.Contacts) != 2 || p.Contacts[0].Phone != legacy || p.Contacts[0].Name == nil || *p.Contacts[0].Name != "Legacy" || p.Contacts[0].Attributes["tier"] != "gold" ||
-		p.CreatedCount != 1 || p.UpdatedCount != 1 {
-		t.Errorf("upsert of the stored phone and a new one: %+v, created %d, updated %d; want Legacy updated, one created", p.Contacts, p.CreatedCount, p.UpdatedCount)
+	if len(p.Contacts) != 3 || p.Contacts[0].Phone != legacy || p.Contacts[0].Name == nil || *p.Contacts[0].Name != "Legacy" || p.Contacts[0].Attributes["tier"] != "gold" ||
+		p.Contacts[2].Phone != prefixed || p.Contacts[2].Name == nil || *p.Contacts[2].Name != "Legacy" || p.Contacts[2].Attributes["tier"] != "silver" ||
+		p.CreatedCount != 1 || p.UpdatedCount != 2 {
+		t.Errorf("upsert of the stored phones and a new one: %+v, created %d, updated %d; want both Legacy updated, one created", p.Contacts, p.CreatedCount, p.UpdatedCount)
+	}
+
+	c.upsert(map[string]any{"phone": "+919800000010"})
+	valid := c.statements()
+	c.upsert(map[string]any{"phone": "+91 98000 00011"})
+	if formatted := c.statements(); valid != formatted {
+		t.Errorf("an upsert of a new phone in E.164 sent %d statements, of one written with spaces %d: want as many", valid, formatted)
 	}
 	for name, c := range map[string]mutClient{"in another form": c.on(t), "by another workspace": {c.as(t)}} {
 		phone := legacy

@@ -841,22 +841,8 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 	if len(in) > crm.MaxBulkContacts {
 		return Upserted{}, crm.Errorf(crm.CodeTooMany, crm.Path("contacts"), "%d contacts given, the maximum is %d", len(in), crm.MaxBulkContacts)
 	}
-	known, err := s.knownPhones(ctx, ws, in)
-	if err != nil {
+	if err := s.normalizeUpserts(ctx, ws, in); err != nil {
 		return Upserted{}, err
-	}
-	var errs crm.Errors
-	for i := range in {
-		normalize := in[i].Normalize
-		if known[in[i].Phone] {
-			normalize = in[i].NormalizeKnown
-		}
-		if err := normalize(); err != nil {
-			errs = append(errs, crm.Prefixed(crm.UserErrors(err), "contacts", fmt.Sprint(i))...)
-		}
-	}
-	if len(errs) > 0 {
-		return Upserted{}, errs
 	}
 	changes := mergeByPhone(in)
 	cols := upsertColumns(changes)
@@ -865,7 +851,7 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 	w := s.workspaceArg(ws)
 	// The rows the statements return (up to 1,000 each) are read through pgx
 	// (scanRowsOn): through Bun's reflection, they were a fifth of the request's CPU.
-	err = s.inTxOn(ctx, func(tx bun.Tx, conn *sql.Conn) error {
+	err := s.inTxOn(ctx, func(tx bun.Tx, conn *sql.Conn) error {
 		if err := lockContactsByPhone(ctx, tx, w, changes); err != nil {
 			return err
 		}
@@ -1006,33 +992,53 @@ func (c *contactChange) apply(d crm.ContactDetails) {
 	}
 }
 
-// knownPhones returns the phones of in, exactly as given, that contacts of the
-// workspace have: a sync sends back the phones it was given, and a stored phone is
-// its contact's even where the numbering plans have changed since it was checked
-// (crm.ContactInput.NormalizeKnown). It runs before the upsert's transaction: a known
-// contact deleted in between is created again with the phone it had. Only phones in
-// the form every stored phone has are looked up, and none at all when no phone has
-// it.
-func (s *Store) knownPhones(ctx context.Context, ws int64, in []crm.ContactInput) (map[string]bool, error) {
-	var phones []string
+// normalizeUpserts normalizes each input (crm.ContactInput.Normalize), and reports
+// every problem of every input at once. A phone given exactly as a contact of the
+// workspace has it is that contact's, even where the numbering plans have changed
+// since it was stored (crm.ContactInput.NormalizeKnown): a sync sends back the phones
+// it was given. Only a phone in the form every stored phone has (crm.InE164Form) that
+// its plan rejects or writes otherwise can be such a phone, so only those are looked
+// up, in one indexed statement, and a sync of valid phones sends none. The lookup
+// runs before the upsert's transaction: a known contact deleted in between is created
+// again with the phone it had.
+func (s *Store) normalizeUpserts(ctx context.Context, ws int64, in []crm.ContactInput) error {
+	problems := make([]error, len(in))
+	doubtful := map[int]crm.ContactInput{} // as given
 	for i := range in {
-		if crm.InE164Form(in[i].Phone) {
-			phones = append(phones, in[i].Phone)
+		given := in[i]
+		problems[i] = in[i].Normalize()
+		if crm.InE164Form(given.Phone) && (problems[i] != nil || in[i].Phone != given.Phone) {
+			doubtful[i] = given
 		}
 	}
-	if len(phones) == 0 {
-		return nil, nil
+	if len(doubtful) > 0 {
+		phones := make([]string, 0, len(doubtful))
+		for _, c := range doubtful {
+			phones = append(phones, c.Phone)
+		}
+		var found []string
+		if err := s.db.NewRaw(`SELECT phone FROM contacts WHERE workspace_id = ? AND phone = ANY(?)`,
+			s.workspaceArg(ws), pgdialect.Array(phones)).Scan(ctx, &found); err != nil {
+			return err
+		}
+		known := make(map[string]bool, len(found))
+		for _, p := range found {
+			known[p] = true
+		}
+		for i, c := range doubtful {
+			if known[c.Phone] {
+				in[i] = c
+				problems[i] = in[i].NormalizeKnown()
+			}
+		}
 	}
-	var found []string
-	if err := s.db.NewRaw(`SELECT phone FROM contacts WHERE workspace_id = ? AND phone = ANY(?)`,
-		s.workspaceArg(ws), pgdialect.Array(phones)).Scan(ctx, &found); err != nil {
-		return nil, err
+	var errs crm.Errors
+	for i, err := range problems {
+		if err != nil {
+			errs = append(errs, crm.Prefixed(crm.UserErrors(err), "contacts", fmt.Sprint(i))...)
+		}
 	}
-	known := make(map[string]bool, len(found))
-	for _, p := range found {
-		known[p] = true
-	}
-	return known, nil
+	return errs.Err()
 }
 
 // mergeByPhone folds inputs with the same phone into one change, in input order, and
