@@ -17,7 +17,8 @@ import (
 // on every call. A partner's sync of 1,000 new contacts spent 20 ms of our server's
 // CPU there. A phone already in E.164 form, as partners send them, is checked here
 // instead with the same metadata and the same patterns, compiled once per calling
-// code (1-2 µs); TestValidE164IsLibphonenumbers holds the two to the same answers.
+// code (1.4-3.3 µs); TestValidE164IsLibphonenumbers holds the two to the same
+// answers.
 
 // InE164Form reports whether phone, exactly as given, has the form every stored
 // phone has: "+", then 7 to 15 digits, the first not 0 (the contacts table checks
@@ -127,8 +128,8 @@ func (r *regionPlan) knows(national string) bool {
 }
 
 // plans holds the numbering plan of each calling code asked for (nil for a number
-// that is none), compiled on first use: compiling all 245 takes longer than a
-// process that checks a few Indian phones should wait.
+// that is none), compiled on first use: all 224 take 0.1 s to compile, one a few
+// milliseconds, and a workspace's phones are mostly of one country.
 var plans sync.Map // int → *numberingPlan
 
 func planOf(cc int) *numberingPlan {
