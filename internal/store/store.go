@@ -275,7 +275,7 @@ const txAttempts = 3
 // app.workspace_id when ctx carries a workspace (tenant.go): the transaction is
 // scoped for row-level security from its first statement on, without a round trip.
 func (s *Store) inTx(ctx context.Context, fn func(tx bun.Tx) error) error {
-	return s.retryTx(ctx, func() error {
+	return retryTx(ctx, func() error {
 		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(tx) })
 	})
 }
@@ -284,7 +284,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx bun.Tx) error) error {
 // fn gets the connection the transaction is open on, which database/sql's
 // transactions do not give.
 func (s *Store) inTxOn(ctx context.Context, fn func(tx bun.Tx, conn *sql.Conn) error) error {
-	return s.retryTx(ctx, func() error {
+	return retryTx(ctx, func() error {
 		conn, err := s.db.Conn(ctx)
 		if err != nil {
 			return err
@@ -296,7 +296,7 @@ func (s *Store) inTxOn(ctx context.Context, fn func(tx bun.Tx, conn *sql.Conn) e
 
 // retryTx runs the transaction run, again while it fails only for a concurrent one
 // or a broken connection (inTx).
-func (s *Store) retryTx(ctx context.Context, run func() error) error {
+func retryTx(ctx context.Context, run func() error) error {
 	var err error
 	for range txAttempts {
 		err = run()
