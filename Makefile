@@ -104,7 +104,8 @@ bench/postgraphile/node_modules/.installed: bench/postgraphile/package.json benc
 	cd bench/postgraphile && npm ci --no-audit --no-fund
 	touch $@
 
-# The Go benchmarks (the handler on W1, W3, W4 and W6, internal/server/bench_test.go).
+# The Go benchmarks (the handler on W1, W3, W4, W6 and a contact sync,
+# internal/server/bench_test.go; the phones' check, internal/crm).
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 

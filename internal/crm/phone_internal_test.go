@@ -124,3 +124,24 @@ func TestInE164FormIsTheTableCheck(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPhoneCheck times the check of a new phone (e164) against libphonenumber's
+// own parse, check and format, on phones in E.164 form of a few countries (Argentina's
+// take libphonenumber's way: its national prefix may start any number).
+func BenchmarkPhoneCheck(b *testing.B) {
+	for _, phone := range []string{"+919876543210", "+14155552671", "+447911123456", "+5491123456789"} {
+		for _, check := range []struct {
+			name string
+			f    func(string) (string, bool)
+		}{{"ours", e164}, {"libphonenumber", viaLibphonenumber}} {
+			b.Run(phone+"/"+check.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, ok := check.f(phone); !ok {
+						b.Fatalf("%s is not valid", phone)
+					}
+				}
+			})
+		}
+	}
+}
