@@ -44,9 +44,12 @@ func validE164(phone string) (valid, sure bool) {
 	digits := phone[1:]
 	for n := 1; n <= 3; n++ { // the shortest known calling code wins, as in Parse
 		cc, _ := strconv.Atoi(digits[:n])
-		plan := planOf(cc)
-		if plan == nil {
+		if len(phonenumbers.GetRegionCodesForCountryCode(cc)) == 0 {
 			continue
+		}
+		plan := planOf(cc)
+		if plan == nil { // a region of the code without metadata: never so far
+			return false, false
 		}
 		national := digits[n:]
 		if len(national) < 2 || plan.prefix != nil && plan.prefix.MatchString(national) {
@@ -127,9 +130,9 @@ func (r *regionPlan) knows(national string) bool {
 	return r.fixedLine.matches(national) || !r.sameMobileAndFixedLine && r.mobile.matches(national)
 }
 
-// plans holds the numbering plan of each calling code asked for (nil for a number
-// that is none), compiled on first use: all 224 take 0.1 s to compile, one a few
-// milliseconds, and a workspace's phones are mostly of one country.
+// plans holds the numbering plan of each calling code asked for, compiled on first
+// use: all 224 take 0.1 s to compile, one a few milliseconds, and a workspace's
+// phones are mostly of one country.
 var plans sync.Map // int → *numberingPlan
 
 func planOf(cc int) *numberingPlan {
@@ -161,6 +164,8 @@ var metadata = sync.OnceValues(func() (regions map[string]*phonenumbers.PhoneMet
 // nonGeographicRegion is libphonenumber's region of non-geographic calling codes.
 const nonGeographicRegion = "001"
 
+// newPlan compiles the numbering plan of calling code cc, or returns nil if
+// libphonenumber lacks the metadata of one of its regions.
 func newPlan(cc int) *numberingPlan {
 	codes := phonenumbers.GetRegionCodesForCountryCode(cc)
 	if len(codes) == 0 {
