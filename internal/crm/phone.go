@@ -173,6 +173,7 @@ func newPlan(cc int) *numberingPlan {
 	}
 	regions, nonGeographic := metadata()
 	plan := &numberingPlan{}
+	var main *phonenumbers.PhoneMetadata // the main region's, whose national prefix Parse strips
 	for _, code := range codes {
 		m := regions[code]
 		if code == nonGeographicRegion {
@@ -181,11 +182,10 @@ func newPlan(cc int) *numberingPlan {
 		if m == nil { // not in libphonenumber's data: Parse is left to answer
 			return nil
 		}
+		if main == nil {
+			main = m
+		}
 		plan.regions = append(plan.regions, newRegionPlan(m))
-	}
-	main := regions[codes[0]]
-	if codes[0] == nonGeographicRegion {
-		main = nonGeographic[int32(cc)]
 	}
 	if p := main.GetNationalPrefixForParsing(); p != "" {
 		plan.prefix = regexp.MustCompile("^(?:" + p + ")")
@@ -227,10 +227,11 @@ func newNumberDesc(d *phonenumbers.PhoneNumberDesc) numberDesc {
 // as libphonenumber parses and formats it.
 func e164(phone string) (string, bool) {
 	if InE164Form(phone) {
-		if valid, sure := validE164(phone); sure && valid {
+		if valid, sure := validE164(phone); sure {
+			if !valid {
+				return "", false
+			}
 			return phone, true
-		} else if sure {
-			return "", false
 		}
 	}
 	num, err := phonenumbers.Parse(phone, "")
