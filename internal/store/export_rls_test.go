@@ -31,6 +31,12 @@ func LearnStatistics(s *Store) {
 	s.background.running.Wait()
 }
 
+// StatisticsKnown reports whether s has learned the database's statistics, and no
+// learning of them is under way in the background (migrate_test.go).
+func StatisticsKnown(s *Store) bool {
+	return s.stats.known.Load() != nil && !s.stats.loading.Load()
+}
+
 // IsLarge reports whether s takes workspace ws for most of table (large.go).
 func IsLarge(s *Store, table string, ws int64) bool { return s.isLarge(table, ws) }
 
