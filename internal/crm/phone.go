@@ -35,6 +35,16 @@ func InE164Form(phone string) bool {
 	return true
 }
 
+// MayBeStoredAsGiven reports whether a contact may have phone exactly as given
+// although normalizing it gave e164 or refused it (err): stored phones have
+// InE164Form's form and were checked against the numbering plans of their day, which
+// may have changed since (a plan may now refuse the number, or write it otherwise).
+// Only such a phone is worth looking up as given before it is taken for another or
+// refused.
+func MayBeStoredAsGiven(phone, e164 string, err error) bool {
+	return InE164Form(phone) && (err != nil || e164 != phone)
+}
+
 // validE164 reports whether phone, in E.164 form (InE164Form), is a valid number
 // that libphonenumber parses to itself. sure is false where only libphonenumber's
 // Parse can say: where the national number starts with what its country's national

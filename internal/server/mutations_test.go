@@ -1324,6 +1324,73 @@ func TestUpsertContactsKnownPhones(t *testing.T) {
 	}
 }
 
+// TestKnownPhonesAreTheirContacts holds contactByPhone and updateContact to
+// upsertContacts' rule for stored phones that the numbering plans now refuse or write
+// otherwise: given exactly as a contact has it, the phone is that contact's. Before,
+// contactByPhone answered INVALID for the one and the other form's contact for the
+// other, and an edit that sent a contact's phone back unchanged was refused.
+func TestKnownPhonesAreTheirContacts(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	const legacy = "+9112345"                                     // too short for India's plan today
+	const prefixed, rewritten = "+4407911123456", "+447911123456" // the UK plan strips the 0
+	for _, phone := range []string{legacy, prefixed} {
+		if _, err := c.store.DB().Exec(`INSERT INTO contacts (workspace_id, phone, name) VALUES ($1, $2, 'Legacy')`, c.ws.ID, phone); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := c.upsert(map[string]any{"phone": legacy}, map[string]any{"phone": prefixed}, map[string]any{"phone": rewritten, "name": "Today's"})
+	checkUserErrors(t, p.UserErrors)
+	legacyID, prefixedID, rewrittenID := p.Contacts[0].ID, p.Contacts[1].ID, p.Contacts[2].ID
+	if p.CreatedCount != 1 || legacyID == prefixedID || rewrittenID == legacyID || rewrittenID == prefixedID {
+		t.Fatalf("the stored phones and the rewritten one: %+v", p)
+	}
+
+	const byPhone = `query($p: String!) { contactByPhone(phone: $p) { id phone } }`
+	for phone, want := range map[string]string{
+		legacy:              legacyID,
+		prefixed:            prefixedID,  // not the contact of the form the plan writes
+		rewritten:           rewrittenID, // nor the other way round
+		"+44 07911 123456":  rewrittenID, // not in E.164 form: only as the plan writes it
+		"0044 7911 123 456": rewrittenID,
+	} {
+		var out struct{ ContactByPhone *contact }
+		c.do(byPhone, map[string]any{"p": phone}, &out)
+		if out.ContactByPhone == nil || out.ContactByPhone.ID != want {
+			t.Errorf("contactByPhone(%q): %+v, want %s", phone, out.ContactByPhone, want)
+		}
+	}
+	for name, c := range map[string]*api{"in another form": c.api, "by another workspace": c.as(t)} {
+		phone := legacy
+		if name == "in another form" {
+			phone = "+91 12345"
+		}
+		c.fails("BAD_USER_INPUT", byPhone, map[string]any{"p": phone})
+	}
+
+	t.Run("an edit that sends the phone back", func(t *testing.T) {
+		c := c.on(t)
+		for id, phone := range map[string]string{legacyID: legacy, prefixedID: prefixed} {
+			p := c.updateContact(map[string]any{"id": id, "phone": phone, "name": "Edited"})
+			checkUserErrors(t, p.UserErrors)
+			if p.Contact == nil || p.Contact.Phone != phone || showText(p.Contact.Name) != `"Edited"` {
+				t.Errorf("update of %s with its phone: %+v", phone, p.Contact)
+			}
+		}
+	})
+	t.Run("another contact's phone, or the phone written otherwise", func(t *testing.T) {
+		c := c.on(t)
+		for _, in := range []map[string]any{
+			{"id": rewrittenID, "phone": legacy, "name": "X"},
+			{"id": legacyID, "phone": "+91 12345", "name": "X"},
+		} {
+			before := c.dbState()
+			p := c.updateContact(in)
+			checkUserErrors(t, p.UserErrors, userErrAt("INVALID", "input", "phone"))
+			c.unchanged(before)
+		}
+	})
+}
+
 // TestUpsertContacts covers what an accepted upsert does: phone normalization,
 // matching by phone, field semantics, attribute merging, and the counts.
 func TestUpsertContacts(t *testing.T) {

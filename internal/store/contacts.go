@@ -811,15 +811,31 @@ func (s *Store) ContactsByID(ctx context.Context, ws int64, ids []int64) (map[in
 }
 
 // ContactByPhone returns the contact with the phone number, written in any
-// international format, or a NOT_FOUND error.
+// international format, or a NOT_FOUND error. A phone given exactly as a contact has
+// it is that contact's, even where the numbering plans have changed since it was
+// stored, as in UpsertContacts: such a phone is looked up as given too, and a contact
+// that has it exactly comes first.
 func (s *Store) ContactByPhone(ctx context.Context, ws int64, phone string) (crm.Contact, error) {
-	e164, err := crm.NormalizePhone(phone)
-	if err != nil {
-		return crm.Contact{}, err
+	e164, invalid := crm.NormalizePhone(phone)
+	var phones []string
+	if invalid == nil {
+		phones = append(phones, e164)
+	}
+	if crm.MayBeStoredAsGiven(phone, e164, invalid) {
+		phones = append(phones, phone)
+	}
+	if len(phones) == 0 {
+		return crm.Contact{}, invalid
 	}
 	var row contactRow
-	err = s.db.NewSelect().Model(&row).Where("c.workspace_id = ? AND c.phone = ?", s.workspaceArg(ws), e164).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+	err := s.db.NewSelect().Model(&row).
+		Where("c.workspace_id = ? AND c.phone = ANY(?)", s.workspaceArg(ws), pgdialect.Array(phones)).
+		OrderExpr("c.phone = ? DESC", phone).Limit(1).
+		Scan(ctx)
+	switch {
+	case errors.Is(err, sql.ErrNoRows) && invalid != nil:
+		return crm.Contact{}, invalid
+	case errors.Is(err, sql.ErrNoRows):
 		return crm.Contact{}, crm.Errorf(crm.CodeNotFound, crm.Path("phone"), "no contact with this phone")
 	}
 	return row.Contact, err
@@ -996,9 +1012,9 @@ func (c *contactChange) apply(d crm.ContactDetails) {
 // every problem of every input at once. A phone given exactly as a contact of the
 // workspace has it is that contact's, even where the numbering plans have changed
 // since it was stored (crm.ContactInput.NormalizeKnown): a sync sends back the phones
-// it was given. Only a phone in the form every stored phone has (crm.InE164Form) that
-// its plan rejects or writes otherwise can be such a phone, so only those are looked
-// up, in one indexed statement, and a sync of valid phones sends none. The lookup
+// it was given. Only a phone in the form every stored phone has that its plan rejects
+// or writes otherwise can be such a phone (crm.MayBeStoredAsGiven), so only those are
+// looked up, in one indexed statement, and a sync of valid phones sends none. The lookup
 // runs before the upsert's transaction: a known contact deleted in between is created
 // again with the phone it had.
 func (s *Store) normalizeUpserts(ctx context.Context, ws int64, in []crm.ContactInput) error {
@@ -1007,7 +1023,7 @@ func (s *Store) normalizeUpserts(ctx context.Context, ws int64, in []crm.Contact
 	for i := range in {
 		given := in[i]
 		problems[i] = in[i].Normalize()
-		if crm.InE164Form(given.Phone) && (problems[i] != nil || in[i].Phone != given.Phone) {
+		if crm.MayBeStoredAsGiven(given.Phone, in[i].Phone, problems[i]) {
 			doubtful[i] = given
 		}
 	}
@@ -1083,6 +1099,9 @@ func upsertColumns(changes []*contactChange) []any {
 // UpdateContact changes the fields of a contact that the patch sets. UpdatedAt moves
 // only when a value actually changes.
 func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPatch) (crm.Contact, error) {
+	if err := s.keepOwnPhone(ctx, ws, id, &p); err != nil {
+		return crm.Contact{}, err
+	}
 	if err := p.Normalize(); err != nil {
 		return crm.Contact{}, err
 	}
@@ -1116,6 +1135,28 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 		return crm.Contact{}, crm.Errorf(crm.CodeNotFound, crm.Path("id"), "no contact with this ID")
 	}
 	return row.Contact, err
+}
+
+// keepOwnPhone takes the phone out of p when it is exactly the contact's own, which
+// its numbering plan may now refuse or write otherwise (crm.MayBeStoredAsGiven): a
+// form that sends every field back, the phone unchanged, then changes the others, as
+// UpsertContacts does for a phone a contact has. Only such phones cost the lookup.
+func (s *Store) keepOwnPhone(ctx context.Context, ws, id int64, p *crm.ContactPatch) error {
+	if !p.Phone.Set || p.Phone.Value == nil {
+		return nil
+	}
+	given := *p.Phone.Value
+	if e164, err := crm.NormalizePhone(given); !crm.MayBeStoredAsGiven(given, e164, err) {
+		return nil
+	}
+	var own []string
+	if err := s.db.NewRaw(`SELECT phone FROM contacts WHERE workspace_id = ? AND id = ?`, s.workspaceArg(ws), id).Scan(ctx, &own); err != nil {
+		return err
+	}
+	if len(own) == 1 && own[0] == given {
+		p.Phone = crm.Optional[*string]{}
+	}
+	return nil
 }
 
 // DeletedContacts is the outcome of DeleteContacts.
