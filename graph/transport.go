@@ -256,29 +256,8 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 		if err != nil {
 			return nil, errors.New("could not read the request body")
 		}
-		var fields map[string]json.RawMessage
-		if err := decodeStrict(body, &fields); err != nil || fields == nil {
-			return nil, errors.New("the request body must be a JSON object with a query")
-		}
-		for _, f := range []struct {
-			name string
-			dst  *string
-		}{{"query", &p.Query}, {"operationName", &p.OperationName}} {
-			if v, has := fields[f.name]; has && !isNull(v) {
-				if err := json.Unmarshal(v, f.dst); err != nil {
-					return nil, errors.New(f.name + " must be a string")
-				}
-			}
-		}
-		for _, f := range []struct {
-			name string
-			dst  *map[string]any
-		}{{"variables", &p.Variables}, {"extensions", &p.Extensions}} {
-			if v, has := fields[f.name]; has {
-				if err := decodeObject(v, f.dst); err != nil {
-					return nil, errors.New(f.name + " must be a JSON object")
-				}
-			}
+		if err := decodeBody(body, p); err != nil {
+			return nil, err
 		}
 	}
 	// Without a query, only a persisted query's hash can say what to run.
@@ -286,6 +265,60 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 		return nil, errors.New("the request has no query")
 	}
 	return p, nil
+}
+
+// errBody is readParams' answer to a POST body that is not a JSON object.
+var errBody = errors.New("the request body must be a JSON object with a query")
+
+// decodeBody decodes a POST's JSON body into p in one pass over it: a bulk
+// mutation's variables are most of a request's bytes, and reading the body into raw
+// fields first, then the variables from theirs, scanned them four times (1 ms of a
+// request of 1,000 contacts). The body's keys match exactly, as a map's would (not
+// case aside, as a struct's fields do), the last of a repeated key wins, and a value
+// of the wrong type is reported only once the whole body is known to be JSON.
+func decodeBody(body []byte, p *graphql.RawParams) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errBody
+	}
+	var wrongType error // the first value of the wrong type
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return errBody
+		}
+		var dst any
+		var want string
+		switch key := t.(string); key {
+		case "query":
+			p.Query, dst, want = "", &p.Query, "query must be a string"
+		case "operationName":
+			p.OperationName, dst, want = "", &p.OperationName, "operationName must be a string"
+		case "variables":
+			p.Variables, dst, want = nil, &p.Variables, "variables must be a JSON object"
+		case "extensions":
+			p.Extensions, dst, want = nil, &p.Extensions, "extensions must be a JSON object"
+		default:
+			dst = new(json.RawMessage)
+		}
+		var typeErr *json.UnmarshalTypeError
+		switch err := dec.Decode(dst); {
+		case errors.As(err, &typeErr):
+			if wrongType == nil {
+				wrongType = errors.New(want)
+			}
+		case err != nil:
+			return errBody
+		}
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return errBody
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errBody
+	}
+	return wrongType
 }
 
 // decodeObject decodes a JSON object (or null) into dst, numbers as json.Number so
