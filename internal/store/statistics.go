@@ -81,7 +81,10 @@ func (s *Store) loadStatistics(prev *statistics) {
 // database copy a new histogram of the contacts' search text for the estimates of
 // searches (searchpages.go), has the tables analyzed whose statistics underestimate
 // a workspace's counters (noteCounted), and returns the workspaces' planned rows and
-// shares, and the copy's trigrams (sent again only when the copy is not prev's).
+// shares, and the copy's trigrams (sent again only when the copy is not prev's). The
+// functions it calls wait at most 100 ms for a lock, then fail (migration
+// 20261206000001): nothing waits for them, and one waiting keeps what it has locked
+// from a TRUNCATE or a migration that waits for it in turn.
 func (s *Store) queryStatistics(ctx context.Context, prev *statistics) (*statistics, error) {
 	// A copy that fails (a database in recovery cannot write) leaves the last one,
 	// or none, where the walks read searchWalkFactor rows a page row: it only chooses
