@@ -559,12 +559,12 @@ func (r *report) markdown() string {
 		}
 	}
 	if x := r.Results["W11"]; x != nil {
-		fmt.Fprintf(&s, "\n### W11: a contact sync, %d upsertContacts of 1,000 contacts (%d new and %d changed each)\n\n"+
+		fmt.Fprintf(&s, "\n### W11: a contact sync, %d upsertContacts of %d contacts (%d new and %d changed each)\n\n"+
 			"Ours sends the %d requests back to back; PostGraphile, which has no upsert, the same contacts to a function of "+
 			"one INSERT ... ON CONFLICT that neither validates phones nor skips unchanged rows (bench/sql/postgraphile-setup.sql); "+
 			"the floor replays the SQL of our %d requests over one connection, as our server's role.\n\n"+
 			"| contender | wall s | contacts/s | CPU ms server + PostgreSQL | WAL MB | statements/request |\n|---|---|---|---|---|---|\n",
-			upsertRequests, upsertBatch/2, upsertBatch/2, upsertRequests, upsertRequests)
+			upsertRequests, upsertBatch, upsertBatch/2, upsertBatch/2, upsertRequests, upsertRequests)
 		for _, c := range []string{ours, pgl, flr, base} {
 			if cr := x.Contenders[c]; cr != nil {
 				rate := "–"
