@@ -16,9 +16,10 @@ const migrationLockKey = 7264001
 
 // Migrate brings the schema up to date. It refuses a database that has migrations this
 // binary does not know: it was migrated by a newer version, whose schema this one must
-// not write to. It then learns the database's statistics again: Open could not learn
-// them from a schema that was not there yet, and without them the store's first
-// writes had it learn them in the background, beside whatever came next.
+// not write to. When it applied any, or the store knows no statistics, it then learns
+// the database's statistics: Open could not learn them from a schema that was not
+// there yet, and without them the store's first writes had it learn them in the
+// background, beside whatever came next.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	ms := migrate.NewMigrations()
 	if err := ms.Discover(migrations.FS); err != nil {
@@ -58,7 +59,9 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	for _, mig := range group.Migrations {
 		applied = append(applied, mig.Name)
 	}
-	s.learnStatistics(ctx)
+	if len(applied) > 0 || s.stats.known.Load() == nil {
+		s.learnStatistics(ctx)
+	}
 	return applied, nil
 }
 
