@@ -1149,11 +1149,11 @@ func (s *Store) keepOwnPhone(ctx context.Context, ws, id int64, p *crm.ContactPa
 	if e164, err := crm.NormalizePhone(given); !crm.MayBeStoredAsGiven(given, e164, err) {
 		return nil
 	}
-	var own []string
-	if err := s.db.NewRaw(`SELECT phone FROM contacts WHERE workspace_id = ? AND id = ?`, s.workspaceArg(ws), id).Scan(ctx, &own); err != nil {
+	own, err := s.ContactsByID(ctx, ws, []int64{id})
+	if err != nil {
 		return err
 	}
-	if len(own) == 1 && own[0] == given {
+	if c, ok := own[id]; ok && c.Phone == given {
 		p.Phone = crm.Optional[*string]{}
 	}
 	return nil
