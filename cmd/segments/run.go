@@ -145,7 +145,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string) (
 			}
 		}
 	}
-	s, err = store.Open(ctx, url, store.Options{AppName: app, StatementTimeout: cfg.statement, IdleInTransactionTimeout: cfg.idleTransaction})
+	s, err = store.Open(ctx, url, store.Options{AppName: app, StatementTimeout: cfg.statement, IdleInTransactionTimeout: cfg.idleTransaction, Log: log})
 	if err != nil {
 		stopDB()
 		return nil, nil, err

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"io/fs"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -35,6 +37,17 @@ func LearnStatistics(s *Store) {
 // learning of them is under way in the background (migrate_test.go).
 func StatisticsKnown(s *Store) bool {
 	return s.stats.known.Load() != nil && !s.stats.loading.Load()
+}
+
+// MigrateFrom has s apply the migrations of fsys that the database lacks, each
+// attempt of one waiting at most wait for its locks, up to attempts times, pause
+// apart (migrate_test.go).
+func MigrateFrom(ctx context.Context, s *Store, fsys fs.FS, wait time.Duration, attempts int, pause time.Duration) ([]string, error) {
+	t := turns{pause: pause}
+	for range attempts {
+		t.waits = append(t.waits, wait)
+	}
+	return s.migrate(ctx, fsys, t)
 }
 
 // IsLarge reports whether s takes workspace ws for most of table (large.go).

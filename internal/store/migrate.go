@@ -2,9 +2,15 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
 	"strings"
+	"time"
 
+	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/segments/segments/internal/store/migrations"
@@ -20,12 +26,46 @@ const migrationLockKey = 7264001
 // the database's statistics: Open could not learn them from a schema that was not
 // there yet, and without them the store's first writes had it learn them in the
 // background, beside whatever came next.
+//
+// A migration waits for the locks it takes in short turns (lockTurns): see
+// migrateInTurns.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+	return s.migrate(ctx, migrations.FS, lockTurns)
+}
+
+// lockTurns is how long each attempt of a migration may wait for a lock, in turn:
+// from a tenth of a second, doubling up to 5 s, about half a minute of waiting in all.
+var lockTurns = turns{
+	waits: []time.Duration{
+		100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond,
+		800 * time.Millisecond, 1600 * time.Millisecond, 3200 * time.Millisecond,
+		5 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second,
+	},
+	pause: time.Second,
+}
+
+// turns says how a migration waits for its locks: the lock_timeout of each attempt,
+// and the pause between two attempts (jittered by ±50%).
+type turns struct {
+	waits []time.Duration
+	pause time.Duration
+}
+
+// migrate applies the migrations of fsys that the database lacks, each attempt of a
+// migration waiting for its locks as t says.
+func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns) ([]string, error) {
 	ms := migrate.NewMigrations()
-	if err := ms.Discover(migrations.FS); err != nil {
+	if err := ms.Discover(fsys); err != nil {
 		return nil, fmt.Errorf("store: load migrations: %w", err)
 	}
-	m := migrate.NewMigrator(s.db, ms, migrate.WithMarkAppliedOnSuccess(true))
+	var lockTimeout time.Duration // the current attempt's
+	m := migrate.NewMigrator(s.db, ms, migrate.WithMarkAppliedOnSuccess(true),
+		migrate.BeforeMigration(func(ctx context.Context, tx bun.IConn, _ *migrate.Migration) error {
+			// Every migration runs in a transaction of its own (migrations.go), so
+			// the setting ends with it.
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds()))
+			return err
+		}))
 
 	// The lock is a transaction-level advisory lock in a transaction of its own, open
 	// for the whole run: it is released when this process dies, unlike Bun's lock
@@ -51,18 +91,100 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	if err := checkKnown(ctx, m, ms); err != nil {
 		return nil, err
 	}
-	group, err := m.Migrate(ctx)
+	applied, err := s.migrateInTurns(ctx, m, lock, t, &lockTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("store: migrate: %w", err)
-	}
-	var applied []string
-	for _, mig := range group.Migrations {
-		applied = append(applied, mig.Name)
+		return applied, err
 	}
 	if len(applied) > 0 || s.stats.known.Load() == nil {
 		s.learnStatistics(ctx)
 	}
 	return applied, nil
+}
+
+// migrateInTurns runs m's migrations, and runs again the one that could not take a
+// lock in its turn, after a pause, with the next turn's lock_timeout.
+//
+// A migration that alters a table waits for every transaction that uses the table to
+// end, and every statement that comes to the table after it queues behind its lock
+// request: a migration deployed beside live traffic, waiting without a limit for a
+// 10-second bulk assignment, would stop every request on that table for 10 s. A
+// migration that gives up its place after a short wait, and tries again once the
+// requests that queued behind it have run, costs them at most that wait. One that
+// never gets its locks fails, having changed nothing (its transaction rolled back),
+// and says which transaction is the oldest open, the likely holder.
+//
+// lockTimeout is the variable m's hook sets each migration's lock_timeout from; lock
+// is the transaction that holds the migrations' advisory lock.
+func (s *Store) migrateInTurns(ctx context.Context, m *migrate.Migrator, lock bun.Tx, t turns, lockTimeout *time.Duration) ([]string, error) {
+	var applied []string
+	for turn := 0; ; turn++ {
+		*lockTimeout = t.waits[turn]
+		group, err := m.Migrate(ctx)
+		done := group.Migrations
+		if err != nil && len(done) > 0 {
+			done = done[:len(done)-1] // the last is the one that failed
+		}
+		for _, mig := range done {
+			applied = append(applied, mig.Name)
+		}
+		if err == nil {
+			return applied, nil
+		}
+		failed := "a migration"
+		if n := len(group.Migrations); n > 0 {
+			failed = group.Migrations[n-1].String()
+		}
+		if !lockContended(err) {
+			return applied, fmt.Errorf("store: migrate: %w", err)
+		}
+		holder := oldestTransaction(ctx, lock)
+		if turn == len(t.waits)-1 {
+			return applied, fmt.Errorf("store: migrate: %s could not take its locks in %d attempts (lock_timeout up to %v) and changed nothing: other transactions held the tables it alters (the oldest open: %s); run it again when they are done: %w",
+				failed, len(t.waits), *lockTimeout, holder, err)
+		}
+		pause := time.Duration(float64(t.pause) * (0.5 + rand.Float64()))
+		s.log.Warn("migration waits for locks held by other transactions; it gave up its place in the queue and will try again",
+			"migration", failed, "attempt", turn+1, "of", len(t.waits), "waited", *lockTimeout, "next_in", pause, "oldest_transaction", holder)
+		select {
+		case <-ctx.Done():
+			return applied, fmt.Errorf("store: migrate: %s waited for its locks: %w", failed, ctx.Err())
+		case <-time.After(pause):
+		}
+	}
+}
+
+// lockContended reports whether a migration failed only because it could not take a
+// lock: its lock_timeout ran out, or PostgreSQL broke a deadlock by failing it.
+// Nothing of it was applied, and it can run again as it is.
+func lockContended(err error) bool {
+	pgErr := pgError(err)
+	return pgErr != nil && (pgErr.Code == lockNotAvailable || pgErr.Code == deadlockDetected)
+}
+
+// oldestTransaction describes the oldest transaction open in the database but tx's
+// own, for an operator looking for what holds a migration's locks.
+func oldestTransaction(ctx context.Context, tx bun.Tx) string {
+	var (
+		pid           int
+		app, state, q string
+		age           float64
+	)
+	err := tx.QueryRowContext(ctx, `
+		SELECT pid, application_name, coalesce(state, ''), extract(epoch FROM clock_timestamp() - xact_start)::float8,
+		       left(regexp_replace(coalesce(query, ''), '\s+', ' ', 'g'), 200)
+		FROM pg_stat_activity
+		WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND datname = current_database()
+		ORDER BY xact_start LIMIT 1`).Scan(&pid, &app, &state, &age, &q)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "none now"
+	case err != nil:
+		return fmt.Sprintf("unknown: %v", err)
+	}
+	if app != "" {
+		app = " of " + app
+	}
+	return fmt.Sprintf("pid %d%s, %s for %.1f s, last statement %q", pid, app, state, age, q)
 }
 
 // CheckSchema returns an error unless every migration this binary knows is applied and

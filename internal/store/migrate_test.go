@@ -1,11 +1,19 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/migrations"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -57,5 +65,174 @@ func TestMigrateWithOneConnection(t *testing.T) {
 	}
 	if got := s.DB().Stats().MaxOpenConnections; got != 1 {
 		t.Errorf("the store's pool holds %d connections; the test is about a pool of one", got)
+	}
+}
+
+// withMigration returns the project's migrations and one more, of name and up's SQL,
+// as a migration that a new version of the server brings.
+func withMigration(t *testing.T, name, up string) fs.FS {
+	t.Helper()
+	fsys := fstest.MapFS{name + ".tx.up.sql": {Data: []byte(up)}}
+	entries, err := fs.ReadDir(migrations.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := fs.ReadFile(migrations.FS, e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys[e.Name()] = &fstest.MapFile{Data: data}
+	}
+	return fsys
+}
+
+// holdContacts opens a transaction that has read the contacts table, as a request or
+// a bulk assignment under way does: it holds the table in ACCESS SHARE mode, which an
+// ALTER TABLE must wait for. It returns the transaction's backend and its end.
+func holdContacts(t *testing.T, s *store.Store) (pid int, release func()) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT pg_backend_pid() FROM (SELECT count(*) FROM contacts) c").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { _ = tx.Rollback() }) }
+	t.Cleanup(release)
+	return pid, release
+}
+
+// hasColumn reports whether the contacts table has the named column.
+func hasColumn(t *testing.T, s *store.Store, name string) bool {
+	t.Helper()
+	var n int
+	if err := s.DB().QueryRowContext(context.Background(),
+		"SELECT count(*) FROM information_schema.columns WHERE table_name = 'contacts' AND column_name = $1", name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+const (
+	alterContactsName = "29990101000000_contacts_gain_a_column"
+	alterContactsSQL  = "ALTER TABLE contacts ADD COLUMN migrated_beside_traffic int"
+)
+
+// TestMigrationGivesWayToTraffic: a migration that alters a table while a transaction
+// holds it waits in short turns, so that the requests that come to the table
+// meanwhile are not stopped behind its lock request for as long as the holder runs,
+// and applies once the holder is done. Before, the ALTER waited without a limit, and
+// every statement on contacts queued behind it: the reader below waited for the
+// holder's end, past the test's limit.
+func TestMigrationGivesWayToTraffic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var log bytes.Buffer // written by the migration's goroutine, read once it is done
+	s := storetest.NewStore(t, store.Options{Log: slog.New(slog.NewTextHandler(&log, nil))})
+	_, release := holdContacts(t, s)
+
+	type result struct {
+		applied []string
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		applied, err := store.MigrateFrom(ctx, s, withMigration(t, alterContactsName, alterContactsSQL), 50*time.Millisecond, 1000, 20*time.Millisecond)
+		done <- result{applied, err}
+	}()
+
+	// Wait until the ALTER waits for its lock, so that the reader comes behind it.
+	for {
+		var waiting int
+		if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE contacts%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the migration returned %v, %v while the contacts were held", r.applied, r.err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	readCtx, cancelRead := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelRead()
+	start := time.Now()
+	var n int
+	if err := s.DB().QueryRowContext(readCtx, "SELECT count(*) FROM contacts").Scan(&n); err != nil {
+		t.Fatalf("a read of the contacts while the migration waited: %v after %v; want it to pass the migration, which gives up its place after 50 ms", err, time.Since(start))
+	}
+	t.Logf("a read behind the waiting migration took %v", time.Since(start))
+	if hasColumn(t, s, "migrated_beside_traffic") {
+		t.Fatal("the migration applied while a transaction held the contacts")
+	}
+
+	release()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("the migration, once the contacts were released: %v", r.err)
+	}
+	if len(r.applied) != 1 || r.applied[0] != alterContactsName[:14] {
+		t.Errorf("applied %v; want [%s]", r.applied, alterContactsName[:14])
+	}
+	if !hasColumn(t, s, "migrated_beside_traffic") {
+		t.Error("the migration returned no error and the column is not there")
+	}
+	if got := log.String(); !strings.Contains(got, "migration waits for locks") || !strings.Contains(got, alterContactsName) {
+		t.Errorf("the store's log says %q; want a warning that the migration waits for locks, naming it", got)
+	}
+}
+
+// TestMigrationThatCannotLockChangesNothing: a migration whose table stays held
+// through all its attempts fails with an error that names it and the transaction
+// that held the table, applies nothing and is not marked applied; run again once the
+// table is free, it applies.
+func TestMigrationThatCannotLockChangesNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := storetest.NewStore(t, store.Options{})
+	pid, release := holdContacts(t, s)
+	fsys := withMigration(t, alterContactsName, alterContactsSQL)
+
+	start := time.Now()
+	applied, err := store.MigrateFrom(ctx, s, fsys, 50*time.Millisecond, 3, 20*time.Millisecond)
+	if err == nil {
+		t.Fatalf("the migration applied %v while a transaction held the contacts", applied)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the migration took %v to give up; want about 3 × 50 ms", took)
+	}
+	t.Logf("the migration's error: %v", err)
+	if len(applied) != 0 {
+		t.Errorf("applied %v; want nothing", applied)
+	}
+	for _, want := range []string{alterContactsName, "3 attempts", fmt.Sprintf("pid %d", pid), "changed nothing"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if hasColumn(t, s, "migrated_beside_traffic") {
+		t.Error("the failed migration left its column")
+	}
+	var marked int
+	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM bun_migrations WHERE name = $1", alterContactsName[:14]).Scan(&marked); err != nil {
+		t.Fatal(err)
+	}
+	if marked != 0 {
+		t.Error("the failed migration is marked applied")
+	}
+
+	release()
+	if applied, err := store.MigrateFrom(ctx, s, fsys, 50*time.Millisecond, 3, 20*time.Millisecond); err != nil || len(applied) != 1 {
+		t.Errorf("run again with the contacts free: applied %v, %v; want the migration", applied, err)
+	}
+	if !hasColumn(t, s, "migrated_beside_traffic") {
+		t.Error("run again, the migration did not add its column")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,7 @@ type Store struct {
 	analyzer   analyzer          // when to analyze a new workspace's rows (analyze.go)
 	catalogs   catalogs          // the workspaces' segment catalogs (catalog.go)
 	background background        // the work no request waits for
+	log        *slog.Logger      // Options.Log
 }
 
 // background runs the store's work that no request waits for (learning the
@@ -120,6 +122,9 @@ type Options struct {
 	// workspace. Connected as AppRole, a statement without a workspace sees no tenant
 	// row (see tenant.go).
 	Tenant func(context.Context) (int64, bool)
+	// Log receives what the store does on its own that an operator would want to
+	// know: a migration waiting for locks. Nil discards it.
+	Log *slog.Logger
 }
 
 // Open connects to the database at url. It does not migrate: call Migrate.
@@ -150,7 +155,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
-	s := &Store{db: db, connector: connector, analyzer: newAnalyzer()}
+	s := &Store{db: db, connector: connector, analyzer: newAnalyzer(), log: opts.Log}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	s.background.ctx, s.background.stop = context.WithCancel(context.Background())
 	s.learnStatistics(ctx)
 	return s, nil
