@@ -50,6 +50,20 @@ func MigrateFrom(ctx context.Context, s *Store, fsys fs.FS, wait time.Duration, 
 	return s.migrate(ctx, fsys, t)
 }
 
+// OldestTransactions has a transaction of s describe the oldest other transaction
+// open, as a migration's error does, before and after between runs
+// (migrate_test.go).
+func OldestTransactions(ctx context.Context, s *Store, between func()) (before, after string, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", "", err
+	}
+	defer tx.Rollback()
+	before = oldestTransaction(ctx, tx)
+	between()
+	return before, oldestTransaction(ctx, tx), nil
+}
+
 // IsLarge reports whether s takes workspace ws for most of table (large.go).
 func IsLarge(s *Store, table string, ws int64) bool { return s.isLarge(table, ws) }
 

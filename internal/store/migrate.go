@@ -169,6 +169,11 @@ func oldestTransaction(ctx context.Context, tx bun.Tx) string {
 		app, state, q string
 		age           float64
 	)
+	// A transaction reads pg_stat_activity once and keeps what it read: without
+	// clearing it, every attempt of a migration would name the first one's holder.
+	if _, err := tx.ExecContext(ctx, "SELECT pg_stat_clear_snapshot()"); err != nil {
+		return fmt.Sprintf("unknown: %v", err)
+	}
 	err := tx.QueryRowContext(ctx, `
 		SELECT pid, application_name, coalesce(state, ''), extract(epoch FROM clock_timestamp() - xact_start)::float8,
 		       left(regexp_replace(coalesce(query, ''), '\s+', ' ', 'g'), 200)

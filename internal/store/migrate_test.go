@@ -236,3 +236,25 @@ func TestMigrationThatCannotLockChangesNothing(t *testing.T) {
 		t.Error("run again, the migration did not add its column")
 	}
 }
+
+// TestOldestTransactionIsCurrent: the description of the oldest open transaction, as
+// each attempt of a waiting migration logs it, is read anew each time. PostgreSQL
+// keeps what a transaction read of pg_stat_activity until it ends, and the
+// migrations' lock is held in one transaction for the whole run: every attempt named
+// the holder of the first, even after it had ended.
+func TestOldestTransactionIsCurrent(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.NewStore(t, store.Options{})
+	var pid int
+	before, after, err := store.OldestTransactions(ctx, s, func() { pid, _ = holdContacts(t, s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := fmt.Sprintf("pid %d,", pid)
+	if strings.Contains(before, holder) {
+		t.Fatalf("before the holder began, the oldest transaction was %q: the test proves nothing", before)
+	}
+	if !strings.Contains(after, holder) {
+		t.Errorf("the oldest transaction once the holder began: %q; want it (%s)", after, holder)
+	}
+}
