@@ -31,6 +31,7 @@ func openAppStore(ctx context.Context, cfg *config, log *slog.Logger) (*store.St
 		ClientCheckInterval:      store.ClientCheckInterval,
 		SerialPlans:              true,
 		NoJIT:                    true,
+		Log:                      log,
 		Tenant: func(ctx context.Context) (int64, bool) {
 			ws, ok := auth.WorkspaceFrom(ctx)
 			return ws.ID, ok
