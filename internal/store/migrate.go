@@ -144,7 +144,7 @@ func (s *Store) migrateInTurns(ctx context.Context, m *migrate.Migrator, lock bu
 		}
 		pause := time.Duration(float64(t.pause) * (0.5 + rand.Float64()))
 		s.log.Warn("migration waits for locks held by other transactions; it gave up its place in the queue and will try again",
-			"migration", failed, "attempt", turn+1, "of", len(t.waits), "waited", *lockTimeout, "next_in", pause, "oldest_transaction", holder)
+			"migration", failed, "attempt", turn+1, "attempts", len(t.waits), "waited", *lockTimeout, "next_in", pause, "oldest_transaction", holder)
 		select {
 		case <-ctx.Done():
 			return applied, fmt.Errorf("store: migrate: %s waited for its locks: %w", failed, ctx.Err())
