@@ -17,9 +17,30 @@ const statisticsTTL = time.Minute
 // the search histogram (searchsample.go). They choose between plans of the same
 // statement, and when to analyze, never a statement's rows.
 type statistics struct {
-	at     time.Time
-	rows   workspaceRows
-	sample searchSample
+	at      time.Time // when the store last tried to learn them
+	learned time.Time // when PostgreSQL last answered (zero: never)
+	// failures counts the attempts that failed in a row since (statisticsWarnAfter).
+	failures int
+	rows     workspaceRows
+	sample   searchSample
+}
+
+// statisticsWarnAfter is how many attempts to learn the statistics must fail in a
+// row (one a statisticsTTL) before the store warns that its plans go by old ones. A
+// single failure is no news: the background work gives way to a TRUNCATE or a
+// migration (queryStatistics) and the next minute's try succeeds.
+const statisticsWarnAfter = 3
+
+// failed returns what the store goes by once an attempt to learn the statistics
+// failed at now: what it knew (known, or none), until the next try a statisticsTTL
+// later.
+func (known *statistics) failed(now time.Time) *statistics {
+	next := &statistics{at: now, failures: 1}
+	if known != nil {
+		next.learned, next.rows, next.sample = known.learned, known.rows, known.sample
+		next.failures = known.failures + 1
+	}
+	return next
 }
 
 // learnedStatistics holds the store's statistics and their reloading.
@@ -57,24 +78,43 @@ func (s *Store) learnStatistics(ctx context.Context) {
 
 // loadStatistics brings the store's statistics up to date (queryStatistics) in a
 // goroutine of its own, unless one is already at it. On failure the store goes on
-// with what it knew (prev), until the next try a statisticsTTL later.
+// with what it knew (prev), until the next try a statisticsTTL later, and warns
+// once statisticsWarnAfter tries in a row have failed: nothing else would tell an
+// operator that the plans go by statistics from long ago, or by none.
 func (s *Store) loadStatistics(prev *statistics) {
 	if !s.stats.loading.CompareAndSwap(false, true) {
 		return
 	}
-	s.goBackground(func(ctx context.Context) {
+	s.goBackground(func(background context.Context) {
 		defer s.stats.loading.Store(false)
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ctx, cancel := context.WithTimeout(background, 10*time.Second)
 		defer cancel()
 		stats, err := s.queryStatistics(ctx, prev)
-		if err != nil {
-			stats = &statistics{at: time.Now()}
-			if prev != nil {
-				stats.rows, stats.sample = prev.rows, prev.sample
+		switch {
+		case err != nil && background.Err() != nil:
+			return // the store closes: not a failure of the database's
+		case err != nil:
+			stats = prev.failed(time.Now())
+			if stats.failures >= statisticsWarnAfter {
+				s.warnStatisticsFailed(stats, err)
 			}
+		case prev != nil && prev.failures >= statisticsWarnAfter:
+			s.log.Info("the store learned PostgreSQL's statistics again", "failures", prev.failures)
 		}
 		s.stats.known.Store(stats)
 	})
+}
+
+// warnStatisticsFailed logs that the store could not learn the statistics, stats
+// being what it goes by since: they choose between plans of the same statements,
+// so old ones make requests slower, never wrong.
+func (s *Store) warnStatisticsFailed(stats *statistics, err error) {
+	learned := "never"
+	if !stats.learned.IsZero() {
+		learned = stats.at.Sub(stats.learned).Round(time.Second).String() + " ago"
+	}
+	s.log.Warn("the store cannot learn PostgreSQL's statistics; its plans go by the last it learned, which may make searches and pages slower",
+		"failures", stats.failures, "learned", learned, "retry_in", statisticsTTL, "err", err)
 }
 
 // queryStatistics brings the statistics the store keeps up to date: it has the
@@ -107,7 +147,8 @@ func (s *Store) queryStatistics(ctx context.Context, prev *statistics) (*statist
 	if err != nil {
 		return nil, err
 	}
-	return &statistics{at: time.Now(), rows: rows, sample: sample}, nil
+	now := time.Now()
+	return &statistics{at: now, learned: now, rows: rows, sample: sample}, nil
 }
 
 // sampleContactSearch has the database copy the histogram of the contacts' search

@@ -1,9 +1,11 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -550,5 +552,56 @@ func TestStatisticsGiveWayToLocks(t *testing.T) {
 				t.Error("the store forgot the statistics it knew")
 			}
 		})
+	}
+}
+
+// TestStatisticsFailuresWarn proves that the store tells its log when it cannot
+// learn PostgreSQL's statistics, once statisticsWarnAfter (3) tries in a row have
+// failed and not before (a lone failure, the background work giving way to a lock,
+// is no news), and when it learns them again. Before, every failure was silent: a
+// server could plan for hours by statistics from its start, or by none.
+func TestStatisticsFailuresWarn(t *testing.T) {
+	ctx := context.Background()
+	var log bytes.Buffer // written by the store's background work, read once it is done
+	s := storetest.NewStore(t, store.Options{MaxConns: 2, Log: slog.New(slog.NewTextHandler(&log, nil))})
+	if !store.StatisticsKnown(s) {
+		t.Fatal("the store does not know the statistics before the test")
+	}
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	// The trigrams of the search histogram are the last of what the store learns.
+	if _, err := tx.Exec("LOCK TABLE contact_search_trigrams IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	const warning = "the store cannot learn PostgreSQL's statistics"
+	for try := 1; try <= 3; try++ {
+		store.LearnStatistics(s)
+		got := log.String()
+		if try < 3 && strings.Contains(got, warning) {
+			t.Fatalf("after %d failed tries the store's log says %q; want no warning before the third", try, got)
+		}
+		if try == 3 {
+			t.Logf("the store's log: %s", got)
+			for _, want := range []string{warning, "failures=3", "learned=", " ago", "lock timeout"} {
+				if !strings.Contains(got, want) {
+					t.Errorf("after 3 failed tries the store's log says %q; want a warning with %q", got, want)
+				}
+			}
+		}
+	}
+	if !store.StatisticsKnown(s) {
+		t.Error("the store forgot the statistics it knew")
+	}
+
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	log.Reset()
+	store.LearnStatistics(s)
+	if got := log.String(); !strings.Contains(got, "the store learned PostgreSQL's statistics again") || !strings.Contains(got, "failures=3") {
+		t.Errorf("once the lock was released the store's log says %q; want that it learned the statistics again after 3 failures", got)
 	}
 }
