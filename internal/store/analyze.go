@@ -214,7 +214,8 @@ func (s *Store) queryWorkspaceCounts(ctx context.Context) (map[tableWorkspace]fl
 // once per analyzeSpacing, and learns the statistics each made. It stops when ctx,
 // the store's background, ends. An analysis that found its table locked
 // (autovacuum vacuuming or analyzing it: the function waits 100 ms for the lock) is
-// tried again a spacing later; one that failed otherwise is left to autovacuum.
+// tried again a spacing later; one that failed otherwise is left to autovacuum, and
+// logged: nothing else would tell an operator why new workspaces are slow.
 func (s *Store) analyze(ctx context.Context) {
 	a := &s.analyzer
 	for {
@@ -253,6 +254,10 @@ func (s *Store) analyze(ctx context.Context) {
 		cancel()
 		pgErr := pgError(err)
 		locked := pgErr != nil && pgErr.Code == lockNotAvailable
+		if err != nil && !locked && ctx.Err() == nil {
+			s.log.Warn("the store could not analyze the tables its writes grew; new workspaces in them are planned as empty until autovacuum analyzes them",
+				"tables", ready, "err", err)
+		}
 		a.mu.Lock()
 		for _, table := range ready {
 			a.last[table] = time.Now()

@@ -1,11 +1,9 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -134,8 +132,8 @@ const (
 func TestMigrationGivesWayToTraffic(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var log bytes.Buffer // written by the migration's goroutine, read once it is done
-	s := storetest.NewStore(t, store.Options{Log: slog.New(slog.NewTextHandler(&log, nil))})
+	var log storetest.Log
+	s := storetest.NewStore(t, store.Options{Log: log.Logger()})
 	_, release := holdContacts(t, s)
 
 	type result struct {

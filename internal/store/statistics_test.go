@@ -1,11 +1,9 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -513,6 +511,29 @@ func TestStoreAnalysisWaitsOutALock(t *testing.T) {
 	}
 }
 
+// TestStoreAnalysisFailureWarns: an analysis that fails other than on a lock (here
+// the application's role may no longer run it, as after a DBA's REVOKE) is left to
+// autovacuum, and the store's log says so, naming the tables and the error. Before,
+// it failed silently, and a new workspace's pages stayed as slow as an empty
+// workspace's plans make them with nothing to say why.
+func TestStoreAnalysisFailureWarns(t *testing.T) {
+	var log storetest.Log
+	owner, app := storetest.NewStores(t, store.Options{MaxConns: 2, Log: log.Logger()})
+	appRole := storetest.Column[string](t, app.DB(), "SELECT current_user")[0]
+	storetest.Exec(t, owner.DB(), "REVOKE EXECUTE ON FUNCTION segments_analyze_workspaces(text[]) FROM "+appRole)
+	ws, _ := storetest.Workspace(t, owner)
+
+	upsertNumbered(t, app, ws.ID, 0)
+	store.WaitAnalyzed(app)
+	got := log.String()
+	t.Logf("the store's log: %s", got)
+	for _, want := range []string{"level=WARN", "could not analyze", "contacts", "permission denied"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("after an analysis the application's role may not run, the store's log says %q; want a warning with %q", got, want)
+		}
+	}
+}
+
 // TestStatisticsGiveWayToLocks proves that the store's background learning of the
 // statistics waits for no lock (migration 20261206000001): while a session holds a
 // table it reads (as a TRUNCATE ... CASCADE or a migration does while it takes its
@@ -562,8 +583,8 @@ func TestStatisticsGiveWayToLocks(t *testing.T) {
 // server could plan for hours by statistics from its start, or by none.
 func TestStatisticsFailuresWarn(t *testing.T) {
 	ctx := context.Background()
-	var log bytes.Buffer // written by the store's background work, read once it is done
-	s := storetest.NewStore(t, store.Options{MaxConns: 2, Log: slog.New(slog.NewTextHandler(&log, nil))})
+	var log storetest.Log
+	s := storetest.NewStore(t, store.Options{MaxConns: 2, Log: log.Logger()})
 	if !store.StatisticsKnown(s) {
 		t.Fatal("the store does not know the statistics before the test")
 	}

@@ -123,7 +123,8 @@ type Options struct {
 	// row (see tenant.go).
 	Tenant func(context.Context) (int64, bool)
 	// Log receives what the store does on its own that an operator would want to
-	// know: a migration waiting for locks, statistics it cannot learn. Nil discards it.
+	// know: a migration waiting for locks, statistics it cannot learn, an analysis
+	// that failed. Nil discards it.
 	Log *slog.Logger
 }
 
