@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/logtest"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -38,24 +38,6 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
-// syncBuffer is a bytes.Buffer safe to read while run writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // start runs "segments serve" until the test ends, and returns its base URL.
 func start(t *testing.T, getenv func(string) string, args ...string) string {
 	t.Helper()
@@ -64,7 +46,7 @@ func start(t *testing.T, getenv func(string) string, args ...string) string {
 }
 
 // startLogged is start that also returns what serve writes to stderr, its log.
-func startLogged(t *testing.T, getenv func(string) string, args ...string) (string, *syncBuffer) {
+func startLogged(t *testing.T, getenv func(string) string, args ...string) (string, *logtest.Buffer) {
 	t.Helper()
 	// freeAddr's port is free when it returns, not when serve listens: another
 	// test's process (a PgBouncer, a database) may take it in between. Serve then
@@ -82,11 +64,11 @@ func startLogged(t *testing.T, getenv func(string) string, args ...string) (stri
 
 // startAt runs serve on addr until the test ends and returns its URL and its stderr,
 // or the error of a serve that exited before it answered.
-func startAt(t *testing.T, addr string, getenv func(string) string, args ...string) (string, *syncBuffer, error) {
+func startAt(t *testing.T, addr string, getenv func(string) string, args ...string) (string, *logtest.Buffer, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	go func() {
 		done <- run(ctx, append([]string{"serve", "--addr", addr}, args...), getenv, &stdout, &stderr)
 	}()

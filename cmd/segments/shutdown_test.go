@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/segments/segments/internal/logtest"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -24,7 +25,7 @@ import (
 type process struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *syncBuffer
+	stderr *logtest.Buffer
 	exited chan struct{}
 	err    error // the exit status, once exited is closed
 }
@@ -37,7 +38,7 @@ func startProcess(t *testing.T, dbURL string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), asCommand+"=1", "DATABASE_URL="+dbURL)
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &logtest.Buffer{}, &logtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/logtest"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store/storetest"
 )
@@ -50,7 +50,7 @@ func TestCountsStayExactUnderConcurrentRequests(t *testing.T) {
 	a := newAPI(t)
 	// The workers talk to a handler of their own, whose log (server errors with their
 	// request ID) is shown if the test fails.
-	var serverLog lockedLog
+	var serverLog logtest.Buffer
 	h := server.Handler(a.store, slog.New(slog.NewTextHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		server.Config{BatchWait: time.Millisecond})
 	srv := httptest.NewServer(h)
@@ -577,22 +577,4 @@ func (g goroutineTB) Fatalf(format string, args ...any) {
 func (g goroutineTB) FailNow() {
 	g.TB.Fail()
 	runtime.Goexit()
-}
-
-// lockedLog is a buffer that the server's logger writes to from many requests.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

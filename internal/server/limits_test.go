@@ -21,6 +21,7 @@ import (
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/limits/limitstest"
+	"github.com/segments/segments/internal/logtest"
 	"github.com/segments/segments/internal/requestid"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
@@ -596,7 +597,7 @@ func leaked(body string) string {
 
 // internalError checks that r is an internal error that says nothing but its
 // request ID, which the log holds with the details.
-func internalError(t *testing.T, r reply, status int, log *lockedLog, detail string) {
+func internalError(t *testing.T, r reply, status int, log *logtest.Buffer, detail string) {
 	t.Helper()
 	if r.status != status || len(r.res.Errors) == 0 || r.res.Errors[0].Extensions["code"] != "INTERNAL_SERVER_ERROR" {
 		t.Fatalf("status %d, body %s; want %d INTERNAL_SERVER_ERROR", r.status, r.body, status)
@@ -619,7 +620,7 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 	// A database of the test's own, whose schema the test breaks.
 	s := storetest.NewStore(t, store.Options{MaxConns: 4, AppName: "limits_test"})
 	_, key := storetest.Workspace(t, s)
-	var log lockedLog
+	var log logtest.Buffer
 	srv := httptest.NewServer(server.Handler(s, slog.New(slog.NewTextHandler(&log, nil)), server.Config{}))
 	t.Cleanup(srv.Close)
 	a := &api{t: t, url: srv.URL, key: key}
@@ -635,7 +636,7 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 func TestPanicsDoNotLeak(t *testing.T) {
 	s := storetest.Store(t)
 	_, key := storetest.Workspace(t, s)
-	var log lockedLog
+	var log logtest.Buffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
 
 	// In a resolver: a handler without a store dereferences nil in the first resolver

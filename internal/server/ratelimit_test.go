@@ -22,6 +22,7 @@ import (
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/logtest"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
@@ -359,7 +360,7 @@ func TestRateLimitFailsOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log lockedLog
+	var log logtest.Buffer
 	srv := httptest.NewServer(server.Handler(s, slog.New(slog.NewTextHandler(&log, nil)), server.Config{Throttle: l, Limits: limits.Defaults}))
 	t.Cleanup(srv.Close)
 	a := &api{t: t, url: srv.URL, key: key}

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/logtest"
 	"github.com/segments/segments/internal/requestid"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
@@ -36,7 +35,7 @@ import (
 type observed struct {
 	*api
 	metrics *telemetry.Metrics
-	log     *syncBuffer
+	log     *logtest.Buffer
 	spans   *tracetest.SpanRecorder
 }
 
@@ -60,7 +59,7 @@ func newObserved(t *testing.T, opts observedOptions) *observed {
 	o := &observed{
 		api:     &api{t: t, key: key, ws: ws, store: s, last: &atomic.Pointer[store.StatementCounter]{}},
 		metrics: telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB(), MaxOperations: opts.maxOperations}),
-		log:     &syncBuffer{},
+		log:     &logtest.Buffer{},
 	}
 	if opts.limits == (limits.Limits{}) {
 		opts.limits = limits.Limits{MaxCost: 100_000}
@@ -83,35 +82,6 @@ func newObserved(t *testing.T, opts observedOptions) *observed {
 	t.Cleanup(srv.Close)
 	o.url = srv.URL
 	return o
-}
-
-// syncBuffer is a buffer the server writes its log to while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the JSON log lines written so far.
-func (b *syncBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", sc.Text(), err)
-		}
-		out = append(out, m)
-	}
-	return out
 }
 
 // eventually retries check until it passes or 5 seconds pass: the server records a
@@ -341,7 +311,7 @@ func TestOperationLabelIsBounded(t *testing.T) {
 func TestAccessLogFields(t *testing.T) {
 	o := newObserved(t, observedOptions{})
 	line := func(requestID string) (map[string]any, error) {
-		for _, l := range o.log.lines(t) {
+		for _, l := range o.log.JSONLines(t) {
 			if l["msg"] == "request" && l["request_id"] == requestID {
 				return l, nil
 			}

@@ -10,6 +10,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/segments/segments/internal/logtest"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/migrations"
 	"github.com/segments/segments/internal/store/storetest"
@@ -132,7 +133,7 @@ const (
 func TestMigrationGivesWayToTraffic(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var log storetest.Log
+	var log logtest.Buffer
 	s := storetest.NewStore(t, store.Options{Log: log.Logger()})
 	_, release := holdContacts(t, s)
 

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/logtest"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
@@ -517,7 +518,7 @@ func TestStoreAnalysisWaitsOutALock(t *testing.T) {
 // it failed silently, and a new workspace's pages stayed as slow as an empty
 // workspace's plans make them with nothing to say why.
 func TestStoreAnalysisFailureWarns(t *testing.T) {
-	var log storetest.Log
+	var log logtest.Buffer
 	owner, app := storetest.NewStores(t, store.Options{MaxConns: 2, Log: log.Logger()})
 	appRole := storetest.Column[string](t, app.DB(), "SELECT current_user")[0]
 	storetest.Exec(t, owner.DB(), "REVOKE EXECUTE ON FUNCTION segments_analyze_workspaces(text[]) FROM "+appRole)
@@ -583,7 +584,7 @@ func TestStatisticsGiveWayToLocks(t *testing.T) {
 // server could plan for hours by statistics from its start, or by none.
 func TestStatisticsFailuresWarn(t *testing.T) {
 	ctx := context.Background()
-	var log storetest.Log
+	var log logtest.Buffer
 	s := storetest.NewStore(t, store.Options{MaxConns: 2, Log: log.Logger()})
 	if !store.StatisticsKnown(s) {
 		t.Fatal("the store does not know the statistics before the test")

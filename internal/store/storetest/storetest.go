@@ -9,13 +9,11 @@
 package storetest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -367,35 +365,4 @@ func Column[T any](tb testing.TB, db *sql.DB, query string, args ...any) []T {
 		tb.Fatal(err)
 	}
 	return out
-}
-
-// Log is a store's log for a test to read: the store writes it (Options.Log) from its
-// background goroutines as well as from the test's.
-type Log struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Logger returns a logger that writes into l in slog's text format.
-func (l *Log) Logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
-
-// Write appends p to the log.
-func (l *Log) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// String returns what the log holds.
-func (l *Log) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// Reset empties the log.
-func (l *Log) Reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Reset()
 }
