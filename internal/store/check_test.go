@@ -76,10 +76,12 @@ func setCounter(t *testing.T, s *store.Store, ws, segment, value int64) {
 
 // TestCheckAndRepairCounts corrupts two counters of one workspace by hand, and checks
 // that CheckCounts reports exactly those, with the stored and the real count, that
-// RepairCounts repairs exactly those, and that everything else stays as it was.
+// RepairCounts repairs exactly those, and that everything else stays as it was. The
+// checks read every workspace: on a database of its own, which other tests' deliberate
+// drift (concurrency_test.go, filter_test.go) does not reach.
 func TestCheckAndRepairCounts(t *testing.T) {
 	ctx := context.Background()
-	s := storetest.Store(t)
+	s := storetest.NewStore(t, store.Options{})
 	mine := newFixture(t, s, 10_000, map[string]int{"Alpha": 3, "Beta": 2, "Empty": 0})
 	other := newFixture(t, s, 10_100, map[string]int{"Alpha": 4, "Gamma": 1})
 
@@ -159,10 +161,11 @@ func TestCheckAndRepairCounts(t *testing.T) {
 // TestRepairCountsWhileWriting repairs a corrupted counter while writers keep
 // changing the memberships of that segment and its neighbours: the repair must not
 // lose a concurrent change, and a check during the writes must never report drift
-// that is not there (a writer in the middle of a change is not drift).
+// that is not there (a writer in the middle of a change is not drift). On a database
+// of its own, as TestCheckAndRepairCounts.
 func TestRepairCountsWhileWriting(t *testing.T) {
 	ctx := context.Background()
-	s := storetest.Store(t)
+	s := storetest.NewStore(t, store.Options{})
 	ws, _ := storetest.Workspace(t, s)
 	in := make([]crm.ContactInput, 200)
 	for i := range in {
