@@ -1,0 +1,82 @@
+package main
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// logCall finds a warning or error logged with a literal message (its start, when
+// the message is built: "listener of "+what).
+var logCall = regexp.MustCompile(`\.(?:Warn|Error)(?:Context)?\((?:ctx, |r\.Context\(\), )?"([^"]+)"`)
+
+// TestREADMEListsTheLogsToAlertOn proves that the README's table of the lines the
+// server logs at WARN and ERROR (Observability) names every such line of the
+// server's code, and no line the code no longer logs: an operator alerts on that
+// table. A row's message ending in "..." stands for every message that begins so,
+// and a row names a message by its start (the statistics' warning goes on after a
+// semicolon).
+func TestREADMEListsTheLogsToAlertOn(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n**Logs.**")
+	if !ok {
+		t.Fatal("README has no **Logs.** paragraph")
+	}
+	section, _, _ = strings.Cut(section, "\n**Metrics.**")
+	var rows []string
+	for _, l := range strings.Split(section, "\n") {
+		cells := strings.Split(l, "|")
+		if !strings.HasPrefix(l, "| `") || len(cells) < 4 {
+			continue
+		}
+		rows = append(rows, strings.TrimSuffix(strings.Trim(strings.TrimSpace(cells[2]), "`"), "..."))
+	}
+
+	var logged []string // "path: message"
+	root := filepath.Join("..", "..")
+	for _, dir := range []string{"cmd/segments", "graph", "internal"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || strings.Contains(path, "generated") {
+				return err
+			}
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, m := range logCall.FindAllStringSubmatch(string(src), -1) {
+				logged = append(logged, path+": "+m[1])
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	used := make([]bool, len(rows))
+	for _, l := range logged {
+		_, msg, _ := strings.Cut(l, ": ")
+		found := false
+		for i, row := range rows {
+			if strings.HasPrefix(msg, row) {
+				found, used[i] = true, true
+			}
+		}
+		if !found {
+			t.Errorf("%s: the README's table of warnings and errors (Observability, Logs) has no row for %q", l, msg)
+		}
+	}
+	for i, row := range rows {
+		if !used[i] {
+			t.Errorf("the README's table of warnings and errors lists %q, which the code does not log", row)
+		}
+	}
+	if len(logged) < 15 || len(rows) < 10 {
+		t.Fatalf("%d messages logged, %d rows read: did the code's or the README's form change?", len(logged), len(rows))
+	}
+}
