@@ -71,8 +71,18 @@ func (s *Store) statistics() *statistics {
 // learnStatistics brings the store's statistics up to date (queryStatistics) and
 // waits for the answer.
 func (s *Store) learnStatistics(ctx context.Context) {
-	if stats, err := s.queryStatistics(ctx, s.stats.known.Load()); err == nil {
+	prev := s.stats.known.Load()
+	if stats, err := s.queryStatistics(ctx, prev); err == nil {
+		s.noteRelearned(prev)
 		s.stats.known.Store(stats)
+	}
+}
+
+// noteRelearned logs that the store learned the statistics again, when the tries
+// before (prev's) had failed for long enough to be warned of.
+func (s *Store) noteRelearned(prev *statistics) {
+	if prev != nil && prev.failures >= statisticsWarnAfter {
+		s.log.Info("the store learned PostgreSQL's statistics again", "failures", prev.failures)
 	}
 }
 
@@ -98,8 +108,8 @@ func (s *Store) loadStatistics(prev *statistics) {
 			if stats.failures >= statisticsWarnAfter {
 				s.warnStatisticsFailed(stats, err)
 			}
-		case prev != nil && prev.failures >= statisticsWarnAfter:
-			s.log.Info("the store learned PostgreSQL's statistics again", "failures", prev.failures)
+		default:
+			s.noteRelearned(prev)
 		}
 		s.stats.known.Store(stats)
 	})
