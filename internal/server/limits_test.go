@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -621,7 +620,7 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 	s := storetest.NewStore(t, store.Options{MaxConns: 4, AppName: "limits_test"})
 	_, key := storetest.Workspace(t, s)
 	var log logtest.Buffer
-	srv := httptest.NewServer(server.Handler(s, slog.New(slog.NewTextHandler(&log, nil)), server.Config{}))
+	srv := httptest.NewServer(server.Handler(s, log.Logger(), server.Config{}))
 	t.Cleanup(srv.Close)
 	a := &api{t: t, url: srv.URL, key: key}
 	if _, err := s.DB().ExecContext(context.Background(), `ALTER TABLE segments RENAME TO segments_gone`); err != nil {
@@ -637,7 +636,7 @@ func TestPanicsDoNotLeak(t *testing.T) {
 	s := storetest.Store(t)
 	_, key := storetest.Workspace(t, s)
 	var log logtest.Buffer
-	logger := slog.New(slog.NewTextHandler(&log, nil))
+	logger := log.Logger()
 
 	// In a resolver: a handler without a store dereferences nil in the first resolver
 	// that reads.

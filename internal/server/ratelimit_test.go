@@ -361,7 +361,7 @@ func TestRateLimitFailsOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log logtest.Buffer
-	srv := httptest.NewServer(server.Handler(s, slog.New(slog.NewTextHandler(&log, nil)), server.Config{Throttle: l, Limits: limits.Defaults}))
+	srv := httptest.NewServer(server.Handler(s, log.Logger(), server.Config{Throttle: l, Limits: limits.Defaults}))
 	t.Cleanup(srv.Close)
 	a := &api{t: t, url: srv.URL, key: key}
 	// 899 points left: the 909-point requests below would be throttled if the
