@@ -134,15 +134,7 @@ func TestServeHelpListsEverySetting(t *testing.T) {
 // when it is a plain value), and nothing that is not a setting, so that the
 // documentation cannot drift from the code.
 func TestREADMEConfiguration(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n## Configuration\n")
-	if !ok {
-		t.Fatal("README has no Configuration section")
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
+	section := readmeSection(t, "\n## Configuration\n", "\n## ")
 	type row struct{ flag, def string }
 	readme := map[string]row{} // by environment variable
 	for _, l := range strings.Split(section, "\n") {
@@ -178,4 +170,21 @@ func TestREADMEConfiguration(t *testing.T) {
 	if len(readme) == 0 {
 		t.Fatal("no rows read from the README's Configuration table")
 	}
+}
+
+// readmeSection returns the README's text from the line that begins with start to
+// the next that begins with end (or the README's end), and fails t when there is
+// no start.
+func readmeSection(t *testing.T, start, end string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), start)
+	if !ok {
+		t.Fatalf("README has no %q", strings.TrimSpace(start))
+	}
+	section, _, _ = strings.Cut(section, end)
+	return section
 }

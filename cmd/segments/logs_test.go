@@ -20,15 +20,7 @@ var logCall = regexp.MustCompile(`\.(?:Warn|Error)(?:Context)?\((?:ctx, |r\.Cont
 // and a row names a message by its start (the statistics' warning goes on after a
 // semicolon).
 func TestREADMEListsTheLogsToAlertOn(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n**Logs.**")
-	if !ok {
-		t.Fatal("README has no **Logs.** paragraph")
-	}
-	section, _, _ = strings.Cut(section, "\n**Metrics.**")
+	section := readmeSection(t, "\n**Logs.**", "\n**Metrics.**")
 	var rows []string
 	for _, l := range strings.Split(section, "\n") {
 		cells := strings.Split(l, "|")
