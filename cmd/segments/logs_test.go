@@ -9,9 +9,13 @@ import (
 	"testing"
 )
 
-// logCall finds a warning or error logged with a literal message (its start, when
-// the message is built: "listener of "+what).
-var logCall = regexp.MustCompile(`\.(?:Warn|Error)(?:Context)?\((?:ctx, |r\.Context\(\), )?"([^"]+)"`)
+// logCall finds a call that logs a warning or an error (on a logger named log or
+// logger), and logMessage, within it, its literal message (its start, when the message
+// is built: "listener of "+what).
+var (
+	logCall    = regexp.MustCompile(`(?i:log(?:ger)?)\.(?:Warn|Error)(?:Context)?\(`)
+	logMessage = regexp.MustCompile(logCall.String() + `(?:[\w.]+(?:\(\))?, )?"([^"]+)"`)
+)
 
 // TestREADMEListsTheLogsToAlertOn proves that the README's table of the lines the
 // server logs at WARN and ERROR (Observability) names every such line of the
@@ -41,7 +45,11 @@ func TestREADMEListsTheLogsToAlertOn(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			for _, m := range logCall.FindAllStringSubmatch(string(src), -1) {
+			messages := logMessage.FindAllStringSubmatch(string(src), -1)
+			if calls := len(logCall.FindAllString(string(src), -1)); calls != len(messages) {
+				t.Errorf("%s logs %d warnings or errors, %d of them with a message this test can read: begin each message with a string literal", path, calls, len(messages))
+			}
+			for _, m := range messages {
 				logged = append(logged, path+": "+m[1])
 			}
 			return nil
