@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -47,7 +48,7 @@ func (b *Buffer) Reset() {
 func (b *Buffer) JSONLines(tb testing.TB) []map[string]any {
 	tb.Helper()
 	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader([]byte(b.String())))
+	sc := bufio.NewScanner(strings.NewReader(b.String()))
 	for sc.Scan() {
 		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
