@@ -234,7 +234,9 @@ func newNumberDesc(d *phonenumbers.PhoneNumberDesc) numberDesc {
 }
 
 // e164 is phone (trimmed, with "00" for "+") in E.164 form if it is a valid number,
-// as libphonenumber parses and formats it.
+// as libphonenumber parses and formats it, and fits E.164: libphonenumber knows valid
+// numbers of 6 digits and of 16 or 17 (Germany's, Iran's, Uruguay's), which E.164 and
+// the contacts table do not take.
 func e164(phone string) (string, bool) {
 	if InE164Form(phone) {
 		if valid, sure := validE164(phone); sure {
@@ -248,5 +250,9 @@ func e164(phone string) (string, bool) {
 	if err != nil || !phonenumbers.IsValidNumber(num) {
 		return "", false
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), true
+	formatted := phonenumbers.Format(num, phonenumbers.E164)
+	if !InE164Form(formatted) {
+		return "", false
+	}
+	return formatted, true
 }

@@ -81,6 +81,9 @@ func TestValidE164IsLibphonenumbers(t *testing.T) {
 	var sure, valid, sureOfValid int
 	for _, p := range phones {
 		want, wantOK := viaLibphonenumber(p)
+		if wantOK && !InE164Form(want) { // valid, but longer or shorter than E.164 allows
+			want, wantOK = "", false
+		}
 		got, ok := e164(p)
 		if got != want || ok != wantOK {
 			t.Errorf("e164(%q) = %q, %v; libphonenumber says %q, %v", p, got, ok, want, wantOK)
@@ -103,6 +106,20 @@ func TestValidE164IsLibphonenumbers(t *testing.T) {
 	for _, p := range []string{"+919876543210", "+14155552671", "+447911123456"} {
 		if valid, sure := validE164(p); !valid || !sure {
 			t.Errorf("validE164(%q) = %v, %v, want true, true", p, valid, sure)
+		}
+	}
+}
+
+// TestE164RefusesValidNumbersE164CannotHold: libphonenumber takes these as valid,
+// with 6 national digits or 16 to 17 in all, and the contacts table would refuse
+// them (an internal error where the client should hear INVALID).
+func TestE164RefusesValidNumbersE164CannotHold(t *testing.T) {
+	for _, p := range []string{"+491641", "+989601", "+4930123779185060", "+49301231298415765", "+5980004708581249"} {
+		if _, valid := viaLibphonenumber(p); !valid {
+			t.Errorf("libphonenumber no longer takes %q: pick another example", p)
+		}
+		if got, ok := e164(p); ok {
+			t.Errorf("e164(%q) = %q, true; E.164 has 7 to 15 digits", p, got)
 		}
 	}
 }
