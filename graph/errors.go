@@ -5,8 +5,10 @@ import (
 	"errors"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/segments/segments/graph/model"
@@ -60,7 +62,11 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
 			e.Message = errs[0].Message
 			e.Extensions = map[string]any{"code": codeBadUserInput}
-			if f := errs[0].Field; f != nil {
+			f := errs[0].Field
+			if f == nil {
+				f = argumentPath(ctx, err)
+			}
+			if f != nil {
 				e.Extensions["argument"] = f[0]
 				e.Extensions["field"] = f
 			}
@@ -92,6 +98,30 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return internalError(ctx, id)
 	}
+}
+
+// argumentPath is the path within the field's arguments of a value gqlgen could not
+// unmarshal (a scalar's error, such as attributes that are not an object): gqlgen
+// puts it after the field's own path.
+func argumentPath(ctx context.Context, err error) []string {
+	var gqlErr *gqlerror.Error
+	if !errors.As(err, &gqlErr) {
+		return nil
+	}
+	field := graphql.GetPath(ctx)
+	if len(gqlErr.Path) <= len(field) || gqlErr.Path[:len(field)].String() != field.String() {
+		return nil
+	}
+	var path []string
+	for _, e := range gqlErr.Path[len(field):] {
+		switch e := e.(type) {
+		case ast.PathName:
+			path = append(path, string(e))
+		case ast.PathIndex:
+			path = append(path, strconv.Itoa(int(e)))
+		}
+	}
+	return path
 }
 
 // recoverPanic turns a panic in a resolver into an internal error; the stack goes to

@@ -1431,7 +1431,8 @@ input ContactInput {
   """The email address; null or empty removes it."""
   email: String
   """
-  Attributes to merge into the stored ones (a JSON object of at most 16 KB): each key
+  Attributes to merge into the stored ones (a JSON object of at most 16 KB as it is
+  read back, numbers written out in full: ` + "`" + `1e300` + "`" + ` takes 301 bytes): each key
   given replaces the stored value, and a key given as null is removed.
   """
   attributes: JSON
@@ -1465,7 +1466,10 @@ input UpdateContactInput {
   name: String
   """The new email address; null or empty removes it."""
   email: String
-  """Attributes to merge into the stored ones; a key given as null is removed."""
+  """
+  Attributes to merge into the stored ones (a JSON object of at most 16 KB, measured
+  as in ` + "`" + `ContactInput` + "`" + `); a key given as null is removed.
+  """
   attributes: JSON
 }
 
@@ -8014,7 +8018,7 @@ func (ec *executionContext) unmarshalOJSON2map(ctx context.Context, v any) (map[
 	if v == nil {
 		return nil, nil
 	}
-	res, err := graphql.UnmarshalMap(v)
+	res, err := scalar.UnmarshalObject(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -8024,7 +8028,7 @@ func (ec *executionContext) marshalOJSON2map(ctx context.Context, sel ast.Select
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalMap(v)
+	res := scalar.MarshalObject(v)
 	return res
 }
 

@@ -45,7 +45,8 @@ type ContactInput struct {
 	Name graphql.Omittable[*string] `json:"name,omitempty"`
 	// The email address; null or empty removes it.
 	Email graphql.Omittable[*string] `json:"email,omitempty"`
-	// Attributes to merge into the stored ones (a JSON object of at most 16 KB): each key
+	// Attributes to merge into the stored ones (a JSON object of at most 16 KB as it is
+	// read back, numbers written out in full: `1e300` takes 301 bytes): each key
 	// given replaces the stored value, and a key given as null is removed.
 	Attributes graphql.Omittable[map[string]any] `json:"attributes,omitempty"`
 }
@@ -174,7 +175,8 @@ type UpdateContactInput struct {
 	Name graphql.Omittable[*string] `json:"name,omitempty"`
 	// The new email address; null or empty removes it.
 	Email graphql.Omittable[*string] `json:"email,omitempty"`
-	// Attributes to merge into the stored ones; a key given as null is removed.
+	// Attributes to merge into the stored ones (a JSON object of at most 16 KB, measured
+	// as in `ContactInput`); a key given as null is removed.
 	Attributes graphql.Omittable[map[string]any] `json:"attributes,omitempty"`
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/segments/segments/internal/crm"
 )
 
 // MarshalDateTime writes t as gqlgen's graphql.MarshalTime does: RFC 3339 with
@@ -42,6 +44,32 @@ func (t dateTime) MarshalGQL(w io.Writer) {
 		return
 	}
 	io.WriteString(w, strconv.Quote(time.Time(t).Format(time.RFC3339Nano)))
+}
+
+// MarshalObject writes a JSON object as gqlgen's graphql.MarshalMap does.
+func MarshalObject(v map[string]any) graphql.Marshaler { return graphql.MarshalMap(v) }
+
+// UnmarshalObject reads a JSON scalar's value given as input (a contact's
+// attributes), which must be an object. Anything else is the client's mistake and
+// is told as one (BAD_USER_INPUT, like any invalid argument): gqlgen's
+// graphql.UnmarshalMap returns a plain error, which the server cannot tell from a
+// failure of its own and answered as INTERNAL_SERVER_ERROR, which clients retry.
+func UnmarshalObject(v any) (map[string]any, error) {
+	if m, ok := v.(map[string]any); ok {
+		return m, nil
+	}
+	var kind string
+	switch v.(type) {
+	case []any:
+		kind = "an array"
+	case string:
+		kind = "a string"
+	case bool:
+		kind = "a boolean"
+	default:
+		kind = "a number"
+	}
+	return nil, crm.Errorf(crm.CodeInvalid, nil, `a JSON object is expected, such as {"city": "Pune"}, not %s`, kind)
 }
 
 // MarshalRawJSON writes v, JSON text (a contact's attributes as PostgreSQL keeps

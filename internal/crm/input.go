@@ -1,8 +1,6 @@
 package crm
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/mail"
 	"strings"
 	"unicode/utf8"
@@ -237,23 +235,4 @@ func email(errs Errors, field []string, s *string) (*string, Errors) {
 		return t, append(errs, Errorf(CodeInvalid, field, "email %q is not a valid email address", *t))
 	}
 	return t, errs
-}
-
-func attributes(errs Errors, field []string, attrs map[string]any) Errors {
-	b, err := json.Marshal(attrs)
-	switch {
-	case err != nil:
-		return append(errs, Errorf(CodeInvalid, field, "attributes are not valid JSON: %v", err))
-	case len(b) > MaxAttributesBytes:
-		return append(errs, Errorf(CodeTooLong, field, "attributes take %d bytes as JSON, the maximum is %d", len(b), MaxAttributesBytes))
-	case bytes.Contains(b, []byte(`\u0000`)):
-		// PostgreSQL's jsonb cannot hold a NUL character.
-		return append(errs, Errorf(CodeInvalid, field, "attributes contain a NUL character"))
-	}
-	for k := range attrs {
-		if strings.TrimSpace(k) == "" {
-			return append(errs, Errorf(CodeBlank, field, "attribute names cannot be blank"))
-		}
-	}
-	return errs
 }

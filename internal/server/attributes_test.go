@@ -1,0 +1,94 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestAttributesNotAnObject: attributes that are not a JSON object are the client's
+// mistake, told as BAD_USER_INPUT naming the value, and change nothing. They were an
+// internal error, which the README tells clients to retry and operators to alert on.
+func TestAttributesNotAnObject(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	existing := c.upsert(map[string]any{"phone": "+919830000001"})
+	checkUserErrors(t, existing.UserErrors)
+	id := existing.Contacts[0].ID
+	before := c.dbState()
+	check := func(name string, res response, field string) {
+		t.Helper()
+		if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" ||
+			fmt.Sprint(res.Errors[0].Extensions["field"]) != field || !strings.HasPrefix(res.Errors[0].Message, "a JSON object is expected") {
+			t.Errorf("%s: %+v, want BAD_USER_INPUT at %s", name, res.Errors, field)
+		}
+	}
+	for kind, attrs := range map[string]any{"array": []any{1, 2}, "string": "x", "number": 3, "boolean": true} {
+		check("upsertContacts, "+kind, c.post(upsertContactsDoc, map[string]any{"in": map[string]any{"contacts": []any{
+			map[string]any{"phone": "+919830000002"}, map[string]any{"phone": "+919830000003", "attributes": attrs}}}}),
+			"[input contacts 1 attributes]")
+		check("updateContact, "+kind, c.post(updateContactDoc, map[string]any{"in": map[string]any{"id": id, "attributes": attrs}}),
+			"[input attributes]")
+	}
+	check("a literal", c.post(`mutation { updateContact(input: {id: "`+id+`", attributes: "x"}) { contact { id } } }`, nil),
+		"[input attributes]")
+	c.unchanged(before)
+}
+
+// TestAttributesMeasuredAsStored: the 16 KB attributes may take is what PostgreSQL
+// writes back, with numbers written out in full and strings unescaped but for what
+// JSON must escape; measured on the request's encoding instead, 1e16000 took 7 bytes
+// (and 100 keys of 1e131071 read back as 13 MB), and "<" took 6.
+func TestAttributesMeasuredAsStored(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	const limit = 16 << 10
+	// {"n":1eK} is written {"n":1000...} in K+7 bytes; {"s":"<<..."} in N+8.
+	for i, tc := range []struct {
+		name   string
+		attrs  map[string]any
+		stored int // bytes read back; 0: refused as TOO_LONG
+	}{
+		{"a number at the limit", map[string]any{"n": json.Number(fmt.Sprintf("1e%d", limit-7))}, limit},
+		{"a number a byte over", map[string]any{"n": json.Number(fmt.Sprintf("1e%d", limit-6))}, 0},
+		{"100 numbers of 131,072 digits", func() map[string]any {
+			m := map[string]any{}
+			for i := range 100 {
+				m[fmt.Sprint("k", i)] = json.Number("1e131071")
+			}
+			return m
+		}(), 0},
+		{"a number past PostgreSQL's range", map[string]any{"n": json.Number("1e131072")}, 0},
+		{"markup at the limit", map[string]any{"s": strings.Repeat("<", limit-8)}, limit},
+		{"markup a byte over", map[string]any{"s": strings.Repeat(">", limit-7)}, 0},
+		{"a backslash and u0000, not a NUL", map[string]any{"s": `\u0000`}, len(`{"s":"\\u0000"}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.on(t)
+			res := c.post(upsertContactsDoc, map[string]any{"in": map[string]any{"contacts": []any{
+				map[string]any{"phone": fmt.Sprintf("+9198300001%02d", i), "attributes": tc.attrs}}}})
+			var out struct {
+				UpsertContacts struct {
+					Contacts []struct {
+						Attributes json.RawMessage `json:"attributes"`
+					} `json:"contacts"`
+					UserErrors []userError `json:"userErrors"`
+				} `json:"upsertContacts"`
+			}
+			if err := json.Unmarshal(res.Data, &out); err != nil || len(res.Errors) != 0 {
+				t.Fatalf("%v %+v", err, res.Errors)
+			}
+			p := out.UpsertContacts
+			if tc.stored == 0 {
+				checkUserErrors(t, p.UserErrors, userErrAt("TOO_LONG", "input", "contacts", "0", "attributes"))
+				return
+			}
+			checkUserErrors(t, p.UserErrors)
+			if got := p.Contacts[0].Attributes; len(got) != tc.stored {
+				t.Errorf("read back %.80s... (%d bytes), want %d bytes", got, len(got), tc.stored)
+			}
+		})
+	}
+
+	nul := c.upsert(map[string]any{"phone": "+919830000011", "attributes": map[string]any{"s": "a\x00b"}})
+	checkUserErrors(t, nul.UserErrors, userErrAt("INVALID", "input", "contacts", "0", "attributes"))
+}
