@@ -258,6 +258,10 @@ func TestCost(t *testing.T) {
 		{`query($n: Int) { contacts(first: $n) { nodes { id } } }`, map[string]any{"n": 5}, 6},
 		{`query($n: Int) { contacts(first: $n) { nodes { id } } }`, nil, 21},
 		{`{ segments(first: 10) { nodes { contacts(first: 10) { nodes { id segments { id } } } } } }`, nil, 1 + 10*(1+1+10*(1+1))},
+		// A contact's segments: the segments once, what each selects as for a full page of them.
+		{`{ contacts(first: 9) { nodes { segments { contacts(first: 100) { nodes { id } } } } } }`, nil, 1 + 9*(1+1+100*(1+100))},
+		{`{ contacts(first: 50) { nodes { segments { id name contactCount } } } }`, nil, 1 + 50*(1+1)},
+		{`mutation { assignContactsToSegments(input: {contactIds: [], segmentIds: []}) { segments { contacts { totalCount } } } }`, nil, 10 + 1 + 100*1},
 		{`{ nodes(ids: ["a", "b", "c"]) { id } }`, nil, 1},
 		{`{ nodes(ids: ["a", "b", "c"]) { ... on Contact { segments { id } } } }`, nil, 1 + 3},
 		{`query($ids: [ID!]!) { nodes(ids: $ids) { ... on Segment { contacts(first: 10) { nodes { id } } } } }`, map[string]any{"ids": []any{"a", "b"}}, 1 + 2*11},

@@ -206,7 +206,8 @@ func Adversarial(l limits.Limits) []Doc {
 		`{ contact(id: "C_AQ") { `+strings.Repeat(deepChain, min(r, l.MaxSelections/21))+`} }`)
 	add("repeated tree (2 copies, 10 levels)", limits.CodeMaxRepeatedFields, false, tree(10, 2))
 	add("repeated tree (3 copies, 6 levels)", limits.CodeMaxRepeatedFields, false, tree(6, 3))
-	add("repeated tree (3 copies, 3 levels, accepted)", "", true, tree(3, 3))
+	// Each copy of a contact's segments' contacts is a page per segment: over the cost.
+	add("repeated tree (3 copies, 3 levels, valid, over the cost)", limits.CodeMaxCost, true, tree(3, 3))
 	add("conflicting fields", limits.CodeMaxRepeatedFields, false, `{ segment(id: "S_AQ") { `+numbered("contacts(first: %d) { totalCount } ", 20_000)+`} }`)
 	add("conflicting fields (as many as allowed)", "", false, `{ segment(id: "S_AQ") { `+numbered("contacts(first: %d) { totalCount } ", r*len("contacts(first: 10) { totalCount } "))+`} }`)
 	add("10,000 aliases", limits.CodeMaxTokens, false, "{ workspace { "+numbered("a%d: id ", 100_000)+"} }")
