@@ -208,6 +208,12 @@ func (e *limitsExtension) MutateOperationContext(ctx context.Context, opCtx *gra
 		if p, ok := auth.PrincipalFrom(ctx); !ok || !p.CanWrite() {
 			return nil // authorizeWrites refuses it; nothing is charged
 		}
+		if err := checkPayloadArguments(opCtx); err != nil {
+			if ref := refusalFrom(ctx); ref != nil {
+				ref.status = http.StatusBadRequest
+			}
+			return err // refused before it changed anything; nothing is charged
+		}
 	}
 	cost := limits.Cost(e.schema, op, opCtx.Variables, e.limits)
 	report := &limits.Report{RequestedQueryCost: cost}

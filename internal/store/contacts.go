@@ -1242,6 +1242,19 @@ func (s *Store) ContactsOfSegments(ctx context.Context, ws int64, segmentIDs []i
 	return out, nil
 }
 
+// CheckContactPage checks the arguments of a page of contacts in order as reading
+// it does (its size, its cursors: made by this API, for this list and order), and
+// reads nothing: a mutation checks the pages its payload asks for before it
+// changes anything.
+func CheckContactPage(order crm.ContactOrder, args crm.PageArgs) error {
+	key, ok := contactKeys[order.Field]
+	if !ok {
+		return fmt.Errorf("store: unknown contact order %q", order.Field)
+	}
+	_, err := pageQuery{alias: "c", key: key, dir: order.Direction, args: args}.bounds()
+	return err
+}
+
 // contactsOfSegmentsSelect returns the statement of ContactsOfSegments, and the
 // page's query.
 func (s *Store) contactsOfSegmentsSelect(ws workspaceArg, segmentIDs []int64, search string, order crm.ContactOrder, args crm.PageArgs) (*bun.SelectQuery, pageQuery, error) {

@@ -1,0 +1,114 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/segments/segments/graph/model"
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store"
+)
+
+// checkPayloadArguments checks, before a mutation runs, the arguments its payload's
+// selection gives the fields that check theirs when they run: a segment's contacts
+// (page size, cursors, search) and a connection's count (limit). Left to those
+// fields, a page of 500 asked for in createSegment's payload was refused as
+// BAD_USER_INPUT after the segment was created, and a client told its input was bad
+// would not know the change was made. Only mutations are checked: a query's refused
+// field changes nothing, and its other fields are answered.
+func checkPayloadArguments(opCtx *graphql.OperationContext) *gqlerror.Error {
+	if opCtx.Operation.Operation != ast.Mutation {
+		return nil
+	}
+	return checkArguments(opCtx, opCtx.Operation.SelectionSet, nil)
+}
+
+func checkArguments(opCtx *graphql.OperationContext, sel ast.SelectionSet, path ast.Path) *gqlerror.Error {
+	for _, f := range graphql.CollectFields(opCtx, sel, nil) {
+		fieldPath := append(path[:len(path):len(path)], ast.PathName(f.Alias))
+		if err := fieldArguments(f, opCtx.Variables); err != nil {
+			return badArgument(fieldPath, err)
+		}
+		if err := checkArguments(opCtx, f.Selections, fieldPath); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fieldArguments checks f's arguments as its resolver will (segmentContacts,
+// ContactConnection.Count, SegmentConnection.Count).
+func fieldArguments(f graphql.CollectedField, vars map[string]any) error {
+	def := f.Definition
+	if def == nil || len(def.Arguments) == 0 {
+		return nil
+	}
+	args := f.ArgumentMap(vars)
+	switch {
+	case f.ObjectDefinition.Name == "Segment" && f.Name == "contacts":
+		var page crm.PageArgs
+		var err error
+		if page.First, err = optionalInt(args["first"]); err != nil {
+			return err
+		}
+		if page.Last, err = optionalInt(args["last"]); err != nil {
+			return err
+		}
+		if s, ok := args["after"].(string); ok {
+			page.After = &s
+		}
+		if s, ok := args["before"].(string); ok {
+			page.Before = &s
+		}
+		if s, ok := args["search"].(string); ok {
+			if _, err := crm.NormalizeSearch(&s); err != nil {
+				return err
+			}
+		}
+		order := crm.DefaultContactOrder
+		if o, ok := args["orderBy"].(map[string]any); ok {
+			field, _ := o["field"].(string)
+			direction, _ := o["direction"].(string)
+			order = contactOrder(&model.ContactOrder{Field: model.ContactOrderField(field), Direction: model.OrderDirection(direction)})
+		}
+		return store.CheckContactPage(order, page)
+	case f.Name == "count" && def.Arguments.ForName("limit") != nil:
+		limit, err := optionalInt(args["limit"])
+		if err != nil || limit == nil {
+			return err
+		}
+		return crm.CheckCountLimit(*limit)
+	}
+	return nil
+}
+
+// optionalInt reads an Int argument, from a literal or a variable; nil when absent.
+func optionalInt(v any) (*int, error) {
+	if v == nil {
+		return nil, nil
+	}
+	n, err := graphql.UnmarshalInt(v)
+	if err != nil {
+		return nil, fmt.Errorf("%v is not an Int: %w", v, err)
+	}
+	return &n, nil
+}
+
+// badArgument is the refusal of a request for the argument err names, shaped as
+// presentError shapes the same error when a resolver returns it.
+func badArgument(path ast.Path, err error) *gqlerror.Error {
+	e := &gqlerror.Error{Message: err.Error(), Path: path, Extensions: map[string]any{"code": codeBadUserInput}}
+	var one *crm.Error
+	if errors.As(err, &one) {
+		e.Message = one.Message
+		if one.Field != nil {
+			e.Extensions["argument"] = one.Field[0]
+			e.Extensions["field"] = one.Field
+		}
+	}
+	return e
+}
