@@ -180,6 +180,14 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"invalid Idempotency-Key: it must be 1 to 255 visible ASCII characters, such as a UUID")
 		return
 	}
+	if p, ok := auth.PrincipalFrom(r.Context()); ok && !p.CanWrite() {
+		// A read principal's mutation is refused (FORBIDDEN) however often it comes,
+		// and its queries change nothing: its keys are neither kept nor replayed.
+		// Replayed, the answer a read_write key got for the same body told a read key
+		// that its mutation had succeeded.
+		m.next.ServeHTTP(w, r)
+		return
+	}
 	ws, ok := auth.WorkspaceFrom(r.Context())
 	if !ok {
 		m.log.ErrorContext(r.Context(), "idempotency: no workspace in the request context: the middleware must run behind auth.Require")

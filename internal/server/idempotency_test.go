@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/store"
 )
 
 // idemBody is the JSON body of a GraphQL request: the bytes an Idempotency-Key is
@@ -469,6 +471,31 @@ func TestRefusedMutationReplayed(t *testing.T) {
 	}
 	if n != 0 {
 		t.Errorf("%d segments after the replayed refusal, want 0", n)
+	}
+}
+
+// TestReadKeyNotReplayed: a read key sending the body and Idempotency-Key of a
+// mutation a read_write key ran is refused (FORBIDDEN), as without the key, not told
+// the mutation succeeded; and its own requests keep no key.
+func TestReadKeyNotReplayed(t *testing.T) {
+	rw := newAPI(t)
+	ro, _ := rw.withKey(t, store.NewAPIKey{Scope: crm.ScopeRead, Name: "BI export"})
+	create := idemBody(createSegmentDoc, map[string]any{"in": map[string]any{"name": "Replayed?"}})
+	key := newKey()
+	var p segmentPayload
+	rw.idemPost(create, key).payload(t, &p)
+	checkUserErrors(t, p.UserErrors)
+	for range 2 {
+		r := ro.idemPost(create, key)
+		if r.replayed() || len(r.decoded.Errors) != 1 || r.decoded.Errors[0].Extensions["code"] != "FORBIDDEN" {
+			t.Errorf("a read key's mutation: %d %s (replayed %v), want FORBIDDEN", r.status, r.body, r.replayed())
+		}
+	}
+	own := newKey()
+	ro.idemPost(create, own)
+	ro.idemPost(idemBody(`{ segments { totalCount } }`, nil), newKey())
+	if got := rw.idemRow(own); got != "" {
+		t.Errorf("a read key's request kept its key: %s", got)
 	}
 }
 
