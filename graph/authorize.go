@@ -8,6 +8,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 // codeForbidden is the extensions.code of an operation the principal may not run.
@@ -45,8 +46,15 @@ func (authorizeWrites) InterceptOperation(ctx context.Context, next graphql.Oper
 	case ok && p.Kind == auth.KindUser:
 		msg = "this session may only read: mutations need a token whose scope claim includes read_write"
 	}
-	return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
+	res := &graphql.Response{Errors: gqlerror.List{{
 		Message:    msg,
 		Extensions: map[string]any{"code": codeForbidden},
-	}}})
+	}}}
+	// The response interceptors, telemetry's among them, run inside the operation,
+	// which this answer skips: without this, the refusal was logged and counted as
+	// an unknown operation answered ok.
+	if rec := telemetry.From(ctx); rec != nil {
+		report(ctx, rec, res)
+	}
+	return graphql.OneShot(res)
 }

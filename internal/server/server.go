@@ -266,7 +266,10 @@ func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.T
 			slog.String("request_id", id))
 		if graphQL {
 			if rec.Operated() {
-				attrs = append(attrs, slog.String("operation_type", rec.OperationType), slog.String("operation", rec.Operation))
+				attrs = append(attrs, slog.String("operation_type", rec.OperationType))
+				if rec.Operation != "" {
+					attrs = append(attrs, slog.String("operation", rec.Operation))
+				}
 			}
 			if rec.Workspace != 0 {
 				attrs = append(attrs, slog.String("workspace", globalid.Encode(globalid.Workspace, rec.Workspace)))

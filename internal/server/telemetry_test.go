@@ -247,6 +247,21 @@ func TestMetricsMoveWithRequests(t *testing.T) {
 		return nil
 	})
 
+	// A read key's mutation is refused after validation: its name is known. It was
+	// counted as an unknown operation answered ok, and no rejection.
+	readOnly, _ := o.api.withKey(t, store.NewAPIKey{Scope: crm.ScopeRead, Name: "reports"})
+	readOnly.fails("FORBIDDEN", `mutation Nope { createSegment(input: {name: "x"}) { segment { id } } }`, nil)
+	eventually(t, "the forbidden mutation is counted", func() error {
+		fams := o.scrape()
+		if v := counter(fams, "segments_rejections_total", "code", "FORBIDDEN"); v != 1 {
+			return fmt.Errorf("rejections{FORBIDDEN} = %v, want 1", v)
+		}
+		if v := counter(fams, "segments_requests_total", "operation", "Nope", "outcome", "FORBIDDEN"); v != 1 {
+			return fmt.Errorf("requests{Nope, FORBIDDEN} = %v, want 1", v)
+		}
+		return nil
+	})
+
 	// Successful requests are no rejections.
 	fams := o.scrape()
 	if v := counter(fams, "segments_rejections_total", "code", "ok"); v != 0 {
@@ -318,8 +333,8 @@ func TestAccessLogFields(t *testing.T) {
 		}
 		return nil, fmt.Errorf("no log line with request_id %q", requestID)
 	}
-	send := func(key string) string {
-		body, _ := json.Marshal(map[string]any{"query": namedQuery})
+	send := func(key string, query ...string) string {
+		body, _ := json.Marshal(map[string]any{"query": append(query, namedQuery)[0]})
 		req, _ := http.NewRequest(http.MethodPost, o.url+"/graphql", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		if key != "" {
@@ -368,6 +383,13 @@ func TestAccessLogFields(t *testing.T) {
 	}
 	if d, _ := got["duration"].(float64); d <= 0 {
 		t.Errorf("duration = %v", got["duration"])
+	}
+
+	// An unnamed operation has its type, and no name: not operation="".
+	id = send(string(o.key), `{ segments { totalCount } }`)
+	eventually(t, "the unnamed operation's log line", func() (err error) { got, err = line(id); return err })
+	if v, ok := got["operation"]; ok || got["operation_type"] != "query" {
+		t.Errorf("unnamed: operation = %q (present %v), operation_type = %v", v, ok, got["operation_type"])
 	}
 }
 
