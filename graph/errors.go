@@ -23,6 +23,8 @@ const (
 	codeInternal     = "INTERNAL_SERVER_ERROR"
 	codeTimeout      = "TIMEOUT"
 	codeUnavailable  = "UNAVAILABLE"
+	// codeClientClosed: the client left before the answer (nginx's 499).
+	codeClientClosed = "CLIENT_CLOSED_REQUEST"
 )
 
 // ErrShuttingDown is the cause with which a server shutting down cancels the requests
@@ -90,6 +92,14 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
 			e.Message = "the server is shutting down; retry the request"
 			e.Extensions = map[string]any{"code": codeUnavailable}
+			return e
+		}
+		if errors.Is(ended, context.Canceled) {
+			// No one reads this answer; its code is for the log and the metrics, where
+			// an internal error would count a client's leaving as the server's failure.
+			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
+			e.Message = "the client closed the request before it was answered"
+			e.Extensions = map[string]any{"code": codeClientClosed}
 			return e
 		}
 		id := requestid.From(ctx)

@@ -231,6 +231,9 @@ func (e *limitsExtension) MutateOperationContext(ctx context.Context, opCtx *gra
 		return refuse(ctx, &limits.Error{Code: limits.CodeThrottled,
 			Message: fmt.Sprintf("throttled: the operation costs %d and %d points are available, restoring %g per second",
 				cost, status.CurrentlyAvailable, status.RestoreRate)}, http.StatusTooManyRequests)
+	case err != nil && ctx.Err() != nil:
+		// The client left, or the deadline passed, while the bucket was asked: the
+		// request ends with its context, and the throttle did not fail.
 	case err != nil:
 		// The throttle is down: serve, within MaxCost, rather than fail every request.
 		e.log.WarnContext(ctx, "throttle unavailable, request served unthrottled", "err", err)

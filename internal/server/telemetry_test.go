@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -288,6 +289,45 @@ type emptyBucket struct{}
 
 func (emptyBucket) Take(context.Context, string, int) (limits.Status, error) {
 	return limits.Status{MaximumAvailable: 10, RestoreRate: 1}, limits.ErrThrottled
+}
+
+// waitingBucket answers when the request's context ends, with its error, as the
+// store's throttle does when the client leaves while it waits for the bucket's row.
+type waitingBucket struct{}
+
+func (waitingBucket) Take(ctx context.Context, _ string, _ int) (limits.Status, error) {
+	<-ctx.Done()
+	return limits.Status{}, fmt.Errorf("take: %w", ctx.Err())
+}
+
+// TestLeavingClientIsNoThrottleFailure: a client that leaves while the throttle
+// takes its cost is no failure of the throttle, whose warning is a line the README
+// tells operators to alert on (200 clients dropping their sockets logged 20 of
+// them), nor an internal error (its outcome was INTERNAL_SERVER_ERROR).
+func TestLeavingClientIsNoThrottleFailure(t *testing.T) {
+	o := newObserved(t, observedOptions{throttle: waitingBucket{}})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := o.idemSend(ctx, idemBody(namedQuery, nil)); err == nil {
+		t.Fatal("the request was answered; want the client to give up")
+	}
+	eventually(t, "the request ends", func() error {
+		for _, l := range o.log.JSONLines(t) {
+			if l["msg"] == "request" {
+				return nil
+			}
+		}
+		return errors.New("no request line yet")
+	})
+	if strings.Contains(o.log.String(), "throttle unavailable") {
+		t.Errorf("a client that left is logged as a throttle failure:\n%s", o.log.String())
+	}
+	// Nor is it an internal error, which operators count as the server's failures.
+	for _, l := range o.log.JSONLines(t) {
+		if l["msg"] == "request" && l["outcome"] != "CLIENT_CLOSED_REQUEST" {
+			t.Errorf("outcome %v, want CLIENT_CLOSED_REQUEST: %v", l["outcome"], l)
+		}
+	}
 }
 
 func TestOperationLabelIsBounded(t *testing.T) {
