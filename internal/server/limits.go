@@ -5,11 +5,16 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/limits"
 )
+
+// CodeRequestTimeout is the code of a request whose body did not arrive in time.
+const CodeRequestTimeout = "REQUEST_TIMEOUT"
 
 // limitRequestSize refuses requests larger than max bytes before anything else reads
 // them: a body over max with 413 Content Too Large, a query string (a GET request's
@@ -19,7 +24,12 @@ import (
 // within the limit is read here whole, so that the handlers after this one (auth,
 // idempotency, the GraphQL transports, which all read whole bodies) never see more.
 // A negative max turns the limit off.
-func limitRequestSize(max int64, next http.Handler) http.Handler {
+//
+// The body must also arrive within within (0: no bound), else 408 REQUEST_TIMEOUT:
+// the request's deadline starts after it is read, and the server's only read timeout
+// is the headers'. A body sent a byte a second held its connection, and its 256 KB,
+// for days, before the key was even checked.
+func limitRequestSize(max int64, within time.Duration, next http.Handler) http.Handler {
 	if max < 0 {
 		return next
 	}
@@ -37,10 +47,24 @@ func limitRequestSize(max int64, next http.Handler) http.Handler {
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
+			if within > 0 {
+				_ = rc.SetReadDeadline(time.Now().Add(within)) // not supported (HTTP/2 tests): unbounded
+			}
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 			if _, over := errors.AsType[*http.MaxBytesError](err); over {
 				tooLarge(w, http.StatusRequestEntityTooLarge, "the request body")
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// The deadline stays: net/http reads what is left of a body before it
+				// answers, and the answer closes the connection.
+				auth.WriteError(w, http.StatusRequestTimeout, CodeRequestTimeout,
+					"the request body did not arrive within "+within.String())
+				return
+			}
+			if within > 0 {
+				_ = rc.SetReadDeadline(time.Time{})
 			}
 			if err != nil {
 				auth.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "could not read the request body")

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -112,6 +114,51 @@ func (a *api) baseline() int64 {
 	}
 	a.query(`{ __typename }`, nil)
 	return base
+}
+
+// TestSlowBodyTimedOut: a body that does not arrive within the request timeout is
+// refused with 408 REQUEST_TIMEOUT, before authentication, and a body sent in
+// pieces within it is served. A body sent a byte a second was read for as long as
+// it took (256 KB: three days), holding its connection.
+func TestSlowBodyTimedOut(t *testing.T) {
+	a := newAPIWith(t, server.Config{RequestTimeout: 300 * time.Millisecond})
+	const body = `{"query":"{ __typename }"}`
+	// send sends the body in two pieces, pause apart (the second never, with a
+	// negative pause), and reads the answer.
+	send := func(key string, pause time.Duration) (status int, reply string) {
+		t.Helper()
+		conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", key, len(body))
+		conn.Write([]byte(body[:10]))
+		if pause >= 0 {
+			time.Sleep(pause)
+			conn.Write([]byte(body[10:]))
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	for _, key := range []string{string(a.key), ""} {
+		start := time.Now()
+		if status, reply := send(key, -1); status != http.StatusRequestTimeout || !strings.Contains(reply, `"REQUEST_TIMEOUT"`) {
+			t.Errorf("key %q: %d %s, want 408 REQUEST_TIMEOUT", key, status, reply)
+		}
+		if d := time.Since(start); d > 1500*time.Millisecond {
+			t.Errorf("answered after %v", d)
+		}
+	}
+	if status, reply := send(string(a.key), 50*time.Millisecond); status != http.StatusOK || !strings.Contains(reply, "__typename") {
+		t.Errorf("a body in two pieces 50 ms apart: %d %s", status, reply)
+	}
 }
 
 // TestRequestTooLarge proves that a body over the cap is refused with 413, a query

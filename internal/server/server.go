@@ -40,8 +40,9 @@ type Config struct {
 	// BatchWait is how long loaders wait for sibling keys; 0 means the default.
 	BatchWait time.Duration
 	// RequestTimeout bounds each GraphQL request; when it passes, the request's SQL is
-	// cancelled on the database too and the client gets a TIMEOUT error. 0 means no
-	// deadline.
+	// cancelled on the database too and the client gets a TIMEOUT error. A request's
+	// body must arrive within it too, before the request starts (408
+	// REQUEST_TIMEOUT). 0 means no deadline.
 	RequestTimeout time.Duration
 	// Draining, once closed, turns /readyz to 503 while requests are still served: the
 	// first step of a graceful shutdown, so that load balancers stop sending traffic
@@ -200,7 +201,7 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
-	return requestid.Middleware(accessLog(log, cfg.Metrics, telemetry.NewTracer(cfg.Tracing), limitRequestSize(cfg.Limits.WithDefaults().MaxBodyBytes, mux)))
+	return requestid.Middleware(accessLog(log, cfg.Metrics, telemetry.NewTracer(cfg.Tracing), limitRequestSize(cfg.Limits.WithDefaults().MaxBodyBytes, cfg.RequestTimeout, mux)))
 }
 
 // claimLease is how long an Idempotency-Key stays claimed by a request whose answer
