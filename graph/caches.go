@@ -1,10 +1,17 @@
 package graph
 
 import (
+	"context"
+	"net/http"
+
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/segments/segments/internal/limits"
 )
 
 // cacheSize is how many documents each cache holds: far more than the operations of
@@ -18,5 +25,22 @@ const cacheSize = 1000
 // useLimits, whose checks see the query that APQ looked up.
 func useCaches(srv *handler.Server) {
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](cacheSize))
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](cacheSize)})
+	srv.Use(persistedQueries{extension.AutomaticPersistedQuery{Cache: lru.New[string](cacheSize)}})
+}
+
+// persistedQueries is gqlgen's automatic persisted queries, whose refusals of a
+// malformed extension (not an object, another version, a hash that is not the
+// query's) carried no extensions.code: they are BAD_REQUEST (400), as any malformed
+// request. PERSISTED_QUERY_NOT_FOUND is no refusal but the protocol's request for
+// the text, and stays as it is.
+type persistedQueries struct {
+	extension.AutomaticPersistedQuery
+}
+
+func (p persistedQueries) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
+	err := p.AutomaticPersistedQuery.MutateOperationParameters(ctx, params)
+	if err == nil || err.Extensions["code"] != nil {
+		return err
+	}
+	return refuse(ctx, &limits.Error{Code: CodeBadRequest, Message: err.Message}, http.StatusBadRequest)
 }

@@ -196,6 +196,12 @@ func TestGraphQLHTTPStatus(t *testing.T) {
 		"extensions a string":   jsonBody(map[string]any{"query": q, "extensions": "x"}),
 		"extensions false":      jsonBody(map[string]any{"query": q, "extensions": false}),
 		"persisted query empty": jsonBody(map[string]any{"extensions": map[string]any{}}),
+		// gqlgen's refusals of a persisted query's extension had no code.
+		"persisted query a string": jsonBody(map[string]any{"query": q, "extensions": map[string]any{"persistedQuery": "x"}}),
+		"persisted query version 2": jsonBody(map[string]any{"query": q, "extensions": map[string]any{
+			"persistedQuery": map[string]any{"version": 2, "sha256Hash": strings.Repeat("0", 64)}}}),
+		"persisted query of another hash": jsonBody(map[string]any{"query": q, "extensions": map[string]any{
+			"persistedQuery": map[string]any{"version": 1, "sha256Hash": strings.Repeat("0", 64)}}}),
 	}
 	for name, body := range malformed {
 		for _, accept := range []string{ctJSON, ctGR} {
