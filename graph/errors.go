@@ -14,6 +14,7 @@ import (
 	"github.com/segments/segments/graph/model"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/requestid"
+	"github.com/segments/segments/internal/store"
 )
 
 // Codes of top-level errors (extensions.code), following the names Apollo's tooling
@@ -103,6 +104,14 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return e
 		}
 		id := requestid.From(ctx)
+		if store.Unreachable(err) {
+			// No bug to quote: the client may retry, as after a refusal with 503.
+			log.ErrorContext(ctx, "database unreachable", "err", err, "path", graphql.GetPath(ctx).String(), "request_id", id)
+			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
+			e.Message = "the database cannot be reached; retry shortly"
+			e.Extensions = map[string]any{"code": codeUnavailable, "requestId": id}
+			return e
+		}
 		if !errors.Is(err, context.Canceled) && ended == nil {
 			log.ErrorContext(ctx, "resolver failed", "err", err, "path", graphql.GetPath(ctx).String(), "request_id", id)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/logtest"
 	"github.com/segments/segments/internal/pgserver"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
@@ -89,6 +90,33 @@ type window struct{ from, to time.Time }
 type probe struct {
 	at     time.Time
 	status int
+}
+
+// TestUnreachableDatabaseIsUnavailable: a request whose key the server remembers,
+// sent while PostgreSQL cannot be reached, is told UNAVAILABLE (retry), not
+// INTERNAL_SERVER_ERROR (a bug), and the log says which it was.
+func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
+	db := newFaultyDB(t)
+	s := storetest.MigratedStore(t, db.url, store.Options{MaxConns: 4, AppName: "unreachable"})
+	s.DB().SetMaxIdleConns(0) // each request connects: none finds a pooled connection the cut closed
+	ws, key := storetest.Workspace(t, s)
+	var log logtest.Buffer
+	srv := httptest.NewServer(server.Handler(s, log.Logger(), server.Config{KeyCacheTTL: time.Minute}))
+	defer srv.Close()
+	a := &api{t: t, url: srv.URL, key: key, ws: ws, store: s}
+	const q = `{ segments { totalCount } }`
+	if res := a.post(q, nil); res.Status != http.StatusOK || len(res.Errors) > 0 {
+		t.Fatalf("before the cut: %d %+v", res.Status, res.Errors)
+	}
+	db.proxy.Stop()
+	defer db.proxy.Start()
+	res := a.post(q, nil)
+	if len(res.Errors) == 0 || res.Errors[0].Extensions["code"] != "UNAVAILABLE" || res.Errors[0].Extensions["requestId"] == nil {
+		t.Errorf("database unreachable: %d %+v, want UNAVAILABLE with a requestId", res.Status, res.Errors)
+	}
+	if strings.Contains(log.String(), "resolver failed") || !strings.Contains(log.String(), "database unreachable") {
+		t.Errorf("the log does not say the database was unreachable:\n%s", log.String())
+	}
 }
 
 // TestDatabaseCutAndRestart runs steady traffic (reads and bulk assignments) while the

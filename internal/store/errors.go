@@ -45,3 +45,12 @@ func retryable(err error) bool {
 	pgErr := pgError(err)
 	return pgErr != nil && (pgErr.Code == serializationFailure || pgErr.Code == deadlockDetected)
 }
+
+// Unreachable reports whether err says PostgreSQL could not be reached: no connection
+// could be made (refused, timed out, or the server is starting or stopping), so
+// nothing of the statement ran and the same request may succeed once the database is
+// back.
+func Unreachable(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce)
+}
