@@ -12,7 +12,7 @@
 //   - The first request with a key claims it and runs. Its response is stored when it
 //     is a definitive answer: HTTP 200 without a top-level error whose code is
 //     TIMEOUT, INTERNAL_SERVER_ERROR, UNAVAILABLE or SERVICE_UNAVAILABLE (transient
-//     failures), FORBIDDEN (the credential may not run it: another credential of the
+//     failures), CLIENT_CLOSED_REQUEST (its client left), FORBIDDEN (the credential may not run it: another credential of the
 //     workspace may, with the same key) or PERSISTED_QUERY_NOT_FOUND (the client
 //     resends it with the full query). A mutation refused with userErrors is
 //     definitive, and stored too; so is a query.
@@ -89,6 +89,7 @@ var unstoredCodes = map[string]bool{
 	"INTERNAL_SERVER_ERROR":     true,
 	"UNAVAILABLE":               true,
 	"SERVICE_UNAVAILABLE":       true,
+	"CLIENT_CLOSED_REQUEST":     true, // no one heard it: the client's retry runs
 	"FORBIDDEN":                 true,
 	"PERSISTED_QUERY_NOT_FOUND": true,
 }
