@@ -914,6 +914,9 @@ that group its contacts for broadcasts and automation flows.
 Every request acts for the one workspace its API key belongs to
 (` + "`" + `Authorization: Bearer <key>` + "`" + `); nothing of another workspace is visible, and another
 workspace's IDs behave exactly like IDs that do not exist.
+
+Texts given to mutations are stored trimmed of white space and invisible characters
+at their ends; names are one line, their tabs and line breaks stored as spaces.
 """
 schema {
   query: Query

@@ -18,7 +18,7 @@ import (
 // accepted and read back as 13 MB.
 func attributes(errs Errors, field []string, attrs map[string]any) Errors {
 	for k := range attrs {
-		if strings.TrimSpace(k) == "" {
+		if trimText(k) == "" {
 			return append(errs, Errorf(CodeBlank, field, "attribute names cannot be blank"))
 		}
 	}

@@ -3,6 +3,7 @@ package crm
 import (
 	"net/mail"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -26,7 +27,7 @@ type NewSegment struct {
 // Normalize trims the texts and checks every rule, reporting all problems at once.
 func (s *NewSegment) Normalize() error {
 	var errs Errors
-	s.Name, errs = requiredText(errs, Path("name"), s.Name, MaxSegmentName)
+	s.Name, errs = requiredText(errs, Path("name"), oneLine(s.Name), MaxSegmentName)
 	s.Description, errs = optionalText(errs, Path("description"), s.Description, MaxDescription)
 	errs = checkCount(errs, Path("contactIds"), len(s.ContactIDs), MaxBulkContacts)
 	return errs.Err()
@@ -47,7 +48,7 @@ func (p *SegmentPatch) Normalize() error {
 			errs = append(errs, Errorf(CodeBlank, Path("name"), "name cannot be null"))
 		} else {
 			var name string
-			name, errs = requiredText(errs, Path("name"), *p.Name.Value, MaxSegmentName)
+			name, errs = requiredText(errs, Path("name"), oneLine(*p.Name.Value), MaxSegmentName)
 			p.Name.Value = &name
 		}
 	}
@@ -92,6 +93,10 @@ func (c *ContactInput) NormalizeKnown() error {
 
 func (c *ContactDetails) normalizeDetails(errs Errors) Errors {
 	if c.Name.Set {
+		if c.Name.Value != nil {
+			name := oneLine(*c.Name.Value)
+			c.Name.Value = &name
+		}
 		c.Name.Value, errs = optionalText(errs, Path("name"), c.Name.Value, MaxContactName)
 	}
 	if c.Email.Set {
@@ -155,12 +160,7 @@ func NormalizeSearch(s *string) (string, error) {
 	}
 	// Line breaks and tabs inside a term count as spaces; they separate the fields
 	// of the searched text.
-	term := strings.TrimSpace(strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
-			return ' '
-		}
-		return r
-	}, *s))
+	term := trimText(oneLine(*s))
 	if n := utf8.RuneCountInString(term); n > MaxSearchLength {
 		return "", Errorf(CodeTooLong, Path("search"), "search is %d characters long, the maximum is %d", n, MaxSearchLength)
 	}
@@ -178,11 +178,31 @@ func checkCount(errs Errors, field []string, n, max int) Errors {
 }
 
 func requiredText(errs Errors, field []string, s string, max int) (string, Errors) {
-	s = strings.TrimSpace(s)
+	s = trimText(s)
 	if s == "" {
 		return s, append(errs, Errorf(CodeBlank, field, "%s cannot be blank", field[len(field)-1]))
 	}
 	return s, checkText(errs, field, s, max)
+}
+
+// trimText trims what cannot be seen from both ends of s: white space, and format
+// characters such as zero-width spaces and joiners, the byte order mark and bidi
+// marks. A name of them alone is blank, and "VIP Users" followed by a zero-width
+// space is the name "VIP Users" (it was another name, beside it).
+func trimText(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) })
+}
+
+// oneLine is a name as one line: its line breaks and tabs become spaces. Searches
+// read them so (NormalizeSearch), since they separate the fields of the searched
+// text: a name that kept them could not be found by its own text.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // optionalText trims s; blank becomes nil, so an empty value and no value are the same.
@@ -190,7 +210,7 @@ func optionalText(errs Errors, field []string, s *string, max int) (*string, Err
 	if s == nil {
 		return nil, errs
 	}
-	t := strings.TrimSpace(*s)
+	t := trimText(*s)
 	if t == "" {
 		return nil, errs
 	}

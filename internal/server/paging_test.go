@@ -1767,3 +1767,14 @@ func TestContactFilterAllOfManySegments(t *testing.T) {
 		t.Errorf("all of 100 segments: %d contacts, totalCount %d; want 2", len(p.Edges), p.TotalCount)
 	}
 }
+
+// TestSearchFindsNamesByTheirText: a name sent with a tab or a line break is found
+// by searching its own text. Searches read those as spaces, which separate the
+// fields of the searched text, and the names kept them: no search found them.
+func TestSearchFindsNamesByTheirText(t *testing.T) {
+	a := newAPI(t)
+	segIDs := map[string]string{"tab": a.listAddSegment("Tab\tSeg", nil), "other": a.listAddSegment("Tab Segment", nil)}
+	segmentsList.checkSearches(a, segIDs, []searchCase{{"Tab\tSeg", []string{"tab", "other"}}, {"Tab Seg\u200b", []string{"tab", "other"}}})
+	contactIDs := map[string]string{"tab": a.listAddContact("+919800000011", listText("tab\tin"), nil)}
+	contactsList.checkSearches(a, contactIDs, []searchCase{{"tab\tin", []string{"tab"}}, {"tab in", []string{"tab"}}})
+}

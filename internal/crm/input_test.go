@@ -1,0 +1,46 @@
+package crm_test
+
+import (
+	"testing"
+
+	"github.com/segments/segments/internal/crm"
+)
+
+// TestTextsTrimWhatCannotBeSeen: names and descriptions lose white space and
+// invisible format characters at their ends (a name of nothing else is blank), and
+// names are one line. A zero-width space made "VIP Users" another name beside it, a
+// name of zero-width spaces alone was accepted, and a name with a tab could not be
+// found by its own text.
+func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
+	for in, want := range map[string]string{
+		"\u200bVIP Users\u200b\ufeff": "VIP Users",
+		" \u00a0Gold\u200d\u2060 ":    "Gold",
+		"Tab\tSeg":                    "Tab Seg",
+		"Two\r\nlines":                "Two  lines",
+		"in\u200bside stays":          "in\u200bside stays",
+	} {
+		s := crm.NewSegment{Name: in}
+		if err := s.Normalize(); err != nil || s.Name != want {
+			t.Errorf("segment name %q: %q, %v; want %q", in, s.Name, err, want)
+		}
+		c := crm.ContactInput{Phone: "+919876543210", ContactDetails: crm.ContactDetails{Name: crm.Some(&in)}}
+		if err := c.Normalize(); err != nil || c.Name.Value == nil || *c.Name.Value != want {
+			t.Errorf("contact name %q: %v, %v; want %q", in, c.Name.Value, err, want)
+		}
+	}
+	for _, blank := range []string{"\u200b", "\ufeff\u200b \u200e", "\t\n"} {
+		s := crm.NewSegment{Name: blank}
+		if errs := crm.UserErrors(s.Normalize()); len(errs) != 1 || errs[0].Code != crm.CodeBlank {
+			t.Errorf("segment name %q: %v, want BLANK", blank, errs)
+		}
+	}
+	desc := " Buyers of\nthe festival season\u200b"
+	s := crm.NewSegment{Name: "Festival", Description: &desc}
+	if err := s.Normalize(); err != nil || *s.Description != "Buyers of\nthe festival season" {
+		t.Errorf("description: %q, %v; want its line break kept", *s.Description, err)
+	}
+	term := "Tab\tSeg\u200b"
+	if got, err := crm.NormalizeSearch(&term); err != nil || got != "Tab Seg" {
+		t.Errorf("search %q: %q, %v", term, got, err)
+	}
+}
