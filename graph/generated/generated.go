@@ -1436,7 +1436,8 @@ input ContactInput {
   """
   Attributes to merge into the stored ones (a JSON object of at most 16 KB as it is
   read back, numbers written out in full: ` + "`" + `1e300` + "`" + ` takes 301 bytes): each key
-  given replaces the stored value, and a key given as null is removed.
+  given replaces the stored value, and a key given as null is removed. The
+  contact's attributes, once merged, may not take more than 16 KB either.
   """
   attributes: JSON
 }
@@ -1471,7 +1472,8 @@ input UpdateContactInput {
   email: String
   """
   Attributes to merge into the stored ones (a JSON object of at most 16 KB, measured
-  as in ` + "`" + `ContactInput` + "`" + `); a key given as null is removed.
+  as in ` + "`" + `ContactInput` + "`" + `, and so are the contact's once merged); a key given as null is
+  removed.
   """
   attributes: JSON
 }

@@ -92,3 +92,34 @@ func TestAttributesMeasuredAsStored(t *testing.T) {
 	nul := c.upsert(map[string]any{"phone": "+919830000011", "attributes": map[string]any{"s": "a\x00b"}})
 	checkUserErrors(t, nul.UserErrors, userErrAt("INVALID", "input", "contacts", "0", "attributes"))
 }
+
+// TestMergedAttributesBounded: attributes merged into a contact's stored ones, or
+// with another entry's for the same phone, may not take it past 16 KB either; the
+// upsert or the update is refused whole. Each entry was checked alone, and a
+// contact's attributes grew without bound, read with it by every page.
+func TestMergedAttributesBounded(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	half := strings.Repeat("x", 10<<10)
+	first := c.upsert(map[string]any{"phone": "+919830000020", "attributes": map[string]any{"a": half}})
+	checkUserErrors(t, first.UserErrors)
+	id := first.Contacts[0].ID
+	before := c.dbState()
+
+	grown := c.upsert(map[string]any{"phone": "+919830000021"}, map[string]any{"phone": "+919830000020", "attributes": map[string]any{"b": half}})
+	checkUserErrors(t, grown.UserErrors, userErrAt("TOO_LONG", "input", "contacts", "1", "attributes"))
+	twice := c.upsert(map[string]any{"phone": "+919830000022", "attributes": map[string]any{"a": half}},
+		map[string]any{"phone": "+919830000023"}, map[string]any{"phone": "+919830000022", "attributes": map[string]any{"b": half}})
+	checkUserErrors(t, twice.UserErrors, userErrAt("TOO_LONG", "input", "contacts", "2", "attributes"))
+	updated := c.updateContact(map[string]any{"id": id, "attributes": map[string]any{"b": half}})
+	checkUserErrors(t, updated.UserErrors, userErrAt("TOO_LONG", "input", "attributes"))
+	c.unchanged(before)
+
+	// Replacing a key, or removing one for another, stays within the limit.
+	replaced := c.upsert(map[string]any{"phone": "+919830000020", "attributes": map[string]any{"a": nil, "b": half}})
+	checkUserErrors(t, replaced.UserErrors)
+	swapped := c.updateContact(map[string]any{"id": id, "attributes": map[string]any{"b": "short", "c": half}})
+	checkUserErrors(t, swapped.UserErrors)
+	if p := swapped.Contact; p == nil || len(p.Attributes) != 2 {
+		t.Errorf("after the swap: %+v", p)
+	}
+}

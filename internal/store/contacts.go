@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -907,6 +908,9 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 		for _, r := range updated {
 			byPhone[r.Phone] = r.Contact
 		}
+		if err := checkMergedAttributes(in, created, updated); err != nil {
+			return err
+		}
 		// The unchanged rest.
 		var rest []string
 		for _, c := range changes {
@@ -940,6 +944,55 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 		s.noteWritten("contacts", ws, out.Created)
 	}
 	return out, err
+}
+
+// checkMergedAttributes refuses an upsert that leaves a contact's attributes over
+// crm.MaxAttributesBytes: each entry's are checked on their own (crm), but merged
+// into the stored ones, or with another entry's for the same phone, they grew
+// without bound, and every page of contacts reads them. The entry named is the last
+// of its phone that sets attributes.
+func checkMergedAttributes(in []crm.ContactInput, rows ...[]contactRow) error {
+	var errs crm.Errors
+	for _, rs := range rows {
+		for _, r := range rs {
+			n, ok := attributesFit(r.Attributes)
+			if ok {
+				continue
+			}
+			for i := len(in) - 1; i >= 0; i-- {
+				if in[i].Phone == r.Phone && in[i].Attributes.Set {
+					errs = append(errs, tooManyAttributes(crm.Path("contacts", i, "attributes"), n))
+					break
+				}
+			}
+		}
+	}
+	slices.SortFunc(errs, func(a, b *crm.Error) int {
+		i, _ := strconv.Atoi(a.Field[1])
+		j, _ := strconv.Atoi(b.Field[1])
+		return i - j
+	})
+	return errs.Err()
+}
+
+// attributesFit measures attributes as PostgreSQL returned them (jsonb's text, with a
+// space after each colon and comma) as compact JSON, as crm measures them, and
+// reports whether they take at most crm.MaxAttributesBytes.
+func attributesFit(attrs json.RawMessage) (int, bool) {
+	if len(attrs) <= crm.MaxAttributesBytes {
+		return len(attrs), true
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, attrs); err != nil {
+		return len(attrs), false
+	}
+	return compact.Len(), compact.Len() <= crm.MaxAttributesBytes
+}
+
+func tooManyAttributes(field []string, n int) *crm.Error {
+	return crm.Errorf(crm.CodeTooLong, field,
+		"the contact's attributes would take %d bytes as JSON with these merged in, the maximum is %d: remove some (a key given as null is removed)",
+		n, crm.MaxAttributesBytes)
 }
 
 // lockContactsByPhone locks the workspace's existing contacts with these phones, in id
@@ -1120,14 +1173,32 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 	// Arguments in the order of the placeholders: newPhone twice, the source, the row.
 	args := append([]any{p.Phone.Set, phone, p.Phone.Set, phone}, cols...)
 	args = append(args, s.workspaceArg(ws), id)
-	err := s.db.NewRaw(`
-		UPDATE contacts AS c
-		SET phone = `+newPhone+`, name = `+newName+`, email = `+newEmail+`, attributes = `+newAttrs+`,
-		    updated_at = CASE WHEN (`+newPhone+`, `+newName+`, `+newEmail+`, `+newAttrs+`)
-		        IS DISTINCT FROM (c.phone, c.name, c.email, c.attributes) THEN now() ELSE c.updated_at END
-		FROM `+upsertSource+`
-		WHERE c.workspace_id = ? AND c.id = ?
-		RETURNING `+columnsOf[contactRow](s.db, "c"), args...).Scan(ctx, &row)
+	update := func(db bun.IDB) error {
+		return db.NewRaw(`
+			UPDATE contacts AS c
+			SET phone = `+newPhone+`, name = `+newName+`, email = `+newEmail+`, attributes = `+newAttrs+`,
+			    updated_at = CASE WHEN (`+newPhone+`, `+newName+`, `+newEmail+`, `+newAttrs+`)
+			        IS DISTINCT FROM (c.phone, c.name, c.email, c.attributes) THEN now() ELSE c.updated_at END
+			FROM `+upsertSource+`
+			WHERE c.workspace_id = ? AND c.id = ?
+			RETURNING `+columnsOf[contactRow](s.db, "c"), args...).Scan(ctx, &row)
+	}
+	var err error
+	if change.setAttrs {
+		// The attributes merged into the stored ones may outgrow the limit
+		// (checkMergedAttributes): checked before the change commits.
+		err = s.inTx(ctx, func(tx bun.Tx) error {
+			if err := update(tx); err != nil {
+				return err
+			}
+			if n, ok := attributesFit(row.Attributes); !ok {
+				return tooManyAttributes(crm.Path("attributes"), n)
+			}
+			return nil
+		})
+	} else {
+		err = update(s.db)
+	}
 	switch {
 	case violates(err, "contacts_workspace_id_phone_key"):
 		return crm.Contact{}, crm.Errorf(crm.CodeTaken, crm.Path("phone"), "another contact has the phone %s", phone)
