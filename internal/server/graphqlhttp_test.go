@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -158,6 +159,30 @@ func TestGraphQLHTTPAccept(t *testing.T) {
 			}
 			if r.status != http.StatusOK || r.header.Get("Content-Type") != want+"; charset=utf-8" || string(r.res.Data) != `{"__typename":"Query"}` {
 				t.Errorf("%s Accept %q: %d %q %s", method, accept, r.status, r.header.Get("Content-Type"), r.body)
+			}
+		}
+	}
+}
+
+// TestGraphQLHTTPRefusalsNegotiated: the refusals made before the GraphQL transport
+// (a missing key, another method, another body type) have the media type the
+// client's Accept chose and Vary: Accept, as the transport's answers do. They were
+// application/json whatever the client accepted.
+func TestGraphQLHTTPRefusalsNegotiated(t *testing.T) {
+	a := newAPI(t)
+	body := jsonBody(map[string]any{"query": `{ __typename }`})
+	for _, accept := range []string{ctJSON, ctGR} {
+		for name, r := range map[string]reply{
+			"no key":       a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Accept": accept}, false),
+			"PUT":          a.exchange(http.MethodPut, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
+			"a text body":  a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": "text/plain", "Accept": accept}, true),
+			"a bad cursor": a.exchange(http.MethodPost, "/graphql", jsonBody(map[string]any{"query": `{ contacts(after: "x") { totalCount } }`}), map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
+		} {
+			if r.status == http.StatusOK && name != "a bad cursor" || r.code() == "" {
+				t.Errorf("%s as %s: %d %s, want a refusal", name, accept, r.status, r.body)
+			}
+			if got := r.header.Get("Content-Type"); got != accept+"; charset=utf-8" || !slices.Contains(r.header.Values("Vary"), "Accept") {
+				t.Errorf("%s as %s: Content-Type %q, Vary %q", name, accept, got, r.header.Values("Vary"))
 			}
 		}
 	}
