@@ -77,9 +77,13 @@ func fieldArguments(f graphql.CollectedField, vars map[string]any) error {
 		}
 		return store.CheckContactPage(order, page)
 	case f.Name == "count" && def.Arguments.ForName("limit") != nil:
+		// An explicit null overrides the default: the resolver gets 0.
 		limit, err := optionalInt(args["limit"])
-		if err != nil || limit == nil {
+		if err != nil {
 			return err
+		}
+		if limit == nil {
+			limit = new(int)
 		}
 		return crm.CheckCountLimit(*limit)
 	}

@@ -63,6 +63,7 @@ func TestPayloadArgumentsCheckedFirst(t *testing.T) {
 		{"a cursor of another order", assign(`contacts(before: $s) { totalCount }`), map[string]any{"s": nameCursor}, "before", "[assignContactsToSegments segments contacts]"},
 		{"a search with a NUL", assign(`contacts(search: $s) { totalCount }`), map[string]any{"s": "a\x00b"}, "search", "[assignContactsToSegments segments contacts]"},
 		{"a count's limit", create(`contacts { count(limit: 0) { count } }`), nil, "limit", "[createSegment segment contacts count]"},
+		{"a count's limit of null", create(`contacts { count(limit: $n) { count } }`), map[string]any{"n": nil}, "limit", "[createSegment segment contacts count]"},
 		{"in a fragment", create(`...S`) + ` fragment S on Segment { contacts(last: 101) { totalCount } }`, nil, "last", "[createSegment segment contacts]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
