@@ -185,24 +185,45 @@ func requiredText(errs Errors, field []string, s string, max int) (string, Error
 	return s, checkText(errs, field, s, max)
 }
 
-// trimText trims what cannot be seen from both ends of s: white space, and format
+// trimText trims what cannot be seen from both ends of s: white space, format
 // characters such as zero-width spaces and joiners, the byte order mark and bidi
-// marks. A name of them alone is blank, and "VIP Users" followed by a zero-width
-// space is the name "VIP Users" (it was another name, beside it).
+// marks, and the blank letters used as blank names (Hangul fillers, the blank
+// braille pattern). A name of them alone is blank, and "VIP Users" followed by a
+// zero-width space is the name "VIP Users" (it was another name, beside it).
 func trimText(s string) string {
-	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) })
+	return strings.TrimFunc(s, invisible)
 }
 
-// oneLine is a name as one line: its line breaks and tabs become spaces. Searches
+func invisible(r rune) bool {
+	switch {
+	case unicode.IsSpace(r):
+		return true
+	case r >= 0xE0000 && r <= 0xE007F:
+		// Tags: format characters, but the end of a flag such as England's (🏴 and
+		// the tags of "gbeng"), which trimming them turned into a black flag.
+		return false
+	case unicode.Is(unicode.Cf, r):
+		return true
+	}
+	switch r {
+	case '\u115F', '\u1160', '\u3164', '\uFFA0', '\u2800':
+		return true
+	}
+	return false
+}
+
+// oneLine is a name as one line: its line breaks (CRLF as one) and tabs become
+// spaces. Searches
 // read them so (NormalizeSearch), since they separate the fields of the searched
 // text: a name that kept them could not be found by its own text.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
+		switch r {
+		case '\n', '\r', '\t', '\v', '\f', '\u0085', '\u2028', '\u2029':
 			return ' '
 		}
 		return r
-	}, s)
+	}, strings.ReplaceAll(s, "\r\n", "\n"))
 }
 
 // optionalText trims s; blank becomes nil, so an empty value and no value are the same.

@@ -10,14 +10,16 @@ import (
 // invisible format characters at their ends (a name of nothing else is blank), and
 // names are one line. A zero-width space made "VIP Users" another name beside it, a
 // name of zero-width spaces alone was accepted, and a name with a tab could not be
-// found by its own text.
+// found by its own text. Flags and emoji sequences at the end keep their parts.
 func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
 	for in, want := range map[string]string{
 		"\u200bVIP Users\u200b\ufeff": "VIP Users",
 		" \u00a0Gold\u200d\u2060 ":    "Gold",
 		"Tab\tSeg":                    "Tab Seg",
-		"Two\r\nlines":                "Two  lines",
+		"Two\r\nlines\u2028three":     "Two lines three",
 		"in\u200bside stays":          "in\u200bside stays",
+		"Team 🏴\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F": "Team 🏴\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F",
+		"Family 👨\u200d👩\u200d👧":                                             "Family 👨\u200d👩\u200d👧",
 	} {
 		s := crm.NewSegment{Name: in}
 		if err := s.Normalize(); err != nil || s.Name != want {
@@ -28,7 +30,7 @@ func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
 			t.Errorf("contact name %q: %v, %v; want %q", in, c.Name.Value, err, want)
 		}
 	}
-	for _, blank := range []string{"\u200b", "\ufeff\u200b \u200e", "\t\n"} {
+	for _, blank := range []string{"\u200b", "\ufeff\u200b \u200e", "\t\n", "\u3164\u3164", "\u2800"} {
 		s := crm.NewSegment{Name: blank}
 		if errs := crm.UserErrors(s.Normalize()); len(errs) != 1 || errs[0].Code != crm.CodeBlank {
 			t.Errorf("segment name %q: %v, want BLANK", blank, errs)
