@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/segments/segments/graph"
+	"github.com/segments/segments/internal/idempotency"
 )
 
 // graphQLHTTP answers the requests /graphql never serves (a method other than GET
@@ -12,26 +13,37 @@ import (
 // allows no JSON: 406) before authentication, the idempotency keys and the
 // deadline, so that they cost no database work. The GraphQL over HTTP rules
 // themselves live in the GraphQL handler's transport (graph/transport.go).
-//
-// Every answer of /graphql, the refusals of the layers before the transport's
-// included (a missing key, admission, idempotency), has the media type the client's
-// Accept header chose, and says it varies with Accept.
 func graphQLHTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mediaType, ok := graph.ResponseMediaType(r.Header.Get("Accept"))
-		if !ok {
-			mediaType = graph.MediaTypeJSON // the 406 itself
-		}
-		w = &negotiatedWriter{ResponseWriter: w, mediaType: mediaType}
 		if _, ok := graph.Precheck(w, r); ok {
 			next.ServeHTTP(w, r)
 		}
 	})
 }
 
-// negotiatedWriter labels a JSON answer with the negotiated media type: the
-// refusals written through auth.WriteError say application/json, whatever the
-// client accepts.
+// negotiateGraphQL gives every answer of /graphql the media type the client's
+// Accept header chose, and says it varies with Accept: the refusals of the layers
+// before the transport (the body's size and time, a missing key, admission,
+// idempotency) are written through auth.WriteError as application/json, whatever
+// the client accepts. It must run before all of them.
+func negotiateGraphQL(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/graphql" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		mediaType, ok := graph.ResponseMediaType(r.Header.Get("Accept"))
+		if !ok {
+			mediaType = graph.MediaTypeJSON // the 406 itself
+		}
+		next.ServeHTTP(&negotiatedWriter{ResponseWriter: w, mediaType: mediaType}, r)
+	})
+}
+
+// negotiatedWriter labels a JSON answer with the negotiated media type. A replay of
+// an Idempotency-Key keeps the type it was stored with: its status was chosen for
+// it (a document that did not validate is 200 as application/json, 400 as
+// application/graphql-response+json).
 type negotiatedWriter struct {
 	http.ResponseWriter
 	mediaType string
@@ -42,7 +54,7 @@ func (w *negotiatedWriter) WriteHeader(status int) {
 	if !w.wrote {
 		w.wrote = true
 		h := w.Header()
-		if h.Get("Content-Type") == graph.MediaTypeJSON+"; charset=utf-8" {
+		if h.Get("Content-Type") == graph.MediaTypeJSON+"; charset=utf-8" && h.Get(idempotency.HeaderReplayed) == "" {
 			h.Set("Content-Type", w.mediaType+"; charset=utf-8")
 		}
 		if !slices.Contains(h.Values("Vary"), "Accept") {

@@ -177,6 +177,7 @@ func TestGraphQLHTTPRefusalsNegotiated(t *testing.T) {
 			"PUT":          a.exchange(http.MethodPut, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
 			"a text body":  a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": "text/plain", "Accept": accept}, true),
 			"a bad cursor": a.exchange(http.MethodPost, "/graphql", jsonBody(map[string]any{"query": `{ contacts(after: "x") { totalCount } }`}), map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
+			"a body too large": a.exchange(http.MethodPost, "/graphql", bytes.Repeat([]byte(" "), 256<<10+1), map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
 		} {
 			if r.status == http.StatusOK && name != "a bad cursor" || r.code() == "" {
 				t.Errorf("%s as %s: %d %s, want a refusal", name, accept, r.status, r.body)
@@ -184,6 +185,17 @@ func TestGraphQLHTTPRefusalsNegotiated(t *testing.T) {
 			if got := r.header.Get("Content-Type"); got != accept+"; charset=utf-8" || !slices.Contains(r.header.Values("Vary"), "Accept") {
 				t.Errorf("%s as %s: Content-Type %q, Vary %q", name, accept, got, r.header.Values("Vary"))
 			}
+		}
+	}
+	// A replay keeps the media type its status was chosen for: a document that did
+	// not validate is 200 as application/json, which as application/graphql-response+json
+	// would have to be 400.
+	invalid := jsonBody(map[string]any{"query": `mutation { createSegment(input: {name: "x"}) { nope } }`})
+	key := newKey()
+	for i, accept := range []string{ctJSON, ctGR} {
+		r := a.exchange(http.MethodPost, "/graphql", invalid, map[string]string{"Content-Type": ctJSON, "Accept": accept, "Idempotency-Key": key}, true)
+		if r.status != http.StatusOK || r.header.Get("Content-Type") != ctJSON+"; charset=utf-8" || (i == 1) != (r.header.Get("Idempotent-Replayed") == "true") {
+			t.Errorf("as %s: %d %q replayed %q", accept, r.status, r.header.Get("Content-Type"), r.header.Get("Idempotent-Replayed"))
 		}
 	}
 }

@@ -201,7 +201,7 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
-	return requestid.Middleware(accessLog(log, cfg.Metrics, telemetry.NewTracer(cfg.Tracing), limitRequestSize(cfg.Limits.WithDefaults().MaxBodyBytes, cfg.RequestTimeout, mux)))
+	return requestid.Middleware(accessLog(log, cfg.Metrics, telemetry.NewTracer(cfg.Tracing), negotiateGraphQL(limitRequestSize(cfg.Limits.WithDefaults().MaxBodyBytes, cfg.RequestTimeout, mux))))
 }
 
 // claimLease is how long an Idempotency-Key stays claimed by a request whose answer
