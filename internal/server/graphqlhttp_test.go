@@ -173,10 +173,10 @@ func TestGraphQLHTTPRefusalsNegotiated(t *testing.T) {
 	body := jsonBody(map[string]any{"query": `{ __typename }`})
 	for _, accept := range []string{ctJSON, ctGR} {
 		for name, r := range map[string]reply{
-			"no key":       a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Accept": accept}, false),
-			"PUT":          a.exchange(http.MethodPut, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
-			"a text body":  a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": "text/plain", "Accept": accept}, true),
-			"a bad cursor": a.exchange(http.MethodPost, "/graphql", jsonBody(map[string]any{"query": `{ contacts(after: "x") { totalCount } }`}), map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
+			"no key":           a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Accept": accept}, false),
+			"PUT":              a.exchange(http.MethodPut, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
+			"a text body":      a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": "text/plain", "Accept": accept}, true),
+			"a bad cursor":     a.exchange(http.MethodPost, "/graphql", jsonBody(map[string]any{"query": `{ contacts(after: "x") { totalCount } }`}), map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
 			"a body too large": a.exchange(http.MethodPost, "/graphql", bytes.Repeat([]byte(" "), 256<<10+1), map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
 		} {
 			if r.status == http.StatusOK && name != "a bad cursor" || r.code() == "" {
