@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -96,7 +97,8 @@ func TestAttributesMeasuredAsStored(t *testing.T) {
 // TestMergedAttributesBounded: attributes merged into a contact's stored ones, or
 // with another entry's for the same phone, may not take it past 16 KB either; the
 // upsert or the update is refused whole. Each entry was checked alone, and a
-// contact's attributes grew without bound, read with it by every page.
+// contact's attributes grew without bound, read with it by every page. Attributes
+// over the limit from before it may stay so, or shrink.
 func TestMergedAttributesBounded(t *testing.T) {
 	c := mutClient{newAPI(t)}
 	half := strings.Repeat("x", 10<<10)
@@ -122,4 +124,40 @@ func TestMergedAttributesBounded(t *testing.T) {
 	if p := swapped.Contact; p == nil || len(p.Attributes) != 2 {
 		t.Errorf("after the swap: %+v", p)
 	}
+
+	// A contact whose attributes grew past the limit before it held may keep them,
+	// change its other fields and shrink them; only growing is refused.
+	legacy := c.upsert(map[string]any{"phone": "+919830000030", "attributes": map[string]any{"city": "Pune"}})
+	checkUserErrors(t, legacy.UserErrors)
+	if _, err := c.store.DB().ExecContext(context.Background(),
+		`UPDATE contacts SET attributes = attributes || jsonb_build_object('a', repeat('x', 10000), 'b', repeat('y', 10000), 'c', repeat('z', 10000))
+		 WHERE workspace_id = $1 AND phone = $2`, c.ws.ID, "+919830000030"); err != nil {
+		t.Fatal(err)
+	}
+	legacyID := legacy.Contacts[0].ID
+	for _, step := range []struct {
+		name string
+		errs func() []userError
+	}{
+		{"renamed, attributes as they are", func() []userError {
+			return c.upsert(map[string]any{"phone": "+919830000030", "name": "Renamed", "attributes": map[string]any{"city": "Pune"}}).UserErrors
+		}},
+		{"nothing merged", func() []userError {
+			return c.updateContact(map[string]any{"id": legacyID, "attributes": map[string]any{}}).UserErrors
+		}},
+		{"a key shortened", func() []userError {
+			return c.upsert(map[string]any{"phone": "+919830000030", "attributes": map[string]any{"city": "Goa"}}).UserErrors
+		}},
+		{"a key removed, still over", func() []userError {
+			return c.updateContact(map[string]any{"id": legacyID, "attributes": map[string]any{"c": nil}}).UserErrors
+		}},
+	} {
+		if errs := step.errs(); len(errs) > 0 {
+			t.Errorf("%s: %v", step.name, errs)
+		}
+	}
+	grownAgain := c.updateContact(map[string]any{"id": legacyID, "attributes": map[string]any{"more": "x"}})
+	checkUserErrors(t, grownAgain.UserErrors, userErrAt("TOO_LONG", "input", "attributes"))
+	grownByUpsert := c.upsert(map[string]any{"phone": "+919830000030", "attributes": map[string]any{"city": "Mumbai"}})
+	checkUserErrors(t, grownByUpsert.UserErrors, userErrAt("TOO_LONG", "input", "contacts", "0", "attributes"))
 }

@@ -869,7 +869,8 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 	// The rows the statements return (up to 1,000 each) are read through pgx
 	// (scanRowsOn): through Bun's reflection, they were a fifth of the request's CPU.
 	err := s.inTxOn(ctx, func(tx bun.Tx, conn *sql.Conn) error {
-		if err := lockContactsByPhone(ctx, tx, w, changes); err != nil {
+		before, err := lockContactsByPhone(ctx, tx, conn, w, changes)
+		if err != nil {
 			return err
 		}
 		byPhone := make(map[string]crm.Contact, len(changes))
@@ -908,7 +909,7 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 		for _, r := range updated {
 			byPhone[r.Phone] = r.Contact
 		}
-		if err := checkMergedAttributes(in, created, updated); err != nil {
+		if err := checkMergedAttributes(in, before, created, updated); err != nil {
 			return err
 		}
 		// The unchanged rest.
@@ -946,17 +947,35 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 	return out, err
 }
 
-// checkMergedAttributes refuses an upsert that leaves a contact's attributes over
+// attributesSize is the size of a contact's attributes (jsonb's text, in bytes).
+type attributesSize struct {
+	Phone string
+	Size  int
+}
+
+func (r *attributesSize) dest(col string) any {
+	switch col {
+	case "phone":
+		return &r.Phone
+	case "size":
+		return &r.Size
+	}
+	return nil
+}
+
+// checkMergedAttributes refuses an upsert that takes a contact's attributes past
 // crm.MaxAttributesBytes: each entry's are checked on their own (crm), but merged
 // into the stored ones, or with another entry's for the same phone, they grew
-// without bound, and every page of contacts reads them. The entry named is the last
-// of its phone that sets attributes.
-func checkMergedAttributes(in []crm.ContactInput, rows ...[]contactRow) error {
+// without bound, and every page of contacts reads them. Attributes that were over
+// already (merged before the limit held) may stay so, or shrink, but not grow:
+// before has their sizes by phone, as lockContactsByPhone read them. The entry
+// named is the last of its phone that sets attributes.
+func checkMergedAttributes(in []crm.ContactInput, before map[string]int, rows ...[]contactRow) error {
 	var errs crm.Errors
 	for _, rs := range rows {
 		for _, r := range rs {
 			n, ok := attributesFit(r.Attributes)
-			if ok {
+			if old, existed := before[r.Phone]; ok || existed && len(r.Attributes) <= old {
 				continue
 			}
 			for i := len(in) - 1; i >= 0; i-- {
@@ -1001,16 +1020,32 @@ func tooManyAttributes(field []string, n int) *crm.Error {
 // upsert updates it; one deleted while this waited is no longer found, and the
 // upsert creates it again. Left to the UPDATE, the rows were locked in the order of
 // its join, and an upsert deadlocked with a deletion of the same contacts.
-func lockContactsByPhone(ctx context.Context, tx bun.Tx, ws workspaceArg, changes []*contactChange) error {
+//
+// When a change sets attributes, it returns the size of each locked contact's
+// attributes (jsonb's text, in bytes) by phone, for checkMergedAttributes.
+func lockContactsByPhone(ctx context.Context, tx bun.Tx, conn *sql.Conn, ws workspaceArg, changes []*contactChange) (map[string]int, error) {
 	phones := make([]string, len(changes))
+	sizes := false
 	for i, c := range changes {
 		phones[i] = c.phone
+		sizes = sizes || c.setAttrs
 	}
-	_, err := tx.NewSelect().Table("contacts").Column("id").
+	q := tx.NewSelect().Table("contacts").Column("id").
 		Where("workspace_id = ? AND phone = ANY(?)", ws, pgdialect.Array(phones)).
-		OrderExpr("id").For(updatingContacts).
-		Exec(ctx)
-	return err
+		OrderExpr("id").For(updatingContacts)
+	if !sizes {
+		_, err := q.Exec(ctx)
+		return nil, err
+	}
+	rows, err := scanRowsOn[attributesSize](ctx, conn, q.Column("phone").ColumnExpr("octet_length(attributes::text) AS size"), len(changes))
+	if err != nil {
+		return nil, err
+	}
+	before := make(map[string]int, len(rows))
+	for _, r := range rows {
+		before[r.Phone] = r.Size
+	}
+	return before, nil
 }
 
 // upsertSource is the table of merged inputs that upsertColumns fills.
@@ -1188,10 +1223,16 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 		// The attributes merged into the stored ones may outgrow the limit
 		// (checkMergedAttributes): checked before the change commits.
 		err = s.inTx(ctx, func(tx bun.Tx) error {
+			var before int
+			if err := tx.NewSelect().Table("contacts").ColumnExpr("octet_length(attributes::text)").
+				Where("workspace_id = ? AND id = ?", s.workspaceArg(ws), id).For(updatingContacts).
+				Scan(ctx, &before); err != nil {
+				return err
+			}
 			if err := update(tx); err != nil {
 				return err
 			}
-			if n, ok := attributesFit(row.Attributes); !ok {
+			if n, ok := attributesFit(row.Attributes); !ok && len(row.Attributes) > before {
 				return tooManyAttributes(crm.Path("attributes"), n)
 			}
 			return nil
