@@ -112,7 +112,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	fmt.Fprintf(stdout, "Serving the GraphQL API at http://%s/graphql and the playground at http://%s/\n", ln.Addr(), ln.Addr())
+	if cfg.playground == "off" {
+		fmt.Fprintf(stdout, "Serving the GraphQL API at http://%s/graphql\n", ln.Addr())
+	} else {
+		fmt.Fprintf(stdout, "Serving the GraphQL API at http://%s/graphql and the playground at http://%s/\n", ln.Addr(), ln.Addr())
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

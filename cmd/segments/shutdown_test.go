@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,6 +26,7 @@ import (
 type process struct {
 	cmd    *exec.Cmd
 	url    string
+	stdout *logtest.Buffer
 	stderr *logtest.Buffer
 	exited chan struct{}
 	err    error // the exit status, once exited is closed
@@ -43,7 +45,7 @@ func startProcess(t *testing.T, dbURL string, args ...string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, stderr: stderr, exited: make(chan struct{})}
+	p := &process{cmd: cmd, stdout: stdout, stderr: stderr, exited: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -65,6 +67,27 @@ func startProcess(t *testing.T, dbURL string, args ...string) *process {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("server did not come up\n%s", stderr.String())
+		}
+	}
+}
+
+// TestServeSaysWhatItServes: the line serve prints names the playground only when
+// it serves one; with --playground off it named a page that answered 404.
+func TestServeSaysWhatItServes(t *testing.T) {
+	dbURL := storetest.Database(t)
+	for _, tc := range []struct {
+		playground string
+		page       int
+	}{{"on", http.StatusOK}, {"off", http.StatusNotFound}} {
+		p := startProcess(t, dbURL, "--playground", tc.playground)
+		said := strings.Contains(p.stdout.String(), "the playground at "+p.url+"/")
+		res, err := http.Get(p.url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if said != (tc.page == http.StatusOK) || res.StatusCode != tc.page {
+			t.Errorf("--playground %s: printed %q; / answers %d", tc.playground, p.stdout.String(), res.StatusCode)
 		}
 	}
 }
