@@ -159,7 +159,7 @@ const [C8, C9] = input.ids.contacts.slice(7, 9);
   const table = watched.ContactsTable?.contacts.edges.map((e) => e.node) ?? [];
   if (!before) fail("Apollo: the README's block never sends addToSegments");
   if (list.length === 0) fail("Apollo: the segment list shows nothing");
-  if (!list.some((s) => s.name === "Diwali Shoppers"))
+  if (!list.some((s) => s.name === "Holi Buyers"))
     fail(`Apollo: the segment list does not show the created segment after its refetch: ${JSON.stringify(list)}`);
   for (const s of list) {
     if (after.counts[s.id] !== undefined && s.contactCount !== after.counts[s.id])
