@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -103,16 +102,11 @@ func optionalInt(v any) (*int, error) {
 }
 
 // badArgument is the refusal of a request for the argument err names, shaped as
-// presentError shapes the same error when a resolver returns it.
+// presentError shapes the same error when a resolver returns it; without err as its
+// cause, which the presenter would present again, at the operation's path.
 func badArgument(path ast.Path, err error) *gqlerror.Error {
-	e := &gqlerror.Error{Message: err.Error(), Path: path, Extensions: map[string]any{"code": codeBadUserInput}}
-	var one *crm.Error
-	if errors.As(err, &one) {
-		e.Message = one.Message
-		if one.Field != nil {
-			e.Extensions["argument"] = one.Field[0]
-			e.Extensions["field"] = one.Field
-		}
+	if errs := crm.UserErrors(err); errs != nil {
+		return badUserInput(path, nil, errs[0].Message, errs[0].Field)
 	}
-	return e
+	return badUserInput(path, nil, err.Error(), nil)
 }

@@ -60,20 +60,14 @@ func userErrors(errs []*crm.Error) []*model.UserError {
 // request ID and shown only as an internal error, never with its details.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
+		path := graphql.GetPath(ctx)
 		if errs := crm.UserErrors(err); errs != nil {
 			// The first problem; field paths are relative to the field's arguments.
-			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
-			e.Message = errs[0].Message
-			e.Extensions = map[string]any{"code": codeBadUserInput}
-			f := errs[0].Field
-			if f == nil {
-				f = argumentPath(ctx, err)
+			field := errs[0].Field
+			if field == nil {
+				field = argumentPath(path, err)
 			}
-			if f != nil {
-				e.Extensions["argument"] = f[0]
-				e.Extensions["field"] = f
-			}
-			return e
+			return badUserInput(path, err, errs[0].Message, field)
 		}
 		var gqlErr *gqlerror.Error
 		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
@@ -84,50 +78,62 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		// connection was closed under it (pgx's "conn closed", a driver.ErrBadConn).
 		ended := ctx.Err()
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ended, context.DeadlineExceeded) {
-			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
-			e.Message = "the request took too long and was stopped"
-			e.Extensions = map[string]any{"code": codeTimeout}
-			return e
+			return coded(path, err, codeTimeout, "the request took too long and was stopped")
 		}
 		if (errors.Is(err, context.Canceled) || ended != nil) && errors.Is(context.Cause(ctx), ErrShuttingDown) {
-			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
-			e.Message = "the server is shutting down; retry the request"
-			e.Extensions = map[string]any{"code": codeUnavailable}
-			return e
+			return coded(path, err, codeUnavailable, "the server is shutting down; retry the request")
 		}
 		if errors.Is(ended, context.Canceled) {
 			// No one reads this answer; its code is for the log and the metrics, where
 			// an internal error would count a client's leaving as the server's failure.
-			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
-			e.Message = "the client closed the request before it was answered"
-			e.Extensions = map[string]any{"code": codeClientClosed}
-			return e
+			return coded(path, err, codeClientClosed, "the client closed the request before it was answered")
 		}
 		id := requestid.From(ctx)
 		if store.Unreachable(err) {
 			// No bug to quote: the client may retry, as after a refusal with 503.
-			log.ErrorContext(ctx, "database unreachable", "err", err, "path", graphql.GetPath(ctx).String(), "request_id", id)
-			e := gqlerror.WrapPath(graphql.GetPath(ctx), err)
-			e.Message = "the database cannot be reached; retry shortly"
-			e.Extensions = map[string]any{"code": codeUnavailable, "requestId": id}
+			log.ErrorContext(ctx, "database unreachable", "err", err, "path", path.String(), "request_id", id)
+			e := coded(path, err, codeUnavailable, "the database cannot be reached; retry shortly")
+			e.Extensions["requestId"] = id
 			return e
 		}
 		if !errors.Is(err, context.Canceled) && ended == nil {
-			log.ErrorContext(ctx, "resolver failed", "err", err, "path", graphql.GetPath(ctx).String(), "request_id", id)
+			log.ErrorContext(ctx, "resolver failed", "err", err, "path", path.String(), "request_id", id)
 		}
 		return internalError(ctx, id)
 	}
 }
 
-// argumentPath is the path within the field's arguments of a value gqlgen could not
-// unmarshal (a scalar's error, such as attributes that are not an object): gqlgen
-// puts it after the field's own path.
-func argumentPath(ctx context.Context, err error) []string {
+// coded is err as clients see it at path: message, and code as extensions.code.
+// Without err (nil), the presenter passes the error as it is.
+func coded(path ast.Path, err error, code, message string) *gqlerror.Error {
+	e := &gqlerror.Error{Path: path}
+	if err != nil {
+		e = gqlerror.WrapPath(path, err)
+	}
+	e.Message = message
+	e.Extensions = map[string]any{"code": code}
+	return e
+}
+
+// badUserInput is a bad argument's error at path: BAD_USER_INPUT, naming the
+// argument and the value's path within it (field; nil when no one value is at fault).
+func badUserInput(path ast.Path, err error, message string, field []string) *gqlerror.Error {
+	e := coded(path, err, codeBadUserInput, message)
+	if field != nil {
+		e.Extensions["argument"] = field[0]
+		e.Extensions["field"] = field
+	}
+	return e
+}
+
+// argumentPath is the path within the arguments of the field at field of a value
+// gqlgen could not unmarshal (a scalar's error, such as attributes that are not an
+// object): gqlgen puts it after the field's own path.
+func argumentPath(field ast.Path, err error) []string {
 	var gqlErr *gqlerror.Error
 	if !errors.As(err, &gqlErr) {
 		return nil
 	}
-	field := graphql.GetPath(ctx)
 	if len(gqlErr.Path) <= len(field) || gqlErr.Path[:len(field)].String() != field.String() {
 		return nil
 	}
