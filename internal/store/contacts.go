@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -966,46 +967,51 @@ func (r *attributesSize) dest(col string) any {
 // checkMergedAttributes refuses an upsert that takes a contact's attributes past
 // crm.MaxAttributesBytes: each entry's are checked on their own (crm), but merged
 // into the stored ones, or with another entry's for the same phone, they grew
-// without bound, and every page of contacts reads them. Attributes that were over
-// already (merged before the limit held) may stay so, or shrink, but not grow:
-// before has their sizes by phone, as lockContactsByPhone read them. The entry
-// named is the last of its phone that sets attributes.
+// without bound, and every page of contacts reads them. before has the sizes of the
+// stored ones by phone, as lockContactsByPhone read them. The entry named is the
+// last of its phone that sets attributes.
 func checkMergedAttributes(in []crm.ContactInput, before map[string]int, rows ...[]contactRow) error {
-	var errs crm.Errors
+	grown := map[string]int{} // phone: size as compact JSON
 	for _, rs := range rows {
 		for _, r := range rs {
-			n, ok := attributesFit(r.Attributes)
-			if old, existed := before[r.Phone]; ok || existed && len(r.Attributes) <= old {
-				continue
+			old, existed := before[r.Phone]
+			if !existed {
+				old = -1
 			}
-			for i := len(in) - 1; i >= 0; i-- {
-				if in[i].Phone == r.Phone && in[i].Attributes.Set {
-					errs = append(errs, tooManyAttributes(crm.Path("contacts", i, "attributes"), n))
-					break
-				}
+			if n, grew := attributesGrewPast(r.Attributes, old); grew {
+				grown[r.Phone] = n
 			}
 		}
 	}
-	slices.SortFunc(errs, func(a, b *crm.Error) int {
-		i, _ := strconv.Atoi(a.Field[1])
-		j, _ := strconv.Atoi(b.Field[1])
-		return i - j
-	})
+	if len(grown) == 0 {
+		return nil
+	}
+	last := map[string]int{} // phone: index of its last entry that sets attributes
+	for i, c := range in {
+		if _, ok := grown[c.Phone]; ok && c.Attributes.Set {
+			last[c.Phone] = i
+		}
+	}
+	var errs crm.Errors
+	for _, i := range slices.Sorted(maps.Values(last)) {
+		errs = append(errs, tooManyAttributes(crm.Path("contacts", i, "attributes"), grown[in[i].Phone]))
+	}
 	return errs.Err()
 }
 
-// attributesFit measures attributes as PostgreSQL returned them (jsonb's text, with a
-// space after each colon and comma) as compact JSON, as crm measures them, and
-// reports whether they take at most crm.MaxAttributesBytes.
-func attributesFit(attrs json.RawMessage) (int, bool) {
-	if len(attrs) <= crm.MaxAttributesBytes {
-		return len(attrs), true
+// attributesGrewPast reports whether attrs, as PostgreSQL returned them (jsonb's
+// text), take more than crm.MaxAttributesBytes as compact JSON, as crm measures them
+// (n), and more than the before bytes of jsonb's text they replaced (-1: none).
+// Attributes over the limit from before it held may stay so, or shrink.
+func attributesGrewPast(attrs json.RawMessage, before int) (n int, grew bool) {
+	if len(attrs) <= crm.MaxAttributesBytes || len(attrs) <= before {
+		return len(attrs), false // jsonb's text is never shorter than its compact JSON
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, attrs); err != nil {
-		return len(attrs), false
+		return len(attrs), true
 	}
-	return compact.Len(), compact.Len() <= crm.MaxAttributesBytes
+	return compact.Len(), compact.Len() > crm.MaxAttributesBytes
 }
 
 func tooManyAttributes(field []string, n int) *crm.Error {
@@ -1232,7 +1238,7 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 			if err := update(tx); err != nil {
 				return err
 			}
-			if n, ok := attributesFit(row.Attributes); !ok && len(row.Attributes) > before {
+			if n, grew := attributesGrewPast(row.Attributes, before); grew {
 				return tooManyAttributes(crm.Path("attributes"), n)
 			}
 			return nil
