@@ -12,10 +12,11 @@
 //   - The first request with a key claims it and runs. Its response is stored when it
 //     is a definitive answer: HTTP 200 without a top-level error whose code is
 //     TIMEOUT, INTERNAL_SERVER_ERROR, UNAVAILABLE or SERVICE_UNAVAILABLE (transient
-//     failures), CLIENT_CLOSED_REQUEST (its client left), FORBIDDEN (the credential may not run it: another credential of the
-//     workspace may, with the same key) or PERSISTED_QUERY_NOT_FOUND (the client
-//     resends it with the full query). A mutation refused with userErrors is
-//     definitive, and stored too; so is a query.
+//     failures), CLIENT_CLOSED_REQUEST (its client left), FORBIDDEN (the credential
+//     may not run it: another credential of the workspace may, with the same key) or
+//     PERSISTED_QUERY_NOT_FOUND (the client resends it with the full query). A
+//     mutation refused with userErrors is definitive, and stored too; so is a query.
+//     A read principal's requests keep no key: they run as without one.
 //   - A later request with the key and a byte-identical body gets the stored response,
 //     same status and byte-identical body, with "Idempotent-Replayed: true", and runs
 //     nothing. A request that arrives while the first still runs waits for its answer
