@@ -213,9 +213,8 @@ func invisible(r rune) bool {
 }
 
 // oneLine is a name as one line: its line breaks (CRLF as one) and tabs become
-// spaces. Searches
-// read them so (NormalizeSearch), since they separate the fields of the searched
-// text: a name that kept them could not be found by its own text.
+// spaces. Searches read them so (NormalizeSearch), since they separate the fields
+// of the searched text: a name that kept them could not be found by its own text.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch r {
