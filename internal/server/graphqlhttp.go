@@ -32,7 +32,7 @@ func negotiateGraphQL(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		mediaType, ok := graph.ResponseMediaType(r.Header.Get("Accept"))
+		r, mediaType, ok := graph.WithNegotiation(r)
 		if !ok {
 			mediaType = graph.MediaTypeJSON // the 406 itself
 		}
