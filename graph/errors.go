@@ -15,6 +15,7 @@ import (
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/requestid"
 	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 // Codes of top-level errors (extensions.code), following the names Apollo's tooling
@@ -25,7 +26,7 @@ const (
 	codeTimeout      = "TIMEOUT"
 	codeUnavailable  = "UNAVAILABLE"
 	// codeClientClosed: the client left before the answer (nginx's 499).
-	codeClientClosed = "CLIENT_CLOSED_REQUEST"
+	codeClientClosed = telemetry.CodeClientClosed
 )
 
 // ErrShuttingDown is the cause with which a server shutting down cancels the requests

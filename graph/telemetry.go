@@ -72,7 +72,7 @@ func report(ctx context.Context, rec *telemetry.Request, res *graphql.Response) 
 		if code, ok := res.Errors[0].Extensions["code"].(string); ok {
 			rec.Code = code
 		} else {
-			rec.Code = "ERROR"
+			rec.Code = telemetry.CodeUncoded
 		}
 	}
 }

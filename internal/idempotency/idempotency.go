@@ -61,6 +61,7 @@ import (
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 // Header names.
@@ -237,6 +238,9 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			m.execute(w, r, ws.ID, key, claim.Owner)
 			return
 		case store.IdempotencyDone:
+			if rec := telemetry.From(ctx); rec != nil {
+				rec.Replay(claim.Response.Operation, claim.Response.OperationType, claim.Response.Body)
+			}
 			replay(w, claim.Response)
 			return
 		case store.IdempotencyMismatch:
@@ -280,6 +284,9 @@ func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, k
 		m.next.ServeHTTP(rec, r)
 	}()
 	res := store.StoredResponse{Status: rec.statusCode(), ContentType: rec.header.Get("Content-Type"), Body: rec.body.Bytes()}
+	if t := telemetry.From(ctx); t != nil {
+		res.Operation, res.OperationType = t.Operation, t.OperationType
+	}
 	if definitive(res) {
 		if err := m.store.FinishIdempotencyKey(ctx, ws, key, owner, res); err != nil {
 			// The request applied; a retry after the release runs it again, which

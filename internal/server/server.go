@@ -275,6 +275,9 @@ func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.T
 			if rec.Workspace != 0 {
 				attrs = append(attrs, slog.String("workspace", globalid.Encode(globalid.Workspace, rec.Workspace)))
 			}
+			if rec.Replayed {
+				attrs = append(attrs, slog.Bool("replayed", true))
+			}
 			attrs = append(attrs,
 				slog.Int64("sql_statements", rec.Statements()),
 				slog.String("outcome", telemetry.Outcome(rec.Code, sr.status)))

@@ -328,6 +328,68 @@ func TestLeavingClientIsNoThrottleFailure(t *testing.T) {
 			t.Errorf("outcome %v, want CLIENT_CLOSED_REQUEST: %v", l["outcome"], l)
 		}
 	}
+	// Nor a refusal: segments_rejections_total counts what the server refused.
+	if v := counter(o.scrape(), "segments_rejections_total", "code", "CLIENT_CLOSED_REQUEST"); v != 0 {
+		t.Errorf("rejections{CLIENT_CLOSED_REQUEST} = %v, want 0", v)
+	}
+}
+
+// TestReplaysCountAsTheirOperation: an answer replayed for an Idempotency-Key is
+// logged and counted as the operation that answered, with that answer's outcome. It
+// was the "unknown" operation (which the README keeps for refusals before an
+// operation was known) answered "ok", even when the stored answer was a refusal.
+func TestReplaysCountAsTheirOperation(t *testing.T) {
+	o := newObserved(t, observedOptions{})
+	lines := func(op string) (n int, replayed []map[string]any) {
+		for _, l := range o.log.JSONLines(t) {
+			if l["msg"] == "request" && l["operation"] == op {
+				n++
+				if l["replayed"] == true {
+					replayed = append(replayed, l)
+				}
+			}
+		}
+		return n, replayed
+	}
+	create := idemBody(`mutation MakeSegment { createSegment(input: {name: "Replayed"}) { segment { id } } }`, nil)
+	invalid := idemBody(`query Invalid { segments { nope } }`, nil)
+	for range 2 {
+		if res := o.idemPost(create, "create-1"); res.status != http.StatusOK {
+			t.Fatalf("create: %d %s", res.status, res.body)
+		}
+		if res := o.idemPost(invalid, "invalid-1"); res.status != http.StatusOK {
+			t.Fatalf("invalid: %d %s", res.status, res.body) // application/json: 200, and stored
+		}
+	}
+	eventually(t, "the replays' log lines", func() error {
+		if n, replayed := lines("MakeSegment"); n != 2 || len(replayed) != 1 {
+			return fmt.Errorf("MakeSegment: %d lines, %d replayed; want 2 and 1:\n%s", n, len(replayed), o.log)
+		}
+		return nil
+	})
+	_, replayed := lines("MakeSegment")
+	if l := replayed[0]; l["operation_type"] != "mutation" || l["outcome"] != "ok" {
+		t.Errorf("the replay's line: %v", l)
+	}
+	fams := o.scrape()
+	for _, c := range []struct {
+		op, outcome string
+		want        float64
+	}{
+		{"MakeSegment", "ok", 2}, {"unknown", "GRAPHQL_VALIDATION_FAILED", 2}, {"unknown", "ok", 0},
+	} {
+		if v := counter(fams, "segments_requests_total", "operation", c.op, "outcome", c.outcome); v != c.want {
+			t.Errorf("requests{%s, %s} = %v, want %v", c.op, c.outcome, v, c.want)
+		}
+	}
+	// The refusal replayed is a refusal again; the replay ran none of the mutation's
+	// statements, so it is no sample of them.
+	if v := counter(fams, "segments_rejections_total", "code", "GRAPHQL_VALIDATION_FAILED"); v != 2 {
+		t.Errorf("rejections{GRAPHQL_VALIDATION_FAILED} = %v, want 2", v)
+	}
+	if n, _ := histogram(fams, "segments_sql_statements_per_request"); n != 1 {
+		t.Errorf("statements observed for %d requests, want 1 (the mutation that ran)", n)
+	}
 }
 
 func TestOperationLabelIsBounded(t *testing.T) {

@@ -70,6 +70,11 @@ type StoredResponse struct {
 	Status      int
 	ContentType string
 	Body        []byte
+	// Operation and OperationType name the GraphQL operation that answered, as the
+	// request's telemetry knew it, so that its replays are logged and counted as that
+	// operation: "" when none was known (a refusal before one was, or an answer
+	// stored before they were kept).
+	Operation, OperationType string
 }
 
 // ErrIdempotencyClaimLost means the caller no longer holds the key it finishes or
@@ -78,13 +83,15 @@ var ErrIdempotencyClaimLost = errors.New("store: the idempotency key is no longe
 
 // idempotencyRow is a key's row as the claim and the lookup read it.
 type idempotencyRow struct {
-	Claimed     bool    `bun:"claimed"`
-	TookOver    bool    `bun:"took_over"`
-	RequestHash []byte  `bun:"request_hash"`
-	Expired     bool    `bun:"expired"`
-	Status      *int    `bun:"status"`
-	ContentType *string `bun:"content_type"`
-	Body        []byte  `bun:"body"`
+	Claimed       bool    `bun:"claimed"`
+	TookOver      bool    `bun:"took_over"`
+	RequestHash   []byte  `bun:"request_hash"`
+	Expired       bool    `bun:"expired"`
+	Status        *int    `bun:"status"`
+	ContentType   *string `bun:"content_type"`
+	Body          []byte  `bun:"body"`
+	Operation     *string `bun:"operation"`
+	OperationType *string `bun:"operation_type"`
 }
 
 func (r idempotencyRow) claim(hash, owner []byte) IdempotencyClaim {
@@ -97,6 +104,9 @@ func (r idempotencyRow) claim(hash, owner []byte) IdempotencyClaim {
 		res := StoredResponse{Status: *r.Status, Body: r.Body}
 		if r.ContentType != nil {
 			res.ContentType = *r.ContentType
+		}
+		if r.OperationType != nil && r.Operation != nil {
+			res.OperationType, res.Operation = *r.OperationType, *r.Operation
 		}
 		return IdempotencyClaim{State: IdempotencyDone, Response: res}
 	case r.Expired:
@@ -123,11 +133,12 @@ const claimSQL = `
 		RETURNING NOT (xmax = 0) AS took_over
 	)
 	SELECT true AS claimed, took_over, NULL::bytea AS request_hash, false AS expired,
-	       NULL::int AS status, NULL::text AS content_type, NULL::bytea AS body
+	       NULL::int AS status, NULL::text AS content_type, NULL::bytea AS body,
+	       NULL::text AS operation, NULL::text AS operation_type
 	FROM claimed
 	UNION ALL
 	SELECT false, false, k.request_hash, k.status IS NULL AND k.locked_until <= now(),
-	       k.status, k.content_type, k.body
+	       k.status, k.content_type, k.body, k.operation, k.operation_type
 	FROM idempotency_keys AS k
 	WHERE k.workspace_id = ? AND k.key = ? AND NOT EXISTS (SELECT FROM claimed)`
 
@@ -168,7 +179,7 @@ func (s *Store) IdempotencyKey(ctx context.Context, ws int64, key string, hash [
 	var rows []idempotencyRow
 	err := s.db.NewRaw(`
 		SELECT k.request_hash, k.status IS NULL AND k.locked_until <= now() AS expired,
-		       k.status, k.content_type, k.body
+		       k.status, k.content_type, k.body, k.operation, k.operation_type
 		FROM idempotency_keys AS k
 		WHERE k.workspace_id = ? AND k.key = ?`, ws, key).Scan(ctx, &rows)
 	if err != nil {
@@ -190,9 +201,10 @@ func (s *Store) FinishIdempotencyKey(ctx context.Context, ws int64, key string, 
 	}
 	r, err := s.db.NewRaw(`
 		UPDATE idempotency_keys
-		SET status = ?, content_type = ?, body = ?, owner = NULL, locked_until = NULL
+		SET status = ?, content_type = ?, body = ?, operation = ?, operation_type = NULLIF(?, ''),
+		    owner = NULL, locked_until = NULL
 		WHERE workspace_id = ? AND key = ? AND owner = ?`,
-		res.Status, res.ContentType, body, ws, key, owner).Exec(ctx)
+		res.Status, res.ContentType, body, res.Operation, res.OperationType, ws, key, owner).Exec(ctx)
 	return claimChanged(r, err, "finish")
 }
 

@@ -23,6 +23,11 @@ const (
 	OperationOther = "other"
 	// OutcomeOK is the outcome of a request answered without errors.
 	OutcomeOK = "ok"
+	// CodeClientClosed is the outcome of a request whose client left before it was
+	// answered (nginx's 499): neither the server's failure nor its refusal.
+	CodeClientClosed = "CLIENT_CLOSED_REQUEST"
+	// CodeUncoded is the outcome of a request whose first error has no code.
+	CodeUncoded = "ERROR"
 )
 
 // DefaultMaxOperations is how many operation names get their own label by default.
@@ -128,8 +133,8 @@ func (m *Metrics) Observe(r *Request, status int, d time.Duration) {
 	s := m.series(r)
 	s.duration.Observe(d.Seconds())
 	// Only requests that ran: a flood of refusals (0 or 1 statement each) must not
-	// hide an N+1 that crept into an operation.
-	if r.Executed {
+	// hide an N+1 that crept into an operation, nor replays (none of the operation's).
+	if r.Executed && !r.Replayed {
 		m.statements.Observe(float64(r.Statements()))
 	}
 	outcome := Outcome(r.Code, status)
@@ -140,9 +145,10 @@ func (m *Metrics) Observe(r *Request, status int, d time.Duration) {
 		m.requests.WithLabelValues(s.label, outcome).Inc()
 	}
 	// Refused: answered with an error and without running, and not for a fault of
-	// the server (5xx). Whatever its status: GraphQL over HTTP answers an invalid
-	// document with 200 to clients that accept only application/json.
-	if outcome != OutcomeOK && !r.Executed && status < 500 {
+	// the server (5xx) nor because the client left. Whatever its status: GraphQL over
+	// HTTP answers an invalid document with 200 to clients that accept only
+	// application/json.
+	if outcome != OutcomeOK && outcome != CodeClientClosed && !r.Executed && status < 500 {
 		m.rejections.WithLabelValues(outcome).Inc()
 	}
 }

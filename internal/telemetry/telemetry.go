@@ -10,6 +10,7 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 
@@ -31,6 +32,9 @@ type Request struct {
 	// Executed is true once the operation ran (its response has data); a request
 	// answered without is a refusal.
 	Executed bool
+	// Replayed is true for a request answered with the stored answer of an earlier
+	// one with the same Idempotency-Key (Replay), which ran nothing.
+	Replayed bool
 
 	counter *store.StatementCounter
 	own     store.StatementCounter
@@ -71,20 +75,46 @@ func (r *Request) Statements() int64 {
 // Operated reports whether the request reached a valid GraphQL operation.
 func (r *Request) Operated() bool { return r.OperationType != "" }
 
+// Replay records that the request was answered with the stored answer of an earlier
+// request (package idempotency): as the operation that answered it (operationType ""
+// when none was known), with that answer's code, and as executed when that one was.
+func (r *Request) Replay(operation, operationType string, body []byte) {
+	r.Replayed = true
+	r.Operation, r.OperationType = operation, operationType
+	res := parseBody(body)
+	r.Executed = res.Data != nil && string(res.Data) != "null"
+	if r.Code == "" && len(res.Errors) > 0 {
+		r.Code = cmp.Or(res.Errors[0].Extensions.Code, CodeUncoded)
+	}
+}
+
 // CodeFromBody returns the extensions.code of the first error of a GraphQL-shaped
 // response body, "" when it has none or does not parse. The middleware reads it from
 // the refusals written before GraphQL runs (authentication, body size, rate limits,
 // idempotency), whose code no GraphQL hook sees.
 func CodeFromBody(body []byte) string {
-	var res struct {
-		Errors []struct {
-			Extensions struct {
-				Code string `json:"code"`
-			} `json:"extensions"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(body, &res) != nil || len(res.Errors) == 0 {
+	res := parseBody(body)
+	if len(res.Errors) == 0 {
 		return ""
 	}
 	return res.Errors[0].Extensions.Code
+}
+
+// responseBody is what the telemetry reads of a GraphQL response.
+type responseBody struct {
+	Data   json.RawMessage `json:"data"`
+	Errors []struct {
+		Extensions struct {
+			Code string `json:"code"`
+		} `json:"extensions"`
+	} `json:"errors"`
+}
+
+// parseBody reads body as a GraphQL response: empty when it is none.
+func parseBody(body []byte) responseBody {
+	var res responseBody
+	if json.Unmarshal(body, &res) != nil {
+		return responseBody{}
+	}
+	return res
 }

@@ -1,0 +1,3 @@
+ALTER TABLE idempotency_keys
+    DROP COLUMN operation,
+    DROP COLUMN operation_type;
