@@ -239,6 +239,13 @@ func TestGraphQLHTTPStatus(t *testing.T) {
 			"persistedQuery": map[string]any{"version": 2, "sha256Hash": strings.Repeat("0", 64)}}}),
 		"persisted query of another hash": jsonBody(map[string]any{"query": q, "extensions": map[string]any{
 			"persistedQuery": map[string]any{"version": 1, "sha256Hash": strings.Repeat("0", 64)}}}),
+		// A hash that is none was looked up: PERSISTED_QUERY_NOT_FOUND.
+		"persisted query without a hash": jsonBody(map[string]any{"extensions": map[string]any{
+			"persistedQuery": map[string]any{"version": 1}}}),
+		"persisted query of an empty hash": jsonBody(map[string]any{"extensions": map[string]any{
+			"persistedQuery": map[string]any{"version": 1, "sha256Hash": ""}}}),
+		"persisted query of a short hash": jsonBody(map[string]any{"extensions": map[string]any{
+			"persistedQuery": map[string]any{"version": 1, "sha256Hash": "abc"}}}),
 	}
 	for name, body := range malformed {
 		for _, accept := range []string{ctJSON, ctGR} {
@@ -377,13 +384,19 @@ func TestGraphQLHTTPPersistedQueries(t *testing.T) {
 	if r := getHash(); r.status != http.StatusOK || string(r.res.Data) != `{"segments":{"totalCount":0}}` {
 		t.Errorf("GET by hash: %d %s", r.status, r.body)
 	}
+	// Another workspace does not find it: it ran, it would tell that someone had sent
+	// the document (whose literals may be a phone number, a search term).
+	other := a.as(t)
+	byHash := []byte(`{"extensions":` + ext + `}`)
+	if r := other.exchange(http.MethodPost, "/graphql", byHash, map[string]string{"Content-Type": ctJSON}, true); r.code() != "PERSISTED_QUERY_NOT_FOUND" || r.hasData() {
+		t.Errorf("another workspace's hash: %d %s", r.status, r.body)
+	}
 	r = a.exchange(http.MethodPost, "/graphql", []byte(`{"extensions":`+ext+`}`), map[string]string{"Content-Type": ctJSON}, true)
 	if r.status != http.StatusOK || string(r.res.Data) != `{"segments":{"totalCount":0}}` {
 		t.Errorf("POST by hash: %d %s", r.status, r.body)
 	}
 	// The hash of another document is refused, not registered.
-	other := `{ workspace { id } }`
-	r = a.exchange(http.MethodPost, "/graphql", []byte(`{"query":`+string(jsonBody(other))+`,"extensions":`+ext+`}`),
+	r = a.exchange(http.MethodPost, "/graphql", []byte(`{"query":`+string(jsonBody(`{ workspace { id } }`))+`,"extensions":`+ext+`}`),
 		map[string]string{"Content-Type": ctJSON, "Accept": ctGR}, true)
 	if r.status != http.StatusBadRequest || r.hasData() || !strings.Contains(strings.ToLower(r.body), "hash") {
 		t.Errorf("a wrong hash: %d %s", r.status, r.body)
