@@ -128,7 +128,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string) (
 	cfg.ownerURL = url
 	stopDB := func() {}
 	if url == "" {
-		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: cfg.dataDir})
+		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: cfg.dataDir, Shared: true})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -2,10 +2,12 @@
 // machine, so that the service and its tests need no database set up beforehand.
 //
 // The server keeps its files in one directory, listens on 127.0.0.1 only, and requires
-// a password that is generated on first start and kept next to the data. It lives as
-// long as the process that started it: the child is stopped on Stop, and the kernel
-// stops it if that process dies. A second process pointed at the same directory while
-// the server runs attaches to it instead of starting another.
+// a password that is generated on first start and kept next to the data. A second
+// process pointed at the same directory while the server runs attaches to it instead
+// of starting another. By default the server lives as long as the process that
+// started it: the child is stopped on Stop, and the kernel stops it if that process
+// dies (tests). A Shared server lives as long as any process uses it: the last one to
+// Stop stops it, whichever started it.
 //
 // PostgreSQL refuses to run as root; when the caller is root, the server runs as the
 // "postgres" OS user and its data belongs to that user.
@@ -63,6 +65,13 @@ type Options struct {
 	// They apply when this process starts the server, not when it attaches to one
 	// already running.
 	Settings []string
+	// Shared keeps the server running while other processes that started or joined it
+	// Shared use it, when the process that started it stops or exits: the last of
+	// them to Stop stops it. The command line's processes share one server this way
+	// (a server joins the one a command started, and must not lose it when that
+	// command ends). A process that dies without Stop leaves the server running, for
+	// the next Start to join.
+	Shared bool
 }
 
 // Server is a running PostgreSQL server.
@@ -72,7 +81,19 @@ type Server struct {
 	password string
 	cmd      *exec.Cmd // nil when attached to a server another process started
 	exited   chan error
+	// users is the lock file of a Shared server's users, on which this process holds
+	// a shared lock while it uses the server; nil when not Shared.
+	users *os.File
 }
+
+// The lock files of a Shared server, in its directory. Every user of the server holds
+// a shared lock on usersLock; starting, joining and stopping take controlLock
+// exclusively, so that a process stops the server only when no other holds
+// usersLock, and none can join while it does.
+const (
+	usersLock   = "users.lock"
+	controlLock = "control.lock"
+)
 
 // Start starts a server in opts.Dir, or attaches to the one already running there.
 func Start(ctx context.Context, opts Options) (*Server, error) {
@@ -95,7 +116,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("pgserver: %w", err)
 	}
 	s := &Server{dir: dir}
+	if opts.Shared {
+		control, err := lock(ctx, filepath.Join(dir, controlLock), syscall.LOCK_EX)
+		if err != nil {
+			return nil, err
+		}
+		defer control.Close() // lets the next process start, join or stop
+		if s.users, err = lock(ctx, filepath.Join(dir, usersLock), syscall.LOCK_SH); err != nil {
+			return nil, err
+		}
+	}
 	if s.password, err = ensureCluster(ctx, bin, dir, runAs); err != nil {
+		s.abandon()
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
@@ -112,11 +144,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	if err != nil {
-		_ = s.Stop()
+		s.abandon()
 		return nil, err
 	}
 	if err := s.ensureDatabase(ctx, opts.Database); err != nil {
-		_ = s.Stop()
+		s.abandon()
 		return nil, err
 	}
 	return s, nil
@@ -137,12 +169,50 @@ func (s *Server) URL(db string) string {
 // Port returns the TCP port the server listens on.
 func (s *Server) Port() int { return s.port }
 
-// Owned reports whether this process started the server (and Stop will stop it).
+// Owned reports whether this process started the server.
 func (s *Server) Owned() bool { return s.cmd != nil }
 
-// Stop stops the server if this process started it, with PostgreSQL's fast shutdown:
-// open transactions roll back, committed data stays.
+// Stop stops the server with PostgreSQL's fast shutdown (open transactions roll back,
+// committed data stays): if this process started it, or, Shared, if no other process
+// uses it any more, whichever started it.
 func (s *Server) Stop() error {
+	if s.users == nil {
+		return s.stopChild()
+	}
+	control, err := lock(context.Background(), filepath.Join(s.dir, controlLock), syscall.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer control.Close()
+	users := s.users
+	s.users = nil
+	defer users.Close()
+	// Trading this process's shared lock for an exclusive one succeeds only when no
+	// other process holds one; none can take one meanwhile (that needs controlLock).
+	if err := syscall.Flock(int(users.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil // in use: its last user stops it
+		}
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	if s.cmd != nil {
+		return s.stopChild()
+	}
+	return stopPostmaster(s.pgdata())
+}
+
+// abandon undoes a Start that failed: it stops the server if it started it (no other
+// process can have joined it: Start holds controlLock) and lets go of usersLock.
+func (s *Server) abandon() {
+	_ = s.stopChild()
+	if s.users != nil {
+		s.users.Close()
+		s.users = nil
+	}
+}
+
+// stopChild stops the server this process started, if it did.
+func (s *Server) stopChild() error {
 	if s.cmd == nil {
 		return nil
 	}
@@ -155,6 +225,57 @@ func (s *Server) Stop() error {
 	}
 	s.cmd = nil
 	return nil
+}
+
+// stopPostmaster stops the server of pgdata that another process started, as
+// stopChild does, and waits until it is gone.
+func stopPostmaster(pgdata string) error {
+	pid, _, ok := postmaster(pgdata)
+	if !ok {
+		return nil // not running
+	}
+	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return nil
+		}
+		return fmt.Errorf("pgserver: stop postgres (pid %d): %w", pid, err)
+	}
+	signal := syscall.SIGINT
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return nil
+		}
+		if signal == syscall.SIGINT && time.Now().After(deadline) {
+			signal = syscall.SIGQUIT // immediate shutdown, as Stop's Kill of a child
+			_ = syscall.Kill(pid, signal)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// lock opens (creating) the file at path and takes a flock of kind on it, waiting
+// for it until ctx ends. Closing the file releases it, as does the process's end.
+func lock(ctx context.Context, path string, kind int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), kind|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("pgserver: lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("pgserver: waiting for %s: %w", path, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func (s *Server) pgdata() string { return filepath.Join(s.dir, "pgdata") }
@@ -190,9 +311,11 @@ func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: credential(runAs),
+		Setpgid:    true, // a Ctrl-C in the terminal is for us, not for postgres
+	}
+	if !opts.Shared {
 		// The server goes when the process that started it goes, even on a crash.
-		Pdeathsig: syscall.SIGINT,
-		Setpgid:   true, // a Ctrl-C in the terminal is for us, not for postgres
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGINT
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("pgserver: start postgres: %w", err)
@@ -298,9 +421,15 @@ func ensureCluster(ctx context.Context, bin, dir string, runAs *user.User) (stri
 
 // runningPort reads the port of a live server from its postmaster.pid.
 func runningPort(pgdata string) (int, bool) {
+	_, port, ok := postmaster(pgdata)
+	return port, ok
+}
+
+// postmaster reads the process ID and port of a live server from its postmaster.pid.
+func postmaster(pgdata string) (pid, port int, ok bool) {
 	f, err := os.Open(filepath.Join(pgdata, "postmaster.pid"))
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
 	defer f.Close()
 	var lines []string
@@ -309,18 +438,18 @@ func runningPort(pgdata string) (int, bool) {
 		lines = append(lines, sc.Text())
 	}
 	if len(lines) < 4 {
-		return 0, false
+		return 0, 0, false
 	}
 	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
 	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
 	if err1 != nil || err2 != nil || pid <= 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	// Signal 0 checks existence; EPERM means it exists but belongs to another user.
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return 0, false
+		return 0, 0, false
 	}
-	return port, true
+	return pid, port, true
 }
 
 func binDir(dir string) (string, error) {

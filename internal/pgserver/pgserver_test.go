@@ -1,8 +1,14 @@
 package pgserver_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -54,6 +60,73 @@ func TestStartReuseAttachStop(t *testing.T) {
 	t.Cleanup(func() { _ = again.Stop() })
 	if got := queryOne[int](t, again.URL("app"), "SELECT v FROM kept"); got != 42 {
 		t.Fatalf("after restart got %d, want 42", got)
+	}
+}
+
+// TestSharedServerOutlivesItsStarter: a Shared server keeps running for the process
+// that joined it when the process that started it stops and exits, and the last one
+// to Stop stops it. It was stopped under the joined process: a command that started
+// it ended, and the server that had joined it lost its database for good.
+func TestSharedServerOutlivesItsStarter(t *testing.T) {
+	ctx := context.Background()
+	dir := storetest.ServerDir(t)
+	starter := exec.Command(os.Args[0], "-test.run=^TestSharedStarterProcess$")
+	starter.Env = append(os.Environ(), "PGSERVER_TEST_STARTER_DIR="+dir)
+	stdin, _ := starter.StdinPipe()
+	stdout, _ := starter.StdoutPipe()
+	starter.Stderr = os.Stderr
+	if err := starter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = starter.Process.Kill(); _ = starter.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "started") {
+		t.Fatalf("the starter process: %q, %v", line, err)
+	}
+
+	joined, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = joined.Stop() })
+	if joined.Owned() {
+		t.Fatal("the second process started a server of its own")
+	}
+	stdin.Close() // the starter stops its server and exits
+	if err := starter.Wait(); err != nil {
+		t.Fatalf("the starter process: %v", err)
+	}
+	if got := queryOne[int](t, joined.URL("segments"), "SELECT 1"); got != 1 {
+		t.Fatalf("SELECT 1 = %d", got)
+	}
+
+	if err := joined.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if conn, err := pgx.Connect(ctx, joined.URL("segments")); err == nil {
+		conn.Close(ctx)
+		t.Fatal("the last process stopped, and the server still accepts connections")
+	}
+}
+
+// TestSharedStarterProcess is the starter process of TestSharedServerOutlivesItsStarter:
+// it starts a Shared server, says so, and stops it and exits when its input closes.
+func TestSharedStarterProcess(t *testing.T) {
+	dir := os.Getenv("PGSERVER_TEST_STARTER_DIR")
+	if dir == "" {
+		t.Skip("run by TestSharedServerOutlivesItsStarter")
+	}
+	s, err := pgserver.Start(context.Background(), pgserver.Options{Dir: dir, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Owned() {
+		t.Fatal("the starter joined a server it should have started")
+	}
+	fmt.Println("started", s.Port())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
 	}
 }
 
