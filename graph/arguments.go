@@ -23,16 +23,25 @@ func checkPayloadArguments(opCtx *graphql.OperationContext) *gqlerror.Error {
 	if opCtx.Operation.Operation != ast.Mutation {
 		return nil
 	}
-	return checkArguments(opCtx, opCtx.Operation.SelectionSet, nil)
+	return eachField(opCtx, opCtx.Operation.SelectionSet, nil, func(f graphql.CollectedField, path ast.Path) *gqlerror.Error {
+		if err := fieldArguments(f, opCtx.Variables); err != nil {
+			return badArgument(path, err)
+		}
+		return nil
+	})
 }
 
-func checkArguments(opCtx *graphql.OperationContext, sel ast.SelectionSet, path ast.Path) *gqlerror.Error {
+// eachField calls visit with each field of sel that executes (fragments spread,
+// @skip and @include applied, as graphql.CollectFields does at execution) and its
+// path, depth first, until visit returns an error.
+func eachField(opCtx *graphql.OperationContext, sel ast.SelectionSet, path ast.Path,
+	visit func(f graphql.CollectedField, path ast.Path) *gqlerror.Error) *gqlerror.Error {
 	for _, f := range graphql.CollectFields(opCtx, sel, nil) {
 		fieldPath := append(path[:len(path):len(path)], ast.PathName(f.Alias))
-		if err := fieldArguments(f, opCtx.Variables); err != nil {
-			return badArgument(fieldPath, err)
+		if err := visit(f, fieldPath); err != nil {
+			return err
 		}
-		if err := checkArguments(opCtx, f.Selections, fieldPath); err != nil {
+		if err := eachField(opCtx, f.Selections, fieldPath, visit); err != nil {
 			return err
 		}
 	}

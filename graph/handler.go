@@ -43,6 +43,7 @@ func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
 	// in place of gqlgen's transports.
 	srv.AddTransport(httpTransport{})
 	useCaches(srv)            // the parsed-query cache and automatic persisted queries (caches.go)
+	srv.Use(&strictInputs{})  // input values as the spec coerces them, before anything runs (coercion.go)
 	useLimits(srv, log, opts) // limits, cost, throttle, introspection, no suggestions (limits.go)
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))

@@ -1,0 +1,90 @@
+package server_test
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestVariablesCoercedAsTheSpecSays: variables gqlparser lets through and the spec's
+// input coercion does not are a request error (GRAPHQL_VALIDATION_FAILED at the
+// variable, no data), before anything runs. An enum value in another case was
+// accepted, then failed as INTERNAL_SERVER_ERROR when its field ran; a string was
+// taken as an Int and a number as a String.
+func TestVariablesCoercedAsTheSpecSays(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	const contactsByOrder = `query($o: ContactOrder) { contacts(first: 1, orderBy: $o) { totalCount } }`
+	for _, tc := range []struct {
+		name  string
+		query string
+		vars  map[string]any
+		path  string
+	}{
+		{"an enum in lower case", contactsByOrder,
+			map[string]any{"o": map[string]any{"field": "name", "direction": "ASC"}}, "[variable o field]"},
+		{"an enum in mixed case", contactsByOrder,
+			map[string]any{"o": map[string]any{"field": "NAME", "direction": "Asc"}}, "[variable o direction]"},
+		{"an enum variable", `query($f: SegmentOrderField!) { segments(orderBy: {field: $f, direction: ASC}) { totalCount } }`,
+			map[string]any{"f": "created_at"}, "[variable f]"},
+		{"a string for an Int", `query($n: Int) { segments(first: $n) { totalCount } }`, map[string]any{"n": "3"}, "[variable n]"},
+		{"an Int past 32 bits", `query($n: Int) { segments(first: $n) { totalCount } }`, map[string]any{"n": 3000000000}, "[variable n]"},
+		{"a number for a String", `query($s: String) { segments(search: $s) { totalCount } }`, map[string]any{"s": 12}, "[variable s]"},
+		{"an enum in a mutation's input", `mutation($in: CreateSegmentInput!, $o: ContactOrder) {
+			createSegment(input: $in) { segment { contacts(orderBy: $o) { totalCount } } } }`,
+			map[string]any{"in": map[string]any{"name": "Never"}, "o": map[string]any{"field": "phone", "direction": "ASC"}}, "[variable o field]"},
+	} {
+		before := c.dbState()
+		res := c.post(tc.query, tc.vars)
+		if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "GRAPHQL_VALIDATION_FAILED" ||
+			fmt.Sprint(res.Errors[0].Path) != tc.path || res.Data != nil {
+			t.Errorf("%s: %d %+v data %s, want GRAPHQL_VALIDATION_FAILED at %s without data", tc.name, res.Status, res.Errors, res.Data, tc.path)
+		}
+		c.unchanged(before)
+	}
+	// The same values spelled right run.
+	for _, vars := range []map[string]any{
+		{"o": map[string]any{"field": "NAME", "direction": "ASC"}},
+		{"o": nil},
+	} {
+		if res := c.post(contactsByOrder, vars); len(res.Errors) != 0 {
+			t.Errorf("%v: %+v", vars, res.Errors)
+		}
+	}
+	if res := c.post(`query($n: Int, $id: ID!, $ids: [ID!]!) { segments(first: $n) { totalCount } node(id: $id) { id } nodes(ids: $ids) { id } }`,
+		map[string]any{"n": 3, "id": 12, "ids": "S_AQ"}); len(res.Errors) != 0 {
+		t.Errorf("an Int, an integer ID and one ID for a list: %+v", res.Errors)
+	}
+}
+
+// TestNonObjectAttributesChangeNothing: attributes that are not a JSON object are
+// refused before the operation runs, so that none of its root fields does. The
+// createSegment before (or after) a refused upsertContacts was applied while the
+// response said data: null, and its retry answered TAKEN.
+func TestNonObjectAttributesChangeNothing(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	before := c.dbState()
+	for name, tc := range map[string]struct {
+		query string
+		vars  map[string]any
+		field string
+	}{
+		"a variable, second": {`mutation($in: UpsertContactsInput!) {
+			a: createSegment(input: {name: "Lost"}) { segment { id } }
+			b: upsertContacts(input: $in) { createdCount } }`,
+			map[string]any{"in": map[string]any{"contacts": []any{map[string]any{"phone": "+919000000001"},
+				map[string]any{"phone": "+919000000002", "attributes": "oops"}}}}, "[input contacts 1 attributes]"},
+		"a literal, first": {`mutation {
+			a: upsertContacts(input: {contacts: [{phone: "+919000000001", attributes: [1, 2]}]}) { createdCount }
+			b: createSegment(input: {name: "Lost"}) { segment { id } } }`, nil, "[input contacts 0 attributes]"},
+		"a variable in a literal": {`mutation($a: JSON) {
+			a: createSegment(input: {name: "Lost"}) { segment { id } }
+			b: upsertContacts(input: {contacts: [{phone: "+919000000001", attributes: $a}]}) { createdCount } }`,
+			map[string]any{"a": 5}, "[input contacts 0 attributes]"},
+	} {
+		res := c.post(tc.query, tc.vars)
+		if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" ||
+			fmt.Sprint(res.Errors[0].Extensions["field"]) != tc.field || res.Data != nil {
+			t.Errorf("%s: %d %+v data %s, want BAD_USER_INPUT at %s without data", name, res.Status, res.Errors, res.Data, tc.field)
+		}
+	}
+	c.unchanged(before)
+}
