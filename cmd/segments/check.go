@@ -23,10 +23,11 @@ is missing or disabled (status 3 too: they would drift again). It warns, on stde
 of PostgreSQL settings that leave the database unsafe, such as an unlimited
 temp_file_limit (the exit status does not change: a superuser sets them).
 
-  --repair   delete memberships of missing contacts or segments, set each drifted
-             count to the real number of memberships or contacts and rebuild each
-             drifted segment's bitmaps, in one transaction each, and exit 0; safe
-             while the server runs and writes
+  --repair   delete memberships of missing contacts or segments (leaving counts
+             and bitmaps as they were), set each drifted count to the real number
+             of memberships or contacts and rebuild each drifted segment's bitmaps,
+             in one transaction each, and exit 0; it reports what it found, as a
+             check would have; safe while the server runs and writes
 
 `
 
@@ -66,7 +67,9 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	var bitmapDrift []store.BitmapDrift
 	var contactDrift []store.ContactCountDrift
 	if repair {
-		// Orphans first: deleting them corrects the counters and bitmaps they were in.
+		// Orphans first: their deletion leaves the counters and bitmaps as they were
+		// (whether an orphan was counted is unknowable), and the repairs after it
+		// set those to the memberships that remain.
 		orphans, err = s.RepairOrphans(ctx)
 		if err == nil {
 			drift, err = s.RepairCounts(ctx)

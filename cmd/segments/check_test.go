@@ -136,11 +136,32 @@ func TestCheck(t *testing.T) {
 	}
 
 	// A contact deleted with the memberships' cascade off leaves its memberships
-	// behind: reported by workspace, deleted by --repair with the counters they were
-	// in corrected, and the next check is clean.
+	// behind: reported by workspace, with the counters and bitmaps that still count
+	// them; --repair deletes them and repairs those, and reports exactly what the
+	// check reported; the next check is clean.
 	var orphans int64
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE contact_id = (SELECT min(contact_id) FROM memberships)`).Scan(&orphans); err != nil || orphans == 0 {
 		t.Fatalf("memberships of the first contact: %d, %v", orphans, err)
+	}
+	rows, err := conn.Query(ctx, `SELECT s.id, s.name, s.contact_count FROM segments s
+		WHERE s.id IN (SELECT segment_id FROM memberships WHERE contact_id = (SELECT min(contact_id) FROM memberships))
+		ORDER BY s.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counterLines, bitmapLines []string
+	for rows.Next() {
+		var id, n int64
+		var name string
+		if err := rows.Scan(&id, &name, &n); err != nil {
+			t.Fatal(err)
+		}
+		seg := fmt.Sprintf(`workspace %d "Demo", segment %s %q: `, ws, globalid.Encode(globalid.Segment, id), name)
+		counterLines = append(counterLines, seg+fmt.Sprintf("contact_count %d, memberships %d (+1)", n, n-1))
+		bitmapLines = append(bitmapLines, seg+"1 bitmap chunk(s) differ from the memberships")
+	}
+	if rows.Err() != nil || len(counterLines) != int(orphans) {
+		t.Fatalf("segments of the first contact: %d, %v", len(counterLines), rows.Err())
 	}
 	exec(`BEGIN;
 		ALTER TABLE contacts DISABLE TRIGGER contacts_memberships_deleted;
@@ -148,16 +169,93 @@ func TestCheck(t *testing.T) {
 		ALTER TABLE contacts ENABLE TRIGGER contacts_memberships_deleted;
 		COMMIT`)
 	orphanLine := fmt.Sprintf(`workspace %d "Demo": %d membership(s) of a contact or segment that does not exist`, ws, orphans)
-	out, err = runCheck()
-	if exitCode(err) != 3 || out != "drift: "+orphanLine+"\n1 workspace's memberships of missing contacts or segments, "+
-		"0 segment counters, 0 segments' bitmaps and 0 workspaces' contact counts drifted; run \"segments check --repair\" to repair\n" {
-		t.Fatalf("check with orphaned memberships: %v\n%s", err, out)
+	lines := func(verb string) string {
+		var b strings.Builder
+		for _, l := range append(append([]string{orphanLine}, counterLines...), bitmapLines...) {
+			b.WriteString(verb + ": " + l + "\n")
+		}
+		fmt.Fprintf(&b, "1 workspace's memberships of missing contacts or segments, %d segment counters, %d segments' bitmaps and 0 workspaces' contact counts",
+			len(counterLines), len(bitmapLines))
+		return b.String()
 	}
-	if out, err := runCheck("--repair"); err != nil || !strings.HasPrefix(out, "repaired: "+orphanLine+"\n") {
-		t.Fatalf("check --repair with orphaned memberships: %v\n%s", err, out)
+	out, err = runCheck()
+	if exitCode(err) != 3 || out != lines("drift")+" drifted; run \"segments check --repair\" to repair\n" {
+		t.Fatalf("check with orphaned memberships: %v\n%s\nwant\n%s", err, out, lines("drift"))
+	}
+	if out, err := runCheck("--repair"); err != nil || out != lines("repaired")+" repaired\n" {
+		t.Fatalf("check --repair with orphaned memberships: %v\n%s\nwant\n%s", err, out, lines("repaired"))
 	}
 	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
 		t.Fatalf("check after deleting the orphaned memberships: %v\n%s", err, out)
+	}
+}
+
+// TestCheckRepairsUncountedOrphans runs "segments check" on memberships of a contact
+// that does not exist, written with the triggers off (as a restore may), so never
+// counted: in a segment counted 0, whose counter the memberships' delete trigger
+// would take below zero, and two in a segment whose counter is right. The check
+// reports them and no counter or bitmap (those are right), --repair deletes them
+// and reports nothing else, without moving any segment's count or updated_at, and
+// the next check is clean.
+func TestCheckRepairsUncountedOrphans(t *testing.T) {
+	ctx := context.Background()
+	dbURL := storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": dbURL})
+	runCheck := func(args ...string) (string, error) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		err := run(ctx, append([]string{"check"}, args...), getenv, &stdout, &stderr)
+		if err != nil && exitCode(err) != 3 {
+			t.Fatalf("check %v: %v\n%s", args, err, stderr.String())
+		}
+		return stdout.String(), err
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, []string{"seed"}, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("seed: %v\n%s", err, stderr.String())
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var ws, empty int64
+	if err := conn.QueryRow(ctx, `INSERT INTO segments (workspace_id, name) SELECT workspace_id, 'Empty' FROM segments
+		WHERE name = 'Beta Testers' RETURNING workspace_id, id`).Scan(&ws, &empty); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `BEGIN; SET LOCAL session_replication_role = replica;
+		INSERT INTO memberships VALUES (`+fmt.Sprint(ws, ", ", empty)+`, 999999);
+		INSERT INTO memberships SELECT workspace_id, id, c FROM segments, unnest('{999998, 999999}'::bigint[]) AS c WHERE name = 'Beta Testers';
+		COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	segments := func() string {
+		t.Helper()
+		var out string
+		if err := conn.QueryRow(ctx, `SELECT json_agg(s ORDER BY id)::text FROM segments s`).Scan(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := segments()
+
+	orphanLine := fmt.Sprintf(`workspace %d "Demo": 3 membership(s) of a contact or segment that does not exist`, ws)
+	out, err := runCheck()
+	if exitCode(err) != 3 || out != "drift: "+orphanLine+"\n1 workspace's memberships of missing contacts or segments, "+
+		"0 segment counters, 0 segments' bitmaps and 0 workspaces' contact counts drifted; run \"segments check --repair\" to repair\n" {
+		t.Errorf("check with uncounted orphans: %v\n%s", err, out)
+	}
+	out, err = runCheck("--repair")
+	if err != nil || out != "repaired: "+orphanLine+"\n1 workspace's memberships of missing contacts or segments, "+
+		"0 segment counters, 0 segments' bitmaps and 0 workspaces' contact counts repaired\n" {
+		t.Fatalf("check --repair with uncounted orphans: %v\n%s", err, out)
+	}
+	if after := segments(); after != before {
+		t.Errorf("the repair changed the segments:\nbefore %s\nafter  %s", before, after)
+	}
+	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
+		t.Fatalf("check after the repair: %v\n%s", err, out)
 	}
 }
 

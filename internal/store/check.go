@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -33,15 +34,22 @@ import (
 // CheckBitmaps the damage, RepairCounts and RepairBitmaps repair it.
 
 // CountDrift is a segment whose stored contact_count differs from the number of its
-// memberships.
+// memberships (of contacts that exist).
 type CountDrift struct {
 	WorkspaceID   int64  `bun:"workspace_id"`
 	WorkspaceName string `bun:"workspace_name"`
 	SegmentID     int64  `bun:"segment_id"`
 	SegmentName   string `bun:"segment_name"`
 	Stored        int64  `bun:"stored"` // contact_count as stored (before a repair)
-	Actual        int64  `bun:"actual"` // the number of memberships
+	Actual        int64  `bun:"actual"` // the number of memberships of contacts that exist
 }
+
+// ofContact is the condition on memberships m of one whose contact exists. The
+// counters and bitmaps are compared with, and rebuilt from, these memberships alone:
+// one of a contact that does not exist is an orphan, which RepairOrphans deletes
+// without touching the counters or bitmaps (it cannot know whether the orphan was
+// ever counted), so the truth they are repaired to must leave it out already.
+const ofContact = `EXISTS (SELECT 1 FROM contacts c WHERE c.workspace_id = m.workspace_id AND c.id = m.contact_id)`
 
 // countDriftSQL finds every drifting segment in one pass over memberships: one
 // snapshot, so a counter and the memberships it counts are read as of the same
@@ -52,7 +60,7 @@ const countDriftSQL = `
 	       s.contact_count AS stored, coalesce(m.n, 0) AS actual
 	FROM segments s
 	JOIN workspaces w ON w.id = s.workspace_id
-	LEFT JOIN (SELECT workspace_id, segment_id, count(*) AS n FROM memberships GROUP BY 1, 2) m
+	LEFT JOIN (SELECT m.workspace_id, m.segment_id, count(*) AS n FROM memberships m WHERE ` + ofContact + ` GROUP BY 1, 2) m
 	       ON m.workspace_id = s.workspace_id AND m.segment_id = s.id
 	WHERE s.contact_count <> coalesce(m.n, 0)
 	ORDER BY s.workspace_id, s.id`
@@ -117,7 +125,8 @@ func (s *Store) RepairCounts(ctx context.Context) ([]CountDrift, error) {
 		return tx.NewRaw(`
 			WITH actual AS (
 				SELECT s.workspace_id, s.id, s.contact_count AS stored,
-				       (SELECT count(*) FROM memberships m WHERE m.workspace_id = s.workspace_id AND m.segment_id = s.id) AS n
+				       (SELECT count(*) FROM memberships m WHERE m.workspace_id = s.workspace_id AND m.segment_id = s.id
+				         AND `+ofContact+`) AS n
 				FROM segments s
 				WHERE (s.workspace_id, s.id) IN (SELECT * FROM unnest(?::bigint[], ?::bigint[]))
 			)
@@ -284,7 +293,7 @@ type BitmapDrift struct {
 	Chunks        int64  `bun:"chunks"` // chunks that differ (before a repair)
 }
 
-// bitmapDriftSQL rebuilds the bitmaps from the memberships, with the function the
+// bitmapDriftSQL rebuilds the bitmaps from the memberships (ofContact), with the function the
 // triggers use, and compares them chunk by chunk with the stored ones (a stored chunk
 // of zeros is drift too: the triggers delete those). One statement, one snapshot, as
 // for the counters. The first argument, when not NULL, restricts it to the segments
@@ -296,10 +305,10 @@ const bitmapDriftSQL = `
 		SELECT * FROM unnest(?::bigint[], ?::bigint[]) AS l(workspace_id, segment_id)
 	), actual AS (
 		SELECT m.workspace_id, c.segment_id, c.chunk, c.bits
-		FROM (SELECT workspace_id, array_agg(segment_id) AS s, array_agg(contact_id) AS c
-		      FROM memberships
-		      WHERE ? OR (workspace_id, segment_id) IN (SELECT * FROM listed)
-		      GROUP BY workspace_id, segment_id) m,
+		FROM (SELECT m.workspace_id, array_agg(m.segment_id) AS s, array_agg(m.contact_id) AS c
+		      FROM memberships m
+		      WHERE (? OR (m.workspace_id, m.segment_id) IN (SELECT * FROM listed)) AND ` + ofContact + `
+		      GROUP BY m.workspace_id, m.segment_id) m,
 		     segment_bitmap_chunks(m.s, m.c) c
 	), stored AS (
 		SELECT workspace_id, segment_id, chunk, bits FROM segment_bitmaps
@@ -374,10 +383,11 @@ func (s *Store) RepairBitmaps(ctx context.Context) ([]BitmapDrift, error) {
 		_, err = tx.NewRaw(`
 			INSERT INTO segment_bitmaps (workspace_id, segment_id, chunk, bits)
 			SELECT m.workspace_id, c.segment_id, c.chunk, c.bits
-			FROM (SELECT workspace_id, array_agg(segment_id) AS s, array_agg(contact_id) AS c
-			      FROM memberships
-			      WHERE (workspace_id, segment_id) IN (SELECT * FROM unnest(?::bigint[], ?::bigint[]))
-			      GROUP BY workspace_id, segment_id) m,
+			FROM (SELECT m.workspace_id, array_agg(m.segment_id) AS s, array_agg(m.contact_id) AS c
+			      FROM memberships m
+			      WHERE (m.workspace_id, m.segment_id) IN (SELECT * FROM unnest(?::bigint[], ?::bigint[]))
+			        AND `+ofContact+`
+			      GROUP BY m.workspace_id, m.segment_id) m,
 			     segment_bitmap_chunks(m.s, m.c) c`, listed...).Exec(ctx)
 		return err
 	})
@@ -421,16 +431,134 @@ func (s *Store) CheckOrphans(ctx context.Context) ([]Orphans, error) {
 }
 
 // RepairOrphans deletes every orphaned membership, in one transaction, and returns
-// what it deleted by workspace. The memberships' delete triggers take them out of the
-// counters and bitmaps of the segments that still exist, so it runs before
-// RepairCounts and RepairBitmaps. A deadlock with a writer (the counters' updates
-// lock segments in the order of the deleted rows) is retried by inTx.
+// what it deleted by workspace. It leaves the counters and bitmaps exactly as they
+// were: whether an orphan was ever counted is unknowable (one written with the
+// triggers off never was), so taking it out of them, as the memberships' delete
+// triggers do, could move a counter by a membership it never counted, below zero even,
+// which the counter's CHECK refuses. RepairCounts and RepairBitmaps then compare what
+// is stored with the memberships that remain, which is what a check reports too
+// (ofContact), and each repairs a value in one step from the stored to the true one:
+// no client ever sees a count that was neither.
+//
+// The triggers still fire (turning them off needs a superuser or the table's owner
+// and a lock that stops every writer), and their work is undone in the same
+// transaction: the statement that deletes the orphans first adds their number to each
+// existing segment's counter, which the counters' trigger then takes off again at the
+// end of the statement, so the CHECK holds throughout; updated_at, which the trigger
+// moves, is set back; and the bits the bitmaps' trigger clears (only those that were
+// set) are set again. Like RepairCounts, it locks the segments it changes in id order
+// first, so no writer changes them in between; a deadlock with a writer is retried
+// by inTx.
 func (s *Store) RepairOrphans(ctx context.Context) ([]Orphans, error) {
 	var deleted []Orphans
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		deleted = nil
-		return tx.NewRaw(`WITH gone AS (DELETE FROM memberships m WHERE `+orphaned+` RETURNING m.workspace_id) `+
-			orphansByWorkspace("gone")).Scan(ctx, &deleted)
+		var locked []struct {
+			WorkspaceID int64     `bun:"workspace_id"`
+			ID          int64     `bun:"id"`
+			UpdatedAt   time.Time `bun:"updated_at"`
+		}
+		err := tx.NewRaw(`SELECT s.workspace_id, s.id, s.updated_at FROM segments s
+			WHERE (s.workspace_id, s.id) IN (SELECT m.workspace_id, m.segment_id FROM memberships m WHERE NOT `+ofContact+`)
+			ORDER BY s.id FOR UPDATE`).Scan(ctx, &locked)
+		if err != nil {
+			return err
+		}
+		var gone []struct {
+			Orphans
+			// The orphans whose bits were set, as (segment, contact) pairs, and the
+			// chunks of orphans that held no bit at all (only a hand-made chunk can):
+			// the bitmaps' trigger clears the former and deletes the latter.
+			SetSegments   []int64 `bun:"set_segments,array"`
+			SetContacts   []int64 `bun:"set_contacts,array"`
+			EmptySegments []int64 `bun:"empty_segments,array"`
+			EmptyChunks   []int64 `bun:"empty_chunks,array"`
+		}
+		// One statement: the counters' compensation counts exactly the rows deleted,
+		// and the bitmaps are read before the triggers, which run at its end, change
+		// them.
+		err = tx.NewRaw(`
+			WITH gone AS (
+				DELETE FROM memberships m WHERE `+orphaned+`
+				RETURNING m.workspace_id, m.segment_id, m.contact_id
+			), compensated AS (
+				UPDATE segments s SET contact_count = s.contact_count + g.n
+				FROM (SELECT workspace_id, segment_id, count(*) AS n FROM gone GROUP BY 1, 2) g
+				WHERE s.workspace_id = g.workspace_id AND s.id = g.segment_id
+			), bits AS (
+				SELECT g.workspace_id, g.segment_id, g.contact_id, b.chunk,
+				       get_bit(b.bits, (g.contact_id & 32767)::int) = 1 AS set, bit_count(b.bits) = 0 AS empty
+				FROM gone g
+				JOIN segment_bitmaps b ON b.workspace_id = g.workspace_id AND b.segment_id = g.segment_id
+				                      AND b.chunk = g.contact_id >> 15
+			)
+			SELECT o.workspace_id, coalesce(w.name, '') AS workspace_name, o.memberships,
+			       coalesce(b.set_segments, '{}') AS set_segments, coalesce(b.set_contacts, '{}') AS set_contacts,
+			       coalesce(b.empty_segments, '{}') AS empty_segments, coalesce(b.empty_chunks, '{}') AS empty_chunks
+			FROM (SELECT workspace_id, count(*) AS memberships FROM gone GROUP BY 1) o
+			LEFT JOIN workspaces w ON w.id = o.workspace_id
+			LEFT JOIN (SELECT workspace_id,
+			                  array_agg(segment_id) FILTER (WHERE set) AS set_segments,
+			                  array_agg(contact_id) FILTER (WHERE set) AS set_contacts,
+			                  array_agg(segment_id) FILTER (WHERE empty) AS empty_segments,
+			                  array_agg(chunk) FILTER (WHERE empty) AS empty_chunks
+			           FROM bits GROUP BY 1) b ON b.workspace_id = o.workspace_id
+			ORDER BY 1`).Scan(ctx, &gone)
+		if err != nil || len(gone) == 0 {
+			return err
+		}
+		// The triggers have run: undo what they did beyond the compensation.
+		var wss, ids []int64
+		var times []time.Time
+		for _, l := range locked {
+			wss, ids, times = append(wss, l.WorkspaceID), append(ids, l.ID), append(times, l.UpdatedAt)
+		}
+		if len(ids) > 0 {
+			_, err := tx.NewRaw(`UPDATE segments s SET updated_at = k.updated_at
+				FROM unnest(?::bigint[], ?::bigint[], ?::timestamptz[]) AS k(workspace_id, id, updated_at)
+				WHERE s.workspace_id = k.workspace_id AND s.id = k.id`,
+				pgdialect.Array(wss), pgdialect.Array(ids), pgdialect.Array(times)).Exec(ctx)
+			if err != nil {
+				return err
+			}
+		}
+		var setWs, setSegs, setContacts, emptyWs, emptySegs, emptyChunks []int64
+		for _, g := range gone {
+			deleted = append(deleted, g.Orphans)
+			for i := range g.SetSegments {
+				setWs, setSegs, setContacts = append(setWs, g.WorkspaceID), append(setSegs, g.SetSegments[i]), append(setContacts, g.SetContacts[i])
+			}
+			for i := range g.EmptySegments {
+				emptyWs, emptySegs, emptyChunks = append(emptyWs, g.WorkspaceID), append(emptySegs, g.EmptySegments[i]), append(emptyChunks, g.EmptyChunks[i])
+			}
+		}
+		if len(setWs) > 0 {
+			_, err := tx.NewRaw(`
+				INSERT INTO segment_bitmaps AS b (workspace_id, segment_id, chunk, bits)
+				SELECT o.workspace_id, c.segment_id, c.chunk, c.bits
+				FROM (SELECT workspace_id, array_agg(segment_id) AS s, array_agg(contact_id) AS c
+				      FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS o(workspace_id, segment_id, contact_id)
+				      GROUP BY 1) o,
+				     segment_bitmap_chunks(o.s, o.c) c
+				ON CONFLICT (workspace_id, segment_id, chunk) DO UPDATE SET bits = b.bits | excluded.bits`,
+				pgdialect.Array(setWs), pgdialect.Array(setSegs), pgdialect.Array(setContacts)).Exec(ctx)
+			if err != nil {
+				return err
+			}
+		}
+		if len(emptyWs) > 0 {
+			// An empty chunk may be listed once per orphan in it: DO NOTHING keeps one.
+			_, err := tx.NewRaw(`
+				INSERT INTO segment_bitmaps (workspace_id, segment_id, chunk, bits)
+				SELECT workspace_id, segment_id, chunk, B'0'::bit(32768)
+				FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS e(workspace_id, segment_id, chunk)
+				ON CONFLICT (workspace_id, segment_id, chunk) DO NOTHING`,
+				pgdialect.Array(emptyWs), pgdialect.Array(emptySegs), pgdialect.Array(emptyChunks)).Exec(ctx)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: repair orphaned memberships: %w", err)

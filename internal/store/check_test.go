@@ -356,3 +356,190 @@ func TestTriggerProblems(t *testing.T) {
 	storetest.Exec(t, s.DB(), "DROP TRIGGER memberships_count_deleted ON memberships")
 	problems("trigger memberships_count_deleted on memberships is missing")
 }
+
+// insertUnchecked inserts memberships of the segment as a restore with the triggers
+// off would (session_replication_role = replica, which needs a superuser, as the
+// tests' owner is): no counter, bitmap or reference trigger fires.
+func insertUnchecked(t *testing.T, s *store.Store, ws, segment int64, contacts ...int64) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range contacts {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO memberships VALUES ($1, $2, $3)", ws, segment, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bitmapRows returns the workspace's bitmap chunks as JSON: equal results mean
+// nothing changed.
+func bitmapRows(t *testing.T, s *store.Store, ws int64) string {
+	t.Helper()
+	var out string
+	err := s.DB().QueryRowContext(context.Background(), `SELECT coalesce(json_agg(b ORDER BY b.segment_id, b.chunk), '[]')::text
+		FROM segment_bitmaps b WHERE b.workspace_id = $1`, ws).Scan(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// repairAll runs the repairs in the order "segments check --repair" does.
+func repairAll(t *testing.T, s *store.Store) ([]store.Orphans, []store.CountDrift, []store.BitmapDrift) {
+	t.Helper()
+	ctx := context.Background()
+	orphans, err := s.RepairOrphans(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.RepairCounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bitmaps, err := s.RepairBitmaps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return orphans, counts, bitmaps
+}
+
+// checkAll runs the checks that repairAll's repairs answer.
+func checkAll(t *testing.T, s *store.Store) ([]store.Orphans, []store.CountDrift, []store.BitmapDrift) {
+	t.Helper()
+	ctx := context.Background()
+	orphans, err := s.CheckOrphans(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.CheckCounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bitmaps, err := s.CheckBitmaps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return orphans, counts, bitmaps
+}
+
+// TestRepairOrphansNeverCounted deletes memberships of contacts that do not exist,
+// written with the triggers off, so never counted: in a segment counted 0 (whose
+// counter the memberships' delete trigger would take below zero, which its CHECK
+// refuses) and in one whose counter is right. Deleting them must leave every segment
+// row as it was (count and updated_at: no client ever sees a count they did not
+// make), and there is no drift to repair or report, before or after. On a database of
+// its own: the checks read every workspace.
+func TestRepairOrphansNeverCounted(t *testing.T) {
+	s := storetest.NewStore(t, store.Options{})
+	f := newFixture(t, s, 31_000, map[string]int{"Alpha": 3, "Empty": 0})
+	alpha, empty := f.segments["Alpha"], f.segments["Empty"]
+	insertUnchecked(t, s, f.ws.ID, empty, 999_999)
+	insertUnchecked(t, s, f.ws.ID, alpha, 999_998, 999_999)
+	want := []store.Orphans{{WorkspaceID: f.ws.ID, WorkspaceName: f.ws.Name, Memberships: 3}}
+
+	// The counters and bitmaps are right: only the memberships are wrong.
+	orphans, counts, bitmaps := checkAll(t, s)
+	if !slices.Equal(orphans, want) || len(counts) != 0 || len(bitmaps) != 0 {
+		t.Errorf("check: orphans %+v, counters %+v, bitmaps %+v; want only the 3 orphans", orphans, counts, bitmaps)
+	}
+
+	before, bitmapsBefore := segmentRows(t, s, f.ws.ID), bitmapRows(t, s, f.ws.ID)
+	if orphans, err := s.RepairOrphans(context.Background()); err != nil || !slices.Equal(orphans, want) {
+		t.Fatalf("repair orphans: %+v, %v; want %+v", orphans, err, want)
+	}
+	if got := segmentRows(t, s, f.ws.ID); got != before {
+		t.Errorf("deleting the orphans changed the segments:\nbefore %s\nafter  %s", before, got)
+	}
+	if bitmapRows(t, s, f.ws.ID) != bitmapsBefore {
+		t.Error("deleting the orphans changed the bitmaps")
+	}
+	if orphans, counts, bitmaps := repairAll(t, s); len(orphans)+len(counts)+len(bitmaps) != 0 {
+		t.Errorf("second repair: orphans %+v, counters %+v, bitmaps %+v; want nothing", orphans, counts, bitmaps)
+	}
+	if orphans, counts, bitmaps := checkAll(t, s); len(orphans)+len(counts)+len(bitmaps) != 0 {
+		t.Errorf("check after the repair: orphans %+v, counters %+v, bitmaps %+v", orphans, counts, bitmaps)
+	}
+	checkCounts(t, s, f.ws.ID)
+}
+
+// TestRepairOrphansCounted deletes memberships of a contact deleted with the
+// memberships' cascade off, which were counted and set their bits when they were
+// written, beside memberships never counted: the check reports the counter and the
+// bitmaps that include the deleted contact, with the stored and the true count, and
+// the repair repairs and reports exactly what the check reported, the counter in one
+// step from the stored value to the true one.
+func TestRepairOrphansCounted(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.NewStore(t, store.Options{})
+	f := newFixture(t, s, 32_000, map[string]int{"Alpha": 4, "Beta": 2})
+	alpha, beta := f.segments["Alpha"], f.segments["Beta"]
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"ALTER TABLE contacts DISABLE TRIGGER contacts_memberships_deleted",
+		fmt.Sprintf("DELETE FROM contacts WHERE workspace_id = %d AND id = %d", f.ws.ID, f.contacts[3]), // in Alpha only
+		"ALTER TABLE contacts ENABLE TRIGGER contacts_memberships_deleted",
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			tx.Rollback()
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	insertUnchecked(t, s, f.ws.ID, beta, 999_999)
+	// A chunk of zeros where that orphan would be, as only a hand can write one: the
+	// bitmaps' delete trigger deletes such a chunk.
+	storetest.Exec(t, s.DB(), "INSERT INTO segment_bitmaps VALUES ($1, $2, 999999 >> 15, B'0'::bit(32768))", f.ws.ID, beta)
+
+	wantOrphans := []store.Orphans{{WorkspaceID: f.ws.ID, WorkspaceName: f.ws.Name, Memberships: 2}}
+	wantCounts := []store.CountDrift{{WorkspaceID: f.ws.ID, WorkspaceName: f.ws.Name, SegmentID: alpha, SegmentName: "Alpha", Stored: 4, Actual: 3}}
+	wantBitmaps := []store.BitmapDrift{
+		{WorkspaceID: f.ws.ID, WorkspaceName: f.ws.Name, SegmentID: alpha, SegmentName: "Alpha", Chunks: 1},
+		{WorkspaceID: f.ws.ID, WorkspaceName: f.ws.Name, SegmentID: beta, SegmentName: "Beta", Chunks: 1},
+	}
+	slices.SortFunc(wantBitmaps, func(a, b store.BitmapDrift) int { return int(a.SegmentID - b.SegmentID) })
+	orphans, counts, bitmaps := checkAll(t, s)
+	if !slices.Equal(orphans, wantOrphans) || !slices.Equal(counts, wantCounts) || !slices.Equal(bitmaps, wantBitmaps) {
+		t.Errorf("check:\n got  %+v %+v %+v\n want %+v %+v %+v", orphans, counts, bitmaps, wantOrphans, wantCounts, wantBitmaps)
+	}
+
+	before, bitmapsBefore := segmentRows(t, s, f.ws.ID), bitmapRows(t, s, f.ws.ID)
+	orphans, err = s.RepairOrphans(ctx)
+	if err != nil || !slices.Equal(orphans, wantOrphans) {
+		t.Fatalf("repair orphans: %+v, %v; want %+v", orphans, err, wantOrphans)
+	}
+	// Nothing derived moved: the counter and the bitmaps still say what they said,
+	// for the repairs to compare with the truth.
+	if got := segmentRows(t, s, f.ws.ID); got != before {
+		t.Errorf("deleting the orphans changed the segments:\nbefore %s\nafter  %s", before, got)
+	}
+	if bitmapRows(t, s, f.ws.ID) != bitmapsBefore {
+		t.Error("deleting the orphans changed the bitmaps")
+	}
+	if orphans, counts, bitmaps := checkAll(t, s); len(orphans) != 0 || !slices.Equal(counts, wantCounts) || !slices.Equal(bitmaps, wantBitmaps) {
+		t.Errorf("check after deleting the orphans: %+v %+v %+v; want the same counter and bitmaps", orphans, counts, bitmaps)
+	}
+
+	_, counts, bitmaps = repairAll(t, s)
+	if !slices.Equal(counts, wantCounts) || !slices.Equal(bitmaps, wantBitmaps) {
+		t.Errorf("repair:\n got  %+v %+v\n want %+v %+v", counts, bitmaps, wantCounts, wantBitmaps)
+	}
+	if orphans, counts, bitmaps := checkAll(t, s); len(orphans)+len(counts)+len(bitmaps) != 0 {
+		t.Errorf("check after the repair: orphans %+v, counters %+v, bitmaps %+v", orphans, counts, bitmaps)
+	}
+	checkCounts(t, s, f.ws.ID)
+}
