@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -390,6 +392,30 @@ func TestReplaysCountAsTheirOperation(t *testing.T) {
 	if n, _ := histogram(fams, "segments_sql_statements_per_request"); n != 1 {
 		t.Errorf("statements observed for %d requests, want 1 (the mutation that ran)", n)
 	}
+}
+
+// TestPersistedQueryNotFoundIsNoRejection: an unknown persisted query's hash is the
+// protocol's request for the query's text, which the client sends next: every
+// client's first use of each query. It was counted as a rejection, which operators
+// alert on.
+func TestPersistedQueryNotFoundIsNoRejection(t *testing.T) {
+	o := newObserved(t, observedOptions{})
+	unknown := sha256.Sum256([]byte("{ never sent }"))
+	ext := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(unknown[:])}}
+	if res := o.idemPost(jsonBody(map[string]any{"extensions": ext})); res.status != http.StatusOK ||
+		len(res.decoded.Errors) != 1 || res.decoded.Errors[0].Extensions["code"] != "PERSISTED_QUERY_NOT_FOUND" {
+		t.Fatalf("an unknown hash: %d %s", res.status, res.body)
+	}
+	eventually(t, "the request is counted", func() error {
+		fams := o.scrape()
+		if v := counter(fams, "segments_requests_total", "operation", "unknown", "outcome", "PERSISTED_QUERY_NOT_FOUND"); v != 1 {
+			return fmt.Errorf("requests{unknown, PERSISTED_QUERY_NOT_FOUND} = %v, want 1", v)
+		}
+		if v := counter(fams, "segments_rejections_total", "code", "PERSISTED_QUERY_NOT_FOUND"); v != 0 {
+			return fmt.Errorf("rejections{PERSISTED_QUERY_NOT_FOUND} = %v, want 0", v)
+		}
+		return nil
+	})
 }
 
 func TestOperationLabelIsBounded(t *testing.T) {

@@ -28,6 +28,10 @@ const (
 	CodeClientClosed = "CLIENT_CLOSED_REQUEST"
 	// CodeUncoded is the outcome of a request whose first error has no code.
 	CodeUncoded = "ERROR"
+	// CodePersistedQueryNotFound is the outcome of a request that sent only a
+	// persisted query's hash, unknown here: the protocol's request for the query's
+	// text, which its client sends next, and no refusal.
+	CodePersistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
 )
 
 // DefaultMaxOperations is how many operation names get their own label by default.
@@ -145,10 +149,12 @@ func (m *Metrics) Observe(r *Request, status int, d time.Duration) {
 		m.requests.WithLabelValues(s.label, outcome).Inc()
 	}
 	// Refused: answered with an error and without running, and not for a fault of
-	// the server (5xx) nor because the client left. Whatever its status: GraphQL over
-	// HTTP answers an invalid document with 200 to clients that accept only
+	// the server (5xx), nor because the client left or as the persisted queries'
+	// protocol asks for a query's text. Whatever its status: GraphQL over HTTP
+	// answers an invalid document with 200 to clients that accept only
 	// application/json.
-	if outcome != OutcomeOK && outcome != CodeClientClosed && !r.Executed && status < 500 {
+	refused := outcome != OutcomeOK && outcome != CodeClientClosed && outcome != CodePersistedQueryNotFound
+	if refused && !r.Executed && status < 500 {
 		m.rejections.WithLabelValues(outcome).Inc()
 	}
 }
