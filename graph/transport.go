@@ -18,6 +18,7 @@ import (
 
 	"github.com/segments/segments/graph/execution"
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 // The media types of GraphQL over HTTP
@@ -238,10 +239,15 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	if r.Method == http.MethodGet && opCtx.Operation.Operation != ast.Query {
 		// Before anything runs: GET must be safe (and is what caches and prefetches send).
 		w.Header().Set("Allow", http.MethodPost)
-		writeResponse(w, mediaType, http.StatusMethodNotAllowed, &graphql.Response{Errors: gqlerror.List{{
+		res := &graphql.Response{Errors: gqlerror.List{{
 			Message:    "GET requests run queries only: send a " + string(opCtx.Operation.Operation) + " with POST",
 			Extensions: map[string]any{"code": CodeMethodNotAllowed},
-		}}}, false)
+		}}}
+		// No response interceptor sees this answer: the operation, valid, is known.
+		if rec := telemetry.From(ctx); rec != nil {
+			report(graphql.WithOperationContext(ctx, opCtx), rec, res)
+		}
+		writeResponse(w, mediaType, http.StatusMethodNotAllowed, res, false)
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, opCtx)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -518,6 +519,17 @@ func TestAccessLogFields(t *testing.T) {
 	eventually(t, "the unnamed operation's log line", func() (err error) { got, err = line(id); return err })
 	if v, ok := got["operation"]; ok || got["operation_type"] != "query" {
 		t.Errorf("unnamed: operation = %q (present %v), operation_type = %v", v, ok, got["operation_type"])
+	}
+
+	// A mutation sent with GET is refused (405) once it validated: its operation is
+	// known, and was logged as none.
+	r := o.exchange(http.MethodGet, "/graphql?query="+url.QueryEscape(`mutation Drop { deleteSegment(input: {id: "S_AQ"}) { deletedSegmentId } }`), nil, nil, true)
+	if r.status != http.StatusMethodNotAllowed {
+		t.Fatalf("a mutation over GET: %d %s", r.status, r.body)
+	}
+	eventually(t, "the 405's log line", func() (err error) { got, err = line(r.header.Get(requestid.Header)); return err })
+	if got["operation"] != "Drop" || got["operation_type"] != "mutation" || got["outcome"] != "METHOD_NOT_ALLOWED" {
+		t.Errorf("a mutation over GET: %v", got)
 	}
 }
 
