@@ -123,7 +123,8 @@ var settings = []setting{
 }
 
 // flags registers the settings a command reads on fs, with defaults from the
-// environment.
+// environment. A setting with a flag is parsed and checked by one flag.Value, for
+// the flag and for its variable alike (setting).
 func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool) {
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -131,12 +132,9 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 		}
 		return def
 	}
-	duration := func(p *time.Duration, name, envName, def string) {
-		d, err := time.ParseDuration(env(envName, def))
-		if err != nil && c.envErr == nil {
-			c.envErr = fmt.Errorf("%s: %w", envName, err)
-		}
-		fs.DurationVar(p, name, d, "")
+	duration := func(p *time.Duration, name, envName string, def time.Duration) {
+		*p = def
+		c.setting(fs, getenv, name, envName, durationValue{p})
 	}
 	fs.StringVar(&c.dataDir, "data-dir", env("SEGMENTS_DATA_DIR", defaultDataDir(getenv)), "")
 	c.databaseURL = getenv("DATABASE_URL")
@@ -147,24 +145,25 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	c.goGC = getenv("GOGC") // the runtime reads it; serve sets its own default without it
 	// Only the server sets the role's timeouts: an administrative command run with
 	// other values must not change them under the running servers.
-	duration(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s")
-	duration(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s")
+	duration(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", 15*time.Second)
+	duration(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", 15*time.Second)
 	fs.StringVar(&c.addr, "addr", env("SEGMENTS_ADDR", "127.0.0.1:8080"), "")
-	fs.BoolVar(&c.demo, "demo", env("SEGMENTS_DEMO", "false") == "true", "")
-	fs.StringVar(&c.logFormat, "log-format", env("SEGMENTS_LOG_FORMAT", "text"), "")
-	duration(&c.batchWait, "batch-wait", "SEGMENTS_BATCH_WAIT", "1ms")
-	duration(&c.keyCacheTTL, "key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", "2s")
-	duration(&c.request, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s")
-	duration(&c.drainDelay, "drain-delay", "SEGMENTS_DRAIN_DELAY", "0s")
-	duration(&c.shutdown, "shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s")
+	c.setting(fs, getenv, "demo", "SEGMENTS_DEMO", boolValue{&c.demo})
+	c.logFormat = "text"
+	c.setting(fs, getenv, "log-format", "SEGMENTS_LOG_FORMAT", choiceValue{&c.logFormat, []string{"text", "json"}})
+	duration(&c.batchWait, "batch-wait", "SEGMENTS_BATCH_WAIT", time.Millisecond)
+	duration(&c.keyCacheTTL, "key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", 2*time.Second)
+	duration(&c.request, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", 10*time.Second)
+	duration(&c.drainDelay, "drain-delay", "SEGMENTS_DRAIN_DELAY", 0)
+	duration(&c.shutdown, "shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", 10*time.Second)
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", env("SEGMENTS_JWT_ISSUER", ""), "")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", env("SEGMENTS_JWT_AUDIENCE", ""), "")
 	fs.StringVar(&c.jwtJWKSURL, "jwt-jwks-url", env("SEGMENTS_JWT_JWKS_URL", ""), "")
 	fs.StringVar(&c.jwtSecret, "jwt-hs256-secret", env("SEGMENTS_JWT_HS256_SECRET", ""), "")
 	fs.StringVar(&c.jwtAlgorithms, "jwt-algorithms", env("SEGMENTS_JWT_ALGORITHMS", ""), "")
 	fs.StringVar(&c.jwtWorkspaceClaim, "jwt-workspace-claim", env("SEGMENTS_JWT_WORKSPACE_CLAIM", "workspace"), "")
-	duration(&c.jwtJWKSMinRefresh, "jwt-jwks-min-refresh", "SEGMENTS_JWT_JWKS_MIN_REFRESH", "1m")
-	c.limitFlags(fs, env)     // limits.go
+	duration(&c.jwtJWKSMinRefresh, "jwt-jwks-min-refresh", "SEGMENTS_JWT_JWKS_MIN_REFRESH", time.Minute)
+	c.limitFlags(fs, getenv)  // limits.go
 	c.telemetryFlags(fs, env) // telemetry.go
 }
 

@@ -26,13 +26,13 @@ func TestRateLimitSettings(t *testing.T) {
 		{nil, map[string]string{"SEGMENTS_RATE_LIMIT_CAPACITY": "lots"}},
 		{nil, map[string]string{"SEGMENTS_RATE_LIMIT_CAPACITY": "-1"}},
 		{nil, map[string]string{"SEGMENTS_RATE_LIMIT_RESTORE_RATE": "fast"}},
+		{[]string{"--rate-limit-capacity", "-5"}, nil}, // refused as the variable is
 	} {
 		if _, _, err := parse("serve", tc.args, env(tc.env), io.Discard, true); !errors.Is(err, errUsage) {
 			t.Errorf("%v %v: %v, want a usage error", tc.args, tc.env, err)
 		}
 	}
 	for _, args := range [][]string{
-		{"--rate-limit-capacity", "-5"},
 		{"--rate-limit-restore-rate", "0"},
 		{"--rate-limit-restore-rate", "-1"},
 		{"--rate-limit-restore-rate", "+Inf"},
