@@ -81,7 +81,9 @@ func (c *config) applyEnvironment() {
 	}
 }
 
-// checkRateLimit refuses rate-limit settings that cannot work.
+// checkRateLimit refuses rate-limit settings that cannot work: with rate limiting on,
+// every request within --max-cost must fit in a bucket, so that THROTTLED always
+// means "wait and retry".
 func (c *config) checkRateLimit() error {
 	if c.rateCapacity == 0 {
 		return nil
@@ -89,7 +91,13 @@ func (c *config) checkRateLimit() error {
 	if c.rateCapacity < 0 || !(c.rateRestore > 0) || math.IsInf(c.rateRestore, 0) {
 		return fmt.Errorf("%w: --rate-limit-capacity must be positive (0: off) and --rate-limit-restore-rate a positive number of points per second", errUsage)
 	}
-	if maxCost := c.limits.WithDefaults().MaxCost; maxCost > c.rateCapacity {
+	maxCost := c.limits.WithDefaults().MaxCost
+	if maxCost < 0 {
+		// No cost limit: a request costing more than a bucket holds would be answered
+		// THROTTLED with a Retry-After for ever, a refusal to retry that never passes.
+		return fmt.Errorf("%w: --max-cost -1 (no cost limit) needs rate limiting off (--rate-limit-capacity 0): a request costing more than a bucket's %d points could never run", errUsage, c.rateCapacity)
+	}
+	if maxCost > c.rateCapacity {
 		return fmt.Errorf("%w: --rate-limit-capacity (%d) is below --max-cost (%d): requests costing more than a bucket holds could never run", errUsage, c.rateCapacity, maxCost)
 	}
 	return nil
