@@ -59,8 +59,8 @@ func benchData(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
-		return fmt.Errorf("%w: bench-data takes no arguments, got %q", errUsage, rest)
+	if err := noArgs("bench-data", rest); err != nil {
+		return err
 	}
 	o = o.Fill()
 	if err := o.Check(); err != nil {

@@ -69,7 +69,7 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 }
 
 func listKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, rest, err := parse("keys list", interspersed(args), getenv, stderr, false)
+	cfg, rest, err := parse("keys list", args, getenv, stderr, false)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func listKeys(ctx context.Context, args []string, getenv func(string) string, st
 
 func createKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var scope, expiresIn, name string
-	cfg, rest, err := parse("keys create", interspersed(args), getenv, stderr, false, func(fs *flag.FlagSet) {
+	cfg, rest, err := parse("keys create", args, getenv, stderr, false, func(fs *flag.FlagSet) {
 		fs.StringVar(&scope, "scope", string(crm.ScopeRead), "")
 		fs.StringVar(&expiresIn, "expires-in", "", "")
 		fs.StringVar(&name, "name", "", "")
@@ -147,7 +147,7 @@ func createKey(ctx context.Context, args []string, getenv func(string) string, s
 
 func rotateKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var grace string
-	cfg, rest, err := parse("keys rotate", interspersed(args), getenv, stderr, false, func(fs *flag.FlagSet) {
+	cfg, rest, err := parse("keys rotate", args, getenv, stderr, false, func(fs *flag.FlagSet) {
 		fs.StringVar(&grace, "grace", DefaultRotationGrace.String(), "")
 	})
 	if err != nil {
@@ -179,7 +179,7 @@ func rotateKey(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 func revokeKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, rest, err := parse("keys revoke", interspersed(args), getenv, stderr, false)
+	cfg, rest, err := parse("keys revoke", args, getenv, stderr, false)
 	if err != nil {
 		return err
 	}
@@ -195,31 +195,6 @@ func revokeKey(ctx context.Context, args []string, getenv func(string) string, s
 		log.Info("API key revoked: it no longer works", "key_id", k.ID, "prefix", k.Prefix, "revoked", showTime(k.RevokedAt))
 		return nil
 	})
-}
-
-// interspersed moves the flags of args before the other arguments, so that
-// "keys create Acme --scope read" parses like "keys create --scope read Acme". Every
-// flag of the keys commands takes a value, but -h and --help.
-func interspersed(args []string) []string {
-	var flags, rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			rest = append(rest, args[i+1:]...)
-			i = len(args)
-		case len(a) > 1 && a[0] == '-':
-			flags = append(flags, a)
-			name := strings.TrimLeft(a, "-")
-			if !strings.Contains(name, "=") && name != "h" && name != "help" && i+1 < len(args) {
-				flags = append(flags, args[i+1])
-				i++
-			}
-		default:
-			rest = append(rest, a)
-		}
-	}
-	return append(append(flags, "--"), rest...)
 }
 
 // oneWorkspace returns the WORKSPACE argument; a name may come in several words, as

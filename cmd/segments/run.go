@@ -29,9 +29,10 @@ Usage:
   segments bench-data [flags]         create a workspace with the benchmark dataset; prints its API key
   segments help [command]             show this help, or a command's settings
 
-Without DATABASE_URL, every command uses an embedded PostgreSQL started from the
-installed binaries, with its data under --data-dir; a running server's database is
-shared with the other commands.
+Flags may come before or after a command's arguments; after "--" everything is an
+argument. Without DATABASE_URL, every command uses an embedded PostgreSQL started
+from the installed binaries, with its data under --data-dir; a running server's
+database is shared with the other commands.
 `
 
 // errUsage marks a mistake in the command line (exit code 2).
@@ -94,8 +95,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // commandHelp describes the commands whose help says more than their settings.
 var commandHelp = map[string]string{"check": checkHelp}
 
-// parse parses the flags of a command; --help prints its settings. extra registers
-// flags of the command's own, beyond the settings (such as check --repair).
+// parse parses the flags of a command, before or after its arguments (interspersed),
+// and returns the arguments; --help prints its settings. extra registers flags of
+// the command's own, beyond the settings (such as check --repair).
 func parse(command string, args []string, getenv func(string) string, stderr io.Writer, serve bool, extra ...func(*flag.FlagSet)) (*config, []string, error) {
 	var cfg config
 	fs := flag.NewFlagSet(command, flag.ContinueOnError)
@@ -104,7 +106,7 @@ func parse(command string, args []string, getenv func(string) string, stderr io.
 	for _, f := range extra {
 		f(fs)
 	}
-	err := fs.Parse(args)
+	err := fs.Parse(interspersed(fs, args))
 	if err == nil {
 		err = cfg.envErr
 	}
@@ -118,6 +120,57 @@ func parse(command string, args []string, getenv func(string) string, stderr io.
 		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return &cfg, fs.Args(), nil
+}
+
+// interspersed moves the flags of args before the other arguments, so that
+// "workspace create Acme --data-dir d" parses like "workspace create --data-dir d
+// Acme": Go's flag package stops at the first argument, and took the rest for the
+// workspace's name. A flag takes the next argument as its value unless it is a
+// boolean one (--repair, --demo), is written --flag=value, or is -h/--help; "--"
+// ends the flags.
+func interspersed(fs *flag.FlagSet, args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			rest = append(rest, args[i+1:]...)
+			i = len(args)
+		case len(a) > 1 && a[0] == '-':
+			flags = append(flags, a)
+			if takesValue(fs, a) && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(append(flags, "--"), rest...)
+}
+
+// takesValue reports whether the flag arg (-name or --name) of fs takes the next
+// argument as its value.
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if strings.Contains(name, "=") || name == "h" || name == "help" {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false // unknown: Parse refuses it
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
+}
+
+// noArgs refuses arguments given to a command that takes none, which it would
+// otherwise ignore (a mistyped flag, a stray word).
+func noArgs(command string, rest []string) error {
+	if len(rest) > 0 {
+		return fmt.Errorf("%w: %s takes no arguments, got %q", errUsage, command, rest)
+	}
+	return nil
 }
 
 // openStore opens the database the command works on, migrated: DATABASE_URL when set,
@@ -214,8 +267,11 @@ func createWorkspace(ctx context.Context, args []string, getenv func(string) str
 }
 
 func seed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, _, err := parse("seed", args, getenv, stderr, false)
+	cfg, rest, err := parse("seed", args, getenv, stderr, false)
 	if err != nil {
+		return err
+	}
+	if err := noArgs("seed", rest); err != nil {
 		return err
 	}
 	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, _ *slog.Logger) error {
@@ -229,8 +285,11 @@ func seed(ctx context.Context, args []string, getenv func(string) string, stdout
 }
 
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, _, err := parse("migrate", args, getenv, stderr, false)
+	cfg, rest, err := parse("migrate", args, getenv, stderr, false)
 	if err != nil {
+		return err
+	}
+	if err := noArgs("migrate", rest); err != nil {
 		return err
 	}
 	return withStore(ctx, cfg, stderr, "segments-cli", func(*store.Store, *slog.Logger) error {
