@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -68,7 +69,13 @@ type config struct {
 // setting documents one setting for --help.
 type setting struct {
 	flag, env, def, usage string
-	commands              string // the commands that read it
+	commands              string // the commands that read it, comma-separated, or all
+}
+
+// readBy reports whether command reads the setting. The command is named in full:
+// "help e" once showed serve's settings, "e" being part of "serve".
+func (s setting) readBy(command string) bool {
+	return s.commands == "all" || slices.Contains(strings.Split(s.commands, ","), command)
 }
 
 var settings = []setting{
@@ -189,7 +196,7 @@ func printSettings(w io.Writer, command string) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FLAG\tENVIRONMENT\tDEFAULT\tMEANING")
 	for _, s := range settings {
-		if s.commands != "all" && !strings.Contains(s.commands, command) {
+		if !s.readBy(command) {
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", orDash(s.flag), s.env, s.def, s.usage)

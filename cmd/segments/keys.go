@@ -28,10 +28,14 @@ const keysHelp = `Partner API keys of a workspace:
       (queries only), --expires-in to never
   segments keys rotate KEY_ID [--grace DURATION]
       a new key (printed alone on stdout) with the old key's name and scope, and as
-      long a lifetime; the old key keeps working for --grace (default 24h, 0: stops
-      at once) and can then be left to expire
+      long a lifetime; the old key keeps working for --grace (default 24h) and can
+      then be left to expire
   segments keys revoke KEY_ID
-      the key stops working at once
+      the database refuses the key from now on
+
+A running server remembers a key it accepted for its --key-cache-ttl (2s by
+default) without asking the database: a revoked key, or a rotated one whose grace
+(even 0) is over, may still work on it until that has passed.
 
 WORKSPACE is the workspace's ID as the API shows it (W_...) or its name; a name that
 several workspaces share is refused: use the ID. KEY_ID is the number in the ID
@@ -50,6 +54,9 @@ func init() {
 const DefaultRotationGrace = 24 * time.Hour
 
 func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return help([]string{"keys"}, stdout, stderr)
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage, "\n", keysHelp)
 		return fmt.Errorf("%w: keys needs a subcommand: list, create, rotate or revoke", errUsage)
@@ -192,7 +199,7 @@ func revokeKey(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return err
 		}
-		log.Info("API key revoked: it no longer works", "key_id", k.ID, "prefix", k.Prefix, "revoked", showTime(k.RevokedAt))
+		log.Info("API key revoked: running servers refuse it within their --key-cache-ttl", "key_id", k.ID, "prefix", k.Prefix, "revoked", showTime(k.RevokedAt))
 		return nil
 	})
 }

@@ -266,3 +266,38 @@ func TestFlagsAfterArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestHelp proves that help names commands exactly: an unknown one, or a part of a
+// name ("e", of "serve"), is a usage error, not an empty or another command's list of
+// settings; that "keys --help" and "workspace --help" print their command's help and
+// succeed; and that the keys' help says how long a running server may still accept a
+// revoked key.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help", "bogus"}, {"help", "e"}, {"help", "keys", "frobnicate"}, {"help", "serve", "now"}} {
+		stdout, _, err := cli(env(nil), args...)
+		if !errors.Is(err, errUsage) || exitCode(err) != 2 || strings.Contains(stdout, "Settings of") {
+			t.Errorf("%v: %v, want a usage error and no settings\n%s", args, err, stdout)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"keys", "--help"}, "keys list WORKSPACE"},
+		{[]string{"keys", "-h"}, "keys list WORKSPACE"},
+		{[]string{"workspace", "--help"}, "workspace create NAME"},
+		{[]string{"workspace", "-h"}, "workspace create NAME"},
+		{[]string{"help", "keys", "create"}, "keys create WORKSPACE"},
+		{[]string{"help", "workspace", "create"}, "workspace create NAME"},
+		{[]string{"help", "keys"}, "--key-cache-ttl"},
+	} {
+		stdout, stderr, err := cli(env(nil), tc.args...)
+		if err != nil || !strings.Contains(stdout+stderr, tc.want) {
+			t.Errorf("%v: %v, want success and %q\n%s%s", tc.args, err, tc.want, stdout, stderr)
+		}
+	}
+	stdout, _, err := cli(env(nil), "help", "keys")
+	if err != nil || strings.Contains(stdout, "SEGMENTS_ADDR") || !strings.Contains(stdout, "DATABASE_URL") {
+		t.Errorf("help keys: %v, want the settings keys reads and not serve's\n%s", err, stdout)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/segments/segments/internal/auth"
@@ -64,6 +65,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
 	case "workspace":
+		if len(rest) > 0 && isHelp(rest[0]) {
+			return help([]string{"workspace"}, stdout, stderr)
+		}
 		if len(rest) == 0 || rest[0] != "create" {
 			fmt.Fprint(stderr, usage)
 			return fmt.Errorf("%w: workspace needs a subcommand: create NAME", errUsage)
@@ -80,20 +84,50 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "bench-data":
 		return benchData(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		if len(rest) > 0 {
-			fmt.Fprintf(stdout, "\n%s", commandHelp[rest[0]])
-			fmt.Fprintf(stdout, "Settings of %s:\n", rest[0])
-			printSettings(stdout, rest[0])
-		}
-		return nil
+		return help(rest, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 }
 
+// helpTopics are the commands "segments help COMMAND" describes, each named in full.
+var helpTopics = []string{"serve", "workspace", "workspace create", "keys", "keys list", "keys create",
+	"keys rotate", "keys revoke", "seed", "migrate", "check", "bench-data"}
+
+// help prints the usage and, for "help COMMAND", the command's help and settings. A
+// command it does not know is a usage error: help used to print an empty list of
+// settings for it, or, for a part of a name ("help e"), another command's.
+func help(topic []string, stdout, stderr io.Writer) error {
+	if len(topic) == 0 {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	name := strings.Join(topic, " ")
+	if !slices.Contains(helpTopics, name) {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command %q to help with (commands: %s)", errUsage, name, strings.Join(helpTopics, ", "))
+	}
+	fmt.Fprint(stdout, usage)
+	fmt.Fprintf(stdout, "\n%s", commandHelp[name])
+	fmt.Fprintf(stdout, "Settings of %s:\n", name)
+	printSettings(stdout, name)
+	return nil
+}
+
+// isHelp reports whether arg asks for help, as "keys --help" does.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--h" || arg == "-help" || arg == "--help"
+}
+
 // commandHelp describes the commands whose help says more than their settings.
-var commandHelp = map[string]string{"check": checkHelp}
+var commandHelp = map[string]string{"check": checkHelp, "workspace": workspaceHelp, "workspace create": workspaceHelp}
+
+// workspaceHelp describes the workspace command for "segments help workspace".
+const workspaceHelp = `segments workspace create NAME [flags] creates a workspace named NAME (several
+words are joined by a space) and prints its first API key (read_write) on stdout,
+shown only once.
+
+`
 
 // parse parses the flags of a command, before or after its arguments (interspersed),
 // and returns the arguments; --help prints its settings. extra registers flags of
