@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/segments/segments/internal/benchdata"
@@ -26,12 +27,13 @@ into an empty database; the indexes are rebuilt over every workspace's rows, so 
 contacts beside 2,000,000 took two minutes): use a database that serves no traffic.
 
   --workspace NAME      name of the workspace to create (default "Bench")
-  --contacts N          contacts (default 1000000)
-  --segments N          segments (default 1000)
-  --memberships N       memberships (default 5 per contact)
-  --big-segments N      segments of --big-size members (default 10)
+  --contacts N          contacts (default 1000000; at least 1)
+  --segments N          segments (default 1000; at least 1)
+  --memberships N       memberships (default 5 per contact; 0: none, with no big
+                        segment members)
+  --big-segments N      segments of --big-size members (default 10; 0: none)
   --big-size N          members of each big segment (default contacts/10)
-  --seed N              seed of the data (default 1)
+  --seed N              seed of the data (default 1; at least 1)
   --neighbours N        also make sure the database holds N small workspaces
                         beside it ("Neighbour 1" to "Neighbour N", each 150
                         contacts, 10 segments and 300 memberships, written with
@@ -46,7 +48,9 @@ func init() { commandHelp["bench-data"] = benchDataHelp }
 func benchData(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var o benchdata.Options
 	var neighbours int
+	var flags *flag.FlagSet
 	cfg, rest, err := parse("bench-data", args, getenv, stderr, false, func(fs *flag.FlagSet) {
+		flags = fs
 		fs.StringVar(&o.Workspace, "workspace", benchdata.DefaultWorkspace, "")
 		fs.IntVar(&o.Contacts, "contacts", 0, "")
 		fs.IntVar(&o.Segments, "segments", 0, "")
@@ -59,10 +63,34 @@ func benchData(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
-		return fmt.Errorf("%w: bench-data takes no arguments, got %q", errUsage, rest)
+	if err := noArgs("bench-data", rest); err != nil {
+		return err
+	}
+	// A size set to 0 is 0, not "the default" (Fill's reading of a zero): refused
+	// where a dataset needs one (--contacts, --segments), else taken (no big segments,
+	// no memberships).
+	sizes := map[string]*int{"contacts": &o.Contacts, "segments": &o.Segments, "memberships": &o.Memberships,
+		"big-segments": &o.BigSegments, "big-size": &o.BigSize}
+	var zeros []*int
+	var errSet error
+	flags.Visit(func(f *flag.Flag) {
+		if p, ok := sizes[f.Name]; ok && *p == 0 {
+			zeros = append(zeros, p)
+		}
+		switch {
+		case f.Name == "seed" && o.Seed == 0:
+			errSet = fmt.Errorf("%w: --seed must be 1 or more: 0 stands for the default seed, 1", errUsage)
+		case f.Name == "workspace" && strings.TrimSpace(o.Workspace) == "":
+			errSet = fmt.Errorf("%w: --workspace must name the workspace", errUsage)
+		}
+	})
+	if errSet != nil {
+		return errSet
 	}
 	o = o.Fill()
+	for _, p := range zeros {
+		*p = 0
+	}
 	if err := o.Check(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}

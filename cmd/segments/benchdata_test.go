@@ -47,3 +47,39 @@ func TestBenchDataCommand(t *testing.T) {
 		t.Errorf("%d datasets, %d neighbours, %d contacts; want 1, 3 and %d", bench, neighbours, contacts, want)
 	}
 }
+
+// TestBenchDataZeros proves that a size set to 0 is 0, not the default it stood for
+// (--contacts 0 loaded a million contacts, --big-segments 0 made ten): 0 is refused
+// where a dataset needs one, and makes none where it may.
+func TestBenchDataZeros(t *testing.T) {
+	bad := env(map[string]string{"DATABASE_URL": unreachableDB})
+	for _, args := range [][]string{
+		{"--contacts", "0"},
+		{"--segments", "0"},
+		{"--seed", "0"},
+		{"--workspace", ""},
+		{"--contacts", "200", "--memberships", "0"}, // the big segments need members
+	} {
+		_, _, err := cli(bad, append([]string{"bench-data"}, args...)...)
+		if !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+	ctx := context.Background()
+	dbURL := storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": dbURL})
+	printedKey(t, getenv, "bench-data", "--workspace", "Zeros", "--contacts", "200", "--segments", "5", "--memberships", "0", "--big-segments", "0")
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var contacts, segments, memberships int
+	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM segments),
+		(SELECT count(*) FROM memberships)`).Scan(&contacts, &segments, &memberships); err != nil {
+		t.Fatal(err)
+	}
+	if contacts != 200 || segments != 5 || memberships != 0 {
+		t.Errorf("%d contacts, %d segments, %d memberships; want 200, 5 and 0", contacts, segments, memberships)
+	}
+}

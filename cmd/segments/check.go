@@ -42,8 +42,8 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
-		return fmt.Errorf("%w: check takes no arguments, got %q", errUsage, rest)
+	if err := noArgs("check", rest); err != nil {
+		return err
 	}
 	return withStore(ctx, cfg, stderr, "segments-check", func(s *store.Store, log *slog.Logger) error {
 		warnSettings(ctx, s, log)

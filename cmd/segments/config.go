@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -68,7 +69,13 @@ type config struct {
 // setting documents one setting for --help.
 type setting struct {
 	flag, env, def, usage string
-	commands              string // the commands that read it
+	commands              string // the commands that read it, comma-separated, or all
+}
+
+// readBy reports whether command reads the setting. The command is named in full:
+// "help e" once showed serve's settings, "e" being part of "serve".
+func (s setting) readBy(command string) bool {
+	return s.commands == "all" || slices.Contains(strings.Split(s.commands, ","), command)
 }
 
 var settings = []setting{
@@ -81,8 +88,8 @@ var settings = []setting{
 	{"--batch-wait", "SEGMENTS_BATCH_WAIT", "1ms", "how long a batch loader waits for sibling keys", "serve"},
 	{"--key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", "2s", "how long an accepted API key is remembered without asking the database: a revoked key stops working within it (0: ask on every request)", "serve"},
 	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes", "serve"},
-	{"--statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s", "PostgreSQL statement_timeout of the application's role (0: leave as is)", "serve"},
-	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the application's role (0: leave as is)", "serve"},
+	{"--statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s", "PostgreSQL statement_timeout of the application's role, rounded up to whole milliseconds (0: leave as is)", "serve"},
+	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the application's role, rounded up to whole milliseconds (0: leave as is)", "serve"},
 	{"--drain-delay", "SEGMENTS_DRAIN_DELAY", "0s", "after SIGTERM, how long /readyz reports 503 while requests are still accepted (set it above your load balancer's probe period)", "serve"},
 	{"--shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s", "after draining, how long requests in flight may run before they are cancelled", "serve"},
 	{"--jwt-issuer", "SEGMENTS_JWT_ISSUER", "(unset: sessions off)", "dashboard sessions: the iss that session JWTs must carry; with a JWKS URL or an HS256 secret, /graphql accepts them besides API keys", "serve"},
@@ -102,7 +109,7 @@ var settings = []setting{
 	{"--max-fragments", "SEGMENTS_MAX_FRAGMENTS", "100", "most named fragments of a document", "serve"},
 	{"--max-repeated-fields", "SEGMENTS_MAX_REPEATED_FIELDS", "50", "most times one field (response name) may be selected at one place", "serve"},
 	{"--max-list-items", "SEGMENTS_MAX_LIST_ITEMS", "10000", "longest list in a request's variables or values", "serve"},
-	{"--max-cost", "SEGMENTS_MAX_COST", "1000", "highest cost of one operation (extensions.cost.requestedQueryCost): MAX_COST_EXCEEDED beyond", "serve"},
+	{"--max-cost", "SEGMENTS_MAX_COST", "1000", "highest cost of one operation (extensions.cost.requestedQueryCost): MAX_COST_EXCEEDED beyond; -1 (no limit) only with rate limiting off", "serve"},
 	{"--max-running-requests", "SEGMENTS_MAX_RUNNING_REQUESTS", "40", "most GraphQL requests running at once (twice the database pool: more would only wait for a connection, holding memory)", "serve"},
 	{"--max-waiting-requests", "SEGMENTS_MAX_WAITING_REQUESTS", "1000", "most requests waiting for a running one to finish, first come, first served, until their deadline: 503 SERVICE_UNAVAILABLE with Retry-After beyond", "serve"},
 	{"--max-running-per-caller", "SEGMENTS_MAX_RUNNING_PER_CALLER", "4", "most GraphQL requests of one caller (an API key, a dashboard user) running at once, so that no caller's slow requests take the whole database pool", "serve"},
@@ -123,7 +130,8 @@ var settings = []setting{
 }
 
 // flags registers the settings a command reads on fs, with defaults from the
-// environment.
+// environment. A setting with a flag is parsed and checked by one flag.Value, for
+// the flag and for its variable alike (setting).
 func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool) {
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -131,12 +139,9 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 		}
 		return def
 	}
-	duration := func(p *time.Duration, name, envName, def string) {
-		d, err := time.ParseDuration(env(envName, def))
-		if err != nil && c.envErr == nil {
-			c.envErr = fmt.Errorf("%s: %w", envName, err)
-		}
-		fs.DurationVar(p, name, d, "")
+	duration := func(p *time.Duration, name, envName string, def time.Duration) {
+		*p = def
+		c.setting(fs, getenv, name, envName, durationValue{p})
 	}
 	fs.StringVar(&c.dataDir, "data-dir", env("SEGMENTS_DATA_DIR", defaultDataDir(getenv)), "")
 	c.databaseURL = getenv("DATABASE_URL")
@@ -147,24 +152,25 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	c.goGC = getenv("GOGC") // the runtime reads it; serve sets its own default without it
 	// Only the server sets the role's timeouts: an administrative command run with
 	// other values must not change them under the running servers.
-	duration(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s")
-	duration(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s")
+	duration(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", 15*time.Second)
+	duration(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", 15*time.Second)
 	fs.StringVar(&c.addr, "addr", env("SEGMENTS_ADDR", "127.0.0.1:8080"), "")
-	fs.BoolVar(&c.demo, "demo", env("SEGMENTS_DEMO", "false") == "true", "")
-	fs.StringVar(&c.logFormat, "log-format", env("SEGMENTS_LOG_FORMAT", "text"), "")
-	duration(&c.batchWait, "batch-wait", "SEGMENTS_BATCH_WAIT", "1ms")
-	duration(&c.keyCacheTTL, "key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", "2s")
-	duration(&c.request, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s")
-	duration(&c.drainDelay, "drain-delay", "SEGMENTS_DRAIN_DELAY", "0s")
-	duration(&c.shutdown, "shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s")
+	c.setting(fs, getenv, "demo", "SEGMENTS_DEMO", boolValue{&c.demo})
+	c.logFormat = "text"
+	c.setting(fs, getenv, "log-format", "SEGMENTS_LOG_FORMAT", choiceValue{&c.logFormat, []string{"text", "json"}})
+	duration(&c.batchWait, "batch-wait", "SEGMENTS_BATCH_WAIT", time.Millisecond)
+	duration(&c.keyCacheTTL, "key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", 2*time.Second)
+	duration(&c.request, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", 10*time.Second)
+	duration(&c.drainDelay, "drain-delay", "SEGMENTS_DRAIN_DELAY", 0)
+	duration(&c.shutdown, "shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", 10*time.Second)
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", env("SEGMENTS_JWT_ISSUER", ""), "")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", env("SEGMENTS_JWT_AUDIENCE", ""), "")
 	fs.StringVar(&c.jwtJWKSURL, "jwt-jwks-url", env("SEGMENTS_JWT_JWKS_URL", ""), "")
 	fs.StringVar(&c.jwtSecret, "jwt-hs256-secret", env("SEGMENTS_JWT_HS256_SECRET", ""), "")
 	fs.StringVar(&c.jwtAlgorithms, "jwt-algorithms", env("SEGMENTS_JWT_ALGORITHMS", ""), "")
 	fs.StringVar(&c.jwtWorkspaceClaim, "jwt-workspace-claim", env("SEGMENTS_JWT_WORKSPACE_CLAIM", "workspace"), "")
-	duration(&c.jwtJWKSMinRefresh, "jwt-jwks-min-refresh", "SEGMENTS_JWT_JWKS_MIN_REFRESH", "1m")
-	c.limitFlags(fs, env)     // limits.go
+	duration(&c.jwtJWKSMinRefresh, "jwt-jwks-min-refresh", "SEGMENTS_JWT_JWKS_MIN_REFRESH", time.Minute)
+	c.limitFlags(fs, getenv)  // limits.go
 	c.telemetryFlags(fs, env) // telemetry.go
 }
 
@@ -190,7 +196,7 @@ func printSettings(w io.Writer, command string) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FLAG\tENVIRONMENT\tDEFAULT\tMEANING")
 	for _, s := range settings {
-		if s.commands != "all" && !strings.Contains(s.commands, command) {
+		if !s.readBy(command) {
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", orDash(s.flag), s.env, s.def, s.usage)

@@ -9,11 +9,6 @@ import (
 	"time"
 )
 
-// readBy reports whether the setting s is read by command (serve or another).
-func (s setting) readBy(command string) bool {
-	return s.commands == "all" || strings.Contains(s.commands, command)
-}
-
 // simpleDefault is a default the code states exactly (one token, no explanation in
 // parentheses), which the registered flag and the README must show as it is.
 func simpleDefault(def string) bool {

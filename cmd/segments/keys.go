@@ -28,10 +28,14 @@ const keysHelp = `Partner API keys of a workspace:
       (queries only), --expires-in to never
   segments keys rotate KEY_ID [--grace DURATION]
       a new key (printed alone on stdout) with the old key's name and scope, and as
-      long a lifetime; the old key keeps working for --grace (default 24h, 0: stops
-      at once) and can then be left to expire
+      long a lifetime; the old key keeps working for --grace (default 24h) and can
+      then be left to expire
   segments keys revoke KEY_ID
-      the key stops working at once
+      the database refuses the key from now on
+
+A running server remembers a key it accepted for its --key-cache-ttl (2s by
+default) without asking the database: a revoked key, or a rotated one whose grace
+(even 0) is over, may still work on it until that has passed.
 
 WORKSPACE is the workspace's ID as the API shows it (W_...) or its name; a name that
 several workspaces share is refused: use the ID. KEY_ID is the number in the ID
@@ -50,6 +54,9 @@ func init() {
 const DefaultRotationGrace = 24 * time.Hour
 
 func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return help([]string{"keys"}, stdout, stderr)
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage, "\n", keysHelp)
 		return fmt.Errorf("%w: keys needs a subcommand: list, create, rotate or revoke", errUsage)
@@ -69,7 +76,7 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 }
 
 func listKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, rest, err := parse("keys list", interspersed(args), getenv, stderr, false)
+	cfg, rest, err := parse("keys list", args, getenv, stderr, false)
 	if err != nil {
 		return err
 	}
@@ -99,7 +106,7 @@ func listKeys(ctx context.Context, args []string, getenv func(string) string, st
 
 func createKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var scope, expiresIn, name string
-	cfg, rest, err := parse("keys create", interspersed(args), getenv, stderr, false, func(fs *flag.FlagSet) {
+	cfg, rest, err := parse("keys create", args, getenv, stderr, false, func(fs *flag.FlagSet) {
 		fs.StringVar(&scope, "scope", string(crm.ScopeRead), "")
 		fs.StringVar(&expiresIn, "expires-in", "", "")
 		fs.StringVar(&name, "name", "", "")
@@ -147,7 +154,7 @@ func createKey(ctx context.Context, args []string, getenv func(string) string, s
 
 func rotateKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var grace string
-	cfg, rest, err := parse("keys rotate", interspersed(args), getenv, stderr, false, func(fs *flag.FlagSet) {
+	cfg, rest, err := parse("keys rotate", args, getenv, stderr, false, func(fs *flag.FlagSet) {
 		fs.StringVar(&grace, "grace", DefaultRotationGrace.String(), "")
 	})
 	if err != nil {
@@ -179,7 +186,7 @@ func rotateKey(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 func revokeKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, rest, err := parse("keys revoke", interspersed(args), getenv, stderr, false)
+	cfg, rest, err := parse("keys revoke", args, getenv, stderr, false)
 	if err != nil {
 		return err
 	}
@@ -192,34 +199,9 @@ func revokeKey(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return err
 		}
-		log.Info("API key revoked: it no longer works", "key_id", k.ID, "prefix", k.Prefix, "revoked", showTime(k.RevokedAt))
+		log.Info("API key revoked: running servers refuse it within their --key-cache-ttl", "key_id", k.ID, "prefix", k.Prefix, "revoked", showTime(k.RevokedAt))
 		return nil
 	})
-}
-
-// interspersed moves the flags of args before the other arguments, so that
-// "keys create Acme --scope read" parses like "keys create --scope read Acme". Every
-// flag of the keys commands takes a value, but -h and --help.
-func interspersed(args []string) []string {
-	var flags, rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			rest = append(rest, args[i+1:]...)
-			i = len(args)
-		case len(a) > 1 && a[0] == '-':
-			flags = append(flags, a)
-			name := strings.TrimLeft(a, "-")
-			if !strings.Contains(name, "=") && name != "h" && name != "help" && i+1 < len(args) {
-				flags = append(flags, args[i+1])
-				i++
-			}
-		default:
-			rest = append(rest, a)
-		}
-	}
-	return append(append(flags, "--"), rest...)
 }
 
 // oneWorkspace returns the WORKSPACE argument; a name may come in several words, as

@@ -333,3 +333,23 @@ func TestServeSessions(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyExpiryBelowAMicrosecond: --expires-in below the database's unit, a
+// microsecond, makes a key that expires (at once), not one that never does.
+func TestKeyExpiryBelowAMicrosecond(t *testing.T) {
+	getenv := env(map[string]string{"DATABASE_URL": storetest.Database(t)})
+	printedKey(t, getenv, "workspace", "create", "Brief")
+	printedKey(t, getenv, "keys", "create", "Brief", "--expires-in", "999ns")
+	found := 0
+	for _, row := range listRows(t, getenv, "Brief") {
+		if row[3] == "read" { // the key made above (the workspace's first is read_write)
+			found++
+			if row[5] == "-" {
+				t.Errorf("--expires-in 999ns made a key that never expires: %q", row)
+			}
+		}
+	}
+	if found != 1 {
+		t.Errorf("%d read keys, want 1", found)
+	}
+}

@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"math"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/limits"
@@ -29,21 +25,15 @@ const (
 	defaultRateRestore  = 500.0
 )
 
-// limitFlags registers the limit settings on fs, with defaults from env. A limit of 0
-// takes its default; -1 turns it off.
-func (c *config) limitFlags(fs *flag.FlagSet, env func(name, def string) string) {
-	envInt := func(name string, def int64) int64 {
-		v, err := strconv.ParseInt(env(name, strconv.FormatInt(def, 10)), 10, 64)
-		if (err != nil || v < -1) && c.envErr == nil {
-			c.envErr = fmt.Errorf("%s: want a whole number, -1 for no limit", name)
-		}
-		return v
-	}
+// limitFlags registers the limit settings on fs, with defaults from getenv. A limit
+// of 0 takes its default; -1 turns it off; anything else below is refused, from a
+// flag as from its variable.
+func (c *config) limitFlags(fs *flag.FlagSet, getenv func(string) string) {
 	integer := func(p *int, flagName, envName string, def int) {
-		fs.IntVar(p, flagName, int(envInt(envName, int64(def))), "")
+		c.setting(fs, getenv, flagName, envName, limitValue(p, def))
 	}
 	d := limits.Defaults
-	fs.Int64Var(&c.limits.MaxBodyBytes, "max-body-bytes", envInt("SEGMENTS_MAX_BODY_BYTES", d.MaxBodyBytes), "")
+	c.setting(fs, getenv, "max-body-bytes", "SEGMENTS_MAX_BODY_BYTES", limitValue(&c.limits.MaxBodyBytes, d.MaxBodyBytes))
 	integer(&c.limits.MaxTokens, "max-tokens", "SEGMENTS_MAX_TOKENS", d.MaxTokens)
 	integer(&c.limits.MaxSelections, "max-selections", "SEGMENTS_MAX_SELECTIONS", d.MaxSelections)
 	integer(&c.limits.MaxDepth, "max-depth", "SEGMENTS_MAX_DEPTH", d.MaxDepth)
@@ -62,35 +52,15 @@ func (c *config) limitFlags(fs *flag.FlagSet, env func(name, def string) string)
 	integer(&c.maxWaitingPerWorkspace, "max-waiting-per-workspace", "SEGMENTS_MAX_WAITING_PER_WORKSPACE", server.DefaultMaxWaitingPerWorkspace)
 	integer(&c.reservedForUsersPerWorkspace, "reserved-for-users-per-workspace", "SEGMENTS_RESERVED_FOR_USERS_PER_WORKSPACE", server.DefaultReservedForUsersPerWorkspace)
 	// Rate limiting: 0 turns it off (no -1 here).
-	rateCapacity := envInt("SEGMENTS_RATE_LIMIT_CAPACITY", defaultRateCapacity)
-	if rateCapacity < 0 && c.envErr == nil {
-		c.envErr = errors.New("SEGMENTS_RATE_LIMIT_CAPACITY: want a whole number, 0 for no rate limiting")
-	}
-	fs.IntVar(&c.rateCapacity, "rate-limit-capacity", int(rateCapacity), "")
-	rate, err := strconv.ParseFloat(env("SEGMENTS_RATE_LIMIT_RESTORE_RATE", strconv.FormatFloat(defaultRateRestore, 'g', -1, 64)), 64)
-	if err != nil && c.envErr == nil {
-		c.envErr = fmt.Errorf("SEGMENTS_RATE_LIMIT_RESTORE_RATE: want points per second: %w", err)
-	}
-	fs.Float64Var(&c.rateRestore, "rate-limit-restore-rate", rate, "")
+	c.rateCapacity = defaultRateCapacity
+	c.setting(fs, getenv, "rate-limit-capacity", "SEGMENTS_RATE_LIMIT_CAPACITY",
+		wholeNumber[int]{p: &c.rateCapacity, min: 0, want: "want a whole number, 0 for no rate limiting"})
+	c.rateRestore = defaultRateRestore
+	c.setting(fs, getenv, "rate-limit-restore-rate", "SEGMENTS_RATE_LIMIT_RESTORE_RATE",
+		floatValue{p: &c.rateRestore, want: "want points per second"})
 	choice := func(p *string, flagName, envName, def string, allowed ...string) {
-		check := func(v string) error {
-			if !slices.Contains(allowed, v) {
-				return fmt.Errorf("want %s, not %q", strings.Join(allowed, " or "), v)
-			}
-			return nil
-		}
-		*p = env(envName, def)
-		if *p == "" { // no default of its own: set by applyEnvironment
-		} else if err := check(*p); err != nil && c.envErr == nil {
-			c.envErr = fmt.Errorf("%s: %w", envName, err)
-		}
-		fs.Func(flagName, "", func(v string) error {
-			if err := check(v); err != nil {
-				return err
-			}
-			*p = v
-			return nil
-		})
+		*p = def // "": no default of its own, set by applyEnvironment
+		c.setting(fs, getenv, flagName, envName, choiceValue{p, allowed})
 	}
 	choice(&c.environment, "env", "SEGMENTS_ENV", "development", "development", "production")
 	choice(&c.introspection, "introspection", "SEGMENTS_INTROSPECTION", "", "on", "off", "sessions")
@@ -111,7 +81,9 @@ func (c *config) applyEnvironment() {
 	}
 }
 
-// checkRateLimit refuses rate-limit settings that cannot work.
+// checkRateLimit refuses rate-limit settings that cannot work: with rate limiting on,
+// every request within --max-cost must fit in a bucket, so that THROTTLED always
+// means "wait and retry".
 func (c *config) checkRateLimit() error {
 	if c.rateCapacity == 0 {
 		return nil
@@ -119,7 +91,13 @@ func (c *config) checkRateLimit() error {
 	if c.rateCapacity < 0 || !(c.rateRestore > 0) || math.IsInf(c.rateRestore, 0) {
 		return fmt.Errorf("%w: --rate-limit-capacity must be positive (0: off) and --rate-limit-restore-rate a positive number of points per second", errUsage)
 	}
-	if maxCost := c.limits.WithDefaults().MaxCost; maxCost > c.rateCapacity {
+	maxCost := c.limits.WithDefaults().MaxCost
+	if maxCost < 0 {
+		// No cost limit: a request costing more than a bucket holds would be answered
+		// THROTTLED with a Retry-After for ever, a refusal to retry that never passes.
+		return fmt.Errorf("%w: --max-cost -1 (no cost limit) needs rate limiting off (--rate-limit-capacity 0): a request costing more than a bucket's %d points could never run", errUsage, c.rateCapacity)
+	}
+	if maxCost > c.rateCapacity {
 		return fmt.Errorf("%w: --rate-limit-capacity (%d) is below --max-cost (%d): requests costing more than a bucket holds could never run", errUsage, c.rateCapacity, maxCost)
 	}
 	return nil

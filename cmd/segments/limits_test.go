@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"reflect"
 	"testing"
 
 	"github.com/segments/segments/internal/limits"
@@ -64,5 +65,72 @@ func TestLimitSettings(t *testing.T) {
 		if _, _, err := parse("serve", tc.args, env(tc.env), io.Discard, true); !errors.Is(err, errUsage) {
 			t.Errorf("%v %v: %v, want a usage error", tc.args, tc.env, err)
 		}
+	}
+}
+
+// TestFlagsCheckedAsTheirVariables proves that a setting's flag and its environment
+// variable take the same values: each value that one refuses the other refuses too,
+// and each value both take gives the same configuration. (A flag once skipped its
+// variable's checks: --max-depth -5 turned the limit off where SEGMENTS_MAX_DEPTH=-5
+// was refused.)
+func TestFlagsCheckedAsTheirVariables(t *testing.T) {
+	values := []string{"-5", "-2", "-1", "0", "7", "1.5", "10s", "500us", "yes", "1", "TRUE", "t", "xml", "JSON", "json", "text", "production", "off"}
+	for _, s := range settings {
+		if s.flag == "" || !s.readBy("serve") {
+			continue
+		}
+		for _, v := range values {
+			byFlag, _, errFlag := parse("serve", []string{s.flag + "=" + v}, env(nil), io.Discard, true)
+			byEnv, _, errEnv := parse("serve", nil, env(map[string]string{s.env: v}), io.Discard, true)
+			switch {
+			case (errFlag == nil) != (errEnv == nil):
+				t.Errorf("%s=%q: %v, but %s=%q: %v", s.flag, v, errFlag, s.env, v, errEnv)
+			case errFlag != nil && (!errors.Is(errFlag, errUsage) || !errors.Is(errEnv, errUsage)):
+				t.Errorf("%s=%q: %v and %v, want usage errors", s.flag, v, errFlag, errEnv)
+			case errFlag == nil && !reflect.DeepEqual(byFlag, byEnv):
+				t.Errorf("%s=%q gives %+v, %s=%q %+v", s.flag, v, byFlag, s.env, v, byEnv)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--max-depth", "-5", "--max-cost", "-7", "--max-root-fields", "-3"}, nil},
+		{[]string{"--max-body-bytes", "-2"}, nil},
+		{[]string{"--log-format", "xml"}, nil},
+		{[]string{"--log-format", "JSON"}, nil}, // exact, as --env and --playground are
+		{nil, map[string]string{"SEGMENTS_LOG_FORMAT": "JSON"}},
+		{nil, map[string]string{"SEGMENTS_LOG_FORMAT": "xml"}},
+		{nil, map[string]string{"SEGMENTS_DEMO": "yes"}},
+		{[]string{"--demo=yes"}, nil},
+	} {
+		if _, _, err := parse("serve", tc.args, env(tc.env), io.Discard, true); !errors.Is(err, errUsage) {
+			t.Errorf("%v %v: %v, want a usage error", tc.args, tc.env, err)
+		}
+	}
+	// Booleans: what strconv.ParseBool takes, from a flag or a variable.
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{nil, nil, false},
+		{nil, map[string]string{"SEGMENTS_DEMO": "1"}, true},
+		{nil, map[string]string{"SEGMENTS_DEMO": "TRUE"}, true},
+		{nil, map[string]string{"SEGMENTS_DEMO": "true"}, true},
+		{nil, map[string]string{"SEGMENTS_DEMO": "0"}, false},
+		{[]string{"--demo"}, nil, true},
+		{[]string{"--demo=1"}, nil, true},
+		{[]string{"--demo=false"}, map[string]string{"SEGMENTS_DEMO": "1"}, false},
+	} {
+		cfg, _, err := parse("serve", tc.args, env(tc.env), io.Discard, true)
+		if err != nil || cfg.demo != tc.want {
+			t.Errorf("%v %v: demo %v, %v; want %v", tc.args, tc.env, cfg != nil && cfg.demo, err, tc.want)
+		}
+	}
+	cfg, _, err := parse("serve", []string{"--log-format", "json"}, env(map[string]string{"SEGMENTS_LOG_FORMAT": "text"}), io.Discard, true)
+	if err != nil || cfg.logFormat != "json" {
+		t.Errorf("--log-format json: %v", err)
 	}
 }

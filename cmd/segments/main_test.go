@@ -232,3 +232,72 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// unreachableDB is a DATABASE_URL where nothing listens: a command that gets past its
+// command line fails on it at once, which no usage error does.
+const unreachableDB = "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"
+
+// TestFlagsAfterArguments proves that every command takes its flags after its
+// arguments as well as before (workspace create took "Beta --data-dir d" for the
+// workspace's name), and that a command given arguments it does not take refuses
+// them with a usage error rather than ignore them.
+func TestFlagsAfterArguments(t *testing.T) {
+	getenv := env(map[string]string{"DATABASE_URL": storetest.Database(t)})
+	for _, name := range [][]string{{"Beta"}, {"Acme", "Retail"}} {
+		args := append(append([]string{"workspace", "create"}, name...), "--data-dir", t.TempDir())
+		printedKey(t, getenv, args...)
+		if _, stderr, err := cli(getenv, "keys", "list", strings.Join(name, " ")); err != nil {
+			t.Errorf("%v made no workspace %q: %v\n%s", args, strings.Join(name, " "), err, stderr)
+		}
+	}
+	bad := env(map[string]string{"DATABASE_URL": unreachableDB})
+	for _, args := range [][]string{
+		{"seed", "extra", "junk"},
+		{"migrate", "junk"},
+		{"serve", "--addr", "127.0.0.1:0", "extra-arg"},
+		{"serve", "--demo", "extra-arg"}, // --demo takes no value
+		{"check", "--repair", "now"},
+		{"bench-data", "--contacts", "10", "more"},
+		{"workspace", "create", "--data-dir", t.TempDir()},
+	} {
+		_, _, err := cli(bad, args...)
+		if !errors.Is(err, errUsage) || exitCode(err) != 2 {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}
+
+// TestHelp proves that help names commands exactly: an unknown one, or a part of a
+// name ("e", of "serve"), is a usage error, not an empty or another command's list of
+// settings; that "keys --help" and "workspace --help" print their command's help and
+// succeed; and that the keys' help says how long a running server may still accept a
+// revoked key.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help", "bogus"}, {"help", "e"}, {"help", "keys", "frobnicate"}, {"help", "serve", "now"}} {
+		stdout, _, err := cli(env(nil), args...)
+		if !errors.Is(err, errUsage) || exitCode(err) != 2 || strings.Contains(stdout, "Settings of") {
+			t.Errorf("%v: %v, want a usage error and no settings\n%s", args, err, stdout)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"keys", "--help"}, "keys list WORKSPACE"},
+		{[]string{"keys", "-h"}, "keys list WORKSPACE"},
+		{[]string{"workspace", "--help"}, "workspace create NAME"},
+		{[]string{"workspace", "-h"}, "workspace create NAME"},
+		{[]string{"help", "keys", "create"}, "keys create WORKSPACE"},
+		{[]string{"help", "workspace", "create"}, "workspace create NAME"},
+		{[]string{"help", "keys"}, "--key-cache-ttl"},
+	} {
+		stdout, stderr, err := cli(env(nil), tc.args...)
+		if err != nil || !strings.Contains(stdout+stderr, tc.want) {
+			t.Errorf("%v: %v, want success and %q\n%s%s", tc.args, err, tc.want, stdout, stderr)
+		}
+	}
+	stdout, _, err := cli(env(nil), "help", "keys")
+	if err != nil || strings.Contains(stdout, "SEGMENTS_ADDR") || !strings.Contains(stdout, "DATABASE_URL") {
+		t.Errorf("help keys: %v, want the settings keys reads and not serve's\n%s", err, stdout)
+	}
+}

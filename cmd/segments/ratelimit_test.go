@@ -26,13 +26,15 @@ func TestRateLimitSettings(t *testing.T) {
 		{nil, map[string]string{"SEGMENTS_RATE_LIMIT_CAPACITY": "lots"}},
 		{nil, map[string]string{"SEGMENTS_RATE_LIMIT_CAPACITY": "-1"}},
 		{nil, map[string]string{"SEGMENTS_RATE_LIMIT_RESTORE_RATE": "fast"}},
+		{[]string{"--rate-limit-capacity", "-5"}, nil}, // refused as the variable is
 	} {
 		if _, _, err := parse("serve", tc.args, env(tc.env), io.Discard, true); !errors.Is(err, errUsage) {
 			t.Errorf("%v %v: %v, want a usage error", tc.args, tc.env, err)
 		}
 	}
 	for _, args := range [][]string{
-		{"--rate-limit-capacity", "-5"},
+		{"--max-cost", "-1"}, // no cost limit: a request could cost more than a bucket holds
+		{"--max-cost", "-1", "--rate-limit-capacity", "1000000"},
 		{"--rate-limit-restore-rate", "0"},
 		{"--rate-limit-restore-rate", "-1"},
 		{"--rate-limit-restore-rate", "+Inf"},
@@ -65,6 +67,14 @@ func TestRateLimitSettings(t *testing.T) {
 	}
 	if cfg.rateCapacity != 1000 || cfg.rateRestore != 2.5 || cfg.checkRateLimit() != nil {
 		t.Errorf("got %d points, %g a second", cfg.rateCapacity, cfg.rateRestore)
+	}
+	// Without a cost limit, only without rate limiting.
+	cfg, _, err = parse("serve", []string{"--max-cost", "-1", "--rate-limit-capacity", "0"}, env(nil), io.Discard, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.checkRateLimit(); err != nil {
+		t.Errorf("--max-cost -1 without rate limiting: %v", err)
 	}
 	// Off: no throttle at all (the server then reports a full bucket).
 	cfg, _, err = parse("serve", []string{"--rate-limit-capacity", "0", "--rate-limit-restore-rate", "-1"}, env(nil), io.Discard, true)

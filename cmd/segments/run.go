@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/segments/segments/internal/auth"
@@ -29,9 +30,10 @@ Usage:
   segments bench-data [flags]         create a workspace with the benchmark dataset; prints its API key
   segments help [command]             show this help, or a command's settings
 
-Without DATABASE_URL, every command uses an embedded PostgreSQL started from the
-installed binaries, with its data under --data-dir; a running server's database is
-shared with the other commands.
+Flags may come before or after a command's arguments; after "--" everything is an
+argument. Without DATABASE_URL, every command uses an embedded PostgreSQL started
+from the installed binaries, with its data under --data-dir; a running server's
+database is shared with the other commands.
 `
 
 // errUsage marks a mistake in the command line (exit code 2).
@@ -63,6 +65,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
 	case "workspace":
+		if len(rest) > 0 && isHelp(rest[0]) {
+			return help([]string{"workspace"}, stdout, stderr)
+		}
 		if len(rest) == 0 || rest[0] != "create" {
 			fmt.Fprint(stderr, usage)
 			return fmt.Errorf("%w: workspace needs a subcommand: create NAME", errUsage)
@@ -79,23 +84,54 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "bench-data":
 		return benchData(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		if len(rest) > 0 {
-			fmt.Fprintf(stdout, "\n%s", commandHelp[rest[0]])
-			fmt.Fprintf(stdout, "Settings of %s:\n", rest[0])
-			printSettings(stdout, rest[0])
-		}
-		return nil
+		return help(rest, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 }
 
-// commandHelp describes the commands whose help says more than their settings.
-var commandHelp = map[string]string{"check": checkHelp}
+// helpTopics are the commands "segments help COMMAND" describes, each named in full.
+var helpTopics = []string{"serve", "workspace", "workspace create", "keys", "keys list", "keys create",
+	"keys rotate", "keys revoke", "seed", "migrate", "check", "bench-data"}
 
-// parse parses the flags of a command; --help prints its settings. extra registers
-// flags of the command's own, beyond the settings (such as check --repair).
+// help prints the usage and, for "help COMMAND", the command's help and settings. A
+// command it does not know is a usage error: help used to print an empty list of
+// settings for it, or, for a part of a name ("help e"), another command's.
+func help(topic []string, stdout, stderr io.Writer) error {
+	if len(topic) == 0 {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	name := strings.Join(topic, " ")
+	if !slices.Contains(helpTopics, name) {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command %q to help with (commands: %s)", errUsage, name, strings.Join(helpTopics, ", "))
+	}
+	fmt.Fprint(stdout, usage)
+	fmt.Fprintf(stdout, "\n%s", commandHelp[name])
+	fmt.Fprintf(stdout, "Settings of %s:\n", name)
+	printSettings(stdout, name)
+	return nil
+}
+
+// isHelp reports whether arg asks for help, as "keys --help" does.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--h" || arg == "-help" || arg == "--help"
+}
+
+// commandHelp describes the commands whose help says more than their settings.
+var commandHelp = map[string]string{"check": checkHelp, "workspace": workspaceHelp, "workspace create": workspaceHelp}
+
+// workspaceHelp describes the workspace command for "segments help workspace".
+const workspaceHelp = `segments workspace create NAME [flags] creates a workspace named NAME (several
+words are joined by a space) and prints its first API key (read_write) on stdout,
+shown only once.
+
+`
+
+// parse parses the flags of a command, before or after its arguments (interspersed),
+// and returns the arguments; --help prints its settings. extra registers flags of
+// the command's own, beyond the settings (such as check --repair).
 func parse(command string, args []string, getenv func(string) string, stderr io.Writer, serve bool, extra ...func(*flag.FlagSet)) (*config, []string, error) {
 	var cfg config
 	fs := flag.NewFlagSet(command, flag.ContinueOnError)
@@ -104,7 +140,7 @@ func parse(command string, args []string, getenv func(string) string, stderr io.
 	for _, f := range extra {
 		f(fs)
 	}
-	err := fs.Parse(args)
+	err := fs.Parse(interspersed(fs, args))
 	if err == nil {
 		err = cfg.envErr
 	}
@@ -118,6 +154,57 @@ func parse(command string, args []string, getenv func(string) string, stderr io.
 		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return &cfg, fs.Args(), nil
+}
+
+// interspersed moves the flags of args before the other arguments, so that
+// "workspace create Acme --data-dir d" parses like "workspace create --data-dir d
+// Acme": Go's flag package stops at the first argument, and took the rest for the
+// workspace's name. A flag takes the next argument as its value unless it is a
+// boolean one (--repair, --demo), is written --flag=value, or is -h/--help; "--"
+// ends the flags.
+func interspersed(fs *flag.FlagSet, args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			rest = append(rest, args[i+1:]...)
+			i = len(args)
+		case len(a) > 1 && a[0] == '-':
+			flags = append(flags, a)
+			if takesValue(fs, a) && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(append(flags, "--"), rest...)
+}
+
+// takesValue reports whether the flag arg (-name or --name) of fs takes the next
+// argument as its value.
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if strings.Contains(name, "=") || name == "h" || name == "help" {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false // unknown: Parse refuses it
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
+}
+
+// noArgs refuses arguments given to a command that takes none, which it would
+// otherwise ignore (a mistyped flag, a stray word).
+func noArgs(command string, rest []string) error {
+	if len(rest) > 0 {
+		return fmt.Errorf("%w: %s takes no arguments, got %q", errUsage, command, rest)
+	}
+	return nil
 }
 
 // openStore opens the database the command works on, migrated: DATABASE_URL when set,
@@ -214,8 +301,11 @@ func createWorkspace(ctx context.Context, args []string, getenv func(string) str
 }
 
 func seed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, _, err := parse("seed", args, getenv, stderr, false)
+	cfg, rest, err := parse("seed", args, getenv, stderr, false)
 	if err != nil {
+		return err
+	}
+	if err := noArgs("seed", rest); err != nil {
 		return err
 	}
 	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, _ *slog.Logger) error {
@@ -229,8 +319,11 @@ func seed(ctx context.Context, args []string, getenv func(string) string, stdout
 }
 
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, _, err := parse("migrate", args, getenv, stderr, false)
+	cfg, rest, err := parse("migrate", args, getenv, stderr, false)
 	if err != nil {
+		return err
+	}
+	if err := noArgs("migrate", rest); err != nil {
 		return err
 	}
 	return withStore(ctx, cfg, stderr, "segments-cli", func(*store.Store, *slog.Logger) error {

@@ -17,8 +17,11 @@ import (
 )
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, _, err := parse("serve", args, getenv, stderr, true)
+	cfg, rest, err := parse("serve", args, getenv, stderr, true)
 	if err != nil {
+		return err
+	}
+	if err := noArgs("serve", rest); err != nil {
 		return err
 	}
 	log := newLogger(stderr, cfg.logFormat)

@@ -62,14 +62,22 @@ type Options struct {
 	BigSize     int
 	// Seed makes the data: the same seed and sizes give the same rows.
 	Seed uint64
+	// filled is set by Fill: the zeros of filled options are sizes of 0, which a
+	// caller may set after Fill (bench-data --big-segments 0), not unset ones.
+	filled bool
 }
 
 // DefaultWorkspace is the name of the workspace Load creates when none is given.
 const DefaultWorkspace = "Bench"
 
-// Fill returns o with every unset size filled in: the default sizes, or the default
-// proportions of Contacts when only that is set.
+// Fill returns o with every unset (zero) size filled in: the default sizes, or the
+// default proportions of Contacts when only that is set. Options already filled are
+// returned as they are, so that a size set to 0 after Fill stays 0 (Load fills too).
 func (o Options) Fill() Options {
+	if o.filled {
+		return o
+	}
+	o.filled = true
 	if o.Workspace == "" {
 		o.Workspace = DefaultWorkspace
 	}

@@ -25,7 +25,7 @@ type NewAPIKey struct {
 	// Scope is what the key may do; empty means crm.ScopeReadWrite.
 	Scope crm.Scope
 	// ExpiresIn, when positive, makes the key stop working that long after it is made
-	// (by the database's clock).
+	// (by the database's clock), rounded up to the microsecond: never none.
 	ExpiresIn time.Duration
 }
 
@@ -84,7 +84,7 @@ func addAPIKey(ctx context.Context, db bun.IDB, ws int64, key NewAPIKey) (crm.AP
 	err := db.NewRaw(`INSERT INTO api_keys (workspace_id, key_hash, prefix, name, scope, expires_at)
 		VALUES (?, ?, ?, ?, ?, CASE WHEN ?::bigint > 0 THEN now() + ?::bigint * interval '1 microsecond' END)
 		RETURNING `+apiKeyColumns,
-		ws, key.Hash, key.Prefix, key.Name, string(scope), key.ExpiresIn.Microseconds(), key.ExpiresIn.Microseconds()).
+		ws, key.Hash, key.Prefix, key.Name, string(scope), ceilUnits(key.ExpiresIn, time.Microsecond), ceilUnits(key.ExpiresIn, time.Microsecond)).
 		Scan(ctx, &row)
 	return row.key(), err
 }
@@ -183,7 +183,7 @@ func (s *Store) RotateAPIKey(ctx context.Context, id int64, grace time.Duration,
 			SET expires_at = least(coalesce(expires_at, 'infinity'), now() + ?::bigint * interval '1 microsecond'),
 			    replaced_by = ?
 			WHERE workspace_id = ? AND id = ?
-			RETURNING `+apiKeyColumns, grace.Microseconds(), added.ID, cur.WorkspaceID, id).Scan(ctx, &updated); err != nil {
+			RETURNING `+apiKeyColumns, ceilUnits(grace, time.Microsecond), added.ID, cur.WorkspaceID, id).Scan(ctx, &updated); err != nil {
 			return err
 		}
 		old, replacement = updated.key(), added.key()

@@ -86,6 +86,7 @@ type Options struct {
 	// not pass such settings from a client. They are the database's own backstop
 	// behind the request deadline: a statement nobody waits for any more, or a
 	// transaction its client forgot, cannot hold locks and a connection for long.
+	// They are rounded up to whole milliseconds (500µs is 1ms, not 0: none).
 	StatementTimeout         time.Duration
 	IdleInTransactionTimeout time.Duration
 	// ClientCheckInterval, when positive, becomes the role's
@@ -216,7 +217,7 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 		{"client_connection_check_interval", opts.ClientCheckInterval},
 	} {
 		if s.d > 0 {
-			set(s.name, strconv.FormatInt(s.d.Milliseconds(), 10))
+			set(s.name, strconv.FormatInt(ceilUnits(s.d, time.Millisecond), 10))
 		}
 	}
 	if opts.SerialPlans {
@@ -245,6 +246,17 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 		return fmt.Errorf("store: set the role's session defaults: %w", err)
 	}
 	return nil
+}
+
+// ceilUnits is d in whole units, rounded up: a positive duration below one unit must
+// not become 0, which PostgreSQL (statement_timeout) and our SQL (a key's expiry)
+// read as none.
+func ceilUnits(d, unit time.Duration) int64 {
+	n := int64(d / unit)
+	if d%unit > 0 {
+		n++
+	}
+	return n
 }
 
 // Close stops the store's background work and closes the connection pool.

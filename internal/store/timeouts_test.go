@@ -3,9 +3,11 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/segments/segments/internal/store"
@@ -99,6 +101,41 @@ func TestServersStartAtOnce(t *testing.T) {
 	for range servers {
 		if err := <-errs; err != nil {
 			t.Errorf("a server that started with others: %v", err)
+		}
+	}
+}
+
+// TestRoleTimeoutsRoundedUp: a timeout below a millisecond, PostgreSQL's unit, is set
+// as 1 ms, not truncated to 0, which PostgreSQL reads as no timeout at all.
+func TestRoleTimeoutsRoundedUp(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	s, err := store.Open(ctx, url, store.Options{StatementTimeout: 500 * time.Microsecond, IdleInTransactionTimeout: 100 * time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// A session of its own, without the role's 1 ms timeout (startup parameters win
+	// over the role's defaults), reads them.
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["statement_timeout"] = "0"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var settings []string
+	if err := conn.QueryRow(ctx, `SELECT coalesce((SELECT setconfig FROM pg_db_role_setting
+		WHERE setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+		  AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())), '{}')`).Scan(&settings); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"statement_timeout=1", "idle_in_transaction_session_timeout=1"} {
+		if !slices.Contains(settings, want) {
+			t.Errorf("the role's settings are %q, want %s", settings, want)
 		}
 	}
 }

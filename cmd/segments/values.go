@@ -1,0 +1,147 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// setting registers a flag whose environment variable sets it too, through the same
+// v.Set: a value is parsed and checked the same way wherever it comes from (a flag
+// once skipped the checks its variable had). The flag's default is v's value before
+// the variable; a variable that does not parse is the command's usage error
+// (envErr), reported after the flags.
+func (c *config) setting(fs *flag.FlagSet, getenv func(string) string, flagName, envName string, v flag.Value) {
+	fs.Var(v, flagName, "")
+	if s := getenv(envName); s != "" {
+		if err := v.Set(s); err != nil && c.envErr == nil {
+			c.envErr = fmt.Errorf("%s: %w", envName, err)
+		}
+	}
+}
+
+// wholeNumber is an integer setting of at least min; want says what it takes.
+type wholeNumber[T int | int64] struct {
+	p    *T
+	min  T
+	want string
+}
+
+func (w wholeNumber[T]) Set(s string) error {
+	var zero T
+	bits := 64
+	if _, ok := any(zero).(int); ok {
+		bits = strconv.IntSize
+	}
+	v, err := strconv.ParseInt(s, 10, bits)
+	if err != nil || T(v) < w.min {
+		return errors.New(w.want)
+	}
+	*w.p = T(v)
+	return nil
+}
+
+func (w wholeNumber[T]) String() string {
+	if w.p == nil {
+		return ""
+	}
+	return strconv.FormatInt(int64(*w.p), 10)
+}
+
+// limitValue is a limit: a whole number, 0 for its default, -1 for none.
+func limitValue[T int | int64](p *T, def T) wholeNumber[T] {
+	*p = def
+	return wholeNumber[T]{p: p, min: -1, want: "want a whole number, -1 for no limit"}
+}
+
+// boolValue is a true/false setting. It takes what a Go boolean flag takes
+// (strconv.ParseBool: 1, t, T, TRUE, true, True and their opposites), from a flag
+// or its variable alike, and nothing else: SEGMENTS_DEMO=yes is refused, not false.
+type boolValue struct{ p *bool }
+
+func (b boolValue) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false, not %q", s)
+	}
+	*b.p = v
+	return nil
+}
+
+func (b boolValue) String() string {
+	if b.p == nil {
+		return ""
+	}
+	return strconv.FormatBool(*b.p)
+}
+
+// IsBoolFlag lets "--demo" stand for "--demo=true".
+func (boolValue) IsBoolFlag() bool { return true }
+
+// durationValue is a duration setting, in Go's syntax (90s, 1m30s).
+type durationValue struct{ p *time.Duration }
+
+func (d durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d.p = v
+	return nil
+}
+
+func (d durationValue) String() string {
+	if d.p == nil {
+		return ""
+	}
+	return d.p.String()
+}
+
+// floatValue is a number setting (rate-limit points per second).
+type floatValue struct {
+	p    *float64
+	want string
+}
+
+func (f floatValue) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.want, err)
+	}
+	*f.p = v
+	return nil
+}
+
+func (f floatValue) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*f.p, 'g', -1, 64)
+}
+
+// choiceValue is a setting that takes one of a few words, exactly as written: like
+// every such setting (--env, --introspection, --playground, --log-format), "JSON" is
+// refused, not taken for json, nor for the default.
+type choiceValue struct {
+	p       *string
+	allowed []string
+}
+
+func (c choiceValue) Set(s string) error {
+	if !slices.Contains(c.allowed, s) {
+		return fmt.Errorf("want %s, not %q", strings.Join(c.allowed, " or "), s)
+	}
+	*c.p = s
+	return nil
+}
+
+func (c choiceValue) String() string {
+	if c.p == nil {
+		return ""
+	}
+	return *c.p
+}
