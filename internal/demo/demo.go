@@ -44,6 +44,11 @@ var segments = []struct {
 	{"Beta Testers", "", 0.01},
 }
 
+// loadingName is the demo workspace's name until it is filled: a fill cut short (a
+// Ctrl-C, a crash) leaves no workspace named WorkspaceName, which Seed would take as
+// complete, but one of this name, which the next Seed deletes and fills again.
+const loadingName = WorkspaceName + " (loading)"
+
 // Seed creates the demo workspace with its contacts and segments, or finds it when it
 // exists, and returns a new API key for it.
 func Seed(ctx context.Context, s *store.Store) (auth.Key, error) {
@@ -55,11 +60,23 @@ func Seed(ctx context.Context, s *store.Store) (auth.Key, error) {
 	if ws, err := s.WorkspaceByName(ctx, WorkspaceName); err == nil {
 		return key, s.AddAPIKey(ctx, ws.ID, newKey)
 	}
-	ws, err := s.CreateWorkspace(ctx, WorkspaceName, newKey)
+	stale, err := s.WorkspacesByName(ctx, loadingName, 100)
 	if err != nil {
 		return "", err
 	}
-	return key, fill(ctx, s, ws.ID)
+	for _, ws := range stale {
+		if err := s.DeleteWorkspace(ctx, ws.ID); err != nil && crm.UserErrors(err) == nil { // not deleted meanwhile
+			return "", fmt.Errorf("demo: delete the workspace of a fill cut short: %w", err)
+		}
+	}
+	ws, err := s.CreateWorkspace(ctx, loadingName, newKey)
+	if err != nil {
+		return "", err
+	}
+	if err := fill(ctx, s, ws.ID); err != nil {
+		return "", err
+	}
+	return key, s.RenameWorkspace(ctx, ws.ID, WorkspaceName)
 }
 
 func fill(ctx context.Context, s *store.Store, ws int64) error {

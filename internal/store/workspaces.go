@@ -64,3 +64,28 @@ func (s *Store) workspaceWhere(ctx context.Context, cond string, arg any) (crm.W
 	}
 	return ws.Workspace, err
 }
+
+// RenameWorkspace gives a workspace another name, or returns a NOT_FOUND error.
+func (s *Store) RenameWorkspace(ctx context.Context, id int64, name string) error {
+	res, err := s.db.NewUpdate().Model((*workspaceRow)(nil)).Set("name = ?", name).Where("w.id = ?", id).Exec(ctx)
+	return oneWorkspace(res, err)
+}
+
+// DeleteWorkspace deletes a workspace and everything in it (its keys, segments,
+// contacts and memberships: their rows cascade), or returns a NOT_FOUND error.
+func (s *Store) DeleteWorkspace(ctx context.Context, id int64) error {
+	res, err := s.db.NewDelete().Model((*workspaceRow)(nil)).Where("w.id = ?", id).Exec(ctx)
+	return oneWorkspace(res, err)
+}
+
+// oneWorkspace is the error of a statement on one workspace by its ID.
+func oneWorkspace(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err == nil && n == 0 {
+		err = crm.Errorf(crm.CodeNotFound, nil, "no such workspace")
+	}
+	return err
+}

@@ -1,0 +1,73 @@
+package demo_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/segments/segments/internal/demo"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// TestSeedCutShortIsNoDemo: a seed cut short (Ctrl-C while it fills) leaves no
+// workspace named Demo, and the next seed makes the whole demo. It left a Demo of
+// 1,000 contacts and no segment, which every later seed took as the demo.
+func TestSeedCutShortIsNoDemo(t *testing.T) {
+	s := storetest.Store(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Cut the fill short once its workspace exists, under whichever name.
+	go func() {
+		for ctx.Err() == nil {
+			var n int
+			_ = s.DB().QueryRowContext(ctx, `SELECT count(*) FROM contacts c JOIN workspaces w ON w.id = c.workspace_id
+				WHERE w.name LIKE 'Demo%'`).Scan(&n)
+			if n > 0 {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	if _, err := demo.Seed(ctx, s); err == nil {
+		t.Fatal("the seed finished before it could be cut short")
+	}
+	if ws, err := s.WorkspaceByName(context.Background(), demo.WorkspaceName); err == nil {
+		contacts, segments := size(t, s, ws.ID)
+		t.Fatalf("a seed cut short left a workspace named Demo, of %d contacts and %d segments", contacts, segments)
+	}
+
+	if _, err := demo.Seed(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.WorkspacesByName(context.Background(), demo.WorkspaceName, 10)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("workspaces named Demo: %v, %v", all, err)
+	}
+	if contacts, segments := size(t, s, all[0].ID); contacts != demo.Contacts || segments != 10 {
+		t.Errorf("the demo holds %d contacts and %d segments, want %d and 10", contacts, segments, demo.Contacts)
+	}
+	var others int
+	if err := s.DB().QueryRow(`SELECT count(*) FROM workspaces WHERE id <> $1`, all[0].ID).Scan(&others); err != nil || others != 0 {
+		t.Errorf("%d other workspaces (%v): the one cut short was kept", others, err)
+	}
+	// Seeding again finds it, and makes another key for it.
+	if _, err := demo.Seed(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.WorkspacesByName(context.Background(), demo.WorkspaceName, 10); len(again) != 1 {
+		t.Errorf("a second seed made another demo: %v", again)
+	}
+}
+
+// size counts a workspace's contacts and segments.
+func size(t *testing.T, s *store.Store, ws int64) (contacts, segments int) {
+	t.Helper()
+	err := s.DB().QueryRow(`SELECT (SELECT count(*) FROM contacts WHERE workspace_id = $1),
+		(SELECT count(*) FROM segments WHERE workspace_id = $1)`, ws).Scan(&contacts, &segments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return contacts, segments
+}
