@@ -69,8 +69,9 @@ type JWTConfig struct {
 	// JWKSMinRefresh is the least time between two fetches of the key set; 0 means
 	// DefaultJWKSMinRefresh.
 	JWKSMinRefresh time.Duration
-	// Client fetches the key set; nil means http.DefaultClient (each fetch has its own
-	// 5 s timeout).
+	// Client fetches the key set; nil means a client like http.DefaultClient (each
+	// fetch has its own 5 s timeout). Redirects are never followed, whatever the
+	// client's CheckRedirect.
 	Client *http.Client
 	// Now is the clock; nil means time.Now. For tests.
 	Now func() time.Time
@@ -141,9 +142,13 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.JWKSMinRefresh <= 0 {
 		cfg.JWKSMinRefresh = DefaultJWKSMinRefresh
 	}
-	if cfg.Client == nil {
-		cfg.Client = http.DefaultClient
+	// A copy of the client, so that the caller's keeps its own redirect policy.
+	client := http.Client{}
+	if cfg.Client != nil {
+		client = *cfg.Client
 	}
+	client.CheckRedirect = refuseRedirect
+	cfg.Client = &client
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -172,6 +177,15 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		}
 	}
 	return v, nil
+}
+
+// refuseRedirect is the redirect policy of the key set's fetches: none is followed.
+// The rule "https; http only on localhost" is checked on the configured URL, and a
+// redirect could lead anywhere (to plain http, to another host) and so hand the
+// choice of keys, and with it every workspace, to whoever controls the redirect or
+// the network. The configured URL must be where the keys are.
+func refuseRedirect(req *http.Request, _ []*http.Request) error {
+	return fmt.Errorf("redirected to %s: redirects are not followed, set the JWKS URL to where the keys are", req.URL.Redacted())
 }
 
 func isLoopback(host string) bool {
