@@ -22,7 +22,8 @@ const (
 	// DefaultWorkspaceClaim is the claim that names a token's workspace.
 	DefaultWorkspaceClaim = "workspace"
 	// DefaultJWKSMinRefresh is the least time between two fetches of the issuer's keys
-	// that tokens with unknown key IDs cause.
+	// that tokens with unknown key IDs cause, after a fetch that succeeded (after one
+	// that failed the wait is shorter: jwksRetryFirst to jwksRetryMax).
 	DefaultJWKSMinRefresh = time.Minute
 	// ClockSkew is the leeway of the time claims: a token is accepted up to this long
 	// after its exp, and from this long before its nbf and iat.
@@ -42,7 +43,7 @@ var (
 	// ErrInvalidToken: anything else wrong with a token.
 	ErrInvalidToken = errors.New("auth: invalid token")
 	// ErrKeysUnavailable: the token could not be checked because the issuer's keys
-	// could not be fetched.
+	// could not be fetched (the last fetch failed); it is worth trying again shortly.
 	ErrKeysUnavailable = errKeysUnavailable
 )
 
@@ -66,7 +67,8 @@ type JWTConfig struct {
 	// WorkspaceClaim names the claim that holds the workspace's global ID (W_...);
 	// empty means DefaultWorkspaceClaim.
 	WorkspaceClaim string
-	// JWKSMinRefresh is the least time between two fetches of the key set; 0 means
+	// JWKSMinRefresh is the least time between two fetches of the key set after one
+	// that succeeded (after a failure the next comes within seconds); 0 means
 	// DefaultJWKSMinRefresh.
 	JWKSMinRefresh time.Duration
 	// Client fetches the key set; nil means a client like http.DefaultClient (each
@@ -219,7 +221,9 @@ func (v *JWTVerifier) Verify(token string) (Session, error) {
 	_, err = v.parser.ParseWithClaims(token, claims, v.keyFunc)
 	switch {
 	case errors.Is(err, errKeysUnavailable):
-		return Session{}, ErrKeysUnavailable
+		var e *keysUnavailableError
+		errors.As(err, &e)
+		return Session{}, e
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return Session{}, ErrTokenExpired
 	case err != nil:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,11 +78,14 @@ func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ..
 			p, err = a.apiKey(r.Context(), token)
 		}
 		var refusal *refusal
+		var unavailable *keysUnavailableError
 		switch {
 		case errors.As(err, &refusal):
 			unauthenticated(w, refusal.msg)
 			return
-		case errors.Is(err, ErrKeysUnavailable):
+		case errors.As(err, &unavailable):
+			// Whole seconds, rounded up: a client that waits that long may be let in.
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int((unavailable.retryAfter+time.Second-1)/time.Second))))
 			WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the session could not be checked, try again shortly")
 			return
 		case err != nil:
