@@ -58,13 +58,20 @@ type authenticator struct {
 // checksum before the database is asked) or, WithJWT, a dashboard session token; the
 // two are told apart by their shape (JWTs have dots) before any cryptography. Any
 // other request gets 401 with a GraphQL error whose extensions.code is
-// UNAUTHENTICATED, and nothing behind Require runs.
+// UNAUTHENTICATED, and nothing behind Require runs; a request with more than one
+// Authorization header gets 400 BAD_REQUEST.
 func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ...Option) http.Handler {
 	a := &authenticator{workspaces: workspaces, log: log}
 	for _, o := range opts {
 		o(a)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Authorization is no list (RFC 9110 section 5.3): two of them are refused,
+		// since a proxy that reads the other one would authorize another principal.
+		if len(r.Header.Values("Authorization")) > 1 {
+			WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "send one Authorization header, not several")
+			return
+		}
 		token, ok := bearer(r.Header.Get("Authorization"))
 		if !ok {
 			unauthenticated(w, "missing API key: send it as \"Authorization: Bearer <key>\"")
