@@ -74,7 +74,7 @@ func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ..
 		}
 		token, ok := bearer(r.Header.Get("Authorization"))
 		if !ok {
-			unauthenticated(w, "missing API key: send it as \"Authorization: Bearer <key>\"")
+			unauthenticated(w, "missing API key: send it as \"Authorization: Bearer <key>\"", false)
 			return
 		}
 		var p Principal
@@ -88,7 +88,7 @@ func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ..
 		var unavailable *keysUnavailableError
 		switch {
 		case errors.As(err, &refusal):
-			unauthenticated(w, refusal.msg)
+			unauthenticated(w, refusal.msg, true)
 			return
 		case errors.As(err, &unavailable):
 			// Whole seconds, rounded up: a client that waits that long may be let in.
@@ -173,8 +173,15 @@ func bearer(header string) (string, bool) {
 	return token, token != ""
 }
 
-func unauthenticated(w http.ResponseWriter, msg string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="segments"`)
+// unauthenticated answers 401 with the challenge of RFC 6750 section 3.1:
+// error="invalid_token" when a bearer credential was presented (invalid, revoked or
+// expired), no error attribute when there was none.
+func unauthenticated(w http.ResponseWriter, msg string, presented bool) {
+	challenge := `Bearer realm="segments"`
+	if presented {
+		challenge += `, error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
 	WriteError(w, http.StatusUnauthorized, "UNAUTHENTICATED", msg)
 }
 

@@ -5,7 +5,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // TestAuthorizationHeaderTwice proves that a request with two Authorization headers
@@ -36,5 +40,39 @@ func TestAuthorizationHeaderTwice(t *testing.T) {
 	}
 	if n := table.lookups.Load(); n != 1 {
 		t.Errorf("%d key lookups, want 1 (the request with one header)", n)
+	}
+}
+
+// TestWWWAuthenticate proves the challenge of RFC 6750 section 3.1: no error
+// attribute without a bearer credential, error="invalid_token" for one that was
+// presented and does not work.
+func TestWWWAuthenticate(t *testing.T) {
+	v, err := NewJWTVerifier(JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, HS256Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := sessionServer(t, v)
+	_, key := newKeyTable(t)
+	now := time.Now()
+	const plain, invalid = `Bearer realm="segments"`, `Bearer realm="segments", error="invalid_token"`
+	for name, tc := range map[string]struct {
+		header []string
+		want   string
+	}{
+		"no header":        {nil, plain},
+		"another scheme":   {[]string{"Basic dXNlcjpwYXNz"}, plain},
+		"unknown API key":  {[]string{"Bearer " + string(key)}, invalid},
+		"mistyped API key": {[]string{"Bearer seg_nope"}, invalid},
+		"forged session":   {[]string{"Bearer " + signToken(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", testClaims(now, nil))}, invalid},
+		"expired session":  {[]string{"Bearer " + signToken(t, jwt.SigningMethodHS256, testSecret, "", testClaims(now, map[string]any{"exp": now.Add(-time.Hour).Unix(), "iat": now.Add(-2 * time.Hour).Unix()}))}, invalid},
+		"malformed token":  {[]string{"Bearer a.b.c"}, invalid},
+	} {
+		w := send(tc.header...)
+		if w.Code != http.StatusUnauthorized {
+			t.Errorf("%s: status %d", name, w.Code)
+		}
+		if got := w.Header().Get("WWW-Authenticate"); got != tc.want {
+			t.Errorf("%s: WWW-Authenticate %q, want %q", name, got, tc.want)
+		}
 	}
 }
