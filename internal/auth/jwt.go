@@ -198,7 +198,8 @@ func isLoopback(host string) bool {
 type Session struct {
 	// Workspace is the ID of the workspace the token names (not yet looked up).
 	Workspace int64
-	// Subject is the token's "sub", possibly empty.
+	// Subject is the token's "sub" (a string: a token with another sub is refused),
+	// possibly empty.
 	Subject string
 	// Scope is crm.ScopeReadWrite when the token's "scope" claim lists read_write,
 	// crm.ScopeRead otherwise.
@@ -238,8 +239,12 @@ func (v *JWTVerifier) Verify(token string) (Session, error) {
 		return Session{}, fmt.Errorf("%w: claim %q is not a workspace ID", ErrInvalidToken, v.workspaceClaim)
 	}
 	s := Session{Workspace: ws, Scope: tokenScope(claims["scope"])}
-	if sub, ok := claims["sub"].(string); ok {
-		s.Subject = sub
+	if sub, present := claims["sub"]; present {
+		// A StringOrURI (RFC 7519 section 4.1.2). Dropping any other would put the
+		// user among the workspace's sessions without a sub, in their rate limit.
+		if s.Subject, ok = sub.(string); !ok {
+			return Session{}, fmt.Errorf("%w: claim \"sub\" is not a string", ErrInvalidToken)
+		}
 	}
 	return s, nil
 }

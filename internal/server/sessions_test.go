@@ -287,6 +287,7 @@ func TestSessionTokensRefused(t *testing.T) {
 				{"workspace as a segment ID", rs(with(valid, map[string]any{"workspace": globalid.Encode(globalid.Segment, s.ws.ID)})), 0},
 				{"workspace malformed", rs(with(valid, map[string]any{"workspace": "W_AQ=="})), 0},
 				{"workspace in another claim", rs(with(valid, map[string]any{"workspace": nil, "org": globalid.Encode(globalid.Workspace, s.ws.ID)})), 0},
+				{"sub not a string", rs(with(valid, map[string]any{"sub": 42})), 0},
 				{"workspace that does not exist", rs(with(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
 				{"ES256 workspace that does not exist", sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", with(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
 			}
