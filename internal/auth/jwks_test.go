@@ -152,3 +152,35 @@ func TestJWKSFetchFailure(t *testing.T) {
 		t.Errorf("issuer back after a long outage: status %d", w.Code)
 	}
 }
+
+// TestJWKSNotFetchedForRefusedClaims proves that a token refused for its claims
+// (another audience or issuer, no workspace, long expired and issued after its exp)
+// never makes the server fetch the issuer's keys, whatever its key ID: only a token
+// that would be accepted, but for its key, is worth asking the issuer for.
+func TestJWKSNotFetchedForRefusedClaims(t *testing.T) {
+	keys := testRSAKeys()
+	iss := newTestIssuer(t)
+	v, err := NewJWTVerifier(JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, JWKSURL: iss.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i, changes := range []map[string]any{
+		{"aud": "another-api"},
+		{"iss": "https://evil.example/"},
+		{"workspace": nil},
+		{"sub": 42},
+		{"exp": now.Add(-time.Hour).Unix()},
+	} {
+		tok := signToken(t, jwt.SigningMethodRS256, keys.attacker, "new-"+strconv.Itoa(i), testClaims(now, changes))
+		if _, err := v.Verify(tok); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%v: %v, want ErrInvalidToken", changes, err)
+		}
+	}
+	if n := iss.hits.Load(); n != 0 {
+		t.Errorf("%d fetches of the key set, want none", n)
+	}
+	if _, err := v.Verify(signToken(t, jwt.SigningMethodRS256, keys.issuer, "rsa-1", testClaims(now, nil))); err != nil || iss.hits.Load() != 1 {
+		t.Errorf("valid token: %v, %d fetches", err, iss.hits.Load())
+	}
+}

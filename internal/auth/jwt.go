@@ -38,7 +38,9 @@ var jwtAlgorithms = []string{"RS256", "ES256", "HS256"}
 
 // Errors of JWT verification, as the middleware tells them apart.
 var (
-	// ErrTokenExpired: the token was valid but its exp passed.
+	// ErrTokenExpired: the token would be valid but its exp passed (Verify returns
+	// its session with the error, so that the caller can check the workspace before
+	// saying so).
 	ErrTokenExpired = errors.New("auth: the token has expired")
 	// ErrInvalidToken: anything else wrong with a token.
 	ErrInvalidToken = errors.New("auth: invalid token")
@@ -88,7 +90,9 @@ func (c JWTConfig) Enabled() bool {
 
 // JWTVerifier checks dashboard session tokens. It is safe for concurrent use.
 type JWTVerifier struct {
-	parser         *jwt.Parser
+	parser         *jwt.Parser        // the signature and algorithm
+	claimOpts      []jwt.ParserOption // what the claims must be, but for the clock
+	validator      *jwt.Validator     // the claims, at the verifier's clock
 	algorithms     []string
 	secret         []byte
 	keys           *jwks
@@ -157,17 +161,18 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	claimOpts := []jwt.ParserOption{
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience...),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(ClockSkew),
+	}
 	v := &JWTVerifier{
-		parser: jwt.NewParser(
-			jwt.WithValidMethods(algs),
-			jwt.WithIssuer(cfg.Issuer),
-			jwt.WithAudience(cfg.Audience...),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(ClockSkew),
-			jwt.WithTimeFunc(cfg.Now),
-			jwt.WithStrictDecoding(),
-		),
+		// The claims are checked by checkClaims, before the key is looked for.
+		parser:         jwt.NewParser(jwt.WithValidMethods(algs), jwt.WithStrictDecoding(), jwt.WithoutClaimsValidation()),
+		claimOpts:      claimOpts,
+		validator:      jwt.NewValidator(append(slices.Clip(claimOpts), jwt.WithTimeFunc(cfg.Now))...),
 		algorithms:     algs,
 		secret:         cfg.HS256Secret,
 		workspaceClaim: cfg.WorkspaceClaim,
@@ -207,9 +212,12 @@ type Session struct {
 }
 
 // Verify checks a token: its shape first (no cryptography for a malformed one), then
-// its algorithm, signature, issuer, audience, times and workspace claim. Errors:
-// ErrTokenExpired, ErrKeysUnavailable, or ErrInvalidToken for anything else (wrapping
-// the cause).
+// its algorithm, its claims (issuer, audience, times, workspace, sub), and last its
+// signature, so that a token that would be refused anyway neither makes the server
+// fetch the issuer's keys nor costs a signature check. Errors: ErrTokenExpired (with
+// the session: the token is valid in every other way, so that a new one would
+// work), ErrKeysUnavailable, or ErrInvalidToken for anything else (wrapping the
+// cause).
 func (v *JWTVerifier) Verify(token string) (Session, error) {
 	h, err := preparseJWT(token)
 	if err != nil {
@@ -219,34 +227,64 @@ func (v *JWTVerifier) Verify(token string) (Session, error) {
 		return Session{}, fmt.Errorf("%w: algorithm %q not accepted", ErrInvalidToken, h.Alg)
 	}
 	claims := jwt.MapClaims{}
-	_, err = v.parser.ParseWithClaims(token, claims, v.keyFunc)
+	var s Session
+	var expired bool
+	// The parser decodes the claims before it asks for the key.
+	_, err = v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		var err error
+		if s, expired, err = v.checkClaims(claims); err != nil {
+			return nil, err
+		}
+		return v.keyFunc(t)
+	})
+	var unavailable *keysUnavailableError
 	switch {
-	case errors.Is(err, errKeysUnavailable):
-		var e *keysUnavailableError
-		errors.As(err, &e)
-		return Session{}, e
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return Session{}, ErrTokenExpired
+	case errors.As(err, &unavailable):
+		return Session{}, unavailable
 	case err != nil:
 		return Session{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	case expired:
+		return s, ErrTokenExpired
+	}
+	return s, nil
+}
+
+// checkClaims checks a token's claims, all but its signature: iss, aud, the times,
+// the workspace claim and sub. A token whose exp passed is checked again as of its
+// exp, and reported expired only if it would have been accepted then; otherwise
+// (another audience, an nbf after its exp...) it is invalid, since a client told
+// that its session expired would refresh a token that can never work.
+func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool, err error) {
+	err = v.validator.Validate(claims)
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		exp, _ := claims.GetExpirationTime() // a number: it was compared
+		if exp == nil {
+			return Session{}, false, err
+		}
+		expired = true
+		at := jwt.WithTimeFunc(func() time.Time { return exp.Time })
+		err = jwt.NewValidator(append(slices.Clip(v.claimOpts), at)...).Validate(claims)
+	}
+	if err != nil {
+		return Session{}, false, err
 	}
 	gid, ok := claims[v.workspaceClaim].(string)
 	if !ok {
-		return Session{}, fmt.Errorf("%w: no %q claim", ErrInvalidToken, v.workspaceClaim)
+		return Session{}, false, fmt.Errorf("no %q claim", v.workspaceClaim)
 	}
 	ws, err := globalid.DecodeAs(globalid.Workspace, gid)
 	if err != nil {
-		return Session{}, fmt.Errorf("%w: claim %q is not a workspace ID", ErrInvalidToken, v.workspaceClaim)
+		return Session{}, false, fmt.Errorf("claim %q is not a workspace ID", v.workspaceClaim)
 	}
-	s := Session{Workspace: ws, Scope: tokenScope(claims["scope"])}
+	s = Session{Workspace: ws, Scope: tokenScope(claims["scope"])}
 	if sub, present := claims["sub"]; present {
 		// A StringOrURI (RFC 7519 section 4.1.2). Dropping any other would put the
 		// user among the workspace's sessions without a sub, in their rate limit.
 		if s.Subject, ok = sub.(string); !ok {
-			return Session{}, fmt.Errorf("%w: claim \"sub\" is not a string", ErrInvalidToken)
+			return Session{}, false, errors.New(`claim "sub" is not a string`)
 		}
 	}
-	return s, nil
+	return s, expired, nil
 }
 
 // keyFunc returns the key that must have signed the token: the shared secret for

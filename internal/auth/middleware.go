@@ -140,9 +140,11 @@ func (a *authenticator) session(ctx context.Context, token string) (Principal, e
 		return Principal{}, &refusal{"invalid API key"}
 	}
 	s, err := a.jwt.Verify(token)
+	expired := errors.Is(err, ErrTokenExpired)
 	switch {
-	case errors.Is(err, ErrTokenExpired):
-		return Principal{}, &refusal{"the session has expired"}
+	case expired:
+		// Said once the workspace is known to exist: a token naming none can never
+		// work, and its client must not be told to refresh it.
 	case errors.Is(err, ErrKeysUnavailable):
 		return Principal{}, err
 	case err != nil:
@@ -155,6 +157,9 @@ func (a *authenticator) session(ctx context.Context, token string) (Principal, e
 	}
 	if err != nil {
 		return Principal{}, err
+	}
+	if expired {
+		return Principal{}, &refusal{"the session has expired"}
 	}
 	return Principal{Workspace: ws, Kind: KindUser, Subject: s.Subject, Scope: s.Scope}, nil
 }

@@ -205,7 +205,8 @@ const intruderMutation = `mutation { createSegment(input: {name: "Intruder"}) { 
 
 // TestSessionTokensRefused proves that every kind of bad token gets 401
 // UNAUTHENTICATED, and that nothing runs for it: not a single SQL statement (one, the
-// workspace lookup, for a token naming a workspace that does not exist), and no
+// workspace lookup, for a token naming a workspace that does not exist, and for an
+// expired one that is valid in every other way), and no
 // mutation changes anything. Both with the JWKS alone and with an HS256 secret too.
 func TestSessionTokensRefused(t *testing.T) {
 	keys := sessKeys()
@@ -249,8 +250,14 @@ func TestSessionTokensRefused(t *testing.T) {
 				token string
 				stmts int64 // SQL statements the refusal may cost
 			}{
-				{"expired", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix()})), 0},
-				{"expired long ago", rs(with(valid, map[string]any{"exp": now.Add(-24 * time.Hour).Unix(), "iat": now.Add(-25 * time.Hour).Unix(), "nbf": nil})), 0},
+				// An expired token costs the workspace's lookup: only a token that names
+				// one is said to have expired (any other is invalid, and refreshing it
+				// would not help).
+				{"expired", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil})), 1},
+				{"expired long ago", rs(with(valid, map[string]any{"exp": now.Add(-24 * time.Hour).Unix(), "iat": now.Add(-25 * time.Hour).Unix(), "nbf": nil})), 1},
+				{"expired, wrong audience", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil, "aud": "another-api"})), 0},
+				{"expired, workspace that does not exist", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil, "workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
+				{"expired, issued after its exp", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix()})), 0},
 				{"without exp", rs(with(valid, map[string]any{"exp": nil})), 0},
 				{"exp not a number", rs(with(valid, map[string]any{"exp": "tomorrow"})), 0},
 				{"not valid yet (nbf)", rs(with(valid, map[string]any{"nbf": now.Add(2 * time.Minute).Unix()})), 0},
