@@ -22,10 +22,18 @@ import (
 var (
 	// errUnknownKey: the token names no key the issuer publishes (or no key at all).
 	errUnknownKey = errors.New("auth: unknown signing key")
-	// errKeysUnavailable: the token's key is not known and fetching the issuer's keys
-	// failed just now, so the token could not be checked.
+	// errKeysUnavailable: the token's key is not known and the last fetch of the
+	// issuer's keys failed, so the token could not be checked. The error returned is a
+	// *keysUnavailableError, which says when to try again.
 	errKeysUnavailable = errors.New("auth: the issuer's keys could not be fetched")
 )
+
+// keysUnavailableError is errKeysUnavailable with the time until the key set may be
+// fetched again: the Retry-After of the 503 that the request gets.
+type keysUnavailableError struct{ retryAfter time.Duration }
+
+func (e *keysUnavailableError) Error() string { return errKeysUnavailable.Error() }
+func (e *keysUnavailableError) Unwrap() error { return errKeysUnavailable }
 
 const (
 	// maxJWKSBytes caps the size of a key set document.
@@ -38,13 +46,24 @@ const (
 	jwksMaxAge = time.Hour
 	// minRSABits is the smallest RSA modulus accepted.
 	minRSABits = 2048
+	// jwksRetryFirst and jwksRetryMax bound the wait after a failed fetch: it doubles
+	// from the first with each failure in a row, up to the max (and never beyond the
+	// minimum refresh). Short, so that sessions work again seconds after the issuer
+	// recovers; growing and capped, so that tokens with made-up key IDs make the
+	// server ask an issuer that is down at most once per jwksRetryMax.
+	jwksRetryFirst = time.Second
+	jwksRetryMax   = 10 * time.Second
 )
 
 // jwks is an issuer's JSON Web Key Set (RFC 7517), fetched from its URL and cached.
 // A token with a key ID (kid) the cache does not know makes it fetch the set again,
-// but at most once per minRefresh however many such tokens arrive: a flood of
-// made-up key IDs costs the issuer one request per interval. The set is also fetched
-// again, under the same limit, once it is older than jwksMaxAge.
+// but at most once per minRefresh after a fetch that succeeded, however many such
+// tokens arrive: a flood of made-up key IDs costs the issuer one request per
+// interval. After a fetch that failed the next may come sooner, after a backoff of
+// jwksRetryFirst doubling to jwksRetryMax; meanwhile a token whose key is not cached
+// cannot be checked (errKeysUnavailable: 503 with Retry-After, not 401, which would
+// sign a dashboard user out). The set is also fetched again, under the same limits,
+// once it is older than jwksMaxAge.
 type jwks struct {
 	url        string
 	client     *http.Client
@@ -57,10 +76,12 @@ type jwks struct {
 	keys     map[string]publicKey // by kid
 	loadedAt time.Time            // of keys; zero before the first successful fetch
 
-	// fetchMu serializes refreshes, and guards lastFetch: the time of the last
-	// attempt, successful or not.
+	// fetchMu serializes refreshes, and guards lastFetch, the time of the last
+	// attempt, successful or not, and failures, the failed attempts since the last
+	// success.
 	fetchMu   sync.Mutex
 	lastFetch time.Time
+	failures  int
 }
 
 type publicKey struct {
@@ -83,21 +104,39 @@ func (s *jwks) key(kid, alg string) (crypto.PublicKey, error) {
 	if ok && fresh {
 		return k.check(alg)
 	}
-	var fetchErr error
-	if now := s.now(); s.lastFetch.IsZero() || now.Sub(s.lastFetch) >= s.minRefresh {
+	now := s.now()
+	if !now.Before(s.nextFetch()) {
 		s.lastFetch = now
-		if fetchErr = s.refresh(); fetchErr != nil {
-			s.log.Warn("fetch the JWT issuer's keys", "url", s.url, "err", fetchErr)
+		if err := s.refresh(); err != nil {
+			s.failures++
+			s.log.Warn("fetch the JWT issuer's keys", "url", s.url, "err", err, "failures", s.failures)
+		} else {
+			s.failures = 0
 		}
 		k, ok, _ = s.lookup(kid)
 	}
 	switch {
 	case ok: // possibly stale, when the refresh failed or had to wait
 		return k.check(alg)
-	case fetchErr != nil:
-		return nil, errKeysUnavailable
+	case s.failures > 0:
+		// The key may well exist: the issuer could not be asked.
+		return nil, &keysUnavailableError{retryAfter: s.nextFetch().Sub(now)}
 	}
 	return nil, errUnknownKey
+}
+
+// nextFetch is when a token may next make the set be fetched: at once before the
+// first fetch, minRefresh after a successful one, after the backoff after failures.
+// The caller holds fetchMu.
+func (s *jwks) nextFetch() time.Time {
+	if s.lastFetch.IsZero() {
+		return time.Time{}
+	}
+	wait := s.minRefresh
+	if s.failures > 0 {
+		wait = min(jwksRetryFirst<<min(s.failures-1, 10), jwksRetryMax, s.minRefresh)
+	}
+	return s.lastFetch.Add(wait)
 }
 
 func (s *jwks) lookup(kid string) (k publicKey, ok, fresh bool) {

@@ -22,7 +22,8 @@ const (
 	// DefaultWorkspaceClaim is the claim that names a token's workspace.
 	DefaultWorkspaceClaim = "workspace"
 	// DefaultJWKSMinRefresh is the least time between two fetches of the issuer's keys
-	// that tokens with unknown key IDs cause.
+	// that tokens with unknown key IDs cause, after a fetch that succeeded (after one
+	// that failed the wait is shorter: jwksRetryFirst to jwksRetryMax).
 	DefaultJWKSMinRefresh = time.Minute
 	// ClockSkew is the leeway of the time claims: a token is accepted up to this long
 	// after its exp, and from this long before its nbf and iat.
@@ -37,12 +38,14 @@ var jwtAlgorithms = []string{"RS256", "ES256", "HS256"}
 
 // Errors of JWT verification, as the middleware tells them apart.
 var (
-	// ErrTokenExpired: the token was valid but its exp passed.
+	// ErrTokenExpired: the token would be valid but its exp passed (Verify returns
+	// its session with the error, so that the caller can check the workspace before
+	// saying so).
 	ErrTokenExpired = errors.New("auth: the token has expired")
 	// ErrInvalidToken: anything else wrong with a token.
 	ErrInvalidToken = errors.New("auth: invalid token")
 	// ErrKeysUnavailable: the token could not be checked because the issuer's keys
-	// could not be fetched.
+	// could not be fetched (the last fetch failed); it is worth trying again shortly.
 	ErrKeysUnavailable = errKeysUnavailable
 )
 
@@ -66,11 +69,13 @@ type JWTConfig struct {
 	// WorkspaceClaim names the claim that holds the workspace's global ID (W_...);
 	// empty means DefaultWorkspaceClaim.
 	WorkspaceClaim string
-	// JWKSMinRefresh is the least time between two fetches of the key set; 0 means
+	// JWKSMinRefresh is the least time between two fetches of the key set after one
+	// that succeeded (after a failure the next comes within seconds); 0 means
 	// DefaultJWKSMinRefresh.
 	JWKSMinRefresh time.Duration
-	// Client fetches the key set; nil means http.DefaultClient (each fetch has its own
-	// 5 s timeout).
+	// Client fetches the key set; nil means a client like http.DefaultClient (each
+	// fetch has its own 5 s timeout). Redirects are never followed, whatever the
+	// client's CheckRedirect.
 	Client *http.Client
 	// Now is the clock; nil means time.Now. For tests.
 	Now func() time.Time
@@ -85,7 +90,9 @@ func (c JWTConfig) Enabled() bool {
 
 // JWTVerifier checks dashboard session tokens. It is safe for concurrent use.
 type JWTVerifier struct {
-	parser         *jwt.Parser
+	parser         *jwt.Parser        // the signature and algorithm
+	claimOpts      []jwt.ParserOption // what the claims must be, but for the clock
+	validator      *jwt.Validator     // the claims, at the verifier's clock
 	algorithms     []string
 	secret         []byte
 	keys           *jwks
@@ -141,26 +148,31 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.JWKSMinRefresh <= 0 {
 		cfg.JWKSMinRefresh = DefaultJWKSMinRefresh
 	}
-	if cfg.Client == nil {
-		cfg.Client = http.DefaultClient
+	// A copy of the client, so that the caller's keeps its own redirect policy.
+	client := http.Client{}
+	if cfg.Client != nil {
+		client = *cfg.Client
 	}
+	client.CheckRedirect = refuseRedirect
+	cfg.Client = &client
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	claimOpts := []jwt.ParserOption{
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience...),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(ClockSkew),
+	}
 	v := &JWTVerifier{
-		parser: jwt.NewParser(
-			jwt.WithValidMethods(algs),
-			jwt.WithIssuer(cfg.Issuer),
-			jwt.WithAudience(cfg.Audience...),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(ClockSkew),
-			jwt.WithTimeFunc(cfg.Now),
-			jwt.WithStrictDecoding(),
-		),
+		// The claims are checked by checkClaims, before the key is looked for.
+		parser:         jwt.NewParser(jwt.WithValidMethods(algs), jwt.WithStrictDecoding(), jwt.WithoutClaimsValidation()),
+		claimOpts:      claimOpts,
+		validator:      jwt.NewValidator(append(slices.Clip(claimOpts), jwt.WithTimeFunc(cfg.Now))...),
 		algorithms:     algs,
 		secret:         cfg.HS256Secret,
 		workspaceClaim: cfg.WorkspaceClaim,
@@ -174,6 +186,15 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	return v, nil
 }
 
+// refuseRedirect is the redirect policy of the key set's fetches: none is followed.
+// The rule "https; http only on localhost" is checked on the configured URL, and a
+// redirect could lead anywhere (to plain http, to another host) and so hand the
+// choice of keys, and with it every workspace, to whoever controls the redirect or
+// the network. The configured URL must be where the keys are.
+func refuseRedirect(req *http.Request, _ []*http.Request) error {
+	return fmt.Errorf("redirected to %s: redirects are not followed, set the JWKS URL to where the keys are", req.URL.Redacted())
+}
+
 func isLoopback(host string) bool {
 	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
@@ -182,7 +203,8 @@ func isLoopback(host string) bool {
 type Session struct {
 	// Workspace is the ID of the workspace the token names (not yet looked up).
 	Workspace int64
-	// Subject is the token's "sub", possibly empty.
+	// Subject is the token's "sub" (a string: a token with another sub is refused),
+	// possibly empty.
 	Subject string
 	// Scope is crm.ScopeReadWrite when the token's "scope" claim lists read_write,
 	// crm.ScopeRead otherwise.
@@ -190,9 +212,12 @@ type Session struct {
 }
 
 // Verify checks a token: its shape first (no cryptography for a malformed one), then
-// its algorithm, signature, issuer, audience, times and workspace claim. Errors:
-// ErrTokenExpired, ErrKeysUnavailable, or ErrInvalidToken for anything else (wrapping
-// the cause).
+// its algorithm, its claims (issuer, audience, times, workspace, sub), and last its
+// signature, so that a token that would be refused anyway neither makes the server
+// fetch the issuer's keys nor costs a signature check. Errors: ErrTokenExpired (with
+// the session: the token is valid in every other way, so that a new one would
+// work), ErrKeysUnavailable, or ErrInvalidToken for anything else (wrapping the
+// cause).
 func (v *JWTVerifier) Verify(token string) (Session, error) {
 	h, err := preparseJWT(token)
 	if err != nil {
@@ -202,28 +227,64 @@ func (v *JWTVerifier) Verify(token string) (Session, error) {
 		return Session{}, fmt.Errorf("%w: algorithm %q not accepted", ErrInvalidToken, h.Alg)
 	}
 	claims := jwt.MapClaims{}
-	_, err = v.parser.ParseWithClaims(token, claims, v.keyFunc)
+	var s Session
+	var expired bool
+	// The parser decodes the claims before it asks for the key.
+	_, err = v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		var err error
+		if s, expired, err = v.checkClaims(claims); err != nil {
+			return nil, err
+		}
+		return v.keyFunc(t)
+	})
+	var unavailable *keysUnavailableError
 	switch {
-	case errors.Is(err, errKeysUnavailable):
-		return Session{}, ErrKeysUnavailable
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return Session{}, ErrTokenExpired
+	case errors.As(err, &unavailable):
+		return Session{}, unavailable
 	case err != nil:
 		return Session{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	case expired:
+		return s, ErrTokenExpired
+	}
+	return s, nil
+}
+
+// checkClaims checks a token's claims, all but its signature: iss, aud, the times,
+// the workspace claim and sub. A token whose exp passed is checked again as of its
+// exp, and reported expired only if it would have been accepted then; otherwise
+// (another audience, an nbf after its exp...) it is invalid, since a client told
+// that its session expired would refresh a token that can never work.
+func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool, err error) {
+	err = v.validator.Validate(claims)
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		exp, _ := claims.GetExpirationTime() // a number: it was compared
+		if exp == nil {
+			return Session{}, false, err
+		}
+		expired = true
+		at := jwt.WithTimeFunc(func() time.Time { return exp.Time })
+		err = jwt.NewValidator(append(slices.Clip(v.claimOpts), at)...).Validate(claims)
+	}
+	if err != nil {
+		return Session{}, false, err
 	}
 	gid, ok := claims[v.workspaceClaim].(string)
 	if !ok {
-		return Session{}, fmt.Errorf("%w: no %q claim", ErrInvalidToken, v.workspaceClaim)
+		return Session{}, false, fmt.Errorf("no %q claim", v.workspaceClaim)
 	}
 	ws, err := globalid.DecodeAs(globalid.Workspace, gid)
 	if err != nil {
-		return Session{}, fmt.Errorf("%w: claim %q is not a workspace ID", ErrInvalidToken, v.workspaceClaim)
+		return Session{}, false, fmt.Errorf("claim %q is not a workspace ID", v.workspaceClaim)
 	}
-	s := Session{Workspace: ws, Scope: tokenScope(claims["scope"])}
-	if sub, ok := claims["sub"].(string); ok {
-		s.Subject = sub
+	s = Session{Workspace: ws, Scope: tokenScope(claims["scope"])}
+	if sub, present := claims["sub"]; present {
+		// A StringOrURI (RFC 7519 section 4.1.2). Dropping any other would put the
+		// user among the workspace's sessions without a sub, in their rate limit.
+		if s.Subject, ok = sub.(string); !ok {
+			return Session{}, false, errors.New(`claim "sub" is not a string`)
+		}
 	}
-	return s, nil
+	return s, expired, nil
 }
 
 // keyFunc returns the key that must have signed the token: the shared secret for

@@ -7,10 +7,12 @@ import (
 
 // WithKeyCache makes Require remember each API key it accepted for ttl (0 or less:
 // no cache), so that a busy key costs one database lookup per ttl rather than one per
-// request. The price is that a revoked key keeps working until its entry expires:
-// revocation takes effect within ttl (and an expiring key never outlives its expiry,
-// nor does a rotated key its grace period, since the entry ends with the key). Only
-// accepted keys are kept, so a key created a moment ago works at once.
+// request. The price is that a change to a key the cache holds shows only when its
+// entry ends: a revoked key keeps working up to ttl after the revocation, and a
+// rotated key up to ttl past its grace period (a zero grace included), since the
+// rotation sets an expiry the entry, made before, does not know. An expiry the key
+// already had when it was cached is kept: the entry ends with it. Only accepted keys
+// are kept, so a key created a moment ago works at once.
 func WithKeyCache(ttl time.Duration) Option {
 	return func(a *authenticator) {
 		if ttl > 0 {

@@ -142,6 +142,25 @@ func TestKeyCache(t *testing.T) {
 		}
 	})
 
+	t.Run("an expiry set after the key was cached (a rotation) shows within the ttl, not at once", func(t *testing.T) {
+		table, key := newKeyTable(t)
+		const ttl = 300 * time.Millisecond
+		send := serveWith(t, table, WithKeyCache(ttl))
+		start := time.Now()
+		if code, _ := send(key); code != 200 {
+			t.Fatalf("%d", code)
+		}
+		rotated := time.Now() // a rotation with no grace
+		table.expires = &rotated
+		if code, _ := send(key); code != 200 && time.Since(start) < ttl {
+			t.Errorf("rotated key within the ttl: %d; the cache was to keep it (the doc says so)", code)
+		}
+		time.Sleep(time.Until(start.Add(ttl)) + 10*time.Millisecond)
+		if code, _ := send(key); code != 401 {
+			t.Errorf("rotated key after the ttl: %d", code)
+		}
+	})
+
 	t.Run("the cache stays bounded", func(t *testing.T) {
 		c := &keyCache{ttl: time.Hour, max: 3, entries: map[string]cachedKey{}}
 		now := time.Now()

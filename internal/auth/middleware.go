@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,16 +58,23 @@ type authenticator struct {
 // checksum before the database is asked) or, WithJWT, a dashboard session token; the
 // two are told apart by their shape (JWTs have dots) before any cryptography. Any
 // other request gets 401 with a GraphQL error whose extensions.code is
-// UNAUTHENTICATED, and nothing behind Require runs.
+// UNAUTHENTICATED, and nothing behind Require runs; a request with more than one
+// Authorization header gets 400 BAD_REQUEST.
 func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ...Option) http.Handler {
 	a := &authenticator{workspaces: workspaces, log: log}
 	for _, o := range opts {
 		o(a)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Authorization is no list (RFC 9110 section 5.3): two of them are refused,
+		// since a proxy that reads the other one would authorize another principal.
+		if len(r.Header.Values("Authorization")) > 1 {
+			WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "send one Authorization header, not several")
+			return
+		}
 		token, ok := bearer(r.Header.Get("Authorization"))
 		if !ok {
-			unauthenticated(w, "missing API key: send it as \"Authorization: Bearer <key>\"")
+			unauthenticated(w, "missing API key: send it as \"Authorization: Bearer <key>\"", false)
 			return
 		}
 		var p Principal
@@ -77,11 +85,14 @@ func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ..
 			p, err = a.apiKey(r.Context(), token)
 		}
 		var refusal *refusal
+		var unavailable *keysUnavailableError
 		switch {
 		case errors.As(err, &refusal):
-			unauthenticated(w, refusal.msg)
+			unauthenticated(w, refusal.msg, true)
 			return
-		case errors.Is(err, ErrKeysUnavailable):
+		case errors.As(err, &unavailable):
+			// Whole seconds, rounded up: a client that waits that long may be let in.
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int((unavailable.retryAfter+time.Second-1)/time.Second))))
 			WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the session could not be checked, try again shortly")
 			return
 		case err != nil:
@@ -129,9 +140,11 @@ func (a *authenticator) session(ctx context.Context, token string) (Principal, e
 		return Principal{}, &refusal{"invalid API key"}
 	}
 	s, err := a.jwt.Verify(token)
+	expired := errors.Is(err, ErrTokenExpired)
 	switch {
-	case errors.Is(err, ErrTokenExpired):
-		return Principal{}, &refusal{"the session has expired"}
+	case expired:
+		// Said once the workspace is known to exist: a token naming none can never
+		// work, and its client must not be told to refresh it.
 	case errors.Is(err, ErrKeysUnavailable):
 		return Principal{}, err
 	case err != nil:
@@ -144,6 +157,9 @@ func (a *authenticator) session(ctx context.Context, token string) (Principal, e
 	}
 	if err != nil {
 		return Principal{}, err
+	}
+	if expired {
+		return Principal{}, &refusal{"the session has expired"}
 	}
 	return Principal{Workspace: ws, Kind: KindUser, Subject: s.Subject, Scope: s.Scope}, nil
 }
@@ -162,8 +178,15 @@ func bearer(header string) (string, bool) {
 	return token, token != ""
 }
 
-func unauthenticated(w http.ResponseWriter, msg string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="segments"`)
+// unauthenticated answers 401 with the challenge of RFC 6750 section 3.1:
+// error="invalid_token" when a bearer credential was presented (invalid, revoked or
+// expired), no error attribute when there was none.
+func unauthenticated(w http.ResponseWriter, msg string, presented bool) {
+	challenge := `Bearer realm="segments"`
+	if presented {
+		challenge += `, error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
 	WriteError(w, http.StatusUnauthorized, "UNAUTHENTICATED", msg)
 }
 

@@ -40,7 +40,8 @@ type APIKey struct {
 	ExpiresAt *time.Time
 	// LastUsedAt is when the key last authenticated a request, to within a minute.
 	LastUsedAt *time.Time
-	// RevokedAt, when set, is when the key was revoked: it no longer works.
+	// RevokedAt, when set, is when the key was revoked: it no longer works (a server
+	// that cached it, see auth.WithKeyCache, accepts it up to its cache's ttl more).
 	RevokedAt *time.Time
 	// ReplacedBy is the key that a rotation made to replace this one, or 0.
 	ReplacedBy int64

@@ -205,7 +205,8 @@ const intruderMutation = `mutation { createSegment(input: {name: "Intruder"}) { 
 
 // TestSessionTokensRefused proves that every kind of bad token gets 401
 // UNAUTHENTICATED, and that nothing runs for it: not a single SQL statement (one, the
-// workspace lookup, for a token naming a workspace that does not exist), and no
+// workspace lookup, for a token naming a workspace that does not exist, and for an
+// expired one that is valid in every other way), and no
 // mutation changes anything. Both with the JWKS alone and with an HS256 secret too.
 func TestSessionTokensRefused(t *testing.T) {
 	keys := sessKeys()
@@ -249,8 +250,14 @@ func TestSessionTokensRefused(t *testing.T) {
 				token string
 				stmts int64 // SQL statements the refusal may cost
 			}{
-				{"expired", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix()})), 0},
-				{"expired long ago", rs(with(valid, map[string]any{"exp": now.Add(-24 * time.Hour).Unix(), "iat": now.Add(-25 * time.Hour).Unix(), "nbf": nil})), 0},
+				// An expired token costs the workspace's lookup: only a token that names
+				// one is said to have expired (any other is invalid, and refreshing it
+				// would not help).
+				{"expired", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil})), 1},
+				{"expired long ago", rs(with(valid, map[string]any{"exp": now.Add(-24 * time.Hour).Unix(), "iat": now.Add(-25 * time.Hour).Unix(), "nbf": nil})), 1},
+				{"expired, wrong audience", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil, "aud": "another-api"})), 0},
+				{"expired, workspace that does not exist", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil, "workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
+				{"expired, issued after its exp", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix()})), 0},
 				{"without exp", rs(with(valid, map[string]any{"exp": nil})), 0},
 				{"exp not a number", rs(with(valid, map[string]any{"exp": "tomorrow"})), 0},
 				{"not valid yet (nbf)", rs(with(valid, map[string]any{"nbf": now.Add(2 * time.Minute).Unix()})), 0},
@@ -287,6 +294,7 @@ func TestSessionTokensRefused(t *testing.T) {
 				{"workspace as a segment ID", rs(with(valid, map[string]any{"workspace": globalid.Encode(globalid.Segment, s.ws.ID)})), 0},
 				{"workspace malformed", rs(with(valid, map[string]any{"workspace": "W_AQ=="})), 0},
 				{"workspace in another claim", rs(with(valid, map[string]any{"workspace": nil, "org": globalid.Encode(globalid.Workspace, s.ws.ID)})), 0},
+				{"sub not a string", rs(with(valid, map[string]any{"sub": 42})), 0},
 				{"workspace that does not exist", rs(with(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
 				{"ES256 workspace that does not exist", sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", with(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
 			}
@@ -413,7 +421,9 @@ func TestSessionTokensAccepted(t *testing.T) {
 // most once per minimum interval, however many arrive and however concurrently, so a
 // flood of made-up key IDs cannot hammer the issuer; a key the issuer adds works after
 // the interval; a key it withdraws stops working when the cache expires (1 h); and an
-// issuer that is down leaves the cached keys working.
+// issuer that is down leaves the cached keys working, while a token with a key that
+// is not cached gets 503 with Retry-After (not 401) and the fetch is tried again
+// after a backoff of seconds, not after the interval.
 func TestJWKSRefreshLimit(t *testing.T) {
 	keys := sessKeys()
 	s := newSessionAPI(t, nil)
@@ -424,17 +434,22 @@ func TestJWKSRefreshLimit(t *testing.T) {
 		}
 		return sign(t, m, key, kid, s.claims())
 	}
-	status := func(tok string) int {
+	send := func(tok string) rawResponse {
 		res, err := sendRaw(s.url, http.MethodPost, "Bearer "+tok, `{ workspace { id } }`, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res.status
+		return res
 	}
+	status := func(tok string) int { return send(tok).status }
 	expect := func(step string, tok string, want int, hits int64) {
 		t.Helper()
-		if got := status(tok); got != want {
-			t.Errorf("%s: status %d, want %d", step, got, want)
+		res := send(tok)
+		if res.status != want {
+			t.Errorf("%s: status %d, want %d", step, res.status, want)
+		}
+		if ra := res.header.Get("Retry-After"); want == http.StatusServiceUnavailable && (ra == "" || ra == "0") {
+			t.Errorf("%s: 503 with Retry-After %q", step, ra)
 		}
 		if got := s.iss.hits.Load(); got != hits {
 			t.Errorf("%s: %d JWKS fetches in all, want %d", step, got, hits)
@@ -504,16 +519,22 @@ func TestJWKSRefreshLimit(t *testing.T) {
 	expect("kept key", token("rsa-2", keys.rsa2), 200, 4)
 
 	// The issuer goes down: cached keys keep working (even past the hour, the
-	// refresh failing); a token that needs a fetch gets 503, once per interval, then
-	// 401 without asking again.
+	// refresh failing); a token that needs a fetch gets 503 with Retry-After, and
+	// the fetch is tried again after a backoff (1 s, 2 s, 4 s... up to 10 s).
 	s.iss.fail.Store(true)
 	s.clock.Advance(2 * time.Hour)
 	expect("issuer down, cached key, stale", token("rsa-2", keys.rsa2), 200, 5)
 	expect("issuer down, cached key", token("ec-1", keys.ec), 200, 5)
 	s.clock.Advance(time.Minute + time.Second)
 	expect("issuer down, unknown key", token("rsa-3", keys.attacker), 503, 6)
-	expect("issuer down, unknown key again", token("rsa-4", keys.attacker), 401, 6)
+	expect("issuer down, unknown key again", token("rsa-4", keys.attacker), 503, 6)
+	s.clock.Advance(3 * time.Second)
+	expect("issuer down, after the backoff", token("rsa-4", keys.attacker), 503, 7)
+	// It comes back with a key added meanwhile: seconds later, not a minute, that
+	// key works.
+	s.iss.publish(map[string]any{"rsa-2": &keys.rsa2.PublicKey, "ec-1": &keys.ec.PublicKey, "rsa-3": &keys.rsa.PublicKey})
 	s.iss.fail.Store(false)
-	s.clock.Advance(time.Minute + time.Second)
-	expect("issuer back", token("rsa-2", keys.rsa2), 200, 7)
+	s.clock.Advance(5 * time.Second)
+	expect("issuer back", token("rsa-3", keys.rsa), 200, 8)
+	expect("issuer back, cached key", token("rsa-2", keys.rsa2), 200, 8)
 }

@@ -146,7 +146,8 @@ func (s *Store) APIKey(ctx context.Context, id int64) (crm.APIKey, error) {
 // RotateAPIKey replaces a working key by a new one (key: its hash and prefix) with the
 // same workspace, name and scope. The new key lives as long as the old one was made
 // to (no expiry if it had none). The old key keeps working for grace (0: it stops at
-// once), or until its own expiry if that comes first. A revoked, expired or already
+// once), or until its own expiry if that comes first; a server that cached it
+// (auth.WithKeyCache) accepts it up to its cache's ttl longer. A revoked, expired or already
 // rotated key cannot be rotated: an INVALID error says why.
 func (s *Store) RotateAPIKey(ctx context.Context, id int64, grace time.Duration, key NewAPIKey) (old, replacement crm.APIKey, err error) {
 	if grace < 0 {
@@ -192,8 +193,9 @@ func (s *Store) RotateAPIKey(ctx context.Context, id int64, grace time.Duration,
 	return old, replacement, err
 }
 
-// RevokeAPIKey makes a key stop working at once, and returns it. Revoking a revoked
-// key changes nothing.
+// RevokeAPIKey makes a key stop working at once, as far as the database says (a
+// server that cached it, see auth.WithKeyCache, accepts it up to its cache's ttl
+// more), and returns it. Revoking a revoked key changes nothing.
 func (s *Store) RevokeAPIKey(ctx context.Context, id int64) (crm.APIKey, error) {
 	var row apiKeyRow
 	err := s.db.NewRaw(`UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ? RETURNING `+apiKeyColumns, id).

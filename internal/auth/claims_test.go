@@ -1,0 +1,115 @@
+package auth
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/segments/segments/internal/globalid"
+)
+
+// The messages of the two 401s of sessions.
+const (
+	msgInvalid = "invalid session token"
+	msgExpired = "the session has expired"
+)
+
+// sessionCase is an HS256 token with changes to testClaims (nil deletes a claim), and
+// the message of its 401, or "" when it must be accepted.
+type sessionCase struct {
+	changes []map[string]any
+	want    string
+}
+
+// checkSessions sends each case's token through Require with an HS256 verifier.
+func checkSessions(t *testing.T, now time.Time, cases map[string]sessionCase) {
+	t.Helper()
+	v, err := NewJWTVerifier(JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, HS256Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := sessionServer(t, v)
+	for name, tc := range cases {
+		c := testClaims(now, nil)
+		for _, ch := range tc.changes {
+			for k, v := range ch {
+				if v == nil {
+					delete(c, k)
+				} else {
+					c[k] = v
+				}
+			}
+		}
+		w := send("Bearer " + signToken(t, jwt.SigningMethodHS256, testSecret, "", c))
+		if tc.want == "" {
+			if w.Code != http.StatusOK {
+				t.Errorf("%s: status %d, body %s", name, w.Code, w.Body)
+			}
+			continue
+		}
+		if w.Code != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", name, w.Code)
+			continue
+		}
+		if _, msg := errorOf(t, w); msg != tc.want {
+			t.Errorf("%s: %q, want %q", name, msg, tc.want)
+		}
+	}
+}
+
+// TestSessionSubIsString proves that a token whose sub is not a string (RFC 7519
+// section 4.1.2: a StringOrURI) is refused, rather than accepted without its sub,
+// which would put its user in the workspace's bucket of sessions without one.
+func TestSessionSubIsString(t *testing.T) {
+	checkSessions(t, time.Now(), map[string]sessionCase{
+		"sub a string":  {nil, ""},
+		"without sub":   {[]map[string]any{{"sub": nil}}, ""},
+		"sub a number":  {[]map[string]any{{"sub": 42}}, msgInvalid},
+		"sub an array":  {[]map[string]any{{"sub": []string{"a"}}}, msgInvalid},
+		"sub an object": {[]map[string]any{{"sub": map[string]any{"id": "a"}}}, msgInvalid},
+		"sub true":      {[]map[string]any{{"sub": true}}, msgInvalid},
+	})
+}
+
+// TestSessionExpiredOnlyIfValid proves that a token is said to have expired only when
+// it would have been accepted before its exp: one that can never work (another
+// audience or issuer, a workspace claim that is missing, malformed or names no
+// workspace, times that contradict each other) is invalid, expired or not, so that its
+// client is not told to refresh it.
+func TestSessionExpiredOnlyIfValid(t *testing.T) {
+	now := time.Now()
+	expired := map[string]any{"exp": now.Add(-time.Hour).Unix(), "iat": now.Add(-2 * time.Hour).Unix()}
+	with := func(m map[string]any) []map[string]any { return []map[string]any{expired, m} }
+	checkSessions(t, now, map[string]sessionCase{
+		"expired":                          {with(nil), msgExpired},
+		"expired, with nbf":                {with(map[string]any{"nbf": now.Add(-2 * time.Hour).Unix()}), msgExpired},
+		"expired, wrong audience":          {with(map[string]any{"aud": "another-api"}), msgInvalid},
+		"expired, without audience":        {with(map[string]any{"aud": nil}), msgInvalid},
+		"expired, wrong issuer":            {with(map[string]any{"iss": "https://evil.example/"}), msgInvalid},
+		"expired, no workspace":            {with(map[string]any{"workspace": nil}), msgInvalid},
+		"expired, workspace malformed":     {with(map[string]any{"workspace": "W_AQ=="}), msgInvalid},
+		"expired, workspace not found":     {with(map[string]any{"workspace": globalid.Encode(globalid.Workspace, 1<<40)}), msgInvalid},
+		"expired, sub a number":            {with(map[string]any{"sub": 42}), msgInvalid},
+		"expired, never valid (nbf)":       {with(map[string]any{"nbf": now.Unix()}), msgInvalid},
+		"expired, issued after its exp":    {with(map[string]any{"iat": now.Unix()}), msgInvalid},
+		"exp not a number":                 {[]map[string]any{{"exp": "yesterday"}}, msgInvalid},
+		"workspace not found, not expired": {[]map[string]any{{"workspace": globalid.Encode(globalid.Workspace, 1<<40)}}, msgInvalid},
+	})
+
+	// Nor is a forged token told that it expired: the signature comes first.
+	v, err := NewJWTVerifier(JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, HS256Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testClaims(now, expired)
+	if _, err := v.Verify(signToken(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", c)); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("expired and forged: %v, want ErrInvalidToken", err)
+	}
+	if s, err := v.Verify(signToken(t, jwt.SigningMethodHS256, testSecret, "", c)); !errors.Is(err, ErrTokenExpired) || s.Workspace != testWS {
+		t.Errorf("expired: %+v, %v; want the session and ErrTokenExpired", s, err)
+	}
+}
