@@ -83,9 +83,12 @@ type JWTConfig struct {
 	Log *slog.Logger
 }
 
-// Enabled reports whether the configuration asks for dashboard sessions at all.
+// Enabled reports whether the configuration asks for dashboard sessions at all: any
+// of its settings does, so that an audience or algorithms set without an issuer are
+// refused as incomplete rather than ignored with sessions off.
 func (c JWTConfig) Enabled() bool {
-	return c.Issuer != "" || c.JWKSURL != "" || len(c.HS256Secret) > 0
+	return c.Issuer != "" || c.JWKSURL != "" || len(c.HS256Secret) > 0 || len(c.Audience) > 0 ||
+		len(c.Algorithms) > 0 || c.WorkspaceClaim != "" && c.WorkspaceClaim != DefaultWorkspaceClaim
 }
 
 // JWTVerifier checks dashboard session tokens. It is safe for concurrent use.

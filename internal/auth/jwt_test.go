@@ -44,6 +44,20 @@ func TestNewJWTVerifierRefusesBadSettings(t *testing.T) {
 	if v, err := NewJWTVerifier(JWTConfig{}); v != nil || err != nil {
 		t.Errorf("empty settings: %v, %v; want sessions off", v, err)
 	}
+	if v, err := NewJWTVerifier(JWTConfig{WorkspaceClaim: DefaultWorkspaceClaim}); v != nil || err != nil {
+		t.Errorf("the default workspace claim alone: %v, %v; want sessions off", v, err)
+	}
+	// A setting of sessions without the others is incomplete, not ignored.
+	for name, c := range map[string]JWTConfig{
+		"an audience alone":        {Audience: []string{"segments"}},
+		"algorithms alone":         {Algorithms: []string{"RS256"}},
+		"a workspace claim alone":  {WorkspaceClaim: "https://example.com/workspace"},
+		"an audience and a secret": {Audience: []string{"segments"}, HS256Secret: secret},
+	} {
+		if v, err := NewJWTVerifier(c); err == nil {
+			t.Errorf("%s: accepted (%v), want an error", name, v)
+		}
+	}
 	for name, c := range map[string]JWTConfig{
 		"JWKS":              ok,
 		"secret":            {Issuer: "i", Audience: []string{"a"}, HS256Secret: secret},
