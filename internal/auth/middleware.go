@@ -97,6 +97,7 @@ func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ..
 			return
 		case err != nil:
 			a.log.ErrorContext(r.Context(), "authenticate", "err", err)
+			w.Header().Set("Retry-After", "1") // the database's fault, not the request's
 			WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the service is unavailable, try again shortly")
 			return
 		}

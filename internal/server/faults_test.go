@@ -100,6 +100,7 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	s := storetest.MigratedStore(t, db.url, store.Options{MaxConns: 4, AppName: "unreachable"})
 	s.DB().SetMaxIdleConns(0) // each request connects: none finds a pooled connection the cut closed
 	ws, key := storetest.Workspace(t, s)
+	_, uncached := storetest.Workspace(t, s)
 	var log logtest.Buffer
 	srv := httptest.NewServer(server.Handler(s, log.Logger(), server.Config{KeyCacheTTL: time.Minute}))
 	defer srv.Close()
@@ -116,6 +117,11 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	}
 	if strings.Contains(log.String(), "resolver failed") || !strings.Contains(log.String(), "database unreachable") {
 		t.Errorf("the log does not say the database was unreachable:\n%s", log.String())
+	}
+	// A key that is not remembered cannot be checked: 503, and when to try again.
+	r := a.using(t, uncached).exchange(http.MethodPost, "/graphql", jsonBody(map[string]any{"query": q}), map[string]string{"Content-Type": ctJSON}, true)
+	if r.status != http.StatusServiceUnavailable || r.code() != "SERVICE_UNAVAILABLE" || r.header.Get("Retry-After") == "" {
+		t.Errorf("a key checked while the database is unreachable: %d %s, Retry-After %q", r.status, r.body, r.header.Get("Retry-After"))
 	}
 }
 
