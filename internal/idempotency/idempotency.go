@@ -226,6 +226,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			m.log.ErrorContext(ctx, "idempotency: store", "err", err)
+			w.Header().Set("Retry-After", "1")
 			auth.WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the service is unavailable, try again shortly")
 			return
 		}

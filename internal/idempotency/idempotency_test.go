@@ -169,3 +169,25 @@ func TestFinishFailureReleases(t *testing.T) {
 		t.Errorf("released %d times, want 1", s.released)
 	}
 }
+
+// downStore is a store that cannot be reached.
+type downStore struct{ Store }
+
+func (downStore) ClaimIdempotencyKey(context.Context, int64, string, []byte, time.Duration) (store.IdempotencyClaim, error) {
+	return store.IdempotencyClaim{}, io.ErrUnexpectedEOF
+}
+
+// TestStoreDownIsUnavailable: when the keys cannot be read, nothing runs, and the
+// answer says when to try again, as the server's other 503s do.
+func TestStoreDownIsUnavailable(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := Middleware(downStore{}, log, Options{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("the handler ran")
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, withWorkspace(withKey(post(`{}`), "k"), crm.Workspace{ID: 1}))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"code":"SERVICE_UNAVAILABLE"`) ||
+		rec.Header().Get("Retry-After") == "" {
+		t.Errorf("%d %v %s; want 503 SERVICE_UNAVAILABLE with Retry-After", rec.Code, rec.Header(), rec.Body)
+	}
+}
