@@ -122,6 +122,11 @@ type Options struct {
 	// PollMin and PollMax bound the pause between two looks at a key another request
 	// holds; it doubles from PollMin to PollMax. Defaults 10 ms and 100 ms.
 	PollMin, PollMax time.Duration
+	// StoreTimeout bounds the statements that store or release a response, counted
+	// from the end of the request: they run after the request's own context may have
+	// ended (its deadline passed, its client left), since a claim left behind would
+	// make retries wait for its lease. Default 5 seconds.
+	StoreTimeout time.Duration
 }
 
 func (o *Options) defaults() {
@@ -135,6 +140,7 @@ func (o *Options) defaults() {
 	set(&o.CleanupEvery, time.Minute)
 	set(&o.PollMin, 10*time.Millisecond)
 	set(&o.PollMax, 100*time.Millisecond)
+	set(&o.StoreTimeout, 5*time.Second)
 	if o.CleanupBatch <= 0 {
 		o.CleanupBatch = 1000
 	}
@@ -142,11 +148,6 @@ func (o *Options) defaults() {
 		o.MaxBodyBytes = 8 << 20
 	}
 }
-
-// storeTimeout bounds the statements that store or release a response: they run
-// after the request's own context may have ended (its deadline passed, its client
-// left), since a claim left behind would make retries wait for its lease.
-const storeTimeout = 5 * time.Second
 
 type middleware struct {
 	store Store
@@ -272,18 +273,23 @@ func (m *middleware) inProgress(w http.ResponseWriter) {
 // execute runs the request that holds the key, stores its response when it is
 // definitive and releases the key otherwise, then answers.
 func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, key string, owner []byte) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
-	defer cancel()
 	rec := &recorder{header: http.Header{}}
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
+				ctx, cancel := m.storeContext(r)
+				defer cancel()
 				m.release(ctx, ws, key, owner)
 				panic(p)
 			}
 		}()
 		m.next.ServeHTTP(rec, r)
 	}()
+	// Its time starts now: a request that took StoreTimeout or more (a mutation that
+	// waited for locks, one that timed out) could neither store its answer nor release
+	// its key, so that a retry ran the mutation again, or waited for the lease.
+	ctx, cancel := m.storeContext(r)
+	defer cancel()
 	res := store.StoredResponse{Status: rec.statusCode(), ContentType: rec.header.Get("Content-Type"), Body: rec.body.Bytes()}
 	if t := telemetry.From(ctx); t != nil {
 		res.Operation, res.OperationType = t.Operation, t.OperationType
@@ -306,6 +312,12 @@ func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, k
 	w.Write(res.Body)
 
 	m.cleanup(ctx, w)
+}
+
+// storeContext is the context of the statements that store or release the key of
+// r, which must run even when r's own context has ended.
+func (m *middleware) storeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), m.opts.StoreTimeout)
 }
 
 func (m *middleware) release(ctx context.Context, ws int64, key string, owner []byte) {

@@ -191,3 +191,36 @@ func TestStoreDownIsUnavailable(t *testing.T) {
 		t.Errorf("%d %v %s; want 503 SERVICE_UNAVAILABLE with Retry-After", rec.Code, rec.Header(), rec.Body)
 	}
 }
+
+// finishingStore is a store whose claims succeed and that records whether the
+// statement that stores the answer could still run (its context alive).
+type finishingStore struct {
+	flakyStore
+	finished, expired bool
+}
+
+func (f *finishingStore) FinishIdempotencyKey(ctx context.Context, _ int64, _ string, _ []byte, _ store.StoredResponse) error {
+	f.finished, f.expired = true, ctx.Err() != nil
+	return ctx.Err()
+}
+
+// TestSlowRequestStoresItsAnswer: the time to store a request's answer counts from
+// the end of the request. It counted from its start: a mutation that took 5 s (it
+// waited for locks) was applied, its answer not stored, and a retry with the same key
+// ran it again (TAKEN, stored in place of the segment it had created).
+func TestSlowRequestStoresItsAnswer(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := &finishingStore{}
+	h := Middleware(s, log, Options{StoreTimeout: 50 * time.Millisecond})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond) // longer than StoreTimeout
+		w.Write([]byte(`{"data":{"createSegment":{"segment":{"id":"S_AQ"}}}}`))
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, withWorkspace(withKey(post(`{}`), "k"), crm.Workspace{ID: 1}))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("answer %d %s", rec.Code, rec.Body)
+	}
+	if !s.finished || s.expired || s.released != 0 {
+		t.Errorf("stored %v with its context expired %v, released %d times; want stored in time, not released", s.finished, s.expired, s.released)
+	}
+}
