@@ -1244,7 +1244,9 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 			return nil
 		})
 	} else {
-		err = update(s.db)
+		// Retried as inTx retries (a swap of two phones deadlocks in the unique index,
+		// and one of them is then TAKEN).
+		err = retryTx(ctx, func() error { return update(s.db) })
 	}
 	switch {
 	case violates(err, "contacts_workspace_id_phone_key"):

@@ -264,13 +264,17 @@ func (s *Store) UpdateSegment(ctx context.Context, ws, id int64, p crm.SegmentPa
 		newDesc = p.Description.Value
 	}
 	var row segmentRow
-	err := s.db.NewUpdate().Model(&row).
-		Set("name = ?", newName).
-		Set("description = ?", newDesc).
-		Set("updated_at = CASE WHEN (s.name, s.description) IS DISTINCT FROM (?::text, ?::text) THEN now() ELSE s.updated_at END", newName, newDesc).
-		Where("s.workspace_id = ? AND s.id = ?", ws, id).
-		Returning("*").
-		Scan(ctx)
+	// Retried (retryTx) when it deadlocks: two renames that swap two names wait for
+	// each other's name in the unique index, and one of them is then TAKEN.
+	err := retryTx(ctx, func() error {
+		return s.db.NewUpdate().Model(&row).
+			Set("name = ?", newName).
+			Set("description = ?", newDesc).
+			Set("updated_at = CASE WHEN (s.name, s.description) IS DISTINCT FROM (?::text, ?::text) THEN now() ELSE s.updated_at END", newName, newDesc).
+			Where("s.workspace_id = ? AND s.id = ?", ws, id).
+			Returning("*").
+			Scan(ctx)
+	})
 	switch {
 	case violates(err, "segments_name"):
 		return crm.Segment{}, crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", *p.Name.Value)
