@@ -291,6 +291,35 @@ func TestUpsertsAndDeletionsLockInOneOrder(t *testing.T) {
 	}
 }
 
+// TestUpsertsOfNewPhonesLockInOneOrder runs upserts of the same phones, new to the
+// workspace, at once, each listing them in an order of its own: all but the first
+// find them created by another after their lock, and lock them in id order before
+// they update them. They updated them in the orders of their joins, and deadlocked
+// (a helper saw 7 of 80 such requests fail, with 8 clients at once).
+func TestUpsertsOfNewPhonesLockInOneOrder(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	before := storetest.Deadlocks(t, s)
+	const phones, rounds = 50, 25
+	runWriters(t, 8, rounds, 13, func(w, op int, rng *rand.Rand) error {
+		name := fmt.Sprintf("w%d", w)
+		in := make([]crm.ContactInput, phones)
+		for i, p := range rng.Perm(phones) { // the op's own phones, new at its start
+			in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9197%08d", 80_000+op*phones+p), ContactDetails: crm.ContactDetails{Name: crm.Some(&name)}}
+		}
+		_, err := s.UpsertContacts(ctx, ws.ID, in)
+		return err
+	})
+	if n := storetest.Deadlocks(t, s) - before; n != 0 {
+		t.Errorf("PostgreSQL detected %d deadlocks, want none", n)
+	}
+	var n int
+	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM contacts WHERE workspace_id = $1", ws.ID).Scan(&n); err != nil || n != rounds*phones {
+		t.Errorf("%d contacts (%v), want %d", n, err, rounds*phones)
+	}
+}
+
 // waitForLock returns once some session waits for a lock in a statement that matches
 // the LIKE pattern %marker%. It fails the test if the statement, whose outcome done
 // carries, finishes first, or if none waits within ten seconds: either way it took no

@@ -870,7 +870,7 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 	// The rows the statements return (up to 1,000 each) are read through pgx
 	// (scanRowsOn): through Bun's reflection, they were a fifth of the request's CPU.
 	err := s.inTxOn(ctx, func(tx bun.Tx, conn *sql.Conn) error {
-		before, err := lockContactsByPhone(ctx, tx, conn, w, changes)
+		locked, before, err := lockContactsByPhone(ctx, tx, conn, w, changes)
 		if err != nil {
 			return err
 		}
@@ -888,6 +888,31 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 		}
 		for _, r := range created {
 			byPhone[r.Phone] = r.Contact
+		}
+		if len(created)+locked < len(changes) {
+			// Contacts another upsert created after the lock above, which the INSERT
+			// found and left alone: locked in id order too before the UPDATE, which
+			// locks in the order of its join. Concurrent upserts of the same new phones
+			// updated them in orders of their own, and deadlocked (a helper saw 7 of 80
+			// answered INTERNAL_SERVER_ERROR, 15 TIMEOUT, with 8 clients at once).
+			var later []*contactChange
+			for _, c := range changes {
+				if _, mine := byPhone[c.phone]; !mine {
+					later = append(later, c)
+				}
+			}
+			_, sizes, err := lockContactsByPhone(ctx, tx, conn, w, later)
+			if err != nil {
+				return err
+			}
+			if sizes != nil && before == nil {
+				before = make(map[string]int, len(sizes))
+			}
+			for phone, size := range sizes {
+				if _, seen := before[phone]; !seen {
+					before[phone] = size // as the other upsert left it: this one's "before"
+				}
+			}
 		}
 		// Existing contacts, written only where a value changes. The new values are
 		// computed from the row being updated, so concurrent merges are not lost.
@@ -1027,9 +1052,10 @@ func tooManyAttributes(field []string, n int) *crm.Error {
 // upsert creates it again. Left to the UPDATE, the rows were locked in the order of
 // its join, and an upsert deadlocked with a deletion of the same contacts.
 //
-// When a change sets attributes, it returns the size of each locked contact's
-// attributes (jsonb's text, in bytes) by phone, for checkMergedAttributes.
-func lockContactsByPhone(ctx context.Context, tx bun.Tx, conn *sql.Conn, ws workspaceArg, changes []*contactChange) (map[string]int, error) {
+// It returns how many contacts it locked and, when a change sets attributes, the size
+// of each one's attributes (jsonb's text, in bytes) by phone, for
+// checkMergedAttributes.
+func lockContactsByPhone(ctx context.Context, tx bun.Tx, conn *sql.Conn, ws workspaceArg, changes []*contactChange) (int, map[string]int, error) {
 	phones := make([]string, len(changes))
 	sizes := false
 	for i, c := range changes {
@@ -1040,18 +1066,22 @@ func lockContactsByPhone(ctx context.Context, tx bun.Tx, conn *sql.Conn, ws work
 		Where("workspace_id = ? AND phone = ANY(?)", ws, pgdialect.Array(phones)).
 		OrderExpr("id").For(updatingContacts)
 	if !sizes {
-		_, err := q.Exec(ctx)
-		return nil, err
+		res, err := q.Exec(ctx)
+		if err != nil {
+			return 0, nil, err
+		}
+		n, err := res.RowsAffected()
+		return int(n), nil, err
 	}
 	rows, err := scanRowsOn[attributesSize](ctx, conn, q.Column("phone").ColumnExpr("octet_length(attributes::text) AS size"), len(changes))
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	before := make(map[string]int, len(rows))
 	for _, r := range rows {
 		before[r.Phone] = r.Size
 	}
-	return before, nil
+	return len(rows), before, nil
 }
 
 // upsertSource is the table of merged inputs that upsertColumns fills.
