@@ -48,6 +48,9 @@ func (e *strictInputs) Validate(es graphql.ExecutableSchema) error {
 
 func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
 	op := opCtx.Operation
+	if ref := refusalFrom(ctx); ref != nil && ref.method == http.MethodGet && op.Operation != ast.Query {
+		return nil // the transport refuses it next (405), whatever its inputs
+	}
 	for _, v := range op.VariableDefinitions {
 		value, ok := opCtx.Variables[v.Variable]
 		if !ok {
@@ -223,8 +226,8 @@ func (e *strictInputs) objects(t *ast.Type, v any, path ast.Path, field []string
 	}
 	if t.Elem != nil {
 		list := reflect.ValueOf(v)
-		if list.Kind() != reflect.Slice {
-			return e.objects(t.Elem, v, path, field) // a single value is a list of one
+		if list.Kind() != reflect.Slice { // a single value is a list of one, and named so
+			return e.objects(t.Elem, v, path, append(field[:len(field):len(field)], "0"))
 		}
 		for i := range list.Len() {
 			item := list.Index(i).Interface()

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
 	"testing"
 )
 
@@ -75,6 +77,9 @@ func TestNonObjectAttributesChangeNothing(t *testing.T) {
 		"a literal, first": {`mutation {
 			a: upsertContacts(input: {contacts: [{phone: "+919000000001", attributes: [1, 2]}]}) { createdCount }
 			b: createSegment(input: {name: "Lost"}) { segment { id } } }`, nil, "[input contacts 0 attributes]"},
+		"one contact for the list": {`mutation {
+			a: createSegment(input: {name: "Lost"}) { segment { id } }
+			b: upsertContacts(input: {contacts: {phone: "+919000000001", attributes: "s"}}) { createdCount } }`, nil, "[input contacts 0 attributes]"},
 		"a variable in a literal": {`mutation($a: JSON) {
 			a: createSegment(input: {name: "Lost"}) { segment { id } }
 			b: upsertContacts(input: {contacts: [{phone: "+919000000001", attributes: $a}]}) { createdCount } }`,
@@ -87,4 +92,12 @@ func TestNonObjectAttributesChangeNothing(t *testing.T) {
 		}
 	}
 	c.unchanged(before)
+
+	// A mutation over GET is refused as such (405, GraphQL over HTTP), whatever its
+	// inputs: it was refused for its attributes (400, without Allow).
+	r := c.exchange(http.MethodGet, "/graphql?query="+url.QueryEscape(
+		`mutation { upsertContacts(input: {contacts: [{phone: "+919000000001", attributes: 1}]}) { createdCount } }`), nil, nil, true)
+	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != http.MethodPost {
+		t.Errorf("a mutation with bad attributes over GET: %d %s", r.status, r.body)
+	}
 }
