@@ -85,15 +85,12 @@ func fieldArguments(f graphql.CollectedField, vars map[string]any) error {
 		}
 		return store.CheckContactPage(order, page)
 	case f.Name == "count" && def.Arguments.ForName("limit") != nil:
-		// An explicit null overrides the default: the resolver gets 0.
+		// The default is in args when the limit was left out: nil is an explicit null.
 		limit, err := optionalInt(args["limit"])
 		if err != nil {
 			return err
 		}
-		if limit == nil {
-			limit = new(int)
-		}
-		return crm.CheckCountLimit(*limit)
+		return crm.CheckCountLimit(limit)
 	}
 	return nil
 }

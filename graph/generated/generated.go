@@ -60,7 +60,7 @@ type ComplexityRoot struct {
 	}
 
 	ContactConnection struct {
-		Count      func(childComplexity int, limit int) int
+		Count      func(childComplexity int, limit *int) int
 		Edges      func(childComplexity int) int
 		Nodes      func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
@@ -139,7 +139,7 @@ type ComplexityRoot struct {
 	}
 
 	SegmentConnection struct {
-		Count      func(childComplexity int, limit int) int
+		Count      func(childComplexity int, limit *int) int
 		Edges      func(childComplexity int) int
 		Nodes      func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
@@ -308,7 +308,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.ContactConnection.Count(childComplexity, args["limit"].(int)), true
+		return e.ComplexityRoot.ContactConnection.Count(childComplexity, args["limit"].(*int)), true
 	case "ContactConnection.edges":
 		if e.ComplexityRoot.ContactConnection.Edges == nil {
 			break
@@ -681,7 +681,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.SegmentConnection.Count(childComplexity, args["limit"].(int)), true
+		return e.ComplexityRoot.SegmentConnection.Count(childComplexity, args["limit"].(*int)), true
 	case "SegmentConnection.edges":
 		if e.ComplexityRoot.SegmentConnection.Edges == nil {
 			break
@@ -1864,8 +1864,8 @@ func (ec *executionContext) field_ContactConnection_count_args(ctx context.Conte
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "limit",
-		func(ctx context.Context, v any) (int, error) {
-			return ec.unmarshalOInt2int(ctx, v)
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2190,8 +2190,8 @@ func (ec *executionContext) field_SegmentConnection_count_args(ctx context.Conte
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "limit",
-		func(ctx context.Context, v any) (int, error) {
-			return ec.unmarshalOInt2int(ctx, v)
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2666,7 +2666,7 @@ func (ec *executionContext) _ContactConnection_count(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return obj.Count(ctx, fc.Args["limit"].(int))
+			return obj.Count(ctx, fc.Args["limit"].(*int))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Count) graphql.Marshaler {
@@ -4079,7 +4079,7 @@ func (ec *executionContext) _SegmentConnection_count(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return obj.Count(ctx, fc.Args["limit"].(int))
+			return obj.Count(ctx, fc.Args["limit"].(*int))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Count) graphql.Marshaler {
@@ -7986,18 +7986,6 @@ func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.Se
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalID(*v)
-	return res
-}
-
-func (ec *executionContext) unmarshalOInt2int(ctx context.Context, v any) (int, error) {
-	res, err := graphql.UnmarshalInt(v)
-	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalOInt2int(ctx context.Context, sel ast.SelectionSet, v int) graphql.Marshaler {
-	_ = sel
-	_ = ctx
-	res := graphql.MarshalInt(v)
 	return res
 }
 

@@ -18,8 +18,9 @@ type Counter struct {
 	UpTo func(ctx context.Context, limit int) (int, error)
 }
 
-// upTo returns the number of items counted up to limit, and whether it is exact.
-func (c Counter) upTo(ctx context.Context, limit int) (*Count, error) {
+// upTo returns the number of items counted up to limit, and whether it is exact;
+// limit is nil when the client sent null for it.
+func (c Counter) upTo(ctx context.Context, limit *int) (*Count, error) {
 	if err := crm.CheckCountLimit(limit); err != nil {
 		return nil, err
 	}
@@ -27,12 +28,12 @@ func (c Counter) upTo(ctx context.Context, limit int) (*Count, error) {
 	if count == nil {
 		count = func(ctx context.Context, _ int) (int, error) { return c.Exact(ctx) }
 	}
-	n, err := count(ctx, limit)
+	n, err := count(ctx, *limit)
 	if err != nil {
 		return nil, err
 	}
-	if n > limit {
-		return &Count{Count: limit, Precision: CountPrecisionAtLeast}, nil
+	if n > *limit {
+		return &Count{Count: *limit, Precision: CountPrecisionAtLeast}, nil
 	}
 	return &Count{Count: n, Precision: CountPrecisionExact}, nil
 }
@@ -64,7 +65,7 @@ func (c *SegmentConnection) PageInfo() *PageInfo {
 func (c *SegmentConnection) TotalCount(ctx context.Context) (int, error) { return c.Counter.Exact(ctx) }
 
 // Count counts the segments of all pages up to limit.
-func (c *SegmentConnection) Count(ctx context.Context, limit int) (*Count, error) {
+func (c *SegmentConnection) Count(ctx context.Context, limit *int) (*Count, error) {
 	return c.Counter.upTo(ctx, limit)
 }
 
@@ -105,7 +106,7 @@ func (c *ContactConnection) PageInfo() *PageInfo {
 func (c *ContactConnection) TotalCount(ctx context.Context) (int, error) { return c.Counter.Exact(ctx) }
 
 // Count counts the contacts of all pages up to limit.
-func (c *ContactConnection) Count(ctx context.Context, limit int) (*Count, error) {
+func (c *ContactConnection) Count(ctx context.Context, limit *int) (*Count, error) {
 	return c.Counter.upTo(ctx, limit)
 }
 

@@ -28,10 +28,14 @@ func (p PageArgs) Validate() error {
 }
 
 // CheckCountLimit checks the limit of a connection's count, 1..MaxCountLimit:
-// refused, never clamped, like a page size.
-func CheckCountLimit(limit int) error {
-	if limit < 1 || limit > MaxCountLimit {
-		return Errorf(CodeInvalid, Path("limit"), "limit must be between 1 and %d, got %d", MaxCountLimit, limit)
+// refused, never clamped, like a page size. nil is a limit sent as null, which
+// replaces the schema's default (so it is no 0, the client never sent).
+func CheckCountLimit(limit *int) error {
+	if limit == nil {
+		return Errorf(CodeInvalid, Path("limit"), "limit cannot be null: leave it out for the default")
+	}
+	if *limit < 1 || *limit > MaxCountLimit {
+		return Errorf(CodeInvalid, Path("limit"), "limit must be between 1 and %d, got %d", MaxCountLimit, *limit)
 	}
 	return nil
 }

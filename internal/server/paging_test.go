@@ -1146,6 +1146,12 @@ func TestCountUpToALimit(t *testing.T) {
 					t.Errorf("limit %d: refused with %q naming %q, want the limit's range naming limit", limit, msg, arg)
 				}
 			}
+			// An explicit null replaces the default: refused for what it is, not as
+			// the 0 the client never sent.
+			msg, arg := counted.refused(a, map[string]any{"first": 5, "search": search[c.name], "limit": nil})
+			if arg != "limit" || !strings.Contains(msg, "cannot be null") {
+				t.Errorf("limit null: refused with %q naming %q, want a null limit refused naming limit", msg, arg)
+			}
 		})
 	}
 
