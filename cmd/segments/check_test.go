@@ -25,15 +25,7 @@ func TestCheck(t *testing.T) {
 	ctx := context.Background()
 	dbURL := storetest.Database(t)
 	getenv := env(map[string]string{"DATABASE_URL": dbURL})
-	runCheck := func(args ...string) (string, error) {
-		t.Helper()
-		var stdout, stderr bytes.Buffer
-		err := run(ctx, append([]string{"check"}, args...), getenv, &stdout, &stderr)
-		if err != nil && exitCode(err) != 3 {
-			t.Fatalf("check %v: %v\n%s", args, err, stderr.String())
-		}
-		return stdout.String(), err
-	}
+	runCheck := checkCommand(t, getenv)
 
 	var stdout, stderr bytes.Buffer
 	if err := run(ctx, []string{"seed"}, getenv, &stdout, &stderr); err != nil {
@@ -201,15 +193,7 @@ func TestCheckRepairsUncountedOrphans(t *testing.T) {
 	ctx := context.Background()
 	dbURL := storetest.Database(t)
 	getenv := env(map[string]string{"DATABASE_URL": dbURL})
-	runCheck := func(args ...string) (string, error) {
-		t.Helper()
-		var stdout, stderr bytes.Buffer
-		err := run(ctx, append([]string{"check"}, args...), getenv, &stdout, &stderr)
-		if err != nil && exitCode(err) != 3 {
-			t.Fatalf("check %v: %v\n%s", args, err, stderr.String())
-		}
-		return stdout.String(), err
-	}
+	runCheck := checkCommand(t, getenv)
 	var stdout, stderr bytes.Buffer
 	if err := run(ctx, []string{"seed"}, getenv, &stdout, &stderr); err != nil {
 		t.Fatalf("seed: %v\n%s", err, stderr.String())
@@ -315,5 +299,20 @@ func TestWarnsOfUnlimitedTempFiles(t *testing.T) {
 	}
 	if _, log := startLogged(t, getenv); strings.Contains(log.String(), "unsafe") {
 		t.Fatalf("serve with temp_file_limit set warned:\n%s", log.String())
+	}
+}
+
+// checkCommand returns a function that runs "segments check" with args and returns
+// what it printed; it fails the test unless the command ends with no drift found or
+// with drift reported (exit 3).
+func checkCommand(t *testing.T, getenv func(string) string) func(args ...string) (string, error) {
+	return func(args ...string) (string, error) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append([]string{"check"}, args...), getenv, &stdout, &stderr)
+		if err != nil && exitCode(err) != 3 {
+			t.Fatalf("check %v: %v\n%s", args, err, stderr.String())
+		}
+		return stdout.String(), err
 	}
 }
