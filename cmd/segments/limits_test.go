@@ -104,6 +104,8 @@ func TestFlagsCheckedAsTheirVariables(t *testing.T) {
 		{nil, map[string]string{"SEGMENTS_LOG_FORMAT": "xml"}},
 		{nil, map[string]string{"SEGMENTS_DEMO": "yes"}},
 		{[]string{"--demo=yes"}, nil},
+		{[]string{"--request-timeout", "-1s"}, nil}, // was no deadline at all
+		{nil, map[string]string{"SEGMENTS_SHUTDOWN_TIMEOUT": "-5s"}},
 	} {
 		if _, _, err := parse("serve", tc.args, env(tc.env), io.Discard, true); !errors.Is(err, errUsage) {
 			t.Errorf("%v %v: %v, want a usage error", tc.args, tc.env, err)

@@ -82,13 +82,18 @@ func (b boolValue) String() string {
 // IsBoolFlag lets "--demo" stand for "--demo=true".
 func (boolValue) IsBoolFlag() bool { return true }
 
-// durationValue is a duration setting, in Go's syntax (90s, 1m30s).
+// durationValue is a duration setting, in Go's syntax (90s, 1m30s), of 0 or more:
+// each one's 0 says what it means (none, off), and a negative one meant the same
+// without saying so (--request-timeout -1s: no deadline at all).
 type durationValue struct{ p *time.Duration }
 
 func (d durationValue) Set(s string) error {
 	v, err := time.ParseDuration(s)
 	if err != nil {
 		return err
+	}
+	if v < 0 {
+		return fmt.Errorf("want a duration of 0 or more, not %s", s)
 	}
 	*d.p = v
 	return nil
