@@ -240,9 +240,12 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 	// when it reconnects them: server_lifetime, or RECONNECT on its console.) Servers
 	// that start at once take turns: two ALTER ROLEs of one role's settings at a time
 	// fail ("tuple concurrently updated"), and the server that lost would not start.
-	// The lock is the statement's transaction's.
-	if _, err := conn.Exec(ctx, fmt.Sprintf("DO $$ BEGIN PERFORM pg_advisory_xact_lock(%d); ", roleDefaultsLockKey)+
-		strings.Join(sets, " ")+" END $$; "+strings.Join(now, " ")); err != nil {
+	// The lock is the statement's transaction's. The session starts with the defaults
+	// being replaced: without the first SET, the 1 ms an earlier run had set stopped
+	// the statement that replaces it, and no server could start again.
+	if _, err := conn.Exec(ctx, "SET statement_timeout = 0; "+
+		fmt.Sprintf("DO $$ BEGIN PERFORM pg_advisory_xact_lock(%d); ", roleDefaultsLockKey)+
+		strings.Join(sets, " ")+" END $$; RESET statement_timeout; "+strings.Join(now, " ")); err != nil {
 		return fmt.Errorf("store: set the role's session defaults: %w", err)
 	}
 	return nil

@@ -139,3 +139,26 @@ func TestRoleTimeoutsRoundedUp(t *testing.T) {
 		}
 	}
 }
+
+// TestRoleTimeoutsReplaceATinyOne: a store opens with the timeouts it is given
+// whatever the role's were. The statement that sets them ran under the ones an
+// earlier run had left: after serve --statement-timeout 500us (1 ms), no server nor
+// command could open the database again.
+func TestRoleTimeoutsReplaceATinyOne(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	tiny, err := store.Open(ctx, url, store.Options{StatementTimeout: time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiny.Close()
+	s, err := store.Open(ctx, url, store.Options{StatementTimeout: 15 * time.Second})
+	if err != nil {
+		t.Fatalf("open after a 1 ms statement_timeout: %v", err)
+	}
+	defer s.Close()
+	var st string
+	if err := s.DB().QueryRowContext(ctx, "SELECT current_setting('statement_timeout')").Scan(&st); err != nil || st != "15s" {
+		t.Errorf("statement_timeout %q (%v), want 15s", st, err)
+	}
+}
