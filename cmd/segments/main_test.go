@@ -259,6 +259,11 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{"check", "--repair", "now"},
 		{"bench-data", "--contacts", "10", "more"},
 		{"workspace", "create", "--data-dir", t.TempDir()},
+		// A flag that needs a value, given last without one: it took the "--" that
+		// ends the flags for its value (a cluster in ./--, a key named --).
+		{"workspace", "create", "Foo", "--data-dir"},
+		{"migrate", "--data-dir"},
+		{"keys", "create", "W_AQ", "--name"},
 	} {
 		_, _, err := cli(bad, args...)
 		if !errors.Is(err, errUsage) || exitCode(err) != 2 {

@@ -172,7 +172,12 @@ func interspersed(fs *flag.FlagSet, args []string) []string {
 			i = len(args)
 		case len(a) > 1 && a[0] == '-':
 			flags = append(flags, a)
-			if takesValue(fs, a) && i+1 < len(args) {
+			if takesValue(fs, a) {
+				if i+1 == len(args) {
+					// Last, so that Parse says it needs a value: followed by the "--"
+					// below, it took that for its value (--data-dir --).
+					return flags
+				}
 				flags = append(flags, args[i+1])
 				i++
 			}
