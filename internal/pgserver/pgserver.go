@@ -373,12 +373,21 @@ func (s *Server) ensureDatabase(ctx context.Context, db string) error {
 func ensureCluster(ctx context.Context, bin, dir string, runAs *user.User) (string, error) {
 	pgdata := filepath.Join(dir, "pgdata")
 	pwPath := filepath.Join(dir, "password")
-	if _, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); err == nil {
+	// initializing is there from before initdb until the password is written: a
+	// cluster beside it was cut short (a Ctrl-C, a kill), and is made again. Without
+	// it such a cluster, whose password was never written, broke the directory for
+	// good; and a cluster without it is never removed, whatever is missing.
+	initializing := filepath.Join(dir, "initializing")
+	_, cutShort := os.Stat(initializing)
+	if _, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); err == nil && cutShort != nil {
 		pw, err := os.ReadFile(pwPath)
 		if err != nil {
 			return "", fmt.Errorf("pgserver: %s holds a cluster but its password is unreadable: %w", dir, err)
 		}
 		return strings.TrimSpace(string(pw)), nil
+	}
+	if err := os.WriteFile(initializing, nil, 0o644); err != nil {
+		return "", fmt.Errorf("pgserver: %w", err)
 	}
 	// A failed initdb leaves a partial directory behind; start over.
 	if err := os.RemoveAll(pgdata); err != nil {
@@ -414,6 +423,9 @@ func ensureCluster(ctx context.Context, bin, dir string, runAs *user.User) (stri
 		return "", fmt.Errorf("pgserver: initdb failed%s: %w\n%s", hint, err, out)
 	}
 	if err := os.WriteFile(pwPath, []byte(password+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("pgserver: %w", err)
+	}
+	if err := os.Remove(initializing); err != nil {
 		return "", fmt.Errorf("pgserver: %w", err)
 	}
 	return password, nil

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -179,4 +180,44 @@ func queryOne[T any](t *testing.T, url, sql string) T {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestInitCutShortIsMadeAgain: a first start cut short while initdb runs (a Ctrl-C)
+// leaves a partial cluster without its password; the next start makes the cluster
+// again. Every later command failed ("holds a cluster but its password is
+// unreadable"), until the directory was removed by hand.
+func TestInitCutShortIsMadeAgain(t *testing.T) {
+	dir := storetest.ServerDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { // cut it short once initdb has begun to write the cluster
+		defer cancel()
+		for {
+			if _, err := os.Stat(dir + "/pgdata/PG_VERSION"); err == nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	if s, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Ephemeral: true}); err == nil {
+		s.Stop()
+		t.Skip("initdb finished before it could be cut short")
+	}
+	again, err := pgserver.Start(context.Background(), pgserver.Options{Dir: dir, Ephemeral: true})
+	if err != nil {
+		t.Fatalf("the start after one cut short: %v", err)
+	}
+	t.Cleanup(func() { _ = again.Stop() })
+	if got := queryOne[int](t, again.URL("segments"), "SELECT 1"); got != 1 {
+		t.Fatalf("SELECT 1 = %d", got)
+	}
+	// A complete cluster whose password is gone is left alone: its data may matter.
+	if err := again.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dir + "/password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgserver.Start(context.Background(), pgserver.Options{Dir: dir, Ephemeral: true}); err == nil || !strings.Contains(err.Error(), "password is unreadable") {
+		t.Errorf("a complete cluster without its password: %v, want it refused, not made again", err)
+	}
 }
