@@ -50,8 +50,17 @@ var segments = []struct {
 const loadingName = WorkspaceName + " (loading)"
 
 // Seed creates the demo workspace with its contacts and segments, or finds it when it
-// exists, and returns a new API key for it.
-func Seed(ctx context.Context, s *store.Store) (auth.Key, error) {
+// exists, and returns a new API key for it. Seeds that run at once (two servers
+// started with --demo) take turns: each deleted the other's workspace still loading.
+func Seed(ctx context.Context, s *store.Store) (key auth.Key, err error) {
+	err = s.InTurn(ctx, "demo seed", func() error {
+		key, err = seed(ctx, s)
+		return err
+	})
+	return key, err
+}
+
+func seed(ctx context.Context, s *store.Store) (auth.Key, error) {
 	key, err := auth.NewKey()
 	if err != nil {
 		return "", err

@@ -71,3 +71,29 @@ func size(t *testing.T, s *store.Store, ws int64) (contacts, segments int) {
 	}
 	return contacts, segments
 }
+
+// TestSeedsAtOnce: seeds that run at once (two servers started with --demo) make one
+// demo. Each deleted the other's workspace still loading: one failed (a contact of a
+// workspace that no longer existed) or two demos were made.
+func TestSeedsAtOnce(t *testing.T) {
+	s := storetest.Store(t)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := demo.Seed(context.Background(), s)
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Errorf("a seed beside others: %v", err)
+		}
+	}
+	all, err := s.WorkspacesByName(context.Background(), demo.WorkspaceName, 10)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("workspaces named Demo: %v, %v; want one", all, err)
+	}
+	if contacts, segments := size(t, s, all[0].ID); contacts != demo.Contacts || segments != 10 {
+		t.Errorf("the demo holds %d contacts and %d segments", contacts, segments)
+	}
+}

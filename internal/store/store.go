@@ -251,6 +251,25 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 	return nil
 }
 
+// InTurn runs fn while it holds the advisory lock named name: processes that run
+// InTurn with the same name at once take turns. As the migrations' lock (Migrate),
+// it is a transaction's, on a connection of its own: released when this process
+// dies, it holds through PgBouncer, and fn may use the store's pool freely.
+func (s *Store) InTurn(ctx context.Context, name string, fn func() error) error {
+	lockDB := newPool(s.connector, 1)
+	defer lockDB.Close()
+	lock, err := lockDB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: lock %s: %w", name, err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0; SELECT pg_advisory_xact_lock(hashtext(?))",
+		"segments: "+name); err != nil {
+		return fmt.Errorf("store: lock %s: %w", name, err)
+	}
+	return fn()
+}
+
 // ceilUnits is d in whole units, rounded up: a positive duration below one unit must
 // not become 0, which PostgreSQL (statement_timeout) and our SQL (a key's expiry)
 // read as none.
