@@ -486,11 +486,15 @@ func (s *Store) RepairOrphans(ctx context.Context) ([]Orphans, error) {
 				FROM (SELECT workspace_id, segment_id, count(*) AS n FROM gone GROUP BY 1, 2) g
 				WHERE s.workspace_id = g.workspace_id AND s.id = g.segment_id
 			), bits AS (
+				-- Of segments that exist: those of a segment deleted with the
+				-- triggers off are left to the bitmaps' trigger (they could not be set
+				-- again, for the bitmaps' reference to their segment).
 				SELECT g.workspace_id, g.segment_id, g.contact_id, b.chunk,
 				       get_bit(b.bits, (g.contact_id & 32767)::int) = 1 AS set, bit_count(b.bits) = 0 AS empty
 				FROM gone g
 				JOIN segment_bitmaps b ON b.workspace_id = g.workspace_id AND b.segment_id = g.segment_id
 				                      AND b.chunk = g.contact_id >> 15
+				WHERE EXISTS (SELECT 1 FROM segments s WHERE s.workspace_id = g.workspace_id AND s.id = g.segment_id)
 			)
 			SELECT o.workspace_id, coalesce(w.name, '') AS workspace_name, o.memberships,
 			       coalesce(b.set_segments, '{}') AS set_segments, coalesce(b.set_contacts, '{}') AS set_contacts,

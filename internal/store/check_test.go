@@ -543,3 +543,44 @@ func TestRepairOrphansCounted(t *testing.T) {
 	}
 	checkCounts(t, s, f.ws.ID)
 }
+
+// TestRepairOrphansOfADeletedSegment: the memberships of a segment deleted with the
+// triggers off are orphans, deleted with the bitmaps the segment left. The repair
+// failed on the bitmaps' reference to the segment, as it set their bits again, and
+// repaired nothing.
+func TestRepairOrphansOfADeletedSegment(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.NewStore(t, store.Options{})
+	f := newFixture(t, s, 33_000, map[string]int{"Gone": 3, "Kept": 2})
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		"SET LOCAL session_replication_role = replica",
+		fmt.Sprintf("DELETE FROM segments WHERE workspace_id = %d AND id = %d", f.ws.ID, f.segments["Gone"]),
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Orphans{{WorkspaceID: f.ws.ID, WorkspaceName: f.ws.Name, Memberships: 3}}
+	if orphans, _, _ := checkAll(t, s); !slices.Equal(orphans, want) {
+		t.Fatalf("check: %+v, want %+v", orphans, want)
+	}
+	if orphans, err := s.RepairOrphans(ctx); err != nil || !slices.Equal(orphans, want) {
+		t.Fatalf("repair orphans: %+v, %v; want %+v", orphans, err, want)
+	}
+	left := storetest.Column[int64](t, s.DB(), `SELECT (SELECT count(*) FROM memberships WHERE workspace_id = $1 AND segment_id = $2)
+		+ (SELECT count(*) FROM segment_bitmaps WHERE workspace_id = $1 AND segment_id = $2)`, f.ws.ID, f.segments["Gone"])
+	if left[0] != 0 {
+		t.Errorf("%d memberships and bitmap chunks of the deleted segment left", left[0])
+	}
+	if orphans, counts, bitmaps := checkAll(t, s); len(orphans)+len(counts)+len(bitmaps) != 0 {
+		t.Errorf("check after the repair: %+v %+v %+v", orphans, counts, bitmaps)
+	}
+}
