@@ -195,9 +195,11 @@ func (s *Server) Stop() error {
 		}
 		return fmt.Errorf("pgserver: %w", err)
 	}
-	if s.cmd != nil {
-		return s.stopChild()
+	if err := s.stopChild(); err != nil {
+		return err
 	}
+	// Also the server another process started when this one's had gone (stopped
+	// from outside while this process used it): it would outlive every user.
 	return stopPostmaster(s.pgdata())
 }
 
@@ -209,6 +211,27 @@ func (s *Server) abandon() {
 		s.users.Close()
 		s.users = nil
 	}
+}
+
+// portFile, in a Shared server's directory, holds the port it last listened on.
+const portFile = "port"
+
+// lastPort is the port the Shared server last listened on when it is free now, else 0.
+func (s *Server) lastPort() int {
+	b, err := os.ReadFile(filepath.Join(s.dir, portFile))
+	if err != nil {
+		return 0
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || port <= 0 || port > 65535 {
+		return 0
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return 0 // taken
+	}
+	l.Close()
+	return port
 }
 
 // stopChild stops the server this process started, if it did.
@@ -283,9 +306,19 @@ func (s *Server) pgdata() string { return filepath.Join(s.dir, "pgdata") }
 func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 	var err error
 	port := opts.Port
+	if port == 0 && opts.Shared {
+		port = s.lastPort()
+	}
 	if port == 0 {
 		if port, err = freePort(); err != nil {
 			return err
+		}
+	}
+	if opts.Shared {
+		// The next start takes the same port when it is free: processes that use the
+		// server reconnect to one started again (after it was stopped from outside).
+		if err := os.WriteFile(filepath.Join(s.dir, portFile), []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
+			return fmt.Errorf("pgserver: %w", err)
 		}
 	}
 	logFile, err := os.OpenFile(filepath.Join(s.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,6 +109,64 @@ func TestSharedServerOutlivesItsStarter(t *testing.T) {
 	if conn, err := pgx.Connect(ctx, joined.URL("segments")); err == nil {
 		conn.Close(ctx)
 		t.Fatal("the last process stopped, and the server still accepts connections")
+	}
+}
+
+// TestSharedServerStartedAgain: a Shared server stopped from outside while processes
+// use it, and started again by another, listens where it did, so that they reconnect;
+// and the last user stops it, though it started another. Users kept a port nothing
+// listened on (a server's /readyz stayed 503), and the server started again outlived
+// them all.
+func TestSharedServerStartedAgain(t *testing.T) {
+	ctx := context.Background()
+	dir := storetest.ServerDir(t)
+	first, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopFromOutside(t, dir)
+	again, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Owned() || again.Port() != first.Port() {
+		t.Fatalf("started again on port %d (owned %v), want %d", again.Port(), again.Owned(), first.Port())
+	}
+	if got := queryOne[int](t, user.URL("segments"), "SELECT 1"); got != 1 {
+		t.Fatalf("SELECT 1 = %d", got)
+	}
+	for _, s := range []*pgserver.Server{again, user, first} { // the first, last
+		if err := s.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if conn, err := pgx.Connect(ctx, user.URL("segments")); err == nil {
+		conn.Close(ctx)
+		t.Fatal("the last user stopped, and the server started again still accepts connections")
+	}
+}
+
+// stopFromOutside stops the server of dir as an operator would (pg_ctl stop -m fast),
+// and waits until it is gone.
+func stopFromOutside(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(dir + "/pgdata/postmaster.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for syscall.Kill(pid, 0) == nil {
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
