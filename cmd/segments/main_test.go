@@ -295,6 +295,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"help", "keys", "create"}, "keys create WORKSPACE"},
 		{[]string{"help", "workspace", "create"}, "workspace create NAME"},
 		{[]string{"help", "keys"}, "--key-cache-ttl"},
+		{[]string{"help", "help"}, "segments help [command]"}, // as the usage lists it
 	} {
 		stdout, stderr, err := cli(env(nil), tc.args...)
 		if err != nil || !strings.Contains(stdout+stderr, tc.want) {

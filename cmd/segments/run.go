@@ -98,7 +98,7 @@ var helpTopics = []string{"serve", "workspace", "workspace create", "keys", "key
 // command it does not know is a usage error: help used to print an empty list of
 // settings for it, or, for a part of a name ("help e"), another command's.
 func help(topic []string, stdout, stderr io.Writer) error {
-	if len(topic) == 0 {
+	if len(topic) == 0 || len(topic) == 1 && topic[0] == "help" { // the usage lists "help [command]"
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
