@@ -198,7 +198,14 @@ func TestCheckRepairsUncountedOrphans(t *testing.T) {
 	if err := run(ctx, []string{"seed"}, getenv, &stdout, &stderr); err != nil {
 		t.Fatalf("seed: %v\n%s", err, stderr.String())
 	}
-	conn, err := pgx.Connect(ctx, dbURL)
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No prepared statements: through PgBouncer in transaction pooling, the next
+	// transaction may run on another server connection, which never prepared them.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

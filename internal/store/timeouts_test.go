@@ -115,20 +115,28 @@ func TestRoleTimeoutsRoundedUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// A session of its own, without the role's 1 ms timeout (startup parameters win
-	// over the role's defaults), reads them.
+	// A transaction of its own, without the role's 1 ms timeout, reads them (a
+	// startup parameter would do, but PgBouncer refuses it).
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.RuntimeParams["statement_timeout"] = "0"
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+		t.Fatal(err)
+	}
 	var settings []string
-	if err := conn.QueryRow(ctx, `SELECT coalesce((SELECT setconfig FROM pg_db_role_setting
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT setconfig FROM pg_db_role_setting
 		WHERE setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
 		  AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())), '{}')`).Scan(&settings); err != nil {
 		t.Fatal(err)
