@@ -32,6 +32,9 @@ import (
 //     root fields were applied while the response said data: null.
 type strictInputs struct {
 	schema *ast.Schema
+	// holdsJSON names the input types whose values can hold a JSON somewhere: the
+	// arguments' walk (objects) skips the others, such as a list of 10,000 IDs.
+	holdsJSON map[string]bool
 }
 
 var (
@@ -43,7 +46,65 @@ func (*strictInputs) ExtensionName() string { return "StrictInputs" }
 
 func (e *strictInputs) Validate(es graphql.ExecutableSchema) error {
 	e.schema = es.Schema()
+	e.holdsJSON = map[string]bool{"JSON": true}
+	var holds func(name string, seen map[string]bool) bool
+	holds = func(name string, seen map[string]bool) bool {
+		def := e.schema.Types[name]
+		if e.holdsJSON[name] || def == nil || def.Kind != ast.InputObject || seen[name] {
+			return e.holdsJSON[name]
+		}
+		seen[name] = true
+		for _, f := range def.Fields {
+			if holds(f.Type.Name(), seen) {
+				return true
+			}
+		}
+		return false
+	}
+	for name := range e.schema.Types {
+		if holds(name, map[string]bool{}) {
+			e.holdsJSON[name] = true
+		}
+	}
 	return nil
+}
+
+// inputPath is the path to an input value as a walk descends: a field's name, or a
+// list's index. It is kept as a stack and made an error's path only for an error,
+// so that walking a bulk input allocates nothing for each of its elements.
+type inputPath []inputStep
+
+// inputStep is a field's name, or, when name is "", a list's index.
+type inputStep struct {
+	name  string
+	index int
+}
+
+func (p *inputPath) push(name string, index int) { *p = append(*p, inputStep{name, index}) }
+func (p *inputPath) pop()                        { *p = (*p)[:len(*p)-1] }
+
+// ast is p as a GraphQL error's path.
+func (p inputPath) ast() ast.Path {
+	out := make(ast.Path, len(p))
+	for i, s := range p {
+		if s.name == "" {
+			out[i] = ast.PathIndex(s.index)
+		} else {
+			out[i] = ast.PathName(s.name)
+		}
+	}
+	return out
+}
+
+// strings is p as extensions.field names an argument's element.
+func (p inputPath) strings() []string {
+	out := make([]string, len(p))
+	for i, s := range p {
+		if out[i] = s.name; s.name == "" {
+			out[i] = strconv.Itoa(s.index)
+		}
+	}
+	return out
 }
 
 func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
@@ -51,23 +112,34 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 	if ref := refusalFrom(ctx); ref != nil && ref.method == http.MethodGet && op.Operation != ast.Query {
 		return nil // the transport refuses it next (405), whatever its inputs
 	}
+	path := make(inputPath, 0, 8)
 	for _, v := range op.VariableDefinitions {
 		value, ok := opCtx.Variables[v.Variable]
 		if !ok {
 			continue
 		}
-		if err := e.value(v.Type, value, &ast.Path{ast.PathName("variable"), ast.PathName(v.Variable)}); err != nil {
+		path = append(path[:0], inputStep{name: "variable"}, inputStep{name: v.Variable})
+		if err := e.value(v.Type, value, &path); err != nil {
 			return err
 		}
+	}
+	if !e.takesJSON(op.SelectionSet, nil) {
+		return nil // most operations: no field's arguments to walk
 	}
 	err := eachField(opCtx, op.SelectionSet, nil, func(f graphql.CollectedField, path ast.Path) *gqlerror.Error {
 		if f.Definition == nil || len(f.Arguments) == 0 {
 			return nil
 		}
-		args := f.ArgumentMap(opCtx.Variables)
+		var args map[string]any
 		for _, a := range f.Definition.Arguments {
+			if !e.holdsJSON[a.Type.Name()] {
+				continue
+			}
+			if args == nil {
+				args = f.ArgumentMap(opCtx.Variables)
+			}
 			if v, ok := args[a.Name]; ok {
-				if err := e.objects(a.Type, v, path, []string{a.Name}); err != nil {
+				if err := e.objects(a.Type, v, path, &inputPath{{name: a.Name}}); err != nil {
 					return err
 				}
 			}
@@ -82,9 +154,46 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 	return err
 }
 
+// takesJSON reports whether a field of ss, through its fragments, has an argument
+// that can hold a JSON: a walk of the document that allocates nothing, before the
+// arguments' walk, which does.
+func (e *strictInputs) takesJSON(ss ast.SelectionSet, seen map[*ast.FragmentDefinition]bool) bool {
+	for _, sel := range ss {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Definition != nil && len(s.Arguments) > 0 {
+				for _, a := range s.Definition.Arguments {
+					if e.holdsJSON[a.Type.Name()] {
+						return true
+					}
+				}
+			}
+			if e.takesJSON(s.SelectionSet, seen) {
+				return true
+			}
+		case *ast.InlineFragment:
+			if e.takesJSON(s.SelectionSet, seen) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if s.Definition == nil || seen[s.Definition] {
+				continue
+			}
+			if seen == nil {
+				seen = map[*ast.FragmentDefinition]bool{}
+			}
+			seen[s.Definition] = true
+			if e.takesJSON(s.Definition.SelectionSet, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // value checks a variable's coerced value v of type t, at path (which it extends as
 // it descends and restores).
-func (e *strictInputs) value(t *ast.Type, v any, path *ast.Path) *gqlerror.Error {
+func (e *strictInputs) value(t *ast.Type, v any, path *inputPath) *gqlerror.Error {
 	if v == nil {
 		return nil // gqlparser refused a null where the type is non-null
 	}
@@ -95,9 +204,9 @@ func (e *strictInputs) value(t *ast.Type, v any, path *ast.Path) *gqlerror.Error
 		}
 		// []any as decoded, or a single value that gqlparser made a list of its type.
 		for i := range list.Len() {
-			*path = append(*path, ast.PathIndex(i))
+			path.push("", i)
 			err := e.value(t.Elem, list.Index(i).Interface(), path)
-			*path = (*path)[:len(*path)-1]
+			path.pop()
 			if err != nil {
 				return err
 			}
@@ -117,9 +226,9 @@ func (e *strictInputs) value(t *ast.Type, v any, path *ast.Path) *gqlerror.Error
 			if !ok {
 				continue
 			}
-			*path = append(*path, ast.PathName(f.Name))
+			path.push(f.Name, 0)
 			err := e.value(f.Type, fv, path)
-			*path = (*path)[:len(*path)-1]
+			path.pop()
 			if err != nil {
 				return err
 			}
@@ -138,7 +247,7 @@ func (e *strictInputs) value(t *ast.Type, v any, path *ast.Path) *gqlerror.Error
 	}
 	return &gqlerror.Error{
 		Message:    problem,
-		Path:       append(ast.Path(nil), *path...),
+		Path:       path.ast(),
 		Extensions: map[string]any{"code": errcode.ValidationFailed},
 	}
 }
@@ -218,40 +327,44 @@ func describe(v any) string {
 }
 
 // objects checks that every JSON in the argument value v of type t is an object, as
-// the scalar's unmarshaling will (scalar.UnmarshalObject); field is the argument
-// path of v, path the field's.
-func (e *strictInputs) objects(t *ast.Type, v any, path ast.Path, field []string) *gqlerror.Error {
-	if v == nil {
+// the scalar's unmarshaling will (scalar.UnmarshalObject); arg is the argument path
+// of v (which it extends as it descends and restores), path the field's.
+func (e *strictInputs) objects(t *ast.Type, v any, path ast.Path, arg *inputPath) *gqlerror.Error {
+	if v == nil || !e.holdsJSON[t.Name()] {
 		return nil
 	}
 	if t.Elem != nil {
 		list := reflect.ValueOf(v)
 		if list.Kind() != reflect.Slice { // a single value is a list of one, and named so
-			return e.objects(t.Elem, v, path, append(field[:len(field):len(field)], "0"))
+			arg.push("", 0)
+			defer arg.pop()
+			return e.objects(t.Elem, v, path, arg)
 		}
 		for i := range list.Len() {
-			item := list.Index(i).Interface()
-			if err := e.objects(t.Elem, item, path, append(field[:len(field):len(field)], strconv.Itoa(i))); err != nil {
+			arg.push("", i)
+			err := e.objects(t.Elem, list.Index(i).Interface(), path, arg)
+			arg.pop()
+			if err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	def := e.schema.Types[t.NamedType]
-	switch {
-	case def == nil:
-	case def.Kind == ast.InputObject:
-		fields, _ := v.(map[string]any)
-		for _, f := range def.Fields {
-			if fv, ok := fields[f.Name]; ok {
-				if err := e.objects(f.Type, fv, path, append(field[:len(field):len(field)], f.Name)); err != nil {
-					return err
-				}
-			}
-		}
-	case def.Name == "JSON":
+	if t.NamedType == "JSON" {
 		if _, err := scalar.UnmarshalObject(v); err != nil {
-			return badUserInput(path, nil, err.Error(), field)
+			return badUserInput(path, nil, err.Error(), arg.strings())
+		}
+		return nil
+	}
+	fields, _ := v.(map[string]any) // an input object: holdsJSON knows no other
+	for _, f := range e.schema.Types[t.NamedType].Fields {
+		if fv, ok := fields[f.Name]; ok {
+			arg.push(f.Name, 0)
+			err := e.objects(f.Type, fv, path, arg)
+			arg.pop()
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil
