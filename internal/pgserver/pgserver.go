@@ -191,7 +191,8 @@ func (s *Server) Stop() error {
 	// other process holds one; none can take one meanwhile (that needs controlLock).
 	if err := syscall.Flock(int(users.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil // in use: its last user stops it
+			s.cmd = nil // in use: its last user stops it (and a second Stop must not)
+			return nil
 		}
 		return fmt.Errorf("pgserver: %w", err)
 	}
@@ -263,13 +264,20 @@ func stopPostmaster(pgdata string) error {
 		}
 		return fmt.Errorf("pgserver: stop postgres (pid %d): %w", pid, err)
 	}
+	// Fast shutdown for 30 s, then an immediate one (as stopChild's Kill of a child)
+	// for 10 s more; a process that outlives both is reported, not waited for for ever
+	// with controlLock held, which every later command would wait for.
+	start := time.Now()
 	signal := syscall.SIGINT
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for {
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 			return nil
 		}
-		if signal == syscall.SIGINT && time.Now().After(deadline) {
-			signal = syscall.SIGQUIT // immediate shutdown, as Stop's Kill of a child
+		switch waited := time.Since(start); {
+		case waited > 40*time.Second:
+			return fmt.Errorf("pgserver: postgres (pid %d) did not stop", pid)
+		case waited > 30*time.Second && signal == syscall.SIGINT:
+			signal = syscall.SIGQUIT
 			_ = syscall.Kill(pid, signal)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -492,6 +500,12 @@ func postmaster(pgdata string) (pid, port int, ok bool) {
 	}
 	// Signal 0 checks existence; EPERM means it exists but belongs to another user.
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return 0, 0, false
+	}
+	// A postmaster killed hard leaves its file behind, and its process ID may belong
+	// to another program since: one that is not postgres is none of ours to join, nor
+	// to signal.
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) != "postgres" {
 		return 0, 0, false
 	}
 	return pid, port, true

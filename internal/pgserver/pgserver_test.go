@@ -150,6 +150,46 @@ func TestSharedServerStartedAgain(t *testing.T) {
 	}
 }
 
+// TestStaleProcessIDIsNoPostmaster: a postmaster killed hard leaves postmaster.pid
+// behind, and its process ID may be another program's since. The last user's Stop
+// signalled whatever process had it, and could wait for it for ever with the lock
+// every later command waits for.
+func TestStaleProcessIDIsNoPostmaster(t *testing.T) {
+	dir := storetest.ServerDir(t)
+	s, err := pgserver.Start(context.Background(), pgserver.Options{Dir: dir, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := exec.Command("sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+	// The postmaster dies hard, and another program gets its process ID.
+	pidFile := dir + "/pgdata/postmaster.pid"
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(string(b), "\n", 2)
+	pid, _ := strconv.Atoi(lines[0])
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for syscall.Kill(pid, 0) == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(other.Process.Pid)+"\n"+lines[1]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("Stop signalled a process that is no postmaster: %v", err)
+	}
+}
+
 // stopFromOutside stops the server of dir as an operator would (pg_ctl stop -m fast),
 // and waits until it is gone.
 func stopFromOutside(t *testing.T, dir string) {
