@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 
 	"github.com/segments/segments/internal/auth"
@@ -44,10 +45,15 @@ var segments = []struct {
 	{"Beta Testers", "", 0.01},
 }
 
-// loadingName is the demo workspace's name until it is filled: a fill cut short (a
-// Ctrl-C, a crash) leaves no workspace named WorkspaceName, which Seed would take as
-// complete, but one of this name, which the next Seed deletes and fills again.
-const loadingName = WorkspaceName + " (loading)"
+// loadingPrefix starts the demo workspace's name until it is filled: a fill cut short
+// (a Ctrl-C, a crash) leaves no workspace named WorkspaceName, which Seed would take
+// as complete, but one named loadingPrefix + 16 random hexadecimal digits + ")",
+// which the next Seed deletes. The random digits keep a workspace that a user named
+// "Demo (loading)", or anything else, from being taken for one and deleted.
+const loadingPrefix = WorkspaceName + " (loading "
+
+// loadingName matches the names Seed gives workspaces it is filling.
+var loadingName = regexp.MustCompile(`^` + regexp.QuoteMeta(loadingPrefix) + `[0-9a-f]{16}\)$`)
 
 // Seed creates the demo workspace with its contacts and segments, or finds it when it
 // exists, and returns a new API key for it. Seeds that run at once (two servers
@@ -69,16 +75,19 @@ func seed(ctx context.Context, s *store.Store) (auth.Key, error) {
 	if ws, err := s.WorkspaceByName(ctx, WorkspaceName); err == nil {
 		return key, s.AddAPIKey(ctx, ws.ID, newKey)
 	}
-	stale, err := s.WorkspacesByName(ctx, loadingName, 100)
+	stale, err := s.WorkspacesNamedFrom(ctx, loadingPrefix, 100)
 	if err != nil {
 		return "", err
 	}
 	for _, ws := range stale {
+		if !loadingName.MatchString(ws.Name) {
+			continue
+		}
 		if err := s.DeleteWorkspace(ctx, ws.ID); err != nil && crm.UserErrors(err) == nil { // not deleted meanwhile
 			return "", fmt.Errorf("demo: delete the workspace of a fill cut short: %w", err)
 		}
 	}
-	ws, err := s.CreateWorkspace(ctx, loadingName, newKey)
+	ws, err := s.CreateWorkspace(ctx, fmt.Sprintf("%s%016x)", loadingPrefix, rand.Uint64()), newKey)
 	if err != nil {
 		return "", err
 	}

@@ -45,8 +45,13 @@ func (s *Store) WorkspaceByName(ctx context.Context, name string) (crm.Workspace
 // WorkspacesByName returns up to limit workspaces with the name, oldest first: more
 // than one means the name is ambiguous.
 func (s *Store) WorkspacesByName(ctx context.Context, name string, limit int64) ([]crm.Workspace, error) {
+	return s.workspacesWhere(ctx, "w.name = ?", name, limit)
+}
+
+// workspacesWhere returns up to limit workspaces that meet cond, oldest first.
+func (s *Store) workspacesWhere(ctx context.Context, cond string, arg any, limit int64) ([]crm.Workspace, error) {
 	var rows []workspaceRow
-	if err := s.db.NewSelect().Model(&rows).Where("w.name = ?", name).OrderExpr("w.id").Limit(limit).Scan(ctx); err != nil {
+	if err := s.db.NewSelect().Model(&rows).Where(cond, arg).OrderExpr("w.id").Limit(limit).Scan(ctx); err != nil {
 		return nil, err
 	}
 	out := make([]crm.Workspace, len(rows))
@@ -54,6 +59,12 @@ func (s *Store) WorkspacesByName(ctx context.Context, name string, limit int64) 
 		out[i] = r.Workspace
 	}
 	return out, nil
+}
+
+// WorkspacesNamedFrom returns up to limit workspaces whose names start with prefix,
+// oldest first.
+func (s *Store) WorkspacesNamedFrom(ctx context.Context, prefix string, limit int64) ([]crm.Workspace, error) {
+	return s.workspacesWhere(ctx, "starts_with(w.name, ?)", prefix, limit)
 }
 
 func (s *Store) workspaceWhere(ctx context.Context, cond string, arg any) (crm.Workspace, error) {
