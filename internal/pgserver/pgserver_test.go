@@ -291,7 +291,7 @@ func TestInitCutShortIsMadeAgain(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { // cut it short once initdb has begun to write the cluster
 		defer cancel()
-		for {
+		for deadline := time.Now().Add(time.Minute); ctx.Err() == nil && time.Now().Before(deadline); {
 			if _, err := os.Stat(dir + "/pgdata/PG_VERSION"); err == nil {
 				return
 			}

@@ -127,16 +127,14 @@ func TestRoleTimeoutsRoundedUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
+	// One message, so that the session is never idle in the transaction before its
+	// 1 ms idle_in_transaction_session_timeout is lifted.
+	if _, err := conn.Exec(ctx, "BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
-		t.Fatal(err)
-	}
+	defer conn.Exec(ctx, "ROLLBACK")
 	var settings []string
-	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT setconfig FROM pg_db_role_setting
+	if err := conn.QueryRow(ctx, `SELECT coalesce((SELECT setconfig FROM pg_db_role_setting
 		WHERE setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
 		  AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())), '{}')`).Scan(&settings); err != nil {
 		t.Fatal(err)
