@@ -414,51 +414,56 @@ func (s *Server) ensureDatabase(ctx context.Context, db string) error {
 func ensureCluster(ctx context.Context, bin, dir string, runAs *user.User) (string, error) {
 	pgdata := filepath.Join(dir, "pgdata")
 	pwPath := filepath.Join(dir, "password")
-	// initializing is there from before initdb until the password is written: a
-	// cluster beside it was cut short (a Ctrl-C, a kill), and is made again. Without
-	// it such a cluster, whose password was never written, broke the directory for
-	// good; and a cluster without it is never removed, whatever is missing.
-	initializing := filepath.Join(dir, "initializing")
-	_, cutShort := os.Stat(initializing)
-	if _, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); err == nil && cutShort != nil {
+	if _, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); err == nil {
 		pw, err := os.ReadFile(pwPath)
 		if err != nil {
 			return "", fmt.Errorf("pgserver: %s holds a cluster but its password is unreadable: %w", dir, err)
 		}
 		return strings.TrimSpace(string(pw)), nil
 	}
-	if err := os.WriteFile(initializing, nil, 0o644); err != nil {
+	// The cluster is made in a directory of its own and renamed pgdata once it is
+	// complete, its password written: a start cut short (a Ctrl-C, a kill) leaves no
+	// pgdata, and the next start makes it again. (Made in place, a cluster cut short
+	// had no password, and broke the directory for good.) A complete cluster is never
+	// removed. What starts cut short left is removed as far as it can be: an initdb
+	// that outlived its process may still be writing in its own directory.
+	leftovers, _ := filepath.Glob(filepath.Join(dir, initdbPrefix+"*"))
+	for _, l := range leftovers {
+		_ = os.RemoveAll(l)
+	}
+	if err := os.RemoveAll(pgdata); err != nil { // a partial one, without PG_VERSION
 		return "", fmt.Errorf("pgserver: %w", err)
 	}
-	// A failed initdb leaves a partial directory behind; start over.
-	if err := os.RemoveAll(pgdata); err != nil {
+	made, err := os.MkdirTemp(dir, initdbPrefix)
+	if err != nil {
 		return "", fmt.Errorf("pgserver: %w", err)
 	}
-	if err := os.Mkdir(pgdata, 0o700); err != nil {
-		return "", fmt.Errorf("pgserver: %w", err)
-	}
+	defer os.RemoveAll(made) // renamed when all went well
 	secret := make([]byte, 24)
 	if _, err := rand.Read(secret); err != nil {
 		return "", err
 	}
 	password := hex.EncodeToString(secret)
 	// initdb reads the password from a file it must be able to open as runAs.
-	pwFile := filepath.Join(dir, "initdb.pw")
+	pwFile := filepath.Join(made, "initdb.pw")
+	cluster := filepath.Join(made, "pgdata")
 	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("pgserver: %w", err)
 	}
-	if err := chown(runAs, pgdata, pwFile); err != nil {
+	if err := os.Mkdir(cluster, 0o700); err != nil {
+		return "", fmt.Errorf("pgserver: %w", err)
+	}
+	if err := chown(runAs, made, cluster, pwFile); err != nil {
 		return "", err
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
-		"-D", pgdata, "-U", Superuser, "--pwfile", pwFile,
+		"-D", cluster, "-U", Superuser, "--pwfile", pwFile,
 		"--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C.UTF-8")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: credential(runAs)}
 	out, err := cmd.CombinedOutput()
-	_ = os.Remove(pwFile)
 	if err != nil {
 		hint := ""
-		if runAs != nil {
+		if runAs != nil && ctx.Err() == nil {
 			hint = fmt.Sprintf(" (the postgres OS user must be able to reach %s)", dir)
 		}
 		return "", fmt.Errorf("pgserver: initdb failed%s: %w\n%s", hint, err, out)
@@ -466,11 +471,14 @@ func ensureCluster(ctx context.Context, bin, dir string, runAs *user.User) (stri
 	if err := os.WriteFile(pwPath, []byte(password+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("pgserver: %w", err)
 	}
-	if err := os.Remove(initializing); err != nil {
+	if err := os.Rename(cluster, pgdata); err != nil {
 		return "", fmt.Errorf("pgserver: %w", err)
 	}
 	return password, nil
 }
+
+// initdbPrefix names the directories clusters are made in before they become pgdata.
+const initdbPrefix = "initdb-"
 
 // runningPort reads the port of a live server from its postmaster.pid.
 func runningPort(pgdata string) (int, bool) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -292,7 +293,7 @@ func TestInitCutShortIsMadeAgain(t *testing.T) {
 	go func() { // cut it short once initdb has begun to write the cluster
 		defer cancel()
 		for deadline := time.Now().Add(time.Minute); ctx.Err() == nil && time.Now().Before(deadline); {
-			if _, err := os.Stat(dir + "/pgdata/PG_VERSION"); err == nil {
+			if found, _ := filepath.Glob(dir + "/initdb-*/pgdata/PG_VERSION"); len(found) > 0 {
 				return
 			}
 			time.Sleep(time.Millisecond)
@@ -302,6 +303,13 @@ func TestInitCutShortIsMadeAgain(t *testing.T) {
 		s.Stop()
 		t.Skip("initdb finished before it could be cut short")
 	}
+	// What a start killed outright leaves behind is cleared too.
+	if err := os.MkdirAll(dir+"/initdb-killed/pgdata", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/initdb-killed/pgdata/PG_VERSION", []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	again, err := pgserver.Start(context.Background(), pgserver.Options{Dir: dir, Ephemeral: true})
 	if err != nil {
 		t.Fatalf("the start after one cut short: %v", err)
@@ -309,6 +317,9 @@ func TestInitCutShortIsMadeAgain(t *testing.T) {
 	t.Cleanup(func() { _ = again.Stop() })
 	if got := queryOne[int](t, again.URL("segments"), "SELECT 1"); got != 1 {
 		t.Fatalf("SELECT 1 = %d", got)
+	}
+	if left, _ := filepath.Glob(dir + "/initdb-*"); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
 	}
 	// A complete cluster whose password is gone is left alone: its data may matter.
 	if err := again.Stop(); err != nil {
