@@ -264,6 +264,11 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{"workspace", "create", "Foo", "--data-dir"},
 		{"migrate", "--data-dir"},
 		{"keys", "create", "W_AQ", "--name"},
+		// Or followed by another flag, or by "--": it took that for its value.
+		{"migrate", "--data-dir", "--help"},
+		{"workspace", "create", "Foo", "--data-dir", "--", "bar"},
+		{"keys", "create", "W_AQ", "--name", "--data-dir", t.TempDir()},
+		{"migrate", "--data-dir="}, // a cluster in the working directory
 	} {
 		_, _, err := cli(bad, args...)
 		if !errors.Is(err, errUsage) || exitCode(err) != 2 {

@@ -144,6 +144,10 @@ func parse(command string, args []string, getenv func(string) string, stderr io.
 	if err == nil {
 		err = cfg.envErr
 	}
+	if err == nil && strings.TrimSpace(cfg.dataDir) == "" {
+		// Empty, the embedded PostgreSQL made its cluster in the working directory.
+		err = errors.New("--data-dir (SEGMENTS_DATA_DIR) cannot be empty")
+	}
 	cfg.applyEnvironment()
 	if err != nil {
 		fmt.Fprintf(stderr, "Usage: segments %s [flags]\n\n%sSettings:\n", command, commandHelp[command])
@@ -173,9 +177,10 @@ func interspersed(fs *flag.FlagSet, args []string) []string {
 		case len(a) > 1 && a[0] == '-':
 			flags = append(flags, a)
 			if takesValue(fs, a) {
-				if i+1 == len(args) {
-					// Last, so that Parse says it needs a value: followed by the "--"
-					// below, it took that for its value (--data-dir --).
+				if i+1 == len(args) || isFlag(fs, args[i+1]) {
+					// Last, so that Parse says it needs a value: it took the next
+					// flag, or the "--" below, for its value (--data-dir --help made
+					// a cluster in ./--help).
 					return flags
 				}
 				flags = append(flags, args[i+1])
@@ -186,6 +191,19 @@ func interspersed(fs *flag.FlagSet, args []string) []string {
 		}
 	}
 	return append(append(flags, "--"), rest...)
+}
+
+// isFlag reports whether arg is "--" or names a flag of fs (-name, --name=value, -h):
+// no value of another flag, which "-1" or "-x" may be.
+func isFlag(fs *flag.FlagSet, arg string) bool {
+	if arg == "--" {
+		return true
+	}
+	if len(arg) < 2 || arg[0] != '-' {
+		return false
+	}
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	return name == "h" || name == "help" || fs.Lookup(name) != nil
 }
 
 // takesValue reports whether the flag arg (-name or --name) of fs takes the next
