@@ -88,8 +88,8 @@ var settings = []setting{
 	{"--batch-wait", "SEGMENTS_BATCH_WAIT", "1ms", "how long a batch loader waits for sibling keys", "serve"},
 	{"--key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", "2s", "how long an accepted API key is remembered without asking the database: a revoked key, or a rotated one past its grace, stops working within it (0: ask on every request)", "serve"},
 	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes", "serve"},
-	{"--statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s", "PostgreSQL statement_timeout of the roles the server connects as (the application's and the owner's, which migrates), rounded up to whole milliseconds (0: leave as is)", "serve"},
-	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the roles the server connects as, rounded up to whole milliseconds (0: leave as is)", "serve"},
+	{"--statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s", "PostgreSQL statement_timeout of the roles the server connects as (the application's and the owner's, which migrates): at least 1s (0: leave as is)", "serve"},
+	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the roles the server connects as: at least 1s (0: leave as is)", "serve"},
 	{"--drain-delay", "SEGMENTS_DRAIN_DELAY", "0s", "after SIGTERM, how long /readyz reports 503 while requests are still accepted (set it above your load balancer's probe period)", "serve"},
 	{"--shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s", "after draining, how long requests in flight may run before they are cancelled", "serve"},
 	{"--jwt-issuer", "SEGMENTS_JWT_ISSUER", "(unset: sessions off)", "dashboard sessions: the iss that session JWTs must carry; with a JWKS URL or an HS256 secret, /graphql accepts them besides API keys", "serve"},
@@ -141,7 +141,12 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	}
 	duration := func(p *time.Duration, name, envName string, def time.Duration) {
 		*p = def
-		c.setting(fs, getenv, name, envName, durationValue{p})
+		c.setting(fs, getenv, name, envName, durationValue{p: p})
+	}
+	// PostgreSQL's timeouts, stored as the roles' defaults: 0 or a second at least.
+	timeout := func(p *time.Duration, name, envName string, def time.Duration) {
+		*p = def
+		c.setting(fs, getenv, name, envName, durationValue{p: p, atLeast: time.Second})
 	}
 	fs.StringVar(&c.dataDir, "data-dir", env("SEGMENTS_DATA_DIR", defaultDataDir(getenv)), "")
 	c.databaseURL = getenv("DATABASE_URL")
@@ -152,8 +157,8 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	c.goGC = getenv("GOGC") // the runtime reads it; serve sets its own default without it
 	// Only the server sets the role's timeouts: an administrative command run with
 	// other values must not change them under the running servers.
-	duration(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", 15*time.Second)
-	duration(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", 15*time.Second)
+	timeout(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", 15*time.Second)
+	timeout(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", 15*time.Second)
 	fs.StringVar(&c.addr, "addr", env("SEGMENTS_ADDR", "127.0.0.1:8080"), "")
 	c.setting(fs, getenv, "demo", "SEGMENTS_DEMO", boolValue{&c.demo})
 	c.logFormat = "text"

@@ -106,6 +106,9 @@ func TestFlagsCheckedAsTheirVariables(t *testing.T) {
 		{[]string{"--demo=yes"}, nil},
 		{[]string{"--request-timeout", "-1s"}, nil}, // was no deadline at all
 		{nil, map[string]string{"SEGMENTS_SHUTDOWN_TIMEOUT": "-5s"}},
+		// Stored as the roles' defaults, 30 ms stopped the seeds and checks after it.
+		{[]string{"--statement-timeout", "30ms"}, nil},
+		{nil, map[string]string{"SEGMENTS_IDLE_TRANSACTION_TIMEOUT": "500us"}},
 	} {
 		if _, _, err := parse("serve", tc.args, env(tc.env), io.Discard, true); !errors.Is(err, errUsage) {
 			t.Errorf("%v %v: %v, want a usage error", tc.args, tc.env, err)

@@ -85,7 +85,13 @@ func (boolValue) IsBoolFlag() bool { return true }
 // durationValue is a duration setting, in Go's syntax (90s, 1m30s), of 0 or more:
 // each one's 0 says what it means (none, off), and a negative one meant the same
 // without saying so (--request-timeout -1s: no deadline at all).
-type durationValue struct{ p *time.Duration }
+type durationValue struct {
+	p *time.Duration
+	// atLeast, when set, is the least duration but 0 (PostgreSQL's timeouts: one of
+	// 30 ms, stored as its roles' defaults, stopped the seeds and checks that share
+	// the roles, and 1 ms the statement that would replace it).
+	atLeast time.Duration
+}
 
 func (d durationValue) Set(s string) error {
 	v, err := time.ParseDuration(s)
@@ -94,6 +100,9 @@ func (d durationValue) Set(s string) error {
 	}
 	if v < 0 {
 		return fmt.Errorf("want a duration of 0 or more, not %s", s)
+	}
+	if v > 0 && v < d.atLeast {
+		return fmt.Errorf("want 0 (leave as is) or at least %s, not %s", d.atLeast, s)
 	}
 	*d.p = v
 	return nil
