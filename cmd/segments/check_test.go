@@ -198,18 +198,7 @@ func TestCheckRepairsUncountedOrphans(t *testing.T) {
 	if err := run(ctx, []string{"seed"}, getenv, &stdout, &stderr); err != nil {
 		t.Fatalf("seed: %v\n%s", err, stderr.String())
 	}
-	cfg, err := pgx.ParseConfig(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// No prepared statements: through PgBouncer in transaction pooling, the next
-	// transaction may run on another server connection, which never prepared them.
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, dbURL)
 	var ws, empty int64
 	if err := conn.QueryRow(ctx, `INSERT INTO segments (workspace_id, name) SELECT workspace_id, 'Empty' FROM segments
 		WHERE name = 'Beta Testers' RETURNING workspace_id, id`).Scan(&ws, &empty); err != nil {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/segments/segments/internal/store"
@@ -117,16 +116,7 @@ func TestRoleTimeoutsRoundedUp(t *testing.T) {
 	defer s.Close()
 	// A transaction of its own, without the role's 1 ms timeout, reads them (a
 	// startup parameter would do, but PgBouncer refuses it).
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := storetest.Conn(t, url)
 	// One message, so that the session is never idle in the transaction before its
 	// 1 ms idle_in_transaction_session_timeout is lifted.
 	if _, err := conn.Exec(ctx, "BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {

@@ -366,3 +366,21 @@ func Column[T any](tb testing.TB, db *sql.DB, query string, args ...any) []T {
 	}
 	return out
 }
+
+// Conn opens a connection to url that prepares no statements, so that it works
+// through PgBouncer in transaction pooling (where the next transaction may run on a
+// server connection that never prepared them), and closes it when the test ends.
+func Conn(tb testing.TB, url string) *pgx.Conn {
+	tb.Helper()
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
