@@ -67,31 +67,20 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns) ([]string, err
 			return err
 		}))
 
-	// The lock is a transaction-level advisory lock in a transaction of its own, open
-	// for the whole run: it is released when this process dies, unlike Bun's lock
-	// table, and it also holds through PgBouncer in transaction mode, which keeps a
-	// transaction on one server connection (a session-level lock would stay behind on
-	// whichever server connection took it). Its connection is one of its own, outside
-	// the store's pool, so that a store of one connection migrates too: that one runs
-	// the migrations while this one holds the lock.
-	lockDB := newPool(s.connector, 1)
-	defer lockDB.Close()
-	lock, err := lockDB.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("store: lock migrations: %w", err)
-	}
-	defer lock.Rollback()
-	if _, err := lock.ExecContext(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0; SELECT pg_advisory_xact_lock(?)", migrationLockKey); err != nil {
-		return nil, fmt.Errorf("store: lock migrations: %w", err)
-	}
-
-	if err := m.Init(ctx); err != nil {
-		return nil, fmt.Errorf("store: init migrations: %w", err)
-	}
-	if err := checkKnown(ctx, m, ms); err != nil {
-		return nil, err
-	}
-	applied, err := s.migrateInTurns(ctx, m, lock, t, &lockTimeout)
+	// The lock (holding) is released when this process dies, unlike Bun's lock table,
+	// and its connection is not the store's: a store of one connection migrates too.
+	var applied []string
+	err := s.holding(ctx, "migrations", "?", migrationLockKey, func(lock bun.Tx) error {
+		if err := m.Init(ctx); err != nil {
+			return fmt.Errorf("store: init migrations: %w", err)
+		}
+		if err := checkKnown(ctx, m, ms); err != nil {
+			return err
+		}
+		var err error
+		applied, err = s.migrateInTurns(ctx, m, lock, t, &lockTimeout)
+		return err
+	})
 	if err != nil {
 		return applied, err
 	}

@@ -252,22 +252,32 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 }
 
 // InTurn runs fn while it holds the advisory lock named name: processes that run
-// InTurn with the same name at once take turns. As the migrations' lock (Migrate),
-// it is a transaction's, on a connection of its own: released when this process
-// dies, it holds through PgBouncer, and fn may use the store's pool freely.
+// InTurn with the same name at once take turns. fn may use the store's pool freely.
 func (s *Store) InTurn(ctx context.Context, name string, fn func() error) error {
+	return s.holding(ctx, name, "hashtext(?)", "segments: "+name, func(bun.Tx) error { return fn() })
+}
+
+// holding runs fn while it holds the advisory lock what, whose key is the SQL
+// expression key of arg (a bigint), waiting for it first. The lock is a
+// transaction-level advisory lock in a transaction of its own, open for the whole
+// run: it is released when this process dies, and it also holds through PgBouncer in
+// transaction mode, which keeps a transaction on one server connection (a
+// session-level lock would stay behind on whichever server connection took it). Its
+// connection is one of its own, outside the store's pool, so that fn may use the
+// pool, even a pool of one connection. fn gets the lock's transaction, to read from
+// it.
+func (s *Store) holding(ctx context.Context, what, key string, arg any, fn func(lock bun.Tx) error) error {
 	lockDB := newPool(s.connector, 1)
 	defer lockDB.Close()
 	lock, err := lockDB.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: lock %s: %w", name, err)
+		return fmt.Errorf("store: lock %s: %w", what, err)
 	}
 	defer lock.Rollback()
-	if _, err := lock.ExecContext(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0; SELECT pg_advisory_xact_lock(hashtext(?))",
-		"segments: "+name); err != nil {
-		return fmt.Errorf("store: lock %s: %w", name, err)
+	if _, err := lock.ExecContext(ctx, "SET LOCAL idle_in_transaction_session_timeout = 0; SELECT pg_advisory_xact_lock("+key+")", arg); err != nil {
+		return fmt.Errorf("store: lock %s: %w", what, err)
 	}
-	return fn()
+	return fn(lock)
 }
 
 // ceilUnits is d in whole units, rounded up: a positive duration below one unit must
