@@ -9,6 +9,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/segments/segments/internal/auth/authtest"
 	"github.com/segments/segments/internal/globalid"
 )
 
@@ -44,7 +45,7 @@ func checkSessions(t *testing.T, now time.Time, cases map[string]sessionCase) {
 				}
 			}
 		}
-		w := send("Bearer " + signToken(t, jwt.SigningMethodHS256, testSecret, "", c))
+		w := send("Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", c))
 		if tc.want == "" {
 			if w.Code != http.StatusOK {
 				t.Errorf("%s: status %d, body %s", name, w.Code, w.Body)
@@ -106,10 +107,10 @@ func TestSessionExpiredOnlyIfValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := testClaims(now, expired)
-	if _, err := v.Verify(signToken(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", c)); !errors.Is(err, ErrInvalidToken) {
+	if _, err := v.Verify(authtest.Sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", c)); !errors.Is(err, ErrInvalidToken) {
 		t.Errorf("expired and forged: %v, want ErrInvalidToken", err)
 	}
-	if s, err := v.Verify(signToken(t, jwt.SigningMethodHS256, testSecret, "", c)); !errors.Is(err, ErrTokenExpired) || s.Workspace != testWS {
+	if s, err := v.Verify(authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", c)); !errors.Is(err, ErrTokenExpired) || s.Workspace != testWS {
 		t.Errorf("expired: %+v, %v; want the session and ErrTokenExpired", s, err)
 	}
 }

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/segments/segments/internal/auth/authtest"
+	"github.com/segments/segments/internal/logtest"
 )
 
 // TestJWKSRedirectRefused proves that the key set is fetched from the configured URL
@@ -34,7 +37,7 @@ func TestJWKSRedirectRefused(t *testing.T) {
 	for name, client := range map[string]*http.Client{"default client": nil, "own client": {Timeout: 10 * time.Second}} {
 		t.Run(name, func(t *testing.T) {
 			evilHits.Store(0)
-			var log syncBuffer
+			var log logtest.Buffer
 			v, err := NewJWTVerifier(JWTConfig{
 				Issuer: testIssuer, Audience: []string{testAudience}, JWKSURL: redirector.URL + "/jwks.json",
 				Client: client, Log: slog.New(slog.NewTextHandler(&log, nil)),
@@ -42,7 +45,7 @@ func TestJWKSRedirectRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tok := signToken(t, jwt.SigningMethodRS256, keys.attacker, "evil-1", testClaims(time.Now(), nil))
+			tok := authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "evil-1", testClaims(time.Now(), nil))
 			s, err := v.Verify(tok)
 			if err == nil {
 				t.Fatalf("the attacker's token was accepted: %+v", s)
@@ -82,10 +85,10 @@ func TestJWKSFetchFailure(t *testing.T) {
 	}
 	send := sessionServer(t, v)
 	valid := func() string {
-		return signToken(t, jwt.SigningMethodRS256, keys.issuer, "rsa-1", testClaims(clock.Now(), nil))
+		return authtest.Sign(t, jwt.SigningMethodRS256, keys.issuer, "rsa-1", testClaims(clock.Now(), nil))
 	}
 	bogus := func(i int) string {
-		return signToken(t, jwt.SigningMethodRS256, keys.attacker, "bogus-"+strconv.Itoa(i), testClaims(clock.Now(), nil))
+		return authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "bogus-"+strconv.Itoa(i), testClaims(clock.Now(), nil))
 	}
 	// unavailable sends tok and expects 503, and hits fetches in all unless hits < 0.
 	unavailable := func(step string, tok string, hits int64) {
@@ -172,7 +175,7 @@ func TestJWKSNotFetchedForRefusedClaims(t *testing.T) {
 		{"sub": 42},
 		{"exp": now.Add(-time.Hour).Unix()},
 	} {
-		tok := signToken(t, jwt.SigningMethodRS256, keys.attacker, "new-"+strconv.Itoa(i), testClaims(now, changes))
+		tok := authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "new-"+strconv.Itoa(i), testClaims(now, changes))
 		if _, err := v.Verify(tok); !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("%v: %v, want ErrInvalidToken", changes, err)
 		}
@@ -180,7 +183,7 @@ func TestJWKSNotFetchedForRefusedClaims(t *testing.T) {
 	if n := iss.hits.Load(); n != 0 {
 		t.Errorf("%d fetches of the key set, want none", n)
 	}
-	if _, err := v.Verify(signToken(t, jwt.SigningMethodRS256, keys.issuer, "rsa-1", testClaims(now, nil))); err != nil || iss.hits.Load() != 1 {
+	if _, err := v.Verify(authtest.Sign(t, jwt.SigningMethodRS256, keys.issuer, "rsa-1", testClaims(now, nil))); err != nil || iss.hits.Load() != 1 {
 		t.Errorf("valid token: %v, %d fetches", err, iss.hits.Load())
 	}
 }

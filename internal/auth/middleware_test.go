@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/segments/segments/internal/auth/authtest"
 )
 
 // TestAuthorizationHeaderTwice proves that a request with two Authorization headers
@@ -63,8 +65,8 @@ func TestWWWAuthenticate(t *testing.T) {
 		"another scheme":   {[]string{"Basic dXNlcjpwYXNz"}, plain},
 		"unknown API key":  {[]string{"Bearer " + string(key)}, invalid},
 		"mistyped API key": {[]string{"Bearer seg_nope"}, invalid},
-		"forged session":   {[]string{"Bearer " + signToken(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", testClaims(now, nil))}, invalid},
-		"expired session":  {[]string{"Bearer " + signToken(t, jwt.SigningMethodHS256, testSecret, "", testClaims(now, map[string]any{"exp": now.Add(-time.Hour).Unix(), "iat": now.Add(-2 * time.Hour).Unix()}))}, invalid},
+		"forged session":   {[]string{"Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", testClaims(now, nil))}, invalid},
+		"expired session":  {[]string{"Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(now, map[string]any{"exp": now.Add(-time.Hour).Unix(), "iat": now.Add(-2 * time.Hour).Unix()}))}, invalid},
 		"malformed token":  {[]string{"Bearer a.b.c"}, invalid},
 	} {
 		w := send(tc.header...)

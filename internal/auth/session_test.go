@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/segments/segments/internal/auth/authtest"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
 )
@@ -114,32 +114,11 @@ func (sessionTable) Workspace(_ context.Context, id int64) (crm.Workspace, error
 
 // testClaims are valid claims for workspace testWS at now.
 func testClaims(now time.Time, changes map[string]any) jwt.MapClaims {
-	c := jwt.MapClaims{
+	return authtest.With(jwt.MapClaims{
 		"iss": testIssuer, "aud": testAudience, "sub": "user-42",
 		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
 		"workspace": globalid.Encode(globalid.Workspace, testWS),
-	}
-	for k, v := range changes {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
-	return c
-}
-
-func signToken(t *testing.T, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(method, claims)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	}, changes)
 }
 
 // sessionServer returns a function that sends one request with the given
@@ -174,22 +153,4 @@ func errorOf(t *testing.T, w *httptest.ResponseRecorder) (code, msg string) {
 		t.Fatalf("body %q: %v", w.Body, err)
 	}
 	return body.Errors[0].Extensions.Code, body.Errors[0].Message
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/segments/segments/internal/auth/authtest"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
@@ -118,7 +119,7 @@ func TestOneWorkspaceCannotTakeThePool(t *testing.T) {
 // default bound.)
 func TestWorkspaceKeepsPlacesForItsUsers(t *testing.T) {
 	s := newSessionAPIWith(t, nil, server.Config{MaxRunningPerCaller: -1, MaxRunningPerWorkspace: 3, ReservedForUsersPerWorkspace: 1})
-	user := s.bearer(t, sign(t, jwt.SigningMethodRS256, sessKeys().rsa, "rsa-1", s.claims()))
+	user := s.bearer(t, authtest.Sign(t, jwt.SigningMethodRS256, sessKeys().rsa, "rsa-1", s.claims()))
 	const sent = 4
 	release, replies := holdConnections(t, s.api, []*api{s.api}, sent, 2, user)
 	release()

@@ -23,6 +23,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/auth/authtest"
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/server"
 )
@@ -158,36 +159,6 @@ func (s *sessAPI) claims() jwt.MapClaims {
 	}
 }
 
-// sign makes a token; kid "" leaves the header without one.
-func sign(t testing.TB, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(method, claims)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// with returns claims with changes; a nil value deletes the claim.
-func with(c jwt.MapClaims, changes map[string]any) jwt.MapClaims {
-	out := jwt.MapClaims{}
-	for k, v := range c {
-		out[k] = v
-	}
-	for k, v := range changes {
-		if v == nil {
-			delete(out, k)
-		} else {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // rawToken assembles a token from its parts' JSON, signed with sig.
 func rawToken(header, claims string, sig []byte) string {
 	enc := base64.RawURLEncoding.EncodeToString
@@ -229,12 +200,12 @@ func TestSessionTokensRefused(t *testing.T) {
 			other := s.as(t) // a workspace that exists, for the tampering case
 			valid := s.claims()
 			now := s.clock.Now()
-			rs := func(c jwt.MapClaims) string { return sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", c) }
+			rs := func(c jwt.MapClaims) string { return authtest.Sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", c) }
 			validToken := rs(valid)
 			parts := strings.Split(validToken, ".")
 			enc := base64.RawURLEncoding.EncodeToString
-			tamperedClaims, _ := json.Marshal(with(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, other.ws.ID)}))
-			escalated, _ := json.Marshal(with(valid, map[string]any{"scope": "read_write"}))
+			tamperedClaims, _ := json.Marshal(authtest.With(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, other.ws.ID)}))
+			escalated, _ := json.Marshal(authtest.With(valid, map[string]any{"scope": "read_write"}))
 			sig := []byte(parts[2])
 			flipped := append([]byte{}, sig...)
 			if flipped[10] == 'A' {
@@ -253,50 +224,50 @@ func TestSessionTokensRefused(t *testing.T) {
 				// An expired token costs the workspace's lookup: only a token that names
 				// one is said to have expired (any other is invalid, and refreshing it
 				// would not help).
-				{"expired", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil})), 1},
-				{"expired long ago", rs(with(valid, map[string]any{"exp": now.Add(-24 * time.Hour).Unix(), "iat": now.Add(-25 * time.Hour).Unix(), "nbf": nil})), 1},
-				{"expired, wrong audience", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil, "aud": "another-api"})), 0},
-				{"expired, workspace that does not exist", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil, "workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
-				{"expired, issued after its exp", rs(with(valid, map[string]any{"exp": now.Add(-time.Minute).Unix()})), 0},
-				{"without exp", rs(with(valid, map[string]any{"exp": nil})), 0},
-				{"exp not a number", rs(with(valid, map[string]any{"exp": "tomorrow"})), 0},
-				{"not valid yet (nbf)", rs(with(valid, map[string]any{"nbf": now.Add(2 * time.Minute).Unix()})), 0},
-				{"issued in the future (iat)", rs(with(valid, map[string]any{"iat": now.Add(2 * time.Minute).Unix(), "nbf": nil})), 0},
-				{"wrong audience", rs(with(valid, map[string]any{"aud": "another-api"})), 0},
-				{"wrong audiences", rs(with(valid, map[string]any{"aud": []string{"a", "b"}})), 0},
-				{"without audience", rs(with(valid, map[string]any{"aud": nil})), 0},
-				{"wrong issuer", rs(with(valid, map[string]any{"iss": "https://evil.example/"})), 0},
-				{"issuer without its trailing slash", rs(with(valid, map[string]any{"iss": strings.TrimSuffix(sessIssuer, "/")})), 0},
-				{"without issuer", rs(with(valid, map[string]any{"iss": nil})), 0},
+				{"expired", rs(authtest.With(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil})), 1},
+				{"expired long ago", rs(authtest.With(valid, map[string]any{"exp": now.Add(-24 * time.Hour).Unix(), "iat": now.Add(-25 * time.Hour).Unix(), "nbf": nil})), 1},
+				{"expired, wrong audience", rs(authtest.With(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil, "aud": "another-api"})), 0},
+				{"expired, workspace that does not exist", rs(authtest.With(valid, map[string]any{"exp": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Hour).Unix(), "nbf": nil, "workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
+				{"expired, issued after its exp", rs(authtest.With(valid, map[string]any{"exp": now.Add(-time.Minute).Unix()})), 0},
+				{"without exp", rs(authtest.With(valid, map[string]any{"exp": nil})), 0},
+				{"exp not a number", rs(authtest.With(valid, map[string]any{"exp": "tomorrow"})), 0},
+				{"not valid yet (nbf)", rs(authtest.With(valid, map[string]any{"nbf": now.Add(2 * time.Minute).Unix()})), 0},
+				{"issued in the future (iat)", rs(authtest.With(valid, map[string]any{"iat": now.Add(2 * time.Minute).Unix(), "nbf": nil})), 0},
+				{"wrong audience", rs(authtest.With(valid, map[string]any{"aud": "another-api"})), 0},
+				{"wrong audiences", rs(authtest.With(valid, map[string]any{"aud": []string{"a", "b"}})), 0},
+				{"without audience", rs(authtest.With(valid, map[string]any{"aud": nil})), 0},
+				{"wrong issuer", rs(authtest.With(valid, map[string]any{"iss": "https://evil.example/"})), 0},
+				{"issuer without its trailing slash", rs(authtest.With(valid, map[string]any{"iss": strings.TrimSuffix(sessIssuer, "/")})), 0},
+				{"without issuer", rs(authtest.With(valid, map[string]any{"iss": nil})), 0},
 				{"alg none, empty signature", rawToken(noneHeader, string(validJSON), nil), 0},
 				{"alg none, with a signature", rawToken(noneHeader, string(validJSON), []byte("x")), 0},
 				{"alg None", rawToken(`{"alg":"None"}`, string(validJSON), []byte("x")), 0},
-				{"HS256 signed with the RSA public key (PEM)", sign(t, jwt.SigningMethodHS256, pubPEM, "rsa-1", valid), 0},
-				{"HS256 signed with the RSA public key (DER)", sign(t, jwt.SigningMethodHS256, der, "rsa-1", valid), 0},
-				{"HS256 signed with another secret", sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", valid), 0},
-				{"RS512 (not accepted)", sign(t, jwt.SigningMethodRS512, keys.rsa, "rsa-1", valid), 0},
-				{"PS256 (not accepted)", sign(t, jwt.SigningMethodPS256, keys.rsa, "rsa-1", valid), 0},
-				{"unknown kid", sign(t, jwt.SigningMethodRS256, keys.attacker, "attacker-1", valid), 0},
-				{"no kid", sign(t, jwt.SigningMethodRS256, keys.rsa, "", valid), 0},
-				{"known kid, another key", sign(t, jwt.SigningMethodRS256, keys.attacker, "rsa-1", valid), 0},
-				{"ES256 with the RSA key's kid", sign(t, jwt.SigningMethodES256, keys.ec, "rsa-1", valid), 0},
-				{"RS256 with the EC key's kid", sign(t, jwt.SigningMethodRS256, keys.rsa, "ec-1", valid), 0},
+				{"HS256 signed with the RSA public key (PEM)", authtest.Sign(t, jwt.SigningMethodHS256, pubPEM, "rsa-1", valid), 0},
+				{"HS256 signed with the RSA public key (DER)", authtest.Sign(t, jwt.SigningMethodHS256, der, "rsa-1", valid), 0},
+				{"HS256 signed with another secret", authtest.Sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", valid), 0},
+				{"RS512 (not accepted)", authtest.Sign(t, jwt.SigningMethodRS512, keys.rsa, "rsa-1", valid), 0},
+				{"PS256 (not accepted)", authtest.Sign(t, jwt.SigningMethodPS256, keys.rsa, "rsa-1", valid), 0},
+				{"unknown kid", authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "attacker-1", valid), 0},
+				{"no kid", authtest.Sign(t, jwt.SigningMethodRS256, keys.rsa, "", valid), 0},
+				{"known kid, another key", authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "rsa-1", valid), 0},
+				{"ES256 with the RSA key's kid", authtest.Sign(t, jwt.SigningMethodES256, keys.ec, "rsa-1", valid), 0},
+				{"RS256 with the EC key's kid", authtest.Sign(t, jwt.SigningMethodRS256, keys.rsa, "ec-1", valid), 0},
 				{"tampered payload: another workspace", parts[0] + "." + enc(tamperedClaims) + "." + parts[2], 0},
 				{"tampered payload: write scope added", parts[0] + "." + enc(escalated) + "." + parts[2], 0},
 				{"tampered signature", parts[0] + "." + parts[1] + "." + string(flipped), 0},
 				{"signature cut", parts[0] + "." + parts[1] + "." + parts[2][:20], 0},
-				{"signature of another token", parts[0] + "." + parts[1] + "." + strings.Split(rs(with(valid, map[string]any{"sub": "x"})), ".")[2], 0},
+				{"signature of another token", parts[0] + "." + parts[1] + "." + strings.Split(rs(authtest.With(valid, map[string]any{"sub": "x"})), ".")[2], 0},
 				{"header swapped for jku", enc([]byte(`{"alg":"RS256","kid":"rsa-1","jku":"https://evil.example/jwks"}`)) + "." + parts[1] + "." + parts[2], 0},
 				{"four segments", validToken + "." + parts[2], 0},
-				{"too long", rs(with(valid, map[string]any{"pad": strings.Repeat("x", auth.MaxTokenBytes)})), 0},
-				{"without workspace", rs(with(valid, map[string]any{"workspace": nil})), 0},
-				{"workspace not a string", rs(with(valid, map[string]any{"workspace": s.ws.ID})), 0},
-				{"workspace as a segment ID", rs(with(valid, map[string]any{"workspace": globalid.Encode(globalid.Segment, s.ws.ID)})), 0},
-				{"workspace malformed", rs(with(valid, map[string]any{"workspace": "W_AQ=="})), 0},
-				{"workspace in another claim", rs(with(valid, map[string]any{"workspace": nil, "org": globalid.Encode(globalid.Workspace, s.ws.ID)})), 0},
-				{"sub not a string", rs(with(valid, map[string]any{"sub": 42})), 0},
-				{"workspace that does not exist", rs(with(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
-				{"ES256 workspace that does not exist", sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", with(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
+				{"too long", rs(authtest.With(valid, map[string]any{"pad": strings.Repeat("x", auth.MaxTokenBytes)})), 0},
+				{"without workspace", rs(authtest.With(valid, map[string]any{"workspace": nil})), 0},
+				{"workspace not a string", rs(authtest.With(valid, map[string]any{"workspace": s.ws.ID})), 0},
+				{"workspace as a segment ID", rs(authtest.With(valid, map[string]any{"workspace": globalid.Encode(globalid.Segment, s.ws.ID)})), 0},
+				{"workspace malformed", rs(authtest.With(valid, map[string]any{"workspace": "W_AQ=="})), 0},
+				{"workspace in another claim", rs(authtest.With(valid, map[string]any{"workspace": nil, "org": globalid.Encode(globalid.Workspace, s.ws.ID)})), 0},
+				{"sub not a string", rs(authtest.With(valid, map[string]any{"sub": 42})), 0},
+				{"workspace that does not exist", rs(authtest.With(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
+				{"ES256 workspace that does not exist", authtest.Sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", authtest.With(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, 1<<40)})), 1},
 			}
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
@@ -356,14 +327,14 @@ func TestSessionTokensAccepted(t *testing.T) {
 		name  string
 		token string
 	}{
-		{"RS256", sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", valid)},
-		{"ES256", sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", valid)},
-		{"HS256", sign(t, jwt.SigningMethodHS256, sessSecret, "", valid)},
-		{"several audiences, ours among them", sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", with(valid, map[string]any{"aud": []string{"dashboard", sessAudience}}))},
-		{"expired within the skew", sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", with(valid, map[string]any{"exp": now.Add(-10 * time.Second).Unix()}))},
-		{"nbf within the skew", sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", with(valid, map[string]any{"nbf": now.Add(10 * time.Second).Unix()}))},
-		{"iat within the skew", sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", with(valid, map[string]any{"iat": now.Add(10 * time.Second).Unix()}))},
-		{"without sub, nbf, iat", sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", with(valid, map[string]any{"sub": nil, "nbf": nil, "iat": nil}))},
+		{"RS256", authtest.Sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", valid)},
+		{"ES256", authtest.Sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", valid)},
+		{"HS256", authtest.Sign(t, jwt.SigningMethodHS256, sessSecret, "", valid)},
+		{"several audiences, ours among them", authtest.Sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", authtest.With(valid, map[string]any{"aud": []string{"dashboard", sessAudience}}))},
+		{"expired within the skew", authtest.Sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", authtest.With(valid, map[string]any{"exp": now.Add(-10 * time.Second).Unix()}))},
+		{"nbf within the skew", authtest.Sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", authtest.With(valid, map[string]any{"nbf": now.Add(10 * time.Second).Unix()}))},
+		{"iat within the skew", authtest.Sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", authtest.With(valid, map[string]any{"iat": now.Add(10 * time.Second).Unix()}))},
+		{"without sub, nbf, iat", authtest.Sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", authtest.With(valid, map[string]any{"sub": nil, "nbf": nil, "iat": nil}))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out struct {
@@ -380,7 +351,7 @@ func TestSessionTokensAccepted(t *testing.T) {
 
 	t.Run("another workspace's token acts for it", func(t *testing.T) {
 		var out struct{ Workspace struct{ ID string } }
-		s.bearer(t, sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", with(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, other.ws.ID)}))).
+		s.bearer(t, authtest.Sign(t, jwt.SigningMethodES256, keys.ec, "ec-1", authtest.With(valid, map[string]any{"workspace": globalid.Encode(globalid.Workspace, other.ws.ID)}))).
 			do(`{ workspace { id } }`, nil, &out)
 		if want := globalid.Encode(globalid.Workspace, other.ws.ID); out.Workspace.ID != want {
 			t.Errorf("workspace %s, want %s", out.Workspace.ID, want)
@@ -389,7 +360,7 @@ func TestSessionTokensAccepted(t *testing.T) {
 
 	t.Run("a session without the write scope may only read", func(t *testing.T) {
 		for _, scope := range []any{nil, "", "openid profile", "read", []string{"read"}, "write", "READ_WRITE"} {
-			c := s.bearer(t, sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", with(valid, map[string]any{"scope": scope})))
+			c := s.bearer(t, authtest.Sign(t, jwt.SigningMethodRS256, keys.rsa, "rsa-1", authtest.With(valid, map[string]any{"scope": scope})))
 			msg := c.fails("FORBIDDEN", intruderMutation, nil)
 			if !strings.Contains(msg, "read_write") {
 				t.Errorf("scope %v: message %q", scope, msg)
@@ -410,7 +381,7 @@ func TestSessionTokensAccepted(t *testing.T) {
 
 	t.Run("a session with the write scope may write", func(t *testing.T) {
 		for i, scope := range []any{"openid read_write", []string{"profile", "read_write"}} {
-			c := mutClient{s.bearer(t, sign(t, jwt.SigningMethodHS256, sessSecret, "", with(valid, map[string]any{"scope": scope})))}
+			c := mutClient{s.bearer(t, authtest.Sign(t, jwt.SigningMethodHS256, sessSecret, "", authtest.With(valid, map[string]any{"scope": scope})))}
 			c.addSegment(fmt.Sprintf("Made in a session %d", i))
 		}
 	})
@@ -432,7 +403,7 @@ func TestJWKSRefreshLimit(t *testing.T) {
 		if _, ok := key.(*ecdsa.PrivateKey); ok {
 			m = jwt.SigningMethodES256
 		}
-		return sign(t, m, key, kid, s.claims())
+		return authtest.Sign(t, m, key, kid, s.claims())
 	}
 	send := func(tok string) rawResponse {
 		res, err := sendRaw(s.url, http.MethodPost, "Bearer "+tok, `{ workspace { id } }`, nil)
