@@ -23,14 +23,7 @@ import (
 // contact deleted with their cascade off are reported, and deleted by --repair.
 func TestCheck(t *testing.T) {
 	ctx := context.Background()
-	dbURL := storetest.Database(t)
-	getenv := env(map[string]string{"DATABASE_URL": dbURL})
-	runCheck := checkCommand(t, getenv)
-
-	var stdout, stderr bytes.Buffer
-	if err := run(ctx, []string{"seed"}, getenv, &stdout, &stderr); err != nil {
-		t.Fatalf("seed: %v\n%s", err, stderr.String())
-	}
+	dbURL, runCheck := seededForCheck(t)
 	if out, err := runCheck(); err != nil || !strings.Contains(out, "no drift") {
 		t.Fatalf("check of a fresh database: %v\n%s", err, out)
 	}
@@ -191,13 +184,7 @@ func TestCheck(t *testing.T) {
 // the next check is clean.
 func TestCheckRepairsUncountedOrphans(t *testing.T) {
 	ctx := context.Background()
-	dbURL := storetest.Database(t)
-	getenv := env(map[string]string{"DATABASE_URL": dbURL})
-	runCheck := checkCommand(t, getenv)
-	var stdout, stderr bytes.Buffer
-	if err := run(ctx, []string{"seed"}, getenv, &stdout, &stderr); err != nil {
-		t.Fatalf("seed: %v\n%s", err, stderr.String())
-	}
+	dbURL, runCheck := seededForCheck(t)
 	conn := storetest.Conn(t, dbURL)
 	var ws, empty int64
 	if err := conn.QueryRow(ctx, `INSERT INTO segments (workspace_id, name) SELECT workspace_id, 'Empty' FROM segments
@@ -296,6 +283,18 @@ func TestWarnsOfUnlimitedTempFiles(t *testing.T) {
 	if _, log := startLogged(t, getenv); strings.Contains(log.String(), "unsafe") {
 		t.Fatalf("serve with temp_file_limit set warned:\n%s", log.String())
 	}
+}
+
+// seededForCheck returns a new database holding the demo, and a function that runs
+// "segments check" on it (checkCommand).
+func seededForCheck(t *testing.T) (dbURL string, runCheck func(args ...string) (string, error)) {
+	dbURL = storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": dbURL})
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"seed"}, getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("seed: %v\n%s", err, stderr.String())
+	}
+	return dbURL, checkCommand(t, getenv)
 }
 
 // checkCommand returns a function that runs "segments check" with args and returns

@@ -52,9 +52,7 @@ func TestStartReuseAttachStop(t *testing.T) {
 	if err := first.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pgx.Connect(ctx, first.URL("app")); err == nil {
-		t.Fatal("server still accepts connections after Stop")
-	}
+	refusesConnections(t, first.URL("app"), "after Stop")
 
 	// Starting again reuses the cluster and its data.
 	again, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Database: "app", Ephemeral: true})
@@ -107,10 +105,7 @@ func TestSharedServerOutlivesItsStarter(t *testing.T) {
 	if err := joined.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if conn, err := pgx.Connect(ctx, joined.URL("segments")); err == nil {
-		conn.Close(ctx)
-		t.Fatal("the last process stopped, and the server still accepts connections")
-	}
+	refusesConnections(t, joined.URL("segments"), "after the last process stopped")
 }
 
 // TestSharedServerStartedAgain: a Shared server stopped from outside while processes
@@ -145,10 +140,7 @@ func TestSharedServerStartedAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if conn, err := pgx.Connect(ctx, user.URL("segments")); err == nil {
-		conn.Close(ctx)
-		t.Fatal("the last user stopped, and the server started again still accepts connections")
-	}
+	refusesConnections(t, user.URL("segments"), "after the last user stopped (the server started again)")
 }
 
 // TestStaleProcessIDIsNoPostmaster: a postmaster killed hard leaves postmaster.pid
@@ -188,6 +180,16 @@ func TestStaleProcessIDIsNoPostmaster(t *testing.T) {
 	}
 	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("Stop signalled a process that is no postmaster: %v", err)
+	}
+}
+
+// refusesConnections fails the test unless the server of url is gone (when says
+// after what).
+func refusesConnections(t *testing.T, url, when string) {
+	t.Helper()
+	if conn, err := pgx.Connect(context.Background(), url); err == nil {
+		conn.Close(context.Background())
+		t.Fatalf("the server still accepts connections %s", when)
 	}
 }
 
