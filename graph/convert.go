@@ -27,7 +27,7 @@ func decodeIDs(k globalid.Kind, field string, ids []string) ([]int64, crm.Errors
 func decodeID(k globalid.Kind, field, id string) (int64, *crm.Error) {
 	n, err := globalid.DecodeAs(k, id)
 	if err != nil {
-		return 0, crm.Errorf(crm.CodeInvalid, crm.Path(field), "%q is not a %s ID", id, kindName[k])
+		return 0, crm.Errorf(crm.CodeInvalid, crm.Path(field), "%s is not a %s ID", crm.QuoteInput(id), kindName[k])
 	}
 	return n, nil
 }

@@ -2,9 +2,12 @@ package crm
 
 import (
 	"net/mail"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 // Optional is a value that may be absent from an input, as distinct from present and
@@ -248,21 +251,57 @@ func checkText(errs Errors, field []string, s string, max int) Errors {
 }
 
 func phone(errs Errors, field []string, raw string) (string, Errors) {
-	s := strings.TrimSpace(raw)
+	s := trimText(raw) // "\u202a+91 98765 43210\u202c" is how WhatsApp copies a number
 	if s == "" {
 		return "", append(errs, Errorf(CodeBlank, field, "phone cannot be blank"))
 	}
-	if rest, ok := strings.CutPrefix(s, "00"); ok {
-		s = "+" + rest
-	}
-	if !strings.HasPrefix(s, "+") {
-		return raw, append(errs, Errorf(CodeInvalid, field, "phone %q has no country code: write it in international format, such as +919876543210", raw))
-	}
-	e164, ok := e164(s)
+	s, ok := internationalPrefix(s)
 	if !ok {
-		return raw, append(errs, Errorf(CodeInvalid, field, "phone %q is not a valid phone number", raw))
+		return raw, append(errs, Errorf(CodeInvalid, field, "phone %s has no country code: write it in international format, such as +919876543210", QuoteInput(raw)))
+	}
+	e164, err := e164(s)
+	if err != nil {
+		return raw, append(errs, Errorf(CodeInvalid, field, "phone %s %s", QuoteInput(raw), err))
 	}
 	return e164, errs
+}
+
+// internationalPrefix returns phone with "+" for the international prefix it starts
+// with, "+" or "00" in any of Unicode's forms ("＋", "００"), after any opening
+// parentheses ("(+91) 98765 43210"); false if it starts with neither, since the country
+// cannot be guessed.
+func internationalPrefix(phone string) (string, bool) {
+	s := strings.TrimLeft(phone, "([ ")
+	if rest, ok := strings.CutPrefix(s, "+"); ok {
+		return "+" + rest, true
+	}
+	if rest, ok := strings.CutPrefix(s, "＋"); ok {
+		return "+" + rest, true
+	}
+	rest := s
+	for range 2 {
+		r, size := utf8.DecodeRuneInString(rest)
+		if !unicode.IsDigit(r) || phonenumbers.NormalizeDigitsOnly(string(r)) != "0" {
+			return phone, false
+		}
+		rest = rest[size:]
+	}
+	return "+" + rest, true
+}
+
+// QuoteInput quotes a client's text for an error message, shortened to its first 40
+// characters: a message need not repeat 10 kB the client sent.
+func QuoteInput(s string) string {
+	const most = 40
+	if utf8.RuneCountInString(s) <= most {
+		return strconv.Quote(s)
+	}
+	i := 0
+	for n := 0; n < most; n++ {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return strconv.Quote(s[:i]) + "…"
 }
 
 func email(errs Errors, field []string, s *string) (*string, Errors) {
@@ -272,7 +311,7 @@ func email(errs Errors, field []string, s *string) (*string, Errors) {
 	}
 	addr, err := mail.ParseAddress(*t)
 	if err != nil || addr.Address != *t || addr.Name != "" {
-		return t, append(errs, Errorf(CodeInvalid, field, "email %q is not a valid email address", *t))
+		return t, append(errs, Errorf(CodeInvalid, field, "email %s is not a valid email address", QuoteInput(*t)))
 	}
 	return t, errs
 }

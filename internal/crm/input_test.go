@@ -1,6 +1,7 @@
 package crm_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/segments/segments/internal/crm"
@@ -44,5 +45,43 @@ func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
 	term := "Tab\tSeg\u200b"
 	if got, err := crm.NormalizeSearch(&term); err != nil || got != "Tab Seg" {
 		t.Errorf("search %q: %q, %v", term, got, err)
+	}
+}
+
+// TestPhonesInInternationalFormat: a phone is taken in any international format and
+// stored in E.164 form; one without a country code, or with an extension, is refused.
+// The invisible marks WhatsApp wraps a copied number in, a fullwidth plus and a
+// parenthesis before the country code were refused as having no country code, and an
+// extension was dropped, which made two people behind one switchboard one contact.
+func TestPhonesInInternationalFormat(t *testing.T) {
+	for _, raw := range []string{
+		"+91 98765 43210", "0091-98765-43210", " +919876543210 ", "+91.98765.43210",
+		"\u202a+91 98765 43210\u202c", "\u200e+919876543210", "\ufeff+919876543210",
+		"＋919876543210", "００91 98765 43210", "(+91) 98765 43210", "(0091) 98765 43210",
+		"+９１９８７６５４３２１０", "+٩١٩٨٧٦٥٤٣٢١٠",
+	} {
+		if got, err := crm.NormalizePhone(raw); err != nil || got != "+919876543210" {
+			t.Errorf("NormalizePhone(%q) = %q, %v; want +919876543210", raw, got, err)
+		}
+	}
+	for raw, want := range map[string]string{
+		"98765 43210":                      "no country code",
+		"0 91 98765 43210":                 "no country code",
+		"+44 20 7946 0900 ext. 12":         "extension",
+		"+91 98765 43210 x12":              "extension",
+		"+91 98765 43210;ext=5":            "extension",
+		"+91 98765 43210 #12":              "extension",
+		"+999 1234567":                     "not a valid phone number",
+		"+91 " + strings.Repeat("9", 5000): "not a valid phone number",
+	} {
+		_, err := crm.NormalizePhone(raw)
+		if errs := crm.UserErrors(err); len(errs) != 1 || errs[0].Code != crm.CodeInvalid || !strings.Contains(errs[0].Message, want) {
+			t.Errorf("NormalizePhone(%.40q): %.200v; want INVALID saying %q", raw, err, want)
+		} else if len(errs[0].Message) > 200 {
+			t.Errorf("NormalizePhone(%.40q): a message of %d bytes, want the phone shortened", raw, len(errs[0].Message))
+		}
+	}
+	if _, err := crm.NormalizePhone("\u200b"); err == nil || !strings.Contains(err.Error(), "blank") {
+		t.Errorf("a phone of an invisible character: %v, want blank", err)
 	}
 }

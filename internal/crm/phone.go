@@ -1,6 +1,7 @@
 package crm
 
 import (
+	"errors"
 	"regexp"
 	"slices"
 	"strconv"
@@ -233,26 +234,38 @@ func newNumberDesc(d *phonenumbers.PhoneNumberDesc) numberDesc {
 	return numberDesc{lengths: d.GetPossibleLength(), pattern: regexp.MustCompile("^(?:" + p + ")$")}
 }
 
-// e164 is phone (trimmed, with "00" for "+") in E.164 form if it is a valid number,
-// as libphonenumber parses and formats it, and fits E.164: libphonenumber knows valid
-// numbers of 6 digits and of 16 or 17 (Germany's, Iran's, Uruguay's), which E.164 and
-// the contacts table do not take.
-func e164(phone string) (string, bool) {
+// e164 is phone (trimmed, with "+" for its international prefix) in E.164 form if it
+// is a valid number, as libphonenumber parses and formats it, and fits E.164:
+// libphonenumber knows valid numbers of 6 digits and of 16 or 17 (Germany's, Iran's,
+// Uruguay's), which E.164 and the contacts table do not take. The error completes
+// "phone ... ".
+func e164(phone string) (string, error) {
 	if InE164Form(phone) {
 		if valid, sure := validE164(phone); sure {
 			if !valid {
-				return "", false
+				return "", errNotValid
 			}
-			return phone, true
+			return phone, nil
 		}
 	}
 	num, err := phonenumbers.Parse(phone, "")
 	if err != nil || !phonenumbers.IsValidNumber(num) {
-		return "", false
+		return "", errNotValid
+	}
+	if num.GetExtension() != "" {
+		// Parse takes "ext. 12", "x12", "#12" as an extension and Format drops it,
+		// which made the numbers of two people behind one switchboard one contact.
+		// WhatsApp reaches no extension.
+		return "", errExtension
 	}
 	formatted := phonenumbers.Format(num, phonenumbers.E164)
 	if !InE164Form(formatted) {
-		return "", false
+		return "", errNotValid
 	}
-	return formatted, true
+	return formatted, nil
 }
+
+var (
+	errNotValid  = errors.New("is not a valid phone number")
+	errExtension = errors.New("has an extension, which WhatsApp cannot reach: give the number alone")
+)

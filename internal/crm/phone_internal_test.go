@@ -84,8 +84,8 @@ func TestValidE164IsLibphonenumbers(t *testing.T) {
 		if wantOK && !InE164Form(want) { // valid, but longer or shorter than E.164 allows
 			want, wantOK = "", false
 		}
-		got, ok := e164(p)
-		if got != want || ok != wantOK {
+		got, err := e164(p)
+		if ok := err == nil; got != want || ok != wantOK {
 			t.Errorf("e164(%q) = %q, %v; libphonenumber says %q, %v", p, got, ok, want, wantOK)
 		}
 		_, isSure := validE164(p)
@@ -118,7 +118,7 @@ func TestE164RefusesValidNumbersE164CannotHold(t *testing.T) {
 		if _, valid := viaLibphonenumber(p); !valid {
 			t.Errorf("libphonenumber no longer takes %q: pick another example", p)
 		}
-		if got, ok := e164(p); ok {
+		if got, err := e164(p); err == nil {
 			t.Errorf("e164(%q) = %q, true; E.164 has 7 to 15 digits", p, got)
 		}
 	}
@@ -147,7 +147,7 @@ func BenchmarkPhoneCheck(b *testing.B) {
 		for _, check := range []struct {
 			name string
 			f    func(string) (string, bool)
-		}{{"ours", e164}, {"libphonenumber", viaLibphonenumber}} {
+		}{{"ours", func(p string) (string, bool) { e, err := e164(p); return e, err == nil }}, {"libphonenumber", viaLibphonenumber}} {
 			b.Run(phone+"/"+check.name, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
