@@ -93,10 +93,37 @@ func admit(running, waiting int, next http.Handler) http.Handler {
 			return
 		}
 		slot := &serverSlot{g: g, held: true}
-		defer slot.yield()
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), serverSlotKey{}, slot)))
+		aw := &answerWriter{ResponseWriter: w, leave: slot.yield}
+		defer aw.done()
+		next.ServeHTTP(aw, r.WithContext(context.WithValue(r.Context(), serverSlotKey{}, slot)))
 	})
 }
+
+// An answerWriter gives a request's place up (leave, once) when the request starts
+// writing its answer, or else when it ends. The answer is complete by then (the API
+// has no incremental delivery), and writing it waits on the client: a client that did
+// not read its answers held its places until it did, and 40 such connections left no
+// room for any other request of the server, whatever its workspace.
+type answerWriter struct {
+	http.ResponseWriter
+	leave func()
+	left  bool
+}
+
+func (w *answerWriter) Write(b []byte) (int, error) {
+	w.done()
+	return w.ResponseWriter.Write(b)
+}
+
+// done gives the place up, if not yet given up.
+func (w *answerWriter) done() {
+	if !w.left {
+		w.left = true
+		w.leave()
+	}
+}
+
+func (w *answerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // A serverSlot is a request's place among admit's running requests. A request that
 // must wait in a narrower bound (admitPerCaller, admitPerWorkspace) gives it up while
@@ -278,8 +305,9 @@ func (c *keyedAdmission) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	defer g.leave()
-	c.next.ServeHTTP(w, r)
+	aw := &answerWriter{ResponseWriter: w, leave: g.leave}
+	defer aw.done()
+	c.next.ServeHTTP(aw, r)
 }
 
 func (c *keyedAdmission) acquire(name string) *keyedGate {

@@ -3,8 +3,13 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,5 +214,58 @@ func overflow(t *testing.T, a *api, status int, code string, meanwhile func()) {
 	var count struct{ Segments struct{ TotalCount int } }
 	if r := <-reads; r.status != http.StatusOK || json.Unmarshal(r.res.Data, &count) != nil || count.Segments.TotalCount != 1 {
 		t.Errorf("the waiting read: %d %s", r.status, r.body)
+	}
+}
+
+// TestUnreadAnswersHoldNoPlace: a client that does not read its answer holds no place
+// among the running requests while the server waits to write it, and is cut off when
+// it has not read it within the request timeout. A client that never read took its
+// places for good: 40 such connections left every other workspace 503s, and this
+// test's second request waited for the first's place until its deadline.
+func TestUnreadAnswersHoldNoPlace(t *testing.T) {
+	const timeout = 2 * time.Second
+	a := newAPIWith(t, server.Config{MaxRunning: 1, MaxWaiting: 1, RequestTimeout: timeout})
+	ids := a.addContacts(phones(14_000, 1)...)
+	var up struct{}
+	a.do(`mutation($id: ID!, $a: JSON!) { updateContact(input: {id: $id, attributes: $a}) { contact { id } } }`,
+		map[string]any{"id": ids[0], "a": map[string]any{"blob": strings.Repeat("x", 15_000)}}, &up)
+	// An answer of about 15 MB, far more than the sockets' buffers hold.
+	var q strings.Builder
+	q.WriteString(`query($ids: [ID!]!) {`)
+	for i := range 10 {
+		fmt.Fprintf(&q, " a%d: nodes(ids: $ids) { ... on Contact { attributes } }", i)
+	}
+	q.WriteString(" }")
+	body, _ := json.Marshal(map[string]any{"query": q.String(), "variables": map[string]any{"ids": slices.Repeat(ids[:1], 100)}})
+
+	// The client's receive buffer is small, and it does not read.
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	conn, err := d.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", a.key, len(body), body)
+	time.Sleep(300 * time.Millisecond) // the answer is being written
+
+	start := time.Now()
+	if r := a.as(t).query(`{ segments { totalCount } }`, nil); r.status != http.StatusOK || len(r.res.Errors) != 0 {
+		t.Fatalf("another workspace's request while an answer waited to be read: %d %s", r.status, r.body)
+	} else if waited := time.Since(start); waited > timeout/2 {
+		t.Errorf("another workspace's request took %v while an answer waited to be read", waited)
+	}
+
+	// Past the answer's time to be written, the server has given up on it: what the
+	// client can still read is what the buffers held, not the whole answer.
+	time.Sleep(timeout + time.Second)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the connection was still open %v after the answer's first byte", 2*timeout)
+	}
+	if n > 10_000_000 {
+		t.Errorf("the client read %d bytes once it read, the whole answer: the server waited for it", n)
 	}
 }

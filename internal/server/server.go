@@ -217,7 +217,9 @@ func claimLease(deadline time.Duration) time.Duration {
 
 // withTimeout gives each request a deadline. The store's SQL runs under the request's
 // context, so the database stops working on it when the deadline passes or the client
-// goes away.
+// goes away. Writing the answer gets as long again from its first byte: a client that
+// does not read it is cut off then, so that its connection, its goroutine and the
+// answer's bytes are not held for as long as it likes.
 func withTimeout(d time.Duration, next http.Handler) http.Handler {
 	if d <= 0 {
 		return next
@@ -225,9 +227,30 @@ func withTimeout(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
+		// A connection kept alive keeps the deadline of its last answer's writing.
+		http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		next.ServeHTTP(&boundedWriter{ResponseWriter: w, within: d}, r.WithContext(ctx))
 	})
 }
+
+// A boundedWriter sets the deadline of writing an answer when its first byte is
+// written.
+type boundedWriter struct {
+	http.ResponseWriter
+	within  time.Duration
+	started bool
+}
+
+func (w *boundedWriter) Write(b []byte) (int, error) {
+	if !w.started {
+		w.started = true
+		// Not every ResponseWriter has a deadline (a test's recorder): then none.
+		http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(w.within))
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *boundedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // accessLog logs one line per request. It starts the request's telemetry record
 // (telemetry.Begin), which the layers below fill, and with it, for GraphQL requests,
@@ -244,7 +267,10 @@ func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.T
 		sr := &statusRecorder{ResponseWriter: w, status: http.StatusOK, rec: rec}
 		next.ServeHTTP(sr, r.WithContext(ctx))
 		d := time.Since(start)
-		if rec.Code == "" && sr.body != nil {
+		switch {
+		case sr.undelivered:
+			rec.Code = telemetry.CodeClientClosed // whatever the answer said, nobody heard it
+		case rec.Code == "" && sr.body != nil:
 			rec.Code = telemetry.CodeFromBody(sr.body)
 		}
 		id := requestid.From(ctx)
@@ -319,6 +345,9 @@ type statusRecorder struct {
 	// body is the start of an error response (4xx, 5xx) whose code no layer reported
 	// in rec: a refusal written before GraphQL runs, whose code it tells.
 	body []byte
+	// undelivered tells that writing the answer failed: the client left, or did not
+	// read it in time.
+	undelivered bool
 }
 
 func (r *statusRecorder) WriteHeader(status int) {
@@ -330,7 +359,11 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.status >= 400 && r.rec.Code == "" && len(r.body) < maxSniff {
 		r.body = append(r.body, b[:min(len(b), maxSniff-len(r.body))]...)
 	}
-	return r.ResponseWriter.Write(b)
+	n, err := r.ResponseWriter.Write(b)
+	if err != nil {
+		r.undelivered = true
+	}
+	return n, err
 }
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
