@@ -555,3 +555,46 @@ func TestSwapsRetriedWhenTheyDeadlock(t *testing.T) {
 		})
 	}
 }
+
+// TestAssignmentRetriedWhenItsContactsDeadlock: an assignment whose lock of its
+// contacts PostgreSQL fails to break a deadlock is run again, and done. The segments'
+// lock then ran in the aborted transaction, and its error (25P02, "current
+// transaction is aborted") was the one returned: not a deadlock, so not run again,
+// and the cause hidden from the log.
+func TestAssignmentRetriedWhenItsContactsDeadlock(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	f := newFixture(t, s, 40_720, map[string]int{"s": 0})
+	lock := "SELECT FROM contacts WHERE workspace_id = $1 AND id = $2 FOR UPDATE"
+	raw, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Rollback()
+	if _, err := raw.ExecContext(ctx, lock, f.ws.ID, f.contacts[1]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.AssignContactsToSegments(ctx, f.ws.ID, f.contacts[:2], []int64{f.segments["s"]}, store.WithoutSegments)
+		done <- err
+	}()
+	waitForLock(t, s.DB(), "FOR KEY SHARE", done) // it holds the first contact, waits for the second
+	if _, err := raw.ExecContext(ctx, lock, f.ws.ID, f.contacts[0]); err != nil {
+		if !strings.Contains(err.Error(), "40P01") {
+			t.Fatal(err)
+		}
+		t.Log("the other transaction, not the assignment, was failed: the assignment's retry was not needed")
+		raw.Rollback()
+	} else if err := raw.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the assignment that deadlocked: %v; want it run again, and done", err)
+	}
+	var n int
+	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM memberships WHERE workspace_id = $1 AND segment_id = $2",
+		f.ws.ID, f.segments["s"]).Scan(&n); err != nil || n != 2 {
+		t.Errorf("the segment has %d members (%v), want 2", n, err)
+	}
+}

@@ -98,6 +98,11 @@ func (c *tenantConn) queryEach(ctx context.Context, query string, scan func(pgx.
 	var settings int
 	if ws, ok := tenantOf(ctx, c.tenant); ok {
 		prefix, settings = c.messagePrefix(ctx, ws)
+	} else if begin := c.takeBegin(); begin != "" {
+		// Without a workspace too: the first statement of a transaction carries its
+		// BEGIN. Without it, an owner's transaction read this way ran each statement
+		// in a transaction of its own, and a refused upsert left rows behind.
+		prefix, settings = begin, 1
 	}
 	mrr, err := c.exec(ctx, prefix, settings, query)
 	if err != nil {

@@ -81,7 +81,10 @@ func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, seg
 		if errs := append(crm.UserErrors(conErr), crm.UserErrors(segErr)...); len(errs) > 0 {
 			return crm.Errors(errs)
 		}
-		if err := firstErr(segErr, conErr); err != nil {
+		// The contacts' error first: when their lock failed (a deadlock, a timeout),
+		// the segments' lock ran in the aborted transaction, and its error (25P02)
+		// would hide the cause, and keep a deadlock from being run again.
+		if err := firstErr(conErr, segErr); err != nil {
 			return err
 		}
 		n, err := change(ctx, tx, w, sortedUnique(segmentIDs), sortedUnique(contactIDs))

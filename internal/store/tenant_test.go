@@ -598,6 +598,32 @@ func TestTransactionBeginsWithItsFirstStatement(t *testing.T) {
 	})
 }
 
+// TestRefusedUpsertOfTheOwnerChangesNothing: a transaction without a workspace (the
+// owner's: the demo's seed, the tools) whose first statement reads through pgx
+// directly (an upsert with attributes locks its contacts so) begins with it too. Its
+// BEGIN was never sent: each statement committed on its own, and an upsert refused
+// for the attributes it would merge left its contacts behind, one of them over the
+// limit the refusal enforced.
+func TestRefusedUpsertOfTheOwnerChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	attrs := func(k string, size int) crm.ContactDetails {
+		return crm.ContactDetails{Attributes: crm.Some(map[string]any{k: strings.Repeat("x", size)})}
+	}
+	_, err := s.UpsertContacts(ctx, ws.ID, []crm.ContactInput{
+		{Phone: "+919800000001", ContactDetails: attrs("a", 10_000)},
+		{Phone: "+919800000001", ContactDetails: attrs("b", 10_000)}, // 20 kB once merged
+		{Phone: "+919800000002", ContactDetails: attrs("c", 1)},
+	})
+	if errs := crm.UserErrors(err); len(errs) != 1 || errs[0].Code != crm.CodeTooLong {
+		t.Fatalf("the upsert: %v; want TOO_LONG", err)
+	}
+	if n := count(t, s.DB(), ctx, fmt.Sprintf("SELECT count(*) FROM contacts WHERE workspace_id = %d", ws.ID)); n != 0 {
+		t.Errorf("the refused upsert left %d contacts", n)
+	}
+}
+
 // TestTransactionOnABrokenConnectionRunsAgain: a pooled connection whose socket broke
 // without pgx noticing fails its transaction's first statement before anything
 // reaches the server, BEGIN included (it goes with that statement); the store runs
