@@ -8,6 +8,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/vektah/gqlparser/v2/ast"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/segments/segments/graph/execution"
@@ -51,10 +52,27 @@ func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
 	useTelemetry(srv, opts)    // operation and outcome for logs and metrics, resolver spans (telemetry.go)
 	// Each operation gets its own loaders, bound to its workspace, and its own
 	// executor state: the rows they have preloaded, the fields collected for its
-	// objects (graph/execution).
+	// objects (graph/execution). Each of a mutation's root fields gets loaders of its
+	// own: they run one after the other, and what one loaded (a contact's segments)
+	// may be changed by the next, whose payload then answered what was before it.
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		ls := loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait, RootLookups: rootLookups(ctx)})
-		return next(execution.WithOperation(loader.With(ctx, ls)))
+		if !isMutation(ctx) {
+			ls := loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait, RootLookups: rootLookups(ctx)})
+			ctx = loader.With(ctx, ls)
+		}
+		return next(execution.WithOperation(ctx))
+	})
+	srv.AroundRootFields(func(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+		if isMutation(ctx) {
+			ctx = loader.With(ctx, loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait}))
+		}
+		return next(ctx)
 	})
 	return refusalStatus(srv)
+}
+
+// isMutation reports whether the operation of ctx is a mutation.
+func isMutation(ctx context.Context) bool {
+	op := graphql.GetOperationContext(ctx).Operation
+	return op != nil && op.Operation == ast.Mutation
 }

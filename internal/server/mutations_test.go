@@ -2168,3 +2168,34 @@ func TestContactCountStaysExact(t *testing.T) {
 		}
 	}
 }
+
+// TestMutationsOfOneRequestSeeEachOther: the root fields of a mutation run one after
+// the other, and each one's payload shows what the ones before it did. They shared
+// the request's loaders, so a payload read the memberships an earlier field had
+// loaded: a contact still without the segment it had just been added to, and a
+// segment with a contactCount of 1 and no contacts.
+func TestMutationsOfOneRequestSeeEachOther(t *testing.T) {
+	a := newAPI(t)
+	ids := a.addContacts(phones(161_000, 1)...)
+	seg := a.addSegment("Festival Buyers")
+	vars := map[string]any{"c": ids, "s": []string{seg}, "in": map[string]any{"contacts": []map[string]any{{"phone": phones(161_000, 1)[0]}}}}
+
+	res := a.post(`mutation($c: [ID!]!, $s: [ID!]!, $in: UpsertContactsInput!) {
+		before: upsertContacts(input: $in) { contacts { segments { id } } }
+		assignContactsToSegments(input: {contactIds: $c, segmentIds: $s}) { assignedCount }
+		after: upsertContacts(input: $in) { contacts { segments { id } } }
+	}`, vars)
+	want := fmt.Sprintf(`{"before":{"contacts":[{"segments":[]}]},"assignContactsToSegments":{"assignedCount":1},"after":{"contacts":[{"segments":[{"id":%q}]}]}}`, seg)
+	if len(res.Errors) > 0 || string(res.Data) != want {
+		t.Errorf("a contact's segments after its assignment, in one request:\n%s %+v\nwant\n%s", res.Data, res.Errors, want)
+	}
+
+	res = a.post(`mutation($c: [ID!]!, $s: [ID!]!) {
+		removeContactsFromSegments(input: {contactIds: $c, segmentIds: $s}) { segments { contactCount contacts(first: 1) { nodes { id } } } }
+		assignContactsToSegments(input: {contactIds: $c, segmentIds: $s}) { segments { contactCount contacts(first: 1) { nodes { id } } } }
+	}`, vars)
+	want = fmt.Sprintf(`{"removeContactsFromSegments":{"segments":[{"contactCount":0,"contacts":{"nodes":[]}}]},"assignContactsToSegments":{"segments":[{"contactCount":1,"contacts":{"nodes":[{"id":%q}]}}]}}`, ids[0])
+	if len(res.Errors) > 0 || string(res.Data) != want {
+		t.Errorf("a segment's contacts after removal and assignment, in one request:\n%s %+v\nwant\n%s", res.Data, res.Errors, want)
+	}
+}
