@@ -1438,6 +1438,7 @@ input ContactInput {
   read back, numbers written out in full: ` + "`" + `1e300` + "`" + ` takes 301 bytes): each key
   given replaces the stored value, and a key given as null is removed. The
   contact's attributes, once merged, may not take more than 16 KB either.
+  ` + "`" + `attributes: null` + "`" + ` removes them all; leave the field out to keep them.
   """
   attributes: JSON
 }
@@ -1473,7 +1474,7 @@ input UpdateContactInput {
   """
   Attributes to merge into the stored ones (a JSON object of at most 16 KB, measured
   as in ` + "`" + `ContactInput` + "`" + `, and so are the contact's once merged); a key given as null is
-  removed.
+  removed. ` + "`" + `attributes: null` + "`" + ` removes them all; leave the field out to keep them.
   """
   attributes: JSON
 }

@@ -49,6 +49,7 @@ type ContactInput struct {
 	// read back, numbers written out in full: `1e300` takes 301 bytes): each key
 	// given replaces the stored value, and a key given as null is removed. The
 	// contact's attributes, once merged, may not take more than 16 KB either.
+	// `attributes: null` removes them all; leave the field out to keep them.
 	Attributes graphql.Omittable[map[string]any] `json:"attributes,omitempty"`
 }
 
@@ -178,7 +179,7 @@ type UpdateContactInput struct {
 	Email graphql.Omittable[*string] `json:"email,omitempty"`
 	// Attributes to merge into the stored ones (a JSON object of at most 16 KB, measured
 	// as in `ContactInput`, and so are the contact's once merged); a key given as null is
-	// removed.
+	// removed. `attributes: null` removes them all; leave the field out to keep them.
 	Attributes graphql.Omittable[map[string]any] `json:"attributes,omitempty"`
 }
 
