@@ -62,12 +62,18 @@ func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
 		}
 		return next(execution.WithOperation(ctx))
 	})
+	// A mutation's payload is read, for a while, after the request's end once the
+	// mutation is made (grace.go).
 	srv.AroundRootFields(func(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
-		if isMutation(ctx) {
-			ctx = loader.With(ctx, loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait}))
+		if !isMutation(ctx) {
+			return next(ctx)
 		}
+		ctx = loader.With(ctx, loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait}))
+		ctx, stop := withPayloadGrace(ctx)
+		defer stop()
 		return next(ctx)
 	})
+
 	return refusalStatus(srv)
 }
 

@@ -634,3 +634,65 @@ func TestTransientFailureNotStored(t *testing.T) {
 		}
 	})
 }
+
+// TestMadeMutationAnswersItsPayload: a mutation made just before the request's
+// deadline, or before its client left, still reads its payload for a while after, so
+// that its answer is whole and its Idempotency-Key keeps it: the retry replays the
+// segment that was created. The payload's read (here held back by a lock on the
+// memberships, which creating an empty segment does not touch) failed with TIMEOUT or
+// CLIENT_CLOSED_REQUEST, answers the key does not keep, and the retry ran the
+// mutation again and was answered TAKEN.
+func TestMadeMutationAnswersItsPayload(t *testing.T) {
+	const doc = `mutation($in: CreateSegmentInput!) { createSegment(input: $in) {
+		segment { id name contacts(first: 1) { nodes { id } } } userErrors { code } } }`
+	for _, tc := range []struct {
+		name   string
+		leaves bool // the client leaves, instead of the deadline passing
+	}{{"deadline", false}, {"client gone", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAPIWith(t, server.Config{RequestTimeout: 700 * time.Millisecond})
+			body := idemBody(doc, map[string]any{"in": map[string]any{"name": "Made " + tc.name}})
+			key := newKey()
+
+			lock, err := a.store.DB().BeginTx(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lock.Rollback()
+			if _, err := lock.Exec("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
+				t.Fatal(err)
+			}
+			ctx, leave := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer leave()
+			if !tc.leaves {
+				ctx = context.Background()
+			}
+			answered := make(chan error, 1)
+			go func() {
+				_, err := a.idemSend(ctx, body, key)
+				answered <- err
+			}()
+			time.Sleep(time.Second) // past the deadline (or the client's leaving)
+			lock.Rollback()
+			err = <-answered
+			if tc.leaves != (err != nil) {
+				t.Fatalf("the first request: %v", err)
+			}
+
+			var retry rawResponse
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				if retry = a.idemPost(body, key); retry.status != http.StatusConflict || time.Now().After(deadline) {
+					break
+				}
+			}
+			var p struct {
+				Segment    *struct{ ID string }
+				UserErrors []userError
+			}
+			retry.payload(t, &p)
+			if !retry.replayed() || p.Segment == nil || len(p.UserErrors) > 0 {
+				t.Fatalf("the retry: replayed %v, %s; want the first answer, with the segment", retry.replayed(), retry.body)
+			}
+		})
+	}
+}

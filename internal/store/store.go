@@ -348,16 +348,31 @@ func (s *Store) inTxOn(ctx context.Context, fn func(tx bun.Tx, conn *sql.Conn) e
 }
 
 // retryTx runs the transaction run, again while it fails only for a concurrent one
-// or a broken connection (inTx).
+// or a broken connection (inTx). Once it committed, it calls ctx's OnCommit function.
 func retryTx(ctx context.Context, run func() error) error {
 	var err error
 	for range txAttempts {
 		err = run()
+		if err == nil {
+			if f, ok := ctx.Value(commitKey{}).(func()); ok {
+				f()
+			}
+			return nil
+		}
 		if !retryable(err) || ctx.Err() != nil {
 			return err
 		}
 	}
 	return err
+}
+
+type commitKey struct{}
+
+// OnCommit returns a context under which every change the store commits calls f once
+// it has committed: the API learns so that a mutation was made, whatever happens to
+// the request after it.
+func OnCommit(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, commitKey{}, f)
 }
 
 // StatementCounter counts the SQL statements a request sends, to prove that their
