@@ -1,15 +1,16 @@
 package graph
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -17,9 +18,14 @@ import (
 	"github.com/segments/segments/internal/limits"
 )
 
-// cacheSize is how many documents each cache holds: far more than the operations of
-// the dashboard and of a partner integration together.
-const cacheSize = 1000
+// Each cache holds at most cacheSize documents, far more than the operations of the
+// dashboard and of a partner integration together, and at most cacheBytes of their
+// text: bounded by count alone, 1,000 documents of 250 kB (free to send: comments
+// cost nothing) kept 260 MB alive for good.
+const (
+	cacheSize  = 1000
+	cacheBytes = 8 << 20
+)
 
 // useCaches turns on the parsed-query cache (a document sent again is neither parsed
 // nor validated again) and automatic persisted queries (a client may send a query's
@@ -27,8 +33,66 @@ const cacheSize = 1000
 // text; PERSISTED_QUERY_NOT_FOUND asks it to send both). It must be installed before
 // useLimits, whose checks see the query that APQ looked up.
 func useCaches(srv *handler.Server) {
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](cacheSize))
-	srv.Use(persistedQueries{extension.AutomaticPersistedQuery{Cache: workspaceCache{lru.New[string](cacheSize)}}})
+	srv.SetQueryCache(newBoundedCache(cacheSize, cacheBytes, func(query string, _ *ast.QueryDocument) int { return len(query) }))
+	srv.Use(persistedQueries{extension.AutomaticPersistedQuery{Cache: workspaceCache{
+		newBoundedCache(cacheSize, cacheBytes, func(hash, query string) int { return len(hash) + len(query) })}}})
+}
+
+// A boundedCache is a least-recently-used cache of at most maxEntries entries and at
+// most maxBytes in all, as size measures each entry. An entry larger than maxBytes
+// alone is not kept.
+type boundedCache[T any] struct {
+	maxEntries, maxBytes int
+	size                 func(key string, value T) int
+
+	mu    sync.Mutex
+	order *list.List // of *cached[T], the most recently used first
+	items map[string]*list.Element
+	bytes int
+}
+
+type cached[T any] struct {
+	key   string
+	value T
+	size  int
+}
+
+func newBoundedCache[T any](maxEntries, maxBytes int, size func(string, T) int) *boundedCache[T] {
+	return &boundedCache[T]{maxEntries: maxEntries, maxBytes: maxBytes, size: size, order: list.New(), items: map[string]*list.Element{}}
+}
+
+func (c *boundedCache[T]) Get(_ context.Context, key string) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[key]
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	c.order.MoveToFront(e)
+	return e.Value.(*cached[T]).value, true
+}
+
+func (c *boundedCache[T]) Add(_ context.Context, key string, value T) {
+	size := c.size(key, value)
+	if size > c.maxBytes {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[key]; ok {
+		c.bytes -= e.Value.(*cached[T]).size
+		c.order.Remove(e)
+	}
+	c.items[key] = c.order.PushFront(&cached[T]{key, value, size})
+	c.bytes += size
+	for c.order.Len() > c.maxEntries || c.bytes > c.maxBytes {
+		last := c.order.Back()
+		old := last.Value.(*cached[T])
+		c.order.Remove(last)
+		delete(c.items, old.key)
+		c.bytes -= old.size
+	}
 }
 
 // persistedQueries is gqlgen's automatic persisted queries, whose refusals of a
