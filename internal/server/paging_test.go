@@ -1739,7 +1739,9 @@ func TestTamperedCursorValuesRefused(t *testing.T) {
 
 // TestContactSearchMatchesTextWithDigits proves that a search of digits and phone
 // punctuation still finds the names and emails that contain it as written, and only
-// those, as the schema promises ("contains this text").
+// those, as the schema promises ("contains this text"), and finds a phone written in
+// the forms the API takes phones in: with the 00 prefix, a non-breaking space or an en
+// dash, in Arabic-Indic digits (none of which its search found).
 func TestContactSearchMatchesTextWithDigits(t *testing.T) {
 	a := newAPI(t)
 	ids := map[string]string{
@@ -1751,6 +1753,13 @@ func TestContactSearchMatchesTextWithDigits(t *testing.T) {
 		{"12-34", []string{"flat"}},
 		{"2024.01", []string{"email"}},
 		{"98000-00001", []string{"flat"}}, // the phone, however written, still
+		{"0091 98000 00001", []string{"flat"}},
+		{"0091 98000 0000", []string{"flat", "room", "email"}},
+		{"0098000", nil}, // +98000…: no phone starts so, though they all hold 98000
+		{"98000\u00a000002", []string{"room"}},
+		{"98000\u201300003", []string{"email"}},
+		{"+91/98000/00001", []string{"flat"}},
+		{"+٩١ ٩٨٠٠٠ ٠٠٠٠٢", []string{"room"}},
 	})
 }
 

@@ -11,8 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/nyaruka/phonenumbers"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
@@ -753,21 +755,28 @@ func contactSearchCond(term string) (string, []any) {
 	// lowercased the text. On a constant it is computed once, while planning, so the
 	// index sees a plain pattern. Digits need no lowering.
 	cond, args := contactSearch+" LIKE lower(?)", []any{likePattern(term)}
-	if phone, ok := phonePattern(term); ok {
+	if contains, phone, ok := phonePatterns(term); ok {
 		cond = "(" + cond + " OR (" + contactSearch + " LIKE ? AND c.phone LIKE ?))"
-		args = append(args, phone, phone)
+		args = append(args, contains, phone)
 	}
 	return cond, args
 }
 
-// phonePattern returns the LIKE pattern of the second alternative of
-// contactSearchCond: the digits of a term that may be a phone number written another
-// way, when they differ from the term.
-func phonePattern(term string) (string, bool) {
-	if digits, ok := phoneDigits(term); ok && digits != term {
-		return likePattern(digits), true
+// phonePatterns returns the LIKE patterns of the second alternative of
+// contactSearchCond, when the term may be a phone number written another way: the
+// digits of the term anywhere (for the search text's index), and where the phone must
+// hold them, which is from its start when the term starts with the international
+// prefix 00 ("0091 98765" is a phone starting +9198765).
+func phonePatterns(term string) (contains, phone string, ok bool) {
+	digits, international, ok := phoneDigits(term)
+	if !ok || digits == term {
+		return "", "", false
 	}
-	return "", false
+	contains = likePattern(digits)
+	if international {
+		return contains, "+" + strings.TrimPrefix(contains, "%"), true
+	}
+	return contains, contains, true
 }
 
 // searchShare returns the SQL of the share of the contacts that contactSearchCond
@@ -777,26 +786,36 @@ func phonePattern(term string) (string, bool) {
 // (twoWayPageSelect) choose their way by it.
 func searchShare(term string) (string, []any) {
 	var alt *string
-	if phone, ok := phonePattern(term); ok {
-		alt = &phone
+	if contains, _, ok := phonePatterns(term); ok {
+		alt = &contains
 	}
 	return "segments_contact_search_share(lower(?), ?)", []any{likePattern(term), alt}
 }
 
 // phoneDigits returns the digits of a term made only of digits and phone punctuation
-// (+ - ( ) . and spaces), when it has at least three: fewer would match most phones.
-func phoneDigits(term string) (string, bool) {
-	digits := strings.Builder{}
+// (+ - ( ) . / and spaces, in any of Unicode's forms: a non-breaking space, an en
+// dash, fullwidth or Arabic-Indic digits), when it has at least three: fewer would
+// match most phones. A term starting with 00, the international prefix, is
+// international, and its digits are those after it: stored phones write it as their
+// +. The API takes phones written all these ways; its search did not find them so.
+func phoneDigits(term string) (digits string, international, ok bool) {
+	var b strings.Builder
 	for _, r := range term {
 		switch {
 		case r >= '0' && r <= '9':
-			digits.WriteRune(r)
-		case strings.ContainsRune("+-(). ", r):
+			b.WriteRune(r)
+		case unicode.IsDigit(r):
+			b.WriteString(phonenumbers.NormalizeDigitsOnly(string(r)))
+		case unicode.IsSpace(r), unicode.Is(unicode.Pd, r), strings.ContainsRune("+＋()./", r):
 		default:
-			return "", false
+			return "", false, false
 		}
 	}
-	return digits.String(), digits.Len() >= 3
+	digits = b.String()
+	if rest, ok := strings.CutPrefix(digits, "00"); ok && strings.TrimLeft(term, " (")[0] != '+' {
+		digits, international = rest, true
+	}
+	return digits, international, len(digits) >= 3
 }
 
 // ContactsByID returns the contacts with the given IDs that exist in the workspace.
