@@ -15,6 +15,7 @@ package pgserver
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -131,14 +132,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		if port, ok := runningPort(s.pgdata()); ok {
+		if pid, port, ok := postmaster(s.pgdata()); ok {
 			s.port = port
-			err = s.waitReady(ctx)
+			err = s.waitReady(ctx, pid)
+		} else if err = waitReaped(ctx, s.pgdata()); err != nil {
+			break // another attempt would wait as long again
 		} else if err = s.start(bin, runAs, opts); err == nil {
-			err = s.waitReady(ctx)
+			err = s.waitReady(ctx, 0)
 		}
-		// Another process may have started a server in the meantime, or the port we
-		// picked was taken before postgres bound it: look again.
+		// Another process may have started a server in the meantime, the port we
+		// picked was taken before postgres bound it, or the server we joined died (it
+		// is started again, as one stopped from outside): look again.
 		if err == nil || attempt == 3 || ctx.Err() != nil {
 			break
 		}
@@ -366,13 +370,20 @@ func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 	return nil
 }
 
-func (s *Server) waitReady(ctx context.Context) error {
+// waitReady waits until the server accepts connections: the one this process started,
+// or, when joined is not 0, the postmaster of that process ID that another started.
+func (s *Server) waitReady(ctx context.Context, joined int) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
 		conn, err := pgx.Connect(ctx, s.URL("postgres"))
 		if err == nil {
 			return conn.Close(ctx)
+		}
+		// A postmaster that dies before it answers never will: one killed hard was
+		// waited for the full 60 s.
+		if joined != 0 && !isPostmaster(joined) {
+			return fmt.Errorf("pgserver: postgres (pid %d) exited before it was ready", joined)
 		}
 		select {
 		case <-s.exited:
@@ -480,14 +491,18 @@ func ensureCluster(ctx context.Context, bin, dir string, runAs *user.User) (stri
 // initdbPrefix names the directories clusters are made in before they become pgdata.
 const initdbPrefix = "initdb-"
 
-// runningPort reads the port of a live server from its postmaster.pid.
-func runningPort(pgdata string) (int, bool) {
-	_, port, ok := postmaster(pgdata)
-	return port, ok
-}
-
 // postmaster reads the process ID and port of a live server from its postmaster.pid.
 func postmaster(pgdata string) (pid, port int, ok bool) {
+	pid, port, ok = readPostmasterPID(pgdata)
+	if !ok || !isPostmaster(pid) {
+		return 0, 0, false
+	}
+	return pid, port, true
+}
+
+// readPostmasterPID reads the process ID and port that pgdata's postmaster.pid names,
+// whether that process runs or not.
+func readPostmasterPID(pgdata string) (pid, port int, ok bool) {
 	f, err := os.Open(filepath.Join(pgdata, "postmaster.pid"))
 	if err != nil {
 		return 0, 0, false
@@ -506,17 +521,76 @@ func postmaster(pgdata string) (pid, port int, ok bool) {
 	if err1 != nil || err2 != nil || pid <= 0 {
 		return 0, 0, false
 	}
-	// Signal 0 checks existence; EPERM means it exists but belongs to another user.
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return 0, 0, false
+	return pid, port, true
+}
+
+// isPostmaster reports whether process pid runs and is a postgres.
+func isPostmaster(pid int) bool {
+	if !running(pid) {
+		return false
 	}
 	// A postmaster killed hard leaves its file behind, and its process ID may belong
 	// to another program since: one that is not postgres is none of ours to join, nor
 	// to signal.
 	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) != "postgres" {
-		return 0, 0, false
+		return false
 	}
-	return pid, port, true
+	return true
+}
+
+// running reports whether process pid exists and has not exited. One that has exited
+// stays, a zombie, until its parent reaps it, and signal 0 still reaches it: the next
+// command joined a postmaster killed hard, whose parent took seconds to reap it.
+func running(pid int) bool {
+	// Signal 0 checks existence; EPERM means it exists but belongs to another user.
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	state := procState(pid)
+	return state != 'Z' && state != 'X' // zombie, dead
+}
+
+// procState returns the state of process pid (R, S, Z and so on) from /proc, or 0 when
+// it cannot be read.
+func procState(pid int) byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// "pid (comm) state ...", where comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}
+
+// reapTimeout bounds how long Start waits for a postmaster that has exited to be reaped.
+const reapTimeout = 30 * time.Second
+
+// waitReaped waits until the process that pgdata's postmaster.pid names is gone, when
+// it has exited but is still there, a zombie. PostgreSQL does not start while the
+// process ID in that file exists ("lock file already exists"), so a server started
+// before the parent of the one that died reaps it exits at once.
+func waitReaped(ctx context.Context, pgdata string) error {
+	pid, _, ok := readPostmasterPID(pgdata)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, reapTimeout)
+	defer cancel()
+	for {
+		// ESRCH: gone; EPERM: another user's, which PostgreSQL lets be. A process
+		// that runs is another program's since: PostgreSQL decides.
+		if err := syscall.Kill(pid, 0); err != nil || running(pid) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pgserver: postgres (pid %d) has exited, but its parent has not reaped it, and PostgreSQL does not start before it has: %w", pid, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func binDir(dir string) (string, error) {

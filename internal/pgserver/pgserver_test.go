@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -181,6 +182,117 @@ func TestStaleProcessIDIsNoPostmaster(t *testing.T) {
 	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("Stop signalled a process that is no postmaster: %v", err)
 	}
+}
+
+// TestDeadPostmasterIsStartedAgain: a postmaster killed hard stays a zombie until its
+// parent reaps it (for about 2 s in a tester's run), and signal 0 still reaches it. The
+// next command joined it and waited 60 s for a server that would never answer; one
+// that joined a postmaster that died then waited as long. Both must start the server
+// again, on its port, as for one stopped from outside.
+func TestDeadPostmasterIsStartedAgain(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// seconds the fake postmaster runs: 0 for one that is a zombie when Start
+		// looks, more for one that Start joins and that dies while it waits.
+		seconds string
+	}{
+		{"a zombie", "0"},
+		{"dies while joined", "2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := storetest.ServerDir(t)
+			first, err := pgserver.Start(context.Background(), pgserver.Options{Dir: dir, Shared: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = first.Stop() })
+			pidFile := dir + "/pgdata/postmaster.pid"
+			b, err := os.ReadFile(pidFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(pidFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stopFromOutside(t, dir)
+			// The server is gone, its postmaster.pid names a process called postgres
+			// that has exited (or soon will) and that its parent reaps a second later.
+			fake := fakePostmaster(t, filepath.Dir(dir), c.seconds)
+			reaped := make(chan struct{})
+			if c.seconds == "0" {
+				for !strings.Contains(readFile(t, fmt.Sprintf("/proc/%d/stat", fake.Process.Pid)), ") Z ") {
+					time.Sleep(time.Millisecond)
+				}
+				time.AfterFunc(time.Second, func() { _ = fake.Wait(); close(reaped) })
+			} else {
+				go func() { _ = fake.Wait(); close(reaped) }()
+			}
+			t.Cleanup(func() { <-reaped })
+			lines := strings.SplitN(string(b), "\n", 2)
+			if err := os.WriteFile(pidFile, []byte(strconv.Itoa(fake.Process.Pid)+"\n"+lines[1]), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			owner := fi.Sys().(*syscall.Stat_t) // the server's OS user must be able to replace it
+			if err := os.Chown(pidFile, int(owner.Uid), int(owner.Gid)); err != nil {
+				t.Fatal(err)
+			}
+
+			// Bounded well below waitReady's 60 s, so that a Start that joined the dead
+			// postmaster fails here rather than hanging.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			again, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Shared: true})
+			if err != nil {
+				t.Fatalf("the start after the postmaster died: %v", err)
+			}
+			t.Cleanup(func() { _ = again.Stop() })
+			if !again.Owned() || again.Port() != first.Port() {
+				t.Fatalf("started again on port %d (owned %v), want %d", again.Port(), again.Owned(), first.Port())
+			}
+			if got := queryOne[int](t, first.URL("segments"), "SELECT 1"); got != 1 {
+				t.Fatalf("SELECT 1 = %d", got)
+			}
+		})
+	}
+}
+
+// fakePostmaster starts a program named postgres (a copy of sleep, run for seconds) in
+// dir, as the OS user a server runs as (PostgreSQL's own check of postmaster.pid tells
+// its user's processes from others').
+func fakePostmaster(t *testing.T, dir, seconds string) *exec.Cmd {
+	t.Helper()
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(dir, "postgres")
+	if err := os.WriteFile(fake, []byte(readFile(t, sleep)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(fake, seconds)
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // refusesConnections fails the test unless the server of url is gone (when says
