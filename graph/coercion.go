@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -15,6 +16,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/segments/segments/graph/scalar"
+	"github.com/segments/segments/internal/crm"
 )
 
 // strictInputs refuses, after validation and before anything runs, the input values
@@ -29,7 +31,10 @@ import (
 //   - in the arguments, from variables or literals, a JSON that is not an object,
 //     as BAD_USER_INPUT naming the argument (400, no data): the scalar's
 //     unmarshaling refused it only when its field ran, so that a mutation's earlier
-//     root fields were applied while the response said data: null.
+//     root fields were applied while the response said data: null;
+//   - in a JSON written in the query, a number that a float64 (which gqlparser reads
+//     it into) does not hold exactly, as BAD_USER_INPUT: 9007199254740993.0 was
+//     stored as 9007199254740992, where a variable keeps every digit.
 type strictInputs struct {
 	schema *ast.Schema
 	// holdsJSON names the input types whose values can hold a JSON somewhere: the
@@ -140,6 +145,11 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 			}
 			if v, ok := args[a.Name]; ok {
 				if err := e.objects(a.Type, v, path, &inputPath{{name: a.Name}}); err != nil {
+					return err
+				}
+			}
+			if lit := f.Arguments.ForName(a.Name); lit != nil && lit.Value.Kind != ast.Variable {
+				if err := e.literals(a.Type, lit.Value, path, &inputPath{{name: a.Name}}); err != nil {
 					return err
 				}
 			}
@@ -368,4 +378,105 @@ func (e *strictInputs) objects(t *ast.Type, v any, path ast.Path, arg *inputPath
 		}
 	}
 	return nil
+}
+
+// literals checks, in the argument value v of type t as written in the query, that
+// every number of a JSON is one a float64 holds exactly: gqlparser reads a literal
+// Float into one, and the attributes then keep its nearest value, not the number
+// written. A variable keeps every digit (json.Number), so the message points there.
+// arg is the argument path of v (which it extends as it descends and restores).
+func (e *strictInputs) literals(t *ast.Type, v *ast.Value, path ast.Path, arg *inputPath) *gqlerror.Error {
+	if v == nil || v.Kind == ast.Variable || !e.holdsJSON[t.Name()] {
+		return nil
+	}
+	if t.Elem != nil {
+		if v.Kind != ast.ListValue { // a single value is a list of one, and named so
+			arg.push("", 0)
+			defer arg.pop()
+			return e.literals(t.Elem, v, path, arg)
+		}
+		for i, c := range v.Children {
+			arg.push("", i)
+			err := e.literals(t.Elem, c.Value, path, arg)
+			arg.pop()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if t.NamedType == "JSON" {
+		if raw, ok := inexactNumber(v); !ok {
+			return badUserInput(path, nil, fmt.Sprintf(
+				"the number %s, written in the query, cannot be kept exactly: send it in a variable, which keeps every digit", crm.QuoteInput(raw)),
+				arg.strings())
+		}
+		return nil
+	}
+	def := e.schema.Types[t.NamedType]
+	for _, c := range v.Children { // an input object: holdsJSON knows no other
+		if f := def.Fields.ForName(c.Name); f != nil {
+			arg.push(c.Name, 0)
+			err := e.literals(f.Type, c.Value, path, arg)
+			arg.pop()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// inexactNumber returns the first number of the JSON literal v that a float64 does
+// not hold exactly, and false; or true when there is none.
+func inexactNumber(v *ast.Value) (string, bool) {
+	switch v.Kind {
+	case ast.FloatValue:
+		f, err := strconv.ParseFloat(v.Raw, 64)
+		if err != nil || !sameNumber(v.Raw, strconv.FormatFloat(f, 'g', -1, 64)) {
+			return v.Raw, false
+		}
+	case ast.ListValue, ast.ObjectValue:
+		for _, c := range v.Children {
+			if raw, ok := inexactNumber(c.Value); !ok {
+				return raw, false
+			}
+		}
+	}
+	return "", true
+}
+
+// sameNumber reports whether the decimal numbers a and b (JSON's or GraphQL's
+// spelling) are equal, by their digits and exponents: "1.10" and "1.1" are, and
+// "9007199254740993.0" and "9.007199254740992e+15" are not. An exponent too large for
+// an int is no number a float64 holds.
+func sameNumber(a, b string) bool {
+	da, ea, oka := decimal(a)
+	db, eb, okb := decimal(b)
+	return oka && okb && da == db && ea == eb
+}
+
+// decimal returns the number s as its sign and significant digits, and the exponent
+// of their last digit; zero is "0" with the exponent 0.
+func decimal(s string) (digits string, exp int, ok bool) {
+	sign := ""
+	if rest, neg := strings.CutPrefix(s, "-"); neg {
+		sign, s = "-", rest
+	}
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		e, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+		if err != nil {
+			return "", 0, false
+		}
+		s, exp = s[:i], e
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	digits = strings.TrimLeft(whole+frac, "0")
+	exp -= len(frac)
+	trimmed := strings.TrimRight(digits, "0")
+	exp += len(digits) - len(trimmed)
+	if trimmed == "" {
+		return "0", 0, true
+	}
+	return sign + trimmed, exp, true
 }

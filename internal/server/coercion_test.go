@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -99,5 +101,34 @@ func TestNonObjectAttributesChangeNothing(t *testing.T) {
 		`mutation { upsertContacts(input: {contacts: [{phone: "+919000000001", attributes: 1}]}) { createdCount } }`), nil, nil, true)
 	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != http.MethodPost {
 		t.Errorf("a mutation with bad attributes over GET: %d %s", r.status, r.body)
+	}
+}
+
+// TestLiteralNumbersKeptExactlyOrRefused: a number written in the query's attributes
+// is kept as written when a float64 holds it (1.10 is 1.1), and refused otherwise
+// (BAD_USER_INPUT, nothing changed), since gqlparser reads it into a float64: the
+// attributes kept 9007199254740993.0 as 9007199254740992, and 1e-400 as 0, where the
+// same numbers in a variable keep every digit.
+func TestLiteralNumbersKeptExactlyOrRefused(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	before := c.dbState()
+	for _, n := range []string{"9007199254740993.0", "123.456789012345678901", "1e-400", "0.1000000000000000055511151231257827"} {
+		res := c.post(`mutation { upsertContacts(input: {contacts: [{phone: "+919000000003", attributes: {a: {b: [1, `+n+`]}}}]}) { createdCount } }`, nil)
+		if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" || res.Data != nil ||
+			fmt.Sprint(res.Errors[0].Extensions["field"]) != "[input contacts 0 attributes]" || !strings.Contains(res.Errors[0].Message, "variable") {
+			t.Errorf("%s written in the query: %d %+v data %s, want BAD_USER_INPUT at the attributes", n, res.Status, res.Errors, res.Data)
+		}
+	}
+	c.unchanged(before)
+
+	var out struct {
+		UpsertContacts struct {
+			Contacts []struct{ Attributes json.RawMessage }
+		}
+	}
+	c.do(`mutation { upsertContacts(input: {contacts: [{phone: "+919000000003",
+		attributes: {a: 1.10, b: 9007199254740993, c: 2.5e-3, d: -0.0, e: 1e21, f: 0.1}}]}) { contacts { attributes } } }`, nil, &out)
+	if got, want := string(out.UpsertContacts.Contacts[0].Attributes), `{"a":1.1,"b":9007199254740993,"c":0.0025,"d":0,"e":1000000000000000000000,"f":0.1}`; got != want {
+		t.Errorf("numbers a float64 holds, written in the query: %s, want %s", got, want)
 	}
 }
