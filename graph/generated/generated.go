@@ -916,7 +916,8 @@ Every request acts for the one workspace its API key belongs to
 workspace's IDs behave exactly like IDs that do not exist.
 
 Texts given to mutations are stored trimmed of white space and invisible characters
-at their ends; names are one line, their tabs and line breaks stored as spaces.
+at their ends, and composed (Unicode NFC: an accent typed as a combining mark is the
+same name); names are one line, their tabs and line breaks stored as spaces.
 """
 schema {
   query: Query

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Optional is a value that may be absent from an input, as distinct from present and
@@ -163,7 +164,7 @@ func NormalizeSearch(s *string) (string, error) {
 	}
 	// Line breaks and tabs inside a term count as spaces; they separate the fields
 	// of the searched text.
-	term := trimText(oneLine(*s))
+	term := normalText(oneLine(*s))
 	if n := utf8.RuneCountInString(term); n > MaxSearchLength {
 		return "", Errorf(CodeTooLong, Path("search"), "search is %d characters long, the maximum is %d", n, MaxSearchLength)
 	}
@@ -181,7 +182,7 @@ func checkCount(errs Errors, field []string, n, max int) Errors {
 }
 
 func requiredText(errs Errors, field []string, s string, max int) (string, Errors) {
-	s = trimText(s)
+	s = normalText(s)
 	if s == "" {
 		return s, append(errs, Errorf(CodeBlank, field, "%s cannot be blank", field[len(field)-1]))
 	}
@@ -195,6 +196,18 @@ func requiredText(errs Errors, field []string, s string, max int) (string, Error
 // zero-width space is the name "VIP Users" (it was another name, beside it).
 func trimText(s string) string {
 	return strings.TrimFunc(s, invisible)
+}
+
+// normalText is s trimmed (trimText) and composed (Unicode's NFC), as names,
+// descriptions, emails and search terms are kept and compared: "Café" typed with a
+// combining accent (as some keyboards and pasted text write it) is the name "Café",
+// not a second segment that looks the same, and a search finds it either way.
+func normalText(s string) string {
+	s = trimText(s)
+	if !norm.NFC.IsNormalString(s) {
+		s = norm.NFC.String(s)
+	}
+	return s
 }
 
 func invisible(r rune) bool {
@@ -233,7 +246,7 @@ func optionalText(errs Errors, field []string, s *string, max int) (*string, Err
 	if s == nil {
 		return nil, errs
 	}
-	t := trimText(*s)
+	t := normalText(*s)
 	if t == "" {
 		return nil, errs
 	}

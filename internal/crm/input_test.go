@@ -85,3 +85,23 @@ func TestPhonesInInternationalFormat(t *testing.T) {
 		t.Errorf("a phone of an invisible character: %v, want blank", err)
 	}
 }
+
+// TestTextsComposed: names, descriptions and search terms are kept composed (NFC), so
+// that "Café" typed with a combining accent is the name "Café", and is counted as 4
+// characters. It was another segment's name beside "Café", looking the same, and a
+// search in one form did not find the other.
+func TestTextsComposed(t *testing.T) {
+	desc := "Cre\u0300me bru\u0302le\u0301e"
+	s := crm.NewSegment{Name: "Cafe\u0301 Buyers", Description: &desc}
+	if err := s.Normalize(); err != nil || s.Name != "Café Buyers" || *s.Description != "Crème brûlée" {
+		t.Errorf("segment: %q, %q, %v; want composed", s.Name, *s.Description, err)
+	}
+	long := crm.NewSegment{Name: strings.Repeat("e\u0301", crm.MaxSegmentName)}
+	if err := long.Normalize(); err != nil {
+		t.Errorf("a name of %d accented letters, written decomposed: %v", crm.MaxSegmentName, err)
+	}
+	term := "cafe\u0301"
+	if got, err := crm.NormalizeSearch(&term); err != nil || got != "café" {
+		t.Errorf("search %q: %q, %v; want composed", term, got, err)
+	}
+}

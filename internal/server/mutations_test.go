@@ -2199,3 +2199,40 @@ func TestMutationsOfOneRequestSeeEachOther(t *testing.T) {
 		t.Errorf("a segment's contacts after removal and assignment, in one request:\n%s %+v\nwant\n%s", res.Data, res.Errors, want)
 	}
 }
+
+// TestNamesComposed: a name written with combining accents is the same name as the
+// one written composed (NFC): it is TAKEN, as creating or renaming, and a search in
+// either form finds the contact named in the other. "Café" and "Cafe\u0301" were two
+// segments that looked the same.
+func TestNamesComposed(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	first := c.createSegment(map[string]any{"name": "Café"})
+	checkUserErrors(t, first.UserErrors)
+	if p := c.createSegment(map[string]any{"name": "Cafe\u0301"}); len(p.UserErrors) != 1 || p.UserErrors[0].Code != "TAKEN" {
+		t.Errorf("a second Café, decomposed: %+v, want TAKEN", p)
+	}
+	other := c.createSegment(map[string]any{"name": "Other"})
+	if p := c.updateSegment(map[string]any{"id": other.Segment.ID, "name": "CAFE\u0301"}); len(p.UserErrors) != 1 || p.UserErrors[0].Code != "TAKEN" {
+		t.Errorf("renamed to CAFÉ, decomposed: %+v, want TAKEN", p)
+	}
+	up := c.upsert(map[string]any{"phone": "+919000000005", "name": "Rene\u0301e"})
+	checkUserErrors(t, up.UserErrors)
+	if got := up.Contacts[0].Name; got == nil || *got != "Renée" {
+		t.Errorf("a contact named Rene\\u0301e is named %+q, want Renée", deref(got))
+	}
+	for _, term := range []string{"renée", "rene\u0301e"} {
+		var out struct{ Contacts struct{ TotalCount int } }
+		c.do(`query($s: String) { contacts(search: $s) { totalCount } }`, map[string]any{"s": term}, &out)
+		if out.Contacts.TotalCount != 1 {
+			t.Errorf("search %q: %d contacts, want 1", term, out.Contacts.TotalCount)
+		}
+	}
+}
+
+// deref is *s, or "<nil>".
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
