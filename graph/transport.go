@@ -41,7 +41,8 @@ const (
 	CodeBadRequest = "BAD_REQUEST"
 	// CodeMethodNotAllowed: a method other than GET and POST, or a mutation over GET.
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
-	// CodeUnsupportedMediaType: a POST whose body is not application/json (UTF-8).
+	// CodeUnsupportedMediaType: a POST whose body is not application/json (UTF-8), or
+	// comes in a content coding (gzip, br).
 	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
 	// CodeNotAcceptable: the Accept header allows neither response media type.
 	CodeNotAcceptable = "NOT_ACCEPTABLE"
@@ -49,7 +50,8 @@ const (
 
 // Precheck refuses what the GraphQL endpoint never serves, from the request line and
 // headers alone: a method other than GET and POST (405 with Allow), a POST body that
-// is not application/json in UTF-8 (415), a WebSocket handshake (400), an Accept
+// is not application/json in UTF-8 or is content-coded (415, with Accept-Post or
+// Accept-Encoding), a WebSocket handshake (400), an Accept
 // header that allows neither application/graphql-response+json nor
 // application/json (406). It writes the refusal and returns false, or returns the
 // media type of the response. The server runs it before authentication, so that
@@ -63,6 +65,15 @@ func Precheck(w http.ResponseWriter, r *http.Request) (mediaType string, ok bool
 			w.Header().Set("Accept-Post", MediaTypeJSON+"; charset=utf-8")
 			auth.WriteError(w, http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,
 				"send the request body as application/json (UTF-8)")
+			return "", false
+		}
+		if !identityCoding(r.Header.Values("Content-Encoding")) {
+			// RFC 9110 §15.5.16: 415, and Accept-Encoding says what would be taken. The
+			// body was read as it came: a gzipped one was refused as "not a JSON
+			// object", and plain JSON labelled br was run.
+			w.Header().Set("Accept-Encoding", "identity")
+			auth.WriteError(w, http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,
+				"the request body's Content-Encoding is not supported: send it uncompressed, without Content-Encoding")
 			return "", false
 		}
 	default:
@@ -122,6 +133,19 @@ func jsonContentType(v string) bool {
 	}
 	cs, ok := params["charset"]
 	return !ok || utf8Charset(cs)
+}
+
+// identityCoding reports whether the Content-Encoding header values say the body is
+// not coded: no coding, or only identity.
+func identityCoding(values []string) bool {
+	for _, v := range values {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func utf8Charset(cs string) bool {
@@ -279,7 +303,9 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 			dst  *map[string]any
 		}{{"variables", &p.Variables}, {"extensions", &p.Extensions}} {
 			if v := q.Get(f.name); v != "" {
-				if err := decodeObject(json.RawMessage(v), f.dst); err != nil {
+				if err := decodeObject(json.RawMessage(v), f.dst); tooDeep(err) {
+					return nil, errors.New(f.name + " nests more than 10,000 levels deep")
+				} else if err != nil {
 					return nil, errors.New(f.name + " must be a JSON object")
 				}
 			}
@@ -303,6 +329,26 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 // errBody is readParams' answer to a POST body that is not a JSON object.
 var errBody = errors.New("the request body must be a JSON object with a query")
 
+// errTooDeep is readParams' answer to a POST body of JSON nested deeper than
+// encoding/json decodes: valid JSON, which errBody called no JSON object.
+var errTooDeep = errors.New("the request body's JSON nests more than 10,000 levels deep")
+
+// bodyError is decodeBody's answer to the decoder's error err.
+func bodyError(err error) error {
+	if tooDeep(err) {
+		return errTooDeep
+	}
+	return errBody
+}
+
+// tooDeep reports whether err is encoding/json's refusal of JSON nested more than
+// 10,000 levels deep, a syntax error told from the others only by its message
+// ("invalid character '[' exceeded max depth"; TestReadParamsFromBody pins it).
+func tooDeep(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se) && strings.HasSuffix(se.Error(), "exceeded max depth")
+}
+
 // decodeBody decodes a POST's JSON body into p in one pass over it: a bulk
 // mutation's variables are most of a request's bytes, and reading the body into raw
 // fields first, then the variables from theirs, scanned them four times (1 ms of a
@@ -319,7 +365,7 @@ func decodeBody(body []byte, p *graphql.RawParams) error {
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return errBody
+			return bodyError(err)
 		}
 		var dst any
 		var want string
@@ -342,7 +388,7 @@ func decodeBody(body []byte, p *graphql.RawParams) error {
 				wrongType = errors.New(want)
 			}
 		case err != nil:
-			return errBody
+			return bodyError(err)
 		}
 	}
 	if t, err := dec.Token(); err != nil || t != json.Delim('}') {

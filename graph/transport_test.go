@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -192,6 +193,11 @@ func TestReadParamsFromBody(t *testing.T) {
 		{"trailing data", `{"query": "` + q + `"} {}`, graphql.RawParams{}, errBody.Error()},
 		{"trailing space", `{"query": "` + q + `"}` + " \n", graphql.RawParams{Query: q}, ""},
 		{"no query", `{"variables": {}}`, graphql.RawParams{}, "the request has no query"},
+		// Valid JSON, deeper than encoding/json decodes: it was errBody.
+		{"variables nested 10,001 deep", `{"query": "` + q + `", "variables": {"a": ` + strings.Repeat("[", 10_001) + strings.Repeat("]", 10_001) + `}}`,
+			graphql.RawParams{}, errTooDeep.Error()},
+		{"an unknown key nested 10,001 deep", `{"query": "` + q + `", "x": ` + strings.Repeat(`{"a":`, 10_001) + `1` + strings.Repeat("}", 10_001) + `}`,
+			graphql.RawParams{}, errTooDeep.Error()},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader([]byte(tc.body)))
 		got, err := readParams(r)

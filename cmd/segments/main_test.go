@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sys/unix"
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/logtest"
@@ -164,6 +165,52 @@ func TestServeWithDatabaseURL(t *testing.T) {
 	res, err = http.Get(url + "/")
 	if err != nil || res.StatusCode != http.StatusOK || !strings.Contains(res.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("playground: %v %v", res, err)
+	}
+}
+
+// TestServeLogsNetHTTPsLines: the lines net/http logs itself (here an accept error:
+// the process is out of file descriptors) are records of the server's log, WARN in
+// its JSON. They went to the process's stderr as plain text, past --log-format json.
+func TestServeLogsNetHTTPsLines(t *testing.T) {
+	p := startProcess(t, storetest.Database(t), "--log-format", "json")
+	pid := p.cmd.Process.Pid
+	var limit unix.Rlimit
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &limit); err != nil {
+		t.Fatal(err)
+	}
+	open, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Room for two more descriptors, then ten connections: accept fails.
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: uint64(len(open) + 2), Max: limit.Max}, nil); err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(p.url, "http://")
+	for range 10 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for found := false; !found; {
+		for _, rec := range p.stderr.JSONLines(t) { // fails at a line that is not JSON
+			if msg, _ := rec["msg"].(string); strings.HasPrefix(msg, "http: Accept error") {
+				found = true
+				if rec["level"] != "WARN" || !strings.Contains(msg, "too many open files") {
+					t.Errorf("net/http's accept error: %v", rec)
+				}
+			}
+		}
+		if !found && time.Now().After(deadline) {
+			t.Fatalf("net/http's accept error is not in the server's log:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &limit, nil); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -114,6 +114,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		BaseContext:       func(net.Listener) context.Context { return requests },
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		// net/http's own lines (an accept error such as "too many open files", a
+		// handler's superfluous WriteHeader) go through the server's log, as WARN
+		// records in its format: without it they went to the process's stderr as
+		// plain text, even with --log-format json.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if cfg.playground == "off" {
 		fmt.Fprintf(stdout, "Serving the GraphQL API at http://%s/graphql\n", ln.Addr())

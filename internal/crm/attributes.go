@@ -2,6 +2,7 @@ package crm
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -24,6 +25,11 @@ func attributes(errs Errors, field []string, attrs map[string]any) Errors {
 	}
 	var m jsonMeasure
 	if err := m.value(attrs); err != nil {
+		var r numericRangeError
+		if errors.As(err, &r) { // TOO_LONG, as 1e131072, also past what numeric holds, is
+			return append(errs, Errorf(CodeTooLong, field, "attributes hold the number %s, whose exponent is beyond what PostgreSQL's numeric takes (%d to %d)",
+				QuoteInput(string(r)), -maxNumericExponent, maxNumericExponent))
+		}
 		return append(errs, Errorf(CodeInvalid, field, "attributes are not valid JSON: %v", err))
 	}
 	switch {
@@ -44,6 +50,21 @@ type jsonMeasure struct {
 // maxExponent bounds the exponents of numbers measured: beyond it a number is counted
 // as maxExponent digits, far over any size limit, without spelling it out.
 const maxExponent = 1 << 20
+
+// maxNumericExponent is the largest exponent PostgreSQL's numeric input takes, in
+// either direction (INT_MAX/2 - 1: set_var_from_str refuses INT_MAX/2 and beyond with
+// "value overflows numeric format", even for a zero).
+const maxNumericExponent = math.MaxInt32/2 - 1
+
+// numericRangeError is the number, as sent, that PostgreSQL's numeric refuses for its
+// exponent alone. A zero written out is one digit whatever its exponent, so
+// 0e1073741823 passed the size limit, and its refusal by PostgreSQL failed the whole
+// request as an internal error.
+type numericRangeError string
+
+func (e numericRangeError) Error() string {
+	return fmt.Sprintf("the exponent of %s is out of range", QuoteInput(string(e)))
+}
 
 func (m *jsonMeasure) value(v any) error {
 	switch v := v.(type) {
@@ -113,9 +134,11 @@ func (m *jsonMeasure) text(s string) {
 
 // numericLen is the length of the JSON number num as PostgreSQL's numeric writes it:
 // in full, without an exponent, keeping the digits after the point that num gives
-// (1.50e1 is 15.0, 1e3 is 1000, 1e-3 is 0.001).
+// (1.50e1 is 15.0, 1e3 is 1000, 1e-3 is 0.001). A number whose exponent PostgreSQL
+// refuses is a numericRangeError.
 func numericLen(num string) (int, error) {
-	bad := fmt.Errorf("%q is not a JSON number", num)
+	sent := num
+	bad := fmt.Errorf("%s is not a JSON number", QuoteInput(num))
 	num, negative := strings.CutPrefix(num, "-")
 	mantissa, exp, hasExp := strings.Cut(strings.ToLower(num), "e")
 	whole, frac, _ := strings.Cut(mantissa, ".")
@@ -125,15 +148,20 @@ func numericLen(num string) (int, error) {
 	e := 0
 	if hasExp {
 		digits := strings.TrimLeft(exp, "+-")
-		if digits == "" || !digitsOnly(digits) {
+		if digits == "" || !digitsOnly(digits) || len(exp)-len(digits) > 1 {
 			return 0, bad
 		}
-		if len(digits) > 7 {
-			e = maxExponent
-		} else {
-			e, _ = strconv.Atoi(digits)
-			e = min(e, maxExponent)
+		// Leading zeros do not count: 1e0000002 is 100 (it was measured as
+		// maxExponent digits).
+		digits = strings.TrimLeft(digits, "0")
+		if len(digits) > len(strconv.Itoa(maxNumericExponent)) {
+			return 0, numericRangeError(sent)
 		}
+		e, _ = strconv.Atoi(digits) // 0 for ""
+		if e > maxNumericExponent {
+			return 0, numericRangeError(sent)
+		}
+		e = min(e, maxExponent)
 		if strings.HasPrefix(exp, "-") {
 			e = -e
 		}

@@ -2,6 +2,7 @@ package crm
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -14,16 +15,26 @@ func TestNumericLen(t *testing.T) {
 		"-0.0": "0.0", "0e5": "0", "0.000": "0.000", "123.456e-2": "1.23456", "-12e+2": "-1200",
 		"1E2": "100", "0": "0", "-0": "0", "5e-0": "5", "1.0e0": "1.0", "0.0e-3": "0.0000",
 		"-1.5e-7": "-0.00000015", "9007199254740993": "9007199254740993",
-		"1e300": "1" + strings.Repeat("0", 300),
+		"1e300": "1" + strings.Repeat("0", 300), "1e00000002": "100", "0e1073741822": "0",
+		"-0.0e+0001073741822": "0", "0.00e1073741822": "0",
 	} {
 		if got, err := numericLen(num); err != nil || got != len(pg) {
 			t.Errorf("numericLen(%s) = %d, %v; PostgreSQL writes %s (%d)", num, got, err, pg, len(pg))
 		}
 	}
-	if n, err := numericLen("1e999999999999"); err != nil || n < maxExponent {
-		t.Errorf("numericLen(1e999999999999) = %d, %v, want at least %d", n, err, maxExponent)
+	if n, err := numericLen("1e99999999"); err != nil || n < maxExponent {
+		t.Errorf("numericLen(1e99999999) = %d, %v, want at least %d", n, err, maxExponent)
 	}
-	for _, bad := range []string{"", "-", "e5", "1e", "1e+", "1.5.5", "0x10", "1,5"} {
+	// PostgreSQL refuses these for their exponents, even the zeros (measured: "value
+	// overflows numeric format").
+	for _, num := range []string{"0e1073741823", "0e-1073741823", "-0e99999999999", "-0.0e2000000000",
+		"0e0001073741823", "0e99999999999999999999999", "1e1073741823", "0.5e-1073741823"} {
+		var r numericRangeError
+		if n, err := numericLen(num); !errors.As(err, &r) {
+			t.Errorf("numericLen(%s) = %d, %v, want a numericRangeError", num, n, err)
+		}
+	}
+	for _, bad := range []string{"", "-", "e5", "1e", "1e+", "1e+-5", "1.5.5", "0x10", "1,5"} {
 		if n, err := numericLen(bad); err == nil {
 			t.Errorf("numericLen(%q) = %d, want an error", bad, n)
 		}

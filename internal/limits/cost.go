@@ -24,8 +24,11 @@ import (
 //     page is refused by the connection itself before it reads anything).
 //     contacts(first: 50) { nodes { id } } costs 1 + 50 × 1 = 51; the same with
 //     edges { node { id } } costs 1 + 50 × (1 + 1) = 101.
-//   - Another list field with a list argument (nodes(ids:)) counts its selection
-//     once per element of the argument. Other lists (Contact.segments) cost 1, as
+//   - Another list field with a list argument (nodes(ids:)) costs like a page of as
+//     many items as the argument has elements (duplicates too: each is answered): 1,
+//     plus 1 and its selection per element. nodes(ids: [100 IDs]) { id } costs 101,
+//     as contacts(first: 100) { nodes { id } } does (it cost 1, and 20 aliases of it
+//     read 2,000 contacts for 20 points). Other lists (Contact.segments) cost 1, as
 //     each is read in one batch for all its parents, plus their selection as for
 //     l.MaxPageSize elements: a segment's scalars cost nothing, but each segment's
 //     contacts(first: 100) is a page per segment the contact is in (the cost of
@@ -113,6 +116,7 @@ func (c *coster) field(f *ast.Field, items int) int {
 	}
 	sub := 0 // f's selection is not a page
 	each := 1
+	perItem := 0 // what each element costs besides its selection
 	switch {
 	case def.Arguments.ForName("first") != nil || def.Arguments.ForName("last") != nil:
 		sub = c.pageSize(args)
@@ -124,11 +128,14 @@ func (c *coster) field(f *ast.Field, items int) int {
 				each = max(each, length(args[a.Name]))
 			}
 		}
-		if !sized && !introspection(def) { // Contact.segments: as long as a full page
+		switch {
+		case sized: // nodes(ids:): each ID is an object read, as a page's item is
+			perItem = 1
+		case !introspection(def): // Contact.segments: as long as a full page
 			each = max(c.l.MaxPageSize, 1)
 		}
 	}
-	cost = add(cost, mul(each, c.selectionSet(f.SelectionSet, sub)))
+	cost = add(cost, mul(each, add(perItem, c.selectionSet(f.SelectionSet, sub))))
 	if def.Type.Elem != nil && items > 0 { // a page's edges or nodes
 		cost = mul(cost, items)
 	}

@@ -262,9 +262,16 @@ func TestCost(t *testing.T) {
 		{`{ contacts(first: 9) { nodes { segments { contacts(first: 100) { nodes { id } } } } } }`, nil, 1 + 9*(1+1+100*(1+100))},
 		{`{ contacts(first: 50) { nodes { segments { id name contactCount } } } }`, nil, 1 + 50*(1+1)},
 		{`mutation { assignContactsToSegments(input: {contactIds: [], segmentIds: []}) { segments { contacts { totalCount } } } }`, nil, 10 + 1 + 100*1},
-		{`{ nodes(ids: ["a", "b", "c"]) { id } }`, nil, 1},
-		{`{ nodes(ids: ["a", "b", "c"]) { ... on Contact { segments { id } } } }`, nil, 1 + 3},
-		{`query($ids: [ID!]!) { nodes(ids: $ids) { ... on Segment { contacts(first: 10) { nodes { id } } } } }`, map[string]any{"ids": []any{"a", "b"}}, 1 + 2*11},
+		// nodes(ids:): a page of as many objects as IDs, duplicates too (it cost 1 for
+		// any number of them).
+		{`{ nodes(ids: ["a", "b", "c"]) { id } }`, nil, 1 + 3},
+		{`{ nodes(ids: ["a", "a", "a"]) { id } }`, nil, 1 + 3},
+		{`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, map[string]any{"ids": ids(100)}, 101},
+		{`{ nodes(ids: ["a", "b", "c"]) { ... on Contact { segments { id } } } }`, nil, 1 + 3*(1+1)},
+		{`query($ids: [ID!]!) { nodes(ids: $ids) { ... on Segment { contacts(first: 10) { nodes { id } } } } }`, map[string]any{"ids": []any{"a", "b"}}, 1 + 2*(1+11)},
+		// One object by its ID or phone: 1, plus its selection.
+		{`{ node(id: "a") { id } contact(id: "a") { id } segment(id: "a") { id } contactByPhone(phone: "+91") { id } }`, nil, 4},
+		{`{ contact(id: "a") { segments { id } } }`, nil, 1 + 1},
 		{`query($s: Boolean!) { workspace @skip(if: $s) { id } contacts @include(if: false) { nodes { id } } }`, map[string]any{"s": true}, 0},
 		{`query($s: Boolean!) { workspace @skip(if: $s) { id } }`, map[string]any{"s": false}, 1},
 		{`{ a: contacts(first: 2) { ...C } b: contacts(first: 30) { ...C } } fragment C on ContactConnection { nodes { id } }`, nil, 3 + 31},

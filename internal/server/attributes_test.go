@@ -59,6 +59,14 @@ func TestAttributesMeasuredAsStored(t *testing.T) {
 			return m
 		}(), 0},
 		{"a number past PostgreSQL's range", map[string]any{"n": json.Number("1e131072")}, 0},
+		// A zero is written "0" whatever its exponent, but PostgreSQL's numeric refuses
+		// an exponent of 1,073,741,823 or more either way (it failed the request as an
+		// INTERNAL_SERVER_ERROR).
+		{"a zero at the largest exponent", map[string]any{"n": json.Number("0e1073741822")}, len(`{"n":0}`)},
+		{"a zero with leading zeros in its exponent", map[string]any{"n": json.Number("-0.0e+0001073741822")}, len(`{"n":0}`)},
+		{"a zero past the largest exponent", map[string]any{"n": json.Number("0e1073741823")}, 0},
+		{"a negative zero far past it", map[string]any{"n": json.Number("-0e99999999999")}, 0},
+		{"a zero past the smallest exponent", map[string]any{"n": json.Number("0e-1073741823")}, 0},
 		{"markup at the limit", map[string]any{"s": strings.Repeat("<", limit-8)}, limit},
 		{"markup a byte over", map[string]any{"s": strings.Repeat(">", limit-7)}, 0},
 		{"a backslash and u0000, not a NUL", map[string]any{"s": `\u0000`}, len(`{"s":"\\u0000"}`)},
@@ -92,6 +100,24 @@ func TestAttributesMeasuredAsStored(t *testing.T) {
 
 	nul := c.upsert(map[string]any{"phone": "+919830000011", "attributes": map[string]any{"s": "a\x00b"}})
 	checkUserErrors(t, nul.UserErrors, userErrAt("INVALID", "input", "contacts", "0", "attributes"))
+
+	// Such a zero is refused as its entry's error, not the batch's, and by
+	// updateContact too; as a literal it is a Float, 0, and taken.
+	before := c.dbState()
+	batch := c.upsert(map[string]any{"phone": "+919830000012"}, map[string]any{"phone": "+919830000013", "attributes": map[string]any{"n": json.Number("0e1073741823")}})
+	checkUserErrors(t, batch.UserErrors, userErrAt("TOO_LONG", "input", "contacts", "1", "attributes"))
+	c.unchanged(before)
+	id := c.upsert(map[string]any{"phone": "+919830000014"}).Contacts[0].ID
+	updated := c.updateContact(map[string]any{"id": id, "attributes": map[string]any{"n": json.Number("-0.0e2000000000")}})
+	checkUserErrors(t, updated.UserErrors, userErrAt("TOO_LONG", "input", "attributes"))
+	var lit struct {
+		UpdateContact contactPayload `json:"updateContact"`
+	}
+	c.do(`mutation { updateContact(input: {id: "`+id+`", attributes: {n: 0e1073741823}}) { contact { attributes } userErrors { field message code } } }`, nil, &lit)
+	checkUserErrors(t, lit.UpdateContact.UserErrors)
+	if p := lit.UpdateContact.Contact; p == nil || fmt.Sprint(p.Attributes) != "map[n:0]" {
+		t.Errorf("the literal 0e1073741823: %+v", p)
+	}
 }
 
 // TestMergedAttributesBounded: attributes merged into a contact's stored ones, or

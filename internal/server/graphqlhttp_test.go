@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -131,6 +132,43 @@ func TestGraphQLHTTPContentType(t *testing.T) {
 	}
 }
 
+// TestGraphQLHTTPContentEncoding proves that a POST body in a content coding is 415
+// with Accept-Encoding: identity (RFC 9110 §15.5.16), before anything runs. The body
+// was read as it came: gzipped, it was 400 "not a JSON object"; plain JSON labelled
+// br ran.
+func TestGraphQLHTTPContentEncoding(t *testing.T) {
+	a := newAPI(t)
+	create := jsonBody(map[string]any{"query": `mutation { createSegment(input: {name: "Coded"}) { segment { id } } }`})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(create)
+	zw.Close()
+	for coding, body := range map[string][]byte{"gzip": gz.Bytes(), "br": create, "x-unknown": create, "identity, gzip": gz.Bytes(), "GZIP": gz.Bytes()} {
+		for _, key := range []bool{true, false} {
+			r := a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Content-Encoding": coding}, key)
+			if r.status != http.StatusUnsupportedMediaType || r.code() != graph.CodeUnsupportedMediaType || r.header.Get("Accept-Encoding") != "identity" {
+				t.Errorf("Content-Encoding %q (key %v): %d Accept-Encoding %q %s", coding, key, r.status, r.header.Get("Accept-Encoding"), r.body)
+			}
+			if n := a.statements(); n != 0 {
+				t.Errorf("Content-Encoding %q: %d SQL statements, want 0", coding, n)
+			}
+		}
+	}
+	var out struct {
+		Segments struct{ TotalCount int } `json:"segments"`
+	}
+	a.do(`{ segments { totalCount } }`, nil, &out)
+	if out.Segments.TotalCount != 0 {
+		t.Errorf("%d segments created", out.Segments.TotalCount)
+	}
+	for _, coding := range []string{"identity", "Identity", " identity , identity"} {
+		body := jsonBody(map[string]any{"query": `{ __typename }`})
+		if r := a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Content-Encoding": coding}, true); r.status != http.StatusOK || len(r.res.Errors) > 0 {
+			t.Errorf("Content-Encoding %q: %d %s", coding, r.status, r.body)
+		}
+	}
+}
+
 // TestGraphQLHTTPAccept proves the content negotiation: the response's Content-Type
 // follows Accept, and an Accept that allows neither JSON type is 406.
 func TestGraphQLHTTPAccept(t *testing.T) {
@@ -176,6 +214,7 @@ func TestGraphQLHTTPRefusalsNegotiated(t *testing.T) {
 			"no key":           a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Accept": accept}, false),
 			"PUT":              a.exchange(http.MethodPut, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
 			"a text body":      a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": "text/plain", "Accept": accept}, true),
+			"a coded body":     a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": ctJSON, "Content-Encoding": "br", "Accept": accept}, true),
 			"a bad cursor":     a.exchange(http.MethodPost, "/graphql", jsonBody(map[string]any{"query": `{ contacts(after: "x") { totalCount } }`}), map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
 			"a body too large": a.exchange(http.MethodPost, "/graphql", bytes.Repeat([]byte(" "), 256<<10+1), map[string]string{"Content-Type": ctJSON, "Accept": accept}, true),
 		} {
@@ -247,11 +286,18 @@ func TestGraphQLHTTPStatus(t *testing.T) {
 		"persisted query of a short hash": jsonBody(map[string]any{"extensions": map[string]any{
 			"persistedQuery": map[string]any{"version": 1, "sha256Hash": "abc"}}}),
 	}
+	// JSON nested deeper than encoding/json decodes is said to be so: it was "not a
+	// JSON object with a query".
+	deep := strings.Repeat("[", 10_001) + strings.Repeat("]", 10_001)
+	malformed["variables nested 10,001 deep"] = []byte(`{"query": "{ __typename }", "variables": {"a": ` + deep + `}}`)
 	for name, body := range malformed {
 		for _, accept := range []string{ctJSON, ctGR} {
 			r := post(body, accept)
 			if r.status != http.StatusBadRequest || r.code() != graph.CodeBadRequest || r.hasData() {
 				t.Errorf("%s as %s: %d %s", name, accept, r.status, r.body)
+			}
+			if strings.Contains(name, "nested") && !strings.Contains(r.body, "nests more than 10,000 levels deep") {
+				t.Errorf("%s as %s: %s", name, accept, r.body)
 			}
 			if r.header.Get("Content-Type") != accept+"; charset=utf-8" {
 				t.Errorf("%s as %s: Content-Type %q", name, accept, r.header.Get("Content-Type"))
@@ -328,10 +374,14 @@ func TestGraphQLHTTPGet(t *testing.T) {
 		"variables not JSON":      {"query": {`{ __typename }`}, "variables": {`{"id":`}},
 		"variables not an object": {"query": {`{ __typename }`}, "variables": {`["x"]`}},
 		"extensions not JSON":     {"query": {`{ __typename }`}, "extensions": {`nope`}},
+		"variables nested 10,001 deep": {"query": {`{ __typename }`},
+			"variables": {`{"a": ` + strings.Repeat("[", 10_001) + strings.Repeat("]", 10_001) + `}`}},
 	} {
 		for _, accept := range []string{ctJSON, ctGR} {
 			if r := get(params, accept); r.status != http.StatusBadRequest || r.code() != graph.CodeBadRequest || r.hasData() {
 				t.Errorf("%s as %s: %d %s", name, accept, r.status, r.body)
+			} else if strings.Contains(name, "nested") && !strings.Contains(r.body, "variables nests more than 10,000 levels deep") {
+				t.Errorf("%s as %s: %s, want it said that they nest too deeply", name, accept, r.body)
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -334,6 +335,11 @@ func TestLimitsConfigurable(t *testing.T) {
 func TestCostReported(t *testing.T) {
 	a := newAPIWith(t, server.Config{Limits: limits.Defaults})
 	full := &limits.Status{MaximumAvailable: 1000, CurrentlyAvailable: 1000, RestoreRate: 1000}
+	tenLists := `query($ids: [ID!]!) {`
+	for i := range 10 {
+		tenLists += fmt.Sprintf(` a%d: nodes(ids: $ids) { ... on Contact { attributes } }`, i)
+	}
+	tenLists += ` }`
 	for _, tc := range []struct {
 		q    string
 		vars map[string]any
@@ -343,8 +349,14 @@ func TestCostReported(t *testing.T) {
 		{`{ workspace { id } }`, nil, report(1, 1, full)},
 		{`query($n: Int) { contacts(first: $n) { nodes { id segments { id } } } }`, map[string]any{"n": 10}, report(21, 21, full)},
 		{`mutation { createSegment(input: {name: "Cost"}) { segment { id } userErrors { code } } }`, nil, report(12, 12, full)},
+		// nodes(ids:) costs as a page of as many contacts does (it cost 1 for any number).
+		{`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, map[string]any{"ids": slices.Repeat([]string{"C_AQ"}, 100)}, report(101, 101, full)},
+		{`{ contacts(first: 100) { nodes { id } } }`, nil, report(101, 101, full)},
 		// Refused for its cost: nothing charged, the throttle not asked.
 		{`{ segments(first: 100) { nodes { contacts(first: 100) { nodes { id } } } } }`, nil, report(1+100*(1+1+100), 0, nil)},
+		// 10 lists of 100 contacts' attributes, which took 10 points and 16 MB of
+		// answer when each contact held 16 KB of them.
+		{tenLists, map[string]any{"ids": slices.Repeat([]string{"C_AQ"}, 100)}, report(10*101, 0, nil)},
 	} {
 		r := a.query(tc.q, tc.vars)
 		if r.cost == nil || r.cost.RequestedQueryCost != tc.want.RequestedQueryCost || r.cost.ActualQueryCost != tc.want.ActualQueryCost ||

@@ -229,7 +229,7 @@ func Adversarial(l limits.Limits) []Doc {
 	add("1,200 variables used 1,200 times", "", false, "query("+numbered("$v%d: ID ", 12_000)+") { node("+numbered("id: $v%d ", 12_000)+") { id } }")
 	add("an input object of 3,000 fields", "", false, `{ contacts(orderBy: {`+strings.Repeat("field: NAME ", 3_000)+`}) { totalCount } }`)
 	add("an input object of 2,000 distinct fields", "", false, `{ contacts(orderBy: {`+numbered("f%d: 1 ", 16_000)+`}) { totalCount } }`)
-	add("9,000 list items (refused by the lookup)", "", true, `{ nodes(ids: [`+strings.Repeat(`"S_AQ" `, 9_000)+`]) { id } }`)
+	add("9,000 list items (over the cost: each ID is an object read)", limits.CodeMaxCost, true, `{ nodes(ids: [`+strings.Repeat(`"S_AQ" `, 9_000)+`]) { id } }`)
 	docs = append(docs, Doc{Name: "variables: a list of 20,000 items", Code: limits.CodeMaxListItems,
 		Query:     `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`,
 		Variables: map[string]any{"ids": anys(20_000, "S_AQ")}})
