@@ -57,8 +57,11 @@ func userErrors(errs []*crm.Error) []*model.UserError {
 
 // presentError is the one place errors become what clients see. Input problems in
 // queries (a bad cursor, a page size out of range) are BAD_USER_INPUT; errors gqlgen
-// made (validation, coercion) pass as they are; anything else is logged with the
-// request ID and shown only as an internal error, never with its details.
+// made (validation, coercion) pass as they are; the end of the request's context, a
+// statement the database stopped (TIMEOUT) and a database out of reach or lost under
+// a statement (UNAVAILABLE) are transient, for the client to retry; anything else is
+// logged with the request ID and shown only as an internal error, never with its
+// details.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		path := graphql.GetPath(ctx)
@@ -89,11 +92,26 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			// an internal error would count a client's leaving as the server's failure.
 			return coded(path, err, codeClientClosed, "the client closed the request before it was answered")
 		}
+		if store.Canceled(err) {
+			// PostgreSQL stopped the statement, with the request's context alive: the
+			// database's statement_timeout passed, or an operator cancelled it. The
+			// request ran out of time as at its own deadline (it was answered
+			// INTERNAL_SERVER_ERROR, a bug).
+			return coded(path, err, codeTimeout, "the request took too long and was stopped")
+		}
 		id := requestid.From(ctx)
-		if store.Unreachable(err) {
-			// No bug to quote: the client may retry, as after a refusal with 503.
-			log.ErrorContext(ctx, "database unreachable", "err", err, "path", path.String(), "request_id", id)
-			e := coded(path, err, codeUnavailable, "the database cannot be reached; retry shortly")
+		if store.Unreachable(err) || store.Disconnected(err) {
+			// No bug to quote: the client may retry, as after a refusal with 503. A
+			// connection lost under a statement (the session terminated, PostgreSQL
+			// restarting, the network cut) is the same outage, seen a moment later.
+			told := "the database cannot be reached; retry shortly"
+			if store.Unreachable(err) {
+				log.ErrorContext(ctx, "database unreachable", "err", err, "path", path.String(), "request_id", id)
+			} else {
+				told = "the connection to the database was lost; retry shortly"
+				log.ErrorContext(ctx, "database connection lost", "err", err, "path", path.String(), "request_id", id)
+			}
+			e := coded(path, err, codeUnavailable, told)
 			e.Extensions["requestId"] = id
 			return e
 		}

@@ -24,7 +24,9 @@
 //     lets it; when that ends first: 409 IDEMPOTENCY_KEY_IN_PROGRESS, retry later).
 //   - The same key with a different body is refused with 422 and
 //     IDEMPOTENCY_KEY_REUSED, and nothing runs. When the keys cannot be read (the
-//     database is down), the answer is 503 SERVICE_UNAVAILABLE and nothing runs either.
+//     database is down), the answer is 503 SERVICE_UNAVAILABLE and nothing runs either;
+//     when the request's deadline passes before its key is claimed, 503 TIMEOUT. Both
+//     carry Retry-After.
 //   - When the first request's answer is not stored (a transient failure, say), its
 //     claim is released and the next request with the key runs again. The mutations of
 //     this API converge (assigning, removing, upserting or deleting again leaves the
@@ -223,6 +225,9 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				m.inProgress(w)
 				return
 			case ctx.Err() != nil:
+				// Nothing ran: a 503, with Retry-After as the server's other 503s have,
+				// so that a client waiting that long does not retry at once.
+				w.Header().Set("Retry-After", "1")
 				auth.WriteError(w, http.StatusServiceUnavailable, "TIMEOUT", "the request took too long and was stopped before it ran")
 				return
 			}

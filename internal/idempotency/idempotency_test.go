@@ -2,6 +2,7 @@ package idempotency
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -189,6 +190,34 @@ func TestStoreDownIsUnavailable(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"code":"SERVICE_UNAVAILABLE"`) ||
 		rec.Header().Get("Retry-After") == "" {
 		t.Errorf("%d %v %s; want 503 SERVICE_UNAVAILABLE with Retry-After", rec.Code, rec.Header(), rec.Body)
+	}
+}
+
+// stalledStore is a store whose claim answers only when the request's context ends,
+// as one waiting for a connection of a busy pool does.
+type stalledStore struct{ Store }
+
+func (stalledStore) ClaimIdempotencyKey(ctx context.Context, _ int64, _ string, _ []byte, _ time.Duration) (store.IdempotencyClaim, error) {
+	<-ctx.Done()
+	return store.IdempotencyClaim{}, fmt.Errorf("claim: %w", ctx.Err())
+}
+
+// TestDeadlineBeforeClaimIsRetryLater: a request whose deadline passes while it
+// claims its key runs nothing, and is answered 503 TIMEOUT with Retry-After, as the
+// server's other 503s are (it had none: a client that waits for Retry-After on a 503
+// retried at once).
+func TestDeadlineBeforeClaimIsRetryLater(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := Middleware(stalledStore{}, log, Options{})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("the handler ran")
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, withWorkspace(withKey(post(`{}`).WithContext(ctx), "k"), crm.Workspace{ID: 1}))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"code":"TIMEOUT"`) ||
+		rec.Header().Get("Retry-After") == "" {
+		t.Errorf("%d %v %s; want 503 TIMEOUT with Retry-After", rec.Code, rec.Header(), rec.Body)
 	}
 }
 

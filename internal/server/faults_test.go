@@ -125,6 +125,80 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestDatabaseStopsTheStatement: a request whose statement PostgreSQL stops, with
+// the request's own time not up, is told TIMEOUT when the statement was cancelled
+// (the database's statement_timeout, pg_cancel_backend) and UNAVAILABLE with a
+// requestId when its connection was lost (pg_terminate_backend): transient failures
+// the client retries. They were answered INTERNAL_SERVER_ERROR, a bug, and logged as
+// "resolver failed", with PostgreSQL healthy. (A connection cut under a statement
+// surfaces as driver.ErrBadConn, which the store retries on another connection:
+// store.TestErrorClasses covers its class.)
+func TestDatabaseStopsTheStatement(t *testing.T) {
+	// A 1 s statement_timeout, the least the server's flag takes: a statement
+	// waiting for a lock longer than that is stopped by PostgreSQL, the request's
+	// deadline (10 s) far off.
+	owner, app := storetest.NewStores(t, store.Options{MaxConns: 4, AppName: "stopped", StatementTimeout: time.Second, Tenant: storetest.AuthTenant})
+	ws, key := storetest.Workspace(t, owner)
+	var log logtest.Buffer
+	srv := httptest.NewServer(server.Handler(app, log.Logger(), server.Config{}))
+	defer srv.Close()
+	a := &api{t: t, url: srv.URL, key: key, ws: ws, store: owner, app: app}
+	contacts := a.addContacts(phones(830_000, 10)...)
+
+	for _, c := range []struct {
+		name   string
+		stop   func(t *testing.T, pid int) // stops the waiting statement of backend pid; nil: let it time out
+		code   string
+		logged string // the log's line for it
+	}{
+		{name: "statement_timeout", code: "TIMEOUT"},
+		{name: "pg_cancel_backend", code: "TIMEOUT", stop: func(t *testing.T, pid int) {
+			storetest.Exec(t, owner.DB(), "SELECT pg_cancel_backend($1)", pid)
+		}},
+		{name: "pg_terminate_backend", code: "UNAVAILABLE", logged: "database connection lost", stop: func(t *testing.T, pid int) {
+			storetest.Exec(t, owner.DB(), "SELECT pg_terminate_backend($1)", pid)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			log.Reset()
+			seg := lockSegment(t, a, c.name)
+			defer seg.release()
+			done := make(chan response, 1)
+			start := time.Now()
+			go func() {
+				res, err := a.postWith(context.Background(), assignCountDoc, assignVars(contacts, seg.id))
+				if err != nil {
+					t.Error(err)
+				}
+				done <- res
+			}()
+			seg.waitBlocked(t, a, 1, 5*time.Second)
+			if c.stop != nil {
+				var pid int
+				if err := owner.DB().QueryRowContext(context.Background(),
+					"SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", seg.pid).Scan(&pid); err != nil {
+					t.Fatal(err)
+				}
+				c.stop(t, pid)
+			}
+			res := <-done
+			took := time.Since(start)
+			if res.Status != http.StatusOK || len(res.Errors) == 0 || res.Errors[0].Extensions["code"] != c.code {
+				t.Fatalf("after %v: status %d, errors %+v; want 200 and %s", took, res.Status, res.Errors, c.code)
+			}
+			if c.code == "UNAVAILABLE" && res.Errors[0].Extensions["requestId"] == nil {
+				t.Errorf("UNAVAILABLE without a requestId: %+v", res.Errors)
+			}
+			if c.stop == nil && (took < time.Second || took > 5*time.Second) {
+				t.Errorf("answered after %v, want soon after the 1 s statement_timeout", took)
+			}
+			if strings.Contains(log.String(), "resolver failed") || (c.logged != "" && !strings.Contains(log.String(), c.logged)) {
+				t.Errorf("the log, want no \"resolver failed\" and %q:\n%s", c.logged, log.String())
+			}
+		})
+	}
+}
+
 // TestDatabaseCutAndRestart runs steady traffic (reads and bulk assignments) while the
 // database connection is cut for 3 s, and then while PostgreSQL restarts. The process
 // goes on; /livez stays 200; /readyz turns 503 within 2 s of each fault and 200

@@ -1,8 +1,12 @@
 package store
 
 import (
+	"context"
 	"database/sql/driver"
 	"errors"
+	"io"
+	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -14,6 +18,13 @@ const (
 	serializationFailure = "40001"
 	deadlockDetected     = "40P01"
 	lockNotAvailable     = "55P03" // lock_timeout
+	queryCanceled        = "57014" // statement_timeout, or a cancel request
+	adminShutdown        = "57P01" // pg_terminate_backend, or a smart or fast shutdown
+	crashShutdown        = "57P02" // another backend crashed: every session ends
+	cannotConnectNow     = "57P03" // the server is starting or stopping
+	// connectionException is the class of connection errors (08000, 08006, ...),
+	// which PgBouncer also sends when its server connection is lost.
+	connectionException = "08"
 )
 
 // pgError returns the PostgreSQL error err carries, if any.
@@ -53,4 +64,36 @@ func retryable(err error) bool {
 func Unreachable(err error) bool {
 	var ce *pgconn.ConnectError
 	return errors.As(err, &ce)
+}
+
+// Canceled reports whether err is a statement that PostgreSQL stopped (57014): its
+// statement_timeout passed, or a cancel request reached it (pg_cancel_backend, or
+// pgx's own when the statement's context ended). Its transaction rolled back; the
+// same request may succeed when it takes less time.
+func Canceled(err error) bool {
+	pgErr := pgError(err)
+	return pgErr != nil && pgErr.Code == queryCanceled
+}
+
+// Disconnected reports whether err says the connection to PostgreSQL was lost under a
+// statement: the server ended the session (pg_terminate_backend, a shutdown, a crash
+// of another backend), or the connection broke (a killed backend, a cut network).
+// Nothing of the statement's transaction committed unless the loss came during its
+// COMMIT; the same request may succeed on another connection. (These were answered
+// INTERNAL_SERVER_ERROR, a bug to the client and the operator, with PostgreSQL
+// healthy.)
+func Disconnected(err error) bool {
+	if pgErr := pgError(err); pgErr != nil {
+		switch pgErr.Code {
+		case adminShutdown, crashShutdown, cannotConnectNow:
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, connectionException)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false // the statement's context ended (context.DeadlineExceeded is a net.Error too)
+	}
+	var netErr net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr)
 }
