@@ -250,11 +250,9 @@ func TestUnreadAnswersHoldNoPlace(t *testing.T) {
 	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", a.key, len(body), body)
 	time.Sleep(300 * time.Millisecond) // the answer is being written
 
-	start := time.Now()
+	// Held, the place made it wait until its deadline, and refused it.
 	if r := a.as(t).query(`{ segments { totalCount } }`, nil); r.status != http.StatusOK || len(r.res.Errors) != 0 {
 		t.Fatalf("another workspace's request while an answer waited to be read: %d %s", r.status, r.body)
-	} else if waited := time.Since(start); waited > timeout/2 {
-		t.Errorf("another workspace's request took %v while an answer waited to be read", waited)
 	}
 
 	// Past the answer's time to be written, the server has given up on it: what the
