@@ -138,18 +138,19 @@ func (m *jsonMeasure) text(s string) {
 // refuses is a numericRangeError.
 func numericLen(num string) (int, error) {
 	sent := num
-	bad := fmt.Errorf("%s is not a JSON number", QuoteInput(num))
+	// Made only when needed: every number of every contact's attributes passes here.
+	bad := func() error { return fmt.Errorf("%s is not a JSON number", QuoteInput(sent)) }
 	num, negative := strings.CutPrefix(num, "-")
 	mantissa, exp, hasExp := strings.Cut(strings.ToLower(num), "e")
 	whole, frac, _ := strings.Cut(mantissa, ".")
 	if whole == "" || !digitsOnly(whole) || !digitsOnly(frac) {
-		return 0, bad
+		return 0, bad()
 	}
 	e := 0
 	if hasExp {
 		digits := strings.TrimLeft(exp, "+-")
 		if digits == "" || !digitsOnly(digits) || len(exp)-len(digits) > 1 {
-			return 0, bad
+			return 0, bad()
 		}
 		// Leading zeros do not count: 1e0000002 is 100 (it was measured as
 		// maxExponent digits).

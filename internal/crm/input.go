@@ -204,8 +204,10 @@ func trimText(s string) string {
 // not a second segment that looks the same, and a search finds it either way.
 func normalText(s string) string {
 	s = trimText(s)
-	if !norm.NFC.IsNormalString(s) {
-		s = norm.NFC.String(s)
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf { // ASCII is composed already (and IsNormalString allocates)
+			return norm.NFC.String(s)
+		}
 	}
 	return s
 }
@@ -285,8 +287,8 @@ func phone(errs Errors, field []string, raw string) (string, Errors) {
 // cannot be guessed.
 func internationalPrefix(phone string) (string, bool) {
 	s := strings.TrimLeft(phone, "([ ")
-	if rest, ok := strings.CutPrefix(s, "+"); ok {
-		return "+" + rest, true
+	if strings.HasPrefix(s, "+") {
+		return s, true
 	}
 	if rest, ok := strings.CutPrefix(s, "＋"); ok {
 		return "+" + rest, true
