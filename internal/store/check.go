@@ -70,7 +70,8 @@ const countDriftSQL = `
 // no locks, and is safe while the API serves writes.
 func (s *Store) CheckCounts(ctx context.Context) ([]CountDrift, error) {
 	var drift []CountDrift
-	if err := s.db.NewRaw(countDriftSQL).Scan(ctx, &drift); err != nil {
+	err := s.inLongTx(ctx, func(tx bun.Tx) error { return tx.NewRaw(countDriftSQL).Scan(ctx, &drift) })
+	if err != nil {
 		return nil, fmt.Errorf("store: check counts: %w", err)
 	}
 	return drift, nil
@@ -99,7 +100,7 @@ func (s *Store) CheckCounts(ctx context.Context) ([]CountDrift, error) {
 // segments by updatedAt must see the corrected count.
 func (s *Store) RepairCounts(ctx context.Context) ([]CountDrift, error) {
 	var repaired []CountDrift
-	err := s.inTx(ctx, func(tx bun.Tx) error {
+	err := s.inLongTx(ctx, func(tx bun.Tx) error {
 		repaired = nil
 		var found []CountDrift
 		if err := tx.NewRaw(countDriftSQL).Scan(ctx, &found); err != nil {
@@ -230,7 +231,8 @@ const contactCountDriftSQL = `
 // while the API serves writes.
 func (s *Store) CheckContactCounts(ctx context.Context) ([]ContactCountDrift, error) {
 	var drift []ContactCountDrift
-	if err := s.db.NewRaw(contactCountDriftSQL).Scan(ctx, &drift); err != nil {
+	err := s.inLongTx(ctx, func(tx bun.Tx) error { return tx.NewRaw(contactCountDriftSQL).Scan(ctx, &drift) })
+	if err != nil {
 		return nil, fmt.Errorf("store: check contact counts: %w", err)
 	}
 	return drift, nil
@@ -247,7 +249,7 @@ func (s *Store) CheckContactCounts(ctx context.Context) ([]ContactCountDrift, er
 // the repaired value when the repair commits.
 func (s *Store) RepairContactCounts(ctx context.Context) ([]ContactCountDrift, error) {
 	var repaired []ContactCountDrift
-	err := s.inTx(ctx, func(tx bun.Tx) error {
+	err := s.inLongTx(ctx, func(tx bun.Tx) error {
 		repaired = nil
 		var found []ContactCountDrift
 		if err := tx.NewRaw(contactCountDriftSQL).Scan(ctx, &found); err != nil || len(found) == 0 {
@@ -339,7 +341,11 @@ func bitmapDrift(ctx context.Context, db bun.IDB, wss, ids []int64) ([]BitmapDri
 // memberships, by workspace and segment. It only reads, takes no locks, and is safe
 // while the API serves writes.
 func (s *Store) CheckBitmaps(ctx context.Context) ([]BitmapDrift, error) {
-	drift, err := bitmapDrift(ctx, s.db, nil, nil)
+	var drift []BitmapDrift
+	err := s.inLongTx(ctx, func(tx bun.Tx) (err error) {
+		drift, err = bitmapDrift(ctx, tx, nil, nil)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: check bitmaps: %w", err)
 	}
@@ -353,7 +359,7 @@ func (s *Store) CheckBitmaps(ctx context.Context) ([]BitmapDrift, error) {
 // that still drift.
 func (s *Store) RepairBitmaps(ctx context.Context) ([]BitmapDrift, error) {
 	var repaired []BitmapDrift
-	err := s.inTx(ctx, func(tx bun.Tx) error {
+	err := s.inLongTx(ctx, func(tx bun.Tx) error {
 		found, err := bitmapDrift(ctx, tx, nil, nil)
 		if err != nil || len(found) == 0 {
 			return err
@@ -422,8 +428,9 @@ func orphansByWorkspace(rows string) string {
 // workspace. It only reads and is safe while the API serves writes.
 func (s *Store) CheckOrphans(ctx context.Context) ([]Orphans, error) {
 	var found []Orphans
-	err := s.db.NewRaw(orphansByWorkspace(`(SELECT m.workspace_id FROM memberships m WHERE `+orphaned+`)`)).
-		Scan(ctx, &found)
+	err := s.inLongTx(ctx, func(tx bun.Tx) error {
+		return tx.NewRaw(orphansByWorkspace(`(SELECT m.workspace_id FROM memberships m WHERE `+orphaned+`)`)).Scan(ctx, &found)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: check orphaned memberships: %w", err)
 	}
@@ -451,7 +458,7 @@ func (s *Store) CheckOrphans(ctx context.Context) ([]Orphans, error) {
 // by inTx.
 func (s *Store) RepairOrphans(ctx context.Context) ([]Orphans, error) {
 	var deleted []Orphans
-	err := s.inTx(ctx, func(tx bun.Tx) error {
+	err := s.inLongTx(ctx, func(tx bun.Tx) error {
 		deleted = nil
 		var locked []struct {
 			WorkspaceID int64     `bun:"workspace_id"`

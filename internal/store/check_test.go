@@ -3,12 +3,15 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/segments/segments/internal/benchdata"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
@@ -582,5 +585,43 @@ func TestRepairOrphansOfADeletedSegment(t *testing.T) {
 	}
 	if orphans, counts, bitmaps := checkAll(t, s); len(orphans)+len(counts)+len(bitmaps) != 0 {
 		t.Errorf("check after the repair: %+v %+v %+v", orphans, counts, bitmaps)
+	}
+}
+
+// TestChecksOutlastTheStatementTimeout: the checks and repairs read every membership
+// of every workspace, and run without the statement_timeout the server gives the
+// roles (15 s by default), which is meant for the API's requests. At 5M memberships
+// two of the check's statements took 11-12 s on the benchmark's machine: under the
+// role's timeout, a check of a little more failed with 57014. Here the role's timeout
+// is 5 ms, which reading 200,000 memberships takes far longer than.
+func TestChecksOutlastTheStatementTimeout(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	loader := storetest.MigratedStore(t, url, store.Options{})
+	o := benchdata.Options{Workspace: "checked", Contacts: 40_000, Segments: 20, Memberships: 200_000, BigSegments: 2, BigSize: 20_000, Seed: 3}
+	if _, err := benchdata.Load(ctx, loader, o, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(ctx, url, store.Options{StatementTimeout: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.DB().ExecContext(ctx, "SELECT count(*) FROM memberships"); !store.Canceled(err) {
+		t.Fatalf("a read of every membership under the role's timeout: %v, want it stopped (57014)", err)
+	}
+	for name, run := range map[string]func() error{
+		"CheckCounts":         func() error { _, err := s.CheckCounts(ctx); return err },
+		"CheckContactCounts":  func() error { _, err := s.CheckContactCounts(ctx); return err },
+		"CheckBitmaps":        func() error { _, err := s.CheckBitmaps(ctx); return err },
+		"CheckOrphans":        func() error { _, err := s.CheckOrphans(ctx); return err },
+		"RepairOrphans":       func() error { _, err := s.RepairOrphans(ctx); return err },
+		"RepairCounts":        func() error { _, err := s.RepairCounts(ctx); return err },
+		"RepairContactCounts": func() error { _, err := s.RepairContactCounts(ctx); return err },
+		"RepairBitmaps":       func() error { _, err := s.RepairBitmaps(ctx); return err },
+	} {
+		if err := run(); err != nil {
+			t.Errorf("%s under a role's statement_timeout of 5 ms: %v", name, err)
+		}
 	}
 }
