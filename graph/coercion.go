@@ -32,6 +32,12 @@ import (
 //     as BAD_USER_INPUT naming the argument (400, no data): the scalar's
 //     unmarshaling refused it only when its field ran, so that a mutation's earlier
 //     root fields were applied while the response said data: null;
+//   - a variable of a nullable type sent as null where it is used for a non-null
+//     value (which validation allows when the variable or the argument has a
+//     default), as GRAPHQL_VALIDATION_FAILED at ["variable", name]: the spec's field
+//     error, before anything runs. It reached the resolvers as a null or a "null",
+//     and failed as an internal error after a mutation had been made, panicked in
+//     @skip(if:), or was read as no ID at all;
 //   - in a JSON written in the query, a number that a float64 (which gqlparser reads
 //     it into) does not hold exactly, as BAD_USER_INPUT: 9007199254740993.0 was
 //     stored as 9007199254740992, where a variable keeps every digit.
@@ -127,6 +133,9 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 		if err := e.value(v.Type, value, &path); err != nil {
 			return err
 		}
+	}
+	if err := nullWhereNonNull(op, opCtx.Variables); err != nil {
+		return err
 	}
 	if !e.takesJSON(op.SelectionSet, nil) {
 		return nil // most operations: no field's arguments to walk
@@ -479,4 +488,88 @@ func decimal(s string) (digits string, exp int, ok bool) {
 		return "0", 0, true
 	}
 	return sign + trimmed, exp, true
+}
+
+// nullWhereNonNull refuses a variable sent as null that op uses where a non-null value
+// is expected (Value.ExpectedType, which validation sets on every value): an argument,
+// an input object's field, a list's element or a directive's argument. Validation lets
+// a nullable variable stand there when it or the argument has a default, for when it
+// is left out; sent as null, it is the spec's field error (CoerceArgumentValues).
+func nullWhereNonNull(op *ast.OperationDefinition, vars map[string]any) *gqlerror.Error {
+	var nulls map[string]bool
+	for _, d := range op.VariableDefinitions {
+		if v, ok := vars[d.Variable]; ok && v == nil && !d.Type.NonNull {
+			if nulls == nil {
+				nulls = map[string]bool{}
+			}
+			nulls[d.Variable] = true
+		}
+	}
+	if nulls == nil {
+		return nil // most operations: no variable is null
+	}
+	var found *ast.Value
+	var inValue func(v *ast.Value)
+	inValue = func(v *ast.Value) {
+		switch {
+		case v == nil || found != nil:
+		case v.Kind == ast.Variable:
+			if nulls[v.Raw] && v.ExpectedType != nil && v.ExpectedType.NonNull {
+				found = v
+			}
+		default:
+			for _, c := range v.Children {
+				inValue(c.Value)
+			}
+		}
+	}
+	inDirectives := func(ds ast.DirectiveList) {
+		for _, d := range ds {
+			for _, a := range d.Arguments {
+				inValue(a.Value)
+			}
+		}
+	}
+	seen := map[*ast.FragmentDefinition]bool{}
+	var inSelections func(ss ast.SelectionSet)
+	inSelections = func(ss ast.SelectionSet) {
+		for _, sel := range ss {
+			if found != nil {
+				return
+			}
+			switch s := sel.(type) {
+			case *ast.Field:
+				for _, a := range s.Arguments {
+					inValue(a.Value)
+				}
+				inDirectives(s.Directives)
+				inSelections(s.SelectionSet)
+			case *ast.InlineFragment:
+				inDirectives(s.Directives)
+				inSelections(s.SelectionSet)
+			case *ast.FragmentSpread:
+				inDirectives(s.Directives)
+				if s.Definition != nil && !seen[s.Definition] {
+					seen[s.Definition] = true
+					inDirectives(s.Definition.Directives)
+					inSelections(s.Definition.SelectionSet)
+				}
+			}
+		}
+	}
+	inDirectives(op.Directives)
+	inSelections(op.SelectionSet)
+	if found == nil {
+		return nil
+	}
+	err := &gqlerror.Error{
+		Message: fmt.Sprintf("Variable \"$%s\" is null where a non-null %s is expected: send a value, or leave the variable out to use its default",
+			found.Raw, found.ExpectedType.String()),
+		Path:       ast.Path{ast.PathName("variable"), ast.PathName(found.Raw)},
+		Extensions: map[string]any{"code": errcode.ValidationFailed},
+	}
+	if found.Position != nil {
+		err.Locations = []gqlerror.Location{{Line: found.Position.Line, Column: found.Position.Column}}
+	}
+	return err
 }

@@ -35,9 +35,31 @@ func TestVariablesCoercedAsTheSpecSays(t *testing.T) {
 		{"an enum in a mutation's input", `mutation($in: CreateSegmentInput!, $o: ContactOrder) {
 			createSegment(input: $in) { segment { contacts(orderBy: $o) { totalCount } } } }`,
 			map[string]any{"in": map[string]any{"name": "Never"}, "o": map[string]any{"field": "phone", "direction": "ASC"}}, "[variable o field]"},
+		// A nullable variable sent as null where a non-null value is expected (allowed
+		// by validation for its default): before anything runs, not a null or "null"
+		// in the resolvers after the mutation was made, nor a panic in @skip.
+		{"null for a non-null enum, in a mutation's payload", `mutation($d: OrderDirection = ASC) {
+			createSegment(input: {name: "Never"}) { segment { contacts(first: 1, orderBy: {field: NAME, direction: $d}) { totalCount } } } }`,
+			map[string]any{"d": nil}, "[variable d]"},
+		{"null for @skip(if:)", `query($x: Boolean = true) { workspace @skip(if: $x) { name } __typename }`,
+			map[string]any{"x": nil}, "[variable x]"},
+		{"null for @include(if:) in a fragment", `mutation($x: Boolean = true) { createSegment(input: {name: "Never"}) { ...P } }
+			fragment P on CreateSegmentPayload { segment @include(if: $x) { id } }`, map[string]any{"x": nil}, "[variable x]"},
+		{"null for a non-null ID", `query($x: ID = "S_AQ") { segment(id: $x) { name } }`, map[string]any{"x": nil}, "[variable x]"},
+		{"null for a list's element", `query($x: ID = "S_AQ") { nodes(ids: [$x]) { id } }`, map[string]any{"x": nil}, "[variable x]"},
+		{"null for a non-null list", `mutation($x: [ID!] = ["C_AQ"]) { assignContactsToSegments(input: {contactIds: $x, segmentIds: ["S_AQ"]}) { assignedCount } }`,
+			map[string]any{"x": nil}, "[variable x]"},
+		{"null for an argument with a default", `query($n: Int) { segment(id: "S_AQ") { contacts(first: $n) { totalCount } } }`,
+			map[string]any{"n": nil}, ""},
 	} {
 		before := c.dbState()
 		res := c.post(tc.query, tc.vars)
+		if tc.path == "" { // a nullable argument: null runs
+			if len(res.Errors) != 0 {
+				t.Errorf("%s: %+v", tc.name, res.Errors)
+			}
+			continue
+		}
 		if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "GRAPHQL_VALIDATION_FAILED" ||
 			fmt.Sprint(res.Errors[0].Path) != tc.path || res.Data != nil {
 			t.Errorf("%s: %d %+v data %s, want GRAPHQL_VALIDATION_FAILED at %s without data", tc.name, res.Status, res.Errors, res.Data, tc.path)
