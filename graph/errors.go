@@ -63,6 +63,20 @@ func userErrors(errs []*crm.Error) []*model.UserError {
 // logged with the request ID and shown only as an internal error, never with its
 // details.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+	present := presentErrorAt(log)
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		e := present(ctx, err)
+		// A field's error points at the field in the document, as the spec says it
+		// should (locations), and as validation's errors do.
+		if fc := graphql.GetFieldContext(ctx); e != nil && len(e.Locations) == 0 && fc != nil && fc.Field.Field != nil && fc.Field.Position != nil {
+			e.Locations = []gqlerror.Location{{Line: fc.Field.Position.Line, Column: fc.Field.Position.Column}}
+		}
+		return e
+	}
+}
+
+// presentErrorAt is presentError without the locations.
+func presentErrorAt(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		path := graphql.GetPath(ctx)
 		if errs := crm.UserErrors(err); errs != nil {
@@ -75,6 +89,11 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		var gqlErr *gqlerror.Error
 		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
+			if gqlErr.Message == "operation  not found" {
+				// gqlgen's words for a document of several operations and no
+				// operationName, which named none.
+				gqlErr.Message = "the document has several operations: name the one to run in operationName"
+			}
 			return gqlErr
 		}
 		// An error after the request's context ended is that end, whatever form it

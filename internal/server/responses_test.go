@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -82,4 +83,39 @@ func TestResponsesKeepTheirOwnData(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestFieldErrorsHaveLocations: an error of a field points at the field in the
+// document (locations: line and column), as the spec says an error that can be
+// associated with a point of the document should, and as validation's errors did
+// already; a field's errors had only their path.
+func TestFieldErrorsHaveLocations(t *testing.T) {
+	a := newAPI(t)
+	seg := a.addSegment("Located")
+	body, _ := json.Marshal(map[string]any{"query": "query($s: ID!) {\n  segment(id: $s) {\n    id\n    contacts(after: \"garbage\") { totalCount }\n  }\n}",
+		"variables": map[string]any{"s": seg}})
+	r := a.send(http.MethodPost, "/graphql", body, nil)
+	var out struct {
+		Errors []struct {
+			Path      []any
+			Locations []struct{ Line, Column int }
+		}
+	}
+	if err := json.Unmarshal([]byte(r.body), &out); err != nil || len(out.Errors) != 1 {
+		t.Fatalf("%s (%v): want one error", r.body, err)
+	}
+	if e := out.Errors[0]; fmt.Sprint(e.Path) != "[segment contacts]" || len(e.Locations) != 1 || e.Locations[0].Line != 4 || e.Locations[0].Column != 5 {
+		t.Errorf("the error of segment.contacts: %s; want its path and the location 4:5", r.body)
+	}
+}
+
+// TestSeveralOperationsNeedAName: a document of several operations without an
+// operationName is refused saying that operationName must name one (GetOperation);
+// the refusal said "operation  not found", naming nothing.
+func TestSeveralOperationsNeedAName(t *testing.T) {
+	a := newAPI(t)
+	r := a.query("query A { __typename } query B { workspace { name } }", nil)
+	if len(r.res.Errors) != 1 || r.res.Errors[0].Extensions["code"] != "GRAPHQL_VALIDATION_FAILED" || !strings.Contains(r.res.Errors[0].Message, "operationName") {
+		t.Errorf("%d %s; want GRAPHQL_VALIDATION_FAILED asking for operationName", r.status, r.body)
+	}
 }
