@@ -100,6 +100,11 @@ func presentErrorAt(log *slog.Logger) graphql.ErrorPresenterFunc {
 		// took on the way: the context's own error, or the error of a statement whose
 		// connection was closed under it (pgx's "conn closed", a driver.ErrBadConn).
 		ended := ctx.Err()
+		if ended != nil {
+			// Why it ended: a mutation's payload grace (grace.go) ends with the
+			// request's cause, its own error being Canceled whatever that was.
+			ended = context.Cause(ctx)
+		}
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ended, context.DeadlineExceeded) {
 			return coded(path, err, codeTimeout, "the request took too long and was stopped")
 		}

@@ -16,61 +16,53 @@ import (
 // while the answer is still being made.
 const payloadGrace = 2 * time.Second
 
-// A graceContext is the context of a mutation's root field. Until the mutation is
-// made (a transaction of the store committed under it: store.OnCommit) it ends
-// with the request's context, so that the deadline or the client's leaving stops the
+// withPayloadGrace returns the context of a mutation's root field, and the function
+// that ends it, to call once the field has been resolved. Until the mutation is made
+// (a transaction of the store committed under it: store.OnCommit) the context ends
+// with the request's, so that the deadline or the client's leaving stops the
 // mutation's SQL as before. Once the mutation is made, it ends payloadGrace after the
-// request's context: the payload's fields (a new segment's contacts) are then still
-// read. Without it, a mutation made just before the deadline answered TIMEOUT for its
+// request's: the payload's fields (a new segment's contacts) are then still read.
+// Without it, a mutation made just before the deadline answered TIMEOUT for its
 // payload, an answer the Idempotency-Key does not keep, and its retry ran the mutation
 // again: a createSegment was answered TAKEN by its own retry.
 //
-// It has the request's values, deadline and error (DeadlineExceeded or Canceled, so
-// that errors are told apart as before); only when it ends differs.
-type graceContext struct {
-	context.Context // the request's
-	made            atomic.Bool
-	done            chan struct{}
-	once            sync.Once
-	err             error // the request's error, once done is closed
-}
-
-// withPayloadGrace returns ctx as a graceContext, and the function that ends it, to
-// call when the root field has been resolved (and nothing waits on it any more).
+// The context has the request's values but no deadline (a connection dialled during
+// the grace must not fail at once), and when it ends its cause is the request's:
+// context.DeadlineExceeded, context.Canceled (the client left) or ErrShuttingDown,
+// which presentError tells apart. It is a context of the standard library, so the
+// contexts made under it (a transaction's, a statement's) start no goroutine to watch
+// it.
 func withPayloadGrace(ctx context.Context) (context.Context, func()) {
-	g := &graceContext{Context: ctx, done: make(chan struct{})}
-	stop := context.AfterFunc(ctx, func() {
+	g, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	var (
+		made  atomic.Bool
+		mu    sync.Mutex
+		timer *time.Timer
+	)
+	end := func() {
+		cause := context.Cause(ctx)
 		// A server shutting down waits for no payload.
-		if g.made.Load() && !errors.Is(context.Cause(ctx), ErrShuttingDown) {
-			time.AfterFunc(payloadGrace, g.end)
+		if !made.Load() || errors.Is(cause, ErrShuttingDown) {
+			cancel(cause)
 			return
 		}
-		g.end()
-	})
-	return store.OnCommit(g, func() { g.made.Store(true) }), func() {
-		stop()
-		g.end()
+		mu.Lock()
+		timer = time.AfterFunc(payloadGrace, func() { cancel(cause) })
+		mu.Unlock()
 	}
-}
-
-// end ends g, with the request's error, or Canceled when the root field was
-// resolved first.
-func (g *graceContext) end() {
-	g.once.Do(func() {
-		if g.err = g.Context.Err(); g.err == nil {
-			g.err = context.Canceled
+	stop := func() bool { return false }
+	if ctx.Err() != nil {
+		end() // a root field after the request ended (the one before it was made in its grace)
+	} else {
+		stop = context.AfterFunc(ctx, end)
+	}
+	return store.OnCommit(g, func() { made.Store(true) }), func() {
+		stop()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
 		}
-		close(g.done)
-	})
-}
-
-func (g *graceContext) Done() <-chan struct{} { return g.done }
-
-func (g *graceContext) Err() error {
-	select {
-	case <-g.done:
-		return g.err
-	default:
-		return nil
+		mu.Unlock()
+		cancel(context.Canceled)
 	}
 }

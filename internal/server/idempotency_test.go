@@ -696,3 +696,39 @@ func TestMadeMutationAnswersItsPayload(t *testing.T) {
 		})
 	}
 }
+
+// TestMadePayloadDialsInItsGrace: the payload read in a made mutation's grace may need
+// a new connection (the pool had none idle: a loaded server, or connections past their
+// idle time). Its context passed on the request's deadline, which the dial met at once:
+// the payload failed with TIMEOUT although its grace had time left.
+func TestMadePayloadDialsInItsGrace(t *testing.T) {
+	a := newAPIWith(t, server.Config{RequestTimeout: 700 * time.Millisecond})
+	ids := a.addContacts(phones(962_000, 1)...)
+	a.addSegment("Dialled", ids...)
+	db := a.app.DB()
+	lock, err := a.store.DB().BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	// Every statement from now on dials a connection of its own.
+	db.SetMaxIdleConns(0)
+	t.Cleanup(func() { db.SetMaxIdleConns(db.Stats().MaxOpenConnections) })
+	answered := make(chan rawResponse, 1)
+	go func() {
+		// The contact's segments wait for the lock, past the deadline; each segment's
+		// contacts are read after them, in the grace, on a new connection.
+		r, _ := a.idemSend(context.Background(), idemBody(`mutation($id: ID!) { updateContact(input: {id: $id, name: "Dialled"}) {
+			contact { segments { name contacts(first: 1) { totalCount } } } } }`, map[string]any{"id": ids[0]}), newKey())
+		answered <- r
+	}()
+	time.Sleep(time.Second)
+	lock.Rollback()
+	r := <-answered
+	if want := `{"data":{"updateContact":{"contact":{"segments":[{"name":"Dialled","contacts":{"totalCount":1}}]}}}`; !strings.HasPrefix(string(r.body), strings.TrimSuffix(want, "}")) {
+		t.Errorf("the payload read in the grace: %d %s; want %s", r.status, r.body, want)
+	}
+}
