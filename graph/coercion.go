@@ -39,8 +39,10 @@ import (
 //     and failed as an internal error after a mutation had been made, panicked in
 //     @skip(if:), or was read as no ID at all;
 //   - in a JSON written in the query, a number that a float64 (which gqlparser reads
-//     it into) does not hold exactly, as BAD_USER_INPUT: 9007199254740993.0 was
-//     stored as 9007199254740992, where a variable keeps every digit.
+//     it into) does not hold exactly: in an argument as BAD_USER_INPUT, in a
+//     variable's default as GRAPHQL_VALIDATION_FAILED at ["variable", name, ...]:
+//     9007199254740993.0 was stored as 9007199254740992, where a variable's value
+//     keeps every digit.
 type strictInputs struct {
 	schema *ast.Schema
 	// holdsJSON names the input types whose values can hold a JSON somewhere: the
@@ -125,11 +127,15 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 	}
 	path := make(inputPath, 0, 8)
 	for _, v := range op.VariableDefinitions {
+		path = append(path[:0], inputStep{name: "variable"}, inputStep{name: v.Variable})
+		// A default is written in the query, and read as arguments are.
+		if raw, ok := e.inexactLiteral(v.Type, v.DefaultValue, &path); !ok {
+			return &gqlerror.Error{Message: inexactMessage(raw), Path: path.ast(), Extensions: map[string]any{"code": errcode.ValidationFailed}}
+		}
 		value, ok := opCtx.Variables[v.Variable]
 		if !ok {
 			continue
 		}
-		path = append(path[:0], inputStep{name: "variable"}, inputStep{name: v.Variable})
 		if err := e.value(v.Type, value, &path); err != nil {
 			return err
 		}
@@ -158,8 +164,9 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 				}
 			}
 			if lit := f.Arguments.ForName(a.Name); lit != nil && lit.Value.Kind != ast.Variable {
-				if err := e.literals(a.Type, lit.Value, path, &inputPath{{name: a.Name}}); err != nil {
-					return err
+				arg := inputPath{{name: a.Name}}
+				if raw, ok := e.inexactLiteral(a.Type, lit.Value, &arg); !ok {
+					return badUserInput(path, nil, inexactMessage(raw), arg.strings())
 				}
 			}
 		}
@@ -389,51 +396,54 @@ func (e *strictInputs) objects(t *ast.Type, v any, path ast.Path, arg *inputPath
 	return nil
 }
 
-// literals checks, in the argument value v of type t as written in the query, that
-// every number of a JSON is one a float64 holds exactly: gqlparser reads a literal
-// Float into one, and the attributes then keep its nearest value, not the number
-// written. A variable keeps every digit (json.Number), so the message points there.
-// arg is the argument path of v (which it extends as it descends and restores).
-func (e *strictInputs) literals(t *ast.Type, v *ast.Value, path ast.Path, arg *inputPath) *gqlerror.Error {
+// inexactLiteral returns the first number of a JSON in the value v of type t, as
+// written in the query, that a float64 does not hold exactly, and false; or true when
+// there is none. gqlparser reads a literal Float into a float64, and the attributes
+// then keep its nearest value, not the number written; a variable's value keeps every
+// digit (json.Number). arg is the path of v (which it extends as it descends and
+// restores), left at the number's JSON when it finds one.
+func (e *strictInputs) inexactLiteral(t *ast.Type, v *ast.Value, arg *inputPath) (string, bool) {
 	if v == nil || v.Kind == ast.Variable || !e.holdsJSON[t.Name()] {
-		return nil
+		return "", true
 	}
 	if t.Elem != nil {
 		if v.Kind != ast.ListValue { // a single value is a list of one, and named so
 			arg.push("", 0)
-			defer arg.pop()
-			return e.literals(t.Elem, v, path, arg)
+			if raw, ok := e.inexactLiteral(t.Elem, v, arg); !ok {
+				return raw, false
+			}
+			arg.pop()
+			return "", true
 		}
 		for i, c := range v.Children {
 			arg.push("", i)
-			err := e.literals(t.Elem, c.Value, path, arg)
-			arg.pop()
-			if err != nil {
-				return err
+			if raw, ok := e.inexactLiteral(t.Elem, c.Value, arg); !ok {
+				return raw, false
 			}
+			arg.pop()
 		}
-		return nil
+		return "", true
 	}
 	if t.NamedType == "JSON" {
-		if raw, ok := inexactNumber(v); !ok {
-			return badUserInput(path, nil, fmt.Sprintf(
-				"the number %s, written in the query, cannot be kept exactly: send it in a variable, which keeps every digit", crm.QuoteInput(raw)),
-				arg.strings())
-		}
-		return nil
+		return inexactNumber(v)
 	}
 	def := e.schema.Types[t.NamedType]
 	for _, c := range v.Children { // an input object: holdsJSON knows no other
 		if f := def.Fields.ForName(c.Name); f != nil {
 			arg.push(c.Name, 0)
-			err := e.literals(f.Type, c.Value, path, arg)
-			arg.pop()
-			if err != nil {
-				return err
+			if raw, ok := e.inexactLiteral(f.Type, c.Value, arg); !ok {
+				return raw, false
 			}
+			arg.pop()
 		}
 	}
-	return nil
+	return "", true
+}
+
+// inexactMessage says why the number raw, written in the query, is refused.
+func inexactMessage(raw string) string {
+	return fmt.Sprintf("the number %s, written in the query, cannot be kept exactly: send it in a variable's value, which keeps every digit",
+		crm.QuoteInput(raw))
 }
 
 // inexactNumber returns the first number of the JSON literal v that a float64 does

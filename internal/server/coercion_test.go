@@ -130,7 +130,7 @@ func TestNonObjectAttributesChangeNothing(t *testing.T) {
 // is kept as written when a float64 holds it (1.10 is 1.1), and refused otherwise
 // (BAD_USER_INPUT, nothing changed), since gqlparser reads it into a float64: the
 // attributes kept 9007199254740993.0 as 9007199254740992, and 1e-400 as 0, where the
-// same numbers in a variable keep every digit.
+// same numbers in a variable keep every digit. So is one in a variable's default.
 func TestLiteralNumbersKeptExactlyOrRefused(t *testing.T) {
 	c := mutClient{newAPI(t)}
 	before := c.dbState()
@@ -139,6 +139,16 @@ func TestLiteralNumbersKeptExactlyOrRefused(t *testing.T) {
 		if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" || res.Data != nil ||
 			fmt.Sprint(res.Errors[0].Extensions["field"]) != "[input contacts 0 attributes]" || !strings.Contains(res.Errors[0].Message, "variable") {
 			t.Errorf("%s written in the query: %d %+v data %s, want BAD_USER_INPUT at the attributes", n, res.Status, res.Errors, res.Data)
+		}
+	}
+	// A variable's default is written in the query too.
+	for doc, path := range map[string]string{
+		`mutation($a: JSON = {n: 9007199254740993.0}) { upsertContacts(input: {contacts: [{phone: "+919000000003", attributes: $a}]}) { createdCount } }`:       "[variable a]",
+		`mutation($in: UpsertContactsInput! = {contacts: [{phone: "+919000000003", attributes: {t: 1e-400}}]}) { upsertContacts(input: $in) { createdCount } }`: "[variable in contacts 0 attributes]",
+	} {
+		res := c.post(doc, nil)
+		if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "GRAPHQL_VALIDATION_FAILED" || res.Data != nil || fmt.Sprint(res.Errors[0].Path) != path {
+			t.Errorf("%s: %d %+v data %s, want GRAPHQL_VALIDATION_FAILED at %s", doc, res.Status, res.Errors, res.Data, path)
 		}
 	}
 	c.unchanged(before)
