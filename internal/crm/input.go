@@ -7,7 +7,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/nyaruka/phonenumbers"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -266,7 +265,9 @@ func checkText(errs Errors, field []string, s string, max int) Errors {
 }
 
 func phone(errs Errors, field []string, raw string) (string, Errors) {
-	s := trimText(raw) // "\u202a+91 98765 43210\u202c" is how WhatsApp copies a number
+	// "\u202a+91 98765 43210\u202c" is how WhatsApp copies a number; a phone may be
+	// written in any script's digits, with any space or dash.
+	s := PhoneText(trimText(raw))
 	if s == "" {
 		return "", append(errs, Errorf(CodeBlank, field, "phone cannot be blank"))
 	}
@@ -281,27 +282,70 @@ func phone(errs Errors, field []string, raw string) (string, Errors) {
 	return e164, errs
 }
 
-// internationalPrefix returns phone with "+" for the international prefix it starts
-// with, "+" or "00" in any of Unicode's forms ("＋", "００"), after any opening
-// parentheses ("(+91) 98765 43210"); false if it starts with neither, since the country
-// cannot be guessed.
+// PhoneText is s with what a phone number may be written in made ASCII: the digits
+// of every script (Devanagari's, Arabic's, fullwidth ones), the fullwidth plus, every
+// space (no-break, narrow) and dash (en, non-breaking hyphen). The rest is left as it
+// is. libphonenumber knows only some scripts' digits and some spaces; the API takes a
+// phone however its digits and separators are written, and so does the search.
+func PhoneText(s string) string {
+	ascii := true
+	for i := 0; i < len(s) && ascii; i++ {
+		ascii = s[i] < utf8.RuneSelf
+	}
+	if ascii {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r < utf8.RuneSelf:
+			return r
+		case r == '＋':
+			return '+'
+		case unicode.IsSpace(r), unicode.Is(unicode.Zs, r):
+			return ' '
+		case unicode.Is(unicode.Pd, r):
+			return '-'
+		}
+		if d, ok := digitValue(r); ok {
+			return '0' + rune(d)
+		}
+		return r
+	}, s)
+}
+
+// digitValue is the value of the decimal digit r, of any script. Unicode encodes each
+// script's digits in a run from 0 to 9 (Nd), so a digit's value is its distance from
+// the start of its run.
+func digitValue(r rune) (int, bool) {
+	if !unicode.Is(unicode.Nd, r) {
+		return 0, false
+	}
+	for _, rg := range unicode.Nd.R16 {
+		if rune(rg.Lo) <= r && r <= rune(rg.Hi) {
+			return int(r-rune(rg.Lo)) % 10, true
+		}
+	}
+	for _, rg := range unicode.Nd.R32 {
+		if rune(rg.Lo) <= r && r <= rune(rg.Hi) {
+			return int(r-rune(rg.Lo)) % 10, true
+		}
+	}
+	return 0, false
+}
+
+// internationalPrefix returns phone (as PhoneText writes it) with "+" for the
+// international prefix it starts with, "+" or "00", after any opening parentheses
+// ("(+91) 98765 43210"); false if it starts with neither, since the country cannot be
+// guessed.
 func internationalPrefix(phone string) (string, bool) {
 	s := strings.TrimLeft(phone, "([ ")
 	if strings.HasPrefix(s, "+") {
 		return s, true
 	}
-	if rest, ok := strings.CutPrefix(s, "＋"); ok {
+	if rest, ok := strings.CutPrefix(s, "00"); ok {
 		return "+" + rest, true
 	}
-	rest := s
-	for range 2 {
-		r, size := utf8.DecodeRuneInString(rest)
-		if !unicode.IsDigit(r) || phonenumbers.NormalizeDigitsOnly(string(r)) != "0" {
-			return phone, false
-		}
-		rest = rest[size:]
-	}
-	return "+" + rest, true
+	return phone, false
 }
 
 // QuoteInput quotes a client's text for an error message, shortened to its first 40

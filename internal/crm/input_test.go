@@ -51,14 +51,17 @@ func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
 // TestPhonesInInternationalFormat: a phone is taken in any international format and
 // stored in E.164 form; one without a country code, or with an extension, is refused.
 // The invisible marks WhatsApp wraps a copied number in, a fullwidth plus and a
-// parenthesis before the country code were refused as having no country code, and an
-// extension was dropped, which made two people behind one switchboard one contact.
+// parenthesis before the country code were refused as having no country code, digits
+// of Devanagari, Bengali and other scripts libphonenumber does not know, and narrow
+// no-break spaces as no valid number, and an extension was dropped, which made two
+// people behind one switchboard one contact.
 func TestPhonesInInternationalFormat(t *testing.T) {
 	for _, raw := range []string{
 		"+91 98765 43210", "0091-98765-43210", " +919876543210 ", "+91.98765.43210",
 		"\u202a+91 98765 43210\u202c", "\u200e+919876543210", "\ufeff+919876543210",
 		"＋919876543210", "００91 98765 43210", "(+91) 98765 43210", "(0091) 98765 43210",
-		"+９１９８７６５４３２１０", "+٩١٩٨٧٦٥٤٣٢١٠",
+		"+９１９８７６５４３２１０", "+٩١٩٨٧٦٥٤٣٢١٠", "+91 ९८७६५ ४३२१०", "+৯১ ৯৮৭৬৫ ৪৩২১০", "+𝟗𝟏𝟗𝟖𝟕𝟔𝟓𝟒𝟑𝟐𝟏𝟎",
+		"+91\u202f98765\u202f43210", "+91\u201198765\u201343210", "००91 98765 43210",
 	} {
 		if got, err := crm.NormalizePhone(raw); err != nil || got != "+919876543210" {
 			t.Errorf("NormalizePhone(%q) = %q, %v; want +919876543210", raw, got, err)

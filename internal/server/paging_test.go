@@ -1741,13 +1741,17 @@ func TestTamperedCursorValuesRefused(t *testing.T) {
 // punctuation still finds the names and emails that contain it as written, and only
 // those, as the schema promises ("contains this text"), and finds a phone written in
 // the forms the API takes phones in: with the 00 prefix, a non-breaking space or an en
-// dash, in Arabic-Indic digits (none of which its search found).
+// dash, in Arabic-Indic or Devanagari digits (none of which its search found). A term
+// starting with + or 00 starts the number ("+91 98" found +44 7919 812345), and 00 may
+// also be inside one.
 func TestContactSearchMatchesTextWithDigits(t *testing.T) {
 	a := newAPI(t)
 	ids := map[string]string{
 		"flat":  a.listAddContact("+919800000001", listText("Flat 12-34"), nil),
 		"room":  a.listAddContact("+919800000002", listText("Room 1234"), nil),
 		"email": a.listAddContact("+919800000003", nil, listText("john.2024.01@x.io")),
+		"uk":    a.listAddContact("+447919876543", nil, nil), // 9198 inside, not after +
+		"inner": a.listAddContact("+919800765432", nil, nil), // 00 inside
 	}
 	contactsList.checkSearches(a, ids, []searchCase{
 		{"12-34", []string{"flat"}},
@@ -1760,6 +1764,11 @@ func TestContactSearchMatchesTextWithDigits(t *testing.T) {
 		{"98000\u201300003", []string{"email"}},
 		{"+91/98000/00001", []string{"flat"}},
 		{"+٩١ ٩٨٠٠٠ ٠٠٠٠٢", []string{"room"}},
+		{"+९१ ९८०००", []string{"flat", "room", "email"}},
+		{"+91 98", []string{"flat", "room", "email", "inner"}}, // + starts the number: not the UK one
+		{"0091 98", []string{"flat", "room", "email", "inner"}},
+		{"919 8", []string{"flat", "room", "email", "uk", "inner"}},
+		{"0076 5432", []string{"inner"}}, // 00 inside a number
 	})
 }
 

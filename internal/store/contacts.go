@@ -11,10 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/nyaruka/phonenumbers"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
@@ -745,7 +743,7 @@ func testedMembers(ws workspaceArg, ids any, contact, tested string) (string, []
 // phone or email contains the term as written, ignoring case. A term made of digits
 // and phone punctuation ("+91 98765-43210") may also be a phone number written
 // another way: its digits, which is how the number is stored, are then also looked for
-// in the phone, and only there, so that "12-34" does not find "Room 1234".
+// in the phone, and only there, so that "12-34" does not find "Room 1234" (phoneSearch).
 //
 // Both alternatives search contactSearch, so both are served by its trigram index
 // (contacts_search, a BitmapOr of two index scans); the phone alone rechecks the
@@ -755,28 +753,68 @@ func contactSearchCond(term string) (string, []any) {
 	// lowercased the text. On a constant it is computed once, while planning, so the
 	// index sees a plain pattern. Digits need no lowering.
 	cond, args := contactSearch+" LIKE lower(?)", []any{likePattern(term)}
-	if contains, phone, ok := phonePatterns(term); ok {
-		cond = "(" + cond + " OR (" + contactSearch + " LIKE ? AND c.phone LIKE ?))"
-		args = append(args, contains, phone)
+	if p, ok := phoneSearch(term); ok {
+		phone := "c.phone LIKE ?"
+		args = append(args, p.contains, p.phone)
+		if p.orPhone != "" {
+			phone = "(c.phone LIKE ? OR c.phone LIKE ?)"
+			args = append(args, p.orPhone)
+		}
+		cond = "(" + cond + " OR (" + contactSearch + " LIKE ? AND " + phone + "))"
 	}
 	return cond, args
 }
 
-// phonePatterns returns the LIKE patterns of the second alternative of
-// contactSearchCond, when the term may be a phone number written another way: the
-// digits of the term anywhere (for the search text's index), and where the phone must
-// hold them, which is from its start when the term starts with the international
-// prefix 00 ("0091 98765" is a phone starting +9198765).
-func phonePatterns(term string) (contains, phone string, ok bool) {
-	digits, international, ok := phoneDigits(term)
-	if !ok || digits == term {
-		return "", "", false
+// phonePatterns are the LIKE patterns of a term that may be a phone number written
+// another way (contactSearchCond's second alternative): its digits anywhere in the
+// searched text, which the text's index serves, and where the phone holds them.
+type phonePatterns struct {
+	contains string
+	// phone is where the phone holds the digits: anywhere, or from its start for a
+	// term that starts with + or 00, the international prefix ("+91 98" is a number
+	// of India starting 98, not one with 9198 anywhere); orPhone, when not "", is
+	// another such place: a term starting with 00 may also be the middle of a number
+	// ("0012 3456" in +442000123456).
+	phone, orPhone string
+}
+
+// phoneSearch returns the patterns of term when it is made only of digits (of any
+// script) and phone punctuation (+ - ( ) . / and spaces, of any kind), holds at least
+// three digits (fewer would match most phones), and is not its digits alone.
+func phoneSearch(term string) (phonePatterns, bool) {
+	written := crm.PhoneText(term)
+	var b strings.Builder
+	for _, r := range written {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case strings.ContainsRune(" +-()./", r):
+		default:
+			return phonePatterns{}, false
+		}
 	}
-	contains = likePattern(digits)
-	if international {
-		return contains, "+" + strings.TrimPrefix(contains, "%"), true
+	digits := b.String()
+	if len(digits) < 3 || digits == term {
+		return phonePatterns{}, false
 	}
-	return contains, contains, true
+	p := phonePatterns{contains: likePattern(digits)}
+	p.phone = p.contains
+	switch lead := strings.TrimLeft(written, " ("); {
+	case strings.HasPrefix(lead, "+"):
+		p.phone = from(p.contains)
+	case strings.HasPrefix(lead, "00") && len(digits) > 2+2: // the prefix and some digits
+		// The text's index looks for the digits after the prefix, which both
+		// places of the phone hold.
+		p.contains = likePattern(digits[2:])
+		p.phone, p.orPhone = from(p.contains), likePattern(digits)
+	}
+	return p, true
+}
+
+// from is the pattern contains ("%digits%") anchored at the start of a phone, after
+// its +.
+func from(contains string) string {
+	return "+" + strings.TrimPrefix(contains, "%")
 }
 
 // searchShare returns the SQL of the share of the contacts that contactSearchCond
@@ -786,36 +824,10 @@ func phonePatterns(term string) (contains, phone string, ok bool) {
 // (twoWayPageSelect) choose their way by it.
 func searchShare(term string) (string, []any) {
 	var alt *string
-	if contains, _, ok := phonePatterns(term); ok {
-		alt = &contains
+	if p, ok := phoneSearch(term); ok {
+		alt = &p.contains
 	}
 	return "segments_contact_search_share(lower(?), ?)", []any{likePattern(term), alt}
-}
-
-// phoneDigits returns the digits of a term made only of digits and phone punctuation
-// (+ - ( ) . / and spaces, in any of Unicode's forms: a non-breaking space, an en
-// dash, fullwidth or Arabic-Indic digits), when it has at least three: fewer would
-// match most phones. A term starting with 00, the international prefix, is
-// international, and its digits are those after it: stored phones write it as their
-// +. The API takes phones written all these ways; its search did not find them so.
-func phoneDigits(term string) (digits string, international, ok bool) {
-	var b strings.Builder
-	for _, r := range term {
-		switch {
-		case r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case unicode.IsDigit(r):
-			b.WriteString(phonenumbers.NormalizeDigitsOnly(string(r)))
-		case unicode.IsSpace(r), unicode.Is(unicode.Pd, r), strings.ContainsRune("+＋()./", r):
-		default:
-			return "", false, false
-		}
-	}
-	digits = b.String()
-	if rest, ok := strings.CutPrefix(digits, "00"); ok && strings.TrimLeft(term, " (")[0] != '+' {
-		digits, international = rest, true
-	}
-	return digits, international, len(digits) >= 3
 }
 
 // ContactsByID returns the contacts with the given IDs that exist in the workspace.
