@@ -10,7 +10,9 @@
 //     else is refused with 400 and extensions.code INVALID_IDEMPOTENCY_KEY, and
 //     nothing runs. A UUID is a good key.
 //   - The first request with a key claims it and runs. Its response is stored when it
-//     is a definitive answer: HTTP 200 without a top-level error whose code is
+//     made a change (one of its transactions committed: run again, it would make it
+//     twice), whatever it says, and else when it is a definitive answer: HTTP 200
+//     without a top-level error whose code is
 //     TIMEOUT, INTERNAL_SERVER_ERROR, UNAVAILABLE or SERVICE_UNAVAILABLE (transient
 //     failures), CLIENT_CLOSED_REQUEST (its client left), FORBIDDEN (the credential
 //     may not run it: another credential of the workspace may, with the same key) or
@@ -43,9 +45,9 @@
 // The claim, the stored response and the release are single statements of their own,
 // outside the transaction of the request, so a request waiting for another holds no
 // lock and no connection. The price is a narrow window: a request that committed its
-// changes and died before storing its response runs again when retried after its
-// lease; that retry converges to the same state, but its answer describes the second
-// run (createSegment, for one, answers TAKEN).
+// changes and died (or lost the database) before storing its response runs again when
+// retried after its lease; that retry converges to the same state, but its answer
+// describes the second run (createSegment, for one, answers TAKEN).
 package idempotency
 
 import (
@@ -279,6 +281,8 @@ func (m *middleware) inProgress(w http.ResponseWriter) {
 // definitive and releases the key otherwise, then answers.
 func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, key string, owner []byte) {
 	rec := &recorder{header: http.Header{}}
+	var made atomic.Bool // a change of the request committed
+	r = r.WithContext(store.OnCommit(r.Context(), func() { made.Store(true) }))
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -299,7 +303,11 @@ func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, k
 	if t := telemetry.From(ctx); t != nil {
 		res.Operation, res.OperationType = t.Operation, t.OperationType
 	}
-	if definitive(res) {
+	// A request that made a change is answered alike when retried, whatever its
+	// answer: run again, it would make the change twice (a createSegment answered
+	// TAKEN by its own retry). One of two mutations that committed, the other timing
+	// out, was run again.
+	if made.Load() || definitive(res) {
 		if err := m.store.FinishIdempotencyKey(ctx, ws, key, owner, res); err != nil {
 			// The request applied; a retry after the release runs it again, which
 			// converges.

@@ -732,3 +732,38 @@ func TestMadePayloadDialsInItsGrace(t *testing.T) {
 		t.Errorf("the payload read in the grace: %d %s; want %s", r.status, r.body, want)
 	}
 }
+
+// TestHalfMadeRequestReplayed: a request whose first mutation was made and whose
+// second timed out is answered alike when retried with its key, though its answer
+// holds a TIMEOUT: run again, it would make the first twice. Its answer was not kept,
+// and the retry was answered TAKEN for the segment the first run had created.
+func TestHalfMadeRequestReplayed(t *testing.T) {
+	a := newAPIWith(t, server.Config{RequestTimeout: 700 * time.Millisecond})
+	contacts := a.addContacts(phones(963_000, 1)...)
+	seg := a.addSegment("Target")
+	body := idemBody(`mutation($c: [ID!]!, $s: [ID!]!) {
+		a: createSegment(input: {name: "Half made"}) { segment { id } userErrors { code } }
+		b: assignContactsToSegments(input: {contactIds: $c, segmentIds: $s}) { assignedCount } }`,
+		map[string]any{"c": contacts, "s": []string{seg}})
+	key := newKey()
+
+	lock, err := a.store.DB().BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	first := a.idemPost(body, key)
+	lock.Rollback()
+	if len(first.decoded.Errors) == 0 || first.decoded.Errors[0].Extensions["code"] != "TIMEOUT" {
+		t.Fatalf("the first run: %d %s; want the assignment's TIMEOUT", first.status, first.body)
+	}
+	a.idemPost(body, key).sameAs(t, first)
+	var out struct{ Segments struct{ TotalCount int } }
+	a.do(`{ segments(search: "Half made") { totalCount } }`, nil, &out)
+	if out.Segments.TotalCount != 1 {
+		t.Errorf("%d segments named Half made, want 1", out.Segments.TotalCount)
+	}
+}

@@ -383,9 +383,16 @@ func retryTx(ctx context.Context, run func() error) error {
 type commitKey struct{}
 
 // OnCommit returns a context under which every change the store commits calls f once
-// it has committed: the API learns so that a mutation was made, whatever happens to
-// the request after it.
+// it has committed, and then the functions given under ctx before: the API learns so
+// that a mutation was made, whatever happens to the request after it.
 func OnCommit(ctx context.Context, f func()) context.Context {
+	if outer, ok := ctx.Value(commitKey{}).(func()); ok {
+		inner := f
+		f = func() {
+			inner()
+			outer()
+		}
+	}
 	return context.WithValue(ctx, commitKey{}, f)
 }
 
