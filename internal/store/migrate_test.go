@@ -261,3 +261,64 @@ func TestOldestTransactionIsCurrent(t *testing.T) {
 		t.Errorf("the oldest transaction once the holder began: %q; want it (%s)", after, holder)
 	}
 }
+
+// TestStoredTextsComposed: the migration that composes the texts stored before the API
+// composed them (NFC) composes segments' names and descriptions and contacts' names
+// and emails, and of segments whose names compose to one, leaves one with it: the one
+// composed already, else the oldest. Stored decomposed, they were no longer found by
+// a search (whose terms are composed), and a composed twin could be created beside.
+func TestStoredTextsComposed(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.NewStore(t, store.Options{})
+	up, err := fs.ReadFile(migrations.FS, "20261206000003_compose_texts.tx.up.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wss := make([]int64, 3)
+	for i := range wss {
+		ws, _ := storetest.Workspace(t, s)
+		wss[i] = ws.ID
+	}
+	const nfd, nfc = "Cafe\u0301", "Café"
+	segment := func(ws int64, name string) (id int64) {
+		t.Helper()
+		if err := s.DB().QueryRowContext(ctx, `INSERT INTO segments (workspace_id, name, description) VALUES ($1, $2, $3) RETURNING id`, ws, name, "Cre\u0300me").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	alone := segment(wss[0], nfd)          // composed
+	twinOfComposed := segment(wss[1], nfd) // keeps its name:
+	segment(wss[1], nfc)                   // this one has it
+	// Two decomposed names of one composed name (marks in another order): one gets it.
+	oldest, younger := segment(wss[2], "Vie\u0323\u0302t"), segment(wss[2], "Vie\u0302\u0323t")
+	storetest.Exec(t, s.DB(), `INSERT INTO contacts (workspace_id, phone, name, email) VALUES ($1, '+919800000001', $2, $3)`,
+		wss[0], "Rene\u0301e", "rene\u0301e@example.com")
+
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, string(up)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[int64]string{alone: nfc, twinOfComposed: nfd, oldest: "Việt", younger: "Vie\u0302\u0323t"} {
+		var name, desc string
+		if err := s.DB().QueryRowContext(ctx, `SELECT name, description FROM segments WHERE id = $1`, id).Scan(&name, &desc); err != nil {
+			t.Fatal(err)
+		}
+		if name != want || desc != "Crème" {
+			t.Errorf("segment %d: %+q, %+q; want %+q, Crème", id, name, desc, want)
+		}
+	}
+	var name, email string
+	if err := s.DB().QueryRowContext(ctx, `SELECT name, email FROM contacts WHERE workspace_id = $1`, wss[0]).Scan(&name, &email); err != nil {
+		t.Fatal(err)
+	}
+	if name != "Renée" || email != "renée@example.com" {
+		t.Errorf("contact: %+q, %+q; want composed", name, email)
+	}
+}

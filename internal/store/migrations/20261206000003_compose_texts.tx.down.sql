@@ -1,0 +1,2 @@
+-- Composed texts stay composed: which were not is not known.
+SELECT 1;
