@@ -223,7 +223,7 @@ func overflow(t *testing.T, a *api, status int, code string, meanwhile func()) {
 // places for good: 40 such connections left every other workspace 503s, and this
 // test's second request waited for the first's place until its deadline.
 func TestUnreadAnswersHoldNoPlace(t *testing.T) {
-	const timeout = 2 * time.Second
+	const timeout = 4 * time.Second
 	a := newAPIWith(t, server.Config{MaxRunning: 1, MaxWaiting: 1, RequestTimeout: timeout})
 	ids := a.addContacts(phones(14_000, 1)...)
 	var up struct{}
@@ -248,7 +248,11 @@ func TestUnreadAnswersHoldNoPlace(t *testing.T) {
 	}
 	defer conn.Close()
 	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", a.key, len(body), body)
-	time.Sleep(300 * time.Millisecond) // the answer is being written
+	// The answer is being written once its first bytes arrive.
+	conn.SetReadDeadline(time.Now().Add(timeout))
+	if _, err := io.ReadFull(conn, make([]byte, 12)); err != nil {
+		t.Fatalf("the answer's first bytes: %v", err)
+	}
 
 	// Held, the place made it wait until its deadline, and refused it.
 	if r := a.as(t).query(`{ segments { totalCount } }`, nil); r.status != http.StatusOK || len(r.res.Errors) != 0 {

@@ -227,8 +227,7 @@ func withTimeout(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
-		// A connection kept alive keeps the deadline of its last answer's writing.
-		http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		// net/http clears the write deadline after each answer of a connection.
 		next.ServeHTTP(&boundedWriter{ResponseWriter: w, within: d}, r.WithContext(ctx))
 	})
 }
