@@ -25,6 +25,7 @@ const (
 	// connectionException is the class of connection errors (08000, 08006, ...),
 	// which PgBouncer also sends when its server connection is lost.
 	connectionException = "08"
+	protocolViolation   = "08P01"
 )
 
 // pgError returns the PostgreSQL error err carries, if any.
@@ -87,6 +88,8 @@ func Disconnected(err error) bool {
 		switch pgErr.Code {
 		case adminShutdown, crashShutdown, cannotConnectNow:
 			return true
+		case protocolViolation: // a message of ours PostgreSQL could not read: a bug
+			return false
 		}
 		return strings.HasPrefix(pgErr.Code, connectionException)
 	}

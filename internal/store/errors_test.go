@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
@@ -118,6 +120,9 @@ func TestErrorClasses(t *testing.T) {
 		_, err := db.ExecContext(ctx, "SELECT 1/0")
 		check(t, "a division by zero", err, false, false)
 		check(t, "an error of the store's own", errors.New("store: no such thing"), false, false)
+		// A message PostgreSQL could not read is the API's bug, not a lost connection,
+		// though its code is of the connection class.
+		check(t, "a protocol violation", fmt.Errorf("store: %w", &pgconn.PgError{Code: "08P01"}), false, false)
 		deadline, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 		defer cancel()
 		_, err = db.ExecContext(deadline, "SELECT pg_sleep(1)")
