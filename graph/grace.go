@@ -56,8 +56,15 @@ func withPayloadGrace(ctx context.Context) (context.Context, func()) {
 	} else {
 		stop = context.AfterFunc(ctx, end)
 	}
+	// The server's end ends the grace too: the request ended before, so its cause
+	// does not tell of it, and the server would close the database under the payload.
+	stopAtShutdown := func() bool { return false }
+	if server, ok := ctx.Value(serverKey{}).(context.Context); ok {
+		stopAtShutdown = context.AfterFunc(server, func() { cancel(context.Cause(server)) })
+	}
 	return store.OnCommit(g, func() { made.Store(true) }), func() {
 		stop()
+		stopAtShutdown()
 		mu.Lock()
 		if timer != nil {
 			timer.Stop()
@@ -65,4 +72,15 @@ func withPayloadGrace(ctx context.Context) (context.Context, func()) {
 		mu.Unlock()
 		cancel(context.Canceled)
 	}
+}
+
+type serverKey struct{}
+
+// WithServer returns ctx, the context the server's requests are made under (its
+// http.Server's BaseContext), knowing itself as the server's: canceled (with
+// ErrShuttingDown) when the server stops waiting for requests, it ends the payload
+// grace of the mutations made before, which the end of their requests' contexts
+// started.
+func WithServer(ctx context.Context) context.Context {
+	return context.WithValue(ctx, serverKey{}, ctx)
 }

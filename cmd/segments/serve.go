@@ -86,6 +86,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// and cancels them (rolling back their transactions) only when the grace period
 	// is over.
 	requests, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
+	requests = graph.WithServer(requests)
 	defer cancelRequests(nil)
 	draining := make(chan struct{})
 	srv := &http.Server{

@@ -413,3 +413,56 @@ func TestShutdownCancelsRequestsAfterGrace(t *testing.T) {
 	}
 	f.waitSessionsGone(t)
 }
+
+// TestShutdownEndsAMadePayloadsGrace: a mutation made before its deadline reads its
+// payload for a while after it (graph's payload grace); a shutdown that cancels the
+// requests still running ends that grace too, so that the request answers
+// (UNAVAILABLE) and its Idempotency-Key keeps the answer before the server closes the
+// database. The grace began with the end of the request's context, which the shutdown
+// no longer reached: the payload ran on, the server closed the connection without an
+// answer, and the key stayed claimed, for a retry to make the segment again.
+func TestShutdownEndsAMadePayloadsGrace(t *testing.T) {
+	f := newShutdownFixture(t, "--request-timeout", "1s", "--shutdown-timeout", "100ms")
+	conn, err := pgx.Connect(context.Background(), f.db.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	// A new segment's contacts wait for it; creating the segment does not.
+	if _, err := tx.Exec(context.Background(), "LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"query": `mutation { createSegment(input: {name: "Graced"}) {
+		segment { id contacts(first: 1) { nodes { id } } } } }`})
+	req, _ := http.NewRequest(http.MethodPost, f.p.url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+f.key)
+	req.Header.Set("Idempotency-Key", "graced")
+	answered := make(chan error, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		answered <- err
+	}()
+	f.waitFor(t, "the payload waiting on the lock", func(n int) bool { return n == 1 },
+		"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'segments' AND wait_event_type = 'Lock'")
+	time.Sleep(1100 * time.Millisecond) // past the request's deadline: in the payload's grace, ending 2 s after it
+	if err := f.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	f.p.waitExit(t, 10*time.Second)
+	if err := <-answered; err != nil {
+		t.Errorf("the request in its payload's grace got no answer: %v", err)
+	}
+	var finished bool
+	if err := f.db.QueryRow(context.Background(), "SELECT status IS NOT NULL FROM idempotency_keys WHERE key = 'graced'").Scan(&finished); err != nil || !finished {
+		t.Errorf("the key's answer is not kept (%v): a retry would make the segment again", err)
+	}
+}

@@ -1768,7 +1768,8 @@ func TestContactSearchMatchesTextWithDigits(t *testing.T) {
 		{"+91 98", []string{"flat", "room", "email", "inner"}}, // + starts the number: not the UK one
 		{"0091 98", []string{"flat", "room", "email", "inner"}},
 		{"919 8", []string{"flat", "room", "email", "uk", "inner"}},
-		{"0076 5432", []string{"inner"}}, // 00 inside a number
+		{"0076 5432", []string{"inner"}},     // 00 inside a number
+		{"00919800000001", []string{"flat"}}, // digits alone, after the prefix
 	})
 }
 

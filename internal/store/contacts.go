@@ -780,7 +780,8 @@ type phonePatterns struct {
 
 // phoneSearch returns the patterns of term when it is made only of digits (of any
 // script) and phone punctuation (+ - ( ) . / and spaces, of any kind), holds at least
-// three digits (fewer would match most phones), and is not its digits alone.
+// three digits (fewer would match most phones), and is not its digits alone, unless
+// they start with the international prefix ("00919876543210").
 func phoneSearch(term string) (phonePatterns, bool) {
 	written := crm.PhoneText(term)
 	var b strings.Builder
@@ -794,7 +795,7 @@ func phoneSearch(term string) (phonePatterns, bool) {
 		}
 	}
 	digits := b.String()
-	if len(digits) < 3 || digits == term {
+	if len(digits) < 3 {
 		return phonePatterns{}, false
 	}
 	p := phonePatterns{contains: likePattern(digits)}
@@ -807,6 +808,8 @@ func phoneSearch(term string) (phonePatterns, bool) {
 		// places of the phone hold.
 		p.contains = likePattern(digits[2:])
 		p.phone, p.orPhone = from(p.contains), likePattern(digits)
+	case digits == term:
+		return phonePatterns{}, false // the text's own search finds them in the phone
 	}
 	return p, true
 }

@@ -22,10 +22,12 @@ const (
 	adminShutdown        = "57P01" // pg_terminate_backend, or a smart or fast shutdown
 	crashShutdown        = "57P02" // another backend crashed: every session ends
 	cannotConnectNow     = "57P03" // the server is starting or stopping
-	// connectionException is the class of connection errors (08000, 08006, ...),
-	// which PgBouncer also sends when its server connection is lost.
+	// connectionException is the class of connection errors (08000, 08006, ...).
+	// PgBouncer sends every error of its own as 08P01 (protocol_violation): "server
+	// conn crashed?" when its server connection is lost, a query_wait_timeout, a
+	// server it cannot reach. PostgreSQL's own 08P01, a message of ours it could not
+	// read, would be a bug taken for an outage; it has not been seen.
 	connectionException = "08"
-	protocolViolation   = "08P01"
 )
 
 // pgError returns the PostgreSQL error err carries, if any.
@@ -88,8 +90,6 @@ func Disconnected(err error) bool {
 		switch pgErr.Code {
 		case adminShutdown, crashShutdown, cannotConnectNow:
 			return true
-		case protocolViolation: // a message of ours PostgreSQL could not read: a bug
-			return false
 		}
 		return strings.HasPrefix(pgErr.Code, connectionException)
 	}

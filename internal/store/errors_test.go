@@ -114,15 +114,14 @@ func TestErrorClasses(t *testing.T) {
 		_, err = conn.Exec(ctx, "SELECT 1")
 		check(t, "the next statement on that connection", err, false, true)
 		check(t, "io.ErrUnexpectedEOF", io.ErrUnexpectedEOF, false, true)
+		// PgBouncer's own errors, "server conn crashed?" among them, are 08P01.
+		check(t, "PgBouncer's error", fmt.Errorf("store: %w", &pgconn.PgError{Code: "08P01", Message: "server conn crashed?"}), false, true)
 	})
 
 	t.Run("others", func(t *testing.T) {
 		_, err := db.ExecContext(ctx, "SELECT 1/0")
 		check(t, "a division by zero", err, false, false)
 		check(t, "an error of the store's own", errors.New("store: no such thing"), false, false)
-		// A message PostgreSQL could not read is the API's bug, not a lost connection,
-		// though its code is of the connection class.
-		check(t, "a protocol violation", fmt.Errorf("store: %w", &pgconn.PgError{Code: "08P01"}), false, false)
 		deadline, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 		defer cancel()
 		_, err = db.ExecContext(deadline, "SELECT pg_sleep(1)")
