@@ -27,9 +27,10 @@ const payloadGrace = 2 * time.Second
 // again: a createSegment was answered TAKEN by its own retry.
 //
 // The context has the request's values but no deadline (a connection dialled during
-// the grace must not fail at once), and when it ends its cause is the request's:
-// context.DeadlineExceeded, context.Canceled (the client left) or ErrShuttingDown,
-// which presentError tells apart. It is a context of the standard library, so the
+// the grace must not fail at once). When it ends with the request, its cause is the
+// request's: context.DeadlineExceeded, context.Canceled (the client left) or
+// ErrShuttingDown, which presentError tells apart; when its grace runs out,
+// context.DeadlineExceeded. It is a context of the standard library, so the
 // contexts made under it (a transaction's, a statement's) start no goroutine to watch
 // it.
 func withPayloadGrace(ctx context.Context) (context.Context, func()) {
@@ -46,8 +47,11 @@ func withPayloadGrace(ctx context.Context) (context.Context, func()) {
 			cancel(cause)
 			return
 		}
+		// The payload's time is up when the grace ends, whoever ended the request: a
+		// client that left before it is not told so by an answer kept for its retry
+		// (CLIENT_CLOSED_REQUEST, which no client is meant to see).
 		mu.Lock()
-		timer = time.AfterFunc(payloadGrace, func() { cancel(cause) })
+		timer = time.AfterFunc(payloadGrace, func() { cancel(context.DeadlineExceeded) })
 		mu.Unlock()
 	}
 	stop := func() bool { return false }

@@ -767,3 +767,36 @@ func TestHalfMadeRequestReplayed(t *testing.T) {
 		t.Errorf("%d segments named Half made, want 1", out.Segments.TotalCount)
 	}
 }
+
+// TestMadePayloadPastItsGraceTimesOut: a made mutation whose client left, and whose
+// payload outlasts its grace, keeps an answer saying TIMEOUT for its retry: its time
+// ran out. It said CLIENT_CLOSED_REQUEST, a code no client is meant to see.
+func TestMadePayloadPastItsGraceTimesOut(t *testing.T) {
+	a := newAPI(t)
+	body := idemBody(`mutation { createSegment(input: {name: "Outlasted"}) { segment { id contacts(first: 1) { nodes { id } } } } }`, nil)
+	key := newKey()
+	lock, err := a.store.DB().BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, leave := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer leave()
+	if _, err := a.idemSend(ctx, body, key); err == nil {
+		t.Fatal("the client that left got an answer")
+	}
+	time.Sleep(3 * time.Second) // the grace (2 s) runs out while the lock is held
+	lock.Rollback()
+	var retry rawResponse
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if retry = a.idemPost(body, key); retry.status != http.StatusConflict || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !retry.replayed() || len(retry.decoded.Errors) != 1 || retry.decoded.Errors[0].Extensions["code"] != "TIMEOUT" {
+		t.Errorf("the retry: replayed %v, %s; want the kept answer, with TIMEOUT", retry.replayed(), retry.body)
+	}
+}
