@@ -547,18 +547,26 @@ func nullWhereNonNull(op *ast.OperationDefinition, vars map[string]any) *gqlerro
 			if found != nil {
 				return
 			}
+			// The arguments of a field that is skipped are not coerced (the spec's
+			// CollectFields leaves it out first), but those of @skip and @include are.
 			switch s := sel.(type) {
 			case *ast.Field:
+				if inDirectives(s.Directives); found != nil || skipped(s.Directives, vars) {
+					continue
+				}
 				for _, a := range s.Arguments {
 					inValue(a.Value)
 				}
-				inDirectives(s.Directives)
 				inSelections(s.SelectionSet)
 			case *ast.InlineFragment:
-				inDirectives(s.Directives)
+				if inDirectives(s.Directives); found != nil || skipped(s.Directives, vars) {
+					continue
+				}
 				inSelections(s.SelectionSet)
 			case *ast.FragmentSpread:
-				inDirectives(s.Directives)
+				if inDirectives(s.Directives); found != nil || skipped(s.Directives, vars) {
+					continue
+				}
 				if s.Definition != nil && !seen[s.Definition] {
 					seen[s.Definition] = true
 					inDirectives(s.Definition.Directives)
@@ -582,4 +590,27 @@ func nullWhereNonNull(op *ast.OperationDefinition, vars map[string]any) *gqlerro
 		err.Locations = []gqlerror.Location{{Line: found.Position.Line, Column: found.Position.Column}}
 	}
 	return err
+}
+
+// skipped reports whether directives skip what they are on: @skip(if: true), or
+// @include(if: false), with the variables' values.
+func skipped(directives ast.DirectiveList, vars map[string]any) bool {
+	for _, d := range directives {
+		if d.Name != "skip" && d.Name != "include" {
+			continue
+		}
+		var on bool
+		if a := d.Arguments.ForName("if"); a != nil {
+			switch a.Value.Kind {
+			case ast.BooleanValue:
+				on = a.Value.Raw == "true"
+			case ast.Variable:
+				on, _ = vars[a.Value.Raw].(bool)
+			}
+		}
+		if on == (d.Name == "skip") {
+			return true
+		}
+	}
+	return false
 }

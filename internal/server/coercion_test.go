@@ -51,6 +51,10 @@ func TestVariablesCoercedAsTheSpecSays(t *testing.T) {
 			map[string]any{"x": nil}, "[variable x]"},
 		{"null for an argument with a default", `query($n: Int) { segment(id: "S_AQ") { contacts(first: $n) { totalCount } } }`,
 			map[string]any{"n": nil}, ""},
+		{"null for the argument of a skipped field", `query($id: ID = "C_AQ", $s: Boolean!) { contact(id: $id) @skip(if: $s) { id } workspace { id } }`,
+			map[string]any{"id": nil, "s": true}, ""},
+		{"null for the argument of a field not included", `query($id: ID = "C_AQ") { ... on Query @include(if: false) { contact(id: $id) { id } } workspace { id } }`,
+			map[string]any{"id": nil}, ""},
 	} {
 		before := c.dbState()
 		res := c.post(tc.query, tc.vars)
