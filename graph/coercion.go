@@ -130,7 +130,8 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 		path = append(path[:0], inputStep{name: "variable"}, inputStep{name: v.Variable})
 		// A default is written in the query, and read as arguments are.
 		if raw, ok := e.inexactLiteral(v.Type, v.DefaultValue, &path); !ok {
-			return &gqlerror.Error{Message: inexactMessage(raw), Path: path.ast(), Extensions: map[string]any{"code": errcode.ValidationFailed}}
+			return at(&gqlerror.Error{Message: inexactMessage(raw), Path: path.ast(), Extensions: map[string]any{"code": errcode.ValidationFailed}},
+				v.DefaultValue.Position)
 		}
 		value, ok := opCtx.Variables[v.Variable]
 		if !ok {
@@ -160,13 +161,13 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 			}
 			if v, ok := args[a.Name]; ok {
 				if err := e.objects(a.Type, v, path, &inputPath{{name: a.Name}}); err != nil {
-					return err
+					return at(err, f.Position)
 				}
 			}
 			if lit := f.Arguments.ForName(a.Name); lit != nil && lit.Value.Kind != ast.Variable {
 				arg := inputPath{{name: a.Name}}
 				if raw, ok := e.inexactLiteral(a.Type, lit.Value, &arg); !ok {
-					return badUserInput(path, nil, inexactMessage(raw), arg.strings())
+					return at(badUserInput(path, nil, inexactMessage(raw), arg.strings()), lit.Value.Position)
 				}
 			}
 		}
@@ -580,16 +581,12 @@ func nullWhereNonNull(op *ast.OperationDefinition, vars map[string]any) *gqlerro
 	if found == nil {
 		return nil
 	}
-	err := &gqlerror.Error{
+	return at(&gqlerror.Error{
 		Message: fmt.Sprintf("Variable \"$%s\" is null where a non-null %s is expected: send a value, or leave the variable out to use its default",
 			found.Raw, found.ExpectedType.String()),
 		Path:       ast.Path{ast.PathName("variable"), ast.PathName(found.Raw)},
 		Extensions: map[string]any{"code": errcode.ValidationFailed},
-	}
-	if found.Position != nil {
-		err.Locations = []gqlerror.Location{{Line: found.Position.Line, Column: found.Position.Column}}
-	}
-	return err
+	}, found.Position)
 }
 
 // skipped reports whether directives skip what they are on: @skip(if: true), or
@@ -613,4 +610,13 @@ func skipped(directives ast.DirectiveList, vars map[string]any) bool {
 		}
 	}
 	return false
+}
+
+// at is err located at pos in the document (locations), as validation's errors are;
+// pos may be nil.
+func at(err *gqlerror.Error, pos *ast.Position) *gqlerror.Error {
+	if pos != nil {
+		err.Locations = []gqlerror.Location{{Line: pos.Line, Column: pos.Column}}
+	}
+	return err
 }

@@ -68,8 +68,8 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		e := present(ctx, err)
 		// A field's error points at the field in the document, as the spec says it
 		// should (locations), and as validation's errors do.
-		if fc := graphql.GetFieldContext(ctx); e != nil && len(e.Locations) == 0 && fc != nil && fc.Field.Field != nil && fc.Field.Position != nil {
-			e.Locations = []gqlerror.Location{{Line: fc.Field.Position.Line, Column: fc.Field.Position.Column}}
+		if fc := graphql.GetFieldContext(ctx); e != nil && len(e.Locations) == 0 && fc != nil && fc.Field.Field != nil {
+			at(e, fc.Field.Position)
 		}
 		return e
 	}

@@ -107,6 +107,14 @@ func TestFieldErrorsHaveLocations(t *testing.T) {
 	if e := out.Errors[0]; fmt.Sprint(e.Path) != "[segment contacts]" || len(e.Locations) != 1 || e.Locations[0].Line != 4 || e.Locations[0].Column != 5 {
 		t.Errorf("the error of segment.contacts: %s; want its path and the location 4:5", r.body)
 	}
+
+	// So do the refusals of arguments before anything runs.
+	body, _ = json.Marshal(map[string]any{"query": "mutation {\n  upsertContacts(input: {contacts: [{phone: \"+919000000009\", attributes: 5}]}) { createdCount }\n}"})
+	r = a.send(http.MethodPost, "/graphql", body, nil)
+	out.Errors = nil
+	if err := json.Unmarshal([]byte(r.body), &out); err != nil || len(out.Errors) != 1 || len(out.Errors[0].Locations) != 1 || out.Errors[0].Locations[0].Line != 2 {
+		t.Errorf("a refusal of attributes: %s (%v); want it located at line 2", r.body, err)
+	}
 }
 
 // TestSeveralOperationsNeedAName: a document of several operations without an
