@@ -654,14 +654,7 @@ func TestMadeMutationAnswersItsPayload(t *testing.T) {
 			body := idemBody(doc, map[string]any{"in": map[string]any{"name": "Made " + tc.name}})
 			key := newKey()
 
-			lock, err := a.store.DB().BeginTx(context.Background(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer lock.Rollback()
-			if _, err := lock.Exec("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
-				t.Fatal(err)
-			}
+			release := lockMemberships(t, a)
 			ctx, leave := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer leave()
 			if !tc.leaves {
@@ -673,18 +666,13 @@ func TestMadeMutationAnswersItsPayload(t *testing.T) {
 				answered <- err
 			}()
 			time.Sleep(time.Second) // past the deadline (or the client's leaving)
-			lock.Rollback()
-			err = <-answered
+			release()
+			err := <-answered
 			if tc.leaves != (err != nil) {
 				t.Fatalf("the first request: %v", err)
 			}
 
-			var retry rawResponse
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				if retry = a.idemPost(body, key); retry.status != http.StatusConflict || time.Now().After(deadline) {
-					break
-				}
-			}
+			retry := a.idemAnswered(body, key)
 			var p struct {
 				Segment    *struct{ ID string }
 				UserErrors []userError
@@ -706,14 +694,7 @@ func TestMadePayloadDialsInItsGrace(t *testing.T) {
 	ids := a.addContacts(phones(962_000, 1)...)
 	a.addSegment("Dialled", ids...)
 	db := a.app.DB()
-	lock, err := a.store.DB().BeginTx(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Rollback()
-	if _, err := lock.Exec("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := lockMemberships(t, a)
 	// Every statement from now on dials a connection of its own.
 	db.SetMaxIdleConns(0)
 	t.Cleanup(func() { db.SetMaxIdleConns(db.Stats().MaxOpenConnections) })
@@ -726,7 +707,7 @@ func TestMadePayloadDialsInItsGrace(t *testing.T) {
 		answered <- r
 	}()
 	time.Sleep(time.Second)
-	lock.Rollback()
+	release()
 	r := <-answered
 	if want := `{"data":{"updateContact":{"contact":{"segments":[{"name":"Dialled","contacts":{"totalCount":1}}]}}}`; !strings.HasPrefix(string(r.body), strings.TrimSuffix(want, "}")) {
 		t.Errorf("the payload read in the grace: %d %s; want %s", r.status, r.body, want)
@@ -747,16 +728,9 @@ func TestHalfMadeRequestReplayed(t *testing.T) {
 		map[string]any{"c": contacts, "s": []string{seg}})
 	key := newKey()
 
-	lock, err := a.store.DB().BeginTx(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Rollback()
-	if _, err := lock.Exec("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := lockMemberships(t, a)
 	first := a.idemPost(body, key)
-	lock.Rollback()
+	release()
 	if len(first.decoded.Errors) == 0 || first.decoded.Errors[0].Extensions["code"] != "TIMEOUT" {
 		t.Fatalf("the first run: %d %s; want the assignment's TIMEOUT", first.status, first.body)
 	}
@@ -775,28 +749,44 @@ func TestMadePayloadPastItsGraceTimesOut(t *testing.T) {
 	a := newAPI(t)
 	body := idemBody(`mutation { createSegment(input: {name: "Outlasted"}) { segment { id contacts(first: 1) { nodes { id } } } } }`, nil)
 	key := newKey()
-	lock, err := a.store.DB().BeginTx(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Rollback()
-	if _, err := lock.Exec("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := lockMemberships(t, a)
 	ctx, leave := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer leave()
 	if _, err := a.idemSend(ctx, body, key); err == nil {
 		t.Fatal("the client that left got an answer")
 	}
 	time.Sleep(3 * time.Second) // the grace (2 s) runs out while the lock is held
-	lock.Rollback()
-	var retry rawResponse
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if retry = a.idemPost(body, key); retry.status != http.StatusConflict || time.Now().After(deadline) {
-			break
-		}
-	}
+	release()
+	retry := a.idemAnswered(body, key)
 	if !retry.replayed() || len(retry.decoded.Errors) != 1 || retry.decoded.Errors[0].Extensions["code"] != "TIMEOUT" {
 		t.Errorf("the retry: replayed %v, %s; want the kept answer, with TIMEOUT", retry.replayed(), retry.body)
+	}
+}
+
+// lockMemberships holds the memberships table until release (or the test's end), as a
+// migration would: a mutation that does not touch it is made, and a payload that
+// reads it waits.
+func lockMemberships(t *testing.T, a *api) (release func()) {
+	t.Helper()
+	lock, err := a.store.DB().BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
+		lock.Rollback()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Rollback() })
+	return func() { lock.Rollback() }
+}
+
+// idemAnswered posts body with key until the key's first request has answered (409
+// IDEMPOTENCY_KEY_IN_PROGRESS until then), for up to 5 s.
+func (a *api) idemAnswered(body []byte, key string) rawResponse {
+	a.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if r := a.idemPost(body, key); r.status != http.StatusConflict || time.Now().After(deadline) {
+			return r
+		}
 	}
 }
