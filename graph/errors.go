@@ -63,7 +63,7 @@ func userErrors(errs []*crm.Error) []*model.UserError {
 // logged with the request ID and shown only as an internal error, never with its
 // details.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
-	present := presentErrorAt(log)
+	present := presentUnlocated(log)
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		e := present(ctx, err)
 		// A field's error points at the field in the document, as the spec says it
@@ -75,8 +75,8 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	}
 }
 
-// presentErrorAt is presentError without the locations.
-func presentErrorAt(log *slog.Logger) graphql.ErrorPresenterFunc {
+// presentUnlocated is presentError but for the locations, which it leaves to presentError.
+func presentUnlocated(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		path := graphql.GetPath(ctx)
 		if errs := crm.UserErrors(err); errs != nil {

@@ -205,6 +205,13 @@ func newShutdownFixture(t *testing.T, args ...string) *shutdownFixture {
 // is called: assignments to it wait, in flight, as long as the test wants.
 func (f *shutdownFixture) holdSegment(t *testing.T) (release func()) {
 	t.Helper()
+	return f.hold(t, "SELECT 1 FROM segments WHERE id = $1 FOR UPDATE", f.heldID)
+}
+
+// hold runs statement, which takes a lock, in a transaction that keeps it until
+// release (or the test's end).
+func (f *shutdownFixture) hold(t *testing.T, statement string, args ...any) (release func()) {
+	t.Helper()
 	// A connection of its own: pg_stat_activity, which the test polls on f.db, is a
 	// snapshot taken once per transaction.
 	conn, err := pgx.Connect(context.Background(), f.db.Config().ConnString())
@@ -215,7 +222,7 @@ func (f *shutdownFixture) holdSegment(t *testing.T) (release func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(context.Background(), "SELECT 1 FROM segments WHERE id = $1 FOR UPDATE", f.heldID); err != nil {
+	if _, err := tx.Exec(context.Background(), statement, args...); err != nil {
 		t.Fatal(err)
 	}
 	var once sync.Once
@@ -423,20 +430,8 @@ func TestShutdownCancelsRequestsAfterGrace(t *testing.T) {
 // answer, and the key stayed claimed, for a retry to make the segment again.
 func TestShutdownEndsAMadePayloadsGrace(t *testing.T) {
 	f := newShutdownFixture(t, "--request-timeout", "1s", "--shutdown-timeout", "100ms")
-	conn, err := pgx.Connect(context.Background(), f.db.Config().ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
 	// A new segment's contacts wait for it; creating the segment does not.
-	if _, err := tx.Exec(context.Background(), "LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	f.hold(t, "LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE")
 	body, _ := json.Marshal(map[string]any{"query": `mutation { createSegment(input: {name: "Graced"}) {
 		segment { id contacts(first: 1) { nodes { id } } } } }`})
 	req, _ := http.NewRequest(http.MethodPost, f.p.url+"/graphql", bytes.NewReader(body))
