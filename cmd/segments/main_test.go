@@ -9,7 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,6 +236,37 @@ func TestServeWithEmbeddedDatabase(t *testing.T) {
 	}
 	if got := workspaceName(t, url, strings.TrimSpace(stdout.String())); got != "Demo" {
 		t.Fatalf("seed key acts for %q, want Demo", got)
+	}
+}
+
+// TestServeStartsItsDatabaseAgain: a serve whose embedded PostgreSQL was killed failed
+// every request with 503 until it was restarted itself, while /livez said 200.
+func TestServeStartsItsDatabaseAgain(t *testing.T) {
+	dir := storetest.ServerDir(t)
+	getenv := env(map[string]string{"SEGMENTS_DATA_DIR": dir})
+	key := newWorkspace(t, getenv, "Kept")
+	url, log := startLogged(t, getenv)
+	b, err := os.ReadFile(filepath.Join(dir, "pgdata", "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if code, err := status(url + "/readyz"); err == nil && code == http.StatusOK && strings.Contains(log.String(), "it runs again") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server's database was not started again within 60 s\n%s", log.String())
+		}
+	}
+	if got := workspaceName(t, url, key); got != "Kept" {
+		t.Fatalf("after the database was started again, the key acts for %q, want Kept\n%s", got, log.String())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/demo"
@@ -249,7 +250,22 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string) (
 		} else {
 			log.Info("embedded PostgreSQL already running, joined it", "data_dir", cfg.dataDir, "port", pg.Port())
 		}
+		// Started again should it stop while the command runs: a lone serve would
+		// otherwise fail every request until restarted itself.
+		keep, stopKeeping := context.WithCancel(context.WithoutCancel(ctx))
+		var keeping sync.WaitGroup
+		keeping.Go(func() {
+			pg.Keep(keep, func(err error) {
+				if err != nil {
+					log.Error("embedded PostgreSQL stopped, and could not be started again", "data_dir", cfg.dataDir, "err", err)
+					return
+				}
+				log.Warn("embedded PostgreSQL had stopped; it runs again", "data_dir", cfg.dataDir, "port", pg.Port())
+			})
+		})
 		stopDB = func() {
+			stopKeeping()
+			keeping.Wait()
 			if err := pg.Stop(); err != nil {
 				log.Error("stop embedded PostgreSQL", "err", err)
 			}

@@ -85,6 +85,10 @@ type Server struct {
 	// users is the lock file of a Shared server's users, on which this process holds
 	// a shared lock while it uses the server; nil when not Shared.
 	users *os.File
+	// How Start found or started the server, for Keep to start it again the same way.
+	bin   string
+	runAs *user.User
+	opts  Options
 }
 
 // The lock files of a Shared server, in its directory. Every user of the server holds
@@ -116,7 +120,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("pgserver: %w", err)
 	}
-	s := &Server{dir: dir}
+	s := &Server{dir: dir, bin: bin, runAs: runAs, opts: opts}
 	if opts.Shared {
 		control, err := lock(ctx, filepath.Join(dir, controlLock), syscall.LOCK_EX)
 		if err != nil {
@@ -206,6 +210,72 @@ func (s *Server) Stop() error {
 	// Also the server another process started when this one's had gone (stopped
 	// from outside while this process used it): it would outlive every user.
 	return stopPostmaster(s.pgdata())
+}
+
+// keepEvery is how often Keep looks whether the server still runs, and the first
+// wait before it tries again after a start that failed (doubling up to keepBackoff).
+const (
+	keepEvery   = time.Second
+	keepBackoff = 30 * time.Second
+)
+
+// Keep starts the server again, on its port, whenever it stops while ctx lives (its
+// postmaster killed, crashed or stopped from outside), until ctx ends: without it, a
+// process that used a server no other process would start again (a lone serve) failed
+// every request until restarted itself. A server another process started again in
+// the meantime is joined instead. After each try, report gets its error, nil when the
+// server runs again; after a failed try, the next waits 1 s, doubling up to 30 s.
+// Keep must have returned before Stop is called.
+func (s *Server) Keep(ctx context.Context, report func(err error)) {
+	wait := keepEvery
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if _, _, ok := postmaster(s.pgdata()); ok {
+			wait = keepEvery
+			continue
+		}
+		err := s.restart(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		report(err)
+		if err == nil {
+			wait = keepEvery
+		} else {
+			wait = min(2*wait, keepBackoff)
+		}
+	}
+}
+
+// restart starts the server again, on its port (which the connection URLs that
+// processes hold name), or joins the one another process started there meanwhile.
+func (s *Server) restart(ctx context.Context) error {
+	if s.users != nil {
+		control, err := lock(ctx, filepath.Join(s.dir, controlLock), syscall.LOCK_EX)
+		if err != nil {
+			return err
+		}
+		defer control.Close()
+	}
+	if pid, port, ok := postmaster(s.pgdata()); ok {
+		if port != s.port {
+			return fmt.Errorf("pgserver: another process started the server again on port %d, and this one's connections name port %d: restart it", port, s.port)
+		}
+		return s.waitReady(ctx, pid)
+	}
+	if err := waitReaped(ctx, s.pgdata()); err != nil {
+		return err
+	}
+	opts := s.opts
+	opts.Port = s.port
+	if err := s.start(s.bin, s.runAs, opts); err != nil {
+		return err
+	}
+	return s.waitReady(ctx, 0)
 }
 
 // abandon undoes a Start that failed: it stops the server if it started it (no other
@@ -365,8 +435,9 @@ func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("pgserver: start postgres: %w", err)
 	}
-	s.cmd, s.port, s.exited = cmd, port, make(chan error, 1)
-	go func() { s.exited <- cmd.Wait() }()
+	exited := make(chan error, 1) // this child's: Keep may start another
+	s.cmd, s.port, s.exited = cmd, port, exited
+	go func() { exited <- cmd.Wait() }()
 	return nil
 }
 

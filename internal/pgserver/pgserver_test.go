@@ -257,6 +257,77 @@ func TestDeadPostmasterIsStartedAgain(t *testing.T) {
 	}
 }
 
+// TestKeepStartsTheServerAgain: a lone serve whose embedded PostgreSQL died (killed,
+// crashed, stopped by an operator) failed every request until it was restarted itself,
+// while /livez said it was well. Keep starts the server again on its port, with its
+// data.
+func TestKeepStartsTheServerAgain(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		stop func(t *testing.T, dir string)
+	}{
+		{"killed", killPostmaster},
+		{"stopped from outside", stopFromOutside},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := storetest.ServerDir(t)
+			s, err := pgserver.Start(context.Background(), pgserver.Options{Dir: dir, Shared: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			url := s.URL("segments")
+			write(t, url, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)")
+			ctx, cancel := context.WithCancel(context.Background())
+			reports := make(chan error, 10)
+			kept := make(chan struct{})
+			go func() { s.Keep(ctx, func(err error) { reports <- err }); close(kept) }()
+			t.Cleanup(func() {
+				cancel()
+				<-kept // Keep returns before Stop, as its doc asks
+				if err := s.Stop(); err != nil {
+					t.Error(err)
+				}
+			})
+
+			c.stop(t, dir)
+			select {
+			case err := <-reports:
+				if err != nil {
+					t.Fatalf("Keep could not start the server again: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("Keep did not start the server again within 60 s")
+			}
+			if got := queryOne[int](t, url, "SELECT n FROM kept"); got != 42 {
+				t.Fatalf("after the restart, kept holds %d, want 42", got)
+			}
+			if !s.Owned() {
+				t.Fatal("the server started again is not this process's to stop")
+			}
+		})
+	}
+}
+
+// killPostmaster kills the postmaster of dir's server with SIGKILL, as the OOM killer
+// would, and waits until it is gone.
+func killPostmaster(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(dir + "/pgdata/postmaster.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for syscall.Kill(pid, 0) == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // fakePostmaster starts a program named postgres (a copy of sleep, run for seconds) in
 // dir, as the OS user a server runs as (PostgreSQL's own check of postmaster.pid tells
 // its user's processes from others').
