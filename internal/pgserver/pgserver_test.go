@@ -312,20 +312,7 @@ func TestKeepStartsTheServerAgain(t *testing.T) {
 // would, and waits until it is gone.
 func killPostmaster(t *testing.T, dir string) {
 	t.Helper()
-	b, err := os.ReadFile(dir + "/pgdata/postmaster.pid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	for syscall.Kill(pid, 0) == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	signalPostmaster(t, dir, syscall.SIGKILL)
 }
 
 // fakePostmaster starts a program named postgres (a copy of sleep, run for seconds) in
@@ -380,6 +367,13 @@ func refusesConnections(t *testing.T, url, when string) {
 // and waits until it is gone.
 func stopFromOutside(t *testing.T, dir string) {
 	t.Helper()
+	signalPostmaster(t, dir, syscall.SIGINT)
+}
+
+// signalPostmaster sends sig to the postmaster of dir's server and waits until it is
+// gone.
+func signalPostmaster(t *testing.T, dir string, sig syscall.Signal) {
+	t.Helper()
 	b, err := os.ReadFile(dir + "/pgdata/postmaster.pid")
 	if err != nil {
 		t.Fatal(err)
@@ -388,7 +382,7 @@ func stopFromOutside(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
+	if err := syscall.Kill(pid, sig); err != nil {
 		t.Fatal(err)
 	}
 	for syscall.Kill(pid, 0) == nil {
