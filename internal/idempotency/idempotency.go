@@ -1,7 +1,7 @@
 // Package idempotency makes API requests safe to retry: a client that sends a POST
 // with an "Idempotency-Key" header may send it again, as often and as concurrently as
 // it likes: it runs until it gets a definitive answer, once, and every copy gets that
-// answer.
+// answer (or, while it still runs, 409 IDEMPOTENCY_KEY_IN_PROGRESS: retry later).
 //
 // The rules, per workspace (keys of different workspaces never meet):
 //
@@ -24,6 +24,8 @@
 //     nothing. A request that arrives while the first still runs waits for its answer
 //     (polling the store, 10 ms growing to 100 ms, for as long as its own deadline
 //     lets it; when that ends first: 409 IDEMPOTENCY_KEY_IN_PROGRESS, retry later).
+//     At most Options.MaxWaitingPerKey (8) wait so in a process; the next get that
+//     409 at once.
 //   - The same key with a different body is refused with 422 and
 //     IDEMPOTENCY_KEY_REUSED, and nothing runs. When the keys cannot be read (the
 //     database is down), the answer is 503 SERVICE_UNAVAILABLE and nothing runs either;
@@ -60,6 +62,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -126,6 +129,21 @@ type Options struct {
 	// PollMin and PollMax bound the pause between two looks at a key another request
 	// holds; it doubles from PollMin to PollMax. Defaults 10 ms and 100 ms.
 	PollMin, PollMax time.Duration
+	// MaxWaitingPerKey is how many requests at most wait for the answer of the one
+	// holding their key, in this process; a request beyond is answered 409
+	// IDEMPOTENCY_KEY_IN_PROGRESS at once, with Retry-After. Default 8, as many as
+	// one caller's requests may wait for its turn: a client's retries of a request
+	// still running, not a crowd polling the store. Negative: no bound.
+	MaxWaitingPerKey int
+	// Pause, when set, is called as a request starts waiting for the answer of the
+	// one holding its key, and Resume before a request that waited runs after all (the
+	// key came free): Resume answers the request itself and returns false when it
+	// may not run. The server gives a waiting request's place among its running
+	// requests up meanwhile, as requests waiting for their turn do: held while they
+	// polled, 45 copies of one slow mutation took the server's 40 places, and every
+	// other workspace's requests waited 9 s behind them.
+	Pause  func(ctx context.Context)
+	Resume func(w http.ResponseWriter, ctx context.Context) bool
 	// StoreTimeout bounds the statements that store or release a response, counted
 	// from the end of the request: they run after the request's own context may have
 	// ended (its deadline passed, its client left), since a claim left behind would
@@ -148,6 +166,15 @@ func (o *Options) defaults() {
 	if o.CleanupBatch <= 0 {
 		o.CleanupBatch = 1000
 	}
+	if o.MaxWaitingPerKey == 0 {
+		o.MaxWaitingPerKey = 8
+	}
+	if o.Pause == nil {
+		o.Pause = func(context.Context) {}
+	}
+	if o.Resume == nil {
+		o.Resume = func(http.ResponseWriter, context.Context) bool { return true }
+	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 8 << 20
 	}
@@ -160,6 +187,14 @@ type middleware struct {
 	next  http.Handler
 	// nextCleanup is when (Unix nanoseconds) expired keys may be deleted next.
 	nextCleanup atomic.Int64
+
+	mu      sync.Mutex
+	waiting map[waitingKey]int // requests waiting for each key's holder
+}
+
+type waitingKey struct {
+	ws  int64
+	key string
 }
 
 // Middleware makes POST requests with an Idempotency-Key header idempotent (see the
@@ -168,7 +203,7 @@ type middleware struct {
 func Middleware(s Store, log *slog.Logger, opts Options) func(http.Handler) http.Handler {
 	opts.defaults()
 	return func(next http.Handler) http.Handler {
-		return &middleware{store: s, log: log, opts: opts, next: next}
+		return &middleware{store: s, log: log, opts: opts, next: next, waiting: map[waitingKey]int{}}
 	}
 }
 
@@ -223,6 +258,8 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for {
 		if err != nil {
 			switch {
+			case errors.Is(ctx.Err(), context.Canceled):
+				return // the client left: no one reads an answer (the access log tells it)
 			case ctx.Err() != nil && waited:
 				m.inProgress(w)
 				return
@@ -257,17 +294,54 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"this Idempotency-Key was already used with a different request body; use a new key for a new request")
 			return
 		case store.IdempotencyFree:
+			// A request that waited may run after all: it takes its place back first.
+			if waited && !m.opts.Resume(w, ctx) {
+				return
+			}
 			claim, err = m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
 		default: // in progress: wait for the holder's answer
+			if !waited {
+				if !m.startWaiting(ws.ID, key) {
+					m.inProgress(w)
+					return
+				}
+				defer m.stopWaiting(ws.ID, key)
+				waited = true
+			}
+			m.opts.Pause(ctx)
 			select {
 			case <-ctx.Done():
-				m.inProgress(w)
+				if !errors.Is(ctx.Err(), context.Canceled) {
+					m.inProgress(w)
+				}
 				return
 			case <-time.After(pause):
 			}
-			pause, waited = min(2*pause, m.opts.PollMax), true
+			pause = min(2*pause, m.opts.PollMax)
 			claim, err = m.store.IdempotencyKey(ctx, ws.ID, key, hash)
 		}
+	}
+}
+
+// startWaiting counts a request that waits for the holder of its key, if
+// MaxWaitingPerKey allows one more; stopWaiting uncounts it.
+func (m *middleware) startWaiting(ws int64, key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := waitingKey{ws, key}
+	if m.opts.MaxWaitingPerKey >= 0 && m.waiting[k] >= m.opts.MaxWaitingPerKey {
+		return false
+	}
+	m.waiting[k]++
+	return true
+}
+
+func (m *middleware) stopWaiting(ws int64, key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := waitingKey{ws, key}
+	if m.waiting[k]--; m.waiting[k] <= 0 {
+		delete(m.waiting, k)
 	}
 }
 

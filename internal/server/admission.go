@@ -165,6 +165,18 @@ func (s *serverSlot) reclaim(ctx context.Context) error {
 	return nil
 }
 
+// reclaimOrRefuse takes the slot back (reclaim), or answers that the server has no
+// room, and reports whether the request may go on. A client that left gets no answer.
+func (s *serverSlot) reclaimOrRefuse(w http.ResponseWriter, ctx context.Context) bool {
+	if err := s.reclaim(ctx); err != nil {
+		if !errors.Is(err, context.Canceled) {
+			refuseBusy(w)
+		}
+		return false
+	}
+	return true
+}
+
 // refuseBusy answers a request the server has no room for.
 func refuseBusy(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "1")
@@ -297,11 +309,8 @@ func (c *keyedAdmission) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		if err := slot.reclaim(ctx); err != nil {
+		if !slot.reclaimOrRefuse(w, ctx) {
 			g.leave()
-			if !errors.Is(err, context.Canceled) {
-				refuseBusy(w)
-			}
 			return
 		}
 	}

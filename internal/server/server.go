@@ -156,7 +156,8 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	// (admitPerWorkspace), its API keys' together before them (admitKeysPerWorkspace), and
 	// each caller's (admitPerCaller) before those, so that requests waiting for their turn
 	// hold no room of the workspace's; replays of an Idempotency-Key answer without
-	// running it, and copies waiting for the first's answer are not counted; they and
+	// running it, and copies waiting for the first's answer are not counted (they give
+	// the server's place up while they wait, at most 8 of them per key); they and
 	// everything below need the caller (auth), whose workspace the telemetry record learns
 	// at once; admission bounds the requests past this point, authentication's SQL
 	// included; the deadline covers the wait for admission too; the GraphQL-over-HTTP
@@ -169,7 +170,16 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	var gql http.Handler = admitPerWorkspace(wsRunning, wsWaiting, api)
 	gql = admitKeysPerWorkspace(keysPerWorkspace(wsRunning, cmp.Or(cfg.ReservedForUsersPerWorkspace, DefaultReservedForUsersPerWorkspace), cfg.JWT != nil), wsWaiting, gql)
 	gql = admitPerCaller(cmp.Or(cfg.MaxRunningPerCaller, DefaultMaxRunningPerCaller), cmp.Or(cfg.MaxWaitingPerCaller, DefaultMaxWaitingPerCaller), caller, gql)
-	gql = idempotency.Middleware(s, log, idempotency.Options{Lease: claimLease(cfg.RequestTimeout)})(gql)
+	gql = idempotency.Middleware(s, log, idempotency.Options{
+		Lease: claimLease(cfg.RequestTimeout),
+		// Copies waiting for the answer of the request holding their key wait without
+		// a place among the server's running requests, as those waiting for their
+		// caller's or workspace's turn do.
+		Pause: func(ctx context.Context) { serverSlotFrom(ctx).yield() },
+		Resume: func(w http.ResponseWriter, ctx context.Context) bool {
+			return serverSlotFrom(ctx).reclaimOrRefuse(w, ctx)
+		},
+	})(gql)
 	gql = auth.Require(s, log, noteWorkspace(gql), auth.WithJWT(cfg.JWT), auth.WithKeyCache(cfg.KeyCacheTTL))
 	gql = admit(cmp.Or(cfg.MaxRunning, DefaultMaxRunning), cmp.Or(cfg.MaxWaiting, DefaultMaxWaiting), gql)
 	gql = withTimeout(cfg.RequestTimeout, gql)
