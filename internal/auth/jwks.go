@@ -90,7 +90,7 @@ type publicKey struct {
 }
 
 // key returns the key with the ID kid for a token signed with alg (RS256, ES256).
-func (s *jwks) key(kid, alg string) (crypto.PublicKey, error) {
+func (s *jwks) key(_ context.Context, kid, alg string) (crypto.PublicKey, error) {
 	if kid == "" {
 		return nil, errUnknownKey
 	}

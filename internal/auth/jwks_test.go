@@ -46,7 +46,7 @@ func TestJWKSRedirectRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			tok := authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "evil-1", testClaims(time.Now(), nil))
-			s, err := v.Verify(tok)
+			s, err := v.Verify(t.Context(), tok)
 			if err == nil {
 				t.Fatalf("the attacker's token was accepted: %+v", s)
 			}
@@ -176,14 +176,14 @@ func TestJWKSNotFetchedForRefusedClaims(t *testing.T) {
 		{"exp": now.Add(-time.Hour).Unix()},
 	} {
 		tok := authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "new-"+strconv.Itoa(i), testClaims(now, changes))
-		if _, err := v.Verify(tok); !errors.Is(err, ErrInvalidToken) {
+		if _, err := v.Verify(t.Context(), tok); !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("%v: %v, want ErrInvalidToken", changes, err)
 		}
 	}
 	if n := iss.hits.Load(); n != 0 {
 		t.Errorf("%d fetches of the key set, want none", n)
 	}
-	if _, err := v.Verify(authtest.Sign(t, jwt.SigningMethodRS256, keys.issuer, "rsa-1", testClaims(now, nil))); err != nil || iss.hits.Load() != 1 {
+	if _, err := v.Verify(t.Context(), authtest.Sign(t, jwt.SigningMethodRS256, keys.issuer, "rsa-1", testClaims(now, nil))); err != nil || iss.hits.Load() != 1 {
 		t.Errorf("valid token: %v, %d fetches", err, iss.hits.Load())
 	}
 }
