@@ -107,10 +107,10 @@ func TestSessionExpiredOnlyIfValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := testClaims(now, expired)
-	if _, err := v.Verify(authtest.Sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", c)); !errors.Is(err, ErrInvalidToken) {
+	if _, err := v.Verify(t.Context(), authtest.Sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", c)); !errors.Is(err, ErrInvalidToken) {
 		t.Errorf("expired and forged: %v, want ErrInvalidToken", err)
 	}
-	if s, err := v.Verify(authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", c)); !errors.Is(err, ErrTokenExpired) || s.Workspace != testWS {
+	if s, err := v.Verify(t.Context(), authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", c)); !errors.Is(err, ErrTokenExpired) || s.Workspace != testWS {
 		t.Errorf("expired: %+v, %v; want the session and ErrTokenExpired", s, err)
 	}
 }

@@ -22,18 +22,35 @@ import (
 var (
 	// errUnknownKey: the token names no key the issuer publishes (or no key at all).
 	errUnknownKey = errors.New("auth: unknown signing key")
-	// errKeysUnavailable: the token's key is not known and the last fetch of the
-	// issuer's keys failed, so the token could not be checked. The error returned is a
+	// errKeysUnavailable: the token's key is not known and the issuer's keys could
+	// not be fetched (the last fetch failed, or the request ended while it waited for
+	// one), so the token could not be checked. The error returned is a
 	// *keysUnavailableError, which says when to try again.
 	errKeysUnavailable = errors.New("auth: the issuer's keys could not be fetched")
 )
 
 // keysUnavailableError is errKeysUnavailable with the time until the key set may be
 // fetched again: the Retry-After of the 503 that the request gets.
-type keysUnavailableError struct{ retryAfter time.Duration }
+type keysUnavailableError struct {
+	retryAfter time.Duration
+	// cause is why the request stopped waiting for the fetch (its context's cause),
+	// or nil when the fetch failed.
+	cause error
+}
 
-func (e *keysUnavailableError) Error() string { return errKeysUnavailable.Error() }
-func (e *keysUnavailableError) Unwrap() error { return errKeysUnavailable }
+func (e *keysUnavailableError) Error() string {
+	if e.cause != nil {
+		return errKeysUnavailable.Error() + ": the request ended while waiting for them: " + e.cause.Error()
+	}
+	return errKeysUnavailable.Error()
+}
+
+func (e *keysUnavailableError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{errKeysUnavailable, e.cause}
+	}
+	return []error{errKeysUnavailable}
+}
 
 const (
 	// maxJWKSBytes caps the size of a key set document.
@@ -41,8 +58,8 @@ const (
 	// jwksFetchTimeout bounds one fetch of the key set.
 	jwksFetchTimeout = 5 * time.Second
 	// jwksMaxAge is how long a fetched key set serves before the next token that uses
-	// it refreshes it (so that a key the issuer withdrew stops working); a failed
-	// refresh keeps the old keys.
+	// it starts a refresh in the background (so that a key the issuer withdrew stops
+	// working); a failed refresh keeps the old keys.
 	jwksMaxAge = time.Hour
 	// minRSABits is the smallest RSA modulus accepted.
 	minRSABits = 2048
@@ -57,13 +74,16 @@ const (
 
 // jwks is an issuer's JSON Web Key Set (RFC 7517), fetched from its URL and cached.
 // A token with a key ID (kid) the cache does not know makes it fetch the set again,
-// but at most once per minRefresh after a fetch that succeeded, however many such
-// tokens arrive: a flood of made-up key IDs costs the issuer one request per
-// interval. After a fetch that failed the next may come sooner, after a backoff of
-// jwksRetryFirst doubling to jwksRetryMax; meanwhile a token whose key is not cached
+// and waits for the fetch (until its request ends), but the set is fetched at most
+// once per minRefresh after a fetch that succeeded, however many such tokens arrive:
+// a flood of made-up key IDs costs the issuer one request per interval. After a fetch
+// that failed the next may come sooner, after a backoff of jwksRetryFirst doubling to
+// jwksRetryMax, counted from the failure; meanwhile a token whose key is not cached
 // cannot be checked (errKeysUnavailable: 503 with Retry-After, not 401, which would
-// sign a dashboard user out). The set is also fetched again, under the same limits,
-// once it is older than jwksMaxAge.
+// sign a dashboard user out). A token whose key is cached never waits for a fetch:
+// once the set is older than jwksMaxAge, it is checked with the cached key and starts
+// a refresh in the background, under the same limits. One fetch runs at a time; the
+// tokens that need it share it.
 type jwks struct {
 	url        string
 	client     *http.Client
@@ -76,10 +96,12 @@ type jwks struct {
 	keys     map[string]publicKey // by kid
 	loadedAt time.Time            // of keys; zero before the first successful fetch
 
-	// fetchMu serializes refreshes, and guards lastFetch, the time of the last
-	// attempt, successful or not, and failures, the failed attempts since the last
-	// success.
+	// fetchMu guards fetching, closed when the fetch running ends (nil when none
+	// runs); lastFetch, when the last attempt ended, successful or not; and failures,
+	// the failed attempts since the last success. It is never held during a fetch, so
+	// that no request queues behind an issuer that is slow to answer.
 	fetchMu   sync.Mutex
+	fetching  chan struct{}
 	lastFetch time.Time
 	failures  int
 }
@@ -89,45 +111,92 @@ type publicKey struct {
 	key crypto.PublicKey
 }
 
-// key returns the key with the ID kid for a token signed with alg (RS256, ES256).
-func (s *jwks) key(kid, alg string) (crypto.PublicKey, error) {
+// key returns the key with the ID kid for a token signed with alg (RS256, ES256). A
+// key in the cache is returned at once, even from a stale set; only a kid the cache
+// does not hold waits for a fetch, and only until ctx ends.
+func (s *jwks) key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
 	if kid == "" {
 		return nil, errUnknownKey
 	}
-	if k, ok, fresh := s.lookup(kid); ok && fresh {
+	if k, ok, fresh := s.lookup(kid); ok {
+		if !fresh {
+			// Checked with the cached key at once, while the set is refreshed in the
+			// background: waiting for the refresh made every session request queue,
+			// holding its place in the server's admission, for as long as the issuer
+			// took (its 5 s timeout, again and again while it hung). However old the
+			// set grows while the issuer cannot be reached, its keys stay in use, as
+			// the README promises: refusing them would sign every dashboard user out
+			// for the issuer's outage, whereas a key the issuer withdraws stops
+			// working with the first refresh that succeeds.
+			s.fetchMu.Lock()
+			s.startFetch()
+			s.fetchMu.Unlock()
+		}
+		return k.check(alg)
+	}
+	s.fetchMu.Lock()
+	done := s.startFetch()
+	s.fetchMu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			// The fetch goes on for the requests that come next; one that comes a
+			// second later finds its outcome or waits for it in turn.
+			return nil, &keysUnavailableError{retryAfter: jwksRetryFirst, cause: context.Cause(ctx)}
+		}
+	}
+	// Another fetch may have brought the key since the first lookup.
+	if k, ok, _ := s.lookup(kid); ok {
 		return k.check(alg)
 	}
 	s.fetchMu.Lock()
 	defer s.fetchMu.Unlock()
-	// Another request may have refreshed the set while this one waited.
-	k, ok, fresh := s.lookup(kid)
-	if ok && fresh {
-		return k.check(alg)
-	}
-	now := s.now()
-	if !now.Before(s.nextFetch()) {
-		s.lastFetch = now
-		if err := s.refresh(); err != nil {
-			s.failures++
-			s.log.Warn("fetch the JWT issuer's keys", "url", s.url, "err", err, "failures", s.failures)
-		} else {
-			s.failures = 0
-		}
-		k, ok, _ = s.lookup(kid)
-	}
-	switch {
-	case ok: // possibly stale, when the refresh failed or had to wait
-		return k.check(alg)
-	case s.failures > 0:
+	if s.failures > 0 {
 		// The key may well exist: the issuer could not be asked.
-		return nil, &keysUnavailableError{retryAfter: s.nextFetch().Sub(now)}
+		return nil, &keysUnavailableError{retryAfter: s.nextFetch().Sub(s.now())}
 	}
 	return nil, errUnknownKey
 }
 
-// nextFetch is when a token may next make the set be fetched: at once before the
-// first fetch, minRefresh after a successful one, after the backoff after failures.
-// The caller holds fetchMu.
+// startFetch returns the channel that the fetch running closes when it ends, after
+// starting one if none runs and one may start now (see nextFetch); nil when none
+// runs or may start. The caller holds fetchMu.
+func (s *jwks) startFetch() chan struct{} {
+	if s.fetching == nil && !s.now().Before(s.nextFetch()) {
+		s.fetching = make(chan struct{})
+		go s.fetch(s.fetching)
+	}
+	return s.fetching
+}
+
+// fetch refreshes the key set, records the outcome and closes done.
+func (s *jwks) fetch(done chan struct{}) {
+	err := s.refresh()
+	s.fetchMu.Lock()
+	// The end of the attempt, so that the backoff counts from a failure: counted from
+	// the start, a fetch that hung for its 5 s timeout was followed at once by the
+	// next, the first backoffs (1, 2, 4 s) being shorter.
+	s.lastFetch = s.now()
+	if err != nil {
+		s.failures++
+	} else {
+		s.failures = 0
+	}
+	failures := s.failures
+	s.fetching = nil
+	s.fetchMu.Unlock()
+	// Logged before the waiters go on, so that a request refused for the failure
+	// finds it in the log.
+	if err != nil {
+		s.log.Warn("fetch the JWT issuer's keys", "url", s.url, "err", err, "failures", failures)
+	}
+	close(done)
+}
+
+// nextFetch is when a fetch of the set may next start: at once before the first
+// fetch, minRefresh after a successful one, after the backoff after failures, both
+// counted from the end of the last attempt. The caller holds fetchMu.
 func (s *jwks) nextFetch() time.Time {
 	if s.lastFetch.IsZero() {
 		return time.Time{}

@@ -1,12 +1,15 @@
 package auth
 
 import (
+	"context"
+	"crypto/rsa"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,7 +49,7 @@ func TestJWKSRedirectRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			tok := authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "evil-1", testClaims(time.Now(), nil))
-			s, err := v.Verify(tok)
+			s, err := v.Verify(t.Context(), tok)
 			if err == nil {
 				t.Fatalf("the attacker's token was accepted: %+v", s)
 			}
@@ -176,14 +179,198 @@ func TestJWKSNotFetchedForRefusedClaims(t *testing.T) {
 		{"exp": now.Add(-time.Hour).Unix()},
 	} {
 		tok := authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "new-"+strconv.Itoa(i), testClaims(now, changes))
-		if _, err := v.Verify(tok); !errors.Is(err, ErrInvalidToken) {
+		if _, err := v.Verify(t.Context(), tok); !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("%v: %v, want ErrInvalidToken", changes, err)
 		}
 	}
 	if n := iss.hits.Load(); n != 0 {
 		t.Errorf("%d fetches of the key set, want none", n)
 	}
-	if _, err := v.Verify(authtest.Sign(t, jwt.SigningMethodRS256, keys.issuer, "rsa-1", testClaims(now, nil))); err != nil || iss.hits.Load() != 1 {
+	if _, err := v.Verify(t.Context(), authtest.Sign(t, jwt.SigningMethodRS256, keys.issuer, "rsa-1", testClaims(now, nil))); err != nil || iss.hits.Load() != 1 {
 		t.Errorf("valid token: %v, %d fetches", err, iss.hits.Load())
+	}
+}
+
+// offsetClock is the real clock plus an offset the test moves: a fetch that hangs
+// lasts its real timeout, and the backoff after it is counted in real time too.
+type offsetClock struct{ off atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// hangingIssuer serves its key set once, then accepts every fetch and never answers:
+// the worst way for an issuer to be down, each fetch lasting its whole timeout. It
+// counts the fetches, and the most that hung at once.
+type hangingIssuer struct {
+	url                       string
+	hits, hanging, mostAtOnce atomic.Int64
+}
+
+func newHangingIssuer(t *testing.T, body []byte) *hangingIssuer {
+	t.Helper()
+	iss := &hangingIssuer{}
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if iss.hits.Add(1) == 1 {
+			w.Write(body)
+			return
+		}
+		n := iss.hanging.Add(1)
+		defer iss.hanging.Add(-1)
+		for m := iss.mostAtOnce.Load(); n > m && !iss.mostAtOnce.CompareAndSwap(m, n); m = iss.mostAtOnce.Load() {
+		}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // first, so that Close need not wait for a fetch's timeout
+	iss.url = srv.URL + "/jwks.json"
+	return iss
+}
+
+// TestJWKSStaleKeysServeWhileIssuerHangs proves that a token whose key is cached never
+// waits for a fetch of the key set: once the set is older than jwksMaxAge and the
+// issuer hangs, each such token is checked with the cached key at once, while one
+// refresh at a time runs in the background, its failure logged; and that a token
+// whose key is not cached, which must wait for the fetch, waits no longer than its
+// request (503, not 401). The issuer hung every fetch for its 5 s timeout, and
+// session requests queued behind the refresh for up to 20 s.
+func TestJWKSStaleKeysServeWhileIssuerHangs(t *testing.T) {
+	keys := testRSAKeys()
+	iss := newHangingIssuer(t, jwksBody("rsa-1", &keys.issuer.PublicKey))
+	clock := &offsetClock{}
+	var log logtest.Buffer
+	v, err := NewJWTVerifier(JWTConfig{
+		Issuer: testIssuer, Audience: []string{testAudience}, JWKSURL: iss.url, Now: clock.Now, Log: log.Logger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(kid string, key *rsa.PrivateKey) string {
+		return authtest.Sign(t, jwt.SigningMethodRS256, key, kid, testClaims(clock.Now(), nil))
+	}
+	if _, err := v.Verify(t.Context(), sign("rsa-1", keys.issuer)); err != nil {
+		t.Fatal(err)
+	}
+	// The issuer hangs from now on; an hour later the cached set is stale.
+	clock.Advance(jwksMaxAge + time.Second)
+
+	// A key the server does not know: the request waits for the fetch it starts, until
+	// its deadline.
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	start := time.Now()
+	_, err = v.Verify(ctx, sign("rsa-2", keys.attacker))
+	cancel()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a token whose key is not cached waited %v, past its request's deadline of 200 ms", d.Round(time.Millisecond))
+	}
+	if !errors.Is(err, ErrKeysUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("unknown key, deadline passed while the issuer hangs: %v, want ErrKeysUnavailable for the deadline", err)
+	}
+
+	// A dashboard's traffic, with the cached key: a request every 20 ms for 7 s, through
+	// the hung fetch (5 s), the backoff after its failure (1 s) and the next fetch.
+	var (
+		mu     sync.Mutex
+		slow   []time.Duration
+		n      int
+		most   time.Duration
+		failed []error
+		wg     sync.WaitGroup
+	)
+	for end := time.Now().Add(7 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		tok := sign("rsa-1", keys.issuer)
+		wg.Go(func() {
+			start := time.Now()
+			_, err := v.Verify(t.Context(), tok)
+			d := time.Since(start)
+			mu.Lock()
+			defer mu.Unlock()
+			n++
+			most = max(most, d)
+			if d > 100*time.Millisecond {
+				slow = append(slow, d.Round(time.Millisecond))
+			}
+			if err != nil {
+				failed = append(failed, err)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d tokens whose key is cached, the slowest checked in %v; %d fetches in all", n, most, iss.hits.Load())
+	if len(slow) > 0 || len(failed) > 0 {
+		t.Errorf("of %d tokens whose key is cached, %d took over 100 ms (%v), %d failed (%v)", n, len(slow), slow[:min(len(slow), 5)], len(failed), failed[:min(len(failed), 3)])
+	}
+	// One fetch at a time: the one the unknown key started, and after its failure and
+	// the backoff one more, not one per request.
+	if got := iss.mostAtOnce.Load(); got != 1 {
+		t.Errorf("%d fetches hung at once, want 1", got)
+	}
+	if got := iss.hits.Load(); got != 3 {
+		t.Errorf("%d fetches in all, want 3: the first, the hung one and one after the backoff", got)
+	}
+	if !strings.Contains(log.String(), "fetch the JWT issuer's keys") {
+		t.Errorf("the failed fetch was not logged: %q", log.String())
+	}
+}
+
+// TestJWKSBackoffCountsFromFailureEnd proves that the backoff after a failed fetch is
+// counted from the failure, not from the start of the attempt: a fetch that hung for
+// its whole timeout is not followed at once by another (it was, the 1, 2 and 4 s
+// backoffs being shorter than the 5 s timeout).
+func TestJWKSBackoffCountsFromFailureEnd(t *testing.T) {
+	keys := testRSAKeys()
+	body := jwksBody("rsa-1", &keys.issuer.PublicKey)
+	clock := &testClock{t: time.Now()}
+	var hits atomic.Int64
+	var fail atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if fail.Load() {
+			clock.Advance(jwksFetchTimeout) // a fetch that fails once its timeout is over
+			http.Error(w, "down", http.StatusGatewayTimeout)
+			return
+		}
+		w.Write(body)
+	}))
+	defer srv.Close()
+	v, err := NewJWTVerifier(JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, JWKSURL: srv.URL + "/jwks.json", Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(kid string, key *rsa.PrivateKey) string {
+		return authtest.Sign(t, jwt.SigningMethodRS256, key, kid, testClaims(clock.Now(), nil))
+	}
+	if _, err := v.Verify(t.Context(), sign("rsa-1", keys.issuer)); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	clock.Advance(DefaultJWKSMinRefresh + time.Second)
+	for _, step := range []struct {
+		name      string
+		advance   time.Duration
+		hits      int64
+		wantRetry time.Duration
+	}{
+		{"unknown key, the issuer down", 0, 2, jwksRetryFirst},
+		{"right after the failure", 0, 2, jwksRetryFirst},
+		{"the backoff over", jwksRetryFirst, 3, 2 * jwksRetryFirst},
+		{"half the next backoff", jwksRetryFirst, 3, jwksRetryFirst},
+		{"the next backoff over", jwksRetryFirst, 4, 4 * jwksRetryFirst},
+	} {
+		clock.Advance(step.advance)
+		_, err := v.Verify(t.Context(), sign("rsa-2", keys.attacker))
+		var unavailable *keysUnavailableError
+		if !errors.As(err, &unavailable) {
+			t.Fatalf("%s: %v, want ErrKeysUnavailable", step.name, err)
+		}
+		if got := hits.Load(); got != step.hits {
+			t.Errorf("%s: %d fetches in all, want %d", step.name, got, step.hits)
+		}
+		if unavailable.retryAfter != step.wantRetry {
+			t.Errorf("%s: retry after %v, want %v", step.name, unavailable.retryAfter, step.wantRetry)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -220,8 +221,9 @@ type Session struct {
 // fetch the issuer's keys nor costs a signature check. Errors: ErrTokenExpired (with
 // the session: the token is valid in every other way, so that a new one would
 // work), ErrKeysUnavailable, or ErrInvalidToken for anything else (wrapping the
-// cause).
-func (v *JWTVerifier) Verify(token string) (Session, error) {
+// cause). ctx is the request's: a token whose key must be fetched waits for the
+// fetch only until ctx ends.
+func (v *JWTVerifier) Verify(ctx context.Context, token string) (Session, error) {
 	h, err := preparseJWT(token)
 	if err != nil {
 		return Session{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
@@ -238,7 +240,7 @@ func (v *JWTVerifier) Verify(token string) (Session, error) {
 		if s, expired, err = v.checkClaims(claims); err != nil {
 			return nil, err
 		}
-		return v.keyFunc(t)
+		return v.keyFunc(ctx, t)
 	})
 	var unavailable *keysUnavailableError
 	switch {
@@ -293,7 +295,7 @@ func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool
 // keyFunc returns the key that must have signed the token: the shared secret for
 // HS256 (never a public key: no algorithm confusion), the issuer's key with the
 // token's kid for RS256 and ES256.
-func (v *JWTVerifier) keyFunc(t *jwt.Token) (any, error) {
+func (v *JWTVerifier) keyFunc(ctx context.Context, t *jwt.Token) (any, error) {
 	switch alg := t.Method.Alg(); alg {
 	case "HS256":
 		if len(v.secret) == 0 {
@@ -305,7 +307,7 @@ func (v *JWTVerifier) keyFunc(t *jwt.Token) (any, error) {
 			return nil, errUnknownKey
 		}
 		kid, _ := t.Header["kid"].(string)
-		return v.keys.key(kid, alg)
+		return v.keys.key(ctx, kid, alg)
 	}
 	return nil, errUnknownKey
 }

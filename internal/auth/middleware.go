@@ -140,7 +140,7 @@ func (a *authenticator) session(ctx context.Context, token string) (Principal, e
 	if a.jwt == nil {
 		return Principal{}, &refusal{"invalid API key"}
 	}
-	s, err := a.jwt.Verify(token)
+	s, err := a.jwt.Verify(ctx, token)
 	expired := errors.Is(err, ErrTokenExpired)
 	switch {
 	case expired:
