@@ -245,11 +245,16 @@ func findWorkspace(ctx context.Context, s *store.Store, arg string) (crm.Workspa
 	case 1:
 		return wss[0], nil
 	}
+	return crm.Workspace{}, fmt.Errorf("several workspaces are named %q (%s...): name one by its ID", arg, workspaceIDs(wss))
+}
+
+// workspaceIDs lists the IDs of wss, as the API shows them, separated by commas.
+func workspaceIDs(wss []crm.Workspace) string {
 	ids := make([]string, len(wss))
 	for i, ws := range wss {
 		ids[i] = globalid.Encode(globalid.Workspace, ws.ID)
 	}
-	return crm.Workspace{}, fmt.Errorf("several workspaces are named %q (%s...): name one by its ID", arg, strings.Join(ids, ", "))
+	return strings.Join(ids, ", ")
 }
 
 // parseDays parses a Go duration, or a whole number of days such as "90d".
