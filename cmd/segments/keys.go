@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -38,8 +39,9 @@ default) without asking the database: a revoked key, or a rotated one whose grac
 (even 0) is over, may still work on it until that has passed.
 
 WORKSPACE is the workspace's ID as the API shows it (W_...) or its name; a name that
-several workspaces share is refused: use the ID. KEY_ID is the number in the ID
-column of "keys list". DURATION is Go's (90m, 36h) or a number of days (90d). Times
+several workspaces share is refused (use the ID), and so is an ID that another
+workspace has as its name (stored before such names were refused). KEY_ID is the
+number in the ID column of "keys list". DURATION is Go's (90m, 36h) or a number of days (90d). Times
 are shown in UTC.
 
 `
@@ -225,19 +227,37 @@ func keyID(command string, rest []string) (int64, error) {
 	return id, nil
 }
 
-// findWorkspace finds a workspace by its global ID (W_...) or, failing that, by its
-// name, which must then be unambiguous.
+// findWorkspace finds a workspace by its global ID (W_...) or by its name, which
+// must be unambiguous. An argument that is one workspace's ID and another's name (a
+// name stored before workspace create refused names spelled as IDs) is refused too:
+// read as the ID, a key was made for the workspace the operator did not mean.
 func findWorkspace(ctx context.Context, s *store.Store, arg string) (crm.Workspace, error) {
+	var byID *crm.Workspace
 	if id, err := globalid.DecodeAs(globalid.Workspace, arg); err == nil {
 		ws, err := s.Workspace(ctx, id)
 		var e *crm.Error
-		if !errors.As(err, &e) || e.Code != crm.CodeNotFound {
+		switch {
+		case err == nil:
+			byID = &ws
+		case !errors.As(err, &e) || e.Code != crm.CodeNotFound:
 			return ws, err
 		}
 	}
 	wss, err := s.WorkspacesByName(ctx, arg, 3)
 	if err != nil {
 		return crm.Workspace{}, err
+	}
+	if byID != nil {
+		named := slices.DeleteFunc(wss, func(ws crm.Workspace) bool { return ws.ID == byID.ID })
+		if len(named) == 0 {
+			return *byID, nil // the workspace's name, if it is arg, is its own ID
+		}
+		hint := fmt.Sprintf(" and the name %q for the former", byID.Name)
+		if byID.Name == arg {
+			hint = "; the former, named so too, can be named once one of them is renamed"
+		}
+		return crm.Workspace{}, fmt.Errorf("%q is both the ID of the workspace named %q and the name of workspace %s: use the ID for the latter%s",
+			arg, byID.Name, workspaceIDs(named), hint)
 	}
 	switch len(wss) {
 	case 0:

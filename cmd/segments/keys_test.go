@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -351,5 +353,72 @@ func TestKeyExpiryBelowAMicrosecond(t *testing.T) {
 	}
 	if found != 1 {
 		t.Errorf("%d read keys, want 1", found)
+	}
+}
+
+// workspaceID runs workspace create and returns the workspace's ID, from its log.
+func workspaceID(t *testing.T, getenv func(string) string, name string) string {
+	t.Helper()
+	_, stderr, err := cli(getenv, "workspace", "create", name)
+	if err != nil {
+		t.Fatalf("workspace create %q: %v\n%s", name, err, stderr)
+	}
+	m := regexp.MustCompile(`workspace created.* id=(W_\S+)`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("workspace create logs no ID:\n%s", stderr)
+	}
+	return m[1]
+}
+
+// TestKeysRefuseAnIDThatIsAlsoAName: an argument that is one workspace's ID and
+// another's name (a name made before workspace create refused them) is refused by
+// the keys commands, which say how to name each; keys create W_AQ made a key for
+// workspace W_AQ when the operator meant the workspace named W_AQ, and keys list
+// listed W_AQ's keys. A workspace named by its own ID is no ambiguity.
+func TestKeysRefuseAnIDThatIsAlsoAName(t *testing.T) {
+	dbURL := storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": dbURL})
+	demo := workspaceID(t, getenv, "Demo")
+	impostor := workspaceID(t, getenv, "Impostor")
+	conn := storetest.Conn(t, dbURL)
+	rename := func(id, name string) {
+		t.Helper()
+		n, err := globalid.DecodeAs(globalid.Workspace, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Behind the store's back, as a name stored before it refused IDs.
+		if _, err := conn.Exec(context.Background(), `UPDATE workspaces SET name = $1 WHERE id = $2`, name, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rename(impostor, demo)
+
+	for _, args := range [][]string{{"keys", "list", demo}, {"keys", "create", demo, "--scope", "read_write"}} {
+		stdout, stderr, err := cli(getenv, args...)
+		if err == nil || stdout != "" {
+			t.Errorf("%v: %v, stdout %q; want it refused\n%s", args, err, stdout, stderr)
+			continue
+		}
+		for _, want := range []string{"ID of", "name of", impostor, `"Demo"`} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: %q does not say %q", args, err, want)
+			}
+		}
+	}
+	if rows := listRows(t, getenv, "Demo"); len(rows) != 1 {
+		t.Errorf("Demo has %d keys, want its first alone", len(rows))
+	}
+	if rows := listRows(t, getenv, impostor); len(rows) != 1 {
+		t.Errorf("the workspace named %s has %d keys, want its first alone", demo, len(rows))
+	}
+
+	rename(demo, demo)
+	if _, _, err := cli(getenv, "keys", "list", demo); err == nil || !strings.Contains(err.Error(), "renamed") {
+		t.Errorf("two workspaces named %s, one of them by its own ID: %v, want it refused", demo, err)
+	}
+	rename(impostor, "Impostor")
+	if rows := listRows(t, getenv, demo); len(rows) != 1 {
+		t.Errorf("a workspace named by its own ID: %d keys, want 1", len(rows))
 	}
 }
