@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/crm"
@@ -26,7 +27,10 @@ const keysHelp = `Partner API keys of a workspace:
       (to within a minute), revoked
   segments keys create WORKSPACE [--scope read|read_write] [--expires-in DURATION] [--name TEXT]
       a new key, printed alone on stdout and shown only once; --scope defaults to read
-      (queries only), --expires-in to never
+      (queries only), --expires-in to never; --name is one line of at most 200
+      characters without control characters (line breaks, tabs, escapes, bidi
+      overrides). keys list shows a name that is not plain printable text (an
+      invisible character, one stored before) quoted, with Go's escapes (\n, \u200b)
   segments keys rotate KEY_ID [--grace DURATION]
       a new key (printed alone on stdout) with the old key's name and scope, and as
       long a lifetime; the old key keeps working for --grace (default 24h) and can
@@ -99,7 +103,7 @@ func listKeys(ctx context.Context, args []string, getenv func(string) string, st
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPE\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
 		for _, k := range ks {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(k.Name), k.Prefix, k.Scope,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, listedName(k.Name), k.Prefix, k.Scope,
 				showTime(&k.CreatedAt), showTime(k.ExpiresAt), showTime(k.LastUsedAt), showTime(k.RevokedAt))
 		}
 		return tw.Flush()
@@ -130,9 +134,8 @@ func createKey(ctx context.Context, args []string, getenv func(string) string, s
 			return fmt.Errorf("%w: --expires-in must be a positive duration such as 90d or 12h, not %q", errUsage, expiresIn)
 		}
 	}
-	name = strings.TrimSpace(name)
-	if len([]rune(name)) > 200 {
-		return fmt.Errorf("%w: --name is longer than 200 characters", errUsage)
+	if name, err = crm.NormalizeKeyName(name); err != nil {
+		return fmt.Errorf("%w: --name: %v", errUsage, err)
 	}
 	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, log *slog.Logger) error {
 		ws, err := findWorkspace(ctx, s, wsName)
@@ -287,6 +290,26 @@ func parseDays(s string) (time.Duration, error) {
 		return time.Duration(days) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(s)
+}
+
+// listedName is a key's name as keys list shows it: "-" for none; as it is when it
+// is printable text; else quoted with Go's escapes, so that a name stored before
+// names were checked (crm.NormalizeKeyName) cannot break the table: a line break
+// faked a row, a tab shifted the columns, an escape sequence acted on the
+// operator's terminal. A name that would read as quoted, or as none, is quoted too.
+func listedName(name string) string {
+	if name == "" {
+		return "-"
+	}
+	if name == "-" || strings.HasPrefix(name, `"`) || !utf8.ValidString(name) {
+		return strconv.Quote(name)
+	}
+	for _, r := range name {
+		if !strconv.IsPrint(r) { // all but letters, marks, numbers, punctuation, symbols and ' '
+			return strconv.Quote(name)
+		}
+	}
+	return name
 }
 
 func showTime(t *time.Time) string {

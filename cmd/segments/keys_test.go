@@ -83,21 +83,23 @@ func listRows(t *testing.T, getenv func(string) string, workspace string) map[st
 	if want := "ID NAME PREFIX SCOPE CREATED EXPIRES LAST USED REVOKED"; strings.Join(strings.Fields(lines[0]), " ") != want {
 		t.Fatalf("header %q", lines[0])
 	}
-	// Columns start where the header's do.
+	// Columns start where the header's do, counted in characters as tabwriter
+	// counts them (a name may be other than ASCII).
 	header := lines[0]
 	var starts []int
 	for _, name := range []string{"ID", "NAME", "PREFIX", "SCOPE", "CREATED", "EXPIRES", "LAST USED", "REVOKED"} {
 		starts = append(starts, strings.Index(header, name))
 	}
 	rows := map[string][]string{}
-	for _, l := range lines[1:] {
+	for _, line := range lines[1:] {
+		l := []rune(line)
 		var cols []string
 		for i, s := range starts {
 			end := len(l)
 			if i+1 < len(starts) {
 				end = starts[i+1]
 			}
-			cols = append(cols, strings.TrimSpace(l[s:end]))
+			cols = append(cols, strings.TrimSpace(string(l[s:end])))
 		}
 		rows[cols[0]] = cols
 	}
@@ -222,7 +224,8 @@ func TestKeysCommands(t *testing.T) {
 }
 
 func TestKeysUsage(t *testing.T) {
-	getenv := env(nil)
+	// Where nothing listens: a command line let through cannot make a key anywhere.
+	getenv := env(map[string]string{"DATABASE_URL": unreachableDB})
 	for _, args := range [][]string{
 		{"keys"},
 		{"keys", "frobnicate"},
@@ -232,6 +235,13 @@ func TestKeysUsage(t *testing.T) {
 		{"keys", "create", "Acme", "--expires-in", "-1h"},
 		{"keys", "create", "Acme", "--expires-in", "soon"},
 		{"keys", "create", "Acme", "--name", strings.Repeat("n", 201)},
+		// A name is one line of printable text: these broke keys list's table, and
+		// reached the operator's terminal.
+		{"keys", "create", "Acme", "--name", "line1\n99  fake  seg_FAKE00  read_write  2026  -  -  -"},
+		{"keys", "create", "Acme", "--name", "tab\there"},
+		{"keys", "create", "Acme", "--name", "\x1b[2Jcleared"},
+		{"keys", "create", "Acme", "--name", "bell\a"},
+		{"keys", "create", "Acme", "--name", "abc\u202edcba"},
 		{"keys", "rotate"},
 		{"keys", "rotate", "abc"},
 		{"keys", "rotate", "0"},
@@ -242,7 +252,7 @@ func TestKeysUsage(t *testing.T) {
 	} {
 		_, _, err := cli(getenv, args...)
 		if !errors.Is(err, errUsage) || exitCode(err) != 2 {
-			t.Errorf("%v: got %v, want a usage error", args, err)
+			t.Errorf("%q: got %v, want a usage error", args, err)
 		}
 	}
 	stdout, _, err := cli(getenv, "help", "keys")
@@ -420,5 +430,51 @@ func TestKeysRefuseAnIDThatIsAlsoAName(t *testing.T) {
 	rename(impostor, "Impostor")
 	if rows := listRows(t, getenv, demo); len(rows) != 1 {
 		t.Errorf("a workspace named by its own ID: %d keys, want 1", len(rows))
+	}
+}
+
+// TestKeysListEscapesNames: keys list shows a name that is not plain printable text
+// quoted, with Go's escapes, so that a name stored before names were checked cannot
+// break the table: a line break faked a row, a tab shifted the columns, an escape
+// sequence reached the operator's terminal and a bidi override reversed the row. A
+// name that could be read as quoted, or as none ("-"), is quoted too.
+func TestKeysListEscapesNames(t *testing.T) {
+	dbURL := storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": dbURL})
+	workspaceID(t, getenv, "Escapes")
+	names := map[string]string{
+		"line1\n99  fake  seg_FAKE00  read_write  2026  -  -  -": `"line1\n99  fake  seg_FAKE00  read_write  2026  -  -  -"`,
+		"tab\there":            `"tab\there"`,
+		"\x1b[2Jcleared":       `"\x1b[2Jcleared"`,
+		"abc\u202edcba":        `"abc\u202edcba"`,
+		"-":                    `"-"`,
+		`"quoted"`:             `"\"quoted\""`,
+		"Café 👨\u200d👩\u200d👧": `"Café 👨\u200d👩\u200d👧"`,
+		"BI export":            "BI export",
+		"Café":                 "Café",
+	}
+	conn := storetest.Conn(t, dbURL)
+	for name := range names {
+		printedKey(t, getenv, "keys", "create", "Escapes", "--name", "placeholder")
+		// Behind the store's back, as a name stored before names were checked.
+		if _, err := conn.Exec(context.Background(), `UPDATE api_keys SET name = $1 WHERE name = 'placeholder'`, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout, _, err := cli(getenv, "keys", "list", "Escapes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(stdout, "\n"); n != 1+1+len(names) || strings.ContainsAny(stdout, "\t\x1b\u202e") {
+		t.Fatalf("keys list printed %d lines for %d keys, or control characters:\n%s", n, 1+len(names), stdout)
+	}
+	listed := map[string]bool{}
+	for _, row := range listRows(t, getenv, "Escapes") {
+		listed[row[1]] = true
+	}
+	for name, want := range names {
+		if !listed[want] {
+			t.Errorf("name %q is not listed as %s: %v", name, want, listed)
+		}
 	}
 }
