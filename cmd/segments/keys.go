@@ -45,8 +45,10 @@ default) without asking the database: a revoked key, or a rotated one whose grac
 WORKSPACE is the workspace's ID as the API shows it (W_...) or its name; a name that
 several workspaces share is refused (use the ID), and so is an ID that another
 workspace has as its name (stored before such names were refused). KEY_ID is the
-number in the ID column of "keys list". DURATION is Go's (90m, 36h) or a number of days (90d). Times
-are shown in UTC.
+number in the ID column of "keys list". DURATION is Go's (90m, 36h) or a number of
+days (90d), at most 100 years (36500d, 876000h); --expires-in is at least 1m, and
+an empty one is refused (leave it out for a key that never expires). Times are
+shown in UTC.
 
 `
 
@@ -58,6 +60,15 @@ func init() {
 
 // DefaultRotationGrace is how long a rotated key keeps working by default.
 const DefaultRotationGrace = 24 * time.Hour
+
+// MinKeyLifetime is the shortest --expires-in of keys create.
+const MinKeyLifetime = time.Minute
+
+// maxDays is the longest DURATION the keys commands take, in days: 100 years,
+// whether written in days (36500d) or in hours (876000h). A longer one is a mistake
+// (a key that should live that long should not expire), and time.Duration ends
+// at 292 years.
+const maxDays = 100 * 365
 
 func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && isHelp(args[0]) {
@@ -112,9 +123,10 @@ func listKeys(ctx context.Context, args []string, getenv func(string) string, st
 
 func createKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var scope, expiresIn, name string
+	expires := false // --expires-in given, even empty: an empty value meant never
 	cfg, rest, err := parse("keys create", args, getenv, stderr, false, func(fs *flag.FlagSet) {
 		fs.StringVar(&scope, "scope", string(crm.ScopeRead), "")
-		fs.StringVar(&expiresIn, "expires-in", "", "")
+		fs.Func("expires-in", "", func(s string) error { expiresIn, expires = s, true; return nil })
 		fs.StringVar(&name, "name", "", "")
 	})
 	if err != nil {
@@ -129,9 +141,17 @@ func createKey(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("%w: --scope must be read or read_write, not %q", errUsage, scope)
 	}
 	var lifetime time.Duration
-	if expiresIn != "" {
-		if lifetime, err = parseDays(expiresIn); err != nil || lifetime <= 0 {
-			return fmt.Errorf("%w: --expires-in must be a positive duration such as 90d or 12h, not %q", errUsage, expiresIn)
+	if expires {
+		lifetime, err = parseDays(expiresIn)
+		switch {
+		case expiresIn == "":
+			return fmt.Errorf("%w: --expires-in needs a duration such as 90d or 12h (leave it out for a key that never expires)", errUsage)
+		case err != nil:
+			return fmt.Errorf("%w: --expires-in must be a duration such as 90d or 12h, of at most 100 years, not %q", errUsage, expiresIn)
+		case lifetime < MinKeyLifetime:
+			// The key would expire before it could be used, or as it was handed on:
+			// made, printed and dead, with the command's success.
+			return fmt.Errorf("%w: --expires-in must be at least a minute (1m), not %q: the key would expire before it is used", errUsage, expiresIn)
 		}
 	}
 	if name, err = crm.NormalizeKeyName(name); err != nil {
@@ -171,7 +191,7 @@ func rotateKey(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	g, err := parseDays(grace)
 	if err != nil || g < 0 {
-		return fmt.Errorf("%w: --grace must be a duration such as 24h, 7d or 0, not %q", errUsage, grace)
+		return fmt.Errorf("%w: --grace must be a duration such as 24h, 7d or 0, of at most 100 years, not %q", errUsage, grace)
 	}
 	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, log *slog.Logger) error {
 		key, err := auth.NewKey()
@@ -280,16 +300,25 @@ func workspaceIDs(wss []crm.Workspace) string {
 	return strings.Join(ids, ", ")
 }
 
-// parseDays parses a Go duration, or a whole number of days such as "90d".
+// parseDays parses a Go duration, or a whole number of days such as "90d", of at
+// most maxDays either way (and no less than -maxDays).
 func parseDays(s string) (time.Duration, error) {
+	const most = maxDays * 24 * time.Hour
 	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.ParseInt(n, 10, 32)
-		if err != nil || days > 100*365 {
-			return 0, fmt.Errorf("bad number of days %q", s)
+		days, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || days > maxDays || days < -maxDays {
+			return 0, fmt.Errorf("bad number of days %q: at most %d", s, maxDays)
 		}
 		return time.Duration(days) * 24 * time.Hour, nil
 	}
-	return time.ParseDuration(s)
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d > most || d < -most {
+		return 0, fmt.Errorf("duration %q is longer than %d days", s, maxDays)
+	}
+	return d, nil
 }
 
 // listedName is a key's name as keys list shows it: "-" for none; as it is when it

@@ -234,6 +234,20 @@ func TestKeysUsage(t *testing.T) {
 		{"keys", "create", "Acme", "--scope", "admin"},
 		{"keys", "create", "Acme", "--expires-in", "-1h"},
 		{"keys", "create", "Acme", "--expires-in", "soon"},
+		// A key that expires before it can be used; an empty value (it meant never);
+		// more than 100 years, whichever way it is written.
+		{"keys", "create", "Acme", "--expires-in", "1ns"},
+		{"keys", "create", "Acme", "--expires-in", "1us"},
+		{"keys", "create", "Acme", "--expires-in", "59s"},
+		{"keys", "create", "Acme", "--expires-in", "0d"},
+		{"keys", "create", "Acme", "--expires-in="},
+		{"keys", "create", "Acme", "--expires-in", ""},
+		{"keys", "create", "Acme", "--expires-in", "36501d"},
+		{"keys", "create", "Acme", "--expires-in", "876001h"},
+		{"keys", "create", "Acme", "--expires-in", "2562047h"},
+		{"keys", "create", "Acme", "--expires-in", "99999999999999999999d"},
+		{"keys", "rotate", "1", "--grace", "2562047h"},
+		{"keys", "rotate", "1", "--grace="},
 		{"keys", "create", "Acme", "--name", strings.Repeat("n", 201)},
 		// A name is one line of printable text: these broke keys list's table, and
 		// reached the operator's terminal.
@@ -267,9 +281,15 @@ func TestKeysUsage(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want time.Duration
-	}{{"90d", 90 * 24 * time.Hour}, {"36h", 36 * time.Hour}, {"0", 0}, {"1d", 24 * time.Hour}} {
+	}{{"90d", 90 * 24 * time.Hour}, {"36h", 36 * time.Hour}, {"0", 0}, {"1d", 24 * time.Hour},
+		{"36500d", 36500 * 24 * time.Hour}, {"876000h", 876000 * time.Hour}} {
 		if got, err := parseDays(tc.in); err != nil || got != tc.want {
 			t.Errorf("parseDays(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+	for _, in := range []string{"", "36501d", "876001h", "2562047h", "-2562047h", "99999999999999999999d", "d", "1.5d"} {
+		if got, err := parseDays(in); err == nil {
+			t.Errorf("parseDays(%q) = %v, want an error", in, got)
 		}
 	}
 }
@@ -346,18 +366,20 @@ func TestServeSessions(t *testing.T) {
 	}
 }
 
-// TestKeyExpiryBelowAMicrosecond: --expires-in below the database's unit, a
-// microsecond, makes a key that expires (at once), not one that never does.
-func TestKeyExpiryBelowAMicrosecond(t *testing.T) {
+// TestKeyExpiryOfAMinute: the shortest --expires-in, a minute, makes a key that
+// expires in a minute (a shorter one, which expired before it could be used, is a
+// usage error: TestKeysUsage).
+func TestKeyExpiryOfAMinute(t *testing.T) {
 	getenv := env(map[string]string{"DATABASE_URL": storetest.Database(t)})
 	printedKey(t, getenv, "workspace", "create", "Brief")
-	printedKey(t, getenv, "keys", "create", "Brief", "--expires-in", "999ns")
+	printedKey(t, getenv, "keys", "create", "Brief", "--expires-in", "1m")
 	found := 0
 	for _, row := range listRows(t, getenv, "Brief") {
 		if row[3] == "read" { // the key made above (the workspace's first is read_write)
 			found++
-			if row[5] == "-" {
-				t.Errorf("--expires-in 999ns made a key that never expires: %q", row)
+			exp, err := time.Parse(time.RFC3339, row[5])
+			if left := time.Until(exp); err != nil || left > time.Minute || left < 50*time.Second {
+				t.Errorf("--expires-in 1m made a key that expires %q", row[5])
 			}
 		}
 	}
