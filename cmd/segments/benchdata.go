@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/segments/segments/internal/benchdata"
+	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/store"
 )
@@ -80,8 +80,11 @@ func benchData(ctx context.Context, args []string, getenv func(string) string, s
 		switch {
 		case f.Name == "seed" && o.Seed == 0:
 			errSet = fmt.Errorf("%w: --seed must be 1 or more: 0 stands for the default seed, 1", errUsage)
-		case f.Name == "workspace" && strings.TrimSpace(o.Workspace) == "":
-			errSet = fmt.Errorf("%w: --workspace must name the workspace", errUsage)
+		case f.Name == "workspace":
+			// As workspace create checks its NAME, before the neighbours are loaded.
+			if _, err := crm.NormalizeWorkspaceName(o.Workspace); err != nil {
+				errSet = fmt.Errorf("%w: --workspace: %v", errUsage, err)
+			}
 		}
 	})
 	if errSet != nil {

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/crm"
@@ -25,7 +27,10 @@ const keysHelp = `Partner API keys of a workspace:
       (to within a minute), revoked
   segments keys create WORKSPACE [--scope read|read_write] [--expires-in DURATION] [--name TEXT]
       a new key, printed alone on stdout and shown only once; --scope defaults to read
-      (queries only), --expires-in to never
+      (queries only), --expires-in to never; --name is one line of at most 200
+      characters without control characters (line breaks, tabs, escapes, bidi
+      overrides). keys list shows a name that is not plain printable text (an
+      invisible character, one stored before) quoted, with Go's escapes (\n, \u200b)
   segments keys rotate KEY_ID [--grace DURATION]
       a new key (printed alone on stdout) with the old key's name and scope, and as
       long a lifetime; the old key keeps working for --grace (default 24h) and can
@@ -38,9 +43,12 @@ default) without asking the database: a revoked key, or a rotated one whose grac
 (even 0) is over, may still work on it until that has passed.
 
 WORKSPACE is the workspace's ID as the API shows it (W_...) or its name; a name that
-several workspaces share is refused: use the ID. KEY_ID is the number in the ID
-column of "keys list". DURATION is Go's (90m, 36h) or a number of days (90d). Times
-are shown in UTC.
+several workspaces share is refused (use the ID), and so is an ID that another
+workspace has as its name (stored before such names were refused). KEY_ID is the
+number in the ID column of "keys list". DURATION is Go's (90m, 36h) or a number of
+days (90d), at most 100 years (36500d, 876000h); --expires-in is at least 1m, and
+an empty one is refused (leave it out for a key that never expires). Times are
+shown in UTC.
 
 `
 
@@ -52,6 +60,15 @@ func init() {
 
 // DefaultRotationGrace is how long a rotated key keeps working by default.
 const DefaultRotationGrace = 24 * time.Hour
+
+// MinKeyLifetime is the shortest --expires-in of keys create.
+const MinKeyLifetime = time.Minute
+
+// maxDays is the longest DURATION the keys commands take, in days: 100 years,
+// whether written in days (36500d) or in hours (876000h). A longer one is a mistake
+// (a key that should live that long should not expire), and time.Duration ends
+// at 292 years.
+const maxDays = 100 * 365
 
 func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && isHelp(args[0]) {
@@ -97,7 +114,7 @@ func listKeys(ctx context.Context, args []string, getenv func(string) string, st
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPE\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
 		for _, k := range ks {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(k.Name), k.Prefix, k.Scope,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, listedName(k.Name), k.Prefix, k.Scope,
 				showTime(&k.CreatedAt), showTime(k.ExpiresAt), showTime(k.LastUsedAt), showTime(k.RevokedAt))
 		}
 		return tw.Flush()
@@ -106,9 +123,10 @@ func listKeys(ctx context.Context, args []string, getenv func(string) string, st
 
 func createKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var scope, expiresIn, name string
+	expires := false // --expires-in given, even empty: an empty value meant never
 	cfg, rest, err := parse("keys create", args, getenv, stderr, false, func(fs *flag.FlagSet) {
 		fs.StringVar(&scope, "scope", string(crm.ScopeRead), "")
-		fs.StringVar(&expiresIn, "expires-in", "", "")
+		fs.Func("expires-in", "", func(s string) error { expiresIn, expires = s, true; return nil })
 		fs.StringVar(&name, "name", "", "")
 	})
 	if err != nil {
@@ -123,14 +141,21 @@ func createKey(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("%w: --scope must be read or read_write, not %q", errUsage, scope)
 	}
 	var lifetime time.Duration
-	if expiresIn != "" {
-		if lifetime, err = parseDays(expiresIn); err != nil || lifetime <= 0 {
-			return fmt.Errorf("%w: --expires-in must be a positive duration such as 90d or 12h, not %q", errUsage, expiresIn)
+	if expires {
+		lifetime, err = parseDays(expiresIn)
+		switch {
+		case expiresIn == "":
+			return fmt.Errorf("%w: --expires-in needs a duration such as 90d or 12h (leave it out for a key that never expires)", errUsage)
+		case err != nil:
+			return fmt.Errorf("%w: --expires-in must be a duration such as 90d or 12h, of at most 100 years, not %q", errUsage, expiresIn)
+		case lifetime < MinKeyLifetime:
+			// The key would expire before it could be used, or as it was handed on:
+			// made, printed and dead, with the command's success.
+			return fmt.Errorf("%w: --expires-in must be at least a minute (1m), not %q: the key would expire before it is used", errUsage, expiresIn)
 		}
 	}
-	name = strings.TrimSpace(name)
-	if len([]rune(name)) > 200 {
-		return fmt.Errorf("%w: --name is longer than 200 characters", errUsage)
+	if name, err = crm.NormalizeKeyName(name); err != nil {
+		return fmt.Errorf("%w: --name: %v", errUsage, err)
 	}
 	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, log *slog.Logger) error {
 		ws, err := findWorkspace(ctx, s, wsName)
@@ -166,7 +191,7 @@ func rotateKey(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	g, err := parseDays(grace)
 	if err != nil || g < 0 {
-		return fmt.Errorf("%w: --grace must be a duration such as 24h, 7d or 0, not %q", errUsage, grace)
+		return fmt.Errorf("%w: --grace must be a duration such as 24h, 7d or 0, of at most 100 years, not %q", errUsage, grace)
 	}
 	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, log *slog.Logger) error {
 		key, err := auth.NewKey()
@@ -225,13 +250,19 @@ func keyID(command string, rest []string) (int64, error) {
 	return id, nil
 }
 
-// findWorkspace finds a workspace by its global ID (W_...) or, failing that, by its
-// name, which must then be unambiguous.
+// findWorkspace finds a workspace by its global ID (W_...) or by its name, which
+// must be unambiguous. An argument that is one workspace's ID and another's name (a
+// name stored before workspace create refused names spelled as IDs) is refused too:
+// read as the ID, a key was made for the workspace the operator did not mean.
 func findWorkspace(ctx context.Context, s *store.Store, arg string) (crm.Workspace, error) {
+	var byID *crm.Workspace
 	if id, err := globalid.DecodeAs(globalid.Workspace, arg); err == nil {
 		ws, err := s.Workspace(ctx, id)
 		var e *crm.Error
-		if !errors.As(err, &e) || e.Code != crm.CodeNotFound {
+		switch {
+		case err == nil:
+			byID = &ws
+		case !errors.As(err, &e) || e.Code != crm.CodeNotFound:
 			return ws, err
 		}
 	}
@@ -239,29 +270,75 @@ func findWorkspace(ctx context.Context, s *store.Store, arg string) (crm.Workspa
 	if err != nil {
 		return crm.Workspace{}, err
 	}
+	if byID != nil {
+		named := slices.DeleteFunc(wss, func(ws crm.Workspace) bool { return ws.ID == byID.ID })
+		if len(named) == 0 {
+			return *byID, nil // the workspace's name, if it is arg, is its own ID
+		}
+		hint := fmt.Sprintf(" and the name %q for the former", byID.Name)
+		if byID.Name == arg {
+			hint = "; the former, named so too, can be named once one of them is renamed"
+		}
+		return crm.Workspace{}, fmt.Errorf("%q is both the ID of the workspace named %q and the name of workspace %s: use the ID for the latter%s",
+			arg, byID.Name, workspaceIDs(named), hint)
+	}
 	switch len(wss) {
 	case 0:
 		return crm.Workspace{}, fmt.Errorf("no workspace has the ID or the name %q", arg)
 	case 1:
 		return wss[0], nil
 	}
+	return crm.Workspace{}, fmt.Errorf("several workspaces are named %q (%s...): name one by its ID", arg, workspaceIDs(wss))
+}
+
+// workspaceIDs lists the IDs of wss, as the API shows them, separated by commas.
+func workspaceIDs(wss []crm.Workspace) string {
 	ids := make([]string, len(wss))
 	for i, ws := range wss {
 		ids[i] = globalid.Encode(globalid.Workspace, ws.ID)
 	}
-	return crm.Workspace{}, fmt.Errorf("several workspaces are named %q (%s...): name one by its ID", arg, strings.Join(ids, ", "))
+	return strings.Join(ids, ", ")
 }
 
-// parseDays parses a Go duration, or a whole number of days such as "90d".
+// parseDays parses a Go duration, or a whole number of days such as "90d", of at
+// most maxDays either way (and no less than -maxDays).
 func parseDays(s string) (time.Duration, error) {
+	const most = maxDays * 24 * time.Hour
 	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.ParseInt(n, 10, 32)
-		if err != nil || days > 100*365 {
-			return 0, fmt.Errorf("bad number of days %q", s)
+		days, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || days > maxDays || days < -maxDays {
+			return 0, fmt.Errorf("bad number of days %q: at most %d", s, maxDays)
 		}
 		return time.Duration(days) * 24 * time.Hour, nil
 	}
-	return time.ParseDuration(s)
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d > most || d < -most {
+		return 0, fmt.Errorf("duration %q is longer than %d days", s, maxDays)
+	}
+	return d, nil
+}
+
+// listedName is a key's name as keys list shows it: "-" for none; as it is when it
+// is printable text; else quoted with Go's escapes, so that a name stored before
+// names were checked (crm.NormalizeKeyName) cannot break the table: a line break
+// faked a row, a tab shifted the columns, an escape sequence acted on the
+// operator's terminal. A name that would read as quoted, or as none, is quoted too.
+func listedName(name string) string {
+	if name == "" {
+		return "-"
+	}
+	if name == "-" || strings.HasPrefix(name, `"`) || !utf8.ValidString(name) {
+		return strconv.Quote(name)
+	}
+	for _, r := range name {
+		if !strconv.IsPrint(r) { // all but letters, marks, numbers, punctuation, symbols and ' '
+			return strconv.Quote(name)
+		}
+	}
+	return name
 }
 
 func showTime(t *time.Time) string {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -81,21 +83,23 @@ func listRows(t *testing.T, getenv func(string) string, workspace string) map[st
 	if want := "ID NAME PREFIX SCOPE CREATED EXPIRES LAST USED REVOKED"; strings.Join(strings.Fields(lines[0]), " ") != want {
 		t.Fatalf("header %q", lines[0])
 	}
-	// Columns start where the header's do.
+	// Columns start where the header's do, counted in characters as tabwriter
+	// counts them (a name may be other than ASCII).
 	header := lines[0]
 	var starts []int
 	for _, name := range []string{"ID", "NAME", "PREFIX", "SCOPE", "CREATED", "EXPIRES", "LAST USED", "REVOKED"} {
 		starts = append(starts, strings.Index(header, name))
 	}
 	rows := map[string][]string{}
-	for _, l := range lines[1:] {
+	for _, line := range lines[1:] {
+		l := []rune(line)
 		var cols []string
 		for i, s := range starts {
 			end := len(l)
 			if i+1 < len(starts) {
 				end = starts[i+1]
 			}
-			cols = append(cols, strings.TrimSpace(l[s:end]))
+			cols = append(cols, strings.TrimSpace(string(l[s:end])))
 		}
 		rows[cols[0]] = cols
 	}
@@ -220,7 +224,8 @@ func TestKeysCommands(t *testing.T) {
 }
 
 func TestKeysUsage(t *testing.T) {
-	getenv := env(nil)
+	// Where nothing listens: a command line let through cannot make a key anywhere.
+	getenv := env(map[string]string{"DATABASE_URL": unreachableDB})
 	for _, args := range [][]string{
 		{"keys"},
 		{"keys", "frobnicate"},
@@ -229,7 +234,28 @@ func TestKeysUsage(t *testing.T) {
 		{"keys", "create", "Acme", "--scope", "admin"},
 		{"keys", "create", "Acme", "--expires-in", "-1h"},
 		{"keys", "create", "Acme", "--expires-in", "soon"},
+		// A key that expires before it can be used; an empty value (it meant never);
+		// more than 100 years, whichever way it is written.
+		{"keys", "create", "Acme", "--expires-in", "1ns"},
+		{"keys", "create", "Acme", "--expires-in", "1us"},
+		{"keys", "create", "Acme", "--expires-in", "59s"},
+		{"keys", "create", "Acme", "--expires-in", "0d"},
+		{"keys", "create", "Acme", "--expires-in="},
+		{"keys", "create", "Acme", "--expires-in", ""},
+		{"keys", "create", "Acme", "--expires-in", "36501d"},
+		{"keys", "create", "Acme", "--expires-in", "876001h"},
+		{"keys", "create", "Acme", "--expires-in", "2562047h"},
+		{"keys", "create", "Acme", "--expires-in", "99999999999999999999d"},
+		{"keys", "rotate", "1", "--grace", "2562047h"},
+		{"keys", "rotate", "1", "--grace="},
 		{"keys", "create", "Acme", "--name", strings.Repeat("n", 201)},
+		// A name is one line of printable text: these broke keys list's table, and
+		// reached the operator's terminal.
+		{"keys", "create", "Acme", "--name", "line1\n99  fake  seg_FAKE00  read_write  2026  -  -  -"},
+		{"keys", "create", "Acme", "--name", "tab\there"},
+		{"keys", "create", "Acme", "--name", "\x1b[2Jcleared"},
+		{"keys", "create", "Acme", "--name", "bell\a"},
+		{"keys", "create", "Acme", "--name", "abc\u202edcba"},
 		{"keys", "rotate"},
 		{"keys", "rotate", "abc"},
 		{"keys", "rotate", "0"},
@@ -240,7 +266,7 @@ func TestKeysUsage(t *testing.T) {
 	} {
 		_, _, err := cli(getenv, args...)
 		if !errors.Is(err, errUsage) || exitCode(err) != 2 {
-			t.Errorf("%v: got %v, want a usage error", args, err)
+			t.Errorf("%q: got %v, want a usage error", args, err)
 		}
 	}
 	stdout, _, err := cli(getenv, "help", "keys")
@@ -255,9 +281,15 @@ func TestKeysUsage(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want time.Duration
-	}{{"90d", 90 * 24 * time.Hour}, {"36h", 36 * time.Hour}, {"0", 0}, {"1d", 24 * time.Hour}} {
+	}{{"90d", 90 * 24 * time.Hour}, {"36h", 36 * time.Hour}, {"0", 0}, {"1d", 24 * time.Hour},
+		{"36500d", 36500 * 24 * time.Hour}, {"876000h", 876000 * time.Hour}} {
 		if got, err := parseDays(tc.in); err != nil || got != tc.want {
 			t.Errorf("parseDays(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+	for _, in := range []string{"", "36501d", "876001h", "2562047h", "-2562047h", "99999999999999999999d", "d", "1.5d"} {
+		if got, err := parseDays(in); err == nil {
+			t.Errorf("parseDays(%q) = %v, want an error", in, got)
 		}
 	}
 }
@@ -334,22 +366,137 @@ func TestServeSessions(t *testing.T) {
 	}
 }
 
-// TestKeyExpiryBelowAMicrosecond: --expires-in below the database's unit, a
-// microsecond, makes a key that expires (at once), not one that never does.
-func TestKeyExpiryBelowAMicrosecond(t *testing.T) {
+// TestKeyExpiryOfAMinute: the shortest --expires-in, a minute, makes a key that
+// expires in a minute (a shorter one, which expired before it could be used, is a
+// usage error: TestKeysUsage).
+func TestKeyExpiryOfAMinute(t *testing.T) {
 	getenv := env(map[string]string{"DATABASE_URL": storetest.Database(t)})
 	printedKey(t, getenv, "workspace", "create", "Brief")
-	printedKey(t, getenv, "keys", "create", "Brief", "--expires-in", "999ns")
+	printedKey(t, getenv, "keys", "create", "Brief", "--expires-in", "1m")
 	found := 0
 	for _, row := range listRows(t, getenv, "Brief") {
 		if row[3] == "read" { // the key made above (the workspace's first is read_write)
 			found++
-			if row[5] == "-" {
-				t.Errorf("--expires-in 999ns made a key that never expires: %q", row)
+			exp, err := time.Parse(time.RFC3339, row[5])
+			if left := time.Until(exp); err != nil || left > time.Minute || left < 50*time.Second {
+				t.Errorf("--expires-in 1m made a key that expires %q", row[5])
 			}
 		}
 	}
 	if found != 1 {
 		t.Errorf("%d read keys, want 1", found)
+	}
+}
+
+// workspaceID runs workspace create and returns the workspace's ID, from its log.
+func workspaceID(t *testing.T, getenv func(string) string, name string) string {
+	t.Helper()
+	_, stderr, err := cli(getenv, "workspace", "create", name)
+	if err != nil {
+		t.Fatalf("workspace create %q: %v\n%s", name, err, stderr)
+	}
+	m := regexp.MustCompile(`workspace created.* id=(W_\S+)`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("workspace create logs no ID:\n%s", stderr)
+	}
+	return m[1]
+}
+
+// TestKeysRefuseAnIDThatIsAlsoAName: an argument that is one workspace's ID and
+// another's name (a name made before workspace create refused them) is refused by
+// the keys commands, which say how to name each; keys create W_AQ made a key for
+// workspace W_AQ when the operator meant the workspace named W_AQ, and keys list
+// listed W_AQ's keys. A workspace named by its own ID is no ambiguity.
+func TestKeysRefuseAnIDThatIsAlsoAName(t *testing.T) {
+	dbURL := storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": dbURL})
+	demo := workspaceID(t, getenv, "Demo")
+	impostor := workspaceID(t, getenv, "Impostor")
+	conn := storetest.Conn(t, dbURL)
+	rename := func(id, name string) {
+		t.Helper()
+		n, err := globalid.DecodeAs(globalid.Workspace, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Behind the store's back, as a name stored before it refused IDs.
+		if _, err := conn.Exec(context.Background(), `UPDATE workspaces SET name = $1 WHERE id = $2`, name, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rename(impostor, demo)
+
+	for _, args := range [][]string{{"keys", "list", demo}, {"keys", "create", demo, "--scope", "read_write"}} {
+		stdout, stderr, err := cli(getenv, args...)
+		if err == nil || stdout != "" {
+			t.Errorf("%v: %v, stdout %q; want it refused\n%s", args, err, stdout, stderr)
+			continue
+		}
+		for _, want := range []string{"ID of", "name of", impostor, `"Demo"`} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: %q does not say %q", args, err, want)
+			}
+		}
+	}
+	if rows := listRows(t, getenv, "Demo"); len(rows) != 1 {
+		t.Errorf("Demo has %d keys, want its first alone", len(rows))
+	}
+	if rows := listRows(t, getenv, impostor); len(rows) != 1 {
+		t.Errorf("the workspace named %s has %d keys, want its first alone", demo, len(rows))
+	}
+
+	rename(demo, demo)
+	if _, _, err := cli(getenv, "keys", "list", demo); err == nil || !strings.Contains(err.Error(), "renamed") {
+		t.Errorf("two workspaces named %s, one of them by its own ID: %v, want it refused", demo, err)
+	}
+	rename(impostor, "Impostor")
+	if rows := listRows(t, getenv, demo); len(rows) != 1 {
+		t.Errorf("a workspace named by its own ID: %d keys, want 1", len(rows))
+	}
+}
+
+// TestKeysListEscapesNames: keys list shows a name that is not plain printable text
+// quoted, with Go's escapes, so that a name stored before names were checked cannot
+// break the table: a line break faked a row, a tab shifted the columns, an escape
+// sequence reached the operator's terminal and a bidi override reversed the row. A
+// name that could be read as quoted, or as none ("-"), is quoted too.
+func TestKeysListEscapesNames(t *testing.T) {
+	dbURL := storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": dbURL})
+	workspaceID(t, getenv, "Escapes")
+	names := map[string]string{
+		"line1\n99  fake  seg_FAKE00  read_write  2026  -  -  -": `"line1\n99  fake  seg_FAKE00  read_write  2026  -  -  -"`,
+		"tab\there":            `"tab\there"`,
+		"\x1b[2Jcleared":       `"\x1b[2Jcleared"`,
+		"abc\u202edcba":        `"abc\u202edcba"`,
+		"-":                    `"-"`,
+		`"quoted"`:             `"\"quoted\""`,
+		"Café 👨\u200d👩\u200d👧": `"Café 👨\u200d👩\u200d👧"`,
+		"BI export":            "BI export",
+		"Café":                 "Café",
+	}
+	conn := storetest.Conn(t, dbURL)
+	for name := range names {
+		printedKey(t, getenv, "keys", "create", "Escapes", "--name", "placeholder")
+		// Behind the store's back, as a name stored before names were checked.
+		if _, err := conn.Exec(context.Background(), `UPDATE api_keys SET name = $1 WHERE name = 'placeholder'`, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stdout, _, err := cli(getenv, "keys", "list", "Escapes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(stdout, "\n"); n != 1+1+len(names) || strings.ContainsAny(stdout, "\t\x1b\u202e") {
+		t.Fatalf("keys list printed %d lines for %d keys, or control characters:\n%s", n, 1+len(names), stdout)
+	}
+	listed := map[string]bool{}
+	for _, row := range listRows(t, getenv, "Escapes") {
+		listed[row[1]] = true
+	}
+	for name, want := range names {
+		if !listed[want] {
+			t.Errorf("name %q is not listed as %s: %v", name, want, listed)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/logtest"
 	"github.com/segments/segments/internal/store/storetest"
 )
@@ -391,5 +393,47 @@ func TestHelp(t *testing.T) {
 	stdout, _, err := cli(env(nil), "help", "keys")
 	if err != nil || strings.Contains(stdout, "SEGMENTS_ADDR") || !strings.Contains(stdout, "DATABASE_URL") {
 		t.Errorf("help keys: %v, want the settings keys reads and not serve's\n%s", err, stdout)
+	}
+}
+
+// TestWorkspaceCreateChecksTheName proves that workspace create (and bench-data
+// --workspace) refuses, before it opens the database, a name the store would not
+// keep: spelled as a workspace's ID (workspace create W_AQ hid workspace W_AQ from
+// the key commands, which acted on W_AQ instead), with control characters (a line
+// break, BEL, ESC, a bidi override), or longer than 200 characters; and that a name
+// another workspace has is made but warned of on stderr, naming the other's ID.
+func TestWorkspaceCreateChecksTheName(t *testing.T) {
+	bad := env(map[string]string{"DATABASE_URL": unreachableDB})
+	for _, name := range []string{"W_AQ", "W_Aw", " W_AQ ", "line1\nline2", "bell\a", "clear\x1b[2J", "abc\u202edcba",
+		strings.Repeat("n", 201), strings.Repeat("n", 100_000)} {
+		for _, args := range [][]string{{"workspace", "create", name}, {"bench-data", "--workspace", name}} {
+			stdout, _, err := cli(bad, args...)
+			if !errors.Is(err, errUsage) || exitCode(err) != 2 || stdout != "" {
+				t.Errorf("%s %s: %v, stdout %q; want a usage error", args[0], crm.QuoteInput(name), err, stdout)
+			} else if strings.ContainsAny(err.Error(), "\n\a\x1b\u202e") {
+				t.Errorf("%s %s: the error holds the name's control characters: %q", args[0], crm.QuoteInput(name), err)
+			}
+		}
+	}
+
+	getenv := env(map[string]string{"DATABASE_URL": storetest.Database(t)})
+	_, stderr, err := cli(getenv, "workspace", "create", "Twin")
+	if err != nil || strings.Contains(stderr, "level=WARN") {
+		t.Fatalf("first Twin: %v\n%s", err, stderr)
+	}
+	first := regexp.MustCompile(`id=(W_\S+)`).FindStringSubmatch(stderr)
+	if first == nil {
+		t.Fatalf("workspace create logs no ID:\n%s", stderr)
+	}
+	stdout, stderr, err := cli(getenv, "workspace", "create", "Twin")
+	if err != nil || !strings.HasPrefix(stdout, "seg_") {
+		t.Fatalf("second Twin: %v, stdout %q\n%s", err, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, first[1]) {
+		t.Errorf("a second workspace named Twin is not warned of, with the first's ID %s:\n%s", first[1], stderr)
+	}
+	_, stderr, err = cli(getenv, "workspace", "create", " Cafe\u0301\n")
+	if err != nil || !strings.Contains(stderr, `workspace=Café `) {
+		t.Errorf("workspace create does not say the name it keeps (Café): %v\n%s", err, stderr)
 	}
 }

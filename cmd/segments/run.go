@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/demo"
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/pgserver"
@@ -126,7 +127,10 @@ var commandHelp = map[string]string{"check": checkHelp, "workspace": workspaceHe
 // workspaceHelp describes the workspace command for "segments help workspace".
 const workspaceHelp = `segments workspace create NAME [flags] creates a workspace named NAME (several
 words are joined by a space) and prints its first API key (read_write) on stdout,
-shown only once.
+shown only once. NAME is trimmed and composed (NFC); it is refused if it is longer
+than 200 characters, has control characters (line breaks, tabs, escapes, bidi
+overrides) or is spelled as a workspace's ID (W_...). A name another workspace has
+is made with a warning: the keys commands refuse it, and take the ID instead.
 
 `
 
@@ -324,7 +328,16 @@ func createWorkspace(ctx context.Context, args []string, getenv func(string) str
 	if name == "" {
 		return fmt.Errorf("%w: workspace create needs a NAME", errUsage)
 	}
+	// The store checks the name too; checked here, a bad one is the command line's
+	// mistake, refused before the database is opened.
+	if name, err = crm.NormalizeWorkspaceName(name); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	return withStore(ctx, cfg, stderr, "segments-cli", func(s *store.Store, log *slog.Logger) error {
+		twins, err := s.WorkspacesByName(ctx, name, 3)
+		if err != nil {
+			return err
+		}
 		key, err := auth.NewKey()
 		if err != nil {
 			return err
@@ -333,7 +346,14 @@ func createWorkspace(ctx context.Context, args []string, getenv func(string) str
 		if err != nil {
 			return err
 		}
-		log.Info("workspace created; its API key (read_write) is on stdout and is shown only once", "workspace", ws.Name, "id", globalid.Encode(globalid.Workspace, ws.ID))
+		id := globalid.Encode(globalid.Workspace, ws.ID)
+		log.Info("workspace created; its API key (read_write) is on stdout and is shown only once", "workspace", ws.Name, "id", id)
+		if len(twins) > 0 {
+			// Made all the same: names need not be unique (the store never required
+			// it), but the key commands refuse a name several workspaces have.
+			log.Warn("another workspace has this name: the keys commands refuse it as ambiguous, name this workspace by its ID",
+				"workspace", ws.Name, "id", id, "others", workspaceIDs(twins))
+		}
 		fmt.Fprintln(stdout, key)
 		return nil
 	})

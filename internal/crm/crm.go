@@ -28,7 +28,8 @@ const (
 	MaxContactName     = 255     // characters of a contact name
 	MaxEmail           = 320     // characters of an email address (RFC 3696)
 	MaxAttributesBytes = 16 << 10
-	MaxWorkspaceName   = 200
+	MaxWorkspaceName   = 200 // characters of a workspace's name
+	MaxKeyName         = 200 // characters of an API key's name
 )
 
 // A Workspace is one tenant: a business with its own contacts, segments and API keys.

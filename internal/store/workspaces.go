@@ -16,11 +16,15 @@ type workspaceRow struct {
 }
 
 // CreateWorkspace creates a workspace together with its first API key (read_write
-// unless key.Scope says otherwise).
+// unless key.Scope says otherwise). The name is kept as crm.NormalizeWorkspaceName
+// returns it, or refused with its error.
 func (s *Store) CreateWorkspace(ctx context.Context, name string, key NewAPIKey) (crm.Workspace, error) {
 	var ws workspaceRow
-	ws.Name = name
-	err := s.inTx(ctx, func(tx bun.Tx) error {
+	var err error
+	if ws.Name, err = crm.NormalizeWorkspaceName(name); err != nil {
+		return crm.Workspace{}, err
+	}
+	err = s.inTx(ctx, func(tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(&ws).Column("name").Returning("*").Exec(ctx); err != nil {
 			return err
 		}
@@ -76,8 +80,13 @@ func (s *Store) workspaceWhere(ctx context.Context, cond string, arg any) (crm.W
 	return ws.Workspace, err
 }
 
-// RenameWorkspace gives a workspace another name, or returns a NOT_FOUND error.
+// RenameWorkspace gives a workspace another name (checked as CreateWorkspace checks
+// it), or returns a NOT_FOUND error.
 func (s *Store) RenameWorkspace(ctx context.Context, id int64, name string) error {
+	name, err := crm.NormalizeWorkspaceName(name)
+	if err != nil {
+		return err
+	}
 	res, err := s.db.NewUpdate().Model((*workspaceRow)(nil)).Set("name = ?", name).Where("w.id = ?", id).Exec(ctx)
 	return oneWorkspace(res, err)
 }
