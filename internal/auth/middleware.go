@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/requestid"
 )
 
 // Workspaces finds the workspace of a credential.
@@ -95,8 +96,18 @@ func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ..
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int((unavailable.retryAfter+time.Second-1)/time.Second))))
 			WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the session could not be checked, try again shortly")
 			return
+		case err != nil && errors.Is(context.Cause(r.Context()), context.Canceled):
+			// The client left during the lookup: no one reads an answer, and it is
+			// no failure of the database's (logged as one, it raised an alert).
+			return
+		case err != nil && r.Context().Err() != nil:
+			// The request's deadline passed during the lookup (the database slow, or
+			// the key's row locked): a timeout, as past the deadline anywhere else.
+			w.Header().Set("Retry-After", "1")
+			WriteError(w, http.StatusServiceUnavailable, "TIMEOUT", "the request took too long and was stopped before it ran")
+			return
 		case err != nil:
-			a.log.ErrorContext(r.Context(), "authenticate", "err", err)
+			a.log.ErrorContext(r.Context(), "authenticate", "err", err, "request_id", requestid.From(r.Context()))
 			w.Header().Set("Retry-After", "1") // the database's fault, not the request's
 			WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the service is unavailable, try again shortly")
 			return

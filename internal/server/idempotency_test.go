@@ -797,11 +797,18 @@ func TestMadePayloadPastItsGraceTimesOut(t *testing.T) {
 // reads it waits.
 func lockMemberships(t *testing.T, a *api) (release func()) {
 	t.Helper()
+	return lockTable(t, a, "memberships")
+}
+
+// lockTable holds table until release (or the test's end), as a migration would:
+// every statement that reads it waits.
+func lockTable(t *testing.T, a *api, table string) (release func()) {
+	t.Helper()
 	lock, err := a.store.DB().BeginTx(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lock.Exec("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"); err != nil {
+	if _, err := lock.Exec("LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE"); err != nil {
 		lock.Rollback()
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 // CodeRequestTimeout is the code of a request whose body did not arrive in time.
@@ -65,6 +66,14 @@ func limitRequestSize(max int64, within time.Duration, next http.Handler) http.H
 			}
 			if within > 0 {
 				_ = rc.SetReadDeadline(time.Time{})
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				// The client closed its connection before the body was whole: it left,
+				// and reads no answer (refused with 400, it counted as a rejection).
+				if rec := telemetry.From(r.Context()); rec != nil {
+					rec.Code = telemetry.CodeClientClosed
+				}
+				return
 			}
 			if err != nil {
 				auth.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "could not read the request body")

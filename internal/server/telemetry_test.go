@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -52,6 +53,8 @@ type observedOptions struct {
 	// count puts a statement counter around the handler, as newAPIWith does, so that
 	// a.statements() tells the true number of each request's statements.
 	count bool
+	// config, when set, adjusts the server's configuration.
+	config func(*server.Config)
 }
 
 // newObserved starts the real handler on a real PostgreSQL with metrics, a JSON log
@@ -69,6 +72,9 @@ func newObserved(t *testing.T, opts observedOptions) *observed {
 		opts.limits = limits.Limits{MaxCost: 100_000}
 	}
 	cfg := server.Config{BatchWait: time.Millisecond, Limits: opts.limits, Metrics: o.metrics, Throttle: opts.throttle}
+	if opts.config != nil {
+		opts.config(&cfg)
+	}
 	if opts.tracing {
 		o.spans = tracetest.NewSpanRecorder()
 		cfg.Tracing = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.spans))
@@ -335,6 +341,97 @@ func TestLeavingClientIsNoThrottleFailure(t *testing.T) {
 	if v := counter(o.scrape(), "segments_rejections_total", "code", "CLIENT_CLOSED_REQUEST"); v != 0 {
 		t.Errorf("rejections{CLIENT_CLOSED_REQUEST} = %v, want 0", v)
 	}
+}
+
+// TestClientLeavingBeforeGraphQL: a client that leaves before GraphQL runs is logged
+// and counted as CLIENT_CLOSED_REQUEST, as one that leaves while it runs: one that left
+// while its request waited for its turn was logged "status 200, ok", a success; one
+// that left during the key's lookup was an ERROR "authenticate" line (an alert) and a
+// 503; one that closed its connection halfway through its body a 400 rejection. A
+// deadline that passes during the lookup is a TIMEOUT, not the database's failure.
+func TestClientLeavingBeforeGraphQL(t *testing.T) {
+	lastRequest := func(t *testing.T, o *observed) map[string]any {
+		t.Helper()
+		var line map[string]any
+		eventually(t, "the request's line", func() error {
+			for _, l := range o.log.JSONLines(t) {
+				if l["msg"] == "request" && l["path"] == "/graphql" {
+					line = l
+				}
+			}
+			if line == nil {
+				return errors.New("no request line yet")
+			}
+			return nil
+		})
+		return line
+	}
+	clientClosed := func(t *testing.T, o *observed) {
+		t.Helper()
+		l := lastRequest(t, o)
+		if l["outcome"] != "CLIENT_CLOSED_REQUEST" || l["status"] != float64(499) {
+			t.Errorf("status %v, outcome %v; want 499, CLIENT_CLOSED_REQUEST: %v", l["status"], l["outcome"], l)
+		}
+		if strings.Contains(o.log.String(), `"level":"ERROR"`) {
+			t.Errorf("a client's leaving is logged as an error:\n%s", o.log.String())
+		}
+		fams := o.scrape()
+		if v := counter(fams, "segments_requests_total", "operation", "unknown", "outcome", "CLIENT_CLOSED_REQUEST"); v != 1 {
+			t.Errorf("requests{unknown, CLIENT_CLOSED_REQUEST} = %v, want 1", v)
+		}
+		if f := fams["segments_rejections_total"]; f != nil && len(f.GetMetric()) > 0 {
+			t.Errorf("a client's leaving counted as a rejection: %v", f)
+		}
+	}
+	leave := func(t *testing.T, o *observed) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if _, err := o.idemSend(ctx, idemBody(namedQuery, nil)); err == nil {
+			t.Fatal("the request was answered; want the client to give up")
+		}
+	}
+
+	t.Run("waiting for its turn", func(t *testing.T) {
+		o := newObserved(t, observedOptions{throttle: waitingBucket{}, config: func(c *server.Config) { c.MaxRunningPerCaller = 1 }})
+		// The caller's one place is taken by a request that waits on the throttle
+		// until its client leaves, a moment after the second's.
+		held, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		go o.idemSend(held, idemBody(namedQuery, nil))
+		time.Sleep(200 * time.Millisecond)
+		leave(t, o)
+		clientClosed(t, o)
+	})
+	t.Run("during the key's lookup", func(t *testing.T) {
+		o := newObserved(t, observedOptions{})
+		lockTable(t, o.api, "api_keys")
+		leave(t, o)
+		clientClosed(t, o)
+	})
+	t.Run("halfway through its body", func(t *testing.T) {
+		o := newObserved(t, observedOptions{})
+		conn, err := net.Dial("tcp", strings.TrimPrefix(o.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: 500\r\n\r\n{\"query\":", o.key)
+		time.Sleep(100 * time.Millisecond)
+		conn.Close()
+		clientClosed(t, o)
+	})
+	t.Run("deadline during the key's lookup", func(t *testing.T) {
+		o := newObserved(t, observedOptions{config: func(c *server.Config) { c.RequestTimeout = 300 * time.Millisecond }})
+		lockTable(t, o.api, "api_keys")
+		r := o.idemPost(idemBody(namedQuery, nil))
+		r.refusedWith(t, http.StatusServiceUnavailable, "TIMEOUT")
+		if r.header.Get("Retry-After") == "" {
+			t.Error("no Retry-After")
+		}
+		if strings.Contains(o.log.String(), `"level":"ERROR"`) {
+			t.Errorf("a request's deadline is logged as an error:\n%s", o.log.String())
+		}
+	})
 }
 
 // TestReplaysCountAsTheirOperation: an answer replayed for an Idempotency-Key is
