@@ -198,8 +198,13 @@ func (e *limitsExtension) MutateOperationContext(ctx context.Context, opCtx *gra
 	op := opCtx.Operation
 	opCtx.DisableIntrospection = !e.mayIntrospect(ctx)
 	if opCtx.DisableIntrospection && introspects(opCtx) {
-		return refuse(ctx, &limits.Error{Code: limits.CodeIntrospectionDisabled,
-			Message: "introspection is disabled on this server"}, http.StatusBadRequest)
+		msg := "introspection is disabled on this server"
+		if e.introspection == IntrospectionSessions {
+			// Saying "this server" told a partner that no one may introspect, while
+			// the dashboard's sessions may.
+			msg = "introspection is disabled for API keys on this server (dashboard sessions may introspect)"
+		}
+		return refuse(ctx, &limits.Error{Code: limits.CodeIntrospectionDisabled, Message: msg}, http.StatusBadRequest)
 	}
 	if op.Operation != ast.Query {
 		if ref := refusalFrom(ctx); ref != nil && ref.method == http.MethodGet {

@@ -562,7 +562,12 @@ func TestIntrospectionOff(t *testing.T) {
 	off.do(`{ __typename workspace { __typename } }`, nil, nil)
 	// API keys are not sessions.
 	sessions := newAPIWith(t, server.Config{Introspection: graph.IntrospectionSessions})
-	sessions.query(`{ __schema { queryType { name } } }`, nil).refused(t, http.StatusBadRequest, limits.CodeIntrospectionDisabled)
+	r := sessions.query(`{ __schema { queryType { name } } }`, nil)
+	r.refused(t, http.StatusBadRequest, limits.CodeIntrospectionDisabled)
+	// Not "disabled on this server": the dashboard's sessions may introspect.
+	if !strings.Contains(r.body, "for API keys") {
+		t.Errorf("the refusal of an API key's introspection does not say that it is API keys': %s", r.body)
+	}
 }
 
 // TestPlaygroundOff proves the playground can be turned off (404), and is on by
