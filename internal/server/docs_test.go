@@ -184,7 +184,7 @@ func TestReadmeExamplesCanFail(t *testing.T) {
 		"variable in range": "```js\nconst Q = gql`query($first: Int!) { segments(first: $first) { totalCount } }`;\nuseQuery(Q, { variables: { first: 101 } });\n```\n",
 		"userErrors":        "```graphql\nmutation { createSegment(input: {name: \"VIP Users\"}) { userErrors { code } } }\n```\n",
 		"another answer":    "```graphql\n{ segments { totalCount } }\n```\n```json\n{\"data\": {\"segments\": {\"totalCount\": 4}}}\n```\n",
-		"unknown ID":        "```graphql\n{ segment(id: \"S_BA\") { name } }\n```\n```json\n{\"data\": {\"segment\": {\"name\": \"…\"}}}\n```\n",
+		"unknown ID":        "```graphql\n{ segment(id: \"S_v4Q9\") { name } }\n```\n```json\n{\"data\": {\"segment\": {\"name\": \"…\"}}}\n```\n",
 		"shell error":       prelude + "```sh\ngql '{\"query\":\"{ segments(first: 0) { totalCount } }\"}'\n```\n",
 		"shell userErrors":  prelude + "```sh\ngql '{\"query\":\"mutation { deleteSegment(input: {id: \\\"C_AQ\\\"}) { userErrors { code } } }\"}'\n```\n",
 		"shell not JSON":    prelude + "```sh\ngql '{}' -o /dev/null\necho oops\n```\n",
@@ -463,6 +463,12 @@ func seedDocs(b *api) docIDs {
 		// lists a contact's segments: the caches' check sees the difference.
 		b.addSegment("Über Fans", c[2:7]...),
 		b.addSegment("Unsubscribed", c[6]),
+		// Pairs that PostgreSQL's lower() orders otherwise than JavaScript's
+		// toLowerCase(), which maps İ to two code points and a final Σ to ς.
+		b.addSegment("İzmir Buyers", c[0]),
+		b.addSegment("Iznik Tiles", c[0]),
+		b.addSegment("ΣΑΣ Club", c[0]),
+		b.addSegment("Σαςα Fans", c[0]),
 	}
 	return ids
 }
