@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -112,5 +113,60 @@ func TestSessionExpiredOnlyIfValid(t *testing.T) {
 	}
 	if s, err := v.Verify(t.Context(), authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", c)); !errors.Is(err, ErrTokenExpired) || s.Workspace != testWS {
 		t.Errorf("expired: %+v, %v; want the session and ErrTokenExpired", s, err)
+	}
+}
+
+// TestSessionDuplicateClaims proves that a token whose claims name a member twice is
+// refused (RFC 7519 section 4 allows either refusing it or reading the last one):
+// encoding/json keeps the last, a gateway or audit tool may keep the first, and the
+// two would disagree on the workspace, the issuer or the expiry of one token. Names
+// are compared as decoded, escapes and all. The claims must be valid UTF-8 too (RFC
+// 7519 section 7.2), which encoding/json does not check.
+func TestSessionDuplicateClaims(t *testing.T) {
+	now := time.Now()
+	claims, err := json.Marshal(testClaims(now, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// with puts members before and after the valid claims, so that encoding/json
+	// (last wins) reads the valid ones.
+	with := func(before, after string) string {
+		return "{" + before + string(claims[1:len(claims)-1]) + after + "}"
+	}
+	ws := globalid.Encode(globalid.Workspace, testWS)
+	other := globalid.Encode(globalid.Workspace, 2)
+	v, err := NewJWTVerifier(JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, HS256Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := sessionServer(t, v)
+	for _, tc := range []struct{ name, claims, want string }{
+		{"valid", with("", ""), ""},
+		{"with spaces", "  " + with(" ", ` , "x" : 1 `) + "\n", ""},
+		{"a nested object", with("", `,"ctx":{"a":1,"b":[{"c":2}]}`), ""},
+		{"workspace twice, the last valid", with(`"workspace":"`+other+`",`, ""), msgInvalid},
+		{"workspace twice, the same", with("", `,"workspace":"`+ws+`"`), msgInvalid},
+		{"workspace twice, through an escape", with(`"\u0077orkspace":"`+other+`",`, ""), msgInvalid},
+		{"iss twice", with(`"iss":"https://evil.example/",`, ""), msgInvalid},
+		{"aud twice", with(`"aud":"another-api",`, ""), msgInvalid},
+		{"exp twice", with(`"exp":1,`, ""), msgInvalid},
+		{"sub twice", with(`"sub":"admin",`, ""), msgInvalid},
+		{"an unknown claim twice", with("", `,"x":1,"x":2`), msgInvalid},
+		{"invalid UTF-8", with("", ",\"name\":\"\xff\""), msgInvalid},
+		{"trailing data", with("", "") + "{}", msgInvalid},
+		{"an array", "[" + with("", "") + "]", msgInvalid},
+	} {
+		w := send("Bearer " + authtest.SignJSON(t, jwt.SigningMethodHS256, testSecret, "", tc.claims))
+		switch {
+		case tc.want == "" && w.Code != http.StatusOK:
+			t.Errorf("%s: status %d, body %s", tc.name, w.Code, w.Body)
+		case tc.want == "":
+		case w.Code != http.StatusUnauthorized:
+			t.Errorf("%s: status %d (workspace %s), want 401", tc.name, w.Code, w.Header().Get("X-Workspace"))
+		default:
+			if _, msg := errorOf(t, w); msg != tc.want {
+				t.Errorf("%s: %q, want %q", tc.name, msg, tc.want)
+			}
+		}
 	}
 }

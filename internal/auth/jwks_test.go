@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -182,6 +183,15 @@ func TestJWKSNotFetchedForRefusedClaims(t *testing.T) {
 		if _, err := v.Verify(t.Context(), tok); !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("%v: %v, want ErrInvalidToken", changes, err)
 		}
+	}
+	// A claim named twice, the last of them valid.
+	claims, err := json.Marshal(testClaims(now, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice := `{"workspace":"W_Ag",` + string(claims[1:])
+	if _, err := v.Verify(t.Context(), authtest.SignJSON(t, jwt.SigningMethodRS256, keys.attacker, "new-twice", twice)); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("a claim twice: %v, want ErrInvalidToken", err)
 	}
 	if n := iss.hits.Load(); n != 0 {
 		t.Errorf("%d fetches of the key set, want none", n)
