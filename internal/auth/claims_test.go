@@ -170,3 +170,40 @@ func TestSessionDuplicateClaims(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionTimesInRange proves that exp, nbf and iat must be numbers from 1970 to
+// the end of 9999. The JWT library converts them to int64 seconds unchecked, and a
+// larger one wraps: nbf or iat 1e19 read as 1677 let a token in before its time, and
+// exp 1e20 read as long past told a client that a token which can never work had
+// expired, as though a new one would.
+func TestSessionTimesInRange(t *testing.T) {
+	now := time.Now()
+	bad := func(name string, v any) []map[string]any { return []map[string]any{{name: v}} }
+	// Without iat, which the library would find after a wrapped exp.
+	exp := func(v any) []map[string]any { return []map[string]any{{"exp": v, "iat": nil}} }
+	cases := map[string]sessionCase{
+		"exp at the end of 9999":        {exp(253402300799), ""},
+		"exp with a fraction":           {exp(float64(now.Unix()) + 300.5), ""},
+		"exp in 10000":                  {exp(253402300800), msgInvalid},
+		"exp 1e20":                      {exp(1e20), msgInvalid},
+		"exp 1e300":                     {exp(1e300), msgInvalid},
+		"exp 9300000000000000000":       {exp(uint64(9300000000000000000)), msgInvalid},
+		"exp before 1970":               {exp(-1), msgInvalid},
+		"exp -1e300":                    {exp(-1e300), msgInvalid},
+		"nbf 1e19":                      {bad("nbf", 1e19), msgInvalid},
+		"nbf 1e300":                     {bad("nbf", 1e300), msgInvalid},
+		"nbf before 1970":               {bad("nbf", -1), msgInvalid},
+		"iat 1e19":                      {bad("iat", 1e19), msgInvalid},
+		"iat before 1970":               {bad("iat", -1e300), msgInvalid},
+		"exp a string":                  {exp("9999999999"), msgInvalid},
+		"nbf a string":                  {bad("nbf", "0"), msgInvalid},
+		"iat a string":                  {bad("iat", "0"), msgInvalid},
+		"iat true":                      {bad("iat", true), msgInvalid},
+		"nbf an array":                  {bad("nbf", []int64{now.Unix()}), msgInvalid},
+		"expired, nbf 1e19":             {[]map[string]any{{"exp": now.Add(-time.Hour).Unix(), "iat": nil, "nbf": 1e19}}, msgInvalid},
+		"nbf and iat a minute ago":      {[]map[string]any{{"nbf": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Minute).Unix()}}, ""},
+		"nbf after the end of 9999":     {bad("nbf", 253402300800), msgInvalid},
+		"iat at the end of 9999 (late)": {bad("iat", 253402300799), msgInvalid},
+	}
+	checkSessions(t, now, cases)
+}

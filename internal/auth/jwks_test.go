@@ -178,6 +178,8 @@ func TestJWKSNotFetchedForRefusedClaims(t *testing.T) {
 		{"workspace": nil},
 		{"sub": 42},
 		{"exp": now.Add(-time.Hour).Unix()},
+		{"exp": 1e20},
+		{"nbf": 1e19},
 	} {
 		tok := authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "new-"+strconv.Itoa(i), testClaims(now, changes))
 		if _, err := v.Verify(t.Context(), tok); !errors.Is(err, ErrInvalidToken) {
