@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -113,4 +114,96 @@ func TestSessionExpiredOnlyIfValid(t *testing.T) {
 	if s, err := v.Verify(t.Context(), authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", c)); !errors.Is(err, ErrTokenExpired) || s.Workspace != testWS {
 		t.Errorf("expired: %+v, %v; want the session and ErrTokenExpired", s, err)
 	}
+}
+
+// TestSessionDuplicateClaims proves that a token whose claims name a member twice is
+// refused (RFC 7519 section 4 allows either refusing it or reading the last one):
+// encoding/json keeps the last, a gateway or audit tool may keep the first, and the
+// two would disagree on the workspace, the issuer or the expiry of one token. Names
+// are compared as decoded, escapes and all. The claims must be valid UTF-8 too (RFC
+// 7519 section 7.2), which encoding/json does not check.
+func TestSessionDuplicateClaims(t *testing.T) {
+	now := time.Now()
+	claims, err := json.Marshal(testClaims(now, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// with puts members before and after the valid claims, so that encoding/json
+	// (last wins) reads the valid ones.
+	with := func(before, after string) string {
+		return "{" + before + string(claims[1:len(claims)-1]) + after + "}"
+	}
+	ws := globalid.Encode(globalid.Workspace, testWS)
+	other := globalid.Encode(globalid.Workspace, 2)
+	v, err := NewJWTVerifier(JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, HS256Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := sessionServer(t, v)
+	for _, tc := range []struct{ name, claims, want string }{
+		{"valid", with("", ""), ""},
+		{"with spaces", "  " + with(" ", ` , "x" : 1 `) + "\n", ""},
+		{"a nested object", with("", `,"ctx":{"a":1,"b":[{"c":2}]}`), ""},
+		{"workspace twice, the last valid", with(`"workspace":"`+other+`",`, ""), msgInvalid},
+		{"workspace twice, the same", with("", `,"workspace":"`+ws+`"`), msgInvalid},
+		{"workspace twice, through an escape", with(`"\u0077orkspace":"`+other+`",`, ""), msgInvalid},
+		{"iss twice", with(`"iss":"https://evil.example/",`, ""), msgInvalid},
+		{"aud twice", with(`"aud":"another-api",`, ""), msgInvalid},
+		{"exp twice", with(`"exp":1,`, ""), msgInvalid},
+		{"sub twice", with(`"sub":"admin",`, ""), msgInvalid},
+		{"an unknown claim twice", with("", `,"x":1,"x":2`), msgInvalid},
+		{"invalid UTF-8", with("", ",\"name\":\"\xff\""), msgInvalid},
+		{"trailing data", with("", "") + "{}", msgInvalid},
+		{"an array", "[" + with("", "") + "]", msgInvalid},
+	} {
+		w := send("Bearer " + authtest.SignJSON(t, jwt.SigningMethodHS256, testSecret, "", tc.claims))
+		switch {
+		case tc.want == "" && w.Code != http.StatusOK:
+			t.Errorf("%s: status %d, body %s", tc.name, w.Code, w.Body)
+		case tc.want == "":
+		case w.Code != http.StatusUnauthorized:
+			t.Errorf("%s: status %d (workspace %s), want 401", tc.name, w.Code, w.Header().Get("X-Workspace"))
+		default:
+			if _, msg := errorOf(t, w); msg != tc.want {
+				t.Errorf("%s: %q, want %q", tc.name, msg, tc.want)
+			}
+		}
+	}
+}
+
+// TestSessionTimesInRange proves that exp, nbf and iat must be numbers from 1970 to
+// the end of 9999. The JWT library converts them to int64 seconds unchecked, and a
+// larger one wraps: nbf or iat 1e19 read as 1677 let a token in before its time, and
+// exp 1e20 read as long past told a client that a token which can never work had
+// expired, as though a new one would.
+func TestSessionTimesInRange(t *testing.T) {
+	now := time.Now()
+	bad := func(name string, v any) []map[string]any { return []map[string]any{{name: v}} }
+	// Without iat, which the library would find after a wrapped exp.
+	exp := func(v any) []map[string]any { return []map[string]any{{"exp": v, "iat": nil}} }
+	cases := map[string]sessionCase{
+		"exp at the end of 9999":        {exp(253402300799), ""},
+		"exp with a fraction":           {exp(float64(now.Unix()) + 300.5), ""},
+		"exp in 10000":                  {exp(253402300800), msgInvalid},
+		"exp 1e20":                      {exp(1e20), msgInvalid},
+		"exp 1e300":                     {exp(1e300), msgInvalid},
+		"exp 9300000000000000000":       {exp(uint64(9300000000000000000)), msgInvalid},
+		"exp before 1970":               {exp(-1), msgInvalid},
+		"exp -1e300":                    {exp(-1e300), msgInvalid},
+		"nbf 1e19":                      {bad("nbf", 1e19), msgInvalid},
+		"nbf 1e300":                     {bad("nbf", 1e300), msgInvalid},
+		"nbf before 1970":               {bad("nbf", -1), msgInvalid},
+		"iat 1e19":                      {bad("iat", 1e19), msgInvalid},
+		"iat before 1970":               {bad("iat", -1e300), msgInvalid},
+		"exp a string":                  {exp("9999999999"), msgInvalid},
+		"nbf a string":                  {bad("nbf", "0"), msgInvalid},
+		"iat a string":                  {bad("iat", "0"), msgInvalid},
+		"iat true":                      {bad("iat", true), msgInvalid},
+		"nbf an array":                  {bad("nbf", []int64{now.Unix()}), msgInvalid},
+		"expired, nbf 1e19":             {[]map[string]any{{"exp": now.Add(-time.Hour).Unix(), "iat": nil, "nbf": 1e19}}, msgInvalid},
+		"nbf and iat a minute ago":      {[]map[string]any{{"nbf": now.Add(-time.Minute).Unix(), "iat": now.Add(-time.Minute).Unix()}}, ""},
+		"nbf after the end of 9999":     {bad("nbf", 253402300800), msgInvalid},
+		"iat at the end of 9999 (late)": {bad("iat", 253402300799), msgInvalid},
+	}
+	checkSessions(t, now, cases)
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -177,11 +178,22 @@ func TestJWKSNotFetchedForRefusedClaims(t *testing.T) {
 		{"workspace": nil},
 		{"sub": 42},
 		{"exp": now.Add(-time.Hour).Unix()},
+		{"exp": 1e20},
+		{"nbf": 1e19},
 	} {
 		tok := authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "new-"+strconv.Itoa(i), testClaims(now, changes))
 		if _, err := v.Verify(t.Context(), tok); !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("%v: %v, want ErrInvalidToken", changes, err)
 		}
+	}
+	// A claim named twice, the last of them valid.
+	claims, err := json.Marshal(testClaims(now, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice := `{"workspace":"W_Ag",` + string(claims[1:])
+	if _, err := v.Verify(t.Context(), authtest.SignJSON(t, jwt.SigningMethodRS256, keys.attacker, "new-twice", twice)); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("a claim twice: %v, want ErrInvalidToken", err)
 	}
 	if n := iss.hits.Load(); n != 0 {
 		t.Errorf("%d fetches of the key set, want none", n)

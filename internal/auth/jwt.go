@@ -29,6 +29,9 @@ const (
 	// ClockSkew is the leeway of the time claims: a token is accepted up to this long
 	// after its exp, and from this long before its nbf and iat.
 	ClockSkew = 30 * time.Second
+	// maxNumericDate is the last second of year 9999, the latest exp, nbf or iat a
+	// token may carry.
+	maxNumericDate = 253402300799
 	// minHS256Secret is the shortest shared secret: as long as the hash (RFC 7518
 	// section 3.2).
 	minHS256Secret = 32
@@ -260,6 +263,9 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (Session, error)
 // (another audience, an nbf after its exp...) it is invalid, since a client told
 // that its session expired would refresh a token that can never work.
 func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool, err error) {
+	if err := checkNumericDates(claims); err != nil {
+		return Session{}, false, err
+	}
 	err = v.validator.Validate(claims)
 	if errors.Is(err, jwt.ErrTokenExpired) {
 		exp, _ := claims.GetExpirationTime() // a number: it was compared
@@ -290,6 +296,25 @@ func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool
 		}
 	}
 	return s, expired, nil
+}
+
+// checkNumericDates refuses an exp, nbf or iat that is not a number of seconds from
+// 1970 to the end of 9999. The JWT library converts them to int64 unchecked, and a
+// larger one wraps around: nbf 1e19 reads as 1677, letting a token in before its
+// time, and exp 1e20 as long past, so that a token that can never work is said to
+// have expired. No issuer dates a token before 1970.
+func checkNumericDates(claims jwt.MapClaims) error {
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		v, present := claims[name]
+		if !present {
+			continue
+		}
+		// encoding/json decodes every JSON number to a finite float64.
+		if f, ok := v.(float64); !ok || f < 0 || f > maxNumericDate {
+			return fmt.Errorf("claim %q is not a date from 1970 to 9999", name)
+		}
+	}
+	return nil
 }
 
 // keyFunc returns the key that must have signed the token: the shared secret for

@@ -38,10 +38,10 @@ var headerParams = map[string]bool{"alg": true, "kid": true, "typ": true, "x5t":
 
 // preparseJWT checks the shape of a JWT before any cryptography: at most
 // MaxTokenBytes, three non-empty segments of unpadded base64url, canonically encoded,
-// and a header that is a flat JSON object of strings, valid UTF-8, each parameter
-// known and present once, with an "alg" and, when "typ" is given, a JWT type. The
-// claims and the signature are left to the verifier; a token that passes may still be
-// forged.
+// a header that is a flat JSON object of strings, each parameter known and present
+// once, with an "alg" and, when "typ" is given, a JWT type, and claims that are a JSON
+// object with no member named twice. Both are valid UTF-8. What the claims say and
+// the signature are left to the verifier; a token that passes may still be forged.
 func preparseJWT(token string) (jwtHeader, error) {
 	if len(token) > MaxTokenBytes || strings.Count(token, ".") != 2 {
 		return jwtHeader{}, ErrMalformedToken
@@ -63,9 +63,13 @@ func preparseJWT(token string) (jwtHeader, error) {
 	if err != nil {
 		return jwtHeader{}, err
 	}
-	// The claims must be a JSON object; the verifier decodes them.
-	if claims := bytes.TrimLeft(decoded[1], " \t\r\n"); len(claims) == 0 || claims[0] != '{' {
-		return jwtHeader{}, ErrMalformedToken
+	// The verifier decodes the claims with encoding/json, which keeps the last of two
+	// members of one name; another reader of the same token (a gateway, an audit log)
+	// may keep the first, and see another workspace or issuer. RFC 7519 section 4
+	// allows refusing such a token, which is what we do. Only the top level is
+	// checked: no claim we read is inside an object.
+	if err := readObject(decoded[1], skipValue); err != nil {
+		return jwtHeader{}, err
 	}
 	return h, nil
 }
@@ -76,31 +80,17 @@ func notBase64URL(r rune) bool {
 
 func parseHeader(b []byte) (jwtHeader, error) {
 	var h jwtHeader
-	if !utf8.Valid(b) {
-		return h, ErrMalformedToken
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return h, ErrMalformedToken
-	}
-	seen := map[string]bool{}
-	for dec.More() {
+	err := readObject(b, func(name string, dec *json.Decoder) error {
+		if !headerParams[name] {
+			return ErrMalformedToken
+		}
 		tok, err := dec.Token()
 		if err != nil {
-			return h, ErrMalformedToken
-		}
-		name, ok := tok.(string)
-		if !ok || !headerParams[name] || seen[name] {
-			return h, ErrMalformedToken
-		}
-		seen[name] = true
-		tok, err = dec.Token()
-		if err != nil {
-			return h, ErrMalformedToken
+			return ErrMalformedToken
 		}
 		value, ok := tok.(string)
 		if !ok {
-			return h, ErrMalformedToken
+			return ErrMalformedToken
 		}
 		switch name {
 		case "alg":
@@ -110,12 +100,10 @@ func parseHeader(b []byte) (jwtHeader, error) {
 		case "typ":
 			h.Typ = value
 		}
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return h, ErrMalformedToken
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return h, ErrMalformedToken // trailing data
+		return nil
+	})
+	if err != nil {
+		return h, err
 	}
 	if h.Alg == "" {
 		return h, ErrMalformedToken
@@ -126,4 +114,50 @@ func parseHeader(b []byte) (jwtHeader, error) {
 		return h, ErrMalformedToken
 	}
 	return h, nil
+}
+
+// readObject reads b, which must be one JSON object in valid UTF-8 and nothing more,
+// calling member with each member's name (unescaped) for it to read the value from
+// dec: exactly one value, or an error. A name present twice, however spelled ("alg"
+// and "\u0061lg"), is refused: parsers that keep the first and the last would read
+// different things.
+func readObject(b []byte, member func(name string, dec *json.Decoder) error) error {
+	if !utf8.Valid(b) {
+		return ErrMalformedToken
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ErrMalformedToken
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ErrMalformedToken
+		}
+		name, ok := tok.(string)
+		if !ok || seen[name] {
+			return ErrMalformedToken
+		}
+		seen[name] = true
+		if err := member(name, dec); err != nil {
+			return err
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return ErrMalformedToken
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ErrMalformedToken // trailing data
+	}
+	return nil
+}
+
+// skipValue reads the next JSON value from dec, whatever it is.
+func skipValue(_ string, dec *json.Decoder) error {
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return ErrMalformedToken
+	}
+	return nil
 }

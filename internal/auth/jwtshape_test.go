@@ -53,6 +53,12 @@ func TestPreparseJWT(t *testing.T) {
 		{"invalid UTF-8", b64("{\"alg\":\"RS256\",\"kid\":\"\xff\"}") + "." + b64(claims) + "." + b64("s")},
 		{"claims not an object", tok(`{"alg":"RS256"}`, `["a"]`)},
 		{"claims not JSON", tok(`{"alg":"RS256"}`, `hello`)},
+		{"claims with trailing data", tok(`{"alg":"RS256"}`, claims+`{}`)},
+		{"claims cut short", tok(`{"alg":"RS256"}`, claims[:len(claims)-1])},
+		{"a claim twice", tok(`{"alg":"RS256"}`, `{"workspace":"W_Ag","workspace":"W_AQ"}`)},
+		{"a claim twice through an escape", tok(`{"alg":"RS256"}`, `{"iss":"evil","\u0069ss":"https://issuer.example"}`)},
+		{"an unknown claim twice", tok(`{"alg":"RS256"}`, `{"x":{"a":1},"x":[]}`)},
+		{"claims in invalid UTF-8", tok(`{"alg":"RS256"}`, "{\"name\":\"\xff\"}")},
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,7 +76,9 @@ func TestPreparseJWT(t *testing.T) {
 		{"with kid and typ", tok(`{"alg":"ES256","kid":"k1","typ":"JWT"}`, claims), jwtHeader{Alg: "ES256", Kid: "k1", Typ: "JWT"}},
 		{"at+jwt", tok(`{"typ":"at+jwt","alg":"RS256","kid":"k"}`, claims), jwtHeader{Alg: "RS256", Kid: "k", Typ: "at+jwt"}},
 		{"Azure thumbprints", tok(`{"typ":"JWT","alg":"RS256","x5t":"abc","kid":"abc"}`, claims), jwtHeader{Alg: "RS256", Kid: "abc", Typ: "JWT"}},
-		{"whitespace in JSON", tok(" { \"alg\" : \"HS256\" } ", claims), jwtHeader{Alg: "HS256"}},
+		{"whitespace in JSON", tok(" { \"alg\" : \"HS256\" } ", " "+claims+"\n"), jwtHeader{Alg: "HS256"}},
+		{"empty claims", tok(`{"alg":"RS256"}`, `{}`), jwtHeader{Alg: "RS256"}},
+		{"nested claims", tok(`{"alg":"RS256"}`, `{"a":{"b":[1,{"c":null}]},"b":"a"}`), jwtHeader{Alg: "RS256"}},
 		// The shape is fine; the algorithm check comes later.
 		{"alg none with a signature", tok(`{"alg":"none"}`, claims), jwtHeader{Alg: "none"}},
 	}
@@ -98,6 +106,8 @@ func FuzzPreparseJWT(f *testing.F) {
 		tok(`{"alg":"RS256","jku":"https://x"}`, claims),
 		tok(`{"alg":"RS256","kid":"\u006b1"}`, claims),
 		tok(`{"alg":"RS256"}`, `[]`),
+		tok(`{"alg":"HS256"}`, `{"workspace":"W_Ag","workspace":"W_AQ"}`),
+		tok(`{"alg":"HS256"}`, `{"exp":1,"\u0065xp":2}`),
 		b64(`{"alg":"none"}`) + "." + b64(claims) + ".",
 		"a.b.c",
 		"..",
