@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/crm"
@@ -55,6 +56,15 @@ const loadingPrefix = WorkspaceName + " (loading "
 // loadingName matches the names Seed gives workspaces it is filling.
 var loadingName = regexp.MustCompile(`^` + regexp.QuoteMeta(loadingPrefix) + `[0-9a-f]{16}\)$`)
 
+// KeyName and KeyLifetime name the keys Seed makes and bound their lives: every
+// serve --demo makes one (only its hash is kept, so none can be shown again), and
+// those of every start, printed in old logs and filled in old playground pages,
+// stayed valid for good.
+const (
+	KeyName     = "demo"
+	KeyLifetime = 30 * 24 * time.Hour
+)
+
 // Seed creates the demo workspace with its contacts and segments, or finds it when it
 // exists, and returns a new API key for it. Seeds that run at once (two servers
 // started with --demo) take turns: each deleted the other's workspace still loading.
@@ -71,7 +81,7 @@ func seed(ctx context.Context, s *store.Store) (auth.Key, error) {
 	if err != nil {
 		return "", err
 	}
-	newKey := store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix()}
+	newKey := store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix(), Name: KeyName, ExpiresIn: KeyLifetime}
 	if ws, err := s.WorkspaceByName(ctx, WorkspaceName); err == nil {
 		return key, s.AddAPIKey(ctx, ws.ID, newKey)
 	}

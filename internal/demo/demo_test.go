@@ -65,6 +65,17 @@ func TestSeedCutShortIsNoDemo(t *testing.T) {
 	if again, _ := s.WorkspacesByName(context.Background(), demo.WorkspaceName, 10); len(again) != 1 {
 		t.Errorf("a second seed made another demo: %v", again)
 	}
+	// Its keys are named, and expire: each start of serve --demo makes one, and they
+	// were kept working for good.
+	keys, err := s.APIKeys(context.Background(), all[0].ID)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("the demo's keys: %v, %v; want 2", keys, err)
+	}
+	for _, k := range keys {
+		if k.Name != demo.KeyName || k.ExpiresAt == nil || k.ExpiresAt.Sub(k.CreatedAt).Round(time.Hour) != demo.KeyLifetime {
+			t.Errorf("a demo key named %q, made %v, expiring %v; want %q, expiring %v after", k.Name, k.CreatedAt, k.ExpiresAt, demo.KeyName, demo.KeyLifetime)
+		}
+	}
 }
 
 // size counts a workspace's contacts and segments.
