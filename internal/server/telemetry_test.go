@@ -52,6 +52,8 @@ type observedOptions struct {
 	// count puts a statement counter around the handler, as newAPIWith does, so that
 	// a.statements() tells the true number of each request's statements.
 	count bool
+	// cors is Config.CORSOrigins.
+	cors []string
 }
 
 // newObserved starts the real handler on a real PostgreSQL with metrics, a JSON log
@@ -68,7 +70,7 @@ func newObserved(t *testing.T, opts observedOptions) *observed {
 	if opts.limits == (limits.Limits{}) {
 		opts.limits = limits.Limits{MaxCost: 100_000}
 	}
-	cfg := server.Config{BatchWait: time.Millisecond, Limits: opts.limits, Metrics: o.metrics, Throttle: opts.throttle}
+	cfg := server.Config{BatchWait: time.Millisecond, Limits: opts.limits, Metrics: o.metrics, Throttle: opts.throttle, CORSOrigins: opts.cors}
 	if opts.tracing {
 		o.spans = tracetest.NewSpanRecorder()
 		cfg.Tracing = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.spans))
