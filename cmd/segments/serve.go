@@ -111,6 +111,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Metrics:                      metrics,
 			NoMetricsRoute:               !metricsOnAPI,
 			Tracing:                      tracing,
+			CORSOrigins:                  cfg.corsOrigins,
 		}),
 		BaseContext:       func(net.Listener) context.Context { return requests },
 		ReadHeaderTimeout: 10 * time.Second,

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/segments/segments/internal/server"
 )
 
 // setting registers a flag whose environment variable sets it too, through the same
@@ -158,4 +160,31 @@ func (c choiceValue) String() string {
 		return ""
 	}
 	return *c.p
+}
+
+// originsValue is --cors-origins: "*", exact origins comma-separated (checked and
+// written as browsers send them by server.ParseCORSOrigins), or off (none).
+type originsValue struct{ p *[]string }
+
+func (o originsValue) Set(s string) error {
+	if s == "off" {
+		*o.p = nil
+		return nil
+	}
+	origins, err := server.ParseCORSOrigins(s)
+	if err != nil {
+		return fmt.Errorf("want *, off, or origins such as https://app.example.com, comma-separated: %w", err)
+	}
+	*o.p = origins
+	return nil
+}
+
+func (o originsValue) String() string {
+	switch {
+	case o.p == nil:
+		return ""
+	case len(*o.p) == 0:
+		return "off"
+	}
+	return strings.Join(*o.p, ",")
 }

@@ -171,8 +171,8 @@ func holdConnections(t *testing.T, a *api, clients []*api, n, want int, other *a
 // follow, which need no lock, one waits and the other finds no room, refused with
 // status, code and Retry-After 1 (which is which depends on their arrival). meanwhile,
 // if set, runs while they wait. Once the lock is released, the assignment and the
-// waiting read complete.
-func overflow(t *testing.T, a *api, status int, code string, meanwhile func()) {
+// waiting read complete. It returns the refusal.
+func overflow(t *testing.T, a *api, status int, code string, meanwhile func()) reply {
 	t.Helper()
 	contacts := a.addContacts(phones(970_000, 3)...)
 	seg := lockSegment(t, a, "Locked")
@@ -215,6 +215,7 @@ func overflow(t *testing.T, a *api, status int, code string, meanwhile func()) {
 	if r := <-reads; r.status != http.StatusOK || json.Unmarshal(r.res.Data, &count) != nil || count.Segments.TotalCount != 1 {
 		t.Errorf("the waiting read: %d %s", r.status, r.body)
 	}
+	return refused
 }
 
 // TestUnreadAnswersHoldNoPlace: a client that does not read its answer holds no place

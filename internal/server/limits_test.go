@@ -58,8 +58,10 @@ func (a *api) send(method, target string, body []byte, header map[string]string)
 	if a.key != "" {
 		req.Header.Set("Authorization", "Bearer "+string(a.key))
 	}
-	for k, v := range header {
-		req.Header.Set(k, v)
+	for _, h := range []map[string]string{a.header, header} {
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -41,6 +41,8 @@ type api struct {
 	// spawned counts the goroutines the process started while the server handled the
 	// last request (see goroutines).
 	spawned *atomic.Uint64
+	// header holds headers send adds to every request (a browser's Origin).
+	header map[string]string
 }
 
 // statements returns the number of SQL statements the last request sent.

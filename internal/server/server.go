@@ -100,6 +100,10 @@ type Config struct {
 	// users to keep them for. 0 takes DefaultReservedForUsersPerWorkspace, -1 keeps
 	// none.
 	ReservedForUsersPerWorkspace int
+	// CORSOrigins are the origins whose pages may call /graphql from a browser, as
+	// ParseCORSOrigins returns them: AnyOrigin alone for any. Empty: none (no CORS
+	// headers; the binary's default is AnyOrigin, see allowOrigins).
+	CORSOrigins []string
 }
 
 // DefaultMaxRunning is twice the store's default pool: requests beyond it would only
@@ -145,6 +149,7 @@ func keysPerWorkspace(workspace, reserved int, sessions bool) int {
 // Handler returns the service's routes:
 //
 //	POST, GET /graphql  the GraphQL API (API key required)
+//	OPTIONS /graphql    CORS preflights, with CORSOrigins
 //	GET /               the GraphQL playground (unless NoPlayground), served with its
 //	                    assets (GET /playground/assets/...) from the binary
 //	GET /livez          200 while the process runs
@@ -212,7 +217,10 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
-	return requestid.Middleware(accessLog(log, cfg.Metrics, telemetry.NewTracer(cfg.Tracing), negotiateGraphQL(limitRequestSize(cfg.Limits.WithDefaults().MaxBodyBytes, cfg.RequestTimeout, mux))))
+	// CORS before everything that may refuse a request, so that a browser app can
+	// read the refusal; its preflights are answered before the body's size is.
+	return requestid.Middleware(accessLog(log, cfg.Metrics, telemetry.NewTracer(cfg.Tracing),
+		allowOrigins(cfg.CORSOrigins, negotiateGraphQL(limitRequestSize(cfg.Limits.WithDefaults().MaxBodyBytes, cfg.RequestTimeout, mux)))))
 }
 
 // claimLease is how long an Idempotency-Key stays claimed by a request whose answer
@@ -265,7 +273,8 @@ func (w *boundedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // accessLog logs one line per request. It starts the request's telemetry record
 // (telemetry.Begin), which the layers below fill, and with it, for GraphQL requests,
 // records the request in metrics (nil: none); with a tracer (nil: none) each request
-// gets a span.
+// gets a span. A CORS preflight is no GraphQL request: it is logged as a plain HTTP
+// request, and counted in no GraphQL metric.
 func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.Tracer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -292,7 +301,7 @@ func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.T
 		if span != nil {
 			telemetry.End(span, rec, sr.status, id)
 		}
-		graphQL := r.URL.Path == "/graphql"
+		graphQL := r.URL.Path == "/graphql" && !isPreflight(r)
 		if metrics != nil && graphQL {
 			metrics.Observe(rec, sr.status, d)
 		}
