@@ -22,6 +22,7 @@ import (
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/limits"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 // Introspection says who may introspect the schema (__schema, __type; __typename is
@@ -64,19 +65,105 @@ func useLimits(srv limitable, log *slog.Logger, opts Options) {
 	srv.SetValidationRulesFn(rulesWithoutSuggestions)
 	ext := &limitsExtension{
 		limits:        opts.Limits.WithDefaults(),
-		throttle:      opts.Throttle,
-		bucket:        opts.ThrottleBucket,
+		charger:       newCharger(log, opts),
 		introspection: opts.Introspection,
-		log:           log,
 		checked:       lru.New[struct{}](1000),
 	}
-	if ext.throttle == nil {
-		ext.throttle = limits.Unlimited{Capacity: ext.limits.MaxCost}
-	}
-	if ext.bucket == nil {
-		ext.bucket = PrincipalBucket
-	}
 	srv.Use(ext)
+}
+
+// charger charges requests their cost, by a throttle, from the bucket of each caller.
+type charger struct {
+	throttle limits.Throttle
+	bucket   func(context.Context) string
+	log      *slog.Logger
+}
+
+// newCharger is the charger of opts: its Throttle (nil: limits.Unlimited) and its
+// ThrottleBucket (nil: PrincipalBucket).
+func newCharger(log *slog.Logger, opts Options) charger {
+	c := charger{throttle: opts.Throttle, bucket: opts.ThrottleBucket, log: log}
+	if c.throttle == nil {
+		c.throttle = limits.Unlimited{Capacity: opts.Limits.WithDefaults().MaxCost}
+	}
+	if c.bucket == nil {
+		c.bucket = PrincipalBucket
+	}
+	return c
+}
+
+// charge takes cost points from the bucket of ctx's caller. It returns the bucket's
+// status, nil when the throttle did not answer, and whether the bucket refused:
+// then it took nothing. A throttle that fails is logged, and the request served
+// unthrottled: rate limiting fails open.
+func (c charger) charge(ctx context.Context, cost int) (status *limits.Status, throttled bool) {
+	st, err := c.throttle.Take(ctx, c.bucket(ctx), cost)
+	switch {
+	case errors.Is(err, limits.ErrThrottled):
+		return &st, true
+	case err != nil && ctx.Err() != nil:
+		// The client left, or the deadline passed, while the bucket was asked: the
+		// request ends with its context, and the throttle did not fail.
+		return nil, false
+	case err != nil:
+		// The throttle is down: serve, within MaxCost, rather than fail every request.
+		c.log.WarnContext(ctx, "throttle unavailable, request served unthrottled", "err", err)
+		return nil, false
+	}
+	return &st, false
+}
+
+// ChargeReplay returns the charge of an answer replayed for an Idempotency-Key
+// (idempotency.Options.Charge): cost points, taken by opts.Throttle from the bucket
+// opts.ThrottleBucket names, as the handler of NewHandler(opts) charges a request.
+// When the bucket holds fewer, it answers as that handler answers a throttled
+// request (429 THROTTLED, Retry-After, extensions.cost with the bucket's status),
+// and returns false: nothing is replayed. A throttle that fails lets the replay
+// through, as it does a request.
+func ChargeReplay(log *slog.Logger, opts Options) func(w http.ResponseWriter, r *http.Request, cost int) bool {
+	c := newCharger(log, opts)
+	return func(w http.ResponseWriter, r *http.Request, cost int) bool {
+		status, throttled := c.charge(r.Context(), cost)
+		if !throttled {
+			return true
+		}
+		mediaType, ok := negotiated(r)
+		if !ok {
+			mediaType = MediaTypeJSON // the server's Precheck refused such a request before
+		}
+		if after := retryAfter(cost, *status); after != "" {
+			w.Header().Set("Retry-After", after)
+		}
+		// The body the transport writes for the extension's refusal: its error, and
+		// the cost report that InterceptResponse adds, without data.
+		writeResponse(w, mediaType, http.StatusTooManyRequests, &graphql.Response{
+			Errors:     gqlerror.List{refuse(r.Context(), throttledError(cost, *status), http.StatusTooManyRequests)},
+			Extensions: map[string]any{"cost": &limits.Report{RequestedQueryCost: cost, ThrottleStatus: status}},
+		}, false)
+		return false
+	}
+}
+
+// throttledError is the refusal of a request costing cost that a bucket in status s
+// cannot pay for.
+func throttledError(cost int, s limits.Status) *limits.Error {
+	return &limits.Error{Code: limits.CodeThrottled,
+		Message: fmt.Sprintf("throttled: the operation costs %d and %d points are available, restoring %g per second",
+			cost, s.CurrentlyAvailable, s.RestoreRate)}
+}
+
+// retryAfter is the Retry-After of a request costing cost that a bucket in status s
+// refused: the seconds, from 1 to 3600, until the bucket holds cost points again;
+// "" when s does not tell.
+func retryAfter(cost int, s limits.Status) string {
+	if s.RestoreRate <= 0 && s.Wait <= 0 {
+		return ""
+	}
+	secs := math.Ceil(s.Wait.Seconds())
+	if s.Wait <= 0 {
+		secs = math.Ceil(float64(cost-s.CurrentlyAvailable) / s.RestoreRate)
+	}
+	return strconv.Itoa(int(min(max(secs, 1), 3600)))
 }
 
 // rulesWithoutSuggestions are gqlparser's rules, with the five that answer "Did you
@@ -148,11 +235,9 @@ const costKey = "limits.cost"
 //
 // Every costed response reports extensions.cost (InterceptResponse).
 type limitsExtension struct {
-	limits        limits.Limits
-	throttle      limits.Throttle
-	bucket        func(context.Context) string
+	limits limits.Limits
+	charger
 	introspection Introspection
-	log           *slog.Logger
 	schema        *ast.Schema
 	// checked holds the documents that passed limits.Check, so that a document sent
 	// again is not parsed twice (gqlgen's own cache holds the parsed document).
@@ -228,24 +313,19 @@ func (e *limitsExtension) MutateOperationContext(ctx context.Context, opCtx *gra
 			Message: fmt.Sprintf("the operation costs %d, more than the maximum of %d: ask for smaller pages (first, last) or fewer fields",
 				cost, e.limits.MaxCost)}, http.StatusBadRequest)
 	}
-	status, err := e.throttle.Take(ctx, e.bucket(ctx), cost)
-	switch {
-	case errors.Is(err, limits.ErrThrottled):
-		report.ThrottleStatus = &status
-		e.retryAfter(ctx, cost, status)
-		return refuse(ctx, &limits.Error{Code: limits.CodeThrottled,
-			Message: fmt.Sprintf("throttled: the operation costs %d and %d points are available, restoring %g per second",
-				cost, status.CurrentlyAvailable, status.RestoreRate)}, http.StatusTooManyRequests)
-	case err != nil && ctx.Err() != nil:
-		// The client left, or the deadline passed, while the bucket was asked: the
-		// request ends with its context, and the throttle did not fail.
-	case err != nil:
-		// The throttle is down: serve, within MaxCost, rather than fail every request.
-		e.log.WarnContext(ctx, "throttle unavailable, request served unthrottled", "err", err)
-	default:
-		report.ThrottleStatus = &status
+	status, throttled := e.charge(ctx, cost)
+	report.ThrottleStatus = status
+	if throttled {
+		if ref := refusalFrom(ctx); ref != nil {
+			ref.retryAfter = retryAfter(cost, *status)
+		}
+		return refuse(ctx, throttledError(cost, *status), http.StatusTooManyRequests)
 	}
 	report.ActualQueryCost = cost
+	if rec := telemetry.From(ctx); rec != nil {
+		// Kept with the answer of an Idempotency-Key, to charge its replays.
+		rec.Charged = cost
+	}
 	return nil
 }
 
@@ -267,20 +347,6 @@ func (e *limitsExtension) mayIntrospect(ctx context.Context) bool {
 		return ok && p.Kind == auth.KindUser
 	}
 	return true
-}
-
-// retryAfter sets the Retry-After of a throttled request: when the bucket will hold
-// cost points again.
-func (e *limitsExtension) retryAfter(ctx context.Context, cost int, s limits.Status) {
-	ref := refusalFrom(ctx)
-	if ref == nil || (s.RestoreRate <= 0 && s.Wait <= 0) {
-		return
-	}
-	secs := math.Ceil(s.Wait.Seconds())
-	if s.Wait <= 0 {
-		secs = math.Ceil(float64(cost-s.CurrentlyAvailable) / s.RestoreRate)
-	}
-	ref.retryAfter = strconv.Itoa(int(min(max(secs, 1), 3600)))
 }
 
 // introspects reports whether the operation selects __schema or __type.

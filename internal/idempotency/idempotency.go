@@ -26,6 +26,9 @@
 //     lets it; when that ends first: 409 IDEMPOTENCY_KEY_IN_PROGRESS, retry later).
 //     At most Options.MaxWaitingPerKey (8) wait so in a process; the next get that
 //     409 at once.
+//   - A replay is charged (Options.Charge) what the request it repeats was charged,
+//     at least 1 point, before it is written: refused (the server answers 429
+//     THROTTLED), it replays nothing and the key stays stored for a later retry.
 //   - The same key with a different body is refused with 422 and
 //     IDEMPOTENCY_KEY_REUSED, and nothing runs. When the keys cannot be read (the
 //     database is down), the answer is 503 SERVICE_UNAVAILABLE and nothing runs either;
@@ -144,6 +147,14 @@ type Options struct {
 	// other workspace's requests waited 9 s behind them.
 	Pause  func(ctx context.Context)
 	Resume func(w http.ResponseWriter, ctx context.Context) bool
+	// Charge, when set, charges a replay before it is written: cost is what the
+	// request it repeats was charged (StoredResponse.Cost), at least 1 (replayCost).
+	// It returns false when the replay may not be written, having answered the request
+	// itself; the key stays stored, and a later retry is replayed. The server charges
+	// replays to the rate limit as it charges requests: replayed for free, one stored
+	// answer was sent 1,644 times a second to a key throttled at 3 requests a second.
+	// Nil charges nothing.
+	Charge func(w http.ResponseWriter, r *http.Request, cost int) bool
 	// StoreTimeout bounds the statements that store or release a response, counted
 	// from the end of the request: they run after the request's own context may have
 	// ended (its deadline passed, its client left), since a claim left behind would
@@ -177,6 +188,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 8 << 20
+	}
+	if o.Charge == nil {
+		o.Charge = func(http.ResponseWriter, *http.Request, int) bool { return true }
 	}
 }
 
@@ -284,7 +298,16 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			m.execute(w, r, ws.ID, key, claim.Owner)
 			return
 		case store.IdempotencyDone:
-			if rec := telemetry.From(ctx); rec != nil {
+			rec := telemetry.From(ctx)
+			if !m.opts.Charge(w, r, replayCost(claim.Response)) {
+				// Refused as the request it repeats would be, and logged as that
+				// operation, refused.
+				if rec != nil {
+					rec.Operation, rec.OperationType = claim.Response.Operation, claim.Response.OperationType
+				}
+				return
+			}
+			if rec != nil {
 				rec.Replay(claim.Response.Operation, claim.Response.OperationType, claim.Response.Body)
 			}
 			replay(w, claim.Response)
@@ -375,7 +398,8 @@ func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, k
 	defer cancel()
 	res := store.StoredResponse{Status: rec.statusCode(), ContentType: rec.header.Get("Content-Type"), Body: rec.body.Bytes()}
 	if t := telemetry.From(ctx); t != nil {
-		res.Operation, res.OperationType = t.Operation, t.OperationType
+		charged := t.Charged
+		res.Operation, res.OperationType, res.Cost = t.Operation, t.OperationType, &charged
 	}
 	// A request that made a change is answered alike when retried, whatever its
 	// answer: run again, it would make the change twice (a createSegment answered
@@ -433,6 +457,19 @@ func (m *middleware) cleanup(ctx context.Context, w http.ResponseWriter) {
 	if n >= m.opts.CleanupBatch {
 		m.nextCleanup.Store(0)
 	}
+}
+
+// replayCost is what a replay of res is charged: what its request was, and at least 1
+// point, since a replay is never free: it reads the key's row and sends the stored
+// bytes, however little its request cost (a refusal before it was costed is charged
+// nothing). An answer stored before costs were kept (nil) is charged 1 rather than
+// read from its body, which may not say (a refusal before costing) and is not the
+// server's record of the charge.
+func replayCost(res store.StoredResponse) int {
+	if res.Cost == nil {
+		return 1
+	}
+	return max(*res.Cost, 1)
 }
 
 func replay(w http.ResponseWriter, res store.StoredResponse) {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -419,5 +421,131 @@ func BenchmarkRateLimitOverhead(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// replayOf sends body with key, and checks that it is answered with first's replay.
+func (a *api) replayOf(first reply, body []byte, key string) {
+	a.t.Helper()
+	r := a.send(http.MethodPost, "/graphql", body, map[string]string{"Idempotency-Key": key})
+	if r.header.Get("Idempotent-Replayed") != "true" || r.status != first.status || r.body != first.body ||
+		r.header.Get("Content-Type") != first.header.Get("Content-Type") {
+		a.t.Fatalf("not a replay: %d %s %.300s\nfirst: %d %.300s", r.status, r.header, r.body, first.status, first.body)
+	}
+}
+
+// digits are the numbers of a refusal's message and of its bucket's status.
+var digits = regexp.MustCompile(`[0-9.]+`)
+
+// TestReplaysCharged proves that an answer replayed for an Idempotency-Key is charged
+// to the bucket the request it repeats was charged to, that request's cost: replays
+// draw the bucket down, and a replay the bucket cannot pay for is refused exactly as
+// a throttled request is (429 THROTTLED, Retry-After, extensions.cost, the same body
+// and Content-Type), replays nothing, and leaves the key stored: once the bucket
+// refilled, the key is replayed. Replays were free: a key throttled at 3 answers a
+// second was replayed a stored 22 KB answer 1,644 times a second.
+func TestReplaysCharged(t *testing.T) {
+	const capacity, rate = 1000, 5.0
+	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults})
+	start := time.Now()
+	slack := func() int { return int(time.Since(start).Seconds()*rate) + 1 }
+	body, key := idemBody(query101, nil), newKey()
+	first := a.send(http.MethodPost, "/graphql", body, map[string]string{"Idempotency-Key": key})
+	left := capacity - 101
+	first.charged(t, 101, capacity, left, slack())
+	for range 8 {
+		a.replayOf(first, body, key)
+		left -= 101
+	}
+	// 91 points left, and what the bucket regained meanwhile.
+	r := a.send(http.MethodPost, "/graphql", body, map[string]string{"Idempotency-Key": key})
+	st := r.throttled(t, 101, 1, 2) // (101 - 91) / 5 a second, rounded up
+	if st.MaximumAvailable != capacity || st.RestoreRate != rate || st.CurrentlyAvailable < left || st.CurrentlyAvailable > left+slack() {
+		t.Errorf("throttleStatus %+v, want %d of %d, %g/s: 8 replays charged 101 each", *st, left, capacity, rate)
+	}
+	if r.header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("a refused replay says Idempotent-Replayed: %q", r.header.Get("Idempotent-Replayed"))
+	}
+	// The request without its key is refused alike, numbers aside.
+	plain := a.query(query101, nil)
+	plain.throttled(t, 101, 1, 2)
+	if got, want := digits.ReplaceAllString(r.body, "0"), digits.ReplaceAllString(plain.body, "0"); got != want {
+		t.Errorf("a refused replay answers\n%s\nand a throttled request\n%s", r.body, plain.body)
+	}
+	if got, want := r.header.Get("Content-Type"), plain.header.Get("Content-Type"); got != want {
+		t.Errorf("a refused replay has Content-Type %q, a throttled request %q", got, want)
+	}
+	if got := a.idemRow(key); got != "done 200" {
+		t.Fatalf("after a refused replay the key is %q, want done 200", got)
+	}
+	wait, _ := strconv.Atoi(r.header.Get("Retry-After"))
+	time.Sleep(time.Duration(wait) * time.Second)
+	a.replayOf(first, body, key)
+}
+
+// TestReplaysOfUncostedAnswersCharged proves that a replay costs at least 1 point: an
+// answer its request was charged nothing for (refused before it was costed) and one
+// stored before the costs were kept (cost NULL) are replayed for 1 point each.
+func TestReplaysOfUncostedAnswersCharged(t *testing.T) {
+	const capacity, rate = 1000, 0.001
+	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults})
+	// Invalid: refused with 200 (application/json), stored, charged nothing.
+	invalid, key := idemBody(`{ segments(first: 10) { nodes { nope } } }`, nil), newKey()
+	first := a.send(http.MethodPost, "/graphql", invalid, map[string]string{"Idempotency-Key": key})
+	if first.status != http.StatusOK || len(first.res.Errors) != 1 || first.cost != nil {
+		t.Fatalf("%d %s, want a refusal before costing", first.status, first.body)
+	}
+	if got := a.idemRow(key); got != "done 200" {
+		t.Fatalf("the refusal is stored as %q", got)
+	}
+	for range 3 {
+		a.replayOf(first, invalid, key)
+	}
+	left := capacity - 3 - 11
+	a.query(query11, nil).charged(t, 11, capacity, left, 1)
+
+	// An answer stored before its cost was.
+	body, key := idemBody(query11, nil), newKey()
+	first = a.send(http.MethodPost, "/graphql", body, map[string]string{"Idempotency-Key": key})
+	left -= 11
+	first.charged(t, 11, capacity, left, 1)
+	if _, err := a.store.DB().ExecContext(context.Background(),
+		`UPDATE idempotency_keys SET cost = NULL WHERE workspace_id = $1 AND key = $2`, a.ws.ID, key); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		a.replayOf(first, body, key)
+	}
+	left -= 2 + 11
+	a.query(query11, nil).charged(t, 11, capacity, left, 1)
+}
+
+// TestReplayChargeFailsOpen proves that a replay is charged to the bucket the
+// ThrottleBucket hook names, and that a throttle that cannot answer lets the replay
+// through (rate limiting fails open) and logs it, as it does requests.
+func TestReplayChargeFailsOpen(t *testing.T) {
+	th := &fakeThrottle{status: limits.Status{MaximumAvailable: 1000, CurrentlyAvailable: 900, RestoreRate: 1}}
+	var log logtest.Buffer
+	ws, key := storetest.Workspace(t, storetest.Store(t))
+	srv := httptest.NewServer(server.Handler(storetest.AppStore(t), log.Logger(), server.Config{Throttle: th, Limits: limits.Defaults,
+		ThrottleBucket: func(ctx context.Context) string {
+			p, _ := auth.PrincipalFrom(ctx)
+			return fmt.Sprintf("caller:%d", p.KeyID)
+		}}))
+	t.Cleanup(srv.Close)
+	a := &api{t: t, url: srv.URL, key: key, ws: ws}
+	body, idem := idemBody(query101, nil), newKey()
+	first := a.send(http.MethodPost, "/graphql", body, map[string]string{"Idempotency-Key": idem})
+	first.charged(t, 101, 1000, 900, 0)
+	th.mu.Lock()
+	th.err = errors.New("connection refused")
+	th.mu.Unlock()
+	a.replayOf(first, body, idem)
+	got := th.taken()
+	if len(got) != 2 || got[1] != got[0] || !strings.HasPrefix(got[0], "caller:") || !strings.HasSuffix(got[0], " 101") {
+		t.Errorf("takes %v, want the request's and its replay's, 101 each from its bucket", got)
+	}
+	if !strings.Contains(log.String(), "throttle unavailable") {
+		t.Errorf("the throttle's failure is not logged:\n%s", log.String())
 	}
 }

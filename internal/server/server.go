@@ -157,12 +157,14 @@ func keysPerWorkspace(workspace, reserved int, sessions bool) int {
 //	GET /metrics        Prometheus metrics (with Metrics, unless NoMetricsRoute)
 func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 	mux := http.NewServeMux()
-	api := graph.NewHandler(s, log, graph.Options{BatchWait: cfg.BatchWait, Limits: cfg.Limits, Throttle: cfg.Throttle, ThrottleBucket: cfg.ThrottleBucket, Introspection: cfg.Introspection, Tracing: cfg.Tracing})
+	gopts := graph.Options{BatchWait: cfg.BatchWait, Limits: cfg.Limits, Throttle: cfg.Throttle, ThrottleBucket: cfg.ThrottleBucket, Introspection: cfg.Introspection, Tracing: cfg.Tracing}
+	api := graph.NewHandler(s, log, gopts)
 	// /graphql, innermost first: each workspace's requests that run the API are bounded
 	// (admitPerWorkspace), its API keys' together before them (admitKeysPerWorkspace), and
 	// each caller's (admitPerCaller) before those, so that requests waiting for their turn
 	// hold no room of the workspace's; replays of an Idempotency-Key answer without
-	// running it, and copies waiting for the first's answer are not counted (they give
+	// running it (charged to the rate limit as the request they repeat, by the same
+	// throttle and bucket), and copies waiting for the first's answer are not counted (they give
 	// the server's place up while they wait, at most 8 of them per key); they and
 	// everything below need the caller (auth), whose workspace the telemetry record learns
 	// at once; admission bounds the requests past this point, authentication's SQL
@@ -185,6 +187,9 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 		Resume: func(w http.ResponseWriter, ctx context.Context) bool {
 			return serverSlotFrom(ctx).reclaimOrRefuse(w, ctx)
 		},
+		// Free replays bypassed the rate limit: a key throttled at 3 answers a second
+		// was replayed a stored 22 KB answer 1,644 times a second.
+		Charge: graph.ChargeReplay(log, gopts),
 	})(gql)
 	gql = auth.Require(s, log, noteWorkspace(gql), auth.WithJWT(cfg.JWT), auth.WithKeyCache(cfg.KeyCacheTTL))
 	gql = admit(cmp.Or(cfg.MaxRunning, DefaultMaxRunning), cmp.Or(cfg.MaxWaiting, DefaultMaxWaiting), gql)

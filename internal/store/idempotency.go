@@ -75,6 +75,9 @@ type StoredResponse struct {
 	// operation: "" when none was known (a refusal before one was, or an answer
 	// stored before they were kept).
 	Operation, OperationType string
+	// Cost is the rate limit's points the request was charged (0 when none), which
+	// each replay is charged again; nil for an answer stored before costs were kept.
+	Cost *int
 }
 
 // ErrIdempotencyClaimLost means the caller no longer holds the key it finishes or
@@ -92,6 +95,7 @@ type idempotencyRow struct {
 	Body          []byte  `bun:"body"`
 	Operation     *string `bun:"operation"`
 	OperationType *string `bun:"operation_type"`
+	Cost          *int    `bun:"cost"`
 }
 
 func (r idempotencyRow) claim(hash, owner []byte) IdempotencyClaim {
@@ -101,7 +105,7 @@ func (r idempotencyRow) claim(hash, owner []byte) IdempotencyClaim {
 	case !bytes.Equal(r.RequestHash, hash):
 		return IdempotencyClaim{State: IdempotencyMismatch}
 	case r.Status != nil:
-		res := StoredResponse{Status: *r.Status, Body: r.Body}
+		res := StoredResponse{Status: *r.Status, Body: r.Body, Cost: r.Cost}
 		if r.ContentType != nil {
 			res.ContentType = *r.ContentType
 		}
@@ -134,11 +138,11 @@ const claimSQL = `
 	)
 	SELECT true AS claimed, took_over, NULL::bytea AS request_hash, false AS expired,
 	       NULL::int AS status, NULL::text AS content_type, NULL::bytea AS body,
-	       NULL::text AS operation, NULL::text AS operation_type
+	       NULL::text AS operation, NULL::text AS operation_type, NULL::int AS cost
 	FROM claimed
 	UNION ALL
 	SELECT false, false, k.request_hash, k.status IS NULL AND k.locked_until <= now(),
-	       k.status, k.content_type, k.body, k.operation, k.operation_type
+	       k.status, k.content_type, k.body, k.operation, k.operation_type, k.cost
 	FROM idempotency_keys AS k
 	WHERE k.workspace_id = ? AND k.key = ? AND NOT EXISTS (SELECT FROM claimed)`
 
@@ -179,7 +183,7 @@ func (s *Store) IdempotencyKey(ctx context.Context, ws int64, key string, hash [
 	var rows []idempotencyRow
 	err := s.db.NewRaw(`
 		SELECT k.request_hash, k.status IS NULL AND k.locked_until <= now() AS expired,
-		       k.status, k.content_type, k.body, k.operation, k.operation_type
+		       k.status, k.content_type, k.body, k.operation, k.operation_type, k.cost
 		FROM idempotency_keys AS k
 		WHERE k.workspace_id = ? AND k.key = ?`, ws, key).Scan(ctx, &rows)
 	if err != nil {
@@ -202,9 +206,9 @@ func (s *Store) FinishIdempotencyKey(ctx context.Context, ws int64, key string, 
 	r, err := s.db.NewRaw(`
 		UPDATE idempotency_keys
 		SET status = ?, content_type = ?, body = ?, operation = ?, operation_type = NULLIF(?, ''),
-		    owner = NULL, locked_until = NULL
+		    cost = ?, owner = NULL, locked_until = NULL
 		WHERE workspace_id = ? AND key = ? AND owner = ?`,
-		res.Status, res.ContentType, body, res.Operation, res.OperationType, ws, key, owner).Exec(ctx)
+		res.Status, res.ContentType, body, res.Operation, res.OperationType, res.Cost, ws, key, owner).Exec(ctx)
 	return claimChanged(r, err, "finish")
 }
 

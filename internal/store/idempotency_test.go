@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -96,6 +97,44 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 	ws2, _ := storetest.Workspace(t, s)
 	c, err = s.ClaimIdempotencyKey(ctx, ws2.ID, "k1", other, time.Minute)
 	expect("the same key in another workspace", c, err, store.IdempotencyClaimed)
+}
+
+// TestIdempotencyKeyKeepsItsCost: the points a request was charged are stored with its
+// answer and read back by the claim and the lookup alike, 0 as 0 and none (an answer
+// stored before costs were kept) as nil.
+func TestIdempotencyKeyKeepsItsCost(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	h := requestHash("a")
+	show := func(c *int) string {
+		if c == nil {
+			return "nil"
+		}
+		return strconv.Itoa(*c)
+	}
+	for i, cost := range []*int{new(202), new(0), nil} {
+		key := "k" + strconv.Itoa(i)
+		c, err := s.ClaimIdempotencyKey(ctx, ws.ID, key, h, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FinishIdempotencyKey(ctx, ws.ID, key, c.Owner, store.StoredResponse{Status: 200, Body: []byte("{}"), Cost: cost}); err != nil {
+			t.Fatal(err)
+		}
+		for _, lookup := range []func() (store.IdempotencyClaim, error){
+			func() (store.IdempotencyClaim, error) { return s.ClaimIdempotencyKey(ctx, ws.ID, key, h, time.Minute) },
+			func() (store.IdempotencyClaim, error) { return s.IdempotencyKey(ctx, ws.ID, key, h) },
+		} {
+			c, err := lookup()
+			if err != nil || c.State != store.IdempotencyDone {
+				t.Fatalf("%s: %v, %v", key, c.State, err)
+			}
+			if got := c.Response.Cost; show(got) != show(cost) {
+				t.Errorf("%s: cost %s, want %s", key, show(got), show(cost))
+			}
+		}
+	}
 }
 
 // TestIdempotencyLeaseTakeover: a claim whose lease ran out goes to the next claim

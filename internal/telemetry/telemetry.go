@@ -35,6 +35,10 @@ type Request struct {
 	// Replayed is true for a request answered with the stored answer of an earlier
 	// one with the same Idempotency-Key (Replay), which ran nothing.
 	Replayed bool
+	// Charged is the rate limit's points the request was charged
+	// (extensions.cost.actualQueryCost), 0 when none: its answer, kept for its
+	// Idempotency-Key, is charged as much again each time it is replayed.
+	Charged int
 
 	counter *store.StatementCounter
 	own     store.StatementCounter
