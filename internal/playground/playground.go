@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"html"
 	"io/fs"
+	"mime"
 	"net/http"
 	"path"
 	"strconv"
@@ -160,12 +161,33 @@ func compressible(ctype string) bool {
 	return strings.HasPrefix(ctype, "text/") || ctype == "image/svg+xml" || ctype == "application/json" || ctype == "font/ttf"
 }
 
+// acceptsGzip reads Accept-Encoding as RFC 9110 says: gzip (or its alias x-gzip) is
+// acceptable with the weight of its own entry, else with that of "*", else not at all
+// (no header: nothing but identity, to keep it simple); a weight of 0 in any spelling
+// (q=0.000, Q = 0) refuses it. An entry whose parameters or weight do not parse is
+// ignored. Parameters are parsed as graph.ResponseMediaType parses Accept's.
 func acceptsGzip(r *http.Request) bool {
+	gz, star := -1.0, -1.0 // the weights found; -1: no entry
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && strings.ReplaceAll(strings.TrimSpace(q), " ", "") != "q=0" {
-			return true
+		coding, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, has := params["q"]; has {
+			if q, err = strconv.ParseFloat(v, 64); err != nil || q < 0 || q > 1 {
+				continue
+			}
+		}
+		switch coding { // lowercased by ParseMediaType
+		case "gzip", "x-gzip":
+			gz = max(gz, q)
+		case "*":
+			star = max(star, q)
 		}
 	}
-	return false
+	if gz < 0 {
+		gz = star
+	}
+	return gz > 0
 }

@@ -305,3 +305,52 @@ func post(t *testing.T, url string, key auth.Key, req map[string]any) (int, []by
 	body, _ := io.ReadAll(res.Body)
 	return res.StatusCode, body
 }
+
+// TestAcceptEncoding proves gzip is sent exactly when the client accepts it, as RFC
+// 9110 reads Accept-Encoding: any form of q=0 refuses (parameter names are
+// case-insensitive, whitespace around them allowed), an explicit gzip entry wins over
+// "*", and an entry with a malformed weight is ignored.
+func TestAcceptEncoding(t *testing.T) {
+	h := playground.Handler(playground.Options{})
+	_, page := get(t, h, "/", nil)
+	var style string
+	for _, ref := range assetRef.FindAllString(page, -1) {
+		if strings.HasSuffix(ref, ".css") {
+			style = assetPath(ref)
+		}
+	}
+	if style == "" {
+		t.Fatalf("no style sheet in the page: %s", page)
+	}
+	for accept, want := range map[string]bool{
+		"":                     false,
+		"gzip":                 true,
+		"GZip":                 true,
+		"br, gzip;q=0.8":       true,
+		"gzip;q=0.001":         true,
+		"gzip;q=1.000":         true,
+		"gzip ; Q = 0.5":       true,
+		"x-gzip":               true,
+		"*":                    true,
+		"br, *;q=0.1":          true,
+		"deflate, br":          false,
+		"gzip;q=0":             false,
+		"gzip;q=0.0":           false,
+		"gzip;q=0.000":         false,
+		"gzip; Q=0":            false,
+		"gzip ;q=0":            false,
+		"gzip; q = 0.00":       false,
+		"GZIP;q=0, br":         false,
+		"gzip;q=0, *":          false,
+		"*;q=0":                false,
+		"br, *;q=0":            false,
+		"gzip;q=2":             false,
+		"gzip;q=zero":          false,
+		"identity, gzip;q=abc": false,
+	} {
+		res, _ := get(t, h, style, http.Header{"Accept-Encoding": {accept}})
+		if got := res.Header.Get("Content-Encoding") == "gzip"; got != want {
+			t.Errorf("Accept-Encoding %q: gzip %v, want %v", accept, got, want)
+		}
+	}
+}
