@@ -168,9 +168,11 @@ func TestBrowser(t *testing.T) {
 	}
 	abs, _ := filepath.Abs(screenshotPath)
 	t.Logf("screenshot: %s", abs)
-	// The schema came through with the key: the docs list the root types.
+	// The schema came through with the key: the docs list the root types, under the
+	// schema's own description (introspected with schemaDescription).
 	b.do("open the docs", chromedp.Click(chromedp.CSS(`.graphiql-sidebar button[aria-label="Show Documentation Explorer"]`)))
 	b.waitFor(`(t => t.includes('Root Types') && t.includes('query: Query') && t.includes('mutation: Mutation'))(document.body.innerText.replace(/\s+/g, ' '))`)
+	b.waitFor(`(t => t.includes('The segments API: the contact directory of a WhatsApp-marketing CRM') && !t.includes('A GraphQL schema provides a root type'))(document.querySelector('.graphiql-doc-explorer').innerText.replace(/\s+/g, ' '))`)
 	// The key is remembered across visits.
 	b.do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("api-key")))
 	if got, err := chromedp.Run(b.ctx, chromedp.Value(chromedp.ID("api-key"))); err != nil || got != string(key) {

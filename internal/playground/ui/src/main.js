@@ -214,6 +214,8 @@ function Playground() {
         // not stored with the tabs, nor (storage) with the history.
         shouldPersistHeaders: false,
         storage,
+        // The docs explorer shows the schema's own description.
+        schemaDescription: true,
       }),
     ),
   );
