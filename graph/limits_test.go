@@ -189,7 +189,10 @@ fragment TypeRef on __Type {
 }`
 
 // TestIntrospectionWithinLimits proves that the playground's introspection query
-// passes the default limits, cheaply.
+// passes the default limits, cheaply, and that its depth is 15, which the README
+// gives as the lowest --max-depth the playground's schema tooling works with: its
+// ofType chain under __schema { types { fields { args { type ... } } } } ends at
+// depth 15.
 func TestIntrospectionWithinLimits(t *testing.T) {
 	exec := newExecutor(Options{})
 	opCtx, errs := exec.CreateOperationContext(writerContext(), &graphql.RawParams{Query: introspectionQuery})
@@ -201,6 +204,13 @@ func TestIntrospectionWithinLimits(t *testing.T) {
 		t.Fatalf("cost %+v", r)
 	}
 	t.Logf("the introspection query costs %d", r.RequestedQueryCost)
+	for depth, want := range map[int]string{15: "", 14: limits.CodeMaxDepth} {
+		exec := newExecutor(Options{Limits: limits.Limits{MaxDepth: depth}})
+		_, errs := exec.CreateOperationContext(writerContext(), &graphql.RawParams{Query: introspectionQuery})
+		if code(errs) != want {
+			t.Errorf("--max-depth %d: %v, want %q", depth, errs, want)
+		}
+	}
 }
 
 // TestIntrospectionSetting proves who may introspect under each setting: everyone

@@ -168,15 +168,69 @@ func TestBrowser(t *testing.T) {
 	}
 	abs, _ := filepath.Abs(screenshotPath)
 	t.Logf("screenshot: %s", abs)
-	// The schema came through with the key: the docs list the root types.
+	// The schema came through with the key: the docs list the root types, under the
+	// schema's own description (introspected with schemaDescription).
 	b.do("open the docs", chromedp.Click(chromedp.CSS(`.graphiql-sidebar button[aria-label="Show Documentation Explorer"]`)))
 	b.waitFor(`(t => t.includes('Root Types') && t.includes('query: Query') && t.includes('mutation: Mutation'))(document.body.innerText.replace(/\s+/g, ' '))`)
+	b.waitFor(`(t => t.includes('The segments API: the contact directory of a WhatsApp-marketing CRM') && !t.includes('A GraphQL schema provides a root type'))(document.querySelector('.graphiql-doc-explorer').innerText.replace(/\s+/g, ' '))`)
 	// The key is remembered across visits.
 	b.do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("api-key")))
 	if got, err := chromedp.Run(b.ctx, chromedp.Value(chromedp.ID("api-key"))); err != nil || got != string(key) {
 		t.Errorf("key after reload %q, %v", got, err)
 	}
+	headersStayInTheTab(t, b, key)
 	b.check()
+}
+
+// headersStayInTheTab proves that a key typed into GraphiQL's Headers editor is
+// sent but never stored: the key field is emptied (which forgets its key), the key is
+// typed as an Authorization header and the search example run with it; then no value of
+// localStorage holds the key, though the run is in GraphiQL's history. A history entry
+// with headers and stored headers left by an older build are gone after a reload.
+func headersStayInTheTab(t *testing.T, b *session, key auth.Key) {
+	t.Helper()
+	b.do("empty the key field", chromedp.Evaluate[chromedp.Void](`(i => {
+		Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(i, '');
+		i.dispatchEvent(new Event('input', {bubbles: true}));
+	})(document.getElementById('api-key'))`))
+	b.waitFor(`localStorage.getItem('segments:apiKey') === null && document.querySelector('.segments-hint').innerText.startsWith('Enter')`)
+	// A query not yet in the history (GraphiQL does not save a run again with headers
+	// added), in its tab, whose headers are its own.
+	b.do("open the search tab", chromedp.Click(chromedp.CSS(`.graphiql-tab-button[title="SearchSegments"]`)))
+	b.waitFor(`document.querySelector('.graphiql-editor-tool').innerText.replace(/\s+/g, ' ').includes('"search": "buyers"')`)
+	b.do("type the key as a header",
+		chromedp.Click(chromedp.CSS(`.graphiql-editor-tools button[data-name="headers"]`)),
+		chromedp.Click(chromedp.CSS(`.graphiql-editor-tool .graphiql-editor:not(.hidden) .view-lines`)),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, input.InsertText, input.InsertTextParams{Text: `{"Authorization": "Bearer ` + string(key) + `"}`})
+			return err
+		}))
+	b.waitFor(`document.querySelector('.graphiql-editor-tool .graphiql-editor:not(.hidden)').innerText.replace(/\s+/g, ' ').includes('{"Authorization": "Bearer ` + string(key) + `"}')`)
+	// GraphiQL copies the editor into the tab 100 ms after typing stops, and the history
+	// takes the tab's headers: a person takes longer than that to press run.
+	time.Sleep(time.Second)
+	b.do("run with the header", chromedp.Click(chromedp.CSS(".graphiql-execute-button")))
+	b.waitFor(`(r => r.includes('"name": "Festival Buyers"'))(` + response + `)`)
+	// The run is in the history; the tabs are stored after half a second.
+	b.waitFor(`(localStorage.getItem('graphiql:queries') || '').includes('SearchSegments')`)
+	time.Sleep(time.Second)
+	holding := `(k => Object.keys(localStorage).filter(n => localStorage.getItem(n).includes(k)))(` + fmt.Sprintf("%q", key) + `)`
+	if got, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](holding)); err != nil || len(got) > 0 {
+		t.Errorf("localStorage keys holding the key typed as a header: %v, %v", got, err)
+	}
+	// What GraphiQL stored before this build: a run's headers in its history, and the
+	// headers editor's content.
+	b.do("store headers as an older build did", chromedp.Evaluate[chromedp.Void](`
+		localStorage.setItem('graphiql:queries', JSON.stringify({queries: [{query: '{ __typename }', headers: '{"Authorization": "Bearer seg_old"}'}]}));
+		localStorage.setItem('graphiql:headers', '{"Authorization": "Bearer seg_old"}');`))
+	b.do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(".graphiql-execute-button")))
+	b.waitFor(`(localStorage.getItem('graphiql:queries') || '').includes('__typename')`)
+	for _, k := range []string{string(key), "seg_old"} {
+		holding := `(k => Object.keys(localStorage).filter(n => localStorage.getItem(n).includes(k)))(` + fmt.Sprintf("%q", k) + `)`
+		if got, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](holding)); err != nil || len(got) > 0 {
+			t.Errorf("after a reload, localStorage keys holding %s: %v, %v", k, got, err)
+		}
+	}
 }
 
 // TestBrowserDemoKey proves that with `serve --demo` the page opens with the demo key

@@ -14,6 +14,8 @@ import (
 	"encoding/json"
 	"html"
 	"io/fs"
+	"mime"
+	"net"
 	"net/http"
 	"path"
 	"strconv"
@@ -43,7 +45,8 @@ type Options struct {
 	// Endpoint is the path of the GraphQL API; "" means /graphql.
 	Endpoint string
 	// APIKey, when set, is filled into the key field: for the demo only, since the page
-	// then shows the key to whoever opens it.
+	// then shows the key to whoever opens it. Only a request whose Host is localhost or
+	// an IP literal gets it (localHost): DNS rebinding needs a name.
 	APIKey string
 }
 
@@ -63,24 +66,45 @@ func Handler(o Options) http.Handler {
 		// Only a broken build gets here, and TestAssets catches it first.
 		panic("playground: dist/index.html is missing or has no config placeholder: run make playground")
 	}
-	cfg, _ := json.Marshal(config{Endpoint: o.Endpoint, APIKey: o.APIKey})
-	// The JSON goes into an HTML attribute: escaped, so no key can break out of it.
-	page := bytes.Replace(index, []byte(configPlaceholder), []byte(html.EscapeString(string(cfg))), 1)
+	render := func(c config) []byte {
+		cfg, _ := json.Marshal(c)
+		// The JSON goes into an HTML attribute: escaped, so no key can break out of it.
+		return bytes.Replace(index, []byte(configPlaceholder), []byte(html.EscapeString(string(cfg))), 1)
+	}
 	assets, _ := fs.Sub(dist, "dist/assets")
 	// The page names the current build's hashed assets: always revalidated. With the
-	// demo key in it, it is not stored at all.
-	cache := "no-cache"
+	// demo key, it is not stored at all (neither version: they share a URL).
+	h := &handler{page: render(config{Endpoint: o.Endpoint}), pageCache: "no-cache", assets: assets}
 	if o.APIKey != "" {
-		cache = "no-store"
+		h.keyPage = render(config{Endpoint: o.Endpoint, APIKey: o.APIKey})
+		h.pageCache = "no-store"
 	}
-	return &handler{page: page, pageCache: cache, assets: assets}
+	return h
 }
 
 type handler struct {
-	page      []byte
+	page      []byte // without a key
+	keyPage   []byte // with the demo key, if there is one
 	pageCache string // the page's Cache-Control
 	assets    fs.FS
 	gz        sync.Map // asset name → gzipped bytes, compressed on first request
+}
+
+// localHost reports whether a request's Host (host[:port]) is localhost or an IP
+// literal, for which the page may carry the demo key. A browser sends the name the
+// page was loaded from: a page of attacker.example whose name the attacker rebinds to
+// 127.0.0.1 (DNS rebinding) reaches this server with Host attacker.example, and must
+// not read the key. A page loaded from an IP literal has that address as its origin,
+// which no other site can take, so every IP literal is safe, loopback or not (the LAN
+// address of --addr 0.0.0.0:8080 too).
+func localHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	} else if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return strings.EqualFold(host, "localhost") || net.ParseIP(host) != nil
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -98,7 +122,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Content-Type", "text/html; charset=utf-8")
 		hdr.Set("Cache-Control", h.pageCache)
 		hdr.Set("X-Frame-Options", "DENY")
-		w.Write(h.page)
+		if h.keyPage != nil && localHost(r.Host) {
+			w.Write(h.keyPage)
+		} else {
+			w.Write(h.page)
+		}
 	case strings.HasPrefix(r.URL.Path, AssetPrefix):
 		h.asset(w, r, strings.TrimPrefix(r.URL.Path, AssetPrefix))
 	default:
@@ -160,12 +188,33 @@ func compressible(ctype string) bool {
 	return strings.HasPrefix(ctype, "text/") || ctype == "image/svg+xml" || ctype == "application/json" || ctype == "font/ttf"
 }
 
+// acceptsGzip reads Accept-Encoding as RFC 9110 says: gzip (or its alias x-gzip) is
+// acceptable with the weight of its own entry, else with that of "*", else not at all
+// (no header: nothing but identity, to keep it simple); a weight of 0 in any spelling
+// (q=0.000, Q = 0) refuses it. An entry whose parameters or weight do not parse is
+// ignored. Parameters are parsed as graph.ResponseMediaType parses Accept's.
 func acceptsGzip(r *http.Request) bool {
+	gz, star := -1.0, -1.0 // the weights found; -1: no entry
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && strings.ReplaceAll(strings.TrimSpace(q), " ", "") != "q=0" {
-			return true
+		coding, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, has := params["q"]; has {
+			if q, err = strconv.ParseFloat(v, 64); err != nil || q < 0 || q > 1 {
+				continue
+			}
+		}
+		switch coding { // lowercased by ParseMediaType
+		case "gzip", "x-gzip":
+			gz = max(gz, q)
+		case "*":
+			star = max(star, q)
 		}
 	}
-	return false
+	if gz < 0 {
+		gz = star
+	}
+	return gz > 0
 }

@@ -23,10 +23,12 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
-// get fetches path from h and returns the response with its body read.
+// get fetches path from h, as a browser on the server's machine does (Host
+// 127.0.0.1:8080), and returns the response with its body read.
 func get(t *testing.T, h http.Handler, path string, header http.Header) (*http.Response, string) {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Host = "127.0.0.1:8080"
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -263,6 +265,17 @@ func TestPlaygroundRoutes(t *testing.T) {
 	if res.StatusCode != http.StatusOK || ref == "" || !strings.Contains(string(page), "seg_demo") {
 		t.Fatalf("on: %d %s", res.StatusCode, page)
 	}
+	// Under a name, as after DNS rebinding, the server's page has no key.
+	req, _ := http.NewRequest(http.MethodGet, on.URL+"/", nil)
+	req.Host = "attacker.example:8080"
+	if res, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || strings.Contains(string(page), "seg_demo") || !strings.Contains(string(page), "segments-playground") {
+		t.Errorf("Host attacker.example: %d %s", res.StatusCode, page)
+	}
 	for _, p := range []string{"/", asset} {
 		res, err := http.Get(off.URL + p)
 		if err != nil {
@@ -304,4 +317,96 @@ func post(t *testing.T, url string, key auth.Key, req map[string]any) (int, []by
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
 	return res.StatusCode, body
+}
+
+// TestAcceptEncoding proves gzip is sent exactly when the client accepts it, as RFC
+// 9110 reads Accept-Encoding: any form of q=0 refuses (parameter names are
+// case-insensitive, whitespace around them allowed), an explicit gzip entry wins over
+// "*", and an entry with a malformed weight is ignored.
+func TestAcceptEncoding(t *testing.T) {
+	h := playground.Handler(playground.Options{})
+	_, page := get(t, h, "/", nil)
+	var style string
+	for _, ref := range assetRef.FindAllString(page, -1) {
+		if strings.HasSuffix(ref, ".css") {
+			style = assetPath(ref)
+		}
+	}
+	if style == "" {
+		t.Fatalf("no style sheet in the page: %s", page)
+	}
+	for accept, want := range map[string]bool{
+		"":                     false,
+		"gzip":                 true,
+		"GZip":                 true,
+		"br, gzip;q=0.8":       true,
+		"gzip;q=0.001":         true,
+		"gzip;q=1.000":         true,
+		"gzip ; Q = 0.5":       true,
+		"x-gzip":               true,
+		"*":                    true,
+		"br, *;q=0.1":          true,
+		"deflate, br":          false,
+		"gzip;q=0":             false,
+		"gzip;q=0.0":           false,
+		"gzip;q=0.000":         false,
+		"gzip; Q=0":            false,
+		"gzip ;q=0":            false,
+		"gzip; q = 0.00":       false,
+		"GZIP;q=0, br":         false,
+		"gzip;q=0, *":          false,
+		"*;q=0":                false,
+		"br, *;q=0":            false,
+		"gzip;q=2":             false,
+		"gzip;q=zero":          false,
+		"identity, gzip;q=abc": false,
+	} {
+		res, _ := get(t, h, style, http.Header{"Accept-Encoding": {accept}})
+		if got := res.Header.Get("Content-Encoding") == "gzip"; got != want {
+			t.Errorf("Accept-Encoding %q: gzip %v, want %v", accept, got, want)
+		}
+	}
+}
+
+// TestDemoKeyNeedsLocalHost proves the demo key is put in the page only for a Host
+// that is localhost or an IP literal: a page that rebinds its own DNS name to this
+// server (DNS rebinding) sends its name as the Host and gets the page without the key.
+func TestDemoKeyNeedsLocalHost(t *testing.T) {
+	const key = "seg_demo_key"
+	h := playground.Handler(playground.Options{APIKey: key})
+	for host, want := range map[string]bool{
+		"127.0.0.1:8080":             true,
+		"127.0.0.1":                  true,
+		"127.1.2.3:8080":             true,
+		"localhost:8080":             true,
+		"LocalHost:8080":             true,
+		"localhost":                  true,
+		"[::1]:8080":                 true,
+		"[::1]":                      true,
+		"192.168.1.20:8080":          true, // --addr 0.0.0.0:8080, opened from the LAN
+		"[fe80::1]:8080":             true,
+		"attacker.example:8080":      false,
+		"attacker.example":           false,
+		"localhost.attacker.example": false,
+		"127.0.0.1.nip.io:8080":      false,
+		"localhost.:8080":            false,
+		"":                           false,
+		"[::1":                       false,
+		"127.0.0.1:8080:8080":        false,
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		page := rec.Body.String()
+		if got := strings.Contains(page, key); got != want {
+			t.Errorf("Host %q: key in page %v, want %v", host, got, want)
+		}
+		if rec.Code != http.StatusOK || !strings.Contains(page, "segments-playground") || !strings.Contains(page, "/graphql") {
+			t.Errorf("Host %q: %d %s", host, rec.Code, page)
+		}
+		if got := rec.Header().Get("Cache-Control"); got != "no-store" {
+			t.Errorf("Host %q: Cache-Control %q, want no-store", host, got)
+		}
+	}
 }

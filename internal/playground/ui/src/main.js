@@ -45,6 +45,65 @@ try {
   // No storage: every visit is a first one.
 }
 
+// GraphiQL's storage: localStorage, without the request headers typed in the Headers
+// editor, which may hold a key. shouldPersistHeaders: false keeps them out of the tabs
+// GraphiQL stores, but its history plugin stores every run's headers in
+// graphiql:queries (and a favorite's in graphiql:favorites) regardless (graphiql
+// 5.4), so a key typed as an Authorization header would stay in the browser for good.
+// Their headers are stored as null, as GraphiQL stores a tab's; graphiql:headers (the
+// editor's content, stored only when headers persist) is never stored. What older
+// builds stored is cleaned when the page opens.
+const listsWithHeaders = ['graphiql:queries', 'graphiql:favorites', 'graphiql:tabState'];
+
+// withoutHeaders returns what to store under key for value: null for nothing.
+function withoutHeaders(key, value) {
+  if (key === 'graphiql:headers') return null;
+  if (!listsWithHeaders.includes(key) || value == null) return value;
+  try {
+    // Only the lists' objects have keys named headers: queries and variables are strings.
+    return JSON.stringify(JSON.parse(value), (k, v) => (k === 'headers' ? null : v));
+  } catch {
+    return null; // not what GraphiQL wrote: it could not read it either
+  }
+}
+
+function graphiqlStorage() {
+  let ls;
+  try {
+    ls = window.localStorage;
+    ls.length; // throws where storage is off
+  } catch {
+    return null; // GraphiQL then stores nothing
+  }
+  const ours = () => Object.keys(ls).filter((k) => k.startsWith('graphiql:'));
+  const storage = {
+    getItem: (key) => ls.getItem(key),
+    setItem(key, value) {
+      const v = withoutHeaders(key, value);
+      if (v == null) ls.removeItem(key);
+      else ls.setItem(key, v);
+    },
+    removeItem: (key) => ls.removeItem(key),
+    get length() {
+      return ours().length;
+    },
+    clear() {
+      ours().forEach((k) => ls.removeItem(k));
+    },
+  };
+  try {
+    ['graphiql:headers', ...listsWithHeaders].forEach((k) => {
+      const v = ls.getItem(k);
+      if (v !== null) storage.setItem(k, v);
+    });
+  } catch {
+    // A full storage: what is stored stays until GraphiQL writes it again.
+  }
+  return storage;
+}
+
+const storage = graphiqlStorage();
+
 function initialKey() {
   // The demo's key wins: it is the one that works with this server.
   if (config.apiKey) return config.apiKey;
@@ -151,8 +210,12 @@ function Playground() {
         defaultTabs,
         initialVariables: firstVisit ? defaultTabs[0].variables : undefined,
         defaultEditorToolsVisibility: 'variables',
-        // The key field sends the key; headers typed in the editor stay in this tab.
+        // The key field sends the key; headers typed in the editor stay in this tab:
+        // not stored with the tabs, nor (storage) with the history.
         shouldPersistHeaders: false,
+        storage,
+        // The docs explorer shows the schema's own description.
+        schemaDescription: true,
       }),
     ),
   );
