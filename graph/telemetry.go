@@ -111,7 +111,7 @@ func report(ctx context.Context, rec *telemetry.Request, res *graphql.Response) 
 	// An operation is there only once its document parsed and validated.
 	if graphql.HasOperationContext(ctx) {
 		if op := graphql.GetOperationContext(ctx).Operation; op != nil {
-			rec.OperationType, rec.Operation = string(op.Operation), op.Name
+			rec.SetOperation(string(op.Operation), op.Name)
 		}
 	}
 	if res != nil && res.Data != nil {

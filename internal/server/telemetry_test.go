@@ -894,3 +894,27 @@ func TestSpansKeepNoValues(t *testing.T) {
 	}
 	noValue(spans, taken, taken[3:])
 }
+
+// TestLongOperationNameIsCut: the log line and the request's span keep the first
+// telemetry.MaxOperationLen bytes of an operation's name, as the metrics keep 64.
+// Five requests named with 200 KB each made 200 KB log lines, and a 1 MB export.
+func TestLongOperationNameIsCut(t *testing.T) {
+	o := newObserved(t, observedOptions{tracing: true})
+	name := "Long" + strings.Repeat("N", 200_000)
+	_, request := o.traced(`query `+name+` { segments(first: 1) { totalCount } }`, nil)
+	want := name[:telemetry.MaxOperationLen]
+	if got := attr(request, "graphql.operation.name"); got != want {
+		t.Errorf("the span's graphql.operation.name has %d bytes, want %d", len(got), len(want))
+	}
+	eventually(t, "the log line", func() error {
+		for _, l := range o.log.JSONLines(t) {
+			if l["msg"] == "request" && l["operation_type"] == "query" {
+				if op, _ := l["operation"].(string); op != want {
+					return fmt.Errorf("the log's operation has %d bytes, want %d", len(op), len(want))
+				}
+				return nil
+			}
+		}
+		return errors.New("no request line")
+	})
+}

@@ -249,3 +249,29 @@ func BenchmarkObserve(b *testing.B) {
 		m.Observe(rec, 200, time.Millisecond)
 	}
 }
+
+// TestOperationNameIsCut: the record keeps at most MaxOperationLen bytes of an
+// operation's name, for the log line and the spans, as a replayed answer's, and cuts
+// between UTF-8 sequences. A 200 KB name was kept whole.
+func TestOperationNameIsCut(t *testing.T) {
+	long := strings.Repeat("N", 200_000)
+	var r Request
+	r.SetOperation("query", long)
+	if r.Operation != long[:MaxOperationLen] || r.OperationType != "query" {
+		t.Errorf("SetOperation kept %d bytes (%q), want %d", len(r.Operation), r.OperationType, MaxOperationLen)
+	}
+	var replayed Request
+	replayed.Replay(long, "mutation", []byte(`{"data":{}}`))
+	if replayed.Operation != long[:MaxOperationLen] {
+		t.Errorf("Replay kept %d bytes, want %d", len(replayed.Operation), MaxOperationLen)
+	}
+	r.SetOperation("query", "Short")
+	if r.Operation != "Short" {
+		t.Errorf("a short name became %q", r.Operation)
+	}
+	// "é" is two bytes: 255 of "a" and one "é" cut at 256 lose the whole "é".
+	r.SetOperation("query", strings.Repeat("a", MaxOperationLen-1)+"é")
+	if r.Operation != strings.Repeat("a", MaxOperationLen-1) {
+		t.Errorf("cut inside a UTF-8 sequence: %q", r.Operation[MaxOperationLen-4:])
+	}
+}
