@@ -918,3 +918,31 @@ func TestLongOperationNameIsCut(t *testing.T) {
 		return errors.New("no request line")
 	})
 }
+
+// TestReplayedDataNullIsNoRejection: an answer with "data": null ran (its field
+// refused its argument once execution began), and so did its replay: neither is a
+// rejection. The replay was counted as one, its original not.
+func TestReplayedDataNullIsNoRejection(t *testing.T) {
+	o := newObserved(t, observedOptions{})
+	bad := idemBody(`query IdemBad { segments(first: 5, after: "zzz") { totalCount } }`, nil)
+	for i := range 2 {
+		res := o.idemPost(bad, "bad-1")
+		if res.status != http.StatusOK || res.replayed() != (i == 1) || string(res.decoded.Data) != "null" ||
+			len(res.decoded.Errors) == 0 || res.decoded.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
+			t.Fatalf("request %d: %d replayed %v %s", i, res.status, res.replayed(), res.body)
+		}
+	}
+	eventually(t, "the requests are counted", func() error {
+		fams := o.scrape()
+		if v := counter(fams, "segments_requests_total", "operation", "IdemBad", "outcome", "BAD_USER_INPUT"); v != 2 {
+			return fmt.Errorf("requests{IdemBad, BAD_USER_INPUT} = %v, want 2", v)
+		}
+		if v := counter(fams, "segments_rejections_total", "code", "BAD_USER_INPUT"); v != 0 {
+			return fmt.Errorf("rejections{BAD_USER_INPUT} = %v, want 0", v)
+		}
+		if n, _ := histogram(fams, "segments_sql_statements_per_request"); n != 1 {
+			return fmt.Errorf("statements observed for %d requests, want 1 (the original)", n)
+		}
+		return nil
+	})
+}

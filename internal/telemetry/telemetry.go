@@ -31,8 +31,10 @@ type Request struct {
 	// Code is the extensions.code of the first error of the response, "" without
 	// errors.
 	Code string
-	// Executed is true once the operation ran (its response has data); a request
-	// answered without is a refusal.
+	// Executed is true once the operation ran: its response has a "data" entry,
+	// null as it may be (a field that failed, or refused its arguments, after
+	// execution began), as the GraphQL spec and the transport tell them apart. A
+	// request answered without one is a refusal.
 	Executed bool
 	// Replayed is true for a request answered with the stored answer of an earlier
 	// one with the same Idempotency-Key (Replay), which ran nothing.
@@ -108,7 +110,7 @@ func (r *Request) Replay(operation, operationType string, body []byte) {
 	r.Replayed = true
 	r.SetOperation(operationType, operation)
 	res := parseBody(body)
-	r.Executed = res.Data != nil && string(res.Data) != "null"
+	r.Executed = res.Data != nil // "data": null is there too, as the original's was
 	if r.Code == "" && len(res.Errors) > 0 {
 		r.Code = cmp.Or(res.Errors[0].Extensions.Code, CodeUncoded)
 	}

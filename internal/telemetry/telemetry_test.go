@@ -275,3 +275,24 @@ func TestOperationNameIsCut(t *testing.T) {
 		t.Errorf("cut inside a UTF-8 sequence: %q", r.Operation[MaxOperationLen-4:])
 	}
 }
+
+// TestReplayRanAsItsOriginal: a replayed answer ran as the answer it repeats did: an
+// answer with a "data" entry ran, null as it may be (a field refused its input,
+// or failed, after execution began), as graph's hook says of the original; one
+// without was refused before it ran. A replayed data:null answer was a refusal, its
+// original not.
+func TestReplayRanAsItsOriginal(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"errors":[{"message":"bad cursor","extensions":{"code":"BAD_USER_INPUT"}}],"data":null}`:      true,
+		`{"errors":[{"message":"internal","extensions":{"code":"INTERNAL_SERVER_ERROR"}}],"data":null}`: true,
+		`{"data":{"segments":{"totalCount":1}}}`:                                                        true,
+		`{"errors":[{"message":"no such field","extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}]}`:    false,
+		`not JSON`: false,
+	} {
+		var r Request
+		r.Replay("Op", "query", []byte(body))
+		if r.Executed != want {
+			t.Errorf("Replay(%s): executed %v, want %v", body, r.Executed, want)
+		}
+	}
+}
