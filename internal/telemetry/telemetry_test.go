@@ -189,6 +189,30 @@ func TestNewTracerProviderRefusesBadSettings(t *testing.T) {
 	if (TracingOptions{}).Enabled() {
 		t.Error("tracing is on without an endpoint")
 	}
+	// The refusals reach the log: a password of the URL stays out of them.
+	for _, opts := range []TracingOptions{
+		{Endpoint: "ftp://user:s3cretpw@collector"},
+		{Endpoint: "http://user:s3cretpw@collector:port"},
+		{TracesEndpoint: "ftp://user:s3cretpw@collector/v1/traces"},
+		{TracesEndpoint: "http://user:s3cretpw@[::1"},
+	} {
+		if _, err := NewTracerProvider(context.Background(), opts); err == nil || strings.Contains(err.Error(), "s3cretpw") {
+			t.Errorf("%+v: %v", opts, err)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://user:s3cretpw@collector:4318": "http://user:xxxxx@collector:4318",
+		"https://collector/v1/traces":         "https://collector/v1/traces",
+		"http://user@collector":               "http://user@collector",
+		"http://user:s3cretpw@[::1":           "",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 // TestTracerProviderExports sends a span to a fake OTLP/HTTP receiver: the base
