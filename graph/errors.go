@@ -209,3 +209,16 @@ func internalError(ctx context.Context, id string) *gqlerror.Error {
 		Extensions: map[string]any{"code": codeInternal, "requestId": id},
 	}
 }
+
+// quietPresenter presents errors as presentError does, without its log lines.
+var quietPresenter = presentUnlocated(slog.New(slog.DiscardHandler))
+
+// errorCode is the extensions.code with which presentError shows err in ctx to the
+// client (telemetry.CodeUncoded when it has none), for the field's span; it logs
+// nothing, as the presenter logs the error when gqlgen presents it.
+func errorCode(ctx context.Context, err error) string {
+	if code, ok := quietPresenter(ctx, err).Extensions["code"].(string); ok {
+		return code
+	}
+	return telemetry.CodeUncoded
+}

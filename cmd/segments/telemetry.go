@@ -45,7 +45,9 @@ func (c *config) tracing(ctx context.Context, log *slog.Logger) (trace.TracerPro
 	// The exporter's failures (collector down) reach the log, not stderr in another
 	// format.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
-	log.Info("tracing on", "otlp_endpoint", firstNonEmpty(opts.TracesEndpoint, opts.Endpoint))
+	// A password in the URL stays out of the log (the exporter does not send it:
+	// OTEL_EXPORTER_OTLP_HEADERS carries credentials).
+	log.Info("tracing on", "otlp_endpoint", telemetry.RedactURL(firstNonEmpty(opts.TracesEndpoint, opts.Endpoint)))
 	return tp, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -139,5 +140,25 @@ func TestServeObservability(t *testing.T) {
 	defer mu.Unlock()
 	if len(exports) != 1 || exports[0] != "POST /v1/traces" {
 		t.Fatalf("the OTLP receiver got %q, want the request's spans once", exports)
+	}
+}
+
+// TestTracingLogRedactsPassword: the line saying tracing is on names the endpoint
+// without its password, from --otlp-endpoint as from
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT. It was logged whole.
+func TestTracingLogRedactsPassword(t *testing.T) {
+	for _, c := range []*config{
+		{otlpEndpoint: "http://user:s3cretpw@127.0.0.1:4318"},
+		{otlpTracesEndpoint: "http://user:s3cretpw@127.0.0.1:4318/v1/traces"},
+	} {
+		var buf strings.Builder
+		tp, stop, err := c.tracing(context.Background(), slog.New(slog.NewTextHandler(&buf, nil)))
+		if err != nil || tp == nil {
+			t.Fatalf("%+v: tracing %v, %v", c, tp, err)
+		}
+		stop()
+		if line := buf.String(); strings.Contains(line, "s3cretpw") || !strings.Contains(line, "otlp_endpoint=http://user:xxxxx@127.0.0.1:4318") {
+			t.Errorf("the log: %s", line)
+		}
 	}
 }

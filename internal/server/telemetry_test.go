@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -96,7 +98,7 @@ func newObserved(t *testing.T, opts observedOptions) *observed {
 
 // eventually retries check until it passes or 5 seconds pass: the server records a
 // request just after its response is written.
-func eventually(t *testing.T, what string, check func() error) {
+func eventually(t testing.TB, what string, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -784,4 +786,260 @@ func BenchmarkTelemetry(b *testing.B) {
 			benchPost(b, a, [][]byte{body})
 		})
 	}
+}
+
+// traced sends query with a traceparent of a trace of its own and returns the spans of
+// that trace, once the request's span has ended (every span of the request has then
+// ended: the resolvers and their statements finish before the answer is written), and
+// the request's span.
+func (o *observed) traced(query string, vars map[string]any) (spans []sdktrace.ReadOnlySpan, request sdktrace.ReadOnlySpan) {
+	o.t.Helper()
+	id := trace.TraceID{0: 0x5e}
+	binary.BigEndian.PutUint64(id[8:], tracedN.Add(1))
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, o.url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+string(o.key))
+	req.Header.Set("traceparent", "00-"+id.String()+"-00f067aa0ba902b7-01")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	eventually(o.t, "the request span", func() error {
+		spans = spans[:0]
+		request = nil
+		for _, s := range o.spans.Ended() {
+			if s.SpanContext().TraceID() != id {
+				continue
+			}
+			spans = append(spans, s)
+			if s.Name() == "POST /graphql" {
+				request = s
+			}
+		}
+		if request == nil {
+			return fmt.Errorf("no request span among %d", len(spans))
+		}
+		return nil
+	})
+	return spans, request
+}
+
+var tracedN atomic.Uint64
+
+// attr returns the value of the attribute key of s, "" when it has none.
+func attr(s sdktrace.ReadOnlySpan, key string) string {
+	for _, a := range s.Attributes() {
+		if string(a.Key) == key {
+			return a.Value.Emit()
+		}
+	}
+	return ""
+}
+
+// TestTracesCoverNestedFieldsAndTransactions: every statement a request sends has a
+// span, under the span of the field that sent it, and so has every field with a
+// resolver of its own, however deep. The fields under a field's result and their
+// statements had none (gqlgen resolves them with the field's context, whose span had
+// ended, and the middleware and the store's hook only started spans under a span still
+// recording), nor had a transaction's COMMIT (Bun sends it with the context of the
+// BEGIN, whose span had ended): a contacts page of each of two segments sent 6
+// statements and showed 3.
+func TestTracesCoverNestedFieldsAndTransactions(t *testing.T) {
+	o := newObserved(t, observedOptions{tracing: true})
+	ids := o.addContacts(phones(500, 3)...)
+	o.addSegment("Big", ids...)
+	o.addSegment("Small", ids[:1]...)
+
+	// Each span is in the request's tree, and each statement has a span.
+	check := func(what string, spans []sdktrace.ReadOnlySpan, request sdktrace.ReadOnlySpan) map[string][]sdktrace.ReadOnlySpan {
+		t.Helper()
+		byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+		byName := map[string][]sdktrace.ReadOnlySpan{}
+		statements := 0
+		for _, s := range spans {
+			byID[s.SpanContext().SpanID()] = s
+			byName[s.Name()] = append(byName[s.Name()], s)
+			if s.InstrumentationScope().Name == "github.com/segments/segments/internal/store" {
+				statements++
+			}
+		}
+		for _, s := range spans {
+			if s != request && !under(byID, s, request.SpanContext().SpanID()) {
+				t.Errorf("%s: span %s is not under the request's", what, s.Name())
+			}
+		}
+		if want := attr(request, "segments.sql_statements"); fmt.Sprint(statements) != want {
+			t.Errorf("%s: %d SQL spans, and the request sent %s statements: %v", what, statements, want, names(spans))
+		}
+		return byName
+	}
+	// parentOf checks that each span named child has a parent named parent.
+	parentOf := func(what string, byName map[string][]sdktrace.ReadOnlySpan, spans []sdktrace.ReadOnlySpan, child, parent string) {
+		t.Helper()
+		if len(byName[child]) == 0 {
+			t.Errorf("%s: no %s span among %v", what, child, names(spans))
+		}
+		for _, c := range byName[child] {
+			found := false
+			for _, p := range byName[parent] {
+				found = found || c.Parent().SpanID() == p.SpanContext().SpanID()
+			}
+			if !found {
+				t.Errorf("%s: a %s span is not under a %s span", what, child, parent)
+			}
+		}
+	}
+	// sqlUnder checks that some statement's span is a child of a span named parent.
+	sqlUnder := func(what string, byName map[string][]sdktrace.ReadOnlySpan, spans []sdktrace.ReadOnlySpan, parent string) {
+		t.Helper()
+		for _, s := range spans {
+			for _, p := range byName[parent] {
+				if s.Parent().SpanID() == p.SpanContext().SpanID() && s.SpanKind() == trace.SpanKindClient {
+					return
+				}
+			}
+		}
+		t.Errorf("%s: no SQL span under %s: %v", what, parent, names(spans))
+	}
+
+	spans, request := o.traced(`query T1b { segments(first: 2, orderBy: {field: CONTACT_COUNT, direction: DESC}) {
+		totalCount nodes { id contacts(first: 2) { totalCount nodes { id segments { id } } } } } }`, nil)
+	byName := check("T1b", spans, request)
+	parentOf("T1b", byName, spans, "Segment.contacts", "Query.segments")
+	parentOf("T1b", byName, spans, "SegmentConnection.totalCount", "Query.segments")
+	sqlUnder("T1b", byName, spans, "Segment.contacts")
+
+	seg := o.addSegment("Third", ids...)
+	spans, request = o.traced(`query($id: ID!) { segment(id: $id) { contacts(first: 2) { nodes { id } } } }`, map[string]any{"id": seg})
+	byName = check("segment(id:)", spans, request)
+	parentOf("segment(id:)", byName, spans, "Segment.contacts", "Query.segment")
+	sqlUnder("segment(id:)", byName, spans, "Segment.contacts")
+
+	// A mutation's transaction: BEGIN, its statements and COMMIT under the mutation.
+	spans, request = o.traced(`mutation { createSegment(input: {name: "Traced"}) { segment { id } } }`, nil)
+	byName = check("createSegment", spans, request)
+	parentOf("createSegment", byName, spans, "BEGIN", "Mutation.createSegment")
+	parentOf("createSegment", byName, spans, "COMMIT", "Mutation.createSegment")
+	parentOf("createSegment", byName, spans, "INSERT", "Mutation.createSegment")
+}
+
+// TestSpansKeepNoValues: a field refused for its input has its code, and not the
+// message, which quotes the input, nor an error status (a refusal is the client's, as
+// the request's span, an error only on 5xx, says); nor does a statement that failed
+// on a value have its message. contactByPhone's span got "resolver failed" and an
+// exception event quoting the phone the client sent.
+func TestSpansKeepNoValues(t *testing.T) {
+	o := newObserved(t, observedOptions{tracing: true})
+	const phone = "+91 98765 4321"
+	spans, _ := o.traced(`query E3($p: String!) { contactByPhone(phone: $p) { id } }`, map[string]any{"p": phone})
+	var field sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		if s.Name() == "Query.contactByPhone" {
+			field = s
+		}
+	}
+	if field == nil {
+		t.Fatalf("no Query.contactByPhone span among %v", names(spans))
+	}
+	if c := attr(field, "segments.error_code"); c != "BAD_USER_INPUT" || field.Status().Code == codes.Error {
+		t.Errorf("Query.contactByPhone: error code %q, status %v; want BAD_USER_INPUT and no error status", c, field.Status())
+	}
+	noValue := func(spans []sdktrace.ReadOnlySpan, values ...string) {
+		t.Helper()
+		for _, s := range spans {
+			for _, v := range values {
+				for _, a := range s.Attributes() {
+					if strings.Contains(a.Value.Emit(), v) {
+						t.Errorf("%s: attribute %s = %q", s.Name(), a.Key, a.Value.Emit())
+					}
+				}
+				for _, e := range s.Events() {
+					for _, a := range e.Attributes {
+						if strings.Contains(a.Value.Emit(), v) {
+							t.Errorf("%s: event %s: %s = %q", s.Name(), e.Name, a.Key, a.Value.Emit())
+						}
+					}
+				}
+				if strings.Contains(s.Status().Description, v) {
+					t.Errorf("%s: status %q", s.Name(), s.Status().Description)
+				}
+			}
+		}
+	}
+	noValue(spans, phone, "98765")
+
+	// Another contact's phone: the unique index refuses the update, in a statement
+	// whose error's detail names the phone.
+	ids := o.addContacts(phones(700, 2)...)
+	taken := phones(700, 1)[0]
+	spans, _ = o.traced(`mutation($in: UpdateContactInput!) { updateContact(input: $in) { userErrors { code } } }`,
+		map[string]any{"in": map[string]any{"id": ids[1], "phone": taken}})
+	failed := 0
+	for _, s := range spans {
+		if s.Status().Code == codes.Error {
+			failed++
+			if c := attr(s, "db.response.status_code"); c != "23505" {
+				t.Errorf("%s failed with %q, want 23505", s.Name(), c)
+			}
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d spans failed, want 1 (the update): %v", failed, names(spans))
+	}
+	noValue(spans, taken, taken[3:])
+}
+
+// TestLongOperationNameIsCut: the log line and the request's span keep the first
+// telemetry.MaxOperationLen bytes of an operation's name, as the metrics keep 64.
+// Five requests named with 200 KB each made 200 KB log lines, and a 1 MB export.
+func TestLongOperationNameIsCut(t *testing.T) {
+	o := newObserved(t, observedOptions{tracing: true})
+	name := "Long" + strings.Repeat("N", 200_000)
+	_, request := o.traced(`query `+name+` { segments(first: 1) { totalCount } }`, nil)
+	want := name[:telemetry.MaxOperationLen]
+	if got := attr(request, "graphql.operation.name"); got != want {
+		t.Errorf("the span's graphql.operation.name has %d bytes, want %d", len(got), len(want))
+	}
+	eventually(t, "the log line", func() error {
+		for _, l := range o.log.JSONLines(t) {
+			if l["msg"] == "request" && l["operation_type"] == "query" {
+				if op, _ := l["operation"].(string); op != want {
+					return fmt.Errorf("the log's operation has %d bytes, want %d", len(op), len(want))
+				}
+				return nil
+			}
+		}
+		return errors.New("no request line")
+	})
+}
+
+// TestReplayedDataNullIsNoRejection: an answer with "data": null ran (its field
+// refused its argument once execution began), and so did its replay: neither is a
+// rejection. The replay was counted as one, its original not.
+func TestReplayedDataNullIsNoRejection(t *testing.T) {
+	o := newObserved(t, observedOptions{})
+	bad := idemBody(`query IdemBad { segments(first: 5, after: "zzz") { totalCount } }`, nil)
+	for i := range 2 {
+		res := o.idemPost(bad, "bad-1")
+		if res.status != http.StatusOK || res.replayed() != (i == 1) || string(res.decoded.Data) != "null" ||
+			len(res.decoded.Errors) == 0 || res.decoded.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
+			t.Fatalf("request %d: %d replayed %v %s", i, res.status, res.replayed(), res.body)
+		}
+	}
+	eventually(t, "the requests are counted", func() error {
+		fams := o.scrape()
+		if v := counter(fams, "segments_requests_total", "operation", "IdemBad", "outcome", "BAD_USER_INPUT"); v != 2 {
+			return fmt.Errorf("requests{IdemBad, BAD_USER_INPUT} = %v, want 2", v)
+		}
+		if v := counter(fams, "segments_rejections_total", "code", "BAD_USER_INPUT"); v != 0 {
+			return fmt.Errorf("rejections{BAD_USER_INPUT} = %v, want 0", v)
+		}
+		if n, _ := histogram(fams, "segments_sql_statements_per_request"); n != 1 {
+			return fmt.Errorf("statements observed for %d requests, want 1 (the original)", n)
+		}
+		return nil
+	})
 }

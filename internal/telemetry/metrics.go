@@ -187,10 +187,7 @@ func (m *Metrics) series(r *Request) *operationSeries {
 	case r.Operation == "":
 		name = OperationAnonymous
 	default:
-		name = r.Operation
-		if len(name) > maxNameLen {
-			name = name[:maxNameLen]
-		}
+		name = cut(r.Operation, maxNameLen)
 	}
 	m.mu.RLock()
 	s, ok := m.operations[name]

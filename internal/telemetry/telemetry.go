@@ -13,6 +13,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"unicode/utf8"
 
 	"github.com/segments/segments/internal/store"
 )
@@ -21,16 +22,19 @@ import (
 // goroutine serving the request and read by it once the handler returned, so it needs
 // no lock.
 type Request struct {
-	// Operation is the name of the GraphQL operation, "" when unnamed; OperationType
-	// is query or mutation, "" when no valid operation was found.
+	// Operation is the name of the GraphQL operation, "" when unnamed, cut to
+	// MaxOperationLen bytes (SetOperation); OperationType is query or mutation, ""
+	// when no valid operation was found.
 	Operation, OperationType string
 	// Workspace is the workspace the request acts for, 0 before authentication.
 	Workspace int64
 	// Code is the extensions.code of the first error of the response, "" without
 	// errors.
 	Code string
-	// Executed is true once the operation ran (its response has data); a request
-	// answered without is a refusal.
+	// Executed is true once the operation ran: its response has a "data" entry,
+	// null as it may be (a field that failed, or refused its arguments, after
+	// execution began), as the GraphQL spec and the transport tell them apart. A
+	// request answered without one is a refusal.
 	Executed bool
 	// Replayed is true for a request answered with the stored answer of an earlier
 	// one with the same Idempotency-Key (Replay), which ran nothing.
@@ -76,6 +80,30 @@ func (r *Request) Statements() int64 {
 	return r.counter.N() - r.base
 }
 
+// MaxOperationLen is the most bytes of an operation's name a record keeps, for the
+// log line, the request's span and an idempotent answer's record: clients choose
+// names, of any length (five requests named with 200 KB each made 200 KB log lines
+// and a 1 MB export of spans). GraphQL's names are ASCII; the cut keeps UTF-8 whole
+// all the same.
+const MaxOperationLen = 256
+
+// SetOperation records the request's operation: its type and its name, cut to
+// MaxOperationLen bytes.
+func (r *Request) SetOperation(operationType, name string) {
+	r.OperationType, r.Operation = operationType, cut(name, MaxOperationLen)
+}
+
+// cut returns s cut to at most n bytes, at the start of a UTF-8 sequence.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // Operated reports whether the request reached a valid GraphQL operation.
 func (r *Request) Operated() bool { return r.OperationType != "" }
 
@@ -84,9 +112,9 @@ func (r *Request) Operated() bool { return r.OperationType != "" }
 // when none was known), with that answer's code, and as executed when that one was.
 func (r *Request) Replay(operation, operationType string, body []byte) {
 	r.Replayed = true
-	r.Operation, r.OperationType = operation, operationType
+	r.SetOperation(operationType, operation)
 	res := parseBody(body)
-	r.Executed = res.Data != nil && string(res.Data) != "null"
+	r.Executed = res.Data != nil // "data": null is there too, as the original's was
 	if r.Code == "" && len(res.Errors) > 0 {
 		r.Code = cmp.Or(res.Errors[0].Extensions.Code, CodeUncoded)
 	}

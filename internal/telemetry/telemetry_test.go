@@ -189,6 +189,30 @@ func TestNewTracerProviderRefusesBadSettings(t *testing.T) {
 	if (TracingOptions{}).Enabled() {
 		t.Error("tracing is on without an endpoint")
 	}
+	// The refusals reach the log: a password of the URL stays out of them.
+	for _, opts := range []TracingOptions{
+		{Endpoint: "ftp://user:s3cretpw@collector"},
+		{Endpoint: "http://user:s3cretpw@collector:port"},
+		{TracesEndpoint: "ftp://user:s3cretpw@collector/v1/traces"},
+		{TracesEndpoint: "http://user:s3cretpw@[::1"},
+	} {
+		if _, err := NewTracerProvider(context.Background(), opts); err == nil || strings.Contains(err.Error(), "s3cretpw") {
+			t.Errorf("%+v: %v", opts, err)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://user:s3cretpw@collector:4318": "http://user:xxxxx@collector:4318",
+		"https://collector/v1/traces":         "https://collector/v1/traces",
+		"http://user@collector":               "http://user@collector",
+		"http://user:s3cretpw@[::1":           "",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 // TestTracerProviderExports sends a span to a fake OTLP/HTTP receiver: the base
@@ -247,5 +271,52 @@ func BenchmarkObserve(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.Observe(rec, 200, time.Millisecond)
+	}
+}
+
+// TestOperationNameIsCut: the record keeps at most MaxOperationLen bytes of an
+// operation's name, for the log line and the spans, as a replayed answer's, and cuts
+// between UTF-8 sequences. A 200 KB name was kept whole.
+func TestOperationNameIsCut(t *testing.T) {
+	long := strings.Repeat("N", 200_000)
+	var r Request
+	r.SetOperation("query", long)
+	if r.Operation != long[:MaxOperationLen] || r.OperationType != "query" {
+		t.Errorf("SetOperation kept %d bytes (%q), want %d", len(r.Operation), r.OperationType, MaxOperationLen)
+	}
+	var replayed Request
+	replayed.Replay(long, "mutation", []byte(`{"data":{}}`))
+	if replayed.Operation != long[:MaxOperationLen] {
+		t.Errorf("Replay kept %d bytes, want %d", len(replayed.Operation), MaxOperationLen)
+	}
+	r.SetOperation("query", "Short")
+	if r.Operation != "Short" {
+		t.Errorf("a short name became %q", r.Operation)
+	}
+	// "é" is two bytes: 255 of "a" and one "é" cut at 256 lose the whole "é".
+	r.SetOperation("query", strings.Repeat("a", MaxOperationLen-1)+"é")
+	if r.Operation != strings.Repeat("a", MaxOperationLen-1) {
+		t.Errorf("cut inside a UTF-8 sequence: %q", r.Operation[MaxOperationLen-4:])
+	}
+}
+
+// TestReplayRanAsItsOriginal: a replayed answer ran as the answer it repeats did: an
+// answer with a "data" entry ran, null as it may be (a field refused its input,
+// or failed, after execution began), as graph's hook says of the original; one
+// without was refused before it ran. A replayed data:null answer was a refusal, its
+// original not.
+func TestReplayRanAsItsOriginal(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"errors":[{"message":"bad cursor","extensions":{"code":"BAD_USER_INPUT"}}],"data":null}`:      true,
+		`{"errors":[{"message":"internal","extensions":{"code":"INTERNAL_SERVER_ERROR"}}],"data":null}`: true,
+		`{"data":{"segments":{"totalCount":1}}}`:                                                        true,
+		`{"errors":[{"message":"no such field","extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}]}`:    false,
+		`not JSON`: false,
+	} {
+		var r Request
+		r.Replay("Op", "query", []byte(body))
+		if r.Executed != want {
+			t.Errorf("Replay(%s): executed %v, want %v", body, r.Executed, want)
+		}
 	}
 }

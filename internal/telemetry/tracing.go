@@ -39,22 +39,56 @@ type TracingOptions struct {
 // Enabled reports whether the options name an endpoint: tracing is off without one.
 func (o TracingOptions) Enabled() bool { return o.Endpoint != "" || o.TracesEndpoint != "" }
 
+// target returns the URL spans are sent to. Its errors quote the URL with its
+// password redacted, as they reach the log.
+func (o TracingOptions) target() (string, error) {
+	if o.TracesEndpoint != "" {
+		u, err := httpURL(o.TracesEndpoint)
+		if err != nil {
+			return "", fmt.Errorf("tracing: the OTLP traces endpoint %w", err)
+		}
+		return u.String(), nil
+	}
+	u, err := httpURL(o.Endpoint)
+	if err != nil {
+		return "", fmt.Errorf("tracing: the OTLP endpoint %w", err)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
+	return u.String(), nil
+}
+
+// httpURL parses s as an http(s) URL with a host.
+func httpURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		// Not url's error, which quotes s whole, a password included.
+		return nil, errors.New("is not a URL")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an http(s) URL", u.Redacted())
+	}
+	return u, nil
+}
+
+// RedactURL returns s, a URL, with its password (user:password@) replaced by xxxxx,
+// for the log; "" when s is no URL.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return u.Redacted()
+}
+
 // NewTracerProvider returns a tracer provider that sends its spans in batches to the
 // OTLP/HTTP receiver of opts. Shut it down to flush the last spans.
 func NewTracerProvider(ctx context.Context, opts TracingOptions) (*sdktrace.TracerProvider, error) {
 	if p := opts.Protocol; p != "" && p != "http/protobuf" {
 		return nil, fmt.Errorf("tracing: OTLP protocol %q is not supported: use http/protobuf", p)
 	}
-	target := opts.TracesEndpoint
-	if target == "" {
-		u, err := url.Parse(opts.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("tracing: the OTLP endpoint %q is not an http(s) URL", opts.Endpoint)
-		}
-		u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
-		target = u.String()
-	} else if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("tracing: the OTLP traces endpoint %q is not an http(s) URL", target)
+	target, err := opts.target()
+	if err != nil {
+		return nil, err
 	}
 	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(target))
 	if err != nil {
