@@ -110,6 +110,7 @@ var unstoredCodes = map[string]bool{
 type Store interface {
 	ClaimIdempotencyKey(ctx context.Context, ws int64, key string, hash []byte, lease time.Duration) (store.IdempotencyClaim, error)
 	IdempotencyKey(ctx context.Context, ws int64, key string, hash []byte) (store.IdempotencyClaim, error)
+	IdempotencyResponseBody(ctx context.Context, ws int64, key string, hash []byte) ([]byte, bool, error)
 	FinishIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte, res store.StoredResponse) error
 	ReleaseIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte) error
 	DeleteExpiredIdempotencyKeys(ctx context.Context, olderThan time.Duration, limit int) (int, error)
@@ -307,6 +308,20 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
+			// Read once charged: a refused replay of a stored answer of megabytes
+			// made PostgreSQL read it for nothing.
+			var body []byte
+			var ok bool
+			body, ok, err = m.store.IdempotencyResponseBody(ctx, ws.ID, key, hash)
+			if err == nil && !ok {
+				// Forgotten since (its retention ran out): the request runs again.
+				claim, err = m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
+				continue
+			}
+			if err != nil {
+				continue // answered as the claim's errors are
+			}
+			claim.Response.Body = body
 			if rec != nil {
 				rec.Replay(claim.Response.Operation, claim.Response.OperationType, claim.Response.Body)
 			}

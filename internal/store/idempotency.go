@@ -61,7 +61,9 @@ type IdempotencyClaim struct {
 	// TookOver reports (IdempotencyClaimed) that the key was held by a request whose
 	// lease ran out: it may have applied its changes before it died.
 	TookOver bool
-	// Response is the stored response (IdempotencyDone).
+	// Response is the stored response (IdempotencyDone), but for its Body, which
+	// IdempotencyResponseBody reads: a replay is charged to the rate limit first, and
+	// a refused one read a stored answer of megabytes for nothing.
 	Response StoredResponse
 }
 
@@ -142,7 +144,7 @@ const claimSQL = `
 	FROM claimed
 	UNION ALL
 	SELECT false, false, k.request_hash, k.status IS NULL AND k.locked_until <= now(),
-	       k.status, k.content_type, k.body, k.operation, k.operation_type, k.cost
+	       k.status, k.content_type, NULL::bytea, k.operation, k.operation_type, k.cost
 	FROM idempotency_keys AS k
 	WHERE k.workspace_id = ? AND k.key = ? AND NOT EXISTS (SELECT FROM claimed)`
 
@@ -183,7 +185,7 @@ func (s *Store) IdempotencyKey(ctx context.Context, ws int64, key string, hash [
 	var rows []idempotencyRow
 	err := s.db.NewRaw(`
 		SELECT k.request_hash, k.status IS NULL AND k.locked_until <= now() AS expired,
-		       k.status, k.content_type, k.body, k.operation, k.operation_type, k.cost
+		       k.status, k.content_type, NULL::bytea AS body, k.operation, k.operation_type, k.cost
 		FROM idempotency_keys AS k
 		WHERE k.workspace_id = ? AND k.key = ?`, ws, key).Scan(ctx, &rows)
 	if err != nil {
@@ -193,6 +195,27 @@ func (s *Store) IdempotencyKey(ctx context.Context, ws int64, key string, hash [
 		return IdempotencyClaim{State: IdempotencyFree}, nil
 	}
 	return rows[0].claim(hash, nil), nil
+}
+
+// IdempotencyResponseBody returns the body of the response stored for key and the
+// request whose body hashes to hash; ok is false when there is none (the key was
+// forgotten since it was found done).
+func (s *Store) IdempotencyResponseBody(ctx context.Context, ws int64, key string, hash []byte) (body []byte, ok bool, err error) {
+	var rows []idempotencyRow
+	err = s.db.NewRaw(`
+		SELECT k.body FROM idempotency_keys AS k
+		WHERE k.workspace_id = ? AND k.key = ? AND k.request_hash = ? AND k.status IS NOT NULL`,
+		ws, key, hash).Scan(ctx, &rows)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: read an idempotency key's response: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, false, nil
+	}
+	if rows[0].Body == nil {
+		return []byte{}, true, nil
+	}
+	return rows[0].Body, true, nil
 }
 
 // FinishIdempotencyKey stores the response of the request holding key (owner is its
