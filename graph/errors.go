@@ -124,6 +124,15 @@ func presentUnlocated(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return coded(path, err, codeTimeout, "the request took too long and was stopped")
 		}
 		id := requestid.From(ctx)
+		if store.ReadOnly(err) {
+			// The database takes no writes for now (a failover to a standby,
+			// maintenance): the queries of every workspace still run, and the client
+			// may retry its write. Logged once per request as a warning, not as a bug.
+			log.WarnContext(ctx, "database is read-only", "path", path.String(), "request_id", id)
+			e := coded(path, err, codeUnavailable, "the database takes no writes for now; retry shortly")
+			e.Extensions["requestId"] = id
+			return e
+		}
 		if store.Unreachable(err) || store.Disconnected(err) {
 			// No bug to quote: the client may retry, as after a refusal with 503. A
 			// connection lost under a statement (the session terminated, PostgreSQL

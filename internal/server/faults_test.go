@@ -125,6 +125,38 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestReadOnlyDatabaseServesQueries: with the database taking no writes (a hot standby
+// after a failover, default_transaction_read_only for maintenance), queries are
+// answered and a write is told UNAVAILABLE (retry), logged as a warning. Every
+// request got 503 SERVICE_UNAVAILABLE and an ERROR "authenticate" line: the key's
+// lookup records its last use, in a statement PostgreSQL refuses in a read-only
+// transaction; a write would have been INTERNAL_SERVER_ERROR, a bug.
+func TestReadOnlyDatabaseServesQueries(t *testing.T) {
+	owner, app := storetest.NewStores(t, store.Options{MaxConns: 4, AppName: "read-only", Tenant: storetest.AuthTenant})
+	ws, key := storetest.Workspace(t, owner)
+	var log logtest.Buffer
+	srv := httptest.NewServer(server.Handler(app, log.Logger(), server.Config{}))
+	defer srv.Close()
+	a := &api{t: t, url: srv.URL, key: key, ws: ws, store: owner}
+	a.addSegment("Before the failover")
+	if _, err := owner.DB().Exec(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on', current_database()); END $$`); err != nil {
+		t.Fatal(err)
+	}
+	app.DB().SetMaxIdleConns(0) // sessions begun before stay writable: each request opens one
+
+	res := a.post(`{ segments { totalCount nodes { name } } }`, nil)
+	if res.Status != http.StatusOK || len(res.Errors) > 0 || !strings.Contains(string(res.Data), "Before the failover") {
+		t.Fatalf("a query of a read-only database: %d %+v %s", res.Status, res.Errors, res.Data)
+	}
+	res = a.post(`mutation { createSegment(input: {name: "During"}) { segment { id } } }`, nil)
+	if len(res.Errors) == 0 || res.Errors[0].Extensions["code"] != "UNAVAILABLE" || res.Errors[0].Extensions["requestId"] == nil {
+		t.Errorf("a write to a read-only database: %d %+v, want UNAVAILABLE with a requestId", res.Status, res.Errors)
+	}
+	if strings.Contains(log.String(), "level=ERROR") || !strings.Contains(log.String(), "database is read-only") {
+		t.Errorf("the log does not say the database was read-only, or says it as an error:\n%s", log.String())
+	}
+}
+
 // TestDatabaseStopsTheStatement: a request whose statement PostgreSQL stops, with
 // the request's own time not up, is told TIMEOUT when the statement was cancelled
 // (the database's statement_timeout, pg_cancel_backend) and UNAVAILABLE with a

@@ -19,6 +19,7 @@ const (
 	deadlockDetected     = "40P01"
 	lockNotAvailable     = "55P03" // lock_timeout
 	queryCanceled        = "57014" // statement_timeout, or a cancel request
+	readOnlyTransaction  = "25006" // a write in a read-only database (a standby, maintenance)
 	adminShutdown        = "57P01" // pg_terminate_backend, or a smart or fast shutdown
 	crashShutdown        = "57P02" // another backend crashed: every session ends
 	cannotConnectNow     = "57P03" // the server is starting or stopping
@@ -76,6 +77,15 @@ func Unreachable(err error) bool {
 func Canceled(err error) bool {
 	pgErr := pgError(err)
 	return pgErr != nil && pgErr.Code == queryCanceled
+}
+
+// ReadOnly reports whether err is a write that PostgreSQL refused because the
+// database takes no writes now (25006): a hot standby (the server connected to a
+// replica after a failover), or default_transaction_read_only set for maintenance.
+// Nothing was written; the same request may succeed once the database takes writes.
+func ReadOnly(err error) bool {
+	pgErr := pgError(err)
+	return pgErr != nil && pgErr.Code == readOnlyTransaction
 }
 
 // Disconnected reports whether err says the connection to PostgreSQL was lost under a
