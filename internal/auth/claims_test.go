@@ -152,6 +152,12 @@ func TestSessionDuplicateClaims(t *testing.T) {
 		{"exp twice", with(`"exp":1,`, ""), msgInvalid},
 		{"sub twice", with(`"sub":"admin",`, ""), msgInvalid},
 		{"an unknown claim twice", with("", `,"x":1,"x":2`), msgInvalid},
+		// encoding/json matches a struct's fields without case: a Go service reading
+		// the claims into a struct takes the last of these.
+		{"workspace twice, in another case", with("", `,"Workspace":"`+other+`"`), msgInvalid},
+		{"iss twice, in capitals", with("", `,"ISS":"https://evil.example/"`), msgInvalid},
+		{"sub twice, with a long s", with("", `,"ſub":"admin"`), msgInvalid},
+		{"names differing but for case are each once", with("", `,"x":1,"y":2`), ""},
 		{"invalid UTF-8", with("", ",\"name\":\"\xff\""), msgInvalid},
 		{"trailing data", with("", "") + "{}", msgInvalid},
 		{"an array", "[" + with("", "") + "]", msgInvalid},

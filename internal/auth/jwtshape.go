@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -120,7 +121,9 @@ func parseHeader(b []byte) (jwtHeader, error) {
 // calling member with each member's name (unescaped) for it to read the value from
 // dec: exactly one value, or an error. A name present twice, however spelled ("alg"
 // and "\u0061lg"), is refused: parsers that keep the first and the last would read
-// different things.
+// different things. So is one present twice in another case ("workspace" and
+// "Workspace", "sub" and "ſub"): encoding/json matches a struct's fields without
+// case, so that a Go service reading the claims into a struct took the last.
 func readObject(b []byte, member func(name string, dec *json.Decoder) error) error {
 	if !utf8.Valid(b) {
 		return ErrMalformedToken
@@ -136,10 +139,10 @@ func readObject(b []byte, member func(name string, dec *json.Decoder) error) err
 			return ErrMalformedToken
 		}
 		name, ok := tok.(string)
-		if !ok || seen[name] {
+		if !ok || seen[foldName(name)] {
 			return ErrMalformedToken
 		}
-		seen[name] = true
+		seen[foldName(name)] = true
 		if err := member(name, dec); err != nil {
 			return err
 		}
@@ -151,6 +154,19 @@ func readObject(b []byte, member func(name string, dec *json.Decoder) error) err
 		return ErrMalformedToken // trailing data
 	}
 	return nil
+}
+
+// foldName is name with each letter replaced by the least of its case variants
+// (unicode.SimpleFold's orbit), so that names encoding/json would take for one map to
+// one: "S", "s" and "ſ" (U+017F) alike, "K" and the Kelvin sign alike.
+func foldName(name string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, name)
 }
 
 // skipValue reads the next JSON value from dec, whatever it is.
