@@ -91,20 +91,26 @@ func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ..
 		case errors.As(err, &refusal):
 			unauthenticated(w, refusal.msg, true)
 			return
+		case err != nil && errors.Is(r.Context().Err(), context.DeadlineExceeded):
+			// The request's deadline passed during the lookup (the database slow, the
+			// key's row locked, the issuer's keys slow to come): a timeout, as past
+			// the deadline anywhere else.
+			w.Header().Set("Retry-After", "1")
+			WriteError(w, http.StatusServiceUnavailable, "TIMEOUT", "the request took too long and was stopped before it ran")
+			return
+		case err != nil && r.Context().Err() != nil:
+			// Cancelled during the lookup: the client left, or the server is shutting
+			// down. No failure of the database's or the issuer's (logged as one, it
+			// raised an alert); answered all the same, as the client may still read
+			// (an unanswered request is an empty 200 to it). The access log tells a
+			// client that left (CLIENT_CLOSED_REQUEST).
+			w.Header().Set("Retry-After", "1")
+			WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the request was stopped before it ran; retry it")
+			return
 		case errors.As(err, &unavailable):
 			// Whole seconds, rounded up: a client that waits that long may be let in.
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int((unavailable.retryAfter+time.Second-1)/time.Second))))
 			WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the session could not be checked, try again shortly")
-			return
-		case err != nil && errors.Is(context.Cause(r.Context()), context.Canceled):
-			// The client left during the lookup: no one reads an answer, and it is
-			// no failure of the database's (logged as one, it raised an alert).
-			return
-		case err != nil && r.Context().Err() != nil:
-			// The request's deadline passed during the lookup (the database slow, or
-			// the key's row locked): a timeout, as past the deadline anywhere else.
-			w.Header().Set("Retry-After", "1")
-			WriteError(w, http.StatusServiceUnavailable, "TIMEOUT", "the request took too long and was stopped before it ran")
 			return
 		case err != nil:
 			a.log.ErrorContext(r.Context(), "authenticate", "err", err, "request_id", requestid.From(r.Context()))

@@ -64,6 +64,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -269,12 +270,18 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	claim, err := m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
 	pause := m.opts.PollMin
-	waited := false
+	waited := false  // this request waited for the key's holder
+	counted := false // and is counted among those waiting (MaxWaitingPerKey)
+	stopWaiting := func() {
+		if counted {
+			m.stopWaiting(ws.ID, key)
+			counted = false
+		}
+	}
+	defer stopWaiting()
 	for {
 		if err != nil {
 			switch {
-			case errors.Is(ctx.Err(), context.Canceled):
-				return // the client left: no one reads an answer (the access log tells it)
 			case ctx.Err() != nil && waited:
 				m.inProgress(w)
 				return
@@ -332,26 +339,28 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"this Idempotency-Key was already used with a different request body; use a new key for a new request")
 			return
 		case store.IdempotencyFree:
-			// A request that waited may run after all: it takes its place back first.
+			// A request that waited may run after all: it takes its place back first,
+			// and waits no more (counted, it left one place fewer for the next copy).
+			stopWaiting()
 			if waited && !m.opts.Resume(w, ctx) {
 				return
 			}
 			claim, err = m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
 		default: // in progress: wait for the holder's answer
-			if !waited {
+			if !counted {
 				if !m.startWaiting(ws.ID, key) {
 					m.inProgress(w)
 					return
 				}
-				defer m.stopWaiting(ws.ID, key)
-				waited = true
+				counted, waited = true, true
 			}
 			m.opts.Pause(ctx)
 			select {
 			case <-ctx.Done():
-				if !errors.Is(ctx.Err(), context.Canceled) {
-					m.inProgress(w)
-				}
+				// Answered also when cancelled: the client may still read (it
+				// half-closed, or the server is shutting down), and an unanswered
+				// request is an empty 200 to it.
+				m.inProgress(w)
 				return
 			case <-time.After(pause):
 			}
@@ -432,6 +441,16 @@ func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, k
 	}
 
 	for k, v := range rec.header {
+		if k == "Vary" {
+			// A list that the layers outside set too (CORS's Vary: Origin): the
+			// inner answer's Vary: Accept replaced it on the first answer.
+			for _, value := range v {
+				if !slices.Contains(w.Header().Values(k), value) {
+					w.Header().Add(k, value)
+				}
+			}
+			continue
+		}
 		w.Header()[k] = v
 	}
 	w.WriteHeader(res.Status)

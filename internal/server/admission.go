@@ -86,10 +86,11 @@ func admit(running, waiting int, next http.Handler) http.Handler {
 	g := newGate(running, waiting)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := g.enter(r.Context()); err != nil {
-			// Nobody reads the answer of a client that is gone.
-			if !errors.Is(err, context.Canceled) {
-				refuseBusy(w)
-			}
+			// Answered also when the request's context was cancelled: the client may
+			// still read (it half-closed its connection, or the server is shutting
+			// down), and an unanswered request is an empty 200 to it. The access log
+			// tells a client that left (CLIENT_CLOSED_REQUEST).
+			refuseBusy(w)
 			return
 		}
 		slot := &serverSlot{g: g, held: true}
@@ -166,12 +167,11 @@ func (s *serverSlot) reclaim(ctx context.Context) error {
 }
 
 // reclaimOrRefuse takes the slot back (reclaim), or answers that the server has no
-// room, and reports whether the request may go on. A client that left gets no answer.
+// room (also to a cancelled request: see admit), and reports whether the request may
+// go on.
 func (s *serverSlot) reclaimOrRefuse(w http.ResponseWriter, ctx context.Context) bool {
 	if err := s.reclaim(ctx); err != nil {
-		if !errors.Is(err, context.Canceled) {
-			refuseBusy(w)
-		}
+		refuseBusy(w)
 		return false
 	}
 	return true
@@ -303,10 +303,9 @@ func (c *keyedAdmission) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slot := serverSlotFrom(ctx)
 		slot.yield()
 		if err := g.wait(ctx); err != nil {
-			if !errors.Is(err, context.Canceled) {
-				w.Header().Set("Retry-After", "1")
-				auth.WriteError(w, http.StatusTooManyRequests, codeTooManyConcurrent, c.refusal)
-			}
+			// Answered also when cancelled (see admit).
+			w.Header().Set("Retry-After", "1")
+			auth.WriteError(w, http.StatusTooManyRequests, codeTooManyConcurrent, c.refusal)
 			return
 		}
 		if !slot.reclaimOrRefuse(w, ctx) {

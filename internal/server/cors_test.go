@@ -212,6 +212,17 @@ func TestCORSActualResponses(t *testing.T) {
 		t.Fatalf("GET: %d %s", r.status, r.body)
 	}
 	actual(t, "GET", r, dashboardOrigin)
+	// With an Idempotency-Key, the first answer and its replay alike: the first's
+	// Vary: Accept replaced Vary: Origin, when the key's layer copied its headers.
+	mutation := jsonBody(map[string]any{"query": `mutation { createSegment(input: {name: "From the dashboard"}) { segment { id } } }`})
+	idem := map[string]string{"Origin": dashboardOrigin, "Content-Type": ctJSON, "Idempotency-Key": newKey()}
+	for _, what := range []string{"first answer", "replay"} {
+		r = a.exchange(http.MethodPost, "/graphql", mutation, idem, true)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", what, r.status, r.body)
+		}
+		actual(t, "an Idempotency-Key's "+what, r, dashboardOrigin)
+	}
 
 	noKey := *a
 	noKey.key = ""

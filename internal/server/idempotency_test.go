@@ -8,16 +8,21 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/segments/segments/graph"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
 )
 
 // idemBody is the JSON body of a GraphQL request: the bytes an Idempotency-Key is
@@ -347,6 +352,49 @@ func TestDuplicateWaitsForTheFirst(t *testing.T) {
 		t.Errorf("assignedCount %d, want 10", p.AssignedCount)
 	}
 	mutClient{a}.checkCount(seg.id, 10)
+}
+
+// TestShutdownAnswersWaitingCopies: when a shutdown's grace is over, serve cancels the
+// requests still running (cause graph.ErrShuttingDown); a copy waiting for its key's
+// holder then returned without writing, and net/http answered its client, still
+// connected, 200 with an empty body: for a mutation, as good as a success.
+func TestShutdownAnswersWaitingCopies(t *testing.T) {
+	s := storetest.Store(t)
+	ws, key := storetest.Workspace(t, s)
+	a := &api{t: t, key: key, ws: ws, store: s}
+	h := server.Handler(storetest.AppStore(t), slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{})
+	base, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.BaseContext = func(net.Listener) context.Context { return base }
+	srv.Start()
+	t.Cleanup(srv.Close)
+	a.url = srv.URL
+	release := lockTable(t, a, "segments")
+	defer release()
+	body := idemBody(`mutation { createSegment(input: {name: "Shut down"}) { segment { id } } }`, nil)
+	k := newKey()
+	holder := make(chan rawResponse, 1)
+	go func() { r, _ := a.idemSend(context.Background(), body, k); holder <- r }()
+	for a.idemRow(k) != "in progress" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	copyc := make(chan rawResponse, 1)
+	go func() {
+		r, err := a.idemSend(context.Background(), body, k)
+		if err != nil {
+			t.Error(err)
+		}
+		copyc <- r
+	}()
+	time.Sleep(300 * time.Millisecond) // the copy waits for the holder
+	cancel(graph.ErrShuttingDown)      // serve's shutdown once its grace is over
+	r := <-copyc
+	if r.status == http.StatusOK && len(bytes.TrimSpace(r.body)) == 0 {
+		t.Fatalf("the waiting copy was answered 200 with an empty body")
+	}
+	r.refusedWith(t, http.StatusConflict, "IDEMPOTENCY_KEY_IN_PROGRESS")
+	<-holder
 }
 
 // TestIdempotencyKeyReused: the same key with another body is refused with 422

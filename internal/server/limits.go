@@ -68,12 +68,12 @@ func limitRequestSize(max int64, within time.Duration, next http.Handler) http.H
 				_ = rc.SetReadDeadline(time.Time{})
 			}
 			if errors.Is(err, io.ErrUnexpectedEOF) {
-				// The client closed its connection before the body was whole: it left,
-				// and reads no answer (refused with 400, it counted as a rejection).
+				// The client closed its connection before the body was whole: it left
+				// (refused with 400, it counted as a rejection). Answered all the same,
+				// as one that only half-closed still reads.
 				if rec := telemetry.From(r.Context()); rec != nil {
 					rec.Code = telemetry.CodeClientClosed
 				}
-				return
 			}
 			if err != nil {
 				auth.WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "could not read the request body")

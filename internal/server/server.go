@@ -294,10 +294,12 @@ func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.T
 		switch {
 		case sr.undelivered:
 			rec.Code = telemetry.CodeClientClosed // whatever the answer said, nobody heard it
-		case !sr.wrote && (rec.Code == telemetry.CodeClientClosed || errors.Is(context.Cause(r.Context()), context.Canceled)):
-			// The client left before any answer (while its request waited for its
-			// turn, or sent its body), and the layers that saw it go wrote none:
-			// logged as 200 ok, it counted as a success. 499 is nginx's status for it.
+		case rec.Code == telemetry.CodeClientClosed || errors.Is(context.Cause(r.Context()), context.Canceled):
+			// The client left before its answer was whole (net/http cancels the
+			// request's context when the connection ends; a shutdown cancels it
+			// with its own cause): whatever the layer that saw it go answered (while
+			// its request waited for its turn, say, logged as 200 ok or as that
+			// layer's refusal), nobody heard it. 499 is nginx's status for it.
 			rec.Code, sr.status = telemetry.CodeClientClosed, statusClientClosed
 		case rec.Code == "" && sr.body != nil:
 			rec.Code = telemetry.CodeFromBody(sr.body)
@@ -377,21 +379,18 @@ type statusRecorder struct {
 	// undelivered tells that writing the answer failed: the client left, or did not
 	// read it in time.
 	undelivered bool
-	// wrote tells that an answer was begun.
-	wrote bool
 }
 
-// statusClientClosed is the status logged for a request whose client left before any
-// answer was written (nginx's 499): none was sent.
+// statusClientClosed is the status logged for a request whose client left before its
+// answer was whole (nginx's 499).
 const statusClientClosed = 499
 
 func (r *statusRecorder) WriteHeader(status int) {
-	r.status, r.wrote = status, true
+	r.status = status
 	r.ResponseWriter.WriteHeader(status)
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
-	r.wrote = true
 	if r.status >= 400 && r.rec.Code == "" && len(r.body) < maxSniff {
 		r.body = append(r.body, b[:min(len(b), maxSniff-len(r.body))]...)
 	}

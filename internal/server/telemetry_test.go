@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"go.opentelemetry.io/otel/codes"
@@ -27,6 +29,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/auth/authtest"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/limits"
@@ -421,6 +425,54 @@ func TestClientLeavingBeforeGraphQL(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		conn.Close()
 		clientClosed(t, o)
+	})
+	t.Run("waiting for the issuer's keys", func(t *testing.T) {
+		// An unknown kid waits for the key set's fetch, which a hung issuer never
+		// ends: logged as 503 SERVICE_UNAVAILABLE, the issuer's failure.
+		hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+		t.Cleanup(hung.Close)
+		t.Cleanup(hung.CloseClientConnections) // first: the fetch would wait its 5 s
+		v, err := auth.NewJWTVerifier(auth.JWTConfig{Issuer: sessIssuer, Audience: []string{sessAudience}, JWKSURL: hung.URL + "/jwks.json"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := newObserved(t, observedOptions{config: func(c *server.Config) { c.JWT = v }})
+		now := time.Now()
+		token := authtest.Sign(t, jwt.SigningMethodRS256, sessKeys().rsa, "rsa-1", jwt.MapClaims{
+			"iss": sessIssuer, "aud": sessAudience, "sub": "user-42", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+			"workspace": globalid.Encode(globalid.Workspace, o.ws.ID)})
+		o.key = auth.Key(token)
+		leave(t, o)
+		clientClosed(t, o)
+	})
+	t.Run("half-closed, waiting for its turn", func(t *testing.T) {
+		// A client that half-closes its connection (done sending) still reads: net/http
+		// cancels the request's context all the same, and a layer that took that for
+		// the client's leaving wrote nothing, an empty 200 to the client.
+		o := newObserved(t, observedOptions{throttle: waitingBucket{}, config: func(c *server.Config) { c.MaxRunningPerCaller = 1 }})
+		held, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		go o.idemSend(held, idemBody(namedQuery, nil))
+		time.Sleep(200 * time.Millisecond)
+		conn, err := net.Dial("tcp", strings.TrimPrefix(o.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		body := string(idemBody(namedQuery, nil))
+		fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", o.key, len(body), body)
+		conn.(*net.TCPConn).CloseWrite()
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(res.Body)
+		if res.StatusCode == http.StatusOK && len(bytes.TrimSpace(answer)) == 0 {
+			t.Errorf("a half-closed client got an empty 200")
+		}
+		if !strings.Contains(string(answer), `"code"`) {
+			t.Errorf("a half-closed client got %d %q, want a refusal with its code", res.StatusCode, answer)
+		}
 	})
 	t.Run("deadline during the key's lookup", func(t *testing.T) {
 		o := newObserved(t, observedOptions{config: func(c *server.Config) { c.RequestTimeout = 300 * time.Millisecond }})
