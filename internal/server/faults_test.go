@@ -132,6 +132,11 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 // lookup records its last use, in a statement PostgreSQL refuses in a read-only
 // transaction; a write would have been INTERNAL_SERVER_ERROR, a bug.
 func TestReadOnlyDatabaseServesQueries(t *testing.T) {
+	if storetest.ThroughPgBouncer() {
+		// The setting reaches the sessions begun after it, and PgBouncer keeps those
+		// it began before: requests would still write.
+		t.Skip("PgBouncer's pooled sessions were begun writable")
+	}
 	owner, app := storetest.NewStores(t, store.Options{MaxConns: 4, AppName: "read-only", Tenant: storetest.AuthTenant})
 	ws, key := storetest.Workspace(t, owner)
 	var log logtest.Buffer
