@@ -285,11 +285,17 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case ctx.Err() != nil && waited:
 				m.inProgress(w)
 				return
-			case ctx.Err() != nil:
+			case errors.Is(ctx.Err(), context.DeadlineExceeded):
 				// Nothing ran: a 503, with Retry-After as the server's other 503s have,
 				// so that a client waiting that long does not retry at once.
 				w.Header().Set("Retry-After", "1")
 				auth.WriteError(w, http.StatusServiceUnavailable, "TIMEOUT", "the request took too long and was stopped before it ran")
+				return
+			case ctx.Err() != nil:
+				// Cancelled (its client left, or the server is shutting down): no
+				// timeout, and no failure of the store's.
+				w.Header().Set("Retry-After", "1")
+				auth.WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the request was stopped before it ran; retry it")
 				return
 			}
 			m.log.ErrorContext(ctx, "idempotency: store", "err", err)

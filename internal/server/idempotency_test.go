@@ -397,6 +397,39 @@ func TestShutdownAnswersWaitingCopies(t *testing.T) {
 	<-holder
 }
 
+// TestShutdownDuringTheClaim: a request cancelled by a shutdown while it claims its
+// key is told SERVICE_UNAVAILABLE (retry), not TIMEOUT: it did not run out of time.
+func TestShutdownDuringTheClaim(t *testing.T) {
+	s := storetest.Store(t)
+	ws, key := storetest.Workspace(t, s)
+	a := &api{t: t, key: key, ws: ws, store: s}
+	h := server.Handler(storetest.AppStore(t), slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{})
+	base, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.BaseContext = func(net.Listener) context.Context { return base }
+	srv.Start()
+	t.Cleanup(srv.Close)
+	a.url = srv.URL
+	release := lockTable(t, a, "idempotency_keys") // the claim waits
+	defer release()
+	answer := make(chan rawResponse, 1)
+	go func() {
+		r, err := a.idemSend(context.Background(), idemBody(`mutation { createSegment(input: {name: "Shut down"}) { segment { id } } }`, nil), newKey())
+		if err != nil {
+			t.Error(err)
+		}
+		answer <- r
+	}()
+	time.Sleep(300 * time.Millisecond)
+	cancel(graph.ErrShuttingDown) // serve's shutdown once its grace is over
+	r := <-answer
+	r.refusedWith(t, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+}
+
 // TestIdempotencyKeyReused: the same key with another body is refused with 422
 // IDEMPOTENCY_KEY_REUSED, and nothing of that request applies; the first answer is
 // still replayed to its own body.

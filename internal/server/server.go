@@ -288,18 +288,18 @@ func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.T
 		if tracer != nil {
 			ctx, span = tracer.Start(ctx, r, route(r.URL.Path))
 		}
-		sr := &statusRecorder{ResponseWriter: w, status: http.StatusOK, rec: rec}
+		sr := &statusRecorder{ResponseWriter: w, status: http.StatusOK, rec: rec, client: r.Context()}
 		next.ServeHTTP(sr, r.WithContext(ctx))
 		d := time.Since(start)
 		switch {
 		case sr.undelivered:
 			rec.Code = telemetry.CodeClientClosed // whatever the answer said, nobody heard it
-		case rec.Code == telemetry.CodeClientClosed || errors.Is(context.Cause(r.Context()), context.Canceled):
-			// The client left before its answer was whole (net/http cancels the
-			// request's context when the connection ends; a shutdown cancels it
-			// with its own cause): whatever the layer that saw it go answered (while
-			// its request waited for its turn, say, logged as 200 ok or as that
-			// layer's refusal), nobody heard it. 499 is nginx's status for it.
+		case rec.Code == telemetry.CodeClientClosed || sr.leftBeforeAnswer():
+			// The client left before its answer (net/http cancels the request's
+			// context when the connection ends; a shutdown cancels it with its own
+			// cause): whatever the layer that saw it go answered (while its request
+			// waited for its turn, say, logged as 200 ok or as that layer's refusal),
+			// nobody heard it. 499 is nginx's status for it.
 			rec.Code, sr.status = telemetry.CodeClientClosed, statusClientClosed
 		case rec.Code == "" && sr.body != nil:
 			rec.Code = telemetry.CodeFromBody(sr.body)
@@ -379,6 +379,30 @@ type statusRecorder struct {
 	// undelivered tells that writing the answer failed: the client left, or did not
 	// read it in time.
 	undelivered bool
+	// client is the request's context as net/http made it, which it cancels when
+	// the client's connection ends; begun tells that the answer was begun, and
+	// leftFirst that the client had left by then.
+	client           context.Context
+	begun, leftFirst bool
+}
+
+// begin notes that the answer begins, and whether the client had left by then.
+func (r *statusRecorder) begin() {
+	if !r.begun {
+		r.begun = true
+		r.leftFirst = errors.Is(context.Cause(r.client), context.Canceled)
+	}
+}
+
+// leftBeforeAnswer reports whether the client left before the answer began (or, with
+// none begun, before the request ended). Asked once the request ended, it took a
+// client that closed its connection after reading a whole answer for one that left:
+// a request's work may go on after its answer (an Idempotency-Key's cleanup).
+func (r *statusRecorder) leftBeforeAnswer() bool {
+	if !r.begun {
+		return errors.Is(context.Cause(r.client), context.Canceled)
+	}
+	return r.leftFirst
 }
 
 // statusClientClosed is the status logged for a request whose client left before its
@@ -386,11 +410,13 @@ type statusRecorder struct {
 const statusClientClosed = 499
 
 func (r *statusRecorder) WriteHeader(status int) {
+	r.begin()
 	r.status = status
 	r.ResponseWriter.WriteHeader(status)
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.begin()
 	if r.status >= 400 && r.rec.Code == "" && len(r.body) < maxSniff {
 		r.body = append(r.body, b[:min(len(b), maxSniff-len(r.body))]...)
 	}

@@ -488,6 +488,60 @@ func TestClientLeavingBeforeGraphQL(t *testing.T) {
 	})
 }
 
+// TestClientClosingAfterItsAnswer: a client that closes its connection once it read its
+// whole answer, while the request still works (an Idempotency-Key's request deletes
+// expired keys after it answered), left nothing unanswered: logged 200 ok. It was
+// logged 499 CLIENT_CLOSED_REQUEST, told by the request's context once it ended, and
+// 6 of 7 keyed mutations were while expired keys were being swept.
+func TestClientClosingAfterItsAnswer(t *testing.T) {
+	o := newObserved(t, observedOptions{})
+	db := o.store.DB()
+	if _, err := db.Exec(`INSERT INTO idempotency_keys (workspace_id, key, request_hash, status, content_type, body, created_at)
+		VALUES ($1, 'expired', '\x00', 200, 'application/json', '', now() - interval '2 days')`, o.ws.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The sweep after the answer waits for the expired key, held here.
+	lock, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec(`SELECT 1 FROM idempotency_keys WHERE key = 'expired' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	// A client that closes its connection once it read the answer.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	req, _ := http.NewRequest(http.MethodPost, o.url+"/graphql", bytes.NewReader(idemBody(namedQuery, nil)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+string(o.key))
+	req.Header.Set("Idempotency-Key", newKey())
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	client.CloseIdleConnections()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(answer), `"data"`) {
+		t.Fatalf("the answer: %d %s", res.StatusCode, answer)
+	}
+	time.Sleep(200 * time.Millisecond) // the server sees the connection end
+	lock.Rollback()
+	var line map[string]any
+	eventually(t, "the request's line", func() error {
+		for _, l := range o.log.JSONLines(t) {
+			if l["msg"] == "request" && l["path"] == "/graphql" {
+				line = l
+				return nil
+			}
+		}
+		return errors.New("no request line yet")
+	})
+	if line["status"] != float64(http.StatusOK) || line["outcome"] != "ok" {
+		t.Errorf("a request answered whole, its client gone after: logged status %v, outcome %v", line["status"], line["outcome"])
+	}
+}
+
 // TestReplaysCountAsTheirOperation: an answer replayed for an Idempotency-Key is
 // logged and counted as the operation that answered, with that answer's outcome. It
 // was the "unknown" operation (which the README keeps for refusals before an
