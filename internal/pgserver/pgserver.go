@@ -228,13 +228,20 @@ const (
 // Keep must have returned before Stop is called.
 func (s *Server) Keep(ctx context.Context, report func(err error)) {
 	wait := keepEvery
+	moved := false // reported that the server runs on another port
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		if _, _, ok := postmaster(s.pgdata()); ok {
+		if _, port, ok := postmaster(s.pgdata()); ok {
+			if port != s.port && !moved {
+				// Started again elsewhere by a process that did not know of this
+				// one: its connections name a port no server listens on.
+				report(fmt.Errorf("pgserver: the server runs again on port %d, and this process's connections name port %d: restart it", port, s.port))
+			}
+			moved = port != s.port
 			wait = keepEvery
 			continue
 		}
@@ -291,22 +298,39 @@ func (s *Server) abandon() {
 // portFile, in a Shared server's directory, holds the port it last listened on.
 const portFile = "port"
 
-// lastPort is the port the Shared server last listened on when it is free now, else 0.
-func (s *Server) lastPort() int {
+// lastPort is the port the Shared server last listened on (0 when none is known), and
+// whether it is free now.
+func (s *Server) lastPort() (port int, free bool) {
 	b, err := os.ReadFile(filepath.Join(s.dir, portFile))
 	if err != nil {
-		return 0
+		return 0, false
 	}
-	port, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	port, err = strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || port <= 0 || port > 65535 {
-		return 0
+		return 0, false
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
-		return 0 // taken
+		return port, false // taken
 	}
 	l.Close()
-	return port
+	return port, true
+}
+
+// othersUse reports whether processes other than this one use the Shared server. The
+// caller holds controlLock, so that none joins or leaves meanwhile: this process's
+// shared lock on usersLock becomes exclusive only when no other holds one, and
+// shared again at once.
+func (s *Server) othersUse() bool {
+	if s.users == nil {
+		return false
+	}
+	fd := int(s.users.Fd())
+	if err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return true
+	}
+	_ = syscall.Flock(fd, syscall.LOCK_SH)
+	return false
 }
 
 // stopChild stops the server this process started, if it did.
@@ -389,7 +413,15 @@ func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 	var err error
 	port := opts.Port
 	if port == 0 && opts.Shared {
-		port = s.lastPort()
+		last, free := s.lastPort()
+		if last != 0 && !free && s.othersUse() {
+			// Moved to another port, the server would be out of reach of the
+			// processes using it, whose connections name the old one, for good.
+			return fmt.Errorf("pgserver: port %d, where the other processes using %s reach its PostgreSQL, is taken by another program: free it", last, s.dir)
+		}
+		if free {
+			port = last
+		}
 	}
 	if port == 0 {
 		if port, err = freePort(); err != nil {
@@ -436,7 +468,10 @@ func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 		return fmt.Errorf("pgserver: start postgres: %w", err)
 	}
 	exited := make(chan error, 1) // this child's: Keep may start another
-	s.cmd, s.port, s.exited = cmd, port, exited
+	s.cmd, s.exited = cmd, exited
+	if s.port != port {
+		s.port = port // not written when Keep starts it again, on the port others read
+	}
 	go func() { exited <- cmd.Wait() }()
 	return nil
 }
@@ -447,7 +482,12 @@ func (s *Server) waitReady(ctx context.Context, joined int) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
-		conn, err := pgx.Connect(ctx, s.URL("postgres"))
+		// Each attempt is short: a program that took the port and never answers
+		// (another server's, not PostgreSQL) held a connection for the whole 60 s,
+		// and the start's failure went unseen as long, the locks held.
+		attempt, cancelAttempt := context.WithTimeout(ctx, connectAttempt)
+		conn, err := pgx.Connect(attempt, s.URL("postgres"))
+		cancelAttempt()
 		if err == nil {
 			return conn.Close(ctx)
 		}
@@ -635,6 +675,9 @@ func procState(pid int) byte {
 	}
 	return b[i+2]
 }
+
+// connectAttempt bounds each attempt of waitReady to connect.
+const connectAttempt = 2 * time.Second
 
 // reapTimeout bounds how long Start waits for a postmaster that has exited to be reaped.
 const reapTimeout = 30 * time.Second

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -305,6 +306,85 @@ func TestKeepStartsTheServerAgain(t *testing.T) {
 				t.Fatal("the server started again is not this process's to stop")
 			}
 		})
+	}
+}
+
+// TestPortKeptForItsUsers: a server killed while another program took its port was
+// started by the next command on another port, where the processes using it, whose
+// connections name the old one, never found it: a server stayed 503 for good. The
+// port is kept while others use the server: the command fails, saying why, until the
+// port is free. And a start that finds its port held by a program that never answers
+// fails within seconds: waitReady's one connection waited 60 s, the locks held.
+func TestPortKeptForItsUsers(t *testing.T) {
+	dir := storetest.ServerDir(t)
+	first, err := pgserver.Start(context.Background(), pgserver.Options{Dir: dir, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, url := first.Port(), first.URL("segments")
+	ctx, cancel := context.WithCancel(context.Background())
+	reports := make(chan error, 10)
+	kept := make(chan struct{})
+	go func() { first.Keep(ctx, func(err error) { reports <- err }); close(kept) }()
+	t.Cleanup(func() {
+		cancel()
+		<-kept
+		_ = first.Stop()
+	})
+
+	killPostmaster(t, dir)
+	// Another program takes the port, and never answers on it.
+	squatter, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("take the port: %v", err)
+	}
+	defer squatter.Close()
+	go func() {
+		for {
+			c, err := squatter.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	began := time.Now()
+	select {
+	case err := <-reports:
+		if err == nil {
+			t.Fatal("Keep reports the server started on a port another program holds")
+		}
+		if took := time.Since(began); took > 15*time.Second {
+			t.Errorf("the failed start was reported after %v", took)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Keep reported nothing within 30 s of a start that failed")
+	}
+
+	// Another command: refused, not moved to another port.
+	startCtx, cancelStart := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelStart()
+	if other, err := pgserver.Start(startCtx, pgserver.Options{Dir: dir, Shared: true}); err == nil {
+		other.Stop()
+		t.Fatalf("a command started the server on port %d while its users reach it on %d", other.Port(), port)
+	} else if !strings.Contains(err.Error(), "is taken by another program") {
+		t.Errorf("the command's error: %v", err)
+	}
+
+	squatter.Close()
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		select {
+		case err := <-reports:
+			if err != nil {
+				continue // a try before the port was free
+			}
+		case <-time.After(time.Until(deadline)):
+			t.Fatal("Keep did not start the server again once its port was free")
+		}
+		break
+	}
+	if got := queryOne[int](t, url, "SELECT 1"); got != 1 {
+		t.Fatalf("SELECT 1 = %d", got)
 	}
 }
 
