@@ -18,13 +18,12 @@ import (
 // /graphql from a browser.
 const AnyOrigin = "*"
 
-// The CORS answers of /graphql. The lists are fixed, not echoed from the request,
-// so that a preflight's answer depends on its Origin alone (Vary: Origin): a
-// browser asking for a method or header not listed fails its own check.
+// The CORS answers of /graphql.
 const (
 	// corsAllowHeaders are the request headers clients send: the credential, the
 	// body's type, content negotiation, idempotency, the request ID, and the trace
-	// context the server extracts (W3C traceparent, tracestate and baggage).
+	// context the server extracts (W3C traceparent, tracestate and baggage). A
+	// preflight's answer adds the others it asks for (allowedHeaders).
 	corsAllowHeaders = "Authorization, Content-Type, Accept, " + idempotency.HeaderKey + ", " +
 		requestid.Header + ", traceparent, tracestate, baggage"
 	// corsExposeHeaders are the response headers a browser app needs to read
@@ -161,7 +160,8 @@ func allowOrigins(origins []string, next http.Handler) http.Handler {
 			}
 			h.Set("Access-Control-Allow-Origin", allow)
 			h.Set("Access-Control-Allow-Methods", graph.AllowedMethods)
-			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Allow-Headers", allowedHeaders(r.Header.Values("Access-Control-Request-Headers")))
+			h.Add("Vary", "Access-Control-Request-Headers")
 			h.Set("Access-Control-Max-Age", corsMaxAge)
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -172,4 +172,52 @@ func allowOrigins(origins []string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// maxRequestedHeaders bounds the header names a preflight's answer echoes.
+const maxRequestedHeaders = 32
+
+// allowedHeaders is the Access-Control-Allow-Headers of a preflight that asks for the
+// headers requested (Access-Control-Request-Headers): corsAllowHeaders, and the other
+// names it asks for. A fixed list failed the preflight of a client that sends one
+// more header of its own (Apollo Client's apollographql-client-name, a tracing
+// vendor's sentry-trace), with no useful error in the browser; allowing any is safe,
+// as no answer allows credentials and the server ignores headers it does not know.
+func allowedHeaders(requested []string) string {
+	list := corsAllowHeaders
+	n := 0
+	for _, v := range requested {
+		for name := range strings.SplitSeq(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" || !isToken(name) || len(name) > 64 || n == maxRequestedHeaders ||
+				containsFold(list, name) {
+				continue
+			}
+			list += ", " + name
+			n++
+		}
+	}
+	return list
+}
+
+// containsFold reports whether the comma-separated list holds name, case aside.
+func containsFold(list, name string) bool {
+	for item := range strings.SplitSeq(list, ",") {
+		if strings.EqualFold(strings.TrimSpace(item), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110 section 5.6.2), as a header
+// name is.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return len(s) > 0
 }

@@ -128,6 +128,18 @@ func TestCORSPreflight(t *testing.T) {
 		t.Errorf("preflight: %d SQL statements", n)
 	}
 	ids := []string{r.header.Get(requestid.Header)}
+	if !varies(r.header, "Access-Control-Request-Headers") {
+		t.Errorf("preflight: Vary %q, want Access-Control-Request-Headers", r.header.Values("Vary"))
+	}
+	// A client's own header (Apollo Client's, with its name option) is allowed too:
+	// a fixed list failed the dashboard's preflight. A name that is no token is not.
+	extra := from(dashboardOrigin, preflight)
+	extra["Access-Control-Request-Headers"] = "authorization, apollographql-client-name,content-type, bad name"
+	r = o.exchange(http.MethodOptions, "/graphql", nil, extra, false)
+	if got := r.header.Get("Access-Control-Allow-Headers"); r.status != http.StatusNoContent ||
+		!strings.HasSuffix(got, ", baggage, apollographql-client-name") {
+		t.Errorf("preflight asking for apollographql-client-name: %d, Access-Control-Allow-Headers %q", r.status, got)
+	}
 	allowedPreflight(t, o.exchange(http.MethodOptions, "/graphql", nil, from("http://localhost:3000", preflight), false), "http://localhost:3000")
 
 	for _, origin := range []string{foreignOrigin, "null", "https://app.example.com:8443", "http://app.example.com"} {
