@@ -18,6 +18,7 @@ import (
 
 	"github.com/segments/segments/graph/execution"
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/negotiate"
 	"github.com/segments/segments/internal/telemetry"
 )
 
@@ -169,18 +170,9 @@ func ResponseMediaType(accept string) (mediaType string, ok bool) {
 	}
 	var best [2]match // by ours' index
 	ours := [2]string{MediaTypeGraphQLResponse, MediaTypeJSON}
-	for pos, part := range strings.Split(accept, ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		q := 1.0
-		if v, has := params["q"]; has {
-			if q, err = strconv.ParseFloat(v, 64); err != nil || q < 0 || q > 1 {
-				continue
-			}
-		}
-		if cs, has := params["charset"]; has && !utf8Charset(cs) {
+	for pos, e := range negotiate.Entries(accept) {
+		mt, q := e.Value, e.Q
+		if cs, has := e.Params["charset"]; has && !utf8Charset(cs) {
 			continue
 		}
 		for i, t := range ours {

@@ -14,13 +14,14 @@ import (
 	"encoding/json"
 	"html"
 	"io/fs"
-	"mime"
 	"net"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/segments/segments/internal/negotiate"
 )
 
 //go:embed all:dist
@@ -192,21 +193,12 @@ func compressible(ctype string) bool {
 // acceptable with the weight of its own entry, else with that of "*", else not at all
 // (no header: nothing but identity, to keep it simple); a weight of 0 in any spelling
 // (q=0.000, Q = 0) refuses it. An entry whose parameters or weight do not parse is
-// ignored. Parameters are parsed as graph.ResponseMediaType parses Accept's.
+// ignored (package negotiate).
 func acceptsGzip(r *http.Request) bool {
 	gz, star := -1.0, -1.0 // the weights found; -1: no entry
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		coding, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		q := 1.0
-		if v, has := params["q"]; has {
-			if q, err = strconv.ParseFloat(v, 64); err != nil || q < 0 || q > 1 {
-				continue
-			}
-		}
-		switch coding { // lowercased by ParseMediaType
+	for _, e := range negotiate.Entries(r.Header.Get("Accept-Encoding")) {
+		coding, q := e.Value, e.Q
+		switch coding { // lowercased
 		case "gzip", "x-gzip":
 			gz = max(gz, q)
 		case "*":
