@@ -354,22 +354,30 @@ func TestDuplicateWaitsForTheFirst(t *testing.T) {
 	mutClient{a}.checkCount(seg.id, 10)
 }
 
-// TestShutdownAnswersWaitingCopies: when a shutdown's grace is over, serve cancels the
-// requests still running (cause graph.ErrShuttingDown); a copy waiting for its key's
-// holder then returned without writing, and net/http answered its client, still
-// connected, 200 with an empty body: for a mutation, as good as a success.
-func TestShutdownAnswersWaitingCopies(t *testing.T) {
+// newShuttingDownAPI is an API whose requests run under a base context that shutDown
+// cancels as serve does once a shutdown's grace is over (cause graph.ErrShuttingDown).
+func newShuttingDownAPI(t *testing.T) (a *api, shutDown func()) {
+	t.Helper()
 	s := storetest.Store(t)
 	ws, key := storetest.Workspace(t, s)
-	a := &api{t: t, key: key, ws: ws, store: s}
+	a = &api{t: t, key: key, ws: ws, store: s}
 	h := server.Handler(storetest.AppStore(t), slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{})
 	base, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
+	t.Cleanup(func() { cancel(nil) })
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.BaseContext = func(net.Listener) context.Context { return base }
 	srv.Start()
 	t.Cleanup(srv.Close)
 	a.url = srv.URL
+	return a, func() { cancel(graph.ErrShuttingDown) }
+}
+
+// TestShutdownAnswersWaitingCopies: when a shutdown's grace is over, serve cancels the
+// requests still running (cause graph.ErrShuttingDown); a copy waiting for its key's
+// holder then returned without writing, and net/http answered its client, still
+// connected, 200 with an empty body: for a mutation, as good as a success.
+func TestShutdownAnswersWaitingCopies(t *testing.T) {
+	a, shutDown := newShuttingDownAPI(t)
 	release := lockTable(t, a, "segments")
 	defer release()
 	body := idemBody(`mutation { createSegment(input: {name: "Shut down"}) { segment { id } } }`, nil)
@@ -388,7 +396,7 @@ func TestShutdownAnswersWaitingCopies(t *testing.T) {
 		copyc <- r
 	}()
 	time.Sleep(300 * time.Millisecond) // the copy waits for the holder
-	cancel(graph.ErrShuttingDown)      // serve's shutdown once its grace is over
+	shutDown()                         // serve's shutdown once its grace is over
 	r := <-copyc
 	if r.status == http.StatusOK && len(bytes.TrimSpace(r.body)) == 0 {
 		t.Fatalf("the waiting copy was answered 200 with an empty body")
@@ -400,17 +408,7 @@ func TestShutdownAnswersWaitingCopies(t *testing.T) {
 // TestShutdownDuringTheClaim: a request cancelled by a shutdown while it claims its
 // key is told SERVICE_UNAVAILABLE (retry), not TIMEOUT: it did not run out of time.
 func TestShutdownDuringTheClaim(t *testing.T) {
-	s := storetest.Store(t)
-	ws, key := storetest.Workspace(t, s)
-	a := &api{t: t, key: key, ws: ws, store: s}
-	h := server.Handler(storetest.AppStore(t), slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{})
-	base, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.BaseContext = func(net.Listener) context.Context { return base }
-	srv.Start()
-	t.Cleanup(srv.Close)
-	a.url = srv.URL
+	a, shutDown := newShuttingDownAPI(t)
 	release := lockTable(t, a, "idempotency_keys") // the claim waits
 	defer release()
 	answer := make(chan rawResponse, 1)
@@ -422,7 +420,7 @@ func TestShutdownDuringTheClaim(t *testing.T) {
 		answer <- r
 	}()
 	time.Sleep(300 * time.Millisecond)
-	cancel(graph.ErrShuttingDown) // serve's shutdown once its grace is over
+	shutDown() // serve's shutdown once its grace is over
 	r := <-answer
 	r.refusedWith(t, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
 	if r.header.Get("Retry-After") == "" {
