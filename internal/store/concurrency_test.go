@@ -428,6 +428,87 @@ func TestRemovalsWaitForAssignments(t *testing.T) {
 	checkBitmaps(t, s, f.ws.ID)
 }
 
+// TestAssignmentsInsertPairsInOneOrder: two assignments that insert the same pairs do
+// so in one order (segment by segment, the contacts ascending), so that the later
+// waits at the first pair the other holds and holds none the other needs. With a
+// plain cross join of the two lists, PostgreSQL inserted contact by contact whenever a
+// request had fewer contacts than segments: here T2 (2 contacts, 3 segments) held
+// (s2, c1) and waited for (s1, c2), which T1 (5 contacts, 2 segments) held while it
+// waited for (s2, c1), PostgreSQL's deadlock, which
+// TestConcurrentAssignmentsLockInOneOrder met once in a full run of the tests. T1
+// is held inside its insert by a pair that a third transaction inserted without
+// triggers, so that T2 starts its own there.
+func TestAssignmentsInsertPairsInOneOrder(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.NewStore(t, store.Options{MaxConns: 10})
+	ws, _ := storetest.Workspace(t, s)
+	in := make([]crm.ContactInput, 5)
+	for i := range in {
+		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9196%08d", i)}
+	}
+	up, err := s.UpsertContacts(ctx, ws.ID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c []int64
+	for _, x := range up.Contacts {
+		c = append(c, x.ID)
+	}
+	seg := newSegments(t, s, ws.ID, 3)
+	// A pair both skip, so that neither waits at the first pair they share.
+	if _, err := s.AssignContactsToSegments(ctx, ws.ID, c[:1], seg[:1], store.WithoutSegments); err != nil {
+		t.Fatal(err)
+	}
+	before := storetest.Deadlocks(t, s)
+
+	hold, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback()
+	for _, q := range []string{"SET LOCAL session_replication_role = replica", "INSERT INTO memberships VALUES ($1, $2, $3)"} {
+		var args []any
+		if strings.HasPrefix(q, "INSERT") {
+			args = []any{ws.ID, seg[0], c[2]}
+		}
+		if _, err := hold.ExecContext(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done1, done2 := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := s.AssignContactsToSegments(ctx, ws.ID, c, seg[:2], store.WithSegments)
+		done1 <- err
+	}()
+	waitForLock(t, s.DB(), "INSERT INTO memberships", done1)
+	go func() {
+		_, err := s.AssignContactsToSegments(ctx, ws.ID, c[:2], seg, store.WithSegments)
+		done2 <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var n int
+		if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO memberships%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second assignment never waited in its insert")
+		}
+	}
+	hold.Rollback()
+	if err1, err2 := <-done1, <-done2; err1 != nil || err2 != nil {
+		t.Fatalf("the assignments: %v, %v", err1, err2)
+	}
+	if n := storetest.Deadlocks(t, s) - before; n != 0 {
+		t.Errorf("PostgreSQL detected %d deadlocks, want none", n)
+	}
+	checkCounts(t, s, ws.ID)
+	checkBitmaps(t, s, ws.ID)
+}
+
 // TestConcurrentAssignmentsLockInOneOrder runs assignments of contacts spread over
 // four of the bitmaps' chunks to overlapping segments, from eight connections at once.
 // They share segments, and some of them chunks, and lock what they share in one order

@@ -224,7 +224,8 @@ func existingMemberships(columns string) string {
 var (
 	insertMembershipsSQL = `WITH` + existingMemberships("segment_id, contact_id") + `
 	INSERT INTO memberships (workspace_id, segment_id, contact_id)
-	SELECT ?0, s, c FROM unnest(?1::bigint[]) AS s CROSS JOIN unnest(?2::bigint[]) AS c
+	SELECT ?0, s, c FROM unnest(?1::bigint[]) AS s
+	 CROSS JOIN LATERAL (SELECT c FROM unnest(?2::bigint[]) AS c WHERE s IS NOT NULL OFFSET 0) AS contacts
 	 WHERE NOT EXISTS (SELECT FROM existing e WHERE e.segment_id = s AND e.contact_id = c)`
 
 	insertMembershipsSkippingConflictsSQL = insertMembershipsSQL + `
@@ -252,7 +253,13 @@ func membershipsQuery(db bun.IDB, statement string, ws workspaceArg, segmentIDs,
 // 1M-contact database; README, "How fast it is"):
 //   - The pairs are inserted in index order, segment by segment with the contacts
 //     ascending (the callers pass both sorted), so that consecutive index insertions
-//     land on the same pages instead of on a random one each.
+//     land on the same pages instead of on a random one each. The order is also what
+//     keeps two assignments that insert the same pairs from a deadlock: one waits at
+//     the first pair the other holds, holding none the other needs. The contacts are
+//     a lateral subquery of each segment, so that the planner cannot put them outer:
+//     with a plain cross join it did whenever a request had fewer contacts than
+//     segments, inserting contact by contact, and two such assignments met in
+//     opposite orders (PostgreSQL's deadlock, once in a run of the tests).
 //   - Memberships that exist already are found first (existingMemberships), a few
 //     index entries per contact where ON CONFLICT probes the index once per pair, and
 //     left out, so the rows are inserted without ON CONFLICT's speculative insertion.
