@@ -595,6 +595,12 @@ func TestRepairOrphansOfADeletedSegment(t *testing.T) {
 // role's timeout, a check of a little more failed with 57014. Here the role's timeout
 // is 5 ms, which reading 200,000 memberships takes far longer than.
 func TestChecksOutlastTheStatementTimeout(t *testing.T) {
+	if storetest.ThroughPgBouncer() {
+		// The role's setting reaches the sessions begun after it, and PgBouncer may
+		// hand the store one it began before, for the data's load: the read that
+		// proves the timeout holds then finished under none.
+		t.Skip("PgBouncer's pooled sessions may predate the role's statement_timeout")
+	}
 	ctx := context.Background()
 	url := storetest.Database(t)
 	loader := storetest.MigratedStore(t, url, store.Options{})
