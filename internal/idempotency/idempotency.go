@@ -64,7 +64,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -317,7 +316,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				// Refused as the request it repeats would be, and logged as that
 				// operation, refused.
 				if rec != nil {
-					rec.Operation, rec.OperationType = claim.Response.Operation, claim.Response.OperationType
+					rec.SetOperation(claim.Response.OperationType, claim.Response.Operation)
 				}
 				return
 			}
@@ -407,7 +406,9 @@ func (m *middleware) inProgress(w http.ResponseWriter) {
 // execute runs the request that holds the key, stores its response when it is
 // definitive and releases the key otherwise, then answers.
 func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, key string, owner []byte) {
-	rec := &recorder{header: http.Header{}}
+	// The inner layers see the headers the outer ones set (CORS's Vary: Origin), as
+	// without a key: they add to them, and the first answer lost them when copied.
+	rec := &recorder{header: w.Header().Clone()}
 	var made atomic.Bool // a change of the request committed
 	r = r.WithContext(store.OnCommit(r.Context(), func() { made.Store(true) }))
 	func() {
@@ -447,16 +448,6 @@ func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, k
 	}
 
 	for k, v := range rec.header {
-		if k == "Vary" {
-			// A list that the layers outside set too (CORS's Vary: Origin): the
-			// inner answer's Vary: Accept replaced it on the first answer.
-			for _, value := range v {
-				if !slices.Contains(w.Header().Values(k), value) {
-					w.Header().Add(k, value)
-				}
-			}
-			continue
-		}
 		w.Header()[k] = v
 	}
 	w.WriteHeader(res.Status)
