@@ -12,6 +12,7 @@ import (
 	"github.com/segments/segments/graph"
 	"github.com/segments/segments/internal/idempotency"
 	"github.com/segments/segments/internal/requestid"
+	"golang.org/x/net/http/httpguts"
 )
 
 // AnyOrigin, as the only entry of Config.CORSOrigins, lets a page of any origin call
@@ -189,7 +190,7 @@ func allowedHeaders(requested []string) string {
 	for _, v := range requested {
 		for name := range strings.SplitSeq(v, ",") {
 			name = strings.TrimSpace(name)
-			if name == "" || !isToken(name) || len(name) > 64 || n == maxRequestedHeaders ||
+			if name == "" || !httpguts.ValidHeaderFieldName(name) || len(name) > 64 || n == maxRequestedHeaders ||
 				containsFold(list, name) {
 				continue
 			}
@@ -208,16 +209,4 @@ func containsFold(list, name string) bool {
 		}
 	}
 	return false
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110 section 5.6.2), as a header
-// name is.
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return len(s) > 0
 }
