@@ -70,6 +70,7 @@ import (
 	"time"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/requestid"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/telemetry"
 )
@@ -269,8 +270,9 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	claim, err := m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
 	pause := m.opts.PollMin
-	waited := false  // this request waited for the key's holder
-	counted := false // and is counted among those waiting (MaxWaitingPerKey)
+	waited := false   // this request waited for the key's holder
+	counted := false  // and is counted among those waiting (MaxWaitingPerKey)
+	readOnly := false // the database took no writes: the key is only looked up
 	stopWaiting := func() {
 		if counted {
 			m.stopWaiting(ws.ID, key)
@@ -279,6 +281,13 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer stopWaiting()
 	for {
+		if err != nil && store.ReadOnly(err) && !readOnly {
+			// A standby after a failover, or maintenance: a key whose answer is kept
+			// is still replayed, by reads alone; any other must wait for writes.
+			readOnly = true
+			claim, err = m.store.IdempotencyKey(ctx, ws.ID, key, hash)
+			continue
+		}
 		if err != nil {
 			switch {
 			case ctx.Err() != nil && waited:
@@ -295,6 +304,10 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				// timeout, and no failure of the store's.
 				w.Header().Set("Retry-After", "1")
 				auth.WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the request was stopped before it ran; retry it")
+				return
+			}
+			if store.ReadOnly(err) {
+				m.readOnly(ctx, w)
 				return
 			}
 			m.log.ErrorContext(ctx, "idempotency: store", "err", err)
@@ -344,6 +357,10 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"this Idempotency-Key was already used with a different request body; use a new key for a new request")
 			return
 		case store.IdempotencyFree:
+			if readOnly {
+				m.readOnly(ctx, w)
+				return
+			}
 			// A request that waited may run after all: it takes its place back first,
 			// and waits no more (counted, it left one place fewer for the next copy).
 			stopWaiting()
@@ -352,6 +369,12 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			claim, err = m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
 		default: // in progress: wait for the holder's answer
+			if readOnly {
+				// Its holder cannot store an answer either: the copy waits for
+				// nothing.
+				m.readOnly(ctx, w)
+				return
+			}
 			if !counted {
 				if !m.startWaiting(ws.ID, key) {
 					m.inProgress(w)
@@ -395,6 +418,17 @@ func (m *middleware) stopWaiting(ws int64, key string) {
 	if m.waiting[k]--; m.waiting[k] <= 0 {
 		delete(m.waiting, k)
 	}
+}
+
+// readOnly answers a request whose key cannot be claimed because the database takes
+// no writes now: it is unavailable, not failed (nothing ran, and the same request
+// succeeds once the database takes writes), and logged as the server's other writes
+// to a read-only database are.
+func (m *middleware) readOnly(ctx context.Context, w http.ResponseWriter) {
+	m.log.WarnContext(ctx, "database is read-only", "during", "Idempotency-Key claim", "request_id", requestid.From(ctx))
+	w.Header().Set("Retry-After", "1")
+	auth.WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE",
+		"the database takes no writes now, so the Idempotency-Key cannot be recorded; retry shortly")
 }
 
 func (m *middleware) inProgress(w http.ResponseWriter) {

@@ -144,6 +144,9 @@ func TestReadOnlyDatabaseServesQueries(t *testing.T) {
 	defer srv.Close()
 	a := &api{t: t, url: srv.URL, key: key, ws: ws, store: owner}
 	a.addSegment("Before the failover")
+	keyed := idemBody(`mutation { createSegment(input: {name: "Keyed before"}) { segment { id name } } }`, nil)
+	kept := newKey()
+	first := a.idemPost(keyed, kept)
 	if _, err := owner.DB().Exec(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on', current_database()); END $$`); err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +159,15 @@ func TestReadOnlyDatabaseServesQueries(t *testing.T) {
 	res = a.post(`mutation { createSegment(input: {name: "During"}) { segment { id } } }`, nil)
 	if len(res.Errors) == 0 || res.Errors[0].Extensions["code"] != "UNAVAILABLE" || res.Errors[0].Extensions["requestId"] == nil {
 		t.Errorf("a write to a read-only database: %d %+v, want UNAVAILABLE with a requestId", res.Status, res.Errors)
+	}
+	// An Idempotency-Key whose answer is kept is replayed, by reads alone; a new one
+	// cannot be claimed: 503 with Retry-After, a warning and no ERROR line (it was
+	// "idempotency: store" at ERROR, and a replay was refused alike).
+	a.idemPost(keyed, kept).sameAs(t, first)
+	refused := a.idemPost(idemBody(`mutation { createSegment(input: {name: "Keyed during"}) { segment { id } } }`, nil), newKey())
+	refused.refusedWith(t, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
+	if refused.header.Get("Retry-After") == "" {
+		t.Errorf("a key that cannot be claimed on a read-only database: no Retry-After")
 	}
 	if strings.Contains(log.String(), "level=ERROR") || !strings.Contains(log.String(), "database is read-only") {
 		t.Errorf("the log does not say the database was read-only, or says it as an error:\n%s", log.String())
