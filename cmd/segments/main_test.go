@@ -23,6 +23,7 @@ import (
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/logtest"
+	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -435,5 +436,50 @@ func TestWorkspaceCreateChecksTheName(t *testing.T) {
 	_, stderr, err = cli(getenv, "workspace", "create", " Cafe\u0301\n")
 	if err != nil || !strings.Contains(stderr, `workspace=Café `) {
 		t.Errorf("workspace create does not say the name it keeps (Café): %v\n%s", err, stderr)
+	}
+}
+
+// TestServeOnReadOnlyDatabase: a server starts on a database that takes no writes
+// (default_transaction_read_only for maintenance, a hot standby after a failover)
+// whose schema is up to date, and answers queries; writes are UNAVAILABLE. It could
+// not start at all: it migrated and set its roles' defaults, writes refused there, so
+// every server restarted during the window stayed down.
+func TestServeOnReadOnlyDatabase(t *testing.T) {
+	if storetest.ThroughPgBouncer() {
+		t.Skip("PgBouncer's pooled sessions were begun writable")
+	}
+	dbURL := storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": dbURL})
+	key := newWorkspace(t, getenv, "Standby")
+	// A server ran here before: the requests' role has its login.
+	if _, err := store.AppURL(context.Background(), dbURL); err != nil {
+		t.Fatal(err)
+	}
+	conn := storetest.Conn(t, dbURL)
+	if _, err := conn.Exec(context.Background(),
+		`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on', current_database()); END $$`); err != nil {
+		t.Fatal(err)
+	}
+
+	url, log := startLogged(t, getenv)
+	if got := workspaceName(t, url, key); got != "Standby" {
+		t.Fatalf("a server started on a read-only database: the key acts for %q, want Standby\n%s", got, log.String())
+	}
+	if _, code, _ := gqlCode(t, url, key, writeQuery); code != "UNAVAILABLE" {
+		t.Errorf("a write to a read-only database: %q, want UNAVAILABLE", code)
+	}
+	if !strings.Contains(log.String(), "database is read-only") || strings.Contains(log.String(), "level=ERROR") {
+		t.Errorf("the log does not say the database is read-only, or says it as an error:\n%s", log.String())
+	}
+
+	// One that lacks a migration this binary needs is refused, saying why.
+	if _, err := conn.Exec(context.Background(), `BEGIN READ WRITE;
+		DELETE FROM bun_migrations WHERE name = (SELECT max(name) FROM bun_migrations); COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--addr", freeAddr(t)}, getenv, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "takes no writes now") || !strings.Contains(err.Error(), "lacks migrations") {
+		t.Errorf("serve on a read-only database that lacks a migration: %v, want a refusal saying so", err)
 	}
 }

@@ -71,11 +71,20 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns) ([]string, err
 	// and its connection is not the store's: a store of one connection migrates too.
 	var applied []string
 	err := s.holding(ctx, "migrations", "?", migrationLockKey, func(lock bun.Tx) error {
+		readOnly := false
 		if err := m.Init(ctx); err != nil {
-			return fmt.Errorf("store: init migrations: %w", err)
+			if !ReadOnly(err) {
+				return fmt.Errorf("store: init migrations: %w", err)
+			}
+			// A standby after a failover, or maintenance: a server restarted now
+			// serves what it can if the schema needs nothing.
+			readOnly = true
 		}
 		if err := checkKnown(ctx, m, ms); err != nil {
 			return err
+		}
+		if readOnly {
+			return s.checkUpToDate(ctx, m)
 		}
 		var err error
 		applied, err = s.migrateInTurns(ctx, m, lock, t, &lockTimeout)
@@ -199,6 +208,24 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 	if pending := status.Unapplied(); len(pending) > 0 {
 		return fmt.Errorf("store: %d migration(s) not applied, first %s: run `segments migrate`", len(pending), pending[0].Name)
 	}
+	return nil
+}
+
+// checkUpToDate refuses a database that takes no writes when it lacks migrations: this
+// binary's statements need them, and they cannot be applied now.
+func (s *Store) checkUpToDate(ctx context.Context, m *migrate.Migrator) error {
+	all, err := m.MigrationsWithStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("store: read applied migrations: %w", err)
+	}
+	if missing := all.Unapplied(); len(missing) > 0 {
+		names := make([]string, len(missing))
+		for i, mig := range missing {
+			names[i] = mig.Name
+		}
+		return fmt.Errorf("store: the database takes no writes now (read-only: a standby, or default_transaction_read_only), and lacks migrations this binary needs (%s): start it when the database takes writes", strings.Join(names, ", "))
+	}
+	s.log.Warn("database is read-only: its schema is up to date; queries are served, writes answered UNAVAILABLE until it takes writes")
 	return nil
 }
 

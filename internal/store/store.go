@@ -15,6 +15,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,7 +145,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.AppName != "" {
 		cfg.RuntimeParams["application_name"] = opts.AppName
 	}
-	if err := configureRole(ctx, cfg, opts); err != nil {
+	unset, err := configureRole(ctx, cfg, opts)
+	if err != nil {
 		return nil, err
 	}
 	// Each statement carries its context's workspace for row-level security.
@@ -160,6 +162,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	s := &Store{db: db, connector: connector, analyzer: newAnalyzer(), log: opts.Log}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if len(unset) > 0 {
+		s.log.Warn("database is read-only: the role's session defaults could not be changed, so this process's sessions set them as they connect",
+			"settings", strings.Join(unset, ", "))
 	}
 	s.background.ctx, s.background.stop = context.WithCancel(context.Background())
 	s.learnStatistics(ctx)
@@ -200,13 +206,21 @@ const roleDefaultsLockKey = 7264002
 
 // configureRole sets the role's session defaults before the pool opens its first
 // connection, so that every connection of the pool has them.
-func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error {
+//
+// A database that takes no writes (a hot standby, default_transaction_read_only)
+// refuses ALTER ROLE: a server restarted there could not start at all. The defaults
+// an earlier start set usually hold already; those that differ are set as each
+// connection starts (cfg's runtime parameters, which take precedence over the
+// role's), and returned as name=value to be reported.
+func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) (unset []string, err error) {
 	var sets, now []string
+	want := map[string]string{}
 	set := func(name, value string) {
 		sets = append(sets, fmt.Sprintf(
 			"EXECUTE format('ALTER ROLE %%I IN DATABASE %%I SET %s = %s', current_user, current_database());",
 			name, value))
 		now = append(now, fmt.Sprintf("SET %s = %s;", name, value))
+		want[name] = value
 	}
 	for _, s := range []struct {
 		name string
@@ -227,11 +241,11 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 		set("jit", "off")
 	}
 	if len(sets) == 0 {
-		return nil
+		return nil, nil
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("store: connect: %w", err)
+		return nil, fmt.Errorf("store: connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	// A role's defaults reach only sessions that start after the change. Through
@@ -246,9 +260,35 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) error
 	if _, err := conn.Exec(ctx, "SET statement_timeout = 0; "+
 		fmt.Sprintf("DO $$ BEGIN PERFORM pg_advisory_xact_lock(%d); ", roleDefaultsLockKey)+
 		strings.Join(sets, " ")+" END $$; RESET statement_timeout; "+strings.Join(now, " ")); err != nil {
-		return fmt.Errorf("store: set the role's session defaults: %w", err)
+		if !ReadOnly(err) {
+			return nil, fmt.Errorf("store: set the role's session defaults: %w", err)
+		}
+		return roleDefaultsDiffer(ctx, conn, cfg, want)
 	}
-	return nil
+	return nil, nil
+}
+
+// roleDefaultsDiffer finds which of want the role's defaults in this database lack,
+// and sets those as cfg's runtime parameters instead.
+func roleDefaultsDiffer(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig, want map[string]string) ([]string, error) {
+	var have []string
+	err := conn.QueryRow(ctx, `
+		SELECT coalesce(s.setconfig, '{}')
+		FROM pg_roles AS r CROSS JOIN pg_database AS d
+		LEFT JOIN pg_db_role_setting AS s ON s.setrole = r.oid AND s.setdatabase = d.oid
+		WHERE r.rolname = current_user AND d.datname = current_database()`).Scan(&have)
+	if err != nil {
+		return nil, fmt.Errorf("store: read the role's session defaults: %w", err)
+	}
+	var unset []string
+	for name, value := range want {
+		if !slices.Contains(have, name+"="+value) {
+			cfg.RuntimeParams[name] = value
+			unset = append(unset, name+"="+value)
+		}
+	}
+	slices.Sort(unset)
+	return unset, nil
 }
 
 // InTurn runs fn while it holds the advisory lock named name: processes that run
