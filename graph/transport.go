@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -289,6 +290,13 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 		if err != nil {
 			return nil, errors.New("the URL parameters are malformed")
 		}
+		for _, vs := range q {
+			for _, v := range vs {
+				if !utf8.ValidString(v) {
+					return nil, errNotUTF8
+				}
+			}
+		}
 		p.Query, p.OperationName = q.Get("query"), q.Get("operationName")
 		for _, f := range []struct {
 			name string
@@ -307,6 +315,9 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 		if err != nil {
 			return nil, errors.New("could not read the request body")
 		}
+		if !utf8.Valid(body) {
+			return nil, errNotUTF8
+		}
 		if err := decodeBody(body, p); err != nil {
 			return nil, err
 		}
@@ -320,6 +331,12 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 
 // errBody is readParams' answer to a POST body that is not a JSON object.
 var errBody = errors.New("the request body must be a JSON object with a query")
+
+// errNotUTF8 is readParams' answer to a request that is not UTF-8, as JSON and
+// GraphQL must be (RFC 8259, the GraphQL-over-HTTP spec). encoding/json replaced each
+// invalid byte with U+FFFD: a partner sending Latin-1 got 200 and names such as
+// "Caf\uFFFD buyers" stored for good.
+var errNotUTF8 = errors.New("the request is not valid UTF-8: send JSON and GraphQL text encoded in UTF-8")
 
 // errTooDeep is readParams' answer to a POST body of JSON nested deeper than
 // encoding/json decodes: valid JSON, which errBody called no JSON object.

@@ -193,6 +193,12 @@ func TestReadParamsFromBody(t *testing.T) {
 		{"trailing data", `{"query": "` + q + `"} {}`, graphql.RawParams{}, errBody.Error()},
 		{"trailing space", `{"query": "` + q + `"}` + " \n", graphql.RawParams{Query: q}, ""},
 		{"no query", `{"variables": {}}`, graphql.RawParams{}, "the request has no query"},
+		// Latin-1's é in a variable, and in the query: encoding/json made each a U+FFFD,
+		// and a mutation stored "Caf\uFFFD buyers".
+		{"a variable not UTF-8", `{"query": "` + q + `", "variables": {"n": "Caf` + "\xe9" + ` buyers"}}`, graphql.RawParams{}, errNotUTF8.Error()},
+		{"a query not UTF-8", `{"query": "{ segments(search: \"Caf` + "\xe9" + `\") { totalCount } }"}`, graphql.RawParams{}, errNotUTF8.Error()},
+		{"UTF-8 beyond ASCII", `{"query": "` + q + `", "variables": {"n": "Café 🎉 खरीदार"}}`,
+			graphql.RawParams{Query: q, Variables: map[string]any{"n": "Café 🎉 खरीदार"}}, ""},
 		// Valid JSON, deeper than encoding/json decodes: it was errBody.
 		{"variables nested 10,001 deep", `{"query": "` + q + `", "variables": {"a": ` + strings.Repeat("[", 10_001) + strings.Repeat("]", 10_001) + `}}`,
 			graphql.RawParams{}, errTooDeep.Error()},
@@ -210,6 +216,21 @@ func TestReadParamsFromBody(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 		case !reflect.DeepEqual(*got, tc.want):
 			t.Errorf("%s: %+v, want %+v", tc.name, *got, tc.want)
+		}
+	}
+}
+
+// TestReadParamsFromURL: a GET's parameters must be UTF-8 too, percent-encoded or not.
+func TestReadParamsFromURL(t *testing.T) {
+	for _, tc := range []struct{ name, query, err string }{
+		{"UTF-8", "query=%7B+segments%28search%3A+%22Caf%C3%A9%22%29+%7B+totalCount+%7D+%7D", ""},
+		{"Latin-1 in the query", "query=%7B+segments%28search%3A+%22Caf%E9%22%29+%7B+totalCount+%7D+%7D", errNotUTF8.Error()},
+		{"Latin-1 in the variables", "query=%7B+__typename+%7D&variables=%7B%22n%22%3A%22Caf%E9%22%7D", errNotUTF8.Error()},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/graphql?"+tc.query, nil)
+		_, err := readParams(r)
+		if got := fmt.Sprint(err); (tc.err == "" && err != nil) || (tc.err != "" && got != tc.err) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.err)
 		}
 	}
 }
