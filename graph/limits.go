@@ -388,7 +388,11 @@ func refuse(ctx context.Context, err *limits.Error, status int) *gqlerror.Error 
 	if err.Limit > 0 {
 		ext["limit"] = err.Limit
 	}
-	return &gqlerror.Error{Message: err.Message, Extensions: ext}
+	res := &gqlerror.Error{Message: err.Message, Extensions: ext}
+	if err.At != nil {
+		res.Locations = []gqlerror.Location{{Line: err.At.Line, Column: err.At.Column}}
+	}
+	return res
 }
 
 // refusalStatus serves next with the status its refusals set.

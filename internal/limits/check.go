@@ -184,7 +184,7 @@ func Check(doc *ast.QueryDocument, l Limits) *Error {
 	// Fragments that no operation spreads are validated all the same.
 	for _, f := range doc.Fragments {
 		if fr := c.fragments[f.Name]; fr.def == f && fr.state == 0 {
-			t, err := c.fragment(fr)
+			t, err := c.fragment(fr, nil)
 			if err != nil {
 				return err
 			}
@@ -301,7 +301,7 @@ func (c *checker) selectionSet(ss ast.SelectionSet, depth, path int) (tally, *Er
 			}
 			u = tally{selections: 1, directives: len(s.Directives)}
 			if f := c.fragments[s.Name]; f != nil { // an unknown one is for validation to report
-				ft, err := c.fragment(f)
+				ft, err := c.fragment(f, s.Position)
 				if err != nil {
 					return t, err
 				}
@@ -325,13 +325,15 @@ func (c *checker) selectionSet(ss ast.SelectionSet, depth, path int) (tally, *Er
 	return t, nil
 }
 
-// fragment returns the tally of a named fragment, walking it the first time.
-func (c *checker) fragment(f *fragment) (tally, *Error) {
+// fragment returns the tally of a named fragment, walking it the first time; at is
+// where it is spread (nil for a fragment no operation spreads), which a cycle's
+// error points at, as validation's would.
+func (c *checker) fragment(f *fragment, at *ast.Position) (tally, *Error) {
 	switch f.state {
 	case 2:
 		return f.tally, nil
 	case 1:
-		return tally{}, &Error{Code: CodeValidationFailed, Message: "Cannot spread fragment \"" + f.def.Name + "\" within itself."}
+		return tally{}, &Error{Code: CodeValidationFailed, Message: "Cannot spread fragment \"" + f.def.Name + "\" within itself.", At: at}
 	}
 	f.state = 1
 	t, root, err := c.walkFragment(f.def)

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/vektah/gqlparser/v2/ast"
+
 	"github.com/segments/segments/internal/crm"
 )
 
@@ -158,6 +160,9 @@ type Error struct {
 	Message string
 	// Limit is the cap that was exceeded (0 when there is none, as for a cycle).
 	Limit int
+	// At is the place in the document the error is about, if one is (a fragment
+	// spread that closes a cycle).
+	At *ast.Position
 }
 
 func (e *Error) Error() string { return e.Message }

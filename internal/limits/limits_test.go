@@ -145,6 +145,12 @@ func TestCheckRefusesFragmentCycles(t *testing.T) {
 			t.Errorf("%s: %v", q, err)
 		}
 	}
+	// The error points at the spread that closes the cycle, as validation's would
+	// (the spec's locations): it had none.
+	q := "{ segments { nodes { ...A } } }\nfragment A on Segment { ...B }\nfragment B on Segment { id ...A }"
+	if err := check(t, q, defaults); err == nil || err.At == nil || err.At.Line != 3 || err.At.Column != 31 {
+		t.Errorf("%s: %v at %+v, want the error at line 3, column 31 (where gqlparser places a spread)", q, err, err.At)
+	}
 }
 
 // TestCheckIgnoresWhatValidationReports: unknown fragments and duplicate names are

@@ -276,6 +276,9 @@ func TestLimitsRefusedBeforeAnyResolver(t *testing.T) {
 				status = http.StatusOK // invalid documents as application/json (GraphQL over HTTP)
 			}
 			r.refused(t, status, tc.code)
+			if tc.code == limits.CodeValidationFailed && !strings.Contains(r.body, `"locations":[{"line":1,"column":`) {
+				t.Errorf("an invalid document's error has no locations: %s", r.body)
+			}
 			if n := a.statements(); n != base {
 				t.Errorf("%d SQL statements, want %d (authentication's)", n, base)
 			}
