@@ -17,7 +17,7 @@ const (
 	uniqueViolation      = "23505"
 	serializationFailure = "40001"
 	deadlockDetected     = "40P01"
-	lockNotAvailable     = "55P03" // lock_timeout
+	lockNotAvailable     = "55P03" // lock_timeout, or a lock taken NOWAIT
 	queryCanceled        = "57014" // statement_timeout, or a cancel request
 	readOnlyTransaction  = "25006" // a write in a read-only database (a standby, maintenance)
 	adminShutdown        = "57P01" // pg_terminate_backend, or a smart or fast shutdown
@@ -44,6 +44,13 @@ func pgError(err error) *pgconn.PgError {
 func violates(err error, constraint string) bool {
 	pgErr := pgError(err)
 	return pgErr != nil && pgErr.Code == uniqueViolation && pgErr.ConstraintName == constraint
+}
+
+// lockHeld reports whether err is a lock taken NOWAIT (or past lock_timeout) that
+// another transaction held (55P03). The statement's transaction is aborted.
+func lockHeld(err error) bool {
+	pgErr := pgError(err)
+	return pgErr != nil && pgErr.Code == lockNotAvailable
 }
 
 // errConcurrentChange is how a transaction reports that a concurrent one changed what
