@@ -51,22 +51,6 @@ func inList(ctx context.Context) bool {
 	return false
 }
 
-// rootLookups counts the root fields of the operation that fetch one object by ID.
-func rootLookups(ctx context.Context) int {
-	opCtx := graphql.GetOperationContext(ctx)
-	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query {
-		return 0
-	}
-	n := 0
-	for _, f := range graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Query"}) {
-		switch f.Name {
-		case "node", "segment", "contact":
-			n++
-		}
-	}
-	return n
-}
-
 // countOnly reports whether the selection of the connection being resolved (of
 // GraphQL type connType) asks for nothing but its counts (totalCount, count, and
 // __typename): an audience count then needs no page of rows.

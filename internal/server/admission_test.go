@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/segments/segments/graph"
 	"github.com/segments/segments/internal/auth/authtest"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/server"
@@ -270,5 +272,72 @@ func TestUnreadAnswersHoldNoPlace(t *testing.T) {
 	}
 	if n > 10_000_000 {
 		t.Errorf("the client read %d bytes once it read, the whole answer: the server waited for it", n)
+	}
+}
+
+// TestOneRequestCannotTakeThePool: the root fields of one query hold at most
+// graph.RootFieldsAtOnce of the pool's connections at once, so that the bounds on
+// running requests bound a caller's share of the pool. gqlgen resolves a query's
+// root fields concurrently: one request of 20 aliased counts, stuck in the database
+// (behind a lock on the contacts table, as slow statements hold their connections),
+// held all 10 connections of the test's pool, and another workspace's request waited
+// for them. Once the lock is released, all 20 counts are answered.
+func TestOneRequestCannotTakeThePool(t *testing.T) {
+	a := newAPIWith(t, server.Config{})
+	other := a.as(t)
+	const fields = 20
+	var q strings.Builder
+	q.WriteString("{")
+	for i := range fields {
+		fmt.Fprintf(&q, ` c%d: contacts(search: "zz%d") { totalCount }`, i, i)
+	}
+	q.WriteString(" }")
+
+	ctx := context.Background()
+	holder, err := a.store.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	tx, err := holder.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := sync.OnceFunc(func() { _ = tx.Rollback() })
+	defer release()
+	if _, err := tx.ExecContext(ctx, "LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	// The server's backends that wait for a lock: the root fields' statements.
+	stuck := func() int {
+		var n int
+		if err := a.store.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = 'storetest-app' AND wait_event_type = 'Lock' AND datname = current_database()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	counted := make(chan reply, 1)
+	go func() { counted <- a.query(q.String(), nil) }()
+	waitCount(t, "of the server's backends wait for the lock", graph.RootFieldsAtOnce, 5*time.Second, stuck)
+	time.Sleep(300 * time.Millisecond) // room for more to get stuck, were they let through
+	if n := stuck(); n != graph.RootFieldsAtOnce {
+		t.Fatalf("%d of the request's %d root fields hold a connection, stuck, want %d", n, fields, graph.RootFieldsAtOnce)
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := other.postWith(reqCtx, `{ segments { totalCount } }`, nil)
+	if err != nil || res.Status != http.StatusOK || len(res.Errors) != 0 {
+		t.Fatalf("another workspace while one request's root fields were stuck: %v, %d %+v", err, res.Status, res.Errors)
+	}
+	t.Logf("the other workspace answered in %v", time.Since(start))
+
+	release()
+	r := <-counted
+	var out map[string]struct{ TotalCount int }
+	if r.status != http.StatusOK || len(r.res.Errors) != 0 || json.Unmarshal(r.res.Data, &out) != nil || len(out) != fields {
+		t.Fatalf("the counts, released: %d %.500s", r.status, r.body)
 	}
 }

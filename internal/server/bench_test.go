@@ -176,6 +176,19 @@ func BenchmarkW3ContactsPage(b *testing.B) {
 	benchPost(b, a, bodies)
 }
 
+// BenchmarkDashboardRoots is a dashboard's first page in one request of three root
+// fields: the workspace (from the request's authentication, no statement), a page of
+// segments and a page of contacts with their segments with both totals. Its latency
+// is what a bound on the root fields resolved at once (graph.RootFieldsAtOnce) trades.
+func BenchmarkDashboardRoots(b *testing.B) {
+	a := benchAPI(b)
+	benchPost(b, a, [][]byte{gqlBody(`{
+		workspace { id name }
+		segments(first: 20) { totalCount nodes { id name contactCount } }
+		contacts(first: 20) { totalCount nodes { id name phone segments { id name } } }
+	}`, nil)})
+}
+
 // BenchmarkW4RareSearch is a contact search for a term no contact has: next to no
 // rows, so it measures what every request costs (HTTP, parsing, validation, the
 // middleware, one statement) rather than the page.
