@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/store"
@@ -19,15 +20,23 @@ workspace's contact count with its contacts, and looks for memberships of contac
 or segments that do not exist. It prints one line per segment or workspace whose
 count or bitmaps have drifted or that has such memberships, and a summary, and exits
 with status 3 when it found any. It also reports a trigger that maintains them and
-is missing or disabled (status 3 too: they would drift again). It warns, on stderr,
+is missing or disabled (status 3 too: they would drift again). It looks for segment
+names and descriptions and contact names and emails that are not composed (Unicode
+NFC), as a server of a version before 20261206000003_compose_texts still writes
+them during a rolling upgrade, and which search misses: one line per segment and
+one per workspace for its contacts (status 3 too). It warns, on stderr,
 of PostgreSQL settings that leave the database unsafe, such as an unlimited
 temp_file_limit (the exit status does not change: a superuser sets them).
 
   --repair   delete memberships of missing contacts or segments (leaving counts
              and bitmaps as they were), set each drifted count to the real number
              of memberships or contacts and rebuild each drifted segment's bitmaps,
-             in one transaction each, and exit 0; it reports what it found, as a
-             check would have; safe while the server runs and writes
+             in one transaction each, and compose texts that are not, moving
+             their updated_at; it reports what it found, as a check would have,
+             and exits 0; safe while the server runs and writes. A segment name
+             whose composed form is another segment's name is left as it is,
+             reported "not repaired" (exit status 3): rename one of the two, then
+             run it again
 
 `
 
@@ -66,6 +75,8 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	var drift []store.CountDrift
 	var bitmapDrift []store.BitmapDrift
 	var contactDrift []store.ContactCountDrift
+	var segmentTexts []store.SegmentTexts
+	var contactTexts []store.ContactTexts
 	if repair {
 		// Orphans first: their deletion leaves the counters and bitmaps as they were
 		// (whether an orphan was counted is unknowable), and the repairs after it
@@ -80,6 +91,9 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 		if err == nil {
 			contactDrift, err = s.RepairContactCounts(ctx)
 		}
+		if err == nil {
+			segmentTexts, contactTexts, err = s.RepairTexts(ctx)
+		}
 	} else {
 		orphans, err = s.CheckOrphans(ctx)
 		if err == nil {
@@ -90,6 +104,9 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 		}
 		if err == nil {
 			contactDrift, err = s.CheckContactCounts(ctx)
+		}
+		if err == nil {
+			segmentTexts, contactTexts, err = s.CheckTexts(ctx)
 		}
 	}
 	if err != nil {
@@ -118,22 +135,58 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 			verb, d.WorkspaceID, d.WorkspaceName, d.Stored, d.Actual, d.Stored-d.Actual)
 	}
 
-	found := len(orphans) + len(drift) + len(bitmapDrift) + len(contactDrift)
+	// A segment name whose composed form another segment has is left by a repair,
+	// and said so, with what to do; the segment's description is composed all the
+	// same, on a line of its own.
+	taken := 0
+	for _, t := range segmentTexts {
+		seg := fmt.Sprintf("workspace %d %q, segment %s %+q: ", t.WorkspaceID, t.WorkspaceName,
+			globalid.Encode(globalid.Segment, t.SegmentID), t.SegmentName)
+		if t.TakenBy == 0 {
+			fmt.Fprintf(stdout, "%s: %s%s not composed (Unicode NFC)\n", verb, seg, textsOf(t.Name, t.Description))
+			continue
+		}
+		taken++
+		v, texts := verb, textsOf(t.Name, t.Description)
+		if repair {
+			if t.Description {
+				fmt.Fprintf(stdout, "%s: %sdescription not composed (Unicode NFC)\n", verb, seg)
+			}
+			v, texts = "not repaired", "name"
+		}
+		fmt.Fprintf(stdout, "%s: %s%s not composed (Unicode NFC), and segment %s %+q has its composed name: rename one of them\n",
+			v, seg, texts, globalid.Encode(globalid.Segment, t.TakenBy), t.TakenByName)
+	}
+	var contacts int64
+	for _, c := range contactTexts {
+		contacts += c.Contacts
+		fmt.Fprintf(stdout, "%s: workspace %d %q: %d contact(s) whose name or email is not composed (Unicode NFC)\n",
+			verb, c.WorkspaceID, c.WorkspaceName, c.Contacts)
+	}
+
+	found := len(orphans) + len(drift) + len(bitmapDrift) + len(contactDrift) + len(segmentTexts) + len(contactTexts)
 	what := fmt.Sprintf("%s, %s and %s", countersOf(len(drift)), bitmapsOf(len(bitmapDrift)), workspaceCountsOf(len(contactDrift)))
+	if len(segmentTexts)+len(contactTexts) > 0 { // named only when there are some: only old servers write them
+		what = fmt.Sprintf("%s, %s", uncomposedOf(len(segmentTexts), contacts), what)
+	}
 	if len(orphans) > 0 { // named only when there are some: they need triggers turned off to exist
 		what = fmt.Sprintf("%s, %s", orphansOf(len(orphans)), what)
 	}
 	switch {
+	case repair && taken > 0:
+		fmt.Fprintf(stdout, "%s repaired, but %s: rename one of each pair, then repair again\n", what, takenOf(taken))
 	case repair:
 		fmt.Fprintf(stdout, "%s repaired\n", what)
 	case found > 0:
 		fmt.Fprintf(stdout, "%s drifted; run \"segments check --repair\" to repair\n", what)
 	default:
-		fmt.Fprintln(stdout, "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts; every membership's contact and segment exist")
+		fmt.Fprintln(stdout, "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts; every membership's contact and segment exist; every name, description and email is composed (NFC)")
 	}
 	switch {
 	case len(problems) > 0:
 		return fmt.Errorf("%w: %d trigger(s) missing or disabled", errDrift, len(problems))
+	case repair && taken > 0:
+		return fmt.Errorf("%w: %s", errDrift, takenOf(taken))
 	case found > 0 && !repair:
 		return fmt.Errorf("%w: %s drifted", errDrift, what)
 	}
@@ -166,4 +219,37 @@ func countersOf(n int) string {
 		return "1 segment counter"
 	}
 	return fmt.Sprintf("%d segment counters", n)
+}
+
+// textsOf names the texts of a segment that are not composed.
+func textsOf(name, description bool) string {
+	switch {
+	case name && description:
+		return "name and description"
+	case name:
+		return "name"
+	}
+	return "description"
+}
+
+func uncomposedOf(segments int, contacts int64) string {
+	var of []string
+	if segments == 1 {
+		of = append(of, "1 segment")
+	} else if segments > 1 {
+		of = append(of, fmt.Sprintf("%d segments", segments))
+	}
+	if contacts == 1 {
+		of = append(of, "1 contact")
+	} else if contacts > 1 {
+		of = append(of, fmt.Sprintf("%d contacts", contacts))
+	}
+	return "uncomposed texts of " + strings.Join(of, " and ")
+}
+
+func takenOf(n int) string {
+	if n == 1 {
+		return "1 segment name is not composed, as another segment has its composed name"
+	}
+	return fmt.Sprintf("%d segment names are not composed, as other segments have their composed names", n)
 }

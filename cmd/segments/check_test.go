@@ -102,7 +102,7 @@ func TestCheck(t *testing.T) {
 		"\n2 segment counters, 1 segment's bitmaps and 1 workspace's contact count repaired\n" {
 		t.Fatalf("check --repair printed:\n%s", out)
 	}
-	if out, err := runCheck(); err != nil || out != "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts; every membership's contact and segment exist\n" {
+	if out, err := runCheck(); err != nil || out != "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts; every membership's contact and segment exist; every name, description and email is composed (NFC)\n" {
 		t.Fatalf("check after repair: %v\n%s", err, out)
 	}
 	if out, err := runCheck("--repair"); err != nil || out != "0 segment counters, 0 segments' bitmaps and 0 workspaces' contact counts repaired\n" {
@@ -223,6 +223,85 @@ func TestCheckRepairsUncountedOrphans(t *testing.T) {
 	}
 	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
 		t.Fatalf("check after the repair: %v\n%s", err, out)
+	}
+}
+
+// TestCheckTexts runs "segments check" on texts that are not composed (NFC), written
+// straight into the tables as a server older than migration
+// 20261206000003_compose_texts writes them during a rolling upgrade: a segment whose
+// name composes to another's, one whose name and description are not composed, and a
+// contact. The check reports them and exits 3; --repair composes all but the name
+// taken, which it reports "not repaired", exiting 3; once that segment is renamed,
+// --repair composes it and the next check is clean. The contact's search text
+// follows its name.
+func TestCheckTexts(t *testing.T) {
+	ctx := context.Background()
+	dbURL, runCheck := seededForCheck(t)
+	conn := storetest.Conn(t, dbURL)
+	var ws, cafe, cafe2, creme int64
+	if err := conn.QueryRow(ctx, `
+		WITH w AS (SELECT id FROM workspaces WHERE name = 'Demo'),
+		     composed AS (INSERT INTO segments (workspace_id, name) SELECT id, 'Café' FROM w RETURNING id),
+		     taken AS (INSERT INTO segments (workspace_id, name) SELECT id, e'Cafe\u0301' FROM w RETURNING id),
+		     named AS (INSERT INTO segments (workspace_id, name, description) SELECT id, e'Cre\u0300me', e'Cre\u0300me bru\u0302le\u0301e' FROM w RETURNING id),
+		     contact AS (INSERT INTO contacts (workspace_id, phone, name) SELECT id, '+919700000001', e'Jose\u0301 Garci\u0301a' FROM w)
+		SELECT (SELECT id FROM w), (SELECT id FROM composed), (SELECT id FROM taken), (SELECT id FROM named)`).Scan(&ws, &cafe, &cafe2, &creme); err != nil {
+		t.Fatal(err)
+	}
+	found := func() (n int) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM contacts WHERE search_text LIKE '%josé garcía%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := found(); n != 0 {
+		t.Fatalf("the composed search text matches %d uncomposed contacts: the test proves nothing", n)
+	}
+	seg := func(id int64, name string) string {
+		return fmt.Sprintf(`workspace %d "Demo", segment %s %s: `, ws, globalid.Encode(globalid.Segment, id), name)
+	}
+	takenLine := seg(cafe2, `"Cafe\u0301"`) + `name not composed (Unicode NFC), and segment ` +
+		globalid.Encode(globalid.Segment, cafe) + ` "Caf\u00e9" has its composed name: rename one of them`
+	cremeLine := seg(creme, `"Cre\u0300me"`) + "name and description not composed (Unicode NFC)"
+	contactLine := fmt.Sprintf(`workspace %d "Demo": 1 contact(s) whose name or email is not composed (Unicode NFC)`, ws)
+	const counts = "0 segment counters, 0 segments' bitmaps and 0 workspaces' contact counts"
+
+	want := "drift: " + takenLine + "\ndrift: " + cremeLine + "\ndrift: " + contactLine +
+		"\nuncomposed texts of 2 segments and 1 contact, " + counts + " drifted; run \"segments check --repair\" to repair\n"
+	for range 2 {
+		if out, err := runCheck(); exitCode(err) != 3 || out != want {
+			t.Fatalf("check of uncomposed texts: %v\n%s\nwant\n%s", err, out, want)
+		}
+	}
+	want = "not repaired: " + takenLine + "\nrepaired: " + cremeLine + "\nrepaired: " + contactLine +
+		"\nuncomposed texts of 2 segments and 1 contact, " + counts + " repaired, " +
+		"but 1 segment name is not composed, as another segment has its composed name: rename one of each pair, then repair again\n"
+	if out, err := runCheck("--repair"); exitCode(err) != 3 || out != want {
+		t.Fatalf("check --repair of uncomposed texts: %v\n%s\nwant\n%s", err, out, want)
+	}
+	if n := found(); n != 1 {
+		t.Errorf("the composed search text matches %d contacts after the repair, want 1", n)
+	}
+	want = "drift: " + takenLine + "\nuncomposed texts of 1 segment, " + counts + " drifted; run \"segments check --repair\" to repair\n"
+	if out, err := runCheck(); exitCode(err) != 3 || out != want {
+		t.Fatalf("check after the repair: %v\n%s\nwant\n%s", err, out, want)
+	}
+
+	// Once one of the two is renamed, the other is composed.
+	if _, err := conn.Exec(ctx, `UPDATE segments SET name = 'Café (old)' WHERE id = $1`, cafe); err != nil {
+		t.Fatal(err)
+	}
+	want = "repaired: " + seg(cafe2, `"Cafe\u0301"`) + "name not composed (Unicode NFC)\nuncomposed texts of 1 segment, " + counts + " repaired\n"
+	if out, err := runCheck("--repair"); err != nil || out != want {
+		t.Fatalf("check --repair after the rename: %v\n%s\nwant\n%s", err, out, want)
+	}
+	var names string
+	if err := conn.QueryRow(ctx, `SELECT string_agg(name, ', ' ORDER BY id) FROM segments WHERE id IN ($1, $2, $3)`, cafe, cafe2, creme).Scan(&names); err != nil || names != "Café (old), Café, Crème" {
+		t.Errorf("names after the repairs: %+q, %v", names, err)
+	}
+	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
+		t.Fatalf("check after the repairs: %v\n%s", err, out)
 	}
 }
 

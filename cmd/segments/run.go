@@ -28,7 +28,7 @@ Usage:
                                       manage a workspace's API keys (segments help keys)
   segments seed                       create the demo workspace; prints an API key for it
   segments migrate                    bring the database schema up to date
-  segments check [--repair]           find (and repair) counts and bitmaps that drifted
+  segments check [--repair]           find (and repair) drifted counts and bitmaps, uncomposed texts
   segments bench-data [flags]         create a workspace with the benchmark dataset; prints its API key
   segments help [command]             show this help, or a command's settings
 
