@@ -378,6 +378,42 @@ func TestCostReported(t *testing.T) {
 	}
 }
 
+// TestUpsertCostGrowsWithEntries proves that an upsert's requestedQueryCost counts
+// the contacts its payload reads back, one per entry, and that a partner's largest
+// ordinary sync still runs within the default --max-cost. It cost 21 whatever the
+// entries (one of 1,000 contacts with 16 KB of attributes each answered 16 MB).
+func TestUpsertCostGrowsWithEntries(t *testing.T) {
+	a := newAPIWith(t, server.Config{Limits: limits.Defaults})
+	upsert := func(sel string, n int) reply {
+		t.Helper()
+		in := make([]map[string]any, n)
+		for i, p := range phones(171_000, n) {
+			in[i] = map[string]any{"phone": p}
+		}
+		r := a.query(`mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { createdCount `+sel+` userErrors { code } } }`,
+			map[string]any{"in": map[string]any{"contacts": in}})
+		if r.status != http.StatusOK || len(r.res.Errors) > 0 || r.cost == nil {
+			t.Fatalf("%d entries, %s: %d %.300s", n, sel, r.status, r.body)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		sel     string
+		entries int
+		want    int // 10, 1 per 100 entries, 1 for userErrors, and the contacts
+	}{
+		{`contacts { id }`, 1, 10 + 1 + 1 + 1},
+		{`contacts { id }`, 300, 10 + 3 + 1 + 1 + 300},
+		{`contacts { id }`, 1000, 10 + 10 + 1 + 1 + 1000},
+		{`contacts { id segments { id } }`, 1000, 10 + 10 + 1 + 1 + 1000*2},
+		{``, 1000, 10 + 10 + 1},
+	} {
+		if r := upsert(tc.sel, tc.entries); r.cost.RequestedQueryCost != tc.want || r.cost.ActualQueryCost != tc.want {
+			t.Errorf("%d entries, %s: cost %+v, want %d", tc.entries, tc.sel, *r.cost, tc.want)
+		}
+	}
+}
+
 func report(requested, actual int, status *limits.Status) limits.Report {
 	return limits.Report{RequestedQueryCost: requested, ActualQueryCost: actual, ThrottleStatus: status}
 }
