@@ -114,7 +114,7 @@ var settings = []setting{
 	{"--max-fragments", "SEGMENTS_MAX_FRAGMENTS", "100", "most named fragments of a document", "serve"},
 	{"--max-repeated-fields", "SEGMENTS_MAX_REPEATED_FIELDS", "50", "most times one field (response name) may be selected at one place", "serve"},
 	{"--max-list-items", "SEGMENTS_MAX_LIST_ITEMS", "10000", "longest list in a request's variables or values", "serve"},
-	{"--max-cost", "SEGMENTS_MAX_COST", "2500", "highest cost of one operation (extensions.cost.requestedQueryCost): MAX_COST_EXCEEDED beyond; -1 (no limit) only with rate limiting off", "serve"},
+	{"--max-cost", "SEGMENTS_MAX_COST", "1000", "highest cost of one operation (extensions.cost.requestedQueryCost): MAX_COST_EXCEEDED beyond; -1 (no limit) only with rate limiting off", "serve"},
 	{"--max-running-requests", "SEGMENTS_MAX_RUNNING_REQUESTS", "40", "most GraphQL requests running at once (twice the database pool: more would only wait for a connection, holding memory)", "serve"},
 	{"--max-waiting-requests", "SEGMENTS_MAX_WAITING_REQUESTS", "1000", "most requests waiting for a running one to finish, first come, first served, until their deadline: 503 SERVICE_UNAVAILABLE with Retry-After beyond", "serve"},
 	{"--max-running-per-caller", "SEGMENTS_MAX_RUNNING_PER_CALLER", "4", "most GraphQL requests of one caller (an API key, a dashboard user) running at once, so that no caller's slow requests take the whole database pool", "serve"},

@@ -13,7 +13,7 @@ import (
 )
 
 // The rate limit's defaults, in the spirit of Shopify's (a bucket of points refilled
-// at 5% of its size a second) but with a bucket of four maximal requests instead of
+// at 5% of its size a second) but with a bucket of ten maximal requests instead of
 // one: no single request within --max-cost is ever refused for its size alone, a
 // dashboard page load (a few requests of 20 to 200 points) or a partner's burst of
 // bulk mutations (about 20 points per 1,000 contacts, 1,021 reading their IDs back)

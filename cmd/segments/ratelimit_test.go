@@ -38,7 +38,7 @@ func TestRateLimitSettings(t *testing.T) {
 		{"--rate-limit-restore-rate", "0"},
 		{"--rate-limit-restore-rate", "-1"},
 		{"--rate-limit-restore-rate", "+Inf"},
-		{"--rate-limit-capacity", "2499"},                   // below --max-cost's 2,500
+		{"--rate-limit-capacity", "999"},                    // below --max-cost's 1,000
 		{"--rate-limit-capacity", "50", "--max-cost", "60"}, // below --max-cost
 	} {
 		cfg, _, err := parse("serve", args, env(nil), io.Discard, true)
@@ -60,7 +60,7 @@ func TestRateLimitSettings(t *testing.T) {
 	if cfg.rateCapacity != 10_000 || cfg.rateRestore != 500 || cfg.checkRateLimit() != nil {
 		t.Errorf("defaults: %d points, %g a second", cfg.rateCapacity, cfg.rateRestore)
 	}
-	cfg, _, err = parse("serve", []string{"--rate-limit-restore-rate", "2.5", "--max-cost", "1000"},
+	cfg, _, err = parse("serve", []string{"--rate-limit-restore-rate", "2.5"},
 		env(map[string]string{"SEGMENTS_RATE_LIMIT_CAPACITY": "1000", "SEGMENTS_RATE_LIMIT_RESTORE_RATE": "9"}), io.Discard, true)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestRateLimitSettings(t *testing.T) {
 func TestServeRateLimited(t *testing.T) {
 	getenv := env(map[string]string{"DATABASE_URL": storetest.Database(t), "SEGMENTS_RATE_LIMIT_RESTORE_RATE": "0.5"})
 	key := newWorkspace(t, getenv, "Throttled Retail")
-	url := start(t, getenv, "--rate-limit-capacity", "1000", "--max-cost", "1000")
+	url := start(t, getenv, "--rate-limit-capacity", "1000")
 	var q strings.Builder
 	q.WriteString("{")
 	for i := range 9 {

@@ -91,9 +91,7 @@ var Defaults = Limits{
 	MaxFragments:      100,
 	MaxRepeatedFields: 50,
 	MaxListItems:      10_000,
-	// An upsert of 1,000 contacts reading back their IDs and their segments' costs
-	// 2,021, each contact an object read twice over: the API's own bulk call fits.
-	MaxCost:           2_500,
+	MaxCost:           1_000,
 	DefaultPageSize:   crm.DefaultPageSize,
 	MaxPageSize:       crm.MaxPageSize,
 	MutationCost:      10,

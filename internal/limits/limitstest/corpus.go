@@ -214,9 +214,9 @@ func Adversarial(l limits.Limits) []Doc {
 	add("1,000 aliases", limits.CodeMaxAliases, false, "{ workspace { "+numbered("a%d: id ", 8_000)+"} }")
 	var pages strings.Builder
 	for i := range 20 {
-		fmt.Fprintf(&pages, "a%d: contacts(first: 100) { nodes { id segments { id } } } ", i)
+		fmt.Fprintf(&pages, "a%d: contacts(first: 100) { nodes { id } } ", i)
 	}
-	add("20 aliased pages of 100 contacts with their segments (valid, over the cost)", limits.CodeMaxCost, true, "{ "+pages.String()+"}")
+	add("20 aliased pages of 100 (valid, over the cost)", limits.CodeMaxCost, true, "{ "+pages.String()+"}")
 	add("25 root fields through inline fragments", limits.CodeMaxRootFields, false, "{ "+numbered("... { w%d: workspace { id } } ", 25*len("... { w10: workspace { id } } "))+"}")
 
 	// Directives, arguments and variables.
