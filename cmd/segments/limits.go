@@ -16,10 +16,10 @@ import (
 // at 5% of its size a second) but with a bucket of ten maximal requests instead of
 // one: no single request within --max-cost is ever refused for its size alone, a
 // dashboard page load (a few requests of 20 to 200 points) or a partner's burst of
-// bulk mutations (about 20 points per 1,000 contacts, 1,021 reading their IDs back)
-// passes at once, and a caller who keeps going is held to 500 points a second, for
-// instance about 5 pages of 50 contacts with their segments (101 points each), or
-// 20,000 contacts synced (about 490 reading them back), per second.
+// bulk mutations (about 20 points per 1,000 contacts) passes at once, and a caller
+// who keeps going is held to 500 points a second, for instance about 5 pages of 50
+// contacts with their segments (101 points each), or 20,000 contacts synced, per
+// second.
 const (
 	defaultRateCapacity = 10_000
 	defaultRateRestore  = 500.0

@@ -927,11 +927,17 @@ schema {
 """
 How long a mutation payload's list can be, for the cost model (README, "Limits"): at
 most one element per element of an input list of the mutation, named by ` + "`" + `path` + "`" + `. Each
-element is an object read back and costs 1 plus its selection, as an item of a page.
+element costs ` + "`" + `elementCost` + "`" + ` plus its selection.
 """
 directive @sizedBy(
   """The input list, as the names leading to it from the mutation's arguments: ` + "`" + `input.contacts` + "`" + `."""
   path: String!
+  """
+  What each element costs besides its selection: 1, an object read back as an item of a
+  page is; 0 for the rows the mutation itself wrote or matched and answers from its own
+  statements, whose work its input's items already pay for.
+  """
+  elementCost: Int = 1
   """
   Set where one input element brings an unknown number of elements: at most this many
   each, an assumption rather than a bound (a contact's ` + "`" + `segments` + "`" + ` makes the same). The
@@ -1470,7 +1476,7 @@ input UpsertContactsInput {
 """The result of ` + "`" + `upsertContacts` + "`" + `."""
 type UpsertContactsPayload {
   """The stored contacts, one per input entry and in input order; empty when ` + "`" + `userErrors` + "`" + ` is not."""
-  contacts: [Contact!]! @sizedBy(path: "input.contacts")
+  contacts: [Contact!]! @sizedBy(path: "input.contacts", elementCost: 0)
   """The number of contacts created."""
   createdCount: Int!
   """The number of existing contacts whose values changed."""

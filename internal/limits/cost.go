@@ -31,10 +31,13 @@ import (
 //     read 2,000 contacts for 20 points).
 //   - A mutation payload's list with the schema's @sizedBy(path:) holds one element
 //     per element of the mutation's input list at path, and costs like nodes(ids:):
-//     1, plus 1 and its selection per input element. upsertContacts of 1,000 entries
-//     selecting contacts { id } costs 10 + 10 + 1 + 1,000 = 1,021 (it cost 21, and
-//     answered 16 MB with contacts { attributes }); an assignment's segments one per
-//     segment ID. With perElement (DeleteContactsPayload.segments, the segments the
+//     1, plus elementCost (1 unless the schema says) and its selection per input
+//     element. An assignment's segments are read back, one per segment ID. An
+//     upsert's contacts are the rows its statements wrote or matched (elementCost
+//     0), which its input's items pay for, but what is selected under them is read
+//     for each: upsertContacts of 1,000 entries selecting contacts { id } costs
+//     10 + 10 + 1 = 21, and contacts { segments { id } } 1,000 more (it cost 121, as
+//     100 contacts, where 1,000 contacts' segments are read). With perElement (DeleteContactsPayload.segments, the segments the
 //     deleted contacts were in, which no input bounds) each input element brings as
 //     many as perElement (100), the assumption Contact.segments' cost makes below:
 //     the list costs 1, being read in one statement, plus its selection as for
@@ -144,11 +147,8 @@ func (c *coster) field(f *ast.Field, items int) int {
 	case def.Arguments.ForName("first") != nil || def.Arguments.ForName("last") != nil:
 		sub = c.pageSize(args)
 	case def.Type.Elem != nil && items == 0: // a list outside a page
-		if n, read, ok := c.sizedBy(def); ok { // a payload's, as long as its input allows
-			each = n
-			if read { // each element an object read back, as a page's item is
-				perItem = 1
-			}
+		if n, elementCost, ok := c.sizedBy(def); ok { // a payload's, as long as its input allows
+			each, perItem = n, elementCost
 			break
 		}
 		sized := false
@@ -177,19 +177,19 @@ func (c *coster) field(f *ast.Field, items int) int {
 const sizedByDirective = "sizedBy"
 
 // sizedBy is the most elements def, a list of a mutation's payload, holds by its
-// @sizedBy(path:, perElement:): the elements of the input list at path, times
-// perElement if given, and whether each element is an object read on its own (no
-// perElement: one per input element) rather than read in one statement with the
-// others. ok is false when def has no such directive or is not in the payload of a
-// mutation field.
-func (c *coster) sizedBy(def *ast.FieldDefinition) (n int, read, ok bool) {
+// @sizedBy(path:, perElement:, elementCost:): the elements of the input list at path,
+// times perElement if given; and what each element costs besides its selection: 0
+// with perElement (the list is read in one statement with the others), else
+// elementCost (1 when not given: an object read back, as a page's item). ok is false
+// when def has no such directive or is not in the payload of a mutation field.
+func (c *coster) sizedBy(def *ast.FieldDefinition) (n, elementCost int, ok bool) {
 	d := def.Directives.ForName(sizedByDirective)
 	if d == nil || c.mutation == 0 {
-		return 0, false, false
+		return 0, 0, false
 	}
 	path := d.Arguments.ForName("path")
 	if path == nil || path.Value == nil {
-		return 0, false, false
+		return 0, 0, false
 	}
 	var v any = c.args
 	for _, name := range strings.Split(path.Value.Raw, ".") {
@@ -197,15 +197,24 @@ func (c *coster) sizedBy(def *ast.FieldDefinition) (n int, read, ok bool) {
 		v = m[name]
 	}
 	n = length(v)
-	per := d.Arguments.ForName("perElement")
-	if per == nil || per.Value == nil {
-		return n, true, true
+	if k, given := intArgument(d, "perElement"); given {
+		return mul(n, max(k, 1)), 0, true
 	}
-	k, err := strconv.Atoi(per.Value.Raw)
-	if err != nil {
-		return 0, false, false
+	elementCost = 1
+	if k, given := intArgument(d, "elementCost"); given {
+		elementCost = max(k, 0)
 	}
-	return mul(n, max(k, 1)), false, true
+	return n, elementCost, true
+}
+
+// intArgument is the integer literal given to d as its argument name, if one is.
+func intArgument(d *ast.Directive, name string) (int, bool) {
+	a := d.Arguments.ForName(name)
+	if a == nil || a.Value == nil {
+		return 0, false
+	}
+	k, err := strconv.Atoi(a.Value.Raw)
+	return k, err == nil
 }
 
 // introspection reports whether f lists the schema's own types or fields: their
