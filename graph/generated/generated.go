@@ -925,6 +925,29 @@ schema {
 }
 
 """
+How long a mutation payload's list can be, for the cost model (README, "Limits"): at
+most one element per element of an input list of the mutation, named by ` + "`" + `path` + "`" + `. Each
+element costs ` + "`" + `elementCost` + "`" + ` plus its selection.
+"""
+directive @sizedBy(
+  """The input list, as the names leading to it from the mutation's arguments: ` + "`" + `input.contacts` + "`" + `."""
+  path: String!
+  """
+  What each element costs besides its selection: 1, an object read back as an item of a
+  page is; 0 for the rows the mutation itself wrote or matched and answers from its own
+  statements, whose work its input's items already pay for.
+  """
+  elementCost: Int = 1
+  """
+  Set where one input element brings an unknown number of elements: at most this many
+  each, an assumption rather than a bound (a contact's ` + "`" + `segments` + "`" + ` makes the same). The
+  list is then read in one statement, and costs 1 plus its selection as for this many
+  elements per input element.
+  """
+  perElement: Int
+) on FIELD_DEFINITION
+
+"""
 An instant, as an RFC 3339 string in UTC with up to microsecond precision, such as
 ` + "`" + `2026-11-28T09:30:00.123456Z` + "`" + `.
 """
@@ -1398,7 +1421,7 @@ type AssignContactsToSegmentsPayload {
   The segments of the input, in input order, with their new counts; empty when ` + "`" + `userErrors` + "`" + ` is not.
   Reading them back costs the change a statement: leave them out when the count is all you need.
   """
-  segments: [Segment!]!
+  segments: [Segment!]! @sizedBy(path: "input.segmentIds")
   """The number of memberships created; memberships that already existed are not counted."""
   assignedCount: Int!
   """What is wrong with the input; empty on success."""
@@ -1419,7 +1442,7 @@ type RemoveContactsFromSegmentsPayload {
   The segments of the input, in input order, with their new counts; empty when ` + "`" + `userErrors` + "`" + ` is not.
   Reading them back costs the change a statement: leave them out when the count is all you need.
   """
-  segments: [Segment!]!
+  segments: [Segment!]! @sizedBy(path: "input.segmentIds")
   """The number of memberships removed; contacts that were not in a segment are not counted."""
   removedCount: Int!
   """What is wrong with the input; empty on success."""
@@ -1453,7 +1476,7 @@ input UpsertContactsInput {
 """The result of ` + "`" + `upsertContacts` + "`" + `."""
 type UpsertContactsPayload {
   """The stored contacts, one per input entry and in input order; empty when ` + "`" + `userErrors` + "`" + ` is not."""
-  contacts: [Contact!]!
+  contacts: [Contact!]! @sizedBy(path: "input.contacts", elementCost: 0)
   """The number of contacts created."""
   createdCount: Int!
   """The number of existing contacts whose values changed."""
@@ -1502,7 +1525,7 @@ type DeleteContactsPayload {
   The segments the deleted contacts were in, with their new counts.
   Reading them back costs the deletion a statement: leave them out when the IDs are all you need.
   """
-  segments: [Segment!]!
+  segments: [Segment!]! @sizedBy(path: "input.ids", perElement: 100)
   """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }

@@ -28,13 +28,29 @@ import (
 //     many items as the argument has elements (duplicates too: each is answered): 1,
 //     plus 1 and its selection per element. nodes(ids: [100 IDs]) { id } costs 101,
 //     as contacts(first: 100) { nodes { id } } does (it cost 1, and 20 aliases of it
-//     read 2,000 contacts for 20 points). Other lists (Contact.segments) cost 1, as
-//     each is read in one batch for all its parents, plus their selection as for
-//     l.MaxPageSize elements: a segment's scalars cost nothing, but each segment's
-//     contacts(first: 100) is a page per segment the contact is in (the cost of
-//     contacts(first: 9) { nodes { segments { contacts(first: 100) ... } } } was 928
-//     for 90,000 contacts read). This is no bound for a contact in more than
-//     l.MaxPageSize segments, but no longer a factor of them.
+//     read 2,000 contacts for 20 points).
+//   - A mutation payload's list with the schema's @sizedBy(path:) holds one element
+//     per element of the mutation's input list at path, and costs like nodes(ids:):
+//     1, plus elementCost (1 unless the schema says) and its selection per input
+//     element. An assignment's segments are read back, one per segment ID. An
+//     upsert's contacts are the rows its statements wrote or matched (elementCost
+//     0), which its input's items pay for, but what is selected under them is read
+//     for each: upsertContacts of 1,000 entries selecting contacts { id } costs
+//     10 + 10 + 1 = 21, and contacts { segments { id } } 1,000 more (it cost 121, as
+//     100 contacts, where 1,000 contacts' segments are read). With perElement (DeleteContactsPayload.segments, the segments the
+//     deleted contacts were in, which no input bounds) each input element brings as
+//     many as perElement (100), the assumption Contact.segments' cost makes below:
+//     the list costs 1, being read in one statement, plus its selection as for
+//     input elements × perElement elements. Like that assumption it is no bound for
+//     a deleted contact in more segments (one in 302 gets 302 back, costed as 100),
+//     but makes the cost grow with the contacts deleted.
+//   - Other lists (Contact.segments) cost 1, as each is read in one batch for all its
+//     parents, plus their selection as for l.MaxPageSize elements: a segment's
+//     scalars cost nothing, but each segment's contacts(first: 100) is a page per
+//     segment the contact is in (the cost of contacts(first: 9) { nodes { segments {
+//     contacts(first: 100) ... } } } was 928 for 90,000 contacts read). This is no
+//     bound for a contact in more than l.MaxPageSize segments, but no longer a
+//     factor of them.
 //   - A mutation field costs l.MutationCost, plus one per l.ItemsPerCostPoint items in
 //     the lists of its input, plus its payload's selection.
 //   - Fields left out by @skip or @include cost nothing. Selections on different
@@ -48,8 +64,9 @@ func Cost(schema *ast.Schema, op *ast.OperationDefinition, vars map[string]any, 
 }
 
 type fragmentCost struct {
-	def   *ast.FragmentDefinition
-	items int
+	def      *ast.FragmentDefinition
+	items    int
+	mutation int // which mutation field's payload the fragment is in, 0 for none
 }
 
 type coster struct {
@@ -58,6 +75,12 @@ type coster struct {
 	l      Limits
 	memo   map[fragmentCost]int
 	busy   map[*ast.FragmentDefinition]bool
+	// args are the arguments of the mutation field whose payload is being costed,
+	// where the paths of @sizedBy start; mutation numbers that field (mutations
+	// counts them), since a fragment spread in two payloads costs each by its input.
+	args      map[string]any
+	mutation  int
+	mutations int
 }
 
 // selectionSet costs ss, whose list fields count items times when ss is the
@@ -80,7 +103,7 @@ func (c *coster) selectionSet(ss ast.SelectionSet, items int) int {
 			if c.skipped(s.Directives) || s.Definition == nil || c.skipped(s.Definition.Directives) {
 				continue
 			}
-			key := fragmentCost{s.Definition, items}
+			key := fragmentCost{s.Definition, items, c.mutation}
 			cost, ok := c.memo[key]
 			if !ok {
 				if c.busy[s.Definition] { // a cycle: validation refuses it first
@@ -113,6 +136,9 @@ func (c *coster) field(f *ast.Field, items int) int {
 	cost := 1
 	if m := c.schema.Mutation; m != nil && f.ObjectDefinition != nil && f.ObjectDefinition.Name == m.Name {
 		cost = add(c.l.MutationCost, listItems(args)/max(c.l.ItemsPerCostPoint, 1))
+		c.mutations++
+		defer func(args map[string]any, n int) { c.args, c.mutation = args, n }(c.args, c.mutation)
+		c.args, c.mutation = args, c.mutations
 	}
 	sub := 0 // f's selection is not a page
 	each := 1
@@ -121,6 +147,10 @@ func (c *coster) field(f *ast.Field, items int) int {
 	case def.Arguments.ForName("first") != nil || def.Arguments.ForName("last") != nil:
 		sub = c.pageSize(args)
 	case def.Type.Elem != nil && items == 0: // a list outside a page
+		if n, elementCost, ok := c.sizedBy(def); ok { // a payload's, as long as its input allows
+			each, perItem = n, elementCost
+			break
+		}
 		sized := false
 		for _, a := range def.Arguments {
 			if a.Type.Elem != nil {
@@ -140,6 +170,51 @@ func (c *coster) field(f *ast.Field, items int) int {
 		cost = mul(cost, items)
 	}
 	return cost
+}
+
+// sizedByDirective is the schema's directive that sizes a mutation payload's list
+// by the mutation's input.
+const sizedByDirective = "sizedBy"
+
+// sizedBy is the most elements def, a list of a mutation's payload, holds by its
+// @sizedBy(path:, perElement:, elementCost:): the elements of the input list at path,
+// times perElement if given; and what each element costs besides its selection: 0
+// with perElement (the list is read in one statement with the others), else
+// elementCost (1 when not given: an object read back, as a page's item). ok is false
+// when def has no such directive or is not in the payload of a mutation field.
+func (c *coster) sizedBy(def *ast.FieldDefinition) (n, elementCost int, ok bool) {
+	d := def.Directives.ForName(sizedByDirective)
+	if d == nil || c.mutation == 0 {
+		return 0, 0, false
+	}
+	path := d.Arguments.ForName("path")
+	if path == nil || path.Value == nil {
+		return 0, 0, false
+	}
+	var v any = c.args
+	for _, name := range strings.Split(path.Value.Raw, ".") {
+		m, _ := v.(map[string]any)
+		v = m[name]
+	}
+	n = length(v)
+	if k, given := intArgument(d, "perElement"); given {
+		return mul(n, max(k, 1)), 0, true
+	}
+	elementCost = 1
+	if k, given := intArgument(d, "elementCost"); given {
+		elementCost = max(k, 0)
+	}
+	return n, elementCost, true
+}
+
+// intArgument is the integer literal given to d as its argument name, if one is.
+func intArgument(d *ast.Directive, name string) (int, bool) {
+	a := d.Arguments.ForName(name)
+	if a == nil || a.Value == nil {
+		return 0, false
+	}
+	k, err := strconv.Atoi(a.Value.Raw)
+	return k, err == nil
 }
 
 // introspection reports whether f lists the schema's own types or fields: their

@@ -267,7 +267,7 @@ func TestCost(t *testing.T) {
 		// A contact's segments: the segments once, what each selects as for a full page of them.
 		{`{ contacts(first: 9) { nodes { segments { contacts(first: 100) { nodes { id } } } } } }`, nil, 1 + 9*(1+1+100*(1+100))},
 		{`{ contacts(first: 50) { nodes { segments { id name contactCount } } } }`, nil, 1 + 50*(1+1)},
-		{`mutation { assignContactsToSegments(input: {contactIds: [], segmentIds: []}) { segments { contacts { totalCount } } } }`, nil, 10 + 1 + 100*1},
+		{`mutation { assignContactsToSegments(input: {contactIds: [], segmentIds: []}) { segments { contacts { totalCount } } } }`, nil, 10 + 1},
 		// nodes(ids:): a page of as many objects as IDs, duplicates too (it cost 1 for
 		// any number of them).
 		{`{ nodes(ids: ["a", "b", "c"]) { id } }`, nil, 1 + 3},
@@ -288,6 +288,62 @@ func TestCost(t *testing.T) {
 	} {
 		if got := cost(t, tc.q, tc.vars); got != tc.want {
 			t.Errorf("%s %v: cost %d, want %d", tc.q, tc.vars, got, tc.want)
+		}
+	}
+}
+
+// TestCostOfPayloadLists proves that a mutation payload's list costs what its input
+// lets it hold (@sizedBy): an upsert's contacts and an assignment's segments one
+// object per input element, a deletion's segments a full page per deleted contact.
+// Each was costed as 100 elements of nothing (an upsert answering 1,000 contacts of
+// 16 KB of attributes cost 21).
+func TestCostOfPayloadLists(t *testing.T) {
+	upsert := func(sel string) string {
+		return `mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { createdCount ` + sel + ` } }`
+	}
+	entries := func(n int) map[string]any {
+		cs := make([]any, n)
+		for i := range cs {
+			cs[i] = map[string]any{"phone": "+919876543210"}
+		}
+		return map[string]any{"in": map[string]any{"contacts": cs}}
+	}
+	assign := func(mutation, sel string, segments int) (string, map[string]any) {
+		input := strings.ToUpper(mutation[:1]) + mutation[1:] + "Input"
+		return `mutation($in: ` + input + `!) { ` + mutation + `(input: $in) { ` + sel + ` } }`,
+			map[string]any{"in": map[string]any{"contactIds": ids(1000), "segmentIds": ids(segments)}}
+	}
+	assignQ, assignVars := assign("assignContactsToSegments", "segments { id contactCount }", 100)
+	removeQ, removeVars := assign("removeContactsFromSegments", "segments { contacts(first: 5) { nodes { id } } }", 2)
+	for _, tc := range []struct {
+		q    string
+		vars map[string]any
+		want int
+	}{
+		// 10 for the mutation, 10 for its 1,000 entries, 1 for the list; the contacts
+		// themselves are the rows the upsert wrote or matched (elementCost 0), but
+		// what is read under each counts once per entry.
+		{upsert(`contacts { id }`), entries(1000), 10 + 10 + 1},
+		{upsert(`contacts { attributes }`), entries(1000), 10 + 10 + 1},
+		{upsert(`contacts { id segments { id } }`), entries(1000), 10 + 10 + 1 + 1000*1},
+		{upsert(`contacts { segments { id } }`), entries(3), 10 + 1 + 3},
+		{upsert(`userErrors { code }`), entries(1000), 10 + 10 + 1},
+		{`mutation { upsertContacts(input: {contacts: [{phone: "+91"}, {phone: "+92"}]}) { contacts { segments { id } } } }`, nil, 10 + 1 + 2},
+		{assignQ, assignVars, 10 + 11 + 1 + 100},
+		{removeQ, removeVars, 10 + 10 + 1 + 2*(1+1+5)},
+		// The segments of the deleted contacts: as many as 100 per contact, read in
+		// one statement, as a contact's own segments are costed.
+		{`mutation { deleteContacts(input: {ids: ["C_AQ"]}) { segments { id contacts(first: 5) { nodes { id name phone } } } } }`, nil, 10 + 1 + 100*(1+5)},
+		{`mutation { deleteContacts(input: {ids: ["C_AQ", "C_Ag", "C_Aw"]}) { segments { contacts(first: 5) { nodes { id } } } } }`, nil, 10 + 1 + 300*(1+5)},
+		{`mutation($in: DeleteContactsInput!) { deleteContacts(input: $in) { deletedContactIds segments { id contactCount } } }`,
+			map[string]any{"in": map[string]any{"ids": ids(1000)}}, 10 + 10 + 1},
+		// A fragment spread in two payloads is costed by each one's input.
+		{`mutation { a: upsertContacts(input: {contacts: [{phone: "+91"}]}) { ...P } b: upsertContacts(input: {contacts: [{phone: "+91"}, {phone: "+92"}]}) { ...P } }
+		  fragment P on UpsertContactsPayload { contacts { segments { id } } }`, nil, (10 + 1 + 1) + (10 + 1 + 2)},
+		{`mutation { ...M } fragment M on Mutation { upsertContacts(input: {contacts: [{phone: "+91"}, {phone: "+92"}]}) { contacts { segments { id } } } }`, nil, 10 + 1 + 2},
+	} {
+		if got := cost(t, tc.q, tc.vars); got != tc.want {
+			t.Errorf("%s: cost %d, want %d", tc.q, got, tc.want)
 		}
 	}
 }

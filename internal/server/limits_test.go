@@ -377,6 +377,52 @@ func TestCostReported(t *testing.T) {
 	}
 }
 
+// TestUpsertCostGrowsWithEntries proves that an upsert's requestedQueryCost counts
+// what its payload reads under each of its contacts, once per entry, and that a
+// partner's largest ordinary sync (reading back the contacts' IDs) still costs 22. It
+// was costed as 100 contacts whatever the entries: the segments of 1,000 contacts for
+// 121 points.
+func TestUpsertCostGrowsWithEntries(t *testing.T) {
+	a := newAPIWith(t, server.Config{Limits: limits.Defaults})
+	upsert := func(sel string, n int) reply {
+		t.Helper()
+		in := make([]map[string]any, n)
+		for i, p := range phones(171_000, n) {
+			in[i] = map[string]any{"phone": p}
+		}
+		r := a.query(`mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { createdCount `+sel+` userErrors { code } } }`,
+			map[string]any{"in": map[string]any{"contacts": in}})
+		if r.status != http.StatusOK || len(r.res.Errors) > 0 || r.cost == nil {
+			t.Fatalf("%d entries, %s: %d %.300s", n, sel, r.status, r.body)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		sel     string
+		entries int
+		want    int // 10, 1 per 100 entries, 1 for userErrors, 1 for the contacts, and what each reads
+	}{
+		{`contacts { id segments { id } }`, 1, 10 + 1 + 1 + 1},
+		{`contacts { id segments { id } }`, 300, 10 + 3 + 1 + 1 + 300},
+		{`contacts { id segments { id } }`, 900, 10 + 9 + 1 + 1 + 900},
+		// The contacts themselves are the rows the upsert wrote or matched.
+		{`contacts { id name attributes }`, 1000, 10 + 10 + 1 + 1},
+		{``, 1000, 10 + 10 + 1},
+	} {
+		if r := upsert(tc.sel, tc.entries); r.cost.RequestedQueryCost != tc.want || r.cost.ActualQueryCost != tc.want {
+			t.Errorf("%d entries, %s: cost %+v, want %d", tc.entries, tc.sel, *r.cost, tc.want)
+		}
+	}
+	// The segments of 1,000 contacts read back are over the cost, as ten pages of 100
+	// contacts with their segments would be.
+	in := make([]map[string]any, 1000)
+	for i, p := range phones(172_000, len(in)) {
+		in[i] = map[string]any{"phone": p}
+	}
+	a.query(`mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { contacts { segments { id } } } }`,
+		map[string]any{"in": map[string]any{"contacts": in}}).refused(t, http.StatusBadRequest, limits.CodeMaxCost)
+}
+
 func report(requested, actual int, status *limits.Status) limits.Report {
 	return limits.Report{RequestedQueryCost: requested, ActualQueryCost: actual, ThrottleStatus: status}
 }
