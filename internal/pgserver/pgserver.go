@@ -7,7 +7,8 @@
 // of starting another. By default the server lives as long as the process that
 // started it: the child is stopped on Stop, and the kernel stops it if that process
 // dies (tests). A Shared server lives as long as any process uses it: the last one to
-// Stop stops it, whichever started it.
+// Stop stops it, whichever started it, unless programs that know nothing of sharing
+// (segments before it) still use it.
 //
 // PostgreSQL refuses to run as root; when the caller is root, the server runs as the
 // "postgres" OS user and its data belongs to that user.
@@ -34,6 +35,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Superuser is the name of the role initdb creates.
@@ -71,7 +73,9 @@ type Options struct {
 	// them to Stop stops it. The command line's processes share one server this way
 	// (a server joins the one a command started, and must not lose it when that
 	// command ends). A process that dies without Stop leaves the server running, for
-	// the next Start to join.
+	// the next Start to join. Stop leaves alone a server that no Shared Start started
+	// (a segments before Shared started its server as a child, which it stops
+	// itself), and one that a program of ours that holds no lock is connected to.
 	Shared bool
 }
 
@@ -182,7 +186,10 @@ func (s *Server) Owned() bool { return s.cmd != nil }
 
 // Stop stops the server with PostgreSQL's fast shutdown (open transactions roll back,
 // committed data stays): if this process started it, or, Shared, if no other process
-// uses it any more, whichever started it.
+// uses it any more, whichever started it. Shared, it also leaves running a server
+// that no Shared Start started, and one to which programs of ours (programNames)
+// other than this process are still connected, after waiting up to clientGrace for
+// them to go: the caller closes its own connections first.
 func (s *Server) Stop() error {
 	if s.users == nil {
 		return s.stopChild()
@@ -204,12 +211,89 @@ func (s *Server) Stop() error {
 		}
 		return fmt.Errorf("pgserver: %w", err)
 	}
+	// Programs that know nothing of usersLock may use the server all the same: a
+	// segments of a version before it (a rolling upgrade's older servers) started
+	// its server as a child that it stops itself, or joined this one and holds only
+	// its connections. Stopped here, such a server stayed 503 for good.
+	if pid, _, ok := postmaster(s.pgdata()); ok {
+		if !s.startedShared(pid) {
+			return s.stopChild() // another program's: it stops it itself
+		}
+		if s.programsConnected() {
+			s.cmd = nil // left to the next Shared process's Stop once they have gone
+			return nil
+		}
+	}
 	if err := s.stopChild(); err != nil {
 		return err
 	}
 	// Also the server another process started when this one's had gone (stopped
 	// from outside while this process used it): it would outlive every user.
 	return stopPostmaster(s.pgdata())
+}
+
+// sharedSetting is the setting a Shared Start starts the server with, so that Stop
+// tells a server started so from one another program started and stops itself: one
+// of a segments before usersLock (its child, which dies with it), or an operator's.
+// PostgreSQL records the running server's arguments in postmaster.opts; a name with a
+// dot is a setting of no meaning to it.
+const sharedSetting = "segments.shared=on"
+
+// startedShared reports whether the server whose postmaster is pid was started by a
+// Shared Start (of this process or of another).
+func (s *Server) startedShared(pid int) bool {
+	if s.cmd != nil && s.cmd.Process.Pid == pid {
+		return true
+	}
+	opts, err := os.ReadFile(filepath.Join(s.pgdata(), "postmaster.opts"))
+	return err == nil && bytes.Contains(opts, []byte(strconv.Quote(sharedSetting)))
+}
+
+// programNames matches the application_name (pg_stat_activity) of the connections of
+// this module's programs: cmd/segments's ("segments", "segments-cli", and so on) and
+// cmd/segbench's. A Shared server is not stopped while any is connected.
+const programNames = "^seg(ments|bench)"
+
+// clientGrace is how long Stop waits for the connections of programs of ours to
+// close before it leaves the server running for them: the backends of those this
+// process closed just before exit within milliseconds.
+const clientGrace = time.Second
+
+// programsConnected reports whether programs of ours (programNames) other than this
+// process remain connected to the server: a process that holds no lock on usersLock
+// and uses it all the same, as a segments before usersLock did. An operator's psql,
+// say, does not count: a forgotten session would keep the server for ever. The
+// caller has closed its own connections, whose backends may take a moment to exit.
+func (s *Server) programsConnected() bool {
+	cfg, err := pgx.ParseConfig(s.URL("postgres"))
+	if err != nil {
+		return false
+	}
+	cfg.RuntimeParams["application_name"] = "pgserver"
+	ctx, cancel := context.WithTimeout(context.Background(), connectAttempt)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		// Every connection slot taken is a server in use; one that does not answer
+		// (starting, in recovery, broken) is stopped as before.
+		var pgErr *pgconn.PgError
+		return errors.As(err, &pgErr) && pgErr.Code == "53300" // too_many_connections
+	}
+	defer conn.Close(context.Background())
+	for deadline := time.Now().Add(clientGrace); ; time.Sleep(20 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), connectAttempt)
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name ~ $1`,
+			programNames).Scan(&n)
+		cancel()
+		if err != nil || n == 0 {
+			return false
+		}
+		if time.Now().After(deadline) {
+			return true
+		}
+	}
 }
 
 // keepEvery is how often Keep looks whether the server still runs, and the first
@@ -447,6 +531,9 @@ func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 		"-c", "unix_socket_directories=",
 		"-c", "max_connections=200",
 		"-c", "temp_file_limit=" + TempFileLimit,
+	}
+	if opts.Shared {
+		args = append(args, "-c", sharedSetting)
 	}
 	if opts.Ephemeral {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")

@@ -110,6 +110,83 @@ func TestSharedServerOutlivesItsStarter(t *testing.T) {
 	refusesConnections(t, joined.URL("segments"), "after the last process stopped")
 }
 
+// TestSharedStopLeavesAnOlderServer: a segments before users.lock started its server as
+// a child of its own, which it stops itself, and holds no lock. A Shared process that
+// joined it took the lock at once on Stop, and stopped the server under it: every
+// older server of a rolling upgrade stayed 503 for good once a new command ended.
+func TestSharedStopLeavesAnOlderServer(t *testing.T) {
+	ctx := context.Background()
+	dir := storetest.ServerDir(t)
+	older, err := pgserver.Start(ctx, pgserver.Options{Dir: dir}) // as such a version did
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = older.Stop() })
+	joined, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if joined.Owned() {
+		t.Fatal("the Shared process started a server of its own")
+	}
+	if err := joined.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryOne[int](t, older.URL("segments"), "SELECT 1"); got != 1 {
+		t.Fatalf("SELECT 1 = %d", got)
+	}
+	if err := older.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	refusesConnections(t, older.URL("segments"), "after the process that started it stopped")
+}
+
+// TestSharedStopLeavesConnectedPrograms: a segments before users.lock that joined a
+// Shared server holds no lock either, only its connections: the last Shared process
+// to Stop stopped the server under it. A program of ours still connected keeps the
+// server running; an operator's psql does not, lest a forgotten session keep it for
+// ever. Once the older program has gone, the next Shared process's Stop stops it.
+func TestSharedStopLeavesConnectedPrograms(t *testing.T) {
+	ctx := context.Background()
+	dir := storetest.ServerDir(t)
+	first, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := first.URL("segments")
+	older := connectAs(t, url, "segments") // an older serve's pool
+	operator := connectAs(t, url, "psql")
+	second, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*pgserver.Server{first, second} {
+		if err := s.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var one int
+	if err := older.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("the older program's connection, after the last Shared process stopped: %v", err)
+	}
+	older.Close(ctx)
+
+	third, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Owned() {
+		t.Fatal("the server left running was started again")
+	}
+	if err := third.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	refusesConnections(t, url, "after the older program and the last Shared process had gone (psql still connected)")
+	if err := operator.Ping(ctx); err == nil {
+		t.Fatal("the operator's session survived the server")
+	}
+}
+
 // TestSharedServerStartedAgain: a Shared server stopped from outside while processes
 // use it, and started again by another, listens where it did, so that they reconnect;
 // and the last user stops it, though it started another. Users kept a port nothing
@@ -431,6 +508,23 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// connectAs connects to url as application app, as a program reports itself to
+// PostgreSQL (pg_stat_activity.application_name); the test closes the connection.
+func connectAs(t *testing.T, url, app string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["application_name"] = app
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
 
 // refusesConnections fails the test unless the server of url is gone (when says
