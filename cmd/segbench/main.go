@@ -1184,9 +1184,11 @@ func walWritten(from, to float64, n int) float64 {
 	return (to - from) / 1024 / float64(n)
 }
 
+// serverCPU is the CPU time contender c's server process has used so far, to the
+// nanosecond (processCPU); 0 for the floor, which has none.
 func (b *bench) serverCPU(c string) time.Duration {
 	if p := b.servers[c]; p != nil && c != flr {
-		return cpuTime(p.pid())
+		return processCPU(p.pid())
 	}
 	return 0
 }

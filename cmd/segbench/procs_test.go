@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 )
@@ -48,4 +50,58 @@ func TestTreeCPUKeepsExitingChildren(t *testing.T) {
 		t.Errorf("the tree used %v of CPU in 3 s, want at least 0.3 s", got)
 	}
 	t.Logf("%d samples, %v of CPU", samples, highest-first)
+}
+
+// TestServerCPUInNanoseconds samples the CPU time of a busy server process, as the
+// fixed-rate runs do (bench.serverCPU), a few milliseconds apart: it must move by
+// what the process ran, not in the clock ticks of /proc/PID/stat (10 ms), in which
+// W8's ten requests of a fixed run moved in steps of 1 ms a request and
+// PostGraphile's read 0.000 ms.
+func TestServerCPUInNanoseconds(t *testing.T) {
+	cmd := exec.Command("sh", "-c", `while :; do :; done`)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	b := &bench{servers: map[string]*proc{ours: {name: ours, cmd: cmd}}}
+	prev := b.serverCPU(ours)
+	var offTick int
+	for range 20 {
+		time.Sleep(3 * time.Millisecond)
+		cpu := b.serverCPU(ours)
+		if cpu < prev {
+			t.Errorf("server CPU fell from %v to %v", prev, cpu)
+		}
+		if (cpu-prev)%(time.Second/clockTicks) != 0 {
+			offTick++
+		}
+		prev = cpu
+	}
+	if offTick == 0 {
+		t.Errorf("every sample moved by whole clock ticks of %v (last %v): not read to the nanosecond", time.Second/clockTicks, prev)
+	}
+}
+
+// TestProcessCPUCountsEveryThread: a process's CPU time is all its threads', as the
+// ticks of /proc/PID/stat count it (a Go server runs on several): the test's own
+// process, busy on four goroutines, reads the same by both within their rounding.
+func TestProcessCPUCountsEveryThread(t *testing.T) {
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); {
+			}
+		}()
+	}
+	wg.Wait()
+	pid := os.Getpid()
+	ns, ticks := processCPU(pid), cpuTime(pid)
+	if d := ns - ticks; d < -30*time.Millisecond || d > 30*time.Millisecond {
+		t.Errorf("CPU %v to the nanosecond, %v in ticks: want the same within 30 ms", ns, ticks)
+	}
 }
