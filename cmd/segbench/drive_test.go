@@ -724,3 +724,18 @@ func TestNumKeepsThreeFigures(t *testing.T) {
 		}
 	}
 }
+
+// TestReportSaysWhosePeakRSS: a workload's peak RSS is the most the server held
+// during that workload's runs (its peak reset before each), and the report says so;
+// where the peak could not be reset, it says that the peak is since the server
+// started (printed per workload, it was that, unsaid).
+func TestReportSaysWhosePeakRSS(t *testing.T) {
+	r := newReport(config{pool: 8, reps: 1}, benchdata.Options{})
+	w1 := r.workload("W1")
+	w1.FixedRate = 100
+	w1.add(ours, repResult{RSSMiB: 40, PeakRSSMiB: 61})
+	w1.summarize()
+	reportSays(t, r, "40 (peak 61)", "peak: the most it held during the workload's runs")
+	r.Config["peak_rss_per_workload"] = false
+	reportSays(t, r, "peak: the most it held since it started")
+}

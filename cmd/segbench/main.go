@@ -1040,6 +1040,7 @@ func (b *bench) workload(ctx context.Context, w string) error {
 				return err
 			}
 			r = watched{r, b.machine}
+			b.resetPeakRSS(c)
 			if _, err := r.run(ctx, fixed, b.c.warmup); err != nil {
 				done()
 				return err
@@ -1184,6 +1185,23 @@ func walWritten(from, to float64, n int) float64 {
 	return (to - from) / 1024 / float64(n)
 }
 
+// resetPeakRSS resets contender c's server's peak resident set before its runs of a
+// workload, so that the peak read after them is the workload's own. Where it cannot
+// (not Linux, or clear_refs refused), the peaks are since the server started, and
+// the report says so.
+func (b *bench) resetPeakRSS(c string) {
+	p := b.servers[c]
+	if p == nil || c == flr {
+		return
+	}
+	if err := resetPeakRSS(p.pid()); err != nil {
+		if b.rep.Config["peak_rss_per_workload"] == true {
+			b.log("peak RSS cannot be reset (%v): the report's peaks are since each server started", err)
+		}
+		b.rep.Config["peak_rss_per_workload"] = false
+	}
+}
+
 // serverCPU is the CPU time contender c's server process has used so far, to the
 // nanosecond (processCPU); 0 for the floor, which has none.
 func (b *bench) serverCPU(c string) time.Duration {
@@ -1279,6 +1297,7 @@ func (b *bench) timedWhole(ctx context.Context, wr *wlRep, k string, rep int, ru
 		cleanup()
 		return err
 	}
+	b.resetPeakRSS(k)
 	wal0 := b.walPosition(ctx)
 	srv0, pg0 := b.serverCPU(k), treeCPU(b.pm)
 	t0 := time.Now()

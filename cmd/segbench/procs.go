@@ -182,6 +182,13 @@ func rss(pid int) (cur, peak float64) {
 	return cur, peak
 }
 
+// resetPeakRSS sets a process's peak resident set (VmHWM) to what it holds now
+// (Linux's clear_refs, 5), so that a later rss reads the peak since the reset: each
+// workload's own, where VmHWM alone is the highest since the process started.
+func resetPeakRSS(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
 // postmasterPID reads the PID of the server whose data directory is pgdata.
 func postmasterPID(pgdata string) int {
 	b, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))

@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -103,5 +105,34 @@ func TestProcessCPUCountsEveryThread(t *testing.T) {
 	ns, ticks := processCPU(pid), cpuTime(pid)
 	if d := ns - ticks; d < -30*time.Millisecond || d > 30*time.Millisecond {
 		t.Errorf("CPU %v to the nanosecond, %v in ticks: want the same within 30 ms", ns, ticks)
+	}
+}
+
+// TestResetPeakRSS: a process's peak resident set (VmHWM) goes back to what it holds
+// now once reset, so that each workload's runs report their own peak rather than
+// the highest since the server started. The test's own process touches 256 MiB,
+// gives it back, and resets its peak.
+func TestResetPeakRSS(t *testing.T) {
+	pid := os.Getpid()
+	big := make([]byte, 256<<20)
+	for i := range big {
+		if i%4096 == 0 {
+			big[i] = 1
+		}
+	}
+	runtime.KeepAlive(big)
+	big = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	cur, peak := rss(pid)
+	if peak-cur < 200 {
+		t.Skipf("RSS %.0f MiB, peak %.0f: the 256 MiB were not given back", cur, peak)
+	}
+	if err := resetPeakRSS(pid); err != nil {
+		t.Fatal(err)
+	}
+	cur, after := rss(pid)
+	if after > cur+50 {
+		t.Errorf("peak %.0f MiB after the reset (RSS %.0f, peak %.0f before): not reset", after, cur, peak)
 	}
 }

@@ -178,7 +178,7 @@ func newReport(c config, o benchdata.Options) *report {
 		Dataset:    datasetInfo{Options: o},
 		Config: map[string]any{"pool": c.pool, "pgbench_client_share": c.clientShare, "reps": c.reps, "w6_reps": c.repsOf("W6"), "step_seconds": c.stepDur.Seconds(), "warmup_seconds": c.warmup.Seconds(),
 			"fixed_seconds": c.fixedDur.Seconds(), "slo_p99_ms": float64(c.slo) / 1e6, "fixed_rates": fixedRates, "variants": variants,
-			"w6_steps_after_checkpoint": true},
+			"w6_steps_after_checkpoint": true, "peak_rss_per_workload": true},
 		Results: map[string]*wlRep{},
 	}
 }
@@ -519,12 +519,18 @@ func (r *report) markdown() string {
 	}
 	s.WriteString("\n![ratios](ratios.svg)\n\n")
 
+	// Config from results.json of an earlier run has no such key: its peaks were since
+	// the server started.
+	peakText := "peak: the most it held since it started (VmHWM), over every workload run before"
+	if per, _ := r.Config["peak_rss_per_workload"].(bool); per {
+		peakText = "peak: the most it held during the workload's runs (VmHWM, reset before each run)"
+	}
 	s.WriteString("## Per workload\n\nMax throughput: requests per second within the SLO. Latency and CPU: at the fixed rate. " +
 		"Latency counts from each request's scheduled start, as the SLO's does; the p50 from the send leaves out how late the load " +
 		"generator sent each request. CPU per successful request, from /proc: our server or Node, plus every PostgreSQL process. Statements: the SQL " +
 		"messages per request, counted by a recording proxy: a round trip each, which may hold several statements (ours send " +
 		"each with its workspace's setting, and a transaction's first with its BEGIN). WAL: what PostgreSQL wrote to its log per successful request " +
-		"at the fixed rate, by its WAL insert position (the whole database's). RSS: the server process after its runs.\n\n")
+		"at the fixed rate, by its WAL insert position (the whole database's). RSS: the server process after its runs; " + peakText + ".\n\n")
 	s.WriteString("| workload | contender | max req/s | p50 ms | p50 from the send ms | p99 ms | CPU ms/req server + PostgreSQL | WAL kB/req | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Order {
 		x := r.Results[w]
