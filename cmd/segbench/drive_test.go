@@ -739,3 +739,32 @@ func TestReportSaysWhosePeakRSS(t *testing.T) {
 	r.Config["peak_rss_per_workload"] = false
 	reportSays(t, r, "peak: the most it held since it started")
 }
+
+// TestW7FloorCountsWhatItReplays: W7's second floor is reported with as many
+// statements per request as it replays (ourStatements): our server's steady state,
+// from which the capture already took the API key's lookup. It was reported with
+// one fewer (3.00 where it replays 4), the lookup taken out twice.
+func TestW7FloorCountsWhatItReplays(t *testing.T) {
+	captured := []string{
+		keyLookup + "'abc')",
+		"begin; SELECT 1 FROM contacts WHERE id = ANY('{1,2}') FOR KEY SHARE",
+		"INSERT INTO memberships SELECT 1, s, c FROM unnest('{1,2}'::bigint[]) AS c, unnest('{10}'::bigint[]) AS s",
+		"SELECT segments_touch('{10}')",
+		"commit",
+	}
+	st := steadyState(slices.Clone(captured))
+	b := &bench{w6Statements: st, stmts: map[string]map[string]float64{ours: {"W7": float64(len(st))}, pgl: {"W7": 2}, flr: {}}}
+	r := newReport(config{pool: 8, reps: 1}, benchdata.Options{})
+	wr := r.workload("W7")
+	b.setW7Statements(wr)
+	replayed := len(b.ourStatements([]int64{1, 2}, []int64{10}))
+	if got := wr.contender(flrOurs).Statements; got != float64(replayed) || replayed != 4 {
+		t.Errorf("W7's replay of our SQL: %v statements reported, %d replayed; want 4 both", got, replayed)
+	}
+	if got := wr.contender(ours).Statements; got != 4 {
+		t.Errorf("ours: %v statements, want 4", got)
+	}
+	if got := wr.contender(flr).Statements; got != 1 {
+		t.Errorf("the raw statement: %v statements, want 1", got)
+	}
+}
