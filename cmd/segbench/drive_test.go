@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -766,5 +768,27 @@ func TestW7FloorCountsWhatItReplays(t *testing.T) {
 	}
 	if got := wr.contender(flr).Statements; got != 1 {
 		t.Errorf("the raw statement: %v statements, want 1", got)
+	}
+}
+
+// TestPostGraphilePlansAsOurs: PostGraphile's connections plan as our server's
+// role does (store.Options SerialPlans and NoJIT: no parallel workers, no JIT), so
+// that planner settings do not differ between the contenders. Connected as the
+// owner with PostgreSQL's defaults, its W8 count launched two parallel workers
+// (EXPLAIN: Workers Launched: 2). PostGraphile is not installed in make test, so its
+// server.mjs is read.
+func TestPostGraphilePlansAsOurs(t *testing.T) {
+	src, err := os.ReadFile("../../bench/postgraphile/server.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`poolConfig: \{[^}]*options: "([^"]*)"`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("server.mjs gives its pool no options")
+	}
+	for _, want := range []string{"-c max_parallel_workers_per_gather=0", "-c jit=off", "-c statement_timeout=0"} {
+		if !strings.Contains(string(m[1]), want) {
+			t.Errorf("PostGraphile's pool options %q lack %q", m[1], want)
+		}
 	}
 }
