@@ -792,3 +792,19 @@ func TestPostGraphilePlansAsOurs(t *testing.T) {
 		}
 	}
 }
+
+// TestReportSaysTheRateLimit: results.json and the report say whether our server
+// charged each request to its rate-limit bucket, as a default serve does, or ran
+// without the limiter (--rate-limit=false).
+func TestReportSaysTheRateLimit(t *testing.T) {
+	r := newReport(config{pool: 8, reps: 1, rateLimit: true}, benchdata.Options{})
+	if r.Config["rate_limit"] != true {
+		t.Errorf("config rate_limit %v, want true", r.Config["rate_limit"])
+	}
+	reportSays(t, r, "charges every request to its API key's rate-limit bucket, as a default `segments serve` does")
+	r = newReport(config{pool: 8, reps: 1}, benchdata.Options{})
+	if r.Config["rate_limit"] != false {
+		t.Errorf("config rate_limit %v, want false", r.Config["rate_limit"])
+	}
+	reportSays(t, r, "without the rate limiter (`--rate-limit=false`)")
+}

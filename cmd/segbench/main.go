@@ -62,6 +62,7 @@ type config struct {
 	clientShare                                       float64
 	stepDur, warmup, fixedDur, slo                    time.Duration
 	fresh                                             bool
+	rateLimit                                         bool // --rate-limit: our server charges each request, as serve does
 }
 
 func main() {
@@ -87,6 +88,8 @@ func main() {
 	flag.StringVar(&c.base, "base", "", "a segbench binary built from another commit (git worktree add, go build ./cmd/segbench): "+
 		"its server is one more contender, \"base\", on this run's dataset and migrations, for an A/B of two builds of ours in one run")
 	flag.BoolVar(&c.fresh, "fresh", false, "load a new dataset even if one of this size exists (times the load)")
+	flag.BoolVar(&c.rateLimit, "rate-limit", true, "our server charges each request to its API key's rate-limit bucket, as a default `segments serve` does, "+
+		"at a capacity no run drains (it never throttles); false leaves the limiter out, for an A/B of what it costs")
 	flag.IntVar(&c.pool, "pool", 8, "database connections of each contender (pgbench clients at most)")
 	flag.Float64Var(&c.clientShare, "client-share", 0.05, "share of its time a pgbench client may be busy at the offered rate: pgbench uses as many clients as that takes, up to -pool (0: always -pool)")
 	flag.IntVar(&c.reps, "reps", 3, "alternating repetitions of each workload")
@@ -434,7 +437,7 @@ func (b *bench) startServers(ctx context.Context, dbURL, pglURL, tag string) err
 		return err
 	}
 	addr := freeAddr()
-	p, err := startProc(ctx, ours, exec.Command(self, "_serve-ours", dbURL, addr, strconv.Itoa(b.c.pool)),
+	p, err := startProc(ctx, ours, b.oursCommand(self, dbURL, addr),
 		"http://"+addr+"/graphql", filepath.Join(b.tmp, "ours-"+tag+".log"))
 	if err != nil {
 		return err
@@ -461,14 +464,25 @@ func (b *bench) startBase(ctx context.Context) error {
 		return nil
 	}
 	addr := freeAddr()
-	p, err := startProc(ctx, base, exec.Command(b.c.base, "_serve-ours", b.url, addr, strconv.Itoa(b.c.pool)),
+	p, err := startProc(ctx, base, b.oursCommand(b.c.base, b.url, addr),
 		"http://"+addr+"/graphql", filepath.Join(b.tmp, "base.log"))
 	if err != nil {
 		return err
 	}
 	b.servers[base] = p
-	b.log("base: %s serves our API beside this build's", b.c.base)
+	b.log("base: %s serves our API beside this build's (a build from before segbench's --rate-limit serves it without the rate limiter)", b.c.base)
 	return nil
+}
+
+// oursCommand is the command of a segbench binary's child process that serves our API
+// on dbURL at addr, with the pool and the rate limit of the run.
+func (b *bench) oursCommand(bin, dbURL, addr string) *exec.Cmd {
+	cmd := exec.Command(bin, "_serve-ours", dbURL, addr, strconv.Itoa(b.c.pool))
+	cmd.Env = os.Environ()
+	if !b.c.rateLimit {
+		cmd.Env = append(cmd.Env, rateLimitEnv+"=off")
+	}
+	return cmd
 }
 
 func (b *bench) stopServers() {

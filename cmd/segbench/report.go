@@ -178,7 +178,8 @@ func newReport(c config, o benchdata.Options) *report {
 		Dataset:    datasetInfo{Options: o},
 		Config: map[string]any{"pool": c.pool, "pgbench_client_share": c.clientShare, "reps": c.reps, "w6_reps": c.repsOf("W6"), "step_seconds": c.stepDur.Seconds(), "warmup_seconds": c.warmup.Seconds(),
 			"fixed_seconds": c.fixedDur.Seconds(), "slo_p99_ms": float64(c.slo) / 1e6, "fixed_rates": fixedRates, "variants": variants,
-			"w6_steps_after_checkpoint": true, "peak_rss_per_workload": true},
+			"w6_steps_after_checkpoint": true, "peak_rss_per_workload": true,
+			"rate_limit": c.rateLimit},
 		Results: map[string]*wlRep{},
 	}
 }
@@ -479,6 +480,13 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&s, "W6 gives each request %d contacts, %d apart from a random first, and %d of %d segments made for the run, %d apart "+
 			"from a random first: two requests share a segment with probability %.3f.\n\n",
 			w6Contacts, contactStep, w6Segments, w6Scratch, segmentStep, w6SharedSegments())
+	}
+	if on, _ := r.Config["rate_limit"].(bool); on {
+		s.WriteString("Our server charges every request to its API key's rate-limit bucket, as a default `segments serve` does " +
+			"(one statement on the limiter's own connections), at a capacity no run drains: it never throttles.\n\n")
+	} else {
+		s.WriteString("Our server ran without the rate limiter (`--rate-limit=false`): a default `segments serve` charges every request " +
+			"to its bucket, one statement more a request.\n\n")
 	}
 	s.WriteString(r.stallsText())
 	if pg, goMs := r.machineSpeed(); pg.Median > 0 {
