@@ -12,7 +12,8 @@
 //
 // It is a development tool, not part of the product (only cmd/segments is). Load is
 // open-model (vegeta as a library; pgbench --rate): requests start on schedule, so
-// latency near saturation is not understated.
+// latency near saturation is not understated, and arrive on a Poisson timeline for
+// every contender (poissonArrivals).
 package main
 
 import (
@@ -1110,7 +1111,7 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			if p := b.servers[c]; p != nil && c != flr {
 				rr.RSSMiB, rr.PeakRSSMiB = rss(p.pid())
 			}
-			b.log("  max within SLO: %.1f req/s", best.Throughput)
+			b.log("  max within SLO: %.1f req/s offered (%.1f completed a second)", best.Rate, best.Throughput)
 			wr.add(c, rr)
 		}
 	}
