@@ -48,7 +48,14 @@ const preset = {
       schemas: ["public", "segbench"],
       // No statement timeout: the database role may carry our server's (15 s), which is
       // our product's setting, not PostGraphile's (W7 runs one 1M-row statement).
-      poolConfig: { max: Number(process.env.POOL || 8), options: "-c statement_timeout=0" },
+      // The planner's settings are our server's role's (store.Options SerialPlans and
+      // NoJIT), so that the contenders' plans differ by their SQL alone: connected as
+      // the owner with PostgreSQL's defaults, its W8 count launched two parallel
+      // workers.
+      poolConfig: {
+        max: Number(process.env.POOL || 8),
+        options: "-c statement_timeout=0 -c max_parallel_workers_per_gather=0 -c jit=off",
+      },
     }),
   ],
   schema: {

@@ -12,7 +12,8 @@
 //
 // It is a development tool, not part of the product (only cmd/segments is). Load is
 // open-model (vegeta as a library; pgbench --rate): requests start on schedule, so
-// latency near saturation is not understated.
+// latency near saturation is not understated, and arrive on a Poisson timeline for
+// every contender (poissonArrivals).
 package main
 
 import (
@@ -62,6 +63,7 @@ type config struct {
 	clientShare                                       float64
 	stepDur, warmup, fixedDur, slo                    time.Duration
 	fresh                                             bool
+	rateLimit                                         bool // --rate-limit: our server charges each request, as serve does
 }
 
 func main() {
@@ -87,6 +89,8 @@ func main() {
 	flag.StringVar(&c.base, "base", "", "a segbench binary built from another commit (git worktree add, go build ./cmd/segbench): "+
 		"its server is one more contender, \"base\", on this run's dataset and migrations, for an A/B of two builds of ours in one run")
 	flag.BoolVar(&c.fresh, "fresh", false, "load a new dataset even if one of this size exists (times the load)")
+	flag.BoolVar(&c.rateLimit, "rate-limit", true, "our server charges each request to its API key's rate-limit bucket, as a default `segments serve` does, "+
+		"at a capacity no run drains (it never throttles); false leaves the limiter out, for an A/B of what it costs")
 	flag.IntVar(&c.pool, "pool", 8, "database connections of each contender (pgbench clients at most)")
 	flag.Float64Var(&c.clientShare, "client-share", 0.05, "share of its time a pgbench client may be busy at the offered rate: pgbench uses as many clients as that takes, up to -pool (0: always -pool)")
 	flag.IntVar(&c.reps, "reps", 3, "alternating repetitions of each workload")
@@ -434,7 +438,7 @@ func (b *bench) startServers(ctx context.Context, dbURL, pglURL, tag string) err
 		return err
 	}
 	addr := freeAddr()
-	p, err := startProc(ctx, ours, exec.Command(self, "_serve-ours", dbURL, addr, strconv.Itoa(b.c.pool)),
+	p, err := startProc(ctx, ours, b.oursCommand(self, dbURL, addr),
 		"http://"+addr+"/graphql", filepath.Join(b.tmp, "ours-"+tag+".log"))
 	if err != nil {
 		return err
@@ -461,14 +465,25 @@ func (b *bench) startBase(ctx context.Context) error {
 		return nil
 	}
 	addr := freeAddr()
-	p, err := startProc(ctx, base, exec.Command(b.c.base, "_serve-ours", b.url, addr, strconv.Itoa(b.c.pool)),
+	p, err := startProc(ctx, base, b.oursCommand(b.c.base, b.url, addr),
 		"http://"+addr+"/graphql", filepath.Join(b.tmp, "base.log"))
 	if err != nil {
 		return err
 	}
 	b.servers[base] = p
-	b.log("base: %s serves our API beside this build's", b.c.base)
+	b.log("base: %s serves our API beside this build's (a build from before segbench's --rate-limit serves it without the rate limiter)", b.c.base)
 	return nil
+}
+
+// oursCommand is the command of a segbench binary's child process that serves our API
+// on dbURL at addr, with the pool and the rate limit of the run.
+func (b *bench) oursCommand(bin, dbURL, addr string) *exec.Cmd {
+	cmd := exec.Command(bin, "_serve-ours", dbURL, addr, strconv.Itoa(b.c.pool))
+	cmd.Env = os.Environ()
+	if !b.c.rateLimit {
+		cmd.Env = append(cmd.Env, rateLimitEnv+"=off")
+	}
+	return cmd
 }
 
 func (b *bench) stopServers() {
@@ -1040,6 +1055,7 @@ func (b *bench) workload(ctx context.Context, w string) error {
 				return err
 			}
 			r = watched{r, b.machine}
+			b.resetPeakRSS(c)
 			if _, err := r.run(ctx, fixed, b.c.warmup); err != nil {
 				done()
 				return err
@@ -1095,7 +1111,7 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			if p := b.servers[c]; p != nil && c != flr {
 				rr.RSSMiB, rr.PeakRSSMiB = rss(p.pid())
 			}
-			b.log("  max within SLO: %.1f req/s", best.Throughput)
+			b.log("  max within SLO: %.1f req/s offered (%.1f completed a second)", best.Rate, best.Throughput)
 			wr.add(c, rr)
 		}
 	}
@@ -1184,9 +1200,28 @@ func walWritten(from, to float64, n int) float64 {
 	return (to - from) / 1024 / float64(n)
 }
 
+// resetPeakRSS resets contender c's server's peak resident set before its runs of a
+// workload, so that the peak read after them is the workload's own. Where it cannot
+// (not Linux, or clear_refs refused), the peaks are since the server started, and
+// the report says so.
+func (b *bench) resetPeakRSS(c string) {
+	p := b.servers[c]
+	if p == nil || c == flr {
+		return
+	}
+	if err := resetPeakRSS(p.pid()); err != nil {
+		if b.rep.Config["peak_rss_per_workload"] == true {
+			b.log("peak RSS cannot be reset (%v): the report's peaks are since each server started", err)
+		}
+		b.rep.Config["peak_rss_per_workload"] = false
+	}
+}
+
+// serverCPU is the CPU time contender c's server process has used so far, to the
+// nanosecond (processCPU); 0 for the floor, which has none.
 func (b *bench) serverCPU(c string) time.Duration {
 	if p := b.servers[c]; p != nil && c != flr {
-		return cpuTime(p.pid())
+		return processCPU(p.pid())
 	}
 	return 0
 }
@@ -1260,9 +1295,7 @@ func (b *bench) bulk(ctx context.Context) error {
 			}
 		}
 	}
-	b.setStatements(wr)
-	wr.contender(flrOurs).Statements = b.stmts[ours]["W7"] - 1 // without the API key lookup
-	wr.contender(flr).Statements = 1
+	b.setW7Statements(wr)
 	wr.summarize()
 	return nil
 }
@@ -1277,6 +1310,7 @@ func (b *bench) timedWhole(ctx context.Context, wr *wlRep, k string, rep int, ru
 		cleanup()
 		return err
 	}
+	b.resetPeakRSS(k)
 	wal0 := b.walPosition(ctx)
 	srv0, pg0 := b.serverCPU(k), treeCPU(b.pm)
 	t0 := time.Now()
@@ -1313,6 +1347,16 @@ func (b *bench) setStatements(wr *wlRep) {
 			wr.contender(c).Statements = n
 		}
 	}
+}
+
+// setW7Statements gives W7's contenders their statements per request: the
+// capture's, the raw statement's one, and for the replay of our SQL what it replays,
+// our steady state (ourStatements), whose API key lookup steadyState has already
+// left out (it was subtracted a second time: 3 where the replay sends 4).
+func (b *bench) setW7Statements(wr *wlRep) {
+	b.setStatements(wr)
+	wr.contender(flrOurs).Statements = b.stmts[ours]["W7"]
+	wr.contender(flr).Statements = 1
 }
 
 // flrOurs is W7's second floor: the SQL of our ten requests, replayed.

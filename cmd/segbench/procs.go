@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
@@ -48,6 +50,23 @@ func statTicks(pid int, fields ...int) time.Duration {
 		ticks += n
 	}
 	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// processCPU returns the CPU time a process of any number of threads used, to the
+// nanosecond, with its reaped children's (in ticks): the server processes', ours and
+// Node's. It reads the process's CPU-time clock (clock_getcpuclockid(3): the
+// scheduler's runtime of all its threads, those that have exited included), where
+// the sum of the living threads' /proc/PID/task/*/schedstat would lose an exited
+// thread's time, and cpuTime counts clock ticks of 10 ms: a fixed run of W8 (ten
+// requests) moved in steps of 1 ms a request, and PostGraphile's read 0.000 ms.
+// cpuTime where the clock cannot be read.
+func processCPU(pid int) time.Duration {
+	var ts unix.Timespec
+	// MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED) of the kernel's posix-timers.h.
+	if err := unix.ClockGettime((^int32(pid))<<3|2, &ts); err != nil {
+		return cpuTime(pid)
+	}
+	return time.Duration(ts.Nano()) + reapedCPU(pid)
 }
 
 // parentOf returns a process's parent.
@@ -163,6 +182,13 @@ func rss(pid int) (cur, peak float64) {
 	return cur, peak
 }
 
+// resetPeakRSS sets a process's peak resident set (VmHWM) to what it holds now
+// (Linux's clear_refs, 5), so that a later rss reads the peak since the reset: each
+// workload's own, where VmHWM alone is the highest since the process started.
+func resetPeakRSS(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
 // postmasterPID reads the PID of the server whose data directory is pgdata.
 func postmasterPID(pgdata string) int {
 	b, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))
@@ -242,10 +268,24 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
+// benchRateCapacity is the rate-limit bucket of our benchmark server: as large as no
+// run's requests drain, at serve's restore rate (benchRateRestore), so that every
+// request is charged, as by a default serve, and none is throttled. A run's most,
+// W1 at 10,000 requests a second of at most --max-cost's 1,000 points for hours,
+// spends under a tenth of it.
+const (
+	benchRateCapacity = 1_000_000_000_000
+	benchRateRestore  = 500 // serve's --rate-limit-restore-rate
+)
+
+// rateLimitEnv turns the rate limit of our benchmark server off when "off"
+// (segbench --rate-limit=false). An environment variable, not an argument, so that
+// the _serve-ours of a --base build from before it still starts (without a limiter).
+const rateLimitEnv = "SEGBENCH_RATE_LIMIT"
+
 // serveOurs is the child process that serves our API for the benchmark: the same
-// handler, role and settings as "segments serve" (1 ms batch wait, 10 s request deadline,
-// 15 s role timeouts, serial plans, GC target, one access-log line per request), with the benchmark's pool
-// size, which serve does not expose.
+// handler, role and settings as "segments serve" (oursHandler), with the benchmark's
+// pool size, which serve does not expose.
 func serveOurs(args []string) error {
 	if len(args) != 3 {
 		return fmt.Errorf("usage: segbench _serve-ours DATABASE_URL ADDR POOL")
@@ -280,22 +320,49 @@ func serveOurs(args []string) error {
 		return err
 	}
 	defer s.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h, err := oursHandler(s, pool, os.Getenv(rateLimitEnv) != "off")
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Addr: args[1],
-		// No Throttle: rate limiting is off, as with serve --rate-limit-capacity 0. The
-		// workloads drive one key at thousands of points a second, far past serve's
-		// default budget (500 a second per key), and measure the API, not the limiter.
-		// For the same reason no bound per caller or workspace (serve
-		// --max-running-per-caller -1 --max-running-per-workspace -1): the one key of
-		// the one workspace has as many requests in flight as the offered load makes.
-		// The other settings are serve's defaults (the key cache: --key-cache-ttl 2s;
-		// admission: twice the pool running, as serve's 40 for its pool of 20).
-		Handler: server.Handler(s, log, server.Config{BatchWait: time.Millisecond, RequestTimeout: 10 * time.Second,
-			KeyCacheTTL: 2 * time.Second, MaxRunning: 2 * pool,
-			MaxRunningPerCaller: -1, MaxRunningPerWorkspace: -1}),
+		Addr:              args[1],
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
 	return srv.ListenAndServe()
+}
+
+// oursHandler is our API's handler on s as the benchmark serves it: serve's (1 ms
+// batch wait, 10 s request deadline, GC target, one access-log line per request,
+// discarded), rate-limited as serve is by default unless rateLimit is false.
+//
+// The rate limiter charges each request to its API key's bucket in PostgreSQL, one
+// statement on connections of its own, as serve's default does: without it our
+// server was measured without a statement it sends on every request (W1 at 100/s:
+// PostgreSQL's CPU 0.28-0.30 ms a request against 0.61-0.69, the p50 1.18-1.33 ms
+// against 1.72-1.87). Its bucket is too large for any run to drain
+// (benchRateCapacity), so it charges and never throttles: the workloads drive one
+// key at thousands of points a second, far past serve's default budget of 500.
+// For the same reason there is no bound per caller or workspace (serve
+// --max-running-per-caller -1 --max-running-per-workspace -1): the one key of the
+// one workspace has as many requests in flight as the offered load makes. The other
+// settings are serve's defaults (the key cache: --key-cache-ttl 2s; admission: twice
+// the pool running, as serve's 40 for its pool of 20).
+func oursHandler(s *store.Store, pool int, rateLimit bool) (http.Handler, error) {
+	cfg := server.Config{BatchWait: time.Millisecond, RequestTimeout: 10 * time.Second,
+		KeyCacheTTL: 2 * time.Second, MaxRunning: 2 * pool,
+		MaxRunningPerCaller: -1, MaxRunningPerWorkspace: -1}
+	if rateLimit {
+		l, err := store.NewRateLimiter(s, store.RateLimiterOptions{Capacity: benchRateCapacity, RestoreRate: benchRateRestore,
+			Workspace: func(ctx context.Context) (int64, bool) {
+				ws, ok := auth.WorkspaceFrom(ctx)
+				return ws.ID, ok
+			}})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Throttle = l
+	}
+	return server.Handler(s, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg), nil
 }

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"sync"
 	"testing"
 	"time"
 )
@@ -48,4 +52,87 @@ func TestTreeCPUKeepsExitingChildren(t *testing.T) {
 		t.Errorf("the tree used %v of CPU in 3 s, want at least 0.3 s", got)
 	}
 	t.Logf("%d samples, %v of CPU", samples, highest-first)
+}
+
+// TestServerCPUInNanoseconds samples the CPU time of a busy server process, as the
+// fixed-rate runs do (bench.serverCPU), a few milliseconds apart: it must move by
+// what the process ran, not in the clock ticks of /proc/PID/stat (10 ms), in which
+// W8's ten requests of a fixed run moved in steps of 1 ms a request and
+// PostGraphile's read 0.000 ms.
+func TestServerCPUInNanoseconds(t *testing.T) {
+	cmd := exec.Command("sh", "-c", `while :; do :; done`)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	b := &bench{servers: map[string]*proc{ours: {name: ours, cmd: cmd}}}
+	prev := b.serverCPU(ours)
+	var offTick int
+	for range 20 {
+		time.Sleep(3 * time.Millisecond)
+		cpu := b.serverCPU(ours)
+		if cpu < prev {
+			t.Errorf("server CPU fell from %v to %v", prev, cpu)
+		}
+		if (cpu-prev)%(time.Second/clockTicks) != 0 {
+			offTick++
+		}
+		prev = cpu
+	}
+	if offTick == 0 {
+		t.Errorf("every sample moved by whole clock ticks of %v (last %v): not read to the nanosecond", time.Second/clockTicks, prev)
+	}
+}
+
+// TestProcessCPUCountsEveryThread: a process's CPU time is all its threads', as the
+// ticks of /proc/PID/stat count it (a Go server runs on several): the test's own
+// process, busy on four goroutines, reads the same by both within their rounding.
+func TestProcessCPUCountsEveryThread(t *testing.T) {
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); {
+			}
+		}()
+	}
+	wg.Wait()
+	pid := os.Getpid()
+	ns, ticks := processCPU(pid), cpuTime(pid)
+	if d := ns - ticks; d < -30*time.Millisecond || d > 30*time.Millisecond {
+		t.Errorf("CPU %v to the nanosecond, %v in ticks: want the same within 30 ms", ns, ticks)
+	}
+}
+
+// TestResetPeakRSS: a process's peak resident set (VmHWM) goes back to what it holds
+// now once reset, so that each workload's runs report their own peak rather than
+// the highest since the server started. The test's own process touches 256 MiB,
+// gives it back, and resets its peak.
+func TestResetPeakRSS(t *testing.T) {
+	pid := os.Getpid()
+	big := make([]byte, 256<<20)
+	for i := range big {
+		if i%4096 == 0 {
+			big[i] = 1
+		}
+	}
+	runtime.KeepAlive(big)
+	big = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	cur, peak := rss(pid)
+	if peak-cur < 200 {
+		t.Skipf("RSS %.0f MiB, peak %.0f: the 256 MiB were not given back", cur, peak)
+	}
+	if err := resetPeakRSS(pid); err != nil {
+		t.Fatal(err)
+	}
+	cur, after := rss(pid)
+	if after > cur+50 {
+		t.Errorf("peak %.0f MiB after the reset (RSS %.0f, peak %.0f before): not reset", after, cur, peak)
+	}
 }

@@ -178,7 +178,8 @@ func newReport(c config, o benchdata.Options) *report {
 		Dataset:    datasetInfo{Options: o},
 		Config: map[string]any{"pool": c.pool, "pgbench_client_share": c.clientShare, "reps": c.reps, "w6_reps": c.repsOf("W6"), "step_seconds": c.stepDur.Seconds(), "warmup_seconds": c.warmup.Seconds(),
 			"fixed_seconds": c.fixedDur.Seconds(), "slo_p99_ms": float64(c.slo) / 1e6, "fixed_rates": fixedRates, "variants": variants,
-			"w6_steps_after_checkpoint": true},
+			"w6_steps_after_checkpoint": true, "peak_rss_per_workload": true,
+			"rate_limit": c.rateLimit, "arrivals": "poisson"},
 		Results: map[string]*wlRep{},
 	}
 }
@@ -212,7 +213,7 @@ func (w *wlRep) summarize() {
 		var mx, p50, p99, sentP50, srv, pg, tot, walkB, rssv, wall, speedPG, speedGo []float64
 		x.FixedErrors = 0
 		for _, r := range x.Reps {
-			mx = append(mx, r.Max.Throughput)
+			mx = append(mx, r.Max.Rate) // the highest offered rate sustained (search)
 			p50 = append(p50, r.Fixed.P50)
 			p99 = append(p99, r.Fixed.P99)
 			sentP50 = append(sentP50, r.Fixed.SentP50)
@@ -267,7 +268,7 @@ func (r *report) computeRatios() {
 		}
 		return out
 	}
-	tp := func(rr repResult) float64 { return rr.Max.Throughput }
+	tp := func(rr repResult) float64 { return rr.Max.Rate }
 	cpu := func(rr repResult) float64 { return rr.ServerCPUms + rr.PGCPUms }
 	wall := func(rr repResult) float64 { return rr.WallSeconds }
 	add := func(w, name, target string, goal float64, atMost bool, a, b []float64) {
@@ -480,6 +481,13 @@ func (r *report) markdown() string {
 			"from a random first: two requests share a segment with probability %.3f.\n\n",
 			w6Contacts, contactStep, w6Segments, w6Scratch, segmentStep, w6SharedSegments())
 	}
+	if on, _ := r.Config["rate_limit"].(bool); on {
+		s.WriteString("Our server charges every request to its API key's rate-limit bucket, as a default `segments serve` does " +
+			"(one statement on the limiter's own connections), at a capacity no run drains: it never throttles.\n\n")
+	} else {
+		s.WriteString("Our server ran without the rate limiter (`--rate-limit=false`): a default `segments serve` charges every request " +
+			"to its bucket, one statement more a request.\n\n")
+	}
 	s.WriteString(r.stallsText())
 	if pg, goMs := r.machineSpeed(); pg.Median > 0 {
 		fmt.Fprintf(&s, "The machine's speed before each contender's run (\"The machine's speed\", below): PostgreSQL's fixed statement "+
@@ -519,12 +527,19 @@ func (r *report) markdown() string {
 	}
 	s.WriteString("\n![ratios](ratios.svg)\n\n")
 
-	s.WriteString("## Per workload\n\nMax throughput: requests per second within the SLO. Latency and CPU: at the fixed rate. " +
+	// Config from results.json of an earlier run has no such key: its peaks were since
+	// the server started.
+	peakText := "peak: the most it held since it started (VmHWM), over every workload run before"
+	if per, _ := r.Config["peak_rss_per_workload"].(bool); per {
+		peakText = "peak: the most it held during the workload's runs (VmHWM, reset before each run)"
+	}
+	s.WriteString("## Per workload\n\nMax throughput: the highest offered rate, requests per second arriving on a Poisson " +
+		"timeline for every contender (as pgbench --rate schedules the floor's), that met the SLO. Latency and CPU: at the fixed rate. " +
 		"Latency counts from each request's scheduled start, as the SLO's does; the p50 from the send leaves out how late the load " +
 		"generator sent each request. CPU per successful request, from /proc: our server or Node, plus every PostgreSQL process. Statements: the SQL " +
 		"messages per request, counted by a recording proxy: a round trip each, which may hold several statements (ours send " +
 		"each with its workspace's setting, and a transaction's first with its BEGIN). WAL: what PostgreSQL wrote to its log per successful request " +
-		"at the fixed rate, by its WAL insert position (the whole database's). RSS: the server process after its runs.\n\n")
+		"at the fixed rate, by its WAL insert position (the whole database's). RSS: the server process after its runs; " + peakText + ".\n\n")
 	s.WriteString("| workload | contender | max req/s | p50 ms | p50 from the send ms | p99 ms | CPU ms/req server + PostgreSQL | WAL kB/req | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Order {
 		x := r.Results[w]
