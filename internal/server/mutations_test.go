@@ -396,6 +396,8 @@ func TestCreateSegment(t *testing.T) {
 			[]wantUserError{userErrAt("TAKEN", "input", "name"), userErrAt("NOT_FOUND", "input", "contactIds", "0"), userErrAt("INVALID", "input", "contactIds", "2")}},
 		{"1001 contacts", map[string]any{"name": "New", "contactIds": append(absentIDs(globalid.Contact, 1000), ids[0])},
 			[]wantUserError{userErrAt("TOO_MANY", "input", "contactIds")}},
+		{"1001 contacts, blank name and long description", map[string]any{"name": "", "description": long(1001), "contactIds": append(absentIDs(globalid.Contact, 1000), "C_!!")},
+			[]wantUserError{userErrAt("BLANK", "input", "name"), userErrAt("TOO_LONG", "input", "description"), userErrAt("TOO_MANY", "input", "contactIds")}},
 	}
 	for _, tc := range refusals {
 		t.Run("refused/"+tc.name, func(t *testing.T) {
@@ -522,6 +524,9 @@ func TestUpdateSegment(t *testing.T) {
 		{"segment of another workspace", map[string]any{"id": otherSeg, "name": "X"}, []wantUserError{userErrAt("NOT_FOUND", "input", "id")}},
 		{"malformed ID", map[string]any{"id": "S_!!", "name": "X"}, []wantUserError{userErrAt("INVALID", "input", "id")}},
 		{"contact ID", map[string]any{"id": contactID, "name": "X"}, []wantUserError{userErrAt("INVALID", "input", "id")}},
+		{"malformed ID, blank name and long description", map[string]any{"id": "zzz", "name": "", "description": strings.Repeat("d", 1001)},
+			[]wantUserError{userErrAt("INVALID", "input", "id"), userErrAt("BLANK", "input", "name"), userErrAt("TOO_LONG", "input", "description")}},
+		{"malformed ID and null name", map[string]any{"id": "zzz", "name": nil}, []wantUserError{userErrAt("INVALID", "input", "id"), userErrAt("BLANK", "input", "name")}},
 		{"null name", map[string]any{"id": seg.ID, "name": nil}, []wantUserError{userErrAt("BLANK", "input", "name")}},
 		{"empty name", map[string]any{"id": seg.ID, "name": ""}, []wantUserError{userErrAt("BLANK", "input", "name")}},
 		{"blank name", map[string]any{"id": seg.ID, "name": "   "}, []wantUserError{userErrAt("BLANK", "input", "name")}},
