@@ -20,9 +20,9 @@ func (r *contactResolver) Segments(ctx context.Context, obj *crm.Contact) ([]*cr
 }
 
 func (r *mutationResolver) CreateSegment(ctx context.Context, input model.CreateSegmentInput) (*model.CreateSegmentPayload, error) {
-	if err := crm.CheckCount("contactIds", len(input.ContactIds), crm.MaxBulkContacts); err != nil {
-		return createSegmentFailed(err)
-	}
+	// A list over its limit reaches the store too, which refuses it (reading nothing)
+	// along with the name's and the description's problems: a refusal names every
+	// problem at once. Its malformed IDs, then, are not named.
 	contactIDs, invalid := decodeIDs(globalid.Contact, "contactIds", input.ContactIds)
 	seg, err := r.Store.CreateSegment(ctx, workspace(ctx).ID, crm.NewSegment{Name: input.Name, Description: input.Description, ContactIDs: contactIDs})
 	if err = withDecodeErrors(err, invalid); err != nil {
@@ -33,10 +33,12 @@ func (r *mutationResolver) CreateSegment(ctx context.Context, input model.Create
 
 func (r *mutationResolver) UpdateSegment(ctx context.Context, input model.UpdateSegmentInput) (*model.UpdateSegmentPayload, error) {
 	id, idErr := decodeID(globalid.Segment, "id", input.ID)
+	patch := crm.SegmentPatch{Name: optional(input.Name), Description: optional(input.Description)}
 	if idErr != nil {
-		return updateSegmentFailed(idErr)
+		// The patch is checked all the same, so that a refusal names every problem at once.
+		return updateSegmentFailed(append(crm.Errors{idErr}, crm.UserErrors(patch.Normalize())...))
 	}
-	seg, err := r.Store.UpdateSegment(ctx, workspace(ctx).ID, id, crm.SegmentPatch{Name: optional(input.Name), Description: optional(input.Description)})
+	seg, err := r.Store.UpdateSegment(ctx, workspace(ctx).ID, id, patch)
 	if err != nil {
 		return updateSegmentFailed(err)
 	}

@@ -917,7 +917,12 @@ workspace's IDs behave exactly like IDs that do not exist.
 
 Texts given to mutations are stored trimmed of white space and invisible characters
 at their ends, and composed (Unicode NFC: an accent typed as a combining mark is the
-same name); names are one line, their tabs and line breaks stored as spaces.
+same name); names are one line, their tabs and line breaks stored as spaces, and
+lose the zero-width spaces, word joiners, byte order marks and soft hyphens inside
+them. A segment's name or description with another control character (an escape,
+BEL, DEL) or a bidi embedding, override or isolate is refused (` + "`" + `INVALID` + "`" + `); in a
+contact's name each control character is stored as a space and each bidi control
+removed.
 """
 schema {
   query: Query

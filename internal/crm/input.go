@@ -30,8 +30,8 @@ type NewSegment struct {
 // Normalize trims the texts and checks every rule, reporting all problems at once.
 func (s *NewSegment) Normalize() error {
 	var errs Errors
-	s.Name, errs = requiredText(errs, Path("name"), oneLine(s.Name), MaxSegmentName)
-	s.Description, errs = optionalText(errs, Path("description"), s.Description, MaxDescription)
+	s.Name, errs = requiredText(errs, Path("name"), nameText(s.Name), MaxSegmentName, nameRule)
+	s.Description, errs = optionalText(errs, Path("description"), s.Description, MaxDescription, descriptionRule)
 	errs = checkCount(errs, Path("contactIds"), len(s.ContactIDs), MaxBulkContacts)
 	return errs.Err()
 }
@@ -51,12 +51,12 @@ func (p *SegmentPatch) Normalize() error {
 			errs = append(errs, Errorf(CodeBlank, Path("name"), "name cannot be null"))
 		} else {
 			var name string
-			name, errs = requiredText(errs, Path("name"), oneLine(*p.Name.Value), MaxSegmentName)
+			name, errs = requiredText(errs, Path("name"), nameText(*p.Name.Value), MaxSegmentName, nameRule)
 			p.Name.Value = &name
 		}
 	}
 	if p.Description.Set {
-		p.Description.Value, errs = optionalText(errs, Path("description"), p.Description.Value, MaxDescription)
+		p.Description.Value, errs = optionalText(errs, Path("description"), p.Description.Value, MaxDescription, descriptionRule)
 	}
 	return errs.Err()
 }
@@ -97,10 +97,10 @@ func (c *ContactInput) NormalizeKnown() error {
 func (c *ContactDetails) normalizeDetails(errs Errors) Errors {
 	if c.Name.Set {
 		if c.Name.Value != nil {
-			name := oneLine(*c.Name.Value)
+			name := contactNameText(*c.Name.Value)
 			c.Name.Value = &name
 		}
-		c.Name.Value, errs = optionalText(errs, Path("name"), c.Name.Value, MaxContactName)
+		c.Name.Value, errs = optionalText(errs, Path("name"), c.Name.Value, MaxContactName, nameRule)
 	}
 	if c.Email.Set {
 		c.Email.Value, errs = email(errs, Path("email"), c.Email.Value)
@@ -180,12 +180,12 @@ func checkCount(errs Errors, field []string, n, max int) Errors {
 	return errs
 }
 
-func requiredText(errs Errors, field []string, s string, max int) (string, Errors) {
+func requiredText(errs Errors, field []string, s string, max int, rule textRule) (string, Errors) {
 	s = normalText(s)
 	if s == "" {
 		return s, append(errs, Errorf(CodeBlank, field, "%s cannot be blank", field[len(field)-1]))
 	}
-	return s, checkText(errs, field, s, max)
+	return s, checkText(errs, field, s, max, rule)
 }
 
 // trimText trims what cannot be seen from both ends of s: white space, format
@@ -234,16 +234,72 @@ func invisible(r rune) bool {
 // of the searched text: a name that kept them could not be found by its own text.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
-		switch r {
-		case '\n', '\r', '\t', '\v', '\f', '\u0085', '\u2028', '\u2029':
+		if lineBreakOrTab(r) {
 			return ' '
 		}
 		return r
 	}, strings.ReplaceAll(s, "\r\n", "\n"))
 }
 
+// lineBreakOrTab reports whether r breaks a line or is a tab: a name holds it as a
+// space (oneLine), and a description keeps it (descriptionRule).
+func lineBreakOrTab(r rune) bool {
+	switch r {
+	case '\n', '\r', '\t', '\v', '\f', '\u0085', '\u2028', '\u2029':
+		return true
+	}
+	return false
+}
+
+// nameText is s, a segment's or a contact's name, as one line (oneLine) and without
+// the characters inside it that show nothing and join nothing (zeroWidth): trimming
+// removes them only at the ends, and "VIP\u200bUsers" looked exactly like "VIPUsers"
+// yet was another segment's name beside it.
+func nameText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if zeroWidth(r) {
+			return -1
+		}
+		return r
+	}, oneLine(s))
+}
+
+// zeroWidth reports whether r is invisible inside a name and holds nothing a reader
+// or a script needs: the zero-width space, the word joiner, the byte order mark
+// (the old zero-width no-break space) and the soft hyphen (shown only where a line
+// breaks, and a name is one line). The zero-width joiner and non-joiner are not:
+// they are parts of emoji ("👨\u200d👩\u200d👧") and of words in Persian and Indic
+// scripts, whose letters they shape.
+func zeroWidth(r rune) bool {
+	switch r {
+	case '\u200B', '\u2060', '\uFEFF', '\u00AD':
+		return true
+	}
+	return false
+}
+
+// contactNameText is a contact's name as nameText writes it, with its other control
+// characters made spaces too, as its tabs are, and its bidi controls (bidiControl)
+// removed, as they hold no letter. A segment's name with them is refused (nameRule);
+// a contact's is cleaned instead, since partners sync contacts from phone books,
+// where stray control characters are common, up to 1,000 at a time and all or
+// nothing: one such name refused the other 999 entries, and a partner could do no
+// better than clean it so itself. A contact's name is no key (two contacts may share
+// one), so a name cleaned so passes for no other.
+func contactNameText(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case bidiControl(r):
+			return -1
+		case labelControl(r):
+			return ' '
+		}
+		return r
+	}, nameText(s))
+}
+
 // optionalText trims s; blank becomes nil, so an empty value and no value are the same.
-func optionalText(errs Errors, field []string, s *string, max int) (*string, Errors) {
+func optionalText(errs Errors, field []string, s *string, max int, rule textRule) (*string, Errors) {
 	if s == nil {
 		return nil, errs
 	}
@@ -251,15 +307,41 @@ func optionalText(errs Errors, field []string, s *string, max int) (*string, Err
 	if t == "" {
 		return nil, errs
 	}
-	return &t, checkText(errs, field, t, max)
+	return &t, checkText(errs, field, t, max, rule)
 }
 
-func checkText(errs Errors, field []string, s string, max int) Errors {
+// A textRule is which of the characters labelControl refuses a text may hold.
+// Names and descriptions reach the dashboard, partners' CSV exports and the
+// terminals these are read in, where an escape sequence acts (clears the screen,
+// recolours the text after it) and a bidi control shows a name as another ("Trojan
+// Source"), as with workspaces' names (labelText).
+type textRule struct {
+	kept func(rune) bool // which of them the text may hold; nil: none
+	why  string          // what the text may hold, for the message of one it may not
+}
+
+var (
+	// nameRule: one line of printable text, as a workspace's name.
+	nameRule = textRule{why: "a name is one line of printable text"}
+	// descriptionRule: printable text, with its line breaks and tabs, as stored since
+	// the first version (a description is several lines).
+	descriptionRule = textRule{kept: lineBreakOrTab, why: "a description is printable text, its line breaks and tabs aside"}
+	// anyText: emails, whose syntax (net/mail) refuses what an address may not hold.
+	anyText = textRule{kept: func(rune) bool { return true }}
+)
+
+// checkText appends the problem of s, if any: longer than max characters, a
+// character rule refuses, or NUL (PostgreSQL's text cannot hold it).
+func checkText(errs Errors, field []string, s string, max int, rule textRule) Errors {
+	what := field[len(field)-1]
 	if n := utf8.RuneCountInString(s); n > max {
-		return append(errs, Errorf(CodeTooLong, field, "%s is %d characters long, the maximum is %d", field[len(field)-1], n, max))
+		return append(errs, Errorf(CodeTooLong, field, "%s is %d characters long, the maximum is %d", what, n, max))
+	}
+	if err := controlError(field, what, s, rule.kept, rule.why); err != nil {
+		return append(errs, err)
 	}
 	if strings.ContainsRune(s, 0) {
-		return append(errs, Errorf(CodeInvalid, field, "%s contains a NUL character", field[len(field)-1]))
+		return append(errs, Errorf(CodeInvalid, field, "%s contains a NUL character", what))
 	}
 	return errs
 }
@@ -364,7 +446,7 @@ func QuoteInput(s string) string {
 }
 
 func email(errs Errors, field []string, s *string) (*string, Errors) {
-	t, errs := optionalText(errs, field, s, MaxEmail)
+	t, errs := optionalText(errs, field, s, MaxEmail, anyText)
 	if t == nil {
 		return nil, errs
 	}

@@ -1,6 +1,7 @@
 package crm_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -18,7 +19,7 @@ func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
 		" \u00a0Gold\u200d\u2060 ":    "Gold",
 		"Tab\tSeg":                    "Tab Seg",
 		"Two\r\nlines\u2028three":     "Two lines three",
-		"in\u200bside stays":          "in\u200bside stays",
+		"in\u200bside goes":           "inside goes",
 		"Team 🏴\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F": "Team 🏴\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F",
 		"Family 👨\u200d👩\u200d👧":                                             "Family 👨\u200d👩\u200d👧",
 	} {
@@ -107,4 +108,125 @@ func TestTextsComposed(t *testing.T) {
 	if got, err := crm.NormalizeSearch(&term); err != nil || got != "café" {
 		t.Errorf("search %q: %q, %v; want composed", term, got, err)
 	}
+}
+
+// TestNamesPrintable: a segment's name and description may not hold a control
+// character (an escape sequence acted on the terminal that showed it, BEL rang it)
+// nor a bidi control that reorders the text after it ("Trojan Source": a name that
+// reads as another); a description keeps its line breaks and tabs. Each was stored
+// as sent. The refusal says which character, without holding it.
+func TestNamesPrintable(t *testing.T) {
+	for _, in := range []string{
+		"VIP\x1b[31mUsers", "VIP\aUsers", "VIP\u202eUsers", "Del\x7f", "C1\u009b2J", "isolate\u2067x\u2069", "embed\u202ax", "nul\x00",
+	} {
+		var bad rune
+		for _, r := range in {
+			if r < ' ' || r >= 0x7f && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 {
+				bad = r
+				break
+			}
+		}
+		check := func(what, field string, err error) {
+			t.Helper()
+			errs := crm.UserErrors(err)
+			if len(errs) != 1 || errs[0].Code != crm.CodeInvalid || strings.Join(errs[0].Field, ".") != field {
+				t.Errorf("%s %q: %v, want INVALID at %s", what, in, err, field)
+				return
+			}
+			if msg := errs[0].Message; !strings.Contains(msg, fmt.Sprintf("%U", bad)) || strings.ContainsRune(msg, bad) {
+				t.Errorf("%s %q: the message %q does not name %U, or holds it", what, in, msg, bad)
+			}
+		}
+		s := crm.NewSegment{Name: in}
+		check("segment name", "name", s.Normalize())
+		p := crm.SegmentPatch{Name: crm.Some(&in)}
+		check("new segment name", "name", p.Normalize())
+		desc := "About " + in
+		s = crm.NewSegment{Name: "Fine", Description: &desc}
+		check("description", "description", s.Normalize())
+		p = crm.SegmentPatch{Description: crm.Some(&desc)}
+		check("new description", "description", p.Normalize())
+	}
+	desc := "Line one\n\tindented\r\nthree\vfour\u2028five, zero\u200bwidth"
+	s := crm.NewSegment{Name: "Lines", Description: &desc}
+	if err := s.Normalize(); err != nil || *s.Description != desc {
+		t.Errorf("description %q: %q, %v; want it kept", desc, *s.Description, err)
+	}
+}
+
+// TestNamesWithoutZeroWidthSpaces: zero-width spaces, word joiners, byte order marks
+// and soft hyphens inside a name are removed: "VIP\u200bUsers" looked exactly like
+// "VIPUsers" and was another segment's name beside it. The zero-width joiner and
+// non-joiner stay: they are parts of emoji and of words (Persian, Indic scripts).
+func TestNamesWithoutZeroWidthSpaces(t *testing.T) {
+	for in, want := range map[string]string{
+		"VIP\u200bUsers":         "VIPUsers",
+		"VIP\u2060Users":         "VIPUsers",
+		"VIP\ufeffUsers":         "VIPUsers",
+		"VIP\u00adUsers":         "VIPUsers",
+		"V\u200bI\u200bP Users":  "VIP Users",
+		"می\u200cخواهم":          "می\u200cخواهم",
+		"Family 👨\u200d👩\u200d👧": "Family 👨\u200d👩\u200d👧",
+		"क्\u200dष":              "क्\u200dष",
+	} {
+		s := crm.NewSegment{Name: in}
+		if err := s.Normalize(); err != nil || s.Name != want {
+			t.Errorf("segment name %q: %q, %v; want %q", in, s.Name, err, want)
+		}
+		p := crm.SegmentPatch{Name: crm.Some(&in)}
+		if err := p.Normalize(); err != nil || *p.Name.Value != want {
+			t.Errorf("new segment name %q: %q, %v; want %q", in, *p.Name.Value, err, want)
+		}
+		c := crm.ContactInput{Phone: "+919876543210", ContactDetails: crm.ContactDetails{Name: crm.Some(&in)}}
+		if err := c.Normalize(); err != nil || c.Name.Value == nil || *c.Name.Value != want {
+			t.Errorf("contact name %q: %q, %v; want %q", in, deref(c.Name.Value), err, want)
+		}
+	}
+	for _, blank := range []string{"\u200b\u2060\ufeff", "\u00ad"} {
+		s := crm.NewSegment{Name: blank}
+		if errs := crm.UserErrors(s.Normalize()); len(errs) != 1 || errs[0].Code != crm.CodeBlank {
+			t.Errorf("segment name %q: %v, want BLANK", blank, errs)
+		}
+	}
+}
+
+// TestContactNamesCleaned: a contact's name keeps no control character either, but
+// is not refused for one: partners sync contacts from phone books, where stray ones
+// are common, up to 1,000 at a time and all or nothing. A control character becomes
+// a space, as tabs and line breaks do, and a bidi control is removed (it holds no
+// letter). Names with \x01, DEL or an escape sequence were stored as sent.
+func TestContactNamesCleaned(t *testing.T) {
+	for in, want := range map[string]string{
+		"Asha\x01Rao":               "Asha Rao",
+		"Bob\x7f":                   "Bob",
+		"\x1b[31mRed\x1b[0m":        "[31mRed [0m",
+		"Bell\aRinger":              "Bell Ringer",
+		"Nul\x00":                   "Nul",
+		"C1\u0085Next\u009bLine":    "C1 Next Line",
+		"\u202bمحمد\u202c":          "محمد",
+		"Ali \u202eKhan":            "Ali Khan",
+		"Isolated\u2066 name\u2069": "Isolated name",
+		"Tab\tName":                 "Tab Name",
+	} {
+		c := crm.ContactInput{Phone: "+919876543210", ContactDetails: crm.ContactDetails{Name: crm.Some(&in)}}
+		if err := c.Normalize(); err != nil || c.Name.Value == nil || *c.Name.Value != want {
+			t.Errorf("contact name %q: %q, %v; want %q", in, deref(c.Name.Value), err, want)
+		}
+		p := crm.ContactPatch{ContactDetails: crm.ContactDetails{Name: crm.Some(&in)}}
+		if err := p.Normalize(); err != nil || p.Name.Value == nil || *p.Name.Value != want {
+			t.Errorf("new contact name %q: %q, %v; want %q", in, deref(p.Name.Value), err, want)
+		}
+	}
+	blank := "\x01\x1b\u202e"
+	c := crm.ContactInput{Phone: "+919876543210", ContactDetails: crm.ContactDetails{Name: crm.Some(&blank)}}
+	if err := c.Normalize(); err != nil || c.Name.Value != nil {
+		t.Errorf("contact name %q: %q, %v; want none", blank, deref(c.Name.Value), err)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
 }

@@ -47,30 +47,51 @@ func labelText(what, s string, max int) (string, error) {
 	if n := utf8.RuneCountInString(s); n > max {
 		return "", Errorf(CodeTooLong, nil, "%s is %d characters long, the maximum is %d", what, n, max)
 	}
-	i := 0
-	for _, r := range s {
-		i++
-		if labelControl(r) {
-			return "", Errorf(CodeInvalid, nil, "%s cannot contain %U (character %d), a control character: a name is one line of printable text", what, r, i)
-		}
+	if err := controlError(nil, what, s, nil, "a name is one line of printable text"); err != nil {
+		return "", err
 	}
 	return s, nil
 }
 
-// labelControl reports whether r may not be in a name (labelText): a control
-// character (C0, DEL, C1: line breaks, tabs, BEL, ESC), the line and paragraph
-// separators, or a bidi embedding, override or isolate, which reorders how the
-// text after it is shown ("Trojan Source": a name that reads as another, or that
-// reverses the columns after it). Other format characters stay: the zero-width
-// joiner and non-joiner are parts of emoji and of words in several scripts.
+// controlError is the INVALID error at field of s, a text people read, if it has a
+// character that labelControl refuses and kept (nil: none) does not allow; else nil.
+// The message says which character and where, without holding it (it would act on
+// the terminal that shows the error), then why, what is allowed.
+func controlError(field []string, what, s string, kept func(rune) bool, why string) *Error {
+	i := 0
+	for _, r := range s {
+		i++
+		if !labelControl(r) || kept != nil && kept(r) {
+			continue
+		}
+		kind := "a control character"
+		if bidiControl(r) {
+			kind = "a bidi control, which reorders the text after it"
+		}
+		return Errorf(CodeInvalid, field, "%s cannot contain %U (character %d), %s: %s", what, r, i, kind, why)
+	}
+	return nil
+}
+
+// labelControl reports whether r may not be in a name (labelText) or in any text
+// people read (checkText): a control character (C0, DEL, C1: line breaks, tabs, BEL,
+// ESC), the line and paragraph separators, or a bidi control (bidiControl). Other
+// format characters stay: the zero-width joiner and non-joiner are parts of emoji
+// and of words in several scripts.
 func labelControl(r rune) bool {
 	switch {
 	case unicode.IsControl(r):
 		return true
 	case r == '\u2028', r == '\u2029':
 		return true
-	case r >= '\u202A' && r <= '\u202E', r >= '\u2066' && r <= '\u2069':
-		return true
 	}
-	return false
+	return bidiControl(r)
+}
+
+// bidiControl reports whether r is a bidi embedding, override or isolate, which
+// reorders how the text after it is shown ("Trojan Source": a name that reads as
+// another, or that reverses the columns after it). The marks (LRM, RLM, ALM) are
+// not: they change only the direction of the characters beside them.
+func bidiControl(r rune) bool {
+	return r >= '\u202A' && r <= '\u202E' || r >= '\u2066' && r <= '\u2069'
 }

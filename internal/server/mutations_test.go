@@ -396,6 +396,8 @@ func TestCreateSegment(t *testing.T) {
 			[]wantUserError{userErrAt("TAKEN", "input", "name"), userErrAt("NOT_FOUND", "input", "contactIds", "0"), userErrAt("INVALID", "input", "contactIds", "2")}},
 		{"1001 contacts", map[string]any{"name": "New", "contactIds": append(absentIDs(globalid.Contact, 1000), ids[0])},
 			[]wantUserError{userErrAt("TOO_MANY", "input", "contactIds")}},
+		{"1001 contacts, blank name and long description", map[string]any{"name": "", "description": long(1001), "contactIds": append(absentIDs(globalid.Contact, 1000), "C_!!")},
+			[]wantUserError{userErrAt("BLANK", "input", "name"), userErrAt("TOO_LONG", "input", "description"), userErrAt("TOO_MANY", "input", "contactIds")}},
 	}
 	for _, tc := range refusals {
 		t.Run("refused/"+tc.name, func(t *testing.T) {
@@ -522,6 +524,9 @@ func TestUpdateSegment(t *testing.T) {
 		{"segment of another workspace", map[string]any{"id": otherSeg, "name": "X"}, []wantUserError{userErrAt("NOT_FOUND", "input", "id")}},
 		{"malformed ID", map[string]any{"id": "S_!!", "name": "X"}, []wantUserError{userErrAt("INVALID", "input", "id")}},
 		{"contact ID", map[string]any{"id": contactID, "name": "X"}, []wantUserError{userErrAt("INVALID", "input", "id")}},
+		{"malformed ID, blank name and long description", map[string]any{"id": "zzz", "name": "", "description": strings.Repeat("d", 1001)},
+			[]wantUserError{userErrAt("INVALID", "input", "id"), userErrAt("BLANK", "input", "name"), userErrAt("TOO_LONG", "input", "description")}},
+		{"malformed ID and null name", map[string]any{"id": "zzz", "name": nil}, []wantUserError{userErrAt("INVALID", "input", "id"), userErrAt("BLANK", "input", "name")}},
 		{"null name", map[string]any{"id": seg.ID, "name": nil}, []wantUserError{userErrAt("BLANK", "input", "name")}},
 		{"empty name", map[string]any{"id": seg.ID, "name": ""}, []wantUserError{userErrAt("BLANK", "input", "name")}},
 		{"blank name", map[string]any{"id": seg.ID, "name": "   "}, []wantUserError{userErrAt("BLANK", "input", "name")}},
@@ -2235,4 +2240,63 @@ func deref(s *string) string {
 		return "<nil>"
 	}
 	return *s
+}
+
+// TestNamesPrintable: a segment's name or description with an escape sequence, BEL
+// or a bidi override is refused, as creating and as renaming, and nothing is stored;
+// a description keeps its line breaks and tabs. A zero-width space, word joiner or
+// byte order mark inside a name is removed, so "VIP\u200bUsers" is TAKEN when
+// "VIPUsers" exists. Contacts' names are cleaned instead, so that a partner's sync
+// of 1,000 contacts is not refused for one stray character. All were stored as sent.
+func TestNamesPrintable(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	seg := c.addSegment("VIPUsers")
+	for _, name := range []string{"VIP\u001b[31mUsers", "VIP\u0007Users", "VIP\u202eUsers"} {
+		before := c.dbState()
+		p := c.createSegment(map[string]any{"name": name, "description": "About\u001b[2J"})
+		checkUserErrors(t, p.UserErrors, userErrAt("INVALID", "input", "name"), userErrAt("INVALID", "input", "description"))
+		p = c.updateSegment(map[string]any{"id": seg, "name": name, "description": "About\u2066x\u2069"})
+		checkUserErrors(t, p.UserErrors, userErrAt("INVALID", "input", "name"), userErrAt("INVALID", "input", "description"))
+		c.unchanged(before)
+	}
+	for _, name := range []string{"VIP\u200bUsers", "vip\u2060users", "VIP\ufeffUSERS"} {
+		before := c.dbState()
+		p := c.createSegment(map[string]any{"name": name})
+		checkUserErrors(t, p.UserErrors, userErrAt("TAKEN", "input", "name"))
+		c.unchanged(before)
+	}
+	desc := "One\n\tTwo\r\nThree"
+	p := c.createSegment(map[string]any{"name": "Multi\u200bLine", "description": desc})
+	checkUserErrors(t, p.UserErrors)
+	if p.Segment == nil {
+		t.Fatal("no segment")
+	}
+	if p.Segment.Name != "MultiLine" || deref(p.Segment.Description) != desc {
+		t.Errorf("segment %q, description %s; want MultiLine with its description's lines", p.Segment.Name, showText(p.Segment.Description))
+	}
+
+	up := c.upsert(
+		map[string]any{"phone": "+919000000011", "name": "Asha\u0001Rao"},
+		map[string]any{"phone": "+919000000012", "name": "Bob\u007f"},
+		map[string]any{"phone": "+919000000013", "name": "Ali \u202eKhan"},
+		map[string]any{"phone": "+919000000014", "name": "Zero\u200bWidth"},
+	)
+	checkUserErrors(t, up.UserErrors)
+	if len(up.Contacts) != 4 {
+		t.Fatalf("%d contacts stored, want 4", len(up.Contacts))
+	}
+	for i, want := range []string{"Asha Rao", "Bob", "Ali Khan", "ZeroWidth"} {
+		if got := deref(up.Contacts[i].Name); got != want {
+			t.Errorf("contact %d named %q, want %q", i, got, want)
+			continue
+		}
+		if got := c.contact(up.Contacts[i].ID); deref(got.Name) != want {
+			t.Errorf("contact %d stored as %q, want %q", i, deref(got.Name), want)
+		}
+	}
+	u := c.updateContact(map[string]any{"id": up.Contacts[0].ID, "name": "\u001b[31mRed"})
+	checkUserErrors(t, u.UserErrors)
+	if u.Contact == nil || deref(u.Contact.Name) != "[31mRed" {
+		t.Errorf("renamed contact %+v, want the name [31mRed", u.Contact)
+	}
 }
