@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/segments/segments/internal/limits"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // RateLimiterOptions configure a RateLimiter.
@@ -31,9 +34,10 @@ type RateLimiterOptions struct {
 }
 
 // DefaultRateLimiterConns is the RateLimiterOptions.Conns of a limiter whose Conns is
-// 0. A charge keeps its connection 0.3-1 ms as the load varies, so at the 2,500
-// requests a second the server serves its cheapest pages on 2 cores, its charges
-// keep one to three busy.
+// 0. A statement keeps its connection 0.3-1 ms as the load varies, so even if each of
+// the 2,500 requests a second the server serves its cheapest pages at on 2 cores sent
+// one (a steady caller sends one every 11, see RateLimiter), they would keep one to
+// three busy.
 const DefaultRateLimiterConns = 4
 
 // A RateLimiter is a limits.Throttle whose token buckets live in PostgreSQL, so that
@@ -41,17 +45,38 @@ const DefaultRateLimiterConns = 4
 // is the same whichever instance its requests reach, and no instance needs to know
 // the others.
 //
-// Each Take is one statement on the bucket's own row (table rate_limit_buckets): it
-// refills the bucket by the time elapsed since its last charge (the database's clock,
-// so instances' clocks do not matter), caps it at the capacity, takes the cost if the
-// bucket holds enough, and returns what is left and how long until the cost would be
-// available. Buckets only contend on their own row: a caller who hammers the API
-// waits on its own row lock, never on another's.
+// A bucket is its row (table rate_limit_buckets) and, in each instance that charges
+// it, a reserve: points the instance took from the row and has not spent yet. A
+// request whose cost the reserve holds is paid from it, in memory, with no
+// statement. Otherwise one statement on the bucket's row (takeSQL) refills the row by
+// the time elapsed since its last charge (the database's clock, so instances' clocks
+// do not matter), caps it so that the row and the reserve together hold at most the
+// capacity, and, if the row holds what the request still needs (its cost less the
+// reserve), takes that plus a chunk more, as much of it as the row holds: the chunk
+// is the new reserve. So a caller spending steadily sends one statement every
+// chunk's worth of requests (1 in 11 at the defaults) instead of one per request.
+// Buckets only contend on their own row, and an instance sends at most one statement
+// per bucket at a time: a caller who hammers the API waits on its own bucket, never
+// on another's.
+//
+// With one instance, decisions are the database's alone would be: a request is
+// refused exactly when the row's balance plus the reserve is below its cost, and its
+// status reports the row's balance as of the last statement, refilled since and
+// capped, plus the reserve. With several, a caller's budget seen by one instance
+// lacks at most the reserves the others hold, each at most a chunk: min(10 × the
+// request's cost, capacity / 20), that is at the defaults (10,000 points, 500 a
+// second) a second of refill, 5% of the bucket. A reserve no request used for
+// reserveIdle goes back to its row (one message for all such buckets, by a loop the
+// store's Close stops, after giving back every reserve), so a caller who moves
+// between instances loses nothing lasting; a crash loses at most the chunks its
+// instance held. At most maxReserves buckets have a reserve at once: past that, the
+// reserves are given back and the buckets start anew.
 //
 // A refusal is also remembered in the instance for as long as it surely holds (a
 // bucket's points only grow by its refill, and other instances can only take more),
-// so that a throttled caller who keeps retrying is refused without asking the
-// database again.
+// and at most reserveIdle (others may give back reserves it did not count), so that a
+// throttled caller who keeps retrying is refused without asking the database again,
+// at most once a second.
 //
 // The limiter charges on connections of its own (Options.Conns), not the store's
 // pool: a charge runs before its request, while the requests already running may
@@ -61,17 +86,25 @@ const DefaultRateLimiterConns = 4
 // it exists for.
 //
 // When the database does not answer within Options.Timeout, Take fails and the
-// request is served: the limiter fails open. It exists to share capacity fairly, not
-// to guard correctness; every request is still bounded by the per-request limits
-// (maximum cost, request timeout, statement timeout), and a request that gets past a
-// slow database's limiter meets the same database right after. Failing closed would
-// turn any hiccup of the database into every caller's 429.
+// request is served: the limiter fails open, and the reserve the statement would have
+// spent stays the bucket's. It exists to share capacity fairly, not to guard
+// correctness; every request is still bounded by the per-request limits (maximum
+// cost, request timeout, statement timeout), and a request that gets past a slow
+// database's limiter meets the same database right after. Failing closed would turn
+// any hiccup of the database into every caller's 429.
 type RateLimiter struct {
 	db   *bun.DB // its own connections (the store's Close closes them)
 	opts RateLimiterOptions
+	log  *slog.Logger // the store's
 
-	mu      sync.Mutex
-	refused map[bucketKey]lowBucket
+	mu       sync.Mutex
+	refused  map[bucketKey]lowBucket
+	reserves map[bucketKey]*reserve
+	// evicted are reserves taken out of reserves, to be given back by the loop
+	// (giveBackLoop), which kick wakes.
+	evicted     []returned
+	kick        chan struct{}
+	maxReserves int // maxReserves, but for tests
 }
 
 type bucketKey struct {
@@ -85,12 +118,47 @@ type lowBucket struct {
 	at     time.Time
 }
 
+// A reserve is what an instance knows of a bucket besides its row, and the points it
+// holds of it.
+type reserve struct {
+	points float64 // taken from the row, not spent yet
+	// row is the row's balance after the last statement, answered at rowAt; known
+	// is false until a statement answered.
+	row   float64
+	rowAt time.Time
+	known bool
+	used  time.Time // when a request last charged the bucket
+	// busy, while a statement on the row is in flight, is closed when it answers;
+	// the other requests of the bucket wait for it rather than send their own.
+	busy chan struct{}
+}
+
+// returned is a reserve to give back to its row.
+type returned struct {
+	key    bucketKey
+	points float64
+}
+
 // maxRemembered bounds the refusals a RateLimiter remembers; past it, it forgets
 // them all (they are only a shortcut).
 const maxRemembered = 10_000
 
+// maxReserves bounds the buckets with a reserve in a RateLimiter; past it, the
+// reserves not in use are given back.
+const maxReserves = 10_000
+
+// reserveIdle is how long a reserve no request uses is kept.
+const reserveIdle = time.Second
+
+// chunk is the most points a charge of cost takes beyond it, as the reserve: 10
+// requests' worth, so that one statement pays for 11 of a steady caller's requests,
+// and at most a twentieth of the bucket, what the other instances may not see.
+func (l *RateLimiter) chunk(cost int) float64 {
+	return min(10*float64(cost), float64(l.opts.Capacity)/20)
+}
+
 // NewRateLimiter returns a RateLimiter on s's database, with connections of its own
-// that s's Close closes.
+// that s's Close closes, after it gave the reserves back.
 func NewRateLimiter(s *Store, opts RateLimiterOptions) (*RateLimiter, error) {
 	if opts.Capacity <= 0 || !(opts.RestoreRate > 0) || math.IsInf(opts.RestoreRate, 0) {
 		return nil, fmt.Errorf("store: a rate limiter needs a positive capacity and restore rate, not %d and %g", opts.Capacity, opts.RestoreRate)
@@ -104,34 +172,45 @@ func NewRateLimiter(s *Store, opts RateLimiterOptions) (*RateLimiter, error) {
 	if opts.Conns <= 0 {
 		opts.Conns = DefaultRateLimiterConns
 	}
-	return &RateLimiter{db: s.ownPool(opts.Conns), opts: opts, refused: map[bucketKey]lowBucket{}}, nil
+	l := &RateLimiter{db: s.ownPool(opts.Conns), opts: opts, log: s.log,
+		refused: map[bucketKey]lowBucket{}, reserves: map[bucketKey]*reserve{}, kick: make(chan struct{}, 1), maxReserves: maxReserves}
+	s.goBackground(l.giveBackLoop)
+	return l, nil
 }
 
 var _ limits.Throttle = (*RateLimiter)(nil)
 
+// availSQL is a bucket's balance in takeSQL's update: its row (b) as it was, refilled
+// by the time since its last charge, and capped so that the row and the reserve the
+// instance holds (?5) hold at most the capacity (?3).
+const availSQL = `least(?3::float8 - ?5::float8, b.tokens + greatest(0, extract(epoch FROM now() - b.updated_at)::float8) * ?4::float8)`
+
 // takeSQL charges one bucket in one statement. Its arguments: workspace, bucket,
-// cost, capacity, restore rate (points per second).
+// what the request needs from the row (its cost less the reserve), capacity, restore
+// rate (points per second), the reserve the instance holds, the chunk.
 //
 // The row source sets the workspace for row-level security (app.workspace_id, for
 // this statement's transaction only) before the row is inserted or the conflicting
 // row updated, so that the statement passes the table's policy (migration
 // 20261129000003) as the application's role whether or not its context carries the
 // workspace for the store's own prefix (tenant.go); both name the same workspace.
-// In the update, every expression reads the row as it was: "avail" is
-// the refilled balance, written out three times since SQL cannot name it there. A
-// transaction that started earlier but locked the row later must not move
-// updated_at back (which would refill twice): hence the greatest.
+// In the update, every expression reads the row as it was: availSQL is written out
+// each time since SQL cannot name it there. A transaction that started earlier but
+// locked the row later must not move updated_at back (which would refill twice):
+// hence the greatest. A new row starts full: availSQL of a row that is not there.
 const takeSQL = `
-INSERT INTO rate_limit_buckets AS b (workspace_id, bucket, tokens, updated_at, granted)
-SELECT set_config('app.workspace_id', ?0::bigint::text, true)::bigint, ?1,
-       ?3::float8 - CASE WHEN ?2 <= ?3 THEN ?2 ELSE 0 END, now(), ?2 <= ?3
+INSERT INTO rate_limit_buckets AS b (workspace_id, bucket, tokens, updated_at, granted, taken)
+SELECT set_config('app.workspace_id', ?0::bigint::text, true)::bigint, ?1, n.avail - n.taken, now(), n.granted, n.taken
+  FROM (SELECT a.avail, a.avail >= ?2 AS granted,
+               CASE WHEN a.avail >= ?2 THEN ?2 + least(?6::float8, a.avail - ?2) ELSE 0 END AS taken
+          FROM (SELECT ?3::float8 - ?5::float8 AS avail) AS a) AS n
 ON CONFLICT (workspace_id, bucket) DO UPDATE SET
-    granted = least(?3::float8, b.tokens + greatest(0, extract(epoch FROM now() - b.updated_at)::float8) * ?4::float8) >= ?2,
-    tokens = least(?3::float8, b.tokens + greatest(0, extract(epoch FROM now() - b.updated_at)::float8) * ?4::float8)
-        - CASE WHEN least(?3::float8, b.tokens + greatest(0, extract(epoch FROM now() - b.updated_at)::float8) * ?4::float8) >= ?2
-               THEN ?2 ELSE 0 END,
+    granted = ` + availSQL + ` >= ?2,
+    taken = CASE WHEN ` + availSQL + ` >= ?2 THEN ?2 + least(?6::float8, ` + availSQL + ` - ?2) ELSE 0 END,
+    tokens = ` + availSQL + `
+        - CASE WHEN ` + availSQL + ` >= ?2 THEN ?2 + least(?6::float8, ` + availSQL + ` - ?2) ELSE 0 END,
     updated_at = greatest(b.updated_at, now())
-RETURNING b.tokens, b.granted,
+RETURNING b.tokens, b.granted, b.taken,
     CASE WHEN b.granted THEN 0 ELSE (?2 - b.tokens) / ?4::float8 END AS wait_seconds`
 
 // Take charges cost points to bucket (of the request's workspace). See RateLimiter.
@@ -142,27 +221,94 @@ func (l *RateLimiter) Take(ctx context.Context, bucket string, cost int) (limits
 	}
 	cost = max(cost, 0)
 	key := bucketKey{ws, bucket}
-	if st, ok := l.stillLow(key, cost); ok {
-		return st, limits.ErrThrottled
-	}
 	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	defer cancel()
+	for {
+		if st, ok := l.stillLow(key, cost); ok {
+			return st, limits.ErrThrottled
+		}
+		l.mu.Lock()
+		r := l.reserveOf(key)
+		now := time.Now()
+		if r.known && r.points >= float64(cost) {
+			r.points -= float64(cost)
+			r.used = now
+			st := l.status(l.balance(r, now), 0)
+			l.mu.Unlock()
+			return st, nil
+		}
+		if busy := r.busy; busy != nil {
+			l.mu.Unlock()
+			select {
+			case <-busy:
+				continue
+			case <-ctx.Done():
+				return limits.Status{}, fmt.Errorf("store: rate limiter: %w", ctx.Err())
+			}
+		}
+		// The statement spends the whole reserve, or gives it back when it refuses
+		// or fails: no other request may spend it meanwhile.
+		held := r.points
+		r.points, r.used, r.busy = 0, now, make(chan struct{})
+		l.mu.Unlock()
+		return l.charge(ctx, key, r, cost, held)
+	}
+}
+
+// reserveOf returns key's reserve, a new one if it has none. l.mu must be held.
+func (l *RateLimiter) reserveOf(key bucketKey) *reserve {
+	if r, ok := l.reserves[key]; ok {
+		return r
+	}
+	if len(l.reserves) >= l.maxReserves {
+		l.evictLocked(time.Time{})
+	}
+	r := &reserve{}
+	l.reserves[key] = r
+	return r
+}
+
+// charge sends the statement that charges cost to key's row, which held of its
+// points are already in r's instance (r.busy is set, r.points claimed).
+func (l *RateLimiter) charge(ctx context.Context, key bucketKey, r *reserve, cost int, held float64) (limits.Status, error) {
 	var row struct {
 		Tokens      float64 `bun:"tokens"`
 		Granted     bool    `bun:"granted"`
+		Taken       float64 `bun:"taken"`
 		WaitSeconds float64 `bun:"wait_seconds"`
 	}
 	start := time.Now()
-	if err := l.db.NewRaw(takeSQL, ws, bucket, cost, l.opts.Capacity, l.opts.RestoreRate).Scan(ctx, &row); err != nil {
+	err := l.db.NewRaw(takeSQL, key.ws, key.bucket, float64(cost)-held, l.opts.Capacity, l.opts.RestoreRate, held, l.chunk(cost)).Scan(ctx, &row)
+	l.mu.Lock()
+	close(r.busy)
+	r.busy = nil
+	if err != nil {
+		// Served unthrottled: the reserve stays the bucket's.
+		r.points += held
+		l.mu.Unlock()
 		return limits.Status{}, fmt.Errorf("store: rate limiter: %w", err)
 	}
-	st := l.status(row.Tokens, row.WaitSeconds)
+	r.row, r.rowAt, r.known = row.Tokens, time.Now(), true
+	if row.Granted {
+		r.points += held + row.Taken - float64(cost)
+	} else {
+		r.points += held
+	}
+	st := l.status(row.Tokens+r.points, row.WaitSeconds)
+	l.mu.Unlock()
 	if row.Granted {
 		l.forget(key)
 		return st, nil
 	}
-	l.remember(key, row.Tokens, start)
+	l.remember(key, row.Tokens+held, start)
 	return st, limits.ErrThrottled
+}
+
+// balance is what r's bucket holds at now as the instance sees it: the row's balance
+// after the last statement, refilled since, and the reserve, at most the capacity.
+// l.mu must be held.
+func (l *RateLimiter) balance(r *reserve, now time.Time) float64 {
+	return min(float64(l.opts.Capacity), r.row+now.Sub(r.rowAt).Seconds()*l.opts.RestoreRate+r.points)
 }
 
 func (l *RateLimiter) status(tokens, waitSeconds float64) limits.Status {
@@ -175,7 +321,8 @@ func (l *RateLimiter) status(tokens, waitSeconds float64) limits.Status {
 }
 
 // stillLow answers for a bucket that was refused recently, when it surely still
-// holds fewer than cost points.
+// holds fewer than cost points. Recently: within reserveIdle, since the refusal did
+// not count the reserves other instances held, which go back to the row once idle.
 func (l *RateLimiter) stillLow(key bucketKey, cost int) (limits.Status, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -183,8 +330,9 @@ func (l *RateLimiter) stillLow(key bucketKey, cost int) (limits.Status, bool) {
 	if !ok {
 		return limits.Status{}, false
 	}
-	tokens := low.tokens + time.Since(low.at).Seconds()*l.opts.RestoreRate
-	if tokens >= float64(l.opts.Capacity) {
+	since := time.Since(low.at)
+	tokens := low.tokens + since.Seconds()*l.opts.RestoreRate
+	if tokens >= float64(l.opts.Capacity) || since > reserveIdle {
 		delete(l.refused, key)
 		return limits.Status{}, false
 	}
@@ -211,4 +359,99 @@ func (l *RateLimiter) forget(key bucketKey) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.refused, key)
+}
+
+// evictLocked takes out of l.reserves the reserves no statement is using and no
+// request used since before (every one for a zero before), and queues their points
+// for giveBackLoop. l.mu must be held.
+func (l *RateLimiter) evictLocked(before time.Time) {
+	evicted := false
+	for key, r := range l.reserves {
+		if r.busy != nil || !before.IsZero() && !r.used.Before(before) {
+			continue
+		}
+		delete(l.reserves, key)
+		if r.points > 0 {
+			l.evicted = append(l.evicted, returned{key, r.points})
+			evicted = true
+		}
+	}
+	if evicted && before.IsZero() {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// giveBackLoop gives the reserves that sat idle for reserveIdle back to their rows,
+// and those evicted past maxReserves as soon as they are, until ctx (the store's
+// background) ends; then it gives back every reserve.
+func (l *RateLimiter) giveBackLoop(ctx context.Context) {
+	tick := time.NewTicker(reserveIdle / 2)
+	defer tick.Stop()
+	for {
+		before := time.Time{}
+		select {
+		case <-ctx.Done():
+		case <-l.kick:
+			before = time.Now().Add(-reserveIdle)
+		case now := <-tick.C:
+			before = now.Add(-reserveIdle)
+		}
+		l.mu.Lock()
+		l.evictLocked(before)
+		evicted := l.evicted
+		l.evicted = nil
+		l.mu.Unlock()
+		if len(evicted) > 0 {
+			// Not ctx: at Close, it has ended, and the reserves still go back.
+			gctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
+			if err := l.giveBack(gctx, evicted); err != nil {
+				l.log.Warn("rate limiter: unused points not given back to their buckets", "buckets", len(evicted), "err", err)
+			}
+			cancel()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// giveBack adds reserves' points to their rows, refilled first and capped at the
+// capacity, in one message: a statement for each workspace, after the setting that
+// row-level security checks the workspace by (the policy reads it once a statement,
+// so one statement cannot write several workspaces' rows). A row that is gone is a
+// full bucket already.
+func (l *RateLimiter) giveBack(ctx context.Context, reserves []returned) error {
+	type batch struct {
+		buckets []string
+		points  []float64
+	}
+	byWS := map[int64]*batch{}
+	var order []int64
+	for _, r := range reserves {
+		b := byWS[r.key.ws]
+		if b == nil {
+			b = &batch{}
+			byWS[r.key.ws] = b
+			order = append(order, r.key.ws)
+		}
+		b.buckets = append(b.buckets, r.key.bucket)
+		b.points = append(b.points, r.points)
+	}
+	var q strings.Builder
+	var args []any
+	for _, ws := range order {
+		q.WriteString(`SELECT set_config('app.workspace_id', ?::bigint::text, true);
+UPDATE rate_limit_buckets AS b
+   SET tokens = least(?::float8, b.tokens + greatest(0, extract(epoch FROM now() - b.updated_at)::float8) * ?::float8 + v.points),
+       updated_at = greatest(b.updated_at, now())
+  FROM unnest(?::text[], ?::float8[]) AS v(bucket, points)
+ WHERE b.workspace_id = ? AND b.bucket = v.bucket;
+`)
+		args = append(args, ws, l.opts.Capacity, l.opts.RestoreRate, pgdialect.Array(byWS[ws].buckets), pgdialect.Array(byWS[ws].points), ws)
+	}
+	_, err := l.db.NewRaw(q.String(), args...).Exec(ctx)
+	return err
 }
