@@ -68,6 +68,14 @@ func retryable(err error) bool {
 	return pgErr != nil && (pgErr.Code == serializationFailure || pgErr.Code == deadlockDetected)
 }
 
+// Contended reports whether err is a transaction's failure for concurrent ones alone
+// (a deadlock, a serialization failure, rows changed between its statements) that
+// its attempts did not outlast: nothing of it was written, and the same change may
+// succeed when retried.
+func Contended(err error) bool {
+	return !errors.Is(err, driver.ErrBadConn) && retryable(err)
+}
+
 // Unreachable reports whether err says PostgreSQL could not be reached: no connection
 // could be made (refused, timed out, or the server is starting or stopping), so
 // nothing of the statement ran and the same request may succeed once the database is
