@@ -257,22 +257,33 @@ func lineBreakOrTab(r rune) bool {
 // yet was another segment's name beside it.
 func nameText(s string) string {
 	return strings.Map(func(r rune) rune {
-		if zeroWidth(r) {
+		switch {
+		case zeroWidth(r):
 			return -1
+		case r != ' ' && unicode.Is(unicode.Zs, r):
+			// A no-break, ideographic or other wide space shows as a space:
+			// "VIP\u00a0Users" was another segment beside "VIP Users".
+			return ' '
 		}
 		return r
 	}, oneLine(s))
 }
 
 // zeroWidth reports whether r is invisible inside a name and holds nothing a reader
-// or a script needs: the zero-width space, the word joiner, the byte order mark
-// (the old zero-width no-break space) and the soft hyphen (shown only where a line
-// breaks, and a name is one line). The zero-width joiner and non-joiner are not:
-// they are parts of emoji ("👨\u200d👩\u200d👧") and of words in Persian and Indic
-// scripts, whose letters they shape.
+// or a script needs: the zero-width space, the word joiner and the invisible
+// operators after it, the byte order mark (the old zero-width no-break space), the
+// soft hyphen (shown only where a line breaks, and a name is one line), the
+// combining grapheme joiner, the Mongolian vowel separator and the Hangul fillers
+// (blank letters). Each made "VIP" and "Users" around it a second segment that looks
+// like "VIPUsers". The zero-width joiner and non-joiner are not: they are parts of
+// emoji ("👨\u200d👩\u200d👧") and of words in Persian and Indic scripts, whose
+// letters they shape; nor are the left-to-right and right-to-left marks, which text
+// mixing scripts of both directions needs, variation selectors (❤ and ❤️ differ) and
+// tags (the end of England's flag).
 func zeroWidth(r rune) bool {
 	switch r {
-	case '\u200B', '\u2060', '\uFEFF', '\u00AD':
+	case '\u200B', '\u2060', '\u2061', '\u2062', '\u2063', '\u2064', '\uFEFF', '\u00AD',
+		'\u034F', '\u180E', '\u115F', '\u1160', '\u3164', '\uFFA0':
 		return true
 	}
 	return false
@@ -326,8 +337,10 @@ var (
 	// descriptionRule: printable text, with its line breaks and tabs, as stored since
 	// the first version (a description is several lines).
 	descriptionRule = textRule{kept: lineBreakOrTab, why: "a description is printable text, its line breaks and tabs aside"}
-	// anyText: emails, whose syntax (net/mail) refuses what an address may not hold.
-	anyText = textRule{kept: func(rune) bool { return true }}
+	// emailRule: an email address, whose syntax (net/mail) refuses the rest of what
+	// an address may not hold but takes any other UTF-8 letter: a bidi override
+	// ("a@b\u202e.co") is refused here, and the other format characters by email.
+	emailRule = textRule{why: "an email address is printable text"}
 )
 
 // checkText appends the problem of s, if any: longer than max characters, a
@@ -446,9 +459,17 @@ func QuoteInput(s string) string {
 }
 
 func email(errs Errors, field []string, s *string) (*string, Errors) {
-	t, errs := optionalText(errs, field, s, MaxEmail, anyText)
-	if t == nil {
-		return nil, errs
+	n := len(errs)
+	t, errs := optionalText(errs, field, s, MaxEmail, emailRule)
+	if t == nil || len(errs) > n {
+		return t, errs
+	}
+	for i, r := range []rune(*t) {
+		if unicode.Is(unicode.Cf, r) {
+			// Invisible (a zero-width space, a left-to-right mark): an address that
+			// looks like another, as names may not.
+			return t, append(errs, Errorf(CodeInvalid, field, "email cannot contain %U (character %d), an invisible format character", r, i+1))
+		}
 	}
 	addr, err := mail.ParseAddress(*t)
 	if err != nil || addr.Address != *t || addr.Name != "" {

@@ -160,11 +160,22 @@ func TestNamesPrintable(t *testing.T) {
 // non-joiner stay: they are parts of emoji and of words (Persian, Indic scripts).
 func TestNamesWithoutZeroWidthSpaces(t *testing.T) {
 	for in, want := range map[string]string{
-		"VIP\u200bUsers":         "VIPUsers",
-		"VIP\u2060Users":         "VIPUsers",
-		"VIP\ufeffUsers":         "VIPUsers",
-		"VIP\u00adUsers":         "VIPUsers",
-		"V\u200bI\u200bP Users":  "VIP Users",
+		"VIP\u200bUsers":        "VIPUsers",
+		"VIP\u2060Users":        "VIPUsers",
+		"VIP\ufeffUsers":        "VIPUsers",
+		"VIP\u00adUsers":        "VIPUsers",
+		"V\u200bI\u200bP Users": "VIP Users",
+		// Each made a second "VIPUsers" or "VIP Users" (a black-box probe).
+		"VIP\u034fUsers": "VIPUsers",
+		"VIP\u180eUsers": "VIPUsers",
+		"VIP\u2062Users": "VIPUsers",
+		"VIP\u3164Users": "VIPUsers",
+		"VIP\u00a0Users": "VIP Users",
+		"VIP\u3000Users": "VIP Users",
+		"VIP\u202fUsers": "VIP Users",
+		// Kept: marks of direction, variation selectors, tags.
+		"VIP\u200eUsers":         "VIP\u200eUsers",
+		"Love \u2764\ufe0f":      "Love \u2764\ufe0f",
 		"می\u200cخواهم":          "می\u200cخواهم",
 		"Family 👨\u200d👩\u200d👧": "Family 👨\u200d👩\u200d👧",
 		"क्\u200dष":              "क्\u200dष",
@@ -187,6 +198,24 @@ func TestNamesWithoutZeroWidthSpaces(t *testing.T) {
 		if errs := crm.UserErrors(s.Normalize()); len(errs) != 1 || errs[0].Code != crm.CodeBlank {
 			t.Errorf("segment name %q: %v, want BLANK", blank, errs)
 		}
+	}
+}
+
+// TestEmailsPrintable: an email may hold no control, bidi or other invisible format
+// character: net/mail takes any UTF-8 letter, and "a@b\u202e.co", "a\u2066@b.co" and
+// "a\u200b@b.co" were stored as sent, addresses that read as others.
+func TestEmailsPrintable(t *testing.T) {
+	for _, email := range []string{"a@b\u202e.co", "a\u2066@b.co", "a\u200b@b.co", "a\u200e@b.co", "a\x1b@b.co", "moc.b@a\u202e.co"} {
+		c := crm.ContactInput{Phone: "+919876543210", ContactDetails: crm.ContactDetails{Email: crm.Some(&email)}}
+		errs := crm.UserErrors(c.Normalize())
+		if len(errs) != 1 || errs[0].Code != crm.CodeInvalid || strings.Contains(errs[0].Message, email) {
+			t.Errorf("email %q: %v, want one INVALID that does not quote it raw", email, errs)
+		}
+	}
+	ok := "asha.rao@example.co.in"
+	c := crm.ContactInput{Phone: "+919876543210", ContactDetails: crm.ContactDetails{Email: crm.Some(&ok)}}
+	if err := c.Normalize(); err != nil || *c.Email.Value != ok {
+		t.Errorf("email %q: %v", ok, err)
 	}
 }
 
