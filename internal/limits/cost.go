@@ -256,12 +256,18 @@ func (c *coster) skipped(ds ast.DirectiveList) bool {
 	return false
 }
 
-// length is the number of elements of a list value (0 for anything else).
+// length is the number of elements of a list value: 0 for null, and 1 for a single
+// value, which GraphQL takes as a list of one where a list is expected (contactIds:
+// "C_AQ"). Counted 0, a payload sized by such a list cost nothing: an assignment whose
+// segments read 21,200 contacts back cost 12 points.
 func length(v any) int {
-	if l, ok := v.([]any); ok {
+	switch l := v.(type) {
+	case nil:
+		return 0
+	case []any:
 		return len(l)
 	}
-	return 0
+	return 1
 }
 
 // listItems counts the elements of every list in v, at any depth.

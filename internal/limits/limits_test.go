@@ -337,6 +337,13 @@ func TestCostOfPayloadLists(t *testing.T) {
 		{`mutation { deleteContacts(input: {ids: ["C_AQ", "C_Ag", "C_Aw"]}) { segments { contacts(first: 5) { nodes { id } } } } }`, nil, 10 + 1 + 300*(1+5)},
 		{`mutation($in: DeleteContactsInput!) { deleteContacts(input: $in) { deletedContactIds segments { id contactCount } } }`,
 			map[string]any{"in": map[string]any{"ids": ids(1000)}}, 10 + 10 + 1},
+		// A single value where a list is expected is a list of one (it cost nothing).
+		{`mutation { assignContactsToSegments(input: {contactIds: "C_AQ", segmentIds: "S_AQ"}) { segments { contacts(first: 100) { nodes { id } } } } }`, nil, 10 + 1 + 1*(1+1+100)},
+		{`mutation($s: [ID!]!) { assignContactsToSegments(input: {contactIds: ["C_AQ"], segmentIds: $s}) { segments { contacts(first: 100) { nodes { id } } } } }`,
+			map[string]any{"s": "S_AQ"}, 10 + 1 + 1*(1+1+100)},
+		{`mutation { deleteContacts(input: {ids: "C_AQ"}) { segments { contacts(first: 5) { nodes { id } } } } }`, nil, 10 + 1 + 100*(1+5)},
+		{`mutation { upsertContacts(input: {contacts: {phone: "+91"}}) { contacts { segments { id } } } }`, nil, 10 + 1 + 1},
+		{`{ nodes(ids: "C_AQ") { id } }`, nil, 1 + 1},
 		// A fragment spread in two payloads is costed by each one's input.
 		{`mutation { a: upsertContacts(input: {contacts: [{phone: "+91"}]}) { ...P } b: upsertContacts(input: {contacts: [{phone: "+91"}, {phone: "+92"}]}) { ...P } }
 		  fragment P on UpsertContactsPayload { contacts { segments { id } } }`, nil, (10 + 1 + 1) + (10 + 1 + 2)},
