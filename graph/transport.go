@@ -290,11 +290,19 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 		if err != nil {
 			return nil, errors.New("the URL parameters are malformed")
 		}
-		for _, vs := range q {
+		for k, vs := range q {
+			if !utf8.ValidString(k) {
+				return nil, errNotUTF8
+			}
 			for _, v := range vs {
 				if !utf8.ValidString(v) {
 					return nil, errNotUTF8
 				}
+			}
+		}
+		for _, name := range []string{"variables", "extensions"} {
+			if loneSurrogate(q.Get(name), false) {
+				return nil, errLoneSurrogate
 			}
 		}
 		p.Query, p.OperationName = q.Get("query"), q.Get("operationName")
@@ -318,9 +326,15 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 		if !utf8.Valid(body) {
 			return nil, errNotUTF8
 		}
+		if loneSurrogate(string(body), false) {
+			return nil, errLoneSurrogate
+		}
 		if err := decodeBody(body, p); err != nil {
 			return nil, err
 		}
+	}
+	if loneSurrogate(p.Query, true) {
+		return nil, errLoneSurrogate
 	}
 	// Without a query, only a persisted query's hash can say what to run.
 	if _, persisted := p.Extensions["persistedQuery"]; p.Query == "" && !persisted {
@@ -337,6 +351,62 @@ var errBody = errors.New("the request body must be a JSON object with a query")
 // invalid byte with U+FFFD: a partner sending Latin-1 got 200 and names such as
 // "Caf\uFFFD buyers" stored for good.
 var errNotUTF8 = errors.New("the request is not valid UTF-8: send JSON and GraphQL text encoded in UTF-8")
+
+// errLoneSurrogate is readParams' answer to a request whose JSON or GraphQL strings
+// escape half of a UTF-16 surrogate pair (\udce9 alone): encoding/json and the
+// GraphQL parser made each a U+FFFD, stored for good, where a JavaScript client had
+// cut a string inside an emoji.
+var errLoneSurrogate = errors.New("the request escapes half of a UTF-16 surrogate pair (such as \\udce9 alone), which is no character: send whole characters")
+
+// loneSurrogate reports whether s, JSON or (graphQL) a GraphQL document, has a \u
+// escape of a surrogate that is not half of a pair: a high one (D800-DBFF) followed
+// at once by a \u escape of a low one (DC00-DFFF) is a character, either alone is
+// not. GraphQL also writes a code point in braces, \u{D800}, never a pair. An
+// escaped backslash (\\) starts no escape. Escapes are only in strings, so the text
+// outside them needs no parsing; a GraphQL block string, which escapes nothing,
+// holding such text is refused too.
+func loneSurrogate(s string, graphQL bool) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 >= len(s) {
+			continue
+		}
+		if s[i+1] != 'u' {
+			i++ // an escaped character, a backslash perhaps
+			continue
+		}
+		if graphQL && i+2 < len(s) && s[i+2] == '{' {
+			end := strings.IndexByte(s[i+3:], '}')
+			if end < 0 {
+				continue
+			}
+			if r, err := strconv.ParseUint(s[i+3:i+3+end], 16, 32); err == nil && r >= 0xD800 && r <= 0xDFFF {
+				return true
+			}
+			continue
+		}
+		r, ok := hex4(s, i+2)
+		switch {
+		case !ok || r < 0xD800 || r > 0xDFFF:
+		case r >= 0xDC00: // a low half first
+			return true
+		default: // a high half: a low one must follow
+			if low, ok := hex4(s, i+8); !ok || s[i+6] != '\\' || s[i+7] != 'u' || low < 0xDC00 || low > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
+}
+
+// hex4 is the number the four hexadecimal digits of s at i write, if they do.
+func hex4(s string, i int) (uint64, bool) {
+	if i+4 > len(s) {
+		return 0, false
+	}
+	r, err := strconv.ParseUint(s[i:i+4], 16, 32)
+	return r, err == nil
+}
 
 // errTooDeep is readParams' answer to a POST body of JSON nested deeper than
 // encoding/json decodes: valid JSON, which errBody called no JSON object.

@@ -197,6 +197,17 @@ func TestReadParamsFromBody(t *testing.T) {
 		// and a mutation stored "Caf\uFFFD buyers".
 		{"a variable not UTF-8", `{"query": "` + q + `", "variables": {"n": "Caf` + "\xe9" + ` buyers"}}`, graphql.RawParams{}, errNotUTF8.Error()},
 		{"a query not UTF-8", `{"query": "{ segments(search: \"Caf` + "\xe9" + `\") { totalCount } }"}`, graphql.RawParams{}, errNotUTF8.Error()},
+		// Half of a surrogate pair, escaped: made U+FFFD and stored (a JavaScript
+		// client cutting a string inside an emoji).
+		{"a lone low surrogate in a variable", `{"query": "` + q + `", "variables": {"n": "Caf\udce9 buyers"}}`, graphql.RawParams{}, errLoneSurrogate.Error()},
+		{"a lone high surrogate at a variable's end", `{"query": "` + q + `", "variables": {"n": "cut \ud83d"}}`, graphql.RawParams{}, errLoneSurrogate.Error()},
+		{"a high surrogate before another", `{"query": "` + q + `", "variables": {"n": "\ud83d\ud83d"}}`, graphql.RawParams{}, errLoneSurrogate.Error()},
+		{"a lone surrogate in the query's string", `{"query": "{ segments(search: \"Tea\\udce9\") { totalCount } }"}`, graphql.RawParams{}, errLoneSurrogate.Error()},
+		{"a surrogate in braces in the query", `{"query": "{ segments(search: \"\\u{D83D}\") { totalCount } }"}`, graphql.RawParams{}, errLoneSurrogate.Error()},
+		{"a pair", `{"query": "` + q + `", "variables": {"n": "\ud83d\ude00"}}`,
+			graphql.RawParams{Query: q, Variables: map[string]any{"n": "😀"}}, ""},
+		{"an escaped backslash before u", `{"query": "` + q + `", "variables": {"n": "C:\\udce9"}}`,
+			graphql.RawParams{Query: q, Variables: map[string]any{"n": `C:\udce9`}}, ""},
 		{"UTF-8 beyond ASCII", `{"query": "` + q + `", "variables": {"n": "Café 🎉 खरीदार"}}`,
 			graphql.RawParams{Query: q, Variables: map[string]any{"n": "Café 🎉 खरीदार"}}, ""},
 		// Valid JSON, deeper than encoding/json decodes: it was errBody.
@@ -226,6 +237,8 @@ func TestReadParamsFromURL(t *testing.T) {
 		{"UTF-8", "query=%7B+segments%28search%3A+%22Caf%C3%A9%22%29+%7B+totalCount+%7D+%7D", ""},
 		{"Latin-1 in the query", "query=%7B+segments%28search%3A+%22Caf%E9%22%29+%7B+totalCount+%7D+%7D", errNotUTF8.Error()},
 		{"Latin-1 in the variables", "query=%7B+__typename+%7D&variables=%7B%22n%22%3A%22Caf%E9%22%7D", errNotUTF8.Error()},
+		{"Latin-1 in a parameter's name", "query=%7B+__typename+%7D&%FF=1", errNotUTF8.Error()},
+		{"a lone surrogate in the variables", "query=%7B+__typename+%7D&variables=%7B%22n%22%3A%22%5Cudce9%22%7D", errLoneSurrogate.Error()},
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/graphql?"+tc.query, nil)
 		_, err := readParams(r)
