@@ -55,21 +55,20 @@ func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
 	// objects (graph/execution). Each of a mutation's root fields gets loaders of its
 	// own: they run one after the other, and what one loaded (a contact's segments)
 	// may be changed by the next, whose payload then answered what was before it.
-	// A query's root fields are resolved at most RootFieldsAtOnce at a time
-	// (rootfields.go).
+	// An operation's statements run at most StatementsAtOnce at a time, its
+	// mutation's payloads' and its loaders' batches too (turns.go).
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		if !isMutation(ctx) {
-			fields, lookups := rootFields(ctx)
-			ls := loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait, RootLookups: lookups})
-			ctx = withRootTurns(loader.With(ctx, ls), fields)
+			ls := loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait, RootLookups: rootLookups(ctx)})
+			ctx = loader.With(ctx, ls)
 		}
-		return next(execution.WithOperation(ctx))
+		return next(execution.WithOperation(store.WithStatementTurns(ctx, StatementsAtOnce)))
 	})
 	// A mutation's payload is read, for a while, after the request's end once the
 	// mutation is made (grace.go).
 	srv.AroundRootFields(func(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
 		if !isMutation(ctx) {
-			return inTurn(ctx, next)
+			return next(ctx)
 		}
 		ctx = loader.With(ctx, loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait}))
 		ctx, stop := withPayloadGrace(ctx)

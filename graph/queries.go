@@ -204,13 +204,8 @@ func (r *Resolver) lookup(ctx context.Context, id string) (model.Node, error) {
 		return nil, nil
 	}
 	// The lookups at the root of a query go out in one batch (loader.Options.
-	// RootLookups), run on one connection: waiting for it, the field gives its place
-	// among the root fields to the others (inTurn), for the batch to fill and go.
-	turn := rootTurnOf(ctx)
-	turn.leave()
-	obj, err := loaders(ctx).Object.Load(ctx, loader.ObjectKey{Kind: kind, ID: n})
-	turn.take(ctx)
-	return obj, err
+	// RootLookups), one statement per kind of object.
+	return loaders(ctx).Object.Load(ctx, loader.ObjectKey{Kind: kind, ID: n})
 }
 
 func lookupAs[T any](ctx context.Context, r *Resolver, kind globalid.Kind, id string) (T, error) {

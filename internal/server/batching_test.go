@@ -123,6 +123,36 @@ func TestRootLookupsAreBatched(t *testing.T) {
 	}
 }
 
+// TestBatchesUnderStatementTurns: a request's statements run graph.StatementsAtOnce
+// at a time, and its loaders still batch as they did: the loads wait for their batch
+// holding no turn, and a batch is one statement. Root lookups of both kinds beside
+// two lists whose segments load aliased pages, searched counts and contacts'
+// segments: 11 statements, as many as without the bound (and as before it, when a
+// query's root fields were bounded instead).
+func TestBatchesUnderStatementTurns(t *testing.T) {
+	a := newAPI(t)
+	ids := a.addContacts(phones(13_000, 6)...)
+	var segs []string
+	for i := range 5 {
+		segs = append(segs, a.addSegment(fmt.Sprintf("Turn %d", i), ids[:i+1]...))
+	}
+	var out map[string]any
+	a.do(`query($a: ID!, $b: ID!, $s: ID!) {
+		a: node(id: $a) { id } b: contact(id: $b) { id } s: segment(id: $s) { id }
+		l1: segments(first: 5) { nodes { id
+			p: contacts(first: 2) { nodes { id segments { id contactCount } } }
+			q: contacts(search: "555", first: 1) { totalCount nodes { id } }
+			r: contacts(search: "1300", first: 1) { count(limit: 10) { count } } } }
+		l2: segments(first: 5, search: "Turn") { nodes { id x: contacts(first: 3) { nodes { id } } } }
+	}`, map[string]any{"a": ids[0], "b": ids[1], "s": segs[0]}, &out)
+	// The API key; the contact and the segment looked up; each list; the pages of
+	// the lists' segments, one batch per page (p, q, r, x); the searches' counts, one
+	// batch; the contacts' segments.
+	if n := a.statements(); n != 11 {
+		t.Fatalf("%d statements, want 11", n)
+	}
+}
+
 // TestBatchedSegmentPagesMatchSinglePages checks that the pages a loader reads for many
 // segments at once (one lateral join) are exactly the pages read one segment at a time.
 func TestBatchedSegmentPagesMatchSinglePages(t *testing.T) {

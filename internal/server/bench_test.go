@@ -179,7 +179,7 @@ func BenchmarkW3ContactsPage(b *testing.B) {
 // BenchmarkDashboardRoots is a dashboard's first page in one request of three root
 // fields: the workspace (from the request's authentication, no statement), a page of
 // segments and a page of contacts with their segments with both totals. Its latency
-// is what a bound on the root fields resolved at once (graph.RootFieldsAtOnce) trades.
+// is what a bound on the statements run at once (graph.StatementsAtOnce) trades.
 func BenchmarkDashboardRoots(b *testing.B) {
 	a := benchAPI(b)
 	benchPost(b, a, [][]byte{gqlBody(`{

@@ -153,7 +153,7 @@ func (s *Store) RotateAPIKey(ctx context.Context, id int64, grace time.Duration,
 	if grace < 0 {
 		return old, replacement, crm.Errorf(crm.CodeInvalid, []string{"grace"}, "the grace period cannot be negative")
 	}
-	err = s.inTx(ctx, func(tx bun.Tx) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var cur struct {
 			apiKeyRow
 			Expired bool `bun:"expired"`

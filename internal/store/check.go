@@ -70,7 +70,7 @@ const countDriftSQL = `
 // no locks, and is safe while the API serves writes.
 func (s *Store) CheckCounts(ctx context.Context) ([]CountDrift, error) {
 	var drift []CountDrift
-	err := s.inLongTx(ctx, func(tx bun.Tx) error { return tx.NewRaw(countDriftSQL).Scan(ctx, &drift) })
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) error { return tx.NewRaw(countDriftSQL).Scan(ctx, &drift) })
 	if err != nil {
 		return nil, fmt.Errorf("store: check counts: %w", err)
 	}
@@ -100,7 +100,7 @@ func (s *Store) CheckCounts(ctx context.Context) ([]CountDrift, error) {
 // segments by updatedAt must see the corrected count.
 func (s *Store) RepairCounts(ctx context.Context) ([]CountDrift, error) {
 	var repaired []CountDrift
-	err := s.inLongTx(ctx, func(tx bun.Tx) error {
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		repaired = nil
 		var found []CountDrift
 		if err := tx.NewRaw(countDriftSQL).Scan(ctx, &found); err != nil {
@@ -231,7 +231,7 @@ const contactCountDriftSQL = `
 // while the API serves writes.
 func (s *Store) CheckContactCounts(ctx context.Context) ([]ContactCountDrift, error) {
 	var drift []ContactCountDrift
-	err := s.inLongTx(ctx, func(tx bun.Tx) error { return tx.NewRaw(contactCountDriftSQL).Scan(ctx, &drift) })
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) error { return tx.NewRaw(contactCountDriftSQL).Scan(ctx, &drift) })
 	if err != nil {
 		return nil, fmt.Errorf("store: check contact counts: %w", err)
 	}
@@ -249,7 +249,7 @@ func (s *Store) CheckContactCounts(ctx context.Context) ([]ContactCountDrift, er
 // the repaired value when the repair commits.
 func (s *Store) RepairContactCounts(ctx context.Context) ([]ContactCountDrift, error) {
 	var repaired []ContactCountDrift
-	err := s.inLongTx(ctx, func(tx bun.Tx) error {
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		repaired = nil
 		var found []ContactCountDrift
 		if err := tx.NewRaw(contactCountDriftSQL).Scan(ctx, &found); err != nil || len(found) == 0 {
@@ -342,7 +342,7 @@ func bitmapDrift(ctx context.Context, db bun.IDB, wss, ids []int64) ([]BitmapDri
 // while the API serves writes.
 func (s *Store) CheckBitmaps(ctx context.Context) ([]BitmapDrift, error) {
 	var drift []BitmapDrift
-	err := s.inLongTx(ctx, func(tx bun.Tx) (err error) {
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) (err error) {
 		drift, err = bitmapDrift(ctx, tx, nil, nil)
 		return err
 	})
@@ -359,7 +359,7 @@ func (s *Store) CheckBitmaps(ctx context.Context) ([]BitmapDrift, error) {
 // that still drift.
 func (s *Store) RepairBitmaps(ctx context.Context) ([]BitmapDrift, error) {
 	var repaired []BitmapDrift
-	err := s.inLongTx(ctx, func(tx bun.Tx) error {
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		found, err := bitmapDrift(ctx, tx, nil, nil)
 		if err != nil || len(found) == 0 {
 			return err
@@ -428,7 +428,7 @@ func orphansByWorkspace(rows string) string {
 // workspace. It only reads and is safe while the API serves writes.
 func (s *Store) CheckOrphans(ctx context.Context) ([]Orphans, error) {
 	var found []Orphans
-	err := s.inLongTx(ctx, func(tx bun.Tx) error {
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		return tx.NewRaw(orphansByWorkspace(`(SELECT m.workspace_id FROM memberships m WHERE `+orphaned+`)`)).Scan(ctx, &found)
 	})
 	if err != nil {
@@ -458,7 +458,7 @@ func (s *Store) CheckOrphans(ctx context.Context) ([]Orphans, error) {
 // by inTx.
 func (s *Store) RepairOrphans(ctx context.Context) ([]Orphans, error) {
 	var deleted []Orphans
-	err := s.inLongTx(ctx, func(tx bun.Tx) error {
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		deleted = nil
 		var locked []struct {
 			WorkspaceID int64     `bun:"workspace_id"`

@@ -903,7 +903,7 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 	w := s.workspaceArg(ws)
 	// The rows the statements return (up to 1,000 each) are read through pgx
 	// (scanRowsOn): through Bun's reflection, they were a fifth of the request's CPU.
-	err := s.inTxOn(ctx, func(tx bun.Tx, conn *sql.Conn) error {
+	err := s.inTxOn(ctx, func(ctx context.Context, tx bun.Tx, conn *sql.Conn) error {
 		locked, before, err := lockContactsByPhone(ctx, tx, conn, w, changes, wait)
 		if err != nil {
 			return err
@@ -1309,7 +1309,7 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 	if change.setAttrs {
 		// The attributes merged into the stored ones may outgrow the limit
 		// (checkMergedAttributes): checked before the change commits.
-		err = s.inTx(ctx, func(tx bun.Tx) error {
+		err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			var before int
 			if err := tx.NewSelect().Table("contacts").ColumnExpr("octet_length(attributes::text)").
 				Where("workspace_id = ? AND id = ?", s.workspaceArg(ws), id).For(updatingContacts).
@@ -1377,7 +1377,7 @@ func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64, back 
 	ids2 := unique(ids)
 	var out DeletedContacts
 	w := s.workspaceArg(ws)
-	err := s.inTx(ctx, func(tx bun.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		// The contacts first (see lockContacts): locked, they gain no memberships, so
 		// the segments whose counters change are known before they are locked.
 		if err := lockContacts(ctx, tx, w, "ids", ids, deletingContacts); err != nil {

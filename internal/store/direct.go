@@ -25,7 +25,8 @@ import (
 // queryDirect runs them around the statements it sends itself.
 var queryHooks = []bun.QueryHook{
 	statementCounter{},
-	tracingHook{}, // spans only under a recording span (tracing.go)
+	statementTurn{}, // under WithStatementTurns, before the span: the span times the statement, not its wait (turns.go)
+	tracingHook{},   // spans only under a recording span (tracing.go)
 }
 
 // queryDirect sends query, complete SQL as Bun writes it (arguments interpolated),

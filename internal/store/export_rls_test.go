@@ -149,4 +149,6 @@ func WaitAnalyzed(s *Store) { s.background.running.Wait() }
 
 // InTx runs fn in a transaction of s as the store's writes do (inTx), for the test of
 // a transaction whose connection turns out broken (tenant_test.go).
-func InTx(s *Store, ctx context.Context, fn func(bun.Tx) error) error { return s.inTx(ctx, fn) }
+func InTx(s *Store, ctx context.Context, fn func(bun.Tx) error) error {
+	return s.inTx(ctx, func(_ context.Context, tx bun.Tx) error { return fn(tx) })
+}

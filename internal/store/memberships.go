@@ -75,7 +75,7 @@ func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, seg
 	}
 	var out MembershipChange
 	w := s.workspaceArg(ws)
-	err := s.inTx(ctx, func(tx bun.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		conErr := lockContacts(ctx, tx, w, "contactIds", contactIDs, keepContacts)
 		segErr := lockSegments(ctx, tx, w, "segmentIds", segmentIDs, segmentLock)
 		if errs := append(crm.UserErrors(conErr), crm.UserErrors(segErr)...); len(errs) > 0 {

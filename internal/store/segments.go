@@ -213,7 +213,7 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 	contactIDs := sortedUnique(in.ContactIDs)
 	var created crm.Segment
 	w := s.workspaceArg(ws)
-	err := s.inTx(ctx, func(tx bun.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		// The contacts first, so that a refusal names every problem at once: a bad
 		// name or description, a taken name (which aborts the transaction) and every
 		// unknown contact.
@@ -290,7 +290,7 @@ func (s *Store) UpdateSegment(ctx context.Context, ws, id int64, p crm.SegmentPa
 // deadlock with a DeleteContacts whose own cascade reaches this segment's counter out
 // of lock order (a membership assigned after it locked its segments).
 func (s *Store) DeleteSegment(ctx context.Context, ws, id int64) error {
-	return s.inTx(ctx, func(tx bun.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewDelete().Model((*segmentRow)(nil)).
 			Where("s.workspace_id = ? AND s.id = ?", ws, id).
 			Exec(ctx)

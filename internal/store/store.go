@@ -377,9 +377,13 @@ const retryPause = 2 * time.Millisecond
 // attempt gets another. Each of its statements starts with SET LOCAL
 // app.workspace_id when ctx carries a workspace (tenant.go): the transaction is
 // scoped for row-level security from its first statement on, without a round trip.
-func (s *Store) inTx(ctx context.Context, fn func(tx bun.Tx) error) error {
-	return retryTx(ctx, func() error {
-		return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(tx) })
+//
+// fn runs its statements under the ctx it is given: the transaction holds one of its
+// request's statement turns (WithStatementTurns) for as long as it holds its
+// connection, and its statements take none of their own.
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return inTurn(ctx, func(ctx context.Context) error {
+		return retryTx(ctx, func() error { return s.db.RunInTx(ctx, nil, fn) })
 	})
 }
 
@@ -388,26 +392,28 @@ func (s *Store) inTx(ctx context.Context, fn func(tx bun.Tx) error) error {
 // statement_timeout, which is the API's (15 s by default). At 5M memberships two of
 // the check's statements took 11-12 s on the benchmark's machine, so a check of a
 // little more data failed where the operator needs it most.
-func (s *Store) inLongTx(ctx context.Context, fn func(tx bun.Tx) error) error {
-	return s.inTx(ctx, func(tx bun.Tx) error {
+func (s *Store) inLongTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.ExecContext(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
 			return err
 		}
-		return fn(tx)
+		return fn(ctx, tx)
 	})
 }
 
 // inTxOn is inTx for a transaction that also reads rows through pgx (scanRowsOn):
 // fn gets the connection the transaction is open on, which database/sql's
-// transactions do not give.
-func (s *Store) inTxOn(ctx context.Context, fn func(tx bun.Tx, conn *sql.Conn) error) error {
-	return retryTx(ctx, func() error {
-		conn, err := s.db.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		return conn.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(tx, conn.Conn) })
+// transactions do not give. The turn is taken before the connection.
+func (s *Store) inTxOn(ctx context.Context, fn func(ctx context.Context, tx bun.Tx, conn *sql.Conn) error) error {
+	return inTurn(ctx, func(ctx context.Context) error {
+		return retryTx(ctx, func() error {
+			conn, err := s.db.Conn(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			return conn.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx, conn.Conn) })
+		})
 	})
 }
 

@@ -107,7 +107,7 @@ func segmentTexts(ctx context.Context, db bun.IDB, wss, ids []int64) ([]SegmentT
 func (s *Store) CheckTexts(ctx context.Context) ([]SegmentTexts, []ContactTexts, error) {
 	var segs []SegmentTexts
 	var contacts []ContactTexts
-	err := s.inLongTx(ctx, func(tx bun.Tx) error {
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if ok, err := composes(ctx, tx); err != nil || !ok {
 			return err
 		}
@@ -145,7 +145,7 @@ func (s *Store) CheckTexts(ctx context.Context) ([]SegmentTexts, []ContactTexts,
 func (s *Store) RepairTexts(ctx context.Context) ([]SegmentTexts, []ContactTexts, error) {
 	var segs []SegmentTexts
 	var contacts []ContactTexts
-	err := s.inLongTx(ctx, func(tx bun.Tx) error {
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		segs, contacts = nil, nil
 		if ok, err := composes(ctx, tx); err != nil || !ok {
 			return err

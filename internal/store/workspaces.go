@@ -24,7 +24,7 @@ func (s *Store) CreateWorkspace(ctx context.Context, name string, key NewAPIKey)
 	if ws.Name, err = crm.NormalizeWorkspaceName(name); err != nil {
 		return crm.Workspace{}, err
 	}
-	err = s.inTx(ctx, func(tx bun.Tx) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(&ws).Column("name").Returning("*").Exec(ctx); err != nil {
 			return err
 		}
