@@ -1295,7 +1295,9 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 	// Arguments in the order of the placeholders: newPhone twice, the source, the row.
 	args := append([]any{p.Phone.Set, phone, p.Phone.Set, phone}, cols...)
 	args = append(args, s.workspaceArg(ws), id)
-	update := func(db bun.IDB) error {
+	// ctx is the caller's: inside a transaction, the transaction's, whose statements
+	// take no turn of their own (turns.go).
+	update := func(ctx context.Context, db bun.IDB) error {
 		return db.NewRaw(`
 			UPDATE contacts AS c
 			SET phone = `+newPhone+`, name = `+newName+`, email = `+newEmail+`, attributes = `+newAttrs+`,
@@ -1316,7 +1318,7 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 				Scan(ctx, &before); err != nil {
 				return err
 			}
-			if err := update(tx); err != nil {
+			if err := update(ctx, tx); err != nil {
 				return err
 			}
 			if n, grew := attributesGrewPast(row.Attributes, before); grew {
@@ -1327,7 +1329,7 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 	} else {
 		// Retried as inTx retries (a swap of two phones deadlocks in the unique index,
 		// and one of them is then TAKEN).
-		err = retryTx(ctx, func() error { return update(s.db) })
+		err = retryTx(ctx, func() error { return update(ctx, s.db) })
 	}
 	switch {
 	case violates(err, "contacts_workspace_id_phone_key"):

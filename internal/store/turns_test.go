@@ -95,6 +95,12 @@ func TestStatementTurnsHoldTransactions(t *testing.T) {
 	if _, err := s.AssignContactsToSegments(ctx, ws.ID, ids, []int64{seg.ID}, store.WithSegments); err != nil {
 		t.Fatalf("assign (inTx): %v", err)
 	}
+	// With attributes, its UPDATE ran in the transaction on the caller's context, and
+	// waited for a second turn until the deadline (a reviewer's probe).
+	if _, err := s.UpdateContact(ctx, ws.ID, ids[0], crm.ContactPatch{ContactDetails: crm.ContactDetails{
+		Attributes: crm.Some(map[string]any{"tier": "gold"})}}); err != nil {
+		t.Fatalf("update a contact's attributes (inTx): %v", err)
+	}
 	if _, err := s.DeleteContacts(ctx, ws.ID, ids[1:], store.WithSegments); err != nil {
 		t.Fatalf("delete (inTx): %v", err)
 	}
