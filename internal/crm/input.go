@@ -162,9 +162,8 @@ func NormalizeSearch(s *string) (string, error) {
 		return "", nil
 	}
 	// Line breaks and tabs inside a term count as spaces; they separate the fields
-	// of the searched text. The rest as in names (nameText): "VIP\u200bUsers" finds
-	// the name "VIPUsers" it is stored as.
-	term := normalText(nameText(*s))
+	// of the searched text.
+	term := normalText(oneLine(*s))
 	if n := utf8.RuneCountInString(term); n > MaxSearchLength {
 		return "", Errorf(CodeTooLong, Path("search"), "search is %d characters long, the maximum is %d", n, MaxSearchLength)
 	}

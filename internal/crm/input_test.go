@@ -47,12 +47,6 @@ func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
 	if got, err := crm.NormalizeSearch(&term); err != nil || got != "Tab Seg" {
 		t.Errorf("search %q: %q, %v", term, got, err)
 	}
-	// As names are stored: without the invisible characters inside, wide spaces as spaces.
-	for in, want := range map[string]string{"VIP\u200bUsers": "VIPUsers", "VIP\u00a0Users": "VIP Users"} {
-		if got, err := crm.NormalizeSearch(&in); err != nil || got != want {
-			t.Errorf("search %q: %q, %v; want %q", in, got, err, want)
-		}
-	}
 }
 
 // TestPhonesInInternationalFormat: a phone is taken in any international format and
