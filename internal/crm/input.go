@@ -465,10 +465,11 @@ func email(errs Errors, field []string, s *string) (*string, Errors) {
 		return t, errs
 	}
 	for i, r := range []rune(*t) {
-		if unicode.Is(unicode.Cf, r) {
-			// Invisible (a zero-width space, a left-to-right mark): an address that
-			// looks like another, as names may not.
-			return t, append(errs, Errorf(CodeInvalid, field, "email cannot contain %U (character %d), an invisible format character", r, i+1))
+		if invisible(r) || zeroWidth(r) {
+			// Invisible (a zero-width space, a left-to-right mark, a no-break space, a
+			// blank letter): an address that looks like another, or like one with a
+			// space, which net/mail refuses only as ASCII.
+			return t, append(errs, Errorf(CodeInvalid, field, "email cannot contain %U (character %d), an invisible character or a space", r, i+1))
 		}
 	}
 	addr, err := mail.ParseAddress(*t)

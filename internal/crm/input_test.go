@@ -205,7 +205,8 @@ func TestNamesWithoutZeroWidthSpaces(t *testing.T) {
 // character: net/mail takes any UTF-8 letter, and "a@b\u202e.co", "a\u2066@b.co" and
 // "a\u200b@b.co" were stored as sent, addresses that read as others.
 func TestEmailsPrintable(t *testing.T) {
-	for _, email := range []string{"a@b\u202e.co", "a\u2066@b.co", "a\u200b@b.co", "a\u200e@b.co", "a\x1b@b.co", "moc.b@a\u202e.co"} {
+	for _, email := range []string{"a@b\u202e.co", "a\u2066@b.co", "a\u200b@b.co", "a\u200e@b.co", "a\x1b@b.co", "moc.b@a\u202e.co",
+		"a\u00a0b@b.co", "a@b\u3000.co", "a\u3164@b.co", "a\u115f@b.co", "a\u2800@b.co", "a\u034f@b.co"} {
 		c := crm.ContactInput{Phone: "+919876543210", ContactDetails: crm.ContactDetails{Email: crm.Some(&email)}}
 		errs := crm.UserErrors(c.Normalize())
 		if len(errs) != 1 || errs[0].Code != crm.CodeInvalid || strings.Contains(errs[0].Message, email) {
