@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -204,6 +205,10 @@ func TestReadParamsFromBody(t *testing.T) {
 		{"a high surrogate before another", `{"query": "` + q + `", "variables": {"n": "\ud83d\ud83d"}}`, graphql.RawParams{}, errLoneSurrogate.Error()},
 		{"a lone surrogate in the query's string", `{"query": "{ segments(search: \"Tea\\udce9\") { totalCount } }"}`, graphql.RawParams{}, errLoneSurrogate.Error()},
 		{"a surrogate in braces in the query", `{"query": "{ segments(search: \"\\u{D83D}\") { totalCount } }"}`, graphql.RawParams{}, errLoneSurrogate.Error()},
+		// A comment or a block string escapes nothing: the text is no character.
+		{"a surrogate's text in a comment", `{"query": "# see \\ud83d docs\n` + q + `"}`, graphql.RawParams{Query: "# see \\ud83d docs\n" + q}, ""},
+		{"a surrogate's text in a block string", `{"query": "{ segments(search: \"\"\"\\udce9\"\"\") { totalCount } }"}`,
+			graphql.RawParams{Query: `{ segments(search: """\udce9""") { totalCount } }`}, ""},
 		{"a pair", `{"query": "` + q + `", "variables": {"n": "\ud83d\ude00"}}`,
 			graphql.RawParams{Query: q, Variables: map[string]any{"n": "😀"}}, ""},
 		{"an escaped backslash before u", `{"query": "` + q + `", "variables": {"n": "C:\\udce9"}}`,
@@ -245,6 +250,17 @@ func TestReadParamsFromURL(t *testing.T) {
 		if got := fmt.Sprint(err); (tc.err == "" && err != nil) || (tc.err != "" && got != tc.err) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.err)
 		}
+	}
+}
+
+// TestLoneSurrogateScanIsLinear: a document of 256 KB of "\u{" without a closing
+// brace took 0.5 s to scan, each searching the rest for its brace.
+func TestLoneSurrogateScanIsLinear(t *testing.T) {
+	doc := strings.Repeat(`"\u{`, 64<<10)
+	start := time.Now()
+	loneSurrogate(doc, true)
+	if d := time.Since(start); d > 100*time.Millisecond { // linear: about a millisecond
+		t.Errorf("scanning %d bytes took %v", len(doc), d)
 	}
 }
 
