@@ -895,3 +895,17 @@ func TestSearchReportsTheOfferedRate(t *testing.T) {
 			got, best.Rate, best.Throughput)
 	}
 }
+
+// The check of statements per page size leaves out the rate limiter's charges, which
+// come with a request when its bucket's reserve ran out, whatever its page size: W3's
+// first request at one size sent 2 statements and the next 1, a "no" for statements
+// constant in page size.
+func TestPageSizesLeaveOutCharges(t *testing.T) {
+	st := withoutCharges([]string{
+		"SET LOCAL app.workspace_id = '1'\\; \nINSERT INTO rate_limit_buckets AS b (workspace_id, bucket) SELECT 1, 'k'",
+		"SET LOCAL app.workspace_id = '1'\\; SELECT c.id FROM contacts AS c LIMIT 51",
+	})
+	if len(st) != 1 || !strings.Contains(st[0], "FROM contacts") {
+		t.Errorf("%q, want the page's statement alone", st)
+	}
+}
