@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -339,20 +338,7 @@ func holdsTheBound(t *testing.T, a *api, doc string, vars map[string]any, out an
 	t.Helper()
 	other := a.as(t)
 	ctx := context.Background()
-	holder, err := a.store.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	tx, err := holder.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	release := sync.OnceFunc(func() { _ = tx.Rollback() })
-	defer release()
-	if _, err := tx.ExecContext(ctx, "LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := lockTable(t, a, "contacts")
 	// The server's backends that wait for a lock: the request's statements.
 	stuck := func() int {
 		var n int
