@@ -186,12 +186,7 @@ func TestIdempotentReplay(t *testing.T) {
 			t.Errorf("replayed createSegment answers %v", rp.UserErrors)
 		}
 	}
-	var n int
-	if err := a.store.DB().QueryRowContext(context.Background(),
-		"SELECT count(*) FROM segments WHERE workspace_id = $1 AND name = 'Festival Buyers'", a.ws.ID).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 1 {
+	if n := a.segmentNamed("Festival Buyers"); n != 1 {
 		t.Errorf("%d segments named Festival Buyers, want 1", n)
 	}
 	c.checkCount(sp.Segment.ID, 2)
@@ -885,18 +880,6 @@ func TestMadePayloadPastItsGraceTimesOut(t *testing.T) {
 	if !retry.replayed() || len(retry.decoded.Errors) != 1 || retry.decoded.Errors[0].Extensions["code"] != "TIMEOUT" {
 		t.Errorf("the retry: replayed %v, %s; want the kept answer, with TIMEOUT", retry.replayed(), retry.body)
 	}
-}
-
-// segmentNamed is the number of segments of a's workspace named name, read by the
-// store's owner (no lock of the test's blocks it).
-func (a *api) segmentNamed(name string) int {
-	a.t.Helper()
-	var n int
-	if err := a.store.DB().QueryRowContext(context.Background(),
-		"SELECT count(*) FROM segments WHERE workspace_id = $1 AND name = $2", a.ws.ID, name).Scan(&n); err != nil {
-		a.t.Fatal(err)
-	}
-	return n
 }
 
 // lockMemberships holds the memberships table until release (or the test's end), as a

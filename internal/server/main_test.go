@@ -268,6 +268,18 @@ func itoa(n int) string {
 	return string(b)
 }
 
+// segmentNamed is the number of segments of a's workspace named name, read by the
+// store's owner (no lock of the test's blocks it).
+func (a *api) segmentNamed(name string) int {
+	a.t.Helper()
+	var n int
+	if err := a.store.DB().QueryRowContext(context.Background(),
+		"SELECT count(*) FROM segments WHERE workspace_id = $1 AND name = $2", a.ws.ID, name).Scan(&n); err != nil {
+		a.t.Fatal(err)
+	}
+	return n
+}
+
 // realCount counts a segment's memberships in the database, bypassing the counter.
 func (a *api) realCount(segmentID int64) int {
 	a.t.Helper()
