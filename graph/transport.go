@@ -326,7 +326,9 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 		if !utf8.Valid(body) {
 			return nil, errNotUTF8
 		}
-		if loneSurrogate(string(body), false) {
+		// Scanned only with an escape in it: string(body) copies up to 256 KB a
+		// request (80 KB of a sync of 1,000 contacts, BenchmarkSyncContacts).
+		if bytes.Contains(body, []byte(`\u`)) && loneSurrogate(string(body), false) {
 			return nil, errLoneSurrogate
 		}
 		if err := decodeBody(body, p); err != nil {
