@@ -129,9 +129,7 @@ func presentUnlocated(log *slog.Logger) graphql.ErrorPresenterFunc {
 			// maintenance): the queries of every workspace still run, and the client
 			// may retry its write. Logged once per request as a warning, not as a bug.
 			log.WarnContext(ctx, "database is read-only", "path", path.String(), "request_id", id)
-			e := coded(path, err, codeUnavailable, "the database takes no writes for now; retry shortly")
-			e.Extensions["requestId"] = id
-			return e
+			return unavailable(path, err, id, "the database takes no writes for now; retry shortly")
 		}
 		if store.Contended(err) {
 			// Concurrent changes of the same rows kept colliding through every
@@ -140,9 +138,7 @@ func presentUnlocated(log *slog.Logger) graphql.ErrorPresenterFunc {
 			// later, runs alone. It was INTERNAL_SERVER_ERROR, a bug, at 7 to 13 a
 			// minute for upserts beside deletions of the same phones.
 			log.WarnContext(ctx, "concurrent changes collided", "path", path.String(), "request_id", id, "err", err)
-			e := coded(path, err, codeUnavailable, "concurrent changes to the same contacts or segments collided; retry shortly")
-			e.Extensions["requestId"] = id
-			return e
+			return unavailable(path, err, id, "concurrent changes to the same contacts or segments collided; retry shortly")
 		}
 		if store.Unreachable(err) || store.Disconnected(err) {
 			// No bug to quote: the client may retry, as after a refusal with 503. A
@@ -155,15 +151,22 @@ func presentUnlocated(log *slog.Logger) graphql.ErrorPresenterFunc {
 				told = "the connection to the database was lost; retry shortly"
 				log.ErrorContext(ctx, "database connection lost", "err", err, "path", path.String(), "request_id", id)
 			}
-			e := coded(path, err, codeUnavailable, told)
-			e.Extensions["requestId"] = id
-			return e
+			return unavailable(path, err, id, told)
 		}
 		if !errors.Is(err, context.Canceled) && ended == nil {
 			log.ErrorContext(ctx, "resolver failed", "err", err, "path", path.String(), "request_id", id)
 		}
 		return internalError(ctx, id)
 	}
+}
+
+// unavailable is err as clients see it at path when the database could not serve the
+// request for now: UNAVAILABLE, to retry, with the request's ID, under which it was
+// logged.
+func unavailable(path ast.Path, err error, id, message string) *gqlerror.Error {
+	e := coded(path, err, codeUnavailable, message)
+	e.Extensions["requestId"] = id
+	return e
 }
 
 // coded is err as clients see it at path: message, and code as extensions.code.

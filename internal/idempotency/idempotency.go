@@ -307,7 +307,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if store.ReadOnly(err) {
-				m.readOnly(ctx, w)
+				m.refuseReadOnly(ctx, w)
 				return
 			}
 			m.log.ErrorContext(ctx, "idempotency: store", "err", err)
@@ -358,7 +358,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case store.IdempotencyFree:
 			if readOnly {
-				m.readOnly(ctx, w)
+				m.refuseReadOnly(ctx, w)
 				return
 			}
 			// A request that waited may run after all: it takes its place back first,
@@ -372,7 +372,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if readOnly {
 				// Its holder cannot store an answer either: the copy waits for
 				// nothing.
-				m.readOnly(ctx, w)
+				m.refuseReadOnly(ctx, w)
 				return
 			}
 			if !counted {
@@ -420,11 +420,11 @@ func (m *middleware) stopWaiting(ws int64, key string) {
 	}
 }
 
-// readOnly answers a request whose key cannot be claimed because the database takes
+// refuseReadOnly answers a request whose key cannot be claimed because the database takes
 // no writes now: it is unavailable, not failed (nothing ran, and the same request
 // succeeds once the database takes writes), and logged as the server's other writes
 // to a read-only database are.
-func (m *middleware) readOnly(ctx context.Context, w http.ResponseWriter) {
+func (m *middleware) refuseReadOnly(ctx context.Context, w http.ResponseWriter) {
 	m.log.WarnContext(ctx, "database is read-only", "during", "Idempotency-Key claim", "request_id", requestid.From(ctx))
 	w.Header().Set("Retry-After", "1")
 	auth.WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE",

@@ -252,8 +252,7 @@ func (s *Store) analyze(ctx context.Context) {
 			s.learnStatistics(analysisCtx)
 		}
 		cancel()
-		pgErr := pgError(err)
-		locked := pgErr != nil && pgErr.Code == lockNotAvailable
+		locked := lockHeld(err)
 		if err != nil && !locked && ctx.Err() == nil {
 			s.log.Warn("the store could not analyze the tables its writes grew; new workspaces in them are planned as empty until autovacuum analyzes them",
 				"tables", ready, "err", err)

@@ -904,7 +904,7 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 	// The rows the statements return (up to 1,000 each) are read through pgx
 	// (scanRowsOn): through Bun's reflection, they were a fifth of the request's CPU.
 	err := s.inTxOn(ctx, func(ctx context.Context, tx bun.Tx, conn *sql.Conn) error {
-		locked, before, err := lockContactsByPhone(ctx, tx, conn, w, changes, wait)
+		locked, before, err := lockContactsByPhone(ctx, tx, conn, w, changes, waitForLocks)
 		if err != nil {
 			return err
 		}
@@ -940,7 +940,7 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 					later = append(later, c)
 				}
 			}
-			_, sizes, err := lockContactsByPhone(ctx, tx, conn, w, later, nowait)
+			_, sizes, err := lockContactsByPhone(ctx, tx, conn, w, later, failOnLocks)
 			if lockHeld(err) {
 				return errConcurrentChange
 			}
@@ -1096,7 +1096,7 @@ func tooManyAttributes(field []string, n int) *crm.Error {
 //
 // It returns how many contacts it locked and, when a change sets attributes, the size
 // of each one's attributes (jsonb's text, in bytes) by phone, for
-// checkMergedAttributes. With mode nowait, a contact another transaction holds fails it
+// checkMergedAttributes. With mode failOnLocks, a contact another transaction holds fails it
 // at once (lockHeld) rather than waiting.
 func lockContactsByPhone(ctx context.Context, tx bun.Tx, conn *sql.Conn, ws workspaceArg, changes []*contactChange, mode lockWait) (int, map[string]int, error) {
 	phones := make([]string, len(changes))
@@ -1131,8 +1131,8 @@ func lockContactsByPhone(ctx context.Context, tx bun.Tx, conn *sql.Conn, ws work
 type lockWait string
 
 const (
-	wait   lockWait = ""
-	nowait lockWait = " NOWAIT"
+	waitForLocks lockWait = ""
+	failOnLocks  lockWait = " NOWAIT"
 )
 
 // upsertSource is the table of merged inputs that upsertColumns fills.
