@@ -247,19 +247,14 @@ func TestUpsertsAndDeletionsLockInOneOrder(t *testing.T) {
 	for i := range phones {
 		phones[i] = fmt.Sprintf("+9197%08d", 70_000+i)
 	}
-	var mu sync.Mutex // guards ids
-	ids := map[string]int64{}
+	var ids phoneIDs
 	upsert := func(phones []string, name string) error {
 		in := make([]crm.ContactInput, len(phones))
 		for i, p := range phones {
 			in[i] = crm.ContactInput{Phone: p, ContactDetails: crm.ContactDetails{Name: crm.Some(&name)}}
 		}
 		up, err := s.UpsertContacts(ctx, ws.ID, in)
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range up.Contacts {
-			ids[c.Phone] = c.ID
-		}
+		ids.note(up.Contacts)
 		return err
 	}
 	if err := upsert(phones, "first"); err != nil {
@@ -277,13 +272,7 @@ func TestUpsertsAndDeletionsLockInOneOrder(t *testing.T) {
 			return upsert(picked, fmt.Sprintf("w%d op%d", w, op))
 		}
 		// A deletion of 20 of them.
-		mu.Lock()
-		var del []int64
-		for _, p := range picked[:20] {
-			del = append(del, ids[p])
-		}
-		mu.Unlock()
-		_, err := s.DeleteContacts(ctx, ws.ID, del, store.WithSegments)
+		_, err := s.DeleteContacts(ctx, ws.ID, ids.of(picked[:20]), store.WithSegments)
 		return err
 	})
 	if n := storetest.Deadlocks(t, s) - before; n != 0 {
@@ -336,8 +325,7 @@ func TestUpsertsBesideDeletionsOfTheirPhones(t *testing.T) {
 	for i := range phones {
 		phones[i] = fmt.Sprintf("+9193%08d", 100+i)
 	}
-	var mu sync.Mutex // guards ids
-	ids := map[string]int64{}
+	var ids phoneIDs
 	before := storetest.Deadlocks(t, s)
 	runWriters(t, 8, 60, 17, func(w, op int, rng *rand.Rand) error {
 		if w%2 == 0 {
@@ -349,21 +337,14 @@ func TestUpsertsBesideDeletionsOfTheirPhones(t *testing.T) {
 					Name: crm.Some(&name), Attributes: crm.Some(map[string]any{"x": op})}}
 			}
 			up, err := s.UpsertContacts(ctx, ws.ID, in)
-			mu.Lock()
-			defer mu.Unlock()
-			for _, c := range up.Contacts {
-				ids[c.Phone] = c.ID
-			}
+			ids.note(up.Contacts)
 			return err
 		}
-		mu.Lock()
-		var del []int64
+		var picked []string
 		for _, p := range rng.Perm(len(phones))[:1+rng.IntN(6)] {
-			if id, ok := ids[phones[p]]; ok {
-				del = append(del, id)
-			}
+			picked = append(picked, phones[p])
 		}
-		mu.Unlock()
+		del := ids.of(picked)
 		if len(del) == 0 {
 			return nil
 		}
@@ -373,6 +354,39 @@ func TestUpsertsBesideDeletionsOfTheirPhones(t *testing.T) {
 	if n := storetest.Deadlocks(t, s) - before; n != 0 {
 		t.Errorf("PostgreSQL detected %d deadlocks, want none", n)
 	}
+}
+
+// phoneIDs are the IDs of contacts by phone, as the last upsert that returned each
+// said, for a test's writers to delete them by.
+type phoneIDs struct {
+	mu  sync.Mutex
+	ids map[string]int64
+}
+
+// note records the IDs of contacts an upsert returned.
+func (p *phoneIDs) note(contacts []crm.Contact) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ids == nil {
+		p.ids = map[string]int64{}
+	}
+	for _, c := range contacts {
+		p.ids[c.Phone] = c.ID
+	}
+}
+
+// of returns the IDs noted for phones, in their order, leaving out the phones none
+// was noted for.
+func (p *phoneIDs) of(phones []string) []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int64
+	for _, phone := range phones {
+		if id, ok := p.ids[phone]; ok {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // waitForLock returns once some session waits for a lock in a statement that matches
