@@ -180,41 +180,29 @@ const sizedByDirective = "sizedBy"
 // @sizedBy(path:, perElement:, elementCost:): the elements of the input list at path,
 // times perElement if given; and what each element costs besides its selection: 0
 // with perElement (the list is read in one statement with the others), else
-// elementCost (1 when not given: an object read back, as a page's item). ok is false
+// elementCost (the schema's default, 1: an object read back, as a page's item). ok is false
 // when def has no such directive or is not in the payload of a mutation field.
 func (c *coster) sizedBy(def *ast.FieldDefinition) (n, elementCost int, ok bool) {
 	d := def.Directives.ForName(sizedByDirective)
-	if d == nil || c.mutation == 0 {
+	if d == nil || d.Definition == nil || c.mutation == 0 {
 		return 0, 0, false
 	}
-	path := d.Arguments.ForName("path")
-	if path == nil || path.Value == nil {
+	args := d.ArgumentMap(nil) // with the schema's defaults
+	path, _ := args["path"].(string)
+	if path == "" {
 		return 0, 0, false
 	}
 	var v any = c.args
-	for _, name := range strings.Split(path.Value.Raw, ".") {
+	for _, name := range strings.Split(path, ".") {
 		m, _ := v.(map[string]any)
 		v = m[name]
 	}
 	n = length(v)
-	if k, given := intArgument(d, "perElement"); given {
+	if k, given := integer(args["perElement"]); given {
 		return mul(n, max(k, 1)), 0, true
 	}
-	elementCost = 1
-	if k, given := intArgument(d, "elementCost"); given {
-		elementCost = max(k, 0)
-	}
-	return n, elementCost, true
-}
-
-// intArgument is the integer literal given to d as its argument name, if one is.
-func intArgument(d *ast.Directive, name string) (int, bool) {
-	a := d.Arguments.ForName(name)
-	if a == nil || a.Value == nil {
-		return 0, false
-	}
-	k, err := strconv.Atoi(a.Value.Raw)
-	return k, err == nil
+	elementCost, _ = integer(args["elementCost"])
+	return n, max(elementCost, 0), true
 }
 
 // introspection reports whether f lists the schema's own types or fields: their
