@@ -78,3 +78,20 @@ func segmentsBack(ctx context.Context, payloadType string) store.SegmentsBack {
 	}
 	return store.WithoutSegments
 }
+
+// rootLookups counts the fields at the root of the operation of ctx that fetch one
+// object by ID (node, segment, contact): their batch goes out once it holds them all.
+func rootLookups(ctx context.Context) int {
+	opCtx := graphql.GetOperationContext(ctx)
+	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query {
+		return 0
+	}
+	lookups := 0
+	for _, f := range graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Query"}) {
+		switch f.Name {
+		case "node", "segment", "contact":
+			lookups++
+		}
+	}
+	return lookups
+}

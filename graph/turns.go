@@ -1,12 +1,5 @@
 package graph
 
-import (
-	"context"
-
-	"github.com/99designs/gqlgen/graphql"
-	"github.com/vektah/gqlparser/v2/ast"
-)
-
 // StatementsAtOnce is the most SQL statements of one operation that run at once
 // (store.WithStatementTurns), wherever in the operation they come from.
 //
@@ -35,20 +28,3 @@ import (
 // (BenchmarkDashboardRoots, three root fields: 0.9-1.9 ms a request on a loaded
 // 2-core machine).
 const StatementsAtOnce = 2
-
-// rootLookups counts the fields at the root of the operation of ctx that fetch one
-// object by ID (node, segment, contact): their batch goes out once it holds them all.
-func rootLookups(ctx context.Context) int {
-	opCtx := graphql.GetOperationContext(ctx)
-	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Query {
-		return 0
-	}
-	lookups := 0
-	for _, f := range graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Query"}) {
-		switch f.Name {
-		case "node", "segment", "contact":
-			lookups++
-		}
-	}
-	return lookups
-}
