@@ -221,21 +221,22 @@ func (l *RateLimiter) Take(ctx context.Context, bucket string, cost int) (limits
 	}
 	cost = max(cost, 0)
 	key := bucketKey{ws, bucket}
+	// Most requests are answered from memory, and need no timer for the database.
+	if st, answered, err := l.fromMemory(key, cost); answered {
+		return st, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	defer cancel()
 	for {
-		if st, ok := l.stillLow(key, cost); ok {
-			return st, limits.ErrThrottled
+		if st, answered, err := l.fromMemory(key, cost); answered {
+			return st, err
 		}
 		l.mu.Lock()
 		r := l.reserveOf(key)
 		now := time.Now()
-		if r.known && r.points >= float64(cost) {
-			r.points -= float64(cost)
-			r.used = now
-			st := l.status(l.balance(r, now), 0)
+		if r.known && r.points >= float64(cost) { // refilled since fromMemory looked
 			l.mu.Unlock()
-			return st, nil
+			continue
 		}
 		if busy := r.busy; busy != nil {
 			l.mu.Unlock()
@@ -253,6 +254,24 @@ func (l *RateLimiter) Take(ctx context.Context, bucket string, cost int) (limits
 		l.mu.Unlock()
 		return l.charge(ctx, key, r, cost, held)
 	}
+}
+
+// fromMemory answers a charge of cost to key without the database, if it can
+// (answered): a refusal remembered (stillLow), or the cost paid from the reserve.
+func (l *RateLimiter) fromMemory(key bucketKey, cost int) (st limits.Status, answered bool, err error) {
+	if st, ok := l.stillLow(key, cost); ok {
+		return st, true, limits.ErrThrottled
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.reserveOf(key)
+	if !r.known || r.points < float64(cost) {
+		return limits.Status{}, false, nil
+	}
+	now := time.Now()
+	r.points -= float64(cost)
+	r.used = now
+	return l.status(l.balance(r, now), 0), true, nil
 }
 
 // reserveOf returns key's reserve, a new one if it has none. l.mu must be held.
