@@ -296,6 +296,11 @@ func (c *tenantConn) sendBegin(ctx context.Context) error {
 	return mrr.Close()
 }
 
+// commitTimeout bounds the wait for a COMMIT whose context ended (tenantTx.Commit): a
+// COMMIT is quick unless its disk or a synchronous standby stalls, and then the
+// request gives up on it, its outcome unknown, rather than hold its connection.
+const commitTimeout = 5 * time.Second
+
 // tenantTx ends the transaction of its connection: with a message of COMMIT or
 // ROLLBACK once its BEGIN has been sent, and with nothing to send before. Like pgx's
 // own transactions, it ends in the context it began in.
@@ -308,13 +313,20 @@ func (tx tenantTx) Commit() error {
 	if tx.c.takeBegin() != "" {
 		return nil
 	}
+	// Once sent, a COMMIT is waited for even when its context ends (the client left,
+	// the deadline passed): cancelled midway, its outcome is unknown (PostgreSQL may
+	// have committed), and the caller counts the change as not made, releasing its
+	// Idempotency-Key for a retry that makes it twice. database/sql has already
+	// refused to commit in a context that ended before the COMMIT was sent.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(tx.ctx), commitTimeout)
+	defer cancel()
 	conn := tx.c.Conn()
-	tag, err := conn.Exec(tx.ctx, "COMMIT")
+	tag, err := conn.Exec(ctx, "COMMIT")
 	if err != nil {
 		// A connection left in a transaction is closed, so that database/sql never
 		// hands it to another caller.
 		if conn.PgConn().TxStatus() != 'I' {
-			_ = conn.Close(tx.ctx)
+			_ = conn.Close(ctx)
 		}
 		return err
 	}

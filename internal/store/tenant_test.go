@@ -718,3 +718,48 @@ func TestPolicyChecksNewRowsOncePerStatement(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitOutlivesItsContext: a change whose context ends while its COMMIT runs (its
+// client left, its deadline passed) is committed and reported made. Cancelled
+// halfway, the COMMIT's outcome was unknown and reported as a failure, so a change
+// PostgreSQL may have made counted as not made, and its Idempotency-Key's retry made it
+// again. A deferred trigger makes the COMMIT take half a second; the context ends as
+// soon as PostgreSQL shows the COMMIT running.
+func TestCommitOutlivesItsContext(t *testing.T) {
+	s := storetest.NewStore(t, store.Options{})
+	ws, _ := storetest.Workspace(t, s)
+	storetest.Exec(t, s.DB(), `CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql
+		AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$`)
+	storetest.Exec(t, s.DB(), `CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON segments
+		DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()`)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	committing := make(chan error, 1)
+	go func() {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			var n int
+			err := s.DB().QueryRowContext(context.Background(), `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND state = 'active' AND query = 'COMMIT'`).Scan(&n)
+			if err != nil || n > 0 {
+				cancel()
+				committing <- err
+				return
+			}
+		}
+		committing <- errors.New("no COMMIT seen running in 10 s")
+	}()
+	seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "Festival Buyers"})
+	if err := <-committing; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("CreateSegment whose context ended during its COMMIT: %v, want the segment (committed)", err)
+	}
+	if ctx.Err() == nil {
+		t.Fatal("the context did not end during the COMMIT")
+	}
+	if n := storetest.Column[int64](t, s.DB(), "SELECT count(*) FROM segments WHERE id = $1", seg.ID); n[0] != 1 {
+		t.Errorf("segment %d: %d rows, want it committed", seg.ID, n[0])
+	}
+}
