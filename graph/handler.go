@@ -48,8 +48,11 @@ func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
 	useLimits(srv, log, opts) // limits, cost, throttle, introspection, no suggestions (limits.go)
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
-	srv.Use(authorizeWrites{}) // read-only principals: every mutation is FORBIDDEN (authorize.go)
-	useTelemetry(srv, opts)    // operation and outcome for logs and metrics, resolver spans (telemetry.go)
+	// Read-only principals: every mutation is FORBIDDEN; a request whose
+	// Idempotency-Key cannot be recorded: every mutation is SERVICE_UNAVAILABLE
+	// (authorize.go).
+	srv.Use(authorizeWrites{log: log})
+	useTelemetry(srv, opts) // operation and outcome for logs and metrics, resolver spans (telemetry.go)
 	// Each operation gets its own loaders, bound to its workspace, and its own
 	// executor state: the rows they have preloaded, the fields collected for its
 	// objects (graph/execution). Each of a mutation's root fields gets loaders of its

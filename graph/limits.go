@@ -21,6 +21,7 @@ import (
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/idempotency"
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/telemetry"
 )
@@ -295,7 +296,7 @@ func (e *limitsExtension) MutateOperationContext(ctx context.Context, opCtx *gra
 		if ref := refusalFrom(ctx); ref != nil && ref.method == http.MethodGet {
 			return nil // the transport refuses it next (405); nothing is charged
 		}
-		if p, ok := auth.PrincipalFrom(ctx); !ok || !p.CanWrite() {
+		if p, ok := auth.PrincipalFrom(ctx); !ok || !p.CanWrite() || idempotency.Unrecorded(ctx) {
 			return nil // authorizeWrites refuses it; nothing is charged
 		}
 		if err := checkPayloadArguments(opCtx); err != nil {

@@ -34,6 +34,13 @@
 //     database is down), the answer is 503 SERVICE_UNAVAILABLE and nothing runs either;
 //     when the request's deadline passes before its key is claimed, 503 TIMEOUT. Both
 //     carry Retry-After.
+//   - When the database takes no writes (a standby after a failover, maintenance), a
+//     stored answer is still replayed; a key in progress gets 503 SERVICE_UNAVAILABLE
+//     with Retry-After (its holder cannot store an answer either); a free key's request
+//     runs unrecorded (Unrecorded): nothing is stored, the same key runs again later.
+//     The handler refuses it any change (the graph refuses a mutation with the same
+//     503, before it runs); a query is answered. This middleware cannot tell them
+//     apart: it does not parse GraphQL, and a persisted query may be only a hash.
 //   - When the first request's answer is not stored (a transient failure, say), its
 //     claim is released and the next request with the key runs again. The mutations of
 //     this API converge (assigning, removing, upserting or deleting again leaves the
@@ -272,6 +279,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pause := m.opts.PollMin
 	waited := false   // this request waited for the key's holder
 	counted := false  // and is counted among those waiting (MaxWaitingPerKey)
+	resumed := false  // and took its place back (Resume) to run
 	readOnly := false // the database took no writes: the key is only looked up
 	stopWaiting := func() {
 		if counted {
@@ -357,14 +365,22 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"this Idempotency-Key was already used with a different request body; use a new key for a new request")
 			return
 		case store.IdempotencyFree:
-			if readOnly {
-				m.refuseReadOnly(ctx, w)
-				return
-			}
 			// A request that waited may run after all: it takes its place back first,
-			// and waits no more (counted, it left one place fewer for the next copy).
+			// once, and waits no more (counted, it left one place fewer for the next
+			// copy).
 			stopWaiting()
-			if waited && !m.opts.Resume(w, ctx) {
+			if waited && !resumed {
+				if !m.opts.Resume(w, ctx) {
+					return
+				}
+				resumed = true
+			}
+			if readOnly {
+				// Nothing can be recorded, and a request that changes nothing needs
+				// no record: it runs, unrecorded, and the graph refuses it if it is a
+				// mutation (Unrecorded). Refused whole, a partner SDK's keyed queries
+				// failed through a failover while unkeyed ones were served.
+				m.next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, unrecordedKey{}, true)))
 				return
 			}
 			claim, err = m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
@@ -420,15 +436,40 @@ func (m *middleware) stopWaiting(ws int64, key string) {
 	}
 }
 
+// ReadOnlyMessage is the message of the 503 SERVICE_UNAVAILABLE answer to a request
+// whose Idempotency-Key cannot be recorded because the database takes no writes now:
+// the middleware's (refuseReadOnly), and the graph's to a mutation run Unrecorded.
+const ReadOnlyMessage = "the database takes no writes now, so the Idempotency-Key cannot be recorded; retry shortly"
+
+type unrecordedKey struct{}
+
+// Unrecorded reports whether ctx belongs to a request whose Idempotency-Key is free
+// but could not be claimed, the database taking no writes: it runs as long as it
+// changes nothing, and its answer is not stored. The handler must refuse such a
+// request anything that would change something (a mutation) before it runs, as the
+// middleware refuses a key it cannot claim (503 SERVICE_UNAVAILABLE, ReadOnlyMessage,
+// Retry-After, LogReadOnly's line): made unrecorded, a change would be made again by
+// the key's retry once the database takes writes.
+func Unrecorded(ctx context.Context) bool {
+	v, _ := ctx.Value(unrecordedKey{}).(bool)
+	return v
+}
+
+// LogReadOnly logs, as a warning, that the Idempotency-Key of the request of ctx
+// cannot be recorded because the database takes no writes now: the log line of
+// refuseReadOnly, for the handler that refuses a request that is Unrecorded.
+func LogReadOnly(ctx context.Context, log *slog.Logger) {
+	log.WarnContext(ctx, "database is read-only", "during", "Idempotency-Key claim", "request_id", requestid.From(ctx))
+}
+
 // refuseReadOnly answers a request whose key cannot be claimed because the database takes
 // no writes now: it is unavailable, not failed (nothing ran, and the same request
 // succeeds once the database takes writes), and logged as the server's other writes
 // to a read-only database are.
 func (m *middleware) refuseReadOnly(ctx context.Context, w http.ResponseWriter) {
-	m.log.WarnContext(ctx, "database is read-only", "during", "Idempotency-Key claim", "request_id", requestid.From(ctx))
+	LogReadOnly(ctx, m.log)
 	w.Header().Set("Retry-After", "1")
-	auth.WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE",
-		"the database takes no writes now, so the Idempotency-Key cannot be recorded; retry shortly")
+	auth.WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", ReadOnlyMessage)
 }
 
 func (m *middleware) inProgress(w http.ResponseWriter) {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
@@ -251,5 +253,66 @@ func TestSlowRequestStoresItsAnswer(t *testing.T) {
 	}
 	if !s.finished || s.expired || s.released != 0 {
 		t.Errorf("stored %v with its context expired %v, released %d times; want stored in time, not released", s.finished, s.expired, s.released)
+	}
+}
+
+// standbyStore is a store that took writes until its first claim, which found the key
+// in progress; its database then turned read-only (a failover), and the key's holder
+// is gone: the key is free, and no claim can be written.
+type standbyStore struct {
+	Store
+	claims, finished int
+}
+
+func (s *standbyStore) ClaimIdempotencyKey(context.Context, int64, string, []byte, time.Duration) (store.IdempotencyClaim, error) {
+	if s.claims++; s.claims == 1 {
+		return store.IdempotencyClaim{State: store.IdempotencyInProgress}, nil
+	}
+	return store.IdempotencyClaim{}, &pgconn.PgError{Code: "25006", Message: "cannot execute INSERT in a read-only transaction"}
+}
+
+func (s *standbyStore) IdempotencyKey(context.Context, int64, string, []byte) (store.IdempotencyClaim, error) {
+	return store.IdempotencyClaim{State: store.IdempotencyFree}, nil
+}
+
+func (s *standbyStore) FinishIdempotencyKey(context.Context, int64, string, []byte, store.StoredResponse) error {
+	s.finished++
+	return nil
+}
+
+func (s *standbyStore) ReleaseIdempotencyKey(context.Context, int64, string, []byte) error {
+	s.finished++
+	return nil
+}
+
+// TestReadOnlyRunsUnrecorded: a request whose key is free but cannot be claimed, the
+// database taking no writes, runs with Unrecorded set, its answer written as it is
+// and nothing stored or released; one that waited for the key's holder takes its
+// place back once (Resume), though it looked the key up twice. It was refused with
+// 503 SERVICE_UNAVAILABLE, queries too.
+func TestReadOnlyRunsUnrecorded(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := &standbyStore{}
+	resumed := 0
+	h := Middleware(s, log, Options{PollMin: time.Millisecond, Resume: func(http.ResponseWriter, context.Context) bool {
+		resumed++
+		return true
+	}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !Unrecorded(r.Context()) {
+			t.Error("the handler ran without Unrecorded")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"data":{"a":1}}`))
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, withWorkspace(withKey(post(`{"query":"{a}"}`), "k"), crm.Workspace{ID: 1}))
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"data":{"a":1}}` || rec.Header().Get(HeaderReplayed) != "" {
+		t.Errorf("answer %d %v %s, want the handler's", rec.Code, rec.Header(), rec.Body)
+	}
+	if s.finished != 0 || resumed != 1 {
+		t.Errorf("stored or released %d times, resumed %d; want 0 and 1", s.finished, resumed)
+	}
+	if Unrecorded(context.Background()) {
+		t.Error("Unrecorded without the middleware")
 	}
 }

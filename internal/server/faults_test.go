@@ -147,9 +147,7 @@ func TestReadOnlyDatabaseServesQueries(t *testing.T) {
 	keyed := idemBody(`mutation { createSegment(input: {name: "Keyed before"}) { segment { id name } } }`, nil)
 	kept := newKey()
 	first := a.idemPost(keyed, kept)
-	if _, err := owner.DB().Exec(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on', current_database()); END $$`); err != nil {
-		t.Fatal(err)
-	}
+	readOnly(t, owner, true)
 	app.DB().SetMaxIdleConns(0) // sessions begun before stay writable: each request opens one
 
 	res := a.post(`{ segments { totalCount nodes { name } } }`, nil)
@@ -171,6 +169,88 @@ func TestReadOnlyDatabaseServesQueries(t *testing.T) {
 	}
 	if strings.Contains(log.String(), "level=ERROR") || !strings.Contains(log.String(), "database is read-only") {
 		t.Errorf("the log does not say the database was read-only, or says it as an error:\n%s", log.String())
+	}
+}
+
+// TestReadOnlyDatabaseKeyedQueries: on a database taking no writes, a request whose
+// Idempotency-Key is free runs unrecorded as long as it changes nothing: a query is
+// answered, and nothing is kept of it (the same key, once the database takes writes,
+// runs again); a mutation is refused as before, 503 SERVICE_UNAVAILABLE with
+// Retry-After and the WARN line, and nothing of it runs. Every keyed request was
+// refused: a partner SDK that keys each POST had its reads fail through a failover,
+// while unkeyed reads were served.
+func TestReadOnlyDatabaseKeyedQueries(t *testing.T) {
+	if storetest.ThroughPgBouncer() {
+		t.Skip("PgBouncer's pooled sessions were begun writable")
+	}
+	owner, app := storetest.NewStores(t, store.Options{MaxConns: 4, AppName: "read-only-keyed", Tenant: storetest.AuthTenant})
+	ws, key := storetest.Workspace(t, owner)
+	var log logtest.Buffer
+	srv := httptest.NewServer(server.Handler(app, log.Logger(), server.Config{}))
+	defer srv.Close()
+	a := &api{t: t, url: srv.URL, key: key, ws: ws, store: owner}
+	a.addSegment("Before the failover")
+	app.DB().SetMaxIdleConns(0) // each request opens a session, begun as the database says
+	readOnly(t, owner, true)
+
+	query := idemBody(`{ segments { totalCount nodes { name } } }`, nil)
+	queryKey := newKey()
+	res := a.idemPost(query, queryKey)
+	if res.status != http.StatusOK || len(res.decoded.Errors) > 0 || !strings.Contains(string(res.decoded.Data), "Before the failover") || res.replayed() {
+		t.Fatalf("a keyed query of a read-only database: %d %s (replayed %v), want 200 with its data", res.status, res.body, res.replayed())
+	}
+	if row := a.idemRow(queryKey); row != "" {
+		t.Errorf("the key of a query run unrecorded is %q, want none", row)
+	}
+
+	mutation := idemBody(`mutation { createSegment(input: {name: "Keyed during"}) { segment { id } } }`, nil)
+	mutationKey := newKey()
+	log.Reset()
+	refused := a.idemPost(mutation, mutationKey)
+	refused.refusedWith(t, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
+	if refused.header.Get("Retry-After") == "" || refused.decoded.Data != nil {
+		t.Errorf("a keyed mutation of a read-only database: Retry-After %q, data %s; want a Retry-After and no data", refused.header.Get("Retry-After"), refused.decoded.Data)
+	}
+	if got := log.String(); strings.Contains(got, "level=ERROR") || !strings.Contains(got, "level=WARN msg=\"database is read-only\" during=\"Idempotency-Key claim\"") {
+		t.Errorf("the log does not warn that the key cannot be recorded, or logs an error:\n%s", got)
+	}
+	if n := a.segmentNamed("Keyed during"); n != 0 {
+		t.Errorf("the refused mutation made %d segments", n)
+	}
+
+	readOnly(t, owner, false)
+	a.addSegment("After the failover")
+	again := a.idemPost(query, queryKey)
+	if again.status != http.StatusOK || again.replayed() || !strings.Contains(string(again.decoded.Data), "After the failover") {
+		t.Errorf("the query's key once the database takes writes: %d %s (replayed %v), want it run again", again.status, again.body, again.replayed())
+	}
+	if made := a.idemPost(mutation, mutationKey); made.status != http.StatusOK || made.replayed() || len(made.decoded.Errors) > 0 || a.segmentNamed("Keyed during") != 1 {
+		t.Errorf("the mutation's key once the database takes writes: %d %s, want it run once", made.status, made.body)
+	}
+}
+
+// readOnly makes the database of owner take no writes in the sessions begun from now
+// on (a standby after a failover, as default_transaction_read_only makes it), or
+// writes again.
+func readOnly(t *testing.T, owner *store.Store, on bool) {
+	t.Helper()
+	conn, err := owner.DB().Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	value := "off"
+	if on {
+		value = "on"
+	}
+	for _, stmt := range []string{
+		// The session itself may have begun read-only, and ALTER DATABASE writes.
+		"SET default_transaction_read_only = off",
+		`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = ` + value + `', current_database()); END $$`,
+	} {
+		if _, err := conn.ExecContext(context.Background(), stmt); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
