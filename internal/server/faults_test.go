@@ -137,12 +137,7 @@ func TestReadOnlyDatabaseServesQueries(t *testing.T) {
 		// it began before: requests would still write.
 		t.Skip("PgBouncer's pooled sessions were begun writable")
 	}
-	owner, app := storetest.NewStores(t, store.Options{MaxConns: 4, AppName: "read-only", Tenant: storetest.AuthTenant})
-	ws, key := storetest.Workspace(t, owner)
-	var log logtest.Buffer
-	srv := httptest.NewServer(server.Handler(app, log.Logger(), server.Config{}))
-	defer srv.Close()
-	a := &api{t: t, url: srv.URL, key: key, ws: ws, store: owner}
+	a, owner, app, log := readOnlyCandidate(t)
 	a.addSegment("Before the failover")
 	keyed := idemBody(`mutation { createSegment(input: {name: "Keyed before"}) { segment { id name } } }`, nil)
 	kept := newKey()
@@ -183,12 +178,7 @@ func TestReadOnlyDatabaseKeyedQueries(t *testing.T) {
 	if storetest.ThroughPgBouncer() {
 		t.Skip("PgBouncer's pooled sessions were begun writable")
 	}
-	owner, app := storetest.NewStores(t, store.Options{MaxConns: 4, AppName: "read-only-keyed", Tenant: storetest.AuthTenant})
-	ws, key := storetest.Workspace(t, owner)
-	var log logtest.Buffer
-	srv := httptest.NewServer(server.Handler(app, log.Logger(), server.Config{}))
-	defer srv.Close()
-	a := &api{t: t, url: srv.URL, key: key, ws: ws, store: owner}
+	a, owner, app, log := readOnlyCandidate(t)
 	a.addSegment("Before the failover")
 	app.DB().SetMaxIdleConns(0) // each request opens a session, begun as the database says
 	readOnly(t, owner, true)
@@ -227,6 +217,19 @@ func TestReadOnlyDatabaseKeyedQueries(t *testing.T) {
 	if made := a.idemPost(mutation, mutationKey); made.status != http.StatusOK || made.replayed() || len(made.decoded.Errors) > 0 || a.segmentNamed("Keyed during") != 1 {
 		t.Errorf("the mutation's key once the database takes writes: %d %s, want it run once", made.status, made.body)
 	}
+}
+
+// readOnlyCandidate returns a server on a database of the test's own, as the
+// application's role, whose database the owner's store can make read-only (readOnly),
+// and the buffer of the server's log.
+func readOnlyCandidate(t *testing.T) (a *api, owner, app *store.Store, log *logtest.Buffer) {
+	t.Helper()
+	owner, app = storetest.NewStores(t, store.Options{MaxConns: 4, AppName: "read-only", Tenant: storetest.AuthTenant})
+	ws, key := storetest.Workspace(t, owner)
+	log = &logtest.Buffer{}
+	srv := httptest.NewServer(server.Handler(app, log.Logger(), server.Config{}))
+	t.Cleanup(srv.Close)
+	return &api{t: t, url: srv.URL, key: key, ws: ws, store: owner}, owner, app, log
 }
 
 // readOnly makes the database of owner take no writes in the sessions begun from now
