@@ -60,6 +60,13 @@ func (w *negotiatedWriter) WriteHeader(status int) {
 		if !slices.Contains(h.Values("Vary"), "Accept") {
 			h.Add("Vary", "Accept")
 		}
+		// An answer is the workspace's data as of now, for its credential: no cache,
+		// private or shared, may keep it (a GET query's answer was otherwise left to
+		// caches' heuristics, and a proxy that ignores Authorization could serve it
+		// stale, or to another caller).
+		if h.Get("Cache-Control") == "" {
+			h.Set("Cache-Control", "no-store")
+		}
 	}
 	w.ResponseWriter.WriteHeader(status)
 }

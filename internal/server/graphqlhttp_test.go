@@ -221,8 +221,8 @@ func TestGraphQLHTTPRefusalsNegotiated(t *testing.T) {
 			if r.status == http.StatusOK && name != "a bad cursor" || r.code() == "" {
 				t.Errorf("%s as %s: %d %s, want a refusal", name, accept, r.status, r.body)
 			}
-			if got := r.header.Get("Content-Type"); got != accept+"; charset=utf-8" || !slices.Contains(r.header.Values("Vary"), "Accept") {
-				t.Errorf("%s as %s: Content-Type %q, Vary %q", name, accept, got, r.header.Values("Vary"))
+			if got := r.header.Get("Content-Type"); got != accept+"; charset=utf-8" || !slices.Contains(r.header.Values("Vary"), "Accept") || r.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("%s as %s: Content-Type %q, Vary %q, Cache-Control %q", name, accept, got, r.header.Values("Vary"), r.header.Get("Cache-Control"))
 			}
 		}
 	}
@@ -366,8 +366,8 @@ func TestGraphQLHTTPGet(t *testing.T) {
 		"variables":     {`{"id": "` + seg + `"}`},
 		"extensions":    {`{"some": "value"}`},
 	}, ctGR)
-	if r.status != http.StatusOK || string(r.res.Data) != `{"segment":{"name":"Over GET"}}` {
-		t.Errorf("GET: %d %s", r.status, r.body)
+	if r.status != http.StatusOK || string(r.res.Data) != `{"segment":{"name":"Over GET"}}` || r.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("GET: %d %s, Cache-Control %q (want no-store)", r.status, r.body, r.header.Get("Cache-Control"))
 	}
 	for name, params := range map[string]url.Values{
 		"no query":                {},
