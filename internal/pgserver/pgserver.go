@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -64,7 +65,8 @@ type Options struct {
 	// newest /usr/lib/postgresql/*/bin, else $PATH.
 	BinDir string
 	// Settings are further server settings, each "name=value" (postgres -c), such as
-	// "shared_buffers=2GB"; they override this package's defaults (TempFileLimit).
+	// "shared_buffers=2GB"; they override this package's defaults (TempFileLimit, and
+	// what the server logs: logSettings).
 	// They apply when this process starts the server, not when it attaches to one
 	// already running.
 	Settings []string
@@ -519,9 +521,9 @@ func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 			return fmt.Errorf("pgserver: %w", err)
 		}
 	}
-	logFile, err := os.OpenFile(filepath.Join(s.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := openLog(s.dir, runAs)
 	if err != nil {
-		return fmt.Errorf("pgserver: %w", err)
+		return err
 	}
 	defer logFile.Close() // the child keeps its own descriptor
 	args := []string{
@@ -532,6 +534,8 @@ func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 		"-c", "max_connections=200",
 		"-c", "temp_file_limit=" + TempFileLimit,
 	}
+	// Given at every start, these apply to a cluster an older build made as well.
+	args = append(args, logSettings...)
 	if opts.Shared {
 		args = append(args, "-c", sharedSetting)
 	}
@@ -563,6 +567,72 @@ func (s *Server) start(bin string, runAs *user.User, opts Options) error {
 	return nil
 }
 
+// LogFile, in the server's directory, receives what the server writes to its stderr.
+const LogFile = "postgres.log"
+
+// LogRotateSize is the size over which Start renames LogFile to LogFile+".1",
+// replacing the previous one, before the server writes a new one. With logSettings
+// the server writes little (about two lines a checkpoint, a few a start or stop), so
+// a check at each start bounds the log. PostgreSQL's logging_collector would rotate
+// it while the server runs too, at the price of another process and of files it names
+// in its log_directory, where the README and our errors no longer point.
+const LogRotateSize = 10 << 20
+
+// logSettings keep client statements, and the values our SQL carries in its text
+// (bun interpolates them), out of the server's log: with PostgreSQL's defaults a
+// duplicate segment name logged the statement whole (STATEMENT) and the conflicting
+// key (DETAIL), a cancelled 1,000-contact upsert every phone number, and a client
+// that failed statements on purpose grew the log at 1.7 MB/s. Such failures are
+// the API's to answer (TAKEN, a retry, UNAVAILABLE) and our own log's to report.
+//   - log_min_messages=log: in the server log's order (… WARNING, ERROR, LOG,
+//     FATAL, PANIC) LOG ranks above ERROR, so statements' errors and warnings are
+//     not logged, while the server's own LOG lines (start, stop, checkpoints, a
+//     backend's crash), FATAL and PANIC are.
+//   - log_min_error_statement=panic: no statement text even with a FATAL (a
+//     backend terminated mid-statement, as at shutdown, logged its statement).
+//   - log_error_verbosity=terse: no DETAIL, HINT, QUERY or CONTEXT, which quote
+//     values or statements (a crashed backend's DETAIL is the statement it ran).
+//
+// Options.Settings come after them and win.
+var logSettings = []string{
+	"-c", "log_min_messages=log",
+	"-c", "log_min_error_statement=panic",
+	"-c", "log_error_verbosity=terse",
+}
+
+// openLog opens dir's LogFile for the server to append to, made 0600 (an older
+// build made it 0644) and owned by runAs (nil: this process's user), after renaming
+// it LogFile+".1" when it is over LogRotateSize.
+func openLog(dir string, runAs *user.User) (*os.File, error) {
+	path := filepath.Join(dir, LogFile)
+	if fi, err := os.Stat(path); err == nil {
+		// Before the rename, so that the old log keeps no mode that lets anyone read
+		// it either.
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, fmt.Errorf("pgserver: %w", err)
+		}
+		if err := chown(runAs, path); err != nil {
+			return nil, err
+		}
+		if fi.Size() > LogRotateSize {
+			if err := os.Rename(path, path+".1"); err != nil {
+				return nil, fmt.Errorf("pgserver: %w", err)
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	if err := chown(runAs, path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // waitReady waits until the server accepts connections: the one this process started,
 // or, when joined is not 0, the postmaster of that process ID that another started.
 func (s *Server) waitReady(ctx context.Context, joined int) error {
@@ -586,7 +656,7 @@ func (s *Server) waitReady(ctx context.Context, joined int) error {
 		select {
 		case <-s.exited:
 			s.cmd = nil
-			return fmt.Errorf("pgserver: postgres exited at start; see %s", filepath.Join(s.dir, "postgres.log"))
+			return fmt.Errorf("pgserver: postgres exited at start; see %s", filepath.Join(s.dir, LogFile))
 		case <-ctx.Done():
 			return fmt.Errorf("pgserver: postgres not ready: %w (last error: %v)", ctx.Err(), err)
 		case <-time.After(10 * time.Millisecond):

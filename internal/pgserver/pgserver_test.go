@@ -685,3 +685,153 @@ func TestInitCutShortIsMadeAgain(t *testing.T) {
 		t.Errorf("a complete cluster without its password: %v, want it refused, not made again", err)
 	}
 }
+
+// TestLogKeepsNoClientData: statements that fail, are cancelled or are cut short by
+// their connection's end leave what they carried nowhere in postgres.log, which is
+// 0600 and belongs to the user the server runs as. PostgreSQL's defaults logged each
+// such statement whole (STATEMENT) with the conflicting key (DETAIL): a duplicate
+// segment name wrote its name and description there, a cancelled upsert every phone
+// number, in a file anyone on the machine could read.
+func TestLogKeepsNoClientData(t *testing.T) {
+	ctx := context.Background()
+	dir := storetest.ServerDir(t)
+	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Stop() })
+	const secret = "secret-value-7f3a9"
+	url := pg.URL("segments")
+	write(t, url, "CREATE TABLE named (name text UNIQUE); INSERT INTO named VALUES ('"+secret+"-taken')")
+
+	conn := connectAs(t, url, "test")
+	var pgErr *pgconn.PgError
+	// A unique violation: the refusal our API answers TAKEN.
+	_, err = conn.Exec(ctx, "INSERT INTO named VALUES ('"+secret+"-taken')")
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		t.Fatalf("a duplicate: got %v, want SQLSTATE 23505", err)
+	}
+	// A cancellation: a request's timeout.
+	_, err = conn.Exec(ctx, "SET statement_timeout = '20ms'; SELECT pg_sleep(5), '"+secret+"-cancelled'")
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+		t.Fatalf("a statement past its timeout: got %v, want SQLSTATE 57014", err)
+	}
+	// A statement whose connection is terminated (FATAL) under it: the server's shutdown.
+	victim := connectAs(t, url, "victim")
+	var pid int
+	if err := victim.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := victim.Exec(ctx, "SELECT pg_sleep(5), '"+secret+"-terminated'")
+		done <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var waiting bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'PgSleep')", pid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the victim's statement never started")
+		}
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the terminated statement succeeded")
+	}
+	conn.Close(ctx)
+	if err := pg.Stop(); err != nil { // every backend has written what it would
+		t.Fatal(err)
+	}
+
+	path := filepath.Join(dir, "postgres.log")
+	logIsPrivate(t, path)
+	log := readFile(t, path)
+	if strings.Contains(log, secret) {
+		t.Fatalf("postgres.log holds the statements' values:\n%s", log)
+	}
+	if !strings.Contains(log, "database system is ready to accept connections") || !strings.Contains(log, "database system is shut down") {
+		t.Fatalf("postgres.log lacks the server's start and stop:\n%s", log)
+	}
+}
+
+// TestLogRotatedAtStart: a postgres.log over pgserver.LogRotateSize is renamed
+// postgres.log.1 at start, and the server writes a new one; both, and a log an older
+// build made world-readable, are 0600. It grew without bound before: a client that
+// failed statements on purpose added 520 KB in 0.3 s.
+func TestLogRotatedAtStart(t *testing.T) {
+	ctx := context.Background()
+	dir := storetest.ServerDir(t)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "postgres.log")
+	if err := os.WriteFile(path, []byte("an older build's log\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, pgserver.LogRotateSize+1); err != nil { // sparse: fast
+		t.Fatal(err)
+	}
+	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Stop() })
+
+	old, err := os.Stat(path + ".1")
+	if err != nil || old.Size() != pgserver.LogRotateSize+1 {
+		t.Fatalf("postgres.log.1: %v, %v; want the old log of %d bytes", old, err, pgserver.LogRotateSize+1)
+	}
+	logIsPrivate(t, path+".1")
+	if log := readFile(t, path); strings.Contains(log, "an older build's log") || !strings.Contains(log, "database system is ready") {
+		t.Fatalf("postgres.log after rotation:\n%.500s", log)
+	}
+	logIsPrivate(t, path)
+
+	// One under the limit is kept, and appended to, when the server starts again.
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := readFile(t, path)
+	again, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = again.Stop() })
+	if log := readFile(t, path); !strings.HasPrefix(log, before) || len(log) == len(before) {
+		t.Fatalf("postgres.log under the limit was not appended to:\n%.500s", log)
+	}
+	logIsPrivate(t, path)
+}
+
+// logIsPrivate fails the test unless the file at path is 0600 and, as root, belongs
+// to the postgres OS user, whom the server runs as.
+func logIsPrivate(t *testing.T, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := fi.Mode().Perm(); mode != 0o600 {
+		t.Errorf("%s: mode %#o, want 0600", filepath.Base(path), mode)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	pgUser, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Uid)); uid != pgUser.Uid {
+		t.Errorf("%s: owner uid %s, want postgres (%s)", filepath.Base(path), uid, pgUser.Uid)
+	}
+}
