@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"net/http"
-	"strconv"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -32,10 +31,19 @@ const (
 // SHA-256 instead of its text, over POST or GET, once its workspace has sent the
 // text; PERSISTED_QUERY_NOT_FOUND asks it to send both). It must be installed before
 // useLimits, whose checks see the query that APQ looked up.
+//
+// The parsed-query cache is shared by all workspaces, as it is meant to be: every
+// workspace's dashboard sends the same documents, parsed once for all. What one
+// workspace can learn of it is that a document, to its last character, was sent
+// recently by someone (a few milliseconds of parsing saved): it must already hold the
+// text to ask, the values a request carries belong in its variables, which are not
+// part of the key, and a document evicted by another workspace's flood costs its
+// sender a parse, not a request. A persisted query, found by its hash alone, is
+// another matter: it is kept apart (workspaceCache), and one workspace evicted could
+// not be served by its hash until it sent the text again.
 func useCaches(srv *handler.Server) {
 	srv.SetQueryCache(newBoundedCache(cacheSize, cacheBytes, func(query string, _ *ast.QueryDocument) int { return len(query) }))
-	srv.Use(persistedQueries{extension.AutomaticPersistedQuery{Cache: workspaceCache{
-		newBoundedCache(cacheSize, cacheBytes, func(hash, query string) int { return len(hash) + len(query) })}}})
+	srv.Use(persistedQueries{extension.AutomaticPersistedQuery{Cache: newWorkspaceCache()}})
 }
 
 // A boundedCache is a least-recently-used cache of at most maxEntries entries and at
@@ -134,25 +142,141 @@ func sha256Hex(s string) bool {
 	return true
 }
 
-// workspaceCache keeps each workspace's persisted queries apart, in one cache: a
-// hash is found only by the workspace that sent its query. Shared, a workspace could
-// tell whether any other had sent a given document (a search term, a phone number
-// written in it) by sending its hash.
+// A persisted query is charged the length of its hash and text, and at least
+// minCharge, so that the bound of cacheBytes on the charges also holds the cache to
+// cacheSize queries. A workspace holds at most workspaceShare (100 short queries),
+// so that one workspace alone fills a tenth of the cache at most.
+const (
+	minCharge      = cacheBytes / cacheSize
+	workspaceShare = cacheBytes / 10
+)
+
+// workspaceCache keeps each workspace's persisted queries apart, and their share of
+// the cache too. A hash is found only by the workspace that sent its query: shared, a
+// workspace could tell whether any other had sent a given document (a search term, a
+// phone number written in it) by sending its hash. And a workspace's queries are
+// evicted only by its own: one least recently used cache for all let a workspace
+// sending 1,100 queries of nothing evict every other's, and a query unused for half a
+// second was PERSISTED_QUERY_NOT_FOUND. A workspace beyond workspaceShare loses its
+// own least recently used; when the cache as a whole is beyond cacheBytes (more than
+// ten workspaces fill their share), the workspace charged the most (to minCharge:
+// workspaces are ranked by their charge in whole minCharges) loses its least recently
+// used. So each workspace keeps its queries up to workspaceShare, or its equal share
+// of cacheBytes when more workspaces than ten want more, whatever the others send.
+//
+// Each operation costs O(1), but for the scan down to the next workspace charged the
+// most once the most charged has lost its queries, which the charges added before
+// pay for. A workspace without queries is forgotten: the cache holds at most
+// cacheSize queries and as many workspaces.
 type workspaceCache struct {
-	graphql.Cache[string]
+	mu      sync.Mutex
+	queries map[spaceKey]*list.Element // of *spaceQuery
+	spaces  map[int64]*querySpace
+	// ranks holds the workspaces with queries by their charge in minCharges, and top
+	// is the highest one not empty.
+	ranks  [workspaceShare/minCharge + 1]list.List // of *querySpace
+	top    int
+	charge int
 }
 
-// workspaceKey is key within the workspace of ctx; requests reach the cache only
+type spaceKey struct {
+	workspace int64
+	hash      string
+}
+
+type spaceQuery struct {
+	key    spaceKey
+	query  string
+	charge int
+}
+
+// A querySpace is one workspace's persisted queries.
+type querySpace struct {
+	id     int64
+	order  list.List // of *spaceQuery, the most recently used first
+	charge int
+	rank   *list.Element // in workspaceCache.ranks
+}
+
+func newWorkspaceCache() *workspaceCache {
+	return &workspaceCache{queries: map[spaceKey]*list.Element{}, spaces: map[int64]*querySpace{}}
+}
+
+// workspaceKey is hash within the workspace of ctx; requests reach the cache only
 // authenticated, so there is always one.
-func workspaceKey(ctx context.Context, key string) string {
+func workspaceKey(ctx context.Context, hash string) spaceKey {
 	ws, _ := auth.WorkspaceFrom(ctx)
-	return strconv.FormatInt(ws.ID, 10) + ":" + key
+	return spaceKey{ws.ID, hash}
 }
 
-func (c workspaceCache) Get(ctx context.Context, key string) (string, bool) {
-	return c.Cache.Get(ctx, workspaceKey(ctx, key))
+func (c *workspaceCache) Get(ctx context.Context, hash string) (string, bool) {
+	k := workspaceKey(ctx, hash)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.queries[k]
+	if !ok {
+		return "", false
+	}
+	c.spaces[k.workspace].order.MoveToFront(e)
+	return e.Value.(*spaceQuery).query, true
 }
 
-func (c workspaceCache) Add(ctx context.Context, key, query string) {
-	c.Cache.Add(ctx, workspaceKey(ctx, key), query)
+// Add keeps query under hash for the workspace of ctx, unless it alone is more than
+// workspaceShare.
+func (c *workspaceCache) Add(ctx context.Context, hash, query string) {
+	q := &spaceQuery{key: workspaceKey(ctx, hash), query: query, charge: max(len(hash)+len(query), minCharge)}
+	if q.charge > workspaceShare {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.queries[q.key]; ok {
+		c.evict(c.spaces[q.key.workspace], e)
+	}
+	s := c.spaces[q.key.workspace]
+	if s == nil {
+		s = &querySpace{id: q.key.workspace}
+	}
+	// Made room first, s's charge stays within workspaceShare, and its rank within
+	// ranks.
+	for s.order.Len() > 0 && s.charge+q.charge > workspaceShare {
+		c.evict(s, s.order.Back())
+	}
+	c.spaces[s.id] = s
+	c.queries[q.key] = s.order.PushFront(q)
+	c.charged(s, q.charge)
+	for c.charge > cacheBytes {
+		most := c.ranks[c.top].Front().Value.(*querySpace)
+		c.evict(most, most.order.Back())
+	}
+}
+
+// evict forgets e, one of s's queries, and s if it has no other.
+func (c *workspaceCache) evict(s *querySpace, e *list.Element) {
+	q := s.order.Remove(e).(*spaceQuery)
+	delete(c.queries, q.key)
+	c.charged(s, -q.charge)
+	if s.order.Len() == 0 {
+		delete(c.spaces, s.id)
+	}
+}
+
+// charged adds charge to s's and the cache's, and ranks s anew if its rank changed:
+// last among those of its new rank, so that of workspaces charged alike, the one
+// there longest loses first. A workspace charged nothing is ranked nowhere.
+func (c *workspaceCache) charged(s *querySpace, charge int) {
+	from, to := s.charge/minCharge, (s.charge+charge)/minCharge
+	c.charge += charge
+	s.charge += charge
+	if s.rank != nil && to != from {
+		c.ranks[from].Remove(s.rank)
+		s.rank = nil
+	}
+	if s.rank == nil && s.charge > 0 {
+		s.rank = c.ranks[to].PushBack(s)
+		c.top = max(c.top, to)
+	}
+	for c.top > 0 && c.ranks[c.top].Len() == 0 {
+		c.top--
+	}
 }
