@@ -88,7 +88,7 @@ var settings = []setting{
 	{"", "DATABASE_URL", "(unset)", "PostgreSQL to use instead of the embedded one, e.g. postgres://user:pw@host/db", "all"},
 	{"", "SEGMENTS_APP_DATABASE_URL", "(unset: DATABASE_URL's database as role segments_app)", "how the server's requests connect: a role that is no superuser, has no BYPASSRLS and owns no table, granted segments_app, so that row-level security holds it to each request's workspace", "serve"},
 	{"--demo", "SEGMENTS_DEMO", "false", "load the demo workspace and print its API key", "serve"},
-	{"--log-format", "SEGMENTS_LOG_FORMAT", "text", "log format: text or json", "serve"},
+	{"--log-format", "SEGMENTS_LOG_FORMAT", "text", "format of the log on stderr, the error that ends the command included: text or json (what a command prints on stdout, a key or a report, stays as it is)", "all"},
 	{"--batch-wait", "SEGMENTS_BATCH_WAIT", "1ms", "how long a batch loader waits for sibling keys", "serve"},
 	{"--key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", "2s", "how long an accepted API key is remembered without asking the database: a revoked key, or a rotated one past its grace, stops working within it (0: ask on every request)", "serve"},
 	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes", "serve"},
@@ -155,6 +155,10 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	}
 	fs.StringVar(&c.dataDir, "data-dir", env("SEGMENTS_DATA_DIR", defaultDataDir(getenv)), "")
 	c.databaseURL = getenv("DATABASE_URL")
+	// Every command logs: migrate runs as a deploy job, whose log a pipeline reads
+	// as serve's.
+	c.logFormat = "text"
+	c.setting(fs, getenv, "log-format", "SEGMENTS_LOG_FORMAT", choiceValue{&c.logFormat, []string{"text", "json"}})
 	if !serve {
 		return
 	}
@@ -166,8 +170,6 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	timeout(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", 15*time.Second)
 	fs.StringVar(&c.addr, "addr", env("SEGMENTS_ADDR", "127.0.0.1:8080"), "")
 	c.setting(fs, getenv, "demo", "SEGMENTS_DEMO", boolValue{&c.demo})
-	c.logFormat = "text"
-	c.setting(fs, getenv, "log-format", "SEGMENTS_LOG_FORMAT", choiceValue{&c.logFormat, []string{"text", "json"}})
 	duration(&c.batchWait, "batch-wait", "SEGMENTS_BATCH_WAIT", time.Millisecond)
 	duration(&c.keyCacheTTL, "key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", 2*time.Second)
 	duration(&c.request, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", 10*time.Second)
