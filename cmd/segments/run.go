@@ -149,6 +149,9 @@ func parse(command string, args []string, getenv func(string) string, stderr io.
 	if err == nil {
 		err = cfg.envErr
 	}
+	if err == nil && serve {
+		err = cfg.checkTracing() // telemetry.go
+	}
 	if err == nil && strings.TrimSpace(cfg.dataDir) == "" {
 		// Empty, the embedded PostgreSQL made its cluster in the working directory.
 		err = errors.New("--data-dir (SEGMENTS_DATA_DIR) cannot be empty")
