@@ -63,6 +63,7 @@ type config struct {
 	// the profiles' listener
 	metricsAddr, debugAddr                         string
 	otlpEndpoint, otlpTracesEndpoint, otlpProtocol string
+	otlpProtocolName                               string // the variable otlpProtocol came from
 	otelDisabled                                   bool
 	// goGC is GOGC: when empty, serve sets server.GCPercent.
 	goGC string
@@ -88,7 +89,7 @@ var settings = []setting{
 	{"", "DATABASE_URL", "(unset)", "PostgreSQL to use instead of the embedded one, e.g. postgres://user:pw@host/db", "all"},
 	{"", "SEGMENTS_APP_DATABASE_URL", "(unset: DATABASE_URL's database as role segments_app)", "how the server's requests connect: a role that is no superuser, has no BYPASSRLS and owns no table, granted segments_app, so that row-level security holds it to each request's workspace", "serve"},
 	{"--demo", "SEGMENTS_DEMO", "false", "load the demo workspace and print its API key", "serve"},
-	{"--log-format", "SEGMENTS_LOG_FORMAT", "text", "log format: text or json", "serve"},
+	{"--log-format", "SEGMENTS_LOG_FORMAT", "text", "format of the log on stderr, the error that ends the command included: text or json (what a command prints on stdout, a key or a report, stays as it is)", "all"},
 	{"--batch-wait", "SEGMENTS_BATCH_WAIT", "1ms", "how long a batch loader waits for sibling keys", "serve"},
 	{"--key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", "2s", "how long an accepted API key is remembered without asking the database: a revoked key, or a rotated one past its grace, stops working within it (0: ask on every request)", "serve"},
 	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes", "serve"},
@@ -128,7 +129,7 @@ var settings = []setting{
 	{"--introspection", "SEGMENTS_INTROSPECTION", "on (production: sessions)", "who may introspect the schema: on, off, or sessions (dashboard sessions only, not API keys)", "serve"},
 	{"--playground", "SEGMENTS_PLAYGROUND", "on (production: off)", "serve the GraphQL playground at /: on or off", "serve"},
 	{"--metrics-addr", "SEGMENTS_METRICS_ADDR", "(unset: /metrics on --addr)", "address of a separate listener serving only /metrics (Prometheus), which then leaves the API's listener; off: no /metrics", "serve"},
-	{"--debug-addr", "SEGMENTS_DEBUG_ADDR", "(unset: off)", "loopback address (127.0.0.1:6060, localhost:6060, [::1]:6060) of a listener serving Go's profiles at /debug/pprof/ (go tool pprof), to profile the server under real load; any other address is refused at start", "serve"},
+	{"--debug-addr", "SEGMENTS_DEBUG_ADDR", "(unset: off)", "loopback address (127.0.0.1:6060, localhost:6060, [::1]:6060) of a listener serving Go's profiles at /debug/pprof/ (go tool pprof), to profile the server under real load; any other address is refused (exit status 2)", "serve"},
 	{"--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "(unset: tracing off)", "OTLP/HTTP receiver of the traces, e.g. http://collector:4318 (/v1/traces is appended); the other OTEL_* variables apply (headers, sampler, service name)", "serve"},
 	{"", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "(unset)", "full URL of the OTLP/HTTP traces receiver; wins over the endpoint above, and turns tracing on too", "serve"},
 	{"", "GOGC", "(unset: 400)", "Go's garbage collector target, in percent of the live heap; the server uses 400, not Go's 100: about a quarter less CPU per large page for a heap a few times larger (tens of MB; admission bounds it under overload)", "serve"},
@@ -155,6 +156,10 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	}
 	fs.StringVar(&c.dataDir, "data-dir", env("SEGMENTS_DATA_DIR", defaultDataDir(getenv)), "")
 	c.databaseURL = getenv("DATABASE_URL")
+	// Every command logs: migrate runs as a deploy job, whose log a pipeline reads
+	// as serve's.
+	c.logFormat = "text"
+	c.setting(fs, getenv, "log-format", "SEGMENTS_LOG_FORMAT", choiceValue{&c.logFormat, []string{"text", "json"}})
 	if !serve {
 		return
 	}
@@ -164,10 +169,9 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	// other values must not change them under the running servers.
 	timeout(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", 15*time.Second)
 	timeout(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", 15*time.Second)
-	fs.StringVar(&c.addr, "addr", env("SEGMENTS_ADDR", "127.0.0.1:8080"), "")
+	c.addr = "127.0.0.1:8080"
+	c.setting(fs, getenv, "addr", "SEGMENTS_ADDR", addrValue{p: &c.addr})
 	c.setting(fs, getenv, "demo", "SEGMENTS_DEMO", boolValue{&c.demo})
-	c.logFormat = "text"
-	c.setting(fs, getenv, "log-format", "SEGMENTS_LOG_FORMAT", choiceValue{&c.logFormat, []string{"text", "json"}})
 	duration(&c.batchWait, "batch-wait", "SEGMENTS_BATCH_WAIT", time.Millisecond)
 	duration(&c.keyCacheTTL, "key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", 2*time.Second)
 	duration(&c.request, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", 10*time.Second)
@@ -187,8 +191,8 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	// Listing origins restricts which pages browsers let read the answers.
 	c.corsOrigins = []string{server.AnyOrigin}
 	c.setting(fs, getenv, "cors-origins", "SEGMENTS_CORS_ORIGINS", originsValue{&c.corsOrigins})
-	c.limitFlags(fs, getenv)  // limits.go
-	c.telemetryFlags(fs, env) // telemetry.go
+	c.limitFlags(fs, getenv)          // limits.go
+	c.telemetryFlags(fs, getenv, env) // telemetry.go
 }
 
 // defaultDataDir follows the XDG base directories. Root gets /var/lib/segments: the

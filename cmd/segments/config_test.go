@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -182,4 +183,44 @@ func readmeSection(t *testing.T, start, end string) string {
 	}
 	section, _, _ = strings.Cut(section, end)
 	return section
+}
+
+// TestBadSettingsRefusedWhenParsed proves that a listener's address that cannot be
+// listened on and an OTLP endpoint that is no http(s) URL stop serve with a usage
+// error (exit status 2) naming the flag or variable, before it opens its database:
+// they were found only after the embedded PostgreSQL had started, exit status 1.
+func TestBadSettingsRefusedWhenParsed(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		vars map[string]string
+		name string // what the error must name
+	}{
+		{[]string{"--addr", "nonsense"}, nil, "-addr"},
+		{[]string{"--addr", "127.0.0.1:70000"}, nil, "-addr"},
+		{[]string{"--addr", "bad host:8080"}, nil, "-addr"},
+		{nil, map[string]string{"SEGMENTS_ADDR": "nonsense"}, "SEGMENTS_ADDR"},
+		{[]string{"--metrics-addr", "bogus"}, nil, "-metrics-addr"},
+		{nil, map[string]string{"SEGMENTS_METRICS_ADDR": "127.0.0.1:-1"}, "SEGMENTS_METRICS_ADDR"},
+		{[]string{"--debug-addr", "nonsense"}, nil, "-debug-addr"},
+		{nil, map[string]string{"SEGMENTS_DEBUG_ADDR": "0.0.0.0:6060"}, "SEGMENTS_DEBUG_ADDR"},
+		{[]string{"--otlp-endpoint", "::not a url"}, nil, "--otlp-endpoint"},
+		{nil, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{nil, map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "nowhere"}, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+		{nil, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL"},
+	} {
+		// A database where nothing listens: a setting not refused as it is parsed
+		// fails on the database instead, exit status 1, at once.
+		vars := map[string]string{"DATABASE_URL": unreachableDB}
+		maps.Copy(vars, c.vars)
+		_, _, err := cli(env(vars), append([]string{"serve"}, c.args...)...)
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), c.name) {
+			t.Errorf("serve %v %v: got %v (exit status %d), want a usage error naming %s", c.args, c.vars, err, exitCode(err), c.name)
+		}
+	}
+	// What net.Listen takes is taken.
+	for _, addr := range []string{"127.0.0.1:8080", ":8080", "[::1]:0", "localhost:http", "[fe80::1%eth0]:80", "db-1.internal:9090"} {
+		if err := listenAddr(addr); err != nil {
+			t.Errorf("listenAddr(%q) = %v, want it taken", addr, err)
+		}
+	}
 }

@@ -149,6 +149,9 @@ func parse(command string, args []string, getenv func(string) string, stderr io.
 	if err == nil {
 		err = cfg.envErr
 	}
+	if err == nil && serve {
+		err = cfg.checkTracing() // telemetry.go
+	}
 	if err == nil && strings.TrimSpace(cfg.dataDir) == "" {
 		// Empty, the embedded PostgreSQL made its cluster in the working directory.
 		err = errors.New("--data-dir (SEGMENTS_DATA_DIR) cannot be empty")
@@ -306,11 +309,17 @@ func warnSettings(ctx context.Context, s *store.Store, log *slog.Logger) {
 	}
 }
 
-// withStore runs fn with the database (openStore, as application app) and a text
-// logger on stderr, and closes the database after it: the frame of every command but
-// serve.
-func withStore(ctx context.Context, cfg *config, stderr io.Writer, app string, fn func(s *store.Store, log *slog.Logger) error) error {
-	log := newLogger(stderr, "text")
+// withStore runs fn with the database (openStore, as application app) and a logger
+// on stderr in the command's --log-format, and closes the database after it: the
+// frame of every command but serve. Its error is written in that format too
+// (exiting).
+func withStore(ctx context.Context, cfg *config, stderr io.Writer, app string, fn func(s *store.Store, log *slog.Logger) error) (err error) {
+	defer func() {
+		if err != nil {
+			err = inLogFormat{err, cfg.logFormat}
+		}
+	}()
+	log := newLogger(stderr, cfg.logFormat)
 	s, closeStore, err := openStore(ctx, cfg, log, app)
 	if err != nil {
 		return err

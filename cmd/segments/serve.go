@@ -16,11 +16,16 @@ import (
 	"github.com/segments/segments/internal/server"
 )
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	cfg, rest, err := parse("serve", args, getenv, stderr, true)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			err = inLogFormat{err, cfg.logFormat} // main's last line is in the log's format
+		}
+	}()
 	if err := noArgs("serve", rest); err != nil {
 		return err
 	}

@@ -21,21 +21,50 @@ import (
 // telemetryFlags registers the observability settings. The OTLP ones take the
 // standard OpenTelemetry variables, so that a deployment configured for other
 // services works unchanged.
-func (c *config) telemetryFlags(fs *flag.FlagSet, env func(name, def string) string) {
-	fs.StringVar(&c.metricsAddr, "metrics-addr", env("SEGMENTS_METRICS_ADDR", ""), "")
-	fs.StringVar(&c.debugAddr, "debug-addr", env("SEGMENTS_DEBUG_ADDR", ""), "")
+func (c *config) telemetryFlags(fs *flag.FlagSet, getenv func(string) string, env func(name, def string) string) {
+	c.setting(fs, getenv, "metrics-addr", "SEGMENTS_METRICS_ADDR", addrValue{p: &c.metricsAddr, unset: true, off: true})
+	c.setting(fs, getenv, "debug-addr", "SEGMENTS_DEBUG_ADDR", addrValue{p: &c.debugAddr, unset: true, loopback: true})
 	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", env("OTEL_EXPORTER_OTLP_ENDPOINT", ""), "")
 	c.otlpTracesEndpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 	c.otlpProtocol = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env("OTEL_EXPORTER_OTLP_PROTOCOL", ""))
+	c.otlpProtocolName = "OTEL_EXPORTER_OTLP_PROTOCOL"
+	if env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "") != "" {
+		c.otlpProtocolName = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	}
 	c.otelDisabled = strings.EqualFold(env("OTEL_SDK_DISABLED", ""), "true") ||
 		strings.EqualFold(env("OTEL_TRACES_EXPORTER", ""), "none")
+}
+
+// tracingOptions are the settings of tracing, and whether it is on.
+func (c *config) tracingOptions() (telemetry.TracingOptions, bool) {
+	opts := telemetry.TracingOptions{Endpoint: c.otlpEndpoint, TracesEndpoint: c.otlpTracesEndpoint, Protocol: c.otlpProtocol}
+	return opts, opts.Enabled() && !c.otelDisabled
+}
+
+// checkTracing refuses, naming it, a tracing setting that tracing would refuse: when
+// the flags are parsed, not after the embedded PostgreSQL started (exit status 1).
+func (c *config) checkTracing() error {
+	opts, on := c.tracingOptions()
+	if !on {
+		return nil
+	}
+	if err := opts.CheckProtocol(); err != nil {
+		return fmt.Errorf("%s: %w", c.otlpProtocolName, err)
+	}
+	if err := opts.CheckEndpoint(); err != nil {
+		if c.otlpTracesEndpoint != "" { // it wins over the other
+			return fmt.Errorf("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: %w", err)
+		}
+		return fmt.Errorf("--otlp-endpoint (OTEL_EXPORTER_OTLP_ENDPOINT): %w", err)
+	}
+	return nil
 }
 
 // tracing returns the tracer provider of the settings, nil when tracing is off, and
 // the function that flushes its last spans.
 func (c *config) tracing(ctx context.Context, log *slog.Logger) (trace.TracerProvider, func(), error) {
-	opts := telemetry.TracingOptions{Endpoint: c.otlpEndpoint, TracesEndpoint: c.otlpTracesEndpoint, Protocol: c.otlpProtocol}
-	if !opts.Enabled() || c.otelDisabled {
+	opts, on := c.tracingOptions()
+	if !on {
 		return nil, func() {}, nil
 	}
 	tp, err := telemetry.NewTracerProvider(ctx, opts)
@@ -83,9 +112,7 @@ func (c *config) profiling(log *slog.Logger) (stop func(), err error) {
 	if c.debugAddr == "" {
 		return func() {}, nil
 	}
-	if err := telemetry.LoopbackAddr(c.debugAddr); err != nil {
-		return nil, fmt.Errorf("--debug-addr: %w", err)
-	}
+	// Its address was checked as loopback when parsed (addrValue).
 	if stop, err = serveAside(c.debugAddr, telemetry.ProfilingHandler(), "/debug/pprof/", log); err != nil {
 		return nil, fmt.Errorf("--debug-addr: %w", err)
 	}

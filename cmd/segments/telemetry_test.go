@@ -115,8 +115,8 @@ func TestServeObservability(t *testing.T) {
 			var stderr strings.Builder
 			err := run(ctx, []string{"serve", "--addr", freeAddr(t), "--debug-addr", addr}, getenv, io.Discard, &stderr)
 			cancel()
-			if err == nil || !strings.Contains(err.Error(), "--debug-addr") || !strings.Contains(err.Error(), "not a loopback address") {
-				t.Errorf("--debug-addr %s: got %v, want it refused as not loopback\n%s", addr, err, stderr.String())
+			if exitCode(err) != 2 || !strings.Contains(err.Error(), "-debug-addr") || !strings.Contains(err.Error(), "not a loopback address") {
+				t.Errorf("--debug-addr %s: got %v, want it refused as not loopback, a usage error\n%s", addr, err, stderr.String())
 			}
 		}
 	})

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 // setting registers a flag whose environment variable sets it too, through the same
@@ -187,4 +190,68 @@ func (o originsValue) String() string {
 		return "off"
 	}
 	return strings.Join(*o.p, ",")
+}
+
+// addrValue is the address of a listener, host:port, checked as the flags are
+// parsed: one that net.Listen refuses ("nonsense", a port beyond 65535) stopped
+// serve only after the embedded PostgreSQL had started, with exit status 1.
+type addrValue struct {
+	p *string
+	// unset lets "" through (no such listener); off, "off" (none, --metrics-addr);
+	// loopback refuses any address but a loopback one (--debug-addr).
+	unset, off, loopback bool
+}
+
+func (a addrValue) Set(s string) error {
+	switch {
+	case s == "" && a.unset, s == "off" && a.off:
+	case a.loopback:
+		if err := listenAddr(s); err != nil {
+			return err
+		}
+		if err := telemetry.LoopbackAddr(s); err != nil {
+			return err
+		}
+	default:
+		if err := listenAddr(s); err != nil {
+			return err
+		}
+	}
+	*a.p = s
+	return nil
+}
+
+func (a addrValue) String() string {
+	if a.p == nil {
+		return ""
+	}
+	return *a.p
+}
+
+// listenAddr checks that s is an address to listen on: host:port, the host an IP
+// address, a name or empty (every interface), the port a number up to 65535 (0:
+// any free one) or a service's name (http).
+func listenAddr(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("want host:port (127.0.0.1:8080, :8080): %w", err)
+	}
+	if port == "" {
+		return fmt.Errorf("want host:port (127.0.0.1:8080, :8080), not %q: no port", s)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("want a port of 0 to 65535: %w", err)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !hostName(host) {
+		return fmt.Errorf("want host:port, not %q: %q is neither an IP address nor a host name", s, host)
+	}
+	return nil
+}
+
+// hostName reports whether s is spelled as a DNS name (letters, digits, hyphens,
+// underscores, dots), or is empty.
+func hostName(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	})
 }

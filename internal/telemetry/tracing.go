@@ -39,6 +39,22 @@ type TracingOptions struct {
 // Enabled reports whether the options name an endpoint: tracing is off without one.
 func (o TracingOptions) Enabled() bool { return o.Endpoint != "" || o.TracesEndpoint != "" }
 
+// CheckProtocol returns the error NewTracerProvider returns for o's Protocol, if
+// any, and CheckEndpoint the one for its endpoints: a command checks its settings
+// with them before it starts anything.
+func (o TracingOptions) CheckProtocol() error {
+	if p := o.Protocol; p != "" && p != "http/protobuf" {
+		return fmt.Errorf("tracing: OTLP protocol %q is not supported: use http/protobuf", p)
+	}
+	return nil
+}
+
+// CheckEndpoint: see CheckProtocol.
+func (o TracingOptions) CheckEndpoint() error {
+	_, err := o.target()
+	return err
+}
+
 // target returns the URL spans are sent to. Its errors quote the URL with its
 // password redacted, as they reach the log.
 func (o TracingOptions) target() (string, error) {
@@ -83,8 +99,8 @@ func RedactURL(s string) string {
 // NewTracerProvider returns a tracer provider that sends its spans in batches to the
 // OTLP/HTTP receiver of opts. Shut it down to flush the last spans.
 func NewTracerProvider(ctx context.Context, opts TracingOptions) (*sdktrace.TracerProvider, error) {
-	if p := opts.Protocol; p != "" && p != "http/protobuf" {
-		return nil, fmt.Errorf("tracing: OTLP protocol %q is not supported: use http/protobuf", p)
+	if err := opts.CheckProtocol(); err != nil {
+		return nil, err
 	}
 	target, err := opts.target()
 	if err != nil {
