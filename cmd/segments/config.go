@@ -13,6 +13,7 @@ import (
 
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/store"
 )
 
 // config is every setting of the command, each a flag with an environment variable
@@ -156,6 +157,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	}
 	fs.StringVar(&c.dataDir, "data-dir", env("SEGMENTS_DATA_DIR", defaultDataDir(getenv)), "")
 	c.databaseURL = getenv("DATABASE_URL")
+	c.checkDatabaseURL("DATABASE_URL", c.databaseURL)
 	// Every command logs: migrate runs as a deploy job, whose log a pipeline reads
 	// as serve's.
 	c.logFormat = "text"
@@ -164,6 +166,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 		return
 	}
 	c.appDatabaseURL = getenv("SEGMENTS_APP_DATABASE_URL")
+	c.checkDatabaseURL("SEGMENTS_APP_DATABASE_URL", c.appDatabaseURL)
 	c.goGC = getenv("GOGC") // the runtime reads it; serve sets its own default without it
 	// Only the server sets the role's timeouts: an administrative command run with
 	// other values must not change them under the running servers.
@@ -193,6 +196,19 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	c.setting(fs, getenv, "cors-origins", "SEGMENTS_CORS_ORIGINS", originsValue{&c.corsOrigins})
 	c.limitFlags(fs, getenv)          // limits.go
 	c.telemetryFlags(fs, getenv, env) // telemetry.go
+}
+
+// checkDatabaseURL refuses a database URL that does not parse (store.ParseURL) as
+// any other setting that does not parse (envErr): before the command connects or
+// starts anything. Connecting, a URL with an unescaped '@' in its password echoed
+// part of it in the error.
+func (c *config) checkDatabaseURL(envName, url string) {
+	if url == "" || c.envErr != nil {
+		return
+	}
+	if _, err := store.ParseURL(url); err != nil {
+		c.envErr = fmt.Errorf("%s: %w", envName, err)
+	}
 }
 
 // defaultDataDir follows the XDG base directories. Root gets /var/lib/segments: the

@@ -317,6 +317,45 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// TestDatabaseURLWithAnAt: a database URL whose password holds an '@' not
+// percent-encoded is refused before anything connects, as a setting that does not
+// parse (exit status 2), in words that echo none of it. pgx took the rest of the
+// password for the host, and the command failed to connect with "lookup
+// retPW7@127.0.0.1: no such host". Encoded, or in a keyword/value string, it is the
+// password.
+func TestDatabaseURLWithAnAt(t *testing.T) {
+	const bad = "postgres://segments:Sec@retPW7@127.0.0.1:1/x"
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"DATABASE_URL", []string{"migrate"}},
+		{"DATABASE_URL", []string{"serve", "--addr", "127.0.0.1:0"}},
+		{"SEGMENTS_APP_DATABASE_URL", []string{"serve", "--addr", "127.0.0.1:0"}},
+	} {
+		vars := map[string]string{"DATABASE_URL": unreachableDB, c.name: bad}
+		_, stderr, err := cli(env(vars), c.args...)
+		if exitCode(err) != 2 || err == nil || !strings.Contains(err.Error(), c.name+": more than one '@'") || !strings.Contains(err.Error(), "%40") {
+			t.Errorf("%s %v: exit status %d: %v, want 2 and the problem named", c.name, c.args, exitCode(err), err)
+		}
+		for _, part := range []string{"Sec", "retPW7"} {
+			if err != nil && strings.Contains(err.Error()+stderr, part) {
+				t.Errorf("%s %v: the refusal shows %q: %v", c.name, c.args, part, err)
+			}
+		}
+	}
+	for _, good := range []string{
+		"postgres://segments:Sec%40retPW7@127.0.0.1:1/x?connect_timeout=2",
+		"host=127.0.0.1 port=1 user=segments password=Sec@retPW7 dbname=x connect_timeout=2",
+	} {
+		// Parsed, it reaches the connection, which fails (nothing listens there).
+		_, _, err := cli(env(map[string]string{"DATABASE_URL": good}), "migrate")
+		if err == nil || exitCode(err) != 1 || strings.Contains(err.Error(), "'@'") {
+			t.Errorf("%s: %v (exit status %d), want a failure to connect", good, err, exitCode(err))
+		}
+	}
+}
+
 // unreachableDB is a DATABASE_URL where nothing listens: a command that gets past its
 // command line fails on it at once, which no usage error does.
 const unreachableDB = "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"

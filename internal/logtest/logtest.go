@@ -49,12 +49,18 @@ func (b *Buffer) JSONLines(tb testing.TB) []map[string]any {
 	tb.Helper()
 	var out []map[string]any
 	sc := bufio.NewScanner(strings.NewReader(b.String()))
+	// Lines longer than the scanner's default 64 KB, which tests of what bounds a
+	// line's length must read, stopped the scan without a word.
+	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
 		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			tb.Fatalf("log line %q is not JSON: %v", sc.Text(), err)
 		}
 		out = append(out, m)
+	}
+	if err := sc.Err(); err != nil {
+		tb.Fatalf("reading the log: %v", err)
 	}
 	return out
 }

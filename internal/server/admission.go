@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/segments/segments/graph"
 	"github.com/segments/segments/internal/auth"
 )
 
@@ -90,7 +91,7 @@ func admit(running, waiting int, next http.Handler) http.Handler {
 			// still read (it half-closed its connection, or the server is shutting
 			// down), and an unanswered request is an empty 200 to it. The access log
 			// tells a client that left (CLIENT_CLOSED_REQUEST).
-			refuseBusy(w)
+			refuseWaiting(w, r.Context(), refuseBusy)
 			return
 		}
 		slot := &serverSlot{g: g, held: true}
@@ -171,7 +172,7 @@ func (s *serverSlot) reclaim(ctx context.Context) error {
 // go on.
 func (s *serverSlot) reclaimOrRefuse(w http.ResponseWriter, ctx context.Context) bool {
 	if err := s.reclaim(ctx); err != nil {
-		refuseBusy(w)
+		refuseWaiting(w, ctx, refuseBusy)
 		return false
 	}
 	return true
@@ -181,6 +182,21 @@ func (s *serverSlot) reclaimOrRefuse(w http.ResponseWriter, ctx context.Context)
 func refuseBusy(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "1")
 	auth.WriteError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "the server is at capacity; retry in a moment")
+}
+
+// refuseWaiting answers a request whose wait for its turn ended before it ran: with
+// refuse, unless a shutdown cancelled it (graph.ErrShuttingDown), which it answers as
+// the requests still running then are answered: 503 UNAVAILABLE, to retry against
+// another instance or after the restart. Answered as at capacity or as its caller's
+// excess (429), the requests still queued at a shutdown were logged and counted as
+// refusals, and their clients told to send fewer at once.
+func refuseWaiting(w http.ResponseWriter, ctx context.Context, refuse func(http.ResponseWriter)) {
+	if errors.Is(context.Cause(ctx), graph.ErrShuttingDown) {
+		w.Header().Set("Retry-After", "1")
+		auth.WriteError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the server is shutting down; retry the request")
+		return
+	}
+	refuse(w)
 }
 
 // codeTooManyConcurrent is the extensions.code of a request refused by admitPerCaller
@@ -304,8 +320,7 @@ func (c *keyedAdmission) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slot.yield()
 		if err := g.wait(ctx); err != nil {
 			// Answered also when cancelled (see admit).
-			w.Header().Set("Retry-After", "1")
-			auth.WriteError(w, http.StatusTooManyRequests, codeTooManyConcurrent, c.refusal)
+			refuseWaiting(w, ctx, c.refuse)
 			return
 		}
 		if !slot.reclaimOrRefuse(w, ctx) {
@@ -316,6 +331,12 @@ func (c *keyedAdmission) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	aw := &answerWriter{ResponseWriter: w, leave: g.leave}
 	defer aw.done()
 	c.next.ServeHTTP(aw, r)
+}
+
+// refuse answers a request its key has no room for.
+func (c *keyedAdmission) refuse(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	auth.WriteError(w, http.StatusTooManyRequests, codeTooManyConcurrent, c.refusal)
 }
 
 func (c *keyedAdmission) acquire(name string) *keyedGate {

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/segments/segments/graph"
 )
 
 // TestAdmitWaitEnds: a request waiting for admission is refused with 503 and
 // Retry-After when its deadline passes, and when it is cancelled (its client gone, or
-// half-closed, or the server shutting down); the
+// half-closed; a shutdown's is TestShutdownAnswersQueuedRequests); the
 // running request is not disturbed, and its slot admits the next.
 func TestAdmitWaitEnds(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
@@ -196,5 +198,46 @@ func TestKeysPerWorkspace(t *testing.T) {
 		if got := keysPerWorkspace(c.workspace, c.reserved, c.sessions); got != c.want {
 			t.Errorf("keysPerWorkspace(%d, %d, %v) = %d, want %d", c.workspace, c.reserved, c.sessions, got, c.want)
 		}
+	}
+}
+
+// TestShutdownAnswersQueuedRequests: a request waiting for its turn (admit's, or its
+// caller's) when a shutdown cancels the requests still in flight (cause
+// graph.ErrShuttingDown) is answered as the running ones are, 503 UNAVAILABLE with
+// Retry-After, not as the server's or its caller's excess: its caller's were answered
+// 429 TOO_MANY_CONCURRENT_REQUESTS, and logged and counted as refusals.
+func TestShutdownAnswersQueuedRequests(t *testing.T) {
+	type callerKey struct{}
+	for name, wrap := range map[string]func(http.Handler) http.Handler{
+		"admit": func(next http.Handler) http.Handler { return admit(1, 5, next) },
+		"admitPerCaller": func(next http.Handler) http.Handler {
+			return admitPerCaller(1, 5, func(ctx context.Context) string { return ctx.Value(callerKey{}).(string) }, next)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			started, release := make(chan struct{}), make(chan struct{})
+			h := wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				started <- struct{}{}
+				<-release
+			}))
+			base, shutDown := context.WithCancelCause(context.WithValue(context.Background(), callerKey{}, "key:1"))
+			defer shutDown(nil)
+			running := make(chan *httptest.ResponseRecorder, 1)
+			go func() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/graphql", nil).WithContext(base))
+				running <- rec
+			}()
+			<-started
+			time.AfterFunc(50*time.Millisecond, func() { shutDown(graph.ErrShuttingDown) })
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/graphql", nil).WithContext(base))
+			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" ||
+				!strings.Contains(rec.Body.String(), `"code":"UNAVAILABLE"`) || !strings.Contains(rec.Body.String(), "shutting down") {
+				t.Errorf("waiting at a shutdown: %d %v %s", rec.Code, rec.Header(), rec.Body)
+			}
+			release <- struct{}{}
+			<-running
+		})
 	}
 }

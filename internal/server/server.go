@@ -317,8 +317,9 @@ func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.T
 		}
 		attrs := make([]slog.Attr, 0, 11)
 		attrs = append(attrs,
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			// Cut as the operation's name is: the client chooses their length.
+			slog.String("method", telemetry.Cut(r.Method)),
+			slog.String("path", telemetry.Cut(r.URL.Path)),
 			slog.Int("status", sr.status),
 			slog.Duration("duration", d),
 			slog.String("request_id", id))

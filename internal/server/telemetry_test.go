@@ -1122,6 +1122,63 @@ func TestLongOperationNameIsCut(t *testing.T) {
 	})
 }
 
+// TestLongPathAndMethodAreCut: the log line keeps the first
+// telemetry.MaxOperationLen bytes of a request's path and method, as of an
+// operation's name, and the request's span no more of them either (a method no
+// client library sends names no span). A GET of a 100 KB path (a 404) wrote a 100 KB
+// log line, and a 60 KB method likewise, into the span's name too.
+func TestLongPathAndMethodAreCut(t *testing.T) {
+	o := newObserved(t, observedOptions{tracing: true})
+	path := "/" + strings.Repeat("p", 100_000)
+	method := strings.Repeat("M", 60_000)
+	for _, c := range []struct{ method, path string }{{http.MethodGet, path}, {method, "/graphql"}} {
+		req, _ := http.NewRequest(c.method, o.url+c.path, nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	eventually(t, "the log lines", func() error {
+		var seen int
+		for _, l := range o.log.JSONLines(t) {
+			if l["msg"] != "request" {
+				continue
+			}
+			m, _ := l["method"].(string)
+			p, _ := l["path"].(string)
+			if m == http.MethodGet && strings.HasPrefix(p, "/ppp") || strings.HasPrefix(m, "MMM") {
+				seen++
+				if len(m) > telemetry.MaxOperationLen || len(p) > telemetry.MaxOperationLen {
+					return fmt.Errorf("a log line with a method of %d bytes and a path of %d, want at most %d", len(m), len(p), telemetry.MaxOperationLen)
+				}
+			}
+		}
+		if seen != 2 {
+			return fmt.Errorf("%d of the 2 requests logged", seen)
+		}
+		return nil
+	})
+	eventually(t, "the spans", func() error {
+		ended := o.spans.Ended()
+		if len(ended) < 2 {
+			return fmt.Errorf("%d spans ended, want the 2 requests'", len(ended))
+		}
+		for _, s := range ended {
+			if len(s.Name()) > telemetry.MaxOperationLen {
+				return fmt.Errorf("a span named with %d bytes", len(s.Name()))
+			}
+			for _, a := range s.Attributes() {
+				if v := a.Value.Emit(); len(v) > telemetry.MaxOperationLen {
+					return fmt.Errorf("span %.40s: %s has %d bytes", s.Name(), a.Key, len(v))
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // TestReplayedDataNullIsNoRejection: an answer with "data": null ran (its field
 // refused its argument once execution began), and so did its replay: neither is a
 // rejection. The replay was counted as one, its original not.

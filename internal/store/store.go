@@ -132,9 +132,36 @@ type Options struct {
 	Log *slog.Logger
 }
 
+// ParseURL parses a database URL (postgres://...) or keyword/value string as pgx
+// does, refusing first a URL whose user or password holds an '@' that is not
+// percent-encoded. pgx, as libpq, ends the user and password at the first '@' and
+// takes the rest for the host, so that "postgres://segments:Sec@ret@db/x" failed to
+// connect with "lookup ret@db: no such host", echoing part of the password, where
+// pgx's own refusals of a URL show it as xxxxx. Its errors echo none of url.
+func ParseURL(url string) (*pgx.ConnConfig, error) {
+	if rest, ok := cutScheme(url); ok {
+		// As libpq, only a '/' ends the search for the user's '@'; a host has none.
+		before, _, _ := strings.Cut(rest, "/")
+		if strings.Count(before, "@") > 1 {
+			return nil, errors.New("more than one '@' before the host: percent-encode '@' in the user or password as %40")
+		}
+	}
+	return pgx.ParseConfig(url)
+}
+
+// cutScheme returns url without its postgres:// or postgresql:// scheme, and
+// whether it had one: a URL rather than a keyword/value string, in which a
+// password's '@' needs no escaping.
+func cutScheme(url string) (string, bool) {
+	if rest, ok := strings.CutPrefix(url, "postgresql://"); ok {
+		return rest, true
+	}
+	return strings.CutPrefix(url, "postgres://")
+}
+
 // Open connects to the database at url. It does not migrate: call Migrate.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
-	cfg, err := pgx.ParseConfig(url)
+	cfg, err := ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: parse database URL: %w", err)
 	}

@@ -508,7 +508,7 @@ func AppPassword(ownerPassword string) string {
 // cannot: this needs the owner to be a superuser or have CREATEROLE). An owner URL
 // without a password cannot be derived from: give the server the app URL instead.
 func AppURL(ctx context.Context, ownerURL string) (string, error) {
-	cfg, err := pgx.ParseConfig(ownerURL)
+	cfg, err := ParseURL(ownerURL)
 	if err != nil {
 		return "", fmt.Errorf("store: parse database URL: %w", err)
 	}
@@ -560,7 +560,7 @@ func AppURL(ctx context.Context, ownerURL string) (string, error) {
 
 // withLogin returns dbURL (a URL or a key=value string) with another user and password.
 func withLogin(dbURL, user, password string) (string, error) {
-	if strings.HasPrefix(dbURL, "postgres://") || strings.HasPrefix(dbURL, "postgresql://") {
+	if _, ok := cutScheme(dbURL); ok {
 		u, err := url.Parse(dbURL)
 		if err != nil {
 			return "", fmt.Errorf("store: parse database URL: %w", err)

@@ -40,3 +40,34 @@ func TestCutTenantPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestParseURLRefusesAnAt: Open and AppURL refuse a URL with an '@' before its host
+// that is not its user's end, echoing none of it (pgx took the rest of the password
+// for the host, and the connection's error showed it); an encoded '@', a query's
+// '@' and a keyword/value string's are the password's or the query's.
+func TestParseURLRefusesAnAt(t *testing.T) {
+	for _, bad := range []string{
+		"postgres://segments:Sec@retPW7@127.0.0.1:1/x",
+		"postgresql://seg@ments:SecretPW7@127.0.0.1/x",
+		"postgres://segments:Sec@ret?PW7@127.0.0.1",
+	} {
+		for name, parse := range map[string]func(string) error{
+			"Open":   func(u string) error { _, err := Open(context.Background(), u, Options{}); return err },
+			"AppURL": func(u string) error { _, err := AppURL(context.Background(), u); return err },
+		} {
+			err := parse(bad)
+			if err == nil || !strings.Contains(err.Error(), "more than one '@'") || strings.Contains(err.Error(), "PW7") || strings.Contains(err.Error(), "ret") {
+				t.Errorf("%s(%s): %v, want the '@' refused, echoing none of it", name, bad, err)
+			}
+		}
+	}
+	for url, password := range map[string]string{
+		"postgres://segments:Sec%40retPW7@127.0.0.1:1/x":                   "Sec@retPW7",
+		"postgres://segments:SecretPW7@127.0.0.1:1/x?application_name=a@b": "SecretPW7",
+		"host=127.0.0.1 user=segments password=Sec@retPW7 dbname=x":        "Sec@retPW7",
+	} {
+		if cfg, err := ParseURL(url); err != nil || cfg.Password != password || cfg.Host != "127.0.0.1" {
+			t.Errorf("ParseURL(%s): %v, want password %q at 127.0.0.1", url, err, password)
+		}
+	}
+}

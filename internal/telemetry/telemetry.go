@@ -93,6 +93,11 @@ func (r *Request) SetOperation(operationType, name string) {
 	r.OperationType, r.Operation = operationType, cut(name, MaxOperationLen)
 }
 
+// Cut returns s cut to MaxOperationLen bytes, as SetOperation cuts an operation's
+// name, for the other things a client chooses the length of that a log line or a span
+// carries: a request's path and method. A GET of a 100 KB path made a 100 KB log line.
+func Cut(s string) string { return cut(s, MaxOperationLen) }
+
 // cut returns s cut to at most n bytes, at the start of a UTF-8 sequence.
 func cut(s string, n int) string {
 	if len(s) <= n {

@@ -145,11 +145,27 @@ func NewTracer(tp trace.TracerProvider) *Tracer {
 // routes), never from the raw path.
 func (t *Tracer) Start(ctx context.Context, r *http.Request, route string) (context.Context, trace.Span) {
 	ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
-	return t.tracer.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(
-			attribute.String("http.request.method", r.Method),
-			attribute.String("http.route", route),
-			attribute.String("url.path", r.URL.Path)))
+	// A client chooses the method, of any length (a 60 KB one named a span): as
+	// OpenTelemetry's conventions say, a method HTTP does not define is _OTHER, the
+	// span is named without it, and the method itself (cut) is its own attribute.
+	method, name := r.Method, r.Method+" "+route
+	attrs := []attribute.KeyValue{
+		attribute.String("http.route", route),
+		attribute.String("url.path", Cut(r.URL.Path)),
+	}
+	if !knownMethods[method] {
+		method, name = "_OTHER", "HTTP "+route
+		attrs = append(attrs, attribute.String("http.request.method_original", Cut(r.Method)))
+	}
+	attrs = append(attrs, attribute.String("http.request.method", method))
+	return t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+}
+
+// knownMethods are the methods HTTP defines (RFC 9110, and PATCH).
+var knownMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodConnect: true,
+	http.MethodOptions: true, http.MethodTrace: true,
 }
 
 // End ends the span of a request answered with status, with what its record says.
