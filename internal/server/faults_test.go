@@ -109,8 +109,15 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	if res := a.post(q, nil); res.Status != http.StatusOK || len(res.Errors) > 0 {
 		t.Fatalf("before the cut: %d %+v", res.Status, res.Errors)
 	}
+	if code := readyz(t, srv.URL); code != http.StatusOK {
+		t.Fatalf("/readyz before the cut: %d", code)
+	}
 	db.proxy.Stop()
 	defer db.proxy.Start()
+	// The readiness probe's own connection, open since the probe above, is cut too.
+	if code := readyz(t, srv.URL); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the database unreachable: %d, want 503", code)
+	}
 	res := a.post(q, nil)
 	if len(res.Errors) == 0 || res.Errors[0].Extensions["code"] != "UNAVAILABLE" || res.Errors[0].Extensions["requestId"] == nil {
 		t.Errorf("database unreachable: %d %+v, want UNAVAILABLE with a requestId", res.Status, res.Errors)
@@ -123,6 +130,66 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	if r.status != http.StatusServiceUnavailable || r.code() != "SERVICE_UNAVAILABLE" || r.header.Get("Retry-After") == "" {
 		t.Errorf("a key checked while the database is unreachable: %d %s, Retry-After %q", r.status, r.body, r.header.Get("Retry-After"))
 	}
+}
+
+// TestReadyWhileThePoolIsBusy: /readyz asks the database on a connection of its own,
+// so that it answers 200 while every connection of the pool is held by statements
+// waiting for a lock (counts behind a migration's or an operator's LOCK TABLE, say).
+// On the pool, its ping waited for a connection past its 1 s bound and every instance
+// under such a burst answered 503 at once, though PostgreSQL answered at once.
+func TestReadyWhileThePoolIsBusy(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	s := storetest.MigratedStore(t, url, store.Options{MaxConns: 2, AppName: "readyz"})
+	srv := httptest.NewServer(server.Handler(s, slog.New(slog.DiscardHandler), server.Config{}))
+	defer srv.Close()
+
+	// A transaction, so that the lock holds through PgBouncer in transaction mode too.
+	lock, err := storetest.Conn(t, url).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx)
+	if _, err := lock.Exec(ctx, "LOCK TABLE segments IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	var blocked sync.WaitGroup
+	defer blocked.Wait()
+	defer lock.Rollback(ctx) // before the wait: it lets the statements finish
+	for range 2 {
+		blocked.Go(func() { s.DB().ExecContext(ctx, "SELECT count(*) FROM segments") })
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var waiting int
+		// pg_locks, not pg_stat_activity, which a transaction reads as it first found it.
+		if err := lock.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE relation = 'segments'::regclass AND NOT granted").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting == 2 && s.DB().Stats().InUse == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d statements wait for the lock, %d connections in use; want 2 and 2", waiting, s.DB().Stats().InUse)
+		}
+	}
+
+	start := time.Now()
+	code := readyz(t, srv.URL)
+	if took := time.Since(start); code != http.StatusOK || took > 500*time.Millisecond {
+		t.Errorf("/readyz with the pool held: %d after %v, want 200 at once", code, took)
+	}
+}
+
+// readyz returns the status of GET /readyz at url.
+func readyz(t *testing.T, url string) int {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	res, err := client.Get(url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
 
 // TestReadOnlyDatabaseServesQueries: with the database taking no writes (a hot standby

@@ -35,6 +35,7 @@ type Store struct {
 	db         *bun.DB
 	connector  driver.Connector  // db's, from which ownPool opens pools of its own
 	pools      ownPools          // those pools, which Close closes
+	ready      *bun.DB           // Ping's one connection, an ownPool that no request takes
 	stats      learnedStatistics // what PostgreSQL's statistics tell the plans (statistics.go)
 	analyzer   analyzer          // when to analyze a new workspace's rows (analyze.go)
 	catalogs   catalogs          // the workspaces' segment catalogs (catalog.go)
@@ -189,6 +190,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
 	s := &Store{db: db, connector: connector, analyzer: newAnalyzer(), log: opts.Log}
+	s.ready = s.ownPool(1)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -376,8 +378,12 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+// Ping checks that the database answers, on a connection of its own (opened at the
+// first Ping, and again after a failure): the server's readiness asks the database,
+// not whether the pool has a connection free. On the pool, a burst of slow requests
+// that held all its connections made every instance unready at once, for as long as
+// they ran, while PostgreSQL answered at once.
+func (s *Store) Ping(ctx context.Context) error { return s.ready.PingContext(ctx) }
 
 // DB returns the underlying connection pool, for tests and tools that inspect the
 // database directly.

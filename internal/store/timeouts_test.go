@@ -71,7 +71,7 @@ func TestRoleTimeouts(t *testing.T) {
 	}
 	_ = tx.Rollback()
 
-	if err := s.Ping(ctx); err != nil {
+	if err := db.PingContext(ctx); err != nil {
 		t.Errorf("the pool after the timeouts: %v", err)
 	}
 }
