@@ -573,8 +573,7 @@ func (m *middleware) cleanup(ctx context.Context, w http.ResponseWriter) {
 
 // replayCost is what a replay of res is charged: what its request was, and at least 1
 // point, since a replay is never free: it reads the key's row and sends the stored
-// bytes, however little its request cost (a refusal before it was costed is charged
-// nothing). An answer stored before costs were kept (nil) is charged 1 rather than
+// bytes, however little its request cost. An answer stored before costs were kept (nil) is charged 1 rather than
 // read from its body, which may not say (a refusal before costing) and is not the
 // server's record of the charge.
 func replayCost(res store.StoredResponse) int {

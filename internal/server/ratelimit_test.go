@@ -105,9 +105,11 @@ func TestRateLimited(t *testing.T) {
 	const capacity, rate = 1000, 1.0
 	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults})
 	start := time.Now()
-	base := a.baseline() // costs 1: { segments { totalCount } }
+	// Authentication's statements, and the bucket's: the baseline's requests were
+	// paid from the instance's reserve, a throttled one asks the bucket's row.
+	base := a.baseline() + 1
 	slack := func() int { return int(time.Since(start).Seconds()*rate) + 1 }
-	left := capacity - 1
+	left := capacity - 4 // the baseline's 4 requests, 1 point each
 	for range 9 {
 		left -= 101
 		a.query(query101, nil).charged(t, 101, capacity, left, slack())
@@ -498,11 +500,11 @@ func TestReplaysCharged(t *testing.T) {
 
 // TestReplaysOfUncostedAnswersCharged proves that a replay costs at least 1 point: one
 // stored before the costs were kept (cost NULL) is replayed for 1 point; and that a
-// refusal before costing is not kept: sent again, it is refused again.
+// refusal before costing, not kept, is charged 1 point each time it is sent again.
 func TestReplaysOfUncostedAnswersCharged(t *testing.T) {
 	const capacity, rate = 1000, 0.001
 	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults})
-	// Invalid: refused with 200 (application/json), charged nothing, not kept.
+	// Invalid: refused with 200 (application/json), charged the minimum, not kept.
 	invalid, key := idemBody(`{ segments(first: 10) { nodes { nope } } }`, nil), newKey()
 	first := a.send(http.MethodPost, "/graphql", invalid, map[string]string{"Idempotency-Key": key})
 	if first.status != http.StatusOK || len(first.res.Errors) != 1 || first.cost != nil {
@@ -517,7 +519,7 @@ func TestReplaysOfUncostedAnswersCharged(t *testing.T) {
 			t.Fatalf("sent again: %d %v %s, want the refusal again, not replayed", r.status, r.header, r.body)
 		}
 	}
-	left := capacity - 11
+	left := capacity - 4 - 11
 	a.query(query11, nil).charged(t, 11, capacity, left, 1)
 
 	// An answer stored before its cost was.
