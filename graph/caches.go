@@ -143,11 +143,11 @@ func sha256Hex(s string) bool {
 }
 
 // A persisted query is charged the length of its hash and text, and at least
-// minCharge, so that the bound of cacheBytes on the charges also holds the cache to
+// minQueryCharge, so that the bound of cacheBytes on the charges also holds the cache to
 // cacheSize queries. A workspace holds at most workspaceShare (100 short queries),
 // so that one workspace alone fills a tenth of the cache at most.
 const (
-	minCharge      = cacheBytes / cacheSize
+	minQueryCharge = cacheBytes / cacheSize
 	workspaceShare = cacheBytes / 10
 )
 
@@ -159,8 +159,8 @@ const (
 // sending 1,100 queries of nothing evict every other's, and a query unused for half a
 // second was PERSISTED_QUERY_NOT_FOUND. A workspace beyond workspaceShare loses its
 // own least recently used; when the cache as a whole is beyond cacheBytes (more than
-// ten workspaces fill their share), the workspace charged the most (to minCharge:
-// workspaces are ranked by their charge in whole minCharges) loses its least recently
+// ten workspaces fill their share), the workspace charged the most (to minQueryCharge:
+// workspaces are ranked by their charge in whole minQueryCharges) loses its least recently
 // used. So each workspace keeps its queries up to workspaceShare, or its equal share
 // of cacheBytes when more workspaces than ten want more, whatever the others send.
 //
@@ -172,9 +172,9 @@ type workspaceCache struct {
 	mu      sync.Mutex
 	queries map[spaceKey]*list.Element // of *spaceQuery
 	spaces  map[int64]*querySpace
-	// ranks holds the workspaces with queries by their charge in minCharges, and top
+	// ranks holds the workspaces with queries by their charge in minQueryCharges, and top
 	// is the highest one not empty.
-	ranks  [workspaceShare/minCharge + 1]list.List // of *querySpace
+	ranks  [workspaceShare/minQueryCharge + 1]list.List // of *querySpace
 	top    int
 	charge int
 }
@@ -224,7 +224,7 @@ func (c *workspaceCache) Get(ctx context.Context, hash string) (string, bool) {
 // Add keeps query under hash for the workspace of ctx, unless it alone is more than
 // workspaceShare.
 func (c *workspaceCache) Add(ctx context.Context, hash, query string) {
-	q := &spaceQuery{key: workspaceKey(ctx, hash), query: query, charge: max(len(hash)+len(query), minCharge)}
+	q := &spaceQuery{key: workspaceKey(ctx, hash), query: query, charge: max(len(hash)+len(query), minQueryCharge)}
 	if q.charge > workspaceShare {
 		return
 	}
@@ -265,7 +265,7 @@ func (c *workspaceCache) evict(s *querySpace, e *list.Element) {
 // last among those of its new rank, so that of workspaces charged alike, the one
 // there longest loses first. A workspace charged nothing is ranked nowhere.
 func (c *workspaceCache) charged(s *querySpace, charge int) {
-	from, to := s.charge/minCharge, (s.charge+charge)/minCharge
+	from, to := s.charge/minQueryCharge, (s.charge+charge)/minQueryCharge
 	c.charge += charge
 	s.charge += charge
 	if s.rank != nil && to != from {

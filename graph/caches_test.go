@@ -127,7 +127,7 @@ func TestPersistedQueriesPerWorkspace(t *testing.T) {
 	}
 	// A keeps its workspaceShare, its most recently used (probed oldest first, as a
 	// query found is used again).
-	kept := workspaceShare / minCharge
+	kept := workspaceShare / minQueryCharge
 	for i := range flood - kept {
 		if send(a, q(i), false) {
 			t.Errorf("A's query %d of %d is kept, beyond its %d most recent", i, flood, kept)
@@ -161,7 +161,7 @@ func TestWorkspaceCacheBounds(t *testing.T) {
 		}
 		return queries, text
 	}
-	perSpace := workspaceShare / minCharge
+	perSpace := workspaceShare / minQueryCharge
 
 	// Eleven workspaces of short queries: ten fill the cache, the eleventh's take
 	// from each in turn, down to equal shares of cacheSize.
@@ -170,7 +170,7 @@ func TestWorkspaceCacheBounds(t *testing.T) {
 			c.Add(in(ws), fmt.Sprint(i), "{ __typename }")
 		}
 	}
-	if n, _ := held(); n != cacheSize || len(c.queries) != cacheSize || c.charge != cacheSize*minCharge {
+	if n, _ := held(); n != cacheSize || len(c.queries) != cacheSize || c.charge != cacheSize*minQueryCharge {
 		t.Errorf("%d queries held (%d indexed), charged %d, want %d", n, len(c.queries), c.charge, cacheSize)
 	}
 	for ws := range int64(11) {
@@ -212,7 +212,7 @@ func TestWorkspaceCacheBounds(t *testing.T) {
 		t.Error("the last workspace keeps two long queries")
 	}
 	for ws := range int64(11) {
-		if s := c.spaces[ws]; s != nil && s.charge/minCharge > (len(long)+1)/minCharge {
+		if s := c.spaces[ws]; s != nil && s.charge/minQueryCharge > (len(long)+1)/minQueryCharge {
 			t.Errorf("workspace %d is charged %d, more than a long query's %d", ws, s.charge, len(long)+2)
 		}
 	}
@@ -234,8 +234,8 @@ func TestWorkspaceCacheBounds(t *testing.T) {
 	}
 	// Replacing a query charges it once.
 	c.Add(in(cacheSize), "q", "{ t: __typename }")
-	if q, _ := c.Get(in(cacheSize), "q"); q != "{ t: __typename }" || c.charge != cacheSize*minCharge {
-		t.Errorf("a replaced query: %q, charged %d, want %d", q, c.charge, cacheSize*minCharge)
+	if q, _ := c.Get(in(cacheSize), "q"); q != "{ t: __typename }" || c.charge != cacheSize*minQueryCharge {
+		t.Errorf("a replaced query: %q, charged %d, want %d", q, c.charge, cacheSize*minQueryCharge)
 	}
 }
 
@@ -278,7 +278,7 @@ func TestWorkspaceCacheConcurrent(t *testing.T) {
 	ranked := 0
 	for r := range c.ranks {
 		for e := c.ranks[r].Front(); e != nil; e = e.Next() {
-			if s := e.Value.(*querySpace); s.charge/minCharge != r || r > c.top {
+			if s := e.Value.(*querySpace); s.charge/minQueryCharge != r || r > c.top {
 				t.Errorf("workspace %d charged %d is ranked %d (top %d)", s.id, s.charge, r, c.top)
 			}
 			ranked++

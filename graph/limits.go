@@ -167,10 +167,22 @@ func retryAfter(cost int, s limits.Status) string {
 	return strconv.Itoa(int(min(max(secs, 1), 3600)))
 }
 
+// maxValidationErrors is how many errors validation reports of one document, as
+// graphql-js's validate (maxErrors: 100): a document under the caps held 3,000
+// unknown arguments, and its 3,000 errors made a 464 KB answer for 23 KB sent.
+const maxValidationErrors = 100
+
+// tooManyValidationErrors is the error that replaces all of a document's
+// validation errors past maxValidationErrors, in graphql-js's words.
+const tooManyValidationErrors = "Too many validation errors, error limit reached. Validation aborted."
+
 // rulesWithoutSuggestions are gqlparser's rules, with the five that answer "Did you
 // mean ...?" (unknown fields, arguments, types, enum values and input fields, and
 // sub-selections of scalars) replaced by their versions without suggestions: the
-// suggestions would disclose the schema where introspection is off.
+// suggestions would disclose the schema where introspection is off. Together they
+// report at most maxValidationErrors errors, then tooManyValidationErrors
+// (capValidationErrors): the executor asks for new rules for each document it
+// validates, so the count is the document's.
 func rulesWithoutSuggestions() *rules.Rules {
 	r := rules.NewDefaultRules()
 	for _, rule := range []struct {
@@ -186,7 +198,32 @@ func rulesWithoutSuggestions() *rules.Rules {
 		r.RemoveRule(rule.name)
 		r.AddRule(rule.replacement.Name, rule.replacement.RuleFunc)
 	}
-	return r
+	return capValidationErrors(r, maxValidationErrors)
+}
+
+// capValidationErrors is r with its rules sharing one count of the errors they
+// report: past limit, one more error says validation stopped (tooManyValidationErrors)
+// and the rest are dropped. gqlparser has no such option, and its walk cannot be
+// stopped: it goes on, bounded by the caps limits.Check applied before, but its
+// errors are neither built nor sent. The executor's own replacements of two rules
+// (AddRule) keep these, which already have their names.
+func capValidationErrors(r *rules.Rules, limit int) *rules.Rules {
+	reported := 0
+	capped := rules.NewRules()
+	for name, rule := range r.GetInner() {
+		capped.AddRule(name, func(observers *core.Events, addError core.AddErrFunc) {
+			rule(observers, func(options ...core.ErrorOption) {
+				reported++
+				switch {
+				case reported <= limit:
+					addError(options...)
+				case reported == limit+1:
+					addError(core.Message(tooManyValidationErrors))
+				}
+			})
+		})
+	}
+	return capped
 }
 
 // PrincipalBucket is the default throttle bucket: one per API key
@@ -225,6 +262,17 @@ func WorkspaceBucket(ctx context.Context) string {
 // response.
 const costKey = "limits.cost"
 
+// chargedKey marks, in an operation's stats, a request charged minCharge without a
+// cost report (refused before it was costed), so that its response is not charged
+// again.
+const chargedKey = "limits.charged"
+
+// minCharge is what every request is charged at least, refused or costing nothing,
+// as GitHub does: {__typename} cost 0 and ran 1,900 times a second on one key, also
+// while it was throttled, and invalid documents, refused before the charge, were
+// free however many errors they were answered.
+const minCharge = 1
+
 // limitsExtension refuses requests over the limits before anything runs:
 //
 //   - before parsing (MutateOperationParameters): variables' lists, then the tokens,
@@ -234,7 +282,11 @@ const costKey = "limits.cost"
 //   - after validation (MutateOperationContext): introspection, then the cost, then
 //     the throttle.
 //
-// Every costed response reports extensions.cost (InterceptResponse).
+// Every request is charged at least minCharge: one refused (by parsing, validation,
+// the limits, or the cost) minCharge, after its refusal was decided, so that a
+// throttled caller gets 429 THROTTLED instead (chargeRefusal); one refused before
+// validation when its response is made (InterceptResponse). Every costed response
+// reports extensions.cost (InterceptResponse).
 type limitsExtension struct {
 	limits limits.Limits
 	charger
@@ -290,29 +342,29 @@ func (e *limitsExtension) MutateOperationContext(ctx context.Context, opCtx *gra
 			// the dashboard's sessions may.
 			msg = "introspection is disabled for API keys on this server (dashboard sessions may introspect)"
 		}
-		return refuse(ctx, &limits.Error{Code: limits.CodeIntrospectionDisabled, Message: msg}, http.StatusBadRequest)
+		return e.chargeRefusal(ctx, opCtx, nil, refuse(ctx, &limits.Error{Code: limits.CodeIntrospectionDisabled, Message: msg}, http.StatusBadRequest))
 	}
 	if op.Operation != ast.Query {
 		if ref := refusalFrom(ctx); ref != nil && ref.method == http.MethodGet {
-			return nil // the transport refuses it next (405); nothing is charged
+			return e.chargeRefusal(ctx, opCtx, nil, nil) // the transport refuses it next (405)
 		}
 		if p, ok := auth.PrincipalFrom(ctx); !ok || !p.CanWrite() || idempotency.Unrecorded(ctx) {
-			return nil // authorizeWrites refuses it; nothing is charged
+			return e.chargeRefusal(ctx, opCtx, nil, nil) // authorizeWrites refuses it
 		}
 		if err := checkPayloadArguments(opCtx); err != nil {
 			if ref := refusalFrom(ctx); ref != nil {
 				ref.status = http.StatusBadRequest
 			}
-			return err // refused before it changed anything; nothing is charged
+			return e.chargeRefusal(ctx, opCtx, nil, err) // refused before it changed anything
 		}
 	}
-	cost := limits.Cost(e.schema, op, opCtx.Variables, e.limits)
+	cost := max(limits.Cost(e.schema, op, opCtx.Variables, e.limits), minCharge)
 	report := &limits.Report{RequestedQueryCost: cost}
 	opCtx.Stats.SetExtension(costKey, report)
 	if cost > e.limits.MaxCost && e.limits.MaxCost >= 0 {
-		return refuse(ctx, &limits.Error{Code: limits.CodeMaxCost, Limit: e.limits.MaxCost,
+		return e.chargeRefusal(ctx, opCtx, report, refuse(ctx, &limits.Error{Code: limits.CodeMaxCost, Limit: e.limits.MaxCost,
 			Message: fmt.Sprintf("the operation costs %d, more than the maximum of %d: ask for smaller pages (first, last) or fewer fields",
-				cost, e.limits.MaxCost)}, http.StatusBadRequest)
+				cost, e.limits.MaxCost)}, http.StatusBadRequest))
 	}
 	status, throttled := e.charge(ctx, cost)
 	report.ThrottleStatus = status
@@ -331,12 +383,53 @@ func (e *limitsExtension) MutateOperationContext(ctx context.Context, opCtx *gra
 }
 
 func (e *limitsExtension) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	if graphql.HasOperationContext(ctx) {
-		if r, ok := graphql.GetOperationContext(ctx).Stats.GetExtension(costKey).(*limits.Report); ok {
-			graphql.RegisterExtension(ctx, "cost", r)
-		}
+	if !graphql.HasOperationContext(ctx) {
+		return next(ctx)
+	}
+	opCtx := graphql.GetOperationContext(ctx)
+	if r, ok := opCtx.Stats.GetExtension(costKey).(*limits.Report); ok {
+		graphql.RegisterExtension(ctx, "cost", r)
+		return next(ctx)
+	}
+	if opCtx.Stats.GetExtension(chargedKey) != nil {
+		return next(ctx)
+	}
+	// Refused before validation ended (a parse or validation error, a cap, an unknown
+	// persisted query): charged the minimum now, and refused for it when throttled.
+	report := &limits.Report{RequestedQueryCost: minCharge}
+	if err := e.chargeRefusal(ctx, opCtx, report, nil); err != nil {
+		return &graphql.Response{Errors: gqlerror.List{err}, Extensions: map[string]any{"cost": report}}
 	}
 	return next(ctx)
+}
+
+// chargeRefusal charges minCharge for a request that runs nothing: refused (refusal,
+// its error) or refused later (nil). report, when the request has one, records the
+// charge and the bucket's status. When the caller's bucket cannot pay, the request is
+// refused as throttled instead (with a report, as every throttled request), and
+// chargeRefusal returns that refusal; else it returns refusal: its own error wins
+// while the bucket has points.
+func (e *limitsExtension) chargeRefusal(ctx context.Context, opCtx *graphql.OperationContext, report *limits.Report, refusal *gqlerror.Error) *gqlerror.Error {
+	opCtx.Stats.SetExtension(chargedKey, true)
+	status, throttled := e.charge(ctx, minCharge)
+	if throttled {
+		if report == nil {
+			report = &limits.Report{RequestedQueryCost: minCharge}
+			opCtx.Stats.SetExtension(costKey, report)
+		}
+		report.ThrottleStatus = status
+		if ref := refusalFrom(ctx); ref != nil {
+			ref.retryAfter = retryAfter(minCharge, *status)
+		}
+		return refuse(ctx, throttledError(minCharge, *status), http.StatusTooManyRequests)
+	}
+	if report != nil {
+		report.ThrottleStatus, report.ActualQueryCost = status, minCharge
+	}
+	if rec := telemetry.From(ctx); rec != nil {
+		rec.Charged = minCharge
+	}
+	return refusal
 }
 
 func (e *limitsExtension) mayIntrospect(ctx context.Context) bool {

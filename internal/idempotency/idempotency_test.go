@@ -52,6 +52,10 @@ func TestDefinitive(t *testing.T) {
 		{200, `{"errors":[{"message":"PersistedQueryNotFound","extensions":{"code":"PERSISTED_QUERY_NOT_FOUND"}}]}`, false},
 		{200, `{"errors":[{"message":"read only","extensions":{"code":"FORBIDDEN"}}]}`, false},
 		{200, `{"errors":[{"message":"no code"}],"data":null}`, true},
+		{200, `{"data":null}`, true},
+		// Refused before it ran: a retry is refused alike, and nothing is kept.
+		{200, `{"errors":[{"message":"Unknown argument","extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}]}`, false},
+		{200, `{"errors":[{"message":"Unexpected <EOF>","extensions":{"code":"GRAPHQL_PARSE_FAILED"}}],"extensions":{"cost":{}}}`, false},
 		{200, `not json`, false},
 		{200, ``, false},
 		{422, `{"errors":[{"message":"invalid","extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}]}`, false},

@@ -57,12 +57,13 @@ func (u Unlimited) Take(context.Context, string, int) (Status, error) {
 // Report is what every costed response carries as extensions.cost.
 type Report struct {
 	// RequestedQueryCost is the cost of the operation (see Cost), computed before it
-	// ran.
+	// ran, and at least 1: every request is charged.
 	RequestedQueryCost int `json:"requestedQueryCost"`
 	// ActualQueryCost is what the request was charged: the requested cost when it
-	// ran (pages shorter than requested are not refunded), 0 when it was refused.
+	// ran (pages shorter than requested are not refunded), 1 when it was refused for
+	// its cost, 0 when it was throttled.
 	ActualQueryCost int `json:"actualQueryCost"`
 	// ThrottleStatus is the bucket's state after the charge; null when the throttle
-	// was not consulted (the request was over MaxCost) or could not answer.
+	// could not answer.
 	ThrottleStatus *Status `json:"throttleStatus"`
 }

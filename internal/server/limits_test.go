@@ -107,9 +107,12 @@ func (r reply) refused(t testing.TB, status int, code string) {
 }
 
 // baseline is the number of SQL statements of a request that runs no resolver
-// reading the database (authentication's); a resolver that reads adds to it.
+// reading the database (authentication's); a resolver that reads adds to it. Each
+// request is charged (at least 1 point): the first may send the rate limiter's
+// statement, and leaves a reserve that pays for the next ones without one.
 func (a *api) baseline() int64 {
 	a.t.Helper()
+	a.query(`{ __typename }`, nil)
 	a.query(`{ __typename }`, nil)
 	base := a.statements()
 	a.query(`{ segments { totalCount } }`, nil)
@@ -351,18 +354,19 @@ func TestCostReported(t *testing.T) {
 		vars map[string]any
 		want limits.Report
 	}{
-		{`{ __typename }`, nil, report(0, 0, full)},
+		// Nothing read, and yet a request: it costs the minimum.
+		{`{ __typename }`, nil, report(1, 1, full)},
 		{`{ workspace { id } }`, nil, report(1, 1, full)},
 		{`query($n: Int) { contacts(first: $n) { nodes { id segments { id } } } }`, map[string]any{"n": 10}, report(21, 21, full)},
 		{`mutation { createSegment(input: {name: "Cost"}) { segment { id } userErrors { code } } }`, nil, report(12, 12, full)},
 		// nodes(ids:) costs as a page of as many contacts does (it cost 1 for any number).
 		{`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, map[string]any{"ids": slices.Repeat([]string{"C_AQ"}, 100)}, report(101, 101, full)},
 		{`{ contacts(first: 100) { nodes { id } } }`, nil, report(101, 101, full)},
-		// Refused for its cost: nothing charged, the throttle not asked.
-		{`{ segments(first: 100) { nodes { contacts(first: 100) { nodes { id } } } } }`, nil, report(1+100*(1+1+100), 0, nil)},
+		// Refused for its cost: charged the minimum.
+		{`{ segments(first: 100) { nodes { contacts(first: 100) { nodes { id } } } } }`, nil, report(1+100*(1+1+100), 1, full)},
 		// 10 lists of 100 contacts' attributes, which took 10 points and 16 MB of
 		// answer when each contact held 16 KB of them.
-		{tenLists, map[string]any{"ids": slices.Repeat([]string{"C_AQ"}, 100)}, report(10*101, 0, nil)},
+		{tenLists, map[string]any{"ids": slices.Repeat([]string{"C_AQ"}, 100)}, report(10*101, 1, full)},
 	} {
 		r := a.query(tc.q, tc.vars)
 		if r.cost == nil || r.cost.RequestedQueryCost != tc.want.RequestedQueryCost || r.cost.ActualQueryCost != tc.want.ActualQueryCost ||
@@ -455,8 +459,8 @@ func (f *fakeThrottle) taken() []string {
 // TestThrottled proves that a request its bucket cannot pay for is refused with 429,
 // THROTTLED, a Retry-After and the bucket's status, before any resolver runs; that
 // the bucket comes from the hook, by default one per API key; and that queries
-// refused for their cost, GET mutations and mutations of read-only keys are not
-// charged.
+// refused for their cost and GET mutations are charged the minimum, and so refused
+// when throttled.
 func TestThrottled(t *testing.T) {
 	th := &fakeThrottle{status: limits.Status{MaximumAvailable: 100, CurrentlyAvailable: 5, RestoreRate: 2}}
 	a := newAPIWith(t, server.Config{Throttle: th, Limits: limits.Defaults})
@@ -480,11 +484,12 @@ func TestThrottled(t *testing.T) {
 	if got := th.taken(); len(got) != 1 || !strings.HasPrefix(got[0], bucket) || !strings.HasSuffix(got[0], " 11") {
 		t.Errorf("takes %v, want [%s<id> 11]", got, bucket)
 	}
-	// Not charged: over the cost, a mutation over GET.
-	a.query(`{ segments(first: 100) { nodes { contacts(first: 100) { nodes { id } } } } }`, nil).refused(t, http.StatusBadRequest, limits.CodeMaxCost)
-	a.send(http.MethodGet, "/graphql?query="+url.QueryEscape(`mutation { deleteSegment(input: {id: "S_AQ"}) { deletedSegmentId } }`), nil, nil)
-	if got := th.taken(); len(got) != 1 {
-		t.Errorf("takes %v, want only the first", got)
+	// Charged the minimum, and throttled: over the cost, a mutation over GET.
+	a.query(`{ segments(first: 100) { nodes { contacts(first: 100) { nodes { id } } } } }`, nil).refused(t, http.StatusTooManyRequests, limits.CodeThrottled)
+	a.send(http.MethodGet, "/graphql?query="+url.QueryEscape(`mutation { deleteSegment(input: {id: "S_AQ"}) { deletedSegmentId } }`), nil, nil).
+		refused(t, http.StatusTooManyRequests, limits.CodeThrottled)
+	if got := th.taken(); len(got) != 3 || !strings.HasSuffix(got[1], " 1") || !strings.HasSuffix(got[2], " 1") {
+		t.Errorf("takes %v, want the first, then 1 point each", got)
 	}
 
 	// The bucket hook.
@@ -498,6 +503,63 @@ func TestThrottled(t *testing.T) {
 	}
 	if got := th2.taken(); len(got) != 1 || !strings.HasPrefix(got[0], "key:") {
 		t.Errorf("takes %v", got)
+	}
+}
+
+// TestEveryRequestCharged proves that every request is charged at least 1 point:
+// one costing nothing, and one refused (parsing, validation, a cap, its cost),
+// whose own refusal is answered while its bucket has points, and THROTTLED (429)
+// when it has none. They were free: {__typename} ran 1,900 times a second on one key,
+// throttled or not, and invalid documents were never charged.
+func TestEveryRequestCharged(t *testing.T) {
+	th := &fakeThrottle{status: limits.Status{MaximumAvailable: 100, CurrentlyAvailable: 90, RestoreRate: 2}}
+	a := newAPIWith(t, server.Config{Throttle: th, Limits: limits.Defaults})
+	requests := []struct {
+		name, query string
+		status      int
+		code        string
+	}{
+		{"costing nothing", `{ __typename }`, http.StatusOK, ""},
+		{"malformed", `{ workspace { id `, http.StatusOK, "GRAPHQL_PARSE_FAILED"},
+		{"invalid", `{ workspace { nope } }`, http.StatusOK, limits.CodeValidationFailed},
+		{"over a cap", `{ a: __typename b: __typename c: __typename ` + strings.Repeat("d: __typename ", 60) + `}`, http.StatusBadRequest, limits.CodeMaxAliases},
+		{"over the cost", `{ segments(first: 100) { nodes { contacts(first: 100) { nodes { id } } } } }`, http.StatusBadRequest, limits.CodeMaxCost},
+	}
+	for _, throttled := range []bool{false, true} {
+		th.mu.Lock()
+		th.takes, th.err = nil, nil
+		if throttled {
+			th.err = limits.ErrThrottled
+		}
+		th.mu.Unlock()
+		for _, req := range requests {
+			r := a.query(req.query, nil)
+			switch {
+			case throttled:
+				r.refused(t, http.StatusTooManyRequests, limits.CodeThrottled)
+				if r.header.Get("Retry-After") == "" || r.cost == nil || r.cost.ActualQueryCost != 0 || r.cost.ThrottleStatus == nil {
+					t.Errorf("%s, throttled: Retry-After %q, %s", req.name, r.header.Get("Retry-After"), r.body)
+				}
+			case req.code == "":
+				if r.status != req.status || len(r.res.Errors) > 0 || r.cost == nil || r.cost.RequestedQueryCost != 1 || r.cost.ActualQueryCost != 1 {
+					t.Errorf("%s: %d %s, want it to cost 1", req.name, r.status, r.body)
+				}
+			default:
+				if r.status != req.status || len(r.res.Errors) == 0 || r.res.Errors[0].Extensions["code"] != req.code {
+					t.Errorf("%s: %d %.300s, want %d %s", req.name, r.status, r.body, req.status, req.code)
+				}
+			}
+		}
+		got := th.taken()
+		if len(got) != len(requests) {
+			t.Errorf("throttled %v: takes %v, want one a request", throttled, got)
+		}
+		for _, take := range got {
+			if !strings.HasSuffix(take, " 1") {
+				t.Errorf("throttled %v: takes %v, want 1 point each", throttled, got)
+				break
+			}
+		}
 	}
 }
 

@@ -105,9 +105,11 @@ func TestRateLimited(t *testing.T) {
 	const capacity, rate = 1000, 1.0
 	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults})
 	start := time.Now()
-	base := a.baseline() // costs 1: { segments { totalCount } }
+	// Authentication's statements, and the bucket's: the baseline's requests were
+	// paid from the instance's reserve, a throttled one asks the bucket's row.
+	base := a.baseline() + 1
 	slack := func() int { return int(time.Since(start).Seconds()*rate) + 1 }
-	left := capacity - 1
+	left := capacity - 4 // the baseline's 4 requests, 1 point each
 	for range 9 {
 		left -= 101
 		a.query(query101, nil).charged(t, 101, capacity, left, slack())
@@ -496,25 +498,28 @@ func TestReplaysCharged(t *testing.T) {
 	a.replayOf(first, body, key)
 }
 
-// TestReplaysOfUncostedAnswersCharged proves that a replay costs at least 1 point: an
-// answer its request was charged nothing for (refused before it was costed) and one
-// stored before the costs were kept (cost NULL) are replayed for 1 point each.
+// TestReplaysOfUncostedAnswersCharged proves that a replay costs at least 1 point: one
+// stored before the costs were kept (cost NULL) is replayed for 1 point; and that a
+// refusal before costing, not kept, is charged 1 point each time it is sent again.
 func TestReplaysOfUncostedAnswersCharged(t *testing.T) {
 	const capacity, rate = 1000, 0.001
 	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults})
-	// Invalid: refused with 200 (application/json), stored, charged nothing.
+	// Invalid: refused with 200 (application/json), charged the minimum, not kept.
 	invalid, key := idemBody(`{ segments(first: 10) { nodes { nope } } }`, nil), newKey()
 	first := a.send(http.MethodPost, "/graphql", invalid, map[string]string{"Idempotency-Key": key})
 	if first.status != http.StatusOK || len(first.res.Errors) != 1 || first.cost != nil {
 		t.Fatalf("%d %s, want a refusal before costing", first.status, first.body)
 	}
-	if got := a.idemRow(key); got != "done 200" {
+	if got := a.idemRow(key); got != "" {
 		t.Fatalf("the refusal is stored as %q", got)
 	}
 	for range 3 {
-		a.replayOf(first, invalid, key)
+		r := a.send(http.MethodPost, "/graphql", invalid, map[string]string{"Idempotency-Key": key})
+		if r.header.Get("Idempotent-Replayed") != "" || r.status != first.status || r.body != first.body {
+			t.Fatalf("sent again: %d %v %s, want the refusal again, not replayed", r.status, r.header, r.body)
+		}
 	}
-	left := capacity - 3 - 11
+	left := capacity - 4 - 11
 	a.query(query11, nil).charged(t, 11, capacity, left, 1)
 
 	// An answer stored before its cost was.
