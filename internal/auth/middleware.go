@@ -73,9 +73,18 @@ func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ..
 			WriteError(w, http.StatusBadRequest, "BAD_REQUEST", "send one Authorization header, not several")
 			return
 		}
-		token, ok := bearer(r.Header.Get("Authorization"))
+		header := r.Header.Get("Authorization")
+		token, ok := bearer(header)
 		if !ok {
-			unauthenticated(w, "missing API key: send it as \"Authorization: Bearer <key>\"", false)
+			msg := "missing API key: send it as \"Authorization: Bearer <key>\""
+			if scheme, _, _ := strings.Cut(strings.TrimSpace(header), " "); scheme != "" && !strings.EqualFold(scheme, "Bearer") {
+				// Something was sent, in a scheme not taken here (Basic, or a bare key):
+				// say so, where "missing" sent its client looking for a lost header. No
+				// error attribute still: RFC 6750 section 3.1 counts an unsupported
+				// method as no credential.
+				msg = "only Bearer credentials are accepted: send the API key as \"Authorization: Bearer <key>\""
+			}
+			unauthenticated(w, msg, false)
 			return
 		}
 		var p Principal

@@ -47,7 +47,8 @@ func TestAuthorizationHeaderTwice(t *testing.T) {
 
 // TestWWWAuthenticate proves the challenge of RFC 6750 section 3.1: no error
 // attribute without a bearer credential, error="invalid_token" for one that was
-// presented and does not work.
+// presented and does not work; and the message of each. A credential of another
+// scheme (Basic) was told "missing API key", as if it had sent nothing.
 func TestWWWAuthenticate(t *testing.T) {
 	v, err := NewJWTVerifier(JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, HS256Secret: testSecret})
 	if err != nil {
@@ -60,14 +61,17 @@ func TestWWWAuthenticate(t *testing.T) {
 	for name, tc := range map[string]struct {
 		header []string
 		want   string
+		msg    string // how the message begins
 	}{
-		"no header":        {nil, plain},
-		"another scheme":   {[]string{"Basic dXNlcjpwYXNz"}, plain},
-		"unknown API key":  {[]string{"Bearer " + string(key)}, invalid},
-		"mistyped API key": {[]string{"Bearer seg_nope"}, invalid},
-		"forged session":   {[]string{"Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", testClaims(now, nil))}, invalid},
-		"expired session":  {[]string{"Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(now, map[string]any{"exp": now.Add(-time.Hour).Unix(), "iat": now.Add(-2 * time.Hour).Unix()}))}, invalid},
-		"malformed token":  {[]string{"Bearer a.b.c"}, invalid},
+		"no header":        {nil, plain, "missing API key"},
+		"an empty bearer":  {[]string{"Bearer "}, plain, "missing API key"},
+		"another scheme":   {[]string{"Basic dXNlcjpwYXNz"}, plain, "only Bearer credentials are accepted"},
+		"no scheme":        {[]string{string(key)}, plain, "only Bearer credentials are accepted"},
+		"unknown API key":  {[]string{"Bearer " + string(key)}, invalid, "invalid API key"},
+		"mistyped API key": {[]string{"Bearer seg_nope"}, invalid, "invalid API key"},
+		"forged session":   {[]string{"Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", testClaims(now, nil))}, invalid, "invalid session token"},
+		"expired session":  {[]string{"Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, testSecret, "", testClaims(now, map[string]any{"exp": now.Add(-time.Hour).Unix(), "iat": now.Add(-2 * time.Hour).Unix()}))}, invalid, ""},
+		"malformed token":  {[]string{"Bearer a.b.c"}, invalid, "invalid session token"},
 	} {
 		w := send(tc.header...)
 		if w.Code != http.StatusUnauthorized {
@@ -75,6 +79,9 @@ func TestWWWAuthenticate(t *testing.T) {
 		}
 		if got := w.Header().Get("WWW-Authenticate"); got != tc.want {
 			t.Errorf("%s: WWW-Authenticate %q, want %q", name, got, tc.want)
+		}
+		if _, msg := errorOf(t, w); !strings.HasPrefix(msg, tc.msg) {
+			t.Errorf("%s: message %q, want %q...", name, msg, tc.msg)
 		}
 	}
 }

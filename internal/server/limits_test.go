@@ -22,6 +22,7 @@ import (
 
 	"github.com/segments/segments/graph"
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/limits/limitstest"
 	"github.com/segments/segments/internal/logtest"
@@ -378,6 +379,20 @@ func TestCostReported(t *testing.T) {
 	// Requests refused before they are costed (malformed, over a limit) carry none.
 	if r := a.query(`{ workspace { id `, nil); r.cost != nil || len(r.res.Errors) != 1 || len(r.res.Data) != 0 { // 200 without data (GraphQL over HTTP)
 		t.Errorf("a malformed request: %d %s", r.status, r.body)
+	}
+	// Nor do refusals of the credential, of a read key's mutation and of a mutation
+	// over GET, which the README listed as answers that report their cost.
+	ro, _ := a.withKey(t, store.NewAPIKey{Scope: crm.ScopeRead, Name: "read"})
+	mutation := `mutation { createSegment(input: {name: "Uncosted"}) { segment { id } } }`
+	body, _ := json.Marshal(map[string]any{"query": `{ workspace { id } }`})
+	for name, r := range map[string]reply{
+		"no key":                a.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": "application/json"}, false),
+		"a read key's mutation": ro.query(mutation, nil),
+		"a mutation over GET":   a.exchange(http.MethodGet, "/graphql?query="+url.QueryEscape(mutation), nil, nil, true),
+	} {
+		if r.status == http.StatusOK && len(r.res.Errors) == 0 || strings.Contains(r.body, `"cost"`) {
+			t.Errorf("%s: %d %s, want a refusal without extensions.cost", name, r.status, r.body)
+		}
 	}
 }
 

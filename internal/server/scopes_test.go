@@ -263,11 +263,13 @@ func sendRawOp(base, authorization, query, operation string) (response, error) {
 	return out, err
 }
 
-// refusedKey checks that the client's key gets 401 UNAUTHENTICATED.
+// refusedKey checks that the client's key gets 401 UNAUTHENTICATED, told "invalid API
+// key" as a key that never existed is: an expired or revoked key is not told apart.
 func refusedKey(t testing.TB, c *api) {
 	t.Helper()
 	res := c.post(`{ workspace { id } }`, nil)
-	if res.Status != http.StatusUnauthorized || len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "UNAUTHENTICATED" {
+	if res.Status != http.StatusUnauthorized || len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "UNAUTHENTICATED" ||
+		res.Errors[0].Message != "invalid API key" {
 		t.Fatalf("status %d, errors %+v; want 401 UNAUTHENTICATED", res.Status, res.Errors)
 	}
 }
