@@ -1240,7 +1240,7 @@ type Query {
   (` + "`" + `+91 98765 43210` + "`" + `); null when the workspace has no such contact.
   """
   contactByPhone(
-    """The phone number, with its country code."""
+    """The phone number, with its country code, in digits (a letter is BAD_USER_INPUT)."""
     phone: String!
   ): Contact
   """The workspace's segments, newest first unless ` + "`" + `orderBy` + "`" + ` says otherwise."""
@@ -1456,7 +1456,10 @@ type RemoveContactsFromSegmentsPayload {
 
 """A contact to create or update, matched by phone number. Fields left out keep their values."""
 input ContactInput {
-  """The phone number with its country code, in any international format (` + "`" + `+91 98765 43210` + "`" + `); stored in E.164."""
+  """
+  The phone number with its country code, in any international format (` + "`" + `+91 98765 43210` + "`" + `),
+  in digits (a letter is INVALID, not read as a keypad's digit); stored in E.164.
+  """
   phone: String!
   """The name, up to 255 characters; null or empty removes it."""
   name: String
@@ -1494,7 +1497,7 @@ type UpsertContactsPayload {
 input UpdateContactInput {
   """The contact to change."""
   id: ID!
-  """The new phone number with its country code; no other contact may have it."""
+  """The new phone number with its country code, in digits (a letter is INVALID); no other contact may have it."""
   phone: String
   """The new name, up to 255 characters; null or empty removes it."""
   name: String

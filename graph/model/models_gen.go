@@ -39,7 +39,8 @@ type ContactFilter struct {
 
 // A contact to create or update, matched by phone number. Fields left out keep their values.
 type ContactInput struct {
-	// The phone number with its country code, in any international format (`+91 98765 43210`); stored in E.164.
+	// The phone number with its country code, in any international format (`+91 98765 43210`),
+	// in digits (a letter is INVALID, not read as a keypad's digit); stored in E.164.
 	Phone string `json:"phone"`
 	// The name, up to 255 characters; null or empty removes it.
 	Name graphql.Omittable[*string] `json:"name,omitempty"`
@@ -171,7 +172,7 @@ type SegmentOrder struct {
 type UpdateContactInput struct {
 	// The contact to change.
 	ID string `json:"id"`
-	// The new phone number with its country code; no other contact may have it.
+	// The new phone number with its country code, in digits (a letter is INVALID); no other contact may have it.
 	Phone graphql.Omittable[*string] `json:"phone,omitempty"`
 	// The new name, up to 255 characters; null or empty removes it.
 	Name graphql.Omittable[*string] `json:"name,omitempty"`

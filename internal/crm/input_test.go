@@ -55,7 +55,8 @@ func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
 // parenthesis before the country code were refused as having no country code, digits
 // of Devanagari, Bengali and other scripts libphonenumber does not know, and narrow
 // no-break spaces as no valid number, and an extension was dropped, which made two
-// people behind one switchboard one contact.
+// people behind one switchboard one contact. A letter is refused, not read as the digit
+// under it on a keypad: "+91 98765 HELLO" was stored as +919876543556, a stranger's.
 func TestPhonesInInternationalFormat(t *testing.T) {
 	for _, raw := range []string{
 		"+91 98765 43210", "0091-98765-43210", " +919876543210 ", "+91.98765.43210",
@@ -75,6 +76,11 @@ func TestPhonesInInternationalFormat(t *testing.T) {
 		"+91 98765 43210 x12":              "extension",
 		"+91 98765 43210;ext=5":            "extension",
 		"+91 98765 43210 #12":              "extension",
+		"+91 98765 HELLO":                  "letters, which are not read as digits",
+		"+1-800-GO-FEDEX":                  "letters, which are not read as digits",
+		"+91 98765 4321O":                  "letters, which are not read as digits",
+		"+91 98765 43210 mobile":           "letters, which are not read as digits",
+		"+91 ＨＥＬＬＯ 43210":                  "letters, which are not read as digits",
 		"+999 1234567":                     "not a valid phone number",
 		"+91 " + strings.Repeat("9", 5000): "not a valid phone number",
 	} {

@@ -1244,6 +1244,8 @@ func TestUpsertContactsRefused(t *testing.T) {
 		{"national format", []map[string]any{{"phone": "09876543210"}, update},
 			[]wantUserError{userErrAt("INVALID", "input", "contacts", "0", "phone")}},
 		{"letters", []map[string]any{{"phone": "call me"}}, []wantUserError{userErrAt("INVALID", "input", "contacts", "0", "phone")}},
+		{"letters after the country code", []map[string]any{good, {"phone": "+91 98765 HELLO"}, {"phone": "+1-800-GO-FEDEX"}},
+			[]wantUserError{userErrAt("INVALID", "input", "contacts", "1", "phone"), userErrAt("INVALID", "input", "contacts", "2", "phone")}},
 		{"too short", []map[string]any{{"phone": "+91 123"}}, []wantUserError{userErrAt("INVALID", "input", "contacts", "0", "phone")}},
 		{"too long", []map[string]any{{"phone": "+91 98765 43210 12345"}}, []wantUserError{userErrAt("INVALID", "input", "contacts", "0", "phone")}},
 		{"unknown country code", []map[string]any{{"phone": "+999 1234567"}}, []wantUserError{userErrAt("INVALID", "input", "contacts", "0", "phone")}},
@@ -1328,6 +1330,20 @@ func TestUpsertContactsKnownPhones(t *testing.T) {
 		checkUserErrors(t, p.UserErrors, userErrAt("INVALID", "input", "contacts", "0", "phone"))
 		c.unchanged(before)
 	}
+}
+
+// TestPhonesWithLettersRefused: contactByPhone and updateContact refuse a phone with
+// letters as upsertContacts does. libphonenumber read them as a keypad's digits:
+// "+91 98765 HELLO" found, and moved a contact to, +919876543556, a stranger's number.
+func TestPhonesWithLettersRefused(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	p := c.upsert(map[string]any{"phone": "+919876543556"}, map[string]any{"phone": "+919800000001"})
+	checkUserErrors(t, p.UserErrors)
+	c.fails("BAD_USER_INPUT", `query($p: String!) { contactByPhone(phone: $p) { id phone } }`, map[string]any{"p": "+91 98765 HELLO"})
+	before := c.dbState()
+	u := c.updateContact(map[string]any{"id": p.Contacts[1].ID, "phone": "+91 98765 HELLO"})
+	checkUserErrors(t, u.UserErrors, userErrAt("INVALID", "input", "phone"))
+	c.unchanged(before)
 }
 
 // TestKnownPhonesAreTheirContacts holds contactByPhone and updateContact to
