@@ -1469,7 +1469,8 @@ input ContactInput {
   Attributes to merge into the stored ones (a JSON object of at most 16 KB as it is
   read back, numbers written out in full: ` + "`" + `1e300` + "`" + ` takes 301 bytes): each key
   given replaces the stored value, and a key given as null is removed. The
-  contact's attributes, once merged, may not take more than 16 KB either.
+  contact's attributes, once merged, may not take more than 16 KB either. Arrays
+  and objects nest at most 10 levels inside (` + "`" + `{"a": [1]}` + "`" + ` is one); deeper is INVALID.
   ` + "`" + `attributes: null` + "`" + ` removes them all; leave the field out to keep them.
   """
   attributes: JSON
@@ -1505,8 +1506,8 @@ input UpdateContactInput {
   email: String
   """
   Attributes to merge into the stored ones (a JSON object of at most 16 KB, measured
-  as in ` + "`" + `ContactInput` + "`" + `, and so are the contact's once merged); a key given as null is
-  removed. ` + "`" + `attributes: null` + "`" + ` removes them all; leave the field out to keep them.
+  as in ` + "`" + `ContactInput` + "`" + `, and so are the contact's once merged; nested at most 10 levels,
+  as in ` + "`" + `ContactInput` + "`" + `); a key given as null is removed. ` + "`" + `attributes: null` + "`" + ` removes them all; leave the field out to keep them.
   """
   attributes: JSON
 }

@@ -49,7 +49,8 @@ type ContactInput struct {
 	// Attributes to merge into the stored ones (a JSON object of at most 16 KB as it is
 	// read back, numbers written out in full: `1e300` takes 301 bytes): each key
 	// given replaces the stored value, and a key given as null is removed. The
-	// contact's attributes, once merged, may not take more than 16 KB either.
+	// contact's attributes, once merged, may not take more than 16 KB either. Arrays
+	// and objects nest at most 10 levels inside (`{"a": [1]}` is one); deeper is INVALID.
 	// `attributes: null` removes them all; leave the field out to keep them.
 	Attributes graphql.Omittable[map[string]any] `json:"attributes,omitempty"`
 }
@@ -179,8 +180,8 @@ type UpdateContactInput struct {
 	// The new email address; null or empty removes it.
 	Email graphql.Omittable[*string] `json:"email,omitempty"`
 	// Attributes to merge into the stored ones (a JSON object of at most 16 KB, measured
-	// as in `ContactInput`, and so are the contact's once merged); a key given as null is
-	// removed. `attributes: null` removes them all; leave the field out to keep them.
+	// as in `ContactInput`, and so are the contact's once merged; nested at most 10 levels,
+	// as in `ContactInput`); a key given as null is removed. `attributes: null` removes them all; leave the field out to keep them.
 	Attributes graphql.Omittable[map[string]any] `json:"attributes,omitempty"`
 }
 

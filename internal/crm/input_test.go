@@ -266,3 +266,37 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// TestAttributesNestAtMostTenLevels: attributes' arrays and objects nest at most
+// crm.MaxAttributesDepth levels, deeper is INVALID naming the attribute. 8,000
+// nested arrays fit the 16 KB and were accepted, and every page of contacts holding
+// them then raised RecursionError in Python's json module.
+func TestAttributesNestAtMostTenLevels(t *testing.T) {
+	nest := func(levels int, inner any) any {
+		v := inner
+		for i := 0; i < levels; i++ {
+			if i%2 == 0 {
+				v = []any{v}
+			} else {
+				v = map[string]any{"k": v}
+			}
+		}
+		return v
+	}
+	for _, levels := range []int{0, 1, crm.MaxAttributesDepth} {
+		c := crm.ContactInput{Phone: "+919876543210", ContactDetails: crm.ContactDetails{
+			Attributes: crm.Some(map[string]any{"flat": "x", "d": nest(levels, "x")})}}
+		if err := c.Normalize(); err != nil {
+			t.Errorf("%d levels: %v", levels, err)
+		}
+	}
+	for _, levels := range []int{crm.MaxAttributesDepth + 1, 8_000} {
+		c := crm.ContactInput{Phone: "+919876543210", ContactDetails: crm.ContactDetails{
+			Attributes: crm.Some(map[string]any{"flat": "x", "d": nest(levels, "x"), "e": nest(levels, nil)})}}
+		errs := crm.UserErrors(c.Normalize())
+		if len(errs) != 1 || errs[0].Code != crm.CodeInvalid || strings.Join(errs[0].Field, ".") != "attributes" ||
+			!strings.Contains(errs[0].Message, `attribute "d" nests`) {
+			t.Errorf("%d levels: %v, want INVALID at attributes naming \"d\"", levels, errs)
+		}
+	}
+}

@@ -1226,6 +1226,15 @@ func TestMembershipMaximum(t *testing.T) {
 	})
 }
 
+// nestedArrays is levels arrays, each the only element of the one around it.
+func nestedArrays(levels int) any {
+	var v any = "x"
+	for range levels {
+		v = []any{v}
+	}
+	return v
+}
+
 // TestUpsertContactsRefused proves that a bad entry refuses the whole upsert, naming
 // each bad value, and changes nothing.
 func TestUpsertContactsRefused(t *testing.T) {
@@ -1261,6 +1270,10 @@ func TestUpsertContactsRefused(t *testing.T) {
 			[]wantUserError{userErrAt("TOO_LONG", "input", "contacts", "0", "attributes")}},
 		{"blank attribute name", []map[string]any{update, {"phone": "+919800000003", "attributes": map[string]any{" ": 1}}},
 			[]wantUserError{userErrAt("BLANK", "input", "contacts", "1", "attributes")}},
+		{"attributes nested 11 levels", []map[string]any{update, {"phone": "+919800000003", "attributes": map[string]any{"d": nestedArrays(11)}}},
+			[]wantUserError{userErrAt("INVALID", "input", "contacts", "1", "attributes")}},
+		{"attributes nested 8,000 levels", []map[string]any{{"phone": "+919800000003", "attributes": map[string]any{"d": nestedArrays(8_000)}}},
+			[]wantUserError{userErrAt("INVALID", "input", "contacts", "0", "attributes")}},
 		{"every bad value named", []map[string]any{
 			{"phone": "12345", "email": "@"}, good, {"phone": "+919800000004", "name": strings.Repeat("n", 256)}, update, {"phone": "nope"},
 		}, []wantUserError{
@@ -1756,6 +1769,7 @@ func TestUpdateContact(t *testing.T) {
 		{"invalid email", map[string]any{"id": ct.ID, "email": "meera@"}, []wantUserError{userErrAt("INVALID", "input", "email")}},
 		{"name of 256 characters", map[string]any{"id": ct.ID, "name": strings.Repeat("m", 256)}, []wantUserError{userErrAt("TOO_LONG", "input", "name")}},
 		{"attributes over 16 KB", map[string]any{"id": ct.ID, "attributes": map[string]any{"k": strings.Repeat("v", 16<<10)}}, []wantUserError{userErrAt("TOO_LONG", "input", "attributes")}},
+		{"attributes nested 11 levels", map[string]any{"id": ct.ID, "attributes": map[string]any{"d": nestedArrays(11)}}, []wantUserError{userErrAt("INVALID", "input", "attributes")}},
 		{"several bad values", map[string]any{"id": ct.ID, "phone": "x", "email": "y", "name": strings.Repeat("m", 256)},
 			[]wantUserError{userErrAt("INVALID", "input", "phone"), userErrAt("INVALID", "input", "email"), userErrAt("TOO_LONG", "input", "name")}},
 	}
