@@ -1461,7 +1461,7 @@ input ContactInput {
   in digits (a letter is INVALID, not read as a keypad's digit); stored in E.164.
   """
   phone: String!
-  """The name, up to 255 characters; null or empty removes it."""
+  """The name, up to 255 characters; null, empty or only white space and invisible characters removes it."""
   name: String
   """The email address; null or empty removes it."""
   email: String
@@ -1500,7 +1500,7 @@ input UpdateContactInput {
   id: ID!
   """The new phone number with its country code, in digits (a letter is INVALID); no other contact may have it."""
   phone: String
-  """The new name, up to 255 characters; null or empty removes it."""
+  """The new name, up to 255 characters; null, empty or only white space and invisible characters removes it."""
   name: String
   """The new email address; null or empty removes it."""
   email: String

@@ -42,7 +42,7 @@ type ContactInput struct {
 	// The phone number with its country code, in any international format (`+91 98765 43210`),
 	// in digits (a letter is INVALID, not read as a keypad's digit); stored in E.164.
 	Phone string `json:"phone"`
-	// The name, up to 255 characters; null or empty removes it.
+	// The name, up to 255 characters; null, empty or only white space and invisible characters removes it.
 	Name graphql.Omittable[*string] `json:"name,omitempty"`
 	// The email address; null or empty removes it.
 	Email graphql.Omittable[*string] `json:"email,omitempty"`
@@ -175,7 +175,7 @@ type UpdateContactInput struct {
 	ID string `json:"id"`
 	// The new phone number with its country code, in digits (a letter is INVALID); no other contact may have it.
 	Phone graphql.Omittable[*string] `json:"phone,omitempty"`
-	// The new name, up to 255 characters; null or empty removes it.
+	// The new name, up to 255 characters; null, empty or only white space and invisible characters removes it.
 	Name graphql.Omittable[*string] `json:"name,omitempty"`
 	// The new email address; null or empty removes it.
 	Email graphql.Omittable[*string] `json:"email,omitempty"`

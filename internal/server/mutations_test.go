@@ -1804,6 +1804,8 @@ func TestUpdateContact(t *testing.T) {
 		{"phone in international format", map[string]any{"phone": "0091-98-" + ps[0][5:]}, ps[0], textPtr("Meera S"), textPtr("meera@example.com"), `{"city":"Pune","lang":"mr"}`, true},
 		{"attributes merge", map[string]any{"attributes": map[string]any{"lang": nil, "tier": 1}}, ps[0], textPtr("Meera S"), textPtr("meera@example.com"), `{"city":"Pune","tier":1}`, true},
 		{"name null clears", map[string]any{"name": nil}, ps[0], nil, textPtr("meera@example.com"), `{"city":"Pune","tier":1}`, true},
+		{"name again", map[string]any{"name": "Meera S"}, ps[0], textPtr("Meera S"), textPtr("meera@example.com"), `{"city":"Pune","tier":1}`, true},
+		{"name blank clears, not BLANK", map[string]any{"name": " \u200b\t "}, ps[0], nil, textPtr("meera@example.com"), `{"city":"Pune","tier":1}`, true},
 		{"email empty clears", map[string]any{"email": ""}, ps[0], nil, nil, `{"city":"Pune","tier":1}`, true},
 		{"attributes null removes all", map[string]any{"attributes": nil}, ps[0], nil, nil, `{}`, true},
 		{"clearing what is clear", map[string]any{"name": "", "email": nil, "attributes": nil}, ps[0], nil, nil, `{}`, false},
