@@ -1240,7 +1240,7 @@ type Query {
   (` + "`" + `+91 98765 43210` + "`" + `); null when the workspace has no such contact.
   """
   contactByPhone(
-    """The phone number, with its country code."""
+    """The phone number, with its country code, in digits (a letter is BAD_USER_INPUT)."""
     phone: String!
   ): Contact
   """The workspace's segments, newest first unless ` + "`" + `orderBy` + "`" + ` says otherwise."""
@@ -1456,9 +1456,12 @@ type RemoveContactsFromSegmentsPayload {
 
 """A contact to create or update, matched by phone number. Fields left out keep their values."""
 input ContactInput {
-  """The phone number with its country code, in any international format (` + "`" + `+91 98765 43210` + "`" + `); stored in E.164."""
+  """
+  The phone number with its country code, in any international format (` + "`" + `+91 98765 43210` + "`" + `),
+  in digits (a letter is INVALID, not read as a keypad's digit); stored in E.164.
+  """
   phone: String!
-  """The name, up to 255 characters; null or empty removes it."""
+  """The name, up to 255 characters; null, empty or only white space and invisible characters removes it."""
   name: String
   """The email address; null or empty removes it."""
   email: String
@@ -1466,7 +1469,8 @@ input ContactInput {
   Attributes to merge into the stored ones (a JSON object of at most 16 KB as it is
   read back, numbers written out in full: ` + "`" + `1e300` + "`" + ` takes 301 bytes): each key
   given replaces the stored value, and a key given as null is removed. The
-  contact's attributes, once merged, may not take more than 16 KB either.
+  contact's attributes, once merged, may not take more than 16 KB either. Arrays
+  and objects nest at most 10 levels inside (` + "`" + `{"a": [1]}` + "`" + ` is one); deeper is INVALID.
   ` + "`" + `attributes: null` + "`" + ` removes them all; leave the field out to keep them.
   """
   attributes: JSON
@@ -1494,16 +1498,16 @@ type UpsertContactsPayload {
 input UpdateContactInput {
   """The contact to change."""
   id: ID!
-  """The new phone number with its country code; no other contact may have it."""
+  """The new phone number with its country code, in digits (a letter is INVALID); no other contact may have it."""
   phone: String
-  """The new name, up to 255 characters; null or empty removes it."""
+  """The new name, up to 255 characters; null, empty or only white space and invisible characters removes it."""
   name: String
   """The new email address; null or empty removes it."""
   email: String
   """
   Attributes to merge into the stored ones (a JSON object of at most 16 KB, measured
-  as in ` + "`" + `ContactInput` + "`" + `, and so are the contact's once merged); a key given as null is
-  removed. ` + "`" + `attributes: null` + "`" + ` removes them all; leave the field out to keep them.
+  as in ` + "`" + `ContactInput` + "`" + `, and so are the contact's once merged; nested at most 10 levels,
+  as in ` + "`" + `ContactInput` + "`" + `); a key given as null is removed. ` + "`" + `attributes: null` + "`" + ` removes them all; leave the field out to keep them.
   """
   attributes: JSON
 }

@@ -39,16 +39,18 @@ type ContactFilter struct {
 
 // A contact to create or update, matched by phone number. Fields left out keep their values.
 type ContactInput struct {
-	// The phone number with its country code, in any international format (`+91 98765 43210`); stored in E.164.
+	// The phone number with its country code, in any international format (`+91 98765 43210`),
+	// in digits (a letter is INVALID, not read as a keypad's digit); stored in E.164.
 	Phone string `json:"phone"`
-	// The name, up to 255 characters; null or empty removes it.
+	// The name, up to 255 characters; null, empty or only white space and invisible characters removes it.
 	Name graphql.Omittable[*string] `json:"name,omitempty"`
 	// The email address; null or empty removes it.
 	Email graphql.Omittable[*string] `json:"email,omitempty"`
 	// Attributes to merge into the stored ones (a JSON object of at most 16 KB as it is
 	// read back, numbers written out in full: `1e300` takes 301 bytes): each key
 	// given replaces the stored value, and a key given as null is removed. The
-	// contact's attributes, once merged, may not take more than 16 KB either.
+	// contact's attributes, once merged, may not take more than 16 KB either. Arrays
+	// and objects nest at most 10 levels inside (`{"a": [1]}` is one); deeper is INVALID.
 	// `attributes: null` removes them all; leave the field out to keep them.
 	Attributes graphql.Omittable[map[string]any] `json:"attributes,omitempty"`
 }
@@ -171,15 +173,15 @@ type SegmentOrder struct {
 type UpdateContactInput struct {
 	// The contact to change.
 	ID string `json:"id"`
-	// The new phone number with its country code; no other contact may have it.
+	// The new phone number with its country code, in digits (a letter is INVALID); no other contact may have it.
 	Phone graphql.Omittable[*string] `json:"phone,omitempty"`
-	// The new name, up to 255 characters; null or empty removes it.
+	// The new name, up to 255 characters; null, empty or only white space and invisible characters removes it.
 	Name graphql.Omittable[*string] `json:"name,omitempty"`
 	// The new email address; null or empty removes it.
 	Email graphql.Omittable[*string] `json:"email,omitempty"`
 	// Attributes to merge into the stored ones (a JSON object of at most 16 KB, measured
-	// as in `ContactInput`, and so are the contact's once merged); a key given as null is
-	// removed. `attributes: null` removes them all; leave the field out to keep them.
+	// as in `ContactInput`, and so are the contact's once merged; nested at most 10 levels,
+	// as in `ContactInput`); a key given as null is removed. `attributes: null` removes them all; leave the field out to keep them.
 	Attributes graphql.Omittable[map[string]any] `json:"attributes,omitempty"`
 }
 

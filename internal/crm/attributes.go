@@ -5,14 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
 // attributes checks a contact's attributes as PostgreSQL will keep them (jsonb): no
-// blank name, no NUL character (jsonb cannot hold one), and at most
-// MaxAttributesBytes as compact JSON. The size is that of the JSON jsonb writes back,
+// blank name, nested at most MaxAttributesDepth levels, no NUL character (jsonb cannot
+// hold one), and at most MaxAttributesBytes as compact JSON. The size is that of the JSON jsonb writes back,
 // not of the request's: strings unescaped but for what JSON must escape, and numbers
 // written out in full as jsonb's numeric writes them, so 1e300 takes 301 bytes, not
 // 5. Measured on the request's text instead, a 2 KB request of such numbers was
@@ -22,6 +23,10 @@ func attributes(errs Errors, field []string, attrs map[string]any) Errors {
 		if trimText(k) == "" {
 			return append(errs, Errorf(CodeBlank, field, "attribute names cannot be blank"))
 		}
+	}
+	if k, ok := tooDeep(attrs); ok {
+		return append(errs, Errorf(CodeInvalid, field, "attribute %s nests arrays and objects more than %d levels deep, the most attributes may",
+			QuoteInput(k), MaxAttributesDepth))
 	}
 	var m jsonMeasure
 	if err := m.value(attrs); err != nil {
@@ -39,6 +44,52 @@ func attributes(errs Errors, field []string, attrs map[string]any) Errors {
 		return append(errs, Errorf(CodeTooLong, field, "attributes take %d bytes as JSON (numbers written out in full), the maximum is %d", m.size, MaxAttributesBytes))
 	}
 	return errs
+}
+
+// tooDeep returns the first name, in order, of the attributes whose value nests
+// arrays and objects more than MaxAttributesDepth levels. 16 KB holds 8,000 nested
+// arrays, which Go and PostgreSQL take, but Python's json module, as partners' exports
+// read pages of contacts, raises RecursionError past about 1,000 levels of the whole
+// answer, and other clients' readers have limits of their own (serde_json's is 128).
+// Ten levels hold any record a contact's attribute is (a list of orders of items of
+// options) with room to spare.
+func tooDeep(attrs map[string]any) (string, bool) {
+	var names []string
+	for k, v := range attrs {
+		if deeper(v, MaxAttributesDepth) {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return "", false
+	}
+	return slices.Min(names), true // the same name each time the input is sent
+}
+
+// deeper reports whether v nests arrays and objects more than levels deep, looking no
+// deeper than that.
+func deeper(v any, levels int) bool {
+	switch v := v.(type) {
+	case []any:
+		if levels == 0 {
+			return true
+		}
+		for _, e := range v {
+			if deeper(e, levels-1) {
+				return true
+			}
+		}
+	case map[string]any:
+		if levels == 0 {
+			return true
+		}
+		for _, e := range v {
+			if deeper(e, levels-1) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // jsonMeasure measures a decoded JSON value as jsonb writes it back.

@@ -28,6 +28,9 @@ const (
 	MaxContactName     = 255     // characters of a contact name
 	MaxEmail           = 320     // characters of an email address (RFC 3696)
 	MaxAttributesBytes = 16 << 10
+	// MaxAttributesDepth is how deep arrays and objects nest in a contact's
+	// attributes, the attributes object itself not counted: {"a": [1]} is 1 level.
+	MaxAttributesDepth = 10
 	MaxWorkspaceName   = 200 // characters of a workspace's name
 	MaxKeyName         = 200 // characters of an API key's name
 )

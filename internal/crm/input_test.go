@@ -55,7 +55,8 @@ func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
 // parenthesis before the country code were refused as having no country code, digits
 // of Devanagari, Bengali and other scripts libphonenumber does not know, and narrow
 // no-break spaces as no valid number, and an extension was dropped, which made two
-// people behind one switchboard one contact.
+// people behind one switchboard one contact. A letter is refused, not read as the digit
+// under it on a keypad: "+91 98765 HELLO" was stored as +919876543556, a stranger's.
 func TestPhonesInInternationalFormat(t *testing.T) {
 	for _, raw := range []string{
 		"+91 98765 43210", "0091-98765-43210", " +919876543210 ", "+91.98765.43210",
@@ -75,6 +76,11 @@ func TestPhonesInInternationalFormat(t *testing.T) {
 		"+91 98765 43210 x12":              "extension",
 		"+91 98765 43210;ext=5":            "extension",
 		"+91 98765 43210 #12":              "extension",
+		"+91 98765 HELLO":                  "letters, which are not read as digits",
+		"+1-800-GO-FEDEX":                  "letters, which are not read as digits",
+		"+91 98765 4321O":                  "letters, which are not read as digits",
+		"+91 98765 43210 mobile":           "letters, which are not read as digits",
+		"+91 ＨＥＬＬＯ 43210":                  "letters, which are not read as digits",
 		"+999 1234567":                     "not a valid phone number",
 		"+91 " + strings.Repeat("9", 5000): "not a valid phone number",
 	} {
@@ -259,4 +265,38 @@ func deref(s *string) string {
 		return "<nil>"
 	}
 	return *s
+}
+
+// TestAttributesNestAtMostTenLevels: attributes' arrays and objects nest at most
+// crm.MaxAttributesDepth levels, deeper is INVALID naming the attribute. 8,000
+// nested arrays fit the 16 KB and were accepted, and every page of contacts holding
+// them then raised RecursionError in Python's json module.
+func TestAttributesNestAtMostTenLevels(t *testing.T) {
+	nest := func(levels int, inner any) any {
+		v := inner
+		for i := 0; i < levels; i++ {
+			if i%2 == 0 {
+				v = []any{v}
+			} else {
+				v = map[string]any{"k": v}
+			}
+		}
+		return v
+	}
+	for _, levels := range []int{0, 1, crm.MaxAttributesDepth} {
+		c := crm.ContactInput{Phone: "+919876543210", ContactDetails: crm.ContactDetails{
+			Attributes: crm.Some(map[string]any{"flat": "x", "d": nest(levels, "x")})}}
+		if err := c.Normalize(); err != nil {
+			t.Errorf("%d levels: %v", levels, err)
+		}
+	}
+	for _, levels := range []int{crm.MaxAttributesDepth + 1, 8_000} {
+		c := crm.ContactInput{Phone: "+919876543210", ContactDetails: crm.ContactDetails{
+			Attributes: crm.Some(map[string]any{"flat": "x", "d": nest(levels, "x"), "e": nest(levels, nil)})}}
+		errs := crm.UserErrors(c.Normalize())
+		if len(errs) != 1 || errs[0].Code != crm.CodeInvalid || strings.Join(errs[0].Field, ".") != "attributes" ||
+			!strings.Contains(errs[0].Message, `attribute "d" nests`) {
+			t.Errorf("%d levels: %v, want INVALID at attributes naming \"d\"", levels, errs)
+		}
+	}
 }

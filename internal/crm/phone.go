@@ -5,7 +5,9 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -249,14 +251,22 @@ func e164(phone string) (string, error) {
 		}
 	}
 	num, err := phonenumbers.Parse(phone, "")
-	if err != nil || !phonenumbers.IsValidNumber(num) {
-		return "", errNotValid
-	}
-	if num.GetExtension() != "" {
+	valid := err == nil && phonenumbers.IsValidNumber(num)
+	if valid && num.GetExtension() != "" {
 		// Parse takes "ext. 12", "x12", "#12" as an extension and Format drops it,
 		// which made the numbers of two people behind one switchboard one contact.
-		// WhatsApp reaches no extension.
+		// WhatsApp reaches no extension. Checked before letters, as "ext." and "x"
+		// are: the message names what to remove.
 		return "", errExtension
+	}
+	if strings.IndexFunc(phone, unicode.IsLetter) >= 0 {
+		// Parse reads letters as the digits under them on a keypad ("+1-800-GO-FEDEX"
+		// is +18004633339), so a junk cell of a CSV ("+91 98765 HELLO") became a
+		// stranger's number, whom a campaign would then message.
+		return "", errLetters
+	}
+	if !valid {
+		return "", errNotValid
 	}
 	formatted := phonenumbers.Format(num, phonenumbers.E164)
 	if !InE164Form(formatted) {
@@ -268,4 +278,5 @@ func e164(phone string) (string, error) {
 var (
 	errNotValid  = errors.New("is not a valid phone number")
 	errExtension = errors.New("has an extension, which WhatsApp cannot reach: give the number alone")
+	errLetters   = errors.New("has letters, which are not read as digits: give the number in digits")
 )

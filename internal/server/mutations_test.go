@@ -1226,6 +1226,15 @@ func TestMembershipMaximum(t *testing.T) {
 	})
 }
 
+// nestedArrays is levels arrays, each the only element of the one around it.
+func nestedArrays(levels int) any {
+	var v any = "x"
+	for range levels {
+		v = []any{v}
+	}
+	return v
+}
+
 // TestUpsertContactsRefused proves that a bad entry refuses the whole upsert, naming
 // each bad value, and changes nothing.
 func TestUpsertContactsRefused(t *testing.T) {
@@ -1244,6 +1253,8 @@ func TestUpsertContactsRefused(t *testing.T) {
 		{"national format", []map[string]any{{"phone": "09876543210"}, update},
 			[]wantUserError{userErrAt("INVALID", "input", "contacts", "0", "phone")}},
 		{"letters", []map[string]any{{"phone": "call me"}}, []wantUserError{userErrAt("INVALID", "input", "contacts", "0", "phone")}},
+		{"letters after the country code", []map[string]any{good, {"phone": "+91 98765 HELLO"}, {"phone": "+1-800-GO-FEDEX"}},
+			[]wantUserError{userErrAt("INVALID", "input", "contacts", "1", "phone"), userErrAt("INVALID", "input", "contacts", "2", "phone")}},
 		{"too short", []map[string]any{{"phone": "+91 123"}}, []wantUserError{userErrAt("INVALID", "input", "contacts", "0", "phone")}},
 		{"too long", []map[string]any{{"phone": "+91 98765 43210 12345"}}, []wantUserError{userErrAt("INVALID", "input", "contacts", "0", "phone")}},
 		{"unknown country code", []map[string]any{{"phone": "+999 1234567"}}, []wantUserError{userErrAt("INVALID", "input", "contacts", "0", "phone")}},
@@ -1259,6 +1270,10 @@ func TestUpsertContactsRefused(t *testing.T) {
 			[]wantUserError{userErrAt("TOO_LONG", "input", "contacts", "0", "attributes")}},
 		{"blank attribute name", []map[string]any{update, {"phone": "+919800000003", "attributes": map[string]any{" ": 1}}},
 			[]wantUserError{userErrAt("BLANK", "input", "contacts", "1", "attributes")}},
+		{"attributes nested 11 levels", []map[string]any{update, {"phone": "+919800000003", "attributes": map[string]any{"d": nestedArrays(11)}}},
+			[]wantUserError{userErrAt("INVALID", "input", "contacts", "1", "attributes")}},
+		{"attributes nested 8,000 levels", []map[string]any{{"phone": "+919800000003", "attributes": map[string]any{"d": nestedArrays(8_000)}}},
+			[]wantUserError{userErrAt("INVALID", "input", "contacts", "0", "attributes")}},
 		{"every bad value named", []map[string]any{
 			{"phone": "12345", "email": "@"}, good, {"phone": "+919800000004", "name": strings.Repeat("n", 256)}, update, {"phone": "nope"},
 		}, []wantUserError{
@@ -1328,6 +1343,20 @@ func TestUpsertContactsKnownPhones(t *testing.T) {
 		checkUserErrors(t, p.UserErrors, userErrAt("INVALID", "input", "contacts", "0", "phone"))
 		c.unchanged(before)
 	}
+}
+
+// TestPhonesWithLettersRefused: contactByPhone and updateContact refuse a phone with
+// letters as upsertContacts does. libphonenumber read them as a keypad's digits:
+// "+91 98765 HELLO" found, and moved a contact to, +919876543556, a stranger's number.
+func TestPhonesWithLettersRefused(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	p := c.upsert(map[string]any{"phone": "+919876543556"}, map[string]any{"phone": "+919800000001"})
+	checkUserErrors(t, p.UserErrors)
+	c.fails("BAD_USER_INPUT", `query($p: String!) { contactByPhone(phone: $p) { id phone } }`, map[string]any{"p": "+91 98765 HELLO"})
+	before := c.dbState()
+	u := c.updateContact(map[string]any{"id": p.Contacts[1].ID, "phone": "+91 98765 HELLO"})
+	checkUserErrors(t, u.UserErrors, userErrAt("INVALID", "input", "phone"))
+	c.unchanged(before)
 }
 
 // TestKnownPhonesAreTheirContacts holds contactByPhone and updateContact to
@@ -1740,6 +1769,7 @@ func TestUpdateContact(t *testing.T) {
 		{"invalid email", map[string]any{"id": ct.ID, "email": "meera@"}, []wantUserError{userErrAt("INVALID", "input", "email")}},
 		{"name of 256 characters", map[string]any{"id": ct.ID, "name": strings.Repeat("m", 256)}, []wantUserError{userErrAt("TOO_LONG", "input", "name")}},
 		{"attributes over 16 KB", map[string]any{"id": ct.ID, "attributes": map[string]any{"k": strings.Repeat("v", 16<<10)}}, []wantUserError{userErrAt("TOO_LONG", "input", "attributes")}},
+		{"attributes nested 11 levels", map[string]any{"id": ct.ID, "attributes": map[string]any{"d": nestedArrays(11)}}, []wantUserError{userErrAt("INVALID", "input", "attributes")}},
 		{"several bad values", map[string]any{"id": ct.ID, "phone": "x", "email": "y", "name": strings.Repeat("m", 256)},
 			[]wantUserError{userErrAt("INVALID", "input", "phone"), userErrAt("INVALID", "input", "email"), userErrAt("TOO_LONG", "input", "name")}},
 	}
@@ -1774,6 +1804,8 @@ func TestUpdateContact(t *testing.T) {
 		{"phone in international format", map[string]any{"phone": "0091-98-" + ps[0][5:]}, ps[0], textPtr("Meera S"), textPtr("meera@example.com"), `{"city":"Pune","lang":"mr"}`, true},
 		{"attributes merge", map[string]any{"attributes": map[string]any{"lang": nil, "tier": 1}}, ps[0], textPtr("Meera S"), textPtr("meera@example.com"), `{"city":"Pune","tier":1}`, true},
 		{"name null clears", map[string]any{"name": nil}, ps[0], nil, textPtr("meera@example.com"), `{"city":"Pune","tier":1}`, true},
+		{"name again", map[string]any{"name": "Meera S"}, ps[0], textPtr("Meera S"), textPtr("meera@example.com"), `{"city":"Pune","tier":1}`, true},
+		{"name blank clears, not BLANK", map[string]any{"name": " \u200b\t "}, ps[0], nil, textPtr("meera@example.com"), `{"city":"Pune","tier":1}`, true},
 		{"email empty clears", map[string]any{"email": ""}, ps[0], nil, nil, `{"city":"Pune","tier":1}`, true},
 		{"attributes null removes all", map[string]any{"attributes": nil}, ps[0], nil, nil, `{}`, true},
 		{"clearing what is clear", map[string]any{"name": "", "email": nil, "attributes": nil}, ps[0], nil, nil, `{}`, false},
