@@ -57,6 +57,7 @@ func newEnv(t *testing.T) *env {
 // closes before answering.)
 type faults struct {
 	next        http.Handler
+	before      func(body []byte) // when set, called with each request's body before it is served
 	mu          sync.Mutex
 	n           int
 	unavailable map[int]bool
@@ -82,6 +83,9 @@ func (f *faults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.lost = key
 	}
 	f.mu.Unlock()
+	if f.before != nil {
+		f.before(body)
+	}
 	switch {
 	case f.unavailable[n]:
 		w.Header().Set("Retry-After", "1")
@@ -134,7 +138,8 @@ func (e *env) run(t *testing.T, key auth.Key, args ...string) (code int, stdout,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code = run(ctx, append([]string{"-backoff", "20ms"}, args...), getenv, &out, &errOut)
+	// A settle of 10 ms: the server's transactions here last milliseconds, not 15 s.
+	code = run(ctx, append([]string{"-backoff", "20ms", "-settle", "10ms"}, args...), getenv, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -348,4 +353,121 @@ func sortedNames(names []string) string {
 		}
 	}
 	return strings.Join(out, ";")
+}
+
+// TestExportFindsLateCommits exports while an upsert creating a contact waits for
+// another contact's row lock, as the probe of the README's Paging did: the new
+// contact's createdAt is its transaction's start, before a contact created and
+// committed meanwhile, so the walk reads that one and passes the new one's place
+// before it commits. The lock is released when the export reads newest first; the
+// contact is then committed, and the second pass writes it.
+func TestExportFindsLateCommits(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c := &Client{Endpoint: e.url, Key: string(e.key), Attempts: 1}
+	upsert := func(phones ...string) error {
+		contacts := make([]map[string]any, len(phones))
+		for i, p := range phones {
+			contacts[i] = map[string]any{"phone": p, "name": "Contact " + p}
+		}
+		var out struct {
+			UpsertContacts struct {
+				UserErrors payloadError `json:"userErrors"`
+			} `json:"upsertContacts"`
+		}
+		if err := c.Mutate(ctx, upsertMutation, map[string]any{"input": map[string]any{"contacts": contacts}}, &out); err != nil {
+			return err
+		}
+		if errs := out.UpsertContacts.UserErrors; len(errs) > 0 {
+			return errs
+		}
+		return nil
+	}
+	const locked, late, after = "+919800000001", "+919800000002", "+919800000003"
+	if err := upsert(locked); err != nil {
+		t.Fatal(err)
+	}
+
+	// Hold the row lock of the first contact, as another transaction would.
+	tx, err := e.s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM contacts WHERE workspace_id = $1 AND phone = $2 FOR UPDATE", e.ws.ID, locked); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- upsert(late, locked) }()
+	waitForLockWait(t, e)
+	if err := upsert(after); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var upsertErr error
+	release := func() {
+		once.Do(func() {
+			if err := tx.Rollback(); err != nil {
+				t.Error(err)
+			}
+			upsertErr = <-done
+		})
+	}
+	e.proxy.before = func(body []byte) {
+		if bytes.Contains(body, []byte(`"direction":"DESC"`)) {
+			release()
+		}
+	}
+
+	// The cutoff is settle before the newest contact at the start, the one created
+	// last: settle must cover how long the late contact's transaction had been open
+	// then, as --request-timeout plus 5 s does in production.
+	code, stdout, stderr := e.run(t, e.readOnlyKey(t), "-settle", "5s", "export")
+	release()
+	if upsertErr != nil {
+		t.Fatalf("the blocked upsert: %v", upsertErr)
+	}
+	if code != 0 {
+		t.Fatalf("export: exit %d, %s", code, stderr)
+	}
+	var phones []string
+	recs, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs[1:] {
+		phones = append(phones, rec[0])
+	}
+	// The second pass writes the late contact after the others.
+	if want := []string{locked, after, late}; fmt.Sprint(phones) != fmt.Sprint(want) {
+		t.Errorf("exported %v, want %v\n%s", phones, want, stderr)
+	}
+	if !strings.Contains(stderr, "exported 3 contacts, 1 of them found by the second pass") {
+		t.Errorf("stderr: %s", stderr)
+	}
+	// The late contact's createdAt precedes the one the walk read: the walk passed it.
+	var lateFirst bool
+	if err := e.s.DB().QueryRowContext(ctx, `SELECT (SELECT created_at FROM contacts WHERE workspace_id = $1 AND phone = $2)
+		< (SELECT created_at FROM contacts WHERE workspace_id = $1 AND phone = $3)`, e.ws.ID, late, after).Scan(&lateFirst); err != nil {
+		t.Fatal(err)
+	}
+	if !lateFirst {
+		t.Error("the late contact was created after the other: the test did not make the walk pass it")
+	}
+}
+
+// waitForLockWait waits until a session of the test's database waits for a lock.
+func waitForLockWait(t *testing.T, e *env) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var n int
+		if err := e.s.DB().QueryRowContext(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+	}
+	t.Fatal("the upsert never waited for the row lock")
 }
