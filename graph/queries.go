@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -31,6 +32,15 @@ func (r *Resolver) segments(ctx context.Context, search *string, order crm.Segme
 		Exact: func(ctx context.Context) (int, error) { return r.Store.CountSegments(ctx, ws, q) },
 		UpTo:  func(ctx context.Context, limit int) (int, error) { return r.Store.CountSegmentsUpTo(ctx, ws, q, limit) },
 	})}, nil
+}
+
+// deletedContacts returns a page of the workspace's contacts deleted since since.
+func (r *Resolver) deletedContacts(ctx context.Context, since time.Time, args crm.PageArgs) (*model.DeletedContactConnection, error) {
+	page, err := r.Store.DeletedContacts(ctx, workspace(ctx).ID, since, args)
+	if err != nil {
+		return nil, err
+	}
+	return &model.DeletedContactConnection{Page: page}, nil
 }
 
 // countUnlessKnown returns c, unless page's statement knows the total (store.Page.Total):

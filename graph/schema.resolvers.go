@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"github.com/segments/segments/graph/generated"
 	"github.com/segments/segments/graph/model"
@@ -170,6 +171,10 @@ func (r *queryResolver) Contacts(ctx context.Context, first *int, after *string,
 		return nil, err
 	}
 	return r.contacts(ctx, search, segments, contactOrder(orderBy), pageArgs(first, after, last, before))
+}
+
+func (r *queryResolver) DeletedContacts(ctx context.Context, since time.Time, first *int, after *string, last *int, before *string) (*model.DeletedContactConnection, error) {
+	return r.deletedContacts(ctx, since, pageArgs(first, after, last, before))
 }
 
 func (r *segmentResolver) Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error) {

@@ -93,6 +93,22 @@ type ComplexityRoot struct {
 		UserErrors       func(childComplexity int) int
 	}
 
+	DeletedContact struct {
+		DeletedAt func(childComplexity int) int
+		GlobalID  func(childComplexity int) int
+	}
+
+	DeletedContactConnection struct {
+		Edges    func(childComplexity int) int
+		Nodes    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	DeletedContactEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Mutation struct {
 		AssignContactsToSegments   func(childComplexity int, input model.AssignContactsToSegmentsInput) int
 		CreateSegment              func(childComplexity int, input model.CreateSegmentInput) int
@@ -112,14 +128,15 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Contact        func(childComplexity int, id string) int
-		ContactByPhone func(childComplexity int, phone string) int
-		Contacts       func(childComplexity int, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) int
-		Node           func(childComplexity int, id string) int
-		Nodes          func(childComplexity int, ids []string) int
-		Segment        func(childComplexity int, id string) int
-		Segments       func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) int
-		Workspace      func(childComplexity int) int
+		Contact         func(childComplexity int, id string) int
+		ContactByPhone  func(childComplexity int, phone string) int
+		Contacts        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) int
+		DeletedContacts func(childComplexity int, since time.Time, first *int, after *string, last *int, before *string) int
+		Node            func(childComplexity int, id string) int
+		Nodes           func(childComplexity int, ids []string) int
+		Segment         func(childComplexity int, id string) int
+		Segments        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) int
+		Workspace       func(childComplexity int) int
 	}
 
 	RemoveContactsFromSegmentsPayload struct {
@@ -207,6 +224,7 @@ type QueryResolver interface {
 	ContactByPhone(ctx context.Context, phone string) (*crm.Contact, error)
 	Segments(ctx context.Context, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) (*model.SegmentConnection, error)
 	Contacts(ctx context.Context, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) (*model.ContactConnection, error)
+	DeletedContacts(ctx context.Context, since time.Time, first *int, after *string, last *int, before *string) (*model.DeletedContactConnection, error)
 }
 type SegmentResolver interface {
 	Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error)
@@ -405,6 +423,51 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeleteSegmentPayload.UserErrors(childComplexity), true
 
+	case "DeletedContact.deletedAt":
+		if e.ComplexityRoot.DeletedContact.DeletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedContact.DeletedAt(childComplexity), true
+	case "DeletedContact.id":
+		if e.ComplexityRoot.DeletedContact.GlobalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedContact.GlobalID(childComplexity), true
+
+	case "DeletedContactConnection.edges":
+		if e.ComplexityRoot.DeletedContactConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedContactConnection.Edges(childComplexity), true
+	case "DeletedContactConnection.nodes":
+		if e.ComplexityRoot.DeletedContactConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedContactConnection.Nodes(childComplexity), true
+	case "DeletedContactConnection.pageInfo":
+		if e.ComplexityRoot.DeletedContactConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedContactConnection.PageInfo(childComplexity), true
+
+	case "DeletedContactEdge.cursor":
+		if e.ComplexityRoot.DeletedContactEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedContactEdge.Cursor(childComplexity), true
+	case "DeletedContactEdge.node":
+		if e.ComplexityRoot.DeletedContactEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedContactEdge.Node(childComplexity), true
+
 	case "Mutation.assignContactsToSegments":
 		if e.ComplexityRoot.Mutation.AssignContactsToSegments == nil {
 			break
@@ -552,6 +615,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Contacts(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["search"].(*string), args["filter"].(*model.ContactFilter), args["orderBy"].(*model.ContactOrder)), true
+	case "Query.deletedContacts":
+		if e.ComplexityRoot.Query.DeletedContacts == nil {
+			break
+		}
+
+		args, err := ec.field_Query_deletedContacts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DeletedContacts(childComplexity, args["since"].(time.Time), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
@@ -1141,6 +1215,37 @@ type ContactEdge {
   node: Contact!
 }
 
+"""
+A contact that ` + "`" + `deleteContacts` + "`" + ` deleted: its former ID and when, nothing else of it.
+"""
+type DeletedContact {
+  """The contact's former globally unique, opaque ID, as ` + "`" + `Contact.id` + "`" + ` was."""
+  id: ID!
+  """When the contact was deleted: the start of the deleting transaction."""
+  deletedAt: DateTime!
+}
+
+"""A page of deleted contacts."""
+type DeletedContactConnection {
+  """The deleted contacts of the page, each with its cursor."""
+  edges: [DeletedContactEdge!]!
+  """The deleted contacts of the page, for when cursors are not needed."""
+  nodes: [DeletedContact!]!
+  """Where the page sits in the whole list."""
+  pageInfo: PageInfo!
+}
+
+"""A deleted contact in a page, with its position."""
+# Its node is not a Node: node(id:) fetches objects that exist, and a deleted
+# contact's ID is that of a contact that no longer does.
+# eslint-disable-next-line @graphql-eslint/relay-edge-types
+type DeletedContactEdge {
+  """The deleted contact's position, for ` + "`" + `after` + "`" + ` and ` + "`" + `before` + "`" + `."""
+  cursor: String!
+  """The deleted contact."""
+  node: DeletedContact!
+}
+
 """A sort direction."""
 enum OrderDirection {
   """Smallest first: oldest, A to Z, fewest."""
@@ -1278,6 +1383,24 @@ type Query {
     """The order of the contacts; newest first by default."""
     orderBy: ContactOrder
   ): ContactConnection!
+  """
+  The workspace's contacts deleted (by ` + "`" + `deleteContacts` + "`" + `) at or after ` + "`" + `since` + "`" + `, oldest
+  deletion first, for a mirror of the contacts to delete them too. Deletions are
+  listed for 30 days: a ` + "`" + `since` + "`" + ` older than that lists what is left of them, not
+  everything since then.
+  """
+  deletedContacts(
+    """Lists deletions at or after this instant."""
+    since: DateTime!
+    """Returns the first n deletions (1 to 100) after ` + "`" + `after` + "`" + `."""
+    first: Int
+    """Returns deletions after this cursor."""
+    after: String
+    """Returns the last n deletions (1 to 100) before ` + "`" + `before` + "`" + `."""
+    last: Int
+    """Returns deletions before this cursor."""
+    before: String
+  ): DeletedContactConnection!
 }
 
 """What is wrong with a mutation's input. The mutation changed nothing."""
@@ -1646,6 +1769,38 @@ func (ec *executionContext) childFields_DeleteSegmentPayload(ctx context.Context
 		return ec.fieldContext_DeleteSegmentPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteSegmentPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DeletedContact(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_DeletedContact_id(ctx, field)
+	case "deletedAt":
+		return ec.fieldContext_DeletedContact_deletedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeletedContact", field.Name)
+}
+
+func (ec *executionContext) childFields_DeletedContactConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_DeletedContactConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_DeletedContactConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_DeletedContactConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeletedContactConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_DeletedContactEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_DeletedContactEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_DeletedContactEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeletedContactEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2121,6 +2276,52 @@ func (ec *executionContext) field_Query_contacts_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["orderBy"] = arg6
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_deletedContacts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNDateTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg4
 	return args, nil
 }
 
@@ -2993,6 +3194,174 @@ func (ec *executionContext) fieldContext_DeleteSegmentPayload_userErrors(_ conte
 	return fc, nil
 }
 
+func (ec *executionContext) _DeletedContact_id(ctx context.Context, field graphql.CollectedField, obj *crm.DeletedContact) (ret graphql.Marshaler) {
+	return globalIDField(obj)
+}
+func (ec *executionContext) fieldContext_DeletedContact_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedContact", field, true, false, "ID")
+}
+
+func (ec *executionContext) _DeletedContact_deletedAt(ctx context.Context, field graphql.CollectedField, obj *crm.DeletedContact) (ret graphql.Marshaler) {
+	if v := obj.DeletedAt; !v.IsZero() {
+		return ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, v)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedContact_deletedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedContact_deletedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedContact", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _DeletedContactConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.DeletedContactConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedContactConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeletedContactEdge) graphql.Marshaler {
+			return ec.marshalNDeletedContactEdge2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐDeletedContactEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedContactConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletedContactConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletedContactEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeletedContactConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.DeletedContactConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedContactConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*crm.DeletedContact) graphql.Marshaler {
+			return ec.marshalNDeletedContact2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐDeletedContactᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedContactConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletedContactConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletedContact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeletedContactConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.DeletedContactConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedContactConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedContactConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletedContactConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeletedContactEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DeletedContactEdge) (ret graphql.Marshaler) {
+	return ec.marshalNString2string(ctx, field.Selections, obj.Cursor())
+}
+func (ec *executionContext) fieldContext_DeletedContactEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedContactEdge", field, true, false, "String")
+}
+
+func (ec *executionContext) _DeletedContactEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.DeletedContactEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedContactEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *crm.DeletedContact) graphql.Marshaler {
+			return ec.marshalNDeletedContact2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐDeletedContact(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedContactEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeletedContactEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletedContact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createSegment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3707,6 +4076,50 @@ func (ec *executionContext) fieldContext_Query_contacts(ctx context.Context, fie
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_contacts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_deletedContacts(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_deletedContacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().DeletedContacts(ctx, fc.Args["since"].(time.Time), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeletedContactConnection) graphql.Marshaler {
+			return ec.marshalNDeletedContactConnection2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐDeletedContactConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_deletedContacts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletedContactConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_deletedContacts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6291,6 +6704,125 @@ func (ec *executionContext) _DeleteSegmentPayload(ctx context.Context, sel ast.S
 	return out
 }
 
+var deletedContactImplementors = []string{"DeletedContact"}
+
+func (ec *executionContext) _DeletedContact(ctx context.Context, sel ast.SelectionSet, obj *crm.DeletedContact) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, deletedContactImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeletedContact")
+		case "id":
+			out.Values[i] = ec._DeletedContact_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deletedAt":
+			out.Values[i] = ec._DeletedContact_deletedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deletedContactConnectionImplementors = []string{"DeletedContactConnection"}
+
+func (ec *executionContext) _DeletedContactConnection(ctx context.Context, sel ast.SelectionSet, obj *model.DeletedContactConnection) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, deletedContactConnectionImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeletedContactConnection")
+		case "edges":
+			out.Values[i] = ec._DeletedContactConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._DeletedContactConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._DeletedContactConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var deletedContactEdgeImplementors = []string{"DeletedContactEdge"}
+
+func (ec *executionContext) _DeletedContactEdge(ctx context.Context, sel ast.SelectionSet, obj *model.DeletedContactEdge) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, deletedContactEdgeImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeletedContactEdge")
+		case "cursor":
+			out.Values[i] = ec._DeletedContactEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._DeletedContactEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -6497,6 +7029,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_contacts(ctx, field)
+				})
+		case "deletedContacts":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_deletedContacts(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -7482,6 +8020,62 @@ func (ec *executionContext) marshalNDeleteSegmentPayload2ᚖgithubᚗcomᚋsegme
 		return graphql.Null
 	}
 	return ec._DeleteSegmentPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDeletedContact2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐDeletedContactᚄ(ctx context.Context, sel ast.SelectionSet, v []*crm.DeletedContact) graphql.Marshaler {
+	ret := marshalList(ctx, sel, len(v), func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDeletedContact2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐDeletedContact(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDeletedContact2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐDeletedContact(ctx context.Context, sel ast.SelectionSet, v *crm.DeletedContact) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeletedContact!")
+		return graphql.Null
+	}
+	return ec._DeletedContact(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDeletedContactConnection2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐDeletedContactConnection(ctx context.Context, sel ast.SelectionSet, v *model.DeletedContactConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeletedContactConnection!")
+		return graphql.Null
+	}
+	return ec._DeletedContactConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDeletedContactEdge2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐDeletedContactEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DeletedContactEdge) graphql.Marshaler {
+	ret := marshalList(ctx, sel, len(v), func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDeletedContactEdge2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐDeletedContactEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDeletedContactEdge2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐDeletedContactEdge(ctx context.Context, sel ast.SelectionSet, v *model.DeletedContactEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeletedContactEdge!")
+		return graphql.Null
+	}
+	return ec._DeletedContactEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {

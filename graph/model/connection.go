@@ -149,3 +149,33 @@ func pointers[T any](items []T) []*T {
 // Node is an object with a global ID: a *crm.Workspace, *crm.Segment or *crm.Contact.
 // The domain types know nothing of GraphQL, so the interface asks for no method.
 type Node any
+
+// DeletedContactConnection is a page of deleted contacts.
+type DeletedContactConnection struct {
+	Page store.Page[crm.DeletedContact]
+}
+
+// Edges returns the deleted contacts with their cursors.
+func (c *DeletedContactConnection) Edges() []*DeletedContactEdge {
+	edges := make([]*DeletedContactEdge, len(c.Page.Items))
+	for i := range c.Page.Items {
+		edges[i] = &DeletedContactEdge{Node: &c.Page.Items[i], page: &c.Page, i: i}
+	}
+	return edges
+}
+
+// Nodes returns the deleted contacts.
+func (c *DeletedContactConnection) Nodes() []*crm.DeletedContact { return pointers(c.Page.Items) }
+
+// PageInfo returns the page's position.
+func (c *DeletedContactConnection) PageInfo() *PageInfo { return pageInfo(&c.Page) }
+
+// DeletedContactEdge is a deleted contact with its cursor.
+type DeletedContactEdge struct {
+	Node *crm.DeletedContact
+	page *store.Page[crm.DeletedContact]
+	i    int // Node's index in page
+}
+
+// Cursor returns the deleted contact's cursor, written when asked for.
+func (e *DeletedContactEdge) Cursor() string { return e.page.Cursor(e.i) }

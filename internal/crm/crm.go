@@ -106,3 +106,18 @@ func (c *Contact) GlobalID() string { return globalid.Encode(globalid.Contact, c
 func (c *Contact) AppendGlobalID(b []byte) []byte {
 	return globalid.Append(b, globalid.Contact, c.ID)
 }
+
+// DeletedContact is a contact that deleteContacts deleted: its former ID and when,
+// nothing else of it (a deletion deletes its personal data).
+type DeletedContact struct {
+	ID        int64
+	DeletedAt time.Time
+}
+
+// GlobalID is the deleted contact's former ID as the API showed it (Contact.id).
+func (c *DeletedContact) GlobalID() string { return globalid.Encode(globalid.Contact, c.ID) }
+
+// AppendGlobalID appends GlobalID to b, for a response written without the string.
+func (c *DeletedContact) AppendGlobalID(b []byte) []byte {
+	return globalid.Append(b, globalid.Contact, c.ID)
+}

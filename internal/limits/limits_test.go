@@ -260,6 +260,10 @@ func TestCost(t *testing.T) {
 		{`{ contacts(last: 3) { nodes { id segments { id } } } }`, nil, 7},
 		{`{ contacts { nodes { id } } }`, nil, 21}, // the default page size, 20
 		{`{ contacts(first: 100) { totalCount pageInfo { hasNextPage } } }`, nil, 2},
+		// Query.deletedContacts is a connection as the others: by its page's size
+		// (pageInfo is an object, 1).
+		{`{ deletedContacts(since: "2026-01-01T00:00:00Z", first: 50) { nodes { id deletedAt } } }`, nil, 51},
+		{`{ deletedContacts(since: "2026-01-01T00:00:00Z") { edges { cursor node { id } } pageInfo { endCursor } } }`, nil, 1 + 20*2 + 1},
 		{`{ contacts(first: 1000) { nodes { id } } }`, nil, 101}, // refused by the connection; costs at most a full page
 		{`query($n: Int) { contacts(first: $n) { nodes { id } } }`, map[string]any{"n": 5}, 6},
 		{`query($n: Int) { contacts(first: $n) { nodes { id } } }`, nil, 21},

@@ -190,7 +190,8 @@ func (c mutClient) dbState() string {
 		SELECT json_build_object(
 			'segments', (SELECT coalesce(json_agg(s ORDER BY s.id), '[]') FROM segments s WHERE s.workspace_id = $1),
 			'contacts', (SELECT coalesce(json_agg(c ORDER BY c.id), '[]') FROM contacts c WHERE c.workspace_id = $1),
-			'memberships', (SELECT coalesce(json_agg(m ORDER BY m.segment_id, m.contact_id), '[]') FROM memberships m WHERE m.workspace_id = $1)
+			'memberships', (SELECT coalesce(json_agg(m ORDER BY m.segment_id, m.contact_id), '[]') FROM memberships m WHERE m.workspace_id = $1),
+			'deleted_contacts', (SELECT coalesce(json_agg(d ORDER BY d.deleted_at, d.id), '[]') FROM deleted_contacts d WHERE d.workspace_id = $1)
 		)::text`, c.ws.ID).Scan(&s)
 	if err != nil {
 		c.t.Fatal(err)

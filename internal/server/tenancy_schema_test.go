@@ -169,7 +169,19 @@ func seedTenant(t *testing.T, c *api, label string, phoneBase int) tenantData {
 		d.segments = append(d.segments, out.CreateSegment.Segment.ID)
 		d.strs = append(d.strs, name, desc)
 	}
-	d.strs = append(d.strs, wsName)
+	// A deleted contact, whose former ID Query.deletedContacts lists (and which the
+	// workspace's deleted_contacts rows hold).
+	doomed := c.addContacts(phones(phoneBase+4, 1)...)
+	var del struct {
+		DeleteContacts struct {
+			DeletedContactIDs []string `json:"deletedContactIds"`
+		} `json:"deleteContacts"`
+	}
+	c.do(`mutation($ids: [ID!]!) { deleteContacts(input: {ids: $ids}) { deletedContactIds } }`, map[string]any{"ids": doomed}, &del)
+	if !slices.Equal(del.DeleteContacts.DeletedContactIDs, doomed) {
+		t.Fatalf("seed %s: deleted %v, want %v", label, del.DeleteContacts.DeletedContactIDs, doomed)
+	}
+	d.strs = append(d.strs, `"`+doomed[0]+`"`, wsName)
 	if len(d.contacts) != 4 || slices.Contains(d.segments, "") {
 		t.Fatalf("seed %s: contacts %v, segments %v", label, d.contacts, d.segments)
 	}
@@ -401,7 +413,8 @@ func (g *opGen) value(t *ast.Type, name, path string, kind globalid.Kind, mutati
 	case "JSON":
 		return map[string]any{"probe": g.tag}, true
 	case "DateTime":
-		return time.Now().UTC().Format(time.RFC3339), true
+		// Before the seed, so that a list since it (deletedContacts) holds its rows.
+		return time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), true
 	}
 	panic("tenancy test: no value for required " + t.NamedType + " at " + path + ": teach opGen.value")
 }

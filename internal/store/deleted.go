@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/segments/segments/internal/crm"
+)
+
+// DeletedContactsRetention is how long the deletions of contacts are listed
+// (Query.deletedContacts): deleteContacts prunes older rows, and the list shows none.
+const DeletedContactsRetention = 30 * 24 * time.Hour
+
+// deletedContactsPruneBatch is the most expired rows of its workspace one
+// deleteContacts prunes: bounded work, however many expired at once; each later
+// deletion prunes the next batch.
+const deletedContactsPruneBatch = 1000
+
+// deletedContactList names the deletions' list in its cursors.
+const deletedContactList listKind = "d"
+
+// deletedContactsByDeletedAt is the deletions' one ordering, over the table's primary
+// key (workspace_id, deleted_at, id).
+var deletedContactsByDeletedAt = sortKey{list: deletedContactList, name: "deleted_at", column: "deleted_at", cast: "timestamptz", parts: []string{"%[1]s"}, inPrimaryKey: true}
+
+// deletedContactRow is a row of deleted_contacts as a page reads it.
+type deletedContactRow struct {
+	bun.BaseModel `bun:"table:deleted_contacts,alias:d"`
+	ID            int64     `bun:"id"`
+	DeletedAt     time.Time `bun:"deleted_at"`
+	Probe         bool      `bun:"probe,scanonly"`
+}
+
+func (r deletedContactRow) probe() bool { return r.Probe }
+
+// DeletedContacts returns one page of the contacts of workspace ws deleted at or
+// after since, oldest first (by deletion time, then id), within the retention: an
+// older since lists what the retention kept.
+func (s *Store) DeletedContacts(ctx context.Context, ws int64, since time.Time, args crm.PageArgs) (Page[crm.DeletedContact], error) {
+	key := deletedContactsByDeletedAt
+	// Year 0, which RFC 3339 writes and PostgreSQL lacks, lists what year 1 does:
+	// everything kept.
+	if since.Before(minCursorTime) {
+		since = minCursorTime
+	}
+	w := s.workspaceArg(ws)
+	rows, nav, err := fetchPage(ctx, func(dst *[]deletedContactRow) *bun.SelectQuery {
+		return s.db.NewSelect().Model(dst).
+			Where("d.workspace_id = ?", w).
+			Where("d.deleted_at >= ?", since).
+			Where("d.deleted_at >= now() - ? * interval '1 second'", retentionSeconds())
+	}, pageQuery{alias: "d", key: key, dir: crm.Asc, args: args, columns: "d.id, d.deleted_at"})
+	if err != nil {
+		return Page[crm.DeletedContact]{}, err
+	}
+	return toPage(rows, nav, key, func(r *deletedContactRow) crm.DeletedContact {
+		return crm.DeletedContact{ID: r.ID, DeletedAt: r.DeletedAt}
+	}, func(c *crm.DeletedContact) (any, int64) { return c.DeletedAt, c.ID }), nil
+}
+
+// retentionSeconds is DeletedContactsRetention in seconds, for "now() - ? * interval
+// '1 second'".
+func retentionSeconds() int64 { return int64(DeletedContactsRetention / time.Second) }
+
+// deleteAndRecordContacts is the statement of DeleteContacts that deletes the
+// contacts ids of workspace w, records each as deleted (deleted_contacts) and prunes
+// up to deletedContactsPruneBatch of the workspace's deletions older than the
+// retention, in one round trip: the statements a deletion sends stay as many as before.
+func deleteAndRecordContacts(ctx context.Context, tx bun.Tx, w workspaceArg, ids any) error {
+	_, err := tx.NewRaw(`
+		WITH gone AS (
+			DELETE FROM contacts WHERE workspace_id = ? AND id = ANY(?) RETURNING workspace_id, id
+		), pruned AS (
+			DELETE FROM deleted_contacts WHERE (workspace_id, deleted_at, id) IN (
+				SELECT workspace_id, deleted_at, id FROM deleted_contacts
+				WHERE workspace_id = ? AND deleted_at < now() - ? * interval '1 second'
+				ORDER BY deleted_at, id LIMIT ?)
+		)
+		INSERT INTO deleted_contacts (workspace_id, id, deleted_at)
+		SELECT workspace_id, id, now() FROM gone`,
+		w, ids, w, retentionSeconds(), deletedContactsPruneBatch).Exec(ctx)
+	return err
+}
