@@ -203,18 +203,14 @@ type addrValue struct {
 }
 
 func (a addrValue) Set(s string) error {
-	switch {
-	case s == "" && a.unset, s == "off" && a.off:
-	case a.loopback:
+	if !(s == "" && a.unset || s == "off" && a.off) {
 		if err := listenAddr(s); err != nil {
 			return err
 		}
-		if err := telemetry.LoopbackAddr(s); err != nil {
-			return err
-		}
-	default:
-		if err := listenAddr(s); err != nil {
-			return err
+		if a.loopback {
+			if err := telemetry.LoopbackAddr(s); err != nil {
+				return err
+			}
 		}
 	}
 	*a.p = s
