@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/store/storetest"
 )
 
 // deletedPage is a page of Query.deletedContacts as the tests read it.
@@ -138,7 +139,8 @@ func TestDeletedContactsListed(t *testing.T) {
 	}
 
 	// No personal data: the table holds the workspace, the id and the time only.
-	cols := columns(t, c.api, "deleted_contacts")
+	cols := storetest.Column[string](t, c.api.store.DB(),
+		`SELECT attname FROM pg_attribute WHERE attrelid = 'deleted_contacts'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY 1`)
 	if !slices.Equal(cols, []string{"deleted_at", "id", "workspace_id"}) {
 		t.Errorf("deleted_contacts has columns %v", cols)
 	}
@@ -147,26 +149,6 @@ func TestDeletedContactsListed(t *testing.T) {
 	c.fails("BAD_USER_INPUT", `query($after: String) { deletedContacts(since: "2000-01-01T00:00:00Z", after: $after) { nodes { id } } }`,
 		map[string]any{"after": "eyJsIjoiYyIsImsiOiJjcmVhdGVkX2F0IiwidiI6IjIwMjYtMTEtMjhUMDk6MzA6MDBaIiwiaSI6MX0"})
 	c.fails("BAD_USER_INPUT", `{ deletedContacts(since: "2000-01-01T00:00:00Z", first: 101) { nodes { id } } }`, nil)
-}
-
-// columns returns the names of table's columns, sorted.
-func columns(t *testing.T, a *api, table string) []string {
-	t.Helper()
-	rows, err := a.store.DB().QueryContext(t.Context(),
-		`SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY 1`, table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, name)
-	}
-	return out
 }
 
 // TestDeleteContactsStatements: recording the deletions costs deleteContacts no
