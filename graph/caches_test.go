@@ -60,14 +60,15 @@ func TestCachesBoundedByBytes(t *testing.T) {
 	}
 
 	// Small documents are bounded by their number.
-	small := newBoundedCache(cacheSize, cacheBytes, func(hash, query string) int { return len(hash) + len(query) })
+	small := newBoundedCache(cacheSize, cacheBytes, func(query string, _ *ast.QueryDocument) int { return len(query) })
+	smallDoc := func(i int) string { return fmt.Sprintf("#%d\n{ segments { totalCount } }", i) }
 	for i := range 3 * cacheSize {
-		small.Add(ctx, fmt.Sprint(i), "{ segments { totalCount } }")
+		small.Add(ctx, smallDoc(i), &ast.QueryDocument{})
 	}
 	if n := small.order.Len(); n != cacheSize || len(small.items) != cacheSize {
 		t.Errorf("the cache holds %d small documents (%d indexed), want %d", n, len(small.items), cacheSize)
 	}
-	if _, ok := small.Get(ctx, fmt.Sprint(3*cacheSize-1)); !ok {
+	if _, ok := small.Get(ctx, smallDoc(3*cacheSize-1)); !ok {
 		t.Error("the last document added is not kept")
 	}
 }
