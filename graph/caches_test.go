@@ -242,7 +242,7 @@ func TestWorkspaceCacheBounds(t *testing.T) {
 
 // TestWorkspaceCacheConcurrent: workspaces adding and using queries at once leave the
 // cache consistent (go test -race checks the locking): its charge the sum of its
-// queries', each workspace ranked by its own, within the bounds.
+// queries', each workspace's the sum of its own, within the bounds.
 func TestWorkspaceCacheConcurrent(t *testing.T) {
 	c := newWorkspaceCache()
 	var wg sync.WaitGroup
@@ -268,24 +268,93 @@ func TestWorkspaceCacheConcurrent(t *testing.T) {
 				t.Fatalf("workspace %d's query %q is not indexed", id, q.key.hash)
 			}
 		}
-		if sum != s.charge || sum == 0 || sum > workspaceShare || s.rank == nil || s.rank.Value != s {
-			t.Errorf("workspace %d: charged %d, its queries %d, ranked %v", id, s.charge, sum, s.rank)
+		if sum != s.charge || sum == 0 || sum > workspaceShare {
+			t.Errorf("workspace %d: charged %d, its queries %d", id, s.charge, sum)
 		}
 		charge, queries = charge+sum, queries+s.order.Len()
 	}
 	if charge != c.charge || charge > cacheBytes || queries != len(c.queries) {
 		t.Errorf("charged %d, its queries %d (%d, %d indexed)", c.charge, charge, queries, len(c.queries))
 	}
-	ranked := 0
-	for r := range c.ranks {
-		for e := c.ranks[r].Front(); e != nil; e = e.Next() {
-			if s := e.Value.(*querySpace); s.charge/minQueryCharge != r || r > c.top {
-				t.Errorf("workspace %d charged %d is ranked %d (top %d)", s.id, s.charge, r, c.top)
-			}
-			ranked++
+}
+
+// TestWorkspaceCacheEvictsMostCharged: a cache over cacheBytes takes from the workspace
+// charged the most, even when its queries are the most recent, and of workspaces
+// charged alike from the one whose least recently used query is the oldest.
+func TestWorkspaceCacheEvictsMostCharged(t *testing.T) {
+	c := newWorkspaceCache()
+	in := func(ws int64) context.Context {
+		return auth.WithWorkspace(context.Background(), crm.Workspace{ID: ws})
+	}
+	held := func(ws int64, hash string) bool {
+		_, ok := c.Get(in(ws), hash)
+		return ok
+	}
+	// Nine workspaces of 99 short queries, and one of four long ones (209 kB), charged
+	// more than each of them and added last.
+	for ws := range int64(9) {
+		for i := range 99 {
+			c.Add(in(ws), fmt.Sprint(i), "{ __typename }")
 		}
 	}
-	if ranked != len(c.spaces) || c.ranks[c.top].Len() == 0 {
-		t.Errorf("%d workspaces ranked of %d, top %d empty", ranked, len(c.spaces), c.top)
+	long := strings.Repeat("#", 209_000) + "\n{ __typename }"
+	for i := range 4 {
+		c.Add(in(9), fmt.Sprint(i), long)
+	}
+	if c.spaces[9].charge <= c.spaces[0].charge {
+		t.Fatalf("the long queries are charged %d, the short ones %d", c.spaces[9].charge, c.spaces[0].charge)
+	}
+	// A new workspace fills the rest: the long queries' workspace loses its oldest.
+	for i := 0; c.spaces[9].order.Len() == 4; i++ {
+		if i == cacheSize {
+			t.Fatal("the cache never evicted the long queries")
+		}
+		c.Add(in(10), fmt.Sprint(i), "{ __typename }")
+	}
+	if held(9, "0") || !held(9, "1") || !held(9, "3") {
+		t.Error("the workspace charged the most did not lose its least recently used")
+	}
+	for ws := range int64(9) {
+		if n := c.spaces[ws].order.Len(); n != 99 {
+			t.Errorf("workspace %d, charged less, holds %d queries, want 99", ws, n)
+		}
+	}
+
+	// Ten workspaces charged alike: the first, its queries all used again, keeps them;
+	// the second, whose least recently used is now the oldest, loses it.
+	c = newWorkspaceCache()
+	for ws := range int64(10) {
+		for i := range 100 {
+			c.Add(in(ws), fmt.Sprint(i), "{ __typename }")
+		}
+	}
+	for i := range 100 {
+		held(0, fmt.Sprint(i))
+	}
+	c.Add(in(10), "0", "{ __typename }")
+	if !held(0, "0") || held(1, "0") || !held(1, "1") || !held(2, "0") {
+		t.Error("of workspaces charged alike, the one whose least recently used is the oldest did not lose it")
+	}
+}
+
+// BenchmarkWorkspaceCacheEviction measures Add at its worst: the cache full of
+// cacheSize workspaces of one query each, every Add a new workspace's, which evicts
+// the query of the workspace charged the most after a scan of them all.
+func BenchmarkWorkspaceCacheEviction(b *testing.B) {
+	c := newWorkspaceCache()
+	ctxs := make([]context.Context, 2*cacheSize)
+	for i := range ctxs {
+		ctxs[i] = auth.WithWorkspace(context.Background(), crm.Workspace{ID: int64(i)})
+	}
+	for _, ctx := range ctxs[:cacheSize] {
+		c.Add(ctx, "q", "{ __typename }")
+	}
+	i := cacheSize // the workspaces after those held, then the first evicted
+	for b.Loop() {
+		c.Add(ctxs[i%len(ctxs)], "q", "{ __typename }")
+		i++
+	}
+	if len(c.spaces) != cacheSize {
+		b.Fatalf("%d workspaces held, want %d", len(c.spaces), cacheSize)
 	}
 }

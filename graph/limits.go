@@ -93,30 +93,56 @@ func newCharger(log *slog.Logger, opts Options) charger {
 	return c
 }
 
-// charge takes cost points from the bucket of ctx's caller. It returns the bucket's
-// status, nil when the throttle did not answer, and whether the bucket refused:
-// then it took nothing. A throttle that fails is logged, and the request served
-// unthrottled: rate limiting fails open.
-func (c charger) charge(ctx context.Context, cost int) (status *limits.Status, throttled bool) {
-	st, err := c.throttle.Take(ctx, c.bucket(ctx), cost)
+// minCharge is what every request is charged at least, refused or costing nothing,
+// as GitHub does: {__typename} cost 0 and ran 1,900 times a second on one key, also
+// while it was throttled, and invalid documents, refused before the charge, were
+// free however many errors they were answered. charge applies it, the one place
+// every request and replay is charged.
+const minCharge = 1
+
+// A payment is what a request was charged, and how its bucket answered.
+type payment struct {
+	cost      int            // the points charged, or refused: at least minCharge
+	status    *limits.Status // the bucket's; nil when the throttle did not answer
+	throttled bool           // the bucket held fewer than cost points, and took none
+}
+
+// charge takes cost points, and at least minCharge, from the bucket of ctx's caller.
+// A throttle that fails is logged, and the request served unthrottled: rate limiting
+// fails open.
+func (c charger) charge(ctx context.Context, cost int) payment {
+	p := payment{cost: max(cost, minCharge)}
+	st, err := c.throttle.Take(ctx, c.bucket(ctx), p.cost)
 	switch {
 	case errors.Is(err, limits.ErrThrottled):
-		return &st, true
+		p.status, p.throttled = &st, true
 	case err != nil && ctx.Err() != nil:
 		// The client left, or the deadline passed, while the bucket was asked: the
 		// request ends with its context, and the throttle did not fail.
-		return nil, false
 	case err != nil:
 		// The throttle is down: serve, within MaxCost, rather than fail every request.
 		c.log.WarnContext(ctx, "throttle unavailable, request served unthrottled", "err", err)
-		return nil, false
+	default:
+		p.status = &st
 	}
-	return &st, false
+	return p
+}
+
+// refusal is the refusal of a throttled payment: 429 THROTTLED, and the Retry-After
+// of refusalStatus.
+func (p payment) refusal(ctx context.Context) *gqlerror.Error {
+	if ref := refusalFrom(ctx); ref != nil {
+		ref.retryAfter = retryAfter(p.cost, *p.status)
+	}
+	return refuse(ctx, &limits.Error{Code: limits.CodeThrottled,
+		Message: fmt.Sprintf("throttled: the operation costs %d and %d points are available, restoring %g per second",
+			p.cost, p.status.CurrentlyAvailable, p.status.RestoreRate)}, http.StatusTooManyRequests)
 }
 
 // ChargeReplay returns the charge of an answer replayed for an Idempotency-Key
-// (idempotency.Options.Charge): cost points, taken by opts.Throttle from the bucket
-// opts.ThrottleBucket names, as the handler of NewHandler(opts) charges a request.
+// (idempotency.Options.Charge): cost points, and at least minCharge, taken by
+// opts.Throttle from the bucket opts.ThrottleBucket names, as the handler of
+// NewHandler(opts) charges a request.
 // When the bucket holds fewer, it answers as that handler answers a throttled
 // request (429 THROTTLED, Retry-After, extensions.cost with the bucket's status),
 // and returns false: nothing is replayed. A throttle that fails lets the replay
@@ -124,33 +150,25 @@ func (c charger) charge(ctx context.Context, cost int) (status *limits.Status, t
 func ChargeReplay(log *slog.Logger, opts Options) func(w http.ResponseWriter, r *http.Request, cost int) bool {
 	c := newCharger(log, opts)
 	return func(w http.ResponseWriter, r *http.Request, cost int) bool {
-		status, throttled := c.charge(r.Context(), cost)
-		if !throttled {
+		p := c.charge(r.Context(), cost)
+		if !p.throttled {
 			return true
 		}
 		mediaType, ok := negotiated(r)
 		if !ok {
 			mediaType = MediaTypeJSON // the server's Precheck refused such a request before
 		}
-		if after := retryAfter(cost, *status); after != "" {
+		if after := retryAfter(p.cost, *p.status); after != "" {
 			w.Header().Set("Retry-After", after)
 		}
 		// The body the transport writes for the extension's refusal: its error, and
 		// the cost report that InterceptResponse adds, without data.
 		writeResponse(w, mediaType, http.StatusTooManyRequests, &graphql.Response{
-			Errors:     gqlerror.List{refuse(r.Context(), throttledError(cost, *status), http.StatusTooManyRequests)},
-			Extensions: map[string]any{"cost": &limits.Report{RequestedQueryCost: cost, ThrottleStatus: status}},
+			Errors:     gqlerror.List{p.refusal(r.Context())},
+			Extensions: map[string]any{"cost": &limits.Report{RequestedQueryCost: p.cost, ThrottleStatus: p.status}},
 		}, false)
 		return false
 	}
-}
-
-// throttledError is the refusal of a request costing cost that a bucket in status s
-// cannot pay for.
-func throttledError(cost int, s limits.Status) *limits.Error {
-	return &limits.Error{Code: limits.CodeThrottled,
-		Message: fmt.Sprintf("throttled: the operation costs %d and %d points are available, restoring %g per second",
-			cost, s.CurrentlyAvailable, s.RestoreRate)}
 }
 
 // retryAfter is the Retry-After of a request costing cost that a bucket in status s
@@ -262,16 +280,9 @@ func WorkspaceBucket(ctx context.Context) string {
 // response.
 const costKey = "limits.cost"
 
-// chargedKey marks, in an operation's stats, a request charged minCharge without a
-// cost report (refused before it was costed), so that its response is not charged
-// again.
+// chargedKey marks, in an operation's stats, a request charged (settle), so that a
+// response without a cost report (refused before it was costed) is not charged again.
 const chargedKey = "limits.charged"
-
-// minCharge is what every request is charged at least, refused or costing nothing,
-// as GitHub does: {__typename} cost 0 and ran 1,900 times a second on one key, also
-// while it was throttled, and invalid documents, refused before the charge, were
-// free however many errors they were answered.
-const minCharge = 1
 
 // limitsExtension refuses requests over the limits before anything runs:
 //
@@ -282,11 +293,11 @@ const minCharge = 1
 //   - after validation (MutateOperationContext): introspection, then the cost, then
 //     the throttle.
 //
-// Every request is charged at least minCharge: one refused (by parsing, validation,
-// the limits, or the cost) minCharge, after its refusal was decided, so that a
-// throttled caller gets 429 THROTTLED instead (chargeRefusal); one refused before
-// validation when its response is made (InterceptResponse). Every costed response
-// reports extensions.cost (InterceptResponse).
+// Every request is charged once (settle), at least minCharge: one refused (by parsing,
+// validation, the limits, or the cost) minCharge, after its refusal was decided, so
+// that a throttled caller gets 429 THROTTLED instead (chargeRefusal); one refused
+// before validation when its response is made (InterceptResponse). Every costed
+// response reports extensions.cost (InterceptResponse).
 type limitsExtension struct {
 	limits limits.Limits
 	charger
@@ -358,7 +369,7 @@ func (e *limitsExtension) MutateOperationContext(ctx context.Context, opCtx *gra
 			return e.chargeRefusal(ctx, opCtx, nil, err) // refused before it changed anything
 		}
 	}
-	cost := max(limits.Cost(e.schema, op, opCtx.Variables, e.limits), minCharge)
+	cost := limits.Cost(e.schema, op, opCtx.Variables, e.limits)
 	report := &limits.Report{RequestedQueryCost: cost}
 	opCtx.Stats.SetExtension(costKey, report)
 	if cost > e.limits.MaxCost && e.limits.MaxCost >= 0 {
@@ -366,20 +377,7 @@ func (e *limitsExtension) MutateOperationContext(ctx context.Context, opCtx *gra
 			Message: fmt.Sprintf("the operation costs %d, more than the maximum of %d: ask for smaller pages (first, last) or fewer fields",
 				cost, e.limits.MaxCost)}, http.StatusBadRequest))
 	}
-	status, throttled := e.charge(ctx, cost)
-	report.ThrottleStatus = status
-	if throttled {
-		if ref := refusalFrom(ctx); ref != nil {
-			ref.retryAfter = retryAfter(cost, *status)
-		}
-		return refuse(ctx, throttledError(cost, *status), http.StatusTooManyRequests)
-	}
-	report.ActualQueryCost = cost
-	if rec := telemetry.From(ctx); rec != nil {
-		// Kept with the answer of an Idempotency-Key, to charge its replays.
-		rec.Charged = cost
-	}
-	return nil
+	return e.settle(ctx, opCtx, report, cost)
 }
 
 func (e *limitsExtension) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
@@ -396,40 +394,51 @@ func (e *limitsExtension) InterceptResponse(ctx context.Context, next graphql.Re
 	}
 	// Refused before validation ended (a parse or validation error, a cap, an unknown
 	// persisted query): charged the minimum now, and refused for it when throttled.
-	report := &limits.Report{RequestedQueryCost: minCharge}
-	if err := e.chargeRefusal(ctx, opCtx, report, nil); err != nil {
-		return &graphql.Response{Errors: gqlerror.List{err}, Extensions: map[string]any{"cost": report}}
+	if err := e.chargeRefusal(ctx, opCtx, nil, nil); err != nil {
+		return &graphql.Response{Errors: gqlerror.List{err}, Extensions: map[string]any{"cost": opCtx.Stats.GetExtension(costKey)}}
 	}
 	return next(ctx)
 }
 
-// chargeRefusal charges minCharge for a request that runs nothing: refused (refusal,
-// its error) or refused later (nil). report, when the request has one, records the
-// charge and the bucket's status. When the caller's bucket cannot pay, the request is
-// refused as throttled instead (with a report, as every throttled request), and
-// chargeRefusal returns that refusal; else it returns refusal: its own error wins
-// while the bucket has points.
+// chargeRefusal charges a request that runs nothing, refused (refusal, its error) or
+// refused later (nil): it costs nothing, so it is charged minCharge (settle), with
+// report when it has one. Its own refusal wins while its bucket has the points;
+// else chargeRefusal returns the refusal as throttled.
 func (e *limitsExtension) chargeRefusal(ctx context.Context, opCtx *graphql.OperationContext, report *limits.Report, refusal *gqlerror.Error) *gqlerror.Error {
-	opCtx.Stats.SetExtension(chargedKey, true)
-	status, throttled := e.charge(ctx, minCharge)
-	if throttled {
-		if report == nil {
-			report = &limits.Report{RequestedQueryCost: minCharge}
-			opCtx.Stats.SetExtension(costKey, report)
-		}
-		report.ThrottleStatus = status
-		if ref := refusalFrom(ctx); ref != nil {
-			ref.retryAfter = retryAfter(minCharge, *status)
-		}
-		return refuse(ctx, throttledError(minCharge, *status), http.StatusTooManyRequests)
-	}
-	if report != nil {
-		report.ThrottleStatus, report.ActualQueryCost = status, minCharge
-	}
-	if rec := telemetry.From(ctx); rec != nil {
-		rec.Charged = minCharge
+	if err := e.settle(ctx, opCtx, report, 0); err != nil {
+		return err
 	}
 	return refusal
+}
+
+// settle charges the request of opCtx cost points (at least minCharge: charge) and
+// records the charge: in report, when the request has one, and in its telemetry, kept
+// with the answer of an Idempotency-Key to charge its replays. A request without a
+// report (refused before it was costed) gets one only when throttled, as every
+// throttled request does. settle returns the refusal of a throttled request, else nil.
+func (e *limitsExtension) settle(ctx context.Context, opCtx *graphql.OperationContext, report *limits.Report, cost int) *gqlerror.Error {
+	opCtx.Stats.SetExtension(chargedKey, true)
+	p := e.charge(ctx, cost)
+	if report == nil && p.throttled {
+		report = &limits.Report{}
+		opCtx.Stats.SetExtension(costKey, report)
+	}
+	if report != nil {
+		// A request costs what it is charged ({ __typename }: minCharge), or more when
+		// refused for its cost.
+		report.RequestedQueryCost = max(report.RequestedQueryCost, p.cost)
+		report.ThrottleStatus = p.status
+	}
+	if p.throttled {
+		return p.refusal(ctx)
+	}
+	if report != nil {
+		report.ActualQueryCost = p.cost
+	}
+	if rec := telemetry.From(ctx); rec != nil {
+		rec.Charged = p.cost
+	}
+	return nil
 }
 
 func (e *limitsExtension) mayIntrospect(ctx context.Context) bool {

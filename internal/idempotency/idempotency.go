@@ -163,7 +163,9 @@ type Options struct {
 	Pause  func(ctx context.Context)
 	Resume func(w http.ResponseWriter, ctx context.Context) bool
 	// Charge, when set, charges a replay before it is written: cost is what the
-	// request it repeats was charged (StoredResponse.Cost), at least 1 (replayCost).
+	// request it repeats was charged (StoredResponse.Cost; 0 when not kept), which the
+	// server's (graph.ChargeReplay) raises to its minimum charge, as for every request:
+	// a replay is never free, it reads the key's row and sends the stored bytes.
 	// It returns false when the replay may not be written, having answered the request
 	// itself; the key stays stored, and a later retry is replayed. The server charges
 	// replays to the rate limit as it charges requests: replayed for free, one stored
@@ -571,16 +573,15 @@ func (m *middleware) cleanup(ctx context.Context, w http.ResponseWriter) {
 	}
 }
 
-// replayCost is what a replay of res is charged: what its request was, and at least 1
-// point, since a replay is never free: it reads the key's row and sends the stored
-// bytes, however little its request cost. An answer stored before costs were kept (nil) is charged 1 rather than
-// read from its body, which may not say (a refusal before costing) and is not the
-// server's record of the charge.
+// replayCost is what the request res answers was charged, for Options.Charge. An
+// answer stored before costs were kept (nil) counts 0, which Charge raises to its
+// minimum, rather than a cost read from its body, which may not say (a refusal before
+// costing) and is not the server's record of the charge.
 func replayCost(res store.StoredResponse) int {
 	if res.Cost == nil {
-		return 1
+		return 0
 	}
-	return max(*res.Cost, 1)
+	return *res.Cost
 }
 
 func replay(w http.ResponseWriter, res store.StoredResponse) {
