@@ -227,8 +227,11 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 			pending = append(pending, m.Name)
 		}
 	}
-	if len(pending) > 0 {
-		return fmt.Errorf("store: the database lacks %d migration(s) this binary has (%s): run `segments migrate` first", len(pending), strings.Join(pending, ", "))
+	if n := len(pending); n > 0 {
+		if n > 3 { // a database never migrated lacks them all: `migrate --status` lists them
+			pending = append(pending[:3], fmt.Sprintf("and %d more", n-3))
+		}
+		return fmt.Errorf("store: the database lacks %d migration(s) this binary has (%s): run `segments migrate` first", n, strings.Join(pending, ", "))
 	}
 	return nil
 }
