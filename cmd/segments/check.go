@@ -27,6 +27,9 @@ them during a rolling upgrade, and which search misses: one line per segment and
 one per workspace for its contacts (status 3 too). It warns, on stderr,
 of PostgreSQL settings that leave the database unsafe, such as an unlimited
 temp_file_limit (the exit status does not change: a superuser sets them).
+It never migrates the database: one that lacks migrations this binary has (segments
+migrate --status lists them), or has migrations it does not know, is refused,
+naming them, unchecked (exit status 1).
 
   --repair   delete memberships of missing contacts or segments (leaving counts
              and bitmaps as they were), set each drifted count to the real number
@@ -54,7 +57,12 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := noArgs("check", rest); err != nil {
 		return err
 	}
-	return withStore(ctx, cfg, stderr, "segments-check", func(s *store.Store, log *slog.Logger) error {
+	// It never migrates: run before an upgrade's migrate, a check that did would
+	// leave the servers of the version before refusing to start (or stop) beside it.
+	return withDatabase(ctx, cfg, stderr, "segments-check", false, func(s *store.Store, log *slog.Logger) error {
+		if err := s.CheckSchema(ctx); err != nil {
+			return fmt.Errorf("%w; check does not migrate, and checks only a database this binary's migrations are all applied to", err)
+		}
 		warnSettings(ctx, s, log)
 		return checkStore(ctx, s, repair, stdout)
 	})

@@ -333,6 +333,9 @@ func TestWarnsOfUnlimitedTempFiles(t *testing.T) {
 	getenv := env(map[string]string{"DATABASE_URL": pg.URL("segments")})
 	const warning = `msg="unsafe PostgreSQL setting" name=temp_file_limit value=-1`
 
+	if _, stderr, err := cli(getenv, "migrate"); err != nil { // check does not migrate
+		t.Fatalf("migrate: %v\n%s", err, stderr)
+	}
 	_, stderr, err := cli(getenv, "check")
 	if err != nil || !strings.Contains(stderr, warning) {
 		t.Fatalf("check with temp_file_limit unlimited: %v; want a warning on stderr:\n%s", err, stderr)

@@ -290,7 +290,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 		"INSERT INTO bun_migrations (name, group_id, migrated_at) VALUES ('29991231000000_future', 99, now())"); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"migrate"}, {"serve", "--addr", freeAddr(t)}, {"workspace", "create", "X"}} {
+	for _, args := range [][]string{{"migrate"}, {"serve", "--addr", freeAddr(t)}, {"workspace", "create", "X"}, {"check"}, {"check", "--repair"}} {
 		err := run(context.Background(), args, getenv, &stdout, &stderr)
 		if err == nil || !strings.Contains(err.Error(), "newer version") {
 			t.Errorf("%v: got %v, want a refusal naming the newer version", args, err)

@@ -27,7 +27,7 @@ Usage:
   segments keys list|create|rotate|revoke ...
                                       manage a workspace's API keys (segments help keys)
   segments seed                       create the demo workspace; prints an API key for it
-  segments migrate                    bring the database schema up to date
+  segments migrate [--status]         bring the database schema up to date (or list migrations)
   segments check [--repair]           find (and repair) drifted counts and bitmaps, uncomposed texts
   segments bench-data [flags]         create a workspace with the benchmark dataset; prints its API key
   segments help [command]             show this help, or a command's settings
@@ -122,7 +122,7 @@ func isHelp(arg string) bool {
 }
 
 // commandHelp describes the commands whose help says more than their settings.
-var commandHelp = map[string]string{"check": checkHelp, "workspace": workspaceHelp, "workspace create": workspaceHelp}
+var commandHelp = map[string]string{"check": checkHelp, "migrate": migrateHelp, "workspace": workspaceHelp, "workspace create": workspaceHelp}
 
 // workspaceHelp describes the workspace command for "segments help workspace".
 const workspaceHelp = `segments workspace create NAME [flags] creates a workspace named NAME (several
@@ -238,10 +238,11 @@ func noArgs(command string, rest []string) error {
 	return nil
 }
 
-// openStore opens the database the command works on, migrated: DATABASE_URL when set,
-// else the embedded server in the data directory (started, or joined when another
-// process of ours runs it). close releases both.
-func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string) (s *store.Store, close func(), err error) {
+// openStore opens the database the command works on, migrated unless migrate is false
+// (check and migrate --status, which only read): DATABASE_URL when set, else the
+// embedded server in the data directory (started, or joined when another process of
+// ours runs it). close releases both.
+func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string, migrate bool) (s *store.Store, close func(), err error) {
 	url := cfg.databaseURL
 	cfg.ownerURL = url
 	stopDB := func() {}
@@ -283,6 +284,9 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string) (
 		stopDB()
 		return nil, nil, err
 	}
+	if !migrate {
+		return s, func() { s.Close(); stopDB() }, nil
+	}
 	applied, err := s.Migrate(ctx)
 	if err != nil {
 		s.Close()
@@ -309,18 +313,23 @@ func warnSettings(ctx context.Context, s *store.Store, log *slog.Logger) {
 	}
 }
 
-// withStore runs fn with the database (openStore, as application app) and a logger
-// on stderr in the command's --log-format, and closes the database after it: the
-// frame of every command but serve. Its error is written in that format too
+// withStore runs fn with the database (openStore, as application app, migrated) and a
+// logger on stderr in the command's --log-format, and closes the database after it:
+// the frame of every command but serve. Its error is written in that format too
 // (exiting).
-func withStore(ctx context.Context, cfg *config, stderr io.Writer, app string, fn func(s *store.Store, log *slog.Logger) error) (err error) {
+func withStore(ctx context.Context, cfg *config, stderr io.Writer, app string, fn func(s *store.Store, log *slog.Logger) error) error {
+	return withDatabase(ctx, cfg, stderr, app, true, fn)
+}
+
+// withDatabase is withStore, migrating the database first only when migrate is true.
+func withDatabase(ctx context.Context, cfg *config, stderr io.Writer, app string, migrate bool, fn func(s *store.Store, log *slog.Logger) error) (err error) {
 	defer func() {
 		if err != nil {
 			err = inLogFormat{err, cfg.logFormat}
 		}
 	}()
 	log := newLogger(stderr, cfg.logFormat)
-	s, closeStore, err := openStore(ctx, cfg, log, app)
+	s, closeStore, err := openStore(ctx, cfg, log, app, migrate)
 	if err != nil {
 		return err
 	}
@@ -386,18 +395,61 @@ func seed(ctx context.Context, args []string, getenv func(string) string, stdout
 	})
 }
 
+// migrateHelp describes the migrate command for "segments help migrate".
+const migrateHelp = `segments migrate applies the migrations the database lacks, and prints "schema
+up to date". It refuses a database a newer version migrated further, unless each
+migration it does not know declared that older servers may keep running (it then
+warns, naming them).
+
+  --status   change nothing: print every migration, one a line, as STATE NAME
+             OLDER_SERVERS separated by tabs, in order: STATE is applied,
+             pending (this binary has it, the database not yet) or unknown (the
+             database has it, this binary not: a newer version applied it);
+             OLDER_SERVERS is what it declares of servers older than it,
+             keep-running or stop (undeclared: an unknown one whose binary
+             recorded nothing, which counts as stop). Exit status 0
+
+`
+
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, rest, err := parse("migrate", args, getenv, stderr, false)
+	var status bool
+	cfg, rest, err := parse("migrate", args, getenv, stderr, false, func(fs *flag.FlagSet) {
+		fs.BoolVar(&status, "status", false, "")
+	})
 	if err != nil {
 		return err
 	}
 	if err := noArgs("migrate", rest); err != nil {
 		return err
 	}
+	if status {
+		return withDatabase(ctx, cfg, stderr, "segments-cli", false, func(s *store.Store, _ *slog.Logger) error {
+			return printMigrations(ctx, s, stdout)
+		})
+	}
 	return withStore(ctx, cfg, stderr, "segments-cli", func(*store.Store, *slog.Logger) error {
 		fmt.Fprintln(stdout, "schema up to date")
 		return nil
 	})
+}
+
+// printMigrations prints the migrations of migrate --status.
+func printMigrations(ctx context.Context, s *store.Store, stdout io.Writer) error {
+	status, err := s.Migrations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range status {
+		older := "stop"
+		switch {
+		case !m.Declared:
+			older = "undeclared"
+		case m.KeepRunning:
+			older = "keep-running"
+		}
+		fmt.Fprintf(stdout, "%s\t%s\t%s\n", m.State, m.Name, older)
+	}
+	return nil
 }
 
 func newLogger(w io.Writer, format string) *slog.Logger {

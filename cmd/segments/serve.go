@@ -47,7 +47,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := cfg.checkRateLimit(); err != nil {
 		return err
 	}
-	s, closeStore, err := openStore(ctx, cfg, log, "segments")
+	s, closeStore, err := openStore(ctx, cfg, log, "segments", true)
 	if err != nil {
 		return err
 	}

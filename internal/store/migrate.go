@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,7 +23,9 @@ const migrationLockKey = 7264001
 
 // Migrate brings the schema up to date. It refuses a database that has migrations this
 // binary does not know: it was migrated by a newer version, whose schema this one must
-// not write to. When it applied any, or the store knows no statistics, it then learns
+// not write to; unless each of them declared that older servers may keep running
+// (package migrations), when it logs a warning naming them and goes on. It records
+// what its own migrations declare, for older binaries to read. When it applied any, or the store knows no statistics, it then learns
 // the database's statistics: Open could not learn them from a schema that was not
 // there yet, and without them the store's first writes had it learn them in the
 // background, beside whatever came next.
@@ -80,13 +83,29 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns) ([]string, err
 			// serves what it can if the schema needs nothing.
 			readOnly = true
 		}
-		if err := checkKnown(ctx, m, ms); err != nil {
+		if !readOnly {
+			if err := s.recordDeclarations(ctx, fsys, ms); err != nil {
+				if !ReadOnly(err) {
+					return err
+				}
+				readOnly = true
+			}
+		}
+		status, err := s.migrationStatus(ctx, fsys)
+		if err != nil {
 			return err
+		}
+		newer, err := checkKnown(status, true)
+		if err != nil {
+			return err
+		}
+		if len(newer) > 0 {
+			s.log.Warn("database has migrations of a newer version, each declaring that older servers may keep running: this binary runs beside them; upgrade it",
+				"migrations", strings.Join(newer, ", "))
 		}
 		if readOnly {
 			return s.checkUpToDate(ctx, m)
 		}
-		var err error
 		applied, err = s.migrateInTurns(ctx, m, lock, t, &lockTimeout)
 		return err
 	})
@@ -191,24 +210,160 @@ func oldestTransaction(ctx context.Context, tx bun.Tx) string {
 }
 
 // CheckSchema returns an error unless every migration this binary knows is applied and
-// the database has none it does not know.
+// the database has none it does not know, whatever they declare: it reads only, so a
+// command that must not migrate (segments check) can refuse a schema it was not
+// written for.
 func (s *Store) CheckSchema(ctx context.Context) error {
-	ms := migrate.NewMigrations()
-	if err := ms.Discover(migrations.FS); err != nil {
-		return err
-	}
-	m := migrate.NewMigrator(s.db, ms)
-	if err := checkKnown(ctx, m, ms); err != nil {
-		return err
-	}
-	status, err := m.MigrationsWithStatus(ctx)
+	status, err := s.migrationStatus(ctx, migrations.FS)
 	if err != nil {
-		return fmt.Errorf("store: read migrations: %w", err)
+		return err
 	}
-	if pending := status.Unapplied(); len(pending) > 0 {
-		return fmt.Errorf("store: %d migration(s) not applied, first %s: run `segments migrate`", len(pending), pending[0].Name)
+	if _, err := checkKnown(status, false); err != nil {
+		return err
+	}
+	var pending []string
+	for _, m := range status {
+		if m.State == MigrationPending {
+			pending = append(pending, m.Name)
+		}
+	}
+	if n := len(pending); n > 0 {
+		if n > 3 { // a database never migrated lacks them all: `migrate --status` lists them
+			pending = append(pending[:3], fmt.Sprintf("and %d more", n-3))
+		}
+		return fmt.Errorf("store: the database lacks %d migration(s) this binary has (%s): run `segments migrate` first", n, strings.Join(pending, ", "))
 	}
 	return nil
+}
+
+// The states of a migration (MigrationStatus.State).
+const (
+	MigrationApplied = "applied" // this binary has it, and the database
+	MigrationPending = "pending" // this binary has it, the database not yet
+	MigrationUnknown = "unknown" // the database has it, this binary not: a newer version applied it
+)
+
+// MigrationStatus is a migration, as this binary and the database know it.
+type MigrationStatus struct {
+	// Name is the migration's ID and name (20261209000001_deleted_contacts); of an
+	// unknown migration whose declaration is not recorded, its ID alone.
+	Name string
+	// State is MigrationApplied, MigrationPending or MigrationUnknown.
+	State string
+	// KeepRunning is what the migration declares (migrations.Declaration): servers
+	// older than it may keep running beside it. Declared is false when it declares
+	// nothing (an unknown migration whose binary recorded no declaration), which
+	// counts as stop.
+	KeepRunning, Declared bool
+}
+
+// Migrations lists the migrations this binary has and those the database has, by
+// ID, changing nothing: a database never migrated has them all pending.
+func (s *Store) Migrations(ctx context.Context) ([]MigrationStatus, error) {
+	return s.migrationStatus(ctx, migrations.FS)
+}
+
+// migrationCompatibility is a row of migration_compatibility: what a migration
+// declares of older servers, recorded by the binary that has it for those that do
+// not (recordDeclarations).
+type migrationCompatibility struct {
+	bun.BaseModel `bun:"table:migration_compatibility"`
+
+	Name                    string `bun:",pk"` // the ID, as bun_migrations has it
+	Comment                 string `bun:",notnull"`
+	OlderServersKeepRunning bool   `bun:",notnull"`
+}
+
+// recordDeclarations records what each migration of ms declares (the up files of
+// fsys) in migration_compatibility, beside Bun's bun_migrations, for binaries that
+// do not know the migration. It records them all, applied or not, before they are
+// applied: a declaration without its migration is never read, a migration without
+// its declaration would count as stop. A recorded declaration is kept, as its
+// migration is.
+func (s *Store) recordDeclarations(ctx context.Context, fsys fs.FS, ms *migrate.Migrations) error {
+	decls, err := migrations.Declarations(fsys)
+	if err != nil {
+		return fmt.Errorf("store: read migrations' declarations: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migration_compatibility (
+		name text PRIMARY KEY,
+		comment text NOT NULL,
+		older_servers_keep_running boolean NOT NULL)`); err != nil {
+		return fmt.Errorf("store: create migration_compatibility: %w", err)
+	}
+	var rows []migrationCompatibility
+	for _, mig := range ms.Sorted() {
+		rows = append(rows, migrationCompatibility{Name: mig.Name, Comment: mig.Comment, OlderServersKeepRunning: decls[mig.Name].KeepRunning})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if _, err := s.db.NewInsert().Model(&rows).On("CONFLICT (name) DO NOTHING").Exec(ctx); err != nil {
+		return fmt.Errorf("store: record migrations' declarations: %w", err)
+	}
+	return nil
+}
+
+// migrationStatus lists the migrations of fsys and those of the database, reading
+// only: without bun_migrations (a database never migrated) none is applied.
+func (s *Store) migrationStatus(ctx context.Context, fsys fs.FS) ([]MigrationStatus, error) {
+	ms := migrate.NewMigrations()
+	if err := ms.Discover(fsys); err != nil {
+		return nil, fmt.Errorf("store: load migrations: %w", err)
+	}
+	decls, err := migrations.Declarations(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("store: read migrations' declarations: %w", err)
+	}
+	var hasApplied, hasRecorded bool
+	if err := s.db.QueryRowContext(ctx, `SELECT to_regclass('bun_migrations') IS NOT NULL,
+		to_regclass('migration_compatibility') IS NOT NULL`).Scan(&hasApplied, &hasRecorded); err != nil {
+		return nil, fmt.Errorf("store: read applied migrations: %w", err)
+	}
+	applied := map[string]bool{}
+	if hasApplied {
+		var names []string
+		if err := s.db.NewSelect().ColumnExpr("name").TableExpr("bun_migrations").Scan(ctx, &names); err != nil {
+			return nil, fmt.Errorf("store: read applied migrations: %w", err)
+		}
+		for _, n := range names {
+			applied[n] = true
+		}
+	}
+	var out []MigrationStatus
+	for _, mig := range ms.Sorted() {
+		st := MigrationStatus{Name: mig.String(), State: MigrationPending, KeepRunning: decls[mig.Name].KeepRunning, Declared: decls[mig.Name].Declared}
+		if applied[mig.Name] {
+			st.State = MigrationApplied
+			delete(applied, mig.Name)
+		}
+		out = append(out, st)
+	}
+	if len(applied) == 0 {
+		return out, nil
+	}
+	recorded := map[string]migrationCompatibility{}
+	if hasRecorded {
+		var rows []migrationCompatibility
+		if err := s.db.NewSelect().Model(&rows).Scan(ctx); err != nil {
+			return nil, fmt.Errorf("store: read migrations' declarations: %w", err)
+		}
+		for _, r := range rows {
+			recorded[r.Name] = r
+		}
+	}
+	for name := range applied {
+		st := MigrationStatus{Name: name, State: MigrationUnknown}
+		if r, ok := recorded[name]; ok {
+			st.Declared, st.KeepRunning = true, r.OlderServersKeepRunning
+			if r.Comment != "" {
+				st.Name = name + "_" + r.Comment
+			}
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b MigrationStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // checkUpToDate refuses a database that takes no writes when it lacks migrations: this
@@ -229,23 +384,21 @@ func (s *Store) checkUpToDate(ctx context.Context, m *migrate.Migrator) error {
 	return nil
 }
 
-func checkKnown(ctx context.Context, m *migrate.Migrator, ms *migrate.Migrations) error {
-	applied, err := m.AppliedMigrations(ctx)
-	if err != nil {
-		return fmt.Errorf("store: read applied migrations: %w", err)
-	}
-	known := map[string]bool{}
-	for _, mig := range ms.Sorted() {
-		known[mig.Name] = true
-	}
+// checkKnown refuses a database that has migrations this binary does not know (of
+// status), as a newer version's schema, which this binary must not write to; with
+// keepRunning, unless each of them declared that older servers may keep running
+// (recorded by the binary that applied it), and returns those.
+func checkKnown(status []MigrationStatus, keepRunning bool) (newer []string, err error) {
 	var unknown []string
-	for _, mig := range applied {
-		if !known[mig.Name] {
-			unknown = append(unknown, mig.Name)
+	compatible := true
+	for _, m := range status {
+		if m.State == MigrationUnknown {
+			unknown = append(unknown, m.Name)
+			compatible = compatible && m.KeepRunning
 		}
 	}
-	if len(unknown) > 0 {
-		return fmt.Errorf("store: the database has migrations this binary does not know (%s): it was migrated by a newer version; upgrade this binary", strings.Join(unknown, ", "))
+	if len(unknown) == 0 || keepRunning && compatible {
+		return unknown, nil
 	}
-	return nil
+	return nil, fmt.Errorf("store: the database has migrations this binary does not know (%s): it was migrated by a newer version; upgrade this binary", strings.Join(unknown, ", "))
 }

@@ -322,3 +322,100 @@ func TestStoredTextsComposed(t *testing.T) {
 		t.Errorf("contact: %+q, %+q; want composed", name, email)
 	}
 }
+
+// TestOlderBinaryBesideNewerMigrations: a binary started on a database that a newer
+// version migrated further starts, warning and naming them, when each migration it
+// does not know declared that older servers may keep running (as the newer binary
+// recorded it), and refuses as before when one declared stop or declared nothing.
+// Before, it refused any: an old server restarted mid-rollout (a crash, an eviction,
+// a rollback) could not start beside a new table it never uses.
+func TestOlderBinaryBesideNewerMigrations(t *testing.T) {
+	for _, c := range []struct {
+		name, header string
+		starts       bool
+	}{
+		{"keep running", "-- older servers: keep running: a new table\n", true},
+		{"stop", "-- older servers: stop: older servers would write what it forbids\n", false},
+		{"undeclared", "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var log logtest.Buffer
+			s := storetest.NewStore(t, store.Options{Log: log.Logger()})
+			// The newer binary: this one's migrations and one more.
+			fsys := withMigration(t, "29990101000001_newer_table", c.header+"CREATE TABLE newer_table (id int)")
+			if applied, err := store.MigrateFrom(ctx, s, fsys, time.Second, 1, 0); err != nil || len(applied) != 1 {
+				t.Fatalf("the newer binary applied %v: %v; want its one migration", applied, err)
+			}
+			log.Reset()
+
+			_, err := s.Migrate(ctx) // this binary, which does not know it
+			if !c.starts {
+				if err == nil || !strings.Contains(err.Error(), "does not know (29990101000001_newer_table)") {
+					t.Errorf("Migrate beside a migration that says %q: %v, want a refusal naming it", c.header, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Migrate beside a migration declared compatible: %v, want none", err)
+			}
+			if got := log.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "29990101000001_newer_table") {
+				t.Errorf("the log does not warn of the newer migration by name:\n%s", got)
+			}
+			// A migration that declares stop, applied after, refuses it again.
+			fsys = withMigration(t, "29990101000002_newer_stop", "-- older servers: stop: x\nCREATE TABLE newer_stop (id int)")
+			if _, err := store.MigrateFrom(ctx, s, fsys, time.Second, 1, 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Migrate(ctx); err == nil || !strings.Contains(err.Error(), "29990101000002") {
+				t.Errorf("Migrate beside a compatible and a stop migration: %v, want a refusal", err)
+			}
+		})
+	}
+}
+
+// TestMigrationsChangeNothing: Migrations lists what a database lacks without
+// migrating it, even one never migrated (no bun_migrations yet), and an applied
+// migration this binary does not know as unknown, with what it declared.
+func TestMigrationsChangeNothing(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, storetest.Database(t), store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	status, err := s.Migrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range status {
+		if m.State != store.MigrationPending || !m.Declared {
+			t.Errorf("a database never migrated: %+v, want pending and declared", m)
+		}
+	}
+	var exists bool
+	if err := s.DB().QueryRowContext(ctx, "SELECT to_regclass('bun_migrations') IS NOT NULL").Scan(&exists); err != nil || exists {
+		t.Errorf("Migrations made bun_migrations (%v, %v)", exists, err)
+	}
+	if err := s.CheckSchema(ctx); err == nil || !strings.Contains(err.Error(), "lacks") {
+		t.Errorf("CheckSchema on a database never migrated: %v, want one naming what it lacks", err)
+	}
+
+	fsys := withMigration(t, "29990101000001_newer_table", "-- older servers: keep running: a new table\nCREATE TABLE newer_table (id int)")
+	if _, err := store.MigrateFrom(ctx, s, fsys, time.Second, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if status, err = s.Migrations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := status[len(status)-1]
+	if want := (store.MigrationStatus{Name: "29990101000001_newer_table", State: store.MigrationUnknown, KeepRunning: true, Declared: true}); last != want {
+		t.Errorf("the newer migration: %+v, want %+v", last, want)
+	}
+	for _, m := range status[:len(status)-1] {
+		if m.State != store.MigrationApplied {
+			t.Errorf("after migrating: %+v, want applied", m)
+		}
+	}
+}

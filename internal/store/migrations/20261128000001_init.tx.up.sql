@@ -1,3 +1,4 @@
+-- older servers: stop: it builds the schema
 -- The CRM schema. Every tenant table leads its primary, unique and foreign keys with
 -- workspace_id: one workspace can never reference another's rows, and the tables can
 -- later be distributed by workspace (Citus) without changing a key.

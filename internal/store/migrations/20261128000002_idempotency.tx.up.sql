@@ -1,3 +1,4 @@
+-- older servers: keep running: a new table
 -- Idempotency keys of API requests (package internal/idempotency): one row per key a
 -- workspace sent, kept for at least 24 hours. While the first request with a key runs,
 -- its row is a claim: owner and locked_until say who runs it and until when the claim

@@ -1,3 +1,4 @@
+-- older servers: keep running: new columns with defaults, an index
 -- Partner API keys get a scope, an optional expiry, a label, the time they were last
 -- used, and the key that replaced them when they were rotated. Keys made before this
 -- migration could write, so they keep read_write.

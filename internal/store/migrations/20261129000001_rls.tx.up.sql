@@ -1,3 +1,4 @@
+-- older servers: stop: row-level security, and the role servers connect as
 -- Row-level security, the backstop behind the store's own scoping by workspace. The
 -- server's queries run as segments_app, a role that is no superuser, cannot bypass
 -- row-level security and owns no table; migrations and the administrative commands

@@ -1,3 +1,4 @@
+-- older servers: keep running: a new table
 -- Token buckets of the cost-based rate limiter (store.RateLimiter): one row per bucket
 -- (an API key, or a dashboard user, of a workspace), so that a busy bucket only ever
 -- locks its own row. A bucket holds `tokens` as of `updated_at`; it refills with time

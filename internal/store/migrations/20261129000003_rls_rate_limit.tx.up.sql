@@ -1,3 +1,4 @@
+-- older servers: stop: row-level security on a table older servers write
 -- The rate limiter's buckets belong to workspaces too: the same policy as every tenant
 -- table (20261129000001_rls); the role already has the table's privileges by default.
 ALTER TABLE rate_limit_buckets ENABLE ROW LEVEL SECURITY;

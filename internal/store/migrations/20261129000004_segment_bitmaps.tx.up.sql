@@ -1,3 +1,4 @@
+-- older servers: keep running: a new table that triggers keep
 -- Audience counts from bitmaps (issue #5, W8). Counting "contacts in any of three big
 -- segments and in none of a fourth" from memberships reads every membership of the four
 -- (400k index entries at 5M memberships), deduplicates and anti-joins them: ~230 ms.

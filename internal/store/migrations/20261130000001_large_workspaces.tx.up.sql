@@ -1,3 +1,4 @@
+-- older servers: keep running: a new function
 -- segments_large_workspaces lists the workspaces that hold at least min_share of the
 -- rows of contacts or of segments, the tables searched by trigrams, by ANALYZE's
 -- statistics (pg_stats' most common values of workspace_id). The store asks it now

@@ -1,3 +1,4 @@
+-- older servers: keep running: a new table that triggers keep
 -- The number of each workspace's contacts, for the totalCount of its contacts list
 -- without a search or a segment filter. Counting reads an index entry per contact:
 -- 1M contacts took 100-170 ms of a core (and both cores in a parallel plan) per

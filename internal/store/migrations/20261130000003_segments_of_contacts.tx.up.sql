@@ -1,3 +1,4 @@
+-- older servers: keep running: a new function
 -- segments_of_contacts returns the segments that the given contacts of workspace ws
 -- are in, one row per segment with those of the contacts in it (the text of an array,
 -- "{1,2,3}"), ordered by name: Contact.segments of a page of contacts, in one

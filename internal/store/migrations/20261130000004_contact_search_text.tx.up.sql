@@ -1,3 +1,4 @@
+-- older servers: stop: the search index older servers' searches use is replaced
 -- A contact search matched ILIKE against the name, phone and email joined, which
 -- lowercases the joined text of every row it tests: 1 µs a row, so that a search
 -- for a term the trigram index cannot narrow (one or two letters, or a common term

@@ -1,3 +1,4 @@
+-- older servers: stop: foreign keys replaced by triggers
 -- Memberships' references checked once per statement instead of once per row (issue
 -- #5, W6 and W7). The two foreign keys of 20261128000001_init checked every inserted
 -- membership on its own: one lookup of the contact and one of the segment, each a

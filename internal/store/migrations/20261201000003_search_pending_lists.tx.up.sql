@@ -1,3 +1,4 @@
+-- older servers: keep running: index settings
 -- The trigram indexes keep short pending lists (issue #5). A GIN index adds the
 -- entries of new and updated rows to a pending list, which every search reads in full
 -- and which the writer that takes it past gin_pending_list_limit (4 MB by default)

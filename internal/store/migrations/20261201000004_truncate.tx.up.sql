@@ -1,3 +1,4 @@
+-- older servers: keep running: new triggers
 -- TRUNCATE fires no INSERT or DELETE triggers, so it bypassed what keeps
 -- contact_count, segment_bitmaps and contact_counts exact; and since 20261201000001
 -- replaced the memberships' foreign keys by triggers, also their cascade: TRUNCATE

@@ -1,3 +1,4 @@
+-- older servers: keep running: a statistics target
 -- The planner's statistics of contacts.search_text keep 1,000 histogram entries, not
 -- 100 (issue #5), so that it can tell how many contacts a two-character term
 -- matches. Such a term has no trigram to look up, so a page of its matches either

@@ -1,3 +1,4 @@
+-- older servers: keep running: new functions
 -- The share of the contacts a search term matches, as PostgreSQL's planner estimates
 -- it: from the histogram of contacts.search_text (1,000 entries: migration
 -- 20261202000001), the fraction of its entries that hold the term. The store's

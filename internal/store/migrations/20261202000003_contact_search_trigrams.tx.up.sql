@@ -1,3 +1,4 @@
+-- older servers: keep running: new functions and a trigger
 -- The trigrams of the copy of contacts.search_text's histogram (migration
 -- 20261202000002), for the store to tell, without a statement, that PostgreSQL will
 -- estimate a search term rare (internal/store/searchsample.go).

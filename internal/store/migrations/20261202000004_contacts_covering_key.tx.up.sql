@@ -1,3 +1,4 @@
+-- older servers: keep running: the same primary key, covering more columns
 -- The contacts' primary key holds their created_at and updated_at too (INCLUDE), so
 -- that a page of a segment's members read members first in a date order (internal/
 -- store/memberpages.go, keyedMembersFirst) finds the members' IDs and sort keys in

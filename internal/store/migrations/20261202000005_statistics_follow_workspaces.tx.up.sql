@@ -1,3 +1,4 @@
+-- older servers: keep running: autovacuum settings
 -- The planner's statistics learn of a new workspace after a few thousand rows, not
 -- after a tenth of the table. Every statement names its workspace, and PostgreSQL
 -- estimates the rows of `workspace_id = $1` from ANALYZE's most common values. A

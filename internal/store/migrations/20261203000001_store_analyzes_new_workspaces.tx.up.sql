@@ -1,3 +1,4 @@
+-- older servers: stop: it drops a function
 -- The store analyzes a new workspace's rows as soon as it has written enough of them,
 -- rather than leaving them to autovacuum's next round (internal/store/analyze.go).
 --

@@ -1,3 +1,4 @@
+-- older servers: keep running: a function's body
 -- segments_of_contacts looks each contact's memberships up by the contact, whatever
 -- PostgreSQL expects of the workspace.
 --

@@ -1,3 +1,4 @@
+-- older servers: keep running: a function's body
 -- The check of a statement's membership references (20261201000001) looks each
 -- contact and segment up by its key, whatever PostgreSQL expects of the workspace.
 --

@@ -1,3 +1,4 @@
+-- older servers: keep running: a function's body
 -- segments_of_contacts looks each segment of the page up by its key too, whatever
 -- PostgreSQL expects of the workspace.
 --

@@ -1,3 +1,4 @@
+-- older servers: keep running: extended statistics
 -- PostgreSQL estimates the memberships of one segment of one workspace
 -- (workspace_id = ? AND segment_id = ?) as if the two were independent: the table's
 -- rows × the workspace's share × the segment's share. But a segment belongs to one

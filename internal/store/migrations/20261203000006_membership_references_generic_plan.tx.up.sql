@@ -1,3 +1,4 @@
+-- older servers: keep running: a function's plan setting
 -- The check of an assignment's references plans its lookups for any workspace, not
 -- for the one at hand.
 --

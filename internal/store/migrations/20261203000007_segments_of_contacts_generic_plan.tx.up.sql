@@ -1,3 +1,4 @@
+-- older servers: keep running: a function's plan setting
 -- The segments of a page's contacts are looked up for any workspace, not for the one
 -- at hand (as migration 20261203000006 did for the check of an assignment).
 --

@@ -1,3 +1,4 @@
+-- older servers: keep running: a function's body
 -- Removed memberships clear their bits chunk by chunk, each chunk looked up by its key,
 -- whatever the statistics say of the workspace.
 --

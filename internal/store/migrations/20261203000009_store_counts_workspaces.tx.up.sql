@@ -1,3 +1,4 @@
+-- older servers: keep running: a new function
 -- The store finds the workspaces that the statistics underestimate from the counters,
 -- not only from its own writes (internal/store/analyze.go).
 --

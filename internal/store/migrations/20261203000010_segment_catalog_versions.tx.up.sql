@@ -1,3 +1,4 @@
+-- older servers: keep running: a new table that triggers keep
 -- The version of each workspace's segment catalog: its segments' IDs, names,
 -- descriptions and creation times, the part of a segment that only creating,
 -- updating or deleting segments changes (not the memberships, which change its

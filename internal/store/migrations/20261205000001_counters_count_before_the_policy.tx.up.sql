@@ -1,3 +1,4 @@
+-- older servers: keep running: functions' bodies
 -- The counters count a statement's changed rows before they meet a table under
 -- row-level security.
 --

@@ -1,3 +1,4 @@
+-- older servers: keep running: policies that admit the same rows
 -- The policies check each new row's workspace against the setting read once per
 -- statement, not once per row.
 --

@@ -1,3 +1,4 @@
+-- older servers: keep running: a function's body
 -- Assignments to the same segments run at once.
 --
 -- An assignment locks its segments FOR KEY SHARE now, not FOR UPDATE (memberships.go,

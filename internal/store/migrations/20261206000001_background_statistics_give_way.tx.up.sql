@@ -1,3 +1,4 @@
+-- older servers: keep running: functions' settings
 -- The store learns the statistics in the background, once a minute (statistics.go),
 -- and nothing waits for them. But a statement that waits for a lock keeps the locks
 -- it holds: segments_workspace_counts, holding contact_counts and waiting for

@@ -1,3 +1,4 @@
+-- older servers: keep running: new nullable columns
 -- A replayed answer is logged and counted as the operation it answers (package
 -- telemetry), which only the request that ran knew: its type and name ('' when it
 -- had none) are kept with the answer. Both NULL for the answers stored before, and

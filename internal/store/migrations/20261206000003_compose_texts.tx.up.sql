@@ -1,3 +1,4 @@
+-- older servers: keep running: they write texts uncomposed (segments check --repair)
 -- Names, descriptions and emails are kept composed (Unicode NFC) since this version
 -- (crm.normalText), and search terms are composed too: compose those stored before, or
 -- a search would no longer find them, and "Café" could be created beside a segment

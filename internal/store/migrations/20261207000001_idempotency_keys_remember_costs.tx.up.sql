@@ -1,3 +1,4 @@
+-- older servers: keep running: a new nullable column
 -- A replayed answer is charged to the rate limit as the request it repeats was
 -- (package idempotency): the points that request was charged (its
 -- extensions.cost.actualQueryCost, 0 when it was refused before it was costed) are

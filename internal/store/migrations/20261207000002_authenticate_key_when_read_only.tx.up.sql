@@ -1,3 +1,4 @@
+-- older servers: keep running: a function's body
 -- A read-only database (a hot standby after a failover, default_transaction_read_only
 -- for maintenance) refused every request, queries included: authentication records a
 -- key's last use, and PostgreSQL refuses a statement with a data-modifying CTE in a

@@ -1,3 +1,4 @@
+-- older servers: keep running: a new column with a default
 -- What the last granted charge of a bucket took from its row: the request's cost
 -- (less what the instance's reserve paid) and the chunk the instance keeps as its
 -- reserve (store.RateLimiter). The statement that charges returns it, since RETURNING

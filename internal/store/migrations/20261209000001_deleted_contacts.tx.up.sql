@@ -1,3 +1,4 @@
+-- older servers: keep running: a new table (the contacts they delete are not recorded)
 -- The contacts deleteContacts deleted, for Query.deletedContacts: a partner mirroring
 -- a workspace learns of deletions without diffing a full export. A row keeps the
 -- contact's id and when it was deleted, nothing else: no phone, name or other

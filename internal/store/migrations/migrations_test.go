@@ -66,3 +66,22 @@ func statements(sql string) []string {
 	}
 	return append(out, cur.String())
 }
+
+// TestEveryMigrationDeclaresOlderServers: every migration says, on its up file's first
+// line, whether servers older than it may keep running beside it: a binary that does
+// not know a migration reads that to decide whether it may start (store.Migrate), and
+// one that says nothing counts as stop, refusing old servers a harmless migration.
+func TestEveryMigrationDeclaresOlderServers(t *testing.T) {
+	decls, err := Declarations(FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(decls) == 0 {
+		t.Fatal("no migrations found")
+	}
+	for id, d := range decls {
+		if !d.Declared {
+			t.Errorf("%s (%s) does not begin with \"-- older servers: keep running: WHY\" or \"-- older servers: stop: WHY\"", d.File, id)
+		}
+	}
+}
