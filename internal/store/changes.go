@@ -250,3 +250,29 @@ func encodeChangeCursor(xid uint64, id int64, since time.Time) string {
 	}
 	return base64.RawURLEncoding.EncodeToString(j)
 }
+
+// ChangesAhead is a workspace whose contacts or deletions were stamped by
+// transactions this database has not run yet (CheckChangesAhead).
+type ChangesAhead struct {
+	WorkspaceID   int64  `bun:"workspace_id"`
+	WorkspaceName string `bun:"workspace_name"`
+}
+
+// CheckChangesAhead returns every workspace holding a change_xid at or above the
+// next transaction ID: a dump restored into a new cluster, whose transaction IDs
+// started again. Its change feed lists those changes only once the IDs catch up, and
+// every cursor a mirror holds is meaningless: the mirrors must sync again from the
+// start. One index probe per workspace and table (the latest change_xid).
+func (s *Store) CheckChangesAhead(ctx context.Context) ([]ChangesAhead, error) {
+	var out []ChangesAhead
+	err := s.db.NewRaw(`
+		SELECT w.id AS workspace_id, w.name AS workspace_name
+		FROM workspaces w, pg_snapshot_xmax(pg_current_snapshot()) AS next
+		WHERE (SELECT c.change_xid FROM contacts c WHERE c.workspace_id = w.id ORDER BY c.change_xid DESC LIMIT 1) >= next
+		   OR (SELECT d.change_xid FROM deleted_contacts d WHERE d.workspace_id = w.id ORDER BY d.change_xid DESC LIMIT 1) >= next
+		ORDER BY w.id`).Scan(ctx, &out)
+	if err != nil {
+		return nil, fmt.Errorf("store: check change IDs: %w", err)
+	}
+	return out, nil
+}

@@ -261,3 +261,31 @@ func TestContactChangesUnderRLS(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckChangesAhead proves what segments check reports of the feed, on a
+// database of its own: a contact stamped by a transaction the database has not run
+// (as after a dump restored into a new cluster) names its workspace, and the
+// stamping trigger disabled is a trigger problem.
+func TestCheckChangesAhead(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.NewStore(t, store.Options{MaxConns: 2})
+	ws, _ := storetest.Workspace(t, s)
+	other, _ := storetest.Workspace(t, s)
+	for _, w := range []int64{ws.ID, other.ID} {
+		if _, err := s.UpsertContacts(ctx, w, []crm.ContactInput{{Phone: "+919700000001"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ahead, err := s.CheckChangesAhead(ctx); err != nil || len(ahead) != 0 {
+		t.Fatalf("a database as written: %+v, %v; want nothing ahead", ahead, err)
+	}
+	storetest.Exec(t, s.DB(), "ALTER TABLE contacts DISABLE TRIGGER contacts_change_xid")
+	if got, err := s.TriggerProblems(ctx); err != nil || !slices.Equal(got, []string{"trigger contacts_change_xid on contacts is disabled"}) {
+		t.Errorf("trigger problems %q, %v", got, err)
+	}
+	storetest.Exec(t, s.DB(), "UPDATE contacts SET change_xid = (pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1000000)::text::xid8 WHERE workspace_id = $1", ws.ID)
+	storetest.Exec(t, s.DB(), "ALTER TABLE contacts ENABLE TRIGGER contacts_change_xid")
+	if ahead, err := s.CheckChangesAhead(ctx); err != nil || len(ahead) != 1 || ahead[0].WorkspaceID != ws.ID {
+		t.Errorf("a contact stamped ahead: %+v, %v; want its workspace alone", ahead, err)
+	}
+}
