@@ -25,6 +25,9 @@ const (
 	codeInternal     = "INTERNAL_SERVER_ERROR"
 	codeTimeout      = "TIMEOUT"
 	codeUnavailable  = "UNAVAILABLE"
+	// codeResyncRequired: a contactChanges cursor from which the feed cannot resume
+	// without loss (store.ResyncError); the client syncs again from the start.
+	codeResyncRequired = "RESYNC_REQUIRED"
 	// codeClientClosed: the client left before the answer (nginx's 499).
 	codeClientClosed = telemetry.CodeClientClosed
 )
@@ -79,6 +82,12 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 func presentUnlocated(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		path := graphql.GetPath(ctx)
+		var resync *store.ResyncError
+		if errors.As(err, &resync) {
+			e := coded(path, err, codeResyncRequired, resync.Error())
+			e.Extensions["argument"] = "after"
+			return e
+		}
 		if errs := crm.UserErrors(err); errs != nil {
 			// The first problem; field paths are relative to the field's arguments.
 			field := errs[0].Field

@@ -43,6 +43,15 @@ func (r *Resolver) deletedContacts(ctx context.Context, since time.Time, args cr
 	return &model.DeletedContactConnection{Page: page}, nil
 }
 
+// contactChanges returns a page of the workspace's change feed of contacts.
+func (r *Resolver) contactChanges(ctx context.Context, first *int, after *string) (*model.ContactChangeConnection, error) {
+	page, err := r.Store.ContactChanges(ctx, workspace(ctx).ID, crm.PageArgs{First: first, After: after})
+	if err != nil {
+		return nil, err
+	}
+	return &model.ContactChangeConnection{Page: page}, nil
+}
+
 // countUnlessKnown returns c, unless page's statement knows the total (store.Page.Total):
 // then no statement need count it again (a search with fewer matches than a page,
 // the dashboard's search box; a campaign's audience, which its page counts).

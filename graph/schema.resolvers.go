@@ -177,6 +177,10 @@ func (r *queryResolver) DeletedContacts(ctx context.Context, since time.Time, fi
 	return r.deletedContacts(ctx, since, pageArgs(first, after, last, before))
 }
 
+func (r *queryResolver) ContactChanges(ctx context.Context, first *int, after *string) (*model.ContactChangeConnection, error) {
+	return r.contactChanges(ctx, first, after)
+}
+
 func (r *segmentResolver) Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error) {
 	return r.segmentContacts(ctx, obj, search, contactOrder(orderBy), pageArgs(first, after, last, before))
 }

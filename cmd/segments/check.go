@@ -20,7 +20,10 @@ workspace's contact count with its contacts, and looks for memberships of contac
 or segments that do not exist. It prints one line per segment or workspace whose
 count or bitmaps have drifted or that has such memberships, and a summary, and exits
 with status 3 when it found any. It also reports a trigger that maintains them and
-is missing or disabled (status 3 too: they would drift again). It looks for segment
+is missing or disabled (status 3 too: they would drift again), and a workspace whose
+contacts carry transaction IDs this database has not run yet (status 3: a dump
+restored into a new cluster, which voids the contactChanges cursors; the mirrors
+must sync again from after: null, which no repair can spare them). It looks for segment
 names and descriptions and contact names and emails that are not composed (Unicode
 NFC), as a server of a version before 20261206000003_compose_texts still writes
 them during a rolling upgrade, and which search misses: one line per segment and
@@ -76,7 +79,16 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 		return err
 	}
 	for _, p := range problems {
-		fmt.Fprintf(stdout, "broken: %s; counts, bitmaps or memberships' references go wrong with every change\n", p)
+		fmt.Fprintf(stdout, "broken: %s; counts, bitmaps, memberships' references or the change feed go wrong with every change\n", p)
+	}
+	ahead, err := s.CheckChangesAhead(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range ahead {
+		problems = append(problems, "change IDs ahead")
+		fmt.Fprintf(stdout, "broken: workspace %d %q: contacts changed by transactions this database has not run (a restore into a new cluster); contactChanges cursors are void: resync every mirror from after: null\n",
+			a.WorkspaceID, a.WorkspaceName)
 	}
 
 	var orphans []store.Orphans
@@ -192,7 +204,7 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	}
 	switch {
 	case len(problems) > 0:
-		return fmt.Errorf("%w: %d trigger(s) missing or disabled", errDrift, len(problems))
+		return fmt.Errorf("%w: %d trigger(s) missing or disabled, or workspace(s) with change IDs ahead", errDrift, len(problems))
 	case repair && taken > 0:
 		return fmt.Errorf("%w: %s", errDrift, takenOf(taken))
 	case found > 0 && !repair:

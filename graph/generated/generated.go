@@ -59,6 +59,23 @@ type ComplexityRoot struct {
 		UpdatedAt  func(childComplexity int) int
 	}
 
+	ContactChange struct {
+		Contact         func(childComplexity int) int
+		ContactGlobalID func(childComplexity int) int
+		DeletedAt       func(childComplexity int) int
+	}
+
+	ContactChangeConnection struct {
+		Edges    func(childComplexity int) int
+		Nodes    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ContactChangeEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	ContactConnection struct {
 		Count      func(childComplexity int, limit *int) int
 		Edges      func(childComplexity int) int
@@ -130,6 +147,7 @@ type ComplexityRoot struct {
 	Query struct {
 		Contact         func(childComplexity int, id string) int
 		ContactByPhone  func(childComplexity int, phone string) int
+		ContactChanges  func(childComplexity int, first *int, after *string) int
 		Contacts        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) int
 		DeletedContacts func(childComplexity int, since time.Time, first *int, after *string, last *int, before *string) int
 		Node            func(childComplexity int, id string) int
@@ -225,6 +243,7 @@ type QueryResolver interface {
 	Segments(ctx context.Context, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) (*model.SegmentConnection, error)
 	Contacts(ctx context.Context, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) (*model.ContactConnection, error)
 	DeletedContacts(ctx context.Context, since time.Time, first *int, after *string, last *int, before *string) (*model.DeletedContactConnection, error)
+	ContactChanges(ctx context.Context, first *int, after *string) (*model.ContactChangeConnection, error)
 }
 type SegmentResolver interface {
 	Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error)
@@ -315,6 +334,57 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Contact.UpdatedAt(childComplexity), true
+
+	case "ContactChange.contact":
+		if e.ComplexityRoot.ContactChange.Contact == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactChange.Contact(childComplexity), true
+	case "ContactChange.contactId":
+		if e.ComplexityRoot.ContactChange.ContactGlobalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactChange.ContactGlobalID(childComplexity), true
+	case "ContactChange.deletedAt":
+		if e.ComplexityRoot.ContactChange.DeletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactChange.DeletedAt(childComplexity), true
+
+	case "ContactChangeConnection.edges":
+		if e.ComplexityRoot.ContactChangeConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactChangeConnection.Edges(childComplexity), true
+	case "ContactChangeConnection.nodes":
+		if e.ComplexityRoot.ContactChangeConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactChangeConnection.Nodes(childComplexity), true
+	case "ContactChangeConnection.pageInfo":
+		if e.ComplexityRoot.ContactChangeConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactChangeConnection.PageInfo(childComplexity), true
+
+	case "ContactChangeEdge.cursor":
+		if e.ComplexityRoot.ContactChangeEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactChangeEdge.Cursor(childComplexity), true
+	case "ContactChangeEdge.node":
+		if e.ComplexityRoot.ContactChangeEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactChangeEdge.Node(childComplexity), true
 
 	case "ContactConnection.count":
 		if e.ComplexityRoot.ContactConnection.Count == nil {
@@ -604,6 +674,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ContactByPhone(childComplexity, args["phone"].(string)), true
+	case "Query.contactChanges":
+		if e.ComplexityRoot.Query.ContactChanges == nil {
+			break
+		}
+
+		args, err := ec.field_Query_contactChanges_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ContactChanges(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Query.contacts":
 		if e.ComplexityRoot.Query.Contacts == nil {
 			break
@@ -1246,6 +1327,49 @@ type DeletedContactEdge {
   node: DeletedContact!
 }
 
+"""
+A contact's latest change in ` + "`" + `contactChanges` + "`" + `: the contact as it is now, or its
+deletion.
+"""
+# No id: a change has no identity of its own, and one named id would pass for the
+# contact's to a client's cache (Relay, Apollo), which would then hold a deleted
+# contact under it. contactId names the contact, as GitHub's and Shopify's fields
+# naming another object's ID do.
+# eslint-disable-next-line @graphql-eslint/strict-id-in-types
+type ContactChange {
+  """The contact's globally unique, opaque ID (` + "`" + `Contact.id` + "`" + `), also once it is deleted."""
+  contactId: ID!
+  """The contact at its latest state; null when it was deleted."""
+  contact: Contact
+  """When the contact was deleted (the start of the deleting transaction); null when it exists."""
+  deletedAt: DateTime
+}
+
+"""A page of the change feed of contacts, ` + "`" + `contactChanges` + "`" + `."""
+type ContactChangeConnection {
+  """The changes of the page, each with its cursor."""
+  edges: [ContactChangeEdge!]!
+  """The changes of the page, for when cursors are not needed."""
+  nodes: [ContactChange!]!
+  """
+  Where the page sits in the feed. Its ` + "`" + `endCursor` + "`" + ` is never null: store it and pass
+  it as ` + "`" + `after` + "`" + ` on the next poll. While ` + "`" + `hasNextPage` + "`" + `, it is the last change's cursor;
+  at the feed's end (an empty page too), it marks the end, past every change listed.
+  """
+  pageInfo: PageInfo!
+}
+
+"""A contact's change in a page of the feed, with its position."""
+# Its node is not a Node: a change has no identity of its own (its contact's, which
+# may be deleted, is contactId).
+# eslint-disable-next-line @graphql-eslint/relay-edge-types
+type ContactChangeEdge {
+  """The change's position, for ` + "`" + `after` + "`" + `."""
+  cursor: String!
+  """The change."""
+  node: ContactChange!
+}
+
 """A sort direction."""
 enum OrderDirection {
   """Smallest first: oldest, A to Z, fewest."""
@@ -1401,6 +1525,25 @@ type Query {
     """Returns deletions before this cursor."""
     before: String
   ): DeletedContactConnection!
+  """
+  The feed of the workspace's contacts created, updated or deleted after ` + "`" + `after` + "`" + `, for
+  a partner's mirror: oldest change first, each contact once at its latest state (a
+  contact changed again moves to the end), a deleted one with ` + "`" + `contact` + "`" + ` null. It lists
+  only changes of transactions that ended before every transaction still running
+  began, so a change that commits late is listed by a later poll, never skipped:
+  store ` + "`" + `pageInfo.endCursor` + "`" + ` (never null) and poll from it. A cursor resumes the feed
+  for 29 days (deletions are kept 30); an older one, or one made before the database
+  was restored into a new cluster, is refused with ` + "`" + `RESYNC_REQUIRED` + "`" + `: sync again
+  from ` + "`" + `after: null` + "`" + `.
+  """
+  # Forward only: a feed is read from a stored position onwards.
+  # eslint-disable-next-line @graphql-eslint/relay-arguments
+  contactChanges(
+    """Returns the first n changes (1 to 100) after ` + "`" + `after` + "`" + `; 20 by default."""
+    first: Int
+    """Returns changes after this cursor, an ` + "`" + `endCursor` + "`" + ` of this field; null lists every contact and kept deletion from the start."""
+    after: String
+  ): ContactChangeConnection!
 }
 
 """What is wrong with a mutation's input. The mutation changed nothing."""
@@ -1701,6 +1844,40 @@ func (ec *executionContext) childFields_Contact(ctx context.Context, field graph
 		return ec.fieldContext_Contact_updatedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Contact", field.Name)
+}
+
+func (ec *executionContext) childFields_ContactChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "contactId":
+		return ec.fieldContext_ContactChange_contactId(ctx, field)
+	case "contact":
+		return ec.fieldContext_ContactChange_contact(ctx, field)
+	case "deletedAt":
+		return ec.fieldContext_ContactChange_deletedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContactChange", field.Name)
+}
+
+func (ec *executionContext) childFields_ContactChangeConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ContactChangeConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_ContactChangeConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ContactChangeConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContactChangeConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ContactChangeEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ContactChangeEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ContactChangeEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContactChangeEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_ContactConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2200,6 +2377,28 @@ func (ec *executionContext) field_Query_contactByPhone_args(ctx context.Context,
 		return nil, err
 	}
 	args["phone"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_contactChanges_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -2770,6 +2969,187 @@ func (ec *executionContext) _Contact_updatedAt(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_Contact_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Contact", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _ContactChange_contactId(ctx context.Context, field graphql.CollectedField, obj *crm.ContactChange) (ret graphql.Marshaler) {
+	return ec.marshalNID2string(ctx, field.Selections, obj.ContactGlobalID())
+}
+func (ec *executionContext) fieldContext_ContactChange_contactId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactChange", field, true, false, "ID")
+}
+
+func (ec *executionContext) _ContactChange_contact(ctx context.Context, field graphql.CollectedField, obj *crm.ContactChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactChange_contact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contact, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *crm.Contact) graphql.Marshaler {
+			return ec.marshalOContact2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContact(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ContactChange_contact(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ContactChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ContactChange_deletedAt(ctx context.Context, field graphql.CollectedField, obj *crm.ContactChange) (ret graphql.Marshaler) {
+	return ec.marshalODateTime2ᚖtimeᚐTime(ctx, field.Selections, obj.DeletedAt)
+}
+func (ec *executionContext) fieldContext_ContactChange_deletedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactChange", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _ContactChangeConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ContactChangeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactChangeConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ContactChangeEdge) graphql.Marshaler {
+			return ec.marshalNContactChangeEdge2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactChangeEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactChangeConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ContactChangeConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContactChangeEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ContactChangeConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.ContactChangeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactChangeConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*crm.ContactChange) graphql.Marshaler {
+			return ec.marshalNContactChange2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContactChangeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactChangeConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ContactChangeConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContactChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ContactChangeConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ContactChangeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactChangeConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactChangeConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ContactChangeConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ContactChangeEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ContactChangeEdge) (ret graphql.Marshaler) {
+	return ec.marshalNString2string(ctx, field.Selections, obj.Cursor())
+}
+func (ec *executionContext) fieldContext_ContactChangeEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactChangeEdge", field, true, false, "String")
+}
+
+func (ec *executionContext) _ContactChangeEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ContactChangeEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactChangeEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *crm.ContactChange) graphql.Marshaler {
+			return ec.marshalNContactChange2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContactChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactChangeEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ContactChangeEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContactChange(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _ContactConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ContactConnection) (ret graphql.Marshaler) {
@@ -4120,6 +4500,50 @@ func (ec *executionContext) fieldContext_Query_deletedContacts(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_deletedContacts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_contactChanges(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_contactChanges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ContactChanges(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ContactChangeConnection) graphql.Marshaler {
+			return ec.marshalNContactChangeConnection2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactChangeConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_contactChanges(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContactChangeConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_contactChanges_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6454,6 +6878,130 @@ func (ec *executionContext) _Contact(ctx context.Context, sel ast.SelectionSet, 
 	return out
 }
 
+var contactChangeImplementors = []string{"ContactChange"}
+
+func (ec *executionContext) _ContactChange(ctx context.Context, sel ast.SelectionSet, obj *crm.ContactChange) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, contactChangeImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContactChange")
+		case "contactId":
+			out.Values[i] = ec._ContactChange_contactId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contact":
+			out.Values[i] = ec._ContactChange_contact(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "deletedAt":
+			out.Values[i] = ec._ContactChange_deletedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var contactChangeConnectionImplementors = []string{"ContactChangeConnection"}
+
+func (ec *executionContext) _ContactChangeConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ContactChangeConnection) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, contactChangeConnectionImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContactChangeConnection")
+		case "edges":
+			out.Values[i] = ec._ContactChangeConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._ContactChangeConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ContactChangeConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var contactChangeEdgeImplementors = []string{"ContactChangeEdge"}
+
+func (ec *executionContext) _ContactChangeEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ContactChangeEdge) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, contactChangeEdgeImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContactChangeEdge")
+		case "cursor":
+			out.Values[i] = ec._ContactChangeEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ContactChangeEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var contactConnectionImplementors = []string{"ContactConnection"}
 
 func (ec *executionContext) _ContactConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ContactConnection) graphql.Marshaler {
@@ -7035,6 +7583,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_deletedContacts(ctx, field)
+				})
+		case "contactChanges":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_contactChanges(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -7890,6 +8444,62 @@ func (ec *executionContext) marshalNContact2ᚖgithubᚗcomᚋsegmentsᚋsegment
 	return ec._Contact(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNContactChange2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContactChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []*crm.ContactChange) graphql.Marshaler {
+	ret := marshalList(ctx, sel, len(v), func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNContactChange2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContactChange(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNContactChange2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContactChange(ctx context.Context, sel ast.SelectionSet, v *crm.ContactChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ContactChange!")
+		return graphql.Null
+	}
+	return ec._ContactChange(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNContactChangeConnection2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactChangeConnection(ctx context.Context, sel ast.SelectionSet, v *model.ContactChangeConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ContactChangeConnection!")
+		return graphql.Null
+	}
+	return ec._ContactChangeConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNContactChangeEdge2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactChangeEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ContactChangeEdge) graphql.Marshaler {
+	ret := marshalList(ctx, sel, len(v), func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNContactChangeEdge2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactChangeEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNContactChangeEdge2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactChangeEdge(ctx context.Context, sel ast.SelectionSet, v *model.ContactChangeEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ContactChangeEdge!")
+		return graphql.Null
+	}
+	return ec._ContactChangeEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNContactConnection2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactConnection(ctx context.Context, sel ast.SelectionSet, v *model.ContactConnection) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ContactConnection!")
@@ -8562,6 +9172,24 @@ func (ec *executionContext) unmarshalOContactOrder2ᚖgithubᚗcomᚋsegmentsᚋ
 	}
 	res, err := ec.unmarshalInputContactOrder(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalODateTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := scalar.UnmarshalDateTime(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODateTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalDateTime(*v)
+	return res
 }
 
 func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

@@ -179,3 +179,39 @@ type DeletedContactEdge struct {
 
 // Cursor returns the deleted contact's cursor, written when asked for.
 func (e *DeletedContactEdge) Cursor() string { return e.page.Cursor(e.i) }
+
+// ContactChangeConnection is a page of the change feed of contacts.
+type ContactChangeConnection struct {
+	Page store.ContactChanges
+}
+
+// Edges returns the changes with their cursors.
+func (c *ContactChangeConnection) Edges() []*ContactChangeEdge {
+	edges := make([]*ContactChangeEdge, len(c.Page.Items))
+	for i := range c.Page.Items {
+		edges[i] = &ContactChangeEdge{Node: &c.Page.Items[i], page: &c.Page.Page, i: i}
+	}
+	return edges
+}
+
+// Nodes returns the changes.
+func (c *ContactChangeConnection) Nodes() []*crm.ContactChange { return pointers(c.Page.Items) }
+
+// PageInfo returns the page's position. Its end cursor is the feed's (never null:
+// at the feed's end, a cursor at the end, from which the next poll resumes).
+func (c *ContactChangeConnection) PageInfo() *PageInfo {
+	info := pageInfo(&c.Page.Page)
+	end := c.Page.EndCursor
+	info.EndCursor = &end
+	return info
+}
+
+// ContactChangeEdge is a change with its cursor.
+type ContactChangeEdge struct {
+	Node *crm.ContactChange
+	page *store.Page[crm.ContactChange]
+	i    int // Node's index in page
+}
+
+// Cursor returns the change's cursor, written when asked for.
+func (e *ContactChangeEdge) Cursor() string { return e.page.Cursor(e.i) }

@@ -114,6 +114,22 @@ type DeletedContact struct {
 	DeletedAt time.Time
 }
 
+// ContactChange is a contact's latest change in the change feed
+// (Query.contactChanges): the contact as it is now, or its deletion.
+type ContactChange struct {
+	ContactID int64
+	// Contact is the contact at its latest state; nil when it was deleted.
+	Contact *Contact
+	// DeletedAt is when it was deleted; nil when it was not.
+	DeletedAt *time.Time
+}
+
+// ContactGlobalID is the contact's ID as the API shows it (Contact.id), also when
+// it was deleted.
+func (c *ContactChange) ContactGlobalID() string {
+	return globalid.Encode(globalid.Contact, c.ContactID)
+}
+
 // GlobalID is the deleted contact's former ID as the API showed it (Contact.id).
 func (c *DeletedContact) GlobalID() string { return globalid.Encode(globalid.Contact, c.ID) }
 

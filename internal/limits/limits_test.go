@@ -264,6 +264,9 @@ func TestCost(t *testing.T) {
 		// (pageInfo is an object, 1).
 		{`{ deletedContacts(since: "2026-01-01T00:00:00Z", first: 50) { nodes { id deletedAt } } }`, nil, 51},
 		{`{ deletedContacts(since: "2026-01-01T00:00:00Z") { edges { cursor node { id } } pageInfo { endCursor } } }`, nil, 1 + 20*2 + 1},
+		// Query.contactChanges too: each change an object, its contact another.
+		{`{ contactChanges(first: 50) { nodes { contactId deletedAt contact { id name } } } }`, nil, 1 + 50*2},
+		{`{ contactChanges { edges { cursor node { contactId } } pageInfo { endCursor } } }`, nil, 1 + 20*2 + 1},
 		{`{ contacts(first: 1000) { nodes { id } } }`, nil, 101}, // refused by the connection; costs at most a full page
 		{`query($n: Int) { contacts(first: $n) { nodes { id } } }`, map[string]any{"n": 5}, 6},
 		{`query($n: Int) { contacts(first: $n) { nodes { id } } }`, nil, 21},

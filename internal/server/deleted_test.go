@@ -138,10 +138,11 @@ func TestDeletedContactsListed(t *testing.T) {
 		t.Errorf("since an hour ahead: %v", got)
 	}
 
-	// No personal data: the table holds the workspace, the id and the time only.
+	// No personal data: the table holds the workspace, the id, the time and the
+	// deleting transaction's ID (change_xid, for Query.contactChanges) only.
 	cols := storetest.Column[string](t, c.api.store.DB(),
 		`SELECT attname FROM pg_attribute WHERE attrelid = 'deleted_contacts'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY 1`)
-	if !slices.Equal(cols, []string{"deleted_at", "id", "workspace_id"}) {
+	if !slices.Equal(cols, []string{"change_xid", "deleted_at", "id", "workspace_id"}) {
 		t.Errorf("deleted_contacts has columns %v", cols)
 	}
 

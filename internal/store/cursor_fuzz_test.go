@@ -15,7 +15,7 @@ import (
 // internal error). The seeds are replayed by every go test.
 func FuzzDecodeCursor(f *testing.F) {
 	keys := []sortKey{segmentsByCreatedAt, segmentsByUpdatedAt, segmentsByContactCount, segmentsByName,
-		contactsByCreatedAt, contactsByUpdatedAt, contactsByName}
+		contactsByCreatedAt, contactsByUpdatedAt, contactsByName, changesByXid}
 	now := time.Date(2026, 11, 28, 9, 30, 0, 123456000, time.UTC)
 	for _, key := range keys {
 		var v any = now
@@ -24,6 +24,10 @@ func FuzzDecodeCursor(f *testing.F) {
 			v = "Anna"
 		case "bigint":
 			v = int64(42)
+		}
+		if key.list == changeList {
+			f.Add(encodeChangeCursor(42, 7, now))
+			continue
 		}
 		f.Add(encodeCursor(key, v, 7))
 	}
@@ -34,6 +38,8 @@ func FuzzDecodeCursor(f *testing.F) {
 		`{"l":"c","k":"created_at","v":"0000-01-01T00:00:00Z","i":1}`,
 		`{"l":"s","k":"contact_count","v":1,"i":9223372036854775808}`,
 		`{"l":"c","k":"created_at","v":"2026-01-01T00:00:00Z","i":1}{}`,
+		`{"l":"x","k":"change_xid","v":42,"i":7,"t":"2026-11-28T09:30:00.1234567Z"}`,
+		`{"l":"c","k":"created_at","v":"2026-01-01T00:00:00Z","i":1,"t":"2026-01-01T00:00:00Z"}`,
 		`[]`, `null`, ``,
 	} {
 		f.Add(rawCursor(raw))
@@ -49,7 +55,11 @@ func FuzzDecodeCursor(f *testing.F) {
 				}
 				continue
 			}
-			again, err := decodeCursor("after", encodeCursor(key, c.Value, c.ID), key)
+			re := encodeCursor(key, c.Value, c.ID)
+			if key.list == changeList {
+				re = encodeChangeCursor(uint64(c.Value.(int64)), c.ID, c.since)
+			}
+			again, err := decodeCursor("after", re, key)
 			if err != nil || !reflect.DeepEqual(again, c) {
 				t.Fatalf("decodeCursor(%q) for %s %s = %+v, which re-encodes to %+v, %v", s, key.list, key.name, c, again, err)
 			}

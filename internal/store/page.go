@@ -109,6 +109,11 @@ type cursor struct {
 	Key   string   `json:"k"`
 	Value any      `json:"v"`
 	ID    int64    `json:"i"`
+	// Since is, in the cursors of the change feed only (changeList), the time from
+	// which the feed after the cursor holds every deletion (see ContactChanges), as
+	// RFC 3339 in UTC; decodeCursor reads it into since.
+	Since string `json:"t,omitempty"`
+	since time.Time
 }
 
 // The range of timestamps a cursor may hold: years 1 to 9999, which RFC 3339 can write
@@ -202,6 +207,13 @@ func decodeCursor(arg, s string, key sortKey) (cursor, error) {
 		return cursor{}, notOurs
 	}
 	c.Value = v
+	if key.list == changeList {
+		if c.since, ok = parseCursorTime(c.Since); !ok {
+			return cursor{}, notOurs
+		}
+	} else if c.Since != "" {
+		return cursor{}, notOurs
+	}
 	// The list last: another list's ordering of the same name has values of the same
 	// type, and a tampered value is refused for what it is, whatever list it names.
 	if c.List != key.list {
@@ -224,22 +236,28 @@ func (key sortKey) parseValue(v any) (any, bool) {
 			ok := utf8.ValidString(v) && !strings.ContainsRune(v, 0) && utf8.RuneCountInString(v) <= key.maxLen
 			return v, ok
 		case "timestamptz":
-			// Exactly as encodeCursor writes it: RFC 3339 in UTC, at most microseconds
-			// (PostgreSQL's precision), within the range both sides can write.
-			t, err := time.Parse(time.RFC3339Nano, v)
-			ok := err == nil && t.UTC().Format(time.RFC3339Nano) == v && t.Nanosecond()%1000 == 0 &&
-				!t.Before(minCursorTime) && !t.After(maxCursorTime)
-			return t, ok
+			return parseCursorTime(v)
 		}
 	case json.Number:
-		if key.cast != "bigint" {
+		if key.cast != "bigint" && key.cast != "xid8" {
 			return nil, false
 		}
-		// Counts: a non-negative integer written in its shortest form.
+		// Counts and transaction IDs: a non-negative integer written in its shortest
+		// form.
 		n, err := strconv.ParseInt(string(v), 10, 64)
 		return n, err == nil && n >= 0 && strconv.FormatInt(n, 10) == string(v)
 	}
 	return nil, false
+}
+
+// parseCursorTime reads a time of a cursor exactly as encodeCursor writes it: RFC
+// 3339 in UTC, at most microseconds (PostgreSQL's precision), within the range both
+// sides can write.
+func parseCursorTime(v string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	ok := err == nil && t.UTC().Format(time.RFC3339Nano) == v && t.Nanosecond()%1000 == 0 &&
+		!t.Before(minCursorTime) && !t.After(maxCursorTime)
+	return t, ok
 }
 
 // pageQuery describes one page of a list.

@@ -1,0 +1,278 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/segments/segments/internal/crm"
+)
+
+// The change feed (Query.contactChanges).
+//
+// Each contact, and each deletion of one (deleted_contacts), holds the ID of the
+// transaction that last wrote it (change_xid, set by a trigger: migration
+// 20261210000001_contact_changes). The feed lists them by (change_xid, id), and only
+// below its statement's xmin horizon, pg_snapshot_xmin(pg_current_snapshot()): every
+// transaction below it has ended, so its changes are all visible, and every
+// transaction that commits later has an ID at or above it. A cursor at or below the
+// horizon therefore has nothing committed behind it, ever: a poll from it misses
+// nothing, where updated_at (when a change began) let a change that committed late
+// land behind a reader that had passed its time. A contact changed again moves to
+// the end (its row holds its latest transaction), so each contact is listed once, at
+// its latest state; a deleted contact is listed by its deletion (its row is gone
+// from contacts, its deletion is in deleted_contacts).
+
+// changeList names the change feed in its cursors.
+const changeList listKind = "x"
+
+// changesByXid is the feed's one ordering, over the indexes (workspace_id,
+// change_xid, id) of contacts and deleted_contacts. The column is read as text and
+// passed as text ('123'::xid8): PostgreSQL casts no integer to xid8.
+var changesByXid = sortKey{list: changeList, name: "change_xid", column: "change_xid", cast: "xid8", parts: []string{"%[1]s"}}
+
+// ChangeCursorLifetime is how long a cursor of the change feed resumes it: the
+// retention of deletions (DeletedContactsRetention) less a day. A deletion the
+// cursor has not seen began at most one transaction's length before the cursor was
+// made (its transaction was running then, or began later), and a transaction lasts
+// at most the request timeout and 5 s, far below the day; so until then none of the
+// deletions after the cursor has been pruned. Older cursors are refused
+// (ResyncError) rather than let the feed miss deletions silently.
+const ChangeCursorLifetime = DeletedContactsRetention - 24*time.Hour
+
+// ResyncError refuses a cursor of the change feed from which the feed can no longer
+// resume without loss: the client must sync again from the start (after: null).
+type ResyncError struct {
+	// Reason says why, for the client.
+	Reason string
+}
+
+func (e *ResyncError) Error() string {
+	return "after: " + e.Reason + "; sync again from the start (after: null)"
+}
+
+// ContactChanges is one page of the change feed.
+type ContactChanges struct {
+	Page[crm.ContactChange]
+	// EndCursor is where the next poll starts, never empty: the last item's cursor
+	// while more changes follow (HasNextPage), else a cursor at the horizon, past
+	// every change listed and every one before it (an empty page's too).
+	EndCursor string
+}
+
+// changeRow is a row of the feed's statement: a contact changed, a deletion, or
+// (horizonRow) the horizon and the next transaction ID, which every answer ends with.
+type changeRow struct {
+	ID         pgtype.Int8
+	Xid        string // change_xid, or the horizon
+	Next       pgtype.Text
+	HorizonRow bool
+	Phone      pgtype.Text // null: a deletion
+	Name       *string
+	Email      *string
+	Attributes []byte
+	CreatedAt  pgtype.Timestamptz
+	UpdatedAt  pgtype.Timestamptz
+	DeletedAt  pgtype.Timestamptz
+	xid        uint64
+}
+
+func (r *changeRow) dest(col string) any {
+	switch col {
+	case "id":
+		return &r.ID
+	case "change_xid":
+		return &r.Xid
+	case "next":
+		return &r.Next
+	case "horizon_row":
+		return &r.HorizonRow
+	case "phone":
+		return &r.Phone
+	case "name":
+		return &r.Name
+	case "email":
+		return &r.Email
+	case "attributes":
+		return &r.Attributes
+	case "created_at":
+		return &r.CreatedAt
+	case "updated_at":
+		return &r.UpdatedAt
+	case "deleted_at":
+		return &r.DeletedAt
+	}
+	return nil
+}
+
+// changesSQL reads a page of the feed in one statement: the contacts and the
+// deletions after the cursor and below the horizon, each side by its index and cut to
+// the page (and one more, to tell whether more follow), merged; then a row of the
+// horizon, which an empty page needs for its end cursor. The page's contacts are read
+// whole here, not one statement per node.
+const changesSQL = `
+WITH h AS MATERIALIZED (
+    SELECT pg_snapshot_xmin(s) AS horizon, pg_snapshot_xmax(s) AS next FROM pg_current_snapshot() AS s
+), changed AS (
+    SELECT * FROM (
+        (SELECT c.id, c.change_xid, c.phone, c.name, c.email, c.attributes, c.created_at, c.updated_at,
+                NULL::timestamptz AS deleted_at
+           FROM contacts c
+          WHERE c.workspace_id = ?0 AND (c.change_xid, c.id) > (?1::xid8, ?2)
+            AND c.change_xid < (SELECT horizon FROM h)
+          ORDER BY c.change_xid, c.id LIMIT ?3)
+        UNION ALL
+        (SELECT d.id, d.change_xid, NULL, NULL, NULL, NULL, NULL, NULL, d.deleted_at
+           FROM deleted_contacts d
+          WHERE d.workspace_id = ?0 AND (d.change_xid, d.id) > (?1::xid8, ?2)
+            AND d.change_xid < (SELECT horizon FROM h)
+          ORDER BY d.change_xid, d.id LIMIT ?3)
+    ) AS u
+    ORDER BY change_xid, id LIMIT ?3
+)
+SELECT id, change_xid::text AS change_xid, phone, name, email, attributes, created_at, updated_at, deleted_at,
+       NULL::text AS next, false AS horizon_row
+  FROM changed
+UNION ALL
+SELECT NULL, horizon::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, next::text, true FROM h`
+
+// ContactChanges returns one page of the change feed of workspace ws: the contacts
+// created, updated or deleted after the cursor args.After (nil: from the start),
+// oldest change first, each at its latest state. Only args.First and args.After are
+// read. A cursor older than ChangeCursorLifetime, or ahead of the database's
+// transactions (a restore into another cluster), is refused with a *ResyncError.
+func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs) (ContactChanges, error) {
+	if err := args.Validate(); err != nil {
+		return ContactChanges{}, err
+	}
+	// The time from which the page's cursors hold every deletion: a cursor's own, or
+	// for a first page, now, which a fresh mirror needs none before. Taken before
+	// the statement, so never later than the database's.
+	start := time.Now().UTC().Truncate(time.Microsecond)
+	since := start
+	var from uint64
+	var fromID int64
+	if args.After != nil {
+		c, err := decodeCursor("after", *args.After, changesByXid)
+		if err != nil {
+			return ContactChanges{}, err
+		}
+		if age := start.Sub(c.since); age > ChangeCursorLifetime {
+			return ContactChanges{}, &ResyncError{Reason: fmt.Sprintf(
+				"the cursor is %d days old; deletions are kept %d days, and a cursor resumes the feed for %d",
+				int(age/(24*time.Hour)), int(DeletedContactsRetention/(24*time.Hour)), int(ChangeCursorLifetime/(24*time.Hour)))}
+		}
+		from, fromID, since = uint64(c.Value.(int64)), c.ID, c.since
+	}
+	size := args.Size()
+	xid := strconv.FormatUint(from, 10)
+	rows, err := scanRowsOn[changeRow](ctx, nil, s.db.NewRaw(changesSQL, s.workspaceArg(ws), xid, fromID, size+1), size+2)
+	if err != nil {
+		return ContactChanges{}, err
+	}
+	var horizon, next uint64
+	changes := rows[:0]
+	for i := range rows {
+		r := &rows[i]
+		if r.xid, err = strconv.ParseUint(r.Xid, 10, 64); err != nil {
+			return ContactChanges{}, fmt.Errorf("store: change_xid %q: %w", r.Xid, err)
+		}
+		if r.HorizonRow {
+			horizon = r.xid
+			if next, err = strconv.ParseUint(r.Next.String, 10, 64); err != nil {
+				return ContactChanges{}, fmt.Errorf("store: next transaction ID %q: %w", r.Next.String, err)
+			}
+			continue
+		}
+		changes = append(changes, *r)
+	}
+	if horizon == 0 {
+		return ContactChanges{}, fmt.Errorf("store: the change feed's statement returned no horizon")
+	}
+	if from >= next {
+		// The cursor names a transaction this database has not run: its IDs started
+		// again (a dump restored into another cluster).
+		return ContactChanges{}, &ResyncError{Reason: "the cursor is ahead of this database's transactions, which started again (a restore into a new cluster)"}
+	}
+	slices.SortFunc(changes, func(a, b changeRow) int {
+		return cmp.Or(cmp.Compare(a.xid, b.xid), cmp.Compare(a.ID.Int64, b.ID.Int64))
+	})
+	more := len(changes) > size
+	if more {
+		changes = changes[:size]
+	}
+	items := make([]crm.ContactChange, len(changes))
+	xids := make([]uint64, len(changes))
+	for i, r := range changes {
+		xids[i] = r.xid
+		items[i] = crm.ContactChange{ContactID: r.ID.Int64}
+		if !r.Phone.Valid {
+			items[i].DeletedAt = &r.DeletedAt.Time
+			continue
+		}
+		items[i].Contact = &crm.Contact{WorkspaceID: ws, ID: r.ID.Int64, Phone: r.Phone.String, Name: r.Name, Email: r.Email,
+			Attributes: r.Attributes, CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time}
+	}
+	out := ContactChanges{Page: Page[crm.ContactChange]{
+		Items:           items,
+		HasNextPage:     more,
+		HasPreviousPage: args.After != nil,
+		cursor: func(i int) string {
+			return encodeChangeCursor(xids[i], items[i].ContactID, since)
+		},
+	}}
+	if more {
+		out.EndCursor = out.Cursor(len(items) - 1)
+	} else {
+		// Just below the horizon, past every id: the next poll starts at the
+		// horizon's transaction. Every deletion after it is one a transaction at or
+		// above the horizon made, running when the statement began or later.
+		out.EndCursor = encodeChangeCursor(horizon-1, math.MaxInt64, start)
+	}
+	return out, nil
+}
+
+// encodeChangeCursor writes the cursor of the feed's position (xid, id), whose
+// feed holds every deletion from since on: a cursor of changesByXid with since as
+// "t".
+func encodeChangeCursor(xid uint64, id int64, since time.Time) string {
+	j, err := json.Marshal(cursor{List: changeList, Key: changesByXid.name, Value: int64(xid), ID: id, Since: since.UTC().Format(time.RFC3339Nano)})
+	if err != nil {
+		panic(fmt.Sprintf("store: encode cursor: %v", err)) // numbers and a string
+	}
+	return base64.RawURLEncoding.EncodeToString(j)
+}
+
+// ChangesAhead is a workspace whose contacts or deletions were stamped by
+// transactions this database has not run yet (CheckChangesAhead).
+type ChangesAhead struct {
+	WorkspaceID   int64  `bun:"workspace_id"`
+	WorkspaceName string `bun:"workspace_name"`
+}
+
+// CheckChangesAhead returns every workspace holding a change_xid at or above the
+// next transaction ID: a dump restored into a new cluster, whose transaction IDs
+// started again. Its change feed lists those changes only once the IDs catch up, and
+// every cursor a mirror holds is meaningless: the mirrors must sync again from the
+// start. One index probe per workspace and table (the latest change_xid).
+func (s *Store) CheckChangesAhead(ctx context.Context) ([]ChangesAhead, error) {
+	var out []ChangesAhead
+	err := s.db.NewRaw(`
+		SELECT w.id AS workspace_id, w.name AS workspace_name
+		FROM workspaces w, pg_snapshot_xmax(pg_current_snapshot()) AS next
+		WHERE (SELECT c.change_xid FROM contacts c WHERE c.workspace_id = w.id ORDER BY c.change_xid DESC LIMIT 1) >= next
+		   OR (SELECT d.change_xid FROM deleted_contacts d WHERE d.workspace_id = w.id ORDER BY d.change_xid DESC LIMIT 1) >= next
+		ORDER BY w.id`).Scan(ctx, &out)
+	if err != nil {
+		return nil, fmt.Errorf("store: check change IDs: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,291 @@
+package store_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// feed reads the change feed of ws from after to its end (at most 20 pages of
+// first), and returns the contacts it listed, in order, and the last endCursor.
+func feed(t *testing.T, s *store.Store, ctx context.Context, ws int64, after *string, first int) ([]crm.ContactChange, string) {
+	t.Helper()
+	var all []crm.ContactChange
+	for range 20 {
+		p, err := s.ContactChanges(ctx, ws, crm.PageArgs{First: &first, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.EndCursor == "" {
+			t.Fatal("an empty endCursor")
+		}
+		all = append(all, p.Items...)
+		after = &p.EndCursor
+		if !p.HasNextPage {
+			return all, p.EndCursor
+		}
+	}
+	t.Fatal("the feed did not end in 20 pages")
+	return nil, ""
+}
+
+// feedIDs returns the IDs of the contacts changes lists, a deletion as its negative.
+func feedIDs(changes []crm.ContactChange) []int64 {
+	ids := make([]int64, len(changes))
+	for i, c := range changes {
+		ids[i] = c.ContactID
+		if c.Contact == nil {
+			ids[i] = -c.ContactID
+		}
+	}
+	return ids
+}
+
+// pollUntil polls the feed of ws from after until it lists want (the horizon is
+// the whole database's: another test's transaction, a background ANALYZE, may hold it
+// back for a moment), and returns what it listed and its endCursor.
+func pollUntil(t *testing.T, s *store.Store, ctx context.Context, ws int64, after *string, want []int64) ([]crm.ContactChange, string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, end := feed(t, s, ctx, ws, after, 2)
+		if slices.Equal(feedIDs(got), want) || time.Now().After(deadline) {
+			if !slices.Equal(feedIDs(got), want) {
+				t.Fatalf("the feed lists %v, want %v", feedIDs(got), want)
+			}
+			return got, end
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestContactChangesNeverSkipLateCommits proves the feed's promise: a change whose
+// transaction began before a reader's poll and committed after it is listed by the
+// next poll, where paging contacts by updatedAt, the recipe before, passes it for
+// good (its updatedAt is when it began, before a change that committed first). An
+// update moves a contact to the end, each contact is listed once at its latest
+// state, a deletion is listed with no contact, and another workspace's changes never.
+func TestContactChangesNeverSkipLateCommits(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	other, _ := storetest.Workspace(t, s)
+	up, err := s.UpsertContacts(ctx, ws.ID, []crm.ContactInput{{Phone: "+919700000001"}, {Phone: "+919700000002"}, {Phone: "+919700000003"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := up.Contacts[0].ID, up.Contacts[1].ID, up.Contacts[2].ID
+	if _, err := s.UpsertContacts(ctx, other.ID, []crm.ContactInput{{Phone: "+919700000001"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, end := pollUntil(t, s, ctx, ws.ID, nil, []int64{a, b, c})
+	byUpdated := crm.ContactQuery{Order: crm.ContactOrder{Field: crm.ContactsByUpdatedAt, Direction: crm.Asc}}
+	first := 100
+	all, err := s.Contacts(ctx, ws.ID, byUpdated, crm.PageArgs{First: &first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	updatedEnd := all.Cursor(len(all.Items) - 1)
+
+	// B's update begins, and holds its transaction open; C's begins later and
+	// commits first.
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE contacts SET name = 'late' WHERE workspace_id = $1 AND id = $2", ws.ID, b); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // C's updatedAt after B's
+	name := "early"
+	if _, err := s.UpdateContact(ctx, ws.ID, c, crm.ContactPatch{ContactDetails: crm.ContactDetails{Name: crm.Optional[*string]{Value: &name, Set: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The reader polls now: the feed holds C back behind the open transaction.
+	if got, again := feed(t, s, ctx, ws.ID, &end, 2); len(got) != 0 {
+		t.Errorf("with B's transaction open, the feed lists %v; want nothing yet", feedIDs(got))
+	} else {
+		end = again
+	}
+	// Paging by updatedAt lists C, and passes B's time.
+	page, err := s.Contacts(ctx, ws.ID, byUpdated, crm.PageArgs{First: &first, After: &updatedEnd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := crm.ContactIDs(page.Items); !slices.Equal(ids, []int64{c}) {
+		t.Fatalf("by updatedAt, with B's transaction open: %v, want C", ids)
+	}
+	updatedEnd = page.Cursor(0)
+
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, end := pollUntil(t, s, ctx, ws.ID, &end, []int64{b, c})
+	if n := got[0].Contact.Name; n == nil || *n != "late" {
+		t.Errorf("B listed as %+v, want its committed name", got[0].Contact)
+	}
+	page, err = s.Contacts(ctx, ws.ID, byUpdated, crm.PageArgs{First: &first, After: &updatedEnd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 0 {
+		t.Errorf("by updatedAt after the commit: %v; the recipe before skipped B, which it no longer does?", crm.ContactIDs(page.Items))
+	}
+
+	// A updated twice and B deleted: A once, at the end, at its latest; B as a
+	// deletion.
+	for _, n := range []string{"one", "two"} {
+		if _, err := s.UpdateContact(ctx, ws.ID, a, crm.ContactPatch{ContactDetails: crm.ContactDetails{Name: crm.Optional[*string]{Value: &n, Set: true}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.DeleteContacts(ctx, ws.ID, []int64{b}, store.WithSegments); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = pollUntil(t, s, ctx, ws.ID, &end, []int64{a, -b})
+	if n := got[0].Contact.Name; n == nil || *n != "two" {
+		t.Errorf("A listed as %+v, want its latest name", got[0].Contact)
+	}
+	if got[1].DeletedAt == nil {
+		t.Errorf("B's deletion has no deletedAt")
+	}
+	// From the start: every contact once, in the order of its latest change.
+	pollUntil(t, s, ctx, ws.ID, nil, []int64{c, a, -b})
+}
+
+// TestContactChangesEndCursor proves that an empty feed still answers a cursor
+// (at the horizon) from which the next poll lists what follows, that the cursor of
+// another list or a tampered one is an input error, and that a cursor older than
+// store.ChangeCursorLifetime, or ahead of the database's transactions (a restore into
+// a new cluster), is refused with a store.ResyncError.
+func TestContactChangesEndCursor(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	first := 10
+	p, err := s.ContactChanges(ctx, ws.ID, crm.PageArgs{First: &first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Items) != 0 || p.HasNextPage || p.EndCursor == "" {
+		t.Fatalf("an empty workspace's feed: %d items, hasNextPage %v, endCursor %q", len(p.Items), p.HasNextPage, p.EndCursor)
+	}
+	up, err := s.UpsertContacts(ctx, ws.ID, []crm.ContactInput{{Phone: "+919700000001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, s, ctx, ws.ID, &p.EndCursor, []int64{up.Contacts[0].ID})
+
+	segmentCursor := func() string {
+		t.Helper()
+		if _, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "VIP"}); err != nil {
+			t.Fatal(err)
+		}
+		sp, err := s.Segments(ctx, ws.ID, crm.SegmentQuery{Order: crm.DefaultSegmentOrder}, crm.PageArgs{First: &first})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sp.Cursor(0)
+	}()
+	decoded, _ := base64.RawURLEncoding.DecodeString(p.EndCursor)
+	raw := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	for name, after := range map[string]string{
+		"a segments cursor": segmentCursor,
+		"no since":          raw(strings.Replace(string(decoded), `"t":`, `"x":`, 1)),
+		"a negative xid":    raw(`{"l":"x","k":"change_xid","v":-1,"i":1,"t":"2026-12-01T00:00:00Z"}`),
+		"not base64":        "!!!",
+	} {
+		_, err := s.ContactChanges(ctx, ws.ID, crm.PageArgs{First: &first, After: &after})
+		if e, ok := err.(*crm.Error); !ok || e.Code != crm.CodeInvalid || e.Field[0] != "after" {
+			t.Errorf("%s: %v, want INVALID at after", name, err)
+		}
+	}
+
+	old := raw(fmt.Sprintf(`{"l":"x","k":"change_xid","v":5,"i":1,"t":%q}`,
+		time.Now().Add(-store.ChangeCursorLifetime-time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339Nano)))
+	fresh := raw(fmt.Sprintf(`{"l":"x","k":"change_xid","v":5,"i":1,"t":%q}`,
+		time.Now().Add(-store.ChangeCursorLifetime+time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339Nano)))
+	ahead := raw(fmt.Sprintf(`{"l":"x","k":"change_xid","v":%d,"i":1,"t":%q}`, int64(1)<<50,
+		time.Now().UTC().Truncate(time.Second).Format(time.RFC3339Nano)))
+	var resync *store.ResyncError
+	if _, err := s.ContactChanges(ctx, ws.ID, crm.PageArgs{First: &first, After: &old}); !errors.As(err, &resync) || !strings.Contains(err.Error(), "days old") {
+		t.Errorf("a cursor past its lifetime: %v, want a ResyncError", err)
+	}
+	if _, err := s.ContactChanges(ctx, ws.ID, crm.PageArgs{First: &first, After: &ahead}); !errors.As(err, &resync) || !strings.Contains(err.Error(), "restore") {
+		t.Errorf("a cursor ahead of the database: %v, want a ResyncError", err)
+	}
+	if _, err := s.ContactChanges(ctx, ws.ID, crm.PageArgs{First: &first, After: &fresh}); err != nil {
+		t.Errorf("a cursor within its lifetime: %v", err)
+	}
+}
+
+// TestContactChangesUnderRLS proves the feed through the server's role, under
+// row-level security: acting for A it lists A's changes and deletions, and never B's,
+// also when its statement is asked for B's.
+func TestContactChangesUnderRLS(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	a, _ := storetest.Workspace(t, owner)
+	b, _ := storetest.Workspace(t, owner)
+	ids := map[int64][]int64{}
+	for _, ws := range []int64{a.ID, b.ID} {
+		up, err := owner.UpsertContacts(ctx, ws, []crm.ContactInput{{Phone: "+919700000001"}, {Phone: "+919700000002"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[ws] = crm.ContactIDs(up.Contacts)
+		if _, err := owner.DeleteContacts(ctx, ws, ids[ws][1:], store.WithSegments); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asA := store.WithWorkspace(ctx, a.ID)
+	pollUntil(t, app, asA, a.ID, nil, []int64{ids[a.ID][0], -ids[a.ID][1]})
+	// The store names B, the policies hold to A: nothing.
+	if got, _ := feed(t, app, asA, b.ID, nil, 10); len(got) != 0 {
+		t.Errorf("acting for A, B's feed lists %v", feedIDs(got))
+	}
+	// Raw SQL on the new column, as TestRLSHoldsStatementsToTheirWorkspace does.
+	for _, table := range []string{"contacts", "deleted_contacts"} {
+		if n := count(t, app.DB(), asA, fmt.Sprintf("SELECT count(*) FROM %s WHERE change_xid > '0' AND workspace_id <> %d", table, a.ID)); n != 0 {
+			t.Errorf("acting for A, %s shows %d changes of other workspaces", table, n)
+		}
+	}
+}
+
+// TestCheckChangesAhead proves what segments check reports of the feed, on a
+// database of its own: a contact stamped by a transaction the database has not run
+// (as after a dump restored into a new cluster) names its workspace, and the
+// stamping trigger disabled is a trigger problem.
+func TestCheckChangesAhead(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.NewStore(t, store.Options{MaxConns: 2})
+	ws, _ := storetest.Workspace(t, s)
+	other, _ := storetest.Workspace(t, s)
+	for _, w := range []int64{ws.ID, other.ID} {
+		if _, err := s.UpsertContacts(ctx, w, []crm.ContactInput{{Phone: "+919700000001"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ahead, err := s.CheckChangesAhead(ctx); err != nil || len(ahead) != 0 {
+		t.Fatalf("a database as written: %+v, %v; want nothing ahead", ahead, err)
+	}
+	storetest.Exec(t, s.DB(), "ALTER TABLE contacts DISABLE TRIGGER contacts_change_xid")
+	if got, err := s.TriggerProblems(ctx); err != nil || !slices.Equal(got, []string{"trigger contacts_change_xid on contacts is disabled"}) {
+		t.Errorf("trigger problems %q, %v", got, err)
+	}
+	storetest.Exec(t, s.DB(), "UPDATE contacts SET change_xid = (pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1000000)::text::xid8 WHERE workspace_id = $1", ws.ID)
+	storetest.Exec(t, s.DB(), "ALTER TABLE contacts ENABLE TRIGGER contacts_change_xid")
+	if ahead, err := s.CheckChangesAhead(ctx); err != nil || len(ahead) != 1 || ahead[0].WorkspaceID != ws.ID {
+		t.Errorf("a contact stamped ahead: %+v, %v; want its workspace alone", ahead, err)
+	}
+}

@@ -1,0 +1,2 @@
+DROP INDEX deleted_contacts_changes;
+DROP INDEX contacts_changes;
