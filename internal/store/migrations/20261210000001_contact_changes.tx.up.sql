@@ -1,3 +1,4 @@
+-- older servers: keep running: a new column with a constant default, set by a trigger for every writer
 -- The transaction that last changed each contact, and that recorded each deletion,
 -- for Query.contactChanges: a feed ordered by (change_xid, id) and read only below
 -- the snapshot's xmin horizon never skips a change, where updated_at and deleted_at

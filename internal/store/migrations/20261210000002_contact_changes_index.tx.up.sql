@@ -1,3 +1,4 @@
+-- older servers: keep running: new indexes
 -- The keyset of Query.contactChanges: a workspace's changes after a cursor, in order
 -- of (change_xid, id), in contacts and in deleted_contacts.
 --
