@@ -154,7 +154,7 @@ type maintainedTrigger struct{ table, name string }
 // segment_bitmaps exact, and those on contacts that keep contact_counts exact; then
 // those that keep memberships referring to contacts and segments that exist; then
 // those that do both for TRUNCATE; then those that version the workspaces' segment
-// catalogs (catalog.go).
+// catalogs (catalog.go); then the one that records deleted contacts (deleted.go).
 var maintainedTriggers = []maintainedTrigger{
 	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_count_deleted"},
 	{"memberships", "memberships_bitmaps_inserted"}, {"memberships", "memberships_bitmaps_deleted"},
@@ -166,14 +166,15 @@ var maintainedTriggers = []maintainedTrigger{
 	{"contacts", "contacts_memberships_truncated"}, {"segments", "segments_memberships_truncated"},
 	{"segments", "segments_catalog_inserted"}, {"segments", "segments_catalog_deleted"},
 	{"segments", "segments_catalog_updated"}, {"segments", "segments_catalog_truncated"},
+	{"contacts", "contacts_deletions_recorded"},
 }
 
 // TriggerProblems reports each trigger that maintains contact_count, segment_bitmaps
-// or contact_counts, memberships' references or the catalogs' versions, and is
-// missing or does not fire in
+// or contact_counts, memberships' references, the catalogs' versions or the list of
+// deleted contacts, and is missing or does not fire in
 // ordinary sessions. With one of them off, every change of memberships or contacts
 // makes counters or bitmaps drift again, so a repair would not last, or leaves
-// memberships of contacts or segments that do not exist.
+// memberships of contacts or segments that do not exist, or deletions unlisted.
 func (s *Store) TriggerProblems(ctx context.Context) ([]string, error) {
 	tables, names := make([]string, len(maintainedTriggers)), make([]string, len(maintainedTriggers))
 	for i, t := range maintainedTriggers {
