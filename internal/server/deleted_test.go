@@ -153,7 +153,8 @@ func TestDeletedContactsListed(t *testing.T) {
 }
 
 // TestDeleteContactsStatements: recording the deletions costs deleteContacts no
-// statement: the contacts' DELETE inserts them (one statement, a CTE).
+// statement: the contacts' DELETE records them (its trigger, which records any
+// writer's).
 func TestDeleteContactsStatements(t *testing.T) {
 	c := mutClient{newAPI(t)}
 	ids := c.addContacts(phones(610_000, 30)...)

@@ -154,8 +154,9 @@ type maintainedTrigger struct{ table, name string }
 // segment_bitmaps exact, and those on contacts that keep contact_counts exact; then
 // those that keep memberships referring to contacts and segments that exist; then
 // those that do both for TRUNCATE; then those that version the workspaces' segment
-// catalogs (catalog.go); then those that stamp each change of contacts with its
-// transaction for the change feed (changes.go).
+// catalogs (catalog.go); then the one that records deleted contacts (deleted.go);
+// then those that stamp each change of contacts with its transaction for the change
+// feed (changes.go).
 var maintainedTriggers = []maintainedTrigger{
 	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_count_deleted"},
 	{"memberships", "memberships_bitmaps_inserted"}, {"memberships", "memberships_bitmaps_deleted"},
@@ -167,15 +168,17 @@ var maintainedTriggers = []maintainedTrigger{
 	{"contacts", "contacts_memberships_truncated"}, {"segments", "segments_memberships_truncated"},
 	{"segments", "segments_catalog_inserted"}, {"segments", "segments_catalog_deleted"},
 	{"segments", "segments_catalog_updated"}, {"segments", "segments_catalog_truncated"},
+	{"contacts", "contacts_deletions_recorded"},
 	{"contacts", "contacts_change_xid"}, {"deleted_contacts", "deleted_contacts_change_xid"},
 }
 
 // TriggerProblems reports each trigger that maintains contact_count, segment_bitmaps
-// or contact_counts, memberships' references, the catalogs' versions or the change
-// feed's transaction IDs, and is missing or does not fire in ordinary sessions. With
-// one of them off, every change of memberships or contacts makes counters or bitmaps
-// drift again, so a repair would not last, or leaves memberships of contacts or
-// segments that do not exist, or changes the change feed never lists.
+// or contact_counts, memberships' references, the catalogs' versions, the list of
+// deleted contacts or the change feed's transaction IDs, and is missing or does not
+// fire in ordinary sessions. With one of them off, every change of memberships or
+// contacts makes counters or bitmaps drift again, so a repair would not last, or
+// leaves memberships of contacts or segments that do not exist, or deletions
+// unlisted, or changes the change feed never lists.
 func (s *Store) TriggerProblems(ctx context.Context) ([]string, error) {
 	tables, names := make([]string, len(maintainedTriggers)), make([]string, len(maintainedTriggers))
 	for i, t := range maintainedTriggers {

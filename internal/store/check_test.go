@@ -358,6 +358,11 @@ func TestTriggerProblems(t *testing.T) {
 	storetest.Exec(t, s.DB(), "ALTER TABLE memberships ENABLE ALWAYS TRIGGER memberships_count_inserted")
 	storetest.Exec(t, s.DB(), "DROP TRIGGER memberships_count_deleted ON memberships")
 	problems("trigger memberships_count_deleted on memberships is missing")
+
+	// Without the recording trigger, deleted contacts go unlisted (deletedContacts).
+	storetest.Exec(t, s.DB(), "ALTER TABLE contacts DISABLE TRIGGER contacts_deletions_recorded")
+	problems("trigger memberships_count_deleted on memberships is missing",
+		"trigger contacts_deletions_recorded on contacts is disabled")
 }
 
 // insertUnchecked inserts memberships of the segment as a restore with the triggers

@@ -1401,9 +1401,11 @@ func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64, back 
 			Exec(ctx); err != nil {
 			return err
 		}
-		// The contacts, recorded as deleted for Query.deletedContacts in the same
-		// statement.
-		if err := deleteAndRecordContacts(ctx, tx, w, pgdialect.Array(ids2)); err != nil {
+		// The contacts. A trigger records each in deleted_contacts for
+		// Query.deletedContacts (migration 20261211000001), as it does any writer's.
+		if _, err := tx.NewDelete().Table("contacts").
+			Where("workspace_id = ? AND id = ANY(?)", w, pgdialect.Array(ids2)).
+			Exec(ctx); err != nil {
 			return err
 		}
 		out = DeletedContacts{IDs: ids2}

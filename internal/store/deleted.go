@@ -10,13 +10,10 @@ import (
 )
 
 // DeletedContactsRetention is how long the deletions of contacts are listed
-// (Query.deletedContacts): deleteContacts prunes older rows, and the list shows none.
+// (Query.deletedContacts): the list shows no older one, and the trigger that records
+// deletions (migration 20261211000001, which writes it in seconds) prunes up to
+// 1,000 older rows of the workspace with each DELETE of its contacts.
 const DeletedContactsRetention = 30 * 24 * time.Hour
-
-// deletedContactsPruneBatch is the most expired rows of its workspace one
-// deleteContacts prunes: bounded work, however many expired at once; each later
-// deletion prunes the next batch.
-const deletedContactsPruneBatch = 1000
 
 // deletedContactList names the deletions' list in its cursors.
 const deletedContactList listKind = "d"
@@ -63,23 +60,3 @@ func (s *Store) DeletedContacts(ctx context.Context, ws int64, since time.Time, 
 // retentionSeconds is DeletedContactsRetention in seconds, for "now() - ? * interval
 // '1 second'".
 func retentionSeconds() int64 { return int64(DeletedContactsRetention / time.Second) }
-
-// deleteAndRecordContacts is the statement of DeleteContacts that deletes the
-// contacts ids of workspace w, records each as deleted (deleted_contacts) and prunes
-// up to deletedContactsPruneBatch of the workspace's deletions older than the
-// retention, in one round trip: the statements a deletion sends stay as many as before.
-func deleteAndRecordContacts(ctx context.Context, tx bun.Tx, w workspaceArg, ids any) error {
-	_, err := tx.NewRaw(`
-		WITH gone AS (
-			DELETE FROM contacts WHERE workspace_id = ? AND id = ANY(?) RETURNING workspace_id, id
-		), pruned AS (
-			DELETE FROM deleted_contacts WHERE (workspace_id, deleted_at, id) IN (
-				SELECT workspace_id, deleted_at, id FROM deleted_contacts
-				WHERE workspace_id = ? AND deleted_at < now() - ? * interval '1 second'
-				ORDER BY deleted_at, id LIMIT ?)
-		)
-		INSERT INTO deleted_contacts (workspace_id, id, deleted_at)
-		SELECT workspace_id, id, now() FROM gone`,
-		w, ids, w, retentionSeconds(), deletedContactsPruneBatch).Exec(ctx)
-	return err
-}

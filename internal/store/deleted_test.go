@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,8 +16,9 @@ import (
 // TestDeletedContactsRetention proves the 30 days of Query.deletedContacts: a
 // deletion older than store.DeletedContactsRetention is never listed, whatever the
 // since; each deleteContacts prunes a bounded batch (1,000) of its workspace's
-// expired rows in its own statement, the next one the rest; younger rows and another
-// workspace's stay; deleting a workspace removes its rows.
+// expired rows in its own statement (the recording trigger's), the next one the
+// rest; younger rows and another workspace's stay; deleting a workspace removes its
+// rows. The trigger's retention, written in SQL, is the Go constant's.
 func TestDeletedContactsRetention(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.Store(t)
@@ -34,6 +37,10 @@ func TestDeletedContactsRetention(t *testing.T) {
 		return crm.ContactIDs(up.Contacts)
 	}
 	ids := contacts(ws.ID, 0, 2)
+	def := storetest.Column[string](t, s.DB(), "SELECT pg_get_functiondef('contacts_deletions_recorded'::regproc)")
+	if want := fmt.Sprintf("interval '%d seconds'", int64(store.DeletedContactsRetention/time.Second)); len(def) != 1 || !strings.Contains(def[0], want) {
+		t.Errorf("the recording trigger's function does not prune after %s (%s):\n%s", store.DeletedContactsRetention, want, def)
+	}
 	// 1,005 expired deletions, the newest 31 days old, and one of 29 days; the other
 	// workspace's expired ones too.
 	storetest.Exec(t, s.DB(), `INSERT INTO deleted_contacts (workspace_id, id, deleted_at)
@@ -86,5 +93,92 @@ func TestDeletedContactsRetention(t *testing.T) {
 	storetest.Exec(t, s.DB(), "DELETE FROM workspaces WHERE id = $1", other.ID)
 	if n := rows(other.ID, "true"); n != 0 {
 		t.Errorf("a deleted workspace kept %d deleted contacts", n)
+	}
+}
+
+// TestDeletedContactsOfAnyWriter: every deletion of contacts is listed, whoever sends
+// it, not only the store's DeleteContacts. A server older than deleted_contacts
+// deletes with plain SQL during a rolling upgrade (as the server's role, under
+// row-level security); one that recorded its deletions itself (20261209000001's CTE)
+// is listed once, not refused as a duplicate; the owner's statement over two
+// workspaces records each in its own. Deleting a whole workspace records nothing and
+// fails nothing: its contacts go with it, and so do its deletions.
+func TestDeletedContactsOfAnyWriter(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	ws, _ := storetest.Workspace(t, owner)
+	other, _ := storetest.Workspace(t, owner)
+	contacts := func(ws int64, from, n int) []int64 {
+		t.Helper()
+		in := make([]crm.ContactInput, n)
+		for i := range in {
+			in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9196%08d", from+i)}
+		}
+		up, err := owner.UpsertContacts(ctx, ws, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return crm.ContactIDs(up.Contacts)
+	}
+	listed := func(ws int64) []int64 {
+		t.Helper()
+		first := 100
+		p, err := app.DeletedContacts(store.WithWorkspace(ctx, ws), ws, time.Time{}, crm.PageArgs{First: &first})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, d := range p.Items {
+			ids = append(ids, d.ID)
+		}
+		return ids
+	}
+	ids, others := contacts(ws.ID, 0, 6), contacts(other.ID, 100, 2)
+
+	// An old server's deleteContacts: its own DELETE, as the server's role.
+	asWS := store.WithWorkspace(ctx, ws.ID)
+	if _, err := app.DB().ExecContext(asWS, fmt.Sprintf("DELETE FROM contacts WHERE workspace_id = %d AND id IN (%d, %d)", ws.ID, ids[0], ids[1])); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed(ws.ID); !slices.Equal(got, ids[:2]) {
+		t.Fatalf("after an old server's deletion, listed %v, want %v", got, ids[:2])
+	}
+
+	// A server of 20261209000001, which inserted the rows in its DELETE's statement.
+	if _, err := app.DB().ExecContext(asWS, fmt.Sprintf(`
+		WITH gone AS (
+			DELETE FROM contacts WHERE workspace_id = %[1]d AND id = ANY('{%[2]d}') RETURNING workspace_id, id
+		), pruned AS (
+			DELETE FROM deleted_contacts WHERE (workspace_id, deleted_at, id) IN (
+				SELECT workspace_id, deleted_at, id FROM deleted_contacts
+				WHERE workspace_id = %[1]d AND deleted_at < now() - 2592000 * interval '1 second'
+				ORDER BY deleted_at, id LIMIT 1000)
+		)
+		INSERT INTO deleted_contacts (workspace_id, id, deleted_at)
+		SELECT workspace_id, id, now() FROM gone`, ws.ID, ids[2])); err != nil {
+		t.Fatalf("a deletion recorded by its own statement: %v", err)
+	}
+	if got := listed(ws.ID); !slices.Equal(got, ids[:3]) {
+		t.Fatalf("after a deletion recorded by its own statement, listed %v, want %v", got, ids[:3])
+	}
+
+	// The owner, beneath row-level security, in two workspaces at once.
+	storetest.Exec(t, owner.DB(), "DELETE FROM contacts WHERE id = ANY($1)", []int64{ids[3], others[0]})
+	if got := listed(ws.ID); !slices.Equal(got, ids[:4]) {
+		t.Errorf("after the owner's deletion, listed %v, want %v", got, ids[:4])
+	}
+	if got := listed(other.ID); !slices.Equal(got, others[:1]) {
+		t.Errorf("the other workspace lists %v, want %v", got, others[:1])
+	}
+
+	// The whole workspace: its contacts cascade, recorded for nothing.
+	if err := owner.DeleteWorkspace(ctx, ws.ID); err != nil {
+		t.Fatalf("deleting a workspace with contacts: %v", err)
+	}
+	if n := count(t, owner.DB(), ctx, fmt.Sprintf("SELECT count(*) FROM deleted_contacts WHERE workspace_id = %d", ws.ID)); n != 0 {
+		t.Errorf("a deleted workspace left %d deleted contacts", n)
+	}
+	if got := listed(other.ID); !slices.Equal(got, others[:1]) {
+		t.Errorf("after another workspace's deletion, the other lists %v, want %v", got, others[:1])
 	}
 }
