@@ -1,12 +1,14 @@
 package graph
 
 import (
+	"context"
 	"errors"
 	"strings"
 
 	"github.com/segments/segments/graph/model"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/store"
 )
 
 // decodeBulk checks the list sizes of a bulk membership change, then decodes its IDs.
@@ -19,6 +21,58 @@ func decodeBulk(contacts, segments []string) (contactIDs, segmentIDs []int64, in
 	contactIDs, conErrs := decodeIDs(globalid.Contact, "contactIds", contacts)
 	segmentIDs, segErrs := decodeIDs(globalid.Segment, "segmentIds", segments)
 	return contactIDs, segmentIDs, append(conErrs, segErrs...), nil
+}
+
+// storeChange is a bulk membership change of the store by contact IDs
+// (AssignContactsToSegments, RemoveContactsFromSegments), and byQuery the same change
+// of the contacts a query selects (AssignContactsMatching, RemoveContactsMatching).
+type storeChange struct {
+	byIDs   func(ctx context.Context, ws int64, contactIDs, segmentIDs []int64, back store.SegmentsBack) (store.MembershipChange, error)
+	byQuery func(ctx context.Context, ws int64, cq crm.ContactQuery, segmentIDs []int64, back store.SegmentsBack) (store.MembershipChange, error)
+}
+
+// changeMemberships runs a bulk membership change of the contacts ids names, or of
+// those matching selects: exactly one of them must be given (not null), else the
+// change is INVALID and nothing runs. payloadType is the payload's, whose selection
+// says whether the segments are read back.
+func (r *Resolver) changeMemberships(ctx context.Context, ids []string, matching *model.ContactSelection, segments []string, payloadType string, change storeChange) (store.MembershipChange, error) {
+	ws, back := workspace(ctx).ID, segmentsBack(ctx, payloadType)
+	switch {
+	case ids == nil && matching == nil:
+		return store.MembershipChange{}, crm.Errorf(crm.CodeInvalid, crm.Path("contactIds"), "give the contacts, by contactIds or by contactsMatching")
+	case ids != nil && matching != nil:
+		return store.MembershipChange{}, crm.Errorf(crm.CodeInvalid, crm.Path("contactsMatching"), "give the contacts by contactIds or by contactsMatching, not both")
+	case matching == nil:
+		contactIDs, segmentIDs, invalid, err := decodeBulk(ids, segments)
+		if err != nil {
+			return store.MembershipChange{}, err
+		}
+		res, err := change.byIDs(ctx, ws, contactIDs, segmentIDs, back)
+		return res, withDecodeErrors(err, invalid)
+	}
+	if err := crm.CheckBulk(0, len(segments)); err != nil {
+		return store.MembershipChange{}, err
+	}
+	segmentIDs, invalid := decodeIDs(globalid.Segment, "segmentIds", segments)
+	q, err := contactSelection(matching)
+	if err != nil {
+		// The selection's problems with the segment IDs', all at once; the store,
+		// which would name the segments that do not exist, does not run.
+		return store.MembershipChange{}, append(crm.Errors(crm.Prefixed(crm.UserErrors(err), "contactsMatching")), invalid...)
+	}
+	res, err := change.byQuery(ctx, ws, q, segmentIDs, back)
+	return res, withDecodeErrors(err, invalid)
+}
+
+// contactSelection decodes a ContactSelection into the query of Query.contacts with
+// the same search and filter; its problems are named within the selection.
+func contactSelection(sel *model.ContactSelection) (crm.ContactQuery, error) {
+	term, termErr := crm.NormalizeSearch(sel.Search)
+	segments, filterErr := membershipFilter(sel.Filter)
+	if termErr != nil || filterErr != nil {
+		return crm.ContactQuery{}, append(crm.Errors(crm.UserErrors(termErr)), crm.UserErrors(filterErr)...)
+	}
+	return crm.ContactQuery{Search: term, Segments: segments}, nil
 }
 
 // withDecodeErrors completes the store's answer to a change whose input held

@@ -13,7 +13,6 @@ import (
 	"github.com/segments/segments/graph/model"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
-	"github.com/segments/segments/internal/store"
 )
 
 func (r *contactResolver) Segments(ctx context.Context, obj *crm.Contact) ([]*crm.Segment, error) {
@@ -58,26 +57,20 @@ func (r *mutationResolver) DeleteSegment(ctx context.Context, input model.Delete
 }
 
 func (r *mutationResolver) AssignContactsToSegments(ctx context.Context, input model.AssignContactsToSegmentsInput) (*model.AssignContactsToSegmentsPayload, error) {
-	contactIDs, segmentIDs, invalid, err := decodeBulk(input.ContactIds, input.SegmentIds)
+	res, err := r.changeMemberships(ctx, input.ContactIds, input.ContactsMatching, input.SegmentIds, "AssignContactsToSegmentsPayload",
+		storeChange{r.Store.AssignContactsToSegments, r.Store.AssignContactsMatching})
 	if err == nil {
-		var res store.MembershipChange
-		res, err = r.Store.AssignContactsToSegments(ctx, workspace(ctx).ID, contactIDs, segmentIDs, segmentsBack(ctx, "AssignContactsToSegmentsPayload"))
-		if err = withDecodeErrors(err, invalid); err == nil {
-			return &model.AssignContactsToSegmentsPayload{Segments: pointers(res.Segments), AssignedCount: res.Changed, UserErrors: []*model.UserError{}}, nil
-		}
+		return &model.AssignContactsToSegmentsPayload{Segments: pointers(res.Segments), AssignedCount: res.Changed, MatchedCount: res.Matched, UserErrors: []*model.UserError{}}, nil
 	}
 	ue, err := payloadErrors(err)
 	return &model.AssignContactsToSegmentsPayload{Segments: []*crm.Segment{}, UserErrors: ue}, err
 }
 
 func (r *mutationResolver) RemoveContactsFromSegments(ctx context.Context, input model.RemoveContactsFromSegmentsInput) (*model.RemoveContactsFromSegmentsPayload, error) {
-	contactIDs, segmentIDs, invalid, err := decodeBulk(input.ContactIds, input.SegmentIds)
+	res, err := r.changeMemberships(ctx, input.ContactIds, input.ContactsMatching, input.SegmentIds, "RemoveContactsFromSegmentsPayload",
+		storeChange{r.Store.RemoveContactsFromSegments, r.Store.RemoveContactsMatching})
 	if err == nil {
-		var res store.MembershipChange
-		res, err = r.Store.RemoveContactsFromSegments(ctx, workspace(ctx).ID, contactIDs, segmentIDs, segmentsBack(ctx, "RemoveContactsFromSegmentsPayload"))
-		if err = withDecodeErrors(err, invalid); err == nil {
-			return &model.RemoveContactsFromSegmentsPayload{Segments: pointers(res.Segments), RemovedCount: res.Changed, UserErrors: []*model.UserError{}}, nil
-		}
+		return &model.RemoveContactsFromSegmentsPayload{Segments: pointers(res.Segments), RemovedCount: res.Changed, MatchedCount: res.Matched, UserErrors: []*model.UserError{}}, nil
 	}
 	ue, err := payloadErrors(err)
 	return &model.RemoveContactsFromSegmentsPayload{Segments: []*crm.Segment{}, UserErrors: ue}, err

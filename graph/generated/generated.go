@@ -44,6 +44,7 @@ type DirectiveRoot struct {
 type ComplexityRoot struct {
 	AssignContactsToSegmentsPayload struct {
 		AssignedCount func(childComplexity int) int
+		MatchedCount  func(childComplexity int) int
 		Segments      func(childComplexity int) int
 		UserErrors    func(childComplexity int) int
 	}
@@ -158,6 +159,7 @@ type ComplexityRoot struct {
 	}
 
 	RemoveContactsFromSegmentsPayload struct {
+		MatchedCount func(childComplexity int) int
 		RemovedCount func(childComplexity int) int
 		Segments     func(childComplexity int) int
 		UserErrors   func(childComplexity int) int
@@ -273,6 +275,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AssignContactsToSegmentsPayload.AssignedCount(childComplexity), true
+	case "AssignContactsToSegmentsPayload.matchedCount":
+		if e.ComplexityRoot.AssignContactsToSegmentsPayload.MatchedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignContactsToSegmentsPayload.MatchedCount(childComplexity), true
 	case "AssignContactsToSegmentsPayload.segments":
 		if e.ComplexityRoot.AssignContactsToSegmentsPayload.Segments == nil {
 			break
@@ -759,6 +767,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Workspace(childComplexity), true
 
+	case "RemoveContactsFromSegmentsPayload.matchedCount":
+		if e.ComplexityRoot.RemoveContactsFromSegmentsPayload.MatchedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoveContactsFromSegmentsPayload.MatchedCount(childComplexity), true
 	case "RemoveContactsFromSegmentsPayload.removedCount":
 		if e.ComplexityRoot.RemoveContactsFromSegmentsPayload.RemovedCount == nil {
 			break
@@ -977,6 +991,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ContactFilter", ec.unmarshalInputContactFilter),
 			graphql.NewInputUnmarshaler("ContactInput", ec.unmarshalInputContactInput),
 			graphql.NewInputUnmarshaler("ContactOrder", ec.unmarshalInputContactOrder),
+			graphql.NewInputUnmarshaler("ContactSelection", ec.unmarshalInputContactSelection),
 			graphql.NewInputUnmarshaler("CreateSegmentInput", ec.unmarshalInputCreateSegmentInput),
 			graphql.NewInputUnmarshaler("DeleteContactsInput", ec.unmarshalInputDeleteContactsInput),
 			graphql.NewInputUnmarshaler("DeleteSegmentInput", ec.unmarshalInputDeleteSegmentInput),
@@ -1106,6 +1121,16 @@ directive @sizedBy(
   """
   perElement: Int
 ) on FIELD_DEFINITION
+
+"""
+What an input field of a mutation costs, for the cost model (README, "Limits"): as
+many input list items as ` + "`" + `items` + "`" + `, when the field is given, whatever it holds. For an
+input that selects what the mutation changes, whose size is unknown before it runs.
+"""
+directive @costsAs(
+  """The list items the field counts as."""
+  items: Int!
+) on INPUT_FIELD_DEFINITION
 
 """
 An instant, as an RFC 3339 string in UTC with up to microsecond precision, such as
@@ -1416,6 +1441,17 @@ enum ContactOrderField {
   NAME
 }
 
+"""
+The contacts a bulk change applies to, selected as ` + "`" + `Query.contacts(search:, filter:)` + "`" + `
+selects them: the contacts the contacts table shows for that search and filter.
+"""
+input ContactSelection {
+  """Keeps contacts whose name, phone or email contains this text, ignoring case."""
+  search: String
+  """Keeps contacts that meet these conditions."""
+  filter: ContactFilter
+}
+
 """Conditions on contacts; all given conditions must hold."""
 input ContactFilter {
   """Keeps contacts by the segments they are in."""
@@ -1594,7 +1630,8 @@ type Mutation {
   ): DeleteSegmentPayload!
   """
   Adds every given contact to every given segment (up to 1,000 contacts and 100
-  segments). Contacts already in a segment stay as they are and are not counted.
+  segments), or every contact a selection matches (` + "`" + `contactsMatching` + "`" + `). Contacts
+  already in a segment stay as they are and are not counted.
   """
   assignContactsToSegments(
     """The contacts and the segments."""
@@ -1602,7 +1639,8 @@ type Mutation {
   ): AssignContactsToSegmentsPayload!
   """
   Removes every given contact from every given segment (up to 1,000 contacts and 100
-  segments). Contacts not in a segment are not counted.
+  segments), or every contact a selection matches (` + "`" + `contactsMatching` + "`" + `). Contacts not
+  in a segment are not counted.
   """
   removeContactsFromSegments(
     """The contacts and the segments."""
@@ -1678,10 +1716,20 @@ type DeleteSegmentPayload {
   userErrors: [UserError!]!
 }
 
-"""The input of ` + "`" + `assignContactsToSegments` + "`" + `."""
+"""
+The input of ` + "`" + `assignContactsToSegments` + "`" + `: the contacts by ` + "`" + `contactIds` + "`" + ` or by
+` + "`" + `contactsMatching` + "`" + `, exactly one of them (both or neither is INVALID).
+"""
 input AssignContactsToSegmentsInput {
   """The contacts to add (at most 1,000). Repeats count once."""
-  contactIds: [ID!]!
+  contactIds: [ID!]
+  """
+  Adds every contact that this selection matches, as ` + "`" + `Query.contacts` + "`" + ` with the same
+  ` + "`" + `search` + "`" + ` and ` + "`" + `filter` + "`" + ` lists them, read when the change runs: at most 100,000
+  contacts, and at most 500,000 contacts times segments (more is TOO_MANY, and nothing
+  changes). Matching nobody changes nothing.
+  """
+  contactsMatching: ContactSelection @costsAs(items: 5000)
   """The segments to add them to (at most 100). Repeats count once."""
   segmentIds: [ID!]!
 }
@@ -1695,14 +1743,27 @@ type AssignContactsToSegmentsPayload {
   segments: [Segment!]! @sizedBy(path: "input.segmentIds")
   """The number of memberships created; memberships that already existed are not counted."""
   assignedCount: Int!
+  """
+  The number of distinct contacts the change applied to: the given IDs without repeats,
+  or the contacts ` + "`" + `contactsMatching` + "`" + ` selected; 0 when ` + "`" + `userErrors` + "`" + ` is not empty.
+  """
+  matchedCount: Int!
   """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
 
-"""The input of ` + "`" + `removeContactsFromSegments` + "`" + `."""
+"""
+The input of ` + "`" + `removeContactsFromSegments` + "`" + `: the contacts by ` + "`" + `contactIds` + "`" + ` or by
+` + "`" + `contactsMatching` + "`" + `, exactly one of them (both or neither is INVALID).
+"""
 input RemoveContactsFromSegmentsInput {
   """The contacts to remove (at most 1,000). Repeats count once."""
-  contactIds: [ID!]!
+  contactIds: [ID!]
+  """
+  Removes every contact that this selection matches, with the rules of
+  ` + "`" + `AssignContactsToSegmentsInput.contactsMatching` + "`" + `.
+  """
+  contactsMatching: ContactSelection @costsAs(items: 5000)
   """The segments to remove them from (at most 100). Repeats count once."""
   segmentIds: [ID!]!
 }
@@ -1716,6 +1777,11 @@ type RemoveContactsFromSegmentsPayload {
   segments: [Segment!]! @sizedBy(path: "input.segmentIds")
   """The number of memberships removed; contacts that were not in a segment are not counted."""
   removedCount: Int!
+  """
+  The number of distinct contacts the change applied to: the given IDs without repeats,
+  or the contacts ` + "`" + `contactsMatching` + "`" + ` selected; 0 when ` + "`" + `userErrors` + "`" + ` is not empty.
+  """
+  matchedCount: Int!
   """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
@@ -1818,6 +1884,8 @@ func (ec *executionContext) childFields_AssignContactsToSegmentsPayload(ctx cont
 		return ec.fieldContext_AssignContactsToSegmentsPayload_segments(ctx, field)
 	case "assignedCount":
 		return ec.fieldContext_AssignContactsToSegmentsPayload_assignedCount(ctx, field)
+	case "matchedCount":
+		return ec.fieldContext_AssignContactsToSegmentsPayload_matchedCount(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_AssignContactsToSegmentsPayload_userErrors(ctx, field)
 	}
@@ -2000,6 +2068,8 @@ func (ec *executionContext) childFields_RemoveContactsFromSegmentsPayload(ctx co
 		return ec.fieldContext_RemoveContactsFromSegmentsPayload_segments(ctx, field)
 	case "removedCount":
 		return ec.fieldContext_RemoveContactsFromSegmentsPayload_removedCount(ctx, field)
+	case "matchedCount":
+		return ec.fieldContext_RemoveContactsFromSegmentsPayload_matchedCount(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_RemoveContactsFromSegmentsPayload_userErrors(ctx, field)
 	}
@@ -2798,6 +2868,13 @@ func (ec *executionContext) _AssignContactsToSegmentsPayload_assignedCount(ctx c
 	return ec.marshalNInt2int(ctx, field.Selections, obj.AssignedCount)
 }
 func (ec *executionContext) fieldContext_AssignContactsToSegmentsPayload_assignedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AssignContactsToSegmentsPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AssignContactsToSegmentsPayload_matchedCount(ctx context.Context, field graphql.CollectedField, obj *model.AssignContactsToSegmentsPayload) (ret graphql.Marshaler) {
+	return ec.marshalNInt2int(ctx, field.Selections, obj.MatchedCount)
+}
+func (ec *executionContext) fieldContext_AssignContactsToSegmentsPayload_matchedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AssignContactsToSegmentsPayload", field, false, false, "Int")
 }
 
@@ -4665,6 +4742,13 @@ func (ec *executionContext) fieldContext_RemoveContactsFromSegmentsPayload_remov
 	return graphql.NewScalarFieldContext("RemoveContactsFromSegmentsPayload", field, false, false, "Int")
 }
 
+func (ec *executionContext) _RemoveContactsFromSegmentsPayload_matchedCount(ctx context.Context, field graphql.CollectedField, obj *model.RemoveContactsFromSegmentsPayload) (ret graphql.Marshaler) {
+	return ec.marshalNInt2int(ctx, field.Selections, obj.MatchedCount)
+}
+func (ec *executionContext) fieldContext_RemoveContactsFromSegmentsPayload_matchedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoveContactsFromSegmentsPayload", field, false, false, "Int")
+}
+
 func (ec *executionContext) _RemoveContactsFromSegmentsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *model.RemoveContactsFromSegmentsPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6070,7 +6154,7 @@ func (ec *executionContext) unmarshalInputAssignContactsToSegmentsInput(ctx cont
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"contactIds", "segmentIds"}
+	fieldsInOrder := [...]string{"contactIds", "contactsMatching", "segmentIds"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6079,11 +6163,18 @@ func (ec *executionContext) unmarshalInputAssignContactsToSegmentsInput(ctx cont
 		switch k {
 		case "contactIds":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contactIds"))
-			data, err := ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ContactIds = data
+		case "contactsMatching":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contactsMatching"))
+			data, err := ec.unmarshalOContactSelection2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactSelection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContactsMatching = data
 		case "segmentIds":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("segmentIds"))
 			data, err := ec.unmarshalNID2ᚕstringᚄ(ctx, v)
@@ -6262,6 +6353,55 @@ func UnmarshalContactOrder(ctx context.Context, raw any) (model.ContactOrder, er
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputContactSelection(ctx context.Context, obj any) (model.ContactSelection, error) {
+	var it model.ContactSelection
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"search", "filter"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "search":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("search"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Search = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOContactFilter2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalContactSelection unmarshals raw into the ContactSelection input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalContactSelection(ctx context.Context, raw any) (model.ContactSelection, error) {
+	var out model.ContactSelection
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ContactSelection", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreateSegmentInput(ctx context.Context, obj any) (model.CreateSegmentInput, error) {
 	var it model.CreateSegmentInput
 	if obj == nil {
@@ -6413,7 +6553,7 @@ func (ec *executionContext) unmarshalInputRemoveContactsFromSegmentsInput(ctx co
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"contactIds", "segmentIds"}
+	fieldsInOrder := [...]string{"contactIds", "contactsMatching", "segmentIds"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6422,11 +6562,18 @@ func (ec *executionContext) unmarshalInputRemoveContactsFromSegmentsInput(ctx co
 		switch k {
 		case "contactIds":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contactIds"))
-			data, err := ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ContactIds = data
+		case "contactsMatching":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contactsMatching"))
+			data, err := ec.unmarshalOContactSelection2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactSelection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContactsMatching = data
 		case "segmentIds":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("segmentIds"))
 			data, err := ec.unmarshalNID2ᚕstringᚄ(ctx, v)
@@ -6784,6 +6931,11 @@ func (ec *executionContext) _AssignContactsToSegmentsPayload(ctx context.Context
 			}
 		case "assignedCount":
 			out.Values[i] = ec._AssignContactsToSegmentsPayload_assignedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "matchedCount":
+			out.Values[i] = ec._AssignContactsToSegmentsPayload_matchedCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7639,6 +7791,11 @@ func (ec *executionContext) _RemoveContactsFromSegmentsPayload(ctx context.Conte
 			}
 		case "removedCount":
 			out.Values[i] = ec._RemoveContactsFromSegmentsPayload_removedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "matchedCount":
+			out.Values[i] = ec._RemoveContactsFromSegmentsPayload_matchedCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9171,6 +9328,14 @@ func (ec *executionContext) unmarshalOContactOrder2ᚖgithubᚗcomᚋsegmentsᚋ
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputContactOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOContactSelection2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactSelection(ctx context.Context, v any) (*model.ContactSelection, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputContactSelection(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 

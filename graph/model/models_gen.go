@@ -12,10 +12,16 @@ import (
 	"github.com/segments/segments/internal/crm"
 )
 
-// The input of `assignContactsToSegments`.
+// The input of `assignContactsToSegments`: the contacts by `contactIds` or by
+// `contactsMatching`, exactly one of them (both or neither is INVALID).
 type AssignContactsToSegmentsInput struct {
 	// The contacts to add (at most 1,000). Repeats count once.
-	ContactIds []string `json:"contactIds"`
+	ContactIds []string `json:"contactIds,omitempty"`
+	// Adds every contact that this selection matches, as `Query.contacts` with the same
+	// `search` and `filter` lists them, read when the change runs: at most 100,000
+	// contacts, and at most 500,000 contacts times segments (more is TOO_MANY, and nothing
+	// changes). Matching nobody changes nothing.
+	ContactsMatching *ContactSelection `json:"contactsMatching,omitempty"`
 	// The segments to add them to (at most 100). Repeats count once.
 	SegmentIds []string `json:"segmentIds"`
 }
@@ -27,6 +33,9 @@ type AssignContactsToSegmentsPayload struct {
 	Segments []*crm.Segment `json:"segments"`
 	// The number of memberships created; memberships that already existed are not counted.
 	AssignedCount int `json:"assignedCount"`
+	// The number of distinct contacts the change applied to: the given IDs without repeats,
+	// or the contacts `contactsMatching` selected; 0 when `userErrors` is not empty.
+	MatchedCount int `json:"matchedCount"`
 	// What is wrong with the input; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
@@ -61,6 +70,15 @@ type ContactOrder struct {
 	Field ContactOrderField `json:"field"`
 	// The direction to order in.
 	Direction OrderDirection `json:"direction"`
+}
+
+// The contacts a bulk change applies to, selected as `Query.contacts(search:, filter:)`
+// selects them: the contacts the contacts table shows for that search and filter.
+type ContactSelection struct {
+	// Keeps contacts whose name, phone or email contains this text, ignoring case.
+	Search *string `json:"search,omitempty"`
+	// Keeps contacts that meet these conditions.
+	Filter *ContactFilter `json:"filter,omitempty"`
 }
 
 // A number of items counted up to a limit, as a connection's `count` gives it: exact
@@ -129,10 +147,14 @@ type Mutation struct {
 type Query struct {
 }
 
-// The input of `removeContactsFromSegments`.
+// The input of `removeContactsFromSegments`: the contacts by `contactIds` or by
+// `contactsMatching`, exactly one of them (both or neither is INVALID).
 type RemoveContactsFromSegmentsInput struct {
 	// The contacts to remove (at most 1,000). Repeats count once.
-	ContactIds []string `json:"contactIds"`
+	ContactIds []string `json:"contactIds,omitempty"`
+	// Removes every contact that this selection matches, with the rules of
+	// `AssignContactsToSegmentsInput.contactsMatching`.
+	ContactsMatching *ContactSelection `json:"contactsMatching,omitempty"`
 	// The segments to remove them from (at most 100). Repeats count once.
 	SegmentIds []string `json:"segmentIds"`
 }
@@ -144,6 +166,9 @@ type RemoveContactsFromSegmentsPayload struct {
 	Segments []*crm.Segment `json:"segments"`
 	// The number of memberships removed; contacts that were not in a segment are not counted.
 	RemovedCount int `json:"removedCount"`
+	// The number of distinct contacts the change applied to: the given IDs without repeats,
+	// or the contacts `contactsMatching` selected; 0 when `userErrors` is not empty.
+	MatchedCount int `json:"matchedCount"`
 	// What is wrong with the input; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }

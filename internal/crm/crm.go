@@ -35,6 +35,16 @@ const (
 	MaxKeyName         = 200 // characters of an API key's name
 )
 
+// Caps of a bulk membership change's contactsMatching, checked in its transaction
+// once the selection is known: the contacts it selects, and those times its segments
+// (the memberships it may add or remove). They keep the change within the request's
+// timeout (10 s by default) with room to spare; the measurements are in
+// internal/store's matching.go.
+const (
+	MaxMatchedContacts    = 100_000
+	MaxMatchedMemberships = 500_000
+)
+
 // A Workspace is one tenant: a business with its own contacts, segments and API keys.
 // Nothing in one workspace can see or reference anything in another.
 type Workspace struct {

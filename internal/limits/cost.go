@@ -52,7 +52,11 @@ import (
 //     bound for a contact in more than l.MaxPageSize segments, but no longer a
 //     factor of them.
 //   - A mutation field costs l.MutationCost, plus one per l.ItemsPerCostPoint items in
-//     the lists of its input, plus its payload's selection.
+//     the lists of its input, plus its payload's selection. An input field with the
+//     schema's @costsAs(items:) counts, when given, as that many items besides its
+//     lists: a bulk change's contactsMatching as 5,000, the rate at which its
+//     contactIds are charged for the memberships it may change at most (500,000,
+//     five times 1,000 contacts × 100 segments).
 //   - Fields left out by @skip or @include cost nothing. Selections on different
 //     types (... on Contact, ... on Segment) all count: an upper bound.
 //
@@ -135,7 +139,7 @@ func (c *coster) field(f *ast.Field, items int) int {
 	}
 	cost := 1
 	if m := c.schema.Mutation; m != nil && f.ObjectDefinition != nil && f.ObjectDefinition.Name == m.Name {
-		cost = add(c.l.MutationCost, listItems(args)/max(c.l.ItemsPerCostPoint, 1))
+		cost = add(c.l.MutationCost, add(listItems(args), c.costedAs(def.Arguments, args))/max(c.l.ItemsPerCostPoint, 1))
 		c.mutations++
 		defer func(args map[string]any, n int) { c.args, c.mutation = args, n }(c.args, c.mutation)
 		c.args, c.mutation = args, c.mutations
@@ -170,6 +174,57 @@ func (c *coster) field(f *ast.Field, items int) int {
 		cost = mul(cost, items)
 	}
 	return cost
+}
+
+// costsAsDirective is the schema's directive that counts an input field given to a
+// mutation as a number of list items.
+const costsAsDirective = "costsAs"
+
+// costedAs is the list items that the input fields with @costsAs(items:) count as,
+// among the values of args (a mutation's arguments, defined by defs), at any depth of
+// input objects: a bulk change's contactsMatching, which selects up to its caps
+// (crm.MaxMatchedContacts, crm.MaxMatchedMemberships) where its lists of IDs hold a
+// known number.
+func (c *coster) costedAs(defs ast.ArgumentDefinitionList, args map[string]any) int {
+	n := 0
+	for _, d := range defs {
+		n = add(n, c.inputCostedAs(d.Type, args[d.Name]))
+	}
+	return n
+}
+
+func (c *coster) inputCostedAs(t *ast.Type, v any) int {
+	if t == nil || v == nil {
+		return 0
+	}
+	if t.Elem != nil {
+		n := 0
+		if l, ok := v.([]any); ok {
+			for _, e := range l {
+				n = add(n, c.inputCostedAs(t.Elem, e))
+			}
+		}
+		return n
+	}
+	def := c.schema.Types[t.Name()]
+	obj, ok := v.(map[string]any)
+	if def == nil || def.Kind != ast.InputObject || !ok {
+		return 0
+	}
+	n := 0
+	for _, f := range def.Fields {
+		fv, given := obj[f.Name]
+		if !given || fv == nil {
+			continue
+		}
+		if d := f.Directives.ForName(costsAsDirective); d != nil {
+			items, _ := integer(d.ArgumentMap(nil)["items"])
+			n = add(n, max(items, 0))
+			continue
+		}
+		n = add(n, c.inputCostedAs(f.Type, fv))
+	}
+	return n
 }
 
 // sizedByDirective is the schema's directive that sizes a mutation payload's list

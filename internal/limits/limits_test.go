@@ -292,6 +292,13 @@ func TestCost(t *testing.T) {
 		{`mutation { createSegment(input: {name: "x"}) { segment { id } userErrors { code } } }`, nil, 12},
 		{`mutation($in: AssignContactsToSegmentsInput!) { assignContactsToSegments(input: $in) { assignedCount } }`,
 			map[string]any{"in": map[string]any{"contactIds": ids(1000), "segmentIds": ids(100)}}, 10 + 11},
+		// contactsMatching counts as 5,000 items (@costsAs), besides its filter's lists:
+		// it may change 500,000 memberships, five times what 1,000 contact IDs may.
+		{`mutation($in: AssignContactsToSegmentsInput!) { assignContactsToSegments(input: $in) { assignedCount } }`,
+			map[string]any{"in": map[string]any{"contactsMatching": map[string]any{"search": "x"}, "segmentIds": ids(100)}}, 10 + (5000+100)/100},
+		{`mutation { removeContactsFromSegments(input: {contactsMatching: {filter: {segments: {any: ["S_AQ"], none: ["S_Ag"]}}}, segmentIds: ["S_Aw"]}) { matchedCount } }`, nil, 10 + 5003/100},
+		{`mutation { assignContactsToSegments(input: {contactsMatching: {}, segmentIds: ["S_Aw"]}) { segments { id } } }`, nil, 10 + 5001/100 + 1 + 1},
+		{`mutation { assignContactsToSegments(input: {contactsMatching: null, contactIds: ["C_AQ"], segmentIds: ["S_Aw"]}) { matchedCount } }`, nil, 10},
 	} {
 		if got := cost(t, tc.q, tc.vars); got != tc.want {
 			t.Errorf("%s %v: cost %d, want %d", tc.q, tc.vars, got, tc.want)

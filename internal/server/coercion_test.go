@@ -47,7 +47,7 @@ func TestVariablesCoercedAsTheSpecSays(t *testing.T) {
 			fragment P on CreateSegmentPayload { segment @include(if: $x) { id } }`, map[string]any{"x": nil}, "[variable x]"},
 		{"null for a non-null ID", `query($x: ID = "S_AQ") { segment(id: $x) { name } }`, map[string]any{"x": nil}, "[variable x]"},
 		{"null for a list's element", `query($x: ID = "S_AQ") { nodes(ids: [$x]) { id } }`, map[string]any{"x": nil}, "[variable x]"},
-		{"null for a non-null list", `mutation($x: [ID!] = ["C_AQ"]) { assignContactsToSegments(input: {contactIds: $x, segmentIds: ["S_AQ"]}) { assignedCount } }`,
+		{"null for a non-null list", `mutation($x: [ID!] = ["S_AQ"]) { assignContactsToSegments(input: {contactIds: ["C_AQ"], segmentIds: $x}) { assignedCount } }`,
 			map[string]any{"x": nil}, "[variable x]"},
 		{"null for an argument with a default", `query($n: Int) { segment(id: "S_AQ") { contacts(first: $n) { totalCount } } }`,
 			map[string]any{"n": nil}, ""},

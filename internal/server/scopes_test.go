@@ -71,7 +71,8 @@ func forbidden(t testing.TB, res response) {
 }
 
 // mutationRequest builds a request for the mutation field f of the schema, with a
-// value for every argument and input field (required or not): IDs name the given
+// value for every argument and input field (required or not, but for contactsMatching
+// beside contactIds, which excludes it): IDs name the given
 // segment or contact, by the field's name, phones are new, names unique.
 func mutationRequest(t testing.TB, schema *ast.Schema, f *ast.FieldDefinition, segmentID, contactID string, seq *int) (string, map[string]any) {
 	t.Helper()
@@ -88,6 +89,11 @@ func mutationRequest(t testing.TB, schema *ast.Schema, f *ast.FieldDefinition, s
 		case ast.InputObject:
 			m := map[string]any{}
 			for _, fd := range def.Fields {
+				// Of the contacts of a bulk change, given by contactIds or by
+				// contactsMatching (exactly one), the IDs.
+				if fd.Name == "contactsMatching" && def.Fields.ForName("contactIds") != nil {
+					continue
+				}
 				m[fd.Name] = value(fd.Type, fd.Name, def.Name)
 			}
 			return m

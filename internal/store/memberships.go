@@ -19,6 +19,9 @@ type MembershipChange struct {
 	// Changed counts the memberships created (or removed); ones that already existed
 	// (or did not exist) are not counted.
 	Changed int
+	// Matched counts the distinct contacts the change applied to: the given IDs
+	// without repeats, or the contacts a selection matched.
+	Matched int
 }
 
 // SegmentsBack says whether a change of memberships reads its segments back, with
@@ -42,8 +45,28 @@ const (
 // when any ID names nothing in the workspace, nothing changes and the error names each
 // one. Memberships that already exist are left alone.
 func (s *Store) AssignContactsToSegments(ctx context.Context, ws int64, contactIDs, segmentIDs []int64, back SegmentsBack) (MembershipChange, error) {
+	if err := crm.CheckBulk(len(contactIDs), len(segmentIDs)); err != nil {
+		return MembershipChange{}, err
+	}
+	return s.assign(ctx, ws, givenContacts(contactIDs), segmentIDs, back)
+}
+
+// AssignContactsMatching puts every contact that cq selects (its Search and
+// Segments, as Contacts reads them) in every segment, as AssignContactsToSegments
+// does. The selection is read in the change's transaction, in one statement that
+// also locks what it selects, and may hold at most crm.MaxMatchedContacts contacts
+// and crm.MaxMatchedMemberships contacts times segments: a larger one is TOO_MANY
+// at contactsMatching, and nothing changes. A selection of nobody changes nothing.
+func (s *Store) AssignContactsMatching(ctx context.Context, ws int64, cq crm.ContactQuery, segmentIDs []int64, back SegmentsBack) (MembershipChange, error) {
+	if err := crm.CheckBulk(0, len(segmentIDs)); err != nil {
+		return MembershipChange{}, err
+	}
+	return s.assign(ctx, ws, s.matchingContacts(cq), segmentIDs, back)
+}
+
+func (s *Store) assign(ctx context.Context, ws int64, contacts contactsToChange, segmentIDs []int64, back SegmentsBack) (MembershipChange, error) {
 	insert := insertMemberships
-	out, err := s.changeMemberships(ctx, ws, contactIDs, segmentIDs, back, addingToSegments,
+	out, err := s.changeMemberships(ctx, ws, contacts, segmentIDs, back, addingToSegments,
 		func(ctx context.Context, tx bun.Tx, w workspaceArg, segmentIDs, contactIDs []int64) (int, error) {
 			n, err := insert(ctx, tx, w, segmentIDs, contactIDs)
 			if errors.Is(err, errConcurrentChange) {
@@ -64,19 +87,42 @@ func (s *Store) AssignContactsToSegments(ctx context.Context, ws int64, contactI
 // RemoveContactsFromSegments takes every contact out of every segment, with the same
 // all-or-nothing rule as AssignContactsToSegments.
 func (s *Store) RemoveContactsFromSegments(ctx context.Context, ws int64, contactIDs, segmentIDs []int64, back SegmentsBack) (MembershipChange, error) {
-	return s.changeMemberships(ctx, ws, contactIDs, segmentIDs, back, removingFromSegments, deleteMemberships)
-}
-
-func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, segmentIDs []int64, back SegmentsBack, segmentLock string,
-	change func(context.Context, bun.Tx, workspaceArg, []int64, []int64) (int, error),
-) (MembershipChange, error) {
 	if err := crm.CheckBulk(len(contactIDs), len(segmentIDs)); err != nil {
 		return MembershipChange{}, err
 	}
+	return s.changeMemberships(ctx, ws, givenContacts(contactIDs), segmentIDs, back, removingFromSegments, deleteMemberships)
+}
+
+// RemoveContactsMatching takes every contact that cq selects out of every segment,
+// with the selection and caps of AssignContactsMatching.
+func (s *Store) RemoveContactsMatching(ctx context.Context, ws int64, cq crm.ContactQuery, segmentIDs []int64, back SegmentsBack) (MembershipChange, error) {
+	if err := crm.CheckBulk(0, len(segmentIDs)); err != nil {
+		return MembershipChange{}, err
+	}
+	return s.changeMemberships(ctx, ws, s.matchingContacts(cq), segmentIDs, back, removingFromSegments, deleteMemberships)
+}
+
+// contactsToChange locks the contacts of a membership change, the first of its locks
+// (lockContacts says why), and returns their IDs sorted without repeats. segments is
+// the number of distinct segments the change names. An error of crm.UserErrors
+// refuses the change.
+type contactsToChange func(ctx context.Context, tx bun.Tx, w workspaceArg, segments int) ([]int64, error)
+
+// givenContacts are the contacts of a change by their IDs: each must name a contact
+// of the workspace (NOT_FOUND at contactIds).
+func givenContacts(ids []int64) contactsToChange {
+	return func(ctx context.Context, tx bun.Tx, w workspaceArg, _ int) ([]int64, error) {
+		return sortedUnique(ids), lockContacts(ctx, tx, w, "contactIds", ids, keepContacts)
+	}
+}
+
+func (s *Store) changeMemberships(ctx context.Context, ws int64, contacts contactsToChange, segmentIDs []int64, back SegmentsBack, segmentLock string,
+	change func(context.Context, bun.Tx, workspaceArg, []int64, []int64) (int, error),
+) (MembershipChange, error) {
 	var out MembershipChange
 	w := s.workspaceArg(ws)
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		conErr := lockContacts(ctx, tx, w, "contactIds", contactIDs, keepContacts)
+		contactIDs, conErr := contacts(ctx, tx, w, len(unique(segmentIDs)))
 		segErr := lockSegments(ctx, tx, w, "segmentIds", segmentIDs, segmentLock)
 		if errs := append(crm.UserErrors(conErr), crm.UserErrors(segErr)...); len(errs) > 0 {
 			return crm.Errors(errs)
@@ -87,11 +133,11 @@ func (s *Store) changeMemberships(ctx context.Context, ws int64, contactIDs, seg
 		if err := firstErr(conErr, segErr); err != nil {
 			return err
 		}
-		n, err := change(ctx, tx, w, sortedUnique(segmentIDs), sortedUnique(contactIDs))
+		n, err := change(ctx, tx, w, sortedUnique(segmentIDs), contactIDs)
 		if err != nil {
 			return err
 		}
-		out = MembershipChange{Changed: n}
+		out = MembershipChange{Changed: n, Matched: len(contactIDs)}
 		if back {
 			out.Segments, err = segmentsInOrder(ctx, tx, w, unique(segmentIDs))
 		}
