@@ -15,13 +15,16 @@
 // kept in the contact's attributes). sync creates the segments the workspace
 // lacks, upserts the contacts by phone in chunks of up to 1,000 (an invalid row is
 // reported and left out, the rest of its chunk sent again), and adds each contact to
-// its segments, contacts with the same segments in one call. export pages through
-// the contacts oldest first, then waits -settle (15 s, the server's default
-// --request-timeout plus 5 s) and reads the recent ones again newest first, writing
-// those that committed after the walk passed their place.
+// its segments, contacts with the same segments in one call.
+//
+// export reads the change feed (contactChanges) from the start to its end, keeping
+// each contact's latest state, and writes the contacts in the same CSV format,
+// ordered by phone. The feed passes no change that commits late, so no second pass
+// or wait is needed.
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -58,7 +61,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	chunk := fs.Int("chunk", maxContactsPerMutation, "contacts per mutation, at most 1000")
 	attempts := fs.Int("attempts", 6, "attempts per request, retries included")
 	backoff := fs.Duration("backoff", 500*time.Millisecond, "wait before the first retry; doubles at each retry")
-	settle := fs.Duration("settle", 15*time.Second, "export: the wait before the second pass; the server's --request-timeout plus 5 s")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: partner [flags] sync FILE.csv | export")
 		fs.PrintDefaults()
@@ -66,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *key == "" || *settle < 0 || *chunk < 1 || *chunk > maxContactsPerMutation || fs.NArg() == 0 {
+	if *key == "" || *chunk < 1 || *chunk > maxContactsPerMutation || fs.NArg() == 0 {
 		fs.Usage()
 		return 2
 	}
@@ -79,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case cmd == "sync" && fs.NArg() == 2:
 		err = syncFile(ctx, c, fs.Arg(1), *chunk, stdout, stderr)
 	case cmd == "export" && fs.NArg() == 1:
-		err = export(ctx, c, *settle, stdout, stderr)
+		err = export(ctx, c, stdout, stderr)
 	default:
 		fs.Usage()
 		return 2
@@ -431,91 +433,47 @@ func printCounts(ctx context.Context, c *Client, segmentIDs map[string]string, s
 	return nil
 }
 
-const contactsQuery = `query Contacts($first: Int!, $after: String, $direction: OrderDirection!) {
-  contacts(first: $first, after: $after, orderBy: {field: CREATED_AT, direction: $direction}) {
-    pageInfo { hasNextPage endCursor }
-    nodes { id createdAt phone name email attributes segments { name } }
-  }
-}`
-
-// contact is a node of contactsQuery.
+// contact is a contact as the change feed lists it.
 type contact struct {
 	ID         string          `json:"id"`
-	CreatedAt  time.Time       `json:"createdAt"`
 	Phone      string          `json:"phone"`
 	Name       *string         `json:"name"`
 	Email      *string         `json:"email"`
 	Attributes json.RawMessage `json:"attributes"`
-	Segments   []struct {
+	CreatedAt  time.Time       `json:"createdAt"`
+	UpdatedAt  time.Time       `json:"updatedAt"`
+	// Segments is read by export only.
+	Segments []struct {
 		Name string `json:"name"`
-	} `json:"segments"`
+	} `json:"segments,omitempty"`
 }
-
-// contactsPage reads a page of contactsQuery, oldest first (ASC) or newest first
-// (DESC).
-func contactsPage(ctx context.Context, c *Client, direction string, after *string) ([]contact, *string, error) {
-	var out struct {
-		Contacts struct {
-			PageInfo struct {
-				HasNextPage bool    `json:"hasNextPage"`
-				EndCursor   *string `json:"endCursor"`
-			} `json:"pageInfo"`
-			Nodes []contact `json:"nodes"`
-		} `json:"contacts"`
-	}
-	vars := map[string]any{"first": maxPageSize, "after": after, "direction": direction}
-	if err := c.Query(ctx, contactsQuery, vars, &out); err != nil {
-		return nil, nil, err
-	}
-	if !out.Contacts.PageInfo.HasNextPage {
-		return out.Contacts.Nodes, nil, nil
-	}
-	return out.Contacts.Nodes, out.Contacts.PageInfo.EndCursor, nil
-}
-
-const newestQuery = `query Newest {
-  contacts(first: 1, orderBy: {field: CREATED_AT, direction: DESC}) { nodes { createdAt } }
-}`
 
 // export writes every contact of the workspace as CSV, in the format sync reads,
-// paging through them 100 at a time, oldest first. The cursors stay valid while
-// other clients add and remove contacts: no contact that existed throughout is
-// skipped or repeated. But a contact's createdAt is the start of the transaction
-// that created it, and it becomes visible only when that commits, up to 15 s later
-// by default (the README's Paging, under For partners): one that commits while the
-// walk passes its place sorts behind pages already read, and the walk misses it. So,
-// once the walk is done, export waits settle and reads again newest first, down to
-// the contacts created settle before the export began, and writes those it has not
-// written. settle must cover the server's --request-timeout plus 5 s.
-func export(ctx context.Context, c *Client, settle time.Duration, stdout, stderr io.Writer) error {
-	// When the export began, on the clock of createdAt: that of the newest contact
-	// committed now, which no contact the walk may miss precedes. Neither this
-	// machine's clock nor the API server's (its Date header) is the database's that
-	// sets createdAt, and a skew between them would move the cutoff. Without
-	// contacts, the zero time: every contact is read again.
-	var newest struct {
-		Contacts struct {
-			Nodes []struct {
-				CreatedAt time.Time `json:"createdAt"`
-			} `json:"nodes"`
-		} `json:"contacts"`
-	}
-	if err := c.Query(ctx, newestQuery, nil, &newest); err != nil {
+// ordered by phone. It reads the change feed from the start (after: null) to its
+// end: each contact is listed at its latest state, one changed during the walk again
+// later (the later state wins), a deleted one as its deletion (it is dropped). The
+// feed lists a change only once every transaction that began before it has ended,
+// so one that commits while the walk runs is listed behind it, never passed: no
+// second pass and no wait. The export is thus the workspace as of the feed's end,
+// which trails the present by the longest transaction still running then (at most
+// the server's --request-timeout plus 5 s).
+func export(ctx context.Context, c *Client, stdout, stderr io.Writer) error {
+	contacts := map[string]contact{}
+	_, changes, pages, err := walkFeed(ctx, c, nil, true, func(ch change) {
+		if ch.Contact == nil {
+			delete(contacts, ch.ContactID)
+		} else {
+			contacts[ch.ContactID] = *ch.Contact
+		}
+	})
+	if err != nil {
 		return err
 	}
-	var cutoff time.Time
-	if nodes := newest.Contacts.Nodes; len(nodes) > 0 {
-		cutoff = nodes[0].CreatedAt.Add(-settle)
-	}
-
 	w := csv.NewWriter(stdout)
 	if err := w.Write([]string{"phone", "name", "email", "city", "segments"}); err != nil {
 		return err
 	}
-	// The IDs written that the second pass reads again: those created from cutoff on.
-	written := map[string]bool{}
-	n, again := 0, 0
-	write := func(ct contact) error {
+	for _, ct := range byPhone(contacts) {
 		var attrs struct {
 			City string `json:"city"`
 		}
@@ -524,63 +482,30 @@ func export(ctx context.Context, c *Client, settle time.Duration, stdout, stderr
 		for i, s := range ct.Segments {
 			names[i] = s.Name
 		}
-		if !ct.CreatedAt.Before(cutoff) {
-			written[ct.ID] = true
-		}
-		n++
-		return w.Write([]string{ct.Phone, deref(ct.Name), deref(ct.Email), attrs.City, strings.Join(names, ";")})
-	}
-	for after := (*string)(nil); ; {
-		nodes, next, err := contactsPage(ctx, c, "ASC", after)
-		if err != nil {
+		if err := w.Write([]string{ct.Phone, deref(ct.Name), deref(ct.Email), attrs.City, strings.Join(names, ";")}); err != nil {
 			return err
-		}
-		for _, ct := range nodes {
-			if err := write(ct); err != nil {
-				return err
-			}
-		}
-		if after = next; after == nil {
-			break
-		}
-	}
-
-	// The walk is done: let the transactions it may have passed commit, then read
-	// the recent contacts again, newest first.
-	w.Flush()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(settle):
-	}
-	for after := (*string)(nil); ; {
-		nodes, next, err := contactsPage(ctx, c, "DESC", after)
-		if err != nil {
-			return err
-		}
-		for _, ct := range nodes {
-			if ct.CreatedAt.Before(cutoff) {
-				next = nil
-				break
-			}
-			if written[ct.ID] {
-				continue
-			}
-			if err := write(ct); err != nil {
-				return err
-			}
-			again++
-		}
-		if after = next; after == nil {
-			break
 		}
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "exported %d contacts, %d of them found by the second pass\n", n, again)
+	fmt.Fprintf(stderr, "exported %d contacts, from %d changes in %d pages of the feed\n", len(contacts), changes, pages)
 	return nil
+}
+
+// byPhone returns the contacts ordered by phone, a stable order a diff of two
+// exports can follow (phones are unique in a workspace; the ID breaks a tie, which
+// a contact that took another's former phone during the walk may make).
+func byPhone(contacts map[string]contact) []contact {
+	out := make([]contact, 0, len(contacts))
+	for _, ct := range contacts {
+		out = append(out, ct)
+	}
+	slices.SortFunc(out, func(a, b contact) int {
+		return cmp.Or(strings.Compare(a.Phone, b.Phone), strings.Compare(a.ID, b.ID))
+	})
+	return out
 }
 
 func or(s, def string) string {
