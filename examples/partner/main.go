@@ -1,14 +1,15 @@
 // Command partner is a partner's integration with the segments API, written the way a
 // partner would write it: the Go standard library only, with its own small GraphQL
-// client (client.go). It syncs contacts from a CSV file into a workspace and exports
-// them back:
+// client (client.go). It syncs contacts from a CSV file into a workspace, exports
+// them back, and keeps a local mirror of them up to date:
 //
 //	go run ./examples/partner sync examples/partner/contacts.csv
 //	go run ./examples/partner export > contacts.csv
+//	go run ./examples/partner -interval 1m mirror mirror.state contacts.jsonl
 //
 // The endpoint and the API key come from -endpoint and -key, or SEGMENTS_ENDPOINT and
 // SEGMENTS_API_KEY. sync needs a read_write key (segments keys create WORKSPACE
-// --scope read_write); export works with a read key.
+// --scope read_write); export and mirror work with a read key.
 //
 // The CSV file has a header line: phone,name,email,city,segments, where segments
 // holds segment names separated by ";"; an empty cell clears the field (the city is
@@ -21,6 +22,16 @@
 // each contact's latest state, and writes the contacts in the same CSV format,
 // ordered by phone. The feed passes no change that commits late, so no second pass
 // or wait is needed.
+//
+// mirror keeps OUT_FILE, one JSON object per contact and line (id, phone, name,
+// email, attributes, createdAt, updatedAt; ordered by phone), up to date: it polls
+// the feed from the cursor stored in STATE_FILE (none: from the start), applies
+// the changes and deletions, writes OUT_FILE and then the new cursor, each
+// atomically (a crash between the two applies the same changes again, which is
+// harmless). A cursor the API refuses with RESYNC_REQUIRED (older than 29 days, or
+// made before a restore) rebuilds the mirror from the start. -interval polls again
+// at that interval until interrupted; 0, the default, polls once. Segments are left
+// out of the mirror: membership changes are not in the feed.
 package main
 
 import (
@@ -61,14 +72,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	chunk := fs.Int("chunk", maxContactsPerMutation, "contacts per mutation, at most 1000")
 	attempts := fs.Int("attempts", 6, "attempts per request, retries included")
 	backoff := fs.Duration("backoff", 500*time.Millisecond, "wait before the first retry; doubles at each retry")
+	interval := fs.Duration("interval", 0, "mirror: poll again at this interval until interrupted; 0 polls once")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: partner [flags] sync FILE.csv | export")
+		fmt.Fprintln(stderr, "usage: partner [flags] sync FILE.csv | export | mirror STATE_FILE OUT_FILE")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *key == "" || *chunk < 1 || *chunk > maxContactsPerMutation || fs.NArg() == 0 {
+	if *key == "" || *interval < 0 || *chunk < 1 || *chunk > maxContactsPerMutation || fs.NArg() == 0 {
 		fs.Usage()
 		return 2
 	}
@@ -82,6 +94,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = syncFile(ctx, c, fs.Arg(1), *chunk, stdout, stderr)
 	case cmd == "export" && fs.NArg() == 1:
 		err = export(ctx, c, stdout, stderr)
+	case cmd == "mirror" && fs.NArg() == 3:
+		err = mirror(ctx, c, fs.Arg(1), fs.Arg(2), *interval, stdout, stderr)
 	default:
 		fs.Usage()
 		return 2
@@ -442,7 +456,8 @@ type contact struct {
 	Attributes json.RawMessage `json:"attributes"`
 	CreatedAt  time.Time       `json:"createdAt"`
 	UpdatedAt  time.Time       `json:"updatedAt"`
-	// Segments is read by export only.
+	// Segments is read by export only: the feed does not list membership changes,
+	// so a mirror's would go stale.
 	Segments []struct {
 		Name string `json:"name"`
 	} `json:"segments,omitempty"`
@@ -495,8 +510,8 @@ func export(ctx context.Context, c *Client, stdout, stderr io.Writer) error {
 }
 
 // byPhone returns the contacts ordered by phone, a stable order a diff of two
-// exports can follow (phones are unique in a workspace; the ID breaks a tie, which
-// a contact that took another's former phone during the walk may make).
+// exports can follow (phones are unique in a workspace; the ID breaks a tie a
+// mirror may hold for a moment, when one contact took another's former phone).
 func byPhone(contacts map[string]contact) []contact {
 	out := make([]contact, 0, len(contacts))
 	for _, ct := range contacts {
