@@ -20,8 +20,10 @@
 //
 // export reads the change feed (contactChanges) from the start to its end, keeping
 // each contact's latest state, and writes the contacts in the same CSV format,
-// ordered by phone. The feed passes no change that commits late, so no second pass
-// or wait is needed.
+// ordered by phone. The feed passes no change that commits late, but its end trails
+// the present by the longest transaction still running: so export reads on from its
+// end once more when -settle (15 s, the server's --request-timeout plus 5 s) has
+// passed since it began, and holds every contact committed before it began.
 //
 // mirror keeps OUT_FILE, one JSON object per contact and line (id, phone, name,
 // email, attributes, createdAt, updatedAt; ordered by phone), up to date: it polls
@@ -73,6 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	attempts := fs.Int("attempts", 6, "attempts per request, retries included")
 	backoff := fs.Duration("backoff", 500*time.Millisecond, "wait before the first retry; doubles at each retry")
 	interval := fs.Duration("interval", 0, "mirror: poll again at this interval until interrupted; 0 polls once")
+	settle := fs.Duration("settle", 15*time.Second, "export: how long after it began the export reads the feed's end again; the server's --request-timeout plus 5 s")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: partner [flags] sync FILE.csv | export | mirror STATE_FILE OUT_FILE")
 		fs.PrintDefaults()
@@ -80,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *key == "" || *interval < 0 || *chunk < 1 || *chunk > maxContactsPerMutation || fs.NArg() == 0 {
+	if *key == "" || *interval < 0 || *settle < 0 || *chunk < 1 || *chunk > maxContactsPerMutation || fs.NArg() == 0 {
 		fs.Usage()
 		return 2
 	}
@@ -93,7 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case cmd == "sync" && fs.NArg() == 2:
 		err = syncFile(ctx, c, fs.Arg(1), *chunk, stdout, stderr)
 	case cmd == "export" && fs.NArg() == 1:
-		err = export(ctx, c, stdout, stderr)
+		err = export(ctx, c, *settle, stdout, stderr)
 	case cmd == "mirror" && fs.NArg() == 3:
 		err = mirror(ctx, c, fs.Arg(1), fs.Arg(2), *interval, stdout, stderr)
 	default:
@@ -468,21 +471,38 @@ type contact struct {
 // end: each contact is listed at its latest state, one changed during the walk again
 // later (the later state wins), a deleted one as its deletion (it is dropped). The
 // feed lists a change only once every transaction that began before it has ended,
-// so one that commits while the walk runs is listed behind it, never passed: no
-// second pass and no wait. The export is thus the workspace as of the feed's end,
-// which trails the present by the longest transaction still running then (at most
-// the server's --request-timeout plus 5 s).
-func export(ctx context.Context, c *Client, stdout, stderr io.Writer) error {
+// so one that commits while the walk runs is listed behind it, never passed. But
+// the feed's end trails the present by the longest transaction still running (at
+// most the server's --request-timeout plus 5 s): a contact whose transaction began
+// behind another's still running can have committed before the export began and be
+// missing from the feed's end for that long. So when the walk ends sooner than
+// settle after the export began, export waits out the rest and reads on from the
+// end it reached: then every change committed before the export began is in.
+func export(ctx context.Context, c *Client, settle time.Duration, stdout, stderr io.Writer) error {
+	began := time.Now()
 	contacts := map[string]contact{}
-	_, changes, pages, err := walkFeed(ctx, c, nil, true, func(ch change) {
+	apply := func(ch change) {
 		if ch.Contact == nil {
 			delete(contacts, ch.ContactID)
 		} else {
 			contacts[ch.ContactID] = *ch.Contact
 		}
-	})
+	}
+	end, changes, pages, err := walkFeed(ctx, c, nil, true, apply)
 	if err != nil {
 		return err
+	}
+	if wait := settle - time.Since(began); wait > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		_, more, morePages, err := walkFeed(ctx, c, &end, true, apply)
+		if err != nil {
+			return err
+		}
+		changes, pages = changes+more, pages+morePages
 	}
 	w := csv.NewWriter(stdout)
 	if err := w.Write([]string{"phone", "name", "email", "city", "segments"}); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -214,7 +215,7 @@ func TestRefusals(t *testing.T) {
 	if n, sizes := e.counts(t); n != 0 || len(sizes) != 0 {
 		t.Errorf("refused syncs changed the workspace: %d contacts, segments %v", n, sizes)
 	}
-	if code, stdout, _ := e.run(t, ro, "export"); code != 0 || stdout != "phone,name,email,city,segments\n" {
+	if code, stdout, _ := e.run(t, ro, "-settle", "0", "export"); code != 0 || stdout != "phone,name,email,city,segments\n" {
 		t.Errorf("export with a read key: exit %d, %q", code, stdout)
 	}
 }
@@ -322,7 +323,7 @@ func TestSyncLargeAndExport(t *testing.T) {
 		t.Errorf("%d mutations, want 9 (3 segments, 3 upsert chunks, 3 assignments)", mutations)
 	}
 
-	code, stdout, stderr = e.run(t, e.readOnlyKey(t), "export")
+	code, stdout, stderr = e.run(t, e.readOnlyKey(t), "-settle", "0", "export")
 	if code != 0 || !strings.Contains(stderr, fmt.Sprintf("exported %d contacts", n)) {
 		t.Fatalf("export: exit %d, %s", code, stderr)
 	}
@@ -478,7 +479,7 @@ func TestExportFindsLateCommits(t *testing.T) {
 		}
 	}
 
-	code, stdout, stderr := e.run(t, e.readOnlyKey(t), "export")
+	code, stdout, stderr := e.run(t, e.readOnlyKey(t), "-settle", "0", "export")
 	release()
 	if upsertErr != nil {
 		t.Fatalf("the blocked upsert: %v", upsertErr)
@@ -509,6 +510,46 @@ func TestExportFindsLateCommits(t *testing.T) {
 	}
 	if !lateFirst {
 		t.Error("the late contact was created after the other: the test did not make the walk pass it")
+	}
+}
+
+// TestExportSettles: a contact that commits before the export begins, while an older
+// transaction still runs, is not in the feed's end until that transaction ends; the
+// export, which waits out -settle from its start and reads on, holds it, and one
+// that does not wait (-settle 0) misses it.
+func TestExportSettles(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	older := func() *sql.Tx {
+		// A transaction with an ID, older than the contact's, as a slow request's.
+		tx, err := e.s.DB().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, "SELECT pg_current_xact_id()"); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	exported := func(args ...string) string {
+		t.Helper()
+		code, stdout, stderr := e.run(t, e.readOnlyKey(t), append(args, "export")...)
+		if code != 0 {
+			t.Fatalf("export %v: exit %d, %s", args, code, stderr)
+		}
+		return stdout
+	}
+
+	tx := older()
+	if _, err := e.upsert([]string{"+919800000011"}); err != nil {
+		t.Fatal(err)
+	}
+	if out := exported("-settle", "0"); strings.Contains(out, "+919800000011") {
+		t.Fatalf("-settle 0 exported the contact behind an open transaction: the test shows nothing\n%s", out)
+	}
+	time.AfterFunc(300*time.Millisecond, func() { _ = tx.Rollback() })
+	if out := exported("-settle", "3s"); !strings.Contains(out, "+919800000011") {
+		t.Errorf("the export missed a contact committed before it began:\n%s", out)
 	}
 }
 
