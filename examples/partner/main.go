@@ -1,27 +1,43 @@
 // Command partner is a partner's integration with the segments API, written the way a
 // partner would write it: the Go standard library only, with its own small GraphQL
-// client (client.go). It syncs contacts from a CSV file into a workspace and exports
-// them back:
+// client (client.go). It syncs contacts from a CSV file into a workspace, exports
+// them back, and keeps a local mirror of them up to date:
 //
 //	go run ./examples/partner sync examples/partner/contacts.csv
 //	go run ./examples/partner export > contacts.csv
+//	go run ./examples/partner -interval 1m mirror mirror.state contacts.jsonl
 //
 // The endpoint and the API key come from -endpoint and -key, or SEGMENTS_ENDPOINT and
 // SEGMENTS_API_KEY. sync needs a read_write key (segments keys create WORKSPACE
-// --scope read_write); export works with a read key.
+// --scope read_write); export and mirror work with a read key.
 //
 // The CSV file has a header line: phone,name,email,city,segments, where segments
 // holds segment names separated by ";"; an empty cell clears the field (the city is
 // kept in the contact's attributes). sync creates the segments the workspace
 // lacks, upserts the contacts by phone in chunks of up to 1,000 (an invalid row is
 // reported and left out, the rest of its chunk sent again), and adds each contact to
-// its segments, contacts with the same segments in one call. export pages through
-// the contacts oldest first, then waits -settle (15 s, the server's default
-// --request-timeout plus 5 s) and reads the recent ones again newest first, writing
-// those that committed after the walk passed their place.
+// its segments, contacts with the same segments in one call.
+//
+// export reads the change feed (contactChanges) from the start to its end, keeping
+// each contact's latest state, and writes the contacts in the same CSV format,
+// ordered by phone. The feed passes no change that commits late, but its end trails
+// the present by the longest transaction still running: so export reads on from its
+// end once more when -settle (15 s, the server's --request-timeout plus 5 s) has
+// passed since it began, and holds every contact committed before it began.
+//
+// mirror keeps OUT_FILE, one JSON object per contact and line (id, phone, name,
+// email, attributes, createdAt, updatedAt; ordered by phone), up to date: it polls
+// the feed from the cursor stored in STATE_FILE (none: from the start), applies
+// the changes and deletions, writes OUT_FILE and then the new cursor, each
+// atomically (a crash between the two applies the same changes again, which is
+// harmless). A cursor the API refuses with RESYNC_REQUIRED (older than 29 days, or
+// made before a restore) rebuilds the mirror from the start. -interval polls again
+// at that interval until interrupted; 0, the default, polls once. Segments are left
+// out of the mirror: membership changes are not in the feed.
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -58,15 +74,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	chunk := fs.Int("chunk", maxContactsPerMutation, "contacts per mutation, at most 1000")
 	attempts := fs.Int("attempts", 6, "attempts per request, retries included")
 	backoff := fs.Duration("backoff", 500*time.Millisecond, "wait before the first retry; doubles at each retry")
-	settle := fs.Duration("settle", 15*time.Second, "export: the wait before the second pass; the server's --request-timeout plus 5 s")
+	interval := fs.Duration("interval", 0, "mirror: poll again at this interval until interrupted; 0 polls once")
+	settle := fs.Duration("settle", 15*time.Second, "export: how long after it began the export reads the feed's end again; the server's --request-timeout plus 5 s")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: partner [flags] sync FILE.csv | export")
+		fmt.Fprintln(stderr, "usage: partner [flags] sync FILE.csv | export | mirror STATE_FILE OUT_FILE")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *key == "" || *settle < 0 || *chunk < 1 || *chunk > maxContactsPerMutation || fs.NArg() == 0 {
+	if *key == "" || *interval < 0 || *settle < 0 || *chunk < 1 || *chunk > maxContactsPerMutation || fs.NArg() == 0 {
 		fs.Usage()
 		return 2
 	}
@@ -80,6 +97,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = syncFile(ctx, c, fs.Arg(1), *chunk, stdout, stderr)
 	case cmd == "export" && fs.NArg() == 1:
 		err = export(ctx, c, *settle, stdout, stderr)
+	case cmd == "mirror" && fs.NArg() == 3:
+		err = mirror(ctx, c, fs.Arg(1), fs.Arg(2), *interval, stdout, stderr)
 	default:
 		fs.Usage()
 		return 2
@@ -431,91 +450,65 @@ func printCounts(ctx context.Context, c *Client, segmentIDs map[string]string, s
 	return nil
 }
 
-const contactsQuery = `query Contacts($first: Int!, $after: String, $direction: OrderDirection!) {
-  contacts(first: $first, after: $after, orderBy: {field: CREATED_AT, direction: $direction}) {
-    pageInfo { hasNextPage endCursor }
-    nodes { id createdAt phone name email attributes segments { name } }
-  }
-}`
-
-// contact is a node of contactsQuery.
+// contact is a contact as the change feed lists it.
 type contact struct {
 	ID         string          `json:"id"`
-	CreatedAt  time.Time       `json:"createdAt"`
 	Phone      string          `json:"phone"`
 	Name       *string         `json:"name"`
 	Email      *string         `json:"email"`
 	Attributes json.RawMessage `json:"attributes"`
-	Segments   []struct {
+	CreatedAt  time.Time       `json:"createdAt"`
+	UpdatedAt  time.Time       `json:"updatedAt"`
+	// Segments is read by export only: the feed does not list membership changes,
+	// so a mirror's would go stale.
+	Segments []struct {
 		Name string `json:"name"`
-	} `json:"segments"`
+	} `json:"segments,omitempty"`
 }
-
-// contactsPage reads a page of contactsQuery, oldest first (ASC) or newest first
-// (DESC).
-func contactsPage(ctx context.Context, c *Client, direction string, after *string) ([]contact, *string, error) {
-	var out struct {
-		Contacts struct {
-			PageInfo struct {
-				HasNextPage bool    `json:"hasNextPage"`
-				EndCursor   *string `json:"endCursor"`
-			} `json:"pageInfo"`
-			Nodes []contact `json:"nodes"`
-		} `json:"contacts"`
-	}
-	vars := map[string]any{"first": maxPageSize, "after": after, "direction": direction}
-	if err := c.Query(ctx, contactsQuery, vars, &out); err != nil {
-		return nil, nil, err
-	}
-	if !out.Contacts.PageInfo.HasNextPage {
-		return out.Contacts.Nodes, nil, nil
-	}
-	return out.Contacts.Nodes, out.Contacts.PageInfo.EndCursor, nil
-}
-
-const newestQuery = `query Newest {
-  contacts(first: 1, orderBy: {field: CREATED_AT, direction: DESC}) { nodes { createdAt } }
-}`
 
 // export writes every contact of the workspace as CSV, in the format sync reads,
-// paging through them 100 at a time, oldest first. The cursors stay valid while
-// other clients add and remove contacts: no contact that existed throughout is
-// skipped or repeated. But a contact's createdAt is the start of the transaction
-// that created it, and it becomes visible only when that commits, up to 15 s later
-// by default (the README's Paging, under For partners): one that commits while the
-// walk passes its place sorts behind pages already read, and the walk misses it. So,
-// once the walk is done, export waits settle and reads again newest first, down to
-// the contacts created settle before the export began, and writes those it has not
-// written. settle must cover the server's --request-timeout plus 5 s.
+// ordered by phone. It reads the change feed from the start (after: null) to its
+// end: each contact is listed at its latest state, one changed during the walk again
+// later (the later state wins), a deleted one as its deletion (it is dropped). The
+// feed lists a change only once every transaction that began before it has ended,
+// so one that commits while the walk runs is listed behind it, never passed. But
+// the feed's end trails the present by the longest transaction still running (at
+// most the server's --request-timeout plus 5 s): a contact whose transaction began
+// behind another's still running can have committed before the export began and be
+// missing from the feed's end for that long. So when the walk ends sooner than
+// settle after the export began, export waits out the rest and reads on from the
+// end it reached: then every change committed before the export began is in.
 func export(ctx context.Context, c *Client, settle time.Duration, stdout, stderr io.Writer) error {
-	// When the export began, on the clock of createdAt: that of the newest contact
-	// committed now, which no contact the walk may miss precedes. Neither this
-	// machine's clock nor the API server's (its Date header) is the database's that
-	// sets createdAt, and a skew between them would move the cutoff. Without
-	// contacts, the zero time: every contact is read again.
-	var newest struct {
-		Contacts struct {
-			Nodes []struct {
-				CreatedAt time.Time `json:"createdAt"`
-			} `json:"nodes"`
-		} `json:"contacts"`
+	began := time.Now()
+	contacts := map[string]contact{}
+	apply := func(ch change) {
+		if ch.Contact == nil {
+			delete(contacts, ch.ContactID)
+		} else {
+			contacts[ch.ContactID] = *ch.Contact
+		}
 	}
-	if err := c.Query(ctx, newestQuery, nil, &newest); err != nil {
+	end, changes, pages, err := walkFeed(ctx, c, nil, true, apply)
+	if err != nil {
 		return err
 	}
-	var cutoff time.Time
-	if nodes := newest.Contacts.Nodes; len(nodes) > 0 {
-		cutoff = nodes[0].CreatedAt.Add(-settle)
+	if wait := settle - time.Since(began); wait > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		_, more, morePages, err := walkFeed(ctx, c, &end, true, apply)
+		if err != nil {
+			return err
+		}
+		changes, pages = changes+more, pages+morePages
 	}
-
 	w := csv.NewWriter(stdout)
 	if err := w.Write([]string{"phone", "name", "email", "city", "segments"}); err != nil {
 		return err
 	}
-	// The IDs written that the second pass reads again: those created from cutoff on.
-	written := map[string]bool{}
-	n, again := 0, 0
-	write := func(ct contact) error {
+	for _, ct := range byPhone(contacts) {
 		var attrs struct {
 			City string `json:"city"`
 		}
@@ -524,63 +517,30 @@ func export(ctx context.Context, c *Client, settle time.Duration, stdout, stderr
 		for i, s := range ct.Segments {
 			names[i] = s.Name
 		}
-		if !ct.CreatedAt.Before(cutoff) {
-			written[ct.ID] = true
-		}
-		n++
-		return w.Write([]string{ct.Phone, deref(ct.Name), deref(ct.Email), attrs.City, strings.Join(names, ";")})
-	}
-	for after := (*string)(nil); ; {
-		nodes, next, err := contactsPage(ctx, c, "ASC", after)
-		if err != nil {
+		if err := w.Write([]string{ct.Phone, deref(ct.Name), deref(ct.Email), attrs.City, strings.Join(names, ";")}); err != nil {
 			return err
-		}
-		for _, ct := range nodes {
-			if err := write(ct); err != nil {
-				return err
-			}
-		}
-		if after = next; after == nil {
-			break
-		}
-	}
-
-	// The walk is done: let the transactions it may have passed commit, then read
-	// the recent contacts again, newest first.
-	w.Flush()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(settle):
-	}
-	for after := (*string)(nil); ; {
-		nodes, next, err := contactsPage(ctx, c, "DESC", after)
-		if err != nil {
-			return err
-		}
-		for _, ct := range nodes {
-			if ct.CreatedAt.Before(cutoff) {
-				next = nil
-				break
-			}
-			if written[ct.ID] {
-				continue
-			}
-			if err := write(ct); err != nil {
-				return err
-			}
-			again++
-		}
-		if after = next; after == nil {
-			break
 		}
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "exported %d contacts, %d of them found by the second pass\n", n, again)
+	fmt.Fprintf(stderr, "exported %d contacts, from %d changes in %d pages of the feed\n", len(contacts), changes, pages)
 	return nil
+}
+
+// byPhone returns the contacts ordered by phone, a stable order a diff of two
+// exports can follow (phones are unique in a workspace; the ID breaks a tie a
+// mirror may hold for a moment, when one contact took another's former phone).
+func byPhone(contacts map[string]contact) []contact {
+	out := make([]contact, 0, len(contacts))
+	for _, ct := range contacts {
+		out = append(out, ct)
+	}
+	slices.SortFunc(out, func(a, b contact) int {
+		return cmp.Or(strings.Compare(a.Phone, b.Phone), strings.Compare(a.ID, b.ID))
+	})
+	return out
 }
 
 func or(s, def string) string {

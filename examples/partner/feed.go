@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// changesQuery reads a page of the change feed (README, "Mirroring: the change
+// feed", under For partners); export asks for the contacts' segments too.
+const changesQuery = `query Changes($after: String, $segments: Boolean!) {
+  contactChanges(first: 100, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      contactId
+      deletedAt
+      contact { id phone name email attributes createdAt updatedAt segments @include(if: $segments) { name } }
+    }
+  }
+}`
+
+// change is a node of changesQuery: a contact at its latest state, or (Contact nil)
+// its deletion.
+type change struct {
+	ContactID string     `json:"contactId"`
+	DeletedAt *time.Time `json:"deletedAt"`
+	Contact   *contact   `json:"contact"`
+}
+
+// walkFeed reads the change feed from after (nil: from the start) to its end, the
+// first page without a next one, and passes each change to apply, in the feed's
+// order. It returns the last endCursor, where the next poll starts (never empty at
+// the feed's end), and how many changes and pages it read.
+func walkFeed(ctx context.Context, c *Client, after *string, segments bool, apply func(change)) (end string, changes, pages int, err error) {
+	for {
+		var out struct {
+			ContactChanges struct {
+				PageInfo struct {
+					HasNextPage bool   `json:"hasNextPage"`
+					EndCursor   string `json:"endCursor"`
+				} `json:"pageInfo"`
+				Nodes []change `json:"nodes"`
+			} `json:"contactChanges"`
+		}
+		if err := c.Query(ctx, changesQuery, map[string]any{"after": after, "segments": segments}, &out); err != nil {
+			return "", changes, pages, err
+		}
+		pages++
+		for _, ch := range out.ContactChanges.Nodes {
+			apply(ch)
+			changes++
+		}
+		p := out.ContactChanges.PageInfo
+		if p.EndCursor == "" {
+			return "", changes, pages, errors.New("contactChanges: a page without an endCursor")
+		}
+		if !p.HasNextPage {
+			return p.EndCursor, changes, pages, nil
+		}
+		after = &p.EndCursor
+	}
+}
