@@ -1721,7 +1721,7 @@ The input of ` + "`" + `assignContactsToSegments` + "`" + `: the contacts by ` +
 ` + "`" + `contactsMatching` + "`" + `, exactly one of them (both or neither is INVALID).
 """
 input AssignContactsToSegmentsInput {
-  """The contacts to add (at most 1,000). Repeats count once."""
+  """The contacts to add (at most 1,000 IDs, repeats included). A repeated ID counts once in the change."""
   contactIds: [ID!]
   """
   Adds every contact that this selection matches, as ` + "`" + `Query.contacts` + "`" + ` with the same
@@ -1730,7 +1730,7 @@ input AssignContactsToSegmentsInput {
   changes). Matching nobody changes nothing.
   """
   contactsMatching: ContactSelection @costsAs(items: 5000)
-  """The segments to add them to (at most 100). Repeats count once."""
+  """The segments to add them to (at most 100 IDs, repeats included). A repeated ID counts once in the change."""
   segmentIds: [ID!]!
 }
 
@@ -1757,14 +1757,14 @@ The input of ` + "`" + `removeContactsFromSegments` + "`" + `: the contacts by `
 ` + "`" + `contactsMatching` + "`" + `, exactly one of them (both or neither is INVALID).
 """
 input RemoveContactsFromSegmentsInput {
-  """The contacts to remove (at most 1,000). Repeats count once."""
+  """The contacts to remove (at most 1,000 IDs, repeats included). A repeated ID counts once in the change."""
   contactIds: [ID!]
   """
   Removes every contact that this selection matches, with the rules of
   ` + "`" + `AssignContactsToSegmentsInput.contactsMatching` + "`" + `.
   """
   contactsMatching: ContactSelection @costsAs(items: 5000)
-  """The segments to remove them from (at most 100). Repeats count once."""
+  """The segments to remove them from (at most 100 IDs, repeats included). A repeated ID counts once in the change."""
   segmentIds: [ID!]!
 }
 

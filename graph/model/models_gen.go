@@ -15,14 +15,14 @@ import (
 // The input of `assignContactsToSegments`: the contacts by `contactIds` or by
 // `contactsMatching`, exactly one of them (both or neither is INVALID).
 type AssignContactsToSegmentsInput struct {
-	// The contacts to add (at most 1,000). Repeats count once.
+	// The contacts to add (at most 1,000 IDs, repeats included). A repeated ID counts once in the change.
 	ContactIds []string `json:"contactIds,omitempty"`
 	// Adds every contact that this selection matches, as `Query.contacts` with the same
 	// `search` and `filter` lists them, read when the change runs: at most 100,000
 	// contacts, and at most 500,000 contacts times segments (more is TOO_MANY, and nothing
 	// changes). Matching nobody changes nothing.
 	ContactsMatching *ContactSelection `json:"contactsMatching,omitempty"`
-	// The segments to add them to (at most 100). Repeats count once.
+	// The segments to add them to (at most 100 IDs, repeats included). A repeated ID counts once in the change.
 	SegmentIds []string `json:"segmentIds"`
 }
 
@@ -150,12 +150,12 @@ type Query struct {
 // The input of `removeContactsFromSegments`: the contacts by `contactIds` or by
 // `contactsMatching`, exactly one of them (both or neither is INVALID).
 type RemoveContactsFromSegmentsInput struct {
-	// The contacts to remove (at most 1,000). Repeats count once.
+	// The contacts to remove (at most 1,000 IDs, repeats included). A repeated ID counts once in the change.
 	ContactIds []string `json:"contactIds,omitempty"`
 	// Removes every contact that this selection matches, with the rules of
 	// `AssignContactsToSegmentsInput.contactsMatching`.
 	ContactsMatching *ContactSelection `json:"contactsMatching,omitempty"`
-	// The segments to remove them from (at most 100). Repeats count once.
+	// The segments to remove them from (at most 100 IDs, repeats included). A repeated ID counts once in the change.
 	SegmentIds []string `json:"segmentIds"`
 }
 
