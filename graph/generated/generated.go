@@ -1544,10 +1544,11 @@ type Query {
     orderBy: ContactOrder
   ): ContactConnection!
   """
-  The workspace's contacts deleted (by ` + "`" + `deleteContacts` + "`" + `) at or after ` + "`" + `since` + "`" + `, oldest
-  deletion first, for a mirror of the contacts to delete them too. Deletions are
-  listed for 30 days: a ` + "`" + `since` + "`" + ` older than that lists what is left of them, not
-  everything since then.
+  The workspace's contacts deleted at or after ` + "`" + `since` + "`" + ` (by ` + "`" + `deleteContacts` + "`" + `, or any
+  other deletion of a contact but its workspace's), oldest deletion first, for a
+  mirror of the contacts to delete them too. Deletions are listed for 30 days: a
+  ` + "`" + `since` + "`" + ` older than that lists what is left of them, not everything since then.
+  ` + "`" + `contactChanges` + "`" + ` lists deletions too, and never passes one that commits late.
   """
   deletedContacts(
     """Lists deletions at or after this instant."""
