@@ -38,8 +38,11 @@ const (
 // Caps of a bulk membership change's contactsMatching, checked in its transaction
 // once the selection is known: the contacts it selects, and those times its segments
 // (the memberships it may add or remove). They keep the change within the request's
-// timeout (10 s by default) with room to spare; the measurements are in
-// internal/store's matching.go.
+// timeout (10 s by default) with room to spare. Assignments measured on the 2-core
+// test machine under load (a workspace of 300,000 contacts): 100,000 contacts to 1
+// segment 1.3 s, to 5 segments 3.3-4.5 s (500,000 memberships), 10,000 to 50 2.6 s,
+// 5,000 to 100 3.6 s; removals about half that. So 1M memberships would take about
+// 9 s, too close to the timeout.
 const (
 	MaxMatchedContacts    = 100_000
 	MaxMatchedMemberships = 500_000

@@ -22,7 +22,7 @@ import (
 // to the change, which passes them to insertMemberships or deleteMemberships as
 // given IDs are: so those statements, their plans and their retry stay as they are.
 // At the cap the IDs are 100,000 rows back and an array of 0.7 MB out, a few tens
-// of milliseconds beside the seconds of the insert (matchingCost).
+// of milliseconds beside the seconds of the insert (crm.MaxMatchedMemberships).
 //
 // The statement reads at most one contact more than the cap (matchedCap): over it,
 // the change is TOO_MANY at contactsMatching, and a second statement counts the
