@@ -71,8 +71,8 @@ func (e *ResyncError) Error() string {
 type ContactChanges struct {
 	Page[crm.ContactChange]
 	// EndCursor is where the next poll starts, never empty: the last item's cursor
-	// while more changes follow (HasNextPage), else a cursor at the horizon, past
-	// every change listed and every one before it (an empty page's too).
+	// while more changes follow (HasNextPage), else one at the workspace's last
+	// change listed (an empty page's: where it started), with its time refreshed.
 	EndCursor string
 }
 
@@ -256,10 +256,25 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 	if more {
 		out.EndCursor = out.Cursor(len(items) - 1)
 	} else {
-		// Just below the horizon, past every id: the next poll starts at the
-		// horizon's transaction. Every deletion after it is one a transaction at or
-		// above the horizon made, running when the statement began or later.
-		out.EndCursor = encodeChangeCursor(horizon-1, math.MaxInt64, start, epoch)
+		// At the workspace's last change listed, or where the page started when it
+		// listed none: every change of the workspace below the horizon is listed, so
+		// its next one has a transaction ID at or above the horizon, after this
+		// cursor. The horizon, the end cursor before, moves with every tenant's
+		// writes, and let one workspace's key count the whole server's; the
+		// workspace's own IDs still show how many transactions ran between its own
+		// changes (a known limit). A page from the start that listed nothing starts past every ID of
+		// transaction 0, which only rows older than the feed have, and none here.
+		at, atID := from, fromID
+		if n := len(items); n > 0 {
+			at, atID = xids[n-1], items[n-1].ContactID
+		} else if atID == 0 {
+			atID = math.MaxInt64
+		}
+		// Its time is refreshed to start all the same: a deletion after the cursor
+		// is one a transaction at or above the horizon made, running when the
+		// statement began or later, so it began at most one transaction's length
+		// before start (ChangeCursorLifetime).
+		out.EndCursor = encodeChangeCursor(at, atID, start, epoch)
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -166,7 +167,7 @@ func TestContactChangesNeverSkipLateCommits(t *testing.T) {
 }
 
 // TestContactChangesEndCursor proves that an empty feed still answers a cursor
-// (at the horizon) from which the next poll lists what follows, that the cursor of
+// (where it started) from which the next poll lists what follows, that the cursor of
 // another list or a tampered one is an input error, and that a cursor older than
 // store.ChangeCursorLifetime, or ahead of the database's transactions (a restore into
 // a new cluster), is refused with a store.ResyncError.
@@ -289,6 +290,67 @@ func TestCheckChangesAhead(t *testing.T) {
 	storetest.Exec(t, s.DB(), "ALTER TABLE contacts ENABLE TRIGGER contacts_change_xid")
 	if ahead, err := s.CheckChangesAhead(ctx); err != nil || len(ahead) != 1 || ahead[0].WorkspaceID != ws.ID {
 		t.Errorf("a contact stamped ahead: %+v, %v; want its workspace alone", ahead, err)
+	}
+}
+
+// changeCursor decodes a cursor of the feed into its JSON fields.
+func changeCursor(t *testing.T, c string) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestContactChangesEndCursorIsTheWorkspaces proves that the feed's end cursor
+// tells a workspace nothing of the others' writes: it stays at the workspace's own
+// last change, where it was at the horizon, which every tenant's transactions move
+// (25 upserts in another workspace moved it by 25). Only its time moves on.
+func TestContactChangesEndCursorIsTheWorkspaces(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	a, _ := storetest.Workspace(t, s)
+	b, _ := storetest.Workspace(t, s)
+	up, err := s.UpsertContacts(ctx, a.ID, []crm.ContactInput{{Phone: "+919700000001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, end := pollUntil(t, s, ctx, a.ID, nil, []int64{up.Contacts[0].ID})
+	first := 10
+	p, err := s.ContactChanges(ctx, a.ID, crm.PageArgs{First: &first, After: &end})
+	if err != nil || len(p.Items) != 0 {
+		t.Fatalf("A's feed at its end: %v, %v", feedIDs(p.Items), err)
+	}
+	before := changeCursor(t, p.EndCursor)
+	var bIDs []int64
+	for i := range 25 {
+		up, err := s.UpsertContacts(ctx, b.ID, []crm.ContactInput{{Phone: fmt.Sprintf("+9197000001%02d", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bIDs = append(bIDs, up.Contacts[0].ID)
+	}
+	pollUntil(t, s, ctx, b.ID, nil, bIDs) // the horizon is past B's writes
+	p, err = s.ContactChanges(ctx, a.ID, crm.PageArgs{First: &first, After: &end})
+	if err != nil || len(p.Items) != 0 {
+		t.Fatalf("A's feed at its end, again: %v, %v", feedIDs(p.Items), err)
+	}
+	after := changeCursor(t, p.EndCursor)
+	if after["v"] != before["v"] || after["i"] != before["i"] {
+		t.Errorf("B's 25 writes moved A's end cursor from (%v, %v) to (%v, %v)", before["v"], before["i"], after["v"], after["i"])
+	}
+	// At A's one change: where its cursor is.
+	all, err := s.ContactChanges(ctx, a.ID, crm.PageArgs{First: &first})
+	if err != nil || len(all.Items) != 1 {
+		t.Fatalf("A's feed: %v, %v", feedIDs(all.Items), err)
+	}
+	if last := changeCursor(t, all.Cursor(0)); last["v"] != after["v"] {
+		t.Errorf("A's end cursor at %v, its last change at %v", after["v"], last["v"])
 	}
 }
 
