@@ -338,13 +338,15 @@ const restampBatch = 5000
 func (s *Store) RepairChangesAhead(ctx context.Context) (ahead []ChangesAhead, epoch int64, err error) {
 	err = s.InTurn(ctx, "change feed epoch", func() error {
 		var recorded, stored sql.NullInt64
-		var current int64
-		if err := s.db.QueryRowContext(ctx, `SELECT e.system_identifier, e.epoch, c.system_identifier
-			FROM pg_control_system() AS c LEFT JOIN change_feed_epoch AS e ON true`).Scan(&recorded, &stored, &current); err != nil {
+		if err := s.db.QueryRowContext(ctx, `SELECT e.system_identifier, e.epoch
+			FROM (SELECT) AS one LEFT JOIN change_feed_epoch AS e ON true`).Scan(&recorded, &stored); err != nil {
 			return fmt.Errorf("store: read the change feed's epoch: %w", err)
 		}
+		current, err := s.systemIdentifier(ctx, recorded)
+		if err != nil {
+			return err
+		}
 		epoch = stored.Int64
-		var err error
 		if ahead, err = s.CheckChangesAhead(ctx); err != nil {
 			return err
 		}
@@ -386,6 +388,23 @@ func (s *Store) RepairChangesAhead(ctx context.Context) (ahead []ChangesAhead, e
 		return nil
 	})
 	return ahead, epoch, err
+}
+
+// systemIdentifier returns the PostgreSQL cluster's system identifier
+// (pg_control_system()), which tells a pg_upgrade or a restore from the cluster the
+// epoch was recorded on. A managed PostgreSQL may not let the owner call it
+// (insufficient_privilege): then the cluster counts as the one recorded (none:
+// 0), and only rows stamped ahead tell a restore, which is what bumps the epoch.
+func (s *Store) systemIdentifier(ctx context.Context, recorded sql.NullInt64) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, "SELECT system_identifier FROM pg_control_system()").Scan(&id)
+	if pgErr := pgError(err); pgErr != nil && pgErr.Code == insufficientPrivilege {
+		return recorded.Int64, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: read the cluster's system identifier: %w", err)
+	}
+	return id, nil
 }
 
 // restamp stamps again the rows of table (contacts or deleted_contacts) in workspace
