@@ -22,8 +22,9 @@ count or bitmaps have drifted or that has such memberships, and a summary, and e
 with status 3 when it found any. It also reports a trigger that maintains them and
 is missing or disabled (status 3 too: they would drift again), and a workspace whose
 contacts carry transaction IDs this database has not run yet (status 3: a dump
-restored into a new cluster, which voids the contactChanges cursors; the mirrors
-must sync again from after: null, which no repair can spare them). It looks for segment
+restored into a new cluster; contactChanges omits them until they are stamped again,
+as --repair and every command that migrates, serve too, do, refusing the cursors
+made before: the mirrors must sync again from after: null). It looks for segment
 names and descriptions and contact names and emails that are not composed (Unicode
 NFC), as a server of a version before 20261206000003_compose_texts still writes
 them during a rolling upgrade, and which search misses: one line per segment and
@@ -38,7 +39,8 @@ naming them, unchecked (exit status 1).
              and bitmaps as they were), set each drifted count to the real number
              of memberships or contacts and rebuild each drifted segment's bitmaps,
              in one transaction each, and compose texts that are not, moving
-             their updated_at; it reports what it found, as a check would have,
+             their updated_at, and stamp again the contacts and deletions
+             whose transaction IDs are ahead; it reports what it found, as a check would have,
              and exits 0; safe while the server runs and writes. A segment name
              whose composed form is another segment's name is left as it is,
              reported "not repaired" (exit status 3): rename one of the two, then
@@ -81,13 +83,23 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	for _, p := range problems {
 		fmt.Fprintf(stdout, "broken: %s; counts, bitmaps, memberships' references or the change feed go wrong with every change\n", p)
 	}
-	ahead, err := s.CheckChangesAhead(ctx)
+	var ahead []store.ChangesAhead
+	if repair {
+		ahead, _, err = s.RepairChangesAhead(ctx)
+	} else {
+		ahead, err = s.CheckChangesAhead(ctx)
+	}
 	if err != nil {
 		return err
 	}
 	for _, a := range ahead {
+		if repair {
+			fmt.Fprintf(stdout, "repaired: workspace %d %q: %d contact(s) and %d deletion(s) changed by transactions this database has not run (a restore into a new cluster) stamped again; contactChanges cursors made before are refused: resync every mirror from after: null\n",
+				a.WorkspaceID, a.WorkspaceName, a.Contacts, a.Deletions)
+			continue
+		}
 		problems = append(problems, "change IDs ahead")
-		fmt.Fprintf(stdout, "broken: workspace %d %q: contacts changed by transactions this database has not run (a restore into a new cluster); contactChanges cursors are void: resync every mirror from after: null\n",
+		fmt.Fprintf(stdout, "broken: workspace %d %q: contacts changed by transactions this database has not run (a restore into a new cluster), which contactChanges omits; \"segments check --repair\" (or serve) stamps them again, voiding the cursors made before: then resync every mirror from after: null\n",
 			a.WorkspaceID, a.WorkspaceName)
 	}
 

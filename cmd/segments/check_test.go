@@ -226,6 +226,37 @@ func TestCheckRepairsUncountedOrphans(t *testing.T) {
 	}
 }
 
+// TestCheckRepairsChangesAhead runs "segments check" on the demo workspace whose
+// contacts carry transaction IDs ahead of the database's, as a dump restored into a
+// new cluster leaves them: the check reports the workspace (exit 3); --repair stamps
+// them again, reporting how many, and exits 0 (it repaired nothing, exit 3, before);
+// the next check is clean.
+func TestCheckRepairsChangesAhead(t *testing.T) {
+	ctx := context.Background()
+	dbURL, runCheck := seededForCheck(t)
+	conn := storetest.Conn(t, dbURL)
+	var ws, contacts int64
+	if err := conn.QueryRow(ctx, `SELECT workspace_id, count(*) FROM contacts GROUP BY 1`).Scan(&ws, &contacts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `BEGIN; ALTER TABLE contacts DISABLE TRIGGER contacts_change_xid;
+		UPDATE contacts SET change_xid = (pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1000)::text::xid8;
+		ALTER TABLE contacts ENABLE TRIGGER contacts_change_xid; COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCheck()
+	if exitCode(err) != 3 || !strings.Contains(out, fmt.Sprintf(`broken: workspace %d "Demo": contacts changed by transactions this database has not run`, ws)) {
+		t.Errorf("check with changes ahead: %v\n%s", err, out)
+	}
+	out, err = runCheck("--repair")
+	if err != nil || !strings.Contains(out, fmt.Sprintf(`repaired: workspace %d "Demo": %d contact(s) and 0 deletion(s) changed by transactions this database has not run`, ws, contacts)) {
+		t.Errorf("check --repair with changes ahead: %v\n%s", err, out)
+	}
+	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
+		t.Fatalf("check after the repair: %v\n%s", err, out)
+	}
+}
+
 // TestCheckTexts runs "segments check" on texts that are not composed (NFC), written
 // straight into the tables as a server older than migration
 // 20261206000003_compose_texts writes them during a rolling upgrade: a segment whose

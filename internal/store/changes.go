@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/uptrace/bun"
 
 	"github.com/segments/segments/internal/crm"
 )
@@ -30,6 +32,12 @@ import (
 // the end (its row holds its latest transaction), so each contact is listed once, at
 // its latest state; a deleted contact is listed by its deletion (its row is gone
 // from contacts, its deletion is in deleted_contacts).
+//
+// A dump restored into a new cluster starts the transaction IDs again, below the
+// rows' change_xid: the store stamps those rows again as it opens
+// (RepairChangesAhead, from Migrate), and bumps the feed's epoch
+// (change_feed_epoch, migration 20261212000001), which every cursor carries: a
+// cursor of another epoch names a place in another cluster's order, and is refused.
 
 // changeList names the change feed in its cursors.
 const changeList listKind = "x"
@@ -63,17 +71,19 @@ func (e *ResyncError) Error() string {
 type ContactChanges struct {
 	Page[crm.ContactChange]
 	// EndCursor is where the next poll starts, never empty: the last item's cursor
-	// while more changes follow (HasNextPage), else a cursor at the horizon, past
-	// every change listed and every one before it (an empty page's too).
+	// while more changes follow (HasNextPage), else one at the workspace's last
+	// change listed (an empty page's: where it started), with its time refreshed.
 	EndCursor string
 }
 
 // changeRow is a row of the feed's statement: a contact changed, a deletion, or
-// (horizonRow) the horizon and the next transaction ID, which every answer ends with.
+// (horizonRow) the horizon, the next transaction ID and the feed's epoch, which
+// every answer ends with.
 type changeRow struct {
 	ID         pgtype.Int8
 	Xid        string // change_xid, or the horizon
 	Next       pgtype.Text
+	Epoch      pgtype.Int8
 	HorizonRow bool
 	Phone      pgtype.Text // null: a deletion
 	Name       *string
@@ -93,6 +103,8 @@ func (r *changeRow) dest(col string) any {
 		return &r.Xid
 	case "next":
 		return &r.Next
+	case "epoch":
+		return &r.Epoch
 	case "horizon_row":
 		return &r.HorizonRow
 	case "phone":
@@ -116,11 +128,13 @@ func (r *changeRow) dest(col string) any {
 // changesSQL reads a page of the feed in one statement: the contacts and the
 // deletions after the cursor and below the horizon, each side by its index and cut to
 // the page (and one more, to tell whether more follow), merged; then a row of the
-// horizon, which an empty page needs for its end cursor. The page's contacts are read
-// whole here, not one statement per node.
+// horizon, the next transaction ID and the feed's epoch, against which the cursor is
+// checked. The page's contacts are read whole here, not one statement per node.
 const changesSQL = `
 WITH h AS MATERIALIZED (
-    SELECT pg_snapshot_xmin(s) AS horizon, pg_snapshot_xmax(s) AS next FROM pg_current_snapshot() AS s
+    SELECT pg_snapshot_xmin(s) AS horizon, pg_snapshot_xmax(s) AS next,
+           coalesce((SELECT epoch FROM change_feed_epoch), 0) AS epoch
+      FROM pg_current_snapshot() AS s
 ), changed AS (
     SELECT * FROM (
         (SELECT c.id, c.change_xid, c.phone, c.name, c.email, c.attributes, c.created_at, c.updated_at,
@@ -139,16 +153,17 @@ WITH h AS MATERIALIZED (
     ORDER BY change_xid, id LIMIT ?3
 )
 SELECT id, change_xid::text AS change_xid, phone, name, email, attributes, created_at, updated_at, deleted_at,
-       NULL::text AS next, false AS horizon_row
+       NULL::text AS next, NULL::bigint AS epoch, false AS horizon_row
   FROM changed
 UNION ALL
-SELECT NULL, horizon::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, next::text, true FROM h`
+SELECT NULL, horizon::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, next::text, epoch, true FROM h`
 
 // ContactChanges returns one page of the change feed of workspace ws: the contacts
 // created, updated or deleted after the cursor args.After (nil: from the start),
 // oldest change first, each at its latest state. Only args.First and args.After are
 // read. A cursor older than ChangeCursorLifetime, or ahead of the database's
-// transactions (a restore into another cluster), is refused with a *ResyncError.
+// transactions, or of another epoch of the feed (made before a restore into another
+// cluster), is refused with a *ResyncError.
 func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs) (ContactChanges, error) {
 	if err := args.Validate(); err != nil {
 		return ContactChanges{}, err
@@ -159,7 +174,7 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 	start := time.Now().UTC().Truncate(time.Microsecond)
 	since := start
 	var from uint64
-	var fromID int64
+	var fromID, fromEpoch int64
 	if args.After != nil {
 		c, err := decodeCursor("after", *args.After, changesByXid)
 		if err != nil {
@@ -170,7 +185,7 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 				"the cursor is %d days old; deletions are kept %d days, and a cursor resumes the feed for %d",
 				int(age/(24*time.Hour)), int(DeletedContactsRetention/(24*time.Hour)), int(ChangeCursorLifetime/(24*time.Hour)))}
 		}
-		from, fromID, since = uint64(c.Value.(int64)), c.ID, c.since
+		from, fromID, since, fromEpoch = uint64(c.Value.(int64)), c.ID, c.since, c.Epoch
 	}
 	size := args.Size()
 	xid := strconv.FormatUint(from, 10)
@@ -179,6 +194,7 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 		return ContactChanges{}, err
 	}
 	var horizon, next uint64
+	var epoch int64
 	changes := rows[:0]
 	for i := range rows {
 		r := &rows[i]
@@ -190,12 +206,20 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 			if next, err = strconv.ParseUint(r.Next.String, 10, 64); err != nil {
 				return ContactChanges{}, fmt.Errorf("store: next transaction ID %q: %w", r.Next.String, err)
 			}
+			epoch = r.Epoch.Int64
 			continue
 		}
 		changes = append(changes, *r)
 	}
 	if horizon == 0 {
 		return ContactChanges{}, fmt.Errorf("store: the change feed's statement returned no horizon")
+	}
+	if args.After != nil && fromEpoch != epoch {
+		// The store stamped the changes again since the cursor was made (a dump
+		// restored into a new cluster): its place is in another order, also once
+		// the new transaction IDs pass it.
+		return ContactChanges{}, &ResyncError{Reason: fmt.Sprintf(
+			"the cursor was made before the database was restored into a new cluster (the feed's epoch is %d, the cursor's %d)", epoch, fromEpoch)}
 	}
 	if from >= next {
 		// The cursor names a transaction this database has not run: its IDs started
@@ -226,25 +250,40 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 		HasNextPage:     more,
 		HasPreviousPage: args.After != nil,
 		cursor: func(i int) string {
-			return encodeChangeCursor(xids[i], items[i].ContactID, since)
+			return encodeChangeCursor(xids[i], items[i].ContactID, since, epoch)
 		},
 	}}
 	if more {
 		out.EndCursor = out.Cursor(len(items) - 1)
 	} else {
-		// Just below the horizon, past every id: the next poll starts at the
-		// horizon's transaction. Every deletion after it is one a transaction at or
-		// above the horizon made, running when the statement began or later.
-		out.EndCursor = encodeChangeCursor(horizon-1, math.MaxInt64, start)
+		// At the workspace's last change listed, or where the page started when it
+		// listed none: every change of the workspace below the horizon is listed, so
+		// its next one has a transaction ID at or above the horizon, after this
+		// cursor. The horizon, the end cursor before, moves with every tenant's
+		// writes, and let one workspace's key count the whole server's; the
+		// workspace's own IDs still show how many transactions ran between its own
+		// changes (a known limit). A page from the start that listed nothing starts past every ID of
+		// transaction 0, which only rows older than the feed have, and none here.
+		at, atID := from, fromID
+		if n := len(items); n > 0 {
+			at, atID = xids[n-1], items[n-1].ContactID
+		} else if atID == 0 {
+			atID = math.MaxInt64
+		}
+		// Its time is refreshed to start all the same: a deletion after the cursor
+		// is one a transaction at or above the horizon made, running when the
+		// statement began or later, so it began at most one transaction's length
+		// before start (ChangeCursorLifetime).
+		out.EndCursor = encodeChangeCursor(at, atID, start, epoch)
 	}
 	return out, nil
 }
 
-// encodeChangeCursor writes the cursor of the feed's position (xid, id), whose
-// feed holds every deletion from since on: a cursor of changesByXid with since as
-// "t".
-func encodeChangeCursor(xid uint64, id int64, since time.Time) string {
-	j, err := json.Marshal(cursor{List: changeList, Key: changesByXid.name, Value: int64(xid), ID: id, Since: since.UTC().Format(time.RFC3339Nano)})
+// encodeChangeCursor writes the cursor of the feed's position (xid, id) in the
+// feed's epoch, whose feed holds every deletion from since on: a cursor of
+// changesByXid with since as "t" and epoch as "e".
+func encodeChangeCursor(xid uint64, id int64, since time.Time, epoch int64) string {
+	j, err := json.Marshal(cursor{List: changeList, Key: changesByXid.name, Value: int64(xid), ID: id, Since: since.UTC().Format(time.RFC3339Nano), Epoch: epoch})
 	if err != nil {
 		panic(fmt.Sprintf("store: encode cursor: %v", err)) // numbers and a string
 	}
@@ -256,6 +295,9 @@ func encodeChangeCursor(xid uint64, id int64, since time.Time) string {
 type ChangesAhead struct {
 	WorkspaceID   int64  `bun:"workspace_id"`
 	WorkspaceName string `bun:"workspace_name"`
+	// Contacts and Deletions are the rows RepairChangesAhead stamped again (a
+	// check counts none).
+	Contacts, Deletions int64 `bun:"-"`
 }
 
 // CheckChangesAhead returns every workspace holding a change_xid at or above the
@@ -275,4 +317,116 @@ func (s *Store) CheckChangesAhead(ctx context.Context) ([]ChangesAhead, error) {
 		return nil, fmt.Errorf("store: check change IDs: %w", err)
 	}
 	return out, nil
+}
+
+// restampBatch is how many rows of a workspace RepairChangesAhead stamps again in one
+// transaction: each holds its rows' locks until it commits, and a workspace of 1M
+// contacts must not be one statement under the statement timeout.
+const restampBatch = 5000
+
+// RepairChangesAhead stamps again, with transaction IDs of this database, the
+// contacts and deletions CheckChangesAhead finds stamped ahead of it (a dump restored
+// into a new cluster), so that the feed lists them now rather than once the IDs catch
+// up, which may be never; and it bumps the feed's epoch first, so that every cursor
+// made before is refused (RESYNC_REQUIRED), even once the new IDs pass its own. It
+// records the cluster's system identifier too: one that differs with nothing ahead
+// (pg_upgrade, which keeps the IDs; or a restore into a cluster whose IDs are past the
+// rows' already, which it cannot tell from it) changes nothing else. It returns the workspaces it stamped again, with their rows, and the
+// feed's epoch. Migrate runs it as every command opens the database, and segments
+// check --repair; processes that run it at once take turns. It writes nothing when
+// there is nothing to do.
+func (s *Store) RepairChangesAhead(ctx context.Context) (ahead []ChangesAhead, epoch int64, err error) {
+	err = s.InTurn(ctx, "change feed epoch", func() error {
+		var recorded, stored sql.NullInt64
+		if err := s.db.QueryRowContext(ctx, `SELECT e.system_identifier, e.epoch
+			FROM (SELECT) AS one LEFT JOIN change_feed_epoch AS e ON true`).Scan(&recorded, &stored); err != nil {
+			return fmt.Errorf("store: read the change feed's epoch: %w", err)
+		}
+		current, err := s.systemIdentifier(ctx, recorded)
+		if err != nil {
+			return err
+		}
+		epoch = stored.Int64
+		if ahead, err = s.CheckChangesAhead(ctx); err != nil {
+			return err
+		}
+		if len(ahead) == 0 && recorded.Valid && recorded.Int64 == current && stored.Valid {
+			return nil
+		}
+		if len(ahead) > 0 {
+			// Before the rows are stamped again, and committed apart: a process
+			// stopped halfway leaves a new epoch and rows still ahead, which the next
+			// open stamps again, bumping the epoch again, which refuses nothing a
+			// mirror should keep. (A cursor of the new epoch made meanwhile is past
+			// no row still ahead: those get IDs above it.)
+			epoch++
+		}
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO change_feed_epoch (one, system_identifier, epoch) VALUES (true, ?, ?)
+			ON CONFLICT (one) DO UPDATE SET system_identifier = EXCLUDED.system_identifier, epoch = EXCLUDED.epoch`, current, epoch); err != nil {
+			return fmt.Errorf("store: record the change feed's epoch: %w", err)
+		}
+		if len(ahead) == 0 {
+			if recorded.Valid {
+				s.log.Info("the database runs on another PostgreSQL cluster than before (pg_upgrade, or a restore), and no change is ahead of its transactions: the change feed's cursors stay valid",
+					"system_identifier", current, "was", recorded.Int64)
+			}
+			return nil
+		}
+		for i := range ahead {
+			a := &ahead[i]
+			for _, t := range []struct {
+				table string
+				n     *int64
+			}{{"contacts", &a.Contacts}, {"deleted_contacts", &a.Deletions}} {
+				if err := s.restamp(ctx, t.table, a.WorkspaceID, t.n); err != nil {
+					return err
+				}
+			}
+			s.log.Warn("change feed: the workspace's changes were stamped by transactions this database has not run (a dump restored into a new cluster), and are stamped again; cursors made before are refused: every mirror syncs again from after: null",
+				"workspace_id", a.WorkspaceID, "workspace", a.WorkspaceName, "contacts", a.Contacts, "deletions", a.Deletions, "epoch", epoch)
+		}
+		return nil
+	})
+	return ahead, epoch, err
+}
+
+// systemIdentifier returns the PostgreSQL cluster's system identifier
+// (pg_control_system()), which tells a pg_upgrade or a restore from the cluster the
+// epoch was recorded on. A managed PostgreSQL may not let the owner call it
+// (insufficient_privilege): then the cluster counts as the one recorded (none:
+// 0), and only rows stamped ahead tell a restore, which is what bumps the epoch.
+func (s *Store) systemIdentifier(ctx context.Context, recorded sql.NullInt64) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, "SELECT system_identifier FROM pg_control_system()").Scan(&id)
+	if pgErr := pgError(err); pgErr != nil && pgErr.Code == insufficientPrivilege {
+		return recorded.Int64, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: read the cluster's system identifier: %w", err)
+	}
+	return id, nil
+}
+
+// restamp stamps again the rows of table (contacts or deleted_contacts) in workspace
+// ws whose change_xid is ahead of the database's next transaction ID, restampBatch at
+// a time, adding their number to n: an update that changes nothing lets the trigger
+// (set_change_xid) stamp the transaction's ID, and no other trigger fires. The rows
+// are found by the feed's index, and updated by their ctid (a TID scan).
+func (s *Store) restamp(ctx context.Context, table string, ws int64, n *int64) error {
+	for {
+		res, err := s.db.ExecContext(ctx, `UPDATE ? SET change_xid = change_xid
+			WHERE ctid = ANY (ARRAY(SELECT ctid FROM ? WHERE workspace_id = ? AND change_xid >= pg_snapshot_xmax(pg_current_snapshot())
+			                        ORDER BY change_xid, id LIMIT ?))`, bun.Ident(table), bun.Ident(table), ws, restampBatch)
+		if err != nil {
+			return fmt.Errorf("store: stamp the changes of workspace %d in %s again: %w", ws, table, err)
+		}
+		done, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		*n += done
+		if done < restampBatch {
+			return nil
+		}
+	}
 }

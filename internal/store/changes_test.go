@@ -1,10 +1,13 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -164,7 +167,7 @@ func TestContactChangesNeverSkipLateCommits(t *testing.T) {
 }
 
 // TestContactChangesEndCursor proves that an empty feed still answers a cursor
-// (at the horizon) from which the next poll lists what follows, that the cursor of
+// (where it started) from which the next poll lists what follows, that the cursor of
 // another list or a tampered one is an input error, and that a cursor older than
 // store.ChangeCursorLifetime, or ahead of the database's transactions (a restore into
 // a new cluster), is refused with a store.ResyncError.
@@ -287,5 +290,162 @@ func TestCheckChangesAhead(t *testing.T) {
 	storetest.Exec(t, s.DB(), "ALTER TABLE contacts ENABLE TRIGGER contacts_change_xid")
 	if ahead, err := s.CheckChangesAhead(ctx); err != nil || len(ahead) != 1 || ahead[0].WorkspaceID != ws.ID {
 		t.Errorf("a contact stamped ahead: %+v, %v; want its workspace alone", ahead, err)
+	}
+}
+
+// changeCursor decodes a cursor of the feed into its JSON fields.
+func changeCursor(t *testing.T, c string) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestContactChangesEndCursorIsTheWorkspaces proves that the feed's end cursor
+// tells a workspace nothing of the others' writes: it stays at the workspace's own
+// last change, where it was at the horizon, which every tenant's transactions move
+// (25 upserts in another workspace moved it by 25). Only its time moves on.
+func TestContactChangesEndCursorIsTheWorkspaces(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	a, _ := storetest.Workspace(t, s)
+	b, _ := storetest.Workspace(t, s)
+	up, err := s.UpsertContacts(ctx, a.ID, []crm.ContactInput{{Phone: "+919700000001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, end := pollUntil(t, s, ctx, a.ID, nil, []int64{up.Contacts[0].ID})
+	first := 10
+	p, err := s.ContactChanges(ctx, a.ID, crm.PageArgs{First: &first, After: &end})
+	if err != nil || len(p.Items) != 0 {
+		t.Fatalf("A's feed at its end: %v, %v", feedIDs(p.Items), err)
+	}
+	before := changeCursor(t, p.EndCursor)
+	var bIDs []int64
+	for i := range 25 {
+		up, err := s.UpsertContacts(ctx, b.ID, []crm.ContactInput{{Phone: fmt.Sprintf("+9197000001%02d", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bIDs = append(bIDs, up.Contacts[0].ID)
+	}
+	pollUntil(t, s, ctx, b.ID, nil, bIDs) // the horizon is past B's writes
+	p, err = s.ContactChanges(ctx, a.ID, crm.PageArgs{First: &first, After: &end})
+	if err != nil || len(p.Items) != 0 {
+		t.Fatalf("A's feed at its end, again: %v, %v", feedIDs(p.Items), err)
+	}
+	after := changeCursor(t, p.EndCursor)
+	if after["v"] != before["v"] || after["i"] != before["i"] {
+		t.Errorf("B's 25 writes moved A's end cursor from (%v, %v) to (%v, %v)", before["v"], before["i"], after["v"], after["i"])
+	}
+	// At A's one change: where its cursor is.
+	all, err := s.ContactChanges(ctx, a.ID, crm.PageArgs{First: &first})
+	if err != nil || len(all.Items) != 1 {
+		t.Fatalf("A's feed: %v, %v", feedIDs(all.Items), err)
+	}
+	if last := changeCursor(t, all.Cursor(0)); last["v"] != after["v"] {
+		t.Errorf("A's end cursor at %v, its last change at %v", after["v"], last["v"])
+	}
+}
+
+// stampAhead does to the changes what a dump restored into a new cluster does: they
+// keep the transaction IDs of the old cluster, above every one of the new, whose
+// system identifier differs from the one the database recorded.
+func stampAhead(t *testing.T, s *store.Store) {
+	t.Helper()
+	for _, table := range []string{"contacts", "deleted_contacts"} {
+		storetest.Exec(t, s.DB(), fmt.Sprintf("ALTER TABLE %s DISABLE TRIGGER %[1]s_change_xid", table))
+		storetest.Exec(t, s.DB(), fmt.Sprintf("UPDATE %s SET change_xid = (pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1000 + id)::text::xid8", table))
+		storetest.Exec(t, s.DB(), fmt.Sprintf("ALTER TABLE %s ENABLE TRIGGER %[1]s_change_xid", table))
+	}
+	storetest.Exec(t, s.DB(), "UPDATE change_feed_epoch SET system_identifier = system_identifier + 1")
+}
+
+// TestContactChangesAfterRestore proves the recovery from a dump restored into a
+// new cluster, on a database of its own: opening the store (as every command does)
+// stamps the changes left ahead of the database's transactions again, so a full
+// sync from the start lists them all (it listed none, and said it was complete),
+// logging a warning with their number; a cursor made before is refused
+// (RESYNC_REQUIRED), though the new transaction IDs have passed its own; one made
+// after stays valid across another open, and across a change of cluster with
+// nothing ahead (pg_upgrade).
+func TestContactChangesAfterRestore(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	s := storetest.MigratedStore(t, url, store.Options{MaxConns: 4})
+	ws, _ := storetest.Workspace(t, s)
+	other, _ := storetest.Workspace(t, s)
+	up, err := s.UpsertContacts(ctx, ws.ID, []crm.ContactInput{{Phone: "+919700000001"}, {Phone: "+919700000002"}, {Phone: "+919700000003"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := crm.ContactIDs(up.Contacts)
+	if _, err := s.DeleteContacts(ctx, ws.ID, ids[2:], store.WithSegments); err != nil {
+		t.Fatal(err)
+	}
+	up, err = s.UpsertContacts(ctx, other.ID, []crm.ContactInput{{Phone: "+919700000001"}, {Phone: "+919700000002"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherIDs := crm.ContactIDs(up.Contacts)
+	want := []int64{ids[0], ids[1], -ids[2]}
+	_, old := pollUntil(t, s, ctx, ws.ID, nil, want)
+
+	stampAhead(t, s)
+	var logs bytes.Buffer
+	opened := storetest.MigratedStore(t, url, store.Options{MaxConns: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	_, end := pollUntil(t, opened, ctx, ws.ID, nil, want)
+	pollUntil(t, opened, ctx, other.ID, nil, otherIDs)
+	if !strings.Contains(logs.String(), fmt.Sprintf("workspace_id=%d", ws.ID)) || !strings.Contains(logs.String(), "contacts=2 deletions=1") {
+		t.Errorf("opening the restored database logged:\n%s", logs.String())
+	}
+	if ahead, err := opened.CheckChangesAhead(ctx); err != nil || len(ahead) != 0 {
+		t.Errorf("after the open, ahead: %+v, %v", ahead, err)
+	}
+	first := 10
+	var resync *store.ResyncError
+	if _, err := opened.ContactChanges(ctx, ws.ID, crm.PageArgs{First: &first, After: &old}); !errors.As(err, &resync) || !strings.Contains(err.Error(), "restored") {
+		t.Errorf("a cursor made before the restore: %v, want a ResyncError", err)
+	}
+
+	// Opened again, with nothing ahead: the epoch stays. Then on another cluster
+	// with nothing ahead (pg_upgrade keeps the transaction IDs): the same.
+	storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
+	storetest.Exec(t, s.DB(), "UPDATE change_feed_epoch SET system_identifier = system_identifier + 1")
+	upgraded := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
+	if got, _ := feed(t, upgraded, ctx, ws.ID, &end, 10); len(got) != 0 {
+		t.Errorf("from the end cursor after the restore, opened twice: %v", feedIDs(got))
+	}
+	if n := count(t, s.DB(), ctx, "SELECT count(*) FROM change_feed_epoch e, pg_control_system() c WHERE e.system_identifier = c.system_identifier"); n != 1 {
+		t.Errorf("the cluster's identifier is not recorded")
+	}
+}
+
+// TestContactChangesAheadOnReadOnlyDatabase proves that a database taking no writes
+// (a standby) with changes ahead of its transactions still opens, and serves the
+// feed: the rows are left for a store that opens it taking writes.
+func TestContactChangesAheadOnReadOnlyDatabase(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	s := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
+	ws, _ := storetest.Workspace(t, s)
+	if _, err := s.UpsertContacts(ctx, ws.ID, []crm.ContactInput{{Phone: "+919700000001"}}); err != nil {
+		t.Fatal(err)
+	}
+	stampAhead(t, s)
+	storetest.Exec(t, s.DB(), "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on', current_database()); END $$")
+	var logs bytes.Buffer
+	ro := storetest.MigratedStore(t, url, store.Options{MaxConns: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !strings.Contains(logs.String(), "are not stamped again") {
+		t.Errorf("opening the read-only database logged:\n%s", logs.String())
+	}
+	if got, _ := feed(t, ro, ctx, ws.ID, nil, 10); len(got) != 0 {
+		t.Errorf("the read-only feed lists %v, stamped ahead", feedIDs(got))
 	}
 }

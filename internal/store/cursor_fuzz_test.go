@@ -26,7 +26,8 @@ func FuzzDecodeCursor(f *testing.F) {
 			v = int64(42)
 		}
 		if key.list == changeList {
-			f.Add(encodeChangeCursor(42, 7, now))
+			f.Add(encodeChangeCursor(42, 7, now, 0))
+			f.Add(encodeChangeCursor(42, 7, now, 3))
 			continue
 		}
 		f.Add(encodeCursor(key, v, 7))
@@ -57,7 +58,7 @@ func FuzzDecodeCursor(f *testing.F) {
 			}
 			re := encodeCursor(key, c.Value, c.ID)
 			if key.list == changeList {
-				re = encodeChangeCursor(uint64(c.Value.(int64)), c.ID, c.since)
+				re = encodeChangeCursor(uint64(c.Value.(int64)), c.ID, c.since, c.Epoch)
 			}
 			again, err := decodeCursor("after", re, key)
 			if err != nil || !reflect.DeepEqual(again, c) {

@@ -14,15 +14,16 @@ import (
 // SQLSTATE codes the store reacts to. Errors are told apart by code and constraint,
 // never by message text.
 const (
-	uniqueViolation      = "23505"
-	serializationFailure = "40001"
-	deadlockDetected     = "40P01"
-	lockNotAvailable     = "55P03" // lock_timeout, or a lock taken NOWAIT
-	queryCanceled        = "57014" // statement_timeout, or a cancel request
-	readOnlyTransaction  = "25006" // a write in a read-only database (a standby, maintenance)
-	adminShutdown        = "57P01" // pg_terminate_backend, or a smart or fast shutdown
-	crashShutdown        = "57P02" // another backend crashed: every session ends
-	cannotConnectNow     = "57P03" // the server is starting or stopping
+	uniqueViolation       = "23505"
+	serializationFailure  = "40001"
+	deadlockDetected      = "40P01"
+	lockNotAvailable      = "55P03" // lock_timeout, or a lock taken NOWAIT
+	queryCanceled         = "57014" // statement_timeout, or a cancel request
+	readOnlyTransaction   = "25006" // a write in a read-only database (a standby, maintenance)
+	adminShutdown         = "57P01" // pg_terminate_backend, or a smart or fast shutdown
+	crashShutdown         = "57P02" // another backend crashed: every session ends
+	cannotConnectNow      = "57P03" // the server is starting or stopping
+	insufficientPrivilege = "42501" // a function or table the role may not use
 	// connectionException is the class of connection errors (08000, 08006, ...).
 	// PgBouncer sends every error of its own as 08P01 (protocol_violation): "server
 	// conn crashed?" when its server connection is lost, a query_wait_timeout, a

@@ -32,8 +32,24 @@ const migrationLockKey = 7264001
 //
 // A migration waits for the locks it takes in short turns (lockTurns): see
 // migrateInTurns.
+//
+// Then it stamps again the changes a restore into a new cluster left ahead of the
+// database's transactions (RepairChangesAhead), so that the change feed lists them
+// and refuses the cursors made before; a database that takes no writes is left as it
+// is, and served.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
-	return s.migrate(ctx, migrations.FS, lockTurns)
+	applied, err := s.migrate(ctx, migrations.FS, lockTurns)
+	if err != nil {
+		return applied, err
+	}
+	if _, _, err := s.RepairChangesAhead(ctx); err != nil {
+		if !ReadOnly(err) {
+			return applied, err
+		}
+		s.log.Warn("database is read-only: the change feed's rows ahead of its transactions (a restore into a new cluster) are not stamped again; they are when a store opens it taking writes",
+			"err", err)
+	}
+	return applied, nil
 }
 
 // lockTurns is how long each attempt of a migration may wait for a lock, in turn:
@@ -73,8 +89,8 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns) ([]string, err
 	// The lock (holding) is released when this process dies, unlike Bun's lock table,
 	// and its connection is not the store's: a store of one connection migrates too.
 	var applied []string
+	readOnly := false
 	err := s.holding(ctx, "migrations", "?", migrationLockKey, func(lock bun.Tx) error {
-		readOnly := false
 		if err := m.Init(ctx); err != nil {
 			if !ReadOnly(err) {
 				return fmt.Errorf("store: init migrations: %w", err)

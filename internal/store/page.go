@@ -114,6 +114,10 @@ type cursor struct {
 	// RFC 3339 in UTC; decodeCursor reads it into since.
 	Since string `json:"t,omitempty"`
 	since time.Time
+	// Epoch is, in the cursors of the change feed only, the feed's epoch when the
+	// cursor was made (change_feed_epoch, bumped by a restore into a new cluster);
+	// 0, before any bump, is left out.
+	Epoch int64 `json:"e,omitempty"`
 }
 
 // The range of timestamps a cursor may hold: years 1 to 9999, which RFC 3339 can write
@@ -208,10 +212,10 @@ func decodeCursor(arg, s string, key sortKey) (cursor, error) {
 	}
 	c.Value = v
 	if key.list == changeList {
-		if c.since, ok = parseCursorTime(c.Since); !ok {
+		if c.since, ok = parseCursorTime(c.Since); !ok || c.Epoch < 0 {
 			return cursor{}, notOurs
 		}
-	} else if c.Since != "" {
+	} else if c.Since != "" || c.Epoch != 0 {
 		return cursor{}, notOurs
 	}
 	// The list last: another list's ordering of the same name has values of the same
