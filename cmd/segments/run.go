@@ -268,6 +268,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string, m
 					log.Error("embedded PostgreSQL stopped, and could not be started again", "data_dir", cfg.dataDir, "err", err)
 					return
 				}
+				store.NoteRestart() // the pools' connections to the server that ended are dropped
 				log.Warn("embedded PostgreSQL had stopped; it runs again", "data_dir", cfg.dataDir, "port", pg.Port())
 			})
 		})

@@ -180,7 +180,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	// Each statement carries its context's workspace for row-level security.
-	connector := tenantConnector{Connector: stdlib.GetConnector(*cfg), tenant: opts.Tenant}
+	connector := tenantConnector{Connector: stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(shouldPing)), tenant: opts.Tenant}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
@@ -201,6 +201,32 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	s.background.ctx, s.background.stop = context.WithCancel(context.Background())
 	s.learnStatistics(ctx)
 	return s, nil
+}
+
+// restartedAt is when this process last learned that its database started again
+// (NoteRestart), in Unix nanoseconds; 0: never.
+var restartedAt atomic.Int64
+
+// restartPingWindow is how long after NoteRestart every pooled connection is pinged
+// before it is reused.
+const restartPingWindow = 30 * time.Second
+
+// NoteRestart tells the process's stores that their database started again (the
+// embedded PostgreSQL, restarted by the command that keeps it). A connection to the
+// server that ended holds the FATAL that server sent it, read by the next statement
+// on it: pgx pings a connection before reuse only once it has been idle for a second,
+// so one used in the second before the crash failed the first request after the
+// restart (SERVICE_UNAVAILABLE; TestServeStartsItsDatabaseAgain, now and then). For
+// restartPingWindow after NoteRestart, every reuse pings first: the dead connections
+// are dropped and replaced, at a round trip per reuse meanwhile.
+func NoteRestart() { restartedAt.Store(time.Now().UnixNano()) }
+
+// shouldPing is the pools' stdlib.OptionShouldPing: pgx's own rule (a connection
+// idle for more than a second), and every connection within restartPingWindow of
+// NoteRestart.
+func shouldPing(_ context.Context, p stdlib.ShouldPingParams) bool {
+	at := restartedAt.Load()
+	return p.IdleDuration > time.Second || at != 0 && time.Since(time.Unix(0, at)) < restartPingWindow
 }
 
 // newPool returns a pool of at most n connections of connector, which keeps them
