@@ -8,9 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 // checkHelp describes the check command for "segments help check".
@@ -30,7 +32,10 @@ NFC), as a server of a version before 20261206000003_compose_texts still writes
 them during a rolling upgrade, and which search misses: one line per segment and
 one per workspace for its contacts (status 3 too). It warns, on stderr,
 of PostgreSQL settings that leave the database unsafe, such as an unlimited
-temp_file_limit (the exit status does not change: a superuser sets them).
+temp_file_limit (the exit status does not change: a superuser sets them), and of
+each transaction of the cluster, in any database, older than --old-transaction-age
+(1m) that holds every workspace's change feed back (the exit status does not
+change either: it is no damage, and the feed catches up once it ends).
 It never migrates the database: one that lacks migrations this binary has (segments
 migrate --status lists them), or has migrations it does not know, is refused,
 naming them, unchecked (exit status 1).
@@ -69,8 +74,30 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("%w; check does not migrate, and checks only a database this binary's migrations are all applied to", err)
 		}
 		warnSettings(ctx, s, log)
+		warnHeldFeed(ctx, s, log, cfg.oldTransaction)
 		return checkStore(ctx, s, repair, stdout)
 	})
+}
+
+// warnHeldFeed warns, as serve logs them, of the transactions of the cluster older
+// than age that hold the change feed back (store.HeldTransactions). A warning, not
+// drift (the exit status does not change): nothing is damaged, --repair cannot end
+// them, and the feed catches up once they end. A transaction whose age the role may
+// not see (it lacks pg_read_all_stats) is left out: one look cannot tell its age.
+func warnHeldFeed(ctx context.Context, s *store.Store, log *slog.Logger, age time.Duration) {
+	if age <= 0 {
+		return
+	}
+	held, err := s.HeldTransactions(ctx)
+	if err != nil {
+		log.Warn("could not read PostgreSQL's running transactions", "err", err)
+		return
+	}
+	for _, t := range held {
+		if t.Visible && t.Age >= age {
+			log.Warn("a transaction holds every workspace's change feed back", telemetry.HeldTransactionAttrs(t, t.Age)...)
+		}
+	}
 }
 
 // checkStore does what check does, on s: reports (or repairs) drift and broken

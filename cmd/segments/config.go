@@ -14,6 +14,7 @@ import (
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 // config is every setting of the command, each a flag with an environment variable
@@ -37,6 +38,9 @@ type config struct {
 	request         time.Duration
 	statement       time.Duration
 	idleTransaction time.Duration
+	// oldTransaction is the age from which a transaction holding the change feed
+	// back is logged (serve) or warned of (check).
+	oldTransaction time.Duration
 	// dashboard sessions (JWT)
 	jwtIssuer, jwtAudience, jwtJWKSURL, jwtSecret, jwtAlgorithms, jwtWorkspaceClaim string
 	jwtJWKSMinRefresh                                                               time.Duration
@@ -96,6 +100,7 @@ var settings = []setting{
 	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes", "serve"},
 	{"--statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s", "PostgreSQL statement_timeout of the roles the server connects as (the application's and the owner's, which migrates): at least 1s (0: leave as is)", "serve"},
 	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the roles the server connects as: at least 1s (0: leave as is)", "serve"},
+	{"--old-transaction-age", "SEGMENTS_OLD_TRANSACTION_AGE", "1m", "serve and check: a transaction with an ID, in any database of the PostgreSQL cluster, holds every workspace's change feed back while it runs; serve logs one running longer (once a minute), check warns of it (exit status unchanged): at least 1s (0: neither; the metric stays)", "serve,check"},
 	{"--drain-delay", "SEGMENTS_DRAIN_DELAY", "0s", "after SIGTERM, how long /readyz reports 503 while requests are still accepted (set it above your load balancer's probe period)", "serve"},
 	{"--shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", "10s", "after draining, how long requests in flight may run before they are cancelled", "serve"},
 	{"--jwt-issuer", "SEGMENTS_JWT_ISSUER", "(unset: sessions off)", "dashboard sessions: the iss that session JWTs must carry; with a JWKS URL or an HS256 secret, /graphql accepts them besides API keys", "serve"},
@@ -172,6 +177,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	// other values must not change them under the running servers.
 	timeout(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", 15*time.Second)
 	timeout(&c.idleTransaction, "idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", 15*time.Second)
+	c.oldTransactionFlag(fs, getenv)
 	c.addr = "127.0.0.1:8080"
 	c.setting(fs, getenv, "addr", "SEGMENTS_ADDR", addrValue{p: &c.addr})
 	c.setting(fs, getenv, "demo", "SEGMENTS_DEMO", boolValue{&c.demo})
@@ -246,4 +252,10 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// oldTransactionFlag registers --old-transaction-age, which serve and check read.
+func (c *config) oldTransactionFlag(fs *flag.FlagSet, getenv func(string) string) {
+	c.oldTransaction = telemetry.DefaultOldTransactionAge
+	c.setting(fs, getenv, "old-transaction-age", "SEGMENTS_OLD_TRANSACTION_AGE", durationValue{p: &c.oldTransaction, atLeast: time.Second})
 }

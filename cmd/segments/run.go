@@ -142,6 +142,9 @@ func parse(command string, args []string, getenv func(string) string, stderr io.
 	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfg.flags(fs, getenv, serve)
+	if command == "check" { // the one server setting check reads: it warns as serve logs
+		cfg.oldTransactionFlag(fs, getenv)
+	}
 	for _, f := range extra {
 		f(fs)
 	}

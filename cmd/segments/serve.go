@@ -14,6 +14,7 @@ import (
 	"github.com/segments/segments/graph"
 	"github.com/segments/segments/internal/demo"
 	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/telemetry"
 )
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
@@ -67,6 +68,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer stopMetrics()
+	// As the owner, who sees more of the other sessions than the application's role
+	// (a superuser, for the embedded PostgreSQL).
+	watch := telemetry.NewTransactionWatch(s, log, telemetry.TransactionWatchOptions{WarnAfter: cfg.oldTransaction})
+	if metrics != nil {
+		metrics.Registry().MustRegister(watch)
+	}
+	watching, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	go watch.Run(watching)
 	tracing, flushTraces, err := cfg.tracing(ctx, log) // telemetry.go: nil when off
 	if err != nil {
 		return err

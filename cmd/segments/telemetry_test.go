@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -160,5 +162,48 @@ func TestTracingLogRedactsPassword(t *testing.T) {
 		if line := buf.String(); strings.Contains(line, "s3cretpw") || !strings.Contains(line, "otlp_endpoint=http://user:xxxxx@127.0.0.1:4318") {
 			t.Errorf("the log: %s", line)
 		}
+	}
+}
+
+// TestOldTransactionHoldsTheFeedBack leaves a transaction with an ID open in another
+// database of the cluster, as an operator's forgotten psql session: every
+// workspace's change feed stops at it. Serve reports its age on /metrics and logs a
+// warning naming it, and check warns of it, exiting 0 all the same.
+func TestOldTransactionHoldsTheFeedBack(t *testing.T) {
+	ctx := context.Background()
+	getenv := env(map[string]string{"DATABASE_URL": storetest.Database(t)})
+	conn := storetest.Conn(t, storetest.Database(t))
+	var pid int64
+	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `BEGIN; SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	time.Sleep(1100 * time.Millisecond)
+	warning := fmt.Sprintf(`msg="a transaction holds every workspace's change feed back" pid=%d `, pid)
+
+	url, log := startLogged(t, getenv, "--old-transaction-age", "1s")
+	_, body := get(t, url+"/metrics")
+	var age float64
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, "segments_oldest_transaction_age_seconds "); ok {
+			age, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if want := time.Since(began).Seconds(); age < want-1 {
+		t.Errorf("segments_oldest_transaction_age_seconds %v, the transaction is %.1f s old:\n%s", age, want, body)
+	}
+	if !strings.Contains(log.String(), warning) {
+		t.Errorf("serve logged no warning %q:\n%s", warning, log.String())
+	}
+
+	stdout, stderr, err := cli(getenv, "check", "--old-transaction-age", "1s")
+	if err != nil || !strings.Contains(stderr, warning) || !strings.HasPrefix(stdout, "no drift") {
+		t.Errorf("check: %v; want a warning on stderr, and no drift\n%s%s", err, stdout, stderr)
+	}
+	if _, stderr, err := cli(getenv, "check"); err != nil || strings.Contains(stderr, "change feed") {
+		t.Errorf("check with the default --old-transaction-age (1m): %v\n%s", err, stderr)
 	}
 }
