@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
@@ -358,8 +359,11 @@ func (s *Store) RepairChangesAhead(ctx context.Context) (ahead []ChangesAhead, e
 			// stopped halfway leaves a new epoch and rows still ahead, which the next
 			// open stamps again, bumping the epoch again, which refuses nothing a
 			// mirror should keep. (A cursor of the new epoch made meanwhile is past
-			// no row still ahead: those get IDs above it.)
-			epoch++
+			// no row still ahead: those get IDs above it.) The new epoch is drawn at
+			// random, not counted up from the stored one, which the dump carried:
+			// the same dump restored twice would give both restores one epoch, and
+			// a cursor of the first would pass everything made before the second.
+			epoch = newEpoch(epoch)
 		}
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO change_feed_epoch (one, system_identifier, epoch) VALUES (true, ?, ?)
 			ON CONFLICT (one) DO UPDATE SET system_identifier = EXCLUDED.system_identifier, epoch = EXCLUDED.epoch`, current, epoch); err != nil {
@@ -388,6 +392,16 @@ func (s *Store) RepairChangesAhead(ctx context.Context) (ahead []ChangesAhead, e
 		return nil
 	})
 	return ahead, epoch, err
+}
+
+// newEpoch returns a change feed epoch other than old and 0 (the epoch of cursors
+// made before epochs were), at random: no dump can hold it.
+func newEpoch(old int64) int64 {
+	for {
+		if e := rand.Int64(); e != 0 && e != old {
+			return e
+		}
+	}
 }
 
 // systemIdentifier returns the PostgreSQL cluster's system identifier

@@ -397,6 +397,7 @@ func TestContactChangesAfterRestore(t *testing.T) {
 	want := []int64{ids[0], ids[1], -ids[2]}
 	_, old := pollUntil(t, s, ctx, ws.ID, nil, want)
 
+	dumped := count(t, s.DB(), ctx, "SELECT epoch FROM change_feed_epoch") // as a dump taken now holds it
 	stampAhead(t, s)
 	var logs bytes.Buffer
 	opened := storetest.MigratedStore(t, url, store.Options{MaxConns: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -424,6 +425,17 @@ func TestContactChangesAfterRestore(t *testing.T) {
 	}
 	if n := count(t, s.DB(), ctx, "SELECT count(*) FROM change_feed_epoch e, pg_control_system() c WHERE e.system_identifier = c.system_identifier"); n != 1 {
 		t.Errorf("the cluster's identifier is not recorded")
+	}
+
+	// The same dump restored again, with its epoch: a cursor made after the first
+	// restore is refused too (with the epoch counted up from the dump's, both
+	// restores had the same one, and that cursor was accepted, passing every change
+	// made between them).
+	storetest.Exec(t, s.DB(), fmt.Sprintf("UPDATE change_feed_epoch SET epoch = %d", dumped))
+	stampAhead(t, s)
+	again := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
+	if _, err := again.ContactChanges(ctx, ws.ID, crm.PageArgs{First: &first, After: &end}); !errors.As(err, &resync) {
+		t.Errorf("after a second restore of the same dump, a cursor made after the first: %v, want a ResyncError", err)
 	}
 }
 

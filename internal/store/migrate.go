@@ -307,6 +307,17 @@ func (s *Store) recordDeclarations(ctx context.Context, fsys fs.FS, ms *migrate.
 		older_servers_keep_running boolean NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create migration_compatibility: %w", err)
 	}
+	// The server's role reads nothing of it, and must not rewrite a declaration. Made
+	// here, the table takes the schema's default privileges, which grant that role
+	// every table once the migration that creates the role ran (20261129000001_rls):
+	// so in a database migrated before this table existed, the role could write it.
+	if _, err := s.db.ExecContext(ctx, `DO $$ BEGIN
+		IF EXISTS (SELECT FROM pg_roles WHERE rolname = '`+AppRole+`') THEN
+			REVOKE ALL ON migration_compatibility FROM `+AppRole+`;
+		END IF;
+	END $$`); err != nil {
+		return fmt.Errorf("store: keep migration_compatibility from the server's role: %w", err)
+	}
 	var rows []migrationCompatibility
 	for _, mig := range ms.Sorted() {
 		rows = append(rows, migrationCompatibility{Name: mig.Name, Comment: mig.Comment, OlderServersKeepRunning: decls[mig.Name].KeepRunning})

@@ -419,3 +419,25 @@ func TestMigrationsChangeNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestServerRoleCannotRewriteDeclarations: the server's role may not write
+// migration_compatibility, where a binary reads whether it may run beside newer
+// migrations. The table takes the schema's default privileges when it is made in a
+// database the role already exists in (one migrated before the table), which grant
+// the role every table: each migration takes them away again.
+func TestServerRoleCannotRewriteDeclarations(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	s := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
+	storetest.Exec(t, s.DB(), "GRANT ALL ON migration_compatibility TO "+store.AppRole) // as the default privileges did
+	if _, err := storetest.MigratedStore(t, url, store.Options{MaxConns: 2}).Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var writes bool
+	if err := s.DB().QueryRowContext(ctx, "SELECT has_table_privilege($1, 'migration_compatibility', 'INSERT, UPDATE, DELETE')", store.AppRole).Scan(&writes); err != nil {
+		t.Fatal(err)
+	}
+	if writes {
+		t.Error("the server's role may write migration_compatibility")
+	}
+}
