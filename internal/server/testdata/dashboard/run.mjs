@@ -237,6 +237,24 @@ const [C8, C9] = input.ids.contacts.slice(7, 9);
       fail(`urql: the table shows contact ${id} in ${JSON.stringify(cached)}, the server in ${JSON.stringify(after.segmentsOf[id])}`);
   }
   if (typeof watched.AudienceSize?.contacts.totalCount !== "number") fail("urql: no audience size");
+
+  // "Select all matching": the same mutation with contactsMatching, which names no
+  // contact, so the update function must not walk contactIds, and the table must show
+  // what the server holds once it settles (the README's update refetches it).
+  const S3 = input.ids.segments[2];
+  if (!S3) fail("the seeded workspace has no third segment for the matching assignment");
+  const m = await env.client
+    .mutation(urqlCore.gql(assignDoc), { input: { contactsMatching: { filter: { segments: { any: [S1] } } }, segmentIds: [S3] } })
+    .toPromise();
+  if (m.error || m.data.assignContactsToSegments.userErrors.length) fail(`urql: the matching assignment failed: ${m.error?.stack ?? JSON.stringify(m)}`);
+  await settle();
+  const matched = await truth();
+  if (matched.counts[S3] === after.counts[S3]) fail("urql: the matching assignment changed no count: the check proves nothing");
+  for (const c of watched.ContactsTable?.contacts.edges.map((e) => e.node) ?? []) {
+    const cached = c.segments.map((s) => s.name);
+    if (matched.segmentsOf[c.id] && JSON.stringify(cached) !== JSON.stringify(matched.segmentsOf[c.id]))
+      fail(`urql: after the matching assignment the table shows contact ${c.id} in ${JSON.stringify(cached)}, the server in ${JSON.stringify(matched.segmentsOf[c.id])}`);
+  }
   console.log(`urql: requests ${JSON.stringify(requests)}`);
 }
 
