@@ -263,3 +263,115 @@ func TestAssignMatchingRacingContactDeletion(t *testing.T) {
 	}
 	checkDerived(t, s, f.ws)
 }
+
+// heldSelection starts a select-all that adds the contacts "asha" selects (Asha 0 to
+// 5) to Target and holds it open once it has locked them: a transaction of the test
+// holds Target, so the selection waits at its segments' lock, the lock after its
+// contacts'. Committing the returned transaction lets it finish; its outcome comes on
+// the channel.
+func heldSelection(t *testing.T, s *store.Store, ctx context.Context, f matchingFixture) (*sql.Tx, <-chan error) {
+	t.Helper()
+	// The owner's transaction, without the workspace in its context: the statements
+	// of one with it take no driver arguments.
+	hold, err := storetest.Store(t).DB().BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hold.Rollback() })
+	if _, err := hold.ExecContext(context.Background(), "SELECT FROM segments WHERE workspace_id = $1 AND id = $2 FOR UPDATE", f.ws, f.target); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		got, err := s.AssignContactsMatching(ctx, f.ws, crm.ContactQuery{Search: "asha"}, []int64{f.target}, store.WithoutSegments)
+		if err == nil && (got.Matched != 6 || got.Changed != 6) {
+			err = fmt.Errorf("the held selection matched %d and added %d, want 6 and 6", got.Matched, got.Changed)
+		}
+		done <- err
+	}()
+	waitForLock(t, s.DB(), `FROM "segments"%FOR KEY SHARE`, done)
+	return hold, done
+}
+
+// TestDeletionNotOvertakenBySelections: a deletion of a contact that a select-all
+// holds waits for it, and a select-all of the same contacts that starts while the
+// deletion waits must wait for the deletion, not lock the contact beside the first
+// and go ahead of it. PostgreSQL lets a later FOR KEY SHARE locker of a row share it
+// at once, ahead of a transaction that waits to lock it exclusively: select-alls that
+// followed one another, each starting before the one before it ended, held a
+// deletion past the request's deadline (2 of 8 deleteContacts beside four clients
+// looping select-alls of 100,000 contacts). Once the first selection commits, the
+// deletion runs, and then the second selection, which no longer selects the deleted
+// contact.
+func TestDeletionNotOvertakenBySelections(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.AppStore(t)
+	f := newMatchingFixture(t, storetest.Store(t), 10_300)
+	ctx = store.WithWorkspace(ctx, f.ws)
+	victim := f.contacts[3] // Asha 3
+	hold, first := heldSelection(t, s, ctx, f)
+
+	deleted := make(chan error, 1)
+	go func() {
+		_, err := s.DeleteContacts(ctx, f.ws, []int64{victim}, store.WithoutSegments)
+		deleted <- err
+	}()
+	waitForLock(t, s.DB(), `FROM "contacts"%FOR UPDATE`, deleted)
+
+	var second store.MembershipChange // written before done is sent on
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		second, err = s.AssignContactsMatching(ctx, f.ws, crm.ContactQuery{Search: "asha"}, []int64{f.low}, store.WithoutSegments)
+		done <- err
+	}()
+	// Before it locks any contact: Low is free, and with the contacts locked beside
+	// the first selection's it would finish now, ahead of the deletion.
+	waitForLock(t, s.DB(), `FOR KEY SHARE OF c`, done)
+
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("deletion: %v", err)
+	}
+	if err := <-done; err != nil || second.Matched != 5 || second.Changed != 2 {
+		t.Fatalf("second selection: matched %d, changed %d (%v); want Asha 0-5 but the deleted 3, Asha 4 and 5 added", second.Matched, second.Changed, err)
+	}
+	want := []int64{f.contacts[0], f.contacts[1], f.contacts[2], f.contacts[4], f.contacts[5], f.contacts[6], f.contacts[7], f.contacts[8]}
+	if m := members(t, storetest.Store(t).DB(), f.ws, f.low); !slices.Equal(m, want) {
+		t.Errorf("Low's members %v, want %v", m, want)
+	}
+	checkDerived(t, storetest.Store(t), f.ws)
+}
+
+// TestSelectionsWaitOnlyForDeletions: while a select-all holds its contacts, another
+// select-all of the same contacts runs beside it, and so does a deletion of a contact
+// it does not select: the turns that keep deletions from being overtaken
+// (TestDeletionNotOvertakenBySelections) queue neither.
+func TestSelectionsWaitOnlyForDeletions(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.AppStore(t)
+	f := newMatchingFixture(t, storetest.Store(t), 10_400)
+	ctx = store.WithWorkspace(ctx, f.ws)
+	hold, first := heldSelection(t, s, ctx, f)
+
+	got, err := s.AssignContactsMatching(ctx, f.ws, crm.ContactQuery{Search: "asha"}, []int64{f.low}, store.WithoutSegments)
+	if err != nil || got.Matched != 6 || got.Changed != 3 {
+		t.Fatalf("a selection beside the held one: matched %d, changed %d (%v); want 6, 3", got.Matched, got.Changed, err)
+	}
+	ravi := f.contacts[11] // Ravi 5
+	if _, err := s.DeleteContacts(ctx, f.ws, []int64{ravi}, store.WithoutSegments); err != nil {
+		t.Fatalf("deletion of a contact the held selection does not select: %v", err)
+	}
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	checkDerived(t, storetest.Store(t), f.ws)
+}
