@@ -302,50 +302,70 @@ func heldSelection(t *testing.T, s *store.Store, ctx context.Context, f matching
 // deletion past the request's deadline (2 of 8 deleteContacts beside four clients
 // looping select-alls of 100,000 contacts). Once the first selection commits, the
 // deletion runs, and then the second selection, which no longer selects the deleted
-// contact.
+// contact. A change of the contact's phone, a key, locks it as exclusively, and takes
+// its turn the same way (alone, one statement; with attributes, a transaction).
 func TestDeletionNotOvertakenBySelections(t *testing.T) {
-	ctx := context.Background()
-	s := storetest.AppStore(t)
-	f := newMatchingFixture(t, storetest.Store(t), 10_300)
-	ctx = store.WithWorkspace(ctx, f.ws)
-	victim := f.contacts[3] // Asha 3
-	hold, first := heldSelection(t, s, ctx, f)
+	owner, s := storetest.Store(t), storetest.AppStore(t)
+	for i, tc := range []struct {
+		name   string
+		change func(ctx context.Context, ws, contact int64) error
+		marker string // of the statement where it waits for the first selection
+		// What the second selection of Asha 0-5 matches and adds to Low (Asha 0-2).
+		matched, added int
+	}{
+		{"deletion", func(ctx context.Context, ws, contact int64) error {
+			_, err := s.DeleteContacts(ctx, ws, []int64{contact}, store.WithoutSegments)
+			return err
+		}, `FROM "contacts"%FOR UPDATE`, 5, 2},
+		{"change of phone", func(ctx context.Context, ws, contact int64) error {
+			_, err := s.UpdateContact(ctx, ws, contact, crm.ContactPatch{Phone: crm.Some(new("+919399999999"))})
+			return err
+		}, `UPDATE contacts AS c`, 6, 3},
+		{"change of phone and attributes", func(ctx context.Context, ws, contact int64) error {
+			// In a transaction, which reads the attributes first (checkMergedAttributes).
+			_, err := s.UpdateContact(ctx, ws, contact, crm.ContactPatch{Phone: crm.Some(new("+919399999998")),
+				ContactDetails: crm.ContactDetails{Attributes: crm.Some(map[string]any{"tier": "gold"})}})
+			return err
+		}, `UPDATE contacts AS c`, 6, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newMatchingFixture(t, owner, 10_300+100*i)
+			ctx := store.WithWorkspace(context.Background(), f.ws)
+			hold, first := heldSelection(t, s, ctx, f)
 
-	deleted := make(chan error, 1)
-	go func() {
-		_, err := s.DeleteContacts(ctx, f.ws, []int64{victim}, store.WithoutSegments)
-		deleted <- err
-	}()
-	waitForLock(t, s.DB(), `FROM "contacts"%FOR UPDATE`, deleted)
+			changed := make(chan error, 1)
+			go func() { changed <- tc.change(ctx, f.ws, f.contacts[3]) }() // Asha 3
+			waitForLock(t, s.DB(), tc.marker, changed)
 
-	var second store.MembershipChange // written before done is sent on
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		second, err = s.AssignContactsMatching(ctx, f.ws, crm.ContactQuery{Search: "asha"}, []int64{f.low}, store.WithoutSegments)
-		done <- err
-	}()
-	// Before it locks any contact: Low is free, and with the contacts locked beside
-	// the first selection's it would finish now, ahead of the deletion.
-	waitForLock(t, s.DB(), `FOR KEY SHARE OF c`, done)
+			var second store.MembershipChange // written before done is sent on
+			done := make(chan error, 1)
+			go func() {
+				var err error
+				second, err = s.AssignContactsMatching(ctx, f.ws, crm.ContactQuery{Search: "asha"}, []int64{f.low}, store.WithoutSegments)
+				done <- err
+			}()
+			// Before it locks any contact: Low is free, and with the contacts locked
+			// beside the first selection's it would finish now, ahead of the change.
+			waitForLock(t, s.DB(), `FOR KEY SHARE OF c`, done)
 
-	if err := hold.Rollback(); err != nil {
-		t.Fatal(err)
+			if err := hold.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+			if err := <-changed; err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if err := <-done; err != nil || second.Matched != tc.matched || second.Changed != tc.added {
+				t.Fatalf("second selection: matched %d, added %d (%v); want %d, %d", second.Matched, second.Changed, err, tc.matched, tc.added)
+			}
+			if m := members(t, owner.DB(), f.ws, f.low); len(m) != 6+tc.added || slices.Contains(m, f.contacts[3]) != (tc.matched == 6) {
+				t.Errorf("Low's members %v: want 6 and the %d added, Asha 3 (%d) among them unless deleted", m, tc.added, f.contacts[3])
+			}
+			checkDerived(t, owner, f.ws)
+		})
 	}
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-deleted; err != nil {
-		t.Fatalf("deletion: %v", err)
-	}
-	if err := <-done; err != nil || second.Matched != 5 || second.Changed != 2 {
-		t.Fatalf("second selection: matched %d, changed %d (%v); want Asha 0-5 but the deleted 3, Asha 4 and 5 added", second.Matched, second.Changed, err)
-	}
-	want := []int64{f.contacts[0], f.contacts[1], f.contacts[2], f.contacts[4], f.contacts[5], f.contacts[6], f.contacts[7], f.contacts[8]}
-	if m := members(t, storetest.Store(t).DB(), f.ws, f.low); !slices.Equal(m, want) {
-		t.Errorf("Low's members %v, want %v", m, want)
-	}
-	checkDerived(t, storetest.Store(t), f.ws)
 }
 
 // TestSelectionsWaitOnlyForDeletions: while a select-all holds its contacts, another

@@ -198,6 +198,8 @@ const (
 	keepContacts = "KEY SHARE"
 	// updatingContacts is the lock of a transaction that changes their details
 	// (UpsertContacts), which conflicts with a deletion but not with keepContacts.
+	// A change of a phone, a key, locks the row as a deletion does, and takes the
+	// contact turn as one (UpdateContact).
 	updatingContacts = "NO KEY UPDATE"
 	// deletingContacts is the lock of a transaction that deletes them. lockContacts
 	// takes the workspace's contact turn with it (contactTurnHeld).
