@@ -255,7 +255,7 @@ func contactTurnHeld(ws int64) string {
 
 // contactTurnPassed is a condition that waits until workspace ws's contact turn is
 // free of deletions, and keeps nothing (contactTurnsKey; the function's migration,
-// 20261213000001, says how). Evaluated once, as contactTurnHeld is.
+// 20261213000002, says how). Evaluated once, as contactTurnHeld is.
 func contactTurnPassed(ws int64) string {
 	return fmt.Sprintf("(SELECT segments_pass_advisory_lock(%d, %d))", contactTurnsKey, contactTurnKey(ws))
 }
