@@ -1295,6 +1295,17 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 	// Arguments in the order of the placeholders: newPhone twice, the source, the row.
 	args := append([]any{p.Phone.Set, phone, p.Phone.Set, phone}, cols...)
 	args = append(args, s.workspaceArg(ws), id)
+	// A new phone changes a key of the row, which PostgreSQL then locks as
+	// exclusively as a deletion does: the change takes the workspace's contact turn
+	// in its first statement, before the row's lock (contactTurnsKey). It takes it
+	// whenever the phone is given, the contact's own too: it waits there only while a
+	// select-all waits for a deletion, and a condition on the stored phone would take
+	// it after the row's lock where PostgreSQL rechecks a row that another
+	// transaction changed meanwhile.
+	turn := "true"
+	if p.Phone.Set {
+		turn = contactTurnHeld(ws)
+	}
 	// ctx is the caller's: inside a transaction, the transaction's, whose statements
 	// take no turn of their own (turns.go).
 	update := func(ctx context.Context, db bun.IDB) error {
@@ -1304,7 +1315,7 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 			    updated_at = CASE WHEN (`+newPhone+`, `+newName+`, `+newEmail+`, `+newAttrs+`)
 			        IS DISTINCT FROM (c.phone, c.name, c.email, c.attributes) THEN now() ELSE c.updated_at END
 			FROM `+upsertSource+`
-			WHERE c.workspace_id = ? AND c.id = ?
+			WHERE c.workspace_id = ? AND c.id = ? AND `+turn+`
 			RETURNING `+columnsOf[contactRow](s.db, "c"), args...).Scan(ctx, &row)
 	}
 	var err error
@@ -1314,7 +1325,7 @@ func (s *Store) UpdateContact(ctx context.Context, ws, id int64, p crm.ContactPa
 		err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			var before int
 			if err := tx.NewSelect().Table("contacts").ColumnExpr("octet_length(attributes::text)").
-				Where("workspace_id = ? AND id = ?", s.workspaceArg(ws), id).For(updatingContacts).
+				Where("workspace_id = ? AND id = ?", s.workspaceArg(ws), id).Where(turn).For(updatingContacts).
 				Scan(ctx, &before); err != nil {
 				return err
 			}

@@ -16,6 +16,8 @@ import (
 // One statement reads them in id order and locks each with keepContacts as it reads
 // it, as lockContacts locks given IDs: the same lock in the same order, first of the
 // change's locks, so the change keeps the lock order of every writer of memberships.
+// Before it locks any, it waits for the deletions of the workspace's contacts that
+// came before it (contactTurnsKey).
 // The statement is the selection's one snapshot; a contact deleted by a transaction
 // it waited for is left out, not an error (it no longer matches), and one that starts
 // or stops matching after the statement (a rename) is not seen. The IDs come back
@@ -33,7 +35,7 @@ func (s *Store) matchingContacts(cq crm.ContactQuery) contactsToChange {
 		limit := matchedCap(segments)
 		var rows []contactRow
 		ids := []int64{}
-		err := s.contactQuery(&rows, w, sel).Conn(tx).
+		err := s.contactQuery(&rows, w, sel).Conn(tx).Where(contactTurnPassed(w.id)).
 			ColumnExpr("c.id").OrderExpr("c.id").Limit(int64(limit)+1).For("KEY SHARE OF c").
 			Scan(ctx, &ids)
 		if err != nil || len(ids) <= limit {

@@ -263,3 +263,135 @@ func TestAssignMatchingRacingContactDeletion(t *testing.T) {
 	}
 	checkDerived(t, s, f.ws)
 }
+
+// heldSelection starts a select-all that adds the contacts "asha" selects (Asha 0 to
+// 5) to Target and holds it open once it has locked them: a transaction of the test
+// holds Target, so the selection waits at its segments' lock, the lock after its
+// contacts'. Committing the returned transaction lets it finish; its outcome comes on
+// the channel.
+func heldSelection(t *testing.T, s *store.Store, ctx context.Context, f matchingFixture) (*sql.Tx, <-chan error) {
+	t.Helper()
+	// The owner's transaction, without the workspace in its context: the statements
+	// of one with it take no driver arguments.
+	hold, err := storetest.Store(t).DB().BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hold.Rollback() })
+	if _, err := hold.ExecContext(context.Background(), "SELECT FROM segments WHERE workspace_id = $1 AND id = $2 FOR UPDATE", f.ws, f.target); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		got, err := s.AssignContactsMatching(ctx, f.ws, crm.ContactQuery{Search: "asha"}, []int64{f.target}, store.WithoutSegments)
+		if err == nil && (got.Matched != 6 || got.Changed != 6) {
+			err = fmt.Errorf("the held selection matched %d and added %d, want 6 and 6", got.Matched, got.Changed)
+		}
+		done <- err
+	}()
+	waitForLock(t, s.DB(), `FROM "segments"%FOR KEY SHARE`, done)
+	return hold, done
+}
+
+// TestDeletionNotOvertakenBySelections: a deletion of a contact that a select-all
+// holds waits for it, and a select-all of the same contacts that starts while the
+// deletion waits must wait for the deletion, not lock the contact beside the first
+// and go ahead of it. PostgreSQL lets a later FOR KEY SHARE locker of a row share it
+// at once, ahead of a transaction that waits to lock it exclusively: select-alls that
+// followed one another, each starting before the one before it ended, held a
+// deletion past the request's deadline (2 of 8 deleteContacts beside four clients
+// looping select-alls of 100,000 contacts). Once the first selection commits, the
+// deletion runs, and then the second selection, which no longer selects the deleted
+// contact. A change of the contact's phone, a key, locks it as exclusively, and takes
+// its turn the same way (alone, one statement; with attributes, a transaction).
+func TestDeletionNotOvertakenBySelections(t *testing.T) {
+	owner, s := storetest.Store(t), storetest.AppStore(t)
+	for i, tc := range []struct {
+		name   string
+		change func(ctx context.Context, ws, contact int64) error
+		marker string // of the statement where it waits for the first selection
+		// What the second selection of Asha 0-5 matches and adds to Low (Asha 0-2).
+		matched, added int
+	}{
+		{"deletion", func(ctx context.Context, ws, contact int64) error {
+			_, err := s.DeleteContacts(ctx, ws, []int64{contact}, store.WithoutSegments)
+			return err
+		}, `FROM "contacts"%FOR UPDATE`, 5, 2},
+		{"change of phone", func(ctx context.Context, ws, contact int64) error {
+			_, err := s.UpdateContact(ctx, ws, contact, crm.ContactPatch{Phone: crm.Some(new("+919399999999"))})
+			return err
+		}, `UPDATE contacts AS c`, 6, 3},
+		{"change of phone and attributes", func(ctx context.Context, ws, contact int64) error {
+			// In a transaction, which reads the attributes first (checkMergedAttributes).
+			_, err := s.UpdateContact(ctx, ws, contact, crm.ContactPatch{Phone: crm.Some(new("+919399999998")),
+				ContactDetails: crm.ContactDetails{Attributes: crm.Some(map[string]any{"tier": "gold"})}})
+			return err
+		}, `UPDATE contacts AS c`, 6, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newMatchingFixture(t, owner, 10_300+100*i)
+			ctx := store.WithWorkspace(context.Background(), f.ws)
+			hold, first := heldSelection(t, s, ctx, f)
+
+			changed := make(chan error, 1)
+			go func() { changed <- tc.change(ctx, f.ws, f.contacts[3]) }() // Asha 3
+			waitForLock(t, s.DB(), tc.marker, changed)
+
+			var second store.MembershipChange // written before done is sent on
+			done := make(chan error, 1)
+			go func() {
+				var err error
+				second, err = s.AssignContactsMatching(ctx, f.ws, crm.ContactQuery{Search: "asha"}, []int64{f.low}, store.WithoutSegments)
+				done <- err
+			}()
+			// Before it locks any contact: Low is free, and with the contacts locked
+			// beside the first selection's it would finish now, ahead of the change.
+			waitForLock(t, s.DB(), `FOR KEY SHARE OF c`, done)
+
+			if err := hold.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+			if err := <-changed; err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if err := <-done; err != nil || second.Matched != tc.matched || second.Changed != tc.added {
+				t.Fatalf("second selection: matched %d, added %d (%v); want %d, %d", second.Matched, second.Changed, err, tc.matched, tc.added)
+			}
+			if m := members(t, owner.DB(), f.ws, f.low); len(m) != 6+tc.added || slices.Contains(m, f.contacts[3]) != (tc.matched == 6) {
+				t.Errorf("Low's members %v: want 6 and the %d added, Asha 3 (%d) among them unless deleted", m, tc.added, f.contacts[3])
+			}
+			checkDerived(t, owner, f.ws)
+		})
+	}
+}
+
+// TestSelectionsWaitOnlyForDeletions: while a select-all holds its contacts, another
+// select-all of the same contacts runs beside it, and so does a deletion of a contact
+// it does not select: the turns that keep deletions from being overtaken
+// (TestDeletionNotOvertakenBySelections) queue neither.
+func TestSelectionsWaitOnlyForDeletions(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.AppStore(t)
+	f := newMatchingFixture(t, storetest.Store(t), 10_400)
+	ctx = store.WithWorkspace(ctx, f.ws)
+	hold, first := heldSelection(t, s, ctx, f)
+
+	got, err := s.AssignContactsMatching(ctx, f.ws, crm.ContactQuery{Search: "asha"}, []int64{f.low}, store.WithoutSegments)
+	if err != nil || got.Matched != 6 || got.Changed != 3 {
+		t.Fatalf("a selection beside the held one: matched %d, changed %d (%v); want 6, 3", got.Matched, got.Changed, err)
+	}
+	ravi := f.contacts[11] // Ravi 5
+	if _, err := s.DeleteContacts(ctx, f.ws, []int64{ravi}, store.WithoutSegments); err != nil {
+		t.Fatalf("deletion of a contact the held selection does not select: %v", err)
+	}
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	checkDerived(t, storetest.Store(t), f.ws)
+}

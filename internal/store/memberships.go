@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/uptrace/bun"
@@ -197,10 +198,67 @@ const (
 	keepContacts = "KEY SHARE"
 	// updatingContacts is the lock of a transaction that changes their details
 	// (UpsertContacts), which conflicts with a deletion but not with keepContacts.
+	// A change of a phone, a key, locks the row as a deletion does, and takes the
+	// contact turn as one (UpdateContact).
 	updatingContacts = "NO KEY UPDATE"
-	// deletingContacts is the lock of a transaction that deletes them.
+	// deletingContacts is the lock of a transaction that deletes them. lockContacts
+	// takes the workspace's contact turn with it (contactTurnHeld).
 	deletingContacts = "UPDATE"
 )
+
+// contactTurnsKey is the first key of the advisory locks by which transactions that
+// lock contacts exclusively take their turn among select-all changes (matchingContacts),
+// one lock per workspace; the second key is the workspace's ID (contactTurnKey).
+// Advisory locks of two int4 keys are apart from those of one bigint
+// (migrationLockKey, roleDefaultsLockKey, InTurn's), whatever their values.
+//
+// A select-all locks up to 100,000 contacts FOR KEY SHARE for the seconds of its
+// change. PostgreSQL queues a transaction that needs one of those rows exclusively
+// (a deletion; an update of the contact's phone, a key) behind the row's lockers, but
+// queues no later FOR KEY SHARE locker behind it: that one shares the row at once.
+// While select-alls of the same contacts followed one another, each starting before
+// the one before it ended, a deletion waited for each in turn, past the request's
+// deadline (TIMEOUT for 2 of 8 deleteContacts beside four clients looping
+// select-alls of 100,000 contacts). So they take turns at the workspace's lock, where
+// PostgreSQL queues first come, first served:
+//   - A transaction that locks contacts exclusively holds it shared, from its first
+//     statement, before any row lock, until it ends (contactTurnHeld). Those do not
+//     wait for one another there.
+//   - A select-all passes it, exclusively and for an instant, in its first statement
+//     before it locks any contact (contactTurnPassed). Select-alls do not wait for one
+//     another there either, nor for a deletion that started after them; one that
+//     comes while a deletion holds or waits for the lock waits until that deletion
+//     ends, so the contacts the deletion waits for gain no new lockers. The deletion
+//     itself waits only for the select-alls before it that lock its contacts, at
+//     their rows, as before.
+//
+// A transaction waits at the lock only in its first statement, holding nothing, so
+// the lock adds no deadlock. Changes of contacts by their IDs (contactIds, up to
+// 1,000; W6's 100) do not pass it: they hold their row locks for milliseconds, not
+// seconds, and passing it would make them wait for a deletion that waits for a
+// select-all. Taken in a statement the transaction sends anyway, the lock costs no
+// round trip.
+const contactTurnsKey = 7264003
+
+// contactTurnKey is the second key of workspace ws's contact turn: its ID, wrapped
+// into an int4 (workspaces whose IDs differ by a multiple of 2^32 share a lock, and
+// only wait for each other more).
+func contactTurnKey(ws int64) int32 { return int32(ws) }
+
+// contactTurnHeld is a condition that takes workspace ws's contact turn shared for
+// the rest of the transaction (contactTurnsKey). Uncorrelated, it is evaluated once,
+// before the statement locks any row: a one-time filter, or else at the first row
+// its scan reads, below the row locks.
+func contactTurnHeld(ws int64) string {
+	return fmt.Sprintf("(SELECT true FROM pg_advisory_xact_lock_shared(%d, %d))", contactTurnsKey, contactTurnKey(ws))
+}
+
+// contactTurnPassed is a condition that waits until workspace ws's contact turn is
+// free of deletions, and keeps nothing (contactTurnsKey; the function's migration,
+// 20261213000002, says how). Evaluated once, as contactTurnHeld is.
+func contactTurnPassed(ws int64) string {
+	return fmt.Sprintf("(SELECT segments_pass_advisory_lock(%d, %d))", contactTurnsKey, contactTurnKey(ws))
+}
 
 // lockContacts locks the contacts in id order with the given strength and reports
 // each ID that names no contact of the workspace (also one deleted by a transaction
@@ -223,10 +281,12 @@ func lockContacts(ctx context.Context, tx bun.Tx, ws workspaceArg, field string,
 		return nil
 	}
 	var found []int64
-	err := tx.NewSelect().Table("contacts").Column("id").
-		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(sortedUnique(ids))).
-		OrderExpr("id").For(strength).
-		Scan(ctx, &found)
+	q := tx.NewSelect().Table("contacts").Column("id").
+		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(sortedUnique(ids)))
+	if strength == deletingContacts {
+		q = q.Where(contactTurnHeld(ws.id))
+	}
+	err := q.OrderExpr("id").For(strength).Scan(ctx, &found)
 	if err != nil {
 		return err
 	}

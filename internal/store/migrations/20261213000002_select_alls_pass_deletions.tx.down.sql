@@ -1,0 +1,1 @@
+DROP FUNCTION segments_pass_advisory_lock(int, int);
