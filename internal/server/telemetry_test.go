@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -735,6 +736,40 @@ func TestAccessLogFields(t *testing.T) {
 	eventually(t, "the 405's log line", func() (err error) { got, err = line(r.header.Get(requestid.Header)); return err })
 	if got["operation"] != "Drop" || got["operation_type"] != "mutation" || got["outcome"] != "METHOD_NOT_ALLOWED" {
 		t.Errorf("a mutation over GET: %v", got)
+	}
+}
+
+// TestRequestIDIsTheServers proves that every request gets an ID of the server's,
+// whatever X-Request-ID the client sent: two requests sending one ID get two, and
+// each log line names the client's beside it (client_request_id), when well-formed.
+// Taken as the request's ID, the client's let it give a request the ID of another,
+// so that the ID an INTERNAL_SERVER_ERROR asks to quote named both in the log.
+func TestRequestIDIsTheServers(t *testing.T) {
+	o := newObserved(t, observedOptions{})
+	body, _ := json.Marshal(map[string]any{"query": namedQuery})
+	var ids []string
+	for _, sent := range []string{"order-42", "order-42", "level=ERROR msg=forged"} {
+		r := o.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": "application/json", requestid.Header: sent}, true)
+		id := r.header.Get(requestid.Header)
+		if r.status != http.StatusOK || id == "" || id == sent || slices.Contains(ids, id) {
+			t.Fatalf("X-Request-ID %q: status %d, answered X-Request-ID %q (before: %q)", sent, r.status, id, ids)
+		}
+		ids = append(ids, id)
+	}
+	for i, want := range []any{"order-42", "order-42", nil} {
+		var got map[string]any
+		eventually(t, "the request's log line", func() error {
+			for _, l := range o.log.JSONLines(t) {
+				if l["msg"] == "request" && l["request_id"] == ids[i] {
+					got = l
+					return nil
+				}
+			}
+			return fmt.Errorf("no log line with request_id %q", ids[i])
+		})
+		if got["client_request_id"] != want {
+			t.Errorf("request %d: client_request_id %v, want %v", i, got["client_request_id"], want)
+		}
 	}
 }
 
