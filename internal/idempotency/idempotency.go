@@ -135,7 +135,9 @@ type Options struct {
 	// Lease is how long a claim holds before a retry may take the key over: longer
 	// than any request runs (the request deadline). Default 1 minute.
 	Lease time.Duration
-	// Retention is how long keys are kept at least. Default 24 hours.
+	// Retention is how long keys are kept at least. Default 24 hours, which is also
+	// the least the database's sweep keeps them (migration 20261214000001): a
+	// shorter one keeps them 24 hours all the same.
 	Retention time.Duration
 	// CleanupEvery is how often at most expired keys are deleted. Default 1 minute.
 	CleanupEvery time.Duration
