@@ -13,6 +13,7 @@ import (
 
 	"github.com/segments/segments/graph/execution"
 	"github.com/segments/segments/graph/generated"
+	"github.com/segments/segments/internal/idempotency"
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/loader"
 	"github.com/segments/segments/internal/store"
@@ -60,8 +61,12 @@ func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
 	// may be changed by the next, whose payload then answered what was before it.
 	// An operation's statements run at most StatementsAtOnce at a time, its
 	// mutation's payloads' and its loaders' batches too (turns.go).
+	//
+	// A query's Idempotency-Key keeps nothing (idempotency.Query): only the
+	// operation tells a query from a mutation.
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		if !isMutation(ctx) {
+			idempotency.Query(ctx)
 			ls := loader.New(s, workspace(ctx).ID, loader.Options{Wait: opts.BatchWait, RootLookups: rootLookups(ctx)})
 			ctx = loader.With(ctx, ls)
 		}

@@ -18,13 +18,22 @@
 //     may not run it: another credential of the workspace may, with the same key) or
 //     PERSISTED_QUERY_NOT_FOUND (the client resends it with the full query), and
 //     that ran (it has "data", null too). A mutation refused with userErrors is
-//     definitive, and stored too; so is a query. A request refused before it ran (a
+//     definitive, and stored too. A request refused before it ran (a
 //     parse or validation error, a limit: no "data") is not stored and its claim is
 //     released, as Stripe does: a retry is refused alike, having run nothing, and a
 //     record would only keep the refusal's bytes (up to hundreds of KB each, for
 //     free) and bind the key to a body that did nothing, so the same key may carry
 //     the corrected request.
 //     A read principal's requests keep no key: they run as without one.
+//   - A query keeps nothing either (the handler tells, Query): its claim is released
+//     once it answered, and a retry with the key runs it again, as without one, as
+//     Stripe, Shopify and GitHub de-duplicate only writes. Kept, a query's answer
+//     was a copy of the workspace's data for a day, a deleted contact's included,
+//     and queries of 9 aliased pages of 100 contacts (13 MB each) sent with fresh
+//     keys grew the table by 454 MB in 45 s (nothing now).
+//   - A stored answer is at most MaxStoredAnswer bytes. A larger one is stored as
+//     410 CodeAnswerNotKept instead, which its replays get: the request ran, and does
+//     not run again; its client reads the current state.
 //   - A later request with the key and a byte-identical body gets the stored response,
 //     same status and byte-identical body, with "Idempotent-Replayed: true", and runs
 //     nothing. A request that arrives while the first still runs waits for its answer
@@ -74,6 +83,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -100,7 +110,19 @@ const (
 	CodeKeyReused  = "IDEMPOTENCY_KEY_REUSED"
 	CodeInProgress = "IDEMPOTENCY_KEY_IN_PROGRESS"
 	CodeTooLarge   = "REQUEST_TOO_LARGE"
+	// CodeAnswerNotKept is the code of the answer replayed for a key whose request
+	// ran but whose answer was larger than MaxStoredAnswer.
+	CodeAnswerNotKept = "IDEMPOTENCY_ANSWER_NOT_KEPT"
 )
+
+// MaxStoredAnswer is the size limit, in bytes, of an answer stored for replay. A
+// mutation's answer is usually small (an upsert of 100 contacts read back whole: 27
+// KB; of 1,000: under 300 KB), but its payload may read connections under aliases as
+// a query does, and each stored answer is kept a day in the database that every
+// workspace shares: a larger answer reaches its first request alone. It bounds a
+// row, not the rate: upserts answering just under it (1 MB, 12 points each), sent
+// with fresh keys, still stored 465 MB in 45 s.
+const MaxStoredAnswer = 1 << 20
 
 // MaxKeyLength is the length limit of a key, in bytes.
 const MaxKeyLength = 255
@@ -135,7 +157,9 @@ type Options struct {
 	// Lease is how long a claim holds before a retry may take the key over: longer
 	// than any request runs (the request deadline). Default 1 minute.
 	Lease time.Duration
-	// Retention is how long keys are kept at least. Default 24 hours.
+	// Retention is how long keys are kept at least. Default 24 hours, which is also
+	// the least the database's sweep keeps them (migration 20261214000001): a
+	// shorter one keeps them 24 hours all the same.
 	Retention time.Duration
 	// CleanupEvery is how often at most expired keys are deleted. Default 1 minute.
 	CleanupEvery time.Duration
@@ -282,7 +306,8 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sum := sha256.Sum256(body)
 	hash := sum[:]
 
-	ctx := r.Context()
+	ctx := context.WithValue(r.Context(), runKey{}, &run{})
+	r = r.WithContext(ctx)
 	claim, err := m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
 	pause := m.opts.PollMin
 	waited := false   // this request waited for the key's holder
@@ -451,6 +476,26 @@ const ReadOnlyMessage = "the database takes no writes now, so the Idempotency-Ke
 
 type unrecordedKey struct{}
 
+// run is what the handler tells the middleware of the request holding a key.
+type run struct {
+	query atomic.Bool // it ran a query (Query)
+}
+
+type runKey struct{}
+
+// Query tells the middleware that the request of ctx runs a query, whose answer its
+// Idempotency-Key keeps nothing of: the key is released once it answered, and the
+// next request with it runs again, as without one (see the package documentation).
+// The handler calls it once the operation is known, before it runs: the middleware
+// does not parse GraphQL, and a persisted query may be only a hash. Nothing happens
+// for a request without a key. A request that made a change all the same (one of
+// its transactions committed) is stored as any other.
+func Query(ctx context.Context) {
+	if r, ok := ctx.Value(runKey{}).(*run); ok {
+		r.query.Store(true)
+	}
+}
+
 // Unrecorded reports whether ctx belongs to a request whose Idempotency-Key is free
 // but could not be claimed, the database taking no writes: it runs as long as it
 // changes nothing, and its answer is not stored. The handler must refuse such a
@@ -518,9 +563,13 @@ func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, k
 	// A request that made a change is answered alike when retried, whatever its
 	// answer: run again, it would make the change twice (a createSegment answered
 	// TAKEN by its own retry). One of two mutations that committed, the other timing
-	// out, was run again.
-	if made.Load() || definitive(res) {
-		if err := m.store.FinishIdempotencyKey(ctx, ws, key, owner, res); err != nil {
+	// out, was run again. A query keeps nothing (Query).
+	query := false
+	if rn, ok := r.Context().Value(runKey{}).(*run); ok {
+		query = rn.query.Load()
+	}
+	if made.Load() || !query && definitive(res) {
+		if err := m.store.FinishIdempotencyKey(ctx, ws, key, owner, kept(res)); err != nil {
 			// The request applied; a retry after the release runs it again, which
 			// converges.
 			m.log.ErrorContext(ctx, "idempotency: store the response", "err", err, "workspace_id", ws, "key", key)
@@ -571,6 +620,21 @@ func (m *middleware) cleanup(ctx context.Context, w http.ResponseWriter) {
 	if n >= m.opts.CleanupBatch {
 		m.nextCleanup.Store(0)
 	}
+}
+
+// kept is what is stored of res for replay: res itself, or when its body is larger
+// than MaxStoredAnswer, the refusal CodeAnswerNotKept in its place, charged and
+// logged as res.
+func kept(res store.StoredResponse) store.StoredResponse {
+	if len(res.Body) <= MaxStoredAnswer {
+		return res
+	}
+	rec := &recorder{header: http.Header{}}
+	auth.WriteError(rec, http.StatusGone, CodeAnswerNotKept, fmt.Sprintf(
+		"the request with this Idempotency-Key ran and does not run again, but its answer (%d bytes) was larger than the %d kept for replay: read the current state instead",
+		len(res.Body), MaxStoredAnswer))
+	res.Status, res.ContentType, res.Body = rec.statusCode(), rec.header.Get("Content-Type"), rec.body.Bytes()
+	return res
 }
 
 // replayCost is what the request res answers was charged, for Options.Charge. An

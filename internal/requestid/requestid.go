@@ -12,7 +12,10 @@ import (
 // Header carries the request ID, both ways.
 const Header = "X-Request-ID"
 
-type key struct{}
+type (
+	key       struct{}
+	clientKey struct{}
+)
 
 // From returns the ID of the request ctx belongs to, or "".
 func From(ctx context.Context) string {
@@ -20,18 +23,30 @@ func From(ctx context.Context) string {
 	return id
 }
 
-// Middleware gives each request an ID, reusing a well-formed one the client sent, and
-// echoes it in the response.
+// ClientFrom returns the well-formed X-Request-ID the client of the request ctx
+// belongs to sent, or "": the client's own name for the request, which the server
+// logs beside its own ID (From) and never uses as it.
+func ClientFrom(ctx context.Context) string {
+	id, _ := ctx.Value(clientKey{}).(string)
+	return id
+}
+
+// Middleware gives each request an ID of its own, always a new one, and answers it
+// in the response's X-Request-ID. An ID the client sent is kept apart (ClientFrom)
+// when well-formed: taken as the request's, it let a client give one request the ID
+// of an earlier one (its own or anyone's it saw), so that the ID an
+// INTERNAL_SERVER_ERROR asks to quote named several requests in the log.
 func Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(Header)
-		if !wellFormed(id) {
-			b := make([]byte, 12)
-			_, _ = rand.Read(b)
-			id = hex.EncodeToString(b)
+		b := make([]byte, 12)
+		_, _ = rand.Read(b)
+		id := hex.EncodeToString(b)
+		ctx := context.WithValue(r.Context(), key{}, id)
+		if client := r.Header.Get(Header); wellFormed(client) {
+			ctx = context.WithValue(ctx, clientKey{}, client)
 		}
 		w.Header().Set(Header, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), key{}, id)))
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/segments/segments/graph"
 	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/idempotency"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
@@ -954,8 +955,9 @@ func TestIdempotencyRefusalsKeepNothing(t *testing.T) {
 	if row := a.idemRow(key); row != "" {
 		t.Fatalf("a refusal's key is %q, want none", row)
 	}
-	// Released, the key runs the corrected request, and keeps it.
-	fixed := idemBody(`{ workspace { id } }`, nil)
+	// Released, the key runs the corrected request, and keeps it (a mutation: a
+	// query's key keeps nothing).
+	fixed := idemBody(`mutation { createSegment(input: {name: "Corrected"}) { segment { id } } }`, nil)
 	ran := a.idemPost(fixed, key)
 	if ran.status != http.StatusOK || len(ran.decoded.Errors) > 0 || ran.replayed() {
 		t.Fatalf("the corrected request: status %d, body %s", ran.status, ran.body)
@@ -967,5 +969,102 @@ func TestIdempotencyRefusalsKeepNothing(t *testing.T) {
 	a.idemPost(invalid, key).refusedWith(t, http.StatusUnprocessableEntity, "IDEMPOTENCY_KEY_REUSED")
 	if first.replayed() {
 		t.Error("a refusal was replayed")
+	}
+}
+
+// TestIdempotentQueryKeepsNothing: a query sent with an Idempotency-Key runs as
+// without one, and its key keeps nothing: a repeat runs again, and sees a deletion.
+// Kept, the answer of contactByPhone was replayed after the contact was deleted, its
+// name and phone with it, and queries of 9 pages of 100 contacts (13 MB each) with
+// fresh keys grew the shared table by 454 MB in 45 s.
+func TestIdempotentQueryKeepsNothing(t *testing.T) {
+	a := newAPI(t)
+	ctx := context.Background()
+	name := "Asha Rao"
+	up, err := a.store.UpsertContacts(ctx, a.ws.ID, []crm.ContactInput{{Phone: "+919811100001", ContactDetails: crm.ContactDetails{Name: crm.Some(&name)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := idemBody(`query($p: String!) { contactByPhone(phone: $p) { id name phone } }`, map[string]any{"p": "+919811100001"})
+	key := newKey()
+	var found struct{ Name string }
+	a.idemPost(lookup, key).payload(t, &found)
+	if found.Name != name {
+		t.Fatalf("contactByPhone: %+v", found)
+	}
+	if row := a.idemRow(key); row != "" {
+		t.Errorf("a query kept its key: %s", row)
+	}
+	if _, err := a.store.DeleteContacts(ctx, a.ws.ID, crm.ContactIDs(up.Contacts), store.WithSegments); err != nil {
+		t.Fatal(err)
+	}
+	again := a.idemPost(lookup, key)
+	if again.replayed() || again.status != http.StatusOK || string(again.decoded.Data) != `{"contactByPhone":null}` {
+		t.Errorf("the query again with its key, after the deletion: %d replayed %v %s", again.status, again.replayed(), again.body)
+	}
+
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 9 {
+		fmt.Fprintf(&b, " a%d: contacts(first: 100) { nodes { id name phone attributes } }", i)
+	}
+	b.WriteString(" }")
+	pages := idemBody(b.String(), nil)
+	for range 5 {
+		if r := a.idemPost(pages, newKey()); r.status != http.StatusOK || len(r.decoded.Errors) > 0 {
+			t.Fatalf("%d %.300s", r.status, r.body)
+		}
+	}
+	var rows int
+	if err := a.store.DB().QueryRowContext(ctx, "SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1", a.ws.ID).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Errorf("%d keys kept for queries, want none", rows)
+	}
+}
+
+// TestOversizedAnswerNotKept: a mutation whose answer is larger than
+// idempotency.MaxStoredAnswer gets it whole, and its key is kept without it: a retry
+// is answered 410 IDEMPOTENCY_ANSWER_NOT_KEPT, replayed, and the mutation does not run
+// again. The answer was kept whole, whatever its size.
+func TestOversizedAnswerNotKept(t *testing.T) {
+	a := newAPI(t)
+	ctx := context.Background()
+	// 80 contacts of 15 KB of attributes: an upsert that reads them back answers 1.2 MB.
+	in := make([]crm.ContactInput, 80)
+	vars := make([]map[string]any, len(in))
+	for i := range in {
+		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9198111%05d", i), ContactDetails: crm.ContactDetails{
+			Attributes: crm.Some(map[string]any{"notes": strings.Repeat("x", 15_000)})}}
+		vars[i] = map[string]any{"phone": in[i].Phone}
+	}
+	if _, err := a.store.UpsertContacts(ctx, a.ws.ID, in); err != nil {
+		t.Fatal(err)
+	}
+	upsert := idemBody(`mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { contacts { id attributes } userErrors { code } } }`,
+		map[string]any{"in": map[string]any{"contacts": vars}})
+	key := newKey()
+	first := a.idemPost(upsert, key)
+	if first.status != http.StatusOK || len(first.decoded.Errors) > 0 || len(first.body) <= idempotency.MaxStoredAnswer {
+		t.Fatalf("the first answer: %d, %d bytes, %.300s", first.status, len(first.body), first.body)
+	}
+	t.Logf("the first answer: %d bytes", len(first.body))
+	if row := a.idemRow(key); row != "done 410" {
+		t.Errorf("the key is %q, want done 410", row)
+	}
+	for range 2 {
+		r := a.idemPost(upsert, key)
+		if r.status != http.StatusGone {
+			t.Fatalf("a retry: %d, %d bytes, replayed %v; want 410", r.status, len(r.body), r.replayed())
+		}
+		r.refusedWith(t, http.StatusGone, idempotency.CodeAnswerNotKept)
+		if !r.replayed() {
+			t.Error("the refusal is not marked Idempotent-Replayed")
+		}
+		// The API key's lookup, the idempotency key's, and its answer's body.
+		if n := a.statements(); n != 3 {
+			t.Errorf("a replay sent %d SQL statements, want 3: the mutation ran again", n)
+		}
 	}
 }

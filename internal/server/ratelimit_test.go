@@ -53,6 +53,10 @@ func pgThrottle(t testing.TB, capacity int, rate float64) *store.RateLimiter {
 const (
 	query101 = `{ segments(first: 100) { nodes { id } } }` // 1 + 100 × 1
 	query11  = `{ segments(first: 10) { nodes { id } } }`  // 1 + 10 × 1
+	// Mutations of those costs, for Idempotency-Keys, which keep no query's answer:
+	// 10, the segment, and its members' connection of 89 (1 + 89).
+	mutation101 = `mutation { createSegment(input: {name: "Replayed"}) { segment { id contacts(first: 89) { nodes { id } } } } }`
+	mutation11  = `mutation { createSegment(input: {name: "Replayed"}) { segment { id } } }`
 )
 
 // query909 costs 9 × 101.
@@ -464,7 +468,7 @@ func TestReplaysCharged(t *testing.T) {
 	a := newAPIWith(t, server.Config{Throttle: pgThrottle(t, capacity, rate), Limits: limits.Defaults})
 	start := time.Now()
 	slack := func() int { return int(time.Since(start).Seconds()*rate) + 1 }
-	body, key := idemBody(query101, nil), newKey()
+	body, key := idemBody(mutation101, nil), newKey()
 	first := a.send(http.MethodPost, "/graphql", body, map[string]string{"Idempotency-Key": key})
 	left := capacity - 101
 	first.charged(t, 101, capacity, left, slack())
@@ -482,7 +486,7 @@ func TestReplaysCharged(t *testing.T) {
 		t.Errorf("a refused replay says Idempotent-Replayed: %q", r.header.Get("Idempotent-Replayed"))
 	}
 	// The request without its key is refused alike, numbers aside.
-	plain := a.query(query101, nil)
+	plain := a.query(mutation101, nil)
 	plain.throttled(t, 101, 1, 2)
 	if got, want := digits.ReplaceAllString(r.body, "0"), digits.ReplaceAllString(plain.body, "0"); got != want {
 		t.Errorf("a refused replay answers\n%s\nand a throttled request\n%s", r.body, plain.body)
@@ -523,7 +527,7 @@ func TestReplaysOfUncostedAnswersCharged(t *testing.T) {
 	a.query(query11, nil).charged(t, 11, capacity, left, 1)
 
 	// An answer stored before its cost was.
-	body, key := idemBody(query11, nil), newKey()
+	body, key := idemBody(mutation11, nil), newKey()
 	first = a.send(http.MethodPost, "/graphql", body, map[string]string{"Idempotency-Key": key})
 	left -= 11
 	first.charged(t, 11, capacity, left, 1)
@@ -552,7 +556,7 @@ func TestReplayChargeFailsOpen(t *testing.T) {
 		}}))
 	t.Cleanup(srv.Close)
 	a := &api{t: t, url: srv.URL, key: key, ws: ws}
-	body, idem := idemBody(query101, nil), newKey()
+	body, idem := idemBody(mutation101, nil), newKey()
 	first := a.send(http.MethodPost, "/graphql", body, map[string]string{"Idempotency-Key": idem})
 	first.charged(t, 101, 1000, 900, 0)
 	th.mu.Lock()

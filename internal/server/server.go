@@ -315,7 +315,7 @@ func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.T
 		if !log.Enabled(ctx, slog.LevelInfo) {
 			return
 		}
-		attrs := make([]slog.Attr, 0, 11)
+		attrs := make([]slog.Attr, 0, 12)
 		attrs = append(attrs,
 			// Cut as the operation's name is: the client chooses their length.
 			slog.String("method", telemetry.Cut(r.Method)),
@@ -323,6 +323,9 @@ func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.T
 			slog.Int("status", sr.status),
 			slog.Duration("duration", d),
 			slog.String("request_id", id))
+		if client := requestid.ClientFrom(ctx); client != "" {
+			attrs = append(attrs, slog.String("client_request_id", client))
+		}
 		if graphQL {
 			if rec.Operated() {
 				attrs = append(attrs, slog.String("operation_type", rec.OperationType))

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -738,6 +739,40 @@ func TestAccessLogFields(t *testing.T) {
 	}
 }
 
+// TestRequestIDIsTheServers proves that every request gets an ID of the server's,
+// whatever X-Request-ID the client sent: two requests sending one ID get two, and
+// each log line names the client's beside it (client_request_id), when well-formed.
+// Taken as the request's ID, the client's let it give a request the ID of another,
+// so that the ID an INTERNAL_SERVER_ERROR asks to quote named both in the log.
+func TestRequestIDIsTheServers(t *testing.T) {
+	o := newObserved(t, observedOptions{})
+	body, _ := json.Marshal(map[string]any{"query": namedQuery})
+	var ids []string
+	for _, sent := range []string{"order-42", "order-42", "level=ERROR msg=forged"} {
+		r := o.exchange(http.MethodPost, "/graphql", body, map[string]string{"Content-Type": "application/json", requestid.Header: sent}, true)
+		id := r.header.Get(requestid.Header)
+		if r.status != http.StatusOK || id == "" || id == sent || slices.Contains(ids, id) {
+			t.Fatalf("X-Request-ID %q: status %d, answered X-Request-ID %q (before: %q)", sent, r.status, id, ids)
+		}
+		ids = append(ids, id)
+	}
+	for i, want := range []any{"order-42", "order-42", nil} {
+		var got map[string]any
+		eventually(t, "the request's log line", func() error {
+			for _, l := range o.log.JSONLines(t) {
+				if l["msg"] == "request" && l["request_id"] == ids[i] {
+					got = l
+					return nil
+				}
+			}
+			return fmt.Errorf("no log line with request_id %q", ids[i])
+		})
+		if got["client_request_id"] != want {
+			t.Errorf("request %d: client_request_id %v, want %v", i, got["client_request_id"], want)
+		}
+	}
+}
+
 func TestTracesChainRequestResolverAndSQL(t *testing.T) {
 	o := newObserved(t, observedOptions{tracing: true})
 	// The caller's trace continues: traceparent names its trace and span.
@@ -1181,15 +1216,29 @@ func TestLongPathAndMethodAreCut(t *testing.T) {
 
 // TestReplayedDataNullIsNoRejection: an answer with "data": null ran (its field
 // refused its argument once execution began), and so did its replay: neither is a
-// rejection. The replay was counted as one, its original not.
+// rejection. The replay was counted as one, its original not. A query's key keeps
+// nothing now, but an older server's kept its answer, which is replayed for a day:
+// the test keeps it as such a server did.
 func TestReplayedDataNullIsNoRejection(t *testing.T) {
 	o := newObserved(t, observedOptions{})
 	bad := idemBody(`query IdemBad { segments(first: 5, after: "zzz") { totalCount } }`, nil)
+	keep := func(res rawResponse) {
+		hash := sha256.Sum256(bad)
+		if _, err := o.store.DB().ExecContext(context.Background(), `
+			INSERT INTO idempotency_keys (workspace_id, key, request_hash, status, content_type, body, operation, operation_type, cost)
+			VALUES ($1, 'bad-1', $2, $3, $4, $5, 'IdemBad', 'query', 1)`,
+			o.ws.ID, hash[:], res.status, res.header.Get("Content-Type"), res.body); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range 2 {
 		res := o.idemPost(bad, "bad-1")
 		if res.status != http.StatusOK || res.replayed() != (i == 1) || string(res.decoded.Data) != "null" ||
 			len(res.decoded.Errors) == 0 || res.decoded.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
 			t.Fatalf("request %d: %d replayed %v %s", i, res.status, res.replayed(), res.body)
+		}
+		if i == 0 {
+			keep(res)
 		}
 	}
 	eventually(t, "the requests are counted", func() error {

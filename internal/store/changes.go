@@ -78,13 +78,15 @@ type ContactChanges struct {
 }
 
 // changeRow is a row of the feed's statement: a contact changed, a deletion, or
-// (horizonRow) the horizon, the next transaction ID and the feed's epoch, which
-// every answer ends with.
+// (horizonRow) the horizon, the next transaction ID, the feed's epoch and the
+// workspace's last change, which every answer ends with.
 type changeRow struct {
 	ID         pgtype.Int8
 	Xid        string // change_xid, or the horizon
 	Next       pgtype.Text
 	Epoch      pgtype.Int8
+	LastXid    pgtype.Text // the workspace's last change (null: none)
+	LastID     pgtype.Int8
 	HorizonRow bool
 	Phone      pgtype.Text // null: a deletion
 	Name       *string
@@ -106,6 +108,10 @@ func (r *changeRow) dest(col string) any {
 		return &r.Next
 	case "epoch":
 		return &r.Epoch
+	case "last_xid":
+		return &r.LastXid
+	case "last_id":
+		return &r.LastID
 	case "horizon_row":
 		return &r.HorizonRow
 	case "phone":
@@ -129,13 +135,23 @@ func (r *changeRow) dest(col string) any {
 // changesSQL reads a page of the feed in one statement: the contacts and the
 // deletions after the cursor and below the horizon, each side by its index and cut to
 // the page (and one more, to tell whether more follow), merged; then a row of the
-// horizon, the next transaction ID and the feed's epoch, against which the cursor is
-// checked. The page's contacts are read whole here, not one statement per node.
+// horizon, the next transaction ID, the feed's epoch and the workspace's last change
+// (by the same indexes, backwards), against which the cursor is checked. The page's
+// contacts are read whole here, not one statement per node.
 const changesSQL = `
 WITH h AS MATERIALIZED (
     SELECT pg_snapshot_xmin(s) AS horizon, pg_snapshot_xmax(s) AS next,
            coalesce((SELECT epoch FROM change_feed_epoch), 0) AS epoch
       FROM pg_current_snapshot() AS s
+), last AS MATERIALIZED (
+    SELECT * FROM (
+        (SELECT c.change_xid, c.id FROM contacts c WHERE c.workspace_id = ?0
+          ORDER BY c.change_xid DESC, c.id DESC LIMIT 1)
+        UNION ALL
+        (SELECT d.change_xid, d.id FROM deleted_contacts d WHERE d.workspace_id = ?0
+          ORDER BY d.change_xid DESC, d.id DESC LIMIT 1)
+    ) AS l
+    ORDER BY change_xid DESC, id DESC LIMIT 1
 ), changed AS (
     SELECT * FROM (
         (SELECT c.id, c.change_xid, c.phone, c.name, c.email, c.attributes, c.created_at, c.updated_at,
@@ -154,17 +170,22 @@ WITH h AS MATERIALIZED (
     ORDER BY change_xid, id LIMIT ?3
 )
 SELECT id, change_xid::text AS change_xid, phone, name, email, attributes, created_at, updated_at, deleted_at,
-       NULL::text AS next, NULL::bigint AS epoch, false AS horizon_row
+       NULL::text AS next, NULL::bigint AS epoch, NULL::text AS last_xid, NULL::bigint AS last_id, false AS horizon_row
   FROM changed
 UNION ALL
-SELECT NULL, horizon::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, next::text, epoch, true FROM h`
+SELECT NULL, horizon::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, next::text, epoch,
+       (SELECT change_xid::text FROM last), (SELECT id FROM last), true
+  FROM h`
 
 // ContactChanges returns one page of the change feed of workspace ws: the contacts
 // created, updated or deleted after the cursor args.After (nil: from the start),
 // oldest change first, each at its latest state. Only args.First and args.After are
-// read. A cursor older than ChangeCursorLifetime, or ahead of the database's
-// transactions, or of another epoch of the feed (made before a restore into another
-// cluster), is refused with a *ResyncError.
+// read. A cursor older than ChangeCursorLifetime, or of another epoch of the feed
+// (made before a restore into another cluster), or ahead of the workspace's last
+// change or of the database's transactions (made before a restore, or forged), is
+// refused with a *ResyncError; but an end cursor of the servers whose end cursor was
+// the horizon, which may be ahead of the workspace's last change, reads on from that
+// change.
 func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs) (ContactChanges, error) {
 	if err := args.Validate(); err != nil {
 		return ContactChanges{}, err
@@ -194,8 +215,8 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 	if err != nil {
 		return ContactChanges{}, err
 	}
-	var horizon, next uint64
-	var epoch int64
+	var horizon, next, lastXid uint64
+	var epoch, lastID int64
 	changes := rows[:0]
 	for i := range rows {
 		r := &rows[i]
@@ -208,6 +229,12 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 				return ContactChanges{}, fmt.Errorf("store: next transaction ID %q: %w", r.Next.String, err)
 			}
 			epoch = r.Epoch.Int64
+			if r.LastXid.Valid {
+				if lastXid, err = strconv.ParseUint(r.LastXid.String, 10, 64); err != nil {
+					return ContactChanges{}, fmt.Errorf("store: change_xid %q: %w", r.LastXid.String, err)
+				}
+				lastID = r.LastID.Int64
+			}
 			continue
 		}
 		changes = append(changes, *r)
@@ -222,9 +249,36 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 		return ContactChanges{}, &ResyncError{Reason: fmt.Sprintf(
 			"the cursor was made before the database was restored into a new cluster (the feed's epoch is %d, the cursor's %d)", epoch, fromEpoch)}
 	}
-	if from >= next {
+	// A cursor this server made is at or below the workspace's last change: an
+	// item's place, or an end cursor, which stays at the last change listed. One
+	// ahead of it was made before a restore that brought back older rows (a dump
+	// taken before the cursor), and reading on from it would pass the changes the
+	// restored database makes below it; or it was forged. It is refused by the
+	// workspace's own rows alone. Compared with the next transaction ID instead, as
+	// it was, a forged cursor told whether the server had run that transaction yet:
+	// 40 requests of a read key found the server's next ID, and two such searches
+	// every tenant's write rate. The end cursors of servers before the end cursor
+	// stayed at the last change were the horizon - 1, past every ID (MaxInt64), so
+	// usually ahead of it: such a cursor has seen every change up to the workspace's
+	// last (their transactions had all ended when it was made), and reads on from
+	// there, its page's end cursor at that change, whatever the server's
+	// transactions. (Across a restore into a cluster already past the dump's
+	// transaction IDs, which bumps no epoch, it passes the changes made between the
+	// restore and its first poll, where the comparison refused it when the new
+	// cluster had not reached its ID yet.) The next transaction ID is compared only
+	// with a cursor at or below the last change, which is below it unless a restore
+	// left the workspace's rows ahead (a database that takes no writes cannot stamp
+	// them again): the answer then tells nothing the workspace's rows do not.
+	legacyEnd := false
+	switch {
+	case args.After == nil:
+	case from > lastXid:
+		if legacyEnd = fromID == math.MaxInt64; !legacyEnd {
+			return ContactChanges{}, &ResyncError{Reason: "the cursor is ahead of the workspace's last change (made before a restore of the database, or not by this server)"}
+		}
+	case from >= next:
 		// The cursor names a transaction this database has not run: its IDs started
-		// again (a dump restored into another cluster).
+		// again (a dump restored into another cluster, stamped ahead).
 		return ContactChanges{}, &ResyncError{Reason: "the cursor is ahead of this database's transactions, which started again (a restore into a new cluster)"}
 	}
 	slices.SortFunc(changes, func(a, b changeRow) int {
@@ -266,9 +320,14 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 		// changes (a known limit). A page from the start that listed nothing starts past every ID of
 		// transaction 0, which only rows older than the feed have, and none here.
 		at, atID := from, fromID
-		if n := len(items); n > 0 {
+		switch n := len(items); {
+		case n > 0:
 			at, atID = xids[n-1], items[n-1].ContactID
-		} else if atID == 0 {
+		case legacyEnd && lastID != 0:
+			at, atID = lastXid, lastID
+		case legacyEnd:
+			at, atID = 0, math.MaxInt64 // no change at all: a first page's
+		case atID == 0:
 			atID = math.MaxInt64
 		}
 		// Its time is refreshed to start all the same: a deletion after the cursor

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -352,6 +353,81 @@ func TestContactChangesEndCursorIsTheWorkspaces(t *testing.T) {
 	if last := changeCursor(t, all.Cursor(0)); last["v"] != after["v"] {
 		t.Errorf("A's end cursor at %v, its last change at %v", after["v"], last["v"])
 	}
+}
+
+// TestContactChangesAheadTellsNothingOfTheServer proves that a forged cursor ahead
+// of the workspace's last change is answered alike below and above the server's next
+// transaction ID: refused (RESYNC_REQUIRED) with a contact's ID, read on from the
+// workspace's last change with the ID of an older server's end cursor, past every ID.
+// Compared with the next ID, the answer was an empty page below it and
+// RESYNC_REQUIRED above, and a read key found the server's next transaction ID in 40
+// requests. An end cursor of such a server, at the horizon - 1, reads on from the
+// workspace's last change, and lists what follows.
+func TestContactChangesAheadTellsNothingOfTheServer(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	a, _ := storetest.Workspace(t, s)
+	b, _ := storetest.Workspace(t, s)
+	up, err := s.UpsertContacts(ctx, a.ID, []crm.ContactInput{{Phone: "+919700000001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := up.Contacts[0].ID
+	_, end := pollUntil(t, s, ctx, a.ID, nil, []int64{id})
+	last := changeCursor(t, end)
+	// Other workspaces' transactions: the server's next ID runs ahead of A's last.
+	for i := range 3 {
+		if _, err := s.UpsertContacts(ctx, b.ID, []crm.ContactInput{{Phone: fmt.Sprintf("+91970000010%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := int64(count(t, s.DB(), ctx, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"))
+	if lastXid := int64(last["v"].(float64)); next-1 <= lastXid {
+		t.Fatalf("the next transaction ID %d is not ahead of A's last change %d", next, lastXid)
+	}
+	forge := func(xid, contact int64) string {
+		c := changeCursor(t, end)
+		c["v"], c["i"] = xid, contact
+		j, _ := json.Marshal(c)
+		return base64.RawURLEncoding.EncodeToString(j)
+	}
+	answer := func(after string) string {
+		first := 10
+		p, err := s.ContactChanges(ctx, a.ID, crm.PageArgs{First: &first, After: &after})
+		if err != nil {
+			return err.Error()
+		}
+		c := changeCursor(t, p.EndCursor)
+		return fmt.Sprintf("%v, end at (%v, %v)", feedIDs(p.Items), c["v"], c["i"])
+	}
+	var resync *store.ResyncError
+	for _, contact := range []int64{id, math.MaxInt64} {
+		below, above := answer(forge(next-1, contact)), answer(forge(next+1000, contact))
+		if below != above {
+			t.Errorf("a cursor with ID %d ahead of A's last change: %q below the next transaction ID, %q above", contact, below, above)
+		}
+		if contact == id {
+			if _, err := s.ContactChanges(ctx, a.ID, crm.PageArgs{After: new(forge(next+1000, contact))}); !errors.As(err, &resync) {
+				t.Errorf("a cursor with a contact's ID ahead of A's last change: %v, want a ResyncError", err)
+			}
+		} else if want := fmt.Sprintf("[], end at (%v, %v)", last["v"], last["i"]); above != want {
+			t.Errorf("an older server's end cursor ahead of A's last change: %s, want %s", above, want)
+		}
+	}
+
+	// An older server's end cursor: at the horizon - 1, past every ID.
+	horizon := int64(count(t, s.DB(), ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+	older := forge(horizon-1, math.MaxInt64)
+	got, olderEnd := feed(t, s, ctx, a.ID, &older, 10)
+	if len(got) != 0 || changeCursor(t, olderEnd)["v"] != last["v"] {
+		t.Errorf("from an older server's end cursor: %v, end cursor %v; want nothing, at A's last change", feedIDs(got), changeCursor(t, olderEnd))
+	}
+	up, err = s.UpsertContacts(ctx, a.ID, []crm.ContactInput{{Phone: "+919700000002"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, s, ctx, a.ID, &older, []int64{up.Contacts[0].ID})
+	pollUntil(t, s, ctx, a.ID, &olderEnd, []int64{up.Contacts[0].ID})
 }
 
 // stampAhead does to the changes what a dump restored into a new cluster does: they

@@ -257,9 +257,10 @@ func claimChanged(r sql.Result, err error, what string) error {
 }
 
 // DeleteExpiredIdempotencyKeys deletes up to limit keys, of any workspace, claimed
-// more than olderThan ago, oldest first, and returns how many it deleted: fewer than
-// limit means none is left. Keeping each call bounded keeps it short, however many
-// keys expired at once.
+// more than olderThan ago (24 hours at least: the database function keeps younger
+// keys whatever its caller asks), oldest first, and returns how many it deleted:
+// fewer than limit means none is left. Keeping each call bounded keeps it short,
+// however many keys expired at once.
 func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, olderThan time.Duration, limit int) (int, error) {
 	// Across workspaces, so through a function that runs as the tables' owner (row-level
 	// security would limit the server's role to the request's workspace).
