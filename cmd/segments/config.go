@@ -97,7 +97,7 @@ var settings = []setting{
 	{"--log-format", "SEGMENTS_LOG_FORMAT", "text", "format of the log on stderr, the error that ends the command included: text or json (what a command prints on stdout, a key or a report, stays as it is)", "all"},
 	{"--batch-wait", "SEGMENTS_BATCH_WAIT", "1ms", "how long a batch loader waits for sibling keys", "serve"},
 	{"--key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", "2s", "how long an accepted API key is remembered without asking the database: a revoked key, or a rotated one past its grace, stops working within it (0: ask on every request)", "serve"},
-	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes", "serve"},
+	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes, and its body must arrive within it (408 REQUEST_TIMEOUT): at least 1s", "serve"},
 	{"--statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s", "PostgreSQL statement_timeout of the roles the server connects as (the application's and the owner's, which migrates): at least 1s (0: leave as is)", "serve"},
 	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the roles the server connects as: at least 1s (0: leave as is)", "serve"},
 	{"--old-transaction-age", "SEGMENTS_OLD_TRANSACTION_AGE", "1m", "serve and check: a transaction with an ID, in any database of the PostgreSQL cluster, holds every workspace's change feed back while it runs; serve logs one running longer (once a minute), check warns of it (exit status unchanged): at least 1s (0: neither; the metric stays)", "serve,check"},
@@ -183,7 +183,8 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	c.setting(fs, getenv, "demo", "SEGMENTS_DEMO", boolValue{&c.demo})
 	duration(&c.batchWait, "batch-wait", "SEGMENTS_BATCH_WAIT", time.Millisecond)
 	duration(&c.keyCacheTTL, "key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", 2*time.Second)
-	duration(&c.request, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", 10*time.Second)
+	c.request = 10 * time.Second
+	c.setting(fs, getenv, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", durationValue{p: &c.request, atLeast: time.Second, required: true})
 	duration(&c.drainDelay, "drain-delay", "SEGMENTS_DRAIN_DELAY", 0)
 	duration(&c.shutdown, "shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", 10*time.Second)
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", env("SEGMENTS_JWT_ISSUER", ""), "")
