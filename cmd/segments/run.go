@@ -30,6 +30,7 @@ Usage:
   segments migrate [--status]         bring the database schema up to date (or list migrations)
   segments check [--repair]           find (and repair) drifted counts and bitmaps, uncomposed texts
   segments bench-data [flags]         create a workspace with the benchmark dataset; prints its API key
+  segments version                    print the version, VCS revision, Go version and schema version
   segments help [command]             show this help, or a command's settings
 
 Flags may come before or after a command's arguments; after "--" everything is an
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return check(ctx, rest, getenv, stdout, stderr)
 	case "bench-data":
 		return benchData(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version", "-version":
+		return printVersion(rest, stdout, stderr) // version.go
 	case "help", "-h", "--help":
 		return help(rest, stdout, stderr)
 	}
@@ -94,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // helpTopics are the commands "segments help COMMAND" describes, each named in full.
 var helpTopics = []string{"serve", "workspace", "workspace create", "keys", "keys list", "keys create",
-	"keys rotate", "keys revoke", "seed", "migrate", "check", "bench-data"}
+	"keys rotate", "keys revoke", "seed", "migrate", "check", "bench-data", "version"}
 
 // help prints the usage and, for "help COMMAND", the command's help and settings. A
 // command it does not know is a usage error: help used to print an empty list of
@@ -111,6 +114,9 @@ func help(topic []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stdout, usage)
 	fmt.Fprintf(stdout, "\n%s", commandHelp[name])
+	if name == "version" { // it reads no setting
+		return nil
+	}
 	fmt.Fprintf(stdout, "Settings of %s:\n", name)
 	printSettings(stdout, name)
 	return nil
@@ -122,7 +128,7 @@ func isHelp(arg string) bool {
 }
 
 // commandHelp describes the commands whose help says more than their settings.
-var commandHelp = map[string]string{"check": checkHelp, "migrate": migrateHelp, "workspace": workspaceHelp, "workspace create": workspaceHelp}
+var commandHelp = map[string]string{"check": checkHelp, "migrate": migrateHelp, "workspace": workspaceHelp, "workspace create": workspaceHelp, "version": versionHelp}
 
 // workspaceHelp describes the workspace command for "segments help workspace".
 const workspaceHelp = `segments workspace create NAME [flags] creates a workspace named NAME (several
