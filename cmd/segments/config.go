@@ -23,6 +23,8 @@ type config struct {
 	addr        string
 	dataDir     string
 	databaseURL string
+	// pgBinDir holds the embedded PostgreSQL's binaries; empty: pgserver picks them.
+	pgBinDir string
 
 	// appDatabaseURL is how the server's requests connect (appstore.go); ownerURL is
 	// the database openStore opened, DATABASE_URL's or the embedded one's.
@@ -92,6 +94,7 @@ var settings = []setting{
 	{"--addr", "SEGMENTS_ADDR", "127.0.0.1:8080", "address the server listens on", "serve"},
 	{"--data-dir", "SEGMENTS_DATA_DIR", "~/.local/share/segments (root: /var/lib/segments)", "where the embedded PostgreSQL keeps its data, when DATABASE_URL is not set", "all"},
 	{"", "DATABASE_URL", "(unset)", "PostgreSQL to use instead of the embedded one, e.g. postgres://user:pw@host/db", "all"},
+	{"", "SEGMENTS_PG_BINDIR", "(unset: /usr/lib/postgresql/N/bin)", "directory of the PostgreSQL server binaries (initdb, postgres) the embedded PostgreSQL runs; unset, those of the major version that made the data directory's cluster (pgdata/PG_VERSION), refused when not installed, or the newest for a new cluster; else initdb's on $PATH", "all"},
 	{"", "SEGMENTS_APP_DATABASE_URL", "(unset: DATABASE_URL's database as role segments_app)", "how the server's requests connect: a role that is no superuser, has no BYPASSRLS and owns no table, granted segments_app, so that row-level security holds it to each request's workspace", "serve"},
 	{"--demo", "SEGMENTS_DEMO", "false", "load the demo workspace and print its API key", "serve"},
 	{"--log-format", "SEGMENTS_LOG_FORMAT", "text", "format of the log on stderr, the error that ends the command included: text or json (what a command prints on stdout, a key or a report, stays as it is)", "all"},
@@ -162,6 +165,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	}
 	fs.StringVar(&c.dataDir, "data-dir", env("SEGMENTS_DATA_DIR", defaultDataDir(getenv)), "")
 	c.databaseURL = getenv("DATABASE_URL")
+	c.pgBinDir = getenv("SEGMENTS_PG_BINDIR")
 	c.checkDatabaseURL("DATABASE_URL", c.databaseURL)
 	// Every command logs: migrate runs as a deploy job, whose log a pipeline reads
 	// as serve's.

@@ -256,7 +256,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string, m
 	cfg.ownerURL = url
 	stopDB := func() {}
 	if url == "" {
-		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: cfg.dataDir, Shared: true})
+		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: cfg.dataDir, Shared: true, BinDir: cfg.pgBinDir})
 		if err != nil {
 			return nil, nil, err
 		}
