@@ -30,6 +30,7 @@ Usage:
   segments migrate [--status]         bring the database schema up to date (or list migrations)
   segments check [--repair]           find (and repair) drifted counts and bitmaps, uncomposed texts
   segments bench-data [flags]         create a workspace with the benchmark dataset; prints its API key
+  segments psql [-- PSQL_ARGS...]     run psql (or --exec PROGRAM) connected to the database
   segments version                    print the version, VCS revision, Go version and schema version
   segments help [command]             show this help, or a command's settings
 
@@ -48,6 +49,9 @@ func exitCode(err error) int {
 	}
 	if errors.Is(err, errDrift) {
 		return 3
+	}
+	if exit, ok := errors.AsType[childExit](err); ok {
+		return exit.status // psql's
 	}
 	return 1
 }
@@ -86,6 +90,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return check(ctx, rest, getenv, stdout, stderr)
 	case "bench-data":
 		return benchData(ctx, rest, getenv, stdout, stderr)
+	case "psql":
+		return psql(ctx, rest, getenv, stdout, stderr) // psql.go
 	case "version", "--version", "-version":
 		return printVersion(rest, stdout, stderr) // version.go
 	case "help", "-h", "--help":
@@ -97,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // helpTopics are the commands "segments help COMMAND" describes, each named in full.
 var helpTopics = []string{"serve", "workspace", "workspace create", "keys", "keys list", "keys create",
-	"keys rotate", "keys revoke", "seed", "migrate", "check", "bench-data", "version"}
+	"keys rotate", "keys revoke", "seed", "migrate", "check", "bench-data", "psql", "version"}
 
 // help prints the usage and, for "help COMMAND", the command's help and settings. A
 // command it does not know is a usage error: help used to print an empty list of
@@ -128,7 +134,7 @@ func isHelp(arg string) bool {
 }
 
 // commandHelp describes the commands whose help says more than their settings.
-var commandHelp = map[string]string{"check": checkHelp, "migrate": migrateHelp, "workspace": workspaceHelp, "workspace create": workspaceHelp, "version": versionHelp}
+var commandHelp = map[string]string{"check": checkHelp, "migrate": migrateHelp, "workspace": workspaceHelp, "workspace create": workspaceHelp, "version": versionHelp, "psql": psqlHelp}
 
 // workspaceHelp describes the workspace command for "segments help workspace".
 const workspaceHelp = `segments workspace create NAME [flags] creates a workspace named NAME (several

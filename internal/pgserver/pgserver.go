@@ -184,6 +184,13 @@ func (s *Server) URL(db string) string {
 // Port returns the TCP port the server listens on.
 func (s *Server) Port() int { return s.port }
 
+// Password returns the password of the superuser (Superuser).
+func (s *Server) Password() string { return s.password }
+
+// BinDir returns the directory of the PostgreSQL binaries the server runs, where
+// the client programs of its version are too (psql, pg_restore).
+func (s *Server) BinDir() string { return s.bin }
+
 // Owned reports whether this process started the server.
 func (s *Server) Owned() bool { return s.cmd != nil }
 
