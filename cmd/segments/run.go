@@ -17,6 +17,7 @@ import (
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/pgserver"
 	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/migrations"
 )
 
 const usage = `segments serves the Contacts & Segments GraphQL API.
@@ -309,7 +310,14 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string, m
 		stopDB()
 		return nil, nil, err
 	}
-	for _, name := range applied {
+	// Named in full (ID_name), as migrate --status and the README name them: Bun
+	// gives the ID alone.
+	names, _ := migrations.Names(migrations.FS) // embedded: cannot fail
+	for _, id := range applied {
+		name := id
+		if i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(n, id+"_") }); i >= 0 {
+			name = names[i]
+		}
 		log.Info("migration applied", "name", name)
 	}
 	return s, func() { s.Close(); stopDB() }, nil
