@@ -6,8 +6,10 @@ export PATH := $(PATH):/usr/local/go/bin
 
 all: test build
 
+# The version segments version prints: the VCS stamp of go build is missing where
+# GOFLAGS has -buildvcs=false, and names no tag.
 build:
-	$(GO) build -o bin/segments ./cmd/segments
+	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null)" -o bin/segments ./cmd/segments
 
 # Serve on the embedded PostgreSQL with the demo workspace.
 run:

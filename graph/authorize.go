@@ -11,7 +11,6 @@ import (
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/idempotency"
-	"github.com/segments/segments/internal/telemetry"
 )
 
 // codeForbidden is the extensions.code of an operation the principal may not run.
@@ -24,10 +23,15 @@ const codeServiceUnavailable = "SERVICE_UNAVAILABLE"
 // authorizeWrites refuses every mutation of a principal whose scope is read only
 // (auth.Principal.CanWrite), and of a request without a principal, before any
 // resolver runs: the answer is a single top-level error with extensions.code
-// FORBIDDEN and no data, with HTTP status 200 (GraphQL over HTTP: a well-formed
-// request answered with application/json gets 200 whatever its GraphQL errors).
-// Queries pass. It runs after parsing and validation, so a malformed mutation still
-// gets its validation errors.
+// FORBIDDEN and no data entry, as every refusal before execution (the transport's
+// request errors), with HTTP status 200 (GraphQL over HTTP: a well-formed request
+// answered with application/json gets 200 whatever its GraphQL errors), 403 with
+// application/graphql-response+json, whose answers without data are 4xx. Refused in
+// an operation interceptor, it was answered "data": null, which says the operation
+// ran. Queries pass. It runs after parsing and validation, so a malformed mutation
+// still gets its validation errors, and after the limits' extension, which charges
+// it as a refused request (1 point); a mutation over GET is left to the transport's
+// 405.
 //
 // It also refuses every mutation of a request the idempotency middleware runs
 // unrecorded (idempotency.Unrecorded: its key is free and the database takes no
@@ -41,30 +45,28 @@ type authorizeWrites struct{ log *slog.Logger }
 var (
 	_ graphql.HandlerExtension        = authorizeWrites{}
 	_ graphql.OperationContextMutator = authorizeWrites{}
-	_ graphql.OperationInterceptor    = authorizeWrites{}
 )
 
 func (authorizeWrites) ExtensionName() string                   { return "AuthorizeWrites" }
 func (authorizeWrites) Validate(graphql.ExecutableSchema) error { return nil }
 func (a authorizeWrites) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
-	if opCtx.Operation.Operation != ast.Mutation || !idempotency.Unrecorded(ctx) {
+	if opCtx.Operation.Operation != ast.Mutation {
 		return nil
 	}
-	idempotency.LogReadOnly(ctx, a.log)
-	if ref := refusalFrom(ctx); ref != nil {
-		ref.status, ref.retryAfter = http.StatusServiceUnavailable, "1"
+	ref := refusalFrom(ctx)
+	if idempotency.Unrecorded(ctx) {
+		idempotency.LogReadOnly(ctx, a.log)
+		if ref != nil {
+			ref.status, ref.retryAfter = http.StatusServiceUnavailable, "1"
+		}
+		return &gqlerror.Error{Message: idempotency.ReadOnlyMessage, Extensions: map[string]any{"code": codeServiceUnavailable}}
 	}
-	return &gqlerror.Error{Message: idempotency.ReadOnlyMessage, Extensions: map[string]any{"code": codeServiceUnavailable}}
-}
-
-func (authorizeWrites) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-	op := graphql.GetOperationContext(ctx)
-	if op.Operation == nil || op.Operation.Operation != ast.Mutation {
-		return next(ctx)
+	if ref != nil && ref.method == http.MethodGet {
+		return nil // the transport refuses it (405), whoever sends it
 	}
 	p, ok := auth.PrincipalFrom(ctx)
 	if ok && p.CanWrite() {
-		return next(ctx)
+		return nil
 	}
 	msg := "this request may only read: mutations need credentials with the read_write scope"
 	switch {
@@ -73,15 +75,5 @@ func (authorizeWrites) InterceptOperation(ctx context.Context, next graphql.Oper
 	case ok && p.Kind == auth.KindUser:
 		msg = "this session may only read: mutations need a token whose scope claim includes read_write"
 	}
-	res := &graphql.Response{Errors: gqlerror.List{{
-		Message:    msg,
-		Extensions: map[string]any{"code": codeForbidden},
-	}}}
-	// The response interceptors, telemetry's among them, run inside the operation,
-	// which this answer skips: without this, the refusal was logged and counted as
-	// an unknown operation answered ok.
-	if rec := telemetry.From(ctx); rec != nil {
-		report(ctx, rec, res)
-	}
-	return graphql.OneShot(res)
+	return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": codeForbidden}}
 }

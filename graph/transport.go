@@ -249,6 +249,9 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		status := http.StatusOK
 		if mediaType == MediaTypeGraphQLResponse {
 			status = http.StatusBadRequest
+			if code, _ := errs[0].Extensions["code"].(string); code == codeForbidden {
+				status = http.StatusForbidden // authorizeWrites
+			}
 		}
 		writeResponse(w, mediaType, status, exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs), false)
 		return

@@ -23,6 +23,8 @@ type config struct {
 	addr        string
 	dataDir     string
 	databaseURL string
+	// pgBinDir holds the embedded PostgreSQL's binaries; empty: pgserver picks them.
+	pgBinDir string
 
 	// appDatabaseURL is how the server's requests connect (appstore.go); ownerURL is
 	// the database openStore opened, DATABASE_URL's or the embedded one's.
@@ -92,12 +94,13 @@ var settings = []setting{
 	{"--addr", "SEGMENTS_ADDR", "127.0.0.1:8080", "address the server listens on", "serve"},
 	{"--data-dir", "SEGMENTS_DATA_DIR", "~/.local/share/segments (root: /var/lib/segments)", "where the embedded PostgreSQL keeps its data, when DATABASE_URL is not set", "all"},
 	{"", "DATABASE_URL", "(unset)", "PostgreSQL to use instead of the embedded one, e.g. postgres://user:pw@host/db", "all"},
+	{"", "SEGMENTS_PG_BINDIR", "(unset: /usr/lib/postgresql/N/bin)", "directory of the PostgreSQL server binaries (initdb, postgres) the embedded PostgreSQL runs; unset, those of the major version that made the data directory's cluster (pgdata/PG_VERSION), refused when not installed, or the newest for a new cluster; else initdb's on $PATH", "all"},
 	{"", "SEGMENTS_APP_DATABASE_URL", "(unset: DATABASE_URL's database as role segments_app)", "how the server's requests connect: a role that is no superuser, has no BYPASSRLS and owns no table, granted segments_app, so that row-level security holds it to each request's workspace", "serve"},
 	{"--demo", "SEGMENTS_DEMO", "false", "load the demo workspace and print its API key", "serve"},
 	{"--log-format", "SEGMENTS_LOG_FORMAT", "text", "format of the log on stderr, the error that ends the command included: text or json (what a command prints on stdout, a key or a report, stays as it is)", "all"},
 	{"--batch-wait", "SEGMENTS_BATCH_WAIT", "1ms", "how long a batch loader waits for sibling keys", "serve"},
 	{"--key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", "2s", "how long an accepted API key is remembered without asking the database: a revoked key, or a rotated one past its grace, stops working within it (0: ask on every request)", "serve"},
-	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes", "serve"},
+	{"--request-timeout", "SEGMENTS_REQUEST_TIMEOUT", "10s", "deadline of each GraphQL request; its SQL is cancelled when it passes, and its body must arrive within it (408 REQUEST_TIMEOUT): at least 1s", "serve"},
 	{"--statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", "15s", "PostgreSQL statement_timeout of the roles the server connects as (the application's and the owner's, which migrates): at least 1s (0: leave as is)", "serve"},
 	{"--idle-transaction-timeout", "SEGMENTS_IDLE_TRANSACTION_TIMEOUT", "15s", "PostgreSQL idle_in_transaction_session_timeout of the roles the server connects as: at least 1s (0: leave as is)", "serve"},
 	{"--old-transaction-age", "SEGMENTS_OLD_TRANSACTION_AGE", "1m", "serve and check: a transaction with an ID, in any database of the PostgreSQL cluster, holds every workspace's change feed back while it runs; serve logs one running longer (once a minute), check warns of it (exit status unchanged): at least 1s (0: neither; the metric stays)", "serve,check"},
@@ -162,6 +165,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	}
 	fs.StringVar(&c.dataDir, "data-dir", env("SEGMENTS_DATA_DIR", defaultDataDir(getenv)), "")
 	c.databaseURL = getenv("DATABASE_URL")
+	c.pgBinDir = getenv("SEGMENTS_PG_BINDIR")
 	c.checkDatabaseURL("DATABASE_URL", c.databaseURL)
 	// Every command logs: migrate runs as a deploy job, whose log a pipeline reads
 	// as serve's.
@@ -183,7 +187,8 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	c.setting(fs, getenv, "demo", "SEGMENTS_DEMO", boolValue{&c.demo})
 	duration(&c.batchWait, "batch-wait", "SEGMENTS_BATCH_WAIT", time.Millisecond)
 	duration(&c.keyCacheTTL, "key-cache-ttl", "SEGMENTS_KEY_CACHE_TTL", 2*time.Second)
-	duration(&c.request, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", 10*time.Second)
+	c.request = 10 * time.Second
+	c.setting(fs, getenv, "request-timeout", "SEGMENTS_REQUEST_TIMEOUT", durationValue{p: &c.request, atLeast: time.Second, required: true})
 	duration(&c.drainDelay, "drain-delay", "SEGMENTS_DRAIN_DELAY", 0)
 	duration(&c.shutdown, "shutdown-timeout", "SEGMENTS_SHUTDOWN_TIMEOUT", 10*time.Second)
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", env("SEGMENTS_JWT_ISSUER", ""), "")

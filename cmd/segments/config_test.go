@@ -207,6 +207,9 @@ func TestBadSettingsRefusedWhenParsed(t *testing.T) {
 		{nil, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"},
 		{nil, map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "nowhere"}, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
 		{nil, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		// 0 removed every deadline, the body's (read before authentication) too.
+		{[]string{"--request-timeout", "0"}, nil, "want at least 1s"},
+		{nil, map[string]string{"SEGMENTS_REQUEST_TIMEOUT": "0"}, "SEGMENTS_REQUEST_TIMEOUT"},
 	} {
 		// A database where nothing listens: a setting not refused as it is parsed
 		// fails on the database instead, exit status 1, at once.

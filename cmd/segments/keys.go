@@ -42,9 +42,10 @@ A running server remembers a key it accepted for its --key-cache-ttl (2s by
 default) without asking the database: a revoked key, or a rotated one whose grace
 (even 0) is over, may still work on it until that has passed.
 
-WORKSPACE is the workspace's ID as the API shows it (W_...) or its name; a name that
-several workspaces share is refused (use the ID), and so is an ID that another
-workspace has as its name (stored before such names were refused). KEY_ID is the
+WORKSPACE is the workspace's ID as the API shows it (W_...) or its name, one
+argument (quote a name of several words: "Acme Retail"); a name that several
+workspaces share is refused (use the ID), and so is an ID that another workspace
+has as its name (stored before such names were refused). KEY_ID is the
 number in the ID column of "keys list". DURATION is Go's (90m, 36h) or a number of
 days (90d), at most 100 years (36500d, 876000h); --expires-in is at least 1m, and
 an empty one is refused (leave it out for a key that never expires). Times are
@@ -229,10 +230,18 @@ func revokeKey(ctx context.Context, args []string, getenv func(string) string, s
 	})
 }
 
-// oneWorkspace returns the WORKSPACE argument; a name may come in several words, as
-// with "workspace create".
+// oneWorkspace returns the WORKSPACE argument, one argument: a name of several words
+// is quoted. Only "workspace create" joins its words into a name; here "keys list
+// W_AQ extra" looked for a workspace named "W_AQ extra" instead of refusing the
+// extra argument as every command does.
 func oneWorkspace(command string, rest []string) (string, error) {
-	name := strings.TrimSpace(strings.Join(rest, " "))
+	if len(rest) > 1 {
+		return "", fmt.Errorf("%w: %s takes one WORKSPACE, got %q (quote a name of several words)", errUsage, command, rest)
+	}
+	name := ""
+	if len(rest) == 1 {
+		name = strings.TrimSpace(rest[0])
+	}
 	if name == "" {
 		return "", fmt.Errorf("%w: %s needs a WORKSPACE (its W_... ID or its name)", errUsage, command)
 	}

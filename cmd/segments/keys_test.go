@@ -126,7 +126,7 @@ func TestKeysCommands(t *testing.T) {
 	if status, code, _ := gqlCode(t, url, reader, writeQuery); status != 200 || code != "FORBIDDEN" {
 		t.Errorf("read key, mutation: %d %s, want 200 FORBIDDEN", status, code)
 	}
-	byDefault := printedKey(t, getenv, "keys", "create", "--name=Default scope", "Acme", "Retail")
+	byDefault := printedKey(t, getenv, "keys", "create", "--name=Default scope", "Acme Retail")
 	if _, code, _ := gqlCode(t, url, byDefault, writeQuery); code != "FORBIDDEN" {
 		t.Errorf("a key made without --scope can write (%s): the default must be read", code)
 	}

@@ -105,6 +105,9 @@ func TestFlagsCheckedAsTheirVariables(t *testing.T) {
 		{nil, map[string]string{"SEGMENTS_DEMO": "yes"}},
 		{[]string{"--demo=yes"}, nil},
 		{[]string{"--request-timeout", "-1s"}, nil}, // was no deadline at all
+		{[]string{"--request-timeout", "0"}, nil},   // so was 0, the body's before authentication included
+		{nil, map[string]string{"SEGMENTS_REQUEST_TIMEOUT": "0s"}},
+		{nil, map[string]string{"SEGMENTS_REQUEST_TIMEOUT": "500ms"}},
 		{nil, map[string]string{"SEGMENTS_SHUTDOWN_TIMEOUT": "-5s"}},
 		// Stored as the roles' defaults, 30 ms stopped the seeds and checks after it.
 		{[]string{"--statement-timeout", "30ms"}, nil},

@@ -392,6 +392,10 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{"workspace", "create", "Foo", "--data-dir", "--", "bar"},
 		{"keys", "create", "W_AQ", "--name", "--data-dir", t.TempDir()},
 		{"migrate", "--data-dir="}, // a cluster in the working directory
+		// One WORKSPACE: these looked for a workspace named "W_AQ extra".
+		{"keys", "list", "W_AQ", "extra"},
+		{"keys", "create", "Acme", "Retail", "--scope", "read"},
+		{"version", "--data-dir", "x"},
 	} {
 		_, _, err := cli(bad, args...)
 		if !errors.Is(err, errUsage) || exitCode(err) != 2 {

@@ -82,9 +82,14 @@ func TestCheckDoesNotMigrate(t *testing.T) {
 		t.Fatal("migrate --status changed bun_migrations")
 	}
 
-	// Migrated, check checks.
+	// Migrated, check checks. The log names the migration in full, as --status does
+	// (it gave the ID alone).
+	stderr.Reset()
 	if err := run(ctx, []string{"migrate"}, getenv, &stdout, &stderr); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, stderr.String())
+	}
+	if want := `msg="migration applied" name=` + last + "\n"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("migrate logged no %s:\n%s", want, stderr.String())
 	}
 	stdout.Reset()
 	if err := run(ctx, []string{"check"}, getenv, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "no drift") {

@@ -17,6 +17,7 @@ import (
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/pgserver"
 	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/migrations"
 )
 
 const usage = `segments serves the Contacts & Segments GraphQL API.
@@ -30,6 +31,8 @@ Usage:
   segments migrate [--status]         bring the database schema up to date (or list migrations)
   segments check [--repair]           find (and repair) drifted counts and bitmaps, uncomposed texts
   segments bench-data [flags]         create a workspace with the benchmark dataset; prints its API key
+  segments psql [-- PSQL_ARGS...]     run psql (or --exec PROGRAM) connected to the database
+  segments version                    print the version, VCS revision, Go version and schema version
   segments help [command]             show this help, or a command's settings
 
 Flags may come before or after a command's arguments; after "--" everything is an
@@ -47,6 +50,9 @@ func exitCode(err error) int {
 	}
 	if errors.Is(err, errDrift) {
 		return 3
+	}
+	if exit, ok := errors.AsType[childExit](err); ok {
+		return exit.status // psql's
 	}
 	return 1
 }
@@ -85,6 +91,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return check(ctx, rest, getenv, stdout, stderr)
 	case "bench-data":
 		return benchData(ctx, rest, getenv, stdout, stderr)
+	case "psql":
+		return psql(ctx, rest, getenv, stdout, stderr) // psql.go
+	case "version", "--version", "-version":
+		return printVersion(rest, stdout, stderr) // version.go
 	case "help", "-h", "--help":
 		return help(rest, stdout, stderr)
 	}
@@ -94,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // helpTopics are the commands "segments help COMMAND" describes, each named in full.
 var helpTopics = []string{"serve", "workspace", "workspace create", "keys", "keys list", "keys create",
-	"keys rotate", "keys revoke", "seed", "migrate", "check", "bench-data"}
+	"keys rotate", "keys revoke", "seed", "migrate", "check", "bench-data", "psql", "version"}
 
 // help prints the usage and, for "help COMMAND", the command's help and settings. A
 // command it does not know is a usage error: help used to print an empty list of
@@ -111,6 +121,9 @@ func help(topic []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stdout, usage)
 	fmt.Fprintf(stdout, "\n%s", commandHelp[name])
+	if name == "version" { // it reads no setting
+		return nil
+	}
 	fmt.Fprintf(stdout, "Settings of %s:\n", name)
 	printSettings(stdout, name)
 	return nil
@@ -122,7 +135,7 @@ func isHelp(arg string) bool {
 }
 
 // commandHelp describes the commands whose help says more than their settings.
-var commandHelp = map[string]string{"check": checkHelp, "migrate": migrateHelp, "workspace": workspaceHelp, "workspace create": workspaceHelp}
+var commandHelp = map[string]string{"check": checkHelp, "migrate": migrateHelp, "workspace": workspaceHelp, "workspace create": workspaceHelp, "version": versionHelp, "psql": psqlHelp}
 
 // workspaceHelp describes the workspace command for "segments help workspace".
 const workspaceHelp = `segments workspace create NAME [flags] creates a workspace named NAME (several
@@ -250,7 +263,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string, m
 	cfg.ownerURL = url
 	stopDB := func() {}
 	if url == "" {
-		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: cfg.dataDir, Shared: true})
+		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: cfg.dataDir, Shared: true, BinDir: cfg.pgBinDir})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -297,7 +310,14 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string, m
 		stopDB()
 		return nil, nil, err
 	}
-	for _, name := range applied {
+	// Named in full (ID_name), as migrate --status and the README name them: Bun
+	// gives the ID alone.
+	names, _ := migrations.Names(migrations.FS) // embedded: cannot fail
+	for _, id := range applied {
+		name := id
+		if i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(n, id+"_") }); i >= 0 {
+			name = names[i]
+		}
 		log.Info("migration applied", "name", name)
 	}
 	return s, func() { s.Close(); stopDB() }, nil

@@ -31,6 +31,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := newLogger(stderr, cfg.logFormat)
+	build := readBuild() // version.go
+	build.log(log)
 	// First, before any work: a refused --debug-addr opens nothing, and the start
 	// itself can be profiled.
 	stopProfiling, err := cfg.profiling(log) // telemetry.go: none without --debug-addr
@@ -68,6 +70,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer stopMetrics()
+	if metrics != nil {
+		metrics.Registry().MustRegister(build.collector())
+	}
 	// As the owner, who sees more of the other sessions than the application's role
 	// (a superuser, for the embedded PostgreSQL).
 	watch := telemetry.NewTransactionWatch(s, log, telemetry.TransactionWatchOptions{WarnAfter: cfg.oldTransaction})

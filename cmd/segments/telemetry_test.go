@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,12 +58,21 @@ func TestServeObservability(t *testing.T) {
 	}
 
 	t.Run("metrics on the API listener", func(t *testing.T) {
-		url := start(t, getenv)
+		url, log := startLogged(t, getenv)
 		workspaceName(t, url, key)
 		status, body := get(t, url+"/metrics")
 		if status != http.StatusOK || !strings.Contains(body, "segments_db_pool_open_connections") ||
 			!strings.Contains(body, `segments_requests_total{operation="anonymous",outcome="ok"} 1`) {
 			t.Fatalf("GET /metrics: %d\n%s", status, body)
+		}
+		// Which version runs (a test binary knows none), in Prometheus's convention,
+		// and in the log's first line.
+		schema := newestMigration(t)
+		if want := `segments_build_info{go_version="` + runtime.Version() + `",revision="unknown",schema="` + schema + `",version="unknown"} 1`; !strings.Contains(body, want) {
+			t.Errorf("GET /metrics has no %s:\n%s", want, body)
+		}
+		if want := `msg="segments starting" version="unknown (built without version information)" revision=unknown go_version=` + runtime.Version() + " schema=" + schema; !strings.Contains(log.String(), want) {
+			t.Errorf("serve logged no %s:\n%s", want, log.String())
 		}
 	})
 

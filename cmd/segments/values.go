@@ -96,6 +96,10 @@ type durationValue struct {
 	// 30 ms, stored as its roles' defaults, stopped the seeds and checks that share
 	// the roles, and 1 ms the statement that would replace it).
 	atLeast time.Duration
+	// required refuses 0 too: --request-timeout, whose 0 removed every deadline, the
+	// request body's included, which is read before the caller is authenticated (a
+	// body sent a byte at a time held its connection for as long as it liked).
+	required bool
 }
 
 func (d durationValue) Set(s string) error {
@@ -105,6 +109,9 @@ func (d durationValue) Set(s string) error {
 	}
 	if v < 0 {
 		return fmt.Errorf("want a duration of 0 or more, not %s", s)
+	}
+	if d.required && v < d.atLeast {
+		return fmt.Errorf("want at least %s (a request cannot go without a deadline), not %s", d.atLeast, s)
 	}
 	if v > 0 && v < d.atLeast {
 		return fmt.Errorf("want 0 (leave as is) or at least %s, not %s", d.atLeast, s)

@@ -1081,8 +1081,9 @@ var sources = []*ast.Source{
 The segments API: the contact directory of a WhatsApp-marketing CRM, and the segments
 that group its contacts for broadcasts and automation flows.
 
-Every request acts for the one workspace its API key belongs to
-(` + "`" + `Authorization: Bearer <key>` + "`" + `); nothing of another workspace is visible, and another
+Every request acts for the one workspace of its credential, sent as ` + "`" + `Authorization:
+Bearer <credential>` + "`" + `: a partner's API key, or a dashboard user's session token (a JWT
+naming the workspace); nothing of another workspace is visible, and another
 workspace's IDs behave exactly like IDs that do not exist.
 
 Texts given to mutations are stored trimmed of white space and invisible characters
@@ -1322,7 +1323,8 @@ type ContactEdge {
 }
 
 """
-A contact that ` + "`" + `deleteContacts` + "`" + ` deleted: its former ID and when, nothing else of it.
+A contact deleted from its workspace, however it was (` + "`" + `deleteContacts` + "`" + `, an older
+server, SQL run on the database): its former ID and when, nothing else of it.
 """
 type DeletedContact {
   """The contact's former globally unique, opaque ID, as ` + "`" + `Contact.id` + "`" + ` was."""
@@ -1467,9 +1469,12 @@ workspace stand for an empty segment.
 input SegmentMembershipFilter {
   """Keeps contacts in at least one of these segments (at most 100). An empty list keeps nobody."""
   any: [ID!]
-  """Keeps contacts in every one of these segments (at most 100)."""
+  """
+  Keeps contacts in every one of these segments (at most 100). An empty list keeps
+  every contact, as leaving it out does.
+  """
   all: [ID!]
-  """Drops contacts in any of these segments (at most 100)."""
+  """Drops contacts in any of these segments (at most 100). An empty list drops nobody."""
   none: [ID!]
 }
 

@@ -180,9 +180,10 @@ type RemoveContactsFromSegmentsPayload struct {
 type SegmentMembershipFilter struct {
 	// Keeps contacts in at least one of these segments (at most 100). An empty list keeps nobody.
 	Any []string `json:"any,omitempty"`
-	// Keeps contacts in every one of these segments (at most 100).
+	// Keeps contacts in every one of these segments (at most 100). An empty list keeps
+	// every contact, as leaving it out does.
 	All []string `json:"all,omitempty"`
-	// Drops contacts in any of these segments (at most 100).
+	// Drops contacts in any of these segments (at most 100). An empty list drops nobody.
 	None []string `json:"none,omitempty"`
 }
 

@@ -61,8 +61,9 @@ type Options struct {
 	// Port is the TCP port to listen on; 0 picks a free one. A fixed port lets a
 	// restarted server keep its address.
 	Port int
-	// BinDir holds initdb and postgres. Empty means: $SEGMENTS_PG_BINDIR, else the
-	// newest /usr/lib/postgresql/*/bin, else $PATH.
+	// BinDir holds initdb and postgres. Empty means: $SEGMENTS_PG_BINDIR, else
+	// /usr/lib/postgresql/N/bin of the major version N of the cluster in Dir (its
+	// PG_VERSION), or the newest there for a new cluster, else initdb's on $PATH.
 	BinDir string
 	// Settings are further server settings, each "name=value" (postgres -c), such as
 	// "shared_buffers=2GB"; they override this package's defaults (TempFileLimit, and
@@ -115,7 +116,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin, err := binDir(opts.BinDir)
+	bin, err := binDir(opts.BinDir, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +183,13 @@ func (s *Server) URL(db string) string {
 
 // Port returns the TCP port the server listens on.
 func (s *Server) Port() int { return s.port }
+
+// Password returns the password of the superuser (Superuser).
+func (s *Server) Password() string { return s.password }
+
+// BinDir returns the directory of the PostgreSQL binaries the server runs, where
+// the client programs of its version are too (psql, pg_restore).
+func (s *Server) BinDir() string { return s.bin }
 
 // Owned reports whether this process started the server.
 func (s *Server) Owned() bool { return s.cmd != nil }
@@ -742,7 +750,7 @@ func ensureCluster(ctx context.Context, bin, dir string, runAs *user.User) (stri
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		hint := ""
-		if runAs != nil && ctx.Err() == nil {
+		if runAs != nil && ctx.Err() == nil && !errors.Is(err, fs.ErrNotExist) {
 			hint = fmt.Sprintf(" (the postgres OS user must be able to reach %s)", dir)
 		}
 		return "", fmt.Errorf("pgserver: initdb failed%s: %w\n%s", hint, err, out)
@@ -864,22 +872,56 @@ func waitReaped(ctx context.Context, pgdata string) error {
 	}
 }
 
-func binDir(dir string) (string, error) {
-	if dir == "" {
-		dir = os.Getenv("SEGMENTS_PG_BINDIR")
+// installed is where Debian and Ubuntu install PostgreSQL's server binaries, one
+// directory per major version (/usr/lib/postgresql/15/bin).
+const installed = "/usr/lib/postgresql"
+
+// binDir picks the directory of the PostgreSQL binaries for the cluster in dir
+// (chooseBinDir): explicit (Options.BinDir), else $SEGMENTS_PG_BINDIR, else the
+// installed ones.
+func binDir(explicit, dir string) (string, error) {
+	if explicit == "" {
+		explicit = os.Getenv("SEGMENTS_PG_BINDIR")
 	}
-	if dir != "" {
-		return dir, nil
+	return chooseBinDir(explicit, dir, installed, exec.LookPath)
+}
+
+// chooseBinDir picks the binaries for the cluster in dir: explicit when set
+// (SEGMENTS_PG_BINDIR), which must hold postgres; else, for a
+// cluster that exists, the major version its PG_VERSION names under root
+// (root/15/bin), and for a new one the newest there; else initdb's directory on
+// $PATH (lookPath), whose version PostgreSQL checks itself. Picking the newest for an
+// existing cluster made a cluster of 15 fail to start once 16 was installed beside.
+func chooseBinDir(explicit, dir, root string, lookPath func(string) (string, error)) (string, error) {
+	if explicit != "" {
+		if _, err := os.Stat(filepath.Join(explicit, "postgres")); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return "", fmt.Errorf("pgserver: the PostgreSQL binaries' directory %s (SEGMENTS_PG_BINDIR) holds no server: %s does not exist", explicit, filepath.Join(explicit, "postgres"))
+			}
+			return "", fmt.Errorf("pgserver: the PostgreSQL binaries' directory %s (SEGMENTS_PG_BINDIR): %w", explicit, err)
+		}
+		return explicit, nil
 	}
-	if dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin"); len(dirs) > 0 {
-		sort.Slice(dirs, func(i, j int) bool { return pgMajor(dirs[i]) > pgMajor(dirs[j]) })
+	dirs, _ := filepath.Glob(filepath.Join(root, "*", "bin"))
+	sort.Slice(dirs, func(i, j int) bool { return pgMajor(dirs[i]) > pgMajor(dirs[j]) })
+	if v, err := os.ReadFile(filepath.Join(dir, "pgdata", "PG_VERSION")); err == nil {
+		major := strings.TrimSpace(string(v))
+		want := filepath.Join(root, major, "bin")
+		if _, err := os.Stat(filepath.Join(want, "postgres")); err == nil {
+			return want, nil
+		}
+		if len(dirs) > 0 {
+			return "", fmt.Errorf("pgserver: the cluster in %s was made by PostgreSQL %s, whose server binaries are not installed (no %s): install them (Debian, Ubuntu: apt-get install postgresql-%s), or set SEGMENTS_PG_BINDIR to their directory",
+				dir, major, filepath.Join(want, "postgres"), major)
+		}
+	} else {
 		for _, d := range dirs {
 			if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
 				return d, nil
 			}
 		}
 	}
-	if p, err := exec.LookPath("initdb"); err == nil {
+	if p, err := lookPath("initdb"); err == nil {
 		return filepath.Dir(p), nil
 	}
 	return "", errors.New("pgserver: no PostgreSQL binaries found (install PostgreSQL, set SEGMENTS_PG_BINDIR, or set DATABASE_URL)")

@@ -17,6 +17,10 @@ import (
 // CodeRequestTimeout is the code of a request whose body did not arrive in time.
 const CodeRequestTimeout = "REQUEST_TIMEOUT"
 
+// bodyTimeout is how long a request body may take to arrive when requests have no
+// deadline: serve's default --request-timeout. A variable for the tests.
+var bodyTimeout = 10 * time.Second
+
 // limitRequestSize refuses requests larger than max bytes before anything else reads
 // them: a body over max with 413 Content Too Large, a query string (a GET request's
 // document and variables) over max with 414 URI Too Long, both with extensions.code
@@ -26,13 +30,19 @@ const CodeRequestTimeout = "REQUEST_TIMEOUT"
 // idempotency, the GraphQL transports, which all read whole bodies) never see more.
 // A negative max turns the limit off.
 //
-// The body must also arrive within within (0: no bound), else 408 REQUEST_TIMEOUT:
+// The body must also arrive within within (0: bodyTimeout), else 408 REQUEST_TIMEOUT:
 // the request's deadline starts after it is read, and the server's only read timeout
 // is the headers'. A body sent a byte a second held its connection, and its 256 KB,
 // for days, before the key was even checked.
 func limitRequestSize(max int64, within time.Duration, next http.Handler) http.Handler {
 	if max < 0 {
 		return next
+	}
+	if within <= 0 {
+		// No request deadline (Config.RequestTimeout 0) leaves the body bounded all
+		// the same: it is read before authentication, so anyone could hold a
+		// connection with it.
+		within = bodyTimeout
 	}
 	tooLarge := func(w http.ResponseWriter, status int, what string) {
 		auth.WriteError(w, status, limits.CodeRequestTooLarge,
@@ -49,9 +59,7 @@ func limitRequestSize(max int64, within time.Duration, next http.Handler) http.H
 		}
 		if r.Body != nil && r.Body != http.NoBody {
 			rc := http.NewResponseController(w)
-			if within > 0 {
-				_ = rc.SetReadDeadline(time.Now().Add(within)) // not supported (HTTP/2 tests): unbounded
-			}
+			_ = rc.SetReadDeadline(time.Now().Add(within)) // not supported (HTTP/2 tests): unbounded
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 			if _, over := errors.AsType[*http.MaxBytesError](err); over {
 				tooLarge(w, http.StatusRequestEntityTooLarge, "the request body")
@@ -64,9 +72,7 @@ func limitRequestSize(max int64, within time.Duration, next http.Handler) http.H
 					"the request body did not arrive within "+within.String())
 				return
 			}
-			if within > 0 {
-				_ = rc.SetReadDeadline(time.Time{})
-			}
+			_ = rc.SetReadDeadline(time.Time{})
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				// The client closed its connection before the body was whole: it left
 				// (refused with 400, it counted as a rejection). Answered all the same,

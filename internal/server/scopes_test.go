@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -60,13 +61,13 @@ func (a *api) snapshot() string {
 	return s
 }
 
-// forbidden checks that res is the refusal of a mutation: HTTP 200, no data, one
-// FORBIDDEN error.
+// forbidden checks that res is the refusal of a mutation: HTTP 200, one FORBIDDEN
+// error and no data entry, as every refusal before execution: it was "data": null,
+// which says the operation ran.
 func forbidden(t testing.TB, res response) {
 	t.Helper()
-	if res.Status != http.StatusOK || len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "FORBIDDEN" ||
-		(res.Data != nil && string(res.Data) != "null") {
-		t.Fatalf("status %d, data %s, errors %+v; want 200 and one FORBIDDEN error", res.Status, res.Data, res.Errors)
+	if res.Status != http.StatusOK || len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "FORBIDDEN" || res.Data != nil {
+		t.Fatalf("status %d, data %s, errors %+v; want 200, one FORBIDDEN error and no data", res.Status, res.Data, res.Errors)
 	}
 }
 
@@ -237,6 +238,23 @@ func TestReadOnlyKeyCannotMutate(t *testing.T) {
 		msg := ro.fails("FORBIDDEN", `mutation { deleteSegment(input: {id: "S_AQ"}) { deletedSegmentId } }`, nil)
 		if !strings.Contains(msg, "read") {
 			t.Errorf("message %q", msg)
+		}
+	})
+
+	t.Run("403 without data as application/graphql-response+json", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, ro.url+"/graphql", strings.NewReader(`{"query":"mutation { deleteSegment(input: {id: \"S_AQ\"}) { deletedSegmentId } }"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/graphql-response+json")
+		req.Header.Set("Authorization", "Bearer "+string(ro.key))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		var out map[string]json.RawMessage
+		if err := json.Unmarshal(body, &out); err != nil || res.StatusCode != http.StatusForbidden || out["data"] != nil || !strings.Contains(string(out["errors"]), `"FORBIDDEN"`) {
+			t.Errorf("%d %s (%v), want 403, FORBIDDEN and no data entry", res.StatusCode, body, err)
 		}
 	})
 

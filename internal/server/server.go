@@ -43,7 +43,7 @@ type Config struct {
 	// RequestTimeout bounds each GraphQL request; when it passes, the request's SQL is
 	// cancelled on the database too and the client gets a TIMEOUT error. A request's
 	// body must arrive within it too, before the request starts (408
-	// REQUEST_TIMEOUT). 0 means no deadline.
+	// REQUEST_TIMEOUT). 0 means no deadline, but the body's stays (10 s).
 	RequestTimeout time.Duration
 	// Draining, once closed, turns /readyz to 503 while requests are still served: the
 	// first step of a graceful shutdown, so that load balancers stop sending traffic

@@ -77,3 +77,17 @@ func Declarations(fsys fs.FS) (map[string]Declaration, error) {
 	}
 	return out, nil
 }
+
+// Names returns the full names of the migrations of fsys (ID_name, as Bun's
+// Migration.String and migrate --status spell them), oldest first.
+func Names(fsys fs.FS) ([]string, error) {
+	files, err := fs.Glob(fsys, "*.up.sql")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(files)) // Glob sorts them, and IDs are timestamps
+	for i, f := range files {
+		names[i] = strings.TrimSuffix(strings.TrimSuffix(f, ".up.sql"), ".tx")
+	}
+	return names, nil
+}
