@@ -30,7 +30,11 @@ made before: the mirrors must sync again from after: null). It looks for segment
 names and descriptions and contact names and emails that are not composed (Unicode
 NFC), as a server of a version before 20261206000003_compose_texts still writes
 them during a rolling upgrade, and which search misses: one line per segment and
-one per workspace for its contacts (status 3 too). It warns, on stderr,
+one per workspace for its contacts (status 3 too), and each table, sequence,
+column or function on which the server's role (segments_app), or PUBLIC, holds
+other privileges than the migrations grant, one line each (status 3 too:
+pg_restore --clean into a database migrated before 20261213000001 gave that role
+every table; every command that migrates makes them so again). It warns, on stderr,
 of PostgreSQL settings that leave the database unsafe, such as an unlimited
 temp_file_limit (the exit status does not change: a superuser sets them), and of
 each transaction of the cluster, in any database, older than --old-transaction-age
@@ -45,7 +49,9 @@ naming them, unchecked (exit status 1).
              of memberships or contacts and rebuild each drifted segment's bitmaps,
              in one transaction each, and compose texts that are not, moving
              their updated_at, and stamp again the contacts and deletions
-             whose transaction IDs are ahead; it reports what it found, as a check would have,
+             whose transaction IDs are ahead, and revoke from the server's role
+             (and PUBLIC) what is not granted by the migrations and grant what
+             is; it reports what it found, as a check would have,
              and exits 0; safe while the server runs and writes. A segment name
              whose composed form is another segment's name is left as it is,
              reported "not repaired" (exit status 3): rename one of the two, then
@@ -100,8 +106,8 @@ func warnHeldFeed(ctx context.Context, s *store.Store, log *slog.Logger, age tim
 	}
 }
 
-// checkStore does what check does, on s: reports (or repairs) drift and broken
-// triggers.
+// checkStore does what check does, on s: reports (or repairs) drift, broken
+// triggers and the server role's privileges.
 func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writer) error {
 	problems, err := s.TriggerProblems(ctx)
 	if err != nil {
@@ -109,6 +115,27 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	}
 	for _, p := range problems {
 		fmt.Fprintf(stdout, "broken: %s; counts, bitmaps, memberships' references or the change feed go wrong with every change\n", p)
+	}
+	var privileges, unrepaired []store.PrivilegeDrift
+	if repair {
+		privileges, unrepaired, err = s.RepairPrivileges(ctx)
+	} else {
+		privileges, err = s.CheckPrivileges(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	for _, d := range privileges {
+		if repair {
+			fmt.Fprintf(stdout, "repaired: %s\n", d)
+			continue
+		}
+		problems = append(problems, "privileges")
+		fmt.Fprintf(stdout, "broken: %s; \"segments check --repair\" (or migrate) repairs it\n", d)
+	}
+	for _, d := range unrepaired {
+		problems = append(problems, "privileges")
+		fmt.Fprintf(stdout, "not repaired: %s: another role granted it; that role, or a superuser, must revoke it\n", d)
 	}
 	var ahead []store.ChangesAhead
 	if repair {
@@ -243,7 +270,7 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	}
 	switch {
 	case len(problems) > 0:
-		return fmt.Errorf("%w: %d trigger(s) missing or disabled, or workspace(s) with change IDs ahead", errDrift, len(problems))
+		return fmt.Errorf("%w: %d broken (triggers missing or disabled, workspaces with change IDs ahead, or the server role's privileges other than declared)", errDrift, len(problems))
 	case repair && taken > 0:
 		return fmt.Errorf("%w: %s", errDrift, takenOf(taken))
 	case found > 0 && !repair:

@@ -9,8 +9,10 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
 
@@ -333,6 +335,71 @@ func TestCheckTexts(t *testing.T) {
 	}
 	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
 		t.Fatalf("check after the repairs: %v\n%s", err, out)
+	}
+}
+
+// TestCheckRepairsPrivileges runs "segments check" after what pg_restore --clean
+// into the database in use did to the server's role (restore probe): it could write
+// workspaces and api_keys, so a compromised server could mint API keys. The check
+// reports each table, one line each, exits 3 and changes nothing; --repair revokes
+// what is extra, reports the same, and exits 0; then the role is refused the writes
+// (permission denied) and the next check is clean. Before, the check found nothing.
+func TestCheckRepairsPrivileges(t *testing.T) {
+	ctx := context.Background()
+	dbURL, runCheck := seededForCheck(t)
+	conn := storetest.Conn(t, dbURL)
+	if _, err := conn.Exec(ctx, "GRANT INSERT, UPDATE, DELETE ON workspaces, api_keys TO "+store.AppRole); err != nil {
+		t.Fatal(err)
+	}
+	appURL, err := store.AppURL(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := storetest.Conn(t, appURL)
+	var ws int64
+	if err := conn.QueryRow(ctx, "SELECT id FROM workspaces WHERE name = 'Demo'").Scan(&ws); err != nil {
+		t.Fatal(err)
+	}
+	mint := func() error {
+		t.Helper()
+		_, err := app.Exec(ctx, fmt.Sprintf(`BEGIN; SET LOCAL app.workspace_id = '%d';
+			INSERT INTO api_keys (workspace_id, key_hash, prefix) VALUES (%[1]d, '\x00', 'seg_mint')`, ws))
+		if _, rerr := app.Exec(ctx, "ROLLBACK"); rerr != nil {
+			t.Fatal(rerr)
+		}
+		return err
+	}
+	if err := mint(); err != nil {
+		t.Fatalf("the server's role could not insert into api_keys after the grant (%v): the test proves nothing", err)
+	}
+
+	found := []string{
+		"table api_keys: segments_app holds INSERT, UPDATE, DELETE beyond what is declared (none)",
+		"table workspaces: segments_app holds INSERT, UPDATE, DELETE beyond what is declared (SELECT)",
+	}
+	var want string
+	for _, f := range found {
+		want += "broken: " + f + "; \"segments check --repair\" (or migrate) repairs it\n"
+	}
+	for range 2 { // the check changes nothing
+		out, err := runCheck()
+		if exitCode(err) != 3 || !strings.HasPrefix(out, want) || !strings.Contains(out, "\nno drift") {
+			t.Fatalf("check of the privileges: %v\n%s\nwant it to begin with\n%s", err, out, want)
+		}
+	}
+	want = ""
+	for _, f := range found {
+		want += "repaired: " + f + "\n"
+	}
+	if out, err := runCheck("--repair"); err != nil || !strings.HasPrefix(out, want) {
+		t.Fatalf("check --repair of the privileges: %v\n%s\nwant it to begin with\n%s", err, out, want)
+	}
+	var pgErr *pgconn.PgError
+	if err := mint(); !errors.As(err, &pgErr) || pgErr.Code != "42501" || pgErr.Message != "permission denied for table api_keys" {
+		t.Errorf("the server's role inserting into api_keys after the repair: %v; want permission denied", err)
+	}
+	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
+		t.Fatalf("check after the repair: %v\n%s", err, out)
 	}
 }
 

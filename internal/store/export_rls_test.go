@@ -47,7 +47,7 @@ func MigrateFrom(ctx context.Context, s *Store, fsys fs.FS, wait time.Duration, 
 	for range attempts {
 		t.waits = append(t.waits, wait)
 	}
-	return s.migrate(ctx, fsys, t)
+	return s.migrate(ctx, fsys, t, appPrivileges)
 }
 
 // OldestTransactions has a transaction of s describe the oldest other transaction

@@ -31,14 +31,16 @@ const migrationLockKey = 7264001
 // background, beside whatever came next.
 //
 // A migration waits for the locks it takes in short turns (lockTurns): see
-// migrateInTurns.
+// migrateInTurns. After the migrations, every run makes the privileges of the
+// server's role (and PUBLIC) what they grant (appPrivileges), warning of what it
+// changed; not beside a newer version's migrations, whose grants it does not know.
 //
 // Then it stamps again the changes a restore into a new cluster left ahead of the
 // database's transactions (RepairChangesAhead), so that the change feed lists them
 // and refuses the cursors made before; a database that takes no writes is left as it
 // is, and served.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
-	applied, err := s.migrate(ctx, migrations.FS, lockTurns)
+	applied, err := s.migrate(ctx, migrations.FS, lockTurns, appPrivileges)
 	if err != nil {
 		return applied, err
 	}
@@ -71,8 +73,9 @@ type turns struct {
 }
 
 // migrate applies the migrations of fsys that the database lacks, each attempt of a
-// migration waiting for its locks as t says.
-func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns) ([]string, error) {
+// migration waiting for its locks as t says, then makes the privileges of the
+// server's role what decl declares (enforcePrivileges; none with decl nil).
+func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns, decl []declaredPrivileges) ([]string, error) {
 	ms := migrate.NewMigrations()
 	if err := ms.Discover(fsys); err != nil {
 		return nil, fmt.Errorf("store: load migrations: %w", err)
@@ -122,8 +125,15 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns) ([]string, err
 		if readOnly {
 			return s.checkUpToDate(ctx, m)
 		}
-		applied, err = s.migrateInTurns(ctx, m, lock, t, &lockTimeout)
-		return err
+		if applied, err = s.migrateInTurns(ctx, m, lock, t, &lockTimeout); err != nil {
+			return err
+		}
+		// Beside a newer version's migrations, the privileges they grant are not this
+		// binary's to take back: its declaration does not know them.
+		if decl == nil || len(newer) > 0 {
+			return nil
+		}
+		return s.migratePrivileges(ctx, decl)
 	})
 	if err != nil {
 		return applied, err
@@ -132,6 +142,25 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns) ([]string, err
 		s.learnStatistics(ctx)
 	}
 	return applied, nil
+}
+
+// migratePrivileges makes the privileges of the server's role what decl declares, as
+// every run of the migrations does, and warns of what it found: a restore with
+// pg_restore --clean, or a GRANT by hand, gave or took them.
+func (s *Store) migratePrivileges(ctx context.Context, decl []declaredPrivileges) error {
+	found, left, err := s.enforcePrivileges(ctx, decl)
+	if err != nil {
+		return err
+	}
+	if len(found) > 0 {
+		s.log.Warn("the privileges of the server's role differed from those the migrations grant (pg_restore --clean into this database, or a GRANT or REVOKE by hand): revoked and granted to match",
+			"role", AppRole, "privileges", describePrivileges(found))
+	}
+	if len(left) > 0 {
+		s.log.Warn("the privileges of the server's role still differ from those the migrations grant: another role granted them; have it, or a superuser, revoke them",
+			"role", AppRole, "privileges", describePrivileges(left))
+	}
+	return nil
 }
 
 // migrateInTurns runs m's migrations, and runs again the one that could not take a
@@ -307,17 +336,10 @@ func (s *Store) recordDeclarations(ctx context.Context, fsys fs.FS, ms *migrate.
 		older_servers_keep_running boolean NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create migration_compatibility: %w", err)
 	}
-	// The server's role reads nothing of it, and must not rewrite a declaration. Made
-	// here, the table takes the schema's default privileges, which grant that role
-	// every table once the migration that creates the role ran (20261129000001_rls):
-	// so in a database migrated before this table existed, the role could write it.
-	if _, err := s.db.ExecContext(ctx, `DO $$ BEGIN
-		IF EXISTS (SELECT FROM pg_roles WHERE rolname = '`+AppRole+`') THEN
-			REVOKE ALL ON migration_compatibility FROM `+AppRole+`;
-		END IF;
-	END $$`); err != nil {
-		return fmt.Errorf("store: keep migration_compatibility from the server's role: %w", err)
-	}
+	// The server's role must not rewrite a declaration: made here, in a database
+	// migrated before 20261213000001_server_role_privileges, the table took the
+	// schema's default privileges, which gave the role every table; migrate takes
+	// them away again (appPrivileges), as every privilege the role should not hold.
 	var rows []migrationCompatibility
 	for _, mig := range ms.Sorted() {
 		rows = append(rows, migrationCompatibility{Name: mig.Name, Comment: mig.Comment, OlderServersKeepRunning: decls[mig.Name].KeepRunning})

@@ -422,9 +422,10 @@ func TestMigrationsChangeNothing(t *testing.T) {
 
 // TestServerRoleCannotRewriteDeclarations: the server's role may not write
 // migration_compatibility, where a binary reads whether it may run beside newer
-// migrations. The table takes the schema's default privileges when it is made in a
-// database the role already exists in (one migrated before the table), which grant
-// the role every table: each migration takes them away again.
+// migrations. The table took the schema's default privileges when it was made in a
+// database the role already existed in (one migrated before the table), which granted
+// the role every table: every run of the migrations takes them away again, as every
+// privilege the role is not declared to hold (privileges_test.go).
 func TestServerRoleCannotRewriteDeclarations(t *testing.T) {
 	ctx := context.Background()
 	url := storetest.Database(t)
