@@ -104,6 +104,7 @@ type JWTVerifier struct {
 	secret         []byte
 	keys           *jwks
 	workspaceClaim string
+	now            func() time.Time
 }
 
 // NewJWTVerifier checks cfg and returns its verifier, or nil when cfg does not enable
@@ -183,6 +184,7 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		algorithms:     algs,
 		secret:         cfg.HS256Secret,
 		workspaceClaim: cfg.WorkspaceClaim,
+		now:            cfg.Now,
 	}
 	if cfg.JWKSURL != "" {
 		v.keys = &jwks{
@@ -243,7 +245,7 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (Session, error)
 		if s, expired, err = v.checkClaims(claims); err != nil {
 			return nil, err
 		}
-		return v.keyFunc(ctx, t)
+		return v.keyFunc(ctx, t, v.signedBy(claims))
 	})
 	var unavailable *keysUnavailableError
 	switch {
@@ -298,6 +300,19 @@ func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool
 	return s, expired, nil
 }
 
+// signedBy is when the token was signed at the latest: its iat (give or take
+// ClockSkew, the issuer's clock being behind), or now, if sooner. A key set listed
+// after it holds the token's key if the token can work (jwks.key).
+func (v *JWTVerifier) signedBy(claims jwt.MapClaims) time.Time {
+	now := v.now()
+	if iat, _ := claims.GetIssuedAt(); iat != nil {
+		if t := iat.Add(ClockSkew); t.Before(now) {
+			return t
+		}
+	}
+	return now
+}
+
 // checkNumericDates refuses an exp, nbf or iat that is not a number of seconds from
 // 1970 to the end of 9999. The JWT library converts them to int64 unchecked, and a
 // larger one wraps around: nbf 1e19 reads as 1677, letting a token in before its
@@ -320,7 +335,7 @@ func checkNumericDates(claims jwt.MapClaims) error {
 // keyFunc returns the key that must have signed the token: the shared secret for
 // HS256 (never a public key: no algorithm confusion), the issuer's key with the
 // token's kid for RS256 and ES256.
-func (v *JWTVerifier) keyFunc(ctx context.Context, t *jwt.Token) (any, error) {
+func (v *JWTVerifier) keyFunc(ctx context.Context, t *jwt.Token, signedBy time.Time) (any, error) {
 	switch alg := t.Method.Alg(); alg {
 	case "HS256":
 		if len(v.secret) == 0 {
@@ -332,7 +347,7 @@ func (v *JWTVerifier) keyFunc(ctx context.Context, t *jwt.Token) (any, error) {
 			return nil, errUnknownKey
 		}
 		kid, _ := t.Header["kid"].(string)
-		return v.keys.key(ctx, kid, alg)
+		return v.keys.key(ctx, kid, alg, signedBy)
 	}
 	return nil, errUnknownKey
 }
