@@ -214,3 +214,23 @@ func TestSessionTimesInRange(t *testing.T) {
 	}
 	checkSessions(t, now, cases)
 }
+
+// TestSessionSubControlCharacters proves that a token whose sub holds a control
+// character is invalid: a NUL in it made the statement that charges the user's
+// rate-limit bucket fail, and the rate limiter, failing open, served the user's
+// requests unthrottled (15 of 15 served where 4 were allowed).
+func TestSessionSubControlCharacters(t *testing.T) {
+	sub := func(s string) []map[string]any { return []map[string]any{{"sub": s}} }
+	checkSessions(t, time.Now(), map[string]sessionCase{
+		"sub of an identity provider": {sub("auth0|5f7c8ec7c33c6c004bbafe82"), ""},
+		"sub a URI":                   {sub("https://login.example.com/users/42"), ""},
+		"sub with letters and spaces": {sub("Zoë Ñúñez 42"), ""},
+		"sub with NUL":                {sub("user-42\x00"), msgInvalid},
+		"sub NUL alone":               {sub("\x00"), msgInvalid},
+		"sub with a line break":       {sub("user-42\nworkspace:1/key:7"), msgInvalid},
+		"sub with a tab":              {sub("user\t42"), msgInvalid},
+		"sub with an escape":          {sub("user-42\x1b[31m"), msgInvalid},
+		"sub with DEL":                {sub("user-42\x7f"), msgInvalid},
+		"sub with a C1 control":       {sub("user-42\u0085"), msgInvalid},
+	})
+}

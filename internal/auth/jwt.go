@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -295,6 +296,13 @@ func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool
 		// user among the workspace's sessions without a sub, in their rate limit.
 		if s.Subject, ok = sub.(string); !ok {
 			return Session{}, false, errors.New(`claim "sub" is not a string`)
+		}
+		// The sub names the user's rate-limit bucket, and shows in logs: a NUL
+		// in it made the bucket's statement fail, and the rate limiter, failing
+		// open, let the user's requests through unthrottled. No identity provider
+		// puts control characters in a user's ID.
+		if i := strings.IndexFunc(s.Subject, unicode.IsControl); i >= 0 {
+			return Session{}, false, fmt.Errorf(`claim "sub" holds the control character %U`, []rune(s.Subject[i:])[0])
 		}
 	}
 	return s, expired, nil
