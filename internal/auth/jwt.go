@@ -27,6 +27,11 @@ const (
 	// that tokens with unknown key IDs cause, after a fetch that succeeded (after one
 	// that failed the wait is shorter: jwksRetryFirst to jwksRetryMax).
 	DefaultJWKSMinRefresh = time.Minute
+	// DefaultMaxLifetime is the longest a session token may be valid: from its iat (or
+	// from the time it arrives, without one) to its exp. Sessions cannot be revoked
+	// one by one, so a token must not outlive a working day; identity providers
+	// issue dashboards tokens of an hour or so, refreshed as they go.
+	DefaultMaxLifetime = 24 * time.Hour
 	// ClockSkew is the leeway of the time claims: a token is accepted up to this long
 	// after its exp, and from this long before its nbf and iat.
 	ClockSkew = 30 * time.Second
@@ -78,6 +83,10 @@ type JWTConfig struct {
 	// that succeeded (after a failure the next comes within seconds); 0 means
 	// DefaultJWKSMinRefresh.
 	JWKSMinRefresh time.Duration
+	// MaxLifetime is the longest a token may be valid: one whose exp is further than
+	// this from its iat (without an iat, from now, give or take ClockSkew) is
+	// invalid. 0 means DefaultMaxLifetime; a negative value sets no bound.
+	MaxLifetime time.Duration
 	// Client fetches the key set; nil means a client like http.DefaultClient (each
 	// fetch has its own 5 s timeout). Redirects are never followed, whatever the
 	// client's CheckRedirect.
@@ -105,6 +114,7 @@ type JWTVerifier struct {
 	secret         []byte
 	keys           *jwks
 	workspaceClaim string
+	maxLifetime    time.Duration // negative: no bound
 	now            func() time.Time
 }
 
@@ -157,6 +167,9 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.JWKSMinRefresh <= 0 {
 		cfg.JWKSMinRefresh = DefaultJWKSMinRefresh
 	}
+	if cfg.MaxLifetime == 0 {
+		cfg.MaxLifetime = DefaultMaxLifetime
+	}
 	// A copy of the client, so that the caller's keeps its own redirect policy.
 	client := http.Client{}
 	if cfg.Client != nil {
@@ -185,6 +198,7 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		algorithms:     algs,
 		secret:         cfg.HS256Secret,
 		workspaceClaim: cfg.WorkspaceClaim,
+		maxLifetime:    cfg.MaxLifetime,
 		now:            cfg.Now,
 	}
 	if cfg.JWKSURL != "" {
@@ -290,6 +304,9 @@ func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool
 	if err != nil {
 		return Session{}, false, fmt.Errorf("claim %q is not a workspace ID", v.workspaceClaim)
 	}
+	if err := v.checkLifetime(claims); err != nil {
+		return Session{}, false, err
+	}
 	s = Session{Workspace: ws, Scope: tokenScope(claims["scope"])}
 	if sub, present := claims["sub"]; present {
 		// A StringOrURI (RFC 7519 section 4.1.2). Dropping any other would put the
@@ -306,6 +323,31 @@ func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool
 		}
 	}
 	return s, expired, nil
+}
+
+// checkLifetime refuses a token valid for longer than the verifier's maxLifetime:
+// from its iat to its exp, or, without an iat, from now (give or take ClockSkew, the
+// issuer's clock being ahead) to its exp. A session cannot be revoked, so a stolen
+// token with an exp years away would work for years.
+func (v *JWTVerifier) checkLifetime(claims jwt.MapClaims) error {
+	if v.maxLifetime < 0 {
+		return nil
+	}
+	exp, _ := claims.GetExpirationTime() // required, and a number (Validate)
+	iat, _ := claims.GetIssuedAt()
+	if exp == nil {
+		return nil
+	}
+	if iat != nil {
+		if exp.Sub(iat.Time) > v.maxLifetime {
+			return fmt.Errorf("the token is valid for %v from its iat, longer than the %v allowed", exp.Sub(iat.Time), v.maxLifetime)
+		}
+		return nil
+	}
+	if left := exp.Sub(v.now()); left > v.maxLifetime+ClockSkew {
+		return fmt.Errorf("the token, without an iat, is valid for %v more, longer than the %v allowed", left.Round(time.Second), v.maxLifetime)
+	}
+	return nil
 }
 
 // signedBy is when the token was signed at the latest: its iat (give or take
