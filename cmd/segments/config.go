@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
@@ -46,6 +47,8 @@ type config struct {
 	// dashboard sessions (JWT)
 	jwtIssuer, jwtAudience, jwtJWKSURL, jwtSecret, jwtAlgorithms, jwtWorkspaceClaim string
 	jwtJWKSMinRefresh                                                               time.Duration
+	// jwtMaxLifetime bounds how long a session token may be valid; 0: no bound.
+	jwtMaxLifetime time.Duration
 	// corsOrigins are the origins whose pages may call /graphql from a browser:
 	// server.AnyOrigin alone for any, none for no CORS.
 	corsOrigins []string
@@ -113,6 +116,7 @@ var settings = []setting{
 	{"--jwt-algorithms", "SEGMENTS_JWT_ALGORITHMS", "RS256,ES256 with a JWKS URL, HS256 with a secret", "accepted alg values of session JWTs, comma-separated: RS256, ES256, HS256", "serve"},
 	{"--jwt-workspace-claim", "SEGMENTS_JWT_WORKSPACE_CLAIM", "workspace", "the claim of session JWTs holding the workspace's ID as the API shows it (W_...)", "serve"},
 	{"--jwt-jwks-min-refresh", "SEGMENTS_JWT_JWKS_MIN_REFRESH", "1m", "least time between two fetches of the JWKS that tokens with unknown key IDs cause, after a fetch that succeeded (after one that failed: 1 s, doubling to 10 s)", "serve"},
+	{"--jwt-max-lifetime", "SEGMENTS_JWT_MAX_LIFETIME", "24h", "longest a session JWT may be valid, from its iat (without one, from now) to its exp: a longer one is refused as invalid, since sessions cannot be revoked one by one; 0: no bound", "serve"},
 	{"--cors-origins", "SEGMENTS_CORS_ORIGINS", "*", "origins whose web pages may call /graphql from a browser (CORS): * for any, exact origins comma-separated (https://app.example.com,http://localhost:3000), or off; any is safe as the API authenticates by the Authorization header alone, which a page must hold and send itself, never by cookies", "serve"},
 	{"--max-body-bytes", "SEGMENTS_MAX_BODY_BYTES", "262144", "largest request body (and GET query string), in bytes: 413 REQUEST_TOO_LARGE beyond", "serve"},
 	{"--max-tokens", "SEGMENTS_MAX_TOKENS", "10000", "most lexical tokens of a GraphQL document, counted before it is parsed", "serve"},
@@ -198,6 +202,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	fs.StringVar(&c.jwtAlgorithms, "jwt-algorithms", env("SEGMENTS_JWT_ALGORITHMS", ""), "")
 	fs.StringVar(&c.jwtWorkspaceClaim, "jwt-workspace-claim", env("SEGMENTS_JWT_WORKSPACE_CLAIM", "workspace"), "")
 	duration(&c.jwtJWKSMinRefresh, "jwt-jwks-min-refresh", "SEGMENTS_JWT_JWKS_MIN_REFRESH", time.Minute)
+	duration(&c.jwtMaxLifetime, "jwt-max-lifetime", "SEGMENTS_JWT_MAX_LIFETIME", auth.DefaultMaxLifetime)
 	// Any origin by default, as GitHub's API: the API authenticates by the
 	// Authorization header alone, never by cookies or another credential a browser
 	// adds by itself, and no answer allows credentials, so a foreign page can only

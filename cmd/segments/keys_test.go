@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"maps"
 	"net/http"
 	"regexp"
 	"strings"
@@ -333,6 +335,13 @@ func TestServeSessions(t *testing.T) {
 	if status, code, _ := gqlCode(t, url, token(claims), writeQuery); status != 200 || code != "" {
 		t.Errorf("session with read_write, mutation: %d %s", status, code)
 	}
+	// Longer than --jwt-max-lifetime, 24 hours by default: refused.
+	long := jwt.MapClaims{}
+	maps.Copy(long, claims)
+	long["exp"] = time.Now().Add(48 * time.Hour).Unix()
+	if status, code, _ := gqlCode(t, url, token(long), readQuery); status != http.StatusUnauthorized || code != "UNAUTHENTICATED" {
+		t.Errorf("a token valid for 48 hours: %d %s, want 401", status, code)
+	}
 	delete(claims, "https://segments.example/workspace")
 	claims["workspace"] = ws.Workspace.ID
 	if status, code, _ := gqlCode(t, url, token(claims), readQuery); status != http.StatusUnauthorized || code != "UNAUTHENTICATED" {
@@ -347,6 +356,7 @@ func TestServeSessions(t *testing.T) {
 		"JWKS over http":           {"--jwt-issuer", "i", "--jwt-audience", "a", "--jwt-jwks-url", "http://login.example.com/jwks"},
 		"secret without an issuer": {"--jwt-hs256-secret", secret},
 		"bad refresh interval":     {"--jwt-jwks-min-refresh", "often"},
+		"negative max lifetime":    {"--jwt-max-lifetime", "-1h"},
 	} {
 		_, stderr, err := cli(env(map[string]string{"DATABASE_URL": vars["DATABASE_URL"]}), append([]string{"serve", "--addr", freeAddr(t)}, args...)...)
 		if !errors.Is(err, errUsage) {
@@ -359,9 +369,44 @@ func TestServeSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"--jwt-issuer", "SEGMENTS_JWT_AUDIENCE", "--jwt-jwks-url", "SEGMENTS_JWT_HS256_SECRET",
-		"--jwt-algorithms", "--jwt-workspace-claim", "--jwt-jwks-min-refresh"} {
+		"--jwt-algorithms", "--jwt-workspace-claim", "--jwt-jwks-min-refresh", "--jwt-max-lifetime"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("help serve does not mention %s", want)
+		}
+	}
+}
+
+// TestJWTMaxLifetimeSetting proves that --jwt-max-lifetime reaches the verifier, and
+// that 0 sets no bound (where the verifier's own 0 means its default).
+func TestJWTMaxLifetimeSetting(t *testing.T) {
+	secret := "a shared secret of at least 32 bytes, for the test"
+	now := time.Now()
+	token := func(lifetime time.Duration) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"iss": "i", "aud": "a", "iat": now.Unix(), "exp": now.Add(lifetime).Unix(), "workspace": "W_AQ",
+		}).SignedString([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		setting  time.Duration
+		lifetime time.Duration
+		ok       bool
+	}{
+		{24 * time.Hour, time.Hour, true},
+		{24 * time.Hour, 25 * time.Hour, false},
+		{time.Hour, 2 * time.Hour, false},
+		{0, 10 * 365 * 24 * time.Hour, true},
+	} {
+		c := config{jwtIssuer: "i", jwtAudience: "a", jwtSecret: secret, jwtWorkspaceClaim: "workspace", jwtMaxLifetime: tc.setting}
+		v, err := c.jwtVerifier(slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(t.Context(), token(tc.lifetime)); (err == nil) != tc.ok {
+			t.Errorf("--jwt-max-lifetime %v, a token of %v: %v, want accepted %v", tc.setting, tc.lifetime, err, tc.ok)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -20,6 +21,7 @@ func (c *config) jwtVerifier(log *slog.Logger) (*auth.JWTVerifier, error) {
 		Algorithms:     commaList(c.jwtAlgorithms),
 		WorkspaceClaim: c.jwtWorkspaceClaim,
 		JWKSMinRefresh: c.jwtJWKSMinRefresh,
+		MaxLifetime:    cmp.Or(c.jwtMaxLifetime, -1), // 0 is no bound here, the default there
 		Log:            log,
 	})
 	if err != nil {
@@ -27,7 +29,7 @@ func (c *config) jwtVerifier(log *slog.Logger) (*auth.JWTVerifier, error) {
 	}
 	if v != nil {
 		log.Info("dashboard sessions on", "issuer", c.jwtIssuer, "audience", c.jwtAudience, "jwks_url", c.jwtJWKSURL,
-			"hs256", c.jwtSecret != "", "workspace_claim", c.jwtWorkspaceClaim)
+			"hs256", c.jwtSecret != "", "workspace_claim", c.jwtWorkspaceClaim, "max_lifetime", c.jwtMaxLifetime)
 	}
 	return v, nil
 }

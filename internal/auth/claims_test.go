@@ -27,10 +27,15 @@ type sessionCase struct {
 	want    string
 }
 
-// checkSessions sends each case's token through Require with an HS256 verifier.
-func checkSessions(t *testing.T, now time.Time, cases map[string]sessionCase) {
+// checkSessions sends each case's token through Require with an HS256 verifier;
+// change, if any, adjusts its configuration.
+func checkSessions(t *testing.T, now time.Time, cases map[string]sessionCase, change ...func(*JWTConfig)) {
 	t.Helper()
-	v, err := NewJWTVerifier(JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, HS256Secret: testSecret})
+	cfg := JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, HS256Secret: testSecret}
+	for _, c := range change {
+		c(&cfg)
+	}
+	v, err := NewJWTVerifier(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +194,6 @@ func TestSessionTimesInRange(t *testing.T) {
 	// Without iat, which the library would find after a wrapped exp.
 	exp := func(v any) []map[string]any { return []map[string]any{{"exp": v, "iat": nil}} }
 	cases := map[string]sessionCase{
-		"exp at the end of 9999":        {exp(253402300799), ""},
 		"exp with a fraction":           {exp(float64(now.Unix()) + 300.5), ""},
 		"exp in 10000":                  {exp(253402300800), msgInvalid},
 		"exp 1e20":                      {exp(1e20), msgInvalid},
@@ -213,4 +217,58 @@ func TestSessionTimesInRange(t *testing.T) {
 		"iat at the end of 9999 (late)": {bad("iat", 253402300799), msgInvalid},
 	}
 	checkSessions(t, now, cases)
+	// The last date allowed, with no bound on the lifetime (TestSessionMaxLifetime).
+	checkSessions(t, now, map[string]sessionCase{"exp at the end of 9999": {exp(253402300799), ""}},
+		func(c *JWTConfig) { c.MaxLifetime = -1 })
+}
+
+// TestSessionSubControlCharacters proves that a token whose sub holds a control
+// character is invalid: a NUL in it made the statement that charges the user's
+// rate-limit bucket fail, and the rate limiter, failing open, served the user's
+// requests unthrottled (15 of 15 served where 4 were allowed).
+func TestSessionSubControlCharacters(t *testing.T) {
+	sub := func(s string) []map[string]any { return []map[string]any{{"sub": s}} }
+	checkSessions(t, time.Now(), map[string]sessionCase{
+		"sub of an identity provider": {sub("auth0|5f7c8ec7c33c6c004bbafe82"), ""},
+		"sub a URI":                   {sub("https://login.example.com/users/42"), ""},
+		"sub with letters and spaces": {sub("Zoë Ñúñez 42"), ""},
+		"sub with NUL":                {sub("user-42\x00"), msgInvalid},
+		"sub NUL alone":               {sub("\x00"), msgInvalid},
+		"sub with a line break":       {sub("user-42\nworkspace:1/key:7"), msgInvalid},
+		"sub with a tab":              {sub("user\t42"), msgInvalid},
+		"sub with an escape":          {sub("user-42\x1b[31m"), msgInvalid},
+		"sub with DEL":                {sub("user-42\x7f"), msgInvalid},
+		"sub with a C1 control":       {sub("user-42\u0085"), msgInvalid},
+	})
+}
+
+// TestSessionMaxLifetime proves that a token valid for longer than the verifier's
+// maximum lifetime (DefaultMaxLifetime, a day, unless set) is invalid, not expired:
+// from its iat to its exp, or without an iat from now, give or take the clock skew.
+// Sessions cannot be revoked, and a token with an exp in 9999 and no iat worked.
+func TestSessionMaxLifetime(t *testing.T) {
+	now := time.Now()
+	times := func(iat, exp any) []map[string]any { return []map[string]any{{"iat": iat, "exp": exp}} }
+	day := DefaultMaxLifetime
+	checkSessions(t, now, map[string]sessionCase{
+		"an hour":                                  {times(now.Unix(), now.Add(time.Hour).Unix()), ""},
+		"a day from its iat":                       {times(now.Add(-time.Hour).Unix(), now.Add(day-time.Hour).Unix()), ""},
+		"a day and a second from its iat":          {times(now.Add(-time.Hour).Unix(), now.Add(day-time.Hour+time.Second).Unix()), msgInvalid},
+		"a year":                                   {times(now.Unix(), now.AddDate(1, 0, 0).Unix()), msgInvalid},
+		"exp in 9999, without iat":                 {times(nil, 253402300799), msgInvalid},
+		"without iat, a day from now":              {times(nil, now.Add(day).Unix()), ""},
+		"without iat, a day and the skew from now": {times(nil, now.Add(day+ClockSkew).Unix()), ""},
+		"without iat, a day and a minute from now": {times(nil, now.Add(day+time.Minute).Unix()), msgInvalid},
+		"iat long ago, exp in a day":               {times(now.AddDate(-1, 0, 0).Unix(), now.Add(day).Unix()), msgInvalid},
+		// Invalid, not expired: a new token of the same lifetime would not work.
+		"expired, a year long":  {times(now.AddDate(-1, 0, 0).Unix(), now.Add(-time.Hour).Unix()), msgInvalid},
+		"expired, an hour long": {times(now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix()), msgExpired},
+	})
+	checkSessions(t, now, map[string]sessionCase{
+		"an hour, the bound a minute": {times(now.Unix(), now.Add(time.Hour).Unix()), msgInvalid},
+		"a minute":                    {times(now.Unix(), now.Add(time.Minute).Unix()), ""},
+	}, func(c *JWTConfig) { c.MaxLifetime = time.Minute })
+	checkSessions(t, now, map[string]sessionCase{
+		"a year, no bound": {times(now.Unix(), now.AddDate(1, 0, 0).Unix()), ""},
+	}, func(c *JWTConfig) { c.MaxLifetime = -1 })
 }

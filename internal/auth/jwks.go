@@ -59,7 +59,7 @@ const (
 	jwksFetchTimeout = 5 * time.Second
 	// jwksMaxAge is how long a fetched key set serves before the next token that uses
 	// it starts a refresh in the background (so that a key the issuer withdrew stops
-	// working); a failed refresh keeps the old keys.
+	// working); a failed refresh keeps the old keys, for up to jwksMaxStale.
 	jwksMaxAge = time.Hour
 	// minRSABits is the smallest RSA modulus accepted.
 	minRSABits = 2048
@@ -70,20 +70,44 @@ const (
 	// server ask an issuer that is down at most once per jwksRetryMax.
 	jwksRetryFirst = time.Second
 	jwksRetryMax   = 10 * time.Second
+	// jwksMaxStale is how long the keys of the last fetch that succeeded stay in use
+	// while later fetches fail: a day, so that an outage of the issuer's key set
+	// signs nobody out, yet a key the issuer withdrew (compromised, say) stops working
+	// within a day even if whoever holds it keeps the server from fetching the set.
+	// Past it, tokens get 503, as tokens whose key is not cached do while the issuer
+	// cannot be reached.
+	jwksMaxStale = 24 * time.Hour
+	// jwksMaxWaiters bounds the requests that wait for one fetch of the key set; the
+	// rest get 503 with Retry-After at once. A waiting request gives its place among
+	// the server's running requests up (WithYield), but holds its connection and
+	// goroutine, and a flood of tokens with made-up key IDs would otherwise make any
+	// number of them wait for an issuer that is slow to answer.
+	jwksMaxWaiters = 16
 )
 
 // jwks is an issuer's JSON Web Key Set (RFC 7517), fetched from its URL and cached.
-// A token with a key ID (kid) the cache does not know makes it fetch the set again,
-// and waits for the fetch (until its request ends), but the set is fetched at most
-// once per minRefresh after a fetch that succeeded, however many such tokens arrive:
-// a flood of made-up key IDs costs the issuer one request per interval. After a fetch
-// that failed the next may come sooner, after a backoff of jwksRetryFirst doubling to
-// jwksRetryMax, counted from the failure; meanwhile a token whose key is not cached
-// cannot be checked (errKeysUnavailable: 503 with Retry-After, not 401, which would
-// sign a dashboard user out). A token whose key is cached never waits for a fetch:
-// once the set is older than jwksMaxAge, it is checked with the cached key and starts
-// a refresh in the background, under the same limits. One fetch runs at a time; the
-// tokens that need it share it.
+//
+// A token whose key ID (kid) the cache holds is checked with that key at once, never
+// waiting for a fetch: once the set is older than maxAge, the token starts a refresh
+// in the background (so that a key the issuer withdrew stops working with the first
+// refresh that succeeds), and while refreshes fail the cached keys stay in use for up
+// to jwksMaxStale.
+//
+// A kid the cache does not hold is unknown for good (errUnknownKey: 401) only when
+// the cached set was listed after the token was signed (its iat, or the time it
+// arrived: signedBy): the issuer then published its keys without it. Otherwise the
+// key may be new (the issuer rotated since the set was fetched), and the token needs
+// a fetch: it waits for the one running, or starts one, until its request ends (at
+// most jwksMaxWaiters tokens wait, giving their places among the server's running
+// requests up meanwhile); when no fetch may start yet, or the fetch did not settle it,
+// it gets errKeysUnavailable (503 with Retry-After: when the next fetch may start),
+// not 401, which would sign a dashboard user out in the minute after a rotation.
+//
+// The set is fetched at most once per minRefresh after a fetch that succeeded,
+// however many tokens with made-up key IDs arrive: they cost the issuer one request
+// per interval. After a fetch that failed the next may come sooner, after a backoff
+// of jwksRetryFirst doubling to jwksRetryMax, counted from the failure. One fetch
+// runs at a time; the tokens that need it share it.
 type jwks struct {
 	url        string
 	client     *http.Client
@@ -95,15 +119,20 @@ type jwks struct {
 	mu       sync.RWMutex
 	keys     map[string]publicKey // by kid
 	loadedAt time.Time            // of keys; zero before the first successful fetch
+	// listedAt is when the fetch that brought keys started: the issuer listed them
+	// after it, so a token signed before it with a kid not among them can never work.
+	listedAt time.Time
 
 	// fetchMu guards fetching, closed when the fetch running ends (nil when none
-	// runs); lastFetch, when the last attempt ended, successful or not; and failures,
-	// the failed attempts since the last success. It is never held during a fetch, so
-	// that no request queues behind an issuer that is slow to answer.
+	// runs); lastFetch, when the last attempt ended, successful or not; failures,
+	// the failed attempts since the last success; and waiters, the requests waiting
+	// for the fetch running. It is never held during a fetch, so that no request
+	// queues behind an issuer that is slow to answer.
 	fetchMu   sync.Mutex
 	fetching  chan struct{}
 	lastFetch time.Time
 	failures  int
+	waiters   int
 }
 
 type publicKey struct {
@@ -111,52 +140,68 @@ type publicKey struct {
 	key crypto.PublicKey
 }
 
-// key returns the key with the ID kid for a token signed with alg (RS256, ES256). A
-// key in the cache is returned at once, even from a stale set; only a kid the cache
-// does not hold waits for a fetch, and only until ctx ends.
-func (s *jwks) key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
+// key returns the key with the ID kid for a token signed with alg (RS256, ES256) at
+// signedBy at the latest. A key in the cache is returned at once, even from a stale
+// set; only a kid the cache cannot tell about waits for a fetch, and only until ctx
+// ends, having called waiting(ctx) first.
+func (s *jwks) key(ctx context.Context, kid, alg string, signedBy time.Time) (crypto.PublicKey, error) {
 	if kid == "" {
 		return nil, errUnknownKey
 	}
-	if k, ok, fresh := s.lookup(kid); ok {
-		if !fresh {
-			// Checked with the cached key at once, while the set is refreshed in the
-			// background: waiting for the refresh made every session request queue,
-			// holding its place in the server's admission, for as long as the issuer
-			// took (its 5 s timeout, again and again while it hung). However old the
-			// set grows while the issuer cannot be reached, its keys stay in use, as
-			// the README promises: refusing them would sign every dashboard user out
-			// for the issuer's outage, whereas a key the issuer withdraws stops
-			// working with the first refresh that succeeds.
-			s.fetchMu.Lock()
-			s.startFetch()
-			s.fetchMu.Unlock()
-		}
+	switch k, state := s.lookup(kid, signedBy); state {
+	case keyStale:
+		// Checked with the cached key at once, while the set is refreshed in the
+		// background: waiting for the refresh made every session request queue,
+		// holding its place in the server's admission, for as long as the issuer
+		// took (its 5 s timeout, again and again while it hung).
+		s.fetchMu.Lock()
+		s.startFetch()
+		s.fetchMu.Unlock()
 		return k.check(alg)
+	case keyCached:
+		return k.check(alg)
+	case keyUnknown:
+		return nil, errUnknownKey
 	}
 	s.fetchMu.Lock()
 	done := s.startFetch()
+	switch {
+	case done == nil:
+		// No fetch runs, and none may start yet: the last one was too recent.
+		retry := s.nextFetch().Sub(s.now())
+		s.fetchMu.Unlock()
+		return nil, &keysUnavailableError{retryAfter: retry}
+	case s.waiters >= jwksMaxWaiters:
+		s.fetchMu.Unlock()
+		return nil, &keysUnavailableError{retryAfter: jwksRetryFirst}
+	}
+	s.waiters++
 	s.fetchMu.Unlock()
-	if done != nil {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			// The fetch goes on for the requests that come next; one that comes a
-			// second later finds its outcome or waits for it in turn.
-			return nil, &keysUnavailableError{retryAfter: jwksRetryFirst, cause: context.Cause(ctx)}
-		}
+	waiting(ctx)
+	select {
+	case <-done:
+		s.fetchMu.Lock()
+		s.waiters--
+		s.fetchMu.Unlock()
+	case <-ctx.Done():
+		s.fetchMu.Lock()
+		s.waiters--
+		s.fetchMu.Unlock()
+		// The fetch goes on for the requests that come next; one that comes a
+		// second later finds its outcome or waits for it in turn.
+		return nil, &keysUnavailableError{retryAfter: jwksRetryFirst, cause: context.Cause(ctx)}
 	}
-	// Another fetch may have brought the key since the first lookup.
-	if k, ok, _ := s.lookup(kid); ok {
+	switch k, state := s.lookup(kid, signedBy); state {
+	case keyCached, keyStale:
 		return k.check(alg)
+	case keyUnknown:
+		return nil, errUnknownKey
 	}
+	// The fetch failed, or it started before the token was signed (this request
+	// joined it) and did not bring the key: the key may well exist.
 	s.fetchMu.Lock()
 	defer s.fetchMu.Unlock()
-	if s.failures > 0 {
-		// The key may well exist: the issuer could not be asked.
-		return nil, &keysUnavailableError{retryAfter: s.nextFetch().Sub(s.now())}
-	}
-	return nil, errUnknownKey
+	return nil, &keysUnavailableError{retryAfter: s.nextFetch().Sub(s.now())}
 }
 
 // startFetch returns the channel that the fetch running closes when it ends, after
@@ -208,11 +253,41 @@ func (s *jwks) nextFetch() time.Time {
 	return s.lastFetch.Add(wait)
 }
 
-func (s *jwks) lookup(kid string) (k publicKey, ok, fresh bool) {
+// keyState is what the cache tells of a kid.
+type keyState int
+
+const (
+	// keyMissing: the cache cannot tell (no set, one listed before the token was
+	// signed that lacks the kid, or one too old to be used): a fetch must.
+	keyMissing keyState = iota
+	// keyUnknown: the set was listed after the token was signed, without the kid.
+	keyUnknown
+	// keyCached: in a set younger than maxAge.
+	keyCached
+	// keyStale: in a set older than maxAge, which a refresh should replace, but
+	// younger than jwksMaxStale.
+	keyStale
+)
+
+// lookup returns the cached key kid, and what the cache tells of it for a token
+// signed at signedBy at the latest.
+func (s *jwks) lookup(kid string, signedBy time.Time) (publicKey, keyState) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	k, ok = s.keys[kid]
-	return k, ok, s.now().Sub(s.loadedAt) < s.maxAge
+	if s.loadedAt.IsZero() {
+		return publicKey{}, keyMissing
+	}
+	age := s.now().Sub(s.loadedAt)
+	k, ok := s.keys[kid]
+	switch {
+	case ok && age < s.maxAge:
+		return k, keyCached
+	case ok && age < max(s.maxAge, jwksMaxStale):
+		return k, keyStale
+	case !ok && s.listedAt.After(signedBy):
+		return publicKey{}, keyUnknown
+	}
+	return publicKey{}, keyMissing
 }
 
 // check returns the key if it suits a token signed with alg.
@@ -240,6 +315,7 @@ func (s *jwks) refresh() error {
 	// that the rate limit allows for everybody.
 	ctx, cancel := context.WithTimeout(context.Background(), jwksFetchTimeout)
 	defer cancel()
+	start := s.now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return err
@@ -265,7 +341,7 @@ func (s *jwks) refresh() error {
 		return err
 	}
 	s.mu.Lock()
-	s.keys, s.loadedAt = keys, s.now()
+	s.keys, s.loadedAt, s.listedAt = keys, s.now(), start
 	s.mu.Unlock()
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -127,11 +128,15 @@ func TestJWKSFetchFailure(t *testing.T) {
 	if n := iss.hits.Load(); n != 2 {
 		t.Errorf("issuer back: %d fetches in all, want 2", n)
 	}
-	// Healthy again: a made-up kid is unknown (401), and the minimum refresh holds.
+	// Healthy again: a made-up kid on a token signed before the fetch is unknown
+	// (401); on one signed since, it may be a new key's, and the set may not be
+	// fetched again yet (503, until it may); the minimum refresh holds.
 	for i := range 5 {
-		if w := send("Bearer " + bogus(100+i)); w.Code != http.StatusUnauthorized {
-			t.Errorf("made-up kid, issuer healthy: status %d", w.Code)
+		old := authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "bogus-"+strconv.Itoa(100+i), testClaims(clock.Now().Add(-time.Minute), nil))
+		if w := send("Bearer " + old); w.Code != http.StatusUnauthorized {
+			t.Errorf("made-up kid, signed before the fetch, issuer healthy: status %d", w.Code)
 		}
+		unavailable("made-up kid, signed since the fetch, issuer healthy", bogus(200+i), 2)
 	}
 	if n := iss.hits.Load(); n != 2 {
 		t.Errorf("made-up kids within the minimum refresh: %d fetches in all, want 2", n)
@@ -384,5 +389,157 @@ func TestJWKSBackoffCountsFromFailureEnd(t *testing.T) {
 		if unavailable.retryAfter != step.wantRetry {
 			t.Errorf("%s: retry after %v, want %v", step.name, unavailable.retryAfter, step.wantRetry)
 		}
+	}
+}
+
+// TestJWKSRotationWithinInterval proves that a key the issuer adds after the set was
+// fetched is not refused for good while the set may not be fetched again: a token
+// signed with it gets 503 with Retry-After, until the interval's end (it got 401,
+// which signs a dashboard user out, for up to the minute after each rotation), and
+// works after it; while a kid missing from a set fetched after the token was signed
+// is refused at once, without a fetch.
+func TestJWKSRotationWithinInterval(t *testing.T) {
+	keys := testRSAKeys()
+	var body atomic.Value
+	body.Store(jwksBody("rsa-1", &keys.issuer.PublicKey))
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write(body.Load().([]byte))
+	}))
+	defer srv.Close()
+	clock := &testClock{t: time.Now()}
+	v, err := NewJWTVerifier(JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, JWKSURL: srv.URL, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := sessionServer(t, v)
+	sign := func(kid string, key *rsa.PrivateKey, iat time.Time) string {
+		return authtest.Sign(t, jwt.SigningMethodRS256, key, kid, testClaims(iat, nil))
+	}
+	if w := send("Bearer " + sign("rsa-1", keys.issuer, clock.Now())); w.Code != http.StatusOK {
+		t.Fatalf("first token: %d %s", w.Code, w.Body)
+	}
+	clock.Advance(10 * time.Second)
+	// The issuer rotates to rsa-2 and signs a token with it at once.
+	body.Store(jwksBody("rsa-2", &keys.attacker.PublicKey))
+	w := send("Bearer " + sign("rsa-2", keys.attacker, clock.Now()))
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("a new key within the interval: %d %s, want 503", w.Code, w.Body)
+	}
+	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra != 50 {
+		t.Errorf("a new key within the interval: Retry-After %q, want 50 (when the set may be fetched again)", w.Header().Get("Retry-After"))
+	}
+	// A kid the set lacks on a token signed before the set was fetched (give or
+	// take the clock skew allowed) can never work.
+	if w := send("Bearer " + sign("rsa-3", keys.attacker, clock.Now().Add(-time.Minute))); w.Code != http.StatusUnauthorized {
+		t.Errorf("an unknown kid, signed before the fetch: %d %s, want 401", w.Code, w.Body)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("%d fetches, want 1", n)
+	}
+	clock.Advance(50 * time.Second)
+	if w := send("Bearer " + sign("rsa-2", keys.attacker, clock.Now().Add(-time.Minute))); w.Code != http.StatusOK {
+		t.Errorf("the new key after the interval: %d %s", w.Code, w.Body)
+	}
+	if n := hits.Load(); n != 2 {
+		t.Errorf("%d fetches, want 2", n)
+	}
+}
+
+// TestJWKSWaitersYieldTheirPlace proves that a request waiting for the issuer's keys
+// gives its place up (WithYield's yield) while it waits, takes it back (resume) only
+// to go on, and is answered without it when refused; and that at most jwksMaxWaiters
+// requests wait for one fetch, the rest getting 503 with Retry-After at once.
+func TestJWKSWaitersYieldTheirPlace(t *testing.T) {
+	keys := testRSAKeys()
+	var body atomic.Value
+	body.Store(jwksBody("rsa-1", &keys.issuer.PublicKey))
+	hold := make(chan struct{})
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) > 1 {
+			<-hold
+		}
+		w.Write(body.Load().([]byte))
+	}))
+	defer srv.Close()
+	clock := &offsetClock{}
+	v, err := NewJWTVerifier(JWTConfig{Issuer: testIssuer, Audience: []string{testAudience}, JWKSURL: srv.URL, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var yields, resumes atomic.Int64
+	h := Require(sessionTable{}, slog.New(slog.NewTextHandler(io.Discard, nil)), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}),
+		WithJWT(v), WithYield(func(context.Context) { yields.Add(1) }, func(http.ResponseWriter, context.Context) bool {
+			resumes.Add(1)
+			return true
+		}))
+	send := func(tok string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/graphql", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	sign := func(kid string, key *rsa.PrivateKey) string {
+		return authtest.Sign(t, jwt.SigningMethodRS256, key, kid, testClaims(clock.Now(), nil))
+	}
+	// The first token waits for the first fetch (which does not hang).
+	if w := send(sign("rsa-1", keys.issuer)); w.Code != http.StatusOK || yields.Load() != 1 || resumes.Load() != 1 {
+		t.Fatalf("the first token: %d, %d yields, %d resumes; want 200 after one wait", w.Code, yields.Load(), resumes.Load())
+	}
+	yields.Store(0)
+	resumes.Store(0)
+	if w := send(sign("rsa-1", keys.issuer)); w.Code != http.StatusOK || yields.Load() != 0 || resumes.Load() != 0 {
+		t.Fatalf("a cached key: %d, %d yields, %d resumes; want 200 without waiting", w.Code, yields.Load(), resumes.Load())
+	}
+	clock.Advance(DefaultJWKSMinRefresh + time.Second)
+	body.Store(jwksBody("rsa-2", &keys.attacker.PublicKey))
+
+	// A new key's token starts the fetch, which hangs, and waits for it.
+	newKey := make(chan *httptest.ResponseRecorder, 1)
+	tok := sign("rsa-2", keys.attacker)
+	go func() { newKey <- send(tok) }()
+	waitFor := func(what string, n int64, c *atomic.Int64) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); c.Load() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("%s: %d, want %d", what, c.Load(), n)
+			}
+		}
+	}
+	waitFor("yields of the new key's token", 1, &yields)
+	// Made-up kids join it, up to the bound; the rest are answered at once.
+	const forged = jwksMaxWaiters + 5
+	answers := make(chan *httptest.ResponseRecorder, forged)
+	for i := range forged {
+		tok := sign("made-up-"+strconv.Itoa(i), keys.attacker)
+		go func() { answers <- send(tok) }()
+	}
+	for range forged - (jwksMaxWaiters - 1) {
+		w := <-answers
+		if ra := w.Header().Get("Retry-After"); w.Code != http.StatusServiceUnavailable || ra != "1" {
+			t.Errorf("a made-up kid past the bound of waiters: %d, Retry-After %q; want 503 with Retry-After 1", w.Code, ra)
+		}
+	}
+	waitFor("requests waiting", jwksMaxWaiters, &yields)
+	if n := yields.Load(); n != jwksMaxWaiters {
+		t.Errorf("%d requests waited for the fetch, want %d", n, jwksMaxWaiters)
+	}
+	close(hold)
+	if w := <-newKey; w.Code != http.StatusOK {
+		t.Errorf("the new key's token after the fetch: %d %s", w.Code, w.Body)
+	}
+	for range jwksMaxWaiters - 1 {
+		if w := <-answers; w.Code == http.StatusOK {
+			t.Errorf("a made-up kid was let in")
+		}
+	}
+	if n := resumes.Load(); n != 1 {
+		t.Errorf("%d requests took their place back, want 1: the new key's token alone goes on", n)
+	}
+	if n := hits.Load(); n != 2 {
+		t.Errorf("%d fetches, want 2", n)
 	}
 }

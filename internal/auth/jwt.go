@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -26,6 +27,11 @@ const (
 	// that tokens with unknown key IDs cause, after a fetch that succeeded (after one
 	// that failed the wait is shorter: jwksRetryFirst to jwksRetryMax).
 	DefaultJWKSMinRefresh = time.Minute
+	// DefaultMaxLifetime is the longest a session token may be valid: from its iat (or
+	// from the time it arrives, without one) to its exp. Sessions cannot be revoked
+	// one by one, so a token must not outlive a working day; identity providers
+	// issue dashboards tokens of an hour or so, refreshed as they go.
+	DefaultMaxLifetime = 24 * time.Hour
 	// ClockSkew is the leeway of the time claims: a token is accepted up to this long
 	// after its exp, and from this long before its nbf and iat.
 	ClockSkew = 30 * time.Second
@@ -77,6 +83,10 @@ type JWTConfig struct {
 	// that succeeded (after a failure the next comes within seconds); 0 means
 	// DefaultJWKSMinRefresh.
 	JWKSMinRefresh time.Duration
+	// MaxLifetime is the longest a token may be valid: one whose exp is further than
+	// this from its iat (without an iat, from now, give or take ClockSkew) is
+	// invalid. 0 means DefaultMaxLifetime; a negative value sets no bound.
+	MaxLifetime time.Duration
 	// Client fetches the key set; nil means a client like http.DefaultClient (each
 	// fetch has its own 5 s timeout). Redirects are never followed, whatever the
 	// client's CheckRedirect.
@@ -104,6 +114,8 @@ type JWTVerifier struct {
 	secret         []byte
 	keys           *jwks
 	workspaceClaim string
+	maxLifetime    time.Duration // negative: no bound
+	now            func() time.Time
 }
 
 // NewJWTVerifier checks cfg and returns its verifier, or nil when cfg does not enable
@@ -155,6 +167,9 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.JWKSMinRefresh <= 0 {
 		cfg.JWKSMinRefresh = DefaultJWKSMinRefresh
 	}
+	if cfg.MaxLifetime == 0 {
+		cfg.MaxLifetime = DefaultMaxLifetime
+	}
 	// A copy of the client, so that the caller's keeps its own redirect policy.
 	client := http.Client{}
 	if cfg.Client != nil {
@@ -183,6 +198,8 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		algorithms:     algs,
 		secret:         cfg.HS256Secret,
 		workspaceClaim: cfg.WorkspaceClaim,
+		maxLifetime:    cfg.MaxLifetime,
+		now:            cfg.Now,
 	}
 	if cfg.JWKSURL != "" {
 		v.keys = &jwks{
@@ -243,7 +260,7 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (Session, error)
 		if s, expired, err = v.checkClaims(claims); err != nil {
 			return nil, err
 		}
-		return v.keyFunc(ctx, t)
+		return v.keyFunc(ctx, t, v.signedBy(claims))
 	})
 	var unavailable *keysUnavailableError
 	switch {
@@ -287,6 +304,9 @@ func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool
 	if err != nil {
 		return Session{}, false, fmt.Errorf("claim %q is not a workspace ID", v.workspaceClaim)
 	}
+	if err := v.checkLifetime(claims); err != nil {
+		return Session{}, false, err
+	}
 	s = Session{Workspace: ws, Scope: tokenScope(claims["scope"])}
 	if sub, present := claims["sub"]; present {
 		// A StringOrURI (RFC 7519 section 4.1.2). Dropping any other would put the
@@ -294,8 +314,53 @@ func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool
 		if s.Subject, ok = sub.(string); !ok {
 			return Session{}, false, errors.New(`claim "sub" is not a string`)
 		}
+		// The sub names the user's rate-limit bucket, and shows in logs: a NUL
+		// in it made the bucket's statement fail, and the rate limiter, failing
+		// open, let the user's requests through unthrottled. No identity provider
+		// puts control characters in a user's ID.
+		if i := strings.IndexFunc(s.Subject, unicode.IsControl); i >= 0 {
+			return Session{}, false, fmt.Errorf(`claim "sub" holds the control character %U`, []rune(s.Subject[i:])[0])
+		}
 	}
 	return s, expired, nil
+}
+
+// checkLifetime refuses a token valid for longer than the verifier's maxLifetime:
+// from its iat to its exp, or, without an iat, from now (give or take ClockSkew, the
+// issuer's clock being ahead) to its exp. A session cannot be revoked, so a stolen
+// token with an exp years away would work for years.
+func (v *JWTVerifier) checkLifetime(claims jwt.MapClaims) error {
+	if v.maxLifetime < 0 {
+		return nil
+	}
+	exp, _ := claims.GetExpirationTime() // required, and a number (Validate)
+	iat, _ := claims.GetIssuedAt()
+	if exp == nil {
+		return nil
+	}
+	if iat != nil {
+		if exp.Sub(iat.Time) > v.maxLifetime {
+			return fmt.Errorf("the token is valid for %v from its iat, longer than the %v allowed", exp.Sub(iat.Time), v.maxLifetime)
+		}
+		return nil
+	}
+	if left := exp.Sub(v.now()); left > v.maxLifetime+ClockSkew {
+		return fmt.Errorf("the token, without an iat, is valid for %v more, longer than the %v allowed", left.Round(time.Second), v.maxLifetime)
+	}
+	return nil
+}
+
+// signedBy is when the token was signed at the latest: its iat (give or take
+// ClockSkew, the issuer's clock being behind), or now, if sooner. A key set listed
+// after it holds the token's key if the token can work (jwks.key).
+func (v *JWTVerifier) signedBy(claims jwt.MapClaims) time.Time {
+	now := v.now()
+	if iat, _ := claims.GetIssuedAt(); iat != nil {
+		if t := iat.Add(ClockSkew); t.Before(now) {
+			return t
+		}
+	}
+	return now
 }
 
 // checkNumericDates refuses an exp, nbf or iat that is not a number of seconds from
@@ -320,7 +385,7 @@ func checkNumericDates(claims jwt.MapClaims) error {
 // keyFunc returns the key that must have signed the token: the shared secret for
 // HS256 (never a public key: no algorithm confusion), the issuer's key with the
 // token's kid for RS256 and ES256.
-func (v *JWTVerifier) keyFunc(ctx context.Context, t *jwt.Token) (any, error) {
+func (v *JWTVerifier) keyFunc(ctx context.Context, t *jwt.Token, signedBy time.Time) (any, error) {
 	switch alg := t.Method.Alg(); alg {
 	case "HS256":
 		if len(v.secret) == 0 {
@@ -332,7 +397,7 @@ func (v *JWTVerifier) keyFunc(ctx context.Context, t *jwt.Token) (any, error) {
 			return nil, errUnknownKey
 		}
 		kid, _ := t.Header["kid"].(string)
-		return v.keys.key(ctx, kid, alg)
+		return v.keys.key(ctx, kid, alg, signedBy)
 	}
 	return nil, errUnknownKey
 }

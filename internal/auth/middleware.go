@@ -46,12 +46,41 @@ func WithJWT(v *JWTVerifier) Option {
 	return func(a *authenticator) { a.jwt = v }
 }
 
+// WithYield makes Require give up the request's place among the server's running
+// requests (yield) while a session token waits for the issuer's keys, and take it
+// back (resume) before anything else runs for the request: a token with a made-up key
+// ID, which costs nothing to forge, would otherwise hold a place for as long as the
+// issuer takes to answer. resume reports whether the request may go on; when not, it
+// has answered the request. A request refused after its wait is answered without
+// taking its place back.
+func WithYield(yield func(context.Context), resume func(http.ResponseWriter, context.Context) bool) Option {
+	return func(a *authenticator) { a.yield, a.resume = yield, resume }
+}
+
 type authenticator struct {
 	workspaces Workspaces
 	log        *slog.Logger
 	jwt        *JWTVerifier
 	keys       *keyCache // nil: every request asks the database (WithKeyCache)
+	// yield and resume: see WithYield; nil keeps the place while waiting.
+	yield  func(context.Context)
+	resume func(http.ResponseWriter, context.Context) bool
 }
+
+// waitingKey carries, in the context that Verify gets, what a request does before it
+// waits for the issuer's keys (see waiting).
+type waitingKey struct{}
+
+// waiting runs what ctx says a request does before it waits for the issuer's keys:
+// Require's yield of the request's place, if any.
+func waiting(ctx context.Context) {
+	if f, ok := ctx.Value(waitingKey{}).(func()); ok {
+		f()
+	}
+}
+
+// errAnswered: the request was answered (resume could not take its place back).
+var errAnswered = errors.New("auth: the request was answered")
 
 // Require lets a request through only with a valid credential in
 // "Authorization: Bearer <credential>", and puts its Principal (and workspace) in the
@@ -90,13 +119,24 @@ func Require(workspaces Workspaces, log *slog.Logger, next http.Handler, opts ..
 		var p Principal
 		var err error
 		if looksLikeJWT(token) {
-			p, err = a.session(r.Context(), token)
+			ctx, waited := r.Context(), false
+			if a.yield != nil {
+				ctx = context.WithValue(ctx, waitingKey{}, func() {
+					if !waited {
+						waited = true
+						a.yield(r.Context())
+					}
+				})
+			}
+			p, err = a.session(ctx, token, func() bool { return !waited || a.resume(w, r.Context()) })
 		} else {
 			p, err = a.apiKey(r.Context(), token)
 		}
 		var refusal *refusal
 		var unavailable *keysUnavailableError
 		switch {
+		case errors.Is(err, errAnswered):
+			return
 		case errors.As(err, &refusal):
 			unauthenticated(w, refusal.msg, true)
 			return
@@ -162,7 +202,10 @@ func (a *authenticator) apiKey(ctx context.Context, token string) (Principal, er
 	return p, nil
 }
 
-func (a *authenticator) session(ctx context.Context, token string) (Principal, error) {
+// session checks a session token, and looks its workspace up once resume, called
+// after the token's check (which may have waited for the issuer's keys), reports
+// that the request may go on (else errAnswered).
+func (a *authenticator) session(ctx context.Context, token string, resume func() bool) (Principal, error) {
 	if a.jwt == nil {
 		return Principal{}, &refusal{"invalid API key"}
 	}
@@ -177,6 +220,9 @@ func (a *authenticator) session(ctx context.Context, token string) (Principal, e
 	case err != nil:
 		a.log.DebugContext(ctx, "token refused", "err", err)
 		return Principal{}, &refusal{"invalid session token"}
+	}
+	if !resume() {
+		return Principal{}, errAnswered
 	}
 	ws, err := a.workspaces.Workspace(ctx, s.Workspace)
 	if isNotFound(err) {

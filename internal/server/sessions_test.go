@@ -15,6 +15,8 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,20 +66,30 @@ type sessClock struct{ offset atomic.Int64 }
 func (c *sessClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *sessClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
-// sessIssuerServer publishes a JWKS over HTTP and counts the fetches.
+// sessIssuerServer publishes a JWKS over HTTP and counts the fetches. With hang set,
+// it answers no fetch (until the fetch gives up, or the test ends).
 type sessIssuerServer struct {
 	mu   sync.Mutex
 	keys []map[string]any
 	hits atomic.Int64
 	fail atomic.Bool
+	hang atomic.Bool
 	url  string
 }
 
 func newIssuerServer(t testing.TB) *sessIssuerServer {
 	t.Helper()
 	iss := &sessIssuerServer{}
+	end := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		iss.hits.Add(1)
+		if iss.hang.Load() {
+			select {
+			case <-r.Context().Done():
+			case <-end:
+			}
+			return
+		}
 		if iss.fail.Load() {
 			http.Error(w, "down", http.StatusInternalServerError)
 			return
@@ -88,6 +100,7 @@ func newIssuerServer(t testing.TB) *sessIssuerServer {
 		json.NewEncoder(w).Encode(map[string]any{"keys": iss.keys})
 	}))
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(end) }) // first, so that Close need not wait for a hung fetch
 	iss.url = srv.URL + "/.well-known/jwks.json"
 	return iss
 }
@@ -249,7 +262,10 @@ func TestSessionTokensRefused(t *testing.T) {
 				{"HS256 signed with another secret", authtest.Sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", valid), 0},
 				{"RS512 (not accepted)", authtest.Sign(t, jwt.SigningMethodRS512, keys.rsa, "rsa-1", valid), 0},
 				{"PS256 (not accepted)", authtest.Sign(t, jwt.SigningMethodPS256, keys.rsa, "rsa-1", valid), 0},
-				{"unknown kid", authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "attacker-1", valid), 0},
+				// Issued before the key set was fetched (for the earlier cases), which
+				// would then have held its key: one issued since gets 503 until the set
+				// may be fetched again (TestJWKSRefreshLimit).
+				{"unknown kid", authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "attacker-1", authtest.With(valid, map[string]any{"iat": now.Add(-2 * time.Minute).Unix()})), 0},
 				{"no kid", authtest.Sign(t, jwt.SigningMethodRS256, keys.rsa, "", valid), 0},
 				{"known kid, another key", authtest.Sign(t, jwt.SigningMethodRS256, keys.attacker, "rsa-1", valid), 0},
 				{"ES256 with the RSA key's kid", authtest.Sign(t, jwt.SigningMethodES256, keys.ec, "rsa-1", valid), 0},
@@ -392,23 +408,32 @@ func TestSessionTokensAccepted(t *testing.T) {
 // TestJWKSRefreshLimit proves the caching rule of the issuer's keys: known keys are
 // served from the cache; unknown key IDs make the server fetch the key set again at
 // most once per minimum interval, however many arrive and however concurrently, so a
-// flood of made-up key IDs cannot hammer the issuer; a key the issuer adds works after
-// the interval; a key it withdraws stops working once the cached set is an hour old
-// (the first token after that is still checked with it, while the refresh that drops
-// the key runs in the background); and an issuer that is down leaves the cached keys
-// working, while a token with a key that is not cached gets 503 with Retry-After (not
-// 401) and the fetch is tried again after a backoff of seconds, not after the
-// interval.
+// flood of made-up key IDs cannot hammer the issuer; a token with an unknown key ID
+// is refused (401) when the set was fetched after the token was signed, and otherwise
+// gets 503 with Retry-After until a fetch may tell, so that a key the issuer adds
+// gets 503 within the interval (not 401, which signed dashboard users out for up to
+// a minute after each rotation) and works after it; a key it withdraws stops working
+// once the cached set is an hour old (the first token after that is still checked
+// with it, while the refresh that drops the key runs in the background); and an
+// issuer that is down leaves the cached keys working, while a token with a key that
+// is not cached gets 503 with Retry-After (not 401) and the fetch is tried again
+// after a backoff of seconds, not after the interval.
 func TestJWKSRefreshLimit(t *testing.T) {
 	keys := sessKeys()
 	var jwksLog logtest.Buffer
 	s := newSessionAPI(t, func(c *auth.JWTConfig) { c.Log = jwksLog.Logger() })
-	token := func(kid string, key any) string {
+	tokenWith := func(kid string, key any, claims jwt.MapClaims) string {
 		m := jwt.SigningMethod(jwt.SigningMethodRS256)
 		if _, ok := key.(*ecdsa.PrivateKey); ok {
 			m = jwt.SigningMethodES256
 		}
-		return authtest.Sign(t, m, key, kid, s.claims())
+		return authtest.Sign(t, m, key, kid, claims)
+	}
+	token := func(kid string, key any) string { return tokenWith(kid, key, s.claims()) }
+	// issuedBefore are claims issued two minutes ago: before the last fetch, in the
+	// steps that use them.
+	issuedBefore := func() jwt.MapClaims {
+		return authtest.With(s.claims(), map[string]any{"iat": s.clock.Now().Add(-2 * time.Minute).Unix()})
 	}
 	send := func(tok string) rawResponse {
 		res, err := sendRaw(s.url, http.MethodPost, "Bearer "+tok, `{ workspace { id } }`, nil)
@@ -431,24 +456,33 @@ func TestJWKSRefreshLimit(t *testing.T) {
 			t.Errorf("%s: %d JWKS fetches in all, want %d", step, got, hits)
 		}
 	}
-	// flood sends n tokens with made-up kids from 32 goroutines; all must get 401.
-	flood := func(step string, n int) {
+	// flood sends n tokens with made-up kids and claims from 32 goroutines; each must
+	// get one of the statuses of want (503s with a Retry-After of 1 to 60 s).
+	flood := func(step string, n int, claims jwt.MapClaims, want ...int) {
 		t.Helper()
 		var wg sync.WaitGroup
-		var wrong atomic.Int64
+		var mu sync.Mutex
+		got := map[int]int{}
 		jobs := make(chan string)
 		for range 32 {
 			wg.Go(func() {
 				for tok := range jobs {
-					if status(tok) != http.StatusUnauthorized {
-						wrong.Add(1)
+					res := send(tok)
+					ok := slices.Contains(want, res.status)
+					if ra, err := strconv.Atoi(res.header.Get("Retry-After")); res.status == http.StatusServiceUnavailable && (err != nil || ra < 1 || ra > 60) {
+						ok = false
 					}
+					mu.Lock()
+					if got[res.status]++; !ok {
+						got[0]++
+					}
+					mu.Unlock()
 				}
 			})
 		}
 		// Made-up kids on a signed token: the kid is looked up before the signature
 		// is checked, so these cost the server what real forgeries would.
-		rest := strings.SplitN(token("attacker", keys.attacker), ".", 2)[1]
+		rest := strings.SplitN(tokenWith("attacker", keys.attacker, claims), ".", 2)[1]
 		start := time.Now()
 		for i := range n {
 			h := fmt.Sprintf(`{"alg":"RS256","typ":"JWT","kid":"bogus-%s-%d"}`, step, i)
@@ -456,32 +490,43 @@ func TestJWKSRefreshLimit(t *testing.T) {
 		}
 		close(jobs)
 		wg.Wait()
-		if wrong.Load() != 0 {
-			t.Errorf("%s: %d of %d bogus tokens not refused with 401", step, wrong.Load(), n)
+		if got[0] != 0 {
+			t.Errorf("%s: of %d bogus tokens, %d not answered %v (with Retry-After): statuses %v", step, n, got[0], want, got)
 		}
-		t.Logf("%s: %d tokens with unknown kids in %v; JWKS fetches so far: %d", step, n, time.Since(start).Round(time.Millisecond), s.iss.hits.Load())
+		t.Logf("%s: %d tokens with unknown kids in %v, statuses %v; JWKS fetches so far: %d", step, n, time.Since(start).Round(time.Millisecond), got, s.iss.hits.Load())
 	}
 
 	expect("first token", token("rsa-1", keys.rsa), 200, 1)
 	expect("known key, cached", token("rsa-1", keys.rsa), 200, 1)
 	expect("other known key, cached", token("ec-1", keys.ec), 200, 1)
 
-	flood("flood within the interval", 500)
-	expect("after the flood", token("rsa-1", keys.rsa), 200, 1)
+	// Tokens signed before the set was fetched: their keys would be in it.
+	flood("flood issued before the fetch", 500, issuedBefore(), http.StatusUnauthorized)
+	// Tokens signed since: their keys may be new, the set cannot be fetched again yet.
+	flood("flood within the interval", 500, s.claims(), http.StatusServiceUnavailable)
+	expect("after the floods", token("rsa-1", keys.rsa), 200, 1)
 
 	s.clock.Advance(time.Minute + time.Second)
-	flood("flood after the interval", 500)
+	// One of them fetches the set again, and is refused once the set comes without its
+	// key; the rest wait for that fetch, or come after it, and cannot tell.
+	flood("flood after the interval", 500, s.claims(), http.StatusUnauthorized, http.StatusServiceUnavailable)
 	if got := s.iss.hits.Load(); got != 2 {
 		t.Errorf("after a flood past the interval: %d JWKS fetches in all, want 2", got)
 	}
 
-	// The issuer rotates: a new key appears. Within the interval it is unknown.
+	// The issuer rotates: a new key appears. Within the interval it cannot be fetched:
+	// 503, to retry when it can, not 401.
 	s.iss.publish(map[string]any{"rsa-1": &keys.rsa.PublicKey, "ec-1": &keys.ec.PublicKey, "rsa-2": &keys.rsa2.PublicKey})
-	expect("new key within the interval", token("rsa-2", keys.rsa2), 401, 2)
+	expect("new key within the interval", token("rsa-2", keys.rsa2), 503, 2)
+	res := send(token("rsa-2", keys.rsa2))
+	if ra, err := strconv.Atoi(res.header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+		t.Errorf("new key within the interval: Retry-After %q, want when the interval ends (1 to 60 s)", res.header.Get("Retry-After"))
+	}
 	s.clock.Advance(time.Minute + time.Second)
 	expect("new key after the interval", token("rsa-2", keys.rsa2), 200, 3)
 	expect("new key, cached", token("rsa-2", keys.rsa2), 200, 3)
-	flood("flood right after a refresh", 200)
+	flood("flood right after a refresh", 200, s.claims(), http.StatusServiceUnavailable)
+	flood("flood right after a refresh, issued before it", 200, issuedBefore(), http.StatusUnauthorized)
 	if got := s.iss.hits.Load(); got != 3 {
 		t.Errorf("%d JWKS fetches in all, want 3", got)
 	}
@@ -491,13 +536,17 @@ func TestJWKSRefreshLimit(t *testing.T) {
 	s.clock.Advance(30 * time.Minute)
 	expect("withdrawn key, cache young", token("rsa-1", keys.rsa), 200, 3)
 	s.clock.Advance(31 * time.Minute)
-	expect("withdrawn key, cache stale", token("rsa-1", keys.rsa), 200, -1)
+	// Signed before the refresh (by more than the 30 s of clock skew allowed).
+	withdrawn := tokenWith("rsa-1", keys.rsa, issuedBefore())
+	expect("withdrawn key, cache stale", withdrawn, 200, -1)
 	eventually(t, "withdrawn key, once the set is refreshed", func() error {
-		if got := status(token("rsa-1", keys.rsa)); got != http.StatusUnauthorized {
+		if got := status(withdrawn); got != http.StatusUnauthorized {
 			return fmt.Errorf("status %d, want 401", got)
 		}
 		return nil
 	})
+	// Signed since, it could be a new key's: never accepted, 503 until a fetch tells.
+	expect("withdrawn key, a token signed since", token("rsa-1", keys.rsa), 503, 4)
 	expect("kept key", token("rsa-2", keys.rsa2), 200, 4)
 
 	// The issuer goes down: cached keys keep working (even past the hour, the
@@ -526,4 +575,76 @@ func TestJWKSRefreshLimit(t *testing.T) {
 	s.clock.Advance(5 * time.Second)
 	expect("issuer back", token("rsa-3", keys.rsa), 200, 8)
 	expect("issuer back, cached key", token("rsa-2", keys.rsa2), 200, 8)
+
+	// A day without a fetch that succeeds: the cached keys are no longer used (503,
+	// not 401), so that a withdrawn key stops working even if whoever holds it keeps
+	// the server from fetching the set.
+	s.iss.fail.Store(true)
+	s.clock.Advance(24 * time.Hour)
+	eventually(t, "cached key, after a day of failed fetches", func() error {
+		s.clock.Advance(10 * time.Second) // past each backoff
+		if got := status(token("rsa-2", keys.rsa2)); got != http.StatusServiceUnavailable {
+			return fmt.Errorf("status %d, want 503", got)
+		}
+		return nil
+	})
+	s.iss.fail.Store(false)
+	s.clock.Advance(10 * time.Second)
+	expect("issuer back after a day", token("rsa-2", keys.rsa2), 200, -1)
+}
+
+// TestForgedTokensHoldNoPlace: session tokens waiting for the issuer's keys (a key ID
+// the server does not know, made up at no cost) wait without a place among the
+// server's running requests, so that an API key's request is served at once while
+// they wait, and at most jwksMaxWaiters of them wait for one fetch. Forged tokens
+// (plausible claims, a made-up kid, a junk signature) against an issuer that hangs
+// held the server's places for the fetch's 5 s timeout: 45 of them stalled every
+// workspace's API keys for 3.9-4.7 s, and here the API key's request waited 4.7 s for
+// a place.
+func TestForgedTokensHoldNoPlace(t *testing.T) {
+	const running = 2
+	s := newSessionAPIWith(t, nil, server.Config{MaxRunning: running, MaxWaiting: 100, RequestTimeout: 8 * time.Second})
+	s.iss.hang.Store(true)
+	claims, err := json.Marshal(s.claims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const forged = 3 * running
+	replies := make(chan rawResponse, forged)
+	for i := range forged {
+		tok := rawToken(fmt.Sprintf(`{"alg":"RS256","typ":"JWT","kid":"forged-%d"}`, i), string(claims), []byte("junk"))
+		go func() {
+			res, err := sendRaw(s.url, http.MethodPost, "Bearer "+tok, `{ workspace { id } }`, nil)
+			if err != nil {
+				res.status = -1
+			}
+			replies <- res
+		}()
+	}
+	eventually(t, "the forged tokens' fetch", func() error {
+		if s.iss.hits.Load() == 0 {
+			return errors.New("no fetch yet")
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond) // room for the rest to start waiting
+	start := time.Now()
+	r := s.query(`{ segments { totalCount } }`, nil)
+	took := time.Since(start)
+	t.Logf("an API key's request, while %d forged tokens waited for the issuer: %d in %v", forged, r.status, took.Round(time.Millisecond))
+	if r.status != http.StatusOK || len(r.res.Errors) != 0 {
+		t.Fatalf("an API key's request while forged tokens waited: %d %s", r.status, r.body)
+	}
+	if took > time.Second {
+		t.Errorf("an API key's request waited %v for a place held by forged tokens", took.Round(time.Millisecond))
+	}
+	// None of them is let in: they get 503 (the fetch failed, or too many waited).
+	for range forged {
+		if res := <-replies; res.status != http.StatusServiceUnavailable || res.header.Get("Retry-After") == "" {
+			t.Errorf("a forged token: %d %s (Retry-After %q), want 503 with Retry-After", res.status, res.body, res.header.Get("Retry-After"))
+		}
+	}
+	if n := s.iss.hits.Load(); n != 1 {
+		t.Errorf("%d fetches of the key set, want 1", n)
+	}
 }

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segments/segments/internal/limits"
 	"github.com/uptrace/bun"
@@ -220,7 +223,7 @@ func (l *RateLimiter) Take(ctx context.Context, bucket string, cost int) (limits
 		return limits.Status{}, errors.New("store: rate limiter: the request has no workspace")
 	}
 	cost = max(cost, 0)
-	key := bucketKey{ws, bucket}
+	key := bucketKey{ws, storedBucket(bucket)}
 	// Most requests are answered from memory, and need no timer for the database.
 	if st, answered, err := l.fromMemory(key, cost); answered {
 		return st, err
@@ -254,6 +257,24 @@ func (l *RateLimiter) Take(ctx context.Context, bucket string, cost int) (limits
 		l.mu.Unlock()
 		return l.charge(ctx, key, r, cost, held)
 	}
+}
+
+// maxBucketBytes is the longest bucket name rate_limit_buckets holds (its CHECK).
+const maxBucketBytes = 300
+
+// storedBucket is the name under which bucket is stored: itself, or, for a name that
+// PostgreSQL's text cannot hold as it is (empty, a NUL, invalid UTF-8, or longer than
+// the table allows), "sha256:" and its digest, which no other name stores under. The
+// name comes from the caller's credential (a session's sub): bun writes a string with
+// a NUL into the SQL as an error marker, and the charge then failed, the request served
+// unthrottled (limits fail open), and an array's strings lose their NULs, so that the
+// reserve given back went to another bucket.
+func storedBucket(bucket string) string {
+	if bucket != "" && len(bucket) <= maxBucketBytes && utf8.ValidString(bucket) && !strings.Contains(bucket, "\x00") {
+		return bucket
+	}
+	sum := sha256.Sum256([]byte(bucket))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // fromMemory answers a charge of cost to key without the database, if it can

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -424,4 +425,38 @@ func TestRateLimiterUnderRowLevelSecurity(t *testing.T) {
 	if n := count(app, store.WithWorkspace(context.Background(), ws.ID)); n != 1 {
 		t.Errorf("the application's role sees %d buckets in one workspace, want 1", n)
 	}
+}
+
+// TestRateLimiterAnyBucketName proves that a bucket whose name PostgreSQL's text
+// cannot hold as it is (a NUL, invalid UTF-8, longer than the table's 300 bytes)
+// throttles as any other, separately from its look-alikes, and that its unused
+// reserve goes back to its own row. bun writes a string with a NUL into the SQL as an
+// error marker (and drops the NULs of an array's strings), so the charge failed with
+// a syntax error and, the limiter failing open, a dashboard user whose sub held a NUL
+// was never throttled.
+func TestRateLimiterAnyBucketName(t *testing.T) {
+	url := storetest.Database(t)
+	opts := store.Options{MaxConns: 4, AppName: "ratelimit_test"}
+	s1, s2 := storetest.MigratedStore(t, url, opts), storetest.MigratedStore(t, url, opts)
+	ws, _ := storetest.Workspace(t, s1)
+	ctx := inWorkspace(ws.ID)
+	// A restore rate so low that nothing refills while the test runs.
+	l1, ch := newLimiter(t, s1, 100, 0.001), newCharges(t)
+	names := []string{"user:a\x00", "user:a\x00\x00", "user:\xff\xfe", strings.Repeat("u", 301), strings.Repeat("u", 302), "\x00"}
+	for _, name := range names {
+		ch.take(l1, ctx, name, 60, true, 40)
+	}
+	for _, name := range names {
+		ch.take(l1, ctx, name, 50, false, 40)
+	}
+	// The look-alike without the NULs is another bucket.
+	ch.take(l1, ctx, "user:a", 100, true, 0)
+	// s1's Close gives each reserve back to its own row: another instance finds the
+	// 40 points left, and none in the look-alike's.
+	s1.Close()
+	l2 := newLimiter(t, s2, 100, 0.001)
+	for _, name := range names {
+		ch.take(l2, ctx, name, 40, true, 0)
+	}
+	ch.take(l2, ctx, "user:a", 1, false, 0)
 }
