@@ -69,6 +69,9 @@ type config struct {
 	// cost-based rate limiting (limits.go): bucket capacity (0: off) and refill
 	rateCapacity int
 	rateRestore  float64
+	// idempotencyBudget bounds the bytes of the answers each workspace's
+	// Idempotency-Keys keep (server.Config.IdempotencyBudget)
+	idempotencyBudget int64
 	// observability (telemetry.go): the /metrics listener, the OTLP trace exporter,
 	// the profiles' listener
 	metricsAddr, debugAddr                         string
@@ -138,6 +141,7 @@ var settings = []setting{
 	{"--reserved-for-users-per-workspace", "SEGMENTS_RESERVED_FOR_USERS_PER_WORKSPACE", "2", "of --max-running-per-workspace, the places only the workspace's dashboard users may take (with sessions on): its API keys together run at most the rest (at least one), so that its integrations cannot take its dashboard's; -1 keeps none", "serve"},
 	{"--rate-limit-capacity", "SEGMENTS_RATE_LIMIT_CAPACITY", "10000", "points of each rate-limit bucket (one per API key, one per dashboard user), shared by all instances through PostgreSQL: a request costs its extensions.cost.requestedQueryCost (at least 1; a refused request 1; a replay of an Idempotency-Key what its request was charged, at least 1), THROTTLED (429) when its bucket holds less; at least --max-cost; 0 turns rate limiting off", "serve"},
 	{"--rate-limit-restore-rate", "SEGMENTS_RATE_LIMIT_RESTORE_RATE", "500", "points a rate-limit bucket regains per second", "serve"},
+	{"--idempotency-budget", "SEGMENTS_IDEMPOTENCY_BUDGET", "67108864", "bytes (64 MiB) the answers of each workspace's Idempotency-Keys may keep at once, counted as sent (PostgreSQL compresses them): a mutation's answer that would take its workspace over is kept without its body, its retries getting 410 IDEMPOTENCY_ANSWER_NOT_KEPT, until older keys expire after 24 h; -1 for no limit", "serve"},
 	{"--env", "SEGMENTS_ENV", "development", "development or production: picks the defaults of --introspection and --playground", "serve"},
 	{"--introspection", "SEGMENTS_INTROSPECTION", "on (production: sessions)", "who may introspect the schema: on, off, or sessions (dashboard sessions only, not API keys)", "serve"},
 	{"--playground", "SEGMENTS_PLAYGROUND", "on (production: off)", "serve the GraphQL playground at /: on or off", "serve"},

@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/idempotency"
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
@@ -58,6 +59,7 @@ func (c *config) limitFlags(fs *flag.FlagSet, getenv func(string) string) {
 	c.rateRestore = defaultRateRestore
 	c.setting(fs, getenv, "rate-limit-restore-rate", "SEGMENTS_RATE_LIMIT_RESTORE_RATE",
 		floatValue{p: &c.rateRestore, want: "want points per second"})
+	c.setting(fs, getenv, "idempotency-budget", "SEGMENTS_IDEMPOTENCY_BUDGET", limitValue(&c.idempotencyBudget, idempotency.DefaultAnswerBudget))
 	choice := func(p *string, flagName, envName, def string, allowed ...string) {
 		*p = def // "": no default of its own, set by applyEnvironment
 		c.setting(fs, getenv, flagName, envName, choiceValue{p, allowed})

@@ -132,6 +132,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			NoMetricsRoute:               !metricsOnAPI,
 			Tracing:                      tracing,
 			CORSOrigins:                  cfg.corsOrigins,
+			IdempotencyBudget:            cfg.idempotencyBudget,
 		}),
 		BaseContext:       func(net.Listener) context.Context { return requests },
 		ReadHeaderTimeout: 10 * time.Second,

@@ -34,6 +34,10 @@
 //   - A stored answer is at most MaxStoredAnswer bytes. A larger one is stored as
 //     410 CodeAnswerNotKept instead, which its replays get: the request ran, and does
 //     not run again; its client reads the current state.
+//   - The answers a workspace's keys keep add up to Options.AnswerBudget bytes at most
+//     (64 MiB): one that would take them over is stored as 410 CodeAnswerNotKept too,
+//     and the middleware warns, once a minute per workspace. Keys give their bytes
+//     back as they expire.
 //   - A later request with the key and a byte-identical body gets the stored response,
 //     same status and byte-identical body, with "Idempotent-Replayed: true", and runs
 //     nothing. A request that arrives while the first still runs waits for its answer
@@ -111,7 +115,8 @@ const (
 	CodeInProgress = "IDEMPOTENCY_KEY_IN_PROGRESS"
 	CodeTooLarge   = "REQUEST_TOO_LARGE"
 	// CodeAnswerNotKept is the code of the answer replayed for a key whose request
-	// ran but whose answer was larger than MaxStoredAnswer.
+	// ran but whose answer was larger than MaxStoredAnswer, or would have taken its
+	// workspace's kept answers over Options.AnswerBudget.
 	CodeAnswerNotKept = "IDEMPOTENCY_ANSWER_NOT_KEPT"
 )
 
@@ -121,8 +126,20 @@ const (
 // a query does, and each stored answer is kept a day in the database that every
 // workspace shares: a larger answer reaches its first request alone. It bounds a
 // row, not the rate: upserts answering just under it (1 MB, 12 points each), sent
-// with fresh keys, still stored 465 MB in 45 s.
+// with fresh keys, still stored 465 MB in 45 s; Options.AnswerBudget bounds a
+// workspace's total.
 const MaxStoredAnswer = 1 << 20
+
+// DefaultAnswerBudget is Options.AnswerBudget's default: 64 MiB of answers kept at
+// once per workspace. Upserts of 1,000 contacts every 3 seconds for a day, each
+// answering its counts and userErrors (239 bytes, extensions.cost included), keep
+// 6.9 MB; answering each contact's id too (16.2 KB), they reach 64 MiB in 3.4
+// hours, after which a retry of one gets 410 (an upsert converges: it may be sent
+// again with a new key). An abuser's workspace keeps 64 MiB at most: on disk, from
+// 2 MB (repetitive JSON, which PostgreSQL compresses) to 70 MB (random
+// attributes), where upserts answering 1 MB with fresh keys kept 828 MB in 45 s
+// without a budget.
+const DefaultAnswerBudget = 64 << 20
 
 // MaxKeyLength is the length limit of a key, in bytes.
 const MaxKeyLength = 255
@@ -147,7 +164,7 @@ type Store interface {
 	ClaimIdempotencyKey(ctx context.Context, ws int64, key string, hash []byte, lease time.Duration) (store.IdempotencyClaim, error)
 	IdempotencyKey(ctx context.Context, ws int64, key string, hash []byte) (store.IdempotencyClaim, error)
 	IdempotencyResponseBody(ctx context.Context, ws int64, key string, hash []byte) ([]byte, bool, error)
-	FinishIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte, res store.StoredResponse) error
+	FinishIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte, res store.StoredResponse, budget store.AnswerBudget) (bool, error)
 	ReleaseIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte) error
 	DeleteExpiredIdempotencyKeys(ctx context.Context, olderThan time.Duration, limit int) (int, error)
 }
@@ -196,6 +213,17 @@ type Options struct {
 	// answer was sent 1,644 times a second to a key throttled at 3 requests a second.
 	// Nil charges nothing.
 	Charge func(w http.ResponseWriter, r *http.Request, cost int) bool
+	// AnswerBudget bounds the bytes of the answers a workspace's keys keep at once
+	// (their bodies as sent; PostgreSQL compresses them), in the database every
+	// workspace shares: an answer that would take its workspace over it is kept as
+	// 410 CodeAnswerNotKept, as one larger than MaxStoredAnswer is, until keys expire
+	// and give their bytes back. Default DefaultAnswerBudget; negative: no bound.
+	// Under MaxStoredAnswer each, upserts answering 1 MB sent with fresh keys kept 465
+	// MB in 45 s, for a day.
+	AnswerBudget int64
+	// BudgetWarnEvery is how often at most the middleware warns that a workspace's
+	// answers went over AnswerBudget, per workspace. Default 1 minute.
+	BudgetWarnEvery time.Duration
 	// StoreTimeout bounds the statements that store or release a response, counted
 	// from the end of the request: they run after the request's own context may have
 	// ended (its deadline passed, its client left), since a claim left behind would
@@ -215,6 +243,10 @@ func (o *Options) defaults() {
 	set(&o.PollMin, 10*time.Millisecond)
 	set(&o.PollMax, 100*time.Millisecond)
 	set(&o.StoreTimeout, 5*time.Second)
+	set(&o.BudgetWarnEvery, time.Minute)
+	if o.AnswerBudget == 0 {
+		o.AnswerBudget = DefaultAnswerBudget
+	}
 	if o.CleanupBatch <= 0 {
 		o.CleanupBatch = 1000
 	}
@@ -245,6 +277,8 @@ type middleware struct {
 
 	mu      sync.Mutex
 	waiting map[waitingKey]int // requests waiting for each key's holder
+	// warned is when each workspace was last warned of going over its budget.
+	warned map[int64]time.Time
 }
 
 type waitingKey struct {
@@ -258,7 +292,7 @@ type waitingKey struct {
 func Middleware(s Store, log *slog.Logger, opts Options) func(http.Handler) http.Handler {
 	opts.defaults()
 	return func(next http.Handler) http.Handler {
-		return &middleware{store: s, log: log, opts: opts, next: next, waiting: map[waitingKey]int{}}
+		return &middleware{store: s, log: log, opts: opts, next: next, waiting: map[waitingKey]int{}, warned: map[int64]time.Time{}}
 	}
 }
 
@@ -569,11 +603,16 @@ func (m *middleware) execute(w http.ResponseWriter, r *http.Request, ws int64, k
 		query = rn.query.Load()
 	}
 	if made.Load() || !query && definitive(res) {
-		if err := m.store.FinishIdempotencyKey(ctx, ws, key, owner, kept(res)); err != nil {
+		stored := kept(res)
+		whole, err := m.store.FinishIdempotencyKey(ctx, ws, key, owner, stored, m.budget(stored))
+		switch {
+		case err != nil:
 			// The request applied; a retry after the release runs it again, which
 			// converges.
 			m.log.ErrorContext(ctx, "idempotency: store the response", "err", err, "workspace_id", ws, "key", key)
 			m.release(ctx, ws, key, owner)
+		case !whole:
+			m.overBudget(ctx, ws, len(res.Body))
 		}
 	} else {
 		m.release(ctx, ws, key, owner)
@@ -629,12 +668,55 @@ func kept(res store.StoredResponse) store.StoredResponse {
 	if len(res.Body) <= MaxStoredAnswer {
 		return res
 	}
+	return notKept(res, fmt.Sprintf("was larger than the %d kept for replay", MaxStoredAnswer))
+}
+
+// notKept is res with the refusal CodeAnswerNotKept in its place: why says why its
+// answer was not kept.
+func notKept(res store.StoredResponse, why string) store.StoredResponse {
 	rec := &recorder{header: http.Header{}}
 	auth.WriteError(rec, http.StatusGone, CodeAnswerNotKept, fmt.Sprintf(
-		"the request with this Idempotency-Key ran and does not run again, but its answer (%d bytes) was larger than the %d kept for replay: read the current state instead",
-		len(res.Body), MaxStoredAnswer))
+		"the request with this Idempotency-Key ran and does not run again, but its answer (%d bytes) %s: read the current state instead",
+		len(res.Body), why))
 	res.Status, res.ContentType, res.Body = rec.statusCode(), rec.header.Get("Content-Type"), rec.body.Bytes()
 	return res
+}
+
+// budget is the budget res is stored within: AnswerBudget, and the refusal
+// CodeAnswerNotKept kept instead of res when its workspace's answers would go over.
+func (m *middleware) budget(res store.StoredResponse) store.AnswerBudget {
+	if m.opts.AnswerBudget < 0 {
+		return store.AnswerBudget{}
+	}
+	instead := notKept(res, fmt.Sprintf(
+		"would have taken the answers kept for this workspace over their budget of %d bytes", m.opts.AnswerBudget))
+	return store.AnswerBudget{Bytes: m.opts.AnswerBudget, Status: instead.Status, ContentType: instead.ContentType, Body: instead.Body}
+}
+
+// overBudget warns that workspace ws's answers reached AnswerBudget, the answer of
+// size bytes being kept without its body: once per BudgetWarnEvery per workspace,
+// since a workspace at its budget goes over with each of its mutations.
+func (m *middleware) overBudget(ctx context.Context, ws int64, size int) {
+	now := time.Now()
+	m.mu.Lock()
+	last, seen := m.warned[ws]
+	warn := !seen || now.Sub(last) >= m.opts.BudgetWarnEvery
+	if warn {
+		if len(m.warned) >= 1024 {
+			// Forget the workspaces warned of long enough ago to be warned of again.
+			for w, t := range m.warned {
+				if now.Sub(t) >= m.opts.BudgetWarnEvery {
+					delete(m.warned, w)
+				}
+			}
+		}
+		m.warned[ws] = now
+	}
+	m.mu.Unlock()
+	if warn {
+		m.log.WarnContext(ctx, "idempotency: a workspace's kept answers reached their budget; its new answers are kept without their bodies (410 "+CodeAnswerNotKept+" to retries) until older keys expire",
+			"workspace_id", ws, "budget", m.opts.AnswerBudget, "answer_bytes", size)
+	}
 }
 
 // replayCost is what the request res answers was charged, for Options.Charge. An

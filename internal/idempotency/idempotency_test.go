@@ -1,6 +1,7 @@
 package idempotency
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -146,8 +147,8 @@ func (f *flakyStore) ClaimIdempotencyKey(context.Context, int64, string, []byte,
 	return store.IdempotencyClaim{State: store.IdempotencyClaimed, Owner: []byte("o")}, nil
 }
 
-func (f *flakyStore) FinishIdempotencyKey(context.Context, int64, string, []byte, store.StoredResponse) error {
-	return io.ErrUnexpectedEOF
+func (f *flakyStore) FinishIdempotencyKey(context.Context, int64, string, []byte, store.StoredResponse, store.AnswerBudget) (bool, error) {
+	return false, io.ErrUnexpectedEOF
 }
 
 func (f *flakyStore) ReleaseIdempotencyKey(context.Context, int64, string, []byte) error {
@@ -234,9 +235,9 @@ type finishingStore struct {
 	finished, expired bool
 }
 
-func (f *finishingStore) FinishIdempotencyKey(ctx context.Context, _ int64, _ string, _ []byte, _ store.StoredResponse) error {
+func (f *finishingStore) FinishIdempotencyKey(ctx context.Context, _ int64, _ string, _ []byte, _ store.StoredResponse, _ store.AnswerBudget) (bool, error) {
 	f.finished, f.expired = true, ctx.Err() != nil
-	return ctx.Err()
+	return true, ctx.Err()
 }
 
 // TestSlowRequestStoresItsAnswer: the time to store a request's answer counts from
@@ -279,9 +280,9 @@ func (s *standbyStore) IdempotencyKey(context.Context, int64, string, []byte) (s
 	return store.IdempotencyClaim{State: store.IdempotencyFree}, nil
 }
 
-func (s *standbyStore) FinishIdempotencyKey(context.Context, int64, string, []byte, store.StoredResponse) error {
+func (s *standbyStore) FinishIdempotencyKey(context.Context, int64, string, []byte, store.StoredResponse, store.AnswerBudget) (bool, error) {
 	s.finished++
-	return nil
+	return true, nil
 }
 
 func (s *standbyStore) ReleaseIdempotencyKey(context.Context, int64, string, []byte) error {
@@ -318,5 +319,66 @@ func TestReadOnlyRunsUnrecorded(t *testing.T) {
 	}
 	if Unrecorded(context.Background()) {
 		t.Error("Unrecorded without the middleware")
+	}
+}
+
+// overBudgetStore is a store whose claims succeed and whose workspaces are all at
+// their budget: every answer is stored as the budget's, which it records.
+type overBudgetStore struct {
+	flakyStore
+	budgets []store.AnswerBudget
+}
+
+func (s *overBudgetStore) FinishIdempotencyKey(_ context.Context, _ int64, _ string, _ []byte, _ store.StoredResponse, budget store.AnswerBudget) (bool, error) {
+	s.budgets = append(s.budgets, budget)
+	return budget.Bytes <= 0, nil
+}
+
+// TestOverBudgetWarnsOncePerWorkspace: the store is given the budget and the 410
+// IDEMPOTENCY_ANSWER_NOT_KEPT to keep instead of an answer over it; a workspace
+// whose answers go over is warned of once per BudgetWarnEvery, not once per request,
+// each workspace on its own; without a budget (negative), the store bounds nothing.
+func TestOverBudgetWarnsOncePerWorkspace(t *testing.T) {
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	answer := func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"data":{"upsertContacts":{}}}`)) }
+	s := &overBudgetStore{}
+	h := Middleware(s, log, Options{AnswerBudget: 1000, BudgetWarnEvery: 300 * time.Millisecond})(http.HandlerFunc(answer))
+	send := func(h http.Handler, ws int64) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, withWorkspace(withKey(post(`{}`), "k"), crm.Workspace{ID: ws}))
+		if rec.Code != 200 || rec.Body.String() != `{"data":{"upsertContacts":{}}}` {
+			t.Fatalf("the first answer: %d %s", rec.Code, rec.Body)
+		}
+	}
+	warnings := func() int {
+		return strings.Count(logged.String(), "level=WARN msg=\"idempotency: a workspace's kept answers reached their budget")
+	}
+	for _, ws := range []int64{1, 1, 2, 1, 2} {
+		send(h, ws)
+	}
+	if n := warnings(); n != 2 {
+		t.Errorf("%d warnings for 5 answers over budget in 2 workspaces, want 2:\n%s", n, logged.String())
+	}
+	time.Sleep(300 * time.Millisecond)
+	send(h, 1)
+	if n := warnings(); n != 3 {
+		t.Errorf("%d warnings once BudgetWarnEvery passed, want 3:\n%s", n, logged.String())
+	}
+	if !strings.Contains(logged.String(), "workspace_id=1 budget=1000") {
+		t.Errorf("the warning does not name the workspace and its budget:\n%s", logged.String())
+	}
+	b := s.budgets[0]
+	if b.Bytes != 1000 || b.Status != http.StatusGone || !strings.Contains(string(b.Body), `"code":"`+CodeAnswerNotKept+`"`) ||
+		!strings.Contains(string(b.Body), "budget of 1000 bytes") || b.ContentType == "" {
+		t.Errorf("the budget given to the store: %d, %d %s %s", b.Bytes, b.Status, b.ContentType, b.Body)
+	}
+
+	s.budgets = nil
+	send(Middleware(s, log, Options{})(http.HandlerFunc(answer)), 3)
+	send(Middleware(s, log, Options{AnswerBudget: -1})(http.HandlerFunc(answer)), 3)
+	if s.budgets[0].Bytes != DefaultAnswerBudget || s.budgets[1].Bytes != 0 {
+		t.Errorf("budgets by default and without one: %d and %d, want %d and 0", s.budgets[0].Bytes, s.budgets[1].Bytes, DefaultAnswerBudget)
 	}
 }

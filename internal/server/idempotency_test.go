@@ -1068,3 +1068,77 @@ func TestOversizedAnswerNotKept(t *testing.T) {
 		}
 	}
 }
+
+// TestIdempotencyBudget: the answers a workspace's keys keep add up to
+// Config.IdempotencyBudget at most. A mutation whose answer would take its workspace
+// over it gets its answer whole, and its key is kept without it, as an answer over
+// MaxStoredAnswer is: a retry is answered 410 IDEMPOTENCY_ANSWER_NOT_KEPT, replayed,
+// and the mutation does not run again; it costs no statement more. Another workspace
+// keeps its answers whole, and the budget comes back as keys expire (the sweep).
+// Upserts answering 1 MB each, sent with fresh keys, kept 465 MB in 45 s before.
+func TestIdempotencyBudget(t *testing.T) {
+	// Each answer reads back 10 KB of attributes: two fit in the budget, not three.
+	a := newAPIWith(t, server.Config{IdempotencyBudget: 25_000})
+	b := a.as(t)
+	ctx := context.Background()
+	upsert := func(i int) []byte {
+		return idemBody(`mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { contacts { id attributes } userErrors { code } } }`,
+			map[string]any{"in": map[string]any{"contacts": []map[string]any{{
+				"phone": fmt.Sprintf("+9198222%05d", i), "attributes": map[string]any{"notes": strings.Repeat("x", 10_000)}}}}})
+	}
+	keys := []string{newKey(), newKey(), newKey()}
+	var firsts []rawResponse
+	var sent []int64
+	for i, key := range keys {
+		r := a.idemPost(upsert(i), key)
+		if r.status != http.StatusOK || len(r.decoded.Errors) > 0 || len(r.body) < 10_000 {
+			t.Fatalf("upsert %d: %d, %.300s", i, r.status, r.body)
+		}
+		firsts, sent = append(firsts, r), append(sent, a.statements())
+	}
+	for i, want := range []string{"done 200", "done 200", "done 410"} {
+		if row := a.idemRow(keys[i]); row != want {
+			t.Errorf("key %d is %q, want %s", i, row, want)
+		}
+	}
+	// The first request on a server sweeps expired keys after it answered too.
+	if sent[2] != sent[1] {
+		t.Errorf("the answer kept without its body sent %d statements, the one kept whole %d", sent[2], sent[1])
+	}
+	a.idemPost(upsert(0), keys[0]).sameAs(t, firsts[0])
+	for range 2 {
+		r := a.idemPost(upsert(2), keys[2])
+		r.refusedWith(t, http.StatusGone, idempotency.CodeAnswerNotKept)
+		if !r.replayed() || !strings.Contains(string(r.body), "budget of 25000 bytes") {
+			t.Errorf("a retry over the budget: replayed %v, %s", r.replayed(), r.body)
+		}
+		if n := a.statements(); n != 3 {
+			t.Errorf("a replay sent %d SQL statements, want 3: the mutation ran again", n)
+		}
+	}
+
+	// Another workspace's answers are its own budget's.
+	key := newKey()
+	if r := b.idemPost(upsert(0), key); r.status != http.StatusOK || len(r.decoded.Errors) > 0 {
+		t.Fatalf("another workspace's upsert: %d, %.300s", r.status, r.body)
+	}
+	if row := b.idemRow(key); row != "done 200" {
+		t.Errorf("another workspace's key is %q, want done 200", row)
+	}
+
+	// The sweep gives the expired keys' bytes back: the next answer is kept whole.
+	if _, err := a.store.DB().ExecContext(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '25 hours'
+		WHERE workspace_id = $1 AND key IN ($2, $3)`, a.ws.ID, keys[0], keys[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.app.DeleteExpiredIdempotencyKeys(ctx, 24*time.Hour, 1000); err != nil {
+		t.Fatal(err)
+	}
+	key = newKey()
+	if r := a.idemPost(upsert(3), key); r.status != http.StatusOK || len(r.decoded.Errors) > 0 {
+		t.Fatalf("an upsert after the sweep: %d, %.300s", r.status, r.body)
+	}
+	if row := a.idemRow(key); row != "done 200" {
+		t.Errorf("after the sweep, a key is %q, want done 200", row)
+	}
+}

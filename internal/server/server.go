@@ -100,6 +100,10 @@ type Config struct {
 	// users to keep them for. 0 takes DefaultReservedForUsersPerWorkspace, -1 keeps
 	// none.
 	ReservedForUsersPerWorkspace int
+	// IdempotencyBudget bounds the bytes of the answers each workspace's
+	// Idempotency-Keys keep (idempotency.Options.AnswerBudget): 0 takes
+	// idempotency.DefaultAnswerBudget, -1 is no bound.
+	IdempotencyBudget int64
 	// CORSOrigins are the origins whose pages may call /graphql from a browser, as
 	// ParseCORSOrigins returns them: AnyOrigin alone for any. Empty: none (no CORS
 	// headers; the binary's default is AnyOrigin, see allowOrigins).
@@ -189,7 +193,8 @@ func Handler(s *store.Store, log *slog.Logger, cfg Config) http.Handler {
 		},
 		// Free replays bypassed the rate limit: a key throttled at 3 answers a second
 		// was replayed a stored 22 KB answer 1,644 times a second.
-		Charge: graph.ChargeReplay(log, gopts),
+		Charge:       graph.ChargeReplay(log, gopts),
+		AnswerBudget: cfg.IdempotencyBudget,
 	})(gql)
 	gql = auth.Require(s, log, noteWorkspace(gql), auth.WithJWT(cfg.JWT), auth.WithKeyCache(cfg.KeyCacheTTL),
 		// A session token waiting for the issuer's keys (a new or made-up key ID)

@@ -553,7 +553,7 @@ func tenantChecksums(t *testing.T, s *store.Store, ws int64) map[string]string {
 		if err := db.QueryRowContext(ctx, q, ws).Scan(&sum); err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasPrefix(sum, "0:") && table != "idempotency_keys" && table != "rate_limit_buckets" {
+		if strings.HasPrefix(sum, "0:") && table != "idempotency_keys" && table != "idempotency_budgets" && table != "rate_limit_buckets" {
 			t.Fatalf("workspace %d has no rows in %s: nothing to compare", ws, table)
 		}
 		out[table] = sum

@@ -218,21 +218,72 @@ func (s *Store) IdempotencyResponseBody(ctx context.Context, ws int64, key strin
 	return rows[0].Body, true, nil
 }
 
+// AnswerBudget bounds the bytes of the answers a workspace's idempotency keys keep
+// (FinishIdempotencyKey): their bodies as sent, before PostgreSQL compresses them.
+type AnswerBudget struct {
+	// Bytes is the most the workspace's kept answers may add up to; 0 or less: no
+	// bound (they are counted all the same).
+	Bytes int64
+	// Status, ContentType and Body are kept instead of an answer that would take the
+	// workspace over Bytes (its operation and cost are kept with them).
+	Status      int
+	ContentType string
+	Body        []byte
+}
+
+// finishSQL stores a key's answer, or its budget's stand-in, and counts what it
+// stored, in one statement. It locks the workspace's counter first, so that the
+// answers stored at once are counted one after the other, each against the counter
+// as the last left it (a first counter inserted by two at once is the exception:
+// both count from 0, and the second adds to the first's). Only the answer of a key
+// still held is stored, and only what was stored is counted: RETURNING says whether
+// the answer was kept whole, and no row that the claim was lost.
+const finishSQL = `
+	WITH counter AS (
+		SELECT bytes FROM idempotency_budgets WHERE workspace_id = ?0 FOR UPDATE
+	), fits AS (
+		SELECT ?1 <= 0 OR coalesce((SELECT bytes FROM counter), 0) + ?2 <= ?1 AS whole
+	), stored AS (
+		UPDATE idempotency_keys AS k
+		SET status = CASE WHEN f.whole THEN ?3 ELSE ?4 END,
+		    content_type = CASE WHEN f.whole THEN ?5 ELSE ?6 END,
+		    body = CASE WHEN f.whole THEN ?7::bytea ELSE ?8::bytea END,
+		    operation = ?9, operation_type = NULLIF(?10, ''), cost = ?11,
+		    owner = NULL, locked_until = NULL, budgeted = true
+		FROM fits AS f
+		WHERE k.workspace_id = ?0 AND k.key = ?12 AND k.owner = ?13
+		RETURNING f.whole, octet_length(k.body) AS bytes
+	)
+	INSERT INTO idempotency_budgets AS b (workspace_id, bytes)
+	SELECT ?0, bytes FROM stored
+	ON CONFLICT (workspace_id) DO UPDATE SET bytes = b.bytes + excluded.bytes
+	RETURNING (SELECT whole FROM stored)`
+
 // FinishIdempotencyKey stores the response of the request holding key (owner is its
-// claim's Owner), to be replayed to every later request with the key. It returns
-// ErrIdempotencyClaimLost when the caller no longer holds the key.
-func (s *Store) FinishIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte, res StoredResponse) error {
-	body := res.Body
+// claim's Owner), to be replayed to every later request with the key, and adds its
+// body's length to the bytes the workspace's keys keep; when that would take them
+// over budget.Bytes, it stores budget's answer instead (counted in its place), and
+// whole is false. The bytes are given back when the key expires
+// (DeleteExpiredIdempotencyKeys). It returns ErrIdempotencyClaimLost when the caller
+// no longer holds the key. One statement, as every method here.
+func (s *Store) FinishIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte, res StoredResponse, budget AnswerBudget) (whole bool, err error) {
+	body, instead := res.Body, budget.Body
 	if body == nil {
 		body = []byte{}
 	}
-	r, err := s.db.NewRaw(`
-		UPDATE idempotency_keys
-		SET status = ?, content_type = ?, body = ?, operation = ?, operation_type = NULLIF(?, ''),
-		    cost = ?, owner = NULL, locked_until = NULL
-		WHERE workspace_id = ? AND key = ? AND owner = ?`,
-		res.Status, res.ContentType, body, res.Operation, res.OperationType, res.Cost, ws, key, owner).Exec(ctx)
-	return claimChanged(r, err, "finish")
+	if instead == nil {
+		instead = []byte{}
+	}
+	var rows []bool
+	err = s.db.NewRaw(finishSQL, ws, budget.Bytes, len(body), res.Status, budget.Status, res.ContentType, budget.ContentType,
+		body, instead, res.Operation, res.OperationType, res.Cost, key, owner).Scan(ctx, &rows)
+	if err != nil {
+		return false, fmt.Errorf("store: finish idempotency key: %w", err)
+	}
+	if len(rows) == 0 {
+		return false, ErrIdempotencyClaimLost
+	}
+	return rows[0], nil
 }
 
 // ReleaseIdempotencyKey deletes the claim of the request holding key, so that the

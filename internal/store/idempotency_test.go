@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -56,11 +57,11 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 	expect("look up with another body", c, err, store.IdempotencyMismatch)
 
 	// Only the holder finishes.
-	if err := s.FinishIdempotencyKey(ctx, ws.ID, "k1", []byte("not the owner"), store.StoredResponse{Status: 200, Body: []byte("x")}); !errors.Is(err, store.ErrIdempotencyClaimLost) {
+	if err := finish(ctx, s, ws.ID, "k1", []byte("not the owner"), store.StoredResponse{Status: 200, Body: []byte("x")}); !errors.Is(err, store.ErrIdempotencyClaimLost) {
 		t.Fatalf("finish by another: %v, want ErrIdempotencyClaimLost", err)
 	}
 	res := store.StoredResponse{Status: 200, ContentType: "application/json", Body: []byte(`{"data":{}}`)}
-	if err := s.FinishIdempotencyKey(ctx, ws.ID, "k1", first.Owner, res); err != nil {
+	if err := finish(ctx, s, ws.ID, "k1", first.Owner, res); err != nil {
 		t.Fatal(err)
 	}
 	for _, lookup := range []func() (store.IdempotencyClaim, error){
@@ -86,7 +87,7 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 	}
 	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k1", other, time.Minute)
 	expect("claim a finished key with another body", c, err, store.IdempotencyMismatch)
-	if err := s.FinishIdempotencyKey(ctx, ws.ID, "k1", first.Owner, res); !errors.Is(err, store.ErrIdempotencyClaimLost) {
+	if err := finish(ctx, s, ws.ID, "k1", first.Owner, res); !errors.Is(err, store.ErrIdempotencyClaimLost) {
 		t.Fatalf("finish twice: %v, want ErrIdempotencyClaimLost", err)
 	}
 	if err := s.ReleaseIdempotencyKey(ctx, ws.ID, "k1", first.Owner); !errors.Is(err, store.ErrIdempotencyClaimLost) {
@@ -130,7 +131,7 @@ func TestIdempotencyKeyKeepsItsCost(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.FinishIdempotencyKey(ctx, ws.ID, key, c.Owner, store.StoredResponse{Status: 200, Body: []byte("{}"), Cost: cost}); err != nil {
+		if err := finish(ctx, s, ws.ID, key, c.Owner, store.StoredResponse{Status: 200, Body: []byte("{}"), Cost: cost}); err != nil {
 			t.Fatal(err)
 		}
 		for _, lookup := range []func() (store.IdempotencyClaim, error){
@@ -172,7 +173,7 @@ func TestIdempotencyLeaseTakeover(t *testing.T) {
 	if err != nil || next.State != store.IdempotencyClaimed || !next.TookOver {
 		t.Fatalf("take over: %+v, %v", next, err)
 	}
-	if err := s.FinishIdempotencyKey(ctx, ws.ID, "k", dead.Owner, store.StoredResponse{Status: 200, Body: []byte("late")}); !errors.Is(err, store.ErrIdempotencyClaimLost) {
+	if err := finish(ctx, s, ws.ID, "k", dead.Owner, store.StoredResponse{Status: 200, Body: []byte("late")}); !errors.Is(err, store.ErrIdempotencyClaimLost) {
 		t.Fatalf("finish by the former holder: %v", err)
 	}
 	if err := s.ReleaseIdempotencyKey(ctx, ws.ID, "k", dead.Owner); !errors.Is(err, store.ErrIdempotencyClaimLost) {
@@ -228,7 +229,7 @@ func TestDeleteExpiredIdempotencyKeys(t *testing.T) {
 			t.Fatalf("claim %s: %+v, %v", k, c, err)
 		}
 		if k != "young" {
-			if err := s.FinishIdempotencyKey(ctx, ws.ID, k, c.Owner, store.StoredResponse{Status: 200, Body: []byte("{}")}); err != nil {
+			if err := finish(ctx, s, ws.ID, k, c.Owner, store.StoredResponse{Status: 200, Body: []byte("{}")}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -249,6 +250,147 @@ func TestDeleteExpiredIdempotencyKeys(t *testing.T) {
 	for k, want := range map[string]store.IdempotencyState{"old1": store.IdempotencyFree, "old3": store.IdempotencyFree, "young": store.IdempotencyInProgress} {
 		if c, err := s.IdempotencyKey(ctx, ws.ID, k, h); err != nil || c.State != want {
 			t.Errorf("%s after the sweep: %v, %v; want %v", k, c.State, err, want)
+		}
+	}
+}
+
+// finish stores res for key without a budget, as FinishIdempotencyKey.
+func finish(ctx context.Context, s *store.Store, ws int64, key string, owner []byte, res store.StoredResponse) error {
+	_, err := s.FinishIdempotencyKey(ctx, ws, key, owner, res, store.AnswerBudget{})
+	return err
+}
+
+// TestIdempotencyAnswerBudget: the bodies a workspace's keys keep are counted in its
+// idempotency_budgets row, exactly, as the application's role stores them: an answer
+// that would take the workspace over its budget is stored as the budget's answer
+// (counted in its place), while another workspace keeps its own; a finish whose claim
+// was lost counts nothing; answers stored at once never take the whole answers over
+// the budget; the sweep gives back what the keys it deletes kept, and the next answer
+// is kept whole again. Keys kept before the count (not budgeted) are neither counted
+// nor given back.
+func TestIdempotencyAnswerBudget(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.NewStores(t, store.Options{})
+	a, _ := storetest.Workspace(t, owner)
+	b, _ := storetest.Workspace(t, owner)
+	h := requestHash("a")
+	answer := store.StoredResponse{Status: 200, ContentType: "application/json", Body: bytes.Repeat([]byte("x"), 1000)}
+	budget := store.AnswerBudget{Bytes: 2500, Status: 410, ContentType: "application/json", Body: []byte(`{"not":"kept"}`)}
+	claim := func(ws int64, key string) []byte {
+		t.Helper()
+		c, err := app.ClaimIdempotencyKey(store.WithWorkspace(ctx, ws), ws, key, h, time.Minute)
+		if err != nil || c.State != store.IdempotencyClaimed {
+			t.Fatalf("claim %s: %+v, %v", key, c, err)
+		}
+		return c.Owner
+	}
+	keep := func(ws int64, key string) bool {
+		t.Helper()
+		whole, err := app.FinishIdempotencyKey(store.WithWorkspace(ctx, ws), ws, key, claim(ws, key), answer, budget)
+		if err != nil {
+			t.Fatalf("finish %s: %v", key, err)
+		}
+		return whole
+	}
+	// counted is the workspace's counter, and the bodies of its budgeted keys.
+	counted := func(ws int64) (counter, kept int64) {
+		t.Helper()
+		err := owner.DB().QueryRowContext(ctx, `SELECT coalesce((SELECT bytes FROM idempotency_budgets WHERE workspace_id = $1), 0),
+			coalesce((SELECT sum(octet_length(body)) FROM idempotency_keys WHERE workspace_id = $1 AND budgeted), 0)`, ws).Scan(&counter, &kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return counter, kept
+	}
+	status := func(ws int64, key string) int {
+		t.Helper()
+		c, err := app.IdempotencyKey(store.WithWorkspace(ctx, ws), ws, key, h)
+		if err != nil || c.State != store.IdempotencyDone {
+			t.Fatalf("%s: %v, %v", key, c.State, err)
+		}
+		return c.Response.Status
+	}
+
+	// An answer kept by an older server: outside the budget.
+	if err := finish(ctx, owner, a.ID, "older", claim(a.ID, "older"), answer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.DB().ExecContext(ctx, "UPDATE idempotency_keys SET budgeted = false WHERE key = 'older'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.DB().ExecContext(ctx, "UPDATE idempotency_budgets SET bytes = 0"); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, true, false} {
+		if whole := keep(a.ID, fmt.Sprintf("a%d", i)); whole != want {
+			t.Errorf("a%d kept whole: %v, want %v", i, whole, want)
+		}
+	}
+	if s := status(a.ID, "a2"); s != 410 {
+		t.Errorf("a2 is kept as %d, want the budget's 410", s)
+	}
+	if counter, kept := counted(a.ID); counter != 2000+int64(len(budget.Body)) || counter != kept {
+		t.Errorf("A's counter %d, its budgeted bodies %d; want both %d", counter, kept, 2000+len(budget.Body))
+	}
+	if !keep(b.ID, "b0") || status(b.ID, "b0") != 200 {
+		t.Error("another workspace's answer was not kept whole")
+	}
+	lost := claim(a.ID, "lost")
+	if _, err := app.FinishIdempotencyKey(store.WithWorkspace(ctx, a.ID), a.ID, "lost", []byte("not the owner"), answer, budget); !errors.Is(err, store.ErrIdempotencyClaimLost) {
+		t.Fatalf("finish by another: %v, want ErrIdempotencyClaimLost", err)
+	}
+	if err := app.ReleaseIdempotencyKey(store.WithWorkspace(ctx, a.ID), a.ID, "lost", lost); err != nil {
+		t.Fatal(err)
+	}
+	if counter, kept := counted(a.ID); counter != kept {
+		t.Errorf("after a lost claim, A's counter %d, its budgeted bodies %d", counter, kept)
+	}
+
+	// 16 answers at once, in a workspace whose counter exists: at most 5 fit.
+	c, _ := storetest.Workspace(t, owner)
+	budget.Bytes = 5500
+	keep(c.ID, "c")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wholes := 1
+	for i := range 16 {
+		key := fmt.Sprintf("c%d", i)
+		o := claim(c.ID, key)
+		wg.Go(func() {
+			whole, err := app.FinishIdempotencyKey(store.WithWorkspace(ctx, c.ID), c.ID, key, o, answer, budget)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if whole {
+				wholes++
+			}
+		})
+	}
+	wg.Wait()
+	if counter, kept := counted(c.ID); wholes != 5 || counter != kept {
+		t.Errorf("concurrent answers: %d kept whole, want 5; the counter %d, the budgeted bodies %d", wholes, counter, kept)
+	}
+
+	// The sweep, as the application's role calls it.
+	budget.Bytes = 2500
+	if _, err := owner.DB().ExecContext(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '25 hours'
+		WHERE workspace_id = $1 AND key IN ('older', 'a0', 'a1')`, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := app.DeleteExpiredIdempotencyKeys(ctx, 24*time.Hour, 1000); err != nil || n != 3 {
+		t.Fatalf("the sweep: %d, %v; want 3 keys", n, err)
+	}
+	if counter, kept := counted(a.ID); counter != int64(len(budget.Body)) || counter != kept {
+		t.Errorf("after the sweep, A's counter %d, its budgeted bodies %d; want both %d", counter, kept, len(budget.Body))
+	}
+	if !keep(a.ID, "a3") {
+		t.Error("after the sweep, an answer was not kept whole")
+	}
+	for _, ws := range []int64{b.ID, c.ID} {
+		if counter, kept := counted(ws); counter != kept {
+			t.Errorf("after the sweep, workspace %d's counter %d, its budgeted bodies %d", ws, counter, kept)
 		}
 	}
 }

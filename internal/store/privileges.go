@@ -74,6 +74,9 @@ var appPrivileges = []declaredPrivileges{
 	{kindTable, "contact_counts", privDML, privNone},
 	{kindTable, "segment_catalog_versions", "SELECT, INSERT, UPDATE", privNone},
 	{kindTable, "deleted_contacts", "SELECT, INSERT, DELETE", privNone},
+	// A workspace's kept answers' bytes (20261215000001): counted up as a mutation's
+	// answer is kept; the sweep, run as the owner, counts them down.
+	{kindTable, "idempotency_budgets", "SELECT, INSERT, UPDATE", privNone},
 	// The API reads its own workspace; workspaces and keys are the administrative
 	// commands' to make and manage, and a key is found by its hash through
 	// segments_authenticate_key.

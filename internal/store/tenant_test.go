@@ -74,7 +74,7 @@ func TestEveryTenantTableHasRLS(t *testing.T) {
 }
 
 // tenantTables are the tables with workspace rows the server's role may read.
-var tenantTables = []string{"segments", "contacts", "memberships", "idempotency_keys", "rate_limit_buckets", "deleted_contacts"}
+var tenantTables = []string{"segments", "contacts", "memberships", "idempotency_keys", "idempotency_budgets", "rate_limit_buckets", "deleted_contacts"}
 
 // TestRLSHoldsStatementsToTheirWorkspace proves the backstop below the store's own
 // scoping, with raw SQL that forgets every workspace condition: as the server's role,
@@ -309,6 +309,9 @@ func seedWorkspace(t *testing.T, s *store.Store, ws int64, phoneBase int) {
 	}
 	if _, err := s.DB().ExecContext(ctx, `INSERT INTO rate_limit_buckets (workspace_id, bucket, tokens, updated_at, granted)
 		VALUES ($1, 'seed', 1, now(), true)`, ws); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, `INSERT INTO idempotency_budgets (workspace_id, bytes) VALUES ($1, 1)`, ws); err != nil {
 		t.Fatal(err)
 	}
 }
