@@ -37,7 +37,7 @@ check-generated: generate
 	@git diff --exit-code -- graph go.mod go.sum || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git ls-files --others --exclude-standard -- graph)" || { git ls-files --others --exclude-standard -- graph; echo "generated files are not in git"; exit 1; }
 
-# The schema checks (issue #6, tools/schema, README "Schema checks"): @graphql-eslint with
+# The schema checks (issue #6, tools/schema, docs/development.md, "Schema checks"): @graphql-eslint with
 # the schema-recommended and relay rules on schema.graphqls; graphql-inspector's diff
 # against the previous main, where a breaking change fails unless
 # tools/schema/intentional-breaking-changes.txt lists it; relay-compiler on the dashboard's
@@ -72,13 +72,13 @@ check-playground: playground
 
 # The GraphQL over HTTP audit (issue #6): graphql-http's serverAudits, pinned by
 # tools/graphql-http-audit/package-lock.json, which internal/server's
-# TestGraphQLHTTPAudit runs against the real server (README "GraphQL over HTTP").
+# TestGraphQLHTTPAudit runs against the real server (docs/api.md, "GraphQL over HTTP").
 tools/graphql-http-audit/node_modules/.installed: tools/graphql-http-audit/package.json tools/graphql-http-audit/package-lock.json
 	cd tools/graphql-http-audit && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Apollo Client and urql, pinned by its package-lock.json, with which internal/server's
-# TestReadmeDashboardCaches runs the README's dashboard snippets against the real server.
+# TestReadmeDashboardCaches runs docs/dashboard.md's snippets against the real server.
 internal/server/testdata/dashboard/node_modules/.installed: internal/server/testdata/dashboard/package.json internal/server/testdata/dashboard/package-lock.json
 	cd internal/server/testdata/dashboard && npm ci --no-audit --no-fund --loglevel=error
 	touch $@

@@ -190,7 +190,7 @@ fragment TypeRef on __Type {
 }`
 
 // TestIntrospectionWithinLimits proves that the playground's introspection query
-// passes the default limits, cheaply, and that its depth is 15, which the README
+// passes the default limits, cheaply, and that its depth is 15, which docs/security.md
 // gives as the lowest --max-depth the playground's schema tooling works with: its
 // ofType chain under __schema { types { fields { args { type ... } } } } ends at
 // depth 15.

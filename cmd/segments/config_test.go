@@ -11,7 +11,7 @@ import (
 )
 
 // simpleDefault is a default the code states exactly (one token, no explanation in
-// parentheses), which the registered flag and the README must show as it is.
+// parentheses), which the registered flag and docs/operations.md must show as it is.
 func simpleDefault(def string) bool {
 	return def != "" && !strings.ContainsAny(def, " ()~")
 }
@@ -125,12 +125,12 @@ func TestServeHelpListsEverySetting(t *testing.T) {
 	}
 }
 
-// TestREADMEConfiguration proves that the README's Configuration table lists every
-// setting of the table (flag and environment variable on one row, and the default
-// when it is a plain value), and nothing that is not a setting, so that the
+// TestREADMEConfiguration proves that the Configuration table (docs/operations.md)
+// lists every setting of the table (flag and environment variable on one row, and the
+// default when it is a plain value), and nothing that is not a setting, so that the
 // documentation cannot drift from the code.
 func TestREADMEConfiguration(t *testing.T) {
-	section := readmeSection(t, "\n## Configuration\n", "\n## ")
+	section := docSection(t, "docs/operations.md", "\n## Configuration\n", "\n## ")
 	type row struct{ flag, def string }
 	readme := map[string]row{} // by environment variable
 	for _, l := range strings.Split(section, "\n") {
@@ -151,35 +151,36 @@ func TestREADMEConfiguration(t *testing.T) {
 			if s.flag != "" {
 				flagCell = "`" + s.flag + "`"
 			}
-			t.Errorf("README Configuration has no row for %s: add | %s | `%s` | %s | %s |", s.env, flagCell, s.env, s.def, s.usage)
+			t.Errorf("docs/operations.md Configuration has no row for %s: add | %s | `%s` | %s | %s |", s.env, flagCell, s.env, s.def, s.usage)
 		case r.flag != s.flag:
-			t.Errorf("README Configuration: %s has flag %q, the code %q", s.env, r.flag, s.flag)
+			t.Errorf("docs/operations.md Configuration: %s has flag %q, the code %q", s.env, r.flag, s.flag)
 		case simpleDefault(s.def) && r.def != s.def:
-			t.Errorf("README Configuration: %s has default %q, the code %q", s.env, r.def, s.def)
+			t.Errorf("docs/operations.md Configuration: %s has default %q, the code %q", s.env, r.def, s.def)
 		}
 	}
 	for name := range readme {
 		if !envs[name] {
-			t.Errorf("README Configuration lists %s, which is not a setting (config.go)", name)
+			t.Errorf("docs/operations.md Configuration lists %s, which is not a setting (config.go)", name)
 		}
 	}
 	if len(readme) == 0 {
-		t.Fatal("no rows read from the README's Configuration table")
+		t.Fatal("no rows read from the Configuration table of docs/operations.md")
 	}
 }
 
-// readmeSection returns the README's text from the line that begins with start to
-// the next that begins with end (or the README's end), and fails t when there is
-// no start.
-func readmeSection(t *testing.T, start, end string) string {
+// docSection returns the text of a file of the documentation (a path from the
+// repository's root, such as "docs/operations.md") from the line that begins with
+// start to the next that begins with end (or the file's end), and fails t when there
+// is no start.
+func docSection(t *testing.T, file, start, end string) string {
 	t.Helper()
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, section, ok := strings.Cut(string(b), start)
 	if !ok {
-		t.Fatalf("README has no %q", strings.TrimSpace(start))
+		t.Fatalf("%s has no %q", file, strings.TrimSpace(start))
 	}
 	section, _, _ = strings.Cut(section, end)
 	return section

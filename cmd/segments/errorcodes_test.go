@@ -26,19 +26,19 @@ var (
 var gqlgenCodes = []string{"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "PERSISTED_QUERY_NOT_FOUND"}
 
 // notAnswered are codes of the code that no client reads in an answer's errors,
-// with where the README documents them.
+// with where the docs document them.
 var notAnswered = map[string]string{
-	"CLIENT_CLOSED_REQUEST": "the outcome of a request whose client left (Observability)",
-	"ERROR":                 "a metric's label for an error without a code (Observability)",
+	"CLIENT_CLOSED_REQUEST": "the outcome of a request whose client left (docs/observability.md)",
+	"ERROR":                 "a metric's label for an error without a code (docs/observability.md)",
 }
 
-// TestREADMEListsEveryErrorCode proves that the README's table of top-level error
-// codes (For partners) has a row for every extensions.code the server answers with,
+// TestREADMEListsEveryErrorCode proves that the table of top-level error codes
+// (docs/api.md, Errors) has a row for every extensions.code the server answers with,
 // and none that it does not: partners write their retries from that table, and it
 // lacked METHOD_NOT_ALLOWED, BAD_REQUEST and four more the server sent. The codes of
-// userErrors (internal/crm) are a field of mutations' payloads, listed above it.
+// userErrors (internal/crm) are a field of mutations' payloads, listed in docs/partners.md.
 func TestREADMEListsEveryErrorCode(t *testing.T) {
-	section := readmeSection(t, "\n| `extensions.code` |", "\n\n")
+	section := docSection(t, "docs/api.md", "\n| `extensions.code` |", "\n\n")
 	listed := map[string]bool{}
 	for _, l := range strings.Split(section, "\n") {
 		cells := strings.Split(l, "|")
@@ -83,15 +83,15 @@ func TestREADMEListsEveryErrorCode(t *testing.T) {
 			continue
 		}
 		if !listed[code] {
-			t.Errorf("%s: the README's table of error codes (For partners) has no row for %s", used[code], code)
+			t.Errorf("%s: the table of error codes (docs/api.md, Errors) has no row for %s", used[code], code)
 		}
 	}
 	for code := range listed {
 		if _, ok := used[code]; !ok {
-			t.Errorf("the README's table of error codes lists %s, which the server does not answer with", code)
+			t.Errorf("the table of error codes (docs/api.md) lists %s, which the server does not answer with", code)
 		}
 	}
 	if len(used) < 30 || len(listed) < 10 {
-		t.Fatalf("%d codes in the code, %d in the table: did the code's or the README's form change?", len(used), len(listed))
+		t.Fatalf("%d codes in the code, %d in the table: did the code's or docs/api.md's form change?", len(used), len(listed))
 	}
 }

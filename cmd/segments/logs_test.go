@@ -17,14 +17,14 @@ var (
 	logMessage = regexp.MustCompile(logCall.String() + `(?:[\w.]+(?:\(\))?, )?"([^"]+)"`)
 )
 
-// TestREADMEListsTheLogsToAlertOn proves that the README's table of the lines the
-// server logs at WARN and ERROR (Observability) names every such line of the
+// TestREADMEListsTheLogsToAlertOn proves that the table of the lines the server
+// logs at WARN and ERROR (docs/observability.md) names every such line of the
 // server's code, and no line the code no longer logs: an operator alerts on that
 // table. A row's message ending in "..." stands for every message that begins so,
 // and a row names a message by its start (the statistics' warning goes on after a
 // semicolon).
 func TestREADMEListsTheLogsToAlertOn(t *testing.T) {
-	section := readmeSection(t, "\n**Logs.**", "\n**Metrics.**")
+	section := docSection(t, "docs/observability.md", "\n**Logs.**", "\n**Metrics.**")
 	var rows []string
 	for _, l := range strings.Split(section, "\n") {
 		cells := strings.Split(l, "|")
@@ -68,15 +68,15 @@ func TestREADMEListsTheLogsToAlertOn(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Errorf("%s: the README's table of warnings and errors (Observability, Logs) has no row for %q", l, msg)
+			t.Errorf("%s: the table of warnings and errors (docs/observability.md, Logs) has no row for %q", l, msg)
 		}
 	}
 	for i, row := range rows {
 		if !used[i] {
-			t.Errorf("the README's table of warnings and errors lists %q, which the code does not log", row)
+			t.Errorf("the table of warnings and errors (docs/observability.md) lists %q, which the code does not log", row)
 		}
 	}
 	if len(logged) < 15 || len(rows) < 10 {
-		t.Fatalf("%d messages logged, %d rows read: did the code's or the README's form change?", len(logged), len(rows))
+		t.Fatalf("%d messages logged, %d rows read: did the code's or docs/observability.md's form change?", len(logged), len(rows))
 	}
 }

@@ -310,7 +310,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger, app string, m
 		stopDB()
 		return nil, nil, err
 	}
-	// Named in full (ID_name), as migrate --status and the README name them: Bun
+	// Named in full (ID_name), as migrate --status and docs/operations.md name them: Bun
 	// gives the ID alone.
 	names, _ := migrations.Names(migrations.FS) // embedded: cannot fail
 	for _, id := range applied {

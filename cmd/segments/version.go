@@ -33,7 +33,7 @@ type build struct {
 	Modified       bool
 	GoVersion      string
 	// Schema is the newest migration the binary has: the schema version it migrates
-	// a database to, which the README's upgrade notes name.
+	// a database to, which the upgrade notes of docs/operations.md name.
 	Schema string
 }
 

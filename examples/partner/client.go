@@ -52,7 +52,8 @@ func (e *Error) Error() string {
 }
 
 // Temporary reports whether sending the request again may succeed: the codes the
-// README lists as transient, and the HTTP statuses of overload and restarts.
+// docs list as transient (docs/api.md, docs/operations.md), and the HTTP statuses of
+// overload and restarts.
 func (e *Error) Temporary() bool {
 	switch e.Code {
 	case "TIMEOUT", "UNAVAILABLE", "SERVICE_UNAVAILABLE", "INTERNAL_SERVER_ERROR",

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// changesQuery reads a page of the change feed (README, "Mirroring: the change
-// feed", under For partners); export asks for the contacts' segments too.
+// changesQuery reads a page of the change feed (docs/partners.md, "Mirroring: the
+// change feed"); export asks for the contacts' segments too.
 const changesQuery = `query Changes($after: String, $segments: Boolean!) {
   contactChanges(first: 100, after: $after) {
     pageInfo { hasNextPage endCursor }

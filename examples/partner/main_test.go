@@ -416,7 +416,7 @@ func (e *env) deleteContacts(t *testing.T, ids ...string) {
 }
 
 // TestExportFindsLateCommits exports while an upsert creating a contact waits for
-// another contact's row lock, as the probe of the README's Paging did: the new
+// another contact's row lock, as the probe of docs/partners.md's Paging did: the new
 // contact's createdAt is its transaction's start, before a contact created and
 // committed meanwhile, so a walk through contacts oldest first reads that one and
 // passes the new one's place before it commits, and misses it. The lock is released

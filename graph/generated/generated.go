@@ -1101,7 +1101,7 @@ schema {
 }
 
 """
-How long a mutation payload's list can be, for the cost model (README, "Limits"): at
+How long a mutation payload's list can be, for the cost model (docs/security.md, "Limits"): at
 most one element per element of an input list of the mutation, named by ` + "`" + `path` + "`" + `. Each
 element costs ` + "`" + `elementCost` + "`" + ` plus its selection.
 """
@@ -1124,7 +1124,7 @@ directive @sizedBy(
 ) on FIELD_DEFINITION
 
 """
-What an input field of a mutation costs, for the cost model (README, "Limits"): as
+What an input field of a mutation costs, for the cost model (docs/security.md, "Limits"): as
 many input list items as ` + "`" + `items` + "`" + `, when the field is given, whatever it holds. For an
 input that selects what the mutation changes, whose size is unknown before it runs.
 """

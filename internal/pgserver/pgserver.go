@@ -583,7 +583,7 @@ const LogFile = "postgres.log"
 // the server writes little (about two lines a checkpoint, a few a start or stop), so
 // a check at each start bounds the log. PostgreSQL's logging_collector would rotate
 // it while the server runs too, at the price of another process and of files it names
-// in its log_directory, where the README and our errors no longer point.
+// in its log_directory, where docs/operations.md and our errors no longer point.
 const LogRotateSize = 10 << 20
 
 // logSettings keep client statements, and the values our SQL carries in its text

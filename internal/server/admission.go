@@ -257,7 +257,7 @@ func admitPerWorkspace(running, waiting int, next http.Handler) http.Handler {
 // 150 failed: they waited behind the counts for the workspace's 8 places and, past
 // the user's own 12 in flight, were refused. With this bound (6, keeping 2), 5.4-6.0
 // ms at the median, and none failed. Measured with the benchmark's dataset on 2
-// cores (README, "A workspace's integrations cannot take its dashboard").
+// cores (docs/operations.md, "A workspace's integrations cannot take its dashboard").
 //
 // The keys' requests wait here without a place of the workspace's, and give up the
 // server's while they wait, as those waiting for their caller's turn do (serverSlot).

@@ -10,7 +10,7 @@ import (
 
 // TestAttributesNotAnObject: attributes that are not a JSON object are the client's
 // mistake, told as BAD_USER_INPUT naming the value, and change nothing. They were an
-// internal error, which the README tells clients to retry and operators to alert on.
+// internal error, which the docs tell clients to retry and operators to alert on.
 func TestAttributesNotAnObject(t *testing.T) {
 	c := mutClient{newAPI(t)}
 	existing := c.upsert(map[string]any{"phone": "+919830000001"})

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -21,19 +22,44 @@ import (
 	"github.com/segments/segments/internal/server"
 )
 
-// The README's examples run here, so that they cannot rot (README, "For the
-// dashboard"): every ```graphql block (with the JSON of its "# variables:" comment),
+// The examples of the README and of docs/ run here, so that they cannot rot
+// (docs/dashboard.md): every ```graphql block (with the JSON of its "# variables:" comment),
 // every gql`...` and graphql(`...`) template of the ```js and ```ts blocks (with the
 // object literal of the first "variables:" after it), and every ```sh block that calls
 // the README's gql shell function (run by bash and curl, as a reader would). A ```json
 // block right after an example is the answer it must give (a subset of it: "…" stands
 // for any value); without one, the example must succeed: HTTP 200, no errors, no
 // userErrors. Each example runs against a new workspace seeded by seedDocs, whose
-// objects the README's IDs name: S_AQ is its first segment, C_Ag its second contact.
+// objects the docs' IDs name: S_AQ is its first segment, C_Ag its second contact.
 
-// docExample is one example of the README.
+// docFile is a Markdown file of the documentation.
+type docFile struct {
+	name string // its path from the repository's root: README.md, docs/api.md...
+	text string
+}
+
+// readDocs returns README.md, then the files of docs/ in the order of their names:
+// the README defines the gql shell function that the others' examples call.
+func readDocs(t *testing.T) []docFile {
+	t.Helper()
+	names, err := filepath.Glob("../../docs/*.md")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no docs/*.md (%v)", err)
+	}
+	var files []docFile
+	for _, name := range append([]string{"../../README.md"}, names...) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, docFile{strings.TrimPrefix(name, "../../"), string(b)})
+	}
+	return files
+}
+
+// docExample is one example of the docs.
 type docExample struct {
-	where string // README.md:LINE (kind)
+	where string // FILE:LINE (kind), such as README.md:120 (sh)
 	query string
 	vars  map[string]any
 	shell string // for shell examples: the block
@@ -42,27 +68,32 @@ type docExample struct {
 }
 
 // TestReadmeJavaScriptParses checks that every JavaScript and TypeScript block of the
-// README is valid syntax, as an ES module (node --check: the imports are not
-// resolved). The TypeScript blocks must be plain JavaScript, which they are unless
+// README and docs/ is valid syntax, as an ES module (node --check: the imports are
+// not resolved). The TypeScript blocks must be plain JavaScript, which they are unless
 // they annotate types.
 func TestReadmeJavaScriptParses(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Fatalf("checking the README's JavaScript needs Node.js: %v", err)
-	}
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("checking the docs' JavaScript needs Node.js: %v", err)
 	}
 	dir := t.TempDir()
 	// A file that is not JavaScript must fail, or the check proves nothing.
-	blocks := append([]docBlock{{line: 0, lang: "js", text: "const a = 1;\nconst a = 2;\n"}}, docBlocks(string(readme))...)
+	type fileBlock struct {
+		file string
+		docBlock
+	}
+	blocks := []fileBlock{{"", docBlock{line: 0, lang: "js", text: "const a = 1;\nconst a = 2;\n"}}}
+	for _, f := range readDocs(t) {
+		for _, bl := range docBlocks(f.text) {
+			blocks = append(blocks, fileBlock{f.name, bl})
+		}
+	}
 	checked := 0
-	for _, bl := range blocks {
+	for i, bl := range blocks {
 		if bl.lang != "js" && bl.lang != "jsx" && bl.lang != "ts" {
 			continue
 		}
-		path := fmt.Sprintf("%s/block%d.mjs", dir, bl.line)
+		path := fmt.Sprintf("%s/block%d.mjs", dir, i)
 		if err := os.WriteFile(path, []byte(bl.text), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -71,12 +102,12 @@ func TestReadmeJavaScriptParses(t *testing.T) {
 		case bl.line == 0 && err == nil:
 			t.Fatal("node --check accepted a redeclared const")
 		case bl.line != 0 && err != nil:
-			t.Errorf("README.md:%d (%s): %v\n%s", bl.line, bl.lang, err, out)
+			t.Errorf("%s:%d (%s): %v\n%s", bl.file, bl.line, bl.lang, err, out)
 		}
 		checked++
 	}
 	if checked < 2 {
-		t.Fatalf("%d JavaScript blocks checked: did the README's format change?", checked-1)
+		t.Fatalf("%d JavaScript blocks checked: did the docs' format change?", checked-1)
 	}
 }
 
@@ -84,11 +115,11 @@ func TestReadmeJavaScriptParses(t *testing.T) {
 // them) and the script of TestReadmeDashboardCaches.
 const dashboardDir = "testdata/dashboard"
 
-// TestReadmeDashboardCaches runs the JavaScript of the README's "For the dashboard"
-// with the real Apollo Client and urql (Graphcache) against the real server, and
-// checks what the README says of their caches (testdata/dashboard/run.mjs): after
+// TestReadmeDashboardCaches runs the JavaScript of docs/dashboard.md ("For the
+// dashboard") with the real Apollo Client and urql (Graphcache) against the real server, and
+// checks what it says of their caches (testdata/dashboard/run.mjs): after
 // assignContactsToSegments, the counts on screen change with no refetch, and the
-// ticked contacts' segments match the server's. It fails, too, when the README's
+// ticked contacts' segments match the server's. It fails, too, when the page's
 // Apollo update function is taken out: the check depends on it.
 //
 // It needs Node and the packages (make test installs them); SEGMENTS_SKIP_NODE=1
@@ -98,23 +129,18 @@ func TestReadmeDashboardCaches(t *testing.T) {
 	_, modErr := os.Stat(dashboardDir + "/node_modules/@apollo/client/package.json")
 	if err != nil || modErr != nil {
 		if os.Getenv("SEGMENTS_SKIP_NODE") == "1" {
-			t.Skip("SEGMENTS_SKIP_NODE=1: the README's dashboard snippets need Node")
+			t.Skip("SEGMENTS_SKIP_NODE=1: the dashboard snippets of docs/dashboard.md need Node")
 		}
-		t.Fatalf("the README's dashboard snippets need Node (%v) and their packages (%v): run `make internal/server/%s/node_modules/.installed` "+
+		t.Fatalf("the dashboard snippets of docs/dashboard.md need Node (%v) and their packages (%v): run `make internal/server/%s/node_modules/.installed` "+
 			"(make test does), or set SEGMENTS_SKIP_NODE=1 to skip it", err, modErr, dashboardDir)
 	}
-	readme, err := os.ReadFile("../../README.md")
+	page, err := os.ReadFile("../../docs/dashboard.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	section := string(readme)
-	start := strings.Index(section, "\n## For the dashboard\n")
-	if start < 0 {
-		t.Fatal(`README.md has no "## For the dashboard" section`)
-	}
-	section = section[start+1:]
-	if end := strings.Index(section, "\n## "); end >= 0 {
-		section = section[:end]
+	section := string(page)
+	if !strings.HasPrefix(section, "# For the dashboard\n") {
+		t.Fatal(`docs/dashboard.md does not begin with "# For the dashboard"`)
 	}
 	a := newAPIWith(t, server.Config{Limits: limits.Defaults})
 	run := func(t *testing.T, section string) (string, error) {
@@ -125,10 +151,9 @@ func TestReadmeDashboardCaches(t *testing.T) {
 			Text string `json:"text"`
 		}
 		var blocks []jsBlock
-		offset := strings.Count(string(readme[:start+1]), "\n")
 		for _, bl := range docBlocks(section) {
 			if bl.lang == "js" || bl.lang == "ts" {
-				blocks = append(blocks, jsBlock{offset + bl.line, ids.mapText(bl.text)})
+				blocks = append(blocks, jsBlock{bl.line, ids.mapText(bl.text)})
 			}
 		}
 		in, _ := json.Marshal(map[string]any{"url": b.url, "key": b.key, "blocks": blocks,
@@ -144,11 +169,11 @@ func TestReadmeDashboardCaches(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	// Without the README's update function, the ticked contacts' segments are stale
+	// Without the page's update function, the ticked contacts' segments are stale
 	// in Apollo's cache: the check must see it.
 	const update = "update(cache, { data }, { variables }) {"
 	if !strings.Contains(section, update) {
-		t.Fatalf("the README's Apollo update function (%q) was not found", update)
+		t.Fatalf("the Apollo update function of docs/dashboard.md (%q) was not found", update)
 	}
 	out, err := run(t, strings.Replace(section, update, "ignored(cache, { data }, { variables }) {", 1))
 	if err == nil || !strings.Contains(out, "Apollo: the table shows contact") {
@@ -162,7 +187,7 @@ func TestReadmeDashboardCaches(t *testing.T) {
 }
 
 // TestReadmeExamplesCanFail proves that the checks of TestReadmeExamples catch a
-// broken example of each kind, and refuse a README they cannot read.
+// broken example of each kind, and refuse a file they cannot read.
 func TestReadmeExamplesCanFail(t *testing.T) {
 	for name, readme := range map[string]string{
 		"no examples":          "# x\n\n    indented code is not an example\n",
@@ -171,7 +196,7 @@ func TestReadmeExamplesCanFail(t *testing.T) {
 		"bad variables":        "```graphql\n{ workspace { id } }\n# variables: {first: 1}\n```\n",
 		"gql before defined":   "```sh\ngql '{}'\n```\n",
 	} {
-		if _, _, err := docExamples(readme); err == nil {
+		if _, _, err := docExamples(docFile{"README.md", readme}); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
@@ -189,7 +214,7 @@ func TestReadmeExamplesCanFail(t *testing.T) {
 		"shell userErrors":  prelude + "```sh\ngql '{\"query\":\"mutation { deleteSegment(input: {id: \\\"C_AQ\\\"}) { userErrors { code } } }\"}'\n```\n",
 		"shell not JSON":    prelude + "```sh\ngql '{}' -o /dev/null\necho oops\n```\n",
 	} {
-		examples, pre, err := docExamples(readme)
+		examples, pre, err := docExamples(docFile{"README.md", readme})
 		if err != nil || len(examples) != 1 {
 			t.Errorf("%s: %d examples, %v", name, len(examples), err)
 			continue
@@ -203,7 +228,7 @@ func TestReadmeExamplesCanFail(t *testing.T) {
 	// The same examples, right, pass: the failures above are the examples' own.
 	ok := prelude + "```graphql\n{ segment(id: \"S_Ag\") { name contactCount } }\n```\n```json\n{\"data\": {\"segment\": {\"name\": \"Über Fans\", \"contactCount\": \"…\"}}}\n```\n" +
 		"```sh\ngql '{\"query\":\"{ contact(id: \\\"C_Ag\\\") { name } }\"}'\n```\n"
-	examples, pre, err := docExamples(ok)
+	examples, pre, err := docExamples(docFile{"README.md", ok})
 	if err != nil || len(examples) != 2 {
 		t.Fatalf("%d examples, %v", len(examples), err)
 	}
@@ -214,12 +239,9 @@ func TestReadmeExamplesCanFail(t *testing.T) {
 	}
 }
 
+// TestReadmeExamples runs the examples of the README and of docs/.
 func TestReadmeExamples(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	examples, prelude, err := docExamples(string(readme))
+	examples, prelude, err := docExamples(readDocs(t)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,10 +249,10 @@ func TestReadmeExamples(t *testing.T) {
 	for _, ex := range examples {
 		kinds[ex.where[strings.LastIndex(ex.where, "(")+1:len(ex.where)-1]]++
 	}
-	// A change to the README's conventions must not silently leave examples untested.
+	// A change to the docs' conventions must not silently leave examples untested.
 	for _, k := range []string{"graphql", "js", "ts", "sh"} {
 		if kinds[k] == 0 {
-			t.Fatalf("no %s example found in README.md (found %v): did its format change?", k, kinds)
+			t.Fatalf("no %s example found in the docs (found %v): did their format change?", k, kinds)
 		}
 	}
 	t.Logf("examples: %v", kinds)
@@ -274,7 +296,7 @@ func checkDocAnswer(status int, got map[string]any, want any) error {
 		if path, ok := docSubset(want, got, "$"); !ok {
 			w, _ := json.Marshal(want)
 			g, _ := json.Marshal(got)
-			return fmt.Errorf("the answer differs from the README's at %s\nREADME: %s\ngot:    %s", path, w, g)
+			return fmt.Errorf("the answer differs from the docs' at %s\ndocs: %s\ngot:  %s", path, w, g)
 		}
 		return nil
 	}
@@ -352,7 +374,7 @@ func docUserErrors(data any) []any {
 func runDocShellExample(b *api, prelude string, ex docExample, ids docIDs) error {
 	for _, tool := range []string{"bash", "curl"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("the README's shell examples need %s: %v", tool, err)
+			return fmt.Errorf("the docs' shell examples need %s: %v", tool, err)
 		}
 	}
 	script := "set -eu\n" + strings.ReplaceAll(prelude, "http://127.0.0.1:8080", b.url) + "\n" + ids.mapText(ex.shell)
@@ -386,17 +408,17 @@ func runDocShellExample(b *api, prelude string, ex docExample, ids docIDs) error
 	return nil
 }
 
-// docIDs maps the README's IDs to the seeded workspace's.
+// docIDs maps the docs' IDs to the seeded workspace's.
 type docIDs map[globalid.Kind][]string
 
 var docIDPattern = regexp.MustCompile(`\b[WSC]_[A-Za-z0-9_-]{2,12}\b`)
 
-// mapText replaces the README's IDs in s.
+// mapText replaces the docs' IDs in s.
 func (ids docIDs) mapText(s string) string {
 	return docIDPattern.ReplaceAllStringFunc(s, ids.mapID)
 }
 
-// mapID maps the README's ID of object n of a kind to the seeded workspace's n-th;
+// mapID maps the docs' ID of object n of a kind to the seeded workspace's n-th;
 // past those, to an ID of nothing.
 func (ids docIDs) mapID(id string) string {
 	k, n, err := globalid.Decode(id)
@@ -409,7 +431,7 @@ func (ids docIDs) mapID(id string) string {
 	return globalid.Encode(k, 1<<52+n)
 }
 
-// mapValue replaces the README's IDs in the strings of a JSON value.
+// mapValue replaces the docs' IDs in the strings of a JSON value.
 func (ids docIDs) mapValue(v any) any {
 	switch v := v.(type) {
 	case string:
@@ -503,15 +525,30 @@ func docBlocks(md string) []docBlock {
 	return blocks
 }
 
-// docExamples returns the examples of a README, and its definition of the gql shell
-// function.
-func docExamples(readme string) ([]docExample, string, error) {
-	blocks := docBlocks(readme)
+// docExamples returns the examples of the files, in order, and the definition of the
+// gql shell function, which a file's shell examples may call once a file before
+// them, or their own, has defined it.
+func docExamples(files ...docFile) ([]docExample, string, error) {
 	var out []docExample
 	prelude := ""
+	for _, f := range files {
+		var err error
+		if out, prelude, err = docFileExamples(f, out, prelude); err != nil {
+			return nil, "", err
+		}
+	}
+	if len(out) == 0 {
+		return nil, "", fmt.Errorf("no examples in the docs")
+	}
+	return out, prelude, nil
+}
+
+// docFileExamples appends the examples of a file to out, given the gql shell function
+// defined before it, and returns the gql function as the file leaves it.
+func docFileExamples(f docFile, out []docExample, prelude string) ([]docExample, string, error) {
 	previous := -1 // index in out of the examples of the previous block, if they end it
-	for _, bl := range blocks {
-		where := func(kind string) string { return fmt.Sprintf("README.md:%d (%s)", bl.line, kind) }
+	for _, bl := range docBlocks(f.text) {
+		where := func(kind string) string { return fmt.Sprintf("%s:%d (%s)", f.name, bl.line, kind) }
 		first := len(out)
 		switch bl.lang {
 		case "graphql":
@@ -556,9 +593,6 @@ func docExamples(readme string) ([]docExample, string, error) {
 		if len(out) > first {
 			previous = len(out) - 1
 		}
-	}
-	if len(out) == 0 {
-		return nil, "", fmt.Errorf("no examples in the README")
 	}
 	return out, prelude, nil
 }

@@ -317,7 +317,7 @@ func (waitingBucket) Take(ctx context.Context, _ string, _ int) (limits.Status, 
 }
 
 // TestLeavingClientIsNoThrottleFailure: a client that leaves while the throttle
-// takes its cost is no failure of the throttle, whose warning is a line the README
+// takes its cost is no failure of the throttle, whose warning is a line docs/observability.md
 // tells operators to alert on (200 clients dropping their sockets logged 20 of
 // them), nor an internal error (its outcome was INTERNAL_SERVER_ERROR).
 func TestLeavingClientIsNoThrottleFailure(t *testing.T) {
@@ -545,7 +545,7 @@ func TestClientClosingAfterItsAnswer(t *testing.T) {
 
 // TestReplaysCountAsTheirOperation: an answer replayed for an Idempotency-Key is
 // logged and counted as the operation that answered, with that answer's outcome. It
-// was the "unknown" operation (which the README keeps for refusals before an
+// was the "unknown" operation (which docs/observability.md keeps for refusals before an
 // operation was known) answered "ok", even when the stored answer was a refusal.
 func TestReplaysCountAsTheirOperation(t *testing.T) {
 	o := newObserved(t, observedOptions{})

@@ -19,7 +19,7 @@ import (
 // after 5,000 changed rows (migration 20261202000005), but at most once a minute, so
 // a business that imports its contacts and opens its audience right after is served
 // by those plans: at 5,000 contacts beside 1M, pages of 6-200 ms where 4-7 ms are
-// due (README). The store counts the rows it writes into each workspace's contacts and
+// due (docs/design.md). The store counts the rows it writes into each workspace's contacts and
 // memberships since the table was last analyzed; once they are at least
 // analyzeMinRows and analyzeUnderestimate times what the statistics expect of the
 // workspace, it has PostgreSQL analyze the table's workspace_id (0.7-1.2 s at 1M

@@ -356,7 +356,7 @@ func membershipsQuery(db bun.IDB, statement string, ws workspaceArg, segmentIDs,
 // It is the costliest statement of the API (a 1,000 × 100 request writes 100,000 rows
 // and two index entries each), and two things make it ~25% cheaper than the plain
 // INSERT ... ON CONFLICT DO NOTHING of the same pairs (measured on the benchmark's
-// 1M-contact database; README, "How fast it is"):
+// 1M-contact database; docs/performance.md):
 //   - The pairs are inserted in index order, segment by segment with the contacts
 //     ascending (the callers pass both sorted), so that consecutive index insertions
 //     land on the same pages instead of on a random one each. The order is also what

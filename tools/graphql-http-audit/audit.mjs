@@ -5,7 +5,7 @@
 //
 // Prints the passed/failed count per level (MUST, SHOULD, MAY) and every failure.
 // Exits 1 when a MUST fails, or a SHOULD fails that should-failures.json does not
-// list with its reason (that file is the README's list of SHOULDs we do not pass),
+// list with its reason (that file is docs/api.md's list of SHOULDs we do not pass),
 // or when should-failures.json lists a SHOULD that passes (stale). MAYs never fail
 // the run. Exits 2 when it cannot run at all.
 import { readFileSync } from 'node:fs';
@@ -34,7 +34,7 @@ for (const audit of serverAudits({ url, fetchFn })) {
   if (result.status === 'ok') {
     levels[level].passed++;
     if (level === 'SHOULD' && allowed[audit.id]) {
-      failures.push(`STALE  ${audit.id} ${audit.name}: passes, but should-failures.json lists it: remove it there and from the README`);
+      failures.push(`STALE  ${audit.id} ${audit.name}: passes, but should-failures.json lists it: remove it there and from docs/api.md`);
       fatal = true;
     }
     continue;

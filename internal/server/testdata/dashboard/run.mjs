@@ -1,11 +1,11 @@
-// Runs the README's dashboard snippets ("For the dashboard") with the real Apollo
-// Client and urql against the real server, and checks what the README says of their
-// caches: after assignContactsToSegments, the segment counts on screen change with no
+// Runs the dashboard snippets of docs/dashboard.md with the real Apollo Client and
+// urql against the real server, and checks what that page says of their caches:
+// after assignContactsToSegments, the segment counts on screen change with no
 // refetch, and the ticked contacts' segments match the server's.
 //
 // Input: a JSON file (argv[2]) written by internal/server/docs_test.go:
 //   { url, key, blocks: [{line, text}], ids: {segments: [...], contacts: [...]} }
-// with the README's IDs already mapped to the seeded workspace's. The snippets' React
+// with the docs' IDs already mapped to the seeded workspace's. The snippets' React
 // hooks are replaced by functions that do what the hooks do with the client the
 // snippet built (watch a query, run a mutation), so that each snippet runs as written
 // apart from its import lines. Exits 1 with the reasons when a check fails.
@@ -74,7 +74,7 @@ const truth = async () => {
   };
 };
 
-// runBlocks runs README blocks as one async function, each block in its own scope:
+// runBlocks runs the page's blocks as one async function, each block in its own scope:
 // its import lines are dropped (env provides the names), and its top-level client and
 // documents (const client, const SEGMENT_LIST) become vars, visible to later blocks.
 async function runBlocks(blocks, env) {
@@ -87,7 +87,7 @@ async function runBlocks(blocks, env) {
         .replace(/^const (client|[A-Z][A-Za-z0-9_]*) =/gm, "var $1 =");
       // A user acts on a screen once it has loaded: each block starts when the
       // requests of the previous ones are done.
-      return `// README.md:${b.line}\nawait __settle();\n{\n${body}\n}`;
+      return `// docs/dashboard.md:${b.line}\nawait __settle();\n{\n${body}\n}`;
     })
     .join("\n");
   env = { ...env, __settle: settle };
@@ -100,11 +100,11 @@ const isApollo = (b) => b.text.includes(`from "@apollo/client`);
 const isUrql = (b) => /from "(urql|@urql\/|gql\.tada)/.test(b.text);
 // The blocks of each client: the Apollo ones run from the first that imports Apollo to
 // the first that imports urql; the urql ones from there on, after the documents of the
-// Apollo blocks, which the README says urql shares.
+// Apollo blocks, which the page says urql shares.
 const first = input.blocks.findIndex(isApollo);
 const split = input.blocks.findIndex(isUrql);
 if (first < 0 || split < first) {
-  console.error("the README's dashboard blocks were not found: an Apollo block, then a urql block");
+  console.error("the dashboard blocks of docs/dashboard.md were not found: an Apollo block, then a urql block");
   process.exit(1);
 }
 const apolloBlocks = input.blocks.slice(first, split);
@@ -157,7 +157,7 @@ const [C8, C9] = input.ids.contacts.slice(7, 9);
   const after = await truth();
   const list = watched.SegmentList?.segments.edges.map((e) => e.node) ?? [];
   const table = watched.ContactsTable?.contacts.edges.map((e) => e.node) ?? [];
-  if (!before) fail("Apollo: the README's block never sends addToSegments");
+  if (!before) fail("Apollo: the page's block never sends addToSegments");
   if (list.length === 0) fail("Apollo: the segment list shows nothing");
   if (!list.some((s) => s.name === "Holi Buyers"))
     fail(`Apollo: the segment list does not show the created segment after its refetch: ${JSON.stringify(list)}`);
@@ -240,7 +240,7 @@ const [C8, C9] = input.ids.contacts.slice(7, 9);
 
   // "Select all matching": the same mutation with contactsMatching, which names no
   // contact, so the update function must not walk contactIds, and the table must show
-  // what the server holds once it settles (the README's update refetches it).
+  // what the server holds once it settles (the page's update refetches it).
   const S3 = input.ids.segments[2];
   if (!S3) fail("the seeded workspace has no third segment for the matching assignment");
   const m = await env.client
