@@ -24,7 +24,11 @@ import (
 //   - "spread" is in every fourth contact's email: the walk fills the page;
 //   - "qx9k" is in three: the page sorts the matches without walking;
 //   - "wqzx" is in none: once the store knows the histogram's trigrams, it sends the
-//     plain statement, whose plan sorts the matches (searchsample.go).
+//     plain statement, whose plan sorts the matches (searchsample.go);
+//   - "a 2", which has no trigram, is in the names of the 980 named contacts from
+//     2000 on, the last by name: reading its matches reads every contact, so the walk
+//     reads at most its estimated matches and a tenth of the contacts (about 1,280),
+//     then sorts them. PostgreSQL's plan walks the 1,960 before them.
 //
 // Every page, forward and backward, of 7 and of 50, in both directions, by name and
 // by creation, and of the contacts in none of a segment, must be what sorting all the
@@ -49,7 +53,7 @@ func TestSearchesBoundTheirWalk(t *testing.T) {
 		crm.ContactsByName:      "(name IS NULL) %[1]s, " + fmt.Sprintf(store.ContactNameOrderExpr, "name") + " %[1]s, id %[1]s",
 		crm.ContactsByCreatedAt: "created_at %[1]s, id %[1]s",
 	}
-	queries := []crm.ContactQuery{{Search: "zeta"}, {Search: "spread"}, {Search: "qx9k"}, {Search: "wqzx"}, {Search: "zeta", Segments: crm.MembershipFilter{None: []int64{seg.ID}}}}
+	queries := []crm.ContactQuery{{Search: "zeta"}, {Search: "spread"}, {Search: "qx9k"}, {Search: "wqzx"}, {Search: "a 2"}, {Search: "zeta", Segments: crm.MembershipFilter{None: []int64{seg.ID}}}}
 	checkPages := func(stage string) {
 		for _, q := range queries {
 			for field, orderSQL := range orders {
@@ -72,11 +76,13 @@ func TestSearchesBoundTheirWalk(t *testing.T) {
 			}
 		}
 	}
-	// Which statement a first page of 50 gets: the bounded walk's, or the plain one.
+	// Which statement a first page of 50 gets, sorted by name: the bounded walk's, or
+	// the plain one.
 	first := 50
+	byName := crm.ContactOrder{Field: crm.ContactsByName, Direction: crm.Asc}
 	checkStatements := func(stage string, want map[string]bool) {
 		for term, bounded := range want {
-			query, err := store.ContactsPageSQL(app, ws.ID, crm.ContactQuery{Search: term, Order: crm.DefaultContactOrder}, crm.PageArgs{First: &first})
+			query, err := store.ContactsPageSQL(app, ws.ID, crm.ContactQuery{Search: term, Order: byName}, crm.PageArgs{First: &first})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,14 +92,14 @@ func TestSearchesBoundTheirWalk(t *testing.T) {
 		}
 	}
 	// Without a copy of the histogram, the store cannot tell a rare term.
-	checkStatements("without statistics", map[string]bool{"zeta": true, "wqzx": true})
+	checkStatements("without statistics", map[string]bool{"zeta": true, "wqzx": true, "a 2": true})
 	checkPages("without statistics")
 
 	storetest.Exec(t, db, "ANALYZE contacts")
 	store.LearnStatistics(app)
 	// "wqzx" is in no contact, so in no entry of the histogram: PostgreSQL estimates it
 	// rare, and its own plan sorts the matches.
-	checkStatements("with statistics", map[string]bool{"zeta": true, "spread": true, "wqzx": false})
+	checkStatements("with statistics", map[string]bool{"zeta": true, "spread": true, "wqzx": false, "a 2": true})
 	checkPages("with statistics")
 	// The copy holds every workspace's contacts: the application's role reads shares
 	// of it, never the copy.
@@ -105,8 +111,14 @@ func TestSearchesBoundTheirWalk(t *testing.T) {
 		t.Errorf("the share of \"zeta\" is %v, %v; want about 0.21", share, err)
 	}
 
+	// Newest first, a term without a trigram gets the plain statement (walksBounded).
+	if query, err := store.ContactsPageSQL(app, ws.ID, crm.ContactQuery{Search: "a 2", Order: crm.DefaultContactOrder}, crm.PageArgs{First: &first}); err != nil {
+		t.Fatal(err)
+	} else if strings.Contains(query, "walk_plan") {
+		t.Errorf("\"a 2\" newest first gets the bounded walk\n%s", query)
+	}
+
 	// How the first page of 50 is read, by EXPLAIN ANALYZE.
-	byName := crm.ContactOrder{Field: crm.ContactsByName, Direction: crm.Asc}
 	oldestFirst := crm.ContactOrder{Field: crm.ContactsByCreatedAt, Direction: crm.Asc}
 	for _, c := range []struct {
 		term             string
@@ -121,6 +133,7 @@ func TestSearchesBoundTheirWalk(t *testing.T) {
 		{"spread", oldestFirst, 1, 400, false},
 		{"qx9k", byName, 0, 0, true},
 		{"qx9k", crm.DefaultContactOrder, 0, 0, true},
+		{"a 2", byName, 1, 1350, true}, // its estimated matches, about 980, and 300
 	} {
 		query, err := store.ContactsPageSQL(app, ws.ID, crm.ContactQuery{Search: c.term, Order: c.order}, crm.PageArgs{First: &first})
 		if err != nil {
@@ -133,18 +146,23 @@ func TestSearchesBoundTheirWalk(t *testing.T) {
 		}
 	}
 	// The data is what the test needs: walking the order as PostgreSQL plans it reads
-	// the 2,400 contacts before the 600 "zeta", by name and oldest first.
-	for _, order := range []string{fmt.Sprintf("(c.name IS NULL), %s, c.id", fmt.Sprintf(store.ContactNameOrderExpr, "c.name")), "c.created_at, c.id"} {
+	// the 2,400 contacts before the 600 "zeta", by name and oldest first, and the
+	// 1,960 before the "a 2" by name.
+	byNameSQL := fmt.Sprintf("(c.name IS NULL), %s, c.id", fmt.Sprintf(store.ContactNameOrderExpr, "c.name"))
+	for _, c := range []struct {
+		term, order string
+		read        float64
+	}{{"zeta", byNameSQL, 2400}, {"zeta", "c.created_at, c.id", 2400}, {"a 2", byNameSQL, 1960}} {
 		var plan []struct {
 			Plan map[string]any
 		}
 		raw := storetest.Column[[]byte](t, db, fmt.Sprintf(`EXPLAIN (ANALYZE, FORMAT JSON) SELECT c.id FROM contacts c
-			WHERE c.workspace_id = %d AND c.search_text LIKE '%%zeta%%' ORDER BY %s LIMIT 51`, ws.ID, order))[0]
+			WHERE c.workspace_id = %d AND c.search_text LIKE '%%%s%%' ORDER BY %s LIMIT 51`, ws.ID, c.term, c.order))[0]
 		if err := json.Unmarshal(raw, &plan); err != nil {
 			t.Fatal(err)
 		}
-		if read := contactsRead(plan[0].Plan); read < 2400 {
-			t.Errorf("PostgreSQL's own plan read %.0f contacts for the first page of \"zeta\" by %s, want 2,400 or more: the data no longer clusters\n%s", read, order, raw)
+		if read := contactsRead(plan[0].Plan); read < c.read {
+			t.Errorf("PostgreSQL's own plan read %.0f contacts for the first page of %q by %s, want %.0f or more: the data no longer clusters\n%s", read, c.term, c.order, c.read, raw)
 		}
 	}
 }
