@@ -85,6 +85,20 @@ const walkLimitFactor = 4
 // their estimate (spread matches, newest first) fall short: 13 → 67 ms.
 const matchContacts = 2.5
 
+// walkedPerMatch is matchContacts for a walk in the order of key. Newest or oldest
+// first, a walk reads the table about in the order its rows were written, as a scan
+// does (0.4 µs a contact at 1M contacts, where by name, its rows anywhere in the
+// table, 1.2-4 µs), so a match read first costs scannedPerWalked times as many
+// contacts walked. At 1M contacts, newest first, in segments of 49,000 and 99,000,
+// "zz" and "m s" (3,197 and 3,576 matches, no trigram) read every contact for their
+// matches (143-188 ms through the API), where the walk takes 54-71 ms.
+func walkedPerMatch(key sortKey) float64 {
+	if key.name == contactsByCreatedAt.name {
+		return matchContacts * scannedPerWalked
+	}
+	return matchContacts
+}
+
 // Reading the matches first sorts the list's rows (the trigram index, then a sort of
 // their IDs and sort keys) and tests each in order for membership until the page
 // fills: limit × n / k tests, not one per match.
@@ -186,6 +200,8 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	if p.counts {
 		plan = plan.ColumnExpr("a AS total")
 	}
+	// What reading the search's matches first costs, in matches (matchesRead).
+	matches := matchesRead(p.search, "share", "n", matchContacts)
 	if p.search == "" {
 		plan = plan.ColumnExpr("k * a <= ? * n AS members_first", p.firstFactor*limit).
 			ColumnExpr("h * a <= ? * n AS hash_members", p.hashFactor*limit)
@@ -201,19 +217,21 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		// A scalar subquery in a subquery kept whole (OFFSET 0): computed once per
 		// statement, not once per mention or per segment of a batch.
 		plan = plan.TableExpr("(SELECT (SELECT coalesce("+share+", 1)) AS share OFFSET 0) AS search", args...).
-			ColumnExpr("k * a * share <= ? * n AND k * ? <= share * n AS members_first", p.firstFactor*limit, membersPerMatch).
-			ColumnExpr("h * a * share <= ? * n AND h <= ? * share * n AS hash_members", p.hashFactor*limit, p.hashFactor)
+			ColumnExpr("k * a * share <= ? * n AND k * ? <= "+matches+" AS members_first", p.firstFactor*limit, membersPerMatch).
+			ColumnExpr("h * a * share <= ? * n AND h <= ? * "+matches+" AS hash_members", p.hashFactor*limit, p.hashFactor)
 	}
 	if readsMatches {
 		// The walk's bound, in contacts: walkLimitFactor times the estimate, and no
-		// more than its fallback costs (matchContacts per match, membersPerMatch
+		// more than its fallback costs (walkedPerMatch per match, membersPerMatch
 		// matches per member); none when the estimate is past that. Written without
 		// dividing by share, which may be 0.
-		fallback := fmt.Sprintf("%g * least(share * n, k * %d)", matchContacts, membersPerMatch)
-		plan = plan.ColumnExpr("k * ? <= share * n AS members_then", membersPerMatch).
+		perMatch := walkedPerMatch(pq.key)
+		fallback := fmt.Sprintf("%g * least(%s, k * %d)", perMatch, matches, membersPerMatch)
+		membersThen := fmt.Sprintf("k * %d <= %s", membersPerMatch, matches)
+		estimated := fmt.Sprintf("%g * n / (greatest(k_walk, 1) * share)", walkLimitFactor*limit)
+		plan = plan.ColumnExpr(membersThen+" AS members_then").
 			ColumnExpr("(CASE WHEN ? * n >= "+fallback+" * greatest(k_walk, 1) * share THEN 0"+
-				" ELSE ceil(least(? * n / (greatest(k_walk, 1) * share), "+fallback+")) END)::bigint AS walk_limit",
-				limit, walkLimitFactor*limit)
+				" ELSE ceil(least("+estimated+", "+fallback+")) END)::bigint AS walk_limit", limit)
 	} else {
 		plan = plan.ColumnExpr("ceil(? * n / greatest(k_walk, 1))::bigint AS walk_limit", walkLimitFactor*limit)
 	}
