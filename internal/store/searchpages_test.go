@@ -324,6 +324,116 @@ func TestSegmentSearchesBoundTheirWalk(t *testing.T) {
 	}
 }
 
+// TestSegmentBatchesBoundTheirWalks proves how a batch of segments' pages of a search
+// is read (contactsOfSegmentsSelect), in the workspace of batchWorkspace: "omega" has
+// about 1,600 matches, the last by name and the newest, "a 3" (no trigram) the 1,000
+// Omegas from 3000 on, "qqq" none. By name, each segment's walk reads at most its
+// share of what sorting the matches costs (2.5 contacts walked a match, and for a
+// term without a trigram the scan of every contact); by creation, where the walks
+// read the same rows, four times its estimate and at most what the sorting costs (25
+// contacts a match). Alone, T0 walks past the 2,400 Alphas to its page; in a batch of
+// the three thirds, by name ascending each walk stops after about 1,333 contacts, and
+// oldest first after about 1,530, and the batch sorts the matches once, which each
+// page then reads in order until it fills. Descending, and newest first, the walks
+// fill their pages; the segment of 40 reads its members first. Every first and last
+// page, of 7 and of 50, and every page of each segment of the batch paged with its
+// cursors, forward and backward, is what sorting the segment's searched members
+// gives.
+func TestSegmentBatchesBoundTheirWalks(t *testing.T) {
+	ctx := context.Background()
+	owner, app, ws, segs := batchWorkspace(t)
+	db := owner.DB()
+	wctx := store.WithWorkspace(ctx, ws.ID)
+	thirds, small := segs[:3], segs[3]
+
+	byName := func(dir crm.Direction) crm.ContactOrder {
+		return crm.ContactOrder{Field: crm.ContactsByName, Direction: dir}
+	}
+	orderSQL := map[crm.ContactOrderField]string{
+		crm.ContactsByName:      "(c.name IS NULL) %[1]s, " + fmt.Sprintf(store.ContactNameOrderExpr, "c.name") + " %[1]s, c.id %[1]s",
+		crm.ContactsByCreatedAt: "c.created_at %[1]s, c.id %[1]s",
+	}
+	for _, c := range []struct {
+		batch  []int64
+		term   string
+		order  crm.ContactOrder
+		sorted bool // the batch sorted the matches, for the first pages
+	}{
+		{thirds[:1], "omega", byName(crm.Asc), false},
+		{thirds, "omega", byName(crm.Asc), true},
+		{append([]int64{small}, thirds...), "omega", byName(crm.Desc), false},
+		{thirds, "omega", crm.DefaultContactOrder, false},
+		// Oldest first, each walk reads at most four times its estimate (about
+		// 1,530 contacts), as a page alone would: the walks read the same rows.
+		{thirds, "omega", crm.ContactOrder{Field: crm.ContactsByCreatedAt, Direction: crm.Asc}, true},
+		{[]int64{thirds[0], small}, "a 3", byName(crm.Asc), true},
+		{thirds, "a 3", byName(crm.Asc), true},
+		{append([]int64{small}, thirds...), "qqq", byName(crm.Asc), true},
+	} {
+		// The walks read together at most what sorting the matches costs, in
+		// contacts walked: 2.5 a match, and for a term without a trigram 4,000 / 10
+		// for the scan; by creation ten times that; give or take the estimate of the
+		// matches.
+		matches := float64(storetest.Column[int64](t, db, `SELECT count(*) FROM contacts WHERE search_text LIKE '%' || $1 || '%'`, c.term)[0])
+		bound := 1.1 * 2.5 * matches
+		if c.term == "a 3" {
+			bound += 1.1 * 4000 / 10
+		}
+		if c.order.Field == crm.ContactsByCreatedAt {
+			bound *= 10
+		}
+		// Each segment's searched members, in the order.
+		all := map[int64][]int64{}
+		for _, seg := range c.batch {
+			all[seg] = storetest.Column[int64](t, db, `SELECT c.id FROM contacts c JOIN memberships m ON m.contact_id = c.id
+				WHERE m.segment_id = $1 AND c.search_text LIKE '%' || $2 || '%'
+				ORDER BY `+fmt.Sprintf(orderSQL[c.order.Field], c.order.Direction), seg, c.term)
+		}
+		for _, size := range []int{7, 50} {
+			for _, args := range []crm.PageArgs{{First: &size}, {Last: &size}} {
+				name := fmt.Sprintf("%q %v %v, first %v last %v", c.term, c.order, c.batch, args.First != nil, args.Last != nil)
+				query, err := store.ContactsOfSegmentsSQL(app, ws.ID, c.batch, c.term, c.order, args)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The way of a first page: a last page walks the other way.
+				if sorted, walked := batchWay(t, ctx, owner, query); sorted != c.sorted && args.First != nil {
+					t.Errorf("%s: the batch sorted the matches: %v, want %v", name, sorted, c.sorted)
+				} else if walked > bound {
+					t.Errorf("%s: the walks read %.0f contacts, want at most %.0f", name, walked, bound)
+				}
+				pages, err := app.ContactsOfSegments(wctx, ws.ID, c.batch, c.term, c.order, args)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, seg := range c.batch {
+					want := all[seg][:min(len(all[seg]), size)]
+					if args.Last != nil {
+						want = all[seg][max(len(all[seg])-size, 0):]
+					}
+					page := pages[seg]
+					got := make([]int64, 0, size)
+					for _, contact := range page.Items {
+						got = append(got, contact.ID)
+					}
+					more := map[bool]bool{true: page.HasPreviousPage, false: page.HasNextPage}[args.Last != nil]
+					if !slices.Equal(got, want) || more != (len(all[seg]) > size) {
+						t.Errorf("%s, segment %d: %v... (more: %v), want %v... of %d", name, seg, head(got), more, head(want), len(all[seg]))
+					}
+				}
+			}
+		}
+		// Every page of each segment, from its cursors, in the batch.
+		for _, seg := range c.batch {
+			for _, backward := range []bool{false, true} {
+				if got := allBatchPages(t, wctx, app, ws.ID, c.batch, seg, c.term, c.order, 50, backward); !slices.Equal(got, all[seg]) {
+					t.Errorf("%q %v %v, segment %d paged (backward: %v): %d contacts %v..., want %d %v...", c.term, c.order, c.batch, seg, backward, len(got), head(got), len(all[seg]), head(all[seg]))
+				}
+			}
+		}
+	}
+}
+
 // batchWorkspace returns a store on a database of the test's own, one as the
 // application's role, a workspace of 4,000 contacts, analyzed, and its segments T0,
 // T1, T2, small and half: the 2,400 first contacts by name are "Alpha", two to a name,
@@ -393,97 +503,87 @@ func TestSegmentSearchesWalkTheCreationOrder(t *testing.T) {
 	}
 }
 
-// TestSegmentBatchesReadTheirMatchesFirst proves how a batch of segments' first pages
-// of a search sorted by name is read (segmentPagesByMatches), in the workspace of
-// searchedWorkspace, analyzed: "zeta" has about 630 matches. A batch of every other
-// contact (1,500) and a segment of 30 reads the matches first; a batch of two
-// segments of 30 (60 members, fewer than the matches) reads each segment's page
-// (lateral). "gmail" matches no contact. Every first and last page, of 7 and of 50,
-// in both directions, is what sorting each segment's searched members gives.
-func TestSegmentBatchesReadTheirMatchesFirst(t *testing.T) {
-	ctx := context.Background()
-	owner, app, ws := searchedWorkspace(t)
-	db := owner.DB()
-	wctx := store.WithWorkspace(ctx, ws.ID)
-	half, _ := searchedSegment(t, owner, app, ws.ID, "right(phone, 1)::int % 2 = 0")
-	small, _ := searchedSegment(t, owner, app, ws.ID, "right(phone, 2)::int = 40")
-	other, _ := searchedSegment(t, owner, app, ws.ID, "right(phone, 2)::int = 41")
-	orderExpr := fmt.Sprintf(store.ContactNameOrderExpr, "c.name")
-	for _, c := range []struct {
-		batch     []int64
-		term, way string
-	}{
-		{[]int64{half.ID, small.ID}, "zeta", "matches first"},
-		{[]int64{small.ID, other.ID}, "zeta", "lateral"},
-		{[]int64{half.ID, small.ID}, "gmail", "matches first"},
-	} {
-		for _, dir := range []crm.Direction{crm.Asc, crm.Desc} {
-			order := crm.ContactOrder{Field: crm.ContactsByName, Direction: dir}
-			for _, size := range []int{7, 50} {
-				for _, args := range []crm.PageArgs{{First: &size}, {Last: &size}} {
-					name := fmt.Sprintf("%q %s, first %v last %v", c.term, dir, args.First != nil, args.Last != nil)
-					query, err := store.ContactsOfSegmentsSQL(app, ws.ID, c.batch, c.term, order, args)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if way := batchWay(t, ctx, owner, query); way != c.way {
-						t.Errorf("%s: the batch %v read by %s, want %s", name, c.batch, way, c.way)
-					}
-					pages, err := app.ContactsOfSegments(wctx, ws.ID, c.batch, c.term, order, args)
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, seg := range c.batch {
-						all := storetest.Column[int64](t, db, fmt.Sprintf(`SELECT c.id FROM contacts c JOIN memberships m ON m.contact_id = c.id
-							WHERE m.segment_id = $1 AND c.search_text LIKE '%%' || $2 || '%%'
-							ORDER BY (c.name IS NULL) %[2]s, %[1]s %[2]s, c.id %[2]s`, orderExpr, dir), seg, c.term)
-						want := all[:min(len(all), size)]
-						if args.Last != nil {
-							want = all[max(len(all)-size, 0):]
-						}
-						page := pages[seg]
-						got := make([]int64, 0, size)
-						for _, contact := range page.Items {
-							got = append(got, contact.ID)
-						}
-						more := map[bool]bool{true: page.HasPreviousPage, false: page.HasNextPage}[args.Last != nil]
-						if !slices.Equal(got, want) || more != (len(all) > size) {
-							t.Errorf("%s, segment %d: %v... (more: %v), want %v... of %d", name, seg, head(got), more, head(want), len(all))
-						}
-					}
-				}
-			}
+// batchWay runs EXPLAIN ANALYZE of a statement of ContactsOfSegments and returns
+// whether it sorted the search's matches for the batch (a walk fell short), and how
+// many contacts the walks read.
+func batchWay(t *testing.T, ctx context.Context, s *store.Store, sql string) (sorted bool, walked float64) {
+	t.Helper()
+	plan, _ := explainAnalyze(t, ctx, s.DB(), sql)
+	var visit func(n map[string]any)
+	visit = func(n map[string]any) {
+		switch n["Subplan Name"] {
+		case "CTE walk":
+			walked += orderRead(n)
+		case "CTE batch_matches":
+			loops, _ := n["Actual Loops"].(float64)
+			sorted = loops > 0
+		}
+		for _, c := range children(n) {
+			visit(c)
 		}
 	}
+	visit(plan)
+	return sorted, walked
 }
 
-// batchWay runs EXPLAIN ANALYZE of a statement of ContactsOfSegments and returns how
-// it read its pages: "matches first" when its ranking of the matches ran, "lateral"
-// when it did not.
-func batchWay(t *testing.T, ctx context.Context, s *store.Store, sql string) string {
-	t.Helper()
-	rows, err := s.DB().QueryContext(ctx, "EXPLAIN (ANALYZE) "+sql)
-	if err != nil {
-		t.Fatal(err)
+// orderRead returns how many contacts the plan node n and its children read through
+// an index of an order (not the primary key, by which a walk reads its page's rows,
+// nor a scan of the table, by which it may in a small table).
+func orderRead(n map[string]any) float64 {
+	read := 0.0
+	if name, _ := n["Index Name"].(string); n["Relation Name"] == "contacts" && name != "" && name != "contacts_pkey" {
+		read = rowsRead(n, "contacts")
 	}
-	defer rows.Close()
-	way := ""
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
+	for _, c := range children(n) {
+		read += orderRead(c)
+	}
+	return read
+}
+
+// allBatchPages reads every page of segment seg's contacts that term finds in a batch
+// of segments' pages (ContactsOfSegments), of size contacts, from the first forward
+// (or the last backward), each from seg's cursor, and returns their IDs in the
+// list's order.
+func allBatchPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, batch []int64, seg int64, term string, order crm.ContactOrder, size int, backward bool) []int64 {
+	t.Helper()
+	var ids []int64
+	args := crm.PageArgs{First: &size}
+	if backward {
+		args = crm.PageArgs{Last: &size}
+	}
+	for range 1000 {
+		pages, err := s.ContactsOfSegments(ctx, ws, batch, term, order, args)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(line, "WindowAgg") {
-			way = map[bool]string{true: "lateral", false: "matches first"}[strings.Contains(line, "never executed")]
+		page := pages[seg]
+		got := make([]int64, len(page.Items))
+		for i, c := range page.Items {
+			got[i] = c.ID
+		}
+		more, started := page.HasNextPage, args.After != nil
+		if backward {
+			ids = append(got, ids...)
+			more, started = page.HasPreviousPage, args.Before != nil
+		} else {
+			ids = append(ids, got...)
+		}
+		if back := map[bool]bool{false: page.HasPreviousPage, true: page.HasNextPage}[backward]; back != started {
+			t.Fatalf("%q %v segment %d: a page %s the list says it has a page behind it: %v", term, order, seg, map[bool]string{true: "past the start of", false: "at the start of"}[started], back)
+		}
+		if !more {
+			return ids
+		}
+		if backward {
+			c := page.Cursor(0)
+			args = crm.PageArgs{Last: &size, Before: &c}
+		} else {
+			c := page.Cursor(len(page.Items) - 1)
+			args = crm.PageArgs{First: &size, After: &c}
 		}
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if way == "" {
-		t.Fatalf("no ranking of the matches in the plan of %s", sql)
-	}
-	return way
+	t.Fatal("more than 1,000 pages")
+	return nil
 }
 
 // allPages reads every page of the contacts q selects in workspace ws, of size
