@@ -1473,17 +1473,41 @@ func CheckContactPage(order crm.ContactOrder, args crm.PageArgs) error {
 
 // contactsOfSegmentsSelect returns the statement of ContactsOfSegments, and the
 // page's query.
+//
+// With a search, each segment's page is read as twoWayPageSelect reads it: walking
+// the contacts in the page's order, or reading the segment's members first, or, when
+// the walk falls short, the matches first. But the matches are sorted once for the
+// whole batch (batchMatches,
+// materialized, computed only if a page reads it), and each page that falls back
+// reads them in order, testing each for membership until its page fills: about
+// limit × n / k tests for a segment of k, a few dozen in a large segment. The
+// walks share the sorting's cost (twoWayPage.batch): each reads at most as many
+// contacts as its share of it, so that together they cost about what it does.
+//
+// Sorted by name, a term's matches lie together (see searchpages.go), and a walk
+// of the search's list read every contact before them, for each segment: at 1M
+// contacts, the first 5 contacts of each of the 20 largest segments searched for
+// "aan" (124,100 matches), "m s", "r k" or "i m" (no trigram) ran past the
+// request's timeout (10 s), and take 0.16-0.63 s. Reading the matches first, each
+// one's memberships in the batch looked up and ranked (the way before for terms
+// with a trigram and fewer than 100,000 matches), cost 10-17 µs a match, where
+// sorting them costs 2: "vikram", "sharma" and "patel" took 0.19-0.28 s and take
+// 0.11-0.19.
 func (s *Store) contactsOfSegmentsSelect(ws workspaceArg, segmentIDs []int64, search string, order crm.ContactOrder, args crm.PageArgs) (*bun.SelectQuery, pageQuery, error) {
 	key, ok := contactKeys[order.Field]
 	if !ok {
 		return nil, pageQuery{}, fmt.Errorf("store: unknown contact order %q", order.Field)
 	}
 	pq := pageQuery{alias: "c", key: key, dir: order.Direction, args: args}
-	var inner []contactRow
+	b, err := pq.bounds()
+	if err != nil {
+		return nil, pageQuery{}, err
+	}
+	segments := unique(segmentIDs)
 	// Each segment's page is read the cheaper way for its size (membersFirstFactor).
 	// Its walk looks each row up: a hash of the members would be built again for
 	// every segment of the batch.
-	page, err := twoWayPageSelect(twoWayPage[contactRow]{
+	p := twoWayPage[contactRow]{
 		list: func(dst *[]contactRow) *bun.SelectQuery {
 			return s.contactQuery(dst, ws, crm.ContactQuery{Search: search})
 		},
@@ -1495,79 +1519,38 @@ func (s *Store) contactsOfSegmentsSelect(ws workspaceArg, segmentIDs []int64, se
 		},
 		sizes: segmentsSizes("sum", "sum", "seg.id"), sizesArgs: []any{ws, ws},
 		firstFactor: membersFirstFactor,
-	}, &inner, pq)
+	}
+	if search != "" {
+		// A search's walk counts the contacts it reads, and falls back on the
+		// matches the batch sorts once (batchMatches).
+		p.contacts = func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, crm.ContactQuery{}) }
+		p.batch = len(segments)
+	}
+	var inner []contactRow
+	page, err := twoWayPageSelect(p, &inner, pq)
 	if err != nil {
 		return nil, pageQuery{}, err
 	}
-	ids := pgdialect.Array(unique(segmentIDs))
 	q := s.db.NewSelect().
-		TableExpr("unnest(?::bigint[]) AS seg(id)", ids).
+		TableExpr("unnest(?::bigint[]) AS seg(id)", pgdialect.Array(segments)).
 		Join("CROSS JOIN LATERAL (?) AS c", page).
 		ColumnExpr("seg.id AS segment_id, c.*")
-	if order.Field == crm.ContactsByName && hasTrigram(search) && args.After == nil && args.Before == nil {
-		if q, err = s.segmentPagesByMatches(ws, ids, search, pq, q); err != nil {
-			return nil, pageQuery{}, err
-		}
+	if search != "" {
+		var unused []contactRow
+		matches := b.within(s.contactQuery(&unused, ws, crm.ContactQuery{Search: search}).ColumnExpr(pq.sortColumns()))
+		// Bun writes no OFFSET 0.
+		sorted := pq.orderBySorted(s.db.NewSelect().TableExpr("(? OFFSET 0) AS "+pq.alias, matches).
+			ColumnExpr(pq.alias+".id, "+sortKeyNames(pq)), pq.alias, b.walkDesc)
+		q = q.WithQuery(bun.NewWithQuery(batchMatches, sorted).Materialized())
 	}
 	return q, pq, nil
 }
 
-// batchMatchesLimit is the most matches segmentPagesByMatches reads first: about
-// 9-14 µs a match (its row, its memberships in the batch, the sort; a surname's
-// 40,000 matches in the 50 largest segments at 1M contacts: 0.35-0.55 s), so at
-// most about 1-1.4 s, where the walks it replaces have no bound.
-const batchMatchesLimit = 100_000
-
-// segmentPagesByMatches returns the statement of a batch of segments' first pages of
-// a search sorted by name: either lateral, the pages one per segment, or the matches
-// first, joined with their memberships in the batch's segments (the index
-// memberships_contact), ranked in each segment in the page's order, and the first of
-// each kept. It takes the matches when PostgreSQL estimates fewer of them
-// (searchShare) than the members of the batch's segments and than
-// batchMatchesLimit.
-//
-// Sorted by name, a term's matches lie together (see searchpages.go). Each
-// segment's walk of the search's list reads every contact before them, and the
-// statement sorts all the matches once instead. At 1M contacts, the first 5 contacts
-// of each of the 50 largest segments searched for "vikram" ran past the request's
-// timeout (10 s).
-func (s *Store) segmentPagesByMatches(ws workspaceArg, ids any, search string, pq pageQuery, lateral *bun.SelectQuery) (*bun.SelectQuery, error) {
-	db := s.db
-	b, err := pq.bounds()
-	if err != nil {
-		return nil, err
-	}
-	share, shareArgs := searchShare(search)
-	plan := db.NewSelect().
-		TableExpr("(SELECT coalesce("+share+", 1) * ("+allContactsSQL+") AS m OFFSET 0) AS matches",
-			append(shareArgs, ws)...).
-		ColumnExpr("m <= ? AND m <= (SELECT coalesce(sum(contact_count), 0) FROM segments WHERE workspace_id = ? AND id = ANY(?)) AS by_matches",
-			batchMatchesLimit, ws, ids)
-	const byMatches = "(SELECT by_matches FROM batch_plan)"
-
-	// The ranking sorts IDs and sort keys alone, and the rows kept are read last: a
-	// term's matches number tens of thousands, and their memberships in the batch
-	// several times that.
-	var unused []contactRow
-	matches := s.contactQuery(&unused, ws, crm.ContactQuery{Search: search}).ColumnExpr(pq.sortColumns())
-	// Lateral subqueries kept whole (OFFSET 0) read each match's memberships, and
-	// each row kept, by their keys. Made joins, PostgreSQL hashed them: all the
-	// batch's memberships (1.1M for the 50 largest segments at 1M contacts: 0.3 s),
-	// and every contact (0.35 s), where looking up 25,000 matches' takes 0.08 s.
-	ranked := db.NewSelect().TableExpr("(? OFFSET 0) AS c", matches).
-		Join("CROSS JOIN LATERAL (SELECT m.segment_id FROM memberships m WHERE m.workspace_id = ? AND m.contact_id = c.id AND m.segment_id = ANY(?) OFFSET 0) AS m", ws, ids).
-		ColumnExpr("m.segment_id, c.id").
-		ColumnExpr("row_number() OVER (PARTITION BY m.segment_id ORDER BY " + pq.sortedOrder("c", b.walkDesc) + ") AS rank")
-	first := db.NewSelect().TableExpr("(?) AS ranked", ranked).
-		Join("CROSS JOIN LATERAL (SELECT * FROM contacts WHERE workspace_id = ? AND id = ranked.id OFFSET 0) AS c", ws).
-		ColumnExpr("ranked.segment_id, "+columnsOf[contactRow](db, "c")+", false AS probe").
-		Where("ranked.rank <= ?", pq.args.Size()+1).Where(byMatches).
-		OrderExpr("ranked.segment_id, ranked.rank")
-	// The union in a subquery: Bun writes a query's WITH inside the parentheses of
-	// its first UNION member, where the others would not see it.
-	return db.NewSelect().With("batch_plan", plan).
-		TableExpr("(?) AS batch", lateral.Where("NOT "+byMatches).UnionAll(first)).ColumnExpr("batch.*"), nil
-}
+// batchMatches is the CTE of a batch of segments' pages of a search
+// (contactsOfSegmentsSelect):
+// the IDs and sort keys of the search's matches within the pages' cursors, sorted
+// in the order the pages walk.
+const batchMatches = "batch_matches"
 
 // CountContactsOfSegments returns, for each segment, the number of its contacts that
 // match search.

@@ -85,6 +85,20 @@ const walkLimitFactor = 4
 // their estimate (spread matches, newest first) fall short: 13 → 67 ms.
 const matchContacts = 2.5
 
+// walkedPerMatch is matchContacts for a walk in the order of key. Newest or oldest
+// first, a walk reads the table about in the order its rows were written, as a scan
+// does (0.4 µs a contact at 1M contacts, where by name, its rows anywhere in the
+// table, 1.2-4 µs), so a match read first costs scannedPerWalked times as many
+// contacts walked. At 1M contacts, newest first, in segments of 49,000 and 99,000,
+// "zz" and "m s" (3,197 and 3,576 matches, no trigram) read every contact for their
+// matches (143-188 ms through the API), where the walk takes 54-71 ms.
+func walkedPerMatch(key sortKey) float64 {
+	if key.name == contactsByCreatedAt.name {
+		return matchContacts * scannedPerWalked
+	}
+	return matchContacts
+}
+
 // Reading the matches first sorts the list's rows (the trigram index, then a sort of
 // their IDs and sort keys) and tests each in order for membership until the page
 // fills: limit × n / k tests, not one per match.
@@ -99,10 +113,17 @@ type twoWayPage[R any] struct {
 	// search is the term of list's search, if any, and contacts selects the rows
 	// it searches: list without its search. Without contacts, a search's walk reads
 	// list, bounded in its rows, and falls back on the members first, never the
-	// matches: a batch of segments would sort them once per segment (a batch of 50
-	// segments, 5 contacts each, "sharma" sorted by name: 1.0 → 4.7 s).
+	// matches.
 	search   string
 	contacts func(dst *[]R) *bun.SelectQuery
+	// batch, if not 0, makes the page one of a batch of that many segments' pages
+	// that share the sorting of their matches (contactsOfSegmentsSelect): each walk
+	// that falls short reads the matches sorted once for the whole batch
+	// (batchMatches), in order, testing each for membership until its page fills,
+	// where sorting them for each page would cost the batch as many sorts as
+	// segments (a batch of 50 segments, 5 contacts each, "sharma" sorted by name:
+	// 1.0 → 4.7 s).
+	batch int
 	// walked adds the membership condition as a walk tests it on each row: when
 	// hashable, it may test the hashed members instead, if hashMembers holds.
 	walked func(q *bun.SelectQuery, hashable bool) *bun.SelectQuery
@@ -165,7 +186,8 @@ var (
 //	SELECT page.*, (with counts) the plan's total FROM (the walk's page, unless walk_choice;
 //	                    its probe, unless members_first;
 //	                    the page of first, and its probe, if members_first;
-//	                    the page of the matches, if matches_first) AS page
+//	                    the page of the matches, if matches_first: in a batch,
+//	                    those of batchMatches, sorted once) AS page
 //
 // PostgreSQL evaluates each condition once, as the statement starts (or once per
 // outer row in a lateral subquery), and never starts a branch whose condition is
@@ -180,12 +202,14 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		return nil, err
 	}
 	limit := float64(pq.args.Size() + 1)
-	// A batch reads no matches first (twoWayPage.contacts).
+	// A batch reads no matches first without contacts (twoWayPage.contacts).
 	readsMatches := p.search != "" && p.contacts != nil
 	plan := db.NewSelect().TableExpr("("+p.sizes+") AS sizes", p.sizesArgs...).ColumnExpr("n, k")
 	if p.counts {
 		plan = plan.ColumnExpr("a AS total")
 	}
+	// What reading the search's matches first costs, in matches (matchesRead).
+	matches := matchesRead(p.search, "share", "n", matchContacts)
 	if p.search == "" {
 		plan = plan.ColumnExpr("k * a <= ? * n AS members_first", p.firstFactor*limit).
 			ColumnExpr("h * a <= ? * n AS hash_members", p.hashFactor*limit)
@@ -201,19 +225,42 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		// A scalar subquery in a subquery kept whole (OFFSET 0): computed once per
 		// statement, not once per mention or per segment of a batch.
 		plan = plan.TableExpr("(SELECT (SELECT coalesce("+share+", 1)) AS share OFFSET 0) AS search", args...).
-			ColumnExpr("k * a * share <= ? * n AND k * ? <= share * n AS members_first", p.firstFactor*limit, membersPerMatch).
-			ColumnExpr("h * a * share <= ? * n AND h <= ? * share * n AS hash_members", p.hashFactor*limit, p.hashFactor)
+			ColumnExpr("k * a * share <= ? * n AND k * ? <= "+matches+" AS members_first", p.firstFactor*limit, membersPerMatch).
+			ColumnExpr("h * a * share <= ? * n AND h <= ? * "+matches+" AS hash_members", p.hashFactor*limit, p.hashFactor)
 	}
 	if readsMatches {
 		// The walk's bound, in contacts: walkLimitFactor times the estimate, and no
-		// more than its fallback costs (matchContacts per match, membersPerMatch
+		// more than its fallback costs (walkedPerMatch per match, membersPerMatch
 		// matches per member); none when the estimate is past that. Written without
 		// dividing by share, which may be 0.
-		fallback := fmt.Sprintf("%g * least(share * n, k * %d)", matchContacts, membersPerMatch)
-		plan = plan.ColumnExpr("k * ? <= share * n AS members_then", membersPerMatch).
+		perMatch := walkedPerMatch(pq.key)
+		fallback := fmt.Sprintf("%g * least(%s, k * %d)", perMatch, matches, membersPerMatch)
+		membersThen := fmt.Sprintf("k * %d <= %s", membersPerMatch, matches)
+		estimated := fmt.Sprintf("%g * n / (greatest(k_walk, 1) * share)", walkLimitFactor*limit)
+		if p.batch > 0 {
+			// In a batch, the sorting of the matches is the batch's, and what each
+			// page's members may cost is its share of it (else twenty segments of a
+			// quarter of the matches would cost five times as much). Newest or oldest
+			// first, the walks read the same rows, the table's first or last as it
+			// was written, which the first walk leaves in shared buffers: together
+			// they cost about what one does, and each is bounded as a page's alone.
+			// By name, the rows of a walk lie anywhere in the table, and each page's
+			// share of the sorting bounds its walk, whatever its estimate: the
+			// estimate is of matches spread over the order, and a name's contacts
+			// come in runs (at 1M contacts, the first 1,194 by name hold 4 of "ra"'s
+			// matches, where 30% of all contacts are), so four times it left the
+			// pages of "ra" in the 20 largest segments to the sorting of its 293,586
+			// matches (2.7 s, where the walks took 0.24 s).
+			membersThen = fmt.Sprintf("k * %d <= %s", membersPerMatch*p.batch, matches)
+			fallback = fmt.Sprintf("%g * %s", perMatch, matches)
+			if pq.key.name != contactsByCreatedAt.name {
+				fallback = fmt.Sprintf("%s / %d", fallback, p.batch)
+				estimated = fallback
+			}
+		}
+		plan = plan.ColumnExpr(membersThen+" AS members_then").
 			ColumnExpr("(CASE WHEN ? * n >= "+fallback+" * greatest(k_walk, 1) * share THEN 0"+
-				" ELSE ceil(least(? * n / (greatest(k_walk, 1) * share), "+fallback+")) END)::bigint AS walk_limit",
-				limit, walkLimitFactor*limit)
+				" ELSE ceil(least("+estimated+", "+fallback+")) END)::bigint AS walk_limit", limit)
 	} else {
 		plan = plan.ColumnExpr("ceil(? * n / greatest(k_walk, 1))::bigint AS walk_limit", walkLimitFactor*limit)
 	}
@@ -280,7 +327,14 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 			page = page.UnionAll(probe)
 		}
 	}
-	if readsMatches {
+	if readsMatches && p.batch > 0 {
+		// The matches the batch sorted, in their order: a CTE's rows come out in
+		// the order they went in, so the page stops at its limit without sorting
+		// them again.
+		tested := p.walked(db.NewSelect().TableExpr(batchMatches+" AS "+pq.alias), true).
+			ColumnExpr(pq.alias + ".id, " + sortKeyNames(pq)).Limit(int64(pq.args.Size() + 1))
+		page = page.UnionAll(pageOf(p.list(dst), tested, pq, b).Where(matchesFirst))
+	} else if readsMatches {
 		// The matches sorted whole (OFFSET 0 keeps the page's limit out of their
 		// subquery, so that PostgreSQL reads them from the trigram index rather than
 		// walking the order's index again), then tested in order.

@@ -65,18 +65,51 @@ import (
 const searchWalkFactor = 40
 
 // walksBounded reports whether a page of the contacts cq selects is read by
-// searchPageSelect: a search whose term the trigram index can look up, of all the
-// contacts or those in none of some segments, in any order. (A filter that starts
-// from segments reads a page its own way: twoWayPageSelect.) A shorter term has no
-// cheaper way than the walk: the alternative is reading every contact.
+// searchPageSelect: a search of all the contacts or those in none of some segments,
+// in any order, unless its term has no trigram and the order is the creation's (see
+// scannedPerWalked). (A filter that starts from segments reads a page its own way:
+// twoWayPageSelect.)
 func walksBounded(cq crm.ContactQuery) bool {
-	return cq.Search != "" && hasTrigram(cq.Search) && cq.Segments.Any == nil && len(cq.Segments.All) == 0
+	return cq.Search != "" && cq.Segments.Any == nil && len(cq.Segments.All) == 0 &&
+		(hasTrigram(cq.Search) || cq.Order.Field != crm.ContactsByCreatedAt)
+}
+
+// A term without a trigram ("m s", "zz": initials, a word's start as it is typed)
+// has no matches the trigram index can find: reading them reads every contact of
+// the workspace (a sequential scan, or a bitmap of most of the table), 0.3-0.4 µs a
+// contact, where a walk by name reads one at 1.2-4 µs (its rows lie anywhere in the
+// table; the more so when they are not all in shared buffers). So for such a term
+// the walk's fallback costs n / scannedPerWalked contacts walked more than its
+// matches do, and the walk is bounded by that: at 1M contacts, "m s" sorted by
+// name read 907,121 contacts for its first page (1.5-2.6 s through the API), where
+// reading every contact and sorting the 3,576 matches takes 0.3-0.4 s. Newest or
+// oldest first, a walk reads the table in about the order it was written, as the
+// scan does (0.4 µs a contact): walking it all costs what the fallback would, so
+// such a term gets PostgreSQL's plain statement, spared the share and the larger
+// statement (1-2 ms).
+
+// scannedPerWalked is how many contacts reading every contact of the workspace reads
+// in the time a walk reads one.
+const scannedPerWalked = 10
+
+// matchesRead is the SQL of what reading the matches of term first costs, in
+// matches read from the trigram index, where share and n are the SQL of its share
+// and of the workspace's contacts, and a match costs walkedPerMatch contacts walked:
+// the matches themselves for a term the trigram index looks up, and for one it
+// cannot (hasTrigram) the scan of every contact too, n / scannedPerWalked contacts
+// walked.
+func matchesRead(term, share, n string, walkedPerMatch float64) string {
+	if hasTrigram(term) {
+		return share + " * " + n
+	}
+	return fmt.Sprintf("(%s * %s + %s / %g)", share, n, n, scannedPerWalked*walkedPerMatch)
 }
 
 // hasTrigram reports whether term holds three letters or digits in a row (with the
 // marks that write many Indian names' vowels), which makes a LIKE pattern of it one
 // that pg_trgm's index can look up. (pg_trgm also takes some shorter words next to
-// spaces; for those, the store walks as PostgreSQL chooses.)
+// spaces, but narrows little with them: "m s" gave 260,402 rows to recheck at 1M
+// contacts, for 3,576 matches. The store reckons those as read by a scan.)
 func hasTrigram(term string) bool {
 	run := 0
 	for _, r := range term {
@@ -120,17 +153,19 @@ func (s *Store) searchPageSelect(ws workspaceArg, cq crm.ContactQuery, pq pageQu
 	cond, condArgs := contactSearchCond(cq.Search)
 
 	// The walk is worth it when it should fill the page (limit / share rows) before
-	// it has read as many rows as there are matches (share × n), as PostgreSQL
-	// reckons. (OFFSET 0: computed once, not once per mention in walk_limit; the
-	// share costs 0.3 ms.)
+	// it has read as many rows as reading the matches costs (share × n, and for a
+	// term without a trigram every contact: matchesRead), as PostgreSQL reckons.
+	// (OFFSET 0: computed once, not once per mention in walk_limit; the share costs
+	// 0.3 ms.)
 	share, shareArgs := searchShare(cq.Search)
+	bound := matchesRead(cq.Search, "share", "n", 1) // a match costs about a contact walked
 	plan := db.NewSelect().
 		TableExpr("(SELECT "+share+" AS share,"+
 			" ("+allContactsSQL+")::float8 AS n OFFSET 0) AS sizes",
 			append(shareArgs, ws)...).
 		ColumnExpr("(CASE WHEN share IS NULL THEN ?"+
-			" WHEN share * share * n <= ? THEN 0"+
-			" ELSE ceil(share * n) END)::bigint AS walk_limit",
+			" WHEN share * "+bound+" <= ? THEN 0"+
+			" ELSE ceil("+bound+") END)::bigint AS walk_limit",
 			searchWalkFactor*limit, limit).
 		ColumnExpr("n")
 
