@@ -116,6 +116,12 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	for _, p := range problems {
 		fmt.Fprintf(stdout, "broken: %s; counts, bitmaps, memberships' references or the change feed go wrong with every change\n", p)
 	}
+	// broken counts what the error names, by kind, so that its one line says which
+	// kinds the lines above are (a trigger, a privilege, a workspace ahead).
+	broken := []struct {
+		n    int
+		what string
+	}{{len(problems), "trigger(s) missing or disabled"}, {0, "privilege(s) of " + store.AppRole + " other than declared"}, {0, "workspace(s) with change IDs ahead"}}
 	var privileges, unrepaired []store.PrivilegeDrift
 	if repair {
 		privileges, unrepaired, err = s.RepairPrivileges(ctx)
@@ -130,11 +136,11 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 			fmt.Fprintf(stdout, "repaired: %s\n", d)
 			continue
 		}
-		problems = append(problems, "privileges")
+		broken[1].n++
 		fmt.Fprintf(stdout, "broken: %s; \"segments check --repair\" (or migrate) repairs it\n", d)
 	}
 	for _, d := range unrepaired {
-		problems = append(problems, "privileges")
+		broken[1].n++
 		fmt.Fprintf(stdout, "not repaired: %s: another role granted it; that role, or a superuser, must revoke it\n", d)
 	}
 	var ahead []store.ChangesAhead
@@ -152,7 +158,7 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 				a.WorkspaceID, a.WorkspaceName, a.Contacts, a.Deletions)
 			continue
 		}
-		problems = append(problems, "change IDs ahead")
+		broken[2].n++
 		fmt.Fprintf(stdout, "broken: workspace %d %q: contacts changed by transactions this database has not run (a restore into a new cluster), which contactChanges omits; \"segments check --repair\" (or serve) stamps them again, voiding the cursors made before: then resync every mirror from after: null\n",
 			a.WorkspaceID, a.WorkspaceName)
 	}
@@ -268,9 +274,15 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	default:
 		fmt.Fprintln(stdout, "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts; every membership's contact and segment exist; every name, description and email is composed (NFC)")
 	}
+	var kinds []string
+	for _, b := range broken {
+		if b.n > 0 {
+			kinds = append(kinds, fmt.Sprintf("%d %s", b.n, b.what))
+		}
+	}
 	switch {
-	case len(problems) > 0:
-		return fmt.Errorf("%w: %d broken (triggers missing or disabled, workspaces with change IDs ahead, or the server role's privileges other than declared)", errDrift, len(problems))
+	case len(kinds) > 0:
+		return fmt.Errorf("%w: broken: %s", errDrift, strings.Join(kinds, ", "))
 	case repair && taken > 0:
 		return fmt.Errorf("%w: %s", errDrift, takenOf(taken))
 	case found > 0 && !repair:

@@ -386,6 +386,10 @@ func TestCheckRepairsPrivileges(t *testing.T) {
 		if exitCode(err) != 3 || !strings.HasPrefix(out, want) || !strings.Contains(out, "\nno drift") {
 			t.Fatalf("check of the privileges: %v\n%s\nwant it to begin with\n%s", err, out, want)
 		}
+		// The error's one line says which kind of broken it found.
+		if !strings.HasSuffix(err.Error(), ": broken: 2 privilege(s) of segments_app other than declared") {
+			t.Fatalf("check of the privileges failed with %q; want it to name the 2 privileges, and nothing else", err)
+		}
 	}
 	want = ""
 	for _, f := range found {
