@@ -109,19 +109,16 @@ func warnHeldFeed(ctx context.Context, s *store.Store, log *slog.Logger, age tim
 // checkStore does what check does, on s: reports (or repairs) drift, broken
 // triggers and the server role's privileges.
 func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writer) error {
-	problems, err := s.TriggerProblems(ctx)
+	brokenTriggers, err := s.TriggerProblems(ctx)
 	if err != nil {
 		return err
 	}
-	for _, p := range problems {
+	for _, p := range brokenTriggers {
 		fmt.Fprintf(stdout, "broken: %s; counts, bitmaps, memberships' references or the change feed go wrong with every change\n", p)
 	}
-	// broken counts what the error names, by kind, so that its one line says which
-	// kinds the lines above are (a trigger, a privilege, a workspace ahead).
-	broken := []struct {
-		n    int
-		what string
-	}{{len(problems), "trigger(s) missing or disabled"}, {0, "privilege(s) of " + store.AppRole + " other than declared"}, {0, "workspace(s) with change IDs ahead"}}
+	// What is broken, counted by kind, so that the error's one line says which kinds
+	// the lines above are.
+	var brokenPrivileges, brokenAhead int
 	var privileges, unrepaired []store.PrivilegeDrift
 	if repair {
 		privileges, unrepaired, err = s.RepairPrivileges(ctx)
@@ -136,11 +133,11 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 			fmt.Fprintf(stdout, "repaired: %s\n", d)
 			continue
 		}
-		broken[1].n++
+		brokenPrivileges++
 		fmt.Fprintf(stdout, "broken: %s; \"segments check --repair\" (or migrate) repairs it\n", d)
 	}
 	for _, d := range unrepaired {
-		broken[1].n++
+		brokenPrivileges++
 		fmt.Fprintf(stdout, "not repaired: %s: another role granted it; that role, or a superuser, must revoke it\n", d)
 	}
 	var ahead []store.ChangesAhead
@@ -158,7 +155,7 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 				a.WorkspaceID, a.WorkspaceName, a.Contacts, a.Deletions)
 			continue
 		}
-		broken[2].n++
+		brokenAhead++
 		fmt.Fprintf(stdout, "broken: workspace %d %q: contacts changed by transactions this database has not run (a restore into a new cluster), which contactChanges omits; \"segments check --repair\" (or serve) stamps them again, voiding the cursors made before: then resync every mirror from after: null\n",
 			a.WorkspaceID, a.WorkspaceName)
 	}
@@ -275,7 +272,14 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 		fmt.Fprintln(stdout, "no drift: every segment's contact_count and bitmaps equal its memberships, every workspace's contact count its contacts; every membership's contact and segment exist; every name, description and email is composed (NFC)")
 	}
 	var kinds []string
-	for _, b := range broken {
+	for _, b := range []struct {
+		n    int
+		what string
+	}{
+		{len(brokenTriggers), "trigger(s) missing or disabled"},
+		{brokenPrivileges, "privilege(s) of " + store.AppRole + " other than declared"},
+		{brokenAhead, "workspace(s) with change IDs ahead"},
+	} {
 		if b.n > 0 {
 			kinds = append(kinds, fmt.Sprintf("%d %s", b.n, b.what))
 		}
