@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
@@ -394,4 +395,64 @@ func TestSelectionsWaitOnlyForDeletions(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkDerived(t, storetest.Store(t), f.ws)
+}
+
+// TestWorkspaceDeletionNotOvertakenBySelections: a workspace's deletion, which locks
+// its contacts as their deletion does (their rows cascade), takes the contact turn
+// too: a select-all that starts while it waits for one before it waits for it at the
+// turn, rather than locking the contacts beside the first and keeping the deletion
+// waiting while select-alls follow one another.
+func TestWorkspaceDeletionNotOvertakenBySelections(t *testing.T) {
+	owner, s := storetest.Store(t), storetest.AppStore(t)
+	f := newMatchingFixture(t, owner, 10_600)
+	ctx := store.WithWorkspace(context.Background(), f.ws)
+	hold, first := heldSelection(t, s, ctx, f)
+
+	deleted := make(chan error, 1)
+	go func() { deleted <- owner.DeleteWorkspace(context.Background(), f.ws) }()
+	waitForLock(t, owner.DB(), `DELETE FROM "workspaces"`, deleted)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.AssignContactsMatching(ctx, f.ws, crm.ContactQuery{Search: "asha"}, []int64{f.low}, store.WithoutSegments)
+		done <- err
+	}()
+	// At the turn, before it locks anything: without it, the selection waited at a
+	// row the deletion had locked, if at all, not at the turn.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var atTurn bool
+		if err := owner.DB().QueryRowContext(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE wait_event = 'advisory' AND query LIKE '%segments_pass_advisory_lock%')`).Scan(&atTurn); err != nil {
+			t.Fatal(err)
+		}
+		if atTurn {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the second selection finished without waiting at the contact turn: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second selection did not wait at the contact turn")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("deleting the workspace: %v", err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the second selection changed a deleted workspace's segment")
+	}
+	var left int
+	if err := owner.DB().QueryRowContext(context.Background(), "SELECT count(*) FROM contacts WHERE workspace_id = $1", f.ws).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d contacts left in the deleted workspace (%v)", left, err)
+	}
 }
