@@ -34,7 +34,10 @@ one per workspace for its contacts (status 3 too), and each table, sequence,
 column or function on which the server's role (segments_app), or PUBLIC, holds
 other privileges than the migrations grant, one line each (status 3 too:
 pg_restore --clean into a database migrated before 20261213000001 gave that role
-every table; every command that migrates makes them so again). It warns, on stderr,
+every table; every command that migrates makes them so again), and around them
+what that role must not have: an attribute (SUPERUSER, BYPASSRLS, CREATEDB,
+CREATEROLE, REPLICATION), membership in any role, a grant option, CREATE on the
+schema or the database, default privileges for it or PUBLIC. It warns, on stderr,
 of PostgreSQL settings that leave the database unsafe, such as an unlimited
 temp_file_limit (the exit status does not change: a superuser sets them), and of
 each transaction of the cluster, in any database, older than --old-transaction-age
@@ -52,7 +55,10 @@ naming them, unchecked (exit status 1).
              whose transaction IDs are ahead, and revoke from the server's role
              (and PUBLIC) what is not granted by the migrations and grant what
              is; it reports what it found, as a check would have,
-             and exits 0; safe while the server runs and writes. A segment name
+             and exits 0; safe while the server runs and writes. What the role
+             it runs as may not change (SUPERUSER, BYPASSRLS and REPLICATION
+             take a superuser) is reported "not repaired" (exit status 3), with
+             the SQL to have a superuser run. A segment name
              whose composed form is another segment's name is left as it is,
              reported "not repaired" (exit status 3): rename one of the two, then
              run it again
@@ -138,7 +144,7 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	}
 	for _, d := range unrepaired {
 		brokenPrivileges++
-		fmt.Fprintf(stdout, "not repaired: %s: another role granted it; that role, or a superuser, must revoke it\n", d)
+		fmt.Fprintf(stdout, "not repaired: %s: another role granted it, or only a superuser may change it; have that role, or a superuser, run: %s\n", d, d.Fix())
 	}
 	var ahead []store.ChangesAhead
 	if repair {

@@ -153,12 +153,16 @@ func (s *Store) migratePrivileges(ctx context.Context, decl []declaredPrivileges
 		return err
 	}
 	if len(found) > 0 {
-		s.log.Warn("the privileges of the server's role differed from those the migrations grant (pg_restore --clean into this database, or a GRANT or REVOKE by hand): revoked and granted to match",
+		s.log.Warn("the privileges of the server's role differed from those the migrations grant (pg_restore --clean into this database, or a GRANT, REVOKE or ALTER ROLE by hand): revoked and granted to match",
 			"role", AppRole, "privileges", describePrivileges(found))
 	}
 	if len(left) > 0 {
-		s.log.Warn("the privileges of the server's role still differ from those the migrations grant: another role granted them; have it, or a superuser, revoke them",
-			"role", AppRole, "privileges", describePrivileges(left))
+		fix := make([]string, len(left))
+		for i, d := range left {
+			fix[i] = d.Fix()
+		}
+		s.log.Warn("the privileges of the server's role still differ from those the migrations grant: another role granted them, or only a superuser may change them; have it, or a superuser, run fix",
+			"role", AppRole, "privileges", describePrivileges(left), "fix", strings.Join(fix, "; "))
 	}
 	return nil
 }

@@ -27,6 +27,14 @@ import (
 // --repair. Tests compare the declaration with what the migrations alone grant, object
 // by object, and fail on an object it does not declare: a migration that makes one
 // declares it here.
+//
+// Around the objects, roleDeclared says what else the role may hold, and
+// CheckPrivileges compares that too: its attributes (SUPERUSER or BYPASSRLS, and
+// row-level security holds it back no more), the roles it is a member of
+// (pg_write_all_data, or the tables' owner: their privileges, or theirs to take on
+// with SET ROLE), grant options (it could grant what it holds to any role), CREATE
+// on the schema or the database (objects of its own in the owner's search path, run
+// as the owner), and default privileges, which give it every table made later.
 
 // Privileges as PostgreSQL names them.
 const (
@@ -42,6 +50,13 @@ const (
 	kindSeq    = "sequence"
 	kindFunc   = "function" // an aggregate too
 	kindColumn = "column"   // none is declared: every column privilege is extra
+
+	// Declared in roleDeclared, for whatever schema, database or role they are.
+	kindSchema     = "schema"     // the schema the tables are in (current_schema())
+	kindDatabase   = "database"   // the database (current_database())
+	kindRole       = "role"       // AppRole's own attributes
+	kindMembership = "membership" // a role AppRole is a member of
+	kindDefault    = "default privileges"
 )
 
 // declaredPrivileges is what the server's role and PUBLIC hold on one object.
@@ -53,6 +68,32 @@ type declaredPrivileges struct {
 	// app is what AppRole holds, public what PUBLIC holds: privileges, separated by
 	// ", ", in any order.
 	app, public string
+}
+
+// declaredAround is what the server's role and PUBLIC hold on an object of a kind
+// roleDeclared declares, whatever its name: app and public as declaredPrivileges
+// says, appMay and publicMay what each may hold or not (neither extra nor missing).
+type declaredAround struct {
+	kind                           string
+	app, public, appMay, publicMay string
+}
+
+// roleDeclared is what the server's role and PUBLIC hold beyond the schema's objects,
+// by kind. The role uses the schema (USAGE) and makes nothing in it: CREATE on the
+// schema or the database would let it make a schema, function or operator that the
+// owner's unqualified names resolve to (the owner's search path starts with
+// "$user"), and run its code as the owner. It connects (CONNECT, its own or
+// PUBLIC's); it makes no temporary table (no statement of the store does), so
+// TEMPORARY is PUBLIC's alone, as PostgreSQL gives it, for the operator's roles. It
+// has no attribute (LOGIN aside: AppURL gives it one) and is a member of no role,
+// and no default privileges give it or PUBLIC anything beyond PostgreSQL's own
+// (PUBLIC's EXECUTE of functions): each table's privileges are declared above.
+var roleDeclared = []declaredAround{
+	{kind: kindSchema, app: "USAGE", publicMay: "USAGE"},
+	{kind: kindDatabase, appMay: "CONNECT", publicMay: "CONNECT, TEMPORARY"},
+	{kind: kindRole},
+	{kind: kindMembership},
+	{kind: kindDefault},
 }
 
 // appPrivileges is what the migrations grant the server's role and PUBLIC, object by
@@ -144,17 +185,30 @@ var appPrivileges = []declaredPrivileges{
 // PUBLIC, holds other privileges than declared.
 type PrivilegeDrift struct {
 	// Object is the object, as "table api_keys", "sequence api_keys_id_seq", "function
-	// segments_authenticate_key(bytea, bigint)" or "column api_keys.key_hash".
+	// segments_authenticate_key(bytea, bigint)", "column api_keys.key_hash", "schema
+	// public", "database segments", "role segments_app" (its attributes), "role
+	// pg_write_all_data" (a membership) or "default privileges of role segments on
+	// tables".
 	Object string
-	// Grantee is AppRole or "PUBLIC".
+	// Grantee is AppRole or "PUBLIC" (AppRole alone for a role).
 	Grantee string
 	// Extra are the privileges it holds beyond the declaration, Missing those declared
 	// that it lacks, in PostgreSQL's words.
 	Extra, Missing []string
+	// Grantable are privileges it holds as declared, but WITH GRANT OPTION, which is
+	// never declared (it could grant them to any role).
+	Grantable []string
 	// Declared is what it is meant to hold, as Extra and Missing are.
 	Declared []string
 
-	target, column string // what GRANT and REVOKE name: "TABLE public.x", and "col" for a column's
+	// kind is the object's (kindTable...), which says how to repair it.
+	kind string
+	// may is what it may hold beyond Declared.
+	may []string
+	// target is what GRANT and REVOKE name: "TABLE public.x", "ROLE pg_write_all_data",
+	// or for default privileges "FOR ROLE x IN SCHEMA y"; column "col" for a column's,
+	// objects "TABLES" for default privileges.
+	target, column, objects string
 }
 
 // heldPrivileges is a row of heldPrivilegesSQL.
@@ -165,6 +219,9 @@ type heldPrivileges struct {
 	Column string   `bun:"col"`
 	App    []string `bun:"app,array"`
 	Public []string `bun:"public,array"`
+	// AppGrantable are those of App it holds WITH GRANT OPTION (or, for a
+	// membership, WITH ADMIN OPTION).
+	AppGrantable []string `bun:"app_grantable,array"`
 }
 
 // heldPrivilegesSQL lists every relation and function of the schema (not those of an
@@ -193,15 +250,72 @@ const heldPrivilegesSQL = `
 	)
 	SELECT o.kind, o.name, o.target, o.col,
 	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = r.oid), '{}') AS app,
-	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = 0), '{}') AS public
+	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = 0), '{}') AS public,
+	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = r.oid AND a.is_grantable), '{}') AS app_grantable
 	FROM objects o
 	LEFT JOIN LATERAL aclexplode(o.acl) a ON true
 	LEFT JOIN pg_roles r ON r.rolname = ?
 	GROUP BY 1, 2, 3, 4
 	ORDER BY 1, 2`
 
-// privilegeOrder is the order privileges are listed in: GRANT's.
-var privilegeOrder = []string{"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "USAGE", "EXECUTE"}
+// roleHeldSQL lists, as heldPrivilegesSQL does, what AppRole (the argument) and PUBLIC
+// hold around the schema's objects: on the schema and the database; the role's
+// attributes (of SUPERUSER, CREATEDB, CREATEROLE, REPLICATION and BYPASSRLS: LOGIN
+// and INHERIT are its to have); each role it is a member of (MEMBER, grantable with
+// the admin option; on PostgreSQL 16 whatever its INHERIT and SET options: with
+// ADMIN alone it can grant itself the role); and the default privileges of any role, for
+// this schema or all, less what PostgreSQL gives without them (acldefault: PUBLIC's
+// EXECUTE of functions and USAGE of types).
+const roleHeldSQL = `
+	WITH app AS (SELECT * FROM pg_roles WHERE rolname = ?),
+	acls AS (
+		SELECT 'schema' AS kind, n.nspname::text AS name, format('SCHEMA %I', n.nspname) AS target, '' AS col,
+		       coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl, NULL::aclitem[] AS given
+		FROM pg_namespace n WHERE n.nspname = current_schema()
+		UNION ALL
+		SELECT 'database', d.datname::text, format('DATABASE %I', d.datname), '',
+		       coalesce(d.datacl, acldefault('d', d.datdba)), NULL
+		FROM pg_database d WHERE d.datname = current_database()
+		UNION ALL
+		SELECT 'default privileges',
+		       format('of role %s%s on %s', d.defaclrole::regrole, CASE WHEN n.oid IS NULL THEN '' ELSE format(' in schema %I', n.nspname) END, lower(o.objects)),
+		       format('FOR ROLE %s%s', d.defaclrole::regrole, CASE WHEN n.oid IS NULL THEN '' ELSE format(' IN SCHEMA %I', n.nspname) END),
+		       o.objects, d.defaclacl,
+		       -- acldefault's 'S' is a foreign server's; pg_default_acl's a sequence's
+		       acldefault(CASE d.defaclobjtype WHEN 'S' THEN 's' ELSE d.defaclobjtype END, d.defaclrole)
+		FROM pg_default_acl d
+		LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+		CROSS JOIN LATERAL (SELECT CASE d.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS'
+		                                WHEN 'T' THEN 'TYPES' ELSE 'SCHEMAS' END AS objects) o
+		WHERE d.defaclnamespace = 0 OR n.nspname = current_schema()
+	)
+	SELECT o.kind, o.name, o.target, o.col,
+	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = app.oid), '{}') AS app,
+	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = 0 AND NOT EXISTS (
+	           SELECT FROM aclexplode(o.given) g WHERE g.grantee = 0 AND g.privilege_type = a.privilege_type)), '{}') AS public,
+	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = app.oid AND a.is_grantable), '{}') AS app_grantable
+	FROM acls o
+	LEFT JOIN LATERAL aclexplode(o.acl) a ON true
+	LEFT JOIN app ON true
+	GROUP BY 1, 2, 3, 4
+	UNION ALL
+	SELECT 'role', app.rolname::text, format('%I', app.rolname), '',
+	       array_remove(ARRAY[CASE WHEN app.rolsuper THEN 'SUPERUSER' END, CASE WHEN app.rolcreatedb THEN 'CREATEDB' END,
+	                          CASE WHEN app.rolcreaterole THEN 'CREATEROLE' END, CASE WHEN app.rolreplication THEN 'REPLICATION' END,
+	                          CASE WHEN app.rolbypassrls THEN 'BYPASSRLS' END], NULL),
+	       '{}', '{}'
+	FROM app
+	UNION ALL
+	SELECT 'membership', g.rolname::text, format('%I', g.rolname), '', '{MEMBER}', '{}',
+	       CASE WHEN bool_or(m.admin_option) THEN '{MEMBER}' ELSE '{}' END::text[]
+	FROM app JOIN pg_auth_members m ON m.member = app.oid JOIN pg_roles g ON g.oid = m.roleid
+	GROUP BY g.rolname
+	ORDER BY 1, 2`
+
+// privilegeOrder is the order privileges are listed in: GRANT's, then the
+// database's and the role's.
+var privilegeOrder = []string{"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "USAGE", "EXECUTE",
+	"CREATE", "CONNECT", "TEMPORARY", "SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS", "MEMBER"}
 
 func sortPrivileges(p []string) {
 	slices.SortFunc(p, func(a, b string) int {
@@ -213,35 +327,55 @@ func sortPrivileges(p []string) {
 	})
 }
 
-// privilegeDrift compares what is held with decl. An object decl does not name is
-// left out (a table of the operator's, or of a newer version's migration): its
-// privileges are not this binary's to judge. A column of a table decl names holds
-// nothing of either grantee.
+// privilegeDrift compares what is held with decl, and with roleDeclared for the
+// kinds it declares. An object decl does not name is left out (a table of the
+// operator's, or of a newer version's migration): its privileges are not this
+// binary's to judge. A column of a table decl names holds nothing of either grantee.
 func privilegeDrift(decl []declaredPrivileges, held []heldPrivileges) []PrivilegeDrift {
 	declared := map[string]declaredPrivileges{}
 	for _, d := range decl {
 		declared[d.kind+" "+d.name] = d
 	}
+	byKind := map[string]declaredAround{}
+	for _, d := range roleDeclared {
+		byKind[d.kind] = d
+	}
 	var drift []PrivilegeDrift
 	for _, h := range held {
-		var d declaredPrivileges
-		var ok bool
-		if h.Kind == kindColumn {
-			table, _, _ := strings.Cut(h.Name, ".")
-			_, ok = declared[kindTable+" "+table]
-		} else {
-			d, ok = declared[h.Kind+" "+h.Name]
+		d, ok := byKind[h.Kind]
+		if !ok {
+			var o declaredPrivileges
+			if h.Kind == kindColumn {
+				table, _, _ := strings.Cut(h.Name, ".")
+				_, ok = declared[kindTable+" "+table]
+			} else {
+				o, ok = declared[h.Kind+" "+h.Name]
+			}
+			d = declaredAround{kind: o.kind, app: o.app, public: o.public}
 		}
 		if !ok {
 			continue
 		}
 		for _, g := range []struct {
-			grantee        string
-			held, declared []string
-		}{{AppRole, h.App, splitPrivileges(d.app)}, {"PUBLIC", h.Public, splitPrivileges(d.public)}} {
-			pd := PrivilegeDrift{Object: h.Kind + " " + h.Name, Grantee: g.grantee, Declared: g.declared, target: h.Target, column: h.Column}
+			grantee         string
+			held, grantable []string
+			declared, may   []string
+		}{
+			{AppRole, h.App, h.AppGrantable, splitPrivileges(d.app), splitPrivileges(d.appMay)},
+			{"PUBLIC", h.Public, nil, splitPrivileges(d.public), splitPrivileges(d.publicMay)},
+		} {
+			pd := PrivilegeDrift{Object: h.Kind + " " + h.Name, Grantee: g.grantee, Declared: g.declared,
+				kind: h.Kind, may: g.may, target: h.Target}
+			if h.Kind == kindMembership {
+				pd.Object = kindRole + " " + h.Name
+			}
+			if h.Kind == kindDefault {
+				pd.objects = h.Column
+			} else {
+				pd.column = h.Column
+			}
 			for _, p := range g.held {
-				if !slices.Contains(g.declared, p) {
+				if !slices.Contains(g.declared, p) && !slices.Contains(g.may, p) {
 					pd.Extra = append(pd.Extra, p)
 				}
 			}
@@ -250,9 +384,17 @@ func privilegeDrift(decl []declaredPrivileges, held []heldPrivileges) []Privileg
 					pd.Missing = append(pd.Missing, p)
 				}
 			}
-			if len(pd.Extra)+len(pd.Missing) > 0 {
+			// An extra privilege's REVOKE takes its grant option with it; a
+			// membership's admin option is said with it.
+			for _, p := range g.grantable {
+				if !slices.Contains(pd.Extra, p) || h.Kind == kindMembership {
+					pd.Grantable = append(pd.Grantable, p)
+				}
+			}
+			if len(pd.Extra)+len(pd.Missing)+len(pd.Grantable) > 0 {
 				sortPrivileges(pd.Extra)
 				sortPrivileges(pd.Missing)
+				sortPrivileges(pd.Grantable)
 				drift = append(drift, pd)
 			}
 		}
@@ -278,11 +420,27 @@ func (s *Store) readPrivileges(ctx context.Context) ([]heldPrivileges, error) {
 	return held, nil
 }
 
+// readAllPrivileges reads what AppRole and PUBLIC hold on the schema's objects and
+// around them (roleHeldSQL): two statements.
+func (s *Store) readAllPrivileges(ctx context.Context) ([]heldPrivileges, error) {
+	held, err := s.readPrivileges(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var role []heldPrivileges
+	if err := s.db.NewRaw(roleHeldSQL, AppRole).Scan(ctx, &role); err != nil {
+		return nil, fmt.Errorf("store: read the attributes, memberships and privileges of role %s: %w", AppRole, err)
+	}
+	return append(held, role...), nil
+}
+
 // CheckPrivileges returns each table, sequence, column and function of the schema on
 // which the server's role (AppRole) or PUBLIC holds other privileges than the
-// migrations grant (appPrivileges), by object. It only reads.
+// migrations grant (appPrivileges), by object, then what else either holds beyond
+// roleDeclared: on the schema or the database, the role's attributes and
+// memberships, and default privileges. It only reads.
 func (s *Store) CheckPrivileges(ctx context.Context) ([]PrivilegeDrift, error) {
-	held, err := s.readPrivileges(ctx)
+	held, err := s.readAllPrivileges(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -293,9 +451,12 @@ func (s *Store) CheckPrivileges(ctx context.Context) ([]PrivilegeDrift, error) {
 // migrations grant, as Migrate does after every run, holding the migrations' lock (two
 // sessions granting on one object at once can fail), and returns what it found
 // (repaired), and what is still held or lacking after it (left): privileges another
-// grantor gave, whose grant only it or a superuser can take back. It is safe while the
-// server runs: it takes from the role only what the server never uses, and GRANT and
-// REVOKE wait for no lock on the tables.
+// grantor gave, whose grant only it or a superuser can take back, and what the
+// migrating role may not change (SUPERUSER, BYPASSRLS and REPLICATION take a
+// superuser; a membership, the admin option or CREATEROLE; another role's default
+// privileges, that role). It is safe while the server runs: it takes from the role
+// only what the server never uses, and GRANT and REVOKE wait for no lock on the
+// tables.
 func (s *Store) RepairPrivileges(ctx context.Context) (repaired, left []PrivilegeDrift, err error) {
 	err = s.holding(ctx, "migrations", "?", migrationLockKey, func(bun.Tx) error {
 		repaired, left, err = s.enforcePrivileges(ctx, appPrivileges)
@@ -304,11 +465,13 @@ func (s *Store) RepairPrivileges(ctx context.Context) (repaired, left []Privileg
 	return repaired, left, err
 }
 
-// enforcePrivileges revokes from AppRole and PUBLIC what they hold beyond decl, and
-// grants them what they lack, in one transaction, and returns the drift it found and
-// the drift left after. The caller holds the migrations' lock.
+// enforcePrivileges revokes from AppRole and PUBLIC what they hold beyond decl and
+// roleDeclared, and grants them what they lack, in one transaction, and returns the
+// drift it found and the drift left after. A statement the migrating role may not
+// run (insufficient privilege) is skipped: what it would have changed is left. The
+// caller holds the migrations' lock.
 func (s *Store) enforcePrivileges(ctx context.Context, decl []declaredPrivileges) (found, left []PrivilegeDrift, err error) {
-	held, err := s.readPrivileges(ctx)
+	held, err := s.readAllPrivileges(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -317,21 +480,17 @@ func (s *Store) enforcePrivileges(ctx context.Context, decl []declaredPrivileges
 	}
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		for _, d := range found {
-			grantee := "PUBLIC"
-			if d.Grantee == AppRole {
-				grantee = AppRole // a constant: no quoting needed
-			}
-			if len(d.Extra) > 0 {
-				// CASCADE: grants the role made from a grant option go with it.
-				q := fmt.Sprintf("REVOKE %s ON %s FROM %s CASCADE", privilegeList(d.Extra, d.column), d.target, grantee)
-				if _, err := tx.ExecContext(ctx, q); err != nil {
-					return fmt.Errorf("%s: %w", q, err)
+			for _, q := range d.statements() {
+				if _, err := tx.ExecContext(ctx, "SAVEPOINT privilege"); err != nil {
+					return err
 				}
-			}
-			if len(d.Missing) > 0 {
-				q := fmt.Sprintf("GRANT %s ON %s TO %s", privilegeList(d.Missing, d.column), d.target, grantee)
 				if _, err := tx.ExecContext(ctx, q); err != nil {
-					return fmt.Errorf("%s: %w", q, err)
+					if pgErr := pgError(err); pgErr == nil || pgErr.Code != insufficientPrivilege {
+						return fmt.Errorf("%s: %w", q, err)
+					}
+					if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT privilege"); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -340,10 +499,53 @@ func (s *Store) enforcePrivileges(ctx context.Context, decl []declaredPrivileges
 	if err != nil {
 		return found, nil, fmt.Errorf("store: repair the privileges of role %s: %w", AppRole, err)
 	}
-	if held, err = s.readPrivileges(ctx); err != nil {
+	if held, err = s.readAllPrivileges(ctx); err != nil {
 		return found, nil, err
 	}
 	return found, privilegeDrift(decl, held), nil
+}
+
+// statements are what repair d: revoke what is extra (with CASCADE, the grants the
+// role made from a grant option go with it) and grant options, and grant what is
+// missing. The role's attributes go one ALTER ROLE each, SUPERUSER first (a
+// superuser's other attributes only a superuser may change).
+func (d PrivilegeDrift) statements() []string {
+	grantee := "PUBLIC"
+	if d.Grantee == AppRole {
+		grantee = AppRole // a constant: no quoting needed
+	}
+	var out []string
+	switch d.kind {
+	case kindRole:
+		for _, a := range d.Extra {
+			out = append(out, fmt.Sprintf("ALTER ROLE %s NO%s", d.target, a))
+		}
+		return out
+	case kindMembership:
+		return []string{fmt.Sprintf("REVOKE %s FROM %s CASCADE", d.target, grantee)}
+	}
+	revoke := func(privileges string) string {
+		if d.kind == kindDefault {
+			return fmt.Sprintf("ALTER DEFAULT PRIVILEGES %s REVOKE %s ON %s FROM %s CASCADE", d.target, privileges, d.objects, grantee)
+		}
+		return fmt.Sprintf("REVOKE %s ON %s FROM %s CASCADE", privileges, d.target, grantee)
+	}
+	if len(d.Extra) > 0 {
+		out = append(out, revoke(privilegeList(d.Extra, d.column)))
+	}
+	if len(d.Grantable) > 0 {
+		out = append(out, revoke("GRANT OPTION FOR "+privilegeList(d.Grantable, d.column)))
+	}
+	if len(d.Missing) > 0 {
+		out = append(out, fmt.Sprintf("GRANT %s ON %s TO %s", privilegeList(d.Missing, d.column), d.target, grantee))
+	}
+	return out
+}
+
+// Fix is the SQL that repairs d, as RepairPrivileges runs it, for a role that may:
+// what to have a superuser, or the role that granted it, run when the repair left d.
+func (d PrivilegeDrift) Fix() string {
+	return strings.Join(d.statements(), "; ")
 }
 
 // privilegeList is privileges as GRANT and REVOKE list them, each of column when
@@ -361,20 +563,43 @@ func privilegeList(privileges []string, column string) string {
 
 // String says what d's grantee holds beyond the declaration and lacks of it:
 // "table api_keys: segments_app holds INSERT, UPDATE, DELETE beyond what is declared
+// (none)", "role pg_write_all_data: segments_app is a member, which is never
+// declared", "role segments_app: segments_app holds BYPASSRLS beyond what is declared
 // (none)".
 func (d PrivilegeDrift) String() string {
+	if d.kind == kindMembership {
+		admin := ""
+		if len(d.Grantable) > 0 {
+			admin = " with the admin option"
+		}
+		return fmt.Sprintf("%s: %s is a member%s, which is never declared", d.Object, d.Grantee, admin)
+	}
 	declared := "none"
 	if len(d.Declared) > 0 {
 		declared = strings.Join(d.Declared, ", ")
 	}
-	extra, missing := strings.Join(d.Extra, ", "), strings.Join(d.Missing, ", ")
-	switch {
-	case len(d.Missing) == 0:
-		return fmt.Sprintf("%s: %s holds %s beyond what is declared (%s)", d.Object, d.Grantee, extra, declared)
-	case len(d.Extra) == 0:
-		return fmt.Sprintf("%s: %s lacks %s of what is declared (%s)", d.Object, d.Grantee, missing, declared)
+	if len(d.may) > 0 {
+		declared = strings.Join(append(slices.Clone(d.Declared), d.may...), ", ") + " at most"
 	}
-	return fmt.Sprintf("%s: %s holds %s beyond, and lacks %s of, what is declared (%s)", d.Object, d.Grantee, extra, missing, declared)
+	extra, missing := strings.Join(d.Extra, ", "), strings.Join(d.Missing, ", ")
+	var out string
+	switch {
+	case len(d.Extra)+len(d.Missing) == 0:
+	case len(d.Missing) == 0:
+		out = fmt.Sprintf("%s: %s holds %s beyond what is declared (%s)", d.Object, d.Grantee, extra, declared)
+	case len(d.Extra) == 0:
+		out = fmt.Sprintf("%s: %s lacks %s of what is declared (%s)", d.Object, d.Grantee, missing, declared)
+	default:
+		out = fmt.Sprintf("%s: %s holds %s beyond, and lacks %s of, what is declared (%s)", d.Object, d.Grantee, extra, missing, declared)
+	}
+	if len(d.Grantable) == 0 {
+		return out
+	}
+	grantable := strings.Join(d.Grantable, ", ")
+	if out == "" {
+		return fmt.Sprintf("%s: %s holds %s with grant option, which is never declared", d.Object, d.Grantee, grantable)
+	}
+	return fmt.Sprintf("%s, and %s with grant option, which is never declared", out, grantable)
 }
 
 // describePrivileges is drift for a log: each on its own, separated by "; ".

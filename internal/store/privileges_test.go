@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/segments/segments/internal/logtest"
@@ -288,4 +289,197 @@ func TestMigrateLeavesNewerPrivileges(t *testing.T) {
 	if !inserts {
 		t.Error("Migrate beside a newer version's migrations took back a privilege they granted")
 	}
+}
+
+// TestCheckGuardsSchemaDatabaseAndDefaults: around the tables, the server's role may
+// make objects of its own in the schema the owner's unqualified names resolve in
+// (CREATE on the schema, or on the database: a schema named as the owner comes first
+// in its search path), grant what it holds to any role (a grant option), and get
+// every table made later (default privileges, for it or PUBLIC). CheckPrivileges
+// reports each, one line each; RepairPrivileges (as every Migrate) takes them back,
+// leaves what the role needs (USAGE on the schema, PUBLIC's CONNECT and TEMPORARY),
+// and then the role is refused a table of its own. Before, the check found nothing.
+func TestCheckGuardsSchemaDatabaseAndDefaults(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	owner := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
+	appURL, err := store.AppURL(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db, schema, me string
+	if err := owner.DB().QueryRowContext(ctx, "SELECT current_database(), current_schema(), current_user").Scan(&db, &schema, &me); err != nil {
+		t.Fatal(err)
+	}
+	role := store.AppRole
+	storetest.Exec(t, owner.DB(), fmt.Sprintf(`BEGIN;
+		GRANT CREATE ON SCHEMA %[2]s TO %[3]s;
+		GRANT CREATE, TEMPORARY ON DATABASE %[1]s TO %[3]s;
+		GRANT CREATE ON DATABASE %[1]s TO PUBLIC;
+		GRANT SELECT ON segments TO %[3]s WITH GRANT OPTION;
+		ALTER DEFAULT PRIVILEGES GRANT SELECT, INSERT ON TABLES TO %[3]s;
+		ALTER DEFAULT PRIVILEGES IN SCHEMA %[2]s GRANT SELECT ON TABLES TO PUBLIC;
+		COMMIT`, pgx.Identifier{db}.Sanitize(), pgx.Identifier{schema}.Sanitize(), role))
+	want := []string{
+		"table segments: segments_app holds SELECT with grant option, which is never declared",
+		"database " + db + ": segments_app holds CREATE, TEMPORARY beyond what is declared (CONNECT at most)",
+		"database " + db + ": PUBLIC holds CREATE beyond what is declared (CONNECT, TEMPORARY at most)",
+		"default privileges of role " + me + " in schema " + schema + " on tables: PUBLIC holds SELECT beyond what is declared (none)",
+		"default privileges of role " + me + " on tables: segments_app holds SELECT, INSERT beyond what is declared (none)",
+		"schema " + schema + ": segments_app holds CREATE beyond what is declared (USAGE)",
+	}
+	ownTable := func() error { // in a transaction rolled back
+		conn := storetest.Conn(t, appURL)
+		_, err := conn.Exec(ctx, "BEGIN; CREATE TABLE "+pgx.Identifier{schema, "app_own"}.Sanitize()+" (x int)")
+		if _, rerr := conn.Exec(ctx, "ROLLBACK"); rerr != nil {
+			t.Fatal(rerr)
+		}
+		return err
+	}
+	if err := ownTable(); err != nil {
+		t.Fatalf("the server's role could not make a table in the schema after the grant (%v): the test proves nothing", err)
+	}
+	for range 2 { // the check changes nothing
+		drift, err := owner.CheckPrivileges(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := lines(drift); !slices.Equal(got, want) {
+			t.Fatalf("CheckPrivileges found\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	repaired, left, err := owner.RepairPrivileges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lines(repaired); !slices.Equal(got, want) || len(left) > 0 {
+		t.Fatalf("RepairPrivileges repaired\n%s\nand left %v; want\n%s", strings.Join(got, "\n"), lines(left), strings.Join(want, "\n"))
+	}
+	if drift, err := owner.CheckPrivileges(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("after the repair: %v, %v; want no drift", lines(drift), err)
+	}
+	var pgErr *pgconn.PgError
+	if err := ownTable(); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		t.Errorf("the server's role making a table in the schema after the repair: %v; want permission denied", err)
+	}
+	var usage, temp, grantable bool
+	if err := owner.DB().QueryRowContext(ctx, `SELECT has_schema_privilege($1, current_schema(), 'USAGE'),
+		has_database_privilege($1, current_database(), 'TEMPORARY'), has_table_privilege($1, 'segments', 'SELECT WITH GRANT OPTION')`,
+		role).Scan(&usage, &temp, &grantable); err != nil {
+		t.Fatal(err)
+	}
+	if !usage || !temp || grantable {
+		t.Errorf("after the repair the role has USAGE of the schema: %v, TEMPORARY through PUBLIC: %v, a grant option: %v; want true, true, false", usage, temp, grantable)
+	}
+}
+
+// TestCheckGuardsRoleAttributesAndMemberships: on a PostgreSQL server of its own (the
+// role is the whole server's: its attributes would reach every other test), the
+// server's role given BYPASSRLS, CREATEDB, CREATEROLE and REPLICATION, and made a
+// member of pg_read_all_data, pg_write_all_data and the tables' owner. With
+// BYPASSRLS it reads every workspace. CheckPrivileges reports each; Migrate, as the
+// superuser it runs as, takes them back, warning of what it found, after which the
+// role sees its own workspace alone. Then, migrating as a role that is no superuser
+// (with CREATEROLE, owning its database), the server's role made SUPERUSER and a
+// member of pg_write_all_data: Migrate takes the membership back and leaves the
+// attribute, warning that it is left and with the statement to run as a superuser,
+// which check --repair reports too. Before, the check found none of it.
+func TestCheckGuardsRoleAttributesAndMemberships(t *testing.T) {
+	ctx := context.Background()
+	pg := storetest.Server(t)
+	url := pg.URL("segments")
+	owner := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
+	appURL, err := store.AppURL(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := storetest.Workspace(t, owner)
+	storetest.Workspace(t, owner)
+	var me string
+	if err := owner.DB().QueryRowContext(ctx, "SELECT current_user").Scan(&me); err != nil {
+		t.Fatal(err)
+	}
+	role := store.AppRole
+	storetest.Exec(t, owner.DB(), fmt.Sprintf(`ALTER ROLE %[1]s BYPASSRLS CREATEDB CREATEROLE REPLICATION;
+		GRANT pg_read_all_data, pg_write_all_data TO %[1]s; GRANT %[2]s TO %[1]s WITH ADMIN OPTION`, role, pgx.Identifier{me}.Sanitize()))
+	want := []string{
+		"role pg_read_all_data: segments_app is a member, which is never declared",
+		"role pg_write_all_data: segments_app is a member, which is never declared",
+		"role " + me + ": segments_app is a member with the admin option, which is never declared",
+		"role segments_app: segments_app holds CREATEDB, CREATEROLE, REPLICATION, BYPASSRLS beyond what is declared (none)",
+	}
+	workspaces := func() int {
+		conn := storetest.Conn(t, appURL)
+		var n int
+		if _, err := conn.Exec(ctx, fmt.Sprintf("BEGIN; SET LOCAL app.workspace_id = '%d'", a.ID)); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM workspaces").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := workspaces(); n != 2 {
+		t.Fatalf("with BYPASSRLS the server's role sees %d workspaces, want both: the test proves nothing", n)
+	}
+	drift, err := owner.CheckPrivileges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lines(drift); !slices.Equal(got, want) {
+		t.Fatalf("CheckPrivileges found\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var log logtest.Buffer
+	s, err := store.Open(ctx, url, store.Options{MaxConns: 2, Log: log.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if drift, err := owner.CheckPrivileges(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("after Migrate: %v, %v; want no drift", lines(drift), err)
+	}
+	if !strings.Contains(log.String(), strings.Join(want, "; ")) {
+		t.Errorf("Migrate's log does not name what it repaired:\n%s", log.String())
+	}
+	if n := workspaces(); n != 1 {
+		t.Errorf("after Migrate the server's role sees %d workspaces, want its own", n)
+	}
+
+	// Migrated by a role that is no superuser.
+	storetest.Exec(t, owner.DB(), `CREATE ROLE lesser LOGIN CREATEROLE PASSWORD 'lesser'`)
+	storetest.Exec(t, owner.DB(), `CREATE DATABASE lesser OWNER lesser`)
+	lesserURL := strings.Replace(pg.URL("lesser"), me+":"+pg.Password(), "lesser:lesser", 1)
+	lesser := storetest.MigratedStore(t, lesserURL, store.Options{MaxConns: 2})
+	storetest.Exec(t, owner.DB(), "ALTER ROLE "+role+" SUPERUSER; GRANT pg_write_all_data TO "+role)
+	log = logtest.Buffer{}
+	s2, err := store.Open(ctx, lesserURL, store.Options{MaxConns: 2, Log: log.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	superuser := "role segments_app: segments_app holds SUPERUSER beyond what is declared (none)"
+	if !strings.Contains(log.String(), "role pg_write_all_data: segments_app is a member, which is never declared; "+superuser) ||
+		!strings.Contains(log.String(), "still differ") || !strings.Contains(log.String(), "ALTER ROLE segments_app NOSUPERUSER") {
+		t.Errorf("Migrate as a role that is no superuser: its log does not say it took the membership back and left SUPERUSER, with how to fix it:\n%s", log.String())
+	}
+	repaired, left, err := lesser.RepairPrivileges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, got2 := lines(repaired), lines(left); !slices.Equal(got, []string{superuser}) || !slices.Equal(got2, []string{superuser}) {
+		t.Errorf("RepairPrivileges as a role that is no superuser found %v and left %v; want %q both", got, got2, superuser)
+	}
+	if len(left) == 1 && left[0].Fix() != "ALTER ROLE segments_app NOSUPERUSER" {
+		t.Errorf("the fix of %s is %q", left[0], left[0].Fix())
+	}
+	storetest.Exec(t, owner.DB(), "ALTER ROLE "+role+" NOSUPERUSER")
 }
