@@ -1245,7 +1245,7 @@ type Contact implements Node {
   email: String
   """Custom attributes, such as city or language, as a JSON object; ` + "`" + `{}` + "`" + ` when there are none."""
   attributes: JSON!
-  """Every segment the contact is in, ordered by name."""
+  """Every segment the contact is in, ordered by name as ` + "`" + `SegmentOrderField.NAME` + "`" + ` orders them."""
   segments: [Segment!]!
   """When the contact was created."""
   createdAt: DateTime!
@@ -1399,9 +1399,9 @@ type ContactChangeEdge {
 
 """A sort direction."""
 enum OrderDirection {
-  """Smallest first: oldest, A to Z, fewest."""
+  """Smallest first: oldest, names in code point order (see ` + "`" + `NAME` + "`" + `), fewest."""
   ASC
-  """Largest first: newest, Z to A, most."""
+  """Largest first: newest, names in reverse code point order, most."""
   DESC
 }
 
@@ -1419,7 +1419,12 @@ enum SegmentOrderField {
   CREATED_AT
   """When the segment last changed."""
   UPDATED_AT
-  """The segment's name, ignoring case."""
+  """
+  The segment's name, ignoring case (as PostgreSQL's ` + "`" + `lower()` + "`" + ` lowercases it),
+  compared code point by code point, not in any language's alphabetical order:
+  "Ábc", "ß" and "Łukasz" come after "zz", and a Thai name starting with a leading
+  vowel after every name starting with a consonant.
+  """
   NAME
   """The number of contacts in the segment."""
   CONTACT_COUNT
@@ -1439,7 +1444,11 @@ enum ContactOrderField {
   CREATED_AT
   """When the contact last changed."""
   UPDATED_AT
-  """The contact's name, ignoring case; contacts without a name come last in ascending order."""
+  """
+  The contact's name, ignoring case and compared code point by code point as a
+  segment's (` + "`" + `SegmentOrderField.NAME` + "`" + `); contacts without a name come last in
+  ascending order.
+  """
   NAME
 }
 

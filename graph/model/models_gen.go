@@ -274,7 +274,9 @@ const (
 	ContactOrderFieldCreatedAt ContactOrderField = "CREATED_AT"
 	// When the contact last changed.
 	ContactOrderFieldUpdatedAt ContactOrderField = "UPDATED_AT"
-	// The contact's name, ignoring case; contacts without a name come last in ascending order.
+	// The contact's name, ignoring case and compared code point by code point as a
+	// segment's (`SegmentOrderField.NAME`); contacts without a name come last in
+	// ascending order.
 	ContactOrderFieldName ContactOrderField = "NAME"
 )
 
@@ -389,9 +391,9 @@ func (e CountPrecision) MarshalJSON() ([]byte, error) {
 type OrderDirection string
 
 const (
-	// Smallest first: oldest, A to Z, fewest.
+	// Smallest first: oldest, names in code point order (see `NAME`), fewest.
 	OrderDirectionAsc OrderDirection = "ASC"
-	// Largest first: newest, Z to A, most.
+	// Largest first: newest, names in reverse code point order, most.
 	OrderDirectionDesc OrderDirection = "DESC"
 )
 
@@ -451,7 +453,10 @@ const (
 	SegmentOrderFieldCreatedAt SegmentOrderField = "CREATED_AT"
 	// When the segment last changed.
 	SegmentOrderFieldUpdatedAt SegmentOrderField = "UPDATED_AT"
-	// The segment's name, ignoring case.
+	// The segment's name, ignoring case (as PostgreSQL's `lower()` lowercases it),
+	// compared code point by code point, not in any language's alphabetical order:
+	// "Ábc", "ß" and "Łukasz" come after "zz", and a Thai name starting with a leading
+	// vowel after every name starting with a consonant.
 	SegmentOrderFieldName SegmentOrderField = "NAME"
 	// The number of contacts in the segment.
 	SegmentOrderFieldContactCount SegmentOrderField = "CONTACT_COUNT"

@@ -252,21 +252,37 @@ func lineBreakOrTab(r rune) bool {
 }
 
 // nameText is s, a segment's or a contact's name, as one line (oneLine) and without
-// the characters inside it that show nothing and join nothing (zeroWidth): trimming
-// removes them only at the ends, and "VIP\u200bUsers" looked exactly like "VIPUsers"
-// yet was another segment's name beside it.
+// the characters inside it that show nothing and join or modify nothing (zeroWidth,
+// meaningless): trimming removes them only at the ends, and "VIP\u200bUsers" looked
+// exactly like "VIPUsers" yet was another segment's name beside it.
 func nameText(s string) string {
-	return strings.Map(func(r rune) rune {
+	s = oneLine(s)
+	var b strings.Builder
+	b.Grow(len(s))
+	prev := rune(-1) // the last character kept: what a selector after it would modify
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == flagBase {
+			if n := tagSequence(s[i+size:]); n > 0 {
+				// A flag of tags, England's: its tags are its letters.
+				b.WriteString(s[i : i+size+n])
+				i, prev = i+size+n, tagEnd
+				continue
+			}
+		}
+		i += size
 		switch {
-		case zeroWidth(r):
-			return -1
+		case zeroWidth(r), meaningless(r, prev):
+			continue
 		case r != ' ' && unicode.Is(unicode.Zs, r):
 			// A no-break, ideographic or other wide space shows as a space:
 			// "VIP\u00a0Users" was another segment beside "VIP Users".
-			return ' '
+			r = ' '
 		}
-		return r
-	}, oneLine(s))
+		b.WriteRune(r)
+		prev = r
+	}
+	return b.String()
 }
 
 // zeroWidth reports whether r is invisible inside a name and holds nothing a reader
@@ -278,8 +294,8 @@ func nameText(s string) string {
 // like "VIPUsers". The zero-width joiner and non-joiner are not: they are parts of
 // emoji ("👨\u200d👩\u200d👧") and of words in Persian and Indic scripts, whose
 // letters they shape; nor are the left-to-right and right-to-left marks, which text
-// mixing scripts of both directions needs, variation selectors (❤ and ❤️ differ) and
-// tags (the end of England's flag).
+// mixing scripts of both directions needs. Variation selectors and tags are kept
+// where they modify or spell something (meaningless).
 func zeroWidth(r rune) bool {
 	switch r {
 	case '\u200B', '\u2060', '\u2061', '\u2062', '\u2063', '\u2064', '\uFEFF', '\u00AD',
@@ -287,6 +303,81 @@ func zeroWidth(r rune) bool {
 		return true
 	}
 	return false
+}
+
+// The parts of an emoji tag sequence (Unicode's UTS #51): the black flag, then tags
+// spelling a region ("gbeng", England), then the cancel tag.
+const (
+	flagBase = '\U0001F3F4'
+	tagEnd   = '\U000E007F'
+)
+
+// tagSequence returns the length in bytes of the tags and cancel tag that start s
+// and end an emoji tag sequence, or 0 if s does not start with one.
+func tagSequence(s string) int {
+	for i, r := range s {
+		switch {
+		case r >= '\U000E0020' && r <= '\U000E007E':
+		case r == tagEnd && i > 0:
+			return i + utf8.RuneLen(r)
+		default:
+			return 0
+		}
+	}
+	return 0
+}
+
+// meaningless reports whether r, after prev (the last character of the name kept, -1
+// at its start), shows nothing and modifies nothing. Each was a second segment that
+// looks like the name without it ("VIP\U000E0020", "VIP\ufe0f"), or a name that
+// shows as nothing and was not blank ("\ufe0f", "\U000E0041"):
+//   - a tag outside an emoji tag sequence (nameText keeps those), and the other
+//     characters of the tags' plane that no selector is, which Unicode reserves as
+//     invisible whatever it assigns there, as it does U+2065 and U+FFF0–FFF8;
+//   - a variation selector after a character it selects no variant of (variantBase),
+//     and a Mongolian free variation selector after anything but a Mongolian letter;
+//   - the deprecated invisible format characters U+206A–206F and Khmer vowels
+//     U+17B4–17B5, which Unicode advises against using at all.
+//
+// Unassigned code points are kept: Go's tables (unicode.Version, 15.0 in Go 1.26)
+// are behind Unicode's, which has assigned thousands of characters since, new emoji
+// and the Saudi riyal sign among them; refusing them by an old table would refuse
+// names people write, and which names are valid would change with Go's version.
+// Those of them Unicode reserves as invisible are dropped above.
+func meaningless(r, prev rune) bool {
+	switch {
+	case r >= '\uFE00' && r <= '\uFE0F':
+		return !variantBase(prev)
+	case r >= '\U000E0100' && r <= '\U000E01EF':
+		// Ideographic variation sequences (Unicode's IVD): all of Han ideographs.
+		return !unicode.Is(unicode.Han, prev)
+	case r >= '\u180B' && r <= '\u180F' && r != '\u180E':
+		return !(unicode.Is(unicode.Mongolian, prev) && unicode.IsLetter(prev))
+	case r >= '\U000E0000' && r <= '\U000E0FFF', r == '\u2065', r >= '\uFFF0' && r <= '\uFFF8':
+		return true
+	case r >= '\u206A' && r <= '\u206F', r == '\u17B4', r == '\u17B5':
+		return true
+	}
+	return false
+}
+
+// variantBase reports whether a variation selector after r may select one of its
+// variants: r is a symbol (an emoji's text or emoji style, ❤️; a mathematical
+// symbol's), a digit or # or * (keycaps, 1️⃣, and the slashed zero), one of the five
+// other characters with an emoji style (‼ ⁉ ℹ 〰 〽), or a character of the scripts
+// whose variants Unicode standardizes (Han, Myanmar, Phags-pa, Manichaean, Egyptian
+// hieroglyphs). No variation sequence has another base: after a Latin letter, a
+// space, a mark or another selector, one shows nothing.
+func variantBase(r rune) bool {
+	switch r {
+	case '#', '*', '\u203C', '\u2049', '\u2139', '\u3030', '\u303D':
+		return true
+	}
+	if r < utf8.RuneSelf {
+		return r >= '0' && r <= '9'
+	}
+	return unicode.IsSymbol(r) ||
+		unicode.In(r, unicode.Han, unicode.Myanmar, unicode.Phags_Pa, unicode.Manichaean, unicode.Egyptian_Hieroglyphs)
 }
 
 // contactNameText is a contact's name as nameText writes it, with its other control

@@ -491,6 +491,11 @@ func seedDocs(b *api) docIDs {
 		b.addSegment("Iznik Tiles", c[0]),
 		b.addSegment("ΣΑΣ Club", c[0]),
 		b.addSegment("Σαςα Fans", c[0]),
+		// An emoji after the fullwidth and halfwidth forms by code point, before them
+		// by UTF-16 code unit (a surrogate, U+D83D), as JavaScript compares strings.
+		b.addSegment("🔥 Hot leads", c[0]),
+		b.addSegment("ＶＩＰ客户", c[0]),
+		b.addSegment("ﾌｧﾝ", c[0]),
 	}
 	return ids
 }

@@ -2279,7 +2279,8 @@ func deref(s *string) string {
 // or a bidi override is refused, as creating and as renaming, and nothing is stored;
 // a description keeps its line breaks and tabs. A zero-width space, word joiner or
 // byte order mark inside a name is removed, so "VIP\u200bUsers" is TAKEN when
-// "VIPUsers" exists. Contacts' names are cleaned instead, so that a partner's sync
+// "VIPUsers" exists, and so are a tag, variation selector or deprecated invisible
+// vowel that modifies nothing there (a name of nothing else is BLANK). Contacts' names are cleaned instead, so that a partner's sync
 // of 1,000 contacts is not refused for one stray character. All were stored as sent.
 func TestNamesPrintable(t *testing.T) {
 	c := mutClient{newAPI(t)}
@@ -2292,10 +2293,18 @@ func TestNamesPrintable(t *testing.T) {
 		checkUserErrors(t, p.UserErrors, userErrAt("INVALID", "input", "name"), userErrAt("INVALID", "input", "description"))
 		c.unchanged(before)
 	}
-	for _, name := range []string{"VIP\u200bUsers", "vip\u2060users", "VIP\ufeffUSERS"} {
+	for _, name := range []string{"VIP\u200bUsers", "vip\u2060users", "VIP\ufeffUSERS",
+		"VIPUsers\U000E0020", "VIP\U000E0020Users", "VIPUsers\ufe0f", "VIPUsers\u180b", "VIPUsers\u17b4"} {
 		before := c.dbState()
 		p := c.createSegment(map[string]any{"name": name})
 		checkUserErrors(t, p.UserErrors, userErrAt("TAKEN", "input", "name"))
+		c.unchanged(before)
+	}
+	// Names that show as nothing: a variation selector or tags with nothing to modify.
+	for _, name := range []string{"\ufe0f", "\U000E0020\U000E0020", "\U000E0041"} {
+		before := c.dbState()
+		p := c.createSegment(map[string]any{"name": name})
+		checkUserErrors(t, p.UserErrors, userErrAt("BLANK", "input", "name"))
 		c.unchanged(before)
 	}
 	desc := "One\n\tTwo\r\nThree"

@@ -1773,6 +1773,57 @@ func TestContactSearchMatchesTextWithDigits(t *testing.T) {
 	})
 }
 
+// TestContactSearchFindsPhonesAsContactByPhone proves that a term contactByPhone
+// reads as a whole number finds that number's contact, and that a short term in
+// another script's digits or with a fullwidth plus finds what its ASCII form finds in
+// the phones. A number written with its trunk prefix ("+44 (0) 7911 …"), which
+// contactByPhone found, was searched for with the 0 among its digits and found
+// nothing; "+٩١", "＋９１" and "٩٨" found nothing where "+91" and "98" found the
+// numbers of India and those holding 98.
+func TestContactSearchFindsPhonesAsContactByPhone(t *testing.T) {
+	a := newAPI(t)
+	ids := map[string]string{
+		"uk":   a.listAddContact("+447911123418", nil, nil),
+		"id":   a.listAddContact("+6281234567817", nil, nil),
+		"ae":   a.listAddContact("+971501234501", nil, nil),
+		"br":   a.listAddContact("+5511912345616", nil, nil),
+		"in":   a.listAddContact("+919876500001", nil, nil),
+		"in2":  a.listAddContact("+919100000002", nil, nil),
+		"flat": a.listAddContact("+442071234567", listText("Flat 98"), nil),
+	}
+	wholes := []searchCase{
+		{"+44 (0) 7911 123418", []string{"uk"}},
+		{"+44 07911 123418", []string{"uk"}},
+		{"0044 (0)7911 123418", []string{"uk"}},
+		{"+62 0812-3456-7817", []string{"id"}},
+		{"+971 050 123 4501", []string{"ae"}},
+		{"+55 011 91234-5616", []string{"br"}},
+		{"+91 0 98765 00001", []string{"in"}},
+		{"+٩١ ٠ ٩٨٧٦٥ ٠٠٠٠١", []string{"in"}},
+	}
+	for _, w := range wholes {
+		r := a.post(`query($p: String!) { contactByPhone(phone: $p) { id } }`, map[string]any{"p": w.search})
+		var d struct{ ContactByPhone *struct{ ID string } }
+		if err := json.Unmarshal(r.Data, &d); err != nil || d.ContactByPhone == nil || d.ContactByPhone.ID != ids[w.found[0]] {
+			t.Errorf("contactByPhone %q: %s %v, want %s", w.search, r.Data, r.Errors, w.found[0])
+		}
+	}
+	contactsList.checkSearches(a, ids, append(wholes, []searchCase{
+		// Fragments as before: the 0 is a digit of the number searched for.
+		{"+44 07911", nil},
+		{"7911 123418", []string{"uk"}},
+		{"+44 7911", []string{"uk"}},
+		// Fewer than three digits, in any script's.
+		{"+91", []string{"in", "in2"}},
+		{"+٩١", []string{"in", "in2"}},
+		{"＋９１", []string{"in", "in2"}},
+		{"+९१", []string{"in", "in2"}},
+		{"+٩١ ٩", []string{"in", "in2"}},
+		{"98", []string{"in", "flat"}},
+		{"٩٨", []string{"in"}}, // the phone's digits, not a name's as written
+	}...))
+}
+
 // TestContactFilterAllOfManySegments proves that a filter with all of 100 segments,
 // the documented maximum, is answered promptly even in a workspace of two contacts.
 func TestContactFilterAllOfManySegments(t *testing.T) {

@@ -743,11 +743,12 @@ func testedMembers(ws workspaceArg, ids any, contact, tested string) (string, []
 // phone or email contains the term as written, ignoring case. A term made of digits
 // and phone punctuation ("+91 98765-43210") may also be a phone number written
 // another way: its digits, which is how the number is stored, are then also looked for
-// in the phone, and only there, so that "12-34" does not find "Room 1234" (phoneSearch).
+// in the phone, and only there, so that "12-34" does not find "Room 1234" (phoneSearch);
+// and a whole number so written ("+44 (0) 7911 123456") is also looked for as stored.
 //
-// Both alternatives search contactSearch, so both are served by its trigram index
-// (contacts_search, a BitmapOr of two index scans); the phone alone rechecks the
-// second. A term of digits alone needs only the first: the phone is part of the text.
+// Every alternative searches contactSearch, so all are served by its trigram index
+// (contacts_search, a BitmapOr of index scans); the phone alone rechecks the others.
+// A term of digits alone needs only the first: the phone is part of the text.
 func contactSearchCond(term string) (string, []any) {
 	// lower() in SQL, not in Go: the pattern must be lowercased as PostgreSQL
 	// lowercased the text. On a constant it is computed once, while planning, so the
@@ -760,7 +761,12 @@ func contactSearchCond(term string) (string, []any) {
 			phone = "(c.phone LIKE ? OR c.phone LIKE ?)"
 			args = append(args, p.orPhone)
 		}
-		cond = "(" + cond + " OR (" + contactSearch + " LIKE ? AND " + phone + "))"
+		cond += " OR (" + contactSearch + " LIKE ? AND " + phone + ")"
+		if p.e164 != "" {
+			cond += " OR (" + contactSearch + " LIKE ? AND c.phone LIKE ?)"
+			args = append(args, likePattern(p.e164), p.e164+"%")
+		}
+		cond = "(" + cond + ")"
 	}
 	return cond, args
 }
@@ -776,12 +782,20 @@ type phonePatterns struct {
 	// another such place: a term starting with 00 may also be the middle of a number
 	// ("0012 3456" in +442000123456).
 	phone, orPhone string
+	// e164, when not "", is the term as a whole phone number, as contactByPhone reads
+	// it, whose E.164 form is not its digits: the number was written with its trunk
+	// prefix ("+44 (0) 7911 123456", "+62 0812-…"), which E.164 drops. Phones starting
+	// so match too, as for any term starting with +.
+	e164 string
 }
 
 // phoneSearch returns the patterns of term when it is made only of digits (of any
 // script) and phone punctuation (+ - ( ) . / and spaces, of any kind), holds at least
 // three digits (fewer would match most phones), and is not its digits alone, unless
-// they start with the international prefix ("00919876543210").
+// they start with the international prefix ("00919876543210"). A term of fewer digits
+// written in another script's digits, or with a fullwidth plus, is searched for in the
+// phone as its ASCII form is by the text's own search ("+٩١" as "+91"), which does
+// not find it as written.
 func phoneSearch(term string) (phonePatterns, bool) {
 	written := crm.PhoneText(term)
 	var b strings.Builder
@@ -796,7 +810,12 @@ func phoneSearch(term string) (phonePatterns, bool) {
 	}
 	digits := b.String()
 	if len(digits) < 3 {
-		return phonePatterns{}, false
+		if digits == "" || written == term {
+			return phonePatterns{}, false
+		}
+		p := phonePatterns{contains: likePattern(written)}
+		p.phone = p.contains
+		return p, true
 	}
 	p := phonePatterns{contains: likePattern(digits)}
 	p.phone = p.contains
@@ -810,6 +829,9 @@ func phoneSearch(term string) (phonePatterns, bool) {
 		p.phone, p.orPhone = from(p.contains), likePattern(digits)
 	case digits == term:
 		return phonePatterns{}, false // the text's own search finds them in the phone
+	}
+	if e164, err := crm.NormalizePhone(term); err == nil && e164+"%" != p.phone {
+		p.e164 = e164
 	}
 	return p, true
 }

@@ -117,8 +117,9 @@ func (s *Store) querySearchSample(ctx context.Context, known searchSample) (sear
 
 // mayHold reports whether some entry of the search histogram's copy may hold term:
 // true unless the store knows a copy and it lacks one of term's trigrams. (The
-// other pattern of contactSearchCond, a phone's digits, holds the term's runs of
-// digits, so it lacks what the term lacks.)
+// other patterns of contactSearchCond lack what the term lacks too: a phone's digits
+// hold the term's runs of ASCII digits, and its other digits make no trigram; a whole
+// number's E.164 form is some contact's or none, rare either way.)
 func (sample searchSample) mayHold(term string) bool {
 	return sample.trigrams == nil || sample.trigrams.holdsAll(term)
 }
