@@ -44,7 +44,7 @@ const workspaceHelp = `Workspaces, each a business with its contacts, segments a
       until its --key-cache-ttl passes). Then it deletes the workspace's rows in
       batches, each a short transaction of its own, beside which the other
       workspaces' requests and change feeds go on (1M contacts and 5M memberships:
-      about 2 minutes). Stopped midway (Ctrl-C, an error), the workspace stays cut
+      under a minute). Stopped midway (Ctrl-C, an error), the workspace stays cut
       off, and workspace list shows when its deletion began: run the command again
       to finish it.
 
