@@ -25,6 +25,8 @@ const usage = `segments serves the Contacts & Segments GraphQL API.
 Usage:
   segments serve [flags]              serve /graphql and the playground at /
   segments workspace create NAME      create a workspace; prints its API key
+  segments workspace list|rename|delete ...
+                                      list, rename or delete workspaces (segments help workspace)
   segments keys list|create|rotate|revoke ...
                                       manage a workspace's API keys (segments help keys)
   segments seed                       create the demo workspace; prints an API key for it
@@ -73,14 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
 	case "workspace":
-		if len(rest) > 0 && isHelp(rest[0]) {
-			return help([]string{"workspace"}, stdout, stderr)
-		}
-		if len(rest) == 0 || rest[0] != "create" {
-			fmt.Fprint(stderr, usage)
-			return fmt.Errorf("%w: workspace needs a subcommand: create NAME", errUsage)
-		}
-		return createWorkspace(ctx, rest[1:], getenv, stdout, stderr)
+		return workspace(ctx, rest, getenv, stdout, stderr) // workspaces.go
 	case "keys":
 		return keys(ctx, rest, getenv, stdout, stderr)
 	case "seed":
@@ -103,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // helpTopics are the commands "segments help COMMAND" describes, each named in full.
-var helpTopics = []string{"serve", "workspace", "workspace create", "keys", "keys list", "keys create",
+var helpTopics = []string{"serve", "workspace", "workspace create", "workspace list", "workspace rename", "workspace delete", "keys", "keys list", "keys create",
 	"keys rotate", "keys revoke", "seed", "migrate", "check", "bench-data", "psql", "version"}
 
 // help prints the usage and, for "help COMMAND", the command's help and settings. A
@@ -135,17 +130,7 @@ func isHelp(arg string) bool {
 }
 
 // commandHelp describes the commands whose help says more than their settings.
-var commandHelp = map[string]string{"check": checkHelp, "migrate": migrateHelp, "workspace": workspaceHelp, "workspace create": workspaceHelp, "version": versionHelp, "psql": psqlHelp}
-
-// workspaceHelp describes the workspace command for "segments help workspace".
-const workspaceHelp = `segments workspace create NAME [flags] creates a workspace named NAME (several
-words are joined by a space) and prints its first API key (read_write) on stdout,
-shown only once. NAME is trimmed and composed (NFC); it is refused if it is longer
-than 200 characters, has control characters (line breaks, tabs, escapes, bidi
-overrides) or is spelled as a workspace's ID (W_...). A name another workspace has
-is made with a warning: the keys commands refuse it, and take the ID instead.
-
-`
+var commandHelp = map[string]string{"check": checkHelp, "migrate": migrateHelp, "version": versionHelp, "psql": psqlHelp}
 
 // parse parses the flags of a command, before or after its arguments (interspersed),
 // and returns the arguments; --help prints its settings. extra registers flags of

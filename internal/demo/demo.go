@@ -93,7 +93,7 @@ func seed(ctx context.Context, s *store.Store) (auth.Key, error) {
 		if !loadingName.MatchString(ws.Name) {
 			continue
 		}
-		if err := s.DeleteWorkspace(ctx, ws.ID); err != nil && crm.UserErrors(err) == nil { // not deleted meanwhile
+		if err := s.DeleteWorkspace(ctx, ws.ID, nil); err != nil && crm.UserErrors(err) == nil { // not deleted meanwhile
 			return "", fmt.Errorf("demo: delete the workspace of a fill cut short: %w", err)
 		}
 	}

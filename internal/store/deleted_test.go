@@ -172,7 +172,7 @@ func TestDeletedContactsOfAnyWriter(t *testing.T) {
 	}
 
 	// The whole workspace: its contacts cascade, recorded for nothing.
-	if err := owner.DeleteWorkspace(ctx, ws.ID); err != nil {
+	if err := owner.DeleteWorkspace(ctx, ws.ID, nil); err != nil {
 		t.Fatalf("deleting a workspace with contacts: %v", err)
 	}
 	if n := count(t, owner.DB(), ctx, fmt.Sprintf("SELECT count(*) FROM deleted_contacts WHERE workspace_id = %d", ws.ID)); n != 0 {

@@ -122,6 +122,9 @@ var appPrivileges = []declaredPrivileges{
 	// commands' to make and manage, and a key is found by its hash through
 	// segments_authenticate_key.
 	{kindTable, "workspaces", privRead, privNone},
+	// The workspaces being deleted (20261216000004), which the policy of workspaces
+	// reads as the role that reads them; the administrative commands write them.
+	{kindTable, "workspace_deletions", privRead, privNone},
 	{kindTable, "api_keys", privNone, privNone},
 	// Read with each page of the change feed; written by the owner as the store opens.
 	{kindTable, "change_feed_epoch", privRead, privNone},

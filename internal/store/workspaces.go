@@ -91,16 +91,6 @@ func (s *Store) RenameWorkspace(ctx context.Context, id int64, name string) erro
 	return oneWorkspace(res, err)
 }
 
-// DeleteWorkspace deletes a workspace and everything in it (its keys, segments,
-// contacts and memberships: their rows cascade), or returns a NOT_FOUND error.
-func (s *Store) DeleteWorkspace(ctx context.Context, id int64) error {
-	// Its contacts' rows cascade, locked as a deletion of contacts locks them: it
-	// takes the workspace's contact turn as that does, so that select-alls following
-	// one another do not keep it waiting (contactTurnsKey).
-	res, err := s.db.NewDelete().Model((*workspaceRow)(nil)).Where("w.id = ?", id).Where(contactTurnHeld(id)).Exec(ctx)
-	return oneWorkspace(res, err)
-}
-
 // oneWorkspace is the error of a statement on one workspace by its ID.
 func oneWorkspace(res sql.Result, err error) error {
 	if err != nil {
