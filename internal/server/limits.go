@@ -67,7 +67,12 @@ func limitRequestSize(max int64, within time.Duration, next http.Handler) http.H
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				// The deadline stays: net/http reads what is left of a body before it
-				// answers, and the answer closes the connection.
+				// answers, and the answer closes the connection. net/http cancels the
+				// request's context at the deadline, as when a client leaves: the code
+				// tells the log that the client is there and gets the 408 (accessLog).
+				if rec := telemetry.From(r.Context()); rec != nil {
+					rec.Code = CodeRequestTimeout
+				}
 				auth.WriteError(w, http.StatusRequestTimeout, CodeRequestTimeout,
 					"the request body did not arrive within "+within.String())
 				return

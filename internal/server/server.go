@@ -305,6 +305,10 @@ func accessLog(log *slog.Logger, metrics *telemetry.Metrics, tracer *telemetry.T
 		switch {
 		case sr.undelivered:
 			rec.Code = telemetry.CodeClientClosed // whatever the answer said, nobody heard it
+		case rec.Code == CodeRequestTimeout:
+			// The server's read deadline ended the body, and net/http cancelled the
+			// request's context as it does when a client leaves; the client is there,
+			// and its 408 was delivered.
 		case rec.Code == telemetry.CodeClientClosed || sr.leftBeforeAnswer():
 			// The client left before its answer (net/http cancels the request's
 			// context when the connection ends; a shutdown cancels it with its own

@@ -1255,3 +1255,43 @@ func TestReplayedDataNullIsNoRejection(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSlowBodyLoggedAsTimeout: a body that does not arrive within the request
+// timeout is logged and counted as the 408 REQUEST_TIMEOUT its client gets, a
+// refusal. net/http cancels the request's context at the server's own read deadline
+// as when a client leaves, and every such request was logged as 499
+// CLIENT_CLOSED_REQUEST, counted in no rejection (a soak's 360 slow bodies).
+func TestSlowBodyLoggedAsTimeout(t *testing.T) {
+	o := newObserved(t, observedOptions{config: func(c *server.Config) { c.RequestTimeout = time.Second }})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(o.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: 32\r\n\r\n{\"que", o.key)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("status %d, want 408", res.StatusCode)
+	}
+	var line map[string]any
+	eventually(t, "the request is logged", func() error {
+		for _, l := range o.log.JSONLines(t) {
+			if l["msg"] == "request" {
+				line = l
+				return nil
+			}
+		}
+		return errors.New("no request line yet")
+	})
+	if line["outcome"] != server.CodeRequestTimeout || line["status"] != float64(http.StatusRequestTimeout) {
+		t.Errorf("logged as outcome %v, status %v; want REQUEST_TIMEOUT, 408: %v", line["outcome"], line["status"], line)
+	}
+	if v := counter(o.scrape(), "segments_rejections_total", "code", server.CodeRequestTimeout); v != 1 {
+		t.Errorf("rejections{REQUEST_TIMEOUT} = %v, want 1", v)
+	}
+}
