@@ -11,7 +11,8 @@
 // SEGMENTS_API_KEY. sync needs a read_write key (segments keys create WORKSPACE
 // --scope read_write); export and mirror work with a read key.
 //
-// The CSV file has a header line: phone,name,email,city,segments, where segments
+// The CSV file has a header line: phone,name,email,city,segments (after a byte
+// order mark, which Excel's "CSV UTF-8" writes), where segments
 // holds segment names separated by ";"; an empty cell clears the field (the city is
 // kept in the contact's attributes). sync creates the segments the workspace
 // lacks, upserts the contacts by phone in chunks of up to 1,000 (an invalid row is
@@ -37,6 +38,7 @@
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/csv"
@@ -149,7 +151,13 @@ func readCSV(path string) ([]row, error) {
 		return nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
+	// Excel's "CSV UTF-8" begins the file with a byte order mark, which would be
+	// read as part of the header's first name.
+	br := bufio.NewReader(f)
+	if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
+		_, _ = br.Discard(3)
+	}
+	r := csv.NewReader(br)
 	r.FieldsPerRecord = 5
 	header, err := r.Read()
 	if err != nil {

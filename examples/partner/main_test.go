@@ -588,3 +588,24 @@ func waitForLockWait(t *testing.T, e *env) {
 	}
 	t.Fatal("the upsert never waited for the row lock")
 }
+
+// writeFile writes a file of the test's own and returns its path.
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestSyncByteOrderMark syncs a file saved as Excel's "CSV UTF-8", which begins
+// with a byte order mark: it was refused for its header.
+func TestSyncByteOrderMark(t *testing.T) {
+	e := newEnv(t)
+	path := writeFile(t, "excel.csv", "\ufeffphone,name,email,city,segments\r\n+919800000301,Asha,,Pune,VIP\r\n")
+	code, stdout, stderr := e.run(t, e.key, "sync", path)
+	if code != 0 || !strings.Contains(stdout, "contacts: 1 created") || !strings.Contains(stdout, "VIP: 1 contacts") {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+}
