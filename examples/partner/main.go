@@ -14,8 +14,9 @@
 // The CSV file has a header line: phone,name,email,city,segments (after a byte
 // order mark, which Excel's "CSV UTF-8" writes), where segments
 // holds segment names separated by ";"; an empty cell clears the field (the city is
-// kept in the contact's attributes). sync creates the segments the workspace
-// lacks, upserts the contacts by phone in chunks of up to 1,000 (an invalid row is
+// kept in the contact's attributes). sync finds or creates the segments first,
+// under any name the API takes as a segment's (ensureSegments),
+// then upserts the contacts by phone in chunks of up to 1,000 (an invalid row is
 // reported and left out, the rest of its chunk sent again), and adds each contact to
 // its segments, contacts with the same segments in one call.
 //
@@ -127,7 +128,7 @@ func syncFile(ctx context.Context, c *Client, path string, chunk int, stdout, st
 	if err != nil {
 		return err
 	}
-	segmentIDs, created, err := ensureSegments(ctx, c, rows)
+	segmentIDs, all, created, err := ensureSegments(ctx, c, rows)
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,7 @@ func syncFile(ctx context.Context, c *Client, path string, chunk int, stdout, st
 	fmt.Fprintf(stdout, "contacts: %d created, %d updated, %d skipped\n", stats.created, stats.updated, stats.skipped)
 	fmt.Fprintf(stdout, "segments: %d created\n", created)
 	fmt.Fprintf(stdout, "memberships: %d added\n", added)
-	return printCounts(ctx, c, segmentIDs, stdout)
+	return printCounts(ctx, c, all, stdout)
 }
 
 func readCSV(path string) ([]row, error) {
@@ -246,17 +247,31 @@ const createSegmentMutation = `mutation CreateSegment($input: CreateSegmentInput
   }
 }`
 
-// ensureSegments returns the IDs of the segments the rows name, by lower-case name,
-// creating those the workspace lacks.
-func ensureSegments(ctx context.Context, c *Client, rows []row) (map[string]string, int, error) {
-	ids, err := allSegments(ctx, c)
+// ensureSegments returns the ID of each segment name the rows hold, as written in
+// the file, creating the segments the workspace lacks, and the IDs of all the
+// workspace's segments. It writes no contact: a name it cannot resolve fails the
+// sync before anything but segments is written.
+//
+// The server stores a name in its own form (composed, its spaces of every kind as
+// spaces, its invisible characters dropped; docs/partners.md, Errors) and compares
+// names ignoring case, rules this program does not repeat: "Holi\u00a0Buyers" in the
+// file is the segment "Holi Buyers". So names are looked up as the server returns
+// them, and a name found in no such form is created: createSegment answers with the
+// name as stored, or TAKEN when the workspace has it in another form (segmentTaken).
+func ensureSegments(ctx context.Context, c *Client, rows []row) (map[string]string, map[string]string, int, error) {
+	stored, err := allSegments(ctx, c)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
+	ids := map[string]string{} // the file's names -> IDs
 	created := 0
 	for _, r := range rows {
 		for _, name := range r.segments {
-			if ids[strings.ToLower(name)] != "" {
+			if ids[name] != "" {
+				continue
+			}
+			if id := stored[strings.ToLower(name)]; id != "" {
+				ids[name] = id
 				continue
 			}
 			var out struct {
@@ -267,23 +282,51 @@ func ensureSegments(ctx context.Context, c *Client, rows []row) (map[string]stri
 			}
 			in := map[string]any{"name": name, "description": "Synced by the partner example"}
 			if err := c.Mutate(ctx, createSegmentMutation, map[string]any{"input": in}, &out); err != nil {
-				return nil, 0, err
+				return nil, nil, 0, err
 			}
 			switch errs := out.CreateSegment.UserErrors; {
 			case len(errs) == 1 && errs[0].Code == "TAKEN":
-				// Someone created it meanwhile: use theirs.
-				if ids, err = allSegments(ctx, c); err != nil {
-					return nil, 0, err
+				if stored, err = allSegments(ctx, c); err != nil {
+					return nil, nil, 0, err
 				}
+				id := segmentTaken(stored, name, errs[0])
+				if id == "" {
+					return nil, nil, 0, fmt.Errorf("line %d: segment %q: the workspace has it under another form of the name, which was not found: %w", r.line, name, errs)
+				}
+				ids[name] = id
 			case len(errs) > 0:
-				return nil, 0, fmt.Errorf("line %d: segment %q: %w", r.line, name, errs)
+				return nil, nil, 0, fmt.Errorf("line %d: segment %q: %w", r.line, name, errs)
 			default:
-				ids[strings.ToLower(name)] = out.CreateSegment.Segment.ID
+				s := out.CreateSegment.Segment
+				stored[strings.ToLower(s.Name)] = s.ID
+				ids[name] = s.ID
 				created++
 			}
 		}
 	}
-	return ids, created, nil
+	return ids, stored, created, nil
+}
+
+// segmentTaken returns the ID of the segment that made creating one named name
+// TAKEN, from the workspace's segments by lower-case name, or "" if none is found.
+// Either someone created it meanwhile, under this name, or the workspace has it in
+// the form the server stores name in, which the TAKEN error's message quotes (the API
+// has no query of a segment by name, nor a way to ask how it would store one).
+func segmentTaken(stored map[string]string, name string, taken userError) string {
+	if id := stored[strings.ToLower(name)]; id != "" {
+		return id
+	}
+	// "a segment named \"Holi Buyers\" already exists", the name quoted as Go does.
+	i := strings.IndexByte(taken.Message, '"')
+	if i < 0 {
+		return ""
+	}
+	quoted, err := strconv.QuotedPrefix(taken.Message[i:])
+	if err != nil {
+		return ""
+	}
+	form, _ := strconv.Unquote(quoted)
+	return stored[strings.ToLower(form)]
 }
 
 const upsertMutation = `mutation UpsertContacts($input: UpsertContactsInput!) {
@@ -376,7 +419,8 @@ const assignMutation = `mutation Assign($input: AssignContactsToSegmentsInput!) 
   }
 }`
 
-// assign adds each row's contact to the row's segments. Contacts with the same set of
+// assign adds each row's contact to the row's segments, by the IDs of the names in
+// the file (ensureSegments). Contacts with the same set of
 // segments go together, up to 1,000 contacts per call. Assigning is safe to repeat:
 // memberships that exist are kept and not counted.
 func assign(ctx context.Context, c *Client, rows []row, contactIDs []string, segmentIDs map[string]string) (int, error) {
@@ -388,7 +432,13 @@ func assign(ctx context.Context, c *Client, rows []row, contactIDs []string, seg
 		}
 		var segs []string
 		for _, name := range r.segments {
-			segs = append(segs, segmentIDs[strings.ToLower(name)])
+			id := segmentIDs[name]
+			if id == "" {
+				// ensureSegments resolves every name: an empty ID would be refused
+				// after the contacts were written.
+				return 0, fmt.Errorf("line %d: segment %q was not resolved", r.line, name)
+			}
+			segs = append(segs, id)
 		}
 		slices.Sort(segs)
 		k := strings.Join(slices.Compact(segs), ",")

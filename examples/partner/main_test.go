@@ -599,6 +599,58 @@ func writeFile(t *testing.T, name, text string) string {
 	return path
 }
 
+// TestSyncNamesTheServerStoresOtherwise syncs a file naming two segments the
+// workspace has, written as the server does not store them: with a no-break space
+// (stored as a space) and with a combining accent (stored composed). Both are the
+// workspace's segments, found though the file's names match none of the stored ones
+// (the API answers TAKEN to creating them); an empty segment ID was sent instead,
+// refused after the contacts were upserted, on every run.
+func TestSyncNamesTheServerStoresOtherwise(t *testing.T) {
+	e := newEnv(t)
+	a := writeFile(t, "a.csv", "phone,name,email,city,segments\n"+
+		"+919800000101,Asha,,Pune,Holi Buyers 2026;Café\n")
+	if code, stdout, stderr := e.run(t, e.key, "sync", a); code != 0 {
+		t.Fatalf("sync a.csv: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	b := writeFile(t, "b.csv", "phone,name,email,city,segments\n"+
+		"+919800000102,Vikram,,Chennai,Holi\u00a0Buyers 2026\n"+
+		"+919800000103,Meera,,Kochi,Cafe\u0301;Holi\u00a0Buyers 2026\n"+
+		"+919800000104,Sam,,,Café\n")
+	want := `contacts: 3 created, 0 updated, 0 skipped
+segments: 0 created
+memberships: 4 added
+Café: 3 contacts
+Holi Buyers 2026: 3 contacts
+`
+	for i := range 2 {
+		code, stdout, stderr := e.run(t, e.key, "sync", b)
+		if code != 0 || stdout != want {
+			t.Fatalf("sync b.csv (run %d): exit %d, stdout:\n%s\nwant:\n%s\nstderr: %s", i+1, code, stdout, want, stderr)
+		}
+		want = strings.Replace(want, "3 created", "0 created", 1)
+		want = strings.Replace(want, "4 added", "0 added", 1)
+	}
+	if n, sizes := e.counts(t); n != 4 || fmt.Sprint(sizes) != "map[Café:3 Holi Buyers 2026:3]" {
+		t.Errorf("%d contacts, segments %v; want 4, Café 3 and Holi Buyers 2026 3", n, sizes)
+	}
+}
+
+// TestSyncRefusedSegmentWritesNothing: a file naming a segment the API refuses is
+// refused before any contact is written.
+func TestSyncRefusedSegmentWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	path := writeFile(t, "bad.csv", "phone,name,email,city,segments\n"+
+		"+919800000201,Asha,,Pune,VIP\n"+
+		"+919800000202,Vikram,,Chennai,Evil\u202eName\n")
+	code, _, stderr := e.run(t, e.key, "sync", path)
+	if code != 1 || !strings.Contains(stderr, "line 3: segment") || !strings.Contains(stderr, "INVALID") {
+		t.Errorf("exit %d, stderr %q; want 1 and line 3's segment INVALID", code, stderr)
+	}
+	if n, _ := e.counts(t); n != 0 {
+		t.Errorf("%d contacts written by a refused sync, want 0", n)
+	}
+}
+
 // TestSyncByteOrderMark syncs a file saved as Excel's "CSV UTF-8", which begins
 // with a byte order mark: it was refused for its header.
 func TestSyncByteOrderMark(t *testing.T) {
