@@ -11,14 +11,15 @@
 // SEGMENTS_API_KEY. sync needs a read_write key (segments keys create WORKSPACE
 // --scope read_write); export and mirror work with a read key.
 //
-// The CSV file has a header line: phone,name,email,city,segments (after a byte
-// order mark, which Excel's "CSV UTF-8" writes), where segments
-// holds segment names separated by ";"; an empty cell clears the field (the city is
-// kept in the contact's attributes). sync finds or creates the segments first,
-// under any name the API takes as a segment's (ensureSegments),
-// then upserts the contacts by phone in chunks of up to 1,000 (an invalid row is
-// reported and left out, the rest of its chunk sent again), and adds each contact to
-// its segments, contacts with the same segments in one call.
+// The CSV file has a header line: phone,name,email,city,segments (after a byte order
+// mark, which Excel's "CSV UTF-8" writes), where segments holds segment names
+// separated by ";", a name's ";" written "\;" and its "\" written "\\" (joinSegments;
+// another "\" is read as itself); an empty cell clears the field (the city is kept in
+// the contact's attributes). sync finds or creates the segments first, under any name
+// the API takes as a segment's (ensureSegments), then upserts the contacts by phone in
+// chunks of up to 1,000 (an invalid row is reported and left out, the rest of its
+// chunk sent again), and adds each contact to its segments, contacts with the same
+// segments in one call.
 //
 // export reads the change feed (contactChanges) from the start to its end, keeping
 // each contact's latest state, and writes the contacts in the same CSV format,
@@ -177,14 +178,47 @@ func readCSV(path string) ([]row, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		line, _ := r.FieldPos(0)
-		var segs []string
-		for s := range strings.SplitSeq(rec[4], ";") {
-			if s = strings.TrimSpace(s); s != "" {
-				segs = append(segs, s)
-			}
-		}
-		rows = append(rows, row{line: line, phone: rec[0], name: rec[1], email: rec[2], city: rec[3], segments: segs})
+		rows = append(rows, row{line: line, phone: rec[0], name: rec[1], email: rec[2], city: rec[3], segments: splitSegments(rec[4])})
 	}
+}
+
+// splitSegments returns the segment names of a segments cell: separated by ";",
+// with "\;" a ";" of a name and "\\" a "\" (joinSegments). Any other "\" is
+// itself, as in files written before names were escaped.
+func splitSegments(cell string) []string {
+	var names []string
+	var b strings.Builder
+	add := func() {
+		if name := strings.TrimSpace(b.String()); name != "" {
+			names = append(names, name)
+		}
+		b.Reset()
+	}
+	for i := 0; i < len(cell); i++ {
+		switch c := cell[i]; {
+		case c == '\\' && i+1 < len(cell) && (cell[i+1] == ';' || cell[i+1] == '\\'):
+			i++
+			b.WriteByte(cell[i])
+		case c == ';':
+			add()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	add()
+	return names
+}
+
+// segmentEscaper writes a name for splitSegments: the API allows ";" in names.
+var segmentEscaper = strings.NewReplacer(`\`, `\\`, `;`, `\;`)
+
+// joinSegments is the segments cell of the names, which splitSegments reads back.
+func joinSegments(names []string) string {
+	escaped := make([]string, len(names))
+	for i, name := range names {
+		escaped[i] = segmentEscaper.Replace(name)
+	}
+	return strings.Join(escaped, ";")
 }
 
 // userError is an element of a mutation payload's userErrors.
@@ -575,7 +609,7 @@ func export(ctx context.Context, c *Client, settle time.Duration, stdout, stderr
 		for i, s := range ct.Segments {
 			names[i] = s.Name
 		}
-		if err := w.Write([]string{ct.Phone, deref(ct.Name), deref(ct.Email), attrs.City, strings.Join(names, ";")}); err != nil {
+		if err := w.Write([]string{ct.Phone, deref(ct.Name), deref(ct.Email), attrs.City, joinSegments(names)}); err != nil {
 			return err
 		}
 	}

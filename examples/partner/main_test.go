@@ -661,3 +661,113 @@ func TestSyncByteOrderMark(t *testing.T) {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 }
+
+// TestExportSyncRoundTrip exports contacts in segments whose names hold the
+// separator ";" and the escape "\", syncs the file into another workspace and back
+// into the same one: the memberships are the same. "Re;Buyers" was written
+// "Holi Buyers 2026;Re;Buyers" and synced back as the segments "Re" and "Buyers".
+func TestExportSyncRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	ids, err := e.upsert([]string{"+919800000401", "+919800000402", "+919800000403"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"Holi Buyers 2026", "Re;Buyers", `C:\Leads`, `Ends\`, `Ends\;`, `a\;b`, ";;"}
+	var segIDs []string
+	for _, name := range names {
+		segIDs = append(segIDs, e.createSegment(t, name))
+	}
+	e.assign(t, ids[:1], segIDs...)
+	e.assign(t, ids[1:2], segIDs[1], segIDs[3])
+	e.assign(t, ids[2:], segIDs[0])
+
+	ro := e.readOnlyKey(t)
+	code, exported, stderr := e.run(t, ro, "-settle", "0", "export")
+	if code != 0 {
+		t.Fatalf("export: exit %d, %s", code, stderr)
+	}
+	if want := `+919800000402,Contact +919800000402,,,Ends\\;Re\;Buyers`; !strings.Contains(exported, want+"\n") {
+		t.Errorf("export:\n%s\nhas no line %s", exported, want)
+	}
+	path := writeFile(t, "export.csv", exported)
+	_, wantSizes := e.counts(t)
+
+	other := newEnv(t)
+	code, stdout, stderr := other.run(t, other.key, "sync", path)
+	if code != 0 {
+		t.Fatalf("sync into another workspace: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if n, sizes := other.counts(t); n != 3 || fmt.Sprint(sizes) != fmt.Sprint(wantSizes) {
+		t.Errorf("the other workspace: %d contacts, segments %v; want 3, %v", n, sizes, wantSizes)
+	}
+	code, again, stderr := other.run(t, other.readOnlyKey(t), "-settle", "0", "export")
+	if code != 0 || again != exported {
+		t.Errorf("the other workspace's export: exit %d, %s\n%s\nwant:\n%s", code, stderr, again, exported)
+	}
+
+	code, stdout, stderr = e.run(t, e.key, "sync", path)
+	if code != 0 || !strings.Contains(stdout, "segments: 0 created\nmemberships: 0 added\n") {
+		t.Errorf("sync back: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, sizes := e.counts(t); fmt.Sprint(sizes) != fmt.Sprint(wantSizes) {
+		t.Errorf("sync back: segments %v, want %v", sizes, wantSizes)
+	}
+}
+
+// createSegment creates a segment and returns its ID.
+func (e *env) createSegment(t *testing.T, name string) string {
+	t.Helper()
+	var out struct {
+		CreateSegment struct {
+			Segment    *struct{ ID string } `json:"segment"`
+			UserErrors payloadError         `json:"userErrors"`
+		} `json:"createSegment"`
+	}
+	err := e.client().Mutate(context.Background(), createSegmentMutation, map[string]any{"input": map[string]any{"name": name}}, &out)
+	if err == nil && len(out.CreateSegment.UserErrors) > 0 {
+		err = out.CreateSegment.UserErrors
+	}
+	if err != nil {
+		t.Fatalf("segment %q: %v", name, err)
+	}
+	return out.CreateSegment.Segment.ID
+}
+
+// assign adds the contacts to the segments.
+func (e *env) assign(t *testing.T, contactIDs []string, segmentIDs ...string) {
+	t.Helper()
+	var out struct {
+		AssignContactsToSegments struct {
+			UserErrors payloadError `json:"userErrors"`
+		} `json:"assignContactsToSegments"`
+	}
+	in := map[string]any{"contactIds": contactIDs, "segmentIds": segmentIDs}
+	err := e.client().Mutate(context.Background(), assignMutation, map[string]any{"input": in}, &out)
+	if err == nil && len(out.AssignContactsToSegments.UserErrors) > 0 {
+		err = out.AssignContactsToSegments.UserErrors
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSegmentsCell: joinSegments writes any names so that splitSegments reads them
+// back, and a "\" before anything but ";" and "\" is itself, as files written
+// before names were escaped have it.
+func TestSegmentsCell(t *testing.T) {
+	names := []string{"Re;Buyers", `C:\Leads`, `Ends\`, `Ends\;`, ";;", `\\`, "Holi Buyers 2026"}
+	if got := splitSegments(joinSegments(names)); fmt.Sprint(got) != fmt.Sprint(names) {
+		t.Errorf("%q read back as %q", names, got)
+	}
+	for cell, want := range map[string][]string{
+		`VIP Users;Festival Buyers`: {"VIP Users", "Festival Buyers"},
+		` VIP ;; Gold ;`:            {"VIP", "Gold"},
+		`C:\Leads;Re\;Buyers`:       {`C:\Leads`, "Re;Buyers"},
+		`a\\;b\`:                    {`a\`, `b\`},
+		``:                          nil,
+	} {
+		if got := splitSegments(cell); fmt.Sprint(got) != fmt.Sprint(want) || len(got) != len(want) {
+			t.Errorf("%q: %q, want %q", cell, got, want)
+		}
+	}
+}
