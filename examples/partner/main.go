@@ -11,12 +11,15 @@
 // SEGMENTS_API_KEY. sync needs a read_write key (segments keys create WORKSPACE
 // --scope read_write); export and mirror work with a read key.
 //
-// The CSV file has a header line: phone,name,email,city,segments, where segments
-// holds segment names separated by ";"; an empty cell clears the field (the city is
-// kept in the contact's attributes). sync creates the segments the workspace
-// lacks, upserts the contacts by phone in chunks of up to 1,000 (an invalid row is
-// reported and left out, the rest of its chunk sent again), and adds each contact to
-// its segments, contacts with the same segments in one call.
+// The CSV file has a header line: phone,name,email,city,segments (after a byte order
+// mark, which Excel's "CSV UTF-8" writes), where segments holds segment names
+// separated by ";", a name's ";" written "\;" and its "\" written "\\" (joinSegments;
+// another "\" is read as itself); an empty cell clears the field (the city is kept in
+// the contact's attributes). sync finds or creates the segments first, under any name
+// the API takes as a segment's (ensureSegments), then upserts the contacts by phone in
+// chunks of up to 1,000 (an invalid row is reported and left out, the rest of its
+// chunk sent again), and adds each contact to its segments, contacts with the same
+// segments in one call.
 //
 // export reads the change feed (contactChanges) from the start to its end, keeping
 // each contact's latest state, and writes the contacts in the same CSV format,
@@ -37,6 +40,7 @@
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/csv"
@@ -125,7 +129,7 @@ func syncFile(ctx context.Context, c *Client, path string, chunk int, stdout, st
 	if err != nil {
 		return err
 	}
-	segmentIDs, created, err := ensureSegments(ctx, c, rows)
+	segmentIDs, all, created, err := ensureSegments(ctx, c, rows)
 	if err != nil {
 		return err
 	}
@@ -140,7 +144,7 @@ func syncFile(ctx context.Context, c *Client, path string, chunk int, stdout, st
 	fmt.Fprintf(stdout, "contacts: %d created, %d updated, %d skipped\n", stats.created, stats.updated, stats.skipped)
 	fmt.Fprintf(stdout, "segments: %d created\n", created)
 	fmt.Fprintf(stdout, "memberships: %d added\n", added)
-	return printCounts(ctx, c, segmentIDs, stdout)
+	return printCounts(ctx, c, all, stdout)
 }
 
 func readCSV(path string) ([]row, error) {
@@ -149,7 +153,13 @@ func readCSV(path string) ([]row, error) {
 		return nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
+	// Excel's "CSV UTF-8" begins the file with a byte order mark, which would be
+	// read as part of the header's first name.
+	br := bufio.NewReader(f)
+	if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
+		_, _ = br.Discard(3)
+	}
+	r := csv.NewReader(br)
 	r.FieldsPerRecord = 5
 	header, err := r.Read()
 	if err != nil {
@@ -168,14 +178,47 @@ func readCSV(path string) ([]row, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		line, _ := r.FieldPos(0)
-		var segs []string
-		for s := range strings.SplitSeq(rec[4], ";") {
-			if s = strings.TrimSpace(s); s != "" {
-				segs = append(segs, s)
-			}
-		}
-		rows = append(rows, row{line: line, phone: rec[0], name: rec[1], email: rec[2], city: rec[3], segments: segs})
+		rows = append(rows, row{line: line, phone: rec[0], name: rec[1], email: rec[2], city: rec[3], segments: splitSegments(rec[4])})
 	}
+}
+
+// splitSegments returns the segment names of a segments cell: separated by ";",
+// with "\;" a ";" of a name and "\\" a "\" (joinSegments). Any other "\" is
+// itself, as in files written before names were escaped.
+func splitSegments(cell string) []string {
+	var names []string
+	var b strings.Builder
+	add := func() {
+		if name := strings.TrimSpace(b.String()); name != "" {
+			names = append(names, name)
+		}
+		b.Reset()
+	}
+	for i := 0; i < len(cell); i++ {
+		switch c := cell[i]; {
+		case c == '\\' && i+1 < len(cell) && (cell[i+1] == ';' || cell[i+1] == '\\'):
+			i++
+			b.WriteByte(cell[i])
+		case c == ';':
+			add()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	add()
+	return names
+}
+
+// segmentEscaper writes a name for splitSegments: the API allows ";" in names.
+var segmentEscaper = strings.NewReplacer(`\`, `\\`, `;`, `\;`)
+
+// joinSegments is the segments cell of the names, which splitSegments reads back.
+func joinSegments(names []string) string {
+	escaped := make([]string, len(names))
+	for i, name := range names {
+		escaped[i] = segmentEscaper.Replace(name)
+	}
+	return strings.Join(escaped, ";")
 }
 
 // userError is an element of a mutation payload's userErrors.
@@ -238,17 +281,31 @@ const createSegmentMutation = `mutation CreateSegment($input: CreateSegmentInput
   }
 }`
 
-// ensureSegments returns the IDs of the segments the rows name, by lower-case name,
-// creating those the workspace lacks.
-func ensureSegments(ctx context.Context, c *Client, rows []row) (map[string]string, int, error) {
-	ids, err := allSegments(ctx, c)
+// ensureSegments returns the ID of each segment name the rows hold, as written in
+// the file, creating the segments the workspace lacks, and the IDs of all the
+// workspace's segments. It writes no contact: a name it cannot resolve fails the
+// sync before anything but segments is written.
+//
+// The server stores a name in its own form (composed, its spaces of every kind as
+// spaces, its invisible characters dropped; docs/partners.md, Errors) and compares
+// names ignoring case, rules this program does not repeat: "Holi\u00a0Buyers" in the
+// file is the segment "Holi Buyers". So names are looked up as the server returns
+// them, and a name found in no such form is created: createSegment answers with the
+// name as stored, or TAKEN when the workspace has it in another form (segmentTaken).
+func ensureSegments(ctx context.Context, c *Client, rows []row) (map[string]string, map[string]string, int, error) {
+	stored, err := allSegments(ctx, c)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
+	ids := map[string]string{} // the file's names -> IDs
 	created := 0
 	for _, r := range rows {
 		for _, name := range r.segments {
-			if ids[strings.ToLower(name)] != "" {
+			if ids[name] != "" {
+				continue
+			}
+			if id := stored[strings.ToLower(name)]; id != "" {
+				ids[name] = id
 				continue
 			}
 			var out struct {
@@ -259,23 +316,51 @@ func ensureSegments(ctx context.Context, c *Client, rows []row) (map[string]stri
 			}
 			in := map[string]any{"name": name, "description": "Synced by the partner example"}
 			if err := c.Mutate(ctx, createSegmentMutation, map[string]any{"input": in}, &out); err != nil {
-				return nil, 0, err
+				return nil, nil, 0, err
 			}
 			switch errs := out.CreateSegment.UserErrors; {
 			case len(errs) == 1 && errs[0].Code == "TAKEN":
-				// Someone created it meanwhile: use theirs.
-				if ids, err = allSegments(ctx, c); err != nil {
-					return nil, 0, err
+				if stored, err = allSegments(ctx, c); err != nil {
+					return nil, nil, 0, err
 				}
+				id := segmentTaken(stored, name, errs[0])
+				if id == "" {
+					return nil, nil, 0, fmt.Errorf("line %d: segment %q: the workspace has it under another form of the name, which was not found: %w", r.line, name, errs)
+				}
+				ids[name] = id
 			case len(errs) > 0:
-				return nil, 0, fmt.Errorf("line %d: segment %q: %w", r.line, name, errs)
+				return nil, nil, 0, fmt.Errorf("line %d: segment %q: %w", r.line, name, errs)
 			default:
-				ids[strings.ToLower(name)] = out.CreateSegment.Segment.ID
+				s := out.CreateSegment.Segment
+				stored[strings.ToLower(s.Name)] = s.ID
+				ids[name] = s.ID
 				created++
 			}
 		}
 	}
-	return ids, created, nil
+	return ids, stored, created, nil
+}
+
+// segmentTaken returns the ID of the segment that made creating one named name
+// TAKEN, from the workspace's segments by lower-case name, or "" if none is found.
+// Either someone created it meanwhile, under this name, or the workspace has it in
+// the form the server stores name in, which the TAKEN error's message quotes (the API
+// has no query of a segment by name, nor a way to ask how it would store one).
+func segmentTaken(stored map[string]string, name string, taken userError) string {
+	if id := stored[strings.ToLower(name)]; id != "" {
+		return id
+	}
+	// "a segment named \"Holi Buyers\" already exists", the name quoted as Go does.
+	i := strings.IndexByte(taken.Message, '"')
+	if i < 0 {
+		return ""
+	}
+	quoted, err := strconv.QuotedPrefix(taken.Message[i:])
+	if err != nil {
+		return ""
+	}
+	form, _ := strconv.Unquote(quoted)
+	return stored[strings.ToLower(form)]
 }
 
 const upsertMutation = `mutation UpsertContacts($input: UpsertContactsInput!) {
@@ -368,7 +453,8 @@ const assignMutation = `mutation Assign($input: AssignContactsToSegmentsInput!) 
   }
 }`
 
-// assign adds each row's contact to the row's segments. Contacts with the same set of
+// assign adds each row's contact to the row's segments, by the IDs of the names in
+// the file (ensureSegments). Contacts with the same set of
 // segments go together, up to 1,000 contacts per call. Assigning is safe to repeat:
 // memberships that exist are kept and not counted.
 func assign(ctx context.Context, c *Client, rows []row, contactIDs []string, segmentIDs map[string]string) (int, error) {
@@ -380,7 +466,13 @@ func assign(ctx context.Context, c *Client, rows []row, contactIDs []string, seg
 		}
 		var segs []string
 		for _, name := range r.segments {
-			segs = append(segs, segmentIDs[strings.ToLower(name)])
+			id := segmentIDs[name]
+			if id == "" {
+				// ensureSegments resolves every name: an empty ID would be refused
+				// after the contacts were written.
+				return 0, fmt.Errorf("line %d: segment %q was not resolved", r.line, name)
+			}
+			segs = append(segs, id)
 		}
 		slices.Sort(segs)
 		k := strings.Join(slices.Compact(segs), ",")
@@ -517,7 +609,7 @@ func export(ctx context.Context, c *Client, settle time.Duration, stdout, stderr
 		for i, s := range ct.Segments {
 			names[i] = s.Name
 		}
-		if err := w.Write([]string{ct.Phone, deref(ct.Name), deref(ct.Email), attrs.City, strings.Join(names, ";")}); err != nil {
+		if err := w.Write([]string{ct.Phone, deref(ct.Name), deref(ct.Email), attrs.City, joinSegments(names)}); err != nil {
 			return err
 		}
 	}

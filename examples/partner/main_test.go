@@ -588,3 +588,186 @@ func waitForLockWait(t *testing.T, e *env) {
 	}
 	t.Fatal("the upsert never waited for the row lock")
 }
+
+// writeFile writes a file of the test's own and returns its path.
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestSyncNamesTheServerStoresOtherwise syncs a file naming two segments the
+// workspace has, written as the server does not store them: with a no-break space
+// (stored as a space) and with a combining accent (stored composed). Both are the
+// workspace's segments, found though the file's names match none of the stored ones
+// (the API answers TAKEN to creating them); an empty segment ID was sent instead,
+// refused after the contacts were upserted, on every run.
+func TestSyncNamesTheServerStoresOtherwise(t *testing.T) {
+	e := newEnv(t)
+	a := writeFile(t, "a.csv", "phone,name,email,city,segments\n"+
+		"+919800000101,Asha,,Pune,Holi Buyers 2026;Café\n")
+	if code, stdout, stderr := e.run(t, e.key, "sync", a); code != 0 {
+		t.Fatalf("sync a.csv: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	b := writeFile(t, "b.csv", "phone,name,email,city,segments\n"+
+		"+919800000102,Vikram,,Chennai,Holi\u00a0Buyers 2026\n"+
+		"+919800000103,Meera,,Kochi,Cafe\u0301;Holi\u00a0Buyers 2026\n"+
+		"+919800000104,Sam,,,Café\n")
+	want := `contacts: 3 created, 0 updated, 0 skipped
+segments: 0 created
+memberships: 4 added
+Café: 3 contacts
+Holi Buyers 2026: 3 contacts
+`
+	for i := range 2 {
+		code, stdout, stderr := e.run(t, e.key, "sync", b)
+		if code != 0 || stdout != want {
+			t.Fatalf("sync b.csv (run %d): exit %d, stdout:\n%s\nwant:\n%s\nstderr: %s", i+1, code, stdout, want, stderr)
+		}
+		want = strings.Replace(want, "3 created", "0 created", 1)
+		want = strings.Replace(want, "4 added", "0 added", 1)
+	}
+	if n, sizes := e.counts(t); n != 4 || fmt.Sprint(sizes) != "map[Café:3 Holi Buyers 2026:3]" {
+		t.Errorf("%d contacts, segments %v; want 4, Café 3 and Holi Buyers 2026 3", n, sizes)
+	}
+}
+
+// TestSyncRefusedSegmentWritesNothing: a file naming a segment the API refuses is
+// refused before any contact is written.
+func TestSyncRefusedSegmentWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	path := writeFile(t, "bad.csv", "phone,name,email,city,segments\n"+
+		"+919800000201,Asha,,Pune,VIP\n"+
+		"+919800000202,Vikram,,Chennai,Evil\u202eName\n")
+	code, _, stderr := e.run(t, e.key, "sync", path)
+	if code != 1 || !strings.Contains(stderr, "line 3: segment") || !strings.Contains(stderr, "INVALID") {
+		t.Errorf("exit %d, stderr %q; want 1 and line 3's segment INVALID", code, stderr)
+	}
+	if n, _ := e.counts(t); n != 0 {
+		t.Errorf("%d contacts written by a refused sync, want 0", n)
+	}
+}
+
+// TestSyncByteOrderMark syncs a file saved as Excel's "CSV UTF-8", which begins
+// with a byte order mark: it was refused for its header.
+func TestSyncByteOrderMark(t *testing.T) {
+	e := newEnv(t)
+	path := writeFile(t, "excel.csv", "\ufeffphone,name,email,city,segments\r\n+919800000301,Asha,,Pune,VIP\r\n")
+	code, stdout, stderr := e.run(t, e.key, "sync", path)
+	if code != 0 || !strings.Contains(stdout, "contacts: 1 created") || !strings.Contains(stdout, "VIP: 1 contacts") {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+}
+
+// TestExportSyncRoundTrip exports contacts in segments whose names hold the
+// separator ";" and the escape "\", syncs the file into another workspace and back
+// into the same one: the memberships are the same. "Re;Buyers" was written
+// "Holi Buyers 2026;Re;Buyers" and synced back as the segments "Re" and "Buyers".
+func TestExportSyncRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	ids, err := e.upsert([]string{"+919800000401", "+919800000402", "+919800000403"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"Holi Buyers 2026", "Re;Buyers", `C:\Leads`, `Ends\`, `Ends\;`, `a\;b`, ";;"}
+	var segIDs []string
+	for _, name := range names {
+		segIDs = append(segIDs, e.createSegment(t, name))
+	}
+	e.assign(t, ids[:1], segIDs...)
+	e.assign(t, ids[1:2], segIDs[1], segIDs[3])
+	e.assign(t, ids[2:], segIDs[0])
+
+	ro := e.readOnlyKey(t)
+	code, exported, stderr := e.run(t, ro, "-settle", "0", "export")
+	if code != 0 {
+		t.Fatalf("export: exit %d, %s", code, stderr)
+	}
+	if want := `+919800000402,Contact +919800000402,,,Ends\\;Re\;Buyers`; !strings.Contains(exported, want+"\n") {
+		t.Errorf("export:\n%s\nhas no line %s", exported, want)
+	}
+	path := writeFile(t, "export.csv", exported)
+	_, wantSizes := e.counts(t)
+
+	other := newEnv(t)
+	code, stdout, stderr := other.run(t, other.key, "sync", path)
+	if code != 0 {
+		t.Fatalf("sync into another workspace: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if n, sizes := other.counts(t); n != 3 || fmt.Sprint(sizes) != fmt.Sprint(wantSizes) {
+		t.Errorf("the other workspace: %d contacts, segments %v; want 3, %v", n, sizes, wantSizes)
+	}
+	code, again, stderr := other.run(t, other.readOnlyKey(t), "-settle", "0", "export")
+	if code != 0 || again != exported {
+		t.Errorf("the other workspace's export: exit %d, %s\n%s\nwant:\n%s", code, stderr, again, exported)
+	}
+
+	code, stdout, stderr = e.run(t, e.key, "sync", path)
+	if code != 0 || !strings.Contains(stdout, "segments: 0 created\nmemberships: 0 added\n") {
+		t.Errorf("sync back: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, sizes := e.counts(t); fmt.Sprint(sizes) != fmt.Sprint(wantSizes) {
+		t.Errorf("sync back: segments %v, want %v", sizes, wantSizes)
+	}
+}
+
+// createSegment creates a segment and returns its ID.
+func (e *env) createSegment(t *testing.T, name string) string {
+	t.Helper()
+	var out struct {
+		CreateSegment struct {
+			Segment    *struct{ ID string } `json:"segment"`
+			UserErrors payloadError         `json:"userErrors"`
+		} `json:"createSegment"`
+	}
+	err := e.client().Mutate(context.Background(), createSegmentMutation, map[string]any{"input": map[string]any{"name": name}}, &out)
+	if err == nil && len(out.CreateSegment.UserErrors) > 0 {
+		err = out.CreateSegment.UserErrors
+	}
+	if err != nil {
+		t.Fatalf("segment %q: %v", name, err)
+	}
+	return out.CreateSegment.Segment.ID
+}
+
+// assign adds the contacts to the segments.
+func (e *env) assign(t *testing.T, contactIDs []string, segmentIDs ...string) {
+	t.Helper()
+	var out struct {
+		AssignContactsToSegments struct {
+			UserErrors payloadError `json:"userErrors"`
+		} `json:"assignContactsToSegments"`
+	}
+	in := map[string]any{"contactIds": contactIDs, "segmentIds": segmentIDs}
+	err := e.client().Mutate(context.Background(), assignMutation, map[string]any{"input": in}, &out)
+	if err == nil && len(out.AssignContactsToSegments.UserErrors) > 0 {
+		err = out.AssignContactsToSegments.UserErrors
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSegmentsCell: joinSegments writes any names so that splitSegments reads them
+// back, and a "\" before anything but ";" and "\" is itself, as files written
+// before names were escaped have it.
+func TestSegmentsCell(t *testing.T) {
+	names := []string{"Re;Buyers", `C:\Leads`, `Ends\`, `Ends\;`, ";;", `\\`, "Holi Buyers 2026"}
+	if got := splitSegments(joinSegments(names)); fmt.Sprint(got) != fmt.Sprint(names) {
+		t.Errorf("%q read back as %q", names, got)
+	}
+	for cell, want := range map[string][]string{
+		`VIP Users;Festival Buyers`: {"VIP Users", "Festival Buyers"},
+		` VIP ;; Gold ;`:            {"VIP", "Gold"},
+		`C:\Leads;Re\;Buyers`:       {`C:\Leads`, "Re;Buyers"},
+		`a\\;b\`:                    {`a\`, `b\`},
+		``:                          nil,
+	} {
+		if got := splitSegments(cell); fmt.Sprint(got) != fmt.Sprint(want) || len(got) != len(want) {
+			t.Errorf("%q: %q, want %q", cell, got, want)
+		}
+	}
+}
