@@ -154,6 +154,17 @@ func (r *queryResolver) ContactByPhone(ctx context.Context, phone string) (*crm.
 	return &c, nil
 }
 
+func (r *queryResolver) SegmentByName(ctx context.Context, name string) (*crm.Segment, error) {
+	seg, err := r.Store.SegmentByName(ctx, workspace(ctx).ID, name)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &seg, nil
+}
+
 func (r *queryResolver) Segments(ctx context.Context, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) (*model.SegmentConnection, error) {
 	return r.segments(ctx, search, segmentOrder(orderBy), pageArgs(first, after, last, before))
 }

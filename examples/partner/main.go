@@ -289,9 +289,10 @@ const createSegmentMutation = `mutation CreateSegment($input: CreateSegmentInput
 // The server stores a name in its own form (composed, its spaces of every kind as
 // spaces, its invisible characters dropped; docs/partners.md, Errors) and compares
 // names ignoring case, rules this program does not repeat: "Holi\u00a0Buyers" in the
-// file is the segment "Holi Buyers". So names are looked up as the server returns
-// them, and a name found in no such form is created: createSegment answers with the
-// name as stored, or TAKEN when the workspace has it in another form (segmentTaken).
+// file is the segment "Holi Buyers". So a name not among the segments as the server
+// returns them is looked up by segmentByName, which compares as the server does, and
+// created when it finds none (or, when another client created it meanwhile and
+// createSegment answers TAKEN, looked up again).
 func ensureSegments(ctx context.Context, c *Client, rows []row) (map[string]string, map[string]string, int, error) {
 	stored, err := allSegments(ctx, c)
 	if err != nil {
@@ -308,6 +309,14 @@ func ensureSegments(ctx context.Context, c *Client, rows []row) (map[string]stri
 				ids[name] = id
 				continue
 			}
+			id, err := segmentByName(ctx, c, name)
+			if err != nil {
+				return nil, nil, 0, fmt.Errorf("line %d: segment %q: %w", r.line, name, err)
+			}
+			if id != "" {
+				ids[name] = id
+				continue
+			}
 			var out struct {
 				CreateSegment struct {
 					Segment    *struct{ ID, Name string } `json:"segment"`
@@ -320,12 +329,13 @@ func ensureSegments(ctx context.Context, c *Client, rows []row) (map[string]stri
 			}
 			switch errs := out.CreateSegment.UserErrors; {
 			case len(errs) == 1 && errs[0].Code == "TAKEN":
-				if stored, err = allSegments(ctx, c); err != nil {
-					return nil, nil, 0, err
+				// Created by another client since the lookup.
+				id, err := segmentByName(ctx, c, name)
+				if err == nil && id == "" {
+					err = errs // and deleted again since
 				}
-				id := segmentTaken(stored, name, errs[0])
-				if id == "" {
-					return nil, nil, 0, fmt.Errorf("line %d: segment %q: the workspace has it under another form of the name, which was not found: %w", r.line, name, errs)
+				if err != nil {
+					return nil, nil, 0, fmt.Errorf("line %d: segment %q: %w", r.line, name, err)
 				}
 				ids[name] = id
 			case len(errs) > 0:
@@ -341,26 +351,19 @@ func ensureSegments(ctx context.Context, c *Client, rows []row) (map[string]stri
 	return ids, stored, created, nil
 }
 
-// segmentTaken returns the ID of the segment that made creating one named name
-// TAKEN, from the workspace's segments by lower-case name, or "" if none is found.
-// Either someone created it meanwhile, under this name, or the workspace has it in
-// the form the server stores name in, which the TAKEN error's message quotes (the API
-// has no query of a segment by name, nor a way to ask how it would store one).
-func segmentTaken(stored map[string]string, name string, taken userError) string {
-	if id := stored[strings.ToLower(name)]; id != "" {
-		return id
+// segmentByName returns the ID of the workspace's segment named name, compared as
+// the server compares segment names, or "" when it has none.
+func segmentByName(ctx context.Context, c *Client, name string) (string, error) {
+	var out struct {
+		SegmentByName *struct{ ID string } `json:"segmentByName"`
 	}
-	// "a segment named \"Holi Buyers\" already exists", the name quoted as Go does.
-	i := strings.IndexByte(taken.Message, '"')
-	if i < 0 {
-		return ""
+	if err := c.Query(ctx, `query SegmentByName($name: String!) { segmentByName(name: $name) { id } }`, map[string]any{"name": name}, &out); err != nil {
+		return "", err
 	}
-	quoted, err := strconv.QuotedPrefix(taken.Message[i:])
-	if err != nil {
-		return ""
+	if out.SegmentByName == nil {
+		return "", nil
 	}
-	form, _ := strconv.Unquote(quoted)
-	return stored[strings.ToLower(form)]
+	return out.SegmentByName.ID, nil
 }
 
 const upsertMutation = `mutation UpsertContacts($input: UpsertContactsInput!) {

@@ -154,6 +154,7 @@ type ComplexityRoot struct {
 		Node            func(childComplexity int, id string) int
 		Nodes           func(childComplexity int, ids []string) int
 		Segment         func(childComplexity int, id string) int
+		SegmentByName   func(childComplexity int, name string) int
 		Segments        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) int
 		Workspace       func(childComplexity int) int
 	}
@@ -242,6 +243,7 @@ type QueryResolver interface {
 	Segment(ctx context.Context, id string) (*crm.Segment, error)
 	Contact(ctx context.Context, id string) (*crm.Contact, error)
 	ContactByPhone(ctx context.Context, phone string) (*crm.Contact, error)
+	SegmentByName(ctx context.Context, name string) (*crm.Segment, error)
 	Segments(ctx context.Context, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) (*model.SegmentConnection, error)
 	Contacts(ctx context.Context, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) (*model.ContactConnection, error)
 	DeletedContacts(ctx context.Context, since time.Time, first *int, after *string, last *int, before *string) (*model.DeletedContactConnection, error)
@@ -749,6 +751,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Segment(childComplexity, args["id"].(string)), true
+	case "Query.segmentByName":
+		if e.ComplexityRoot.Query.SegmentByName == nil {
+			break
+		}
+
+		args, err := ec.field_Query_segmentByName_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.SegmentByName(childComplexity, args["name"].(string)), true
 	case "Query.segments":
 		if e.ComplexityRoot.Query.Segments == nil {
 			break
@@ -1522,6 +1535,16 @@ type Query {
     """The phone number, with its country code, in digits (a letter is BAD_USER_INPUT)."""
     phone: String!
   ): Contact
+  """
+  Fetches a segment by its name, compared as segment names are unique: as
+  ` + "`" + `createSegment` + "`" + ` would store the name (composed, spaces folded, invisible characters
+  dropped) and ignoring case; null when the workspace has no such segment. For a
+  ` + "`" + `createSegment` + "`" + ` refused as ` + "`" + `TAKEN` + "`" + `, it is the segment that has the name.
+  """
+  segmentByName(
+    """The segment's name (one no segment could have, such as an empty one, is BAD_USER_INPUT)."""
+    name: String!
+  ): Segment
   """The workspace's segments, newest first unless ` + "`" + `orderBy` + "`" + ` says otherwise."""
   segments(
     """Returns the first n segments (1 to 100) after ` + "`" + `after` + "`" + `."""
@@ -2634,6 +2657,20 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_segmentByName_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
 	return args, nil
 }
 
@@ -4460,6 +4497,50 @@ func (ec *executionContext) fieldContext_Query_contactByPhone(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_contactByPhone_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_segmentByName(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_segmentByName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().SegmentByName(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *crm.Segment) graphql.Marshaler {
+			return ec.marshalOSegment2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐSegment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_segmentByName(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Segment(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_segmentByName_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -7732,6 +7813,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_contactByPhone(ctx, field)
+				})
+		case "segmentByName":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_segmentByName(ctx, field)
 				})
 		case "segments":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,

@@ -44,6 +44,14 @@ type SegmentPatch struct {
 }
 
 // Normalize trims the texts and checks every rule, reporting all problems at once.
+// NormalizeSegmentName returns name as a segment stores it (NewSegment.Normalize),
+// to look a segment up by its name, or the error that creating one would give.
+func NormalizeSegmentName(name string) (string, error) {
+	s := NewSegment{Name: name}
+	err := s.Normalize()
+	return s.Name, err
+}
+
 func (p *SegmentPatch) Normalize() error {
 	var errs Errors
 	if p.Name.Set {

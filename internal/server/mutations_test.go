@@ -2342,3 +2342,47 @@ func TestNamesPrintable(t *testing.T) {
 		t.Errorf("renamed contact %+v, want the name [31mRed", u.Contact)
 	}
 }
+
+// TestSegmentByName: segmentByName finds a segment under any name createSegment
+// would refuse as TAKEN for it (composed, spaces folded, invisible characters
+// dropped, case ignored), and no other workspace's. A partner keying segments by
+// name found the existing one only through the TAKEN message's wording.
+func TestSegmentByName(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	holi := c.createSegment(map[string]any{"name": "Holi Buyers 2026"})
+	cafe := c.createSegment(map[string]any{"name": "Café"})
+	checkUserErrors(t, holi.UserErrors)
+	checkUserErrors(t, cafe.UserErrors)
+	const byName = `query($n: String!) { segmentByName(name: $n) { id name } }`
+	for name, want := range map[string]string{
+		"Holi Buyers 2026":        holi.Segment.ID,
+		" holi\u00a0buyers 2026 ": holi.Segment.ID,
+		"HOLI BUYERS\u200b 2026":  holi.Segment.ID,
+		"Cafe\u0301":              cafe.Segment.ID,
+		"CAFÉ":                    cafe.Segment.ID,
+		"Holi Buyers":             "",
+	} {
+		if taken := c.createSegment(map[string]any{"name": name}); want != "" && (len(taken.UserErrors) != 1 || taken.UserErrors[0].Code != "TAKEN") {
+			t.Fatalf("createSegment(%q): %+v, want TAKEN", name, taken)
+		}
+		var out struct{ SegmentByName *struct{ ID, Name string } }
+		c.do(byName, map[string]any{"n": name}, &out)
+		got := ""
+		if out.SegmentByName != nil {
+			got = out.SegmentByName.ID
+		}
+		if want == "" && got != "" {
+			c.deleteSegment(got) // made by the createSegment above: none had the name
+			continue
+		}
+		if got != want {
+			t.Errorf("segmentByName(%q): %+v, want %s", name, out.SegmentByName, want)
+		}
+	}
+	c.fails("BAD_USER_INPUT", byName, map[string]any{"n": " \u200b "})
+	var other struct{ SegmentByName *struct{ ID string } }
+	c.as(t).do(byName, map[string]any{"n": "Holi Buyers 2026"}, &other)
+	if other.SegmentByName != nil {
+		t.Errorf("another workspace's segmentByName: %+v, want null", other.SegmentByName)
+	}
+}

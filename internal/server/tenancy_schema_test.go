@@ -28,7 +28,7 @@ import (
 // in every ID argument and every ID field of input objects: B's IDs of each type (the
 // right one and the wrong ones), alone and mixed with A's own IDs, one ID slot at a
 // time and all at once. Scalars that are required get valid values; phone lookups
-// and searches get B's phone and names. Each operation selects every scalar of its
+// and searches get B's phone and names, lookups by name B's segment's. Each operation selects every scalar of its
 // result, nested objects included. None of B's IDs, names, phones or emails may
 // appear in any response, and B's rows of every table with a workspace_id (found in
 // the catalog, so a new table is covered too) must be byte for byte unchanged.
@@ -367,6 +367,8 @@ func (g *opGen) value(t *ast.Type, name, path string, kind globalid.Kind, mutati
 			return phones(900_000+g.n, 1)[0], true
 		case n == "search" && !bare(v):
 			return g.other.label, true
+		case n == "name" && !mutation:
+			return "seg" + g.other.label + "0", true // another workspace's segment, in other case
 		case !required:
 			return nil, false
 		}

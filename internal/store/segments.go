@@ -140,6 +140,25 @@ func (s *Store) Segment(ctx context.Context, ws, id int64) (crm.Segment, error) 
 	return seg, nil
 }
 
+// SegmentByName returns the workspace's segment whose name is name as it would be
+// stored (crm.NormalizeSegmentName), ignoring case as names are unique (the index
+// segments_name), or a NOT_FOUND error; a name no segment could have is that
+// input error.
+func (s *Store) SegmentByName(ctx context.Context, ws int64, name string) (crm.Segment, error) {
+	name, err := crm.NormalizeSegmentName(name)
+	if err != nil {
+		return crm.Segment{}, err
+	}
+	var row segmentRow
+	err = s.db.NewSelect().Model(&row).
+		Where("s.workspace_id = ? AND lower(s.name) = lower(?)", s.workspaceArg(ws), name).
+		Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return crm.Segment{}, crm.Errorf(crm.CodeNotFound, crm.Path("name"), "no segment with this name")
+	}
+	return row.Segment, err
+}
+
 // SegmentsOfContacts returns, for each of the given contacts, the segments it is in,
 // ordered by name. A segment is shared by the contacts in it: read, never change.
 func (s *Store) SegmentsOfContacts(ctx context.Context, ws int64, contactIDs []int64) (map[int64][]*crm.Segment, error) {
