@@ -4,12 +4,12 @@
 -- Search: PostGraphile's filters work on single columns, and only on those an index
 -- leads with, while our trigram indexes lead with the workspace. These computed
 -- columns are inlinable SQL functions that the planner expands into the indexed
--- expression (segments) or column (contacts: search_text, since migration
--- 20261130000004), so PostGraphile's search uses the same trigram indexes as ours.
--- They must match the indexes exactly (CASE, not coalesce, since migration
--- 20261129000001_rls): otherwise PostGraphile's search scans the whole table. The
--- contacts' is named "search" (a filter field `search`), as the column itself is
--- already PostGraphile's `searchText`.
+-- column (search_text: the contacts' since migration 20261130000004, the segments'
+-- since 20261216000005), so PostGraphile's search uses the same trigram indexes as
+-- ours: otherwise it scans the whole table. PostGraphile matches its term with
+-- ILIKE, unfolded: the benchmark's terms and texts are ASCII, which folding only
+-- lowercases. Each is named "search" (a filter field `search`), as the column itself
+-- is already PostGraphile's `searchText`.
 CREATE SCHEMA IF NOT EXISTS segbench;
 
 DROP FUNCTION IF EXISTS segbench.contacts_search_text(public.contacts);
@@ -18,10 +18,11 @@ CREATE OR REPLACE FUNCTION segbench.contacts_search(c public.contacts) RETURNS t
     AS $$ SELECT c.search_text $$;
 COMMENT ON FUNCTION segbench.contacts_search(public.contacts) IS E'@filterable';
 
-CREATE OR REPLACE FUNCTION segbench.segments_search_text(s public.segments) RETURNS text
+DROP FUNCTION IF EXISTS segbench.segments_search_text(public.segments);
+CREATE OR REPLACE FUNCTION segbench.segments_search(s public.segments) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT s.name || E'\n' || (CASE WHEN s.description IS NULL THEN '' ELSE s.description END) $$;
-COMMENT ON FUNCTION segbench.segments_search_text(public.segments) IS E'@filterable';
+    AS $$ SELECT s.search_text $$;
+COMMENT ON FUNCTION segbench.segments_search(public.segments) IS E'@filterable';
 
 -- Bulk assignment: PostGraphile has no bulk mutation (createMembership inserts one
 -- row per mutation field). A volatile function becomes a mutation: this one does what

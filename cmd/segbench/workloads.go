@@ -153,7 +153,7 @@ func (d *dataset) readVariants(w string) []pair {
 			out[i] = pair{
 				gql(`query($t: String!) { segments(first: 50, search: $t) { nodes { id name description contactCount createdAt } pageInfo { hasNextPage endCursor } } }`,
 					map[string]any{"t": t}),
-				gql(`query($ws: BigInt!, $t: String!) { allSegments(first: 50, condition: {workspaceId: $ws}, orderBy: [CREATED_AT_DESC], filter: {searchText: {includesInsensitive: $t}}) { nodes { id name description contactCount createdAt } pageInfo { hasNextPage endCursor } } }`,
+				gql(`query($ws: BigInt!, $t: String!) { allSegments(first: 50, condition: {workspaceId: $ws}, orderBy: [CREATED_AT_DESC], filter: {search: {includesInsensitive: $t}}) { nodes { id name description contactCount createdAt } pageInfo { hasNextPage endCursor } } }`,
 					map[string]any{"ws": ws, "t": t}),
 			}
 		case "W3":

@@ -1235,7 +1235,11 @@ type Segment implements Node {
     last: Int
     """Returns contacts before this cursor."""
     before: String
-    """Keeps contacts whose name, phone or email contains this text, ignoring case."""
+    """
+    Keeps contacts whose name, phone or email contains this text, ignoring case,
+    accents, Arabic and Hebrew vowel marks, character width and the kind of space:
+    "jose garcia" finds "José García", "123" finds "１２３".
+    """
     search: String
     """The order of the contacts; newest first by default."""
     orderBy: ContactOrder
@@ -1470,7 +1474,11 @@ The contacts a bulk change applies to, selected as ` + "`" + `Query.contacts(sea
 selects them: the contacts the contacts table shows for that search and filter.
 """
 input ContactSelection {
-  """Keeps contacts whose name, phone or email contains this text, ignoring case."""
+  """
+  Keeps contacts whose name, phone or email contains this text, ignoring case,
+  accents, Arabic and Hebrew vowel marks, character width and the kind of space:
+  "jose garcia" finds "José García", "123" finds "１２３".
+  """
   search: String
   """Keeps contacts that meet these conditions."""
   filter: ContactFilter
@@ -1555,7 +1563,11 @@ type Query {
     last: Int
     """Returns segments before this cursor."""
     before: String
-    """Keeps segments whose name or description contains this text, ignoring case."""
+    """
+    Keeps segments whose name or description contains this text, ignoring case,
+    accents, Arabic and Hebrew vowel marks, character width and the kind of space:
+    "cafe creme" finds "Café Crème", "πελάτες" finds "ΠΕΛΆΤΕΣ".
+    """
     search: String
     """The order of the segments; newest first by default."""
     orderBy: SegmentOrder
@@ -1573,7 +1585,11 @@ type Query {
     last: Int
     """Returns contacts before this cursor."""
     before: String
-    """Keeps contacts whose name, phone or email contains this text, ignoring case."""
+    """
+    Keeps contacts whose name, phone or email contains this text, ignoring case,
+    accents, Arabic and Hebrew vowel marks, character width and the kind of space:
+    "jose garcia" finds "José García", "123" finds "１２３".
+    """
     search: String
     """Keeps contacts that meet these conditions."""
     filter: ContactFilter

@@ -75,7 +75,9 @@ type ContactOrder struct {
 // The contacts a bulk change applies to, selected as `Query.contacts(search:, filter:)`
 // selects them: the contacts the contacts table shows for that search and filter.
 type ContactSelection struct {
-	// Keeps contacts whose name, phone or email contains this text, ignoring case.
+	// Keeps contacts whose name, phone or email contains this text, ignoring case,
+	// accents, Arabic and Hebrew vowel marks, character width and the kind of space:
+	// "jose garcia" finds "José García", "123" finds "１２３".
 	Search *string `json:"search,omitempty"`
 	// Keeps contacts that meet these conditions.
 	Filter *ContactFilter `json:"filter,omitempty"`

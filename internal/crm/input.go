@@ -164,14 +164,18 @@ func CheckCount(field string, n, max int) error {
 }
 
 // NormalizeSearch trims a search term and checks its length. An empty result means
-// "no search".
+// "no search". The term's characters are read as names keep theirs (nameText): line
+// breaks, tabs and other spaces are plain spaces, and zero-width characters are
+// dropped, so "holi\u00a0buyers" and "diwali\u200bbuyers" are the terms a name would
+// be. The rest of the folding (case, accents, width) is PostgreSQL's, on both the
+// term and the searched text (migration 20261216000005_search_folds_text).
 func NormalizeSearch(s *string) (string, error) {
 	if s == nil {
 		return "", nil
 	}
 	// Line breaks and tabs inside a term count as spaces; they separate the fields
 	// of the searched text.
-	term := normalText(oneLine(*s))
+	term := normalText(nameText(*s))
 	if n := utf8.RuneCountInString(term); n > MaxSearchLength {
 		return "", Errorf(CodeTooLong, Path("search"), "search is %d characters long, the maximum is %d", n, MaxSearchLength)
 	}

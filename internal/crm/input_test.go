@@ -47,6 +47,22 @@ func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
 	if got, err := crm.NormalizeSearch(&term); err != nil || got != "Tab Seg" {
 		t.Errorf("search %q: %q, %v", term, got, err)
 	}
+	// A term's spaces and zero-width characters are read as a name's are: the
+	// name stored from the same text is found by it.
+	for _, term := range []string{"holi\u00a0buyers", "diwali\u200bbuyers", "nbsp\u2003name", "vip\u3000users\u2060"} {
+		name := crm.NewSegment{Name: term}
+		if err := name.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := crm.NormalizeSearch(&term); err != nil || got != name.Name {
+			t.Errorf("search %q: %q, %v; want %q, as a name of it is stored", term, got, err, name.Name)
+		}
+	}
+	if term := "\u200b\u00a0\u2060"; true {
+		if got, err := crm.NormalizeSearch(&term); err != nil || got != "" {
+			t.Errorf("search %q: %q, %v; want none", term, got, err)
+		}
+	}
 }
 
 // TestPhonesInInternationalFormat: a phone is taken in any international format and

@@ -107,14 +107,16 @@ var (
 
 // SegmentQuery selects segments.
 type SegmentQuery struct {
-	// Search matches a case-insensitive substring of the name or the description.
+	// Search matches a substring of the name or the description, ignoring case,
+	// accents and the other differences the store's folding takes away.
 	Search string
 	Order  SegmentOrder
 }
 
 // ContactQuery selects contacts.
 type ContactQuery struct {
-	// Search matches a case-insensitive substring of the name, phone or email.
+	// Search matches a substring of the name, phone or email, ignoring case, accents
+	// and the other differences the store's folding takes away.
 	Search   string
 	Segments MembershipFilter
 	Order    ContactOrder

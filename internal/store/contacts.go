@@ -67,11 +67,20 @@ func (r *contactRow) dest(col string) any {
 
 // contactSearch is the text searched by ContactQuery.Search, indexed by
 // contacts_search: the name, phone and email, joined by newlines (which keep a term
-// from matching across fields) and lowercased, kept by PostgreSQL with the row
-// (migration 20261130000004_contact_search_text). A search matches it with LIKE and
-// a lowercased pattern (contactSearchCond), which is what ILIKE does, without
-// lowercasing every row it tests.
+// from matching across fields) and folded (segments_search_fold: case, accents,
+// width, marks, spaces), kept by PostgreSQL with the row (migrations
+// 20261130000004_contact_search_text, 20261216000005_search_folds_text). A search
+// matches it with LIKE and the term's pattern folded the same way (searchPattern),
+// without folding every row it tests.
 const contactSearch = `c.search_text`
+
+// searchPattern is the SQL of the LIKE pattern of a search term (its one argument):
+// the term folded as the searched texts are, anywhere in them. The folding is
+// PostgreSQL's (migration 20261216000005_search_folds_text), never Go's, so that the
+// term and the texts cannot be folded differently; on a constant, as Bun writes the
+// term, it is computed once, while planning, so the trigram index sees a plain
+// pattern.
+const searchPattern = "segments_search_pattern(?)"
 
 var contactKeys = map[crm.ContactOrderField]sortKey{
 	crm.ContactsByCreatedAt: contactsByCreatedAt,
@@ -740,20 +749,19 @@ func testedMembers(ws workspaceArg, ids any, contact, tested string) (string, []
 }
 
 // contactSearchCond returns the condition of a contact search: the contact's name,
-// phone or email contains the term as written, ignoring case. A term made of digits
-// and phone punctuation ("+91 98765-43210") may also be a phone number written
-// another way: its digits, which is how the number is stored, are then also looked for
-// in the phone, and only there, so that "12-34" does not find "Room 1234" (phoneSearch);
+// phone or email contains the term as written, ignoring case, accents and the other
+// differences that folding takes away (searchPattern). A term made of digits and
+// phone punctuation ("+91 98765-43210") may also be a phone number written another
+// way: its digits, which is how the number is stored, are then also looked for in the
+// phone, and only there, so that "12-34" does not find "Room 1234" (phoneSearch);
 // and a whole number so written ("+44 (0) 7911 123456") is also looked for as stored.
 //
 // Every alternative searches contactSearch, so all are served by its trigram index
 // (contacts_search, a BitmapOr of index scans); the phone alone rechecks the others.
 // A term of digits alone needs only the first: the phone is part of the text.
 func contactSearchCond(term string) (string, []any) {
-	// lower() in SQL, not in Go: the pattern must be lowercased as PostgreSQL
-	// lowercased the text. On a constant it is computed once, while planning, so the
-	// index sees a plain pattern. Digits need no lowering.
-	cond, args := contactSearch+" LIKE lower(?)", []any{likePattern(term)}
+	// The phone's patterns (below) are ASCII digits, which folding leaves as they are.
+	cond, args := contactSearch+" LIKE "+searchPattern, []any{term}
 	if p, ok := phoneSearch(term); ok {
 		phone := "c.phone LIKE ?"
 		args = append(args, p.contains, p.phone)
@@ -852,7 +860,7 @@ func searchShare(term string) (string, []any) {
 	if p, ok := phoneSearch(term); ok {
 		alt = &p.contains
 	}
-	return "segments_contact_search_share(lower(?), ?)", []any{likePattern(term), alt}
+	return "segments_contact_search_share(" + searchPattern + ", ?)", []any{term, alt}
 }
 
 // ContactsByID returns the contacts with the given IDs that exist in the workspace.

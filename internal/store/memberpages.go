@@ -411,12 +411,15 @@ func pageOf(list, ids *bun.SelectQuery, pq pageQuery, b pageBounds) *bun.SelectQ
 }
 
 // columnsOf returns the SQL list of the columns that rows of type R hold, of the
-// table aliased alias.
+// table aliased alias, or unqualified when alias is "" (an INSERT's RETURNING).
 func columnsOf[R any](db *bun.DB, alias string) string {
 	fields := db.Dialect().Tables().Get(reflect.TypeFor[R]()).Fields
 	cols := make([]string, len(fields))
 	for i, f := range fields {
-		cols[i] = alias + "." + string(f.SQLName)
+		cols[i] = string(f.SQLName)
+		if alias != "" {
+			cols[i] = alias + "." + cols[i]
+		}
 	}
 	return strings.Join(cols, ", ")
 }

@@ -160,6 +160,10 @@ var appPrivileges = []declaredPrivileges{
 	{kindFunc, "segment_bitmap_chunks(bigint[], bigint[])", privNone, privCall},
 	{kindFunc, "segment_bits_concat(bit varying)", privNone, privCall},
 	{kindFunc, "segment_catalog_bump(bigint[])", privNone, privCall},
+	// The folding of searched text (20261216000005): computed by the contacts' and
+	// segments' generated columns as the role that writes them, and by searches.
+	{kindFunc, "segments_search_fold(text)", privNone, privCall},
+	{kindFunc, "segments_search_pattern(text)", privNone, privCall},
 	// Trigger functions, which PostgreSQL runs for the trigger whatever their
 	// privileges, and no one can call otherwise.
 	{kindFunc, "memberships_count_inserted()", privNone, privCall},

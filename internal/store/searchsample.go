@@ -32,7 +32,12 @@ import (
 // same in Go and in SQL, whatever the database's locale, and a term whose other
 // characters the set cannot tell about may only be sent the larger statement,
 // never the plain one wrongly. Either way the page is the same; only its cost
-// differs.
+// differs. The histogram is of folded text (segments_search_fold, migration
+// 20261216000005), and the term's pattern is folded too, in SQL; the trigrams are cut
+// from the term as typed. That stays on the safe side: folding keeps ASCII letters
+// and digits as lower() does, so each trigram cut from the term is in its folded
+// pattern, which may hold more (full-width letters become ASCII) that only the
+// larger statement then sees.
 //
 // The copy is as old as PostgreSQL's own statistics, and at most statisticsTTL
 // older: a term that became common since (an import) is sent the plain statement

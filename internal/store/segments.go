@@ -45,11 +45,14 @@ func (r *segmentRow) dest(col string) any {
 	return nil
 }
 
-// segmentSearch is the text searched by SegmentQuery.Search, as indexed by
-// segments_search: the newline keeps a term from matching across name and description.
-// (CASE, not coalesce: PostgreSQL counts coalesce as leaky, which would keep this
-// condition off the index under row-level security; see migration 20261129000001_rls.)
-const segmentSearch = `(s.name || E'\n' || (CASE WHEN s.description IS NULL THEN '' ELSE s.description END))`
+// segmentSearch is the text searched by SegmentQuery.Search, indexed by
+// segments_search: the name and description, joined by a newline (which keeps a term
+// from matching across them) and folded as contacts' search_text is, kept by
+// PostgreSQL with the row (migration 20261216000005_search_folds_text). A column, not
+// an index on the expression: under row-level security a condition reaches an index
+// only when its functions are leakproof (migration 20261129000001_rls), and the
+// folding's are not.
+const segmentSearch = `s.search_text`
 
 var segmentKeys = map[crm.SegmentOrderField]sortKey{
 	crm.SegmentsByCreatedAt:    segmentsByCreatedAt,
@@ -109,7 +112,7 @@ func (s *Store) segmentQuery(dst *[]segmentRow, ws int64, sq crm.SegmentQuery) *
 		q = q.Where("s.workspace_id = ?", w)
 	} else {
 		cond, arg := s.searchWorkspace("segments", "s", w)
-		q = q.Where(cond, arg).Where(segmentSearch+" ILIKE ?", likePattern(sq.Search))
+		q = q.Where(cond, arg).Where(segmentSearch+" LIKE "+searchPattern, sq.Search)
 	}
 	return q
 }
@@ -246,7 +249,7 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 		row := segmentRow{Segment: crm.Segment{WorkspaceID: ws, Name: in.Name, Description: in.Description}}
 		_, err := tx.NewInsert().Model(&row).
 			Column("workspace_id", "name", "description").
-			Returning("*").
+			Returning(columnsOf[segmentRow](s.db, "")). // not *, which holds search_text, no field of the row
 			Exec(ctx)
 		if violates(err, "segments_name") {
 			taken := crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", in.Name)
@@ -291,7 +294,7 @@ func (s *Store) UpdateSegment(ctx context.Context, ws, id int64, p crm.SegmentPa
 			Set("description = ?", newDesc).
 			Set("updated_at = CASE WHEN (s.name, s.description) IS DISTINCT FROM (?::text, ?::text) THEN now() ELSE s.updated_at END", newName, newDesc).
 			Where("s.workspace_id = ? AND s.id = ?", ws, id).
-			Returning("*").
+			Returning(columnsOf[segmentRow](s.db, "s")).
 			Scan(ctx)
 	})
 	switch {

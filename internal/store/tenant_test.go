@@ -387,8 +387,10 @@ func TestRLSKeepsConditionsOnTheirIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ name, query, index string }{
-		{"contact search", fmt.Sprintf(`SELECT c.id FROM contacts c WHERE c.workspace_id = %d AND %s LIKE lower('%%ZQ9X%%')`, ws.ID, store.ContactSearchExpr), "contacts_search"},
-		{"segment search", fmt.Sprintf(`SELECT s.id FROM segments s WHERE s.workspace_id = %d AND %s ILIKE '%%zq9x%%'`, ws.ID, store.SegmentSearchExpr), "segments_search"},
+		{"contact search", fmt.Sprintf(`SELECT c.id FROM contacts c WHERE c.workspace_id = %d AND %s LIKE segments_search_pattern('ZQ9X')`, ws.ID, store.ContactSearchExpr), "contacts_search"},
+		{"contact search, folded", fmt.Sprintf(`SELECT c.id FROM contacts c WHERE c.workspace_id = %d AND %s LIKE segments_search_pattern('ＺＱ９Ｘé')`, ws.ID, store.ContactSearchExpr), "contacts_search"},
+		{"segment search", fmt.Sprintf(`SELECT s.id FROM segments s WHERE s.workspace_id = %d AND %s LIKE segments_search_pattern('zq9x')`, ws.ID, store.SegmentSearchExpr), "segments_search"},
+		{"segment search, folded", fmt.Sprintf(`SELECT s.id FROM segments s WHERE s.workspace_id = %d AND %s LIKE segments_search_pattern('ＺＱ９Ｘé')`, ws.ID, store.SegmentSearchExpr), "segments_search"},
 		{"contacts by name", fmt.Sprintf(`SELECT c.id FROM contacts c WHERE c.workspace_id = %d AND ((c.name IS NULL), %s, c.id) > (false, 'abc', 0)
 			ORDER BY (c.name IS NULL), %[2]s, c.id LIMIT 5`, ws.ID, fmt.Sprintf(store.ContactNameOrderExpr, "c.name")), "contacts_name"},
 	} {
