@@ -163,6 +163,9 @@ func createKey(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return err
 		}
+		if err := notBeingDeleted(ctx, s, ws, "keys create"); err != nil {
+			return err // a key of it could never work
+		}
 		key, err := auth.NewKey()
 		if err != nil {
 			return err

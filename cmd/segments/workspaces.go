@@ -126,10 +126,8 @@ func renameWorkspace(ctx context.Context, args []string, getenv func(string) str
 			return err
 		}
 		id := globalid.Encode(globalid.Workspace, ws.ID)
-		if sum, err := s.WorkspaceSummary(ctx, ws.ID); err != nil {
+		if err := notBeingDeleted(ctx, s, ws, "rename"); err != nil {
 			return err
-		} else if sum.DeletingSince != nil {
-			return fmt.Errorf("workspace %s (%q) is being deleted since %s: run workspace delete again to finish, not rename", id, ws.Name, showTime(sum.DeletingSince))
 		}
 		twins, err := s.WorkspacesByName(ctx, name, 3)
 		if err != nil {
@@ -214,4 +212,18 @@ func deleteWorkspace(ctx context.Context, args []string, getenv func(string) str
 		log.Info("workspace deleted", "id", id, "workspace", ws.Name, "elapsed", time.Since(start).Round(time.Millisecond))
 		return nil
 	})
+}
+
+// notBeingDeleted refuses to do what to a workspace whose deletion began: it stays
+// cut off (its keys never work), and the next workspace delete finishes it.
+func notBeingDeleted(ctx context.Context, s *store.Store, ws crm.Workspace, what string) error {
+	sum, err := s.WorkspaceSummary(ctx, ws.ID)
+	if err != nil {
+		return err
+	}
+	if sum.DeletingSince != nil {
+		return fmt.Errorf("workspace %s (%q) is being deleted since %s: run workspace delete again to finish, not %s",
+			globalid.Encode(globalid.Workspace, ws.ID), ws.Name, showTime(sum.DeletingSince), what)
+	}
+	return nil
 }

@@ -159,6 +159,9 @@ func TestWorkspaceCommands(t *testing.T) {
 	if _, _, err := cli(getenv, "workspace", "rename", acmeID, "Back"); err == nil {
 		t.Errorf("renamed a workspace being deleted")
 	}
+	if out, _, err := cli(getenv, "keys", "create", acmeID); err == nil || strings.Contains(out, "seg_") {
+		t.Errorf("made a key of a workspace being deleted, which could never work: %q", out)
+	}
 
 	// Run again, by name, it finishes.
 	if _, stderr, err := cli(getenv, "workspace", "delete", "Acme Shops", "--confirm", "Acme Shops"); err != nil || !strings.Contains(stderr, "workspace deleted") {
