@@ -447,7 +447,8 @@ func allMembersOf(ws workspaceArg, all []int64) (string, []any) {
 // CountContacts returns the number of contacts cq selects: with a membership filter,
 // the size of the deduplicated audience. The workspace's whole list is counted by
 // its counters (contact_counts), the members of one segment by its contact_count, a
-// filter of segments by their bitmaps, and a search by reading its matches.
+// filter of segments by their bitmaps, and a search by reading its matches (with a
+// filter, tested against its audience's bitmaps: searchcounts.go).
 func (s *Store) CountContacts(ctx context.Context, ws int64, cq crm.ContactQuery) (int, error) {
 	return s.countContacts(ctx, s.workspaceArg(ws), cq)
 }

@@ -35,9 +35,11 @@ import (
 // (membersPerMatch, a member costs four matches). The statement chooses by the
 // search's estimated share (searchShare), once, and runs only the way chosen.
 // Without an Any or All list (None alone), there are no candidates: the matches
-// come first. A term that no entry of the search histogram holds is rare: its
-// matches are read and looked up in the memberships, as PostgreSQL plans the plain
-// statement (contactsPageSelect's reason).
+// come first. Where the estimate says the matches are fewer than the chunks to read
+// (chunkLookups), each is looked up in the memberships instead, as PostgreSQL plans
+// the plain statement, which the statement then runs; and a term that no entry of
+// the search histogram holds is sent the plain statement alone (contactsPageSelect's
+// reason), spared the larger one's planning.
 
 // countSearchedAudience returns the number of contacts that cq, a search with a
 // membership filter, selects, counted up to limit+1 when limit > 0.
@@ -60,12 +62,15 @@ const (
 // the count.
 //
 //	WITH audience AS MATERIALIZED (the filter's audience: its chunks' bits),
-//	     count_plan AS (SELECT members_first: the candidates are fewer than the
-//	                    matches by membersPerMatch)
-//	SELECT count(*) FROM (the matches in the audience, unless members_first
+//	     count_plan AS (SELECT looked_up: the matches are fewer than the chunks
+//	                    (audienceLookedUp); members_first: the candidates are
+//	                    fewer than the matches by membersPerMatch)
+//	SELECT count(*) FROM (the matches in the audience, unless either
 //	                      UNION ALL
 //	                      the candidates that match, in the audience, if
-//	                      members_first) AS counted
+//	                      members_first and not looked_up
+//	                      UNION ALL
+//	                      the plain statement's rows, if looked_up) AS counted
 //
 // The audience is joined on the left (audienceJoin), so that PostgreSQL hashes its
 // chunks or looks them up per contact, and never reads the contacts again per chunk.
@@ -96,13 +101,12 @@ func (s *Store) searchedAudienceCount(ws workspaceArg, cq crm.ContactQuery, limi
 	if len(f.None) > 0 {
 		conditions++
 	}
-	listed := pgdialect.Array(slices.Concat(f.Any, all, f.None))
+	lookedUpSQL, lookedUpArgs := audienceLookedUp("share", "n", conditions, ws, slices.Concat(f.Any, all, f.None))
 	sizes := func(k string, kArgs []any) *bun.SelectQuery {
 		return s.db.NewSelect().
-			TableExpr("(SELECT "+k+"::float8 AS k, (SELECT coalesce("+share+", 1)) AS share, ("+allContactsSQL+")::float8 AS n,"+
-				" (SELECT count(*) FROM segment_bitmaps b WHERE b.workspace_id = ? AND b.segment_id = ANY(?))::float8 AS chunks OFFSET 0) AS sizes",
-				slices.Concat(kArgs, shareArgs, []any{ws, ws, listed})...).
-			ColumnExpr(fmt.Sprintf("share * n * %d <= chunks * %d AS looked_up", conditions, chunkLookups))
+			TableExpr("(SELECT "+k+"::float8 AS k, (SELECT coalesce("+share+", 1)) AS share, ("+allContactsSQL+")::float8 AS n OFFSET 0) AS sizes",
+				slices.Concat(kArgs, shareArgs, []any{ws})...).
+			ColumnExpr(lookedUpSQL+" AS looked_up", lookedUpArgs...)
 	}
 	const lookedUp = "(SELECT looked_up FROM count_plan)"
 	var unused []contactRow
@@ -142,6 +146,16 @@ func (s *Store) searchedAudienceCount(ws workspaceArg, cq crm.ContactQuery, limi
 	members = contactsIn(members, ws, "ARRAY(SELECT m.contact_id FROM memberships m WHERE m.workspace_id = ? AND m.segment_id = ANY("+segments+"))",
 		append([]any{ws}, segmentArgs...)).Where("NOT " + lookedUp + " AND " + membersFirst)
 	return q.With("count_plan", plan).TableExpr("((?) UNION ALL (?) UNION ALL (?)) AS counted", matches, members, plain)
+}
+
+// audienceLookedUp is the SQL of whether looking a search's matches up in the
+// memberships, one lookup per match and condition (conditions), costs less than
+// reading the audience's chunks, those of the segments listed (audienceChunksSQL):
+// share and n are the SQL of the search's share and of the workspace's contacts. Its
+// placeholders take its arguments, returned with it.
+func audienceLookedUp(share, n string, conditions int, ws workspaceArg, listed []int64) (string, []any) {
+	return fmt.Sprintf("%s * %s * %d <= (SELECT count(*) FROM segment_bitmaps b WHERE b.workspace_id = ? AND b.segment_id = ANY(?)) * %d",
+		share, n, conditions, chunkLookups), []any{ws, pgdialect.Array(listed)}
 }
 
 // chunkLookups is what reading a chunk of a segment's bitmap for an audience costs

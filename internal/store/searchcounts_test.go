@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/segments/segments/internal/crm"
@@ -22,6 +23,13 @@ import (
 // no membership (the audience's bits instead: the statement before hashed or looked
 // up the segments' memberships), and in the small segment reads its 30 members first,
 // not the 2,400 matches.
+//
+// Pages of a search in none of some segments, which sort the matches when the walk
+// falls short (searchPageSelect: by name, the 3,600 "Name"s come before the first
+// "Ravi Sharma"), test None the same way: every page, forward and backward, in both
+// directions by name and by creation, is what sorting the matches gives, and the
+// first page of "sharma" by name in none of the big segments reads no membership
+// (the statement before hashed theirs).
 func TestSearchCountsReadTheAudienceBits(t *testing.T) {
 	ctx := context.Background()
 	owner, app := storetest.NewStores(t, store.Options{MaxConns: 2})
@@ -113,10 +121,48 @@ func TestSearchCountsReadTheAudienceBits(t *testing.T) {
 			}
 		}
 	}
+	orders := map[crm.ContactOrderField]string{
+		crm.ContactsByName:      "(name IS NULL) %[1]s, " + fmt.Sprintf(store.ContactNameOrderExpr, "name") + " %[1]s, id %[1]s",
+		crm.ContactsByCreatedAt: "created_at %[1]s, id %[1]s",
+	}
+	checkPages := func(stage string) {
+		t.Helper()
+		for _, term := range []string{"sharma", "i s"} {
+			for _, none := range [][]int64{{big1, big2, big3}, {big1}, {unknown}} {
+				for field, orderSQL := range orders {
+					for _, dir := range []crm.Direction{crm.Asc, crm.Desc} {
+						q := crm.ContactQuery{Search: term, Segments: crm.MembershipFilter{None: none}, Order: crm.ContactOrder{Field: field, Direction: dir}}
+						want := storetest.Column[int64](t, db, `SELECT id FROM contacts c
+							WHERE workspace_id = $1 AND search_text LIKE '%' || $2 || '%'
+							  AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.contact_id = c.id AND m.segment_id = ANY($3))
+							ORDER BY `+fmt.Sprintf(orderSQL, dir), ws.ID, term, pgArray(none))
+						for _, backward := range []bool{false, true} {
+							if got := allPages(t, wctx, app, ws.ID, q, 50, backward); !slices.Equal(got, want) {
+								t.Errorf("%s: %q none %v %s %s, backward %v: %d contacts %v..., want %d %v...",
+									stage, term, none, field, dir, backward, len(got), head(got), len(want), head(want))
+							}
+						}
+					}
+				}
+			}
+		}
+	}
 	check("without statistics")
+	checkPages("without statistics")
 	storetest.Exec(t, db, "ANALYZE contacts, memberships")
 	store.LearnStatistics(app)
 	check("with statistics")
+	checkPages("with statistics")
+
+	first := 50
+	byName := crm.ContactOrder{Field: crm.ContactsByName, Direction: crm.Asc}
+	query, err := store.ContactsPageSQL(app, ws.ID, crm.ContactQuery{Search: "sharma", Segments: crm.MembershipFilter{None: []int64{big1, big2, big3}}, Order: byName}, crm.PageArgs{First: &first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan, raw := explainAnalyze(t, ctx, db, query); rowsRead(plan, "memberships") > 0 {
+		t.Errorf("the first page of \"sharma\" by name in none of the big segments read %.0f memberships, want none\n%s\n%s", rowsRead(plan, "memberships"), query, raw)
+	}
 
 	// How the counts of "sharma" (2,400 matches) are read, by EXPLAIN ANALYZE.
 	for _, c := range []struct {
