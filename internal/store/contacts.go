@@ -456,7 +456,8 @@ func allMembersOf(ws workspaceArg, all []int64) (string, []any) {
 // CountContacts returns the number of contacts cq selects: with a membership filter,
 // the size of the deduplicated audience. The workspace's whole list is counted by
 // its counters (contact_counts), the members of one segment by its contact_count, a
-// filter of segments by their bitmaps, and a search by reading its matches.
+// filter of segments by their bitmaps, and a search by reading its matches (with a
+// filter, tested against its audience's bitmaps: searchcounts.go).
 func (s *Store) CountContacts(ctx context.Context, ws int64, cq crm.ContactQuery) (int, error) {
 	return s.countContacts(ctx, s.workspaceArg(ws), cq)
 }
@@ -476,9 +477,20 @@ func (s *Store) countContacts(ctx context.Context, ws workspaceArg, cq crm.Conta
 			return s.countAllBut(ctx, ws, f.None)
 		}
 	}
+	if s.searchesAudience(cq) {
+		return s.countSearchedAudience(ctx, ws, cq, 0)
+	}
 	var rows []contactRow
 	n, err := s.contactQuery(&rows, ws, cq).Count(ctx)
 	return int(n), err
+}
+
+// searchesAudience reports whether a count of cq tests a search's matches against the
+// bits of its filter's audience (searchcounts.go): a search with a membership filter,
+// unless its term is rare.
+func (s *Store) searchesAudience(cq crm.ContactQuery) bool {
+	f := cq.Segments
+	return cq.Search != "" && (f.Any != nil || len(f.All) > 0 || len(f.None) > 0) && s.statistics().sample.mayHold(cq.Search)
 }
 
 // CountContactsUpTo returns the number of contacts cq selects if it is at most
@@ -491,6 +503,9 @@ func (s *Store) CountContactsUpTo(ctx context.Context, ws int64, cq crm.ContactQ
 	w := s.workspaceArg(ws)
 	if cq.Search == "" {
 		return s.countContacts(ctx, w, cq)
+	}
+	if s.searchesAudience(cq) {
+		return s.countSearchedAudience(ctx, w, cq, limit)
 	}
 	var rows []contactRow
 	return s.countUpTo(ctx, s.contactQuery(&rows, w, cq), limit)
@@ -545,19 +560,27 @@ func (s *Store) countAllBut(ctx context.Context, ws workspaceArg, none []int64) 
 }
 
 // audienceSQL counts a membership filter's audience from the segments' bitmaps
-// (segment_bitmaps, migration 20261129000004): per chunk of contact IDs, the OR of the
-// Any segments' bits, AND the AND of the All segments' (a chunk missing from one of
-// them has no member in all), AND NOT the OR of the None segments', then the set bits
-// summed. Each contact is one bit, so an audience is deduplicated by construction, and
-// the cost is the listed segments' chunks (about 31 rows per segment at 1M contacts),
-// not their memberships. z is a chunk of zeros; a missing aggregate is the neutral
-// element of its operation.
-const audienceSQL = `
-	SELECT coalesce(sum(bit_count(
-	         (CASE WHEN a IS NULL THEN ~z ELSE a END) &
-	         (CASE WHEN l IS NULL THEN ~z ELSE l END) &
-	         ~(CASE WHEN n IS NULL THEN z ELSE n END))), 0)
-	FROM (SELECT bit_or(bits) FILTER (WHERE segment_id = ANY(?)) AS a,
+// (segment_bitmaps, migration 20261129000004): the set bits of its chunks
+// (audienceChunksSQL), summed. Each contact is one bit, so an audience is
+// deduplicated by construction, and the cost is the listed segments' chunks (about
+// 31 rows per segment at 1M contacts), not their memberships.
+const audienceSQL = `SELECT coalesce(sum(bit_count(bits)), 0) FROM (` + audienceChunksSQL + `) AS audience`
+
+// audienceChunksSQL is a membership filter's audience as bitmaps, one row (chunk,
+// bits) per chunk of contact IDs, from the segments' bitmaps: per chunk, the OR of
+// the Any segments' bits, AND the AND of the All segments' (a chunk missing from one
+// of them has no member in all), AND NOT the OR of the None segments'. z is a chunk
+// of zeros; a missing aggregate is the neutral element of its operation. A chunk
+// without a row holds no contact of the audience, but where the filter has only a
+// None list: there it holds only contacts of the audience (none of the None
+// segments has a member in it). Its arguments are audienceArgs'.
+const audienceChunksSQL = `
+	SELECT chunk,
+	       (CASE WHEN a IS NULL THEN ~z ELSE a END) &
+	       (CASE WHEN l IS NULL THEN ~z ELSE l END) &
+	       ~(CASE WHEN n IS NULL THEN z ELSE n END) AS bits
+	FROM (SELECT chunk,
+	             bit_or(bits) FILTER (WHERE segment_id = ANY(?)) AS a,
 	             bit_and(bits) FILTER (WHERE segment_id = ANY(?)) AS l,
 	             count(*) FILTER (WHERE segment_id = ANY(?)) AS nl,
 	             bit_or(bits) FILTER (WHERE segment_id = ANY(?)) AS n,
