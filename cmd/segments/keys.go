@@ -269,7 +269,7 @@ func keyID(command string, rest []string) (int64, error) {
 func findWorkspace(ctx context.Context, s *store.Store, arg string) (crm.Workspace, error) {
 	var byID *crm.Workspace
 	if id, err := globalid.DecodeAs(globalid.Workspace, arg); err == nil {
-		ws, err := s.Workspace(ctx, id)
+		ws, err := s.WorkspaceEvenDeleting(ctx, id)
 		var e *crm.Error
 		switch {
 		case err == nil:

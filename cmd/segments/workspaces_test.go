@@ -72,6 +72,10 @@ func TestWorkspaceCommands(t *testing.T) {
 		t.Errorf("created %q: %v", a[2], err)
 	}
 	acmeID, otherID := a[0], rows["Other Shop"][0]
+	var acmeKeyID string // one of its keys', for keys rotate
+	for id := range listRows(t, getenv, acmeID) {
+		acmeKeyID = id
+	}
 
 	// Rename, by name then by ID.
 	if _, stderr, err := cli(getenv, "workspace", "rename", "Acme Retail", "Acme Stores"); err != nil {
@@ -161,6 +165,9 @@ func TestWorkspaceCommands(t *testing.T) {
 	}
 	if out, _, err := cli(getenv, "keys", "create", acmeID); err == nil || strings.Contains(out, "seg_") {
 		t.Errorf("made a key of a workspace being deleted, which could never work: %q", out)
+	}
+	if out, _, err := cli(getenv, "keys", "rotate", acmeKeyID); err == nil || strings.Contains(out, "seg_") {
+		t.Errorf("rotated a key of a workspace being deleted, which could never work: %q", out)
 	}
 
 	// Run again, by name, it finishes.

@@ -82,8 +82,23 @@ func seed(ctx context.Context, s *store.Store) (auth.Key, error) {
 		return "", err
 	}
 	newKey := store.NewAPIKey{Hash: key.Hash(), Prefix: key.Prefix(), Name: KeyName, ExpiresIn: KeyLifetime}
-	if ws, err := s.WorkspaceByName(ctx, WorkspaceName); err == nil {
-		return key, s.AddAPIKey(ctx, ws.ID, newKey)
+	for {
+		ws, err := s.WorkspaceByName(ctx, WorkspaceName)
+		if err != nil {
+			break
+		}
+		sum, err := s.WorkspaceSummary(ctx, ws.ID)
+		if err != nil {
+			return "", err
+		}
+		if sum.DeletingSince == nil {
+			return key, s.AddAPIKey(ctx, ws.ID, newKey)
+		}
+		// A workspace delete stopped midway left it cut off: a key of it would never
+		// work. Finish its deletion, and seed another.
+		if err := s.DeleteWorkspace(ctx, ws.ID, nil); err != nil && crm.UserErrors(err) == nil {
+			return "", fmt.Errorf("demo: finish the deletion of the demo workspace %d: %w", ws.ID, err)
+		}
 	}
 	stale, err := s.WorkspacesNamedFrom(ctx, loadingPrefix, 100)
 	if err != nil {

@@ -114,3 +114,35 @@ func TestSeedsAtOnce(t *testing.T) {
 		t.Errorf("the demo holds %d contacts and %d segments", contacts, segments)
 	}
 }
+
+// TestSeedFinishesADeletionStoppedMidway: a Demo workspace whose deletion stopped
+// midway is cut off, and the next seed finishes deleting it and makes another, whose
+// key works. The seed added its key to the cut-off workspace and printed a key that
+// never worked.
+func TestSeedFinishesADeletionStoppedMidway(t *testing.T) {
+	s := storetest.Store(t)
+	ctx := context.Background()
+	if _, err := demo.Seed(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	old, err := s.WorkspaceByName(ctx, demo.WorkspaceName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := s.DeleteWorkspace(stop, old.ID, func(store.WorkspaceDeletionProgress) { cancel() }); err == nil {
+		t.Fatal("the deletion was not stopped midway")
+	}
+	key, err := demo.Seed(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _, err := s.AuthenticateKey(ctx, key.Hash())
+	if err != nil || ws.ID == old.ID {
+		t.Fatalf("the new demo key: workspace %d (%v); want a working key of a workspace other than %d", ws.ID, err, old.ID)
+	}
+	if _, err := s.WorkspaceSummary(ctx, old.ID); err == nil {
+		t.Errorf("the cut-off demo workspace %d is still there", old.ID)
+	}
+}

@@ -156,15 +156,20 @@ func (s *Store) RotateAPIKey(ctx context.Context, id int64, grace time.Duration,
 	err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var cur struct {
 			apiKeyRow
-			Expired bool `bun:"expired"`
+			Expired  bool `bun:"expired"`
+			Deleting bool `bun:"deleting"`
 		}
-		err := tx.NewRaw(`SELECT `+apiKeyColumns+`, coalesce(expires_at <= now(), false) AS expired
+		err := tx.NewRaw(`SELECT `+apiKeyColumns+`, coalesce(expires_at <= now(), false) AS expired,
+			EXISTS (SELECT FROM workspace_deletions d WHERE d.workspace_id = api_keys.workspace_id) AS deleting
 			FROM api_keys WHERE id = ? FOR UPDATE`, id).Scan(ctx, &cur)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return keyNotFound(id)
 		case err != nil:
 			return err
+		case cur.Deleting:
+			// Its replacement could never work (DeleteWorkspace cut the workspace off).
+			return crm.Errorf(crm.CodeInvalid, nil, "API key %d's workspace is being deleted: run workspace delete again to finish, not keys rotate", id)
 		case cur.RevokedAt != nil:
 			return crm.Errorf(crm.CodeInvalid, nil, "API key %d is revoked; create a new one instead", id)
 		case cur.ReplacedBy != nil:

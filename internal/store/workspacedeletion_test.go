@@ -152,3 +152,27 @@ func isNotFound(err error) bool {
 	var e *crm.Error
 	return errors.As(err, &e) && e.Code == crm.CodeNotFound
 }
+
+// TestCutOffWorkspaceNotFound: a workspace being deleted is not found by Workspace,
+// the lookup of a dashboard session's workspace, whatever the role's row-level
+// security does (a role given BYPASSRLS, as the owner is, saw it, and its sessions
+// worked), while the commands' lookup still finds it to finish the deletion.
+func TestCutOffWorkspaceNotFound(t *testing.T) {
+	owner := storetest.Store(t)
+	ctx := context.Background()
+	ws, _ := storetest.Workspace(t, owner)
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := owner.DeleteWorkspace(stop, ws.ID, func(store.WorkspaceDeletionProgress) { cancel() }); err == nil {
+		t.Fatal("the deletion was not stopped midway")
+	}
+	if _, err := owner.Workspace(ctx, ws.ID); !isNotFound(err) {
+		t.Errorf("Workspace of a workspace being deleted, as a role without row-level security: %v, want NOT_FOUND", err)
+	}
+	if got, err := owner.WorkspaceEvenDeleting(ctx, ws.ID); err != nil || got.ID != ws.ID {
+		t.Errorf("WorkspaceEvenDeleting: %+v, %v", got, err)
+	}
+	if err := owner.DeleteWorkspace(ctx, ws.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+}

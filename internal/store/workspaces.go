@@ -34,10 +34,20 @@ func (s *Store) CreateWorkspace(ctx context.Context, name string, key NewAPIKey)
 	return ws.Workspace, err
 }
 
-// Workspace returns a workspace, or a NOT_FOUND error.
+// Workspace returns a workspace that is not being deleted, or a NOT_FOUND error.
 func (s *Store) Workspace(ctx context.Context, id int64) (crm.Workspace, error) {
 	// A dashboard session names its workspace before it acts for it: the lookup is
-	// scoped to that workspace for row-level security.
+	// scoped to that workspace for row-level security. A workspace being deleted is
+	// cut off (DeleteWorkspace): its policy hides it from the server's role, and the
+	// condition says so too, should the role have BYPASSRLS (which check reports).
+	return s.workspaceWhere(WithWorkspace(ctx, id),
+		"w.id = ? AND NOT EXISTS (SELECT FROM workspace_deletions d WHERE d.workspace_id = w.id)", id)
+}
+
+// WorkspaceEvenDeleting returns a workspace, also one being deleted (which Workspace
+// does not), or a NOT_FOUND error: the administrative commands' lookup by ID, which
+// must find a workspace whose deletion stopped midway to finish it.
+func (s *Store) WorkspaceEvenDeleting(ctx context.Context, id int64) (crm.Workspace, error) {
 	return s.workspaceWhere(WithWorkspace(ctx, id), "w.id = ?", id)
 }
 
