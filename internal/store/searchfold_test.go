@@ -13,8 +13,10 @@ import (
 
 // TestSearchesFoldWhatPeopleType: a term finds the names, emails and descriptions
 // written from the same or equivalent text whatever the accents, Arabic and Hebrew
-// marks, widths, case beyond lower() (final sigma, dotless i), spaces and zero-width
-// characters either is typed with (migration 20261216000005_search_folds_text), in
+// marks, widths, case beyond lower() (final sigma, dotless i), Latin letters NFKD
+// leaves whole (ł, đ, ð, ø, ß, æ, œ, þ, Catalan's l·l), typographic apostrophes and
+// quotes, spaces and zero-width characters either is typed with (migration
+// 20261216000005_search_folds_text), in
 // every way a search is read: contacts' pages and counts, a segment's members, a
 // select-all (contactsMatching), and segments' pages and counts. Indic, Thai, CJK and
 // Hangul names are still found by their own substrings, and not by their letters
@@ -46,6 +48,14 @@ func TestSearchesFoldWhatPeopleType(t *testing.T) {
 		"Anna",             // 15: the separator's
 		"Zoë\u00a0Old",     // 16: written with its no-break space, as an older server stored it
 		"Ｃｏｍｐａｎｙ\u200bＬｔｄ", // 17: full-width, a zero-width space inside (as stored before names dropped it)
+		"Łódź Wójcik",      // 18: stroke
+		"Đặng Thị Hương",   // 19: Vietnamese đ
+		"Ærø Færgeri",      // 20: ligature, slashed o
+		"Straße Müller",    // 21: sharp s
+		"Zoë O’Brien",      // 22: the apostrophe of iOS's smart punctuation
+		"Þóra Guðrún",      // 23: eth, thorn
+		"Col·legi Œuvre",   // 24: Catalan's middle dot, œ
+		"Ħal Ŧ Ŋ",          // 25
 	}
 	var in []crm.ContactInput
 	for i, name := range contactNames {
@@ -82,6 +92,14 @@ func TestSearchesFoldWhatPeopleType(t *testing.T) {
 		{"กิ่งแก้ว", []int{12}}, {"กงกว", nil},
 		{"小明", []int{13}}, {"민준", []int{14}},
 		{"zoe old", []int{16}}, {"company ltd", nil}, {"companyltd", []int{17}}, {"ｃｏｍｐａｎｙ", []int{17}},
+		{"lodz", []int{18}}, {"ŁÓDŹ", []int{18}}, {"lódź", []int{18}},
+		{"dang", []int{19}}, {"ĐẶNG", []int{19}}, {"huong", []int{19}},
+		{"aero", []int{20}}, {"aerø", []int{20}}, {"ærø", []int{20}}, {"faergeri", []int{20}},
+		{"strasse", []int{21}}, {"STRASSE", []int{21}}, {"straße", []int{21}}, {"STRAẞE", []int{21}},
+		{"zoe o'brien", []int{22}}, {"o’brien", []int{22}}, {"o‘brien", []int{22}}, {"oʼbrien", []int{22}}, {"o＇brien", []int{22}},
+		{"thora gudrun", []int{23}}, {"ÞÓRA GUÐRÚN", []int{23}},
+		{"collegi oeuvre", []int{24}}, {"col·legi", []int{24}}, {"coŀlegi", []int{24}},
+		{"hal t n", []int{25}},
 		// The name, phone and email are joined by newlines, which a term cannot hold.
 		{"anna\u2029+9197", nil}, {"anna +9197", nil}, {"anna", []int{15}},
 	}
@@ -133,6 +151,7 @@ func TestSearchesFoldWhatPeopleType(t *testing.T) {
 		{"Işık Club", nil, []string{"ışık", "IŞIK", "isik"}},
 		{"عملاء مُمَيَّزون", nil, []string{"مميزون"}},
 		{"ग्राहक सूची", nil, []string{"ग्राहक", "सूची"}},
+		{"Łódź Đà Nẵng", ptr("Straße O’Neil’s “VIP”"), []string{"lodz da nang", "strasse o'neil's \"vip\"", "o‘neil"}},
 	}
 	made := map[string]int64{}
 	for _, c := range segmentCases {
