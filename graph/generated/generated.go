@@ -1239,7 +1239,8 @@ type Segment implements Node {
     Keeps contacts whose name, phone or email contains this text, ignoring case,
     accents and the strokes and ligatures of Latin letters, Arabic and Hebrew vowel
     marks, typographic apostrophes, character width and the kind of space: "jose
-    garcia" finds "José García", "lodz" "Łódź", "o'brien" "O’Brien", "123" "１２３".
+    garcia" finds "José García", "lodz" "Łódź", "o'brien" "O’Brien", "123" "１２３". A text
+    of nothing these compare (a lone accent) is no search.
     """
     search: String
     """The order of the contacts; newest first by default."""
@@ -1479,7 +1480,8 @@ input ContactSelection {
   Keeps contacts whose name, phone or email contains this text, ignoring case,
   accents and the strokes and ligatures of Latin letters, Arabic and Hebrew vowel
   marks, typographic apostrophes, character width and the kind of space: "jose
-  garcia" finds "José García", "lodz" "Łódź", "o'brien" "O’Brien", "123" "１２３".
+  garcia" finds "José García", "lodz" "Łódź", "o'brien" "O’Brien", "123" "１２３". A text
+  of nothing these compare (a lone accent) is no search.
   """
   search: String
   """Keeps contacts that meet these conditions."""
@@ -1569,7 +1571,8 @@ type Query {
     Keeps segments whose name or description contains this text, ignoring case,
     accents and the strokes and ligatures of Latin letters, Arabic and Hebrew vowel
     marks, typographic apostrophes, character width and the kind of space: "cafe
-    creme" finds "Café Crème", "πελάτες" "ΠΕΛΆΤΕΣ", "strasse" "Straße".
+    creme" finds "Café Crème", "πελάτες" "ΠΕΛΆΤΕΣ", "strasse" "Straße". A text of
+    nothing these compare (a lone accent) is no search.
     """
     search: String
     """The order of the segments; newest first by default."""
@@ -1592,7 +1595,8 @@ type Query {
     Keeps contacts whose name, phone or email contains this text, ignoring case,
     accents and the strokes and ligatures of Latin letters, Arabic and Hebrew vowel
     marks, typographic apostrophes, character width and the kind of space: "jose
-    garcia" finds "José García", "lodz" "Łódź", "o'brien" "O’Brien", "123" "１２３".
+    garcia" finds "José García", "lodz" "Łódź", "o'brien" "O’Brien", "123" "１２３". A text
+    of nothing these compare (a lone accent) is no search.
     """
     search: String
     """Keeps contacts that meet these conditions."""

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
@@ -185,6 +187,51 @@ func TestSearchesFoldWhatPeopleType(t *testing.T) {
 		if n, err := s.CountSegments(ctx, ws.ID, crm.SegmentQuery{Search: normalizedSearch(t, term)}); err != nil || n != 0 {
 			t.Errorf("segments(search: %q) found %d (%v), want none", term, n, err)
 		}
+	}
+}
+
+// TestSearchFoldsAway: crm.SearchFoldsAway, which makes a term no search before any
+// statement, says a character folds to nothing but spaces exactly when
+// segments_search_fold makes it so, over every code point of the planes that hold
+// characters, 0-3 and 14 (but NUL, which a term cannot hold, and the surrogates,
+// which are none): its Go copy of the characters the function removes is the
+// function's. Planes 4-13 are unassigned and 15-16 private: no character there
+// decomposes, and neither side removes one, which Go is asked alone (the function
+// takes 4 µs a character; all of them, 4-5 s). A term is no search when each of its
+// characters is such: each decomposes (NFKD) on its own, and the rest of the folding
+// removes, maps or composes character by character (the one pair it maps, "l·",
+// holds an l, kept).
+func TestSearchFoldsAway(t *testing.T) {
+	owner := storetest.Store(t)
+	inSQL := storetest.Column[int64](t, owner.DB(), `SELECT r FROM generate_series(1, x'3ffff'::int) r
+		WHERE r NOT BETWEEN x'd800'::int AND x'dfff'::int AND segments_search_fold(chr(r)) ~ '^ *$'
+		UNION ALL
+		SELECT r FROM generate_series(x'e0000'::int, x'effff'::int) r WHERE segments_search_fold(chr(r)) ~ '^ *$'
+		ORDER BY 1`)
+	var inGo []int64
+	for r := rune(1); r <= unicode.MaxRune; r++ {
+		if !utf8.ValidRune(r) || !crm.SearchFoldsAway(string(r)) {
+			continue
+		}
+		if 0x40000 <= r && r < 0xE0000 || r >= 0xF0000 {
+			t.Errorf("crm.SearchFoldsAway takes %U, outside the planes that hold characters, for no search", r)
+		}
+		inGo = append(inGo, int64(r))
+	}
+	if !slices.Equal(inGo, inSQL) {
+		for _, r := range inSQL {
+			if !slices.Contains(inGo, r) {
+				t.Errorf("segments_search_fold leaves nothing of %U but spaces; crm.SearchFoldsAway takes it for a search", r)
+			}
+		}
+		for _, r := range inGo {
+			if !slices.Contains(inSQL, r) {
+				t.Errorf("crm.SearchFoldsAway takes %U for no search; segments_search_fold keeps something of it", r)
+			}
+		}
+	}
+	if len(inSQL) < 250 { // the marks of the class alone are 200
+		t.Errorf("%d code points fold away: is the test's statement right?", len(inSQL))
 	}
 }
 
