@@ -265,8 +265,13 @@ func keyID(command string, rest []string) (int64, error) {
 // findWorkspace finds a workspace by its global ID (W_...) or by its name, which
 // must be unambiguous. An argument that is one workspace's ID and another's name (a
 // name stored before workspace create refused names spelled as IDs) is refused too:
-// read as the ID, a key was made for the workspace the operator did not mean.
+// read as the ID, a key was made for the workspace the operator did not mean. The
+// name is read as names are kept (crm.WorkspaceNameText: "Cafe\u0301 Ltd" is "Café
+// Ltd", which it did not find), or else as typed, as a name stored before names were
+// composed may be.
 func findWorkspace(ctx context.Context, s *store.Store, arg string) (crm.Workspace, error) {
+	typed := arg
+	arg = crm.WorkspaceNameText(arg)
 	var byID *crm.Workspace
 	if id, err := globalid.DecodeAs(globalid.Workspace, arg); err == nil {
 		ws, err := s.WorkspaceEvenDeleting(ctx, id)
@@ -279,6 +284,9 @@ func findWorkspace(ctx context.Context, s *store.Store, arg string) (crm.Workspa
 		}
 	}
 	wss, err := s.WorkspacesByName(ctx, arg, 3)
+	if err == nil && len(wss) == 0 && typed != arg {
+		wss, err = s.WorkspacesByName(ctx, typed, 3)
+	}
 	if err != nil {
 		return crm.Workspace{}, err
 	}

@@ -190,7 +190,9 @@ func deleteWorkspace(ctx context.Context, args []string, getenv func(string) str
 			// its size before anything is gone.
 			return fmt.Errorf("%w: workspace delete deletes %s; nothing is deleted without --confirm repeating the workspace: --confirm %s",
 				errUsage, what, id)
-		case confirm != id && confirm != ws.Name:
+		case confirm != id && confirm != ws.Name && crm.WorkspaceNameText(confirm) != ws.Name:
+			// The name as typed or as names are kept, as the workspace was found:
+			// "Cafe\u0301 Ltd" confirms "Café Ltd".
 			return fmt.Errorf("%w: --confirm %q names neither the ID (%s) nor the name (%s) of the workspace to delete; nothing deleted",
 				errUsage, confirm, id, listedName(ws.Name))
 		}

@@ -40,7 +40,8 @@ func workspaceRows(t *testing.T, getenv func(string) string) map[string][]string
 // what it would delete, nothing deleted) or with a --confirm naming another; deleted,
 // the workspace's key and a session naming it get 401, another workspace keeps its
 // data, and segments check passes. A deletion that stopped midway shows in the list
-// and is finished by running delete again.
+// and is finished by running delete again. A name typed decomposed names the
+// workspace stored composed, to each command and to --confirm.
 func TestWorkspaceCommands(t *testing.T) {
 	secret := "a shared secret of at least 32 bytes, for the test"
 	dbURL := storetest.Database(t)
@@ -87,6 +88,27 @@ func TestWorkspaceCommands(t *testing.T) {
 	if rows := workspaceRows(t, getenv); rows["Acme Shops"] == nil || rows["Acme Shops"][0] != acmeID || rows["Acme Stores"] != nil {
 		t.Errorf("after the renames: %q", rows)
 	}
+	// A name typed decomposed ("e" and U+0301, as some keyboards and pasted text write
+	// it) is the name, composed, that create and rename store: the commands found no
+	// workspace by it, and --confirm took it for another.
+	cafe := newWorkspace(t, getenv, "Cafe\u0301 Ltd")
+	cafeID := workspaceRows(t, getenv)["Café Ltd"][0]
+	if _, stderr, err := cli(getenv, "workspace", "rename", "Cafe\u0301 Ltd", "Cafe\u0301 Limited"); err != nil {
+		t.Errorf("rename by a decomposed name: %v\n%s", err, stderr)
+	}
+	if stdout, stderr, err := cli(getenv, "keys", "list", " Cafe\u0301 Limited\u200b"); err != nil || strings.Count(stdout, "\n") != 2 {
+		t.Errorf("keys list by a decomposed name: %v, %q\n%s", err, stdout, stderr)
+	}
+	if _, _, err := cli(getenv, "workspace", "delete", "Cafe\u0301 Limited", "--confirm", "Other Shop"); exitCode(err) != 2 || !strings.Contains(err.Error(), "names neither") {
+		t.Errorf("delete by a decomposed name with another's --confirm: %v, want it found and refused", err)
+	}
+	if _, stderr, err := cli(getenv, "workspace", "delete", cafeID, "--confirm", "Cafe\u0301 Limited"); err != nil {
+		t.Errorf("delete --confirm by a decomposed name: %v\n%s", err, stderr)
+	}
+	if status, code, _ := gqlCode(t, url, cafe, readQuery); status != 401 || code != "UNAUTHENTICATED" || workspaceRows(t, getenv)["Café Limited"] != nil {
+		t.Errorf("after deleting it by its decomposed name: %d %s", status, code)
+	}
+
 	for _, args := range [][]string{
 		{"workspace", "rename", acmeID, "two\nlines"},
 		{"workspace", "rename", acmeID, otherID}, // spelled as an ID

@@ -1237,8 +1237,10 @@ type Segment implements Node {
     before: String
     """
     Keeps contacts whose name, phone or email contains this text, ignoring case,
-    accents, Arabic and Hebrew vowel marks, character width and the kind of space:
-    "jose garcia" finds "José García", "123" finds "１２３".
+    accents and the strokes and ligatures of Latin letters, Arabic and Hebrew vowel
+    marks, typographic apostrophes, character width and the kind of space: "jose
+    garcia" finds "José García", "lodz" "Łódź", "o'brien" "O’Brien", "123" "１２３". A text
+    of nothing these compare (a lone accent) is no search.
     """
     search: String
     """The order of the contacts; newest first by default."""
@@ -1476,8 +1478,10 @@ selects them: the contacts the contacts table shows for that search and filter.
 input ContactSelection {
   """
   Keeps contacts whose name, phone or email contains this text, ignoring case,
-  accents, Arabic and Hebrew vowel marks, character width and the kind of space:
-  "jose garcia" finds "José García", "123" finds "１２３".
+  accents and the strokes and ligatures of Latin letters, Arabic and Hebrew vowel
+  marks, typographic apostrophes, character width and the kind of space: "jose
+  garcia" finds "José García", "lodz" "Łódź", "o'brien" "O’Brien", "123" "１２３". A text
+  of nothing these compare (a lone accent) is no search.
   """
   search: String
   """Keeps contacts that meet these conditions."""
@@ -1565,8 +1569,10 @@ type Query {
     before: String
     """
     Keeps segments whose name or description contains this text, ignoring case,
-    accents, Arabic and Hebrew vowel marks, character width and the kind of space:
-    "cafe creme" finds "Café Crème", "πελάτες" finds "ΠΕΛΆΤΕΣ".
+    accents and the strokes and ligatures of Latin letters, Arabic and Hebrew vowel
+    marks, typographic apostrophes, character width and the kind of space: "cafe
+    creme" finds "Café Crème", "πελάτες" "ΠΕΛΆΤΕΣ", "strasse" "Straße". A text of
+    nothing these compare (a lone accent) is no search.
     """
     search: String
     """The order of the segments; newest first by default."""
@@ -1587,8 +1593,10 @@ type Query {
     before: String
     """
     Keeps contacts whose name, phone or email contains this text, ignoring case,
-    accents, Arabic and Hebrew vowel marks, character width and the kind of space:
-    "jose garcia" finds "José García", "123" finds "１２３".
+    accents and the strokes and ligatures of Latin letters, Arabic and Hebrew vowel
+    marks, typographic apostrophes, character width and the kind of space: "jose
+    garcia" finds "José García", "lodz" "Łódź", "o'brien" "O’Brien", "123" "１２３". A text
+    of nothing these compare (a lone accent) is no search.
     """
     search: String
     """Keeps contacts that meet these conditions."""

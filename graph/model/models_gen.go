@@ -76,8 +76,10 @@ type ContactOrder struct {
 // selects them: the contacts the contacts table shows for that search and filter.
 type ContactSelection struct {
 	// Keeps contacts whose name, phone or email contains this text, ignoring case,
-	// accents, Arabic and Hebrew vowel marks, character width and the kind of space:
-	// "jose garcia" finds "José García", "123" finds "１２３".
+	// accents and the strokes and ligatures of Latin letters, Arabic and Hebrew vowel
+	// marks, typographic apostrophes, character width and the kind of space: "jose
+	// garcia" finds "José García", "lodz" "Łódź", "o'brien" "O’Brien", "123" "１２３". A text
+	// of nothing these compare (a lone accent) is no search.
 	Search *string `json:"search,omitempty"`
 	// Keeps contacts that meet these conditions.
 	Filter *ContactFilter `json:"filter,omitempty"`

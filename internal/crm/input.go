@@ -168,7 +168,9 @@ func CheckCount(field string, n, max int) error {
 // breaks, tabs and other spaces are plain spaces, and zero-width characters are
 // dropped, so "holi\u00a0buyers" and "diwali\u200bbuyers" are the terms a name would
 // be. The rest of the folding (case, accents, width) is PostgreSQL's, on both the
-// term and the searched text (migration 20261216000005_search_folds_text).
+// term and the searched text (migration 20261216000005_search_folds_text). A term
+// that the folding would leave nothing of but spaces (SearchFoldsAway) is no search
+// too, as a blank one: its pattern matched every contact, or every one with a space.
 func NormalizeSearch(s *string) (string, error) {
 	if s == nil {
 		return "", nil
@@ -182,7 +184,48 @@ func NormalizeSearch(s *string) (string, error) {
 	if strings.ContainsRune(term, 0) {
 		return "", Errorf(CodeInvalid, Path("search"), "search contains a NUL character")
 	}
+	if SearchFoldsAway(term) {
+		return "", nil
+	}
 	return term, nil
+}
+
+// SearchFoldsAway reports whether the searches' folding (segments_search_fold,
+// migration 20261216000005_search_folds_text) leaves nothing of term but spaces: whether
+// each character of its compatibility decomposition (NFKD, as the folding's first
+// step) is a space or one of those the folding removes (foldedAway). A lone
+// combining accent (U+0301), tatweels ("ـــ"), an Arabic or Hebrew vowel sign, or a
+// spacing accent such as ´ (a space and U+0301) are such terms. A test holds it to
+// the SQL function over every code point, both ways.
+func SearchFoldsAway(term string) bool {
+	for i := 0; i < len(term); i++ {
+		if term[i] < utf8.RuneSelf && term[i] != ' ' {
+			return false // an ASCII character the folding keeps, as most terms begin
+		}
+	}
+	for _, r := range norm.NFKD.String(term) {
+		if r != ' ' && !foldedAway(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// foldedAway reports whether segments_search_fold removes r once it has decomposed
+// its text, or makes it a space: the character class of its regexp_replace(), and
+// U+1680 (the one space NFKD keeps). Keep the two the same (TestSearchFoldsAway).
+func foldedAway(r rune) bool {
+	switch {
+	case 0x0300 <= r && r <= 0x036F, // combining diacritics of Latin, Greek, Cyrillic
+		0x0591 <= r && r <= 0x05BD, r == 0x05BF, r == 0x05C1, r == 0x05C2, // Hebrew points
+		r == 0x05C4, r == 0x05C5, r == 0x05C7, // and cantillation
+		r == 0x0640, 0x064B <= r && r <= 0x065F, r == 0x0670, // tatweel, tashkeel
+		r == 0x00AD, r == 0x115F, r == 0x1160, r == 0x180E, r == 0x200B, // zero-width
+		0x2060 <= r && r <= 0x2064, r == 0xFEFF,
+		r == 0x1680: // the Ogham space mark, made a space
+		return true
+	}
+	return false
 }
 
 func checkCount(errs Errors, field []string, n, max int) Errors {

@@ -12,7 +12,9 @@ import (
 // invisible format characters at their ends (a name of nothing else is blank), and
 // names are one line. A zero-width space made "VIP Users" another name beside it, a
 // name of zero-width spaces alone was accepted, and a name with a tab could not be
-// found by its own text. Flags and emoji sequences at the end keep their parts.
+// found by its own text. Flags and emoji sequences at the end keep their parts. A
+// search term of nothing the searches' folding keeps is no search, as a blank one: a
+// lone U+0301 matched every contact.
 func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
 	for in, want := range map[string]string{
 		"\u200bVIP Users\u200b\ufeff": "VIP Users",
@@ -61,6 +63,20 @@ func TestTextsTrimWhatCannotBeSeen(t *testing.T) {
 	if term := "\u200b\u00a0\u2060"; true {
 		if got, err := crm.NormalizeSearch(&term); err != nil || got != "" {
 			t.Errorf("search %q: %q, %v; want none", term, got, err)
+		}
+	}
+	// A term of what the searches' folding removes is none either: a lone accent,
+	// tatweels, a fatha, a qamats, a spacing acute (a space and U+0301 once
+	// decomposed), marks around a space. Its pattern was '%%', every contact.
+	for _, term := range []string{"\u0301", "\u0640\u0640\u0640", "\u064e", "\u05b8", "\u00b4", "\u0301 \u0308", "\ufe77"} {
+		if got, err := crm.NormalizeSearch(&term); err != nil || got != "" {
+			t.Errorf("search %q: %q, %v; want none: it folds to nothing", term, got, err)
+		}
+	}
+	// Letters with such marks, or a mark after a space or a letter, are searches.
+	for _, term := range []string{"e\u0301", "\u0301a", "مَ", "a ´", "\u0301\u200d\u0301"} {
+		if got, err := crm.NormalizeSearch(&term); err != nil || got == "" {
+			t.Errorf("search %q: %q, %v; want a search", term, got, err)
 		}
 	}
 }

@@ -27,6 +27,14 @@ func NormalizeWorkspaceName(name string) (string, error) {
 	return name, nil
 }
 
+// WorkspaceNameText is name, a workspace's name as an operator types it to a
+// command, in the form names are kept (NormalizeWorkspaceName): trimmed and composed
+// (NFC), without the checks of a new name. "Cafe\u0301 Ltd", typed with a combining
+// accent as some keyboards and pasted text write it, is the name "Café Ltd".
+func WorkspaceNameText(name string) string {
+	return normalText(name)
+}
+
 // NormalizeKeyName returns an API key's name as it is kept, or an *Error: checked as
 // a workspace's is, at most MaxKeyName characters, but blank is allowed (a key need
 // not have a name) and so is the shape of an ID.

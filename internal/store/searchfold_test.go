@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
@@ -13,8 +15,10 @@ import (
 
 // TestSearchesFoldWhatPeopleType: a term finds the names, emails and descriptions
 // written from the same or equivalent text whatever the accents, Arabic and Hebrew
-// marks, widths, case beyond lower() (final sigma, dotless i), spaces and zero-width
-// characters either is typed with (migration 20261216000005_search_folds_text), in
+// marks, widths, case beyond lower() (final sigma, dotless i), Latin letters NFKD
+// leaves whole (ł, đ, ð, ø, ß, æ, œ, þ, Catalan's l·l), typographic apostrophes and
+// quotes, spaces and zero-width characters either is typed with (migration
+// 20261216000005_search_folds_text), in
 // every way a search is read: contacts' pages and counts, a segment's members, a
 // select-all (contactsMatching), and segments' pages and counts. Indic, Thai, CJK and
 // Hangul names are still found by their own substrings, and not by their letters
@@ -46,6 +50,14 @@ func TestSearchesFoldWhatPeopleType(t *testing.T) {
 		"Anna",             // 15: the separator's
 		"Zoë\u00a0Old",     // 16: written with its no-break space, as an older server stored it
 		"Ｃｏｍｐａｎｙ\u200bＬｔｄ", // 17: full-width, a zero-width space inside (as stored before names dropped it)
+		"Łódź Wójcik",      // 18: stroke
+		"Đặng Thị Hương",   // 19: Vietnamese đ
+		"Ærø Færgeri",      // 20: ligature, slashed o
+		"Straße Müller",    // 21: sharp s
+		"Zoë O’Brien",      // 22: the apostrophe of iOS's smart punctuation
+		"Þóra Guðrún",      // 23: eth, thorn
+		"Col·legi Œuvre",   // 24: Catalan's middle dot, œ
+		"Ħal Ŧ Ŋ",          // 25
 	}
 	var in []crm.ContactInput
 	for i, name := range contactNames {
@@ -82,6 +94,14 @@ func TestSearchesFoldWhatPeopleType(t *testing.T) {
 		{"กิ่งแก้ว", []int{12}}, {"กงกว", nil},
 		{"小明", []int{13}}, {"민준", []int{14}},
 		{"zoe old", []int{16}}, {"company ltd", nil}, {"companyltd", []int{17}}, {"ｃｏｍｐａｎｙ", []int{17}},
+		{"lodz", []int{18}}, {"ŁÓDŹ", []int{18}}, {"lódź", []int{18}},
+		{"dang", []int{19}}, {"ĐẶNG", []int{19}}, {"huong", []int{19}},
+		{"aero", []int{20}}, {"aerø", []int{20}}, {"ærø", []int{20}}, {"faergeri", []int{20}},
+		{"strasse", []int{21}}, {"STRASSE", []int{21}}, {"straße", []int{21}}, {"STRAẞE", []int{21}},
+		{"zoe o'brien", []int{22}}, {"o’brien", []int{22}}, {"o‘brien", []int{22}}, {"oʼbrien", []int{22}}, {"o＇brien", []int{22}},
+		{"thora gudrun", []int{23}}, {"ÞÓRA GUÐRÚN", []int{23}},
+		{"collegi oeuvre", []int{24}}, {"col·legi", []int{24}}, {"coŀlegi", []int{24}},
+		{"hal t n", []int{25}},
 		// The name, phone and email are joined by newlines, which a term cannot hold.
 		{"anna\u2029+9197", nil}, {"anna +9197", nil}, {"anna", []int{15}},
 	}
@@ -133,6 +153,7 @@ func TestSearchesFoldWhatPeopleType(t *testing.T) {
 		{"Işık Club", nil, []string{"ışık", "IŞIK", "isik"}},
 		{"عملاء مُمَيَّزون", nil, []string{"مميزون"}},
 		{"ग्राहक सूची", nil, []string{"ग्राहक", "सूची"}},
+		{"Łódź Đà Nẵng", ptr("Straße O’Neil’s “VIP”"), []string{"lodz da nang", "strasse o'neil's \"vip\"", "o‘neil"}},
 	}
 	made := map[string]int64{}
 	for _, c := range segmentCases {
@@ -166,6 +187,51 @@ func TestSearchesFoldWhatPeopleType(t *testing.T) {
 		if n, err := s.CountSegments(ctx, ws.ID, crm.SegmentQuery{Search: normalizedSearch(t, term)}); err != nil || n != 0 {
 			t.Errorf("segments(search: %q) found %d (%v), want none", term, n, err)
 		}
+	}
+}
+
+// TestSearchFoldsAway: crm.SearchFoldsAway, which makes a term no search before any
+// statement, says a character folds to nothing but spaces exactly when
+// segments_search_fold makes it so, over every code point of the planes that hold
+// characters, 0-3 and 14 (but NUL, which a term cannot hold, and the surrogates,
+// which are none): its Go copy of the characters the function removes is the
+// function's. Planes 4-13 are unassigned and 15-16 private: no character there
+// decomposes, and neither side removes one, which Go is asked alone (the function
+// takes 4 µs a character; all of them, 4-5 s). A term is no search when each of its
+// characters is such: each decomposes (NFKD) on its own, and the rest of the folding
+// removes, maps or composes character by character (the one pair it maps, "l·",
+// holds an l, kept).
+func TestSearchFoldsAway(t *testing.T) {
+	owner := storetest.Store(t)
+	inSQL := storetest.Column[int64](t, owner.DB(), `SELECT r FROM generate_series(1, x'3ffff'::int) r
+		WHERE r NOT BETWEEN x'd800'::int AND x'dfff'::int AND segments_search_fold(chr(r)) ~ '^ *$'
+		UNION ALL
+		SELECT r FROM generate_series(x'e0000'::int, x'effff'::int) r WHERE segments_search_fold(chr(r)) ~ '^ *$'
+		ORDER BY 1`)
+	var inGo []int64
+	for r := rune(1); r <= unicode.MaxRune; r++ {
+		if !utf8.ValidRune(r) || !crm.SearchFoldsAway(string(r)) {
+			continue
+		}
+		if 0x40000 <= r && r < 0xE0000 || r >= 0xF0000 {
+			t.Errorf("crm.SearchFoldsAway takes %U, outside the planes that hold characters, for no search", r)
+		}
+		inGo = append(inGo, int64(r))
+	}
+	if !slices.Equal(inGo, inSQL) {
+		for _, r := range inSQL {
+			if !slices.Contains(inGo, r) {
+				t.Errorf("segments_search_fold leaves nothing of %U but spaces; crm.SearchFoldsAway takes it for a search", r)
+			}
+		}
+		for _, r := range inGo {
+			if !slices.Contains(inSQL, r) {
+				t.Errorf("crm.SearchFoldsAway takes %U for no search; segments_search_fold keeps something of it", r)
+			}
+		}
+	}
+	if len(inSQL) < 250 { // the marks of the class alone are 200
+		t.Errorf("%d code points fold away: is the test's statement right?", len(inSQL))
 	}
 }
 
