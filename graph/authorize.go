@@ -2,7 +2,6 @@ package graph
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -15,10 +14,6 @@ import (
 
 // codeForbidden is the extensions.code of an operation the principal may not run.
 const codeForbidden = "FORBIDDEN"
-
-// codeServiceUnavailable is the extensions.code of a mutation refused because its
-// Idempotency-Key cannot be recorded now, as the idempotency middleware's refusals.
-const codeServiceUnavailable = "SERVICE_UNAVAILABLE"
 
 // authorizeWrites refuses every mutation of a principal whose scope is read only
 // (auth.Principal.CanWrite), and of a request without a principal, before any
@@ -34,13 +29,14 @@ const codeServiceUnavailable = "SERVICE_UNAVAILABLE"
 // 405.
 //
 // It also refuses every mutation of a request the idempotency middleware runs
-// unrecorded (idempotency.Unrecorded: its key is free and the database takes no
-// writes), before it is charged or any resolver runs, as that middleware refuses a
-// key it cannot claim: 503 SERVICE_UNAVAILABLE with Retry-After, no data, and its
-// WARN line. Only the operation tells a query, which such a request may run, from a
-// mutation, whose change its key's retry would make again: the middleware does not
-// parse GraphQL, and a persisted query may be only a hash.
-type authorizeWrites struct{ log *slog.Logger }
+// unrecorded (idempotency.Unrecorded: its key is free, and the database takes no
+// writes or its workspace's kept keys reached their limit), before it is charged or
+// any resolver runs, as idempotency.UnrecordedRefusal says: 503 SERVICE_UNAVAILABLE
+// or 429 IDEMPOTENCY_BUDGET_EXHAUSTED with Retry-After, no data, and a WARN line.
+// Only the operation tells a query, which such a request may run, from a mutation,
+// whose change its key's retry would make again: the middleware does not parse
+// GraphQL, and a persisted query may be only a hash.
+type authorizeWrites struct{}
 
 var (
 	_ graphql.HandlerExtension        = authorizeWrites{}
@@ -54,12 +50,12 @@ func (a authorizeWrites) MutateOperationContext(ctx context.Context, opCtx *grap
 		return nil
 	}
 	ref := refusalFrom(ctx)
-	if idempotency.Unrecorded(ctx) {
-		idempotency.LogReadOnly(ctx, a.log)
+	if u := idempotency.UnrecordedRefusal(ctx); u != nil {
+		u.Log(ctx)
 		if ref != nil {
-			ref.status, ref.retryAfter = http.StatusServiceUnavailable, "1"
+			ref.status, ref.retryAfter = u.Status, u.RetryAfter
 		}
-		return &gqlerror.Error{Message: idempotency.ReadOnlyMessage, Extensions: map[string]any{"code": codeServiceUnavailable}}
+		return &gqlerror.Error{Message: u.Message, Extensions: map[string]any{"code": u.Code}}
 	}
 	if ref != nil && ref.method == http.MethodGet {
 		return nil // the transport refuses it (405), whoever sends it

@@ -50,9 +50,10 @@ func NewHandler(s *store.Store, log *slog.Logger, opts Options) http.Handler {
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
 	// Read-only principals: every mutation is FORBIDDEN; a request whose
-	// Idempotency-Key cannot be recorded: every mutation is SERVICE_UNAVAILABLE
+	// Idempotency-Key cannot be recorded: every mutation is SERVICE_UNAVAILABLE, or
+	// IDEMPOTENCY_BUDGET_EXHAUSTED for a workspace over its keys' budget
 	// (authorize.go).
-	srv.Use(authorizeWrites{log: log})
+	srv.Use(authorizeWrites{})
 	useTelemetry(srv, opts) // operation and outcome for logs and metrics, resolver spans (telemetry.go)
 	// Each operation gets its own loaders, bound to its workspace, and its own
 	// executor state: the rows they have preloaded, the fields collected for its

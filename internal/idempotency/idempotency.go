@@ -34,9 +34,15 @@
 //   - A stored answer is at most MaxStoredAnswer bytes. A larger one is stored as
 //     410 CodeAnswerNotKept instead, which its replays get: the request ran, and does
 //     not run again; its client reads the current state.
-//   - The answers a workspace's keys keep add up to Options.AnswerBudget bytes at most
-//     (64 MiB): one that would take them over is stored as 410 CodeAnswerNotKept too,
-//     and the middleware warns, once a minute per workspace. Keys give their bytes
+//   - The answers a workspace's keys keep, with the keys' rows
+//     (store.IdempotencyRowBytes: about 640 bytes a key), add up to
+//     Options.AnswerBudget bytes at most (64 MiB): one that would take them over is
+//     stored as 410 CodeAnswerNotKept too, and the middleware warns, once a minute per
+//     workspace. Its key is kept all the same, until the workspace's keys count twice
+//     the budget: then a new key is not claimed, and its request runs unrecorded
+//     (Unrecorded), as on a read-only database below: a query is answered, a mutation
+//     refused before it runs, 429 CodeBudgetExhausted with Retry-After (warned of
+//     alike), while the keys already kept are still answered. Keys give their bytes
 //     back as they expire.
 //   - A later request with the key and a byte-identical body gets the stored response,
 //     same status and byte-identical body, with "Idempotent-Replayed: true", and runs
@@ -118,6 +124,9 @@ const (
 	// ran but whose answer was larger than MaxStoredAnswer, or would have taken its
 	// workspace's kept answers over Options.AnswerBudget.
 	CodeAnswerNotKept = "IDEMPOTENCY_ANSWER_NOT_KEPT"
+	// CodeBudgetExhausted refuses a mutation with a new key, before it runs, of a
+	// workspace whose kept keys count KeyBudgetFactor times Options.AnswerBudget.
+	CodeBudgetExhausted = "IDEMPOTENCY_BUDGET_EXHAUSTED"
 )
 
 // MaxStoredAnswer is the size limit, in bytes, of an answer stored for replay. A
@@ -141,6 +150,19 @@ const MaxStoredAnswer = 1 << 20
 // without a budget.
 const DefaultAnswerBudget = 64 << 20
 
+// KeyBudgetFactor is how many times Options.AnswerBudget a workspace's kept keys may
+// count, their rows and answers together (store.IdempotencyRowBytes), before its new
+// keys are no longer kept (their mutations refused, CodeBudgetExhausted): the budget for answers kept whole, and as
+// much again for keys kept without them (410 CodeAnswerNotKept). Kept without their
+// answers, keys still count about 640 bytes each, for a day: a client sending fresh
+// keys as fast as its rate limit allows kept 1.3 GB a day of them, bounded by no
+// budget. Refused at the budget itself, a busy integration whose answers read much
+// back (3.4 hours to 64 MiB) could not run its keyed mutations for the rest of the
+// day; with as much again, 64 MiB holds 100,000 keys kept without answers, more than
+// a day of a mutation every second, while a client sending fresh keys flat out is
+// refused after about an hour.
+const KeyBudgetFactor = 2
+
 // MaxKeyLength is the length limit of a key, in bytes.
 const MaxKeyLength = 255
 
@@ -161,7 +183,7 @@ var unstoredCodes = map[string]bool{
 
 // Store keeps the keys; *store.Store is one.
 type Store interface {
-	ClaimIdempotencyKey(ctx context.Context, ws int64, key string, hash []byte, lease time.Duration) (store.IdempotencyClaim, error)
+	ClaimIdempotencyKey(ctx context.Context, ws int64, key string, hash []byte, lease time.Duration, limit int64) (store.IdempotencyClaim, error)
 	IdempotencyKey(ctx context.Context, ws int64, key string, hash []byte) (store.IdempotencyClaim, error)
 	IdempotencyResponseBody(ctx context.Context, ws int64, key string, hash []byte) ([]byte, bool, error)
 	FinishIdempotencyKey(ctx context.Context, ws int64, key string, owner []byte, res store.StoredResponse, budget store.AnswerBudget) (bool, error)
@@ -213,16 +235,18 @@ type Options struct {
 	// answer was sent 1,644 times a second to a key throttled at 3 requests a second.
 	// Nil charges nothing.
 	Charge func(w http.ResponseWriter, r *http.Request, cost int) bool
-	// AnswerBudget bounds the bytes of the answers a workspace's keys keep at once
-	// (their bodies as sent; PostgreSQL compresses them), in the database every
-	// workspace shares: an answer that would take its workspace over it is kept as
-	// 410 CodeAnswerNotKept, as one larger than MaxStoredAnswer is, until keys expire
-	// and give their bytes back. Default DefaultAnswerBudget; negative: no bound.
-	// Under MaxStoredAnswer each, upserts answering 1 MB sent with fresh keys kept 465
-	// MB in 45 s, for a day.
+	// AnswerBudget bounds the bytes a workspace's keys keep at once, in the database
+	// every workspace shares: their answers' bodies as sent (PostgreSQL compresses
+	// them) and their rows (store.IdempotencyRowBytes). An answer that would take its
+	// workspace over it is kept as 410 CodeAnswerNotKept, as one larger than
+	// MaxStoredAnswer is; at KeyBudgetFactor times it, mutations with new keys are
+	// refused (CodeBudgetExhausted), until keys expire and give their bytes back. Default
+	// DefaultAnswerBudget; negative: no bound. Under MaxStoredAnswer each, upserts
+	// answering 1 MB sent with fresh keys kept 465 MB in 45 s, for a day.
 	AnswerBudget int64
 	// BudgetWarnEvery is how often at most the middleware warns that a workspace's
-	// answers went over AnswerBudget, per workspace. Default 1 minute.
+	// keys went over AnswerBudget, and that its mutations with new keys are refused,
+	// per workspace and warning. Default 1 minute.
 	BudgetWarnEvery time.Duration
 	// StoreTimeout bounds the statements that store or release a response, counted
 	// from the end of the request: they run after the request's own context may have
@@ -277,8 +301,15 @@ type middleware struct {
 
 	mu      sync.Mutex
 	waiting map[waitingKey]int // requests waiting for each key's holder
-	// warned is when each workspace was last warned of going over its budget.
-	warned map[int64]time.Time
+	// warned is when each workspace was last warned of going over its budget, or of
+	// its mutations with new keys being refused.
+	warned map[warning]time.Time
+}
+
+// warning is one of a workspace's warnings, each given once per BudgetWarnEvery.
+type warning struct {
+	ws        int64
+	exhausted bool // mutations with new keys refused, not answers kept without their bodies
 }
 
 type waitingKey struct {
@@ -292,7 +323,7 @@ type waitingKey struct {
 func Middleware(s Store, log *slog.Logger, opts Options) func(http.Handler) http.Handler {
 	opts.defaults()
 	return func(next http.Handler) http.Handler {
-		return &middleware{store: s, log: log, opts: opts, next: next, waiting: map[waitingKey]int{}, warned: map[int64]time.Time{}}
+		return &middleware{store: s, log: log, opts: opts, next: next, waiting: map[waitingKey]int{}, warned: map[warning]time.Time{}}
 	}
 }
 
@@ -342,7 +373,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx := context.WithValue(r.Context(), runKey{}, &run{})
 	r = r.WithContext(ctx)
-	claim, err := m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
+	claim, err := m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease, m.keyLimit())
 	pause := m.opts.PollMin
 	waited := false   // this request waited for the key's holder
 	counted := false  // and is counted among those waiting (MaxWaitingPerKey)
@@ -415,7 +446,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			body, ok, err = m.store.IdempotencyResponseBody(ctx, ws.ID, key, hash)
 			if err == nil && !ok {
 				// Forgotten since (its retention ran out): the request runs again.
-				claim, err = m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
+				claim, err = m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease, m.keyLimit())
 				continue
 			}
 			if err != nil {
@@ -430,6 +461,19 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case store.IdempotencyMismatch:
 			auth.WriteError(w, http.StatusUnprocessableEntity, CodeKeyReused,
 				"this Idempotency-Key was already used with a different request body; use a new key for a new request")
+			return
+		case store.IdempotencyOverBudget:
+			// Not claimed: it runs unrecorded, as on a read-only database, so that a
+			// query is answered, and the graph refuses a mutation before it runs (run
+			// unguarded, its retry would run it again).
+			stopWaiting()
+			if waited && !resumed {
+				if !m.opts.Resume(w, ctx) {
+					return
+				}
+				resumed = true
+			}
+			m.next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, unrecordedKey{}, m.exhausted(ws.ID))))
 			return
 		case store.IdempotencyFree:
 			// A request that waited may run after all: it takes its place back first,
@@ -447,10 +491,10 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				// no record: it runs, unrecorded, and the graph refuses it if it is a
 				// mutation (Unrecorded). Refused whole, a partner SDK's keyed queries
 				// failed through a failover while unkeyed ones were served.
-				m.next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, unrecordedKey{}, true)))
+				m.next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, unrecordedKey{}, m.readOnlyRefusal())))
 				return
 			}
-			claim, err = m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease)
+			claim, err = m.store.ClaimIdempotencyKey(ctx, ws.ID, key, hash, m.opts.Lease, m.keyLimit())
 		default: // in progress: wait for the holder's answer
 			if readOnly {
 				// Its holder cannot store an answer either: the copy waits for
@@ -531,15 +575,44 @@ func Query(ctx context.Context) {
 }
 
 // Unrecorded reports whether ctx belongs to a request whose Idempotency-Key is free
-// but could not be claimed, the database taking no writes: it runs as long as it
-// changes nothing, and its answer is not stored. The handler must refuse such a
-// request anything that would change something (a mutation) before it runs, as the
-// middleware refuses a key it cannot claim (503 SERVICE_UNAVAILABLE, ReadOnlyMessage,
-// Retry-After, LogReadOnly's line): made unrecorded, a change would be made again by
-// the key's retry once the database takes writes.
+// but was not claimed: the database takes no writes, or the workspace's kept keys
+// reached KeyBudgetFactor times Options.AnswerBudget. It runs as long as it changes
+// nothing, and its answer is not stored. The handler must refuse such a request
+// anything that would change something (a mutation) before it runs, as
+// UnrecordedRefusal says: made unrecorded, a change would be made again by the key's
+// retry.
 func Unrecorded(ctx context.Context) bool {
-	v, _ := ctx.Value(unrecordedKey{}).(bool)
-	return v
+	return UnrecordedRefusal(ctx) != nil
+}
+
+// Refusal is how the handler refuses a mutation of a request that runs Unrecorded:
+// its HTTP status, Retry-After, extensions.code and message, and the line it logs.
+type Refusal struct {
+	Status     int
+	RetryAfter string
+	Code       string
+	Message    string
+	log        func(context.Context)
+}
+
+// Log logs the refusal, as the middleware's refusals are logged: a WARN line (at most
+// once a minute per workspace for a workspace over its budget).
+func (r *Refusal) Log(ctx context.Context) { r.log(ctx) }
+
+// UnrecordedRefusal is how to refuse a mutation of the request of ctx, which runs
+// Unrecorded: on a read-only database, 503 SERVICE_UNAVAILABLE, ReadOnlyMessage,
+// Retry-After and LogReadOnly's line, as the middleware refuses a key it cannot claim;
+// for a workspace over its budget, 429 CodeBudgetExhausted with Retry-After. Nil when
+// the request's key is recorded, or it has none.
+func UnrecordedRefusal(ctx context.Context) *Refusal {
+	r, _ := ctx.Value(unrecordedKey{}).(*Refusal)
+	return r
+}
+
+// readOnlyRefusal is the Refusal of a request run unrecorded on a read-only database.
+func (m *middleware) readOnlyRefusal() *Refusal {
+	return &Refusal{Status: http.StatusServiceUnavailable, RetryAfter: "1", Code: "SERVICE_UNAVAILABLE", Message: ReadOnlyMessage,
+		log: func(ctx context.Context) { LogReadOnly(ctx, m.log) }}
 }
 
 // LogReadOnly logs, as a warning, that the Idempotency-Key of the request of ctx
@@ -693,30 +766,66 @@ func (m *middleware) budget(res store.StoredResponse) store.AnswerBudget {
 	return store.AnswerBudget{Bytes: m.opts.AnswerBudget, Status: instead.Status, ContentType: instead.ContentType, Body: instead.Body}
 }
 
-// overBudget warns that workspace ws's answers reached AnswerBudget, the answer of
-// size bytes being kept without its body: once per BudgetWarnEvery per workspace,
-// since a workspace at its budget goes over with each of its mutations.
-func (m *middleware) overBudget(ctx context.Context, ws int64, size int) {
-	now := time.Now()
-	m.mu.Lock()
-	last, seen := m.warned[ws]
-	warn := !seen || now.Sub(last) >= m.opts.BudgetWarnEvery
-	if warn {
-		if len(m.warned) >= 1024 {
-			// Forget the workspaces warned of long enough ago to be warned of again.
-			for w, t := range m.warned {
-				if now.Sub(t) >= m.opts.BudgetWarnEvery {
-					delete(m.warned, w)
-				}
-			}
-		}
-		m.warned[ws] = now
+// keyLimit is the count of a workspace's kept keys at which its new keys are no longer
+// claimed (ClaimIdempotencyKey's limit): KeyBudgetFactor times AnswerBudget, and none
+// without a budget.
+func (m *middleware) keyLimit() int64 {
+	if m.opts.AnswerBudget < 0 {
+		return 0
 	}
-	m.mu.Unlock()
-	if warn {
+	return KeyBudgetFactor * m.opts.AnswerBudget
+}
+
+// exhausted is the Refusal of a mutation with a new key of workspace ws, whose kept
+// keys reached keyLimit: refused before it runs, since run unguarded, its retries
+// would run it again. Room comes back as the workspace's keys expire, which the sweep
+// (cleanup) finds at most once per CleanupEvery: the retry after that may find it.
+func (m *middleware) exhausted(ws int64) *Refusal {
+	return &Refusal{
+		Status:     http.StatusTooManyRequests,
+		RetryAfter: strconv.Itoa(max(1, int(m.opts.CleanupEvery/time.Second))),
+		Code:       CodeBudgetExhausted,
+		Message: fmt.Sprintf("this workspace's Idempotency-Keys and their kept answers reached twice their budget of %d bytes: "+
+			"a mutation with a new key is refused, and did not run, until older keys expire (24 hours after they were sent); retry after Retry-After. "+
+			"Retries with keys already kept are answered, and requests without a key run", m.opts.AnswerBudget),
+		log: func(ctx context.Context) {
+			if m.warnOnce(warning{ws: ws, exhausted: true}) {
+				m.log.WarnContext(ctx, "idempotency: a workspace's kept keys reached twice their budget; its mutations with new keys are refused (429 "+CodeBudgetExhausted+") until older keys expire",
+					"workspace_id", ws, "budget", m.opts.AnswerBudget)
+			}
+		},
+	}
+}
+
+// overBudget warns that workspace ws's keys reached AnswerBudget, the answer of size
+// bytes being kept without its body.
+func (m *middleware) overBudget(ctx context.Context, ws int64, size int) {
+	if m.warnOnce(warning{ws: ws}) {
 		m.log.WarnContext(ctx, "idempotency: a workspace's kept answers reached their budget; its new answers are kept without their bodies (410 "+CodeAnswerNotKept+" to retries) until older keys expire",
 			"workspace_id", ws, "budget", m.opts.AnswerBudget, "answer_bytes", size)
 	}
+}
+
+// warnOnce reports whether warning k is due: once per BudgetWarnEvery, since a
+// workspace at its budget goes over with each of its mutations.
+func (m *middleware) warnOnce(k warning) bool {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last, seen := m.warned[k]
+	if seen && now.Sub(last) < m.opts.BudgetWarnEvery {
+		return false
+	}
+	if len(m.warned) >= 1024 {
+		// Forget the warnings given long enough ago to be given again.
+		for w, t := range m.warned {
+			if now.Sub(t) >= m.opts.BudgetWarnEvery {
+				delete(m.warned, w)
+			}
+		}
+	}
+	m.warned[k] = now
+	return true
 }
 
 // replayCost is what the request res answers was charged, for Options.Charge. An

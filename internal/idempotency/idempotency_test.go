@@ -143,7 +143,7 @@ type flakyStore struct {
 	released int
 }
 
-func (f *flakyStore) ClaimIdempotencyKey(context.Context, int64, string, []byte, time.Duration) (store.IdempotencyClaim, error) {
+func (f *flakyStore) ClaimIdempotencyKey(context.Context, int64, string, []byte, time.Duration, int64) (store.IdempotencyClaim, error) {
 	return store.IdempotencyClaim{State: store.IdempotencyClaimed, Owner: []byte("o")}, nil
 }
 
@@ -181,7 +181,7 @@ func TestFinishFailureReleases(t *testing.T) {
 // downStore is a store that cannot be reached.
 type downStore struct{ Store }
 
-func (downStore) ClaimIdempotencyKey(context.Context, int64, string, []byte, time.Duration) (store.IdempotencyClaim, error) {
+func (downStore) ClaimIdempotencyKey(context.Context, int64, string, []byte, time.Duration, int64) (store.IdempotencyClaim, error) {
 	return store.IdempotencyClaim{}, io.ErrUnexpectedEOF
 }
 
@@ -204,7 +204,7 @@ func TestStoreDownIsUnavailable(t *testing.T) {
 // as one waiting for a connection of a busy pool does.
 type stalledStore struct{ Store }
 
-func (stalledStore) ClaimIdempotencyKey(ctx context.Context, _ int64, _ string, _ []byte, _ time.Duration) (store.IdempotencyClaim, error) {
+func (stalledStore) ClaimIdempotencyKey(ctx context.Context, _ int64, _ string, _ []byte, _ time.Duration, _ int64) (store.IdempotencyClaim, error) {
 	<-ctx.Done()
 	return store.IdempotencyClaim{}, fmt.Errorf("claim: %w", ctx.Err())
 }
@@ -269,7 +269,7 @@ type standbyStore struct {
 	claims, finished int
 }
 
-func (s *standbyStore) ClaimIdempotencyKey(context.Context, int64, string, []byte, time.Duration) (store.IdempotencyClaim, error) {
+func (s *standbyStore) ClaimIdempotencyKey(context.Context, int64, string, []byte, time.Duration, int64) (store.IdempotencyClaim, error) {
 	if s.claims++; s.claims == 1 {
 		return store.IdempotencyClaim{State: store.IdempotencyInProgress}, nil
 	}
@@ -380,5 +380,85 @@ func TestOverBudgetWarnsOncePerWorkspace(t *testing.T) {
 	send(Middleware(s, log, Options{AnswerBudget: -1})(http.HandlerFunc(answer)), 3)
 	if s.budgets[0].Bytes != DefaultAnswerBudget || s.budgets[1].Bytes != 0 {
 		t.Errorf("budgets by default and without one: %d and %d, want %d and 0", s.budgets[0].Bytes, s.budgets[1].Bytes, DefaultAnswerBudget)
+	}
+}
+
+// exhaustedStore is a store whose workspaces' kept keys are all at their limit: every
+// new key is refused, and it records the limits it was given.
+type exhaustedStore struct {
+	flakyStore
+	limits []int64
+}
+
+func (s *exhaustedStore) ClaimIdempotencyKey(_ context.Context, _ int64, _ string, _ []byte, _ time.Duration, limit int64) (store.IdempotencyClaim, error) {
+	s.limits = append(s.limits, limit)
+	if limit <= 0 {
+		return store.IdempotencyClaim{State: store.IdempotencyClaimed, Owner: []byte("o")}, nil
+	}
+	return store.IdempotencyClaim{State: store.IdempotencyOverBudget}, nil
+}
+
+// TestExhaustedKeysRunUnrecorded: a new key of a workspace whose kept keys reached
+// KeyBudgetFactor times the budget is not claimed: its request runs Unrecorded, so
+// that a query is answered, and the handler is told to refuse a mutation with 429
+// IDEMPOTENCY_BUDGET_EXHAUSTED and Retry-After (the sweep's period); nothing is
+// stored or released. The refusal's WARN is logged once per BudgetWarnEvery per
+// workspace; without a budget, the store is given no limit.
+func TestExhaustedKeysRunUnrecorded(t *testing.T) {
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	// answer refuses as the graph refuses a mutation run unrecorded.
+	answer := func(w http.ResponseWriter, r *http.Request) {
+		if u := UnrecordedRefusal(r.Context()); u != nil {
+			u.Log(r.Context())
+			w.Header().Set("Retry-After", u.RetryAfter)
+			auth.WriteError(w, u.Status, u.Code, u.Message)
+			return
+		}
+		w.Write([]byte(`{"data":{"upsertContacts":{}}}`))
+	}
+	s := &exhaustedStore{}
+	h := Middleware(s, log, Options{AnswerBudget: 1000, BudgetWarnEvery: 300 * time.Millisecond})(http.HandlerFunc(answer))
+	send := func(h http.Handler, ws int64) *httptest.ResponseRecorder {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, withWorkspace(withKey(post(`{}`), "k"), crm.Workspace{ID: ws}))
+		return rec
+	}
+	warnings := func() int {
+		return strings.Count(logged.String(), "level=WARN msg=\"idempotency: a workspace's kept keys reached twice their budget")
+	}
+	for _, ws := range []int64{1, 1, 2, 1, 2} {
+		rec := send(h, ws)
+		if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "60" ||
+			!strings.Contains(rec.Body.String(), `"code":"`+CodeBudgetExhausted+`"`) || !strings.Contains(rec.Body.String(), "budget of 1000 bytes") {
+			t.Fatalf("a new key over the limit: %d, Retry-After %q, %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+		}
+	}
+	if s.released != 0 {
+		t.Errorf("%d keys released, none claimed", s.released)
+	}
+	if s.limits[0] != 2000 {
+		t.Errorf("the store was given the limit %d, want 2000 (twice the budget)", s.limits[0])
+	}
+	if n := warnings(); n != 2 {
+		t.Errorf("%d warnings for 5 refusals in 2 workspaces, want 2:\n%s", n, logged.String())
+	}
+	time.Sleep(300 * time.Millisecond)
+	send(h, 1)
+	if n := warnings(); n != 3 {
+		t.Errorf("%d warnings once BudgetWarnEvery passed, want 3:\n%s", n, logged.String())
+	}
+	if !strings.Contains(logged.String(), "workspace_id=1 budget=1000") {
+		t.Errorf("the warning does not name the workspace and its budget:\n%s", logged.String())
+	}
+
+	s.limits = nil
+	send(Middleware(s, log, Options{})(http.HandlerFunc(answer)), 3)
+	if rec := send(Middleware(s, log, Options{AnswerBudget: -1})(http.HandlerFunc(answer)), 3); rec.Code != http.StatusOK {
+		t.Errorf("without a budget: %d %s", rec.Code, rec.Body)
+	}
+	if s.limits[0] != 2*DefaultAnswerBudget || s.limits[1] != 0 {
+		t.Errorf("limits by default and without a budget: %d and %d, want %d and 0", s.limits[0], s.limits[1], 2*DefaultAnswerBudget)
 	}
 }

@@ -1142,3 +1142,108 @@ func TestIdempotencyBudget(t *testing.T) {
 		t.Errorf("after the sweep, a key is %q, want done 200", row)
 	}
 }
+
+// TestIdempotencyKeyBudget: a workspace's kept keys are counted with their rows, and
+// once they count twice Config.IdempotencyBudget, a mutation with a new key is refused
+// before it runs: 429 IDEMPOTENCY_BUDGET_EXHAUSTED with Retry-After, the mutation not
+// applied, no row kept. The keys already kept are still replayed, a query with a new
+// key and a request without a key still run, another workspace keeps its keys, and
+// the sweep makes room again.
+// Counted by their answers alone, keys kept without their answers (about 640 bytes
+// each, for a day) were never refused: a client sending fresh keys as fast as its
+// rate limit allowed kept 1.3 GB a day of them.
+func TestIdempotencyKeyBudget(t *testing.T) {
+	a := newAPIWith(t, server.Config{IdempotencyBudget: 2_000})
+	b := a.as(t)
+	ctx := context.Background()
+	upsert := func(i int) []byte {
+		return idemBody(`mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { userErrors { code } } }`,
+			map[string]any{"in": map[string]any{"contacts": []map[string]any{{"phone": fmt.Sprintf("+9198333%05d", i)}}}})
+	}
+	contacts := func(ws int64) (n int) {
+		t.Helper()
+		if err := a.store.DB().QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE workspace_id = $1`, ws).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var keys []string
+	var firsts []rawResponse
+	var refused rawResponse
+	for i := range 100 {
+		key := newKey()
+		r := a.idemPost(upsert(i), key)
+		if r.status == http.StatusTooManyRequests {
+			refused = r
+			if row := a.idemRow(key); row != "" {
+				t.Errorf("the refused key is kept: %q", row)
+			}
+			break
+		}
+		if r.status != http.StatusOK || len(r.decoded.Errors) > 0 {
+			t.Fatalf("upsert %d: %d, %.300s", i, r.status, r.body)
+		}
+		keys, firsts = append(keys, key), append(firsts, r)
+	}
+	if refused.status == 0 {
+		t.Fatalf("%d keys kept, none refused: the workspace's keys are bounded by no budget", len(keys))
+	}
+	refused.refusedWith(t, http.StatusTooManyRequests, idempotency.CodeBudgetExhausted)
+	if refused.header.Get("Retry-After") == "" || !strings.Contains(string(refused.body), "budget of 2000") {
+		t.Errorf("the refusal: Retry-After %q, %s", refused.header.Get("Retry-After"), refused.body)
+	}
+	if n := contacts(a.ws.ID); n != len(keys) {
+		t.Errorf("%d contacts after %d upserts kept and one refused: the refused one ran", n, len(keys))
+	}
+	var counter int64
+	if err := a.store.DB().QueryRowContext(ctx, `SELECT bytes FROM idempotency_budgets WHERE workspace_id = $1`, a.ws.ID).Scan(&counter); err != nil {
+		t.Fatal(err)
+	}
+	if counter < 4_000 {
+		t.Errorf("new keys refused at a count of %d, under twice the budget", counter)
+	}
+	if row := a.idemRow(keys[len(keys)-1]); row != "done 410" {
+		t.Errorf("the last key kept is %q, want done 410 (over the answers' budget)", row)
+	}
+
+	// Kept keys are replayed, a query with a new key is answered (its key keeps
+	// nothing), and a request without a key runs.
+	a.idemPost(upsert(0), keys[0]).sameAs(t, firsts[0])
+	key := newKey()
+	if r := a.idemPost(idemBody(`{ contacts(first: 1) { totalCount } }`, nil), key); r.status != http.StatusOK || len(r.decoded.Errors) > 0 {
+		t.Errorf("a query with a new key: %d, %.300s", r.status, r.body)
+	}
+	if row := a.idemRow(key); row != "" {
+		t.Errorf("the query's key is kept: %q", row)
+	}
+	if r := a.idemPost(upsert(len(keys))); r.status != http.StatusOK || len(r.decoded.Errors) > 0 {
+		t.Fatalf("an upsert without a key: %d, %.300s", r.status, r.body)
+	}
+	if n := contacts(a.ws.ID); n != len(keys)+1 {
+		t.Errorf("%d contacts after the upsert without a key, want %d", n, len(keys)+1)
+	}
+	// Another workspace's keys are its own budget's.
+	key = newKey()
+	if r := b.idemPost(upsert(0), key); r.status != http.StatusOK || len(r.decoded.Errors) > 0 {
+		t.Fatalf("another workspace's upsert: %d, %.300s", r.status, r.body)
+	}
+	if row := b.idemRow(key); row != "done 200" {
+		t.Errorf("another workspace's key is %q, want done 200", row)
+	}
+
+	// The sweep gives the expired keys' bytes back: a new key runs again.
+	if _, err := a.store.DB().ExecContext(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '25 hours'
+		WHERE workspace_id = $1 AND key = ANY($2)`, a.ws.ID, keys); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.app.DeleteExpiredIdempotencyKeys(ctx, 24*time.Hour, 1000); err != nil {
+		t.Fatal(err)
+	}
+	key = newKey()
+	if r := a.idemPost(upsert(99), key); r.status != http.StatusOK || len(r.decoded.Errors) > 0 {
+		t.Fatalf("an upsert after the sweep: %d, %.300s", r.status, r.body)
+	}
+	if row := a.idemRow(key); row != "done 200" {
+		t.Errorf("after the sweep, a key is %q, want done 200", row)
+	}
+}

@@ -42,16 +42,16 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 
 	c, err := s.IdempotencyKey(ctx, ws.ID, "k1", h)
 	expect("look up an unknown key", c, err, store.IdempotencyFree)
-	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k1", h, time.Minute)
+	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k1", h, time.Minute, 0)
 	first := expect("first claim", c, err, store.IdempotencyClaimed)
 	if first.TookOver || len(first.Owner) == 0 {
 		t.Fatalf("first claim: %+v", first)
 	}
-	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k1", h, time.Minute)
+	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k1", h, time.Minute, 0)
 	expect("second claim", c, err, store.IdempotencyInProgress)
 	c, err = s.IdempotencyKey(ctx, ws.ID, "k1", h)
 	expect("look up while in progress", c, err, store.IdempotencyInProgress)
-	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k1", other, time.Minute)
+	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k1", other, time.Minute, 0)
 	expect("claim with another body", c, err, store.IdempotencyMismatch)
 	c, err = s.IdempotencyKey(ctx, ws.ID, "k1", other)
 	expect("look up with another body", c, err, store.IdempotencyMismatch)
@@ -65,7 +65,9 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, lookup := range []func() (store.IdempotencyClaim, error){
-		func() (store.IdempotencyClaim, error) { return s.ClaimIdempotencyKey(ctx, ws.ID, "k1", h, time.Minute) },
+		func() (store.IdempotencyClaim, error) {
+			return s.ClaimIdempotencyKey(ctx, ws.ID, "k1", h, time.Minute, 0)
+		},
 		func() (store.IdempotencyClaim, error) { return s.IdempotencyKey(ctx, ws.ID, "k1", h) },
 	} {
 		c, err = lookup()
@@ -85,7 +87,7 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 	if body, ok, err := s.IdempotencyResponseBody(ctx, ws.ID, "k1", other); err != nil || ok || body != nil {
 		t.Fatalf("the stored body for another request's body: %q, %v, %v; want none", body, ok, err)
 	}
-	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k1", other, time.Minute)
+	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k1", other, time.Minute, 0)
 	expect("claim a finished key with another body", c, err, store.IdempotencyMismatch)
 	if err := finish(ctx, s, ws.ID, "k1", first.Owner, res); !errors.Is(err, store.ErrIdempotencyClaimLost) {
 		t.Fatalf("finish twice: %v, want ErrIdempotencyClaimLost", err)
@@ -95,19 +97,19 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 	}
 
 	// A released key is free for the next request, whatever its body.
-	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k2", h, time.Minute)
+	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k2", h, time.Minute, 0)
 	held := expect("claim k2", c, err, store.IdempotencyClaimed)
 	if err := s.ReleaseIdempotencyKey(ctx, ws.ID, "k2", held.Owner); err != nil {
 		t.Fatal(err)
 	}
 	c, err = s.IdempotencyKey(ctx, ws.ID, "k2", h)
 	expect("look up a released key", c, err, store.IdempotencyFree)
-	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k2", other, time.Minute)
+	c, err = s.ClaimIdempotencyKey(ctx, ws.ID, "k2", other, time.Minute, 0)
 	expect("claim a released key with another body", c, err, store.IdempotencyClaimed)
 
 	// Keys are per workspace.
 	ws2, _ := storetest.Workspace(t, s)
-	c, err = s.ClaimIdempotencyKey(ctx, ws2.ID, "k1", other, time.Minute)
+	c, err = s.ClaimIdempotencyKey(ctx, ws2.ID, "k1", other, time.Minute, 0)
 	expect("the same key in another workspace", c, err, store.IdempotencyClaimed)
 }
 
@@ -127,7 +129,7 @@ func TestIdempotencyKeyKeepsItsCost(t *testing.T) {
 	}
 	for i, cost := range []*int{new(202), new(0), nil} {
 		key := "k" + strconv.Itoa(i)
-		c, err := s.ClaimIdempotencyKey(ctx, ws.ID, key, h, time.Minute)
+		c, err := s.ClaimIdempotencyKey(ctx, ws.ID, key, h, time.Minute, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +137,9 @@ func TestIdempotencyKeyKeepsItsCost(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, lookup := range []func() (store.IdempotencyClaim, error){
-			func() (store.IdempotencyClaim, error) { return s.ClaimIdempotencyKey(ctx, ws.ID, key, h, time.Minute) },
+			func() (store.IdempotencyClaim, error) {
+				return s.ClaimIdempotencyKey(ctx, ws.ID, key, h, time.Minute, 0)
+			},
 			func() (store.IdempotencyClaim, error) { return s.IdempotencyKey(ctx, ws.ID, key, h) },
 		} {
 			c, err := lookup()
@@ -158,7 +162,7 @@ func TestIdempotencyLeaseTakeover(t *testing.T) {
 	ws, _ := storetest.Workspace(t, s)
 	h := requestHash("a")
 
-	dead, err := s.ClaimIdempotencyKey(ctx, ws.ID, "k", h, time.Millisecond)
+	dead, err := s.ClaimIdempotencyKey(ctx, ws.ID, "k", h, time.Millisecond, 0)
 	if err != nil || dead.State != store.IdempotencyClaimed {
 		t.Fatalf("claim: %+v, %v", dead, err)
 	}
@@ -166,10 +170,10 @@ func TestIdempotencyLeaseTakeover(t *testing.T) {
 	if c, err := s.IdempotencyKey(ctx, ws.ID, "k", h); err != nil || c.State != store.IdempotencyFree {
 		t.Fatalf("look up after the lease: %v, %v; want free", c.State, err)
 	}
-	if c, err := s.ClaimIdempotencyKey(ctx, ws.ID, "k", requestHash("b"), time.Minute); err != nil || c.State != store.IdempotencyMismatch {
+	if c, err := s.ClaimIdempotencyKey(ctx, ws.ID, "k", requestHash("b"), time.Minute, 0); err != nil || c.State != store.IdempotencyMismatch {
 		t.Fatalf("take over with another body: %v, %v; want mismatch", c.State, err)
 	}
-	next, err := s.ClaimIdempotencyKey(ctx, ws.ID, "k", h, time.Minute)
+	next, err := s.ClaimIdempotencyKey(ctx, ws.ID, "k", h, time.Minute, 0)
 	if err != nil || next.State != store.IdempotencyClaimed || !next.TookOver {
 		t.Fatalf("take over: %+v, %v", next, err)
 	}
@@ -179,7 +183,7 @@ func TestIdempotencyLeaseTakeover(t *testing.T) {
 	if err := s.ReleaseIdempotencyKey(ctx, ws.ID, "k", dead.Owner); !errors.Is(err, store.ErrIdempotencyClaimLost) {
 		t.Fatalf("release by the former holder: %v", err)
 	}
-	if c, err := s.ClaimIdempotencyKey(ctx, ws.ID, "k", h, time.Minute); err != nil || c.State != store.IdempotencyInProgress {
+	if c, err := s.ClaimIdempotencyKey(ctx, ws.ID, "k", h, time.Minute, 0); err != nil || c.State != store.IdempotencyInProgress {
 		t.Fatalf("claim after the takeover: %v, %v; want in progress", c.State, err)
 	}
 }
@@ -197,7 +201,7 @@ func TestIdempotencyConcurrentClaims(t *testing.T) {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			c, err := s.ClaimIdempotencyKey(ctx, ws.ID, "k", h, time.Minute)
+			c, err := s.ClaimIdempotencyKey(ctx, ws.ID, "k", h, time.Minute, 0)
 			if err != nil {
 				t.Error(err)
 				return
@@ -224,7 +228,7 @@ func TestDeleteExpiredIdempotencyKeys(t *testing.T) {
 	ws, _ := storetest.Workspace(t, s)
 	h := requestHash("a")
 	for _, k := range []string{"old1", "old2", "old3", "young"} {
-		c, err := s.ClaimIdempotencyKey(ctx, ws.ID, k, h, time.Minute)
+		c, err := s.ClaimIdempotencyKey(ctx, ws.ID, k, h, time.Minute, 0)
 		if err != nil || c.State != store.IdempotencyClaimed {
 			t.Fatalf("claim %s: %+v, %v", k, c, err)
 		}
@@ -260,14 +264,16 @@ func finish(ctx context.Context, s *store.Store, ws int64, key string, owner []b
 	return err
 }
 
-// TestIdempotencyAnswerBudget: the bodies a workspace's keys keep are counted in its
-// idempotency_budgets row, exactly, as the application's role stores them: an answer
-// that would take the workspace over its budget is stored as the budget's answer
-// (counted in its place), while another workspace keeps its own; a finish whose claim
-// was lost counts nothing; answers stored at once never take the whole answers over
-// the budget; the sweep gives back what the keys it deletes kept, and the next answer
-// is kept whole again. Keys kept before the count (not budgeted) are neither counted
-// nor given back.
+// TestIdempotencyAnswerBudget: what a workspace's keys keep is counted in its
+// idempotency_budgets row, exactly, as the application's role stores it: each key's
+// row (IdempotencyRowBytes and 3 bytes per byte of key) and its answer's body. An
+// answer that would take the workspace over its budget is stored as the budget's
+// answer (counted in its place), while another workspace keeps its own; a finish
+// whose claim was lost counts nothing; answers stored at once never take the whole
+// answers over the budget, and the counter equals the truth; the sweep gives back
+// what the keys it deletes kept, and the next answer is kept whole again. Keys kept
+// before the count (not budgeted) are neither counted nor given back; keys an older
+// server budgeted (by their bodies alone) give their bodies back.
 func TestIdempotencyAnswerBudget(t *testing.T) {
 	ctx := context.Background()
 	owner, app := storetest.NewStores(t, store.Options{})
@@ -275,10 +281,13 @@ func TestIdempotencyAnswerBudget(t *testing.T) {
 	b, _ := storetest.Workspace(t, owner)
 	h := requestHash("a")
 	answer := store.StoredResponse{Status: 200, ContentType: "application/json", Body: bytes.Repeat([]byte("x"), 1000)}
-	budget := store.AnswerBudget{Bytes: 2500, Status: 410, ContentType: "application/json", Body: []byte(`{"not":"kept"}`)}
+	instead := []byte(`{"not":"kept"}`)
+	row := func(key string) int64 { return store.IdempotencyRowBytes + 3*int64(len(key)) }
+	// Two answers and their rows fit, not three.
+	budget := store.AnswerBudget{Bytes: 2*(1000+row("a0")) + 10, Status: 410, ContentType: "application/json", Body: instead}
 	claim := func(ws int64, key string) []byte {
 		t.Helper()
-		c, err := app.ClaimIdempotencyKey(store.WithWorkspace(ctx, ws), ws, key, h, time.Minute)
+		c, err := app.ClaimIdempotencyKey(store.WithWorkspace(ctx, ws), ws, key, h, time.Minute, 0)
 		if err != nil || c.State != store.IdempotencyClaimed {
 			t.Fatalf("claim %s: %+v, %v", key, c, err)
 		}
@@ -292,11 +301,13 @@ func TestIdempotencyAnswerBudget(t *testing.T) {
 		}
 		return whole
 	}
-	// counted is the workspace's counter, and the bodies of its budgeted keys.
+	// counted is the workspace's counter, and what its budgeted keys keep: their rows
+	// and bodies, or the bodies alone of those an older server budgeted.
 	counted := func(ws int64) (counter, kept int64) {
 		t.Helper()
 		err := owner.DB().QueryRowContext(ctx, `SELECT coalesce((SELECT bytes FROM idempotency_budgets WHERE workspace_id = $1), 0),
-			coalesce((SELECT sum(octet_length(body)) FROM idempotency_keys WHERE workspace_id = $1 AND budgeted), 0)`, ws).Scan(&counter, &kept)
+			coalesce((SELECT sum(octet_length(body) + CASE WHEN budget_bytes IS NULL THEN 0 ELSE $2 + 3 * octet_length(key) END)
+			          FROM idempotency_keys WHERE workspace_id = $1 AND budgeted), 0)`, ws, store.IdempotencyRowBytes).Scan(&counter, &kept)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,16 +322,17 @@ func TestIdempotencyAnswerBudget(t *testing.T) {
 		return c.Response.Status
 	}
 
-	// An answer kept by an older server: outside the budget.
-	if err := finish(ctx, owner, a.ID, "older", claim(a.ID, "older"), answer); err != nil {
+	// An answer kept before the count, and one an older server counted by its body.
+	for _, key := range []string{"older", "old"} {
+		if err := finish(ctx, owner, a.ID, key, claim(a.ID, key), answer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := owner.DB().ExecContext(ctx, `UPDATE idempotency_keys SET budgeted = key = 'old', budget_bytes = NULL WHERE key IN ('older', 'old');
+		UPDATE idempotency_budgets SET bytes = 1000`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := owner.DB().ExecContext(ctx, "UPDATE idempotency_keys SET budgeted = false WHERE key = 'older'"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := owner.DB().ExecContext(ctx, "UPDATE idempotency_budgets SET bytes = 0"); err != nil {
-		t.Fatal(err)
-	}
+	budget.Bytes += 1000
 	for i, want := range []bool{true, true, false} {
 		if whole := keep(a.ID, fmt.Sprintf("a%d", i)); whole != want {
 			t.Errorf("a%d kept whole: %v, want %v", i, whole, want)
@@ -329,8 +341,9 @@ func TestIdempotencyAnswerBudget(t *testing.T) {
 	if s := status(a.ID, "a2"); s != 410 {
 		t.Errorf("a2 is kept as %d, want the budget's 410", s)
 	}
-	if counter, kept := counted(a.ID); counter != 2000+int64(len(budget.Body)) || counter != kept {
-		t.Errorf("A's counter %d, its budgeted bodies %d; want both %d", counter, kept, 2000+len(budget.Body))
+	want := 1000 + 2*(1000+row("a0")) + row("a2") + int64(len(instead))
+	if counter, kept := counted(a.ID); counter != want || counter != kept {
+		t.Errorf("A's counter %d, what its budgeted keys keep %d; want both %d", counter, kept, want)
 	}
 	if !keep(b.ID, "b0") || status(b.ID, "b0") != 200 {
 		t.Error("another workspace's answer was not kept whole")
@@ -343,12 +356,13 @@ func TestIdempotencyAnswerBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	if counter, kept := counted(a.ID); counter != kept {
-		t.Errorf("after a lost claim, A's counter %d, its budgeted bodies %d", counter, kept)
+		t.Errorf("after a lost claim, A's counter %d, what its budgeted keys keep %d", counter, kept)
 	}
 
-	// 16 answers at once, in a workspace whose counter exists: at most 5 fit.
+	// 16 answers at once, in a workspace whose counter exists: at most 5 fit, keys
+	// of 2 and 3 characters.
 	c, _ := storetest.Workspace(t, owner)
-	budget.Bytes = 5500
+	budget.Bytes = 1000 + row("c") + 4*(1000+row("c10")) + 10
 	keep(c.ID, "c")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -370,27 +384,131 @@ func TestIdempotencyAnswerBudget(t *testing.T) {
 	}
 	wg.Wait()
 	if counter, kept := counted(c.ID); wholes != 5 || counter != kept {
-		t.Errorf("concurrent answers: %d kept whole, want 5; the counter %d, the budgeted bodies %d", wholes, counter, kept)
+		t.Errorf("concurrent answers: %d kept whole, want 5; the counter %d, what the budgeted keys keep %d", wholes, counter, kept)
 	}
 
 	// The sweep, as the application's role calls it.
-	budget.Bytes = 2500
 	if _, err := owner.DB().ExecContext(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '25 hours'
-		WHERE workspace_id = $1 AND key IN ('older', 'a0', 'a1')`, a.ID); err != nil {
+		WHERE workspace_id = $1 AND key IN ('older', 'old', 'a0', 'a1')`, a.ID); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := app.DeleteExpiredIdempotencyKeys(ctx, 24*time.Hour, 1000); err != nil || n != 3 {
-		t.Fatalf("the sweep: %d, %v; want 3 keys", n, err)
+	if n, err := app.DeleteExpiredIdempotencyKeys(ctx, 24*time.Hour, 1000); err != nil || n != 4 {
+		t.Fatalf("the sweep: %d, %v; want 4 keys", n, err)
 	}
-	if counter, kept := counted(a.ID); counter != int64(len(budget.Body)) || counter != kept {
-		t.Errorf("after the sweep, A's counter %d, its budgeted bodies %d; want both %d", counter, kept, len(budget.Body))
+	if counter, kept := counted(a.ID); counter != row("a2")+int64(len(instead)) || counter != kept {
+		t.Errorf("after the sweep, A's counter %d, what its budgeted keys keep %d; want both %d", counter, kept, row("a2")+int64(len(instead)))
 	}
 	if !keep(a.ID, "a3") {
 		t.Error("after the sweep, an answer was not kept whole")
 	}
 	for _, ws := range []int64{b.ID, c.ID} {
 		if counter, kept := counted(ws); counter != kept {
-			t.Errorf("after the sweep, workspace %d's counter %d, its budgeted bodies %d", ws, counter, kept)
+			t.Errorf("after the sweep, workspace %d's counter %d, what its budgeted keys keep %d", ws, counter, kept)
 		}
+	}
+}
+
+// TestIdempotencyKeyLimit: a claim's limit refuses a new key of a workspace whose
+// kept keys count it or more (IdempotencyOverBudget), inserting nothing, while a key
+// the workspace already keeps is found as before (replayed, waited for, taken over
+// when its lease ran out), another workspace claims its keys, a claim without a limit
+// is not refused, and the sweep makes room again. Counting answers alone, keys kept
+// without their answers were never refused: 640 bytes each, for a day.
+func TestIdempotencyKeyLimit(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.NewStores(t, store.Options{})
+	a, _ := storetest.Workspace(t, owner)
+	b, _ := storetest.Workspace(t, owner)
+	h := requestHash("a")
+	answer := store.StoredResponse{Status: 200, ContentType: "application/json", Body: bytes.Repeat([]byte("x"), 100)}
+	row := store.IdempotencyRowBytes + 3*int64(len("k00"))
+	// Answers kept whole up to the budget, new keys refused at twice it.
+	budget := store.AnswerBudget{Bytes: 6*(row+100) + 50, Status: 410, ContentType: "application/json", Body: []byte(`{"not":"kept"}`)}
+	limit := 2 * budget.Bytes
+	claim := func(ws int64, key string, lease time.Duration, limit int64) store.IdempotencyClaim {
+		t.Helper()
+		c, err := app.ClaimIdempotencyKey(store.WithWorkspace(ctx, ws), ws, key, h, lease, limit)
+		if err != nil {
+			t.Fatalf("claim %s: %v", key, err)
+		}
+		return c
+	}
+	keys := func(ws int64) (n int64) {
+		t.Helper()
+		if err := owner.DB().QueryRowContext(ctx, `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1`, ws).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	kept := 0
+	for i := range 100 {
+		key := fmt.Sprintf("k%02d", i)
+		c := claim(a.ID, key, time.Minute, limit)
+		if c.State == store.IdempotencyOverBudget {
+			break
+		}
+		if c.State != store.IdempotencyClaimed {
+			t.Fatalf("claim %s: %v", key, c.State)
+		}
+		if _, err := app.FinishIdempotencyKey(store.WithWorkspace(ctx, a.ID), a.ID, key, c.Owner, answer, budget); err != nil {
+			t.Fatal(err)
+		}
+		kept++
+	}
+	// 6 answers kept whole (2,094 bytes of the budget's 2,144), then 9 keys without
+	// theirs (263 bytes each: the row and the 410), the last taking the count past
+	// the limit of 4,288: the next key is refused.
+	var counter int64
+	if err := owner.DB().QueryRowContext(ctx, `SELECT bytes FROM idempotency_budgets WHERE workspace_id = $1`, a.ID).Scan(&counter); err != nil {
+		t.Fatal(err)
+	}
+	if want := 6 + (limit-6*(row+100)+row+14-1)/(row+14); int64(kept) != want || counter < limit || counter-(row+14) >= limit {
+		t.Errorf("%d keys kept before the refusal, want %d; the count %d, the limit %d", kept, want, counter, limit)
+	}
+	if n := keys(a.ID); n != int64(kept) {
+		t.Errorf("the refused claim left a row: %d keys, %d kept", n, kept)
+	}
+
+	// Keys the workspace keeps are found as before.
+	if c := claim(a.ID, "k00", time.Minute, limit); c.State != store.IdempotencyDone || c.Response.Status != 200 {
+		t.Errorf("a kept key over the limit: %v %d, want done 200", c.State, c.Response.Status)
+	}
+	if c := claim(a.ID, "k00", time.Minute, limit); c.State != store.IdempotencyDone {
+		t.Errorf("a kept key over the limit, again: %v", c.State)
+	}
+	// A claim made before the workspace reached the limit, in progress, then dead.
+	if _, err := owner.DB().ExecContext(ctx, `INSERT INTO idempotency_keys (workspace_id, key, request_hash, owner, locked_until)
+		VALUES ($1, 'running', $2, 'o', now() + interval '1 minute'), ($1, 'dead', $2, 'o', now() - interval '1 second')`, a.ID, h); err != nil {
+		t.Fatal(err)
+	}
+	if c := claim(a.ID, "running", time.Minute, limit); c.State != store.IdempotencyInProgress {
+		t.Errorf("a key in progress over the limit: %v", c.State)
+	}
+	if c := claim(a.ID, "dead", time.Minute, limit); c.State != store.IdempotencyClaimed || !c.TookOver {
+		t.Errorf("a dead claim over the limit: %v, took over %v; want claimed", c.State, c.TookOver)
+	}
+	if c := claim(a.ID, "k00", time.Minute, 0); c.State != store.IdempotencyDone {
+		t.Errorf("a kept key without a limit: %v", c.State)
+	}
+	if c := claim(a.ID, "unlimited", time.Minute, 0); c.State != store.IdempotencyClaimed {
+		t.Errorf("a new key without a limit: %v", c.State)
+	}
+	if c := claim(b.ID, "k00", time.Minute, limit); c.State != store.IdempotencyClaimed {
+		t.Errorf("another workspace's new key: %v", c.State)
+	}
+	if c := claim(a.ID, "new", time.Minute, limit); c.State != store.IdempotencyOverBudget {
+		t.Errorf("a new key over the limit: %v", c.State)
+	}
+
+	// The sweep gives two keys' bytes back: a new key is claimed again.
+	if _, err := owner.DB().ExecContext(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '25 hours'
+		WHERE workspace_id = $1 AND key IN ('k00', 'k01')`, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := app.DeleteExpiredIdempotencyKeys(ctx, 24*time.Hour, 1000); err != nil || n != 2 {
+		t.Fatalf("the sweep: %d, %v; want 2 keys", n, err)
+	}
+	if c := claim(a.ID, "new", time.Minute, limit); c.State != store.IdempotencyClaimed {
+		t.Errorf("a new key after the sweep: %v", c.State)
 	}
 }

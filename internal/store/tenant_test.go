@@ -304,7 +304,7 @@ func seedWorkspace(t *testing.T, s *store.Store, ws int64, phoneBase int) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.ClaimIdempotencyKey(ctx, ws, "seed", []byte{1}, time.Minute); err != nil {
+	if _, err := s.ClaimIdempotencyKey(ctx, ws, "seed", []byte{1}, time.Minute, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.DB().ExecContext(ctx, `INSERT INTO rate_limit_buckets (workspace_id, bucket, tokens, updated_at, granted)
