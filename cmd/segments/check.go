@@ -57,8 +57,9 @@ naming them, unchecked (exit status 1).
              is; it reports what it found, as a check would have,
              and exits 0; safe while the server runs and writes. What the role
              it runs as may not change (SUPERUSER, BYPASSRLS and REPLICATION
-             take a superuser) is reported "not repaired" (exit status 3), with
-             the SQL to have a superuser run. A segment name
+             take a superuser; a privilege another role granted, a superuser
+             or a member of that role) is reported "not repaired" (exit
+             status 3), with the SQL to run and who may run it. A segment name
              whose composed form is another segment's name is left as it is,
              reported "not repaired" (exit status 3): rename one of the two, then
              run it again
@@ -134,17 +135,26 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	// A repair returns what it changed (privileges) and what is left (unrepaired): a
+	// line says "repaired" only of what it changed.
 	for _, d := range privileges {
-		if repair {
+		switch {
+		case repair:
 			fmt.Fprintf(stdout, "repaired: %s\n", d)
 			continue
+		case d.Repairable():
+			fmt.Fprintf(stdout, "broken: %s; \"segments check --repair\" (or migrate) repairs it\n", d)
+		default:
+			// Granted by a role this one may not act for: a repair run as it would
+			// leave it, and a superuser's plain REVOKE would take back nothing.
+			fmt.Fprintf(stdout, "broken: %s; the role this runs as may not revoke as %s, so \"segments check --repair\" (or migrate) leaves it: have %s run: %s\n",
+				d, strings.Join(d.Grantors(), " or "), d.RunBy(), d.Fix())
 		}
 		brokenPrivileges++
-		fmt.Fprintf(stdout, "broken: %s; \"segments check --repair\" (or migrate) repairs it\n", d)
 	}
 	for _, d := range unrepaired {
 		brokenPrivileges++
-		fmt.Fprintf(stdout, "not repaired: %s: another role granted it, or only a superuser may change it; have that role, or a superuser, run: %s\n", d, d.Fix())
+		fmt.Fprintf(stdout, "not repaired: %s: the role this runs as may not change it; have %s run: %s\n", d, d.RunBy(), d.Fix())
 	}
 	var ahead []store.ChangesAhead
 	if repair {

@@ -408,6 +408,108 @@ func TestCheckRepairsPrivileges(t *testing.T) {
 	}
 }
 
+// TestCheckRepairsAnotherRolesGrant: a privilege another role than the tables' owner
+// granted the server's role (grantor_x, given INSERT on api_keys with the grant
+// option) is that role's grant alone: a superuser's REVOKE runs as the owner, and
+// takes back nothing. On a PostgreSQL server of its own (roles are the whole
+// server's): check as the superuser names the grantor and says --repair repairs it,
+// which --repair as the superuser does, exiting 0. Run as a role that is no
+// superuser nor a member of grantor_x, check says --repair leaves it, with the SQL
+// that works; --repair says "repaired" only of what it changed (an UPDATE the owner
+// granted), "not repaired" of grantor_x's grant, with that SQL, and exits 3; the SQL,
+// run by the superuser, takes the grant back. Before, --repair printed "repaired" and
+// "not repaired" for the grant, left it, and printed a REVOKE that left it too.
+func TestCheckRepairsAnotherRolesGrant(t *testing.T) {
+	ctx := context.Background()
+	pg := storetest.Server(t)
+	getenv := env(map[string]string{"DATABASE_URL": pg.URL("segments")})
+	if _, stderr, err := cli(getenv, "migrate"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, stderr)
+	}
+	runCheck := checkCommand(t, getenv)
+	super := storetest.Conn(t, pg.URL("segments"))
+	exec := func(conn *pgx.Conn, sql string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	grant := func(conn *pgx.Conn) {
+		t.Helper()
+		exec(conn, "BEGIN; GRANT INSERT ON api_keys TO grantor_x WITH GRANT OPTION; SET LOCAL ROLE grantor_x; GRANT INSERT ON api_keys TO "+store.AppRole+"; COMMIT")
+	}
+	inserts := func(conn *pgx.Conn) bool {
+		t.Helper()
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT has_table_privilege($1, 'api_keys', 'INSERT')", store.AppRole).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	exec(super, "CREATE ROLE grantor_x LOGIN")
+	grant(super)
+	const found = "table api_keys: segments_app holds INSERT beyond what is declared (none), granted by role grantor_x"
+	want := "broken: " + found + "; \"segments check --repair\" (or migrate) repairs it\n"
+	if out, err := runCheck(); exitCode(err) != 3 || !strings.HasPrefix(out, want) {
+		t.Errorf("check as the superuser: %v\n%s\nwant it to begin with\n%s", err, out, want)
+	}
+	want = "repaired: " + found + "\n"
+	if out, err := runCheck("--repair"); err != nil || !strings.HasPrefix(out, want) {
+		t.Errorf("check --repair as the superuser: %v\n%s\nwant it to begin with\n%s", err, out, want)
+	}
+	if inserts(super) {
+		t.Fatal("after check --repair as the superuser, the server's role may insert into api_keys")
+	}
+
+	// As a role that is no superuser, owning its database.
+	exec(super, "CREATE ROLE lesser LOGIN CREATEROLE PASSWORD 'lesser'")
+	exec(super, "CREATE DATABASE lesser OWNER lesser")
+	var me string
+	if err := super.QueryRow(ctx, "SELECT current_user").Scan(&me); err != nil {
+		t.Fatal(err)
+	}
+	lesserEnv := env(map[string]string{"DATABASE_URL": strings.Replace(pg.URL("lesser"), me+":"+pg.Password(), "lesser:lesser", 1)})
+	if _, stderr, err := cli(lesserEnv, "migrate"); err != nil {
+		t.Fatalf("migrate as lesser: %v\n%s", err, stderr)
+	}
+	runCheck = checkCommand(t, lesserEnv)
+	superLesser := storetest.Conn(t, pg.URL("lesser"))
+	grant(superLesser)
+	exec(superLesser, "GRANT UPDATE ON workspaces TO "+store.AppRole) // recorded as the owner's
+	const fix = "SET ROLE grantor_x; REVOKE INSERT ON TABLE public.api_keys FROM segments_app CASCADE; RESET ROLE"
+	const workspaces = "table workspaces: segments_app holds UPDATE beyond what is declared (SELECT)"
+	want = "broken: " + found + "; the role this runs as may not revoke as grantor_x, so \"segments check --repair\" (or migrate) leaves it: have a superuser, or a member of role grantor_x run: " + fix + "\n" +
+		"broken: " + workspaces + "; \"segments check --repair\" (or migrate) repairs it\n"
+	if out, err := runCheck(); exitCode(err) != 3 || !strings.HasPrefix(out, want) {
+		t.Errorf("check as lesser: %v\n%s\nwant it to begin with\n%s", err, out, want)
+	}
+	want = "repaired: " + workspaces + "\n" +
+		"not repaired: " + found + ": the role this runs as may not change it; have a superuser, or a member of role grantor_x run: " + fix + "\n"
+	out, err := runCheck("--repair")
+	if exitCode(err) != 3 || !strings.HasPrefix(out, want) || !strings.HasSuffix(err.Error(), ": broken: 1 privilege(s) of segments_app other than declared") {
+		t.Errorf("check --repair as lesser: %v\n%s\nwant exit status 3, and it to begin with\n%s", err, out, want)
+	}
+	var printed string // the SQL of the "not repaired" line
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "repaired: table api_keys") {
+			t.Errorf("check --repair as lesser says it repaired what it left: %s", line)
+		}
+		if strings.HasPrefix(line, "not repaired: table api_keys") {
+			_, printed, _ = strings.Cut(line, " run: ")
+		}
+	}
+	if printed == "" {
+		t.Fatalf("check --repair as lesser printed no SQL for what it left:\n%s", out)
+	}
+	exec(superLesser, printed) // as the superuser
+	if inserts(superLesser) {
+		t.Errorf("after the superuser ran %q, the server's role may insert into api_keys", printed)
+	}
+	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
+		t.Errorf("check as lesser after the fix: %v\n%s", err, out)
+	}
+}
+
 // TestCheckGuardsAroundTheTables: "segments check" reports what the server's role
 // holds around the tables and must not, as a GRANT by hand leaves it: CREATE on the
 // schema (a table or function of its own where the owner's names resolve) and a grant

@@ -148,21 +148,22 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns, decl []declare
 // every run of the migrations does, and warns of what it found: a restore with
 // pg_restore --clean, or a GRANT by hand, gave or took them.
 func (s *Store) migratePrivileges(ctx context.Context, decl []declaredPrivileges) error {
-	found, left, err := s.enforcePrivileges(ctx, decl)
+	changed, left, err := s.enforcePrivileges(ctx, decl)
 	if err != nil {
 		return err
 	}
-	if len(found) > 0 {
+	if len(changed) > 0 {
 		s.log.Warn("the privileges of the server's role differed from those the migrations grant (pg_restore --clean into this database, or a GRANT, REVOKE or ALTER ROLE by hand): revoked and granted to match",
-			"role", AppRole, "privileges", describePrivileges(found))
+			"role", AppRole, "privileges", describePrivileges(changed))
 	}
 	if len(left) > 0 {
-		fix := make([]string, len(left))
+		fix, by := make([]string, len(left)), make([]string, len(left))
 		for i, d := range left {
-			fix[i] = d.Fix()
+			fix[i], by[i] = d.Fix(), d.RunBy()
 		}
-		s.log.Warn("the privileges of the server's role still differ from those the migrations grant: another role granted them, or only a superuser may change them; have it, or a superuser, run fix",
-			"role", AppRole, "privileges", describePrivileges(left), "fix", strings.Join(fix, "; "))
+		slices.Sort(by)
+		s.log.Warn("the privileges of the server's role still differ from those the migrations grant, and the role migrating may not change them: have run_by run fix",
+			"role", AppRole, "privileges", describePrivileges(left), "fix", strings.Join(fix, "; "), "run_by", strings.Join(slices.Compact(by), "; "))
 	}
 	return nil
 }

@@ -216,6 +216,29 @@ type PrivilegeDrift struct {
 	// or for default privileges "FOR ROLE x IN SCHEMA y"; column "col" for a column's,
 	// objects "TABLES" for default privileges.
 	target, column, objects string
+	// owner is the role a REVOKE by the object's owner or a superuser acts as (the
+	// object's owner, or the role whose default privileges they are; none for a role),
+	// as a quoted identifier. Such a REVOKE takes back only the grants owner made.
+	owner string
+	// ownerExtra and ownerGrantable are those of Extra and Grantable that such a
+	// REVOKE takes back: not granted by other roles alone.
+	ownerExtra, ownerGrantable []string
+	// others are the grants of Extra and Grantable made by other roles, by grantor.
+	others []otherGrant
+}
+
+// otherGrant is what one role other than the object's owner granted, of a
+// PrivilegeDrift's Extra and Grantable: only a REVOKE run as that role takes it back
+// (PostgreSQL runs an owner's or a superuser's as the owner, and before PostgreSQL 19
+// GRANTED BY names no role but the current one), so its statements SET ROLE to it,
+// which a superuser or a member of it may.
+type otherGrant struct {
+	// role is the grantor, as a quoted identifier.
+	role string
+	// may is whether the role that read the privileges is a member of role (a
+	// superuser is of every role): whether a repair by it may SET ROLE to it.
+	may              bool
+	extra, grantable []string
 }
 
 // heldPrivileges is a row of heldPrivilegesSQL.
@@ -229,28 +252,40 @@ type heldPrivileges struct {
 	// AppGrantable are those of App it holds WITH GRANT OPTION (or, for a
 	// membership, WITH ADMIN OPTION).
 	AppGrantable []string `bun:"app_grantable,array"`
+	// Owner is the role a REVOKE by the owner or a superuser acts as (PrivilegeDrift's
+	// owner).
+	Owner string `bun:"owner"`
+	// AppGrants and PublicGrants are AppRole's and PUBLIC's ACL items, one a grantor
+	// and privilege: "INSERT f t grantor_x" is INSERT, not grantable (f), granted by
+	// grantor_x, whom the reading role may act for (pg_has_role). None for a role's
+	// attributes and memberships.
+	AppGrants    []string `bun:"app_grants,array"`
+	PublicGrants []string `bun:"public_grants,array"`
 }
 
 // heldPrivilegesSQL lists every relation and function of the schema (not those of an
 // extension) and every column granted to anyone, with what AppRole (the argument) and
 // PUBLIC hold on each, from their ACLs: NULL, an object no GRANT or REVOKE changed,
-// holds PostgreSQL's defaults (acldefault: PUBLIC may EXECUTE a function).
+// holds PostgreSQL's defaults (acldefault: PUBLIC may EXECUTE a function). With them,
+// the owner and each ACL item's grantor: a grant made by another role than the owner
+// only that role's REVOKE takes back.
 const heldPrivilegesSQL = `
 	WITH objects AS (
 		SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind, c.relname::text AS name,
 		       format('%s %I.%I', CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, n.nspname, c.relname) AS target,
 		       '' AS col,
-		       coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl
+		       coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl,
+		       c.relowner AS owner
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
 		  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 		UNION ALL
-		SELECT 'column', c.relname || '.' || a.attname, format('TABLE %I.%I', n.nspname, c.relname), quote_ident(a.attname), a.attacl
+		SELECT 'column', c.relname || '.' || a.attname, format('TABLE %I.%I', n.nspname, c.relname), quote_ident(a.attname), a.attacl, c.relowner
 		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = current_schema() AND a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped
 		UNION ALL
 		SELECT 'function', p.proname || '(' || oidvectortypes(p.proargtypes) || ')', 'ROUTINE ' || p.oid::regprocedure::text, '',
-		       coalesce(p.proacl, acldefault('f', p.proowner))
+		       coalesce(p.proacl, acldefault('f', p.proowner)), p.proowner
 		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 		WHERE n.nspname = current_schema()
 		  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
@@ -258,12 +293,22 @@ const heldPrivilegesSQL = `
 	SELECT o.kind, o.name, o.target, o.col,
 	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = r.oid), '{}') AS app,
 	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = 0), '{}') AS public,
-	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = r.oid AND a.is_grantable), '{}') AS app_grantable
+	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = r.oid AND a.is_grantable), '{}') AS app_grantable,
+	       o.owner::regrole::text AS owner,
+	       ` + aclGrantsSQL + `
 	FROM objects o
 	LEFT JOIN LATERAL aclexplode(o.acl) a ON true
 	LEFT JOIN pg_roles r ON r.rolname = ?
-	GROUP BY 1, 2, 3, 4
+	GROUP BY 1, 2, 3, 4, o.owner
 	ORDER BY 1, 2`
+
+// aclGrantsSQL selects, from the ACL items a of role r, app_grants and
+// public_grants (heldPrivileges' AppGrants and PublicGrants).
+const aclGrantsSQL = `
+	       coalesce(array_agg(DISTINCT format('%s %s %s %s', a.privilege_type, a.is_grantable, pg_has_role(a.grantor, 'MEMBER'), a.grantor::regrole))
+	                FILTER (WHERE a.grantee = r.oid), '{}') AS app_grants,
+	       coalesce(array_agg(DISTINCT format('%s %s %s %s', a.privilege_type, a.is_grantable, pg_has_role(a.grantor, 'MEMBER'), a.grantor::regrole))
+	                FILTER (WHERE a.grantee = 0), '{}') AS public_grants`
 
 // roleHeldSQL lists, as heldPrivilegesSQL does, what AppRole (the argument) and PUBLIC
 // hold around the schema's objects: on the schema and the database; the role's
@@ -277,11 +322,11 @@ const roleHeldSQL = `
 	WITH app AS (SELECT * FROM pg_roles WHERE rolname = ?),
 	acls AS (
 		SELECT 'schema' AS kind, n.nspname::text AS name, format('SCHEMA %I', n.nspname) AS target, '' AS col,
-		       coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl, NULL::aclitem[] AS given
+		       coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl, NULL::aclitem[] AS given, n.nspowner AS owner
 		FROM pg_namespace n WHERE n.nspname = current_schema()
 		UNION ALL
 		SELECT 'database', d.datname::text, format('DATABASE %I', d.datname), '',
-		       coalesce(d.datacl, acldefault('d', d.datdba)), NULL
+		       coalesce(d.datacl, acldefault('d', d.datdba)), NULL, d.datdba
 		FROM pg_database d WHERE d.datname = current_database()
 		UNION ALL
 		SELECT 'default privileges',
@@ -289,7 +334,7 @@ const roleHeldSQL = `
 		       format('FOR ROLE %s%s', d.defaclrole::regrole, CASE WHEN n.oid IS NULL THEN '' ELSE format(' IN SCHEMA %I', n.nspname) END),
 		       o.objects, d.defaclacl,
 		       -- acldefault's 'S' is a foreign server's; pg_default_acl's a sequence's
-		       acldefault(CASE d.defaclobjtype WHEN 'S' THEN 's' ELSE d.defaclobjtype END, d.defaclrole)
+		       acldefault(CASE d.defaclobjtype WHEN 'S' THEN 's' ELSE d.defaclobjtype END, d.defaclrole), d.defaclrole
 		FROM pg_default_acl d
 		LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
 		CROSS JOIN LATERAL (SELECT CASE d.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS'
@@ -297,24 +342,26 @@ const roleHeldSQL = `
 		WHERE d.defaclnamespace = 0 OR n.nspname = current_schema()
 	)
 	SELECT o.kind, o.name, o.target, o.col,
-	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = app.oid), '{}') AS app,
+	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = r.oid), '{}') AS app,
 	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = 0 AND NOT EXISTS (
 	           SELECT FROM aclexplode(o.given) g WHERE g.grantee = 0 AND g.privilege_type = a.privilege_type)), '{}') AS public,
-	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = app.oid AND a.is_grantable), '{}') AS app_grantable
+	       coalesce(array_agg(DISTINCT a.privilege_type) FILTER (WHERE a.grantee = r.oid AND a.is_grantable), '{}') AS app_grantable,
+	       o.owner::regrole::text AS owner,
+	       ` + aclGrantsSQL + `
 	FROM acls o
 	LEFT JOIN LATERAL aclexplode(o.acl) a ON true
-	LEFT JOIN app ON true
-	GROUP BY 1, 2, 3, 4
+	LEFT JOIN app r ON true
+	GROUP BY 1, 2, 3, 4, o.owner
 	UNION ALL
 	SELECT 'role', app.rolname::text, format('%I', app.rolname), '',
 	       array_remove(ARRAY[CASE WHEN app.rolsuper THEN 'SUPERUSER' END, CASE WHEN app.rolcreatedb THEN 'CREATEDB' END,
 	                          CASE WHEN app.rolcreaterole THEN 'CREATEROLE' END, CASE WHEN app.rolreplication THEN 'REPLICATION' END,
 	                          CASE WHEN app.rolbypassrls THEN 'BYPASSRLS' END], NULL),
-	       '{}', '{}'
+	       '{}', '{}', '', '{}', '{}'
 	FROM app
 	UNION ALL
 	SELECT 'membership', g.rolname::text, format('%I', g.rolname), '', '{MEMBER}', '{}',
-	       CASE WHEN bool_or(m.admin_option) THEN '{MEMBER}' ELSE '{}' END::text[]
+	       CASE WHEN bool_or(m.admin_option) THEN '{MEMBER}' ELSE '{}' END::text[], '', '{}', '{}'
 	FROM app JOIN pg_auth_members m ON m.member = app.oid JOIN pg_roles g ON g.oid = m.roleid
 	GROUP BY g.rolname
 	ORDER BY 1, 2`
@@ -364,15 +411,15 @@ func privilegeDrift(decl []declaredPrivileges, held []heldPrivileges) []Privileg
 			continue
 		}
 		for _, g := range []struct {
-			grantee         string
-			held, grantable []string
-			declared, may   []string
+			grantee                 string
+			held, grantable, grants []string
+			declared, may           []string
 		}{
-			{AppRole, h.App, h.AppGrantable, splitPrivileges(d.app), splitPrivileges(d.appMay)},
-			{"PUBLIC", h.Public, nil, splitPrivileges(d.public), splitPrivileges(d.publicMay)},
+			{AppRole, h.App, h.AppGrantable, h.AppGrants, splitPrivileges(d.app), splitPrivileges(d.appMay)},
+			{"PUBLIC", h.Public, nil, h.PublicGrants, splitPrivileges(d.public), splitPrivileges(d.publicMay)},
 		} {
 			pd := PrivilegeDrift{Object: h.Kind + " " + h.Name, Grantee: g.grantee, Declared: g.declared,
-				kind: h.Kind, may: g.may, target: h.Target}
+				kind: h.Kind, may: g.may, target: h.Target, owner: h.Owner}
 			if h.Kind == kindMembership {
 				pd.Object = kindRole + " " + h.Name
 			}
@@ -402,11 +449,107 @@ func privilegeDrift(decl []declaredPrivileges, held []heldPrivileges) []Privileg
 				sortPrivileges(pd.Extra)
 				sortPrivileges(pd.Missing)
 				sortPrivileges(pd.Grantable)
+				pd.splitByGrantor(g.grants)
 				drift = append(drift, pd)
 			}
 		}
 	}
 	return drift
+}
+
+// splitByGrantor sets d's ownerExtra, ownerGrantable and others from grants (the
+// grantee's ACL items, as heldPrivileges' AppGrants): a privilege of Extra or
+// Grantable that only other roles granted is theirs to take back, one that d's owner
+// granted (or that no item names) the owner's.
+func (d *PrivilegeDrift) splitByGrantor(grants []string) {
+	byOwner, byOther := map[string]bool{}, map[string]bool{}
+	for _, g := range grants {
+		f := strings.SplitN(g, " ", 4)
+		if len(f) < 4 {
+			continue
+		}
+		p, grantable, may, role := f[0], f[1] == "t", f[2] == "t", f[3]
+		extra := slices.Contains(d.Extra, p)
+		option := !extra && grantable && slices.Contains(d.Grantable, p)
+		key := p
+		if option {
+			key = "GRANT OPTION FOR " + p
+		}
+		if role == d.owner {
+			byOwner[key] = true
+			continue
+		}
+		if !extra && !option {
+			continue
+		}
+		byOther[key] = true
+		i := slices.IndexFunc(d.others, func(o otherGrant) bool { return o.role == role })
+		if i < 0 {
+			i = len(d.others)
+			d.others = append(d.others, otherGrant{role: role, may: may})
+		}
+		if extra {
+			d.others[i].extra = append(d.others[i].extra, p)
+		} else {
+			d.others[i].grantable = append(d.others[i].grantable, p)
+		}
+	}
+	for _, p := range d.Extra {
+		if byOwner[p] || !byOther[p] {
+			d.ownerExtra = append(d.ownerExtra, p)
+		}
+	}
+	for _, p := range d.Grantable {
+		if key := "GRANT OPTION FOR " + p; byOwner[key] || !byOther[key] {
+			d.ownerGrantable = append(d.ownerGrantable, p)
+		}
+	}
+	slices.SortFunc(d.others, func(a, b otherGrant) int { return strings.Compare(a.role, b.role) })
+	for _, o := range d.others {
+		sortPrivileges(o.extra)
+		sortPrivileges(o.grantable)
+	}
+}
+
+// without is d less what l (what is left of the same object and grantee) still
+// holds or lacks: what a repair changed. It reports whether anything is left of d.
+func (d PrivilegeDrift) without(l PrivilegeDrift) (PrivilegeDrift, bool) {
+	minus := func(a, b []string) []string {
+		var out []string
+		for _, p := range a {
+			if !slices.Contains(b, p) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	d.Extra, d.Missing, d.Grantable = minus(d.Extra, l.Extra), minus(d.Missing, l.Missing), minus(d.Grantable, l.Grantable)
+	d.ownerExtra, d.ownerGrantable = minus(d.ownerExtra, l.Extra), minus(d.ownerGrantable, l.Grantable)
+	var others []otherGrant
+	for _, o := range d.others {
+		o.extra, o.grantable = minus(o.extra, l.Extra), minus(o.grantable, l.Grantable)
+		if len(o.extra)+len(o.grantable) > 0 {
+			others = append(others, o)
+		}
+	}
+	d.others = others
+	return d, len(d.Extra)+len(d.Missing)+len(d.Grantable) > 0
+}
+
+// changedPrivileges is what found, the drift before a repair, lost by it, given left,
+// the drift after it: each found less what is left of it, those of which anything
+// changed.
+func changedPrivileges(found, left []PrivilegeDrift) []PrivilegeDrift {
+	var out []PrivilegeDrift
+	for _, f := range found {
+		i := slices.IndexFunc(left, func(l PrivilegeDrift) bool { return l.Object == f.Object && l.Grantee == f.Grantee })
+		if i < 0 {
+			out = append(out, f)
+		} else if c, ok := f.without(left[i]); ok {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func splitPrivileges(s string) []string {
@@ -456,12 +599,13 @@ func (s *Store) CheckPrivileges(ctx context.Context) ([]PrivilegeDrift, error) {
 
 // RepairPrivileges makes the privileges of the server's role and PUBLIC what the
 // migrations grant, as Migrate does after every run, holding the migrations' lock (two
-// sessions granting on one object at once can fail), and returns what it found
-// (repaired), and what is still held or lacking after it (left): privileges another
-// grantor gave, whose grant only it or a superuser can take back, and what the
-// migrating role may not change (SUPERUSER, BYPASSRLS and REPLICATION take a
-// superuser; a membership, the admin option or CREATEROLE; another role's default
-// privileges, that role). It is safe while the server runs: it takes from the role
+// sessions granting on one object at once can fail), and returns what it changed
+// (repaired: what it found less what is left), and what is still held or lacking
+// after it (left): what the migrating role may not change. A privilege another role
+// granted it revokes as that role (SET ROLE), which it may only as a superuser or a
+// member of that role; SUPERUSER, BYPASSRLS and REPLICATION take a superuser; a
+// membership, the admin option or CREATEROLE; another role's default privileges,
+// that role. It is safe while the server runs: it takes from the role
 // only what the server never uses, and GRANT and REVOKE wait for no lock on the
 // tables.
 func (s *Store) RepairPrivileges(ctx context.Context) (repaired, left []PrivilegeDrift, err error) {
@@ -473,16 +617,18 @@ func (s *Store) RepairPrivileges(ctx context.Context) (repaired, left []Privileg
 }
 
 // enforcePrivileges revokes from AppRole and PUBLIC what they hold beyond decl and
-// roleDeclared, and grants them what they lack, in one transaction, and returns the
-// drift it found and the drift left after. A statement the migrating role may not
-// run (insufficient privilege) is skipped: what it would have changed is left. The
-// caller holds the migrations' lock.
-func (s *Store) enforcePrivileges(ctx context.Context, decl []declaredPrivileges) (found, left []PrivilegeDrift, err error) {
+// roleDeclared, and grants them what they lack, in one transaction, and returns what
+// it changed (the drift it found less what is left, changedPrivileges) and the drift
+// left after. A statement the migrating role may not run (insufficient privilege) is
+// skipped: what it would have changed is left. The caller holds the migrations'
+// lock.
+func (s *Store) enforcePrivileges(ctx context.Context, decl []declaredPrivileges) (changed, left []PrivilegeDrift, err error) {
 	held, err := s.readAllPrivileges(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	if found = privilegeDrift(decl, held); len(found) == 0 {
+	found := privilegeDrift(decl, held)
+	if len(found) == 0 {
 		return nil, nil, nil
 	}
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -504,18 +650,23 @@ func (s *Store) enforcePrivileges(ctx context.Context, decl []declaredPrivileges
 		return nil
 	})
 	if err != nil {
-		return found, nil, fmt.Errorf("store: repair the privileges of role %s: %w", AppRole, err)
+		return nil, nil, fmt.Errorf("store: repair the privileges of role %s: %w", AppRole, err)
 	}
 	if held, err = s.readAllPrivileges(ctx); err != nil {
-		return found, nil, err
+		return nil, nil, err
 	}
-	return found, privilegeDrift(decl, held), nil
+	left = privilegeDrift(decl, held)
+	return changedPrivileges(found, left), left, nil
 }
 
 // statements are what repair d: revoke what is extra (with CASCADE, the grants the
 // role made from a grant option go with it) and grant options, and grant what is
 // missing. The role's attributes go one ALTER ROLE each, SUPERUSER first (a
-// superuser's other attributes only a superuser may change).
+// superuser's other attributes only a superuser may change). What another role than
+// the owner granted is revoked as that role, in one statement each: SET ROLE to it,
+// REVOKE, RESET ROLE. A superuser's or the owner's REVOKE would take back only the
+// owner's grants, and report success; before PostgreSQL 19, REVOKE's GRANTED BY may
+// name no other role than the current one.
 func (d PrivilegeDrift) statements() []string {
 	grantee := "PUBLIC"
 	if d.Grantee == AppRole {
@@ -537,11 +688,21 @@ func (d PrivilegeDrift) statements() []string {
 		}
 		return fmt.Sprintf("REVOKE %s ON %s FROM %s CASCADE", privileges, d.target, grantee)
 	}
-	if len(d.Extra) > 0 {
-		out = append(out, revoke(privilegeList(d.Extra, d.column)))
+	if len(d.ownerExtra) > 0 {
+		out = append(out, revoke(privilegeList(d.ownerExtra, d.column)))
 	}
-	if len(d.Grantable) > 0 {
-		out = append(out, revoke("GRANT OPTION FOR "+privilegeList(d.Grantable, d.column)))
+	if len(d.ownerGrantable) > 0 {
+		out = append(out, revoke("GRANT OPTION FOR "+privilegeList(d.ownerGrantable, d.column)))
+	}
+	for _, o := range d.others {
+		q := []string{"SET ROLE " + o.role}
+		if len(o.extra) > 0 {
+			q = append(q, revoke(privilegeList(o.extra, d.column)))
+		}
+		if len(o.grantable) > 0 {
+			q = append(q, revoke("GRANT OPTION FOR "+privilegeList(o.grantable, d.column)))
+		}
+		out = append(out, strings.Join(append(q, "RESET ROLE"), "; "))
 	}
 	if len(d.Missing) > 0 {
 		out = append(out, fmt.Sprintf("GRANT %s ON %s TO %s", privilegeList(d.Missing, d.column), d.target, grantee))
@@ -549,10 +710,41 @@ func (d PrivilegeDrift) statements() []string {
 	return out
 }
 
-// Fix is the SQL that repairs d, as RepairPrivileges runs it, for a role that may:
-// what to have a superuser, or the role that granted it, run when the repair left d.
+// Fix is the SQL that repairs d, as RepairPrivileges runs it, for a role that may
+// (RunBy): what to have it run when the repair left d.
 func (d PrivilegeDrift) Fix() string {
 	return strings.Join(d.statements(), "; ")
+}
+
+// Grantors are the roles, other than the object's owner, that granted some of what
+// d's grantee holds beyond the declaration: Fix takes it back as each (SET ROLE).
+func (d PrivilegeDrift) Grantors() []string {
+	out := make([]string, len(d.others))
+	for i, o := range d.others {
+		out[i] = o.role
+	}
+	return out
+}
+
+// Repairable reports whether the role that read d may take back what each of its
+// Grantors granted (it is a superuser, or a member of each): if not, a repair as it
+// leaves that. It says nothing of the rest (an attribute only a superuser may
+// change).
+func (d PrivilegeDrift) Repairable() bool {
+	return !slices.ContainsFunc(d.others, func(o otherGrant) bool { return !o.may })
+}
+
+// RunBy says who may run Fix: "a superuser, or a member of role grantor_x" when
+// other roles granted some of d, else "a superuser" (or, of what is the owner's to
+// change, the owner: "a superuser, or role segments").
+func (d PrivilegeDrift) RunBy() string {
+	switch {
+	case len(d.others) > 0:
+		return "a superuser, or a member of role " + strings.Join(d.Grantors(), " and of role ")
+	case d.owner != "" && len(d.Extra)+len(d.Missing)+len(d.Grantable) > 0:
+		return "a superuser, or role " + d.owner
+	}
+	return "a superuser"
 }
 
 // privilegeList is privileges as GRANT and REVOKE list them, each of column when
@@ -599,14 +791,37 @@ func (d PrivilegeDrift) String() string {
 	default:
 		out = fmt.Sprintf("%s: %s holds %s beyond, and lacks %s of, what is declared (%s)", d.Object, d.Grantee, extra, missing, declared)
 	}
-	if len(d.Grantable) == 0 {
-		return out
+	if len(d.Grantable) > 0 {
+		grantable := strings.Join(d.Grantable, ", ")
+		if out == "" {
+			out = fmt.Sprintf("%s: %s holds %s with grant option, which is never declared", d.Object, d.Grantee, grantable)
+		} else {
+			out = fmt.Sprintf("%s, and %s with grant option, which is never declared", out, grantable)
+		}
 	}
-	grantable := strings.Join(d.Grantable, ", ")
-	if out == "" {
-		return fmt.Sprintf("%s: %s holds %s with grant option, which is never declared", d.Object, d.Grantee, grantable)
+	return out + d.grantedBy()
+}
+
+// grantedBy says which roles other than the owner granted what of d:
+// ", granted by role grantor_x" when they granted all that is extra, else each's:
+// ", INSERT granted by role grantor_x, SELECT by role y".
+func (d PrivilegeDrift) grantedBy() string {
+	if len(d.others) == 1 && len(d.ownerExtra)+len(d.ownerGrantable) == 0 {
+		return ", granted by role " + d.others[0].role
 	}
-	return fmt.Sprintf("%s, and %s with grant option, which is never declared", out, grantable)
+	var by []string
+	for i, o := range d.others {
+		p := strings.Join(append(slices.Clone(o.extra), o.grantable...), ", ")
+		if i == 0 {
+			by = append(by, p+" granted by role "+o.role)
+		} else {
+			by = append(by, p+" by role "+o.role)
+		}
+	}
+	if len(by) == 0 {
+		return ""
+	}
+	return ", " + strings.Join(by, ", ")
 }
 
 // describePrivileges is drift for a log: each on its own, separated by "; ".

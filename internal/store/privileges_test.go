@@ -382,8 +382,9 @@ func TestCheckGuardsSchemaDatabaseAndDefaults(t *testing.T) {
 // role sees its own workspace alone. Then, migrating as a role that is no superuser
 // (with CREATEROLE, owning its database), the server's role made SUPERUSER and a
 // member of pg_write_all_data: Migrate takes the membership back and leaves the
-// attribute, warning that it is left and with the statement to run as a superuser,
-// which check --repair reports too. Before, the check found none of it.
+// attribute, warning of the one as changed and of the other as left, with the
+// statement to run as a superuser, which check --repair reports too (not as
+// repaired). Before, the check found none of it.
 func TestCheckGuardsRoleAttributesAndMemberships(t *testing.T) {
 	ctx := context.Background()
 	pg := storetest.Server(t)
@@ -467,19 +468,143 @@ func TestCheckGuardsRoleAttributesAndMemberships(t *testing.T) {
 		t.Fatal(err)
 	}
 	superuser := "role segments_app: segments_app holds SUPERUSER beyond what is declared (none)"
-	if !strings.Contains(log.String(), "role pg_write_all_data: segments_app is a member, which is never declared; "+superuser) ||
-		!strings.Contains(log.String(), "still differ") || !strings.Contains(log.String(), "ALTER ROLE segments_app NOSUPERUSER") {
+	// The warning of what it changed names the membership alone; the one of what is
+	// left, SUPERUSER, with the statement and who may run it.
+	if !strings.Contains(log.String(), `revoked and granted to match" role=segments_app privileges="role pg_write_all_data: segments_app is a member, which is never declared"`) ||
+		!strings.Contains(log.String(), `still differ`) || !strings.Contains(log.String(), `privileges="`+superuser+`" fix="ALTER ROLE segments_app NOSUPERUSER" run_by="a superuser"`) {
 		t.Errorf("Migrate as a role that is no superuser: its log does not say it took the membership back and left SUPERUSER, with how to fix it:\n%s", log.String())
 	}
 	repaired, left, err := lesser.RepairPrivileges(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, got2 := lines(repaired), lines(left); !slices.Equal(got, []string{superuser}) || !slices.Equal(got2, []string{superuser}) {
-		t.Errorf("RepairPrivileges as a role that is no superuser found %v and left %v; want %q both", got, got2, superuser)
+	if got, got2 := lines(repaired), lines(left); len(got) > 0 || !slices.Equal(got2, []string{superuser}) {
+		t.Errorf("RepairPrivileges as a role that is no superuser repaired %v and left %v; want nothing repaired, %q left", got, got2, superuser)
 	}
 	if len(left) == 1 && left[0].Fix() != "ALTER ROLE segments_app NOSUPERUSER" {
 		t.Errorf("the fix of %s is %q", left[0], left[0].Fix())
 	}
 	storetest.Exec(t, owner.DB(), "ALTER ROLE "+role+" NOSUPERUSER")
+}
+
+// TestRepairTakesBackAnotherRolesGrants: a privilege granted to the server's role by
+// another role than the tables' owner (one given it with the grant option) is that
+// role's grant alone: a superuser's REVOKE runs as the owner and takes back nothing,
+// though it succeeds. On a PostgreSQL server of its own (roles are the whole
+// server's), grantor_x gives the server's role INSERT on api_keys and SELECT on
+// segments with the grant option. CheckPrivileges names the grantor; Fix, run as the
+// superuser, takes both back, and so does RepairPrivileges as the superuser, returning
+// them as repaired. Migrating as a role that is no superuser nor a member of
+// grantor_x, RepairPrivileges repairs what the owner granted, returns only that as
+// repaired, and leaves grantor_x's, whose Fix, run by the superuser, takes it back;
+// once a member of grantor_x, that role repairs it too. Before, the superuser's
+// repair left both and returned them as repaired.
+func TestRepairTakesBackAnotherRolesGrants(t *testing.T) {
+	ctx := context.Background()
+	pg := storetest.Server(t)
+	url := pg.URL("segments")
+	owner := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
+	var me string
+	if err := owner.DB().QueryRowContext(ctx, "SELECT current_user").Scan(&me); err != nil {
+		t.Fatal(err)
+	}
+	role := store.AppRole
+	// grant has grantor_x grant what the store's database's owner gives it.
+	grant := func(s *store.Store) {
+		t.Helper()
+		storetest.Exec(t, s.DB(), `BEGIN;
+			GRANT INSERT ON api_keys TO grantor_x WITH GRANT OPTION;
+			GRANT SELECT ON segments TO grantor_x WITH GRANT OPTION;
+			SET LOCAL ROLE grantor_x;
+			GRANT INSERT ON api_keys TO `+role+`;
+			GRANT SELECT ON segments TO `+role+` WITH GRANT OPTION;
+			COMMIT`)
+	}
+	// held says whether the server's role may insert into api_keys, and grant SELECT
+	// on segments.
+	held := func(s *store.Store) (insert, option bool) {
+		t.Helper()
+		if err := s.DB().QueryRowContext(ctx, `SELECT has_table_privilege($1, 'api_keys', 'INSERT'),
+			has_table_privilege($1, 'segments', 'SELECT WITH GRANT OPTION')`, role).Scan(&insert, &option); err != nil {
+			t.Fatal(err)
+		}
+		return insert, option
+	}
+	storetest.Exec(t, owner.DB(), "CREATE ROLE grantor_x")
+	grant(owner)
+	want := []string{
+		"table api_keys: segments_app holds INSERT beyond what is declared (none), granted by role grantor_x",
+		"table segments: segments_app holds SELECT with grant option, which is never declared, granted by role grantor_x",
+	}
+	drift, err := owner.CheckPrivileges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lines(drift); !slices.Equal(got, want) {
+		t.Errorf("CheckPrivileges found\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, d := range drift {
+		if !d.Repairable() || !slices.Equal(d.Grantors(), []string{"grantor_x"}) {
+			t.Errorf("%s: repairable by the superuser %v, grantors %v; want true, grantor_x", d, d.Repairable(), d.Grantors())
+		}
+		storetest.Exec(t, owner.DB(), d.Fix()) // what check prints, run as the superuser
+	}
+	if insert, option := held(owner); insert || option {
+		t.Errorf("after the superuser ran each Fix, the server's role may insert into api_keys: %v, grant SELECT on segments: %v; want neither", insert, option)
+	}
+
+	grant(owner)
+	repaired, left, err := owner.RepairPrivileges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lines(repaired); !slices.Equal(got, want) || len(left) > 0 {
+		t.Fatalf("RepairPrivileges as the superuser repaired\n%s\nand left %v; want\n%s", strings.Join(got, "\n"), lines(left), strings.Join(want, "\n"))
+	}
+	if insert, option := held(owner); insert || option {
+		t.Fatalf("after RepairPrivileges as the superuser, the server's role may insert into api_keys: %v, grant SELECT on segments: %v; want neither", insert, option)
+	}
+
+	// Migrated by a role that is no superuser, nor a member of grantor_x.
+	storetest.Exec(t, owner.DB(), `CREATE ROLE lesser LOGIN CREATEROLE PASSWORD 'lesser'`)
+	storetest.Exec(t, owner.DB(), `CREATE DATABASE lesser OWNER lesser`)
+	lesserURL := strings.Replace(pg.URL("lesser"), me+":"+pg.Password(), "lesser:lesser", 1)
+	lesser := storetest.MigratedStore(t, lesserURL, store.Options{MaxConns: 2})
+	super, err := store.Open(ctx, pg.URL("lesser"), store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer super.Close()
+	grant(super)
+	storetest.Exec(t, super.DB(), "GRANT UPDATE ON workspaces TO "+role) // recorded as the owner's
+	repaired, left, err = lesser.RepairPrivileges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fix := []string{
+		"SET ROLE grantor_x; REVOKE INSERT ON TABLE public.api_keys FROM segments_app CASCADE; RESET ROLE",
+		"SET ROLE grantor_x; REVOKE GRANT OPTION FOR SELECT ON TABLE public.segments FROM segments_app CASCADE; RESET ROLE",
+	}
+	if got, got2 := lines(repaired), lines(left); !slices.Equal(got, []string{"table workspaces: segments_app holds UPDATE beyond what is declared (SELECT)"}) ||
+		!slices.Equal(got2, want) {
+		t.Fatalf("RepairPrivileges as a role that may not act for grantor_x repaired\n%s\nand left\n%s\nwant the workspaces' UPDATE repaired and\n%s\nleft",
+			strings.Join(got, "\n"), strings.Join(got2, "\n"), strings.Join(want, "\n"))
+	}
+	for i, d := range left {
+		if d.Repairable() || d.Fix() != fix[i] || d.RunBy() != "a superuser, or a member of role grantor_x" {
+			t.Errorf("%s: repairable %v, fix %q by %q; want false, %q by a superuser, or a member of role grantor_x", d, d.Repairable(), d.Fix(), d.RunBy(), fix[i])
+		}
+		storetest.Exec(t, super.DB(), d.Fix())
+	}
+	if insert, option := held(super); insert || option {
+		t.Fatalf("after the superuser ran each Fix, the server's role may insert into api_keys: %v, grant SELECT on segments: %v; want neither", insert, option)
+	}
+	grant(super)
+	storetest.Exec(t, owner.DB(), "GRANT grantor_x TO lesser")
+	if repaired, left, err = lesser.RepairPrivileges(ctx); err != nil || !slices.Equal(lines(repaired), want) || len(left) > 0 {
+		t.Fatalf("RepairPrivileges as a member of grantor_x: repaired %v, left %v, %v; want\n%s", lines(repaired), lines(left), err, strings.Join(want, "\n"))
+	}
+	if insert, option := held(super); insert || option {
+		t.Errorf("after RepairPrivileges as a member of grantor_x, the server's role may insert into api_keys: %v, grant SELECT on segments: %v; want neither", insert, option)
+	}
 }
