@@ -43,7 +43,6 @@ type SegmentPatch struct {
 	Description Optional[*string]
 }
 
-// Normalize trims the texts and checks every rule, reporting all problems at once.
 // NormalizeSegmentName returns name as a segment stores it (NewSegment.Normalize),
 // to look a segment up by its name, or the error that creating one would give.
 func NormalizeSegmentName(name string) (string, error) {
@@ -52,6 +51,7 @@ func NormalizeSegmentName(name string) (string, error) {
 	return s.Name, err
 }
 
+// Normalize trims the texts and checks every rule, reporting all problems at once.
 func (p *SegmentPatch) Normalize() error {
 	var errs Errors
 	if p.Name.Set {
