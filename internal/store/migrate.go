@@ -51,7 +51,23 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 		s.log.Warn("database is read-only: the change feed's rows ahead of its transactions (a restore into a new cluster) are not stamped again; they are when a store opens it taking writes",
 			"err", err)
 	}
+	s.warnASCIIOnlyCase(ctx)
 	return applied, nil
+}
+
+// warnASCIIOnlyCase warns when the database's character type is C (or POSIX) by the
+// C library: PostgreSQL's lower() then lowercases ASCII letters alone, so searches
+// fold the case of no other letter ("łódź" does not find "ŁÓDŹ") and segment names
+// are unique ignoring ASCII case only. The embedded PostgreSQL's is C.UTF-8; a
+// database of DATABASE_URL's is what its maker chose, and cannot change it after.
+func (s *Store) warnASCIIOnlyCase(ctx context.Context) {
+	var ctype string
+	err := s.db.QueryRowContext(ctx, `SELECT datctype FROM pg_database
+		WHERE datname = current_database() AND datlocprovider = 'c' AND datctype IN ('C', 'POSIX')`).Scan(&ctype)
+	if err == nil {
+		s.log.Warn("the database's LC_CTYPE lowercases ASCII letters alone: searches ignore the case of no other letter, and segment names are unique ignoring ASCII case only; make the database with a UTF-8 locale (LC_CTYPE 'C.UTF-8') and restore into it",
+			"lc_ctype", ctype)
+	}
 }
 
 // lockTurns is how long each attempt of a migration may wait for a lock, in turn:

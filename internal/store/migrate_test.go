@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -440,5 +441,42 @@ func TestServerRoleCannotRewriteDeclarations(t *testing.T) {
 	}
 	if writes {
 		t.Error("the server's role may write migration_compatibility")
+	}
+}
+
+// TestMigrateWarnsOfASCIIOnlyCase: a database whose LC_CTYPE is C lowercases ASCII
+// letters alone, which searches and segment names' uniqueness rely on for every
+// script; opening one warns, and opening one of a UTF-8 locale does not. Nothing
+// said so: such a database of DATABASE_URL's found no "ŁÓDŹ" by "łódź".
+func TestMigrateWarnsOfASCIIOnlyCase(t *testing.T) {
+	if storetest.ThroughPgBouncer() {
+		t.Skip("makes a database PgBouncer does not list")
+	}
+	ctx := context.Background()
+	url := storetest.Database(t)
+	var utf8Log logtest.Buffer
+	s := storetest.MigratedStore(t, url, store.Options{Log: utf8Log.Logger()})
+	if strings.Contains(utf8Log.String(), "LC_CTYPE") {
+		t.Errorf("a database of C.UTF-8 warned:\n%s", utf8Log.String())
+	}
+
+	name := fmt.Sprintf("ctype_c_%d", time.Now().UnixNano())
+	if _, err := s.DB().ExecContext(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.DB().ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	var cLog logtest.Buffer
+	c := storetest.MigratedStore(t, u.String(), store.Options{Log: cLog.Logger()})
+	if !strings.Contains(cLog.String(), "LC_CTYPE lowercases ASCII letters alone") {
+		t.Errorf("a database of LC_CTYPE C did not warn:\n%s", cLog.String())
+	}
+	var lowered string
+	if err := c.DB().QueryRowContext(ctx, "SELECT lower('ŁÓDŹ')").Scan(&lowered); err != nil || lowered != "ŁÓdŹ" {
+		t.Errorf("lower('ŁÓDŹ') = %q (%v), want ŁÓdŹ: the premise, that C lowercases ASCII alone, no longer holds", lowered, err)
 	}
 }
