@@ -207,26 +207,7 @@ func TestRestoredPrivilegesAreRepaired(t *testing.T) {
 	if mint != nil || rename != nil {
 		t.Fatalf("after the damage, the server's role could not mint a key (%v) or rename its workspace (%v): the test proves nothing", mint, rename)
 	}
-	for range 2 { // the check changes nothing
-		drift, err := owner.CheckPrivileges(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := lines(drift); !slices.Equal(got, want) {
-			t.Fatalf("CheckPrivileges found\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
-	}
-
-	repaired, left, err := owner.RepairPrivileges(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := lines(repaired); !slices.Equal(got, want) || len(left) > 0 {
-		t.Fatalf("RepairPrivileges repaired\n%s\nand left %v; want\n%s", strings.Join(got, "\n"), lines(left), strings.Join(want, "\n"))
-	}
-	if drift, err := owner.CheckPrivileges(ctx); err != nil || len(drift) > 0 {
-		t.Fatalf("after the repair: %v, %v; want no drift", lines(drift), err)
-	}
+	checkThenRepair(t, owner, want)
 	mint, rename, del := appWrites(t, appURL, ws.ID, segment)
 	if !permissionDenied(mint, "api_keys") || !permissionDenied(rename, "workspaces") {
 		t.Errorf("after the repair, minting a key: %v; renaming the workspace: %v; want permission denied for both", mint, rename)
@@ -339,25 +320,7 @@ func TestCheckGuardsSchemaDatabaseAndDefaults(t *testing.T) {
 	if err := ownTable(); err != nil {
 		t.Fatalf("the server's role could not make a table in the schema after the grant (%v): the test proves nothing", err)
 	}
-	for range 2 { // the check changes nothing
-		drift, err := owner.CheckPrivileges(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := lines(drift); !slices.Equal(got, want) {
-			t.Fatalf("CheckPrivileges found\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
-	}
-	repaired, left, err := owner.RepairPrivileges(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := lines(repaired); !slices.Equal(got, want) || len(left) > 0 {
-		t.Fatalf("RepairPrivileges repaired\n%s\nand left %v; want\n%s", strings.Join(got, "\n"), lines(left), strings.Join(want, "\n"))
-	}
-	if drift, err := owner.CheckPrivileges(ctx); err != nil || len(drift) > 0 {
-		t.Fatalf("after the repair: %v, %v; want no drift", lines(drift), err)
-	}
+	checkThenRepair(t, owner, want)
 	var pgErr *pgconn.PgError
 	if err := ownTable(); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
 		t.Errorf("the server's role making a table in the schema after the repair: %v; want permission denied", err)
@@ -606,5 +569,32 @@ func TestRepairTakesBackAnotherRolesGrants(t *testing.T) {
 	}
 	if insert, option := held(super); insert || option {
 		t.Errorf("after RepairPrivileges as a member of grantor_x, the server's role may insert into api_keys: %v, grant SELECT on segments: %v; want neither", insert, option)
+	}
+}
+
+// checkThenRepair holds CheckPrivileges to finding the drift want, twice (the check
+// changes nothing), RepairPrivileges to repairing all of it and leaving nothing, and
+// a check after it to finding none.
+func checkThenRepair(t *testing.T, owner *store.Store, want []string) {
+	t.Helper()
+	ctx := context.Background()
+	for range 2 {
+		drift, err := owner.CheckPrivileges(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := lines(drift); !slices.Equal(got, want) {
+			t.Fatalf("CheckPrivileges found\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	repaired, left, err := owner.RepairPrivileges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lines(repaired); !slices.Equal(got, want) || len(left) > 0 {
+		t.Fatalf("RepairPrivileges repaired\n%s\nand left %v; want\n%s", strings.Join(got, "\n"), lines(left), strings.Join(want, "\n"))
+	}
+	if drift, err := owner.CheckPrivileges(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("after the repair: %v, %v; want no drift", lines(drift), err)
 	}
 }
