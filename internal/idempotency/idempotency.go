@@ -386,6 +386,19 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	defer stopWaiting()
+	// runNow readies a request to run after all: one that waited takes its place
+	// back first, once, and waits no more (counted, it left one place fewer for the
+	// next copy). False: it could not, and was answered.
+	runNow := func() bool {
+		stopWaiting()
+		if waited && !resumed {
+			if !m.opts.Resume(w, ctx) {
+				return false
+			}
+			resumed = true
+		}
+		return true
+	}
 	for {
 		if err != nil && store.ReadOnly(err) && !readOnly {
 			// A standby after a failover, or maintenance: a key whose answer is kept
@@ -466,25 +479,14 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// Not claimed: it runs unrecorded, as on a read-only database, so that a
 			// query is answered, and the graph refuses a mutation before it runs (run
 			// unguarded, its retry would run it again).
-			stopWaiting()
-			if waited && !resumed {
-				if !m.opts.Resume(w, ctx) {
-					return
-				}
-				resumed = true
+			if !runNow() {
+				return
 			}
 			m.next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, unrecordedKey{}, m.exhausted(ws.ID))))
 			return
 		case store.IdempotencyFree:
-			// A request that waited may run after all: it takes its place back first,
-			// once, and waits no more (counted, it left one place fewer for the next
-			// copy).
-			stopWaiting()
-			if waited && !resumed {
-				if !m.opts.Resume(w, ctx) {
-					return
-				}
-				resumed = true
+			if !runNow() {
+				return
 			}
 			if readOnly {
 				// Nothing can be recorded, and a request that changes nothing needs

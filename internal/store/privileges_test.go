@@ -225,26 +225,9 @@ func TestRestoredPrivilegesAreRepaired(t *testing.T) {
 // after a restore (restoreDamage) takes from its role what it must not hold.
 // Before, only migration_compatibility's were taken back.
 func TestMigrateRepairsPrivileges(t *testing.T) {
-	ctx := context.Background()
 	url := storetest.Database(t)
 	owner := storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
-	want := restoreDamage(t, owner)
-
-	var log logtest.Buffer
-	s, err := store.Open(ctx, url, store.Options{MaxConns: 2, Log: log.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if drift, err := owner.CheckPrivileges(ctx); err != nil || len(drift) > 0 {
-		t.Fatalf("after Migrate: %v, %v; want no drift", lines(drift), err)
-	}
-	if !strings.Contains(log.String(), strings.Join(want, "; ")) {
-		t.Errorf("Migrate's log does not name what it repaired:\n%s", log.String())
-	}
+	migrateRepairs(t, url, owner, restoreDamage(t, owner))
 }
 
 // TestMigrateLeavesNewerPrivileges: a binary started beside a newer version's
@@ -396,21 +379,7 @@ func TestCheckGuardsRoleAttributesAndMemberships(t *testing.T) {
 	if got := lines(drift); !slices.Equal(got, want) {
 		t.Fatalf("CheckPrivileges found\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	var log logtest.Buffer
-	s, err := store.Open(ctx, url, store.Options{MaxConns: 2, Log: log.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if drift, err := owner.CheckPrivileges(ctx); err != nil || len(drift) > 0 {
-		t.Fatalf("after Migrate: %v, %v; want no drift", lines(drift), err)
-	}
-	if !strings.Contains(log.String(), strings.Join(want, "; ")) {
-		t.Errorf("Migrate's log does not name what it repaired:\n%s", log.String())
-	}
+	migrateRepairs(t, url, owner, want)
 	if n := workspaces(); n != 1 {
 		t.Errorf("after Migrate the server's role sees %d workspaces, want its own", n)
 	}
@@ -421,7 +390,7 @@ func TestCheckGuardsRoleAttributesAndMemberships(t *testing.T) {
 	lesserURL := strings.Replace(pg.URL("lesser"), me+":"+pg.Password(), "lesser:lesser", 1)
 	lesser := storetest.MigratedStore(t, lesserURL, store.Options{MaxConns: 2})
 	storetest.Exec(t, owner.DB(), "ALTER ROLE "+role+" SUPERUSER; GRANT pg_write_all_data TO "+role)
-	log = logtest.Buffer{}
+	var log logtest.Buffer
 	s2, err := store.Open(ctx, lesserURL, store.Options{MaxConns: 2, Log: log.Logger()})
 	if err != nil {
 		t.Fatal(err)
@@ -596,5 +565,28 @@ func checkThenRepair(t *testing.T, owner *store.Store, want []string) {
 	}
 	if drift, err := owner.CheckPrivileges(ctx); err != nil || len(drift) > 0 {
 		t.Fatalf("after the repair: %v, %v; want no drift", lines(drift), err)
+	}
+}
+
+// migrateRepairs holds a store opened on url and migrated to repairing the drift
+// want: owner's check finds none after, and the migration's log names what it
+// repaired.
+func migrateRepairs(t *testing.T, url string, owner *store.Store, want []string) {
+	t.Helper()
+	ctx := context.Background()
+	var log logtest.Buffer
+	s, err := store.Open(ctx, url, store.Options{MaxConns: 2, Log: log.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if drift, err := owner.CheckPrivileges(ctx); err != nil || len(drift) > 0 {
+		t.Fatalf("after Migrate: %v, %v; want no drift", lines(drift), err)
+	}
+	if !strings.Contains(log.String(), strings.Join(want, "; ")) {
+		t.Errorf("Migrate's log does not name what it repaired:\n%s", log.String())
 	}
 }
