@@ -629,7 +629,7 @@ func (s *Store) contactQuery(dst *[]contactRow, ws workspaceArg, cq crm.ContactQ
 		q = q.Where("c.workspace_id = ?", ws)
 	} else {
 		cond, args := contactSearchCond(cq.Search)
-		wsCond, wsArg := s.searchWorkspace("contacts", "c", ws)
+		wsCond, wsArg := s.searchWorkspace("contacts", "c", ws, cq.Search)
 		q = q.Where(wsCond, wsArg).Where(cond, args...)
 	}
 	return whereMembership(q, ws, cq.Segments, "c.id", joinsPlanned)

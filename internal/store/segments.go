@@ -111,7 +111,7 @@ func (s *Store) segmentQuery(dst *[]segmentRow, ws int64, sq crm.SegmentQuery) *
 	if sq.Search == "" {
 		q = q.Where("s.workspace_id = ?", w)
 	} else {
-		cond, arg := s.searchWorkspace("segments", "s", w)
+		cond, arg := s.searchWorkspace("segments", "s", w, sq.Search)
 		q = q.Where(cond, arg).Where(segmentSearch+" LIKE "+searchPattern, sq.Search)
 	}
 	return q
