@@ -19,11 +19,23 @@ import (
 // after 5,000 changed rows (migration 20261202000005), but at most once a minute, so
 // a business that imports its contacts and opens its audience right after is served
 // by those plans: at 5,000 contacts beside 1M, pages of 6-200 ms where 4-7 ms are
-// due (docs/design.md). The store counts the rows it writes into each workspace's contacts and
-// memberships since the table was last analyzed; once they are at least
-// analyzeMinRows and analyzeUnderestimate times what the statistics expect of the
-// workspace, it has PostgreSQL analyze the table's workspace_id (0.7-1.2 s at 1M
+// due (docs/design.md). The store counts the rows each workspace's contacts and
+// memberships gained through it since the table was last analyzed; once they are at
+// least analyzeMinRows and analyzeUnderestimate times what the statistics expect of
+// the workspace, it has PostgreSQL analyze the table's workspace_id (0.7-1.2 s at 1M
 // contacts and 5M memberships, in the background) and learns the statistics again.
+//
+// The rows gained are those the store added (contacts upserted, memberships assigned
+// or given to a segment as it is created) less those it removed (memberships
+// removed, contacts and segments deleted with theirs), never fewer than none: what
+// the workspace holds above the least it held since the counts began, which is what
+// can make the statistics underestimate it. Counted as rows added alone, a workspace
+// of 60 contacts that assigned 10 of them to 2 segments and took them out again,
+// over and over, holding 20 memberships at most, had the memberships analyzed after
+// 1,100 assignments and again after 3,200 (beside 3,000 small workspaces and one of
+// 5M memberships): analyses that could change no estimate. A workspace that only
+// grows is analyzed as soon as before, or sooner where it creates segments with
+// their contacts, whose memberships were not counted.
 //
 // A workspace that keeps growing is analyzed again each time it has tripled, a
 // handful of times in its life, also one that the statistics cannot hold among the
@@ -112,7 +124,9 @@ func newAnalyzer() analyzer {
 
 // workspaceWrites is what the store wrote into one workspace's table.
 type workspaceWrites struct {
-	rows      float64 // new rows since the counts began
+	// rows is the rows gained since the counts began: those added less those
+	// removed, never below none (see above).
+	rows      float64
 	triggered float64 // rows when they last called for an analysis
 }
 
@@ -152,6 +166,21 @@ func (s *Store) noteWritten(table string, ws int64, n int) {
 	// The counters hold at least as many rows: they need not call for this one.
 	a.counted[k] = max(a.counted[k], w.rows)
 	s.callForAnalysis(table)
+}
+
+// noteRemoved records that n rows of workspace ws left table: they offset the rows
+// the store counted as gained (noteWritten), down to none. A workspace whose counts
+// have not begun has gained none to offset.
+func (s *Store) noteRemoved(table string, ws int64, n int) {
+	if n <= 0 {
+		return
+	}
+	a := &s.analyzer
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if w := a.written[tableWorkspace{table, ws}]; w != nil {
+		w.rows = max(w.rows-float64(n), 0)
+	}
 }
 
 // callForAnalysis has table analyzed, in the background (analyze). The caller holds

@@ -629,7 +629,7 @@ func (s *Store) contactQuery(dst *[]contactRow, ws workspaceArg, cq crm.ContactQ
 		q = q.Where("c.workspace_id = ?", ws)
 	} else {
 		cond, args := contactSearchCond(cq.Search)
-		wsCond, wsArg := s.searchWorkspace("contacts", "c", ws)
+		wsCond, wsArg := s.searchWorkspace("contacts", "c", ws, cq.Search)
 		q = q.Where(wsCond, wsArg).Where(cond, args...)
 	}
 	return whereMembership(q, ws, cq.Segments, "c.id", joinsPlanned)
@@ -1451,6 +1451,7 @@ func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64, back 
 	}
 	ids2 := unique(ids)
 	var out DeletedContacts
+	var memberships int64 // deleted with the contacts
 	w := s.workspaceArg(ws)
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		// The contacts first (see lockContacts): locked, they gain no memberships, so
@@ -1469,11 +1470,13 @@ func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64, back 
 		}
 		// Memberships first, in one statement: the counter trigger runs once, not once
 		// per contact as the cascade would.
-		if _, err := tx.NewDelete().Table("memberships").
+		res, err := tx.NewDelete().Table("memberships").
 			Where("workspace_id = ? AND contact_id = ANY(?)", w, pgdialect.Array(ids2)).
-			Exec(ctx); err != nil {
+			Exec(ctx)
+		if err != nil {
 			return err
 		}
+		memberships, _ = res.RowsAffected()
 		// The contacts. A trigger records each in deleted_contacts for
 		// Query.deletedContacts (migration 20261211000001), as it does any writer's.
 		if _, err := tx.NewDelete().Table("contacts").
@@ -1487,6 +1490,10 @@ func (s *Store) DeleteContacts(ctx context.Context, ws int64, ids []int64, back 
 		}
 		return err
 	})
+	if err == nil {
+		s.noteRemoved("contacts", ws, len(ids2))
+		s.noteRemoved("memberships", ws, int(memberships))
+	}
 	return out, err
 }
 

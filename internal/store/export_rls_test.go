@@ -64,8 +64,11 @@ func OldestTransactions(ctx context.Context, s *Store, between func()) (before, 
 	return before, oldestTransaction(ctx, tx), nil
 }
 
-// IsLarge reports whether s takes workspace ws for most of table (large.go).
-func IsLarge(s *Store, table string, ws int64) bool { return s.isLarge(table, ws) }
+// SearchesPastIndex reports whether s leaves workspace ws out of the trigram index in
+// a search of table for term (large.go).
+func SearchesPastIndex(s *Store, table string, ws int64, term string) bool {
+	return s.searchesPastIndex(table, ws, term)
+}
 
 // SearchSQL returns the statements of a contact search and a segment search for term
 // in workspace ws, as s writes them.

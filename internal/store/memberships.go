@@ -91,7 +91,7 @@ func (s *Store) RemoveContactsFromSegments(ctx context.Context, ws int64, contac
 	if err := crm.CheckBulk(len(contactIDs), len(segmentIDs)); err != nil {
 		return MembershipChange{}, err
 	}
-	return s.changeMemberships(ctx, ws, givenContacts(contactIDs), segmentIDs, back, removingFromSegments, deleteMemberships)
+	return s.remove(ctx, ws, givenContacts(contactIDs), segmentIDs, back)
 }
 
 // RemoveContactsMatching takes every contact that cq selects out of every segment,
@@ -100,7 +100,17 @@ func (s *Store) RemoveContactsMatching(ctx context.Context, ws int64, cq crm.Con
 	if err := crm.CheckBulk(0, len(segmentIDs)); err != nil {
 		return MembershipChange{}, err
 	}
-	return s.changeMemberships(ctx, ws, s.matchingContacts(cq), segmentIDs, back, removingFromSegments, deleteMemberships)
+	return s.remove(ctx, ws, s.matchingContacts(cq), segmentIDs, back)
+}
+
+// remove takes the contacts out of the segments (changeMemberships), and offsets the
+// memberships it removed against those the analyzer counts as gained (noteRemoved).
+func (s *Store) remove(ctx context.Context, ws int64, contacts contactsToChange, segmentIDs []int64, back SegmentsBack) (MembershipChange, error) {
+	out, err := s.changeMemberships(ctx, ws, contacts, segmentIDs, back, removingFromSegments, deleteMemberships)
+	if err == nil {
+		s.noteRemoved("memberships", ws, out.Changed)
+	}
+	return out, err
 }
 
 // contactsToChange locks the contacts of a membership change, the first of its locks

@@ -111,7 +111,7 @@ func (s *Store) segmentQuery(dst *[]segmentRow, ws int64, sq crm.SegmentQuery) *
 	if sq.Search == "" {
 		q = q.Where("s.workspace_id = ?", w)
 	} else {
-		cond, arg := s.searchWorkspace("segments", "s", w)
+		cond, arg := s.searchWorkspace("segments", "s", w, sq.Search)
 		q = q.Where(cond, arg).Where(segmentSearch+" LIKE "+searchPattern, sq.Search)
 	}
 	return q
@@ -234,6 +234,7 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 	}
 	contactIDs := sortedUnique(in.ContactIDs)
 	var created crm.Segment
+	var members int
 	w := s.workspaceArg(ws)
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		// The contacts first, so that a refusal names every problem at once: a bad
@@ -261,13 +262,16 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 		if conErr != nil {
 			return conErr
 		}
-		if _, err := insertMemberships(ctx, tx, w, []int64{row.ID}, contactIDs); err != nil {
+		if members, err = insertMemberships(ctx, tx, w, []int64{row.ID}, contactIDs); err != nil {
 			return err
 		}
 		err = tx.NewSelect().Model(&row).Where("s.workspace_id = ? AND s.id = ?", ws, row.ID).Scan(ctx)
 		created = row.Segment
 		return err
 	})
+	if err == nil {
+		s.noteWritten("memberships", ws, members)
+	}
 	return created, err
 }
 
@@ -312,16 +316,23 @@ func (s *Store) UpdateSegment(ctx context.Context, ws, id int64, p crm.SegmentPa
 // deadlock with a DeleteContacts whose own cascade reaches this segment's counter out
 // of lock order (a membership assigned after it locked its segments).
 func (s *Store) DeleteSegment(ctx context.Context, ws, id int64) error {
-	return s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.NewDelete().Model((*segmentRow)(nil)).
+	var members []int // the segment's, which the deletion cascades to
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		members = members[:0]
+		err := tx.NewDelete().Model((*segmentRow)(nil)).
 			Where("s.workspace_id = ? AND s.id = ?", ws, id).
-			Exec(ctx)
+			Returning("s.contact_count").
+			Scan(ctx, &members)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if len(members) == 0 {
 			return crm.Errorf(crm.CodeNotFound, crm.Path("id"), "no segment with this ID")
 		}
 		return nil
 	})
+	if err == nil {
+		s.noteRemoved("memberships", ws, members[0])
+	}
+	return err
 }
