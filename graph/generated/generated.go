@@ -156,6 +156,7 @@ type ComplexityRoot struct {
 		Segment         func(childComplexity int, id string) int
 		SegmentByName   func(childComplexity int, name string) int
 		Segments        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) int
+		Viewer          func(childComplexity int) int
 		Workspace       func(childComplexity int) int
 	}
 
@@ -212,6 +213,15 @@ type ComplexityRoot struct {
 		Message func(childComplexity int) int
 	}
 
+	Viewer struct {
+		APIKeyID  func(childComplexity int) int
+		CanMutate func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		Kind      func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Scope     func(childComplexity int) int
+	}
+
 	Workspace struct {
 		CreatedAt func(childComplexity int) int
 		GlobalID  func(childComplexity int) int
@@ -240,6 +250,7 @@ type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
 	Nodes(ctx context.Context, ids []string) ([]model.Node, error)
 	Workspace(ctx context.Context) (*crm.Workspace, error)
+	Viewer(ctx context.Context) (*model.Viewer, error)
 	Segment(ctx context.Context, id string) (*crm.Segment, error)
 	Contact(ctx context.Context, id string) (*crm.Contact, error)
 	ContactByPhone(ctx context.Context, phone string) (*crm.Contact, error)
@@ -773,6 +784,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Segments(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["search"].(*string), args["orderBy"].(*model.SegmentOrder)), true
+	case "Query.viewer":
+		if e.ComplexityRoot.Query.Viewer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Viewer(childComplexity), true
 	case "Query.workspace":
 		if e.ComplexityRoot.Query.Workspace == nil {
 			break
@@ -971,6 +988,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserError.Message(childComplexity), true
+
+	case "Viewer.apiKeyId":
+		if e.ComplexityRoot.Viewer.APIKeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.APIKeyID(childComplexity), true
+	case "Viewer.canMutate":
+		if e.ComplexityRoot.Viewer.CanMutate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.CanMutate(childComplexity), true
+	case "Viewer.expiresAt":
+		if e.ComplexityRoot.Viewer.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.ExpiresAt(childComplexity), true
+	case "Viewer.kind":
+		if e.ComplexityRoot.Viewer.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.Kind(childComplexity), true
+	case "Viewer.name":
+		if e.ComplexityRoot.Viewer.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.Name(childComplexity), true
+	case "Viewer.scope":
+		if e.ComplexityRoot.Viewer.Scope == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.Scope(childComplexity), true
 
 	case "Workspace.createdAt":
 		if e.ComplexityRoot.Workspace.CreatedAt == nil {
@@ -1207,6 +1261,73 @@ type Workspace implements Node {
   name: String!
   """When the workspace was created."""
   createdAt: DateTime!
+}
+
+"""
+The credential a request acts with, and what it may do: for a client to adapt to it
+(hide write actions from a read-only session, warn before a key expires) rather than
+learn it from ` + "`" + `FORBIDDEN` + "`" + ` and ` + "`" + `UNAUTHENTICATED` + "`" + ` errors. It holds what the credential's
+holder may know, never a secret: no token, no key or hash of one.
+"""
+# No id: a credential is no object of the API. A session is none the server keeps, and
+# an API key is managed by the CLI, which names it by apiKeyId.
+# eslint-disable-next-line @graphql-eslint/strict-id-in-types
+type Viewer {
+  """Whether the credential is a partner's API key or a dashboard user's session."""
+  kind: CredentialKind!
+  """What the credential may do."""
+  scope: CredentialScope!
+  """
+  Whether the credential may run mutations (scope ` + "`" + `READ_WRITE` + "`" + `); when false, every
+  mutation is refused with ` + "`" + `FORBIDDEN` + "`" + ` before it runs.
+  """
+  canMutate: Boolean!
+  """
+  Who or what the credential names: an API key's name (as ` + "`" + `segments keys create
+  --name` + "`" + ` gave it), a session's ` + "`" + `sub` + "`" + ` claim (the user). Null when there is none.
+  """
+  name: String
+  """
+  An API key's ID, the ID column of ` + "`" + `segments keys list` + "`" + ` and the ` + "`" + `KEY_ID` + "`" + ` of ` + "`" + `keys
+  rotate` + "`" + ` and ` + "`" + `keys revoke` + "`" + `: the number to give an operator to rotate or revoke this
+  key. Null for a session.
+  """
+  apiKeyId: Int
+  """
+  When the credential stops working: an API key's expiry (set by ` + "`" + `keys create
+  --expires-in` + "`" + `, or by ` + "`" + `keys rotate` + "`" + ` to the end of the old key's grace period), a
+  session's ` + "`" + `exp` + "`" + ` claim (the token is accepted up to 30 seconds past it); null for a
+  key that never expires. A rotation's new expiry shows here within the server's
+  ` + "`" + `--key-cache-ttl` + "`" + ` (2 seconds) of it.
+  """
+  expiresAt: DateTime
+}
+
+"""The kind of credential a request acts with."""
+enum CredentialKind {
+  """A partner's API key (` + "`" + `seg_...` + "`" + `), made with ` + "`" + `segments keys create` + "`" + `."""
+  API_KEY
+  """A dashboard user's session: a JWT from the workspace's identity provider."""
+  SESSION
+}
+
+"""
+What a credential may do in its workspace: an API key's scope (` + "`" + `segments keys create
+--scope` + "`" + `), or a session's, from its ` + "`" + `scope` + "`" + ` claim.
+"""
+enum CredentialScope {
+  """
+  Queries only: every mutation is refused with ` + "`" + `FORBIDDEN` + "`" + `. An API key's ` + "`" + `read` + "`" + ` scope,
+  and a session whose ` + "`" + `scope` + "`" + ` claim does not list ` + "`" + `read_write` + "`" + ` (no claim, ` + "`" + `"openid
+  profile"` + "`" + `, ` + "`" + `"READ_WRITE"` + "`" + `, ` + "`" + `"read_write,profile"` + "`" + `).
+  """
+  READ
+  """
+  Queries and mutations. An API key's ` + "`" + `read_write` + "`" + ` scope, and a session whose ` + "`" + `scope` + "`" + `
+  claim lists ` + "`" + `read_write` + "`" + ` exactly: in a space-separated string (` + "`" + `"openid
+  read_write"` + "`" + `) or a JSON array of strings (` + "`" + `["read_write"]` + "`" + `).
+  """
+  READ_WRITE
 }
 
 """
@@ -1529,6 +1650,12 @@ type Query {
   ): [Node]!
   """The workspace the request acts for."""
   workspace: Workspace!
+  """
+  The credential the request acts with: its kind, its scope, whether it may run
+  mutations, and when it expires. Read from the credential as the request was
+  authenticated: no query of its own.
+  """
+  viewer: Viewer!
   """Fetches a segment by its ID; null when the workspace has no such segment."""
   segment(
     """The segment's ID."""
@@ -2228,6 +2355,24 @@ func (ec *executionContext) childFields_UserError(ctx context.Context, field gra
 		return ec.fieldContext_UserError_code(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserError", field.Name)
+}
+
+func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_Viewer_kind(ctx, field)
+	case "scope":
+		return ec.fieldContext_Viewer_scope(ctx, field)
+	case "canMutate":
+		return ec.fieldContext_Viewer_canMutate(ctx, field)
+	case "name":
+		return ec.fieldContext_Viewer_name(ctx, field)
+	case "apiKeyId":
+		return ec.fieldContext_Viewer_apiKeyId(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_Viewer_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Viewer", field.Name)
 }
 
 func (ec *executionContext) childFields_Workspace(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4395,6 +4540,38 @@ func (ec *executionContext) fieldContext_Query_workspace(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_viewer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_viewer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Viewer(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Viewer) graphql.Marshaler {
+			return ec.marshalNViewer2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐViewer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_viewer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Viewer(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_segment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5484,6 +5661,80 @@ func (ec *executionContext) _UserError_code(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_UserError_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserError", field, false, false, "UserErrorCode")
+}
+
+func (ec *executionContext) _Viewer_kind(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Viewer_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CredentialKind) graphql.Marshaler {
+			return ec.marshalNCredentialKind2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Viewer_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "CredentialKind")
+}
+
+func (ec *executionContext) _Viewer_scope(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Viewer_scope(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Scope, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CredentialScope) graphql.Marshaler {
+			return ec.marshalNCredentialScope2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialScope(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Viewer_scope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "CredentialScope")
+}
+
+func (ec *executionContext) _Viewer_canMutate(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return ec.marshalNBoolean2bool(ctx, field.Selections, obj.CanMutate)
+}
+func (ec *executionContext) fieldContext_Viewer_canMutate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Viewer_name(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return optionalStringField(obj.Name)
+}
+func (ec *executionContext) fieldContext_Viewer_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "String")
+}
+
+func (ec *executionContext) _Viewer_apiKeyId(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return ec.marshalOInt2ᚖint(ctx, field.Selections, obj.APIKeyID)
+}
+func (ec *executionContext) fieldContext_Viewer_apiKeyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Viewer_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return ec.marshalODateTime2ᚖtimeᚐTime(ctx, field.Selections, obj.ExpiresAt)
+}
+func (ec *executionContext) fieldContext_Viewer_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "DateTime")
 }
 
 func (ec *executionContext) _Workspace_id(ctx context.Context, field graphql.CollectedField, obj *crm.Workspace) (ret graphql.Marshaler) {
@@ -7820,6 +8071,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_workspace(ctx, field)
 				})
+		case "viewer":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_viewer(ctx, field)
+				})
 		case "segment":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -8252,6 +8509,64 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 		case "code":
 			out.Values[i] = ec._UserError_code(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var viewerImplementors = []string{"Viewer"}
+
+func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, obj *model.Viewer) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, viewerImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Viewer")
+		case "kind":
+			out.Values[i] = ec._Viewer_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "scope":
+			out.Values[i] = ec._Viewer_scope(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "canMutate":
+			out.Values[i] = ec._Viewer_canMutate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._Viewer_name(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "apiKeyId":
+			out.Values[i] = ec._Viewer_apiKeyId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._Viewer_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -8875,6 +9190,26 @@ func (ec *executionContext) marshalNCreateSegmentPayload2ᚖgithubᚗcomᚋsegme
 	return ec._CreateSegmentPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNCredentialKind2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialKind(ctx context.Context, v any) (model.CredentialKind, error) {
+	var res model.CredentialKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCredentialKind2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialKind(ctx context.Context, sel ast.SelectionSet, v model.CredentialKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNCredentialScope2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialScope(ctx context.Context, v any) (model.CredentialScope, error) {
+	var res model.CredentialScope
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCredentialScope2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialScope(ctx context.Context, sel ast.SelectionSet, v model.CredentialScope) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNDateTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
 	res, err := scalar.UnmarshalDateTime(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9252,6 +9587,14 @@ func (ec *executionContext) unmarshalNUserErrorCode2githubᚗcomᚋsegmentsᚋse
 
 func (ec *executionContext) marshalNUserErrorCode2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐUserErrorCode(ctx context.Context, sel ast.SelectionSet, v model.UserErrorCode) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNViewer2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐViewer(ctx context.Context, sel ast.SelectionSet, v *model.Viewer) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Viewer!")
+		return graphql.Null
+	}
+	return ec._Viewer(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNWorkspace2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐWorkspace(ctx context.Context, sel ast.SelectionSet, v *crm.Workspace) graphql.Marshaler {
