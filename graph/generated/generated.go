@@ -117,9 +117,10 @@ type ComplexityRoot struct {
 	}
 
 	DeletedContactConnection struct {
-		Edges    func(childComplexity int) int
-		Nodes    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges         func(childComplexity int) int
+		Nodes         func(childComplexity int) int
+		PageInfo      func(childComplexity int) int
+		RetainedSince func(childComplexity int) int
 	}
 
 	DeletedContactEdge struct {
@@ -545,6 +546,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeletedContactConnection.PageInfo(childComplexity), true
+	case "DeletedContactConnection.retainedSince":
+		if e.ComplexityRoot.DeletedContactConnection.RetainedSince == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedContactConnection.RetainedSince(childComplexity), true
 
 	case "DeletedContactEdge.cursor":
 		if e.ComplexityRoot.DeletedContactEdge.Cursor == nil {
@@ -1481,6 +1488,18 @@ type DeletedContactConnection {
   nodes: [DeletedContact!]!
   """Where the page sits in the whole list."""
   pageInfo: PageInfo!
+  """
+  The instant from which every deletion is kept, and listed: 30 days before the
+  page was read. Older deletions are pruned, some at a time, as the workspace's
+  contacts are deleted, and never listed. A ` + "`" + `since` + "`" + ` before it lists only some of the
+  deletions since then, with no error: a mirror that synced before ` + "`" + `retainedSince` + "`" + `
+  cannot learn every contact deleted since, and must export the contacts again (or
+  use ` + "`" + `contactChanges` + "`" + `, which refuses such a cursor with ` + "`" + `RESYNC_REQUIRED` + "`" + `). With a
+  ` + "`" + `since` + "`" + ` at or after it, the list holds every deletion since ` + "`" + `since` + "`" + ` committed
+  before the page was read, back to the upgrade that began recording them
+  (docs/partners.md, Paging).
+  """
+  retainedSince: DateTime!
 }
 
 """A deleted contact in a page, with its position."""
@@ -1735,8 +1754,9 @@ type Query {
   The workspace's contacts deleted at or after ` + "`" + `since` + "`" + ` (by ` + "`" + `deleteContacts` + "`" + `, or any
   other deletion of a contact but its workspace's), oldest deletion first, for a
   mirror of the contacts to delete them too. Deletions are listed for 30 days: a
-  ` + "`" + `since` + "`" + ` older than that lists what is left of them, not everything since then.
-  ` + "`" + `contactChanges` + "`" + ` lists deletions too, and never passes one that commits late.
+  ` + "`" + `since` + "`" + ` older than that lists what is left of them, not everything since then;
+  compare it with the connection's ` + "`" + `retainedSince` + "`" + `. ` + "`" + `contactChanges` + "`" + ` lists deletions
+  too, and never passes one that commits late.
   """
   deletedContacts(
     """Lists deletions at or after this instant."""
@@ -2223,6 +2243,8 @@ func (ec *executionContext) childFields_DeletedContactConnection(ctx context.Con
 		return ec.fieldContext_DeletedContactConnection_nodes(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_DeletedContactConnection_pageInfo(ctx, field)
+	case "retainedSince":
+		return ec.fieldContext_DeletedContactConnection_retainedSince(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeletedContactConnection", field.Name)
 }
@@ -3999,6 +4021,32 @@ func (ec *executionContext) fieldContext_DeletedContactConnection_pageInfo(_ con
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _DeletedContactConnection_retainedSince(ctx context.Context, field graphql.CollectedField, obj *model.DeletedContactConnection) (ret graphql.Marshaler) {
+	if v := obj.RetainedSince(); !v.IsZero() {
+		return ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, v)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedContactConnection_retainedSince(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RetainedSince(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedContactConnection_retainedSince(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedContactConnection", field, true, false, "DateTime")
 }
 
 func (ec *executionContext) _DeletedContactEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DeletedContactEdge) (ret graphql.Marshaler) {
@@ -7836,6 +7884,11 @@ func (ec *executionContext) _DeletedContactConnection(ctx context.Context, sel a
 			}
 		case "pageInfo":
 			out.Values[i] = ec._DeletedContactConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retainedSince":
+			out.Values[i] = ec._DeletedContactConnection_retainedSince(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
