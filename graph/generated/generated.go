@@ -1355,11 +1355,15 @@ type Segment implements Node {
   Without ` + "`" + `search` + "`" + `, ` + "`" + `totalCount` + "`" + ` equals ` + "`" + `contactCount` + "`" + `.
   """
   contacts(
-    """Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `."""
+    """
+    Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `. With neither ` + "`" + `first` + "`" + ` nor
+    ` + "`" + `last` + "`" + `, a page holds 20: the first 20, or the last 20 before ` + "`" + `before` + "`" + ` when it is
+    given without ` + "`" + `after` + "`" + `.
+    """
     first: Int
     """Returns contacts after this cursor."""
     after: String
-    """Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `."""
+    """Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `; not with ` + "`" + `first` + "`" + `. 20 by default (see ` + "`" + `first` + "`" + `)."""
     last: Int
     """Returns contacts before this cursor."""
     before: String
@@ -1705,11 +1709,15 @@ type Query {
   ): Segment
   """The workspace's segments, newest first unless ` + "`" + `orderBy` + "`" + ` says otherwise."""
   segments(
-    """Returns the first n segments (1 to 100) after ` + "`" + `after` + "`" + `."""
+    """
+    Returns the first n segments (1 to 100) after ` + "`" + `after` + "`" + `. With neither ` + "`" + `first` + "`" + ` nor
+    ` + "`" + `last` + "`" + `, a page holds 20: the first 20, or the last 20 before ` + "`" + `before` + "`" + ` when it is
+    given without ` + "`" + `after` + "`" + `.
+    """
     first: Int
     """Returns segments after this cursor."""
     after: String
-    """Returns the last n segments (1 to 100) before ` + "`" + `before` + "`" + `."""
+    """Returns the last n segments (1 to 100) before ` + "`" + `before` + "`" + `; not with ` + "`" + `first` + "`" + `. 20 by default (see ` + "`" + `first` + "`" + `)."""
     last: Int
     """Returns segments before this cursor."""
     before: String
@@ -1729,11 +1737,15 @@ type Query {
   ` + "`" + `filter` + "`" + `, a campaign audience; its ` + "`" + `totalCount` + "`" + ` is the audience size.
   """
   contacts(
-    """Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `."""
+    """
+    Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `. With neither ` + "`" + `first` + "`" + ` nor
+    ` + "`" + `last` + "`" + `, a page holds 20: the first 20, or the last 20 before ` + "`" + `before` + "`" + ` when it is
+    given without ` + "`" + `after` + "`" + `.
+    """
     first: Int
     """Returns contacts after this cursor."""
     after: String
-    """Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `."""
+    """Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `; not with ` + "`" + `first` + "`" + `. 20 by default (see ` + "`" + `first` + "`" + `)."""
     last: Int
     """Returns contacts before this cursor."""
     before: String
@@ -1761,11 +1773,15 @@ type Query {
   deletedContacts(
     """Lists deletions at or after this instant."""
     since: DateTime!
-    """Returns the first n deletions (1 to 100) after ` + "`" + `after` + "`" + `."""
+    """
+    Returns the first n deletions (1 to 100) after ` + "`" + `after` + "`" + `. With neither ` + "`" + `first` + "`" + ` nor
+    ` + "`" + `last` + "`" + `, a page holds 20: the first 20, or the last 20 before ` + "`" + `before` + "`" + ` when it is
+    given without ` + "`" + `after` + "`" + `.
+    """
     first: Int
     """Returns deletions after this cursor."""
     after: String
-    """Returns the last n deletions (1 to 100) before ` + "`" + `before` + "`" + `."""
+    """Returns the last n deletions (1 to 100) before ` + "`" + `before` + "`" + `; not with ` + "`" + `first` + "`" + `. 20 by default (see ` + "`" + `first` + "`" + `)."""
     last: Int
     """Returns deletions before this cursor."""
     before: String
