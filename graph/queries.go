@@ -11,6 +11,7 @@ import (
 
 	"github.com/segments/segments/graph/execution"
 	"github.com/segments/segments/graph/model"
+	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
 	"github.com/segments/segments/internal/loader"
@@ -41,6 +42,32 @@ func (r *Resolver) deletedContacts(ctx context.Context, since time.Time, args cr
 		return nil, err
 	}
 	return &model.DeletedContactConnection{Page: page}, nil
+}
+
+// viewer describes the request's credential from its principal, as authentication
+// read it: no statement.
+func viewer(ctx context.Context) (*model.Viewer, error) {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return nil, errors.New("graph: a request acting for a workspace without a principal has no viewer")
+	}
+	v := &model.Viewer{Kind: model.CredentialKindSession, Scope: model.CredentialScopeRead, CanMutate: p.CanWrite()}
+	if p.CanWrite() {
+		v.Scope = model.CredentialScopeReadWrite
+	}
+	name := p.Subject
+	if p.Kind == auth.KindAPIKey {
+		id := int(p.KeyID)
+		v.Kind, v.APIKeyID, name = model.CredentialKindAPIKey, &id, p.KeyName
+	}
+	if name != "" {
+		v.Name = &name
+	}
+	if !p.ExpiresAt.IsZero() {
+		at := p.ExpiresAt.UTC()
+		v.ExpiresAt = &at
+	}
+	return v, nil
 }
 
 // contactChanges returns a page of the workspace's change feed of contacts.

@@ -135,6 +135,10 @@ func (r *queryResolver) Workspace(ctx context.Context) (*crm.Workspace, error) {
 	return &ws, nil
 }
 
+func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
+	return viewer(ctx)
+}
+
 func (r *queryResolver) Segment(ctx context.Context, id string) (*crm.Segment, error) {
 	return lookupAs[*crm.Segment](ctx, r.Resolver, globalid.Segment, id)
 }

@@ -117,9 +117,10 @@ type ComplexityRoot struct {
 	}
 
 	DeletedContactConnection struct {
-		Edges    func(childComplexity int) int
-		Nodes    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges         func(childComplexity int) int
+		Nodes         func(childComplexity int) int
+		PageInfo      func(childComplexity int) int
+		RetainedSince func(childComplexity int) int
 	}
 
 	DeletedContactEdge struct {
@@ -156,6 +157,7 @@ type ComplexityRoot struct {
 		Segment         func(childComplexity int, id string) int
 		SegmentByName   func(childComplexity int, name string) int
 		Segments        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) int
+		Viewer          func(childComplexity int) int
 		Workspace       func(childComplexity int) int
 	}
 
@@ -212,6 +214,15 @@ type ComplexityRoot struct {
 		Message func(childComplexity int) int
 	}
 
+	Viewer struct {
+		APIKeyID  func(childComplexity int) int
+		CanMutate func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		Kind      func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Scope     func(childComplexity int) int
+	}
+
 	Workspace struct {
 		CreatedAt func(childComplexity int) int
 		GlobalID  func(childComplexity int) int
@@ -240,6 +251,7 @@ type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
 	Nodes(ctx context.Context, ids []string) ([]model.Node, error)
 	Workspace(ctx context.Context) (*crm.Workspace, error)
+	Viewer(ctx context.Context) (*model.Viewer, error)
 	Segment(ctx context.Context, id string) (*crm.Segment, error)
 	Contact(ctx context.Context, id string) (*crm.Contact, error)
 	ContactByPhone(ctx context.Context, phone string) (*crm.Contact, error)
@@ -534,6 +546,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeletedContactConnection.PageInfo(childComplexity), true
+	case "DeletedContactConnection.retainedSince":
+		if e.ComplexityRoot.DeletedContactConnection.RetainedSince == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeletedContactConnection.RetainedSince(childComplexity), true
 
 	case "DeletedContactEdge.cursor":
 		if e.ComplexityRoot.DeletedContactEdge.Cursor == nil {
@@ -773,6 +791,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Segments(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["search"].(*string), args["orderBy"].(*model.SegmentOrder)), true
+	case "Query.viewer":
+		if e.ComplexityRoot.Query.Viewer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Viewer(childComplexity), true
 	case "Query.workspace":
 		if e.ComplexityRoot.Query.Workspace == nil {
 			break
@@ -971,6 +995,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserError.Message(childComplexity), true
+
+	case "Viewer.apiKeyId":
+		if e.ComplexityRoot.Viewer.APIKeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.APIKeyID(childComplexity), true
+	case "Viewer.canMutate":
+		if e.ComplexityRoot.Viewer.CanMutate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.CanMutate(childComplexity), true
+	case "Viewer.expiresAt":
+		if e.ComplexityRoot.Viewer.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.ExpiresAt(childComplexity), true
+	case "Viewer.kind":
+		if e.ComplexityRoot.Viewer.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.Kind(childComplexity), true
+	case "Viewer.name":
+		if e.ComplexityRoot.Viewer.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.Name(childComplexity), true
+	case "Viewer.scope":
+		if e.ComplexityRoot.Viewer.Scope == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.Scope(childComplexity), true
 
 	case "Workspace.createdAt":
 		if e.ComplexityRoot.Workspace.CreatedAt == nil {
@@ -1210,6 +1271,73 @@ type Workspace implements Node {
 }
 
 """
+The credential a request acts with, and what it may do: for a client to adapt to it
+(hide write actions from a read-only session, warn before a key expires) rather than
+learn it from ` + "`" + `FORBIDDEN` + "`" + ` and ` + "`" + `UNAUTHENTICATED` + "`" + ` errors. It holds what the credential's
+holder may know, never a secret: no token, no key or hash of one.
+"""
+# No id: a credential is no object of the API. A session is none the server keeps, and
+# an API key is managed by the CLI, which names it by apiKeyId.
+# eslint-disable-next-line @graphql-eslint/strict-id-in-types
+type Viewer {
+  """Whether the credential is a partner's API key or a dashboard user's session."""
+  kind: CredentialKind!
+  """What the credential may do."""
+  scope: CredentialScope!
+  """
+  Whether the credential may run mutations (scope ` + "`" + `READ_WRITE` + "`" + `); when false, every
+  mutation is refused with ` + "`" + `FORBIDDEN` + "`" + ` before it runs.
+  """
+  canMutate: Boolean!
+  """
+  Who or what the credential names: an API key's name (as ` + "`" + `segments keys create
+  --name` + "`" + ` gave it), a session's ` + "`" + `sub` + "`" + ` claim (the user). Null when there is none.
+  """
+  name: String
+  """
+  An API key's ID, the ID column of ` + "`" + `segments keys list` + "`" + ` and the ` + "`" + `KEY_ID` + "`" + ` of ` + "`" + `keys
+  rotate` + "`" + ` and ` + "`" + `keys revoke` + "`" + `: the number to give an operator to rotate or revoke this
+  key. Null for a session.
+  """
+  apiKeyId: Int
+  """
+  When the credential stops working: an API key's expiry (set by ` + "`" + `keys create
+  --expires-in` + "`" + `, or by ` + "`" + `keys rotate` + "`" + ` to the end of the old key's grace period), a
+  session's ` + "`" + `exp` + "`" + ` claim (the token is accepted up to 30 seconds past it); null for a
+  key that never expires. A rotation's new expiry shows here within the server's
+  ` + "`" + `--key-cache-ttl` + "`" + ` (2 seconds) of it.
+  """
+  expiresAt: DateTime
+}
+
+"""The kind of credential a request acts with."""
+enum CredentialKind {
+  """A partner's API key (` + "`" + `seg_...` + "`" + `), made with ` + "`" + `segments keys create` + "`" + `."""
+  API_KEY
+  """A dashboard user's session: a JWT from the workspace's identity provider."""
+  SESSION
+}
+
+"""
+What a credential may do in its workspace: an API key's scope (` + "`" + `segments keys create
+--scope` + "`" + `), or a session's, from its ` + "`" + `scope` + "`" + ` claim.
+"""
+enum CredentialScope {
+  """
+  Queries only: every mutation is refused with ` + "`" + `FORBIDDEN` + "`" + `. An API key's ` + "`" + `read` + "`" + ` scope,
+  and a session whose ` + "`" + `scope` + "`" + ` claim does not list ` + "`" + `read_write` + "`" + ` (no claim, ` + "`" + `"openid
+  profile"` + "`" + `, ` + "`" + `"READ_WRITE"` + "`" + `, ` + "`" + `"read_write,profile"` + "`" + `).
+  """
+  READ
+  """
+  Queries and mutations. An API key's ` + "`" + `read_write` + "`" + ` scope, and a session whose ` + "`" + `scope` + "`" + `
+  claim lists ` + "`" + `read_write` + "`" + ` exactly: in a space-separated string (` + "`" + `"openid
+  read_write"` + "`" + `) or a JSON array of strings (` + "`" + `["read_write"]` + "`" + `).
+  """
+  READ_WRITE
+}
+
+"""
 A named group of contacts, such as "VIP Users" or "Festival Buyers", that broadcasts
 and automation flows target. A contact can be in many segments.
 """
@@ -1227,11 +1355,15 @@ type Segment implements Node {
   Without ` + "`" + `search` + "`" + `, ` + "`" + `totalCount` + "`" + ` equals ` + "`" + `contactCount` + "`" + `.
   """
   contacts(
-    """Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `."""
+    """
+    Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `. With neither ` + "`" + `first` + "`" + ` nor
+    ` + "`" + `last` + "`" + `, a page holds 20: the first 20, or the last 20 before ` + "`" + `before` + "`" + ` when it is
+    given without ` + "`" + `after` + "`" + `.
+    """
     first: Int
     """Returns contacts after this cursor."""
     after: String
-    """Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `."""
+    """Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `; not with ` + "`" + `first` + "`" + `. 20 by default (see ` + "`" + `first` + "`" + `)."""
     last: Int
     """Returns contacts before this cursor."""
     before: String
@@ -1360,6 +1492,18 @@ type DeletedContactConnection {
   nodes: [DeletedContact!]!
   """Where the page sits in the whole list."""
   pageInfo: PageInfo!
+  """
+  The instant from which every deletion is kept, and listed: 30 days before the
+  page was read. Older deletions are pruned, some at a time, as the workspace's
+  contacts are deleted, and never listed. A ` + "`" + `since` + "`" + ` before it lists only some of the
+  deletions since then, with no error: a mirror that synced before ` + "`" + `retainedSince` + "`" + `
+  cannot learn every contact deleted since, and must export the contacts again (or
+  use ` + "`" + `contactChanges` + "`" + `, which refuses such a cursor with ` + "`" + `RESYNC_REQUIRED` + "`" + `). With a
+  ` + "`" + `since` + "`" + ` at or after it, the list holds every deletion since ` + "`" + `since` + "`" + ` committed
+  before the page was read, back to the upgrade that began recording them
+  (docs/partners.md, Paging).
+  """
+  retainedSince: DateTime!
 }
 
 """A deleted contact in a page, with its position."""
@@ -1529,6 +1673,12 @@ type Query {
   ): [Node]!
   """The workspace the request acts for."""
   workspace: Workspace!
+  """
+  The credential the request acts with: its kind, its scope, whether it may run
+  mutations, and when it expires. Read from the credential as the request was
+  authenticated: no query of its own.
+  """
+  viewer: Viewer!
   """Fetches a segment by its ID; null when the workspace has no such segment."""
   segment(
     """The segment's ID."""
@@ -1559,11 +1709,15 @@ type Query {
   ): Segment
   """The workspace's segments, newest first unless ` + "`" + `orderBy` + "`" + ` says otherwise."""
   segments(
-    """Returns the first n segments (1 to 100) after ` + "`" + `after` + "`" + `."""
+    """
+    Returns the first n segments (1 to 100) after ` + "`" + `after` + "`" + `. With neither ` + "`" + `first` + "`" + ` nor
+    ` + "`" + `last` + "`" + `, a page holds 20: the first 20, or the last 20 before ` + "`" + `before` + "`" + ` when it is
+    given without ` + "`" + `after` + "`" + `.
+    """
     first: Int
     """Returns segments after this cursor."""
     after: String
-    """Returns the last n segments (1 to 100) before ` + "`" + `before` + "`" + `."""
+    """Returns the last n segments (1 to 100) before ` + "`" + `before` + "`" + `; not with ` + "`" + `first` + "`" + `. 20 by default (see ` + "`" + `first` + "`" + `)."""
     last: Int
     """Returns segments before this cursor."""
     before: String
@@ -1583,11 +1737,15 @@ type Query {
   ` + "`" + `filter` + "`" + `, a campaign audience; its ` + "`" + `totalCount` + "`" + ` is the audience size.
   """
   contacts(
-    """Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `."""
+    """
+    Returns the first n contacts (1 to 100) after ` + "`" + `after` + "`" + `. With neither ` + "`" + `first` + "`" + ` nor
+    ` + "`" + `last` + "`" + `, a page holds 20: the first 20, or the last 20 before ` + "`" + `before` + "`" + ` when it is
+    given without ` + "`" + `after` + "`" + `.
+    """
     first: Int
     """Returns contacts after this cursor."""
     after: String
-    """Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `."""
+    """Returns the last n contacts (1 to 100) before ` + "`" + `before` + "`" + `; not with ` + "`" + `first` + "`" + `. 20 by default (see ` + "`" + `first` + "`" + `)."""
     last: Int
     """Returns contacts before this cursor."""
     before: String
@@ -1608,17 +1766,22 @@ type Query {
   The workspace's contacts deleted at or after ` + "`" + `since` + "`" + ` (by ` + "`" + `deleteContacts` + "`" + `, or any
   other deletion of a contact but its workspace's), oldest deletion first, for a
   mirror of the contacts to delete them too. Deletions are listed for 30 days: a
-  ` + "`" + `since` + "`" + ` older than that lists what is left of them, not everything since then.
-  ` + "`" + `contactChanges` + "`" + ` lists deletions too, and never passes one that commits late.
+  ` + "`" + `since` + "`" + ` older than that lists what is left of them, not everything since then;
+  compare it with the connection's ` + "`" + `retainedSince` + "`" + `. ` + "`" + `contactChanges` + "`" + ` lists deletions
+  too, and never passes one that commits late.
   """
   deletedContacts(
     """Lists deletions at or after this instant."""
     since: DateTime!
-    """Returns the first n deletions (1 to 100) after ` + "`" + `after` + "`" + `."""
+    """
+    Returns the first n deletions (1 to 100) after ` + "`" + `after` + "`" + `. With neither ` + "`" + `first` + "`" + ` nor
+    ` + "`" + `last` + "`" + `, a page holds 20: the first 20, or the last 20 before ` + "`" + `before` + "`" + ` when it is
+    given without ` + "`" + `after` + "`" + `.
+    """
     first: Int
     """Returns deletions after this cursor."""
     after: String
-    """Returns the last n deletions (1 to 100) before ` + "`" + `before` + "`" + `."""
+    """Returns the last n deletions (1 to 100) before ` + "`" + `before` + "`" + `; not with ` + "`" + `first` + "`" + `. 20 by default (see ` + "`" + `first` + "`" + `)."""
     last: Int
     """Returns deletions before this cursor."""
     before: String
@@ -2096,6 +2259,8 @@ func (ec *executionContext) childFields_DeletedContactConnection(ctx context.Con
 		return ec.fieldContext_DeletedContactConnection_nodes(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_DeletedContactConnection_pageInfo(ctx, field)
+	case "retainedSince":
+		return ec.fieldContext_DeletedContactConnection_retainedSince(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeletedContactConnection", field.Name)
 }
@@ -2228,6 +2393,24 @@ func (ec *executionContext) childFields_UserError(ctx context.Context, field gra
 		return ec.fieldContext_UserError_code(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserError", field.Name)
+}
+
+func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_Viewer_kind(ctx, field)
+	case "scope":
+		return ec.fieldContext_Viewer_scope(ctx, field)
+	case "canMutate":
+		return ec.fieldContext_Viewer_canMutate(ctx, field)
+	case "name":
+		return ec.fieldContext_Viewer_name(ctx, field)
+	case "apiKeyId":
+		return ec.fieldContext_Viewer_apiKeyId(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_Viewer_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Viewer", field.Name)
 }
 
 func (ec *executionContext) childFields_Workspace(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3856,6 +4039,32 @@ func (ec *executionContext) fieldContext_DeletedContactConnection_pageInfo(_ con
 	return fc, nil
 }
 
+func (ec *executionContext) _DeletedContactConnection_retainedSince(ctx context.Context, field graphql.CollectedField, obj *model.DeletedContactConnection) (ret graphql.Marshaler) {
+	if v := obj.RetainedSince(); !v.IsZero() {
+		return ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, v)
+	}
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeletedContactConnection_retainedSince(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RetainedSince(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeletedContactConnection_retainedSince(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeletedContactConnection", field, true, false, "DateTime")
+}
+
 func (ec *executionContext) _DeletedContactEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DeletedContactEdge) (ret graphql.Marshaler) {
 	return ec.marshalNString2string(ctx, field.Selections, obj.Cursor())
 }
@@ -4390,6 +4599,38 @@ func (ec *executionContext) fieldContext_Query_workspace(_ context.Context, fiel
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Workspace(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_viewer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_viewer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Viewer(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Viewer) graphql.Marshaler {
+			return ec.marshalNViewer2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐViewer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_viewer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Viewer(ctx, field)
 		},
 	}
 	return fc, nil
@@ -5484,6 +5725,80 @@ func (ec *executionContext) _UserError_code(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_UserError_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserError", field, false, false, "UserErrorCode")
+}
+
+func (ec *executionContext) _Viewer_kind(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Viewer_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CredentialKind) graphql.Marshaler {
+			return ec.marshalNCredentialKind2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Viewer_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "CredentialKind")
+}
+
+func (ec *executionContext) _Viewer_scope(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Viewer_scope(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Scope, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CredentialScope) graphql.Marshaler {
+			return ec.marshalNCredentialScope2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialScope(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Viewer_scope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "CredentialScope")
+}
+
+func (ec *executionContext) _Viewer_canMutate(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return ec.marshalNBoolean2bool(ctx, field.Selections, obj.CanMutate)
+}
+func (ec *executionContext) fieldContext_Viewer_canMutate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Viewer_name(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return optionalStringField(obj.Name)
+}
+func (ec *executionContext) fieldContext_Viewer_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "String")
+}
+
+func (ec *executionContext) _Viewer_apiKeyId(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return ec.marshalOInt2ᚖint(ctx, field.Selections, obj.APIKeyID)
+}
+func (ec *executionContext) fieldContext_Viewer_apiKeyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Viewer_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return ec.marshalODateTime2ᚖtimeᚐTime(ctx, field.Selections, obj.ExpiresAt)
+}
+func (ec *executionContext) fieldContext_Viewer_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "DateTime")
 }
 
 func (ec *executionContext) _Workspace_id(ctx context.Context, field graphql.CollectedField, obj *crm.Workspace) (ret graphql.Marshaler) {
@@ -7588,6 +7903,11 @@ func (ec *executionContext) _DeletedContactConnection(ctx context.Context, sel a
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "retainedSince":
+			out.Values[i] = ec._DeletedContactConnection_retainedSince(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7819,6 +8139,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_workspace(ctx, field)
+				})
+		case "viewer":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_viewer(ctx, field)
 				})
 		case "segment":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -8252,6 +8578,64 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 		case "code":
 			out.Values[i] = ec._UserError_code(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var viewerImplementors = []string{"Viewer"}
+
+func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, obj *model.Viewer) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, viewerImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Viewer")
+		case "kind":
+			out.Values[i] = ec._Viewer_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "scope":
+			out.Values[i] = ec._Viewer_scope(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "canMutate":
+			out.Values[i] = ec._Viewer_canMutate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._Viewer_name(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "apiKeyId":
+			out.Values[i] = ec._Viewer_apiKeyId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._Viewer_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -8875,6 +9259,26 @@ func (ec *executionContext) marshalNCreateSegmentPayload2ᚖgithubᚗcomᚋsegme
 	return ec._CreateSegmentPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNCredentialKind2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialKind(ctx context.Context, v any) (model.CredentialKind, error) {
+	var res model.CredentialKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCredentialKind2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialKind(ctx context.Context, sel ast.SelectionSet, v model.CredentialKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNCredentialScope2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialScope(ctx context.Context, v any) (model.CredentialScope, error) {
+	var res model.CredentialScope
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCredentialScope2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐCredentialScope(ctx context.Context, sel ast.SelectionSet, v model.CredentialScope) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNDateTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
 	res, err := scalar.UnmarshalDateTime(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9252,6 +9656,14 @@ func (ec *executionContext) unmarshalNUserErrorCode2githubᚗcomᚋsegmentsᚋse
 
 func (ec *executionContext) marshalNUserErrorCode2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐUserErrorCode(ctx context.Context, sel ast.SelectionSet, v model.UserErrorCode) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNViewer2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐViewer(ctx context.Context, sel ast.SelectionSet, v *model.Viewer) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Viewer!")
+		return graphql.Null
+	}
+	return ec._Viewer(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNWorkspace2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐWorkspace(ctx context.Context, sel ast.SelectionSet, v *crm.Workspace) graphql.Marshaler {

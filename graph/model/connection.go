@@ -4,6 +4,7 @@ package model
 
 import (
 	"context"
+	"time"
 
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
@@ -152,14 +153,14 @@ type Node any
 
 // DeletedContactConnection is a page of deleted contacts.
 type DeletedContactConnection struct {
-	Page store.Page[crm.DeletedContact]
+	Page store.DeletedContactsPage
 }
 
 // Edges returns the deleted contacts with their cursors.
 func (c *DeletedContactConnection) Edges() []*DeletedContactEdge {
 	edges := make([]*DeletedContactEdge, len(c.Page.Items))
 	for i := range c.Page.Items {
-		edges[i] = &DeletedContactEdge{Node: &c.Page.Items[i], page: &c.Page, i: i}
+		edges[i] = &DeletedContactEdge{Node: &c.Page.Items[i], page: &c.Page.Page, i: i}
 	}
 	return edges
 }
@@ -168,7 +169,10 @@ func (c *DeletedContactConnection) Edges() []*DeletedContactEdge {
 func (c *DeletedContactConnection) Nodes() []*crm.DeletedContact { return pointers(c.Page.Items) }
 
 // PageInfo returns the page's position.
-func (c *DeletedContactConnection) PageInfo() *PageInfo { return pageInfo(&c.Page) }
+func (c *DeletedContactConnection) PageInfo() *PageInfo { return pageInfo(&c.Page.Page) }
+
+// RetainedSince returns the instant from which the list holds every deletion.
+func (c *DeletedContactConnection) RetainedSince() time.Time { return c.Page.RetainedSince }
 
 // DeletedContactEdge is a deleted contact with its cursor.
 type DeletedContactEdge struct {

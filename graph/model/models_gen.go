@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/segments/segments/internal/crm"
@@ -270,6 +271,33 @@ type UserError struct {
 	Code UserErrorCode `json:"code"`
 }
 
+// The credential a request acts with, and what it may do: for a client to adapt to it
+// (hide write actions from a read-only session, warn before a key expires) rather than
+// learn it from `FORBIDDEN` and `UNAUTHENTICATED` errors. It holds what the credential's
+// holder may know, never a secret: no token, no key or hash of one.
+type Viewer struct {
+	// Whether the credential is a partner's API key or a dashboard user's session.
+	Kind CredentialKind `json:"kind"`
+	// What the credential may do.
+	Scope CredentialScope `json:"scope"`
+	// Whether the credential may run mutations (scope `READ_WRITE`); when false, every
+	// mutation is refused with `FORBIDDEN` before it runs.
+	CanMutate bool `json:"canMutate"`
+	// Who or what the credential names: an API key's name (as `segments keys create
+	// --name` gave it), a session's `sub` claim (the user). Null when there is none.
+	Name *string `json:"name,omitempty"`
+	// An API key's ID, the ID column of `segments keys list` and the `KEY_ID` of `keys
+	// rotate` and `keys revoke`: the number to give an operator to rotate or revoke this
+	// key. Null for a session.
+	APIKeyID *int `json:"apiKeyId,omitempty"`
+	// When the credential stops working: an API key's expiry (set by `keys create
+	// --expires-in`, or by `keys rotate` to the end of the old key's grace period), a
+	// session's `exp` claim (the token is accepted up to 30 seconds past it); null for a
+	// key that never expires. A rotation's new expiry shows here within the server's
+	// `--key-cache-ttl` (2 seconds) of it.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
 // A field contacts can be ordered by.
 type ContactOrderField string
 
@@ -386,6 +414,127 @@ func (e *CountPrecision) UnmarshalJSON(b []byte) error {
 }
 
 func (e CountPrecision) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The kind of credential a request acts with.
+type CredentialKind string
+
+const (
+	// A partner's API key (`seg_...`), made with `segments keys create`.
+	CredentialKindAPIKey CredentialKind = "API_KEY"
+	// A dashboard user's session: a JWT from the workspace's identity provider.
+	CredentialKindSession CredentialKind = "SESSION"
+)
+
+var AllCredentialKind = []CredentialKind{
+	CredentialKindAPIKey,
+	CredentialKindSession,
+}
+
+func (e CredentialKind) IsValid() bool {
+	switch e {
+	case CredentialKindAPIKey, CredentialKindSession:
+		return true
+	}
+	return false
+}
+
+func (e CredentialKind) String() string {
+	return string(e)
+}
+
+func (e *CredentialKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CredentialKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CredentialKind", str)
+	}
+	return nil
+}
+
+func (e CredentialKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CredentialKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CredentialKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a credential may do in its workspace: an API key's scope (`segments keys create
+// --scope`), or a session's, from its `scope` claim.
+type CredentialScope string
+
+const (
+	// Queries only: every mutation is refused with `FORBIDDEN`. An API key's `read` scope,
+	// and a session whose `scope` claim does not list `read_write` (no claim, `"openid
+	// profile"`, `"READ_WRITE"`, `"read_write,profile"`).
+	CredentialScopeRead CredentialScope = "READ"
+	// Queries and mutations. An API key's `read_write` scope, and a session whose `scope`
+	// claim lists `read_write` exactly: in a space-separated string (`"openid
+	// read_write"`) or a JSON array of strings (`["read_write"]`).
+	CredentialScopeReadWrite CredentialScope = "READ_WRITE"
+)
+
+var AllCredentialScope = []CredentialScope{
+	CredentialScopeRead,
+	CredentialScopeReadWrite,
+}
+
+func (e CredentialScope) IsValid() bool {
+	switch e {
+	case CredentialScopeRead, CredentialScopeReadWrite:
+		return true
+	}
+	return false
+}
+
+func (e CredentialScope) String() string {
+	return string(e)
+}
+
+func (e *CredentialScope) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CredentialScope(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CredentialScope", str)
+	}
+	return nil
+}
+
+func (e CredentialScope) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CredentialScope) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CredentialScope) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

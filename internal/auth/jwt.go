@@ -233,6 +233,8 @@ type Session struct {
 	// Scope is crm.ScopeReadWrite when the token's "scope" claim lists read_write,
 	// crm.ScopeRead otherwise.
 	Scope crm.Scope
+	// ExpiresAt is the token's "exp" (which every token carries).
+	ExpiresAt time.Time
 }
 
 // Verify checks a token: its shape first (no cryptography for a malformed one), then
@@ -308,6 +310,9 @@ func (v *JWTVerifier) checkClaims(claims jwt.MapClaims) (s Session, expired bool
 		return Session{}, false, err
 	}
 	s = Session{Workspace: ws, Scope: tokenScope(claims["scope"])}
+	if exp, _ := claims.GetExpirationTime(); exp != nil { // required: Validate saw it
+		s.ExpiresAt = exp.Time
+	}
 	if sub, present := claims["sub"]; present {
 		// A StringOrURI (RFC 7519 section 4.1.2). Dropping any other would put the
 		// user among the workspace's sessions without a sub, in their rate limit.

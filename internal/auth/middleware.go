@@ -195,7 +195,10 @@ func (a *authenticator) apiKey(ctx context.Context, token string) (Principal, er
 	if err != nil {
 		return Principal{}, err
 	}
-	p := Principal{Workspace: ws, Kind: KindAPIKey, KeyID: k.ID, Scope: k.Scope}
+	p := Principal{Workspace: ws, Kind: KindAPIKey, KeyID: k.ID, KeyName: k.Name, Scope: k.Scope}
+	if k.ExpiresAt != nil {
+		p.ExpiresAt = *k.ExpiresAt
+	}
 	if a.keys != nil {
 		a.keys.put(hash, p, k.ExpiresAt, now)
 	}
@@ -234,7 +237,7 @@ func (a *authenticator) session(ctx context.Context, token string, resume func()
 	if expired {
 		return Principal{}, &refusal{"the session has expired"}
 	}
-	return Principal{Workspace: ws, Kind: KindUser, Subject: s.Subject, Scope: s.Scope}, nil
+	return Principal{Workspace: ws, Kind: KindUser, Subject: s.Subject, Scope: s.Scope, ExpiresAt: s.ExpiresAt}, nil
 }
 
 func isNotFound(err error) bool {

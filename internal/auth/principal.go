@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"time"
 
 	"github.com/segments/segments/internal/crm"
 )
@@ -22,10 +23,18 @@ const (
 type Principal struct {
 	Workspace crm.Workspace
 	Kind      Kind
-	// KeyID is the API key's ID (KindAPIKey).
+	// KeyID is the API key's ID (KindAPIKey), the one the CLI shows.
 	KeyID int64
+	// KeyName is the API key's name (KindAPIKey); may be empty.
+	KeyName string
 	// Subject is the token's "sub" claim (KindUser); may be empty.
 	Subject string
+	// ExpiresAt is when the credential stops working: the API key's expiry, or the
+	// token's exp (the token works up to ClockSkew past it); zero when never. Read
+	// with the credential, as authentication did: Query.viewer shows it without
+	// asking the database. A key cached by WithKeyCache keeps the expiry it had when
+	// cached, so a rotation's shows within the cache's ttl.
+	ExpiresAt time.Time
 	// Scope is what the principal may do: crm.ScopeRead allows queries only.
 	Scope crm.Scope
 }

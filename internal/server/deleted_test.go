@@ -152,6 +152,44 @@ func TestDeletedContactsListed(t *testing.T) {
 	c.fails("BAD_USER_INPUT", `{ deletedContacts(since: "2000-01-01T00:00:00Z", first: 101) { nodes { id } } }`, nil)
 }
 
+// TestDeletedContactsRetainedSince: a page of Query.deletedContacts says from when
+// it holds every deletion, 30 days (store.DeletedContactsRetention) before it was
+// read, whatever its since and its page (empty here), costing no statement of its
+// own; and a client can tell a since older than that, whose list may lack
+// deletions (it was silently partial), from one it can trust.
+func TestDeletedContactsRetainedSince(t *testing.T) {
+	c := newAPI(t)
+	read := func(since time.Time) (time.Time, time.Time, time.Time) {
+		t.Helper()
+		var out struct {
+			DeletedContacts struct {
+				RetainedSince time.Time `json:"retainedSince"`
+			} `json:"deletedContacts"`
+		}
+		before := time.Now()
+		c.do(`query($since: DateTime!) { deletedContacts(since: $since) { retainedSince nodes { id } } }`,
+			map[string]any{"since": since.UTC().Format(time.RFC3339Nano)}, &out)
+		return out.DeletedContacts.RetainedSince, before, time.Now()
+	}
+	for _, since := range []time.Time{time.Now().Add(-31 * 24 * time.Hour), time.Now().Add(-29 * 24 * time.Hour), time.Now().Add(time.Hour)} {
+		retained, before, after := read(since)
+		lo, hi := before.Add(-30*24*time.Hour-time.Microsecond), after.Add(-30*24*time.Hour+time.Microsecond)
+		if retained.Before(lo) || retained.After(hi) {
+			t.Errorf("since %s: retainedSince %s, want 30 days before the request: %s to %s", since, retained, lo, hi)
+		}
+		if old := since.Before(retained); old != since.Before(time.Now().Add(-30*24*time.Hour)) {
+			t.Errorf("since %s, retainedSince %s: since before it %v", since, retained, old)
+		}
+	}
+	base := c.baseline()
+	c.query(`{ deletedContacts(since: "2000-01-01T00:00:00Z") { nodes { id } } }`, nil)
+	without := c.statements()
+	c.query(`{ deletedContacts(since: "2000-01-01T00:00:00Z") { retainedSince nodes { id } } }`, nil)
+	if with := c.statements(); with != without || without != base+1 {
+		t.Errorf("%d statements with retainedSince, %d without, %d for none: want one statement, the page's", with, without, base)
+	}
+}
+
 // TestDeleteContactsStatements: recording the deletions costs deleteContacts no
 // statement: the contacts' DELETE records them (its trigger, which records any
 // writer's).

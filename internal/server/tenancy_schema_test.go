@@ -130,7 +130,8 @@ func (d tenantData) secrets() []string {
 }
 
 // seedTenant gives c's workspace contacts (with names, emails and attributes) and
-// segments (with descriptions) holding them, all marked with label.
+// segments (with descriptions) holding them, and its API key a name, all marked with
+// label.
 func seedTenant(t *testing.T, c *api, label string, phoneBase int) tenantData {
 	t.Helper()
 	d := tenantData{workspace: []string{globalid.Encode(globalid.Workspace, c.ws.ID)}, label: label}
@@ -139,6 +140,12 @@ func seedTenant(t *testing.T, c *api, label string, phoneBase int) tenantData {
 	if _, err := c.store.DB().ExecContext(context.Background(), "UPDATE workspaces SET name = $1 WHERE id = $2", wsName, c.ws.ID); err != nil {
 		t.Fatal(err)
 	}
+	// And its API key a name of its own, which Query.viewer shows to the key alone.
+	keyName := "Key" + label
+	if _, err := c.store.DB().ExecContext(context.Background(), "UPDATE api_keys SET name = $1 WHERE workspace_id = $2", keyName, c.ws.ID); err != nil {
+		t.Fatal(err)
+	}
+	d.strs = append(d.strs, keyName)
 	var in []map[string]any
 	for i, p := range phones(phoneBase, 4) {
 		name, email := fmt.Sprintf("Name%s%d", label, i), fmt.Sprintf("mail%s%d@example.com", strings.ToLower(label), i)

@@ -182,3 +182,78 @@ func TestDeletedContactsOfAnyWriter(t *testing.T) {
 		t.Errorf("after another workspace's deletion, the other lists %v, want %v", got, others[:1])
 	}
 }
+
+// TestDeletedContactsRetainedSince proves a page's RetainedSince against the
+// pruning's rule (the recording trigger's, which prunes what is older than the
+// retention before the deleting transaction's start): a deletion younger than that
+// outlives a prune and is listed, and is at or after RetainedSince; one just older
+// is pruned; RetainedSince is no earlier than the prune's cut, and is the
+// retention before the page was read, on an empty page too; and a since older than it,
+// whose list may lack deletions, is told by comparing the two.
+func TestDeletedContactsRetainedSince(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	first := 100
+	page := func(since time.Time) (store.DeletedContactsPage, time.Time, time.Time) {
+		t.Helper()
+		before := time.Now()
+		p, err := s.DeletedContacts(ctx, ws.ID, since, crm.PageArgs{First: &first})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, before, time.Now()
+	}
+	within := func(p store.DeletedContactsPage, before, after time.Time) {
+		t.Helper()
+		lo := before.Add(-store.DeletedContactsRetention).Truncate(time.Microsecond)
+		hi := after.Add(-store.DeletedContactsRetention + time.Microsecond)
+		if p.RetainedSince.Before(lo) || p.RetainedSince.After(hi) {
+			t.Errorf("RetainedSince %s, want the retention (%s) before the page was read: %s to %s", p.RetainedSince, store.DeletedContactsRetention, lo, hi)
+		}
+	}
+	p, before, after := page(time.Time{})
+	if len(p.Items) != 0 {
+		t.Fatalf("a new workspace lists %+v", p.Items)
+	}
+	within(p, before, after)
+
+	// Just older than the retention (by the database's clock, as the trigger's), and
+	// just younger: 2 s, well beyond the time a prune and a page take here.
+	storetest.Exec(t, s.DB(), `INSERT INTO deleted_contacts (workspace_id, id, deleted_at) VALUES
+		($1, 900000001, now() - $2 * interval '1 second' - interval '1 millisecond'),
+		($1, 900000002, now() - $2 * interval '1 second' + interval '2 seconds')`,
+		ws.ID, int64(store.DeletedContactsRetention/time.Second))
+	up, err := s.UpsertContacts(ctx, ws.ID, []crm.ContactInput{{Phone: "+919700000001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteContacts(ctx, ws.ID, crm.ContactIDs(up.Contacts), store.WithSegments); err != nil {
+		t.Fatal(err)
+	}
+	kept := storetest.Column[int64](t, s.DB(), "SELECT id FROM deleted_contacts WHERE workspace_id = $1 AND id >= 900000000 ORDER BY id", ws.ID)
+	if len(kept) != 1 || kept[0] != 900000002 {
+		t.Fatalf("after a prune, the table keeps %v of the deletions around the retention, want the younger, 900000002", kept)
+	}
+	since := time.Now().Add(-store.DeletedContactsRetention - time.Hour)
+	p, before, after = page(since)
+	within(p, before, after)
+	var listed []int64
+	for _, d := range p.Items {
+		listed = append(listed, d.ID)
+		if d.DeletedAt.Before(p.RetainedSince) {
+			t.Errorf("deletion %d of %s listed, before RetainedSince %s", d.ID, d.DeletedAt, p.RetainedSince)
+		}
+	}
+	if len(listed) != 2 || listed[0] != 900000002 {
+		t.Fatalf("listed %v, want 900000002 and the contact deleted", listed)
+	}
+	// The prune's cut: the retention before its transaction's start, which is the
+	// deleted contact's deletedAt. Nothing at or after RetainedSince was pruned.
+	if cut := p.Items[1].DeletedAt.Add(-store.DeletedContactsRetention); p.RetainedSince.Before(cut) {
+		t.Errorf("RetainedSince %s is before the cut of a prune (%s): deletions after it may be gone", p.RetainedSince, cut)
+	}
+	if !since.Before(p.RetainedSince) {
+		t.Errorf("a since of %s, older than the retention, is not before RetainedSince %s", since, p.RetainedSince)
+	}
+}
