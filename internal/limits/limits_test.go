@@ -356,7 +356,9 @@ func TestCostOfPayloadLists(t *testing.T) {
 		// its segments are one per segment ID; each one's segments cost 1, as a
 		// contact's segments do anywhere.
 		{assignContacts(`contacts { id }`), assignContactsVars(1000), 10 + 10 + 1 + 1000},
-		{assignContacts(`contacts { id segments { id name } }`), assignContactsVars(400), 10 + 4 + 1 + 400*(1+1)},
+		{assignContacts(`contacts { id segments { id name } }`), assignContactsVars(100), 10 + 1 + 1 + 100*(1+1)}, // docs/security.md
+		{assignContacts(`contacts { id segments { id name } }`), assignContactsVars(492), 999},
+		{assignContacts(`contacts { id segments { id name } }`), assignContactsVars(493), 1001},
 		{`mutation { removeContactsFromSegments(input: {contactIds: ["C_AQ", "C_Ag", "C_AQ"], segmentIds: ["S_AQ"]}) { contacts { segments { contactCount } } } }`, nil, 10 + 1 + 3*(1+1)},
 		{`mutation { createSegment(input: {name: "New", contactIds: ["C_AQ", "C_Ag"]}) { segment { id } contacts { id phone } } }`, nil, 10 + 1 + 1 + 2},
 		{`mutation { createSegment(input: {name: "New"}) { contacts { segments { id } } } }`, nil, 10 + 1},
