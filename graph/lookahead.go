@@ -70,13 +70,24 @@ func countOnly(ctx context.Context, connType string) bool {
 // change (assigning, removing, deleting contacts) reads them back only then
 // (store.SegmentsBack).
 func segmentsBack(ctx context.Context, payloadType string) store.SegmentsBack {
-	opCtx := graphql.GetOperationContext(ctx)
-	for _, f := range graphql.CollectFields(opCtx, graphql.GetFieldContext(ctx).Field.Selections, []string{payloadType}) {
-		if f.Name == "segments" {
-			return store.WithSegments
-		}
+	if len(payloadFields(ctx, payloadType, "segments")) > 0 {
+		return store.WithSegments
 	}
 	return store.WithoutSegments
+}
+
+// payloadFields returns the fields named field that the selection of the payload
+// being resolved (of GraphQL type payloadType) asks for, fragments and @skip/@include
+// taken into account: none, or one per place that selects it.
+func payloadFields(ctx context.Context, payloadType, field string) []graphql.CollectedField {
+	opCtx := graphql.GetOperationContext(ctx)
+	var found []graphql.CollectedField
+	for _, f := range graphql.CollectFields(opCtx, graphql.GetFieldContext(ctx).Field.Selections, []string{payloadType}) {
+		if f.Name == field {
+			found = append(found, f)
+		}
+	}
+	return found
 }
 
 // rootLookups counts the fields at the root of the operation of ctx that fetch one

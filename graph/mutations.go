@@ -3,11 +3,16 @@ package graph
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/segments/segments/graph/execution"
 	"github.com/segments/segments/graph/model"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/loader"
 	"github.com/segments/segments/internal/store"
 )
 
@@ -34,34 +39,83 @@ type storeChange struct {
 // changeMemberships runs a bulk membership change of the contacts ids names, or of
 // those matching selects: exactly one of them must be given (not null), else the
 // change is INVALID and nothing runs. payloadType is the payload's, whose selection
-// says whether the segments are read back.
-func (r *Resolver) changeMemberships(ctx context.Context, ids []string, matching *model.ContactSelection, segments []string, payloadType string, change storeChange) (store.MembershipChange, error) {
+// says whether the segments and the contacts are read back (contactsBack); a change
+// by contactsMatching has no contacts to answer.
+func (r *Resolver) changeMemberships(ctx context.Context, ids []string, matching *model.ContactSelection, segments []string, payloadType string, change storeChange) (store.MembershipChange, []*crm.Contact, error) {
 	ws, back := workspace(ctx).ID, segmentsBack(ctx, payloadType)
 	switch {
 	case ids == nil && matching == nil:
-		return store.MembershipChange{}, crm.Errorf(crm.CodeInvalid, crm.Path("contactIds"), "give the contacts, by contactIds or by contactsMatching")
+		return store.MembershipChange{}, nil, crm.Errorf(crm.CodeInvalid, crm.Path("contactIds"), "give the contacts, by contactIds or by contactsMatching")
 	case ids != nil && matching != nil:
-		return store.MembershipChange{}, crm.Errorf(crm.CodeInvalid, crm.Path("contactsMatching"), "give the contacts by contactIds or by contactsMatching, not both")
+		return store.MembershipChange{}, nil, crm.Errorf(crm.CodeInvalid, crm.Path("contactsMatching"), "give the contacts by contactIds or by contactsMatching, not both")
 	case matching == nil:
 		contactIDs, segmentIDs, invalid, err := decodeBulk(ids, segments)
 		if err != nil {
-			return store.MembershipChange{}, err
+			return store.MembershipChange{}, nil, err
 		}
 		res, err := change.byIDs(ctx, ws, contactIDs, segmentIDs, back)
-		return res, withDecodeErrors(err, invalid)
+		if err = withDecodeErrors(err, invalid); err != nil {
+			return res, nil, err
+		}
+		contacts, err := r.contactsBack(ctx, payloadType, contactIDs)
+		return res, contacts, err
 	}
 	if err := crm.CheckBulk(0, len(segments)); err != nil {
-		return store.MembershipChange{}, err
+		return store.MembershipChange{}, nil, err
 	}
 	segmentIDs, invalid := decodeIDs(globalid.Segment, "segmentIds", segments)
 	q, err := contactSelection(matching)
 	if err != nil {
 		// The selection's problems with the segment IDs', all at once; the store,
 		// which would name the segments that do not exist, does not run.
-		return store.MembershipChange{}, append(crm.Errors(crm.Prefixed(crm.UserErrors(err), "contactsMatching")), invalid...)
+		return store.MembershipChange{}, nil, append(crm.Errors(crm.Prefixed(crm.UserErrors(err), "contactsMatching")), invalid...)
 	}
 	res, err := change.byQuery(ctx, ws, q, segmentIDs, back)
-	return res, withDecodeErrors(err, invalid)
+	return res, []*crm.Contact{}, withDecodeErrors(err, invalid)
+}
+
+// contactsBack reads back the contacts of ids, the contactIds of a membership change
+// that has just committed, for the payload being resolved (of GraphQL type
+// payloadType), when it asks for its contacts: one per distinct ID, in the order of
+// its first appearance (store.ContactsInOrder), in one statement. The segments that
+// its selections ask of them are read right after, for all of them at once, one
+// statement per loader they need: as a page of contacts does (contactsPage), and for
+// the same reasons, rather than by each contact's resolver.
+//
+// Read after the commit, their segments are the change's, or a later one's. The
+// loaders are the payload's own (each of a mutation's root fields gets new ones,
+// handler.go), and Prefetch replaces whatever they held, so no segments read before
+// the change can answer.
+//
+// An error here answers the mutation with an error though its change is made; the
+// change is safe to send again.
+func (r *Resolver) contactsBack(ctx context.Context, payloadType string, ids []int64) ([]*crm.Contact, error) {
+	fields := payloadFields(ctx, payloadType, "contacts")
+	if len(fields) == 0 || len(ids) == 0 {
+		return []*crm.Contact{}, nil
+	}
+	contacts, err := r.Store.ContactsInOrder(ctx, workspace(ctx).ID, ids)
+	if err != nil {
+		return nil, err
+	}
+	var need []*loader.Loader[int64, []*crm.Segment]
+	for _, f := range fields {
+		for _, g := range execution.CollectFields(ctx, graphql.GetOperationContext(ctx), f.Selections, contactType) {
+			if g.Name != "segments" {
+				continue
+			}
+			if l := segmentsLoader(ctx, g.Selections); !slices.Contains(need, l) {
+				need = append(need, l)
+			}
+		}
+	}
+	read := crm.ContactIDs(contacts)
+	for _, l := range need {
+		if err := l.Prefetch(ctx, read); err != nil {
+			return nil, err
+		}
+	}
+	return pointers(contacts), nil
 }
 
 // contactSelection decodes a ContactSelection into the query of Query.contacts with
@@ -111,7 +165,7 @@ func withDecodeErrors(err error, invalid crm.Errors) error {
 
 func createSegmentFailed(err error) (*model.CreateSegmentPayload, error) {
 	ue, err := payloadErrors(err)
-	return &model.CreateSegmentPayload{UserErrors: ue}, err
+	return &model.CreateSegmentPayload{Contacts: []*crm.Contact{}, UserErrors: ue}, err
 }
 
 func updateSegmentFailed(err error) (*model.UpdateSegmentPayload, error) {

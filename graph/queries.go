@@ -212,8 +212,12 @@ func rowSegmentsLoaders(ctx context.Context) []*loader.Loader[int64, []*crm.Segm
 	return need
 }
 
-// segmentType is what a Segment satisfies, for collecting the fields selected of one.
-var segmentType = []string{"Segment", "Node"}
+// segmentType is what a Segment satisfies, for collecting the fields selected of one;
+// contactType the same of a Contact.
+var (
+	segmentType = []string{"Segment", "Node"}
+	contactType = []string{"Contact", "Node"}
+)
 
 // catalogFields are the fields of Segment that its workspace's segment catalog holds
 // (store.CatalogSegmentsOfContacts): all but those the memberships change.

@@ -28,7 +28,11 @@ func (r *mutationResolver) CreateSegment(ctx context.Context, input model.Create
 	if err = withDecodeErrors(err, invalid); err != nil {
 		return createSegmentFailed(err)
 	}
-	return &model.CreateSegmentPayload{Segment: &seg, UserErrors: []*model.UserError{}}, nil
+	contacts, err := r.contactsBack(ctx, "CreateSegmentPayload", contactIDs)
+	if err != nil {
+		return createSegmentFailed(err)
+	}
+	return &model.CreateSegmentPayload{Segment: &seg, Contacts: contacts, UserErrors: []*model.UserError{}}, nil
 }
 
 func (r *mutationResolver) UpdateSegment(ctx context.Context, input model.UpdateSegmentInput) (*model.UpdateSegmentPayload, error) {
@@ -57,23 +61,23 @@ func (r *mutationResolver) DeleteSegment(ctx context.Context, input model.Delete
 }
 
 func (r *mutationResolver) AssignContactsToSegments(ctx context.Context, input model.AssignContactsToSegmentsInput) (*model.AssignContactsToSegmentsPayload, error) {
-	res, err := r.changeMemberships(ctx, input.ContactIds, input.ContactsMatching, input.SegmentIds, "AssignContactsToSegmentsPayload",
+	res, contacts, err := r.changeMemberships(ctx, input.ContactIds, input.ContactsMatching, input.SegmentIds, "AssignContactsToSegmentsPayload",
 		storeChange{r.Store.AssignContactsToSegments, r.Store.AssignContactsMatching})
 	if err == nil {
-		return &model.AssignContactsToSegmentsPayload{Segments: pointers(res.Segments), AssignedCount: res.Changed, MatchedCount: res.Matched, UserErrors: []*model.UserError{}}, nil
+		return &model.AssignContactsToSegmentsPayload{Segments: pointers(res.Segments), Contacts: contacts, AssignedCount: res.Changed, MatchedCount: res.Matched, UserErrors: []*model.UserError{}}, nil
 	}
 	ue, err := payloadErrors(err)
-	return &model.AssignContactsToSegmentsPayload{Segments: []*crm.Segment{}, UserErrors: ue}, err
+	return &model.AssignContactsToSegmentsPayload{Segments: []*crm.Segment{}, Contacts: []*crm.Contact{}, UserErrors: ue}, err
 }
 
 func (r *mutationResolver) RemoveContactsFromSegments(ctx context.Context, input model.RemoveContactsFromSegmentsInput) (*model.RemoveContactsFromSegmentsPayload, error) {
-	res, err := r.changeMemberships(ctx, input.ContactIds, input.ContactsMatching, input.SegmentIds, "RemoveContactsFromSegmentsPayload",
+	res, contacts, err := r.changeMemberships(ctx, input.ContactIds, input.ContactsMatching, input.SegmentIds, "RemoveContactsFromSegmentsPayload",
 		storeChange{r.Store.RemoveContactsFromSegments, r.Store.RemoveContactsMatching})
 	if err == nil {
-		return &model.RemoveContactsFromSegmentsPayload{Segments: pointers(res.Segments), RemovedCount: res.Changed, MatchedCount: res.Matched, UserErrors: []*model.UserError{}}, nil
+		return &model.RemoveContactsFromSegmentsPayload{Segments: pointers(res.Segments), Contacts: contacts, RemovedCount: res.Changed, MatchedCount: res.Matched, UserErrors: []*model.UserError{}}, nil
 	}
 	ue, err := payloadErrors(err)
-	return &model.RemoveContactsFromSegmentsPayload{Segments: []*crm.Segment{}, UserErrors: ue}, err
+	return &model.RemoveContactsFromSegmentsPayload{Segments: []*crm.Segment{}, Contacts: []*crm.Contact{}, UserErrors: ue}, err
 }
 
 func (r *mutationResolver) UpsertContacts(ctx context.Context, input model.UpsertContactsInput) (*model.UpsertContactsPayload, error) {

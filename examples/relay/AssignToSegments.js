@@ -17,8 +17,11 @@ export const segmentPickerQuery = graphql`
 
 // The payload's segments come back with their IDs and new contactCount: Relay merges
 // them into the normalized Segment records, so the counts in the segment list, the picker
-// and every contact's chips update without an updater or a refetch. Each contact's own
-// `segments` list is refreshed with ContactsTableRefreshRowsQuery (ContactsTable.js).
+// and every contact's chips update without an updater or a refetch. The ticked contacts
+// come back too, each with the segments it is in now, read with the table's row
+// fragment: Relay merges them into the Contact records, so each row's chips update in
+// place, with no second request. (By contactsMatching, a select-all, `contacts` is
+// empty: refetch the table, ContactsTablePaginationQuery.)
 export const assignMutation = graphql`
   mutation AssignToSegmentsMutation($input: AssignContactsToSegmentsInput!) {
     assignContactsToSegments(input: $input) {
@@ -27,6 +30,10 @@ export const assignMutation = graphql`
         id
         contactCount
         updatedAt
+      }
+      contacts {
+        id
+        ...ContactsTable_row
       }
       userErrors {
         field
@@ -46,6 +53,10 @@ export const removeMutation = graphql`
         id
         contactCount
         updatedAt
+      }
+      contacts {
+        id
+        ...ContactsTable_row
       }
       userErrors {
         field

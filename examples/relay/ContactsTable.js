@@ -39,7 +39,8 @@ export const contactsTableFragment = graphql`
 `;
 
 // One row: the checkbox is keyed by `id`; the segment chips read each segment's record,
-// so renames and counts show without refetching the table.
+// so renames and counts show without refetching the table. AssignToSegmentsMutation
+// reads the ticked rows back with it, their chips updated in place by its answer.
 export const contactRowFragment = graphql`
   fragment ContactsTable_row on Contact {
     id
@@ -50,18 +51,6 @@ export const contactRowFragment = graphql`
     segments {
       id
       name
-    }
-  }
-`;
-
-// The rows again after an assignment, to refresh their segment chips: one request for
-// the ticked contacts only (Query.nodes), not the whole page. The records it writes
-// update the rows in place; `contact` is null for an ID that is no longer a contact.
-export const refreshRowsQuery = graphql`
-  query ContactsTableRefreshRowsQuery($ids: [ID!]!) {
-    nodes(ids: $ids) {
-      id
-      ...ContactsTable_row @alias(as: "contact")
     }
   }
 `;

@@ -44,6 +44,7 @@ type DirectiveRoot struct {
 type ComplexityRoot struct {
 	AssignContactsToSegmentsPayload struct {
 		AssignedCount func(childComplexity int) int
+		Contacts      func(childComplexity int) int
 		MatchedCount  func(childComplexity int) int
 		Segments      func(childComplexity int) int
 		UserErrors    func(childComplexity int) int
@@ -96,6 +97,7 @@ type ComplexityRoot struct {
 	}
 
 	CreateSegmentPayload struct {
+		Contacts   func(childComplexity int) int
 		Segment    func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
@@ -162,6 +164,7 @@ type ComplexityRoot struct {
 	}
 
 	RemoveContactsFromSegmentsPayload struct {
+		Contacts     func(childComplexity int) int
 		MatchedCount func(childComplexity int) int
 		RemovedCount func(childComplexity int) int
 		Segments     func(childComplexity int) int
@@ -289,6 +292,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AssignContactsToSegmentsPayload.AssignedCount(childComplexity), true
+	case "AssignContactsToSegmentsPayload.contacts":
+		if e.ComplexityRoot.AssignContactsToSegmentsPayload.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignContactsToSegmentsPayload.Contacts(childComplexity), true
 	case "AssignContactsToSegmentsPayload.matchedCount":
 		if e.ComplexityRoot.AssignContactsToSegmentsPayload.MatchedCount == nil {
 			break
@@ -470,6 +479,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Count.Precision(childComplexity), true
 
+	case "CreateSegmentPayload.contacts":
+		if e.ComplexityRoot.CreateSegmentPayload.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateSegmentPayload.Contacts(childComplexity), true
 	case "CreateSegmentPayload.segment":
 		if e.ComplexityRoot.CreateSegmentPayload.Segment == nil {
 			break
@@ -804,6 +819,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Workspace(childComplexity), true
 
+	case "RemoveContactsFromSegmentsPayload.contacts":
+		if e.ComplexityRoot.RemoveContactsFromSegmentsPayload.Contacts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoveContactsFromSegmentsPayload.Contacts(childComplexity), true
 	case "RemoveContactsFromSegmentsPayload.matchedCount":
 		if e.ComplexityRoot.RemoveContactsFromSegmentsPayload.MatchedCount == nil {
 			break
@@ -1905,6 +1926,13 @@ input CreateSegmentInput {
 type CreateSegmentPayload {
   """The new segment; null when ` + "`" + `userErrors` + "`" + ` is not empty."""
   segment: Segment
+  """
+  The contacts of ` + "`" + `contactIds` + "`" + ` as they are once the segment is made, their ` + "`" + `segments` + "`" + `
+  holding it: one per distinct ID, in the order of its first appearance. Empty without
+  ` + "`" + `contactIds` + "`" + `, or when ` + "`" + `userErrors` + "`" + ` is not. Reading them back costs the creation a
+  statement, and one for their ` + "`" + `segments` + "`" + `: leave them out when the segment is all you need.
+  """
+  contacts: [Contact!]! @sizedBy(path: "input.contactIds")
   """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
@@ -1966,6 +1994,16 @@ type AssignContactsToSegmentsPayload {
   Reading them back costs the change a statement: leave them out when the count is all you need.
   """
   segments: [Segment!]! @sizedBy(path: "input.segmentIds")
+  """
+  The contacts of ` + "`" + `contactIds` + "`" + ` as they are after the change, each with the ` + "`" + `segments` + "`" + ` it
+  is now in, to replace what a client holds of them: one per distinct ID, in the order of
+  its first appearance (a contact deleted since is left out). Empty when ` + "`" + `userErrors` + "`" + ` is
+  not, and with ` + "`" + `contactsMatching` + "`" + `, which names no contact: read the contacts again
+  there (` + "`" + `Query.contacts` + "`" + ` with the same ` + "`" + `search` + "`" + ` and ` + "`" + `filter` + "`" + `). Reading them back costs
+  the change a statement, and one for their ` + "`" + `segments` + "`" + `: leave them out when the counts
+  are all you need.
+  """
+  contacts: [Contact!]! @sizedBy(path: "input.contactIds")
   """The number of memberships created; memberships that already existed are not counted."""
   assignedCount: Int!
   """
@@ -2000,6 +2038,16 @@ type RemoveContactsFromSegmentsPayload {
   Reading them back costs the change a statement: leave them out when the count is all you need.
   """
   segments: [Segment!]! @sizedBy(path: "input.segmentIds")
+  """
+  The contacts of ` + "`" + `contactIds` + "`" + ` as they are after the change, each with the ` + "`" + `segments` + "`" + ` it
+  is still in, to replace what a client holds of them: one per distinct ID, in the order
+  of its first appearance (a contact deleted since is left out). Empty when ` + "`" + `userErrors` + "`" + `
+  is not, and with ` + "`" + `contactsMatching` + "`" + `, which names no contact: read the contacts again
+  there (` + "`" + `Query.contacts` + "`" + ` with the same ` + "`" + `search` + "`" + ` and ` + "`" + `filter` + "`" + `). Reading them back costs
+  the change a statement, and one for their ` + "`" + `segments` + "`" + `: leave them out when the counts
+  are all you need.
+  """
+  contacts: [Contact!]! @sizedBy(path: "input.contactIds")
   """The number of memberships removed; contacts that were not in a segment are not counted."""
   removedCount: Int!
   """
@@ -2107,6 +2155,8 @@ func (ec *executionContext) childFields_AssignContactsToSegmentsPayload(ctx cont
 	switch field.Name {
 	case "segments":
 		return ec.fieldContext_AssignContactsToSegmentsPayload_segments(ctx, field)
+	case "contacts":
+		return ec.fieldContext_AssignContactsToSegmentsPayload_contacts(ctx, field)
 	case "assignedCount":
 		return ec.fieldContext_AssignContactsToSegmentsPayload_assignedCount(ctx, field)
 	case "matchedCount":
@@ -2213,6 +2263,8 @@ func (ec *executionContext) childFields_CreateSegmentPayload(ctx context.Context
 	switch field.Name {
 	case "segment":
 		return ec.fieldContext_CreateSegmentPayload_segment(ctx, field)
+	case "contacts":
+		return ec.fieldContext_CreateSegmentPayload_contacts(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_CreateSegmentPayload_userErrors(ctx, field)
 	}
@@ -2293,6 +2345,8 @@ func (ec *executionContext) childFields_RemoveContactsFromSegmentsPayload(ctx co
 	switch field.Name {
 	case "segments":
 		return ec.fieldContext_RemoveContactsFromSegmentsPayload_segments(ctx, field)
+	case "contacts":
+		return ec.fieldContext_RemoveContactsFromSegmentsPayload_contacts(ctx, field)
 	case "removedCount":
 		return ec.fieldContext_RemoveContactsFromSegmentsPayload_removedCount(ctx, field)
 	case "matchedCount":
@@ -3123,6 +3177,38 @@ func (ec *executionContext) fieldContext_AssignContactsToSegmentsPayload_segment
 	return fc, nil
 }
 
+func (ec *executionContext) _AssignContactsToSegmentsPayload_contacts(ctx context.Context, field graphql.CollectedField, obj *model.AssignContactsToSegmentsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignContactsToSegmentsPayload_contacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contacts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*crm.Contact) graphql.Marshaler {
+			return ec.marshalNContact2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContactᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AssignContactsToSegmentsPayload_contacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AssignContactsToSegmentsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _AssignContactsToSegmentsPayload_assignedCount(ctx context.Context, field graphql.CollectedField, obj *model.AssignContactsToSegmentsPayload) (ret graphql.Marshaler) {
 	return ec.marshalNInt2int(ctx, field.Selections, obj.AssignedCount)
 }
@@ -3747,6 +3833,38 @@ func (ec *executionContext) fieldContext_CreateSegmentPayload_segment(_ context.
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Segment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreateSegmentPayload_contacts(ctx context.Context, field graphql.CollectedField, obj *model.CreateSegmentPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateSegmentPayload_contacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contacts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*crm.Contact) graphql.Marshaler {
+			return ec.marshalNContact2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContactᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateSegmentPayload_contacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreateSegmentPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
 		},
 	}
 	return fc, nil
@@ -5091,6 +5209,38 @@ func (ec *executionContext) fieldContext_RemoveContactsFromSegmentsPayload_segme
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Segment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoveContactsFromSegmentsPayload_contacts(ctx context.Context, field graphql.CollectedField, obj *model.RemoveContactsFromSegmentsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoveContactsFromSegmentsPayload_contacts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contacts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*crm.Contact) graphql.Marshaler {
+			return ec.marshalNContact2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContactᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoveContactsFromSegmentsPayload_contacts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoveContactsFromSegmentsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
 		},
 	}
 	return fc, nil
@@ -7364,6 +7514,11 @@ func (ec *executionContext) _AssignContactsToSegmentsPayload(ctx context.Context
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "contacts":
+			out.Values[i] = ec._AssignContactsToSegmentsPayload_contacts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "assignedCount":
 			out.Values[i] = ec._AssignContactsToSegmentsPayload_assignedCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -7734,6 +7889,11 @@ func (ec *executionContext) _CreateSegmentPayload(ctx context.Context, sel ast.S
 		case "segment":
 			out.Values[i] = ec._CreateSegmentPayload_segment(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "contacts":
+			out.Values[i] = ec._CreateSegmentPayload_contacts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		case "userErrors":
@@ -8238,6 +8398,11 @@ func (ec *executionContext) _RemoveContactsFromSegmentsPayload(ctx context.Conte
 			out.Values[i] = graphql.MarshalString("RemoveContactsFromSegmentsPayload")
 		case "segments":
 			out.Values[i] = ec._RemoveContactsFromSegmentsPayload_segments(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contacts":
+			out.Values[i] = ec._RemoveContactsFromSegmentsPayload_contacts(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

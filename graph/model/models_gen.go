@@ -32,6 +32,14 @@ type AssignContactsToSegmentsPayload struct {
 	// The segments of the input, in input order, with their new counts; empty when `userErrors` is not.
 	// Reading them back costs the change a statement: leave them out when the count is all you need.
 	Segments []*crm.Segment `json:"segments"`
+	// The contacts of `contactIds` as they are after the change, each with the `segments` it
+	// is now in, to replace what a client holds of them: one per distinct ID, in the order of
+	// its first appearance (a contact deleted since is left out). Empty when `userErrors` is
+	// not, and with `contactsMatching`, which names no contact: read the contacts again
+	// there (`Query.contacts` with the same `search` and `filter`). Reading them back costs
+	// the change a statement, and one for their `segments`: leave them out when the counts
+	// are all you need.
+	Contacts []*crm.Contact `json:"contacts"`
 	// The number of memberships created; memberships that already existed are not counted.
 	AssignedCount int `json:"assignedCount"`
 	// The number of distinct contacts the change applied to: the given IDs without repeats,
@@ -109,6 +117,11 @@ type CreateSegmentInput struct {
 type CreateSegmentPayload struct {
 	// The new segment; null when `userErrors` is not empty.
 	Segment *crm.Segment `json:"segment,omitempty"`
+	// The contacts of `contactIds` as they are once the segment is made, their `segments`
+	// holding it: one per distinct ID, in the order of its first appearance. Empty without
+	// `contactIds`, or when `userErrors` is not. Reading them back costs the creation a
+	// statement, and one for their `segments`: leave them out when the segment is all you need.
+	Contacts []*crm.Contact `json:"contacts"`
 	// What is wrong with the input; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }
@@ -169,6 +182,14 @@ type RemoveContactsFromSegmentsPayload struct {
 	// The segments of the input, in input order, with their new counts; empty when `userErrors` is not.
 	// Reading them back costs the change a statement: leave them out when the count is all you need.
 	Segments []*crm.Segment `json:"segments"`
+	// The contacts of `contactIds` as they are after the change, each with the `segments` it
+	// is still in, to replace what a client holds of them: one per distinct ID, in the order
+	// of its first appearance (a contact deleted since is left out). Empty when `userErrors`
+	// is not, and with `contactsMatching`, which names no contact: read the contacts again
+	// there (`Query.contacts` with the same `search` and `filter`). Reading them back costs
+	// the change a statement, and one for their `segments`: leave them out when the counts
+	// are all you need.
+	Contacts []*crm.Contact `json:"contacts"`
 	// The number of memberships removed; contacts that were not in a segment are not counted.
 	RemovedCount int `json:"removedCount"`
 	// The number of distinct contacts the change applied to: the given IDs without repeats,

@@ -32,7 +32,11 @@ import (
 //   - A mutation payload's list with the schema's @sizedBy(path:) holds one element
 //     per element of the mutation's input list at path, and costs like nodes(ids:):
 //     1, plus elementCost (1 unless the schema says) and its selection per input
-//     element. An assignment's segments are read back, one per segment ID. An
+//     element. An assignment's segments are read back, one per segment ID, and its
+//     contacts (and a new segment's) one per contact ID: a statement after the
+//     change reads them, up to 1,000 contacts of up to 16 KB of attributes each,
+//     which a contactIds of 1,000 short IDs (10 points) does not pay for; so
+//     contacts { id segments { id } } costs 2 a contact, as a page of them does. An
 //     upsert's contacts are the rows its statements wrote or matched (elementCost
 //     0), which its input's items pay for, but what is selected under them is read
 //     for each: upsertContacts of 1,000 entries selecting contacts { id } costs

@@ -307,8 +307,9 @@ func TestCost(t *testing.T) {
 }
 
 // TestCostOfPayloadLists proves that a mutation payload's list costs what its input
-// lets it hold (@sizedBy): an upsert's contacts and an assignment's segments one
-// object per input element, a deletion's segments a full page per deleted contact.
+// lets it hold (@sizedBy): an upsert's contacts and an assignment's segments and
+// contacts one object per input element, a deletion's segments a full page per
+// deleted contact.
 // Each was costed as 100 elements of nothing (an upsert answering 1,000 contacts of
 // 16 KB of attributes cost 21).
 func TestCostOfPayloadLists(t *testing.T) {
@@ -328,6 +329,12 @@ func TestCostOfPayloadLists(t *testing.T) {
 			map[string]any{"in": map[string]any{"contactIds": ids(1000), "segmentIds": ids(segments)}}
 	}
 	assignQ, assignVars := assign("assignContactsToSegments", "segments { id contactCount }", 100)
+	assignContacts := func(sel string) string {
+		return `mutation($in: AssignContactsToSegmentsInput!) { assignContactsToSegments(input: $in) { assignedCount ` + sel + ` } }`
+	}
+	assignContactsVars := func(contacts int) map[string]any {
+		return map[string]any{"in": map[string]any{"contactIds": ids(contacts), "segmentIds": ids(2)}}
+	}
 	removeQ, removeVars := assign("removeContactsFromSegments", "segments { contacts(first: 5) { nodes { id } } }", 2)
 	for _, tc := range []struct {
 		q    string
@@ -345,6 +352,18 @@ func TestCostOfPayloadLists(t *testing.T) {
 		{`mutation { upsertContacts(input: {contacts: [{phone: "+91"}, {phone: "+92"}]}) { contacts { segments { id } } } }`, nil, 10 + 1 + 2},
 		{assignQ, assignVars, 10 + 11 + 1 + 100},
 		{removeQ, removeVars, 10 + 10 + 1 + 2*(1+1+5)},
+		// The contacts of a membership change are read back, one per contact ID, as
+		// its segments are one per segment ID; each one's segments cost 1, as a
+		// contact's segments do anywhere.
+		{assignContacts(`contacts { id }`), assignContactsVars(1000), 10 + 10 + 1 + 1000},
+		{assignContacts(`contacts { id segments { id name } }`), assignContactsVars(100), 10 + 1 + 1 + 100*(1+1)}, // docs/security.md
+		{assignContacts(`contacts { id segments { id name } }`), assignContactsVars(492), 999},
+		{assignContacts(`contacts { id segments { id name } }`), assignContactsVars(493), 1001},
+		{`mutation { removeContactsFromSegments(input: {contactIds: ["C_AQ", "C_Ag", "C_AQ"], segmentIds: ["S_AQ"]}) { contacts { segments { contactCount } } } }`, nil, 10 + 1 + 3*(1+1)},
+		{`mutation { createSegment(input: {name: "New", contactIds: ["C_AQ", "C_Ag"]}) { segment { id } contacts { id phone } } }`, nil, 10 + 1 + 1 + 2},
+		{`mutation { createSegment(input: {name: "New"}) { contacts { segments { id } } } }`, nil, 10 + 1},
+		// A selection names no contact: none come back.
+		{`mutation { assignContactsToSegments(input: {contactsMatching: {}, segmentIds: ["S_AQ"]}) { contacts { segments { id } } } }`, nil, 10 + 5001/100 + 1},
 		// The segments of the deleted contacts: as many as 100 per contact, read in
 		// one statement, as a contact's own segments are costed.
 		{`mutation { deleteContacts(input: {ids: ["C_AQ"]}) { segments { id contacts(first: 5) { nodes { id name phone } } } } }`, nil, 10 + 1 + 100*(1+5)},

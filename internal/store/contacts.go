@@ -908,6 +908,26 @@ func (s *Store) ContactsByID(ctx context.Context, ws int64, ids []int64) (map[in
 	return out, err
 }
 
+// ContactsInOrder returns the contacts of the workspace that ids name, in one
+// statement: one per distinct ID, in the order of its first appearance in ids, and
+// none for an ID that names no contact of the workspace (or one deleted meanwhile).
+func (s *Store) ContactsInOrder(ctx context.Context, ws int64, ids []int64) ([]crm.Contact, error) {
+	if len(ids) == 0 {
+		return []crm.Contact{}, nil
+	}
+	found, err := s.ContactsByID(ctx, ws, sortedUnique(ids))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]crm.Contact, 0, len(found))
+	for _, id := range unique(ids) {
+		if c, ok := found[id]; ok {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
 // ContactByPhone returns the contact with the phone number, written in any
 // international format, or a NOT_FOUND error. A phone given exactly as a contact has
 // it is that contact's, even where the numbering plans have changed since it was

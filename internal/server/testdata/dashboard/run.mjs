@@ -239,8 +239,8 @@ const [C8, C9] = input.ids.contacts.slice(7, 9);
   if (typeof watched.AudienceSize?.contacts.totalCount !== "number") fail("urql: no audience size");
 
   // "Select all matching": the same mutation with contactsMatching, which names no
-  // contact, so the update function must not walk contactIds, and the table must show
-  // what the server holds once it settles (the page's update refetches it).
+  // contact, so its answer's contacts are empty, and the table must show what the
+  // server holds once it settles (the page's update refetches it).
   const S3 = input.ids.segments[2];
   if (!S3) fail("the seeded workspace has no third segment for the matching assignment");
   const m = await env.client
