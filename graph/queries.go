@@ -312,6 +312,24 @@ func (r *Resolver) lookupMany(ctx context.Context, ids []string) ([]model.Node, 
 	return out, nil
 }
 
+// contactsByPhone looks up to crm.MaxLookupPhones phones in one statement. A phone
+// contactByPhone would refuse is null in the list with that refusal, BAD_USER_INPUT,
+// at its index (["contactsByPhone", 3]): the answer of as many contactByPhone fields,
+// the other phones answered. A whole-field error would have nulled the whole
+// response's data (the list is non-null) for one stray cell of a partner's file.
+func (r *Resolver) contactsByPhone(ctx context.Context, phones []string) ([]*crm.Contact, error) {
+	found, refused, err := r.Store.ContactsByPhone(ctx, workspace(ctx).ID, phones)
+	if err != nil {
+		return nil, err
+	}
+	for i, err := range refused {
+		if err != nil {
+			graphql.AddError(graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i)), err)
+		}
+	}
+	return found, nil
+}
+
 func isNotFound(err error) bool {
 	var e *crm.Error
 	return errors.As(err, &e) && e.Code == crm.CodeNotFound

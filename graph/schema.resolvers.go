@@ -88,9 +88,14 @@ func (r *mutationResolver) UpsertContacts(ctx context.Context, input model.Upser
 	res, err := r.Store.UpsertContacts(ctx, workspace(ctx).ID, in)
 	if err != nil {
 		ue, err := payloadErrors(err)
-		return &model.UpsertContactsPayload{Contacts: []*crm.Contact{}, UserErrors: ue}, err
+		return &model.UpsertContactsPayload{Contacts: []*crm.Contact{}, CreatedContactIds: []string{}, UserErrors: ue}, err
 	}
-	return &model.UpsertContactsPayload{Contacts: pointers(res.Contacts), CreatedCount: res.Created, UpdatedCount: res.Updated, UserErrors: []*model.UserError{}}, nil
+	created := make([]string, len(res.CreatedIDs))
+	for i, id := range res.CreatedIDs {
+		created[i] = globalid.Encode(globalid.Contact, id)
+	}
+	return &model.UpsertContactsPayload{Contacts: pointers(res.Contacts), CreatedCount: res.Created, CreatedContactIds: created,
+		UpdatedCount: res.Updated, UserErrors: []*model.UserError{}}, nil
 }
 
 func (r *mutationResolver) UpdateContact(ctx context.Context, input model.UpdateContactInput) (*model.UpdateContactPayload, error) {
@@ -160,6 +165,10 @@ func (r *queryResolver) ContactByPhone(ctx context.Context, phone string) (*crm.
 		return nil, err
 	}
 	return &c, nil
+}
+
+func (r *queryResolver) ContactsByPhone(ctx context.Context, phones []string) ([]*crm.Contact, error) {
+	return r.contactsByPhone(ctx, phones)
 }
 
 func (r *queryResolver) SegmentByName(ctx context.Context, name string) (*crm.Segment, error) {

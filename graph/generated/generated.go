@@ -153,6 +153,7 @@ type ComplexityRoot struct {
 		ContactByPhone  func(childComplexity int, phone string) int
 		ContactChanges  func(childComplexity int, first *int, after *string) int
 		Contacts        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) int
+		ContactsByPhone func(childComplexity int, phones []string) int
 		DeletedContacts func(childComplexity int, since time.Time, first *int, after *string, last *int, before *string) int
 		Node            func(childComplexity int, id string) int
 		Nodes           func(childComplexity int, ids []string) int
@@ -205,10 +206,11 @@ type ComplexityRoot struct {
 	}
 
 	UpsertContactsPayload struct {
-		Contacts     func(childComplexity int) int
-		CreatedCount func(childComplexity int) int
-		UpdatedCount func(childComplexity int) int
-		UserErrors   func(childComplexity int) int
+		Contacts          func(childComplexity int) int
+		CreatedContactIds func(childComplexity int) int
+		CreatedCount      func(childComplexity int) int
+		UpdatedCount      func(childComplexity int) int
+		UserErrors        func(childComplexity int) int
 	}
 
 	UserError struct {
@@ -258,6 +260,7 @@ type QueryResolver interface {
 	Segment(ctx context.Context, id string) (*crm.Segment, error)
 	Contact(ctx context.Context, id string) (*crm.Contact, error)
 	ContactByPhone(ctx context.Context, phone string) (*crm.Contact, error)
+	ContactsByPhone(ctx context.Context, phones []string) ([]*crm.Contact, error)
 	SegmentByName(ctx context.Context, name string) (*crm.Segment, error)
 	Segments(ctx context.Context, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) (*model.SegmentConnection, error)
 	Contacts(ctx context.Context, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) (*model.ContactConnection, error)
@@ -739,6 +742,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Contacts(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["search"].(*string), args["filter"].(*model.ContactFilter), args["orderBy"].(*model.ContactOrder)), true
+	case "Query.contactsByPhone":
+		if e.ComplexityRoot.Query.ContactsByPhone == nil {
+			break
+		}
+
+		args, err := ec.field_Query_contactsByPhone_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ContactsByPhone(childComplexity, args["phones"].([]string)), true
 	case "Query.deletedContacts":
 		if e.ComplexityRoot.Query.DeletedContacts == nil {
 			break
@@ -979,6 +993,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UpsertContactsPayload.Contacts(childComplexity), true
+	case "UpsertContactsPayload.createdContactIds":
+		if e.ComplexityRoot.UpsertContactsPayload.CreatedContactIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpsertContactsPayload.CreatedContactIds(childComplexity), true
 	case "UpsertContactsPayload.createdCount":
 		if e.ComplexityRoot.UpsertContactsPayload.CreatedCount == nil {
 			break
@@ -1719,6 +1739,19 @@ type Query {
     phone: String!
   ): Contact
   """
+  Fetches up to 100 contacts by their phone numbers in one lookup, each phone read as
+  ` + "`" + `contactByPhone` + "`" + ` reads it, in the order of ` + "`" + `phones` + "`" + `: null for each phone that no
+  contact of this workspace has, and a phone given twice gets its contact twice. A
+  phone that cannot be read (a letter, no country code) is null too, with a
+  BAD_USER_INPUT error whose ` + "`" + `path` + "`" + ` ends at its index and whose ` + "`" + `extensions.field` + "`" + ` is
+  ` + "`" + `["phones", "<index>"]` + "`" + `, as ` + "`" + `contactByPhone` + "`" + ` answers it; the other phones are
+  answered. More than 100 phones is BAD_USER_INPUT, and none is looked up.
+  """
+  contactsByPhone(
+    """The phone numbers (at most 100), each with its country code, in digits."""
+    phones: [String!]!
+  ): [Contact]!
+  """
   Fetches a segment by its name, compared as segment names are unique: as
   ` + "`" + `createSegment` + "`" + ` would store the name (composed, spaces folded, invisible characters
   dropped) and ignoring case; null when the workspace has no such segment. For a
@@ -2093,6 +2126,12 @@ type UpsertContactsPayload {
   contacts: [Contact!]! @sizedBy(path: "input.contacts", elementCost: 0)
   """The number of contacts created."""
   createdCount: Int!
+  """
+  The IDs of the contacts this call created, each once, in the order of its first
+  entry (phones the workspace already knew are left out); empty when ` + "`" + `userErrors` + "`" + ` is
+  not. Its length is ` + "`" + `createdCount` + "`" + `.
+  """
+  createdContactIds: [ID!]!
   """The number of existing contacts whose values changed."""
   updatedCount: Int!
   """What is wrong with the input; empty on success."""
@@ -2429,6 +2468,8 @@ func (ec *executionContext) childFields_UpsertContactsPayload(ctx context.Contex
 		return ec.fieldContext_UpsertContactsPayload_contacts(ctx, field)
 	case "createdCount":
 		return ec.fieldContext_UpsertContactsPayload_createdCount(ctx, field)
+	case "createdContactIds":
+		return ec.fieldContext_UpsertContactsPayload_createdContactIds(ctx, field)
 	case "updatedCount":
 		return ec.fieldContext_UpsertContactsPayload_updatedCount(ctx, field)
 	case "userErrors":
@@ -2782,6 +2823,20 @@ func (ec *executionContext) field_Query_contact_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_contactsByPhone_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "phones",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["phones"] = arg0
 	return args, nil
 }
 
@@ -4886,6 +4941,50 @@ func (ec *executionContext) fieldContext_Query_contactByPhone(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_contactsByPhone(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_contactsByPhone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ContactsByPhone(ctx, fc.Args["phones"].([]string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*crm.Contact) graphql.Marshaler {
+			return ec.marshalNContact2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContact(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_contactsByPhone(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_contactsByPhone_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_segmentByName(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5783,6 +5882,29 @@ func (ec *executionContext) _UpsertContactsPayload_createdCount(ctx context.Cont
 }
 func (ec *executionContext) fieldContext_UpsertContactsPayload_createdCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UpsertContactsPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UpsertContactsPayload_createdContactIds(ctx context.Context, field graphql.CollectedField, obj *model.UpsertContactsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpsertContactsPayload_createdContactIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedContactIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpsertContactsPayload_createdContactIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpsertContactsPayload", field, false, false, "ID")
 }
 
 func (ec *executionContext) _UpsertContactsPayload_updatedCount(ctx context.Context, field graphql.CollectedField, obj *model.UpsertContactsPayload) (ret graphql.Marshaler) {
@@ -8324,6 +8446,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_contactByPhone(ctx, field)
 				})
+		case "contactsByPhone":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_contactsByPhone(ctx, field)
+				})
 		case "segmentByName":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -8689,6 +8817,11 @@ func (ec *executionContext) _UpsertContactsPayload(ctx context.Context, sel ast.
 			}
 		case "createdCount":
 			out.Values[i] = ec._UpsertContactsPayload_createdCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdContactIds":
+			out.Values[i] = ec._UpsertContactsPayload_createdContactIds(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9252,6 +9385,16 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNContact2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContact(ctx context.Context, sel ast.SelectionSet, v []*crm.Contact) graphql.Marshaler {
+	ret := marshalList(ctx, sel, len(v), func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOContact2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContact(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
 func (ec *executionContext) marshalNContact2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐContactᚄ(ctx context.Context, sel ast.SelectionSet, v []*crm.Contact) graphql.Marshaler {
 	ret := marshalList(ctx, sel, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -9748,6 +9891,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNUpdateContactInput2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐUpdateContactInput(ctx context.Context, v any) (model.UpdateContactInput, error) {

@@ -275,6 +275,10 @@ type UpsertContactsPayload struct {
 	Contacts []*crm.Contact `json:"contacts"`
 	// The number of contacts created.
 	CreatedCount int `json:"createdCount"`
+	// The IDs of the contacts this call created, each once, in the order of its first
+	// entry (phones the workspace already knew are left out); empty when `userErrors` is
+	// not. Its length is `createdCount`.
+	CreatedContactIds []string `json:"createdContactIds"`
 	// The number of existing contacts whose values changed.
 	UpdatedCount int `json:"updatedCount"`
 	// What is wrong with the input; empty on success.

@@ -22,6 +22,7 @@ const (
 	MaxBulkSegments    = 100     // segments per bulk mutation
 	MaxFilterSegments  = 100     // segment IDs per membership filter list
 	MaxLookupIDs       = 100     // IDs per nodes(ids:) lookup
+	MaxLookupPhones    = 100     // phones per contactsByPhone(phones:) lookup
 	MaxSearchLength    = 200     // characters of a search term
 	MaxSegmentName     = 100     // characters of a segment name
 	MaxDescription     = 1000    // characters of a segment description

@@ -146,7 +146,13 @@ func (p *ContactPatch) Normalize() error {
 // format ("+91 98765 43210", "0091-98765-43210"). Numbers without a country code are
 // refused: the API cannot guess the country.
 func NormalizePhone(raw string) (string, error) {
-	e164, errs := phone(nil, Path("phone"), raw)
+	return NormalizePhoneAt(Path("phone"), raw)
+}
+
+// NormalizePhoneAt is NormalizePhone for the phone at field of a lookup's list
+// (["phones", "3"]), which its refusal names.
+func NormalizePhoneAt(field []string, raw string) (string, error) {
+	e164, errs := phone(nil, field, raw)
 	return e164, errs.Err()
 }
 

@@ -281,6 +281,9 @@ func TestCost(t *testing.T) {
 		{`{ nodes(ids: ["a", "a", "a"]) { id } }`, nil, 1 + 3},
 		{`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, map[string]any{"ids": ids(100)}, 101},
 		{`{ nodes(ids: ["a", "b", "c"]) { ... on Contact { segments { id } } } }`, nil, 1 + 3*(1+1)},
+		// contactsByPhone(phones:) as nodes(ids:): one contact read per phone.
+		{`{ contactsByPhone(phones: ["+91", "+91", "+44"]) { id } }`, nil, 1 + 3},
+		{`query($p: [String!]!) { contactsByPhone(phones: $p) { id segments { id } } }`, map[string]any{"p": ids(100)}, 1 + 100*(1+1)},
 		{`query($ids: [ID!]!) { nodes(ids: $ids) { ... on Segment { contacts(first: 10) { nodes { id } } } } }`, map[string]any{"ids": []any{"a", "b"}}, 1 + 2*(1+11)},
 		// One object by its ID or phone: 1, plus its selection.
 		{`{ node(id: "a") { id } contact(id: "a") { id } segment(id: "a") { id } contactByPhone(phone: "+91") { id } }`, nil, 4},

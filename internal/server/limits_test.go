@@ -363,6 +363,7 @@ func TestCostReported(t *testing.T) {
 		// nodes(ids:) costs as a page of as many contacts does (it cost 1 for any number).
 		{`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, map[string]any{"ids": slices.Repeat([]string{"C_AQ"}, 100)}, report(101, 101, full)},
 		{`{ contacts(first: 100) { nodes { id } } }`, nil, report(101, 101, full)},
+		{`query($p: [String!]!) { contactsByPhone(phones: $p) { id } }`, map[string]any{"p": slices.Repeat([]string{"+919876543210"}, 100)}, report(101, 101, full)},
 		// Refused for its cost: charged the minimum.
 		{`{ segments(first: 100) { nodes { contacts(first: 100) { nodes { id } } } } }`, nil, report(1+100*(1+1+100), 1, full)},
 		// 10 lists of 100 contacts' attributes, which took 10 points and 16 MB of

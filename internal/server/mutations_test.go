@@ -23,7 +23,7 @@ const (
 	deleteSegmentDoc  = `mutation($in: DeleteSegmentInput!) { deleteSegment(input: $in) { deletedSegmentId ` + userErrorFields + ` } }`
 	assignDoc         = `mutation($in: AssignContactsToSegmentsInput!) { assignContactsToSegments(input: $in) { segments { ` + segmentFields + ` } assignedCount ` + userErrorFields + ` } }`
 	removeDoc         = `mutation($in: RemoveContactsFromSegmentsInput!) { removeContactsFromSegments(input: $in) { segments { ` + segmentFields + ` } removedCount ` + userErrorFields + ` } }`
-	upsertContactsDoc = `mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { contacts { ` + contactFields + ` } createdCount updatedCount ` + userErrorFields + ` } }`
+	upsertContactsDoc = `mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { contacts { ` + contactFields + ` } createdCount createdContactIds updatedCount ` + userErrorFields + ` } }`
 	updateContactDoc  = `mutation($in: UpdateContactInput!) { updateContact(input: $in) { contact { ` + contactFields + ` } ` + userErrorFields + ` } }`
 	deleteContactsDoc = `mutation($in: DeleteContactsInput!) { deleteContacts(input: $in) { deletedContactIds segments { ` + segmentFields + ` } ` + userErrorFields + ` } }`
 )
@@ -57,10 +57,11 @@ type membershipPayload struct {
 }
 
 type upsertPayload struct {
-	Contacts     []contact   `json:"contacts"`
-	CreatedCount int         `json:"createdCount"`
-	UpdatedCount int         `json:"updatedCount"`
-	UserErrors   []userError `json:"userErrors"`
+	Contacts          []contact   `json:"contacts"`
+	CreatedCount      int         `json:"createdCount"`
+	CreatedContactIDs []string    `json:"createdContactIds"`
+	UpdatedCount      int         `json:"updatedCount"`
+	UserErrors        []userError `json:"userErrors"`
 }
 
 type contactPayload struct {

@@ -367,7 +367,7 @@ func (g *opGen) value(t *ast.Type, name, path string, kind globalid.Kind, mutati
 		return g.ids(path, kind, v)[0], true
 	case "String":
 		switch n := strings.ToLower(name); {
-		case n == "phone" && !mutation:
+		case (n == "phone" || n == "phones") && !mutation: // phones: each of a list's
 			return g.other.phones[0], true // another workspace's phone
 		case n == "phone":
 			g.n++

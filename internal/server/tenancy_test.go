@@ -365,6 +365,8 @@ func TestOtherWorkspaceIDsInQueries(t *testing.T) {
 			map[string]any{"id": x.bContacts[3]}, map[string]any{"id": noContact}, `{"contact":null}`},
 		{"contactByPhone", `query($p: String!) { contactByPhone(phone: $p) { id } }`,
 			map[string]any{"p": x.bOnlyPhone}, map[string]any{"p": "+919899999999"}, `{"contactByPhone":null}`},
+		{"contactsByPhone", `query($p: [String!]!) { contactsByPhone(phones: $p) { id } }`,
+			map[string]any{"p": []string{x.bOnlyPhone, x.bOnlyPhone}}, map[string]any{"p": []string{"+919899999999", "+919899999998"}}, `{"contactsByPhone":[null,null]}`},
 		{"filter any", `query($s: [ID!]) { contacts(filter: {segments: {any: $s}}) { totalCount nodes { id } } }`,
 			map[string]any{"s": []string{x.bSeg}}, map[string]any{"s": []string{noSegment}}, `{"contacts":{"totalCount":0,"nodes":[]}}`},
 		{"filter any with an own segment", `query($s: [ID!]) { contacts(filter: {segments: {any: $s}}, orderBy: {field: CREATED_AT, direction: ASC}) { totalCount nodes { id } } }`,

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -291,14 +292,35 @@ func TestUpsertsOfNewPhonesLockInOneOrder(t *testing.T) {
 	ws, _ := storetest.Workspace(t, s)
 	before := storetest.Deadlocks(t, s)
 	const phones, rounds = 50, 25
+	var mu sync.Mutex
+	createdBy := map[int64]int{} // contact -> the upserts that said they created it
 	runWriters(t, 8, rounds, 13, func(w, op int, rng *rand.Rand) error {
 		name := fmt.Sprintf("w%d", w)
 		in := make([]crm.ContactInput, phones)
 		for i, p := range rng.Perm(phones) { // the op's own phones, new at its start
 			in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9197%08d", 80_000+op*phones+p), ContactDetails: crm.ContactDetails{Name: crm.Some(&name)}}
 		}
-		_, err := s.UpsertContacts(ctx, ws.ID, in)
-		return err
+		up, err := s.UpsertContacts(ctx, ws.ID, in)
+		if err != nil {
+			return err
+		}
+		// CreatedIDs (createdContactIds) are this upsert's own, in its input's order,
+		// through the retries of an upsert that met another's new rows.
+		var inOrder []int64
+		for _, c := range up.Contacts {
+			if slices.Contains(up.CreatedIDs, c.ID) && !slices.Contains(inOrder, c.ID) {
+				inOrder = append(inOrder, c.ID)
+			}
+		}
+		if len(up.CreatedIDs) != up.Created || !slices.Equal(inOrder, up.CreatedIDs) {
+			return fmt.Errorf("created %d, CreatedIDs %v, in input order %v", up.Created, up.CreatedIDs, inOrder)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range up.CreatedIDs {
+			createdBy[id]++
+		}
+		return nil
 	})
 	if n := storetest.Deadlocks(t, s) - before; n != 0 {
 		t.Errorf("PostgreSQL detected %d deadlocks, want none", n)
@@ -306,6 +328,14 @@ func TestUpsertsOfNewPhonesLockInOneOrder(t *testing.T) {
 	var n int
 	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM contacts WHERE workspace_id = $1", ws.ID).Scan(&n); err != nil || n != rounds*phones {
 		t.Errorf("%d contacts (%v), want %d", n, err, rounds*phones)
+	}
+	for id, by := range createdBy {
+		if by != 1 {
+			t.Errorf("contact %d created by %d upserts", id, by)
+		}
+	}
+	if len(createdBy) != rounds*phones {
+		t.Errorf("%d contacts reported created, want %d", len(createdBy), rounds*phones)
 	}
 }
 

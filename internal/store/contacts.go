@@ -959,13 +959,71 @@ func (s *Store) ContactByPhone(ctx context.Context, ws int64, phone string) (crm
 	return row.Contact, err
 }
 
+// ContactsByPhone finds the contacts with the phones, each as ContactByPhone finds
+// its phone, in one statement on the workspace's unique phone index (= ANY) for the
+// whole list (up to crm.MaxLookupPhones phones; more is TOO_MANY and reads nothing).
+// found holds a contact per phone, in the order of phones, nil where the workspace
+// has none (a phone given twice gets its contact twice); refused holds, at the index
+// of each phone ContactByPhone would refuse (one that cannot be read, and that no
+// contact has as given), its refusal, its field ["phones", "i"]: nil for the rest.
+func (s *Store) ContactsByPhone(ctx context.Context, ws int64, phones []string) (found []*crm.Contact, refused []error, err error) {
+	if err := crm.CheckCount("phones", len(phones), crm.MaxLookupPhones); err != nil {
+		return nil, nil, err
+	}
+	// Each phone's candidates, as in ContactByPhone: its E.164 form when it has one,
+	// and the phone as given when a contact may have it so, which comes first.
+	type candidates struct{ asGiven, e164 string }
+	want := make([]candidates, len(phones))
+	refused = make([]error, len(phones))
+	var all []string
+	for i, phone := range phones {
+		e164, invalid := crm.NormalizePhoneAt(crm.Path("phones", i), phone)
+		if crm.MayBeStoredAsGiven(phone, e164, invalid) {
+			want[i].asGiven = phone
+			all = append(all, phone)
+		}
+		if invalid != nil {
+			refused[i] = invalid // unless a contact has it as given
+		} else {
+			want[i].e164 = e164
+			all = append(all, e164)
+		}
+	}
+	byPhone := map[string]*crm.Contact{}
+	if len(all) > 0 {
+		var rows []contactRow
+		err := s.db.NewSelect().Model(&rows).
+			Where("c.workspace_id = ? AND c.phone = ANY(?)", s.workspaceArg(ws), pgdialect.Array(all)).
+			Scan(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range rows {
+			byPhone[rows[i].Phone] = &rows[i].Contact
+		}
+	}
+	found = make([]*crm.Contact, len(phones))
+	for i, w := range want {
+		switch c := byPhone[w.asGiven]; {
+		case w.asGiven != "" && c != nil:
+			found[i], refused[i] = c, nil
+		case w.e164 != "":
+			found[i] = byPhone[w.e164]
+		}
+	}
+	return found, refused, nil
+}
+
 // Upserted is the outcome of UpsertContacts.
 type Upserted struct {
 	// Contacts are the stored contacts, one per input, in input order. Inputs with the
 	// same phone name the same contact.
 	Contacts []crm.Contact
-	Created  int // contacts that did not exist
-	Updated  int // existing contacts whose stored values changed
+	// CreatedIDs are the IDs of the contacts the upsert created, each once, in the
+	// order of its first input.
+	CreatedIDs []int64
+	Created    int // contacts that did not exist: len(CreatedIDs)
+	Updated    int // existing contacts whose stored values changed
 }
 
 // UpsertContacts creates or updates contacts matched by phone, all or nothing. Inputs
@@ -1085,9 +1143,18 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 		if len(byPhone) < len(changes) {
 			return errConcurrentChange
 		}
-		out = Upserted{Contacts: make([]crm.Contact, len(in)), Created: len(created), Updated: len(updated)}
+		out = Upserted{Contacts: make([]crm.Contact, len(in)), CreatedIDs: make([]int64, 0, len(created)), Created: len(created), Updated: len(updated)}
+		isNew := make(map[int64]bool, len(created))
+		for _, r := range created {
+			isNew[r.ID] = true
+		}
 		for i := range in {
-			out.Contacts[i] = byPhone[in[i].Phone]
+			c := byPhone[in[i].Phone]
+			out.Contacts[i] = c
+			if isNew[c.ID] {
+				out.CreatedIDs = append(out.CreatedIDs, c.ID)
+				delete(isNew, c.ID) // listed at its first entry only
+			}
 		}
 		return nil
 	})
