@@ -18,7 +18,9 @@ run:
 # Everything CI checks: formatting, vet, generated code up to date, and the tests
 # (which start their own PostgreSQL) under the race detector.
 test: lint check-generated schema-check check-playground tools/graphql-http-audit/node_modules/.installed internal/server/testdata/dashboard/node_modules/.installed
-	$(GO) test -race -count=1 ./...
+	# -timeout: the store's suite took 10-12 minutes on a machine busy with other work,
+	# over go test's default limit of 10 minutes.
+	$(GO) test -race -count=1 -timeout 30m ./...
 	# Every benchmark once, so that none rots between runs of make bench-go (each
 	# checks its answers).
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
@@ -27,7 +29,7 @@ test: lint check-generated schema-check check-playground tools/graphql-http-audi
 # The integration suites again, through a PgBouncer in transaction pooling mode
 # (Debian's pgbouncer package), which the tests start in front of their PostgreSQL.
 test-pgbouncer:
-	SEGMENTS_TEST_PGBOUNCER=1 $(GO) test -race -count=1 ./internal/server/ ./internal/store/ ./cmd/segments/
+	SEGMENTS_TEST_PGBOUNCER=1 $(GO) test -race -count=1 -timeout 30m ./internal/server/ ./internal/store/ ./cmd/segments/
 
 generate:
 	$(GO) generate ./...
