@@ -41,7 +41,7 @@ func (r *Resolver) changeMemberships(ctx context.Context, ids []string, matching
 	case ids == nil && matching == nil:
 		return store.MembershipChange{}, crm.Errorf(crm.CodeInvalid, crm.Path("contactIds"), "give the contacts, by contactIds or by contactsMatching")
 	case ids != nil && matching != nil:
-		return store.MembershipChange{}, crm.Errorf(crm.CodeInvalid, crm.Path("contactsMatching"), "give the contacts by contactIds or by contactsMatching, not both")
+		return store.MembershipChange{}, crm.ContactsGivenTwice()
 	case matching == nil:
 		contactIDs, segmentIDs, invalid, err := decodeBulk(ids, segments)
 		if err != nil {
@@ -62,6 +62,33 @@ func (r *Resolver) changeMemberships(ctx context.Context, ids []string, matching
 	}
 	res, err := change.byQuery(ctx, ws, q, segmentIDs, back)
 	return res, withDecodeErrors(err, invalid)
+}
+
+// createSegment creates the segment of input with its contacts by contactIds, or by
+// contactsMatching (store.CreateSegmentMatching), or none; both is INVALID.
+func (r *Resolver) createSegment(ctx context.Context, input model.CreateSegmentInput) (crm.Segment, error) {
+	ws := workspace(ctx).ID
+	in := crm.NewSegment{Name: input.Name, Description: input.Description}
+	if input.ContactsMatching == nil {
+		// A list over its limit reaches the store too, which refuses it (reading
+		// nothing) along with the name's and the description's problems: a refusal
+		// names every problem at once. Its malformed IDs, then, are not named.
+		contactIDs, invalid := decodeIDs(globalid.Contact, "contactIds", input.ContactIds)
+		in.ContactIDs = contactIDs
+		seg, err := r.Store.CreateSegment(ctx, ws, in)
+		return seg, withDecodeErrors(err, invalid)
+	}
+	q, selErr := contactSelection(input.ContactsMatching)
+	if input.ContactIds != nil || selErr != nil {
+		// Refused before the store runs, with the name's and the description's
+		// problems: every problem at once, as with contactIds.
+		errs := crm.Errors(crm.UserErrors(in.Normalize()))
+		if input.ContactIds != nil {
+			return crm.Segment{}, append(errs, crm.ContactsGivenTwice())
+		}
+		return crm.Segment{}, append(errs, crm.Prefixed(crm.UserErrors(selErr), "contactsMatching")...)
+	}
+	return r.Store.CreateSegmentMatching(ctx, ws, in, q)
 }
 
 // contactSelection decodes a ContactSelection into the query of Query.contacts with
