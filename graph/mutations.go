@@ -47,7 +47,7 @@ func (r *Resolver) changeMemberships(ctx context.Context, ids []string, matching
 	case ids == nil && matching == nil:
 		return store.MembershipChange{}, nil, crm.Errorf(crm.CodeInvalid, crm.Path("contactIds"), "give the contacts, by contactIds or by contactsMatching")
 	case ids != nil && matching != nil:
-		return store.MembershipChange{}, nil, crm.Errorf(crm.CodeInvalid, crm.Path("contactsMatching"), "give the contacts by contactIds or by contactsMatching, not both")
+		return store.MembershipChange{}, nil, crm.ContactsGivenTwice()
 	case matching == nil:
 		contactIDs, segmentIDs, invalid, err := decodeBulk(ids, segments)
 		if err != nil {
@@ -116,6 +116,36 @@ func (r *Resolver) contactsBack(ctx context.Context, payloadType string, ids []i
 		}
 	}
 	return pointers(contacts), nil
+}
+
+// createSegment creates the segment of input with its contacts by contactIds, or by
+// contactsMatching (store.CreateSegmentMatching), or none; both is INVALID. It
+// returns the contactIds decoded, for the payload's contacts (contactsBack): none for
+// a selection, whose contacts the payload does not list.
+func (r *Resolver) createSegment(ctx context.Context, input model.CreateSegmentInput) (crm.Segment, []int64, error) {
+	ws := workspace(ctx).ID
+	in := crm.NewSegment{Name: input.Name, Description: input.Description}
+	if input.ContactsMatching == nil {
+		// A list over its limit reaches the store too, which refuses it (reading
+		// nothing) along with the name's and the description's problems: a refusal
+		// names every problem at once. Its malformed IDs, then, are not named.
+		contactIDs, invalid := decodeIDs(globalid.Contact, "contactIds", input.ContactIds)
+		in.ContactIDs = contactIDs
+		seg, err := r.Store.CreateSegment(ctx, ws, in)
+		return seg, contactIDs, withDecodeErrors(err, invalid)
+	}
+	q, selErr := contactSelection(input.ContactsMatching)
+	if input.ContactIds != nil || selErr != nil {
+		// Refused before the store runs, with the name's and the description's
+		// problems: every problem at once, as with contactIds.
+		errs := crm.Errors(crm.UserErrors(in.Normalize()))
+		if input.ContactIds != nil {
+			return crm.Segment{}, nil, append(errs, crm.ContactsGivenTwice())
+		}
+		return crm.Segment{}, nil, append(errs, crm.Prefixed(crm.UserErrors(selErr), "contactsMatching")...)
+	}
+	seg, err := r.Store.CreateSegmentMatching(ctx, ws, in, q)
+	return seg, nil, err
 }
 
 // contactSelection decodes a ContactSelection into the query of Query.contacts with

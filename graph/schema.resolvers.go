@@ -20,12 +20,8 @@ func (r *contactResolver) Segments(ctx context.Context, obj *crm.Contact) ([]*cr
 }
 
 func (r *mutationResolver) CreateSegment(ctx context.Context, input model.CreateSegmentInput) (*model.CreateSegmentPayload, error) {
-	// A list over its limit reaches the store too, which refuses it (reading nothing)
-	// along with the name's and the description's problems: a refusal names every
-	// problem at once. Its malformed IDs, then, are not named.
-	contactIDs, invalid := decodeIDs(globalid.Contact, "contactIds", input.ContactIds)
-	seg, err := r.Store.CreateSegment(ctx, workspace(ctx).ID, crm.NewSegment{Name: input.Name, Description: input.Description, ContactIDs: contactIDs})
-	if err = withDecodeErrors(err, invalid); err != nil {
+	seg, contactIDs, err := r.createSegment(ctx, input)
+	if err != nil {
 		return createSegmentFailed(err)
 	}
 	contacts, err := r.contactsBack(ctx, "CreateSegmentPayload", contactIDs)

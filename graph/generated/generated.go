@@ -1892,7 +1892,10 @@ enum UserErrorCode {
 
 """The mutations of the API. Each either applies whole or, with ` + "`" + `userErrors` + "`" + `, not at all."""
 type Mutation {
-  """Creates a segment, optionally with its first contacts."""
+  """
+  Creates a segment, optionally with its first contacts: given (` + "`" + `contactIds` + "`" + `) or every
+  contact a selection matches (` + "`" + `contactsMatching` + "`" + `).
+  """
   createSegment(
     """The new segment."""
     input: CreateSegmentInput!
@@ -1945,7 +1948,10 @@ type Mutation {
   ): DeleteContactsPayload!
 }
 
-"""The input of ` + "`" + `createSegment` + "`" + `."""
+"""
+The input of ` + "`" + `createSegment` + "`" + `: its first contacts by ` + "`" + `contactIds` + "`" + ` or by
+` + "`" + `contactsMatching` + "`" + `, at most one of them (both is INVALID), or none.
+"""
 input CreateSegmentInput {
   """The name, 1 to 100 characters, unique in the workspace regardless of case."""
   name: String!
@@ -1953,6 +1959,15 @@ input CreateSegmentInput {
   description: String
   """Contacts to put in the segment at once (at most 1,000)."""
   contactIds: [ID!]
+  """
+  Puts every contact that this selection matches in the new segment, as ` + "`" + `Query.contacts` + "`" + `
+  with the same ` + "`" + `search` + "`" + ` and ` + "`" + `filter` + "`" + ` lists them, read when the segment is made: "save
+  this view as a segment" in one call. The segment and its contacts are created together
+  or not at all (a name TAKEN, or a TIMEOUT, adds no contact and leaves no segment), and
+  ` + "`" + `contactCount` + "`" + ` counts them at once. At most 100,000 contacts (more is TOO_MANY, and
+  nothing is created); matching nobody makes an empty segment.
+  """
+  contactsMatching: ContactSelection @costsAs(items: 5000)
 }
 
 """The result of ` + "`" + `createSegment` + "`" + `."""
@@ -7120,7 +7135,7 @@ func (ec *executionContext) unmarshalInputCreateSegmentInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "description", "contactIds"}
+	fieldsInOrder := [...]string{"name", "description", "contactIds", "contactsMatching"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7148,6 +7163,13 @@ func (ec *executionContext) unmarshalInputCreateSegmentInput(ctx context.Context
 				return it, err
 			}
 			it.ContactIds = data
+		case "contactsMatching":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contactsMatching"))
+			data, err := ec.unmarshalOContactSelection2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactSelection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContactsMatching = data
 		}
 	}
 	return it, nil

@@ -103,7 +103,8 @@ type Count struct {
 	Precision CountPrecision `json:"precision"`
 }
 
-// The input of `createSegment`.
+// The input of `createSegment`: its first contacts by `contactIds` or by
+// `contactsMatching`, at most one of them (both is INVALID), or none.
 type CreateSegmentInput struct {
 	// The name, 1 to 100 characters, unique in the workspace regardless of case.
 	Name string `json:"name"`
@@ -111,6 +112,13 @@ type CreateSegmentInput struct {
 	Description *string `json:"description,omitempty"`
 	// Contacts to put in the segment at once (at most 1,000).
 	ContactIds []string `json:"contactIds,omitempty"`
+	// Puts every contact that this selection matches in the new segment, as `Query.contacts`
+	// with the same `search` and `filter` lists them, read when the segment is made: "save
+	// this view as a segment" in one call. The segment and its contacts are created together
+	// or not at all (a name TAKEN, or a TIMEOUT, adds no contact and leaves no segment), and
+	// `contactCount` counts them at once. At most 100,000 contacts (more is TOO_MANY, and
+	// nothing is created); matching nobody makes an empty segment.
+	ContactsMatching *ContactSelection `json:"contactsMatching,omitempty"`
 }
 
 // The result of `createSegment`.

@@ -156,6 +156,13 @@ func NormalizePhoneAt(field []string, raw string) (string, error) {
 	return e164, errs.Err()
 }
 
+// ContactsGivenTwice is the problem of an input that gives its contacts both by
+// contactIds and by contactsMatching, which exclude each other: the bulk changes of
+// memberships and createSegment.
+func ContactsGivenTwice() *Error {
+	return Errorf(CodeInvalid, Path("contactsMatching"), "give the contacts by contactIds or by contactsMatching, not both")
+}
+
 // CheckBulk checks the sizes of the ID lists of a bulk membership change.
 func CheckBulk(contacts, segments int) error {
 	var errs Errors

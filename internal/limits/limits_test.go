@@ -302,6 +302,9 @@ func TestCost(t *testing.T) {
 		{`mutation { removeContactsFromSegments(input: {contactsMatching: {filter: {segments: {any: ["S_AQ"], none: ["S_Ag"]}}}, segmentIds: ["S_Aw"]}) { matchedCount } }`, nil, 10 + 5003/100},
 		{`mutation { assignContactsToSegments(input: {contactsMatching: {}, segmentIds: ["S_Aw"]}) { segments { id } } }`, nil, 10 + 5001/100 + 1 + 1},
 		{`mutation { assignContactsToSegments(input: {contactsMatching: null, contactIds: ["C_AQ"], segmentIds: ["S_Aw"]}) { matchedCount } }`, nil, 10},
+		// createSegment's contactsMatching is the same selection, under the same cap.
+		{`mutation { createSegment(input: {name: "x", contactsMatching: {search: "x"}}) { segment { id } userErrors { code } } }`, nil, 10 + 5000/100 + 2},
+		{`mutation { createSegment(input: {name: "x", contactsMatching: null}) { segment { id } } }`, nil, 11},
 	} {
 		if got := cost(t, tc.q, tc.vars); got != tc.want {
 			t.Errorf("%s %v: cost %d, want %d", tc.q, tc.vars, got, tc.want)

@@ -252,3 +252,115 @@ func TestMatchingRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateSegmentMatchingAPI saves a selection as a segment in one createSegment
+// (contactsMatching): by search, by filter (any, all, none) and by both, its members
+// are exactly what contacts(search:, filter:) lists, and the payload's contactCount
+// counts them. Refusals (contacts given both ways, a bad selection, a taken name)
+// create nothing and assign nothing; another workspace's contacts and segments are
+// never selected; a retry with the request's Idempotency-Key replays the answer
+// rather than answer TAKEN.
+func TestCreateSegmentMatchingAPI(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	ids := c.addContacts(phones(932_000, 6)...)
+	low := c.addSegment("Low", ids[:3]...)
+	even := c.addSegment("Even", ids[0], ids[2], ids[4])
+	other := mutClient{c.as(t)}
+	otherIDs := other.addContacts(phones(932_000, 6)...) // the same phones
+	otherSeg := other.addSegment("Theirs", otherIDs[:2]...)
+	sorted := func(ids ...string) []string { return slices.Sorted(slices.Values(ids)) }
+
+	for _, tc := range []struct {
+		name string
+		sel  map[string]any
+		want []string
+	}{
+		{"search", map[string]any{"search": "0093200"}, sorted(ids...)},
+		{"a phone", map[string]any{"search": "+91 98 0093 2004"}, sorted(ids[4])},
+		{"any", map[string]any{"filter": map[string]any{"segments": map[string]any{"any": []string{low}}}}, sorted(ids[:3]...)},
+		{"all", map[string]any{"filter": map[string]any{"segments": map[string]any{"all": []string{low, even}}}}, sorted(ids[0], ids[2])},
+		{"none", map[string]any{"filter": map[string]any{"segments": map[string]any{"none": []string{low}}}}, sorted(ids[3:]...)},
+		{"search and filter", map[string]any{"search": "0093200", "filter": map[string]any{"segments": map[string]any{"any": []string{even}, "none": []string{low}}}}, sorted(ids[4])},
+		{"nobody", map[string]any{"search": "nobody"}, []string{}},
+		{"everybody", map[string]any{}, sorted(ids...)},
+		{"another workspace's segment, any", map[string]any{"filter": map[string]any{"segments": map[string]any{"any": []string{otherSeg}}}}, []string{}},
+		{"another workspace's segment, none", map[string]any{"filter": map[string]any{"segments": map[string]any{"none": []string{otherSeg}}}}, sorted(ids...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.on(t)
+			otherBefore := other.snapshot()
+			if listed, total := c.listed(tc.sel); !slices.Equal(listed, tc.want) || total != len(tc.want) {
+				t.Fatalf("contacts lists %v (totalCount %d), want %v", listed, total, tc.want)
+			}
+			p := c.createSegment(map[string]any{"name": "Saved " + tc.name, "contactsMatching": tc.sel})
+			checkUserErrors(t, p.UserErrors)
+			if p.Segment == nil || p.Segment.Name != "Saved "+tc.name || p.Segment.ContactCount != len(tc.want) {
+				t.Fatalf("%+v; want the segment with contactCount %d", p.Segment, len(tc.want))
+			}
+			if m := c.members(p.Segment.ID); !slices.Equal(m, tc.want) {
+				t.Errorf("members %v, want %v", m, tc.want)
+			}
+			c.checkCount(p.Segment.ID, len(tc.want))
+			if other.snapshot() != otherBefore {
+				t.Error("the other workspace changed")
+			}
+		})
+	}
+
+	t.Run("contactsMatching null", func(t *testing.T) {
+		c := c.on(t)
+		p := c.createSegment(map[string]any{"name": "By IDs", "contactIds": []string{ids[1]}, "contactsMatching": nil})
+		checkUserErrors(t, p.UserErrors)
+		if p.Segment == nil || p.Segment.ContactCount != 1 || !slices.Equal(c.members(p.Segment.ID), []string{ids[1]}) {
+			t.Errorf("%+v; want the segment of contactIds", p.Segment)
+		}
+	})
+
+	for _, tc := range []struct {
+		name string
+		in   map[string]any
+		want []wantUserError
+	}{
+		{"both", map[string]any{"name": "Both", "contactIds": ids[:1], "contactsMatching": map[string]any{}},
+			[]wantUserError{userErrAt("INVALID", "input", "contactsMatching")}},
+		{"both, contactIds empty", map[string]any{"name": "Both", "contactIds": []string{}, "contactsMatching": map[string]any{"search": "x"}},
+			[]wantUserError{userErrAt("INVALID", "input", "contactsMatching")}},
+		{"both, a blank name and a malformed ID", map[string]any{"name": " ", "contactIds": []string{"C_!!"}, "contactsMatching": map[string]any{}},
+			[]wantUserError{userErrAt("BLANK", "input", "name"), userErrAt("INVALID", "input", "contactsMatching")}},
+		{"a long search and a long description", map[string]any{"name": "Long", "description": strings.Repeat("x", 1001), "contactsMatching": map[string]any{"search": strings.Repeat("x", 201)}},
+			[]wantUserError{userErrAt("TOO_LONG", "input", "description"), userErrAt("TOO_LONG", "input", "contactsMatching", "search")}},
+		{"a malformed filter", map[string]any{"name": "Malformed", "contactsMatching": map[string]any{"filter": map[string]any{"segments": map[string]any{"none": []string{low, "nope"}}}}},
+			[]wantUserError{userErrAt("INVALID", "input", "contactsMatching", "filter", "segments", "none", "1")}},
+		{"a taken name", map[string]any{"name": " low ", "contactsMatching": map[string]any{}},
+			[]wantUserError{userErrAt("TAKEN", "input", "name")}},
+	} {
+		t.Run("refused/"+tc.name, func(t *testing.T) {
+			c := c.on(t)
+			before := c.dbState()
+			p := c.createSegment(tc.in)
+			if p.Segment != nil {
+				t.Errorf("segment %+v created", p.Segment)
+			}
+			checkUserErrors(t, p.UserErrors, tc.want...)
+			c.unchanged(before)
+		})
+	}
+
+	t.Run("an idempotency key", func(t *testing.T) {
+		c := c.on(t)
+		body := idemBody(createSegmentDoc, map[string]any{"in": map[string]any{"name": "Keyed", "contactsMatching": map[string]any{"search": "0093200"}}})
+		first := c.idemPost(body, "create-matching-1")
+		// A contact that matches now, after the first request: the replay does not run
+		// the creation again, so it is neither TAKEN nor adds the contact.
+		late := c.addContacts(phones(932_006, 1)...)
+		again := c.idemPost(body, "create-matching-1")
+		if first.status != 200 || string(again.body) != string(first.body) || !strings.Contains(string(first.body), `"contactCount":6`) {
+			t.Errorf("first %d %s, replay %s; want the same answer, contactCount 6", first.status, first.body, again.body)
+		}
+		n := storetest.Column[int64](c.t, c.store.DB(), "SELECT count(*) FROM segments WHERE workspace_id = $1 AND name = 'Keyed'", c.ws.ID)
+		members := storetest.Column[int64](c.t, c.store.DB(), "SELECT count(*) FROM memberships m JOIN segments s ON s.workspace_id = m.workspace_id AND s.id = m.segment_id WHERE s.workspace_id = $1 AND s.name = 'Keyed'", c.ws.ID)
+		if n[0] != 1 || members[0] != 6 {
+			t.Errorf("%d segments named Keyed with %d members, want one with 6 (the late contact %s left out)", n[0], members[0], late[0])
+		}
+	})
+}

@@ -232,15 +232,44 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 	if len(in.ContactIDs) > crm.MaxBulkContacts {
 		return crm.Segment{}, inputErr
 	}
-	contactIDs := sortedUnique(in.ContactIDs)
-	var created crm.Segment
-	var members int
+	return s.createSegment(ctx, ws, in, inputErr, givenContacts(in.ContactIDs))
+}
+
+// CreateSegmentMatching creates a segment whose first members are the contacts cq
+// selects (its Search and Segments, as Contacts reads them), all or nothing: the
+// selection is AssignContactsMatching's, the same statement with the same locks and
+// contact turn, run in the transaction that inserts the segment, so that the segment
+// is committed with all of its members or not at all. A selection of more than
+// crm.MaxMatchedContacts contacts is TOO_MANY at contactsMatching, a taken name
+// TAKEN, and neither creates anything; a selection of nobody makes an empty segment.
+// in.ContactIDs must be nil: the members come by IDs or by a selection, and both is
+// INVALID at contactsMatching.
+//
+// Made in two calls, CreateSegment and then AssignContactsMatching, a selection
+// whose assignment failed (TOO_MANY, TIMEOUT) left an empty segment, and its retry
+// was TAKEN.
+func (s *Store) CreateSegmentMatching(ctx context.Context, ws int64, in crm.NewSegment, cq crm.ContactQuery) (crm.Segment, error) {
+	inputErr := in.Normalize()
+	if in.ContactIDs != nil {
+		return crm.Segment{}, append(crm.Errors(crm.UserErrors(inputErr)), crm.ContactsGivenTwice())
+	}
+	return s.createSegment(ctx, ws, in, inputErr, s.matchingContacts(cq))
+}
+
+// createSegment creates a segment of in, normalized with the problems inputErr, and
+// puts the contacts of contacts in it, in one transaction.
+func (s *Store) createSegment(ctx context.Context, ws int64, in crm.NewSegment, inputErr error, contacts contactsToChange) (crm.Segment, error) {
+	var (
+		created crm.Segment
+		added   int
+	)
 	w := s.workspaceArg(ws)
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		// The contacts first, so that a refusal names every problem at once: a bad
 		// name or description, a taken name (which aborts the transaction) and every
-		// unknown contact.
-		conErr := lockContacts(ctx, tx, w, "contactIds", in.ContactIDs, keepContacts)
+		// unknown contact, or a selection over its cap. First of the transaction's
+		// locks, as in every change of memberships (lockContacts).
+		contactIDs, conErr := contacts(ctx, tx, w, 1)
 		if conErr != nil && crm.UserErrors(conErr) == nil {
 			return conErr
 		}
@@ -262,7 +291,9 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 		if conErr != nil {
 			return conErr
 		}
-		if members, err = insertMemberships(ctx, tx, w, []int64{row.ID}, contactIDs); err != nil {
+		// Nobody else sees the new segment before the commit, so no concurrent
+		// assignment can add one of these pairs first (insertMemberships' retry).
+		if added, err = insertMemberships(ctx, tx, w, []int64{row.ID}, contactIDs); err != nil {
 			return err
 		}
 		err = tx.NewSelect().Model(&row).Where("s.workspace_id = ? AND s.id = ?", ws, row.ID).Scan(ctx)
@@ -270,7 +301,7 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 		return err
 	})
 	if err == nil {
-		s.noteWritten("memberships", ws, members)
+		s.noteWritten("memberships", ws, added)
 	}
 	return created, err
 }

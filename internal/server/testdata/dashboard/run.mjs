@@ -147,17 +147,27 @@ const [C8, C9] = input.ids.contacts.slice(7, 9);
       // before the assignment is sent (in the same block, the two raced, and a table
       // read after the assignment showed it without the cache's update). Remember
       // the counts just before the assignment, when it is sent.
-      text: b.text.replace(/^await addToSegments\(/m, "await __settle(); globalThis.__before = await __truth(); await addToSegments("),
+      text: b.text
+        .replace(/^await addToSegments\(/m, "await __settle(); globalThis.__before = await __truth(); await addToSegments(")
+        // What the assignment's checks below look at, before "save this view as a
+        // segment" refetches the table and the list.
+        .replace(/^await saveView\(/m, "await __settle(); globalThis.__beforeSave = await __snapshot(); await saveView("),
     })),
-    { ...env, __truth: truth },
+    {
+      ...env,
+      __truth: truth,
+      __snapshot: async () => ({ truth: await truth(), table: structuredClone(watched.ContactsTable), requests: requests.slice() }),
+    },
   );
   await run.catch((e) => fail(`Apollo blocks: ${e.stack}`));
   const before = globalThis.__before;
+  const saved = globalThis.__beforeSave ?? { truth: await truth(), requests: [] };
   await settle();
   const after = await truth();
   const list = watched.SegmentList?.segments.edges.map((e) => e.node) ?? [];
-  const table = watched.ContactsTable?.contacts.edges.map((e) => e.node) ?? [];
+  const table = saved.table?.contacts.edges.map((e) => e.node) ?? [];
   if (!before) fail("Apollo: the page's block never sends addToSegments");
+  if (!globalThis.__beforeSave) fail("Apollo: the page's block never sends saveView");
   if (list.length === 0) fail("Apollo: the segment list shows nothing");
   if (!list.some((s) => s.name === "Holi Buyers"))
     fail(`Apollo: the segment list does not show the created segment after its refetch: ${JSON.stringify(list)}`);
@@ -167,16 +177,28 @@ const [C8, C9] = input.ids.contacts.slice(7, 9);
   }
   if (before && before.counts[S2] === after.counts[S2])
     fail("Apollo: the assignment changed no count of the listed segments: the check proves nothing");
-  const listFetches = requests.filter((n) => n === "SegmentList").length;
+  const listFetches = saved.requests.filter((n) => n === "SegmentList").length;
   if (listFetches !== 2) fail(`Apollo: SegmentList fetched ${listFetches} times, want 2 (once, and once refetched after createSegment)`);
   for (const id of [C1, C2]) {
     const row = table.find((c) => c.id === id);
     const cached = row?.segments.map((s) => s.name);
-    if (JSON.stringify(cached) !== JSON.stringify(after.segmentsOf[id]))
-      fail(`Apollo: the table shows contact ${id} in ${JSON.stringify(cached)}, the server in ${JSON.stringify(after.segmentsOf[id])}`);
+    if (JSON.stringify(cached) !== JSON.stringify(saved.truth.segmentsOf[id]))
+      fail(`Apollo: the table shows contact ${id} in ${JSON.stringify(cached)}, the server in ${JSON.stringify(saved.truth.segmentsOf[id])}`);
   }
-  const tableFetches = requests.filter((n) => n === "ContactsTable").length;
+  const tableFetches = saved.requests.filter((n) => n === "ContactsTable").length;
   if (tableFetches !== 1) fail(`Apollo: ContactsTable fetched ${tableFetches} times, want 1: the cache update, not a refetch, must show the change`);
+  // "Save this view as a segment" (one createSegment with contactsMatching): the
+  // list shows the new segment with its count, and the refetched table its contacts
+  // in it, as the server has them.
+  const vip = (await server(`{ segmentByName(name: "VIP Buyers") { id contactCount } }`)).segmentByName;
+  const shown = list.find((s) => s.name === "VIP Buyers");
+  if (!vip || vip.contactCount === 0 || shown?.contactCount !== vip.contactCount)
+    fail(`Apollo: after saveView the list shows ${JSON.stringify(shown)}, the server ${JSON.stringify(vip)}`);
+  for (const id of [C1, C2]) {
+    const cached = watched.ContactsTable?.contacts.edges.find((e) => e.node.id === id)?.node.segments.map((s) => s.name);
+    if (!cached?.includes("VIP Buyers") || JSON.stringify(cached) !== JSON.stringify(after.segmentsOf[id]))
+      fail(`Apollo: after saveView the table shows contact ${id} in ${JSON.stringify(cached)}, the server in ${JSON.stringify(after.segmentsOf[id])}`);
+  }
   if (typeof watched.AudienceSize?.contacts.totalCount !== "number") fail("Apollo: no audience size");
   console.log(`apollo: requests ${JSON.stringify(requests)}`);
   env.client.stop();
