@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -209,11 +210,20 @@ func examples(t *testing.T) []example {
 
 var operationName = regexp.MustCompile(`(?m)^(query|mutation) (\w+)`)
 
+// exampleShows names, for an example's operation, fields its answer must hold: what a
+// first-time user should see of the API, the newest fields included.
+var exampleShows = map[string][][]string{
+	"ListSegments":   {{"viewer", "canMutate"}, {"viewer", "expiresAt"}, {"segments", "nodes"}},
+	"UpsertContacts": {{"upsertContacts", "createdContactIds"}},
+	"Contacts":       {{"contacts", "nodes"}, {"contactsByPhone"}},
+	"AssignContacts": {{"assignContactsToSegments", "segments"}, {"assignContactsToSegments", "contacts"}},
+}
+
 // TestExamples proves the example operations the playground opens with are valid
-// against the schema and run on the real server with their own variables (the
-// mutations' placeholder IDs name nothing in a new workspace: user errors, not
-// request errors), that they cover the stories, and that the committed build carries
-// them all.
+// against the schema and run on the real server with their own variables (in a new
+// workspace the mutations' placeholder IDs may name nothing: user errors, not request
+// errors), that they cover the stories and show the fields of exampleShows, and that
+// the committed build carries them all.
 func TestExamples(t *testing.T) {
 	srv, key := newServer(t, server.Config{})
 	var bundle []byte
@@ -241,12 +251,39 @@ func TestExamples(t *testing.T) {
 		if err := json.Unmarshal(body, &res); err != nil || status != http.StatusOK || len(res.Errors) > 0 || len(res.Data) == 0 {
 			t.Errorf("%s: %d %s", ex.file, status, body)
 		}
+		for _, path := range exampleShows[m[2]] {
+			if !answerHas(res.Data, path) {
+				t.Errorf("%s: the answer has no %s: %s", ex.file, strings.Join(path, "."), body)
+			}
+		}
 	}
-	for _, story := range []string{"ListSegments", "SearchSegments", "CreateSegment", "AssignContacts", "CampaignAudience"} {
-		if !strings.Contains(strings.Join(names, " "), story) {
+	for _, story := range []string{"ListSegments", "SearchSegments", "UpsertContacts", "Contacts", "CreateSegment", "AssignContacts", "CampaignAudience"} {
+		if !slices.Contains(names, story) {
 			t.Errorf("no %s example among %v", story, names)
 		}
 	}
+}
+
+// answerHas reports whether data holds the field at path, a list's elements taken as
+// its objects: an empty list holds the fields its elements would have, selected or
+// not.
+func answerHas(data any, path []string) bool {
+	if len(path) == 0 {
+		return true
+	}
+	switch v := data.(type) {
+	case map[string]any:
+		f, ok := v[path[0]]
+		return ok && answerHas(f, path[1:])
+	case []any:
+		for _, e := range v {
+			if !answerHas(e, path) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // TestPlaygroundRoutes proves the server serves the page and its assets, and
