@@ -57,8 +57,7 @@ func (r *Resolver) changeMemberships(ctx context.Context, ids []string, matching
 		if err = withDecodeErrors(err, invalid); err != nil {
 			return res, nil, err
 		}
-		contacts, err := r.contactsBack(ctx, payloadType, contactIDs)
-		return res, contacts, err
+		return res, r.contactsBack(ctx, payloadType, contactIDs), nil
 	}
 	if err := crm.CheckBulk(0, len(segments)); err != nil {
 		return store.MembershipChange{}, nil, err
@@ -87,13 +86,30 @@ func (r *Resolver) changeMemberships(ctx context.Context, ids []string, matching
 // handler.go), and Prefetch replaces whatever they held, so no segments read before
 // the change can answer.
 //
-// An error here answers the mutation with an error though its change is made; the
-// change is safe to send again.
-func (r *Resolver) contactsBack(ctx context.Context, payloadType string, ids []int64) ([]*crm.Contact, error) {
+// The change is committed before this reads anything, so a failure here (the
+// database gone, the request's time up) must not answer it as failed: the payload
+// keeps its segments and counts, its contacts are empty, and the error is reported
+// beside the data at each contacts field's path. Answered as the mutation's error,
+// a createSegment's retry met TAKEN, and a keyed request's replays repeated the
+// error, never the new segment's ID.
+func (r *Resolver) contactsBack(ctx context.Context, payloadType string, ids []int64) []*crm.Contact {
 	fields := payloadFields(ctx, payloadType, "contacts")
 	if len(fields) == 0 || len(ids) == 0 {
-		return []*crm.Contact{}, nil
+		return []*crm.Contact{}
 	}
+	contacts, err := r.readBack(ctx, fields, ids)
+	if err != nil {
+		for _, f := range fields {
+			graphql.AddError(graphql.WithPathContext(ctx, graphql.NewPathWithField(f.Alias)), err)
+		}
+		return []*crm.Contact{}
+	}
+	return contacts
+}
+
+// readBack reads the contacts of ids and prefetches the segments fields' selections
+// ask of them (contactsBack).
+func (r *Resolver) readBack(ctx context.Context, fields []graphql.CollectedField, ids []int64) ([]*crm.Contact, error) {
 	contacts, err := r.Store.ContactsInOrder(ctx, workspace(ctx).ID, ids)
 	if err != nil {
 		return nil, err

@@ -24,11 +24,7 @@ func (r *mutationResolver) CreateSegment(ctx context.Context, input model.Create
 	if err != nil {
 		return createSegmentFailed(err)
 	}
-	contacts, err := r.contactsBack(ctx, "CreateSegmentPayload", contactIDs)
-	if err != nil {
-		return createSegmentFailed(err)
-	}
-	return &model.CreateSegmentPayload{Segment: &seg, Contacts: contacts, UserErrors: []*model.UserError{}}, nil
+	return &model.CreateSegmentPayload{Segment: &seg, Contacts: r.contactsBack(ctx, "CreateSegmentPayload", contactIDs), UserErrors: []*model.UserError{}}, nil
 }
 
 func (r *mutationResolver) UpdateSegment(ctx context.Context, input model.UpdateSegmentInput) (*model.UpdateSegmentPayload, error) {

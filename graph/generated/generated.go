@@ -1979,6 +1979,8 @@ type CreateSegmentPayload {
   holding it: one per distinct ID, in the order of its first appearance. Empty without
   ` + "`" + `contactIds` + "`" + `, or when ` + "`" + `userErrors` + "`" + ` is not. Reading them back costs the creation a
   statement, and one for their ` + "`" + `segments` + "`" + `: leave them out when the segment is all you need.
+  Also empty when reading them back failed, with an error at this field's path beside the
+  data: the segment is made all the same.
   """
   contacts: [Contact!]! @sizedBy(path: "input.contactIds")
   """What is wrong with the input; empty on success."""
@@ -2049,7 +2051,8 @@ type AssignContactsToSegmentsPayload {
   not, and with ` + "`" + `contactsMatching` + "`" + `, which names no contact: read the contacts again
   there (` + "`" + `Query.contacts` + "`" + ` with the same ` + "`" + `search` + "`" + ` and ` + "`" + `filter` + "`" + `). Reading them back costs
   the change a statement, and one for their ` + "`" + `segments` + "`" + `: leave them out when the counts
-  are all you need.
+  are all you need. Also empty when reading them back failed, with an error at this
+  field's path beside the data: the change is made all the same.
   """
   contacts: [Contact!]! @sizedBy(path: "input.contactIds")
   """The number of memberships created; memberships that already existed are not counted."""
@@ -2093,7 +2096,8 @@ type RemoveContactsFromSegmentsPayload {
   is not, and with ` + "`" + `contactsMatching` + "`" + `, which names no contact: read the contacts again
   there (` + "`" + `Query.contacts` + "`" + ` with the same ` + "`" + `search` + "`" + ` and ` + "`" + `filter` + "`" + `). Reading them back costs
   the change a statement, and one for their ` + "`" + `segments` + "`" + `: leave them out when the counts
-  are all you need.
+  are all you need. Also empty when reading them back failed, with an error at this
+  field's path beside the data: the change is made all the same.
   """
   contacts: [Contact!]! @sizedBy(path: "input.contactIds")
   """The number of memberships removed; contacts that were not in a segment are not counted."""

@@ -38,7 +38,8 @@ type AssignContactsToSegmentsPayload struct {
 	// not, and with `contactsMatching`, which names no contact: read the contacts again
 	// there (`Query.contacts` with the same `search` and `filter`). Reading them back costs
 	// the change a statement, and one for their `segments`: leave them out when the counts
-	// are all you need.
+	// are all you need. Also empty when reading them back failed, with an error at this
+	// field's path beside the data: the change is made all the same.
 	Contacts []*crm.Contact `json:"contacts"`
 	// The number of memberships created; memberships that already existed are not counted.
 	AssignedCount int `json:"assignedCount"`
@@ -129,6 +130,8 @@ type CreateSegmentPayload struct {
 	// holding it: one per distinct ID, in the order of its first appearance. Empty without
 	// `contactIds`, or when `userErrors` is not. Reading them back costs the creation a
 	// statement, and one for their `segments`: leave them out when the segment is all you need.
+	// Also empty when reading them back failed, with an error at this field's path beside the
+	// data: the segment is made all the same.
 	Contacts []*crm.Contact `json:"contacts"`
 	// What is wrong with the input; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
@@ -196,7 +199,8 @@ type RemoveContactsFromSegmentsPayload struct {
 	// is not, and with `contactsMatching`, which names no contact: read the contacts again
 	// there (`Query.contacts` with the same `search` and `filter`). Reading them back costs
 	// the change a statement, and one for their `segments`: leave them out when the counts
-	// are all you need.
+	// are all you need. Also empty when reading them back failed, with an error at this
+	// field's path beside the data: the change is made all the same.
 	Contacts []*crm.Contact `json:"contacts"`
 	// The number of memberships removed; contacts that were not in a segment are not counted.
 	RemovedCount int `json:"removedCount"`
