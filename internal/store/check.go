@@ -156,7 +156,8 @@ type maintainedTrigger struct{ table, name string }
 // those that do both for TRUNCATE; then those that version the workspaces' segment
 // catalogs (catalog.go); then the one that records deleted contacts (deleted.go);
 // then those that stamp each change of contacts with its transaction for the change
-// feed (changes.go).
+// feed (changes.go); then those that record membership changes for the feed of
+// memberships (membershipchanges.go).
 var maintainedTriggers = []maintainedTrigger{
 	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_count_deleted"},
 	{"memberships", "memberships_bitmaps_inserted"}, {"memberships", "memberships_bitmaps_deleted"},
@@ -170,6 +171,8 @@ var maintainedTriggers = []maintainedTrigger{
 	{"segments", "segments_catalog_updated"}, {"segments", "segments_catalog_truncated"},
 	{"contacts", "contacts_deletions_recorded"},
 	{"contacts", "contacts_change_xid"}, {"deleted_contacts", "deleted_contacts_change_xid"},
+	{"memberships", "memberships_feed_inserted"}, {"memberships", "memberships_feed_deleted"},
+	{"memberships", "memberships_feed_truncated"},
 }
 
 // TriggerProblems reports each trigger that maintains contact_count, segment_bitmaps
