@@ -177,11 +177,11 @@ var maintainedTriggers = []maintainedTrigger{
 
 // TriggerProblems reports each trigger that maintains contact_count, segment_bitmaps
 // or contact_counts, memberships' references, the catalogs' versions, the list of
-// deleted contacts or the change feed's transaction IDs, and is missing or does not
-// fire in ordinary sessions. With one of them off, every change of memberships or
-// contacts makes counters or bitmaps drift again, so a repair would not last, or
-// leaves memberships of contacts or segments that do not exist, or deletions
-// unlisted, or changes the change feed never lists.
+// deleted contacts, the change feed's transaction IDs or the feed of memberships, and
+// is missing or does not fire in ordinary sessions. With one of them off, every
+// change of memberships or contacts makes counters or bitmaps drift again, so a
+// repair would not last, or leaves memberships of contacts or segments that do not
+// exist, or deletions unlisted, or changes the feeds never list.
 func (s *Store) TriggerProblems(ctx context.Context) ([]string, error) {
 	tables, names := make([]string, len(maintainedTriggers)), make([]string, len(maintainedTriggers))
 	for i, t := range maintainedTriggers {
