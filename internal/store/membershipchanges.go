@@ -339,7 +339,7 @@ func (s *Store) MembershipChanges(ctx context.Context, ws int64, args crm.PageAr
 		for _, r := range rows {
 			at := r.ChangedAt.Time
 			ids := r.ContactIDs
-			slices.Sort(ids) // recorded sorted; kept so whatever wrote the row
+			slices.Sort(ids) // recorded in the statement's order
 			items = append(items, membershipItem{
 				change: crm.MembershipChange{SegmentID: r.SegmentID.Int64, Added: r.Added.Bool, ContactIDs: ids, ChangedAt: &at},
 				at:     feedPlace{r.xid, r.ID.Int64},
