@@ -20,6 +20,14 @@
 -- 20261216000004): its batches delete its memberships first, and nobody reads its
 -- feed any more; its rows here are deleted in batches too (store.workspaceBatches).
 --
+-- What the trigger costs (bench-data, 200,000 contacts, the server's role, EXPLAIN
+-- ANALYZE, 2 cores shared at load 9-11): an insert of 100,000 memberships (a
+-- select-all) 30-100 ms of 2.4-3.7 s, its delete (deleteSegment's cascade) 22-140 ms
+-- of 150-810, W7's 1,000 contacts to 100 segments 75-130 ms of 1.9-2.3 s, W6 1-12 ms;
+-- through the API, alternating with and without it, the select-all, its removal, W6
+-- and W7 moved less than their noise (select-all medians 4.2 and 4.4 s at that load),
+-- deleteSegment of 100,000 members 0.20-0.48 s without and 0.37-0.63 s with.
+--
 -- No foreign keys, as memberships has none (20261201000001): a deleted segment's
 -- rows stay, the feed's record of what it had.
 CREATE TABLE membership_changes (
