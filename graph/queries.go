@@ -79,6 +79,46 @@ func (r *Resolver) contactChanges(ctx context.Context, first *int, after *string
 	return &model.ContactChangeConnection{Page: page}, nil
 }
 
+// membershipChanges returns a page of the workspace's feed of memberships, with the
+// segments its entries ask for read in one statement.
+func (r *Resolver) membershipChanges(ctx context.Context, first *int, after *string) (*model.MembershipChangeConnection, error) {
+	ws := workspace(ctx).ID
+	page, err := r.Store.MembershipChanges(ctx, ws, crm.PageArgs{First: first, After: after})
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Items) > 0 && len(fieldOnRows(ctx, "MembershipChangeConnection", "MembershipChangeEdge", "MembershipChange", "segment")) > 0 {
+		var ids []int64
+		for _, c := range page.Items {
+			ids = append(ids, c.SegmentID)
+		}
+		ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+		segs, err := r.Store.SegmentsByID(ctx, ws, ids)
+		if err != nil {
+			return nil, err
+		}
+		keys := make([]loader.ObjectKey, len(ids))
+		found := make(map[loader.ObjectKey]any, len(segs))
+		for i, id := range ids {
+			keys[i] = loader.ObjectKey{Kind: globalid.Segment, ID: id}
+			if s, ok := segs[id]; ok {
+				found[keys[i]] = &s
+			}
+		}
+		loaders(ctx).Object.Prime(keys, found)
+		execution.Preloaded(ctx, "segment")
+	}
+	return &model.MembershipChangeConnection{Page: page}, nil
+}
+
+// membershipChangeSegment resolves MembershipChange.segment: primed by
+// membershipChanges for the whole page, null once the segment is deleted.
+func membershipChangeSegment(ctx context.Context, c *model.MembershipChange) (*crm.Segment, error) {
+	obj, err := loaders(ctx).Object.Load(ctx, loader.ObjectKey{Kind: globalid.Segment, ID: c.SegmentID})
+	seg, _ := obj.(*crm.Segment)
+	return seg, err
+}
+
 // countUnlessKnown returns c, unless page's statement knows the total (store.Page.Total):
 // then no statement need count it again (a search with fewer matches than a page,
 // the dashboard's search box; a campaign's audience, which its page counts).

@@ -19,6 +19,10 @@ func (r *contactResolver) Segments(ctx context.Context, obj *crm.Contact) ([]*cr
 	return segmentsOfContact(ctx, obj.ID)
 }
 
+func (r *membershipChangeResolver) Segment(ctx context.Context, obj *model.MembershipChange) (*crm.Segment, error) {
+	return membershipChangeSegment(ctx, obj)
+}
+
 func (r *mutationResolver) CreateSegment(ctx context.Context, input model.CreateSegmentInput) (*model.CreateSegmentPayload, error) {
 	seg, contactIDs, err := r.createSegment(ctx, input)
 	if err != nil {
@@ -194,11 +198,19 @@ func (r *queryResolver) ContactChanges(ctx context.Context, first *int, after *s
 	return r.contactChanges(ctx, first, after)
 }
 
+func (r *queryResolver) MembershipChanges(ctx context.Context, first *int, after *string) (*model.MembershipChangeConnection, error) {
+	return r.membershipChanges(ctx, first, after)
+}
+
 func (r *segmentResolver) Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error) {
 	return r.segmentContacts(ctx, obj, search, contactOrder(orderBy), pageArgs(first, after, last, before))
 }
 
 func (r *Resolver) Contact() generated.ContactResolver { return &contactResolver{r} }
+
+func (r *Resolver) MembershipChange() generated.MembershipChangeResolver {
+	return &membershipChangeResolver{r}
+}
 
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
 
@@ -207,8 +219,9 @@ func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 func (r *Resolver) Segment() generated.SegmentResolver { return &segmentResolver{r} }
 
 type (
-	contactResolver  struct{ *Resolver }
-	mutationResolver struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
-	segmentResolver  struct{ *Resolver }
+	contactResolver          struct{ *Resolver }
+	membershipChangeResolver struct{ *Resolver }
+	mutationResolver         struct{ *Resolver }
+	queryResolver            struct{ *Resolver }
+	segmentResolver          struct{ *Resolver }
 )

@@ -167,12 +167,12 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	}
 	for _, a := range ahead {
 		if repair {
-			fmt.Fprintf(stdout, "repaired: workspace %d %q: %d contact(s) and %d deletion(s) changed by transactions this database has not run (a restore into a new cluster) stamped again; contactChanges cursors made before are refused: resync every mirror from after: null\n",
-				a.WorkspaceID, a.WorkspaceName, a.Contacts, a.Deletions)
+			fmt.Fprintf(stdout, "repaired: workspace %d %q: %d contact(s), %d deletion(s) and %d membership change(s) changed by transactions this database has not run (a restore into a new cluster) stamped again; contactChanges and membershipChanges cursors made before are refused: resync every mirror from after: null\n",
+				a.WorkspaceID, a.WorkspaceName, a.Contacts, a.Deletions, a.MembershipChanges)
 			continue
 		}
 		brokenAhead++
-		fmt.Fprintf(stdout, "broken: workspace %d %q: contacts changed by transactions this database has not run (a restore into a new cluster), which contactChanges omits; \"segments check --repair\" (or serve) stamps them again, voiding the cursors made before: then resync every mirror from after: null\n",
+		fmt.Fprintf(stdout, "broken: workspace %d %q: contacts or memberships changed by transactions this database has not run (a restore into a new cluster), which contactChanges and membershipChanges omit; \"segments check --repair\" (or serve) stamps them again, voiding the cursors made before: then resync every mirror from after: null\n",
 			a.WorkspaceID, a.WorkspaceName)
 	}
 

@@ -247,11 +247,11 @@ func TestCheckRepairsChangesAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := runCheck()
-	if exitCode(err) != 3 || !strings.Contains(out, fmt.Sprintf(`broken: workspace %d "Demo": contacts changed by transactions this database has not run`, ws)) {
+	if exitCode(err) != 3 || !strings.Contains(out, fmt.Sprintf(`broken: workspace %d "Demo": contacts or memberships changed by transactions this database has not run`, ws)) {
 		t.Errorf("check with changes ahead: %v\n%s", err, out)
 	}
 	out, err = runCheck("--repair")
-	if err != nil || !strings.Contains(out, fmt.Sprintf(`repaired: workspace %d "Demo": %d contact(s) and 0 deletion(s) changed by transactions this database has not run`, ws, contacts)) {
+	if err != nil || !strings.Contains(out, fmt.Sprintf(`repaired: workspace %d "Demo": %d contact(s), 0 deletion(s) and 0 membership change(s) changed by transactions this database has not run`, ws, contacts)) {
 		t.Errorf("check --repair with changes ahead: %v\n%s", err, out)
 	}
 	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {

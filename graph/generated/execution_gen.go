@@ -14,7 +14,8 @@ import (
 var concurrentFields = execution.Fields{
 	"Contact":           {"segments": true},
 	"ContactConnection": {"count": true, "totalCount": true},
-	"Query":             {"contact": true, "contactByPhone": true, "contactChanges": true, "contacts": true, "contactsByPhone": true, "deletedContacts": true, "node": true, "nodes": true, "segment": true, "segmentByName": true, "segments": true, "viewer": true, "workspace": true},
+	"MembershipChange":  {"segment": true},
+	"Query":             {"contact": true, "contactByPhone": true, "contactChanges": true, "contacts": true, "contactsByPhone": true, "deletedContacts": true, "membershipChanges": true, "node": true, "nodes": true, "segment": true, "segmentByName": true, "segments": true, "viewer": true, "workspace": true},
 	"Segment":           {"contacts": true},
 	"SegmentConnection": {"count": true, "totalCount": true},
 }

@@ -33,6 +33,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Contact() ContactResolver
+	MembershipChange() MembershipChangeResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Segment() SegmentResolver
@@ -130,6 +131,25 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	MembershipChange struct {
+		Action           func(childComplexity int) int
+		ChangedAt        func(childComplexity int) int
+		ContactGlobalIDs func(childComplexity int) int
+		Segment          func(childComplexity int) int
+		SegmentGlobalID  func(childComplexity int) int
+	}
+
+	MembershipChangeConnection struct {
+		Edges    func(childComplexity int) int
+		Nodes    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	MembershipChangeEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Mutation struct {
 		AssignContactsToSegments   func(childComplexity int, input model.AssignContactsToSegmentsInput) int
 		CreateSegment              func(childComplexity int, input model.CreateSegmentInput) int
@@ -149,19 +169,20 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Contact         func(childComplexity int, id string) int
-		ContactByPhone  func(childComplexity int, phone string) int
-		ContactChanges  func(childComplexity int, first *int, after *string) int
-		Contacts        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) int
-		ContactsByPhone func(childComplexity int, phones []string) int
-		DeletedContacts func(childComplexity int, since time.Time, first *int, after *string, last *int, before *string) int
-		Node            func(childComplexity int, id string) int
-		Nodes           func(childComplexity int, ids []string) int
-		Segment         func(childComplexity int, id string) int
-		SegmentByName   func(childComplexity int, name string) int
-		Segments        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) int
-		Viewer          func(childComplexity int) int
-		Workspace       func(childComplexity int) int
+		Contact           func(childComplexity int, id string) int
+		ContactByPhone    func(childComplexity int, phone string) int
+		ContactChanges    func(childComplexity int, first *int, after *string) int
+		Contacts          func(childComplexity int, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) int
+		ContactsByPhone   func(childComplexity int, phones []string) int
+		DeletedContacts   func(childComplexity int, since time.Time, first *int, after *string, last *int, before *string) int
+		MembershipChanges func(childComplexity int, first *int, after *string) int
+		Node              func(childComplexity int, id string) int
+		Nodes             func(childComplexity int, ids []string) int
+		Segment           func(childComplexity int, id string) int
+		SegmentByName     func(childComplexity int, name string) int
+		Segments          func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.SegmentOrder) int
+		Viewer            func(childComplexity int) int
+		Workspace         func(childComplexity int) int
 	}
 
 	RemoveContactsFromSegmentsPayload struct {
@@ -242,6 +263,9 @@ type ComplexityRoot struct {
 type ContactResolver interface {
 	Segments(ctx context.Context, obj *crm.Contact) ([]*crm.Segment, error)
 }
+type MembershipChangeResolver interface {
+	Segment(ctx context.Context, obj *model.MembershipChange) (*crm.Segment, error)
+}
 type MutationResolver interface {
 	CreateSegment(ctx context.Context, input model.CreateSegmentInput) (*model.CreateSegmentPayload, error)
 	UpdateSegment(ctx context.Context, input model.UpdateSegmentInput) (*model.UpdateSegmentPayload, error)
@@ -266,6 +290,7 @@ type QueryResolver interface {
 	Contacts(ctx context.Context, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) (*model.ContactConnection, error)
 	DeletedContacts(ctx context.Context, since time.Time, first *int, after *string, last *int, before *string) (*model.DeletedContactConnection, error)
 	ContactChanges(ctx context.Context, first *int, after *string) (*model.ContactChangeConnection, error)
+	MembershipChanges(ctx context.Context, first *int, after *string) (*model.MembershipChangeConnection, error)
 }
 type SegmentResolver interface {
 	Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error)
@@ -584,6 +609,69 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeletedContactEdge.Node(childComplexity), true
 
+	case "MembershipChange.action":
+		if e.ComplexityRoot.MembershipChange.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipChange.Action(childComplexity), true
+	case "MembershipChange.changedAt":
+		if e.ComplexityRoot.MembershipChange.ChangedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipChange.ChangedAt(childComplexity), true
+	case "MembershipChange.contactIds":
+		if e.ComplexityRoot.MembershipChange.ContactGlobalIDs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipChange.ContactGlobalIDs(childComplexity), true
+	case "MembershipChange.segment":
+		if e.ComplexityRoot.MembershipChange.Segment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipChange.Segment(childComplexity), true
+	case "MembershipChange.segmentId":
+		if e.ComplexityRoot.MembershipChange.SegmentGlobalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipChange.SegmentGlobalID(childComplexity), true
+
+	case "MembershipChangeConnection.edges":
+		if e.ComplexityRoot.MembershipChangeConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipChangeConnection.Edges(childComplexity), true
+	case "MembershipChangeConnection.nodes":
+		if e.ComplexityRoot.MembershipChangeConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipChangeConnection.Nodes(childComplexity), true
+	case "MembershipChangeConnection.pageInfo":
+		if e.ComplexityRoot.MembershipChangeConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipChangeConnection.PageInfo(childComplexity), true
+
+	case "MembershipChangeEdge.cursor":
+		if e.ComplexityRoot.MembershipChangeEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipChangeEdge.Cursor(childComplexity), true
+	case "MembershipChangeEdge.node":
+		if e.ComplexityRoot.MembershipChangeEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MembershipChangeEdge.Node(childComplexity), true
+
 	case "Mutation.assignContactsToSegments":
 		if e.ComplexityRoot.Mutation.AssignContactsToSegments == nil {
 			break
@@ -765,6 +853,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.DeletedContacts(childComplexity, args["since"].(time.Time), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 
+	case "Query.membershipChanges":
+		if e.ComplexityRoot.Query.MembershipChanges == nil {
+			break
+		}
+
+		args, err := ec.field_Query_membershipChanges_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.MembershipChanges(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -1249,6 +1348,16 @@ directive @costsAs(
 ) on INPUT_FIELD_DEFINITION
 
 """
+How many elements a list of scalars of an object holds at most, for the cost model
+(docs/security.md, "Limits"): it costs one point per 100 of them (as a mutation's input
+lists do), per object that selects it.
+"""
+directive @maxItems(
+  """The most elements the list holds."""
+  count: Int!
+) on FIELD_DEFINITION
+
+"""
 An instant, as an RFC 3339 string in UTC with up to microsecond precision, such as
 ` + "`" + `2026-11-28T09:30:00.123456Z` + "`" + `.
 """
@@ -1601,6 +1710,73 @@ type ContactChangeEdge {
   node: ContactChange!
 }
 
+"""Whether a ` + "`" + `MembershipChange` + "`" + ` added contacts to a segment or removed them."""
+enum MembershipChangeAction {
+  """
+  The contacts were added to the segment; or, in a sync from the start, are its
+  members.
+  """
+  ADDED
+  """
+  The contacts were removed from the segment: by a removal, or by the deletion of the
+  segment or of the contacts.
+  """
+  REMOVED
+}
+
+"""
+An entry of ` + "`" + `membershipChanges` + "`" + `: contacts added to a segment or removed from it, by
+one statement (a large one is split into entries of up to 1,024 contacts); or, in a
+sync from the start, up to 1,024 of a segment's current members. A mirror applies the
+entries in order, adding the contacts to its set of the segment's members or taking
+them out.
+"""
+# No id: an entry has no identity of its own, and one named id would pass for the
+# segment's to a client's cache, as ContactChange's would.
+# eslint-disable-next-line @graphql-eslint/strict-id-in-types
+type MembershipChange {
+  """The segment's globally unique, opaque ID (` + "`" + `Segment.id` + "`" + `), also once it is deleted."""
+  segmentId: ID!
+  """The segment as it is now; null once it is deleted."""
+  segment: Segment
+  """Whether the contacts were added or removed."""
+  action: MembershipChangeAction!
+  """
+  The contacts' IDs (` + "`" + `Contact.id` + "`" + `), 1 to 1,024, ascending. A contact may have been
+  deleted since: its deletion removed it from the segment, in a later entry.
+  """
+  contactIds: [ID!]! @maxItems(count: 1024)
+  """
+  When the change was made (the start of its transaction); null for the current
+  members listed by a sync from the start.
+  """
+  changedAt: DateTime
+}
+
+"""A page of the feed of memberships, ` + "`" + `membershipChanges` + "`" + `."""
+type MembershipChangeConnection {
+  """The entries of the page, each with its cursor."""
+  edges: [MembershipChangeEdge!]!
+  """The entries of the page, for when cursors are not needed."""
+  nodes: [MembershipChange!]!
+  """
+  Where the page sits in the feed. Its ` + "`" + `endCursor` + "`" + ` is never null: store it and pass
+  it as ` + "`" + `after` + "`" + ` on the next poll. While ` + "`" + `hasNextPage` + "`" + `, it is the last entry's cursor;
+  at the feed's end (an empty page too), it marks the end, past every entry listed.
+  """
+  pageInfo: PageInfo!
+}
+
+"""An entry of a page of the feed of memberships, with its position."""
+# Its node is not a Node: an entry has no identity of its own.
+# eslint-disable-next-line @graphql-eslint/relay-edge-types
+type MembershipChangeEdge {
+  """The entry's position, for ` + "`" + `after` + "`" + `."""
+  cursor: String!
+  """The entry."""
+  node: MembershipChange!
+}
+
 """A sort direction."""
 enum OrderDirection {
   """Smallest first: oldest, names in code point order (see ` + "`" + `NAME` + "`" + `), fewest."""
@@ -1859,6 +2035,28 @@ type Query {
     """Returns changes after this cursor, an ` + "`" + `endCursor` + "`" + ` of this field; null lists every contact and kept deletion from the start."""
     after: String
   ): ContactChangeConnection!
+  """
+  The feed of the workspace's memberships added and removed after ` + "`" + `after` + "`" + `, for a
+  partner's mirror of its segments' members: oldest change first, each statement's
+  change of a segment in entries of up to 1,024 contacts, applied in order as
+  additions to and removals from the mirror's sets. From the start (` + "`" + `after: null` + "`" + `) it
+  first lists every segment's current members, as ` + "`" + `ADDED` + "`" + ` entries with no
+  ` + "`" + `changedAt` + "`" + ` (segment by segment, contacts ascending), then every change made since
+  the sync began. As ` + "`" + `contactChanges` + "`" + `, it lists only changes of transactions that
+  ended before every transaction still running began, so a change that commits late
+  is listed by a later poll, never skipped: store ` + "`" + `pageInfo.endCursor` + "`" + ` (never null)
+  and poll from it. A cursor resumes the feed for 29 days (changes are kept 30); an
+  older one, or one made before the database was restored into a new cluster, is
+  refused with ` + "`" + `RESYNC_REQUIRED` + "`" + `: sync again from ` + "`" + `after: null` + "`" + `.
+  """
+  # Forward only: a feed is read from a stored position onwards.
+  # eslint-disable-next-line @graphql-eslint/relay-arguments
+  membershipChanges(
+    """Returns the first n entries (1 to 100) after ` + "`" + `after` + "`" + `; 20 by default."""
+    first: Int
+    """Returns entries after this cursor, an ` + "`" + `endCursor` + "`" + ` of this field; null lists every segment's members, then the changes since."""
+    after: String
+  ): MembershipChangeConnection!
 }
 
 """What is wrong with a mutation's input. The mutation changed nothing."""
@@ -2383,6 +2581,44 @@ func (ec *executionContext) childFields_DeletedContactEdge(ctx context.Context, 
 		return ec.fieldContext_DeletedContactEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeletedContactEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_MembershipChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "segmentId":
+		return ec.fieldContext_MembershipChange_segmentId(ctx, field)
+	case "segment":
+		return ec.fieldContext_MembershipChange_segment(ctx, field)
+	case "action":
+		return ec.fieldContext_MembershipChange_action(ctx, field)
+	case "contactIds":
+		return ec.fieldContext_MembershipChange_contactIds(ctx, field)
+	case "changedAt":
+		return ec.fieldContext_MembershipChange_changedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MembershipChange", field.Name)
+}
+
+func (ec *executionContext) childFields_MembershipChangeConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_MembershipChangeConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_MembershipChangeConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_MembershipChangeConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MembershipChangeConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_MembershipChangeEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_MembershipChangeEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_MembershipChangeEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MembershipChangeEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2964,6 +3200,28 @@ func (ec *executionContext) field_Query_deletedContacts_args(ctx context.Context
 		return nil, err
 	}
 	args["before"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_membershipChanges_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -4296,6 +4554,233 @@ func (ec *executionContext) fieldContext_DeletedContactEdge_node(_ context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _MembershipChange_segmentId(ctx context.Context, field graphql.CollectedField, obj *model.MembershipChange) (ret graphql.Marshaler) {
+	return ec.marshalNID2string(ctx, field.Selections, obj.SegmentGlobalID())
+}
+func (ec *executionContext) fieldContext_MembershipChange_segmentId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MembershipChange", field, true, false, "ID")
+}
+
+func (ec *executionContext) _MembershipChange_segment(ctx context.Context, field graphql.CollectedField, obj *model.MembershipChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipChange_segment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.MembershipChange().Segment(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *crm.Segment) graphql.Marshaler {
+			return ec.marshalOSegment2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐSegment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipChange_segment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MembershipChange",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Segment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MembershipChange_action(ctx context.Context, field graphql.CollectedField, obj *model.MembershipChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipChange_action(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Action(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.MembershipChangeAction) graphql.Marshaler {
+			return ec.marshalNMembershipChangeAction2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChangeAction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipChange_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MembershipChange", field, true, false, "MembershipChangeAction")
+}
+
+func (ec *executionContext) _MembershipChange_contactIds(ctx context.Context, field graphql.CollectedField, obj *model.MembershipChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipChange_contactIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContactGlobalIDs(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipChange_contactIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MembershipChange", field, true, false, "ID")
+}
+
+func (ec *executionContext) _MembershipChange_changedAt(ctx context.Context, field graphql.CollectedField, obj *model.MembershipChange) (ret graphql.Marshaler) {
+	return ec.marshalODateTime2ᚖtimeᚐTime(ctx, field.Selections, obj.ChangedAt)
+}
+func (ec *executionContext) fieldContext_MembershipChange_changedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MembershipChange", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _MembershipChangeConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.MembershipChangeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipChangeConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.MembershipChangeEdge) graphql.Marshaler {
+			return ec.marshalNMembershipChangeEdge2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChangeEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipChangeConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MembershipChangeConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MembershipChangeEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MembershipChangeConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.MembershipChangeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipChangeConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.MembershipChange) graphql.Marshaler {
+			return ec.marshalNMembershipChange2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChangeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipChangeConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MembershipChangeConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MembershipChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MembershipChangeConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.MembershipChangeConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipChangeConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipChangeConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MembershipChangeConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _MembershipChangeEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.MembershipChangeEdge) (ret graphql.Marshaler) {
+	return ec.marshalNString2string(ctx, field.Selections, obj.Cursor())
+}
+func (ec *executionContext) fieldContext_MembershipChangeEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MembershipChangeEdge", field, true, false, "String")
+}
+
+func (ec *executionContext) _MembershipChangeEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.MembershipChangeEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MembershipChangeEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.MembershipChange) graphql.Marshaler {
+			return ec.marshalNMembershipChange2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MembershipChangeEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "MembershipChangeEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MembershipChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createSegment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5218,6 +5703,50 @@ func (ec *executionContext) fieldContext_Query_contactChanges(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_contactChanges_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_membershipChanges(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_membershipChanges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().MembershipChanges(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.MembershipChangeConnection) graphql.Marshaler {
+			return ec.marshalNMembershipChangeConnection2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChangeConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_membershipChanges(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MembershipChangeConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_membershipChanges_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8271,6 +8800,141 @@ func (ec *executionContext) _DeletedContactEdge(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var membershipChangeImplementors = []string{"MembershipChange"}
+
+func (ec *executionContext) _MembershipChange(ctx context.Context, sel ast.SelectionSet, obj *model.MembershipChange) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, membershipChangeImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MembershipChange")
+		case "segmentId":
+			out.Values[i] = ec._MembershipChange_segmentId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "segment":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._MembershipChange_segment(ctx, field, obj)
+				})
+		case "action":
+			out.Values[i] = ec._MembershipChange_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "contactIds":
+			out.Values[i] = ec._MembershipChange_contactIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "changedAt":
+			out.Values[i] = ec._MembershipChange_changedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var membershipChangeConnectionImplementors = []string{"MembershipChangeConnection"}
+
+func (ec *executionContext) _MembershipChangeConnection(ctx context.Context, sel ast.SelectionSet, obj *model.MembershipChangeConnection) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, membershipChangeConnectionImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MembershipChangeConnection")
+		case "edges":
+			out.Values[i] = ec._MembershipChangeConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._MembershipChangeConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._MembershipChangeConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var membershipChangeEdgeImplementors = []string{"MembershipChangeEdge"}
+
+func (ec *executionContext) _MembershipChangeEdge(ctx context.Context, sel ast.SelectionSet, obj *model.MembershipChangeEdge) graphql.Marshaler {
+	fields := collectFields(ctx, ec.OperationContext, sel, membershipChangeEdgeImplementors)
+
+	out := newObject(fields)
+	var deferred graphql.DeferredGroup
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MembershipChangeEdge")
+		case "cursor":
+			out.Values[i] = ec._MembershipChangeEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._MembershipChangeEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -8507,6 +9171,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_contactChanges(ctx, field)
+				})
+		case "membershipChanges":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_membershipChanges(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -9796,6 +10466,72 @@ func (ec *executionContext) marshalNJSON2encodingᚋjsonᚐRawMessage(ctx contex
 		graphql.AddInvalidNullFromMarshaler(ctx, "JSON!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNMembershipChange2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MembershipChange) graphql.Marshaler {
+	ret := marshalList(ctx, sel, len(v), func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMembershipChange2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChange(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNMembershipChange2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChange(ctx context.Context, sel ast.SelectionSet, v *model.MembershipChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MembershipChange!")
+		return graphql.Null
+	}
+	return ec._MembershipChange(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNMembershipChangeAction2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChangeAction(ctx context.Context, v any) (model.MembershipChangeAction, error) {
+	var res model.MembershipChangeAction
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMembershipChangeAction2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChangeAction(ctx context.Context, sel ast.SelectionSet, v model.MembershipChangeAction) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNMembershipChangeConnection2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChangeConnection(ctx context.Context, sel ast.SelectionSet, v *model.MembershipChangeConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MembershipChangeConnection!")
+		return graphql.Null
+	}
+	return ec._MembershipChangeConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNMembershipChangeEdge2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChangeEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MembershipChangeEdge) graphql.Marshaler {
+	ret := marshalList(ctx, sel, len(v), func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMembershipChangeEdge2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChangeEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNMembershipChangeEdge2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐMembershipChangeEdge(ctx context.Context, sel ast.SelectionSet, v *model.MembershipChangeEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MembershipChangeEdge!")
+		return graphql.Null
+	}
+	return ec._MembershipChangeEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐNode(ctx context.Context, sel ast.SelectionSet, v []model.Node) graphql.Marshaler {

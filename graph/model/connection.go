@@ -219,3 +219,58 @@ type ContactChangeEdge struct {
 
 // Cursor returns the change's cursor, written when asked for.
 func (e *ContactChangeEdge) Cursor() string { return e.page.Cursor(e.i) }
+
+// MembershipChange is an entry of the feed of memberships with its action, an enum
+// of this package.
+type MembershipChange struct {
+	*crm.MembershipChange
+}
+
+// Action says whether the entry added its contacts or removed them.
+func (c MembershipChange) Action() MembershipChangeAction {
+	if c.Added {
+		return MembershipChangeActionAdded
+	}
+	return MembershipChangeActionRemoved
+}
+
+// MembershipChangeConnection is a page of the feed of memberships.
+type MembershipChangeConnection struct {
+	Page store.MembershipChanges
+}
+
+// Edges returns the entries with their cursors.
+func (c *MembershipChangeConnection) Edges() []*MembershipChangeEdge {
+	edges := make([]*MembershipChangeEdge, len(c.Page.Items))
+	for i := range c.Page.Items {
+		edges[i] = &MembershipChangeEdge{Node: &MembershipChange{&c.Page.Items[i]}, page: &c.Page.Page, i: i}
+	}
+	return edges
+}
+
+// Nodes returns the entries.
+func (c *MembershipChangeConnection) Nodes() []*MembershipChange {
+	nodes := make([]*MembershipChange, len(c.Page.Items))
+	for i := range c.Page.Items {
+		nodes[i] = &MembershipChange{&c.Page.Items[i]}
+	}
+	return nodes
+}
+
+// PageInfo returns the page's position, its end cursor the feed's (never null).
+func (c *MembershipChangeConnection) PageInfo() *PageInfo {
+	info := pageInfo(&c.Page.Page)
+	end := c.Page.EndCursor
+	info.EndCursor = &end
+	return info
+}
+
+// MembershipChangeEdge is an entry with its cursor.
+type MembershipChangeEdge struct {
+	Node *MembershipChange
+	page *store.Page[crm.MembershipChange]
+	i    int // Node's index in page
+}
+
+// Cursor returns the entry's cursor, written when asked for.
+func (e *MembershipChangeEdge) Cursor() string { return e.page.Cursor(e.i) }

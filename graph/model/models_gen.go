@@ -577,6 +577,66 @@ func (e CredentialScope) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// Whether a `MembershipChange` added contacts to a segment or removed them.
+type MembershipChangeAction string
+
+const (
+	// The contacts were added to the segment; or, in a sync from the start, are its
+	// members.
+	MembershipChangeActionAdded MembershipChangeAction = "ADDED"
+	// The contacts were removed from the segment: by a removal, or by the deletion of the
+	// segment or of the contacts.
+	MembershipChangeActionRemoved MembershipChangeAction = "REMOVED"
+)
+
+var AllMembershipChangeAction = []MembershipChangeAction{
+	MembershipChangeActionAdded,
+	MembershipChangeActionRemoved,
+}
+
+func (e MembershipChangeAction) IsValid() bool {
+	switch e {
+	case MembershipChangeActionAdded, MembershipChangeActionRemoved:
+		return true
+	}
+	return false
+}
+
+func (e MembershipChangeAction) String() string {
+	return string(e)
+}
+
+func (e *MembershipChangeAction) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = MembershipChangeAction(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid MembershipChangeAction", str)
+	}
+	return nil
+}
+
+func (e MembershipChangeAction) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *MembershipChangeAction) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e MembershipChangeAction) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // A sort direction.
 type OrderDirection string
 

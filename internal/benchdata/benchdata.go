@@ -373,6 +373,9 @@ var insertTriggers = [][2]string{
 	// The memberships' reference check would lock every loaded contact; the load
 	// makes each membership from a contact and a segment it has just written.
 	{"memberships", "memberships_a_references_inserted"},
+	// The feed of memberships would record every loaded membership (5M IDs, and a
+	// transition table of them): a mirror's sync from the start lists them anyway.
+	{"memberships", "memberships_feed_inserted"},
 }
 
 func load(ctx context.Context, tx pgx.Tx, ws int64, o Options, res *Result, phase func(string, time.Time)) error {

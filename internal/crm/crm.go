@@ -138,6 +138,40 @@ type ContactChange struct {
 	DeletedAt *time.Time
 }
 
+// MembershipChange is an entry of the feed of memberships
+// (Query.membershipChanges): contacts added to a segment, or removed from it, by one
+// statement; or, in a sync from the start, a segment's current members.
+type MembershipChange struct {
+	SegmentID int64
+	// Added: the contacts were added; else removed.
+	Added bool
+	// ContactIDs are 1 to MaxMembershipChangeContacts contacts, ascending.
+	ContactIDs []int64
+	// ChangedAt is the start of the transaction that made the change; nil for a
+	// segment's current members listed by a sync from the start.
+	ChangedAt *time.Time
+}
+
+// MaxMembershipChangeContacts is the most contacts a MembershipChange lists: the
+// memberships' triggers record a statement's changes of a segment in rows of at
+// most this many (migration 20261217000001).
+const MaxMembershipChangeContacts = 1024
+
+// SegmentGlobalID is the segment's ID as the API shows it (Segment.id), also when it
+// was deleted.
+func (c *MembershipChange) SegmentGlobalID() string {
+	return globalid.Encode(globalid.Segment, c.SegmentID)
+}
+
+// ContactGlobalIDs are the contacts' IDs as the API shows them (Contact.id).
+func (c *MembershipChange) ContactGlobalIDs() []string {
+	out := make([]string, len(c.ContactIDs))
+	for i, id := range c.ContactIDs {
+		out[i] = globalid.Encode(globalid.Contact, id)
+	}
+	return out
+}
+
 // ContactGlobalID is the contact's ID as the API shows it (Contact.id), also when
 // it was deleted.
 func (c *ContactChange) ContactGlobalID() string {

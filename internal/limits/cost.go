@@ -61,6 +61,11 @@ import (
 //     lists: a bulk change's contactsMatching as 5,000, the rate at which its
 //     contactIds are charged for the memberships it may change at most (500,000,
 //     five times 1,000 contacts × 100 segments).
+//   - A list of scalars with the schema's @maxItems(count:) costs one point per
+//     l.ItemsPerCostPoint of count (at least 1), as the same number of items in a
+//     mutation's input does: MembershipChange.contactIds, up to 1,024 IDs, costs
+//     10, so membershipChanges(first: 50) { nodes { contactIds } } costs
+//     1 + 50 × (1 + 10) = 551.
 //   - Fields left out by @skip or @include cost nothing. Selections on different
 //     types (... on Contact, ... on Segment) all count: an upper bound.
 //
@@ -134,6 +139,12 @@ func (c *coster) field(f *ast.Field, items int) int {
 		return 0
 	}
 	t := c.schema.Types[def.Type.Name()]
+	if d := def.Directives.ForName(maxItemsDirective); d != nil && def.Type.Elem != nil {
+		// A list of scalars of known length (MembershipChange.contactIds): as many
+		// items as a mutation's input lists count.
+		n, _ := integer(d.ArgumentMap(nil)["count"])
+		return max(n/max(c.l.ItemsPerCostPoint, 1), 1)
+	}
 	if t == nil || t.Kind == ast.Scalar || t.Kind == ast.Enum {
 		return 0
 	}
@@ -179,6 +190,9 @@ func (c *coster) field(f *ast.Field, items int) int {
 	}
 	return cost
 }
+
+// maxItemsDirective is the schema's directive that bounds a list of scalars.
+const maxItemsDirective = "maxItems"
 
 // costsAsDirective is the schema's directive that counts an input field given to a
 // mutation as a number of list items.

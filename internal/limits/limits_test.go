@@ -267,6 +267,11 @@ func TestCost(t *testing.T) {
 		// Query.contactChanges too: each change an object, its contact another.
 		{`{ contactChanges(first: 50) { nodes { contactId deletedAt contact { id name } } } }`, nil, 1 + 50*2},
 		{`{ contactChanges { edges { cursor node { contactId } } pageInfo { endCursor } } }`, nil, 1 + 20*2 + 1},
+		// Query.membershipChanges: each entry an object, its segment another, and its up
+		// to 1,024 contactIds (@maxItems) 10 more, as 1,024 input IDs of a mutation.
+		{`{ membershipChanges(first: 50) { nodes { segmentId action contactIds changedAt segment { id name } } } }`, nil, 1 + 50*(1+10+1)},
+		{`{ membershipChanges { edges { cursor node { segmentId action } } pageInfo { endCursor } } }`, nil, 1 + 20*2 + 1},
+		{`{ membershipChanges(first: 100) { nodes { contactIds } } }`, nil, 1 + 100*11},
 		{`{ contacts(first: 1000) { nodes { id } } }`, nil, 101}, // refused by the connection; costs at most a full page
 		{`query($n: Int) { contacts(first: $n) { nodes { id } } }`, map[string]any{"n": 5}, 6},
 		{`query($n: Int) { contacts(first: $n) { nodes { id } } }`, nil, 21},

@@ -116,6 +116,7 @@ type response struct {
 		Path       []any          `json:"path"`
 		Extensions map[string]any `json:"extensions"`
 	} `json:"errors"`
+	Extensions map[string]any `json:"extensions"`
 }
 
 // post sends a GraphQL request and returns the raw response.

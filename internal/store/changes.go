@@ -132,6 +132,15 @@ func (r *changeRow) dest(col string) any {
 	return nil
 }
 
+// feedHorizon is the CTE h of the feeds' statements (changesSQL,
+// membershipChangesSQL): the statement's xmin horizon, below which every transaction
+// has ended, the next transaction ID, and the feeds' epoch.
+const feedHorizon = `h AS MATERIALIZED (
+    SELECT pg_snapshot_xmin(s) AS horizon, pg_snapshot_xmax(s) AS next,
+           coalesce((SELECT epoch FROM change_feed_epoch), 0) AS epoch
+      FROM pg_current_snapshot() AS s
+)`
+
 // changesSQL reads a page of the feed in one statement: the contacts and the
 // deletions after the cursor and below the horizon, each side by its index and cut to
 // the page (and one more, to tell whether more follow), merged; then a row of the
@@ -139,11 +148,7 @@ func (r *changeRow) dest(col string) any {
 // (by the same indexes, backwards), against which the cursor is checked. The page's
 // contacts are read whole here, not one statement per node.
 const changesSQL = `
-WITH h AS MATERIALIZED (
-    SELECT pg_snapshot_xmin(s) AS horizon, pg_snapshot_xmax(s) AS next,
-           coalesce((SELECT epoch FROM change_feed_epoch), 0) AS epoch
-      FROM pg_current_snapshot() AS s
-), last AS MATERIALIZED (
+WITH ` + feedHorizon + `, last AS MATERIALIZED (
     SELECT * FROM (
         (SELECT c.change_xid, c.id FROM contacts c WHERE c.workspace_id = ?0
           ORDER BY c.change_xid DESC, c.id DESC LIMIT 1)
@@ -202,10 +207,8 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 		if err != nil {
 			return ContactChanges{}, err
 		}
-		if age := start.Sub(c.since); age > ChangeCursorLifetime {
-			return ContactChanges{}, &ResyncError{Reason: fmt.Sprintf(
-				"the cursor is %d days old; deletions are kept %d days, and a cursor resumes the feed for %d",
-				int(age/(24*time.Hour)), int(DeletedContactsRetention/(24*time.Hour)), int(ChangeCursorLifetime/(24*time.Hour)))}
+		if err := cursorAgeError(start, c.since, "deletions"); err != nil {
+			return ContactChanges{}, err
 		}
 		from, fromID, since, fromEpoch = uint64(c.Value.(int64)), c.ID, c.since, c.Epoch
 	}
@@ -242,12 +245,10 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 	if horizon == 0 {
 		return ContactChanges{}, fmt.Errorf("store: the change feed's statement returned no horizon")
 	}
-	if args.After != nil && fromEpoch != epoch {
-		// The store stamped the changes again since the cursor was made (a dump
-		// restored into a new cluster): its place is in another order, also once
-		// the new transaction IDs pass it.
-		return ContactChanges{}, &ResyncError{Reason: fmt.Sprintf(
-			"the cursor was made before the database was restored into a new cluster (the feed's epoch is %d, the cursor's %d)", epoch, fromEpoch)}
+	if args.After != nil {
+		if err := epochError(fromEpoch, epoch); err != nil {
+			return ContactChanges{}, err
+		}
 	}
 	// A cursor this server made is at or below the workspace's last change: an
 	// item's place, or an end cursor, which stays at the last change listed. One
@@ -270,16 +271,12 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 	// left the workspace's rows ahead (a database that takes no writes cannot stamp
 	// them again): the answer then tells nothing the workspace's rows do not.
 	legacyEnd := false
-	switch {
-	case args.After == nil:
-	case from > lastXid:
-		if legacyEnd = fromID == math.MaxInt64; !legacyEnd {
-			return ContactChanges{}, &ResyncError{Reason: "the cursor is ahead of the workspace's last change (made before a restore of the database, or not by this server)"}
+	if args.After != nil {
+		if err := aheadError(from, lastXid, next); err != nil {
+			if legacyEnd = from > lastXid && fromID == math.MaxInt64; !legacyEnd {
+				return ContactChanges{}, err
+			}
 		}
-	case from >= next:
-		// The cursor names a transaction this database has not run: its IDs started
-		// again (a dump restored into another cluster, stamped ahead).
-		return ContactChanges{}, &ResyncError{Reason: "the cursor is ahead of this database's transactions, which started again (a restore into a new cluster)"}
 	}
 	slices.SortFunc(changes, func(a, b changeRow) int {
 		return cmp.Or(cmp.Compare(a.xid, b.xid), cmp.Compare(a.ID.Int64, b.ID.Int64))
@@ -350,21 +347,60 @@ func encodeChangeCursor(xid uint64, id int64, since time.Time, epoch int64) stri
 	return base64.RawURLEncoding.EncodeToString(j)
 }
 
+// cursorAgeError refuses a cursor of a feed made at since, read at start, once it is
+// older than ChangeCursorLifetime: what it has not seen (kept, the feed's rows of
+// kind, for DeletedContactsRetention) may have been pruned.
+func cursorAgeError(start, since time.Time, kept string) error {
+	if age := start.Sub(since); age > ChangeCursorLifetime {
+		return &ResyncError{Reason: fmt.Sprintf(
+			"the cursor is %d days old; %s are kept %d days, and a cursor resumes the feed for %d",
+			int(age/(24*time.Hour)), kept, int(DeletedContactsRetention/(24*time.Hour)), int(ChangeCursorLifetime/(24*time.Hour)))}
+	}
+	return nil
+}
+
+// epochError refuses a cursor of a feed made in epoch fromEpoch when the feeds'
+// epoch is now epoch: the store stamped the changes again since the cursor was made
+// (a dump restored into a new cluster), and its place is in another order, also once
+// the new transaction IDs pass it.
+func epochError(fromEpoch, epoch int64) error {
+	if fromEpoch == epoch {
+		return nil
+	}
+	return &ResyncError{Reason: fmt.Sprintf(
+		"the cursor was made before the database was restored into a new cluster (the feed's epoch is %d, the cursor's %d)", epoch, fromEpoch)}
+}
+
+// aheadError refuses a cursor at transaction ID from of a feed whose workspace's last
+// change is at lastXid, on a database whose next transaction ID is next (the reasons
+// are ContactChanges'): one ahead of the workspace's last change, or one at or below
+// it but naming a transaction this database has not run, its IDs started again.
+func aheadError(from, lastXid, next uint64) error {
+	switch {
+	case from > lastXid:
+		return &ResyncError{Reason: "the cursor is ahead of the workspace's last change (made before a restore of the database, or not by this server)"}
+	case from >= next:
+		return &ResyncError{Reason: "the cursor is ahead of this database's transactions, which started again (a restore into a new cluster)"}
+	}
+	return nil
+}
+
 // ChangesAhead is a workspace whose contacts or deletions were stamped by
 // transactions this database has not run yet (CheckChangesAhead).
 type ChangesAhead struct {
 	WorkspaceID   int64  `bun:"workspace_id"`
 	WorkspaceName string `bun:"workspace_name"`
-	// Contacts and Deletions are the rows RepairChangesAhead stamped again (a
-	// check counts none).
-	Contacts, Deletions int64 `bun:"-"`
+	// Contacts, Deletions and MembershipChanges are the rows RepairChangesAhead
+	// stamped again (a check counts none).
+	Contacts, Deletions, MembershipChanges int64 `bun:"-"`
 }
 
 // CheckChangesAhead returns every workspace holding a change_xid at or above the
-// next transaction ID: a dump restored into a new cluster, whose transaction IDs
-// started again. Its change feed lists those changes only once the IDs catch up, and
-// every cursor a mirror holds is meaningless: the mirrors must sync again from the
-// start. One index probe per workspace and table (the latest change_xid).
+// next transaction ID, in its contacts, deletions or membership changes: a dump
+// restored into a new cluster, whose transaction IDs started again. Its change feeds
+// list those changes only once the IDs catch up, and every cursor a mirror holds is
+// meaningless: the mirrors must sync again from the start. One index probe per
+// workspace and table (the latest change_xid).
 func (s *Store) CheckChangesAhead(ctx context.Context) ([]ChangesAhead, error) {
 	var out []ChangesAhead
 	err := s.db.NewRaw(`
@@ -372,6 +408,7 @@ func (s *Store) CheckChangesAhead(ctx context.Context) ([]ChangesAhead, error) {
 		FROM workspaces w, pg_snapshot_xmax(pg_current_snapshot()) AS next
 		WHERE (SELECT c.change_xid FROM contacts c WHERE c.workspace_id = w.id ORDER BY c.change_xid DESC LIMIT 1) >= next
 		   OR (SELECT d.change_xid FROM deleted_contacts d WHERE d.workspace_id = w.id ORDER BY d.change_xid DESC LIMIT 1) >= next
+		   OR (SELECT m.change_xid FROM membership_changes m WHERE m.workspace_id = w.id ORDER BY m.change_xid DESC LIMIT 1) >= next
 		ORDER BY w.id`).Scan(ctx, &out)
 	if err != nil {
 		return nil, fmt.Errorf("store: check change IDs: %w", err)
@@ -440,13 +477,14 @@ func (s *Store) RepairChangesAhead(ctx context.Context) (ahead []ChangesAhead, e
 			for _, t := range []struct {
 				table string
 				n     *int64
-			}{{"contacts", &a.Contacts}, {"deleted_contacts", &a.Deletions}} {
+			}{{"contacts", &a.Contacts}, {"deleted_contacts", &a.Deletions}, {"membership_changes", &a.MembershipChanges}} {
 				if err := s.restamp(ctx, t.table, a.WorkspaceID, t.n); err != nil {
 					return err
 				}
 			}
 			s.log.Warn("change feed: the workspace's changes were stamped by transactions this database has not run (a dump restored into a new cluster), and are stamped again; cursors made before are refused: every mirror syncs again from after: null",
-				"workspace_id", a.WorkspaceID, "workspace", a.WorkspaceName, "contacts", a.Contacts, "deletions", a.Deletions, "epoch", epoch)
+				"workspace_id", a.WorkspaceID, "workspace", a.WorkspaceName, "contacts", a.Contacts, "deletions", a.Deletions,
+				"membership_changes", a.MembershipChanges, "epoch", epoch)
 		}
 		return nil
 	})
@@ -480,14 +518,20 @@ func (s *Store) systemIdentifier(ctx context.Context, recorded sql.NullInt64) (i
 	return id, nil
 }
 
-// restamp stamps again the rows of table (contacts or deleted_contacts) in workspace
-// ws whose change_xid is ahead of the database's next transaction ID, restampBatch at
-// a time, adding their number to n: an update that changes nothing lets the trigger
-// (set_change_xid) stamp the transaction's ID, and no other trigger fires. The rows
-// are found by the feed's index, and updated by their ctid (a TID scan).
+// restamp stamps again the rows of table (contacts, deleted_contacts or
+// membership_changes) in workspace ws whose change_xid is ahead of the database's
+// next transaction ID, restampBatch at a time, adding their number to n: in contacts
+// and deleted_contacts an update that changes nothing lets the trigger
+// (set_change_xid) stamp the transaction's ID, and no other trigger fires;
+// membership_changes has no trigger, and is stamped by the update. The rows are found
+// by the feed's index, and updated by their ctid (a TID scan), in the feed's order:
+// each batch's transaction is younger than the last, so the order between batches
+// stays; within one, rows are listed by id. The order of restamped membership changes
+// matters to no mirror: the restore voids every cursor (the epoch), and a sync from
+// the start lists memberships as they are, then only changes younger than its start.
 func (s *Store) restamp(ctx context.Context, table string, ws int64, n *int64) error {
 	for {
-		res, err := s.db.ExecContext(ctx, `UPDATE ? SET change_xid = change_xid
+		res, err := s.db.ExecContext(ctx, `UPDATE ? SET change_xid = pg_current_xact_id()
 			WHERE ctid = ANY (ARRAY(SELECT ctid FROM ? WHERE workspace_id = ? AND change_xid >= pg_snapshot_xmax(pg_current_snapshot())
 			                        ORDER BY change_xid, id LIMIT ?))`, bun.Ident(table), bun.Ident(table), ws, restampBatch)
 		if err != nil {

@@ -156,7 +156,8 @@ type maintainedTrigger struct{ table, name string }
 // those that do both for TRUNCATE; then those that version the workspaces' segment
 // catalogs (catalog.go); then the one that records deleted contacts (deleted.go);
 // then those that stamp each change of contacts with its transaction for the change
-// feed (changes.go).
+// feed (changes.go); then those that record membership changes for the feed of
+// memberships (membershipchanges.go).
 var maintainedTriggers = []maintainedTrigger{
 	{"memberships", "memberships_count_inserted"}, {"memberships", "memberships_count_deleted"},
 	{"memberships", "memberships_bitmaps_inserted"}, {"memberships", "memberships_bitmaps_deleted"},
@@ -170,15 +171,17 @@ var maintainedTriggers = []maintainedTrigger{
 	{"segments", "segments_catalog_updated"}, {"segments", "segments_catalog_truncated"},
 	{"contacts", "contacts_deletions_recorded"},
 	{"contacts", "contacts_change_xid"}, {"deleted_contacts", "deleted_contacts_change_xid"},
+	{"memberships", "memberships_feed_inserted"}, {"memberships", "memberships_feed_deleted"},
+	{"memberships", "memberships_feed_truncated"},
 }
 
 // TriggerProblems reports each trigger that maintains contact_count, segment_bitmaps
 // or contact_counts, memberships' references, the catalogs' versions, the list of
-// deleted contacts or the change feed's transaction IDs, and is missing or does not
-// fire in ordinary sessions. With one of them off, every change of memberships or
-// contacts makes counters or bitmaps drift again, so a repair would not last, or
-// leaves memberships of contacts or segments that do not exist, or deletions
-// unlisted, or changes the change feed never lists.
+// deleted contacts, the change feed's transaction IDs or the feed of memberships, and
+// is missing or does not fire in ordinary sessions. With one of them off, every
+// change of memberships or contacts makes counters or bitmaps drift again, so a
+// repair would not last, or leaves memberships of contacts or segments that do not
+// exist, or deletions unlisted, or changes the feeds never list.
 func (s *Store) TriggerProblems(ctx context.Context) ([]string, error) {
 	tables, names := make([]string, len(maintainedTriggers)), make([]string, len(maintainedTriggers))
 	for i, t := range maintainedTriggers {

@@ -118,6 +118,11 @@ type cursor struct {
 	// cursor was made (change_feed_epoch, bumped by a restore into a new cluster);
 	// 0, before any bump, is left out.
 	Epoch int64 `json:"e,omitempty"`
+	// Segment and Contact are, in the cursors of the feed of memberships
+	// (membershipChangeList) made while a sync from the start lists the current
+	// members, the last membership listed; left out once it has listed them all.
+	Segment int64 `json:"s,omitempty"`
+	Contact int64 `json:"c,omitempty"`
 }
 
 // The range of timestamps a cursor may hold: years 1 to 9999, which RFC 3339 can write
@@ -211,11 +216,15 @@ func decodeCursor(arg, s string, key sortKey) (cursor, error) {
 		return cursor{}, notOurs
 	}
 	c.Value = v
-	if key.list == changeList {
+	if key.list == changeList || key.list == membershipChangeList {
 		if c.since, ok = parseCursorTime(c.Since); !ok || c.Epoch < 0 {
 			return cursor{}, notOurs
 		}
 	} else if c.Since != "" || c.Epoch != 0 {
+		return cursor{}, notOurs
+	}
+	// A listing position: both or neither, of the feed of memberships only.
+	if (c.Segment != 0 || c.Contact != 0) && (key.list != membershipChangeList || c.Segment <= 0 || c.Contact <= 0) {
 		return cursor{}, notOurs
 	}
 	// The list last: another list's ordering of the same name has values of the same

@@ -118,6 +118,10 @@ var appPrivileges = []declaredPrivileges{
 	// A workspace's kept answers' bytes (20261215000001): counted up as a mutation's
 	// answer is kept; the sweep, run as the owner, counts them down.
 	{kindTable, "idempotency_budgets", "SELECT, INSERT, UPDATE", privNone},
+	// The feed of memberships (20261217000001): appended to by the memberships'
+	// triggers and pruned by them, both run as the server's role, and read by the
+	// feed; never updated (the restore's repair runs as the owner).
+	{kindTable, "membership_changes", "SELECT, INSERT, DELETE", privNone},
 	// The API reads its own workspace; workspaces and keys are the administrative
 	// commands' to make and manage, and a key is found by its hash through
 	// segments_authenticate_key.
@@ -141,6 +145,7 @@ var appPrivileges = []declaredPrivileges{
 	{kindSeq, "api_keys_id_seq", privNone, privNone},
 	{kindSeq, "segments_id_seq", privNone, privNone},
 	{kindSeq, "contacts_id_seq", privNone, privNone},
+	{kindSeq, "membership_changes_id_seq", privNone, privNone},
 	{kindSeq, "bun_migrations_id_seq", privNone, privNone},
 	{kindSeq, "bun_migration_locks_id_seq", privNone, privNone},
 
@@ -186,6 +191,8 @@ var appPrivileges = []declaredPrivileges{
 	{kindFunc, "segments_catalog_truncated()", privNone, privCall},
 	{kindFunc, "set_change_xid()", privNone, privCall},
 	{kindFunc, "contacts_deletions_recorded()", privNone, privCall},
+	{kindFunc, "memberships_feed_recorded()", privNone, privCall},
+	{kindFunc, "memberships_feed_truncated()", privNone, privCall},
 }
 
 // PrivilegeDrift is one object of the schema on which the server's role (AppRole), or

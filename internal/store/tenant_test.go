@@ -74,7 +74,7 @@ func TestEveryTenantTableHasRLS(t *testing.T) {
 }
 
 // tenantTables are the tables with workspace rows the server's role may read.
-var tenantTables = []string{"segments", "contacts", "memberships", "idempotency_keys", "idempotency_budgets", "rate_limit_buckets", "deleted_contacts"}
+var tenantTables = []string{"segments", "contacts", "memberships", "idempotency_keys", "idempotency_budgets", "rate_limit_buckets", "deleted_contacts", "membership_changes"}
 
 // TestRLSHoldsStatementsToTheirWorkspace proves the backstop below the store's own
 // scoping, with raw SQL that forgets every workspace condition: as the server's role,

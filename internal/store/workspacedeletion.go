@@ -121,7 +121,8 @@ var workspaceBatches = []struct {
 	{"segments", "id", 1_000},
 	{"contacts", "id", 10_000},
 	{"deleted_contacts", "deleted_at, id", 20_000},
-	{"idempotency_keys", "key", 500}, // each with its answer, up to 1 MB
+	{"membership_changes", "change_xid, id", 5_000}, // each up to 1,024 IDs, 8 KB
+	{"idempotency_keys", "key", 500},                // each with its answer, up to 1 MB
 }
 
 // DeleteWorkspace deletes a workspace and everything in it, or returns a NOT_FOUND

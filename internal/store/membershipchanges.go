@@ -1,0 +1,401 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/segments/segments/internal/crm"
+)
+
+// The feed of memberships (Query.membershipChanges).
+//
+// Every statement that inserts or deletes memberships (assignments and removals, by
+// IDs or by a selection, createSegment with contacts, the cascades of deleteSegment
+// and deleteContacts, SQL by hand) records them in membership_changes, by trigger
+// (migration 20261217000001): a row per segment and up to 1,024 contacts, added or
+// removed, stamped with the transaction's ID (change_xid). The feed lists the rows as
+// contactChanges lists contacts (changes.go): by (change_xid, id), and only below its
+// statement's xmin horizon, so that a change that commits late is listed by a later
+// poll, never skipped. Unlike contacts, whose latest state the feed lists, a row is a
+// change, applied as one: ADDED adds the contacts to the mirror's set of the segment's
+// members, REMOVED takes them out.
+//
+// Why applying them in order leaves a mirror exact. Take one membership, a pair
+// (segment, contact); pairs are independent, and the mirror's value of a pair is
+// whatever the last entry naming it said, or its value as first listed.
+//
+//  1. For each pair, transaction ID order is commit order. Two changes of one pair
+//     meet at its primary key or its row: the later statement waits until the
+//     earlier one's transaction has committed, and its trigger runs after that. The
+//     trigger refuses to record a change when a committed row of a younger
+//     transaction names one of its pairs (serialization_failure, which the store runs
+//     again, under a new ID): so no change of a pair commits after one of a younger
+//     transaction. (IDs alone are not commit order: a transaction gets its ID at its
+//     first lock, and an assignment can then wait at its segment's lock for a
+//     younger removal of the same contact, and commit after it.)
+//  2. A sync from the start (after: null) records, with its first page, the
+//     workspace's last change below that statement's horizon H (its place, L: the
+//     cursor carries L rather than H, which would tell the server's transaction rate
+//     to a tenant; every row after L is at or above H). Every transaction below H had
+//     ended by then. It then lists the current members, segment by segment, by the
+//     memberships' primary key, over as many pages (statements) as it takes, and
+//     then the changes after L. Each pair is read once, by one of those statements,
+//     which sees every change of the pair below H (ended before the first page) and
+//     some of those at or above H: by 1., a prefix of the pair's changes in ID order.
+//  3. Every change at or above H is listed after the members (it is after L), in ID
+//     order, none skipped (the horizon). So the mirror applies, to the pair's value
+//     after a prefix of its changes, all its changes at or above H in order: the last
+//     one decides, and it is the pair's last change (or, when it has none at or above
+//     H, the value listed, which no change after H altered). The mirror is exact at
+//     each poll's end, for the changes below that poll's horizon.
+//
+// A segment deleted mid-sync: its deletion's cascade records REMOVED for every member
+// it had then, after L, so whatever of it the listing showed is taken out again. A
+// contact deleted mid-sync likewise (the cascade of deleteContacts records its
+// memberships REMOVED). A workspace being deleted records nothing (no one reads its
+// feed). TRUNCATE of memberships (the owner's) empties the feed: cursors are then
+// ahead of the workspace's last change, refused.
+
+// membershipChangeList names the feed of memberships in its cursors.
+const membershipChangeList listKind = "m"
+
+// membershipChangesByXid is the feed's one ordering, over membership_changes' primary
+// key (workspace_id, change_xid, id), as changesByXid is the contacts' feed's.
+var membershipChangesByXid = sortKey{list: membershipChangeList, name: "change_xid", column: "change_xid", cast: "xid8", parts: []string{"%[1]s"}}
+
+// MembershipChangesRetention is how long membership changes are kept: the triggers
+// that record them prune up to 1,000 older rows of the workspace with each statement
+// (migration 20261217000001, which writes it in seconds). A cursor resumes the feed
+// for ChangeCursorLifetime, a day less, as for deletions.
+const MembershipChangesRetention = DeletedContactsRetention
+
+// MembershipChanges is one page of the feed of memberships.
+type MembershipChanges struct {
+	Page[crm.MembershipChange]
+	// EndCursor is where the next poll starts, never empty (ContactChanges.EndCursor).
+	EndCursor string
+}
+
+// membershipChangeRow is a row of the feed's statements: a change, a segment's
+// members (listing), or (horizonRow) the horizon, the next transaction ID, the feed's
+// epoch, the workspace's last change and its last change below the horizon.
+type membershipChangeRow struct {
+	ID         pgtype.Int8
+	Xid        pgtype.Text
+	SegmentID  pgtype.Int8
+	Added      pgtype.Bool
+	ContactIDs []int64
+	ChangedAt  pgtype.Timestamptz
+	Next       pgtype.Text
+	Epoch      pgtype.Int8
+	LastXid    pgtype.Text
+	LastID     pgtype.Int8
+	BelowXid   pgtype.Text
+	BelowID    pgtype.Int8
+	HorizonRow bool
+	xid        uint64
+}
+
+func (r *membershipChangeRow) dest(col string) any {
+	switch col {
+	case "id":
+		return &r.ID
+	case "change_xid":
+		return &r.Xid
+	case "segment_id":
+		return &r.SegmentID
+	case "added":
+		return &r.Added
+	case "contact_ids":
+		return &r.ContactIDs
+	case "changed_at":
+		return &r.ChangedAt
+	case "next":
+		return &r.Next
+	case "epoch":
+		return &r.Epoch
+	case "last_xid":
+		return &r.LastXid
+	case "last_id":
+		return &r.LastID
+	case "below_xid":
+		return &r.BelowXid
+	case "below_id":
+		return &r.BelowID
+	case "horizon_row":
+		return &r.HorizonRow
+	}
+	return nil
+}
+
+// membershipHorizonSQL is the row every statement of the feed ends with: feedHorizon's
+// and the workspace's last change, by the primary key backwards, and its last change
+// below the horizon (the place a sync from the start lists changes after).
+const membershipHorizonSQL = `
+SELECT NULL::bigint AS id, horizon::text AS change_xid, NULL::bigint AS segment_id, NULL::boolean AS added,
+       NULL::bigint[] AS contact_ids, NULL::timestamptz AS changed_at, next::text AS next, epoch,
+       l.change_xid::text AS last_xid, l.id AS last_id, b.change_xid::text AS below_xid, b.id AS below_id, true AS horizon_row
+  FROM h
+  LEFT JOIN LATERAL (SELECT m.change_xid, m.id FROM membership_changes m WHERE m.workspace_id = ?0
+                      ORDER BY m.change_xid DESC, m.id DESC LIMIT 1) l ON true
+  LEFT JOIN LATERAL (SELECT m.change_xid, m.id FROM membership_changes m WHERE m.workspace_id = ?0 AND m.change_xid < h.horizon
+                      ORDER BY m.change_xid DESC, m.id DESC LIMIT 1) b ON true`
+
+// membershipChangesSQL reads changes after (?1, ?2) below the horizon, ?3 at most.
+const membershipChangesSQL = `
+WITH ` + feedHorizon + `
+SELECT * FROM (
+    SELECT m.id, m.change_xid::text AS change_xid, m.segment_id, m.added, m.contact_ids, m.changed_at,
+           NULL::text AS next, NULL::bigint AS epoch, NULL::text AS last_xid, NULL::bigint AS last_id,
+           NULL::text AS below_xid, NULL::bigint AS below_id, false AS horizon_row
+      FROM membership_changes m
+     WHERE m.workspace_id = ?0 AND (m.change_xid, m.id) > (?1::xid8, ?2)
+       AND m.change_xid < (SELECT horizon FROM h)
+     ORDER BY m.change_xid, m.id LIMIT ?3
+) AS c
+UNION ALL` + membershipHorizonSQL
+
+// membersSQL reads, for a sync from the start, the current members after (?1, ?2) in
+// the memberships' primary key order, ?3 at most, a row per segment (their contacts
+// in key order; the store sorts them all the same).
+const membersSQL = `
+WITH ` + feedHorizon + `
+SELECT NULL::bigint AS id, NULL::text AS change_xid, m.segment_id, true AS added, array_agg(m.contact_id) AS contact_ids,
+       NULL::timestamptz AS changed_at, NULL::text AS next, NULL::bigint AS epoch, NULL::text AS last_xid, NULL::bigint AS last_id,
+           NULL::text AS below_xid, NULL::bigint AS below_id, false AS horizon_row
+  FROM (SELECT segment_id, contact_id FROM memberships
+         WHERE workspace_id = ?0 AND (segment_id, contact_id) > (?1, ?2)
+         ORDER BY segment_id, contact_id LIMIT ?3) AS m
+ GROUP BY m.segment_id
+UNION ALL` + membershipHorizonSQL
+
+// feedPlace is a place in a feed's order: (change_xid, id).
+type feedPlace struct {
+	xid uint64
+	id  int64
+}
+
+// membershipHorizon is what a statement's horizon row says.
+type membershipHorizon struct {
+	horizon, next uint64
+	epoch         int64
+	last, below   feedPlace // zero: none
+}
+
+// readMembershipRows runs one of the feed's statements and splits its rows from its
+// horizon row.
+func (s *Store) readMembershipRows(ctx context.Context, query string, ws int64, args ...any) ([]membershipChangeRow, membershipHorizon, error) {
+	var h membershipHorizon
+	rows, err := scanRowsOn[membershipChangeRow](ctx, nil, s.db.NewRaw(query, append([]any{s.workspaceArg(ws)}, args...)...), 16)
+	if err != nil {
+		return nil, h, err
+	}
+	parse := func(t pgtype.Text) (uint64, error) {
+		if !t.Valid {
+			return 0, nil
+		}
+		v, err := strconv.ParseUint(t.String, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("store: transaction ID %q: %w", t.String, err)
+		}
+		return v, nil
+	}
+	out := rows[:0]
+	found := false
+	for i := range rows {
+		r := &rows[i]
+		if r.xid, err = parse(r.Xid); err != nil {
+			return nil, h, err
+		}
+		if !r.HorizonRow {
+			out = append(out, *r)
+			continue
+		}
+		found = true
+		h.horizon, h.epoch = r.xid, r.Epoch.Int64
+		if h.next, err = parse(r.Next); err != nil {
+			return nil, h, err
+		}
+		if h.last.xid, err = parse(r.LastXid); err != nil {
+			return nil, h, err
+		}
+		if h.below.xid, err = parse(r.BelowXid); err != nil {
+			return nil, h, err
+		}
+		h.last.id, h.below.id = r.LastID.Int64, r.BelowID.Int64
+	}
+	if !found {
+		return nil, h, fmt.Errorf("store: the feed's statement returned no horizon")
+	}
+	return out, h, nil
+}
+
+// membershipItem is an entry of a page with what its cursor needs.
+type membershipItem struct {
+	change crm.MembershipChange
+	at     feedPlace // the change's place; in a listing, the place the changes start after
+	member [2]int64  // in a listing, the last membership listed (segment, contact)
+}
+
+// MembershipChanges returns one page of the feed of memberships of workspace ws: the
+// memberships added and removed after the cursor args.After, oldest change first; or,
+// from the start (nil), first the current members of every segment, as additions
+// with no changedAt, then every change made since. Only args.First and args.After are
+// read. A cursor is refused with a *ResyncError as ContactChanges refuses one: older
+// than ChangeCursorLifetime, of another epoch of the feed, or ahead of the
+// workspace's last change or of the database's transactions.
+func (s *Store) MembershipChanges(ctx context.Context, ws int64, args crm.PageArgs) (MembershipChanges, error) {
+	if err := args.Validate(); err != nil {
+		return MembershipChanges{}, err
+	}
+	start := time.Now().UTC().Truncate(time.Microsecond)
+	since := start
+	listing := args.After == nil // the current members are being listed
+	var from feedPlace           // where the changes start after
+	var member [2]int64          // the last member listed
+	var fromEpoch int64
+	if args.After != nil {
+		c, err := decodeCursor("after", *args.After, membershipChangesByXid)
+		if err != nil {
+			return MembershipChanges{}, err
+		}
+		if err := cursorAgeError(start, c.since, "membership changes"); err != nil {
+			return MembershipChanges{}, err
+		}
+		from, since, fromEpoch = feedPlace{uint64(c.Value.(int64)), c.ID}, c.since, c.Epoch
+		if c.Segment != 0 {
+			listing, member = true, [2]int64{c.Segment, c.Contact}
+		}
+	}
+	size := args.Size()
+	var items []membershipItem
+	var first *membershipHorizon // the page's first statement's
+	more := false
+	if listing {
+		// Enough memberships for size entries of up to 1,024 contacts, and one more:
+		// with it, the members are not all listed yet.
+		limit := size*crm.MaxMembershipChangeContacts + 1
+		rows, h, err := s.readMembershipRows(ctx, membersSQL, ws, member[0], member[1], limit)
+		if err != nil {
+			return MembershipChanges{}, err
+		}
+		first = &h
+		if args.After == nil {
+			// The sync's start: the changes are listed after the workspace's last one
+			// below this statement's horizon (see the file's comment), and a cursor
+			// holds no ID 0.
+			from = h.below
+			if from.id == 0 {
+				from = feedPlace{0, math.MaxInt64}
+			}
+		}
+		slices.SortFunc(rows, func(a, b membershipChangeRow) int { return cmp.Compare(a.SegmentID.Int64, b.SegmentID.Int64) })
+		for _, r := range rows {
+			ids := r.ContactIDs
+			slices.Sort(ids)
+			for len(ids) > 0 {
+				k := min(len(ids), crm.MaxMembershipChangeContacts)
+				chunk := ids[:k:k]
+				ids = ids[k:]
+				items = append(items, membershipItem{
+					change: crm.MembershipChange{SegmentID: r.SegmentID.Int64, Added: true, ContactIDs: chunk},
+					at:     from, member: [2]int64{r.SegmentID.Int64, chunk[k-1]},
+				})
+			}
+		}
+		// More entries than the page holds (always so when it read limit
+		// memberships): the listing goes on in the next page. Else the members are
+		// all listed, and the changes follow.
+		if len(items) > size {
+			more = true
+			items = items[:size]
+		} else {
+			listing = false
+		}
+	}
+	readChanges := !listing && len(items) < size
+	if readChanges {
+		room := size - len(items)
+		rows, h, err := s.readMembershipRows(ctx, membershipChangesSQL, ws, strconv.FormatUint(from.xid, 10), from.id, room+1)
+		if err != nil {
+			return MembershipChanges{}, err
+		}
+		if first == nil {
+			first = &h
+		}
+		more = len(rows) > room
+		if more {
+			rows = rows[:room]
+		}
+		for _, r := range rows {
+			at := r.ChangedAt.Time
+			ids := r.ContactIDs
+			slices.Sort(ids) // recorded in the statement's order
+			items = append(items, membershipItem{
+				change: crm.MembershipChange{SegmentID: r.SegmentID.Int64, Added: r.Added.Bool, ContactIDs: ids, ChangedAt: &at},
+				at:     feedPlace{r.xid, r.ID.Int64},
+			})
+		}
+	}
+	h := *first
+	if args.After != nil {
+		if err := epochError(fromEpoch, h.epoch); err != nil {
+			return MembershipChanges{}, err
+		}
+		if err := aheadError(from.xid, h.last.xid, h.next); err != nil {
+			return MembershipChanges{}, err
+		}
+	}
+	out := MembershipChanges{Page: Page[crm.MembershipChange]{
+		Items:           make([]crm.MembershipChange, len(items)),
+		HasNextPage:     more,
+		HasPreviousPage: args.After != nil,
+		cursor: func(i int) string {
+			return encodeMembershipCursor(items[i].at, items[i].member, since, h.epoch)
+		},
+	}}
+	for i := range items {
+		out.Items[i] = items[i].change
+	}
+	switch {
+	case more:
+		out.EndCursor = out.Cursor(len(items) - 1)
+		return out, nil
+	case !readChanges:
+		// The listing ended with the page full: the changes after it may follow,
+		// from the place it started them after.
+		out.HasNextPage = true
+		out.EndCursor = encodeMembershipCursor(from, [2]int64{}, since, h.epoch)
+		return out, nil
+	}
+	// At the last change listed, or where the page started (ContactChanges says why
+	// that is past every change below the horizon, and why the time is refreshed).
+	at := from
+	if n := len(items); n > 0 && items[n-1].member[0] == 0 {
+		at = items[n-1].at
+	}
+	out.EndCursor = encodeMembershipCursor(at, [2]int64{}, start, h.epoch)
+	return out, nil
+}
+
+// encodeMembershipCursor writes the cursor of the feed of memberships at place at (in
+// a listing of the members, the place the changes start after), after the member
+// (segment, contact) when listing, in the feed's epoch, whose rows from since on are
+// all kept.
+func encodeMembershipCursor(at feedPlace, member [2]int64, since time.Time, epoch int64) string {
+	j, err := json.Marshal(cursor{List: membershipChangeList, Key: membershipChangesByXid.name, Value: int64(at.xid), ID: at.id,
+		Since: since.UTC().Format(time.RFC3339Nano), Epoch: epoch, Segment: member[0], Contact: member[1]})
+	if err != nil {
+		panic(fmt.Sprintf("store: encode cursor: %v", err)) // numbers and a string
+	}
+	return base64.RawURLEncoding.EncodeToString(j)
+}
