@@ -23,12 +23,12 @@ func resyncRequired(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.Code == "RESYNC_REQUIRED"
 }
 
-// mirror keeps outPath a mirror of the workspace's contacts (see the package
-// comment): it polls once, or, with an interval, again at each interval until ctx
-// is done (an interrupt, which ends it without an error). While polling at an
-// interval, a failure that retries did not cure (the API down for longer) is
-// reported and the next poll tries again; one a retry cannot change (a revoked key)
-// ends it.
+// mirror keeps outPath a mirror of the workspace's contacts, and membersPath(outPath)
+// of its segments' members (see the package comment): it polls once, or, with an
+// interval, again at each interval until ctx is done (an interrupt, which ends it
+// without an error). While polling at an interval, a failure that retries did not
+// cure (the API down for longer) is reported and the next poll tries again; one a
+// retry cannot change (a revoked key) ends it.
 func mirror(ctx context.Context, c *Client, statePath, outPath string, interval time.Duration, stdout, stderr io.Writer) error {
 	for {
 		err := mirrorOnce(ctx, c, statePath, outPath, stdout, stderr)
