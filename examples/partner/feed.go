@@ -60,3 +60,52 @@ func walkFeed(ctx context.Context, c *Client, after *string, segments bool, appl
 		after = &p.EndCursor
 	}
 }
+
+// membershipsQuery reads a page of the feed of memberships (docs/partners.md,
+// "Mirroring memberships"): 75 entries, the most the default maximum cost of 1,000
+// takes, each entry's contactIds counting as 10.
+const membershipsQuery = `query Memberships($after: String) {
+  membershipChanges(first: 75, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { segmentId action contactIds }
+  }
+}`
+
+// membershipChange is a node of membershipsQuery: contacts ADDED to a segment (or,
+// from the start, its members) or REMOVED from it.
+type membershipChange struct {
+	SegmentID  string   `json:"segmentId"`
+	Action     string   `json:"action"`
+	ContactIDs []string `json:"contactIds"`
+}
+
+// walkMemberships reads the feed of memberships from after (nil: from the start) to
+// its end, as walkFeed reads contactChanges, passing each entry to apply in order,
+// and returns the last endCursor.
+func walkMemberships(ctx context.Context, c *Client, after *string, apply func(membershipChange)) (end string, err error) {
+	for {
+		var out struct {
+			MembershipChanges struct {
+				PageInfo struct {
+					HasNextPage bool   `json:"hasNextPage"`
+					EndCursor   string `json:"endCursor"`
+				} `json:"pageInfo"`
+				Nodes []membershipChange `json:"nodes"`
+			} `json:"membershipChanges"`
+		}
+		if err := c.Query(ctx, membershipsQuery, map[string]any{"after": after}, &out); err != nil {
+			return "", err
+		}
+		for _, ch := range out.MembershipChanges.Nodes {
+			apply(ch)
+		}
+		p := out.MembershipChanges.PageInfo
+		if p.EndCursor == "" {
+			return "", errors.New("membershipChanges: a page without an endCursor")
+		}
+		if !p.HasNextPage {
+			return p.EndCursor, nil
+		}
+		after = &p.EndCursor
+	}
+}

@@ -29,14 +29,18 @@
 // passed since it began, and holds every contact committed before it began.
 //
 // mirror keeps OUT_FILE, one JSON object per contact and line (id, phone, name,
-// email, attributes, createdAt, updatedAt; ordered by phone), up to date: it polls
-// the feed from the cursor stored in STATE_FILE (none: from the start), applies
-// the changes and deletions, writes OUT_FILE and then the new cursor, each
-// atomically (a crash between the two applies the same changes again, which is
-// harmless). A cursor the API refuses with RESYNC_REQUIRED (older than 29 days, or
-// made before a restore) rebuilds the mirror from the start. -interval polls again
-// at that interval until interrupted; 0, the default, polls once. Segments are left
-// out of the mirror: membership changes are not in the feed.
+// email, attributes, createdAt, updatedAt, segmentIds; ordered by phone), and beside
+// it the segments' members (contacts.jsonl's in contacts.segments.jsonl: one JSON
+// object per segment with members and line, segmentId and its contactIds), up to
+// date: it polls the feed of contacts (contactChanges) and the feed of memberships
+// (membershipChanges), each from its cursor stored in STATE_FILE (a line each; none:
+// from the start), applies the changes, deletions, additions and removals, writes
+// the files and then the new cursors, each atomically (a crash between them applies
+// the same changes again, which is harmless). A contact's segmentIds are those of
+// the members mirror. A cursor the API refuses with RESYNC_REQUIRED (older than 29
+// days, or made before a restore) rebuilds that feed's part of the mirror from the
+// start. -interval polls again at that interval until interrupted; 0, the default,
+// polls once.
 package main
 
 import (
@@ -554,11 +558,13 @@ type contact struct {
 	Attributes json.RawMessage `json:"attributes"`
 	CreatedAt  time.Time       `json:"createdAt"`
 	UpdatedAt  time.Time       `json:"updatedAt"`
-	// Segments is read by export only: the feed does not list membership changes,
-	// so a mirror's would go stale.
+	// Segments is read by export only, at the contact's latest change: the feed of
+	// contacts lists no membership change, so a mirror's would go stale.
 	Segments []struct {
 		Name string `json:"name"`
 	} `json:"segments,omitempty"`
+	// SegmentIDs is written by mirror, from its mirror of the segments' members.
+	SegmentIDs []string `json:"segmentIds,omitempty"`
 }
 
 // export writes every contact of the workspace as CSV, in the format sync reads,

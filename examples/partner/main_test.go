@@ -553,7 +553,7 @@ func TestExportSettles(t *testing.T) {
 	}
 }
 
-// waitForHorizon waits until the change feed lists every change of the workspace
+// waitForHorizon waits until the feeds list every change of the workspace
 // committed so far: until the database's xmin horizon, which another transaction
 // (a background ANALYZE) may hold back for a moment, passes them.
 func waitForHorizon(t *testing.T, e *env) {
@@ -562,7 +562,8 @@ func waitForHorizon(t *testing.T, e *env) {
 		var passed bool
 		if err := e.s.DB().QueryRowContext(context.Background(), `SELECT pg_snapshot_xmin(pg_current_snapshot()) > ALL (
 			SELECT change_xid FROM contacts WHERE workspace_id = $1
-			UNION ALL SELECT change_xid FROM deleted_contacts WHERE workspace_id = $1)`, e.ws.ID).Scan(&passed); err != nil {
+			UNION ALL SELECT change_xid FROM deleted_contacts WHERE workspace_id = $1
+			UNION ALL SELECT change_xid FROM membership_changes WHERE workspace_id = $1)`, e.ws.ID).Scan(&passed); err != nil {
 			t.Error(err)
 			return
 		}

@@ -5,13 +5,17 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/globalid"
 )
 
 // mirrorEnv is a mirror's two files on a test's server.
@@ -58,9 +62,11 @@ func (m *mirrorEnv) contents(t *testing.T) string {
 	return strings.Join(items, " ")
 }
 
+// check compares the first line of mirror's output, the contacts', with wantStdout
+// and the mirror's contacts with want.
 func (m *mirrorEnv) check(t *testing.T, what, stdout, wantStdout, want string) {
 	t.Helper()
-	if stdout != wantStdout {
+	if first, _, _ := strings.Cut(stdout, "\n"); first+"\n" != wantStdout {
 		t.Errorf("%s: stdout %q, want %q", what, stdout, wantStdout)
 	}
 	if got := m.contents(t); got != want {
@@ -177,16 +183,25 @@ func TestMirror(t *testing.T) {
 	}
 }
 
-// agedCursor returns the cursor stored in path, made age older: a cursor of the
-// change feed is JSON in base64 whose "t" is when it was made (internal/store's
-// tests build the same).
+// agedCursor returns the cursors stored in path, a line each, made age older: a
+// cursor of either feed is JSON in base64 whose "t" is when it was made
+// (internal/store's tests build the same).
 func agedCursor(t *testing.T, path string, age time.Duration) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimSpace(string(b)))
+	var lines []string
+	for _, line := range strings.Fields(string(b)) {
+		lines = append(lines, agedLine(t, line, age))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func agedLine(t *testing.T, cursor string, age time.Duration) string {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,6 +221,184 @@ func agedCursor(t *testing.T, path string, age time.Duration) string {
 		t.Fatal(err)
 	}
 	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+// serverMembers returns the workspace's memberships as mirror writes them: each
+// segment with members by ID, its members' IDs sorted, read by SQL.
+func (m *mirrorEnv) serverMembers(t *testing.T) map[string][]string {
+	t.Helper()
+	rows, err := m.s.DB().QueryContext(context.Background(),
+		"SELECT segment_id, contact_id FROM memberships WHERE workspace_id = $1", m.ws.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var seg, ct int64
+		if err := rows.Scan(&seg, &ct); err != nil {
+			t.Fatal(err)
+		}
+		id := globalid.Encode(globalid.Segment, seg)
+		out[id] = append(out[id], globalid.Encode(globalid.Contact, ct))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ids := range out {
+		slices.Sort(ids)
+	}
+	return out
+}
+
+// checkMembers compares the mirror's members file, and the segmentIds of the
+// contacts in its contacts file, with the server's memberships.
+func (m *mirrorEnv) checkMembers(t *testing.T, what string) {
+	t.Helper()
+	want := m.serverMembers(t)
+	sets, err := readMembers(membersPath(m.out))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	got := map[string][]string{}
+	for id, set := range sets {
+		got[id] = slices.Sorted(maps.Keys(set))
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: the mirror's members %v, the server's %v", what, got, want)
+	}
+	contacts, err := readMirror(m.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, ct := range contacts {
+		var segs []string
+		for seg, ids := range want {
+			if slices.Contains(ids, id) {
+				segs = append(segs, seg)
+			}
+		}
+		slices.Sort(segs)
+		if !slices.Equal(ct.SegmentIDs, segs) {
+			t.Errorf("%s: contact %s lists segments %v, is in %v", what, ct.Phone, ct.SegmentIDs, segs)
+		}
+	}
+}
+
+// mutate runs a mutation with the workspace's read_write key, failing the test on
+// an error or userErrors.
+func (m *mirrorEnv) mutate(t *testing.T, field, mutation string, input map[string]any) {
+	t.Helper()
+	var out map[string]struct {
+		UserErrors payloadError `json:"userErrors"`
+	}
+	err := m.client().Mutate(context.Background(), mutation, map[string]any{"input": input}, &out)
+	if err == nil && len(out[field].UserErrors) > 0 {
+		err = out[field].UserErrors
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", field, err)
+	}
+}
+
+// TestMirrorMemberships keeps each segment's members exact through assignments,
+// removals, an assignment of every contact (contactsMatching), a createSegment with
+// contacts, a deleteSegment and a deleteContacts: after each poll the mirror's
+// members and its contacts' segmentIds are the server's. A later poll reads on from
+// the stored cursor, listing only the entries since; a refused cursor of the
+// memberships rebuilds them from the start, dropping what the mirror held.
+func TestMirrorMemberships(t *testing.T) {
+	m := newMirrorEnv(t)
+	phones := []string{"+919800000001", "+919800000002", "+919800000003", "+919800000004", "+919800000005", "+919800000006"}
+	ids, err := m.upsert(phones)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, two := m.createSegment(t, "One"), m.createSegment(t, "Two")
+	m.assign(t, ids[:4], one)
+	m.assign(t, ids[2:], two)
+	waitForHorizon(t, m.env)
+	stdout, _ := m.poll(t)
+	if want := "mirror: 2 membership entries, 2 segments, 8 memberships\n"; !strings.HasSuffix(stdout, want) {
+		t.Errorf("the initial sync: %q, want it to end %q", stdout, want)
+	}
+	m.checkMembers(t, "the initial sync")
+
+	const remove = `mutation Remove($input: RemoveContactsFromSegmentsInput!) {
+  removeContactsFromSegments(input: $input) { removedCount userErrors { field message code } }
+}`
+	m.mutate(t, "removeContactsFromSegments", remove, map[string]any{"contactIds": ids[:2], "segmentIds": []string{one}})
+	m.mutate(t, "assignContactsToSegments", assignMutation, map[string]any{"contactsMatching": map[string]any{}, "segmentIds": []string{one}})
+	m.mutate(t, "createSegment", createSegmentMutation, map[string]any{"name": "Three", "contactIds": ids[1:3]})
+	m.mutate(t, "deleteSegment", `mutation Delete($input: DeleteSegmentInput!) {
+  deleteSegment(input: $input) { deletedSegmentId userErrors { field message code } }
+}`, map[string]any{"id": two})
+	m.deleteContacts(t, ids[5])
+	waitForHorizon(t, m.env)
+
+	state, err := os.ReadFile(m.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursors := strings.Fields(string(state))
+	if len(cursors) != 2 {
+		t.Fatalf("the state file holds %q, want two cursors", state)
+	}
+	var afters []any
+	m.proxy.before = func(body []byte) {
+		var req struct {
+			Query     string         `json:"query"`
+			Variables map[string]any `json:"variables"`
+		}
+		if json.Unmarshal(body, &req) == nil && strings.Contains(req.Query, "membershipChanges") {
+			afters = append(afters, req.Variables["after"])
+		}
+	}
+	stdout, _ = m.poll(t)
+	m.proxy.before = nil
+	// One entry per change: the removal, the select-all (the contacts One lacked),
+	// createSegment's, deleteSegment's (Two's members REMOVED), deleteContacts'
+	// (the contact's membership of One). From the start, the feed would list the
+	// members again instead: One's and Three's.
+	if want := "mirror: 5 membership entries, 2 segments, 7 memberships\n"; !strings.HasSuffix(stdout, want) {
+		t.Errorf("the changes: %q, want it to end %q", stdout, want)
+	}
+	if len(afters) != 1 || afters[0] != cursors[1] {
+		t.Errorf("the poll read membershipChanges after %v, want once after the stored cursor %q", afters, cursors[1])
+	}
+	m.checkMembers(t, "the changes")
+	stdout, _ = m.poll(t)
+	if want := "mirror: 0 membership entries, 2 segments, 7 memberships\n"; !strings.HasSuffix(stdout, want) {
+		t.Errorf("no changes: %q, want it to end %q", stdout, want)
+	}
+
+	// The memberships' cursor 40 days old, the contacts' as it is, and a member the
+	// server has no more in the mirror: the members are synced again from the start,
+	// without it.
+	if state, err = os.ReadFile(m.state); err != nil {
+		t.Fatal(err)
+	}
+	cursors = strings.Fields(string(state))
+	aged := cursors[0] + "\n" + agedLine(t, cursors[1], 40*24*time.Hour) + "\n"
+	if err := os.WriteFile(m.state, []byte(aged), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(membersPath(m.out), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"segmentId":"` + two + `","contactIds":["` + ids[5] + `"]}` + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	stdout, stderr := m.poll(t)
+	if want := "mirror: 0 changed, 0 deleted, 5 contacts\nmirror: 2 membership entries, 2 segments, 7 memberships\n"; stdout != want {
+		t.Errorf("a resync: %q, want %q", stdout, want)
+	}
+	if !strings.Contains(stderr, "RESYNC_REQUIRED") || !strings.Contains(stderr, "syncing them again from the start") {
+		t.Errorf("stderr: %s", stderr)
+	}
+	m.checkMembers(t, "a resync")
 }
 
 // TestMirrorInterval polls at an interval until interrupted, and stops at once on a

@@ -464,9 +464,17 @@ func seedDocs(b *api) docIDs {
 	}
 	names := []string{"Aarav Shah", "Diya Patel", "Kabir Singh", "Isha Gupta", "Rohan Mehta",
 		"Ananya Iyer", "Vivaan Reddy", "Saanvi Nair", "Arjun Das", "Meera Joshi"}
+	// The first two have the phones of a fresh serve --demo workspace's C_AQ and C_Ag
+	// (internal/demo; the smallest phones, so they get the first IDs here too), so that
+	// an example looking them up by phone answers as both do.
+	phones := []string{"+91 70006 77729", "+91 70046 04623"}
 	in := make([]map[string]any, len(names))
 	for i, name := range names {
-		in[i] = map[string]any{"phone": fmt.Sprintf("+91 98%03d %05d", 100+i, 12345+i), "name": name,
+		phone := fmt.Sprintf("+91 98%03d %05d", 100+i, 12345+i)
+		if i < len(phones) {
+			phone = phones[i]
+		}
+		in[i] = map[string]any{"phone": phone, "name": name,
 			"email": strings.ToLower(strings.Fields(name)[0]) + "@example.com", "attributes": map[string]any{"city": "Mumbai"}}
 	}
 	b.do(`mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { contacts { id } userErrors { field message code } } }`,
