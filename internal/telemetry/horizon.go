@@ -72,7 +72,7 @@ func NewTransactionWatch(s *store.Store, log *slog.Logger, opts TransactionWatch
 	return &TransactionWatch{
 		store: s, log: log, opts: opts,
 		desc: prometheus.NewDesc("segments_oldest_transaction_age_seconds",
-			"Age of the oldest transaction with a transaction ID in the PostgreSQL cluster (any database), which holds every workspace's change feed (contactChanges) back; 0 when there is none.",
+			"Age of the oldest transaction with a transaction ID in the PostgreSQL cluster (any database), which holds every workspace's change feeds (contactChanges, membershipChanges) back; 0 when there is none.",
 			nil, nil),
 		seen:   map[heldKey]time.Time{},
 		warned: map[heldKey]time.Time{},
