@@ -106,8 +106,10 @@ func presentUnlocated(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return gqlErr
 		}
 		// An error after the request's context ended is that end, whatever form it
-		// took on the way: the context's own error, or the error of a statement whose
-		// connection was closed under it (pgx's "conn closed", a driver.ErrBadConn).
+		// took on the way: the context's own error, PostgreSQL's query_canceled for a
+		// statement the store's cancel request stopped, or the error of a statement
+		// whose connection was closed under it (through PgBouncer; pgx's "conn
+		// closed", a driver.ErrBadConn).
 		ended := ctx.Err()
 		if ended != nil {
 			// Why it ended: a mutation's payload grace (grace.go) ends with the

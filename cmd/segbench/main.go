@@ -534,7 +534,8 @@ var readWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W8", "W9", "W10"}
 // asked in the background once a minute at most (store/statistics.go), and its
 // analyses of new workspaces (store/analyze.go), and its reading of a workspace's
 // segment catalog, at a workspace's first page and once a minute after
-// (store/catalog.go).
+// (store/catalog.go), and, once as it opens, its backend's process ID (whether it
+// reaches PostgreSQL itself, store/store.go's cancelByRequest).
 // Whether a captured request sends them depends only on when it came (in the
 // measured runs, at 20 to thousands of requests a second, one request in 40 or
 // fewer), so the captured SQL, and with it the statement counts and the floor's
@@ -548,15 +549,16 @@ const (
 	trigrams     = "SELECT analyzed_at, trigrams FROM segments_contact_search_trigrams("
 	analysis     = "SELECT segments_analyze_workspaces("
 	catalogRead  = "SELECT v.version, coalesce(g.id, 0), coalesce(g.name, ''), g.description"
+	backendPID   = "SELECT pg_backend_pid()"
 )
 
 // steadyState returns the statements of a captured request of ours without those
 // it sent only because of a pause before it (keyLookup, idlePing, rowsLookup,
-// countsLookup, searchSample, trigrams, catalogRead) or in the background
-// (analysis).
+// countsLookup, searchSample, trigrams, catalogRead), in the background (analysis)
+// or as the store opened (backendPID).
 func steadyState(st []string) []string {
 	return slices.DeleteFunc(st, func(s string) bool {
-		return strings.HasPrefix(s, keyLookup) || s == idlePing || s == rowsLookup || strings.HasPrefix(s, countsLookup) ||
+		return strings.HasPrefix(s, keyLookup) || s == idlePing || s == backendPID || s == rowsLookup || strings.HasPrefix(s, countsLookup) ||
 			s == searchSample || strings.HasPrefix(s, trigrams) || strings.HasPrefix(s, analysis) || strings.HasPrefix(tenantStatement(s), catalogRead)
 	})
 }

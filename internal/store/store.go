@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -96,14 +98,13 @@ type Options struct {
 	// ClientCheckInterval, when positive, becomes the role's
 	// client_connection_check_interval the same way: how often a backend busy in a
 	// statement, or waiting for a lock, checks that its client is still connected. A
-	// cancelled context (a client gone, a request's deadline, the end of a shutdown's
-	// grace period) makes pgx close the connection's socket; without the check the
+	// cancelled context stops its statement with a cancel request (cancelByRequest),
+	// but through a pooler such as PgBouncer pgx closes the connection's socket, as it
+	// does when a cancel goes unanswered or our process exits; without the check the
 	// backend notices only when it next writes to the socket, and until then keeps
 	// its locks and its connection slot, even after our process has exited. Through
 	// PgBouncer the bouncer closes its server connection when its client's goes, so
-	// the check works there too. (pgx's alternative, a cancel request, makes
-	// PgBouncer 1.18, Debian 12's, exit with "server in bad state" (pgbouncer#822,
-	// fixed in later releases): it did in our PgBouncer test suite.)
+	// the check works there too.
 	ClientCheckInterval time.Duration
 	// SerialPlans, when set, makes max_parallel_workers_per_gather 0 the role's
 	// default the same way: PostgreSQL then plans every statement without parallel
@@ -175,7 +176,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.AppName != "" {
 		cfg.RuntimeParams["application_name"] = opts.AppName
 	}
-	unset, err := configureRole(ctx, cfg, opts)
+	first, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	unset, err := configureRole(ctx, first, cfg, opts)
+	if err == nil {
+		err = cancelByRequest(ctx, first, cfg)
+	}
+	first.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -261,15 +270,59 @@ const ClientCheckInterval = time.Second
 // several servers start at once (migrationLockKey's neighbour).
 const roleDefaultsLockKey = 7264002
 
-// configureRole sets the role's session defaults before the pool opens its first
-// connection, so that every connection of the pool has them.
+// cancelFallback is how long a cancelled statement's connection waits for the cancel
+// request's effect (cancelByRequest) before pgx closes its socket after all: a
+// cancelled statement stopped 3-41 ms after its context ended on a loaded 2-core
+// machine (TestCancelledStatementsKeepTheirConnection), so ten times that means
+// PostgreSQL is not answering; and a shutdown's cancelled requests, which also wait
+// 100 ms more in pgx and then roll back (rollbackTimeout), must still answer within
+// its last second (cancelledRequestsGrace).
+const cancelFallback = 500 * time.Millisecond
+
+// cancelByRequest makes a cancelled context (its client gone, a request's deadline,
+// the end of a shutdown's grace period) stop its statement with a cancel request,
+// when conn, a connection of cfg, reaches PostgreSQL itself: the statement ends with
+// query_canceled (57014) and its connection goes back to the pool. pgx's default
+// closes the connection's socket (and asyncClose sends a cancel request too), so that
+// each cancel cost a new backend, its authentication and its role's settings for the
+// next statement: 9 of 9 cancelled statements before (TestCancelledStatementsKeep
+// TheirConnection), a type-ahead search cancelled at every keystroke.
+//
+// Through a pooler such as PgBouncer, which gives its clients cancel keys of its own
+// (the process ID conn was given is not its backend's), the default stays, and a
+// pooler's handling of a late cancel is its own. PgBouncer 1.18, Debian 12's, exits
+// (FATAL "bad client state: 0"; "server in bad state", pgbouncer#822, in our
+// PgBouncer suite before) when a cancel request's connection closes before it
+// answered, as pgx's handler closes it once the cancelled statement has returned: at
+// the second cancel of TestCancelledStatementsKeepTheirConnection through it. pgx's
+// default sends its cancel as it closes the connection and waits for the answer; the
+// backend stops as soon (3-11 ms there), else within client_connection_check_interval
+// once PgBouncer closes its server connection (Options.ClientCheckInterval).
+func cancelByRequest(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) error {
+	var pid uint32
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		return fmt.Errorf("store: read the backend's process ID: %w", err)
+	}
+	if pid != conn.PgConn().PID() {
+		return nil
+	}
+	// pgx sends the cancel at once and keeps the connection for 100 ms after
+	// PostgreSQL took it, so that a cancel that arrives late stops no later statement.
+	cfg.BuildContextWatcherHandler = func(pgConn *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pgConn, DeadlineDelay: cancelFallback}
+	}
+	return nil
+}
+
+// configureRole sets the role's session defaults on conn, a connection of cfg, before
+// the pool opens its first connection, so that every connection of the pool has them.
 //
 // A database that takes no writes (a hot standby, default_transaction_read_only)
 // refuses ALTER ROLE: a server restarted there could not start at all. The defaults
 // an earlier start set usually hold already; those that differ are set as each
 // connection starts (cfg's runtime parameters, which take precedence over the
 // role's), and returned as name=value to be reported.
-func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) (unset []string, err error) {
+func configureRole(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig, opts Options) (unset []string, err error) {
 	var sets, now []string
 	want := map[string]string{}
 	set := func(name, value string) {
@@ -300,11 +353,6 @@ func configureRole(ctx context.Context, cfg *pgx.ConnConfig, opts Options) (unse
 	if len(sets) == 0 {
 		return nil, nil
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("store: connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
 	// A role's defaults reach only sessions that start after the change. Through
 	// PgBouncer this session's server connection stays open and serves the pool next,
 	// so it gets the values now too. (A bouncer's older server connections get them

@@ -303,7 +303,9 @@ const commitTimeout = 5 * time.Second
 
 // tenantTx ends the transaction of its connection: with a message of COMMIT or
 // ROLLBACK once its BEGIN has been sent, and with nothing to send before. Like pgx's
-// own transactions, it ends in the context it began in.
+// own transactions, it ends in the context it began in, but a COMMIT once sent is
+// waited for (commitTimeout), and a ROLLBACK is sent after that context ended
+// (rollbackTimeout).
 type tenantTx struct {
 	c   *tenantConn
 	ctx context.Context
@@ -336,12 +338,28 @@ func (tx tenantTx) Commit() error {
 	return nil
 }
 
+// rollbackTimeout bounds a ROLLBACK sent after its transaction's context ended
+// (tenantTx.Rollback): one round trip with nothing to write, under 1 ms unloaded, so
+// that a connection that does not answer by then is closed instead; with
+// cancelFallback it stays within a shutdown's last second (cancelledRequestsGrace).
+const rollbackTimeout = 250 * time.Millisecond
+
 func (tx tenantTx) Rollback() error {
 	if tx.c.takeBegin() != "" {
 		return nil
 	}
+	ctx := tx.ctx
+	if ctx.Err() != nil {
+		// database/sql rolls a transaction back as soon as its context ends, after
+		// the statement that ran: pgx refuses to send anything in that context, and
+		// the connection, whose cancelled statement left it usable (cancelByRequest),
+		// was closed for a transaction that one ROLLBACK ends.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+	}
 	conn := tx.c.Conn()
-	if _, err := conn.Exec(tx.ctx, "ROLLBACK"); err != nil {
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
 		// The connection's state is unknown: it is closed at once, without a goodbye
 		// (as pgx does), and the server rolls the transaction back.
 		now, cancel := context.WithCancel(context.Background())

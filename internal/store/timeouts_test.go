@@ -158,3 +158,121 @@ func TestRoleTimeoutsReplaceATinyOne(t *testing.T) {
 		t.Errorf("statement_timeout %q (%v), want 15s", st, err)
 	}
 }
+
+// TestCancelledStatementsKeepTheirConnection: a statement whose context ends while it
+// runs (its client went away, its deadline passed) is stopped in PostgreSQL by a
+// cancel request, and its connection stays in the pool: on a pool of one connection,
+// statements cancelled alone, with a workspace (the statement after its settings in
+// one message) and in a transaction leave the same backend to serve the next query.
+// pgx's default closed the connection under each, and every next query waited for a
+// new backend, its authentication and its role's settings. Through PgBouncer, which
+// gives its clients cancel keys of its own (pgbouncer#822: 1.18 exits on some cancel
+// requests), the connection is closed as before: there the test checks that the
+// statements stop and the pool serves on.
+func TestCancelledStatementsKeepTheirConnection(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	const app = "cancelled-statements"
+	s, err := store.Open(ctx, url, store.Options{MaxConns: 1, AppName: app, ClientCheckInterval: store.ClientCheckInterval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db := s.DB()
+	backend := func() int {
+		t.Helper()
+		var pid int
+		if err := db.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatalf("the pool after a cancelled statement: %v", err)
+		}
+		return pid
+	}
+	first := backend()
+	watch := storetest.Conn(t, url) // sees the statement run and stop
+	running := func() bool {
+		t.Helper()
+		var n int
+		if err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND query LIKE '%pg_sleep(5)%' AND pid <> pg_backend_pid()", app).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+
+	kinds := []struct {
+		name string
+		run  func(ctx context.Context) error
+	}{
+		{"alone", func(ctx context.Context) error {
+			_, err := db.ExecContext(ctx, "SELECT pg_sleep(5)")
+			return err
+		}},
+		{"with a workspace", func(ctx context.Context) error {
+			rows, err := db.QueryContext(store.WithWorkspace(ctx, 1), "SELECT pg_sleep(5)")
+			if err == nil {
+				for rows.Next() {
+				}
+				err = errors.Join(rows.Err(), rows.Close())
+			}
+			return err
+		}},
+		{"in a transaction", func(ctx context.Context) error {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			_, err = tx.ExecContext(ctx, "SELECT 1; SELECT pg_sleep(5)")
+			return err
+		}},
+	}
+	var stops, answers []time.Duration
+	for i := range 3 * len(kinds) {
+		kind := kinds[i%len(kinds)]
+		stmtCtx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() { errc <- kind.run(stmtCtx) }()
+		for start := time.Now(); !running(); time.Sleep(2 * time.Millisecond) {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("%s: the statement did not start", kind.name)
+			}
+		}
+		cancelled := time.Now()
+		cancel()
+		for running() {
+			if time.Since(cancelled) > 2*time.Second {
+				t.Fatalf("%s: the statement still runs 2 s after its context ended", kind.name)
+			}
+		}
+		stops = append(stops, time.Since(cancelled))
+		err := <-errc
+		answers = append(answers, time.Since(cancelled))
+		if err == nil {
+			t.Fatalf("%s: a cancelled statement succeeded", kind.name)
+		}
+		next := time.Now()
+		pid := backend()
+		t.Logf("%s: stopped %v after its context ended, returned after %v; the next query took %v",
+			kind.name, stops[len(stops)-1].Round(time.Millisecond), answers[len(answers)-1].Round(time.Millisecond), time.Since(next).Round(time.Millisecond))
+		if storetest.ThroughPgBouncer() {
+			continue
+		}
+		if pid != first {
+			t.Errorf("%s: the pool's backend is %d after a cancelled statement (%v), want %d, the one before", kind.name, pid, err, first)
+			first = pid
+		} else if !store.Canceled(err) {
+			t.Errorf("%s: the statement's error %v, want query_canceled (57014)", kind.name, err)
+		}
+	}
+
+	// A cancel that comes as its statement ends on its own stops no later statement
+	// on the connection: pgx holds the connection until PostgreSQL took the cancel,
+	// and 100 ms more.
+	for i := range 30 {
+		stmtCtx, cancel := context.WithTimeout(ctx, time.Duration(15+i%10)*time.Millisecond)
+		_, _ = db.ExecContext(stmtCtx, "SELECT pg_sleep(0.02)")
+		cancel()
+		if _, err := db.ExecContext(ctx, "SELECT 1"); err != nil {
+			t.Fatalf("the statement after one cancelled as it ended: %v", err)
+		}
+	}
+}
