@@ -35,13 +35,14 @@ import (
 //
 //  1. For each pair, transaction ID order is commit order. Two changes of one pair
 //     meet at its primary key or its row: the later statement waits until the
-//     earlier one's transaction has committed, and its trigger runs after that. The
-//     trigger refuses to record a change when a committed row of a younger
-//     transaction names one of its pairs (serialization_failure, which the store runs
-//     again, under a new ID): so no change of a pair commits after one of a younger
-//     transaction. (IDs alone are not commit order: a transaction gets its ID at its
-//     first lock, and an assignment can then wait at its segment's lock for a
-//     younger removal of the same contact, and commit after it.)
+//     earlier one's transaction has committed, and its trigger runs after that. When
+//     a committed row of a younger transaction names one of its pairs, the trigger
+//     records the change at the youngest such row's place rather than at its own ID
+//     (after it, by id): so each pair's entries are in commit order. (IDs alone are
+//     not commit order: a transaction gets its ID at its first lock, and an
+//     assignment can then wait at its segment's lock for a younger removal of the
+//     same contact, and commit after it.) A place is never below the transaction's
+//     own ID, so the horizon rule below holds for places as for IDs.
 //  2. A sync from the start (after: null) records, with its first page, the
 //     workspace's last change below that statement's horizon H (its place, L: the
 //     cursor carries L rather than H, which would tell the server's transaction rate
