@@ -278,7 +278,11 @@ func newDatabase(tb testing.TB) string {
 			if err != nil {
 				tb.Fatal(err)
 			}
-			srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir + "/db", Ephemeral: true})
+			// 400 connections, not the embedded server's 200: a package's tests share
+			// this server, and through PgBouncer (a pool of 40 per database and role
+			// beside the tests' own connections) the store's suite ran out of them
+			// ("sorry, too many clients already") in make test's PgBouncer pass.
+			srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir + "/db", Ephemeral: true, Settings: []string{"max_connections=400"}})
 			if err != nil {
 				os.RemoveAll(dir)
 				tb.Fatal(err)
