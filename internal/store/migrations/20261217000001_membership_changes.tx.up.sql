@@ -1,4 +1,4 @@
--- older servers: keep running: a new table they do not read, filled by triggers that fire for their writes too
+-- older servers: keep running: a new table they do not read, filled by triggers that fire for their writes too (but a workspace an older server deletes leaves its rows here, as no foreign key holds them)
 -- The change feed of memberships (Query.membershipChanges): every insert and delete
 -- of memberships, recorded by statement-level triggers as rows of
 -- (segment, added or removed, up to 1,024 contact IDs ascending), each stamped with
