@@ -93,19 +93,13 @@ func (r *Resolver) membershipChanges(ctx context.Context, first *int, after *str
 			ids = append(ids, c.SegmentID)
 		}
 		ids = slices.Compact(slices.Sorted(slices.Values(ids)))
-		segs, err := r.Store.SegmentsByID(ctx, ws, ids)
-		if err != nil {
-			return nil, err
-		}
 		keys := make([]loader.ObjectKey, len(ids))
-		found := make(map[loader.ObjectKey]any, len(segs))
 		for i, id := range ids {
 			keys[i] = loader.ObjectKey{Kind: globalid.Segment, ID: id}
-			if s, ok := segs[id]; ok {
-				found[keys[i]] = &s
-			}
 		}
-		loaders(ctx).Object.Prime(keys, found)
+		if err := loaders(ctx).Object.Prefetch(ctx, keys); err != nil {
+			return nil, err
+		}
 		execution.Preloaded(ctx, "segment")
 	}
 	return &model.MembershipChangeConnection{Page: page}, nil
