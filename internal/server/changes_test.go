@@ -50,38 +50,49 @@ func (a *api) changes(first *int, after *string) changesPage {
 }
 
 // changed reads the feed from after to its end, size at a time, until it lists
-// want (contact IDs, a deletion as "-" and its ID), for up to 10 s: the horizon is
+// want (contact IDs, a deletion as "-" and its ID), for up to 10 s (feedUntil), and
+// returns the last page's endCursor.
+func (a *api) changed(after *string, size int, want []string) string {
+	a.t.Helper()
+	return a.feedUntil(after, size, want, func(from *string) ([]string, *string, bool) {
+		p := a.changes(&size, from)
+		var got []string
+		for _, e := range p.Edges {
+			n := e.Node
+			switch {
+			case n.Contact == nil && n.DeletedAt != nil:
+				got = append(got, "-"+n.ContactID)
+			case n.Contact != nil && n.DeletedAt == nil && n.Contact.ID == n.ContactID:
+				got = append(got, n.ContactID)
+			default:
+				a.t.Fatalf("a change neither a contact nor a deletion: %+v", n)
+			}
+		}
+		return got, p.PageInfo.EndCursor, p.PageInfo.HasNextPage
+	})
+}
+
+// feedUntil reads a feed from after to its end, a page at a time by page (which
+// returns the page's entries as the test writes them, its endCursor and whether
+// another page follows), until its entries are want, for up to 10 s: the horizon is
 // the whole database's, which another test's transaction holds back for a moment.
 // It returns the last page's endCursor.
-func (a *api) changed(after *string, size int, want []string) string {
+func (a *api) feedUntil(after *string, size int, want []string, page func(from *string) (entries []string, end *string, more bool)) string {
 	a.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var got []string
 		from := after
-		for {
-			p := a.changes(&size, from)
-			for _, e := range p.Edges {
-				n := e.Node
-				switch {
-				case n.Contact == nil && n.DeletedAt != nil:
-					got = append(got, "-"+n.ContactID)
-				case n.Contact != nil && n.DeletedAt == nil && n.Contact.ID == n.ContactID:
-					got = append(got, n.ContactID)
-				default:
-					a.t.Fatalf("a change neither a contact nor a deletion: %+v", n)
-				}
-			}
-			from = p.PageInfo.EndCursor
-			if !p.PageInfo.HasNextPage {
-				break
-			}
+		for more := true; more; {
+			var entries []string
+			entries, from, more = page(from)
+			got = append(got, entries...)
 		}
 		if slices.Equal(got, want) {
 			return *from
 		}
 		if time.Now().After(deadline) {
-			a.t.Fatalf("pages of %d list %v, want %v", size, got, want)
+			a.t.Fatalf("pages of %d list %q, want %q", size, got, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -193,41 +204,27 @@ func (a *api) mchanges(first *int, after *string) mchangesPage {
 
 // mchanged reads the feed of memberships from after to its end, size at a time,
 // until it lists want (each entry as "+" or "-", the segment's ID, "@" when it has
-// a changedAt, then its contacts' IDs), for up to 10 s, and returns the last page's
-// endCursor. An entry's segment is its segmentId's, or null: the segments listed in
-// deleted are null.
+// a changedAt, then its contacts' IDs), for up to 10 s (feedUntil), and returns the
+// last page's endCursor. An entry's segment is its segmentId's, or null: the
+// segments listed in deleted are null.
 func (a *api) mchanged(after *string, size int, want []string, deleted ...string) string {
 	a.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	return a.feedUntil(after, size, want, func(from *string) ([]string, *string, bool) {
+		p := a.mchanges(&size, from)
 		var got []string
-		from := after
-		for {
-			p := a.mchanges(&size, from)
-			for _, e := range p.Edges {
-				n := e.Node
-				if gone := slices.Contains(deleted, n.SegmentID); (n.Segment == nil) != gone || (n.Segment != nil && n.Segment.ID != n.SegmentID) {
-					a.t.Fatalf("an entry of segment %s (deleted: %v) with segment %+v", n.SegmentID, gone, n.Segment)
-				}
-				op := map[string]string{"ADDED": "+", "REMOVED": "-"}[n.Action]
-				if n.ChangedAt != nil {
-					op += "@"
-				}
-				got = append(got, op+n.SegmentID+" "+strings.Join(n.ContactIDs, " "))
+		for _, e := range p.Edges {
+			n := e.Node
+			if gone := slices.Contains(deleted, n.SegmentID); (n.Segment == nil) != gone || (n.Segment != nil && n.Segment.ID != n.SegmentID) {
+				a.t.Fatalf("an entry of segment %s (deleted: %v) with segment %+v", n.SegmentID, gone, n.Segment)
 			}
-			from = p.PageInfo.EndCursor
-			if !p.PageInfo.HasNextPage {
-				break
+			op := map[string]string{"ADDED": "+", "REMOVED": "-"}[n.Action]
+			if n.ChangedAt != nil {
+				op += "@"
 			}
+			got = append(got, op+n.SegmentID+" "+strings.Join(n.ContactIDs, " "))
 		}
-		if slices.Equal(got, want) {
-			return *from
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("pages of %d list %q, want %q", size, got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return got, p.PageInfo.EndCursor, p.PageInfo.HasNextPage
+	})
 }
 
 // TestMembershipChangesListed proves Query.membershipChanges through the API: an
