@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -340,11 +338,7 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 // feed's epoch, whose feed holds every deletion from since on: a cursor of
 // changesByXid with since as "t" and epoch as "e".
 func encodeChangeCursor(xid uint64, id int64, since time.Time, epoch int64) string {
-	j, err := json.Marshal(cursor{List: changeList, Key: changesByXid.name, Value: int64(xid), ID: id, Since: since.UTC().Format(time.RFC3339Nano), Epoch: epoch})
-	if err != nil {
-		panic(fmt.Sprintf("store: encode cursor: %v", err)) // numbers and a string
-	}
-	return base64.RawURLEncoding.EncodeToString(j)
+	return cursor{List: changeList, Key: changesByXid.name, Value: int64(xid), ID: id, Since: since.UTC().Format(time.RFC3339Nano), Epoch: epoch}.encode()
 }
 
 // cursorAgeError refuses a cursor of a feed made at since, read at start, once it is

@@ -3,8 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -393,10 +391,6 @@ func (s *Store) MembershipChanges(ctx context.Context, ws int64, args crm.PageAr
 // (segment, contact) when listing, in the feed's epoch, whose rows from since on are
 // all kept.
 func encodeMembershipCursor(at feedPlace, member [2]int64, since time.Time, epoch int64) string {
-	j, err := json.Marshal(cursor{List: membershipChangeList, Key: membershipChangesByXid.name, Value: int64(at.xid), ID: at.id,
-		Since: since.UTC().Format(time.RFC3339Nano), Epoch: epoch, Segment: member[0], Contact: member[1]})
-	if err != nil {
-		panic(fmt.Sprintf("store: encode cursor: %v", err)) // numbers and a string
-	}
-	return base64.RawURLEncoding.EncodeToString(j)
+	return cursor{List: membershipChangeList, Key: membershipChangesByXid.name, Value: int64(at.xid), ID: at.id,
+		Since: since.UTC().Format(time.RFC3339Nano), Epoch: epoch, Segment: member[0], Contact: member[1]}.encode()
 }

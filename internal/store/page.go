@@ -134,6 +134,16 @@ var (
 	maxCursorTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
 )
 
+// encode writes c as a cursor: its JSON, base64url without padding, as the feeds'
+// cursors (ContactChanges, MembershipChanges) are written, once a page.
+func (c cursor) encode() string {
+	j, err := json.Marshal(c)
+	if err != nil {
+		panic(fmt.Sprintf("store: encode cursor: %v", err)) // numbers and strings
+	}
+	return base64.RawURLEncoding.EncodeToString(j)
+}
+
 // encodeCursor writes the cursor of the row with sort value value and id in the
 // ordering key: what json.Marshal writes for the cursor, appended by hand, since a
 // page's edges each have one (json.Marshal's reflection cost a contacts page of 50
