@@ -192,6 +192,10 @@ func (r *segmentResolver) Contacts(ctx context.Context, obj *crm.Segment, first 
 	return r.segmentContacts(ctx, obj, search, contactOrder(orderBy), pageArgs(first, after, last, before))
 }
 
+func (r *segmentResolver) ViewerCanUpdate(ctx context.Context, obj *crm.Segment) (bool, error) {
+	return viewerCanUpdate(ctx), nil
+}
+
 func (r *Resolver) Contact() generated.ContactResolver { return &contactResolver{r} }
 
 func (r *Resolver) MembershipChange() generated.MembershipChangeResolver {

@@ -194,13 +194,14 @@ type ComplexityRoot struct {
 	}
 
 	Segment struct {
-		ContactCount func(childComplexity int) int
-		Contacts     func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) int
-		CreatedAt    func(childComplexity int) int
-		Description  func(childComplexity int) int
-		GlobalID     func(childComplexity int) int
-		Name         func(childComplexity int) int
-		UpdatedAt    func(childComplexity int) int
+		ContactCount    func(childComplexity int) int
+		Contacts        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) int
+		CreatedAt       func(childComplexity int) int
+		Description     func(childComplexity int) int
+		GlobalID        func(childComplexity int) int
+		Name            func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+		ViewerCanUpdate func(childComplexity int) int
 	}
 
 	SegmentConnection struct {
@@ -296,6 +297,8 @@ type QueryResolver interface {
 }
 type SegmentResolver interface {
 	Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error)
+
+	ViewerCanUpdate(ctx context.Context, obj *crm.Segment) (bool, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1012,6 +1015,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Segment.UpdatedAt(childComplexity), true
+	case "Segment.viewerCanUpdate":
+		if e.ComplexityRoot.Segment.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Segment.ViewerCanUpdate(childComplexity), true
 
 	case "SegmentConnection.count":
 		if e.ComplexityRoot.SegmentConnection.Count == nil {
@@ -1550,6 +1559,14 @@ type Segment implements Node {
   createdAt: DateTime!
   """When the segment's name, description or membership last changed."""
   updatedAt: DateTime!
+  """
+  Whether the request's credential may change this segment: rename it, change its
+  description, delete it, and add contacts to it or remove them (` + "`" + `Viewer.canMutate` + "`" + `,
+  asked of the segment itself, as a list shows it). False for a read-only key or
+  session: hide the segment's edit, delete and membership actions. Read from the
+  credential as the request was authenticated: no query of its own.
+  """
+  viewerCanUpdate: Boolean!
 }
 
 """A person the business can message on WhatsApp, identified by a phone number unique in the workspace."""
@@ -2713,6 +2730,8 @@ func (ec *executionContext) childFields_Segment(ctx context.Context, field graph
 		return ec.fieldContext_Segment_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Segment_updatedAt(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_Segment_viewerCanUpdate(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Segment", field.Name)
 }
@@ -6113,6 +6132,29 @@ func (ec *executionContext) fieldContext_Segment_updatedAt(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Segment", field, false, false, "DateTime")
 }
 
+func (ec *executionContext) _Segment_viewerCanUpdate(ctx context.Context, field graphql.CollectedField, obj *crm.Segment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Segment_viewerCanUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Segment().ViewerCanUpdate(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Segment_viewerCanUpdate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Segment", field, true, true, "Boolean")
+}
+
 func (ec *executionContext) _SegmentConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SegmentConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9405,6 +9447,12 @@ func (ec *executionContext) _Segment(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "viewerCanUpdate":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Segment_viewerCanUpdate(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 
+	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/globalid"
+	"github.com/segments/segments/internal/store"
 )
 
 const upsertIntoSegmentsDoc = `mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) {
@@ -109,4 +112,50 @@ func TestUpsertContactsAddToSegmentIds(t *testing.T) {
 	checkUserErrors(t, bad(map[string]any{"phone": "+919800000504", "addToSegmentIds": many}).UserErrors,
 		userErrAt("TOO_MANY", "input", "contacts", "0", "addToSegmentIds"))
 	c.unchanged(before)
+}
+
+// TestSegmentViewerCanUpdate: Segment.viewerCanUpdate is true for a read_write key
+// and false for a read key, on every segment of a list, and sends no statement: a
+// page of segments selecting it sends as many as one without it.
+func TestSegmentViewerCanUpdate(t *testing.T) {
+	rw := newAPI(t)
+	mutClient{rw}.createSegment(map[string]any{"name": "VIP"})
+	mutClient{rw}.createSegment(map[string]any{"name": "Gold"})
+	ro, _ := rw.withKey(t, store.NewAPIKey{Scope: crm.ScopeRead, Name: "BI export"})
+	for _, tc := range []struct {
+		name string
+		c    *api
+		want bool
+	}{{"read_write", rw, true}, {"read", ro, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.c.using(t, tc.c.key)
+			c.post(`{ segments(first: 10) { nodes { id name } } }`, nil)
+			without := c.statements()
+			res := c.post(`{ segments(first: 10) { nodes { id name viewerCanUpdate } } }`, nil)
+			if len(res.Errors) > 0 {
+				t.Fatalf("errors %+v", res.Errors)
+			}
+			if n := c.statements(); n != without {
+				t.Errorf("%d statements with viewerCanUpdate, %d without", n, without)
+			}
+			var out struct {
+				Segments struct {
+					Nodes []struct {
+						ViewerCanUpdate bool `json:"viewerCanUpdate"`
+					} `json:"nodes"`
+				} `json:"segments"`
+			}
+			if err := json.Unmarshal(res.Data, &out); err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Segments.Nodes) != 2 {
+				t.Fatalf("%d segments, want 2", len(out.Segments.Nodes))
+			}
+			for _, s := range out.Segments.Nodes {
+				if s.ViewerCanUpdate != tc.want {
+					t.Errorf("viewerCanUpdate %v, want %v", s.ViewerCanUpdate, tc.want)
+				}
+			}
+		})
+	}
 }
