@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -71,6 +72,39 @@ func (r *Resolver) changeMemberships(ctx context.Context, ids []string, matching
 	}
 	res, err := change.byQuery(ctx, ws, q, segmentIDs, back)
 	return res, []*crm.Contact{}, withDecodeErrors(err, invalid)
+}
+
+// upsertContacts runs upsertContacts: each entry's addToSegmentIds decoded (a
+// malformed ID INVALID at its place, contacts.i.addToSegmentIds.j, and refused with
+// every other problem by the store, as withDecodeErrors says), the segments read
+// back when the payload asks for them (segmentsBack).
+func (r *Resolver) upsertContacts(ctx context.Context, input model.UpsertContactsInput) (*model.UpsertContactsPayload, error) {
+	failed := func(err error) (*model.UpsertContactsPayload, error) {
+		ue, err := payloadErrors(err)
+		return &model.UpsertContactsPayload{Contacts: []*crm.Contact{}, CreatedContactIds: []string{}, Segments: []*crm.Segment{}, UserErrors: ue}, err
+	}
+	in := make([]crm.ContactInput, len(input.Contacts))
+	var invalid crm.Errors
+	for i, c := range input.Contacts {
+		in[i] = crm.ContactInput{Phone: c.Phone, ContactDetails: contactDetails(c.Name, c.Email, c.Attributes)}
+		if len(c.AddToSegmentIds) > crm.MaxBulkSegments {
+			in[i].AddToSegments = make([]int64, len(c.AddToSegmentIds)) // refused for its length, not decoded
+			continue
+		}
+		ids, errs := decodeIDs(globalid.Segment, "addToSegmentIds", c.AddToSegmentIds)
+		in[i].AddToSegments = ids
+		invalid = append(invalid, crm.Prefixed(errs, "contacts", strconv.Itoa(i))...)
+	}
+	res, err := r.Store.UpsertContactsWith(ctx, workspace(ctx).ID, in, segmentsBack(ctx, "UpsertContactsPayload"))
+	if err = withDecodeErrors(err, invalid); err != nil {
+		return failed(err)
+	}
+	created := make([]string, len(res.CreatedIDs))
+	for i, id := range res.CreatedIDs {
+		created[i] = globalid.Encode(globalid.Contact, id)
+	}
+	return &model.UpsertContactsPayload{Contacts: pointers(res.Contacts), CreatedCount: res.Created, CreatedContactIds: created,
+		UpdatedCount: res.Updated, Segments: pointers(res.Segments), AssignedCount: res.Assigned, UserErrors: []*model.UserError{}}, nil
 }
 
 // contactsBack reads back the contacts of ids, the contactIds of a membership change

@@ -70,6 +70,14 @@ func viewer(ctx context.Context) (*model.Viewer, error) {
 	return v, nil
 }
 
+// viewerCanUpdate is Segment.viewerCanUpdate: whether the request's principal may
+// run mutations (viewer's canMutate), every segment of its workspace alike. A
+// request without a principal may not (authorizeWrites refuses its mutations).
+func viewerCanUpdate(ctx context.Context) bool {
+	p, ok := auth.PrincipalFrom(ctx)
+	return ok && p.CanWrite()
+}
+
 // contactChanges returns a page of the workspace's change feed of contacts.
 func (r *Resolver) contactChanges(ctx context.Context, first *int, after *string) (*model.ContactChangeConnection, error) {
 	page, err := r.Store.ContactChanges(ctx, workspace(ctx).ID, crm.PageArgs{First: first, After: after})

@@ -77,21 +77,7 @@ func (r *mutationResolver) RemoveContactsFromSegments(ctx context.Context, input
 }
 
 func (r *mutationResolver) UpsertContacts(ctx context.Context, input model.UpsertContactsInput) (*model.UpsertContactsPayload, error) {
-	in := make([]crm.ContactInput, len(input.Contacts))
-	for i, c := range input.Contacts {
-		in[i] = crm.ContactInput{Phone: c.Phone, ContactDetails: contactDetails(c.Name, c.Email, c.Attributes)}
-	}
-	res, err := r.Store.UpsertContacts(ctx, workspace(ctx).ID, in)
-	if err != nil {
-		ue, err := payloadErrors(err)
-		return &model.UpsertContactsPayload{Contacts: []*crm.Contact{}, CreatedContactIds: []string{}, UserErrors: ue}, err
-	}
-	created := make([]string, len(res.CreatedIDs))
-	for i, id := range res.CreatedIDs {
-		created[i] = globalid.Encode(globalid.Contact, id)
-	}
-	return &model.UpsertContactsPayload{Contacts: pointers(res.Contacts), CreatedCount: res.Created, CreatedContactIds: created,
-		UpdatedCount: res.Updated, UserErrors: []*model.UserError{}}, nil
+	return r.upsertContacts(ctx, input)
 }
 
 func (r *mutationResolver) UpdateContact(ctx context.Context, input model.UpdateContactInput) (*model.UpdateContactPayload, error) {
@@ -204,6 +190,10 @@ func (r *queryResolver) MembershipChanges(ctx context.Context, first *int, after
 
 func (r *segmentResolver) Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error) {
 	return r.segmentContacts(ctx, obj, search, contactOrder(orderBy), pageArgs(first, after, last, before))
+}
+
+func (r *segmentResolver) ViewerCanUpdate(ctx context.Context, obj *crm.Segment) (bool, error) {
+	return viewerCanUpdate(ctx), nil
 }
 
 func (r *Resolver) Contact() generated.ContactResolver { return &contactResolver{r} }

@@ -17,9 +17,9 @@
 // another "\" is read as itself); an empty cell clears the field (the city is kept in
 // the contact's attributes). sync finds or creates the segments first, under any name
 // the API takes as a segment's (ensureSegments), then upserts the contacts by phone in
-// chunks of up to 1,000 (an invalid row is reported and left out, the rest of its
-// chunk sent again), and adds each contact to its segments, contacts with the same
-// segments in one call.
+// chunks of up to 1,000, each contact with its segments (addToSegmentIds: the contacts
+// and their memberships are written together or not at all), an invalid row reported
+// and left out, the rest of its chunk sent again.
 //
 // export reads the change feed (contactChanges) from the start to its end, keeping
 // each contact's latest state, and writes the contacts in the same CSV format,
@@ -71,6 +71,9 @@ const (
 	maxContactsPerMutation = 1000
 	maxIDsPerList          = 100
 	maxPageSize            = 100
+	// maxSegmentIDsPerUpsert is the most segment IDs an upsert's entries may name in
+	// all their addToSegmentIds.
+	maxSegmentIDsPerUpsert = 10_000
 )
 
 // run is the program: it returns the exit status (0 done, 1 failed, 2 bad usage).
@@ -137,17 +140,13 @@ func syncFile(ctx context.Context, c *Client, path string, chunk int, stdout, st
 	if err != nil {
 		return err
 	}
-	contactIDs, stats, err := upsert(ctx, c, rows, chunk, stderr)
-	if err != nil {
-		return err
-	}
-	added, err := assign(ctx, c, rows, contactIDs, segmentIDs)
+	stats, err := upsert(ctx, c, rows, segmentIDs, chunk, stderr)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "contacts: %d created, %d updated, %d skipped\n", stats.created, stats.updated, stats.skipped)
 	fmt.Fprintf(stdout, "segments: %d created\n", created)
-	fmt.Fprintf(stdout, "memberships: %d added\n", added)
+	fmt.Fprintf(stdout, "memberships: %d added\n", stats.added)
 	return printCounts(ctx, c, all, stdout)
 }
 
@@ -374,57 +373,71 @@ const upsertMutation = `mutation UpsertContacts($input: UpsertContactsInput!) {
   upsertContacts(input: $input) {
     createdCount
     updatedCount
-    contacts { id }
+    assignedCount
     userErrors { field message code }
   }
 }`
 
-type upsertStats struct{ created, updated, skipped int }
+type upsertStats struct{ created, updated, skipped, added int }
 
-// upsert creates or updates the rows' contacts, chunk rows per mutation, and returns
-// the contact ID of each row ("" for a row left out). A mutation with userErrors
-// changed nothing: the rows its errors point at (["input", "contacts", "7", ...])
-// are reported and left out, and the rest of the chunk is sent again.
-func upsert(ctx context.Context, c *Client, rows []row, chunk int, stderr io.Writer) ([]string, upsertStats, error) {
-	ids := make([]string, len(rows))
+// upsert creates or updates the rows' contacts, each added to the row's segments by
+// the IDs of the names in the file (ensureSegments), in chunks of at most chunk rows
+// naming at most maxSegmentIDsPerUpsert segment IDs. A mutation with userErrors
+// changed nothing: the rows its errors point at (["input", "contacts", "7", ...]) are
+// reported and left out, and the rest of the chunk is sent again. Upserting is safe
+// to repeat: memberships that exist are kept and not counted.
+func upsert(ctx context.Context, c *Client, rows []row, segmentIDs map[string]string, chunk int, stderr io.Writer) (upsertStats, error) {
 	var stats upsertStats
-	for start := 0; start < len(rows); start += chunk {
+	for start := 0; start < len(rows); {
 		batch := make([]int, 0, chunk) // indexes into rows
-		for i := start; i < min(start+chunk, len(rows)); i++ {
-			batch = append(batch, i)
-		}
-		for len(batch) > 0 {
-			contacts := make([]map[string]any, len(batch))
-			for j, i := range batch {
-				r := rows[i]
-				contacts[j] = map[string]any{"phone": r.phone, "name": r.name, "email": r.email,
-					"attributes": map[string]any{"city": nullIfEmpty(r.city)}}
+		contacts := make([]map[string]any, 0, chunk)
+		named := 0
+		for i := start; i < len(rows) && len(batch) < chunk; i++ {
+			r := rows[i]
+			ids := []string{}
+			for _, name := range r.segments {
+				id := segmentIDs[name]
+				if id == "" {
+					// ensureSegments resolves every name: an empty ID would be refused.
+					return stats, fmt.Errorf("line %d: segment %q was not resolved", r.line, name)
+				}
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
 			}
+			if len(batch) > 0 && named+len(ids) > maxSegmentIDsPerUpsert {
+				break
+			}
+			named += len(ids)
+			batch = append(batch, i)
+			contacts = append(contacts, map[string]any{"phone": r.phone, "name": r.name, "email": r.email,
+				"attributes": map[string]any{"city": nullIfEmpty(r.city)}, "addToSegmentIds": ids})
+		}
+		start += len(batch)
+		for len(batch) > 0 {
 			var out struct {
 				UpsertContacts struct {
-					CreatedCount int                   `json:"createdCount"`
-					UpdatedCount int                   `json:"updatedCount"`
-					Contacts     []struct{ ID string } `json:"contacts"`
-					UserErrors   payloadError          `json:"userErrors"`
+					CreatedCount  int          `json:"createdCount"`
+					UpdatedCount  int          `json:"updatedCount"`
+					AssignedCount int          `json:"assignedCount"`
+					UserErrors    payloadError `json:"userErrors"`
 				} `json:"upsertContacts"`
 			}
 			if err := c.Mutate(ctx, upsertMutation, map[string]any{"input": map[string]any{"contacts": contacts}}, &out); err != nil {
-				return nil, stats, err
+				return stats, err
 			}
 			p := out.UpsertContacts
 			if len(p.UserErrors) == 0 {
-				for j, i := range batch {
-					ids[i] = p.Contacts[j].ID
-				}
 				stats.created += p.CreatedCount
 				stats.updated += p.UpdatedCount
+				stats.added += p.AssignedCount
 				break
 			}
 			bad := map[int]bool{}
 			for _, e := range p.UserErrors {
 				j, ok := contactIndex(e.Field)
 				if !ok || j >= len(batch) {
-					return nil, stats, p.UserErrors // not about one row: nothing to leave out
+					return stats, p.UserErrors // not about one row: nothing to leave out
 				}
 				if !bad[j] {
 					fmt.Fprintf(stderr, "line %d: skipped: %s (%s)\n", rows[batch[j]].line, e.Message, e.Code)
@@ -432,16 +445,16 @@ func upsert(ctx context.Context, c *Client, rows []row, chunk int, stderr io.Wri
 				bad[j] = true
 			}
 			stats.skipped += len(bad)
-			kept := batch[:0:0]
+			keptRows, keptContacts := batch[:0:0], contacts[:0:0]
 			for j, i := range batch {
 				if !bad[j] {
-					kept = append(kept, i)
+					keptRows, keptContacts = append(keptRows, i), append(keptContacts, contacts[j])
 				}
 			}
-			batch = kept
+			batch, contacts = keptRows, keptContacts
 		}
 	}
-	return ids, stats, nil
+	return stats, nil
 }
 
 // contactIndex returns the index of the input entry a userError's field points at.
@@ -451,67 +464,6 @@ func contactIndex(field []string) (int, bool) {
 	}
 	j, err := strconv.Atoi(field[2])
 	return j, err == nil
-}
-
-const assignMutation = `mutation Assign($input: AssignContactsToSegmentsInput!) {
-  assignContactsToSegments(input: $input) {
-    assignedCount
-    userErrors { field message code }
-  }
-}`
-
-// assign adds each row's contact to the row's segments, by the IDs of the names in
-// the file (ensureSegments). Contacts with the same set of
-// segments go together, up to 1,000 contacts per call. Assigning is safe to repeat:
-// memberships that exist are kept and not counted.
-func assign(ctx context.Context, c *Client, rows []row, contactIDs []string, segmentIDs map[string]string) (int, error) {
-	groups := map[string][]string{} // sorted segment IDs, joined -> contact IDs
-	var order []string
-	for i, r := range rows {
-		if contactIDs[i] == "" || len(r.segments) == 0 {
-			continue
-		}
-		var segs []string
-		for _, name := range r.segments {
-			id := segmentIDs[name]
-			if id == "" {
-				// ensureSegments resolves every name: an empty ID would be refused
-				// after the contacts were written.
-				return 0, fmt.Errorf("line %d: segment %q was not resolved", r.line, name)
-			}
-			segs = append(segs, id)
-		}
-		slices.Sort(segs)
-		k := strings.Join(slices.Compact(segs), ",")
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], contactIDs[i])
-	}
-	added := 0
-	for _, k := range order {
-		contacts := groups[k]
-		for start := 0; start < len(contacts); start += maxContactsPerMutation {
-			var out struct {
-				AssignContactsToSegments struct {
-					AssignedCount int          `json:"assignedCount"`
-					UserErrors    payloadError `json:"userErrors"`
-				} `json:"assignContactsToSegments"`
-			}
-			in := map[string]any{
-				"contactIds": contacts[start:min(start+maxContactsPerMutation, len(contacts))],
-				"segmentIds": strings.Split(k, ","),
-			}
-			if err := c.Mutate(ctx, assignMutation, map[string]any{"input": in}, &out); err != nil {
-				return added, err
-			}
-			if errs := out.AssignContactsToSegments.UserErrors; len(errs) > 0 {
-				return added, errs
-			}
-			added += out.AssignContactsToSegments.AssignedCount
-		}
-	}
-	return added, nil
 }
 
 const countsQuery = `query Counts($ids: [ID!]!) {

@@ -401,6 +401,37 @@ func TestMirrorMemberships(t *testing.T) {
 	m.checkMembers(t, "a resync")
 }
 
+// TestMirrorMembershipsAfterSync: a sync puts the contacts in their segments in the
+// upserts themselves (addToSegmentIds), and a mirror polled after it, and after a
+// second sync that adds known contacts to more segments, holds the server's members:
+// the feed of memberships lists the upserts' additions as it lists an assignment's.
+func TestMirrorMembershipsAfterSync(t *testing.T) {
+	m := newMirrorEnv(t)
+	if code, stdout, stderr := m.run(t, m.env.key, "sync", "contacts.csv"); code != 0 || !strings.Contains(stdout, "memberships: 4 added\n") {
+		t.Fatalf("sync: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	waitForHorizon(t, m.env)
+	if stdout, _ := m.poll(t); !strings.HasSuffix(stdout, "2 segments, 4 memberships\n") {
+		t.Errorf("after the sync: %q", stdout)
+	}
+	m.checkMembers(t, "after the sync")
+
+	more := filepath.Join(t.TempDir(), "more.csv")
+	if err := os.WriteFile(more, []byte("phone,name,email,city,segments\n"+
+		"+919812345678,Vikram Iyer,,Chennai,Festival Buyers;VIP Users;Chennai\n"+
+		"+14155550123,Sam Lee,sam@example.com,San Francisco,Chennai\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := m.run(t, m.env.key, "sync", more); code != 0 || !strings.Contains(stdout, "memberships: 3 added\n") {
+		t.Fatalf("second sync: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	waitForHorizon(t, m.env)
+	if stdout, _ := m.poll(t); !strings.HasSuffix(stdout, "3 segments, 7 memberships\n") {
+		t.Errorf("after the second sync: %q", stdout)
+	}
+	m.checkMembers(t, "after the second sync")
+}
+
 // TestMirrorInterval polls at an interval until interrupted, and stops at once on a
 // failure a retry cannot change.
 func TestMirrorInterval(t *testing.T) {

@@ -16,7 +16,7 @@ var concurrentFields = execution.Fields{
 	"ContactConnection": {"count": true, "totalCount": true},
 	"MembershipChange":  {"segment": true},
 	"Query":             {"contact": true, "contactByPhone": true, "contactChanges": true, "contacts": true, "contactsByPhone": true, "deletedContacts": true, "membershipChanges": true, "node": true, "nodes": true, "segment": true, "segmentByName": true, "segments": true, "viewer": true, "workspace": true},
-	"Segment":           {"contacts": true},
+	"Segment":           {"contacts": true, "viewerCanUpdate": true},
 	"SegmentConnection": {"count": true, "totalCount": true},
 }
 

@@ -194,13 +194,14 @@ type ComplexityRoot struct {
 	}
 
 	Segment struct {
-		ContactCount func(childComplexity int) int
-		Contacts     func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) int
-		CreatedAt    func(childComplexity int) int
-		Description  func(childComplexity int) int
-		GlobalID     func(childComplexity int) int
-		Name         func(childComplexity int) int
-		UpdatedAt    func(childComplexity int) int
+		ContactCount    func(childComplexity int) int
+		Contacts        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) int
+		CreatedAt       func(childComplexity int) int
+		Description     func(childComplexity int) int
+		GlobalID        func(childComplexity int) int
+		Name            func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+		ViewerCanUpdate func(childComplexity int) int
 	}
 
 	SegmentConnection struct {
@@ -227,9 +228,11 @@ type ComplexityRoot struct {
 	}
 
 	UpsertContactsPayload struct {
+		AssignedCount     func(childComplexity int) int
 		Contacts          func(childComplexity int) int
 		CreatedContactIds func(childComplexity int) int
 		CreatedCount      func(childComplexity int) int
+		Segments          func(childComplexity int) int
 		UpdatedCount      func(childComplexity int) int
 		UserErrors        func(childComplexity int) int
 	}
@@ -294,6 +297,8 @@ type QueryResolver interface {
 }
 type SegmentResolver interface {
 	Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error)
+
+	ViewerCanUpdate(ctx context.Context, obj *crm.Segment) (bool, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1010,6 +1015,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Segment.UpdatedAt(childComplexity), true
+	case "Segment.viewerCanUpdate":
+		if e.ComplexityRoot.Segment.ViewerCanUpdate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Segment.ViewerCanUpdate(childComplexity), true
 
 	case "SegmentConnection.count":
 		if e.ComplexityRoot.SegmentConnection.Count == nil {
@@ -1086,6 +1097,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UpdateSegmentPayload.UserErrors(childComplexity), true
 
+	case "UpsertContactsPayload.assignedCount":
+		if e.ComplexityRoot.UpsertContactsPayload.AssignedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpsertContactsPayload.AssignedCount(childComplexity), true
 	case "UpsertContactsPayload.contacts":
 		if e.ComplexityRoot.UpsertContactsPayload.Contacts == nil {
 			break
@@ -1104,6 +1121,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UpsertContactsPayload.CreatedCount(childComplexity), true
+	case "UpsertContactsPayload.segments":
+		if e.ComplexityRoot.UpsertContactsPayload.Segments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpsertContactsPayload.Segments(childComplexity), true
 	case "UpsertContactsPayload.updatedCount":
 		if e.ComplexityRoot.UpsertContactsPayload.UpdatedCount == nil {
 			break
@@ -1320,7 +1343,11 @@ most one element per element of an input list of the mutation, named by ` + "`" 
 element costs ` + "`" + `elementCost` + "`" + ` plus its selection.
 """
 directive @sizedBy(
-  """The input list, as the names leading to it from the mutation's arguments: ` + "`" + `input.contacts` + "`" + `."""
+  """
+  The input list, as the names leading to it from the mutation's arguments:
+  ` + "`" + `input.contacts` + "`" + `. A path through a list of input objects (` + "`" + `input.contacts.addToSegmentIds` + "`" + `)
+  names the lists of all its elements: at most one element per distinct value among them.
+  """
   path: String!
   """
   What each element costs besides its selection: 1, an object read back as an item of a
@@ -1532,6 +1559,14 @@ type Segment implements Node {
   createdAt: DateTime!
   """When the segment's name, description or membership last changed."""
   updatedAt: DateTime!
+  """
+  Whether the request's credential may change this segment: rename it, change its
+  description, delete it, and add contacts to it or remove them (` + "`" + `Viewer.canMutate` + "`" + `,
+  asked of the segment itself, as a list shows it). False for a read-only key or
+  session: hide the segment's edit, delete and membership actions. Read from the
+  credential as the request was authenticated: no query of its own.
+  """
+  viewerCanUpdate: Boolean!
 }
 
 """A person the business can message on WhatsApp, identified by a phone number unique in the workspace."""
@@ -2128,7 +2163,9 @@ type Mutation {
   ): RemoveContactsFromSegmentsPayload!
   """
   Creates or updates up to 1,000 contacts, matched by phone number: a phone the
-  workspace knows updates that contact, never duplicates it.
+  workspace knows updates that contact, never duplicates it. Each may be added to
+  segments at once (` + "`" + `ContactInput.addToSegmentIds` + "`" + `), in the same transaction: the
+  contacts and their memberships are written together or not at all.
   """
   upsertContacts(
     """The contacts."""
@@ -2329,6 +2366,18 @@ input ContactInput {
   ` + "`" + `attributes: null` + "`" + ` removes them all; leave the field out to keep them.
   """
   attributes: JSON
+  """
+  Segments to add the contact to (at most 100 IDs, repeats included), as
+  ` + "`" + `assignContactsToSegments` + "`" + ` adds it: already in one, it stays as it is and is not
+  counted. Added in the upsert's transaction, so the contact is never stored without
+  them; an ID that names no segment of the workspace is NOT_FOUND at its place
+  (` + "`" + `["input", "contacts", "3", "addToSegmentIds", "1"]` + "`" + `), a malformed one INVALID, and
+  nothing is written. Entries with the same phone add the contact to the segments of
+  each. An upsert's entries name at most 10,000 segment IDs in all (TOO_MANY at
+  ` + "`" + `["input", "contacts"]` + "`" + `: send fewer contacts at a time). Leave it out, or give an empty
+  list, to keep the contact's segments as they are: no contact is removed from one here.
+  """
+  addToSegmentIds: [ID!]
 }
 
 """The input of ` + "`" + `upsertContacts` + "`" + `."""
@@ -2351,6 +2400,20 @@ type UpsertContactsPayload {
   createdContactIds: [ID!]!
   """The number of existing contacts whose values changed."""
   updatedCount: Int!
+  """
+  The segments the entries' ` + "`" + `addToSegmentIds` + "`" + ` name, each once, in the order of its
+  first appearance, with their new counts, as ` + "`" + `AssignContactsToSegmentsPayload.segments` + "`" + `
+  answers them (a client's cache of their ` + "`" + `contactCount` + "`" + ` stays right); empty without
+  ` + "`" + `addToSegmentIds` + "`" + `, or when ` + "`" + `userErrors` + "`" + ` is not. Reading them back costs the upsert a
+  statement: leave them out when ` + "`" + `assignedCount` + "`" + ` is all you need. The ` + "`" + `segments` + "`" + ` of
+  ` + "`" + `contacts` + "`" + ` are read after the change, and hold them.
+  """
+  segments: [Segment!]! @sizedBy(path: "input.contacts.addToSegmentIds")
+  """
+  The number of memberships ` + "`" + `addToSegmentIds` + "`" + ` created; contacts already in a segment
+  are not counted. 0 when ` + "`" + `userErrors` + "`" + ` is not empty.
+  """
+  assignedCount: Int!
   """What is wrong with the input; empty on success."""
   userErrors: [UserError!]!
 }
@@ -2667,6 +2730,8 @@ func (ec *executionContext) childFields_Segment(ctx context.Context, field graph
 		return ec.fieldContext_Segment_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Segment_updatedAt(ctx, field)
+	case "viewerCanUpdate":
+		return ec.fieldContext_Segment_viewerCanUpdate(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Segment", field.Name)
 }
@@ -2727,6 +2792,10 @@ func (ec *executionContext) childFields_UpsertContactsPayload(ctx context.Contex
 		return ec.fieldContext_UpsertContactsPayload_createdContactIds(ctx, field)
 	case "updatedCount":
 		return ec.fieldContext_UpsertContactsPayload_updatedCount(ctx, field)
+	case "segments":
+		return ec.fieldContext_UpsertContactsPayload_segments(ctx, field)
+	case "assignedCount":
+		return ec.fieldContext_UpsertContactsPayload_assignedCount(ctx, field)
 	case "userErrors":
 		return ec.fieldContext_UpsertContactsPayload_userErrors(ctx, field)
 	}
@@ -6063,6 +6132,29 @@ func (ec *executionContext) fieldContext_Segment_updatedAt(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Segment", field, false, false, "DateTime")
 }
 
+func (ec *executionContext) _Segment_viewerCanUpdate(ctx context.Context, field graphql.CollectedField, obj *crm.Segment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Segment_viewerCanUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Segment().ViewerCanUpdate(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Segment_viewerCanUpdate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Segment", field, true, true, "Boolean")
+}
+
 func (ec *executionContext) _SegmentConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SegmentConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6459,6 +6551,45 @@ func (ec *executionContext) _UpsertContactsPayload_updatedCount(ctx context.Cont
 	return ec.marshalNInt2int(ctx, field.Selections, obj.UpdatedCount)
 }
 func (ec *executionContext) fieldContext_UpsertContactsPayload_updatedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpsertContactsPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UpsertContactsPayload_segments(ctx context.Context, field graphql.CollectedField, obj *model.UpsertContactsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpsertContactsPayload_segments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Segments, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*crm.Segment) graphql.Marshaler {
+			return ec.marshalNSegment2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋinternalᚋcrmᚐSegmentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpsertContactsPayload_segments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UpsertContactsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Segment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UpsertContactsPayload_assignedCount(ctx context.Context, field graphql.CollectedField, obj *model.UpsertContactsPayload) (ret graphql.Marshaler) {
+	return ec.marshalNInt2int(ctx, field.Selections, obj.AssignedCount)
+}
+func (ec *executionContext) fieldContext_UpsertContactsPayload_assignedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UpsertContactsPayload", field, false, false, "Int")
 }
 
@@ -7507,7 +7638,7 @@ func (ec *executionContext) unmarshalInputContactInput(ctx context.Context, obj 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"phone", "name", "email", "attributes"}
+	fieldsInOrder := [...]string{"phone", "name", "email", "attributes", "addToSegmentIds"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7542,6 +7673,13 @@ func (ec *executionContext) unmarshalInputContactInput(ctx context.Context, obj 
 				return it, err
 			}
 			it.Attributes = graphql.OmittableOf(data)
+		case "addToSegmentIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("addToSegmentIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AddToSegmentIds = data
 		}
 	}
 	return it, nil
@@ -9309,6 +9447,12 @@ func (ec *executionContext) _Segment(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "viewerCanUpdate":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Segment_viewerCanUpdate(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9523,6 +9667,16 @@ func (ec *executionContext) _UpsertContactsPayload(ctx context.Context, sel ast.
 			}
 		case "updatedCount":
 			out.Values[i] = ec._UpsertContactsPayload_updatedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "segments":
+			out.Values[i] = ec._UpsertContactsPayload_segments(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "assignedCount":
+			out.Values[i] = ec._UpsertContactsPayload_assignedCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

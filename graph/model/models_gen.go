@@ -72,6 +72,16 @@ type ContactInput struct {
 	// and objects nest at most 10 levels inside (`{"a": [1]}` is one); deeper is INVALID.
 	// `attributes: null` removes them all; leave the field out to keep them.
 	Attributes graphql.Omittable[map[string]any] `json:"attributes,omitempty"`
+	// Segments to add the contact to (at most 100 IDs, repeats included), as
+	// `assignContactsToSegments` adds it: already in one, it stays as it is and is not
+	// counted. Added in the upsert's transaction, so the contact is never stored without
+	// them; an ID that names no segment of the workspace is NOT_FOUND at its place
+	// (`["input", "contacts", "3", "addToSegmentIds", "1"]`), a malformed one INVALID, and
+	// nothing is written. Entries with the same phone add the contact to the segments of
+	// each. An upsert's entries name at most 10,000 segment IDs in all (TOO_MANY at
+	// `["input", "contacts"]`: send fewer contacts at a time). Leave it out, or give an empty
+	// list, to keep the contact's segments as they are: no contact is removed from one here.
+	AddToSegmentIds []string `json:"addToSegmentIds,omitempty"`
 }
 
 // How to order contacts. Ties are broken by creation order.
@@ -293,6 +303,16 @@ type UpsertContactsPayload struct {
 	CreatedContactIds []string `json:"createdContactIds"`
 	// The number of existing contacts whose values changed.
 	UpdatedCount int `json:"updatedCount"`
+	// The segments the entries' `addToSegmentIds` name, each once, in the order of its
+	// first appearance, with their new counts, as `AssignContactsToSegmentsPayload.segments`
+	// answers them (a client's cache of their `contactCount` stays right); empty without
+	// `addToSegmentIds`, or when `userErrors` is not. Reading them back costs the upsert a
+	// statement: leave them out when `assignedCount` is all you need. The `segments` of
+	// `contacts` are read after the change, and hold them.
+	Segments []*crm.Segment `json:"segments"`
+	// The number of memberships `addToSegmentIds` created; contacts already in a segment
+	// are not counted. 0 when `userErrors` is not empty.
+	AssignedCount int `json:"assignedCount"`
 	// What is wrong with the input; empty on success.
 	UserErrors []*UserError `json:"userErrors"`
 }

@@ -49,6 +49,16 @@ const (
 	MaxMatchedMemberships = 500_000
 )
 
+// MaxUpsertMemberships is the most segment IDs the entries of one upsert may name
+// in all their AddToSegments, repeats included: the memberships it may add (each
+// entry names at most MaxBulkSegments, as an assignment does). 1,000 contacts in 10
+// segments each; it keeps the largest upsert's cost (1 point per 100 input items) at
+// 120 points, far below the 1,000 of the cost limit, where 1,000 × 100 (an
+// assignment's most) would cost 1,020, over it; and it keeps the upsert's
+// transaction, which holds its contacts' row locks, to tens of milliseconds of
+// inserts more (1,000 contacts × 3 segments: docs/performance.md).
+const MaxUpsertMemberships = 10_000
+
 // A Workspace is one tenant: a business with its own contacts, segments and API keys.
 // Nothing in one workspace can see or reference anything in another.
 type Workspace struct {

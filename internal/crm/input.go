@@ -73,9 +73,31 @@ func (p *SegmentPatch) Normalize() error {
 // phone number. Fields that are not Set keep their stored values (or stay empty for a
 // new contact). Attributes are merged key by key into the stored ones; a key set to
 // null is removed, and Attributes Set to a nil map removes them all.
+//
+// AddToSegments are the IDs of segments to add the contact to, in the upsert's
+// transaction (a contact already in one stays as it is); they are not normalized, and
+// checked by the store, which reports each that names no segment at its index.
 type ContactInput struct {
 	Phone string
 	ContactDetails
+	AddToSegments []int64
+}
+
+// CheckUpsertMemberships checks the sizes of the entries' AddToSegments: at most
+// MaxBulkSegments in each entry (TOO_MANY at contacts.i.addToSegmentIds), and
+// MaxUpsertMemberships in all of them (TOO_MANY at contacts), repeats included.
+func CheckUpsertMemberships(in []ContactInput) error {
+	var errs Errors
+	total := 0
+	for i, c := range in {
+		errs = checkCount(errs, Path("contacts", i, "addToSegmentIds"), len(c.AddToSegments), MaxBulkSegments)
+		total += len(c.AddToSegments)
+	}
+	if total > MaxUpsertMemberships {
+		errs = append(errs, Errorf(CodeTooMany, Path("contacts"),
+			"%d segment IDs given in addToSegmentIds, the maximum in one call is %d: send fewer contacts at a time", total, MaxUpsertMemberships))
+	}
+	return errs.Err()
 }
 
 // ContactDetails are the fields of a contact besides its phone.

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -265,17 +266,52 @@ func (c *coster) sizedBy(def *ast.FieldDefinition) (n, elementCost int, ok bool)
 	if path == "" {
 		return 0, 0, false
 	}
-	var v any = c.args
-	for _, name := range strings.Split(path, ".") {
-		m, _ := v.(map[string]any)
-		v = m[name]
-	}
-	n = length(v)
+	n = sizeAt(c.args, strings.Split(path, "."))
 	if k, given := integer(args["perElement"]); given {
 		return mul(n, max(k, 1)), 0, true
 	}
 	elementCost, _ = integer(args["elementCost"])
 	return n, max(elementCost, 0), true
+}
+
+// sizeAt is the number of elements of the input list that path names from args: its
+// length, or, where the path passes through a list of input objects
+// (input.contacts.addToSegmentIds), the number of distinct values in the lists of all
+// its elements, as a payload that answers each of them once holds at most (an
+// upsert's segments: 1,000 contacts each naming the same 3 segments are 3 segments,
+// not 3,000).
+func sizeAt(args map[string]any, path []string) int {
+	values, through := []any{args}, false
+	for i, name := range path {
+		var next []any
+		for _, v := range values {
+			if l, ok := v.([]any); ok && i > 0 {
+				through = true
+				for _, e := range l {
+					m, _ := e.(map[string]any)
+					next = append(next, m[name])
+				}
+				continue
+			}
+			m, _ := v.(map[string]any)
+			next = append(next, m[name])
+		}
+		values = next
+	}
+	if !through {
+		return length(values[0])
+	}
+	distinct := map[string]bool{}
+	for _, v := range values {
+		l, ok := v.([]any)
+		if !ok && v != nil {
+			l = []any{v} // a single value, as length counts it
+		}
+		for _, e := range l {
+			distinct[fmt.Sprint(e)] = true
+		}
+	}
+	return len(distinct)
 }
 
 // introspection reports whether f lists the schema's own types or fields: their

@@ -392,11 +392,32 @@ func TestCostOfPayloadLists(t *testing.T) {
 		{`mutation { a: upsertContacts(input: {contacts: [{phone: "+91"}]}) { ...P } b: upsertContacts(input: {contacts: [{phone: "+91"}, {phone: "+92"}]}) { ...P } }
 		  fragment P on UpsertContactsPayload { contacts { segments { id } } }`, nil, (10 + 1 + 1) + (10 + 1 + 2)},
 		{`mutation { ...M } fragment M on Mutation { upsertContacts(input: {contacts: [{phone: "+91"}, {phone: "+92"}]}) { contacts { segments { id } } } }`, nil, 10 + 1 + 2},
+		// An upsert's segments are one per distinct ID of its entries' addToSegmentIds,
+		// each of which is an input item as an assignment's IDs are: 1,000 contacts in
+		// the same 3 segments, 10 + 4,000 items + the list and 3 segments.
+		{upsert(`segments { id contactCount }`), entriesIn(1000, "S_AQ", "S_Ag", "S_Aw"), 10 + 40 + 1 + 3},
+		{upsert(`assignedCount segments { id }`), entries(1000), 10 + 10 + 1},
+		{`mutation { upsertContacts(input: {contacts: [{phone: "+91", addToSegmentIds: ["S_AQ", "S_Ag"]}, {phone: "+92", addToSegmentIds: "S_Aw"}, {phone: "+93", addToSegmentIds: ["S_Ag"]}]}) { segments { contacts(first: 5) { nodes { id } } } } }`,
+			nil, 10 + 1 + 3*(1+1+5)},
 	} {
 		if got := cost(t, tc.q, tc.vars); got != tc.want {
 			t.Errorf("%s: cost %d, want %d", tc.q, got, tc.want)
 		}
 	}
+}
+
+// entriesIn is the variables of an upsert of n entries, each adding its contact to
+// the segments.
+func entriesIn(n int, segments ...string) map[string]any {
+	cs := make([]any, n)
+	for i := range cs {
+		ids := make([]any, len(segments))
+		for j, s := range segments {
+			ids[j] = s
+		}
+		cs[i] = map[string]any{"phone": "+919876543210", "addToSegmentIds": ids}
+	}
+	return map[string]any{"in": map[string]any{"contacts": cs}}
 }
 
 func ids(n int) []any {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -1024,23 +1025,51 @@ type Upserted struct {
 	CreatedIDs []int64
 	Created    int // contacts that did not exist: len(CreatedIDs)
 	Updated    int // existing contacts whose stored values changed
+	// Segments are the segments the inputs' AddToSegments name, each once in the order
+	// of its first appearance, with their counts after the change (none unless
+	// WithSegments).
+	Segments []crm.Segment
+	// Assigned counts the memberships AddToSegments created; those that existed
+	// already are not counted.
+	Assigned int
 }
 
-// UpsertContacts creates or updates contacts matched by phone, all or nothing. Inputs
-// with the same phone apply in order, as one contact. An existing contact whose
-// values would not change is not written, and its UpdatedAt stays.
+// UpsertContacts is UpsertContactsWith without reading segments back.
 func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactInput) (Upserted, error) {
+	return s.UpsertContactsWith(ctx, ws, in, WithoutSegments)
+}
+
+// UpsertContactsWith creates or updates contacts matched by phone, and adds each to
+// the segments of its AddToSegments, all or nothing. Inputs with the same phone apply
+// in order, as one contact. An existing contact whose values would not change is not
+// written, and its UpdatedAt stays. A segment ID that names no segment of the
+// workspace is NOT_FOUND at contacts.i.addToSegmentIds.j, and nothing changes.
+//
+// The memberships are added as an assignment adds them, in the same transaction and
+// lock order: the contacts first (lockContactsByPhone, then the rows it inserts),
+// then the segments in id order with an assignment's lock (addingToSegments), then
+// every pair in one statement, in index order (insertPairs), whose triggers lock the
+// bitmaps' chunks and the counters as an assignment's do.
+func (s *Store) UpsertContactsWith(ctx context.Context, ws int64, in []crm.ContactInput, back SegmentsBack) (Upserted, error) {
 	if len(in) > crm.MaxBulkContacts {
 		return Upserted{}, crm.Errorf(crm.CodeTooMany, crm.Path("contacts"), "%d contacts given, the maximum is %d", len(in), crm.MaxBulkContacts)
 	}
+	if err := crm.CheckUpsertMemberships(in); err != nil {
+		return Upserted{}, err
+	}
+	w := s.workspaceArg(ws)
 	if err := s.normalizeUpserts(ctx, ws, in); err != nil {
+		// The segments' problems too, read without a lock: every problem at once.
+		if segErr := upsertSegments(ctx, s.db, w, in, ""); crm.UserErrors(segErr) != nil {
+			err = append(crm.Errors(crm.UserErrors(err)), crm.UserErrors(segErr)...)
+		}
 		return Upserted{}, err
 	}
 	changes := mergeByPhone(in)
 	cols := upsertColumns(changes)
 
 	var out Upserted
-	w := s.workspaceArg(ws)
+	insert := insertPairs
 	// The rows the statements return (up to 1,000 each) are read through pgx
 	// (scanRowsOn): through Bun's reflection, they were a fifth of the request's CPU.
 	err := s.inTxOn(ctx, func(ctx context.Context, tx bun.Tx, conn *sql.Conn) error {
@@ -1156,12 +1185,86 @@ func (s *Store) UpsertContacts(ctx context.Context, ws int64, in []crm.ContactIn
 				delete(isNew, c.ID) // listed at its first entry only
 			}
 		}
-		return nil
+		segmentIDs, contactIDs := upsertPairs(in, out.Contacts)
+		if len(segmentIDs) == 0 {
+			return nil
+		}
+		if err := upsertSegments(ctx, tx, w, in, addingToSegments); err != nil {
+			return err
+		}
+		out.Assigned, err = insert(ctx, tx, w, segmentIDs, contactIDs)
+		if errors.Is(err, errConcurrentChange) {
+			// As in assign: the next attempt skips the pairs others add meanwhile.
+			insert = insertPairsSkippingConflicts
+		}
+		if err != nil || !back {
+			return err
+		}
+		var named []int64
+		for _, c := range in {
+			named = append(named, c.AddToSegments...)
+		}
+		out.Segments, err = segmentsInOrder(ctx, tx, w, unique(named))
+		return err
 	})
 	if err == nil {
 		s.noteWritten("contacts", ws, out.Created)
+		s.noteWritten("memberships", ws, out.Assigned)
 	}
 	return out, err
+}
+
+// upsertPairs returns the memberships the inputs' AddToSegments add, contacts
+// being the stored contact of each input: pairs without repeats, sorted by segment
+// then contact (the order of insertPairs), as two lists of the same length.
+func upsertPairs(in []crm.ContactInput, contacts []crm.Contact) (segmentIDs, contactIDs []int64) {
+	type pair struct{ segment, contact int64 }
+	var pairs []pair
+	for i, c := range in {
+		for _, seg := range c.AddToSegments {
+			pairs = append(pairs, pair{seg, contacts[i].ID})
+		}
+	}
+	slices.SortFunc(pairs, func(a, b pair) int {
+		return cmp.Or(cmp.Compare(a.segment, b.segment), cmp.Compare(a.contact, b.contact))
+	})
+	pairs = slices.Compact(pairs)
+	segmentIDs, contactIDs = make([]int64, len(pairs)), make([]int64, len(pairs))
+	for i, p := range pairs {
+		segmentIDs[i], contactIDs[i] = p.segment, p.contact
+	}
+	return segmentIDs, contactIDs
+}
+
+// upsertSegments locks the segments that the inputs' AddToSegments name, in id order
+// with the given strength (lockSegments; "" reads them without a lock), and reports
+// each ID that names no segment of the workspace as NOT_FOUND at its place,
+// contacts.i.addToSegmentIds.j.
+func upsertSegments(ctx context.Context, db bun.IDB, ws workspaceArg, in []crm.ContactInput, strength string) error {
+	var named []int64
+	for _, c := range in {
+		named = append(named, c.AddToSegments...)
+	}
+	if len(named) == 0 {
+		return nil
+	}
+	found, err := segmentsFound(ctx, db, ws, named, strength)
+	if err != nil {
+		return err
+	}
+	have := make(map[int64]bool, len(found))
+	for _, id := range found {
+		have[id] = true
+	}
+	var errs crm.Errors
+	for i, c := range in {
+		for j, id := range c.AddToSegments {
+			if !have[id] {
+				errs = append(errs, crm.Errorf(crm.CodeNotFound, crm.Path("contacts", i, "addToSegmentIds", j), "no segment with this ID"))
+			}
+		}
+	}
+	return errs.Err()
 }
 
 // attributesSize is the size of a contact's attributes (jsonb's text, in bytes).

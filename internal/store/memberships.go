@@ -188,15 +188,25 @@ const (
 // each ID that names no segment of the workspace. Callers lock the contacts first
 // (lockContacts).
 func lockSegments(ctx context.Context, tx bun.Tx, ws workspaceArg, field string, ids []int64, strength string) error {
-	var found []int64
-	err := tx.NewSelect().Table("segments").Column("id").
-		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(sortedUnique(ids))).
-		OrderExpr("id").For(strength).
-		Scan(ctx, &found)
+	found, err := segmentsFound(ctx, tx, ws, ids, strength)
 	if err != nil {
 		return err
 	}
 	return missing(field, "segment", ids, found)
+}
+
+// segmentsFound returns the IDs among ids of the workspace's segments, ascending,
+// having locked them in that order with the given strength ("": no lock).
+func segmentsFound(ctx context.Context, db bun.IDB, ws workspaceArg, ids []int64, strength string) ([]int64, error) {
+	var found []int64
+	q := db.NewSelect().Table("segments").Column("id").
+		Where("workspace_id = ? AND id = ANY(?)", ws, pgdialect.Array(sortedUnique(ids))).
+		OrderExpr("id")
+	if strength != "" {
+		q = q.For(strength)
+	}
+	err := q.Scan(ctx, &found)
+	return found, err
 }
 
 // Contact lock strengths for lockContacts.
@@ -347,6 +357,18 @@ var (
 	insertMembershipsSkippingConflictsSQL = insertMembershipsSQL + `
 	ON CONFLICT DO NOTHING`
 
+	// insertPairsSQL adds the pairs of ?3 (segments) and ?4 (contacts), two lists of
+	// the same length sorted by segment then contact, where ?1 and ?2 are their
+	// segments and contacts (sortedUnique).
+	insertPairsSQL = `WITH` + existingMemberships("segment_id, contact_id") + `
+	INSERT INTO memberships (workspace_id, segment_id, contact_id)
+	SELECT ?0, p.s, p.c FROM unnest(?3::bigint[], ?4::bigint[]) WITH ORDINALITY AS p(s, c, n)
+	 WHERE NOT EXISTS (SELECT FROM existing e WHERE e.segment_id = p.s AND e.contact_id = p.c)
+	 ORDER BY p.n`
+
+	insertPairsSkippingConflictsSQL = insertPairsSQL + `
+	ON CONFLICT DO NOTHING`
+
 	deleteMembershipsSQL = `WITH` + existingMemberships("ctid AS address, segment_id") + `
 	DELETE FROM memberships m USING existing e
 	 WHERE m.workspace_id = ?0 AND m.ctid = e.address`
@@ -402,6 +424,39 @@ func insertMembershipsWith(ctx context.Context, tx bun.Tx, statement string, ws 
 		return 0, nil
 	}
 	res, err := membershipsQuery(tx, statement, ws, segmentIDs, contactIDs).Exec(ctx)
+	if violates(err, "memberships_pkey") {
+		return 0, errConcurrentChange
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// insertPairs adds the memberships of pairs, given as segmentIDs[i] and contactIDs[i]
+// sorted by segment then contact (an upsert's, each contact to its own segments), in
+// one statement, as insertMemberships adds every contact to every segment: existing
+// ones skipped and not counted, the rest inserted in that order (the index's, and
+// every assignment's, so that two writers of the same pairs meet at the first and do
+// not deadlock), a conflict with a concurrent writer answered errConcurrentChange. The
+// callers hold the contacts' and the segments' locks.
+func insertPairs(ctx context.Context, tx bun.Tx, ws workspaceArg, segmentIDs, contactIDs []int64) (int, error) {
+	return insertPairsWith(ctx, tx, insertPairsSQL, ws, segmentIDs, contactIDs)
+}
+
+// insertPairsSkippingConflicts is insertPairs with ON CONFLICT DO NOTHING, for the
+// attempt after a conflict (insertMembershipsSkippingConflicts).
+func insertPairsSkippingConflicts(ctx context.Context, tx bun.Tx, ws workspaceArg, segmentIDs, contactIDs []int64) (int, error) {
+	return insertPairsWith(ctx, tx, insertPairsSkippingConflictsSQL, ws, segmentIDs, contactIDs)
+}
+
+func insertPairsWith(ctx context.Context, tx bun.Tx, statement string, ws workspaceArg, segmentIDs, contactIDs []int64) (int, error) {
+	if len(segmentIDs) == 0 {
+		return 0, nil
+	}
+	res, err := tx.NewRaw(statement, ws, pgdialect.Array(sortedUnique(segmentIDs)), pgdialect.Array(sortedUnique(contactIDs)),
+		pgdialect.Array(segmentIDs), pgdialect.Array(contactIDs)).Exec(ctx)
 	if violates(err, "memberships_pkey") {
 		return 0, errConcurrentChange
 	}
