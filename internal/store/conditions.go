@@ -1,0 +1,119 @@
+package store
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/segments/segments/internal/crm"
+)
+
+// conditionConds returns the SQL of the field conditions c of a ContactQuery on the
+// contact c, one sqlCond each: none when c is zero, so that a query without them
+// sends the statements it always did. contactQuery adds them to every statement that
+// reads contacts, and the ways that could not apply them are not taken when there
+// are any: a page is then PostgreSQL's plan of contactQuery (contactsPageSelect),
+// a count reads the contacts it counts (countContacts), as the select-alls do.
+//
+//   - The dates are ranges of the columns of contacts_created_at and
+//     contacts_updated_at.
+//   - An attribute's equals and in are containment (@>), which the GIN index
+//     contacts_attributes serves (migration 20261218000001), and equality of the
+//     key's value, for what containment holds more than: an array containing the
+//     value's elements, an object its keys. exists is the key operator (?), which
+//     that index (jsonb_path_ops) does not serve, and atLeast and atMost a number's
+//     comparison, which no index serves: both test each contact read.
+//   - inAnySegment looks the contact up in memberships_contact.
+func conditionConds(ws workspaceArg, c crm.ContactConditions) []sqlCond {
+	if c.IsZero() {
+		return nil
+	}
+	var conds []sqlCond
+	dates := func(column string, r crm.TimeRange) {
+		if r.From != nil {
+			conds = append(conds, sqlCond{"c." + column + " >= ?", []any{*r.From}})
+		}
+		if r.To != nil {
+			conds = append(conds, sqlCond{"c." + column + " < ?", []any{*r.To}})
+		}
+	}
+	dates("created_at", c.CreatedAt)
+	dates("updated_at", c.UpdatedAt)
+	has := func(column string, v *bool) {
+		if v == nil {
+			return
+		}
+		if *v {
+			conds = append(conds, sqlCond{"c." + column + " IS NOT NULL", nil})
+		} else {
+			conds = append(conds, sqlCond{"c." + column + " IS NULL", nil})
+		}
+	}
+	has("email", c.HasEmail)
+	has("name", c.HasName)
+	if c.InAnySegment != nil {
+		exists := "EXISTS (SELECT 1 FROM memberships m WHERE m.workspace_id = ? AND m.contact_id = c.id)"
+		if !*c.InAnySegment {
+			exists = "NOT " + exists
+		}
+		conds = append(conds, sqlCond{exists, []any{ws}})
+	}
+	for _, a := range c.Attributes {
+		conds = append(conds, attributeCond(a))
+	}
+	return conds
+}
+
+// attributeCond is the SQL of attribute condition a on the contact c.
+func attributeCond(a crm.AttributeCondition) sqlCond {
+	// equal is the condition that the key's value is the JSON v: containment, for
+	// the index, then the value itself.
+	equal := func(v json.RawMessage) sqlCond {
+		return sqlCond{"(c.attributes @> ?::jsonb AND c.attributes -> ? = ?::jsonb)", []any{attributeObject(a.Key, v), a.Key, string(v)}}
+	}
+	switch {
+	case a.Equals != nil:
+		return equal(a.Equals)
+	case a.In != nil:
+		if len(a.In) == 0 {
+			return sqlCond{"false", nil}
+		}
+		var sqls []string
+		var args []any
+		for _, v := range a.In {
+			e := equal(v)
+			sqls, args = append(sqls, e.sql), append(args, e.args...)
+		}
+		return sqlCond{"(" + strings.Join(sqls, " OR ") + ")", args}
+	case a.Exists != nil:
+		// \? is Bun's literal ?, the key operator.
+		if *a.Exists {
+			return sqlCond{`c.attributes \? ?`, []any{a.Key}}
+		}
+		return sqlCond{`NOT (c.attributes \? ?)`, []any{a.Key}}
+	}
+	// A number's range: the value is cast only where it is a number (CASE: AND
+	// does not order its operands), and compared as numeric, which holds every
+	// number an attribute may (float8 does not: 1e400).
+	var bounds []string
+	args := []any{a.Key}
+	if a.AtLeast != nil {
+		bounds = append(bounds, "(c.attributes ->> ?)::numeric >= ?::numeric")
+		args = append(args, a.Key, strconv.FormatFloat(*a.AtLeast, 'g', -1, 64))
+	}
+	if a.AtMost != nil {
+		bounds = append(bounds, "(c.attributes ->> ?)::numeric <= ?::numeric")
+		args = append(args, a.Key, strconv.FormatFloat(*a.AtMost, 'g', -1, 64))
+	}
+	return sqlCond{"CASE WHEN jsonb_typeof(c.attributes -> ?) = 'number' THEN " + strings.Join(bounds, " AND ") + " ELSE false END", args}
+}
+
+// attributeObject is the JSON object of the one key key with the value v, as a
+// containment test of the attributes writes it.
+func attributeObject(key string, v json.RawMessage) string {
+	b, err := json.Marshal(map[string]json.RawMessage{key: v})
+	if err != nil {
+		panic("store: attribute condition: " + err.Error()) // v is valid JSON (crm.ContactConditions.Check)
+	}
+	return string(b)
+}
