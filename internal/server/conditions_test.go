@@ -213,3 +213,39 @@ func TestContactFilterConditionsRefused(t *testing.T) {
 		t.Errorf("an inexact literal: %s", msg)
 	}
 }
+
+// TestContactFilterConditionsStatements: a filtered page with its contacts' segments
+// sends as many statements for 2 contacts as for 40 (the page, its segments with the
+// catalog, the count), as an unfiltered one does.
+func TestContactFilterConditionsStatements(t *testing.T) {
+	a := newAPI(t)
+	var in []map[string]any
+	for i, p := range phones(78_000, 40) {
+		in = append(in, map[string]any{"phone": p, "attributes": map[string]any{"city": "Pune", "orders": i}})
+	}
+	var up struct {
+		UpsertContacts struct {
+			Contacts []contact `json:"contacts"`
+		} `json:"upsertContacts"`
+	}
+	a.do(`mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { contacts { id } } }`,
+		map[string]any{"in": map[string]any{"contacts": in}}, &up)
+	a.addSegment("Pune", up.UpsertContacts.Contacts[0].ID, up.UpsertContacts.Contacts[1].ID)
+	doc := `query($filter: ContactFilter, $first: Int) { contacts(first: $first, filter: $filter) {
+		totalCount nodes { id segments { id name } } pageInfo { hasNextPage endCursor } } }`
+	count := map[int]int64{}
+	for _, first := range []int{2, 40} {
+		for _, filter := range []map[string]any{
+			{"attributes": []any{map[string]any{"key": "city", "equals": "Pune"}}},
+			{"attributes": []any{map[string]any{"key": "orders", "atLeast": 0}}, "hasEmail": false, "segments": map[string]any{"inAnySegment": false, "none": []string{}}},
+		} {
+			a.do(doc, map[string]any{"filter": filter, "first": first}, nil)
+			if n := a.statements(); count[first] < n {
+				count[first] = n
+			}
+		}
+	}
+	if count[2] != count[40] || count[2] == 0 {
+		t.Errorf("statements of pages of 2 and 40: %v", count)
+	}
+}
