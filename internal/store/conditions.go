@@ -2,9 +2,12 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/segments/segments/internal/crm"
 )
@@ -126,4 +129,49 @@ func attributeObject(key string, v json.RawMessage) string {
 		panic("store: attribute condition: " + err.Error()) // v is valid JSON (crm.ContactConditions.Check)
 	}
 	return string(b)
+}
+
+// segmentedSQL counts a workspace's contacts in at least one segment and in none of
+// the segments ANY(?) names, from the segments' bitmaps: per chunk, the OR of every
+// segment's bits, less the OR of the listed ones'. Its placeholders take the list
+// and the workspace. At 1M contacts in 1,000 segments it reads 31,000 chunks (19
+// MB), where looking each contact up in its memberships took 1.1-3.5 s.
+const segmentedSQL = `SELECT coalesce(sum(bit_count(bits)), 0) FROM (
+	SELECT bit_or(bits) & ~coalesce(bit_or(bits) FILTER (WHERE segment_id = ANY(?)), B'0'::bit(32768)) AS bits
+	  FROM segment_bitmaps WHERE workspace_id = ? GROUP BY chunk) AS g`
+
+// countSegmented returns the count of cq when its only field condition is
+// InAnySegment and it has no search, and true; else false. Being in a segment is
+// implied by an Any or All list, and contradicts it: the count is then the lists'
+// own, or 0. Otherwise it is the bitmaps' (segmentedSQL), with None; and its
+// complement in the workspace's counters, where None adds nothing.
+func (s *Store) countSegmented(ctx context.Context, ws workspaceArg, cq crm.ContactQuery) (int, bool, error) {
+	c := cq.Conditions
+	if cq.Search != "" || c.InAnySegment == nil || c.Attributes != nil || c.HasEmail != nil || c.HasName != nil ||
+		!c.CreatedAt.IsZero() || !c.UpdatedAt.IsZero() {
+		return 0, false, nil
+	}
+	in, f := *c.InAnySegment, cq.Segments
+	if f.Any != nil || len(f.All) > 0 {
+		if !in {
+			return 0, true, nil
+		}
+		n, err := s.countContacts(ctx, ws, crm.ContactQuery{Segments: f})
+		return n, true, err
+	}
+	none := f.None
+	if !in {
+		none = nil
+	}
+	var n int
+	q := segmentedSQL
+	args := []any{pgdialect.Array(none), ws}
+	if none == nil {
+		args[0] = pgdialect.Array([]int64{})
+	}
+	if !in {
+		q, args = "SELECT ("+allContactsSQL+") - ("+segmentedSQL+")", append([]any{ws}, args...)
+	}
+	err := s.db.NewRaw(q, args...).Scan(ctx, &n)
+	return n, true, err
 }

@@ -479,6 +479,9 @@ func (s *Store) CountContacts(ctx context.Context, ws int64, cq crm.ContactQuery
 
 // countContacts is CountContacts in workspace ws.
 func (s *Store) countContacts(ctx context.Context, ws workspaceArg, cq crm.ContactQuery) (int, error) {
+	if n, ok, err := s.countSegmented(ctx, ws, cq); ok {
+		return n, err
+	}
 	if cq.Search == "" && cq.Conditions.IsZero() {
 		if seg, ok := onlySegment(cq.Segments); ok {
 			return s.countMembers(ctx, ws, seg)
@@ -516,6 +519,9 @@ func (s *Store) searchesAudience(cq crm.ContactQuery) bool {
 // size (the counters, an audience's bitmaps), so it is CountContacts'.
 func (s *Store) CountContactsUpTo(ctx context.Context, ws int64, cq crm.ContactQuery, limit int) (int, error) {
 	w := s.workspaceArg(ws)
+	if n, ok, err := s.countSegmented(ctx, w, cq); ok {
+		return n, err
+	}
 	if cq.Search == "" && cq.Conditions.IsZero() {
 		return s.countContacts(ctx, w, cq)
 	}
