@@ -74,10 +74,10 @@ func attributeCond(a crm.AttributeCondition) sqlCond {
 	// the index serves and is equality for a string, number or boolean (a key's
 	// value contains another only of its own type: ["Pune"] does not contain
 	// "Pune"); an array or object is then compared whole ([1, 2] contains [2]).
-	// Containment alone is estimated from the column's statistics (a value of 8%
-	// of the contacts as 8%), where the comparison is taken for 0.5% more, which
-	// made PostgreSQL read a common value's every contact and sort them rather than
-	// walk a page's order.
+	// Containment alone is estimated from the column's statistics, and the
+	// comparison as 0.5% more: at 1M contacts, city = Pune (82,986) was estimated
+	// 80,499 rows alone, 402 with the comparison, which favours reading every match
+	// and sorting them over walking a page's order.
 	equal := func(v json.RawMessage) sqlCond {
 		contains := sqlCond{"c.attributes @> ?::jsonb", []any{attributeObject(a.Key, v)}}
 		if b := bytes.TrimLeft(v, " \t\r\n"); len(b) > 0 && (b[0] == '[' || b[0] == '{') {
