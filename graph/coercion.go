@@ -38,11 +38,11 @@ import (
 //     error, before anything runs. It reached the resolvers as a null or a "null",
 //     and failed as an internal error after a mutation had been made, panicked in
 //     @skip(if:), or was read as no ID at all;
-//   - in a JSON written in the query, a number that a float64 (which gqlparser reads
-//     it into) does not hold exactly: in an argument as BAD_USER_INPUT, in a
-//     variable's default as GRAPHQL_VALIDATION_FAILED at ["variable", name, ...]:
-//     9007199254740993.0 was stored as 9007199254740992, where a variable's value
-//     keeps every digit.
+//   - in a JSON or JSONValue written in the query, a number that a float64 (which
+//     gqlparser reads it into) does not hold exactly: in an argument as
+//     BAD_USER_INPUT, in a variable's default as GRAPHQL_VALIDATION_FAILED at
+//     ["variable", name, ...]: 9007199254740993.0 was stored as 9007199254740992,
+//     where a variable's value keeps every digit.
 type strictInputs struct {
 	schema *ast.Schema
 	// holdsJSON names the input types whose values can hold a JSON somewhere: the
@@ -59,7 +59,7 @@ func (*strictInputs) ExtensionName() string { return "StrictInputs" }
 
 func (e *strictInputs) Validate(es graphql.ExecutableSchema) error {
 	e.schema = es.Schema()
-	e.holdsJSON = map[string]bool{"JSON": true}
+	e.holdsJSON = map[string]bool{"JSON": true, "JSONValue": true}
 	var holds func(name string, seen map[string]bool) bool
 	holds = func(name string, seen map[string]bool) bool {
 		def := e.schema.Types[name]
@@ -377,10 +377,13 @@ func (e *strictInputs) objects(t *ast.Type, v any, path ast.Path, arg *inputPath
 		}
 		return nil
 	}
-	if t.NamedType == "JSON" {
+	switch t.NamedType {
+	case "JSON":
 		if _, err := scalar.UnmarshalObject(v); err != nil {
 			return badUserInput(path, nil, err.Error(), arg.strings())
 		}
+		return nil
+	case "JSONValue": // any JSON value
 		return nil
 	}
 	fields, _ := v.(map[string]any) // an input object: holdsJSON knows no other
@@ -425,7 +428,7 @@ func (e *strictInputs) inexactLiteral(t *ast.Type, v *ast.Value, arg *inputPath)
 		}
 		return "", true
 	}
-	if t.NamedType == "JSON" {
+	if t.NamedType == "JSON" || t.NamedType == "JSONValue" {
 		return inexactNumber(v)
 	}
 	def := e.schema.Types[t.NamedType]

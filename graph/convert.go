@@ -56,6 +56,44 @@ func contactOrder(o *model.ContactOrder) crm.ContactOrder {
 	return crm.ContactOrder{Field: crm.ContactOrderField(o.Field), Direction: crm.Direction(o.Direction)}
 }
 
+// contactFilter decodes a contact filter: its segment lists (membershipFilter) and
+// its conditions on the contacts' fields. Every problem of either is refused at
+// once, each at its path from "filter".
+func contactFilter(f *model.ContactFilter) (crm.MembershipFilter, crm.ContactConditions, error) {
+	segments, segErr := membershipFilter(f)
+	conds := contactConditions(f)
+	if err := append(crm.Errors(crm.UserErrors(segErr)), crm.Prefixed(crm.UserErrors(conds.Check()), "filter")...); len(err) > 0 {
+		return segments, conds, err
+	}
+	return segments, conds, segErr
+}
+
+// contactConditions reads the conditions of f besides its segment lists, unchecked
+// (crm.ContactConditions.Check). An empty list of attribute conditions is none.
+func contactConditions(f *model.ContactFilter) crm.ContactConditions {
+	var c crm.ContactConditions
+	if f == nil {
+		return c
+	}
+	timeRange := func(r *model.DateTimeRange) crm.TimeRange {
+		if r == nil {
+			return crm.TimeRange{}
+		}
+		return crm.TimeRange{From: r.From, To: r.To}
+	}
+	c.CreatedAt, c.UpdatedAt = timeRange(f.CreatedAt), timeRange(f.UpdatedAt)
+	c.HasEmail, c.HasName = f.HasEmail, f.HasName
+	if f.Segments != nil {
+		c.InAnySegment = f.Segments.InAnySegment
+	}
+	for _, a := range f.Attributes {
+		c.Attributes = append(c.Attributes, crm.AttributeCondition{
+			Key: a.Key, Equals: a.Equals, In: a.In, Exists: a.Exists, AtLeast: a.AtLeast, AtMost: a.AtMost,
+		})
+	}
+	return c
+}
+
 // membershipFilter decodes a segment membership filter; malformed IDs are refused.
 func membershipFilter(f *model.ContactFilter) (crm.MembershipFilter, error) {
 	if f == nil || f.Segments == nil {

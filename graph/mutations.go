@@ -202,11 +202,11 @@ func (r *Resolver) createSegment(ctx context.Context, input model.CreateSegmentI
 // the same search and filter; its problems are named within the selection.
 func contactSelection(sel *model.ContactSelection) (crm.ContactQuery, error) {
 	term, termErr := crm.NormalizeSearch(sel.Search)
-	segments, filterErr := membershipFilter(sel.Filter)
+	segments, conds, filterErr := contactFilter(sel.Filter)
 	if termErr != nil || filterErr != nil {
 		return crm.ContactQuery{}, append(crm.Errors(crm.UserErrors(termErr)), crm.UserErrors(filterErr)...)
 	}
-	return crm.ContactQuery{Search: term, Segments: segments}, nil
+	return crm.ContactQuery{Search: term, Segments: segments, Conditions: conds}, nil
 }
 
 // withDecodeErrors completes the store's answer to a change whose input held

@@ -131,19 +131,20 @@ func countUnlessKnown[T any](page store.Page[T], c model.Counter) model.Counter 
 	return c
 }
 
-func (r *Resolver) contacts(ctx context.Context, search *string, segments crm.MembershipFilter, order crm.ContactOrder, args crm.PageArgs) (*model.ContactConnection, error) {
+// contacts resolves Query.contacts: a page of the contacts that search and q (its
+// filter and order) select.
+func (r *Resolver) contacts(ctx context.Context, search *string, q crm.ContactQuery, args crm.PageArgs) (*model.ContactConnection, error) {
 	term, err := crm.NormalizeSearch(search)
 	if err != nil {
 		return nil, err
 	}
-	return r.contactsOf(ctx, term, segments, order, args)
+	q.Search = term
+	return r.contactsOf(ctx, q, args)
 }
 
-// contactsOf resolves a page of the contacts that term (normalized) and segments
-// select.
-func (r *Resolver) contactsOf(ctx context.Context, term string, segments crm.MembershipFilter, order crm.ContactOrder, args crm.PageArgs) (*model.ContactConnection, error) {
+// contactsOf resolves a page of the contacts that q (its search normalized) selects.
+func (r *Resolver) contactsOf(ctx context.Context, q crm.ContactQuery, args crm.PageArgs) (*model.ContactConnection, error) {
 	ws := workspace(ctx).ID
-	q := crm.ContactQuery{Search: term, Segments: segments, Order: order}
 	count := model.Counter{
 		Exact: func(ctx context.Context) (int, error) { return r.Store.CountContacts(ctx, ws, q) },
 		UpTo:  func(ctx context.Context, limit int) (int, error) { return r.Store.CountContactsUpTo(ctx, ws, q, limit) },
@@ -205,7 +206,7 @@ func (r *Resolver) segmentContacts(ctx context.Context, seg *crm.Segment, search
 		return nil, err
 	}
 	if !inList(ctx) {
-		conn, err := r.contactsOf(ctx, term, crm.MembershipFilter{Any: []int64{seg.ID}}, order, args)
+		conn, err := r.contactsOf(ctx, crm.ContactQuery{Search: term, Segments: crm.MembershipFilter{Any: []int64{seg.ID}}, Order: order}, args)
 		if err == nil && term == "" {
 			conn.Counter = memberCount(seg)
 		}

@@ -169,11 +169,11 @@ func (r *queryResolver) Segments(ctx context.Context, first *int, after *string,
 }
 
 func (r *queryResolver) Contacts(ctx context.Context, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) (*model.ContactConnection, error) {
-	segments, err := membershipFilter(filter)
+	segments, conds, err := contactFilter(filter)
 	if err != nil {
 		return nil, err
 	}
-	return r.contacts(ctx, search, segments, contactOrder(orderBy), pageArgs(first, after, last, before))
+	return r.contacts(ctx, search, crm.ContactQuery{Segments: segments, Conditions: conds, Order: contactOrder(orderBy)}, pageArgs(first, after, last, before))
 }
 
 func (r *queryResolver) DeletedContacts(ctx context.Context, since time.Time, first *int, after *string, last *int, before *string) (*model.DeletedContactConnection, error) {

@@ -1225,11 +1225,13 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AssignContactsToSegmentsInput", ec.unmarshalInputAssignContactsToSegmentsInput),
+			graphql.NewInputUnmarshaler("AttributeCondition", ec.unmarshalInputAttributeCondition),
 			graphql.NewInputUnmarshaler("ContactFilter", ec.unmarshalInputContactFilter),
 			graphql.NewInputUnmarshaler("ContactInput", ec.unmarshalInputContactInput),
 			graphql.NewInputUnmarshaler("ContactOrder", ec.unmarshalInputContactOrder),
 			graphql.NewInputUnmarshaler("ContactSelection", ec.unmarshalInputContactSelection),
 			graphql.NewInputUnmarshaler("CreateSegmentInput", ec.unmarshalInputCreateSegmentInput),
+			graphql.NewInputUnmarshaler("DateTimeRange", ec.unmarshalInputDateTimeRange),
 			graphql.NewInputUnmarshaler("DeleteContactsInput", ec.unmarshalInputDeleteContactsInput),
 			graphql.NewInputUnmarshaler("DeleteSegmentInput", ec.unmarshalInputDeleteSegmentInput),
 			graphql.NewInputUnmarshaler("RemoveContactsFromSegmentsInput", ec.unmarshalInputRemoveContactsFromSegmentsInput),
@@ -1394,6 +1396,12 @@ scalar DateTime @specifiedBy(url: "https://www.rfc-editor.org/rfc/rfc3339")
 A JSON object, such as ` + "`" + `{"city": "Pune", "language": "mr"}` + "`" + `.
 """
 scalar JSON @specifiedBy(url: "https://www.rfc-editor.org/rfc/rfc8259")
+
+"""
+Any JSON value: a string, a number, a boolean, an array or an object, such as ` + "`" + `"Pune"` + "`" + `,
+` + "`" + `10` + "`" + ` or ` + "`" + `["gold", "silver"]` + "`" + `. A number keeps every digit sent in a variable.
+"""
+scalar JSONValue @specifiedBy(url: "https://www.rfc-editor.org/rfc/rfc8259")
 
 """
 An object with a globally unique ID. Any such object can be fetched again with
@@ -1888,6 +1896,60 @@ input ContactSelection {
 input ContactFilter {
   """Keeps contacts by the segments they are in."""
   segments: SegmentMembershipFilter
+  """Keeps contacts created in this range: ` + "`" + `{from: "2026-12-01T00:00:00Z"}` + "`" + ` is "added since December"."""
+  createdAt: DateTimeRange
+  """Keeps contacts that last changed in this range."""
+  updatedAt: DateTimeRange
+  """true: keeps contacts that have an email; false: those without one."""
+  hasEmail: Boolean
+  """true: keeps contacts that have a name; false: those without one."""
+  hasName: Boolean
+  """
+  Keeps contacts whose custom attributes meet every one of these conditions (at
+  most 10): ` + "`" + `[{key: "city", equals: "Pune"}, {key: "orders", atLeast: 10}]` + "`" + `. An
+  empty list keeps every contact.
+  """
+  attributes: [AttributeCondition!]
+}
+
+"""
+A range of instants, for a filter: from ` + "`" + `from` + "`" + ` (included) up to ` + "`" + `to` + "`" + ` (not included).
+Either end may be left out, for a range open on that side; a range whose ` + "`" + `from` + "`" + ` is
+not before its ` + "`" + `to` + "`" + ` holds no instant, and keeps no contact.
+"""
+input DateTimeRange {
+  """Keeps instants at or after this one."""
+  from: DateTime
+  """Keeps instants before this one."""
+  to: DateTime
+}
+
+"""
+A condition on the value of one key of a contact's custom attributes (` + "`" + `Contact.attributes` + "`" + `).
+Give exactly one of ` + "`" + `equals` + "`" + `, ` + "`" + `in` + "`" + `, ` + "`" + `exists` + "`" + `, or a range of ` + "`" + `atLeast` + "`" + ` and ` + "`" + `atMost` + "`" + `
+(one or both); anything else is BAD_USER_INPUT naming the condition. Values compare as
+JSON: the number ` + "`" + `5` + "`" + ` is not the string ` + "`" + `"5"` + "`" + ` (but ` + "`" + `5.0` + "`" + ` is ` + "`" + `5` + "`" + `), arrays compare element
+by element in order, objects key by key.
+"""
+input AttributeCondition {
+  """The attribute's name, as in ` + "`" + `Contact.attributes` + "`" + `: ` + "`" + `city` + "`" + `."""
+  key: String!
+  """Keeps contacts whose value for ` + "`" + `key` + "`" + ` is this JSON value: ` + "`" + `"Pune"` + "`" + `, ` + "`" + `10` + "`" + `, ` + "`" + `true` + "`" + `."""
+  equals: JSONValue
+  """
+  Keeps contacts whose value for ` + "`" + `key` + "`" + ` is one of these JSON values (at most 100):
+  ` + "`" + `["Pune", "Mumbai"]` + "`" + `. An empty list keeps nobody.
+  """
+  in: [JSONValue!]
+  """true: keeps contacts that have ` + "`" + `key` + "`" + `, whatever its value; false: those without it."""
+  exists: Boolean
+  """
+  Keeps contacts whose value for ` + "`" + `key` + "`" + ` is a JSON number of at least this; a value of
+  another type (the string ` + "`" + `"12"` + "`" + `) is not in any range. With ` + "`" + `atMost` + "`" + `, both must hold.
+  """
+  atLeast: Float
+  """Keeps contacts whose value for ` + "`" + `key` + "`" + ` is a JSON number of at most this (see ` + "`" + `atLeast` + "`" + `)."""
+  atMost: Float
 }
 
 """
@@ -1906,6 +1968,11 @@ input SegmentMembershipFilter {
   all: [ID!]
   """Drops contacts in any of these segments (at most 100). An empty list drops nobody."""
   none: [ID!]
+  """
+  true: keeps contacts in at least one segment; false: keeps contacts in no segment
+  at all ("contacts never segmented").
+  """
+  inAnySegment: Boolean
 }
 
 """The queries of the API."""
@@ -7585,6 +7652,83 @@ func UnmarshalAssignContactsToSegmentsInput(ctx context.Context, raw any) (model
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputAttributeCondition(ctx context.Context, obj any) (model.AttributeCondition, error) {
+	var it model.AttributeCondition
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"key", "equals", "in", "exists", "atLeast", "atMost"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "key":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("key"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Key = data
+		case "equals":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("equals"))
+			data, err := ec.unmarshalOJSONValue2encodingᚋjsonᚐRawMessage(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Equals = data
+		case "in":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("in"))
+			data, err := ec.unmarshalOJSONValue2ᚕencodingᚋjsonᚐRawMessageᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.In = data
+		case "exists":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("exists"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Exists = data
+		case "atLeast":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atLeast"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtLeast = data
+		case "atMost":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("atMost"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AtMost = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAttributeCondition unmarshals raw into the AttributeCondition input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAttributeCondition(ctx context.Context, raw any) (model.AttributeCondition, error) {
+	var out model.AttributeCondition
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AttributeCondition", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputContactFilter(ctx context.Context, obj any) (model.ContactFilter, error) {
 	var it model.ContactFilter
 	if obj == nil {
@@ -7596,7 +7740,7 @@ func (ec *executionContext) unmarshalInputContactFilter(ctx context.Context, obj
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"segments"}
+	fieldsInOrder := [...]string{"segments", "createdAt", "updatedAt", "hasEmail", "hasName", "attributes"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7610,6 +7754,41 @@ func (ec *executionContext) unmarshalInputContactFilter(ctx context.Context, obj
 				return it, err
 			}
 			it.Segments = data
+		case "createdAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAt"))
+			data, err := ec.unmarshalODateTimeRange2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐDateTimeRange(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAt = data
+		case "updatedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAt"))
+			data, err := ec.unmarshalODateTimeRange2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐDateTimeRange(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpdatedAt = data
+		case "hasEmail":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasEmail"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasEmail = data
+		case "hasName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasName"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasName = data
+		case "attributes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributes"))
+			data, err := ec.unmarshalOAttributeCondition2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐAttributeConditionᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Attributes = data
 		}
 	}
 	return it, nil
@@ -7858,6 +8037,55 @@ func UnmarshalCreateSegmentInput(ctx context.Context, raw any) (model.CreateSegm
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputDateTimeRange(ctx context.Context, obj any) (model.DateTimeRange, error) {
+	var it model.DateTimeRange
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"from", "to"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "from":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("from"))
+			data, err := ec.unmarshalODateTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.From = data
+		case "to":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("to"))
+			data, err := ec.unmarshalODateTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.To = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDateTimeRange unmarshals raw into the DateTimeRange input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDateTimeRange(ctx context.Context, raw any) (model.DateTimeRange, error) {
+	var out model.DateTimeRange
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DateTimeRange", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputDeleteContactsInput(ctx context.Context, obj any) (model.DeleteContactsInput, error) {
 	var it model.DeleteContactsInput
 	if obj == nil {
@@ -8009,7 +8237,7 @@ func (ec *executionContext) unmarshalInputSegmentMembershipFilter(ctx context.Co
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"any", "all", "none"}
+	fieldsInOrder := [...]string{"any", "all", "none", "inAnySegment"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8037,6 +8265,13 @@ func (ec *executionContext) unmarshalInputSegmentMembershipFilter(ctx context.Co
 				return it, err
 			}
 			it.None = data
+		case "inAnySegment":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inAnySegment"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InAnySegment = data
 		}
 	}
 	return it, nil
@@ -10221,6 +10456,11 @@ func (ec *executionContext) marshalNAssignContactsToSegmentsPayload2ᚖgithubᚗ
 	return ec._AssignContactsToSegmentsPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNAttributeCondition2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐAttributeCondition(ctx context.Context, v any) (*model.AttributeCondition, error) {
+	res, err := ec.unmarshalInputAttributeCondition(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -10618,6 +10858,24 @@ func (ec *executionContext) marshalNJSON2encodingᚋjsonᚐRawMessage(ctx contex
 	res := scalar.MarshalRawJSON(v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "JSON!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNJSONValue2encodingᚋjsonᚐRawMessage(ctx context.Context, v any) (json.RawMessage, error) {
+	res, err := scalar.UnmarshalRawJSON(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJSONValue2encodingᚋjsonᚐRawMessage(ctx context.Context, sel ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "JSONValue!")
+		return graphql.Null
+	}
+	_ = sel
+	res := scalar.MarshalRawJSON(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "JSONValue!")
 	}
 	return res
 }
@@ -11069,6 +11327,23 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 	return res
 }
 
+func (ec *executionContext) unmarshalOAttributeCondition2ᚕᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐAttributeConditionᚄ(ctx context.Context, v any) ([]*model.AttributeCondition, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.AttributeCondition, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAttributeCondition2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐAttributeCondition(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11146,6 +11421,31 @@ func (ec *executionContext) marshalODateTime2ᚖtimeᚐTime(ctx context.Context,
 	_ = ctx
 	res := scalar.MarshalDateTime(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalODateTimeRange2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐDateTimeRange(ctx context.Context, v any) (*model.DateTimeRange, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputDateTimeRange(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
@@ -11235,6 +11535,59 @@ func (ec *executionContext) marshalOJSON2map(ctx context.Context, sel ast.Select
 	_ = ctx
 	res := scalar.MarshalObject(v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOJSONValue2encodingᚋjsonᚐRawMessage(ctx context.Context, v any) (json.RawMessage, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := scalar.UnmarshalRawJSON(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOJSONValue2encodingᚋjsonᚐRawMessage(ctx context.Context, sel ast.SelectionSet, v json.RawMessage) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalRawJSON(v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOJSONValue2ᚕencodingᚋjsonᚐRawMessageᚄ(ctx context.Context, v any) ([]json.RawMessage, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]json.RawMessage, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNJSONValue2encodingᚋjsonᚐRawMessage(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOJSONValue2ᚕencodingᚋjsonᚐRawMessageᚄ(ctx context.Context, sel ast.SelectionSet, v []json.RawMessage) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNJSONValue2encodingᚋjsonᚐRawMessage(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalONode2githubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐNode(ctx context.Context, sel ast.SelectionSet, v model.Node) graphql.Marshaler {

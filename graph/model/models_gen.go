@@ -4,6 +4,7 @@ package model
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -50,10 +51,44 @@ type AssignContactsToSegmentsPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// A condition on the value of one key of a contact's custom attributes (`Contact.attributes`).
+// Give exactly one of `equals`, `in`, `exists`, or a range of `atLeast` and `atMost`
+// (one or both); anything else is BAD_USER_INPUT naming the condition. Values compare as
+// JSON: the number `5` is not the string `"5"` (but `5.0` is `5`), arrays compare element
+// by element in order, objects key by key.
+type AttributeCondition struct {
+	// The attribute's name, as in `Contact.attributes`: `city`.
+	Key string `json:"key"`
+	// Keeps contacts whose value for `key` is this JSON value: `"Pune"`, `10`, `true`.
+	Equals json.RawMessage `json:"equals,omitempty"`
+	// Keeps contacts whose value for `key` is one of these JSON values (at most 100):
+	// `["Pune", "Mumbai"]`. An empty list keeps nobody.
+	In []json.RawMessage `json:"in,omitempty"`
+	// true: keeps contacts that have `key`, whatever its value; false: those without it.
+	Exists *bool `json:"exists,omitempty"`
+	// Keeps contacts whose value for `key` is a JSON number of at least this; a value of
+	// another type (the string `"12"`) is not in any range. With `atMost`, both must hold.
+	AtLeast *float64 `json:"atLeast,omitempty"`
+	// Keeps contacts whose value for `key` is a JSON number of at most this (see `atLeast`).
+	AtMost *float64 `json:"atMost,omitempty"`
+}
+
 // Conditions on contacts; all given conditions must hold.
 type ContactFilter struct {
 	// Keeps contacts by the segments they are in.
 	Segments *SegmentMembershipFilter `json:"segments,omitempty"`
+	// Keeps contacts created in this range: `{from: "2026-12-01T00:00:00Z"}` is "added since December".
+	CreatedAt *DateTimeRange `json:"createdAt,omitempty"`
+	// Keeps contacts that last changed in this range.
+	UpdatedAt *DateTimeRange `json:"updatedAt,omitempty"`
+	// true: keeps contacts that have an email; false: those without one.
+	HasEmail *bool `json:"hasEmail,omitempty"`
+	// true: keeps contacts that have a name; false: those without one.
+	HasName *bool `json:"hasName,omitempty"`
+	// Keeps contacts whose custom attributes meet every one of these conditions (at
+	// most 10): `[{key: "city", equals: "Pune"}, {key: "orders", atLeast: 10}]`. An
+	// empty list keeps every contact.
+	Attributes []*AttributeCondition `json:"attributes,omitempty"`
 }
 
 // A contact to create or update, matched by phone number. Fields left out keep their values.
@@ -147,6 +182,16 @@ type CreateSegmentPayload struct {
 	UserErrors []*UserError `json:"userErrors"`
 }
 
+// A range of instants, for a filter: from `from` (included) up to `to` (not included).
+// Either end may be left out, for a range open on that side; a range whose `from` is
+// not before its `to` holds no instant, and keeps no contact.
+type DateTimeRange struct {
+	// Keeps instants at or after this one.
+	From *time.Time `json:"from,omitempty"`
+	// Keeps instants before this one.
+	To *time.Time `json:"to,omitempty"`
+}
+
 // The input of `deleteContacts`.
 type DeleteContactsInput struct {
 	// The contacts to delete (at most 1,000).
@@ -233,6 +278,9 @@ type SegmentMembershipFilter struct {
 	All []string `json:"all,omitempty"`
 	// Drops contacts in any of these segments (at most 100). An empty list drops nobody.
 	None []string `json:"none,omitempty"`
+	// true: keeps contacts in at least one segment; false: keeps contacts in no segment
+	// at all ("contacts never segmented").
+	InAnySegment *bool `json:"inAnySegment,omitempty"`
 }
 
 // How to order segments. Ties are broken by creation order.

@@ -119,7 +119,9 @@ type ContactQuery struct {
 	// and the other differences the store's folding takes away.
 	Search   string
 	Segments MembershipFilter
-	Order    ContactOrder
+	// Conditions are the filter's conditions on the contacts' own fields.
+	Conditions ContactConditions
+	Order      ContactOrder
 }
 
 // MembershipFilter selects contacts by the segments they are in, with set semantics:

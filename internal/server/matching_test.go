@@ -173,6 +173,12 @@ func TestMatchingRefusals(t *testing.T) {
 			[]string{"TOO_LONG", "INVALID"}, []string{"input.contactsMatching.search", "input.segmentIds.0"}},
 		{"a malformed filter", map[string]any{"contactsMatching": map[string]any{"filter": map[string]any{"segments": map[string]any{"none": []string{target, "nope"}}}}, "segmentIds": []string{target}},
 			[]string{"INVALID"}, []string{"input.contactsMatching.filter.segments.none.1"}},
+		{"malformed segments and conditions", map[string]any{"contactsMatching": map[string]any{"filter": map[string]any{
+			"segments":   map[string]any{"any": []string{"nope"}},
+			"attributes": []any{map[string]any{"key": "city", "equals": "Pune"}, map[string]any{"key": "city"}, map[string]any{"key": "", "exists": true, "atLeast": 1}},
+		}}, "segmentIds": []string{target}},
+			[]string{"INVALID", "INVALID", "BLANK", "INVALID"}, []string{"input.contactsMatching.filter.segments.any.0", "input.contactsMatching.filter.attributes.1",
+				"input.contactsMatching.filter.attributes.2.key", "input.contactsMatching.filter.attributes.2"}},
 		{"another workspace's segment", map[string]any{"contactsMatching": map[string]any{}, "segmentIds": []string{otherSeg}}, []string{"NOT_FOUND"}, []string{"input.segmentIds.0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

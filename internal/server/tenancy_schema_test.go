@@ -376,6 +376,8 @@ func (g *opGen) value(t *ast.Type, name, path string, kind globalid.Kind, mutati
 			return g.other.label, true
 		case n == "name" && !mutation:
 			return "seg" + g.other.label + "0", true // another workspace's segment, in other case
+		case n == "key": // an attribute condition's: another workspace's contacts' key
+			return "secret", true
 		case !required:
 			return nil, false
 		}
@@ -421,6 +423,8 @@ func (g *opGen) value(t *ast.Type, name, path string, kind globalid.Kind, mutati
 		return false, true
 	case "JSON":
 		return map[string]any{"probe": g.tag}, true
+	case "JSONValue": // an attribute condition's: another workspace's contact's value
+		return "attr" + g.other.label + "0", true
 	case "DateTime":
 		// Before the seed, so that a list since it (deletedContacts) holds its rows.
 		return time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), true

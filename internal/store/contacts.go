@@ -271,6 +271,12 @@ func (s *Store) contactsPageSelect(dst *[]contactRow, ws workspaceArg, cq crm.Co
 	if cq.Search != "" && !s.statistics().sample.mayHold(cq.Search) {
 		return pageSelect(plain, dst, pq)
 	}
+	// The ways below count on the filter's segments (their counters, the search's
+	// estimate) and write only its membership conditions: with field conditions, the
+	// page is PostgreSQL's plan of the plain statement (conditionConds).
+	if !cq.Conditions.IsZero() {
+		return pageSelect(plain, dst, pq)
+	}
 	if walksBounded(cq) {
 		return s.searchPageSelect(ws, cq, pq)
 	}
@@ -474,7 +480,10 @@ func (s *Store) CountContacts(ctx context.Context, ws int64, cq crm.ContactQuery
 
 // countContacts is CountContacts in workspace ws.
 func (s *Store) countContacts(ctx context.Context, ws workspaceArg, cq crm.ContactQuery) (int, error) {
-	if cq.Search == "" {
+	if n, ok, err := s.countSegmented(ctx, ws, cq); ok {
+		return n, err
+	}
+	if cq.Search == "" && cq.Conditions.IsZero() {
 		if seg, ok := onlySegment(cq.Segments); ok {
 			return s.countMembers(ctx, ws, seg)
 		}
@@ -500,7 +509,7 @@ func (s *Store) countContacts(ctx context.Context, ws workspaceArg, cq crm.Conta
 // unless its term is rare.
 func (s *Store) searchesAudience(cq crm.ContactQuery) bool {
 	f := cq.Segments
-	return cq.Search != "" && (f.Any != nil || len(f.All) > 0 || len(f.None) > 0) && s.statistics().sample.mayHold(cq.Search)
+	return cq.Search != "" && cq.Conditions.IsZero() && (f.Any != nil || len(f.All) > 0 || len(f.None) > 0) && s.statistics().sample.mayHold(cq.Search)
 }
 
 // CountContactsUpTo returns the number of contacts cq selects if it is at most
@@ -511,7 +520,10 @@ func (s *Store) searchesAudience(cq crm.ContactQuery) bool {
 // size (the counters, an audience's bitmaps), so it is CountContacts'.
 func (s *Store) CountContactsUpTo(ctx context.Context, ws int64, cq crm.ContactQuery, limit int) (int, error) {
 	w := s.workspaceArg(ws)
-	if cq.Search == "" {
+	if n, ok, err := s.countSegmented(ctx, w, cq); ok {
+		return n, err
+	}
+	if cq.Search == "" && cq.Conditions.IsZero() {
 		return s.countContacts(ctx, w, cq)
 	}
 	if s.searchesAudience(cq) {
@@ -633,7 +645,11 @@ func (s *Store) contactQuery(dst *[]contactRow, ws workspaceArg, cq crm.ContactQ
 		wsCond, wsArg := s.searchWorkspace("contacts", "c", ws, cq.Search)
 		q = q.Where(wsCond, wsArg).Where(cond, args...)
 	}
-	return whereMembership(q, ws, cq.Segments, "c.id", joinsPlanned)
+	q = whereMembership(q, ws, cq.Segments, "c.id", joinsPlanned)
+	for _, c := range conditionConds(ws, cq.Conditions) {
+		q = q.Where(c.sql, c.args...)
+	}
+	return q
 }
 
 // maxAllJoins is the longest MembershipFilter.All that whereMembership writes as one

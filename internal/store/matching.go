@@ -9,7 +9,7 @@ import (
 )
 
 // matchingContacts are the contacts of a membership change that cq selects, by its
-// Search and Segments (its Order is not used): the conditions of contactQuery, the
+// Search, Segments and Conditions (its Order is not used): the conditions of contactQuery, the
 // statement of the contacts table's pages and counts, so that the change applies to
 // exactly the contacts the table shows.
 //
@@ -30,7 +30,7 @@ import (
 // the change is TOO_MANY at contactsMatching, and a second statement counts the
 // selection for the message.
 func (s *Store) matchingContacts(cq crm.ContactQuery) contactsToChange {
-	sel := crm.ContactQuery{Search: cq.Search, Segments: cq.Segments}
+	sel := crm.ContactQuery{Search: cq.Search, Segments: cq.Segments, Conditions: cq.Conditions}
 	return func(ctx context.Context, tx bun.Tx, w workspaceArg, segments int) ([]int64, error) {
 		limit := matchedCap(segments)
 		var rows []contactRow
