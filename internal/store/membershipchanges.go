@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -88,28 +87,20 @@ type MembershipChanges struct {
 // members (listing), or (horizonRow) the horizon, the next transaction ID, the feed's
 // epoch, the workspace's last change and its last change below the horizon.
 type membershipChangeRow struct {
-	ID         pgtype.Int8
-	Xid        pgtype.Text
+	ID pgtype.Int8
+	feedColumns
 	SegmentID  pgtype.Int8
 	Added      pgtype.Bool
 	ContactIDs []int64
 	ChangedAt  pgtype.Timestamptz
-	Next       pgtype.Text
-	Epoch      pgtype.Int8
-	LastXid    pgtype.Text
-	LastID     pgtype.Int8
 	BelowXid   pgtype.Text
 	BelowID    pgtype.Int8
-	HorizonRow bool
-	xid        uint64
 }
 
 func (r *membershipChangeRow) dest(col string) any {
 	switch col {
 	case "id":
 		return &r.ID
-	case "change_xid":
-		return &r.Xid
 	case "segment_id":
 		return &r.SegmentID
 	case "added":
@@ -118,22 +109,12 @@ func (r *membershipChangeRow) dest(col string) any {
 		return &r.ContactIDs
 	case "changed_at":
 		return &r.ChangedAt
-	case "next":
-		return &r.Next
-	case "epoch":
-		return &r.Epoch
-	case "last_xid":
-		return &r.LastXid
-	case "last_id":
-		return &r.LastID
 	case "below_xid":
 		return &r.BelowXid
 	case "below_id":
 		return &r.BelowID
-	case "horizon_row":
-		return &r.HorizonRow
 	}
-	return nil
+	return r.feedColumns.dest(col)
 }
 
 // membershipHorizonSQL is the row every statement of the feed ends with: feedHorizon's
@@ -177,17 +158,11 @@ SELECT NULL::bigint AS id, NULL::text AS change_xid, m.segment_id, true AS added
  GROUP BY m.segment_id
 UNION ALL` + membershipHorizonSQL
 
-// feedPlace is a place in a feed's order: (change_xid, id).
-type feedPlace struct {
-	xid uint64
-	id  int64
-}
-
-// membershipHorizon is what a statement's horizon row says.
+// membershipHorizon is what a statement's horizon row says: the feeds' status, and
+// the workspace's last change below the horizon.
 type membershipHorizon struct {
-	horizon, next uint64
-	epoch         int64
-	last, below   feedPlace // zero: none
+	feedStatus
+	below feedPlace // zero: none
 }
 
 // readMembershipRows runs one of the feed's statements and splits its rows from its
@@ -198,44 +173,16 @@ func (s *Store) readMembershipRows(ctx context.Context, query string, ws int64, 
 	if err != nil {
 		return nil, h, err
 	}
-	parse := func(t pgtype.Text) (uint64, error) {
-		if !t.Valid {
-			return 0, nil
-		}
-		v, err := strconv.ParseUint(t.String, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("store: transaction ID %q: %w", t.String, err)
-		}
-		return v, nil
+	changes, hr, st, err := splitFeedRows(rows)
+	if err != nil {
+		return nil, h, err
 	}
-	out := rows[:0]
-	found := false
-	for i := range rows {
-		r := &rows[i]
-		if r.xid, err = parse(r.Xid); err != nil {
-			return nil, h, err
-		}
-		if !r.HorizonRow {
-			out = append(out, *r)
-			continue
-		}
-		found = true
-		h.horizon, h.epoch = r.xid, r.Epoch.Int64
-		if h.next, err = parse(r.Next); err != nil {
-			return nil, h, err
-		}
-		if h.last.xid, err = parse(r.LastXid); err != nil {
-			return nil, h, err
-		}
-		if h.below.xid, err = parse(r.BelowXid); err != nil {
-			return nil, h, err
-		}
-		h.last.id, h.below.id = r.LastID.Int64, r.BelowID.Int64
+	h.feedStatus = st
+	if h.below.xid, err = parseXid(hr.BelowXid); err != nil {
+		return nil, h, err
 	}
-	if !found {
-		return nil, h, fmt.Errorf("store: the feed's statement returned no horizon")
-	}
-	return out, h, nil
+	h.below.id = hr.BelowID.Int64
+	return changes, h, nil
 }
 
 // membershipItem is an entry of a page with what its cursor needs.
