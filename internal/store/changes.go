@@ -530,6 +530,12 @@ func (s *Store) RepairChangesAhead(ctx context.Context) (ahead []ChangesAhead, e
 					return err
 				}
 			}
+			// Its budget's places (migration 20261218000003) are in the old order,
+			// ahead of the rows now: counting starts again from the first row, and
+			// no cursor of the new epoch is before a row pruned in the old one.
+			if _, err := s.db.ExecContext(ctx, "DELETE FROM membership_changes_budgets WHERE workspace_id = ?", a.WorkspaceID); err != nil {
+				return fmt.Errorf("store: reset the membership changes' budget of workspace %d: %w", a.WorkspaceID, err)
+			}
 			s.log.Warn("change feed: the workspace's changes were stamped by transactions this database has not run (a dump restored into a new cluster), and are stamped again; cursors made before are refused: every mirror syncs again from after: null",
 				"workspace_id", a.WorkspaceID, "workspace", a.WorkspaceName, "contacts", a.Contacts, "deletions", a.Deletions,
 				"membership_changes", a.MembershipChanges, "epoch", epoch)
