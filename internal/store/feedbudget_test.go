@@ -167,6 +167,45 @@ func TestMembershipChangesDefaultBudgetIsTheMigrations(t *testing.T) {
 	}
 }
 
+// TestMembershipChangesOfGoneWorkspaces proves that the rows of a workspace that no
+// longer exists (an older server deleted it) are found, deleted a bounded batch a
+// statement, and deleted as the store opens, while other workspaces keep theirs.
+func TestMembershipChangesOfGoneWorkspaces(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	s := storetest.MigratedStore(t, url, store.Options{MaxConns: 4})
+	ws, _ := storetest.Workspace(t, s)
+	ids := upsertMany(t, s, ctx, ws.ID, 2)
+	if _, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "Kept", ContactIDs: ids}); err != nil {
+		t.Fatal(err)
+	}
+	gone := []int64{ws.ID + 1000, ws.ID + 2000}
+	for _, g := range gone {
+		storetest.Exec(t, s.DB(), `INSERT INTO membership_changes (workspace_id, change_xid, segment_id, added, contact_ids, changed_at)
+			SELECT $1, pg_current_xact_id(), 1, true, ARRAY[i::bigint], now() FROM generate_series(1, 12) i`, g)
+	}
+	found, err := s.CheckGoneWorkspaceChanges(ctx)
+	if err != nil || !slices.Equal(found, []store.GoneWorkspaceChanges{{WorkspaceID: gone[0], Rows: 12}, {WorkspaceID: gone[1], Rows: 12}}) {
+		t.Fatalf("gone workspaces' changes: %+v, %v", found, err)
+	}
+	defer store.SetGoneWorkspaceBatch(5)()
+	deleted, left, err := s.PruneGoneWorkspaceChanges(ctx, 3)
+	if err != nil || !left || !slices.Equal(deleted, []store.GoneWorkspaceChanges{{WorkspaceID: gone[0], Rows: 12}}) {
+		t.Fatalf("3 statements of 5 rows: deleted %+v, left %v, %v; want the first workspace's 12, some left", deleted, left, err)
+	}
+	// As the store opens (Migrate): the rest.
+	storetest.MigratedStore(t, url, store.Options{MaxConns: 2})
+	if n := count(t, s.DB(), ctx, "SELECT count(*) FROM membership_changes WHERE workspace_id <> "+itoa(ws.ID)); n != 0 {
+		t.Errorf("after an open, %d rows of gone workspaces are left", n)
+	}
+	if n := count(t, s.DB(), ctx, "SELECT count(*) FROM membership_changes WHERE workspace_id = "+itoa(ws.ID)); n != 1 {
+		t.Errorf("the workspace that exists keeps %d rows, want its 1", n)
+	}
+	if found, err := s.CheckGoneWorkspaceChanges(ctx); err != nil || len(found) != 0 {
+		t.Errorf("after the repair: %+v, %v", found, err)
+	}
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func sumInts(v []int) (sum int) {

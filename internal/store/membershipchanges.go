@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/uptrace/bun"
 
 	"github.com/segments/segments/internal/crm"
 )
@@ -413,4 +415,102 @@ func (s *Store) SetMembershipChangesBudget(ctx context.Context, bytes int64) err
 		return fmt.Errorf("store: set the membership changes' budget: %w", err)
 	}
 	return nil
+}
+
+// GoneWorkspaceChanges is a workspace that no longer exists whose membership changes
+// are left (an older server deleted it: the feed's rows have no foreign key).
+type GoneWorkspaceChanges struct {
+	WorkspaceID int64 `bun:"workspace_id"`
+	// Rows are its rows left (CheckGoneWorkspaceChanges), or deleted
+	// (PruneGoneWorkspaceChanges).
+	Rows int64 `bun:"rows"`
+}
+
+// goneWorkspacesSQL finds the workspaces of membership_changes that have no row in
+// workspaces: its distinct workspace IDs read by a probe of its primary key each (a
+// loose index scan, recursive), not by reading its rows.
+const goneWorkspacesSQL = `
+WITH RECURSIVE ws AS (
+    (SELECT m.workspace_id FROM membership_changes m ORDER BY m.workspace_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT m.workspace_id FROM membership_changes m WHERE m.workspace_id > ws.workspace_id
+             ORDER BY m.workspace_id LIMIT 1)
+      FROM ws WHERE ws.workspace_id IS NOT NULL
+)
+SELECT ws.workspace_id FROM ws
+ WHERE ws.workspace_id IS NOT NULL AND NOT EXISTS (SELECT FROM workspaces w WHERE w.id = ws.workspace_id)
+ ORDER BY 1`
+
+// CheckGoneWorkspaceChanges returns each workspace that no longer exists with
+// membership changes left, and how many. It only reads, as the owner.
+func (s *Store) CheckGoneWorkspaceChanges(ctx context.Context) ([]GoneWorkspaceChanges, error) {
+	var out []GoneWorkspaceChanges
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewRaw(`SELECT g.workspace_id, (SELECT count(*) FROM membership_changes m WHERE m.workspace_id = g.workspace_id) AS rows
+			FROM (`+goneWorkspacesSQL+`) g ORDER BY 1`).Scan(ctx, &out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: check the membership changes of deleted workspaces: %w", err)
+	}
+	return out, nil
+}
+
+// goneWorkspaceBatch is how many rows of a workspace that no longer exists one
+// statement of PruneGoneWorkspaceChanges deletes: each up to 1,024 IDs, 8 KB, as a
+// workspace deletion's batch (workspaceBatches).
+var goneWorkspaceBatch = 5000
+
+// PruneGoneWorkspaceChanges deletes the membership changes of workspaces that no
+// longer exist (CheckGoneWorkspaceChanges), goneWorkspaceBatch rows a statement, each
+// in a transaction of its own, in the feed's order from where the last one ended; at
+// most batches statements in all (0: until none are left). It returns what it
+// deleted by workspace, and whether rows are left. Migrate runs it with a bound as
+// every command opens the database; segments check --repair to the end.
+func (s *Store) PruneGoneWorkspaceChanges(ctx context.Context, batches int) (deleted []GoneWorkspaceChanges, left bool, err error) {
+	var gone []int64
+	if err := s.db.NewRaw(goneWorkspacesSQL).Scan(ctx, &gone); err != nil {
+		return nil, false, fmt.Errorf("store: find the membership changes of deleted workspaces: %w", err)
+	}
+	statements := 0
+	for _, ws := range gone {
+		d := GoneWorkspaceChanges{WorkspaceID: ws}
+		after := feedPlace{0, 0}
+		for {
+			if batches > 0 && statements == batches {
+				if d.Rows > 0 {
+					deleted = append(deleted, d)
+				}
+				return deleted, true, nil
+			}
+			statements++
+			var n int64
+			var lastXid sql.NullString
+			var lastID sql.NullInt64
+			err := s.db.QueryRowContext(ctx, `
+				WITH gone AS (
+					DELETE FROM membership_changes x WHERE x.workspace_id = ? AND (x.change_xid, x.id) IN (
+						SELECT m.change_xid, m.id FROM membership_changes m
+						 WHERE m.workspace_id = ? AND (m.change_xid, m.id) > (?::xid8, ?)
+						 ORDER BY m.change_xid, m.id LIMIT ?)
+					RETURNING x.change_xid, x.id
+				), l AS (SELECT g.change_xid, g.id FROM gone g ORDER BY g.change_xid DESC, g.id DESC LIMIT 1)
+				SELECT (SELECT count(*) FROM gone), (SELECT change_xid::text FROM l), (SELECT id FROM l)`,
+				ws, ws, strconv.FormatUint(after.xid, 10), after.id, goneWorkspaceBatch).Scan(&n, &lastXid, &lastID)
+			if err != nil {
+				return deleted, true, fmt.Errorf("store: delete the membership changes of deleted workspace %d: %w", ws, err)
+			}
+			d.Rows += n
+			if n < int64(goneWorkspaceBatch) {
+				break
+			}
+			if after.xid, err = parseXid(pgtype.Text{String: lastXid.String, Valid: lastXid.Valid}); err != nil {
+				return deleted, true, err
+			}
+			after.id = lastID.Int64
+		}
+		if d.Rows > 0 {
+			deleted = append(deleted, d)
+		}
+	}
+	return deleted, false, nil
 }
