@@ -191,13 +191,13 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	goneVerb := "drift"
+	verb := "drift"
 	if repair {
-		goneVerb = "repaired"
+		verb = "repaired"
 	}
 	for _, g := range gone {
 		fmt.Fprintf(stdout, "%s: workspace %d (deleted): %d membership change(s) of a workspace that no longer exists (an older server deleted it)\n",
-			goneVerb, g.WorkspaceID, g.Rows)
+			verb, g.WorkspaceID, g.Rows)
 	}
 
 	var orphans []store.Orphans
@@ -240,10 +240,6 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	}
 	if err != nil {
 		return err
-	}
-	verb := "drift"
-	if repair {
-		verb = "repaired"
 	}
 	for _, o := range orphans {
 		fmt.Fprintf(stdout, "%s: workspace %d %q: %d membership(s) of a contact or segment that does not exist\n",

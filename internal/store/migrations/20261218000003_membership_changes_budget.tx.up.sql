@@ -145,7 +145,8 @@ END $$;
 -- As in 20261217000001 (its comments say why), but for the pruning: every statement
 -- that records a workspace's changes prunes it (membership_changes_pruned) unless
 -- another transaction is pruning it, whatever the age of its first row, as the
--- counting needs.
+-- counting needs; it records nothing for a workspace whose row is gone (a cascade from
+-- its deletion).
 CREATE OR REPLACE FUNCTION memberships_feed_recorded() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     me  xid8 := pg_current_xact_id();
@@ -162,8 +163,13 @@ BEGIN
     ELSE
         SELECT array_agg(d.workspace_id) INTO ws FROM (SELECT DISTINCT workspace_id FROM changed) d;
     END IF;
+    -- Nor those whose row is gone: a DELETE of the workspace's row (an older
+    -- server's workspace deletion, the owner's by hand) deletes its memberships by
+    -- cascade, recorded for no one, and its budget's row first (a foreign key), which
+    -- its pruning would write again, refused.
     SELECT array_agg(w.id) INTO ws FROM unnest(ws) w(id)
-     WHERE w.id IS NOT NULL AND NOT EXISTS (SELECT FROM workspace_deletions x WHERE x.workspace_id = w.id);
+     WHERE w.id IS NOT NULL AND NOT EXISTS (SELECT FROM workspace_deletions x WHERE x.workspace_id = w.id)
+       AND EXISTS (SELECT FROM workspaces x WHERE x.id = w.id);
     IF ws IS NULL THEN
         RETURN NULL;
     END IF;
