@@ -146,7 +146,7 @@ END $$;
 -- that records a workspace's changes prunes it (membership_changes_pruned) unless
 -- another transaction is pruning it, whatever the age of its first row, as the
 -- counting needs; it records nothing for a workspace whose row is gone (a cascade from
--- its deletion).
+-- its deletion); and a statement that changes one segment gathers its IDs faster.
 CREATE OR REPLACE FUNCTION memberships_feed_recorded() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     me  xid8 := pg_current_xact_id();
@@ -154,6 +154,9 @@ DECLARE
     later xid8;
     ws  bigint[]; -- the workspaces of the changed memberships that are not being deleted
     w   bigint;
+    s1  bigint;   -- the least and greatest segment changed, of one workspace
+    s2  bigint;
+    ids bigint[];
 BEGIN
     IF row_security_active('memberships') THEN
         IF NOT EXISTS (SELECT FROM changed) THEN
@@ -182,12 +185,29 @@ BEGIN
          WHERE y.workspace_id = ANY(ws) AND y.change_xid > me;
         at := greatest(me, later);
     END IF;
-    INSERT INTO membership_changes (workspace_id, change_xid, segment_id, added, contact_ids, changed_at)
-    SELECT g.workspace_id, at, g.segment_id, TG_OP = 'INSERT', g.ids[i : i + 1023], now()
-      FROM (SELECT workspace_id, segment_id, array_agg(contact_id) AS ids
-              FROM changed WHERE workspace_id = ANY(ws) GROUP BY 1, 2) g
-     CROSS JOIN LATERAL generate_series(1, cardinality(g.ids), 1024) AS i
-     ORDER BY g.workspace_id, g.segment_id, i;
+    -- One workspace's one segment (a select-all into it, its removal, deleteSegment's
+    -- cascade): its IDs gathered by ARRAY() rather than array_agg under a grouping,
+    -- which took 28 ms of 100,000 IDs against 8 (in deleteSegment's cascade of
+    -- 100,000 members, EXPLAIN ANALYZE, alternating, 2 loaded cores: the trigger
+    -- 25-68 ms, median 54, before; 16-47, median 40, after); telling one segment
+    -- from several reads the rows once more (min and max).
+    IF cardinality(ws) = 1 THEN
+        SELECT min(c.segment_id), max(c.segment_id) INTO s1, s2 FROM changed c WHERE c.workspace_id = ws[1];
+    END IF;
+    IF s1 = s2 THEN
+        ids := ARRAY(SELECT c.contact_id FROM changed c WHERE c.workspace_id = ws[1]);
+        INSERT INTO membership_changes (workspace_id, change_xid, segment_id, added, contact_ids, changed_at)
+        SELECT ws[1], at, s1, TG_OP = 'INSERT', ids[i : i + 1023], now()
+          FROM generate_series(1, cardinality(ids), 1024) AS i
+         ORDER BY i;
+    ELSE
+        INSERT INTO membership_changes (workspace_id, change_xid, segment_id, added, contact_ids, changed_at)
+        SELECT g.workspace_id, at, g.segment_id, TG_OP = 'INSERT', g.ids[i : i + 1023], now()
+          FROM (SELECT workspace_id, segment_id, array_agg(contact_id) AS ids
+                  FROM changed WHERE workspace_id = ANY(ws) GROUP BY 1, 2) g
+         CROSS JOIN LATERAL generate_series(1, cardinality(g.ids), 1024) AS i
+         ORDER BY g.workspace_id, g.segment_id, i;
+    END IF;
     FOREACH w IN ARRAY ws LOOP
         PERFORM membership_changes_pruned(w);
     END LOOP;
