@@ -2,9 +2,9 @@
 -- A budget of bytes per workspace for the feed of memberships (membership_changes,
 -- 20261217000001), besides its 30 days. Within the 30 days its growth was bounded by
 -- the rate limits alone: at the defaults one API key assigning W6's 100 contacts to
--- 10 segments nonstop records ~30 GB a day, a key of select-alls as much as the
--- database can write, and a workspace may have any number of keys (docs/operations.md,
--- "The feed's budget"). Once a workspace keeps more than the budget, the triggers that
+-- 10 segments nonstop records ~36 GB a day, one assigning 1 contact to 100 segments
+-- ~50 GB, one of select-alls as much as the database can write, and a workspace may
+-- have any number of keys (docs/operations.md, "The feed's budget"). Once a workspace keeps more than the budget, the triggers that
 -- record its changes delete its oldest rows, up to 1,000 a statement, and record the
 -- place of the last one deleted (pruned_xid, pruned_id): the feed refuses a cursor
 -- before it (RESYNC_REQUIRED), as it refuses one older than the 30 days, rather than
