@@ -26,7 +26,10 @@ is missing or disabled (status 3 too: they would drift again), and a workspace w
 contacts carry transaction IDs this database has not run yet (status 3: a dump
 restored into a new cluster; contactChanges omits them until they are stamped again,
 as --repair and every command that migrates, serve too, do, refusing the cursors
-made before: the mirrors must sync again from after: null). It looks for segment
+made before: the mirrors must sync again from after: null), and the membership
+changes of workspaces that no longer exist, which a server of a version before
+20261217000001_membership_changes leaves when it deletes a workspace (status 3; every command that
+migrates deletes up to 100,000 of them as it opens the database). It looks for segment
 names and descriptions and contact names and emails that are not composed (Unicode
 NFC), as a server of a version before 20261206000003_compose_texts still writes
 them during a rolling upgrade, and which search misses: one line per segment and
@@ -52,7 +55,8 @@ naming them, unchecked (exit status 1).
              of memberships or contacts and rebuild each drifted segment's bitmaps,
              in one transaction each, and compose texts that are not, moving
              their updated_at, and stamp again the contacts and deletions
-             whose transaction IDs are ahead, and revoke from the server's role
+             whose transaction IDs are ahead, delete the membership changes
+             of workspaces that no longer exist, and revoke from the server's role
              (and PUBLIC) what is not granted by the migrations and grant what
              is; it reports what it found, as a check would have,
              and exits 0; safe while the server runs and writes. What the role
@@ -176,6 +180,26 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 			a.WorkspaceID, a.WorkspaceName)
 	}
 
+	// The feed's rows of workspaces an older server deleted (every command that
+	// migrates deletes some of them as it opens the database, a repair all).
+	var gone []store.GoneWorkspaceChanges
+	if repair {
+		gone, _, err = s.PruneGoneWorkspaceChanges(ctx, 0)
+	} else {
+		gone, err = s.CheckGoneWorkspaceChanges(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	verb := "drift"
+	if repair {
+		verb = "repaired"
+	}
+	for _, g := range gone {
+		fmt.Fprintf(stdout, "%s: workspace %d (deleted): %d membership change(s) of a workspace that no longer exists (an older server deleted it)\n",
+			verb, g.WorkspaceID, g.Rows)
+	}
+
 	var orphans []store.Orphans
 	var drift []store.CountDrift
 	var bitmapDrift []store.BitmapDrift
@@ -216,10 +240,6 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	}
 	if err != nil {
 		return err
-	}
-	verb := "drift"
-	if repair {
-		verb = "repaired"
 	}
 	for _, o := range orphans {
 		fmt.Fprintf(stdout, "%s: workspace %d %q: %d membership(s) of a contact or segment that does not exist\n",
@@ -269,13 +289,16 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 			verb, c.WorkspaceID, c.WorkspaceName, c.Contacts)
 	}
 
-	found := len(orphans) + len(drift) + len(bitmapDrift) + len(contactDrift) + len(segmentTexts) + len(contactTexts)
+	found := len(gone) + len(orphans) + len(drift) + len(bitmapDrift) + len(contactDrift) + len(segmentTexts) + len(contactTexts)
 	what := fmt.Sprintf("%s, %s and %s", countersOf(len(drift)), bitmapsOf(len(bitmapDrift)), workspaceCountsOf(len(contactDrift)))
 	if len(segmentTexts)+len(contactTexts) > 0 { // named only when there are some: only old servers write them
 		what = fmt.Sprintf("%s, %s", uncomposedOf(len(segmentTexts), contacts), what)
 	}
 	if len(orphans) > 0 { // named only when there are some: they need triggers turned off to exist
 		what = fmt.Sprintf("%s, %s", orphansOf(len(orphans)), what)
+	}
+	if len(gone) > 0 { // named only when there are some: only older servers leave them
+		what = fmt.Sprintf("%s, %s", goneOf(len(gone)), what)
 	}
 	switch {
 	case repair && taken > 0:
@@ -309,6 +332,13 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 		return fmt.Errorf("%w: %s drifted", errDrift, what)
 	}
 	return nil
+}
+
+func goneOf(n int) string {
+	if n == 1 {
+		return "1 deleted workspace's membership changes"
+	}
+	return fmt.Sprintf("%d deleted workspaces' membership changes", n)
 }
 
 func orphansOf(n int) string {

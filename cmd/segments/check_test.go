@@ -634,3 +634,33 @@ func checkCommand(t *testing.T, getenv func(string) string) func(args ...string)
 		return stdout.String(), err
 	}
 }
+
+// TestCheckRepairsGoneWorkspaceChanges runs "segments check" on membership changes of
+// a workspace that no longer exists, as a server older than the feed leaves them
+// when it deletes a workspace: the check reports them (exit 3), --repair deletes
+// them, reporting how many, and the next check is clean.
+func TestCheckRepairsGoneWorkspaceChanges(t *testing.T) {
+	ctx := context.Background()
+	dbURL, runCheck := seededForCheck(t)
+	conn := storetest.Conn(t, dbURL)
+	var gone int64
+	if err := conn.QueryRow(ctx, `INSERT INTO membership_changes (workspace_id, change_xid, segment_id, added, contact_ids, changed_at)
+		SELECT max(id) + 1, pg_current_xact_id(), 1, true, ARRAY[i::bigint], now() FROM workspaces, generate_series(1, 3) i
+		GROUP BY i RETURNING workspace_id`).Scan(&gone); err != nil {
+		t.Fatal(err)
+	}
+	line := fmt.Sprintf("workspace %d (deleted): 3 membership change(s) of a workspace that no longer exists (an older server deleted it)", gone)
+	out, err := runCheck()
+	if exitCode(err) != 3 || out != "drift: "+line+"\n1 deleted workspace's membership changes, "+
+		"0 segment counters, 0 segments' bitmaps and 0 workspaces' contact counts drifted; run \"segments check --repair\" to repair\n" {
+		t.Errorf("check with a gone workspace's changes: %v\n%s", err, out)
+	}
+	out, err = runCheck("--repair")
+	if err != nil || out != "repaired: "+line+"\n1 deleted workspace's membership changes, "+
+		"0 segment counters, 0 segments' bitmaps and 0 workspaces' contact counts repaired\n" {
+		t.Fatalf("check --repair with a gone workspace's changes: %v\n%s", err, out)
+	}
+	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
+		t.Fatalf("check after the repair: %v\n%s", err, out)
+	}
+}

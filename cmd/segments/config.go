@@ -72,6 +72,9 @@ type config struct {
 	// idempotencyBudget bounds the bytes of the answers each workspace's
 	// Idempotency-Keys keep (server.Config.IdempotencyBudget)
 	idempotencyBudget int64
+	// membershipChangesBudget bounds the bytes of the feed of memberships each
+	// workspace keeps (store.SetMembershipChangesBudget)
+	membershipChangesBudget int64
 	// observability (telemetry.go): the /metrics listener, the OTLP trace exporter,
 	// the profiles' listener
 	metricsAddr, debugAddr                         string
@@ -142,6 +145,7 @@ var settings = []setting{
 	{"--rate-limit-capacity", "SEGMENTS_RATE_LIMIT_CAPACITY", "10000", "points of each rate-limit bucket (one per API key, one per dashboard user), shared by all instances through PostgreSQL: a request costs its extensions.cost.requestedQueryCost (at least 1; a refused request 1; a replay of an Idempotency-Key what its request was charged, at least 1), THROTTLED (429) when its bucket holds less; at least --max-cost; 0 turns rate limiting off", "serve"},
 	{"--rate-limit-restore-rate", "SEGMENTS_RATE_LIMIT_RESTORE_RATE", "500", "points a rate-limit bucket regains per second", "serve"},
 	{"--idempotency-budget", "SEGMENTS_IDEMPOTENCY_BUDGET", "67108864", "bytes (64 MiB) each workspace's Idempotency-Keys may keep at once, their answers counted as sent (PostgreSQL compresses them) and each key's record as 240 bytes plus 3 per character of the key: a mutation's answer that would take its workspace over is kept without its body, its retries getting 410 IDEMPOTENCY_ANSWER_NOT_KEPT; at twice the budget a mutation with a new key is refused before it runs (429 IDEMPOTENCY_BUDGET_EXHAUSTED, Retry-After), until older keys expire after 24 h; -1 for no limit", "serve"},
+	{"--membership-changes-budget", "SEGMENTS_MEMBERSHIP_CHANGES_BUDGET", "1073741824", "bytes (1 GiB) of the feed of memberships (membershipChanges) each workspace keeps, each entry counted as its contact IDs' stored size and 100 bytes: past it, the statements that record its changes delete its oldest entries, up to 1,000 a statement, and a cursor before them is refused with RESYNC_REQUIRED, as one past the 30 days is; set in the database for every writer as serve starts (the last to start decides); -1 for no limit (the 30 days alone)", "serve"},
 	{"--env", "SEGMENTS_ENV", "development", "development or production: picks the defaults of --introspection and --playground", "serve"},
 	{"--introspection", "SEGMENTS_INTROSPECTION", "on (production: sessions)", "who may introspect the schema: on, off, or sessions (dashboard sessions only, not API keys)", "serve"},
 	{"--playground", "SEGMENTS_PLAYGROUND", "on (production: off)", "serve the GraphQL playground at /: on or off", "serve"},

@@ -60,6 +60,7 @@ func (c *config) limitFlags(fs *flag.FlagSet, getenv func(string) string) {
 	c.setting(fs, getenv, "rate-limit-restore-rate", "SEGMENTS_RATE_LIMIT_RESTORE_RATE",
 		floatValue{p: &c.rateRestore, want: "want points per second"})
 	c.setting(fs, getenv, "idempotency-budget", "SEGMENTS_IDEMPOTENCY_BUDGET", limitValue(&c.idempotencyBudget, idempotency.DefaultAnswerBudget))
+	c.setting(fs, getenv, "membership-changes-budget", "SEGMENTS_MEMBERSHIP_CHANGES_BUDGET", limitValue(&c.membershipChangesBudget, store.DefaultMembershipChangesBudget))
 	choice := func(p *string, flagName, envName, def string, allowed ...string) {
 		*p = def // "": no default of its own, set by applyEnvironment
 		c.setting(fs, getenv, flagName, envName, choiceValue{p, allowed})

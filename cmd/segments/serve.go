@@ -14,6 +14,7 @@ import (
 	"github.com/segments/segments/graph"
 	"github.com/segments/segments/internal/demo"
 	"github.com/segments/segments/internal/server"
+	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/telemetry"
 )
 
@@ -55,6 +56,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer closeStore()
+	// As the owner, for every writer of the database (the triggers read it).
+	if err := s.SetMembershipChangesBudget(ctx, cfg.membershipChangesBudget); err != nil {
+		if !store.ReadOnly(err) {
+			return err
+		}
+		log.Warn("database is read-only: the membership changes' budget is not set; it is when a server starts on it taking writes", "err", err)
+	}
 	app, closeApp, err := openAppStore(ctx, cfg, log) // requests run as a role held back by row-level security
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"maps"
 	"time"
 )
 
@@ -32,30 +33,44 @@ type change struct {
 // order. It returns the last endCursor, where the next poll starts (never empty at
 // the feed's end), and how many changes and pages it read.
 func walkFeed(ctx context.Context, c *Client, after *string, segments bool, apply func(change)) (end string, changes, pages int, err error) {
+	return walkPages(ctx, c, "contactChanges", changesQuery, map[string]any{"segments": segments}, after, apply)
+}
+
+// walkPages reads a feed, the connection field of query (which takes $after), from
+// after (nil: from the start) to its end, the first page without a next one,
+// passing each node to apply in the feed's order: what both feeds' walks share
+// (their queries and nodes are their own). vars are query's other variables. It
+// returns the last endCursor, where the next poll starts (never empty at the feed's
+// end), and how many nodes and pages it read.
+func walkPages[N any](ctx context.Context, c *Client, field, query string, vars map[string]any, after *string, apply func(N)) (end string, nodes, pages int, err error) {
+	v := maps.Clone(vars)
+	if v == nil {
+		v = map[string]any{}
+	}
 	for {
-		var out struct {
-			ContactChanges struct {
-				PageInfo struct {
-					HasNextPage bool   `json:"hasNextPage"`
-					EndCursor   string `json:"endCursor"`
-				} `json:"pageInfo"`
-				Nodes []change `json:"nodes"`
-			} `json:"contactChanges"`
+		var out map[string]struct {
+			PageInfo struct {
+				HasNextPage bool   `json:"hasNextPage"`
+				EndCursor   string `json:"endCursor"`
+			} `json:"pageInfo"`
+			Nodes []N `json:"nodes"`
 		}
-		if err := c.Query(ctx, changesQuery, map[string]any{"after": after, "segments": segments}, &out); err != nil {
-			return "", changes, pages, err
+		v["after"] = after
+		if err := c.Query(ctx, query, v, &out); err != nil {
+			return "", nodes, pages, err
 		}
 		pages++
-		for _, ch := range out.ContactChanges.Nodes {
-			apply(ch)
-			changes++
+		page := out[field]
+		for _, n := range page.Nodes {
+			apply(n)
+			nodes++
 		}
-		p := out.ContactChanges.PageInfo
+		p := page.PageInfo
 		if p.EndCursor == "" {
-			return "", changes, pages, errors.New("contactChanges: a page without an endCursor")
+			return "", nodes, pages, errors.New(field + ": a page without an endCursor")
 		}
 		if !p.HasNextPage {
-			return p.EndCursor, changes, pages, nil
+			return p.EndCursor, nodes, pages, nil
 		}
 		after = &p.EndCursor
 	}
@@ -83,29 +98,6 @@ type membershipChange struct {
 // its end, as walkFeed reads contactChanges, passing each entry to apply in order,
 // and returns the last endCursor.
 func walkMemberships(ctx context.Context, c *Client, after *string, apply func(membershipChange)) (end string, err error) {
-	for {
-		var out struct {
-			MembershipChanges struct {
-				PageInfo struct {
-					HasNextPage bool   `json:"hasNextPage"`
-					EndCursor   string `json:"endCursor"`
-				} `json:"pageInfo"`
-				Nodes []membershipChange `json:"nodes"`
-			} `json:"membershipChanges"`
-		}
-		if err := c.Query(ctx, membershipsQuery, map[string]any{"after": after}, &out); err != nil {
-			return "", err
-		}
-		for _, ch := range out.MembershipChanges.Nodes {
-			apply(ch)
-		}
-		p := out.MembershipChanges.PageInfo
-		if p.EndCursor == "" {
-			return "", errors.New("membershipChanges: a page without an endCursor")
-		}
-		if !p.HasNextPage {
-			return p.EndCursor, nil
-		}
-		after = &p.EndCursor
-	}
+	end, _, _, err = walkPages(ctx, c, "membershipChanges", membershipsQuery, nil, after, apply)
+	return end, err
 }

@@ -2147,9 +2147,11 @@ type Query {
   the sync began. As ` + "`" + `contactChanges` + "`" + `, it lists only changes of transactions that
   ended before every transaction still running began, so a change that commits late
   is listed by a later poll, never skipped: store ` + "`" + `pageInfo.endCursor` + "`" + ` (never null)
-  and poll from it. A cursor resumes the feed for 29 days (changes are kept 30); an
-  older one, or one made before the database was restored into a new cluster, is
-  refused with ` + "`" + `RESYNC_REQUIRED` + "`" + `: sync again from ` + "`" + `after: null` + "`" + `.
+  and poll from it. A cursor resumes the feed for 29 days (changes are kept 30, and
+  at most the server's budget of them per workspace, 1 GiB by default: past it the
+  oldest are pruned early); an older one, one before changes pruned early, or one
+  made before the database was restored into a new cluster, is refused with
+  ` + "`" + `RESYNC_REQUIRED` + "`" + `: sync again from ` + "`" + `after: null` + "`" + `.
   """
   # Forward only: a feed is read from a stored position onwards.
   # eslint-disable-next-line @graphql-eslint/relay-arguments

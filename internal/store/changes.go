@@ -79,13 +79,8 @@ type ContactChanges struct {
 // (horizonRow) the horizon, the next transaction ID, the feed's epoch and the
 // workspace's last change, which every answer ends with.
 type changeRow struct {
-	ID         pgtype.Int8
-	Xid        string // change_xid, or the horizon
-	Next       pgtype.Text
-	Epoch      pgtype.Int8
-	LastXid    pgtype.Text // the workspace's last change (null: none)
-	LastID     pgtype.Int8
-	HorizonRow bool
+	ID pgtype.Int8
+	feedColumns
 	Phone      pgtype.Text // null: a deletion
 	Name       *string
 	Email      *string
@@ -93,25 +88,12 @@ type changeRow struct {
 	CreatedAt  pgtype.Timestamptz
 	UpdatedAt  pgtype.Timestamptz
 	DeletedAt  pgtype.Timestamptz
-	xid        uint64
 }
 
 func (r *changeRow) dest(col string) any {
 	switch col {
 	case "id":
 		return &r.ID
-	case "change_xid":
-		return &r.Xid
-	case "next":
-		return &r.Next
-	case "epoch":
-		return &r.Epoch
-	case "last_xid":
-		return &r.LastXid
-	case "last_id":
-		return &r.LastID
-	case "horizon_row":
-		return &r.HorizonRow
 	case "phone":
 		return &r.Phone
 	case "name":
@@ -127,8 +109,102 @@ func (r *changeRow) dest(col string) any {
 	case "deleted_at":
 		return &r.DeletedAt
 	}
+	return r.feedColumns.dest(col)
+}
+
+// feedColumns are the columns both feeds' statements (changesSQL,
+// membershipChangesSQL, membersSQL) give every row alike: change_xid, a change's
+// place or (horizon_row) the statement's horizon, and the horizon row's status,
+// which splitFeedRows reads.
+type feedColumns struct {
+	Xid        pgtype.Text // change_xid
+	Next       pgtype.Text // the next transaction ID
+	Epoch      pgtype.Int8 // the feeds' epoch
+	LastXid    pgtype.Text // the workspace's last change (null: none)
+	LastID     pgtype.Int8
+	HorizonRow bool
+	xid        uint64 // Xid, parsed (0: null)
+}
+
+func (c *feedColumns) dest(col string) any {
+	switch col {
+	case "change_xid":
+		return &c.Xid
+	case "next":
+		return &c.Next
+	case "epoch":
+		return &c.Epoch
+	case "last_xid":
+		return &c.LastXid
+	case "last_id":
+		return &c.LastID
+	case "horizon_row":
+		return &c.HorizonRow
+	}
 	return nil
 }
+
+// feedStatus is what a feed statement's horizon row says: the statement's horizon,
+// the next transaction ID, the feeds' epoch and the workspace's last change.
+type feedStatus struct {
+	horizon, next uint64
+	epoch         int64
+	last          feedPlace // zero: none
+}
+
+// feedPlace is a place in a feed's order: (change_xid, id).
+type feedPlace struct {
+	xid uint64
+	id  int64
+}
+
+// parseXid reads a transaction ID the feeds' statements give as text (xid8), 0 when
+// it is null.
+func parseXid(t pgtype.Text) (uint64, error) {
+	if !t.Valid {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(t.String, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("store: transaction ID %q: %w", t.String, err)
+	}
+	return v, nil
+}
+
+// splitFeedRows parses the change_xid of every row of a feed's statement (into its
+// xid) and splits the changes from the horizon row, which every statement ends
+// with: it returns the changes, in the statement's order, the horizon row (for what
+// a feed's own horizon row says besides) and its status.
+func splitFeedRows[R any, P interface {
+	*R
+	columns() *feedColumns
+}](rows []R) (changes []R, horizon *R, st feedStatus, err error) {
+	changes = rows[:0:0]
+	for i := range rows {
+		c := P(&rows[i]).columns()
+		if c.xid, err = parseXid(c.Xid); err != nil {
+			return nil, nil, st, err
+		}
+		if !c.HorizonRow {
+			changes = append(changes, rows[i])
+			continue
+		}
+		horizon = &rows[i]
+		st.horizon, st.epoch, st.last.id = c.xid, c.Epoch.Int64, c.LastID.Int64
+		if st.next, err = parseXid(c.Next); err != nil {
+			return nil, nil, st, err
+		}
+		if st.last.xid, err = parseXid(c.LastXid); err != nil {
+			return nil, nil, st, err
+		}
+	}
+	if horizon == nil {
+		return nil, nil, st, fmt.Errorf("store: the feed's statement returned no horizon")
+	}
+	return changes, horizon, st, nil
+}
+
+func (c *feedColumns) columns() *feedColumns { return c }
 
 // feedHorizon is the CTE h of the feeds' statements (changesSQL,
 // membershipChangesSQL): the statement's xmin horizon, below which every transaction
@@ -216,33 +292,11 @@ func (s *Store) ContactChanges(ctx context.Context, ws int64, args crm.PageArgs)
 	if err != nil {
 		return ContactChanges{}, err
 	}
-	var horizon, next, lastXid uint64
-	var epoch, lastID int64
-	changes := rows[:0]
-	for i := range rows {
-		r := &rows[i]
-		if r.xid, err = strconv.ParseUint(r.Xid, 10, 64); err != nil {
-			return ContactChanges{}, fmt.Errorf("store: change_xid %q: %w", r.Xid, err)
-		}
-		if r.HorizonRow {
-			horizon = r.xid
-			if next, err = strconv.ParseUint(r.Next.String, 10, 64); err != nil {
-				return ContactChanges{}, fmt.Errorf("store: next transaction ID %q: %w", r.Next.String, err)
-			}
-			epoch = r.Epoch.Int64
-			if r.LastXid.Valid {
-				if lastXid, err = strconv.ParseUint(r.LastXid.String, 10, 64); err != nil {
-					return ContactChanges{}, fmt.Errorf("store: change_xid %q: %w", r.LastXid.String, err)
-				}
-				lastID = r.LastID.Int64
-			}
-			continue
-		}
-		changes = append(changes, *r)
+	changes, _, st, err := splitFeedRows(rows)
+	if err != nil {
+		return ContactChanges{}, err
 	}
-	if horizon == 0 {
-		return ContactChanges{}, fmt.Errorf("store: the change feed's statement returned no horizon")
-	}
+	next, epoch, lastXid, lastID := st.next, st.epoch, st.last.xid, st.last.id
 	if args.After != nil {
 		if err := epochError(fromEpoch, epoch); err != nil {
 			return ContactChanges{}, err
@@ -475,6 +529,12 @@ func (s *Store) RepairChangesAhead(ctx context.Context) (ahead []ChangesAhead, e
 				if err := s.restamp(ctx, t.table, a.WorkspaceID, t.n); err != nil {
 					return err
 				}
+			}
+			// Its budget's places (migration 20261218000003) are in the old order,
+			// ahead of the rows now: counting starts again from the first row, and
+			// no cursor of the new epoch is before a row pruned in the old one.
+			if _, err := s.db.ExecContext(ctx, "DELETE FROM membership_changes_budgets WHERE workspace_id = ?", a.WorkspaceID); err != nil {
+				return fmt.Errorf("store: reset the membership changes' budget of workspace %d: %w", a.WorkspaceID, err)
 			}
 			s.log.Warn("change feed: the workspace's changes were stamped by transactions this database has not run (a dump restored into a new cluster), and are stamped again; cursors made before are refused: every mirror syncs again from after: null",
 				"workspace_id", a.WorkspaceID, "workspace", a.WorkspaceName, "contacts", a.Contacts, "deletions", a.Deletions,

@@ -13,3 +13,11 @@ func SetWorkspaceBatchRows(rows int) (undo func()) {
 		}
 	}
 }
+
+// SetGoneWorkspaceBatch makes every statement of PruneGoneWorkspaceChanges delete at
+// most rows rows, and returns what undoes it.
+func SetGoneWorkspaceBatch(rows int) (undo func()) {
+	old := goneWorkspaceBatch
+	goneWorkspaceBatch = rows
+	return func() { goneWorkspaceBatch = old }
+}

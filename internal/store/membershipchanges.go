@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/uptrace/bun"
 
 	"github.com/segments/segments/internal/crm"
 )
@@ -63,6 +65,11 @@ import (
 // memberships REMOVED). A workspace being deleted records nothing (no one reads its
 // feed). TRUNCATE of memberships (the owner's) empties the feed: cursors are then
 // ahead of the workspace's last change, refused.
+//
+// A workspace keeps at most its budget of changes (DefaultMembershipChangesBudget,
+// migration 20261218000003): past it, the triggers prune its oldest rows early and
+// record the last one's place (membership_changes_budgets), and a cursor before it
+// is refused, as an expired one is: the changes after it are no longer all there.
 
 // membershipChangeList names the feed of memberships in its cursors.
 const membershipChangeList listKind = "m"
@@ -73,7 +80,8 @@ var membershipChangesByXid = sortKey{list: membershipChangeList, name: "change_x
 
 // MembershipChangesRetention is how long membership changes are kept: the triggers
 // that record them prune up to 1,000 older rows of the workspace with each statement
-// (migration 20261217000001, which writes it in seconds). A cursor resumes the feed
+// (migrations 20261217000001 and 20261218000003, which write it in seconds), and
+// younger ones past its budget (DefaultMembershipChangesBudget). A cursor resumes the feed
 // for ChangeCursorLifetime, a day less, as for deletions.
 const MembershipChangesRetention = DeletedContactsRetention
 
@@ -88,28 +96,22 @@ type MembershipChanges struct {
 // members (listing), or (horizonRow) the horizon, the next transaction ID, the feed's
 // epoch, the workspace's last change and its last change below the horizon.
 type membershipChangeRow struct {
-	ID         pgtype.Int8
-	Xid        pgtype.Text
+	ID pgtype.Int8
+	feedColumns
 	SegmentID  pgtype.Int8
 	Added      pgtype.Bool
 	ContactIDs []int64
 	ChangedAt  pgtype.Timestamptz
-	Next       pgtype.Text
-	Epoch      pgtype.Int8
-	LastXid    pgtype.Text
-	LastID     pgtype.Int8
 	BelowXid   pgtype.Text
 	BelowID    pgtype.Int8
-	HorizonRow bool
-	xid        uint64
+	PrunedXid  pgtype.Text
+	PrunedID   pgtype.Int8
 }
 
 func (r *membershipChangeRow) dest(col string) any {
 	switch col {
 	case "id":
 		return &r.ID
-	case "change_xid":
-		return &r.Xid
 	case "segment_id":
 		return &r.SegmentID
 	case "added":
@@ -118,32 +120,30 @@ func (r *membershipChangeRow) dest(col string) any {
 		return &r.ContactIDs
 	case "changed_at":
 		return &r.ChangedAt
-	case "next":
-		return &r.Next
-	case "epoch":
-		return &r.Epoch
-	case "last_xid":
-		return &r.LastXid
-	case "last_id":
-		return &r.LastID
 	case "below_xid":
 		return &r.BelowXid
 	case "below_id":
 		return &r.BelowID
-	case "horizon_row":
-		return &r.HorizonRow
+	case "pruned_xid":
+		return &r.PrunedXid
+	case "pruned_id":
+		return &r.PrunedID
 	}
-	return nil
+	return r.feedColumns.dest(col)
 }
 
 // membershipHorizonSQL is the row every statement of the feed ends with: feedHorizon's
-// and the workspace's last change, by the primary key backwards, and its last change
-// below the horizon (the place a sync from the start lists changes after).
+// and the workspace's last change, by the primary key backwards, its last change
+// below the horizon (the place a sync from the start lists changes after), and the
+// place of the last of its rows pruned early for its budget (membership_changes_budgets,
+// migration 20261218000003).
 const membershipHorizonSQL = `
 SELECT NULL::bigint AS id, horizon::text AS change_xid, NULL::bigint AS segment_id, NULL::boolean AS added,
        NULL::bigint[] AS contact_ids, NULL::timestamptz AS changed_at, next::text AS next, epoch,
-       l.change_xid::text AS last_xid, l.id AS last_id, b.change_xid::text AS below_xid, b.id AS below_id, true AS horizon_row
+       l.change_xid::text AS last_xid, l.id AS last_id, b.change_xid::text AS below_xid, b.id AS below_id,
+       p.pruned_xid::text AS pruned_xid, p.pruned_id, true AS horizon_row
   FROM h
+  LEFT JOIN membership_changes_budgets p ON p.workspace_id = ?0
   LEFT JOIN LATERAL (SELECT m.change_xid, m.id FROM membership_changes m WHERE m.workspace_id = ?0
                       ORDER BY m.change_xid DESC, m.id DESC LIMIT 1) l ON true
   LEFT JOIN LATERAL (SELECT m.change_xid, m.id FROM membership_changes m WHERE m.workspace_id = ?0 AND m.change_xid < h.horizon
@@ -155,7 +155,8 @@ WITH ` + feedHorizon + `
 SELECT * FROM (
     SELECT m.id, m.change_xid::text AS change_xid, m.segment_id, m.added, m.contact_ids, m.changed_at,
            NULL::text AS next, NULL::bigint AS epoch, NULL::text AS last_xid, NULL::bigint AS last_id,
-           NULL::text AS below_xid, NULL::bigint AS below_id, false AS horizon_row
+           NULL::text AS below_xid, NULL::bigint AS below_id, NULL::text AS pruned_xid, NULL::bigint AS pruned_id,
+           false AS horizon_row
       FROM membership_changes m
      WHERE m.workspace_id = ?0 AND (m.change_xid, m.id) > (?1::xid8, ?2)
        AND m.change_xid < (SELECT horizon FROM h)
@@ -170,24 +171,25 @@ const membersSQL = `
 WITH ` + feedHorizon + `
 SELECT NULL::bigint AS id, NULL::text AS change_xid, m.segment_id, true AS added, array_agg(m.contact_id) AS contact_ids,
        NULL::timestamptz AS changed_at, NULL::text AS next, NULL::bigint AS epoch, NULL::text AS last_xid, NULL::bigint AS last_id,
-           NULL::text AS below_xid, NULL::bigint AS below_id, false AS horizon_row
+       NULL::text AS below_xid, NULL::bigint AS below_id, NULL::text AS pruned_xid, NULL::bigint AS pruned_id,
+       false AS horizon_row
   FROM (SELECT segment_id, contact_id FROM memberships
          WHERE workspace_id = ?0 AND (segment_id, contact_id) > (?1, ?2)
          ORDER BY segment_id, contact_id LIMIT ?3) AS m
  GROUP BY m.segment_id
 UNION ALL` + membershipHorizonSQL
 
-// feedPlace is a place in a feed's order: (change_xid, id).
-type feedPlace struct {
-	xid uint64
-	id  int64
+// less reports whether place p comes before q in the feed's order.
+func (p feedPlace) less(q feedPlace) bool {
+	return p.xid < q.xid || p.xid == q.xid && p.id < q.id
 }
 
-// membershipHorizon is what a statement's horizon row says.
+// membershipHorizon is what a statement's horizon row says: the feeds' status, and
+// the workspace's last change below the horizon.
 type membershipHorizon struct {
-	horizon, next uint64
-	epoch         int64
-	last, below   feedPlace // zero: none
+	feedStatus
+	below  feedPlace // zero: none
+	pruned feedPlace // the last row pruned early for the budget (zero: none)
 }
 
 // readMembershipRows runs one of the feed's statements and splits its rows from its
@@ -198,44 +200,19 @@ func (s *Store) readMembershipRows(ctx context.Context, query string, ws int64, 
 	if err != nil {
 		return nil, h, err
 	}
-	parse := func(t pgtype.Text) (uint64, error) {
-		if !t.Valid {
-			return 0, nil
-		}
-		v, err := strconv.ParseUint(t.String, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("store: transaction ID %q: %w", t.String, err)
-		}
-		return v, nil
+	changes, hr, st, err := splitFeedRows(rows)
+	if err != nil {
+		return nil, h, err
 	}
-	out := rows[:0]
-	found := false
-	for i := range rows {
-		r := &rows[i]
-		if r.xid, err = parse(r.Xid); err != nil {
-			return nil, h, err
-		}
-		if !r.HorizonRow {
-			out = append(out, *r)
-			continue
-		}
-		found = true
-		h.horizon, h.epoch = r.xid, r.Epoch.Int64
-		if h.next, err = parse(r.Next); err != nil {
-			return nil, h, err
-		}
-		if h.last.xid, err = parse(r.LastXid); err != nil {
-			return nil, h, err
-		}
-		if h.below.xid, err = parse(r.BelowXid); err != nil {
-			return nil, h, err
-		}
-		h.last.id, h.below.id = r.LastID.Int64, r.BelowID.Int64
+	h.feedStatus = st
+	if h.below.xid, err = parseXid(hr.BelowXid); err != nil {
+		return nil, h, err
 	}
-	if !found {
-		return nil, h, fmt.Errorf("store: the feed's statement returned no horizon")
+	if h.pruned.xid, err = parseXid(hr.PrunedXid); err != nil {
+		return nil, h, err
 	}
-	return out, h, nil
+	h.below.id, h.pruned.id = hr.BelowID.Int64, hr.PrunedID.Int64
+	return changes, h, nil
 }
 
 // membershipItem is an entry of a page with what its cursor needs.
@@ -251,7 +228,8 @@ type membershipItem struct {
 // with no changedAt, then every change made since. Only args.First and args.After are
 // read. A cursor is refused with a *ResyncError as ContactChanges refuses one: older
 // than ChangeCursorLifetime, of another epoch of the feed, or ahead of the
-// workspace's last change or of the database's transactions.
+// workspace's last change or of the database's transactions; and one before the
+// last change pruned early for the workspace's budget.
 func (s *Store) MembershipChanges(ctx context.Context, ws int64, args crm.PageArgs) (MembershipChanges, error) {
 	if err := args.Validate(); err != nil {
 		return MembershipChanges{}, err
@@ -277,7 +255,8 @@ func (s *Store) MembershipChanges(ctx context.Context, ws int64, args crm.PageAr
 	}
 	size := args.Size()
 	var items []membershipItem
-	var first *membershipHorizon // the page's first statement's
+	var first *membershipHorizon  // the page's first statement's
+	var latest *membershipHorizon // its last statement's
 	more := false
 	if listing {
 		// Enough memberships for size entries of up to 1,024 contacts, and one more:
@@ -287,12 +266,17 @@ func (s *Store) MembershipChanges(ctx context.Context, ws int64, args crm.PageAr
 		if err != nil {
 			return MembershipChanges{}, err
 		}
-		first = &h
+		first, latest = &h, &h
 		if args.After == nil {
 			// The sync's start: the changes are listed after the workspace's last one
-			// below this statement's horizon (see the file's comment), and a cursor
-			// holds no ID 0.
+			// below this statement's horizon (see the file's comment), or after the
+			// last one pruned early for the budget when that is later (every row up
+			// to it was below the horizon of the statement that counted it, so its
+			// change is in the listing), and a cursor holds no ID 0.
 			from = h.below
+			if from.less(h.pruned) {
+				from = h.pruned
+			}
 			if from.id == 0 {
 				from = feedPlace{0, math.MaxInt64}
 			}
@@ -331,6 +315,7 @@ func (s *Store) MembershipChanges(ctx context.Context, ws int64, args crm.PageAr
 		if first == nil {
 			first = &h
 		}
+		latest = &h
 		more = len(rows) > room
 		if more {
 			rows = rows[:room]
@@ -353,6 +338,15 @@ func (s *Store) MembershipChanges(ctx context.Context, ws int64, args crm.PageAr
 		if err := aheadError(from.xid, h.last.xid, h.next); err != nil {
 			return MembershipChanges{}, err
 		}
+	}
+	// Rows after the place the page read from were pruned early (the budget): some
+	// may be changes the cursor has not seen, and what is left would be a partial
+	// feed. Checked against the page's last statement, whose snapshot showed the
+	// rows it read: a place at or after the pruned one has all its rows after it.
+	// (A sync from the start meets it only when pruning passed its start between
+	// its two statements.)
+	if from.less(latest.pruned) {
+		return MembershipChanges{}, &ResyncError{Reason: "membership changes after the cursor were pruned early, as the workspace kept more of them than its budget"}
 	}
 	out := MembershipChanges{Page: Page[crm.MembershipChange]{
 		Items:           make([]crm.MembershipChange, len(items)),
@@ -393,4 +387,130 @@ func (s *Store) MembershipChanges(ctx context.Context, ws int64, args crm.PageAr
 func encodeMembershipCursor(at feedPlace, member [2]int64, since time.Time, epoch int64) string {
 	return cursor{List: membershipChangeList, Key: membershipChangesByXid.name, Value: int64(at.xid), ID: at.id,
 		Since: since.UTC().Format(time.RFC3339Nano), Epoch: epoch, Segment: member[0], Contact: member[1]}.encode()
+}
+
+// DefaultMembershipChangesBudget is the bytes of membership changes each workspace
+// keeps (counted as migration 20261218000003 counts them) when no budget is set
+// (SetMembershipChangesBudget): 1 GiB. Past it, the triggers prune the workspace's
+// oldest changes early, and the feed refuses a cursor before them (ResyncError).
+// The migration's function holds the same number.
+const DefaultMembershipChangesBudget int64 = 1 << 30
+
+// SetMembershipChangesBudget sets the bytes of membership changes each workspace
+// keeps, for every writer of the database (the triggers read it as they record a
+// change): 0 for DefaultMembershipChangesBudget, -1 for no budget (the 30 days'
+// retention alone). serve sets its --membership-changes-budget as it starts; the
+// last server to start decides. A database that takes no writes refuses it (an
+// error ReadOnly reports).
+func (s *Store) SetMembershipChangesBudget(ctx context.Context, bytes int64) error {
+	if bytes == 0 {
+		bytes = DefaultMembershipChangesBudget
+	}
+	if bytes < 0 {
+		bytes = -1
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO membership_changes_settings (one, budget) VALUES (true, ?)
+		ON CONFLICT (one) DO UPDATE SET budget = EXCLUDED.budget WHERE membership_changes_settings.budget <> EXCLUDED.budget`, bytes)
+	if err != nil {
+		return fmt.Errorf("store: set the membership changes' budget: %w", err)
+	}
+	return nil
+}
+
+// GoneWorkspaceChanges is a workspace that no longer exists whose membership changes
+// are left (an older server deleted it: the feed's rows have no foreign key).
+type GoneWorkspaceChanges struct {
+	WorkspaceID int64 `bun:"workspace_id"`
+	// Rows are its rows left (CheckGoneWorkspaceChanges), or deleted
+	// (PruneGoneWorkspaceChanges).
+	Rows int64 `bun:"rows"`
+}
+
+// goneWorkspacesSQL finds the workspaces of membership_changes that have no row in
+// workspaces: its distinct workspace IDs read by a probe of its primary key each (a
+// loose index scan, recursive), not by reading its rows.
+const goneWorkspacesSQL = `
+WITH RECURSIVE ws AS (
+    (SELECT m.workspace_id FROM membership_changes m ORDER BY m.workspace_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT m.workspace_id FROM membership_changes m WHERE m.workspace_id > ws.workspace_id
+             ORDER BY m.workspace_id LIMIT 1)
+      FROM ws WHERE ws.workspace_id IS NOT NULL
+)
+SELECT ws.workspace_id FROM ws
+ WHERE ws.workspace_id IS NOT NULL AND NOT EXISTS (SELECT FROM workspaces w WHERE w.id = ws.workspace_id)
+ ORDER BY 1`
+
+// CheckGoneWorkspaceChanges returns each workspace that no longer exists with
+// membership changes left, and how many. It only reads, as the owner.
+func (s *Store) CheckGoneWorkspaceChanges(ctx context.Context) ([]GoneWorkspaceChanges, error) {
+	var out []GoneWorkspaceChanges
+	err := s.inLongTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		return tx.NewRaw(`SELECT g.workspace_id, (SELECT count(*) FROM membership_changes m WHERE m.workspace_id = g.workspace_id) AS rows
+			FROM (`+goneWorkspacesSQL+`) g ORDER BY 1`).Scan(ctx, &out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: check the membership changes of deleted workspaces: %w", err)
+	}
+	return out, nil
+}
+
+// goneWorkspaceBatch is how many rows of a workspace that no longer exists one
+// statement of PruneGoneWorkspaceChanges deletes: each up to 1,024 IDs, 8 KB, as a
+// workspace deletion's batch (workspaceBatches).
+var goneWorkspaceBatch = 5000
+
+// PruneGoneWorkspaceChanges deletes the membership changes of workspaces that no
+// longer exist (CheckGoneWorkspaceChanges), goneWorkspaceBatch rows a statement, each
+// in a transaction of its own, in the feed's order from where the last one ended; at
+// most batches statements in all (0: until none are left). It returns what it
+// deleted by workspace, and whether rows are left. Migrate runs it with a bound as
+// every command opens the database; segments check --repair to the end.
+func (s *Store) PruneGoneWorkspaceChanges(ctx context.Context, batches int) (deleted []GoneWorkspaceChanges, left bool, err error) {
+	var gone []int64
+	if err := s.db.NewRaw(goneWorkspacesSQL).Scan(ctx, &gone); err != nil {
+		return nil, false, fmt.Errorf("store: find the membership changes of deleted workspaces: %w", err)
+	}
+	statements := 0
+	for _, ws := range gone {
+		d := GoneWorkspaceChanges{WorkspaceID: ws}
+		after := feedPlace{0, 0}
+		for {
+			if batches > 0 && statements == batches {
+				if d.Rows > 0 {
+					deleted = append(deleted, d)
+				}
+				return deleted, true, nil
+			}
+			statements++
+			var n int64
+			var lastXid sql.NullString
+			var lastID sql.NullInt64
+			err := s.db.QueryRowContext(ctx, `
+				WITH gone AS (
+					DELETE FROM membership_changes x WHERE x.workspace_id = ? AND (x.change_xid, x.id) IN (
+						SELECT m.change_xid, m.id FROM membership_changes m
+						 WHERE m.workspace_id = ? AND (m.change_xid, m.id) > (?::xid8, ?)
+						 ORDER BY m.change_xid, m.id LIMIT ?)
+					RETURNING x.change_xid, x.id
+				), l AS (SELECT g.change_xid, g.id FROM gone g ORDER BY g.change_xid DESC, g.id DESC LIMIT 1)
+				SELECT (SELECT count(*) FROM gone), (SELECT change_xid::text FROM l), (SELECT id FROM l)`,
+				ws, ws, strconv.FormatUint(after.xid, 10), after.id, goneWorkspaceBatch).Scan(&n, &lastXid, &lastID)
+			if err != nil {
+				return deleted, true, fmt.Errorf("store: delete the membership changes of deleted workspace %d: %w", ws, err)
+			}
+			d.Rows += n
+			if n < int64(goneWorkspaceBatch) {
+				break
+			}
+			if after.xid, err = parseXid(pgtype.Text{String: lastXid.String, Valid: lastXid.Valid}); err != nil {
+				return deleted, true, err
+			}
+			after.id = lastID.Int64
+		}
+		if d.Rows > 0 {
+			deleted = append(deleted, d)
+		}
+	}
+	return deleted, false, nil
 }

@@ -38,7 +38,8 @@ const migrationLockKey = 7264001
 // Then it stamps again the changes a restore into a new cluster left ahead of the
 // database's transactions (RepairChangesAhead), so that the change feed lists them
 // and refuses the cursors made before; a database that takes no writes is left as it
-// is, and served.
+// is, and served. Then it deletes some of the membership changes of workspaces an
+// older server deleted (pruneGoneWorkspaceChanges).
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	applied, err := s.migrate(ctx, migrations.FS, lockTurns, appPrivileges)
 	if err != nil {
@@ -51,8 +52,33 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 		s.log.Warn("database is read-only: the change feed's rows ahead of its transactions (a restore into a new cluster) are not stamped again; they are when a store opens it taking writes",
 			"err", err)
 	}
+	s.pruneGoneWorkspaceChanges(ctx)
 	s.warnASCIIOnlyCase(ctx)
 	return applied, nil
+}
+
+// goneWorkspaceOpenBatches bounds what one open of the database deletes of the
+// membership changes of workspaces that no longer exist: 20 statements of
+// goneWorkspaceBatch rows (100,000, a few seconds), so that a command's start waits
+// for no large deletion; the next opens, or segments check --repair, delete the rest.
+const goneWorkspaceOpenBatches = 20
+
+// pruneGoneWorkspaceChanges deletes, within goneWorkspaceOpenBatches, the membership
+// changes of workspaces an older server deleted (PruneGoneWorkspaceChanges), and logs
+// what it did. It stops nothing: on a database that takes no writes, or should it
+// fail, it warns.
+func (s *Store) pruneGoneWorkspaceChanges(ctx context.Context) {
+	deleted, left, err := s.PruneGoneWorkspaceChanges(ctx, goneWorkspaceOpenBatches)
+	for _, d := range deleted {
+		s.log.Info("membership changes of a workspace that no longer exists deleted (an older server deleted the workspace)",
+			"workspace_id", d.WorkspaceID, "rows", d.Rows)
+	}
+	switch {
+	case err != nil:
+		s.log.Warn("could not delete the membership changes of workspaces that no longer exist; the next start, or segments check --repair, tries again", "err", err)
+	case left:
+		s.log.Info("membership changes of workspaces that no longer exist are left; the next start, or segments check --repair, deletes more")
+	}
 }
 
 // warnASCIIOnlyCase warns when the database's character type is C (or POSIX) by the

@@ -122,6 +122,11 @@ var appPrivileges = []declaredPrivileges{
 	// triggers and pruned by them, both run as the server's role, and read by the
 	// feed; never updated (the restore's repair runs as the owner).
 	{kindTable, "membership_changes", "SELECT, INSERT, DELETE", privNone},
+	// Its workspaces' budgets (20261218000003): counted, and their pruned places
+	// written, by the same triggers as the server's role, and read by the feed; the
+	// budget in force, which serve writes as the owner.
+	{kindTable, "membership_changes_budgets", "SELECT, INSERT, UPDATE", privNone},
+	{kindTable, "membership_changes_settings", privRead, privNone},
 	// The API reads its own workspace; workspaces and keys are the administrative
 	// commands' to make and manage, and a key is found by its hash through
 	// segments_authenticate_key.
@@ -193,6 +198,8 @@ var appPrivileges = []declaredPrivileges{
 	{kindFunc, "contacts_deletions_recorded()", privNone, privCall},
 	{kindFunc, "memberships_feed_recorded()", privNone, privCall},
 	{kindFunc, "memberships_feed_truncated()", privNone, privCall},
+	// Run as their caller, by the feed's trigger (20261218000003).
+	{kindFunc, "membership_changes_pruned(bigint)", privNone, privCall},
 }
 
 // PrivilegeDrift is one object of the schema on which the server's role (AppRole), or
