@@ -70,6 +70,11 @@ type sortKey struct {
 	// inPrimaryKey: the table's primary key holds the column (INCLUDE), so that the
 	// IDs and sort keys of rows found by primary key come from the key alone.
 	inPrimaryKey bool
+	// unique: no two rows of a workspace share the column's value (a unique index on
+	// (workspace_id, column)), so the order needs no tie-break by id and is that
+	// index's own: the pages order and compare by parts alone. A cursor still holds
+	// the row's id.
+	unique bool
 }
 
 // listKind names the rows a list pages through, in its cursors.
@@ -100,6 +105,14 @@ var (
 	// Contact names may be null: named contacts come first (ascending), ignoring case.
 	contactsByName = sortKey{list: contactList, name: "name", column: "name", cast: "text", nullable: true, maxLen: crm.MaxContactName,
 		parts: []string{"(%[1]s IS NULL)", "(CASE WHEN %[1]s IS NULL THEN '' ELSE lower(%[1]s) END)"}} // CASE, not coalesce: see migration 20261129000001_rls
+	// A phone is unique in the workspace (UNIQUE (workspace_id, phone)), whose index
+	// serves the order: no index of its own (migration 20261218000002).
+	contactsByPhone = sortKey{list: contactList, name: "phone", column: "phone", cast: "text", maxLen: crm.MaxPhone,
+		parts: []string{"%[1]s"}, unique: true}
+	// Emails may be null, as names: contacts with one first (ascending), ignoring case
+	// (contacts_email, migration 20261218000002).
+	contactsByEmail = sortKey{list: contactList, name: "email", column: "email", cast: "text", nullable: true, maxLen: crm.MaxEmail,
+		parts: []string{"(%[1]s IS NULL)", "(CASE WHEN %[1]s IS NULL THEN '' ELSE lower(%[1]s) END)"}}
 )
 
 // cursor is the decoded content of an opaque cursor: base64url of compact JSON such as
@@ -314,20 +327,27 @@ func (pq pageQuery) keyExprs(ref string) []string {
 // compare returns the condition "row key op cursor", as a row comparison that the
 // ordering's index serves.
 func (pq pageQuery) compare(op string, c *cursor) (string, []any) {
-	left := append(pq.keyExprs(pq.alias+"."+pq.key.column), pq.alias+".id")
-	right := append(pq.keyExprs("?::"+pq.key.cast), "?")
+	left, right := pq.keyExprs(pq.alias+"."+pq.key.column), pq.keyExprs("?::"+pq.key.cast)
 	var args []any
 	for _, p := range pq.key.parts {
 		for range strings.Count(p, "%[1]s") {
 			args = append(args, c.Value)
 		}
 	}
-	args = append(args, c.ID)
+	if !pq.key.unique {
+		left, right = append(left, pq.alias+".id"), append(right, "?")
+		args = append(args, c.ID)
+	}
 	return fmt.Sprintf("(%s) %s (%s)", strings.Join(left, ", "), op, strings.Join(right, ", ")), args
 }
 
+// orderBy orders q by the sort key, then by id unless the key is unique.
 func (pq pageQuery) orderBy(q *bun.SelectQuery, desc bool) *bun.SelectQuery {
-	for _, e := range append(pq.keyExprs(pq.alias+"."+pq.key.column), pq.alias+".id") {
+	exprs := pq.keyExprs(pq.alias + "." + pq.key.column)
+	if !pq.key.unique {
+		exprs = append(exprs, pq.alias+".id")
+	}
+	for _, e := range exprs {
 		q = q.OrderExpr(e + direction(desc))
 	}
 	return q
@@ -365,7 +385,10 @@ func (pq pageQuery) sortedOrder(alias string, desc bool) string {
 	for i := range pq.key.parts {
 		parts = append(parts, fmt.Sprintf("%s.sort_%d%s", alias, i+1, direction(desc)))
 	}
-	return strings.Join(append(parts, alias+".id"+direction(desc)), ", ")
+	if !pq.key.unique {
+		parts = append(parts, alias+".id"+direction(desc))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // direction returns the SQL of an ascending or descending order.
