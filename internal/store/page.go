@@ -51,10 +51,12 @@ type pageNav struct {
 }
 
 // sortKey is one ordering of a list: rows sort by parts (SQL over the column, %[1]s
-// standing for it), then by id. A cursor keeps the column's raw value and the id, and
-// the same parts are applied to both sides of the comparison, so a cursor never
-// depends on Go reproducing what PostgreSQL computes (lower(), collations).
-// Each ordering has an index on (workspace_id, parts..., id).
+// standing for it), then by id (unless unique). A cursor keeps the column's raw value
+// and the id, and the same parts are applied to both sides of the comparison, so a
+// cursor never depends on Go reproducing what PostgreSQL computes (lower(),
+// collations).
+// Each ordering has an index on (workspace_id, parts..., id), or on (workspace_id,
+// parts...) if unique.
 type sortKey struct {
 	// list and name are written into cursors: a cursor fits only the list and the
 	// ordering that made it.
@@ -71,9 +73,12 @@ type sortKey struct {
 	// IDs and sort keys of rows found by primary key come from the key alone.
 	inPrimaryKey bool
 	// unique: no two rows of a workspace share the column's value (a unique index on
-	// (workspace_id, column)), so the order needs no tie-break by id and is that
-	// index's own: the pages order and compare by parts alone. A cursor still holds
-	// the row's id.
+	// (workspace_id, column)), so in any snapshot the rows ordered by parts alone are
+	// in the order of parts then id: the pages order by parts alone, which that index
+	// serves as it stands (by parts then id, PostgreSQL sorts what it reads again, an
+	// Incremental Sort). Cursors still compare parts then id: a row given the
+	// cursor's value after its row lost it (a phone moved to another contact) lies on
+	// one side of it, by its id.
 	unique bool
 }
 
@@ -327,17 +332,15 @@ func (pq pageQuery) keyExprs(ref string) []string {
 // compare returns the condition "row key op cursor", as a row comparison that the
 // ordering's index serves.
 func (pq pageQuery) compare(op string, c *cursor) (string, []any) {
-	left, right := pq.keyExprs(pq.alias+"."+pq.key.column), pq.keyExprs("?::"+pq.key.cast)
+	left := append(pq.keyExprs(pq.alias+"."+pq.key.column), pq.alias+".id")
+	right := append(pq.keyExprs("?::"+pq.key.cast), "?")
 	var args []any
 	for _, p := range pq.key.parts {
 		for range strings.Count(p, "%[1]s") {
 			args = append(args, c.Value)
 		}
 	}
-	if !pq.key.unique {
-		left, right = append(left, pq.alias+".id"), append(right, "?")
-		args = append(args, c.ID)
-	}
+	args = append(args, c.ID)
 	return fmt.Sprintf("(%s) %s (%s)", strings.Join(left, ", "), op, strings.Join(right, ", ")), args
 }
 

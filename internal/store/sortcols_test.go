@@ -348,3 +348,65 @@ func batchPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, bat
 	t.Fatal("more than 1,000 pages")
 	return nil
 }
+
+// TestPhoneCursorAfterThePhoneMoved: a PHONE cursor is still a position once its
+// contact's phone has moved to a newer contact: that contact lies after it
+// ascending (before it descending), by its ID, and is listed once, as with any
+// order's ties; the pages order by the phone alone (unique in the workspace).
+func TestPhoneCursorAfterThePhoneMoved(t *testing.T) {
+	ctx := context.Background()
+	owner, app := storetest.Store(t), storetest.AppStore(t)
+	ws, _ := storetest.Workspace(t, owner)
+	actx := store.WithWorkspace(ctx, ws.ID)
+	ids := map[string]int64{}
+	for _, p := range []string{"+91980000001", "+91980000002", "+91980000003", "+91980000004"} {
+		var id int64
+		if err := owner.DB().QueryRowContext(ctx, `INSERT INTO contacts (workspace_id, phone) VALUES ($1, $2) RETURNING id`, ws.ID, p).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids[p] = id
+	}
+	two := 2
+	for _, dir := range []crm.Direction{crm.Asc, crm.Desc} {
+		cq := crm.ContactQuery{Order: crm.ContactOrder{Field: crm.ContactsByPhone, Direction: dir}}
+		first, err := app.Contacts(actx, ws.ID, cq, crm.PageArgs{First: &two})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cursor := first.Cursor(1) // ...02 ascending, ...03 descending
+		moved := first.Items[1].Phone
+		// Its phone moves to a new contact; it takes another.
+		storetest.Exec(t, owner.DB(), `UPDATE contacts SET phone = '+91980000009' WHERE workspace_id = $1 AND phone = $2`, ws.ID, moved)
+		var newer int64
+		if err := owner.DB().QueryRowContext(ctx, `INSERT INTO contacts (workspace_id, phone) VALUES ($1, $2) RETURNING id`, ws.ID, moved).Scan(&newer); err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, args := range []crm.PageArgs{{First: ptrTo(10), After: &cursor}, {Last: ptrTo(10), Before: &cursor}} {
+			p, err := app.Contacts(actx, ws.ID, cq, args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range p.Items {
+				got = append(got, c.ID)
+			}
+		}
+		if n := len(slices.DeleteFunc(got, func(id int64) bool { return id != newer })); n != 1 {
+			t.Errorf("%s: the contact given the cursor's phone is listed %d times on the pages after and before it, want once", dir, n)
+		}
+		// After the cursor ascending (its ID is larger), before it descending.
+		p, err := app.Contacts(actx, ws.ID, cq, crm.PageArgs{First: ptrTo(10), After: &cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := slices.ContainsFunc(p.Items, func(c crm.Contact) bool { return c.ID == newer })
+		if after != (dir == crm.Asc) {
+			t.Errorf("%s: the contact given the cursor's phone is after it: %v", dir, after)
+		}
+		// Put things back for the other direction.
+		storetest.Exec(t, owner.DB(), `DELETE FROM contacts WHERE workspace_id = $1 AND id = $2`, ws.ID, newer)
+		storetest.Exec(t, owner.DB(), `UPDATE contacts SET phone = $2 WHERE workspace_id = $1 AND phone = '+91980000009'`, ws.ID, moved)
+	}
+}
+
+func ptrTo(n int) *int { return &n }
