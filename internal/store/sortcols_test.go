@@ -25,16 +25,20 @@ type sortContact struct {
 // TestContactsByPhoneAndEmail: the PHONE and EMAIL orders give, on every way a page
 // of contacts is read, the order a Go sort gives of the same contacts: phones as
 // text, emails lowercased with the emailless last ascending, ties (an email equal
-// ignoring case, or equal) by ID. Forward and backward to the end, pages of 9 and
-// 100, both directions; the whole workspace, searches (a common term, a rare one, one
+// ignoring case, or equal) by ID. Forward and backward to the end, pages of 9 (25
+// for lists of more than 60) and 100, both directions; the whole workspace, searches (a common term, a rare one, one
 // without a trigram), None lists (a walk testing each row), Any and All lists of
 // segments small (members first) and large (a walk, hashed or looked up), a segment
 // whose members come last in the order (a walk that falls short, then members
 // first), audiences the statement counts (its Total), and a batch of segments
-// (ContactsOfSegments), with and without a search.
+// (ContactsOfSegments, ascending), with and without a search.
 func TestContactsByPhoneAndEmail(t *testing.T) {
 	ctx := context.Background()
-	owner, app := storetest.Store(t), storetest.AppStore(t)
+	// A database of its own, as the other tests that learn the statistics: its
+	// statistics are of this workspace, and LearnStatistics, which waits for the
+	// store's background work, would wait for ever on the shared stores, where a
+	// rate limiter's loop runs (TestRateLimiterUnderRowLevelSecurity).
+	owner, app := storetest.NewStores(t, store.Options{MaxConns: 2})
 	ws, _ := storetest.Workspace(t, owner)
 	other, _ := storetest.Workspace(t, owner) // another workspace's contacts never show
 	actx := store.WithWorkspace(ctx, ws.ID)
@@ -261,7 +265,14 @@ func TestContactsByPhoneAndEmail(t *testing.T) {
 					}
 					ways[wayRun(t, actx, app, sql)] = true
 				}
-				for _, size := range []int{9, 100} {
+				// Pages of 9 (cheaper ways are chosen for small pages: see the ways below),
+				// of 25 for the long lists, whose pages of 9 took the test minutes under
+				// -race, and of 100.
+				small := 9
+				if len(w) > 60 {
+					small = 25
+				}
+				for _, size := range []int{small, 100} {
 					if got := allPages(t, actx, app, ws.ID, cq, size, false); !slices.Equal(got, w) {
 						t.Errorf("%s, pages of %d forward: %d contacts %v..., want %d %v...", name, size, len(got), head(got), len(w), head(w))
 					}
@@ -292,7 +303,11 @@ func TestContactsByPhoneAndEmail(t *testing.T) {
 			if dir == crm.Asc && !ways["walk, then members first"] && !ways["hashed walk, then members first"] {
 				t.Errorf("%s %s: no walk fell short (%v): the test proves less than it says", field, dir, ways)
 			}
-			// A batch of segments, each page read its own way.
+			// A batch of segments, each page read its own way (ascending: the batch
+			// shares the walks' code with the pages above).
+			if dir == crm.Desc {
+				continue
+			}
 			batch := ids([]string{"tiny", "small", "mid", "big", "late", "emailless"})
 			for _, term := range []string{"", "mehta"} {
 				for _, seg := range []string{"tiny", "small", "mid", "big", "late", "emailless"} {
