@@ -1873,6 +1873,21 @@ enum ContactOrderField {
   ascending order.
   """
   NAME
+  """
+  The phone number as text, character by character: E.164's ` + "`" + `+` + "`" + `, then the country
+  code and the number digit by digit, not by their value, so ` + "`" + `+14155550100` + "`" + ` comes
+  before ` + "`" + `+447911123456` + "`" + ` and ` + "`" + `+919876543210` + "`" + `, and a number before the longer numbers
+  that start with it. Every contact has a phone, unique in the workspace, so no two
+  contacts tie.
+  """
+  PHONE
+  """
+  The email address, ignoring case and compared code point by code point as ` + "`" + `NAME` + "`" + `
+  compares names: ` + "`" + `Asha@x.in` + "`" + ` and ` + "`" + `asha@x.in` + "`" + ` tie (broken by creation order), and
+  ` + "`" + `zoe@x.in` + "`" + ` comes before ` + "`" + `Émile@x.in` + "`" + `. Contacts without an email come last in
+  ascending order.
+  """
+  EMAIL
 }
 
 """

@@ -415,17 +415,30 @@ const (
 	// segment's (`SegmentOrderField.NAME`); contacts without a name come last in
 	// ascending order.
 	ContactOrderFieldName ContactOrderField = "NAME"
+	// The phone number as text, character by character: E.164's `+`, then the country
+	// code and the number digit by digit, not by their value, so `+14155550100` comes
+	// before `+447911123456` and `+919876543210`, and a number before the longer numbers
+	// that start with it. Every contact has a phone, unique in the workspace, so no two
+	// contacts tie.
+	ContactOrderFieldPhone ContactOrderField = "PHONE"
+	// The email address, ignoring case and compared code point by code point as `NAME`
+	// compares names: `Asha@x.in` and `asha@x.in` tie (broken by creation order), and
+	// `zoe@x.in` comes before `Émile@x.in`. Contacts without an email come last in
+	// ascending order.
+	ContactOrderFieldEmail ContactOrderField = "EMAIL"
 )
 
 var AllContactOrderField = []ContactOrderField{
 	ContactOrderFieldCreatedAt,
 	ContactOrderFieldUpdatedAt,
 	ContactOrderFieldName,
+	ContactOrderFieldPhone,
+	ContactOrderFieldEmail,
 }
 
 func (e ContactOrderField) IsValid() bool {
 	switch e {
-	case ContactOrderFieldCreatedAt, ContactOrderFieldUpdatedAt, ContactOrderFieldName:
+	case ContactOrderFieldCreatedAt, ContactOrderFieldUpdatedAt, ContactOrderFieldName, ContactOrderFieldPhone, ContactOrderFieldEmail:
 		return true
 	}
 	return false

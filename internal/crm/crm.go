@@ -28,6 +28,7 @@ const (
 	MaxDescription     = 1000    // characters of a segment description
 	MaxContactName     = 255     // characters of a contact name
 	MaxEmail           = 320     // characters of an email address (RFC 3696)
+	MaxPhone           = 16      // characters of a phone in E.164 form: + and up to 15 digits
 	MaxAttributesBytes = 16 << 10
 	// MaxAttributesDepth is how deep arrays and objects nest in a contact's
 	// attributes, the attributes object itself not counted: {"a": [1]} is 1 level.

@@ -90,10 +90,12 @@ const (
 	ContactsByCreatedAt ContactOrderField = "CREATED_AT"
 	ContactsByUpdatedAt ContactOrderField = "UPDATED_AT"
 	ContactsByName      ContactOrderField = "NAME"
+	ContactsByPhone     ContactOrderField = "PHONE"
+	ContactsByEmail     ContactOrderField = "EMAIL"
 )
 
-// ContactOrder orders a list of contacts. Contacts without a name sort after named
-// ones in ascending order.
+// ContactOrder orders a list of contacts. Contacts without a name (an email) sort
+// after the others in ascending order by name (email).
 type ContactOrder struct {
 	Field     ContactOrderField
 	Direction Direction

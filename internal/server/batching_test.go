@@ -35,6 +35,11 @@ func TestStatementsDoNotGrowWithPageSize(t *testing.T) {
 		{"segments with searched contacts", `query($n: Int) { segments(first: $n) { edges { node { contacts(first: 2, search: "98") { totalCount edges { node { phone } } } } } } }`},
 		{"segment members with their segments", `query($n: Int, $s: ID!) { segment(id: $s) { contacts(first: $n) { nodes { segments { name } } } } }`},
 		{"audience", `query($n: Int, $s: [ID!]) { contacts(first: $n, filter: {segments: {any: $s}}) { totalCount nodes { id segments { id } } } }`},
+		{"contacts by phone with their segments", `query($n: Int) { contacts(first: $n, orderBy: {field: PHONE, direction: ASC}) { totalCount nodes { id phone segments { id name } } } }`},
+		{"contacts by email backward, searched", `query($n: Int) { contacts(last: $n, search: "98", orderBy: {field: EMAIL, direction: DESC}) { edges { node { id email segments { name } } } } }`},
+		{"segments with their contacts by email", `query($n: Int) { segments(first: $n) { nodes { contacts(first: 3, orderBy: {field: EMAIL, direction: ASC}) { totalCount nodes { id segments { name } } } } } }`},
+		{"segments with searched contacts by phone", `query($n: Int) { segments(first: $n) { edges { node { contacts(first: 2, search: "98", orderBy: {field: PHONE, direction: DESC}) { totalCount edges { node { phone } } } } } } }`},
+		{"audience by email", `query($n: Int, $s: [ID!]) { contacts(first: $n, filter: {segments: {any: $s}}, orderBy: {field: EMAIL, direction: ASC}) { totalCount nodes { id segments { id } } } }`},
 		{"nodes", `query($n: Int, $ids: [ID!]!) { nodes(ids: $ids) { id ... on Contact { segments { name } } } contacts(first: $n) { nodes { id } } }`},
 	}
 	for _, shape := range shapes {

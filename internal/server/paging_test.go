@@ -554,35 +554,39 @@ type contactFixture struct {
 	id               string
 	name             *string
 	created, updated int64 // microseconds after listT0
+	email            *string
+	phone            string
 }
 
 // TestContactsOrderings walks Query.contacts, and Segment.contacts read both ways,
 // through every ordering, both directions, with pages of 1, 4 and 100, on contacts
-// whose names tie (equal, or equal ignoring case) or are missing, and whose times tie
-// or lie one microsecond apart, out of creation order.
+// whose names and emails tie (equal, or equal ignoring case) or are missing, whose
+// times tie or lie one microsecond apart, and whose phones lie, out of creation
+// order.
 func TestContactsOrderings(t *testing.T) {
 	a := newAPI(t)
 	other := a.as(t) // another workspace's contacts never show
 	other.addSegment("other", other.addContacts(phones(41_000, 3)...)...)
 
 	cs := []contactFixture{
-		{name: listText("anna"), created: 5, updated: 9_000_000},
-		{name: listText("Bob"), created: 5, updated: 5},
-		{name: nil, created: 0, updated: 7},
-		{name: listText("Anna"), created: 1_000_000, updated: 7},
-		{name: listText("zoe"), created: 1, updated: 9_000_000},
-		{name: nil, created: 5, updated: 1},
-		{name: listText("anna"), created: 0, updated: 7},
-		{name: listText("ANNA B"), created: 2_000_000, updated: 2_000_000},
-		{name: nil, created: 1, updated: 0},
-		{name: listText("3po"), created: 1_000_000, updated: 7},
-		{name: listText("bob"), created: 5, updated: 9_000_000},
-		{name: listText("Zoe"), created: 3, updated: 3},
+		{name: listText("anna"), created: 5, updated: 9_000_000, email: listText("anna@x.in")},
+		{name: listText("Bob"), created: 5, updated: 5, email: nil},
+		{name: nil, created: 0, updated: 7, email: listText("Zoe@x.in")},
+		{name: listText("Anna"), created: 1_000_000, updated: 7, email: listText("ANNA@x.in")},
+		{name: listText("zoe"), created: 1, updated: 9_000_000, email: nil},
+		{name: nil, created: 5, updated: 1, email: listText("anna@x.in")},
+		{name: listText("anna"), created: 0, updated: 7, email: listText("anna.b@x.in")},
+		{name: listText("ANNA B"), created: 2_000_000, updated: 2_000_000, email: nil},
+		{name: nil, created: 1, updated: 0, email: listText("3po@x.in")},
+		{name: listText("3po"), created: 1_000_000, updated: 7, email: listText("bob@x.in")},
+		{name: listText("bob"), created: 5, updated: 9_000_000, email: listText("Bob@X.in")},
+		{name: listText("Zoe"), created: 3, updated: 3, email: listText("zoe@x.in")},
 	}
 	n := idNames{}
 	for i := range cs {
 		c := &cs[i]
-		c.id = a.listAddContact(phones(40_000+i, 1)[0], c.name, nil)
+		c.phone = phones(40_000+i*7%len(cs), 1)[0] // a permutation: phones out of creation order
+		c.id = a.listAddContact(c.phone, c.name, c.email)
 		a.listSetTimes(c.id, c.created, c.updated)
 		n[c.id] = fmt.Sprintf("#%d %s", i, listShow(c.name))
 	}
@@ -599,6 +603,8 @@ func TestContactsOrderings(t *testing.T) {
 		"CREATED_AT": func(x, y contactFixture) int { return int(x.created - y.created) },
 		"UPDATED_AT": func(x, y contactFixture) int { return int(x.updated - y.updated) },
 		"NAME":       func(x, y contactFixture) int { return compareNamesFolded(x.name, y.name) },
+		"PHONE":      func(x, y contactFixture) int { return strings.Compare(x.phone, y.phone) },
+		"EMAIL":      func(x, y contactFixture) int { return compareNamesFolded(x.email, y.email) },
 	}
 	isMember := func(c contactFixture) bool { return slices.Contains(members, c.id) }
 	var memberFixtures []contactFixture
@@ -607,7 +613,7 @@ func TestContactsOrderings(t *testing.T) {
 			memberFixtures = append(memberFixtures, c)
 		}
 	}
-	for _, field := range []string{"CREATED_AT", "UPDATED_AT", "NAME", ""} {
+	for _, field := range []string{"CREATED_AT", "UPDATED_AT", "NAME", "PHONE", "EMAIL", ""} {
 		for _, dir := range []string{"ASC", "DESC"} {
 			if field == "" && dir == "ASC" {
 				continue
@@ -626,6 +632,39 @@ func TestContactsOrderings(t *testing.T) {
 				inMembers := sortedIDs(memberFixtures, id, byField[field], dir == "DESC")
 				lists[0].checkWalks(a, vars, inMembers, n)
 				lists[1].checkWalks(a, vars, inMembers, n, 5)
+			})
+		}
+	}
+	// The new orders with a search, and with a filter of segments.
+	searched := func(c contactFixture) bool {
+		for _, s := range []*string{c.name, c.email} {
+			if s != nil && strings.Contains(strings.ToLower(*s), "anna") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, field := range []string{"PHONE", "EMAIL"} {
+		for _, dir := range []string{"ASC", "DESC"} {
+			t.Run(field+" "+dir+" searched and filtered", func(t *testing.T) {
+				a := a.listOn(t)
+				var found, foundMembers []contactFixture
+				for _, c := range cs {
+					if searched(c) {
+						found = append(found, c)
+						if isMember(c) {
+							foundMembers = append(foundMembers, c)
+						}
+					}
+				}
+				vars := map[string]any{"orderBy": orderArg(field, dir), "search": "anna"}
+				contactsList.checkWalks(a, vars, sortedIDs(found, id, byField[field], dir == "DESC"), n, 1, 3)
+				inMembers := sortedIDs(memberFixtures, id, byField[field], dir == "DESC")
+				contactsList.checkWalks(a, map[string]any{"orderBy": orderArg(field, dir), "filter": map[string]any{"segments": map[string]any{"any": []string{seg}}}},
+					inMembers, n, 1, 3)
+				searchedMembers := sortedIDs(foundMembers, id, byField[field], dir == "DESC")
+				contactsList.checkWalks(a, listVars(vars, "filter", map[string]any{"segments": map[string]any{"all": []string{seg}}}), searchedMembers, n, 1, 3)
+				segmentContactsLists(seg)[0].checkWalks(a, vars, searchedMembers, n, 2)
 			})
 		}
 	}

@@ -87,6 +87,8 @@ var contactKeys = map[crm.ContactOrderField]sortKey{
 	crm.ContactsByCreatedAt: contactsByCreatedAt,
 	crm.ContactsByUpdatedAt: contactsByUpdatedAt,
 	crm.ContactsByName:      contactsByName,
+	crm.ContactsByPhone:     contactsByPhone,
+	crm.ContactsByEmail:     contactsByEmail,
 }
 
 func contactKeyValue(c *crm.Contact, key sortKey) any {
@@ -98,6 +100,13 @@ func contactKeyValue(c *crm.Contact, key sortKey) any {
 			return nil
 		}
 		return *c.Name
+	case contactsByPhone.name:
+		return c.Phone
+	case contactsByEmail.name:
+		if c.Email == nil {
+			return nil
+		}
+		return *c.Email
 	}
 	return c.CreatedAt
 }

@@ -15,7 +15,7 @@ import (
 // internal error). The seeds are replayed by every go test.
 func FuzzDecodeCursor(f *testing.F) {
 	keys := []sortKey{segmentsByCreatedAt, segmentsByUpdatedAt, segmentsByContactCount, segmentsByName,
-		contactsByCreatedAt, contactsByUpdatedAt, contactsByName, changesByXid}
+		contactsByCreatedAt, contactsByUpdatedAt, contactsByName, contactsByPhone, contactsByEmail, changesByXid}
 	now := time.Date(2026, 11, 28, 9, 30, 0, 123456000, time.UTC)
 	for _, key := range keys {
 		var v any = now

@@ -51,10 +51,12 @@ type pageNav struct {
 }
 
 // sortKey is one ordering of a list: rows sort by parts (SQL over the column, %[1]s
-// standing for it), then by id. A cursor keeps the column's raw value and the id, and
-// the same parts are applied to both sides of the comparison, so a cursor never
-// depends on Go reproducing what PostgreSQL computes (lower(), collations).
-// Each ordering has an index on (workspace_id, parts..., id).
+// standing for it), then by id (unless unique). A cursor keeps the column's raw value
+// and the id, and the same parts are applied to both sides of the comparison, so a
+// cursor never depends on Go reproducing what PostgreSQL computes (lower(),
+// collations).
+// Each ordering has an index on (workspace_id, parts..., id), or on (workspace_id,
+// parts...) if unique.
 type sortKey struct {
 	// list and name are written into cursors: a cursor fits only the list and the
 	// ordering that made it.
@@ -70,6 +72,14 @@ type sortKey struct {
 	// inPrimaryKey: the table's primary key holds the column (INCLUDE), so that the
 	// IDs and sort keys of rows found by primary key come from the key alone.
 	inPrimaryKey bool
+	// unique: no two rows of a workspace share the column's value (a unique index on
+	// (workspace_id, column)), so in any snapshot the rows ordered by parts alone are
+	// in the order of parts then id: the pages order by parts alone, which that index
+	// serves as it stands (by parts then id, PostgreSQL sorts what it reads again, an
+	// Incremental Sort). Cursors still compare parts then id: a row given the
+	// cursor's value after its row lost it (a phone moved to another contact) lies on
+	// one side of it, by its id.
+	unique bool
 }
 
 // listKind names the rows a list pages through, in its cursors.
@@ -100,6 +110,14 @@ var (
 	// Contact names may be null: named contacts come first (ascending), ignoring case.
 	contactsByName = sortKey{list: contactList, name: "name", column: "name", cast: "text", nullable: true, maxLen: crm.MaxContactName,
 		parts: []string{"(%[1]s IS NULL)", "(CASE WHEN %[1]s IS NULL THEN '' ELSE lower(%[1]s) END)"}} // CASE, not coalesce: see migration 20261129000001_rls
+	// A phone is unique in the workspace (UNIQUE (workspace_id, phone)), whose index
+	// serves the order: no index of its own (migration 20261218000002).
+	contactsByPhone = sortKey{list: contactList, name: "phone", column: "phone", cast: "text", maxLen: crm.MaxPhone,
+		parts: []string{"%[1]s"}, unique: true}
+	// Emails may be null, as names: contacts with one first (ascending), ignoring case
+	// (contacts_email, migration 20261218000002).
+	contactsByEmail = sortKey{list: contactList, name: "email", column: "email", cast: "text", nullable: true, maxLen: crm.MaxEmail,
+		parts: []string{"(%[1]s IS NULL)", "(CASE WHEN %[1]s IS NULL THEN '' ELSE lower(%[1]s) END)"}}
 )
 
 // cursor is the decoded content of an opaque cursor: base64url of compact JSON such as
@@ -326,8 +344,13 @@ func (pq pageQuery) compare(op string, c *cursor) (string, []any) {
 	return fmt.Sprintf("(%s) %s (%s)", strings.Join(left, ", "), op, strings.Join(right, ", ")), args
 }
 
+// orderBy orders q by the sort key, then by id unless the key is unique.
 func (pq pageQuery) orderBy(q *bun.SelectQuery, desc bool) *bun.SelectQuery {
-	for _, e := range append(pq.keyExprs(pq.alias+"."+pq.key.column), pq.alias+".id") {
+	exprs := pq.keyExprs(pq.alias + "." + pq.key.column)
+	if !pq.key.unique {
+		exprs = append(exprs, pq.alias+".id")
+	}
+	for _, e := range exprs {
 		q = q.OrderExpr(e + direction(desc))
 	}
 	return q
@@ -365,7 +388,10 @@ func (pq pageQuery) sortedOrder(alias string, desc bool) string {
 	for i := range pq.key.parts {
 		parts = append(parts, fmt.Sprintf("%s.sort_%d%s", alias, i+1, direction(desc)))
 	}
-	return strings.Join(append(parts, alias+".id"+direction(desc)), ", ")
+	if !pq.key.unique {
+		parts = append(parts, alias+".id"+direction(desc))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // direction returns the SQL of an ascending or descending order.

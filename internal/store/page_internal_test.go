@@ -34,6 +34,9 @@ func TestCursorRoundTrip(t *testing.T) {
 		{contactsByName, name255, nil},
 		{contactsByName, nil, nil},
 		{contactsByName, `quote " backslash \ tab	`, nil},
+		{contactsByPhone, "+" + strings.Repeat("9", crm.MaxPhone-1), nil},
+		{contactsByEmail, strings.Repeat("é", crm.MaxEmail), nil},
+		{contactsByEmail, nil, nil},
 	} {
 		s := encodeCursor(tc.key, tc.value, 42)
 		c, err := decodeCursor("after", s, tc.key)
@@ -133,6 +136,11 @@ func TestCursorValuesRefused(t *testing.T) {
 		{contactsByName, `{"l":"c","k":"name","v":"` + strings.Repeat("é", crm.MaxContactName+1) + `","i":1}`},
 		{segmentsByName, `{"l":"s","k":"name","v":null,"i":1}`}, // segment names are never null
 		{contactsByName, `{"l":"c","k":"name","v":12,"i":1}`},
+		{contactsByPhone, `{"l":"c","k":"phone","v":null,"i":1}`}, // every contact has a phone
+		{contactsByPhone, `{"l":"c","k":"phone","v":"+` + strings.Repeat("9", crm.MaxPhone) + `","i":1}`},
+		{contactsByEmail, `{"l":"c","k":"email","v":"` + strings.Repeat("é", crm.MaxEmail+1) + `","i":1}`},
+		{contactsByEmail, `{"l":"c","k":"name","v":"a@x.in","i":1}`}, // another orderBy's
+		{contactsByPhone, `{"l":"c","k":"email","v":"+919876543210","i":1}`},
 		// Timestamps.
 		{contactsByCreatedAt, `{"l":"c","k":"created_at","v":"0000-01-01T00:00:00Z","i":1}`},
 		{segmentsByUpdatedAt, `{"l":"s","k":"updated_at","v":"0000-12-31T23:59:59.999999Z","i":1}`},
