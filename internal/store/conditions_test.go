@@ -390,7 +390,7 @@ func TestContactConditionsMatchBruteForce(t *testing.T) {
 	// The list in each order, unfiltered, as the store reads it: the expected
 	// pages are it, filtered.
 	orders := []crm.ContactOrder{}
-	for _, f := range []crm.ContactOrderField{crm.ContactsByCreatedAt, crm.ContactsByUpdatedAt, crm.ContactsByName} {
+	for _, f := range []crm.ContactOrderField{crm.ContactsByCreatedAt, crm.ContactsByUpdatedAt, crm.ContactsByName, crm.ContactsByPhone, crm.ContactsByEmail} {
 		for _, dir := range []crm.Direction{crm.Asc, crm.Desc} {
 			orders = append(orders, crm.ContactOrder{Field: f, Direction: dir})
 		}
