@@ -448,8 +448,18 @@ func TestClosedConnectionLeavesThePool(t *testing.T) {
 			t.Fatal(err)
 		}
 		other := storetest.Conn(t, url)
-		terminate := time.AfterFunc(100*time.Millisecond, func() { _, _ = other.Exec(ctx, "SELECT pg_terminate_backend($1)", pid) })
-		defer terminate.Stop()
+		// The callback may still be reading its answer when the statement fails: wait
+		// for it before the test's cleanup closes other under it (a race -race saw).
+		terminated := make(chan struct{})
+		terminate := time.AfterFunc(100*time.Millisecond, func() {
+			defer close(terminated)
+			_, _ = other.Exec(ctx, "SELECT pg_terminate_backend($1)", pid)
+		})
+		defer func() {
+			if !terminate.Stop() {
+				<-terminated
+			}
+		}()
 		short = ctx
 	}
 	_, err = conn.ExecContext(short, "SELECT pg_sleep(5)")
