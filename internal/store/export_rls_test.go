@@ -30,7 +30,7 @@ var ForSearch = forSearch
 // workspace (large_test.go) and choose their way (searchpages_test.go).
 func LearnStatistics(s *Store) {
 	s.loadStatistics(s.stats.known.Load())
-	s.background.running.Wait()
+	s.background.tasks.Wait() // not the rate limiter's loop, which runs until Close
 }
 
 // StatisticsKnown reports whether s has learned the database's statistics, and no

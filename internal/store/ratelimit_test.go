@@ -460,3 +460,22 @@ func TestRateLimiterAnyBucketName(t *testing.T) {
 	}
 	ch.take(l2, ctx, "user:a", 1, false, 0)
 }
+
+// TestLearnStatisticsBesideARateLimiter: a test that learns the statistics of a store
+// whose rate limiter runs waits for the learning, not for the limiter's loop, which
+// runs until Close (it waited forever on the stores the tests share once a limiter
+// had run on them).
+func TestLearnStatisticsBesideARateLimiter(t *testing.T) {
+	app := storetest.MigratedStore(t, storetest.Database(t), store.Options{})
+	newLimiter(t, app, 100, 0.001)
+	learned := make(chan struct{})
+	go func() {
+		store.LearnStatistics(app)
+		close(learned)
+	}()
+	select {
+	case <-learned:
+	case <-time.After(30 * time.Second):
+		t.Fatal("LearnStatistics still waits after 30 s beside a rate limiter")
+	}
+}
