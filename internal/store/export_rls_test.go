@@ -30,7 +30,11 @@ var ForSearch = forSearch
 // workspace (large_test.go) and choose their way (searchpages_test.go).
 func LearnStatistics(s *Store) {
 	s.loadStatistics(s.stats.known.Load())
-	s.background.tasks.Wait() // not the rate limiter's loop, which runs until Close
+	// Polled, not a wait for the store's background goroutines: those include the
+	// rate limiter's loop, which runs until Close.
+	for s.stats.loading.Load() {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // StatisticsKnown reports whether s has learned the database's statistics, and no

@@ -177,7 +177,7 @@ func NewRateLimiter(s *Store, opts RateLimiterOptions) (*RateLimiter, error) {
 	}
 	l := &RateLimiter{db: s.ownPool(opts.Conns), opts: opts, log: s.log,
 		refused: map[bucketKey]lowBucket{}, reserves: map[bucketKey]*reserve{}, kick: make(chan struct{}, 1), maxReserves: maxReserves}
-	s.goBackgroundLoop(l.giveBackLoop)
+	s.goBackground(l.giveBackLoop)
 	return l, nil
 }
 

@@ -52,37 +52,21 @@ type background struct {
 	stop    context.CancelFunc
 	mu      sync.Mutex // orders starting work before Close's wait
 	stopped bool
-	running sync.WaitGroup // all of it, for Close
-	tasks   sync.WaitGroup // the work that ends by itself, not the loops that run until Close
+	running sync.WaitGroup
 }
 
-// goBackground runs f, work that ends by itself, with the store's background context
-// in a goroutine of its own, unless the store is closed.
+// goBackground runs f with the store's background context in a goroutine of its own,
+// unless the store is closed.
 func (s *Store) goBackground(f func(ctx context.Context)) {
-	s.background.start(f, &s.background.tasks)
-}
-
-// goBackgroundLoop is goBackground for a loop that runs until the store is closed.
-func (s *Store) goBackgroundLoop(f func(ctx context.Context)) {
-	s.background.start(f, nil)
-}
-
-// start runs f in a goroutine that running counts, and task too when it is not nil.
-func (b *background) start(f func(ctx context.Context), task *sync.WaitGroup) {
+	b := &s.background
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.stopped {
 		return
 	}
 	b.running.Add(1)
-	if task != nil {
-		task.Add(1)
-	}
 	go func() {
 		defer b.running.Done()
-		if task != nil {
-			defer task.Done()
-		}
 		f(b.ctx)
 	}()
 }
