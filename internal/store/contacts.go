@@ -1084,7 +1084,11 @@ func (s *Store) UpsertContactsWith(ctx context.Context, ws int64, in []crm.Conta
 	}
 	w := s.workspaceArg(ws)
 	if err := s.normalizeUpserts(ctx, ws, in); err != nil {
-		// The segments' problems too, read without a lock: every problem at once.
+		// The segments' problems too, read without a lock: every problem at once. A
+		// failure of the database's stays the error, not hidden behind them.
+		if crm.UserErrors(err) == nil {
+			return Upserted{}, err
+		}
 		if segErr := upsertSegments(ctx, s.db, w, in, ""); crm.UserErrors(segErr) != nil {
 			err = append(crm.Errors(crm.UserErrors(err)), crm.UserErrors(segErr)...)
 		}
