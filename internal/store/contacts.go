@@ -1229,11 +1229,7 @@ func (s *Store) UpsertContactsWith(ctx context.Context, ws int64, in []crm.Conta
 		if err != nil || !back {
 			return err
 		}
-		var named []int64
-		for _, c := range in {
-			named = append(named, c.AddToSegments...)
-		}
-		out.Segments, err = segmentsInOrder(ctx, tx, w, unique(named))
+		out.Segments, err = segmentsInOrder(ctx, tx, w, unique(namedSegments(in)))
 		return err
 	})
 	if err == nil {
@@ -1265,15 +1261,22 @@ func upsertPairs(in []crm.ContactInput, contacts []crm.Contact) (segmentIDs, con
 	return segmentIDs, contactIDs
 }
 
+// namedSegments returns the segment IDs the inputs' AddToSegments name, in order,
+// repeats kept.
+func namedSegments(in []crm.ContactInput) []int64 {
+	var named []int64
+	for _, c := range in {
+		named = append(named, c.AddToSegments...)
+	}
+	return named
+}
+
 // upsertSegments locks the segments that the inputs' AddToSegments name, in id order
 // with the given strength (lockSegments; "" reads them without a lock), and reports
 // each ID that names no segment of the workspace as NOT_FOUND at its place,
 // contacts.i.addToSegmentIds.j.
 func upsertSegments(ctx context.Context, db bun.IDB, ws workspaceArg, in []crm.ContactInput, strength string) error {
-	var named []int64
-	for _, c := range in {
-		named = append(named, c.AddToSegments...)
-	}
+	named := namedSegments(in)
 	if len(named) == 0 {
 		return nil
 	}

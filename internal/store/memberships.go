@@ -423,7 +423,14 @@ func insertMembershipsWith(ctx context.Context, tx bun.Tx, statement string, ws 
 	if len(segmentIDs) == 0 || len(contactIDs) == 0 {
 		return 0, nil
 	}
-	res, err := membershipsQuery(tx, statement, ws, segmentIDs, contactIDs).Exec(ctx)
+	return execInsert(ctx, membershipsQuery(tx, statement, ws, segmentIDs, contactIDs))
+}
+
+// execInsert runs a statement that inserts memberships and returns how many it
+// inserted, or errConcurrentChange when a concurrent writer inserted one of them
+// first.
+func execInsert(ctx context.Context, q *bun.RawQuery) (int, error) {
+	res, err := q.Exec(ctx)
 	if violates(err, "memberships_pkey") {
 		return 0, errConcurrentChange
 	}
@@ -455,16 +462,8 @@ func insertPairsWith(ctx context.Context, tx bun.Tx, statement string, ws worksp
 	if len(segmentIDs) == 0 {
 		return 0, nil
 	}
-	res, err := tx.NewRaw(statement, ws, pgdialect.Array(sortedUnique(segmentIDs)), pgdialect.Array(sortedUnique(contactIDs)),
-		pgdialect.Array(segmentIDs), pgdialect.Array(contactIDs)).Exec(ctx)
-	if violates(err, "memberships_pkey") {
-		return 0, errConcurrentChange
-	}
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	return execInsert(ctx, tx.NewRaw(statement, ws, pgdialect.Array(sortedUnique(segmentIDs)), pgdialect.Array(sortedUnique(contactIDs)),
+		pgdialect.Array(segmentIDs), pgdialect.Array(contactIDs)))
 }
 
 // deleteMemberships takes every contact out of every segment in one statement and

@@ -313,7 +313,7 @@ func TestContactsByPhoneAndEmail(t *testing.T) {
 				for _, seg := range []string{"tiny", "small", "mid", "big", "late", "emailless"} {
 					w := want(term, filter{"any": {seg}}, o)
 					for _, backward := range []bool{false, true} {
-						if got := batchPages(t, actx, app, ws.ID, batch, segs[seg], term, o, 9, backward); !slices.Equal(got, w) {
+						if got := allBatchPages(t, actx, app, ws.ID, batch, segs[seg], term, o, 9, backward); !slices.Equal(got, w) {
 							t.Errorf("%s %s, batch %q, %s (backward %v): %d contacts %v..., want %d %v...",
 								field, dir, term, seg, backward, len(got), head(got), len(w), head(w))
 						}
@@ -322,46 +322,6 @@ func TestContactsByPhoneAndEmail(t *testing.T) {
 			}
 		}
 	}
-}
-
-// batchPages reads the whole of segment seg's contacts through ContactsOfSegments of
-// batch, size a page, forward or backward, and returns their IDs in order.
-func batchPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, batch []int64, seg int64, term string, o crm.ContactOrder, size int, backward bool) []int64 {
-	t.Helper()
-	var ids []int64
-	args := crm.PageArgs{First: &size}
-	if backward {
-		args = crm.PageArgs{Last: &size}
-	}
-	for range 1000 {
-		pages, err := s.ContactsOfSegments(ctx, ws, batch, term, o, args)
-		if err != nil {
-			t.Fatal(err)
-		}
-		page := pages[seg]
-		got := make([]int64, len(page.Items))
-		for i, c := range page.Items {
-			got[i] = c.ID
-		}
-		more := page.HasNextPage
-		if backward {
-			ids, more = append(got, ids...), page.HasPreviousPage
-		} else {
-			ids = append(ids, got...)
-		}
-		if !more {
-			return ids
-		}
-		if backward {
-			c := page.Cursor(0)
-			args = crm.PageArgs{Last: &size, Before: &c}
-		} else {
-			c := page.Cursor(len(page.Items) - 1)
-			args = crm.PageArgs{First: &size, After: &c}
-		}
-	}
-	t.Fatal("more than 1,000 pages")
-	return nil
 }
 
 // TestPhoneCursorAfterThePhoneMoved: a PHONE cursor is still a position once its

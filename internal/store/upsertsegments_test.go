@@ -57,20 +57,7 @@ func TestUpsertAddsContactsToSegments(t *testing.T) {
 		t.Errorf("segments back %q, want %q", got, want)
 	}
 	members := func(seg int64) []int64 {
-		rows, err := s.DB().QueryContext(ctx, "SELECT contact_id FROM memberships WHERE workspace_id = $1 AND segment_id = $2 ORDER BY contact_id", ws.ID, seg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, id)
-		}
-		return ids
+		return storetest.Column[int64](t, s.DB(), "SELECT contact_id FROM memberships WHERE workspace_id = $1 AND segment_id = $2 ORDER BY contact_id", ws.ID, seg)
 	}
 	for i, want := range [][]int64{{a, b}, {a, b}, {b}} {
 		if got := members(segs[i]); !slices.Equal(got, want) {
