@@ -28,20 +28,29 @@ func attributes(errs Errors, field []string, attrs map[string]any) Errors {
 		return append(errs, Errorf(CodeInvalid, field, "attribute %s nests arrays and objects more than %d levels deep, the most attributes may",
 			QuoteInput(k), MaxAttributesDepth))
 	}
+	return measured(errs, field, "attributes", attrs)
+}
+
+// measured appends the problems of v, JSON that attributes hold or a condition
+// compares them with, named subject in the messages: a number beyond what
+// PostgreSQL's numeric takes, which would fail the statement (TOO_LONG, as
+// 1e131072, also past what numeric holds, is), a NUL character, which jsonb refuses,
+// or more than MaxAttributesBytes.
+func measured(errs Errors, field []string, subject string, v any) Errors {
 	var m jsonMeasure
-	if err := m.value(attrs); err != nil {
+	if err := m.value(v); err != nil {
 		var r numericRangeError
-		if errors.As(err, &r) { // TOO_LONG, as 1e131072, also past what numeric holds, is
-			return append(errs, Errorf(CodeTooLong, field, "attributes hold the number %s, whose exponent is beyond what PostgreSQL's numeric takes (%d to %d)",
-				QuoteInput(string(r)), -maxNumericExponent, maxNumericExponent))
+		if errors.As(err, &r) {
+			return append(errs, Errorf(CodeTooLong, field, "%s: the number %s has an exponent beyond what PostgreSQL's numeric takes (%d to %d)",
+				subject, QuoteInput(string(r)), -maxNumericExponent, maxNumericExponent))
 		}
-		return append(errs, Errorf(CodeInvalid, field, "attributes are not valid JSON: %v", err))
+		return append(errs, Errorf(CodeInvalid, field, "%s: not valid JSON: %v", subject, err))
 	}
 	switch {
 	case m.nul:
-		return append(errs, Errorf(CodeInvalid, field, "attributes contain a NUL character"))
+		return append(errs, Errorf(CodeInvalid, field, "%s: a NUL character, which no attribute holds", subject))
 	case m.size > MaxAttributesBytes:
-		return append(errs, Errorf(CodeTooLong, field, "attributes take %d bytes as JSON (numbers written out in full), the maximum is %d", m.size, MaxAttributesBytes))
+		return append(errs, Errorf(CodeTooLong, field, "%s: %d bytes as JSON (numbers written out in full), the most a contact's attributes may take is %d", subject, m.size, MaxAttributesBytes))
 	}
 	return errs
 }

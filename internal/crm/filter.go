@@ -3,7 +3,6 @@ package crm
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -154,15 +153,5 @@ func attributeValue(errs Errors, field []string, v json.RawMessage) Errors {
 	if err := dec.Decode(&value); err != nil {
 		return append(errs, Errorf(CodeInvalid, field, "not a JSON value: %v", err))
 	}
-	var m jsonMeasure
-	if err := m.value(value); err != nil {
-		return append(errs, Errorf(CodeInvalid, field, "%s", strings.TrimPrefix(fmt.Sprint(err), "json: ")))
-	}
-	switch {
-	case m.nul:
-		return append(errs, Errorf(CodeInvalid, field, "the value contains a NUL character, which no attribute holds"))
-	case m.size > MaxAttributesBytes:
-		return append(errs, Errorf(CodeTooLong, field, "the value takes %d bytes as JSON (numbers written out in full), more than a contact's attributes may (%d)", m.size, MaxAttributesBytes))
-	}
-	return errs
+	return measured(errs, field, "the value", value)
 }

@@ -54,7 +54,7 @@ func TestContactConditionsRefused(t *testing.T) {
 			{Key: "k", Equals: json.RawMessage(`"a\u0000b"`)},
 			{Key: "k", In: []json.RawMessage{json.RawMessage(`1`), json.RawMessage(`1e2000000000`)}},
 			{Key: "k", Equals: json.RawMessage(`"` + strings.Repeat("x", crm.MaxAttributesBytes) + `"`)},
-		}}, []string{"INVALID attributes.0.equals", "INVALID attributes.1.in.1", "TOO_LONG attributes.2.equals"}},
+		}}, []string{"INVALID attributes.0.equals", "TOO_LONG attributes.1.in.1", "TOO_LONG attributes.2.equals"}},
 		{"year 0", crm.ContactConditions{CreatedAt: crm.TimeRange{From: &year0}, UpdatedAt: crm.TimeRange{To: &year0}},
 			[]string{"INVALID createdAt.from", "INVALID updatedAt.to"}},
 	} {
