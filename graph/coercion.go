@@ -28,10 +28,11 @@ import (
 //     NAME: gqlparser compares them case-insensitively, and gqlgen's enum then failed
 //     as an internal error when its field ran), a string for an Int or a Float
 //     ("3"), a number for a String, an Int outside 32 bits;
-//   - in the arguments, from variables or literals, a JSON that is not an object,
-//     as BAD_USER_INPUT naming the argument (400, no data): the scalar's
-//     unmarshaling refused it only when its field ran, so that a mutation's earlier
-//     root fields were applied while the response said data: null;
+//   - in the arguments, from variables or literals, a JSON that is not an object
+//     or a DateTime that is not RFC 3339, as BAD_USER_INPUT naming the argument
+//     (400, no data): the scalar's unmarshaling refused it only when its field ran,
+//     so that a mutation's earlier root fields were applied while the response said
+//     data: null;
 //   - a variable of a nullable type sent as null where it is used for a non-null
 //     value (which validation allows when the variable or the argument has a
 //     default), as GRAPHQL_VALIDATION_FAILED at ["variable", name]: the spec's field
@@ -45,9 +46,10 @@ import (
 //     where a variable's value keeps every digit.
 type strictInputs struct {
 	schema *ast.Schema
-	// holdsJSON names the input types whose values can hold a JSON somewhere: the
-	// arguments' walk (objects) skips the others, such as a list of 10,000 IDs.
-	holdsJSON map[string]bool
+	// holdsChecked names the input types whose values can hold a JSON or a DateTime
+	// somewhere: the arguments' walk (objects) skips the others, such as a list of
+	// 10,000 IDs.
+	holdsChecked map[string]bool
 }
 
 var (
@@ -59,12 +61,12 @@ func (*strictInputs) ExtensionName() string { return "StrictInputs" }
 
 func (e *strictInputs) Validate(es graphql.ExecutableSchema) error {
 	e.schema = es.Schema()
-	e.holdsJSON = map[string]bool{"JSON": true, "JSONValue": true}
+	e.holdsChecked = map[string]bool{"JSON": true, "JSONValue": true, "DateTime": true}
 	var holds func(name string, seen map[string]bool) bool
 	holds = func(name string, seen map[string]bool) bool {
 		def := e.schema.Types[name]
-		if e.holdsJSON[name] || def == nil || def.Kind != ast.InputObject || seen[name] {
-			return e.holdsJSON[name]
+		if e.holdsChecked[name] || def == nil || def.Kind != ast.InputObject || seen[name] {
+			return e.holdsChecked[name]
 		}
 		seen[name] = true
 		for _, f := range def.Fields {
@@ -76,7 +78,7 @@ func (e *strictInputs) Validate(es graphql.ExecutableSchema) error {
 	}
 	for name := range e.schema.Types {
 		if holds(name, map[string]bool{}) {
-			e.holdsJSON[name] = true
+			e.holdsChecked[name] = true
 		}
 	}
 	return nil
@@ -144,7 +146,7 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 	if err := nullWhereNonNull(op, opCtx.Variables); err != nil {
 		return err
 	}
-	if !e.takesJSON(op.SelectionSet, nil) {
+	if !e.takesChecked(op.SelectionSet, nil) {
 		return nil // most operations: no field's arguments to walk
 	}
 	err := eachField(opCtx, op.SelectionSet, nil, func(f graphql.CollectedField, path ast.Path) *gqlerror.Error {
@@ -153,7 +155,7 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 		}
 		var args map[string]any
 		for _, a := range f.Definition.Arguments {
-			if !e.holdsJSON[a.Type.Name()] {
+			if !e.holdsChecked[a.Type.Name()] {
 				continue
 			}
 			if args == nil {
@@ -181,25 +183,25 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 	return err
 }
 
-// takesJSON reports whether a field of ss, through its fragments, has an argument
-// that can hold a JSON: a walk of the document that allocates nothing, before the
-// arguments' walk, which does.
-func (e *strictInputs) takesJSON(ss ast.SelectionSet, seen map[*ast.FragmentDefinition]bool) bool {
+// takesChecked reports whether a field of ss, through its fragments, has an argument
+// that can hold a JSON or a DateTime: a walk of the document that allocates nothing,
+// before the arguments' walk, which does.
+func (e *strictInputs) takesChecked(ss ast.SelectionSet, seen map[*ast.FragmentDefinition]bool) bool {
 	for _, sel := range ss {
 		switch s := sel.(type) {
 		case *ast.Field:
 			if s.Definition != nil && len(s.Arguments) > 0 {
 				for _, a := range s.Definition.Arguments {
-					if e.holdsJSON[a.Type.Name()] {
+					if e.holdsChecked[a.Type.Name()] {
 						return true
 					}
 				}
 			}
-			if e.takesJSON(s.SelectionSet, seen) {
+			if e.takesChecked(s.SelectionSet, seen) {
 				return true
 			}
 		case *ast.InlineFragment:
-			if e.takesJSON(s.SelectionSet, seen) {
+			if e.takesChecked(s.SelectionSet, seen) {
 				return true
 			}
 		case *ast.FragmentSpread:
@@ -210,7 +212,7 @@ func (e *strictInputs) takesJSON(ss ast.SelectionSet, seen map[*ast.FragmentDefi
 				seen = map[*ast.FragmentDefinition]bool{}
 			}
 			seen[s.Definition] = true
-			if e.takesJSON(s.Definition.SelectionSet, seen) {
+			if e.takesChecked(s.Definition.SelectionSet, seen) {
 				return true
 			}
 		}
@@ -353,11 +355,12 @@ func describe(v any) string {
 	return string(b) + ", " + kind
 }
 
-// objects checks that every JSON in the argument value v of type t is an object, as
-// the scalar's unmarshaling will (scalar.UnmarshalObject); arg is the argument path
+// objects checks that every JSON in the argument value v of type t is an object, and
+// every DateTime RFC 3339, as the scalars' unmarshaling will (scalar.UnmarshalObject,
+// scalar.UnmarshalDateTime); arg is the argument path
 // of v (which it extends as it descends and restores), path the field's.
 func (e *strictInputs) objects(t *ast.Type, v any, path ast.Path, arg *inputPath) *gqlerror.Error {
-	if v == nil || !e.holdsJSON[t.Name()] {
+	if v == nil || !e.holdsChecked[t.Name()] {
 		return nil
 	}
 	if t.Elem != nil {
@@ -385,8 +388,13 @@ func (e *strictInputs) objects(t *ast.Type, v any, path ast.Path, arg *inputPath
 		return nil
 	case "JSONValue": // any JSON value
 		return nil
+	case "DateTime":
+		if _, err := scalar.UnmarshalDateTime(v); err != nil {
+			return badUserInput(path, nil, err.Error(), arg.strings())
+		}
+		return nil
 	}
-	fields, _ := v.(map[string]any) // an input object: holdsJSON knows no other
+	fields, _ := v.(map[string]any) // an input object: holdsChecked knows no other
 	for _, f := range e.schema.Types[t.NamedType].Fields {
 		if fv, ok := fields[f.Name]; ok {
 			arg.push(f.Name, 0)
@@ -407,7 +415,7 @@ func (e *strictInputs) objects(t *ast.Type, v any, path ast.Path, arg *inputPath
 // digit (json.Number). arg is the path of v (which it extends as it descends and
 // restores), left at the number's JSON when it finds one.
 func (e *strictInputs) inexactLiteral(t *ast.Type, v *ast.Value, arg *inputPath) (string, bool) {
-	if v == nil || v.Kind == ast.Variable || !e.holdsJSON[t.Name()] {
+	if v == nil || v.Kind == ast.Variable || !e.holdsChecked[t.Name()] {
 		return "", true
 	}
 	if t.Elem != nil {
@@ -432,7 +440,7 @@ func (e *strictInputs) inexactLiteral(t *ast.Type, v *ast.Value, arg *inputPath)
 		return inexactNumber(v)
 	}
 	def := e.schema.Types[t.NamedType]
-	for _, c := range v.Children { // an input object: holdsJSON knows no other
+	for _, c := range v.Children { // an input object: holdsChecked knows no other
 		if f := def.Fields.ForName(c.Name); f != nil {
 			arg.push(c.Name, 0)
 			if raw, ok := e.inexactLiteral(f.Type, c.Value, arg); !ok {

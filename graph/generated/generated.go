@@ -1388,7 +1388,9 @@ directive @maxItems(
 
 """
 An instant, as an RFC 3339 string in UTC with up to microsecond precision, such as
-` + "`" + `2026-11-28T09:30:00.123456Z` + "`" + `.
+` + "`" + `2026-11-28T09:30:00.123456Z` + "`" + `. As input, RFC 3339 with a time and a zone, in any
+offset (` + "`" + `2026-11-28T15:00:00+05:30` + "`" + `); anything else, such as a date alone or ` + "`" + `""` + "`" + `, is
+BAD_USER_INPUT at its place, before anything runs.
 """
 scalar DateTime @specifiedBy(url: "https://www.rfc-editor.org/rfc/rfc3339")
 

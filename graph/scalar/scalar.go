@@ -27,10 +27,24 @@ func MarshalDateTime(t time.Time) graphql.Marshaler {
 	return dateTime(t)
 }
 
-// UnmarshalDateTime reads a DateTime as gqlgen's graphql.UnmarshalTime does.
+// UnmarshalDateTime reads a DateTime: RFC 3339 with a time and a zone. Anything else
+// is the client's mistake and is told as one (BAD_USER_INPUT): gqlgen's
+// graphql.UnmarshalTime returns a plain error, which the server answered as
+// INTERNAL_SERVER_ERROR (which clients retry), and reads "" as the year 1, which
+// kept every contact of a filter's range, or none, with no error.
 func UnmarshalDateTime(v any) (time.Time, error) {
-	return graphql.UnmarshalTime(v)
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, crm.Errorf(crm.CodeInvalid, nil, "a DateTime is a string in RFC 3339 form with a time and a zone, such as %q", dateTimeExample)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, crm.Errorf(crm.CodeInvalid, nil, "%s is not a DateTime: RFC 3339 with a time and a zone is expected, such as %q", strconv.Quote(s), dateTimeExample)
+	}
+	return t, nil
 }
+
+const dateTimeExample = "2026-12-01T00:00:00Z"
 
 type dateTime time.Time
 

@@ -249,3 +249,44 @@ func TestContactFilterConditionsStatements(t *testing.T) {
 		t.Errorf("statements of pages of 2 and 40: %v", count)
 	}
 }
+
+// TestDateTimeInputsRefused: a DateTime that is not RFC 3339 with a time and a zone
+// ("2026-12-07", "", a 30th of February), in a variable or written in the query, is
+// BAD_USER_INPUT at its place before anything runs: it was INTERNAL_SERVER_ERROR
+// (which clients retry), after a mutation's earlier root fields had been applied,
+// and "" was read as the year 1, keeping every contact or none with no error.
+func TestDateTimeInputsRefused(t *testing.T) {
+	a := newAPI(t)
+	for _, bad := range []string{"2026-12-07", "", "2026-12-07T00:00:00", "2026-02-30T00:00:00Z", "yesterday"} {
+		for _, end := range []string{"from", "to"} {
+			res := a.post(conditionsDoc, map[string]any{"filter": map[string]any{"createdAt": map[string]any{end: bad}}})
+			if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" ||
+				fmt.Sprint(res.Errors[0].Extensions["field"]) != "[filter createdAt "+end+"]" {
+				t.Errorf("createdAt.%s %q in a variable: %+v", end, bad, res.Errors)
+			}
+		}
+		res := a.post(literalConditionsDoc(fmt.Sprintf(`{updatedAt: {to: %q}}`, bad)), nil)
+		if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" ||
+			fmt.Sprint(res.Errors[0].Extensions["field"]) != "[filter updatedAt to]" {
+			t.Errorf("updatedAt.to %q in the query: %+v", bad, res.Errors)
+		}
+	}
+	res := a.post(`{ deletedContacts(since: "2026-12-07") { nodes { id } } }`, nil)
+	if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
+		t.Errorf("deletedContacts(since:) of a date: %+v", res.Errors)
+	}
+	// A mutation's second root field's bad date stops the first too.
+	res = a.post(`mutation {
+		a: createSegment(input: {name: "dt-first"}) { segment { id } }
+		b: createSegment(input: {name: "dt-second", contactsMatching: {filter: {createdAt: {from: "2026-12-01"}}}}) { segment { id } } }`, nil)
+	if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
+		t.Errorf("a mutation with a bad date: %+v", res.Errors)
+	}
+	var found struct {
+		SegmentByName *struct{ ID string } `json:"segmentByName"`
+	}
+	a.do(`{ segmentByName(name: "dt-first") { id } }`, nil, &found)
+	if found.SegmentByName != nil {
+		t.Errorf("the mutation's first field ran: segment %s was created", found.SegmentByName.ID)
+	}
+}

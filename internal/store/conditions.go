@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun/dialect/pgdialect"
 
@@ -35,10 +36,10 @@ func conditionConds(ws workspaceArg, c crm.ContactConditions) []sqlCond {
 	var conds []sqlCond
 	dates := func(column string, r crm.TimeRange) {
 		if r.From != nil {
-			conds = append(conds, sqlCond{"c." + column + " >= ?", []any{*r.From}})
+			conds = append(conds, sqlCond{"c." + column + " >= ?", []any{microsecondCeiling(*r.From)}})
 		}
 		if r.To != nil {
-			conds = append(conds, sqlCond{"c." + column + " < ?", []any{*r.To}})
+			conds = append(conds, sqlCond{"c." + column + " < ?", []any{microsecondCeiling(*r.To)}})
 		}
 	}
 	dates("created_at", c.CreatedAt)
@@ -175,4 +176,15 @@ func (s *Store) countSegmented(ctx context.Context, ws workspaceArg, cq crm.Cont
 	}
 	err := s.db.NewRaw(q, args...).Scan(ctx, &n)
 	return n, true, err
+}
+
+// microsecondCeiling returns t, or the next microsecond after it when t falls between
+// two. PostgreSQL keeps microseconds, and truncated a finer end: an instant it holds is
+// at or after t, or before t, exactly when it is so of t's ceiling, where t's
+// truncation let a range from .3496849 keep .349684 and one to .3496849 drop it.
+func microsecondCeiling(t time.Time) time.Time {
+	if c := t.Truncate(time.Microsecond); !c.Equal(t) {
+		return c.Add(time.Microsecond)
+	}
+	return t
 }
