@@ -4,11 +4,11 @@ SELECT set_config('app.workspace_id', 1::bigint::text, true);
 UPDATE rate_limit_buckets AS b
    SET tokens = least(1000000000000::float8, b.tokens + greatest(0, extract(epoch FROM now() - b.updated_at)::float8) * 500::float8 + v.points),
        updated_at = greatest(b.updated_at, now())
-  FROM unnest('{"workspace:1/key:3"}'::text[], '{384}'::float8[]) AS v(bucket, points)
+  FROM unnest('{"workspace:1/key:2"}'::text[], '{98}'::float8[]) AS v(bucket, points)
  WHERE b.workspace_id = 1 AND b.bucket = v.bucket;;
 SET LOCAL app.workspace_id = '1'; 
 INSERT INTO rate_limit_buckets AS b (workspace_id, bucket, tokens, updated_at, granted, taken)
-SELECT set_config('app.workspace_id', 1::bigint::text, true)::bigint, 'workspace:1/key:3', n.avail - n.taken, now(), n.granted, n.taken
+SELECT set_config('app.workspace_id', 1::bigint::text, true)::bigint, 'workspace:1/key:2', n.avail - n.taken, now(), n.granted, n.taken
   FROM (SELECT a.avail, a.avail >= 22 AS granted,
                CASE WHEN a.avail >= 22 THEN 22 + least(220::float8, a.avail - 22) ELSE 0 END AS taken
           FROM (SELECT 1000000000000::float8 - 0::float8 AS avail) AS a) AS n

@@ -2,7 +2,7 @@
 -- recorded by cmd/segbench (make bench) on its last run; pgbench replays them as the SQL floor.
 SET LOCAL app.workspace_id = '1'\; 
 INSERT INTO rate_limit_buckets AS b (workspace_id, bucket, tokens, updated_at, granted, taken)
-SELECT set_config('app.workspace_id', 1::bigint::text, true)::bigint, 'workspace:1/key:3', n.avail - n.taken, now(), n.granted, n.taken
+SELECT set_config('app.workspace_id', 1::bigint::text, true)::bigint, 'workspace:1/key:2', n.avail - n.taken, now(), n.granted, n.taken
   FROM (SELECT a.avail, a.avail >= 61 AS granted,
                CASE WHEN a.avail >= 61 THEN 61 + least(1520::float8, a.avail - 61) ELSE 0 END AS taken
           FROM (SELECT 1000000000000::float8 - 91::float8 AS avail) AS a) AS n
