@@ -546,7 +546,8 @@ func TestContactConditionsMatchBruteForce(t *testing.T) {
 // in contacts_attributes). And the counts are exact.
 func TestCountsOfUnindexedConditionsTakeIndexes(t *testing.T) {
 	ctx := context.Background()
-	owner, app := storetest.Store(t), storetest.AppStore(t)
+	// A database of its own: its ANALYZE changes no other test's statistics.
+	owner, app := storetest.NewStores(t, store.Options{})
 	ws, _ := storetest.Workspace(t, owner)
 	// Enough contacts that an index is worth more than reading the workspace: every
 	// 7th without an email, every 25th without a name, every 50th with the key vip.

@@ -409,8 +409,8 @@ func TestRLSKeepsConditionsOnTheirIndexes(t *testing.T) {
 		{"contacts by name", fmt.Sprintf(`SELECT c.id FROM contacts c WHERE c.workspace_id = %d AND ((c.name IS NULL), %s, c.id) > (false, 'abc', 0)
 			ORDER BY (c.name IS NULL), %[2]s, c.id LIMIT 5`, ws.ID, fmt.Sprintf(store.ContactNameOrderExpr, "c.name")), "contacts_name"},
 		{"contacts by email", pageAfter(crm.ContactsByEmail), "contacts_email"},
-		{"contacts by attribute", fmt.Sprintf(`SELECT c.id FROM contacts c WHERE c.workspace_id = %d AND c.attributes @> '{"city": "Pune"}'`, ws.ID), "contacts_attributes"},
-		{"contacts with a key", fmt.Sprintf(`SELECT c.id FROM contacts c WHERE c.workspace_id = %d AND c.attributes ? 'city'`, ws.ID), "contacts_attributes"},
+		{"contacts by attribute", fmt.Sprintf(`SELECT c.id FROM contacts c WHERE c.workspace_id = %d AND c.attributes @> '{"city": "ZQ9X"}'`, ws.ID), "contacts_attributes"},
+		{"contacts with a key", fmt.Sprintf(`SELECT c.id FROM contacts c WHERE c.workspace_id = %d AND c.attributes ? 'zq9x'`, ws.ID), "contacts_attributes"},
 		{"contacts by phone", pageAfter(crm.ContactsByPhone), "contacts_workspace_id_phone_key"},
 	} {
 		// Small tables are read whole when allowed: forbid that, and make filtering
