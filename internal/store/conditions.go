@@ -27,7 +27,13 @@ import (
 //     GIN index contacts_attributes serves both (migration 20261218000001): a value
 //     or key no contact has is found absent at once, where reading the workspace
 //     took 0.2-0.4 s at 1M contacts. exists: false and atLeast and atMost (a
-//     number's comparison) no index serves: they test each contact read.
+//     number's comparison) no index serves: they test each contact read. A count
+//     of exists: false alone is the workspace's contacts less those with the key
+//     (countComplement).
+//   - hasEmail: false and hasName: false are the partial indexes
+//     contacts_without_email and contacts_without_name (migration
+//     20261219000001), which count them index-only; a count of hasEmail: true or
+//     hasName: true alone is the workspace's contacts less those (countComplement).
 //   - inAnySegment looks the contact up in memberships_contact.
 func conditionConds(ws workspaceArg, c crm.ContactConditions) []sqlCond {
 	if c.IsZero() {
@@ -176,6 +182,47 @@ func (s *Store) countSegmented(ctx context.Context, ws workspaceArg, cq crm.Cont
 	}
 	err := s.db.NewRaw(q, args...).Scan(ctx, &n)
 	return n, true, err
+}
+
+// countComplement returns the count of cq when it is one condition alone (no
+// search, no segment list, no other condition) that no index serves but whose
+// opposite one does, and true; else false. hasEmail: true, hasName: true and an
+// attribute's exists: false read every contact of the workspace to count it (0.2-1.1 s
+// at 1M contacts); their opposites are counted from contacts_without_email,
+// contacts_without_name and contacts_attributes. So the count is the workspace's
+// contacts (its counters) less the opposite's, in one statement: one snapshot, in
+// which the counters and the contacts agree (their triggers write both in the same
+// transaction). Where most contacts have the key, PostgreSQL reads the workspace for
+// the opposite as it did for the condition: no slower than before.
+func (s *Store) countComplement(ctx context.Context, ws workspaceArg, cq crm.ContactQuery) (int, bool, error) {
+	opposite, ok := complemented(cq)
+	if !ok {
+		return 0, false, nil
+	}
+	var rows []contactRow
+	var n int
+	err := s.db.NewRaw("SELECT ("+allContactsSQL+") - (?)", ws, s.contactQuery(&rows, ws, opposite).ColumnExpr("count(*)")).Scan(ctx, &n)
+	return n, true, err
+}
+
+// complemented returns the query of the workspace's contacts that cq does not
+// select, when countComplement counts cq by it, and true; else false.
+func complemented(cq crm.ContactQuery) (crm.ContactQuery, bool) {
+	c := cq.Conditions
+	if cq.Search != "" || !cq.Segments.IsZero() || !c.CreatedAt.IsZero() || !c.UpdatedAt.IsZero() || c.InAnySegment != nil {
+		return crm.ContactQuery{}, false
+	}
+	no, yes := false, true
+	switch {
+	case c.HasEmail != nil && *c.HasEmail && c.HasName == nil && len(c.Attributes) == 0:
+		return crm.ContactQuery{Conditions: crm.ContactConditions{HasEmail: &no}}, true
+	case c.HasName != nil && *c.HasName && c.HasEmail == nil && len(c.Attributes) == 0:
+		return crm.ContactQuery{Conditions: crm.ContactConditions{HasName: &no}}, true
+	case c.HasEmail == nil && c.HasName == nil && len(c.Attributes) == 1 &&
+		c.Attributes[0].Exists != nil && !*c.Attributes[0].Exists:
+		return crm.ContactQuery{Conditions: crm.ContactConditions{Attributes: []crm.AttributeCondition{{Key: c.Attributes[0].Key, Exists: &yes}}}}, true
+	}
+	return crm.ContactQuery{}, false
 }
 
 // microsecondCeiling returns t, or the next microsecond after it when t falls between

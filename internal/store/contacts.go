@@ -492,6 +492,9 @@ func (s *Store) countContacts(ctx context.Context, ws workspaceArg, cq crm.Conta
 	if n, ok, err := s.countSegmented(ctx, ws, cq); ok {
 		return n, err
 	}
+	if n, ok, err := s.countComplement(ctx, ws, cq); ok {
+		return n, err
+	}
 	if cq.Search == "" && cq.Conditions.IsZero() {
 		if seg, ok := onlySegment(cq.Segments); ok {
 			return s.countMembers(ctx, ws, seg)

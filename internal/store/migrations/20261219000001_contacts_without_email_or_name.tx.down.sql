@@ -1,0 +1,2 @@
+DROP INDEX contacts_without_name;
+DROP INDEX contacts_without_email;
