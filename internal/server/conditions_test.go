@@ -290,3 +290,79 @@ func TestDateTimeInputsRefused(t *testing.T) {
 		t.Errorf("the mutation's first field ran: segment %s was created", found.SegmentByName.ID)
 	}
 }
+
+// TestDateTimeInputsOfNanoseconds: every DateTime argument finer than PostgreSQL's
+// microseconds compares exactly, in a variable or written in the query: a contact
+// created (updated, deleted) at .349684 is before .349684001 and not at or after it.
+// deletedContacts(since: .349684001) listed the deletion at .349684 (the end was
+// truncated), where a filter's range rounded its ends up; the scalar now rounds every
+// DateTime up, and the ranges keep their behaviour.
+func TestDateTimeInputsOfNanoseconds(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	ids := c.addContacts(phones(79_000, 1)...)
+	one := c.contact(ids[0])
+	finer := func(at string) string {
+		tm, err := time.Parse(time.RFC3339Nano, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm.Add(time.Nanosecond).Format(time.RFC3339Nano)
+	}
+	for _, field := range []string{"createdAt", "updatedAt"} {
+		at := one.CreatedAt
+		if field == "updatedAt" {
+			at = one.UpdatedAt
+		}
+		for _, tc := range []struct {
+			end, at string
+			holds   bool // whether the range keeps the contact
+		}{
+			{"from", finer(at), false},
+			{"to", finer(at), true},
+			{"from", at, true},
+			{"to", at, false},
+		} {
+			filter := fmt.Sprintf("{%s: {%s: %q}}", field, tc.end, tc.at)
+			var byVar, byLiteral conditionsPage
+			c.do(conditionsDoc, map[string]any{"filter": map[string]any{field: map[string]any{tc.end: tc.at}}}, &byVar)
+			c.do(literalConditionsDoc(filter), nil, &byLiteral)
+			for how, p := range map[string]conditionsPage{"in a variable": byVar, "in the query": byLiteral} {
+				kept := slices.ContainsFunc(p.Contacts.Nodes, func(n contact) bool { return n.ID == ids[0] })
+				if kept != tc.holds {
+					t.Errorf("%s of %s %s: kept %t, want %t", filter, at, how, kept, tc.holds)
+				}
+			}
+		}
+	}
+	// A mutation's filter, as a query's: from the instant to just after it.
+	seg := c.createSegment(map[string]any{"name": "ns", "contactsMatching": map[string]any{
+		"filter": map[string]any{"createdAt": map[string]any{"from": one.CreatedAt, "to": finer(one.CreatedAt)}}}})
+	if len(seg.UserErrors) > 0 || seg.Segment == nil || seg.Segment.ContactCount != 1 {
+		t.Errorf("createSegment of the contacts created from %s to %s: %+v", one.CreatedAt, finer(one.CreatedAt), seg)
+	}
+
+	// deletedContacts(since:).
+	if p := c.deleteContacts(ids[0]); len(p.UserErrors) != 0 {
+		t.Fatal(p.UserErrors)
+	}
+	all := c.deleted("2000-01-01T00:00:00Z", nil, nil)
+	if len(all.Edges) != 1 {
+		t.Fatalf("%d deletions listed, want 1", len(all.Edges))
+	}
+	at := all.Edges[0].Node.DeletedAt
+	if got := c.deletedIDs(at, 100); !slices.Equal(got, ids[:1]) {
+		t.Errorf("since %s, the deletion's instant: %v, want %v", at, got, ids[:1])
+	}
+	if got := c.deletedIDs(finer(at), 100); len(got) != 0 {
+		t.Errorf("since %s, after the deletion at %s: %v", finer(at), at, got)
+	}
+	var literal struct {
+		DeletedContacts struct {
+			Nodes []struct{ ID string } `json:"nodes"`
+		} `json:"deletedContacts"`
+	}
+	c.do(fmt.Sprintf(`{ deletedContacts(since: %q) { nodes { id } } }`, finer(at)), nil, &literal)
+	if got := literal.DeletedContacts.Nodes; len(got) != 0 {
+		t.Errorf("since %s written in the query, after the deletion at %s: %v", finer(at), at, got)
+	}
+}
