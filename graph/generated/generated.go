@@ -1403,7 +1403,8 @@ scalar JSON @specifiedBy(url: "https://www.rfc-editor.org/rfc/rfc8259")
 
 """
 Any JSON value: a string, a number, a boolean, an array or an object, such as ` + "`" + `"Pune"` + "`" + `,
-` + "`" + `10` + "`" + ` or ` + "`" + `["gold", "silver"]` + "`" + `. A number keeps every digit sent in a variable.
+` + "`" + `10` + "`" + ` or ` + "`" + `["gold", "silver"]` + "`" + `. A number keeps every digit, sent in a variable or
+written in the query as an argument's value (` + "`" + `12345678901234567890123` + "`" + `).
 """
 scalar JSONValue @specifiedBy(url: "https://www.rfc-editor.org/rfc/rfc8259")
 
