@@ -39,11 +39,12 @@ import (
 //     error, before anything runs. It reached the resolvers as a null or a "null",
 //     and failed as an internal error after a mutation had been made, panicked in
 //     @skip(if:), or was read as no ID at all;
-//   - in a JSON or JSONValue written in the query, a number that a float64 (which
-//     gqlparser reads it into) does not hold exactly: in an argument as
-//     BAD_USER_INPUT, in a variable's default as GRAPHQL_VALIDATION_FAILED at
-//     ["variable", name, ...]: 9007199254740993.0 was stored as 9007199254740992,
-//     where a variable's value keeps every digit.
+//   - in a JSON or JSONValue written in a variable's default, a number that a
+//     float64 (which gqlparser reads it into) does not hold exactly, as
+//     GRAPHQL_VALIDATION_FAILED at ["variable", name, ...]: 9007199254740993.0 was
+//     stored as 9007199254740992, where a variable's value keeps every digit. Such a
+//     number written in an argument is read as a variable's value is: validation
+//     made it a variable (exactLiterals), whose value is set first here.
 type strictInputs struct {
 	schema *ast.Schema
 	// holdsChecked names the input types whose values can hold a JSON or a DateTime
@@ -124,6 +125,10 @@ func (p inputPath) strings() []string {
 
 func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
 	op := opCtx.Operation
+	if opCtx.Variables == nil {
+		opCtx.Variables = map[string]any{}
+	}
+	literalValues(op, opCtx.Variables) // before anything reads the arguments
 	if ref := refusalFrom(ctx); ref != nil && ref.method == http.MethodGet && op.Operation != ast.Query {
 		return nil // the transport refuses it next (405), whatever its inputs
 	}
@@ -164,12 +169,6 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 			if v, ok := args[a.Name]; ok {
 				if err := e.objects(a.Type, v, path, &inputPath{{name: a.Name}}); err != nil {
 					return at(err, f.Position)
-				}
-			}
-			if lit := f.Arguments.ForName(a.Name); lit != nil && lit.Value.Kind != ast.Variable {
-				arg := inputPath{{name: a.Name}}
-				if raw, ok := e.inexactLiteral(a.Type, lit.Value, &arg); !ok {
-					return at(badUserInput(path, nil, inexactMessage(raw), arg.strings()), lit.Value.Position)
 				}
 			}
 		}
@@ -408,12 +407,13 @@ func (e *strictInputs) objects(t *ast.Type, v any, path ast.Path, arg *inputPath
 	return nil
 }
 
-// inexactLiteral returns the first number of a JSON in the value v of type t, as
-// written in the query, that a float64 does not hold exactly, and false; or true when
-// there is none. gqlparser reads a literal Float into a float64, and the attributes
-// then keep its nearest value, not the number written; a variable's value keeps every
-// digit (json.Number). arg is the path of v (which it extends as it descends and
-// restores), left at the number's JSON when it finds one.
+// inexactLiteral returns the first number of a JSON in the value v of type t, a
+// variable's default as written in the query, that gqlparser does not read exactly
+// (exactNumber), and false; or true when there is none. gqlparser reads a literal
+// Float into a float64, and the attributes then kept its nearest value, not the
+// number written; a variable's value keeps every digit (json.Number). arg is the path
+// of v (which it extends as it descends and restores), left at the number's JSON when
+// it finds one.
 func (e *strictInputs) inexactLiteral(t *ast.Type, v *ast.Value, arg *inputPath) (string, bool) {
 	if v == nil || v.Kind == ast.Variable || !e.holdsChecked[t.Name()] {
 		return "", true
@@ -452,19 +452,18 @@ func (e *strictInputs) inexactLiteral(t *ast.Type, v *ast.Value, arg *inputPath)
 	return "", true
 }
 
-// inexactMessage says why the number raw, written in the query, is refused.
+// inexactMessage says why the number raw, written in a variable's default, is refused.
 func inexactMessage(raw string) string {
-	return fmt.Sprintf("the number %s, written in the query, cannot be kept exactly: send it in a variable's value, which keeps every digit",
+	return fmt.Sprintf("the number %s, written in a variable's default, cannot be kept exactly: send it in the variable's value, which keeps every digit",
 		crm.QuoteInput(raw))
 }
 
-// inexactNumber returns the first number of the JSON literal v that a float64 does
-// not hold exactly, and false; or true when there is none.
+// inexactNumber returns the first number of the JSON literal v that gqlparser does
+// not read exactly (exactNumber), and false; or true when there is none.
 func inexactNumber(v *ast.Value) (string, bool) {
 	switch v.Kind {
-	case ast.FloatValue:
-		f, err := strconv.ParseFloat(v.Raw, 64)
-		if err != nil || !sameNumber(v.Raw, strconv.FormatFloat(f, 'g', -1, 64)) {
+	case ast.IntValue, ast.FloatValue:
+		if !exactNumber(v) {
 			return v.Raw, false
 		}
 	case ast.ListValue, ast.ObjectValue:

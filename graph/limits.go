@@ -211,7 +211,7 @@ func rulesWithoutSuggestions() *rules.Rules {
 		{"KnownArgumentNames", rules.KnownArgumentNamesRuleWithoutSuggestions},
 		{"KnownTypeNames", rules.KnownTypeNamesRuleWithoutSuggestions},
 		{"ScalarLeafs", rules.ScalarLeafsRuleWithoutSuggestions},
-		{"ValuesOfCorrectType", rules.ValuesOfCorrectTypeRuleWithoutSuggestions},
+		{"ValuesOfCorrectType", exactLiterals}, // without suggestions too (literals.go)
 	} {
 		r.RemoveRule(rule.name)
 		r.AddRule(rule.replacement.Name, rule.replacement.RuleFunc)

@@ -1390,7 +1390,9 @@ directive @maxItems(
 An instant, as an RFC 3339 string in UTC with up to microsecond precision, such as
 ` + "`" + `2026-11-28T09:30:00.123456Z` + "`" + `. As input, RFC 3339 with a time and a zone, in any
 offset (` + "`" + `2026-11-28T15:00:00+05:30` + "`" + `); anything else, such as a date alone or ` + "`" + `""` + "`" + `, is
-BAD_USER_INPUT at its place, before anything runs.
+BAD_USER_INPUT at its place, before anything runs. An input finer than a microsecond
+is rounded up to the next microsecond, which keeps every bound exact: "at or after
+` + "`" + `.3496849` + "`" + `" and "before ` + "`" + `.3496849` + "`" + `" hold of the same instants as of ` + "`" + `.349685` + "`" + `.
 """
 scalar DateTime @specifiedBy(url: "https://www.rfc-editor.org/rfc/rfc3339")
 
@@ -1401,7 +1403,8 @@ scalar JSON @specifiedBy(url: "https://www.rfc-editor.org/rfc/rfc8259")
 
 """
 Any JSON value: a string, a number, a boolean, an array or an object, such as ` + "`" + `"Pune"` + "`" + `,
-` + "`" + `10` + "`" + ` or ` + "`" + `["gold", "silver"]` + "`" + `. A number keeps every digit sent in a variable.
+` + "`" + `10` + "`" + ` or ` + "`" + `["gold", "silver"]` + "`" + `. A number keeps every digit, sent in a variable or
+written in the query as an argument's value (` + "`" + `12345678901234567890123` + "`" + `).
 """
 scalar JSONValue @specifiedBy(url: "https://www.rfc-editor.org/rfc/rfc8259")
 

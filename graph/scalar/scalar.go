@@ -32,6 +32,10 @@ func MarshalDateTime(t time.Time) graphql.Marshaler {
 // graphql.UnmarshalTime returns a plain error, which the server answered as
 // INTERNAL_SERVER_ERROR (which clients retry), and reads "" as the year 1, which
 // kept every contact of a filter's range, or none, with no error.
+//
+// An instant finer than a microsecond is rounded up to the next microsecond
+// (microsecondCeiling), here where every DateTime argument passes, in a variable or
+// written in the query.
 func UnmarshalDateTime(v any) (time.Time, error) {
 	s, ok := v.(string)
 	if !ok {
@@ -41,7 +45,22 @@ func UnmarshalDateTime(v any) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, crm.Errorf(crm.CodeInvalid, nil, "%s is not a DateTime: RFC 3339 with a time and a zone is expected, such as %q", strconv.Quote(s), dateTimeExample)
 	}
-	return t, nil
+	return microsecondCeiling(t), nil
+}
+
+// microsecondCeiling returns t, or the next microsecond after it when t falls between
+// two. PostgreSQL keeps microseconds, and truncated a finer instant written into a
+// statement: a range from .3496849 kept a contact created at .349684, and
+// deletedContacts(since: .3496849) listed a deletion at .349684. Every DateTime
+// argument is a bound "at or after" (DateTimeRange.from, deletedContacts' since) or
+// "before" (DateTimeRange.to), and an instant PostgreSQL holds is at or after t, or
+// before t, exactly when it is so of t's ceiling. (A bound "at or before" or "after"
+// would need the floor instead: such an argument must not take a DateTime as is.)
+func microsecondCeiling(t time.Time) time.Time {
+	if c := t.Truncate(time.Microsecond); !c.Equal(t) {
+		return c.Add(time.Microsecond)
+	}
+	return t
 }
 
 const dateTimeExample = "2026-12-01T00:00:00Z"

@@ -214,7 +214,7 @@ var operationName = regexp.MustCompile(`(?m)^(query|mutation) (\w+)`)
 // first-time user should see of the API, the newest fields included.
 var exampleShows = map[string][][]string{
 	"ListSegments":   {{"viewer", "canMutate"}, {"viewer", "expiresAt"}, {"segments", "nodes"}},
-	"UpsertContacts": {{"upsertContacts", "createdContactIds"}},
+	"UpsertContacts": {{"upsertContacts", "createdContactIds"}, {"upsertContacts", "assignedCount"}, {"upsertContacts", "segments"}},
 	"Contacts":       {{"contacts", "nodes"}, {"contactsByPhone"}},
 	"AssignContacts": {{"assignContactsToSegments", "segments"}, {"assignContactsToSegments", "contacts"}},
 }

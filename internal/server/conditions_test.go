@@ -164,8 +164,7 @@ func TestContactFilterConditions(t *testing.T) {
 
 // TestContactFilterConditionsRefused: a malformed condition refuses Query.contacts
 // with BAD_USER_INPUT naming it (extensions.field from the argument), the first
-// problem of the filter as for its segments; a literal number a float64 cannot hold
-// is refused before anything runs.
+// problem of the filter as for its segments.
 func TestContactFilterConditionsRefused(t *testing.T) {
 	a := newAPI(t)
 	for _, tc := range []struct {
@@ -208,9 +207,58 @@ func TestContactFilterConditionsRefused(t *testing.T) {
 	if len(res.Errors) != 1 || fmt.Sprint(res.Errors[0].Extensions["field"]) != "[filter attributes 0 in]" || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
 		t.Errorf("101 values: %+v", res.Errors)
 	}
-	msg := a.fails("BAD_USER_INPUT", literalConditionsDoc(`{attributes: [{key: "k", equals: 9007199254740993.0}]}`), nil)
-	if !strings.Contains(msg, "9007199254740993.0") {
-		t.Errorf("an inexact literal: %s", msg)
+}
+
+// TestLiteralConditionNumbersAsVariables: a number written in a condition's value
+// gives what the same number in a variable's value gives: the contacts with that
+// attribute, every digit compared, or the same refusal (status, code, path). Past an
+// int64 or a float64 (12345678901234567890123, 1e400) it was GRAPHQL_VALIDATION_FAILED
+// ("Expected value of type AttributeCondition!", no path), and one a float64 does not
+// hold exactly (9007199254740993.0) BAD_USER_INPUT "send it in a variable".
+func TestLiteralConditionNumbersAsVariables(t *testing.T) {
+	a := newAPI(t)
+	numbers := []string{"12345678901234567890123", "-12345678901234567890123", "9007199254740993.0", "1e400", "1e-400",
+		"1e2000000000", "5"}
+	var in []map[string]any
+	for i, n := range numbers {
+		in = append(in, map[string]any{"phone": phones(79_100, len(numbers))[i], "attributes": map[string]any{"n": json.Number(n)}})
+	}
+	var up struct {
+		UpsertContacts struct {
+			Contacts   []contact   `json:"contacts"`
+			UserErrors []userError `json:"userErrors"`
+		} `json:"upsertContacts"`
+	}
+	a.do(`mutation($in: UpsertContactsInput!) { upsertContacts(input: $in) { contacts { id } userErrors { field message code } } }`,
+		map[string]any{"in": map[string]any{"contacts": in[:len(in)-2]}}, &up) // not 1e2000000000 (TOO_LONG), nor 5
+	if len(up.UpsertContacts.UserErrors) > 0 {
+		t.Fatal(up.UpsertContacts.UserErrors)
+	}
+	outcome := func(res response) string {
+		var codes []string
+		for _, e := range res.Errors {
+			codes = append(codes, fmt.Sprint(e.Extensions["code"], e.Extensions["field"]))
+		}
+		return fmt.Sprintf("%d %v %s", res.Status, codes, res.Data)
+	}
+	for i, n := range numbers {
+		for _, op := range []string{"equals", "in"} {
+			value := any(json.Number(n))
+			literal := n
+			if op == "in" {
+				value, literal = []any{value}, "["+n+"]"
+			}
+			byVar := a.post(conditionsDoc, map[string]any{"filter": map[string]any{"attributes": []any{map[string]any{"key": "n", op: value}}}})
+			byLiteral := a.post(literalConditionsDoc(fmt.Sprintf(`{attributes: [{key: "n", %s: %s}]}`, op, literal)), nil)
+			if got, want := outcome(byLiteral), outcome(byVar); got != want {
+				t.Errorf("%s: %s written in the query: %s; in a variable: %s", op, n, got, want)
+			}
+			var p conditionsPage
+			if i < len(up.UpsertContacts.Contacts) && (json.Unmarshal(byLiteral.Data, &p) != nil || len(p.Contacts.Nodes) != 1 ||
+				p.Contacts.Nodes[0].ID != up.UpsertContacts.Contacts[i].ID) {
+				t.Errorf("%s: %s written in the query finds %s, want the contact of attributes %v", op, n, byLiteral.Data, in[i]["attributes"])
+			}
+		}
 	}
 }
 
@@ -288,5 +336,81 @@ func TestDateTimeInputsRefused(t *testing.T) {
 	a.do(`{ segmentByName(name: "dt-first") { id } }`, nil, &found)
 	if found.SegmentByName != nil {
 		t.Errorf("the mutation's first field ran: segment %s was created", found.SegmentByName.ID)
+	}
+}
+
+// TestDateTimeInputsOfNanoseconds: every DateTime argument finer than PostgreSQL's
+// microseconds compares exactly, in a variable or written in the query: a contact
+// created (updated, deleted) at .349684 is before .349684001 and not at or after it.
+// deletedContacts(since: .349684001) listed the deletion at .349684 (the end was
+// truncated), where a filter's range rounded its ends up; the scalar now rounds every
+// DateTime up, and the ranges keep their behaviour.
+func TestDateTimeInputsOfNanoseconds(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	ids := c.addContacts(phones(79_000, 1)...)
+	one := c.contact(ids[0])
+	finer := func(at string) string {
+		tm, err := time.Parse(time.RFC3339Nano, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm.Add(time.Nanosecond).Format(time.RFC3339Nano)
+	}
+	for _, field := range []string{"createdAt", "updatedAt"} {
+		at := one.CreatedAt
+		if field == "updatedAt" {
+			at = one.UpdatedAt
+		}
+		for _, tc := range []struct {
+			end, at string
+			holds   bool // whether the range keeps the contact
+		}{
+			{"from", finer(at), false},
+			{"to", finer(at), true},
+			{"from", at, true},
+			{"to", at, false},
+		} {
+			filter := fmt.Sprintf("{%s: {%s: %q}}", field, tc.end, tc.at)
+			var byVar, byLiteral conditionsPage
+			c.do(conditionsDoc, map[string]any{"filter": map[string]any{field: map[string]any{tc.end: tc.at}}}, &byVar)
+			c.do(literalConditionsDoc(filter), nil, &byLiteral)
+			for how, p := range map[string]conditionsPage{"in a variable": byVar, "in the query": byLiteral} {
+				kept := slices.ContainsFunc(p.Contacts.Nodes, func(n contact) bool { return n.ID == ids[0] })
+				if kept != tc.holds {
+					t.Errorf("%s of %s %s: kept %t, want %t", filter, at, how, kept, tc.holds)
+				}
+			}
+		}
+	}
+	// A mutation's filter, as a query's: from the instant to just after it.
+	seg := c.createSegment(map[string]any{"name": "ns", "contactsMatching": map[string]any{
+		"filter": map[string]any{"createdAt": map[string]any{"from": one.CreatedAt, "to": finer(one.CreatedAt)}}}})
+	if len(seg.UserErrors) > 0 || seg.Segment == nil || seg.Segment.ContactCount != 1 {
+		t.Errorf("createSegment of the contacts created from %s to %s: %+v", one.CreatedAt, finer(one.CreatedAt), seg)
+	}
+
+	// deletedContacts(since:).
+	if p := c.deleteContacts(ids[0]); len(p.UserErrors) != 0 {
+		t.Fatal(p.UserErrors)
+	}
+	all := c.deleted("2000-01-01T00:00:00Z", nil, nil)
+	if len(all.Edges) != 1 {
+		t.Fatalf("%d deletions listed, want 1", len(all.Edges))
+	}
+	at := all.Edges[0].Node.DeletedAt
+	if got := c.deletedIDs(at, 100); !slices.Equal(got, ids[:1]) {
+		t.Errorf("since %s, the deletion's instant: %v, want %v", at, got, ids[:1])
+	}
+	if got := c.deletedIDs(finer(at), 100); len(got) != 0 {
+		t.Errorf("since %s, after the deletion at %s: %v", finer(at), at, got)
+	}
+	var literal struct {
+		DeletedContacts struct {
+			Nodes []struct{ ID string } `json:"nodes"`
+		} `json:"deletedContacts"`
+	}
+	c.do(fmt.Sprintf(`{ deletedContacts(since: %q) { nodes { id } } }`, finer(at)), nil, &literal)
+	if got := literal.DeletedContacts.Nodes; len(got) != 0 {
+		t.Errorf("since %s written in the query, after the deletion at %s: %v", finer(at), at, got)
 	}
 }

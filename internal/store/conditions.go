@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/uptrace/bun/dialect/pgdialect"
 
@@ -40,12 +39,14 @@ func conditionConds(ws workspaceArg, c crm.ContactConditions) []sqlCond {
 		return nil
 	}
 	var conds []sqlCond
+	// A range's ends come as PostgreSQL's microseconds: the API rounds a finer one up
+	// (scalar.UnmarshalDateTime), which keeps the comparisons exact.
 	dates := func(column string, r crm.TimeRange) {
 		if r.From != nil {
-			conds = append(conds, sqlCond{"c." + column + " >= ?", []any{microsecondCeiling(*r.From)}})
+			conds = append(conds, sqlCond{"c." + column + " >= ?", []any{*r.From}})
 		}
 		if r.To != nil {
-			conds = append(conds, sqlCond{"c." + column + " < ?", []any{microsecondCeiling(*r.To)}})
+			conds = append(conds, sqlCond{"c." + column + " < ?", []any{*r.To}})
 		}
 	}
 	dates("created_at", c.CreatedAt)
@@ -223,15 +224,4 @@ func complemented(cq crm.ContactQuery) (crm.ContactQuery, bool) {
 		return crm.ContactQuery{Conditions: crm.ContactConditions{Attributes: []crm.AttributeCondition{{Key: c.Attributes[0].Key, Exists: &yes}}}}, true
 	}
 	return crm.ContactQuery{}, false
-}
-
-// microsecondCeiling returns t, or the next microsecond after it when t falls between
-// two. PostgreSQL keeps microseconds, and truncated a finer end: an instant it holds is
-// at or after t, or before t, exactly when it is so of t's ceiling, where t's
-// truncation let a range from .3496849 keep .349684 and one to .3496849 drop it.
-func microsecondCeiling(t time.Time) time.Time {
-	if c := t.Truncate(time.Microsecond); !c.Equal(t) {
-		return c.Add(time.Microsecond)
-	}
-	return t
 }

@@ -660,38 +660,3 @@ func pageAllBackward(t *testing.T, ctx context.Context, s *store.Store, ws int64
 	}
 	return out
 }
-
-// TestDateRangesOfNanoseconds: a range's end finer than PostgreSQL's microseconds
-// keeps exactly the instants of the range: a contact created at .349684 is before an
-// end of .3496849 and not at or after it. Truncated to .349684, the end kept the
-// contact in a range from .3496849 and dropped it from one to .3496849.
-func TestDateRangesOfNanoseconds(t *testing.T) {
-	ctx := context.Background()
-	s := storetest.Store(t)
-	ws, _ := storetest.Workspace(t, s)
-	up, err := s.UpsertContacts(ctx, ws.ID, []crm.ContactInput{{Phone: "+919810000777"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2026, 12, 7, 8, 32, 2, 349_684_000, time.UTC)
-	storetest.Exec(t, s.DB(), `UPDATE contacts SET created_at = $2 WHERE workspace_id = $1`, ws.ID, at)
-	finer := at.Add(900 * time.Nanosecond)
-	for _, tc := range []struct {
-		name string
-		r    crm.TimeRange
-		want int
-	}{
-		{"from just after", crm.TimeRange{From: &finer}, 0},
-		{"to just after", crm.TimeRange{To: &finer}, 1},
-		{"from the instant", crm.TimeRange{From: &at}, 1},
-		{"to the instant", crm.TimeRange{To: &at}, 0},
-	} {
-		n, err := s.CountContacts(ctx, ws.ID, crm.ContactQuery{Conditions: crm.ContactConditions{CreatedAt: tc.r}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n != tc.want || len(up.Contacts) != 1 {
-			t.Errorf("%s: %d contacts, want %d", tc.name, n, tc.want)
-		}
-	}
-}

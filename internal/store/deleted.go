@@ -44,7 +44,9 @@ type DeletedContactsPage struct {
 
 // DeletedContacts returns one page of the contacts of workspace ws deleted at or
 // after since, oldest first (by deletion time, then id), within the retention: an
-// older since lists what the retention kept, from the page's RetainedSince.
+// older since lists what the retention kept, from the page's RetainedSince. since is
+// compared as PostgreSQL's microseconds: the API rounds a finer one up
+// (scalar.UnmarshalDateTime), which keeps "at or after" exact.
 //
 // The list's cut is the pruning's rule, the recording trigger's (migration
 // 20261216000004): each DELETE of the workspace's contacts prunes deletions older

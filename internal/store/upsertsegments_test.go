@@ -2,12 +2,17 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
@@ -243,4 +248,190 @@ func TestUpsertsAndAssignmentsLockInOneOrder(t *testing.T) {
 	}
 	checkCounts(t, s, ws.ID)
 	checkBitmaps(t, s, ws.ID)
+}
+
+// TestUpsertLocksAsAnAssignmentDoes stops an upsert that adds contacts to segments,
+// and an assignment of the same, at one lock after another (a transaction of the
+// test holds it), and looks at what the writer holds there: the order in which it
+// locks must be the assignment's, which keeps the two from a deadlock:
+//   - the contacts before the segments: stopped at a segment, the writer holds its
+//     contact;
+//   - the segments in id order, with KEY SHARE: stopped at the second segment (named
+//     first), it holds the first, in no mode stronger than KEY SHARE;
+//   - the pairs in index order, segment by segment, contacts ascending: stopped at
+//     (segment 2, contact 1), it has inserted (segment 1, contact 2), and stopped at
+//     (segment 1, contact 2), (segment 1, contact 1): no other writer can insert it.
+//
+// TestUpsertsAndAssignmentsLockInOneOrder, eight writers at random, passed with the
+// upsert's pairs inserted contact by contact: a deadlock needs two writers to meet
+// between two statements in opposite orders, which a run may never see. This test
+// fails at once for each step taken out of order (the pairs contact by contact, the
+// segments before the contacts, the segments in the order named).
+func TestUpsertLocksAsAnAssignmentDoes(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.Store(t)
+	ws, _ := storetest.Workspace(t, s)
+	up, err := s.UpsertContacts(ctx, ws.ID, []crm.ContactInput{{Phone: "+919813000001"}, {Phone: "+919813000002"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	contacts := []crm.Contact{up.Contacts[0], up.Contacts[1]}
+	slices.SortFunc(contacts, func(a, b crm.Contact) int { return int(a.ID - b.ID) })
+	c1, c2 := contacts[0].ID, contacts[1].ID
+	phone := map[int64]string{c1: contacts[0].Phone, c2: contacts[1].Phone}
+	segs := newSegments(t, s, ws.ID, 2)
+	slices.Sort(segs)
+	s1, s2 := segs[0], segs[1]
+
+	writers := []struct {
+		name string
+		add  func(contactIDs, segmentIDs []int64) error
+	}{
+		{"assignContactsToSegments", func(contactIDs, segmentIDs []int64) error {
+			_, err := s.AssignContactsToSegments(ctx, ws.ID, contactIDs, segmentIDs, store.WithoutSegments)
+			return err
+		}},
+		{"upsertContacts with addToSegmentIds", func(contactIDs, segmentIDs []int64) error {
+			in := make([]crm.ContactInput, len(contactIDs))
+			for i, id := range contactIDs {
+				in[i] = crm.ContactInput{Phone: phone[id], AddToSegments: segmentIDs}
+			}
+			_, err := s.UpsertContactsWith(ctx, ws.ID, in, store.WithoutSegments)
+			return err
+		}},
+	}
+	for _, w := range writers {
+		// Each stop starts from no membership, so that the writer inserts every pair.
+		stop := func(t *testing.T, contactIDs, segmentIDs []int64, hold func(*sql.Tx) error, probe func(*sql.DB)) {
+			t.Helper()
+			stopAt(t, s, w.add, contactIDs, segmentIDs, hold, probe)
+			if _, err := s.RemoveContactsFromSegments(ctx, ws.ID, []int64{c1, c2}, segs, store.WithoutSegments); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Run(w.name, func(t *testing.T) {
+			// Contacts before segments.
+			stop(t, []int64{c1}, []int64{s1}, lockRow("segments", ws.ID, s1, "UPDATE"), func(probe *sql.DB) {
+				if err := tryLock(probe, "contacts", ws.ID, c1, "UPDATE"); !lockNotAvailable(err) {
+					t.Errorf("stopped at its segment, the writer does not hold its contact (%v): it locks the segments first", err)
+				}
+			})
+			// Segments in id order, KEY SHARE: named s2 first, s1 is locked first.
+			stop(t, []int64{c1}, []int64{s2, s1}, lockRow("segments", ws.ID, s2, "UPDATE"), func(probe *sql.DB) {
+				if err := tryLock(probe, "segments", ws.ID, s1, "UPDATE"); !lockNotAvailable(err) {
+					t.Errorf("stopped at the second segment, the writer does not hold the first (%v): not in id order", err)
+				}
+				if err := tryLock(probe, "segments", ws.ID, s1, "NO KEY UPDATE"); err != nil {
+					t.Errorf("the writer holds the first segment in a mode stronger than KEY SHARE: %v", err)
+				}
+			})
+			// Pairs in index order: stopped at one, the writer has inserted the one
+			// before it, which another writer then waits for. The test's own inserts
+			// run without triggers, so that they meet the writer at the pairs alone, not
+			// at the bitmaps' chunks and counters the triggers lock.
+			insertPair := func(tx *sql.Tx, pair [2]int64) error {
+				if _, err := tx.ExecContext(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+					return err
+				}
+				_, err := tx.ExecContext(ctx, "INSERT INTO memberships VALUES ($1, $2, $3)", ws.ID, pair[0], pair[1])
+				return err
+			}
+			insertedBefore := func(held, before [2]int64, order string) {
+				stop(t, []int64{c2, c1}, []int64{s2, s1}, func(tx *sql.Tx) error {
+					return insertPair(tx, held)
+				}, func(probe *sql.DB) {
+					tx, err := probe.BeginTx(ctx, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer tx.Rollback()
+					if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '200ms'"); err != nil {
+						t.Fatal(err)
+					}
+					err = insertPair(tx, before)
+					if !lockNotAvailable(err) {
+						t.Errorf("stopped at (segment, contact) %v, the writer had not inserted %v (%v): the pairs are not %s", held, before, err, order)
+					}
+				})
+			}
+			insertedBefore([2]int64{s2, c1}, [2]int64{s1, c2}, "segment by segment")
+			insertedBefore([2]int64{s1, c2}, [2]int64{s1, c1}, "in contact order within a segment")
+		})
+	}
+	checkCounts(t, s, ws.ID)
+	checkBitmaps(t, s, ws.ID)
+}
+
+// stopAt runs add(contactIDs, segmentIDs) while a transaction holds what hold takes,
+// calls probe once the writer waits for that transaction, then ends it and checks
+// that the writer succeeds; the memberships added are taken out again.
+func stopAt(t *testing.T, s *store.Store, add func(contactIDs, segmentIDs []int64) error, contactIDs, segmentIDs []int64,
+	hold func(*sql.Tx) error, probe func(*sql.DB)) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var holder int
+	if err := tx.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	if err := hold(tx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- add(contactIDs, segmentIDs) }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var waits bool
+		if err := s.DB().QueryRowContext(ctx, "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)))", holder).Scan(&waits); err != nil {
+			t.Fatal(err)
+		}
+		if waits {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the writer did not wait for the lock held: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer did not wait for the lock held within 10 s")
+		}
+	}
+	probe(s.DB())
+	tx.Rollback()
+	if err := <-done; err != nil {
+		t.Fatalf("the writer, once the lock was released: %v", err)
+	}
+}
+
+// lockRow returns a hold for stopAt that locks the row of table with the id of
+// workspace ws in mode ("UPDATE", "KEY SHARE").
+func lockRow(table string, ws, id int64, mode string) func(*sql.Tx) error {
+	return func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(context.Background(), "SELECT FROM "+table+" WHERE workspace_id = $1 AND id = $2 FOR "+mode, ws, id)
+		return err
+	}
+}
+
+// tryLock locks the row of table with the id of workspace ws in mode, without waiting,
+// in a transaction of its own that it then ends: lockNotAvailable(err) when another
+// transaction holds it in a mode that conflicts.
+func tryLock(db *sql.DB, table string, ws, id int64, mode string) error {
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	return lockRow(table, ws, id, mode+" NOWAIT")(tx)
+}
+
+// lockNotAvailable reports whether err is PostgreSQL's lock_not_available (55P03), of
+// NOWAIT or lock_timeout.
+func lockNotAvailable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
