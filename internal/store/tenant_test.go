@@ -369,7 +369,7 @@ func isCode(err error, code crm.Code) bool {
 // would otherwise read every contact of the workspace.
 func TestRLSKeepsConditionsOnTheirIndexes(t *testing.T) {
 	ctx := context.Background()
-	owner, app := storetest.Store(t), storetest.AppStore(t)
+	owner, app := storetest.NewStores(t, store.Options{MaxConns: 4})
 	var leaky int
 	if err := owner.DB().QueryRowContext(ctx, `SELECT count(*) FROM pg_proc WHERE NOT proleakproof AND oid IN
 		('textcat(text,text)'::regprocedure, 'texticlike(text,text)'::regprocedure, 'textlike(text,text)'::regprocedure, 'lower(text)'::regprocedure)`).Scan(&leaky); err != nil {
