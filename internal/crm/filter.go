@@ -69,10 +69,12 @@ type AttributeCondition struct {
 }
 
 // The range of a TimeRange's ends: the years RFC 3339 can write and PostgreSQL's
-// timestamptz holds (PostgreSQL has no year 0).
+// timestamptz holds (PostgreSQL has no year 0), up to the instant after 9999's
+// last, to which the DateTime scalar rounds an end written within 9999's last
+// microsecond ("9999-12-31T23:59:59.9999999Z").
 var (
 	minFilterTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxFilterTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)
+	maxFilterTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
 // Check returns every problem of c, each at its path within the filter

@@ -17,6 +17,9 @@ func TestContactConditionsRefused(t *testing.T) {
 	yes, no := true, false
 	five, ten := 5.0, 10.0
 	year0 := time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC)
+	// The end of 9999 as the DateTime scalar reads "9999-12-31T23:59:59.9999999Z"
+	// (rounded up to the next microsecond), and the microsecond after it.
+	end9999, after9999 := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 1000, time.UTC)
 	now := time.Now()
 	many := make([]crm.AttributeCondition, crm.MaxAttributeConditions+1)
 	for i := range many {
@@ -57,6 +60,8 @@ func TestContactConditionsRefused(t *testing.T) {
 		}}, []string{"INVALID attributes.0.equals", "TOO_LONG attributes.1.in.1", "TOO_LONG attributes.2.equals"}},
 		{"year 0", crm.ContactConditions{CreatedAt: crm.TimeRange{From: &year0}, UpdatedAt: crm.TimeRange{To: &year0}},
 			[]string{"INVALID createdAt.from", "INVALID updatedAt.to"}},
+		{"the end of 9999", crm.ContactConditions{CreatedAt: crm.TimeRange{To: &end9999}}, nil},
+		{"after 9999", crm.ContactConditions{CreatedAt: crm.TimeRange{From: &after9999}}, []string{"INVALID createdAt.from"}},
 	} {
 		var got []string
 		for _, e := range crm.UserErrors(tc.c.Check()) {
