@@ -1,13 +1,16 @@
 package graph
 
 import (
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/segments/segments/graph/model"
+	"github.com/segments/segments/graph/scalar"
 	"github.com/segments/segments/internal/crm"
 	"github.com/segments/segments/internal/store"
 )
@@ -48,8 +51,8 @@ func eachField(opCtx *graphql.OperationContext, sel ast.SelectionSet, path ast.P
 	return nil
 }
 
-// fieldArguments checks f's arguments as its resolver will (segmentContacts,
-// ContactConnection.Count, SegmentConnection.Count).
+// fieldArguments checks f's arguments as its resolver will (segmentContacts, its
+// filter as contactFilter reads it; ContactConnection.Count, SegmentConnection.Count).
 func fieldArguments(f graphql.CollectedField, vars map[string]any) error {
 	def := f.Definition
 	if def == nil || len(def.Arguments) == 0 {
@@ -77,6 +80,15 @@ func fieldArguments(f graphql.CollectedField, vars map[string]any) error {
 				return err
 			}
 		}
+		if v := args["filter"]; v != nil {
+			filter, err := filterArgument(v)
+			if err != nil {
+				return err
+			}
+			if _, _, err := contactFilter(filter); err != nil {
+				return err
+			}
+		}
 		order := crm.DefaultContactOrder
 		if o, ok := args["orderBy"].(map[string]any); ok {
 			field, _ := o["field"].(string)
@@ -93,6 +105,108 @@ func fieldArguments(f graphql.CollectedField, vars map[string]any) error {
 		return crm.CheckCountLimit(limit)
 	}
 	return nil
+}
+
+// filterArgument reads a ContactFilter from an argument's value as the request gave
+// it (graphql.CollectedField.ArgumentMap: a literal's or a variable's), into what
+// gqlgen's generated code gives the resolver: validation has checked its shape, and
+// coercion its DateTimes and JSON values (coercion.go).
+func filterArgument(v any) (*model.ContactFilter, error) {
+	m, _ := v.(map[string]any)
+	var f model.ContactFilter
+	var err error
+	ids := func(v any) []string {
+		if v == nil {
+			return nil
+		}
+		out := []string{}
+		for _, id := range inputList(v) {
+			s, _ := id.(string)
+			out = append(out, s)
+		}
+		return out
+	}
+	if seg, ok := m["segments"].(map[string]any); ok {
+		f.Segments = &model.SegmentMembershipFilter{Any: ids(seg["any"]), All: ids(seg["all"]), None: ids(seg["none"])}
+		f.Segments.InAnySegment = optionalBool(seg["inAnySegment"])
+	}
+	dates := func(v any) (*model.DateTimeRange, error) {
+		r, ok := v.(map[string]any)
+		if !ok {
+			return nil, nil
+		}
+		out := &model.DateTimeRange{}
+		for name, end := range map[string]**time.Time{"from": &out.From, "to": &out.To} {
+			if r[name] == nil {
+				continue
+			}
+			t, err := scalar.UnmarshalDateTime(r[name])
+			if err != nil {
+				return nil, err
+			}
+			*end = &t
+		}
+		return out, nil
+	}
+	if f.CreatedAt, err = dates(m["createdAt"]); err != nil {
+		return nil, err
+	}
+	if f.UpdatedAt, err = dates(m["updatedAt"]); err != nil {
+		return nil, err
+	}
+	f.HasEmail, f.HasName = optionalBool(m["hasEmail"]), optionalBool(m["hasName"])
+	for _, c := range inputList(m["attributes"]) {
+		a, _ := c.(map[string]any)
+		cond := &model.AttributeCondition{Exists: optionalBool(a["exists"])}
+		cond.Key, _ = a["key"].(string)
+		if a["equals"] != nil {
+			if cond.Equals, err = scalar.UnmarshalRawJSON(a["equals"]); err != nil {
+				return nil, err
+			}
+		}
+		if a["in"] != nil {
+			in := inputList(a["in"])
+			cond.In = make([]json.RawMessage, len(in))
+			for i, v := range in {
+				if cond.In[i], err = scalar.UnmarshalRawJSON(v); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for name, bound := range map[string]**float64{"atLeast": &cond.AtLeast, "atMost": &cond.AtMost} {
+			if a[name] == nil {
+				continue
+			}
+			x, err := graphql.UnmarshalFloat(a[name])
+			if err != nil {
+				return nil, err
+			}
+			*bound = &x
+		}
+		f.Attributes = append(f.Attributes, cond)
+	}
+	return &f, nil
+}
+
+// inputList reads a list argument: a single value given for a list is a list of it,
+// as GraphQL's input coercion reads it; nil is none.
+func inputList(v any) []any {
+	if v == nil {
+		return nil
+	}
+	if list, ok := v.([]any); ok {
+		return list
+	}
+	return []any{v}
+}
+
+// optionalBool reads a Boolean argument; nil when absent.
+func optionalBool(v any) *bool {
+	b, ok := v.(bool)
+	if !ok {
+		return nil
+	}
+	return &b
 }
 
 // optionalInt reads an Int argument, from a literal or a variable; nil when absent.

@@ -188,8 +188,12 @@ func (r *queryResolver) MembershipChanges(ctx context.Context, first *int, after
 	return r.membershipChanges(ctx, first, after)
 }
 
-func (r *segmentResolver) Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error) {
-	return r.segmentContacts(ctx, obj, search, contactOrder(orderBy), pageArgs(first, after, last, before))
+func (r *segmentResolver) Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) (*model.ContactConnection, error) {
+	segments, conds, err := contactFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	return r.segmentContacts(ctx, obj, search, crm.ContactQuery{Segments: segments, Conditions: conds, Order: contactOrder(orderBy)}, pageArgs(first, after, last, before))
 }
 
 func (r *segmentResolver) ViewerCanUpdate(ctx context.Context, obj *crm.Segment) (bool, error) {

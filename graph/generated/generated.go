@@ -195,7 +195,7 @@ type ComplexityRoot struct {
 
 	Segment struct {
 		ContactCount    func(childComplexity int) int
-		Contacts        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) int
+		Contacts        func(childComplexity int, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) int
 		CreatedAt       func(childComplexity int) int
 		Description     func(childComplexity int) int
 		GlobalID        func(childComplexity int) int
@@ -296,7 +296,7 @@ type QueryResolver interface {
 	MembershipChanges(ctx context.Context, first *int, after *string) (*model.MembershipChangeConnection, error)
 }
 type SegmentResolver interface {
-	Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, orderBy *model.ContactOrder) (*model.ContactConnection, error)
+	Contacts(ctx context.Context, obj *crm.Segment, first *int, after *string, last *int, before *string, search *string, filter *model.ContactFilter, orderBy *model.ContactOrder) (*model.ContactConnection, error)
 
 	ViewerCanUpdate(ctx context.Context, obj *crm.Segment) (bool, error)
 }
@@ -984,7 +984,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Segment.Contacts(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["search"].(*string), args["orderBy"].(*model.ContactOrder)), true
+		return e.ComplexityRoot.Segment.Contacts(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["search"].(*string), args["filter"].(*model.ContactFilter), args["orderBy"].(*model.ContactOrder)), true
 	case "Segment.createdAt":
 		if e.ComplexityRoot.Segment.CreatedAt == nil {
 			break
@@ -1542,7 +1542,7 @@ type Segment implements Node {
   contactCount: Int!
   """
   The contacts in the segment, newest first unless ` + "`" + `orderBy` + "`" + ` says otherwise.
-  Without ` + "`" + `search` + "`" + `, ` + "`" + `totalCount` + "`" + ` equals ` + "`" + `contactCount` + "`" + `.
+  Without ` + "`" + `search` + "`" + ` and ` + "`" + `filter` + "`" + `, ` + "`" + `totalCount` + "`" + ` equals ` + "`" + `contactCount` + "`" + `.
   """
   contacts(
     """
@@ -1565,6 +1565,15 @@ type Segment implements Node {
     of nothing these compare (a lone accent) is no search.
     """
     search: String
+    """
+    Keeps the segment's contacts that also meet these conditions, each field
+    meaning what it means on ` + "`" + `Query.contacts` + "`" + `: ` + "`" + `{hasEmail: false}` + "`" + ` keeps the
+    members without an email, ` + "`" + `{segments: {none: [ID]}}` + "`" + ` those not in another
+    segment, ` + "`" + `{segments: {any: [ID]}}` + "`" + ` those also in one of some others. With it,
+    ` + "`" + `totalCount` + "`" + ` (and ` + "`" + `count` + "`" + `) is the exact number of the segment's contacts the
+    filter keeps, not ` + "`" + `contactCount` + "`" + `.
+    """
+    filter: ContactFilter
     """The order of the contacts; newest first by default."""
     orderBy: ContactOrder
   ): ContactConnection!
@@ -3550,14 +3559,22 @@ func (ec *executionContext) field_Segment_contacts_args(ctx context.Context, raw
 		return nil, err
 	}
 	args["search"] = arg4
-	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.ContactFilter, error) {
+			return ec.unmarshalOContactFilter2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
 		func(ctx context.Context, v any) (*model.ContactOrder, error) {
 			return ec.unmarshalOContactOrder2ᚖgithubᚗcomᚋsegmentsᚋsegmentsᚋgraphᚋmodelᚐContactOrder(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["orderBy"] = arg5
+	args["orderBy"] = arg6
 	return args, nil
 }
 
@@ -6135,7 +6152,7 @@ func (ec *executionContext) _Segment_contacts(ctx context.Context, field graphql
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Segment().Contacts(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["search"].(*string), fc.Args["orderBy"].(*model.ContactOrder))
+			return ec.Resolvers.Segment().Contacts(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["search"].(*string), fc.Args["filter"].(*model.ContactFilter), fc.Args["orderBy"].(*model.ContactOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ContactConnection) graphql.Marshaler {

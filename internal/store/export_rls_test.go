@@ -143,7 +143,7 @@ func MembershipsSQL(s *Store, ws int64, contacts, segments []int64) (insert, rem
 
 // ContactsOfSegmentsSQL returns the statement of ContactsOfSegments, as s writes it.
 func ContactsOfSegmentsSQL(s *Store, ws int64, segmentIDs []int64, search string, order crm.ContactOrder, args crm.PageArgs) (string, error) {
-	q, _, err := s.contactsOfSegmentsSelect(s.workspaceArg(ws), segmentIDs, search, order, args)
+	q, _, err := s.contactsOfSegmentsSelect(s.workspaceArg(ws), segmentIDs, crm.ContactQuery{Search: search, Order: order}, args)
 	if err != nil {
 		return "", err
 	}

@@ -195,7 +195,7 @@ func TestMembersFirstPagesAfterACursor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pages, err := app.ContactsOfSegments(actx, ws.ID, []int64{s2}, "", o.order, args)
+			pages, err := app.ContactsOfSegments(actx, ws.ID, []int64{s2}, crm.ContactQuery{Order: o.order}, args)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -214,7 +214,7 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 	// In a batch, each segment's page is read its own way, with the same result.
 	for _, o := range orders {
 		batch := []int64{small, large, old}
-		pages, err := app.ContactsOfSegments(actx, ws.ID, batch, "", o.order, crm.PageArgs{First: ptr(10)})
+		pages, err := app.ContactsOfSegments(actx, ws.ID, batch, crm.ContactQuery{Order: o.order}, crm.PageArgs{First: ptr(10)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +225,7 @@ func TestMembersPagesReadTheCheaperWay(t *testing.T) {
 				t.Errorf("batch by %s, segment %d: %v (next %v), want %v (true)", o.orderBy, seg, ids(p), p.HasNextPage, want[:10])
 			}
 			after := p.Cursor(9)
-			next, err := app.ContactsOfSegments(actx, ws.ID, batch, "", o.order, crm.PageArgs{First: ptr(10), After: &after})
+			next, err := app.ContactsOfSegments(actx, ws.ID, batch, crm.ContactQuery{Order: o.order}, crm.PageArgs{First: ptr(10), After: &after})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -630,7 +630,7 @@ func checkMembersFirstUnknown(t *testing.T, owner, app *store.Store, ws crm.Work
 	for _, search := range []string{"", "+91"} {
 		name := fmt.Sprintf("a batch of A, B and S searched for %q", search)
 		dctx, cancel := context.WithTimeout(wctx, 20*time.Second)
-		pages, err := app.ContactsOfSegments(dctx, ws.ID, []int64{a, b, sm}, search, crm.DefaultContactOrder, crm.PageArgs{First: &five})
+		pages, err := app.ContactsOfSegments(dctx, ws.ID, []int64{a, b, sm}, crm.ContactQuery{Search: search, Order: crm.DefaultContactOrder}, crm.PageArgs{First: &five})
 		cancel()
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

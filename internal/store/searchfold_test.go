@@ -123,7 +123,7 @@ func TestSearchesFoldWhatPeopleType(t *testing.T) {
 		if n, err := s.CountContacts(ctx, ws.ID, cq); err != nil || n != len(want) {
 			t.Errorf("count of contacts(search: %q): %d (%v), want %d", c.term, n, err, len(want))
 		}
-		members, err := s.ContactsOfSegments(ctx, ws.ID, []int64{everyone.ID}, term, crm.DefaultContactOrder, crm.PageArgs{First: ptr(50)})
+		members, err := s.ContactsOfSegments(ctx, ws.ID, []int64{everyone.ID}, crm.ContactQuery{Search: term, Order: crm.DefaultContactOrder}, crm.PageArgs{First: ptr(50)})
 		if err != nil {
 			t.Fatal(err)
 		}

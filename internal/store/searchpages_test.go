@@ -310,7 +310,7 @@ func TestSegmentSearchesBoundTheirWalk(t *testing.T) {
 			}
 		}
 		// A batch of segments reads each segment's page the same way.
-		pages, err := app.ContactsOfSegments(wctx, ws.ID, []int64{half.ID}, c.term, order, crm.PageArgs{First: &first})
+		pages, err := app.ContactsOfSegments(wctx, ws.ID, []int64{half.ID}, crm.ContactQuery{Search: c.term, Order: order}, crm.PageArgs{First: &first})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -402,7 +402,7 @@ func TestSegmentBatchesBoundTheirWalks(t *testing.T) {
 				} else if walked > bound {
 					t.Errorf("%s: the walks read %.0f contacts, want at most %.0f", name, walked, bound)
 				}
-				pages, err := app.ContactsOfSegments(wctx, ws.ID, c.batch, c.term, c.order, args)
+				pages, err := app.ContactsOfSegments(wctx, ws.ID, c.batch, crm.ContactQuery{Search: c.term, Order: c.order}, args)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -552,7 +552,7 @@ func allBatchPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, 
 		args = crm.PageArgs{Last: &size}
 	}
 	for range 1000 {
-		pages, err := s.ContactsOfSegments(ctx, ws, batch, term, order, args)
+		pages, err := s.ContactsOfSegments(ctx, ws, batch, crm.ContactQuery{Search: term, Order: order}, args)
 		if err != nil {
 			t.Fatal(err)
 		}

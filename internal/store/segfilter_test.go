@@ -1,0 +1,286 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/segments/segments/internal/crm"
+	"github.com/segments/segments/internal/store"
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// TestSegmentBatchConditionsMatchBruteForce is TestContactConditionsMatchBruteForce
+// for the contacts of segments read in a list (Segment.contacts(filter:) under
+// segments or nodes: ContactsOfSegments, CountContactsOfSegments): for random
+// filters of every field and segment list, with and without a search, each
+// segment's pages of a batch of its workspace's segments (and an empty one), in
+// every order, forward and backward from cursors, hold exactly the segment's
+// members that the same filter keeps computed here in Go, and the batch's count of
+// each is their number. Another workspace holds the same contacts, attributes and
+// segments, which never appear; a third of the filters run again as the server's
+// role, which row-level security holds to the workspace. Before ContactsOfSegments
+// took a filter, a batch could not be asked for one.
+func TestSegmentBatchConditionsMatchBruteForce(t *testing.T) {
+	ctx := context.Background()
+	s, app := storetest.Store(t), storetest.AppStore(t)
+	ws, _ := storetest.Workspace(t, s)
+	other, _ := storetest.Workspace(t, s)
+	d := newConditionsData(t, s, ws.ID, 85_000)
+	newConditionsData(t, s, other.ID, 85_000) // the same contacts elsewhere
+	empty, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: "empty"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := append(slices.Clone(d.segs), empty.ID)
+
+	orders := []crm.ContactOrder{}
+	for _, f := range []crm.ContactOrderField{crm.ContactsByCreatedAt, crm.ContactsByUpdatedAt, crm.ContactsByName, crm.ContactsByPhone, crm.ContactsByEmail} {
+		for _, dir := range []crm.Direction{crm.Asc, crm.Desc} {
+			orders = append(orders, crm.ContactOrder{Field: f, Direction: dir})
+		}
+	}
+	inOrder := map[crm.ContactOrder][]int64{}
+	for _, o := range orders {
+		inOrder[o] = pageAll(t, ctx, s, ws.ID, crm.ContactQuery{Order: o}, 100)
+	}
+	memberships := []crm.MembershipFilter{
+		{},
+		{Any: []int64{d.segs[0]}},
+		{Any: []int64{d.segs[0], d.segs[1]}},
+		{Any: []int64{}},
+		{All: []int64{d.segs[1]}},
+		{All: []int64{d.segs[0], d.segs[2]}},
+		{None: []int64{d.segs[2]}},
+		{Any: []int64{d.segs[1]}, None: []int64{d.segs[0]}},
+		{Any: []int64{d.segs[2]}, All: []int64{d.segs[0]}},
+		{None: []int64{empty.ID}}, // no chunk of the bitmaps: all of each segment
+		{All: []int64{d.segs[1]}, None: []int64{empty.ID, d.segs[0]}},
+	}
+	inSegments := func(f crm.MembershipFilter, id int64) bool {
+		in := func(list []int64) bool {
+			return slices.ContainsFunc(list, func(seg int64) bool { return d.members[seg][id] })
+		}
+		return (f.Any == nil || in(f.Any)) && !slices.ContainsFunc(f.All, func(seg int64) bool { return !d.members[seg][id] }) && !in(f.None)
+	}
+
+	rng := rand.New(rand.NewPCG(13, 14))
+	kept := 0
+	check := func(s *store.Store, ctx context.Context, runs int) {
+		for run := range runs {
+			cq := crm.ContactQuery{Conditions: d.randomConditions(rng), Order: orders[rng.IntN(len(orders))]}
+			if rng.IntN(2) == 0 {
+				cq.Segments = memberships[rng.IntN(len(memberships))]
+			}
+			if rng.IntN(4) == 0 {
+				cq.Search = "odd"
+			}
+			if run%4 == 1 { // segment lists alone: counted from the bitmaps
+				cq.Conditions = crm.ContactConditions{}
+				cq.Segments = memberships[1+rng.IntN(len(memberships)-1)]
+			}
+			if cq.Segments.IsZero() && cq.Conditions.IsZero() {
+				cq.Conditions.HasEmail = ptr(run%2 == 0) // a filter, always
+			}
+			what := fmt.Sprintf("run %d: %s", run, d.describe(cq))
+			size := 1 + rng.IntN(6)
+			counts, err := s.CountContactsOfSegments(ctx, ws.ID, batch, cq)
+			if err != nil {
+				t.Fatalf("%s: counts: %v", what, err)
+			}
+			for _, seg := range batch {
+				want := []int64{}
+				for _, id := range inOrder[cq.Order] {
+					if d.members[seg][id] && d.keeps(cq.Conditions, id) && inSegments(cq.Segments, id) &&
+						(cq.Search == "" || d.contacts[id].Name != nil && strings.Contains(strings.ToLower(*d.contacts[id].Name), "odd")) {
+						want = append(want, id)
+					}
+				}
+				kept += len(want)
+				if got := allFilteredBatchPages(t, ctx, s, ws.ID, batch, seg, cq, size, false); !slices.Equal(got, want) {
+					t.Errorf("%s: segment %d, pages of %d forward %v, want %v", what, seg, size, got, want)
+				}
+				if got := allFilteredBatchPages(t, ctx, s, ws.ID, batch, seg, cq, size, true); !slices.Equal(got, want) {
+					t.Errorf("%s: segment %d, pages of %d backward %v, want %v", what, seg, size, got, want)
+				}
+				if counts[seg] != len(want) {
+					t.Errorf("%s: segment %d counted %d, want %d", what, seg, counts[seg], len(want))
+				}
+			}
+		}
+	}
+	check(s, ctx, 150)
+	check(app, store.WithWorkspace(ctx, ws.ID), 50)
+	if kept < 200*len(d.contacts)/10 {
+		t.Errorf("the filters kept %d members in all: too few to prove much", kept)
+	}
+}
+
+// allFilteredBatchPages reads every page of the contacts of segment seg that cq
+// selects, as read in a batch of the segments batch, forward or backward, and
+// returns their IDs in the list's order. A page that says it has a page behind it
+// at the start of the list, or none past it, fails the test.
+func allFilteredBatchPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, batch []int64, seg int64, cq crm.ContactQuery, size int, backward bool) []int64 {
+	t.Helper()
+	var ids []int64
+	args := crm.PageArgs{First: &size}
+	if backward {
+		args = crm.PageArgs{Last: &size}
+	}
+	for range 1000 {
+		pages, err := s.ContactsOfSegments(ctx, ws, batch, cq, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := pages[seg]
+		got := make([]int64, len(page.Items))
+		for i, c := range page.Items {
+			got[i] = c.ID
+		}
+		more, started := page.HasNextPage, args.After != nil
+		if backward {
+			ids = append(got, ids...)
+			more, started = page.HasPreviousPage, args.Before != nil
+		} else {
+			ids = append(ids, got...)
+		}
+		if back := map[bool]bool{false: page.HasPreviousPage, true: page.HasNextPage}[backward]; back != started {
+			t.Fatalf("segment %d: a page %s the list says it has a page behind it: %v", seg, map[bool]string{true: "past the start of", false: "at the start of"}[started], back)
+		}
+		if n, known := page.Total(); known && (args.After != nil || args.Before != nil || more || n != len(got)) {
+			t.Fatalf("segment %d: a page of %d (more: %v) says the list holds %d", seg, len(got), more, n)
+		}
+		if !more {
+			if ids == nil {
+				return []int64{}
+			}
+			return ids
+		}
+		if backward {
+			c := page.Cursor(0)
+			args = crm.PageArgs{Last: &size, Before: &c}
+		} else {
+			c := page.Cursor(len(page.Items) - 1)
+			args = crm.PageArgs{First: &size, After: &c}
+		}
+	}
+	t.Fatal("more than 1,000 pages")
+	return nil
+}
+
+// TestStatementsOfSegmentBatchesStayTheSame is TestStatementsOfContactQueriesStayTheSame
+// for the pages and counts of the contacts of segments read in a list
+// (ContactsOfSegments, CountContactsOfSegments) without a filter: searched or not,
+// in every order and direction, from either end and from cursors, each statement
+// is, byte for byte but for its constants, the one in
+// testdata/segmentbatches.golden, which the store wrote before the batches took a
+// filter (the same test, its calls in the old signatures, with
+// SEGMENTS_UPDATE_STATEMENTS=1): the statements the benchmarks measured.
+func TestStatementsOfSegmentBatchesStayTheSame(t *testing.T) {
+	ctx := context.Background()
+	// A database of its own: its contacts, named as TestStatementsOfContactQueriesStayTheSame's,
+	// would change the statistics that test's searches are planned by.
+	s := storetest.NewStore(t, store.Options{})
+	ws, _ := storetest.Workspace(t, s)
+	in := make([]crm.ContactInput, 30)
+	for i := range in {
+		name := fmt.Sprintf("even %d", i)
+		if i%2 == 1 {
+			name = fmt.Sprintf("odd %d", i)
+		}
+		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9198%08d", 86_000+i), ContactDetails: crm.ContactDetails{Name: crm.Some(&name)}}
+	}
+	up, err := s.UpsertContacts(ctx, ws.ID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs []int64
+	for k := range 3 {
+		var ids []int64
+		for i, c := range up.Contacts {
+			if i%(k+2) == 0 {
+				ids = append(ids, c.ID)
+			}
+		}
+		seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: fmt.Sprintf("B%d", k), ContactIDs: ids})
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs = append(segs, seg.ID)
+	}
+	var got []string
+	capture, sent := store.CaptureStatements(ctx)
+	record := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		for i, q := range sent() {
+			got = append(got, fmt.Sprintf("%s #%d %s", what, i, statementHash(q)))
+		}
+	}
+	three := 3
+	for _, search := range []string{"", "odd", "9800086"} {
+		for _, field := range []crm.ContactOrderField{crm.ContactsByCreatedAt, crm.ContactsByUpdatedAt, crm.ContactsByName, crm.ContactsByPhone, crm.ContactsByEmail} {
+			for _, dir := range []crm.Direction{crm.Asc, crm.Desc} {
+				order := crm.ContactOrder{Field: field, Direction: dir}
+				what := fmt.Sprintf("search %q order %s %s", search, field, dir)
+				pages, err := unfilteredBatch(capture, s, ws.ID, segs, search, order, crm.PageArgs{First: &three})
+				record(what+" first", err)
+				if p := pages[segs[0]]; len(p.Items) > 0 {
+					end := p.Cursor(len(p.Items) - 1)
+					_, err = unfilteredBatch(capture, s, ws.ID, segs, search, order, crm.PageArgs{First: &three, After: &end})
+					record(what+" after", err)
+					_, err = unfilteredBatch(capture, s, ws.ID, segs, search, order, crm.PageArgs{Last: &three, Before: &end})
+					record(what+" before", err)
+				}
+				_, err = unfilteredBatch(capture, s, ws.ID, segs, search, order, crm.PageArgs{Last: &three})
+				record(what+" last", err)
+			}
+		}
+		_, err := unfilteredBatchCount(capture, s, ws.ID, segs, search)
+		record(fmt.Sprintf("search %q count", search), err)
+	}
+	compareGolden(t, "testdata/segmentbatches.golden", got)
+}
+
+// unfilteredBatch and unfilteredBatchCount read a batch of segments' pages and
+// counts without a filter, as the graph's loaders do.
+func unfilteredBatch(ctx context.Context, s *store.Store, ws int64, segs []int64, search string, order crm.ContactOrder, args crm.PageArgs) (map[int64]store.Page[crm.Contact], error) {
+	return s.ContactsOfSegments(ctx, ws, segs, crm.ContactQuery{Search: search, Order: order}, args)
+}
+
+func unfilteredBatchCount(ctx context.Context, s *store.Store, ws int64, segs []int64, search string) (map[int64]int, error) {
+	return s.CountContactsOfSegments(ctx, ws, segs, crm.ContactQuery{Search: search})
+}
+
+// compareGolden compares the recorded statements got with the golden file's, or
+// rewrites the file with SEGMENTS_UPDATE_STATEMENTS set.
+func compareGolden(t *testing.T, golden string, got []string) {
+	t.Helper()
+	if updateStatements {
+		if err := os.WriteFile(golden, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	b, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	for i := range max(len(got), len(want)) {
+		switch {
+		case i >= len(got):
+			t.Errorf("missing statement: %s", want[i])
+		case i >= len(want):
+			t.Errorf("statement more: %s", got[i])
+		case got[i] != want[i]:
+			t.Errorf("statement changed: %s, want %s", got[i], want[i])
+		}
+	}
+}
