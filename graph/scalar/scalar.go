@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -45,7 +46,31 @@ func UnmarshalDateTime(v any) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, crm.Errorf(crm.CodeInvalid, nil, "%s is not a DateTime: RFC 3339 with a time and a zone is expected, such as %q", strconv.Quote(s), dateTimeExample)
 	}
+	if beyondNanoseconds(s) && t.Equal(t.Truncate(time.Microsecond)) {
+		// time.Parse dropped digits past the nanosecond that put the instant after
+		// this microsecond (".3496840001"): its ceiling is the next one.
+		return t.Add(time.Microsecond), nil
+	}
 	return microsecondCeiling(t), nil
+}
+
+// beyondNanoseconds reports whether the fraction of s, an RFC 3339 time, has a
+// digit other than 0 past its ninth, which time.Parse drops.
+func beyondNanoseconds(s string) bool {
+	i := strings.IndexAny(s, ".,")
+	if i < 0 {
+		return false
+	}
+	digits := 0
+	for _, c := range s[i+1:] {
+		if c < '0' || c > '9' {
+			break
+		}
+		if digits++; digits > 9 && c != '0' {
+			return true
+		}
+	}
+	return false
 }
 
 // microsecondCeiling returns t, or the next microsecond after it when t falls between

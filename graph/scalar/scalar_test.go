@@ -52,12 +52,17 @@ func TestUnmarshalDateTime(t *testing.T) {
 	// Finer than a microsecond: the next microsecond, PostgreSQL's, at which every
 	// argument's bound ("at or after", "before") holds of the same instants.
 	for in, want := range map[string]time.Time{
-		"2026-12-07T08:32:02.349684001Z":      time.Date(2026, 12, 7, 8, 32, 2, 349_685_000, time.UTC),
-		"2026-12-07T08:32:02.3496849Z":        time.Date(2026, 12, 7, 8, 32, 2, 349_685_000, time.UTC),
-		"2026-12-07T08:32:02.349684Z":         time.Date(2026, 12, 7, 8, 32, 2, 349_684_000, time.UTC),
-		"2026-12-07T23:59:59.999999999Z":      time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC),
-		"2026-12-07T14:02:02.000000001+05:30": time.Date(2026, 12, 7, 8, 32, 2, 1000, time.UTC),
-		"0001-01-01T00:00:00.0000001Z":        time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC),
+		"2026-12-07T08:32:02.349684001Z": time.Date(2026, 12, 7, 8, 32, 2, 349_685_000, time.UTC),
+		"2026-12-07T08:32:02.3496849Z":   time.Date(2026, 12, 7, 8, 32, 2, 349_685_000, time.UTC),
+		"2026-12-07T08:32:02.349684Z":    time.Date(2026, 12, 7, 8, 32, 2, 349_684_000, time.UTC),
+		// Past the nanosecond, which time.Parse drops (the probe: .3496840001 kept .349684).
+		"2026-12-07T08:32:02.3496840001Z":            time.Date(2026, 12, 7, 8, 32, 2, 349_685_000, time.UTC),
+		"2026-12-07T08:32:02.349684000000000000001Z": time.Date(2026, 12, 7, 8, 32, 2, 349_685_000, time.UTC),
+		"2026-12-07T08:32:02.3496840000000+05:30":    time.Date(2026, 12, 7, 3, 2, 2, 349_684_000, time.UTC),
+		"2026-12-07T08:32:02.3496841000001Z":         time.Date(2026, 12, 7, 8, 32, 2, 349_685_000, time.UTC),
+		"2026-12-07T23:59:59.999999999Z":             time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC),
+		"2026-12-07T14:02:02.000000001+05:30":        time.Date(2026, 12, 7, 8, 32, 2, 1000, time.UTC),
+		"0001-01-01T00:00:00.0000001Z":               time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC),
 	} {
 		if got, err := scalar.UnmarshalDateTime(in); err != nil || !got.Equal(want) {
 			t.Errorf("%s: got %v, %v; want %v", in, got, err, want)
