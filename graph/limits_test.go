@@ -305,3 +305,23 @@ func TestLiteralNumbersAreBounded(t *testing.T) {
 		t.Errorf("one operation of 5,000 numbers: %v", errs)
 	}
 }
+
+// TestLiteralNumbersKeepTheirTextInErrors: a validation error that prints an input
+// object holding a number exactLiterals made a variable prints the number as the
+// client wrote it, not the variable's name (the probe: "found {key:\"n\",equals:$literal 1.10,…}").
+func TestLiteralNumbersKeepTheirTextInErrors(t *testing.T) {
+	errs := decide(newExecutor(Options{}), limitstest.Doc{Query: `{ contacts(filter: {attributes: [{key: "n", equals: 1.10, atLeast: 1e400}]}) { totalCount } }`})
+	if len(errs) == 0 {
+		t.Fatal("atLeast: 1e400 passed validation")
+	}
+	printed := false
+	for _, err := range errs {
+		if strings.Contains(err.Message, literalPrefix) {
+			t.Errorf("%q names a variable the client did not declare", err.Message)
+		}
+		printed = printed || strings.Contains(err.Message, "equals:1.10")
+	}
+	if !printed {
+		t.Errorf("no error prints equals:1.10 as written: %v", errs)
+	}
+}

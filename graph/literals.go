@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator/core"
 	"github.com/vektah/gqlparser/v2/validator/rules"
 )
@@ -72,7 +73,15 @@ var exactLiterals = core.Rule{
 				l.numbersOf(w, a.Value)
 			}
 		})
-		rules.ValuesOfCorrectTypeRuleWithoutSuggestions.RuleFunc(observers, addError)
+		// Its messages print a value as the document now holds it: a rewritten number
+		// as "$literal 1.10", where the client wrote 1.10. The space makes the prefix
+		// no client's variable, so removing it gives back what was written.
+		written := func(options ...core.ErrorOption) {
+			addError(append(options, func(err *gqlerror.Error) {
+				err.Message = strings.ReplaceAll(err.Message, "$"+literalPrefix, "")
+			})...)
+		}
+		rules.ValuesOfCorrectTypeRuleWithoutSuggestions.RuleFunc(observers, written)
 	},
 }
 
