@@ -426,7 +426,7 @@ func TestSegmentBatchesBoundTheirWalks(t *testing.T) {
 		// Every page of each segment, from its cursors, in the batch.
 		for _, seg := range c.batch {
 			for _, backward := range []bool{false, true} {
-				if got := allBatchPages(t, wctx, app, ws.ID, c.batch, seg, c.term, c.order, 50, backward); !slices.Equal(got, all[seg]) {
+				if got := allBatchPages(t, wctx, app, ws.ID, c.batch, seg, crm.ContactQuery{Search: c.term, Order: c.order}, 50, backward); !slices.Equal(got, all[seg]) {
 					t.Errorf("%q %v %v, segment %d paged (backward: %v): %d contacts %v..., want %d %v...", c.term, c.order, c.batch, seg, backward, len(got), head(got), len(all[seg]), head(all[seg]))
 				}
 			}
@@ -540,11 +540,13 @@ func orderRead(n map[string]any) float64 {
 	return read
 }
 
-// allBatchPages reads every page of segment seg's contacts that term finds in a batch
-// of segments' pages (ContactsOfSegments), of size contacts, from the first forward
-// (or the last backward), each from seg's cursor, and returns their IDs in the
-// list's order.
-func allBatchPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, batch []int64, seg int64, term string, order crm.ContactOrder, size int, backward bool) []int64 {
+// allBatchPages reads every page of segment seg's contacts that cq selects (its
+// search, order and conditions) in a batch of segments' pages (ContactsOfSegments),
+// of size contacts, from the first forward (or the last backward), each from seg's
+// cursor, and returns their IDs in the list's order. A page that says it has a page
+// behind it at the start of the list, or none past it, or a total that is not its
+// own length, fails the test.
+func allBatchPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, batch []int64, seg int64, cq crm.ContactQuery, size int, backward bool) []int64 {
 	t.Helper()
 	var ids []int64
 	args := crm.PageArgs{First: &size}
@@ -552,7 +554,7 @@ func allBatchPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, 
 		args = crm.PageArgs{Last: &size}
 	}
 	for range 1000 {
-		pages, err := s.ContactsOfSegments(ctx, ws, batch, crm.ContactQuery{Search: term, Order: order}, args)
+		pages, err := s.ContactsOfSegments(ctx, ws, batch, cq, args)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -569,7 +571,10 @@ func allBatchPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, 
 			ids = append(ids, got...)
 		}
 		if back := map[bool]bool{false: page.HasPreviousPage, true: page.HasNextPage}[backward]; back != started {
-			t.Fatalf("%q %v segment %d: a page %s the list says it has a page behind it: %v", term, order, seg, map[bool]string{true: "past the start of", false: "at the start of"}[started], back)
+			t.Fatalf("%+v segment %d: a page %s the list says it has a page behind it: %v", cq, seg, map[bool]string{true: "past the start of", false: "at the start of"}[started], back)
+		}
+		if n, known := page.Total(); known && (args.After != nil || args.Before != nil || more || n != len(got)) {
+			t.Fatalf("%+v segment %d: a page of %d (more: %v) says the list holds %d", cq, seg, len(got), more, n)
 		}
 		if !more {
 			return ids

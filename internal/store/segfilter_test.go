@@ -101,10 +101,10 @@ func TestSegmentBatchConditionsMatchBruteForce(t *testing.T) {
 					}
 				}
 				kept += len(want)
-				if got := allFilteredBatchPages(t, ctx, s, ws.ID, batch, seg, cq, size, false); !slices.Equal(got, want) {
+				if got := allBatchPages(t, ctx, s, ws.ID, batch, seg, cq, size, false); !slices.Equal(got, want) {
 					t.Errorf("%s: segment %d, pages of %d forward %v, want %v", what, seg, size, got, want)
 				}
-				if got := allFilteredBatchPages(t, ctx, s, ws.ID, batch, seg, cq, size, true); !slices.Equal(got, want) {
+				if got := allBatchPages(t, ctx, s, ws.ID, batch, seg, cq, size, true); !slices.Equal(got, want) {
 					t.Errorf("%s: segment %d, pages of %d backward %v, want %v", what, seg, size, got, want)
 				}
 				if counts[seg] != len(want) {
@@ -118,58 +118,6 @@ func TestSegmentBatchConditionsMatchBruteForce(t *testing.T) {
 	if kept < 200*len(d.contacts)/10 {
 		t.Errorf("the filters kept %d members in all: too few to prove much", kept)
 	}
-}
-
-// allFilteredBatchPages reads every page of the contacts of segment seg that cq
-// selects, as read in a batch of the segments batch, forward or backward, and
-// returns their IDs in the list's order. A page that says it has a page behind it
-// at the start of the list, or none past it, fails the test.
-func allFilteredBatchPages(t *testing.T, ctx context.Context, s *store.Store, ws int64, batch []int64, seg int64, cq crm.ContactQuery, size int, backward bool) []int64 {
-	t.Helper()
-	var ids []int64
-	args := crm.PageArgs{First: &size}
-	if backward {
-		args = crm.PageArgs{Last: &size}
-	}
-	for range 1000 {
-		pages, err := s.ContactsOfSegments(ctx, ws, batch, cq, args)
-		if err != nil {
-			t.Fatal(err)
-		}
-		page := pages[seg]
-		got := make([]int64, len(page.Items))
-		for i, c := range page.Items {
-			got[i] = c.ID
-		}
-		more, started := page.HasNextPage, args.After != nil
-		if backward {
-			ids = append(got, ids...)
-			more, started = page.HasPreviousPage, args.Before != nil
-		} else {
-			ids = append(ids, got...)
-		}
-		if back := map[bool]bool{false: page.HasPreviousPage, true: page.HasNextPage}[backward]; back != started {
-			t.Fatalf("segment %d: a page %s the list says it has a page behind it: %v", seg, map[bool]string{true: "past the start of", false: "at the start of"}[started], back)
-		}
-		if n, known := page.Total(); known && (args.After != nil || args.Before != nil || more || n != len(got)) {
-			t.Fatalf("segment %d: a page of %d (more: %v) says the list holds %d", seg, len(got), more, n)
-		}
-		if !more {
-			if ids == nil {
-				return []int64{}
-			}
-			return ids
-		}
-		if backward {
-			c := page.Cursor(0)
-			args = crm.PageArgs{Last: &size, Before: &c}
-		} else {
-			c := page.Cursor(len(page.Items) - 1)
-			args = crm.PageArgs{First: &size, After: &c}
-		}
-	}
-	t.Fatal("more than 1,000 pages")
-	return nil
 }
 
 // TestStatementsOfSegmentBatchesStayTheSame is TestStatementsOfContactQueriesStayTheSame

@@ -313,7 +313,7 @@ func TestContactsByPhoneAndEmail(t *testing.T) {
 				for _, seg := range []string{"tiny", "small", "mid", "big", "late", "emailless"} {
 					w := want(term, filter{"any": {seg}}, o)
 					for _, backward := range []bool{false, true} {
-						if got := allBatchPages(t, actx, app, ws.ID, batch, segs[seg], term, o, 9, backward); !slices.Equal(got, w) {
+						if got := allBatchPages(t, actx, app, ws.ID, batch, segs[seg], crm.ContactQuery{Search: term, Order: o}, 9, backward); !slices.Equal(got, w) {
 							t.Errorf("%s %s, batch %q, %s (backward %v): %d contacts %v..., want %d %v...",
 								field, dir, term, seg, backward, len(got), head(got), len(w), head(w))
 						}
