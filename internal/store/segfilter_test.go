@@ -134,32 +134,7 @@ func TestStatementsOfSegmentBatchesStayTheSame(t *testing.T) {
 	// would change the statistics that test's searches are planned by.
 	s := storetest.NewStore(t, store.Options{})
 	ws, _ := storetest.Workspace(t, s)
-	in := make([]crm.ContactInput, 30)
-	for i := range in {
-		name := fmt.Sprintf("even %d", i)
-		if i%2 == 1 {
-			name = fmt.Sprintf("odd %d", i)
-		}
-		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9198%08d", 86_000+i), ContactDetails: crm.ContactDetails{Name: crm.Some(&name)}}
-	}
-	up, err := s.UpsertContacts(ctx, ws.ID, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var segs []int64
-	for k := range 3 {
-		var ids []int64
-		for i, c := range up.Contacts {
-			if i%(k+2) == 0 {
-				ids = append(ids, c.ID)
-			}
-		}
-		seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: fmt.Sprintf("B%d", k), ContactIDs: ids})
-		if err != nil {
-			t.Fatal(err)
-		}
-		segs = append(segs, seg.ID)
-	}
+	segs := evenAndOdd(t, s, ws.ID, 86_000, "B")
 	var got []string
 	capture, sent := store.CaptureStatements(ctx)
 	record := func(what string, err error) {

@@ -34,32 +34,7 @@ func TestStatementsOfContactQueriesStayTheSame(t *testing.T) {
 	s := storetest.NewStore(t, store.Options{MaxConns: 4}) // its own: other tests ANALYZE the shared database, and a search's statement follows the statistics
 	ws, _ := storetest.Workspace(t, s)
 
-	in := make([]crm.ContactInput, 30)
-	for i := range in {
-		name := fmt.Sprintf("even %d", i)
-		if i%2 == 1 {
-			name = fmt.Sprintf("odd %d", i)
-		}
-		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9198%08d", 83_000+i), ContactDetails: crm.ContactDetails{Name: crm.Some(&name)}}
-	}
-	up, err := s.UpsertContacts(ctx, ws.ID, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	segs := make([]int64, 3)
-	for k := range segs {
-		var ids []int64
-		for i, c := range up.Contacts {
-			if i%(k+2) == 0 {
-				ids = append(ids, c.ID)
-			}
-		}
-		seg, err := s.CreateSegment(ctx, ws.ID, crm.NewSegment{Name: fmt.Sprintf("T%d", k), ContactIDs: ids})
-		if err != nil {
-			t.Fatal(err)
-		}
-		segs[k] = seg.ID
-	}
+	segs := evenAndOdd(t, s, ws.ID, 83_000, "T")
 
 	filters := []crm.MembershipFilter{
 		{},
@@ -162,4 +137,40 @@ var (
 func statementHash(q string) string {
 	q = numberConstant.ReplaceAllString(stringConstant.ReplaceAllString(q, "''"), "0")
 	return fmt.Sprintf("%x", sha256.Sum256([]byte(q)))[:16]
+}
+
+// evenAndOdd gives workspace ws the contacts and segments of the statements' golden
+// tests: 30 contacts named "even N" and "odd N" (phones from +9198 and phoneBase on),
+// and three segments named prefix and 0, 1, 2, of every second, third and fourth
+// contact. It returns the segments' IDs.
+func evenAndOdd(t *testing.T, s *store.Store, ws int64, phoneBase int, prefix string) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	in := make([]crm.ContactInput, 30)
+	for i := range in {
+		name := fmt.Sprintf("even %d", i)
+		if i%2 == 1 {
+			name = fmt.Sprintf("odd %d", i)
+		}
+		in[i] = crm.ContactInput{Phone: fmt.Sprintf("+9198%08d", phoneBase+i), ContactDetails: crm.ContactDetails{Name: crm.Some(&name)}}
+	}
+	up, err := s.UpsertContacts(ctx, ws, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := make([]int64, 3)
+	for k := range segs {
+		var ids []int64
+		for i, c := range up.Contacts {
+			if i%(k+2) == 0 {
+				ids = append(ids, c.ID)
+			}
+		}
+		seg, err := s.CreateSegment(ctx, ws, crm.NewSegment{Name: fmt.Sprintf("%s%d", prefix, k), ContactIDs: ids})
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs[k] = seg.ID
+	}
+	return segs
 }
