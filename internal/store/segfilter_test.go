@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -135,17 +134,7 @@ func TestStatementsOfSegmentBatchesStayTheSame(t *testing.T) {
 	s := storetest.NewStore(t, store.Options{})
 	ws, _ := storetest.Workspace(t, s)
 	segs := evenAndOdd(t, s, ws.ID, 86_000, "B")
-	var got []string
-	capture, sent := store.CaptureStatements(ctx)
-	record := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		for i, q := range sent() {
-			got = append(got, fmt.Sprintf("%s #%d %s", what, i, statementHash(q)))
-		}
-	}
+	capture, record, got := recordStatements(t, ctx)
 	three := 3
 	for _, search := range []string{"", "odd", "9800086"} {
 		for _, field := range []crm.ContactOrderField{crm.ContactsByCreatedAt, crm.ContactsByUpdatedAt, crm.ContactsByName, crm.ContactsByPhone, crm.ContactsByEmail} {
@@ -168,7 +157,7 @@ func TestStatementsOfSegmentBatchesStayTheSame(t *testing.T) {
 		_, err := unfilteredBatchCount(capture, s, ws.ID, segs, search)
 		record(fmt.Sprintf("search %q count", search), err)
 	}
-	compareGolden(t, "testdata/segmentbatches.golden", got)
+	compareGolden(t, "testdata/segmentbatches.golden", *got)
 }
 
 // unfilteredBatch and unfilteredBatchCount read a batch of segments' pages and
@@ -179,31 +168,4 @@ func unfilteredBatch(ctx context.Context, s *store.Store, ws int64, segs []int64
 
 func unfilteredBatchCount(ctx context.Context, s *store.Store, ws int64, segs []int64, search string) (map[int64]int, error) {
 	return s.CountContactsOfSegments(ctx, ws, segs, crm.ContactQuery{Search: search})
-}
-
-// compareGolden compares the recorded statements got with the golden file's, or
-// rewrites the file with SEGMENTS_UPDATE_STATEMENTS set.
-func compareGolden(t *testing.T, golden string, got []string) {
-	t.Helper()
-	if updateStatements {
-		if err := os.WriteFile(golden, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	b, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	for i := range max(len(got), len(want)) {
-		switch {
-		case i >= len(got):
-			t.Errorf("missing statement: %s", want[i])
-		case i >= len(want):
-			t.Errorf("statement more: %s", got[i])
-		case got[i] != want[i]:
-			t.Errorf("statement changed: %s, want %s", got[i], want[i])
-		}
-	}
 }

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -47,17 +46,7 @@ func TestStatementsOfContactQueriesStayTheSame(t *testing.T) {
 		{Any: []int64{segs[1]}, All: []int64{segs[0]}},
 		{All: []int64{segs[0], segs[1], segs[2], segs[0] + 1000, segs[0] + 1001}}, // more than four
 	}
-	var got []string
-	capture, sent := store.CaptureStatements(ctx)
-	record := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		for i, q := range sent() {
-			got = append(got, fmt.Sprintf("%s #%d %s", what, i, statementHash(q)))
-		}
-	}
+	capture, record, got := recordStatements(t, ctx)
 	five := 5
 	for fi, f := range filters {
 		for _, search := range []string{"", "odd", "9800083"} {
@@ -99,32 +88,7 @@ func TestStatementsOfContactQueriesStayTheSame(t *testing.T) {
 		record(what+" create", err)
 	}
 
-	const golden = "testdata/statements.golden"
-	if updateStatements {
-		if err := os.WriteFile(golden, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	f, err := os.Open(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var want []string
-	for sc := bufio.NewScanner(f); sc.Scan(); {
-		want = append(want, sc.Text())
-	}
-	for i := range max(len(got), len(want)) {
-		switch {
-		case i >= len(got):
-			t.Errorf("missing statement: %s", want[i])
-		case i >= len(want):
-			t.Errorf("statement more: %s", got[i])
-		case got[i] != want[i]:
-			t.Errorf("statement changed: %s, want %s", got[i], want[i])
-		}
-	}
+	compareGolden(t, "testdata/statements.golden", *got)
 }
 
 var (
@@ -173,4 +137,49 @@ func evenAndOdd(t *testing.T, s *store.Store, ws int64, phoneBase int, prefix st
 		segs[k] = seg.ID
 	}
 	return segs
+}
+
+// compareGolden compares the recorded statements got with the golden file's, or
+// rewrites the file with SEGMENTS_UPDATE_STATEMENTS set.
+func compareGolden(t *testing.T, golden string, got []string) {
+	t.Helper()
+	if updateStatements {
+		if err := os.WriteFile(golden, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	b, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	for i := range max(len(got), len(want)) {
+		switch {
+		case i >= len(got):
+			t.Errorf("missing statement: %s", want[i])
+		case i >= len(want):
+			t.Errorf("statement more: %s", got[i])
+		case got[i] != want[i]:
+			t.Errorf("statement changed: %s, want %s", got[i], want[i])
+		}
+	}
+}
+
+// recordStatements returns a context whose statements are captured, a record that
+// adds those sent since its last call to got, each as what, its place and its hash
+// (statementHash), failing the test on err, and got.
+func recordStatements(t *testing.T, ctx context.Context) (capture context.Context, record func(what string, err error), got *[]string) {
+	got = new([]string)
+	capture, sent := store.CaptureStatements(ctx)
+	record = func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		for i, q := range sent() {
+			*got = append(*got, fmt.Sprintf("%s #%d %s", what, i, statementHash(q)))
+		}
+	}
+	return capture, record, got
 }
