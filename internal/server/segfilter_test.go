@@ -152,21 +152,17 @@ func TestSegmentContactsFilter(t *testing.T) {
 
 	// The count alone, in a list (no page read), and through nodes(ids:).
 	filter := filters[2]
+	type segmentCount struct {
+		ID       string `json:"id"`
+		Contacts struct {
+			TotalCount int `json:"totalCount"`
+		} `json:"contacts"`
+	}
 	var counted struct {
 		Segments struct {
-			Nodes []struct {
-				ID       string `json:"id"`
-				Contacts struct {
-					TotalCount int `json:"totalCount"`
-				} `json:"contacts"`
-			} `json:"nodes"`
+			Nodes []segmentCount `json:"nodes"`
 		} `json:"segments"`
-		Nodes []struct {
-			ID       string `json:"id"`
-			Contacts struct {
-				TotalCount int `json:"totalCount"`
-			} `json:"contacts"`
-		} `json:"nodes"`
+		Nodes []segmentCount `json:"nodes"`
 	}
 	a.do(`query($f: ContactFilter, $ids: [ID!]!) { segments(first: 100) { nodes { id contacts(filter: $f) { totalCount } } }
 		nodes(ids: $ids) { ... on Segment { id contacts(filter: $f) { totalCount } } } }`, map[string]any{"f": filter, "ids": segs}, &counted)
