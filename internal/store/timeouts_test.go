@@ -118,9 +118,19 @@ func TestRoleTimeoutsRoundedUp(t *testing.T) {
 	// startup parameter would do, but PgBouncer refuses it).
 	conn := storetest.Conn(t, url)
 	// One message, so that the session is never idle in the transaction before its
-	// 1 ms idle_in_transaction_session_timeout is lifted.
-	if _, err := conn.Exec(ctx, "BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
-		t.Fatal(err)
+	// 1 ms idle_in_transaction_session_timeout is lifted. The message itself runs
+	// under the role's 1 ms statement_timeout, which a loaded machine can outlast
+	// before SET LOCAL lifts it (57014): then its aborted transaction is rolled back
+	// and it is sent again.
+	for attempt := 1; ; attempt++ {
+		_, err := conn.Exec(ctx, "BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0")
+		var pgErr *pgconn.PgError
+		if err == nil {
+			break
+		} else if !errors.As(err, &pgErr) || pgErr.Code != "57014" || attempt == 20 {
+			t.Fatal(err)
+		}
+		_, _ = conn.Exec(ctx, "ROLLBACK")
 	}
 	defer conn.Exec(ctx, "ROLLBACK")
 	var settings []string
