@@ -2,10 +2,6 @@ package store
 
 import "database/sql"
 
-// Prepares reports whether s's connections prepare the statements they send again
-// (prepared.go): whether they reach PostgreSQL itself.
-func (s *Store) Prepares() bool { return s.connector.(tenantConnector).prepare }
-
 // SimpleDB returns a pool of one connection to s's database that never prepares:
 // every statement is sent in one simple-protocol message, as before prepared.go.
 func (s *Store) SimpleDB() *sql.DB {

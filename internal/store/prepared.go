@@ -60,7 +60,32 @@ const maxSeen = 4096
 const (
 	settingStatement = "SELECT set_config($1, $2, true)"
 	settingName      = "segments_setting"
+	// What tenantSetting and searchSetting set.
+	tenantSettingName = "app.workspace_id"
+	searchSettingName = "enable_seqscan"
 )
+
+// Prepares reports whether s's connections prepare the statements they send again:
+// whether they reach PostgreSQL itself, not a pooler.
+func (s *Store) Prepares() bool {
+	c, ok := s.connector.(tenantConnector)
+	return ok && c.prepare
+}
+
+// PreparedSettings is the statement with which a connection that prepares sets a
+// statement's settings, set_config(name, value, true), bound before it in its
+// pipeline. Tools that replay the store's SQL (cmd/segbench) write it as the SET
+// LOCAL it stands for (SetLocal), as the simple protocol's message has it.
+const PreparedSettings = settingStatement
+
+// SetLocal returns the SET LOCAL that set_config(name, value, true) of
+// PreparedSettings stands for, as tenantPrefix writes it.
+func SetLocal(name, value string) string {
+	if name == tenantSettingName {
+		return tenantSetting + "'" + value + "'"
+	}
+	return "SET LOCAL " + name + " = " + value
+}
 
 // preparedStatements are the statements one connection has prepared, most recently
 // used first.
@@ -166,16 +191,19 @@ func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) 
 		p.SendDeallocate(evicted)
 	}
 	if prepareSetting {
+		// Closing a statement that does not exist is no error: this prepares it
+		// whether or not whatever made the connection forget it (forget) removed it.
+		p.SendDeallocate(settingName)
 		p.SendPrepare(settingName, settingStatement, nil)
 	}
 	if prepare {
 		p.SendPrepare(name, query, nil)
 	}
 	settings := 1
-	p.SendQueryPrepared(settingName, [][]byte{[]byte("app.workspace_id"), []byte(strconv.FormatInt(ws, 10))}, nil, nil)
+	p.SendQueryPrepared(settingName, [][]byte{[]byte(tenantSettingName), []byte(strconv.FormatInt(ws, 10))}, nil, nil)
 	if search {
 		settings++
-		p.SendQueryPrepared(settingName, [][]byte{[]byte("enable_seqscan"), []byte("off")}, nil, nil)
+		p.SendQueryPrepared(settingName, [][]byte{[]byte(searchSettingName), []byte("off")}, nil, nil)
 	}
 	p.SendQueryPrepared(name, nil, nil, nil)
 	if err := p.Sync(); err != nil {
@@ -190,7 +218,7 @@ func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) 
 		before++
 	}
 	if prepareSetting {
-		before++
+		before += 2
 	}
 	if prepare {
 		before++

@@ -248,6 +248,21 @@ func TestPreparedStatementsAfterTheirTablesChange(t *testing.T) {
 	if prepared := preparedOn(t, conn); preparedCount(prepared) != 1 || prepared[store.PreparedName] == "" {
 		t.Errorf("after DEALLOCATE ALL, prepared: %q, want the statement and the settings' again", prepared)
 	}
+	// One statement deallocated: the connection forgets them all, and prepares the
+	// settings' statement again although PostgreSQL still has it.
+	for name, stmt := range preparedOn(t, conn) {
+		if stmt == query {
+			if _, err := conn.ExecContext(ctx, "DEALLOCATE "+name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for range 3 {
+		columns()
+	}
+	if prepared := preparedOn(t, conn); preparedCount(prepared) != 1 || prepared[store.PreparedName] == "" {
+		t.Errorf("after one DEALLOCATE, prepared: %q, want the statement and the settings' again", prepared)
+	}
 }
 
 // TestPreparedStatementsErrorsAndLimits: a prepared statement's error is the
