@@ -278,6 +278,7 @@ type pgbenchRunner struct {
 	// (clientsFor); zero runs every run with the pool size.
 	share   float64
 	scripts []string // script files, chosen at random with equal weight
+	mode    string   // pgbench's -M: simple, or prepared for pgbenchPrepared's scripts
 	dir     string   // for logs
 	// pgCPU, when set, returns PostgreSQL's CPU time so far (treeCPU).
 	pgCPU func() time.Duration
@@ -345,7 +346,7 @@ func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) 
 	secs := max(1, int(math.Round(d.Seconds())))
 	clients := p.clientsFor(rate)
 	warm := pgbenchWarmup(rate, clients)
-	args := []string{"-n", "-M", "simple", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)),
+	args := []string{"-n", "-M", p.mode, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)),
 		"-R", strconv.FormatFloat(rate, 'f', 1, 64), "-T", strconv.Itoa(int(warm/time.Second) + secs),
 		"-l", "--log-prefix", filepath.Join(logDir, "log")}
 	for _, s := range p.scripts {

@@ -178,6 +178,9 @@ type bench struct {
 	servers   map[string]*proc
 
 	scripts map[string][]string // pgbench scripts of each read workload
+	// floorPrepared are the read workloads whose scripts the floor runs prepared
+	// (pgbenchPrepared).
+	floorPrepared map[string]bool
 	// w6Statements are the statements of one W6 request, its ID arrays made pgbench
 	// variables: :c0 to :c99 and :s0 to :s9.
 	w6Statements []string
@@ -229,7 +232,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	start := time.Now()
-	b := &bench{c: c, servers: map[string]*proc{}, scripts: map[string][]string{}, sqlOf: map[string]string{},
+	b := &bench{c: c, servers: map[string]*proc{}, scripts: map[string][]string{}, floorPrepared: map[string]bool{}, sqlOf: map[string]string{},
 		stmts: map[string]map[string]float64{ours: {}, pgl: {}, flr: {}}, stmtsByPage: map[string]map[int]float64{}}
 	b.log = func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) }
 	var err error
@@ -661,25 +664,39 @@ func (b *bench) capture(ctx context.Context) error {
 		}
 		var nOurs, nPgl int
 		vs := b.d.readVariants(w)
+		// The floor sends the statements prepared, as our server does those it sent
+		// before, unless one of a workload's requests has one it would not prepare.
+		simple, prepared := make([]string, len(vs)), make([]string, len(vs))
+		allPrepared := true
 		for i, v := range vs {
 			if _, err := b.post(ours, v.ours); err != nil {
 				return err
 			}
 			st := steadyState(proxy.take())
 			nOurs += len(st)
-			script := pgbenchScript(st)
-			f := filepath.Join(dir, fmt.Sprintf("%03d.sql", i))
-			if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
-				return err
-			}
-			b.scripts[w] = append(b.scripts[w], f)
+			simple[i] = pgbenchScript(st)
+			var ok bool
+			prepared[i], ok = pgbenchPrepared(st)
+			allPrepared = allPrepared && ok
 			if i == 0 {
-				b.sqlOf[w] = script
+				b.sqlOf[w] = simple[i]
 			}
 			if _, err := b.post(pgl, v.pgl); err != nil {
 				return err
 			}
 			nPgl += len(pglProxy.take())
+		}
+		scripts := simple
+		if allPrepared {
+			scripts = prepared
+			b.floorPrepared[w] = true
+		}
+		for i, script := range scripts {
+			f := filepath.Join(dir, fmt.Sprintf("%03d.sql", i))
+			if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
+				return err
+			}
+			b.scripts[w] = append(b.scripts[w], f)
 		}
 		b.stmts[ours][w] = float64(nOurs) / variants
 		b.stmts[pgl][w] = float64(nPgl) / variants
@@ -956,7 +973,7 @@ func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, fu
 			done = func() { b.endSync(ctx, stop) }
 		}
 		if c == flr {
-			return b.pgbench(b.scripts[w]), done, nil
+			return b.pgbench(b.scripts[w], b.floorPrepared[w]), done, nil
 		}
 		vs := b.d.readVariants(w)
 		return &httpRunner{url: b.servers[c].url, header: b.header(c), next: func() []byte {
@@ -1004,12 +1021,15 @@ func (b *bench) endSync(ctx context.Context, stop func() (syncStats, error)) {
 	}
 }
 
-func (b *bench) pgbench(scripts []string) runner {
+func (b *bench) pgbench(scripts []string, prepared bool) runner {
 	u, _ := url.Parse(b.appURL)
 	pw, _ := u.User.Password()
 	env := []string{"PGHOST=" + u.Hostname(), "PGPORT=" + u.Port(), "PGUSER=" + u.User.Username(), "PGPASSWORD=" + pw,
 		"PGDATABASE=" + strings.TrimPrefix(u.Path, "/"), "PGSSLMODE=" + cmpOr(u.Query().Get("sslmode"), "prefer"), "PGAPPNAME=segbench-pgbench"}
-	r := &pgbenchRunner{bin: b.c.pgbench, env: env, clients: b.c.pool, share: b.c.clientShare, scripts: scripts, dir: b.tmp}
+	r := &pgbenchRunner{bin: b.c.pgbench, env: env, clients: b.c.pool, share: b.c.clientShare, scripts: scripts, dir: b.tmp, mode: "simple"}
+	if prepared {
+		r.mode = "prepared"
+	}
 	if b.pm != 0 {
 		r.pgCPU = func() time.Duration { return treeCPU(b.pm) }
 	}
@@ -1032,6 +1052,34 @@ func pgbenchScript(statements []string) string {
 		sb.WriteString(st + ";\n")
 	}
 	return sb.String()
+}
+
+// pgbenchPrepared turns the statements our server sent for one request into a pgbench
+// script for -M prepared that sends them as our server does once it has sent them
+// before (store/prepared.go): each statement in a pipeline of its own, after its
+// settings as set_config(..., true), all prepared. ok is false when a statement was
+// sent inside a transaction or without a workspace, which our server never prepares
+// (and pgbench cannot prepare: "\;" commands): pgbenchScript's simple script is the
+// floor then.
+func pgbenchPrepared(statements []string) (script string, ok bool) {
+	var sb strings.Builder
+	for _, st := range statements {
+		settings, stmt, ok := store.CutTenantPrefix(st)
+		if !ok || strings.HasPrefix(settings[0], "BEGIN") {
+			return "", false
+		}
+		sb.WriteString("\\startpipeline\n")
+		for _, set := range settings {
+			name, value, found := strings.Cut(strings.TrimPrefix(set, "SET LOCAL "), " = ")
+			if !found {
+				return "", false
+			}
+			value = strings.Trim(value, "'")
+			sb.WriteString(fmt.Sprintf("SELECT set_config('%s', '%s', true);\n", name, value))
+		}
+		sb.WriteString(stmt + ";\n\\endpipeline\n")
+	}
+	return sb.String(), true
 }
 
 func cmpOr(a, b string) string {

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+
+	"github.com/segments/segments/internal/store"
 )
 
 // sqlProxy sits between a server and PostgreSQL during the capture phase and records
@@ -96,6 +98,11 @@ func (p *sqlProxy) handle(client net.Conn) {
 	}()
 	stmts := map[string]string{}   // prepared statement name -> text
 	portals := map[string]string{} // portal name -> statement text
+	// The settings a connection that prepares binds before each statement, in the
+	// same pipeline (store/prepared.go), as the SET LOCALs they stand for: recorded
+	// with the statement, as the simple protocol's message holds them.
+	setting := map[string]string{} // portal name -> its SET LOCAL
+	var settings []string          // executed since the last statement or Sync
 	for {
 		hdr := make([]byte, 5)
 		if _, err := io.ReadFull(client, hdr); err != nil {
@@ -114,9 +121,24 @@ func (p *sqlProxy) handle(client net.Conn) {
 			stmts[name] = cstring(body[len(name)+1:])
 		case 'B': // Bind: portal, statement, ...
 			portal := cstring(body)
-			portals[portal] = stmts[cstring(body[len(portal)+1:])]
+			stmt := cstring(body[len(portal)+1:])
+			portals[portal] = stmts[stmt]
+			delete(setting, portal)
+			if stmts[stmt] == store.PreparedSettings {
+				if params := bindParams(body[len(portal)+len(stmt)+2:]); len(params) == 2 {
+					setting[portal] = store.SetLocal(params[0], params[1])
+				}
+			}
 		case 'E': // Execute: portal, ...
-			p.record(portals[cstring(body)])
+			portal := cstring(body)
+			if set, ok := setting[portal]; ok {
+				settings = append(settings, set)
+				break
+			}
+			p.record(strings.Join(append(settings, portals[portal]), "; "))
+			settings = nil
+		case 'S': // Sync
+			settings = nil
 		}
 		if _, err := server.Write(append(hdr, body...)); err != nil {
 			return
@@ -129,6 +151,37 @@ func (p *sqlProxy) record(sql string) {
 	defer p.mu.Unlock()
 	p.count++
 	p.log = append(p.log, strings.TrimSpace(sql))
+}
+
+// bindParams returns the parameters of a Bind message, after its portal and
+// statement names, as text (the store binds text).
+func bindParams(b []byte) []string {
+	u16 := func() int {
+		if len(b) < 2 {
+			return 0
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		b = b[2:]
+		return n
+	}
+	formats := u16()
+	b = b[min(len(b), 2*formats):]
+	n := u16()
+	out := make([]string, 0, n)
+	for range n {
+		if len(b) < 4 {
+			return nil
+		}
+		size := int(int32(binary.BigEndian.Uint32(b)))
+		b = b[4:]
+		if size < 0 || size > len(b) {
+			out = append(out, "")
+			continue
+		}
+		out = append(out, string(b[:size]))
+		b = b[size:]
+	}
+	return out
 }
 
 func cstring(b []byte) string {

@@ -181,15 +181,18 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
 	unset, err := configureRole(ctx, first, cfg, opts)
+	var direct bool
 	if err == nil {
-		err = cancelByRequest(ctx, first, cfg)
+		direct, err = cancelByRequest(ctx, first, cfg)
 	}
 	first.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, err
 	}
-	// Each statement carries its context's workspace for row-level security.
-	connector := tenantConnector{Connector: stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(shouldPing)), tenant: opts.Tenant}
+	// Each statement carries its context's workspace for row-level security. A
+	// statement sent again is prepared, on a connection to PostgreSQL itself
+	// (prepared.go): a pooler in transaction mode would run it on another.
+	connector := tenantConnector{Connector: stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(shouldPing)), tenant: opts.Tenant, prepare: direct}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
@@ -298,20 +301,22 @@ const cancelFallback = 500 * time.Millisecond
 // default sends its cancel as it closes the connection and waits for the answer; the
 // backend stops as soon (3-11 ms there), else within client_connection_check_interval
 // once PgBouncer closes its server connection (Options.ClientCheckInterval).
-func cancelByRequest(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) error {
+//
+// It reports whether conn reaches PostgreSQL itself (direct).
+func cancelByRequest(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) (direct bool, err error) {
 	var pid uint32
 	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-		return fmt.Errorf("store: read the backend's process ID: %w", err)
+		return false, fmt.Errorf("store: read the backend's process ID: %w", err)
 	}
 	if pid != conn.PgConn().PID() {
-		return nil
+		return false, nil
 	}
 	// pgx sends the cancel at once and keeps the connection for 100 ms after
 	// PostgreSQL took it, so that a cancel that arrives late stops no later statement.
 	cfg.BuildContextWatcherHandler = func(pgConn *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: pgConn, DeadlineDelay: cancelFallback}
 	}
-	return nil
+	return true, nil
 }
 
 // configureRole sets the role's session defaults on conn, a connection of cfg, before

@@ -133,6 +133,9 @@ func CutTenantPrefix(sent string) (settings []string, stmt string, ok bool) {
 type tenantConnector struct {
 	driver.Connector
 	tenant func(context.Context) (int64, bool)
+	// prepare says whether connections prepare the statements they send again
+	// (prepared.go): only when they reach PostgreSQL itself.
+	prepare bool
 }
 
 func (c tenantConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -140,7 +143,11 @@ func (c tenantConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tenantConn{pgxConn: conn.(*stdlib.Conn), tenant: c.tenant}, nil
+	tc := &tenantConn{pgxConn: conn.(*stdlib.Conn), tenant: c.tenant}
+	if c.prepare {
+		tc.prepared = newPreparedStatements()
+	}
+	return tc, nil
 }
 
 // tenantConn is a pgx database/sql connection that prefixes each statement with its
@@ -152,6 +159,9 @@ type tenantConn struct {
 	// begin is the BEGIN of the transaction open on the connection (BeginTx), until it
 	// is sent, with the transaction's first statement.
 	begin string
+	// prepared are the statements prepared on the connection (prepared.go); nil
+	// when it prepares none.
+	prepared *preparedStatements
 }
 
 // pgxConn names the embedded connection so that its own Conn method (the *pgx.Conn,
@@ -197,6 +207,9 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 	if len(args) > 0 {
 		return nil, errTenantArgs
 	}
+	if rows, ok, err := c.queryPrepared(ctx, ws, query); ok {
+		return rows, err
+	}
 	// pgx's Query would read only the first result, the SET's: read the message's
 	// results here and hand the statement's to database/sql.
 	prefix, settings := c.messagePrefix(ctx, ws)
@@ -205,7 +218,7 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 		return nil, err
 	}
 	conn := c.pgxConn.Conn()
-	r := &tenantRows{rows: pgx.RowsFromResultReader(conn.TypeMap(), mrr.ResultReader()), mrr: mrr, m: conn.TypeMap()}
+	r := &tenantRows{rows: pgx.RowsFromResultReader(conn.TypeMap(), mrr.ResultReader()), rest: mrr, m: conn.TypeMap()}
 	// database/sql asks for the columns before the first row; reading it now also
 	// surfaces the statement's error here, as pgx's stdlib does.
 	r.more = r.rows.Next()
@@ -408,11 +421,12 @@ func (c *tenantConn) exec(ctx context.Context, prefix string, settings int, quer
 	return mrr, nil
 }
 
-// tenantRows are the rows of one statement of a message; values reach database/sql
-// as pgx's stdlib gives them.
+// tenantRows are the rows of one statement of a message (or a pipeline: prepared.go);
+// values reach database/sql as pgx's stdlib gives them.
 type tenantRows struct {
-	rows    pgx.Rows
-	mrr     *pgconn.MultiResultReader
+	rows pgx.Rows
+	// rest reads what the message (or pipeline) has after the rows, to its end.
+	rest    interface{ Close() error }
 	m       *pgtype.Map
 	more    bool
 	started bool
@@ -434,7 +448,7 @@ func (r *tenantRows) Columns() []string {
 func (r *tenantRows) Close() error {
 	r.rows.Close()
 	err := r.rows.Err()
-	if mErr := r.mrr.Close(); err == nil {
+	if mErr := r.rest.Close(); err == nil {
 		err = mErr
 	}
 	return err

@@ -71,3 +71,14 @@ func TestParseURLRefusesAnAt(t *testing.T) {
 		}
 	}
 }
+
+// TestSetLocalWritesTheSimplePrefix: the SET LOCALs that SetLocal writes for the
+// settings a connection that prepares binds (prepared.go) are those tenantPrefix
+// sends the simple way, so that a tool replaying either sees the same statements.
+func TestSetLocalWritesTheSimplePrefix(t *testing.T) {
+	prefix, n := tenantPrefix(forSearch(context.Background(), "buyers"), 42)
+	want := SetLocal(tenantSettingName, "42") + "; " + SetLocal(searchSettingName, "off") + "; "
+	if prefix != want || n != 2 {
+		t.Errorf("tenantPrefix: %q (%d settings); the prepared settings stand for %q", prefix, n, want)
+	}
+}

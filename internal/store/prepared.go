@@ -1,0 +1,309 @@
+package store
+
+import (
+	"container/list"
+	"context"
+	"database/sql/driver"
+	"errors"
+	"hash/maphash"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// A statement that a connection sends again is prepared there, and runs from then on
+// without being parsed and planned each time: PostgreSQL plans a statement with no
+// parameters once and keeps the plan (a generic plan is the custom one when the
+// statement has nothing to bind). The store's statements carry their values as
+// literals (Bun interpolates them), so a text that comes back is the same question
+// again: the dashboard's first page of segments, a count it polls. Planning was most
+// of their time: W1's page took 0.21 ms to plan and 0.09 to run (EXPLAIN ANALYZE, as
+// the server's role, warm), and pgbench ran it, with the workspace's setting, at
+// 5,380-5,846 transactions a second sent as one simple query and 6,920-9,676 prepared
+// and pipelined (four clients, 2026-12-07).
+//
+// Only a statement read outside a transaction is prepared (QueryContext with no
+// transaction open: the API's reads), and only once the connection has sent its text
+// before (preparedStatements.seen): a text sent once is sent as before, in one
+// simple-protocol message. The generic-plan trap of prepared statements (a search's
+// ILIKE planned once for every term, without the trigram index) cannot happen: the
+// plan is made for the literals in the text, which are every value the statement
+// has. Settings are bound, not written: the workspace's (tenantSetting) and a
+// search's (searchSetting) are each a set_config(..., true) of a statement prepared
+// once per connection, sent in the same pipeline before the statement and ended by
+// the same Sync, so that they hold for exactly that statement, as the simple
+// message's SET LOCALs do. One round trip, as before.
+//
+// A connection that is not PostgreSQL's own (a pooler in transaction mode, which
+// hands each transaction another server connection: tenantConnector.prepare is
+// false) never prepares. A prepared statement that PostgreSQL refuses to run as it
+// was prepared (a migration changed the columns of a table it reads: "cached plan
+// must not change result type"; or it is gone: DISCARD ALL) is dropped, and the
+// statement sent the simple way instead.
+
+// maxPrepared is how many statements a connection keeps prepared: the least recently
+// used one is deallocated (in the pipeline that prepares the next). A plan is a few
+// kilobytes to a few dozen in the backend's memory.
+var maxPrepared = 100
+
+// maxPreparedText is the longest statement prepared: longer ones (a bulk insert's
+// values, thousands of IDs) are seldom the same twice.
+const maxPreparedText = 8 << 10
+
+// maxSeen bounds the hashes of the texts a connection has sent once; past it they
+// are forgotten and counted again.
+const maxSeen = 4096
+
+// settingStatement sets one setting until the end of the transaction: the pipeline's
+// implicit one. Its name is the connection's own, as are the statements'.
+const (
+	settingStatement = "SELECT set_config($1, $2, true)"
+	settingName      = "segments_setting"
+	// What tenantSetting and searchSetting set.
+	tenantSettingName = "app.workspace_id"
+	searchSettingName = "enable_seqscan"
+)
+
+// Prepares reports whether s's connections prepare the statements they send again:
+// whether they reach PostgreSQL itself, not a pooler.
+func (s *Store) Prepares() bool {
+	c, ok := s.connector.(tenantConnector)
+	return ok && c.prepare
+}
+
+// PreparedSettings is the statement with which a connection that prepares sets a
+// statement's settings, set_config(name, value, true), bound before it in its
+// pipeline. Tools that replay the store's SQL (cmd/segbench) write it as the SET
+// LOCAL it stands for (SetLocal), as the simple protocol's message has it.
+const PreparedSettings = settingStatement
+
+// SetLocal returns the SET LOCAL that set_config(name, value, true) of
+// PreparedSettings stands for, as tenantPrefix writes it.
+func SetLocal(name, value string) string {
+	if name == tenantSettingName {
+		return tenantSetting + "'" + value + "'"
+	}
+	return "SET LOCAL " + name + " = " + value
+}
+
+// preparedStatements are the statements one connection has prepared, most recently
+// used first.
+type preparedStatements struct {
+	seed    maphash.Seed
+	seen    map[uint64]struct{}
+	byText  map[string]*list.Element // of *preparedStatement
+	lru     list.List
+	next    int  // for the next statement's name
+	setting bool // settingStatement is prepared
+}
+
+type preparedStatement struct {
+	key, name string
+}
+
+func newPreparedStatements() *preparedStatements {
+	return &preparedStatements{seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}, byText: map[string]*list.Element{}}
+}
+
+// lookUp returns the name of key's prepared statement (and marks it used), or
+// whether key should be prepared now: it was sent before.
+func (ps *preparedStatements) lookUp(key string) (name string, prepare bool) {
+	if e, ok := ps.byText[key]; ok {
+		ps.lru.MoveToFront(e)
+		return e.Value.(*preparedStatement).name, false
+	}
+	h := maphash.String(ps.seed, key)
+	if _, ok := ps.seen[h]; ok {
+		delete(ps.seen, h)
+		return "", true
+	}
+	if len(ps.seen) >= maxSeen {
+		clear(ps.seen)
+	}
+	ps.seen[h] = struct{}{}
+	return "", false
+}
+
+// add records key's statement as prepared under a new name, and returns it and the
+// name of the statement it evicts ("" if none).
+func (ps *preparedStatements) add(key string) (name, evicted string) {
+	ps.next++
+	name = "segments_" + strconv.Itoa(ps.next)
+	ps.byText[key] = ps.lru.PushFront(&preparedStatement{key: key, name: name})
+	if ps.lru.Len() > maxPrepared {
+		old := ps.lru.Remove(ps.lru.Back()).(*preparedStatement)
+		delete(ps.byText, old.key)
+		evicted = old.name
+	}
+	return name, evicted
+}
+
+// drop forgets key's statement (PostgreSQL refused it, or the pipeline that
+// prepared it failed before it was).
+func (ps *preparedStatements) drop(key string) {
+	if e, ok := ps.byText[key]; ok {
+		ps.lru.Remove(e)
+		delete(ps.byText, key)
+	}
+}
+
+// forget forgets every statement: PostgreSQL no longer has them.
+func (ps *preparedStatements) forget() {
+	clear(ps.byText)
+	ps.lru.Init()
+	ps.setting = false
+}
+
+// queryPrepared runs query for workspace ws as a prepared statement when the
+// connection may (its statements are read outside a transaction) and should (it sent
+// the text before); ok is false when it did not run it, and the caller sends it the
+// simple way.
+func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) (rows driver.Rows, ok bool, err error) {
+	if c.prepared == nil || c.begin != "" || len(query) > maxPreparedText {
+		return nil, false, nil
+	}
+	conn := c.pgxConn.Conn()
+	if conn.IsClosed() {
+		return nil, false, nil // the simple way reports it
+	}
+	pg := conn.PgConn()
+	if pg.TxStatus() != 'I' {
+		return nil, false, nil
+	}
+	search, _ := ctx.Value(searchKey{}).(bool)
+	key := query
+	if search {
+		key = "\x00search\x00" + query // planned with sequential scans off
+	}
+	name, prepare := c.prepared.lookUp(key)
+	if name == "" && !prepare {
+		return nil, false, nil
+	}
+	var evicted string
+	if prepare {
+		name, evicted = c.prepared.add(key)
+	}
+	prepareSetting := !c.prepared.setting
+
+	p := pg.StartPipeline(ctx)
+	if evicted != "" {
+		p.SendDeallocate(evicted)
+	}
+	if prepareSetting {
+		// Closing a statement that does not exist is no error: this prepares it
+		// whether or not whatever made the connection forget it (forget) removed it.
+		p.SendDeallocate(settingName)
+		p.SendPrepare(settingName, settingStatement, nil)
+	}
+	if prepare {
+		p.SendPrepare(name, query, nil)
+	}
+	settings := 1
+	p.SendQueryPrepared(settingName, [][]byte{[]byte(tenantSettingName), []byte(strconv.FormatInt(ws, 10))}, nil, nil)
+	if search {
+		settings++
+		p.SendQueryPrepared(settingName, [][]byte{[]byte(searchSettingName), []byte("off")}, nil, nil)
+	}
+	p.SendQueryPrepared(name, nil, nil, nil)
+	if err := p.Sync(); err != nil {
+		c.prepared.drop(key)
+		return c.pipelineFailed(p, err)
+	}
+	// The results before the statement's: the deallocation, the preparations, the
+	// settings. An error among them ran nothing: the statement is dropped, and sent
+	// the simple way unless the connection is gone.
+	before := settings
+	if evicted != "" {
+		before++
+	}
+	if prepareSetting {
+		before += 2
+	}
+	if prepare {
+		before++
+	}
+	for range before {
+		res, err := p.GetResults()
+		if err == nil {
+			if rr, isRows := res.(*pgconn.ResultReader); isRows {
+				_, err = rr.Close()
+			}
+		}
+		if err != nil {
+			c.prepared.drop(key)
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) {
+				// PostgreSQL refused a preparation or a setting, and skipped the rest
+				// up to the Sync: nothing ran, and the simple way will say what is wrong.
+				c.prepared.forgetIfGone(err)
+				_ = p.Close()
+				return nil, false, nil
+			}
+			return c.pipelineFailed(p, err)
+		}
+	}
+	if prepareSetting {
+		c.prepared.setting = true
+	}
+	res, err := p.GetResults()
+	rr, isRows := res.(*pgconn.ResultReader)
+	if err != nil || !isRows {
+		if err == nil {
+			err = errors.New("store: no result")
+		}
+		c.prepared.drop(key)
+		if stalePrepared(err) {
+			// Refused as it was bound: PostgreSQL's copy is gone or outdated.
+			c.prepared.forgetIfGone(err)
+			_ = p.Close()
+			return nil, false, nil
+		}
+		return c.pipelineFailed(p, err)
+	}
+	r := &tenantRows{rows: pgx.RowsFromResultReader(conn.TypeMap(), rr), rest: p, m: conn.TypeMap()}
+	r.more = r.rows.Next()
+	if err := r.rows.Err(); err != nil {
+		_ = r.Close()
+		if stalePrepared(err) {
+			// Refused before it ran: PostgreSQL's copy is gone or outdated.
+			c.prepared.forgetIfGone(err)
+			c.prepared.drop(key)
+			return nil, false, nil
+		}
+		return nil, true, err
+	}
+	return r, true, nil
+}
+
+// pipelineFailed ends a pipeline that failed outside PostgreSQL's errors (the
+// connection, the context) and reports it as exec does.
+func (c *tenantConn) pipelineFailed(p *pgconn.Pipeline, err error) (driver.Rows, bool, error) {
+	_ = p.Close()
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) && pgconn.SafeToRetry(err) {
+		return nil, true, driver.ErrBadConn
+	}
+	return nil, true, err
+}
+
+// stalePrepared reports whether err is PostgreSQL refusing a prepared statement
+// before running it: it no longer exists (26000, after a DISCARD ALL or DEALLOCATE),
+// or a table it reads changed its columns ("cached plan must not change result
+// type", 0A000).
+func stalePrepared(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == "26000" || (pgErr.Code == "0A000" && pgErr.Message == "cached plan must not change result type")
+}
+
+// forgetIfGone forgets every statement when err says one is gone: whatever removed
+// it (DISCARD ALL, DEALLOCATE ALL) removed them all.
+func (ps *preparedStatements) forgetIfGone(err error) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "26000" {
+		ps.forget()
+	}
+}
