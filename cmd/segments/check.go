@@ -40,12 +40,18 @@ pg_restore --clean into a database migrated before 20261213000001 gave that role
 every table; every command that migrates makes them so again), and around them
 what that role must not have: an attribute (SUPERUSER, BYPASSRLS, CREATEDB,
 CREATEROLE, REPLICATION), membership in any role, a grant option, CREATE on the
-schema or the database, default privileges for it or PUBLIC. It warns, on stderr,
-of PostgreSQL settings that leave the database unsafe, such as an unlimited
-temp_file_limit (the exit status does not change: a superuser sets them), and of
-each transaction of the cluster, in any database, older than --old-transaction-age
-(1m) that holds every workspace's change feed back (the exit status does not
-change either: it is no damage, and the feed catches up once it ends).
+schema or the database, default privileges for it or PUBLIC. It reports each
+built-in function the migrations declare leakproof (textcat, texticlike, textlike,
+lower, jsonb_contains, jsonb_exists) that is not, one line each (status 3 too: a dump
+restored into a new database, or pg_upgrade, drops the declarations, and under
+row-level security the server's searches and attribute conditions then read every
+contact of the workspace; every command that migrates as a superuser declares them
+again). It warns, on stderr, of PostgreSQL settings that leave the database
+unsafe, such as an unlimited temp_file_limit (the exit status does not change: a
+superuser sets them), and of each transaction of the cluster, in any database,
+older than --old-transaction-age (1m) that holds every workspace's change feed back
+(the exit status does not change either: it is no damage, and the feed catches up
+once it ends).
 It never migrates the database: one that lacks migrations this binary has (segments
 migrate --status lists them), or has migrations it does not know, is refused,
 naming them, unchecked (exit status 1).
@@ -58,12 +64,13 @@ naming them, unchecked (exit status 1).
              whose transaction IDs are ahead, delete the membership changes
              of workspaces that no longer exist, and revoke from the server's role
              (and PUBLIC) what is not granted by the migrations and grant what
-             is; it reports what it found, as a check would have,
+             is, and declare leakproof again the functions that are not
+             (a superuser only); it reports what it found, as a check would have,
              and exits 0; safe while the server runs and writes. What the role
              it runs as may not change (SUPERUSER, BYPASSRLS and REPLICATION
-             take a superuser; a privilege another role granted, a superuser
-             or a member of that role) is reported "not repaired" (exit
-             status 3), with the SQL to run and who may run it. A segment name
+             take a superuser, and so does LEAKPROOF; a privilege another role
+             granted, a superuser or a member of that role) is reported "not
+             repaired" (exit status 3), with the SQL to run and who may run it. A segment name
              whose composed form is another segment's name is left as it is,
              reported "not repaired" (exit status 3): rename one of the two, then
              run it again
@@ -118,7 +125,8 @@ func warnHeldFeed(ctx context.Context, s *store.Store, log *slog.Logger, age tim
 }
 
 // checkStore does what check does, on s: reports (or repairs) drift, broken
-// triggers and the server role's privileges.
+// triggers, the server role's privileges and the functions the migrations declare
+// leakproof.
 func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writer) error {
 	brokenTriggers, err := s.TriggerProblems(ctx)
 	if err != nil {
@@ -129,7 +137,7 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	}
 	// What is broken, counted by kind, so that the error's one line says which kinds
 	// the lines above are.
-	var brokenPrivileges, brokenAhead int
+	var brokenPrivileges, brokenLeakproof, brokenAhead int
 	var privileges, unrepaired []store.PrivilegeDrift
 	if repair {
 		privileges, unrepaired, err = s.RepairPrivileges(ctx)
@@ -159,6 +167,31 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	for _, d := range unrepaired {
 		brokenPrivileges++
 		fmt.Fprintf(stdout, "not repaired: %s: the role this runs as may not change it; have %s run: %s\n", d, d.RunBy(), d.Fix())
+	}
+	// The functions the migrations declare leakproof: a restore into a new database
+	// drops the declarations, and then searches and attribute conditions of the
+	// server's role read the workspace's every contact.
+	var leakproof, leakproofLeft []store.Leakproof
+	if repair {
+		leakproof, leakproofLeft, err = s.RepairLeakproof(ctx)
+	} else {
+		leakproof, err = s.CheckLeakproof(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	for _, l := range leakproof {
+		if repair {
+			fmt.Fprintf(stdout, "repaired: %s: declared leakproof again\n", l)
+			continue
+		}
+		brokenLeakproof++
+		fmt.Fprintf(stdout, "broken: %s (a dump restored into a new database, or pg_upgrade, drops the declaration, and only a superuser makes it): under row-level security %s read every contact of the workspace; %s's \"segments check --repair\" (or migrate) declares it again\n",
+			l, l.Serves, l.RunBy())
+	}
+	for _, l := range leakproofLeft {
+		brokenLeakproof++
+		fmt.Fprintf(stdout, "not repaired: %s: the role this runs as may not change it; have %s run: %s\n", l, l.RunBy(), l.Fix())
 	}
 	var ahead []store.ChangesAhead
 	if repair {
@@ -317,6 +350,7 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	}{
 		{len(brokenTriggers), "trigger(s) missing or disabled"},
 		{brokenPrivileges, "privilege(s) of " + store.AppRole + " other than declared"},
+		{brokenLeakproof, "function(s) not leakproof"},
 		{brokenAhead, "workspace(s) with change IDs ahead"},
 	} {
 		if b.n > 0 {

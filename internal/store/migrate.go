@@ -34,6 +34,9 @@ const migrationLockKey = 7264001
 // migrateInTurns. After the migrations, every run makes the privileges of the
 // server's role (and PUBLIC) what they grant (appPrivileges), warning of what it
 // changed; not beside a newer version's migrations, whose grants it does not know.
+// And it declares leakproof again the built-in functions the migrations declare
+// (leakproofFunctions), which a restore into a new database drops, as a superuser,
+// warning of what it did, or, as a role that is no superuser, of what it could not.
 //
 // Then it stamps again the changes a restore into a new cluster left ahead of the
 // database's transactions (RepairChangesAhead), so that the change feed lists them
@@ -116,7 +119,8 @@ type turns struct {
 
 // migrate applies the migrations of fsys that the database lacks, each attempt of a
 // migration waiting for its locks as t says, then makes the privileges of the
-// server's role what decl declares (enforcePrivileges; none with decl nil).
+// server's role what decl declares (enforcePrivileges) and declares the functions
+// of leakproofFunctions leakproof (migrateLeakproof); neither with decl nil.
 func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns, decl []declaredPrivileges) ([]string, error) {
 	ms := migrate.NewMigrations()
 	if err := ms.Discover(fsys); err != nil {
@@ -170,12 +174,18 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS, t turns, decl []declare
 		if applied, err = s.migrateInTurns(ctx, m, lock, t, &lockTimeout); err != nil {
 			return err
 		}
-		// Beside a newer version's migrations, the privileges they grant are not this
-		// binary's to take back: its declaration does not know them.
-		if decl == nil || len(newer) > 0 {
+		if decl == nil {
 			return nil
 		}
-		return s.migratePrivileges(ctx, decl)
+		// Beside a newer version's migrations, the privileges they grant are not this
+		// binary's to take back: its declaration does not know them.
+		if len(newer) == 0 {
+			if err := s.migratePrivileges(ctx, decl); err != nil {
+				return err
+			}
+		}
+		// Leakproof beside a newer version too: its migrations declare these as well.
+		return s.migrateLeakproof(ctx)
 	})
 	if err != nil {
 		return applied, err

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// leakproofBroken is the line check prints of a function that is not leakproof.
+func leakproofBroken(function, use, serves string) string {
+	return fmt.Sprintf("broken: function %s (%s of %s) is not leakproof (a dump restored into a new database, or pg_upgrade, drops the declaration, and only a superuser makes it): under row-level security %s read every contact of the workspace; a superuser's \"segments check --repair\" (or migrate) declares it again\n",
+		function, use, serves, serves)
+}
+
+// TestCheckLeakproof: in a database of its own whose lower and jsonb_contains are no
+// longer leakproof (as a restore into a new database leaves them), "segments check"
+// prints one line for each and exits 3, twice (it changes nothing); --repair, as
+// the superuser the embedded PostgreSQL's owner is, declares them again, printing
+// "repaired:" for each, and exits 0, and the next check is clean. Dropped again, a
+// migrate declares them again, warning. Before, the check found nothing.
+func TestCheckLeakproof(t *testing.T) {
+	ctx := context.Background()
+	dbURL := storetest.Database(t)
+	getenv := env(map[string]string{"DATABASE_URL": dbURL})
+	if _, stderr, err := cli(getenv, "migrate"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, stderr)
+	}
+	conn := storetest.Conn(t, dbURL)
+	var super bool
+	if err := conn.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super); err != nil {
+		t.Fatal(err)
+	}
+	if !super {
+		t.Skip("the database's owner is not a superuser: it may not change which functions are leakproof")
+	}
+	runCheck := checkCommand(t, getenv)
+	drop := func() {
+		t.Helper()
+		if _, err := conn.Exec(ctx, "ALTER FUNCTION pg_catalog.jsonb_contains(jsonb, jsonb) NOT LEAKPROOF; ALTER FUNCTION pg_catalog.lower(text) NOT LEAKPROOF"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drop()
+	want := leakproofBroken("pg_catalog.lower(text)", "lower()", "searches and the NAME order") +
+		leakproofBroken("pg_catalog.jsonb_contains(jsonb, jsonb)", "@>", "attribute conditions")
+	for range 2 {
+		out, err := runCheck()
+		if exitCode(err) != 3 || !strings.HasPrefix(out, want) || !strings.Contains(out, "\nno drift") ||
+			!strings.HasSuffix(err.Error(), ": broken: 2 function(s) not leakproof") {
+			t.Fatalf("check with two functions not leakproof: %v\n%s\nwant exit status 3, and it to begin with\n%s", err, out, want)
+		}
+	}
+	want = "repaired: function pg_catalog.lower(text) (lower() of searches and the NAME order) is not leakproof: declared leakproof again\n" +
+		"repaired: function pg_catalog.jsonb_contains(jsonb, jsonb) (@> of attribute conditions) is not leakproof: declared leakproof again\n"
+	if out, err := runCheck("--repair"); err != nil || !strings.HasPrefix(out, want) {
+		t.Fatalf("check --repair: %v\n%s\nwant it to begin with\n%s", err, out, want)
+	}
+	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
+		t.Fatalf("check after the repair: %v\n%s", err, out)
+	}
+
+	drop()
+	if _, stderr, err := cli(getenv, "migrate"); err != nil || !strings.Contains(stderr, "declared leakproof again") {
+		t.Fatalf("migrate with two functions not leakproof: %v; want a warning that it declared them again\n%s", err, stderr)
+	}
+	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
+		t.Fatalf("check after migrate: %v\n%s", err, out)
+	}
+}
+
+// TestCheckLeakproofAsAnotherRole: a database migrated by a role that is no
+// superuser (on a PostgreSQL server of its own: roles are the whole server's) has
+// none of the functions leakproof. Check as that role prints a line for each and
+// exits 3; --repair as it prints each "not repaired", with the ALTER FUNCTION for a
+// superuser to run, and exits 3; serve as it starts, logging one warning that names
+// them all, the consequence and the SQL. A superuser's check --repair then declares
+// them, and the role's check is clean. Before, check found nothing and serve was
+// silent.
+func TestCheckLeakproofAsAnotherRole(t *testing.T) {
+	pg := storetest.Server(t)
+	superEnv := env(map[string]string{"DATABASE_URL": pg.URL("segments")})
+	if _, stderr, err := cli(superEnv, "migrate"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, stderr)
+	}
+	super := storetest.Conn(t, pg.URL("segments"))
+	ctx := context.Background()
+	var me string
+	if err := super.QueryRow(ctx, "SELECT current_user").Scan(&me); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"CREATE ROLE lesser LOGIN CREATEROLE PASSWORD 'lesser'", "CREATE DATABASE lesser OWNER lesser"} {
+		if _, err := super.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	lesserEnv := env(map[string]string{"DATABASE_URL": strings.Replace(pg.URL("lesser"), me+":"+pg.Password(), "lesser:lesser", 1)})
+	if _, stderr, err := cli(lesserEnv, "migrate"); err != nil {
+		t.Fatalf("migrate as lesser: %v\n%s", err, stderr)
+	}
+	runCheck := checkCommand(t, lesserEnv)
+
+	functions := []struct{ function, use, serves string }{
+		{"pg_catalog.textcat(text, text)", "||", "searches"},
+		{"pg_catalog.texticlike(text, text)", "ILIKE", "searches"},
+		{"pg_catalog.textlike(text, text)", "LIKE", "searches"},
+		{"pg_catalog.lower(text)", "lower()", "searches and the NAME order"},
+		{"pg_catalog.jsonb_contains(jsonb, jsonb)", "@>", "attribute conditions"},
+		{"pg_catalog.jsonb_exists(jsonb, text)", "?", "attribute conditions"},
+	}
+	var broken, notRepaired string
+	var fix []string
+	for _, f := range functions {
+		broken += leakproofBroken(f.function, f.use, f.serves)
+		notRepaired += fmt.Sprintf("not repaired: function %s (%s of %s) is not leakproof: the role this runs as may not change it; have a superuser run: ALTER FUNCTION %s LEAKPROOF\n",
+			f.function, f.use, f.serves, f.function)
+		fix = append(fix, "ALTER FUNCTION "+f.function+" LEAKPROOF")
+	}
+	const six = ": broken: 6 function(s) not leakproof"
+	if out, err := runCheck(); exitCode(err) != 3 || !strings.HasPrefix(out, broken) || !strings.HasSuffix(err.Error(), six) {
+		t.Errorf("check as lesser: %v\n%s\nwant exit status 3, and it to begin with\n%s", err, out, broken)
+	}
+	if out, err := runCheck("--repair"); exitCode(err) != 3 || !strings.HasPrefix(out, notRepaired) || !strings.HasSuffix(err.Error(), six) {
+		t.Errorf("check --repair as lesser: %v\n%s\nwant exit status 3, and it to begin with\n%s", err, out, notRepaired)
+	}
+
+	_, log := startLogged(t, lesserEnv)
+	warning := `level=WARN msg="functions the migrations declare leakproof are not, and the role migrating is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace; have run_by run fix"`
+	if got := strings.Count(log.String(), warning); got != 1 ||
+		!strings.Contains(log.String(), `fix="`+strings.Join(fix, "; ")+`" run_by="a superuser"`) {
+		t.Errorf("serve as lesser logged %d warnings of the functions, want one, with the fix:\n%s", got, log.String())
+	}
+
+	// As the superuser, on lesser's database.
+	superLesser := env(map[string]string{"DATABASE_URL": pg.URL("lesser")})
+	if out, stderr, err := cli(superLesser, "check", "--repair"); err != nil || !strings.HasPrefix(out, "repaired: function pg_catalog.textcat(text, text)") {
+		t.Fatalf("check --repair as the superuser: %v\n%s\n%s", err, out, stderr)
+	}
+	if out, err := runCheck(); err != nil || !strings.HasPrefix(out, "no drift") {
+		t.Errorf("check as lesser after the superuser's repair: %v\n%s", err, out)
+	}
+}
