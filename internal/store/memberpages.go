@@ -238,10 +238,11 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		plan = plan.ColumnExpr("k * a <= ? * n AS members_first", p.firstFactor*limit).
 			ColumnExpr("h * a <= ? * n AS hash_members", p.hashFactor*limit)
 		if sortedOnce {
-			// A scalar subquery in a subquery kept whole (OFFSET 0), as a search's
-			// share: computed once per statement, not once per segment of the batch.
-			plan = plan.TableExpr("(SELECT ("+p.kept+") AS kept OFFSET 0) AS filter", p.keptArgs...).
-				ColumnExpr("k * a > ? * n AND k * kept * ? < ? AS sorted_first", p.firstFactor*limit, sortedFirst, limit*float64(p.batch))
+			// kept is an uncorrelated scalar subquery: computed once per statement,
+			// not once per segment of the batch, and only if a page walks (a batch of
+			// small segments reads their members first and never samples).
+			args := append(append([]any{p.firstFactor * limit}, p.keptArgs...), sortedFirst, limit*float64(p.batch))
+			plan = plan.ColumnExpr("k * a > ? * n AND k * ("+p.kept+") * ? < ? AS sorted_first", args...)
 		}
 	} else {
 		// A walk of a search's list reads 1 / share contacts per row of the list,
