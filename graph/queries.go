@@ -234,11 +234,14 @@ func (r *Resolver) segmentContacts(ctx context.Context, seg *crm.Segment, search
 		count = model.Counter{Exact: func(ctx context.Context) (int, error) {
 			return ls.ContactCountOfSegment.Load(ctx, loader.SegmentSearch{SegmentID: seg.ID, Search: term, Filter: filter})
 		}}
-		// A filtered count alone (each segment's audience) reads no page, as
-		// contactsOf does. (Unfiltered, the page is read as it always was.)
-		if filtered && args.After == nil && args.Before == nil && countOnly(ctx, "ContactConnection") {
-			return &model.ContactConnection{Counter: count}, nil
-		}
+	}
+	// A count alone reads no page, as contactsOf does: a filtered or searched one
+	// (each segment's audience) is counted by its loader, an unfiltered one is the
+	// segment's contactCount, read with it, which costs no statement at all (a list
+	// of 50 segments read each one's first page for it: 113 ms at 200,000 contacts).
+	// Cursors are checked by the page's reading, so a request with one reads it.
+	if args.After == nil && args.Before == nil && countOnly(ctx, "ContactConnection") {
+		return &model.ContactConnection{Counter: count}, nil
 	}
 	page, err := ls.ContactsOfSegment.Load(ctx, loader.SegmentPage{SegmentID: seg.ID, Page: loader.NewPageSpec(term, filter, q.Order, args)})
 	if err != nil {

@@ -331,6 +331,58 @@ func TestSegmentContactsFilterStatements(t *testing.T) {
 	}
 }
 
+// TestSegmentCountsAloneReadNoPage: a list of segments asked only for each one's
+// contacts' totalCount sends no statement for their pages. Unfiltered, the count is
+// contactCount, read with the segments: the request sends what asking for
+// contactCount does. Searched, it sends one statement more, the batch's count. (Both
+// read each segment's first page too, as they did before.)
+func TestSegmentCountsAloneReadNoPage(t *testing.T) {
+	a := newAPI(t)
+	ids := a.addContacts(phones(90_500, 30)...)
+	for k := range 3 {
+		a.addSegment(fmt.Sprintf("Counted %d", k), ids[k:k+20]...)
+	}
+	var base struct {
+		Segments struct {
+			Nodes []struct {
+				ContactCount int `json:"contactCount"`
+			} `json:"nodes"`
+		} `json:"segments"`
+	}
+	a.do(`{ segments(first: 10) { nodes { contactCount } } }`, nil, &base)
+	want := a.statements()
+	if len(base.Segments.Nodes) != 3 {
+		t.Fatalf("segments: %+v", base)
+	}
+	for _, c := range []struct {
+		doc   string
+		extra int64
+	}{
+		{`{ segments(first: 10) { nodes { contacts { totalCount } } } }`, 0},
+		{`{ segments(first: 10) { nodes { contacts(first: 5, orderBy: {field: PHONE, direction: DESC}) { __typename totalCount } } } }`, 0},
+		{`{ segments(first: 10) { nodes { contacts(search: "90") { totalCount } } } }`, 1},
+	} {
+		var out struct {
+			Segments struct {
+				Nodes []struct {
+					Contacts struct {
+						TotalCount int `json:"totalCount"`
+					} `json:"contacts"`
+				} `json:"nodes"`
+			} `json:"segments"`
+		}
+		a.do(c.doc, nil, &out)
+		if got := a.statements(); got != want+c.extra {
+			t.Errorf("%s: %d statements, want %d", c.doc, got, want+c.extra)
+		}
+		for i, n := range out.Segments.Nodes {
+			if n.Contacts.TotalCount != base.Segments.Nodes[i].ContactCount {
+				t.Errorf("%s: segment %d counts %d, contactCount %d", c.doc, i, n.Contacts.TotalCount, base.Segments.Nodes[i].ContactCount)
+			}
+		}
+	}
+}
+
 // TestSegmentContactsFilterRefused: a malformed filter of Segment.contacts is
 // refused as Query.contacts' is (BAD_USER_INPUT, extensions.field its path from the
 // argument), for a segment alone and in a list; in a mutation's payload, before

@@ -1793,10 +1793,22 @@ func CheckContactPage(order crm.ContactOrder, args crm.PageArgs) error {
 //
 // cq's filter (its segment lists and field conditions) narrows every list the
 // statement reads: the contacts a walk reads, the members read first, the matches
-// sorted for the batch. The ways are chosen by the segments' sizes alone, as without
-// it: a walk that finds too few of a segment's members meeting the filter stops at
+// sorted for the batch. Unsearched, a filter also weighs each page's way
+// (twoWayPage.kept): a walk reads 1 / kept contacts for each one the filter keeps,
+// kept estimated once from the first contacts in the page's order (filterKept), and
+// a page whose walk would read more than its share of the workspace's contacts
+// reads the filtered contacts the batch sorts once (batchMatches, as a search's
+// matches), testing each in order for membership until its page fills. At 200,000
+// contacts, the 50 largest segments (2,200-100,000 members), 10 contacts each,
+// orders of at least 39 (2.5% of the contacts, no index): the walks of the 40 below
+// 100,000 read about 30,000 contacts each (0.6-1.7 s), the sorting reads each
+// contact once (0.2-0.5 s; docs/performance.md, "A segment's contacts, filtered").
+// A walk that still finds too few of a segment's members meeting the filter stops at
 // its limit and the members are read first, which costs what the segment holds, as
-// any page of it may (docs/performance.md, "Contact filters").
+// any page of it may. And a filter of segment lists skips the segments that hold
+// none of its audience, from the bitmaps (segmentAudiencesSQL): their pages are
+// empty, where a walk read its limit in vain and then every member (a segment of
+// 100,000 in a list filtered by None of itself).
 func (s *Store) contactsOfSegmentsSelect(ws workspaceArg, segmentIDs []int64, cq crm.ContactQuery, args crm.PageArgs) (*bun.SelectQuery, pageQuery, error) {
 	key, ok := contactKeys[cq.Order.Field]
 	if !ok {
@@ -1835,17 +1847,31 @@ func (s *Store) contactsOfSegmentsSelect(ws workspaceArg, segmentIDs []int64, cq
 		// matches the batch sorts once (batchMatches).
 		p.contacts = func(dst *[]contactRow) *bun.SelectQuery { return s.contactQuery(dst, ws, filtered) }
 		p.batch = len(segments)
+	} else if !filtered.Segments.IsZero() || !filtered.Conditions.IsZero() {
+		// Each walk reads 1 / kept contacts for each row the filter keeps, or the
+		// page reads the filtered contacts the batch sorts once (batchMatches).
+		p.kept, p.keptArgs = s.filterKept(ws, filtered, pq, b)
+		p.batch = len(segments)
 	}
 	var inner []contactRow
 	page, err := twoWayPageSelect(p, &inner, pq)
 	if err != nil {
 		return nil, pageQuery{}, err
 	}
-	q := s.db.NewSelect().
-		TableExpr("unnest(?::bigint[]) AS seg(id)", pgdialect.Array(segments)).
-		Join("CROSS JOIN LATERAL (?) AS c", page).
+	q := s.db.NewSelect()
+	if f := filtered.Segments; !f.IsZero() {
+		// The segments that hold none of the filter's audience have an empty page,
+		// which the bitmaps tell in a few rows per segment (segmentAudiencesSQL):
+		// their walk would read its limit in vain, then their members (a segment of
+		// 100,000 in a list filtered by None of itself, 0.5-2.8 s).
+		sql, args := segmentAudiences(ws, f, segments)
+		q = q.TableExpr("(SELECT segment_id FROM ("+sql+") AS audiences WHERE n > 0) AS seg(id)", args...)
+	} else {
+		q = q.TableExpr("unnest(?::bigint[]) AS seg(id)", pgdialect.Array(segments))
+	}
+	q = q.Join("CROSS JOIN LATERAL (?) AS c", page).
 		ColumnExpr("seg.id AS segment_id, c.*")
-	if search != "" {
+	if p.batch > 0 {
 		var unused []contactRow
 		matches := b.within(s.contactQuery(&unused, ws, searched).ColumnExpr(pq.sortColumns()))
 		// Bun writes no OFFSET 0.
@@ -1855,6 +1881,28 @@ func (s *Store) contactsOfSegmentsSelect(ws workspaceArg, segmentIDs []int64, cq
 	}
 	return q, pq, nil
 }
+
+// filterKept returns the SQL of the share of the contacts that filter f (its segment
+// lists and field conditions) keeps, with its arguments, estimated as the share of
+// the first filterSample contacts a walk of pq's page reads (in its order, within
+// its cursors) that f keeps, plus one in both counts (so that a sample where f keeps
+// none is not taken for an empty filter: a segment of 100,000 would read its members
+// first). The walks' own rows are what the estimate is for: a filter of the newest
+// contacts keeps every contact a walk newest first reads, few of those a walk by
+// name reads. Reading the sample costs about what a walk of it does, once per
+// statement (twoWayPage.kept).
+func (s *Store) filterKept(ws workspaceArg, f crm.ContactQuery, pq pageQuery, b pageBounds) (string, []any) {
+	var unused []contactRow
+	sample := pq.orderBy(b.within(s.contactQuery(&unused, ws, crm.ContactQuery{}).ColumnExpr("c.*")), b.walkDesc).Limit(filterSample)
+	// Each row tested by a lookup, as a walk tests them (testedUntilKept).
+	cond := andConds(append(membershipConds(ws, f.Segments, "c.id", testedUntilKept), conditionConds(ws, f.Conditions)...))
+	q := s.db.NewSelect().TableExpr("(?) AS c", sample).
+		ColumnExpr("(count(*) FILTER (WHERE "+cond.sql+") + 1)::float8 / (count(*) + 1)", cond.args...)
+	return "?", []any{q}
+}
+
+// filterSample is how many contacts filterKept reads.
+const filterSample = 500
 
 // batchMatches is the CTE of a batch of segments' pages of a search
 // (contactsOfSegmentsSelect):
@@ -1874,14 +1922,8 @@ func (s *Store) CountContactsOfSegments(ctx context.Context, ws int64, segmentID
 	w := s.workspaceArg(ws)
 	var err error
 	if f := cq.Segments; cq.Search == "" && cq.Conditions.IsZero() && !f.IsZero() {
-		// A chunk the audience has no row of holds none of it, but where the
-		// filter has only a None list (audienceChunksSQL).
-		missing := "B'0'::bit(32768)"
-		if f.Any == nil && len(f.All) == 0 {
-			missing = "~(" + missing + ")"
-		}
-		err = s.db.NewRaw(fmt.Sprintf(segmentAudiencesSQL, missing),
-			append(audienceArgs(w, f), w, pgdialect.Array(unique(segmentIDs)))...).Scan(ctx, &rows)
+		sql, args := segmentAudiences(w, f, segmentIDs)
+		err = s.db.NewRaw(sql, args...).Scan(ctx, &rows)
 	} else {
 		var dst []contactRow
 		err = s.contactQuery(&dst, w, crm.ContactQuery{Search: cq.Search, Segments: cq.Segments, Conditions: cq.Conditions}).
@@ -1896,6 +1938,18 @@ func (s *Store) CountContactsOfSegments(ctx context.Context, ws int64, segmentID
 		out[r.SegmentID] = r.N
 	}
 	return out, err
+}
+
+// segmentAudiences returns segmentAudiencesSQL of membership filter f and segments,
+// with its arguments.
+func segmentAudiences(ws workspaceArg, f crm.MembershipFilter, segments []int64) (string, []any) {
+	// A chunk the audience has no row of holds none of it, but where the filter
+	// has only a None list (audienceChunksSQL).
+	missing := "B'0'::bit(32768)"
+	if f.Any == nil && len(f.All) == 0 {
+		missing = "~(" + missing + ")"
+	}
+	return fmt.Sprintf(segmentAudiencesSQL, missing), append(audienceArgs(ws, f), ws, pgdialect.Array(unique(segments)))
 }
 
 // segmentAudiencesSQL counts, for each of the segments ANY(?), its members in the

@@ -150,6 +150,16 @@ func ContactsOfSegmentsSQL(s *Store, ws int64, segmentIDs []int64, search string
 	return q.String(), nil
 }
 
+// ContactsOfSegmentsQuerySQL is ContactsOfSegmentsSQL of a whole ContactQuery (its
+// filter too).
+func ContactsOfSegmentsQuerySQL(s *Store, ws int64, segmentIDs []int64, cq crm.ContactQuery, args crm.PageArgs) (string, error) {
+	q, _, err := s.contactsOfSegmentsSelect(s.workspaceArg(ws), segmentIDs, cq, args)
+	if err != nil {
+		return "", err
+	}
+	return q.String(), nil
+}
+
 // WaitAnalyzed waits until s has no analysis of new workspaces to run, nor
 // statistics to learn (analyze.go).
 func WaitAnalyzed(s *Store) { s.background.running.Wait() }

@@ -50,6 +50,18 @@ const (
 	hashedWalkFactor = 4
 )
 
+// sortedFirst weighs a walk of a batch's filtered page against reading the
+// batch's filtered rows sorted once (twoWayPage.kept): the page reads them when
+// k × kept × sortedFirst < limit × batch, that is when its walk would read more than
+// sortedFirst times its share of the contacts that sorting reads. A contact walked in
+// the page's order costs about what one read for the sorting does (an index scan
+// against a scan, the filter tested on both), and each page that reads the sorted
+// rows tests about as many for membership as its walk would have; but the sorting
+// is paid whole by the first page that reads it. At 200,000 contacts, pages of 10
+// of the 50 largest segments (2,200-100,000 members), orders of at least 39 (2.5%
+// of the contacts, no index): the 40 segments below 100,000 read the sorted rows.
+const sortedFirst = 1
+
 // membersPerMatch is what reading a member first costs (6-8 µs), in matches of a
 // search read from the trigram index and sorted (1.4-2.7 µs).
 const membersPerMatch = 4
@@ -149,6 +161,14 @@ type twoWayPage[R any] struct {
 	// holds when h × a ≤ hashFactor × limit × n. (Members first reads k rows, a
 	// walk limit × n / a.)
 	firstFactor, hashFactor float64
+	// kept, if set (the pages of a batch, filtered and unsearched), is the SQL of
+	// a scalar, with its arguments, that estimates the share of the contacts a walk
+	// reads that list keeps (filterKept). A walk of list reads limit × n / k of its
+	// rows, each 1 / kept contacts; the batch reads the rows of list once, sorted
+	// (batchMatches), for n contacts: a page whose walk would read more than its
+	// share of that, n / batch, reads them instead (sortedFirst).
+	kept     string
+	keptArgs []any
 	// counts is whether sizes' a is the exact number of rows the page's whole list
 	// holds (an unsearched filter's audience, audienceSizes): the statement then
 	// returns it with every row, as total, and the list needs no statement of its
@@ -180,7 +200,9 @@ var (
 //	              members_first),
 //	     walk_choice AS (SELECT members_first, or the walk filled no page and
 //	                     stopped at its limit (and members_then);
-//	                     matches_first: the walk fell short, not members_then),
+//	                     matches_first: the walk fell short, not members_then,
+//	                     or for a batch's filtered pages, the plan's
+//	                     sorted_first, where the page walks nothing),
 //	     member_keys AS (in a date order, unsearched: the IDs and sort keys
 //	                     of first's candidates, keyedMembersFirst)
 //	SELECT page.*, (with counts) the plan's total FROM (the walk's page, unless walk_choice;
@@ -210,9 +232,18 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	}
 	// What reading the search's matches first costs, in matches (matchesRead).
 	matches := matchesRead(p.search, "share", "n", matchContacts)
+	// A batch's filtered pages may read the rows of list sorted once for the batch.
+	sortedOnce := p.search == "" && p.kept != "" && p.batch > 0
 	if p.search == "" {
 		plan = plan.ColumnExpr("k * a <= ? * n AS members_first", p.firstFactor*limit).
 			ColumnExpr("h * a <= ? * n AS hash_members", p.hashFactor*limit)
+		if sortedOnce {
+			// kept is an uncorrelated scalar subquery: computed once per statement,
+			// not once per segment of the batch, and only if a page walks (a batch of
+			// small segments reads their members first and never samples).
+			args := append(append([]any{p.firstFactor * limit}, p.keptArgs...), sortedFirst, limit*float64(p.batch))
+			plan = plan.ColumnExpr("k * a > ? * n AND k * ("+p.kept+") * ? < ? AS sorted_first", args...)
+		}
 	} else {
 		// A walk of a search's list reads 1 / share contacts per row of the list,
 		// where members first reads k members, searched or not: so the search's share
@@ -276,6 +307,9 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		walkedList, walkedCols = p.contacts, walkedCols+", "+contactSearch+", "+pq.alias+".phone"
 	}
 	inner := b.within(walkedList(dst).ColumnExpr(walkedCols)).Where("NOT (SELECT members_first FROM walk_plan)")
+	if sortedOnce {
+		inner = inner.Where("NOT (SELECT sorted_first FROM walk_plan)")
+	}
 	inner = pq.orderBy(inner, b.walkDesc)
 	// Bun writes no LIMIT of an expression: it follows the inner query's ORDER BY.
 	walked := db.NewSelect().TableExpr("(? LIMIT (SELECT walk_limit FROM walk_plan)) AS "+pq.alias, inner).
@@ -301,11 +335,18 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	const matchesFirst = "(SELECT matches_first FROM walk_choice)"
 	choice := db.NewSelect().TableExpr("walk_plan")
 	page := db.NewSelect().TableExpr("walk").ColumnExpr("walk.*").Where("NOT " + membersFirst)
-	if readsMatches {
+	switch {
+	case readsMatches:
 		choice = choice.ColumnExpr("members_first OR (members_then AND "+short+") AS members_first", listedArgs...).
 			ColumnExpr("NOT members_then AND NOT members_first AND "+short+" AS matches_first", listedArgs...)
 		page = page.Where("NOT " + matchesFirst)
-	} else {
+	case sortedOnce:
+		// A page that reads the batch's sorted rows walks nothing: its walk is not
+		// short.
+		choice = choice.ColumnExpr("members_first OR (NOT sorted_first AND "+short+") AS members_first", listedArgs...).
+			ColumnExpr("sorted_first AS matches_first")
+		page = page.Where("NOT " + matchesFirst)
+	default:
 		choice = choice.ColumnExpr("members_first OR "+short+" AS members_first", listedArgs...)
 	}
 	// The walk's probe walks from the cursor without a limit, looking each row up: a
@@ -327,7 +368,7 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 			page = page.UnionAll(probe)
 		}
 	}
-	if readsMatches && p.batch > 0 {
+	if (readsMatches && p.batch > 0) || sortedOnce {
 		// The matches the batch sorted, in their order: a CTE's rows come out in
 		// the order they went in, so the page stops at its limit without sorting
 		// them again.

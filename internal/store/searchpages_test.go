@@ -503,6 +503,90 @@ func TestSegmentSearchesWalkTheCreationOrder(t *testing.T) {
 	}
 }
 
+// TestFilteredSegmentBatchesReadTheFilteredOnce: in the workspace of batchWorkspace,
+// a batch of the three thirds and half (1,333-2,000 members of 4,000), filtered by
+// hasEmail (every 14th contact, 286), reads the filtered contacts sorted once for
+// the batch, where each page of 50 walked about 2,000 contacts (about 7,000 read
+// by the walks before: the ways were chosen by the segments' sizes alone). Filtered
+// by None of half, half's page is empty and the statement reads nothing for it
+// (before, its walk read its limit, then its 2,000 members). Each first and last
+// page is what sorting the segment's filtered members gives.
+func TestFilteredSegmentBatchesReadTheFilteredOnce(t *testing.T) {
+	ctx := context.Background()
+	owner, app, ws, segs := batchWorkspace(t)
+	db := owner.DB()
+	wctx := store.WithWorkspace(ctx, ws.ID)
+	batch := []int64{segs[0], segs[1], segs[2], segs[4]}
+	half := segs[4]
+	withEmail := true
+	for _, c := range []struct {
+		filter    crm.ContactQuery
+		cond      string
+		sorted    bool
+		segments  float64 // the pages the statement reads
+		maxWalked float64
+	}{
+		{crm.ContactQuery{Conditions: crm.ContactConditions{HasEmail: &withEmail}}, "c.email IS NOT NULL", true, 4, 100},
+		{crm.ContactQuery{Segments: crm.MembershipFilter{None: []int64{half}}},
+			"NOT EXISTS (SELECT 1 FROM memberships n WHERE n.contact_id = c.id AND n.segment_id = " + fmt.Sprint(half) + ")", false, 3, 2000},
+	} {
+		all := map[int64][]int64{}
+		for _, seg := range batch {
+			all[seg] = storetest.Column[int64](t, db, `SELECT c.id FROM contacts c JOIN memberships m ON m.contact_id = c.id
+				WHERE m.segment_id = $1 AND `+c.cond+` ORDER BY c.created_at DESC, c.id DESC`, seg)
+		}
+		size := 50
+		for _, args := range []crm.PageArgs{{First: &size}, {Last: &size}} {
+			cq := c.filter
+			cq.Order = crm.DefaultContactOrder
+			name := fmt.Sprintf("%s, first %v", c.cond, args.First != nil)
+			query, err := store.ContactsOfSegmentsQuerySQL(app, ws.ID, batch, cq, args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, _ := explainAnalyze(t, ctx, db, query)
+			if sorted, walked := batchWay(t, ctx, owner, query); args.First != nil && (sorted != c.sorted || walked > c.maxWalked) {
+				t.Errorf("%s: the batch sorted the filtered contacts: %v, want %v; the walks read %.0f contacts, want at most %.0f", name, sorted, c.sorted, walked, c.maxWalked)
+			}
+			if n := planLoops(plan, "CTE walk_plan"); n != c.segments {
+				t.Errorf("%s: the statement read %.0f pages, want %.0f", name, n, c.segments)
+			}
+			pages, err := app.ContactsOfSegments(wctx, ws.ID, batch, cq, args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, seg := range batch {
+				want := all[seg][:min(len(all[seg]), size)]
+				if args.Last != nil {
+					want = all[seg][max(len(all[seg])-size, 0):]
+				}
+				got := []int64{}
+				for _, contact := range pages[seg].Items {
+					got = append(got, contact.ID)
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: segment %d: %v, want %v", name, seg, got, want)
+				}
+			}
+		}
+	}
+}
+
+// planLoops returns the loops of the node of plan whose subplan is name, 0 if none
+// ran.
+func planLoops(plan map[string]any, name string) float64 {
+	if plan["Subplan Name"] == name {
+		loops, _ := plan["Actual Loops"].(float64)
+		return loops
+	}
+	for _, c := range children(plan) {
+		if n := planLoops(c, name); n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
 // batchWay runs EXPLAIN ANALYZE of a statement of ContactsOfSegments and returns
 // whether it sorted the search's matches for the batch (a walk fell short), and how
 // many contacts the walks read.
