@@ -1058,14 +1058,14 @@ func pgbenchScript(statements []string) string {
 // script for -M prepared that sends them as our server does once it has sent them
 // before (store/prepared.go): each statement in a pipeline of its own, after its
 // settings as set_config(..., true), all prepared. ok is false when a statement was
-// sent inside a transaction or without a workspace, which our server never prepares
-// (and pgbench cannot prepare: "\;" commands): pgbenchScript's simple script is the
-// floor then.
+// sent inside a transaction or without a workspace, or is longer than
+// store.MaxPreparedText, which our server never prepares (and pgbench cannot
+// prepare "\;" commands): pgbenchScript's simple script is the floor then.
 func pgbenchPrepared(statements []string) (script string, ok bool) {
 	var sb strings.Builder
 	for _, st := range statements {
 		settings, stmt, ok := store.CutTenantPrefix(st)
-		if !ok || strings.HasPrefix(settings[0], "BEGIN") {
+		if !ok || strings.HasPrefix(settings[0], "BEGIN") || len(stmt) > store.MaxPreparedText {
 			return "", false
 		}
 		sb.WriteString("\\startpipeline\n")

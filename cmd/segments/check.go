@@ -46,7 +46,9 @@ lower, jsonb_contains, jsonb_exists) that is not, one line each (status 3 too: a
 restored into a new database, or pg_upgrade, drops the declarations, and under
 row-level security the server's searches and attribute conditions then read every
 contact of the workspace; every command that migrates as a superuser declares them
-again). It warns, on stderr, of PostgreSQL settings that leave the database
+again); run as a role that is no superuser, it warns of them on stderr instead, with
+the SQL for a superuser (the exit status does not change: on a managed PostgreSQL no
+role may be one). It warns, on stderr, of PostgreSQL settings that leave the database
 unsafe, such as an unlimited temp_file_limit (the exit status does not change: a
 superuser sets them), and of each transaction of the cluster, in any database,
 older than --old-transaction-age (1m) that holds every workspace's change feed back
@@ -68,7 +70,7 @@ naming them, unchecked (exit status 1).
              (a superuser only); it reports what it found, as a check would have,
              and exits 0; safe while the server runs and writes. What the role
              it runs as may not change (SUPERUSER, BYPASSRLS and REPLICATION
-             take a superuser, and so does LEAKPROOF; a privilege another role
+             take a superuser; a privilege another role
              granted, a superuser or a member of that role) is reported "not
              repaired" (exit status 3), with the SQL to run and who may run it. A segment name
              whose composed form is another segment's name is left as it is,
@@ -99,7 +101,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		warnSettings(ctx, s, log)
 		warnHeldFeed(ctx, s, log, cfg.oldTransaction)
-		return checkStore(ctx, s, repair, stdout)
+		return checkStore(ctx, s, repair, stdout, log)
 	})
 }
 
@@ -127,7 +129,7 @@ func warnHeldFeed(ctx context.Context, s *store.Store, log *slog.Logger, age tim
 // checkStore does what check does, on s: reports (or repairs) drift, broken
 // triggers, the server role's privileges and the functions the migrations declare
 // leakproof.
-func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writer) error {
+func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writer, log *slog.Logger) error {
 	brokenTriggers, err := s.TriggerProblems(ctx)
 	if err != nil {
 		return err
@@ -180,6 +182,22 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	if len(leakproof) > 0 && !repair {
+		// Only a superuser declares them: where this role is none (a managed
+		// PostgreSQL may have no superuser at all), a warning with the SQL, as for
+		// the settings a superuser sets (warnSettings), not a failure that no repair
+		// of this role's can end.
+		super, err := s.Superuser(ctx)
+		if err != nil {
+			return err
+		}
+		if !super {
+			leakproof, leakproofLeft = nil, leakproof
+		}
+	}
+	if len(leakproofLeft) > 0 {
+		store.WarnLeakproofLeft(log, "the role checking", leakproofLeft)
+	}
 	for _, l := range leakproof {
 		if repair {
 			fmt.Fprintf(stdout, "repaired: %s: declared leakproof again\n", l)
@@ -188,10 +206,6 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 		brokenLeakproof++
 		fmt.Fprintf(stdout, "broken: %s (a dump restored into a new database, or pg_upgrade, drops the declaration, and only a superuser makes it): under row-level security %s read every contact of the workspace; %s's \"segments check --repair\" (or migrate) declares it again\n",
 			l, l.Serves, l.RunBy())
-	}
-	for _, l := range leakproofLeft {
-		brokenLeakproof++
-		fmt.Fprintf(stdout, "not repaired: %s: the role this runs as may not change it; have %s run: %s\n", l, l.RunBy(), l.Fix())
 	}
 	var ahead []store.ChangesAhead
 	if repair {

@@ -73,10 +73,10 @@ func TestCheckLeakproof(t *testing.T) {
 
 // TestCheckLeakproofAsAnotherRole: a database migrated by a role that is no
 // superuser (on a PostgreSQL server of its own: roles are the whole server's) has
-// none of the functions leakproof. Check as that role prints a line for each and
-// exits 3; --repair as it prints each "not repaired", with the ALTER FUNCTION for a
-// superuser to run, and exits 3; serve as it starts, logging one warning that names
-// them all, the consequence and the SQL. A superuser's check --repair then declares
+// none of the functions leakproof. Check and --repair as that role warn of them on
+// stderr, naming them all, with the ALTER FUNCTION for a superuser to run, and
+// exit 0 (a managed PostgreSQL may have no superuser to end a failure); serve as it
+// starts logs one warning alike. A superuser's check --repair then declares
 // them, and the role's check is clean. Before, check found nothing and serve was
 // silent.
 func TestCheckLeakproofAsAnotherRole(t *testing.T) {
@@ -110,20 +110,19 @@ func TestCheckLeakproofAsAnotherRole(t *testing.T) {
 		{"pg_catalog.jsonb_contains(jsonb, jsonb)", "@>", "attribute conditions"},
 		{"pg_catalog.jsonb_exists(jsonb, text)", "?", "attribute conditions"},
 	}
-	var broken, notRepaired string
 	var fix []string
 	for _, f := range functions {
-		broken += leakproofBroken(f.function, f.use, f.serves)
-		notRepaired += fmt.Sprintf("not repaired: function %s (%s of %s) is not leakproof: the role this runs as may not change it; have a superuser run: ALTER FUNCTION %s LEAKPROOF\n",
-			f.function, f.use, f.serves, f.function)
 		fix = append(fix, "ALTER FUNCTION "+f.function+" LEAKPROOF")
 	}
-	const six = ": broken: 6 function(s) not leakproof"
-	if out, err := runCheck(); exitCode(err) != 3 || !strings.HasPrefix(out, broken) || !strings.HasSuffix(err.Error(), six) {
-		t.Errorf("check as lesser: %v\n%s\nwant exit status 3, and it to begin with\n%s", err, out, broken)
-	}
-	if out, err := runCheck("--repair"); exitCode(err) != 3 || !strings.HasPrefix(out, notRepaired) || !strings.HasSuffix(err.Error(), six) {
-		t.Errorf("check --repair as lesser: %v\n%s\nwant exit status 3, and it to begin with\n%s", err, out, notRepaired)
+	// No superuser: a warning with the SQL, and the exit status of the rest (on a
+	// managed PostgreSQL, no role could end a failure).
+	checking := `level=WARN msg="functions the migrations declare leakproof are not, and the role checking is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace; have run_by run fix"`
+	withFix := `fix="` + strings.Join(fix, "; ") + `" run_by="a superuser"`
+	for _, args := range [][]string{{"check"}, {"check", "--repair"}} {
+		out, stderr, err := cli(lesserEnv, args...)
+		if err != nil || strings.Contains(out, "leakproof") || strings.Count(stderr, checking) != 1 || !strings.Contains(stderr, withFix) {
+			t.Errorf("%s as lesser: %v\n%s\n%s\nwant exit status 0, no line of the functions, and one warning with the fix", strings.Join(args, " "), err, out, stderr)
+		}
 	}
 
 	_, log := startLogged(t, lesserEnv)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -122,9 +123,9 @@ func (s *Store) enforceLeakproof(ctx context.Context) (repaired, left []Leakproo
 	}
 	// As the migrations ask: a role that is no superuser would fail at the first
 	// ALTER FUNCTION.
-	var super bool
-	if err := s.db.QueryRowContext(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super); err != nil {
-		return nil, nil, fmt.Errorf("store: read whether the role is a superuser: %w", err)
+	super, err := s.Superuser(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	if !super {
 		return nil, found, nil
@@ -156,14 +157,31 @@ func (s *Store) migrateLeakproof(ctx context.Context) error {
 			"functions", describeLeakproof(repaired))
 	}
 	if len(left) > 0 {
-		fix := make([]string, len(left))
-		for i, l := range left {
-			fix[i] = l.Fix()
-		}
-		s.log.Warn("functions the migrations declare leakproof are not, and the role migrating is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace; have run_by run fix",
-			"functions", describeLeakproof(left), "fix", strings.Join(fix, "; "), "run_by", Leakproof{}.RunBy())
+		WarnLeakproofLeft(s.log, "the role migrating", left)
 	}
 	return nil
+}
+
+// WarnLeakproofLeft logs, as a warning, the functions ls that are not leakproof and
+// that who, no superuser, could not declare: with the consequence, and the SQL for
+// a superuser to run. A warning, not a failure: where no role is a superuser (a
+// managed PostgreSQL) nothing can declare them.
+func WarnLeakproofLeft(log *slog.Logger, who string, ls []Leakproof) {
+	fix := make([]string, len(ls))
+	for i, l := range ls {
+		fix[i] = l.Fix()
+	}
+	log.Warn("functions the migrations declare leakproof are not, and "+who+" is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace; have run_by run fix",
+		"functions", describeLeakproof(ls), "fix", strings.Join(fix, "; "), "run_by", Leakproof{}.RunBy())
+}
+
+// Superuser reports whether the role s connects as is a superuser.
+func (s *Store) Superuser(ctx context.Context) (bool, error) {
+	var super bool
+	if err := s.db.QueryRowContext(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super); err != nil {
+		return false, fmt.Errorf("store: read whether the role is a superuser: %w", err)
+	}
+	return super, nil
 }
 
 // describeLeakproof is ls for a log: "pg_catalog.textcat(text, text) (|| of

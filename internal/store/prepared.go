@@ -3,7 +3,9 @@ package store
 import (
 	"container/list"
 	"context"
+	"crypto/sha256"
 	"database/sql/driver"
+	"encoding/hex"
 	"errors"
 	"hash/maphash"
 	"strconv"
@@ -47,9 +49,9 @@ import (
 // kilobytes to a few dozen in the backend's memory.
 var maxPrepared = 100
 
-// maxPreparedText is the longest statement prepared: longer ones (a bulk insert's
+// MaxPreparedText is the longest statement prepared: longer ones (a bulk insert's
 // values, thousands of IDs) are seldom the same twice.
-const maxPreparedText = 8 << 10
+const MaxPreparedText = 8 << 10
 
 // maxSeen bounds the hashes of the texts a connection has sent once; past it they
 // are forgotten and counted again.
@@ -90,11 +92,14 @@ func SetLocal(name, value string) string {
 // preparedStatements are the statements one connection has prepared, most recently
 // used first.
 type preparedStatements struct {
-	seed    maphash.Seed
-	seen    map[uint64]struct{}
-	byText  map[string]*list.Element // of *preparedStatement
-	lru     list.List
-	next    int  // for the next statement's name
+	seed   maphash.Seed
+	seen   map[uint64]struct{}      // texts sent once
+	never  map[uint64]struct{}      // texts PostgreSQL refused to prepare (two statements)
+	byText map[string]*list.Element // of *preparedStatement
+	lru    list.List
+	// closing are statements the connection no longer uses but PostgreSQL may still
+	// hold (evicted, dropped, forgotten): closed at the head of the next pipeline.
+	closing []string
 	setting bool // settingStatement is prepared
 }
 
@@ -103,7 +108,7 @@ type preparedStatement struct {
 }
 
 func newPreparedStatements() *preparedStatements {
-	return &preparedStatements{seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}, byText: map[string]*list.Element{}}
+	return &preparedStatements{seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}, never: map[uint64]struct{}{}, byText: map[string]*list.Element{}}
 }
 
 // lookUp returns the name of key's prepared statement (and marks it used), or
@@ -114,42 +119,64 @@ func (ps *preparedStatements) lookUp(key string) (name string, prepare bool) {
 		return e.Value.(*preparedStatement).name, false
 	}
 	h := maphash.String(ps.seed, key)
+	if _, ok := ps.never[h]; ok {
+		return "", false
+	}
 	if _, ok := ps.seen[h]; ok {
 		delete(ps.seen, h)
 		return "", true
 	}
-	if len(ps.seen) >= maxSeen {
-		clear(ps.seen)
-	}
-	ps.seen[h] = struct{}{}
+	remember(ps.seen, h)
 	return "", false
 }
 
-// add records key's statement as prepared under a new name, and returns it and the
-// name of the statement it evicts ("" if none).
-func (ps *preparedStatements) add(key string) (name, evicted string) {
-	ps.next++
-	name = "segments_" + strconv.Itoa(ps.next)
+// remember adds h to a set of at most maxSeen, which forgets everything when full.
+func remember(set map[uint64]struct{}, h uint64) {
+	if len(set) >= maxSeen {
+		clear(set)
+	}
+	set[h] = struct{}{}
+}
+
+// add records key's statement as prepared, and returns its name, which is that of
+// key's text: the same name is the same statement on any connection, so that a
+// statement bound where it does not exist (a pooler that hid itself) is refused
+// (26000) rather than another's run. The least recently used statement past
+// maxPrepared is closed.
+func (ps *preparedStatements) add(key string) (name string) {
+	sum := sha256.Sum256([]byte(key))
+	name = "segments_" + hex.EncodeToString(sum[:12])
 	ps.byText[key] = ps.lru.PushFront(&preparedStatement{key: key, name: name})
 	if ps.lru.Len() > maxPrepared {
 		old := ps.lru.Remove(ps.lru.Back()).(*preparedStatement)
 		delete(ps.byText, old.key)
-		evicted = old.name
+		ps.closing = append(ps.closing, old.name)
 	}
-	return name, evicted
+	return name
 }
 
-// drop forgets key's statement (PostgreSQL refused it, or the pipeline that
-// prepared it failed before it was).
+// drop forgets key's statement, which PostgreSQL refused or may hold outdated, and
+// closes it with the next pipeline.
 func (ps *preparedStatements) drop(key string) {
 	if e, ok := ps.byText[key]; ok {
 		ps.lru.Remove(e)
 		delete(ps.byText, key)
+		ps.closing = append(ps.closing, e.Value.(*preparedStatement).name)
 	}
 }
 
-// forget forgets every statement: PostgreSQL no longer has them.
+// refuse drops key's statement for good: PostgreSQL cannot prepare its text.
+func (ps *preparedStatements) refuse(key string) {
+	ps.drop(key)
+	remember(ps.never, maphash.String(ps.seed, key))
+}
+
+// forget forgets every statement, and closes them with the next pipeline: one of
+// them was gone (26000), so something (DEALLOCATE, DISCARD) removed one or all.
 func (ps *preparedStatements) forget() {
+	for e := ps.lru.Front(); e != nil; e = e.Next() {
+		ps.closing = append(ps.closing, e.Value.(*preparedStatement).name)
+	}
 	clear(ps.byText)
 	ps.lru.Init()
 	ps.setting = false
@@ -160,7 +187,8 @@ func (ps *preparedStatements) forget() {
 // the text before); ok is false when it did not run it, and the caller sends it the
 // simple way.
 func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) (rows driver.Rows, ok bool, err error) {
-	if c.prepared == nil || c.begin != "" || len(query) > maxPreparedText {
+	ps := c.prepared
+	if ps == nil || c.begin != "" || len(query) > MaxPreparedText {
 		return nil, false, nil
 	}
 	conn := c.pgxConn.Conn()
@@ -176,75 +204,85 @@ func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) 
 	if search {
 		key = "\x00search\x00" + query // planned with sequential scans off
 	}
-	name, prepare := c.prepared.lookUp(key)
+	name, prepare := ps.lookUp(key)
 	if name == "" && !prepare {
 		return nil, false, nil
 	}
-	var evicted string
 	if prepare {
-		name, evicted = c.prepared.add(key)
+		name = ps.add(key)
 	}
-	prepareSetting := !c.prepared.setting
 
+	// What the pipeline sends before the statement's Bind, each with a result to
+	// read: closings, preparations (each after a Close of its name, which is no
+	// error where the name does not exist, so that a name PostgreSQL still holds,
+	// after forget, is prepared again), settings.
 	p := pg.StartPipeline(ctx)
-	if evicted != "" {
-		p.SendDeallocate(evicted)
+	before := len(ps.closing)
+	for _, n := range ps.closing {
+		p.SendDeallocate(n)
 	}
+	ps.closing = nil
+	prepareSetting := !ps.setting
 	if prepareSetting {
-		// Closing a statement that does not exist is no error: this prepares it
-		// whether or not whatever made the connection forget it (forget) removed it.
 		p.SendDeallocate(settingName)
 		p.SendPrepare(settingName, settingStatement, nil)
+		before += 2
 	}
+	queryPrepared := -1 // the index of the statement's preparation's result
 	if prepare {
+		p.SendDeallocate(name)
 		p.SendPrepare(name, query, nil)
+		queryPrepared = before + 1
+		before += 2
 	}
-	settings := 1
 	p.SendQueryPrepared(settingName, [][]byte{[]byte(tenantSettingName), []byte(strconv.FormatInt(ws, 10))}, nil, nil)
+	before++
 	if search {
-		settings++
 		p.SendQueryPrepared(settingName, [][]byte{[]byte(searchSettingName), []byte("off")}, nil, nil)
+		before++
 	}
 	p.SendQueryPrepared(name, nil, nil, nil)
 	if err := p.Sync(); err != nil {
-		c.prepared.drop(key)
+		ps.drop(key)
 		return c.pipelineFailed(p, err)
 	}
-	// The results before the statement's: the deallocation, the preparations, the
-	// settings. An error among them ran nothing: the statement is dropped, and sent
-	// the simple way unless the connection is gone.
-	before := settings
-	if evicted != "" {
-		before++
-	}
-	if prepareSetting {
-		before += 2
-	}
-	if prepare {
-		before++
-	}
-	for range before {
+	// An error before the statement's results ran nothing: PostgreSQL skips the rest
+	// up to the Sync.
+	for i := range before {
 		res, err := p.GetResults()
 		if err == nil {
 			if rr, isRows := res.(*pgconn.ResultReader); isRows {
 				_, err = rr.Close()
 			}
 		}
-		if err != nil {
-			c.prepared.drop(key)
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) {
-				// PostgreSQL refused a preparation or a setting, and skipped the rest
-				// up to the Sync: nothing ran, and the simple way will say what is wrong.
-				c.prepared.forgetIfGone(err)
-				_ = p.Close()
-				return nil, false, nil
-			}
+		if err == nil {
+			continue
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			ps.drop(key)
 			return c.pipelineFailed(p, err)
 		}
+		_ = p.Close()
+		if ctx.Err() != nil {
+			// Cancelled: the statement's outcome, as the simple way would have had it.
+			ps.drop(key)
+			return nil, true, err
+		}
+		switch {
+		case i == queryPrepared:
+			// PostgreSQL cannot prepare the text (two statements, say): the simple
+			// way, from now on.
+			ps.refuse(key)
+		case stalePrepared(err):
+			ps.forget()
+		default:
+			ps.drop(key)
+		}
+		return nil, false, nil
 	}
 	if prepareSetting {
-		c.prepared.setting = true
+		ps.setting = true
 	}
 	res, err := p.GetResults()
 	rr, isRows := res.(*pgconn.ResultReader)
@@ -252,12 +290,13 @@ func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) 
 		if err == nil {
 			err = errors.New("store: no result")
 		}
-		c.prepared.drop(key)
-		if stalePrepared(err) {
+		if ctx.Err() == nil && stalePrepared(err) {
 			// Refused as it was bound: PostgreSQL's copy is gone or outdated.
-			c.prepared.forgetIfGone(err)
-			_ = p.Close()
-			return nil, false, nil
+			return c.sendSimply(p, err, key)
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			ps.drop(key)
 		}
 		return c.pipelineFailed(p, err)
 	}
@@ -265,15 +304,27 @@ func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) 
 	r.more = r.rows.Next()
 	if err := r.rows.Err(); err != nil {
 		_ = r.Close()
-		if stalePrepared(err) {
-			// Refused before it ran: PostgreSQL's copy is gone or outdated.
-			c.prepared.forgetIfGone(err)
-			c.prepared.drop(key)
-			return nil, false, nil
+		if ctx.Err() == nil && stalePrepared(err) {
+			return c.sendSimply(nil, err, key)
 		}
 		return nil, true, err
 	}
 	return r, true, nil
+}
+
+// sendSimply ends pipeline p (if not nil) after PostgreSQL refused key's prepared
+// statement as stale (stalePrepared: err), and has its caller send it the simple way.
+func (c *tenantConn) sendSimply(p *pgconn.Pipeline, err error, key string) (driver.Rows, bool, error) {
+	if p != nil {
+		_ = p.Close()
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "26000" {
+		c.prepared.forget()
+	} else {
+		c.prepared.drop(key)
+	}
+	return nil, false, nil
 }
 
 // pipelineFailed ends a pipeline that failed outside PostgreSQL's errors (the
@@ -290,20 +341,12 @@ func (c *tenantConn) pipelineFailed(p *pgconn.Pipeline, err error) (driver.Rows,
 // stalePrepared reports whether err is PostgreSQL refusing a prepared statement
 // before running it: it no longer exists (26000, after a DISCARD ALL or DEALLOCATE),
 // or a table it reads changed its columns ("cached plan must not change result
-// type", 0A000).
+// type": 0A000 from RevalidateCachedQuery, told by the function's name, which
+// lc_messages does not translate, as it does the message).
 func stalePrepared(err error) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return false
 	}
-	return pgErr.Code == "26000" || (pgErr.Code == "0A000" && pgErr.Message == "cached plan must not change result type")
-}
-
-// forgetIfGone forgets every statement when err says one is gone: whatever removed
-// it (DISCARD ALL, DEALLOCATE ALL) removed them all.
-func (ps *preparedStatements) forgetIfGone(err error) {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "26000" {
-		ps.forget()
-	}
+	return pgErr.Code == "26000" || (pgErr.Code == "0A000" && pgErr.Routine == "RevalidateCachedQuery")
 }

@@ -233,7 +233,23 @@ func TestPreparedStatementsAfterTheirTablesChange(t *testing.T) {
 	if preparedCount(preparedOn(t, conn)) != 1 {
 		t.Fatalf("prepared: %q", preparedOn(t, conn))
 	}
+	base := 1
 	storetest.Exec(t, owner.DB(), "ALTER TABLE segments ADD COLUMN prepared_test_extra int")
+	// Refused once, the statement is closed with the connection's next pipeline (here
+	// another statement's), not left in PostgreSQL.
+	if cols := columns(); !slices.Contains(cols, "prepared_test_extra") {
+		t.Fatalf("after the column was added: columns %q", cols)
+	}
+	for range 2 {
+		if _, err := strings1(wctx, conn, "SELECT 'another'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, stmt := range preparedOn(t, conn) {
+		if stmt == query {
+			t.Errorf("the statement PostgreSQL refused is still prepared: %q", preparedOn(t, conn))
+		}
+	}
 	for i := range 3 {
 		if cols := columns(); !slices.Contains(cols, "prepared_test_extra") {
 			t.Fatalf("after the column was added, run %d: columns %q", i, cols)
@@ -245,7 +261,7 @@ func TestPreparedStatementsAfterTheirTablesChange(t *testing.T) {
 	for range 3 {
 		columns()
 	}
-	if prepared := preparedOn(t, conn); preparedCount(prepared) != 1 || prepared[store.PreparedName] == "" {
+	if prepared := preparedOn(t, conn); preparedCount(prepared) != base || prepared[store.PreparedName] == "" {
 		t.Errorf("after DEALLOCATE ALL, prepared: %q, want the statement and the settings' again", prepared)
 	}
 	// One statement deallocated: the connection forgets them all, and prepares the
@@ -260,7 +276,7 @@ func TestPreparedStatementsAfterTheirTablesChange(t *testing.T) {
 	for range 3 {
 		columns()
 	}
-	if prepared := preparedOn(t, conn); preparedCount(prepared) != 1 || prepared[store.PreparedName] == "" {
+	if prepared := preparedOn(t, conn); preparedCount(prepared) != base || prepared[store.PreparedName] == "" {
 		t.Errorf("after one DEALLOCATE, prepared: %q, want the statement and the settings' again", prepared)
 	}
 }
@@ -323,6 +339,57 @@ func TestPreparedStatementsErrorsAndLimits(t *testing.T) {
 	}
 	if n := preparedCount(preparedOn(t, fresh)); n != 3 {
 		t.Errorf("%d statements prepared, want at most 3 (the most recent): %q", n, preparedOn(t, fresh))
+	}
+}
+
+// TestPreparedStatementCancelled: a prepared statement whose context ends while it
+// runs fails with that, and the connection (the same backend) answers the next
+// statement, another workspace's, with that workspace's setting: no cancel arrives
+// late, no setting stays.
+func TestPreparedStatementCancelled(t *testing.T) {
+	s := storetest.AppStore(t)
+	if !s.Prepares() {
+		t.Skip("the store does not reach PostgreSQL itself (a pooler): it prepares nothing")
+	}
+	owner := storetest.Store(t)
+	a, _ := storetest.Workspace(t, owner)
+	b, _ := storetest.Workspace(t, owner)
+	conn := pinned(t, s)
+	var pid int
+	if err := conn.QueryRowContext(context.Background(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	const slow = "SELECT pg_sleep(0.2)::text"
+	actx := store.WithWorkspace(context.Background(), a.ID)
+	for range 2 {
+		if _, err := strings1(actx, conn, slow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(actx, 50*time.Millisecond)
+		_, err := strings1(ctx, conn, slow)
+		cancel()
+		if err == nil {
+			t.Fatalf("run %d: the cancelled statement answered", i)
+		}
+		for range 3 {
+			got, err := strings1(store.WithWorkspace(context.Background(), b.ID), conn, "SELECT current_setting('app.workspace_id')")
+			if err != nil || len(got) != 1 || got[0] != strconv.FormatInt(b.ID, 10) {
+				t.Fatalf("after the cancel %d: %q, %v; want workspace %d's setting", i, got, err, b.ID)
+			}
+		}
+	}
+	var after int
+	if err := conn.QueryRowContext(context.Background(), "SELECT pg_backend_pid()").Scan(&after); err != nil || after != pid {
+		t.Errorf("backend %d after the cancels (%v), was %d: the connection was closed", after, err, pid)
+	}
+	found := false
+	for _, stmt := range preparedOn(t, conn) {
+		found = found || stmt == slow
+	}
+	if !found {
+		t.Errorf("the cancelled statement is no longer prepared: %q", preparedOn(t, conn))
 	}
 }
 

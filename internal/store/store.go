@@ -168,9 +168,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: parse database URL: %w", err)
 	}
 	// Bun interpolates arguments into the statement text, so every statement reaches pgx
-	// without arguments. The simple protocol sends it in one round trip without
-	// preparing it: no statement cache churn, no generic plans that ignore the trigram
-	// indexes, and it works behind PgBouncer in transaction mode.
+	// without arguments. The simple protocol sends it in one round trip, and works
+	// behind PgBouncer in transaction mode; pgx's own statement cache would prepare
+	// every text, with its parameters' generic plans. A read sent again is prepared by
+	// the tenant connection itself (prepared.go), with no parameters, where it reaches
+	// PostgreSQL directly.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	cfg.RuntimeParams["timezone"] = "UTC"
 	if opts.AppName != "" {
@@ -248,12 +250,20 @@ func newPool(connector driver.Connector, n int) *bun.DB {
 	sqldb.SetMaxOpenConns(n)
 	sqldb.SetMaxIdleConns(n)
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
+	// A connection keeps its prepared statements' plans (prepared.go) until a change
+	// to their tables replans them, and PostgreSQL does not replan for what changes
+	// no table: a function declared leakproof again (segments check --repair), a
+	// planner setting reloaded. New connections plan afresh.
+	sqldb.SetConnMaxLifetime(connMaxLifetime)
 	db := bun.NewDB(sqldb, pgdialect.New())
 	for _, h := range queryHooks {
 		db.AddQueryHook(h)
 	}
 	return db
 }
+
+// connMaxLifetime is how long a pool's connection serves before it is replaced.
+const connMaxLifetime = 30 * time.Minute
 
 // ownPool returns a pool of at most n connections of the store's, its own: for work
 // that must not wait behind the requests for the store's pool. Close closes it.
