@@ -17,6 +17,22 @@ import (
 	"github.com/segments/segments/internal/store/storetest"
 )
 
+// preparingStore returns storetest.AppStore, skipping the test where it prepares
+// nothing (through a pooler).
+func preparingStore(tb testing.TB) *store.Store {
+	tb.Helper()
+	s := storetest.AppStore(tb)
+	skipUnlessPreparing(tb, s)
+	return s
+}
+
+func skipUnlessPreparing(tb testing.TB, s *store.Store) {
+	tb.Helper()
+	if !s.Prepares() {
+		tb.Skip("the store does not reach PostgreSQL itself (a pooler): it prepares nothing")
+	}
+}
+
 // pinned returns one connection of s's pool, for the test's life: prepared
 // statements belong to a connection.
 func pinned(t testing.TB, s interface{ DB() *sql.DB }) *sql.Conn {
@@ -84,10 +100,7 @@ func preparedCount(prepared map[string]string) int {
 // the simple way; the workspace is bound at every run, so the same prepared
 // statement answers each workspace with its own rows and never another's.
 func TestPreparedStatementsKeepTenants(t *testing.T) {
-	s := storetest.AppStore(t)
-	if !s.Prepares() {
-		t.Skip("the store does not reach PostgreSQL itself (a pooler): it prepares nothing")
-	}
+	s := preparingStore(t)
 	owner := storetest.Store(t)
 	ctx := context.Background()
 	names := map[int64][]string{}
@@ -196,9 +209,7 @@ func TestPreparedStatementsKeepSearchSettings(t *testing.T) {
 // again: the statement answers every time.
 func TestPreparedStatementsAfterTheirTablesChange(t *testing.T) {
 	owner, app := storetest.NewStores(t, store.Options{})
-	if !app.Prepares() {
-		t.Skip("the store does not reach PostgreSQL itself (a pooler): it prepares nothing")
-	}
+	skipUnlessPreparing(t, app)
 	ctx := context.Background()
 	ws, _ := storetest.Workspace(t, owner)
 	if _, err := owner.CreateSegment(store.WithWorkspace(ctx, ws.ID), ws.ID, crm.NewSegment{Name: "Changing"}); err != nil {
@@ -286,10 +297,7 @@ func TestPreparedStatementsAfterTheirTablesChange(t *testing.T) {
 // cannot prepare (two statements) is sent as before; a statement inside a
 // transaction is never prepared; and a connection keeps at most maxPrepared.
 func TestPreparedStatementsErrorsAndLimits(t *testing.T) {
-	s := storetest.AppStore(t)
-	if !s.Prepares() {
-		t.Skip("the store does not reach PostgreSQL itself (a pooler): it prepares nothing")
-	}
+	s := preparingStore(t)
 	ws, _ := storetest.Workspace(t, storetest.Store(t))
 	ctx := store.WithWorkspace(context.Background(), ws.ID)
 	conn := pinned(t, s)
@@ -347,10 +355,7 @@ func TestPreparedStatementsErrorsAndLimits(t *testing.T) {
 // statement, another workspace's, with that workspace's setting: no cancel arrives
 // late, no setting stays.
 func TestPreparedStatementCancelled(t *testing.T) {
-	s := storetest.AppStore(t)
-	if !s.Prepares() {
-		t.Skip("the store does not reach PostgreSQL itself (a pooler): it prepares nothing")
-	}
+	s := preparingStore(t)
 	owner := storetest.Store(t)
 	a, _ := storetest.Workspace(t, owner)
 	b, _ := storetest.Workspace(t, owner)
@@ -407,10 +412,7 @@ func TestPreparesOnlyOnPostgreSQLsOwnConnections(t *testing.T) {
 // the server's role), sent the simple way and prepared, on one connection each:
 // PostgreSQL's CPU per statement (its backend's, from /proc) and this process's.
 func BenchmarkPreparedStatement(b *testing.B) {
-	s := storetest.AppStore(b)
-	if !s.Prepares() {
-		b.Skip("the store does not reach PostgreSQL itself (a pooler): it prepares nothing")
-	}
+	s := preparingStore(b)
 	owner := storetest.Store(b)
 	ws, _ := storetest.Workspace(b, owner)
 	ctx := store.WithWorkspace(context.Background(), ws.ID)
