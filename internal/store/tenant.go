@@ -35,7 +35,9 @@ import (
 // implicit transaction, so the setting holds for exactly that statement (or, inside an
 // explicit transaction, until it ends) and never outlives it: safe with a connection
 // pool and with PgBouncer in transaction mode. It costs no round trip. A statement
-// without a workspace sees no tenant row at all.
+// without a workspace sees no tenant row at all. A read its connection sent before is
+// prepared there and sent with the same settings bound, in one pipeline instead
+// (prepared.go).
 
 // AppRole is the role the server's queries run as: subject to row-level security.
 // Migrations create it (without login) and grant it what the API needs; AppURL gives
