@@ -196,7 +196,7 @@ func checkStore(ctx context.Context, s *store.Store, repair bool, stdout io.Writ
 		}
 	}
 	if len(leakproofLeft) > 0 {
-		store.WarnLeakproofLeft(log, "the role checking", leakproofLeft)
+		store.WarnLeakproofLeft(log, "checking", leakproofLeft)
 	}
 	for _, l := range leakproof {
 		if repair {

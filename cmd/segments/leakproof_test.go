@@ -116,7 +116,7 @@ func TestCheckLeakproofAsAnotherRole(t *testing.T) {
 	}
 	// No superuser: a warning with the SQL, and the exit status of the rest (on a
 	// managed PostgreSQL, no role could end a failure).
-	checking := `level=WARN msg="functions the migrations declare leakproof are not, and the role checking is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace; have run_by run fix"`
+	checking := `level=WARN msg="functions the migrations declare leakproof are not, and the role is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace; have run_by run fix"`
 	withFix := `fix="` + strings.Join(fix, "; ") + `" run_by="a superuser"`
 	for _, args := range [][]string{{"check"}, {"check", "--repair"}} {
 		out, stderr, err := cli(lesserEnv, args...)
@@ -126,7 +126,7 @@ func TestCheckLeakproofAsAnotherRole(t *testing.T) {
 	}
 
 	_, log := startLogged(t, lesserEnv)
-	warning := `level=WARN msg="functions the migrations declare leakproof are not, and the role migrating is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace; have run_by run fix"`
+	warning := `level=WARN msg="functions the migrations declare leakproof are not, and the role is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace; have run_by run fix"`
 	if got := strings.Count(log.String(), warning); got != 1 ||
 		!strings.Contains(log.String(), `fix="`+strings.Join(fix, "; ")+`" run_by="a superuser"`) {
 		t.Errorf("serve as lesser logged %d warnings of the functions, want one, with the fix:\n%s", got, log.String())

@@ -157,13 +157,14 @@ func (s *Store) migrateLeakproof(ctx context.Context) error {
 			"functions", describeLeakproof(repaired))
 	}
 	if len(left) > 0 {
-		WarnLeakproofLeft(s.log, "the role migrating", left)
+		WarnLeakproofLeft(s.log, "migrating", left)
 	}
 	return nil
 }
 
 // WarnLeakproofLeft logs, as a warning, the functions ls that are not leakproof and
-// that who, no superuser, could not declare: with the consequence, and the SQL for
+// that the role, no superuser, could not declare as it was doing who ("migrating",
+// "checking"): with the consequence, and the SQL for
 // a superuser to run. A warning, not a failure: where no role is a superuser (a
 // managed PostgreSQL) nothing can declare them.
 func WarnLeakproofLeft(log *slog.Logger, who string, ls []Leakproof) {
@@ -171,8 +172,8 @@ func WarnLeakproofLeft(log *slog.Logger, who string, ls []Leakproof) {
 	for i, l := range ls {
 		fix[i] = l.Fix()
 	}
-	log.Warn("functions the migrations declare leakproof are not, and "+who+" is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace; have run_by run fix",
-		"functions", describeLeakproof(ls), "fix", strings.Join(fix, "; "), "run_by", Leakproof{}.RunBy())
+	log.Warn("functions the migrations declare leakproof are not, and the role is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace; have run_by run fix",
+		"role_was", who, "functions", describeLeakproof(ls), "fix", strings.Join(fix, "; "), "run_by", Leakproof{}.RunBy())
 }
 
 // Superuser reports whether the role s connects as is a superuser.

@@ -167,7 +167,7 @@ func TestLeakproofLeftByAnotherRole(t *testing.T) {
 		t.Errorf("the fix of %s is %q", left[0], fix[0])
 	}
 	for _, want := range []string{
-		`msg="functions the migrations declare leakproof are not, and the role migrating is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace`,
+		`msg="functions the migrations declare leakproof are not, and the role is no superuser: under row-level security the server's searches and attribute conditions read every contact of the workspace`,
 		`functions="pg_catalog.textcat(text, text) (|| of searches), `,
 		`fix="` + strings.Join(fix, "; ") + `" run_by="a superuser"`,
 	} {
