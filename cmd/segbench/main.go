@@ -1076,11 +1076,10 @@ func pgbenchPrepared(statements []string) (script string, ok bool) {
 		}
 		sb.WriteString("\\startpipeline\n")
 		for _, set := range settings {
-			name, value, found := strings.Cut(strings.TrimPrefix(set, "SET LOCAL "), " = ")
+			name, value, found := store.CutSetLocal(set)
 			if !found {
 				return "", false
 			}
-			value = strings.Trim(value, "'")
 			sb.WriteString(fmt.Sprintf("SELECT set_config('%s', '%s', true);\n", name, value))
 		}
 		sb.WriteString(stmt + ";\n\\endpipeline\n")

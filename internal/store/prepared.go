@@ -9,6 +9,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -87,6 +88,18 @@ func SetLocal(name, value string) string {
 		return tenantSetting + "'" + value + "'"
 	}
 	return "SET LOCAL " + name + " = " + value
+}
+
+// CutSetLocal is SetLocal's inverse: the name and value of a SET LOCAL as
+// tenantPrefix writes it (CutTenantPrefix's settings), for a tool that sends it as
+// set_config, as a connection that prepares does; ok is false for anything else.
+func CutSetLocal(set string) (name, value string, ok bool) {
+	rest, ok := strings.CutPrefix(set, "SET LOCAL ")
+	if !ok {
+		return "", "", false
+	}
+	name, value, ok = strings.Cut(rest, " = ")
+	return name, strings.Trim(value, "'"), ok
 }
 
 // preparedStatements are the statements one connection has prepared, most recently

@@ -81,4 +81,9 @@ func TestSetLocalWritesTheSimplePrefix(t *testing.T) {
 	if prefix != want || n != 2 {
 		t.Errorf("tenantPrefix: %q (%d settings); the prepared settings stand for %q", prefix, n, want)
 	}
+	for _, set := range []struct{ name, value string }{{tenantSettingName, "42"}, {searchSettingName, "off"}} {
+		if name, value, ok := CutSetLocal(SetLocal(set.name, set.value)); !ok || name != set.name || value != set.value {
+			t.Errorf("CutSetLocal(SetLocal(%q, %q)) = %q, %q, %v", set.name, set.value, name, value, ok)
+		}
+	}
 }
