@@ -160,7 +160,7 @@ func (ps *preparedStatements) add(key string) (name string) {
 	sum := sha256.Sum256([]byte(key))
 	name = "segments_" + hex.EncodeToString(sum[:12])
 	ps.byText[key] = ps.lru.PushFront(&preparedStatement{key: key, name: name})
-	if ps.lru.Len() > maxPrepared {
+	for ps.lru.Len() > maxPrepared {
 		old := ps.lru.Remove(ps.lru.Back()).(*preparedStatement)
 		delete(ps.byText, old.key)
 		ps.closing = append(ps.closing, old.name)
