@@ -214,3 +214,49 @@ func TestSearchStepsStartAfterACheckpoint(t *testing.T) {
 		t.Errorf("checkpoints during a plain search: latest at %v", c.lsns)
 	}
 }
+
+// TestRebuildWrittenIndexes: the memberships' and segments' indexes that the write
+// workloads leave half empty (rows inserted, then deleted and vacuumed away, as W6
+// and W7 leave them) are back to the size of the same rows indexed anew.
+func TestRebuildWrittenIndexes(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.NewStore(t, store.Options{MaxConns: 2})
+	ws, _ := storetest.Workspace(t, s)
+	db := s.DB()
+	storetest.Exec(t, db, `INSERT INTO contacts (workspace_id, phone)
+		SELECT $1, '+91' || lpad(g::text, 8, '0') FROM generate_series(1, 2000) g`, ws.ID)
+	storetest.Exec(t, db, `INSERT INTO segments (workspace_id, name)
+		SELECT $1, 'segment ' || g FROM generate_series(1, 20) g`, ws.ID)
+	size := func(index string) int64 {
+		t.Helper()
+		var n int64
+		if err := db.QueryRowContext(ctx, "SELECT pg_relation_size($1::regclass)", index).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Every segment gets every contact, then all but a tenth of the pairs are deleted.
+	storetest.Exec(t, db, `INSERT INTO memberships (workspace_id, segment_id, contact_id)
+		SELECT $1, s.id, c.id FROM segments s, contacts c WHERE s.workspace_id = $1 AND c.workspace_id = $1`, ws.ID)
+	storetest.Exec(t, db, `DELETE FROM memberships WHERE workspace_id = $1 AND contact_id % 10 <> 0`, ws.ID)
+	if _, err := execLong(ctx, db, "VACUUM memberships"); err != nil {
+		t.Fatal(err)
+	}
+	bloated := size("memberships_contact")
+	took, err := rebuildWrittenIndexes(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took <= 0 {
+		t.Errorf("rebuildWrittenIndexes took %v", took)
+	}
+	rebuilt := size("memberships_contact")
+	if rebuilt*3 > bloated {
+		t.Errorf("memberships_contact: %d bytes rebuilt, %d before: want a third or less for a tenth of the rows", rebuilt, bloated)
+	}
+	// What a new index of the same rows takes.
+	storetest.Exec(t, db, `CREATE INDEX memberships_contact_anew ON memberships (workspace_id, contact_id, segment_id)`)
+	if anew := size("memberships_contact_anew"); rebuilt != anew {
+		t.Errorf("memberships_contact: %d bytes rebuilt, a new index of the same rows %d", rebuilt, anew)
+	}
+}
