@@ -17,7 +17,7 @@ import (
 // past it. GCPercent lets the heap grow to five times what is live, goroutine stacks
 // counted as live: under overload, 1,000 requests waiting for admission (each a
 // connection's goroutine and its reader's, 22 MB of stacks in all) took the process
-// from 65 to 200-217 MB, 110 at GOGC=100 (W1's request on 8 connections, 2026-12-07).
+// from 65 to 205-216 MB, 109-115 at GOGC=100 (W1's request on 8 connections, 2026-12-07).
 // The rest of the container's memory is for what the runtime does not count: the
 // binary, and the kernel's socket buffers of thousands of connections.
 const MemoryLimitPercent = 90
