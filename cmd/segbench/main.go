@@ -1178,6 +1178,9 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			srv0, pg0 := b.serverCPU(c), treeCPU(b.pm)
 			fx, err := r.run(ctx, fixed, b.c.fixedDur)
 			srv1, pg1 := b.serverCPU(c), treeCPU(b.pm)
+			if p := b.servers[c]; p != nil && c != flr {
+				_, rr.FixedPeakRSSMiB = rss(p.pid()) // since the reset before the warm-up
+			}
 			wal1 := b.walPosition(ctx)
 			resume()
 			if err != nil {

@@ -295,6 +295,9 @@ func serveOurs(args []string) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(server.GCPercent)
 	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		server.SetMemoryLimit()
+	}
 	// To profile our server under a workload's load: SEGBENCH_PPROF=127.0.0.1:6061,
 	// then go tool pprof http://127.0.0.1:6061/debug/pprof/profile?seconds=20 while
 	// the workload runs. Its own listener, as serve's --debug-addr, so the API's

@@ -84,7 +84,11 @@ type repResult struct {
 	WALkB       float64 `json:"wal_kb,omitempty"` // WAL written per request (W7, W11: per run), walPosition
 	RSSMiB      float64 `json:"rss_mib,omitempty"`
 	PeakRSSMiB  float64 `json:"peak_rss_mib,omitempty"`
-	WallSeconds float64 `json:"wall_seconds,omitempty"` // W7, W11
+	// FixedPeakRSSMiB is the peak of the warm-up and the fixed-rate run alone: the same
+	// load for every contender, where the search's peak is of the steps it ran above
+	// the contender's capacity, which differ from one repetition to the next.
+	FixedPeakRSSMiB float64 `json:"fixed_peak_rss_mib,omitempty"`
+	WallSeconds     float64 `json:"wall_seconds,omitempty"` // W7, W11
 	// Speed is the machine's, measured right before the run (probeSpeed).
 	Speed *speed `json:"machine_speed,omitempty"`
 }
@@ -110,20 +114,21 @@ func statOf(xs []float64) stat {
 }
 
 type contenderRep struct {
-	Reps          []repResult `json:"reps"`
-	MaxThroughput stat        `json:"max_throughput_rps"`
-	P50           stat        `json:"p50_ms"`
-	P99           stat        `json:"p99_ms"`
-	SentP50       stat        `json:"sent_p50_ms"` // from the send (step.SentP50)
-	FixedErrors   int         `json:"fixed_rate_errors"`
-	ServerCPUms   stat        `json:"server_cpu_ms_per_request"`
-	PGCPUms       stat        `json:"postgres_cpu_ms_per_request"`
-	WALkB         stat        `json:"wal_kb_per_request"`
-	TotalCPUms    stat        `json:"total_cpu_ms_per_request"`
-	RSSMiB        stat        `json:"rss_mib"`
-	PeakRSSMiB    float64     `json:"peak_rss_mib"`
-	WallSeconds   stat        `json:"wall_seconds"`
-	Statements    float64     `json:"statements_per_request"`
+	Reps            []repResult `json:"reps"`
+	MaxThroughput   stat        `json:"max_throughput_rps"`
+	P50             stat        `json:"p50_ms"`
+	P99             stat        `json:"p99_ms"`
+	SentP50         stat        `json:"sent_p50_ms"` // from the send (step.SentP50)
+	FixedErrors     int         `json:"fixed_rate_errors"`
+	ServerCPUms     stat        `json:"server_cpu_ms_per_request"`
+	PGCPUms         stat        `json:"postgres_cpu_ms_per_request"`
+	WALkB           stat        `json:"wal_kb_per_request"`
+	TotalCPUms      stat        `json:"total_cpu_ms_per_request"`
+	RSSMiB          stat        `json:"rss_mib"`
+	PeakRSSMiB      float64     `json:"peak_rss_mib"`
+	FixedPeakRSSMiB stat        `json:"fixed_peak_rss_mib"`
+	WallSeconds     stat        `json:"wall_seconds"`
+	Statements      float64     `json:"statements_per_request"`
 	// The machine's speed before the contender's runs (repResult.Speed).
 	MachinePostgresMs stat `json:"machine_postgres_ms"`
 	MachineGoMs       stat `json:"machine_go_ms"`
@@ -213,7 +218,7 @@ func (w *wlRep) add(c string, rr repResult) {
 
 func (w *wlRep) summarize() {
 	for _, x := range w.Contenders {
-		var mx, p50, p99, sentP50, srv, pg, tot, walkB, rssv, wall, speedPG, speedGo []float64
+		var mx, p50, p99, sentP50, srv, pg, tot, walkB, rssv, fixedPeak, wall, speedPG, speedGo []float64
 		x.FixedErrors = 0
 		for _, r := range x.Reps {
 			mx = append(mx, r.Max.Rate) // the highest offered rate sustained (search)
@@ -226,6 +231,7 @@ func (w *wlRep) summarize() {
 			tot = append(tot, r.ServerCPUms+r.PGCPUms)
 			walkB = append(walkB, r.WALkB)
 			rssv = append(rssv, r.RSSMiB)
+			fixedPeak = append(fixedPeak, r.FixedPeakRSSMiB)
 			wall = append(wall, r.WallSeconds)
 			x.PeakRSSMiB = math.Max(x.PeakRSSMiB, r.PeakRSSMiB)
 			if r.Speed != nil {
@@ -234,7 +240,7 @@ func (w *wlRep) summarize() {
 		}
 		x.MaxThroughput, x.P50, x.P99, x.SentP50 = statOf(mx), statOf(p50), statOf(p99), statOf(sentP50)
 		x.ServerCPUms, x.PGCPUms, x.TotalCPUms, x.WALkB = statOf(srv), statOf(pg), statOf(tot), statOf(walkB)
-		x.RSSMiB, x.WallSeconds = statOf(rssv), statOf(wall)
+		x.RSSMiB, x.WallSeconds, x.FixedPeakRSSMiB = statOf(rssv), statOf(wall), statOf(fixedPeak)
 		x.MachinePostgresMs, x.MachineGoMs = statOf(speedPG), statOf(speedGo)
 	}
 }
@@ -543,7 +549,11 @@ func (r *report) markdown() string {
 		"generator sent each request. CPU per successful request, from /proc: our server or Node, plus every PostgreSQL process. Statements: the SQL " +
 		"messages per request, counted by a recording proxy: a round trip each, which may hold several statements (ours send " +
 		"each with its workspace's setting, and a transaction's first with its BEGIN). WAL: what PostgreSQL wrote to its log per successful request " +
-		"at the fixed rate, by its WAL insert position (the whole database's). RSS: the server process after its runs; " + peakText + ".\n\n")
+		"at the fixed rate, by its WAL insert position (the whole database's). RSS: the server process after its runs; " + peakText +
+		"; at the fixed rate: the peak of its warm-up and fixed-rate run (median; it starts from what the process still held " +
+		"from the runs before, which Go returns to the system over minutes), the same load for every contender, where the peak " +
+		"of the runs is that of the steps the search ran above the contender's capacity (up to twice the rate it last sustained, " +
+		"thousands of requests refused 503 and as many connections open), which differ between repetitions.\n\n")
 	s.WriteString("| workload | contender | max req/s | p50 ms | p50 from the send ms | p99 ms | CPU ms/req server + PostgreSQL | WAL kB/req | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Order {
 		x := r.Results[w]
@@ -678,6 +688,9 @@ func statementsText(n float64) string {
 func rssText(c *contenderRep) string {
 	if c.RSSMiB.Median == 0 {
 		return "–"
+	}
+	if c.FixedPeakRSSMiB.Median > 0 {
+		return fmt.Sprintf("%.0f (peak %.0f; %.0f at the fixed rate)", c.RSSMiB.Median, c.PeakRSSMiB, c.FixedPeakRSSMiB.Median)
 	}
 	return fmt.Sprintf("%.0f (peak %.0f)", c.RSSMiB.Median, c.PeakRSSMiB)
 }

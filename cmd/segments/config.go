@@ -83,6 +83,8 @@ type config struct {
 	otelDisabled                                   bool
 	// goGC is GOGC: when empty, serve sets server.GCPercent.
 	goGC string
+	// goMemLimit is GOMEMLIMIT: when empty, serve sets server.SetMemoryLimit's.
+	goMemLimit string
 	// envErr is the first environment variable that did not parse.
 	envErr error
 }
@@ -153,7 +155,8 @@ var settings = []setting{
 	{"--debug-addr", "SEGMENTS_DEBUG_ADDR", "(unset: off)", "loopback address (127.0.0.1:6060, localhost:6060, [::1]:6060) of a listener serving Go's profiles at /debug/pprof/ (go tool pprof), to profile the server under real load; any other address is refused (exit status 2)", "serve"},
 	{"--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "(unset: tracing off)", "OTLP/HTTP receiver of the traces, e.g. http://collector:4318 (/v1/traces is appended); the other OTEL_* variables apply (headers, sampler, service name)", "serve"},
 	{"", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "(unset)", "full URL of the OTLP/HTTP traces receiver; wins over the endpoint above, and turns tracing on too", "serve"},
-	{"", "GOGC", "(unset: 400)", "Go's garbage collector target, in percent of the live heap; the server uses 400, not Go's 100: about a quarter less CPU per large page for a heap a few times larger (tens of MB; admission bounds it under overload)", "serve"},
+	{"", "GOGC", "(unset: 400)", "Go's garbage collector target, in percent of the live heap; the server uses 400, not Go's 100: about a quarter less CPU per large page for a heap up to five times what is live, goroutine stacks counted (65 MB at full speed; 200 MB with 1,000 requests waiting for admission)", "serve"},
+	{"", "GOMEMLIMIT", "(unset: 90% of the container's)", "Go's soft memory limit (e.g. 400MiB): the garbage collector runs more often as the process nears it, rather than letting GOGC's heap grow past it; unset, serve sets 90% of its cgroup's memory limit (memory.max, or v1's memory.limit_in_bytes), and none without one", "serve"},
 }
 
 // flags registers the settings a command reads on fs, with defaults from the
@@ -188,7 +191,8 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, serve bool)
 	}
 	c.appDatabaseURL = getenv("SEGMENTS_APP_DATABASE_URL")
 	c.checkDatabaseURL("SEGMENTS_APP_DATABASE_URL", c.appDatabaseURL)
-	c.goGC = getenv("GOGC") // the runtime reads it; serve sets its own default without it
+	c.goGC = getenv("GOGC")             // the runtime reads it; serve sets its own default without it
+	c.goMemLimit = getenv("GOMEMLIMIT") // as GOGC
 	// Only the server sets the role's timeouts: an administrative command run with
 	// other values must not change them under the running servers.
 	timeout(&c.statement, "statement-timeout", "SEGMENTS_STATEMENT_TIMEOUT", 15*time.Second)

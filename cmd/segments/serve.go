@@ -44,6 +44,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.goGC == "" {
 		debug.SetGCPercent(server.GCPercent)
 	}
+	if cfg.goMemLimit == "" {
+		if limit := server.SetMemoryLimit(); limit > 0 {
+			log.Info("memory limit set from the container's", "gomemlimit_bytes", limit)
+		}
+	}
 	sessions, err := cfg.jwtVerifier(log)
 	if err != nil {
 		return err
