@@ -171,16 +171,12 @@ func InTx(s *Store, ctx context.Context, fn func(bun.Tx) error) error {
 }
 
 // CountContactsSQL returns the statement that CountContacts (limit 0) or
-// CountContactsUpTo (limit) sends for cq, a search, as s writes it.
+// CountContactsUpTo (limit) sends for cq, a search or field conditions, as s
+// writes it.
 func CountContactsSQL(s *Store, ws int64, cq crm.ContactQuery, limit int) string {
 	w := s.workspaceArg(ws)
 	if s.searchesAudience(cq) {
 		return s.searchedAudienceCount(w, cq, limit).String()
 	}
-	var rows []contactRow
-	q := s.contactQuery(&rows, w, cq)
-	if limit > 0 {
-		return s.db.NewSelect().TableExpr("(?) AS counted", q.ColumnExpr("1").Limit(int64(limit)+1)).ColumnExpr("count(*)").String()
-	}
-	return s.db.NewSelect().TableExpr("(?) AS counted", q.ColumnExpr("1")).ColumnExpr("count(*)").String()
+	return s.conditionedCount(w, cq, limit).String()
 }
