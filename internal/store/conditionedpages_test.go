@@ -91,3 +91,43 @@ func TestConditionedSegmentPagesWeighTheirConditions(t *testing.T) {
 		}
 	}
 }
+
+// TestConditionedSegmentCountsLookTheirContactsUp: in the workspace of
+// batchWorkspace, the counts of the five segments' contacts (6,040 memberships)
+// with an email (286 contacts, every 14th) look up the memberships of those
+// contacts, where the statement hashed every membership of the five and joined
+// them to the contacts. With a name (3,959 contacts), they join as before. Each
+// count is what counting in SQL gives.
+func TestConditionedSegmentCountsLookTheirContactsUp(t *testing.T) {
+	ctx := context.Background()
+	owner, app, ws, segs := batchWorkspace(t)
+	db := owner.DB()
+	wctx := store.WithWorkspace(ctx, ws.ID)
+	yes := true
+	for _, c := range []struct {
+		name  string
+		conds crm.ContactConditions
+		sql   string
+		max   float64 // memberships read
+	}{
+		{"with an email", crm.ContactConditions{HasEmail: &yes}, "c.email IS NOT NULL", 1000},
+		{"with a name", crm.ContactConditions{HasName: &yes}, "c.name IS NOT NULL", 6100},
+	} {
+		q := crm.ContactQuery{Conditions: c.conds}
+		plan, _ := explainAnalyze(t, ctx, db, store.SegmentCountsSQL(app, ws.ID, segs, q))
+		if read := rowsRead(plan, "memberships"); read > c.max {
+			t.Errorf("%s: the counts read %.0f memberships, want at most %.0f", c.name, read, c.max)
+		}
+		counts, err := app.CountContactsOfSegments(wctx, ws.ID, segs, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, seg := range segs {
+			want := storetest.Column[int64](t, db, `SELECT count(*) FROM contacts c JOIN memberships m ON m.contact_id = c.id
+				WHERE m.segment_id = $1 AND `+c.sql, seg)
+			if int64(counts[seg]) != want[0] {
+				t.Errorf("%s: segment %d: %d, want %d", c.name, seg, counts[seg], want[0])
+			}
+		}
+	}
+}

@@ -180,3 +180,9 @@ func CountContactsSQL(s *Store, ws int64, cq crm.ContactQuery, limit int) string
 	}
 	return s.conditionedCount(w, cq, limit).String()
 }
+
+// SegmentCountsSQL returns the statement of CountContactsOfSegments with a search or
+// field conditions, as s writes it.
+func SegmentCountsSQL(s *Store, ws int64, segmentIDs []int64, cq crm.ContactQuery) string {
+	return s.segmentCountsSelect(s.workspaceArg(ws), segmentIDs, cq).String()
+}
