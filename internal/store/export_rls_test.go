@@ -171,16 +171,18 @@ func InTx(s *Store, ctx context.Context, fn func(bun.Tx) error) error {
 }
 
 // CountContactsSQL returns the statement that CountContacts (limit 0) or
-// CountContactsUpTo (limit) sends for cq, a search, as s writes it.
+// CountContactsUpTo (limit) sends for cq, a search or field conditions, as s
+// writes it.
 func CountContactsSQL(s *Store, ws int64, cq crm.ContactQuery, limit int) string {
 	w := s.workspaceArg(ws)
 	if s.searchesAudience(cq) {
 		return s.searchedAudienceCount(w, cq, limit).String()
 	}
-	var rows []contactRow
-	q := s.contactQuery(&rows, w, cq)
-	if limit > 0 {
-		return s.db.NewSelect().TableExpr("(?) AS counted", q.ColumnExpr("1").Limit(int64(limit)+1)).ColumnExpr("count(*)").String()
-	}
-	return s.db.NewSelect().TableExpr("(?) AS counted", q.ColumnExpr("1")).ColumnExpr("count(*)").String()
+	return s.conditionedCount(w, cq, limit).String()
+}
+
+// SegmentCountsSQL returns the statement of CountContactsOfSegments with a search or
+// field conditions, as s writes it.
+func SegmentCountsSQL(s *Store, ws int64, segmentIDs []int64, cq crm.ContactQuery) string {
+	return s.segmentCountsSelect(s.workspaceArg(ws), segmentIDs, cq).String()
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -161,14 +162,20 @@ type twoWayPage[R any] struct {
 	// holds when h × a ≤ hashFactor × limit × n. (Members first reads k rows, a
 	// walk limit × n / a.)
 	firstFactor, hashFactor float64
-	// kept, if set (the pages of a batch, filtered and unsearched), is the SQL of
-	// a scalar, with its arguments, that estimates the share of the contacts a walk
-	// reads that list keeps (filterKept). A walk of list reads limit × n / k of its
-	// rows, each 1 / kept contacts; the batch reads the rows of list once, sorted
+	// kept, if set (the pages of a batch, filtered and unsearched; a page alone
+	// whose list field conditions narrow), is the SQL of a scalar, with its
+	// arguments, that estimates the share of the contacts a walk reads that list
+	// keeps (filterKept). A walk of list reads limit × n / k of its rows, each
+	// 1 / kept contacts; the batch reads the rows of list once, sorted
 	// (batchMatches), for n contacts: a page whose walk would read more than its
-	// share of that, n / batch, reads them instead (sortedFirst).
+	// share of that, n / batch, reads them instead (sortedFirst). A page alone
+	// weighs its walk against its members by kept, and reads the rows of list
+	// sorted where its members in them would not fill it.
 	kept     string
 	keptArgs []any
+	// keptIndexed is whether an index serves the conditions that narrow a page
+	// alone's list (indexServed): PostgreSQL then reads the list from it.
+	keptIndexed bool
 	// counts is whether sizes' a is the exact number of rows the page's whole list
 	// holds (an unsearched filter's audience, audienceSizes): the statement then
 	// returns it with every row, as total, and the list needs no statement of its
@@ -226,15 +233,51 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 	limit := float64(pq.args.Size() + 1)
 	// A batch reads no matches first without contacts (twoWayPage.contacts).
 	readsMatches := p.search != "" && p.contacts != nil
-	plan := db.NewSelect().TableExpr("("+p.sizes+") AS sizes", p.sizesArgs...).ColumnExpr("n, k")
+	// A batch's filtered pages may read the rows of list sorted once for the batch.
+	sortedOnce := p.search == "" && p.kept != "" && p.batch > 0
+	// A page alone of a list its field conditions narrow weighs its walk by the
+	// share of contacts they keep: reading the members first reads k candidates, a
+	// walk limit × n / a rows of the list, each 1 / kept contacts. The sample that
+	// estimates kept is read only where it can change the way: not where the sizes
+	// alone put the members first, nor where a walk is cheaper even if the sample
+	// kept none of its contacts (kept 1 / (filterSample + 1)); a CASE runs the
+	// scalar subquery only in the branch taken, and kept is 1 in the others, the
+	// ways of a page without conditions. The walk's limit counts rows of the list,
+	// which the conditions narrow as they narrow the members: limit × n / k of them,
+	// as without conditions.
+	weighed := p.search == "" && p.kept != "" && p.batch == 0
+	sizes, sizesArgs := "("+p.sizes+") AS sizes", p.sizesArgs
+	if weighed {
+		sizes = "(SELECT sizes.*, CASE WHEN sizes.k * sizes.a <= ? * sizes.n OR sizes.k * sizes.a > ? * sizes.n THEN 1::float8" +
+			" ELSE (" + p.kept + ") END AS kept FROM (" + p.sizes + ") AS sizes OFFSET 0) AS sizes"
+		sizesArgs = slices.Concat([]any{p.firstFactor * limit, p.firstFactor * limit * (filterSample + 1)}, p.keptArgs, p.sizesArgs)
+	}
+	plan := db.NewSelect().TableExpr(sizes, sizesArgs...).ColumnExpr("n, k")
 	if p.counts {
 		plan = plan.ColumnExpr("a AS total")
 	}
 	// What reading the search's matches first costs, in matches (matchesRead).
 	matches := matchesRead(p.search, "share", "n", matchContacts)
-	// A batch's filtered pages may read the rows of list sorted once for the batch.
-	sortedOnce := p.search == "" && p.kept != "" && p.batch > 0
-	if p.search == "" {
+	if weighed {
+		// Where the segment's members that meet the conditions would not fill a
+		// page (a × kept ≤ limit), a walk reads the whole list: the page reads the
+		// list sorted instead, as PostgreSQL's plan of it reads it (from the
+		// conditions' index, where one serves them), testing each row in order for
+		// membership. At 4,000 contacts, the 21 of a segment of 2,000 without a
+		// name: the walk read every contact, the sorting the 42 without a name.
+		// Where an index serves the conditions (keptIndexed), reading the list
+		// sorted reads about kept × n rows, against the walk's limit × n / (a ×
+		// kept) contacts: the list comes first when a × kept² ≤ limit (city =
+		// Pune, 8% of the contacts, in a segment of 2,984 at 200,000: the walk read
+		// about 40,000 contacts, the sorting reads Pune's 16,600 from the index).
+		listFirst := "a * kept <= ?"
+		if p.keptIndexed {
+			listFirst = "a * kept * kept <= ?"
+		}
+		plan = plan.ColumnExpr("k * a * kept <= ? * n AS members_first", p.firstFactor*limit).
+			ColumnExpr("h * a * kept <= ? * n AS hash_members", p.hashFactor*limit).
+			ColumnExpr("k * a * kept > ? * n AND "+listFirst+" AS sorted_first", p.firstFactor*limit, limit)
+	} else if p.search == "" {
 		plan = plan.ColumnExpr("k * a <= ? * n AS members_first", p.firstFactor*limit).
 			ColumnExpr("h * a <= ? * n AS hash_members", p.hashFactor*limit)
 		if sortedOnce {
@@ -307,7 +350,7 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		walkedList, walkedCols = p.contacts, walkedCols+", "+contactSearch+", "+pq.alias+".phone"
 	}
 	inner := b.within(walkedList(dst).ColumnExpr(walkedCols)).Where("NOT (SELECT members_first FROM walk_plan)")
-	if sortedOnce {
+	if sortedOnce || weighed {
 		inner = inner.Where("NOT (SELECT sorted_first FROM walk_plan)")
 	}
 	inner = pq.orderBy(inner, b.walkDesc)
@@ -340,9 +383,8 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		choice = choice.ColumnExpr("members_first OR (members_then AND "+short+") AS members_first", listedArgs...).
 			ColumnExpr("NOT members_then AND NOT members_first AND "+short+" AS matches_first", listedArgs...)
 		page = page.Where("NOT " + matchesFirst)
-	case sortedOnce:
-		// A page that reads the batch's sorted rows walks nothing: its walk is not
-		// short.
+	case sortedOnce || weighed:
+		// A page that reads the sorted rows walks nothing: its walk is not short.
 		choice = choice.ColumnExpr("members_first OR (NOT sorted_first AND "+short+") AS members_first", listedArgs...).
 			ColumnExpr("sorted_first AS matches_first")
 		page = page.Where("NOT " + matchesFirst)
@@ -375,10 +417,11 @@ func twoWayPageSelect[R any](p twoWayPage[R], dst *[]R, pq pageQuery) (*bun.Sele
 		tested := p.walked(db.NewSelect().TableExpr(batchMatches+" AS "+pq.alias), true).
 			ColumnExpr(pq.alias + ".id, " + sortKeyNames(pq)).Limit(int64(pq.args.Size() + 1))
 		page = page.UnionAll(pageOf(p.list(dst), tested, pq, b).Where(matchesFirst))
-	} else if readsMatches {
-		// The matches sorted whole (OFFSET 0 keeps the page's limit out of their
-		// subquery, so that PostgreSQL reads them from the trigram index rather than
-		// walking the order's index again), then tested in order.
+	} else if readsMatches || weighed {
+		// The matches (or the rows field conditions keep) sorted whole (OFFSET 0
+		// keeps the page's limit out of their subquery, so that PostgreSQL reads them
+		// from the trigram index, or the conditions', rather than walking the order's
+		// index again), then tested in order.
 		sorted := pq.orderBy(b.within(p.list(&unused).ColumnExpr(pq.sortColumns())), b.walkDesc)
 		tested := p.walked(db.NewSelect().TableExpr("(? OFFSET 0) AS "+pq.alias, sorted), true).
 			ColumnExpr(pq.alias + ".id, " + sortKeyNames(pq))
