@@ -101,13 +101,39 @@ func mpollUntil(t *testing.T, s *store.Store, ctx context.Context, ws int64, aft
 	}
 }
 
-// mend returns the endCursor of the feed of ws once it has caught up: from the start,
-// polled until a poll lists nothing more.
+// mend returns the endCursor of the feed of ws once it has caught up: at the
+// workspace's last change. The feed lists changes below its statement's xmin
+// horizon, which any transaction of the cluster that was running when the last change
+// was made holds back (a background ANALYZE, another test's write), and a poll held
+// back ends where the listing started, before the changes (after a sync from the
+// start with none below the horizon, at transaction 0). Polling until a poll listed
+// nothing more (20 ms apart) returned such a cursor when the horizon stayed back for
+// both polls, and TestMembershipChangesRefuseCursors' cursor 1,000 transactions
+// "ahead" of it was then still behind the workspace's changes, and accepted. So it
+// waits for the horizon to pass a transaction ID taken after every change made so
+// far, then lists the feed from the start.
 func mend(t *testing.T, s *store.Store, ctx context.Context, ws int64) string {
 	t.Helper()
+	// The horizon is the cluster's: no workspace is needed to read it (nor allowed
+	// with driver arguments).
+	bg := context.Background()
+	var after string
+	if err := s.DB().QueryRowContext(bg, "SELECT pg_current_xact_id()::text").Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var passed bool
+		if err := s.DB().QueryRowContext(bg, "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8", after).Scan(&passed); err != nil {
+			t.Fatal(err)
+		}
+		if passed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the xmin horizon did not pass transaction %s in 30 s", after)
+		}
+	}
 	_, end := mfeed(t, s, ctx, ws, nil, 100)
-	time.Sleep(20 * time.Millisecond)
-	_, end = mfeed(t, s, ctx, ws, &end, 100)
 	return end
 }
 
