@@ -138,6 +138,7 @@ type tenantConnector struct {
 	// prepare says whether connections prepare the statements they send again
 	// (prepared.go): only when they reach PostgreSQL itself.
 	prepare bool
+	cancels *cancelCounts // the store's
 }
 
 func (c tenantConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -176,7 +177,17 @@ type pgxConn = stdlib.Conn
 // connections and handed them to the next requests, whose check found them dead
 // (driver.ErrBadConn); after three in a row, under a wave of timeouts, a request failed
 // with that error (INTERNAL_SERVER_ERROR).
-func (c *tenantConn) IsValid() bool { return !c.Conn().IsClosed() }
+//
+// Nor once a cancel request sent on it may still arrive (cancelUnsettled): its
+// signal would stop the next statement, another request's.
+func (c *tenantConn) IsValid() bool { return !c.unusable() }
+
+// unusable reports whether the connection must not run another statement: pgx
+// closed it, or a cancel request sent on it is unsettled (cancel.go).
+func (c *tenantConn) unusable() bool {
+	conn := c.Conn()
+	return conn.IsClosed() || cancelUnsettled(conn.PgConn())
+}
 
 var _ driver.Validator = (*tenantConn)(nil)
 
@@ -185,6 +196,9 @@ var errTenantArgs = errors.New("store: a statement with a workspace must not tak
 func (c *tenantConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	ws, ok := tenantOf(ctx, c.tenant)
 	if !ok {
+		if c.unusable() {
+			return nil, driver.ErrBadConn
+		}
 		if err := c.sendBegin(ctx); err != nil {
 			return nil, err
 		}
@@ -201,6 +215,9 @@ func (c *tenantConn) ExecContext(ctx context.Context, query string, args []drive
 func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	ws, ok := tenantOf(ctx, c.tenant)
 	if !ok {
+		if c.unusable() {
+			return nil, driver.ErrBadConn
+		}
 		if err := c.sendBegin(ctx); err != nil {
 			return nil, err
 		}
@@ -242,7 +259,7 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 
 // BeginTx opens a transaction whose BEGIN waits for its first statement.
 func (c *tenantConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	if c.Conn().IsClosed() {
+	if c.unusable() {
 		return nil, driver.ErrBadConn
 	}
 	begin, err := beginStatement(opts)
@@ -357,8 +374,9 @@ func (tx tenantTx) Commit() error {
 // (tenantTx.Rollback): one round trip with nothing to write, under 1 ms unloaded, so
 // that a connection that does not answer by then is closed instead. It is the
 // socket's deadline, not a context's: a context's end would hand the ROLLBACK to
-// the cancel handler, which waits cancelFallback more and 100 ms after (765 ms
-// measured against a stopped backend, where 250 were meant).
+// the cancel handler, which waits cancelFallback more (765 ms measured against a
+// stopped backend with pgx's handler, which waited 100 ms after that, where 250 were
+// meant).
 const rollbackTimeout = 250 * time.Millisecond
 
 func (tx tenantTx) Rollback() error {
@@ -367,6 +385,11 @@ func (tx tenantTx) Rollback() error {
 	}
 	ctx := tx.ctx
 	conn := tx.c.Conn()
+	if cancelUnsettled(conn.PgConn()) {
+		// A cancel may still arrive, and stop the ROLLBACK: the connection is closed
+		// instead, which rolls the transaction back.
+		return tx.c.closeNow()
+	}
 	if ctx.Err() != nil {
 		// database/sql rolls a transaction back as soon as its context ends, after
 		// the statement that ran: pgx refuses to send anything in that context, and
@@ -379,13 +402,20 @@ func (tx tenantTx) Rollback() error {
 		}
 	}
 	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
-		// The connection's state is unknown: it is closed at once, without a goodbye
-		// (as pgx does), and the server rolls the transaction back.
-		now, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = conn.PgConn().Close(now)
+		// The connection's state is unknown: it is closed at once, and the server
+		// rolls the transaction back.
+		_ = tx.c.closeNow()
 		return err
 	}
+	return nil
+}
+
+// closeNow closes the connection at once, without a goodbye (as pgx does when it
+// gives up on one): database/sql then drops it.
+func (c *tenantConn) closeNow() error {
+	now, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = c.Conn().PgConn().Close(now)
 	return nil
 }
 
@@ -395,7 +425,7 @@ func (tx tenantTx) Rollback() error {
 // another connection, as it is for a connection found closed before sending.
 func (c *tenantConn) exec(ctx context.Context, prefix string, settings int, query string) (*pgconn.MultiResultReader, error) {
 	conn := c.pgxConn.Conn()
-	if conn.IsClosed() {
+	if c.unusable() {
 		return nil, driver.ErrBadConn
 	}
 	mrr := conn.PgConn().Exec(ctx, prefix+query)
