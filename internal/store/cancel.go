@@ -90,6 +90,35 @@ func cancelUnsettled(conn *pgconn.PgConn) bool {
 	return h != nil && h.unsettled.Load()
 }
 
+// A read sent outside a transaction that PostgreSQL stopped (57014) while its
+// context was alive, before statement_timeout could have passed, was stopped by a
+// cancel that was not its own: an operator's pg_cancel_backend, a pooler's cancel
+// (PgBouncer forwards a client's cancel to the server connection that client has
+// then), or one of our own that came late on a connection dropped too late. Its
+// implicit transaction rolled back, and it is sent once more, the simple way, in a
+// read-only transaction (readOnlySetting): PostgreSQL refuses that (25006) for a
+// statement that writes, which then fails with its cancel as before. A statement in a
+// transaction is never sent again: its transaction is aborted. The second attempt's
+// outcome is the statement's, a second cancel included.
+
+// readOnlySetting starts a read sent again: its implicit transaction writes nothing.
+const readOnlySetting = "SET LOCAL transaction_read_only = on; "
+
+// outsideTransaction reports whether the connection's next statement runs in an
+// implicit transaction of its own: no transaction open, none begun (BeginTx).
+func (c *tenantConn) outsideTransaction() bool {
+	conn := c.Conn()
+	return c.begin == "" && !conn.IsClosed() && conn.PgConn().TxStatus() == 'I'
+}
+
+// stoppedByAnother reports whether err, a statement's after it ran for elapsed, is
+// PostgreSQL's stopping it for a cancel that was not its own: its context is alive,
+// and it ran for less than statement_timeout. Told by code and time alone, as
+// lc_messages translates the message.
+func (c *tenantConn) stoppedByAnother(ctx context.Context, err error, elapsed time.Duration) bool {
+	return Canceled(err) && ctx.Err() == nil && (c.statementTimeout <= 0 || elapsed < c.statementTimeout)
+}
+
 // cancelCounts count what the store did about cancels that were not a statement's
 // own, for the metrics (Store.CancelCounts).
 type cancelCounts struct {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/store/storetest"
 )
@@ -205,5 +207,157 @@ func TestCancelStormFailsNoLiveStatement(t *testing.T) {
 	t.Logf("%d statements abandoned, %d live; %+v", abandoned, live, s.CancelCounts())
 	if len(failures) > 0 {
 		t.Errorf("%d of %d live statements failed, the first: %v", len(failures), live, failures[0])
+	}
+}
+
+// cancelOnce cancels, with pg_cancel_backend from a connection of its own, the first
+// statement holding tag that it sees running on the database at url, as an operator
+// (or a cancel not meant for it) would; the channel tells whether it did.
+func cancelOnce(t *testing.T, url, tag string) <-chan bool {
+	t.Helper()
+	watch := storetest.Conn(t, url)
+	done := make(chan bool, 1)
+	go func() {
+		ctx := context.Background()
+		for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(5 * time.Millisecond) {
+			var cancelled bool
+			err := watch.QueryRow(ctx, `SELECT coalesce(bool_or(pg_cancel_backend(pid)), false) FROM pg_stat_activity
+				WHERE state = 'active' AND pid <> pg_backend_pid() AND strpos(query, $1) > 0`, tag).Scan(&cancelled)
+			if err != nil {
+				t.Errorf("look for the statement to cancel: %v", err)
+			}
+			if err != nil || cancelled {
+				done <- cancelled
+				return
+			}
+		}
+		done <- false
+	}()
+	return done
+}
+
+// TestReadStoppedByAnotherCancelRunsAgain: a read outside a transaction that
+// PostgreSQL stops for a cancel that is not its own (its context alive, long before
+// statement_timeout) is sent once more and succeeds, counted; sent once, prepared,
+// and on the hot read path (queryDirect). Before, it failed with query_canceled,
+// which the API answers TIMEOUT.
+func TestReadStoppedByAnotherCancelRunsAgain(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	s, err := store.Open(ctx, url, store.Options{MaxConns: 1, StatementTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db := s.DB()
+	wsCtx := store.WithWorkspace(ctx, 1)
+	run := "r" + strconv.FormatInt(time.Now().UnixNano(), 36) // texts unique to the run: -count=2
+	reads := []struct {
+		name string
+		warm bool // sent once before, uncancelled: then prepared (prepared.go)
+		read func(query string) (int, error)
+	}{
+		{"sent once", false, func(query string) (n int, err error) {
+			return n, db.QueryRowContext(wsCtx, query).Scan(&n)
+		}},
+		{"prepared", true, func(query string) (n int, err error) {
+			return n, db.QueryRowContext(wsCtx, query).Scan(&n)
+		}},
+		{"hot path", false, func(query string) (n int, err error) {
+			return n, s.QueryDirect(wsCtx, query, func(r pgx.Rows) error { return r.Scan(&n) })
+		}},
+		{"hot path without a workspace", false, func(query string) (n int, err error) {
+			return n, s.QueryDirect(ctx, query, func(r pgx.Rows) error { return r.Scan(&n) })
+		}},
+	}
+	for i, r := range reads {
+		tag := fmt.Sprintf("read %s %d", run, i)
+		query := fmt.Sprintf("SELECT 7 /* %s */ FROM pg_sleep(0.5)", tag)
+		if r.warm {
+			if _, err := r.read(query); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := s.CancelCounts().ReadsRetried
+		cancelled := cancelOnce(t, url, tag)
+		n, err := r.read(query)
+		if !<-cancelled {
+			t.Fatalf("%s: the read was not seen running to be cancelled", r.name)
+		}
+		if err != nil || n != 7 {
+			t.Errorf("%s: a read stopped by another's cancel: %d, %v; want 7 (sent again)", r.name, n, err)
+		}
+		if r.warm && s.Prepares() {
+			var prepared bool
+			if err := db.QueryRowContext(ctx, "SELECT EXISTS (SELECT FROM pg_prepared_statements WHERE strpos(statement, $1) > 0)", tag).Scan(&prepared); err != nil || !prepared {
+				t.Errorf("%s: the read was not prepared (%v)", r.name, err)
+			}
+		}
+		if got := s.CancelCounts().ReadsRetried - before; got != 1 {
+			t.Errorf("%s: %d reads counted as sent again, want 1", r.name, got)
+		}
+	}
+}
+
+// TestCancelledWritesAndTimeoutsAreNotRetried: what a cancel stops is sent again only
+// when it is a read outside a transaction stopped by a cancel not its own. A
+// statement stopped by statement_timeout fails at once as canceled (not a second
+// timeout's wait); a write outside a transaction (an INSERT ... RETURNING read as
+// rows), whose retry PostgreSQL refuses as read-only, fails with its cancel and
+// wrote nothing; a read in a transaction fails with its cancel, its transaction
+// aborted.
+func TestCancelledWritesAndTimeoutsAreNotRetried(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	s, err := store.Open(ctx, url, store.Options{MaxConns: 1, StatementTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	db := s.DB()
+	wsCtx := store.WithWorkspace(ctx, 1)
+	run := "w" + strconv.FormatInt(time.Now().UnixNano(), 36)
+
+	start := time.Now()
+	var n int
+	err = db.QueryRowContext(wsCtx, "SELECT 1 FROM pg_sleep(3) /* "+run+" timeout */").Scan(&n)
+	if took := time.Since(start); !store.Canceled(err) || took > 1900*time.Millisecond {
+		t.Errorf("a read past statement_timeout (1 s): %v after %v; want canceled after about 1 s", err, took)
+	}
+	err = s.QueryDirect(wsCtx, "SELECT 1 FROM pg_sleep(3) /* "+run+" timeout direct */", func(r pgx.Rows) error { return r.Scan(&n) })
+	if !store.Canceled(err) {
+		t.Errorf("a hot-path read past statement_timeout: %v, want canceled", err)
+	}
+
+	storetest.Exec(t, db, "CREATE TABLE cancelled_writes (x int)")
+	tag := run + " write"
+	cancelled := cancelOnce(t, url, tag)
+	err = db.QueryRowContext(wsCtx, "INSERT INTO cancelled_writes SELECT 1 FROM pg_sleep(0.6) RETURNING x /* "+tag+" */").Scan(&n)
+	if !<-cancelled {
+		t.Fatalf("the write was not seen running to be cancelled (it ended with %v)", err)
+	}
+	if !store.Canceled(err) {
+		t.Errorf("a write stopped by another's cancel: %v, want canceled", err)
+	}
+	if rows := storetest.Column[int](t, db, "SELECT x FROM cancelled_writes"); len(rows) != 0 {
+		t.Errorf("a cancelled write wrote %d rows, want none", len(rows))
+	}
+
+	tag = run + " transaction"
+	cancelled = cancelOnce(t, url, tag)
+	tx, err := db.BeginTx(wsCtx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tx.QueryRowContext(wsCtx, "SELECT 1 FROM pg_sleep(0.6) /* "+tag+" */").Scan(&n)
+	_ = tx.Rollback()
+	if !<-cancelled {
+		t.Fatalf("the read in a transaction was not seen running to be cancelled (it ended with %v)", err)
+	}
+	if !store.Canceled(err) {
+		t.Errorf("a read in a transaction stopped by another's cancel: %v, want canceled", err)
+	}
+	if got := s.CancelCounts().ReadsRetried; got != 0 {
+		t.Errorf("%d statements sent again, want none", got)
 	}
 }

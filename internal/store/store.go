@@ -189,6 +189,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err == nil {
 		direct, err = cancelByRequest(ctx, first, cfg, cancels)
 	}
+	// The connections' statement_timeout: the one set (configureRole), else the
+	// database's (read: set as 1 ms, it would stop the read).
+	statementTimeout := time.Duration(ceilUnits(opts.StatementTimeout, time.Millisecond)) * time.Millisecond
+	if err == nil && opts.StatementTimeout <= 0 {
+		statementTimeout, err = readStatementTimeout(ctx, first)
+	}
 	first.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, err
@@ -196,7 +202,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// Each statement carries its context's workspace for row-level security. A
 	// statement sent again is prepared, on a connection to PostgreSQL itself
 	// (prepared.go): a pooler in transaction mode would run it on another.
-	connector := tenantConnector{Connector: stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(shouldPing)), tenant: opts.Tenant, prepare: direct, cancels: cancels}
+	connector := tenantConnector{Connector: stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(shouldPing)), tenant: opts.Tenant, prepare: direct, cancels: cancels, statementTimeout: statementTimeout}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
@@ -333,6 +339,16 @@ func cancelByRequest(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig, c
 		return newCancelHandler(pgConn, counts)
 	}
 	return true, nil
+}
+
+// readStatementTimeout returns conn's statement_timeout (0: none), which its role's
+// default (configureRole) gives every connection of the pool.
+func readStatementTimeout(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
+	var ms int64
+	if err := conn.QueryRow(ctx, "SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'").Scan(&ms); err != nil {
+		return 0, fmt.Errorf("store: read statement_timeout: %w", err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // configureRole sets the role's session defaults on conn, a connection of cfg, before

@@ -139,6 +139,9 @@ type tenantConnector struct {
 	// (prepared.go): only when they reach PostgreSQL itself.
 	prepare bool
 	cancels *cancelCounts // the store's
+	// statementTimeout is the connections' statement_timeout as Open found it (0:
+	// none): a statement stopped sooner was stopped by a cancel.
+	statementTimeout time.Duration
 }
 
 func (c tenantConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -146,7 +149,7 @@ func (c tenantConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &tenantConn{pgxConn: conn.(*stdlib.Conn), tenant: c.tenant}
+	tc := &tenantConn{pgxConn: conn.(*stdlib.Conn), tenant: c.tenant, cancels: c.cancels, statementTimeout: c.statementTimeout}
 	if c.prepare {
 		tc.prepared = newPreparedStatements()
 	}
@@ -165,6 +168,9 @@ type tenantConn struct {
 	// prepared are the statements prepared on the connection (prepared.go); nil
 	// when it prepares none.
 	prepared *preparedStatements
+	// cancels and statementTimeout are the connector's.
+	cancels          *cancelCounts
+	statementTimeout time.Duration
 }
 
 // pgxConn names the embedded connection so that its own Conn method (the *pgx.Conn,
@@ -226,12 +232,31 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 	if len(args) > 0 {
 		return nil, errTenantArgs
 	}
-	if rows, ok, err := c.queryPrepared(ctx, ws, query); ok {
-		return rows, err
+	alone := c.outsideTransaction()
+	start := time.Now()
+	rows, ok, err := c.queryPrepared(ctx, ws, query)
+	if !ok {
+		prefix, settings := c.messagePrefix(ctx, ws)
+		rows, err = c.querySimple(ctx, prefix, settings, query)
 	}
+	if err != nil && alone && c.stoppedByAnother(ctx, err, time.Since(start)) {
+		prefix, settings := c.messagePrefix(ctx, ws)
+		again, againErr := c.querySimple(ctx, readOnlySetting+prefix, settings+1, query)
+		if ReadOnly(againErr) {
+			return nil, err // it writes: not sent again
+		}
+		c.cancels.retried.Add(1)
+		return again, againErr
+	}
+	return rows, err
+}
+
+// querySimple sends query after prefix, whose settings statements have a result
+// each, in one simple-protocol message, and hands the statement's rows to
+// database/sql.
+func (c *tenantConn) querySimple(ctx context.Context, prefix string, settings int, query string) (driver.Rows, error) {
 	// pgx's Query would read only the first result, the SET's: read the message's
 	// results here and hand the statement's to database/sql.
-	prefix, settings := c.messagePrefix(ctx, ws)
 	mrr, err := c.exec(ctx, prefix, settings, query)
 	if err != nil {
 		return nil, err
