@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"strconv"
@@ -70,13 +71,26 @@ func TestLateCancelStopsNoLaterStatement(t *testing.T) {
 	url := pg.URL("segments")
 	ctx := context.Background()
 	postmaster := postmasterOf(t, url)
+	alone := func(ctx context.Context, db *sql.DB) {
+		_, _ = db.ExecContext(ctx, "SELECT pg_sleep(0.05)")
+	}
+	inTransaction := func(ctx context.Context, db *sql.DB) {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return
+		}
+		_, _ = tx.ExecContext(ctx, "SELECT pg_sleep(0.05)")
+		_ = tx.Rollback()
+	}
 	for _, c := range []struct {
 		name    string
 		stopped time.Duration // how long the postmaster is stopped after the cancel
 		same    bool          // whether the next statement runs on the same backend
+		abandon func(context.Context, *sql.DB)
 	}{
-		{"delivered before the fallback", 250 * time.Millisecond, true},
-		{"not delivered by the fallback", 900 * time.Millisecond, false},
+		{"delivered before the fallback", 250 * time.Millisecond, true, alone},
+		{"not delivered by the fallback", 900 * time.Millisecond, false, alone},
+		{"in a transaction, not delivered by the fallback", 900 * time.Millisecond, false, inTransaction},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, err := store.Open(ctx, url, store.Options{MaxConns: 1})
@@ -93,7 +107,7 @@ func TestLateCancelStopsNoLaterStatement(t *testing.T) {
 			stmtCtx, cancel := context.WithCancel(ctx)
 			abandoned := make(chan time.Time, 1)
 			go func() {
-				_, _ = db.ExecContext(stmtCtx, "SELECT pg_sleep(0.05)")
+				c.abandon(stmtCtx, db)
 				abandoned <- time.Now()
 			}()
 			time.Sleep(15 * time.Millisecond) // the statement runs

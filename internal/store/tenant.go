@@ -413,7 +413,8 @@ func (tx tenantTx) Rollback() error {
 	if cancelUnsettled(conn.PgConn()) {
 		// A cancel may still arrive, and stop the ROLLBACK: the connection is closed
 		// instead, which rolls the transaction back.
-		return tx.c.closeNow()
+		_ = tx.c.closeNow()
+		return nil
 	}
 	if ctx.Err() != nil {
 		// database/sql rolls a transaction back as soon as its context ends, after
@@ -427,21 +428,23 @@ func (tx tenantTx) Rollback() error {
 		}
 	}
 	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
-		// The connection's state is unknown: it is closed at once, and the server
-		// rolls the transaction back.
-		_ = tx.c.closeNow()
+		// The connection's state is unknown: it is closed at once, without a goodbye
+		// (as pgx does), and the server rolls the transaction back.
+		now, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = conn.PgConn().Close(now)
 		return err
 	}
 	return nil
 }
 
-// closeNow closes the connection at once, without a goodbye (as pgx does when it
-// gives up on one): database/sql then drops it.
+// closeNow closes the connection, idle, with a goodbye bounded by rollbackTimeout and
+// no cancel request (which closing in an ended context would send): database/sql
+// then drops it.
 func (c *tenantConn) closeNow() error {
-	now, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = c.Conn().PgConn().Close(now)
-	return nil
+	pg := c.Conn().PgConn()
+	_ = pg.Conn().SetDeadline(time.Now().Add(rollbackTimeout))
+	return pg.Close(context.Background())
 }
 
 // exec sends query after prefix (settings statements, or nothing) in one message
