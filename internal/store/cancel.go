@@ -92,9 +92,8 @@ func cancelUnsettled(conn *pgconn.PgConn) bool {
 
 // A read sent outside a transaction that PostgreSQL stopped (57014) while its
 // context was alive, before statement_timeout could have passed, was stopped by a
-// cancel that was not its own: an operator's pg_cancel_backend, a pooler's cancel
-// (PgBouncer forwards a client's cancel to the server connection that client has
-// then), or one of our own that came late on a connection dropped too late. Its
+// cancel that was not its own: an operator's pg_cancel_backend, or a cancel that a
+// pooler routed to the wrong server connection. Its
 // implicit transaction rolled back, and it is sent once more, the simple way, in a
 // read-only transaction (readOnlySetting): PostgreSQL refuses that (25006) for a
 // statement that writes, which then fails with its cancel as before. A statement in a
