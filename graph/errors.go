@@ -129,7 +129,8 @@ func presentUnlocated(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		if store.Canceled(err) {
 			// PostgreSQL stopped the statement, with the request's context alive: the
-			// database's statement_timeout passed, or an operator cancelled it. The
+			// database's statement_timeout passed, or an operator cancelled it (a
+			// read outside a transaction was sent once more first: store's cancel.go). The
 			// request ran out of time as at its own deadline (it was answered
 			// INTERNAL_SERVER_ERROR, a bug).
 			return coded(path, err, codeTimeout, "the request took too long and was stopped")

@@ -94,9 +94,9 @@ func (c *config) metrics(s *store.Store, log *slog.Logger) (m *telemetry.Metrics
 	case "off":
 		return nil, false, func() {}, nil
 	case "":
-		return telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB()}), true, func() {}, nil
+		return telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB(), Cancels: s.CancelCounts}), true, func() {}, nil
 	}
-	m = telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB()})
+	m = telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB(), Cancels: s.CancelCounts})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	if stop, err = serveAside(c.metricsAddr, mux, "/metrics", log); err != nil {

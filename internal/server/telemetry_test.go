@@ -72,7 +72,7 @@ func newObserved(t *testing.T, opts observedOptions) *observed {
 	ws, key := storetest.Workspace(t, s)
 	o := &observed{
 		api:     &api{t: t, key: key, ws: ws, store: s, last: &atomic.Pointer[store.StatementCounter]{}},
-		metrics: telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB(), MaxOperations: opts.maxOperations}),
+		metrics: telemetry.NewMetrics(telemetry.MetricsOptions{DB: s.DB(), Cancels: s.CancelCounts, MaxOperations: opts.maxOperations}),
 		log:     &logtest.Buffer{},
 	}
 	if opts.limits == (limits.Limits{}) {
@@ -293,7 +293,8 @@ func TestMetricsMoveWithRequests(t *testing.T) {
 		t.Fatalf("segments_db_pool_open_connections = %v, want at least 1", m)
 	}
 	for _, name := range []string{"segments_db_pool_in_use_connections", "segments_db_pool_idle_connections",
-		"segments_db_pool_wait_count_total", "segments_db_pool_wait_duration_seconds_total", "go_goroutines", "process_cpu_seconds_total"} {
+		"segments_db_pool_wait_count_total", "segments_db_pool_wait_duration_seconds_total",
+		"segments_db_reads_retried_total", "segments_db_cancel_dropped_connections_total", "go_goroutines", "process_cpu_seconds_total"} {
 		if fams[name] == nil {
 			t.Errorf("no %s", name)
 		}

@@ -95,6 +95,7 @@ func queryOn(ctx context.Context, conn *sql.Conn, query string, scan func(pgx.Ro
 // queryEach sends query, prefixed with ctx's workspace, and calls scan for each row
 // of its result.
 func (c *tenantConn) queryEach(ctx context.Context, query string, scan func(pgx.Rows) error) error {
+	alone := c.outsideTransaction()
 	var prefix string
 	var settings int
 	if ws, ok := tenantOf(ctx, c.tenant); ok {
@@ -105,12 +106,30 @@ func (c *tenantConn) queryEach(ctx context.Context, query string, scan func(pgx.
 		// in a transaction of its own, and a refused upsert left rows behind.
 		prefix, settings = begin, 1
 	}
+	start := time.Now()
+	scanned, err := c.scanEach(ctx, prefix, settings, query, scan)
+	if err != nil && alone && !scanned && c.stoppedByAnother(ctx, err, time.Since(start)) {
+		again, againErr := c.scanEach(ctx, readOnlySetting+prefix, settings+1, query, scan)
+		if ReadOnly(againErr) && !again {
+			return err // it writes: not sent again
+		}
+		c.cancels.retried.Add(1)
+		return againErr
+	}
+	return err
+}
+
+// scanEach sends query after prefix (settings statements, each with a result) in
+// one message, and calls scan for each row of its result; scanned says whether it
+// did for any.
+func (c *tenantConn) scanEach(ctx context.Context, prefix string, settings int, query string, scan func(pgx.Rows) error) (scanned bool, err error) {
 	mrr, err := c.exec(ctx, prefix, settings, query)
 	if err != nil {
-		return err
+		return false, err
 	}
 	rows := pgx.RowsFromResultReader(c.pgxConn.Conn().TypeMap(), mrr.ResultReader())
 	for rows.Next() {
+		scanned = true
 		if err = scan(rows); err != nil {
 			break
 		}
@@ -122,5 +141,5 @@ func (c *tenantConn) queryEach(ctx context.Context, query string, scan func(pgx.
 	if mErr := mrr.Close(); err == nil {
 		err = mErr
 	}
-	return err
+	return scanned, err
 }

@@ -88,8 +88,10 @@ func Unreachable(err error) bool {
 
 // Canceled reports whether err is a statement that PostgreSQL stopped (57014): its
 // statement_timeout passed, or a cancel request reached it (pg_cancel_backend, or
-// pgx's own when the statement's context ended). Its transaction rolled back; the
-// same request may succeed when it takes less time.
+// the store's own when the statement's context ended). Its transaction rolled back;
+// the same request may succeed when it takes less time. A read outside a
+// transaction stopped by a cancel not its own was sent once more before it failed
+// so (cancel.go).
 func Canceled(err error) bool {
 	pgErr := pgError(err)
 	return pgErr != nil && pgErr.Code == queryCanceled

@@ -205,7 +205,7 @@ func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) 
 		return nil, false, nil
 	}
 	conn := c.pgxConn.Conn()
-	if conn.IsClosed() {
+	if c.unusable() {
 		return nil, false, nil // the simple way reports it
 	}
 	pg := conn.PgConn()

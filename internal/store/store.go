@@ -41,6 +41,7 @@ type Store struct {
 	stats      learnedStatistics // what PostgreSQL's statistics tell the plans (statistics.go)
 	analyzer   analyzer          // when to analyze a new workspace's rows (analyze.go)
 	catalogs   catalogs          // the workspaces' segment catalogs (catalog.go)
+	cancels    *cancelCounts     // what was done about cancels not a statement's own (cancel.go)
 	background background        // the work no request waits for
 	log        *slog.Logger      // Options.Log
 }
@@ -184,8 +185,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	unset, err := configureRole(ctx, first, cfg, opts)
 	var direct bool
+	cancels := new(cancelCounts)
 	if err == nil {
-		direct, err = cancelByRequest(ctx, first, cfg)
+		direct, err = cancelByRequest(ctx, first, cfg, cancels)
+	}
+	// The connections' statement_timeout: the one set (configureRole), else the
+	// database's (read: set as 1 ms, it would stop the read).
+	statementTimeout := time.Duration(ceilUnits(opts.StatementTimeout, time.Millisecond)) * time.Millisecond
+	if err == nil && opts.StatementTimeout <= 0 {
+		statementTimeout, err = readStatementTimeout(ctx, first)
 	}
 	first.Close(context.WithoutCancel(ctx))
 	if err != nil {
@@ -194,7 +202,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// Each statement carries its context's workspace for row-level security. A
 	// statement sent again is prepared, on a connection to PostgreSQL itself
 	// (prepared.go): a pooler in transaction mode would run it on another.
-	connector := tenantConnector{Connector: stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(shouldPing)), tenant: opts.Tenant, prepare: direct}
+	connector := tenantConnector{Connector: stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(shouldPing)), tenant: opts.Tenant, prepare: direct, cancels: cancels, statementTimeout: statementTimeout}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
@@ -203,7 +211,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
-	s := &Store{db: db, connector: connector, analyzer: newAnalyzer(), log: opts.Log}
+	s := &Store{db: db, connector: connector, analyzer: newAnalyzer(), cancels: cancels, log: opts.Log}
 	s.ready = s.ownPool(1)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -284,12 +292,13 @@ const ClientCheckInterval = time.Second
 const roleDefaultsLockKey = 7264002
 
 // cancelFallback is how long a cancelled statement's connection waits for the cancel
-// request's effect (cancelByRequest) before pgx closes its socket after all: a
-// cancelled statement stopped 3-41 ms after its context ended on a loaded 2-core
-// machine (TestCancelledStatementsKeepTheirConnection), so ten times that means
-// PostgreSQL is not answering; and a shutdown's cancelled requests, which also wait
-// 100 ms more in pgx and then roll back (rollbackTimeout), must still answer within
-// its last second (cancelledRequestsGrace).
+// request's effect (cancelByRequest) before pgx closes its socket after all, and for
+// PostgreSQL to have dealt with the cancel request before the connection is dropped
+// rather than reused (cancelHandler): a cancelled statement stopped 3-41 ms after its
+// context ended on a loaded 2-core machine (TestCancelledStatementsKeepTheirConnection),
+// so ten times that means PostgreSQL is not answering; and a shutdown's cancelled
+// requests, which then roll back (rollbackTimeout), must still answer within its last
+// second (cancelledRequestsGrace).
 const cancelFallback = 500 * time.Millisecond
 
 // cancelByRequest makes a cancelled context (its client gone, a request's deadline,
@@ -312,8 +321,11 @@ const cancelFallback = 500 * time.Millisecond
 // backend stops as soon (3-11 ms there), else within client_connection_check_interval
 // once PgBouncer closes its server connection (Options.ClientCheckInterval).
 //
-// It reports whether conn reaches PostgreSQL itself (direct).
-func cancelByRequest(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) (direct bool, err error) {
+// It reports whether conn reaches PostgreSQL itself (direct). The handler is the
+// store's own (cancelHandler): pgx's gave up on a cancel request as soon as its
+// statement returned, and a cancel delivered late stopped another request's
+// statement; counts receives the connections dropped for a cancel still unsettled.
+func cancelByRequest(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig, counts *cancelCounts) (direct bool, err error) {
 	var pid uint32
 	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
 		return false, fmt.Errorf("store: read the backend's process ID: %w", err)
@@ -321,12 +333,22 @@ func cancelByRequest(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) (
 	if pid != conn.PgConn().PID() {
 		return false, nil
 	}
-	// pgx sends the cancel at once and keeps the connection for 100 ms after
-	// PostgreSQL took it, so that a cancel that arrives late stops no later statement.
+	// The cancel is sent at once, and the connection kept until PostgreSQL has dealt
+	// with it, so that it stops no later statement (cancel.go).
 	cfg.BuildContextWatcherHandler = func(pgConn *pgconn.PgConn) ctxwatch.Handler {
-		return &pgconn.CancelRequestContextWatcherHandler{Conn: pgConn, DeadlineDelay: cancelFallback}
+		return newCancelHandler(pgConn, counts)
 	}
 	return true, nil
+}
+
+// readStatementTimeout returns conn's statement_timeout (0: none), which its role's
+// default (configureRole) gives every connection of the pool.
+func readStatementTimeout(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
+	var ms int64
+	if err := conn.QueryRow(ctx, "SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'").Scan(&ms); err != nil {
+		return 0, fmt.Errorf("store: read statement_timeout: %w", err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // configureRole sets the role's session defaults on conn, a connection of cfg, before

@@ -138,6 +138,10 @@ type tenantConnector struct {
 	// prepare says whether connections prepare the statements they send again
 	// (prepared.go): only when they reach PostgreSQL itself.
 	prepare bool
+	cancels *cancelCounts // the store's
+	// statementTimeout is the connections' statement_timeout as Open found it (0:
+	// none): a statement stopped sooner was stopped by a cancel.
+	statementTimeout time.Duration
 }
 
 func (c tenantConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -145,7 +149,7 @@ func (c tenantConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &tenantConn{pgxConn: conn.(*stdlib.Conn), tenant: c.tenant}
+	tc := &tenantConn{pgxConn: conn.(*stdlib.Conn), tenant: c.tenant, cancels: c.cancels, statementTimeout: c.statementTimeout}
 	if c.prepare {
 		tc.prepared = newPreparedStatements()
 	}
@@ -164,6 +168,9 @@ type tenantConn struct {
 	// prepared are the statements prepared on the connection (prepared.go); nil
 	// when it prepares none.
 	prepared *preparedStatements
+	// cancels and statementTimeout are the connector's.
+	cancels          *cancelCounts
+	statementTimeout time.Duration
 }
 
 // pgxConn names the embedded connection so that its own Conn method (the *pgx.Conn,
@@ -176,7 +183,17 @@ type pgxConn = stdlib.Conn
 // connections and handed them to the next requests, whose check found them dead
 // (driver.ErrBadConn); after three in a row, under a wave of timeouts, a request failed
 // with that error (INTERNAL_SERVER_ERROR).
-func (c *tenantConn) IsValid() bool { return !c.Conn().IsClosed() }
+//
+// Nor once a cancel request sent on it may still arrive (cancelUnsettled): its
+// signal would stop the next statement, another request's.
+func (c *tenantConn) IsValid() bool { return !c.unusable() }
+
+// unusable reports whether the connection must not run another statement: pgx
+// closed it, or a cancel request sent on it is unsettled (cancel.go).
+func (c *tenantConn) unusable() bool {
+	conn := c.Conn()
+	return conn.IsClosed() || cancelUnsettled(conn.PgConn())
+}
 
 var _ driver.Validator = (*tenantConn)(nil)
 
@@ -185,6 +202,9 @@ var errTenantArgs = errors.New("store: a statement with a workspace must not tak
 func (c *tenantConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	ws, ok := tenantOf(ctx, c.tenant)
 	if !ok {
+		if c.unusable() {
+			return nil, driver.ErrBadConn
+		}
 		if err := c.sendBegin(ctx); err != nil {
 			return nil, err
 		}
@@ -201,6 +221,9 @@ func (c *tenantConn) ExecContext(ctx context.Context, query string, args []drive
 func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	ws, ok := tenantOf(ctx, c.tenant)
 	if !ok {
+		if c.unusable() {
+			return nil, driver.ErrBadConn
+		}
 		if err := c.sendBegin(ctx); err != nil {
 			return nil, err
 		}
@@ -209,12 +232,31 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 	if len(args) > 0 {
 		return nil, errTenantArgs
 	}
-	if rows, ok, err := c.queryPrepared(ctx, ws, query); ok {
-		return rows, err
+	alone := c.outsideTransaction()
+	start := time.Now()
+	rows, ok, err := c.queryPrepared(ctx, ws, query)
+	if !ok {
+		prefix, settings := c.messagePrefix(ctx, ws)
+		rows, err = c.querySimple(ctx, prefix, settings, query)
 	}
+	if err != nil && alone && c.stoppedByAnother(ctx, err, time.Since(start)) {
+		prefix, settings := c.messagePrefix(ctx, ws)
+		again, againErr := c.querySimple(ctx, readOnlySetting+prefix, settings+1, query)
+		if ReadOnly(againErr) {
+			return nil, err // it writes: not sent again
+		}
+		c.cancels.retried.Add(1)
+		return again, againErr
+	}
+	return rows, err
+}
+
+// querySimple sends query after prefix, whose settings statements have a result
+// each, in one simple-protocol message, and hands the statement's rows to
+// database/sql.
+func (c *tenantConn) querySimple(ctx context.Context, prefix string, settings int, query string) (driver.Rows, error) {
 	// pgx's Query would read only the first result, the SET's: read the message's
 	// results here and hand the statement's to database/sql.
-	prefix, settings := c.messagePrefix(ctx, ws)
 	mrr, err := c.exec(ctx, prefix, settings, query)
 	if err != nil {
 		return nil, err
@@ -242,7 +284,7 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 
 // BeginTx opens a transaction whose BEGIN waits for its first statement.
 func (c *tenantConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	if c.Conn().IsClosed() {
+	if c.unusable() {
 		return nil, driver.ErrBadConn
 	}
 	begin, err := beginStatement(opts)
@@ -357,8 +399,9 @@ func (tx tenantTx) Commit() error {
 // (tenantTx.Rollback): one round trip with nothing to write, under 1 ms unloaded, so
 // that a connection that does not answer by then is closed instead. It is the
 // socket's deadline, not a context's: a context's end would hand the ROLLBACK to
-// the cancel handler, which waits cancelFallback more and 100 ms after (765 ms
-// measured against a stopped backend, where 250 were meant).
+// the cancel handler, which waits cancelFallback more (765 ms measured against a
+// stopped backend with pgx's handler, which waited 100 ms after that, where 250 were
+// meant).
 const rollbackTimeout = 250 * time.Millisecond
 
 func (tx tenantTx) Rollback() error {
@@ -367,6 +410,12 @@ func (tx tenantTx) Rollback() error {
 	}
 	ctx := tx.ctx
 	conn := tx.c.Conn()
+	if cancelUnsettled(conn.PgConn()) {
+		// A cancel may still arrive, and stop the ROLLBACK: the connection is closed
+		// instead, which rolls the transaction back.
+		_ = tx.c.closeNow()
+		return nil
+	}
 	if ctx.Err() != nil {
 		// database/sql rolls a transaction back as soon as its context ends, after
 		// the statement that ran: pgx refuses to send anything in that context, and
@@ -389,13 +438,22 @@ func (tx tenantTx) Rollback() error {
 	return nil
 }
 
+// closeNow closes the connection, idle, with a goodbye bounded by rollbackTimeout and
+// no cancel request (which closing in an ended context would send): database/sql
+// then drops it.
+func (c *tenantConn) closeNow() error {
+	pg := c.Conn().PgConn()
+	_ = pg.Conn().SetDeadline(time.Now().Add(rollbackTimeout))
+	return pg.Close(context.Background())
+}
+
 // exec sends query after prefix (settings statements, or nothing) in one message
 // and returns the reader of the message's results at the statement's. An error that
 // left the connection as it was is driver.ErrBadConn, for database/sql to try
 // another connection, as it is for a connection found closed before sending.
 func (c *tenantConn) exec(ctx context.Context, prefix string, settings int, query string) (*pgconn.MultiResultReader, error) {
 	conn := c.pgxConn.Conn()
-	if conn.IsClosed() {
+	if c.unusable() {
 		return nil, driver.ErrBadConn
 	}
 	mrr := conn.PgConn().Exec(ctx, prefix+query)

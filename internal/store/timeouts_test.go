@@ -275,8 +275,8 @@ func TestCancelledStatementsKeepTheirConnection(t *testing.T) {
 	}
 
 	// A cancel that comes as its statement ends on its own stops no later statement
-	// on the connection: pgx holds the connection until PostgreSQL took the cancel,
-	// and 100 ms more.
+	// on the connection: the connection is held until PostgreSQL has dealt with the
+	// cancel request (cancel.go; TestLateCancelStopsNoLaterStatement).
 	for i := range 30 {
 		stmtCtx, cancel := context.WithTimeout(ctx, time.Duration(15+i%10)*time.Millisecond)
 		_, _ = db.ExecContext(stmtCtx, "SELECT pg_sleep(0.02)")

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/segments/segments/internal/store"
 )
 
 // The values of the operation label that are not operation names.
@@ -49,6 +51,10 @@ type MetricsOptions struct {
 	// DB, when set, is the connection pool whose statistics are exported as
 	// segments_db_pool_*.
 	DB *sql.DB
+	// Cancels, when set, are the store's counts of cancels that were not a
+	// statement's own (store.Store.CancelCounts), exported as
+	// segments_db_reads_retried_total and segments_db_cancel_dropped_connections_total.
+	Cancels func() store.CancelCounts
 	// MaxOperations bounds the operation names that get their own label value: the
 	// first ones seen keep theirs, any later one is counted as "other". 0 means
 	// DefaultMaxOperations.
@@ -120,6 +126,9 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if opts.DB != nil {
 		m.registry.MustRegister(newPoolCollector(opts.DB))
+	}
+	if opts.Cancels != nil {
+		m.registry.MustRegister(newCancelCollector(opts.Cancels))
 	}
 	return m
 }

@@ -1,0 +1,13 @@
+package store
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// QueryDirect sends query as the store's hot read paths do (queryDirect), calling
+// scan for each row.
+func (s *Store) QueryDirect(ctx context.Context, query string, scan func(pgx.Rows) error) error {
+	return queryDirect(ctx, s.db, nil, query, scan)
+}
