@@ -544,7 +544,8 @@ var readWorkloads = []string{"W1", "W2", "W3", "W4", "W5", "W8", "W9", "W10"}
 // analyses of new workspaces (store/analyze.go), and its reading of a workspace's
 // segment catalog, at a workspace's first page and once a minute after
 // (store/catalog.go), and, once as it opens, its backend's process ID (whether it
-// reaches PostgreSQL itself, store/store.go's cancelByRequest).
+// reaches PostgreSQL itself, store/store.go's cancelByRequest) and its
+// statement_timeout where the store was given none (readStatementTimeout).
 // Whether a captured request sends them depends only on when it came (in the
 // measured runs, at 20 to thousands of requests a second, one request in 40 or
 // fewer), so the captured SQL, and with it the statement counts and the floor's
@@ -559,6 +560,7 @@ const (
 	analysis     = "SELECT segments_analyze_workspaces("
 	catalogRead  = "SELECT v.version, coalesce(g.id, 0), coalesce(g.name, ''), g.description"
 	backendPID   = "SELECT pg_backend_pid()"
+	timeoutRead  = "SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'"
 )
 
 // steadyState returns the statements of a captured request of ours without those
@@ -567,7 +569,7 @@ const (
 // or as the store opened (backendPID).
 func steadyState(st []string) []string {
 	return slices.DeleteFunc(st, func(s string) bool {
-		return strings.HasPrefix(s, keyLookup) || s == idlePing || s == backendPID || s == rowsLookup || strings.HasPrefix(s, countsLookup) ||
+		return strings.HasPrefix(s, keyLookup) || s == idlePing || s == backendPID || s == timeoutRead || s == rowsLookup || strings.HasPrefix(s, countsLookup) ||
 			s == searchSample || strings.HasPrefix(s, trigrams) || strings.HasPrefix(s, analysis) || strings.HasPrefix(tenantStatement(s), catalogRead)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -177,18 +178,49 @@ func NewRateLimiter(s *Store, opts RateLimiterOptions) (*RateLimiter, error) {
 		opts.Conns = DefaultRateLimiterConns
 	}
 	db := s.ownPool(opts.Conns)
-	// Its connections stay open, however long idle or old (see warm).
+	// Its connections stay open, however long idle or old, and are checked once a
+	// minute (warm, keepWarmLoop).
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 	l := &RateLimiter{db: db, opts: opts, log: s.log,
 		refused: map[bucketKey]lowBucket{}, reserves: map[bucketKey]*reserve{}, kick: make(chan struct{}, 1), maxReserves: maxReserves}
-	l.warm()
+	if err := l.warm(context.Background(), warmTimeout); err != nil {
+		l.log.Warn("rate limiter: connections not opened ahead; the first charges open them", "err", err)
+	}
 	s.goBackground(l.giveBackLoop)
+	s.goBackground(l.keepWarmLoop)
 	return l, nil
 }
 
 // warmTimeout bounds how long NewRateLimiter waits for its connections to open.
 const warmTimeout = 10 * time.Second
+
+// keepWarmInterval is how often the limiter's idle connections are checked and
+// those found broken opened again (keepWarmLoop): within the idle timeouts of
+// NATs, load balancers and firewalls (AWS's NLB 350 s, Azure's 4 minutes), which
+// drop a connection silent for longer without a word to either end.
+var keepWarmInterval = time.Minute
+
+// keepWarmLoop keeps the connections that warm opened open and working, outside any
+// charge's timeout: every keepWarmInterval it takes them all, which pings each one
+// idle for over a second (pgx's stdlib, as database/sql hands it out) and opens a new
+// one for each that fails. Without it, a connection that a quiet minute of a NAT, or
+// PostgreSQL's restart, left dead was found so by a charge, which then failed open
+// waiting for it or opening another.
+func (l *RateLimiter) keepWarmLoop(ctx context.Context) {
+	tick := time.NewTicker(keepWarmInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := l.warm(ctx, warmTimeout); err != nil && ctx.Err() == nil {
+			l.log.Warn("rate limiter: connections not opened ahead; the first charges open them", "err", err)
+		}
+	}
+}
 
 // warm opens the limiter's connections before its first charge, and they stay open
 // (NewRateLimiter): a charge never pays for opening one. Opening one (a backend
@@ -199,26 +231,41 @@ const warmTimeout = 10 * time.Second
 // replaced every 30 minutes, as the pools' connections are, the more so the busier
 // the server (TestRateLimitFailsOpen's first charge, under load). A connection that
 // breaks (PostgreSQL restarted) is opened again by the next charge, which may then
-// fail open: the database was down. A connection that does not open now is left to
-// the first charges, as before, and logged.
-func (l *RateLimiter) warm() {
-	ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
+// fail open: the database was down, unless keepWarmLoop opened it first. A
+// connection that does not open now is left to the first charges, as before, and
+// logged.
+func (l *RateLimiter) warm(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conns := make([]*sql.Conn, l.opts.Conns)
-	errs := make([]error, l.opts.Conns)
-	var wg sync.WaitGroup
-	for i := range conns {
-		wg.Go(func() { conns[i], errs[i] = l.db.DB.Conn(ctx) })
-	}
-	wg.Wait()
-	for _, c := range conns {
-		if c != nil {
-			c.Close() // back to the pool, which keeps it
+	// Each taken and pinged at once, so that each is another connection; one whose
+	// ping failed is closed as it goes back, and the second round opens its
+	// replacement.
+	var errs []error
+	for range 2 {
+		conns := make([]*sql.Conn, l.opts.Conns)
+		errs = make([]error, l.opts.Conns)
+		broken := atomic.Bool{}
+		var wg sync.WaitGroup
+		for i := range conns {
+			wg.Go(func() {
+				if conns[i], errs[i] = l.db.DB.Conn(ctx); errs[i] == nil {
+					if err := conns[i].PingContext(ctx); err != nil {
+						broken.Store(true)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, c := range conns {
+			if c != nil {
+				c.Close() // back to the pool, which keeps it, or closes it if broken
+			}
+		}
+		if !broken.Load() {
+			break
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		l.log.Warn("rate limiter: connections not opened ahead; the first charges open them", "err", err)
-	}
+	return errors.Join(errs...)
 }
 
 var _ limits.Throttle = (*RateLimiter)(nil)

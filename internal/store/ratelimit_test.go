@@ -387,7 +387,9 @@ func TestRateLimiterBucketsDoNotContend(t *testing.T) {
 // first charges answer within the timeout even when opening one takes longer (here
 // 400 ms, through a proxy, against a timeout of 200 ms; on the 2-core machine
 // loaded by other work, 0.1-0.9 s without the race detector). Before, the first
-// charge opened one, failed, and its request was served unthrottled.
+// charge opened one, failed, and its request was served unthrottled. Connections
+// that break (the proxy closes them all) are opened again by the limiter's own check
+// (keepWarmLoop), not by the charges after: without it, those failed the same way.
 func TestRateLimiterOpensItsConnectionsAhead(t *testing.T) {
 	u, err := url.Parse(storetest.Database(t))
 	if err != nil {
@@ -399,12 +401,16 @@ func TestRateLimiterOpensItsConnectionsAhead(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 	upstream := u.Host
+	var conns sync.Map // the clients' side of every connection through the proxy
+	var accepted atomic.Int64
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			conns.Store(c, nil)
+			accepted.Add(1)
 			go func() {
 				defer c.Close()
 				time.Sleep(400 * time.Millisecond) // a slow connection's set-up
@@ -422,20 +428,41 @@ func TestRateLimiterOpensItsConnectionsAhead(t *testing.T) {
 	s := storetest.MigratedStore(t, u.String(), store.Options{MaxConns: 2, AppName: "ratelimit_test"})
 	ws, _ := storetest.Workspace(t, s)
 	ctx := inWorkspace(ws.ID)
+	const keepWarm = 300 * time.Millisecond
+	t.Cleanup(store.SetKeepWarmInterval(keepWarm))
 	l, err := store.NewRateLimiter(s, store.RateLimiterOptions{Capacity: 100, RestoreRate: 0.001, Workspace: workspaceOf, Timeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Two buckets at once, each a statement: two connections.
-	var wg sync.WaitGroup
-	for _, bucket := range []string{"key:1", "key:2"} {
-		wg.Go(func() {
-			if _, err := l.Take(ctx, bucket, 10); err != nil {
-				t.Errorf("the first charge of %s: %v", bucket, err)
-			}
-		})
+	charge := func(when string) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for _, bucket := range []string{"key:1", "key:2"} {
+			wg.Go(func() {
+				if _, err := l.Take(ctx, bucket, 10); err != nil {
+					t.Errorf("%s, a charge of %s: %v", when, bucket, err)
+				}
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	charge("first")
+
+	// Every connection through the proxy broken at once, as a NAT's idle timeout or
+	// PostgreSQL's restart breaks them: the limiter finds its own broken and opens
+	// them again (keepWarmLoop) before charges need them.
+	before := accepted.Load()
+	conns.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
+	// The limiter's four opened again within a check or two, then their set-up (400
+	// ms, and up to 0.9 s of authentication under load).
+	for deadline := time.Now().Add(10 * time.Second); accepted.Load() < before+store.DefaultRateLimiterConns; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections opened in 10 s after the break, want %d: the limiter did not open its own again", accepted.Load()-before, store.DefaultRateLimiterConns)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	charge("after its connections broke")
 }
 
 // TestRateLimiterChargesWhileThePoolIsBusy proves that the limiter charges on
