@@ -156,7 +156,7 @@ var settings = []setting{
 	{"--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "(unset: tracing off)", "OTLP/HTTP receiver of the traces, e.g. http://collector:4318 (/v1/traces is appended); the other OTEL_* variables apply (headers, sampler, service name)", "serve"},
 	{"", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "(unset)", "full URL of the OTLP/HTTP traces receiver; wins over the endpoint above, and turns tracing on too", "serve"},
 	{"", "GOGC", "(unset: 400)", "Go's garbage collector target, in percent of the live heap; the server uses 400, not Go's 100: about a quarter less CPU per large page for a heap up to five times what is live, goroutine stacks counted (65 MB at full speed; 200 MB with 1,000 requests waiting for admission)", "serve"},
-	{"", "GOMEMLIMIT", "(unset: 90% of the container's)", "Go's soft memory limit (e.g. 400MiB): the garbage collector runs more often as the process nears it, rather than letting GOGC's heap grow past it; unset, serve sets 90% of its cgroup's memory limit (memory.max, or v1's memory.limit_in_bytes), and none without one", "serve"},
+	{"", "GOMEMLIMIT", "(unset: 90% of the container's)", "Go's soft memory limit (e.g. 400MiB): the garbage collector runs more often as the process nears it, rather than letting GOGC's heap grow past it; unset, serve sets 90% of its cgroup's memory limit, the smallest of its own and its ancestors' (memory.max, or v1's memory.limit_in_bytes), and none without one", "serve"},
 }
 
 // flags registers the settings a command reads on fs, with defaults from the

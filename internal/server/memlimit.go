@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -50,9 +51,10 @@ func setMemoryLimit(root fs.FS, self string) int64 {
 // content of /proc/self/cgroup) names, read in root (the cgroup filesystem,
 // /sys/fs/cgroup): cgroup v2's memory.max, or v1's memory.limit_in_bytes of its
 // memory controller. 0 when it has none ("max", or v1's page-rounded MaxInt64) or
-// it cannot be read. A container's own cgroup is often mounted as the root itself
+// it cannot be read. The limit is the smallest of the cgroup's and its ancestors'
+// (smallestLimit). A container's own cgroup is often mounted as the root itself
 // while /proc/self/cgroup names its path on the host, so the root's file is read
-// when the path's is missing.
+// too.
 func CgroupMemoryLimit(root fs.FS, self string) int64 {
 	sc := bufio.NewScanner(strings.NewReader(self))
 	var v1, v2 string
@@ -73,32 +75,53 @@ func CgroupMemoryLimit(root fs.FS, self string) int64 {
 			}
 		}
 	}
-	read := func(dirs []string, file string) int64 {
-		for _, d := range dirs {
-			b, err := fs.ReadFile(root, strings.TrimPrefix(strings.TrimSuffix(d, "/")+"/"+file, "/"))
-			if err != nil {
-				continue
-			}
-			s := strings.TrimSpace(string(b))
-			if s == "max" {
-				return 0
-			}
-			n, err := strconv.ParseInt(s, 10, 64)
-			// v1 writes "no limit" as MaxInt64 rounded down to a page.
-			if err != nil || n <= 0 || n > math.MaxInt64/2 {
-				return 0
-			}
-			return n
-		}
-		return 0
-	}
 	if v1 != "" {
-		if n := read([]string{"memory" + v1, "memory"}, "memory.limit_in_bytes"); n > 0 {
+		if n := smallestLimit(root, "memory", v1, "memory.limit_in_bytes"); n > 0 {
 			return n
 		}
 	}
 	if hasV2 {
-		return read([]string{v2, "/"}, "memory.max")
+		return smallestLimit(root, "", v2, "memory.max")
 	}
 	return 0
+}
+
+// smallestLimit returns the smallest limit that file holds in the cgroup named,
+// under the hierarchy mounted at mount in root, and in each of its ancestors up to
+// the mount itself, which is the process's own cgroup where a container has a
+// cgroup namespace (and its host's path is missing): the kernel holds a cgroup to
+// its ancestors' limits as well, and a service's limit is often its slice's
+// (systemd's MemoryMax= on a slice) or a container's whose init runs in a child
+// cgroup. 0 when none holds one ("max", v1's "no limit", unreadable).
+func smallestLimit(root fs.FS, mount, cgroup, file string) int64 {
+	var smallest int64
+	dir := strings.Trim(cgroup, "/")
+	for {
+		if n := readLimit(root, path.Join(mount, dir, file)); n > 0 && (smallest == 0 || n < smallest) {
+			smallest = n
+		}
+		if dir == "" {
+			return smallest
+		}
+		if i := strings.LastIndex(dir, "/"); i >= 0 {
+			dir = dir[:i]
+		} else {
+			dir = ""
+		}
+	}
+}
+
+// readLimit reads a memory limit file: 0 for none ("max", or v1's page-rounded
+// MaxInt64), or when it is missing or unreadable.
+func readLimit(root fs.FS, name string) int64 {
+	b, err := fs.ReadFile(root, name)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	// v1 writes "no limit" as MaxInt64 rounded down to a page.
+	if err != nil || n <= 0 || n > math.MaxInt64/2 {
+		return 0
+	}
+	return n
 }

@@ -30,6 +30,13 @@ func TestCgroupMemoryLimit(t *testing.T) {
 		{"v1 container", fstest.MapFS{"memory/memory.limit_in_bytes": file("134217728")}, "5:cpuacct,memory:/docker/abc\n", 128 << 20},
 		{"hybrid: v1's memory controller", fstest.MapFS{"memory/a/memory.limit_in_bytes": file("134217728"), "unified/a/memory.max": file("max")},
 			"4:memory:/a\n0::/a\n", 128 << 20},
+		// The kernel holds a cgroup to its ancestors' limits: a systemd slice's
+		// MemoryMax=, a container whose init moved into a child cgroup.
+		{"v2 parent's limit", fstest.MapFS{"a/memory.max": file("268435456"), "a/b/memory.max": file("max")}, "0::/a/b\n", 256 << 20},
+		{"v2 the smaller of two", fstest.MapFS{"a/memory.max": file("268435456"), "a/b/memory.max": file("536870912")}, "0::/a/b\n", 256 << 20},
+		{"v2 container's child cgroup", fstest.MapFS{"memory.max": file("134217728"), "init.scope/memory.max": file("max")}, "0::/init.scope\n", 128 << 20},
+		{"v1 parent's limit", fstest.MapFS{"memory/a/memory.limit_in_bytes": file("134217728"), "memory/a/b/memory.limit_in_bytes": file("9223372036854771712")},
+			"4:memory:/a/b\n", 128 << 20},
 		{"unreadable", fstest.MapFS{"memory.max": file("lots")}, "0::/\n", 0},
 		{"no cgroup", fstest.MapFS{}, "", 0},
 	} {
