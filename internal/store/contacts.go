@@ -2014,7 +2014,10 @@ func (s *Store) CountContactsOfSegments(ctx context.Context, ws int64, segmentID
 		sql, args := segmentAudiences(w, f, segmentIDs)
 		err = s.db.NewRaw(sql, args...).Scan(ctx, &rows)
 	} else {
-		err = s.segmentCountsSelect(w, segmentIDs, cq).Scan(ctx, &rows)
+		var q *bun.SelectQuery
+		if q, err = s.segmentCountsSelect(w, segmentIDs, cq); err == nil {
+			err = q.Scan(ctx, &rows)
+		}
 	}
 	out := make(map[int64]int, len(segmentIDs))
 	for _, r := range rows {
@@ -2034,7 +2037,7 @@ func (s *Store) CountContactsOfSegments(ctx context.Context, ws int64, segmentID
 // memberships by lookedUpPerMembership: at 200,000 contacts, the 50 largest
 // segments hold about 1.2M memberships, and orders of at least 39 keeps 5,000
 // contacts. The way is chosen once per statement; only its branch runs.
-func (s *Store) segmentCountsSelect(ws workspaceArg, segmentIDs []int64, cq crm.ContactQuery) *bun.SelectQuery {
+func (s *Store) segmentCountsSelect(ws workspaceArg, segmentIDs []int64, cq crm.ContactQuery) (*bun.SelectQuery, error) {
 	filtered := crm.ContactQuery{Search: cq.Search, Segments: cq.Segments, Conditions: cq.Conditions}
 	ids := pgdialect.Array(unique(segmentIDs))
 	var dst, unused []contactRow
@@ -2044,12 +2047,12 @@ func (s *Store) segmentCountsSelect(ws workspaceArg, segmentIDs []int64, cq crm.
 		ColumnExpr("m.segment_id, count(*) AS n").
 		GroupExpr("m.segment_id")
 	if cq.Search != "" || cq.Conditions.IsZero() {
-		return joined
+		return joined, nil
 	}
 	pq := pageQuery{alias: "c", key: contactsByCreatedAt, dir: crm.Desc}
 	b, err := pq.bounds()
 	if err != nil {
-		panic("store: the bounds of no cursor: " + err.Error())
+		return nil, err
 	}
 	kept, keptArgs := s.filterKept(ws, filtered, pq, b)
 	way := s.db.NewSelect().ColumnExpr("("+kept+") * ("+allContactsSQL+") * ? <= "+
@@ -2062,7 +2065,7 @@ func (s *Store) segmentCountsSelect(ws workspaceArg, segmentIDs []int64, cq crm.
 		GroupExpr("m.segment_id")
 	return s.db.NewSelect().With("segment_counts_way", way).
 		TableExpr("(? UNION ALL ?) AS counts", lookedUp, joined.Where("NOT (SELECT looked_up FROM segment_counts_way)")).
-		ColumnExpr("counts.segment_id, counts.n")
+		ColumnExpr("counts.segment_id, counts.n"), nil
 }
 
 // lookedUpPerMembership is what looking a contact's memberships of a list up

@@ -184,5 +184,9 @@ func CountContactsSQL(s *Store, ws int64, cq crm.ContactQuery, limit int) string
 // SegmentCountsSQL returns the statement of CountContactsOfSegments with a search or
 // field conditions, as s writes it.
 func SegmentCountsSQL(s *Store, ws int64, segmentIDs []int64, cq crm.ContactQuery) string {
-	return s.segmentCountsSelect(s.workspaceArg(ws), segmentIDs, cq).String()
+	q, err := s.segmentCountsSelect(s.workspaceArg(ws), segmentIDs, cq)
+	if err != nil {
+		panic(err)
+	}
+	return q.String()
 }

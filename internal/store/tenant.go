@@ -102,7 +102,8 @@ func tenantPrefix(ctx context.Context, ws int64) (prefix string, settings int) {
 
 // CutTenantPrefix splits a statement as the store sends it for a workspace into the
 // statements sent before it in the same message (a transaction's BEGIN, when it is
-// the transaction's first; the workspace's setting; a search's: each without its
+// the transaction's first, or a read's read-only setting when it is sent again; the
+// workspace's setting; a search's: each without its
 // semicolon) and the statement itself; ok is false for a statement sent without a
 // workspace. It is for tools that replay the store's SQL, such as cmd/segbench, so
 // that they need not know the prefix.
@@ -114,6 +115,9 @@ func CutTenantPrefix(sent string) (settings []string, stmt string, ok bool) {
 			return nil, sent, false
 		}
 		settings, rest = []string{begin}, after
+	} else if after, found := strings.CutPrefix(rest, readOnlySetting); found {
+		// A read sent again after another's cancel stopped it (cancel.go).
+		settings, rest = []string{strings.TrimSuffix(readOnlySetting, "; ")}, after
 	}
 	rest, ok = strings.CutPrefix(rest, tenantSetting)
 	if !ok {

@@ -9,7 +9,7 @@ import (
 
 // TestCutTenantPrefix checks that CutTenantPrefix takes apart what tenantPrefix puts
 // together, for a statement and for a search, each also as a transaction's first with
-// its BEGIN, and leaves a statement sent without a workspace alone.
+// its BEGIN, and a read sent again read-only, and leaves a statement sent without a workspace alone.
 func TestCutTenantPrefix(t *testing.T) {
 	const stmt = "SELECT 1; SELECT 2"
 	for _, c := range []struct {
@@ -20,11 +20,15 @@ func TestCutTenantPrefix(t *testing.T) {
 		{forSearch(context.Background(), "buyers"), []string{"SET LOCAL app.workspace_id = '42'", "SET LOCAL enable_seqscan = off"}},
 		{context.Background(), []string{"BEGIN", "SET LOCAL app.workspace_id = '42'"}},
 		{forSearch(context.Background(), "buyers"), []string{"BEGIN ISOLATION LEVEL SERIALIZABLE", "SET LOCAL app.workspace_id = '42'", "SET LOCAL enable_seqscan = off"}},
+		// A read sent again after another's cancel stopped it (QueryContext).
+		{forSearch(context.Background(), "buyers"), []string{"SET LOCAL transaction_read_only = on", "SET LOCAL app.workspace_id = '42'", "SET LOCAL enable_seqscan = off"}},
 	} {
 		prefix, n := tenantPrefix(c.ctx, 42)
 		if begin := c.want[0]; strings.HasPrefix(begin, "BEGIN") {
 			// A transaction's first statement (tenantConn.takeBegin).
 			prefix, n = begin+"; "+prefix, n+1
+		} else if begin+"; " == readOnlySetting {
+			prefix, n = readOnlySetting+prefix, n+1
 		}
 		settings, got, ok := CutTenantPrefix(prefix + stmt)
 		if !ok || !slices.Equal(settings, c.want) || got != stmt || n != len(c.want) {
