@@ -36,6 +36,9 @@ type RateLimiterOptions struct {
 	// Conns caps the limiter's own connections (see RateLimiter); 0 means
 	// DefaultRateLimiterConns.
 	Conns int
+	// KeepWarm is how often the limiter checks its connections and opens again those
+	// that broke (keepWarmLoop); 0 means DefaultKeepWarm.
+	KeepWarm time.Duration
 }
 
 // DefaultRateLimiterConns is the RateLimiterOptions.Conns of a limiter whose Conns is
@@ -177,6 +180,9 @@ func NewRateLimiter(s *Store, opts RateLimiterOptions) (*RateLimiter, error) {
 	if opts.Conns <= 0 {
 		opts.Conns = DefaultRateLimiterConns
 	}
+	if opts.KeepWarm <= 0 {
+		opts.KeepWarm = DefaultKeepWarm
+	}
 	db := s.ownPool(opts.Conns)
 	// Its connections stay open, however long idle or old, and are checked once a
 	// minute (warm, keepWarmLoop).
@@ -195,20 +201,20 @@ func NewRateLimiter(s *Store, opts RateLimiterOptions) (*RateLimiter, error) {
 // warmTimeout bounds how long NewRateLimiter waits for its connections to open.
 const warmTimeout = 10 * time.Second
 
-// keepWarmInterval is how often the limiter's idle connections are checked and
-// those found broken opened again (keepWarmLoop): within the idle timeouts of
+// DefaultKeepWarm is how often a limiter's idle connections are checked and those
+// found broken opened again (keepWarmLoop, RateLimiterOptions.KeepWarm): within the idle timeouts of
 // NATs, load balancers and firewalls (AWS's NLB 350 s, Azure's 4 minutes), which
 // drop a connection silent for longer without a word to either end.
-var keepWarmInterval = time.Minute
+const DefaultKeepWarm = time.Minute
 
 // keepWarmLoop keeps the connections that warm opened open and working, outside any
-// charge's timeout: every keepWarmInterval it takes them all, which pings each one
+// charge's timeout: every RateLimiterOptions.KeepWarm it takes them all, which pings each one
 // idle for over a second (pgx's stdlib, as database/sql hands it out) and opens a new
 // one for each that fails. Without it, a connection that a quiet minute of a NAT, or
 // PostgreSQL's restart, left dead was found so by a charge, which then failed open
 // waiting for it or opening another.
 func (l *RateLimiter) keepWarmLoop(ctx context.Context) {
-	tick := time.NewTicker(keepWarmInterval)
+	tick := time.NewTicker(l.opts.KeepWarm)
 	defer tick.Stop()
 	for {
 		select {

@@ -428,9 +428,8 @@ func TestRateLimiterOpensItsConnectionsAhead(t *testing.T) {
 	s := storetest.MigratedStore(t, u.String(), store.Options{MaxConns: 2, AppName: "ratelimit_test"})
 	ws, _ := storetest.Workspace(t, s)
 	ctx := inWorkspace(ws.ID)
-	const keepWarm = 300 * time.Millisecond
-	t.Cleanup(store.SetKeepWarmInterval(keepWarm))
-	l, err := store.NewRateLimiter(s, store.RateLimiterOptions{Capacity: 100, RestoreRate: 0.001, Workspace: workspaceOf, Timeout: 200 * time.Millisecond})
+	l, err := store.NewRateLimiter(s, store.RateLimiterOptions{Capacity: 100, RestoreRate: 0.001, Workspace: workspaceOf, Timeout: 200 * time.Millisecond,
+		KeepWarm: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
