@@ -184,8 +184,8 @@ func NewRateLimiter(s *Store, opts RateLimiterOptions) (*RateLimiter, error) {
 		opts.KeepWarm = DefaultKeepWarm
 	}
 	db := s.ownPool(opts.Conns)
-	// Its connections stay open, however long idle or old, and are checked once a
-	// minute (warm, keepWarmLoop).
+	// Its connections stay open, however long idle or old, and are checked every
+	// opts.KeepWarm (warm, keepWarmLoop).
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
 	l := &RateLimiter{db: db, opts: opts, log: s.log,
@@ -201,18 +201,17 @@ func NewRateLimiter(s *Store, opts RateLimiterOptions) (*RateLimiter, error) {
 // warmTimeout bounds how long NewRateLimiter waits for its connections to open.
 const warmTimeout = 10 * time.Second
 
-// DefaultKeepWarm is how often a limiter's idle connections are checked and those
-// found broken opened again (keepWarmLoop, RateLimiterOptions.KeepWarm): within the idle timeouts of
-// NATs, load balancers and firewalls (AWS's NLB 350 s, Azure's 4 minutes), which
-// drop a connection silent for longer without a word to either end.
+// DefaultKeepWarm is how often a limiter's connections are checked and those found
+// broken opened again (keepWarmLoop, RateLimiterOptions.KeepWarm): within the idle
+// timeouts of NATs, load balancers and firewalls (AWS's NLB 350 s, Azure's 4
+// minutes), which drop a connection silent for longer without a word to either end.
 const DefaultKeepWarm = time.Minute
 
 // keepWarmLoop keeps the connections that warm opened open and working, outside any
-// charge's timeout: every RateLimiterOptions.KeepWarm it takes them all, which pings each one
-// idle for over a second (pgx's stdlib, as database/sql hands it out) and opens a new
-// one for each that fails. Without it, a connection that a quiet minute of a NAT, or
-// PostgreSQL's restart, left dead was found so by a charge, which then failed open
-// waiting for it or opening another.
+// charge's timeout: every RateLimiterOptions.KeepWarm it warms them again, pinging
+// each and opening a new one for each that fails. Without it, a connection that a
+// NAT's idle timeout or PostgreSQL's restart left dead was found so by a charge,
+// which then failed open waiting for it or opening another.
 func (l *RateLimiter) keepWarmLoop(ctx context.Context) {
 	tick := time.NewTicker(l.opts.KeepWarm)
 	defer tick.Stop()
