@@ -18,6 +18,19 @@ import (
 	"github.com/segments/segments/internal/store/storetest"
 )
 
+// pausableServer starts a PostgreSQL of the test's own, whose postmaster it may stop
+// (slowPostmaster), and returns its database's URL and the postmaster's process ID.
+// Through PgBouncer the test is skipped: a cancelled statement's connection is
+// closed there, whenever the cancel arrives.
+func pausableServer(t *testing.T) (url string, postmaster int) {
+	t.Helper()
+	if storetest.ThroughPgBouncer() {
+		t.Skip("through PgBouncer a cancelled statement's connection is closed")
+	}
+	url = storetest.Server(t).URL("segments")
+	return url, postmasterOf(t, url)
+}
+
 // postmasterOf returns the process ID of the postmaster of the server at url, which
 // runs on this machine: the parent of a backend.
 func postmasterOf(t *testing.T, url string) int {
@@ -64,13 +77,8 @@ func slowPostmaster(t *testing.T, pid int) (resume func()) {
 // is not reused when that takes longer than the fallback (cancelFallback): the next
 // statement runs on the same backend when the cancel came in time, on another after.
 func TestLateCancelStopsNoLaterStatement(t *testing.T) {
-	if storetest.ThroughPgBouncer() {
-		t.Skip("through PgBouncer a cancelled statement's connection is closed")
-	}
-	pg := storetest.Server(t)
-	url := pg.URL("segments")
+	url, postmaster := pausableServer(t)
 	ctx := context.Background()
-	postmaster := postmasterOf(t, url)
 	alone := func(ctx context.Context, db *sql.DB) {
 		_, _ = db.ExecContext(ctx, "SELECT pg_sleep(0.05)")
 	}
@@ -162,13 +170,8 @@ func TestLateCancelStopsNoLaterStatement(t *testing.T) {
 // own stopped the next statement on the connection: 1-3 live statements of ~200
 // failed with query_canceled in each of 4 runs.
 func TestCancelStormFailsNoLiveStatement(t *testing.T) {
-	if storetest.ThroughPgBouncer() {
-		t.Skip("through PgBouncer a cancelled statement's connection is closed")
-	}
-	pg := storetest.Server(t)
-	url := pg.URL("segments")
+	url, postmaster := pausableServer(t)
 	ctx := context.Background()
-	postmaster := postmasterOf(t, url)
 	s, err := store.Open(ctx, url, store.Options{MaxConns: 2})
 	if err != nil {
 		t.Fatal(err)
