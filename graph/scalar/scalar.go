@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -42,10 +43,17 @@ func UnmarshalDateTime(v any) (time.Time, error) {
 	if !ok {
 		return time.Time{}, crm.Errorf(crm.CodeInvalid, nil, "a DateTime is a string in RFC 3339 form with a time and a zone, such as %q", dateTimeExample)
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, crm.Errorf(crm.CodeInvalid, nil, "%s is not a DateTime: RFC 3339 with a time and a zone is expected, such as %q", strconv.Quote(s), dateTimeExample)
+	if !rfc3339Form.MatchString(s) {
+		return time.Time{}, notADateTime(s)
 	}
+	// RFC 3339 lets "T" and "Z" be written in lower case (its section 5.6); time.Parse
+	// takes only upper case.
+	upper := strings.ToUpper(s)
+	t, err := time.Parse(time.RFC3339Nano, upper)
+	if err != nil {
+		return time.Time{}, notADateTime(s)
+	}
+	s = upper
 	if beyondNanoseconds(s) && t.Equal(t.Truncate(time.Microsecond)) {
 		// time.Parse dropped digits past the nanosecond that put the instant after
 		// this microsecond (".3496840001"): its ceiling is the next one.
@@ -54,10 +62,21 @@ func UnmarshalDateTime(v any) (time.Time, error) {
 	return microsecondCeiling(t), nil
 }
 
+// rfc3339Form matches RFC 3339's date-time (section 5.6), which time.Parse does not
+// check by itself: it also takes a comma before the fraction, a zone of +24:00 and an
+// hour of one digit (golang/go#54580), forms other RFC 3339 parsers refuse, so that
+// a client that got them accepted here would meet an error elsewhere. time.Parse
+// checks the ranges of the date's and the time's fields.
+var rfc3339Form = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
+
+func notADateTime(s string) error {
+	return crm.Errorf(crm.CodeInvalid, nil, "%s is not a DateTime: RFC 3339 with a time and a zone is expected, such as %q", strconv.Quote(s), dateTimeExample)
+}
+
 // beyondNanoseconds reports whether the fraction of s, an RFC 3339 time, has a
 // digit other than 0 past its ninth, which time.Parse drops.
 func beyondNanoseconds(s string) bool {
-	i := strings.IndexAny(s, ".,")
+	i := strings.IndexByte(s, '.')
 	if i < 0 {
 		return false
 	}

@@ -46,8 +46,32 @@ func TestUnmarshalDateTime(t *testing.T) {
 	if err != nil || !got.Equal(time.Date(2026, 11, 30, 5, 4, 3, 500000000, time.FixedZone("", 5*3600+1800))) {
 		t.Errorf("got %v, %v", got, err)
 	}
-	if _, err := scalar.UnmarshalDateTime("30/11/2026"); err == nil {
-		t.Error("a date not in RFC 3339 was accepted")
+	// What time.Parse takes but RFC 3339 does not (golang/go#54580), and what is not a
+	// date-time at all.
+	for _, in := range []string{
+		"30/11/2026",
+		"2026-11-30",
+		"2026-11-30T05:04:03",
+		"2026-11-30T05:04:03,5Z",
+		"2026-11-30T05:04:03+24:00",
+		"2026-11-30T05:04:03-05:60",
+		"2026-11-30T5:04:03Z",
+		"2026-11-30 05:04:03Z",
+		"2026-11-30T05:04:03.Z",
+		"2026-11-30T05:04:03Z ",
+		"2026-02-30T05:04:03Z",
+		"2026-11-30T24:00:00Z",
+	} {
+		if got, err := scalar.UnmarshalDateTime(in); err == nil {
+			t.Errorf("%q, not RFC 3339, was accepted as %v", in, got)
+		}
+	}
+	// RFC 3339 lets "T" and "Z" be lower case.
+	for _, in := range []string{"2026-11-30t05:04:03z", "2026-11-30t05:04:03.5+00:00", "2026-11-30T05:04:03.5z"} {
+		got, err := scalar.UnmarshalDateTime(in)
+		if want := time.Date(2026, 11, 30, 5, 4, 3, 0, time.UTC); err != nil || !got.Truncate(time.Second).Equal(want) {
+			t.Errorf("%q: got %v, %v; want %v", in, got, err, want)
+		}
 	}
 	// Finer than a microsecond: the next microsecond, PostgreSQL's, at which every
 	// argument's bound ("at or after", "before") holds of the same instants.
