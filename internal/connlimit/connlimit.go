@@ -19,7 +19,6 @@
 package connlimit
 
 import (
-	"container/list"
 	"errors"
 	"log/slog"
 	"math"
@@ -116,7 +115,7 @@ type Listener struct {
 
 	mu       sync.Mutex
 	open     int
-	idle     list.List // of *conn holding no request, the longest idle first
+	idle     idleList // the connections holding no request, the longest idle first
 	lastWarn time.Time
 	stats    Stats
 }
@@ -171,7 +170,7 @@ func (l *Listener) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.stats
-	s.Open, s.Idle = l.open, l.idle.Len()
+	s.Open, s.Idle = l.open, l.idle.n
 	return s
 }
 
@@ -184,7 +183,7 @@ func (l *Listener) Stats() Stats {
 func (l *Listener) Accept() (net.Conn, error) {
 	waited := false
 	l.mu.Lock()
-	for l.open >= l.max && l.idle.Len() == 0 {
+	for l.open >= l.max && l.idle.n == 0 {
 		if err := l.waitLocked(&waited); err != nil {
 			l.mu.Unlock()
 			return nil, err
@@ -202,7 +201,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	l.mu.Lock()
 	for l.open >= l.max {
 		reached = true
-		if l.idle.Len() > 0 {
+		if l.idle.n > 0 {
 			victims = append(victims, l.popIdleLocked())
 			l.stats.ClosedForRoom++
 			continue
@@ -217,7 +216,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	l.open++
 	if l.open >= l.pressureAt {
 		now := time.Now()
-		for e := l.idle.Front(); e != nil && now.Sub(e.Value.(*conn).since) > l.pressureIdle; e = l.idle.Front() {
+		for c := l.idle.front(); c != nil && now.Sub(c.since) > l.pressureIdle; c = l.idle.front() {
 			victims = append(victims, l.popIdleLocked())
 			l.stats.ClosedUnderPressure++
 		}
@@ -277,19 +276,13 @@ func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
 			break
 		}
 		c.since = time.Now() // under the lock: the list stays in the order of since
-		if c.elem != nil {
-			l.idle.MoveToBack(c.elem)
-		} else {
-			c.elem = l.idle.PushBack(c)
-		}
+		l.idle.remove(c)
+		l.idle.pushBack(c)
 		l.mu.Unlock()
 		l.signal()
 		return
 	default: // active, hijacked (the handler's now), closed
-		if c.elem != nil {
-			l.idle.Remove(c.elem)
-			c.elem = nil
-		}
+		l.idle.remove(c)
 	}
 	l.mu.Unlock()
 }
@@ -297,7 +290,7 @@ func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
 // popIdleLocked takes the connection idle the longest off the list and gives its
 // place back; the caller closes it.
 func (l *Listener) popIdleLocked() *conn {
-	c := l.idle.Front().Value.(*conn)
+	c := l.idle.front()
 	l.releaseLocked(c)
 	return c
 }
@@ -309,10 +302,7 @@ func (l *Listener) releaseLocked(c *conn) {
 	}
 	c.released = true
 	l.open--
-	if c.elem != nil {
-		l.idle.Remove(c.elem)
-		c.elem = nil
-	}
+	l.idle.remove(c)
 }
 
 // signal wakes an Accept waiting for a place.
@@ -332,7 +322,7 @@ func (l *Listener) warnLocked() func() {
 	}
 	l.lastWarn = now
 	s := l.stats
-	open, idle, max := l.open, l.idle.Len(), l.max
+	open, idle, max := l.open, l.idle.n, l.max
 	log := l.log
 	return func() {
 		log.Warn("open connections reached their cap (--max-connections)", "max_connections", max, "open", open, "idle", idle,
@@ -351,11 +341,51 @@ func closeAll(cs []*conn) {
 type conn struct {
 	net.Conn
 	l *Listener
-	// Under l.mu: elem is its element of l.idle while it holds no request, since
-	// when it last went idle; released, whether its place was given back.
-	elem     *list.Element
-	since    time.Time
-	released bool
+	// Under l.mu: prev and next link it in l.idle while it holds no request (an
+	// allocation-free list: a request makes two ConnState calls), since is when it
+	// last went idle, released whether its place was given back.
+	prev, next *conn
+	inIdle     bool
+	since      time.Time
+	released   bool
+}
+
+// idleList is a doubly linked list of conns, in the order they went idle.
+type idleList struct {
+	head, tail *conn
+	n          int
+}
+
+func (q *idleList) front() *conn { return q.head }
+
+func (q *idleList) pushBack(c *conn) {
+	c.prev, c.next, c.inIdle = q.tail, nil, true
+	if q.tail != nil {
+		q.tail.next = c
+	} else {
+		q.head = c
+	}
+	q.tail = c
+	q.n++
+}
+
+// remove takes c off the list, if it is on it.
+func (q *idleList) remove(c *conn) {
+	if !c.inIdle {
+		return
+	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		q.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		q.tail = c.prev
+	}
+	c.prev, c.next, c.inIdle = nil, nil, false
+	q.n--
 }
 
 func (c *conn) Close() error {
