@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"runtime/debug"
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/connlimit"
@@ -76,13 +77,14 @@ func (c *config) limitFlags(fs *flag.FlagSet, getenv func(string) string) {
 
 // connLimit caps the client connections ln serves at once (--max-connections): by
 // default connlimit.DefaultMax of the descriptors the process may open (Go raised
-// its soft limit to the hard one as it started).
+// its soft limit to the hard one as it started) and of its memory limit (serve set
+// it before, unless GOMEMLIMIT did).
 func (c *config) connLimit(ln net.Listener, log *slog.Logger) *connlimit.Listener {
 	nofile := connlimit.NofileLimit()
 	max := c.maxConnections
 	switch {
 	case max == 0:
-		max = connlimit.DefaultMax(nofile)
+		max = connlimit.DefaultMax(nofile, debug.SetMemoryLimit(-1))
 	case max > 0 && uint64(max)+connlimit.ReservedDescriptors > nofile:
 		log.Warn("--max-connections leaves the process too few descriptors: it may run out of them before its connections reach the cap (accept errors, database connections refused)",
 			"max_connections", max, "rlimit_nofile", nofile, "reserved", connlimit.ReservedDescriptors)

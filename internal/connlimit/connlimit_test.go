@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -146,10 +147,15 @@ func TestIdleConnectionMakesRoom(t *testing.T) {
 		clients[i] = dial(t, s.addr)
 		clients[i].get(t)
 	}
-	// The first is the longest idle once the others were used after it.
+	// The first is the longest idle once the others were used after it. The server
+	// marks a connection idle after the client has its answer, at times later than
+	// the next client's answer (seen under -race): wait for it.
+	idle := func() bool { return s.l.Stats().Idle == n }
+	eventually(t, "the connections idle", idle)
 	clients[1].get(t)
+	eventually(t, "the connections idle", idle)
 	clients[2].get(t)
-	eventually(t, "the connections idle", func() bool { return s.l.Stats().Idle == n })
+	eventually(t, "the connections idle", idle)
 	if clients[0].closedByServer(100 * time.Millisecond) {
 		t.Fatal("a connection was closed before any other client came")
 	}
@@ -157,7 +163,8 @@ func TestIdleConnectionMakesRoom(t *testing.T) {
 	newcomer := dial(t, s.addr)
 	newcomer.get(t)
 	if !clients[0].closedByServer(2 * time.Second) {
-		t.Fatal("the connection idle the longest is still open: no room was made")
+		t.Fatalf("the connection idle the longest is still open: no room was made (%+v; others closed: %v %v)",
+			s.l.Stats(), clients[1].closedByServer(10*time.Millisecond), clients[2].closedByServer(10*time.Millisecond))
 	}
 	for i, c := range clients[1:] {
 		if c.closedByServer(50 * time.Millisecond) {
@@ -329,22 +336,30 @@ func TestNoCap(t *testing.T) {
 }
 
 func TestDefaultMax(t *testing.T) {
+	const none = math.MaxInt64
 	for _, c := range []struct {
-		nofile uint64
-		want   int
+		nofile   uint64
+		memLimit int64
+		want     int
 	}{
-		{1 << 20, Default}, // Docker's, systemd's 524288
-		{Default + ReservedDescriptors, Default},
-		{4096, 4096 - ReservedDescriptors}, // an older distribution's hard limit
-		{1024, 1024 - ReservedDescriptors},
-		{2 * ReservedDescriptors, ReservedDescriptors},
-		{256, 128},
-		{1, 1},
-		{0, 1},
-		{^uint64(0), Default}, // unlimited
+		{1 << 20, none, Default}, // Docker's; systemd's 524288
+		{Default + ReservedDescriptors, none, Default},
+		{4096, none, 4096 - ReservedDescriptors}, // an older distribution's hard limit
+		{1024, none, 1024 - ReservedDescriptors},
+		{2 * ReservedDescriptors, none, ReservedDescriptors},
+		{256, none, 128},
+		{1, none, 1},
+		{0, none, 1},
+		{math.MaxUint64, none, Default}, // unlimited
+		{math.MaxUint64, 0, Default},    // no memory limit
+		{math.MaxUint64, -1, Default},
+		{1 << 20, 460 << 20, 2944},                    // 90% of a 512 MiB container
+		{1 << 20, 2 << 30, Default},                   // 2 GiB: 13,107 by memory
+		{1 << 20, 8 << 20, 100},                       // never fewer than 100 for memory
+		{1024, 460 << 20, 1024 - ReservedDescriptors}, // the descriptors' cap, below the memory's
 	} {
-		if got := DefaultMax(c.nofile); got != c.want {
-			t.Errorf("DefaultMax(%d) = %d, want %d", c.nofile, got, c.want)
+		if got := DefaultMax(c.nofile, c.memLimit); got != c.want {
+			t.Errorf("DefaultMax(%d, %d) = %d, want %d", c.nofile, c.memLimit, got, c.want)
 		}
 	}
 }
