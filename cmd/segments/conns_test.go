@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,4 +191,58 @@ func scrape(t *testing.T, url string) string {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return string(b)
+}
+
+// TestShutdownAtTheConnectionCap: a server whose connections are all in requests at
+// its cap (--max-connections 2, two assignments waiting on a lock) holds a third
+// connection unanswered; SIGTERM then closes the listener at once (the accept
+// waiting for a place returns), the requests in flight finish and apply, and the
+// process exits cleanly.
+func TestShutdownAtTheConnectionCap(t *testing.T) {
+	f := newShutdownFixture(t, "--max-connections", "2", "--shutdown-timeout", "20s", "--metrics-addr", "off")
+	release := f.holdSegment(t)
+	const inFlight = 2
+	results := f.startAssignments(t, inFlight)
+	third := dialRaw(t, strings.TrimPrefix(f.p.url, "http://"))
+	answered := make(chan error, 1)
+	go func() { answered <- third.graphql(f.key, `{ workspace { name } }`) }()
+	select {
+	case err := <-answered:
+		t.Fatalf("a third connection was answered (%v) with the cap's 2 in requests", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	if err := f.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-answered:
+		if err == nil {
+			t.Fatal("the connection waiting for a place was served after SIGTERM")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection waiting for a place neither served nor closed 5 s after SIGTERM: the listener stayed open")
+	}
+	select {
+	case <-f.p.exited:
+		t.Fatal("exited with requests in flight")
+	default:
+	}
+	release()
+	for range inFlight {
+		if r := <-results; r.err != nil || r.status != http.StatusOK || len(r.body.Errors) > 0 {
+			t.Errorf("request in flight: err %v, status %d, errors %+v", r.err, r.status, r.body.Errors)
+		}
+	}
+	f.p.waitExit(t, 10*time.Second)
+	if f.p.err != nil {
+		t.Fatalf("exit: %v", f.p.err)
+	}
+	var real int
+	if err := f.db.QueryRow(context.Background(), "SELECT count(*) FROM memberships WHERE segment_id = $1", f.heldID).Scan(&real); err != nil {
+		t.Fatal(err)
+	}
+	if real != inFlight*5 {
+		t.Errorf("Held has %d memberships, want %d: the requests in flight did not all apply", real, inFlight*5)
+	}
 }
