@@ -62,6 +62,9 @@ type config struct {
 	// reservedForUsersPerWorkspace: of the workspace's places, those its API keys
 	// cannot take
 	reservedForUsersPerWorkspace int
+	// maxConnections caps the client connections open at once (connlimit): 0 for
+	// connlimit.DefaultMax of the process's descriptors, -1 for no cap
+	maxConnections int
 	// environment is development or production: it picks the defaults of
 	// introspection and playground (applyEnvironment).
 	environment               string
@@ -144,6 +147,7 @@ var settings = []setting{
 	{"--max-running-per-workspace", "SEGMENTS_MAX_RUNNING_PER_WORKSPACE", "8", "most GraphQL requests of one workspace (all of its API keys and users) running at once, so that no workspace takes the database pool from the others", "serve"},
 	{"--max-waiting-per-workspace", "SEGMENTS_MAX_WAITING_PER_WORKSPACE", "100", "most requests of one workspace waiting for its running ones, until their deadline: 429 TOO_MANY_CONCURRENT_REQUESTS with Retry-After beyond", "serve"},
 	{"--reserved-for-users-per-workspace", "SEGMENTS_RESERVED_FOR_USERS_PER_WORKSPACE", "2", "of --max-running-per-workspace, the places only the workspace's dashboard users may take (with sessions on): its API keys together run at most the rest (at least one), so that its integrations cannot take its dashboard's; -1 keeps none", "serve"},
+	{"--max-connections", "SEGMENTS_MAX_CONNECTIONS", "10000 (fewer with few descriptors or little memory)", "most client connections open at once: at the cap a new one takes the place of the one idle the longest, which is closed, and with none idle it waits in the listen backlog until one finishes its request; from 90% of the cap, connections idle over 5 s are closed; 0: the default, 10,000 or fewer: RLIMIT_NOFILE less 200, and a quarter of the memory limit at 40 KB a connection; -1 for no cap", "serve"},
 	{"--rate-limit-capacity", "SEGMENTS_RATE_LIMIT_CAPACITY", "10000", "points of each rate-limit bucket (one per API key, one per dashboard user), shared by all instances through PostgreSQL: a request costs its extensions.cost.requestedQueryCost (at least 1; a refused request 1; a replay of an Idempotency-Key what its request was charged, at least 1), THROTTLED (429) when its bucket holds less; at least --max-cost; 0 turns rate limiting off", "serve"},
 	{"--rate-limit-restore-rate", "SEGMENTS_RATE_LIMIT_RESTORE_RATE", "500", "points a rate-limit bucket regains per second", "serve"},
 	{"--idempotency-budget", "SEGMENTS_IDEMPOTENCY_BUDGET", "67108864", "bytes (64 MiB) each workspace's Idempotency-Keys may keep at once, their answers counted as sent (PostgreSQL compresses them) and each key's record as 240 bytes plus 3 per character of the key: a mutation's answer that would take its workspace over is kept without its body, its retries getting 410 IDEMPOTENCY_ANSWER_NOT_KEPT; at twice the budget a mutation with a new key is refused before it runs (429 IDEMPOTENCY_BUDGET_EXHAUSTED, Retry-After), until older keys expire after 24 h; -1 for no limit", "serve"},

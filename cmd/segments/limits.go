@@ -4,9 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
+	"net"
+	"runtime/debug"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/connlimit"
 	"github.com/segments/segments/internal/idempotency"
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/server"
@@ -51,6 +55,7 @@ func (c *config) limitFlags(fs *flag.FlagSet, getenv func(string) string) {
 	integer(&c.maxWaitingPerCaller, "max-waiting-per-caller", "SEGMENTS_MAX_WAITING_PER_CALLER", server.DefaultMaxWaitingPerCaller)
 	integer(&c.maxRunningPerWorkspace, "max-running-per-workspace", "SEGMENTS_MAX_RUNNING_PER_WORKSPACE", server.DefaultMaxRunningPerWorkspace)
 	integer(&c.maxWaitingPerWorkspace, "max-waiting-per-workspace", "SEGMENTS_MAX_WAITING_PER_WORKSPACE", server.DefaultMaxWaitingPerWorkspace)
+	integer(&c.maxConnections, "max-connections", "SEGMENTS_MAX_CONNECTIONS", 0) // 0: connlimit.DefaultMax, at start
 	integer(&c.reservedForUsersPerWorkspace, "reserved-for-users-per-workspace", "SEGMENTS_RESERVED_FOR_USERS_PER_WORKSPACE", server.DefaultReservedForUsersPerWorkspace)
 	// Rate limiting: 0 turns it off (no -1 here).
 	c.rateCapacity = defaultRateCapacity
@@ -68,6 +73,26 @@ func (c *config) limitFlags(fs *flag.FlagSet, getenv func(string) string) {
 	choice(&c.environment, "env", "SEGMENTS_ENV", "development", "development", "production")
 	choice(&c.introspection, "introspection", "SEGMENTS_INTROSPECTION", "", "on", "off", "sessions")
 	choice(&c.playground, "playground", "SEGMENTS_PLAYGROUND", "", "on", "off")
+}
+
+// connLimit caps the client connections ln serves at once (--max-connections): by
+// default connlimit.DefaultMax of the descriptors the process may open (Go raised
+// its soft limit to the hard one as it started) and of its memory limit (serve set
+// it before, unless GOMEMLIMIT did).
+func (c *config) connLimit(ln net.Listener, log *slog.Logger) *connlimit.Listener {
+	nofile := connlimit.NofileLimit()
+	max := c.maxConnections
+	switch {
+	case max == 0:
+		max = connlimit.DefaultMax(nofile, debug.SetMemoryLimit(-1))
+	case max > 0 && uint64(max)+connlimit.ReservedDescriptors > nofile:
+		log.Warn("--max-connections leaves the process too few descriptors: it may run out of them before its connections reach the cap (accept errors, database connections refused)",
+			"max_connections", max, "rlimit_nofile", nofile, "reserved", connlimit.ReservedDescriptors)
+	}
+	if max > 0 {
+		log.Info("client connections capped", "max_connections", max, "rlimit_nofile", nofile)
+	}
+	return connlimit.New(ln, connlimit.Options{Max: max, Log: log})
 }
 
 // applyEnvironment gives the settings that depend on the environment (--env) the

@@ -115,6 +115,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	conns := cfg.connLimit(ln, log) // limits.go: --max-connections
+	if metrics != nil {
+		metrics.Registry().MustRegister(conns)
+	}
 	// Requests run under their own base context, not ctx: a shutdown lets them finish,
 	// and cancels them (rolling back their transactions) only when the grace period
 	// is over.
@@ -148,6 +152,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			IdempotencyBudget:            cfg.idempotencyBudget,
 		}),
 		BaseContext:       func(net.Listener) context.Context { return requests },
+		ConnState:         conns.ConnState,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// net/http's own lines (an accept error such as "too many open files", a
@@ -163,7 +168,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(conns) }()
 	select {
 	case err := <-errc:
 		return err

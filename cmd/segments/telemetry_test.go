@@ -65,6 +65,12 @@ func TestServeObservability(t *testing.T) {
 			!strings.Contains(body, `segments_requests_total{operation="anonymous",outcome="ok"} 1`) {
 			t.Fatalf("GET /metrics: %d\n%s", status, body)
 		}
+		// The cap on client connections (--max-connections), with its default.
+		for _, want := range []string{"segments_connections_open ", "segments_connections_idle ", "segments_connections_max ", "segments_connections_accepts_waited_total 0"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("GET /metrics has no %s", want)
+			}
+		}
 		// Which version runs (a test binary knows none), in Prometheus's convention,
 		// and in the log's first line.
 		schema := newestMigration(t)

@@ -1,0 +1,453 @@
+// Package connlimit caps the connections an HTTP server holds open, as nginx's
+// worker_connections, HAProxy's maxconn and Envoy's downstream connection limit do:
+// each open connection costs a file descriptor, a goroutine and its buffers, and a
+// server out of descriptors can neither accept nor open database connections.
+//
+// A Listener wraps the server's listener; its ConnState is the http.Server's
+// ConnState hook, through which it knows which connections hold no request (idle
+// between two requests of a keep-alive connection, or new and not yet through
+// their first request's headers). At the cap, a new connection makes room by
+// closing the one of those that has held none the longest (as nginx's
+// ngx_drain_connections does with its reusable connections): HTTP lets a server
+// close an idle connection at any time, and clients retry their idempotent requests
+// on another. When every connection is in a request, Accept waits until one closes
+// or goes idle, the newcomers waiting in the kernel's backlog (as
+// netutil.LimitListener does), rather than accepting connections it could not
+// serve. From PressureAt of the cap, connections idle for longer than PressureIdle
+// are closed at each accept (Envoy's overload manager shortens its idle timeouts
+// so), so that a burst of clients finds places left by idle ones.
+package connlimit
+
+import (
+	"errors"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Default is the cap of a server whose descriptors and memory allow it
+// (DefaultMax): far more connections than a deployment's load balancers and
+// clients hold (its requests run 40 at a time, with 1,000 more waiting).
+const Default = 10_000
+
+// ReservedDescriptors are the descriptors the cap leaves to the rest of the
+// process: the database pool (20), the rate limiter's (4), /readyz's and the
+// start's connections, the metrics' and profiles' listeners and their clients, the
+// trace exporter's connections, the embedded PostgreSQL's pipes and log, the
+// runtime's epoll and pipes, with room to spare for files.
+const ReservedDescriptors = 200
+
+// IdleConnectionBytes is what an idle keep-alive connection costs the server's
+// memory, measured: 5,000 of them, each after one request for the dashboard's
+// segment list, took the real server from 35 to 215 MB (37 KB each: its
+// goroutine's stack, grown by the request, 20 KB; its buffers and connection
+// state; garbage at GOGC 400).
+const IdleConnectionBytes = 40 << 10
+
+// MemoryShare is the share of the process's memory limit that idle connections
+// may take at the default cap: the rest is for requests, the heap's growth and
+// the kernel's socket buffers.
+const MemoryShare = 4 // a quarter
+
+// DefaultMax returns the cap for a process that may open nofile descriptors (its
+// RLIMIT_NOFILE, which Go raises to the hard limit as it starts) and use memLimit
+// bytes (the runtime's soft memory limit, GOMEMLIMIT or 90% of the container's;
+// math.MaxInt64 or less than 1 for none): Default, or fewer so that
+// ReservedDescriptors stay free (with fewer than twice ReservedDescriptors in
+// all, half of them) and idle connections take at most a MemoryShare of memLimit
+// (a 512 MiB container's 460 MiB: 2,944), but never fewer than 100.
+func DefaultMax(nofile uint64, memLimit int64) int {
+	n := Default
+	switch {
+	case nofile < 2*ReservedDescriptors:
+		return max(int(nofile/2), 1)
+	case nofile-ReservedDescriptors < uint64(n):
+		n = int(nofile - ReservedDescriptors)
+	}
+	if memLimit > 0 && memLimit < math.MaxInt64 {
+		n = min(n, max(int(memLimit/MemoryShare/IdleConnectionBytes), 100))
+	}
+	return n
+}
+
+// NofileLimit returns the process's soft limit on open descriptors (RLIMIT_NOFILE),
+// math.MaxUint64 when it cannot be read (or is unlimited).
+func NofileLimit() uint64 {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return math.MaxUint64
+	}
+	return r.Cur
+}
+
+// The defaults of Options.
+const (
+	// DefaultPressureAt is the share of the cap from which idle connections are
+	// closed after PressureIdle.
+	DefaultPressureAt = 0.9
+	// DefaultPressureIdle: a client's pooled connection that it reuses within a few
+	// seconds stays open under pressure; one idle longer is closed.
+	DefaultPressureIdle = 5 * time.Second
+	// DefaultWarnEvery: the warning that the cap is reached comes at most so often.
+	DefaultWarnEvery = time.Minute
+)
+
+// Options configure New.
+type Options struct {
+	// Max is the most connections open at once; 0 or less: no cap (the metrics
+	// stay).
+	Max int
+	// PressureAt, a share of Max (0 < PressureAt <= 1), is the number of open
+	// connections from which idle ones are closed after PressureIdle; 0 means
+	// DefaultPressureAt.
+	PressureAt float64
+	// PressureIdle is how long a connection may stay idle under pressure; 0 means
+	// DefaultPressureIdle.
+	PressureIdle time.Duration
+	// Log gets a warning when the cap is reached, at most once per WarnEvery (0:
+	// DefaultWarnEvery); nil: none.
+	Log       *slog.Logger
+	WarnEvery time.Duration
+}
+
+// Listener is a net.Listener that caps the connections it has accepted and that
+// are still open. Wire its ConnState into the http.Server (ConnState: l.ConnState),
+// which must be the only caller of Accept. Safe for concurrent use.
+type Listener struct {
+	net.Listener
+	max          int
+	pressureAt   int
+	pressureIdle time.Duration
+	log          *slog.Logger
+	warnEvery    time.Duration
+
+	wake      chan struct{} // a connection closed or went idle
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	open     int
+	idle     idleList // the connections holding no request, the longest idle first
+	lastWarn time.Time
+	stats    Stats
+}
+
+// Stats are a Listener's counts.
+type Stats struct {
+	// Open and Idle are the connections open now, and those of them that hold no
+	// request (idle keep-alive connections, and new ones not yet through their
+	// first request's headers).
+	Open, Idle int
+	// ClosedForRoom are the idle connections closed to make room for a new one at
+	// the cap; ClosedUnderPressure those closed for being idle longer than
+	// PressureIdle from PressureAt of it.
+	ClosedForRoom, ClosedUnderPressure int64
+	// AcceptsWaited counts the accepts that waited, every connection being in a
+	// request, for one to close or go idle.
+	AcceptsWaited int64
+}
+
+// New returns ln capped as o says.
+func New(ln net.Listener, o Options) *Listener {
+	if o.PressureAt <= 0 || o.PressureAt > 1 {
+		o.PressureAt = DefaultPressureAt
+	}
+	if o.PressureIdle <= 0 {
+		o.PressureIdle = DefaultPressureIdle
+	}
+	if o.WarnEvery <= 0 {
+		o.WarnEvery = DefaultWarnEvery
+	}
+	l := &Listener{
+		Listener:     ln,
+		max:          o.Max,
+		pressureIdle: o.PressureIdle,
+		log:          o.Log,
+		warnEvery:    o.WarnEvery,
+		wake:         make(chan struct{}, 1),
+		closed:       make(chan struct{}),
+	}
+	if l.max <= 0 {
+		l.max = math.MaxInt
+	}
+	l.pressureAt = max(int(math.Ceil(float64(l.max)*o.PressureAt)), 1)
+	return l
+}
+
+// Max returns the cap; math.MaxInt for none.
+func (l *Listener) Max() int { return l.max }
+
+// Stats returns the listener's counts now.
+func (l *Listener) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stats
+	s.Open, s.Idle = l.open, l.idle.n
+	return s
+}
+
+// Accept waits for a place under the cap, then for the next connection. At the cap
+// the new connection takes the place of the one idle the longest, which is closed
+// once the new one is accepted (none is closed for a newcomer that never comes).
+// With none idle, Accept waits for one to close or go idle, accepting nothing
+// meanwhile; a newcomer accepted while the last idle one went back to work is held
+// so, unanswered, until a place is free (the cap is on the connections served).
+func (l *Listener) Accept() (net.Conn, error) {
+	waited := false
+	l.mu.Lock()
+	for l.open >= l.max && l.idle.n == 0 {
+		if err := l.waitLocked(&waited); err != nil {
+			l.mu.Unlock()
+			return nil, err
+		}
+	}
+	l.mu.Unlock()
+
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{Conn: nc, l: l}
+	var victims []*conn
+	reached := false
+	l.mu.Lock()
+	for l.open >= l.max {
+		reached = true
+		if l.idle.n > 0 {
+			victims = append(victims, l.popIdleLocked())
+			l.stats.ClosedForRoom++
+			continue
+		}
+		if err := l.waitLocked(&waited); err != nil {
+			l.mu.Unlock()
+			closeAll(victims)
+			nc.Close()
+			return nil, err
+		}
+	}
+	l.open++
+	if l.open >= l.pressureAt {
+		now := time.Now()
+		for c := l.idle.front(); c != nil && now.Sub(c.since) > l.pressureIdle; c = l.idle.front() {
+			victims = append(victims, l.popIdleLocked())
+			l.stats.ClosedUnderPressure++
+		}
+	}
+	var warn func()
+	if reached || waited {
+		warn = l.warnLocked()
+	}
+	l.mu.Unlock()
+	closeAll(victims)
+	if warn != nil {
+		warn()
+	}
+	return c, nil
+}
+
+// waitLocked waits, l.mu held and released meanwhile, until a connection closes or
+// goes idle, counting the accept as waiting once (waited); net.ErrClosed when the
+// listener is closed.
+func (l *Listener) waitLocked(waited *bool) error {
+	if !*waited {
+		*waited = true
+		l.stats.AcceptsWaited++
+	}
+	warn := l.warnLocked()
+	l.mu.Unlock()
+	if warn != nil {
+		warn()
+	}
+	defer l.mu.Lock()
+	select {
+	case <-l.wake:
+		return nil
+	case <-l.closed:
+		return net.ErrClosed
+	}
+}
+
+// Close closes the listener: an Accept waiting for a place returns net.ErrClosed,
+// as one waiting for a connection does. The connections stay open.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+// ConnState is the http.Server's ConnState hook: it tells the listener which of its
+// connections hold no request.
+func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
+	c, ok := nc.(*conn)
+	if !ok || c.l != l {
+		return
+	}
+	l.mu.Lock()
+	switch state {
+	case http.StateNew, http.StateIdle:
+		if c.released {
+			break
+		}
+		c.since = time.Now() // under the lock: the list stays in the order of since
+		l.idle.remove(c)
+		l.idle.pushBack(c)
+		l.mu.Unlock()
+		l.signal()
+		return
+	default: // active, hijacked (the handler's now), closed
+		l.idle.remove(c)
+	}
+	l.mu.Unlock()
+}
+
+// popIdleLocked takes the connection idle the longest off the list and gives its
+// place back; the caller closes it.
+func (l *Listener) popIdleLocked() *conn {
+	c := l.idle.front()
+	l.releaseLocked(c)
+	return c
+}
+
+// releaseLocked gives c's place back, once.
+func (l *Listener) releaseLocked(c *conn) {
+	if c.released {
+		return
+	}
+	c.released = true
+	l.open--
+	l.idle.remove(c)
+}
+
+// signal wakes an Accept waiting for a place.
+func (l *Listener) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// warnLocked returns the warning to log that the cap is reached, nil if one was
+// logged less than warnEvery ago.
+func (l *Listener) warnLocked() func() {
+	now := time.Now()
+	if l.log == nil || (!l.lastWarn.IsZero() && now.Sub(l.lastWarn) < l.warnEvery) {
+		return nil
+	}
+	l.lastWarn = now
+	s := l.stats
+	open, idle, max := l.open, l.idle.n, l.max
+	log := l.log
+	return func() {
+		log.Warn("open connections reached their cap (--max-connections)", "max_connections", max, "open", open, "idle", idle,
+			"idle_closed_for_room_total", s.ClosedForRoom, "idle_closed_under_pressure_total", s.ClosedUnderPressure,
+			"accepts_waited_total", s.AcceptsWaited)
+	}
+}
+
+func closeAll(cs []*conn) {
+	for _, c := range cs {
+		c.Conn.Close()
+	}
+}
+
+// conn is an accepted connection, whose Close gives its place back.
+type conn struct {
+	net.Conn
+	l *Listener
+	// Under l.mu: prev and next link it in l.idle while it holds no request (an
+	// allocation-free list: a request makes two ConnState calls), since is when it
+	// last went idle, released whether its place was given back.
+	prev, next *conn
+	inIdle     bool
+	since      time.Time
+	released   bool
+}
+
+// idleList is a doubly linked list of conns, in the order they went idle.
+type idleList struct {
+	head, tail *conn
+	n          int
+}
+
+func (q *idleList) front() *conn { return q.head }
+
+func (q *idleList) pushBack(c *conn) {
+	c.prev, c.next, c.inIdle = q.tail, nil, true
+	if q.tail != nil {
+		q.tail.next = c
+	} else {
+		q.head = c
+	}
+	q.tail = c
+	q.n++
+}
+
+// remove takes c off the list, if it is on it.
+func (q *idleList) remove(c *conn) {
+	if !c.inIdle {
+		return
+	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		q.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		q.tail = c.prev
+	}
+	c.prev, c.next, c.inIdle = nil, nil, false
+	q.n--
+}
+
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.l.mu.Lock()
+	c.l.releaseLocked(c)
+	c.l.mu.Unlock()
+	c.l.signal()
+	return err
+}
+
+// CloseWrite lets net/http half-close the connection after an error answer, as it
+// does a *net.TCPConn's.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// Describe and Collect make the listener a prometheus.Collector.
+func (l *Listener) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range descs {
+		ch <- d
+	}
+}
+
+func (l *Listener) Collect(ch chan<- prometheus.Metric) {
+	s := l.Stats()
+	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(s.Open))
+	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.GaugeValue, float64(s.Idle))
+	if l.max != math.MaxInt {
+		ch <- prometheus.MustNewConstMetric(descMax, prometheus.GaugeValue, float64(l.max))
+	}
+	ch <- prometheus.MustNewConstMetric(descIdleClosed, prometheus.CounterValue, float64(s.ClosedForRoom), "room")
+	ch <- prometheus.MustNewConstMetric(descIdleClosed, prometheus.CounterValue, float64(s.ClosedUnderPressure), "pressure")
+	ch <- prometheus.MustNewConstMetric(descWaited, prometheus.CounterValue, float64(s.AcceptsWaited))
+}
+
+var (
+	descOpen       = prometheus.NewDesc("segments_connections_open", "Client connections open now (the API's listener).", nil, nil)
+	descIdle       = prometheus.NewDesc("segments_connections_idle", "Open client connections holding no request: idle between requests, or new and not yet through their first request's headers.", nil, nil)
+	descMax        = prometheus.NewDesc("segments_connections_max", "The cap on open client connections (--max-connections); absent without one.", nil, nil)
+	descIdleClosed = prometheus.NewDesc("segments_connections_idle_closed_total", "Idle client connections the server closed: to make room for a new one at the cap (reason room), or idle longer than 5 s with 90% of the cap open (reason pressure).", []string{"reason"}, nil)
+	descWaited     = prometheus.NewDesc("segments_connections_accepts_waited_total", "Accepts that waited, every connection at the cap being in a request, for one to close or go idle.", nil, nil)
+	descs          = []*prometheus.Desc{descOpen, descIdle, descMax, descIdleClosed, descWaited}
+)
