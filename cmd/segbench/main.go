@@ -1136,8 +1136,44 @@ func cmpOr(a, b string) string {
 	return b
 }
 
+// contenderOrder returns the order in which n contenders run in repetition rep (each
+// index once): a Williams design, in which each contender runs first once every n
+// repetitions, as in a rotation, and also follows each other contender equally often
+// (once every n repetitions for an even n, twice every 2n for an odd n). A rotation
+// kept who ran before whom: with ours, PostGraphile, the floor and base, base always
+// followed the floor and ours followed base, so a contender's numbers carried what the
+// one before it left (its autovacuum's work, its server's tail, counted as PostgreSQL
+// CPU of every process), always the same one's: W1's CPU per request at 162eac0 read
+// 1.28× base's in bench/results/w1-w3-1207b, where alternating the two evenly read
+// 1.01× (bench/results/w1lab-1207).
+func contenderOrder(n, rep int) []int {
+	// The first row: 0, 1, n-1, 2, n-2, ...; row r adds r to each (mod n).
+	first := make([]int, n)
+	lo, hi := 1, n-1
+	for i := 1; i < n; i++ {
+		if i%2 == 1 {
+			first[i], lo = lo, lo+1
+		} else {
+			first[i], hi = hi, hi-1
+		}
+	}
+	cycle := n
+	if n%2 == 1 {
+		cycle = 2 * n // an odd n needs each row reversed too
+	}
+	r := rep % max(cycle, 1)
+	out := make([]int, n)
+	for i := range out {
+		out[i] = (first[i] + r) % n
+	}
+	if r >= n {
+		slices.Reverse(out)
+	}
+	return out
+}
+
 // workload runs one rate-driven workload: for each repetition, each contender in
-// turn (the order rotating), a warm-up, a fixed-rate run (latency, CPU per request)
+// turn (in contenderOrder's order), a warm-up, a fixed-rate run (latency, CPU per request)
 // and an SLO search (max throughput).
 func (b *bench) workload(ctx context.Context, w string) error {
 	fixed, ok := fixedRates[w]
@@ -1154,8 +1190,8 @@ func (b *bench) workload(ctx context.Context, w string) error {
 		start[c] = fixed
 	}
 	for rep := range b.c.repsOf(w) {
-		for i := range contenders {
-			c := contenders[(i+rep)%len(contenders)]
+		for _, i := range contenderOrder(len(contenders), rep) {
+			c := contenders[i]
 			var rr repResult
 			if err := b.probe(ctx, &rr); err != nil {
 				return err
@@ -1368,13 +1404,13 @@ func (b *bench) bulk(ctx context.Context) error {
 		kinds = append(kinds, base)
 	}
 	for rep := range b.c.reps {
-		for i := range kinds {
-			k := kinds[(i+rep)%len(kinds)]
+		for j, i := range contenderOrder(len(kinds), rep) {
+			k := kinds[i]
 			scratch, drop, err := b.scratch(ctx, 100)
 			if err != nil {
 				return err
 			}
-			cs, _ := b.d.assignIDs(rep*7+i, 0, scratch, 10_000, 0)
+			cs, _ := b.d.assignIDs(rep*7+j, 0, scratch, 10_000, 0)
 			run := func() (err error) {
 				switch k {
 				case ours, base:

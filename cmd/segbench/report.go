@@ -482,7 +482,7 @@ func (r *report) markdown() string {
 	if after, _ := r.Config["w6_steps_after_checkpoint"].(bool); after && r.Results["W6"] != nil {
 		w6Steps = "; W6's steps each start right after a checkpoint, as its warm-up does"
 	}
-	fmt.Fprintf(&s, "Each contender has %v database connections (%s); each workload ran %s, the contenders' order rotating; "+
+	fmt.Fprintf(&s, "Each contender has %v database connections (%s); each workload ran %s, the contenders in a balanced order (each first, and right after each other, equally often over the repetitions); "+
 		"each time a %gs warm-up, a %gs run at the fixed rate, then an SLO search (p99 ≤ %g ms and no errors; %gs steps, "+
 		"doubling then bisecting to within 10%%%s). Numbers are medians (min–max).\n\n",
 		r.Config["pool"], clients, reps, r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"], w6Steps)

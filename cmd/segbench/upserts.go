@@ -144,8 +144,8 @@ func (b *bench) upserts(ctx context.Context) error {
 		reqs[j] = b.d.upsertRequest(j)
 	}
 	for rep := range b.c.reps {
-		for i := range kinds {
-			k := kinds[(i+rep)%len(kinds)]
+		for _, i := range contenderOrder(len(kinds), rep) {
+			k := kinds[i]
 			drop, err := b.upsertScratch(ctx)
 			if err != nil {
 				return err
