@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: playground check-playground all build run test test-pgbouncer generate check-generated lint schema-check bench bench-data bench-go clean
+.PHONY: playground check-playground all build run test test-pgbouncer generate check-generated lint schema-check bench bench-data bench-go pgo clean
 
 all: test build
 
@@ -112,6 +112,22 @@ bench/postgraphile/node_modules/.installed: bench/postgraphile/package.json benc
 # internal/server/bench_test.go; the phones' check, internal/crm).
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# A profile for trying profile-guided optimization (https://go.dev/doc/pgo;
+# docs/development.md, "Profile-guided optimization"), bin/pgo/default.pgo: the CPU
+# profile of the handler's benchmarks (internal/server/bench_test.go) in the API's
+# mix, W1, W3, W4 and the dashboard's roots 2 s each, 300 W6 assignments, 50 syncs,
+# without the benchmarks' client and setup (pprof -ignore of the benchmark's goroutine
+# and net/http's client connections). Not used by any build unless passed with -pgo=.
+PGO_IGNORE = testing\.\(\*B\)|net/http\.\(\*persistConn\)
+pgo:
+	mkdir -p bin/pgo
+	$(GO) test -c -pgo=off -o bin/pgo/server.test ./internal/server/
+	cd internal/server && $(CURDIR)/bin/pgo/server.test -test.run '^$$' -test.bench 'W1|W3|W4|DashboardRoots' -test.benchtime 2s -test.cpuprofile $(CURDIR)/bin/pgo/reads.pprof
+	cd internal/server && $(CURDIR)/bin/pgo/server.test -test.run '^$$' -test.bench 'W6' -test.benchtime 300x -test.cpuprofile $(CURDIR)/bin/pgo/w6.pprof
+	cd internal/server && $(CURDIR)/bin/pgo/server.test -test.run '^$$' -test.bench 'SyncContacts' -test.benchtime 50x -test.cpuprofile $(CURDIR)/bin/pgo/sync.pprof
+	$(GO) tool pprof -proto -ignore='$(PGO_IGNORE)' bin/pgo/reads.pprof bin/pgo/w6.pprof bin/pgo/sync.pprof > bin/pgo/default.pgo.tmp
+	mv bin/pgo/default.pgo.tmp bin/pgo/default.pgo
 
 clean:
 	rm -rf bin
