@@ -294,7 +294,7 @@ func TestMetricsMoveWithRequests(t *testing.T) {
 	}
 	for _, name := range []string{"segments_db_pool_in_use_connections", "segments_db_pool_idle_connections",
 		"segments_db_pool_wait_count_total", "segments_db_pool_wait_duration_seconds_total",
-		"segments_db_reads_retried_total", "segments_db_cancel_dropped_connections_total", "go_goroutines", "process_cpu_seconds_total"} {
+		"segments_db_reads_retried_total", "segments_db_cancel_dropped_connections_total", "segments_db_cancel_requests_sent_total", "go_goroutines", "process_cpu_seconds_total"} {
 		if fams[name] == nil {
 			t.Errorf("no %s", name)
 		}

@@ -11,3 +11,7 @@ import (
 func (s *Store) QueryDirect(ctx context.Context, query string, scan func(pgx.Rows) error) error {
 	return queryDirect(ctx, s.db, nil, query, scan)
 }
+
+// CancelGrace is cancelGrace: how long a statement whose context ended runs on before
+// its cancel request is sent.
+const CancelGrace = cancelGrace

@@ -4,11 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,52 +15,16 @@ import (
 	"github.com/segments/segments/internal/store/storetest"
 )
 
-// pausableServer starts a PostgreSQL of the test's own, whose postmaster it may stop
-// (slowPostmaster), and returns its database's URL and the postmaster's process ID.
-// Through PgBouncer the test is skipped: a cancelled statement's connection is
-// closed there, whenever the cancel arrives.
+// pausableServer is storetest.PausableServer.
 func pausableServer(t *testing.T) (url string, postmaster int) {
 	t.Helper()
-	if storetest.ThroughPgBouncer() {
-		t.Skip("through PgBouncer a cancelled statement's connection is closed")
-	}
-	url = storetest.Server(t).URL("segments")
-	return url, postmasterOf(t, url)
+	return storetest.PausableServer(t)
 }
 
-// postmasterOf returns the process ID of the postmaster of the server at url, which
-// runs on this machine: the parent of a backend.
-func postmasterOf(t *testing.T, url string) int {
-	t.Helper()
-	conn := storetest.Conn(t, url)
-	var backend int
-	if err := conn.QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&backend); err != nil {
-		t.Fatal(err)
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", backend))
-	if err != nil {
-		t.Skipf("the server's processes cannot be seen: %v", err)
-	}
-	// pid (comm) state ppid ...: comm may hold spaces, not ')'.
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	ppid, err := strconv.Atoi(fields[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ppid
-}
-
-// slowPostmaster stops the postmaster, which forks a process for each cancel request,
-// as a loaded machine delays it: the returned function lets it go on.
+// slowPostmaster is storetest.StopPostmaster.
 func slowPostmaster(t *testing.T, pid int) (resume func()) {
 	t.Helper()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Skipf("the postmaster cannot be stopped: %v", err)
-	}
-	var once sync.Once
-	resume = func() { once.Do(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) }
-	t.Cleanup(resume)
-	return resume
+	return storetest.StopPostmaster(t, pid)
 }
 
 // TestLateCancelStopsNoLaterStatement: a cancel request that PostgreSQL delivers late
@@ -79,15 +40,18 @@ func slowPostmaster(t *testing.T, pid int) (resume func()) {
 func TestLateCancelStopsNoLaterStatement(t *testing.T) {
 	url, postmaster := pausableServer(t)
 	ctx := context.Background()
+	// The statement runs past the grace, so that its cancel request is sent, and
+	// ends on its own 50 ms later, before the postmaster delivers the cancel.
+	sleep := fmt.Sprintf("SELECT pg_sleep(%g)", (store.CancelGrace + 50*time.Millisecond).Seconds())
 	alone := func(ctx context.Context, db *sql.DB) {
-		_, _ = db.ExecContext(ctx, "SELECT pg_sleep(0.05)")
+		_, _ = db.ExecContext(ctx, sleep)
 	}
 	inTransaction := func(ctx context.Context, db *sql.DB) {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return
 		}
-		_, _ = tx.ExecContext(ctx, "SELECT pg_sleep(0.05)")
+		_, _ = tx.ExecContext(ctx, sleep)
 		_ = tx.Rollback()
 	}
 	for _, c := range []struct {
@@ -193,6 +157,9 @@ func TestCancelStormFailsNoLiveStatement(t *testing.T) {
 			resume()
 		}
 	})
+	// An abandoned statement ends on its own about when its cancel request is sent,
+	// after the grace: just before, just after.
+	abandon := fmt.Sprintf("SELECT pg_sleep(%g)", (store.CancelGrace + 15*time.Millisecond).Seconds())
 	var mu sync.Mutex
 	var abandoned, live int
 	var failures []error
@@ -205,7 +172,7 @@ func TestCancelStormFailsNoLiveStatement(t *testing.T) {
 				default:
 				}
 				stmtCtx, cancel := context.WithTimeout(ctx, time.Duration(3+(w*7+i*3)%10)*time.Millisecond)
-				_, _ = db.ExecContext(stmtCtx, "SELECT pg_sleep(0.01)")
+				_, _ = db.ExecContext(stmtCtx, abandon)
 				cancel()
 				_, err := db.ExecContext(ctx, "SELECT pg_sleep(0.02)")
 				mu.Lock()

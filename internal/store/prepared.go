@@ -257,7 +257,7 @@ func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) 
 	p.SendQueryPrepared(name, nil, nil, nil)
 	if err := p.Sync(); err != nil {
 		ps.drop(key)
-		return c.pipelineFailed(p, err)
+		return c.pipelineFailed(ctx, p, err)
 	}
 	// An error before the statement's results ran nothing: PostgreSQL skips the rest
 	// up to the Sync.
@@ -274,7 +274,7 @@ func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) 
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) {
 			ps.drop(key)
-			return c.pipelineFailed(p, err)
+			return c.pipelineFailed(ctx, p, err)
 		}
 		_ = p.Close()
 		if ctx.Err() != nil {
@@ -311,7 +311,7 @@ func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) 
 		if !errors.As(err, &pgErr) {
 			ps.drop(key)
 		}
-		return c.pipelineFailed(p, err)
+		return c.pipelineFailed(ctx, p, err)
 	}
 	r := &tenantRows{rows: pgx.RowsFromResultReader(conn.TypeMap(), rr), rest: p, m: conn.TypeMap()}
 	r.more = r.rows.Next()
@@ -342,11 +342,11 @@ func (c *tenantConn) sendSimply(p *pgconn.Pipeline, err error, key string) (driv
 
 // pipelineFailed ends a pipeline that failed outside PostgreSQL's errors (the
 // connection, the context) and reports it as exec does.
-func (c *tenantConn) pipelineFailed(p *pgconn.Pipeline, err error) (driver.Rows, bool, error) {
+func (c *tenantConn) pipelineFailed(ctx context.Context, p *pgconn.Pipeline, err error) (driver.Rows, bool, error) {
 	_ = p.Close()
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) && pgconn.SafeToRetry(err) {
-		return nil, true, driver.ErrBadConn
+		return nil, true, c.notSent(ctx, err)
 	}
 	return nil, true, err
 }

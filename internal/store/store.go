@@ -294,12 +294,22 @@ const roleDefaultsLockKey = 7264002
 // cancelFallback is how long a cancelled statement's connection waits for the cancel
 // request's effect (cancelByRequest) before pgx closes its socket after all, and for
 // PostgreSQL to have dealt with the cancel request before the connection is dropped
-// rather than reused (cancelHandler): a cancelled statement stopped 3-41 ms after its
-// context ended on a loaded 2-core machine (TestCancelledStatementsKeepTheirConnection),
-// so ten times that means PostgreSQL is not answering; and a shutdown's cancelled
-// requests, which then roll back (rollbackTimeout), must still answer within its last
-// second (cancelledRequestsGrace).
+// rather than reused (cancelHandler), counted from the cancel request: a cancelled
+// statement stopped 3-41 ms after its cancel on a loaded 2-core machine
+// (TestCancelledStatementsKeepTheirConnection), so ten times that means PostgreSQL is
+// not answering; and a shutdown's cancelled requests, which then roll back
+// (rollbackTimeout), must still answer within its last second (cancelledRequestsGrace):
+// cancelGrace, cancelFallback and rollbackTimeout together are 850 ms.
 const cancelFallback = 500 * time.Millisecond
+
+// cancelGrace is how long a statement whose context ended may run on before a cancel
+// request is sent for it (cancelHandler): one that returns by then costs no cancel
+// request, no process forked by the postmaster, no wait for its settling, and no
+// dropped connection. The API's reads take a few milliseconds, and clients that give
+// up after 3-40 ms (a type-ahead search, a prober's storm) abandoned statements that
+// ended a moment later anyway. A runaway statement stops this much later: within
+// cancelGrace and cancelFallback of its context's end (600 ms), not statement_timeout.
+const cancelGrace = 100 * time.Millisecond
 
 // cancelByRequest makes a cancelled context (its client gone, a request's deadline,
 // the end of a shutdown's grace period) stop its statement with a cancel request,

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -277,9 +278,12 @@ func TestCancelledStatementsKeepTheirConnection(t *testing.T) {
 	// A cancel that comes as its statement ends on its own stops no later statement
 	// on the connection: the connection is held until PostgreSQL has dealt with the
 	// cancel request (cancel.go; TestLateCancelStopsNoLaterStatement).
+	// The statement ends on its own about when its cancel request is sent, after the
+	// grace (store.CancelGrace).
+	sleep := fmt.Sprintf("SELECT pg_sleep(%g)", (store.CancelGrace + 20*time.Millisecond).Seconds())
 	for i := range 30 {
 		stmtCtx, cancel := context.WithTimeout(ctx, time.Duration(15+i%10)*time.Millisecond)
-		_, _ = db.ExecContext(stmtCtx, "SELECT pg_sleep(0.02)")
+		_, _ = db.ExecContext(stmtCtx, sleep)
 		cancel()
 		if _, err := db.ExecContext(ctx, "SELECT 1"); err != nil {
 			t.Fatalf("the statement after one cancelled as it ended: %v", err)

@@ -6,11 +6,11 @@ import (
 	"github.com/segments/segments/internal/store"
 )
 
-// cancelCollector exports a store's counts of cancels that were not a statement's
-// own (store.CancelCounts) at each scrape.
+// cancelCollector exports a store's counts of cancels (store.CancelCounts) at each
+// scrape.
 type cancelCollector struct {
-	counts           func() store.CancelCounts
-	retried, dropped *prometheus.Desc
+	counts                 func() store.CancelCounts
+	retried, dropped, sent *prometheus.Desc
 }
 
 func newCancelCollector(counts func() store.CancelCounts) *cancelCollector {
@@ -18,16 +18,19 @@ func newCancelCollector(counts func() store.CancelCounts) *cancelCollector {
 		counts:  counts,
 		retried: prometheus.NewDesc("segments_db_reads_retried_total", "Reads PostgreSQL stopped for a cancel not their own (their request alive, statement_timeout not passed), sent once more.", nil, nil),
 		dropped: prometheus.NewDesc("segments_db_cancel_dropped_connections_total", "Connections closed instead of reused because PostgreSQL had not dealt with a cancelled statement's cancel request within 500 ms.", nil, nil),
+		sent:    prometheus.NewDesc("segments_db_cancel_requests_sent_total", "Cancel requests sent for statements whose request ended (deadline, client gone) and that had not returned within 100 ms.", nil, nil),
 	}
 }
 
 func (c *cancelCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.retried
 	ch <- c.dropped
+	ch <- c.sent
 }
 
 func (c *cancelCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.counts()
 	ch <- prometheus.MustNewConstMetric(c.retried, prometheus.CounterValue, float64(n.ReadsRetried))
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n.ConnectionsDropped))
+	ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(n.CancelsSent))
 }

@@ -51,9 +51,10 @@ type MetricsOptions struct {
 	// DB, when set, is the connection pool whose statistics are exported as
 	// segments_db_pool_*.
 	DB *sql.DB
-	// Cancels, when set, are the store's counts of cancels that were not a
-	// statement's own (store.Store.CancelCounts), exported as
-	// segments_db_reads_retried_total and segments_db_cancel_dropped_connections_total.
+	// Cancels, when set, are the store's counts of cancels (store.Store.CancelCounts),
+	// exported as segments_db_reads_retried_total,
+	// segments_db_cancel_dropped_connections_total and
+	// segments_db_cancel_requests_sent_total.
 	Cancels func() store.CancelCounts
 	// MaxOperations bounds the operation names that get their own label value: the
 	// first ones seen keep theirs, any later one is counted as "other". 0 means
