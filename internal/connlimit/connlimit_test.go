@@ -544,7 +544,9 @@ func TestSilentNewConnectionClosedAfterGrace(t *testing.T) {
 // waiting newcomer in.
 func TestClosedBusyConnectionWakesAccept(t *testing.T) {
 	h, started, release := blocking()
-	s := startServer(t, Options{Max: 1}, h)
+	// A long NewGrace: the accept waiting while the busy connection was new would
+	// otherwise wake at its end and find the place free all the same.
+	s := startServer(t, Options{Max: 1, NewGrace: time.Minute}, h)
 	busy := dial(t, s.addr)
 	if _, err := io.WriteString(busy.c, "GET /block HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"); err != nil {
 		t.Fatal(err)
