@@ -177,8 +177,9 @@ type Options struct {
 }
 
 // Listener is a net.Listener that caps the connections it has accepted and that
-// are still open. Wire its ConnState into the http.Server (ConnState: l.ConnState),
-// which must be the only caller of Accept. Safe for concurrent use.
+// are still open. Wire its ConnState and ConnContext into the http.Server
+// (ConnState: l.ConnState, ConnContext: l.ConnContext), which must be the only
+// caller of Accept, and serve l.Handler(h). Safe for concurrent use.
 type Listener struct {
 	net.Listener
 	max          int
@@ -215,7 +216,7 @@ type Stats struct {
 	// idle or age.
 	AcceptsWaited int64
 	// RequestsRefused counts the requests whose headers were read on a connection
-	// closed for room before they ran (Handler).
+	// the listener closed before they ran (Handler).
 	RequestsRefused int64
 }
 
@@ -297,8 +298,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		reached = true
 		victim, wait := l.victimLocked(time.Now())
 		if victim != nil {
-			l.releaseLocked(victim)
-			victim.closedForRoom = true
+			l.evictLocked(victim)
 			victims = append(victims, victim)
 			l.stats.ClosedForRoom++
 			continue
@@ -315,7 +315,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		now := time.Now()
 		for _, q := range []*idleList{&l.idle, &l.fresh} {
 			for old := q.front(); old != nil && now.Sub(old.since) > l.pressureIdle; old = q.front() {
-				l.releaseLocked(old)
+				l.evictLocked(old)
 				victims = append(victims, old)
 				l.stats.ClosedUnderPressure++
 			}
@@ -435,8 +435,8 @@ func (l *Listener) ConnContext(ctx context.Context, nc net.Conn) context.Context
 }
 
 // Handler returns h behind a check that the request's connection was not closed for
-// room while net/http read its headers (it marks a connection active, taking it off
-// the idle ones, only after): such a request is aborted (http.ErrAbortHandler)
+// room or under pressure while net/http read its headers (it marks a connection
+// active, taking it off the idle ones, only after): such a request is aborted (http.ErrAbortHandler)
 // before h runs, so that no mutation is applied that its client, its connection
 // closed, takes for lost. Needs ConnContext in the server. The check is sound:
 // ConnState(StateActive) runs before the handler, and a connection is picked for
@@ -445,7 +445,7 @@ func (l *Listener) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := r.Context().Value(connKey{}).(*conn); ok {
 			l.mu.Lock()
-			closed := c.closedForRoom
+			closed := c.evicted
 			if closed {
 				l.stats.RequestsRefused++
 			}
@@ -456,6 +456,13 @@ func (l *Listener) Handler(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// evictLocked gives the place of c, an idle connection, back, and marks it as
+// closed by the listener (the caller closes it) for Handler.
+func (l *Listener) evictLocked(c *conn) {
+	l.releaseLocked(c)
+	c.evicted = true
 }
 
 // releaseLocked gives c's place back, once.
@@ -507,12 +514,13 @@ type conn struct {
 	// Under l.mu: prev and next link it in list (l.idle or l.fresh) while it holds
 	// no request (an allocation-free list: a request makes two ConnState calls),
 	// since is when it last went idle or was new, released whether its place was
-	// given back, closedForRoom whether it was closed for a newcomer.
-	prev, next    *conn
-	list          *idleList
-	since         time.Time
-	released      bool
-	closedForRoom bool
+	// given back, evicted whether the listener closed it (for room or under
+	// pressure).
+	prev, next *conn
+	list       *idleList
+	since      time.Time
+	released   bool
+	evicted    bool
 }
 
 // idleList is a doubly linked list of conns, in the order they went idle.
@@ -597,6 +605,6 @@ var (
 	descMax        = prometheus.NewDesc("segments_connections_max", "The cap on open client connections (--max-connections); absent without one.", nil, nil)
 	descIdleClosed = prometheus.NewDesc("segments_connections_idle_closed_total", "Idle client connections the server closed: to make room for a new one at the cap (reason room), or idle too long with most of the cap open (reason pressure).", []string{"reason"}, nil)
 	descWaited     = prometheus.NewDesc("segments_connections_accepts_waited_total", "Accepts that waited, no connection at the cap being one to close (all in requests, or new and within their grace), for one to close, go idle or age.", nil, nil)
-	descRefused    = prometheus.NewDesc("segments_connections_requests_refused_total", "Requests not run because their connection was closed for room while their headers were read.", nil, nil)
+	descRefused    = prometheus.NewDesc("segments_connections_requests_refused_total", "Requests not run because their connection was closed by the listener (for room or under pressure) as their headers were read.", nil, nil)
 	descs          = []*prometheus.Desc{descOpen, descIdle, descMax, descIdleClosed, descWaited, descRefused}
 )
