@@ -197,6 +197,7 @@ type Listener struct {
 	open     int
 	idle     idleList // the keep-alive connections idle after a request, the longest idle first
 	fresh    idleList // the new connections not yet through their first request's headers, the oldest first
+	bodies   idleList // the connections reading a request's body before authentication (ReadingBody), the longest first
 	lastWarn time.Time
 	stats    Stats
 }
@@ -211,6 +212,10 @@ type Stats struct {
 	// the cap; ClosedUnderPressure those closed for being idle longer than
 	// PressureIdle from PressureAt of it.
 	ClosedForRoom, ClosedUnderPressure int64
+	// ClosedReadingBody are the connections closed to make room at the cap, none
+	// being idle, for reading a request's body before authentication for longer
+	// than NewGrace (ReadingBody), the longest first.
+	ClosedReadingBody int64
 	// AcceptsWaited counts the accepts that waited, no connection at the cap being
 	// one to close (all in requests, or new within NewGrace), for one to close, go
 	// idle or age.
@@ -298,9 +303,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 		reached = true
 		victim, wait := l.victimLocked(time.Now())
 		if victim != nil {
+			if victim.list == &l.bodies {
+				l.stats.ClosedReadingBody++
+			} else {
+				l.stats.ClosedForRoom++
+			}
 			l.evictLocked(victim)
 			victims = append(victims, victim)
-			l.stats.ClosedForRoom++
 			continue
 		}
 		if err := l.waitLocked(&waited, wait); err != nil {
@@ -334,20 +343,27 @@ func (l *Listener) Accept() (net.Conn, error) {
 }
 
 // victimLocked returns the connection to close for room now: the keep-alive one
-// idle the longest, or else the oldest new one past NewGrace. With none, it
-// returns how long until the oldest new one is past NewGrace (0: none to wait for).
+// idle the longest, or else the oldest new one past NewGrace, or else the one
+// reading a body before authentication the longest, past NewGrace. With none, it
+// returns how long until one of those is past NewGrace (0: none to wait for).
 func (l *Listener) victimLocked(now time.Time) (victim *conn, wait time.Duration) {
 	if c := l.idle.front(); c != nil {
 		return c, 0
 	}
-	c := l.fresh.front()
-	if c == nil {
-		return nil, 0
+	for _, q := range []*idleList{&l.fresh, &l.bodies} {
+		c := q.front()
+		if c == nil {
+			continue
+		}
+		left := l.newGrace - now.Sub(c.since)
+		if left <= 0 {
+			return c, 0
+		}
+		if wait == 0 || left < wait {
+			wait = left
+		}
 	}
-	if age := now.Sub(c.since); age >= l.newGrace {
-		return c, 0
-	}
-	return nil, l.newGrace - now.Sub(c.since)
+	return nil, wait
 }
 
 // waitLocked waits, l.mu held and released meanwhile, until a connection closes or
@@ -424,6 +440,32 @@ func (l *Listener) unlistLocked(c *conn) {
 }
 
 type connKey struct{}
+
+// ReadingBody marks the connection of ctx (a request's context, with the
+// Listener's ConnContext) as reading the request's body before authentication,
+// until done is called: at the cap with none idle, the connection doing so the
+// longest, for more than NewGrace, is closed for a newcomer, so that clients
+// trickling bodies cannot hold every place. The request's read then fails; it has
+// not run. Without a Listener's connection in ctx, it does nothing.
+func ReadingBody(ctx context.Context) (done func()) {
+	c, ok := ctx.Value(connKey{}).(*conn)
+	if !ok {
+		return func() {}
+	}
+	l := c.l
+	l.mu.Lock()
+	if !c.released && c.list == nil {
+		c.since = time.Now()
+		l.bodies.pushBack(c)
+	}
+	l.mu.Unlock()
+	l.signal() // an accept waiting with none to close now has one to wait for
+	return func() {
+		l.mu.Lock()
+		l.bodies.remove(c)
+		l.mu.Unlock()
+	}
+}
 
 // ConnContext is the http.Server's ConnContext hook: it lets Handler find the
 // request's connection.
@@ -595,6 +637,7 @@ func (l *Listener) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descIdleClosed, prometheus.CounterValue, float64(s.ClosedForRoom), "room")
 	ch <- prometheus.MustNewConstMetric(descIdleClosed, prometheus.CounterValue, float64(s.ClosedUnderPressure), "pressure")
+	ch <- prometheus.MustNewConstMetric(descBodyClosed, prometheus.CounterValue, float64(s.ClosedReadingBody))
 	ch <- prometheus.MustNewConstMetric(descWaited, prometheus.CounterValue, float64(s.AcceptsWaited))
 	ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(s.RequestsRefused))
 }
@@ -606,5 +649,6 @@ var (
 	descIdleClosed = prometheus.NewDesc("segments_connections_idle_closed_total", "Idle client connections the server closed: to make room for a new one at the cap (reason room), or idle too long with most of the cap open (reason pressure).", []string{"reason"}, nil)
 	descWaited     = prometheus.NewDesc("segments_connections_accepts_waited_total", "Accepts that waited, no connection at the cap being one to close (all in requests, or new and within their grace), for one to close, go idle or age.", nil, nil)
 	descRefused    = prometheus.NewDesc("segments_connections_requests_refused_total", "Requests not run because their connection was closed by the listener (for room or under pressure) as their headers were read.", nil, nil)
-	descs          = []*prometheus.Desc{descOpen, descIdle, descMax, descIdleClosed, descWaited, descRefused}
+	descBodyClosed = prometheus.NewDesc("segments_connections_body_closed_total", "Client connections the server closed to make room for a new one at the cap, none being idle, for reading a request's body before authentication too long.", nil, nil)
+	descs          = []*prometheus.Desc{descOpen, descIdle, descMax, descIdleClosed, descWaited, descRefused, descBodyClosed}
 )

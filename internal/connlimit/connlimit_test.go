@@ -34,7 +34,8 @@ func startServer(t *testing.T, o Options, h http.Handler) *server {
 		t.Fatal(err)
 	}
 	s := &server{l: New(ln, o), addr: ln.Addr().String(), served: make(chan error, 1)}
-	s.srv = &http.Server{Handler: h, ConnState: s.l.ConnState, IdleTimeout: time.Minute, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.l.Handler(h), ConnContext: s.l.ConnContext, ConnState: s.l.ConnState,
+		IdleTimeout: time.Minute, ReadHeaderTimeout: 10 * time.Second} // as serve wires it
 	go func() { s.served <- s.srv.Serve(s.l) }()
 	t.Cleanup(func() { s.srv.Close() })
 	return s
@@ -561,5 +562,51 @@ func TestClosedBusyConnectionWakesAccept(t *testing.T) {
 	}
 	if body, err := waiting.read(5 * time.Second); err != nil || body != "ok" {
 		t.Fatalf("the waiting connection, once the busy one closed: %q, %v", body, err)
+	}
+}
+
+// TestSlowBodiesMakeRoom: at the cap with every connection reading a body sent a
+// byte at a time (ReadingBody, before authentication), a new connection's request
+// (a probe) is served once the longest of them is past NewGrace, that one closed.
+func TestSlowBodiesMakeRoom(t *testing.T) {
+	const n, grace = 2, 200 * time.Millisecond
+	reading := make(chan struct{}, n)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			done := ReadingBody(r.Context())
+			reading <- struct{}{}
+			_, err := io.ReadAll(r.Body)
+			done()
+			if err != nil {
+				return
+			}
+		}
+		io.WriteString(w, "ok")
+	})
+	s := startServer(t, Options{Max: n, NewGrace: grace}, h)
+	slow := make([]*client, n)
+	for i := range slow {
+		slow[i] = dial(t, s.addr)
+		if _, err := io.WriteString(slow[i].c, "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\nx"); err != nil {
+			t.Fatal(err)
+		}
+		<-reading
+	}
+	probe := dial(t, s.addr)
+	probe.send(t, "/livez")
+	if body, err := probe.read(5 * time.Second); err != nil || body != "ok" {
+		t.Fatalf("probe at a cap held by slow bodies: %q, %v (%+v)", body, err, s.l.Stats())
+	}
+	if !slow[0].closedByServer(2 * time.Second) {
+		t.Error("the connection reading its body the longest is still open")
+	}
+	if slow[1].closedByServer(50 * time.Millisecond) {
+		t.Error("the younger slow body was closed too")
+	}
+	if st := s.l.Stats(); st.ClosedReadingBody != 1 || st.ClosedForRoom != 0 {
+		t.Errorf("stats %+v, want 1 closed reading a body", st)
+	}
+	if v := metric(t, s.l, "segments_connections_body_closed_total", ""); v != 1 {
+		t.Errorf("segments_connections_body_closed_total %v, want 1", v)
 	}
 }
