@@ -15,22 +15,24 @@
 // requests arrive. When no connection can be closed, Accept waits until one closes,
 // goes idle or ages past NewGrace, the newcomers waiting in the kernel's backlog (as
 // netutil.LimitListener does), rather than accepting connections it could not
-// serve.
+// serve. A connection reading a request's body before authentication
+// (ReadingBody) for over NewGrace is closed so too, after the idle ones. From
+// PressureAt of the cap, connections idle for longer than PressureIdle are closed
+// at each accept (Envoy's overload manager shortens its idle timeouts so), so that
+// a burst of clients finds places left by idle ones.
 //
 // net/http marks a connection active only once it has read its request's headers:
 // a connection closed for room in between would still run its request, unanswered.
 // The Listener's Handler (with its ConnContext in the server) refuses such a
 // request before it runs.
 //
-// The Listener must be the outermost plain-TCP listener the http.Server serves:
-// ConnState ignores connections it did not wrap (a *tls.Conn made by tls.NewListener
-// over it is such a one, unless wrapped after it). From PressureAt of the cap, connections idle for longer than PressureIdle
-// are closed at each accept (Envoy's overload manager shortens its idle timeouts
-// so), so that a burst of clients finds places left by idle ones.
+// The http.Server must serve the Listener itself, or tls.NewListener over it (its
+// *tls.Conn are unwrapped): ConnState ignores any other connection.
 package connlimit
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"math"
@@ -406,8 +408,8 @@ func (l *Listener) Close() error {
 // ConnState is the http.Server's ConnState hook: it tells the listener which of its
 // connections hold no request.
 func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
-	c, ok := nc.(*conn)
-	if !ok || c.l != l {
+	c := l.own(nc)
+	if c == nil {
 		return
 	}
 	l.mu.Lock()
@@ -470,10 +472,21 @@ func ReadingBody(ctx context.Context) (done func()) {
 // ConnContext is the http.Server's ConnContext hook: it lets Handler find the
 // request's connection.
 func (l *Listener) ConnContext(ctx context.Context, nc net.Conn) context.Context {
-	if c, ok := nc.(*conn); ok && c.l == l {
+	if c := l.own(nc); c != nil {
 		return context.WithValue(ctx, connKey{}, c)
 	}
 	return ctx
+}
+
+// own returns nc as one of l's connections, unwrapping TLS; nil if it is not.
+func (l *Listener) own(nc net.Conn) *conn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if c, ok := nc.(*conn); ok && c.l == l {
+		return c
+	}
+	return nil
 }
 
 // Handler returns h behind a check that the request's connection was not closed for

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -609,4 +610,33 @@ func TestSlowBodiesMakeRoom(t *testing.T) {
 	if v := metric(t, s.l, "segments_connections_body_closed_total", ""); v != 1 {
 		t.Errorf("segments_connections_body_closed_total %v, want 1", v)
 	}
+}
+
+// TestTLS: served through tls.NewListener over it, the Listener still sees its
+// connections go idle (ConnState unwraps *tls.Conn), and makes room with them.
+func TestTLS(t *testing.T) {
+	ts := httptest.NewUnstartedServer(ok)
+	ts.Listener.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(ln, Options{Max: 1})
+	ts.Listener = l
+	ts.Config.ConnState, ts.Config.ConnContext, ts.Config.Handler = l.ConnState, l.ConnContext, l.Handler(ok)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	get := func(c *http.Client) {
+		res, err := c.Get(ts.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	first, second := ts.Client(), &http.Client{Transport: ts.Client().Transport.(*http.Transport).Clone()}
+	get(first)
+	eventually(t, "the TLS connection idle", func() bool { return l.Stats().Idle == 1 })
+	get(second)
+	eventually(t, "the first connection closed for room", func() bool { return l.Stats().ClosedForRoom == 1 })
 }
