@@ -246,3 +246,33 @@ func TestShutdownAtTheConnectionCap(t *testing.T) {
 		t.Errorf("Held has %d memberships, want %d: the requests in flight did not all apply", real, inFlight*5)
 	}
 }
+
+// TestSlowBodiesAtTheConnectionCap: clients that take every place of the cap (3)
+// with requests whose bodies they send a byte at a time, unauthenticated, do not
+// keep a probe out: the connection reading its body the longest is closed for the
+// probe's once past its grace (1 s).
+func TestSlowBodiesAtTheConnectionCap(t *testing.T) {
+	dbURL := storetest.Database(t)
+	p := startProcess(t, dbURL, "--max-connections", "3", "--metrics-addr", "off")
+	addr := strings.TrimPrefix(p.url, "http://")
+	for range 3 {
+		c := dialRaw(t, addr)
+		if _, err := io.WriteString(c.c, "POST /graphql HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // their headers read, their bodies waited for
+	probe := dialRaw(t, addr)
+	probe.c.SetDeadline(time.Now().Add(8 * time.Second))
+	if _, err := io.WriteString(probe.c, "GET /livez HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(probe.r, nil)
+	if err != nil {
+		t.Fatalf("/livez at a cap held by slow bodies: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("/livez: %d", res.StatusCode)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"runtime/debug"
 
 	"github.com/segments/segments/internal/auth"
 	"github.com/segments/segments/internal/connlimit"
@@ -75,24 +74,17 @@ func (c *config) limitFlags(fs *flag.FlagSet, getenv func(string) string) {
 	choice(&c.playground, "playground", "SEGMENTS_PLAYGROUND", "", "on", "off")
 }
 
-// connLimit caps the client connections ln serves at once (--max-connections): by
-// default connlimit.DefaultMax of the descriptors the process may open (Go raised
-// its soft limit to the hard one as it started) and of its memory limit (serve set
-// it before, unless GOMEMLIMIT did).
+// connLimit caps the client connections ln serves at once (--max-connections, by
+// default connlimit's of the process's descriptors and memory limit: serve set it
+// before, unless GOMEMLIMIT did), never by default below the requests admission
+// control lets run and wait.
 func (c *config) connLimit(ln net.Listener, log *slog.Logger) *connlimit.Listener {
-	nofile := connlimit.NofileLimit()
-	max := c.maxConnections
-	switch {
-	case max == 0:
-		max = connlimit.DefaultMax(nofile, debug.SetMemoryLimit(-1))
-	case max > 0 && uint64(max)+connlimit.ReservedDescriptors > nofile:
-		log.Warn("--max-connections leaves the process too few descriptors: it may run out of them before its connections reach the cap (accept errors, database connections refused)",
-			"max_connections", max, "rlimit_nofile", nofile, "reserved", connlimit.ReservedDescriptors)
+	requests := 0
+	if c.maxRunning > 0 && c.maxWaiting >= 0 { // -1: no limit
+		requests = c.maxRunning + c.maxWaiting
 	}
-	if max > 0 {
-		log.Info("client connections capped", "max_connections", max, "rlimit_nofile", nofile)
-	}
-	return connlimit.New(ln, connlimit.Options{Max: max, Log: log})
+	n := connlimit.Choose(c.maxConnections, requests, log)
+	return connlimit.New(ln, connlimit.Options{Max: n, Log: log})
 }
 
 // applyEnvironment gives the settings that depend on the environment (--env) the

@@ -127,7 +127,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer cancelRequests(nil)
 	draining := make(chan struct{})
 	srv := &http.Server{
-		Handler: server.Handler(app, log, server.Config{
+		// conns.Handler refuses a request whose connection was closed for room as
+		// its headers were read (with ConnContext).
+		Handler: conns.Handler(server.Handler(app, log, server.Config{
 			PlaygroundKey:                playgroundKey,
 			BatchWait:                    cfg.batchWait,
 			KeyCacheTTL:                  cfg.keyCacheTTL,
@@ -150,8 +152,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Tracing:                      tracing,
 			CORSOrigins:                  cfg.corsOrigins,
 			IdempotencyBudget:            cfg.idempotencyBudget,
-		}),
+		})),
 		BaseContext:       func(net.Listener) context.Context { return requests },
+		ConnContext:       conns.ConnContext,
 		ConnState:         conns.ConnState,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

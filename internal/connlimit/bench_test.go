@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"syscall"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func BenchmarkKeepAliveRequests(b *testing.B) {
 			var serveOn net.Listener = ln
 			if capped {
 				l := New(ln, Options{Max: 1000})
-				srv.ConnState, serveOn = l.ConnState, l
+				srv.ConnState, srv.ConnContext, srv.Handler, serveOn = l.ConnState, l.ConnContext, l.Handler(ok), l
 			}
 			go srv.Serve(serveOn)
 			defer srv.Close()
@@ -68,20 +69,25 @@ func processCPU() time.Duration {
 
 // BenchmarkConnState is the bookkeeping of one request alone: the two ConnState
 // calls (active, then idle again) of a keep-alive connection among 1,000 idle ones,
-// from parallel connections.
+// and Handler's check, from parallel connections.
 func BenchmarkConnState(b *testing.B) {
 	l := New(nil, Options{Max: 10_000})
 	for range 1000 {
 		c := &conn{l: l}
 		l.open++
 		l.ConnState(c, http.StateNew)
+		l.ConnState(c, http.StateIdle)
 	}
+	h := l.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		c := &conn{l: l}
 		l.ConnState(c, http.StateNew)
+		r := httptest.NewRequest("GET", "/", nil)
+		r = r.WithContext(l.ConnContext(r.Context(), c))
 		for pb.Next() {
 			l.ConnState(c, http.StateActive)
+			h.ServeHTTP(nil, r)
 			l.ConnState(c, http.StateIdle)
 		}
 	})

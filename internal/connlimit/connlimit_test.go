@@ -2,13 +2,18 @@ package connlimit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +35,8 @@ func startServer(t *testing.T, o Options, h http.Handler) *server {
 		t.Fatal(err)
 	}
 	s := &server{l: New(ln, o), addr: ln.Addr().String(), served: make(chan error, 1)}
-	s.srv = &http.Server{Handler: h, ConnState: s.l.ConnState, IdleTimeout: time.Minute, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.l.Handler(h), ConnContext: s.l.ConnContext, ConnState: s.l.ConnState,
+		IdleTimeout: time.Minute, ReadHeaderTimeout: 10 * time.Second} // as serve wires it
 	go func() { s.served <- s.srv.Serve(s.l) }()
 	t.Cleanup(func() { s.srv.Close() })
 	return s
@@ -336,30 +342,301 @@ func TestNoCap(t *testing.T) {
 }
 
 func TestDefaultMax(t *testing.T) {
-	const none = math.MaxInt64
 	for _, c := range []struct {
 		nofile   uint64
 		memLimit int64
+		requests int
 		want     int
 	}{
-		{1 << 20, none, Default}, // Docker's; systemd's 524288
-		{Default + ReservedDescriptors, none, Default},
-		{4096, none, 4096 - ReservedDescriptors}, // an older distribution's hard limit
-		{1024, none, 1024 - ReservedDescriptors},
-		{2 * ReservedDescriptors, none, ReservedDescriptors},
-		{256, none, 128},
-		{1, none, 1},
-		{0, none, 1},
-		{math.MaxUint64, none, Default}, // unlimited
-		{math.MaxUint64, 0, Default},    // no memory limit
-		{math.MaxUint64, -1, Default},
-		{1 << 20, 460 << 20, 2944},                    // 90% of a 512 MiB container
-		{1 << 20, 2 << 30, Default},                   // 2 GiB: 13,107 by memory
-		{1 << 20, 8 << 20, 100},                       // never fewer than 100 for memory
-		{1024, 460 << 20, 1024 - ReservedDescriptors}, // the descriptors' cap, below the memory's
+		{1 << 20, none, 0, Default}, // Docker's; systemd's 524288
+		{Default + ReservedDescriptors, none, 0, Default},
+		{4096, none, 0, 4096 - ReservedDescriptors}, // an older distribution's hard limit
+		{1024, none, 0, 1024 - ReservedDescriptors},
+		{2 * ReservedDescriptors, none, 0, ReservedDescriptors},
+		{256, none, 0, 128},
+		{1, none, 0, 1},
+		{0, none, 0, 1},
+		{math.MaxUint64, none, 0, Default}, // unlimited
+		{math.MaxUint64, 0, 0, Default},    // no memory limit
+		{math.MaxUint64, -1, 0, Default},
+		{1 << 20, 460 << 20, 0, 2944},                    // 90% of a 512 MiB container
+		{1 << 20, 2 << 30, 0, Default},                   // 2 GiB: 13,107 by memory
+		{1 << 20, 8 << 20, 0, 100},                       // never fewer than 100 for memory
+		{1024, 460 << 20, 0, 1024 - ReservedDescriptors}, // the descriptors' cap, below the memory's
+		// Never below the requests admission control admits (40 running, 1,000
+		// waiting), with a margin: a 128 MiB container's 115 MiB gives 736 by memory.
+		{1 << 20, 115 << 20, 0, 736},
+		{1 << 20, 115 << 20, 1040, 1040 + RequestMargin},
+		{1 << 20, 460 << 20, 1040, 2944},
+		{1024, 115 << 20, 1040, 1024 - ReservedDescriptors}, // descriptors bound it still
 	} {
-		if got := DefaultMax(c.nofile, c.memLimit); got != c.want {
-			t.Errorf("DefaultMax(%d, %d) = %d, want %d", c.nofile, c.memLimit, got, c.want)
+		if got := DefaultMax(c.nofile, c.memLimit, c.requests); got != c.want {
+			t.Errorf("DefaultMax(%d, %d, %d) = %d, want %d", c.nofile, c.memLimit, c.requests, got, c.want)
 		}
 	}
+}
+
+// TestChooseWarnsBelowRequests: serve warns at start when an explicit cap is below
+// the requests admission control admits, or leaves too few descriptors, and the
+// default cap is never below them.
+func TestChooseWarnsBelowRequests(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	if n := choose(500, 1040, 1<<20, 115<<20, log); n != 500 {
+		t.Errorf("explicit cap 500: %d", n)
+	}
+	if !strings.Contains(buf.String(), "level=WARN msg=\"--max-connections is below the requests") {
+		t.Errorf("no warning for a cap below the requests:\n%s", buf.String())
+	}
+	buf.Reset()
+	if n := choose(0, 1040, 1<<20, 115<<20, log); n != 1040+RequestMargin {
+		t.Errorf("default cap of a 128 MiB container: %d", n)
+	}
+	if n := choose(2000, 1040, 1024, none, log); n != 2000 {
+		t.Errorf("explicit cap 2000: %d", n)
+	}
+	if strings.Contains(buf.String(), "below the requests") || !strings.Contains(buf.String(), "too few descriptors") {
+		t.Errorf("want the descriptors' warning alone:\n%s", buf.String())
+	}
+	buf.Reset()
+	if n := choose(-1, 1040, 1<<20, none, log); n != -1 || buf.Len() != 0 {
+		t.Errorf("no cap: %d, logged %q", n, buf.String())
+	}
+}
+
+const none = math.MaxInt64
+
+// TestRequestOnConnectionClosedForRoomDoesNotRun: a keep-alive connection whose
+// request's headers net/http has read, but that it has not marked active yet, is
+// still among the idle ones, and a newcomer at the cap may close it: that request
+// must not run (its client, its connection closed, takes it for lost, and a
+// mutation would apply unseen). The test holds the server's StateActive call until
+// the newcomer has closed the connection, the ordering that happens at random.
+func TestRequestOnConnectionClosedForRoomDoesNotRun(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(ln, Options{Max: 1})
+	ran := make(chan string, 10)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ran <- r.URL.Path
+		io.WriteString(w, "ok")
+	})
+	var hold atomic.Bool
+	atActive, proceed, heldClosed := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var held atomic.Value
+	srv := &http.Server{Handler: l.Handler(h), ConnContext: l.ConnContext, ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(nc net.Conn, st http.ConnState) {
+			if st == http.StateActive && hold.CompareAndSwap(true, false) {
+				held.Store(nc)
+				close(atActive)
+				<-proceed
+			}
+			if st == http.StateClosed && held.Load() == nc {
+				close(heldClosed)
+			}
+			l.ConnState(nc, st)
+		}}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+
+	a := dial(t, addr)
+	a.get(t)
+	eventually(t, "the connection idle", func() bool { return l.Stats().Idle == 1 })
+	hold.Store(true)
+	a.send(t, "/mutation")
+	<-atActive
+	b := dial(t, addr)
+	b.send(t, "/")
+	eventually(t, "the held connection closed for room", func() bool { return l.Stats().ClosedForRoom == 1 })
+	close(proceed)
+	if body, err := b.read(5 * time.Second); err != nil || body != "ok" {
+		t.Fatalf("newcomer: %q, %v", body, err)
+	}
+	select {
+	case <-heldClosed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection closed for room did not end")
+	}
+	close(ran)
+	var paths []string
+	for p := range ran {
+		paths = append(paths, p)
+	}
+	if strings.Contains(strings.Join(paths, " "), "/mutation") {
+		t.Fatalf("the request of the connection closed for room ran (handled: %v)", paths)
+	}
+	if st := l.Stats(); st.RequestsRefused != 1 {
+		t.Errorf("stats %+v, want 1 request refused", st)
+	}
+	if v := metric(t, l, "segments_connections_requests_refused_total", ""); v != 1 {
+		t.Errorf("segments_connections_requests_refused_total %v, want 1", v)
+	}
+}
+
+// TestNewcomersDoNotCloseEachOther: at the cap with the other connections busy,
+// new connections that have not sent their request yet are not closed for the next
+// newcomer (within NewGrace): each waits and is served.
+func TestNewcomersDoNotCloseEachOther(t *testing.T) {
+	const n = 3
+	h, started, release := blocking()
+	defer close(release)
+	s := startServer(t, Options{Max: n, NewGrace: time.Minute}, h)
+	for range n - 1 {
+		dial(t, s.addr).send(t, "/block")
+		<-started
+	}
+	const clients = 5
+	errs := make(chan error, clients)
+	for i := range clients {
+		c := dial(t, s.addr)
+		go func() {
+			time.Sleep(100 * time.Millisecond) // a client slow to send (TLS, a busy machine)
+			if _, err := io.WriteString(c.c, "GET / HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
+				errs <- err
+				return
+			}
+			body, err := c.read(10 * time.Second)
+			if err == nil && body != "ok" {
+				err = errors.New("answer " + body)
+			}
+			if err != nil {
+				err = fmt.Errorf("client %d: %w", i, err)
+			}
+			errs <- err
+		}()
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Errorf("%v (%+v)", err, s.l.Stats())
+		}
+	}
+	if st := s.l.Stats(); st.AcceptsWaited == 0 {
+		t.Errorf("stats %+v: no accept waited", st)
+	}
+}
+
+// TestSilentNewConnectionClosedAfterGrace: a new connection that sends nothing
+// keeps its place at the cap for NewGrace, then is closed for a newcomer.
+func TestSilentNewConnectionClosedAfterGrace(t *testing.T) {
+	const grace = 300 * time.Millisecond
+	s := startServer(t, Options{Max: 1, NewGrace: grace}, ok)
+	silent := dial(t, s.addr)
+	eventually(t, "the silent connection accepted", func() bool { return s.l.Stats().Open == 1 })
+	start := time.Now()
+	newcomer := dial(t, s.addr)
+	newcomer.get(t)
+	if d := time.Since(start); d < grace*9/10 {
+		t.Errorf("newcomer served after %v, before the silent connection's grace (%v) was over", d, grace)
+	}
+	if !silent.closedByServer(2 * time.Second) {
+		t.Fatal("the silent connection is still open")
+	}
+	// The server's next Accept may wait too (the newcomer not yet idle).
+	if st := s.l.Stats(); st.ClosedForRoom != 1 || st.AcceptsWaited < 1 {
+		t.Errorf("stats %+v, want 1 closed for room, an accept waited", st)
+	}
+}
+
+// TestClosedBusyConnectionWakesAccept: at the cap with every connection busy, one
+// that ends by closing (a Connection: close client) rather than going idle lets a
+// waiting newcomer in.
+func TestClosedBusyConnectionWakesAccept(t *testing.T) {
+	h, started, release := blocking()
+	// A long NewGrace: the accept waiting while the busy connection was new would
+	// otherwise wake at its end and find the place free all the same.
+	s := startServer(t, Options{Max: 1, NewGrace: time.Minute}, h)
+	busy := dial(t, s.addr)
+	if _, err := io.WriteString(busy.c, "GET /block HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	waiting := dial(t, s.addr)
+	waiting.send(t, "/")
+	eventually(t, "an accept waiting", func() bool { return s.l.Stats().AcceptsWaited == 1 })
+	close(release)
+	if body, err := busy.read(5 * time.Second); err != nil || body != "ok" {
+		t.Fatalf("busy request: %q, %v", body, err)
+	}
+	if body, err := waiting.read(5 * time.Second); err != nil || body != "ok" {
+		t.Fatalf("the waiting connection, once the busy one closed: %q, %v", body, err)
+	}
+}
+
+// TestSlowBodiesMakeRoom: at the cap with every connection reading a body sent a
+// byte at a time (ReadingBody, before authentication), a new connection's request
+// (a probe) is served once the longest of them is past NewGrace, that one closed.
+func TestSlowBodiesMakeRoom(t *testing.T) {
+	const n, grace = 2, 200 * time.Millisecond
+	reading := make(chan struct{}, n)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			done := ReadingBody(r.Context())
+			reading <- struct{}{}
+			_, err := io.ReadAll(r.Body)
+			done()
+			if err != nil {
+				return
+			}
+		}
+		io.WriteString(w, "ok")
+	})
+	s := startServer(t, Options{Max: n, NewGrace: grace}, h)
+	slow := make([]*client, n)
+	for i := range slow {
+		slow[i] = dial(t, s.addr)
+		if _, err := io.WriteString(slow[i].c, "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\nx"); err != nil {
+			t.Fatal(err)
+		}
+		<-reading
+	}
+	probe := dial(t, s.addr)
+	probe.send(t, "/livez")
+	if body, err := probe.read(5 * time.Second); err != nil || body != "ok" {
+		t.Fatalf("probe at a cap held by slow bodies: %q, %v (%+v)", body, err, s.l.Stats())
+	}
+	if !slow[0].closedByServer(2 * time.Second) {
+		t.Error("the connection reading its body the longest is still open")
+	}
+	if slow[1].closedByServer(50 * time.Millisecond) {
+		t.Error("the younger slow body was closed too")
+	}
+	if st := s.l.Stats(); st.ClosedReadingBody != 1 || st.ClosedForRoom != 0 {
+		t.Errorf("stats %+v, want 1 closed reading a body", st)
+	}
+	if v := metric(t, s.l, "segments_connections_body_closed_total", ""); v != 1 {
+		t.Errorf("segments_connections_body_closed_total %v, want 1", v)
+	}
+}
+
+// TestTLS: served through tls.NewListener over it, the Listener still sees its
+// connections go idle (ConnState unwraps *tls.Conn), and makes room with them.
+func TestTLS(t *testing.T) {
+	ts := httptest.NewUnstartedServer(ok)
+	ts.Listener.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(ln, Options{Max: 1})
+	ts.Listener = l
+	ts.Config.ConnState, ts.Config.ConnContext, ts.Config.Handler = l.ConnState, l.ConnContext, l.Handler(ok)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	get := func(c *http.Client) {
+		res, err := c.Get(ts.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	first, second := ts.Client(), &http.Client{Transport: ts.Client().Transport.(*http.Transport).Clone()}
+	get(first)
+	eventually(t, "the TLS connection idle", func() bool { return l.Stats().Idle == 1 })
+	get(second)
+	eventually(t, "the first connection closed for room", func() bool { return l.Stats().ClosedForRoom == 1 })
 }

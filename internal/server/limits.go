@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/connlimit"
 	"github.com/segments/segments/internal/limits"
 	"github.com/segments/segments/internal/telemetry"
 )
@@ -60,7 +61,11 @@ func limitRequestSize(max int64, within time.Duration, next http.Handler) http.H
 		if r.Body != nil && r.Body != http.NoBody {
 			rc := http.NewResponseController(w)
 			_ = rc.SetReadDeadline(time.Now().Add(within)) // not supported (HTTP/2 tests): unbounded
+			// At a connection cap with no idle connection, one reading its body so the
+			// longest may be closed for a newcomer: slow bodies cannot hold every place.
+			done := connlimit.ReadingBody(r.Context())
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+			done()
 			if _, over := errors.AsType[*http.MaxBytesError](err); over {
 				tooLarge(w, http.StatusRequestEntityTooLarge, "the request body")
 				return
