@@ -174,7 +174,10 @@ func (e *strictInputs) MutateOperationContext(ctx context.Context, opCtx *graphq
 		}
 		return nil
 	})
-	if err != nil {
+	// A mutation's refused arguments answer 400 (nothing changed), as
+	// checkPayloadArguments' do; a query's, 200 with application/json, as its other
+	// request errors (docs/api.md's table of codes).
+	if err != nil && op.Operation == ast.Mutation {
 		if ref := refusalFrom(ctx); ref != nil {
 			ref.status = http.StatusBadRequest
 		}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -312,6 +313,10 @@ func TestDateTimeInputsRefused(t *testing.T) {
 				fmt.Sprint(res.Errors[0].Extensions["field"]) != "[filter createdAt "+end+"]" {
 				t.Errorf("createdAt.%s %q in a variable: %+v", end, bad, res.Errors)
 			}
+			// A query's request error: 200 with application/json (docs/api.md).
+			if res.Status != http.StatusOK || res.Data != nil && string(res.Data) != "null" {
+				t.Errorf("createdAt.%s %q in a variable: status %d, data %s; want 200 and no data", end, bad, res.Status, res.Data)
+			}
 		}
 		res := a.post(literalConditionsDoc(fmt.Sprintf(`{updatedAt: {to: %q}}`, bad)), nil)
 		if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" ||
@@ -327,8 +332,8 @@ func TestDateTimeInputsRefused(t *testing.T) {
 	res = a.post(`mutation {
 		a: createSegment(input: {name: "dt-first"}) { segment { id } }
 		b: createSegment(input: {name: "dt-second", contactsMatching: {filter: {createdAt: {from: "2026-12-01"}}}}) { segment { id } } }`, nil)
-	if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
-		t.Errorf("a mutation with a bad date: %+v", res.Errors)
+	if len(res.Errors) != 1 || res.Errors[0].Extensions["code"] != "BAD_USER_INPUT" || res.Status != http.StatusBadRequest {
+		t.Errorf("a mutation with a bad date: status %d, %+v; want 400 (refused before it ran)", res.Status, res.Errors)
 	}
 	var found struct {
 		SegmentByName *struct{ ID string } `json:"segmentByName"`
