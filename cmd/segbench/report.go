@@ -482,10 +482,15 @@ func (r *report) markdown() string {
 	if after, _ := r.Config["w6_steps_after_checkpoint"].(bool); after && r.Results["W6"] != nil {
 		w6Steps = "; W6's steps each start right after a checkpoint, as its warm-up does"
 	}
-	fmt.Fprintf(&s, "Each contender has %v database connections (%s); each workload ran %s, the contenders in a balanced order (each first, and right after each other, equally often over the repetitions); "+
+	// contenderOrder balances per cycle: n repetitions for an even n, 2n for an odd n.
+	cycle := len(r.Contenders)
+	if cycle%2 == 1 {
+		cycle *= 2
+	}
+	fmt.Fprintf(&s, "Each contender has %v database connections (%s); each workload ran %s, the contenders in a balanced order (each first, and right after each other, equally often per cycle of %d repetitions); "+
 		"each time a %gs warm-up, a %gs run at the fixed rate, then an SLO search (p99 ≤ %g ms and no errors; %gs steps, "+
 		"doubling then bisecting to within 10%%%s). Numbers are medians (min–max).\n\n",
-		r.Config["pool"], clients, reps, r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"], w6Steps)
+		r.Config["pool"], clients, reps, cycle, r.Config["warmup_seconds"], r.Config["fixed_seconds"], r.Config["slo_p99_ms"], r.Config["step_seconds"], w6Steps)
 	if r.Results["W6"] != nil {
 		fmt.Fprintf(&s, "W6 gives each request %d contacts, %d apart from a random first, and %d of %d segments made for the run, %d apart "+
 			"from a random first: two requests share a segment with probability %.3f.\n\n",

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,6 +81,10 @@ func TestAbandoningWorkspaceStarvesNoOther(t *testing.T) {
 		return res.StatusCode, "", nil
 	}
 
+	// StopPostmaster skips the test where the postmaster cannot be stopped, which
+	// only the test's goroutine may do: tried here first, and its resumption (also
+	// when the test ends) registered here.
+	storetest.StopPostmaster(t, postmaster)()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { // the slow postmaster: stopped 700 ms of every second
@@ -89,9 +94,12 @@ func TestAbandoningWorkspaceStarvesNoOther(t *testing.T) {
 				return
 			case <-time.After(300 * time.Millisecond):
 			}
-			resume := storetest.StopPostmaster(t, postmaster)
+			if err := syscall.Kill(postmaster, syscall.SIGSTOP); err != nil {
+				t.Errorf("stop the postmaster: %v", err)
+				return
+			}
 			time.Sleep(700 * time.Millisecond)
-			resume()
+			_ = syscall.Kill(postmaster, syscall.SIGCONT)
 		}
 	})
 	var abandoned int

@@ -32,10 +32,12 @@ import (
 // Each cancel request costs a fork of the postmaster's and, delivered late, a
 // dropped connection whose replacement costs another. Most statements whose client
 // gives up end a moment later on their own, so none is sent for a statement that
-// returns within the grace (cancelGrace): amid one workspace's storm of abandoned
-// searches on a slow postmaster (TestAbandoningWorkspaceStarvesNoOther, 6 s at load
-// 12-16 on 2 cores), 1-11 cancel requests were sent and 1-9 connections dropped,
-// against 10-23 and 8-14 without the grace.
+// returns within the grace (cancelGrace) after its client left: amid one
+// workspace's storm of abandoned searches on a slow postmaster
+// (TestAbandoningWorkspaceStarvesNoOther, 6 s at load 12-16 on 2 cores), 1-11
+// cancel requests were sent and 1-9 connections dropped, against 10-23 and 8-14
+// without the grace. A deadline or a shutdown sends its cancel at once: its
+// context's owner waits for the statement.
 
 // cancelHandler is the ctxwatch.Handler of a connection that reaches PostgreSQL
 // itself: a cancelled context's statement that has not returned within the grace
@@ -65,19 +67,26 @@ func newCancelHandler(conn *pgconn.PgConn, counts *cancelCounts) *cancelHandler 
 	return h
 }
 
-// HandleCancel lets the statement run on for the grace, and sends the cancel request
-// only if it has not returned by then; it sets the connection's deadline to the
-// grace and the fallback: a statement PostgreSQL has not stopped by then fails with
-// a timeout, and pgx closes its connection.
-func (h *cancelHandler) HandleCancel(context.Context) {
-	deadline := time.Now().Add(h.grace + h.fallback)
+// HandleCancel lets the statement of a request whose client left (abandoned) run on
+// for the grace, and sends the cancel request only if it has not returned by then;
+// for any other end of its context (a deadline: a request's timeout, the rate
+// limiter's charge; a shutdown) it sends it at once, as that context's owner waits
+// for the statement. It sets the connection's deadline to the grace and the
+// fallback: a statement PostgreSQL has not stopped by then fails with a timeout, and
+// pgx closes its connection.
+func (h *cancelHandler) HandleCancel(ctx context.Context) {
+	grace := h.grace
+	if !abandoned(ctx) {
+		grace = 0
+	}
+	deadline := time.Now().Add(grace + h.fallback)
 	_ = h.conn.Conn().SetDeadline(deadline)
 	returned, done := make(chan struct{}), make(chan struct{})
 	h.returned, h.done = returned, done
 	go func() {
 		defer close(done)
-		if h.grace > 0 {
-			grace := time.NewTimer(h.grace)
+		if grace > 0 {
+			grace := time.NewTimer(grace)
 			defer grace.Stop()
 			select {
 			case <-returned: // it returned on its own: nothing to stop, nothing to settle

@@ -230,8 +230,9 @@ func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) 
 	// error where the name does not exist, so that a name PostgreSQL still holds,
 	// after forget, is prepared again), settings.
 	p := pg.StartPipeline(ctx)
-	before := len(ps.closing)
-	for _, n := range ps.closing {
+	closing := ps.closing
+	before := len(closing)
+	for _, n := range closing {
 		p.SendDeallocate(n)
 	}
 	ps.closing = nil
@@ -256,6 +257,11 @@ func (c *tenantConn) queryPrepared(ctx context.Context, ws int64, query string) 
 	}
 	p.SendQueryPrepared(name, nil, nil, nil)
 	if err := p.Sync(); err != nil {
+		// Nothing was sent (the pipeline of a context that had ended, on a
+		// connection kept: notSent), or the connection is closed: the closings wait
+		// for the next pipeline. Cleared for good, they left their statements on the
+		// backend for as long as it lived: 21 where the connection tracked 2.
+		ps.closing = closing
 		ps.drop(key)
 		return c.pipelineFailed(ctx, p, err)
 	}

@@ -35,15 +35,16 @@ import (
 // Store is the CRM's data, safe for concurrent use.
 type Store struct {
 	db         *bun.DB
-	connector  driver.Connector  // db's, from which ownPool opens pools of its own
-	pools      ownPools          // those pools, which Close closes
-	ready      *bun.DB           // Ping's one connection, an ownPool that no request takes
-	stats      learnedStatistics // what PostgreSQL's statistics tell the plans (statistics.go)
-	analyzer   analyzer          // when to analyze a new workspace's rows (analyze.go)
-	catalogs   catalogs          // the workspaces' segment catalogs (catalog.go)
-	cancels    *cancelCounts     // what was done about cancels not a statement's own (cancel.go)
-	background background        // the work no request waits for
-	log        *slog.Logger      // Options.Log
+	connector  driver.Connector   // db's, from which ownPool opens pools of its own
+	endLife    context.CancelFunc // stops the connector's opens in flight (Close)
+	pools      ownPools           // those pools, which Close closes
+	ready      *bun.DB            // Ping's one connection, an ownPool that no request takes
+	stats      learnedStatistics  // what PostgreSQL's statistics tell the plans (statistics.go)
+	analyzer   analyzer           // when to analyze a new workspace's rows (analyze.go)
+	catalogs   catalogs           // the workspaces' segment catalogs (catalog.go)
+	cancels    *cancelCounts      // what was done about cancels not a statement's own (cancel.go)
+	background background         // the work no request waits for
+	log        *slog.Logger       // Options.Log
 }
 
 // background runs the store's work that no request waits for (learning the
@@ -202,16 +203,18 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// Each statement carries its context's workspace for row-level security. A
 	// statement sent again is prepared, on a connection to PostgreSQL itself
 	// (prepared.go): a pooler in transaction mode would run it on another.
-	connector := tenantConnector{Connector: stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(shouldPing)), tenant: opts.Tenant, prepare: direct, cancels: cancels, statementTimeout: statementTimeout}
+	life, endLife := context.WithCancel(context.Background())
+	connector := tenantConnector{Connector: stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(shouldPing)), tenant: opts.Tenant, prepare: direct, cancels: cancels, statementTimeout: statementTimeout, life: life}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
 	}
 	db := newPool(connector, opts.MaxConns)
 	if err := db.PingContext(ctx); err != nil {
+		endLife()
 		db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
-	s := &Store{db: db, connector: connector, analyzer: newAnalyzer(), cancels: cancels, log: opts.Log}
+	s := &Store{db: db, connector: connector, endLife: endLife, analyzer: newAnalyzer(), cancels: cancels, log: opts.Log}
 	s.ready = s.ownPool(1)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -302,13 +305,15 @@ const roleDefaultsLockKey = 7264002
 // cancelGrace, cancelFallback and rollbackTimeout together are 850 ms.
 const cancelFallback = 500 * time.Millisecond
 
-// cancelGrace is how long a statement whose context ended may run on before a cancel
-// request is sent for it (cancelHandler): one that returns by then costs no cancel
+// cancelGrace is how long a statement whose client left (its context cancelled the
+// plain way, abandoned) may run on before a cancel request is sent for it
+// (cancelHandler); a deadline's or a shutdown's is sent at once. One that returns by then costs no cancel
 // request, no process forked by the postmaster, no wait for its settling, and no
 // dropped connection. The API's reads take a few milliseconds, and clients that give
 // up after 3-40 ms (a type-ahead search, a prober's storm) abandoned statements that
 // ended a moment later anyway. A runaway statement stops this much later: within
-// cancelGrace and cancelFallback of its context's end (600 ms), not statement_timeout.
+// cancelGrace and cancelFallback of its client's leaving (600 ms), not
+// statement_timeout.
 const cancelGrace = 100 * time.Millisecond
 
 // cancelByRequest makes a cancelled context (its client gone, a request's deadline,
@@ -343,8 +348,9 @@ func cancelByRequest(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig, c
 	if pid != conn.PgConn().PID() {
 		return false, nil
 	}
-	// The cancel is sent at once, and the connection kept until PostgreSQL has dealt
-	// with it, so that it stops no later statement (cancel.go).
+	// The cancel is sent once the grace passed for a request whose client left, at
+	// once otherwise, and the connection kept until PostgreSQL has dealt with it, so
+	// that it stops no later statement (cancel.go).
 	cfg.BuildContextWatcherHandler = func(pgConn *pgconn.PgConn) ctxwatch.Handler {
 		return newCancelHandler(pgConn, counts)
 	}
@@ -485,6 +491,9 @@ func ceilUnits(d, unit time.Duration) int64 {
 
 // Close stops the store's background work and closes the connection pool.
 func (s *Store) Close() error {
+	if s.endLife != nil {
+		s.endLife() // opens in flight stop, so that background work waiting on one ends
+	}
 	b := &s.background
 	b.mu.Lock()
 	b.stopped = true

@@ -18,7 +18,7 @@ func newCancelCollector(counts func() store.CancelCounts) *cancelCollector {
 		counts:  counts,
 		retried: prometheus.NewDesc("segments_db_reads_retried_total", "Reads PostgreSQL stopped for a cancel not their own (their request alive, statement_timeout not passed), sent once more.", nil, nil),
 		dropped: prometheus.NewDesc("segments_db_cancel_dropped_connections_total", "Connections closed instead of reused because PostgreSQL had not dealt with a cancelled statement's cancel request within 500 ms.", nil, nil),
-		sent:    prometheus.NewDesc("segments_db_cancel_requests_sent_total", "Cancel requests sent for statements whose request ended (deadline, client gone) and that had not returned within 100 ms.", nil, nil),
+		sent:    prometheus.NewDesc("segments_db_cancel_requests_sent_total", "Cancel requests the store sent for statements whose request ended: at once for a deadline or a shutdown, after 100 ms for a client gone (none when the statement returned by then). Not counted: those pgx sends itself, through a pooler (PgBouncer) and when it closes a connection.", nil, nil),
 	}
 }
 
