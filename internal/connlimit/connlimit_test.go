@@ -207,6 +207,19 @@ func blocking() (h http.Handler, started chan struct{}, release chan struct{}) {
 	return h, started, release
 }
 
+// takePlaces opens n connections to s, each with a request of blocking's handler,
+// and returns once every one has started.
+func takePlaces(t *testing.T, s *server, n int, started <-chan struct{}) []*client {
+	t.Helper()
+	busy := make([]*client, n)
+	for i := range busy {
+		busy[i] = dial(t, s.addr)
+		busy[i].send(t, "/block")
+		<-started
+	}
+	return busy
+}
+
 // TestBusyConnectionsHoldNewOnes: with the cap's N connections all in requests, the
 // next connection is not accepted (it waits in the kernel's backlog, its request
 // unanswered) until one of them finishes and goes idle; then it is served, that
@@ -215,12 +228,7 @@ func TestBusyConnectionsHoldNewOnes(t *testing.T) {
 	const n = 2
 	h, started, release := blocking()
 	s := startServer(t, Options{Max: n}, h)
-	busy := make([]*client, n)
-	for i := range busy {
-		busy[i] = dial(t, s.addr)
-		busy[i].send(t, "/block")
-		<-started
-	}
+	busy := takePlaces(t, s, n, started)
 	waiting := dial(t, s.addr) // the kernel completes the handshake: the backlog
 	waiting.send(t, "/")
 	if body, err := waiting.read(300 * time.Millisecond); err == nil {
@@ -286,12 +294,7 @@ func TestShutdownAtTheCap(t *testing.T) {
 	const n = 2
 	h, started, release := blocking()
 	s := startServer(t, Options{Max: n}, h)
-	busy := make([]*client, n)
-	for i := range busy {
-		busy[i] = dial(t, s.addr)
-		busy[i].send(t, "/block")
-		<-started
-	}
+	busy := takePlaces(t, s, n, started)
 	dial(t, s.addr).send(t, "/")
 	eventually(t, "an accept waiting", func() bool { return s.l.Stats().AcceptsWaited == 1 })
 
