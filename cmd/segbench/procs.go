@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/segments/segments/internal/auth"
+	"github.com/segments/segments/internal/connlimit"
 	"github.com/segments/segments/internal/server"
 	"github.com/segments/segments/internal/store"
 	"github.com/segments/segments/internal/telemetry"
@@ -284,8 +285,8 @@ const (
 const rateLimitEnv = "SEGBENCH_RATE_LIMIT"
 
 // serveOurs is the child process that serves our API for the benchmark: the same
-// handler, role and settings as "segments serve" (oursHandler), with the benchmark's
-// pool size, which serve does not expose.
+// handler, role, settings and connection cap as "segments serve" (oursHandler),
+// with the benchmark's pool size, which serve does not expose.
 func serveOurs(args []string) error {
 	if len(args) != 3 {
 		return fmt.Errorf("usage: segbench _serve-ours DATABASE_URL ADDR POOL")
@@ -327,13 +328,23 @@ func serveOurs(args []string) error {
 	if err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", args[1])
+	if err != nil {
+		return err
+	}
+	// serve's cap on client connections, at its default for the admission's limits
+	// (oursHandler: twice the pool running, serve's default waiting), and its
+	// bookkeeping on every connection and request.
+	conns := connlimit.New(ln, connlimit.Options{
+		Max: connlimit.Choose(0, 2*pool+server.DefaultMaxWaiting, slog.New(slog.DiscardHandler))})
 	srv := &http.Server{
-		Addr:              args[1],
-		Handler:           h,
+		Handler:           conns.Handler(h),
+		ConnContext:       conns.ConnContext,
+		ConnState:         conns.ConnState,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	return srv.ListenAndServe()
+	return srv.Serve(conns)
 }
 
 // oursHandler is our API's handler on s as the benchmark serves it: serve's (1 ms
