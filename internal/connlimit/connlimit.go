@@ -40,6 +40,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -434,7 +435,7 @@ func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
 	l.mu.Unlock()
 }
 
-// unlistLocked takes c off the idle or fresh list it is on, if any.
+// unlistLocked takes c off the list it is on (idle, fresh or reading a body), if any.
 func (l *Listener) unlistLocked(c *conn) {
 	if c.list != nil {
 		c.list.remove(c)
@@ -495,19 +496,15 @@ func (l *Listener) own(nc net.Conn) *conn {
 // before h runs, so that no mutation is applied that its client, its connection
 // closed, takes for lost. Needs ConnContext in the server. The check is sound:
 // ConnState(StateActive) runs before the handler, and a connection is picked for
-// room only while on the idle lists, both under l.mu.
+// room only while on the idle lists, both under l.mu, after which the flag read
+// here without the lock is the one set then: a request's check takes no lock.
 func (l *Listener) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, ok := r.Context().Value(connKey{}).(*conn); ok {
+		if c, ok := r.Context().Value(connKey{}).(*conn); ok && c.evicted.Load() {
 			l.mu.Lock()
-			closed := c.evicted
-			if closed {
-				l.stats.RequestsRefused++
-			}
+			l.stats.RequestsRefused++
 			l.mu.Unlock()
-			if closed {
-				panic(http.ErrAbortHandler)
-			}
+			panic(http.ErrAbortHandler)
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -517,7 +514,7 @@ func (l *Listener) Handler(h http.Handler) http.Handler {
 // closed by the listener (the caller closes it) for Handler.
 func (l *Listener) evictLocked(c *conn) {
 	l.releaseLocked(c)
-	c.evicted = true
+	c.evicted.Store(true)
 }
 
 // releaseLocked gives c's place back, once.
@@ -566,16 +563,17 @@ func closeAll(cs []*conn) {
 type conn struct {
 	net.Conn
 	l *Listener
-	// Under l.mu: prev and next link it in list (l.idle or l.fresh) while it holds
-	// no request (an allocation-free list: a request makes two ConnState calls),
-	// since is when it last went idle or was new, released whether its place was
-	// given back, evicted whether the listener closed it (for room or under
-	// pressure).
+	// Under l.mu: prev and next link it in list (l.idle, l.fresh or l.bodies)
+	// while it holds no request or reads a body before authentication (an
+	// allocation-free list: a request makes two ConnState calls), since is when it
+	// went on that list, released whether its place was given back.
 	prev, next *conn
 	list       *idleList
 	since      time.Time
 	released   bool
-	evicted    bool
+	// evicted is whether the listener closed it (for room or under pressure): set
+	// under l.mu, read by Handler without it.
+	evicted atomic.Bool
 }
 
 // idleList is a doubly linked list of conns, in the order they went idle.
