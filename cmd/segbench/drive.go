@@ -32,11 +32,11 @@ type step struct {
 	P99        float64 `json:"p99_ms"`
 	FirstError string  `json:"first_error,omitempty"`
 	Clients    int     `json:"clients,omitempty"` // pgbench's (the floor's); the servers' pools choose their own
-	// pgCPU is PostgreSQL's CPU time while the step was measured, with the count of
-	// requests that completed meanwhile, from a runner that measures them itself
+	// pg is PostgreSQL's CPU while the step was measured, with the count of requests
+	// that completed meanwhile (pgCPUFor), from a runner that measures them itself
 	// (pgbenchRunner, whose warm-up is part of its run); zero from the others, whose
 	// caller measures around the run.
-	pgCPU    time.Duration
+	pg       pgUse
 	pgCPUFor int
 	// The machine's stalls while the step ran (machineWatch, when the runner is
 	// watched): its longest pause, and its disk's worst mean time per write over
@@ -280,8 +280,10 @@ type pgbenchRunner struct {
 	scripts []string // script files, chosen at random with equal weight
 	mode    string   // pgbench's -M: simple, or prepared for pgbenchPrepared's scripts
 	dir     string   // for logs
-	// pgCPU, when set, returns PostgreSQL's CPU time so far (treeCPU).
-	pgCPU func() time.Duration
+	// watchPG, when set, starts watching PostgreSQL's CPU, the floor's backends' and
+	// every process's (pgWatch), and returns what stops the watch and says what they
+	// used.
+	watchPG func() (stop func() pgUse)
 	// service is the shortest median latency of this runner's runs so far (each
 	// client's first transaction left out): about one transaction's own time,
 	// without queueing (zero before the first run).
@@ -365,13 +367,14 @@ func (p *pgbenchRunner) run(ctx context.Context, rate float64, d time.Duration) 
 	// none exits (and is counted in ticks) meanwhile.
 	t0 := time.Now()
 	from, to := t0.Add(warm), t0.Add(warm+time.Duration(secs)*time.Second)
-	var cpu0 time.Duration
 	var cpuFrom, cpuTo time.Time
 	if err = cmd.Start(); err == nil {
-		if p.pgCPU != nil && sleepCtx(ctx, time.Until(from)) {
-			cpu0, cpuFrom = p.pgCPU(), time.Now()
-			if sleepCtx(ctx, time.Until(to)) {
-				s.pgCPU, cpuTo = p.pgCPU()-cpu0, time.Now()
+		if p.watchPG != nil && sleepCtx(ctx, time.Until(from)) {
+			stop := p.watchPG()
+			cpuFrom = time.Now()
+			ok := sleepCtx(ctx, time.Until(to))
+			if pg := stop(); ok {
+				s.pg, cpuTo = pg, time.Now()
 			}
 		}
 		err = cmd.Wait()

@@ -446,14 +446,38 @@ func TestReportGivesWALPerRequest(t *testing.T) {
 	w6 := r.workload("W6")
 	w6.FixedRate = 20
 	for _, kB := range []float64{1300, 1400} {
-		w6.add(ours, repResult{PGCPUms: 20, WALkB: kB})
+		w6.add(ours, repResult{PGCPUms: 20, PGAllCPUms: 21, WALkB: kB})
 		w6.add(pgl, repResult{WALkB: kB}) // as if not measured
 	}
 	w6.summarize()
 	w7 := r.workload("W7")
-	w7.add(ours, repResult{WallSeconds: 12, PGCPUms: 12000, WALkB: 370 * 1024})
+	w7.add(ours, repResult{WallSeconds: 12, PGCPUms: 12000, PGAllCPUms: 12500, WALkB: 370 * 1024})
 	w7.summarize()
-	reportSays(t, r, "| ours | – | – | – | – | 0.000 + 20.0 | 1350 |", "| postgraphile | – | – | – | – | 0.000 + 0.000 | – |", "| ours | 12.0 (12.0–12.0) | 0.000 + 12000 | 370 |")
+	reportSays(t, r, "| ours | – | – | – | – | 0.000 + 20.0 | 21.0 (1.00) | 1350 |", "| postgraphile | – | – | – | – | 0.000 + 0.000 | – | – |",
+		"| ours | 12.0 (12.0–12.0) | 0.000 + 12000 | 12500 (500) | 370 |")
+}
+
+// TestCPURatiosUseTheContendersOwnBackends: the ratios of CPU per request compare
+// each contender's own PostgreSQL backends' CPU, not every PostgreSQL process's,
+// which charged a contender with what autovacuum or the run before it left: two
+// builds alike in their own CPU are 1×, whatever the rest was in their runs, and
+// the per-workload table gives the rest beside.
+func TestCPURatiosUseTheContendersOwnBackends(t *testing.T) {
+	r := newReport(config{pool: 8, reps: 3, base: "segbench-base"}, benchdata.Options{})
+	for _, w := range []string{"W1", "W6"} {
+		wr := r.workload(w)
+		wr.FixedRate = 100
+		for _, rest := range []float64{0.05, 0.30, 0.10} {
+			wr.add(ours, repResult{Max: step{Rate: 100}, ServerCPUms: 1, PGCPUms: 0.5, PGAllCPUms: 0.5 + rest})
+			wr.add(base, repResult{Max: step{Rate: 100}, ServerCPUms: 1, PGCPUms: 0.5, PGAllCPUms: 0.5 + rest/10})
+			wr.add(pgl, repResult{Max: step{Rate: 100}, ServerCPUms: 1, PGCPUms: 1, PGAllCPUms: 1 + rest/10})
+		}
+		wr.summarize()
+	}
+	r.computeRatios()
+	reportSays(t, r, "| W1 | CPU per request ours / base | 1.00× (1.00–1.00) | report |  |",
+		"| W6 | CPU per request ours / PostGraphile | 0.750× (0.750–0.750) | < 1× | yes |",
+		"| 1.00 + 0.500 | 0.600 (0.100) |", "| 1.00 + 0.500 | 0.510 (0.010) |")
 }
 
 // TestStatementsByPageSize: the capture sends a workload's request at each page

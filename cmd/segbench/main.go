@@ -447,7 +447,7 @@ func (b *bench) startServers(ctx context.Context, dbURL, pglURL, tag string) err
 		return err
 	}
 	addr := freeAddr()
-	p, err := startProc(ctx, ours, b.oursCommand(self, dbURL, addr),
+	p, err := startProc(ctx, ours, b.oursCommand(self, dbURL, addr, oursAppName),
 		"http://"+addr+"/graphql", filepath.Join(b.tmp, "ours-"+tag+".log"))
 	if err != nil {
 		return err
@@ -457,7 +457,8 @@ func (b *bench) startServers(ctx context.Context, dbURL, pglURL, tag string) err
 	_, port, _ := strings.Cut(addr, ":")
 	node := exec.Command(b.c.node, "server.mjs")
 	node.Dir = filepath.Dir(filepath.Dir(filepath.Dir(b.c.node))) // bench/postgraphile
-	node.Env = append(os.Environ(), "DATABASE_URL="+pglURL, "PORT="+port, "POOL="+strconv.Itoa(b.c.pool), "NODE_ENV=production")
+	node.Env = append(os.Environ(), "DATABASE_URL="+pglURL, "PORT="+port, "POOL="+strconv.Itoa(b.c.pool), "NODE_ENV=production",
+		"PGAPPNAME="+pglAppName) // node-postgres's application_name (appNamesOf)
 	p, err = startProc(ctx, pgl, node, "http://"+addr+"/graphql", filepath.Join(b.tmp, "postgraphile-"+tag+".log"))
 	if err != nil {
 		b.stopServers()
@@ -474,7 +475,7 @@ func (b *bench) startBase(ctx context.Context) error {
 		return nil
 	}
 	addr := freeAddr()
-	p, err := startProc(ctx, base, b.oursCommand(b.c.base, b.url, addr),
+	p, err := startProc(ctx, base, b.oursCommand(b.c.base, b.url, addr, baseAppName),
 		"http://"+addr+"/graphql", filepath.Join(b.tmp, "base.log"))
 	if err != nil {
 		return err
@@ -485,10 +486,11 @@ func (b *bench) startBase(ctx context.Context) error {
 }
 
 // oursCommand is the command of a segbench binary's child process that serves our API
-// on dbURL at addr, with the pool and the rate limit of the run.
-func (b *bench) oursCommand(bin, dbURL, addr string) *exec.Cmd {
+// on dbURL at addr, with the pool and the rate limit of the run, its connections
+// named appName (appNamesOf).
+func (b *bench) oursCommand(bin, dbURL, addr, appName string) *exec.Cmd {
 	cmd := exec.Command(bin, "_serve-ours", dbURL, addr, strconv.Itoa(b.c.pool))
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), appNameEnv+"="+appName)
 	if !b.c.rateLimit {
 		cmd.Env = append(cmd.Env, rateLimitEnv+"=off")
 	}
@@ -1012,7 +1014,7 @@ func (b *bench) runnerFor(ctx context.Context, w, c string, rep int) (runner, fu
 			done = func() { b.endSync(ctx, stop) }
 		}
 		if c == flr {
-			return b.pgbench(b.scripts[w], b.floorPrepared[w]), done, nil
+			return b.pgbench(ctx, b.scripts[w], b.floorPrepared[w]), done, nil
 		}
 		vs := b.d.readVariants(w)
 		return &httpRunner{url: b.servers[c].url, header: b.header(c), next: func() []byte {
@@ -1060,17 +1062,20 @@ func (b *bench) endSync(ctx context.Context, stop func() (syncStats, error)) {
 	}
 }
 
-func (b *bench) pgbench(scripts []string, prepared bool) runner {
+func (b *bench) pgbench(ctx context.Context, scripts []string, prepared bool) runner {
 	u, _ := url.Parse(b.appURL)
 	pw, _ := u.User.Password()
 	env := []string{"PGHOST=" + u.Hostname(), "PGPORT=" + u.Port(), "PGUSER=" + u.User.Username(), "PGPASSWORD=" + pw,
-		"PGDATABASE=" + strings.TrimPrefix(u.Path, "/"), "PGSSLMODE=" + cmpOr(u.Query().Get("sslmode"), "prefer"), "PGAPPNAME=segbench-pgbench"}
+		"PGDATABASE=" + strings.TrimPrefix(u.Path, "/"), "PGSSLMODE=" + cmpOr(u.Query().Get("sslmode"), "prefer"), "PGAPPNAME=" + pgbenchAppName}
 	r := &pgbenchRunner{bin: b.c.pgbench, env: env, clients: b.c.pool, share: b.c.clientShare, scripts: scripts, dir: b.tmp, mode: "simple"}
 	if prepared {
 		r.mode = "prepared"
 	}
 	if b.pm != 0 {
-		r.pgCPU = func() time.Duration { return treeCPU(b.pm) }
+		r.watchPG = func() func() pgUse {
+			w := b.watchPG(ctx, flr)
+			return func() pgUse { return w.stop(ctx) }
+		}
 	}
 	return r
 }
@@ -1213,9 +1218,9 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			}
 			av0 := b.autovacuums(ctx)
 			wal0 := b.walPosition(ctx)
-			srv0, pg0 := b.serverCPU(c), treeCPU(b.pm)
+			srv0, pw := b.serverCPU(c), b.watchPG(ctx, c)
 			fx, err := r.run(ctx, fixed, b.c.fixedDur)
-			srv1, pg1 := b.serverCPU(c), treeCPU(b.pm)
+			srv1, pg := b.serverCPU(c), pw.stop(ctx)
 			if p := b.servers[c]; p != nil && c != flr {
 				_, rr.FixedPeakRSSMiB = rss(p.pid()) // since the reset before the warm-up
 			}
@@ -1232,19 +1237,20 @@ func (b *bench) workload(ctx context.Context, w string) error {
 			if ok := fx.Requests - fx.Errors; ok > 0 {
 				rr.ServerCPUms = ms(srv1-srv0) / float64(ok)
 				if b.pm != 0 {
-					rr.PGCPUms = ms(pg1-pg0) / float64(ok)
+					rr.setPG(pg, ok)
 					rr.WALkB = walWritten(wal0, wal1, ok)
 				}
 			}
 			if fx.pgCPUFor > 0 { // measured by the runner, without its warm-up
-				rr.PGCPUms = ms(fx.pgCPU) / float64(fx.pgCPUFor)
+				rr.setPG(fx.pg, fx.pgCPUFor)
 			}
+			b.checkBackends(c, rr)
 			clients := ""
 			if fx.Clients > 0 {
 				clients = fmt.Sprintf(" (%d pgbench clients)", fx.Clients)
 			}
-			b.log("  fixed %.0f/s%s: p50 %.2f ms (%.2f from the send), p99 %.2f ms, %d errors, sent late p50 %.2f ms, p99 %.2f ms, CPU/request %.3f ms server + %.3f ms PostgreSQL, WAL/request %.1f kB%s",
-				fixed, clients, fx.P50, fx.SentP50, fx.P99, fx.Errors, fx.LagP50, fx.LagP99, rr.ServerCPUms, rr.PGCPUms, rr.WALkB, fx.stalls())
+			b.log("  fixed %.0f/s%s: p50 %.2f ms (%.2f from the send), p99 %.2f ms, %d errors, sent late p50 %.2f ms, p99 %.2f ms, CPU/request %.3f ms server + %.3f ms PostgreSQL (%s), WAL/request %.1f kB%s",
+				fixed, clients, fx.P50, fx.SentP50, fx.P99, fx.Errors, fx.LagP50, fx.LagP99, rr.ServerCPUms, rr.PGCPUms, rr.pgText(), rr.WALkB, fx.stalls())
 			searched := r
 			if w == "W6" {
 				searched = afterCheckpoint{r, b}
@@ -1387,7 +1393,12 @@ func (b *bench) bulk(ctx context.Context) error {
 	}
 	wr := b.rep.workload("W7")
 	wr.SQL = b.sqlOf["W7"]
-	conn, err := pgx.Connect(ctx, b.url)
+	cfg, err := pgx.ParseConfig(b.url)
+	if err != nil {
+		return err
+	}
+	cfg.RuntimeParams["application_name"] = floorAppName // its backend is the floors' (appNamesOf)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -1462,11 +1473,11 @@ func (b *bench) timedWhole(ctx context.Context, wr *wlRep, k string, rep int, ru
 	}
 	b.resetPeakRSS(k)
 	wal0 := b.walPosition(ctx)
-	srv0, pg0 := b.serverCPU(k), treeCPU(b.pm)
+	srv0, pw := b.serverCPU(k), b.watchPG(ctx, k)
 	t0 := time.Now()
 	err := run()
 	wall := time.Since(t0)
-	srv1, pg1 := b.serverCPU(k), treeCPU(b.pm)
+	srv1, pg := b.serverCPU(k), pw.stop(ctx)
 	wal1 := b.walPosition(ctx)
 	if err == nil {
 		err = check()
@@ -1477,14 +1488,15 @@ func (b *bench) timedWhole(ctx context.Context, wr *wlRep, k string, rep int, ru
 	}
 	rr.WallSeconds, rr.ServerCPUms = wall.Seconds(), ms(srv1-srv0)
 	if b.pm != 0 {
-		rr.PGCPUms = ms(pg1 - pg0)
+		rr.setPG(pg, 1)
 		rr.WALkB = walWritten(wal0, wal1, 1)
 	}
+	b.checkBackends(k, rr)
 	if p := b.servers[k]; p != nil {
 		rr.RSSMiB, rr.PeakRSSMiB = rss(p.pid())
 	}
-	b.log("%s rep %d: %s %.2f s (CPU: %.0f ms server, %.0f ms PostgreSQL; WAL %.0f MB; machine: %s)",
-		wr.ID, rep+1, k, wall.Seconds(), rr.ServerCPUms, rr.PGCPUms, rr.WALkB/1024, rr.Speed)
+	b.log("%s rep %d: %s %.2f s (CPU: %.0f ms server, %.0f ms PostgreSQL (%s); WAL %.0f MB; machine: %s)",
+		wr.ID, rep+1, k, wall.Seconds(), rr.ServerCPUms, rr.PGCPUms, rr.pgText(), rr.WALkB/1024, rr.Speed)
 	wr.add(k, rr)
 	return nil
 }
@@ -1520,6 +1532,7 @@ func floorPool(dbURL string, n int) (*sql.DB, error) {
 		return nil, err
 	}
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	cfg.RuntimeParams["application_name"] = floorAppName // its backends are the floor's (appNamesOf)
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)

@@ -314,7 +314,8 @@ func serveOurs(args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := store.Open(ctx, url, store.Options{MaxConns: pool, AppName: "segments",
+	// Named for segbench (appNameEnv) as the parent says, or as serve names its own.
+	s, err := store.Open(ctx, url, store.Options{MaxConns: pool, AppName: cmpOr(os.Getenv(appNameEnv), serveAppName),
 		StatementTimeout: 15 * time.Second, IdleInTransactionTimeout: 15 * time.Second, ClientCheckInterval: store.ClientCheckInterval, SerialPlans: true, NoJIT: true,
 		Tenant: func(ctx context.Context) (int64, bool) {
 			ws, ok := auth.WorkspaceFrom(ctx)

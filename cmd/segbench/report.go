@@ -80,10 +80,19 @@ type repResult struct {
 	Max         step    `json:"max_within_slo"`
 	Steps       []step  `json:"steps,omitempty"`
 	ServerCPUms float64 `json:"server_cpu_ms"` // per request (W7, W11: per run)
-	PGCPUms     float64 `json:"postgres_cpu_ms"`
-	WALkB       float64 `json:"wal_kb,omitempty"` // WAL written per request (W7, W11: per run), walPosition
-	RSSMiB      float64 `json:"rss_mib,omitempty"`
-	PeakRSSMiB  float64 `json:"peak_rss_mib,omitempty"`
+	// PGCPUms is the CPU of PostgreSQL's client backends serving the contender's
+	// connections (pgWatch), per request (W7, W11: per run): what the report calls its
+	// PostgreSQL CPU, and its ratios use. PGAllCPUms is every PostgreSQL process's
+	// (treeCPU), which results before 2026-12-07's attribution called postgres_cpu_ms.
+	PGCPUms    float64 `json:"postgres_cpu_ms"`
+	PGAllCPUms float64 `json:"postgres_all_cpu_ms"`
+	// PGBackends are the contender's backends the run saw; PGBackendsEnded, those that
+	// ended during it (pgUse).
+	PGBackends      int     `json:"postgres_backends,omitempty"`
+	PGBackendsEnded int     `json:"postgres_backends_ended,omitempty"`
+	WALkB           float64 `json:"wal_kb,omitempty"` // WAL written per request (W7, W11: per run), walPosition
+	RSSMiB          float64 `json:"rss_mib,omitempty"`
+	PeakRSSMiB      float64 `json:"peak_rss_mib,omitempty"`
 	// FixedPeakRSSMiB is the peak of the warm-up and the fixed-rate run alone: the same
 	// load for every contender, where the search's peak is of the steps it ran above
 	// the contender's capacity, which differ from one repetition to the next.
@@ -114,21 +123,25 @@ func statOf(xs []float64) stat {
 }
 
 type contenderRep struct {
-	Reps            []repResult `json:"reps"`
-	MaxThroughput   stat        `json:"max_throughput_rps"`
-	P50             stat        `json:"p50_ms"`
-	P99             stat        `json:"p99_ms"`
-	SentP50         stat        `json:"sent_p50_ms"` // from the send (step.SentP50)
-	FixedErrors     int         `json:"fixed_rate_errors"`
-	ServerCPUms     stat        `json:"server_cpu_ms_per_request"`
-	PGCPUms         stat        `json:"postgres_cpu_ms_per_request"`
-	WALkB           stat        `json:"wal_kb_per_request"`
-	TotalCPUms      stat        `json:"total_cpu_ms_per_request"`
-	RSSMiB          stat        `json:"rss_mib"`
-	PeakRSSMiB      float64     `json:"peak_rss_mib"`
-	FixedPeakRSSMiB stat        `json:"fixed_peak_rss_mib"`
-	WallSeconds     stat        `json:"wall_seconds"`
-	Statements      float64     `json:"statements_per_request"`
+	Reps          []repResult `json:"reps"`
+	MaxThroughput stat        `json:"max_throughput_rps"`
+	P50           stat        `json:"p50_ms"`
+	P99           stat        `json:"p99_ms"`
+	SentP50       stat        `json:"sent_p50_ms"` // from the send (step.SentP50)
+	FixedErrors   int         `json:"fixed_rate_errors"`
+	ServerCPUms   stat        `json:"server_cpu_ms_per_request"`
+	PGCPUms       stat        `json:"postgres_cpu_ms_per_request"` // its own backends' (repResult.PGCPUms)
+	PGAllCPUms    stat        `json:"postgres_all_cpu_ms_per_request"`
+	// PGOtherCPUms is all processes' less its own backends': the background
+	// processes', the other connections', the postmaster's and its reaped children's.
+	PGOtherCPUms    stat    `json:"postgres_other_cpu_ms_per_request"`
+	WALkB           stat    `json:"wal_kb_per_request"`
+	TotalCPUms      stat    `json:"total_cpu_ms_per_request"`
+	RSSMiB          stat    `json:"rss_mib"`
+	PeakRSSMiB      float64 `json:"peak_rss_mib"`
+	FixedPeakRSSMiB stat    `json:"fixed_peak_rss_mib"`
+	WallSeconds     stat    `json:"wall_seconds"`
+	Statements      float64 `json:"statements_per_request"`
 	// The machine's speed before the contender's runs (repResult.Speed).
 	MachinePostgresMs stat `json:"machine_postgres_ms"`
 	MachineGoMs       stat `json:"machine_go_ms"`
@@ -176,6 +189,12 @@ type check struct {
 	Met      bool    `json:"met"`
 }
 
+// postgresCPUMeaning says in results.json (config) what its postgres_cpu_ms is:
+// results written before it have no such key, and their postgres_cpu_ms is every
+// PostgreSQL process's.
+const postgresCPUMeaning = "postgres_cpu_ms: the client backends of the contender's own connections (by application_name); " +
+	"postgres_all_cpu_ms: every PostgreSQL process, background processes and the other contenders' connections included"
+
 // pageSizes are the page sizes at which the capture counts our statements.
 var pageSizes = []int{1, 10, 50, 100}
 
@@ -187,7 +206,7 @@ func newReport(c config, o benchdata.Options) *report {
 		Config: map[string]any{"pool": c.pool, "pgbench_client_share": c.clientShare, "reps": c.reps, "w6_reps": c.repsOf("W6"), "step_seconds": c.stepDur.Seconds(), "warmup_seconds": c.warmup.Seconds(),
 			"fixed_seconds": c.fixedDur.Seconds(), "slo_p99_ms": float64(c.slo) / 1e6, "fixed_rates": fixedRates, "variants": variants,
 			"w6_steps_after_checkpoint": true, "peak_rss_per_workload": true,
-			"rate_limit": c.rateLimit, "arrivals": "poisson"},
+			"rate_limit": c.rateLimit, "arrivals": "poisson", "postgres_cpu": postgresCPUMeaning},
 		Results: map[string]*wlRep{},
 	}
 }
@@ -218,7 +237,7 @@ func (w *wlRep) add(c string, rr repResult) {
 
 func (w *wlRep) summarize() {
 	for _, x := range w.Contenders {
-		var mx, p50, p99, sentP50, srv, pg, tot, walkB, rssv, fixedPeak, wall, speedPG, speedGo []float64
+		var mx, p50, p99, sentP50, srv, pg, pgAll, pgOther, tot, walkB, rssv, fixedPeak, wall, speedPG, speedGo []float64
 		x.FixedErrors = 0
 		for _, r := range x.Reps {
 			mx = append(mx, r.Max.Rate) // the highest offered rate sustained (search)
@@ -228,6 +247,7 @@ func (w *wlRep) summarize() {
 			x.FixedErrors += r.Fixed.Errors
 			srv = append(srv, r.ServerCPUms)
 			pg = append(pg, r.PGCPUms)
+			pgAll, pgOther = append(pgAll, r.PGAllCPUms), append(pgOther, r.PGAllCPUms-r.PGCPUms)
 			tot = append(tot, r.ServerCPUms+r.PGCPUms)
 			walkB = append(walkB, r.WALkB)
 			rssv = append(rssv, r.RSSMiB)
@@ -240,6 +260,7 @@ func (w *wlRep) summarize() {
 		}
 		x.MaxThroughput, x.P50, x.P99, x.SentP50 = statOf(mx), statOf(p50), statOf(p99), statOf(sentP50)
 		x.ServerCPUms, x.PGCPUms, x.TotalCPUms, x.WALkB = statOf(srv), statOf(pg), statOf(tot), statOf(walkB)
+		x.PGAllCPUms, x.PGOtherCPUms = statOf(pgAll), statOf(pgOther)
 		x.RSSMiB, x.WallSeconds, x.FixedPeakRSSMiB = statOf(rssv), statOf(wall), statOf(fixedPeak)
 		x.MachinePostgresMs, x.MachineGoMs = statOf(speedPG), statOf(speedGo)
 	}
@@ -551,7 +572,11 @@ func (r *report) markdown() string {
 	s.WriteString("## Per workload\n\nMax throughput: the highest offered rate, requests per second arriving on a Poisson " +
 		"timeline for every contender (as pgbench --rate schedules the floor's), that met the SLO. Latency and CPU: at the fixed rate. " +
 		"Latency counts from each request's scheduled start, as the SLO's does; the p50 from the send leaves out how late the load " +
-		"generator sent each request. CPU per successful request, from /proc: our server or Node, plus every PostgreSQL process. Statements: the SQL " +
+		"generator sent each request. CPU per successful request, from /proc: our server or Node, plus PostgreSQL's client backends that " +
+		"served the contender's own connections (told by their application_name; those opened during the run count whole); beside it, " +
+		"every PostgreSQL process's, and in parentheses what of that was not the contender's backends: background processes (autovacuum, " +
+		"the checkpointer, the WAL writer), the other contenders' idle connections, segbench's own queries (W10's sync among them), which " +
+		"land in whichever run they meet. The ratios of CPU per request use the contender's own. Statements: the SQL " +
 		"messages per request, counted by a recording proxy: a round trip each, which may hold several statements (ours send " +
 		"each with its workspace's setting, and a transaction's first with its BEGIN). WAL: what PostgreSQL wrote to its log per successful request " +
 		"at the fixed rate, by its WAL insert position (the whole database's). RSS: the server process after its runs; " + peakText +
@@ -559,7 +584,7 @@ func (r *report) markdown() string {
 		"from the runs before, which Go returns to the system over minutes), the same load for every contender, where the peak " +
 		"of the runs is that of the steps the search ran above the contender's capacity (up to twice the rate it last sustained, " +
 		"thousands of requests refused 503 and as many connections open), which differ between repetitions.\n\n")
-	s.WriteString("| workload | contender | max req/s | p50 ms | p50 from the send ms | p99 ms | CPU ms/req server + PostgreSQL | WAL kB/req | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	s.WriteString("| workload | contender | max req/s | p50 ms | p50 from the send ms | p99 ms | CPU ms/req server + PostgreSQL | PostgreSQL ms/req, all processes (not its backends) | WAL kB/req | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Order {
 		x := r.Results[w]
 		if w == "W7" || w == "W11" { // timed whole, below
@@ -574,9 +599,9 @@ func (r *report) markdown() string {
 			if cr.FixedErrors > 0 {
 				errs = fmt.Sprintf(" (%d errors)", cr.FixedErrors)
 			}
-			fmt.Fprintf(&s, "| %s %s @ %g/s | %s | %s | %s | %s | %s%s | %s + %s | %s | %s | %s |\n", w, x.Title, x.FixedRate, c,
+			fmt.Fprintf(&s, "| %s %s @ %g/s | %s | %s | %s | %s | %s%s | %s + %s | %s | %s | %s | %s |\n", w, x.Title, x.FixedRate, c,
 				f1(cr.MaxThroughput), f1(cr.P50), f1(cr.SentP50), f1(cr.P99), errs, num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
-				walText(cr, 1), statementsText(cr.Statements), rssText(cr))
+				pgAllText(cr), walText(cr, 1), statementsText(cr.Statements), rssText(cr))
 		}
 	}
 	if x := r.Results["W7"]; x != nil {
@@ -584,11 +609,11 @@ func (r *report) markdown() string {
 			"Our API accepts at most 1,000 contacts × 100 segments per request (the product limit, unchanged), so ours is ten " +
 			"such requests back to back; PostGraphile sends one request to its bulk function; the floor is the same INSERT as " +
 			"one raw statement, and the SQL of our ten requests replayed over one connection.\n\n" +
-			"| contender | wall s | CPU ms server + PostgreSQL | WAL MB | statements |\n|---|---|---|---|---|\n")
+			"| contender | wall s | CPU ms server + PostgreSQL | PostgreSQL ms, all processes (not its backends) | WAL MB | statements |\n|---|---|---|---|---|---|\n")
 		for _, c := range []string{ours, pgl, flr, flrOurs, base} {
 			if cr := x.Contenders[c]; cr != nil {
-				fmt.Fprintf(&s, "| %s | %s | %s + %s | %s | %s |\n", c, f1(cr.WallSeconds), num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
-					walText(cr, 1024), statementsText(cr.Statements))
+				fmt.Fprintf(&s, "| %s | %s | %s + %s | %s | %s | %s |\n", c, f1(cr.WallSeconds), num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
+					pgAllText(cr), walText(cr, 1024), statementsText(cr.Statements))
 			}
 		}
 	}
@@ -597,7 +622,7 @@ func (r *report) markdown() string {
 			"Ours sends the %d requests back to back; PostGraphile, which has no upsert, the same contacts to a function of "+
 			"one INSERT ... ON CONFLICT that neither validates phones nor skips unchanged rows (bench/sql/postgraphile-setup.sql); "+
 			"the floor replays the SQL of our %d requests over one connection, as our server's role.\n\n"+
-			"| contender | wall s | contacts/s | CPU ms server + PostgreSQL | WAL MB | statements/request |\n|---|---|---|---|---|---|\n",
+			"| contender | wall s | contacts/s | CPU ms server + PostgreSQL | PostgreSQL ms, all processes (not its backends) | WAL MB | statements/request |\n|---|---|---|---|---|---|---|\n",
 			upsertRequests, upsertBatch, upsertBatch/2, upsertBatch/2, upsertRequests, upsertRequests)
 		for _, c := range []string{ours, pgl, flr, base} {
 			if cr := x.Contenders[c]; cr != nil {
@@ -605,8 +630,8 @@ func (r *report) markdown() string {
 				if cr.WallSeconds.Median > 0 {
 					rate = num(upsertRequests * upsertBatch / cr.WallSeconds.Median)
 				}
-				fmt.Fprintf(&s, "| %s | %s | %s | %s + %s | %s | %s |\n", c, f1(cr.WallSeconds), rate, num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
-					walText(cr, 1024), statementsText(cr.Statements))
+				fmt.Fprintf(&s, "| %s | %s | %s | %s + %s | %s | %s | %s |\n", c, f1(cr.WallSeconds), rate, num(cr.ServerCPUms.Median), num(cr.PGCPUms.Median),
+					pgAllText(cr), walText(cr, 1024), statementsText(cr.Statements))
 			}
 		}
 	}
@@ -664,10 +689,20 @@ func (r *report) stallsText() string {
 		"writes over %d ms each: %s.\n\n", lateWakeMs, slowWriteMs, strings.Join(parts, ", "))
 }
 
+// pgAllText is a contender's PostgreSQL CPU of every process, with what of it was
+// not its own backends' in parentheses (medians each), "–" where it was not
+// measured: only on segbench's own PostgreSQL.
+func pgAllText(c *contenderRep) string {
+	if c.PGAllCPUms.Max == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%s (%s)", num(c.PGAllCPUms.Median), num(c.PGOtherCPUms.Median))
+}
+
 // walText is a contender's WAL in kB divided by per (1024: MB), "–" where it was
 // not measured: with PostgreSQL's CPU, only on segbench's own PostgreSQL.
 func walText(c *contenderRep, per float64) string {
-	if c.PGCPUms.Max == 0 {
+	if c.PGAllCPUms.Max == 0 {
 		return "–"
 	}
 	return num(c.WALkB.Median / per)

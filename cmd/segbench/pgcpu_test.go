@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/segments/segments/internal/store/storetest"
+)
+
+// TestPGWatchChargesEachContenderItsOwnBackends: two contenders' connections to
+// one PostgreSQL, told by their application_name, one burning CPU while the other
+// idles. The burner is charged its backends' CPU, that of a connection it opens,
+// burns on and closes during the run included; the idler about nothing; while
+// every PostgreSQL process's CPU (treeCPU, what segbench charged each contender
+// before) charges the idler with the burner's work.
+func TestPGWatchChargesEachContenderItsOwnBackends(t *testing.T) {
+	pg := storetest.Server(t)
+	ctx := context.Background()
+	url := pg.URL("postgres")
+	connect := func(appName string) *pgx.Conn {
+		t.Helper()
+		cfg, err := pgx.ParseConfig(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["application_name"] = appName
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		return conn
+	}
+	backendPID := func(conn *pgx.Conn) int {
+		t.Helper()
+		var pid int
+		if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	// segbench's own connection, which asks pg_stat_activity.
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["application_name"] = "segbench"
+	admin := stdlib.OpenDB(*cfg)
+	t.Cleanup(func() { admin.Close() })
+
+	burner, burnerIdle := connect("test-burner"), connect("test-burner")
+	idlers := []*pgx.Conn{connect("test-idler"), connect("test-idler")}
+	pm := parentOf(backendPID(burner))
+	if pm == 0 || childrenOf(pm) == nil {
+		t.Fatalf("no postmaster found for backend %d", backendPID(burner))
+	}
+	burnPID := backendPID(burner)
+	backendPID(burnerIdle)
+
+	const burn = "SELECT count(*) FROM generate_series(1, 5e6)"
+	burnerWatch := watchPG(ctx, admin, pm, []string{"test-burner"})
+	idlerWatch := watchPG(ctx, admin, pm, []string{"test-idler"})
+	before, _ := backendCPU(burnPID)
+	if _, err := burner.Exec(ctx, burn); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := backendCPU(burnPID)
+	oneBurn := after - before
+	for _, c := range idlers {
+		if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A connection the burner's pool opens during the run, burns on, and closes: its
+	// CPU counts whole, although its backend is gone when the run ends.
+	late := connect("test-burner")
+	if _, err := late.Exec(ctx, burn); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * pgWatchEvery) // a sample after the burn, before it ends
+	late.Close(ctx)
+	time.Sleep(3 * pgWatchEvery)
+	b, i := burnerWatch.stop(ctx), idlerWatch.stop(ctx)
+	t.Logf("one burn %v; burner %+v; idler %+v", oneBurn, b, i)
+
+	if oneBurn < 100*time.Millisecond {
+		t.Fatalf("one burn took %v of CPU: too little to tell", oneBurn)
+	}
+	if b.Backends != 3 || b.Ended != 1 {
+		t.Errorf("the burner had %d backends, %d ended; want 3, 1", b.Backends, b.Ended)
+	}
+	if i.Backends != 2 || i.Ended != 0 {
+		t.Errorf("the idler had %d backends, %d ended; want 2, 0", i.Backends, i.Ended)
+	}
+	// Two burns, the one on the late connection included (whose start-up counts too).
+	if b.Own < oneBurn*17/10 {
+		t.Errorf("the burner was charged %v, want about two burns of %v", b.Own, oneBurn)
+	}
+	if b.Own > b.All {
+		t.Errorf("the burner was charged %v, more than all processes' %v", b.Own, b.All)
+	}
+	if i.Own > 20*time.Millisecond {
+		t.Errorf("the idler was charged %v for a few SELECT 1", i.Own)
+	}
+	// Every process's CPU, the old measure, charges the idler with the burner's work.
+	if i.All < oneBurn*17/10 {
+		t.Errorf("all processes used %v during the idler's run, want the two burns of %v at least", i.All, oneBurn)
+	}
+}
