@@ -284,12 +284,13 @@ func TestReadStoppedByAnotherCancelRunsAgain(t *testing.T) {
 }
 
 // TestCancelledWritesAndTimeoutsAreNotRetried: what a cancel stops is sent again only
-// when it is a read outside a transaction stopped by a cancel not its own. A
-// statement stopped by statement_timeout fails at once as canceled (not a second
-// timeout's wait); a write outside a transaction (an INSERT ... RETURNING read as
-// rows), whose retry PostgreSQL refuses as read-only, fails with its cancel and
-// wrote nothing; a read in a transaction fails with its cancel, its transaction
-// aborted.
+// when it is a read outside a transaction stopped by a cancel not its own, with a
+// workspace or without one (as an API key's lookup is sent). A statement stopped by
+// statement_timeout fails at once as canceled (not a second timeout's wait); a write
+// outside a transaction (an INSERT ... RETURNING read as rows), whose retry
+// PostgreSQL refuses as read-only, fails with its cancel and wrote nothing, as does
+// one sent as a write (Exec), never sent again; a read in a transaction fails with
+// its cancel, its transaction aborted.
 func TestCancelledWritesAndTimeoutsAreNotRetried(t *testing.T) {
 	ctx := context.Background()
 	url := storetest.Database(t)
@@ -299,49 +300,116 @@ func TestCancelledWritesAndTimeoutsAreNotRetried(t *testing.T) {
 	}
 	defer s.Close()
 	db := s.DB()
-	wsCtx := store.WithWorkspace(ctx, 1)
-	run := "w" + strconv.FormatInt(time.Now().UnixNano(), 36)
-
-	start := time.Now()
-	var n int
-	err = db.QueryRowContext(wsCtx, "SELECT 1 FROM pg_sleep(3) /* "+run+" timeout */").Scan(&n)
-	if took := time.Since(start); !store.Canceled(err) || took > 1900*time.Millisecond {
-		t.Errorf("a read past statement_timeout (1 s): %v after %v; want canceled after about 1 s", err, took)
-	}
-	err = s.QueryDirect(wsCtx, "SELECT 1 FROM pg_sleep(3) /* "+run+" timeout direct */", func(r pgx.Rows) error { return r.Scan(&n) })
-	if !store.Canceled(err) {
-		t.Errorf("a hot-path read past statement_timeout: %v, want canceled", err)
-	}
-
 	storetest.Exec(t, db, "CREATE TABLE cancelled_writes (x int)")
-	tag := run + " write"
-	cancelled := cancelOnce(t, url, tag)
-	err = db.QueryRowContext(wsCtx, "INSERT INTO cancelled_writes SELECT 1 FROM pg_sleep(0.6) RETURNING x /* "+tag+" */").Scan(&n)
-	if !<-cancelled {
-		t.Fatalf("the write was not seen running to be cancelled (it ended with %v)", err)
-	}
-	if !store.Canceled(err) {
-		t.Errorf("a write stopped by another's cancel: %v, want canceled", err)
-	}
-	if rows := storetest.Column[int](t, db, "SELECT x FROM cancelled_writes"); len(rows) != 0 {
-		t.Errorf("a cancelled write wrote %d rows, want none", len(rows))
-	}
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+	}{
+		{"with a workspace", store.WithWorkspace(ctx, 1)},
+		{"without a workspace", ctx},
+	} {
+		ctx := c.ctx
+		run := "w" + strconv.FormatInt(time.Now().UnixNano(), 36)
 
-	tag = run + " transaction"
-	cancelled = cancelOnce(t, url, tag)
-	tx, err := db.BeginTx(wsCtx, nil)
+		start := time.Now()
+		var n int
+		err = db.QueryRowContext(ctx, "SELECT 1 FROM pg_sleep(3) /* "+run+" timeout */").Scan(&n)
+		if took := time.Since(start); !store.Canceled(err) || took > 1900*time.Millisecond {
+			t.Errorf("%s: a read past statement_timeout (1 s): %v after %v; want canceled after about 1 s", c.name, err, took)
+		}
+		err = s.QueryDirect(ctx, "SELECT 1 FROM pg_sleep(3) /* "+run+" timeout direct */", func(r pgx.Rows) error { return r.Scan(&n) })
+		if !store.Canceled(err) {
+			t.Errorf("%s: a hot-path read past statement_timeout: %v, want canceled", c.name, err)
+		}
+
+		tag := run + " write"
+		cancelled := cancelOnce(t, url, tag)
+		err = db.QueryRowContext(ctx, "INSERT INTO cancelled_writes SELECT 1 FROM pg_sleep(0.6) RETURNING x /* "+tag+" */").Scan(&n)
+		if !<-cancelled {
+			t.Fatalf("%s: the write was not seen running to be cancelled (it ended with %v)", c.name, err)
+		}
+		if !store.Canceled(err) {
+			t.Errorf("%s: a write stopped by another's cancel: %v, want canceled", c.name, err)
+		}
+		tag = run + " exec"
+		cancelled = cancelOnce(t, url, tag)
+		_, err = db.ExecContext(ctx, "INSERT INTO cancelled_writes SELECT 1 FROM pg_sleep(0.6) /* "+tag+" */")
+		if !<-cancelled {
+			t.Fatalf("%s: the write (Exec) was not seen running to be cancelled (it ended with %v)", c.name, err)
+		}
+		if !store.Canceled(err) {
+			t.Errorf("%s: a write (Exec) stopped by another's cancel: %v, want canceled", c.name, err)
+		}
+		if rows := storetest.Column[int](t, db, "SELECT x FROM cancelled_writes"); len(rows) != 0 {
+			t.Errorf("%s: cancelled writes wrote %d rows, want none", c.name, len(rows))
+		}
+
+		tag = run + " transaction"
+		cancelled = cancelOnce(t, url, tag)
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = tx.QueryRowContext(ctx, "SELECT 1 FROM pg_sleep(0.6) /* "+tag+" */").Scan(&n)
+		_ = tx.Rollback()
+		if !<-cancelled {
+			t.Fatalf("%s: the read in a transaction was not seen running to be cancelled (it ended with %v)", c.name, err)
+		}
+		if !store.Canceled(err) {
+			t.Errorf("%s: a read in a transaction stopped by another's cancel: %v, want canceled", c.name, err)
+		}
+		if got := s.CancelCounts().ReadsRetried; got != 0 {
+			t.Errorf("%s: %d statements sent again, want none", c.name, got)
+		}
+	}
+}
+
+// TestAuthenticationStoppedByAnotherCancelRunsAgain: every partner request starts
+// with its API key's lookup (AuthenticateKey), sent without a workspace, as the
+// application's role. Stopped by a cancel not its own (its context alive, long
+// before statement_timeout), it is sent once more and the key is let in, counted.
+// Before, it failed with query_canceled: the request failed (TIMEOUT) before it began.
+// The lookup also records the key's last use, which the cancelled attempt rolled
+// back and the read-only retry does not write (the next request does).
+func TestAuthenticationStoppedByAnotherCancelRunsAgain(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Database(t)
+	owner, app := storetest.MigratedStores(t, url, store.Options{MaxConns: 2, StatementTimeout: 10 * time.Second})
+	ws, key := storetest.Workspace(t, owner)
+	// The key was never used, so the lookup records its use: holding the key's row
+	// keeps that waiting, running, until the cancel stops it.
+	hold := storetest.Conn(t, url)
+	tx, err := hold.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = tx.QueryRowContext(wsCtx, "SELECT 1 FROM pg_sleep(0.6) /* "+tag+" */").Scan(&n)
-	_ = tx.Rollback()
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT FROM api_keys WHERE key_hash = $1 FOR UPDATE", key.Hash()); err != nil {
+		t.Fatal(err)
+	}
+	before := app.CancelCounts().ReadsRetried
+	cancelled := cancelOnce(t, url, "segments_authenticate_key")
+	got, k, err := app.AuthenticateKey(ctx, key.Hash())
 	if !<-cancelled {
-		t.Fatalf("the read in a transaction was not seen running to be cancelled (it ended with %v)", err)
+		t.Fatalf("the key's lookup was not seen running to be cancelled (it ended with %v)", err)
 	}
-	if !store.Canceled(err) {
-		t.Errorf("a read in a transaction stopped by another's cancel: %v, want canceled", err)
+	if err != nil || got.ID != ws.ID {
+		t.Fatalf("a key's lookup stopped by another's cancel: workspace %d, %v; want %d (sent again)", got.ID, err, ws.ID)
 	}
-	if got := s.CancelCounts().ReadsRetried; got != 0 {
-		t.Errorf("%d statements sent again, want none", got)
+	if n := app.CancelCounts().ReadsRetried - before; n != 1 {
+		t.Errorf("%d reads counted as sent again, want 1", n)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if used := storetest.Column[*time.Time](t, owner.DB(), "SELECT last_used_at FROM api_keys WHERE id = $1", k.ID); len(used) != 1 || used[0] != nil {
+		t.Errorf("the key's last use after a lookup sent again read-only: %v, want none recorded", used)
+	}
+	// The next lookup, not cancelled, records it.
+	if _, _, err := app.AuthenticateKey(ctx, key.Hash()); err != nil {
+		t.Fatal(err)
+	}
+	if used := storetest.Column[*time.Time](t, owner.DB(), "SELECT last_used_at FROM api_keys WHERE id = $1", k.ID); len(used) != 1 || used[0] == nil {
+		t.Errorf("the key's last use after the next lookup: %v, want it recorded", used)
 	}
 }

@@ -323,17 +323,7 @@ func (c *tenantConn) ExecContext(ctx context.Context, query string, args []drive
 func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	ws, ok := tenantOf(ctx, c.tenant)
 	if !ok {
-		if c.unusable() {
-			return nil, driver.ErrBadConn
-		}
-		if err := c.sendBegin(ctx); err != nil {
-			return nil, err
-		}
-		rows, err := c.pgxConn.QueryContext(ctx, query, args)
-		if errors.Is(err, driver.ErrBadConn) {
-			err = c.notSent(ctx, err)
-		}
-		return rows, err
+		return c.queryWithoutWorkspace(ctx, query, args)
 	}
 	if len(args) > 0 {
 		return nil, errTenantArgs
@@ -347,14 +337,46 @@ func (c *tenantConn) QueryContext(ctx context.Context, query string, args []driv
 	}
 	if err != nil && alone && c.stoppedByAnother(ctx, err, time.Since(start)) {
 		prefix, settings := c.messagePrefix(ctx, ws)
-		again, againErr := c.querySimple(ctx, readOnlySetting+prefix, settings+1, query)
-		if ReadOnly(againErr) {
-			return nil, err // it writes: not sent again
-		}
-		c.cancels.retried.Add(1)
-		return again, againErr
+		return c.queryAgain(ctx, err, prefix, settings, query)
 	}
 	return rows, err
+}
+
+// queryWithoutWorkspace sends a statement whose context names no workspace as pgx
+// does, and once more, as a workspace's (QueryContext), when it was a read outside a
+// transaction that a cancel not its own stopped: every request's API key is looked
+// up so (AuthenticateKey), before its workspace is known. A statement with driver
+// arguments is not sent again (the simple protocol's message carries none; Bun
+// interpolates them, so none of the server's has any).
+func (c *tenantConn) queryWithoutWorkspace(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if c.unusable() {
+		return nil, driver.ErrBadConn
+	}
+	alone := c.outsideTransaction()
+	if err := c.sendBegin(ctx); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	rows, err := c.pgxConn.QueryContext(ctx, query, args)
+	if errors.Is(err, driver.ErrBadConn) {
+		err = c.notSent(ctx, err)
+	}
+	if err != nil && alone && len(args) == 0 && c.stoppedByAnother(ctx, err, time.Since(start)) {
+		return c.queryAgain(ctx, err, "", 0, query)
+	}
+	return rows, err
+}
+
+// queryAgain sends query, which a cancel not its own stopped with err, once more
+// after prefix (settings statements), in a read-only transaction (cancel.go), and
+// counts it; a statement that writes, which PostgreSQL then refuses, fails with err.
+func (c *tenantConn) queryAgain(ctx context.Context, err error, prefix string, settings int, query string) (driver.Rows, error) {
+	again, againErr := c.querySimple(ctx, readOnlySetting+prefix, settings+1, query)
+	if ReadOnly(againErr) {
+		return nil, err // it writes: not sent again
+	}
+	c.cancels.retried.Add(1)
+	return again, againErr
 }
 
 // querySimple sends query after prefix, whose settings statements have a result
