@@ -163,7 +163,7 @@ func (c *tenantConn) stoppedByAnother(ctx context.Context, err error, elapsed ti
 // cancelCounts count the cancel requests the store sent and what it did about cancels
 // that were not a statement's own, for the metrics (Store.CancelCounts).
 type cancelCounts struct {
-	retried atomic.Uint64 // reads sent again (retryRead)
+	retried atomic.Uint64 // reads sent again (tenantConn.queryAgain, direct scans)
 	sent    atomic.Uint64 // cancel requests sent (cancelHandler)
 	dropped atomic.Uint64 // connections closed with a cancel request unsettled
 }

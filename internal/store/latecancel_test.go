@@ -368,7 +368,8 @@ func TestCancelledWritesAndTimeoutsAreNotRetried(t *testing.T) {
 // with its API key's lookup (AuthenticateKey), sent without a workspace, as the
 // application's role. Stopped by a cancel not its own (its context alive, long
 // before statement_timeout), it is sent once more and the key is let in, counted.
-// Before, it failed with query_canceled: the request failed (TIMEOUT) before it began.
+// Before, it failed with query_canceled: the request failed (503 SERVICE_UNAVAILABLE,
+// logged as an ERROR) before it began.
 // The lookup also records the key's last use, which the cancelled attempt rolled
 // back and the read-only retry does not write (the next request does).
 func TestAuthenticationStoppedByAnotherCancelRunsAgain(t *testing.T) {
