@@ -28,7 +28,9 @@ import (
 //     ["variable", name, ...], no data): an enum value in another case ("name" for
 //     NAME: gqlparser compares them case-insensitively, and gqlgen's enum then failed
 //     as an internal error when its field ran), a string for an Int or a Float
-//     ("3"), a number for a String, an Int outside 32 bits;
+//     ("3"), a number for a String, an Int outside 32 bits; its words for a
+//     scalar's value are the ones the transport gives gqlparser's own refusals
+//     (explainVariable), which named a Go type ("cannot use string as Boolean");
 //   - in the arguments, from variables or literals, a JSON that is not an object
 //     or a DateTime that is not RFC 3339, as BAD_USER_INPUT naming the argument
 //     (400, no data): the scalar's unmarshaling refused it only when its field ran,
