@@ -15,6 +15,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/segments/segments/graph/generated"
 	"github.com/segments/segments/graph/scalar"
 	"github.com/segments/segments/internal/crm"
 )
@@ -27,7 +28,9 @@ import (
 //     ["variable", name, ...], no data): an enum value in another case ("name" for
 //     NAME: gqlparser compares them case-insensitively, and gqlgen's enum then failed
 //     as an internal error when its field ran), a string for an Int or a Float
-//     ("3"), a number for a String, an Int outside 32 bits;
+//     ("3"), a number for a String, an Int outside 32 bits; its words for a
+//     scalar's value are the ones the transport gives gqlparser's own refusals
+//     (explainVariable), which named a Go type ("cannot use string as Boolean");
 //   - in the arguments, from variables or literals, a JSON that is not an object
 //     or a DateTime that is not RFC 3339, as BAD_USER_INPUT naming the argument
 //     (400, no data): the scalar's unmarshaling refused it only when its field ran,
@@ -268,13 +271,16 @@ func (e *strictInputs) value(t *ast.Type, v any, path *inputPath) *gqlerror.Erro
 	case ast.Enum:
 		s, _ := v.(string)
 		if def.EnumValues.ForName(s) == nil {
-			problem = fmt.Sprintf("%s is not a valid %s (enum values are case-sensitive)", describe(v), def.Name)
+			problem = fmt.Sprintf("%s is not a valid %s (enum values are case-sensitive)", scalar.Describe(v), def.Name)
 		}
 	case ast.Scalar:
 		problem = scalarProblem(def.Name, v)
 	}
 	if problem == "" {
 		return nil
+	}
+	if def.Kind == ast.Scalar {
+		problem = variableMessage(*path, problem)
 	}
 	return &gqlerror.Error{
 		Message:    problem,
@@ -283,33 +289,126 @@ func (e *strictInputs) value(t *ast.Type, v any, path *inputPath) *gqlerror.Erro
 	}
 }
 
-// scalarProblem says why v cannot be a value of the scalar, "" when it can.
-func scalarProblem(scalar string, v any) string {
-	switch scalar {
+// apiSchema is the API's schema, for the transport, which answers a variable that
+// gqlparser refused before any extension ran (explainVariable).
+var apiSchema = generated.NewExecutableSchema(generated.Config{}).Schema()
+
+// variableMessage is problem, a scalar's refusal of a value, said of the variable at
+// path (["variable", name, ...]) as graphql-js says it ("Variable "$f" got invalid
+// value ..."), with the place in the value when it is not the variable's whole value.
+func variableMessage(path inputPath, problem string) string {
+	var b strings.Builder
+	b.WriteString(`Variable "$`)
+	b.WriteString(path[1].name)
+	b.WriteString(`" got an invalid value`)
+	if len(path) > 2 {
+		b.WriteString(` at "`)
+		b.WriteString(path[1].name)
+		for _, s := range path[2:] {
+			if s.name == "" {
+				b.WriteString("[" + strconv.Itoa(s.index) + "]")
+			} else {
+				b.WriteString("." + s.name)
+			}
+		}
+		b.WriteString(`"`)
+	}
+	b.WriteString(": ")
+	b.WriteString(problem)
+	return b.String()
+}
+
+// explainVariable rewrites err, gqlparser's refusal of a variable's value
+// (validator.VariableValues, before strictInputs runs), as strictInputs words its
+// own when the value is a scalar's: gqlparser names the Go type it decoded, or
+// another value ("cannot use value 0 as Int" for 5.5, "cannot use string as Boolean"
+// for 1, "cannot use slice as Int" for [1]), where the client needs the value it sent
+// and the type expected. vars are the variables as sent; op may be nil (a document
+// that did not validate), and other refusals (a missing field, an enum value) are
+// left as they are.
+func explainVariable(schema *ast.Schema, op *ast.OperationDefinition, vars map[string]any, err *gqlerror.Error) {
+	if op == nil || len(err.Path) < 2 || err.Path[0] != ast.PathName("variable") {
+		return
+	}
+	name, _ := err.Path[1].(ast.PathName)
+	d := op.VariableDefinitions.ForName(string(name))
+	v, ok := vars[string(name)]
+	if d == nil || !ok {
+		return
+	}
+	t := d.Type
+	path := inputPath{{name: "variable"}, {name: string(name)}}
+	for _, step := range err.Path[2:] {
+		switch s := step.(type) {
+		case ast.PathIndex:
+			if t.Elem == nil {
+				return
+			}
+			t = t.Elem
+			if list, isList := v.([]any); isList {
+				if int(s) >= len(list) {
+					return
+				}
+				v = list[s]
+			} else if s != 0 {
+				return // else a single value, which is a list of one
+			}
+			path.push("", int(s))
+		case ast.PathName:
+			def := schema.Types[t.Name()]
+			fields, isObject := v.(map[string]any)
+			if t.Elem != nil || def == nil || def.Kind != ast.InputObject || !isObject || def.Fields.ForName(string(s)) == nil {
+				return
+			}
+			t = def.Fields.ForName(string(s)).Type
+			if v, ok = fields[string(s)]; !ok {
+				return
+			}
+			path.push(string(s), 0)
+		}
+	}
+	if def := schema.Types[t.Name()]; t.Elem == nil && def != nil && def.Kind == ast.Scalar {
+		if problem := scalarProblem(def.Name, v); problem != "" {
+			err.Message = variableMessage(path, problem)
+		}
+	}
+}
+
+// scalarProblem says why v cannot be a value of the scalar name, "" when it can.
+func scalarProblem(name string, v any) string {
+	switch name {
 	case "Int":
 		n, ok := number(v)
+		raw, isJSON := v.(json.Number)
 		switch {
 		case !ok:
-			return fmt.Sprintf("Int cannot represent %s", describe(v))
+			return fmt.Sprintf("Int cannot represent %s", scalar.Describe(v))
 		case n != math.Trunc(n):
-			return fmt.Sprintf("Int cannot represent %s: it is not a whole number", describe(v))
+			return fmt.Sprintf("Int cannot represent %s: it is not a whole number", scalar.Describe(v))
 		case n < math.MinInt32 || n > math.MaxInt32:
-			return fmt.Sprintf("Int cannot represent %s: it is not a 32-bit integer", describe(v))
+			return fmt.Sprintf("Int cannot represent %s: it is not a 32-bit integer", scalar.Describe(v))
+		case isJSON && strings.ContainsAny(string(raw), ".eE"):
+			// gqlparser reads a variable's Int as JSON's integers only.
+			return fmt.Sprintf("Int cannot represent %s: write it as an integer, without a fraction or an exponent", scalar.Describe(v))
+		}
+	case "Boolean":
+		if _, ok := v.(bool); !ok {
+			return fmt.Sprintf("Boolean cannot represent %s", scalar.Describe(v))
 		}
 	case "Float":
 		if _, ok := number(v); !ok {
-			return fmt.Sprintf("Float cannot represent %s", describe(v))
+			return fmt.Sprintf("Float cannot represent %s", scalar.Describe(v))
 		}
 	case "String":
 		if _, ok := v.(string); !ok {
-			return fmt.Sprintf("String cannot represent %s", describe(v))
+			return fmt.Sprintf("String cannot represent %s", scalar.Describe(v))
 		}
 	case "ID":
 		if _, ok := v.(string); ok {
 			return ""
 		}
 		if n, ok := number(v); !ok || n != math.Trunc(n) {
-			return fmt.Sprintf("ID cannot represent %s: an ID is a string or an integer", describe(v))
+			return fmt.Sprintf("ID cannot represent %s: an ID is a string or an integer", scalar.Describe(v))
 		}
 	}
 	return ""
@@ -332,29 +431,6 @@ func number(v any) (float64, bool) {
 		return n, true
 	}
 	return 0, false
-}
-
-// describe names a value in an error message: JSON's spelling and its kind.
-func describe(v any) string {
-	kind := "a number"
-	switch v.(type) {
-	case string:
-		kind = "a string"
-	case bool:
-		kind = "a boolean"
-	case []any:
-		kind = "a list"
-	case map[string]any:
-		kind = "an object"
-	}
-	if n, ok := v.(json.Number); ok {
-		return string(n) + ", " + kind
-	}
-	b, err := json.Marshal(v)
-	if err != nil || len(b) > 40 {
-		return kind
-	}
-	return string(b) + ", " + kind
 }
 
 // objects checks that every JSON in the argument value v of type t is an object, and

@@ -246,6 +246,9 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	ctx := r.Context()
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
+		if opCtx != nil && len(errs) == 1 {
+			explainVariable(apiSchema, opCtx.Operation, params.Variables, errs[0])
+		}
 		status := http.StatusOK
 		if mediaType == MediaTypeGraphQLResponse {
 			status = http.StatusBadRequest

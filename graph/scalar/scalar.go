@@ -41,7 +41,7 @@ func MarshalDateTime(t time.Time) graphql.Marshaler {
 func UnmarshalDateTime(v any) (time.Time, error) {
 	s, ok := v.(string)
 	if !ok {
-		return time.Time{}, crm.Errorf(crm.CodeInvalid, nil, "a DateTime is a string in RFC 3339 form with a time and a zone, such as %q", dateTimeExample)
+		return time.Time{}, crm.Errorf(crm.CodeInvalid, nil, "a DateTime is a string in RFC 3339 form with a time and a zone, such as %q, not %s", dateTimeExample, Describe(v))
 	}
 	if !rfc3339Form.MatchString(s) {
 		return time.Time{}, notADateTime(s)
@@ -135,18 +135,31 @@ func UnmarshalObject(v any) (map[string]any, error) {
 	if m, ok := v.(map[string]any); ok {
 		return m, nil
 	}
-	var kind string
+	return nil, crm.Errorf(crm.CodeInvalid, nil, `a JSON object is expected, such as {"city": "Pune"}, not %s`, Describe(v))
+}
+
+// Describe names an input value in an error message: as JSON, as it was sent, and its
+// kind ("5.5, a number"); its kind alone when its JSON is long.
+func Describe(v any) string {
+	kind := "a number"
 	switch v.(type) {
-	case []any:
-		kind = "an array"
 	case string:
 		kind = "a string"
 	case bool:
 		kind = "a boolean"
-	default:
-		kind = "a number"
+	case []any:
+		kind = "a list"
+	case map[string]any:
+		kind = "an object"
 	}
-	return nil, crm.Errorf(crm.CodeInvalid, nil, `a JSON object is expected, such as {"city": "Pune"}, not %s`, kind)
+	if n, ok := v.(json.Number); ok {
+		return string(n) + ", " + kind
+	}
+	b, err := json.Marshal(v)
+	if err != nil || len(b) > 40 {
+		return kind
+	}
+	return string(b) + ", " + kind
 }
 
 // MarshalRawJSON writes v, JSON text (a contact's attributes as PostgreSQL keeps

@@ -357,6 +357,31 @@ func idsOf(segs []segment) []string {
 	return out
 }
 
+// TestTakenNamesTheSegmentThatHasIt proves that a TAKEN name, creating or renaming,
+// quotes the segment that has the name as it is written, not the input: a user sees
+// which segment clashes.
+func TestTakenNamesTheSegmentThatHasIt(t *testing.T) {
+	c := mutClient{newAPI(t)}
+	c.addSegment("Dup Test")
+	seg := c.addSegment("Other")
+	const want = `a segment named "Dup Test" already exists`
+	for _, tc := range []struct {
+		name string
+		send func(in map[string]any) segmentPayload
+		in   map[string]any
+	}{
+		{"create", c.createSegment, map[string]any{"name": "dup test"}},
+		{"create, spaced", c.createSegment, map[string]any{"name": "  DUP TEST "}},
+		{"rename", c.updateSegment, map[string]any{"id": seg, "name": "dup TEST"}},
+	} {
+		p := tc.send(tc.in)
+		checkUserErrors(t, p.UserErrors, userErrAt("TAKEN", "input", "name"))
+		if len(p.UserErrors) == 1 && p.UserErrors[0].Message != want {
+			t.Errorf("%s: message %q, want %q", tc.name, p.UserErrors[0].Message, want)
+		}
+	}
+}
+
 // TestCreateSegment covers createSegment: every refusal (which creates nothing), then
 // the segments it creates, with and without their first contacts.
 func TestCreateSegment(t *testing.T) {

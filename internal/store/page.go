@@ -237,6 +237,11 @@ func decodeCursor(arg, s string, key sortKey) (cursor, error) {
 		return cursor{}, notOurs
 	}
 	if c.Key != key.name {
+		// Another list's orderings have names of their own (a contacts cursor sent to
+		// contactChanges): say which is wrong, the list or its orderBy.
+		if c.List != key.list {
+			return cursor{}, bad("it was made for another list")
+		}
 		return cursor{}, bad("it was made for another orderBy")
 	}
 	v, ok := key.parseValue(c.Value)

@@ -105,12 +105,20 @@ func TestCursorOfAnotherList(t *testing.T) {
 		{segmentsByCreatedAt, contactsByCreatedAt},
 		{segmentsByUpdatedAt, contactsByUpdatedAt},
 		{segmentsByName, contactsByName},
+		// Lists whose orderings have other names: the list is what is wrong.
+		{contactsByCreatedAt, changesByXid},
+		{contactsByCreatedAt, deletedContactsByDeletedAt},
+		{contactsByName, deletedContactsByDeletedAt},
+		{changesByXid, deletedContactsByDeletedAt},
 	} {
 		for i, key := range pair {
 			other := pair[1-i]
 			var v any = now
-			if key.cast == "text" {
+			switch key.cast {
+			case "text":
 				v = "anna"
+			case "xid8":
+				v = int64(812)
 			}
 			_, err := decodeCursor("before", encodeCursor(key, v, 7), other)
 			if e, ok := err.(*crm.Error); !ok || e.Field[0] != "before" || !strings.Contains(e.Message, "another list") {

@@ -266,7 +266,7 @@ func (s *Store) createSegment(ctx context.Context, ws int64, in crm.NewSegment, 
 	w := s.workspaceArg(ws)
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		// The contacts first, so that a refusal names every problem at once: a bad
-		// name or description, a taken name (which aborts the transaction) and every
+		// name or description, a taken name and every
 		// unknown contact, or a selection over its cap. First of the transaction's
 		// locks, as in every change of memberships (lockContacts).
 		contactIDs, conErr := contacts(ctx, tx, w, 1)
@@ -277,12 +277,18 @@ func (s *Store) createSegment(ctx context.Context, ws int64, in crm.NewSegment, 
 			return append(crm.Errors(crm.UserErrors(inputErr)), crm.UserErrors(conErr)...)
 		}
 		row := segmentRow{Segment: crm.Segment{WorkspaceID: ws, Name: in.Name, Description: in.Description}}
+		// A taken name inserts nothing, and leaves the transaction usable to read
+		// the segment that has it: the message names that one (takenName).
 		_, err := tx.NewInsert().Model(&row).
 			Column("workspace_id", "name", "description").
-			Returning(columnsOf[segmentRow](s.db, "")). // not *, which holds search_text, no field of the row
+			On("CONFLICT (workspace_id, lower(name)) DO NOTHING"). // segments_name
+			Returning(columnsOf[segmentRow](s.db, "")).            // not *, which holds search_text, no field of the row
 			Exec(ctx)
-		if violates(err, "segments_name") {
-			taken := crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", in.Name)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && row.ID == 0 {
+			taken, err := takenName(ctx, tx, ws, in.Name)
+			if err != nil {
+				return err
+			}
 			return append(crm.Errors{taken}, crm.UserErrors(conErr)...)
 		}
 		if err != nil {
@@ -334,7 +340,11 @@ func (s *Store) UpdateSegment(ctx context.Context, ws, id int64, p crm.SegmentPa
 	})
 	switch {
 	case violates(err, "segments_name"):
-		return crm.Segment{}, crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", *p.Name.Value)
+		taken, err := takenName(ctx, s.db, ws, *p.Name.Value)
+		if err != nil {
+			return crm.Segment{}, err
+		}
+		return crm.Segment{}, taken
 	case errors.Is(err, sql.ErrNoRows):
 		return crm.Segment{}, crm.Errorf(crm.CodeNotFound, crm.Path("id"), "no segment with this ID")
 	}
@@ -366,4 +376,21 @@ func (s *Store) DeleteSegment(ctx context.Context, ws, id int64) error {
 		s.noteRemoved("memberships", ws, members[0])
 	}
 	return err
+}
+
+// takenName is the TAKEN refusal of the segment name name in workspace ws: it names
+// the segment that has it as that one is written ("Dup Test" for "dup test",
+// segments_name ignoring case), so that a user sees which one clashes; name itself
+// if that segment was renamed or deleted since. db is the transaction the refusal
+// happened in, when it is still usable.
+func takenName(ctx context.Context, db bun.IDB, ws int64, name string) (*crm.Error, error) {
+	existing := name
+	err := db.NewSelect().Model((*segmentRow)(nil)).Column("s.name").
+		Where("s.workspace_id = ? AND lower(s.name) = lower(?)", ws, name).
+		Limit(1).
+		Scan(ctx, &existing)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	return crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", existing), nil
 }
