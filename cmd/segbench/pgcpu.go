@@ -65,7 +65,8 @@ type pgUse struct {
 
 // pgWatchEvery is how often a pgWatch samples the backends: a backend that ends
 // loses from Own at most what it ran since the sample before, and the sample costs
-// PostgreSQL nothing (/proc) unless a new process has to be told (pg_stat_activity).
+// PostgreSQL nothing (/proc) unless a new process has to be told (pg_stat_activity),
+// a lookup the next sample waits for: a slow one stretches that bound.
 const pgWatchEvery = 100 * time.Millisecond
 
 // pgWatch measures PostgreSQL's CPU over a run, by whose process spent it (pgUse).
