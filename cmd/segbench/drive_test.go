@@ -477,6 +477,7 @@ func TestCPURatiosUseTheContendersOwnBackends(t *testing.T) {
 	r.computeRatios()
 	reportSays(t, r, "| W1 | CPU per request ours / base | 1.00× (1.00–1.00) | report |  |",
 		"| W6 | CPU per request ours / PostGraphile | 0.750× (0.750–0.750) | < 1× | yes |",
+		"| W6 | CPU per request ours / PostGraphile, all processes | 0.796× (0.773–0.887) | report |  |",
 		"| 1.00 + 0.500 | 0.600 (0.100) |", "| 1.00 + 0.500 | 0.510 (0.010) |")
 }
 

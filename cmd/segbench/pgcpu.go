@@ -65,7 +65,8 @@ type pgUse struct {
 
 // pgWatchEvery is how often a pgWatch samples the backends: a backend that ends
 // loses from Own at most what it ran since the sample before, and the sample costs
-// PostgreSQL nothing (/proc) unless a new process has to be told (pg_stat_activity).
+// PostgreSQL nothing (/proc) unless a new process has to be told (pg_stat_activity),
+// a lookup the next sample waits for: a slow one stretches that bound.
 const pgWatchEvery = 100 * time.Millisecond
 
 // pgWatch measures PostgreSQL's CPU over a run, by whose process spent it (pgUse).
@@ -76,16 +77,27 @@ type pgWatch struct {
 	pm    int
 	db    *sql.DB
 	names []string
-	// bootTicks is when the watch started, in clock ticks since the machine booted
-	// (the unit of a process's start time in /proc/PID/stat).
-	bootTicks int64
-	all0      time.Duration
+	logf  func(string, ...any) // where the first failed lookup is said; nil: nowhere
+	// started is when the watch started, as the time since the machine booted (the
+	// clock of a process's start time in /proc/PID/stat).
+	started time.Duration
+	all0    time.Duration
 
-	mu    sync.Mutex
-	kids  map[int]*pgKid // the postmaster's children seen, by PID
-	ended int
-	stopc chan struct{}
-	done  chan struct{}
+	mu     sync.Mutex
+	kids   map[pgKey]*pgKid // the postmaster's children seen
+	ended  int
+	failed bool // a lookup in pg_stat_activity failed (said once)
+	stopc  chan struct{}
+	done   chan struct{}
+}
+
+// pgKey tells a child of the postmaster: its PID with its start time, since Linux
+// hands a PID out again once it wraps at pid_max (32,768 by default), which other
+// processes' forks reach within a run; a child whose PID reads another start time
+// is another process, the one before it gone.
+type pgKey struct {
+	pid   int
+	start time.Duration // since the machine booted, in clock ticks (/proc/PID/stat)
 }
 
 // pgKid is a child of the postmaster that a pgWatch has seen.
@@ -104,28 +116,39 @@ const (
 	pgOther                  // anything else
 )
 
-// pgMaxTries is how many samples a child of the postmaster stays unknown, not found
-// in pg_stat_activity or found without an application_name (a backend still
-// authenticating shows in neither), before the watch counts it as another's.
+// pgMaxTries is how many lookups in pg_stat_activity a child of the postmaster
+// stays unknown, not found there or found without an application_name (a backend
+// still authenticating shows in neither), before the watch counts it as another's.
+// A lookup that failed is not one.
 const pgMaxTries = 20
 
+// pgReading is one sample's reading of a living child of the postmaster: its
+// start time, and its CPU (singleThreadedCPU) unless the child is known as
+// another's (noCPU), whose CPU the watch does not need.
+type pgReading struct {
+	start, cpu time.Duration
+	noCPU      bool
+}
+
+// pgActivity is what pg_stat_activity says of a process.
+type pgActivity struct{ backendType, appName string }
+
 // watchPG starts a pgWatch of PostgreSQL's processes (postmaster pm) for the
-// backends of the connections named names. With pm 0 (PostgreSQL not ours to
+// backends of the connections named names, saying a failed lookup in
+// pg_stat_activity with logf (nil: not said). With pm 0 (PostgreSQL not ours to
 // watch) it watches nothing, and stop returns a zero pgUse.
-func watchPG(ctx context.Context, db *sql.DB, pm int, names []string) *pgWatch {
-	w := &pgWatch{pm: pm, db: db, names: names, kids: map[int]*pgKid{}, stopc: make(chan struct{}), done: make(chan struct{})}
+func watchPG(ctx context.Context, db *sql.DB, pm int, names []string, logf func(string, ...any)) *pgWatch {
+	w := newPGWatch(pm, names)
+	w.db, w.logf = db, logf
 	if pm == 0 {
 		close(w.done)
 		return w
 	}
-	w.bootTicks = uptimeTicks()
+	w.started = uptime()
 	// The children first, their CPU as the run starts, then the whole tree's.
-	for _, pid := range childrenOf(pm) {
-		cpu, _ := backendCPU(pid)
-		w.kids[pid] = &pgKid{from: cpu, last: cpu}
-	}
+	w.observe(w.read(), true)
 	w.all0 = treeCPU(pm)
-	w.classify(ctx)
+	w.lookup(ctx)
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(pgWatchEvery)
@@ -142,6 +165,10 @@ func watchPG(ctx context.Context, db *sql.DB, pm int, names []string) *pgWatch {
 	return w
 }
 
+func newPGWatch(pm int, names []string) *pgWatch {
+	return &pgWatch{pm: pm, names: names, kids: map[pgKey]*pgKid{}, stopc: make(chan struct{}), done: make(chan struct{})}
+}
+
 // stop ends the watch and returns what PostgreSQL's processes used since it began.
 func (w *pgWatch) stop(ctx context.Context) pgUse {
 	if w.pm == 0 {
@@ -150,9 +177,16 @@ func (w *pgWatch) stop(ctx context.Context) pgUse {
 	close(w.stopc)
 	<-w.done
 	w.sample(ctx)
-	u := pgUse{All: treeCPU(w.pm) - w.all0}
+	u := w.use()
+	u.All = treeCPU(w.pm) - w.all0
+	return u
+}
+
+// use sums the contender's backends' CPU as last read.
+func (w *pgWatch) use() pgUse {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	var u pgUse
 	for _, k := range w.kids {
 		if k.class == pgOwn {
 			u.Own += k.last - k.from
@@ -163,82 +197,128 @@ func (w *pgWatch) stop(ctx context.Context) pgUse {
 	return u
 }
 
-// sample reads the postmaster's children: it adds those born since the last
-// sample, tells the unknown ones (pg_stat_activity), and reads the CPU of the
-// contender's and the unknown ones.
+// sample reads the postmaster's children (observe), then tells the unknown ones
+// from pg_stat_activity (lookup).
 func (w *pgWatch) sample(ctx context.Context) {
+	w.observe(w.read(), false)
+	w.lookup(ctx)
+}
+
+// read reads the postmaster's living children from /proc: the CPU of those not
+// known as another's. A child that ends, or whose PID is handed to another process,
+// while it is read is left out (gone).
+func (w *pgWatch) read() map[int]pgReading {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	out := map[int]pgReading{}
 	for _, pid := range childrenOf(w.pm) {
-		if w.kids[pid] != nil {
-			// A PID is not reused within a run: Linux hands them out in turn, up to
-			// pid_max (32,768 at least) before it wraps.
+		r := pgReading{start: procStart(pid)}
+		if r.start == 0 {
 			continue
 		}
-		k := &pgKid{}
-		// The kernel's list of children may miss one while others exit: a child
-		// found now that started before the watch was running when the run began,
-		// and its CPU until now is not the run's (from is now's, a sample's worth
-		// lost at most).
-		if start := startTicks(pid); start > 0 && start < w.bootTicks {
-			k.from, _ = backendCPU(pid)
-		}
-		w.kids[pid] = k
-	}
-	unknown := false
-	for _, k := range w.kids {
-		unknown = unknown || (k.class == pgUnknown && !k.gone)
-	}
-	if unknown {
-		w.classifyLocked(ctx)
-	}
-	for pid, k := range w.kids {
-		if k.gone || k.class == pgOther {
+		if k := w.kids[pgKey{pid, r.start}]; k != nil && (k.class == pgOther || k.gone) {
+			r.noCPU = true
+		} else if r.cpu = singleThreadedCPU(pid); procStart(pid) != r.start {
 			continue
 		}
-		// Read until the process is gone (reaped: its CPU moves into the
-		// postmaster's reaped children's, all of theirs together).
-		cpu, ok := backendCPU(pid)
-		if !ok {
+		out[pid] = r
+	}
+	return out
+}
+
+// observe takes one sample's readings of the postmaster's living children (by
+// PID): it adds those not seen before (a PID with another start time is a new
+// child, the one before it gone), marks gone those no longer living, and keeps the
+// CPU of the others. first says the readings are from when the run started: the
+// CPU of every child then is not the run's.
+func (w *pgWatch) observe(readings map[int]pgReading, first bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for pid, r := range readings {
+		key := pgKey{pid, r.start}
+		k := w.kids[key]
+		if k == nil {
+			k = &pgKid{}
+			// The kernel's list of children may miss one while others exit: a child
+			// found later that started before the watch was running when the run
+			// began, and its CPU until now is not the run's (a sample's worth lost
+			// at most).
+			if first || r.start < w.started {
+				k.from = r.cpu
+			}
+			w.kids[key] = k
+		}
+		if !r.noCPU {
+			k.last = r.cpu
+		}
+	}
+	for key, k := range w.kids {
+		if r, ok := readings[key.pid]; !k.gone && (!ok || r.start != key.start) {
+			// Reaped: its CPU moved into the postmaster's reaped children's, all of
+			// theirs together; what it ran since the last sample is lost from Own.
 			k.gone = true
 			if k.class == pgOwn {
 				w.ended++
 			}
-			continue
 		}
-		k.last = cpu
 	}
 }
 
-func (w *pgWatch) classify(ctx context.Context) {
+// lookup tells the unknown living children from pg_stat_activity, read on
+// segbench's own connection (whose backend is left out: it is segbench's, never a
+// contender's), without holding the watch's lock across the query.
+func (w *pgWatch) lookup(ctx context.Context) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.classifyLocked(ctx)
+	unknown := false
+	for _, k := range w.kids {
+		unknown = unknown || (k.class == pgUnknown && !k.gone)
+	}
+	w.mu.Unlock()
+	if !unknown {
+		return
+	}
+	seen, err := w.activity(ctx)
+	w.tell(seen, err)
 }
 
-// classifyLocked tells the unknown children from pg_stat_activity, read on
-// segbench's own connection (whose backend is left out: it is segbench's, never a
-// contender's).
-func (w *pgWatch) classifyLocked(ctx context.Context) {
-	type activity struct{ backendType, appName string }
-	seen := map[int]activity{}
+// activity reads pg_stat_activity, by PID.
+func (w *pgWatch) activity(ctx context.Context) (map[int]pgActivity, error) {
 	rows, err := w.db.QueryContext(ctx, `SELECT pid, coalesce(backend_type, ''), coalesce(application_name, '')
 		FROM pg_stat_activity WHERE pid <> pg_backend_pid()`)
-	if err == nil {
-		for rows.Next() {
-			var pid int
-			var a activity
-			if rows.Scan(&pid, &a.backendType, &a.appName) == nil {
-				seen[pid] = a
-			}
-		}
-		rows.Close()
+	if err != nil {
+		return nil, err
 	}
-	for pid, k := range w.kids {
+	defer rows.Close()
+	seen := map[int]pgActivity{}
+	for rows.Next() {
+		var pid int
+		var a pgActivity
+		if err := rows.Scan(&pid, &a.backendType, &a.appName); err != nil {
+			return nil, err
+		}
+		seen[pid] = a
+	}
+	return seen, rows.Err()
+}
+
+// tell classes the unknown children by a lookup's result, seen (pg_stat_activity by
+// PID); a lookup that failed (err) tells nothing and counts no try, and the first
+// failure is said (logf).
+func (w *pgWatch) tell(seen map[int]pgActivity, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		if !w.failed && w.logf != nil {
+			w.logf("  WARNING: reading pg_stat_activity to tell the contender's backends failed (its new backends stay unknown until it works): %v", err)
+		}
+		w.failed = true
+		return
+	}
+	for key, k := range w.kids {
 		if k.class != pgUnknown {
 			continue
 		}
-		a, ok := seen[pid]
+		a, ok := seen[key.pid]
 		switch {
 		case ok && a.backendType == "client backend" && slices.Contains(w.names, a.appName):
 			k.class = pgOwn
@@ -275,42 +355,14 @@ func childrenOf(pid int) []int {
 	return out
 }
 
-// backendCPU is singleThreadedCPU of a PostgreSQL process, and false once it is
-// gone (reaped).
-func backendCPU(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
-	if err != nil {
-		return 0, false
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0, false
-	}
-	ns, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	return time.Duration(ns) + reapedCPU(pid), true
+// procStart is when a process started, as the time since the machine booted
+// (/proc/PID/stat's field 22, in clock ticks); 0 when it is gone.
+func procStart(pid int) time.Duration {
+	return statTicks(pid, 19) // starttime (field 22)
 }
 
-// startTicks is when a process started, in clock ticks since the machine booted
-// (/proc/PID/stat's field 22); 0 when it cannot be read.
-func startTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 20 {
-		return 0
-	}
-	n, _ := strconv.ParseInt(f[19], 10, 64) // from the state field (3) as 0
-	return n
-}
-
-// uptimeTicks is the time since the machine booted in clock ticks (/proc/uptime).
-func uptimeTicks() int64 {
+// uptime is the time since the machine booted (/proc/uptime), to the clock tick.
+func uptime() time.Duration {
 	b, err := os.ReadFile("/proc/uptime")
 	if err != nil {
 		return 0
@@ -320,13 +372,13 @@ func uptimeTicks() int64 {
 		return 0
 	}
 	secs, _ := strconv.ParseFloat(f[0], 64)
-	return int64(secs * clockTicks)
+	return time.Duration(secs*clockTicks) * time.Second / clockTicks
 }
 
 // watchPG starts watching PostgreSQL's CPU for contender c's run (pgWatch): none
 // where PostgreSQL is not segbench's own (DATABASE_URL), whose stop says zero.
 func (b *bench) watchPG(ctx context.Context, c string) *pgWatch {
-	return watchPG(ctx, b.db, b.pm, appNamesOf(c))
+	return watchPG(ctx, b.db, b.pm, appNamesOf(c), b.log)
 }
 
 // setPG sets a run's PostgreSQL CPU from u, per request of n.

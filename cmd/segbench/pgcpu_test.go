@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -62,13 +63,13 @@ func TestPGWatchChargesEachContenderItsOwnBackends(t *testing.T) {
 	backendPID(burnerIdle)
 
 	const burn = "SELECT count(*) FROM generate_series(1, 5e6)"
-	burnerWatch := watchPG(ctx, admin, pm, []string{"test-burner"})
-	idlerWatch := watchPG(ctx, admin, pm, []string{"test-idler"})
-	before, _ := backendCPU(burnPID)
+	burnerWatch := watchPG(ctx, admin, pm, []string{"test-burner"}, t.Logf)
+	idlerWatch := watchPG(ctx, admin, pm, []string{"test-idler"}, t.Logf)
+	before := singleThreadedCPU(burnPID)
 	if _, err := burner.Exec(ctx, burn); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := backendCPU(burnPID)
+	after := singleThreadedCPU(burnPID)
 	oneBurn := after - before
 	for _, c := range idlers {
 		if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
@@ -109,5 +110,56 @@ func TestPGWatchChargesEachContenderItsOwnBackends(t *testing.T) {
 	// Every process's CPU, the old measure, charges the idler with the burner's work.
 	if i.All < oneBurn*17/10 {
 		t.Errorf("all processes used %v during the idler's run, want the two burns of %v at least", i.All, oneBurn)
+	}
+}
+
+// TestPGWatchTellsAReusedPIDFromItsBackend: an own backend ends and its PID is
+// handed to a new process before the next sample, and later again to a new
+// backend of the contender's. Told by PID alone, the new process's CPU replaced
+// the ended backend's last reading (Own fell below zero) and the later backend was
+// never tracked; told by PID and start time, the first is gone with what it ran
+// and each new process is a child of its own.
+func TestPGWatchTellsAReusedPIDFromItsBackend(t *testing.T) {
+	w := newPGWatch(1, []string{"mine"})
+	w.started = 100 * time.Second
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	w.observe(map[int]pgReading{7: {start: 50 * time.Second, cpu: ms(400)}}, true)
+	w.tell(map[int]pgActivity{7: {"client backend", "mine"}}, nil)
+	w.observe(map[int]pgReading{7: {start: 50 * time.Second, cpu: ms(430)}}, false)
+	// Reused by another process (autovacuum's worker) between samples.
+	w.observe(map[int]pgReading{7: {start: 101 * time.Second, cpu: ms(5)}}, false)
+	w.tell(map[int]pgActivity{7: {"autovacuum worker", ""}}, nil)
+	w.observe(map[int]pgReading{}, false)
+	// Reused again, by a new backend of the contender's.
+	w.observe(map[int]pgReading{7: {start: 102 * time.Second, cpu: ms(3)}}, false)
+	w.tell(map[int]pgActivity{7: {"client backend", "mine"}}, nil)
+	w.observe(map[int]pgReading{7: {start: 102 * time.Second, cpu: ms(20)}}, false)
+	u := w.use()
+	if want := ms(30 + 20); u.Own != want || u.Backends != 2 || u.Ended != 1 {
+		t.Errorf("got Own %v, %d backends, %d ended; want %v, 2, 1", u.Own, u.Backends, u.Ended, want)
+	}
+}
+
+// TestPGWatchCountsOnlyLookupsThatWorked: while reading pg_stat_activity fails
+// (segbench's pool busy or its connection lost), a new backend stays unknown, its
+// CPU read, however many samples that lasts, and the failure is said once; counted
+// as tries, 20 failures classed it another's for good and its CPU was lost.
+func TestPGWatchCountsOnlyLookupsThatWorked(t *testing.T) {
+	w := newPGWatch(1, []string{"mine"})
+	said := 0
+	w.logf = func(string, ...any) { said++ }
+	w.started = 100 * time.Second
+	w.observe(map[int]pgReading{}, true)
+	for i := range 2 * pgMaxTries {
+		w.observe(map[int]pgReading{9: {start: 101 * time.Second, cpu: time.Duration(i) * time.Millisecond}}, false)
+		w.tell(nil, errors.New("pool timed out"))
+	}
+	w.tell(map[int]pgActivity{9: {"client backend", "mine"}}, nil)
+	u := w.use()
+	if want := time.Duration(2*pgMaxTries-1) * time.Millisecond; u.Own != want || u.Backends != 1 {
+		t.Errorf("got Own %v, %d backends; want %v, 1", u.Own, u.Backends, want)
+	}
+	if said != 1 {
+		t.Errorf("the failure was said %d times, want once", said)
 	}
 }
