@@ -779,7 +779,10 @@ func TestReportSaysWhosePeakRSS(t *testing.T) {
 // contender (the median over the repetitions). The runs' peak alone compared the SLO
 // searches' paths: W1's 352 MB against base's 210 in bench/results/w1-w3-prepared
 // came from the reps whose search stepped to 3,200-3,805 req/s, thousands of
-// requests refused (base's two reps that never did peaked at 86-88 MB).
+// requests refused (base's two reps that never did peaked at 86-88 MB). Each
+// repetition's peak is given too, as a median and range: the highest alone is one
+// draw, 599 MB for a base whose other repetitions on the same steps peaked 219-240
+// (bench/results/rssload-1207).
 func TestReportGivesThePeakRSSAtTheFixedRate(t *testing.T) {
 	r := newReport(config{pool: 8, reps: 3}, benchdata.Options{})
 	w1 := r.workload("W1")
@@ -788,7 +791,8 @@ func TestReportGivesThePeakRSSAtTheFixedRate(t *testing.T) {
 	w1.add(ours, repResult{RSSMiB: 152, PeakRSSMiB: 235, FixedPeakRSSMiB: 150})
 	w1.add(ours, repResult{RSSMiB: 153, PeakRSSMiB: 215, FixedPeakRSSMiB: 64})
 	w1.summarize()
-	reportSays(t, r, "152 (peak 352; 66 at the fixed rate)", "at the fixed rate: the peak of its warm-up and fixed-rate run")
+	reportSays(t, r, "152 (peak 352, per repetition 235 (215–352); 66 at the fixed rate)", "at the fixed rate: the peak of its warm-up and fixed-rate run",
+		"compare two builds' memory at the fixed rate")
 }
 
 // TestW7FloorCountsWhatItReplays: W7's second floor is reported with as many

@@ -134,11 +134,15 @@ type contenderRep struct {
 	PGAllCPUms    stat        `json:"postgres_all_cpu_ms_per_request"`
 	// PGOtherCPUms is all processes' less its own backends': the background
 	// processes', the other connections', the postmaster's and its reaped children's.
-	PGOtherCPUms    stat    `json:"postgres_other_cpu_ms_per_request"`
-	WALkB           stat    `json:"wal_kb_per_request"`
-	TotalCPUms      stat    `json:"total_cpu_ms_per_request"`
-	RSSMiB          stat    `json:"rss_mib"`
-	PeakRSSMiB      float64 `json:"peak_rss_mib"`
+	PGOtherCPUms stat    `json:"postgres_other_cpu_ms_per_request"`
+	WALkB        stat    `json:"wal_kb_per_request"`
+	TotalCPUms   stat    `json:"total_cpu_ms_per_request"`
+	RSSMiB       stat    `json:"rss_mib"`
+	PeakRSSMiB   float64 `json:"peak_rss_mib"`
+	// PeakRSSReps is the runs' peak per repetition, whose highest is PeakRSSMiB: one
+	// repetition's peak is a draw of the steps its search ran far past capacity, and
+	// varied 2.7× between two builds on the same steps (bench/results/rssload-1207).
+	PeakRSSReps     stat    `json:"peak_rss_mib_per_repetition"`
 	FixedPeakRSSMiB stat    `json:"fixed_peak_rss_mib"`
 	WallSeconds     stat    `json:"wall_seconds"`
 	Statements      float64 `json:"statements_per_request"`
@@ -237,7 +241,7 @@ func (w *wlRep) add(c string, rr repResult) {
 
 func (w *wlRep) summarize() {
 	for _, x := range w.Contenders {
-		var mx, p50, p99, sentP50, srv, pg, pgAll, pgOther, tot, walkB, rssv, fixedPeak, wall, speedPG, speedGo []float64
+		var mx, p50, p99, sentP50, srv, pg, pgAll, pgOther, tot, walkB, rssv, peak, fixedPeak, wall, speedPG, speedGo []float64
 		x.FixedErrors = 0
 		for _, r := range x.Reps {
 			mx = append(mx, r.Max.Rate) // the highest offered rate sustained (search)
@@ -254,6 +258,7 @@ func (w *wlRep) summarize() {
 			fixedPeak = append(fixedPeak, r.FixedPeakRSSMiB)
 			wall = append(wall, r.WallSeconds)
 			x.PeakRSSMiB = math.Max(x.PeakRSSMiB, r.PeakRSSMiB)
+			peak = append(peak, r.PeakRSSMiB)
 			if r.Speed != nil {
 				speedPG, speedGo = append(speedPG, r.Speed.PostgresMs), append(speedGo, r.Speed.GoMs)
 			}
@@ -261,7 +266,7 @@ func (w *wlRep) summarize() {
 		x.MaxThroughput, x.P50, x.P99, x.SentP50 = statOf(mx), statOf(p50), statOf(p99), statOf(sentP50)
 		x.ServerCPUms, x.PGCPUms, x.TotalCPUms, x.WALkB = statOf(srv), statOf(pg), statOf(tot), statOf(walkB)
 		x.PGAllCPUms, x.PGOtherCPUms = statOf(pgAll), statOf(pgOther)
-		x.RSSMiB, x.WallSeconds, x.FixedPeakRSSMiB = statOf(rssv), statOf(wall), statOf(fixedPeak)
+		x.RSSMiB, x.WallSeconds, x.FixedPeakRSSMiB, x.PeakRSSReps = statOf(rssv), statOf(wall), statOf(fixedPeak), statOf(peak)
 		x.MachinePostgresMs, x.MachineGoMs = statOf(speedPG), statOf(speedGo)
 	}
 }
@@ -588,7 +593,9 @@ func (r *report) markdown() string {
 		"; at the fixed rate: the peak of its warm-up and fixed-rate run (median; it starts from what the process still held " +
 		"from the runs before, which Go returns to the system over minutes), the same load for every contender, where the peak " +
 		"of the runs is that of the steps the search ran above the contender's capacity (up to twice the rate it last sustained, " +
-		"thousands of requests refused 503 and as many connections open), which differ between repetitions.\n\n")
+		"thousands of requests refused 503 and as many connections open), which differ between repetitions; per repetition: the median " +
+		"and range of each repetition's peak of the runs, which vary by chance even where two searches ran the same steps: compare " +
+		"two builds' memory at the fixed rate, not by their peaks.\n\n")
 	s.WriteString("| workload | contender | max req/s | p50 ms | p50 from the send ms | p99 ms | CPU ms/req server + PostgreSQL | PostgreSQL ms/req, all processes (not its backends) | WAL kB/req | statements/req | RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range r.Order {
 		x := r.Results[w]
@@ -734,10 +741,14 @@ func rssText(c *contenderRep) string {
 	if c.RSSMiB.Median == 0 {
 		return "–"
 	}
-	if c.FixedPeakRSSMiB.Median > 0 {
-		return fmt.Sprintf("%.0f (peak %.0f; %.0f at the fixed rate)", c.RSSMiB.Median, c.PeakRSSMiB, c.FixedPeakRSSMiB.Median)
+	peak := fmt.Sprintf("peak %.0f", c.PeakRSSMiB)
+	if p := c.PeakRSSReps; p.Max > p.Min { // results.json of an earlier run has none
+		peak = fmt.Sprintf("peak %.0f, per repetition %s", c.PeakRSSMiB, f1(p))
 	}
-	return fmt.Sprintf("%.0f (peak %.0f)", c.RSSMiB.Median, c.PeakRSSMiB)
+	if c.FixedPeakRSSMiB.Median > 0 {
+		return fmt.Sprintf("%.0f (%s; %.0f at the fixed rate)", c.RSSMiB.Median, peak, c.FixedPeakRSSMiB.Median)
+	}
+	return fmt.Sprintf("%.0f (%s)", c.RSSMiB.Median, peak)
 }
 
 func durationText(sec float64) string {
