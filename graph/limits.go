@@ -326,6 +326,7 @@ func (e *limitsExtension) MutateOperationParameters(ctx context.Context, p *grap
 	if err := limits.CheckVariables(p.Variables, e.limits.MaxListItems); err != nil {
 		return refuse(ctx, err, http.StatusBadRequest)
 	}
+	p.Query = limits.BlankComments(p.Query)
 	if _, ok := e.checked.Get(ctx, p.Query); ok {
 		return nil
 	}

@@ -177,8 +177,13 @@ func TestReadParamsFromBody(t *testing.T) {
 				Extensions: map[string]any{"e": "x"}}, ""},
 		{"nulls and unknown keys", `{"query": "` + q + `", "operationName": null, "variables": null, "extensions": null, "other": {"x": [1, {"y": 2}]}}`,
 			graphql.RawParams{Query: q}, ""},
-		{"the last of a repeated key", `{"query": "{ a }", "variables": {"a": 1}, "query": "` + q + `", "variables": {"b": 2}}`,
-			graphql.RawParams{Query: q, Variables: map[string]any{"b": json.Number("2")}}, ""},
+		// encoding/json took the last "query", a proxy or WAF may read the first: a
+		// mutation passed behind a query.
+		{"a repeated query", `{"query": "` + q + `", "query": "mutation { x }"}`, graphql.RawParams{}, repeatedParam("query").Error()},
+		{"a repeated operationName", `{"query": "` + q + `", "operationName": "A", "operationName": null}`, graphql.RawParams{}, repeatedParam("operationName").Error()},
+		{"repeated variables", `{"query": "` + q + `", "variables": {"a": 1}, "variables": {"b": 2}}`, graphql.RawParams{}, repeatedParam("variables").Error()},
+		{"repeated extensions", `{"extensions": null, "query": "` + q + `", "extensions": {}}`, graphql.RawParams{}, repeatedParam("extensions").Error()},
+		{"another key repeated", `{"x": 1, "query": "` + q + `", "x": 2}`, graphql.RawParams{Query: q}, ""},
 		{"keys in another case are other keys", `{"Query": "` + q + `", "query": "` + q + `", "VARIABLES": {"a": 1}}`,
 			graphql.RawParams{Query: q}, ""},
 		{"query a number", `{"query": 1}`, graphql.RawParams{}, "query must be a string"},
@@ -244,6 +249,12 @@ func TestReadParamsFromURL(t *testing.T) {
 		{"Latin-1 in the variables", "query=%7B+__typename+%7D&variables=%7B%22n%22%3A%22Caf%E9%22%7D", errNotUTF8.Error()},
 		{"Latin-1 in a parameter's name", "query=%7B+__typename+%7D&%FF=1", errNotUTF8.Error()},
 		{"a lone surrogate in the variables", "query=%7B+__typename+%7D&variables=%7B%22n%22%3A%22%5Cudce9%22%7D", errLoneSurrogate.Error()},
+		// url.Values.Get took the first query=, where a body's reader took the last.
+		{"a repeated query", "query=%7B+__typename+%7D&query=mutation+%7B+x+%7D", repeatedParam("query").Error()},
+		{"a repeated operationName", "query=%7B+__typename+%7D&operationName=A&operationName=", repeatedParam("operationName").Error()},
+		{"repeated variables", "query=%7B+__typename+%7D&variables=%7B%7D&variables=%7B%7D", repeatedParam("variables").Error()},
+		{"repeated extensions", "query=%7B+__typename+%7D&extensions=%7B%7D&extensions=", repeatedParam("extensions").Error()},
+		{"another parameter repeated", "query=%7B+__typename+%7D&x=1&x=2", ""},
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/graphql?"+tc.query, nil)
 		_, err := readParams(r)

@@ -130,7 +130,7 @@ var settings = []setting{
 	{"--jwt-max-lifetime", "SEGMENTS_JWT_MAX_LIFETIME", "24h", "longest a session JWT may be valid, from its iat (without one, from now) to its exp: a longer one is refused as invalid, since sessions cannot be revoked one by one; 0: no bound", "serve"},
 	{"--cors-origins", "SEGMENTS_CORS_ORIGINS", "*", "origins whose web pages may call /graphql from a browser (CORS): * for any, exact origins comma-separated (https://app.example.com,http://localhost:3000), or off; any is safe as the API authenticates by the Authorization header alone, which a page must hold and send itself, never by cookies", "serve"},
 	{"--max-body-bytes", "SEGMENTS_MAX_BODY_BYTES", "262144", "largest request body (and GET query string), in bytes: 413 REQUEST_TOO_LARGE beyond", "serve"},
-	{"--max-tokens", "SEGMENTS_MAX_TOKENS", "10000", "most lexical tokens of a GraphQL document, counted before it is parsed", "serve"},
+	{"--max-tokens", "SEGMENTS_MAX_TOKENS", "10000", "most lexical tokens of a GraphQL document (not comments or commas), counted before it is parsed", "serve"},
 	{"--max-selections", "SEGMENTS_MAX_SELECTIONS", "2000", "most selections of a document, each fragment counted at every spread", "serve"},
 	{"--max-depth", "SEGMENTS_MAX_DEPTH", "15", "deepest nesting of fields", "serve"},
 	{"--max-aliases", "SEGMENTS_MAX_ALIASES", "50", "most aliased fields of a document", "serve"},

@@ -26,8 +26,8 @@ type Limits struct {
 	// MaxBodyBytes caps the HTTP request body (and a GET request's query string), in
 	// bytes. Answered with HTTP 413 (414 for a query string) and REQUEST_TOO_LARGE.
 	MaxBodyBytes int64
-	// MaxTokens caps the lexical tokens of the document (names, punctuation, values,
-	// comments), counted before it is parsed.
+	// MaxTokens caps the lexical tokens of the document (names, punctuation, values;
+	// not comments, nor commas, as graphql-js's maxTokens), counted before it is parsed.
 	MaxTokens int
 	// MaxSelections caps the selections (fields, inline fragments and fragment
 	// spreads) of the document counted after fragment expansion: a fragment counts

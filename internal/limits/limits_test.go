@@ -81,7 +81,7 @@ func TestCheckRefusesEachCap(t *testing.T) {
 		code     string
 	}{
 		{"tokens", with(func(l *limits.Limits) { l.MaxTokens = 6 }),
-			"{ workspace { id } } # 7", "{ workspace { id } }", limits.CodeMaxTokens},
+			"{ workspace { id } } { a }", "{ workspace { id } } # comments, commas: no tokens\n,,,", limits.CodeMaxTokens},
 		{"selections", with(func(l *limits.Limits) { l.MaxSelections = 3 }),
 			"{ workspace { id name createdAt } }", "{ workspace { id name } }", limits.CodeMaxSelections},
 		{"selections, a fragment counting at each spread", with(func(l *limits.Limits) { l.MaxSelections = 7 }),
@@ -193,6 +193,24 @@ func TestCheckIsLinear(t *testing.T) {
 	}
 }
 
+// TestBlankComments: comments become spaces, byte for byte, and nothing else changes
+// (a "#" in a string or a block string is no comment), whatever the characters
+// before them.
+func TestBlankComments(t *testing.T) {
+	for q, want := range map[string]string{
+		"{ a }":                          "{ a }",
+		"# é\n{ a } #x":                  "    \n{ a }   ",
+		"{ a(b: \"#é😀\") } # c\r\n# d":   "{ a(b: \"#é😀\") }    \r\n   ",
+		"{ a(b: \"\"\"x\n#y\"\"\") }#\n": "{ a(b: \"\"\"x\n#y\"\"\") } \n",
+		"\ufeff{ a } # ü\n{ b }":         "\ufeff{ a }     \n{ b }",
+		"{ a(b: \"# unterminated":        "{ a(b: \"# unterminated",
+	} {
+		if got := limits.BlankComments(q); got != want {
+			t.Errorf("BlankComments(%q) = %q, want %q", q, got, want)
+		}
+	}
+}
+
 func TestCountTokens(t *testing.T) {
 	for _, tc := range []struct {
 		q    string
@@ -200,7 +218,8 @@ func TestCountTokens(t *testing.T) {
 	}{
 		{"", 0},
 		{"{ a }", 3},
-		{"# comment\n{ a }", 4},
+		{"# comment\n{ a }", 3},
+		{"{ a, b } # comment", 4},
 		{`{ a(b: "c", d: [1, 2]) }`, 14},
 		{"{ a } \"unterminated", 3},
 	} {

@@ -293,6 +293,10 @@ func TestGraphQLHTTPStatus(t *testing.T) {
 	// JSON object with a query".
 	deep := strings.Repeat("[", 10_001) + strings.Repeat("]", 10_001)
 	malformed["variables nested 10,001 deep"] = []byte(`{"query": "{ __typename }", "variables": {"a": ` + deep + `}}`)
+	// A parameter's key twice: encoding/json ran the last "query", a proxy or WAF
+	// reading the first would miss a mutation behind a query.
+	malformed["a repeated query"] = []byte(`{"query": "{ __typename }", "query": "mutation { __typename }"}`)
+	malformed["repeated variables"] = []byte(`{"query": "{ __typename }", "variables": {}, "variables": null}`)
 	for name, body := range malformed {
 		for _, accept := range []string{ctJSON, ctGR} {
 			r := post(body, accept)
@@ -302,9 +306,19 @@ func TestGraphQLHTTPStatus(t *testing.T) {
 			if strings.Contains(name, "nested") && !strings.Contains(r.body, "nests more than 10,000 levels deep") {
 				t.Errorf("%s as %s: %s", name, accept, r.body)
 			}
+			if strings.Contains(name, "repeated") && !strings.Contains(r.body, "more than once") {
+				t.Errorf("%s as %s: %s", name, accept, r.body)
+			}
 			if r.header.Get("Content-Type") != accept+"; charset=utf-8" {
 				t.Errorf("%s as %s: Content-Type %q", name, accept, r.header.Get("Content-Type"))
 			}
+		}
+	}
+	// The same over GET: url.Values.Get ran the first query=.
+	for _, params := range []string{"query=%7B+__typename+%7D&query=%7B+workspace+%7B+id+%7D+%7D", "query=%7B+__typename+%7D&operationName=&operationName=Q"} {
+		r := a.exchange(http.MethodGet, "/graphql?"+params, nil, map[string]string{"Accept": ctJSON}, true)
+		if r.status != http.StatusBadRequest || r.code() != graph.CodeBadRequest || r.hasData() || !strings.Contains(r.body, "more than once") {
+			t.Errorf("GET %s: %d %s", params, r.status, r.body)
 		}
 	}
 	unknown := sha256.Sum256([]byte("{ never sent }"))

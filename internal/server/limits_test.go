@@ -247,7 +247,8 @@ func TestLimitsRefusedBeforeAnyResolver(t *testing.T) {
 		vars map[string]any
 		code string
 	}{
-		{"tokens", `{ segments { totalCount } }` + strings.Repeat(" #\n", d.MaxTokens), nil, limits.CodeMaxTokens},
+		// 10,001 tokens (counted before the repeated fields), between comments.
+		{"tokens", `{ segments { totalCount } ` + strings.Repeat("__typename #c\n", d.MaxTokens-5) + `}`, nil, limits.CodeMaxTokens},
 		{"depth", deep(d.MaxDepth + 1), nil, limits.CodeMaxDepth},
 		{"selections", places(d.MaxSelections/(4*d.MaxRepeatedFields+1) + 1), nil, limits.CodeMaxSelections},
 		{"aliases", aliases(d.MaxAliases + 1), nil, limits.CodeMaxAliases},
@@ -296,6 +297,9 @@ func TestLimitsRefusedBeforeAnyResolver(t *testing.T) {
 		"root fields":     `{ segments { totalCount } ` + strings.Repeat("... { __typename } ", d.MaxRootFields-1) + `}`,
 		"repeated fields": `{ segments { ` + strings.Repeat("totalCount ", d.MaxRepeatedFields) + `} }`,
 		"cost":            `{ segments(first: 80) { nodes { contacts(first: 10) { totalCount nodes { id } } } } }`,
+		// Comments and commas are no tokens (graphql-js's maxTokens counts neither).
+		"comments beyond the tokens": strings.Repeat("#c\n", d.MaxTokens+1) + `{ segments { totalCount } }`,
+		"commas beyond the tokens":   `{ segments { totalCount } ` + strings.Repeat(",", 12_000) + `}`,
 	} {
 		on := a
 		if name == "depth" {
