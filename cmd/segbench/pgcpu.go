@@ -74,10 +74,11 @@ const pgWatchEvery = 100 * time.Millisecond
 // pg_stat_activity, on segbench's own connection, whose each new one is: a client
 // backend with one of the contender's application_names is its own.
 type pgWatch struct {
-	pm    int
-	db    *sql.DB
-	names []string
-	logf  func(string, ...any) // where the first failed lookup is said; nil: nowhere
+	pm       int
+	db       *sql.DB
+	names    []string
+	children func(pid int) []int  // childrenOf, but in tests
+	logf     func(string, ...any) // where the first failed lookup is said; nil: nowhere
 	// started is when the watch started, as the time since the machine booted (the
 	// clock of a process's start time in /proc/PID/stat).
 	started time.Duration
@@ -166,7 +167,7 @@ func watchPG(ctx context.Context, db *sql.DB, pm int, names []string, logf func(
 }
 
 func newPGWatch(pm int, names []string) *pgWatch {
-	return &pgWatch{pm: pm, names: names, kids: map[pgKey]*pgKid{}, stopc: make(chan struct{}), done: make(chan struct{})}
+	return &pgWatch{pm: pm, names: names, children: childrenOf, kids: map[pgKey]*pgKid{}, stopc: make(chan struct{}), done: make(chan struct{})}
 }
 
 // stop ends the watch and returns what PostgreSQL's processes used since it began.
@@ -211,17 +212,28 @@ func (w *pgWatch) read() map[int]pgReading {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := map[int]pgReading{}
-	for _, pid := range childrenOf(w.pm) {
-		r := pgReading{start: procStart(pid)}
-		if r.start == 0 {
-			continue
-		}
+	readKid := func(pid int, start time.Duration) {
+		r := pgReading{start: start}
 		if k := w.kids[pgKey{pid, r.start}]; k != nil && (k.class == pgOther || k.gone) {
 			r.noCPU = true
 		} else if r.cpu = singleThreadedCPU(pid); procStart(pid) != r.start {
-			continue
+			return
 		}
 		out[pid] = r
+	}
+	for _, pid := range w.children(w.pm) {
+		if start := procStart(pid); start != 0 {
+			readKid(pid, start)
+		}
+	}
+	// The kernel's list of children may miss one while others exit (proc(5)): a
+	// child known and not gone that the list missed is read by its PID, gone only
+	// if that PID ended or started another process. Marked gone, a backend missed
+	// once was lost for the rest of the run, its CPU with it.
+	for key, k := range w.kids {
+		if _, listed := out[key.pid]; !listed && !k.gone && procStart(key.pid) == key.start {
+			readKid(key.pid, key.start)
+		}
 	}
 	return out
 }

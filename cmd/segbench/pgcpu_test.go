@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -137,6 +139,42 @@ func TestPGWatchTellsAReusedPIDFromItsBackend(t *testing.T) {
 	u := w.use()
 	if want := ms(30 + 20); u.Own != want || u.Backends != 2 || u.Ended != 1 {
 		t.Errorf("got Own %v, %d backends, %d ended; want %v, 2, 1", u.Own, u.Backends, u.Ended, want)
+	}
+}
+
+// TestPGWatchKeepsAChildTheKernelsListMissed: the kernel's list of a process's
+// children may miss one while others exit; a backend missing from it for a sample
+// is still the contender's, its CPU still counted, not ended. Marked gone, it was
+// lost for the rest of the run (Own stopped at 30 ms of a backend that ran 900).
+func TestPGWatchKeepsAChildTheKernelsListMissed(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no sleep to stand for a backend: %v", err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+	listed := true
+	w := newPGWatch(os.Getpid(), []string{"mine"})
+	w.children = func(int) []int {
+		if listed {
+			return []int{pid}
+		}
+		return nil
+	}
+	w.started = uptime()
+	w.observe(w.read(), true)
+	w.tell(map[int]pgActivity{pid: {"client backend", "mine"}}, nil)
+	listed = false
+	w.observe(w.read(), false)
+	listed = true
+	w.observe(w.read(), false)
+	if u := w.use(); u.Backends != 1 || u.Ended != 0 {
+		t.Errorf("got %d backends, %d ended; want 1 living backend", u.Backends, u.Ended)
+	}
+	for key, k := range w.kids {
+		if k.gone {
+			t.Errorf("child %d, missed by the list once, marked gone", key.pid)
+		}
 	}
 }
 
