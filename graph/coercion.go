@@ -323,11 +323,15 @@ func variableMessage(path inputPath, problem string) string {
 // own when the value is a scalar's: gqlparser names the Go type it decoded, or
 // another value ("cannot use value 0 as Int" for 5.5, "cannot use string as Boolean"
 // for 1, "cannot use slice as Int" for [1]), where the client needs the value it sent
-// and the type expected. vars are the variables as sent; op may be nil (a document
-// that did not validate), and other refusals (a missing field, an enum value) are
-// left as they are.
+// and the type expected. Only those type mismatches (messages "cannot use ...") are
+// rewritten: a null refused ("cannot be null"), an enum value, a missing field and
+// strictInputs' own errors (nullWhereNonNull's among them) are left as they are.
+// vars are the variables after gqlparser's coercion, which it writes back into
+// nested maps (a single value sent for a list is a list of one there), so they hold
+// the value sent only where coercion failed, the one err names. op may be nil (a
+// document that did not validate).
 func explainVariable(schema *ast.Schema, op *ast.OperationDefinition, vars map[string]any, err *gqlerror.Error) {
-	if op == nil || len(err.Path) < 2 || err.Path[0] != ast.PathName("variable") {
+	if op == nil || len(err.Path) < 2 || err.Path[0] != ast.PathName("variable") || !strings.HasPrefix(err.Message, "cannot use ") {
 		return
 	}
 	name, _ := err.Path[1].(ast.PathName)
@@ -367,7 +371,7 @@ func explainVariable(schema *ast.Schema, op *ast.OperationDefinition, vars map[s
 			path.push(string(s), 0)
 		}
 	}
-	if def := schema.Types[t.Name()]; t.Elem == nil && def != nil && def.Kind == ast.Scalar {
+	if def := schema.Types[t.Name()]; v != nil && t.Elem == nil && def != nil && def.Kind == ast.Scalar {
 		if problem := scalarProblem(def.Name, v); problem != "" {
 			err.Message = variableMessage(path, problem)
 		}

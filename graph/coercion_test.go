@@ -25,6 +25,10 @@ func TestVariableMessages(t *testing.T) {
 	const (
 		intQ    = `query($f:Int){ segments(first:$f){ totalCount } }`
 		filterQ = `query($f:ContactFilter){ contacts(filter:$f){ totalCount } }`
+		// null for these is refused before the resolvers run.
+		idQ         = `query($f:ID!){ segment(id:$f){ name } }`
+		nonNullIntQ = `query($f:Int!){ segments(first:$f){ totalCount } }`
+		defaultIDQ  = `query($f:ID = "S_1"){ segment(id:$f){ name } }`
 	)
 	for _, tc := range []struct {
 		query, vars string
@@ -74,6 +78,22 @@ func TestVariableMessages(t *testing.T) {
 			`Variable "$f" got an invalid value at "f.segments.all[0]": ID cannot represent true, a boolean: an ID is a string or an integer`},
 		{filterQ, `{"segments":{"none":[["S_1"]]}}`, "GRAPHQL_VALIDATION_FAILED", `["variable","f","segments","none",0]`,
 			`Variable "$f" got an invalid value at "f.segments.none[0]": ID cannot represent ["S_1"], a list: an ID is a string or an integer`},
+		// A single value for a list: gqlparser makes it a list of one in the variables
+		// (coerced in place), and strictInputs refuses the element; its words stay.
+		{filterQ, `{"segments":{"all":5.5}}`, "GRAPHQL_VALIDATION_FAILED", `["variable","f","segments","all",0]`,
+			`Variable "$f" got an invalid value at "f.segments.all[0]": ID cannot represent 5.5, a number: an ID is a string or an integer`},
+		// null where a non-null value is expected: gqlparser's refusal, and nullWhereNonNull's
+		// for a nullable variable with a default, are left as they are.
+		{idQ, `null`, "GRAPHQL_VALIDATION_FAILED", `["variable","f"]`,
+			`cannot be null`},
+		{nonNullIntQ, `null`, "GRAPHQL_VALIDATION_FAILED", `["variable","f"]`,
+			`cannot be null`},
+		{filterQ, `{"attributes":[{"key":null}]}`, "GRAPHQL_VALIDATION_FAILED", `["variable","f","attributes",0,"key"]`,
+			`cannot be null`},
+		{filterQ, `{"segments":{"any":[null]}}`, "GRAPHQL_VALIDATION_FAILED", `["variable","f","segments","any",0]`,
+			`cannot be null`},
+		{defaultIDQ, `null`, "GRAPHQL_VALIDATION_FAILED", `["variable","f"]`,
+			`Variable "$f" is null where a non-null ID! is expected: send a value, or leave the variable out to use its default`},
 		// DateTime, our scalar: refused naming the argument (BAD_USER_INPUT), as before.
 		{filterQ, `{"createdAt":{"from":5}}`, "BAD_USER_INPUT", `["contacts"]`,
 			`a DateTime is a string in RFC 3339 form with a time and a zone, such as "2026-12-01T00:00:00Z", not 5, a number`},

@@ -153,13 +153,18 @@ func (s *Store) SegmentByName(ctx context.Context, ws int64, name string) (crm.S
 		return crm.Segment{}, err
 	}
 	var row segmentRow
-	err = s.db.NewSelect().Model(&row).
-		Where("s.workspace_id = ? AND lower(s.name) = lower(?)", s.workspaceArg(ws), name).
-		Scan(ctx)
+	err = segmentNamed(s.db, &row, s.workspaceArg(ws), name).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return crm.Segment{}, crm.Errorf(crm.CodeNotFound, crm.Path("name"), "no segment with this name")
 	}
 	return row.Segment, err
+}
+
+// segmentNamed selects on db, into model, the segment of workspace w named name
+// ignoring case, as names are unique (the index segments_name): SegmentByName's
+// lookup, and takenName's.
+func segmentNamed(db bun.IDB, model any, w workspaceArg, name string) *bun.SelectQuery {
+	return db.NewSelect().Model(model).Where("s.workspace_id = ? AND lower(s.name) = lower(?)", w, name)
 }
 
 // SegmentsOfContacts returns, for each of the given contacts, the segments it is in,
@@ -285,7 +290,7 @@ func (s *Store) createSegment(ctx context.Context, ws int64, in crm.NewSegment, 
 			Returning(columnsOf[segmentRow](s.db, "")).            // not *, which holds search_text, no field of the row
 			Exec(ctx)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && row.ID == 0 {
-			taken, err := takenName(ctx, tx, ws, in.Name)
+			taken, err := takenName(ctx, tx, w, in.Name)
 			if err != nil {
 				return err
 			}
@@ -340,7 +345,7 @@ func (s *Store) UpdateSegment(ctx context.Context, ws, id int64, p crm.SegmentPa
 	})
 	switch {
 	case violates(err, "segments_name"):
-		taken, err := takenName(ctx, s.db, ws, *p.Name.Value)
+		taken, err := takenName(ctx, s.db, s.workspaceArg(ws), *p.Name.Value)
 		if err != nil {
 			return crm.Segment{}, err
 		}
@@ -378,17 +383,15 @@ func (s *Store) DeleteSegment(ctx context.Context, ws, id int64) error {
 	return err
 }
 
-// takenName is the TAKEN refusal of the segment name name in workspace ws: it names
+// takenName is the TAKEN refusal of the segment name name in workspace w: it names
 // the segment that has it as that one is written ("Dup Test" for "dup test",
 // segments_name ignoring case), so that a user sees which one clashes; name itself
 // if that segment was renamed or deleted since. db is the transaction the refusal
-// happened in, when it is still usable.
-func takenName(ctx context.Context, db bun.IDB, ws int64, name string) (*crm.Error, error) {
+// happened in, when it is still usable. It reads the segment as SegmentByName does
+// (segmentNamed), the workspace named as all statements name it (workspaceArg).
+func takenName(ctx context.Context, db bun.IDB, w workspaceArg, name string) (*crm.Error, error) {
 	existing := name
-	err := db.NewSelect().Model((*segmentRow)(nil)).Column("s.name").
-		Where("s.workspace_id = ? AND lower(s.name) = lower(?)", ws, name).
-		Limit(1).
-		Scan(ctx, &existing)
+	err := segmentNamed(db, (*segmentRow)(nil), w, name).Column("s.name").Scan(ctx, &existing)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
