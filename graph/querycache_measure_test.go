@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -77,5 +78,31 @@ func TestMeasureDashboardDocs(t *testing.T) {
 		}
 		per := float64(after-before) / float64(c.order.Len())
 		fmt.Printf("%-50.50q cached %3d tokens %6d text %7d heap/doc %9.0f  /token %6.0f\n", d, c.order.Len(), tokens, len(d), per, per/float64(max(tokens, 1)))
+	}
+}
+
+// TestMeasureChargeCost compares parsedCharge (a lexing, once per document cached)
+// with parsing and validating the same new document (with MEASURE=1).
+func TestMeasureChargeCost(t *testing.T) {
+	if os.Getenv("MEASURE") == "" {
+		t.Skip()
+	}
+	for _, d := range limitstest.Adversarial(limits.Defaults) {
+		if !d.Valid || (d.Code != "" && d.Code != limits.CodeMaxCost) {
+			continue
+		}
+		exec := newExecutor(Options{})
+		const n = 20
+		start := time.Now()
+		for i := range n {
+			exec.CreateOperationContext(writerContext(), &graphql.RawParams{Query: distinctDoc(d.Query, i), Variables: d.Variables})
+		}
+		parse := time.Since(start) / n
+		start = time.Now()
+		for i := range n {
+			parsedCharge(distinctDoc(d.Query, i), nil)
+		}
+		charge := time.Since(start) / n
+		fmt.Printf("%-60.60s new document %9v  parsedCharge %9v (%.0f%%)\n", d.Name, parse, charge, 100*float64(charge)/float64(parse))
 	}
 }
