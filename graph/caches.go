@@ -26,6 +26,34 @@ const (
 	cacheBytes = 8 << 20
 )
 
+// The parsed-query cache holds at most parsedBytes of parsed documents, as
+// parsedCharge estimates them. Bounded by their text alone (cacheBytes), it kept 8 MB
+// of 9,000-item lists (63 kB of text, 2 MB parsed each): 270 MB, sent by any client.
+// The dashboard's largest document (ContactsTable, 84 tokens, 379 bytes) is charged
+// 27 kB (8 kB measured), its others less: cacheSize of them fit in parsedBytes, so
+// cacheSize binds them, not the bytes. A document at the token limit (10,000) is
+// charged 3.2 MB, so the cache keeps 10 of them (about 20 MB measured).
+const parsedBytes = 32 << 20
+
+// bytesPerToken is the most heap a lexical token of a document kept parsed in the
+// cache was measured to hold, with a margin: 278 bytes for 1,847 tokens of fields
+// (limitstest's "as many fields as allowed"), 257 for a contact's scalars at 5
+// places, 225 for a list of 9,000 IDs, 155 for fragments side by side, 62 for nested
+// inline fragments; the dashboard's documents 76 to 117 (TestMeasureQueryCache,
+// MEASURE=1). Unused variable definitions are refused by validation and not cached.
+const bytesPerToken = 320
+
+// parsedCharge is what the parsed document of query is charged in the cache: its
+// tokens at bytesPerToken, and twice its text, which it holds (the key) and may
+// hold again as values (a block string's value is a copy: 378 kB of heap for 184
+// kB of text). It lexes query once more, once per document parsed and validated,
+// which costs less than either (its tokens were counted by the limits, but before
+// the limits' own cache, and gqlgen's cache is not told).
+func parsedCharge(query string, _ *ast.QueryDocument) int {
+	tokens, _ := limits.CountTokens(query, -1)
+	return 2*len(query) + bytesPerToken*tokens
+}
+
 // useCaches turns on the parsed-query cache (a document sent again is neither parsed
 // nor validated again) and automatic persisted queries (a client may send a query's
 // SHA-256 instead of its text, over POST or GET, once its workspace has sent the
@@ -42,7 +70,7 @@ const (
 // another matter: it is kept apart (workspaceCache), and one workspace evicted could
 // not be served by its hash until it sent the text again.
 func useCaches(srv *handler.Server) {
-	srv.SetQueryCache(newBoundedCache(cacheSize, cacheBytes, func(query string, _ *ast.QueryDocument) int { return len(query) }))
+	srv.SetQueryCache(newBoundedCache(cacheSize, parsedBytes, parsedCharge))
 	srv.Use(persistedQueries{extension.AutomaticPersistedQuery{Cache: newWorkspaceCache()}})
 }
 
