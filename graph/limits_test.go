@@ -13,7 +13,9 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/executor"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/segments/segments/graph/generated"
@@ -323,5 +325,48 @@ func TestLiteralNumbersKeepTheirTextInErrors(t *testing.T) {
 	}
 	if !printed {
 		t.Errorf("no error prints equals:1.10 as written: %v", errs)
+	}
+}
+
+// TestCommentsAreBlankedBeforeParsing: the document gqlgen parses (and keys its query
+// cache by) holds no comment text, sent once or again (the second from the limits'
+// cache), and still runs as sent.
+func TestCommentsAreBlankedBeforeParsing(t *testing.T) {
+	exec := newExecutor(Options{})
+	query := "# explained\n{ __typename # why é😀\n}"
+	for i := range 2 {
+		opCtx, errs := exec.CreateOperationContext(writerContext(), &graphql.RawParams{Query: query})
+		if errs != nil {
+			t.Fatalf("request %d: %v", i+1, errs)
+		}
+		if strings.ContainsAny(opCtx.RawQuery, "#é😀") || strings.Contains(opCtx.RawQuery, "explained") || strings.Contains(opCtx.RawQuery, "why") {
+			t.Errorf("request %d: gqlgen parsed %q, comments and all", i+1, opCtx.RawQuery)
+		}
+		if got := opCtx.Operation.SelectionSet[0].(*ast.Field).Name; got != "__typename" {
+			t.Errorf("request %d: selects %q", i+1, got)
+		}
+	}
+}
+
+// TestErrorsAfterCommentsKeepTheirColumns: an error after a comment of multi-byte
+// characters is where gqlparser puts it in the document as sent (it counts columns
+// in characters), not one column on for each extra byte.
+func TestErrorsAfterCommentsKeepTheirColumns(t *testing.T) {
+	for _, query := range []string{"{ a # é", "{ __typename # é😀ü", "# ü\n{ a(b: 1) # 😀"} {
+		_, parseErr := parser.ParseQuery(&ast.Source{Input: query})
+		if parseErr == nil {
+			t.Fatalf("%q parses", query)
+		}
+		want := parseErr.(*gqlerror.Error).Locations
+		exec := newExecutor(Options{})
+		for i := range 2 { // parsed, then (refused documents are not cached) again
+			errs := decide(exec, limitstest.Doc{Query: query})
+			if len(errs) == 0 {
+				t.Fatalf("%q: no error", query)
+			}
+			if got := errs[0].Locations; !slices.Equal(got, want) {
+				t.Errorf("%q (request %d): error at %v, gqlparser puts it at %v", query, i+1, got, want)
+			}
+		}
 	}
 }
