@@ -68,7 +68,7 @@ func useLimits(srv limitable, log *slog.Logger, opts Options) {
 		limits:        opts.Limits.WithDefaults(),
 		charger:       newCharger(log, opts),
 		introspection: opts.Introspection,
-		checked:       lru.New[struct{}](1000),
+		checked:       lru.New[string](1000),
 	}
 	srv.Use(ext)
 }
@@ -303,9 +303,11 @@ type limitsExtension struct {
 	charger
 	introspection Introspection
 	schema        *ast.Schema
-	// checked holds the documents that passed limits.Check, so that a document sent
-	// again is not parsed twice (gqlgen's own cache holds the parsed document).
-	checked *lru.LRU[struct{}]
+	// checked holds the documents that passed limits.Check, by their text as sent,
+	// each to its text with comments blanked (the same string when it has none), so
+	// that a document sent again is neither lexed nor parsed twice (gqlgen's own
+	// cache holds the parsed document, by the blanked text).
+	checked *lru.LRU[string]
 }
 
 var (
@@ -326,10 +328,14 @@ func (e *limitsExtension) MutateOperationParameters(ctx context.Context, p *grap
 	if err := limits.CheckVariables(p.Variables, e.limits.MaxListItems); err != nil {
 		return refuse(ctx, err, http.StatusBadRequest)
 	}
-	p.Query = limits.BlankComments(p.Query)
-	if _, ok := e.checked.Get(ctx, p.Query); ok {
+	// Looked up before blanking: blanking a playground example's comments (376
+	// bytes) took 7-12 µs, on every request.
+	if blanked, ok := e.checked.Get(ctx, p.Query); ok {
+		p.Query = blanked
 		return nil
 	}
+	sent := p.Query
+	p.Query = limits.BlankComments(p.Query)
 	if _, err := limits.CountTokens(p.Query, e.limits.MaxTokens); err != nil {
 		return refuse(ctx, err, http.StatusBadRequest)
 	}
@@ -340,7 +346,7 @@ func (e *limitsExtension) MutateOperationParameters(ctx context.Context, p *grap
 	if err := limits.Check(doc, e.limits); err != nil {
 		return refuse(ctx, err, http.StatusBadRequest)
 	}
-	e.checked.Add(ctx, p.Query, struct{}{})
+	e.checked.Add(ctx, sent, p.Query)
 	return nil
 }
 
