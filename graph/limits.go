@@ -13,7 +13,6 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -68,7 +67,7 @@ func useLimits(srv limitable, log *slog.Logger, opts Options) {
 		limits:        opts.Limits.WithDefaults(),
 		charger:       newCharger(log, opts),
 		introspection: opts.Introspection,
-		checked:       lru.New[string](1000),
+		checked:       newBoundedCache(cacheSize, cacheBytes, func(sent, blanked string) int { return len(sent) + len(blanked) }),
 	}
 	srv.Use(ext)
 }
@@ -304,10 +303,11 @@ type limitsExtension struct {
 	introspection Introspection
 	schema        *ast.Schema
 	// checked holds the documents that passed limits.Check, by their text as sent,
-	// each to its text with comments blanked (the same string when it has none), so
-	// that a document sent again is neither lexed nor parsed twice (gqlgen's own
-	// cache holds the parsed document, by the blanked text).
-	checked *lru.LRU[string]
+	// each to its text with comments blanked ("" when it has none), so that a
+	// document sent again is neither lexed nor parsed twice (gqlgen's own cache holds
+	// the parsed document, by the blanked text). It is bounded in bytes as gqlgen's
+	// is: 1,000 documents of 250 kB of comments, both texts, would be 500 MB.
+	checked *boundedCache[string]
 }
 
 var (
@@ -331,7 +331,9 @@ func (e *limitsExtension) MutateOperationParameters(ctx context.Context, p *grap
 	// Looked up before blanking: blanking a playground example's comments (376
 	// bytes) took 7-12 µs, on every request.
 	if blanked, ok := e.checked.Get(ctx, p.Query); ok {
-		p.Query = blanked
+		if blanked != "" {
+			p.Query = blanked
+		}
 		return nil
 	}
 	sent := p.Query
@@ -346,7 +348,11 @@ func (e *limitsExtension) MutateOperationParameters(ctx context.Context, p *grap
 	if err := limits.Check(doc, e.limits); err != nil {
 		return refuse(ctx, err, http.StatusBadRequest)
 	}
-	e.checked.Add(ctx, sent, p.Query)
+	blanked := p.Query
+	if blanked == sent {
+		blanked = "" // not kept twice
+	}
+	e.checked.Add(ctx, sent, blanked)
 	return nil
 }
 

@@ -370,3 +370,47 @@ func TestErrorsAfterCommentsKeepTheirColumns(t *testing.T) {
 		}
 	}
 }
+
+// limitsCapture keeps the limits extension useLimits installs.
+type limitsCapture struct {
+	ext graphql.OperationParameterMutator
+}
+
+func (c *limitsCapture) Use(e graphql.HandlerExtension) {
+	if m, ok := e.(graphql.OperationParameterMutator); ok {
+		c.ext = m
+	}
+}
+func (c *limitsCapture) SetDisableSuggestion(bool)                {}
+func (c *limitsCapture) SetValidationRulesFn(func() *rules.Rules) {}
+
+// TestCheckedDocumentsAreBoundedInBytes: the limits' cache of checked documents, which
+// holds a commented document's text both as sent and blanked, keeps at most
+// cacheBytes of them (bounded by count alone, 1,000 documents of 250 kB of comments
+// kept 500 MB), and still answers with the blanked text.
+func TestCheckedDocumentsAreBoundedInBytes(t *testing.T) {
+	c := &limitsCapture{}
+	useLimits(c, slog.New(slog.DiscardHandler), Options{})
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	comments := strings.Repeat("#\n", 100_000)
+	before := heap()
+	for i := range 60 { // 24 MB of text as sent and blanked
+		p := &graphql.RawParams{Query: fmt.Sprintf("{ __typename } # %d\n", i) + comments}
+		if err := c.ext.MutateOperationParameters(writerContext(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grown := heap() - before; grown > 2*cacheBytes {
+		t.Errorf("60 documents of 200 kB of comments keep %d MB alive", grown>>20)
+	}
+	p := &graphql.RawParams{Query: "{ __typename } # 59\n" + comments}
+	if err := c.ext.MutateOperationParameters(writerContext(), p); err != nil || strings.Contains(p.Query, "#") {
+		t.Errorf("the last document, sent again: %v, %.20q", err, p.Query)
+	}
+	runtime.KeepAlive(c)
+}
