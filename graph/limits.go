@@ -67,7 +67,7 @@ func useLimits(srv limitable, log *slog.Logger, opts Options) {
 		limits:        opts.Limits.WithDefaults(),
 		charger:       newCharger(log, opts),
 		introspection: opts.Introspection,
-		checked:       newBoundedCache(cacheSize, cacheBytes, func(query string, _ struct{}) int { return len(query) }),
+		checked:       newBoundedCache(cacheSize, cacheBytes, func(sent, blanked string) int { return len(sent) + len(blanked) }),
 	}
 	srv.Use(ext)
 }
@@ -302,11 +302,12 @@ type limitsExtension struct {
 	charger
 	introspection Introspection
 	schema        *ast.Schema
-	// checked holds the documents that passed limits.Check, so that a document sent
-	// again is not parsed twice (gqlgen's own cache holds the parsed document). It
-	// holds their text, at most cacheBytes: by count alone, 1,000 documents of 256 kB
-	// of blanked comments kept 250 MB alive.
-	checked *boundedCache[struct{}]
+	// checked holds the documents that passed limits.Check, by their text as sent,
+	// each to its text with comments blanked ("" when it has none), so that a
+	// document sent again is neither lexed nor parsed twice (gqlgen's own cache holds
+	// the parsed document, by the blanked text). It is bounded in bytes as gqlgen's
+	// is: 1,000 documents of 250 kB of comments, both texts, would be 500 MB.
+	checked *boundedCache[string]
 }
 
 var (
@@ -327,10 +328,16 @@ func (e *limitsExtension) MutateOperationParameters(ctx context.Context, p *grap
 	if err := limits.CheckVariables(p.Variables, e.limits.MaxListItems); err != nil {
 		return refuse(ctx, err, http.StatusBadRequest)
 	}
-	p.Query = limits.BlankComments(p.Query)
-	if _, ok := e.checked.Get(ctx, p.Query); ok {
+	// Looked up before blanking: blanking a playground example's comments (376
+	// bytes) took 7-12 µs, on every request.
+	if blanked, ok := e.checked.Get(ctx, p.Query); ok {
+		if blanked != "" {
+			p.Query = blanked
+		}
 		return nil
 	}
+	sent := p.Query
+	p.Query = limits.BlankComments(p.Query)
 	if _, err := limits.CountTokens(p.Query, e.limits.MaxTokens); err != nil {
 		return refuse(ctx, err, http.StatusBadRequest)
 	}
@@ -341,7 +348,11 @@ func (e *limitsExtension) MutateOperationParameters(ctx context.Context, p *grap
 	if err := limits.Check(doc, e.limits); err != nil {
 		return refuse(ctx, err, http.StatusBadRequest)
 	}
-	e.checked.Add(ctx, p.Query, struct{}{})
+	blanked := p.Query
+	if blanked == sent {
+		blanked = "" // not kept twice
+	}
+	e.checked.Add(ctx, sent, blanked)
 	return nil
 }
 

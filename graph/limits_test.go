@@ -13,7 +13,9 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/executor"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/segments/segments/graph/generated"
@@ -324,4 +326,91 @@ func TestLiteralNumbersKeepTheirTextInErrors(t *testing.T) {
 	if !printed {
 		t.Errorf("no error prints equals:1.10 as written: %v", errs)
 	}
+}
+
+// TestCommentsAreBlankedBeforeParsing: the document gqlgen parses (and keys its query
+// cache by) holds no comment text, sent once or again (the second from the limits'
+// cache), and still runs as sent.
+func TestCommentsAreBlankedBeforeParsing(t *testing.T) {
+	exec := newExecutor(Options{})
+	query := "# explained\n{ __typename # why é😀\n}"
+	for i := range 2 {
+		opCtx, errs := exec.CreateOperationContext(writerContext(), &graphql.RawParams{Query: query})
+		if errs != nil {
+			t.Fatalf("request %d: %v", i+1, errs)
+		}
+		if strings.ContainsAny(opCtx.RawQuery, "#é😀") || strings.Contains(opCtx.RawQuery, "explained") || strings.Contains(opCtx.RawQuery, "why") {
+			t.Errorf("request %d: gqlgen parsed %q, comments and all", i+1, opCtx.RawQuery)
+		}
+		if got := opCtx.Operation.SelectionSet[0].(*ast.Field).Name; got != "__typename" {
+			t.Errorf("request %d: selects %q", i+1, got)
+		}
+	}
+}
+
+// TestErrorsAfterCommentsKeepTheirColumns: an error after a comment of multi-byte
+// characters is where gqlparser puts it in the document as sent (it counts columns
+// in characters), not one column on for each extra byte.
+func TestErrorsAfterCommentsKeepTheirColumns(t *testing.T) {
+	for _, query := range []string{"{ a # é", "{ __typename # é😀ü", "# ü\n{ a(b: 1) # 😀"} {
+		_, parseErr := parser.ParseQuery(&ast.Source{Input: query})
+		if parseErr == nil {
+			t.Fatalf("%q parses", query)
+		}
+		want := parseErr.(*gqlerror.Error).Locations
+		exec := newExecutor(Options{})
+		for i := range 2 { // parsed, then (refused documents are not cached) again
+			errs := decide(exec, limitstest.Doc{Query: query})
+			if len(errs) == 0 {
+				t.Fatalf("%q: no error", query)
+			}
+			if got := errs[0].Locations; !slices.Equal(got, want) {
+				t.Errorf("%q (request %d): error at %v, gqlparser puts it at %v", query, i+1, got, want)
+			}
+		}
+	}
+}
+
+// limitsCapture keeps the limits extension useLimits installs.
+type limitsCapture struct {
+	ext graphql.OperationParameterMutator
+}
+
+func (c *limitsCapture) Use(e graphql.HandlerExtension) {
+	if m, ok := e.(graphql.OperationParameterMutator); ok {
+		c.ext = m
+	}
+}
+func (c *limitsCapture) SetDisableSuggestion(bool)                {}
+func (c *limitsCapture) SetValidationRulesFn(func() *rules.Rules) {}
+
+// TestCheckedDocumentsAreBoundedInBytes: the limits' cache of checked documents, which
+// holds a commented document's text both as sent and blanked, keeps at most
+// cacheBytes of them (bounded by count alone, 1,000 documents of 250 kB of comments
+// kept 500 MB), and still answers with the blanked text.
+func TestCheckedDocumentsAreBoundedInBytes(t *testing.T) {
+	c := &limitsCapture{}
+	useLimits(c, slog.New(slog.DiscardHandler), Options{})
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	comments := strings.Repeat("#\n", 100_000)
+	before := heap()
+	for i := range 60 { // 24 MB of text as sent and blanked
+		p := &graphql.RawParams{Query: fmt.Sprintf("{ __typename } # %d\n", i) + comments}
+		if err := c.ext.MutateOperationParameters(writerContext(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grown := heap() - before; grown > 2*cacheBytes {
+		t.Errorf("60 documents of 200 kB of comments keep %d MB alive", grown>>20)
+	}
+	p := &graphql.RawParams{Query: "{ __typename } # 59\n" + comments}
+	if err := c.ext.MutateOperationParameters(writerContext(), p); err != nil || strings.Contains(p.Query, "#") {
+		t.Errorf("the last document, sent again: %v, %.20q", err, p.Query)
+	}
+	runtime.KeepAlive(c)
 }

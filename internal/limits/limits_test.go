@@ -193,17 +193,18 @@ func TestCheckIsLinear(t *testing.T) {
 	}
 }
 
-// TestBlankComments: comments become spaces, byte for byte, and nothing else changes
-// (a "#" in a string or a block string is no comment), whatever the characters
-// before them.
+// TestBlankComments: comments become spaces, a space for each character (gqlparser
+// counts columns in characters), and nothing else changes (a "#" in a string or a
+// block string is no comment), whatever the characters before them.
 func TestBlankComments(t *testing.T) {
 	for q, want := range map[string]string{
-		"{ a }":                          "{ a }",
-		"# é\n{ a } #x":                  "    \n{ a }   ",
-		"{ a(b: \"#é😀\") } # c\r\n# d":   "{ a(b: \"#é😀\") }    \r\n   ",
-		"{ a(b: \"\"\"x\n#y\"\"\") }#\n": "{ a(b: \"\"\"x\n#y\"\"\") } \n",
-		"\ufeff{ a } # ü\n{ b }":         "\ufeff{ a }     \n{ b }",
-		"{ a(b: \"# unterminated":        "{ a(b: \"# unterminated",
+		"{ a }":                                "{ a }",
+		"# é\n{ a } #x":                        "   \n{ a }   ",
+		"{ a(b: \"#é😀\") } # c😀\r\n# d":        "{ a(b: \"#é😀\") }     \r\n   ",
+		"{ a(b: \"\"\"x\n#y\"\"\") }#\n":       "{ a(b: \"\"\"x\n#y\"\"\") } \n",
+		"\ufeff{ a } # ü\n{ b }":               "\ufeff{ a }    \n{ b }",
+		"{ a(b: \"\"\"\\\"\"\"#\"\"\") } # 😀😀": "{ a(b: \"\"\"\\\"\"\"#\"\"\") }     ",
+		"{ a(b: \"# unterminated":              "{ a(b: \"# unterminated",
 	} {
 		if got := limits.BlankComments(q); got != want {
 			t.Errorf("BlankComments(%q) = %q, want %q", q, got, want)
