@@ -235,7 +235,7 @@ func (s *Store) SegmentsOfContacts(ctx context.Context, ws int64, contactIDs []i
 func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) (crm.Segment, error) {
 	inputErr := in.Normalize()
 	if len(in.ContactIDs) > crm.MaxBulkContacts {
-		return crm.Segment{}, withTakenName(ctx, s.db, ws, in.Name, 0, crm.UserErrors(inputErr))
+		return crm.Segment{}, withTakenName(ctx, s.db, s.workspaceArg(ws), in.Name, 0, crm.UserErrors(inputErr))
 	}
 	return s.createSegment(ctx, ws, in, inputErr, givenContacts(in.ContactIDs))
 }
@@ -279,7 +279,7 @@ func (s *Store) createSegment(ctx context.Context, ws int64, in crm.NewSegment, 
 			return conErr
 		}
 		if inputErr != nil {
-			return withTakenName(ctx, tx, ws, in.Name, 0, append(crm.Errors(crm.UserErrors(inputErr)), crm.UserErrors(conErr)...))
+			return withTakenName(ctx, tx, w, in.Name, 0, append(crm.Errors(crm.UserErrors(inputErr)), crm.UserErrors(conErr)...))
 		}
 		row := segmentRow{Segment: crm.Segment{WorkspaceID: ws, Name: in.Name, Description: in.Description}}
 		// A taken name inserts nothing, and leaves the transaction usable to read
@@ -325,7 +325,7 @@ func (s *Store) UpdateSegment(ctx context.Context, ws, id int64, p crm.SegmentPa
 			return crm.Segment{}, err
 		}
 		// The new name's TAKEN too, as a rename that reaches the update learns it.
-		return crm.Segment{}, withTakenName(ctx, s.db, ws, *p.Name.Value, id, crm.UserErrors(err))
+		return crm.Segment{}, withTakenName(ctx, s.db, s.workspaceArg(ws), *p.Name.Value, id, crm.UserErrors(err))
 	}
 	name, desc := bun.Safe("s.name"), bun.Safe("s.description")
 	var newName, newDesc any = name, desc
@@ -402,6 +402,7 @@ func takenName(ctx context.Context, db bun.IDB, w workspaceArg, name string) (*c
 	return takenError(existing), nil
 }
 
+// takenError is the TAKEN refusal of a name that the segment named existing has.
 func takenError(existing string) *crm.Error {
 	return crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", existing)
 }
@@ -410,16 +411,17 @@ func takenError(existing string) *crm.Error {
 // normalized) that a caller found before the store ran, with TAKEN when the name is
 // taken in workspace ws: a refusal names every problem at once.
 func (s *Store) RefuseNewSegment(ctx context.Context, ws int64, name string, refusal crm.Errors) error {
-	return withTakenName(ctx, s.db, ws, name, 0, refusal)
+	return withTakenName(ctx, s.db, s.workspaceArg(ws), name, 0, refusal)
 }
 
 // withTakenName is the refusal refusal of a segment named name (normalized), led by
-// TAKEN when a segment of workspace ws other than except (0 for a new segment) has
+// TAKEN when a segment of workspace w other than except (0 for a new segment) has
 // that name. A change that succeeds finds a taken name by its insert or update
 // failing; one refused for other problems never gets there, so this one look-up is
 // made on the way to a refusal only. A name with problems of its own is not looked
-// up: they are what is wrong with it.
-func withTakenName(ctx context.Context, db bun.IDB, ws int64, name string, except int64, refusal []*crm.Error) error {
+// up: they are what is wrong with it. The segment is read as takenName reads it
+// (segmentNamed).
+func withTakenName(ctx context.Context, db bun.IDB, w workspaceArg, name string, except int64, refusal []*crm.Error) error {
 	if len(refusal) == 0 { // nothing to complete: never turn a refusal into a success
 		return errors.New("store: a refusal without problems")
 	}
@@ -429,9 +431,8 @@ func withTakenName(ctx context.Context, db bun.IDB, ws int64, name string, excep
 		}
 	}
 	var existing string
-	err := db.NewSelect().Model((*segmentRow)(nil)).Column("s.name").
-		Where("s.workspace_id = ? AND lower(s.name) = lower(?) AND s.id <> ?", ws, name, except).
-		Limit(1).
+	err := segmentNamed(db, (*segmentRow)(nil), w, name).Column("s.name").
+		Where("s.id <> ?", except).
 		Scan(ctx, &existing)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
