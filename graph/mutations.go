@@ -187,12 +187,15 @@ func (r *Resolver) createSegment(ctx context.Context, input model.CreateSegmentI
 	q, selErr := contactSelection(input.ContactsMatching)
 	if input.ContactIds != nil || selErr != nil {
 		// Refused before the store runs, with the name's and the description's
-		// problems: every problem at once, as with contactIds.
+		// problems and a taken name (RefuseNewSegment): every problem at once, as
+		// with contactIds.
 		errs := crm.Errors(crm.UserErrors(in.Normalize()))
 		if input.ContactIds != nil {
-			return crm.Segment{}, nil, append(errs, crm.ContactsGivenTwice())
+			errs = append(errs, crm.ContactsGivenTwice())
+		} else {
+			errs = append(errs, crm.Prefixed(crm.UserErrors(selErr), "contactsMatching")...)
 		}
-		return crm.Segment{}, nil, append(errs, crm.Prefixed(crm.UserErrors(selErr), "contactsMatching")...)
+		return crm.Segment{}, nil, r.Store.RefuseNewSegment(ctx, ws, in.Name, errs)
 	}
 	seg, err := r.Store.CreateSegmentMatching(ctx, ws, in, q)
 	return seg, nil, err

@@ -380,6 +380,22 @@ func TestTakenNamesTheSegmentThatHasIt(t *testing.T) {
 			t.Errorf("%s: message %q, want %q", tc.name, p.UserErrors[0].Message, want)
 		}
 	}
+	// Refused for another problem too, found before the name was tried.
+	long := strings.Repeat("d", 1001)
+	for _, tc := range []struct {
+		name string
+		send func(in map[string]any) segmentPayload
+		in   map[string]any
+	}{
+		{"create, long description", c.createSegment, map[string]any{"name": "dup test", "description": long}},
+		{"rename, long description", c.updateSegment, map[string]any{"id": seg, "name": "dup TEST", "description": long}},
+	} {
+		p := tc.send(tc.in)
+		checkUserErrors(t, p.UserErrors, userErrAt("TAKEN", "input", "name"), userErrAt("TOO_LONG", "input", "description"))
+		if len(p.UserErrors) == 2 && p.UserErrors[0].Message != want {
+			t.Errorf("%s: message %q, want %q", tc.name, p.UserErrors[0].Message, want)
+		}
+	}
 }
 
 // TestCreateSegment covers createSegment: every refusal (which creates nothing), then
@@ -418,11 +434,21 @@ func TestCreateSegment(t *testing.T) {
 		{"several bad contacts", map[string]any{"name": "New", "contactIds": []string{absentID(globalid.Contact, 1), ids[0], otherContact}},
 			[]wantUserError{userErrAt("NOT_FOUND", "input", "contactIds", "0"), userErrAt("NOT_FOUND", "input", "contactIds", "2")}},
 		{"every problem named", map[string]any{"name": "vip users", "description": long(1001), "contactIds": []string{"C_!!", ids[0], absentID(globalid.Contact, 1)}},
-			[]wantUserError{userErrAt("TOO_LONG", "input", "description"), userErrAt("INVALID", "input", "contactIds", "0"), userErrAt("NOT_FOUND", "input", "contactIds", "2")}},
+			[]wantUserError{userErrAt("TAKEN", "input", "name"), userErrAt("TOO_LONG", "input", "description"), userErrAt("INVALID", "input", "contactIds", "0"), userErrAt("NOT_FOUND", "input", "contactIds", "2")}},
 		{"name taken and contacts unknown or malformed", map[string]any{"name": "Existing", "contactIds": []string{otherContact, ids[1], segID}},
 			[]wantUserError{userErrAt("TAKEN", "input", "name"), userErrAt("NOT_FOUND", "input", "contactIds", "0"), userErrAt("INVALID", "input", "contactIds", "2")}},
 		{"1001 contacts", map[string]any{"name": "New", "contactIds": append(absentIDs(globalid.Contact, 1000), ids[0])},
 			[]wantUserError{userErrAt("TOO_MANY", "input", "contactIds")}},
+		// A taken name is TAKEN along with any other problem, however early that
+		// one refuses the request.
+		{"name taken and long description", map[string]any{"name": "VIP Users", "description": long(1001)},
+			[]wantUserError{userErrAt("TAKEN", "input", "name"), userErrAt("TOO_LONG", "input", "description")}},
+		{"name taken and 1001 contacts", map[string]any{"name": "vip users", "contactIds": append(absentIDs(globalid.Contact, 1000), ids[0])},
+			[]wantUserError{userErrAt("TAKEN", "input", "name"), userErrAt("TOO_MANY", "input", "contactIds")}},
+		{"name taken and a selection by an unknown segment", map[string]any{"name": "VIP Users", "contactsMatching": map[string]any{"filter": map[string]any{"segments": map[string]any{"any": []string{"S_!!"}}}}},
+			[]wantUserError{userErrAt("TAKEN", "input", "name"), userErrAt("INVALID", "input", "contactsMatching", "filter", "segments", "any", "0")}},
+		{"name taken, long description and both contactIds and contactsMatching", map[string]any{"name": "VIP Users", "description": long(1001), "contactIds": []string{ids[0]}, "contactsMatching": map[string]any{}},
+			[]wantUserError{userErrAt("TAKEN", "input", "name"), userErrAt("TOO_LONG", "input", "description"), userErrAt("INVALID", "input", "contactsMatching")}},
 		{"1001 contacts, blank name and long description", map[string]any{"name": "", "description": long(1001), "contactIds": append(absentIDs(globalid.Contact, 1000), "C_!!")},
 			[]wantUserError{userErrAt("BLANK", "input", "name"), userErrAt("TOO_LONG", "input", "description"), userErrAt("TOO_MANY", "input", "contactIds")}},
 	}
@@ -561,6 +587,11 @@ func TestUpdateSegment(t *testing.T) {
 		{"description of 1001 characters", map[string]any{"id": seg.ID, "description": strings.Repeat("d", 1001)}, []wantUserError{userErrAt("TOO_LONG", "input", "description")}},
 		{"rename to a taken name", map[string]any{"id": seg.ID, "name": "Taken Name"}, []wantUserError{userErrAt("TAKEN", "input", "name")}},
 		{"rename to a taken name in another case", map[string]any{"id": seg.ID, "name": "TAKEN name", "description": "new"}, []wantUserError{userErrAt("TAKEN", "input", "name")}},
+		{"rename to a taken name with a long description", map[string]any{"id": seg.ID, "name": "taken name", "description": strings.Repeat("d", 1001)},
+			[]wantUserError{userErrAt("TAKEN", "input", "name"), userErrAt("TOO_LONG", "input", "description")}},
+		// Its own name, in another case, is not taken.
+		{"rename to its own name with a long description", map[string]any{"id": seg.ID, "name": "ORIGINAL", "description": strings.Repeat("d", 1001)},
+			[]wantUserError{userErrAt("TOO_LONG", "input", "description")}},
 	}
 	for _, tc := range refusals {
 		t.Run("refused/"+tc.name, func(t *testing.T) {

@@ -256,8 +256,11 @@ func decodeCursor(arg, s string, key sortKey) (cursor, error) {
 	} else if c.Since != "" || c.Epoch != 0 {
 		return cursor{}, notOurs
 	}
-	// A listing position: both or neither, of the feed of memberships only.
-	if (c.Segment != 0 || c.Contact != 0) && (key.list != membershipChangeList || c.Segment <= 0 || c.Contact <= 0) {
+	// A listing position: both or neither, in a cursor of the feed of memberships
+	// only. Checked against the list the cursor names, not key's: a real cursor of
+	// that feed sent to contactChanges is for another list (checked last), not one
+	// this API did not return.
+	if (c.Segment != 0 || c.Contact != 0) && (c.List != membershipChangeList || c.Segment <= 0 || c.Contact <= 0) {
 		return cursor{}, notOurs
 	}
 	// The list last: another list's ordering of the same name has values of the same

@@ -126,6 +126,23 @@ func TestCursorOfAnotherList(t *testing.T) {
 			}
 		}
 	}
+	// The feeds' cursors as they write them, with the fields of their own list: the
+	// feed of memberships' while it lists the members (s and c), the contacts' feed's
+	// since and epoch. Each is for another list, not one this API did not return.
+	since := now.Add(-time.Hour)
+	for _, tc := range []struct {
+		cursor string
+		other  sortKey
+	}{
+		{encodeMembershipCursor(feedPlace{812, 7}, [2]int64{3, 4}, since, 2), changesByXid},
+		{encodeMembershipCursor(feedPlace{812, 7}, [2]int64{}, since, 2), changesByXid},
+		{encodeChangeCursor(812, 7, since, 2), membershipChangesByXid},
+	} {
+		_, err := decodeCursor("after", tc.cursor, tc.other)
+		if e, ok := err.(*crm.Error); !ok || e.Field[0] != "after" || !strings.Contains(e.Message, "another list") {
+			t.Errorf("feed cursor %s read by %s: %v", tc.cursor, tc.other.list, err)
+		}
+	}
 }
 
 // TestCursorValuesRefused proves that decodeCursor refuses, as an input error naming

@@ -235,7 +235,7 @@ func (s *Store) SegmentsOfContacts(ctx context.Context, ws int64, contactIDs []i
 func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) (crm.Segment, error) {
 	inputErr := in.Normalize()
 	if len(in.ContactIDs) > crm.MaxBulkContacts {
-		return crm.Segment{}, inputErr
+		return crm.Segment{}, withTakenName(ctx, s.db, s.workspaceArg(ws), in.Name, 0, crm.UserErrors(inputErr))
 	}
 	return s.createSegment(ctx, ws, in, inputErr, givenContacts(in.ContactIDs))
 }
@@ -256,7 +256,7 @@ func (s *Store) CreateSegment(ctx context.Context, ws int64, in crm.NewSegment) 
 func (s *Store) CreateSegmentMatching(ctx context.Context, ws int64, in crm.NewSegment, cq crm.ContactQuery) (crm.Segment, error) {
 	inputErr := in.Normalize()
 	if in.ContactIDs != nil {
-		return crm.Segment{}, append(crm.Errors(crm.UserErrors(inputErr)), crm.ContactsGivenTwice())
+		return crm.Segment{}, s.RefuseNewSegment(ctx, ws, in.Name, append(crm.Errors(crm.UserErrors(inputErr)), crm.ContactsGivenTwice()))
 	}
 	return s.createSegment(ctx, ws, in, inputErr, s.matchingContacts(cq))
 }
@@ -279,7 +279,7 @@ func (s *Store) createSegment(ctx context.Context, ws int64, in crm.NewSegment, 
 			return conErr
 		}
 		if inputErr != nil {
-			return append(crm.Errors(crm.UserErrors(inputErr)), crm.UserErrors(conErr)...)
+			return withTakenName(ctx, tx, w, in.Name, 0, append(crm.Errors(crm.UserErrors(inputErr)), crm.UserErrors(conErr)...))
 		}
 		row := segmentRow{Segment: crm.Segment{WorkspaceID: ws, Name: in.Name, Description: in.Description}}
 		// A taken name inserts nothing, and leaves the transaction usable to read
@@ -321,7 +321,11 @@ func (s *Store) createSegment(ctx context.Context, ws int64, in crm.NewSegment, 
 // only when a value actually changes.
 func (s *Store) UpdateSegment(ctx context.Context, ws, id int64, p crm.SegmentPatch) (crm.Segment, error) {
 	if err := p.Normalize(); err != nil {
-		return crm.Segment{}, err
+		if !p.Name.Set || p.Name.Value == nil || crm.UserErrors(err) == nil {
+			return crm.Segment{}, err
+		}
+		// The new name's TAKEN too, as a rename that reaches the update learns it.
+		return crm.Segment{}, withTakenName(ctx, s.db, s.workspaceArg(ws), *p.Name.Value, id, crm.UserErrors(err))
 	}
 	name, desc := bun.Safe("s.name"), bun.Safe("s.description")
 	var newName, newDesc any = name, desc
@@ -395,5 +399,46 @@ func takenName(ctx context.Context, db bun.IDB, w workspaceArg, name string) (*c
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
-	return crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", existing), nil
+	return takenError(existing), nil
+}
+
+// takenError is the TAKEN refusal of a name that the segment named existing has.
+func takenError(existing string) *crm.Error {
+	return crm.Errorf(crm.CodeTaken, crm.Path("name"), "a segment named %q already exists", existing)
+}
+
+// RefuseNewSegment completes refusal, the problems of a new segment named name (as
+// normalized) that a caller found before the store ran, with TAKEN when the name is
+// taken in workspace ws: a refusal names every problem at once.
+func (s *Store) RefuseNewSegment(ctx context.Context, ws int64, name string, refusal crm.Errors) error {
+	return withTakenName(ctx, s.db, s.workspaceArg(ws), name, 0, refusal)
+}
+
+// withTakenName is the refusal refusal of a segment named name (normalized), led by
+// TAKEN when a segment of workspace w other than except (0 for a new segment) has
+// that name. A change that succeeds finds a taken name by its insert or update
+// failing; one refused for other problems never gets there, so this one look-up is
+// made on the way to a refusal only. A name with problems of its own is not looked
+// up: they are what is wrong with it. The segment is read as takenName reads it
+// (segmentNamed).
+func withTakenName(ctx context.Context, db bun.IDB, w workspaceArg, name string, except int64, refusal []*crm.Error) error {
+	if len(refusal) == 0 { // nothing to complete: never turn a refusal into a success
+		return errors.New("store: a refusal without problems")
+	}
+	for _, e := range refusal {
+		if len(e.Field) > 0 && e.Field[0] == "name" {
+			return crm.Errors(refusal).Err()
+		}
+	}
+	var existing string
+	err := segmentNamed(db, (*segmentRow)(nil), w, name).Column("s.name").
+		Where("s.id <> ?", except).
+		Scan(ctx, &existing)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return crm.Errors(refusal).Err()
+	case err != nil:
+		return err
+	}
+	return append(crm.Errors{takenError(existing)}, refusal...)
 }
