@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -18,9 +19,10 @@ import (
 )
 
 // Each cache holds at most cacheSize documents, far more than the operations of the
-// dashboard and of a partner integration together, and at most cacheBytes of their
-// text: bounded by count alone, 1,000 documents of 250 kB (free to send: comments
-// cost nothing) kept 260 MB alive for good.
+// dashboard and of a partner integration together; the limits' cache of checked
+// documents and the persisted queries at most cacheBytes of their text (bounded by
+// count alone, 1,000 documents of 250 kB, free to send, kept 260 MB alive for good),
+// the parsed-query cache at most parsedBytes as parsedCharge estimates its documents.
 const (
 	cacheSize  = 1000
 	cacheBytes = 8 << 20
@@ -43,15 +45,24 @@ const parsedBytes = 32 << 20
 // MEASURE=1). Unused variable definitions are refused by validation and not cached.
 const bytesPerToken = 320
 
+// metaFieldBytes is what each __typename (or __type, __schema) is charged more:
+// validation gives each such field a field definition and type of its own (other
+// fields point into the schema), which the parsed document keeps, about 176 bytes;
+// 19 places of 100 __typename each (limitstest's "__typename as often as allowed")
+// kept 377 bytes a token, charged 340 by their tokens alone.
+const metaFieldBytes = 200
+
 // parsedCharge is what the parsed document of query is charged in the cache: its
-// tokens at bytesPerToken, and twice its text, which it holds (the key) and may
+// tokens at bytesPerToken, its meta-fields at metaFieldBytes more (counted in its
+// text, strings included: charged more, never less), and twice its text, which it holds (the key) and may
 // hold again as values (a block string's value is a copy: 378 kB of heap for 184
 // kB of text). It lexes query once more, once per document parsed and validated,
 // which costs less than either (its tokens were counted by the limits, but before
 // the limits' own cache, and gqlgen's cache is not told).
 func parsedCharge(query string, _ *ast.QueryDocument) int {
 	tokens, _ := limits.CountTokens(query, -1)
-	return 2*len(query) + bytesPerToken*tokens
+	metaFields := strings.Count(query, "__type") + strings.Count(query, "__schema") // __type counts __typename
+	return 2*len(query) + bytesPerToken*tokens + metaFieldBytes*metaFields
 }
 
 // useCaches turns on the parsed-query cache (a document sent again is neither parsed

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/segments/segments/graph/generated"
 	"github.com/segments/segments/internal/auth"
@@ -98,4 +100,39 @@ func TestQueryCachesBoundedByMemory(t *testing.T) {
 	}
 	check("blank text")
 	runtime.KeepAlive(srv)
+}
+
+// TestParsedChargeCoversTheHeap: what the parsed-query cache charges a document
+// (parsedCharge) is at least the heap its parsed and validated document keeps, for
+// every large valid document of limitstest's corpus, so that parsedBytes bounds the
+// cache's memory whatever clients send. Charged by tokens alone, documents of
+// __typename kept 399 bytes a token against 320 charged (validation gives each its
+// own field definition): 38 MB of heap for 31 MB charged.
+func TestParsedChargeCoversTheHeap(t *testing.T) {
+	for _, d := range limitstest.Adversarial(limits.Defaults) {
+		tokens, _ := limits.CountTokens(d.Query, -1)
+		if !d.Valid || tokens < 1000 { // smaller ones: the collector's noise
+			continue
+		}
+		exec := newExecutor(Options{})
+		c := newBoundedCache(1<<20, 1<<40, func(query string, _ *ast.QueryDocument) int { return len(query) })
+		exec.SetQueryCache(c)
+		const n = 10
+		before := heapAlloc()
+		for i := range n {
+			exec.CreateOperationContext(writerContext(), &graphql.RawParams{Query: distinctDoc(d.Query, i), Variables: d.Variables})
+		}
+		kept := (int64(heapAlloc()) - int64(before)) / n
+		if c.order.Len() != n {
+			t.Fatalf("%s: %d of %d documents cached", d.Name, c.order.Len(), n)
+		}
+		charged := parsedCharge(d.Query, nil)
+		t.Logf("%s: %d tokens, heap %d B a document, charged %d", d.Name, tokens, kept, charged)
+		if kept > int64(charged) {
+			t.Errorf("%s: a parsed document keeps %d bytes of heap, charged %d (%d tokens: %.0f bytes a token)",
+				d.Name, kept, charged, tokens, float64(kept)/float64(tokens))
+		}
+		runtime.KeepAlive(exec)
+		runtime.KeepAlive(c)
+	}
 }

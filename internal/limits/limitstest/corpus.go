@@ -189,6 +189,18 @@ func Adversarial(l limits.Limits) []Doc {
 	add("unused fragment of too many fields", limits.CodeMaxSelections, false, "{ __typename } fragment U on Query { "+places(overSelections)+"}")
 	add("too many fields", limits.CodeMaxSelections, false, "{ "+places(overSelections)+"}")
 	add("as many fields as allowed (accepted)", "", true, "{ "+places(overSelections-1)+"}")
+	// Each __typename is given a field definition of its own by validation, which the
+	// parsed document keeps: the most heap per token of the accepted shapes.
+	add("__typename as often as allowed (accepted)", "", true, func() string {
+		var b strings.Builder
+		b.WriteString("{ ")
+		typenames := strings.Repeat("__typename ", r)
+		for i := range min(l.MaxSelections/(2*r+2), l.MaxRootFields, l.MaxAliases) {
+			fmt.Fprintf(&b, "s%d: segments(first: 1) { %snodes { %s} } ", i, typenames, typenames)
+		}
+		b.WriteString("}")
+		return b.String()
+	}())
 
 	// Repeated fields and aliases.
 	add("10,000 repeated fields", limits.CodeMaxTokens, false, "{ workspace { "+strings.Repeat("id ", 10_000)+"} }")
