@@ -394,12 +394,30 @@ func (s *Store) DeleteSegment(ctx context.Context, ws, id int64) error {
 // happened in, when it is still usable. It reads the segment as SegmentByName does
 // (segmentNamed), the workspace named as all statements name it (workspaceArg).
 func takenName(ctx context.Context, db bun.IDB, w workspaceArg, name string) (*crm.Error, error) {
-	existing := name
-	err := segmentNamed(db, (*segmentRow)(nil), w, name).Column("s.name").Scan(ctx, &existing)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	existing, found, err := nameHolder(ctx, db, w, name, 0)
+	if err != nil {
 		return nil, err
 	}
+	if !found {
+		existing = name
+	}
 	return takenError(existing), nil
+}
+
+// nameHolder returns the name, as written, of the segment of workspace w other than
+// except (0: any) that has name ignoring case, if one has.
+func nameHolder(ctx context.Context, db bun.IDB, w workspaceArg, name string, except int64) (existing string, found bool, err error) {
+	q := segmentNamed(db, (*segmentRow)(nil), w, name).Column("s.name")
+	if except != 0 {
+		q = q.Where("s.id <> ?", except)
+	}
+	switch err := q.Scan(ctx, &existing); {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
+	}
+	return existing, true, nil
 }
 
 // takenError is the TAKEN refusal of a name that the segment named existing has.
@@ -420,7 +438,7 @@ func (s *Store) RefuseNewSegment(ctx context.Context, ws int64, name string, ref
 // failing; one refused for other problems never gets there, so this one look-up is
 // made on the way to a refusal only. A name with problems of its own is not looked
 // up: they are what is wrong with it. The segment is read as takenName reads it
-// (segmentNamed).
+// (nameHolder).
 func withTakenName(ctx context.Context, db bun.IDB, w workspaceArg, name string, except int64, refusal []*crm.Error) error {
 	if len(refusal) == 0 { // nothing to complete: never turn a refusal into a success
 		return errors.New("store: a refusal without problems")
@@ -430,15 +448,12 @@ func withTakenName(ctx context.Context, db bun.IDB, w workspaceArg, name string,
 			return crm.Errors(refusal).Err()
 		}
 	}
-	var existing string
-	err := segmentNamed(db, (*segmentRow)(nil), w, name).Column("s.name").
-		Where("s.id <> ?", except).
-		Scan(ctx, &existing)
+	existing, found, err := nameHolder(ctx, db, w, name, except)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return crm.Errors(refusal).Err()
 	case err != nil:
 		return err
+	case !found:
+		return crm.Errors(refusal).Err()
 	}
 	return append(crm.Errors{takenError(existing)}, refusal...)
 }
