@@ -127,8 +127,9 @@ type cursor struct {
 	Key   string   `json:"k"`
 	Value any      `json:"v"`
 	ID    int64    `json:"i"`
-	// Since is, in the cursors of the change feed only (changeList), the time from
-	// which the feed after the cursor holds every deletion (see ContactChanges), as
+	// Since is, in the cursors of the change feeds only (contactChanges' and
+	// membershipChanges'), the time from which the feed after the cursor holds every
+	// deletion (see ContactChanges), as
 	// RFC 3339 in UTC; decodeCursor reads it into since.
 	Since string `json:"t,omitempty"`
 	since time.Time
